@@ -1,0 +1,3 @@
+"""dockyard: a daemonless, Docker-compatible container image builder and manager."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,91 @@
+"""The ``dockyard`` command: a lazily loaded click group, and the one place errors become exit codes.
+
+Command modules are imported only when their command runs, so ``dockyard images`` does not pay for
+httpx, rich or the build engine at start-up.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from typing import Any
+
+import click
+
+from dockyard import __version__
+from dockyard.errors import DockyardError
+
+# name -> "module:attribute" of a click.Command; one line per command, sorted by name.
+COMMANDS: dict[str, str] = {
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(COMMANDS) | set(self.commands))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.commands:
+            return self.commands[cmd_name]
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, _, attr = target.partition(":")
+        command = getattr(importlib.import_module(module_name), attr)
+        assert isinstance(command, click.Command)
+        return command
+
+
+class CliState:
+    """Global options, handed to every command through ``ctx.obj``."""
+
+    def __init__(self, root: str | None, debug: bool) -> None:
+        self.root = root
+        self.debug = debug
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--root", envvar="DOCKYARD_ROOT", default=None, metavar="DIR",
+              help="Store directory (default /var/lib/dockyard as root, else the XDG data directory).")
+@click.option("--debug", "-D", is_flag=True, envvar="DOCKYARD_DEBUG", help="Show tracebacks on errors.")
+@click.version_option(__version__, "-v", "--version", prog_name="dockyard",
+                      message="dockyard version %(version)s")
+@click.pass_context
+def cli(ctx: click.Context, root: str | None, debug: bool) -> None:
+    """A daemonless, Docker-compatible image builder and manager."""
+    ctx.obj = CliState(root, debug)
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Entry point: run the CLI and turn library errors into one line and an exit code."""
+    debug = os.environ.get("DOCKYARD_DEBUG", "") not in ("", "0")
+    try:
+        return cli.main(args=argv, prog_name="dockyard", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(125 if isinstance(exc, click.UsageError) else exc.exit_code)
+    except click.exceptions.Abort:
+        sys.exit(130)
+    except DockyardError as exc:
+        if debug:
+            raise
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("Error: interrupted", err=True)
+        sys.exit(130)
+    except BrokenPipeError:
+        # The reader went away (e.g. `dockyard images | head`); that is not an error.
+        sys.stderr.close()
+        sys.exit(0)
+    except Exception as exc:
+        if debug:
+            raise
+        click.echo(f"Error: internal error: {type(exc).__name__}: {exc} (set DOCKYARD_DEBUG=1 for details)",
+                   err=True)
+        sys.exit(1)
