@@ -1,0 +1,36 @@
+"""Run a process in a container: the built-in namespace executor and an optional runc backend.
+
+Layer L3. Two consumers: the build engine (RUN steps on an overlay root whose upper directory becomes
+the layer) and ``dockyard run``.
+
+- :class:`ProcessSpec` (argv, env, cwd, USER, hostname, network ``host``/``none``, :class:`Mount` list),
+  :class:`RootfsSpec` (lower directories base first, upper, work) or a plain ``Path`` rootfs.
+- :class:`Executor` protocol: ``run(spec, rootfs, *, stdout, stderr, stdin, timeout, cancel) -> int``;
+  ``stdout``/``stderr`` are a callback for chunks, a file descriptor to hand over, or ``None``.
+- :class:`NamespaceExecutor` (built in; forks from a small zygote helper) and :class:`RuncExecutor`
+  (an OCI bundle run by ``runc run``) give the same container: /proc, a minimal /dev, read-only /sys,
+  generated /etc/hosts, /etc/resolv.conf and /etc/hostname, Docker's default capabilities, no_new_privs.
+- :func:`resolve_user`: Docker's USER rules against the image's /etc/passwd and /etc/group.
+- :func:`cleanup_stale`: removes what runs of dead processes left under a state directory.
+"""
+
+from dockyard.executor.base import Executor, Output, OutputCallback
+from dockyard.executor.cleanup import cleanup_stale
+from dockyard.executor.namespace import NamespaceExecutor
+from dockyard.executor.runc import RuncExecutor
+from dockyard.executor.spec import Mount, ProcessSpec, RootfsSpec
+from dockyard.executor.user import ExecUser, resolve_user
+
+__all__ = [
+    "ExecUser",
+    "Executor",
+    "Mount",
+    "NamespaceExecutor",
+    "Output",
+    "OutputCallback",
+    "ProcessSpec",
+    "RootfsSpec",
+    "RuncExecutor",
+    "cleanup_stale",
+    "resolve_user",
+]

@@ -1,0 +1,131 @@
+"""The executor interface and what both backends share: run directories, output pumping, results."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import selectors
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
+
+from dockyard.errors import ExecutionError, Interrupted
+from dockyard.executor.spec import ProcessSpec, Rootfs
+
+OutputCallback = Callable[[bytes], None]
+Output = OutputCallback | int | None
+"""Where a stream goes: a callback receiving chunks, a file descriptor handed to the process, or nowhere."""
+
+
+class Executor(Protocol):
+    """Runs one process in a container and returns its exit code (128+n if killed by signal n).
+
+    Raises :class:`~dockyard.errors.ExecutionError` when the process cannot start (``exit_code`` 125,
+    126 or 127 as Docker), on ``timeout`` (after killing every process of the run), and
+    :class:`~dockyard.errors.Interrupted` when ``cancel`` is set or on ``KeyboardInterrupt``. Nothing of
+    the run (process or mount) survives the call.
+    """
+
+    def run(self, spec: ProcessSpec, rootfs: Rootfs, *, stdout: Output = None, stderr: Output = None,
+            stdin: int | None = None, timeout: float | None = None,
+            cancel: threading.Event | None = None) -> int: ...
+
+    def close(self) -> None: ...
+
+
+def _start_time(pid: int) -> str:
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[19]
+
+
+def new_run_dir(state_dir: Path) -> Path:
+    """A fresh ``state_dir/runs/<pid>.<start time>.<random>`` directory with ``rootfs`` and ``scratch``.
+
+    The owner's pid and start time let :func:`~dockyard.executor.cleanup.cleanup_stale` tell a live run
+    from one whose process died.
+    """
+    pid = os.getpid()
+    path = state_dir / "runs" / f"{pid}.{_start_time(pid)}.{secrets.token_hex(6)}"
+    (path / "rootfs").mkdir(parents=True, mode=0o700)
+    (path / "scratch").mkdir(mode=0o700)
+    return path
+
+
+def run_dir_owner_alive(name: str) -> bool:
+    """Whether the process that made run directory ``name`` still runs."""
+    pid_text, _, rest = name.partition(".")
+    start = rest.partition(".")[0]
+    if not pid_text.isdigit():
+        return False
+    try:
+        return _start_time(int(pid_text)) == start
+    except (OSError, IndexError):
+        return False
+
+
+def output_fds(stdout: Output, stderr: Output) -> tuple[list[int], dict[int, OutputCallback], list[int]]:
+    """Child-side fds for stdout and stderr, parent-side read ends with their callbacks, fds to close."""
+    child: list[int] = []
+    readers: dict[int, OutputCallback] = {}
+    to_close: list[int] = []
+    for out in (stdout, stderr):
+        if out is None:
+            fd = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+            child.append(fd)
+            to_close.append(fd)
+        elif isinstance(out, int):
+            child.append(out)
+        else:
+            r, w = os.pipe2(os.O_CLOEXEC)
+            readers[r] = out
+            child.append(w)
+            to_close.append(w)
+    return child, readers, to_close
+
+
+def pump(readers: dict[int, OutputCallback], sel: selectors.BaseSelector) -> None:
+    """Register pipe read ends on ``sel``; the callback is the key's data."""
+    for fd, cb in readers.items():
+        os.set_blocking(fd, False)
+        sel.register(fd, selectors.EVENT_READ, cb)
+
+
+def read_ready(fd: int, cb: OutputCallback, sel: selectors.BaseSelector) -> None:
+    """Deliver what a pipe has; unregister and close it at EOF."""
+    try:
+        data = os.read(fd, 65536)
+    except BlockingIOError:
+        return
+    if data:
+        cb(data)
+    else:
+        sel.unregister(fd)
+        os.close(fd)
+
+
+class Deadline:
+    """Timeout and cancellation state of one run."""
+
+    def __init__(self, timeout: float | None, cancel: threading.Event | None) -> None:
+        self.end = None if timeout is None else time.monotonic() + timeout
+        self.timeout = timeout
+        self.cancel = cancel
+
+    def poll_interval(self) -> float | None:
+        """How long a select may block before this must be checked again."""
+        waits = []
+        if self.end is not None:
+            waits.append(max(0.0, self.end - time.monotonic()))
+        if self.cancel is not None:
+            waits.append(0.05)
+        return min(waits) if waits else None
+
+    def expired(self) -> BaseException | None:
+        """The error to raise once the run is killed, if it must be."""
+        if self.cancel is not None and self.cancel.is_set():
+            return Interrupted("run cancelled")
+        if self.end is not None and time.monotonic() >= self.end:
+            return ExecutionError(f"process timed out after {self.timeout:g} s and was killed")
+        return None

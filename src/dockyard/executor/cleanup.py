@@ -1,0 +1,57 @@
+"""Remove what runs of killed processes left behind: host mounts, runc containers, run directories."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from dockyard.executor import mount as m
+from dockyard.executor.base import run_dir_owner_alive
+
+
+def _unescape(field: str) -> str:
+    # mountinfo escapes space, tab, newline and backslash as octal.
+    for code, char in (("\\040", " "), ("\\011", "\t"), ("\\012", "\n"), ("\\134", "\\")):
+        field = field.replace(code, char)
+    return field
+
+
+def mounts_under(prefix: Path) -> list[str]:
+    """Mount points in this mount namespace at or below ``prefix``, deepest first."""
+    base = os.path.realpath(prefix)
+    found: list[str] = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            point = _unescape(line.split()[4])
+            if point == base or point.startswith(base + "/"):
+                found.append(point)
+    return sorted(found, key=lambda p: p.count("/"), reverse=True)
+
+
+def cleanup_stale(state_dir: Path, runc: str = "runc") -> int:
+    """Unmount and delete run directories under ``state_dir/runs`` whose owning process is gone.
+
+    Runs of live processes are left alone, so it is safe while another dockyard works on the same
+    store. Returns how many run directories were removed.
+    """
+    runs = Path(state_dir) / "runs"
+    if not runs.is_dir():
+        return 0
+    removed = 0
+    for entry in sorted(runs.iterdir()):
+        if run_dir_owner_alive(entry.name):
+            continue
+        runc_root = Path(state_dir) / "runc"
+        if (runc_root / entry.name).exists() and shutil.which(runc):
+            subprocess.run([runc, "--root", str(runc_root), "delete", "--force", entry.name],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+        for point in mounts_under(entry):
+            try:
+                m.umount2(point, m.MNT_DETACH)
+            except OSError:
+                pass
+        shutil.rmtree(entry, ignore_errors=True)
+        removed += 1
+    return removed

@@ -1,0 +1,159 @@
+"""The container's first process: namespaces, mounts, pivot_root, user, capabilities, then exec.
+
+Runs in a child of the zygote's per-run worker, already pid 1 of a new pid namespace. On any failure it
+reports one JSON message on the run socket and exits with Docker's code (125 setup, 126 cannot run,
+127 not found); on success the socket closes at exec (it is close-on-exec).
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import signal
+import socket
+from typing import Any, NoReturn
+
+from dockyard.errors import ExecutionError
+from dockyard.executor import mount as m
+from dockyard.executor.rootfs import discard_overlay, mount_rootfs, mount_targets, secret_file, write_files
+from dockyard.executor.spec import DEFAULT_PATH, ProcessSpec, env_dict
+from dockyard.executor.user import lookup_path, resolve_user, secure_join, start_error
+
+_DEVICES = (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9),
+            ("tty", 5, 0))
+_DEV_LINKS = (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
+              ("stderr", "/proc/self/fd/2"), ("ptmx", "pts/ptmx"), ("core", "/proc/kcore"))
+_NOEXEC = m.MS_NOSUID | m.MS_NODEV | m.MS_NOEXEC
+
+
+def _setup_dev(root: str) -> None:
+    dev = os.path.join(root, "dev")
+    m.mount("tmpfs", dev, "tmpfs", m.MS_NOSUID | m.MS_STRICTATIME, "mode=755,size=65536k")
+    for name, major, minor in _DEVICES:
+        path = os.path.join(dev, name)
+        os.mknod(path, 0o666 | 0o020000, os.makedev(major, minor))
+        os.chmod(path, 0o666)  # mknod honours the umask
+    for name, target in _DEV_LINKS:
+        os.symlink(target, os.path.join(dev, name))
+    for sub in ("pts", "shm", "mqueue"):
+        os.mkdir(os.path.join(dev, sub), 0o755)
+    m.mount("devpts", os.path.join(dev, "pts"), "devpts", m.MS_NOSUID | m.MS_NOEXEC,
+            "newinstance,ptmxmode=0666,mode=0620,gid=5")
+    m.mount("shm", os.path.join(dev, "shm"), "tmpfs", _NOEXEC, "mode=1777,size=65536k")
+    m.mount("mqueue", os.path.join(dev, "mqueue"), "mqueue", _NOEXEC)
+
+
+def _bind(source: str, target: str, readonly: bool) -> None:
+    m.mount(source, target, None, m.MS_BIND | m.MS_REC)
+    if readonly:
+        m.mount(None, target, None, m.MS_REMOUNT | m.MS_BIND | m.MS_RDONLY)
+
+
+def _setup_mounts(root: str, scratch: str, spec: ProcessSpec, resolv_conf: str) -> None:
+    m.mount("proc", os.path.join(root, "proc"), "proc", _NOEXEC)
+    _setup_dev(root)
+    m.mount("sysfs", os.path.join(root, "sys"), "sysfs", _NOEXEC | m.MS_RDONLY)
+    for target, source in write_files(scratch, spec, resolv_conf).items():
+        _bind(source, secure_join(root, target), False)
+    for index, mnt in enumerate(spec.mounts):
+        target = secure_join(root, mnt.target)
+        if mnt.type == "tmpfs":
+            data = "mode=1777" + (f",size={mnt.size}" if mnt.size else "")
+            m.mount("tmpfs", target, "tmpfs", m.MS_NOSUID | m.MS_NODEV, data)
+        elif mnt.type == "secret":
+            _bind(secret_file(scratch, index, mnt), target, True)
+        elif mnt.discard_writes:
+            if os.path.isdir(mnt.source):
+                _bind(discard_overlay(scratch, index, mnt.source), target, False)
+            else:
+                copy = os.path.join(scratch, f"discard{index}")
+                shutil.copy2(mnt.source, copy)
+                _bind(copy, target, False)
+        else:
+            if not os.path.exists(mnt.source):
+                raise start_error(f"bind source path does not exist: {mnt.source}")
+            _bind(mnt.source, target, mnt.readonly)
+
+
+def _exec_env(spec: ProcessSpec, home: str) -> dict[str, str]:
+    env = env_dict(spec.env)
+    env.setdefault("PATH", DEFAULT_PATH)
+    env.setdefault("HOME", home)
+    return env
+
+
+def _setup_and_exec(req: dict[str, Any], stdio: tuple[int, int, int]) -> NoReturn:
+    spec = ProcessSpec.from_json(req["spec"])
+    rundir = req["rundir"]
+    root, scratch = os.path.join(rundir, "rootfs"), os.path.join(rundir, "scratch")
+    os.setsid()
+    flags = m.CLONE_NEWNS | m.CLONE_NEWUTS | m.CLONE_NEWIPC
+    if spec.network == "none":
+        flags |= m.CLONE_NEWNET
+    m.unshare(flags)
+    m.mount(None, "/", None, m.MS_REC | m.MS_PRIVATE)
+    if spec.network == "none":
+        m.loopback_up()
+    m.mount("tmpfs", scratch, "tmpfs", m.MS_NOSUID | m.MS_NODEV, "mode=700")
+    mount_rootfs(req["rootfs"], root, scratch, mount_targets(spec), allow_chdir=True)
+    _setup_mounts(root, scratch, spec, req["resolv_conf"])
+    m.sethostname(spec.hostname)
+    os.chdir(root)
+    m.pivot_root(".", ".")
+    m.umount2(".", m.MNT_DETACH)
+    os.chdir("/")
+
+    user = resolve_user("/", spec.user)
+    env = _exec_env(spec, user.home)
+    try:
+        os.makedirs(spec.cwd, 0o755, exist_ok=True)
+        os.chdir(spec.cwd)
+    except OSError as exc:
+        raise start_error(f'cannot change to working directory "{spec.cwd}": {exc.strerror.lower()}', 126)
+
+    for target, fd in enumerate(stdio):
+        os.dup2(fd, target)
+    m.drop_bounding_set(m.DEFAULT_CAP_MASK)
+    os.setgroups([*user.groups, *spec.extra_groups])
+    os.setgid(user.gid)
+    os.setuid(user.uid)
+    if user.uid == 0:
+        m.capset(m.DEFAULT_CAP_MASK, m.DEFAULT_CAP_MASK, 0)
+    m.prctl(m.PR_SET_NO_NEW_PRIVS, 1)
+    m.prctl(m.PR_SET_PDEATHSIG, signal.SIGKILL)  # after setuid, which would clear it
+    program = lookup_path("/", spec.args[0], env["PATH"])
+    for sig in signal.valid_signals():
+        if sig not in (signal.SIGKILL, signal.SIGSTOP) and signal.getsignal(sig) == signal.SIG_IGN:
+            signal.signal(sig, signal.SIG_DFL)  # ignored signals would survive exec
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    try:
+        os.execve(program, list(spec.args), env)
+    except OSError as exc:
+        code = 127 if exc.errno == errno.ENOENT else 126
+        raise start_error(f'exec: "{spec.args[0]}": {(exc.strerror or "").lower()}', code)
+
+
+def report(sock: socket.socket, message: dict[str, Any]) -> None:
+    """Send one JSON message on the run socket, ignoring a reader that went away."""
+    try:
+        sock.send(json.dumps(message).encode())
+    except OSError:
+        pass
+
+
+def container_main(req: dict[str, Any], sock: socket.socket, stdio: tuple[int, int, int]) -> NoReturn:
+    """Set up and exec; on failure report ``{"error", "code"}`` and exit with that code."""
+    code = 125
+    try:
+        _setup_and_exec(req, stdio)
+    except ExecutionError as exc:
+        code = exc.exit_code
+        report(sock, {"error": exc.message, "code": code})
+    except OSError as exc:
+        where = f": {exc.filename}" if exc.filename else ""
+        report(sock, {"error": f"container setup failed: {exc.strerror}{where}", "code": code})
+    except BaseException as exc:
+        report(sock, {"error": f"container setup failed: {type(exc).__name__}: {exc}", "code": code})
+    os._exit(code)

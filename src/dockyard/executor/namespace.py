@@ -1,0 +1,172 @@
+"""The built-in executor: namespaces and overlayfs via a zygote helper process, no external binary."""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import dockyard
+from dockyard.errors import ExecutionError
+from dockyard.executor.base import Deadline, Output, new_run_dir, output_fds, pump, read_ready
+from dockyard.executor.spec import ProcessSpec, Rootfs, rootfs_to_json
+from dockyard.executor.user import start_error
+
+_BOOTSTRAP = ("import sys; sys.path.insert(0, {path!r}); "
+              "from dockyard.executor.zygote import main; main()")
+
+
+def _host_resolv_conf() -> str:
+    try:
+        with open("/etc/resolv.conf") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+class NamespaceExecutor:
+    """Runs each process in new mount, pid, uts and ipc (and, for ``network="none"``, net) namespaces.
+
+    Thread-safe: several runs may be in flight at once. The zygote starts on first use; :meth:`close`
+    (or leaving the ``with`` block) stops it. Run directories live under ``state_dir/runs``.
+    """
+
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = Path(state_dir)
+        self._lock = threading.Lock()
+        self._control: socket.socket | None = None
+        self._zygote: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> NamespaceExecutor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _start(self) -> socket.socket:
+        with self._lock:
+            if self._control is not None:
+                return self._control
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            src = str(Path(dockyard.__file__).resolve().parent.parent)
+            # -I -S: no site, no user paths; the zygote needs the stdlib and this package only.
+            self._zygote = subprocess.Popen(
+                [sys.executable, "-I", "-S", "-c", _BOOTSTRAP.format(path=src), str(theirs.fileno())],
+                pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, start_new_session=True, close_fds=True)
+            theirs.close()
+            self._control = ours
+            return ours
+
+    def close(self) -> None:
+        """Stop the zygote (runs in flight finish on their own)."""
+        with self._lock:
+            if self._control is not None:
+                self._control.close()
+                self._control = None
+            if self._zygote is not None:
+                try:
+                    self._zygote.wait(5)
+                except subprocess.TimeoutExpired:
+                    self._zygote.kill()
+                    self._zygote.wait()
+                self._zygote = None
+
+    def run(self, spec: ProcessSpec, rootfs: Rootfs, *, stdout: Output = None, stderr: Output = None,
+            stdin: int | None = None, timeout: float | None = None,
+            cancel: threading.Event | None = None) -> int:
+        """Run ``spec`` on ``rootfs``; see :class:`~dockyard.executor.base.Executor`."""
+        control = self._start()
+        rundir = new_run_dir(self.state_dir)
+        req = {"spec": spec.to_json(), "rootfs": rootfs_to_json(rootfs), "rundir": str(rundir),
+               "resolv_conf": _host_resolv_conf()}
+        child_out, readers, to_close = output_fds(stdout, stderr)
+        run_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        in_fd = stdin if stdin is not None else os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            try:
+                socket.send_fds(control, [json.dumps(req).encode()],
+                                [child_sock.fileno(), in_fd, child_out[0], child_out[1]])
+            except OSError as exc:
+                raise ExecutionError(f"executor helper is not running: {exc.strerror}")
+            finally:
+                child_sock.close()
+                if stdin is None:
+                    os.close(in_fd)
+                for fd in to_close:
+                    os.close(fd)
+            return self._wait(run_sock, readers, Deadline(timeout, cancel))
+        finally:
+            run_sock.close()
+            for fd in readers:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+            shutil.rmtree(rundir, ignore_errors=True)
+
+    def _wait(self, run_sock: socket.socket, readers: dict[int, Any], deadline: Deadline) -> int:
+        sel = selectors.DefaultSelector()
+        pump(readers, sel)
+        sel.register(run_sock, selectors.EVENT_READ, None)
+        exit_code: int | None = None
+        error: dict[str, Any] | None = None
+        failure: BaseException | None = None
+        killed = False
+        try:
+            while sel.get_map():
+                events = sel.select(deadline.poll_interval())
+                for key, _ in events:
+                    if key.data is not None:
+                        read_ready(key.fd, key.data, sel)
+                        continue
+                    raw = run_sock.recv(65536)
+                    if not raw:
+                        sel.unregister(run_sock)
+                        continue
+                    msg = json.loads(raw)
+                    if "error" in msg:
+                        error = msg
+                    elif "exit" in msg:
+                        exit_code = int(msg["exit"])
+                if not killed and failure is None:
+                    failure = deadline.expired()
+                    if failure is not None:
+                        _kill(run_sock)
+                        killed = True
+        except BaseException:
+            # Ctrl-C (or a callback raising): kill the run, wait for the worker to confirm, re-raise.
+            _kill(run_sock)
+            _drain(run_sock)
+            raise
+        finally:
+            sel.close()
+        if failure is not None:
+            raise failure
+        if error is not None:
+            raise start_error(str(error["error"]), int(error["code"]))
+        if exit_code is None:
+            raise ExecutionError("executor helper exited without reporting the process's exit status")
+        return exit_code
+
+
+def _kill(run_sock: socket.socket) -> None:
+    try:
+        run_sock.send(b'{"signal": 9}')
+    except OSError:
+        pass
+
+
+def _drain(run_sock: socket.socket) -> None:
+    run_sock.settimeout(10)
+    try:
+        while run_sock.recv(65536):
+            pass
+    except OSError:
+        pass

@@ -1,0 +1,194 @@
+"""Building a container's filesystem: the overlay root with mount stubs, and the generated files.
+
+Shared by the built-in executor (inside the container's private mount namespace) and the runc backend
+(on the host, under the run directory).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Sequence
+from typing import Any
+
+from dockyard.executor import mount as m
+from dockyard.executor.spec import Mount, ProcessSpec
+from dockyard.executor.user import secure_join, start_error
+
+# Mount points every container gets: path -> is a directory.
+STANDARD_TARGETS: tuple[tuple[str, bool], ...] = (
+    ("/proc", True), ("/dev", True), ("/sys", True),
+    ("/etc/hosts", False), ("/etc/resolv.conf", False), ("/etc/hostname", False),
+)
+
+_MAX_MOUNT_DATA = 4000  # the kernel copies at most one page of mount options
+
+
+def mount_targets(spec: ProcessSpec) -> list[tuple[str, bool]]:
+    """Every path the container mounts over, with whether it must be a directory."""
+    targets = list(STANDARD_TARGETS)
+    for mnt in spec.mounts:
+        if mnt.type == "tmpfs":
+            targets.append((mnt.target, True))
+        elif mnt.type == "secret":
+            targets.append((mnt.target, False))
+        else:
+            targets.append((mnt.target, os.path.isdir(mnt.source)))
+    return targets
+
+
+def _too_many(count: int) -> Exception:
+    return start_error(f"too many layers for one overlay mount ({count} lower directories)")
+
+
+def _overlay_data(lowers_top_first: Sequence[str], upper: str, work: str) -> tuple[str, str | None]:
+    """Mount options, and the directory to chdir into when absolute paths would not fit in a page."""
+    data = f"lowerdir={':'.join(lowers_top_first)},upperdir={upper},workdir={work},index=off"
+    if len(data) <= _MAX_MOUNT_DATA:
+        return data, None
+    base = os.path.commonpath([*lowers_top_first, upper, work])
+    rel = [os.path.relpath(p, base) for p in lowers_top_first]
+    data = (f"lowerdir={':'.join(rel)},upperdir={os.path.relpath(upper, base)},"
+            f"workdir={os.path.relpath(work, base)},index=off")
+    if len(data) > _MAX_MOUNT_DATA:
+        raise _too_many(len(lowers_top_first))
+    return data, base
+
+
+def _mount_overlay(target: str, lowers_top_first: Sequence[str], upper: str, work: str,
+                   allow_chdir: bool) -> None:
+    data, base = _overlay_data(lowers_top_first, upper, work)
+    if base is None:
+        m.mount("overlay", target, "overlay", 0, data)
+        return
+    if not allow_chdir:
+        raise _too_many(len(lowers_top_first))
+    # Overlayfs resolves relative layer paths against the caller's cwd: the way around the page limit.
+    old = os.open(".", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.chdir(base)
+        m.mount("overlay", target, "overlay", 0, data)
+    finally:
+        os.fchdir(old)
+        os.close(old)
+
+
+def _build_stubs(root: str, stub_dir: str, targets: Sequence[tuple[str, bool]]) -> bool:
+    """Create in ``stub_dir`` the targets missing under ``root``; True if any was missing.
+
+    Parents that exist get the mode, owner and times of the original, so that the merged directory looks
+    unchanged and a copy-up of it records nothing new.
+    """
+    copied: list[tuple[str, os.stat_result]] = []
+    any_missing = False
+    for target, is_dir in targets:
+        resolved = secure_join(root, target)
+        if os.path.lexists(resolved):
+            continue
+        any_missing = True
+        rel = os.path.relpath(resolved, root).split("/")
+        for depth in range(1, len(rel)):
+            part = "/".join(rel[:depth])
+            dest = os.path.join(stub_dir, part)
+            if os.path.isdir(dest):
+                continue
+            src = os.path.join(root, part)
+            try:
+                st = os.lstat(src)
+            except FileNotFoundError:
+                os.mkdir(dest, 0o755)
+                continue
+            if not stat.S_ISDIR(st.st_mode):
+                raise start_error(f"cannot mount on {target}: /{part} is not a directory")
+            os.mkdir(dest)
+            os.chmod(dest, stat.S_IMODE(st.st_mode))
+            os.chown(dest, st.st_uid, st.st_gid)
+            copied.append((dest, st))
+        leaf = os.path.join(stub_dir, *rel)
+        if is_dir:
+            os.makedirs(leaf, 0o755, exist_ok=True)
+        else:
+            os.close(os.open(leaf, os.O_CREAT | os.O_WRONLY, 0o644))
+    for dest, st in reversed(copied):
+        os.utime(dest, ns=(st.st_atime_ns, st.st_mtime_ns))
+    return any_missing
+
+
+def mount_rootfs(rootfs: dict[str, Any], target: str, scratch: str, targets: Sequence[tuple[str, bool]],
+                 *, allow_chdir: bool) -> None:
+    """Mount the rootfs at ``target`` with every mount point present.
+
+    A plain directory is bind-mounted and missing mount points are created in it. An overlay gets missing
+    mount points from an extra top lower layer in ``scratch`` (a tmpfs), so they never reach the upper
+    directory and the layer holds only what the process changed.
+    """
+    if "path" in rootfs:
+        m.mount(rootfs["path"], target, None, m.MS_BIND | m.MS_REC)
+        for path, is_dir in targets:
+            resolved = secure_join(target, path)
+            if os.path.lexists(resolved):
+                continue
+            if is_dir:
+                os.makedirs(resolved, 0o755, exist_ok=True)
+            else:
+                os.makedirs(os.path.dirname(resolved), 0o755, exist_ok=True)
+                os.close(os.open(resolved, os.O_CREAT | os.O_WRONLY, 0o644))
+        return
+    lowers = [str(p) for p in reversed(rootfs["lower"])]
+    upper, work = rootfs["upper"], rootfs["work"]
+    _mount_overlay(target, lowers, upper, work, allow_chdir)
+    stub_dir = os.path.join(scratch, "stubs")
+    os.mkdir(stub_dir, 0o755)
+    if _build_stubs(target, stub_dir, targets):
+        m.umount2(target)
+        _mount_overlay(target, [stub_dir, *lowers], upper, work, allow_chdir)
+
+
+def hosts_text(spec: ProcessSpec) -> str:
+    """/etc/hosts for the container."""
+    lines = [f"127.0.0.1\tlocalhost {spec.hostname}", "::1\tlocalhost ip6-localhost ip6-loopback"]
+    lines += [f"{ip}\t{name}" for name, ip in spec.hosts]
+    return "\n".join(lines) + "\n"
+
+
+def write_files(scratch: str, spec: ProcessSpec, resolv_conf: str) -> dict[str, str]:
+    """Write the generated files into ``scratch``; container path -> host file to bind there."""
+    files: dict[str, str] = {}
+    for name, text in (("hosts", hosts_text(spec)), ("resolv.conf", resolv_conf),
+                       ("hostname", spec.hostname + "\n")):
+        path = os.path.join(scratch, name)
+        with open(path, "w") as f:
+            f.write(text)
+        os.chmod(path, 0o644)
+        files["/etc/" + name] = path
+    return files
+
+
+def secret_file(scratch: str, index: int, mnt: Mount) -> str:
+    """Write a secret mount's contents to a file in ``scratch`` with its mode and owner; return it."""
+    data = mnt.data
+    if data is None:
+        try:
+            with open(mnt.source, "rb") as f:
+                data = f.read()
+        except OSError as exc:
+            raise start_error(f"secret for {mnt.target}: cannot read {mnt.source}: {exc.strerror}")
+    path = os.path.join(scratch, f"secret{index}")
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, data)
+        os.fchown(fd, mnt.uid, mnt.gid)
+        os.fchmod(fd, mnt.mode)
+    finally:
+        os.close(fd)
+    return path
+
+
+def discard_overlay(scratch: str, index: int, source: str) -> str:
+    """Mount a writable overlay of ``source`` whose writes land in ``scratch``; return its path."""
+    base = os.path.join(scratch, f"discard{index}")
+    for sub in ("upper", "work", "merged"):
+        os.makedirs(os.path.join(base, sub))
+    m.mount("overlay", os.path.join(base, "merged"), "overlay", 0,
+            f"lowerdir={source},upperdir={base}/upper,workdir={base}/work,index=off")
+    return os.path.join(base, "merged")

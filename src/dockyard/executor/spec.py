@@ -1,0 +1,149 @@
+"""What to run and on which filesystem: plain data, serialisable to JSON for the zygote."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from dockyard.errors import InvalidArgument
+
+MountType = Literal["bind", "tmpfs", "secret"]
+Network = Literal["host", "none"]
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+@dataclass(frozen=True, slots=True)
+class Mount:
+    """One extra mount in the container.
+
+    - ``bind``: ``source`` (host path) at ``target``; ``readonly``; ``discard_writes`` makes it writable
+      with writes going to a throw-away layer (BuildKit's ``RUN --mount=type=bind,rw``). A cache mount is
+      a writable bind of a persistent host directory; an SSH agent mount is a bind of the agent socket.
+    - ``tmpfs``: an empty tmpfs (``size`` bytes, 0 = kernel default).
+    - ``secret``: a file with ``data`` (or the contents of host file ``source``) on a tmpfs, ``mode``
+      and ``uid``/``gid`` applied; it never reaches the rootfs or its upper directory.
+    """
+
+    target: str
+    type: MountType = "bind"
+    source: str = ""
+    readonly: bool = False
+    discard_writes: bool = False
+    data: bytes | None = None
+    mode: int = 0o400
+    uid: int = 0
+    gid: int = 0
+    size: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.target.startswith("/"):
+            raise InvalidArgument(f"mount target must be an absolute path: {self.target!r}")
+        if self.type not in ("bind", "tmpfs", "secret"):
+            raise InvalidArgument(f"unknown mount type {self.type!r} for {self.target}")
+        if self.type == "bind" and not self.source:
+            raise InvalidArgument(f"bind mount at {self.target} needs a source")
+        if self.type == "secret" and self.data is None and not self.source:
+            raise InvalidArgument(f"secret mount at {self.target} needs data or a source file")
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-safe dict (``data`` in base64)."""
+        return {"target": self.target, "type": self.type, "source": self.source, "readonly": self.readonly,
+                "discard_writes": self.discard_writes, "mode": self.mode, "uid": self.uid, "gid": self.gid,
+                "size": self.size,
+                "data": None if self.data is None else base64.b64encode(self.data).decode()}
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> Mount:
+        """The inverse of :meth:`to_json`."""
+        data = raw.get("data")
+        return cls(target=raw["target"], type=raw["type"], source=raw["source"], readonly=raw["readonly"],
+                   discard_writes=raw["discard_writes"], mode=raw["mode"], uid=raw["uid"], gid=raw["gid"],
+                   size=raw["size"], data=None if data is None else base64.b64decode(data))
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessSpec:
+    """A process to run: argv, ``KEY=value`` environment, working directory, user and isolation.
+
+    ``user`` is Docker's ``USER`` value (``name``, ``uid``, ``name:group``, ``uid:gid``; empty = root),
+    resolved in the image's own /etc/passwd and /etc/group. ``cwd`` is created when missing.
+    ``network`` is ``host`` (the host's network namespace) or ``none`` (a new one with only ``lo``).
+    ``PATH`` defaults to Docker's and ``HOME`` to the user's home directory when ``env`` lacks them.
+    """
+
+    args: Sequence[str]
+    env: Sequence[str] = ()
+    cwd: str = "/"
+    user: str = ""
+    hostname: str = "dockyard"
+    network: Network = "host"
+    mounts: Sequence[Mount] = ()
+    extra_groups: Sequence[int] = ()
+    hosts: Sequence[tuple[str, str]] = field(default=())
+
+    def __post_init__(self) -> None:
+        if not self.args:
+            raise InvalidArgument("no command given to run")
+        if not self.cwd.startswith("/"):
+            raise InvalidArgument(f"working directory must be an absolute path: {self.cwd!r}")
+        if self.network not in ("host", "none"):
+            raise InvalidArgument(f"unsupported network mode {self.network!r} (use host or none)")
+        for item in self.env:
+            if "=" not in item:
+                raise InvalidArgument(f"environment entry must be KEY=value: {item!r}")
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-safe dict."""
+        return {"args": list(self.args), "env": list(self.env), "cwd": self.cwd, "user": self.user,
+                "hostname": self.hostname, "network": self.network,
+                "mounts": [m.to_json() for m in self.mounts], "extra_groups": list(self.extra_groups),
+                "hosts": [list(h) for h in self.hosts]}
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> ProcessSpec:
+        """The inverse of :meth:`to_json`."""
+        return cls(args=raw["args"], env=raw["env"], cwd=raw["cwd"], user=raw["user"],
+                   hostname=raw["hostname"], network=raw["network"],
+                   mounts=[Mount.from_json(m) for m in raw["mounts"]], extra_groups=raw["extra_groups"],
+                   hosts=[(h[0], h[1]) for h in raw["hosts"]])
+
+
+@dataclass(frozen=True, slots=True)
+class RootfsSpec:
+    """An overlay root: read-only ``lowerdirs`` in layer order (base first) under a writable ``upperdir``.
+
+    After the run, ``upperdir`` holds exactly the changes (deletions as overlay whiteouts). ``workdir``
+    is overlayfs's scratch directory on the same filesystem as ``upperdir``.
+    """
+
+    lowerdirs: Sequence[Path]
+    upperdir: Path
+    workdir: Path
+
+    def __post_init__(self) -> None:
+        if not self.lowerdirs:
+            raise InvalidArgument("an overlay rootfs needs at least one lower directory")
+
+
+Rootfs = RootfsSpec | Path
+
+
+def rootfs_to_json(rootfs: Rootfs) -> dict[str, Any]:
+    """The rootfs as a JSON-safe dict: ``{"path": ...}`` or ``{"lower": [...], "upper", "work"}``."""
+    if isinstance(rootfs, RootfsSpec):
+        return {"lower": [str(p) for p in rootfs.lowerdirs], "upper": str(rootfs.upperdir),
+                "work": str(rootfs.workdir)}
+    return {"path": str(rootfs)}
+
+
+def env_dict(env: Sequence[str]) -> dict[str, str]:
+    """``KEY=value`` entries as a dict; a later entry wins, like Docker."""
+    out: dict[str, str] = {}
+    for item in env:
+        key, _, value = item.partition("=")
+        out[key] = value
+    return out
