@@ -1,0 +1,372 @@
+"""Blob and manifest operations on one repository of one registry (OCI distribution spec 1.1).
+
+Blobs stream between the network and files in 1 MiB pieces; nothing holds a whole layer in memory.
+Downloads are verified against their digest and resumed with ``Range`` after a broken connection;
+uploads are monolithic (one PUT) or chunked (PATCHes of at least ``OCI-Chunk-Min-Length`` bytes).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import BinaryIO, Literal
+from urllib.parse import quote, urljoin
+
+import httpx
+
+from dockyard.errors import CorruptData, DigestMismatch, RegistryError
+from dockyard.oci import mediatypes as mt
+from dockyard.oci.canonical import loads_object
+from dockyard.oci.descriptor import Descriptor
+from dockyard.oci.digest import Digest, Hasher, is_valid
+from dockyard.oci.manifest import sniff_media_type
+from dockyard.registry.client.errors import error_from_response
+from dockyard.registry.client.session import Session
+
+PIECE = 1 << 20
+MAX_MANIFEST = 4 << 20  # the distribution spec's recommended limit
+Progress = Callable[[int], None]
+UploadResult = Literal["exists", "mounted", "uploaded"]
+_LINK_RE = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
+
+
+@dataclass(frozen=True, slots=True)
+class FetchedManifest:
+    """A manifest or index as the registry served it: exact bytes, media type and digest."""
+
+    data: bytes
+    media_type: str
+    digest: Digest
+
+    @property
+    def descriptor(self) -> Descriptor:
+        return Descriptor(self.media_type, self.digest, len(self.data))
+
+
+def _no_progress(done: int) -> None:
+    pass
+
+
+class Repository:
+    """``name`` is the repository path as the API names it (``library/busybox``)."""
+
+    def __init__(self, session: Session, name: str) -> None:
+        self.session = session
+        self.name = name
+        self.pull_scope = f"repository:{name}:pull"
+        self.push_scopes = (f"repository:{name}:pull,push",)
+
+    def __repr__(self) -> str:
+        return f"Repository({self.session.host}/{self.name})"
+
+    @property
+    def where(self) -> str:
+        return f"{self.session.host}/{self.name}"
+
+    # -- manifests --------------------------------------------------------------------------------
+
+    def get_manifest(self, reference: str, accept: Sequence[str] = mt.MANIFEST_ACCEPT) -> FetchedManifest:
+        """GET a manifest by tag or digest; a digest reference is verified against the bytes."""
+        headers = {"Accept": ", ".join((*accept, mt.DOCKER_MANIFEST_V1_SIGNED))}
+        response = self.session.request("GET", f"/v2/{self.name}/manifests/{reference}",
+                                        scopes=(self.pull_scope,), headers=headers)
+        if response.status_code != 200:
+            raise error_from_response(response, self._manifest_what(reference))
+        data = response.content
+        if len(data) > MAX_MANIFEST:
+            raise CorruptData(f"manifest {self.where}:{reference}: larger than {MAX_MANIFEST} bytes")
+        media_type = response.headers.get("content-type", "").partition(";")[0].strip()
+        actual = Digest.from_bytes(data)
+        if is_valid(reference) and actual != reference:
+            raise DigestMismatch(reference, actual, f"manifest {self.where}")
+        if media_type in ("", "application/json", "text/plain"):
+            media_type = _sniff(data)
+        return FetchedManifest(data, media_type, actual)
+
+    def head_manifest(self, reference: str, accept: Sequence[str] = mt.MANIFEST_ACCEPT) -> Descriptor | None:
+        """The descriptor of a manifest, or None if it does not exist."""
+        response = self.session.request("HEAD", f"/v2/{self.name}/manifests/{reference}",
+                                        scopes=(self.pull_scope,), headers={"Accept": ", ".join(accept)})
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise error_from_response(response, self._manifest_what(reference))
+        digest = response.headers.get("docker-content-digest", "")
+        if not is_valid(digest):
+            return None
+        size = int(response.headers.get("content-length", "0") or 0)
+        media_type = response.headers.get("content-type", "").partition(";")[0].strip()
+        return Descriptor(media_type, Digest(digest), size)
+
+    def put_manifest(self, reference: str, data: bytes, media_type: str) -> Digest:
+        """PUT a manifest or index under a tag or its digest; returns the digest the registry reports."""
+        response = self.session.request(
+            "PUT", f"/v2/{self.name}/manifests/{reference}", scopes=self.push_scopes,
+            headers={"Content-Type": media_type}, body=lambda: data)
+        if response.status_code not in (200, 201, 202):
+            raise error_from_response(response, f"push manifest to {self.where}:{reference}")
+        expected = Digest.from_bytes(data)
+        reported = response.headers.get("docker-content-digest", "")
+        if reported and is_valid(reported) and reported != expected:
+            raise DigestMismatch(expected, reported, f"manifest pushed to {self.where}")
+        return expected
+
+    def tags(self) -> list[str]:
+        """Every tag, following ``Link`` pagination."""
+        out: list[str] = []
+        url = f"/v2/{self.name}/tags/list?n=1000"
+        while url:
+            response = self.session.request("GET", url, scopes=(self.pull_scope,))
+            if response.status_code != 200:
+                raise error_from_response(response, f"list tags of {self.where}")
+            try:
+                doc = response.json()
+            except ValueError:
+                raise CorruptData(f"tag list of {self.where}: invalid JSON")
+            out.extend(str(t) for t in (doc.get("tags") or []))
+            match = _LINK_RE.search(response.headers.get("link", ""))
+            url = urljoin(str(response.url), match.group(1)) if match else ""
+        return out
+
+    def _manifest_what(self, reference: str) -> str:
+        sep = "@" if is_valid(reference) else ":"
+        return f"manifest for {self.where}{sep}{reference}"
+
+    # -- blobs: download --------------------------------------------------------------------------
+
+    def blob_exists(self, digest: str) -> bool:
+        response = self.session.request("HEAD", f"/v2/{self.name}/blobs/{digest}",
+                                        scopes=(self.pull_scope,), follow_redirects=True)
+        if response.status_code == 200:
+            return True
+        if response.status_code == 404:
+            return False
+        raise error_from_response(response, f"blob {digest} in {self.where}")
+
+    def get_blob_bytes(self, desc: Descriptor) -> bytes:
+        """A small blob (a config) in memory, verified."""
+        response = self.session.request("GET", f"/v2/{self.name}/blobs/{desc.digest}",
+                                        scopes=(self.pull_scope,), follow_redirects=True)
+        if response.status_code != 200:
+            raise error_from_response(response, f"blob {desc.digest} in {self.where}")
+        data = response.content
+        actual = Digest.from_bytes(data, desc.digest.algorithm)
+        if actual != desc.digest:
+            raise DigestMismatch(desc.digest, actual, f"blob from {self.where}")
+        return data
+
+    def fetch_blob(self, desc: Descriptor, out: BinaryIO, progress: Progress = _no_progress) -> None:
+        """Stream a blob into ``out`` (a file opened ``w+b``/``r+b``), resuming and verifying.
+
+        Bytes already in ``out`` (an earlier, interrupted attempt) are hashed and kept; the rest is
+        asked for with ``Range``. A broken connection resumes from where it stopped. On a digest or
+        size mismatch ``out`` is truncated to empty and ``DigestMismatch`` raised.
+        """
+        hasher = Hasher(desc.digest.algorithm)
+        out.seek(0)
+        while piece := out.read(PIECE):
+            hasher.update(piece)
+        if hasher.size > desc.size:
+            out.seek(0)
+            out.truncate()
+            hasher = Hasher(desc.digest.algorithm)
+        options = self.session.options
+        failures = 0
+        while hasher.size < desc.size:
+            headers = {"Range": f"bytes={hasher.size}-"} if hasher.size else {}
+            response = self.session.request("GET", f"/v2/{self.name}/blobs/{desc.digest}",
+                                            scopes=(self.pull_scope,), headers=headers, stream=True,
+                                            follow_redirects=True)
+            try:
+                if response.status_code == 200 and hasher.size:
+                    out.seek(0)  # the server ignored Range: start over
+                    out.truncate()
+                    hasher = Hasher(desc.digest.algorithm)
+                elif response.status_code == 206:
+                    start = _range_start(response.headers.get("content-range", ""))
+                    if start != hasher.size:
+                        raise RegistryError(f"blob {desc.digest} from {self.where}: server sent bytes "
+                                            f"from {start}, asked for {hasher.size}")
+                elif response.status_code != 200:
+                    response.read()
+                    raise error_from_response(response, f"blob {desc.digest} in {self.where}")
+                try:
+                    for chunk in response.iter_raw(PIECE):
+                        if hasher.size + len(chunk) > desc.size:
+                            raise DigestMismatch(desc.digest, "(more bytes than the descriptor's "
+                                                 f"{desc.size})", f"blob from {self.where}")
+                        out.write(chunk)
+                        hasher.update(chunk)
+                        progress(hasher.size)
+                except (httpx.TransportError, httpx.StreamError) as exc:
+                    failures += 1
+                    if failures > options.retries:
+                        raise RegistryError(f"blob {desc.digest} from {self.where}: download failed "
+                                            f"after {failures} attempts: {exc}")
+                    time.sleep(options.backoff * (2 ** (failures - 1)))
+                    continue
+            except DigestMismatch:
+                out.seek(0)
+                out.truncate()
+                raise
+            finally:
+                response.close()
+            if hasher.size < desc.size:
+                # The server closed a clean response early: treat as a broken connection.
+                failures += 1
+                if failures > options.retries:
+                    raise RegistryError(f"blob {desc.digest} from {self.where}: short read "
+                                        f"({hasher.size} of {desc.size} bytes)")
+                continue
+            break
+        out.flush()
+        actual = hasher.digest()
+        if actual != desc.digest or hasher.size != desc.size:
+            out.seek(0)
+            out.truncate()
+            raise DigestMismatch(desc.digest, actual, f"blob from {self.where}")
+
+    # -- blobs: upload ----------------------------------------------------------------------------
+
+    def mount_blob(self, digest: str, from_repo: str) -> str | None:
+        """Ask the registry to link ``digest`` from ``from_repo``; None if mounted, else an upload URL."""
+        response = self.session.request(
+            "POST", f"/v2/{self.name}/blobs/uploads/?mount={quote(digest)}&from={quote(from_repo)}",
+            scopes=(*self.push_scopes, f"repository:{from_repo}:pull"), body=lambda: b"")
+        if response.status_code == 201:
+            return None
+        if response.status_code == 202:
+            return self._location(response)
+        raise error_from_response(response, f"mount {digest} into {self.where}")
+
+    def upload_blob(self, desc: Descriptor, open_blob: Callable[[], BinaryIO], *,
+                    mount_from: Sequence[str] = (), chunk_size: int = 0,
+                    progress: Progress = _no_progress, check_exists: bool = True) -> UploadResult:
+        """Make ``desc`` exist in this repository: skip if present, mount if possible, else upload.
+
+        ``open_blob`` opens the blob's bytes from the start (called again for a retry).
+        ``chunk_size`` 0 sends one PUT; otherwise PATCHes of that many bytes (raised to the
+        registry's ``OCI-Chunk-Min-Length``).
+        """
+        if check_exists and self.blob_exists(desc.digest):
+            return "exists"
+        options = self.session.options
+        attempt = 0
+        while True:
+            try:
+                location = None
+                for source in mount_from:
+                    if source == self.name:
+                        continue
+                    location = self.mount_blob(desc.digest, source)
+                    if location is None:
+                        return "mounted"
+                    break
+                if location is None:
+                    location, min_chunk = self._start_upload()
+                else:
+                    min_chunk = 0
+                if chunk_size:
+                    self._upload_chunked(desc, open_blob, location, max(chunk_size, min_chunk), progress)
+                else:
+                    self._upload_monolithic(desc, open_blob, location, progress)
+                return "uploaded"
+            except (httpx.TransportError, _RetryUpload) as exc:
+                attempt += 1
+                if attempt > options.retries:
+                    raise RegistryError(f"upload of {desc.digest} to {self.where} failed: {exc}")
+                time.sleep(options.backoff * (2 ** (attempt - 1)))
+
+    def _start_upload(self) -> tuple[str, int]:
+        response = self.session.request("POST", f"/v2/{self.name}/blobs/uploads/",
+                                        scopes=self.push_scopes, body=lambda: b"")
+        if response.status_code != 202:
+            raise error_from_response(response, f"start upload to {self.where}")
+        min_chunk = response.headers.get("oci-chunk-min-length", "")
+        return self._location(response), int(min_chunk) if min_chunk.isdigit() else 0
+
+    def _location(self, response: httpx.Response) -> str:
+        location = response.headers.get("location", "")
+        if not location:
+            raise RegistryError(f"upload to {self.where}: registry sent no Location")
+        return str(urljoin(str(response.url), location))
+
+    def _upload_monolithic(self, desc: Descriptor, open_blob: Callable[[], BinaryIO], location: str,
+                           progress: Progress) -> None:
+        def body() -> Iterator[bytes]:
+            return _read_pieces(open_blob, 0, desc.size, progress)
+
+        response = self.session.request(
+            "PUT", _with_digest(location, desc.digest), scopes=self.push_scopes, body=body, retry=False,
+            headers={"Content-Type": "application/octet-stream", "Content-Length": str(desc.size)})
+        self._check_put(response, desc)
+
+    def _upload_chunked(self, desc: Descriptor, open_blob: Callable[[], BinaryIO], location: str,
+                        chunk: int, progress: Progress) -> None:
+        offset = 0
+        while offset < desc.size:
+            end = min(offset + chunk, desc.size)
+
+            def body(start: int = offset, stop: int = end) -> Iterator[bytes]:
+                return _read_pieces(open_blob, start, stop, progress)
+
+            response = self.session.request(
+                "PATCH", location, scopes=self.push_scopes, body=body, retry=False,
+                headers={"Content-Type": "application/octet-stream", "Content-Length": str(end - offset),
+                         "Content-Range": f"{offset}-{end - 1}"})
+            if response.status_code in (500, 502, 503, 504):
+                raise _RetryUpload(f"status {response.status_code}")
+            if response.status_code != 202:
+                raise error_from_response(response, f"upload chunk of {desc.digest} to {self.where}")
+            location = self._location(response)
+            offset = end
+        response = self.session.request("PUT", _with_digest(location, desc.digest), scopes=self.push_scopes,
+                                        body=lambda: b"", retry=False,
+                                        headers={"Content-Type": "application/octet-stream"})
+        self._check_put(response, desc)
+
+    def _check_put(self, response: httpx.Response, desc: Descriptor) -> None:
+        if response.status_code in (500, 502, 503, 504):
+            raise _RetryUpload(f"status {response.status_code}")
+        if response.status_code not in (201, 204):
+            raise error_from_response(response, f"upload of {desc.digest} to {self.where}")
+        reported = response.headers.get("docker-content-digest", "")
+        if reported and reported != desc.digest:
+            raise DigestMismatch(desc.digest, reported, f"blob uploaded to {self.where}")
+
+
+class _RetryUpload(Exception):
+    """The registry failed mid-upload with a 5xx; the whole upload starts again."""
+
+
+def _read_pieces(open_blob: Callable[[], BinaryIO], start: int, stop: int,
+                 progress: Progress) -> Iterator[bytes]:
+    with open_blob() as f:
+        f.seek(start)
+        pos = start
+        while pos < stop:
+            piece = f.read(min(PIECE, stop - pos))
+            if not piece:
+                raise CorruptData(f"blob source ended at byte {pos}, expected {stop}")
+            pos += len(piece)
+            yield piece
+            progress(pos)
+
+
+def _with_digest(location: str, digest: str) -> str:
+    sep = "&" if "?" in location else "?"
+    return f"{location}{sep}digest={quote(digest)}"
+
+
+def _range_start(content_range: str) -> int:
+    match = re.match(r"\s*bytes\s+(\d+)-", content_range)
+    return int(match.group(1)) if match else -1
+
+
+def _sniff(data: bytes) -> str:
+    try:
+        return str(sniff_media_type(loads_object(data, "manifest")))
+    except CorruptData:
+        return ""
