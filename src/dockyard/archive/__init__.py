@@ -1,0 +1,71 @@
+"""Layers as tar archives: read, write, diff and apply, with OCI whiteouts and hostile-input safety.
+
+Layer L1: stdlib, ``isal``, ``zstandard`` and L0 only.
+
+Writing a layer (build engine, save)::
+
+    with open(blob_path, "wb") as f:
+        cw = CompressingWriter(f, "gzip")            # or "zstd", "none"; out=None only hashes
+        write_tree(rootfs, cw, TreeOptions(mtime_clamp=epoch))   # a whole tree
+        # write_overlay_diff(upperdir, cw)            # a RUN step's overlay upperdir
+        # write_dir_diff(lower, merged, cw)           # a change set without overlayfs
+        d = cw.close()                               # d.diff_id, d.digest, d.size, d.media_type
+
+``write_tree``/``write_*_diff`` accept any object with ``write(bytes)`` or a raw fd (``int``, big file
+bodies then go by ``copy_file_range``). ``TarWriter`` writes single entries (``add``, ``add_fd``).
+
+Reading / applying a layer (pull, load, snapshotter)::
+
+    with open(blob_path, "rb") as f:
+        h = HashingReader(f)                         # to verify the compressed digest
+        raw, kind = open_decompressed(h)             # gzip/zstd/bzip2/xz/none by magic bytes
+        stats = apply_layer(raw, rootdir)            # whiteouts delete from lower layers
+        # stats = apply_layer_overlay(raw, layerdir) # whiteouts as overlayfs char 0/0 + opaque xattr
+        # h.digest is now the blob's digest (the stream is drained to EOF)
+
+``TarReader(stream)`` iterates ``TarEntry`` objects (name, type, mode, uid, gid, size, mtime, linkname,
+devmajor/devminor, xattrs) with ``read``/``chunks``/``copy_to_fd`` for the current body.
+
+Errors: ``CorruptData`` (bad checksum, truncated archive, bad compression: message names the offset and
+entry) and ``UnsafePath`` (an entry that would leave the root). Symlinks met while resolving a path
+are followed inside the root as if it were ``/``; ``..`` never climbs above it.
+"""
+
+from __future__ import annotations
+
+from dockyard.archive.apply import ApplyStats, SafeRoot, apply_layer, apply_layer_overlay, clean_name
+from dockyard.archive.compression import (
+    MEDIA_TYPES,
+    CompressingWriter,
+    Compression,
+    HashingReader,
+    LayerDigests,
+    detect,
+    open_decompressed,
+)
+from dockyard.archive.diff import write_dir_diff, write_overlay_diff
+from dockyard.archive.reader import TarReader
+from dockyard.archive.tarheader import TarEntry
+from dockyard.archive.writer import TarWriter, TreeOptions, write_tree
+
+__all__ = [
+    "MEDIA_TYPES",
+    "ApplyStats",
+    "CompressingWriter",
+    "Compression",
+    "HashingReader",
+    "LayerDigests",
+    "SafeRoot",
+    "TarEntry",
+    "TarReader",
+    "TarWriter",
+    "TreeOptions",
+    "apply_layer",
+    "apply_layer_overlay",
+    "clean_name",
+    "detect",
+    "open_decompressed",
+    "write_dir_diff",
+    "write_overlay_diff",
+    "write_tree",
+]

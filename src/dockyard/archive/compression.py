@@ -1,0 +1,310 @@
+"""Layer compression: detection by magic bytes, streaming decompression, and a compressing writer
+that computes both digests (uncompressed diff ID, compressed blob digest) in the same pass.
+
+gzip goes through ``isal`` (level 1 by default: ~295 MB/s here vs 20 MB/s for zlib-6), zstd through
+``zstandard``. bzip2 and xz are read (``docker import`` accepts them) but never written.
+"""
+
+from __future__ import annotations
+
+import bz2
+import hashlib
+import io
+import lzma
+from dataclasses import dataclass
+from typing import Any, BinaryIO, Literal
+
+import zstandard
+from isal import isal_zlib
+
+from dockyard.errors import CorruptData, InvalidArgument
+
+_ISAL_ERROR: type[Exception] = getattr(isal_zlib, "error")  # noqa: B009 - its stub types it as an instance
+
+Compression = Literal["gzip", "zstd", "bzip2", "xz", "none"]
+
+GZIP_MAGIC = b"\x1f\x8b"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+BZIP2_MAGIC = b"BZh"
+XZ_MAGIC = b"\xfd7zXZ\x00"
+
+#: OCI media types of layers by compression.
+MEDIA_TYPES: dict[str, str] = {
+    "none": "application/vnd.oci.image.layer.v1.tar",
+    "gzip": "application/vnd.oci.image.layer.v1.tar+gzip",
+    "zstd": "application/vnd.oci.image.layer.v1.tar+zstd",
+}
+
+
+def detect(head: bytes) -> Compression:
+    """Name the compression of a stream from its first bytes (6 are enough)."""
+    if head.startswith(GZIP_MAGIC):
+        return "gzip"
+    if head.startswith(ZSTD_MAGIC):
+        return "zstd"
+    if head.startswith(XZ_MAGIC):
+        return "xz"
+    if head.startswith(BZIP2_MAGIC):
+        return "bzip2"
+    return "none"
+
+
+class _Prepend(io.RawIOBase):
+    """A raw stream that yields ``head`` and then the rest of ``inner``."""
+
+    def __init__(self, head: bytes, inner: BinaryIO) -> None:
+        self._head = head
+        self._inner = inner
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        view = memoryview(b).cast("B")
+        if self._head:
+            n = min(len(view), len(self._head))
+            view[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        data = self._inner.read(len(view))
+        view[: len(data)] = data
+        return len(data)
+
+    def read(self, n: int = -1) -> bytes:
+        if self._head:
+            if n < 0:
+                out = self._head + self._inner.read()
+                self._head = b""
+                return out
+            out = self._head[:n]
+            self._head = self._head[n:]
+            return out
+        return self._inner.read(n)
+
+
+class _GzipReader(io.RawIOBase):
+    """Streaming multi-member gzip decompression with isal; errors become ``CorruptData``."""
+
+    def __init__(self, inner: Any, chunk: int = 1 << 20) -> None:
+        self._inner = inner
+        self._chunk = chunk
+        self._d = isal_zlib.decompressobj(wbits=31)
+        self._pending = b""
+        self._eof = False
+        self._member_started = False
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        if n is None or n < 0:
+            parts = []
+            while chunk := self.read(1 << 20):
+                parts.append(chunk)
+            return b"".join(parts)
+        while not self._eof:
+            if self._pending:
+                data, self._pending = self._pending, b""
+            else:
+                data = self._inner.read(self._chunk)
+                if not data:
+                    # Output held back by max_length may still be inside the decompressor.
+                    out = self._decompress(b"", n) if self._member_started else b""
+                    if out:
+                        return out
+                    if self._member_started and not self._d.eof:
+                        raise CorruptData("gzip stream truncated")
+                    self._eof = True
+                    break
+            self._member_started = True
+            out = self._decompress(data, n)
+            if self._d.eof:
+                rest = self._d.unused_data
+                self._d = isal_zlib.decompressobj(wbits=31)
+                self._member_started = False
+                # Trailing zero padding after the last member is tolerated (gzip does too).
+                self._pending = rest if rest.strip(b"\0") else b""
+            else:
+                self._pending = self._d.unconsumed_tail
+            if out:
+                return out
+        return b""
+
+    def _decompress(self, data: bytes, n: int) -> bytes:
+        try:
+            return bytes(self._d.decompress(data, n))
+        except _ISAL_ERROR as exc:
+            raise CorruptData(f"gzip stream corrupt: {exc}")
+
+    def readinto(self, b: Any) -> int:
+        view = memoryview(b).cast("B")
+        data = self.read(len(view))
+        view[: len(data)] = data
+        return len(data)
+
+
+class _ErrorMapping(io.RawIOBase):
+    """Turns a decompressor's own exceptions into ``CorruptData``."""
+
+    def __init__(self, inner: Any, what: str) -> None:
+        self._inner = inner
+        self._what = what
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        try:
+            return bytes(self._inner.read(n))
+        except (zstandard.ZstdError, OSError, EOFError, lzma.LZMAError) as exc:
+            raise CorruptData(f"{self._what} stream corrupt: {exc}")
+
+    def readinto(self, b: Any) -> int:
+        view = memoryview(b).cast("B")
+        data = self.read(len(view))
+        view[: len(data)] = data
+        return len(data)
+
+
+def open_decompressed(
+    stream: BinaryIO, compression: Compression | None = None
+) -> tuple[BinaryIO, Compression]:
+    """Wrap ``stream`` so reads return decompressed bytes; detect the format unless given.
+
+    Returns ``(reader, compression)``. Only ``read(n)`` is supported on the reader; it reads
+    ``stream`` sequentially, so a hashing wrapper around ``stream`` sees every byte.
+    """
+    head = b""
+    if compression is None:
+        while len(head) < 6:
+            more = stream.read(6 - len(head))
+            if not more:
+                break
+            head += more
+        compression = detect(head)
+    src: Any = _Prepend(head, stream) if head else stream
+    reader: Any
+    if compression == "none":
+        reader = src
+    elif compression == "gzip":
+        reader = _GzipReader(src)
+    elif compression == "zstd":
+        zst = zstandard.ZstdDecompressor().stream_reader(src, read_across_frames=True)
+        reader = _ErrorMapping(zst, "zstd")
+    elif compression == "bzip2":
+        reader = _ErrorMapping(bz2.BZ2File(src), "bzip2")
+    elif compression == "xz":
+        reader = _ErrorMapping(lzma.LZMAFile(src), "xz")  # noqa: SIM115 - returned open
+    else:
+        raise InvalidArgument(f"unknown compression {compression!r}")
+    return reader, compression
+
+
+@dataclass(frozen=True, slots=True)
+class LayerDigests:
+    """What a compressing pass learned: ``diff_id`` and ``size_uncompressed`` of the tar,
+    ``digest`` and ``size`` of the written blob (equal to the former for ``"none"``)."""
+
+    compression: Compression
+    media_type: str
+    diff_id: str
+    size_uncompressed: int
+    digest: str
+    size: int
+
+
+class _Counter:
+    """Hashes and counts bytes on their way to ``out``."""
+
+    def __init__(self, out: Any) -> None:
+        self.out = out
+        self.hash = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> None:
+        if data:
+            self.hash.update(data)
+            self.size += len(data)
+            if self.out is not None:
+                self.out.write(data)
+
+
+class CompressingWriter:
+    """A writable that compresses into ``out`` and hashes both sides in one pass.
+
+    ``compression`` is ``"gzip"`` (isal, level 1 by default), ``"zstd"`` (level 3 by default) or
+    ``"none"``; ``out`` may be None to only compute digests. ``close()`` flushes and returns the
+    ``LayerDigests``; it does not close ``out``.
+    """
+
+    def __init__(self, out: Any, compression: Compression = "gzip", level: int | None = None) -> None:
+        if compression not in MEDIA_TYPES:
+            raise InvalidArgument(f"cannot write {compression!r} compression (use gzip, zstd or none)")
+        self.compression = compression
+        self._raw = hashlib.sha256()
+        self._raw_size = 0
+        self._blob = _Counter(out)
+        self._result: LayerDigests | None = None
+        self._gz: Any = None
+        self._zst: Any = None
+        if compression == "gzip":
+            self._gz = isal_zlib.compressobj(1 if level is None else level, isal_zlib.DEFLATED, 31)
+        elif compression == "zstd":
+            self._zst = zstandard.ZstdCompressor(level=3 if level is None else level).compressobj()
+
+    def write(self, data: bytes) -> int:
+        """Compress and hash ``data``; return its length."""
+        self._raw.update(data)
+        self._raw_size += len(data)
+        if self._gz is not None:
+            self._blob.write(self._gz.compress(data))
+        elif self._zst is not None:
+            self._blob.write(self._zst.compress(data))
+        else:
+            self._blob.write(data)
+        return len(data)
+
+    def close(self) -> LayerDigests:
+        """Finish the stream (idempotent) and return the digests and sizes."""
+        if self._result is None:
+            if self._gz is not None:
+                self._blob.write(self._gz.flush())
+            elif self._zst is not None:
+                self._blob.write(self._zst.flush())
+            diff_id = "sha256:" + self._raw.hexdigest()
+            self._result = LayerDigests(
+                compression=self.compression,
+                media_type=MEDIA_TYPES[self.compression],
+                diff_id=diff_id,
+                size_uncompressed=self._raw_size,
+                digest="sha256:" + self._blob.hash.hexdigest(),
+                size=self._blob.size,
+            )
+        return self._result
+
+    def __enter__(self) -> CompressingWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class HashingReader:
+    """Wraps a readable: counts and sha256-hashes every byte read through it (to verify a blob)."""
+
+    def __init__(self, inner: BinaryIO) -> None:
+        self._inner = inner
+        self.hash = hashlib.sha256()
+        self.size = 0
+
+    def read(self, n: int = -1) -> bytes:
+        """Read from the inner stream, hashing what passes."""
+        data = self._inner.read(n)
+        self.hash.update(data)
+        self.size += len(data)
+        return data
+
+    @property
+    def digest(self) -> str:
+        """``sha256:<hex>`` of the bytes read so far."""
+        return "sha256:" + self.hash.hexdigest()
