@@ -1,0 +1,279 @@
+"""COPY and ADD file semantics, as BuildKit applies them.
+
+Sources are resolved inside their root (the build context or another stage's filesystem) with Go
+``filepath.Match`` wildcards per path component; a directory source copies its contents; the
+destination is a directory when it ends in ``/``, when several sources are given, or when it
+already is one. Every write is resolved inside the destination root (``fsutil.secure_join``).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from dockyard.build.fsutil import clean_path, mkdir_all, secure_join
+from dockyard.errors import BuildError
+from dockyard.oci import pathmatch
+
+ModeFn = Callable[[int], int]
+ExcludeFn = Callable[[str, bool], bool]
+_WILDCARDS = frozenset("*?[")
+
+
+@dataclass(slots=True)
+class CopySpec:
+    """One COPY/ADD: ``sources`` relative to the source root, ``dest`` absolute in the image."""
+
+    sources: list[str]
+    dest: str
+    dest_is_dir: bool = False
+    chown: tuple[int, int] | None = None
+    mode: ModeFn | None = None
+    preserve_owner: bool = False
+    parents: bool = False
+    exclude: ExcludeFn | None = None
+    follow_source_symlink: bool = True
+    unpack: Callable[[str, str], bool] | None = field(default=None, repr=False)
+
+
+def has_wildcard(path: str) -> bool:
+    return any(c in _WILDCARDS for c in path)
+
+
+def resolve_sources(root: str, pattern: str) -> list[tuple[str, str]]:
+    """``(image path, host path)`` of what ``pattern`` names inside ``root``, sorted; [] if nothing."""
+    cleaned = clean_path(pattern)
+    if not has_wildcard(cleaned):
+        host = secure_join(root, cleaned)
+        return [(cleaned, host)] if os.path.lexists(host) else []
+    found: list[tuple[str, str]] = [("/", root)]
+    for part in [p for p in cleaned.split("/") if p]:
+        step: list[tuple[str, str]] = []
+        for image_path, host in found:
+            if not has_wildcard(part):
+                child = os.path.join(image_path, part)
+                child_host = secure_join(root, child)
+                if os.path.lexists(child_host):
+                    step.append((child, child_host))
+                continue
+            try:
+                names = sorted(os.listdir(host))
+            except (NotADirectoryError, FileNotFoundError):
+                continue
+            for name in names:
+                if pathmatch.match(part, name):
+                    child = os.path.join(image_path, name)
+                    step.append((child, secure_join(root, child)))
+        found = step
+    return found
+
+
+def apply_copy(src_root: str, spec: CopySpec, dest_root: str, *, src_label: str = "") -> int:
+    """Carry out one COPY; return the number of entries written."""
+    matches: list[tuple[str, str]] = []
+    for pattern in spec.sources:
+        found = resolve_sources(src_root, pattern)
+        if not found and not has_wildcard(pattern):
+            ref = f"{src_label}: " if src_label else ""
+            raise BuildError(f"failed to calculate checksum of ref {ref}\"{clean_path(pattern)}\": not found")
+        matches.extend(found)
+    if not matches:
+        raise BuildError(f"lstat {' '.join(spec.sources)}: no source files were specified")
+    dest = clean_path(spec.dest)
+    dest_host = secure_join(dest_root, dest)
+    dest_is_dir = spec.dest_is_dir or len(matches) > 1 or os.path.isdir(dest_host)
+    uid, gid = spec.chown if spec.chown else (-1, -1)
+    copier = _Copier(spec, dest_root)
+    for image_path, host in matches:
+        st = os.stat(host) if spec.follow_source_symlink else os.lstat(host)
+        if spec.unpack is not None and stat.S_ISREG(st.st_mode):
+            target_dir = dest if dest_is_dir or spec.dest.endswith("/") else os.path.dirname(dest)
+            mkdir_all(dest_root, target_dir, 0o755, uid, gid)
+            if spec.unpack(host, secure_join(dest_root, target_dir)):
+                copier.count += 1
+                continue
+        if spec.parents:
+            target = os.path.join(dest, image_path.lstrip("/"))
+            parent = os.path.dirname(target)
+            mkdir_all(dest_root, parent, 0o755, uid, gid)
+            if stat.S_ISDIR(st.st_mode):
+                copier.copy_dir(host, target, top=True, rel=image_path.strip("/"))
+            else:
+                copier.copy_entry(host, st, target)
+            continue
+        if stat.S_ISDIR(st.st_mode):
+            mkdir_all(dest_root, os.path.dirname(dest), 0o755, uid, gid)
+            copier.copy_dir(host, dest, top=True, rel=image_path.strip("/"))
+        else:
+            target = os.path.join(dest, os.path.basename(image_path)) if dest_is_dir else dest
+            mkdir_all(dest_root, os.path.dirname(target), 0o755, uid, gid)
+            copier.copy_entry(host, st, target)
+    copier.finish()
+    return copier.count
+
+
+class _Copier:
+    def __init__(self, spec: CopySpec, dest_root: str) -> None:
+        self.spec = spec
+        self.root = dest_root
+        self.count = 0
+        self._links: dict[tuple[int, int], str] = {}
+        self._dir_times: list[tuple[str, int, int]] = []
+
+    def _owner(self, st: os.stat_result) -> tuple[int, int]:
+        if self.spec.chown is not None:
+            return self.spec.chown
+        if self.spec.preserve_owner:
+            return st.st_uid, st.st_gid
+        return 0, 0
+
+    def _mode(self, st: os.stat_result) -> int:
+        mode = stat.S_IMODE(st.st_mode)
+        return self.spec.mode(mode) if self.spec.mode is not None else mode
+
+    def _walk(self, host: str, rel: str) -> Iterator[tuple[os.DirEntry[str], str]]:
+        with os.scandir(host) as it:
+            entries = sorted(it, key=lambda e: e.name)
+        for entry in entries:
+            child_rel = f"{rel}/{entry.name}" if rel else entry.name
+            excluded = self.spec.exclude
+            if excluded is not None and excluded(child_rel, entry.is_dir(follow_symlinks=False)):
+                continue
+            yield entry, child_rel
+
+    def copy_dir(self, host: str, target: str, *, top: bool = False, rel: str = "") -> None:
+        """Copy the directory ``host`` to ``target``; ``rel`` is its path in the source root."""
+        st = os.stat(host) if top else os.lstat(host)
+        target_host = secure_join(self.root, target)
+        try:
+            existing = os.lstat(target_host)
+        except FileNotFoundError:
+            existing = None
+        if existing is not None and not stat.S_ISDIR(existing.st_mode):
+            os.unlink(target_host)
+            existing = None
+        if existing is None:
+            os.mkdir(target_host, 0o700)
+            self._apply_meta(host, target_host, st, is_link=False)
+            self._dir_times.append((target_host, st.st_atime_ns, st.st_mtime_ns))
+            self.count += 1
+        elif not top:
+            self._apply_meta(host, target_host, st, is_link=False)
+            self._dir_times.append((target_host, st.st_atime_ns, st.st_mtime_ns))
+        for entry, child_rel in self._walk(host, rel):
+            child_target = f"{target.rstrip('/')}/{entry.name}"
+            child_st = entry.stat(follow_symlinks=False)
+            if stat.S_ISDIR(child_st.st_mode):
+                self.copy_dir(entry.path, child_target, rel=child_rel)
+            else:
+                self.copy_entry(entry.path, child_st, child_target)
+
+    def copy_entry(self, host: str, st: os.stat_result, target: str) -> None:
+        parent = secure_join(self.root, os.path.dirname(target))
+        target_host = os.path.join(parent, os.path.basename(target))
+        try:
+            existing = os.lstat(target_host)
+        except FileNotFoundError:
+            existing = None
+        if existing is not None:
+            if stat.S_ISDIR(existing.st_mode):
+                if stat.S_ISDIR(st.st_mode):
+                    return
+                _remove_tree(target_host)
+            else:
+                os.unlink(target_host)
+        mode = st.st_mode
+        key = (st.st_dev, st.st_ino)
+        if st.st_nlink > 1 and not stat.S_ISDIR(mode) and key in self._links:
+            os.link(self._links[key], target_host)
+            self.count += 1
+            return
+        if stat.S_ISREG(mode):
+            _copy_file(host, target_host)
+        elif stat.S_ISLNK(mode):
+            os.symlink(os.readlink(host), target_host)
+        elif stat.S_ISDIR(mode):
+            self.copy_dir(host, target)
+            return
+        elif stat.S_ISFIFO(mode):
+            os.mkfifo(target_host, 0o600)
+        elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+            os.mknod(target_host, stat.S_IFMT(mode) | 0o600, st.st_rdev)
+        else:
+            return
+        self._apply_meta(host, target_host, st, is_link=stat.S_ISLNK(mode))
+        if not stat.S_ISLNK(mode):
+            os.utime(target_host, ns=(st.st_atime_ns, st.st_mtime_ns))
+        else:
+            os.utime(target_host, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
+        if st.st_nlink > 1:
+            self._links[key] = target_host
+        self.count += 1
+
+    def _apply_meta(self, host: str, target_host: str, st: os.stat_result, *, is_link: bool) -> None:
+        uid, gid = self._owner(st)
+        os.lchown(target_host, uid, gid)
+        if not is_link:
+            os.chmod(target_host, self._mode(st))
+            if self.spec.preserve_owner:
+                _copy_xattrs(host, target_host)
+
+    def finish(self) -> None:
+        # Directory times last: writing their children changed them.
+        for path, atime, mtime in reversed(self._dir_times):
+            os.utime(path, ns=(atime, mtime))
+
+
+def _copy_xattrs(src: str, dst: str) -> None:
+    """Copy extended attributes (e.g. ``security.capability``), never overlayfs bookkeeping."""
+    try:
+        names = os.listxattr(src, follow_symlinks=False)
+    except OSError:
+        return
+    for name in names:
+        if name.startswith(("trusted.overlay.", "user.overlay.")):
+            continue
+        try:
+            os.setxattr(dst, name, os.getxattr(src, name, follow_symlinks=False), follow_symlinks=False)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTSUP, errno.EPERM):
+                raise
+
+
+def _copy_file(src: str, dst: str) -> None:
+    fd_in = os.open(src, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        fd_out = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            size = os.fstat(fd_in).st_size
+            copied = 0
+            while copied < size:
+                try:
+                    n = os.copy_file_range(fd_in, fd_out, size - copied)
+                except OSError as exc:
+                    if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+                        raise
+                    n = os.sendfile(fd_out, fd_in, copied, size - copied)
+                if n == 0:
+                    break
+                copied += n
+        finally:
+            os.close(fd_out)
+    finally:
+        os.close(fd_in)
+
+
+def _remove_tree(path: str) -> None:
+    for dirpath, dirnames, filenames in os.walk(path, topdown=False):
+        for name in filenames:
+            os.unlink(os.path.join(dirpath, name))
+        for name in dirnames:
+            full = os.path.join(dirpath, name)
+            if os.path.islink(full):
+                os.unlink(full)
+            else:
+                os.rmdir(full)
+    os.rmdir(path)

@@ -1,0 +1,108 @@
+"""COPY semantics on real directories: sources, wildcards, destination rules, owners, safety."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from dockyard.build.copy import CopySpec, apply_copy, resolve_sources
+from dockyard.build.fsutil import secure_join
+from dockyard.errors import BuildError
+
+
+@pytest.fixture()
+def ctx(tmp_path: Path) -> Path:
+    root = tmp_path / "ctx"
+    (root / "src" / "pkg").mkdir(parents=True)
+    (root / "src" / "pkg" / "a.py").write_text("a")
+    (root / "src" / "b.py").write_text("b")
+    (root / "README.md").write_text("readme")
+    (root / "run.sh").write_text("#!/bin/sh\n")
+    os.chmod(root / "run.sh", 0o755)
+    os.symlink("README.md", root / "link")
+    return root
+
+
+@pytest.fixture()
+def dest(tmp_path: Path) -> Path:
+    d = tmp_path / "rootfs"
+    (d / "etc").mkdir(parents=True)
+    return d
+
+
+def test_directory_source_copies_contents(ctx: Path, dest: Path) -> None:
+    apply_copy(str(ctx), CopySpec(["src"], "/app"), str(dest))
+    assert (dest / "app" / "b.py").read_text() == "b"
+    assert (dest / "app" / "pkg" / "a.py").read_text() == "a"
+    assert not (dest / "app" / "src").exists()
+
+
+def test_file_to_path_and_to_dir(ctx: Path, dest: Path) -> None:
+    apply_copy(str(ctx), CopySpec(["README.md"], "/docs/readme.txt"), str(dest))
+    assert (dest / "docs" / "readme.txt").read_text() == "readme"
+    apply_copy(str(ctx), CopySpec(["README.md"], "/docs2/", dest_is_dir=True), str(dest))
+    assert (dest / "docs2" / "README.md").is_file()
+    # An existing directory receives the file inside it.
+    apply_copy(str(ctx), CopySpec(["run.sh"], "/etc"), str(dest))
+    assert stat.S_IMODE((dest / "etc" / "run.sh").stat().st_mode) == 0o755
+
+
+def test_wildcards_and_missing(ctx: Path, dest: Path) -> None:
+    assert [p for p, _ in resolve_sources(str(ctx), "src/*.py")] == ["/src/b.py"]
+    assert [p for p, _ in resolve_sources(str(ctx), "*/pkg/?.py")] == ["/src/pkg/a.py"]
+    apply_copy(str(ctx), CopySpec(["*.md", "*.sh"], "/w/", dest_is_dir=True), str(dest))
+    assert sorted(os.listdir(dest / "w")) == ["README.md", "run.sh"]
+    with pytest.raises(BuildError, match='"/nope": not found'):
+        apply_copy(str(ctx), CopySpec(["nope"], "/x"), str(dest))
+
+
+def test_owner_and_mode(ctx: Path, dest: Path) -> None:
+    os.chown(ctx / "README.md", 1234, 1234)
+    apply_copy(str(ctx), CopySpec(["README.md"], "/a"), str(dest))
+    assert (dest / "a").stat().st_uid == 0
+    apply_copy(str(ctx), CopySpec(["README.md"], "/b", preserve_owner=True), str(dest))
+    assert (dest / "b").stat().st_uid == 1234
+    apply_copy(str(ctx), CopySpec(["src"], "/c", chown=(7, 8), mode=lambda _m: 0o640), str(dest))
+    st = (dest / "c" / "pkg" / "a.py").stat()
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (7, 8, 0o640)
+
+
+def test_symlinks_copied_as_links_inside_dirs(ctx: Path, dest: Path) -> None:
+    apply_copy(str(ctx), CopySpec(["."], "/all"), str(dest))
+    assert os.readlink(dest / "all" / "link") == "README.md"
+    # A top-level symlink source is followed.
+    apply_copy(str(ctx), CopySpec(["link"], "/followed"), str(dest))
+    assert not (dest / "followed").is_symlink()
+    assert (dest / "followed").read_text() == "readme"
+
+
+def test_symlink_in_image_never_escapes(ctx: Path, dest: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    os.symlink(str(outside), dest / "escape")
+    os.symlink("../../../../..", dest / "up")
+    apply_copy(str(ctx), CopySpec(["README.md"], "/escape/x"), str(dest))
+    apply_copy(str(ctx), CopySpec(["README.md"], "/up/tmp/y"), str(dest))
+    assert list(outside.iterdir()) == []
+    assert (Path(secure_join(str(dest), "/escape")) / "x").read_text() == "readme"
+    assert (dest / "tmp" / "y").read_text() == "readme"
+
+
+def test_exclude_is_relative_to_source_root(ctx: Path, dest: Path) -> None:
+    apply_copy(str(ctx), CopySpec(["."], "/e", exclude=lambda rel, _d: rel.startswith("src/pkg")), str(dest))
+    assert (dest / "e" / "src" / "b.py").exists()
+    assert not (dest / "e" / "src" / "pkg").exists()
+
+
+def test_parents_keeps_source_path(ctx: Path, dest: Path) -> None:
+    apply_copy(str(ctx), CopySpec(["src/pkg/a.py"], "/p/", dest_is_dir=True, parents=True), str(dest))
+    assert (dest / "p" / "src" / "pkg" / "a.py").read_text() == "a"
+
+
+def test_hard_links_preserved(ctx: Path, dest: Path) -> None:
+    os.link(ctx / "README.md", ctx / "hard")
+    apply_copy(str(ctx), CopySpec(["."], "/h"), str(dest))
+    assert (dest / "h" / "hard").stat().st_ino == (dest / "h" / "README.md").stat().st_ino
