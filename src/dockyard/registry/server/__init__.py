@@ -1,0 +1,28 @@
+"""An embedded OCI registry (distribution spec 1.1): ``dockyard registry serve``, and a test fixture.
+
+Use it in-process, e.g. in a pytest fixture; it binds a free loopback port and serves on its own
+thread, so synchronous and asyncio tests alike can talk to ``server.url``::
+
+    from dockyard.registry.server import RegistryServer
+
+    @pytest.fixture
+    def registry(tmp_path):
+        with RegistryServer(storage=tmp_path / "registry") as server:
+            yield server  # server.url: "http://127.0.0.1:<port>"; server.address: "127.0.0.1:<port>"
+
+Options (``ServerConfig``): ``htpasswd`` (bcrypt file: Basic auth), ``token_policy`` (JSON policy:
+Bearer tokens from ``<url>/token``), ``tls_cert``/``tls_key``, ``proxy_remote`` (pull-through mirror),
+``delete_enabled``, ``gc_interval``/``gc_grace``, ``upload_ttl``, ``access_log``. Inside a running
+asyncio loop use ``await server.async_start()`` / ``await server.async_stop()`` instead of ``start()``.
+
+Modules: ``storage`` (the ``Storage`` protocol, ``FilesystemStorage``), ``app`` (the HTTP API),
+``auth`` (htpasswd, token issuer, policy), ``gc`` (mark and sweep), ``proxy`` (pull-through cache),
+``server`` (lifecycle).
+"""
+
+from .gc import GcReport, collect
+from .server import RegistryServer, ServerConfig, parse_addr
+from .storage import FilesystemStorage, Storage
+
+__all__ = ["FilesystemStorage", "GcReport", "RegistryServer", "ServerConfig", "Storage", "collect",
+           "parse_addr"]

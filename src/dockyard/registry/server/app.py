@@ -1,0 +1,648 @@
+"""The HTTP API of the OCI distribution spec 1.1, as an aiohttp application."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from dockyard.oci import mediatypes as mt
+from dockyard.oci.digest import Hasher, InvalidDigest, validate
+
+from .apierrors import ApiError
+from .auth import Access, Authorizer
+from .storage import Storage
+
+log = logging.getLogger("dockyard.registry")
+
+MAX_MANIFEST_SIZE = 4 * 1024 * 1024
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+NAME_RE = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*")
+TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
+_ROUTES = [
+    ("uploads", re.compile(r"(?P<name>.+)/blobs/uploads/?")),
+    ("upload", re.compile(r"(?P<name>.+)/blobs/uploads/(?P<id>[^/]+)")),
+    ("blob", re.compile(r"(?P<name>.+)/blobs/(?P<digest>[^/]+)")),
+    ("manifest", re.compile(r"(?P<name>.+)/manifests/(?P<ref>[^/]+)")),
+    ("tags", re.compile(r"(?P<name>.+)/tags/list")),
+    ("referrers", re.compile(r"(?P<name>.+)/referrers/(?P<digest>[^/]+)")),
+]
+_KNOWN_MANIFESTS = mt.MANIFESTS | mt.INDEXES
+API_HEADER = {"Docker-Distribution-API-Version": "registry/2.0"}
+Handler = Callable[[web.Request, dict[str, str]], Awaitable[web.StreamResponse]]
+
+
+@dataclass
+class Settings:
+    """What a running registry is configured with (see ``RegistryServer`` for the meaning)."""
+
+    delete_enabled: bool = True
+    upload_ttl: float = 24 * 3600
+    gc_grace: float = 3600
+    gc_interval: float = 0
+    read_only: bool = False
+    auto_mount: bool = True
+    cross_mount: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def check_name(name: str) -> str:
+    if len(name) > 255 or not NAME_RE.fullmatch(name):
+        raise ApiError(400, "NAME_INVALID", detail={"name": name[:300]})
+    return name
+
+
+def check_digest(value: str, code: str = "DIGEST_INVALID") -> str:
+    try:
+        validate(value)
+    except InvalidDigest as exc:
+        raise ApiError(400, code, f"invalid digest {value[:200]!r}: {exc}") from exc
+    return value
+
+
+def _range_header(size: int) -> str:
+    # The spec's (and distribution's) upload Range is "0-<last byte>", without a "bytes=" prefix.
+    return f"0-{max(size - 1, 0)}"
+
+
+def _parse_content_range(value: str) -> tuple[int, int]:
+    m = re.fullmatch(r"(?:bytes[ =])?(\d{1,19})-(\d{1,19})(?:/(?:\d+|\*))?", value.strip())
+    if not m:
+        raise ApiError(416, "BLOB_UPLOAD_INVALID", f"malformed Content-Range {value[:100]!r}")
+    start, end = int(m.group(1)), int(m.group(2))
+    if end < start:
+        raise ApiError(416, "BLOB_UPLOAD_INVALID", f"malformed Content-Range {value[:100]!r}")
+    return start, end
+
+
+def _descriptor_of(manifest: dict[str, Any], digest: str, size: int, media_type: str) -> dict[str, Any]:
+    """The descriptor the referrers API lists for a manifest that has a subject."""
+    desc: dict[str, Any] = {"mediaType": media_type, "digest": digest, "size": size}
+    artifact_type = manifest.get("artifactType")
+    if not artifact_type and media_type in mt.MANIFESTS:
+        artifact_type = (manifest.get("config") or {}).get("mediaType")
+    if artifact_type:
+        desc["artifactType"] = artifact_type
+    if manifest.get("annotations"):
+        desc["annotations"] = manifest["annotations"]
+    return desc
+
+
+def manifest_references(manifest: dict[str, Any]) -> list[str]:
+    """Digests a manifest or index points at (config, layers, child manifests), not its subject."""
+    found = []
+    config = manifest.get("config")
+    if isinstance(config, dict) and isinstance(config.get("digest"), str):
+        found.append(config["digest"])
+    for key in ("layers", "manifests", "blobs"):
+        for item in manifest.get(key) or []:
+            if isinstance(item, dict) and isinstance(item.get("digest"), str):
+                found.append(item["digest"])
+    return found
+
+
+class Registry:
+    """Request handling over a ``Storage``; ``make_app`` wires it into aiohttp."""
+
+    def __init__(self, storage: Storage, settings: Settings | None = None,
+                 authorizer: Authorizer | None = None, upstream: Any = None) -> None:
+        self.storage = storage
+        self.settings = settings or Settings()
+        self.auth = authorizer or Authorizer()
+        self.upstream = upstream  # a proxy.Upstream when serving as a pull-through mirror
+        # Running hashes of open uploads, so PUT need not re-read what PATCH already saw. Only a
+        # cache: a session continued by another process (or after a restart) is hashed from disk.
+        self._hashers: dict[str, Hasher] = {}
+        self._dispatch: dict[tuple[str, str], Handler] = {
+            ("uploads", "POST"): self.upload_start,
+            ("upload", "PATCH"): self.upload_patch,
+            ("upload", "PUT"): self.upload_finish,
+            ("upload", "GET"): self.upload_status,
+            ("upload", "DELETE"): self.upload_cancel,
+            ("blob", "GET"): self.blob_get,
+            ("blob", "HEAD"): self.blob_get,
+            ("blob", "DELETE"): self.blob_delete,
+            ("manifest", "GET"): self.manifest_get,
+            ("manifest", "HEAD"): self.manifest_get,
+            ("manifest", "PUT"): self.manifest_put,
+            ("manifest", "DELETE"): self.manifest_delete,
+            ("tags", "GET"): self.tags_list,
+            ("referrers", "GET"): self.referrers_list,
+        }
+
+    # -- plumbing --------------------------------------------------------------------------------
+
+    def authorize(self, request: web.Request, needed: list[Access]) -> str | None:
+        return self.auth.check(request.headers.get("Authorization", ""), needed)
+
+    async def route(self, request: web.Request) -> web.StreamResponse:
+        tail = request.match_info.get("tail", "")
+        if tail == "":
+            self.authorize(request, [])
+            return web.json_response({}, headers=API_HEADER)
+        if tail == "_catalog":
+            if request.method != "GET":
+                raise ApiError(405, "UNSUPPORTED", f"{request.method} is not allowed on the catalog")
+            return await self.catalog(request)
+        for kind, pattern in _ROUTES:
+            m = pattern.fullmatch(tail)
+            if m is None:
+                continue
+            params = m.groupdict()
+            check_name(params["name"])
+            handler = self._dispatch.get((kind, request.method))
+            if handler is None:
+                raise ApiError(405, "UNSUPPORTED", f"{request.method} is not allowed on {kind} URLs")
+            return await handler(request, params)
+        raise ApiError(404, "NAME_UNKNOWN" if "/" in tail else "UNSUPPORTED",
+                       f"no route for /v2/{tail[:200]}")
+
+    def _need(self, request: web.Request, name: str, action: str) -> None:
+        self.authorize(request, [Access("repository", name, frozenset({action}))])
+
+    def _writable(self) -> None:
+        if self.settings.read_only or self.upstream is not None:
+            raise ApiError(405, "UNSUPPORTED", "this registry is read-only (a mirror or in read-only mode)")
+
+    # -- catalog, tags, referrers ----------------------------------------------------------------
+
+    @staticmethod
+    def _page(request: web.Request, items: list[str], url: str) -> tuple[list[str], dict[str, str]]:
+        last = request.query.get("last", "")
+        n_text = request.query.get("n")
+        if last:
+            items = [item for item in items if item > last]
+        headers: dict[str, str] = {}
+        if n_text is not None:
+            if not n_text.isdigit() or len(n_text) > 9:
+                raise ApiError(400, "PAGINATION_NUMBER_INVALID", detail={"n": n_text[:50]})
+            n = int(n_text)
+            if len(items) > n:
+                items = items[:n]
+                if items:
+                    headers["Link"] = f'<{url}?n={n}&last={items[-1]}>; rel="next"'
+        return items, headers
+
+    async def catalog(self, request: web.Request) -> web.StreamResponse:
+        self.authorize(request, [Access("registry", "catalog", frozenset({"*"}))])
+        repos, headers = self._page(request, self.storage.repositories(), "/v2/_catalog")
+        return web.json_response({"repositories": repos}, headers={**API_HEADER, **headers})
+
+    async def tags_list(self, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
+        name = p["name"]
+        self._need(request, name, "pull")
+        if not self.storage.repo_exists(name):
+            raise ApiError(404, "NAME_UNKNOWN", detail={"name": name})
+        tags, headers = self._page(request, sorted(self.storage.tags(name)), f"/v2/{name}/tags/list")
+        return web.json_response({"name": name, "tags": tags}, headers={**API_HEADER, **headers})
+
+    async def referrers_list(self, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
+        name = p["name"]
+        self._need(request, name, "pull")
+        subject = check_digest(p["digest"])
+        manifests = self.storage.referrers(name, subject)
+        headers = dict(API_HEADER)
+        wanted = request.query.get("artifactType")
+        if wanted:
+            manifests = [m for m in manifests if m.get("artifactType") == wanted]
+            headers["OCI-Filters-Applied"] = "artifactType"
+        body = {"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": manifests}
+        return web.Response(body=json.dumps(body).encode(), content_type=mt.OCI_INDEX, headers=headers)
+
+    # -- blobs -----------------------------------------------------------------------------------
+
+    async def blob_get(self, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
+        name = p["name"]
+        self._need(request, name, "pull")
+        digest = check_digest(p["digest"])
+        info = self.storage.blob_stat(digest) if self.storage.is_linked(name, digest) else None
+        if info is None and self.upstream is not None:
+            response: web.StreamResponse = await self.upstream.serve_blob(self, request, name, digest)
+            return response
+        if info is None:
+            raise ApiError(404, "BLOB_UNKNOWN", detail={"digest": digest})
+        headers = {**API_HEADER, "Docker-Content-Digest": digest, "Accept-Ranges": "bytes",
+                   "ETag": f'"{digest}"', "Cache-Control": "max-age=31536000",
+                   "Content-Type": "application/octet-stream"}
+        if info.path is not None:
+            # FileResponse uses sendfile(2) and implements Range (206) and unsatisfiable ranges (416).
+            return web.FileResponse(info.path, chunk_size=1 << 20, headers=headers)
+        resp = web.StreamResponse(headers=headers)
+        resp.content_length = info.size
+        await resp.prepare(request)
+        if request.method == "GET":
+            with self.storage.blob_open(digest) as f:
+                while chunk := f.read(1 << 20):
+                    await resp.write(chunk)
+        return resp
+
+    async def blob_delete(self, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
+        name = p["name"]
+        self._need(request, name, "delete")
+        self._writable()
+        digest = check_digest(p["digest"])
+        if not self.settings.delete_enabled:
+            raise ApiError(405, "UNSUPPORTED", "deletion is disabled on this registry")
+        if not self.storage.unlink_blob(name, digest):
+            raise ApiError(404, "BLOB_UNKNOWN", detail={"digest": digest})
+        # The bytes stay until garbage collection finds nothing else needs them.
+        return web.Response(status=202, headers={**API_HEADER, "Docker-Content-Digest": digest})
+
+    # -- uploads ---------------------------------------------------------------------------------
+
+    def _upload_headers(self, name: str, upload_id: str, size: int) -> dict[str, str]:
+        return {**API_HEADER, "Location": f"/v2/{name}/blobs/uploads/{upload_id}",
+                "Range": _range_header(size), "Docker-Upload-UUID": upload_id}
+
+    def _blob_created(self, name: str, digest: str) -> web.Response:
+        return web.Response(status=201, headers={
+            **API_HEADER, "Location": f"/v2/{name}/blobs/{digest}", "Docker-Content-Digest": digest})
+
+    async def upload_start(self, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
+        name = p["name"]
+        self._need(request, name, "push")
+        self._writable()
+        mount, source = request.query.get("mount"), request.query.get("from")
+        if mount and source and self.settings.cross_mount:
+            check_digest(mount)
+            if NAME_RE.fullmatch(source) and self.storage.is_linked(source, mount) \
+                    and self.storage.blob_stat(mount) is not None and self._may_pull(request, source):
+                self.storage.link_blob(name, mount)
+                self.storage.blob_touch(mount)
+                return self._blob_created(name, mount)
+            # Not mountable: fall back to an ordinary session, as the spec asks (202).
+        elif mount and self.settings.auto_mount and self.settings.cross_mount and not self.auth.enabled:
+            # Without "from", mount any blob the registry has: only when every repository is readable
+            # by everyone anyway, so this cannot leak content across access boundaries.
+            check_digest(mount)
+            if self.storage.blob_stat(mount) is not None:
+                self.storage.link_blob(name, mount)
+                self.storage.blob_touch(mount)
+                return self._blob_created(name, mount)
+        digest = request.query.get("digest")
+        info = self.storage.upload_create(name)
+        if digest is not None:
+            check_digest(digest)
+            try:
+                await self._receive(request, info.id, 0)
+                return self._commit(name, info.id, digest)
+            except BaseException:
+                self._drop(info.id)
+                raise
+        return web.Response(status=202, headers={**self._upload_headers(name, info.id, 0),
+                                                 "Content-Length": "0"})
+
+    def _may_pull(self, request: web.Request, repo: str) -> bool:
+        try:
+            self._need(request, repo, "pull")
+        except ApiError:
+            return False
+        return True
+
+    def _session(self, name: str, upload_id: str) -> int:
+        info = self.storage.upload_stat(upload_id)
+        if info is None or info.repo != name:
+            raise ApiError(404, "BLOB_UPLOAD_UNKNOWN", detail={"uuid": upload_id[:100]})
+        return info.size
+
+    def _drop(self, upload_id: str) -> None:
+        self._hashers.pop(upload_id, None)
+        self.storage.upload_delete(upload_id)
+
+    async def _receive(self, request: web.Request, upload_id: str, size: int,
+                       expected: int | None = None) -> int:
+        """Append the request body to the session; on any failure the session is left as it was."""
+        hasher = self._hashers.pop(upload_id, None)
+        if hasher is None and size == 0:
+            hasher = Hasher()
+        if hasher is not None and hasher.size != size:
+            hasher = None
+        received = 0
+        try:
+            with self.storage.upload_append(upload_id) as f:
+                async for chunk in request.content.iter_chunked(1 << 20):
+                    f.write(chunk)
+                    received += len(chunk)
+                    if hasher is not None:
+                        hasher.update(chunk)
+            if expected is not None and received != expected:
+                raise ApiError(400, "SIZE_INVALID",
+                               f"Content-Range announced {expected} bytes but {received} arrived")
+        except BaseException:
+            with contextlib.suppress(OSError):
+                self.storage.upload_truncate(upload_id, size)
+            raise
+        if hasher is not None:
+            self._hashers[upload_id] = hasher
+        return size + received
+
+    def _check_range(self, request: web.Request, size: int, name: str, upload_id: str) -> int | None:
+        value = request.headers.get("Content-Range")
+        if value is None:
+            return None
+        start, end = _parse_content_range(value)
+        if start != size:
+            raise ApiError(416, "BLOB_UPLOAD_INVALID",
+                           f"chunk starts at {start} but the upload has {size} bytes",
+                           headers=self._upload_headers(name, upload_id, size))
+        length = end - start + 1
+        declared = request.content_length
+        if declared is not None and declared != length:
+            raise ApiError(400, "SIZE_INVALID",
+                           f"Content-Range covers {length} bytes but Content-Length is {declared}")
+        return length
+
+    async def upload_patch(self, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
+        name, upload_id = p["name"], p["id"]
+        self._need(request, name, "push")
+        self._writable()
+        size = self._session(name, upload_id)
+        expected = self._check_range(request, size, name, upload_id)
+        size = await self._receive(request, upload_id, size, expected)
+        return web.Response(status=202, headers={**self._upload_headers(name, upload_id, size),
+                                                 "Content-Length": "0"})
+
+    async def upload_finish(self, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
+        name, upload_id = p["name"], p["id"]
+        self._need(request, name, "push")
+        self._writable()
+        size = self._session(name, upload_id)
+        digest = request.query.get("digest")
+        if not digest:
+            raise ApiError(400, "DIGEST_INVALID", "the digest query parameter is required")
+        check_digest(digest)
+        expected = self._check_range(request, size, name, upload_id)
+        await self._receive(request, upload_id, size, expected)
+        return self._commit(name, upload_id, digest)
+
+    def _commit(self, name: str, upload_id: str, digest: str) -> web.Response:
+        algorithm = digest.partition(":")[0]
+        hasher = self._hashers.pop(upload_id, None)
+        if hasher is None or hasher.algorithm != algorithm:
+            hasher = Hasher(algorithm)
+            with self.storage.upload_read(upload_id) as f:
+                while chunk := f.read(1 << 20):
+                    hasher.update(chunk)
+        actual = hasher.digest()
+        if actual != digest:
+            self._drop(upload_id)
+            raise ApiError(400, "DIGEST_INVALID", detail={"expected": digest, "actual": str(actual)})
+        self.storage.upload_commit(upload_id, digest)
+        self.storage.link_blob(name, digest)
+        return self._blob_created(name, digest)
+
+    async def upload_status(self, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
+        name, upload_id = p["name"], p["id"]
+        self._need(request, name, "push")
+        size = self._session(name, upload_id)
+        return web.Response(status=204, headers=self._upload_headers(name, upload_id, size))
+
+    async def upload_cancel(self, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
+        name, upload_id = p["name"], p["id"]
+        self._need(request, name, "push")
+        self._session(name, upload_id)
+        self._drop(upload_id)
+        return web.Response(status=204, headers=API_HEADER)
+
+    # -- manifests -------------------------------------------------------------------------------
+
+    def resolve(self, name: str, ref: str) -> str | None:
+        """The digest a tag or digest reference names in the repository, if it is there."""
+        if ":" in ref:
+            check_digest(ref)
+            return ref if self.storage.manifest_media_type(name, ref) is not None else None
+        if not TAG_RE.fullmatch(ref):
+            raise ApiError(404 if ref.startswith(".") else 400, "MANIFEST_UNKNOWN" if ref.startswith(".")
+                           else "TAG_INVALID", detail={"tag": ref[:200]})
+        return self.storage.tag_get(name, ref)
+
+    async def manifest_get(self, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
+        name, ref = p["name"], p["ref"]
+        self._need(request, name, "pull")
+        if self.upstream is not None:
+            found = await self.upstream.manifest(self, name, ref)
+        else:
+            digest = self.resolve(name, ref)
+            media_type = self.storage.manifest_media_type(name, digest) if digest else None
+            found = (digest, media_type) if digest and media_type is not None else None
+        if found is None:
+            raise ApiError(404, "MANIFEST_UNKNOWN", detail={"name": name, "reference": ref[:200]})
+        digest, media_type = found
+        try:
+            body = self.storage.blob_read(digest)
+        except FileNotFoundError:
+            raise ApiError(404, "MANIFEST_UNKNOWN", detail={"name": name, "reference": ref[:200]})
+        headers = {**API_HEADER, "Docker-Content-Digest": digest, "ETag": f'"{digest}"'}
+        return web.Response(body=body, content_type=media_type, headers=headers)
+
+    async def _read_limited(self, request: web.Request, limit: int) -> bytes:
+        if request.content_length is not None and request.content_length > limit:
+            raise ApiError(413, "MANIFEST_INVALID", f"manifest is larger than {limit} bytes")
+        data = bytearray()
+        async for chunk in request.content.iter_chunked(1 << 16):
+            data += chunk
+            if len(data) > limit:
+                raise ApiError(413, "MANIFEST_INVALID", f"manifest is larger than {limit} bytes")
+        return bytes(data)
+
+    async def manifest_put(self, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
+        name, ref = p["name"], p["ref"]
+        self._need(request, name, "push")
+        self._writable()
+        if ":" in ref:
+            check_digest(ref)
+        elif not TAG_RE.fullmatch(ref):
+            raise ApiError(400, "TAG_INVALID", detail={"tag": ref[:200]})
+        body = await self._read_limited(request, MAX_MANIFEST_SIZE)
+        digest = self.store_manifest(name, ref, body, request.content_type)
+        headers = {**API_HEADER, "Location": f"/v2/{name}/manifests/{digest}",
+                   "Docker-Content-Digest": digest, "Content-Length": "0"}
+        subject = self._subject_of(body)
+        if subject:
+            headers["OCI-Subject"] = subject
+        return web.Response(status=201, headers=headers)
+
+    @staticmethod
+    def _subject_of(body: bytes) -> str | None:
+        with contextlib.suppress(ValueError, AttributeError, TypeError):
+            subject = json.loads(body).get("subject")
+            if isinstance(subject, dict) and isinstance(subject.get("digest"), str):
+                return str(subject["digest"])
+        return None
+
+    def store_manifest(self, name: str, ref: str, body: bytes, content_type: str,
+                       verify_blobs: bool = True) -> str:
+        """Validate and store a manifest under a tag or digest; returns its digest."""
+        try:
+            manifest = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ApiError(400, "MANIFEST_INVALID", f"manifest is not valid JSON: {exc}") from exc
+        if not isinstance(manifest, dict):
+            raise ApiError(400, "MANIFEST_INVALID", "manifest must be a JSON object")
+        algorithm = ref.partition(":")[0] if ":" in ref else "sha256"
+        hasher = Hasher(algorithm)
+        hasher.update(body)
+        digest = str(hasher.digest())
+        if ":" in ref and digest != ref:
+            raise ApiError(400, "DIGEST_INVALID", detail={"expected": ref, "actual": digest})
+        declared = manifest.get("mediaType")
+        media_type = declared if isinstance(declared, str) and declared else content_type
+        if declared and content_type and content_type in _KNOWN_MANIFESTS and declared != content_type:
+            raise ApiError(400, "MANIFEST_INVALID",
+                           f"mediaType {declared!r} does not match Content-Type {content_type!r}")
+        if manifest.get("schemaVersion") != 2 or media_type not in _KNOWN_MANIFESTS:
+            if media_type == "application/json" and manifest.get("schemaVersion") == 2:
+                media_type = mt.OCI_INDEX if "manifests" in manifest else mt.OCI_MANIFEST
+            else:
+                raise ApiError(400, "MANIFEST_INVALID",
+                               f"unsupported manifest (media type {media_type!r}, schemaVersion "
+                               f"{manifest.get('schemaVersion')!r})")
+        self._validate_shape(manifest, media_type)
+        if verify_blobs:
+            self._verify_references(name, manifest, media_type)
+        self.storage.blob_put(digest, body)
+        self.storage.link_blob(name, digest)
+        self.storage.manifest_link(name, digest, media_type)
+        subject = manifest.get("subject")
+        if isinstance(subject, dict) and isinstance(subject.get("digest"), str):
+            self.storage.referrer_add(name, subject["digest"],
+                                      _descriptor_of(manifest, digest, len(body), media_type))
+        if ":" not in ref:
+            self.storage.tag_set(name, ref, digest)
+        return digest
+
+    @staticmethod
+    def _validate_shape(manifest: dict[str, Any], media_type: str) -> None:
+        def descriptor(item: object, where: str) -> None:
+            if not isinstance(item, dict):
+                raise ApiError(400, "MANIFEST_INVALID", f"{where} is not a descriptor")
+            if not isinstance(item.get("mediaType", ""), str) or not isinstance(item.get("size"), int):
+                raise ApiError(400, "MANIFEST_INVALID", f"{where} needs a mediaType and an integer size")
+            check_digest(str(item.get("digest", "")), "MANIFEST_INVALID")
+
+        if media_type in mt.INDEXES:
+            items = manifest.get("manifests")
+            if not isinstance(items, list):
+                raise ApiError(400, "MANIFEST_INVALID", "index has no manifests list")
+            for i, item in enumerate(items):
+                descriptor(item, f"manifests[{i}]")
+        else:
+            descriptor(manifest.get("config"), "config")
+            layers = manifest.get("layers")
+            if not isinstance(layers, list):
+                raise ApiError(400, "MANIFEST_INVALID", "manifest has no layers list")
+            for i, item in enumerate(layers):
+                descriptor(item, f"layers[{i}]")
+        if "subject" in manifest:
+            descriptor(manifest["subject"], "subject")
+
+    def _verify_references(self, name: str, manifest: dict[str, Any], media_type: str) -> None:
+        missing = []
+        if media_type in mt.INDEXES:
+            for item in manifest["manifests"]:
+                if self.storage.manifest_media_type(name, item["digest"]) is None:
+                    missing.append(item["digest"])
+        else:
+            for item in [manifest["config"], *manifest["layers"]]:
+                if item.get("urls"):
+                    continue  # foreign layers live elsewhere
+                if self.storage.is_linked(name, item["digest"]) and \
+                        self.storage.blob_stat(item["digest"]) is not None:
+                    # Restart the GC grace period of what this fresh manifest now holds on to.
+                    self.storage.blob_touch(item["digest"])
+                else:
+                    missing.append(item["digest"])
+        if missing:
+            raise ApiError(400, "MANIFEST_BLOB_UNKNOWN", detail={"digests": missing[:20]})
+
+    async def manifest_delete(self, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
+        name, ref = p["name"], p["ref"]
+        self._need(request, name, "delete")
+        self._writable()
+        if not self.settings.delete_enabled:
+            raise ApiError(405, "UNSUPPORTED", "deletion is disabled on this registry")
+        if ":" not in ref:
+            if not TAG_RE.fullmatch(ref):
+                raise ApiError(400, "TAG_INVALID", detail={"tag": ref[:200]})
+            if not self.storage.tag_delete(name, ref):
+                raise ApiError(404, "MANIFEST_UNKNOWN", detail={"name": name, "reference": ref})
+            return web.Response(status=202, headers=API_HEADER)
+        digest = check_digest(ref)
+        if self.storage.manifest_media_type(name, digest) is None:
+            raise ApiError(404, "MANIFEST_UNKNOWN", detail={"name": name, "reference": ref})
+        with contextlib.suppress(FileNotFoundError):
+            subject = self._subject_of(self.storage.blob_read(digest))
+            if subject:
+                self.storage.referrer_remove(name, subject, digest)
+        for tag, target in self.storage.tags(name).items():
+            if target == digest:
+                self.storage.tag_delete(name, tag)
+        self.storage.manifest_unlink(name, digest)
+        return web.Response(status=202, headers=API_HEADER)
+
+
+ACCESS_LOG_FORMAT = '%a "%r" %s %b %Tfs "%{User-Agent}i"'
+
+
+def make_app(registry: Registry) -> web.Application:
+    """The aiohttp application: ``/v2/...``, ``/token`` (token mode) and ``/healthz``."""
+
+    @web.middleware
+    async def errors(request: web.Request,
+                     handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except ApiError as exc:
+            return exc.response()
+        except web.HTTPRequestRangeNotSatisfiable as exc:
+            return ApiError(416, "RANGE_INVALID", exc.text or "range not satisfiable",
+                            headers=dict(exc.headers)).response()
+        except web.HTTPException as exc:
+            if exc.status >= 400:
+                codes = {404: "NAME_UNKNOWN", 405: "UNSUPPORTED", 401: "UNAUTHORIZED"}
+                code = codes.get(exc.status, "UNSUPPORTED")
+                return ApiError(exc.status, code, exc.reason).response()
+            raise
+        except (ConnectionResetError, asyncio.CancelledError):
+            raise
+        except OSError as exc:
+            log.error("storage error on %s %s: %s", request.method, request.path, exc)
+            return ApiError(500, "UNKNOWN", f"storage error: {exc.strerror or exc}").response()
+
+    async def v2(request: web.Request) -> web.StreamResponse:
+        return await registry.route(request)
+
+    async def health(request: web.Request) -> web.StreamResponse:
+        return web.json_response({"status": "ok", "time": time.time()})
+
+    async def token(request: web.Request) -> web.StreamResponse:
+        if not registry.auth.token_mode:
+            raise ApiError(404, "UNSUPPORTED", "this registry does not issue tokens")
+        scopes = request.query.getall("scope", [])
+        service = request.query.get("service", "")
+        user = password = None
+        if request.method == "POST":
+            form = await request.post()
+            scopes = [str(s) for s in form.getall("scope", [])] or scopes
+            service = str(form.get("service", service))
+            if form.get("grant_type") == "password":
+                user, password = str(form.get("username", "")), str(form.get("password", ""))
+        result = registry.auth.token(request.headers.get("Authorization", ""), scopes, service,
+                                     user, password)
+        return web.json_response(result)
+
+    app = web.Application(middlewares=[errors], client_max_size=MAX_MANIFEST_SIZE + 1024)
+    app.router.add_route("*", "/v2/{tail:.*}", v2)
+    app.router.add_route("*", "/v2", v2)
+    app.router.add_get("/healthz", health)
+    app.router.add_route("GET", "/token", token)
+    app.router.add_route("POST", "/token", token)
+    return app

@@ -1,0 +1,258 @@
+"""Running the registry: in-process on a background thread (tests, fixtures) or in the foreground (CLI)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import ssl
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from aiohttp import web
+
+from dockyard.errors import InvalidArgument, StoreError
+
+from .app import ACCESS_LOG_FORMAT, Registry, Settings, make_app
+from .auth import Authorizer, Htpasswd, Policy, TokenIssuer
+from .gc import collect
+from .storage import FilesystemStorage, Storage
+
+log = logging.getLogger("dockyard.registry")
+access_log = logging.getLogger("dockyard.registry.access")
+
+
+@dataclass
+class ServerConfig:
+    """Everything ``dockyard registry serve`` can be told; the defaults suit a test fixture."""
+
+    storage: str | os.PathLike[str] = ""
+    host: str = "127.0.0.1"
+    port: int = 0  # 0: pick a free port
+    htpasswd: str | None = None
+    token_policy: str | None = None
+    token_service: str = "dockyard-registry"
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    proxy_remote: str | None = None
+    proxy_username: str | None = None
+    proxy_password: str | None = None
+    proxy_tag_ttl: float = 300
+    delete_enabled: bool = True
+    read_only: bool = False
+    auto_mount: bool = True  # mount without "from" (only ever done when auth is off)
+    cross_mount: bool = True  # False: never mount across repositories (tenants stay apart)
+    gc_interval: float = 0  # seconds between online collections; 0 = never
+    gc_grace: float = 3600
+    upload_ttl: float = 24 * 3600
+    access_log: bool = False
+    shutdown_timeout: float = 10
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def parse_addr(addr: str) -> tuple[str, int]:
+    """``host:port`` (``[::1]:5000`` for IPv6) -> (host, port)."""
+    host, sep, port = addr.rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise InvalidArgument(f"invalid listen address {addr!r}: expected HOST:PORT")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+class RegistryServer:
+    """An OCI registry served by aiohttp; ``start()`` runs it on its own thread and event loop.
+
+    ``async_start()``/``async_stop()`` run it on the caller's loop instead (the CLI does that).
+    """
+
+    def __init__(self, config: ServerConfig | None = None, **options: Any) -> None:
+        self.config = config or ServerConfig(**options)
+        if not self.config.storage:
+            raise InvalidArgument("the registry needs a storage directory")
+        if bool(self.config.tls_cert) != bool(self.config.tls_key):
+            raise InvalidArgument("--tls-cert and --tls-key must be given together")
+        self.storage: Storage = FilesystemStorage(self.config.storage)
+        self.port = self.config.port
+        self._runner: web.AppRunner | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._gc_task: asyncio.Task[None] | None = None
+        self._ssl = self._ssl_context()
+        self.registry: Registry | None = None
+
+    # -- addresses ---------------------------------------------------------------------------------
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self._ssl else "http"
+
+    @property
+    def address(self) -> str:
+        """``host:port`` as clients name the registry (e.g. in ``127.0.0.1:5000/repo:tag``)."""
+        host = self.config.host
+        if host in ("0.0.0.0", ""):
+            host = "127.0.0.1"
+        elif ":" in host:
+            host = f"[{host}]"
+        return f"{host}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://{self.address}"
+
+    def _ssl_context(self) -> ssl.SSLContext | None:
+        if not self.config.tls_cert:
+            return None
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        try:
+            ctx.load_cert_chain(str(self.config.tls_cert), str(self.config.tls_key))
+        except (OSError, ssl.SSLError) as exc:
+            raise InvalidArgument(f"TLS certificate {self.config.tls_cert} / key {self.config.tls_key}: "
+                                  f"{exc}") from exc
+        return ctx
+
+    def _authorizer(self) -> Authorizer:
+        cfg = self.config
+        htpasswd = Htpasswd(cfg.htpasswd) if cfg.htpasswd else None
+        if not cfg.token_policy:
+            return Authorizer(htpasswd)
+        policy = Policy.load(cfg.token_policy)
+        return Authorizer(htpasswd, policy, TokenIssuer(cfg.token_service), realm=f"{self.url}/token")
+
+    # -- lifecycle on the caller's loop -----------------------------------------------------------
+
+    async def async_start(self) -> None:
+        cfg = self.config
+        upstream = None
+        if cfg.proxy_remote:
+            from .proxy import Upstream
+
+            upstream = Upstream(cfg.proxy_remote, cfg.proxy_username, cfg.proxy_password, cfg.proxy_tag_ttl)
+        settings = Settings(delete_enabled=cfg.delete_enabled, upload_ttl=cfg.upload_ttl,
+                            gc_grace=cfg.gc_grace, gc_interval=cfg.gc_interval, read_only=cfg.read_only,
+                            auto_mount=cfg.auto_mount, cross_mount=cfg.cross_mount)
+        self.registry = Registry(self.storage, settings, Authorizer(), upstream)
+        app = make_app(self.registry)
+        if upstream is not None:
+            app.on_cleanup.append(lambda _app: upstream.close())
+        self._runner = web.AppRunner(
+            app, access_log=access_log if cfg.access_log else None, access_log_format=ACCESS_LOG_FORMAT,
+            handle_signals=False, shutdown_timeout=cfg.shutdown_timeout)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, cfg.host, cfg.port, ssl_context=self._ssl, backlog=1024,
+                           reuse_address=True)
+        try:
+            await site.start()
+        except OSError as exc:
+            await self._runner.cleanup()
+            raise StoreError(f"cannot listen on {cfg.host}:{cfg.port}: {exc.strerror or exc}") from exc
+        server = site._server
+        assert isinstance(server, asyncio.base_events.Server)
+        self.port = server.sockets[0].getsockname()[1]
+        # The token realm names the bound port, so the authorizer is built once the port is known.
+        self.registry.auth = self._authorizer()
+        if cfg.gc_interval > 0:
+            self._gc_task = asyncio.get_running_loop().create_task(self._gc_loop())
+        log.info("registry listening on %s (storage %s)", self.url, cfg.storage)
+
+    async def _gc_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.gc_interval)
+            # Runs on the event loop: no request handler interleaves with the mark and the sweep.
+            report = collect(self.storage, grace=self.config.gc_grace, upload_ttl=self.config.upload_ttl)
+            log.info("gc: %d blobs deleted (%d bytes), %d uploads expired", len(report.deleted_blobs),
+                     report.freed_bytes, len(report.deleted_uploads))
+
+    async def async_stop(self) -> None:
+        if self._gc_task is not None:
+            self._gc_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._gc_task
+            self._gc_task = None
+        if self._runner is not None:
+            await self._runner.cleanup()  # stops accepting, lets requests in flight finish
+            self._runner = None
+
+    async def serve_forever(self) -> None:
+        """Serve until SIGTERM or SIGINT, then shut down gracefully (used by the CLI)."""
+        await self.async_start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await stop.wait()
+            log.info("shutting down")
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+            await self.async_stop()
+
+    # -- lifecycle on a background thread ---------------------------------------------------------
+
+    def start(self) -> RegistryServer:
+        """Serve on a daemon thread; returns once the port is bound (``self.url`` is then valid)."""
+        if self._thread is not None:
+            return self
+        ready = threading.Event()
+        failure: list[BaseException] = []
+        loop = asyncio.new_event_loop()
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            try:
+                loop.run_until_complete(self.async_start())
+            except BaseException as exc:
+                failure.append(exc)
+                ready.set()
+                loop.close()
+                return
+            ready.set()
+            loop.run_forever()
+            loop.run_until_complete(self.async_stop())
+            loop.close()
+
+        self._loop = loop
+        self._thread = threading.Thread(target=run, name=f"registry-{id(self):x}", daemon=True)
+        self._thread.start()
+        ready.wait()
+        if failure:
+            self._thread = None
+            raise failure[0]
+        return self
+
+    def stop(self) -> None:
+        if self._thread is None or self._loop is None:
+            return
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=self.config.shutdown_timeout + 5)
+        self._thread = None
+
+    def gc(self, dry_run: bool = False) -> Any:
+        """Run one garbage collection now (on the server's loop when it runs on a thread)."""
+        def run() -> Any:
+            return collect(self.storage, grace=self.config.gc_grace, upload_ttl=self.config.upload_ttl,
+                           dry_run=dry_run)
+
+        if self._loop is None or self._thread is None:
+            return run()
+
+        async def on_loop() -> Any:
+            return run()
+
+        return asyncio.run_coroutine_threadsafe(on_loop(), self._loop).result()
+
+    def __enter__(self) -> RegistryServer:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+
+def default_storage() -> Path:
+    return Path(os.environ.get("DOCKYARD_REGISTRY_STORAGE", "/var/lib/dockyard-registry"))
