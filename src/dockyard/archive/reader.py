@@ -180,9 +180,9 @@ class TarReader:
             entry.linkname = os.fsdecode(longlink)
         if pax:
             apply_pax(entry, pax)
-        if entry.type == b"S" or any(k.startswith("GNU.sparse") for k in entry.pax):
+        if entry.type == b"S" or (entry.pax and any(k.startswith("GNU.sparse") for k in entry.pax)):
             raise CorruptData(f"tar entry {entry.name!r} at offset {first}: sparse files are not supported")
-        if len(entry.name) > 1:
+        if entry.name.endswith("/") and len(entry.name) > 1:
             entry.name = entry.name.rstrip("/") or "/"
         if entry.type in _HEADER_ONLY:
             # As archive/tar does: these types carry no body whatever the size field says.

@@ -8,6 +8,7 @@ string round-trips.
 from __future__ import annotations
 
 import os
+import struct
 from dataclasses import dataclass, field
 
 from dockyard.errors import CorruptData
@@ -35,6 +36,8 @@ _OCTAL_MAX_7 = 0o7777777
 _OCTAL_MAX_11 = 0o77777777777
 _ZERO_BLOCK = bytes(BLOCK)
 _PAX_XATTR = "SCHILY.xattr."
+# name mode uid gid size mtime chksum typeflag linkname magic+version uname gname devmajor devminor prefix
+_HEADER = struct.Struct("100s8s8s8s12s12s8s1s100s8s32s32s8s8s155s12x")
 
 
 @dataclass(slots=True)
@@ -95,25 +98,24 @@ def _raw_header(
     name: bytes, mode: int, uid: int, gid: int, size: int, mtime: int, typeflag: bytes,
     linkname: bytes, uname: bytes, gname: bytes, devmajor: int, devminor: int,
 ) -> bytes:
-    head = b"".join((
-        name[:100].ljust(100, b"\0"),
+    head = _HEADER.pack(
+        name,
         b"%07o\0" % mode,
-        _num(uid, 8, _OCTAL_MAX_7),
-        _num(gid, 8, _OCTAL_MAX_7),
-        _num(size, 12, _OCTAL_MAX_11),
-        _num(mtime, 12, _OCTAL_MAX_11),
+        b"%07o\0" % uid if uid <= _OCTAL_MAX_7 else _num(uid, 8, _OCTAL_MAX_7),
+        b"%07o\0" % gid if gid <= _OCTAL_MAX_7 else _num(gid, 8, _OCTAL_MAX_7),
+        b"%011o\0" % size,
+        b"%011o\0" % mtime,
         b"        ",
         typeflag,
-        linkname[:100].ljust(100, b"\0"),
+        linkname,
         b"ustar\x0000",
-        uname[:32].ljust(32, b"\0"),
-        gname[:32].ljust(32, b"\0"),
-        _num(devmajor, 8, _OCTAL_MAX_7),
-        _num(devminor, 8, _OCTAL_MAX_7),
-        bytes(167),
-    ))
-    chksum = b"%06o\0 " % sum(head)
-    return head[:148] + chksum + head[156:]
+        uname,
+        gname,
+        b"%07o\0" % devmajor if devmajor <= _OCTAL_MAX_7 else _num(devmajor, 8, _OCTAL_MAX_7),
+        b"%07o\0" % devminor if devminor <= _OCTAL_MAX_7 else _num(devminor, 8, _OCTAL_MAX_7),
+        b"",
+    )
+    return head[:148] + b"%06o\0 " % sum(head) + head[156:]
 
 
 def encode(entry: TarEntry) -> bytes:
@@ -122,23 +124,32 @@ def encode(entry: TarEntry) -> bytes:
     A directory's name gets its trailing ``/`` here (as Docker writes it).
     """
     name_s = entry.name + "/" if entry.type == DIRTYPE and not entry.name.endswith("/") else entry.name
-    name = os.fsencode(name_s)
-    link = os.fsencode(entry.linkname)
-    uname = entry.uname.encode("utf-8", "surrogateescape")
-    gname = entry.gname.encode("utf-8", "surrogateescape")
+    name = name_s.encode("utf-8", "surrogateescape")
+    link = entry.linkname.encode("utf-8", "surrogateescape") if entry.linkname else b""
+    uname = entry.uname.encode("utf-8", "surrogateescape") if entry.uname else b""
+    gname = entry.gname.encode("utf-8", "surrogateescape") if entry.gname else b""
+    size, uid, gid, mtime = entry.size, entry.uid, entry.gid, entry.mtime
+    if (
+        len(name) <= 100 and len(link) <= 100 and len(uname) <= 32 and len(gname) <= 32
+        and name.isascii() and link.isascii() and uname.isascii() and gname.isascii()
+        and 0 <= size <= _OCTAL_MAX_11 and 0 <= mtime <= _OCTAL_MAX_11
+        and uid <= _OCTAL_MAX_7 and gid <= _OCTAL_MAX_7 and not entry.xattrs and not entry.pax
+    ):
+        return _raw_header(name, entry.mode & 0o7777, uid, gid, size, mtime, entry.type, link,
+                           uname, gname, entry.devmajor, entry.devminor)
     records: list[bytes] = []
     if len(name) > 100 or not name.isascii():
         records.append(_pax_record("path", name))
     if len(link) > 100 or not link.isascii():
         records.append(_pax_record("linkpath", link))
-    if entry.size > _OCTAL_MAX_11:
-        records.append(_pax_record("size", b"%d" % entry.size))
-    if entry.uid > _OCTAL_MAX_7:
-        records.append(_pax_record("uid", b"%d" % entry.uid))
-    if entry.gid > _OCTAL_MAX_7:
-        records.append(_pax_record("gid", b"%d" % entry.gid))
-    if entry.mtime > _OCTAL_MAX_11 or entry.mtime < 0:
-        records.append(_pax_record("mtime", b"%d" % entry.mtime))
+    if size > _OCTAL_MAX_11:
+        records.append(_pax_record("size", b"%d" % size))
+    if uid > _OCTAL_MAX_7:
+        records.append(_pax_record("uid", b"%d" % uid))
+    if gid > _OCTAL_MAX_7:
+        records.append(_pax_record("gid", b"%d" % gid))
+    if mtime > _OCTAL_MAX_11 or mtime < 0:
+        records.append(_pax_record("mtime", b"%d" % mtime))
     if len(uname) > 32 or not uname.isascii():
         records.append(_pax_record("uname", uname))
     if len(gname) > 32 or not gname.isascii():
@@ -147,9 +158,10 @@ def encode(entry: TarEntry) -> bytes:
         records.append(_pax_record(_PAX_XATTR + key, entry.xattrs[key]))
     for key in sorted(entry.pax):
         records.append(_pax_record(key, entry.pax[key].encode("utf-8", "surrogateescape")))
+    clamped_mtime = max(0, min(mtime, _OCTAL_MAX_11))
     main = _raw_header(
-        name, entry.mode & 0o7777, min(entry.uid, _OCTAL_MAX_7), min(entry.gid, _OCTAL_MAX_7),
-        min(entry.size, _OCTAL_MAX_11), max(0, min(entry.mtime, _OCTAL_MAX_11)), entry.type,
+        name, entry.mode & 0o7777, min(uid, _OCTAL_MAX_7), min(gid, _OCTAL_MAX_7),
+        min(size, _OCTAL_MAX_11), clamped_mtime, entry.type,
         link, uname, gname, entry.devmajor, entry.devminor,
     )
     if not records:
@@ -159,8 +171,7 @@ def encode(entry: TarEntry) -> bytes:
     base = os.path.basename(name.rstrip(b"/"))
     dirname = os.path.dirname(name.rstrip(b"/"))
     pax_name = (dirname + b"/" if dirname else b"") + b"PaxHeaders.0/" + base
-    pax = _raw_header(pax_name, 0o644, 0, 0, len(body), max(0, min(entry.mtime, _OCTAL_MAX_11)), XHDTYPE,
-                      b"", b"", b"", 0, 0)
+    pax = _raw_header(pax_name, 0o644, 0, 0, len(body), clamped_mtime, XHDTYPE, b"", b"", b"", 0, 0)
     return pax + body + padding(len(body)) + main
 
 
@@ -207,6 +218,14 @@ def is_zero_block(block: bytes | memoryview) -> bool:
     return bytes(block) == _ZERO_BLOCK
 
 
+def _octal(field_: bytes, offset: int, what: str) -> int:
+    # Fast path for the usual "0000644\0"; anything odd goes through parse_number.
+    try:
+        return int(field_.strip(b"\0 ") or b"0", 8)
+    except ValueError:
+        return parse_number(field_, offset, what)
+
+
 def decode(block: bytes, offset: int = 0) -> TarEntry:
     """Decode one 512-byte header block (checksum verified) into a ``TarEntry``.
 
@@ -214,49 +233,49 @@ def decode(block: bytes, offset: int = 0) -> TarEntry:
     """
     if len(block) != BLOCK:
         raise CorruptData(f"{_where(offset)}: truncated header ({len(block)} of {BLOCK} bytes)")
-    stored = parse_number(block[148:156], offset, "checksum")
-    unsigned = sum(block) - sum(block[148:156]) + 256
+    (name, mode, uid, gid, size_f, mtime, chk, typeflag, linkname, magic, uname_f, gname_f,
+     devmajor_f, devminor_f, prefix) = _HEADER.unpack(block)
+    stored = _octal(chk, offset, "checksum")
+    unsigned = sum(block) - sum(chk) + 256
     if stored != unsigned:
         # Some old writers summed signed chars.
-        signed = unsigned - 2 * sum(1 for b in block if b & 0x80) * 128
+        signed = unsigned - 256 * sum(1 for b in block if b & 0x80)
         if stored != signed:
             raise CorruptData(
-                f"{_where(offset, _cstr(block[:100]))}: bad checksum (stored {stored}, computed {unsigned})"
+                f"{_where(offset, _cstr(name))}: bad checksum (stored {stored}, computed {unsigned})"
             )
-    name = _cstr(block[0:100])
-    magic = block[257:263]
-    if magic == b"ustar\x00" or magic == b"ustar ":
-        uname = _cstr(block[265:297]).decode("utf-8", "surrogateescape")
-        gname = _cstr(block[297:329]).decode("utf-8", "surrogateescape")
-        if magic == b"ustar\x00":
-            prefix = _cstr(block[345:500])
-            if prefix:
-                name = prefix + b"/" + name
-        devmajor = parse_number(block[329:337], offset, "devmajor")
-        devminor = parse_number(block[337:345], offset, "devminor")
+    name = name.partition(b"\0")[0]
+    if magic[:6] in (b"ustar\x00", b"ustar "):
+        uname = uname_f.partition(b"\0")[0].decode("utf-8", "surrogateescape")
+        gname = gname_f.partition(b"\0")[0].decode("utf-8", "surrogateescape")
+        if magic[:6] == b"ustar\x00" and prefix[0]:
+            name = prefix.partition(b"\0")[0] + b"/" + name
+        devmajor = _octal(devmajor_f, offset, "devmajor")
+        devminor = _octal(devminor_f, offset, "devminor")
     else:
         uname = gname = ""
         devmajor = devminor = 0
-    typeflag = block[156:157]
-    size = parse_number(block[124:136], offset, "size")
+    size = _octal(size_f, offset, "size")
     if size < 0:
         raise CorruptData(f"{_where(offset, name)}: negative size {size}")
     if typeflag == AREGTYPE and name.endswith(b"/"):  # old V7 directories
         typeflag = DIRTYPE
     return TarEntry(
-        name=os.fsdecode(name),
-        type=typeflag,
-        mode=parse_number(block[100:108], offset, "mode") & 0o7777,
-        uid=parse_number(block[108:116], offset, "uid"),
-        gid=parse_number(block[116:124], offset, "gid"),
-        size=size,
-        mtime=parse_number(block[136:148], offset, "mtime"),
-        linkname=os.fsdecode(_cstr(block[157:257])),
-        uname=uname,
-        gname=gname,
-        devmajor=devmajor,
-        devminor=devminor,
-        offset=offset,
+        name.decode("utf-8", "surrogateescape"),
+        typeflag,
+        _octal(mode, offset, "mode") & 0o7777,
+        _octal(uid, offset, "uid"),
+        _octal(gid, offset, "gid"),
+        size,
+        _octal(mtime, offset, "mtime"),
+        linkname.partition(b"\0")[0].decode("utf-8", "surrogateescape"),
+        uname,
+        gname,
+        devmajor,
+        devminor,
+        {},
+        {},
+        offset,
     )
 
 

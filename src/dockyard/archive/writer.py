@@ -72,13 +72,13 @@ class TarWriter:
         """Hand buffered bytes to the output."""
         if not self._buf:
             return
+        buf, self._buf = self._buf, bytearray()
         if self._out is not None:
-            self._out.write(bytes(self._buf))
+            self._out.write(bytes(buf))
         else:
-            view = memoryview(self._buf)
+            view = memoryview(buf)
             while view:
                 view = view[os.write(self._fd, view):]
-        self._buf.clear()
 
     def _emit(self, data: bytes | bytearray | memoryview) -> None:
         self._buf += data
@@ -238,6 +238,8 @@ def read_xattrs(target: int | str) -> dict[str, bytes]:
     try:
         names = os.listxattr(target, follow_symlinks=follow)
     except OSError:
+        return {}
+    if not names:
         return {}
     out: dict[str, bytes] = {}
     for key in sorted(names):
