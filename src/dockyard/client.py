@@ -1,0 +1,172 @@
+"""The composition root (layer L5): ``Client`` wires the local store and the operations on it.
+
+    client = Client(root=None, progress=None)     # root: --root / $DOCKYARD_ROOT / default
+    client.store                                  # imageops.Store: .content .meta .snapshots .lease()
+
+    # images (docker's rules and error texts)
+    client.images(all=False) -> list[ImageSummary]
+    client.resolve(ref_or_id) -> Digest           # "No such image: x"
+    client.inspect(ref_or_id) -> dict             # docker image inspect object
+    client.history(ref_or_id) -> list[HistoryItem]
+    client.tag(source, target) -> str
+    client.remove(ref_or_id, force=False, no_prune=False) -> list[DeleteItem]
+    client.prune(all=False, filters=None) -> PruneReport
+    client.disk_usage() -> DiskUsage
+    client.system_prune(all=False) -> SystemPruneReport
+    client.check(repair=False) -> CheckReport
+    client.gc() -> GcResult
+
+    # for build, pull, load, import (see imageops.commit / imageops.unpack)
+    client.store_layer(tar_stream, compression="none", lease=None) -> LayerBlob
+    client.store_layer_blob(blob_stream, expected=None, size=None, diff_id=None, media_type="",
+                            lease=None) -> LayerBlob
+    client.layer_blob(diff_id, compression="gzip", lease=None) -> LayerBlob
+    client.commit_image(config, names=(), repo_digests=(), manifest_digest="", parent="") -> ImageRecord
+    client.unpack(ref_or_id, lease=None) -> list[Path]      # overlay lowerdirs, top first
+    client.image_config(ref_or_id) -> ImageConfig
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from dockyard.config import resolve_root
+from dockyard.image import ImageRecord, LayerBlob
+from dockyard.imageops import Lease, Store
+from dockyard.imageops import images as _images
+from dockyard.oci.config import ImageConfig
+from dockyard.oci.digest import Digest
+from dockyard.progress import ProgressSink, discard
+
+if TYPE_CHECKING:
+    from dockyard.imageops.check import CheckReport
+    from dockyard.imageops.gc import GcResult
+    from dockyard.imageops.images import DeleteItem, DiskUsage, HistoryItem, ImageSummary, PruneReport
+
+
+@dataclass(slots=True)
+class SystemPruneReport:
+    images: PruneReport
+    cache_records_removed: list[str] = field(default_factory=list)
+    space_reclaimed: int = 0
+
+
+class Client:
+    """One local store and the operations on it; cheap to construct (nothing is opened until used)."""
+
+    def __init__(self, root: str | os.PathLike[str] | None = None, progress: ProgressSink | None = None,
+                 *, fsync: bool = True) -> None:
+        self.root = resolve_root(root)
+        self.progress: ProgressSink = progress or discard
+        self.store = Store(self.root, fsync=fsync)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- images ----------------------------------------------------------------------------------
+
+    def images(self, all: bool = False) -> list[ImageSummary]:
+        return _images.list_images(self.store, all=all)
+
+    def resolve(self, ref_or_id: str) -> Digest:
+        return _images.resolve(self.store, ref_or_id)
+
+    def image_record(self, ref_or_id: str) -> ImageRecord:
+        record = self.store.meta.get_image(self.resolve(ref_or_id))
+        assert record is not None
+        return record
+
+    def image_config(self, ref_or_id: str) -> ImageConfig:
+        return _images.load_config(self.store, self.resolve(ref_or_id))[0]
+
+    def inspect(self, ref_or_id: str) -> dict[str, Any]:
+        return _images.inspect(self.store, ref_or_id)
+
+    def history(self, ref_or_id: str) -> list[HistoryItem]:
+        return _images.history(self.store, ref_or_id)
+
+    def tag(self, source: str, target: str) -> str:
+        return _images.tag(self.store, source, target)
+
+    def remove(self, ref_or_id: str, force: bool = False, no_prune: bool = False) -> list[DeleteItem]:
+        return _images.remove(self.store, ref_or_id, force=force, prune=not no_prune)
+
+    def prune(self, all: bool = False, filters: Mapping[str, Sequence[str]] | None = None) -> PruneReport:
+        return _images.prune(self.store, all=all, filters=filters)
+
+    def disk_usage(self) -> DiskUsage:
+        return _images.disk_usage(self.store)
+
+    def system_prune(self, all: bool = False) -> SystemPruneReport:
+        """Remove dangling (or, with ``all``, unused) images and every build cache record."""
+        from dockyard.imageops import gc
+
+        report = SystemPruneReport(_images.prune(self.store, all=all))
+        records = self.store.meta.cache_records()
+        for rec in records:
+            self.store.meta.delete_cache(rec.key)
+            report.cache_records_removed.append(rec.key)
+        freed = gc.collect(self.store)
+        report.space_reclaimed = report.images.space_reclaimed + (
+            sum(r.size for r in records) if records else 0)
+        if not report.space_reclaimed:
+            report.space_reclaimed = freed.bytes_freed
+        return report
+
+    def check(self, repair: bool = False) -> CheckReport:
+        from dockyard.imageops.check import check
+
+        return check(self.store, repair=repair)
+
+    def gc(self, dry_run: bool = False) -> GcResult:
+        from dockyard.imageops.gc import collect
+
+        return collect(self.store, dry_run=dry_run)
+
+    # -- building blocks for build, pull, load and import -------------------------------------------
+
+    def lease(self, ttl: float = 24 * 3600.0) -> Lease:
+        return self.store.lease(ttl)
+
+    def store_layer(self, source: bytes | BinaryIO | Iterable[bytes], *, compression: str = "none",
+                    lease: Lease | None = None) -> LayerBlob:
+        from dockyard.imageops.commit import store_layer
+
+        return store_layer(self.store, source, compression=compression, lease=lease)
+
+    def store_layer_blob(self, source: BinaryIO | bytes, *, expected: str | None = None,
+                         size: int | None = None, diff_id: str | None = None, media_type: str = "",
+                         lease: Lease | None = None) -> LayerBlob:
+        from dockyard.imageops.commit import store_layer_blob
+
+        return store_layer_blob(self.store, source, expected=expected, size=size, diff_id=diff_id,
+                                media_type=media_type, lease=lease)
+
+    def layer_blob(self, diff_id: str, compression: str = "gzip", *, lease: Lease | None = None,
+                   docker_media_type: bool = False) -> LayerBlob:
+        from dockyard.imageops.commit import layer_blob
+
+        return layer_blob(self.store, diff_id, compression, lease=lease, docker_media_type=docker_media_type)
+
+    def commit_image(self, config: bytes | ImageConfig, *, names: Sequence[str] = (),
+                     repo_digests: Sequence[str] = (), manifest_digest: str = "", parent: str = "",
+                     require_layers: bool = True) -> ImageRecord:
+        from dockyard.imageops.commit import commit_image
+
+        return commit_image(self.store, config, names=names, repo_digests=repo_digests,
+                            manifest_digest=manifest_digest, parent=parent, require_layers=require_layers)
+
+    def unpack(self, ref_or_id: str, *, lease: Lease | None = None) -> list[Path]:
+        from dockyard.imageops.unpack import unpack
+
+        return unpack(self.store, self.resolve(ref_or_id), lease=lease, progress=self.progress)

@@ -1,0 +1,73 @@
+"""The in-memory image model (layer L1): what a local image is, independent of where it is stored.
+
+A local image is its config blob (whose digest is the image ID) plus its layers by diff ID. Each
+layer may be kept as one or more blobs (as received, e.g. gzip from a pull, or an uncompressed tar
+from a local build); ``LayerBlob`` remembers each so a layer compressed once is reused.
+
+    ImageRecord     one image row: id, created, size, platform, labels, diff_ids, manifest, parent
+    LayerBlob       diff_id <-> blob digest, media type, blob size, uncompressed size
+    chain_ids(diff_ids) -> list[Digest]      the snapshot keys of a layer stack, bottom first
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from dockyard.oci.digest import Digest
+
+__all__ = ["ImageRecord", "LayerBlob", "chain_id", "chain_ids"]
+
+
+@dataclass(slots=True)
+class ImageRecord:
+    """What the metadata store keeps about one image (enough to list it without the config blob).
+
+    ``size`` is the sum of the uncompressed layer sizes, as docker reports it; ``created`` is the
+    config's RFC 3339 timestamp (may be empty); ``added`` is when it entered this store (epoch s).
+    """
+
+    id: Digest
+    created: str = ""
+    size: int = 0
+    os: str = "linux"
+    architecture: str = "amd64"
+    variant: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+    diff_ids: list[Digest] = field(default_factory=list)
+    manifest_digest: str = ""
+    parent: str = ""
+    added: float = 0.0
+
+    @property
+    def short_id(self) -> str:
+        return self.id.short
+
+
+@dataclass(frozen=True, slots=True)
+class LayerBlob:
+    """One stored form of a layer: its blob digest and media type; sizes in bytes (-1 if unknown)."""
+
+    diff_id: Digest
+    digest: Digest
+    media_type: str
+    size: int
+    uncompressed_size: int = -1
+
+
+def chain_id(parent: str | None, diff_id: str) -> Digest:
+    """ChainID(n) = sha256(ChainID(n-1) + " " + DiffID(n)); the first is its DiffID (OCI image spec)."""
+    if not parent:
+        return Digest(diff_id)
+    return Digest("sha256:" + hashlib.sha256(f"{parent} {diff_id}".encode()).hexdigest())
+
+
+def chain_ids(diff_ids: Sequence[str]) -> list[Digest]:
+    """The chain IDs of a layer stack, bottom layer first."""
+    out: list[Digest] = []
+    parent: Digest | None = None
+    for diff_id in diff_ids:
+        parent = chain_id(parent, diff_id)
+        out.append(parent)
+    return out

@@ -1,0 +1,120 @@
+"""Image operations on the local store (layer L3).
+
+``Store`` wires the three L2 stores under one root and is what every operation takes::
+
+    <root>/content/blobs/sha256/<hex>   blobs (configs, manifests, layer tars as stored)
+    <root>/content/ingest/              blobs being written
+    <root>/snapshots/sha256/<chain>/fs  unpacked layers (overlay lowerdirs)
+    <root>/metadata.db                  SQLite: images, tags, repo digests, layers, leases, cache
+    <root>/tmp/                         scratch space for other operations
+    <root>/gc.lock                      flock: GC exclusive, lease updates shared
+
+Leases protect work in flight from a GC in another process: add a blob/snapshot to a lease
+*before* checking that it exists or writing it, and keep the lease until the image record that
+references it is committed::
+
+    store = Store(root)
+    with store.lease() as lease:
+        info = store.content.ingest(data, before_publish=lease.add_blob)
+        ...
+
+Modules: ``commit`` (store layers, create images), ``unpack`` (layers -> snapshots -> lowerdirs),
+``images`` (list, resolve, tag, remove, inspect, history, prune, disk usage), ``gc`` (collect
+garbage from roots), ``check`` (verify the store, optionally repair).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from types import TracebackType
+
+from dockyard.content import ContentStore
+from dockyard.errors import StoreError
+from dockyard.metadata import BLOB, IMAGE, SNAPSHOT, MetadataStore
+from dockyard.oci.digest import Digest
+from dockyard.snapshot import SnapshotStore
+
+__all__ = ["Lease", "Store"]
+
+
+class Store:
+    """The local image store under ``root`` (created lazily: constructing it touches nothing)."""
+
+    def __init__(self, root: str | os.PathLike[str], *, fsync: bool = True) -> None:
+        self.root = Path(root)
+        self.content = ContentStore(self.root / "content", fsync=fsync)
+        self.meta = MetadataStore(self.root / "metadata.db")
+        self.snapshots = SnapshotStore(self.root / "snapshots")
+        self.tmp_dir = self.root / "tmp"
+
+    def close(self) -> None:
+        self.meta.close()
+
+    def make_tmp(self, prefix: str = "op") -> Path:
+        """A fresh private directory under ``tmp/`` (named with the pid so GC can clean it later)."""
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        path = self.tmp_dir / f"{prefix}.{os.getpid()}.{secrets.token_hex(6)}"
+        path.mkdir()
+        return path
+
+    @contextlib.contextmanager
+    def gc_lock(self, *, exclusive: bool = False) -> Iterator[None]:
+        """Hold the store's GC lock: exclusive while collecting, shared while protecting resources."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.root / "gc.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise StoreError(f"cannot lock the store {self.root}: {exc.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            yield
+        finally:
+            os.close(fd)  # closing drops the lock
+
+    def lease(self, ttl: float = 24 * 3600.0, lease_id: str = "") -> Lease:
+        """A new lease (a GC root until released or ``ttl`` seconds pass)."""
+        return Lease(self, lease_id or f"lease-{os.getpid()}-{secrets.token_hex(8)}", ttl)
+
+
+class Lease:
+    """Work in flight: the blobs, snapshots and images it names survive GC until release or expiry."""
+
+    def __init__(self, store: Store, lease_id: str, ttl: float) -> None:
+        self.store = store
+        self.id = lease_id
+        self.ttl = ttl
+        self._created = False
+
+    def _add(self, kind: str, key: str) -> None:
+        meta = self.store.meta
+        with self.store.gc_lock(), meta.transaction():
+            if not self._created:
+                meta.create_lease(self.id, self.ttl)
+                self._created = True
+            meta.add_lease_resource(self.id, kind, key)
+
+    def add_blob(self, digest: str) -> None:
+        self._add(BLOB, str(Digest(digest)))
+
+    def add_snapshot(self, chain_id: str) -> None:
+        self._add(SNAPSHOT, str(Digest(chain_id)))
+
+    def add_image(self, image_id: str) -> None:
+        self._add(IMAGE, str(Digest(image_id)))
+
+    def release(self) -> None:
+        if self._created:
+            self.store.meta.delete_lease(self.id)
+            self._created = False
+
+    def __enter__(self) -> Lease:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.release()

@@ -1,0 +1,210 @@
+"""Put layers and images into the local store.
+
+    store_layer(store, tar_stream, compression="none", lease=None) -> LayerBlob
+        a layer tar (uncompressed) from a build/import; compressed on the way in if asked
+    store_layer_blob(store, blob_stream, expected=None, size=None, diff_id=None, media_type="",
+                     lease=None) -> LayerBlob
+        a layer blob as received (gzip/zstd/plain, from a pull or an archive); the diff ID is
+        computed in the same pass (and verified if given)
+    layer_blob(store, diff_id, compression="gzip", lease=None) -> LayerBlob
+        the layer in the wanted compression, made once from a stored form and remembered
+    commit_image(store, config, names=(), repo_digests=(), manifest_digest="", parent="") -> ImageRecord
+        store the config blob, check every layer is stored, record the image and its names
+
+Pass a ``Lease`` while building up an image so a concurrent GC keeps the new blobs until
+``commit_image`` (which runs under the store's GC lock) makes the image record their root.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from typing import BinaryIO
+
+from dockyard.archive.compression import CompressingWriter, open_decompressed
+from dockyard.content import CHUNK, Writer
+from dockyard.errors import CorruptData, DigestMismatch, InvalidArgument, NotFound
+from dockyard.image import ImageRecord, LayerBlob
+from dockyard.imageops import Lease, Store
+from dockyard.oci import mediatypes as mt
+from dockyard.oci.config import ImageConfig
+from dockyard.oci.digest import Digest, Hasher
+from dockyard.oci.reference import parse_normalized
+
+__all__ = ["commit_image", "layer_blob", "normalize_tag", "store_layer", "store_layer_blob"]
+
+
+def _chunks(source: bytes | BinaryIO | Iterable[bytes]) -> Iterable[bytes]:
+    if isinstance(source, bytes | bytearray | memoryview):
+        yield bytes(source)
+    elif hasattr(source, "read"):
+        reader: BinaryIO = source  # type: ignore[assignment]
+        while chunk := reader.read(CHUNK):
+            yield chunk
+    else:
+        yield from source
+
+
+def store_layer(store: Store, source: bytes | BinaryIO | Iterable[bytes], *, compression: str = "none",
+                lease: Lease | None = None) -> LayerBlob:
+    """Store an uncompressed layer tar; return the stored form (diff ID, blob digest, sizes)."""
+    if compression not in ("none", "gzip", "zstd"):
+        raise InvalidArgument(f"cannot store a layer with {compression!r} compression")
+    with store.content.writer() as w:
+        cw = CompressingWriter(w, compression)  # type: ignore[arg-type]
+        for chunk in _chunks(source):
+            cw.write(chunk)
+        result = cw.close()
+        info = w.commit(lease.add_blob if lease else None)
+    layer = LayerBlob(Digest(result.diff_id), info.digest, result.media_type, info.size,
+                      result.size_uncompressed)
+    store.meta.add_layer_blob(layer)
+    return layer
+
+
+class _Tee:
+    """Reads from ``inner`` and copies every byte into a content writer."""
+
+    def __init__(self, inner: BinaryIO, out: Writer) -> None:
+        self.inner = inner
+        self.out = out
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.inner.read(n)
+        if data:
+            self.out.write(data)
+        return data
+
+
+def store_layer_blob(store: Store, source: BinaryIO | bytes, *, expected: str | None = None,
+                     size: int | None = None, diff_id: str | None = None, media_type: str = "",
+                     lease: Lease | None = None) -> LayerBlob:
+    """Store a layer blob as received; compute its diff ID by decompressing in the same pass.
+
+    ``media_type`` defaults to the OCI type of the detected compression. If ``expected`` and
+    ``diff_id`` are both known and the blob is already recorded, nothing is read.
+    """
+    if isinstance(source, bytes | bytearray):
+        import io
+
+        source = io.BytesIO(source)
+    if expected is not None:
+        if lease is not None:
+            lease.add_blob(expected)
+        known = store.meta.layer_by_blob(expected)
+        if (known is not None and store.content.exists(expected)
+                and (diff_id is None or known.diff_id == diff_id)):
+            return known
+    with store.content.writer(expected, size) as w:
+        tee = _Tee(source, w)
+        reader, compression = open_decompressed(tee)  # type: ignore[arg-type]
+        hasher = Hasher()
+        while chunk := reader.read(CHUNK):
+            hasher.update(chunk)
+        while tee.read(CHUNK):  # trailing bytes after the compressed stream still belong to the blob
+            pass
+        actual_diff = hasher.digest()
+        if diff_id is not None and actual_diff != diff_id:
+            raise DigestMismatch(diff_id, actual_diff, f"diff ID of layer {expected or w.digest}")
+        info = w.commit(lease.add_blob if lease else None)
+    if not media_type:
+        media_type = mt.layer_media_type(compression if compression in ("gzip", "zstd") else "none")
+    layer = LayerBlob(actual_diff, info.digest, media_type, info.size, hasher.size)
+    store.meta.add_layer_blob(layer)
+    return layer
+
+
+def layer_blob(store: Store, diff_id: str, compression: str = "gzip", *, lease: Lease | None = None,
+               docker_media_type: bool = False) -> LayerBlob:
+    """The layer ``diff_id`` as a blob in ``compression``; made (once) from a stored form if needed."""
+    forms = [f for f in store.meta.layer_blobs(diff_id) if store.content.exists(f.digest)]
+    if not forms:
+        raise NotFound(f"layer {diff_id} not found in the local store")
+    for form in forms:
+        if mt.layer_compression(form.media_type) == compression:
+            if lease is not None:
+                lease.add_blob(form.digest)
+            if docker_media_type:
+                return LayerBlob(form.diff_id, form.digest, mt.layer_media_type(compression, docker=True),
+                                 form.size, form.uncompressed_size)
+            return form
+    source = forms[0]
+    with store.content.open(source.digest) as f:
+        reader, _ = open_decompressed(f)
+        with store.content.writer() as w:
+            cw = CompressingWriter(w, compression)  # type: ignore[arg-type]
+            while chunk := reader.read(CHUNK):
+                cw.write(chunk)
+            result = cw.close()
+            if result.diff_id != diff_id:
+                raise CorruptData(f"layer blob {source.digest} decompresses to {result.diff_id}, "
+                                  f"recorded as {diff_id}")
+            info = w.commit(lease.add_blob if lease else None)
+    layer = LayerBlob(Digest(diff_id), info.digest, mt.layer_media_type(compression), info.size,
+                      result.size_uncompressed)
+    store.meta.add_layer_blob(layer)
+    if docker_media_type:
+        return LayerBlob(layer.diff_id, layer.digest, mt.layer_media_type(compression, docker=True),
+                         layer.size, layer.uncompressed_size)
+    return layer
+
+
+def normalize_tag(name: str) -> str:
+    """``busybox`` -> ``docker.io/library/busybox:latest``; a digest is refused (tags only)."""
+    ref = parse_normalized(name)
+    if ref.digest is not None:
+        raise InvalidArgument(f"refusing to create a tag with a digest reference: {name}")
+    return str(ref.tag_or_latest())
+
+
+def normalize_repo_digest(value: str) -> tuple[str, str]:
+    """``busybox@sha256:...`` -> (``docker.io/library/busybox``, ``sha256:...``)."""
+    ref = parse_normalized(value)
+    if ref.digest is None:
+        raise InvalidArgument(f"not a canonical reference (name@digest): {value}")
+    return ref.name, ref.digest
+
+
+def commit_image(store: Store, config: bytes | ImageConfig, *, names: Sequence[str] = (),
+                 repo_digests: Sequence[str] = (), manifest_digest: str = "", parent: str = "",
+                 require_layers: bool = True) -> ImageRecord:
+    """Record an image whose layers are already stored; return its record (``id`` = config digest).
+
+    ``config`` as bytes is stored verbatim (the image ID is the digest of exactly those bytes).
+    ``names`` are tags (normalised; ``:latest`` added), moved from any image that had them;
+    ``repo_digests`` are ``name@digest`` of manifests this image was pulled or pushed as.
+    """
+    raw = config.to_json() if isinstance(config, ImageConfig) else bytes(config)
+    parsed = config if isinstance(config, ImageConfig) else ImageConfig.from_json(raw)
+    tags = [normalize_tag(n) for n in names]
+    digests = [normalize_repo_digest(d) for d in repo_digests]
+    if manifest_digest:
+        manifest_digest = str(Digest(manifest_digest))
+    # Under the shared GC lock no collection can run between storing the config and recording it.
+    with store.gc_lock():
+        info = store.content.ingest(raw)
+        sizes = store.meta.layer_sizes()
+        total = 0
+        for diff_id in parsed.diff_ids:
+            forms = [f for f in store.meta.layer_blobs(diff_id) if store.content.exists(f.digest)]
+            if not forms:
+                if require_layers:
+                    raise NotFound(f"layer {diff_id} of image {info.digest} is not in the local store")
+                continue
+            size = sizes.get(str(diff_id), -1)
+            total += size if size >= 0 else forms[0].size
+        labels = parsed.config.get("Labels") or {}
+        record = ImageRecord(
+            id=info.digest, created=parsed.created, size=total, os=parsed.os,
+            architecture=parsed.architecture, variant=parsed.variant,
+            labels={str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {},
+            diff_ids=list(parsed.diff_ids), manifest_digest=manifest_digest, parent=parent,
+            added=time.time(),
+        )
+        with store.meta.transaction():
+            store.meta.put_image(record)
+            for tag in tags:
+                store.meta.set_tag(tag, record.id)
+            for name, digest in digests:
+                store.meta.add_repo_digest(name, digest, record.id)
+    return store.meta.get_image(record.id) or record

@@ -1,0 +1,133 @@
+"""Garbage collection of the local store, from roots.
+
+Roots: every image record (tagged or dangling), unexpired leases and build cache records. From an
+image: its config blob, its manifest blob (if stored), its repo-digest manifests (if stored), every
+stored form of each of its layers, and the snapshot of each chain ID. Everything else in the
+content and snapshot stores is removed, as are layer rows whose blob is gone, expired leases and
+leftovers of dead processes in ``ingest/`` and ``tmp/``.
+
+    collect(store, dry_run=False) -> GcResult
+
+Runs under the store's exclusive GC lock, so a lease added (under the shared lock) before a blob is
+checked or written is always seen.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+from dataclasses import dataclass, field
+
+from dockyard.image import chain_ids
+from dockyard.imageops import Store
+from dockyard.metadata import BLOB, IMAGE, SNAPSHOT
+from dockyard.oci.digest import Digest
+from dockyard.snapshot import pid_of, process_alive
+
+__all__ = ["GcResult", "Roots", "collect", "roots"]
+
+
+@dataclass(slots=True)
+class Roots:
+    blobs: set[str] = field(default_factory=set)
+    snapshots: set[str] = field(default_factory=set)
+
+
+@dataclass(slots=True)
+class GcResult:
+    blobs_removed: list[Digest] = field(default_factory=list)
+    snapshots_removed: list[Digest] = field(default_factory=list)
+    bytes_freed: int = 0
+    temp_removed: int = 0
+
+
+def roots(store: Store) -> Roots:
+    """Everything reachable from images, leases and cache records."""
+    meta = store.meta
+    out = Roots()
+    images = {str(r.id): r for r in meta.images()}
+    layer_forms: dict[str, list[str]] = {}
+    for layer in meta.all_layer_blobs():
+        layer_forms.setdefault(str(layer.diff_id), []).append(str(layer.digest))
+
+    def add_image(image_id: str) -> None:
+        record = images.get(image_id)
+        out.blobs.add(image_id)
+        if record is None:
+            return
+        if record.manifest_digest:
+            out.blobs.add(record.manifest_digest)
+        for diff_id in record.diff_ids:
+            out.blobs.update(layer_forms.get(str(diff_id), ()))
+        out.snapshots.update(str(c) for c in chain_ids(record.diff_ids))
+
+    for image_id in images:
+        add_image(image_id)
+    for _name, digest, _image_id in meta.repo_digests():
+        out.blobs.add(str(digest))
+    held = [(k, v) for k, v in meta.lease_resources()]
+    held += [(c.kind, c.ref) for c in meta.cache_records()]
+    for kind, key in held:
+        if kind == BLOB:
+            out.blobs.add(key)
+            # A leased layer blob keeps its other stored forms too.
+            for diff_id, forms in layer_forms.items():
+                if key in forms or key == diff_id:
+                    out.blobs.update(forms)
+        elif kind == SNAPSHOT:
+            out.snapshots.add(key)
+        elif kind == IMAGE:
+            add_image(key)
+    return out
+
+
+def collect(store: Store, *, dry_run: bool = False) -> GcResult:
+    """Remove what no root reaches; return what was (or, with ``dry_run``, would be) removed."""
+    result = GcResult()
+    if not store.root.is_dir():
+        return result
+    with store.gc_lock(exclusive=True):
+        if not dry_run:
+            store.meta.expire_leases()
+        reach = roots(store)
+        for blob in store.content.walk():
+            if str(blob.digest) in reach.blobs:
+                continue
+            result.blobs_removed.append(blob.digest)
+            result.bytes_freed += blob.size
+            if not dry_run:
+                store.content.delete(blob.digest)
+        for snap in store.snapshots.walk():
+            if str(snap.chain_id) in reach.snapshots:
+                continue
+            result.snapshots_removed.append(snap.chain_id)
+            result.bytes_freed += snap.size
+            if not dry_run:
+                store.snapshots.remove(snap.chain_id)
+        if dry_run:
+            return result
+        with store.meta.transaction():
+            for layer in store.meta.all_layer_blobs():
+                if not store.content.exists(layer.digest):
+                    store.meta.remove_layer_blob(layer.diff_id, layer.digest)
+        result.temp_removed += len(store.content.clean_ingest())
+        result.temp_removed += len(store.snapshots.clean_tmp())
+        result.temp_removed += _clean_tmp(store)
+    return result
+
+
+def _clean_tmp(store: Store) -> int:
+    """Remove ``<root>/tmp`` entries whose owning process (pid in the name) has gone."""
+    removed = 0
+    if not store.tmp_dir.is_dir():
+        return removed
+    for entry in store.tmp_dir.iterdir():
+        if process_alive(pid_of(entry.name)):
+            continue
+        with contextlib.suppress(OSError):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+            removed += 1
+    return removed

@@ -1,0 +1,501 @@
+"""Image management with Docker's rules: list, resolve, tag, remove, inspect, history, prune, disk usage.
+
+    list_images(store, all=False) -> list[ImageSummary]
+    resolve(store, ref_or_id) -> Digest                 full/short ID, name, name:tag, name@digest
+    tag(store, source, target) -> str                   the full target name
+    remove(store, ref_or_id, force=False, prune=True) -> list[DeleteItem]
+    inspect(store, ref_or_id) -> dict                   docker's ``image inspect`` JSON object
+    history(store, ref_or_id) -> list[HistoryItem]
+    prune(store, all=False, filters=None) -> PruneReport
+    disk_usage(store) -> DiskUsage
+
+Errors use docker's texts: ``No such image: x``, ``conflict: unable to delete <id> (must be forced) -
+image is referenced in multiple repositories``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from dockyard.errors import Conflict, InvalidArgument, NotFound
+from dockyard.image import ImageRecord, chain_ids
+from dockyard.imageops import Store
+from dockyard.imageops.commit import normalize_tag
+from dockyard.oci.config import ImageConfig
+from dockyard.oci.digest import Digest
+from dockyard.oci.reference import Reference, parse_normalized
+
+__all__ = [
+    "DeleteItem", "DiskUsage", "HistoryItem", "ImageSummary", "PruneReport", "disk_usage", "familiar",
+    "history", "inspect", "list_images", "parse_created", "prune", "remove", "resolve", "tag",
+]
+
+_HEX_PREFIX = re.compile(r"(?:sha256:)?[0-9a-f]{1,64}")
+
+
+def familiar(name: str) -> str:
+    """``docker.io/library/busybox:latest`` -> ``busybox:latest`` (as docker shows names)."""
+    try:
+        return parse_normalized(name).familiar()
+    except InvalidArgument:
+        return name
+
+
+def parse_created(value: str) -> float:
+    """RFC 3339 (with nanoseconds, ``Z`` or an offset) -> epoch seconds; 0 when empty or malformed."""
+    if not value:
+        return 0.0
+    text = value.strip().replace("Z", "+00:00").replace("z", "+00:00")
+    m = re.match(r"^(.*T\d\d:\d\d:\d\d)(\.\d+)?(.*)$", text)
+    if m:
+        frac = (m.group(2) or "")[:7]  # Python takes at most microseconds
+        text = m.group(1) + frac + m.group(3)
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        return 0.0
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.timestamp()
+
+
+@dataclass(slots=True)
+class ImageSummary:
+    """One image as ``docker images`` lists it (names familiar, ``created`` in epoch seconds)."""
+
+    id: Digest
+    repo_tags: list[str]
+    repo_digests: list[str]
+    created: float
+    size: int
+    labels: dict[str, str]
+    parent: str = ""
+    containers: int = 0
+
+    @property
+    def dangling(self) -> bool:
+        return not self.repo_tags
+
+
+def _summaries(store: Store) -> tuple[list[ImageSummary], dict[str, ImageRecord]]:
+    records = {str(r.id): r for r in store.meta.images()}
+    tags: dict[str, list[str]] = {}
+    for name, image_id in store.meta.tags():
+        tags.setdefault(image_id, []).append(familiar(name))
+    digests: dict[str, list[str]] = {}
+    for name, digest, image_id in store.meta.repo_digests():
+        digests.setdefault(image_id, []).append(f"{familiar(name)}@{digest}")
+    out = [ImageSummary(r.id, tags.get(i, []), digests.get(i, []), parse_created(r.created), r.size,
+                        r.labels, r.parent) for i, r in records.items()]
+    return out, records
+
+
+def list_images(store: Store, all: bool = False) -> list[ImageSummary]:
+    """Images newest first; without ``all``, untagged images that are parents of others are hidden."""
+    out, records = _summaries(store)
+    if not all:
+        parents = {r.parent for r in records.values() if r.parent}
+        out = [s for s in out if s.repo_tags or str(s.id) not in parents]
+    out.sort(key=lambda s: (s.created, str(s.id)), reverse=True)
+    return out
+
+
+def resolve(store: Store, ref_or_id: str) -> Digest:
+    """The image ID that ``ref_or_id`` names, by docker's rules; ``NotFound`` ("No such image: x")."""
+    found = _resolve(store, ref_or_id)
+    if found is None:
+        raise NotFound(f"No such image: {ref_or_id}")
+    return found
+
+
+def _resolve(store: Store, s: str) -> Digest | None:
+    if not s:
+        raise NotFound("No such image: ")
+    # A full ID, bare or with its algorithm.
+    full = s if s.startswith("sha256:") else f"sha256:{s}"
+    if re.fullmatch(r"sha256:[0-9a-f]{64}", full):
+        return Digest(full) if store.meta.get_image(full) else None
+    ref: Reference | None = None
+    try:
+        ref = parse_normalized(s)
+    except InvalidArgument:
+        if not _HEX_PREFIX.fullmatch(s):
+            raise
+    if ref is not None:
+        if ref.digest is not None:
+            found = store.meta.get_repo_digest(ref.name, ref.digest)
+            if found is not None:
+                return found
+        else:
+            found = store.meta.get_tag(str(ref.tag_or_latest()))
+            if found is not None:
+                return found
+    # Last, a unique ID prefix (docker's digest set lookup).
+    if _HEX_PREFIX.fullmatch(s):
+        matches = store.meta.find_images(full)
+        if len(matches) == 1:
+            return matches[0]
+    return None
+
+
+def tag(store: Store, source: str, target: str) -> str:
+    """Point ``target`` at the image ``source`` names; return the full target name."""
+    image_id = resolve(store, source)
+    name = normalize_tag(target)
+    store.meta.set_tag(name, image_id)
+    return name
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteItem:
+    """One line of ``docker rmi`` output: exactly one of ``untagged``/``deleted`` is set."""
+
+    untagged: str = ""
+    deleted: str = ""
+
+    def to_dict(self) -> dict[str, str]:
+        return {"Untagged": self.untagged} if self.untagged else {"Deleted": self.deleted}
+
+
+def _refs_of(store: Store, image_id: str) -> list[Reference]:
+    refs = [parse_normalized(n) for n in store.meta.tags_for(image_id)]
+    refs += [parse_normalized(n) for n in store.meta.repo_digests_for(image_id)]
+    return refs
+
+
+def _untag(store: Store, ref: Reference) -> None:
+    if ref.digest is not None:
+        store.meta.remove_repo_digest(ref.name, ref.digest)
+    else:
+        store.meta.remove_tag(str(ref))
+
+
+def _is_id_prefix(image_id: str, s: str) -> bool:
+    return image_id.startswith(s) or image_id.removeprefix("sha256:").startswith(s)
+
+
+def _is_single_reference(refs: Sequence[Reference]) -> bool:
+    """At most one tag, and every reference in one repository (docker's isSingleReference)."""
+    tags = [r for r in refs if r.digest is None]
+    return len(tags) <= 1 and len({r.name for r in refs}) <= 1
+
+
+def remove(store: Store, ref_or_id: str, *, force: bool = False, prune: bool = True) -> list[DeleteItem]:
+    """Untag or delete an image as ``docker rmi`` does; then collect its unreferenced layers."""
+    from dockyard.imageops import gc
+
+    image_id = resolve(store, ref_or_id)
+    items: list[DeleteItem] = []
+    with store.meta.transaction():
+        refs = _refs_of(store, image_id)
+        if not _is_id_prefix(image_id, ref_or_id):
+            parsed = parse_normalized(ref_or_id)
+            if parsed.digest is None:
+                parsed = parsed.tag_or_latest()
+            _untag(store, parsed)
+            items.append(DeleteItem(untagged=parsed.familiar()))
+            remaining = [r for r in refs if str(r) != str(parsed)]
+            same_repo_tag = any(r.digest is None and r.name == parsed.name for r in remaining)
+            if parsed.digest is None and not same_repo_tag:
+                # The last tag of a repository went: its digest references go with it.
+                for r in [r for r in remaining if r.digest is not None and r.name == parsed.name]:
+                    _untag(store, r)
+                    items.append(DeleteItem(untagged=r.familiar()))
+                    remaining.remove(r)
+            if remaining:
+                return items
+            _delete(store, image_id, items, force=force, prune=prune, quiet=True)
+        else:
+            if refs and _is_single_reference(refs):
+                _check_conflict(store, image_id, soft=False)
+                for r in refs:
+                    _untag(store, r)
+                    items.append(DeleteItem(untagged=r.familiar()))
+            _delete(store, image_id, items, force=force, prune=prune, quiet=False)
+    if any(i.deleted for i in items):
+        gc.collect(store)
+    return items
+
+
+def _check_conflict(store: Store, image_id: str, *, soft: bool) -> None:
+    short = Digest(image_id).short
+    if store.meta.children(image_id):
+        raise Conflict(f"conflict: unable to delete {short} (cannot be forced) - image has dependent "
+                       "child images")
+    if soft and (store.meta.tags_for(image_id) or store.meta.repo_digests_for(image_id)):
+        raise Conflict(f"conflict: unable to delete {short} (must be forced) - image is referenced in "
+                       "multiple repositories")
+
+
+def _delete(store: Store, image_id: str, items: list[DeleteItem], *, force: bool, prune: bool,
+            quiet: bool) -> None:
+    record = store.meta.get_image(image_id)
+    if record is None:
+        return
+    try:
+        _check_conflict(store, image_id, soft=not force)
+    except Conflict:
+        if quiet:
+            return
+        raise
+    for r in _refs_of(store, image_id):
+        _untag(store, r)
+        items.append(DeleteItem(untagged=r.familiar()))
+    before = set(chain_ids(record.diff_ids))
+    store.meta.delete_image(image_id)
+    items.append(DeleteItem(deleted=str(image_id)))
+    still_used: set[str] = set()
+    for other in store.meta.images():
+        still_used.update(chain_ids(other.diff_ids))
+    # Docker releases (and reports) layers from the top down.
+    items.extend(DeleteItem(deleted=str(c)) for c in reversed(chain_ids(record.diff_ids))
+                 if c in before and c not in still_used)
+    parent = record.parent
+    if (prune and parent and store.meta.get_image(parent) is not None
+            and not store.meta.tags_for(parent) and not store.meta.repo_digests_for(parent)):
+        _delete(store, parent, items, force=False, prune=True, quiet=True)
+
+
+# -- inspect and history ------------------------------------------------------------------------------
+
+def load_config(store: Store, image_id: str) -> tuple[ImageConfig, dict[str, Any]]:
+    """The parsed config and its raw JSON object."""
+    raw = store.content.read(image_id)
+    doc = json.loads(raw)
+    return ImageConfig.from_dict(doc, f"config of image {image_id}"), doc
+
+
+def inspect(store: Store, ref_or_id: str) -> dict[str, Any]:
+    """``docker image inspect``'s object for one image."""
+    image_id = resolve(store, ref_or_id)
+    record = store.meta.get_image(image_id)
+    assert record is not None
+    config, doc = load_config(store, image_id)
+    snapshots = [store.snapshots.path(c) for c in chain_ids(record.diff_ids)]
+    graph: dict[str, Any] = {"Data": None, "Name": "overlay2"}
+    if snapshots and all(store.snapshots.exists(c) for c in chain_ids(record.diff_ids)):
+        lower = ":".join(str(p) for p in reversed(snapshots[:-1]))
+        graph["Data"] = {"LowerDir": lower, "UpperDir": str(snapshots[-1])} if lower else {
+            "UpperDir": str(snapshots[-1])}
+    out: dict[str, Any] = {
+        "Id": str(image_id),
+        "RepoTags": [familiar(n) for n in store.meta.tags_for(image_id)],
+        "RepoDigests": [familiar(n) for n in store.meta.repo_digests_for(image_id)],
+        "Parent": record.parent,
+        "Comment": doc.get("comment", "") or "",
+        "Created": config.created or "0001-01-01T00:00:00Z",
+        "Container": doc.get("container", "") or "",
+        "ContainerConfig": doc.get("container_config") or _empty_run_config(),
+        "DockerVersion": doc.get("docker_version", "") or "",
+        "Author": config.author,
+        "Config": config.config or None,
+        "Architecture": config.architecture,
+    }
+    if config.variant:
+        out["Variant"] = config.variant
+    out.update({
+        "Os": config.os,
+        "Size": record.size,
+        "VirtualSize": record.size,
+        "GraphDriver": graph,
+        "RootFS": {"Type": "layers", "Layers": [str(d) for d in config.diff_ids]},
+        "Metadata": {"LastTagTime": _last_tag_time(store, image_id)},
+    })
+    if doc.get("os.version"):
+        out["OsVersion"] = doc["os.version"]
+    return out
+
+
+def _empty_run_config() -> dict[str, Any]:
+    return {"Hostname": "", "Domainname": "", "User": "", "AttachStdin": False, "AttachStdout": False,
+            "AttachStderr": False, "Tty": False, "OpenStdin": False, "StdinOnce": False, "Env": None,
+            "Cmd": None, "Image": "", "Volumes": None, "WorkingDir": "", "Entrypoint": None,
+            "OnBuild": None, "Labels": None}
+
+
+def _last_tag_time(store: Store, image_id: str) -> str:
+    rows = store.meta.conn.execute("SELECT MAX(added) FROM tags WHERE image_id = ?", (image_id,)).fetchone()
+    if not rows or rows[0] is None:
+        return "0001-01-01T00:00:00Z"
+    return datetime.fromtimestamp(float(rows[0]), UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryItem:
+    """One row of ``docker history`` (newest first); ``id`` is ``<missing>`` for non-local layers."""
+
+    id: str
+    created: float
+    created_by: str
+    size: int
+    comment: str
+    tags: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"Id": self.id, "Created": int(self.created), "CreatedBy": self.created_by,
+                "Tags": list(self.tags) or None, "Size": self.size, "Comment": self.comment}
+
+
+def history(store: Store, ref_or_id: str) -> list[HistoryItem]:
+    """The image's history, newest first, with each layer's uncompressed size."""
+    image_id = resolve(store, ref_or_id)
+    config, _ = load_config(store, image_id)
+    sizes = store.meta.layer_sizes()
+    layer_index = 0
+    rows: list[HistoryItem] = []
+    entries = config.history or []
+    for h in entries:
+        size = 0
+        if not h.empty_layer and layer_index < len(config.diff_ids):
+            size = max(sizes.get(str(config.diff_ids[layer_index]), 0), 0)
+            layer_index += 1
+        rows.append(HistoryItem("<missing>", parse_created(h.created), h.created_by, size, h.comment))
+    if not entries:  # an image without history: one row per layer, as docker shows
+        rows = [HistoryItem("<missing>", 0.0, "", max(sizes.get(str(d), 0), 0), "") for d in config.diff_ids]
+    rows.reverse()
+    # Name the rows that are local images: this one, then its parents along the build chain.
+    image: ImageRecord | None = store.meta.get_image(image_id)
+    position = 0
+    while image is not None and position < len(rows):
+        names = tuple(familiar(n) for n in store.meta.tags_for(image.id))
+        row = rows[position]
+        rows[position] = HistoryItem(str(image.id), row.created, row.created_by, row.size, row.comment, names)
+        parent = store.meta.get_image(image.parent) if image.parent else None
+        if parent is None:
+            break
+        try:
+            parent_len = len(load_config(store, parent.id)[0].history)
+        except (NotFound, InvalidArgument):
+            break
+        position = len(rows) - parent_len
+        if position <= 0 or parent_len <= 0:
+            break
+        image = parent
+    return rows
+
+
+# -- prune and disk usage ---------------------------------------------------------------------------
+
+@dataclass(slots=True)
+class PruneReport:
+    deleted: list[DeleteItem] = field(default_factory=list)
+    space_reclaimed: int = 0
+
+
+def _parse_until(value: str, now: float) -> float:
+    """A timestamp (RFC 3339, date, unix seconds) or a Go duration (``24h``, ``90m``) before now."""
+    m = re.fullmatch(r"(?:(\d+(?:\.\d+)?)(h|m|s|ms))+", value)
+    if m:
+        total = 0.0
+        for num, unit in re.findall(r"(\d+(?:\.\d+)?)(h|ms|m|s)", value):
+            total += float(num) * {"h": 3600, "m": 60, "s": 1, "ms": 0.001}[unit]
+        return now - total
+    if re.fullmatch(r"\d+(?:\.\d+)?", value):
+        return float(value)
+    parsed = parse_created(value if "T" in value else value + "T00:00:00Z")
+    if parsed == 0.0:
+        raise InvalidArgument(f"invalid value for \"until\": {value}")
+    return parsed
+
+
+def _label_matches(labels: Mapping[str, str], spec: str) -> bool:
+    key, sep, value = spec.partition("=")
+    if key not in labels:
+        return False
+    return not sep or labels[key] == value
+
+
+def prune(store: Store, all: bool = False, filters: Mapping[str, Sequence[str]] | None = None) -> PruneReport:
+    """``docker image prune``: remove dangling images (or every unused image with ``all``)."""
+    from dockyard.imageops import gc
+
+    filters = dict(filters or {})
+    unknown = set(filters) - {"until", "label", "label!", "dangling"}
+    if unknown:
+        raise InvalidArgument(f"invalid filter '{sorted(unknown)[0]}'")
+    for value in filters.get("dangling", []):
+        if value.lower() in ("false", "0"):
+            all = True
+        elif value.lower() not in ("true", "1"):
+            raise InvalidArgument(f"invalid filter 'dangling={value}'")
+    now = time.time()
+    untils = [_parse_until(v, now) for v in filters.get("until", [])]
+    report = PruneReport()
+    sizes_before = {str(s.chain_id): s.size for s in store.snapshots.walk()}
+    layer_sizes = store.meta.layer_sizes()
+    summaries, records = _summaries(store)
+    parents = {r.parent for r in records.values() if r.parent}
+    for s in summaries:
+        if not all and str(s.id) in parents:
+            continue  # docker prunes "heads" only when pruning dangling images
+        if any(s.created >= u for u in untils):
+            continue
+        if any(not _label_matches(s.labels, spec) for spec in filters.get("label", [])):
+            continue
+        if any(_label_matches(s.labels, spec) for spec in filters.get("label!", [])):
+            continue
+        if store.meta.get_image(s.id) is None:
+            continue  # removed already as a parent of an earlier one
+        if s.repo_tags and not all:
+            continue
+        refs = _refs_of(store, s.id)
+        try:
+            if refs:
+                for ref in refs:
+                    if store.meta.get_image(s.id) is not None:
+                        report.deleted.extend(remove(store, str(ref), force=False, prune=True))
+            else:
+                report.deleted.extend(remove(store, str(s.id), force=False, prune=True))
+        except (Conflict, NotFound):
+            continue
+    for item in report.deleted:
+        if item.deleted:
+            report.space_reclaimed += max(sizes_before.get(item.deleted, 0),
+                                          layer_sizes.get(item.deleted, 0), 0)
+    gc.collect(store)
+    return report
+
+
+@dataclass(slots=True)
+class ImageUsage:
+    summary: ImageSummary
+    shared_size: int
+    unique_size: int
+
+
+@dataclass(slots=True)
+class DiskUsage:
+    """What ``docker system df`` reports, for images and build cache (no containers or volumes here)."""
+
+    images: list[ImageUsage]
+    images_size: int
+    build_cache_count: int
+    build_cache_size: int
+    content_size: int = 0
+    snapshots_size: int = 0
+
+
+def disk_usage(store: Store) -> DiskUsage:
+    summaries, records = _summaries(store)
+    sizes = store.meta.layer_sizes()
+    users: dict[str, int] = {}
+    for r in records.values():
+        for d in set(r.diff_ids):
+            users[str(d)] = users.get(str(d), 0) + 1
+    usage: list[ImageUsage] = []
+    for s in summaries:
+        diffs = set(records[str(s.id)].diff_ids)
+        shared = sum(max(sizes.get(str(d), 0), 0) for d in diffs if users.get(str(d), 0) > 1)
+        usage.append(ImageUsage(s, shared, s.size - shared))
+    total = sum(max(sizes.get(d, 0), 0) for d in users)
+    cache = store.meta.cache_records()
+    content = sum(b.size for b in store.content.walk())
+    snaps = sum(s.size for s in store.snapshots.walk())
+    usage.sort(key=lambda u: (u.summary.created, str(u.summary.id)), reverse=True)
+    return DiskUsage(usage, total, len(cache), sum(c.size for c in cache), content, snaps)

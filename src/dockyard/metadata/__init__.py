@@ -1,0 +1,419 @@
+"""The metadata store (layer L2): SQLite (WAL mode) for images, names, layers, leases and build cache.
+
+One file, ``<store>/metadata.db``; every write runs in a ``BEGIN IMMEDIATE`` transaction, so two
+processes on one store serialise their writes (``busy_timeout`` waits instead of failing). The
+schema is versioned in ``PRAGMA user_version``; a newer schema than this code knows is refused.
+
+Tables (names are full normalised references, e.g. ``docker.io/library/busybox:latest``)::
+
+    images(id, created, size, os, architecture, variant, labels, diff_ids, manifest_digest, parent, added)
+    tags(name -> image_id)                     name:tag references
+    repo_digests(name, digest -> image_id)     name@digest of manifests pulled or pushed
+    layers(diff_id, digest, media_type, size, uncompressed_size)   each stored form of a layer
+    leases(id, created, expires) + lease_resources(lease_id, kind, key)    work in flight (GC roots)
+    cache_records(key, kind, ref, size, created, last_used, data)  build cache (GC roots)
+
+API: ``MetadataStore(path)`` with ``transaction()``, ``put_image/get_image/images/delete_image/
+find_images``, ``set_tag/get_tag/remove_tag/tags/tags_for``, ``add_repo_digest/repo_digests/
+repo_digests_for/remove_repo_digest``, ``add_layer_blob/layer_blobs/layer_by_blob/remove_layer_blob/
+all_layer_blobs``, ``create_lease/add_lease_resource/delete_lease/lease_resources/expire_leases``,
+``put_cache/get_cache/delete_cache/cache_records``. Methods called inside ``transaction()`` join it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dockyard.errors import StoreError
+from dockyard.image import ImageRecord, LayerBlob
+from dockyard.oci.digest import Digest
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS images (
+    id TEXT PRIMARY KEY,
+    created TEXT NOT NULL DEFAULT '',
+    size INTEGER NOT NULL DEFAULT 0,
+    os TEXT NOT NULL DEFAULT '',
+    architecture TEXT NOT NULL DEFAULT '',
+    variant TEXT NOT NULL DEFAULT '',
+    labels TEXT NOT NULL DEFAULT '{}',
+    diff_ids TEXT NOT NULL DEFAULT '[]',
+    manifest_digest TEXT NOT NULL DEFAULT '',
+    parent TEXT NOT NULL DEFAULT '',
+    added REAL NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS images_parent ON images(parent);
+CREATE TABLE IF NOT EXISTS tags (
+    name TEXT PRIMARY KEY,
+    image_id TEXT NOT NULL,
+    added REAL NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS tags_image ON tags(image_id);
+CREATE TABLE IF NOT EXISTS repo_digests (
+    name TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    image_id TEXT NOT NULL,
+    PRIMARY KEY (name, digest)
+);
+CREATE INDEX IF NOT EXISTS repo_digests_image ON repo_digests(image_id);
+CREATE TABLE IF NOT EXISTS layers (
+    diff_id TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    media_type TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    uncompressed_size INTEGER NOT NULL DEFAULT -1,
+    PRIMARY KEY (diff_id, digest)
+);
+CREATE INDEX IF NOT EXISTS layers_digest ON layers(digest);
+CREATE TABLE IF NOT EXISTS leases (
+    id TEXT PRIMARY KEY,
+    created REAL NOT NULL,
+    expires REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS lease_resources (
+    lease_id TEXT NOT NULL REFERENCES leases(id) ON DELETE CASCADE,
+    kind TEXT NOT NULL,
+    key TEXT NOT NULL,
+    PRIMARY KEY (lease_id, kind, key)
+);
+CREATE TABLE IF NOT EXISTS cache_records (
+    key TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    ref TEXT NOT NULL,
+    size INTEGER NOT NULL DEFAULT 0,
+    created REAL NOT NULL,
+    last_used REAL NOT NULL,
+    data TEXT NOT NULL DEFAULT '{}'
+);
+"""
+
+# Resource kinds a lease or cache record can hold on to.
+BLOB = "blob"
+SNAPSHOT = "snapshot"
+IMAGE = "image"
+
+
+@dataclass(frozen=True, slots=True)
+class CacheRecord:
+    """A build cache entry: ``key`` -> a ``kind`` (blob/snapshot/image) ``ref``; ``data`` is free JSON."""
+
+    key: str
+    kind: str
+    ref: str
+    size: int = 0
+    created: float = 0.0
+    last_used: float = 0.0
+    data: str = "{}"
+
+
+_IMAGE_COLUMNS = ("id, created, size, os, architecture, variant, labels, diff_ids, manifest_digest, "
+                  "parent, added")
+
+
+def _row_to_image(row: tuple[Any, ...]) -> ImageRecord:
+    return ImageRecord(
+        id=Digest.__new__(Digest, row[0]),  # validated on insert; skip re-validation on the hot path
+        created=str(row[1]), size=int(row[2]),
+        os=str(row[3]), architecture=str(row[4]), variant=str(row[5]),
+        labels=json.loads(str(row[6])) if row[6] != "{}" else {},
+        diff_ids=[Digest.__new__(Digest, d) for d in json.loads(str(row[7]))],
+        manifest_digest=str(row[8]), parent=str(row[9]), added=float(row[10]),
+    )
+
+
+class MetadataStore:
+    """SQLite-backed metadata; the connection opens lazily (and the file is created on first use)."""
+
+    def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 60.0) -> None:
+        self.path = Path(path)
+        self.busy_timeout = busy_timeout
+        self._conn: sqlite3.Connection | None = None
+        self._depth = 0
+        self._lock = threading.RLock()
+
+    # -- connection and transactions ------------------------------------------------------------
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self._conn = self._open()
+        return self._conn
+
+    def _open(self) -> sqlite3.Connection:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None,
+                                   check_same_thread=False)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot open metadata database {self.path}: {exc}") from None
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                conn.execute("PRAGMA journal_mode = WAL")
+            # WAL + NORMAL survives a process kill; only an OS crash can lose the last commit.
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise StoreError(f"metadata database {self.path} has schema version {version}; this "
+                                 f"dockyard knows up to {SCHEMA_VERSION}")
+            if version < SCHEMA_VERSION:
+                conn.execute("BEGIN IMMEDIATE")
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            conn.close()
+            raise StoreError(f"metadata database {self.path} is unusable: {exc}") from None
+        return conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction (``BEGIN IMMEDIATE``); nested calls join the outer one."""
+        with self._lock:
+            conn = self.conn
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield conn
+                finally:
+                    self._depth -= 1
+                return
+            conn.execute("BEGIN IMMEDIATE")
+            self._depth = 1
+            try:
+                yield conn
+            except BaseException:
+                self._depth = 0
+                conn.execute("ROLLBACK")
+                raise
+            self._depth = 0
+            conn.execute("COMMIT")
+
+    def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self.conn.execute(sql, params).fetchall()
+
+    # -- images -----------------------------------------------------------------------------------
+
+    def put_image(self, rec: ImageRecord) -> None:
+        """Insert or update an image row (``added`` is kept from the first insert)."""
+        with self.transaction() as c:
+            c.execute(
+                f"INSERT INTO images ({_IMAGE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?) "
+                "ON CONFLICT(id) DO UPDATE SET created=excluded.created, size=excluded.size, "
+                "os=excluded.os, architecture=excluded.architecture, variant=excluded.variant, "
+                "labels=excluded.labels, diff_ids=excluded.diff_ids, "
+                "manifest_digest=CASE WHEN excluded.manifest_digest != '' THEN excluded.manifest_digest "
+                "ELSE images.manifest_digest END, "
+                "parent=CASE WHEN excluded.parent != '' THEN excluded.parent ELSE images.parent END",
+                (str(Digest(rec.id)), rec.created, rec.size, rec.os, rec.architecture, rec.variant,
+                 json.dumps(rec.labels, sort_keys=True), json.dumps([str(d) for d in rec.diff_ids]),
+                 rec.manifest_digest, rec.parent, rec.added or time.time()),
+            )
+
+    def get_image(self, image_id: str) -> ImageRecord | None:
+        rows = self._query(f"SELECT {_IMAGE_COLUMNS} FROM images WHERE id = ?", (image_id,))
+        return _row_to_image(rows[0]) if rows else None
+
+    def images(self) -> list[ImageRecord]:
+        return [_row_to_image(r) for r in self._query(f"SELECT {_IMAGE_COLUMNS} FROM images")]
+
+    def find_images(self, id_prefix: str) -> list[Digest]:
+        """IDs of images whose ``sha256:<hex>`` starts with ``id_prefix`` (give the algorithm)."""
+        escaped = id_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        rows = self._query("SELECT id FROM images WHERE id LIKE ? ESCAPE '\\'", (escaped + "%",))
+        return [Digest(str(r[0])) for r in rows]
+
+    def children(self, image_id: str) -> list[Digest]:
+        rows = self._query("SELECT id FROM images WHERE parent = ?", (image_id,))
+        return [Digest(str(r[0])) for r in rows]
+
+    def delete_image(self, image_id: str) -> None:
+        """Remove an image row with its tags and repo digests (its blobs are left to GC)."""
+        with self.transaction() as c:
+            c.execute("DELETE FROM tags WHERE image_id = ?", (image_id,))
+            c.execute("DELETE FROM repo_digests WHERE image_id = ?", (image_id,))
+            c.execute("DELETE FROM images WHERE id = ?", (image_id,))
+
+    # -- tags and repo digests ----------------------------------------------------------------------
+
+    def set_tag(self, name: str, image_id: str) -> str | None:
+        """Point ``name`` (a full name:tag) at an image; return the image it pointed to before."""
+        with self.transaction() as c:
+            row = c.execute("SELECT image_id FROM tags WHERE name = ?", (name,)).fetchone()
+            c.execute("INSERT INTO tags (name, image_id, added) VALUES (?,?,?) ON CONFLICT(name) DO "
+                      "UPDATE SET image_id=excluded.image_id, added=excluded.added",
+                      (name, image_id, time.time()))
+            return str(row[0]) if row else None
+
+    def get_tag(self, name: str) -> Digest | None:
+        rows = self._query("SELECT image_id FROM tags WHERE name = ?", (name,))
+        return Digest(str(rows[0][0])) if rows else None
+
+    def remove_tag(self, name: str) -> bool:
+        with self.transaction() as c:
+            return c.execute("DELETE FROM tags WHERE name = ?", (name,)).rowcount > 0
+
+    def tags(self) -> list[tuple[str, Digest]]:
+        """Every (name:tag, image id), sorted by name."""
+        return [(str(n), Digest.__new__(Digest, i))
+                for n, i in self._query("SELECT name, image_id FROM tags ORDER BY name")]
+
+    def tags_for(self, image_id: str) -> list[str]:
+        return [str(r[0]) for r in
+                self._query("SELECT name FROM tags WHERE image_id = ? ORDER BY name", (image_id,))]
+
+    def add_repo_digest(self, name: str, digest: str, image_id: str) -> None:
+        """Record that manifest ``digest`` in repository ``name`` (no tag) is this image."""
+        with self.transaction() as c:
+            c.execute("INSERT INTO repo_digests (name, digest, image_id) VALUES (?,?,?) "
+                      "ON CONFLICT(name, digest) DO UPDATE SET image_id=excluded.image_id",
+                      (name, str(Digest(digest)), image_id))
+
+    def get_repo_digest(self, name: str, digest: str) -> Digest | None:
+        rows = self._query("SELECT image_id FROM repo_digests WHERE name = ? AND digest = ?", (name, digest))
+        return Digest(str(rows[0][0])) if rows else None
+
+    def remove_repo_digest(self, name: str, digest: str) -> bool:
+        with self.transaction() as c:
+            return c.execute("DELETE FROM repo_digests WHERE name = ? AND digest = ?",
+                             (name, digest)).rowcount > 0
+
+    def repo_digests(self) -> list[tuple[str, Digest, Digest]]:
+        """Every (repository name, manifest digest, image id)."""
+        return [(str(n), Digest.__new__(Digest, d), Digest.__new__(Digest, i)) for n, d, i in
+                self._query("SELECT name, digest, image_id FROM repo_digests ORDER BY name, digest")]
+
+    def repo_digests_for(self, image_id: str) -> list[str]:
+        """``name@digest`` strings for one image."""
+        return [f"{n}@{d}" for n, d in self._query(
+            "SELECT name, digest FROM repo_digests WHERE image_id = ? ORDER BY name, digest", (image_id,))]
+
+    # -- layers ----------------------------------------------------------------------------------
+
+    def add_layer_blob(self, layer: LayerBlob) -> None:
+        with self.transaction() as c:
+            c.execute("INSERT INTO layers (diff_id, digest, media_type, size, uncompressed_size) "
+                      "VALUES (?,?,?,?,?) ON CONFLICT(diff_id, digest) DO UPDATE SET "
+                      "media_type=excluded.media_type, size=excluded.size, "
+                      "uncompressed_size=MAX(layers.uncompressed_size, excluded.uncompressed_size)",
+                      (str(Digest(layer.diff_id)), str(Digest(layer.digest)), layer.media_type, layer.size,
+                       layer.uncompressed_size))
+
+    def layer_blobs(self, diff_id: str) -> list[LayerBlob]:
+        """Stored forms of one layer, uncompressed first, then by size."""
+        rows = self._query("SELECT diff_id, digest, media_type, size, uncompressed_size FROM layers "
+                           "WHERE diff_id = ? ORDER BY (digest = diff_id) DESC, size", (diff_id,))
+        return [_row_to_layer(r) for r in rows]
+
+    def layer_by_blob(self, digest: str) -> LayerBlob | None:
+        rows = self._query("SELECT diff_id, digest, media_type, size, uncompressed_size FROM layers "
+                           "WHERE digest = ?", (digest,))
+        return _row_to_layer(rows[0]) if rows else None
+
+    def all_layer_blobs(self) -> list[LayerBlob]:
+        return [_row_to_layer(r) for r in self._query(
+            "SELECT diff_id, digest, media_type, size, uncompressed_size FROM layers")]
+
+    def remove_layer_blob(self, diff_id: str, digest: str) -> None:
+        with self.transaction() as c:
+            c.execute("DELETE FROM layers WHERE diff_id = ? AND digest = ?", (diff_id, digest))
+
+    def layer_sizes(self) -> dict[str, int]:
+        """diff_id -> uncompressed size, for every layer whose size is known."""
+        return {str(d): int(s) for d, s in self._query(
+            "SELECT diff_id, MAX(uncompressed_size) FROM layers GROUP BY diff_id")}
+
+    # -- leases ----------------------------------------------------------------------------------
+
+    def create_lease(self, lease_id: str, ttl: float) -> None:
+        now = time.time()
+        with self.transaction() as c:
+            c.execute("INSERT INTO leases (id, created, expires) VALUES (?,?,?) ON CONFLICT(id) DO UPDATE "
+                      "SET expires=excluded.expires", (lease_id, now, now + ttl))
+
+    def add_lease_resource(self, lease_id: str, kind: str, key: str) -> None:
+        with self.transaction() as c:
+            c.execute("INSERT OR IGNORE INTO lease_resources (lease_id, kind, key) VALUES (?,?,?)",
+                      (lease_id, kind, key))
+
+    def delete_lease(self, lease_id: str) -> None:
+        with self.transaction() as c:
+            c.execute("DELETE FROM lease_resources WHERE lease_id = ?", (lease_id,))
+            c.execute("DELETE FROM leases WHERE id = ?", (lease_id,))
+
+    def lease_resources(self, now: float | None = None) -> set[tuple[str, str]]:
+        """(kind, key) held by leases that have not expired."""
+        now = time.time() if now is None else now
+        return {(str(k), str(v)) for k, v in self._query(
+            "SELECT r.kind, r.key FROM lease_resources r JOIN leases l ON l.id = r.lease_id "
+            "WHERE l.expires > ?", (now,))}
+
+    def expire_leases(self, now: float | None = None) -> int:
+        """Delete expired leases; return how many."""
+        now = time.time() if now is None else now
+        with self.transaction() as c:
+            ids = [r[0] for r in c.execute("SELECT id FROM leases WHERE expires <= ?", (now,))]
+            for lease_id in ids:
+                c.execute("DELETE FROM lease_resources WHERE lease_id = ?", (lease_id,))
+                c.execute("DELETE FROM leases WHERE id = ?", (lease_id,))
+            return len(ids)
+
+    # -- build cache -----------------------------------------------------------------------------
+
+    def put_cache(self, rec: CacheRecord) -> None:
+        now = time.time()
+        with self.transaction() as c:
+            c.execute("INSERT INTO cache_records (key, kind, ref, size, created, last_used, data) "
+                      "VALUES (?,?,?,?,?,?,?) ON CONFLICT(key) DO UPDATE SET kind=excluded.kind, "
+                      "ref=excluded.ref, size=excluded.size, last_used=excluded.last_used, "
+                      "data=excluded.data",
+                      (rec.key, rec.kind, rec.ref, rec.size, rec.created or now, rec.last_used or now,
+                       rec.data))
+
+    def get_cache(self, key: str, *, touch: bool = True) -> CacheRecord | None:
+        rows = self._query("SELECT key, kind, ref, size, created, last_used, data FROM cache_records "
+                           "WHERE key = ?", (key,))
+        if not rows:
+            return None
+        if touch:
+            with self.transaction() as c:
+                c.execute("UPDATE cache_records SET last_used = ? WHERE key = ?", (time.time(), key))
+        return _row_to_cache(rows[0])
+
+    def delete_cache(self, key: str) -> None:
+        with self.transaction() as c:
+            c.execute("DELETE FROM cache_records WHERE key = ?", (key,))
+
+    def cache_records(self) -> list[CacheRecord]:
+        return [_row_to_cache(r) for r in self._query(
+            "SELECT key, kind, ref, size, created, last_used, data FROM cache_records ORDER BY key")]
+
+
+def _row_to_layer(r: tuple[Any, ...]) -> LayerBlob:
+    return LayerBlob(Digest(str(r[0])), Digest(str(r[1])), str(r[2]), int(r[3]),
+                     int(r[4]))
+
+
+def _row_to_cache(r: tuple[Any, ...]) -> CacheRecord:
+    return CacheRecord(str(r[0]), str(r[1]), str(r[2]), int(r[3]), float(r[4]),
+                       float(r[5]), str(r[6]))
