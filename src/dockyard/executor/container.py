@@ -19,12 +19,12 @@ from dockyard.errors import ExecutionError
 from dockyard.executor import mount as m
 from dockyard.executor.rootfs import discard_overlay, mount_rootfs, mount_targets, secret_file, write_files
 from dockyard.executor.spec import DEFAULT_PATH, ProcessSpec, env_dict
-from dockyard.executor.user import lookup_path, resolve_user, secure_join, start_error
+from dockyard.executor.user import bad_cwd, lookup_path, resolve_user, secure_join, start_error
 
 _DEVICES = (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9),
             ("tty", 5, 0))
 _DEV_LINKS = (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
-              ("stderr", "/proc/self/fd/2"), ("ptmx", "pts/ptmx"), ("core", "/proc/kcore"))
+              ("stderr", "/proc/self/fd/2"), ("ptmx", "pts/ptmx"))
 _NOEXEC = m.MS_NOSUID | m.MS_NODEV | m.MS_NOEXEC
 
 
@@ -111,12 +111,12 @@ def _setup_and_exec(req: dict[str, Any], stdio: tuple[int, int, int]) -> NoRetur
         os.makedirs(spec.cwd, 0o755, exist_ok=True)
         os.chdir(spec.cwd)
     except OSError as exc:
-        raise start_error(f'cannot change to working directory "{spec.cwd}": {exc.strerror.lower()}', 126)
+        raise bad_cwd(spec.cwd, exc)
 
     for target, fd in enumerate(stdio):
         os.dup2(fd, target)
     m.drop_bounding_set(m.DEFAULT_CAP_MASK)
-    os.setgroups([*user.groups, *spec.extra_groups])
+    os.setgroups(user.all_groups(spec.extra_groups))
     os.setgid(user.gid)
     os.setuid(user.uid)
     if user.uid == 0:

@@ -1,3 +1,193 @@
-"""Placeholder; replaced below."""
-class RuncExecutor:  # noqa
-    pass
+"""The runc backend: the same container as the built-in executor, as an OCI bundle run by ``runc run``.
+
+The rootfs and helper mounts are made on the host under the run directory and removed afterwards (or
+by :func:`~dockyard.executor.cleanup.cleanup_stale` if this process dies first).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import shutil
+import subprocess
+import threading
+from pathlib import Path
+from typing import Any
+
+from dockyard.errors import ExecutionError
+from dockyard.executor import mount as m
+from dockyard.executor.base import Deadline, Output, new_run_dir, output_fds, pump, read_ready
+from dockyard.executor.rootfs import discard_overlay, mount_rootfs, mount_targets, secret_file, write_files
+from dockyard.executor.spec import DEFAULT_PATH, ProcessSpec, Rootfs, env_dict, rootfs_to_json
+from dockyard.executor.user import bad_cwd, lookup_path, resolve_user, secure_join, start_error
+
+_NOEXEC = ["nosuid", "noexec", "nodev"]
+_STANDARD_MOUNTS: list[dict[str, Any]] = [
+    {"destination": "/proc", "type": "proc", "source": "proc", "options": _NOEXEC},
+    {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+     "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+    {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+     "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
+    {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+     "options": [*_NOEXEC, "mode=1777", "size=65536k"]},
+    {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": _NOEXEC},
+    {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": [*_NOEXEC, "ro"]},
+]
+
+
+def _host_resolv_conf() -> str:
+    try:
+        with open("/etc/resolv.conf") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+class RuncExecutor:
+    """Runs each process with ``runc run`` (state under ``state_dir/runc``); see :class:`Executor`."""
+
+    def __init__(self, state_dir: Path, runc: str = "runc") -> None:
+        self.state_dir = Path(state_dir)
+        found = shutil.which(runc)
+        if found is None:
+            raise ExecutionError(f"runtime {runc!r} not found in PATH")
+        self.runc = found
+
+    def __enter__(self) -> RuncExecutor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Nothing to stop: every run is its own runc process."""
+
+    def _config(self, spec: ProcessSpec, root: str, scratch: str) -> dict[str, Any]:
+        user = resolve_user(root, spec.user)
+        env = env_dict(spec.env)
+        env.setdefault("PATH", DEFAULT_PATH)
+        env.setdefault("HOME", user.home)
+        cwd = secure_join(root, spec.cwd)
+        try:
+            os.makedirs(cwd, 0o755, exist_ok=True)
+        except OSError as exc:
+            raise bad_cwd(spec.cwd, exc)
+        if not os.path.isdir(cwd):
+            raise start_error(f'cannot change to working directory "{spec.cwd}": not a directory', 126)
+        lookup_path(root, spec.args[0], env["PATH"])
+        mounts = list(_STANDARD_MOUNTS)
+        for target, source in write_files(scratch, spec, _host_resolv_conf()).items():
+            mounts.append({"destination": target, "type": "bind", "source": source, "options": ["rbind"]})
+        for index, mnt in enumerate(spec.mounts):
+            if mnt.type == "tmpfs":
+                options = ["nosuid", "nodev", "mode=1777"] + ([f"size={mnt.size}"] if mnt.size else [])
+                mounts.append({"destination": mnt.target, "type": "tmpfs", "source": "tmpfs",
+                               "options": options})
+                continue
+            readonly = mnt.readonly
+            if mnt.type == "secret":
+                source, readonly = secret_file(scratch, index, mnt), True
+            elif mnt.discard_writes and os.path.isdir(mnt.source):
+                source = discard_overlay(scratch, index, mnt.source)
+            elif mnt.discard_writes:
+                source = os.path.join(scratch, f"discard{index}")
+                shutil.copy2(mnt.source, source)
+            else:
+                if not os.path.exists(mnt.source):
+                    raise start_error(f"bind source path does not exist: {mnt.source}")
+                source = mnt.source
+            mounts.append({"destination": mnt.target, "type": "bind", "source": source,
+                           "options": ["rbind", "ro" if readonly else "rw"]})
+        caps = sorted(m.DEFAULT_CAPS)
+        namespaces = [{"type": t} for t in ("pid", "ipc", "uts", "mount")]
+        if spec.network == "none":
+            namespaces.append({"type": "network"})
+        return {
+            "ociVersion": "1.0.2",
+            "process": {
+                "terminal": False,
+                "user": {"uid": user.uid, "gid": user.gid,
+                         "additionalGids": user.all_groups(spec.extra_groups)},
+                "args": list(spec.args),
+                "env": [f"{k}={v}" for k, v in env.items()],
+                "cwd": spec.cwd,
+                "capabilities": {"bounding": caps, "effective": caps if user.uid == 0 else [],
+                                 "permitted": caps if user.uid == 0 else []},
+                "noNewPrivileges": True,
+            },
+            "root": {"path": root, "readonly": False},
+            "hostname": spec.hostname,
+            "mounts": mounts,
+            "linux": {"namespaces": namespaces},
+        }
+
+    def run(self, spec: ProcessSpec, rootfs: Rootfs, *, stdout: Output = None, stderr: Output = None,
+            stdin: int | None = None, timeout: float | None = None,
+            cancel: threading.Event | None = None) -> int:
+        """Run ``spec`` on ``rootfs`` with runc; see :class:`~dockyard.executor.base.Executor`."""
+        rundir = new_run_dir(self.state_dir)
+        root, scratch = str(rundir / "rootfs"), str(rundir / "scratch")
+        runc_root = str(self.state_dir / "runc")
+        mounted: list[str] = []
+        proc: subprocess.Popen[bytes] | None = None
+        try:
+            m.mount("tmpfs", scratch, "tmpfs", m.MS_NOSUID | m.MS_NODEV, "mode=700")
+            mounted.append(scratch)
+            mount_rootfs(rootfs_to_json(rootfs), root, scratch, mount_targets(spec), allow_chdir=False)
+            mounted.append(root)
+            (rundir / "config.json").write_text(json.dumps(self._config(spec, root, scratch)))
+            child_out, readers, to_close = output_fds(stdout, stderr)
+            try:
+                proc = subprocess.Popen(
+                    [self.runc, "--root", runc_root, "run", "--bundle", str(rundir), rundir.name],
+                    stdin=stdin if stdin is not None else subprocess.DEVNULL, stdout=child_out[0],
+                    stderr=child_out[1], start_new_session=True)
+            finally:
+                for fd in to_close:
+                    os.close(fd)
+            return self._wait(proc, rundir.name, runc_root, readers, Deadline(timeout, cancel))
+        except OSError as exc:
+            where = f": {exc.filename}" if exc.filename else ""
+            raise ExecutionError(f"container setup failed: {exc.strerror}{where}")
+        finally:
+            if proc is not None and proc.poll() is None:
+                self._kill(runc_root, rundir.name)
+                proc.wait()
+            if (Path(runc_root) / rundir.name).exists():
+                subprocess.run([self.runc, "--root", runc_root, "delete", "--force", rundir.name],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+            for point in reversed(mounted):
+                m.umount2(point, m.MNT_DETACH)
+            shutil.rmtree(rundir, ignore_errors=True)
+
+    def _kill(self, runc_root: str, name: str) -> None:
+        subprocess.run([self.runc, "--root", runc_root, "kill", name, "KILL"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+
+    def _wait(self, proc: subprocess.Popen[bytes], name: str, runc_root: str, readers: dict[int, Any],
+              deadline: Deadline) -> int:
+        sel = selectors.DefaultSelector()
+        pump(readers, sel)
+        failure: BaseException | None = None
+        try:
+            while True:
+                for key, _ in sel.select(deadline.poll_interval() if sel.get_map() else 0.02):
+                    read_ready(key.fd, key.data, sel)
+                if failure is None:
+                    failure = deadline.expired()
+                    if failure is not None:
+                        self._kill(runc_root, name)
+                if not sel.get_map() and proc.poll() is not None:
+                    break
+        finally:
+            sel.close()
+            for fd in readers:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        code = proc.wait()
+        if failure is not None:
+            raise failure
+        return code

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +18,11 @@ def start_error(message: str, exit_code: int = 125) -> ExecutionError:
     err = ExecutionError(message)
     err.exit_code = exit_code
     return err
+
+
+def bad_cwd(cwd: str, exc: OSError) -> ExecutionError:
+    """Docker's 126 for a working directory that cannot be made or entered."""
+    return start_error(f'cannot change to working directory "{cwd}": {(exc.strerror or "").lower()}', 126)
 
 
 def secure_join(root: str | os.PathLike[str], path: str) -> str:
@@ -61,6 +67,10 @@ class ExecUser:
     gid: int
     groups: tuple[int, ...] = field(default=())
     home: str = "/"
+
+    def all_groups(self, extra: Sequence[int] = ()) -> list[int]:
+        """The process's supplementary groups: the primary gid first (as containerd), then the rest."""
+        return list(dict.fromkeys([self.gid, *self.groups, *extra]))
 
 
 def _read_table(root: str | os.PathLike[str], name: str) -> list[list[str]]:

@@ -1,0 +1,225 @@
+"""The container both backends give: filesystem, identity, isolation, mounts, exit codes."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from dockyard.errors import ExecutionError
+from dockyard.executor import Mount, ProcessSpec, RootfsSpec
+from dockyard.executor.base import Executor
+
+
+def sh(ex: Executor, rootfs: RootfsSpec | Path, script: str, **kw: object) -> tuple[int, str, str]:
+    out: list[bytes] = []
+    err: list[bytes] = []
+    spec = ProcessSpec(args=["/bin/sh", "-c", script], **kw)  # type: ignore[arg-type]
+    code = ex.run(spec, rootfs, stdout=out.append, stderr=err.append, timeout=30)
+    return code, b"".join(out).decode(), b"".join(err).decode()
+
+
+def upper_tree(upper: Path) -> dict[str, str]:
+    """Every entry of an upper dir: path -> kind (whiteouts as 'whiteout')."""
+    tree: dict[str, str] = {}
+    for dirpath, dirnames, filenames in os.walk(upper):
+        for name in dirnames + filenames:
+            full = Path(dirpath) / name
+            st = full.lstat()
+            rel = str(full.relative_to(upper))
+            if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
+                tree[rel] = "whiteout"
+            elif stat.S_ISDIR(st.st_mode):
+                tree[rel] = "dir"
+            else:
+                tree[rel] = "file"
+    return tree
+
+
+def test_output_streams_and_exit_code(executor: Executor, overlay: RootfsSpec) -> None:
+    code, out, err = sh(executor, overlay, "echo to-out; echo to-err >&2; exit 42")
+    assert (code, out, err) == (42, "to-out\n", "to-err\n")
+
+
+def test_upperdir_holds_exactly_the_changes(executor: Executor, overlay: RootfsSpec) -> None:
+    code, _, err = sh(executor, overlay,
+                      "echo new > /new.txt && echo changed >> /etc/passwd && rm /etc/group && rm -r /root"
+                      " && mkdir -p /var/lib/x && echo x > /tmp/t && rm /tmp/t")
+    assert code == 0, err
+    assert upper_tree(overlay.upperdir) == {
+        "new.txt": "file", "etc": "dir", "etc/passwd": "file", "etc/group": "whiteout",
+        "root": "whiteout", "var": "dir", "var/lib": "dir", "var/lib/x": "dir", "tmp": "dir",
+    }
+    assert (overlay.upperdir / "etc" / "passwd").read_text().endswith("changed\n")
+
+
+def test_a_run_that_changes_nothing_leaves_an_empty_upperdir(executor: Executor, overlay: RootfsSpec) -> None:
+    # /etc/hosts, /etc/resolv.conf, /etc/hostname are missing in busybox: their mount points must not
+    # leak into the layer.
+    code, out, _ = sh(executor, overlay, "cat /etc/hosts /etc/resolv.conf /etc/hostname >/dev/null; ls /proc/1")
+    assert code == 0 and "status" in out
+    assert upper_tree(overlay.upperdir) == {}
+
+
+def test_layers_stack_base_first(executor: Executor, overlay: RootfsSpec, scratch_base: Path) -> None:
+    top = scratch_base / "top-layer"
+    (top / "etc").mkdir(parents=True, exist_ok=True)
+    (top / "etc" / "motd").write_text("from the top layer\n")
+    rootfs = RootfsSpec([*overlay.lowerdirs, top], overlay.upperdir, overlay.workdir)
+    assert sh(executor, rootfs, "cat /etc/motd; ls /bin/busybox")[1] == "from the top layer\n/bin/busybox\n"
+
+
+def test_proc_dev_sys(executor: Executor, overlay: RootfsSpec) -> None:
+    code, out, err = sh(executor, overlay,
+                        "ls /dev; ls /proc/self/status; echo x > /dev/null; head -c 4 /dev/zero | wc -c;"
+                        " touch /sys/x 2>/dev/null || echo sys-ro; echo 1 > /dev/shm/ok && echo shm-ok;"
+                        " echo $$")
+    assert code == 0, err
+    lines = out.split()
+    for dev in ("null", "zero", "full", "random", "urandom", "tty", "pts", "shm", "ptmx", "fd", "stdin",
+                "stdout", "stderr", "mqueue"):
+        assert dev in lines
+    assert "/proc/self/status" in lines and "4" in lines and "sys-ro" in lines and "shm-ok" in lines
+    assert lines[-1] == "1"  # the process is pid 1 of its own pid namespace
+
+
+def test_hostname_and_etc_files(executor: Executor, overlay: RootfsSpec) -> None:
+    code, out, _ = sh(executor, overlay, "hostname; cat /etc/hostname; grep -c localhost /etc/hosts;"
+                      " grep -c nameserver /etc/resolv.conf || true", hostname="buildbox",
+                      hosts=[("registry.test", "10.1.2.3")])
+    assert code == 0
+    assert out.split("\n")[:3] == ["buildbox", "buildbox", "2"]
+    host_has_ns = "nameserver" in Path("/etc/resolv.conf").read_text()
+    assert (out.split("\n")[3] != "0") == host_has_ns
+    assert "10.1.2.3\tregistry.test" in sh(executor, overlay, "cat /etc/hosts", hosts=[("registry.test", "10.1.2.3")])[1]
+
+
+@pytest.mark.parametrize(("user", "expected"), [
+    ("", "uid=0(root) gid=0(root) groups=0(root),10(wheel)"),
+    ("app", "uid=1000(app) gid=1000(app) groups=1000(app),50(staff),29(audio)"),
+    ("1000", "uid=1000(app) gid=1000(app) groups=1000(app),50(staff),29(audio)"),
+    ("1000:50", "uid=1000(app) gid=50(staff) groups=50(staff)"),
+    ("app:staff", "uid=1000(app) gid=50(staff) groups=50(staff)"),
+    ("4242:4343", "uid=4242 gid=4343 groups=4343"),
+])
+def test_user(executor: Executor, overlay: RootfsSpec, user: str, expected: str) -> None:
+    code, out, _ = sh(executor, overlay, "id", user=user)
+    # busybox id lists the primary group first; compare as sets after the first two fields.
+    head, _, groups = out.strip().rpartition(" groups=")
+    exp_head, _, exp_groups = expected.rpartition(" groups=")
+    assert code == 0 and head == exp_head
+    assert set(groups.split(",")) == set(exp_groups.split(","))
+
+
+def test_unknown_user_and_group(executor: Executor, overlay: RootfsSpec) -> None:
+    with pytest.raises(ExecutionError, match=r"^unable to find user nosuch: no matching entries in passwd file$"):
+        sh(executor, overlay, "id", user="nosuch")
+    with pytest.raises(ExecutionError, match=r"^unable to find group nogrp: no matching entries in group file$"):
+        sh(executor, overlay, "id", user="app:nogrp")
+
+
+def test_workdir_env_home_path(executor: Executor, overlay: RootfsSpec) -> None:
+    code, out, _ = sh(executor, overlay, 'pwd; echo "$FOO|$HOME|$PATH"', cwd="/srv/app/data",
+                      env=["FOO=bar baz"], user="app")
+    assert code == 0
+    assert out == "/srv/app/data\nbar baz|/home/app|/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"
+    assert (overlay.upperdir / "srv" / "app" / "data").is_dir()
+    assert sh(executor, overlay, 'echo "$PATH|$HOME"', env=["PATH=/bin", "HOME=/x"])[1] == "/bin|/x\n"
+
+
+def test_start_failures_map_to_docker_codes(executor: Executor, overlay: RootfsSpec) -> None:
+    with pytest.raises(ExecutionError) as info:
+        executor.run(ProcessSpec(args=["nosuchcmd"]), overlay)
+    assert info.value.exit_code == 127
+    assert str(info.value) == 'exec: "nosuchcmd": executable file not found in $PATH'
+    with pytest.raises(ExecutionError) as info:
+        executor.run(ProcessSpec(args=["/no/such"]), overlay)
+    assert info.value.exit_code == 127
+    with pytest.raises(ExecutionError) as info:
+        executor.run(ProcessSpec(args=["true"], cwd="/etc/passwd"), overlay)
+    assert info.value.exit_code == 126 and "/etc/passwd" in str(info.value)
+
+
+def test_capabilities_and_no_new_privs(executor: Executor, overlay: RootfsSpec) -> None:
+    _, out, _ = sh(executor, overlay, "grep -E '^(Cap|NoNewPrivs)' /proc/self/status")
+    fields = dict(line.split(":\t") for line in out.strip().split("\n"))
+    assert fields["CapBnd"] == fields["CapEff"] == fields["CapPrm"] == "00000000a80425fb"
+    assert fields["CapInh"] == fields["CapAmb"] == "0000000000000000"
+    assert fields["NoNewPrivs"] == "1"
+    _, out, _ = sh(executor, overlay, "grep -E '^(Cap|NoNewPrivs)' /proc/self/status", user="app")
+    fields = dict(line.split(":\t") for line in out.strip().split("\n"))
+    assert fields["CapEff"] == fields["CapPrm"] == "0000000000000000"
+    assert fields["CapBnd"] == "00000000a80425fb"
+
+
+def test_network_none_has_only_loopback(executor: Executor, overlay: RootfsSpec) -> None:
+    code, out, _ = sh(executor, overlay, "ls /sys/class/net; cat /sys/class/net/lo/operstate /sys/class/net/lo/flags",
+                      network="none")
+    assert code == 0
+    lines = out.split()
+    assert lines[0] == "lo" and "eth0" not in lines
+    assert int(lines[-1], 16) & 1  # IFF_UP
+
+
+def test_host_network_sees_host_interfaces(executor: Executor, overlay: RootfsSpec) -> None:
+    _, out, _ = sh(executor, overlay, "ls /sys/class/net")
+    assert sorted(out.split()) == sorted(os.listdir("/sys/class/net"))
+
+
+def test_bind_mounts(executor: Executor, overlay: RootfsSpec, tmp_path: Path) -> None:
+    src = tmp_path / "ctx"
+    src.mkdir()
+    (src / "f").write_text("context\n")
+    mounts = [Mount("/ro", source=str(src), readonly=True),
+              Mount("/rw", source=str(src), discard_writes=True)]
+    code, out, err = sh(executor, overlay,
+                        "cat /ro/f; touch /ro/g 2>/dev/null || echo ro-refused; echo more >> /rw/f; cat /rw/f",
+                        mounts=mounts)
+    assert code == 0, err
+    assert out == "context\nro-refused\ncontext\nmore\n"
+    assert (src / "f").read_text() == "context\n" and not (src / "g").exists()
+    assert upper_tree(overlay.upperdir) == {}
+
+
+def test_cache_mount_persists_across_runs(executor: Executor, overlay: RootfsSpec, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    mount = [Mount("/root/.cache", source=str(cache))]
+    assert sh(executor, overlay, "echo 1 >> /root/.cache/count", mounts=mount)[0] == 0
+    assert sh(executor, overlay, "echo 2 >> /root/.cache/count; cat /root/.cache/count", mounts=mount)[1] == "1\n2\n"
+    assert (cache / "count").read_text() == "1\n2\n"
+    assert upper_tree(overlay.upperdir) == {}
+
+
+def test_tmpfs_and_secret_mounts(executor: Executor, overlay: RootfsSpec) -> None:
+    mounts = [Mount("/scratch", type="tmpfs", size=1 << 20),
+              Mount("/run/secrets/token", type="secret", data=b"s3cret", uid=1000, gid=1000)]
+    code, out, err = sh(executor, overlay,
+                        "echo x > /scratch/x && cat /scratch/x; cat /run/secrets/token; echo;"
+                        " stat -c '%a %u' /run/secrets/token; grep -c ' /scratch .* - tmpfs ' /proc/self/mountinfo",
+                        mounts=mounts)
+    assert code == 0, err
+    assert out == "x\ns3cret\n400 1000\n1\n"
+    assert upper_tree(overlay.upperdir) == {}
+
+
+def test_stdin(executor: Executor, overlay: RootfsSpec) -> None:
+    r, w = os.pipe()
+    os.write(w, b"hello stdin\n")
+    os.close(w)
+    out: list[bytes] = []
+    try:
+        code = executor.run(ProcessSpec(args=["cat"]), overlay, stdin=r, stdout=out.append)
+    finally:
+        os.close(r)
+    assert code == 0 and b"".join(out) == b"hello stdin\n"
+
+
+def test_plain_directory_rootfs(executor: Executor, scratch_base: Path, busybox_lower: Path) -> None:
+    root = scratch_base / f"plain-{type(executor).__name__}"
+    if not root.exists():
+        os.system(f"cp -a {busybox_lower} {root}")
+    code, out, _ = sh(executor, root, "echo hi > /hello; cat /hello")
+    assert (code, out) == (0, "hi\n") and (root / "hello").read_text() == "hi\n"
