@@ -18,6 +18,11 @@ from dockyard.errors import DockyardError
 
 # name -> "module:attribute" of a click.Command; one line per command, sorted by name.
 COMMANDS: dict[str, str] = {
+    "bootstrap": "dockyard.cli.archive_cmds:bootstrap_cmd",
+    "import": "dockyard.cli.archive_cmds:import_cmd",
+    "load": "dockyard.cli.archive_cmds:load_cmd",
+    "registry": "dockyard.cli.registry_cmd:registry",
+    "save": "dockyard.cli.archive_cmds:save_cmd",
 }
 
 

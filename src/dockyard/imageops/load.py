@@ -19,10 +19,12 @@ from dockyard.archive.compression import HashingReader, detect, open_decompresse
 from dockyard.archive.reader import TarReader
 from dockyard.archive.tarheader import AREGTYPE, CONTTYPE, LNKTYPE, REGTYPE, SYMTYPE, TarEntry
 from dockyard.content import ContentStore
-from dockyard.errors import CorruptData, DigestMismatch, DockyardError, NotFound
-from dockyard.imageops import layout
+from dockyard.errors import CorruptData, DigestMismatch, DockyardError, InvalidArgument, NotFound
+from dockyard.image import LayerBlob
+from dockyard.imageops import Store, commit, layout
 from dockyard.oci import mediatypes as mt
 from dockyard.oci import platform as platforms
+from dockyard.oci import reference
 from dockyard.oci.canonical import loads_object
 from dockyard.oci.config import ImageConfig
 from dockyard.oci.descriptor import Descriptor
@@ -391,3 +393,56 @@ def interpret(archive: ScannedArchive, content: ContentStore, *,
         raise CorruptData(f"{archive.source}: the archive holds no images")
     return images
 
+
+
+# -- into the store -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LoadResult:
+    """One loaded image: its ID, the familiar names it got, and the IDs those names were taken from."""
+
+    image_id: Digest
+    names: tuple[str, ...]
+    replaced: tuple[tuple[str, Digest], ...] = ()
+
+
+def _familiar(name: str) -> str:
+    try:
+        return reference.parse_normalized(name).familiar()
+    except InvalidArgument:
+        return name
+
+
+def load_into(store: Store, stream: BinaryIO, *, source: str = "archive",
+              platform: platforms.Platform | None = None,
+              progress: ProgressSink = discard) -> list[LoadResult]:
+    """Load every image of the archive on ``stream`` into ``store``; return what was loaded.
+
+    Everything is read and verified before the first image is recorded; a lease keeps the copied
+    blobs from a concurrent GC until then.
+    """
+    results: list[LoadResult] = []
+    with store.lease() as lease:
+        archive = scan(stream, store.content, source=source, progress=progress, protect=lease.add_blob)
+        images = interpret(archive, store.content, platform=platform)
+        for img in images:
+            for name in img.names:
+                commit.normalize_tag(name)  # refuse a bad tag before anything is recorded
+        for img in images:
+            for layer in img.layers:
+                store.meta.add_layer_blob(LayerBlob(layer.diff_id, layer.digest, layer.media_type,
+                                                    layer.size, layer.uncompressed_size))
+            manifest_digest = ""
+            if img.manifest_bytes is not None:
+                info = store.content.ingest(img.manifest_bytes, before_publish=lease.add_blob)
+                manifest_digest = str(info.digest)
+            replaced: list[tuple[str, Digest]] = []
+            for name in img.names:
+                old = store.meta.get_tag(commit.normalize_tag(name))
+                if old is not None and old != img.id:
+                    replaced.append((_familiar(name), old))
+            rec = commit.commit_image(store, img.config_bytes, names=img.names,
+                                      manifest_digest=manifest_digest)
+            results.append(LoadResult(rec.id, tuple(_familiar(n) for n in img.names), tuple(replaced)))
+    return results

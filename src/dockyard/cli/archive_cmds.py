@@ -1,0 +1,150 @@
+"""``save``, ``load``, ``import`` and ``bootstrap``: images to and from tar archives and root filesystems."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+from typing import BinaryIO
+
+import click
+
+from dockyard.errors import DockyardError, InvalidArgument, NotFound
+
+
+def _store(ctx: click.Context) -> object:
+    from dockyard.config import resolve_root
+    from dockyard.imageops import Store
+
+    return Store(resolve_root(getattr(ctx.obj, "root", None)))
+
+
+def _os_error(exc: OSError, path: str) -> DockyardError:
+    reason = (exc.strerror or str(exc)).lower()
+    if isinstance(exc, FileNotFoundError):
+        return NotFound(f"open {path}: {reason}")
+    return InvalidArgument(f"open {path}: {reason}")
+
+
+@contextlib.contextmanager
+def _input(path: str | None) -> Iterator[tuple[BinaryIO, str]]:
+    if path is None or path == "-":
+        yield sys.stdin.buffer, "stdin"
+        return
+    try:
+        f = open(path, "rb")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise _os_error(exc, path) from None
+    with f:
+        yield f, path
+
+
+@click.command("save")
+@click.argument("images", nargs=-1, required=True)
+@click.option("-o", "--output", metavar="FILE", help="Write to a file, instead of STDOUT.")
+@click.option("--format", "fmt", type=click.Choice(["docker", "oci"]), default="docker", show_default=True,
+              help="docker: for any docker load (OCI layout + manifest.json); oci: OCI layout only.")
+@click.pass_context
+def save_cmd(ctx: click.Context, images: tuple[str, ...], output: str | None, fmt: str) -> None:
+    """Save one or more images to a tar archive (streamed to STDOUT by default)."""
+    from dockyard.imageops import Store
+    from dockyard.imageops import save as save_mod
+
+    store = _store(ctx)
+    assert isinstance(store, Store)
+    items = save_mod.resolve_items(store, list(images))
+    if output is None or output == "-":
+        if sys.stdout.isatty():
+            raise InvalidArgument("cowardly refusing to save to a terminal. Use the -o flag or redirect")
+        sys.stdout.flush()
+        save_mod.save(store, items, sys.stdout.fileno(), fmt=fmt)  # type: ignore[arg-type]
+        return
+    save_mod.save_to_file(store, items, output, fmt=fmt)  # type: ignore[arg-type]
+
+
+@click.command("load")
+@click.option("-i", "--input", "input_path", metavar="FILE",
+              help="Read from tar archive file, instead of STDIN.")
+@click.option("-q", "--quiet", is_flag=True, help="Suppress the load output.")
+@click.option("--platform", default=None, metavar="OS/ARCH",
+              help="Load only this platform of a multi-platform archive.")
+@click.pass_context
+def load_cmd(ctx: click.Context, input_path: str | None, quiet: bool, platform: str | None) -> None:
+    """Load images from a tar archive (docker save or OCI layout, gzip'd or not) or STDIN."""
+    from dockyard.imageops import Store
+    from dockyard.imageops.load import load_into
+    from dockyard.oci.platform import parse as parse_platform
+
+    want = parse_platform(platform) if platform else None
+    if input_path is None and sys.stdin.isatty():
+        raise InvalidArgument("requested load from stdin, but stdin is empty")
+    store = _store(ctx)
+    assert isinstance(store, Store)
+    with _input(input_path) as (stream, source):
+        results = load_into(store, stream, source=source, platform=want)
+    for result in results:
+        for name, old in result.replaced:
+            click.echo(f"The image {name} already exists, renaming the old one with ID {old} to empty string")
+        if result.names:
+            for name in result.names:
+                click.echo(f"Loaded image: {name}")
+        else:
+            click.echo(f"Loaded image ID: {result.image_id}")
+    del quiet  # docker prints the result lines even with -q (it hides only the progress)
+
+
+@click.command("import")
+@click.argument("source")
+@click.argument("repository", required=False)
+@click.option("-c", "--change", "changes", multiple=True, metavar="LINE",
+              help="Apply a Dockerfile instruction to the image (CMD ENTRYPOINT ENV EXPOSE LABEL ONBUILD "
+                   "USER VOLUME WORKDIR).")
+@click.option("-m", "--message", default="", help="Set commit message for imported image.")
+@click.option("--platform", default=None, metavar="OS/ARCH", help="The image platform (default: the host).")
+@click.pass_context
+def import_cmd(ctx: click.Context, source: str, repository: str | None, changes: tuple[str, ...],
+               message: str, platform: str | None) -> None:
+    """Import the contents from a tarball to create a filesystem image (SOURCE: a file, or - for STDIN)."""
+    from dockyard.imageops import Store
+    from dockyard.imageops.importer import apply_changes, import_image
+    from dockyard.oci.platform import parse as parse_platform
+
+    want = parse_platform(platform) if platform else None
+    apply_changes({}, changes)  # bad --change lines fail before reading any input
+    if source.startswith(("http://", "https://")):
+        raise InvalidArgument(f"importing from a URL is not supported: download {source} and import the file")
+    store = _store(ctx)
+    assert isinstance(store, Store)
+    with _input(source) as (stream, _):
+        rec = import_image(store, stream, source=source, changes=changes, message=message, platform=want,
+                           names=[repository] if repository else [])
+    click.echo(str(rec.id))
+
+
+@click.command("bootstrap")
+@click.argument("what", metavar="busybox|debian:SUITE")
+@click.option("-t", "--tag", "tags", multiple=True, metavar="NAME[:TAG]",
+              help="Name the image (default busybox:latest or debian:SUITE).")
+@click.option("--variant", default="minbase", show_default=True, help="debootstrap variant (debian only).")
+@click.option("--platform", default=None, metavar="OS/ARCH", help="Target platform (e.g. linux/arm64).")
+@click.option("--mirror", default=None, metavar="URL", help="Debian mirror (debian only).")
+@click.pass_context
+def bootstrap_cmd(ctx: click.Context, what: str, tags: tuple[str, ...], variant: str, platform: str | None,
+                  mirror: str | None) -> None:
+    """Make an offline base image from Debian packages: busybox (busybox-static) or debian:SUITE."""
+    from dockyard.imageops import Store
+    from dockyard.imageops import bootstrap as bs
+    from dockyard.oci.platform import parse as parse_platform
+
+    want = parse_platform(platform) if platform else None
+    store = _store(ctx)
+    assert isinstance(store, Store)
+    kind, _, suite = what.partition(":")
+    if kind == "busybox" and not suite:
+        rec = bs.bootstrap_busybox(store, names=list(tags) or ["busybox:latest"], platform=want)
+    elif kind == "debian":
+        rec = bs.bootstrap_debian(store, suite or "bookworm", names=list(tags), variant=variant,
+                                  platform=want, mirror=mirror or bs.DEBIAN_MIRROR)
+    else:
+        raise InvalidArgument(f"unknown base image {what!r}: use busybox or debian:SUITE (debian:bookworm)")
+    click.echo(str(rec.id))

@@ -1,0 +1,234 @@
+"""``save``: write images of the local store as one tar.
+
+Two formats:
+
+- ``docker`` (default): what docker 25+ writes, an OCI image layout *plus* ``manifest.json`` whose
+  paths point into ``blobs/``. Every ``docker load`` reads it (20.10 follows ``manifest.json``, 25+
+  either file), and so does every OCI tool.
+- ``oci``: the OCI image layout alone (``oci-layout``, ``index.json``, ``blobs/``), for
+  ``skopeo``/``buildah`` (``oci-archive:``) and registries' tooling.
+
+Blobs are written as stored (no recompression); bodies go kernel-to-kernel when the output is a file.
+Every member has mtime 0 and root ownership, so saving the same images twice gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass, field
+from typing import Literal
+
+from dockyard.archive.tarheader import DIRTYPE, REGTYPE, TarEntry
+from dockyard.archive.writer import TarWriter
+from dockyard.errors import CorruptData, InvalidArgument, NotFound
+from dockyard.image import LayerBlob
+from dockyard.imageops import Store, layout
+from dockyard.oci import mediatypes as mt
+from dockyard.oci import reference
+from dockyard.oci.canonical import dumps
+from dockyard.oci.config import ImageConfig
+from dockyard.oci.descriptor import Descriptor
+from dockyard.oci.digest import Digest
+from dockyard.oci.manifest import Manifest, describe, parse_manifest
+from dockyard.progress import Event, ProgressSink, discard
+
+Format = Literal["docker", "oci"]
+FORMATS: tuple[Format, ...] = ("docker", "oci")
+
+
+@dataclass(slots=True)
+class SaveItem:
+    """One image to save and the names (``repo:tag``, familiar or full) to record for it."""
+
+    image_id: Digest
+    names: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Planned:
+    item: SaveItem
+    config: Descriptor
+    manifest_bytes: bytes
+    manifest: Manifest
+
+
+def _pick_blob(blobs: list[LayerBlob]) -> LayerBlob:
+    """Prefer the uncompressed form: no decompression on the loading side, and it is what docker writes."""
+    for blob in blobs:
+        if mt.layer_compression(blob.media_type) == "none":
+            return blob
+    return blobs[0]
+
+
+def _plan(store: Store, item: SaveItem) -> _Planned:
+    rec = store.meta.get_image(item.image_id)
+    if rec is None:
+        raise NotFound(f"No such image: {item.image_id}")
+    config_bytes = store.content.read(item.image_id)
+    config = ImageConfig.from_json(config_bytes, f"image {item.image_id.short}: config")
+    config_type = mt.OCI_CONFIG
+    if rec.manifest_digest and store.content.exists(rec.manifest_digest):
+        data = store.content.read(rec.manifest_digest)
+        man = parse_manifest(data, f"image {item.image_id.short}: manifest")
+        if man.config.digest == item.image_id and all(store.content.exists(d.digest) for d in man.layers):
+            return _Planned(item, man.config, data, man)
+    layers: list[Descriptor] = []
+    for diff_id in config.diff_ids:
+        blobs = [b for b in store.meta.layer_blobs(diff_id) if store.content.exists(b.digest)]
+        if not blobs:
+            raise NotFound(f"image {item.image_id.short}: no stored blob for layer {diff_id}")
+        blob = _pick_blob(blobs)
+        layers.append(Descriptor(blob.media_type, blob.digest, blob.size))
+    config_desc = Descriptor(config_type, item.image_id, len(config_bytes))
+    man = Manifest(config=config_desc, layers=tuple(layers), media_type=mt.OCI_MANIFEST)
+    return _Planned(item, config_desc, man.to_json(), man)
+
+
+def _full_name(name: str) -> str:
+    """``busybox:local`` -> ``docker.io/library/busybox:local`` (as containerd annotates it)."""
+    try:
+        return str(reference.parse_normalized(name))
+    except InvalidArgument:
+        return name
+
+
+def _tag_of(name: str) -> str:
+    slash = name.rfind("/")
+    colon = name.rfind(":")
+    return name[colon + 1:] if colon > slash else "latest"
+
+
+def save(store: Store, items: list[SaveItem], out: int, *, fmt: Format = "docker",
+         progress: ProgressSink = discard) -> int:
+    """Write ``items`` as one tar to file descriptor ``out``; return the bytes written."""
+    if fmt not in FORMATS:
+        raise InvalidArgument(f"invalid format {fmt!r}: use one of {', '.join(FORMATS)}")
+    if not items:
+        raise InvalidArgument("no images to save")
+    planned = [_plan(store, item) for item in items]
+    written: set[Digest] = set()
+    tw = TarWriter(out)
+
+    def add_bytes(path: str, data: bytes) -> None:
+        tw.add(TarEntry(path, REGTYPE, mode=0o644, mtime=0), data)
+
+    def add_blob(digest: Digest, expected_size: int) -> None:
+        if digest in written:
+            return
+        written.add(digest)
+        path = store.content.path(digest)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise NotFound(f"blob {digest} is missing from the content store") from None
+        try:
+            size = os.fstat(fd).st_size
+            if expected_size >= 0 and size != expected_size:
+                raise CorruptData(f"content store blob {digest}: {size} bytes, expected {expected_size}")
+            progress(Event(id=digest.short, name="Saving", status="started", total=size))
+            tw.add_fd(TarEntry(layout.blob_path(digest), REGTYPE, mode=0o644, size=size, mtime=0), fd)
+            progress(Event(id=digest.short, name="Saving", status="done", current=size, total=size))
+        finally:
+            os.close(fd)
+
+    tw.add(TarEntry("blobs", DIRTYPE, mode=0o755, mtime=0))
+    tw.add(TarEntry("blobs/sha256", DIRTYPE, mode=0o755, mtime=0))
+    index_entries: list[Descriptor] = []
+    docker_entries: list[layout.DockerManifestEntry] = []
+    for p in planned:
+        for desc in p.manifest.layers:
+            add_blob(desc.digest, desc.size)
+        add_blob(p.config.digest, p.config.size)
+        man_desc = describe(p.manifest_bytes, p.manifest.media_type)
+        if man_desc.digest not in written:
+            written.add(man_desc.digest)
+            add_bytes(layout.blob_path(man_desc.digest), p.manifest_bytes)
+        names = p.item.names or [""]
+        for name in names:
+            annotations: dict[str, str] = {}
+            if name:
+                annotations[layout.ANNOTATION_IMAGE_NAME] = _full_name(name)
+                annotations[layout.ANNOTATION_REF_NAME] = _tag_of(name)
+            index_entries.append(Descriptor(man_desc.media_type, man_desc.digest, man_desc.size,
+                                            annotations=annotations))
+        docker_entries.append(layout.DockerManifestEntry(
+            config=layout.blob_path(p.config.digest),
+            repo_tags=[n for n in p.item.names if n],
+            layers=[layout.blob_path(d.digest) for d in p.manifest.layers],
+        ))
+    index = {"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": [d.to_dict() for d in index_entries]}
+    add_bytes(layout.INDEX_JSON, dumps(index) + b"\n")
+    if fmt == "docker":
+        add_bytes(layout.MANIFEST_JSON, layout.render_docker_manifest(docker_entries))
+    add_bytes(layout.OCI_LAYOUT, layout.render_oci_layout())
+    tw.close()
+    return tw.size
+
+
+def resolve_items(store: Store, refs: list[str]) -> list[SaveItem]:
+    """Resolve ``save`` arguments: ``name:tag``, ``name`` (every tag of it), an image ID or a prefix.
+
+    Arguments naming the same image are merged into one item with all their names, as docker does.
+    """
+    by_id: dict[Digest, SaveItem] = {}
+    for ref in refs:
+        for image_id, names in _resolve(store, ref):
+            item = by_id.setdefault(image_id, SaveItem(image_id))
+            item.names.extend(n for n in names if n not in item.names)
+    return list(by_id.values())
+
+
+def _resolve(store: Store, ref: str) -> list[tuple[Digest, list[str]]]:
+    hexpart = ref.removeprefix("sha256:")
+    if hexpart and all(c in "0123456789abcdef" for c in hexpart):
+        found = store.meta.find_images(hexpart)
+        if len(found) == 1:
+            return [(found[0], [])]
+        if len(found) > 1:
+            raise InvalidArgument(f"image ID prefix {hexpart!r} is ambiguous")
+    try:
+        parsed = reference.parse_normalized(ref)
+    except InvalidArgument:
+        raise NotFound(f"No such image: {ref}") from None
+    if parsed.digest is not None:
+        image_id = store.meta.get_repo_digest(parsed.name, parsed.digest)
+        if image_id is None:
+            raise NotFound(f"No such image: {ref}")
+        return [(image_id, [])]
+    if parsed.tag is None:
+        # As docker: a repository named without a tag means every tagged image of it.
+        out: dict[Digest, list[str]] = {}
+        for name, iid in store.meta.tags():
+            if name.rsplit(":", 1)[0] == parsed.name:
+                out.setdefault(iid, []).append(reference.parse_normalized(name).familiar())
+        if out:
+            return list(out.items())
+        parsed = parsed.tag_or_latest()
+    image_id = store.meta.get_tag(str(parsed))
+    if image_id is None:
+        raise NotFound(f"No such image: {ref}")
+    return [(image_id, [parsed.familiar()])]
+
+
+def save_to_file(store: Store, items: list[SaveItem], path: str, *, fmt: Format = "docker",
+                 progress: ProgressSink = discard) -> int:
+    """Save to ``path`` atomically: a temporary file next to it is renamed over it when complete."""
+    directory = os.path.dirname(os.path.abspath(path))
+    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        raise InvalidArgument(f"open {path}: {(exc.strerror or str(exc)).lower()}") from None
+    try:
+        size = save(store, items, fd, fmt=fmt, progress=progress)
+        os.close(fd)
+        fd = -1
+        os.rename(tmp, path)
+    except BaseException:
+        if fd >= 0:
+            os.close(fd)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return size
