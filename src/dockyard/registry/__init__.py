@@ -1,1 +1,2 @@
-"""The registry layer (L3): an OCI distribution client (``registry.client``) and server (``registry.server``)."""
+"""The registry layer (L3): an OCI distribution client (``registry.client``) and server
+(``registry.server``)."""

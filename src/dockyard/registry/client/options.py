@@ -12,7 +12,7 @@ _HUB_ALIASES = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"
 
 def canonical_host(domain: str) -> str:
     """The registry name a reference uses: Docker Hub's aliases become ``docker.io``."""
-    host = domain.lower().removeprefix("https://").removeprefix("http://").rstrip("/")
+    host = domain.lower().removeprefix("https://").removeprefix("http://").split("/", 1)[0]
     return DOCKER_HUB if host in _HUB_ALIASES else host
 
 

@@ -95,7 +95,8 @@ class Session:
                     return c.get(f"{b}/v2/")
 
                 try:
-                    response = self._with_retries(get, idempotent=True)
+                    # HTTPS failing on an insecure host means "speaks plain HTTP": no retries for it.
+                    response = self._with_retries(get, idempotent=base == candidates[-1])
                 except httpx.TransportError as exc:
                     last = exc
                     continue
@@ -183,6 +184,44 @@ class Session:
         # The token spec says 60 s when unspecified; refresh 5 s early so no request carries a stale one.
         lifetime = float(expires_in) if isinstance(expires_in, int | float) and expires_in > 0 else 60.0
         return _Token(value, time.monotonic() + max(lifetime - 5.0, 1.0))
+
+    def login(self) -> Credentials | None:
+        """Check this session's credentials; returns what to store (a refresh token if one was issued).
+
+        Registries without auth accept anything, as docker does. A bearer registry's token service is
+        asked for an offline token, which replaces the password when it comes back.
+        """
+        self.ping()
+        creds = self.credentials
+        challenge = self._challenge
+        if challenge is None:
+            return creds
+        if challenge.scheme == "basic":
+            headers = {"Authorization": self._auth_header(())}
+            response = self._with_retries(lambda: self.http.get(f"{self._base_url}/v2/", headers=headers),
+                                          idempotent=True)
+            if response.status_code != 200:
+                raise error_from_response(response, "")
+            return creds
+        if challenge.scheme != "bearer" or not challenge.realm:
+            raise AuthenticationError(f"{self.host}: unsupported authentication scheme {challenge.scheme!r}")
+        params: list[tuple[str, str | int | float | bool | None]] = [
+            ("service", challenge.service), ("client_id", "dockyard"), ("offline_token", "true")]
+        auth = None
+        if creds and creds.username:
+            params.append(("account", creds.username))
+            auth = (creds.username, creds.password)
+        response = self._with_retries(lambda: self.http.get(challenge.realm, params=params, auth=auth),
+                                      idempotent=True)
+        if response.status_code != 200:
+            raise AuthenticationError(_token_error(response), status=response.status_code)
+        try:
+            refresh = response.json().get("refresh_token")
+        except (ValueError, AttributeError):
+            refresh = None
+        if isinstance(refresh, str) and refresh and creds:
+            return Credentials(creds.username, "", refresh)
+        return creds
 
     # -- requests ---------------------------------------------------------------------------------
 

@@ -1,0 +1,238 @@
+"""Test kit for the registry client: the peer registries, and a token-auth registry of our own.
+
+``token_registry`` runs Debian's distribution registry with ``auth: token`` behind an aiohttp token
+server that follows Docker's token specification (JWT signed ES256 with an ``x5c`` certificate the
+registry trusts; GET with Basic credentials or anonymously, POST with a refresh token).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import json
+import os
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+from aiohttp import web
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from cryptography.x509.oid import NameOID
+
+PEERS = Path(__file__).resolve().parents[3].parent / "shared" / "peers"
+PLAIN = "127.0.0.1:5000"
+BASIC = "127.0.0.1:5001"
+USER, PASSWORD = "peer", "peerpass"
+
+
+def start_peer_registries() -> None:
+    for args in ([], ["auth"]):
+        subprocess.run(["bash", str(PEERS / "start-registry.sh"), *args], check=True, capture_output=True)
+
+
+@pytest.fixture(scope="session")
+def peer_registries() -> None:
+    start_peer_registries()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+@dataclass
+class TokenServer:
+    """Issues tokens; ``users`` may log in; repositories under ``public/`` are pullable anonymously."""
+
+    port: int
+    service: str = "dytest-registry"
+    issuer: str = "dytest-issuer"
+    users: dict[str, str] = field(default_factory=lambda: {"alice": "wonderland"})
+    lifetime: int = 300
+    issued: list[dict[str, object]] = field(default_factory=list)
+    refresh_tokens: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "dytest token signer")])
+        now = dt.datetime.now(dt.UTC)
+        self.cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+                     .public_key(self.key.public_key()).serial_number(x509.random_serial_number())
+                     .not_valid_before(now - dt.timedelta(days=1))
+                     .not_valid_after(now + dt.timedelta(days=30))
+                     .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+                     .sign(self.key, hashes.SHA256()))
+
+    @property
+    def realm(self) -> str:
+        return f"http://127.0.0.1:{self.port}/token"
+
+    def cert_pem(self) -> bytes:
+        return self.cert.public_bytes(serialization.Encoding.PEM)
+
+    def _grant(self, user: str, scopes: list[str]) -> list[dict[str, object]]:
+        access = []
+        for scope in scopes:
+            for part in scope.split(" "):
+                kind, _, rest = part.partition(":")
+                name, _, actions = rest.rpartition(":")
+                if kind != "repository" or not name:
+                    continue
+                wanted = actions.split(",")
+                if user:
+                    allowed = wanted
+                elif name.startswith("public/"):
+                    allowed = [a for a in wanted if a == "pull"]
+                else:
+                    allowed = []
+                access.append({"type": "repository", "name": name, "actions": allowed})
+        return access
+
+    def sign(self, user: str, scopes: list[str]) -> str:
+        now = int(time.time())
+        header = {"typ": "JWT", "alg": "ES256",
+                  "x5c": [base64.b64encode(self.cert.public_bytes(serialization.Encoding.DER)).decode()]}
+        claims = {"iss": self.issuer, "sub": user, "aud": self.service, "exp": now + self.lifetime,
+                  "nbf": now - 10, "iat": now, "jti": uuid.uuid4().hex, "access": self._grant(user, scopes)}
+        signing_input = f"{_b64(json.dumps(header).encode())}.{_b64(json.dumps(claims).encode())}"
+        der = self.key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256()))
+        r, s = decode_dss_signature(der)
+        sig = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+        self.issued.append({"user": user, "scopes": scopes})
+        return f"{signing_input}.{_b64(sig)}"
+
+    def _answer(self, user: str, scopes: list[str], offline: bool) -> web.Response:
+        token = self.sign(user, scopes)
+        body: dict[str, object] = {"token": token, "access_token": token, "expires_in": self.lifetime,
+                                   "issued_at": dt.datetime.now(dt.UTC).isoformat()}
+        if offline and user:
+            refresh = uuid.uuid4().hex
+            self.refresh_tokens[refresh] = user
+            body["refresh_token"] = refresh
+        return web.json_response(body)
+
+    async def get_token(self, request: web.Request) -> web.Response:
+        user = ""
+        header = request.headers.get("Authorization", "")
+        if header.startswith("Basic "):
+            name, _, password = base64.b64decode(header[6:]).decode().partition(":")
+            if self.users.get(name) != password:
+                return web.json_response({"details": "incorrect username or password"}, status=401)
+            user = name
+        if request.query.get("service") != self.service:
+            return web.json_response({"details": "unknown service"}, status=400)
+        offline = request.query.get("offline_token") == "true"
+        return self._answer(user, request.query.getall("scope", []), offline)
+
+    async def post_token(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        if form.get("grant_type") == "refresh_token":
+            user = self.refresh_tokens.get(str(form.get("refresh_token", "")), "")
+            if not user:
+                return web.json_response({"error": "invalid_grant"}, status=401)
+        elif form.get("grant_type") == "password":
+            user = str(form.get("username", ""))
+            if self.users.get(user) != form.get("password"):
+                return web.json_response({"error": "invalid_grant"}, status=401)
+        else:
+            return web.json_response({"error": "unsupported_grant_type"}, status=400)
+        scopes = [s for s in str(form.get("scope", "")).split(" ") if s]
+        return self._answer(user, scopes, form.get("access_type") == "offline")
+
+
+class _AiohttpThread:
+    """Runs an aiohttp application on a loopback port in a daemon thread."""
+
+    def __init__(self, app: web.Application, port: int) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.runner = web.AppRunner(app)
+        self.port = port
+        ready = threading.Event()
+
+        def run() -> None:
+            asyncio.set_event_loop(self.loop)
+            self.loop.run_until_complete(self.runner.setup())
+            self.loop.run_until_complete(web.TCPSite(self.runner, "127.0.0.1", port).start())
+            ready.set()
+            self.loop.run_forever()
+
+        self.thread = threading.Thread(target=run, daemon=True)
+        self.thread.start()
+        ready.wait(10)
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+@dataclass
+class TokenRegistry:
+    host: str
+    tokens: TokenServer
+
+
+@pytest.fixture(scope="session")
+def token_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TokenRegistry]:
+    """distribution 2.8 with token auth on a free port, and its token server."""
+    base = tmp_path_factory.mktemp("token-registry")
+    tokens = TokenServer(free_port())
+    app = web.Application()
+    app.router.add_get("/token", tokens.get_token)
+    app.router.add_post("/token", tokens.post_token)
+    server = _AiohttpThread(app, tokens.port)
+    (base / "cert.pem").write_bytes(tokens.cert_pem())
+    port = free_port()
+    (base / "config.yml").write_text(f"""version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: "{base}/data"
+  delete:
+    enabled: true
+http:
+  addr: "127.0.0.1:{port}"
+  secret: "dytest"
+auth:
+  token:
+    realm: "{tokens.realm}"
+    service: "{tokens.service}"
+    issuer: "{tokens.issuer}"
+    rootcertbundle: "{base}/cert.pem"
+""")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
+    with open(base / "registry.log", "wb") as log:
+        proc = subprocess.Popen(["/usr/bin/docker-registry", "serve", str(base / "config.yml")],
+                                stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    try:
+        for _ in range(80):
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/v2/").status_code == 401:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        else:
+            raise RuntimeError(f"token registry did not start: {(base / 'registry.log').read_text()[-2000:]}")
+        yield TokenRegistry(f"127.0.0.1:{port}", tokens)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        server.stop()
