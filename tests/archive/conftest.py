@@ -1,0 +1,72 @@
+"""Fixtures for the archive tests: scratch directories on tmpfs and a tree snapshot to compare."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import stat
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+SHM = "/dev/shm" if os.path.isdir("/dev/shm") else None
+
+
+@pytest.fixture
+def shm() -> Iterator[Path]:
+    """A fresh directory on tmpfs, removed afterwards."""
+    d = Path(tempfile.mkdtemp(prefix="dy-archive-", dir=SHM))
+    try:
+        yield d
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def xattrs_of(path: str) -> dict[str, bytes]:
+    try:
+        names = os.listxattr(path, follow_symlinks=False)
+    except OSError:
+        return {}
+    names = [n for n in names if not n.startswith("trusted.overlay")]
+    return {n: os.getxattr(path, n, follow_symlinks=False) for n in names}
+
+
+def snapshot(root: Path, *, mtimes: bool = True, dir_mtimes: bool = True) -> dict[str, tuple[object, ...]]:
+    """Everything a layer must carry, per relative path; hard links become shared group numbers."""
+    out: dict[str, tuple[object, ...]] = {}
+    groups: dict[tuple[int, int], int] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(dirnames + filenames):
+            p = os.path.join(dirpath, name)
+            rel = os.path.relpath(p, root)
+            st = os.lstat(p)
+            fmt = stat.S_IFMT(st.st_mode)
+            extra: object = None
+            if stat.S_ISREG(st.st_mode):
+                extra = hashlib.sha256(Path(p).read_bytes()).hexdigest()
+            elif stat.S_ISLNK(st.st_mode):
+                extra = os.readlink(p)
+            elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+                extra = (os.major(st.st_rdev), os.minor(st.st_rdev))
+            link_group = None
+            if not stat.S_ISDIR(st.st_mode) and st.st_nlink > 1:
+                link_group = groups.setdefault((st.st_dev, st.st_ino), len(groups))
+            mtime = None
+            if mtimes and (dir_mtimes or not stat.S_ISDIR(st.st_mode)):
+                mtime = int(st.st_mtime)
+            mode = stat.S_IMODE(st.st_mode) if not stat.S_ISLNK(st.st_mode) else 0
+            out[rel] = (fmt, mode, st.st_uid, st.st_gid, extra, link_group, mtime, xattrs_of(p))
+    return out
+
+
+Snapshot = Callable[..., dict[str, tuple[object, ...]]]
+
+
+@pytest.fixture(name="snap")
+def snap_fixture() -> Snapshot:
+    """The ``snapshot`` function, as a fixture (test modules cannot import conftest)."""
+    return snapshot
