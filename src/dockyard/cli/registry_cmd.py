@@ -1,0 +1,97 @@
+"""``dockyard registry serve|gc``: run the embedded OCI registry, collect its garbage."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+import click
+
+from dockyard.errors import InvalidArgument
+
+
+@click.group("registry")
+def registry() -> None:
+    """Run an OCI distribution registry (spec 1.1) on a local directory."""
+
+
+@registry.command("serve")
+@click.option("--addr", default="127.0.0.1:5000", show_default=True, metavar="HOST:PORT",
+              help="Listen address.")
+@click.option("--storage", "storage_dir", default=None, metavar="DIR",
+              help="Storage directory (default $DOCKYARD_REGISTRY_STORAGE or /var/lib/dockyard-registry).")
+@click.option("--htpasswd", type=click.Path(dir_okay=False), default=None,
+              help="bcrypt htpasswd file: require HTTP Basic auth (or: the users of --token-policy).")
+@click.option("--token-policy", type=click.Path(dir_okay=False), default=None,
+              help="JSON access policy: issue Bearer tokens at /token (Docker token auth).")
+@click.option("--token-service", default="dockyard-registry", show_default=True,
+              help="Service name in tokens and challenges.")
+@click.option("--tls-cert", type=click.Path(dir_okay=False), default=None, help="TLS certificate (PEM).")
+@click.option("--tls-key", type=click.Path(dir_okay=False), default=None, help="TLS private key (PEM).")
+@click.option("--proxy-remote", default=None, metavar="URL",
+              help="Serve as a pull-through cache of this upstream registry (read-only).")
+@click.option("--proxy-username", default=None, help="Upstream user name.")
+@click.option("--proxy-password", default=None, envvar="DOCKYARD_PROXY_PASSWORD",
+              help="Upstream password (or $DOCKYARD_PROXY_PASSWORD).")
+@click.option("--proxy-ttl", default=300.0, show_default=True, metavar="SECONDS",
+              help="How long a mirrored tag is served before asking upstream again.")
+@click.option("--no-delete", is_flag=True, help="Refuse DELETE of manifests, tags and blobs.")
+@click.option("--read-only", is_flag=True, help="Refuse every write.")
+@click.option("--gc-interval", default=0.0, metavar="SECONDS",
+              help="Collect garbage online every SECONDS (0: never).")
+@click.option("--gc-grace", default=3600.0, show_default=True, metavar="SECONDS",
+              help="Never collect a blob written or referenced less than SECONDS ago.")
+@click.option("--upload-ttl", default=86400.0, show_default=True, metavar="SECONDS",
+              help="Expire upload sessions abandoned for SECONDS.")
+@click.option("--access-log/--no-access-log", default=True, show_default=True,
+              help="Log one line per request on stderr.")
+def serve(addr: str, storage_dir: str | None, htpasswd: str | None, token_policy: str | None,
+          token_service: str, tls_cert: str | None, tls_key: str | None, proxy_remote: str | None,
+          proxy_username: str | None, proxy_password: str | None, proxy_ttl: float, no_delete: bool,
+          read_only: bool, gc_interval: float, gc_grace: float, upload_ttl: float, access_log: bool) -> None:
+    """Serve the registry until SIGTERM or Ctrl-C (then finish requests in flight and exit)."""
+    from dockyard.registry.server import RegistryServer, ServerConfig, parse_addr
+    from dockyard.registry.server.server import default_storage
+
+    host, port = parse_addr(addr)
+    if proxy_remote and not proxy_remote.startswith(("http://", "https://")):
+        raise InvalidArgument(f"--proxy-remote {proxy_remote!r}: expected an http:// or https:// URL")
+    config = ServerConfig(
+        storage=storage_dir or default_storage(), host=host, port=port, htpasswd=htpasswd,
+        token_policy=token_policy, token_service=token_service, tls_cert=tls_cert, tls_key=tls_key,
+        proxy_remote=proxy_remote, proxy_username=proxy_username, proxy_password=proxy_password,
+        proxy_tag_ttl=proxy_ttl, delete_enabled=not no_delete, read_only=read_only,
+        gc_interval=gc_interval, gc_grace=gc_grace, upload_ttl=upload_ttl, access_log=access_log)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    logger = logging.getLogger("dockyard.registry")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    server = RegistryServer(config)
+    asyncio.run(server.serve_forever())
+
+
+@registry.command("gc")
+@click.option("--storage", "storage_dir", default=None, metavar="DIR",
+              help="Storage directory (default $DOCKYARD_REGISTRY_STORAGE or /var/lib/dockyard-registry).")
+@click.option("--dry-run", "-n", is_flag=True, help="Only report what would be deleted.")
+@click.option("--grace", default=3600.0, show_default=True, metavar="SECONDS",
+              help="Keep blobs written or referenced less than SECONDS ago (protects pushes in flight).")
+@click.option("--upload-ttl", default=86400.0, show_default=True, metavar="SECONDS",
+              help="Delete upload sessions older than SECONDS.")
+def gc(storage_dir: str | None, dry_run: bool, grace: float, upload_ttl: float) -> None:
+    """Delete blobs no manifest references (safe while the registry is serving)."""
+    from dockyard.registry.server import FilesystemStorage, collect
+    from dockyard.registry.server.server import default_storage
+
+    path = storage_dir or default_storage()
+    report = collect(FilesystemStorage(path), grace=grace, upload_ttl=upload_ttl, dry_run=dry_run)
+    verb = "would delete" if dry_run else "deleted"
+    for digest in report.deleted_blobs:
+        click.echo(f"{verb} blob {digest}")
+    for upload in report.deleted_uploads:
+        click.echo(f"{verb} upload {upload}")
+    click.echo(f"{len(report.deleted_blobs)} blobs {verb} ({report.freed_bytes} bytes), "
+               f"{report.marked} referenced, {report.kept_young} unreferenced but younger than the grace "
+               f"period, {len(report.deleted_uploads)} expired uploads")

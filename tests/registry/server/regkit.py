@@ -1,0 +1,49 @@
+"""Helpers for the registry server tests (imported by path: tests are not a package)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import httpx
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+
+
+def sha(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def push_blob(client: httpx.Client, repo: str, data: bytes) -> str:
+    digest = sha(data)
+    r = client.post(f"/v2/{repo}/blobs/uploads/", params={"digest": digest}, content=data)
+    assert r.status_code == 201, r.text
+    return digest
+
+
+def image_manifest(client: httpx.Client, repo: str, layers: list[bytes], config: bytes = b"{}",
+                   media_type: str = OCI_MANIFEST, **extra: Any) -> bytes:
+    """Push config and layers; return the manifest bytes (not pushed)."""
+    docker = media_type == DOCKER_MANIFEST
+    cfg = {"mediaType": "application/vnd.docker.container.image.v1+json" if docker
+           else "application/vnd.oci.image.config.v1+json", "digest": push_blob(client, repo, config),
+           "size": len(config)}
+    layer_type = "application/vnd.docker.image.rootfs.diff.tar.gzip" if docker \
+        else "application/vnd.oci.image.layer.v1.tar+gzip"
+    descs = [{"mediaType": layer_type, "digest": push_blob(client, repo, data), "size": len(data)}
+             for data in layers]
+    return json.dumps({"schemaVersion": 2, "mediaType": media_type, "config": cfg, "layers": descs,
+                       **extra}).encode()
+
+
+def put_manifest(client: httpx.Client, repo: str, ref: str, body: bytes,
+                 media_type: str = OCI_MANIFEST) -> httpx.Response:
+    return client.put(f"/v2/{repo}/manifests/{ref}", content=body, headers={"Content-Type": media_type})
+
+
+def error_code(resp: httpx.Response) -> str:
+    return str(resp.json()["errors"][0]["code"])

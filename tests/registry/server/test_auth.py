@@ -1,0 +1,158 @@
+"""Access control: htpasswd Basic auth, the token issuer with a policy, and TLS."""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import json
+import ssl
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import bcrypt
+import httpx
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from dockyard.errors import InvalidArgument
+from dockyard.registry.server import RegistryServer
+
+sys.path.insert(0, str(Path(__file__).parent))
+from regkit import error_code, sha
+
+
+def write_htpasswd(path: Path, users: dict[str, str]) -> Path:
+    # "$2y$" is what `htpasswd -B` writes; low cost keeps the test fast.
+    lines = [f"{u}:" + bcrypt.hashpw(p.encode(), bcrypt.gensalt(4)).decode().replace("$2b$", "$2y$", 1)
+             for u, p in users.items()]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture
+def basic_server(tmp_path: Path) -> Iterator[RegistryServer]:
+    htpasswd = write_htpasswd(tmp_path / "htpasswd", {"alice": "wonderland"})
+    with RegistryServer(storage=tmp_path / "s", htpasswd=str(htpasswd)) as srv:
+        yield srv
+
+
+def test_basic_auth(basic_server: RegistryServer) -> None:
+    url = basic_server.url
+    r = httpx.get(f"{url}/v2/")
+    assert r.status_code == 401 and error_code(r) == "UNAUTHORIZED"
+    assert r.headers["WWW-Authenticate"].startswith("Basic realm=")
+    assert httpx.get(f"{url}/v2/", auth=("alice", "wrong")).status_code == 401
+    assert httpx.get(f"{url}/v2/", auth=("bob", "wonderland")).status_code == 401
+    assert httpx.get(f"{url}/v2/", auth=("alice", "wonderland")).status_code == 200
+    data = b"authenticated blob"
+    r = httpx.post(f"{url}/v2/a/r/blobs/uploads/", params={"digest": sha(data)}, content=data,
+                   auth=("alice", "wonderland"))
+    assert r.status_code == 201
+    assert httpx.get(f"{url}/v2/a/r/blobs/{sha(data)}").status_code == 401
+    # The health endpoint stays open for load balancers.
+    assert httpx.get(f"{url}/healthz").status_code == 200
+
+
+def test_bad_htpasswd_file_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "h").write_text("alice:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=\n")
+    with pytest.raises(InvalidArgument, match="line 1: not a bcrypt entry"):
+        RegistryServer(storage=tmp_path / "s", htpasswd=str(tmp_path / "h")).start()
+
+
+@pytest.fixture
+def token_server(tmp_path: Path) -> Iterator[RegistryServer]:
+    htpasswd = write_htpasswd(tmp_path / "htpasswd", {"alice": "a-pass", "bob": "b-pass"})
+    policy = {"anonymous_pull": ["public/*"], "rules": [
+        {"account": "alice", "repository": "alice/*", "actions": ["pull", "push", "delete"]},
+        {"account": "*", "repository": "shared/*", "actions": ["pull"]},
+        {"account": "alice", "repository": "*", "actions": ["pull"]},
+    ]}
+    (tmp_path / "policy.json").write_text(json.dumps(policy))
+    with RegistryServer(storage=tmp_path / "s", htpasswd=str(htpasswd),
+                        token_policy=str(tmp_path / "policy.json")) as srv:
+        yield srv
+
+
+def _token(url: str, scope: str, auth: tuple[str, str] | None = None) -> str:
+    r = httpx.get(f"{url}/token", params={"service": "dockyard-registry", "scope": scope}, auth=auth)
+    assert r.status_code == 200, r.text
+    return str(r.json()["token"])
+
+
+def test_token_flow_and_scopes(token_server: RegistryServer) -> None:
+    url = token_server.url
+    r = httpx.post(f"{url}/v2/alice/app/blobs/uploads/")
+    assert r.status_code == 401
+    challenge = r.headers["WWW-Authenticate"]
+    assert challenge.startswith(f'Bearer realm="{url}/token"')
+    assert 'service="dockyard-registry"' in challenge and 'scope="repository:alice/app:push"' in challenge
+
+    push = _token(url, "repository:alice/app:pull,push", ("alice", "a-pass"))
+    data = b"alice's layer"
+    r = httpx.post(f"{url}/v2/alice/app/blobs/uploads/", params={"digest": sha(data)}, content=data,
+                   headers={"Authorization": f"Bearer {push}"})
+    assert r.status_code == 201
+
+    # Bob asks for push on alice's repository; the issuer grants nothing, the registry refuses.
+    bob = _token(url, "repository:alice/app:pull,push", ("bob", "b-pass"))
+    r = httpx.get(f"{url}/v2/alice/app/blobs/{sha(data)}", headers={"Authorization": f"Bearer {bob}"})
+    assert r.status_code == 401 and 'error="insufficient_scope"' in r.headers["WWW-Authenticate"]
+
+    # Anonymous pull only where the policy allows it.
+    anon = _token(url, "repository:public/x:pull repository:alice/app:pull")
+    assert httpx.get(f"{url}/v2/public/x/tags/list",
+                     headers={"Authorization": f"Bearer {anon}"}).status_code == 404  # allowed; absent
+    assert httpx.get(f"{url}/v2/alice/app/tags/list",
+                     headers={"Authorization": f"Bearer {anon}"}).status_code == 401
+
+    # Wrong password: the token endpoint itself refuses.
+    r = httpx.get(f"{url}/token", params={"scope": "repository:alice/app:pull"}, auth=("alice", "nope"))
+    assert r.status_code == 401
+    # Forged or tampered tokens are refused.
+    head, body, sig = push.split(".")
+    assert httpx.get(f"{url}/v2/", headers={"Authorization": f"Bearer {head}.{body}.{sig[::-1]}"}
+                     ).status_code == 401
+    # The catalog needs registry:catalog:*, which alice (a rule on "*") gets.
+    cat = _token(url, "registry:catalog:*", ("alice", "a-pass"))
+    assert httpx.get(f"{url}/v2/_catalog", headers={"Authorization": f"Bearer {cat}"}).json() == {
+        "repositories": ["alice/app"]}
+
+
+def test_oauth_post_token_endpoint(token_server: RegistryServer) -> None:
+    r = httpx.post(f"{token_server.url}/token", data={
+        "grant_type": "password", "username": "alice", "password": "a-pass", "service": "dockyard-registry",
+        "scope": "repository:alice/app:pull", "client_id": "test"})
+    assert r.status_code == 200 and r.json()["access_token"]
+
+
+def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+def test_tls(tmp_path: Path) -> None:
+    cert, key = _self_signed(tmp_path)
+    with RegistryServer(storage=tmp_path / "s", tls_cert=str(cert), tls_key=str(key)) as srv:
+        assert srv.url.startswith("https://127.0.0.1:")
+        trusted = ssl.create_default_context(cafile=str(cert))
+        assert httpx.get(f"{srv.url}/v2/", verify=trusted).status_code == 200
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"{srv.url}/v2/")  # not trusted by default
+    with pytest.raises(InvalidArgument, match="together"):
+        RegistryServer(storage=tmp_path / "s", tls_cert=str(cert))

@@ -1,0 +1,147 @@
+"""Hostile input: each gets the spec's error, and the storage directory stays consistent."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from dockyard.registry.server import RegistryServer
+
+sys.path.insert(0, str(Path(__file__).parent))
+from regkit import OCI_MANIFEST, error_code, image_manifest, push_blob, put_manifest, sha
+
+
+def raw_request(server: RegistryServer, request: bytes, close_early: bool = False) -> bytes:
+    """Send bytes as they are (no client-side path normalisation); return the response head and body."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(request)
+        if close_early:
+            sock.shutdown(socket.SHUT_WR)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+            if b"\r\n\r\n" in b"".join(chunks) and not close_early:
+                break
+        return b"".join(chunks)
+
+
+def status_of(raw: bytes) -> int:
+    return int(raw.split(b" ", 2)[1])
+
+
+def assert_storage_consistent(root: Path, outside: Path) -> None:
+    """Every blob file hashes to its name; nothing was written beside the storage directory."""
+    for path in (root / "blobs").rglob("*"):
+        if path.is_file():
+            algorithm = path.parent.parent.name
+            assert f"{algorithm}:" + hashlib.new(algorithm, path.read_bytes()).hexdigest() == \
+                f"{algorithm}:{path.name}", path
+    assert sorted(p.name for p in outside.iterdir()) == ["storage"]
+
+
+@pytest.mark.parametrize("path", [
+    b"/v2/../../etc/blobs/uploads/", b"/v2/a/%2e%2e/%2e%2e/x/blobs/uploads/", b"/v2/A/B/blobs/uploads/",
+    b"/v2/a//b/blobs/uploads/", b"/v2/_hidden/blobs/uploads/", b"/v2/a/_layers/blobs/uploads/",
+    b"/v2/" + b"a" * 300 + b"/blobs/uploads/",
+])
+def test_bad_repository_names(server: RegistryServer, tmp_path: Path, path: bytes) -> None:
+    raw = raw_request(server, b"POST " + path + b" HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+    assert status_of(raw) in (400, 404), raw[:200]
+    assert b"NAME_INVALID" in raw or b"NAME_UNKNOWN" in raw
+    assert_storage_consistent(tmp_path / "storage", tmp_path)
+    assert not list((tmp_path / "storage" / "uploads").iterdir())
+
+
+def test_traversal_in_manifest_tag_and_upload_id(server: RegistryServer, client: httpx.Client,
+                                                   tmp_path: Path) -> None:
+    body = image_manifest(client, "t/r", [])
+    raw = raw_request(server, b"PUT /v2/t/r/manifests/..%2f..%2f..%2fescape HTTP/1.1\r\nHost: x\r\n"
+                      b"Content-Type: " + OCI_MANIFEST.encode() + b"\r\nContent-Length: "
+                      + str(len(body)).encode() + b"\r\n\r\n" + body)
+    assert status_of(raw) in (400, 404), raw[:300]
+    for upload_id in ("..%2F..%2Fblobs", "..", "not-a-uuid", "%2e%2e"):
+        r = client.patch(f"/v2/t/r/blobs/uploads/{upload_id}", content=b"x")
+        assert r.status_code == 404 and error_code(r) in ("BLOB_UPLOAD_UNKNOWN", "NAME_UNKNOWN"), upload_id
+    assert_storage_consistent(tmp_path / "storage", tmp_path)
+
+
+def test_unknown_digest_algorithms(client: httpx.Client) -> None:
+    for digest in ("md5:d41d8cd98f00b204e9800998ecf8427e", "sha256:xyz", "sha256:" + "A" * 64, "nocolon"):
+        r = client.get(f"/v2/h/r/blobs/{digest}")
+        assert r.status_code in (400, 404), digest
+        if r.status_code == 400:
+            assert error_code(r) == "DIGEST_INVALID"
+    loc = client.post("/v2/h/r/blobs/uploads/").headers["Location"]
+    r = client.put(loc, params={"digest": "md5:d41d8cd98f00b204e9800998ecf8427e"}, content=b"")
+    assert r.status_code == 400 and error_code(r) == "DIGEST_INVALID"
+    r = client.get("/v2/h/r/manifests/sha1:da39a3ee5e6b4b0d3255bfef95601890afd80709")
+    assert r.status_code == 400 and error_code(r) == "DIGEST_INVALID"
+
+
+def test_oversized_and_malformed_manifests(client: httpx.Client, tmp_path: Path) -> None:
+    big = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "pad": "x" * (4 * 1024 * 1024)}).encode()
+    r = put_manifest(client, "h/m", "big", big)
+    assert r.status_code == 413 and error_code(r) == "MANIFEST_INVALID"
+
+    def chunks() -> object:
+        for _ in range(5):
+            yield b"x" * (1024 * 1024)
+
+    r = client.put("/v2/h/m/manifests/big2", content=chunks(),  # type: ignore[arg-type]
+                   headers={"Content-Type": OCI_MANIFEST})
+    assert r.status_code == 413
+    for bad in (b"{not json", b"[1, 2]", b'{"schemaVersion": 1}', b"\xff\xfe",
+                json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": {}}).encode()):
+        r = put_manifest(client, "h/m", "bad", bad)
+        assert r.status_code == 400 and error_code(r) == "MANIFEST_INVALID", bad
+    assert client.get("/v2/h/m/tags/list").status_code == 404
+    assert_storage_consistent(tmp_path / "storage", tmp_path)
+
+
+def test_bad_range_headers(client: httpx.Client) -> None:
+    data = b"0123456789"
+    digest = push_blob(client, "h/range", data)
+    url = f"/v2/h/range/blobs/{digest}"
+    assert client.get(url, headers={"Range": "bytes=5-2"}).status_code == 416
+    assert client.get(url, headers={"Range": "bytes=100-200"}).status_code == 416
+    assert client.get(url, headers={"Range": "bytes=abc"}).status_code == 416
+    assert client.get(url, headers={"Range": "bytes=-3"}).content == b"789"
+    # Upload chunks with nonsense ranges are refused and change nothing.
+    loc = client.post("/v2/h/range/blobs/uploads/").headers["Location"]
+    for bad in ("abc", "5-2", "-1-3", "0-99999999999999999999999"):
+        r = client.patch(loc, content=b"x", headers={"Content-Range": bad})
+        assert r.status_code in (400, 416), bad
+    assert client.get(loc).headers["Range"] == "0-0"
+
+
+def test_uploads_that_lie_about_their_size(server: RegistryServer, client: httpx.Client,
+                                           tmp_path: Path) -> None:
+    loc = client.post("/v2/h/lie/blobs/uploads/").headers["Location"]
+    client.patch(loc, content=b"A" * 10, headers={"Content-Range": "0-9"})
+    # The range promises 100 bytes; the body has 50.
+    r = client.patch(loc, content=b"B" * 50, headers={"Content-Range": "10-109"})
+    assert r.status_code == 400 and error_code(r) == "SIZE_INVALID"
+    assert client.get(loc).headers["Range"] == "0-9"
+    # Content-Length promises 1000 bytes, the client sends 300 and hangs up.
+    raw = raw_request(server, f"PATCH {loc} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n".encode()
+                      + b"C" * 300, close_early=True)
+    assert raw == b"" or status_of(raw) >= 400
+    assert client.get(loc).headers["Range"] == "0-9"
+    # The digest says one thing, the bytes another.
+    r = client.put(loc, params={"digest": sha(b"A" * 10 + b"D" * 5)}, content=b"E" * 5)
+    assert r.status_code == 400 and error_code(r) == "DIGEST_INVALID"
+    # A monolithic upload whose digest names more bytes than arrived.
+    r = client.post("/v2/h/lie/blobs/uploads/", params={"digest": sha(b"F" * 100)}, content=b"F" * 99)
+    assert r.status_code == 400 and error_code(r) == "DIGEST_INVALID"
+    assert client.head(f"/v2/h/lie/blobs/{sha(b'F' * 100)}").status_code == 404
+    assert_storage_consistent(tmp_path / "storage", tmp_path)
+    # Nothing half-written stays behind: no sessions, no staging files.
+    assert os.listdir(tmp_path / "storage" / "uploads") == []
+    assert os.listdir(tmp_path / "storage" / "tmp") == []
