@@ -1,0 +1,884 @@
+"""Typed instructions: a syntax tree node becomes a dataclass with validated flags and arguments.
+
+:func:`parse_instruction` follows BuildKit's ``frontend/dockerfile/instructions`` (same error texts).
+Words are kept as written; ``expand(fn)`` on an instruction returns a copy with the words BuildKit
+expands at build time passed through ``fn`` (see :class:`dockyard.dockerfile.stages.StageEnv`).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TypedDict
+
+from dockyard.dockerfile.flags import BFlags
+from dockyard.dockerfile.parser import Heredoc, Node, chomp_heredoc_content, must_parse_heredoc
+from dockyard.dockerfile.suggest import wrap_suggestion
+from dockyard.errors import DockerfileError
+
+Expander = Callable[[str], str]
+
+INSTRUCTIONS = ("add", "arg", "cmd", "copy", "entrypoint", "env", "expose", "from", "healthcheck",
+                "label", "maintainer", "onbuild", "run", "shell", "stopsignal", "user", "volume", "workdir")
+
+
+# ---------------------------------------------------------------------------------------------
+# Value types
+
+
+@dataclass
+class KeyValuePair:
+    """One ``KEY=value`` of ENV or LABEL; ``no_delim`` for the legacy ``KEY value`` form."""
+
+    key: str
+    value: str
+    no_delim: bool = False
+
+
+@dataclass
+class ArgSpec:
+    """One name of an ARG, with its default (None when declared without one) and doc comment."""
+
+    key: str
+    value: str | None = None
+    comment: str = ""
+
+
+@dataclass
+class SourceContent:
+    """An inline COPY/ADD source from a heredoc: ``path`` is the heredoc name."""
+
+    path: str
+    data: str
+    expand: bool
+
+
+@dataclass
+class ShellInlineFile:
+    """A heredoc attached to RUN/CMD/ENTRYPOINT (its content becomes the command's stdin/file)."""
+
+    name: str
+    data: str
+    chomp: bool
+
+
+@dataclass
+class MountSpec:
+    """One ``RUN --mount``: type bind|cache|tmpfs|secret|ssh and its keys."""
+
+    type: str = "bind"
+    from_: str = ""
+    source: str = ""
+    target: str = ""
+    readonly: bool = True
+    size_limit: int = 0
+    cache_id: str = ""
+    cache_sharing: str = ""
+    required: bool = False
+    env: str | None = None
+    mode: int | None = None
+    uid: int | None = None
+    gid: int | None = None
+
+
+@dataclass
+class DeviceSpec:
+    """One ``RUN --device`` (a CDI device name)."""
+
+    name: str
+    required: bool = False
+
+
+@dataclass
+class PortSpec:
+    """One exposed port (or range) and its protocol, e.g. ``8000-8010/udp``."""
+
+    start: int
+    end: int
+    protocol: str = "tcp"
+
+    def keys(self) -> list[str]:
+        """The image config ``ExposedPorts`` keys: ``"80/tcp"``, one per port of a range."""
+        return [f"{p}/{self.protocol}" for p in range(self.start, self.end + 1)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Instructions
+
+
+@dataclass
+class Instruction:
+    """Common fields: the lower-case ``name``, ``original`` text and the line range (1-based)."""
+
+    name: str
+    original: str
+    start_line: int
+    end_line: int
+
+    def expand(self, fn: Expander) -> Instruction:
+        """A copy with build-time words expanded (instructions that expand nothing return self)."""
+        return self
+
+    def created_by(self) -> str:
+        """The text BuildKit records in history for this step."""
+        return self.original.strip()
+
+
+@dataclass
+class FromInstruction(Instruction):
+    """``FROM [--platform=P] image [AS name]``."""
+
+    base_name: str = ""
+    stage_name: str = ""
+    platform: str = ""
+    comment: str = ""
+
+
+@dataclass
+class _CommandLine(Instruction):
+    cmd_line: list[str] = field(default_factory=list)
+    prepend_shell: bool = True
+    files: list[ShellInlineFile] = field(default_factory=list)
+
+
+@dataclass
+class RunInstruction(_CommandLine):
+    """``RUN [--mount ...] [--network] [--security] [--device] cmd`` (shell or exec form, heredocs)."""
+
+    mounts: list[MountSpec] = field(default_factory=list)
+    raw_mounts: list[str] = field(default_factory=list)
+    network: str = "default"
+    security: str = "sandbox"
+    devices: list[DeviceSpec] = field(default_factory=list)
+    flags_used: list[str] = field(default_factory=list)
+
+    def expand(self, fn: Expander) -> RunInstruction:
+        if not self.raw_mounts:
+            return self
+        mounts = [parse_mount(m, fn) for m in self.raw_mounts]
+        return dataclasses.replace(self, mounts=mounts)
+
+
+@dataclass
+class CmdInstruction(_CommandLine):
+    """``CMD``."""
+
+
+@dataclass
+class EntrypointInstruction(_CommandLine):
+    """``ENTRYPOINT`` (an empty exec form clears it)."""
+
+
+@dataclass
+class ShellInstruction(Instruction):
+    """``SHELL ["exe", "args"]`` (exec form only)."""
+
+    shell: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Sources(Instruction):
+    sources: list[str] = field(default_factory=list)
+    contents: list[SourceContent] = field(default_factory=list)
+    dest: str = ""
+    chown: str = ""
+    chmod: str = ""
+    link: bool = False
+    excludes: list[str] = field(default_factory=list)
+
+    def _expanded(self, fn: Expander) -> dict[str, object]:
+        contents = [dataclasses.replace(c, data=fn(c.data)) if c.expand else c for c in self.contents]
+        return {"sources": [fn(s) for s in self.sources], "dest": fn(self.dest), "chown": fn(self.chown),
+                "chmod": fn(self.chmod), "excludes": [fn(e) for e in self.excludes], "contents": contents}
+
+
+@dataclass
+class CopyInstruction(_Sources):
+    """``COPY [--from] [--chown] [--chmod] [--link] [--parents] [--exclude] src... dest``."""
+
+    from_: str = ""
+    parents: bool = False
+
+    def expand(self, fn: Expander) -> CopyInstruction:
+        return dataclasses.replace(self, **self._expanded(fn))  # type: ignore[arg-type]
+
+
+@dataclass
+class AddInstruction(_Sources):
+    """``ADD [--chown --chmod --link --checksum --keep-git-dir --unpack --exclude] src... dest``."""
+
+    checksum: str = ""
+    keep_git_dir: bool = False
+    unpack: bool | None = None
+
+    def expand(self, fn: Expander) -> AddInstruction:
+        return dataclasses.replace(self, checksum=fn(self.checksum), **self._expanded(fn))  # type: ignore[arg-type]
+
+
+@dataclass
+class EnvInstruction(Instruction):
+    """``ENV k=v ...`` (or legacy ``ENV k v``)."""
+
+    env: list[KeyValuePair] = field(default_factory=list)
+
+    def expand(self, fn: Expander) -> EnvInstruction:
+        return dataclasses.replace(
+            self, env=[KeyValuePair(fn(p.key), fn(p.value), p.no_delim) for p in self.env])
+
+
+@dataclass
+class LabelInstruction(Instruction):
+    """``LABEL k=v ...``."""
+
+    labels: list[KeyValuePair] = field(default_factory=list)
+
+    def expand(self, fn: Expander) -> LabelInstruction:
+        return dataclasses.replace(
+            self, labels=[KeyValuePair(fn(p.key), fn(p.value), p.no_delim) for p in self.labels])
+
+
+@dataclass
+class ArgInstruction(Instruction):
+    """``ARG name[=default] ...``. Defaults are expanded by the stage scope, one name at a time."""
+
+    args: list[ArgSpec] = field(default_factory=list)
+
+
+@dataclass
+class ExposeInstruction(Instruction):
+    """``EXPOSE port[/proto] ...`` (ranges ``a-b`` allowed); :func:`parse_port_spec` reads each."""
+
+    ports: list[str] = field(default_factory=list)
+
+
+@dataclass
+class UserInstruction(Instruction):
+    """``USER user[:group]``."""
+
+    user: str = ""
+
+    def expand(self, fn: Expander) -> UserInstruction:
+        return dataclasses.replace(self, user=fn(self.user))
+
+
+@dataclass
+class WorkdirInstruction(Instruction):
+    """``WORKDIR path``."""
+
+    path: str = ""
+
+    def expand(self, fn: Expander) -> WorkdirInstruction:
+        return dataclasses.replace(self, path=fn(self.path))
+
+
+@dataclass
+class VolumeInstruction(Instruction):
+    """``VOLUME path ...`` or ``VOLUME ["path", ...]``."""
+
+    volumes: list[str] = field(default_factory=list)
+
+    def expand(self, fn: Expander) -> VolumeInstruction:
+        return dataclasses.replace(self, volumes=[fn(v) for v in self.volumes])
+
+
+@dataclass
+class StopSignalInstruction(Instruction):
+    """``STOPSIGNAL signal``."""
+
+    signal: str = ""
+
+    def expand(self, fn: Expander) -> StopSignalInstruction:
+        return dataclasses.replace(self, signal=fn(self.signal))
+
+
+@dataclass
+class MaintainerInstruction(Instruction):
+    """``MAINTAINER name`` (deprecated; sets the image author)."""
+
+    maintainer: str = ""
+
+
+@dataclass
+class HealthcheckInstruction(Instruction):
+    """``HEALTHCHECK [--interval --timeout --start-period --start-interval --retries] CMD ...|NONE``.
+
+    ``test`` is Docker's form: ``["NONE"]``, ``["CMD", ...]`` or ``["CMD-SHELL", "cmd"]``; durations
+    are nanoseconds (0 = the default).
+    """
+
+    test: list[str] = field(default_factory=list)
+    interval: int = 0
+    timeout: int = 0
+    start_period: int = 0
+    start_interval: int = 0
+    retries: int = 0
+
+
+@dataclass
+class OnbuildInstruction(Instruction):
+    """``ONBUILD <instruction>``: ``expression`` is the trigger text stored in the image."""
+
+    expression: str = ""
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers
+
+
+def _at_least_one(cmd: str) -> DockerfileError:
+    return DockerfileError(f"{cmd} requires at least one argument")
+
+
+def _exactly_one(cmd: str) -> DockerfileError:
+    return DockerfileError(f"{cmd} requires exactly one argument")
+
+
+def _no_destination(cmd: str) -> DockerfileError:
+    return DockerfileError(f"{cmd} requires at least two arguments, but only one was provided. "
+                           "Destination could not be determined")
+
+
+def node_args(node: Node) -> list[str]:
+    """The argument words of an instruction node (ONBUILD: the wrapped keyword and its words)."""
+    result: list[str] = []
+    n = node
+    while n.next is not None:
+        arg = n.next
+        if not arg.children:
+            result.append(arg.value)
+        elif len(arg.children) == 1:
+            result.append(arg.children[0].value)
+            result.extend(node_args(arg.children[0]))
+        n = arg
+    return result
+
+
+def handle_json_args(args: list[str], is_json: bool) -> list[str]:
+    """Exec form keeps the words; shell form joins them into one string."""
+    if not args:
+        return []
+    if is_json:
+        return list(args)
+    return [" ".join(args)]
+
+
+_DURATION_UNITS = {"ns": 1, "us": 1000, "µs": 1000, "μs": 1000, "ms": 1_000_000, "s": 1_000_000_000,
+                   "m": 60_000_000_000, "h": 3_600_000_000_000}
+_RE_DURATION_PART = re.compile(r"(\d*)(?:\.(\d*))?([^\d.]+)")
+
+
+def parse_go_duration(s: str) -> int:
+    """Go's ``time.ParseDuration`` (e.g. ``1h30m``, ``1.5s``, ``300ms``), in nanoseconds."""
+    orig = s
+    sign = 1
+    if s[:1] in ("-", "+"):
+        sign = -1 if s[0] == "-" else 1
+        s = s[1:]
+    if s == "0":
+        return 0
+    if s == "":
+        raise DockerfileError(f'time: invalid duration "{orig}"')
+    total = 0.0
+    pos = 0
+    while pos < len(s):
+        m = _RE_DURATION_PART.match(s, pos)
+        if m is None or (m.group(1) == "" and not m.group(2)):
+            raise DockerfileError(f'time: invalid duration "{orig}"')
+        unit = _DURATION_UNITS.get(m.group(3))
+        if unit is None:
+            if not m.group(3):
+                raise DockerfileError(f'time: missing unit in duration "{orig}"')
+            raise DockerfileError(f'time: unknown unit "{m.group(3)}" in duration "{orig}"')
+        whole = int(m.group(1) or "0")
+        frac = m.group(2) or ""
+        total += whole * unit + (int(frac) * unit / 10 ** len(frac) if frac else 0)
+        pos = m.end()
+    if _RE_DURATION_PART.match(s) is None:
+        raise DockerfileError(f'time: missing unit in duration "{orig}"')
+    return sign * int(total)
+
+
+def format_go_duration(ns: int) -> str:
+    """Go's ``Duration.String`` for whole units (enough for the messages here)."""
+    for unit, size in (("h", 3_600_000_000_000), ("m", 60_000_000_000), ("s", 1_000_000_000),
+                       ("ms", 1_000_000), ("µs", 1000)):
+        if ns >= size and ns % size == 0:
+            return f"{ns // size}{unit}"
+    return f"{ns}ns"
+
+
+MINIMUM_DURATION = 1_000_000  # 1ms, Docker's minimum healthcheck interval
+
+
+def _parse_opt_interval(name: str, value: str) -> int:
+    if value == "":
+        return 0
+    if not re.fullmatch(r"[-+]?([0-9]*(\.[0-9]*)?[a-zµμ]+)+|[-+]?0", value):
+        raise DockerfileError(f'time: invalid duration "{value}"')
+    d = parse_go_duration(value)
+    if d == 0:
+        return 0
+    if d < MINIMUM_DURATION:
+        raise DockerfileError(f'Interval "{name}" cannot be less than {format_go_duration(MINIMUM_DURATION)}')
+    return d
+
+
+def parse_port_spec(spec: str) -> PortSpec:
+    """Read one EXPOSE word: ``80``, ``80/udp``, ``8000-8010/tcp`` (protocols tcp, udp, sctp)."""
+    port, _, proto = spec.partition("/")
+    proto = proto.lower() or "tcp"
+    if proto not in ("tcp", "udp", "sctp"):
+        raise DockerfileError(f"invalid proto: {proto}")
+    if ":" in port:
+        raise DockerfileError(f"invalid containerPort: {port}")
+    start_s, dash, end_s = port.partition("-")
+    try:
+        start = int(start_s)
+        end = int(end_s) if dash else start
+    except ValueError:
+        raise DockerfileError(f"invalid containerPort: {port}") from None
+    if not (0 <= start <= 65535 and 0 <= end <= 65535) or end < start:
+        raise DockerfileError(f"invalid containerPort: {port}")
+    return PortSpec(start, end, proto)
+
+
+_RE_OCTAL = re.compile(r"^[0-7]{1,4}$")
+_RE_SYMBOLIC = re.compile(r"^[ugoa]*[-+=]([rwxXst]*|[ugo])(,[ugoa]*[-+=]([rwxXst]*|[ugo]))*$")
+
+
+def validate_chmod(value: str) -> None:
+    """Check a ``--chmod`` value: octal (``755``, ``0644``) or symbolic (``u+x,go-w``)."""
+    if value == "" or "$" in value:
+        return  # empty, or expanded later
+    if _RE_OCTAL.match(value) or _RE_SYMBOLIC.match(value):
+        return
+    raise DockerfileError(f"invalid chmod parameter: {value!s}")
+
+
+# ---------------------------------------------------------------------------------------------
+# RUN --mount / --device
+
+
+MOUNT_TYPES = ("bind", "cache", "tmpfs", "secret", "ssh")
+_MOUNT_KEYS = ("type", "from", "source", "target", "readonly", "id", "sharing", "required", "size", "mode",
+               "uid", "gid", "src", "dst", "destination", "ro", "rw", "readwrite", "env")
+
+
+def _parse_bool(value: str) -> bool:
+    if value in ("1", "t", "T", "TRUE", "true", "True"):
+        return True
+    if value in ("0", "f", "F", "FALSE", "false", "False"):
+        return False
+    raise ValueError(value)
+
+
+def _ram_in_bytes(value: str) -> int:
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([kKmMgGtTpP])?[iI]?[bB]?", value.strip())
+    if m is None:
+        raise ValueError(value)
+    units = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
+    mult = units[(m.group(2) or "").lower()]
+    return int(float(m.group(1)) * mult)
+
+
+def _csv_fields(value: str) -> list[str]:
+    try:
+        rows = list(csv.reader([value], strict=True))
+    except csv.Error as exc:
+        raise DockerfileError(f"failed to parse csv mounts: {exc}") from None
+    return rows[0] if rows else []
+
+
+def parse_mount(value: str, expand: Expander | None = None) -> MountSpec:
+    """Read one ``--mount`` value (CSV ``key=value`` fields). Without ``expand``, values holding
+    variables are only checked later (the build engine calls again with the stage's expander)."""
+    m = MountSpec()
+    ro_auto = True
+    for fld in _csv_fields(value):
+        key, eq, val = fld.partition("=")
+        key = key.lower()
+        if not eq:
+            if key in ("readonly", "ro"):
+                m.readonly, ro_auto = True, False
+            elif key in ("readwrite", "rw"):
+                m.readonly, ro_auto = False, False
+            elif key == "required":
+                if m.type not in ("secret", "ssh"):
+                    raise DockerfileError(f"unexpected key '{key}' for mount type '{m.type}'")
+                m.required = True
+            else:
+                raise DockerfileError(f"invalid field '{fld}' must be a key=value pair")
+            continue
+        if expand is not None:
+            val = expand(val)
+        elif "$" in val:
+            if key == "from" and val.find("$") != len(val) - 1:
+                raise DockerfileError(
+                    f"'{fld}' doesn't support variable expansion, define alias stage instead")
+            continue
+        if key == "type":
+            if val.lower() not in MOUNT_TYPES:
+                raise DockerfileError(wrap_suggestion(f'unsupported mount type "{val}"', val, MOUNT_TYPES))
+            m.type = val.lower()
+        elif key == "from":
+            m.from_ = val
+        elif key in ("source", "src"):
+            m.source = val
+        elif key in ("target", "dst", "destination"):
+            m.target = val
+        elif key in ("readonly", "ro", "readwrite", "rw"):
+            try:
+                b = _parse_bool(val)
+            except ValueError:
+                raise DockerfileError(f"invalid value for {key}: {val}") from None
+            m.readonly = b if key in ("readonly", "ro") else not b
+            ro_auto = False
+        elif key == "required":
+            if m.type not in ("secret", "ssh"):
+                raise DockerfileError(f"unexpected key '{key}' for mount type '{m.type}'")
+            try:
+                m.required = _parse_bool(val)
+            except ValueError:
+                raise DockerfileError(f"invalid value for {key}: {val}") from None
+        elif key == "size":
+            if m.type != "tmpfs":
+                raise DockerfileError(f"unexpected key '{key}' for mount type '{m.type}'")
+            try:
+                m.size_limit = _ram_in_bytes(val)
+            except ValueError:
+                raise DockerfileError(f"invalid value for {key}: {val}") from None
+        elif key == "id":
+            m.cache_id = val
+        elif key == "sharing":
+            if m.type != "cache":
+                raise DockerfileError(f"invalid cache sharing set for {m.type} mount")
+            if val.lower() not in ("shared", "private", "locked"):
+                raise DockerfileError(f'unsupported sharing value "{val}"')
+            m.cache_sharing = val.lower()
+        elif key in ("mode", "uid", "gid"):
+            try:
+                num = int(val, 8 if key == "mode" else 10)
+                if num < 0 or num > 0xFFFFFFFF or val.startswith(("+", "-")):
+                    raise ValueError(val)
+            except ValueError:
+                raise DockerfileError(f"invalid value {val} for {key}") from None
+            setattr(m, key, num)
+        elif key == "env":
+            m.env = val
+        else:
+            raise DockerfileError(wrap_suggestion(f"unexpected key '{key}' in '{fld}'", key, _MOUNT_KEYS))
+    if m.type not in ("secret", "ssh", "cache"):
+        for attr in ("mode", "uid", "gid"):
+            if getattr(m, attr) is not None:
+                raise DockerfileError(f'{attr} not allowed for "{m.type}" type mounts')
+    if ro_auto:
+        m.readonly = m.type not in ("cache", "tmpfs")
+    if m.cache_sharing and m.type != "cache":
+        raise DockerfileError(f"invalid cache sharing set for {m.type} mount")
+    if m.type == "secret" and expand is not None:
+        if m.from_:
+            raise DockerfileError("secret mount should not have a from")
+        if not m.source and not m.target and not m.cache_id and m.env is None:
+            raise DockerfileError("invalid secret mount. one of source, target required")
+        if m.source and m.cache_id:
+            raise DockerfileError("both source and id can't be set")
+    return m
+
+
+def parse_device(value: str) -> DeviceSpec:
+    """Read one ``RUN --device`` value: ``name[,required[=bool]]`` or ``name=<name>,...``."""
+    fields = _csv_fields(value)
+    name = ""
+    required = False
+    for i, fld in enumerate(fields):
+        key, eq, val = fld.partition("=")
+        if key == "name" and eq:
+            if name:
+                raise DockerfileError(f"device name already set to {name}")
+            name = val
+        elif key == "required":
+            if eq:
+                try:
+                    required = _parse_bool(val)
+                except ValueError:
+                    raise DockerfileError(f"invalid value for required: {val}") from None
+            else:
+                required = True
+        elif i == 0:
+            name = fld
+        else:
+            raise DockerfileError(f"invalid device field: {fld}")
+    if not name:
+        raise DockerfileError("device name must be set")
+    return DeviceSpec(name, required)
+
+
+# ---------------------------------------------------------------------------------------------
+# Node -> instruction
+
+
+def _get_comment(comments: list[str], name: str) -> str:
+    if not name:
+        return ""
+    prefix = name + " "
+    for line in comments:
+        if line.startswith(prefix):
+            return line[len(prefix):]
+    return ""
+
+
+_VALID_STAGE_NAME = re.compile(r"^[a-z][a-z0-9\-_.]*$")
+
+
+def _parse_kvps(args: list[str], cmd: str) -> list[KeyValuePair]:
+    if not args:
+        raise _at_least_one(cmd)
+    if len(args) % 3 != 0:
+        raise DockerfileError(f"Bad input to {cmd}, too many arguments")
+    out: list[KeyValuePair] = []
+    for j in range(0, len(args), 3):
+        if args[j] == "":
+            raise DockerfileError(f"{cmd} names can not be blank")
+        out.append(KeyValuePair(args[j], args[j + 1], args[j + 2] == ""))
+    return out
+
+
+def _sources_and_dest(args: list[str], heredocs: list[Heredoc], cmd: str
+                      ) -> tuple[list[str], list[SourceContent], str]:
+    srcs, dest = args[:-1], args[-1]
+    if must_parse_heredoc(dest) is not None:
+        raise DockerfileError(f"{cmd} cannot accept a heredoc as a destination")
+    lookup = {h.name: h for h in heredocs}
+    paths: list[str] = []
+    contents: list[SourceContent] = []
+    for src in srcs:
+        doc = must_parse_heredoc(src)
+        if doc is not None:
+            found = lookup.get(doc.name)
+            data = found.content if found is not None else ""
+            if doc.chomp:
+                data = chomp_heredoc_content(data)
+            contents.append(SourceContent(doc.name, data, doc.expand))
+        else:
+            paths.append(src)
+    return paths, contents, dest
+
+
+def _files(node: Node) -> list[ShellInlineFile]:
+    return [ShellInlineFile(h.name, h.content, h.chomp) for h in node.heredocs]
+
+
+def _not_json(cmd: str) -> DockerfileError:
+    return DockerfileError(f"{cmd} requires the arguments to be in JSON form")
+
+
+def parse_instruction(node: Node, filename: str = "Dockerfile") -> Instruction:
+    """Turn one syntax tree node into a typed instruction; errors carry the node's file and line."""
+    try:
+        return _parse(node)
+    except DockerfileError as exc:
+        if exc.line > 0:
+            raise
+        raise DockerfileError(exc.detail, file=filename, line=node.start_line) from None
+
+
+class _Base(TypedDict):
+    name: str
+    original: str
+    start_line: int
+    end_line: int
+
+
+def _parse(node: Node) -> Instruction:
+    cmd = node.value.lower()
+    args = node_args(node)
+    flags = BFlags(node.flags)
+    base: _Base = {"name": cmd, "original": node.original, "start_line": node.start_line,
+                   "end_line": node.end_line}
+    is_json = node.is_json
+
+    if cmd in ("env", "label"):
+        flags.parse()
+        pairs = _parse_kvps(args, cmd.upper())
+        if cmd == "env":
+            return EnvInstruction(**base, env=pairs)
+        return LabelInstruction(**base, labels=pairs)
+    if cmd == "maintainer":
+        if len(args) != 1:
+            raise _exactly_one("MAINTAINER")
+        flags.parse()
+        return MaintainerInstruction(**base, maintainer=args[0])
+    if cmd in ("add", "copy"):
+        if len(args) < 2:
+            raise _no_destination(cmd.upper())
+        chown = flags.add_string("chown")
+        chmod = flags.add_string("chmod")
+        link = flags.add_bool("link")
+        excludes = flags.add_strings("exclude")
+        if cmd == "copy":
+            from_ = flags.add_string("from")
+            parents = flags.add_bool("parents")
+        else:
+            keep_git = flags.add_bool("keep-git-dir")
+            checksum = flags.add_string("checksum")
+            unpack = flags.add_bool("unpack")
+        flags.parse()
+        validate_chmod(chmod.value)
+        paths, contents, dest = _sources_and_dest(args, node.heredocs, cmd.upper())
+        if cmd == "copy":
+            return CopyInstruction(**base, sources=paths, contents=contents, dest=dest, chown=chown.value,
+                                   chmod=chmod.value, link=link.is_true, excludes=list(excludes.values),
+                                   from_=from_.value, parents=parents.is_true)
+        if checksum.value and not checksum.value.startswith("$") and ":" not in checksum.value:
+            raise DockerfileError(f"invalid checksum digest format: {checksum.value}")
+        return AddInstruction(**base, sources=paths, contents=contents, dest=dest, chown=chown.value,
+                              chmod=chmod.value, link=link.is_true, excludes=list(excludes.values),
+                              checksum=checksum.value, keep_git_dir=keep_git.is_true,
+                              unpack=unpack.is_true if flags.is_used("unpack") else None)
+    if cmd == "from":
+        stage_name = ""
+        if len(args) == 3 and args[1].lower() == "as":
+            stage_name = args[2].lower()
+            if not _VALID_STAGE_NAME.match(stage_name):
+                raise DockerfileError(f'invalid name for build stage: "{args[2]}", name can\'t start with a '
+                                      "number or contain symbols")
+        elif len(args) != 1:
+            raise DockerfileError("FROM requires either one or three arguments")
+        platform = flags.add_string("platform")
+        flags.parse()
+        return FromInstruction(**base, base_name=args[0], stage_name=stage_name, platform=platform.value,
+                               comment=_get_comment(node.prev_comment, stage_name))
+    if cmd == "onbuild":
+        if not args:
+            raise _at_least_one("ONBUILD")
+        flags.parse()
+        trigger = args[0].strip().upper()
+        if trigger == "ONBUILD":
+            raise DockerfileError("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed")
+        if trigger in ("MAINTAINER", "FROM"):
+            raise DockerfileError(f"{trigger} isn't allowed as an ONBUILD trigger")
+        expression = re.sub(r"(?i)^\s*ONBUILD\s*", "", node.original)
+        for h in node.heredocs:
+            expression += "\n" + h.content + h.name
+        return OnbuildInstruction(**base, expression=expression)
+    if cmd == "workdir":
+        if len(args) != 1:
+            raise _exactly_one("WORKDIR")
+        flags.parse()
+        return WorkdirInstruction(**base, path=args[0])
+    if cmd == "run":
+        mount = flags.add_strings("mount")
+        network = flags.add_string("network", "default")
+        security = flags.add_string("security", "sandbox")
+        device = flags.add_strings("device")
+        flags.parse()
+        if network.value not in ("default", "none", "host"):
+            raise DockerfileError(f'unsupported network mode "{network.value}"')
+        if security.value not in ("sandbox", "insecure"):
+            raise DockerfileError(f'unsupported security mode "{security.value}"')
+        mounts = [parse_mount(v) for v in mount.values]
+        return RunInstruction(**base, cmd_line=handle_json_args(args, is_json), prepend_shell=not is_json,
+                              files=_files(node), mounts=mounts, raw_mounts=list(mount.values),
+                              network=network.value, security=security.value,
+                              devices=[parse_device(v) for v in device.values], flags_used=list(flags.used))
+    if cmd in ("cmd", "entrypoint"):
+        flags.parse()
+        klass = CmdInstruction if cmd == "cmd" else EntrypointInstruction
+        return klass(**base, cmd_line=handle_json_args(args, is_json), prepend_shell=not is_json,
+                     files=_files(node))
+    if cmd == "healthcheck":
+        return _parse_healthcheck(node, args, flags, base)
+    if cmd == "expose":
+        if not args:
+            raise _at_least_one("EXPOSE")
+        flags.parse()
+        return ExposeInstruction(**base, ports=sorted(args))
+    if cmd == "user":
+        if len(args) != 1:
+            raise _exactly_one("USER")
+        flags.parse()
+        return UserInstruction(**base, user=args[0])
+    if cmd == "volume":
+        if not args:
+            raise _at_least_one("VOLUME")
+        flags.parse()
+        vols = []
+        for v in args:
+            v = v.strip()
+            if v == "":
+                raise DockerfileError("VOLUME specified can not be an empty string")
+            vols.append(v)
+        return VolumeInstruction(**base, volumes=vols)
+    if cmd == "stopsignal":
+        if len(args) != 1:
+            raise _exactly_one("STOPSIGNAL")
+        flags.parse()
+        return StopSignalInstruction(**base, signal=args[0])
+    if cmd == "arg":
+        if not args:
+            raise _at_least_one("ARG")
+        flags.parse()
+        specs = []
+        for a in args:
+            key, eq, val = a.partition("=")
+            spec = ArgSpec(key, val if eq else None)
+            spec.comment = _get_comment(node.prev_comment, spec.key)
+            specs.append(spec)
+        return ArgInstruction(**base, args=specs)
+    if cmd == "shell":
+        flags.parse()
+        shell = handle_json_args(args, is_json)
+        if not shell:
+            raise _at_least_one("SHELL")
+        if not is_json:
+            raise _not_json("SHELL")
+        return ShellInstruction(**base, shell=shell)
+    _unknown(node.value)
+    raise AssertionError("unreachable")
+
+
+def _unknown(word: str) -> None:
+    names = [i.upper() for i in INSTRUCTIONS]
+    raise DockerfileError(wrap_suggestion(f"unknown instruction: {word}", word, names, match_case=True))
+
+
+def _parse_healthcheck(node: Node, args: list[str], flags: BFlags, base: _Base) -> Instruction:
+    if not args:
+        raise _at_least_one("HEALTHCHECK")
+    typ = args[0].upper()
+    rest = args[1:]
+    if typ == "NONE":
+        if rest:
+            raise DockerfileError("HEALTHCHECK NONE takes no arguments")
+        flags.parse()
+        return HealthcheckInstruction(**base, test=["NONE"])
+    interval = flags.add_string("interval")
+    timeout = flags.add_string("timeout")
+    start_period = flags.add_string("start-period")
+    start_interval = flags.add_string("start-interval")
+    retries = flags.add_string("retries")
+    flags.parse()
+    if typ != "CMD":
+        raise DockerfileError(f'Unknown type "{typ}" in HEALTHCHECK (try CMD)')
+    cmd_slice = handle_json_args(rest, node.is_json)
+    if not cmd_slice:
+        raise DockerfileError("Missing command after HEALTHCHECK CMD")
+    test = [typ if node.is_json else "CMD-SHELL", *cmd_slice]
+    n_retries = 0
+    if retries.value:
+        try:
+            n_retries = int(retries.value, 10)
+        except ValueError:
+            raise DockerfileError(f'strconv.ParseInt: parsing "{retries.value}": invalid syntax') from None
+        if n_retries < 0:
+            raise DockerfileError(f"--retries cannot be negative ({n_retries})")
+    return HealthcheckInstruction(
+        **base, test=test,
+        interval=_parse_opt_interval("interval", interval.value),
+        timeout=_parse_opt_interval("timeout", timeout.value),
+        start_period=_parse_opt_interval("start-period", start_period.value),
+        start_interval=_parse_opt_interval("start-interval", start_interval.value),
+        retries=n_retries)
