@@ -19,10 +19,16 @@ from dockyard.errors import DockyardError
 # name -> "module:attribute" of a click.Command; one line per command, sorted by name.
 COMMANDS: dict[str, str] = {
     "bootstrap": "dockyard.cli.archive_cmds:bootstrap_cmd",
+    "history": "dockyard.cli.image_cmds:history_cmd",
+    "image": "dockyard.cli.image_cmds:image_group",
+    "images": "dockyard.cli.image_cmds:images_cmd",
     "import": "dockyard.cli.archive_cmds:import_cmd",
     "load": "dockyard.cli.archive_cmds:load_cmd",
     "registry": "dockyard.cli.registry_cmd:registry",
+    "rmi": "dockyard.cli.image_cmds:rmi_cmd",
     "save": "dockyard.cli.archive_cmds:save_cmd",
+    "system": "dockyard.cli.system_cmds:system_group",
+    "tag": "dockyard.cli.image_cmds:tag_cmd",
 }
 
 

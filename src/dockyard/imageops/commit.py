@@ -26,12 +26,13 @@ from dockyard.content import CHUNK, Writer
 from dockyard.errors import CorruptData, DigestMismatch, InvalidArgument, NotFound
 from dockyard.image import ImageRecord, LayerBlob
 from dockyard.imageops import Lease, Store
+from dockyard.imageops.images import normalize_repo_digest, normalize_tag
 from dockyard.oci import mediatypes as mt
 from dockyard.oci.config import ImageConfig
 from dockyard.oci.digest import Digest, Hasher
-from dockyard.oci.reference import parse_normalized
 
-__all__ = ["commit_image", "layer_blob", "normalize_tag", "store_layer", "store_layer_blob"]
+__all__ = ["commit_image", "layer_blob", "normalize_repo_digest", "normalize_tag", "store_layer",
+           "store_layer_blob"]
 
 
 def _chunks(source: bytes | BinaryIO | Iterable[bytes]) -> Iterable[bytes]:
@@ -147,22 +148,6 @@ def layer_blob(store: Store, diff_id: str, compression: str = "gzip", *, lease: 
         return LayerBlob(layer.diff_id, layer.digest, mt.layer_media_type(compression, docker=True),
                          layer.size, layer.uncompressed_size)
     return layer
-
-
-def normalize_tag(name: str) -> str:
-    """``busybox`` -> ``docker.io/library/busybox:latest``; a digest is refused (tags only)."""
-    ref = parse_normalized(name)
-    if ref.digest is not None:
-        raise InvalidArgument(f"refusing to create a tag with a digest reference: {name}")
-    return str(ref.tag_or_latest())
-
-
-def normalize_repo_digest(value: str) -> tuple[str, str]:
-    """``busybox@sha256:...`` -> (``docker.io/library/busybox``, ``sha256:...``)."""
-    ref = parse_normalized(value)
-    if ref.digest is None:
-        raise InvalidArgument(f"not a canonical reference (name@digest): {value}")
-    return ref.name, ref.digest
 
 
 def commit_image(store: Store, config: bytes | ImageConfig, *, names: Sequence[str] = (),

@@ -26,17 +26,33 @@ from typing import Any
 from dockyard.errors import Conflict, InvalidArgument, NotFound
 from dockyard.image import ImageRecord, chain_ids
 from dockyard.imageops import Store
-from dockyard.imageops.commit import normalize_tag
 from dockyard.oci.config import ImageConfig
 from dockyard.oci.digest import Digest
 from dockyard.oci.reference import Reference, parse_normalized
 
 __all__ = [
     "DeleteItem", "DiskUsage", "HistoryItem", "ImageSummary", "PruneReport", "disk_usage", "familiar",
-    "history", "inspect", "list_images", "parse_created", "prune", "remove", "resolve", "tag",
+    "history", "inspect", "list_images", "normalize_repo_digest", "normalize_tag", "parse_created", "prune",
+    "remove", "resolve", "tag",
 ]
 
 _HEX_PREFIX = re.compile(r"(?:sha256:)?[0-9a-f]{1,64}")
+
+
+def normalize_tag(name: str) -> str:
+    """``busybox`` -> ``docker.io/library/busybox:latest``; a digest is refused (tags only)."""
+    ref = parse_normalized(name)
+    if ref.digest is not None:
+        raise InvalidArgument(f"refusing to create a tag with a digest reference: {name}")
+    return str(ref.tag_or_latest())
+
+
+def normalize_repo_digest(value: str) -> tuple[str, str]:
+    """``busybox@sha256:...`` -> (``docker.io/library/busybox``, ``sha256:...``)."""
+    ref = parse_normalized(value)
+    if ref.digest is None:
+        raise InvalidArgument(f"not a canonical reference (name@digest): {value}")
+    return ref.name, ref.digest
 
 
 def familiar(name: str) -> str:
@@ -427,9 +443,13 @@ def prune(store: Store, all: bool = False, filters: Mapping[str, Sequence[str]] 
     now = time.time()
     untils = [_parse_until(v, now) for v in filters.get("until", [])]
     report = PruneReport()
-    sizes_before = {str(s.chain_id): s.size for s in store.snapshots.walk()}
-    layer_sizes = store.meta.layer_sizes()
     summaries, records = _summaries(store)
+    # Space is counted per removed layer (reported by chain ID), as docker does.
+    layer_sizes = store.meta.layer_sizes()
+    chain_sizes: dict[str, int] = {}
+    for r in records.values():
+        for diff_id, chain in zip(r.diff_ids, chain_ids(r.diff_ids), strict=True):
+            chain_sizes[str(chain)] = max(layer_sizes.get(str(diff_id), 0), 0)
     parents = {r.parent for r in records.values() if r.parent}
     for s in summaries:
         if not all and str(s.id) in parents:
@@ -456,8 +476,7 @@ def prune(store: Store, all: bool = False, filters: Mapping[str, Sequence[str]] 
             continue
     for item in report.deleted:
         if item.deleted:
-            report.space_reclaimed += max(sizes_before.get(item.deleted, 0),
-                                          layer_sizes.get(item.deleted, 0), 0)
+            report.space_reclaimed += chain_sizes.get(item.deleted, 0)
     gc.collect(store)
     return report
 

@@ -1,0 +1,122 @@
+"""``system df``, ``system prune`` and ``system check``."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+import click
+
+from dockyard.cli.image_cmds import (
+    IMAGE_HEADERS,
+    confirm,
+    human_size,
+    image_rows,
+    make_client,
+    since,
+    tabulate,
+    write_formatted,
+)
+
+DF_HEADERS = {"Type": "TYPE", "TotalCount": "TOTAL", "Active": "ACTIVE", "Size": "SIZE",
+              "Reclaimable": "RECLAIMABLE"}
+
+
+def _percent(part: int, whole: int) -> str:
+    return f" ({int(part * 100 / whole) if whole else 0}%)"
+
+
+@click.command("df")
+@click.option("-v", "--verbose", is_flag=True, help="Show detailed information on space usage")
+@click.option("--format", "fmt", default=None, metavar="STRING", help="Format output using a custom template")
+@click.pass_context
+def df_cmd(ctx: click.Context, verbose: bool, fmt: str | None) -> None:
+    """Show dockyard disk usage."""
+    usage = make_client(ctx).disk_usage()
+    # No containers exist in a daemonless store: every image is reclaimable.
+    summary = [
+        {"Type": "Images", "TotalCount": str(len(usage.images)), "Active": "0",
+         "Size": human_size(usage.images_size),
+         "Reclaimable": human_size(usage.images_size) + _percent(usage.images_size, usage.images_size)},
+        {"Type": "Containers", "TotalCount": "0", "Active": "0", "Size": "0B", "Reclaimable": "0B"},
+        {"Type": "Local Volumes", "TotalCount": "0", "Active": "0", "Size": "0B", "Reclaimable": "0B"},
+        {"Type": "Build Cache", "TotalCount": str(usage.build_cache_count), "Active": "0",
+         "Size": human_size(usage.build_cache_size), "Reclaimable": human_size(usage.build_cache_size)},
+    ]
+    if not verbose:
+        write_formatted(summary, fmt or "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t"
+                        "{{.Reclaimable}}", DF_HEADERS)
+        return
+    now = time.time()
+    click.echo("Images space usage:\n")
+    rows: list[dict[str, Any]] = []
+    for u in usage.images:
+        for row in image_rows([u.summary], digests=False, no_trunc=False, now=now):
+            row.update({"SharedSize": human_size(u.shared_size), "UniqueSize": human_size(u.unique_size),
+                        "Containers": "0"})
+            rows.append(row)
+    write_formatted(rows, "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}\t"
+                    "{{.SharedSize}}\t{{.UniqueSize}}\t{{.Containers}}", IMAGE_HEADERS)
+    click.echo("\nContainers space usage:\n")
+    sys.stdout.write(tabulate([["CONTAINER ID", "IMAGE", "COMMAND", "LOCAL VOLUMES", "SIZE", "CREATED",
+                                "STATUS", "NAMES"]]))
+    click.echo("\nLocal Volumes space usage:\n")
+    sys.stdout.write(tabulate([["VOLUME NAME", "LINKS", "SIZE"]]))
+    click.echo(f"\nBuild cache usage: {human_size(usage.build_cache_size)}\n")
+    cache = make_client(ctx).store.meta.cache_records()
+    table = [["CACHE ID", "CACHE TYPE", "SIZE", "CREATED", "LAST USED", "USAGE", "SHARED"]]
+    for rec in cache:
+        table.append([rec.key[:12], rec.kind, human_size(rec.size), since(rec.created, now),
+                      since(rec.last_used, now), "0", "false"])
+    sys.stdout.write(tabulate(table))
+
+
+@click.command("prune")
+@click.option("-a", "--all", "all_", is_flag=True, help="Remove all unused images not just dangling ones")
+@click.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation")
+@click.pass_context
+def system_prune_cmd(ctx: click.Context, all_: bool, force: bool) -> None:
+    """Remove unused data."""
+    images = "all images without at least one container associated to them" if all_ else "all dangling images"
+    warning = f"WARNING! This will remove:\n  - {images}\n  - all build cache\n"
+    if not confirm(warning, force):
+        return
+    report = make_client(ctx).system_prune(all=all_)
+    if report.images.deleted:
+        click.echo("Deleted Images:")
+        for item in report.images.deleted:
+            click.echo(f"untagged: {item.untagged}" if item.untagged else f"deleted: {item.deleted}")
+        click.echo("")
+    if report.cache_records_removed:
+        click.echo("Deleted build cache objects:")
+        for key in report.cache_records_removed:
+            click.echo(key)
+        click.echo("")
+    click.echo(f"Total reclaimed space: {human_size(report.space_reclaimed)}")
+
+
+@click.command("check")
+@click.option("--repair", is_flag=True, help="Remove what is broken (corrupt blobs, dangling records)")
+@click.pass_context
+def check_cmd(ctx: click.Context, repair: bool) -> None:
+    """Verify every blob's digest and every reference in the store."""
+    report = make_client(ctx).check(repair=repair)
+    for problem in report.problems:
+        click.echo(f"problem: {problem}")
+    for fixed in report.repaired:
+        click.echo(f"repaired: {fixed}")
+    state = "ok" if report.ok else (f"{len(report.problems)} problem(s)" + (" repaired" if repair else ""))
+    click.echo(f"checked {report.blobs_checked} blobs and {report.images_checked} images: {state}")
+    if report.problems and not repair:
+        ctx.exit(1)
+
+
+@click.group("system")
+def system_group() -> None:
+    """Manage dockyard."""
+
+
+system_group.add_command(df_cmd)
+system_group.add_command(system_prune_cmd)
+system_group.add_command(check_cmd)
