@@ -11,7 +11,7 @@ import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import BinaryIO, Literal
+from typing import BinaryIO, Literal, Protocol
 from urllib.parse import quote, urljoin
 
 import httpx
@@ -157,49 +157,30 @@ class Repository:
             raise DigestMismatch(desc.digest, actual, f"blob from {self.where}")
         return data
 
-    def fetch_blob(self, desc: Descriptor, out: BinaryIO, progress: Progress = _no_progress) -> None:
-        """Stream a blob into ``out`` (a file opened ``w+b``/``r+b``), resuming and verifying.
+    def fetch_blob(self, desc: Descriptor, out: BinaryIO | _Sink, progress: Progress = _no_progress) -> None:
+        """Stream a blob into ``out``, resuming after broken connections and verifying the digest.
 
-        Bytes already in ``out`` (an earlier, interrupted attempt) are hashed and kept; the rest is
-        asked for with ``Range``. A broken connection resumes from where it stopped. On a digest or
-        size mismatch ``out`` is truncated to empty and ``DigestMismatch`` raised.
+        If ``out`` is a seekable file, bytes already in it (an earlier, interrupted attempt) are
+        hashed and kept, and on a mismatch it is truncated to empty. Any object with ``write`` works
+        otherwise (a content-store writer). The rest is asked for with ``Range``; a server that
+        ignores it has the bytes already held skipped. Raises ``DigestMismatch`` on a bad blob.
         """
         hasher = Hasher(desc.digest.algorithm)
-        out.seek(0)
-        while piece := out.read(PIECE):
-            hasher.update(piece)
-        if hasher.size > desc.size:
-            out.seek(0)
-            out.truncate()
-            hasher = Hasher(desc.digest.algorithm)
+        file: BinaryIO | None = out if bool(getattr(out, "seekable", lambda: False)()) else None  # type: ignore[assignment]
+        if file is not None:
+            file.seek(0)
+            while piece := file.read(PIECE):
+                hasher.update(piece)
+            if hasher.size > desc.size:
+                file.seek(0)
+                file.truncate()
+                hasher = Hasher(desc.digest.algorithm)
         options = self.session.options
         failures = 0
-        while hasher.size < desc.size:
-            headers = {"Range": f"bytes={hasher.size}-"} if hasher.size else {}
-            response = self.session.request("GET", f"/v2/{self.name}/blobs/{desc.digest}",
-                                            scopes=(self.pull_scope,), headers=headers, stream=True,
-                                            follow_redirects=True)
-            try:
-                if response.status_code == 200 and hasher.size:
-                    out.seek(0)  # the server ignored Range: start over
-                    out.truncate()
-                    hasher = Hasher(desc.digest.algorithm)
-                elif response.status_code == 206:
-                    start = _range_start(response.headers.get("content-range", ""))
-                    if start != hasher.size:
-                        raise RegistryError(f"blob {desc.digest} from {self.where}: server sent bytes "
-                                            f"from {start}, asked for {hasher.size}")
-                elif response.status_code != 200:
-                    response.read()
-                    raise error_from_response(response, f"blob {desc.digest} in {self.where}")
+        try:
+            while hasher.size < desc.size:
                 try:
-                    for chunk in response.iter_raw(PIECE):
-                        if hasher.size + len(chunk) > desc.size:
-                            raise DigestMismatch(desc.digest, "(more bytes than the descriptor's "
-                                                 f"{desc.size})", f"blob from {self.where}")
-                        out.write(chunk)
-                        hasher.update(chunk)
-                        progress(hasher.size)
+                    self._fetch_once(desc, out, hasher, progress)
                 except (httpx.TransportError, httpx.StreamError) as exc:
                     failures += 1
                     if failures > options.retries:
@@ -207,26 +188,57 @@ class Repository:
                                             f"after {failures} attempts: {exc}")
                     time.sleep(options.backoff * (2 ** (failures - 1)))
                     continue
-            except DigestMismatch:
-                out.seek(0)
-                out.truncate()
-                raise
-            finally:
-                response.close()
-            if hasher.size < desc.size:
-                # The server closed a clean response early: treat as a broken connection.
-                failures += 1
-                if failures > options.retries:
-                    raise RegistryError(f"blob {desc.digest} from {self.where}: short read "
-                                        f"({hasher.size} of {desc.size} bytes)")
-                continue
-            break
-        out.flush()
-        actual = hasher.digest()
-        if actual != desc.digest or hasher.size != desc.size:
-            out.seek(0)
-            out.truncate()
-            raise DigestMismatch(desc.digest, actual, f"blob from {self.where}")
+                if hasher.size < desc.size:
+                    # A clean response that ended early: count it like a broken connection.
+                    failures += 1
+                    if failures > options.retries:
+                        raise RegistryError(f"blob {desc.digest} from {self.where}: short read "
+                                            f"({hasher.size} of {desc.size} bytes)")
+            actual = hasher.digest()
+            if actual != desc.digest or hasher.size != desc.size:
+                raise DigestMismatch(desc.digest, actual, f"blob from {self.where}")
+        except DigestMismatch:
+            if file is not None:
+                file.seek(0)
+                file.truncate()
+            raise
+        if hasattr(out, "flush"):
+            out.flush()
+
+    def _fetch_once(self, desc: Descriptor, out: BinaryIO | _Sink, hasher: Hasher,
+                    progress: Progress) -> None:
+        have = hasher.size
+        headers = {"Range": f"bytes={have}-"} if have else {}
+        response = self.session.request("GET", f"/v2/{self.name}/blobs/{desc.digest}",
+                                        scopes=(self.pull_scope,), headers=headers, stream=True,
+                                        follow_redirects=True)
+        try:
+            skip = 0
+            if response.status_code == 200:
+                skip = have  # the server ignored Range: drop what we already hold
+            elif response.status_code == 206:
+                start = _range_start(response.headers.get("content-range", ""))
+                if start != have:
+                    raise RegistryError(f"blob {desc.digest} from {self.where}: server sent bytes "
+                                        f"from {start}, asked for {have}")
+            else:
+                response.read()
+                raise error_from_response(response, f"blob {desc.digest} in {self.where}")
+            for chunk in response.iter_raw(PIECE):
+                if skip:
+                    if len(chunk) <= skip:
+                        skip -= len(chunk)
+                        continue
+                    chunk = chunk[skip:]
+                    skip = 0
+                if hasher.size + len(chunk) > desc.size:
+                    raise DigestMismatch(desc.digest, f"(more than the descriptor's {desc.size} bytes)",
+                                         f"blob from {self.where}")
+                out.write(chunk)
+                hasher.update(chunk)
+                progress(hasher.size)
+        finally:
+            response.close()
 
     # -- blobs: upload ----------------------------------------------------------------------------
 
@@ -335,6 +347,10 @@ class Repository:
         reported = response.headers.get("docker-content-digest", "")
         if reported and reported != desc.digest:
             raise DigestMismatch(desc.digest, reported, f"blob uploaded to {self.where}")
+
+
+class _Sink(Protocol):
+    def write(self, data: bytes, /) -> object: ...
 
 
 class _RetryUpload(Exception):

@@ -1,0 +1,273 @@
+"""Pull an image from a registry into the local store (``docker pull``).
+
+    pull(store, registry, ref, platform=None, progress=None, unpack=True) -> PullResult
+    pull_all_tags(store, registry, ref, ...) -> list[PullResult]
+
+The manifest is read from the first source that has it (configured mirrors in order, then the
+origin); an index or manifest list is resolved to the wanted platform. Layers download in parallel
+straight into the content store (verified there, resumed with ``Range`` after a drop) and each is
+unpacked into its snapshot as soon as it is complete, its diff ID verified on the way. The image
+is recorded only after every layer is in; until then a lease keeps the new blobs from a GC, and
+a failure leaves no image and no half-written blob behind.
+
+Progress events use docker's words as ``Event.name`` (``Pulling fs layer``, ``Downloading``,
+``Download complete``, ``Extracting``, ``Pull complete``, ``Already exists``) with ``id`` = the
+first 12 hex digits of the layer's blob digest.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dockyard.archive import apply_layer_overlay
+from dockyard.archive.compression import HashingReader, open_decompressed
+from dockyard.errors import CorruptData, DigestMismatch, Interrupted, NotFound, RegistryError
+from dockyard.image import LayerBlob, chain_ids
+from dockyard.imageops import Lease, Store
+from dockyard.imageops.commit import commit_image
+from dockyard.oci import mediatypes as mt
+from dockyard.oci.config import ImageConfig
+from dockyard.oci.descriptor import Descriptor
+from dockyard.oci.digest import Digest
+from dockyard.oci.manifest import Manifest, parse_index, parse_manifest
+from dockyard.oci.platform import Platform, host
+from dockyard.oci.reference import Reference
+from dockyard.progress import Event, ProgressSink, discard
+from dockyard.registry.client import FetchedManifest, RegistryClient, Repository
+
+__all__ = ["PullResult", "pull", "pull_all_tags", "select_platform"]
+
+PIECE = 1 << 20
+
+
+@dataclass(slots=True)
+class PullResult:
+    """``reference`` as pulled (tag or digest); ``digest`` is the top-level manifest's (docker's
+    ``Digest:`` line); ``new`` is False when the image was already here under that name."""
+
+    reference: Reference
+    image_id: Digest
+    digest: Digest
+    new: bool
+    platform: Platform
+    layers: list[str] = field(default_factory=list)  # per layer: "exists" or "pulled"
+
+
+def select_platform(index_data: bytes, want: Platform, where: str) -> Descriptor:
+    """The manifest of an index that serves ``want`` (exact variant first, then any variant)."""
+    index = parse_index(index_data, where)
+    candidates = [d for d in index.manifests if d.platform is not None and want.matches(d.platform)
+                  and d.media_type not in (mt.OCI_INDEX, mt.DOCKER_MANIFEST_LIST)]
+    # Attestation manifests (BuildKit) carry platform unknown/unknown; matches() already drops them.
+    if not candidates:
+        raise NotFound(f"no matching manifest for {want} in the manifest list entries")
+    wanted = want.normalized()
+    for d in candidates:
+        assert d.platform is not None
+        if d.platform.normalized().variant == wanted.variant:
+            return d
+    return candidates[0]
+
+
+def _fetch_manifest(sources: Sequence[Repository], reference: str) -> tuple[FetchedManifest, int]:
+    """The manifest from the first source that serves it, and that source's position."""
+    last: RegistryError | None = None
+    for i, repo in enumerate(sources):
+        try:
+            return repo.get_manifest(reference), i
+        except RegistryError as exc:
+            last = exc
+            # A mirror that lacks the image or is down is skipped; the origin's error is the one shown.
+    assert last is not None
+    raise last
+
+
+def pull(store: Store, registry: RegistryClient, ref: Reference, *, platform: Platform | None = None,
+         progress: ProgressSink | None = None, unpack: bool = True, max_workers: int = 4) -> PullResult:
+    """Pull ``ref`` (tag, or digest) for ``platform`` (default: this host's) into ``store``."""
+    sink = progress or discard
+    if ref.tag is None and ref.digest is None:
+        ref = ref.tag_or_latest()
+    sources = registry.pull_sources(ref.domain, ref.path)
+    wanted = platform or host()
+    top, first = _fetch_manifest(sources, ref.digest or ref.tag or "latest")
+    sources = list(sources[first:])
+    where = f"{ref.familiar()}"
+    fetched = top
+    if top.media_type in mt.SCHEMA1:
+        raise CorruptData(f"{where}: Docker image manifest schema 1 is not supported; "
+                          "push the image again with a current client")
+    if top.media_type in mt.INDEXES:
+        child = select_platform(top.data, wanted, where)
+        fetched = _fetch_manifest(sources, child.digest)[0]
+    manifest = parse_manifest(fetched.data, f"manifest of {where}")
+    with store.lease() as lease:
+        config_data = _config(store, sources, manifest.config, lease)
+        config = ImageConfig.from_json(config_data)
+        single = top.media_type not in mt.INDEXES
+        if platform is not None and single and not platform.matches(config.platform):
+            raise NotFound(f"image with reference {where} was found but does not match the specified "
+                           f"platform: wanted {platform}, actual: {config.platform}")
+        if len(config.diff_ids) != len(manifest.layers):
+            raise CorruptData(f"{where}: manifest has {len(manifest.layers)} layers, config has "
+                              f"{len(config.diff_ids)} diff IDs")
+        image_id = Digest.from_bytes(config_data)
+        name = ref.name_only()
+        tag_name = str(ref) if ref.tag is not None and ref.digest is None else ""
+        repo_digest = f"{name}@{top.digest}"
+        existing = store.meta.get_image(image_id)
+        already = (existing is not None and (not tag_name or store.meta.get_tag(tag_name) == image_id)
+                   and store.meta.get_repo_digest(str(name), top.digest) == image_id)
+        outcomes = _layers(store, sources, manifest, config.diff_ids, lease, sink, unpack, max_workers)
+        store.content.ingest(fetched.data, expected=fetched.digest, before_publish=lease.add_blob)
+        if top is not fetched:
+            store.content.ingest(top.data, expected=top.digest, before_publish=lease.add_blob)
+        commit_image(store, config_data, names=[tag_name] if tag_name else [], repo_digests=[repo_digest],
+                     manifest_digest=fetched.digest)
+    return PullResult(ref, image_id, top.digest, not already, config.platform, outcomes)
+
+
+def pull_all_tags(store: Store, registry: RegistryClient, ref: Reference, *,
+                  platform: Platform | None = None, progress: ProgressSink | None = None,
+                  unpack: bool = True, max_workers: int = 4) -> list[PullResult]:
+    """Pull every tag of ``ref``'s repository (``docker pull --all-tags``)."""
+    if ref.tag is not None or ref.digest is not None:
+        raise CorruptData("tag can't be used with --all-tags/-a")
+    sources = registry.pull_sources(ref.domain, ref.path)
+    last: RegistryError | None = None
+    for repo in sources:
+        try:
+            tags = repo.tags()
+            break
+        except RegistryError as exc:
+            last = exc
+    else:
+        assert last is not None
+        raise last
+    return [pull(store, registry, ref.with_tag(t), platform=platform, progress=progress, unpack=unpack,
+                 max_workers=max_workers) for t in sorted(tags)]
+
+
+def _config(store: Store, sources: Sequence[Repository], desc: Descriptor, lease: Lease) -> bytes:
+    lease.add_blob(desc.digest)
+    if store.content.exists(desc.digest):
+        return store.content.read(desc.digest)
+    last: RegistryError | None = None
+    for repo in sources:
+        try:
+            data = repo.get_blob_bytes(desc)
+            break
+        except RegistryError as exc:
+            last = exc
+    else:
+        assert last is not None
+        raise last
+    store.content.ingest(data, expected=desc.digest, size=desc.size)
+    return data
+
+
+def _layers(store: Store, sources: Sequence[Repository], manifest: Manifest, diff_ids: Sequence[Digest],
+            lease: Lease, sink: ProgressSink, unpack: bool, max_workers: int) -> list[str]:
+    chains = chain_ids(diff_ids)
+    cancelled = threading.Event()
+    for desc in manifest.layers:
+        sink(Event(id=desc.digest.short, name="Pulling fs layer", status="started", total=desc.size))
+
+    def one(i: int) -> str:
+        desc, diff_id, chain = manifest.layers[i], diff_ids[i], chains[i]
+        if desc.media_type not in mt.LAYERS and desc.media_type:
+            raise CorruptData(f"layer {desc.digest}: unsupported media type {desc.media_type}")
+        lease.add_blob(desc.digest)
+        if unpack:
+            lease.add_snapshot(chain)
+        known = store.meta.layer_by_blob(desc.digest)
+        have_blob = known is not None and known.diff_id == diff_id and store.content.exists(desc.digest)
+        need_snap = unpack and not store.snapshots.exists(chain)
+        if have_blob and not need_snap:
+            sink(Event(id=desc.digest.short, name="Already exists", status="cached",
+                       current=desc.size, total=desc.size))
+            return "exists"
+        if not have_blob:
+            _download(store, sources, desc, sink, cancelled)
+        if cancelled.is_set():
+            raise Interrupted("pull interrupted")
+        sink(Event(id=desc.digest.short, name="Extracting" if unpack else "Verifying Checksum",
+                   status="running", current=0, total=desc.size))
+        size = _extract(store, desc, diff_id, chain, unpack, sink)
+        store.meta.add_layer_blob(LayerBlob(diff_id, desc.digest, desc.media_type or mt.OCI_LAYER_GZIP,
+                                            desc.size, size))
+        sink(Event(id=desc.digest.short, name="Pull complete", status="done", current=desc.size,
+                   total=desc.size))
+        return "pulled"
+
+    pool = ThreadPoolExecutor(max_workers=max(1, max_workers), thread_name_prefix="pull")
+    try:
+        futures = [pool.submit(one, i) for i in range(len(manifest.layers))]
+        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        for f in done:
+            exc = f.exception()
+            if exc is not None:
+                raise exc
+        return [f.result() for f in futures]
+    except BaseException:
+        cancelled.set()  # workers stop at their next piece; their writers remove the temp files
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _download(store: Store, sources: Sequence[Repository], desc: Descriptor, sink: ProgressSink,
+              cancelled: threading.Event) -> None:
+    def progress(done: int) -> None:
+        if cancelled.is_set():
+            raise Interrupted("pull interrupted")
+        sink(Event(id=desc.digest.short, name="Downloading", status="running", current=done, total=desc.size))
+
+    last: Exception | None = None
+    for repo in sources:
+        try:
+            with store.content.writer(desc.digest, desc.size) as w:
+                repo.fetch_blob(desc, w, progress)
+                w.commit()
+            sink(Event(id=desc.digest.short, name="Download complete", status="running",
+                       current=desc.size, total=desc.size))
+            return
+        except (RegistryError, DigestMismatch) as exc:
+            last = exc  # try the next source (a mirror may be stale or broken)
+    assert last is not None
+    raise last
+
+
+def _extract(store: Store, desc: Descriptor, diff_id: Digest, chain: Digest, unpack: bool,
+             sink: ProgressSink) -> int:
+    """Verify the layer's diff ID (unpacking it into its snapshot if asked); return its tar size."""
+    result: list[int] = []
+
+    def fill(target: Path | None) -> None:
+        with store.content.open(desc.digest) as f:
+            blob_hash = HashingReader(f)
+            raw, _ = open_decompressed(blob_hash)  # type: ignore[arg-type]
+            diff_hash = HashingReader(raw)
+            if target is not None:
+                apply_layer_overlay(diff_hash, target)
+            while diff_hash.read(PIECE):  # padding after the tar's end still counts in the diff ID
+                pass
+            while blob_hash.read(PIECE):
+                pass
+        if blob_hash.digest != desc.digest:
+            raise DigestMismatch(desc.digest, blob_hash.digest, f"layer blob {desc.digest}")
+        if diff_hash.digest != diff_id:
+            raise DigestMismatch(diff_id, diff_hash.digest, f"diff ID of layer blob {desc.digest}")
+        result.append(diff_hash.size)
+
+    if unpack:
+        store.snapshots.create(chain, fill)
+        if not result:  # another process made the snapshot first; the blob still needs its check
+            fill(None)
+    else:
+        fill(None)
+    return result[0]
