@@ -170,3 +170,50 @@ class Client:
         from dockyard.imageops.unpack import unpack
 
         return unpack(self.store, self.resolve(ref_or_id), lease=lease, progress=self.progress)
+
+    # -- archives and base images (imageops.save / load / importer / bootstrap) ----------------------
+
+    def save(self, refs: Sequence[str], out: int | str, *, fmt: str = "docker") -> int:
+        """Write images as one tar to a file descriptor or (atomically) a path; return its size."""
+        from dockyard.imageops import save as _save
+
+        items = _save.resolve_items(self.store, list(refs))
+        if isinstance(out, int):
+            return _save.save(self.store, items, out, fmt=fmt, progress=self.progress)  # type: ignore[arg-type]
+        return _save.save_to_file(self.store, items, out, fmt=fmt, progress=self.progress)  # type: ignore[arg-type]
+
+    def load(self, stream: BinaryIO, *, source: str = "archive", platform: str | None = None) -> list[Any]:
+        """Load a docker save / OCI layout tar; return ``imageops.load.LoadResult`` items."""
+        from dockyard.imageops.load import load_into
+        from dockyard.oci.platform import parse
+
+        return list(load_into(self.store, stream, source=source, progress=self.progress,
+                              platform=parse(platform) if platform else None))
+
+    def import_image(self, stream: BinaryIO, *, source: str = "-", changes: Sequence[str] = (),
+                     message: str = "", platform: str | None = None,
+                     names: Sequence[str] = ()) -> ImageRecord:
+        """Import a rootfs tarball as a one-layer image (``docker import``)."""
+        from dockyard.imageops.importer import import_image
+        from dockyard.oci.platform import parse
+
+        return import_image(self.store, stream, source=source, changes=changes, message=message,
+                            platform=parse(platform) if platform else None, names=names)
+
+    def bootstrap(self, what: str, *, names: Sequence[str] = (), variant: str = "minbase",
+                  platform: str | None = None, mirror: str | None = None) -> ImageRecord:
+        """An offline base image: ``busybox`` (Debian's busybox-static) or ``debian:SUITE`` (debootstrap)."""
+        from dockyard.errors import InvalidArgument
+        from dockyard.imageops import bootstrap as _bs
+        from dockyard.oci.platform import parse
+
+        want = parse(platform) if platform else None
+        kind, _, suite = what.partition(":")
+        if kind == "busybox" and not suite:
+            return _bs.bootstrap_busybox(self.store, names=list(names) or ["busybox:latest"], platform=want,
+                                         progress=self.progress)
+        if kind == "debian":
+            return _bs.bootstrap_debian(self.store, suite or "bookworm", names=names, variant=variant,
+                                        platform=want, mirror=mirror or _bs.DEBIAN_MIRROR,
+                                        progress=self.progress)
+        raise InvalidArgument(f"unknown base image {what!r}: use busybox or debian:SUITE (debian:bookworm)")

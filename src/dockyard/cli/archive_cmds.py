@@ -5,18 +5,20 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import click
 
 from dockyard.errors import DockyardError, InvalidArgument, NotFound
 
+if TYPE_CHECKING:
+    from dockyard.client import Client
 
-def _store(ctx: click.Context) -> object:
-    from dockyard.config import resolve_root
-    from dockyard.imageops import Store
 
-    return Store(resolve_root(getattr(ctx.obj, "root", None)))
+def _client(ctx: click.Context) -> Client:
+    from dockyard.client import Client
+
+    return Client(getattr(ctx.obj, "root", None))
 
 
 def _os_error(exc: OSError, path: str) -> DockyardError:
@@ -47,19 +49,14 @@ def _input(path: str | None) -> Iterator[tuple[BinaryIO, str]]:
 @click.pass_context
 def save_cmd(ctx: click.Context, images: tuple[str, ...], output: str | None, fmt: str) -> None:
     """Save one or more images to a tar archive (streamed to STDOUT by default)."""
-    from dockyard.imageops import Store
-    from dockyard.imageops import save as save_mod
-
-    store = _store(ctx)
-    assert isinstance(store, Store)
-    items = save_mod.resolve_items(store, list(images))
+    client = _client(ctx)
     if output is None or output == "-":
         if sys.stdout.isatty():
             raise InvalidArgument("cowardly refusing to save to a terminal. Use the -o flag or redirect")
         sys.stdout.flush()
-        save_mod.save(store, items, sys.stdout.fileno(), fmt=fmt)  # type: ignore[arg-type]
+        client.save(list(images), sys.stdout.fileno(), fmt=fmt)
         return
-    save_mod.save_to_file(store, items, output, fmt=fmt)  # type: ignore[arg-type]
+    client.save(list(images), output, fmt=fmt)
 
 
 @click.command("load")
@@ -71,17 +68,15 @@ def save_cmd(ctx: click.Context, images: tuple[str, ...], output: str | None, fm
 @click.pass_context
 def load_cmd(ctx: click.Context, input_path: str | None, quiet: bool, platform: str | None) -> None:
     """Load images from a tar archive (docker save or OCI layout, gzip'd or not) or STDIN."""
-    from dockyard.imageops import Store
-    from dockyard.imageops.load import load_into
     from dockyard.oci.platform import parse as parse_platform
 
-    want = parse_platform(platform) if platform else None
+    if platform:
+        parse_platform(platform)
     if input_path is None and sys.stdin.isatty():
         raise InvalidArgument("requested load from stdin, but stdin is empty")
-    store = _store(ctx)
-    assert isinstance(store, Store)
+    client = _client(ctx)
     with _input(input_path) as (stream, source):
-        results = load_into(store, stream, source=source, platform=want)
+        results = client.load(stream, source=source, platform=platform)
     for result in results:
         for name, old in result.replaced:
             click.echo(f"The image {name} already exists, renaming the old one with ID {old} to empty string")
@@ -105,19 +100,18 @@ def load_cmd(ctx: click.Context, input_path: str | None, quiet: bool, platform: 
 def import_cmd(ctx: click.Context, source: str, repository: str | None, changes: tuple[str, ...],
                message: str, platform: str | None) -> None:
     """Import the contents from a tarball to create a filesystem image (SOURCE: a file, or - for STDIN)."""
-    from dockyard.imageops import Store
-    from dockyard.imageops.importer import apply_changes, import_image
+    from dockyard.imageops.importer import apply_changes
     from dockyard.oci.platform import parse as parse_platform
 
-    want = parse_platform(platform) if platform else None
+    if platform:
+        parse_platform(platform)
     apply_changes({}, changes)  # bad --change lines fail before reading any input
     if source.startswith(("http://", "https://")):
         raise InvalidArgument(f"importing from a URL is not supported: download {source} and import the file")
-    store = _store(ctx)
-    assert isinstance(store, Store)
+    client = _client(ctx)
     with _input(source) as (stream, _):
-        rec = import_image(store, stream, source=source, changes=changes, message=message, platform=want,
-                           names=[repository] if repository else [])
+        rec = client.import_image(stream, source=source, changes=changes, message=message, platform=platform,
+                                  names=[repository] if repository else [])
     click.echo(str(rec.id))
 
 
@@ -132,19 +126,5 @@ def import_cmd(ctx: click.Context, source: str, repository: str | None, changes:
 def bootstrap_cmd(ctx: click.Context, what: str, tags: tuple[str, ...], variant: str, platform: str | None,
                   mirror: str | None) -> None:
     """Make an offline base image from Debian packages: busybox (busybox-static) or debian:SUITE."""
-    from dockyard.imageops import Store
-    from dockyard.imageops import bootstrap as bs
-    from dockyard.oci.platform import parse as parse_platform
-
-    want = parse_platform(platform) if platform else None
-    store = _store(ctx)
-    assert isinstance(store, Store)
-    kind, _, suite = what.partition(":")
-    if kind == "busybox" and not suite:
-        rec = bs.bootstrap_busybox(store, names=list(tags) or ["busybox:latest"], platform=want)
-    elif kind == "debian":
-        rec = bs.bootstrap_debian(store, suite or "bookworm", names=list(tags), variant=variant,
-                                  platform=want, mirror=mirror or bs.DEBIAN_MIRROR)
-    else:
-        raise InvalidArgument(f"unknown base image {what!r}: use busybox or debian:SUITE (debian:bookworm)")
+    rec = _client(ctx).bootstrap(what, names=tags, variant=variant, platform=platform, mirror=mirror)
     click.echo(str(rec.id))

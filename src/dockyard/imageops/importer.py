@@ -160,8 +160,9 @@ def store_rootfs_layer(store: Store, stream: BinaryIO, source: str,
                     layout.clean_member(entry.linkname, f"{source}: hard link {entry.name!r}")
             reader.drain()
         except CorruptData as exc:
-            msg = str(exc)
-            raise CorruptData(msg if msg.startswith(source) else f"{source}: {msg}") from None
+            if str(exc).startswith(source):
+                raise
+            raise CorruptData(f"{source}: {exc}") from None
         if w.size == 0:
             raise CorruptData(f"{source}: empty input (not a tar archive)")
         info = w.commit(protect)

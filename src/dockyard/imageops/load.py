@@ -170,7 +170,11 @@ class _Scanner:
             reader = TarReader(plain)
             for entry in reader:
                 self._entry(reader, entry, out)
+        except DigestMismatch:
+            raise  # names its place already
         except CorruptData as exc:
+            if str(exc).startswith(self.source):
+                raise
             raise CorruptData(f"{self.source}: {exc}") from None
         if not out.members and not out.links:
             raise CorruptData(f"{self.source}: empty archive (not a tar of an image?)")

@@ -23,7 +23,7 @@ from dockyard.archive.tarheader import DIRTYPE, REGTYPE, TarEntry
 from dockyard.archive.writer import TarWriter
 from dockyard.errors import CorruptData, InvalidArgument, NotFound
 from dockyard.image import LayerBlob
-from dockyard.imageops import Store, layout
+from dockyard.imageops import Store, images, layout
 from dockyard.oci import mediatypes as mt
 from dockyard.oci import reference
 from dockyard.oci.canonical import dumps
@@ -180,23 +180,11 @@ def resolve_items(store: Store, refs: list[str]) -> list[SaveItem]:
 
 
 def _resolve(store: Store, ref: str) -> list[tuple[Digest, list[str]]]:
-    hexpart = ref.removeprefix("sha256:")
-    if hexpart and all(c in "0123456789abcdef" for c in hexpart):
-        found = store.meta.find_images(hexpart)
-        if len(found) == 1:
-            return [(found[0], [])]
-        if len(found) > 1:
-            raise InvalidArgument(f"image ID prefix {hexpart!r} is ambiguous")
     try:
-        parsed = reference.parse_normalized(ref)
+        parsed: reference.Reference | None = reference.parse_normalized(ref)
     except InvalidArgument:
-        raise NotFound(f"No such image: {ref}") from None
-    if parsed.digest is not None:
-        image_id = store.meta.get_repo_digest(parsed.name, parsed.digest)
-        if image_id is None:
-            raise NotFound(f"No such image: {ref}")
-        return [(image_id, [])]
-    if parsed.tag is None:
+        parsed = None
+    if parsed is not None and parsed.tag is None and parsed.digest is None:
         # As docker: a repository named without a tag means every tagged image of it.
         out: dict[Digest, list[str]] = {}
         for name, iid in store.meta.tags():
@@ -204,11 +192,12 @@ def _resolve(store: Store, ref: str) -> list[tuple[Digest, list[str]]]:
                 out.setdefault(iid, []).append(reference.parse_normalized(name).familiar())
         if out:
             return list(out.items())
-        parsed = parsed.tag_or_latest()
-    image_id = store.meta.get_tag(str(parsed))
-    if image_id is None:
-        raise NotFound(f"No such image: {ref}")
-    return [(image_id, [parsed.familiar()])]
+    image_id = images.resolve(store, ref)
+    if parsed is not None and parsed.digest is None:
+        tagged = parsed.tag_or_latest()
+        if store.meta.get_tag(str(tagged)) == image_id:
+            return [(image_id, [tagged.familiar()])]
+    return [(image_id, [])]
 
 
 def save_to_file(store: Store, items: list[SaveItem], path: str, *, fmt: Format = "docker",
