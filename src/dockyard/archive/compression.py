@@ -143,6 +143,77 @@ class _GzipReader(io.RawIOBase):
         return len(data)
 
 
+class _ZstdReader(io.RawIOBase):
+    """Streaming multi-frame zstd decompression that notices truncation (``stream_reader`` does not).
+
+    Input goes in small pieces: one zstd byte can stand for ~32k output bytes, so this bounds the
+    memory a hostile stream can make one call allocate (2 KiB in -> at most ~64 MiB out).
+    """
+
+    _PIECE = 2048
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self._dctx = zstandard.ZstdDecompressor()
+        self._d = self._dctx.decompressobj()
+        self._in = b""
+        self._in_pos = 0
+        self._out = b""
+        self._out_pos = 0
+        self._started = False
+        self._eof = False
+
+    def readable(self) -> bool:
+        return True
+
+    def _step(self) -> bool:
+        """Decompress one more piece into ``_out``; False at a clean end of input."""
+        if self._in_pos >= len(self._in):
+            self._in = self._inner.read(1 << 20)
+            self._in_pos = 0
+            if not self._in:
+                if self._started:
+                    raise CorruptData("zstd stream truncated")
+                return False
+        piece = self._in[self._in_pos : self._in_pos + self._PIECE]
+        self._in_pos += len(piece)
+        self._started = True
+        try:
+            out = self._d.decompress(piece)
+        except zstandard.ZstdError as exc:
+            raise CorruptData(f"zstd stream corrupt: {exc}")
+        if self._d.eof:
+            rest = self._d.unused_data
+            self._d = self._dctx.decompressobj()
+            self._started = False
+            # Put back what belongs to the next frame.
+            self._in = rest + self._in[self._in_pos :]
+            self._in_pos = 0
+        self._out = out
+        self._out_pos = 0
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        if n is None or n < 0:
+            parts = []
+            while chunk := self.read(1 << 20):
+                parts.append(chunk)
+            return b"".join(parts)
+        while self._out_pos >= len(self._out):
+            if self._eof or not self._step():
+                self._eof = True
+                return b""
+        data = self._out[self._out_pos : self._out_pos + n]
+        self._out_pos += len(data)
+        return data
+
+    def readinto(self, b: Any) -> int:
+        view = memoryview(b).cast("B")
+        data = self.read(len(view))
+        view[: len(data)] = data
+        return len(data)
+
+
 class _ErrorMapping(io.RawIOBase):
     """Turns a decompressor's own exceptions into ``CorruptData``."""
 
@@ -156,7 +227,7 @@ class _ErrorMapping(io.RawIOBase):
     def read(self, n: int = -1) -> bytes:
         try:
             return bytes(self._inner.read(n))
-        except (zstandard.ZstdError, OSError, EOFError, lzma.LZMAError) as exc:
+        except (OSError, EOFError, lzma.LZMAError) as exc:
             raise CorruptData(f"{self._what} stream corrupt: {exc}")
 
     def readinto(self, b: Any) -> int:
@@ -189,8 +260,7 @@ def open_decompressed(
     elif compression == "gzip":
         reader = _GzipReader(src)
     elif compression == "zstd":
-        zst = zstandard.ZstdDecompressor().stream_reader(src, read_across_frames=True)
-        reader = _ErrorMapping(zst, "zstd")
+        reader = _ZstdReader(src)
     elif compression == "bzip2":
         reader = _ErrorMapping(bz2.BZ2File(src), "bzip2")
     elif compression == "xz":

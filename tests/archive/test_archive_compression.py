@@ -1,0 +1,118 @@
+"""Compression detection, streaming decompression, and the one-pass compressing writer."""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import hashlib
+import io
+import lzma
+import os
+from pathlib import Path
+
+import pytest
+import zstandard
+
+from dockyard.archive import (
+    CompressingWriter,
+    HashingReader,
+    apply_layer,
+    detect,
+    open_decompressed,
+    write_tree,
+)
+from dockyard.errors import CorruptData, InvalidArgument
+
+DATA = b"".join(b"line %d of a layer %s\n" % (i, os.urandom(i % 7)) for i in range(60_000))
+
+
+def sha(b: bytes) -> str:
+    return "sha256:" + hashlib.sha256(b).hexdigest()
+
+
+def test_detect_by_magic() -> None:
+    assert detect(gzip.compress(b"x")) == "gzip"
+    assert detect(zstandard.ZstdCompressor().compress(b"x")) == "zstd"
+    assert detect(bz2.compress(b"x")) == "bzip2"
+    assert detect(lzma.compress(b"x")) == "xz"
+    assert detect(b"etc/\0\0\0") == "none" and detect(b"") == "none"
+
+
+@pytest.mark.parametrize("kind", ["gzip", "gzip-multi", "zstd", "zstd-multi", "bzip2", "xz", "none"])
+def test_open_decompressed(kind: str) -> None:
+    half = len(DATA) // 2
+    blob = {
+        "gzip": lambda: gzip.compress(DATA),
+        "gzip-multi": lambda: gzip.compress(DATA[:half]) + gzip.compress(DATA[half:]) + bytes(10),
+        "zstd": lambda: zstandard.ZstdCompressor().compress(DATA),
+        "zstd-multi": lambda: zstandard.ZstdCompressor().compress(DATA[:half])
+        + zstandard.ZstdCompressor().compress(DATA[half:]),
+        "bzip2": lambda: bz2.compress(DATA),
+        "xz": lambda: lzma.compress(DATA),
+        "none": lambda: DATA,
+    }[kind]()
+    reader, found = open_decompressed(io.BytesIO(blob))
+    assert found == kind.split("-")[0]
+    out = bytearray()
+    while chunk := reader.read(65536):
+        assert len(chunk) <= 65536
+        out += chunk
+    assert bytes(out) == DATA
+
+
+@pytest.mark.parametrize("kind", ["gzip", "zstd"])
+def test_corrupt_and_truncated_streams_are_corrupt_data(kind: str) -> None:
+    good = gzip.compress(DATA) if kind == "gzip" else zstandard.ZstdCompressor().compress(DATA)
+    bad = bytearray(good)
+    bad[len(bad) // 2 : len(bad) // 2 + 64] = os.urandom(64)
+    for blob in (bytes(bad), good[: len(good) // 2]):
+        reader, _ = open_decompressed(io.BytesIO(blob))
+        with pytest.raises(CorruptData, match=kind):
+            while reader.read(1 << 16):
+                pass
+
+
+@pytest.mark.parametrize("kind", ["gzip", "zstd", "none"])
+def test_compressing_writer_hashes_both_sides_in_one_pass(kind: str) -> None:
+    out = io.BytesIO()
+    cw = CompressingWriter(out, kind)  # type: ignore[arg-type]
+    for i in range(0, len(DATA), 100_000):
+        cw.write(DATA[i : i + 100_000])
+    d = cw.close()
+    blob = out.getvalue()
+    assert d.diff_id == sha(DATA) and d.size_uncompressed == len(DATA)
+    assert d.digest == sha(blob) and d.size == len(blob)
+    assert cw.close() is d
+    if kind == "gzip":
+        assert gzip.decompress(blob) == DATA and d.media_type.endswith("tar+gzip") and d.size < len(DATA)
+    elif kind == "zstd":
+        assert zstandard.ZstdDecompressor().decompressobj().decompress(blob) == DATA
+    else:
+        assert blob == DATA and d.digest == d.diff_id
+
+
+def test_compressing_writer_without_output_and_bad_kind() -> None:
+    cw = CompressingWriter(None, "gzip", level=2)
+    cw.write(DATA)
+    assert cw.close().diff_id == sha(DATA)
+    with pytest.raises(InvalidArgument):
+        CompressingWriter(None, "bzip2")
+
+
+def test_export_then_pull_pipeline(shm: Path) -> None:
+    src, dst = shm / "src", shm / "dst"
+    (src / "d").mkdir(parents=True)
+    for i in range(50):
+        (src / "d" / f"f{i}").write_bytes(os.urandom(i * 100))
+    blob_path = shm / "layer.tar.gz"
+    with open(blob_path, "wb") as out:
+        cw = CompressingWriter(out)
+        write_tree(src, cw)
+        digests = cw.close()
+    with open(blob_path, "rb") as fh:
+        hashing = HashingReader(fh)
+        raw, kind = open_decompressed(hashing)  # type: ignore[arg-type]
+        stats = apply_layer(raw, dst)
+    assert kind == "gzip" and stats.files == 50
+    assert hashing.digest == digests.digest and hashing.size == digests.size  # drained to EOF
+    assert sorted(os.listdir(dst / "d")) == sorted(os.listdir(src / "d"))
