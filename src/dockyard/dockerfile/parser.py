@@ -293,7 +293,7 @@ def must_parse_heredoc(word: str) -> Heredoc | None:
         return None
 
 
-_HEREDOC_LINE_LEX = ShellLex("\\", raw_quotes=True, raw_escapes=True)
+_HEREDOC_LINE_LEX = ShellLex("\\", raw_quotes=True, raw_escapes=True, skip_unset_env=True)
 
 
 def heredocs_from_line(line: str) -> list[Heredoc]:
