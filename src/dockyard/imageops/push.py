@@ -1,0 +1,217 @@
+"""Push a local image to a registry (``docker push``).
+
+    push(store, registry, ref, source=None, compression="gzip", progress=None) -> PushResult
+
+Layers go up in parallel: each is first asked for by HEAD (``Layer already exists``), then mounted
+from another repository of the same registry this store knows holds it (``Mounted from ...``),
+else uploaded (one PUT, or PATCH chunks with ``chunk_size``). A layer kept only as an uncompressed
+tar (a local build) is compressed on its first push (isal gzip, or zstd) and the compressed blob is
+remembered for the next. An image pulled earlier is pushed with its original manifest bytes when
+they still describe it, so its digest does not change; otherwise a Docker schema 2 manifest is
+written (OCI for zstd layers). The config goes last but one, the manifest last.
+
+Progress events: ``Preparing``, ``Pushing`` (bytes), ``Pushed``, ``Layer already exists``,
+``Mounted from <repo>``; ``id`` = the first 12 hex digits of the layer's blob digest.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from functools import partial
+
+from dockyard.errors import Interrupted, InvalidArgument, NotFound
+from dockyard.image import LayerBlob
+from dockyard.imageops import Lease, Store
+from dockyard.imageops.commit import layer_blob
+from dockyard.imageops.images import resolve
+from dockyard.oci import mediatypes as mt
+from dockyard.oci.config import ImageConfig
+from dockyard.oci.descriptor import Descriptor
+from dockyard.oci.digest import Digest
+from dockyard.oci.manifest import Manifest, parse_manifest
+from dockyard.oci.reference import Reference, parse_normalized
+from dockyard.progress import Event, ProgressSink, discard
+from dockyard.registry.client import RegistryClient, Repository
+
+__all__ = ["PushResult", "push"]
+
+COMPRESSIONS = ("gzip", "zstd")
+
+
+@dataclass(slots=True)
+class PushResult:
+    """``tag`` is what docker prints before ``: digest:`` (the tag, or the digest for a digest push)."""
+
+    reference: Reference
+    tag: str
+    digest: Digest
+    size: int
+    media_type: str
+    layers: dict[str, str] = field(default_factory=dict)  # blob digest -> exists/mounted/uploaded
+
+
+def push(store: Store, registry: RegistryClient, ref: Reference, *, source: str | None = None,
+         compression: str = "gzip", progress: ProgressSink | None = None, chunk_size: int = 0,
+         max_workers: int = 4) -> PushResult:
+    """Push the local image ``source`` (default: ``ref`` itself) as ``ref``."""
+    if compression not in COMPRESSIONS:
+        raise InvalidArgument(f"unsupported compression {compression!r}: use gzip or zstd")
+    sink = progress or discard
+    if ref.digest is not None:
+        raise InvalidArgument(f"cannot push a digest reference: {ref.familiar()}")
+    ref = ref.tag_or_latest()
+    try:
+        image_id = resolve(store, source or str(ref))
+    except NotFound:
+        if source:
+            raise
+        raise NotFound(f"An image does not exist locally with the tag: {ref.familiar_name()}") from None
+    record = store.meta.get_image(image_id)
+    if record is None:
+        raise NotFound(f"No such image: {source or ref.familiar()}")
+    config_data = store.content.read(image_id)
+    config = ImageConfig.from_json(config_data)
+    repo = registry.repository(ref.domain, ref.path)
+    with store.lease() as lease:
+        original = _original_manifest(store, record.manifest_digest, image_id, compression)
+        docker = compression == "gzip"
+        makers: list[Callable[[], LayerBlob]]
+        if original is not None:
+            makers = [partial(_form, store, lease, layer) for layer in original.layers]
+            config_desc = original.config
+        else:
+            # Compressing (first push of a built layer) runs in the upload workers, in parallel.
+            makers = [partial(layer_blob, store, diff_id, compression, lease=lease, docker_media_type=docker)
+                      for diff_id in config.diff_ids]
+            config_type = mt.DOCKER_CONFIG if docker else mt.OCI_CONFIG
+            config_desc = Descriptor(config_type, image_id, len(config_data))
+        mounts = _mount_candidates(store, ref, config.diff_ids)
+        forms, outcomes = _upload_layers(store, repo, config.diff_ids, makers, mounts, sink, chunk_size,
+                                          max_workers)
+        repo.upload_blob(config_desc, lambda: store.content.open(image_id))
+        if original is not None:
+            manifest_data = store.content.read(record.manifest_digest)
+            media_type = original.media_type
+        else:
+            layers = tuple(Descriptor(f.media_type, f.digest, f.size) for f in forms)
+            media_type = mt.DOCKER_MANIFEST if compression == "gzip" else mt.OCI_MANIFEST
+            manifest_data = Manifest(config_desc, layers, media_type=media_type).to_json()
+        digest = repo.put_manifest(ref.tag or "latest", manifest_data, media_type)
+        store.content.ingest(manifest_data, expected=digest, before_publish=lease.add_blob)
+        with store.meta.transaction():
+            store.meta.add_repo_digest(str(ref.name_only()), digest, image_id)
+    return PushResult(ref, ref.tag or "latest", digest, len(manifest_data), media_type, outcomes)
+
+
+def _form(store: Store, lease: Lease, desc: Descriptor) -> LayerBlob:
+    known = store.meta.layer_by_blob(desc.digest)
+    assert known is not None
+    lease.add_blob(desc.digest)
+    return LayerBlob(known.diff_id, desc.digest, desc.media_type, desc.size, known.uncompressed_size)
+
+
+def _original_manifest(store: Store, manifest_digest: str, image_id: Digest,
+                       compression: str) -> Manifest | None:
+    """The manifest the image was pulled or pushed with, if it still fits (same config, blobs here)."""
+    if not manifest_digest or not store.content.exists(manifest_digest):
+        return None
+    try:
+        manifest = parse_manifest(store.content.read(manifest_digest))
+    except Exception:  # an unreadable old manifest only means we write a new one
+        return None
+    if manifest.config.digest != image_id:
+        return None
+    for layer in manifest.layers:
+        if mt.layer_compression(layer.media_type) != compression or not store.content.exists(layer.digest):
+            return None
+        if store.meta.layer_by_blob(layer.digest) is None:
+            return None
+    return manifest
+
+
+def _mount_candidates(store: Store, ref: Reference, diff_ids: Sequence[str]) -> dict[str, list[str]]:
+    """For each diff ID: other repositories on the same registry that hold an image with it."""
+    wanted = set(diff_ids)
+    out: dict[str, list[str]] = {}
+    for name, _digest, image_id in store.meta.repo_digests():
+        try:
+            other = parse_normalized(name)
+        except InvalidArgument:
+            continue
+        if other.domain != ref.domain or other.path == ref.path:
+            continue
+        record = store.meta.get_image(image_id)
+        if record is None:
+            continue
+        for diff_id in wanted.intersection(record.diff_ids):
+            repos = out.setdefault(diff_id, [])
+            if other.path not in repos and len(repos) < 3:
+                repos.append(other.path)
+    return out
+
+
+def _upload_layers(store: Store, repo: Repository, diff_ids: Sequence[str],
+                   makers: Sequence[Callable[[], LayerBlob]],
+                   mounts: dict[str, list[str]], sink: ProgressSink, chunk_size: int,
+                   max_workers: int) -> tuple[list[LayerBlob], dict[str, str]]:
+    cancelled = threading.Event()
+    uploading: dict[str, threading.Event] = {}
+    lock = threading.Lock()
+
+    for diff_id in diff_ids:
+        sink(Event(id=Digest(diff_id).short, name="Preparing", status="started"))
+
+    def one(make: Callable[[], LayerBlob]) -> tuple[LayerBlob, str]:
+        form = make()
+        with lock:  # the same layer twice in one image goes up once
+            first = form.digest not in uploading
+            done_event = uploading.setdefault(form.digest, threading.Event())
+        if not first:
+            done_event.wait()
+            return form, "exists"
+        try:
+            return form, _push_one(form)
+        finally:
+            done_event.set()
+
+    def _push_one(form: LayerBlob) -> str:
+        eid = form.diff_id.short  # docker names pushed layers by diff ID (pulled ones by blob digest)
+
+        def progress(done: int) -> None:
+            if cancelled.is_set():
+                raise Interrupted("push interrupted")
+            sink(Event(id=eid, name="Pushing", status="running", current=done, total=form.size))
+
+        desc = Descriptor(form.media_type, form.digest, form.size)
+        sources = mounts.get(str(form.diff_id), [])
+        outcome = repo.upload_blob(desc, lambda: store.content.open(form.digest), mount_from=sources,
+                                   chunk_size=chunk_size, progress=progress)
+        if outcome == "exists":
+            sink(Event(id=eid, name="Layer already exists", status="cached",
+                       current=form.size, total=form.size))
+        elif outcome == "mounted":
+            sink(Event(id=eid, name=f"Mounted from {sources[0] if sources else repo.name}",
+                       status="done", current=form.size, total=form.size))
+        else:
+            sink(Event(id=eid, name="Pushed", status="done", current=form.size,
+                       total=form.size))
+        return outcome
+
+    pool = ThreadPoolExecutor(max_workers=max(1, max_workers), thread_name_prefix="push")
+    try:
+        futures = [pool.submit(one, m) for m in makers]
+        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        for f in done:
+            exc = f.exception()
+            if exc is not None:
+                raise exc
+        results = [f.result() for f in futures]
+        return [r[0] for r in results], {str(f.digest): o for f, o in reversed(results)}
+    except BaseException:
+        cancelled.set()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
