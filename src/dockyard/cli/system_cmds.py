@@ -104,6 +104,8 @@ def check_cmd(ctx: click.Context, repair: bool) -> None:
     report = make_client(ctx).check(repair=repair)
     for problem in report.problems:
         click.echo(f"problem: {problem}")
+    for note in report.notes:
+        click.echo(f"note: {note}")
     for fixed in report.repaired:
         click.echo(f"repaired: {fixed}")
     state = "ok" if report.ok else (f"{len(report.problems)} problem(s)" + (" repaired" if repair else ""))

@@ -24,10 +24,11 @@ __all__ = ["CheckReport", "check"]
 
 @dataclass(slots=True)
 class CheckReport:
-    """Problems found (one line each), what was repaired, and how much was checked."""
+    """Problems found (one line each), what was repaired, notes, and how much was checked."""
 
     problems: list[str] = field(default_factory=list)
     repaired: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # harmless leftovers GC will remove
     blobs_checked: int = 0
     images_checked: int = 0
 
@@ -108,9 +109,10 @@ def check(store: Store, repair: bool = False) -> CheckReport:
         if repair:
             store.snapshots.remove(f"{path.parent.name}:{path.name}")
             report.repaired.append(f"removed {path}")
+    # A process killed mid-write leaves a private temp file: garbage, not damage.
     for path in content.ingest_files():
         if not process_alive(pid_of(path.name)):
-            report.problems.append(f"leftover ingest file {path.name} (its writer is gone)")
+            report.notes.append(f"leftover ingest file {path.name} (its writer is gone; GC removes it)")
     if repair:
         for image_id in broken_images:
             meta.delete_image(image_id)

@@ -1,0 +1,156 @@
+"""The content store: ingest verifies while writing, commits atomically, survives races and SIGKILL."""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from dockyard.content import ContentStore
+from dockyard.errors import CorruptData, DigestMismatch, InvalidArgument, NotFound
+from dockyard.imageops import Store
+from dockyard.imageops.check import check
+from dockyard.imageops.gc import collect
+from dockyard.oci.digest import Digest
+from tests.content.storekit import root
+
+__all__ = ["root"]
+
+
+def sha(data: bytes) -> Digest:
+    return Digest("sha256:" + hashlib.sha256(data).hexdigest())
+
+
+def test_ingest_read_info_walk_delete(root: Path) -> None:
+    store = ContentStore(root / "content", fsync=False)
+    assert not root.exists()  # nothing is created until the first write
+    assert list(store.walk()) == []
+    info = store.ingest(b"hello")
+    assert info.digest == sha(b"hello") and info.size == 5
+    assert store.exists(info.digest)
+    assert store.read(info.digest) == b"hello"
+    assert store.info(info.digest).size == 5
+    with store.open(info.digest) as f:
+        assert f.read() == b"hello"
+    assert [b.digest for b in store.walk()] == [info.digest]
+    assert store.delete(info.digest) is True
+    assert store.delete(info.digest) is False
+    with pytest.raises(NotFound, match="not found in the content store"):
+        store.info(info.digest)
+    with pytest.raises(NotFound):
+        store.open(info.digest)
+
+
+def test_ingest_chunks_and_file(root: Path, tmp_path: Path) -> None:
+    store = ContentStore(root / "content", fsync=True)
+    data = os.urandom(3 << 20)
+    assert store.ingest([data[:100], data[100:]]).digest == sha(data)
+    src = tmp_path / "blob"
+    src.write_bytes(data)
+    with open(src, "rb") as f:
+        assert store.ingest(f, expected=sha(data), size=len(data)).size == len(data)
+
+
+def test_wrong_digest_or_size_leaves_nothing(root: Path) -> None:
+    store = ContentStore(root / "content", fsync=False)
+    with pytest.raises(DigestMismatch, match="expected sha256:"):
+        store.ingest(b"bad", expected=sha(b"good"))
+    with pytest.raises(CorruptData, match="size mismatch"):
+        store.ingest(b"good", expected=sha(b"good"), size=5)
+    with pytest.raises(CorruptData, match="more data"):
+        store.ingest(b"good!", size=4)
+    assert list(store.walk()) == []
+    assert store.ingest_files() == []
+
+
+def test_writer_is_invisible_until_commit_and_aborts_on_error(root: Path) -> None:
+    store = ContentStore(root / "content", fsync=False)
+    digest = sha(b"abcdef")
+    with store.writer(expected=digest) as w:
+        w.write(b"abc")
+        assert not store.exists(digest)
+        w.write(b"def")
+        assert not store.exists(digest)
+        seen: list[Digest] = []
+        w.commit(before_publish=seen.append)
+    assert seen == [digest] and store.exists(digest)
+    with pytest.raises(RuntimeError), store.writer() as w2:
+        w2.write(b"x")
+        raise RuntimeError("boom")
+    assert store.ingest_files() == []
+
+
+def test_known_blob_is_not_read_again(root: Path) -> None:
+    store = ContentStore(root / "content", fsync=False)
+    store.ingest(b"same")
+
+    class Exploding:
+        def read(self, n: int = -1) -> bytes:
+            raise AssertionError("source read although the blob exists")
+
+    assert store.ingest(Exploding(), expected=sha(b"same")).size == 4  # type: ignore[arg-type]
+
+
+def test_invalid_digest_is_refused(root: Path) -> None:
+    store = ContentStore(root / "content")
+    with pytest.raises(InvalidArgument):
+        store.path("sha256:../../etc/passwd")
+
+
+def _ingest_same(path: str, data: bytes, barrier: multiprocessing.synchronize.Barrier) -> None:
+    store = ContentStore(path, fsync=False)
+    barrier.wait()
+    with store.writer(expected=sha(data)) as w:
+        for i in range(0, len(data), 65536):
+            w.write(data[i:i + 65536])
+        w.commit()
+
+
+def test_concurrent_processes_ingest_the_same_blob(root: Path) -> None:
+    data = os.urandom(4 << 20)
+    ctx = multiprocessing.get_context("fork")
+    barrier = ctx.Barrier(4)
+    procs = [ctx.Process(target=_ingest_same, args=(str(root / "content"), data, barrier)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(30)
+    assert [p.exitcode for p in procs] == [0, 0, 0, 0]
+    store = ContentStore(root / "content")
+    assert store.read(sha(data)) == data
+    assert store.ingest_files() == []
+
+
+def _slow_writer(path: str) -> None:
+    store = ContentStore(path, fsync=False)
+    w = store.writer()
+    while True:
+        w.write(b"x" * 4096)
+        time.sleep(0.001)
+
+
+def test_sigkill_during_ingest_leaves_a_clean_store(root: Path) -> None:
+    ctx = multiprocessing.get_context("fork")
+    proc = ctx.Process(target=_slow_writer, args=(str(root / "content"),))
+    proc.start()
+    store = Store(root, fsync=False)
+    deadline = time.monotonic() + 10
+    while not store.content.ingest_files() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.05)
+    assert proc.pid is not None
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.join()
+    assert list(store.content.walk()) == []  # nothing half-written became visible
+    assert len(store.content.ingest_files()) == 1
+    report = check(store)
+    assert report.ok, report.problems
+    assert any("leftover ingest file" in n for n in report.notes)
+    collect(store)
+    assert store.content.ingest_files() == []
+    assert check(store).notes == []

@@ -1,0 +1,111 @@
+"""The SQLite metadata store: schema, records, leases, cache records, concurrent writers."""
+
+from __future__ import annotations
+
+import multiprocessing
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from dockyard.errors import StoreError
+from dockyard.image import ImageRecord, LayerBlob
+from dockyard.metadata import SCHEMA_VERSION, CacheRecord, MetadataStore
+from dockyard.oci.digest import Digest
+from tests.content.storekit import root
+
+__all__ = ["root"]
+
+A = Digest("sha256:" + "a" * 64)
+B = Digest("sha256:" + "b" * 64)
+C = Digest("sha256:" + "c" * 64)
+
+
+def test_schema_wal_and_version(root: Path) -> None:
+    meta = MetadataStore(root / "metadata.db")
+    assert not root.exists()
+    assert meta.images() == []
+    assert meta.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert meta.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    meta.close()
+    conn = sqlite3.connect(root / "metadata.db")
+    conn.execute("PRAGMA user_version = 99")
+    conn.close()
+    with pytest.raises(StoreError, match="schema version 99"):
+        MetadataStore(root / "metadata.db").images()
+
+
+def test_images_tags_and_repo_digests(root: Path) -> None:
+    meta = MetadataStore(root / "metadata.db")
+    meta.put_image(ImageRecord(A, created="2024-01-01T00:00:00Z", size=10, labels={"k": "v"}, diff_ids=[B]))
+    meta.put_image(ImageRecord(C, parent=str(A)))
+    got = meta.get_image(A)
+    assert got is not None and got.labels == {"k": "v"} and got.diff_ids == [B] and got.added > 0
+    assert meta.get_image(B) is None
+    assert meta.find_images("sha256:aaa") == [A]
+    assert meta.find_images("sha256:") == [A, C]
+    assert meta.find_images("sha256:%") == []  # LIKE wildcards are escaped
+    assert meta.children(A) == [C]
+    assert meta.set_tag("docker.io/library/x:latest", A) is None
+    assert meta.set_tag("docker.io/library/x:latest", C) == A
+    assert meta.get_tag("docker.io/library/x:latest") == C
+    meta.add_repo_digest("docker.io/library/x", B, C)
+    assert meta.repo_digests_for(C) == [f"docker.io/library/x@{B}"]
+    assert meta.get_repo_digest("docker.io/library/x", B) == C
+    meta.delete_image(C)
+    assert meta.tags() == [] and meta.repo_digests() == []
+
+
+def test_layers_keep_every_stored_form(root: Path) -> None:
+    meta = MetadataStore(root / "metadata.db")
+    meta.add_layer_blob(LayerBlob(A, B, "application/vnd.oci.image.layer.v1.tar+gzip", 5, 100))
+    meta.add_layer_blob(LayerBlob(A, A, "application/vnd.oci.image.layer.v1.tar", 100, 100))
+    forms = meta.layer_blobs(A)
+    assert [f.digest for f in forms] == [A, B]  # uncompressed first
+    assert meta.layer_by_blob(B) == forms[1]
+    assert meta.layer_sizes() == {str(A): 100}
+    meta.remove_layer_blob(A, B)
+    assert [f.digest for f in meta.layer_blobs(A)] == [A]
+
+
+def test_leases_expire_and_cache_records(root: Path) -> None:
+    meta = MetadataStore(root / "metadata.db")
+    meta.create_lease("l1", ttl=100)
+    meta.add_lease_resource("l1", "blob", str(A))
+    meta.create_lease("l2", ttl=-1)
+    meta.add_lease_resource("l2", "blob", str(B))
+    assert meta.lease_resources() == {("blob", str(A))}
+    assert meta.expire_leases() == 1
+    meta.delete_lease("l1")
+    assert meta.lease_resources() == set()
+    meta.put_cache(CacheRecord("key1", "snapshot", str(C), size=7))
+    rec = meta.get_cache("key1")
+    assert rec is not None and rec.ref == str(C) and rec.size == 7
+    meta.delete_cache("key1")
+    assert meta.cache_records() == []
+
+
+def test_transaction_rolls_back(root: Path) -> None:
+    meta = MetadataStore(root / "metadata.db")
+    with pytest.raises(RuntimeError), meta.transaction():
+        meta.set_tag("docker.io/library/x:latest", A)
+        raise RuntimeError
+    assert meta.tags() == []
+
+
+def _tag_many(path: str, prefix: str) -> None:
+    meta = MetadataStore(path)
+    for i in range(150):
+        meta.set_tag(f"docker.io/library/{prefix}:{i}", str(A))
+
+
+def test_two_processes_write_at_once(root: Path) -> None:
+    MetadataStore(root / "metadata.db").images()  # create the schema first
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_tag_many, args=(str(root / "metadata.db"), p)) for p in ("p", "q")]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    assert [p.exitcode for p in procs] == [0, 0]
+    assert len(MetadataStore(root / "metadata.db").tags()) == 300
