@@ -217,3 +217,57 @@ class Client:
                                         platform=want, mirror=mirror or _bs.DEBIAN_MIRROR,
                                         progress=self.progress)
         raise InvalidArgument(f"unknown base image {what!r}: use busybox or debian:SUITE (debian:bookworm)")
+
+    # -- registries (imageops.pull / push; registry.client; Docker's config.json for logins) ----------
+
+    def registry_client(self, config_path: str | None = None) -> Any:
+        """A ``registry.client.RegistryClient`` with this machine's mirrors, insecure registries and
+        docker logins (``$DOCKER_CONFIG/config.json``); the caller closes it."""
+        from dockyard.config import registry_options
+        from dockyard.registry.auth.dockerconfig import DockerConfig
+        from dockyard.registry.client import RegistryClient
+
+        return RegistryClient(registry_options(config_path), credentials=DockerConfig.load().provider())
+
+    def pull(self, ref: str, *, platform: str | None = None, all_tags: bool = False,
+             unpack: bool = True) -> Any:
+        """Pull ``ref`` (``docker pull``); returns an ``imageops.pull.PullResult`` (a list with
+        ``all_tags``). Progress goes to this client's sink."""
+        from dockyard.imageops.pull import pull, pull_all_tags
+        from dockyard.oci.platform import parse
+        from dockyard.oci.reference import parse_normalized
+
+        parsed = parse_normalized(ref)
+        want = parse(platform) if platform else None
+        with self.registry_client() as registry:
+            if all_tags:
+                return pull_all_tags(self.store, registry, parsed, platform=want, progress=self.progress,
+                                     unpack=unpack)
+            return pull(self.store, registry, parsed, platform=want, progress=self.progress, unpack=unpack)
+
+    def push(self, ref: str, *, source: str | None = None, compression: str = "gzip",
+             chunk_size: int = 0) -> Any:
+        """Push the local image ``ref`` (or ``source`` as ``ref``); returns ``imageops.push.PushResult``."""
+        from dockyard.imageops.push import push
+        from dockyard.oci.reference import parse_normalized
+
+        with self.registry_client() as registry:
+            return push(self.store, registry, parse_normalized(ref), source=source, compression=compression,
+                        progress=self.progress, chunk_size=chunk_size)
+
+    def login(self, registry: str, username: str, password: str) -> None:
+        """Check credentials against ``registry`` and save them in Docker's config.json (or its helper)."""
+        from dockyard.registry.auth import Credentials
+        from dockyard.registry.auth.dockerconfig import DockerConfig
+        from dockyard.registry.client import RegistryClient
+
+        creds = Credentials(username, password)
+        with RegistryClient(self.registry_client().options, credentials=lambda _: creds) as client:
+            stored = client.session(registry).login()
+        DockerConfig.load().store(registry, stored or creds)
+
+    def logout(self, registry: str) -> bool:
+        """Forget the login for ``registry``; False if there was none."""
+        from dockyard.registry.auth.dockerconfig import DockerConfig
+
+        return bool(DockerConfig.load().erase(registry))

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from dockyard.registry.client import RegistryOptions
 
 SYSTEM_ROOT = Path("/var/lib/dockyard")
 
@@ -26,3 +30,81 @@ def resolve_root(root: str | os.PathLike[str] | None = None) -> Path:
         env = os.environ.get("DOCKYARD_ROOT", "")
         root = env or default_root()
     return Path(root).expanduser().absolute()
+
+
+# -- registry settings: mirrors and insecure registries (read by Client for pull and push) -----------
+
+DAEMON_JSON = Path("/etc/docker/daemon.json")
+
+
+def config_file() -> Path | None:
+    """dockyard's config file: ``$DOCKYARD_CONFIG``, else ``$XDG_CONFIG_HOME/dockyard/config.toml``
+    (``~/.config/...``), else ``/etc/dockyard/config.toml``; None if none exists."""
+    env = os.environ.get("DOCKYARD_CONFIG", "")
+    if env:
+        return Path(env)
+    config_home = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    for candidate in (Path(config_home) / "dockyard" / "config.toml", Path("/etc/dockyard/config.toml")):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def registry_options(config_path: str | os.PathLike[str] | None = None,
+                     daemon_json: str | os.PathLike[str] | None = None) -> RegistryOptions:
+    """Mirrors and insecure registries from the config file and Docker's ``daemon.json``.
+
+    TOML keys: ``registry-mirrors`` (Docker Hub mirrors, as in daemon.json), ``insecure-registries``,
+    and a ``[mirrors]`` table mapping any registry name to its mirror URLs. ``daemon_json`` defaults
+    to ``$DOCKYARD_DAEMON_JSON`` or ``/etc/docker/daemon.json`` (an empty value skips it).
+    """
+    import json
+    import tomllib
+
+    from dockyard.errors import InvalidArgument
+    from dockyard.registry.client import RegistryOptions, canonical_host
+
+    mirrors: dict[str, list[str]] = {}
+    insecure: list[str] = []
+
+    def merge(doc: dict[str, object], where: str) -> None:
+        def strings(key: str, value: object) -> list[str]:
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise InvalidArgument(f"{where}: {key} must be a list of strings")
+            return [str(v) for v in value]
+
+        if "registry-mirrors" in doc:
+            for url in strings("registry-mirrors", doc["registry-mirrors"]):
+                mirrors.setdefault("docker.io", []).append(url.rstrip("/"))
+        if "insecure-registries" in doc:
+            insecure.extend(strings("insecure-registries", doc["insecure-registries"]))
+        table = doc.get("mirrors", {})
+        if not isinstance(table, dict):
+            raise InvalidArgument(f"{where}: mirrors must be a table of registry = [urls]")
+        for registry, urls in table.items():
+            mirrors.setdefault(canonical_host(str(registry)), []).extend(
+                u.rstrip("/") for u in strings(f"mirrors.{registry}", urls))
+
+    path = Path(config_path) if config_path is not None else config_file()
+    if path is not None:
+        try:
+            merge(tomllib.loads(path.read_text()), str(path))
+        except FileNotFoundError:
+            if config_path is not None or os.environ.get("DOCKYARD_CONFIG"):
+                raise InvalidArgument(f"config file {path} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise InvalidArgument(f"{path}: invalid TOML: {exc}") from None
+    if daemon_json is None:
+        daemon_json = os.environ.get("DOCKYARD_DAEMON_JSON", str(DAEMON_JSON))
+    if str(daemon_json):
+        try:
+            doc = json.loads(Path(daemon_json).read_text())
+        except FileNotFoundError:
+            doc = {}
+        except (OSError, ValueError) as exc:
+            raise InvalidArgument(f"{daemon_json}: cannot read: {exc}") from None
+        if isinstance(doc, dict):
+            merge({k: v for k, v in doc.items() if k in ("registry-mirrors", "insecure-registries")},
+                  str(daemon_json))
+    return RegistryOptions(mirrors={k: tuple(dict.fromkeys(v)) for k, v in mirrors.items()},
+                           insecure=tuple(dict.fromkeys(insecure)))
