@@ -27,15 +27,13 @@ docker's: ``template parsing error: template: :1:2: executing "" at <.Foo>: ...`
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as _dt
-import html as _html
 import json as _json
 import math
 import re
+import sys
 import time as _time
 import unicodedata
-import urllib.parse
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, NoReturn
 
@@ -89,6 +87,17 @@ class Context(dict[str, Any]):
     @property
     def go_type(self) -> str:
         return f"*formatter.{self.type_name}"
+
+
+def _is_dataclass(v: Any) -> bool:
+    # Not dataclasses.is_dataclass: importing dataclasses costs 30 ms of start-up.
+    return hasattr(type(v), "__dataclass_fields__") and not isinstance(v, type)
+
+
+def _dc_fields(v: Any) -> tuple[Any, ...]:
+    # A dataclass instance exists, so its module is already imported.
+    fields: Callable[[Any], tuple[Any, ...]] = sys.modules["dataclasses"].fields
+    return fields(v)
 
 
 def _go_type(v: Any) -> str:
@@ -171,8 +180,8 @@ def go_str(v: Any, *, top: bool = True) -> str:
                                  for k in _sorted_keys(v)) + "]"
     if isinstance(v, list | tuple):
         return "[" + " ".join(go_str(x, top=False) for x in v) + "]"
-    if dataclasses.is_dataclass(v) and not isinstance(v, type):
-        return "{" + " ".join(go_str(getattr(v, f.name), top=False) for f in dataclasses.fields(v)) + "}"
+    if _is_dataclass(v):
+        return "{" + " ".join(go_str(getattr(v, f.name), top=False) for f in _dc_fields(v)) + "}"
     return str(v)
 
 
@@ -201,8 +210,8 @@ def _jsonable(v: Any, *, sort: bool) -> Any:
         return {str(k): _jsonable(v[k], sort=sort) for k in keys}
     if isinstance(v, list | tuple):
         return [_jsonable(x, sort=sort) for x in v]
-    if dataclasses.is_dataclass(v) and not isinstance(v, type):
-        return {f.name: _jsonable(getattr(v, f.name), sort=sort) for f in dataclasses.fields(v)}
+    if _is_dataclass(v):
+        return {f.name: _jsonable(getattr(v, f.name), sort=sort) for f in _dc_fields(v)}
     return str(v)
 
 
@@ -221,7 +230,7 @@ def _truth(v: Any) -> bool:
     """Go's template truth: zero values and empty collections are false, structs always true."""
     if v is None or v is NO_VALUE:
         return False
-    if isinstance(v, Context) or (dataclasses.is_dataclass(v) and not isinstance(v, type)):
+    if isinstance(v, Context) or (_is_dataclass(v)):
         return True
     if isinstance(v, str | bytes | bool | int | float | Mapping | list | tuple):
         return bool(v)
@@ -501,6 +510,9 @@ class _Text(_Node):
     def __init__(self, text: str) -> None:
         self.text = text
 
+    def __str__(self) -> str:
+        return self.text
+
 
 class _Field(_Node):
     def __init__(self, names: list[str], pos: int) -> None:
@@ -587,6 +599,9 @@ class _Action(_Node):
         self.pipe = pipe
         self.pos = pos
 
+    def __str__(self) -> str:
+        return f"{{{{{self.pipe}}}}}"
+
 
 class _Branch(_Node):
     def __init__(self, kind: str, pipe: _Pipe, body: list[_Node], else_body: list[_Node] | None,
@@ -597,15 +612,26 @@ class _Branch(_Node):
         self.else_body = else_body
         self.pos = pos
 
+    def __str__(self) -> str:
+        body = "".join(str(n) for n in self.body)
+        tail = "" if self.else_body is None else "{{else}}" + "".join(str(n) for n in self.else_body)
+        return f"{{{{{self.kind} {self.pipe}}}}}{body}{tail}{{{{end}}}}"
+
 
 class _Break(_Node):
     def __init__(self, pos: int) -> None:
         self.pos = pos
 
+    def __str__(self) -> str:
+        return "{{break}}"
+
 
 class _Continue(_Node):
     def __init__(self, pos: int) -> None:
         self.pos = pos
+
+    def __str__(self) -> str:
+        return "{{continue}}"
 
 
 # Functions known at parse time (Go checks names when parsing).
@@ -719,16 +745,19 @@ class _Parser:
                 self.next_nonspace()
                 del self.vars[mark:]
                 else_body = [self.branch(nxt.val, nxt.pos)]
-                return _Branch(kind, pipe, body, else_body, pos)
+                return _Branch(kind, pipe, body, else_body, pipe.pos)
             self.expect_right("else")
             del self.vars[mark:]
             else_body, stop2 = self.list_until()
             if stop2 != "end":
                 self.fail("expected end; found {{else}}", pos)
         del self.vars[mark:]
-        return _Branch(kind, pipe, body, else_body, pos)
+        return _Branch(kind, pipe, body, else_body, pipe.pos)
 
     def pipeline(self, context: str, pos: int, *, end: str = "right") -> _Pipe:
+        start = self.peek_nonspace()
+        if start.kind not in ("right", "rparen", "eof"):
+            pos = start.pos
         decl: list[str] = []
         is_assign = False
         # Variable declarations: $x := ..., $x = ..., $i, $e := ...
@@ -802,18 +831,20 @@ class _Parser:
     def operand(self) -> _Node:
         t = self.next()
         node: _Node
+        # Like Go, a chain of fields is positioned at its second element (where the chain starts).
+        chain_pos = self.peek().pos if self.peek().kind == "field" else t.pos
         if t.kind == "field":
             names = [t.val[1:]]
             while self.peek().kind == "field":
                 names.append(self.next().val[1:])
-            return _Field(names, t.pos)
+            return _Field(names, chain_pos)
         if t.kind == "variable":
             if t.val not in self.vars:
                 self.fail(f"undefined variable \"{t.val}\"", t.pos)
             fields: list[str] = []
             while self.peek().kind == "field":
                 fields.append(self.next().val[1:])
-            return _Variable(t.val, fields, t.pos)
+            return _Variable(t.val, fields, chain_pos)
         if t.kind == "dot":
             node = _Dot(t.pos)
         elif t.kind == "ident":
@@ -833,12 +864,13 @@ class _Parser:
         else:
             self.fail(f"unexpected {self.describe(t)} in operand", t.pos)
         if self.peek().kind == "field":
+            chain_pos = self.peek().pos
             fields = []
             while self.peek().kind == "field":
                 fields.append(self.next().val[1:])
             if isinstance(node, _Literal) and node.value is None:
                 self.fail("nil is not a command", t.pos)
-            return _Chain(node, fields, t.pos)
+            return _Chain(node, fields, chain_pos)
         return node
 
 
@@ -1151,6 +1183,17 @@ def _js_escape(s: str) -> str:
     return "".join(out)
 
 
+def _html_escape(s: str) -> str:
+    return (s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&#34;")
+            .replace("'", "&#39;").replace("\0", "\ufffd"))
+
+
+def _urlquery(s: str) -> str:
+    import urllib.parse  # deferred: rarely used, and costs start-up time
+
+    return urllib.parse.quote_plus(s)
+
+
 def _fixed(fn: Callable[..., Any], nargs: int) -> Callable[..., Any]:
     fn.nargs = nargs  # type: ignore[attr-defined]
     return fn
@@ -1178,9 +1221,9 @@ _FUNCS: dict[str, Callable[..., Any]] = {
     "le": _fixed(lambda a, b: _lt(a, b) or _eq(a, b), 2),
     "gt": _fixed(lambda a, b: not (_lt(a, b) or _eq(a, b)), 2),
     "ge": _fixed(lambda a, b: not _lt(a, b), 2),
-    "html": lambda *a: _html.escape(_go_sprint(a)).replace("&#x27;", "&#39;"),
+    "html": lambda *a: _html_escape(_go_sprint(a)),
     "js": lambda *a: _js_escape(_go_sprint(a)),
-    "urlquery": lambda *a: urllib.parse.quote_plus(_go_sprint(a)),
+    "urlquery": lambda *a: _urlquery(_go_sprint(a)),
     "call": _call_fn,
     # docker's additions (github.com/docker/cli/templates)
     "json": _fixed(_go_json, 1),
@@ -1223,7 +1266,10 @@ class _Exec:
         pos = node.pos
         line_start = self.text.rfind("\n", 0, pos) + 1
         col = len(self.text[line_start:pos].encode())
-        return f"template: :{_line_of(self.text, pos)}:{col}: executing \"\" at <{node}>"
+        context = str(node)
+        if len(context) > 20:
+            context = context[:20] + "..."
+        return f"template: :{_line_of(self.text, pos)}:{col}: executing \"\" at <{context}>"
 
     def walk(self, dot: Any, nodes: list[_Node]) -> None:
         for node in nodes:
@@ -1264,7 +1310,7 @@ class _Exec:
         if val is None or val is NO_VALUE:
             items = []
         elif isinstance(val, Context):
-            self.fail(node.pipe, f"range can't iterate over {go_str(val)}")
+            self.fail(node, f"range can't iterate over {go_str(val)}")
         elif isinstance(val, Mapping):
             items = [(k, val[k]) for k in _sorted_keys(val)]
         elif isinstance(val, list | tuple):
@@ -1272,7 +1318,7 @@ class _Exec:
         elif isinstance(val, int) and not isinstance(val, bool):
             items = [(i, i) for i in range(val)]
         else:
-            self.fail(node.pipe, f"range can't iterate over {go_str(val)}")
+            self.fail(node, f"range can't iterate over {go_str(val)}")
         if not items:
             if node.else_body is not None:
                 self.walk(dot, node.else_body)
@@ -1864,7 +1910,7 @@ def parse_duration(s: str) -> float:
     """Go's time.ParseDuration (``1h30m``, ``-1.5h``, ``300ms``) in seconds; ValueError if malformed."""
     text = s
     sign = 1.0
-    if text[:1] in "+-":
+    if text and text[0] in "+-":
         sign = -1.0 if text[0] == "-" else 1.0
         text = text[1:]
     if text == "0":
