@@ -121,6 +121,7 @@ class Registry:
         # Running hashes of open uploads, so PUT need not re-read what PATCH already saw. Only a
         # cache: a session continued by another process (or after a restart) is hashed from disk.
         self._hashers: dict[str, Hasher] = {}
+        self.inflight = 0  # requests being handled; graceful shutdown waits for 0
         self._dispatch: dict[tuple[str, str], Handler] = {
             ("uploads", "POST"): self.upload_start,
             ("upload", "PATCH"): self.upload_patch,
@@ -598,6 +599,7 @@ def make_app(registry: Registry) -> web.Application:
     @web.middleware
     async def errors(request: web.Request,
                      handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+        registry.inflight += 1
         try:
             return await handler(request)
         except ApiError as exc:
@@ -616,6 +618,8 @@ def make_app(registry: Registry) -> web.Application:
         except OSError as exc:
             log.error("storage error on %s %s: %s", request.method, request.path, exc)
             return ApiError(500, "UNKNOWN", f"storage error: {exc.strerror or exc}").response()
+        finally:
+            registry.inflight -= 1
 
     async def v2(request: web.Request) -> web.StreamResponse:
         return await registry.route(request)

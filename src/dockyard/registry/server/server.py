@@ -78,10 +78,12 @@ class RegistryServer:
         self.storage: Storage = FilesystemStorage(self.config.storage)
         self.port = self.config.port
         self._runner: web.AppRunner | None = None
+        self._site: web.TCPSite | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._gc_task: asyncio.Task[None] | None = None
         self._ssl = self._ssl_context()
+        self._auth = self._authorizer()  # load htpasswd and policy now: bad files fail before binding
         self.registry: Registry | None = None
 
     # -- addresses ---------------------------------------------------------------------------------
@@ -121,7 +123,7 @@ class RegistryServer:
         if not cfg.token_policy:
             return Authorizer(htpasswd)
         policy = Policy.load(cfg.token_policy)
-        return Authorizer(htpasswd, policy, TokenIssuer(cfg.token_service), realm=f"{self.url}/token")
+        return Authorizer(htpasswd, policy, TokenIssuer(cfg.token_service))
 
     # -- lifecycle on the caller's loop -----------------------------------------------------------
 
@@ -150,11 +152,13 @@ class RegistryServer:
         except OSError as exc:
             await self._runner.cleanup()
             raise StoreError(f"cannot listen on {cfg.host}:{cfg.port}: {exc.strerror or exc}") from exc
+        self._site = site
         server = site._server
         assert isinstance(server, asyncio.base_events.Server)
         self.port = server.sockets[0].getsockname()[1]
-        # The token realm names the bound port, so the authorizer is built once the port is known.
-        self.registry.auth = self._authorizer()
+        # The token realm names the bound port, so auth is switched on once the port is known.
+        self._auth.realm = f"{self.url}/token"
+        self.registry.auth = self._auth
         if cfg.gc_interval > 0:
             self._gc_task = asyncio.get_running_loop().create_task(self._gc_loop())
         log.info("registry listening on %s (storage %s)", self.url, cfg.storage)
@@ -173,8 +177,17 @@ class RegistryServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._gc_task
             self._gc_task = None
+        if self._site is not None:
+            await self._site.stop()  # no new connections
+            self._site = None
+            # aiohttp's own shutdown stops reading request bodies at once, which would cut uploads
+            # in flight; so first wait (bounded) for the handlers still running to finish.
+            deadline = asyncio.get_running_loop().time() + self.config.shutdown_timeout
+            while self.registry is not None and self.registry.inflight > 0 and \
+                    asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.05)
         if self._runner is not None:
-            await self._runner.cleanup()  # stops accepting, lets requests in flight finish
+            await self._runner.cleanup()
             self._runner = None
 
     async def serve_forever(self) -> None:
