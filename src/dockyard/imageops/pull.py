@@ -174,8 +174,12 @@ def _layers(store: Store, sources: Sequence[Repository], manifest: Manifest, dif
             lease: Lease, sink: ProgressSink, unpack: bool, max_workers: int) -> list[str]:
     chains = chain_ids(diff_ids)
     cancelled = threading.Event()
-    for desc in manifest.layers:
-        sink(Event(id=desc.digest.short, name="Pulling fs layer", status="started", total=desc.size))
+    plan = [_needs(store, desc, diff_id, chain, unpack)
+            for desc, diff_id, chain in zip(manifest.layers, diff_ids, chains, strict=True)]
+    if any(plan):  # docker lists layers only when something is to be fetched
+        for desc, needed in zip(manifest.layers, plan, strict=True):
+            name, status = ("Pulling fs layer", "started") if needed else ("Already exists", "cached")
+            sink(Event(id=desc.digest.short, name=name, status=status, total=desc.size))
 
     def one(i: int) -> str:
         desc, diff_id, chain = manifest.layers[i], diff_ids[i], chains[i]
@@ -184,12 +188,9 @@ def _layers(store: Store, sources: Sequence[Repository], manifest: Manifest, dif
         lease.add_blob(desc.digest)
         if unpack:
             lease.add_snapshot(chain)
-        known = store.meta.layer_by_blob(desc.digest)
-        have_blob = known is not None and known.diff_id == diff_id and store.content.exists(desc.digest)
+        have_blob = _have_blob(store, desc, diff_id)
         need_snap = unpack and not store.snapshots.exists(chain)
         if have_blob and not need_snap:
-            sink(Event(id=desc.digest.short, name="Already exists", status="cached",
-                       current=desc.size, total=desc.size))
             return "exists"
         if not have_blob:
             _download(store, sources, desc, sink, cancelled)
@@ -218,6 +219,15 @@ def _layers(store: Store, sources: Sequence[Repository], manifest: Manifest, dif
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _have_blob(store: Store, desc: Descriptor, diff_id: Digest) -> bool:
+    known = store.meta.layer_by_blob(desc.digest)
+    return known is not None and known.diff_id == diff_id and store.content.exists(desc.digest)
+
+
+def _needs(store: Store, desc: Descriptor, diff_id: Digest, chain: Digest, unpack: bool) -> bool:
+    return not _have_blob(store, desc, diff_id) or (unpack and not store.snapshots.exists(chain))
 
 
 def _download(store: Store, sources: Sequence[Repository], desc: Descriptor, sink: ProgressSink,

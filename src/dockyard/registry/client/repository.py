@@ -72,6 +72,8 @@ class Repository:
         headers = {"Accept": ", ".join((*accept, mt.DOCKER_MANIFEST_V1_SIGNED))}
         response = self.session.request("GET", f"/v2/{self.name}/manifests/{reference}",
                                         scopes=(self.pull_scope,), headers=headers)
+        if response.status_code == 404:  # docker: "manifest for x:y not found: manifest unknown: ..."
+            raise error_from_response(response, f"{self._manifest_what(reference)} not found")
         if response.status_code != 200:
             raise error_from_response(response, self._manifest_what(reference))
         data = response.content

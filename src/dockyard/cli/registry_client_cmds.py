@@ -1,0 +1,263 @@
+"""``pull``, ``push``, ``login`` and ``logout``, with docker's wording and per-layer progress."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from typing import TYPE_CHECKING, TextIO
+
+import click
+
+from dockyard.errors import DockyardError, InvalidArgument
+from dockyard.progress import Event
+
+if TYPE_CHECKING:
+    from dockyard.client import Client
+
+HUB_SERVER = "https://index.docker.io/v1/"
+
+
+def _client(ctx: click.Context, progress: LayerProgress | None = None) -> Client:
+    from dockyard.client import Client
+
+    return Client(getattr(ctx.obj, "root", None), progress=progress)
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.3g}{unit}" if unit != "B" else f"{int(n)}B"
+        n /= 1000
+    return f"{n}"
+
+
+class LayerProgress:
+    """Renders layer events as docker does: a redrawn line per layer on a terminal, else one plain
+    line each time a layer's state changes (byte counts are not repeated). Thread-safe."""
+
+    def __init__(self, stream: TextIO, tty: bool, quiet: bool = False) -> None:
+        self.stream = stream
+        self.tty = tty
+        self.quiet = quiet
+        self.order: list[str] = []
+        self.lines: dict[str, str] = {}
+        self.last_status: dict[str, str] = {}
+        self.drawn = 0
+        self.last_draw = 0.0
+        self.lock = threading.Lock()
+
+    def __call__(self, event: Event) -> None:
+        if self.quiet:
+            return
+        with self.lock:
+            if event.id not in self.lines:
+                self.order.append(event.id)
+            line = f"{event.id}: {event.name}"
+            if event.name in ("Downloading", "Pushing", "Extracting") and event.total and self.tty:
+                width = 50
+                done = min(width, event.current * width // event.total)
+                bar = "=" * max(done - 1, 0) + (">" if done < width else "=") + " " * (width - done)
+                line += f" [{bar}] {_human(event.current)}/{_human(event.total)}"
+            self.lines[event.id] = line
+            changed = self.last_status.get(event.id) != event.name
+            self.last_status[event.id] = event.name
+            if not self.tty:
+                if changed:
+                    self.stream.write(f"{event.id}: {event.name}\n")
+                    self.stream.flush()
+                return
+            now = time.monotonic()
+            if changed or now - self.last_draw > 0.1:
+                self._draw()
+                self.last_draw = now
+
+    def _draw(self) -> None:
+        out = []
+        if self.drawn:
+            out.append(f"\x1b[{self.drawn}A")
+        for key in self.order:
+            out.append(f"\x1b[2K{self.lines[key]}\n")
+        self.stream.write("".join(out))
+        self.stream.flush()
+        self.drawn = len(self.order)
+
+    def finish(self) -> None:
+        with self.lock:
+            if self.tty and self.order:
+                self._draw()
+
+
+def _progress(quiet: bool) -> LayerProgress:
+    return LayerProgress(sys.stdout, sys.stdout.isatty(), quiet)
+
+
+@click.command("pull")
+@click.argument("name", metavar="NAME[:TAG|@DIGEST]")
+@click.option("-a", "--all-tags", is_flag=True, help="Download all tagged images in the repository.")
+@click.option("--platform", default=None, metavar="OS/ARCH",
+              help="Set platform if server is multi-platform capable.")
+@click.option("-q", "--quiet", is_flag=True, help="Suppress verbose output.")
+@click.option("--disable-content-trust", is_flag=True, default=True, hidden=True)
+@click.pass_context
+def pull_cmd(ctx: click.Context, name: str, all_tags: bool, platform: str | None, quiet: bool,
+             disable_content_trust: bool) -> None:
+    """Download an image from a registry."""
+    from dockyard.oci.platform import parse as parse_platform
+    from dockyard.oci.reference import parse_normalized
+
+    ref = parse_normalized(name)
+    if platform:
+        parse_platform(platform)
+    if all_tags and (ref.tag is not None or ref.digest is not None):
+        raise InvalidArgument("tag can't be used with --all-tags/-a")
+    echo = (lambda s: None) if quiet else click.echo
+    if not all_tags and ref.tag is None and ref.digest is None:
+        echo("Using default tag: latest")
+        ref = ref.tag_or_latest()
+    render = _progress(quiet)
+    with _client(ctx, render) as client:
+        if all_tags:
+            echo(f"Pulling repository {ref.familiar_name()}")
+            results = client.pull(str(ref), platform=platform, all_tags=True)
+        else:
+            echo(f"{ref.digest or ref.tag}: Pulling from {ref.path}")
+            results = [client.pull(str(ref), platform=platform)]
+    render.finish()
+    for result in results:
+        if not all_tags:
+            echo(f"Digest: {result.digest}")
+        shown = result.reference.familiar()
+        status = "Downloaded newer image for" if result.new else "Image is up to date for"
+        echo(f"Status: {status} {shown}")
+    click.echo(str(ref.name_only()) if all_tags else str(ref))
+
+
+@click.command("push")
+@click.argument("name", metavar="NAME[:TAG]")
+@click.option("-a", "--all-tags", is_flag=True, help="Push all tagged images in the repository.")
+@click.option("-q", "--quiet", is_flag=True, help="Suppress verbose output.")
+@click.option("--compression", type=click.Choice(["gzip", "zstd"]), default="gzip", show_default=True,
+              help="Compression of layers not yet compressed (kept for the next push).")
+@click.option("--chunk-size", type=int, default=0, hidden=True, help="Upload in PATCH chunks of this size.")
+@click.option("--disable-content-trust", is_flag=True, default=True, hidden=True)
+@click.pass_context
+def push_cmd(ctx: click.Context, name: str, all_tags: bool, quiet: bool, compression: str, chunk_size: int,
+             disable_content_trust: bool) -> None:
+    """Upload an image to a registry."""
+    from dockyard.oci.reference import parse_normalized
+
+    ref = parse_normalized(name)
+    if ref.digest is not None:
+        raise InvalidArgument(f"cannot push a digest reference: {name}")
+    if all_tags and ref.tag is not None:
+        raise InvalidArgument("tag can't be used with --all-tags/-a")
+    echo = (lambda s: None) if quiet else click.echo
+    render = _progress(quiet)
+    with _client(ctx, render) as client:
+        if all_tags:
+            prefix = f"{ref.name_only()}:"
+            refs = sorted(t for t, _ in client.store.meta.tags() if t.startswith(prefix))
+            if not refs:
+                raise InvalidArgument(f"An image does not exist locally with the tag: {ref.familiar_name()}")
+        else:
+            if ref.tag is None:
+                echo("Using default tag: latest")
+            refs = [str(ref.tag_or_latest())]
+        echo(f"The push refers to repository [{ref.name_only()}]")
+        for one in refs:
+            result = client.push(one, compression=compression, chunk_size=chunk_size)
+            render.finish()
+            echo(f"{result.tag}: digest: {result.digest} size: {result.size}")
+    if quiet:
+        click.echo(str(ref.name_only()) if all_tags else str(ref.tag_or_latest()))
+
+
+def _server(server: str | None) -> tuple[str, str]:
+    """(registry name to contact, name as docker shows it)."""
+    from dockyard.registry.client import canonical_host
+
+    if not server:
+        return "docker.io", HUB_SERVER
+    host = canonical_host(server)
+    return host, HUB_SERVER if host == "docker.io" else host
+
+
+@click.command("login")
+@click.argument("server", required=False, metavar="[SERVER]")
+@click.option("-u", "--username", default=None, help="Username")
+@click.option("-p", "--password", default=None, help="Password")
+@click.option("--password-stdin", is_flag=True, help="Take the password from stdin")
+@click.pass_context
+def login_cmd(ctx: click.Context, server: str | None, username: str | None, password: str | None,
+              password_stdin: bool) -> None:
+    """Log in to a registry (Docker Hub if no server is given); saved in Docker's config.json."""
+    from dockyard.registry.auth.dockerconfig import DockerConfig
+
+    if password is not None and password_stdin:
+        raise InvalidArgument("--password and --password-stdin are mutually exclusive")
+    if password_stdin:
+        if not username:
+            raise InvalidArgument("Must provide --username with --password-stdin")
+        password = sys.stdin.read().rstrip("\r\n")
+    elif password is not None:
+        click.echo("WARNING! Using --password via the CLI is insecure. Use --password-stdin.", err=True)
+    registry, shown = _server(server)
+    config = DockerConfig.load()
+    client = _client(ctx)
+    if username is None and password is None:
+        stored = config.get(registry)
+        if stored:
+            click.echo("Authenticating with existing credentials...")
+            try:
+                _verify(client, registry, stored)
+                click.echo("Login Succeeded")
+                return
+            except DockyardError:  # refused or unreachable: ask, as docker does
+                pass
+        if not sys.stdin.isatty():
+            raise InvalidArgument("Cannot perform an interactive login from a non TTY device")
+        username = click.prompt("Username", default=(stored.username if stored else None) or None)
+    if password is None:
+        if not sys.stdin.isatty():
+            raise InvalidArgument("Cannot perform an interactive login from a non TTY device")
+        password = click.prompt("Password", hide_input=True)
+    if not username:
+        raise InvalidArgument("Error: Non-null Username Required")
+    try:
+        client.login(registry, username, password)
+    except Exception as exc:
+        from dockyard.errors import AuthenticationError, RegistryError
+
+        if isinstance(exc, AuthenticationError):
+            raise AuthenticationError(f"login to {shown} failed: {exc}") from None
+        if isinstance(exc, RegistryError):
+            raise RegistryError(f"login to {shown} failed: {exc}") from None
+        raise
+    if not DockerConfig.load().helper_for(registry):
+        click.echo(f"WARNING! Your password will be stored unencrypted in {config.path}.", err=True)
+        click.echo("Configure a credential helper to remove this warning. See", err=True)
+        click.echo("https://docs.docker.com/engine/reference/commandline/login/#credentials-store", err=True)
+        click.echo("", err=True)
+    click.echo("Login Succeeded")
+
+
+def _verify(client: Client, registry: str, creds: object) -> None:
+    from dockyard.registry.auth import Credentials
+    from dockyard.registry.client import RegistryClient
+
+    assert isinstance(creds, Credentials)
+    with RegistryClient(client.registry_client().options, credentials=lambda _: creds) as rc:
+        rc.session(registry).login()
+
+
+@click.command("logout")
+@click.argument("server", required=False, metavar="[SERVER]")
+@click.pass_context
+def logout_cmd(ctx: click.Context, server: str | None) -> None:
+    """Log out from a registry (Docker Hub if no server is given)."""
+    registry, shown = _server(server)
+    if _client(ctx).logout(registry):
+        click.echo(f"Removing login credentials for {shown}")
+    else:
+        click.echo(f"Not logged in to {shown}")
