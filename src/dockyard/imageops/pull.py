@@ -178,8 +178,10 @@ def _layers(store: Store, sources: Sequence[Repository], manifest: Manifest, dif
             for desc, diff_id, chain in zip(manifest.layers, diff_ids, chains, strict=True)]
     if any(plan):  # docker lists layers only when something is to be fetched
         for desc, needed in zip(manifest.layers, plan, strict=True):
-            name, status = ("Pulling fs layer", "started") if needed else ("Already exists", "cached")
-            sink(Event(id=desc.digest.short, name=name, status=status, total=desc.size))
+            if needed:
+                sink(Event(id=desc.digest.short, name="Pulling fs layer", status="started", total=desc.size))
+            else:
+                sink(Event(id=desc.digest.short, name="Already exists", status="cached", total=desc.size))
 
     def one(i: int) -> str:
         desc, diff_id, chain = manifest.layers[i], diff_ids[i], chains[i]
