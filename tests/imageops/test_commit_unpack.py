@@ -1,0 +1,110 @@
+"""Committing layers and images, converting layer compression once, unpacking to overlay lowerdirs."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from dockyard.client import Client
+from dockyard.errors import DigestMismatch, NotFound
+from dockyard.image import chain_ids
+from dockyard.oci import mediatypes as mt
+from dockyard.oci.config import ImageConfig
+from dockyard.oci.digest import Digest
+from tests.content.storekit import client, make_image, make_tar, root
+
+__all__ = ["client", "root"]
+
+
+def sha(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def test_image_id_is_the_config_digest_and_names_are_normalised(client: Client) -> None:
+    tar = make_tar({"a": b"hello"})
+    rec = make_image(client, [tar], names=["busybox", "localhost:5000/x/y:v1"], labels={"a": "b"})
+    raw = client.store.content.read(rec.id)
+    assert rec.id == sha(raw)
+    assert rec.diff_ids == [sha(tar)] and rec.size == len(tar) and rec.labels == {"a": "b"}
+    assert client.store.meta.tags_for(rec.id) == ["docker.io/library/busybox:latest",
+                                                  "localhost:5000/x/y:v1"]
+    assert ImageConfig.from_json(raw).diff_ids == rec.diff_ids
+
+
+def test_commit_refuses_missing_layers(client: Client) -> None:
+    config = ImageConfig(diff_ids=[Digest("sha256:" + "e" * 64)])
+    with pytest.raises(NotFound, match="is not in the local store"):
+        client.commit_image(config)
+    assert client.store.meta.images() == []
+
+
+def test_commit_keeps_config_bytes_verbatim(client: Client) -> None:
+    tar = make_tar({"a": b"x"})
+    client.store_layer(tar)
+    raw = b'{"architecture":"arm64","os":"linux",  "rootfs":{"type":"layers","diff_ids":["%s"]}}' % sha(
+        tar).encode()
+    rec = client.commit_image(raw, names=["x"])
+    assert rec.id == sha(raw) and rec.architecture == "arm64"
+    assert client.store.content.read(rec.id) == raw
+
+
+def test_layer_blob_from_a_pull_computes_and_checks_the_diff_id(client: Client) -> None:
+    tar = make_tar({"f": os.urandom(1000)})
+    blob = gzip.compress(tar)
+    layer = client.store_layer_blob(blob, expected=sha(blob), size=len(blob))
+    assert layer.diff_id == sha(tar) and layer.digest == sha(blob)
+    assert layer.media_type == mt.OCI_LAYER_GZIP and layer.uncompressed_size == len(tar)
+    with pytest.raises(DigestMismatch, match="diff ID"):
+        client.store_layer_blob(gzip.compress(tar + b"\0" * 512), diff_id=sha(tar))
+    with pytest.raises(DigestMismatch):
+        client.store_layer_blob(blob, expected=sha(b"something else"))
+    # A blob already stored under its digest is not read again.
+    assert client.store_layer_blob(b"", expected=sha(blob)) == layer
+
+
+def test_compression_happens_once_and_is_remembered(client: Client) -> None:
+    tar = make_tar({"f": b"y" * 50000})
+    layer = client.store_layer(tar)
+    assert layer.digest == layer.diff_id and layer.media_type == mt.OCI_LAYER
+    gz = client.layer_blob(layer.diff_id, "gzip")
+    assert gz.digest != layer.digest and gzip.decompress(client.store.content.read(gz.digest)) == tar
+    assert client.layer_blob(layer.diff_id, "gzip") == gz  # reused, not recompressed
+    zst = client.layer_blob(layer.diff_id, "zstd")
+    assert zst.media_type == mt.OCI_LAYER_ZSTD
+    docker = client.layer_blob(layer.diff_id, "gzip", docker_media_type=True)
+    assert docker.media_type == mt.DOCKER_LAYER_GZIP and docker.digest == gz.digest
+    assert len(client.store.meta.layer_blobs(layer.diff_id)) == 3
+
+
+def test_unpack_gives_lowerdirs_top_first_with_overlay_whiteouts(client: Client) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("overlay whiteouts (char devices) need root")
+    base = make_tar({"etc/a": b"A", "etc/b": b"B"}, dirs=["etc"])
+    top = make_tar({"etc/c": b"C"}, whiteouts=["etc/a"])
+    rec = make_image(client, [base, top], names=["img"], compression="gzip")
+    lower = client.unpack("img")
+    chains = chain_ids(rec.diff_ids)
+    assert lower == [client.store.snapshots.path(chains[1]), client.store.snapshots.path(chains[0])]
+    assert (lower[1] / "etc" / "a").read_bytes() == b"A"
+    assert (lower[0] / "etc" / "c").read_bytes() == b"C"
+    wh = os.lstat(lower[0] / "etc" / "a")
+    assert stat.S_ISCHR(wh.st_mode) and wh.st_rdev == 0
+    assert client.unpack(rec.id) == lower  # reused
+    assert client.inspect("img")["GraphDriver"]["Data"]["LowerDir"] == str(lower[1])
+
+
+def test_unpack_detects_a_corrupt_blob(client: Client, root: Path) -> None:
+    tar = make_tar({"x": b"1" * 4096})
+    rec = make_image(client, [tar], names=["img"])
+    path = client.store.content.path(rec.diff_ids[0])
+    data = bytearray(path.read_bytes())
+    data[600] ^= 1
+    path.write_bytes(bytes(data))
+    with pytest.raises(DigestMismatch):
+        client.unpack("img")
+    assert not client.store.snapshots.exists(rec.diff_ids[0])

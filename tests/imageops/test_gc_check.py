@@ -1,0 +1,116 @@
+"""GC from roots (images, leases, cache records) and ``check`` with and without repair."""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from pathlib import Path
+
+from dockyard.client import Client
+from dockyard.image import chain_ids
+from dockyard.imageops import Store
+from dockyard.imageops.gc import collect
+from dockyard.metadata import CacheRecord
+from tests.content.storekit import client, make_image, make_tar, root
+
+__all__ = ["client", "root"]
+
+
+def test_gc_keeps_what_images_reach_and_removes_the_rest(client: Client) -> None:
+    store = client.store
+    kept = make_image(client, [make_tar({"a": b"1"})], names=["keep"], compression="gzip")
+    dangling = make_image(client, [make_tar({"b": b"2"})])  # untagged images are roots too
+    orphan = store.content.ingest(b"nobody points here")
+    client.unpack("keep")
+    result = collect(store)
+    assert result.blobs_removed == [orphan.digest]
+    assert store.content.exists(kept.id) and store.content.exists(dangling.id)
+    assert store.snapshots.exists(chain_ids(kept.diff_ids)[0])
+    client.remove("keep")
+    result = collect(store)
+    assert not store.content.exists(kept.id)
+    assert not store.snapshots.exists(chain_ids(kept.diff_ids)[0])
+    assert store.meta.layer_blobs(kept.diff_ids[0]) == []
+
+
+def test_leases_protect_work_in_flight_until_released_or_expired(client: Client) -> None:
+    store = client.store
+    with client.lease() as lease:
+        layer = client.store_layer(make_tar({"x": b"in flight"}), lease=lease)
+        blob = store.content.ingest(b"manifest", before_publish=lease.add_blob)
+        collect(store)
+        assert store.content.exists(layer.digest) and store.content.exists(blob.digest)
+    collect(store)
+    assert not store.content.exists(layer.digest) and not store.content.exists(blob.digest)
+    short = store.lease(ttl=0.01)
+    short.add_blob(store.content.ingest(b"expiring").digest)
+    time.sleep(0.05)
+    collect(store)
+    assert list(store.content.walk()) == []
+
+
+def test_cache_records_are_roots(client: Client) -> None:
+    store = client.store
+    blob = store.content.ingest(b"cached result")
+    store.meta.put_cache(CacheRecord("k", "blob", str(blob.digest)))
+    collect(store)
+    assert store.content.exists(blob.digest)
+    store.meta.delete_cache("k")
+    collect(store)
+    assert not store.content.exists(blob.digest)
+
+
+def test_dry_run_removes_nothing(client: Client) -> None:
+    orphan = client.store.content.ingest(b"x")
+    assert collect(client.store, dry_run=True).blobs_removed == [orphan.digest]
+    assert client.store.content.exists(orphan.digest)
+
+
+def _commit_many(root: str, prefix: str) -> None:
+    c = Client(root, fsync=False)
+    for i in range(15):
+        make_image(c, [make_tar({f"{prefix}{i}": prefix.encode() * i})], names=[f"{prefix}:{i}"])
+
+
+def _gc_loop(root: str, stop_after: float) -> None:
+    store = Store(root)
+    end = time.monotonic() + stop_after
+    while time.monotonic() < end:
+        collect(store)
+
+
+def test_gc_in_another_process_never_breaks_a_commit(root: Path) -> None:
+    Client(root).images()  # create the schema
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_commit_many, args=(str(root), p)) for p in ("p", "q")]
+    procs.append(ctx.Process(target=_gc_loop, args=(str(root), 3.0)))
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    assert [p.exitcode for p in procs] == [0, 0, 0]
+    c = Client(root)
+    assert len(c.images()) == 30
+    report = c.check()
+    assert report.ok, report.problems
+
+
+def test_check_finds_and_repairs_damage(client: Client) -> None:
+    store = client.store
+    good = make_image(client, [make_tar({"g": b"good"})], names=["good"])
+    bad = make_image(client, [make_tar({"b": b"bad"})], names=["bad"])
+    assert client.check().ok
+    # Corrupt the layer of "bad", and leave a tag pointing nowhere.
+    store.content.path(bad.diff_ids[0]).write_bytes(b"garbage")
+    store.meta.set_tag("docker.io/library/ghost:latest", "sha256:" + "f" * 64)
+    report = client.check()
+    assert not report.ok
+    text = "\n".join(report.problems)
+    assert f"blob {bad.diff_ids[0]}: content hashes to" in text
+    assert f"image {bad.id}: layer {bad.diff_ids[0]} has no stored blob" in text
+    assert "tag docker.io/library/ghost:latest: points to missing image" in text
+    assert store.content.exists(bad.diff_ids[0])  # without repair nothing changes
+    repaired = client.check(repair=True)
+    assert repaired.repaired
+    assert client.check().ok
+    assert [s.id for s in client.images()] == [good.id]
