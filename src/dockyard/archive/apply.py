@@ -53,12 +53,27 @@ class ApplyStats:
     skipped: int = 0
 
 
+class _Where:
+    """Names an entry in error messages; formatted only when an error is raised."""
+
+    __slots__ = ("entry",)
+
+    def __init__(self, entry: TarEntry) -> None:
+        self.entry = entry
+
+    def __str__(self) -> str:
+        return f"tar entry {self.entry.name!r} at offset {self.entry.offset}"
+
+
 def clean_name(name: str, offset: int = 0) -> list[str]:
     """Split an entry name into components, resolving ``.``/``..`` lexically.
 
     A rooted name (``/etc/x``) is taken relative to the root and its ``..`` stop at the root, as
     Go's ``filepath.Clean`` does; a relative name whose ``..`` climb above the root is refused.
     """
+    if name and not name.startswith((".", "/")) and not name.endswith("/") and "/." not in name \
+            and "//" not in name:
+        return name.split("/")  # the common, already clean name
     rooted = name.startswith("/")
     parts: list[str] = []
     for part in name.split("/"):
@@ -94,6 +109,8 @@ class SafeRoot:
 
     def release(self) -> None:
         """Close forgotten descriptors; call when no descriptor from ``dir_fd`` is in use."""
+        if not self._retired:
+            return
         for fd in self._retired:
             os.close(fd)
         self._retired.clear()
@@ -103,7 +120,7 @@ class SafeRoot:
         self.invalidate()
         self.release()
 
-    def dir_fd(self, comps: list[str], create: bool, what: str) -> int:
+    def dir_fd(self, comps: list[str], create: bool, what: object) -> int:
         """A descriptor of directory ``comps`` (owned by the cache: do not close it).
 
         With ``create``, missing directories are made with mode 0755 (as Docker does). ``what`` names
@@ -129,7 +146,7 @@ class SafeRoot:
             cur = nxt
         return cur
 
-    def _resolve(self, comps: list[str], create: bool, what: str) -> int:
+    def _resolve(self, comps: list[str], create: bool, what: object) -> int:
         todo = list(reversed(comps))
         stack: list[str] = []
         hops = 0
@@ -242,7 +259,7 @@ class _Applier:
         comps = clean_name(entry.name, entry.offset)
         if not comps:
             return  # the root itself ("./"): its metadata is the snapshot's business
-        what = f"tar entry {entry.name!r} at offset {entry.offset}"
+        what = _Where(entry)
         base = comps[-1]
         parent = comps[:-1]
         if base.startswith(WHITEOUT_PREFIX):
@@ -332,7 +349,7 @@ class _Applier:
         ns = entry.mtime * 1_000_000_000
         os.utime(base, ns=(ns, ns), dir_fd=pfd, follow_symlinks=False)
 
-    def _hardlink(self, pfd: int, base: str, comps: list[str], entry: TarEntry, what: str) -> None:
+    def _hardlink(self, pfd: int, base: str, comps: list[str], entry: TarEntry, what: object) -> None:
         target = clean_name(entry.linkname, entry.offset)
         if not target:
             raise UnsafePath(f"{what}: hard link to the root directory")
@@ -354,7 +371,7 @@ class _Applier:
             raise CorruptData(f"{what}: cannot hard link to {entry.linkname!r} (a directory?)")
         self.stats.hardlinks += 1
 
-    def _whiteout(self, parent: list[str], base: str, what: str) -> None:
+    def _whiteout(self, parent: list[str], base: str, what: object) -> None:
         if base == OPAQUE:
             self.stats.opaques += 1
             pfd = self.root.dir_fd(parent, True, what)

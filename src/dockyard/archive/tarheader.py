@@ -36,6 +36,7 @@ _OCTAL_MAX_7 = 0o7777777
 _OCTAL_MAX_11 = 0o77777777777
 _ZERO_BLOCK = bytes(BLOCK)
 _PAX_XATTR = "SCHILY.xattr."
+_NUL_SP = b"\0 "
 # name mode uid gid size mtime chksum typeflag linkname magic+version uname gname devmajor devminor prefix
 _HEADER = struct.Struct("100s8s8s8s12s12s8s1s100s8s32s32s8s8s155s12x")
 
@@ -233,9 +234,22 @@ def decode(block: bytes, offset: int = 0) -> TarEntry:
     """
     if len(block) != BLOCK:
         raise CorruptData(f"{_where(offset)}: truncated header ({len(block)} of {BLOCK} bytes)")
-    (name, mode, uid, gid, size_f, mtime, chk, typeflag, linkname, magic, uname_f, gname_f,
+    (name, mode_f, uid_f, gid_f, size_f, mtime_f, chk, typeflag, linkname, magic, uname_f, gname_f,
      devmajor_f, devminor_f, prefix) = _HEADER.unpack(block)
-    stored = _octal(chk, offset, "checksum")
+    try:  # the usual all-octal case in one go; odd fields take the careful path below
+        stored = int(chk.strip(_NUL_SP), 8)
+        mode = int(mode_f.strip(_NUL_SP) or b"0", 8)
+        uid = int(uid_f.strip(_NUL_SP) or b"0", 8)
+        gid = int(gid_f.strip(_NUL_SP) or b"0", 8)
+        size = int(size_f.strip(_NUL_SP) or b"0", 8)
+        mtime = int(mtime_f.strip(_NUL_SP) or b"0", 8)
+    except ValueError:
+        stored = parse_number(chk, offset, "checksum")
+        mode = parse_number(mode_f, offset, "mode")
+        uid = parse_number(uid_f, offset, "uid")
+        gid = parse_number(gid_f, offset, "gid")
+        size = parse_number(size_f, offset, "size")
+        mtime = parse_number(mtime_f, offset, "mtime")
     unsigned = sum(block) - sum(chk) + 256
     if stored != unsigned:
         # Some old writers summed signed chars.
@@ -245,17 +259,18 @@ def decode(block: bytes, offset: int = 0) -> TarEntry:
                 f"{_where(offset, _cstr(name))}: bad checksum (stored {stored}, computed {unsigned})"
             )
     name = name.partition(b"\0")[0]
+    uname = gname = ""
+    devmajor = devminor = 0
     if magic[:6] in (b"ustar\x00", b"ustar "):
-        uname = uname_f.partition(b"\0")[0].decode("utf-8", "surrogateescape")
-        gname = gname_f.partition(b"\0")[0].decode("utf-8", "surrogateescape")
+        if uname_f[0]:
+            uname = uname_f.partition(b"\0")[0].decode("utf-8", "surrogateescape")
+        if gname_f[0]:
+            gname = gname_f.partition(b"\0")[0].decode("utf-8", "surrogateescape")
         if magic[:6] == b"ustar\x00" and prefix[0]:
             name = prefix.partition(b"\0")[0] + b"/" + name
-        devmajor = _octal(devmajor_f, offset, "devmajor")
-        devminor = _octal(devminor_f, offset, "devminor")
-    else:
-        uname = gname = ""
-        devmajor = devminor = 0
-    size = _octal(size_f, offset, "size")
+        if typeflag in (CHRTYPE, BLKTYPE):
+            devmajor = _octal(devmajor_f, offset, "devmajor")
+            devminor = _octal(devminor_f, offset, "devminor")
     if size < 0:
         raise CorruptData(f"{_where(offset, name)}: negative size {size}")
     if typeflag == AREGTYPE and name.endswith(b"/"):  # old V7 directories
@@ -263,12 +278,12 @@ def decode(block: bytes, offset: int = 0) -> TarEntry:
     return TarEntry(
         name.decode("utf-8", "surrogateescape"),
         typeflag,
-        _octal(mode, offset, "mode") & 0o7777,
-        _octal(uid, offset, "uid"),
-        _octal(gid, offset, "gid"),
+        mode & 0o7777,
+        uid,
+        gid,
         size,
-        _octal(mtime, offset, "mtime"),
-        linkname.partition(b"\0")[0].decode("utf-8", "surrogateescape"),
+        mtime,
+        linkname.partition(b"\0")[0].decode("utf-8", "surrogateescape") if linkname[0] else "",
         uname,
         gname,
         devmajor,
