@@ -107,34 +107,38 @@ class LoadedImage:
 
 
 class _Tee:
-    """A readable over an entry's body chunks that writes every byte it hands out to ``sink``."""
+    """A readable over an entry's body chunks that writes every byte it hands out to ``sink``.
+
+    Chunks are views of the outer reader's immutable buffers, so they stay valid without a copy;
+    only what ``read`` returns is copied, once.
+    """
 
     def __init__(self, head: bytes, chunks: Iterator[bytes | memoryview],
-                 sink: Callable[[bytes], object]) -> None:
-        self._pending = head
+                 sink: Callable[[bytes | memoryview], object]) -> None:
+        self._view = memoryview(head)
+        self._pos = 0
         self._chunks = chunks
         self._sink = sink
         if head:
             sink(head)
 
     def read(self, n: int = -1) -> bytes:
-        if not self._pending:
+        if self._pos >= len(self._view):
             chunk = next(self._chunks, None)
             if chunk is None:
                 return b""
-            data = bytes(chunk)
-            self._sink(data)
-            self._pending = data
-        if n < 0 or n >= len(self._pending):
-            out, self._pending = self._pending, b""
-            return out
-        out, self._pending = self._pending[:n], self._pending[n:]
-        return out
+            self._view = memoryview(chunk)
+            self._pos = 0
+            self._sink(self._view)
+        start = self._pos
+        end = len(self._view) if n < 0 else min(len(self._view), start + n)
+        self._pos = end
+        return bytes(self._view[start:end])
 
     def drain(self) -> None:
-        self._pending = b""
+        self._pos = len(self._view)
         for chunk in self._chunks:
-            self._sink(bytes(chunk))
+            self._sink(chunk)
 
 
 def _looks_like_layer(head: bytes) -> str:
