@@ -124,9 +124,9 @@ def test_hundred_thousand_paths_under_a_second() -> None:
                                 "docs/*.md\n**/__pycache__\ntmp?\n[a-c]*.bak\n")
     exts = ("py", "pyc", "log", "txt")
     paths = [f"src/pkg{i % 50}/mod{i % 7}/file{i}.{exts[i % 4]}" for i in range(100_000)]
-    start = time.perf_counter()
+    start = time.process_time()  # CPU time: other jobs on this 2-core machine must not fail the test
     pm = PatternMatcher(patterns)
     excluded = sum(pm.matches(p) for p in paths)
-    elapsed = time.perf_counter() - start
+    elapsed = time.process_time() - start
     assert excluded == 25_000  # the .pyc quarter; "*.log" matches only at the context root
     assert elapsed < 1.0, f"{elapsed:.2f}s"

@@ -15,7 +15,7 @@ class FlagType(enum.Enum):
     STRINGS = "strings"
 
 
-@dataclass
+@dataclass(slots=True)
 class Flag:
     """One declared flag and, after :meth:`BFlags.parse`, its value(s)."""
 

@@ -8,11 +8,10 @@ expands at build time passed through ``fn`` (see :class:`dockyard.dockerfile.sta
 from __future__ import annotations
 
 import csv
-import dataclasses
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypedDict
+from typing import TypedDict, TypeVar
 
 from dockyard.dockerfile.flags import BFlags
 from dockyard.dockerfile.parser import Heredoc, Node, chomp_heredoc_content, must_parse_heredoc
@@ -20,9 +19,18 @@ from dockyard.dockerfile.suggest import wrap_suggestion
 from dockyard.errors import DockerfileError
 
 Expander = Callable[[str], str]
+_T = TypeVar("_T")
 
 INSTRUCTIONS = ("add", "arg", "cmd", "copy", "entrypoint", "env", "expose", "from", "healthcheck",
                 "label", "maintainer", "onbuild", "run", "shell", "stopsignal", "user", "volume", "workdir")
+
+
+def _replace(obj: _T, **changes: object) -> _T:
+    """A shallow copy with some fields changed (dataclasses.replace without re-running __init__)."""
+    new = object.__new__(type(obj))
+    new.__dict__.update(obj.__dict__)
+    new.__dict__.update(changes)
+    return new
 
 
 # ---------------------------------------------------------------------------------------------
@@ -159,7 +167,7 @@ class RunInstruction(_CommandLine):
         if not self.raw_mounts:
             return self
         mounts = [parse_mount(m, fn) for m in self.raw_mounts]
-        return dataclasses.replace(self, mounts=mounts)
+        return _replace(self, mounts=mounts)
 
 
 @dataclass
@@ -190,7 +198,7 @@ class _Sources(Instruction):
     excludes: list[str] = field(default_factory=list)
 
     def _expanded(self, fn: Expander) -> dict[str, object]:
-        contents = [dataclasses.replace(c, data=fn(c.data)) if c.expand else c for c in self.contents]
+        contents = [_replace(c, data=fn(c.data)) if c.expand else c for c in self.contents]
         return {"sources": [fn(s) for s in self.sources], "dest": fn(self.dest), "chown": fn(self.chown),
                 "chmod": fn(self.chmod), "excludes": [fn(e) for e in self.excludes], "contents": contents}
 
@@ -203,7 +211,7 @@ class CopyInstruction(_Sources):
     parents: bool = False
 
     def expand(self, fn: Expander) -> CopyInstruction:
-        return dataclasses.replace(self, **self._expanded(fn))  # type: ignore[arg-type]
+        return _replace(self, **self._expanded(fn))  # type: ignore[arg-type]
 
 
 @dataclass
@@ -215,7 +223,7 @@ class AddInstruction(_Sources):
     unpack: bool | None = None
 
     def expand(self, fn: Expander) -> AddInstruction:
-        return dataclasses.replace(self, checksum=fn(self.checksum), **self._expanded(fn))  # type: ignore[arg-type]
+        return _replace(self, checksum=fn(self.checksum), **self._expanded(fn))  # type: ignore[arg-type]
 
 
 @dataclass
@@ -225,7 +233,7 @@ class EnvInstruction(Instruction):
     env: list[KeyValuePair] = field(default_factory=list)
 
     def expand(self, fn: Expander) -> EnvInstruction:
-        return dataclasses.replace(
+        return _replace(
             self, env=[KeyValuePair(fn(p.key), fn(p.value), p.no_delim) for p in self.env])
 
 
@@ -236,7 +244,7 @@ class LabelInstruction(Instruction):
     labels: list[KeyValuePair] = field(default_factory=list)
 
     def expand(self, fn: Expander) -> LabelInstruction:
-        return dataclasses.replace(
+        return _replace(
             self, labels=[KeyValuePair(fn(p.key), fn(p.value), p.no_delim) for p in self.labels])
 
 
@@ -261,7 +269,7 @@ class UserInstruction(Instruction):
     user: str = ""
 
     def expand(self, fn: Expander) -> UserInstruction:
-        return dataclasses.replace(self, user=fn(self.user))
+        return _replace(self, user=fn(self.user))
 
 
 @dataclass
@@ -271,7 +279,7 @@ class WorkdirInstruction(Instruction):
     path: str = ""
 
     def expand(self, fn: Expander) -> WorkdirInstruction:
-        return dataclasses.replace(self, path=fn(self.path))
+        return _replace(self, path=fn(self.path))
 
 
 @dataclass
@@ -281,7 +289,7 @@ class VolumeInstruction(Instruction):
     volumes: list[str] = field(default_factory=list)
 
     def expand(self, fn: Expander) -> VolumeInstruction:
-        return dataclasses.replace(self, volumes=[fn(v) for v in self.volumes])
+        return _replace(self, volumes=[fn(v) for v in self.volumes])
 
 
 @dataclass
@@ -291,7 +299,7 @@ class StopSignalInstruction(Instruction):
     signal: str = ""
 
     def expand(self, fn: Expander) -> StopSignalInstruction:
-        return dataclasses.replace(self, signal=fn(self.signal))
+        return _replace(self, signal=fn(self.signal))
 
 
 @dataclass

@@ -48,7 +48,7 @@ class Heredoc:
                 "expand": self.expand, "chomp": self.chomp}
 
 
-@dataclass
+@dataclass(slots=True)
 class Node:
     """One syntax tree node, shaped like BuildKit's: ``value`` then a ``next`` chain of arguments.
 
@@ -356,10 +356,28 @@ def _chain(values: list[str]) -> Node | None:
     return root
 
 
+_WORD_RES: dict[str, tuple[re.Pattern[str], re.Pattern[str]]] = {}
+
+
+def _word_res(esc: str) -> tuple[re.Pattern[str], re.Pattern[str]]:
+    found = _WORD_RES.get(esc)
+    if found is None:
+        e = re.escape(esc)
+        sp = r"\t\n\v\f\r \x85\xa0"
+        word = rf"""(?:[^{sp}"'{e}]|{e}.|"(?:[^"{e}]|{e}.)*"|'[^']*')+"""
+        found = (re.compile(rf"[{sp}]*(?:{word}[{sp}]*)*", re.DOTALL), re.compile(word, re.DOTALL))
+        _WORD_RES[esc] = found
+    return found
+
+
 def parse_words(rest: str, escape_token: str = "\\") -> list[str]:
     """Split on whitespace keeping quotes and escapes (used for ENV/LABEL/ARG)."""
     if "'" not in rest and '"' not in rest and escape_token not in rest:
         return [w for w in _RE_WS_ANY.split(rest) if w]
+    whole, word = _word_res(escape_token)
+    if whole.fullmatch(rest):
+        # Well-formed quotes and escapes: a regex gives the same words as the loop below.
+        return word.findall(rest)
     words: list[str] = []
     in_spaces, in_word, in_quote = 0, 1, 2
     phase = in_spaces
@@ -527,6 +545,8 @@ def extract_builder_flags(line: str) -> tuple[str, list[str]]:
     """Split leading ``--flag[=value]`` words off an instruction's arguments (``--`` ends them)."""
     if not line.startswith("--"):
         return line, []
+    if "'" not in line and '"' not in line and "\\" not in line:
+        return _extract_plain_flags(line)
     words: list[str] = []
     in_spaces, in_word, in_quote = 0, 1, 2
     phase = in_spaces
@@ -595,6 +615,32 @@ def extract_builder_flags(line: str) -> tuple[str, list[str]]:
     return "", words
 
 
+_RE_SPACES = re.compile(r"[\t\n\v\f\r \x85\xa0]+")
+_RE_NONSPACE = re.compile(r"[^\t\n\v\f\r \x85\xa0]+")
+
+
+def _extract_plain_flags(line: str) -> tuple[str, list[str]]:
+    # extract_builder_flags for lines without quotes or backslashes: whole words at a time.
+    words: list[str] = []
+    pos = 0
+    n = len(line)
+    while True:
+        m = _RE_SPACES.match(line, pos)
+        if m is not None:
+            pos = m.end()
+        if pos >= n:
+            return "", words
+        if not line.startswith("--", pos) or pos + 2 > n:
+            return line[pos:], words
+        w = _RE_NONSPACE.match(line, pos)
+        assert w is not None
+        word = w.group()
+        pos = w.end()
+        if word == "--":
+            return line[pos:], words
+        words.append(word)
+
+
 def _split_command(line: str) -> tuple[str, list[str], str]:
     parts = _RE_WHITESPACE.split(line.strip(" \t\n\v\f\r\x85\xa0"), maxsplit=1)
     flags: list[str] = []
@@ -660,11 +706,11 @@ def parse(text: str | bytes, filename: str = "Dockerfile") -> ParseResult:
     while i < n:
         raw = lines[i]
         i += 1
-        if _too_long(_strip_newline(raw)):
+        if len(raw) > 16000 and _too_long(raw.rstrip("\r\n")):
             raise fail(f"dockerfile line greater than max allowed size of {MAX_LINE_BYTES}", current + 1)
         if current == 0:
             raw = raw.removeprefix("\ufeff")
-        stripped = _strip_newline(raw).lstrip(" \t\n\v\f\r\x85\xa0")
+        stripped = raw.rstrip("\r\n").lstrip(" \t\n\v\f\r\x85\xa0")
         is_comment = stripped.startswith("#")
         if is_comment:
             comment = stripped[1:].strip(" \t\n\v\f\r\x85\xa0")
@@ -686,8 +732,8 @@ def parse(text: str | bytes, filename: str = "Dockerfile") -> ParseResult:
         while not end_of_line and i < n:
             raw = lines[i]
             i += 1
-            cont = _strip_newline(raw)
-            if _too_long(cont):
+            cont = raw.rstrip("\r\n")
+            if len(cont) > 16000 and _too_long(cont):
                 raise fail(f"dockerfile line greater than max allowed size of {MAX_LINE_BYTES}", current + 1)
             if not d.parser.done:
                 directive(cont)

@@ -113,8 +113,19 @@ class _Words:
         self.in_word = True
 
     def add_string(self, s: str) -> None:
-        for ch in s:
-            self.add_char(ch)
+        # Same as add_char for each character, a whitespace run at a time.
+        parts = _WS_SPLIT.split(s)
+        if parts[0]:
+            self.word += parts[0]
+            self.in_word = True
+        for part in parts[1:]:
+            if self.in_word and self.word:
+                self.words.append(self.word)
+                self.word = ""
+                self.in_word = False
+            if part:
+                self.word += part
+                self.in_word = True
 
     def add_raw_string(self, s: str) -> None:
         self.word += s
@@ -132,12 +143,26 @@ class _ShellError(Exception):
     """Internal: an expansion failure, wrapped with the source word by the caller."""
 
 
+_PLAIN_RUNS: dict[tuple[str, str], re.Pattern[str]] = {}
+
+
+def _plain_run(escape: str, stop: str) -> re.Pattern[str]:
+    key = (escape, stop)
+    found = _PLAIN_RUNS.get(key)
+    if found is None:
+        found = re.compile("[^$'\"" + re.escape(escape + stop) + "]+", re.DOTALL)
+        _PLAIN_RUNS[key] = found
+    return found
+
+
 class _ShellWord:
     __slots__ = ("capture", "env", "escape", "matches", "nonmatches", "pos", "raw_escapes",
-                 "raw_quotes", "skip_process_quotes", "skip_unset", "src")
+                 "raw_quotes", "skip_process_quotes", "skip_unset", "split", "src")
 
-    def __init__(self, src: str, env: Mapping[str, str], lex: ShellLex, capture: bool) -> None:
+    def __init__(self, src: str, env: Mapping[str, str], lex: ShellLex, capture: bool,
+                 split: bool = True) -> None:
         self.src = src
+        self.split = split  # whether the top level must track split words (process_words)
         self.pos = 0
         self.env = env
         self.escape = lex.escape_token
@@ -164,11 +189,15 @@ class _ShellWord:
         if raw_escapes is not None:
             self.raw_escapes = raw_escapes
         try:
+            if stop:  # nested ${...}: only the text matters
+                return self._process_stop_on_nosplit(stop), []
             return self._process_stop_on(stop)
         finally:
             self.raw_escapes = saved
 
     def _process_stop_on(self, stop: str) -> tuple[str, list[str]]:
+        if not self.split:
+            return self._process_stop_on_nosplit(stop), []
         result: list[str] = []
         words = _Words()
         quotes = not self.skip_process_quotes
@@ -207,6 +236,45 @@ class _ShellWord:
         if stop:
             raise _ShellError(f"unexpected end of statement while looking for matching {stop}")
         return "".join(result), words.get_words()
+
+    def _process_stop_on_nosplit(self, stop: str) -> str:
+        # _process_stop_on without word tracking: what process_word and nested ${...} need.
+        result: list[str] = []
+        quotes = not self.skip_process_quotes
+        src = self.src
+        n = len(src)
+        escape = self.escape
+        plain = _plain_run(escape, stop)
+        while self.pos < n:
+            run = plain.match(src, self.pos)
+            if run is not None:  # copy ordinary characters in one go
+                result.append(run.group())
+                self.pos = run.end()
+                if self.pos >= n:
+                    break
+            ch = src[self.pos]
+            if stop and ch == stop:
+                self.pos += 1
+                return "".join(result)
+            if ch == "$":
+                result.append(self.process_dollar())
+            elif quotes and ch == "'":
+                result.append(self.process_single_quote())
+            elif quotes and ch == '"':
+                result.append(self.process_double_quote())
+            else:
+                self.pos += 1
+                if ch == escape:
+                    if self.raw_escapes:
+                        result.append(ch)
+                    if self.pos >= n:
+                        break
+                    ch = src[self.pos]
+                    self.pos += 1
+                result.append(ch)
+        if stop:
+            raise _ShellError(f"unexpected end of statement while looking for matching {stop}")
+        return "".join(result)
 
     def process_single_quote(self) -> str:
         result: list[str] = []
@@ -448,9 +516,6 @@ def _trim_suffix(pattern: str, value: str, greedy: bool) -> str:
     return _trim_prefix(reverse_pattern(pattern), value[::-1], greedy)[::-1]
 
 
-_PLAIN_CACHE: dict[str, bool] = {}
-
-
 class ShellLex:
     """BuildKit's shell lexer: expands ``$VARS``, removes quotes and escapes, splits words."""
 
@@ -462,17 +527,16 @@ class ShellLex:
         self.skip_unset_env = skip_unset_env
         self.skip_process_quotes = skip_process_quotes
         # Characters that make a word need the full lexer; words without them pass through as-is.
-        self._special = frozenset("$'\"" + escape_token)
+        self._special = re.compile("[$'\"" + re.escape(escape_token) + "]")
 
     def _plain(self, word: str) -> bool:
-        special = self._special
-        return not any(ch in special for ch in word)
+        return self._special.search(word) is None
 
     def process_word(self, word: str, env: Mapping[str, str]) -> str:
         """Expand one word: the result is a single string, quotes and escapes removed, nothing split."""
         if self._plain(word):
             return word
-        return self._process(word, env, capture=False).result
+        return self._process(word, env, capture=False, split=False).result
 
     def process_words(self, word: str, env: Mapping[str, str]) -> list[str]:
         """Expand and split into words as a shell would (unquoted expansions are split too)."""
@@ -486,8 +550,9 @@ class ShellLex:
             return ProcessWordResult(word, [w for w in _split_ws(word) if w])
         return self._process(word, env, capture=True)
 
-    def _process(self, word: str, env: Mapping[str, str], capture: bool) -> ProcessWordResult:
-        sw = _ShellWord(word, env, self, capture)
+    def _process(self, word: str, env: Mapping[str, str], capture: bool, split: bool = True
+                 ) -> ProcessWordResult:
+        sw = _ShellWord(word, env, self, capture, split)
         try:
             result, words = sw.process_stop_on("")
         except _ShellError as exc:
