@@ -387,7 +387,7 @@ def inspect_cmd(ctx: click.Context, fmt: str | None, images: tuple[str, ...]) ->
     if errors:
         for e in errors:
             click.echo(f"Error: {e}", err=True)
-        ctx.exit(1)
+        sys.exit(1)  # not ctx.exit: main() drops the code click returns in non-standalone mode
 
 
 # -- history ------------------------------------------------------------------------------------------
@@ -469,7 +469,7 @@ def rmi_cmd(ctx: click.Context, force: bool, no_prune: bool, images: tuple[str, 
             click.echo(f"Error: {exc}", err=True)
             failed = True
     if failed:
-        ctx.exit(1)
+        sys.exit(1)  # not ctx.exit: main() drops the code click returns in non-standalone mode
 
 
 def confirm(message: str, force: bool) -> bool:

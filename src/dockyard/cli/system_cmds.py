@@ -111,7 +111,7 @@ def check_cmd(ctx: click.Context, repair: bool) -> None:
     state = "ok" if report.ok else (f"{len(report.problems)} problem(s)" + (" repaired" if repair else ""))
     click.echo(f"checked {report.blobs_checked} blobs and {report.images_checked} images: {state}")
     if report.problems and not repair:
-        ctx.exit(1)
+        sys.exit(1)  # not ctx.exit: main() drops the code click returns in non-standalone mode
 
 
 @click.group("system")
