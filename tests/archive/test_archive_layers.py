@@ -194,3 +194,32 @@ def test_write_tree_of_applied_layer_is_stable(shm: Path) -> None:
     second = io.BytesIO()
     write_tree(dst, second)
     assert first.getvalue() == second.getvalue()
+
+
+def test_owner_mapping_and_not_same_owner(shm: Path) -> None:
+    def tarball() -> io.BytesIO:
+        return layer(TarEntry("f", uid=10, gid=20, mode=0o640), TarEntry("d", type=DIRTYPE, uid=10, gid=20),
+                     TarEntry("l", type=SYMTYPE, linkname="f", uid=10, gid=20))
+
+    mapped = shm / "mapped"
+    apply_layer(tarball(), mapped, owner=lambda u, g: (u + 100_000, g + 100_000), same_owner=True)
+    for n in ("f", "d", "l"):
+        st = os.lstat(mapped / n)
+        assert (st.st_uid, st.st_gid) == (100_010, 100_020), n
+    plain = shm / "plain"
+    apply_layer(tarball(), plain, same_owner=False)
+    st = os.lstat(plain / "f")
+    assert (st.st_uid, st.st_gid) == (os.geteuid(), os.getegid()) and stat.S_IMODE(st.st_mode) == 0o640
+
+
+def test_clean_name() -> None:
+    from dockyard.archive import clean_name
+    from dockyard.errors import UnsafePath
+
+    assert clean_name("a/b") == ["a", "b"]
+    assert clean_name("./a//b/./c/") == ["a", "b", "c"]
+    assert clean_name("a/../b") == ["b"]
+    assert clean_name("/../../etc/x") == ["etc", "x"]  # rooted: ".." stops at the root, like Go
+    assert clean_name(".") == [] and clean_name("./") == []
+    with pytest.raises(UnsafePath):
+        clean_name("a/../../b")
