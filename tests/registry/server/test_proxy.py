@@ -1,0 +1,132 @@
+"""Pull-through mirror (``proxy_remote``): Debian's docker-registry upstream, and tag TTL behaviour."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from dockyard.registry.server import RegistryServer
+
+sys.path.insert(0, str(Path(__file__).parent))
+from regkit import error_code, image_manifest, put_manifest, sha
+
+PEERS = Path(__file__).resolve().parents[4] / "shared" / "peers"
+ACCEPT = {"Accept": "application/vnd.oci.image.manifest.v1+json, "
+                    "application/vnd.docker.distribution.manifest.v2+json"}
+
+
+def _peers_env() -> dict[str, str]:
+    out = subprocess.run(["bash", "-c", f". {PEERS}/env.sh >/dev/null && env -0"], capture_output=True,
+                         check=True, timeout=30).stdout
+    return dict(item.split("=", 1) for item in out.decode().split("\0") if "=" in item)
+
+
+@pytest.fixture(scope="module")
+def upstream_env() -> dict[str, str]:
+    env = _peers_env()
+    for args in (["start-registry.sh"], ["start-registry.sh", "auth"], ["import-busybox.sh"]):
+        subprocess.run(["bash", str(PEERS / args[0]), *args[1:]], env=env, capture_output=True,
+                       timeout=300, check=True)
+    return env
+
+
+@pytest.mark.peers
+def test_mirror_of_distribution(upstream_env: dict[str, str], tmp_path: Path) -> None:
+    upstream = "http://127.0.0.1:5000"
+    expected = httpx.get(f"{upstream}/v2/peers/busybox/manifests/local", headers=ACCEPT)
+    assert expected.status_code == 200
+    with RegistryServer(storage=tmp_path / "mirror", proxy_remote=upstream) as mirror:
+        got = httpx.get(f"{mirror.url}/v2/peers/busybox/manifests/local", headers=ACCEPT)
+        assert got.status_code == 200 and got.content == expected.content
+        assert got.headers["Docker-Content-Digest"] == expected.headers["Docker-Content-Digest"]
+        manifest = json.loads(got.content)
+        for desc in [manifest["config"], *manifest["layers"]]:
+            blob = httpx.get(f"{mirror.url}/v2/peers/busybox/blobs/{desc['digest']}")
+            assert blob.status_code == 200 and sha(blob.content) == desc["digest"]
+            # Now cached: served from the mirror's own storage (with Range support).
+            path = tmp_path / "mirror" / "blobs" / "sha256" / desc["digest"][7:9] / desc["digest"][7:]
+            assert path.stat().st_size == desc["size"]
+            part = httpx.get(f"{mirror.url}/v2/peers/busybox/blobs/{desc['digest']}",
+                             headers={"Range": "bytes=0-0"})
+            assert part.status_code == 206
+        missing = httpx.get(f"{mirror.url}/v2/peers/nothing/manifests/none")
+        assert missing.status_code == 404
+        pushed = httpx.post(f"{mirror.url}/v2/peers/busybox/blobs/uploads/")
+        assert pushed.status_code == 405 and error_code(pushed) == "UNSUPPORTED"
+        # A real client pulls through it.
+        out = tmp_path / "pulled"
+        subprocess.run(["skopeo", "copy", "--src-tls-verify=false",
+                        f"docker://{mirror.address}/peers/busybox:local", f"dir:{out}"],
+                       env=upstream_env, capture_output=True, check=True, timeout=120)
+        assert (out / "manifest.json").read_bytes() == expected.content
+
+
+@pytest.mark.docker
+@pytest.mark.peers
+def test_docker_pulls_through_the_mirror(upstream_env: dict[str, str], tmp_path: Path) -> None:
+    docker = upstream_env["DOCKER"]
+    with RegistryServer(storage=tmp_path / "mirror", proxy_remote="http://127.0.0.1:5000") as mirror:
+        ref = f"{mirror.address}/peers/busybox:local"
+        try:
+            proc = subprocess.run([docker, "pull", ref], env=upstream_env, capture_output=True, text=True,
+                                  timeout=180)
+            assert proc.returncode == 0, proc.stderr
+            inspect = json.loads(subprocess.run([docker, "image", "inspect", ref], env=upstream_env,
+                                                capture_output=True, check=True, timeout=60).stdout)
+            original = json.loads(subprocess.run([docker, "image", "inspect", "busybox:local"],
+                                                 env=upstream_env, capture_output=True, check=True,
+                                                 timeout=60).stdout)
+            assert inspect[0]["Id"] == original[0]["Id"]
+        finally:
+            subprocess.run([docker, "rmi", ref], env=upstream_env, capture_output=True, timeout=60)
+
+
+@pytest.mark.peers
+def test_mirror_of_an_upstream_with_basic_auth(upstream_env: dict[str, str], tmp_path: Path) -> None:
+    subprocess.run(["skopeo", "copy", "--src-tls-verify=false", "--dest-tls-verify=false",
+                    "--dest-creds", "peer:peerpass", "docker://127.0.0.1:5000/peers/busybox:local",
+                    "docker://127.0.0.1:5001/peers/busybox:local"], env=upstream_env, capture_output=True,
+                   check=True, timeout=120)
+    with RegistryServer(storage=tmp_path / "anon", proxy_remote="http://127.0.0.1:5001") as anon:
+        assert httpx.get(f"{anon.url}/v2/peers/busybox/manifests/local").status_code == 401
+    with RegistryServer(storage=tmp_path / "m", proxy_remote="http://127.0.0.1:5001",
+                        proxy_username="peer", proxy_password="peerpass") as mirror:
+        got = httpx.get(f"{mirror.url}/v2/peers/busybox/manifests/local", headers=ACCEPT)
+        assert got.status_code == 200
+        layer = json.loads(got.content)["layers"][0]["digest"]
+        assert sha(httpx.get(f"{mirror.url}/v2/peers/busybox/blobs/{layer}").content) == layer
+
+
+def test_tag_ttl_and_offline_upstream(tmp_path: Path) -> None:
+    upstream = RegistryServer(storage=tmp_path / "up").start()
+    try:
+        with httpx.Client(base_url=upstream.url) as up:
+            first = image_manifest(up, "lib/app", [b"v1 layer"])
+            put_manifest(up, "lib/app", "latest", first)
+            with RegistryServer(storage=tmp_path / "mirror", proxy_remote=upstream.url,
+                                proxy_tag_ttl=0.5) as mirror, httpx.Client(base_url=mirror.url) as m:
+                assert m.get("/v2/lib/app/manifests/latest").content == first
+                assert m.get(f"/v2/lib/app/blobs/{sha(b'v1 layer')}").content == b"v1 layer"
+                second = image_manifest(up, "lib/app", [b"v2 layer"])
+                put_manifest(up, "lib/app", "latest", second)
+                assert m.get("/v2/lib/app/manifests/latest").content == first  # within the TTL
+                time.sleep(0.6)
+                assert m.get("/v2/lib/app/manifests/latest").content == second  # asked upstream again
+                m.get(f"/v2/lib/app/blobs/{sha(b'v2 layer')}")
+                upstream.stop()
+                time.sleep(0.6)
+                # Upstream gone: the last known tag and every cached blob are still served.
+                assert m.get("/v2/lib/app/manifests/latest").content == second
+                assert m.get(f"/v2/lib/app/manifests/{sha(first)}").content == first
+                assert m.get(f"/v2/lib/app/blobs/{sha(b'v2 layer')}").content == b"v2 layer"
+                assert hashlib.sha256(m.get(f"/v2/lib/app/blobs/{sha(b'v1 layer')}").content).hexdigest() \
+                    == sha(b"v1 layer")[7:]
+    finally:
+        upstream.stop()
