@@ -52,8 +52,10 @@ class NamespaceExecutor:
 
     def _start(self) -> socket.socket:
         with self._lock:
-            if self._control is not None:
+            if self._control is not None and self._zygote is not None and self._zygote.poll() is None:
                 return self._control
+            if self._control is not None:  # the helper died (killed?): start a new one
+                self._control.close()
             ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
             src = str(Path(dockyard.__file__).resolve().parent.parent)
             # -I -S: no site, no user paths; the zygote needs the stdlib and this package only.

@@ -41,23 +41,30 @@ def _too_many(count: int) -> Exception:
     return start_error(f"too many layers for one overlay mount ({count} lower directories)")
 
 
-def _overlay_data(lowers_top_first: Sequence[str], upper: str, work: str) -> tuple[str, str | None]:
-    """Mount options, and the directory to chdir into when absolute paths would not fit in a page."""
-    data = f"lowerdir={':'.join(lowers_top_first)},upperdir={upper},workdir={work},index=off"
+def _overlay_data(lowers_top_first: Sequence[str], upper: str, work: str,
+                  stub: str | None) -> tuple[str, str | None]:
+    """Mount options, and the directory to chdir into when absolute paths would not fit in a page.
+
+    Then the image layers (which share a store directory) are given relative to their common parent;
+    ``stub``, upper and work stay absolute.
+    """
+    top = [stub] if stub else []
+    data = f"lowerdir={':'.join([*top, *lowers_top_first])},upperdir={upper},workdir={work},index=off"
     if len(data) <= _MAX_MOUNT_DATA:
         return data, None
-    base = os.path.commonpath([*lowers_top_first, upper, work])
+    base = os.path.commonpath(lowers_top_first)
+    if base == lowers_top_first[0]:
+        base = os.path.dirname(base)
     rel = [os.path.relpath(p, base) for p in lowers_top_first]
-    data = (f"lowerdir={':'.join(rel)},upperdir={os.path.relpath(upper, base)},"
-            f"workdir={os.path.relpath(work, base)},index=off")
+    data = f"lowerdir={':'.join([*top, *rel])},upperdir={upper},workdir={work},index=off"
     if len(data) > _MAX_MOUNT_DATA:
         raise _too_many(len(lowers_top_first))
     return data, base
 
 
 def _mount_overlay(target: str, lowers_top_first: Sequence[str], upper: str, work: str,
-                   allow_chdir: bool) -> None:
-    data, base = _overlay_data(lowers_top_first, upper, work)
+                   allow_chdir: bool, stub: str | None = None) -> None:
+    data, base = _overlay_data(lowers_top_first, upper, work, stub)
     if base is None:
         m.mount("overlay", target, "overlay", 0, data)
         return
@@ -141,7 +148,7 @@ def mount_rootfs(rootfs: dict[str, Any], target: str, scratch: str, targets: Seq
     os.mkdir(stub_dir, 0o755)
     if _build_stubs(target, stub_dir, targets):
         m.umount2(target)
-        _mount_overlay(target, [stub_dir, *lowers], upper, work, allow_chdir)
+        _mount_overlay(target, lowers, upper, work, allow_chdir, stub_dir)
 
 
 def hosts_text(spec: ProcessSpec) -> str:

@@ -1,0 +1,197 @@
+"""Timeouts, cancellation, Ctrl-C and a killed caller leave no process, mount or directory behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from dockyard.errors import ExecutionError, Interrupted
+from dockyard.executor import NamespaceExecutor, ProcessSpec, RootfsSpec, cleanup_stale
+from dockyard.executor import mount as m
+from dockyard.executor.base import Executor, new_run_dir
+
+
+def procs_with(marker: str) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    if marker.encode() in f.read():
+                        found.append(int(entry))
+            except OSError:
+                pass
+    return found
+
+
+def mounts_with(path: Path) -> list[str]:
+    with open("/proc/self/mountinfo") as f:
+        return [line for line in f if str(path) in line]
+
+
+def wait_gone(marker: str, seconds: float = 5.0) -> list[int]:
+    end = time.monotonic() + seconds
+    while (left := procs_with(marker)) and time.monotonic() < end:
+        time.sleep(0.05)
+    return left
+
+
+def assert_nothing_left(marker: str, state_dir: Path) -> None:
+    assert wait_gone(marker) == []
+    assert mounts_with(state_dir) == []
+    assert list((state_dir / "runs").iterdir()) == []
+
+
+def test_background_processes_die_with_the_run(executor: Executor, overlay: RootfsSpec,
+                                               state_dir: Path) -> None:
+    spec = ProcessSpec(args=["sh", "-c", "sleep 3001 & sleep 3001 & echo started"])
+    out: list[bytes] = []
+    assert executor.run(spec, overlay, stdout=out.append) == 0
+    assert b"".join(out) == b"started\n"
+    assert_nothing_left("sleep\x003001", state_dir)
+
+
+def test_timeout_kills_the_whole_run(executor: Executor, overlay: RootfsSpec, state_dir: Path) -> None:
+    spec = ProcessSpec(args=["sh", "-c", "sleep 3002 & sleep 3002"])
+    start = time.monotonic()
+    with pytest.raises(ExecutionError, match=r"timed out after 0\.5 s"):
+        executor.run(spec, overlay, timeout=0.5)
+    assert time.monotonic() - start < 5
+    assert_nothing_left("sleep\x003002", state_dir)
+
+
+def test_cancel(executor: Executor, overlay: RootfsSpec, state_dir: Path) -> None:
+    cancel = threading.Event()
+    threading.Timer(0.3, cancel.set).start()
+    with pytest.raises(Interrupted):
+        executor.run(ProcessSpec(args=["sleep", "3003"]), overlay, cancel=cancel)
+    assert_nothing_left("sleep\x003003", state_dir)
+
+
+def test_interrupt_in_the_caller(executor: Executor, overlay: RootfsSpec, state_dir: Path) -> None:
+    def interrupt(_: bytes) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        executor.run(ProcessSpec(args=["sh", "-c", "echo go; sleep 3004"]), overlay, stdout=interrupt)
+    assert_nothing_left("sleep\x003004", state_dir)
+
+
+def test_concurrent_runs(ns_executor: NamespaceExecutor, overlay: RootfsSpec, scratch_base: Path,
+                         busybox_lower: Path) -> None:
+    results: dict[int, bytes] = {}
+
+    def one(i: int) -> None:
+        run = scratch_base / f"conc{i}"
+        for sub in ("upper", "work"):
+            (run / sub).mkdir(parents=True)
+        out: list[bytes] = []
+        rootfs = RootfsSpec([busybox_lower], run / "upper", run / "work")
+        ns_executor.run(ProcessSpec(args=["sh", "-c", f"sleep 0.3; echo {i}"]), rootfs, stdout=out.append)
+        results[i] = b"".join(out)
+
+    start = time.monotonic()
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == {i: f"{i}\n".encode() for i in range(4)}
+    assert time.monotonic() - start < 1.1  # in parallel, not one after another
+
+
+def test_many_layers(ns_executor: NamespaceExecutor, overlay: RootfsSpec, scratch_base: Path) -> None:
+    # 100 absolute layer paths do not fit in one page of mount options; relative ones do.
+    layers = []
+    parent = scratch_base / "many-layers-under-a-rather-long-directory-name-like-a-real-store-has"
+    parent.mkdir()
+    (parent / "base").symlink_to(overlay.lowerdirs[0])  # all layers under one directory, like a store
+    for i in range(100):
+        layer = parent / f"{i:03d}"
+        layer.mkdir(parents=True)
+        (layer / f"f{i}").write_text(str(i))
+        layers.append(layer)
+    rootfs = RootfsSpec([parent / "base", *layers], overlay.upperdir, overlay.workdir)
+    out: list[bytes] = []
+    assert ns_executor.run(ProcessSpec(args=["sh", "-c", "cat /f0 /f99"]), rootfs, stdout=out.append) == 0
+    assert b"".join(out) == b"099"
+
+
+def test_zygote_is_small_and_restarts(ns_executor: NamespaceExecutor, overlay: RootfsSpec) -> None:
+    ns_executor.run(ProcessSpec(args=["true"]), overlay)
+    zygote = ns_executor._zygote
+    assert zygote is not None
+    with open(f"/proc/{zygote.pid}/status") as f:
+        rss_kb = int(next(line for line in f if line.startswith("VmRSS:")).split()[1])
+    assert rss_kb < 40_000
+    zygote.kill()
+    zygote.wait()
+    assert ns_executor.run(ProcessSpec(args=["true"]), overlay) == 0
+
+
+_CALLER = textwrap.dedent("""
+    import sys
+    from pathlib import Path
+    from dockyard.executor import NamespaceExecutor, ProcessSpec, RootfsSpec
+    lower, upper, work, state, marker = sys.argv[1:]
+    def ready(data):
+        sys.stdout.write("ready\\n")
+        sys.stdout.flush()
+    with NamespaceExecutor(Path(state)) as ex:
+        ex.run(ProcessSpec(args=["sh", "-c", f"echo go; sleep {marker} & sleep {marker}"]),
+               RootfsSpec([Path(lower)], Path(upper), Path(work)), stdout=ready)
+""")
+
+
+@pytest.mark.parametrize(("sig", "marker"), [(signal.SIGINT, "3005"), (signal.SIGKILL, "3006")])
+def test_caller_interrupted_or_killed(overlay: RootfsSpec, scratch_base: Path, sig: int, marker: str) -> None:
+    state = scratch_base / f"state-{marker}"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _CALLER, str(overlay.lowerdirs[0]), str(overlay.upperdir),
+         str(overlay.workdir), str(state), marker], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == b"ready\n"
+        end = time.monotonic() + 5
+        while not procs_with(f"sleep\x00{marker}") and time.monotonic() < end:
+            time.sleep(0.02)  # "go" comes before the shell starts the sleeps
+        assert procs_with(f"sleep\x00{marker}")
+        proc.send_signal(sig)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode != 0
+    assert wait_gone(f"sleep\x00{marker}") == []
+    assert mounts_with(state) == []
+    leftover = list((state / "runs").iterdir())
+    if sig == signal.SIGINT:
+        assert leftover == []  # Ctrl-C cleans up itself
+    else:
+        assert len(leftover) == 1  # SIGKILL cannot; the next start does
+        assert cleanup_stale(state) == 1
+        assert list((state / "runs").iterdir()) == []
+
+
+def test_cleanup_stale_spares_live_runs(scratch_base: Path) -> None:
+    state = scratch_base / "state-cleanup"
+    dead = state / "runs" / "999999999.1.deadbeef"
+    (dead / "rootfs").mkdir(parents=True)
+    m.mount("tmpfs", dead / "rootfs", "tmpfs", 0, "size=1m")
+    live = new_run_dir(state)
+    try:
+        assert cleanup_stale(state) == 1
+        assert not dead.exists() and live.exists()
+        assert mounts_with(state) == []
+    finally:
+        if mounts_with(dead):
+            m.umount2(dead / "rootfs", m.MNT_DETACH)
