@@ -236,3 +236,114 @@ auth:
         proc.terminate()
         proc.wait(10)
         server.stop()
+
+
+# -- small test images, uploaded with the protocol layer only (independent of imageops.push) ------
+
+@dataclass
+class SampleImage:
+    config: bytes
+    layers: list[tuple[bytes, bytes]]  # (gzip blob, uncompressed tar)
+    manifest: bytes
+    media_type: str
+
+    @property
+    def digest(self) -> str:
+        import hashlib
+
+        return "sha256:" + hashlib.sha256(self.manifest).hexdigest()
+
+    @property
+    def image_id(self) -> str:
+        import hashlib
+
+        return "sha256:" + hashlib.sha256(self.config).hexdigest()
+
+
+def make_tar(files: dict[str, bytes]) -> bytes:
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, data in sorted(files.items()):
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(data), 0o644, 1_600_000_000
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def make_image(layer_files: list[dict[str, bytes]], *, arch: str = "amd64", variant: str = "",
+               oci: bool = False) -> SampleImage:
+    """An image with one gzip layer per dict of files."""
+    import gzip
+
+    layers = []
+    for files in layer_files:
+        tar = make_tar(files)
+        layers.append((gzip.compress(tar, compresslevel=1, mtime=0), tar))
+    return build_image(layers, arch=arch, variant=variant, oci=oci)
+
+
+def build_image(layers: list[tuple[bytes, bytes]], *, arch: str = "amd64", variant: str = "",
+                oci: bool = False, diff_ids: list[str] | None = None) -> SampleImage:
+    """Config and manifest over given (gzip blob, tar) layers; ``diff_ids`` may be forced (to lie)."""
+    import hashlib
+
+    from dockyard.oci import mediatypes as mt
+    from dockyard.oci.descriptor import Descriptor
+    from dockyard.oci.digest import Digest
+    from dockyard.oci.manifest import Manifest
+
+    config_doc: dict[str, object] = {
+        "architecture": arch, "os": "linux", "created": "2026-01-01T00:00:00Z",
+        "config": {"Cmd": ["sh"]},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids if diff_ids is not None else [
+            "sha256:" + hashlib.sha256(t).hexdigest() for _, t in layers]},
+        "history": [{"created_by": f"layer {i}"} for i in range(len(layers))],
+    }
+    if variant:
+        config_doc["variant"] = variant
+    config = json.dumps(config_doc).encode()
+    layer_type = mt.OCI_LAYER_GZIP if oci else mt.DOCKER_LAYER_GZIP
+    media_type = mt.OCI_MANIFEST if oci else mt.DOCKER_MANIFEST
+    manifest = Manifest(
+        Descriptor(mt.OCI_CONFIG if oci else mt.DOCKER_CONFIG, Digest.from_bytes(config), len(config)),
+        tuple(Descriptor(layer_type, Digest.from_bytes(b), len(b)) for b, _ in layers),
+        media_type=media_type).to_json()
+    return SampleImage(config, layers, manifest, media_type)
+
+
+def upload_image(host: str, repo: str, tag: str, image: SampleImage) -> None:
+    import io
+
+    from dockyard.oci import mediatypes as mt
+    from dockyard.oci.manifest import describe
+    from dockyard.registry.client import RegistryClient
+
+    with RegistryClient() as client:
+        r = client.repository(host, repo)
+        for blob in [image.config, *(b for b, _ in image.layers)]:
+            r.upload_blob(describe(blob, mt.OCI_LAYER_GZIP), lambda b=blob: io.BytesIO(b))
+        r.put_manifest(tag, image.manifest, image.media_type)
+
+
+def upload_index(host: str, repo: str, tag: str, images: list[tuple[SampleImage, str]]) -> bytes:
+    """Push images and an OCI index over them; ``images`` pairs each with ``os/arch[/variant]``."""
+    from dockyard.oci import mediatypes as mt
+    from dockyard.oci.descriptor import Descriptor
+    from dockyard.oci.digest import Digest
+    from dockyard.oci.manifest import Index
+    from dockyard.oci.platform import Platform
+    from dockyard.registry.client import RegistryClient
+
+    descs = []
+    for image, spec in images:
+        upload_image(host, repo, f"tmp-{spec.replace('/', '-')}", image)
+        parts = spec.split("/")
+        descs.append(Descriptor(image.media_type, Digest.from_bytes(image.manifest), len(image.manifest),
+                                platform=Platform(parts[0], parts[1], parts[2] if len(parts) > 2 else "")))
+    index = Index(tuple(descs)).to_json()
+    with RegistryClient() as client:
+        client.repository(host, repo).put_manifest(tag, index, mt.OCI_INDEX)
+    return index

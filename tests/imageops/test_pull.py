@@ -1,0 +1,252 @@
+"""imageops.pull against distribution 2.8: tags, digests, indexes, mirrors, skips, failures."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from dockyard.errors import CorruptData, DigestMismatch, InvalidArgument, NotFound, RegistryError
+from dockyard.imageops import Store
+from dockyard.imageops.pull import pull, pull_all_tags
+from dockyard.oci.platform import Platform
+from dockyard.oci.reference import parse_normalized
+from dockyard.progress import Event
+from dockyard.registry.client import RegistryClient, RegistryOptions
+from tests.registry.client.peers import (
+    PLAIN,
+    SampleImage,
+    build_image,
+    make_image,
+    start_peer_registries,
+    upload_image,
+    upload_index,
+)
+
+pytestmark = pytest.mark.peers
+FAST = RegistryOptions(backoff=0.01)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _registries() -> None:
+    start_peer_registries()
+
+
+@pytest.fixture
+def store() -> Iterator[Store]:
+    root = Path("/dev/shm") / f"dytest-pull-{uuid.uuid4().hex[:8]}"
+    s = Store(root, fsync=False)
+    yield s
+    s.close()
+    os.system(f"rm -rf {root}")  # snapshots may hold read-only dirs; rm copes
+
+
+def _image(n: int = 2, **kw: object) -> SampleImage:
+    files = [{f"d{i}/f{j}": os.urandom(2000) + bytes(30000) for j in range(3)} for i in range(n)]
+    return make_image(files, **kw)  # type: ignore[arg-type]
+
+
+def _repo() -> str:
+    return f"dytest/pull-{uuid.uuid4().hex[:8]}"
+
+
+def test_pull_by_tag_then_again_then_by_digest(store: Store) -> None:
+    image = _image(3)
+    repo = _repo()
+    upload_image(PLAIN, repo, "v1", image)
+    events: list[Event] = []
+    with RegistryClient(FAST) as rc:
+        ref = parse_normalized(f"{PLAIN}/{repo}:v1")
+        first = pull(store, rc, ref, progress=events.append)
+        assert first.new and first.image_id == image.image_id and first.digest == image.digest
+        assert store.meta.get_tag(f"{PLAIN}/{repo}:v1") == image.image_id
+        assert store.meta.get_repo_digest(f"{PLAIN}/{repo}", image.digest) == image.image_id
+        record = store.meta.get_image(image.image_id)
+        assert record is not None and record.size == sum(len(t) for _, t in image.layers)
+        # every layer unpacked into its snapshot, content intact
+        snapshot = store.snapshots.path(_chain(image, 0))
+        assert (snapshot / "d0" / "f0").read_bytes()[2000:] == bytes(30000)
+        names = {e.name for e in events}
+        wanted = {"Pulling fs layer", "Downloading", "Download complete", "Extracting", "Pull complete"}
+        assert wanted <= names
+        events.clear()
+        again = pull(store, rc, ref, progress=events.append)
+        assert not again.new and again.layers == ["exists"] * 3
+        assert not [e for e in events if e.name == "Downloading"]
+        by_digest = pull(store, rc, parse_normalized(f"{PLAIN}/{repo}@{image.digest}"))
+        assert by_digest.image_id == image.image_id
+
+
+def _chain(image: SampleImage, i: int) -> str:
+    from dockyard.image import chain_ids
+
+    return chain_ids(["sha256:" + hashlib.sha256(t).hexdigest() for _, t in image.layers])[i]
+
+
+def test_shared_layers_are_not_downloaded_again(store: Store) -> None:
+    base = _image(1)
+    top = make_image([{"top": b"x" * 5000}])
+    derived = build_image([*base.layers, *top.layers])
+    repo = _repo()
+    upload_image(PLAIN, repo, "base", base)
+    upload_image(PLAIN, repo, "derived", derived)
+    events: list[Event] = []
+    with RegistryClient(FAST) as rc:
+        pull(store, rc, parse_normalized(f"{PLAIN}/{repo}:base"))
+        result = pull(store, rc, parse_normalized(f"{PLAIN}/{repo}:derived"), progress=events.append)
+    assert result.layers == ["exists", "pulled"]
+    downloaded = {e.id for e in events if e.name == "Downloading"}
+    assert downloaded == {hashlib.sha256(top.layers[0][0]).hexdigest()[:12]}
+    base_id = hashlib.sha256(base.layers[0][0]).hexdigest()[:12]
+    assert [e.name for e in events if e.id == base_id] == ["Already exists"]
+
+
+def test_index_pulls_the_wanted_platform(store: Store) -> None:
+    amd = _image(1)
+    arm = _image(1, arch="arm64", variant="v8", oci=True)
+    repo = _repo()
+    upload_index(PLAIN, repo, "multi", [(amd, "linux/amd64"), (arm, "linux/arm64/v8")])
+    with RegistryClient(FAST) as rc:
+        ref = parse_normalized(f"{PLAIN}/{repo}:multi")
+        got = pull(store, rc, ref, platform=Platform("linux", "arm64"))
+        assert got.image_id == arm.image_id and got.platform.architecture == "arm64"
+        got = pull(store, rc, ref, platform=Platform("linux", "amd64"))
+        assert got.image_id == amd.image_id
+        with pytest.raises(NotFound, match="no matching manifest for linux/s390x"):
+            pull(store, rc, ref, platform=Platform("linux", "s390x"))
+        single = _repo()
+        upload_image(PLAIN, single, "v1", amd)
+        with pytest.raises(NotFound, match="does not match the specified platform"):
+            pull(store, rc, parse_normalized(f"{PLAIN}/{single}:v1"), platform=Platform("linux", "arm64"))
+
+
+def test_all_tags(store: Store) -> None:
+    repo = _repo()
+    images = {"a": _image(1), "b": _image(1)}
+    for tag, image in images.items():
+        upload_image(PLAIN, repo, tag, image)
+    with RegistryClient(FAST) as rc:
+        results = pull_all_tags(store, rc, parse_normalized(f"{PLAIN}/{repo}"))
+    assert [(r.reference.tag, r.image_id) for r in results] == [(t, i.image_id) for t, i in images.items()]
+
+
+class _Hook(httpx.BaseTransport):
+    def __init__(self, hook: object) -> None:
+        self.inner = httpx.HTTPTransport()
+        self.hook = hook
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = self.inner.handle_request(request)
+        replaced = self.hook(request, response)  # type: ignore[operator]
+        return replaced if replaced is not None else response
+
+
+def _no_leftovers(store: Store, image: SampleImage) -> None:
+    assert store.meta.get_image(image.image_id) is None
+    assert store.meta.tags() == []
+    assert store.content.ingest_files() == []
+    for blob, _ in image.layers:
+        digest = "sha256:" + hashlib.sha256(blob).hexdigest()
+        assert not store.content.exists(digest) or store.content.verify(digest) == digest
+
+
+def test_corrupt_layer_fails_without_partial_image_or_corrupt_blob(store: Store) -> None:
+    image = _image(3)
+    repo = _repo()
+    upload_image(PLAIN, repo, "v1", image)
+    bad = "sha256:" + hashlib.sha256(image.layers[1][0]).hexdigest()
+
+    def hook(request: httpx.Request, response: httpx.Response) -> httpx.Response | None:
+        if request.url.path.endswith(bad):
+            response.read()
+            zeros = httpx.ByteStream(bytes(len(image.layers[1][0])))
+            return httpx.Response(200, stream=zeros, request=request)
+        return None
+
+    with RegistryClient(FAST, transport=_Hook(hook)) as rc, pytest.raises(DigestMismatch):
+        pull(store, rc, parse_normalized(f"{PLAIN}/{repo}:v1"))
+    _no_leftovers(store, image)
+    assert not store.content.exists(bad)
+
+
+def test_layer_whose_diff_id_lies_is_refused(store: Store) -> None:
+    liar = build_image(_image(1).layers, diff_ids=["sha256:" + "0" * 64])
+    repo = _repo()
+    upload_image(PLAIN, repo, "v1", liar)
+    with RegistryClient(FAST) as rc, pytest.raises(DigestMismatch, match="diff ID"):
+        pull(store, rc, parse_normalized(f"{PLAIN}/{repo}:v1"))
+    assert store.meta.get_image(liar.image_id) is None
+    assert store.meta.all_layer_blobs() == []
+
+
+def test_schema1_and_rate_limit_are_clear_errors(store: Store) -> None:
+    repo = _repo()
+
+    def schema1(request: httpx.Request, response: httpx.Response) -> httpx.Response | None:
+        if "/manifests/" in request.url.path:
+            response.read()
+            body = b'{"schemaVersion":1,"name":"x","tag":"v1","fsLayers":[],"history":[],"signatures":[]}'
+            return httpx.Response(200, content=body, request=request, headers={
+                "Content-Type": "application/vnd.docker.distribution.manifest.v1+prettyjws"})
+        return None
+
+    with RegistryClient(FAST, transport=_Hook(schema1)) as rc, pytest.raises(CorruptData, match="schema 1"):
+        pull(store, rc, parse_normalized(f"{PLAIN}/{repo}:v1"))
+
+    def limited(request: httpx.Request, response: httpx.Response) -> httpx.Response | None:
+        if "/manifests/" in request.url.path:
+            response.read()
+            body = (b'{"errors":[{"code":"TOOMANYREQUESTS","message":"You have reached your pull rate limit. '
+                    b'You may increase the limit by authenticating and upgrading"}]}')
+            return httpx.Response(429, content=body, request=request, headers={
+                "RateLimit-Limit": "100;w=21600", "RateLimit-Remaining": "0;w=21600"})
+        return None
+
+    with RegistryClient(FAST, transport=_Hook(limited)) as rc, pytest.raises(RegistryError) as info:
+        pull(store, rc, parse_normalized(f"{PLAIN}/{repo}:v1"))
+    assert "toomanyrequests: You have reached your pull rate limit" in str(info.value)
+    assert "rate limit: limit 100 per 21600s, remaining 0" in str(info.value)
+
+
+def test_mirrors_tried_in_order_then_origin(store: Store) -> None:
+    image = _image(1)
+    repo = _repo()
+    upload_image(PLAIN, repo, "v1", image)
+    # docker.io names resolved through a mirror: a dead one first, then the local registry
+    dead = "http://127.0.0.1:9"
+    hub = RegistryOptions(backoff=0.01, retries=0, mirrors={"docker.io": (dead, f"http://{PLAIN}")})
+    with RegistryClient(hub) as rc:
+        got = pull(store, rc, parse_normalized(f"{repo}:v1"))
+    assert got.image_id == image.image_id
+    assert store.meta.get_tag(f"docker.io/{repo}:v1") == image.image_id
+    # a mirror without the image (the auth registry refuses anonymous access) is skipped for the origin
+    other = _repo()
+    upload_image(PLAIN, other, "v1", image)
+    opts = RegistryOptions(backoff=0.01, retries=0, mirrors={PLAIN: (dead, "http://127.0.0.1:5001")})
+    with RegistryClient(opts) as rc:
+        assert pull(store, rc, parse_normalized(f"{PLAIN}/{other}:v1")).image_id == image.image_id
+
+
+def test_registry_options_from_config_files(tmp_path: Path) -> None:
+    from dockyard.config import registry_options
+
+    toml = tmp_path / "config.toml"
+    toml.write_text('registry-mirrors = ["https://m1.example/"]\n'
+                    'insecure-registries = ["reg.example:5000"]\n'
+                    '[mirrors]\n"127.0.0.1:5000" = ["http://127.0.0.1:5002"]\n')
+    daemon = tmp_path / "daemon.json"
+    daemon.write_text('{"registry-mirrors": ["https://m2.example"], "insecure-registries": ["10.0.0.0/8"],'
+                      ' "debug": true}')
+    opts = registry_options(toml, daemon)
+    assert opts.mirrors_for("docker.io") == ("https://m1.example", "https://m2.example")
+    assert opts.mirrors_for("index.docker.io") == ("https://m1.example", "https://m2.example")
+    assert opts.mirrors_for("127.0.0.1:5000") == ("http://127.0.0.1:5002",)
+    assert opts.is_insecure("reg.example:5000") and opts.is_insecure("10.2.3.4:5000")
+    toml.write_text("registry-mirrors = 'x'")
+    with pytest.raises(InvalidArgument, match="registry-mirrors must be a list"):
+        registry_options(toml, "")
