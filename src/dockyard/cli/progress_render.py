@@ -1,0 +1,541 @@
+"""Render ``dockyard.progress.Event``s the way docker and BuildKit show progress.
+
+``make_renderer(mode, stream)`` returns a ``Renderer``: a ``ProgressSink`` (call it with events, from
+any thread) with ``close()``; it is also a context manager. Modes:
+
+- ``plain`` (CI, pipes, ``--progress=plain``): BuildKit's plain lines for build steps
+  (``#5 [2/3] RUN make`` / ``#5 0.123 output`` / ``#5 DONE 0.4s`` / ``#5 CACHED`` / ``#5 ERROR: ...``)
+  and docker pull/push lines for layers (``a1b2c3d4e5f6: Pull complete``; byte-progress updates are
+  not printed, as docker prints none off a terminal).
+- ``tty``: a live display drawn with rich (imported only in this mode): ``[+] Building 3.2s (7/9)``
+  and `` => [2/5] RUN ...  1.2s`` lines with the last lines of a running step's output, or docker's
+  per-layer lines ``a1b2c3d4e5f6: Downloading [====>    ]  12.3MB/45.6MB``.
+- ``quiet``: nothing. ``auto``: ``tty`` when the stream is a terminal, else ``plain``.
+
+What the events mean (the conventions emitters follow):
+
+- A build step: ``extra["kind"] == "vertex"``; ``id`` names the step, ``name`` is its title
+  (``[2/5] RUN make``); ``status`` started/running/done/cached/error/skipped; ``log`` carries output
+  bytes (lines may arrive split); ``extra["error"]`` is the error text. A step's sub-task (BuildKit's
+  "statuses": ``transferring context``, a layer download) is an event of that step with
+  ``extra["status"]`` naming the sub-task as BuildKit does (``transferring context:``) and
+  ``current``/``total`` bytes; ``status="done"`` ends it.
+- A layer of a pull/push/load/save: any other event with an ``id``; ``name`` is docker's status text
+  (``Pulling fs layer``, ``Downloading``, ``Pull complete``, ``Pushed``...), ``current``/``total`` bytes.
+- A message line (``latest: Pulling from library/busybox``, ``Digest: ...``): an event with an empty
+  ``id``; ``name`` is the text.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import IO, Any, Literal, Protocol
+
+from dockyard.cli.format import ellipsis, human_size
+from dockyard.progress import Event
+
+Mode = Literal["auto", "tty", "plain", "quiet"]
+Clock = Callable[[], float]
+
+# Layer statuses docker shows with a progress bar; off a terminal docker prints none of them.
+PROGRESS_STATUSES = frozenset({"Downloading", "Extracting", "Pushing", "Loading layer", "Saving",
+                               "Importing", "Uploading"})
+_LOG_LINES = 6  # BuildKit shows this many of a running step's last output lines
+_TAIL_LINES = 10  # and repeats this many in the summary of a failed step
+
+
+def _keep_tail(v: _Vertex, line: str) -> None:
+    v.tail.append(line)
+    del v.tail[:-_TAIL_LINES]
+
+
+def error_summary(vertices: list[_Vertex]) -> list[str]:
+    """BuildKit's closing summary of failed steps: ``------`` / `` > NAME:`` / output / ``------``."""
+    lines: list[str] = []
+    for v in vertices:
+        if v.error and not v.error.endswith("context canceled"):
+            lines += ["------", f" > {v.name}:", *v.tail, "------"]
+    return lines
+
+
+class Renderer(Protocol):
+    """A progress sink that must be closed (it may own a live display)."""
+
+    def __call__(self, event: Event) -> None: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Renderer: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+
+def make_renderer(mode: Mode | str = "auto", stream: IO[str] | None = None, *, phase: str = "Building",
+                  clock: Clock = time.monotonic, width: int | None = None) -> Renderer:
+    """A renderer for ``mode`` writing to ``stream`` (default stderr).
+
+    ``phase`` is the verb of the tty header (``[+] Building``); ``clock`` and ``width`` exist for tests.
+    """
+    import sys
+
+    out = stream if stream is not None else sys.stderr
+    if mode == "auto":
+        isatty = getattr(out, "isatty", None)
+        mode = "tty" if isatty is not None and isatty() and os.environ.get("TERM") != "dumb" else "plain"
+    if mode == "quiet":
+        return QuietRenderer()
+    if mode == "plain":
+        return PlainRenderer(out, clock=clock)
+    if mode == "tty":
+        return TtyRenderer(out, phase=phase, clock=clock, width=width)
+    from dockyard.errors import InvalidArgument
+
+    raise InvalidArgument(f"invalid progress mode {mode!r}: expected auto, tty, plain or quiet")
+
+
+class _Base:
+    def __enter__(self) -> Renderer:
+        return self  # type: ignore[return-value]
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Finish the output; later events are ignored."""
+
+
+class QuietRenderer(_Base):
+    """Prints nothing (``-q`` / ``--progress=quiet``)."""
+
+    def __call__(self, event: Event) -> None:
+        del event
+
+
+def _is_vertex(event: Event) -> bool:
+    return event.extra.get("kind") == "vertex"
+
+
+def _layer_id(event_id: str) -> str:
+    """docker shows a layer by its 12-character short ID."""
+    if event_id.startswith("sha256:"):
+        return event_id[7:19]
+    return event_id
+
+
+def _is_byte_progress(event: Event) -> bool:
+    return event.status == "running" and event.total > 0 and event.name in PROGRESS_STATUSES
+
+
+def buildkit_bytes(n: int) -> str:
+    """BuildKit's ``%.2f`` of a byte count: ``37B``, ``2.30MB`` (SI units)."""
+    if n < 1000:
+        return f"{n}B"
+    value = float(n)
+    units = ("B", "kB", "MB", "GB", "TB", "PB", "EB")
+    i = 0
+    while value >= 1000 and i < len(units) - 1:
+        value /= 1000
+        i += 1
+    return f"{value:.2f}{units[i]}"
+
+
+def _log_time(seconds: float) -> str:
+    """BuildKit's log-line timestamp: 3 decimals under 10 s, 2 under 100 s, else 1."""
+    prec = 3 if seconds < 10 else 2 if seconds < 100 else 1
+    return f"{max(seconds, 0.0):.{prec}f}"
+
+
+@dataclass
+class _Sub:
+    """A step's sub-task (BuildKit status)."""
+
+    name: str
+    started: float
+    current: int = 0
+    total: int = 0
+    completed: float | None = None
+
+
+@dataclass
+class _Vertex:
+    index: int
+    name: str
+    started: float
+    completed: float | None = None
+    cached: bool = False
+    error: str = ""
+    partial: str = ""
+    partial_shown: bool = False
+    logs: list[str] = field(default_factory=list)  # tty: recent output lines
+    tail: list[str] = field(default_factory=list)  # last output lines, for the error summary
+    subs: dict[str, _Sub] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------------------------------
+# plain
+
+
+class PlainRenderer(_Base):
+    """BuildKit's ``--progress=plain`` lines and docker's non-terminal pull/push lines."""
+
+    def __init__(self, stream: IO[str], *, clock: Clock = time.monotonic) -> None:
+        self._out = stream
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._vertices: dict[str, _Vertex] = {}
+        self._current: str | None = None
+        self._not_first = False
+        self._last_status: dict[str, str] = {}
+        self._closed = False
+
+    def __call__(self, event: Event) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            if _is_vertex(event):
+                self._vertex(event)
+            else:
+                self._layer(event)
+            self._out.flush()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            if self._current is not None:
+                self._flush_partial(self._vertices[self._current])
+            for line in error_summary(list(self._vertices.values())):
+                self._write(line)
+            self._out.flush()
+
+    def _write(self, line: str) -> None:
+        self._out.write(line + "\n")
+
+    # docker pull / push
+    def _layer(self, event: Event) -> None:
+        if self._current is not None:
+            # A non-build line interrupts the current step, as BuildKit's "#N ..." does.
+            self._leave_current()
+        if not event.id:
+            self._write(event.name)
+            self._last_status.clear()
+            return
+        if _is_byte_progress(event):
+            return
+        lid = _layer_id(event.id)
+        if self._last_status.get(lid) == event.name:
+            return
+        self._last_status[lid] = event.name
+        self._write(f"{lid}: {event.name}")
+
+    # BuildKit
+    def _vertex(self, event: Event) -> None:
+        now = self._clock()
+        if event.status == "skipped":
+            # A step the target does not need: BuildKit never shows it.
+            if self._current == event.id:
+                self._flush_partial(self._vertices[event.id])
+                self._current = None
+            return
+        v = self._vertices.get(event.id)
+        if v is None:
+            v = _Vertex(index=len(self._vertices) + 1, name=event.name, started=now)
+            self._vertices[event.id] = v
+        if v.completed is not None and event.status in ("started", "running") and not event.log:
+            # A step that runs again (a new interval) starts its clock again.
+            v.completed, v.started = None, now
+        self._switch_to(event.id, v)
+        sub = event.extra.get("status")
+        if sub:
+            self._sub(v, sub, event, now)
+        if event.log:
+            self._log(v, event.log.decode("utf-8", "replace"), now)
+        if event.status in ("done", "cached", "error", "skipped") and not sub:
+            self._complete(v, event, now)
+
+    def _switch_to(self, vid: str, v: _Vertex) -> None:
+        if self._current == vid:
+            return
+        if self._current is not None:
+            self._leave_current()
+        if self._not_first:
+            self._write("")
+        self._not_first = True
+        self._write(f"#{v.index} {v.name}")
+        self._current = vid
+
+    def _leave_current(self) -> None:
+        assert self._current is not None
+        old = self._vertices[self._current]
+        self._flush_partial(old, final=False)
+        self._write(f"#{old.index} ...")
+        self._current = None
+
+    def _flush_partial(self, v: _Vertex, *, final: bool = True) -> None:
+        """Print an unfinished output line; unless ``final``, keep it so its rest reprints it whole."""
+        if v.partial and not v.partial_shown:
+            self._write(v.partial)
+        v.partial_shown = bool(v.partial) and not final
+        if final:
+            if v.partial:
+                _keep_tail(v, v.partial)
+            v.partial = ""
+
+    def _log(self, v: _Vertex, text: str, now: float) -> None:
+        pieces = text.split("\n")
+        for i, piece in enumerate(pieces):
+            last = i == len(pieces) - 1
+            if last and piece == "":
+                break
+            if i == 0 and v.partial:
+                line = v.partial + piece
+                v.partial, v.partial_shown = "", False
+            else:
+                line = f"#{v.index} {_log_time(now - v.started)} {piece}"
+            if last:
+                v.partial = line  # no newline yet: wait for the rest of the line
+            else:
+                self._write(line)
+                _keep_tail(v, line)
+
+    def _sub(self, v: _Vertex, name: str, event: Event, now: float) -> None:
+        s = v.subs.get(name)
+        if s is None:
+            s = v.subs[name] = _Sub(name, now)
+        s.current, s.total = event.current, event.total
+        if event.status not in ("done", "cached", "error"):
+            return
+        s.completed = now
+        self._flush_partial(v)
+        size = ""
+        if s.total:
+            size = f" {buildkit_bytes(s.current)} / {buildkit_bytes(s.total)}"
+        elif s.current:
+            size = f" {buildkit_bytes(s.current)}"
+        took = now - s.started
+        tm = f" {took:.1f}s" if took > 0.01 else ""
+        self._write(f"#{v.index} {name}{size}{tm} done")
+
+    def _complete(self, v: _Vertex, event: Event, now: float) -> None:
+        self._flush_partial(v)
+        v.completed = now
+        if event.status == "error":
+            v.error = event.extra.get("error", "") or event.name
+            if v.error.endswith("context canceled"):
+                self._write(f"#{v.index} CANCELED")
+            else:
+                self._write(f"#{v.index} ERROR: {v.error}")
+        elif event.status == "cached":
+            v.cached = True
+            self._write(f"#{v.index} CACHED")
+        elif event.status == "done":
+            self._write(f"#{v.index} DONE {now - v.started:.1f}s")
+        self._current = None
+
+
+# --------------------------------------------------------------------------------------------------
+# tty
+
+
+@dataclass
+class _Layer:
+    id: str
+    status: str = ""
+    current: int = 0
+    total: int = 0
+    progress: bool = False
+
+
+def pull_progress_bar(current: int, total: int, width: int = 120) -> str:
+    """docker's JSONProgress text: ``[=====>      ]  2.621MB/26.02MB`` (the bar only when width > 110)."""
+    if current <= 0 and total <= 0:
+        return ""
+    if total <= 0:
+        return f"{human_size(current, 4):>8}"
+    pct = min(int(current / total * 100) // 2, 50)
+    bar = f"[{'=' * pct}>{' ' * (50 - pct)}] " if width > 110 else ""
+    numbers = f"{human_size(current, 4):>8}/{human_size(total, 4)}"
+    if current > total:
+        numbers = f"{human_size(current, 4):>8}"
+    return bar + numbers
+
+
+class TtyRenderer(_Base):
+    """A live BuildKit/docker-style display drawn with rich on a terminal."""
+
+    def __init__(self, stream: IO[str], *, phase: str = "Building", clock: Clock = time.monotonic,
+                 width: int | None = None, refresh_per_second: float = 8.0) -> None:
+        from rich.console import Console
+        from rich.live import Live
+
+        self._clock = clock
+        self._phase = phase
+        self._lock = threading.RLock()
+        self._start = clock()
+        self._end: float | None = None
+        self._vertices: dict[str, _Vertex] = {}
+        self._order: list[str] = []
+        self._layers: dict[str, _Layer] = {}
+        self._closed = False
+        self.console = Console(file=stream, force_terminal=True, width=width, highlight=False,
+                               soft_wrap=False)
+        self._live = Live(console=self.console, get_renderable=self._renderable, auto_refresh=True,
+                          refresh_per_second=refresh_per_second, transient=False, redirect_stdout=False,
+                          redirect_stderr=False, vertical_overflow="visible")
+        self._live.start()
+
+    def __call__(self, event: Event) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            if _is_vertex(event):
+                self._vertex(event)
+            elif not event.id:
+                # A message: printed above the live area; layers after it start a new block, as docker.
+                self._flush_layers()
+                self._live.console.print(event.name, markup=False, highlight=False)
+            else:
+                self._layer(event)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._end = self._clock()
+        self._live.refresh()
+        self._live.stop()
+        summary = error_summary(list(self._vertices.values()))
+        if summary:
+            self.console.print("\n".join(summary), markup=False, highlight=False)
+
+    # state
+    def _vertex(self, event: Event) -> None:
+        now = self._clock()
+        if event.status == "skipped" and event.id not in self._vertices:
+            return  # never shown
+        v = self._vertices.get(event.id)
+        if v is None:
+            v = _Vertex(index=len(self._vertices) + 1, name=event.name.replace("\t", " "), started=now)
+            self._vertices[event.id] = v
+            self._order.append(event.id)
+        sub = event.extra.get("status")
+        if sub:
+            s = v.subs.get(sub)
+            if s is None:
+                s = v.subs[sub] = _Sub(sub, now)
+            s.current, s.total = event.current, event.total
+            if event.status in ("done", "cached", "error"):
+                s.completed = now
+            return
+        if event.log:
+            text = v.partial + event.log.decode("utf-8", "replace")
+            lines = text.split("\n")
+            v.partial = lines.pop()
+            v.logs.extend(line.replace("\r", "") for line in lines)
+            del v.logs[:-_LOG_LINES]
+            for line in lines:
+                _keep_tail(v, f"{_log_time(now - v.started)} {line}")
+        if event.status in ("done", "cached", "error", "skipped"):
+            if v.partial:
+                _keep_tail(v, f"{_log_time(now - v.started)} {v.partial}")
+            v.completed = now
+            v.cached = event.status == "cached"
+            if event.status == "error":
+                v.error = event.extra.get("error", "") or event.name
+
+    def _layer(self, event: Event) -> None:
+        lid = _layer_id(event.id)
+        layer = self._layers.get(lid)
+        if layer is None:
+            layer = self._layers[lid] = _Layer(lid)
+        layer.status = event.name
+        layer.current, layer.total = event.current, event.total
+        layer.progress = event.name in PROGRESS_STATUSES and event.status == "running"
+
+    def _flush_layers(self) -> None:
+        """Freeze the current layer lines above the live area (docker starts a new block after a message)."""
+        if not self._layers:
+            return
+        from rich.text import Text
+
+        text = Text("\n".join(self._layer_line(layer) for layer in self._layers.values()))
+        self._live.console.print(text)
+        self._layers.clear()
+
+    # drawing
+    def _layer_line(self, layer: _Layer) -> str:
+        width = self.console.width
+        bar = pull_progress_bar(layer.current, layer.total, width) if layer.progress else ""
+        return f"{layer.id}: {layer.status} {bar}".rstrip() if bar else f"{layer.id}: {layer.status}"
+
+    def _renderable(self) -> Any:
+        from rich.console import Group
+        from rich.text import Text
+
+        with self._lock:
+            parts: list[Any] = []
+            if self._vertices:
+                parts.append(self._build_view())
+            if self._layers:
+                parts.append(Text("\n".join(self._layer_line(layer) for layer in self._layers.values())))
+            return Group(*parts)
+
+    def _build_view(self) -> Any:
+        from rich.text import Text
+
+        now = self._end if self._end is not None else self._clock()
+        width = self.console.width
+        done = sum(1 for v in self._vertices.values() if v.completed is not None)
+        total = len(self._vertices)
+        finished = " FINISHED" if self._end is not None and done == total else ""
+        text = Text(no_wrap=True, overflow="crop")
+        text.append(f"[+] {self._phase} {now - self._start:.1f}s ({done}/{total}){finished}\n")
+        for vid in self._order:
+            v = self._vertices[vid]
+            name = v.name
+            if v.error:
+                name = ("CANCELED " if v.error.endswith("context canceled") else "ERROR ") + name
+            if v.cached:
+                name = "CACHED " + name
+            end = v.completed if v.completed is not None else now
+            style = ("red" if v.error and not v.error.endswith("context canceled") else
+                     "yellow" if v.error else "blue" if v.completed is not None else "")
+            text.append(self._job_line(name, "", end - v.started, width), style=style)
+            for s in v.subs.values():
+                size = ""
+                if s.total:
+                    size = f"{buildkit_bytes(s.current)} / {buildkit_bytes(s.total)}"
+                elif s.current:
+                    size = buildkit_bytes(s.current)
+                s_end = s.completed if s.completed is not None else now
+                text.append(self._job_line("=> " + s.name, size, s_end - s.started, width),
+                            style="blue" if s.completed is not None else "")
+            if v.completed is None:
+                shown = [*v.logs, v.partial] if v.partial else v.logs
+                for line in shown[-_LOG_LINES:]:
+                    text.append(ellipsis(f" => => # {line}", max(width - 1, 10)) + "\n", style="dim")
+        text.rstrip()
+        return text
+
+    @staticmethod
+    def _job_line(name: str, status: str, seconds: float, width: int) -> str:
+        """One BuildKit job line: `` => NAME [STATUS]`` left, `` 1.2s`` right-aligned to the width."""
+        seconds = 0.0 if seconds < 0.05 else seconds
+        timer = f" {seconds:3.1f}s\n"  # BuildKit counts the newline in the timer's width
+        pfx = " => "
+        left = width - len(pfx) - len(timer) - 1
+        show_status = bool(status) and left + len(status) > 20
+        if show_status:
+            left -= len(status) + 1
+        if left < 12:  # too narrow to show anything useful
+            return ""
+        out = pfx + name[:left]
+        if show_status:
+            out += " " + status
+        return f"{out:<{width - len(timer) - 1}} {timer}"
