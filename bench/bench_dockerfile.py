@@ -83,7 +83,8 @@ def main() -> None:
     print(f"parse+type+expand 1,000-line Dockerfile: {wall:.1f} ms wall, {cpu:.1f} ms CPU "
           "(median of 30)   goal < 20 ms")
     wall, cpu = bench_dockerignore()
-    print(f".dockerignore, 10 patterns x 100,000 paths: {wall:.0f} ms wall, {cpu:.0f} ms CPU   goal < 1000 ms")
+    print(f".dockerignore, 10 patterns x 100,000 paths: {wall:.0f} ms wall, {cpu:.0f} ms CPU   "
+          "goal < 1000 ms")
 
 
 if __name__ == "__main__":

@@ -211,7 +211,7 @@ class CopyInstruction(_Sources):
     parents: bool = False
 
     def expand(self, fn: Expander) -> CopyInstruction:
-        return _replace(self, **self._expanded(fn))  # type: ignore[arg-type]
+        return _replace(self, **self._expanded(fn))
 
 
 @dataclass
@@ -223,7 +223,7 @@ class AddInstruction(_Sources):
     unpack: bool | None = None
 
     def expand(self, fn: Expander) -> AddInstruction:
-        return _replace(self, checksum=fn(self.checksum), **self._expanded(fn))  # type: ignore[arg-type]
+        return _replace(self, checksum=fn(self.checksum), **self._expanded(fn))
 
 
 @dataclass

@@ -374,10 +374,10 @@ def parse_words(rest: str, escape_token: str = "\\") -> list[str]:
     """Split on whitespace keeping quotes and escapes (used for ENV/LABEL/ARG)."""
     if "'" not in rest and '"' not in rest and escape_token not in rest:
         return [w for w in _RE_WS_ANY.split(rest) if w]
-    whole, word = _word_res(escape_token)
-    if whole.fullmatch(rest):
+    whole_re, word_re = _word_res(escape_token)
+    if whole_re.fullmatch(rest):
         # Well-formed quotes and escapes: a regex gives the same words as the loop below.
-        return word.findall(rest)
+        return word_re.findall(rest)
     words: list[str] = []
     in_spaces, in_word, in_quote = 0, 1, 2
     phase = in_spaces
