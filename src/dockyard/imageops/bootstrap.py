@@ -31,7 +31,7 @@ from dockyard.progress import Event, ProgressSink, discard
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #: Creation time of bootstrapped busybox images (fixed, for reproducible IDs); SOURCE_DATE_EPOCH wins.
-BUSYBOX_EPOCH = 0
+BUSYBOX_EPOCH = 1_704_067_200  # 2024-01-01T00:00:00Z
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
 _DEB_ARCH = {"amd64": "amd64", "arm64": "arm64", "arm/v7": "armhf", "arm/v6": "armel", "386": "i386",
              "ppc64le": "ppc64el", "s390x": "s390x", "riscv64": "riscv64", "mips64le": "mips64el"}
