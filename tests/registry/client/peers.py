@@ -347,3 +347,20 @@ def upload_index(host: str, repo: str, tag: str, images: list[tuple[SampleImage,
     with RegistryClient() as client:
         client.repository(host, repo).put_manifest(tag, index, mt.OCI_INDEX)
     return index
+
+
+def peer(command: str, *, check: bool = True) -> str:
+    """Run a shell command with the peers' environment (env.sh: $DOCKER, DOCKER_HOST, containers confs)."""
+    proc = subprocess.run(["bash", "-c", f'. "{PEERS}/env.sh" && {command}'], capture_output=True,
+                          text=True, timeout=300)
+    if check and proc.returncode != 0:
+        raise RuntimeError(f"{command}: exit {proc.returncode}: {proc.stderr[-2000:]}")
+    return proc.stdout
+
+
+def docker_up() -> bool:
+    try:
+        peer("$DOCKER version >/dev/null 2>&1 || bash \"$PEERS_KIT/start-dockerd.sh\" >/dev/null")
+        return True
+    except RuntimeError:
+        return False

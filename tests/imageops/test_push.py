@@ -1,0 +1,212 @@
+"""imageops.push against distribution 2.8, and interop with skopeo, buildah and the Docker engine."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dockyard.errors import NotFound
+from dockyard.imageops import Store
+from dockyard.imageops.commit import commit_image, store_layer
+from dockyard.imageops.pull import pull
+from dockyard.imageops.push import push
+from dockyard.oci import mediatypes as mt
+from dockyard.oci.platform import Platform
+from dockyard.oci.reference import parse_normalized
+from dockyard.progress import Event
+from dockyard.registry.client import RegistryClient, RegistryOptions
+from tests.registry.client.peers import PLAIN, docker_up, make_tar, peer, start_peer_registries
+
+pytestmark = pytest.mark.peers
+FAST = RegistryOptions(backoff=0.01)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _registries() -> None:
+    start_peer_registries()
+
+
+def _new_store() -> Store:
+    return Store(Path("/dev/shm") / f"dytest-push-{uuid.uuid4().hex[:8]}", fsync=False)
+
+
+@pytest.fixture
+def store() -> Iterator[Store]:
+    s = _new_store()
+    yield s
+    s.close()
+    os.system(f"rm -rf {s.root}")
+
+
+@pytest.fixture
+def other_store() -> Iterator[Store]:
+    s = _new_store()
+    yield s
+    s.close()
+    os.system(f"rm -rf {s.root}")
+
+
+def _built_image(store: Store, name: str, n: int = 2, size: int = 300_000, arch: str = "amd64") -> str:
+    """A locally built image: uncompressed layers, as a build leaves them; returns its ID."""
+    diff_ids = []
+    for i in range(n):
+        tar = make_tar({f"layer{i}/data": os.urandom(size // 2) + bytes(size // 2),
+                        f"layer{i}/hello.txt": b"hello %d\n" % i})
+        diff_ids.append(store_layer(store, tar).diff_id)
+    config = {"architecture": arch, "os": "linux", "created": "2026-01-01T00:00:00Z",
+              "config": {"Cmd": ["/bin/sh"], "Env": ["PATH=/bin"]},
+              "rootfs": {"type": "layers", "diff_ids": [str(d) for d in diff_ids]},
+              "history": [{"created_by": f"RUN step {i}"} for i in range(n)]}
+    return str(commit_image(store, json.dumps(config).encode(), names=[name]).id)
+
+
+def _repo() -> str:
+    return f"{PLAIN}/dytest/push-{uuid.uuid4().hex[:8]}"
+
+
+def test_push_compresses_once_skips_and_mounts(store: Store, other_store: Store) -> None:
+    name = f"{_repo()}:v1"
+    image_id = _built_image(store, name)
+    events: list[Event] = []
+    with RegistryClient(FAST) as rc:
+        first = push(store, rc, parse_normalized(name), progress=events.append)
+        assert set(first.layers.values()) == {"uploaded"}
+        assert first.media_type == mt.DOCKER_MANIFEST
+        assert [e.name for e in events if e.name != "Pushing"].count("Pushed") == 2
+        gz_forms = [f for f in store.meta.all_layer_blobs() if f.media_type == mt.OCI_LAYER_GZIP]
+        assert len(gz_forms) == 2  # the compressed blobs are kept for the next push
+        again = push(store, rc, parse_normalized(name))
+        assert set(again.layers.values()) == {"exists"} and again.digest == first.digest
+        assert len(store.meta.all_layer_blobs()) == 4  # nothing compressed again
+        elsewhere = f"{_repo()}:v2"
+        mounted = push(store, rc, parse_normalized(elsewhere), source=name)
+        assert set(mounted.layers.values()) == {"mounted"}
+        manifest = json.loads(rc.repository(PLAIN, parse_normalized(name).path).get_manifest("v1").data)
+        assert manifest["mediaType"] == mt.DOCKER_MANIFEST
+        assert {layer["mediaType"] for layer in manifest["layers"]} == {mt.DOCKER_LAYER_GZIP}
+        assert manifest["config"] == {"mediaType": mt.DOCKER_CONFIG, "digest": image_id,
+                                      "size": len(store.content.read(image_id))}
+        # and back: a fresh store pulls the same image ID
+        got = pull(other_store, rc, parse_normalized(elsewhere))
+        assert got.image_id == image_id and got.digest == mounted.digest
+
+
+def test_push_zstd_and_chunked(store: Store, other_store: Store) -> None:
+    name = f"{_repo()}:z"
+    image_id = _built_image(store, name, n=1, size=3_000_000)
+    with RegistryClient(FAST) as rc:
+        result = push(store, rc, parse_normalized(name), compression="zstd", chunk_size=1 << 20)
+        assert result.media_type == mt.OCI_MANIFEST
+        manifest = json.loads(rc.repository(PLAIN, parse_normalized(name).path).get_manifest("z").data)
+        assert manifest["layers"][0]["mediaType"] == mt.OCI_LAYER_ZSTD
+        got = pull(other_store, rc, parse_normalized(name))
+        assert got.image_id == image_id
+
+
+def test_push_of_unknown_image_reads_like_docker(store: Store) -> None:
+    rc = RegistryClient(FAST)
+    with rc, pytest.raises(NotFound, match="An image does not exist locally with the tag"):
+        push(store, rc, parse_normalized(f"{_repo()}:nope"))
+
+
+def test_pulled_image_pushes_with_its_original_digest(store: Store) -> None:
+    name = f"{_repo()}:orig"
+    with RegistryClient(FAST) as rc:
+        pulled = pull(store, rc, parse_normalized(f"{PLAIN}/peers/busybox:local"))
+        pushed = push(store, rc, parse_normalized(name), source=f"{PLAIN}/peers/busybox:local")
+    assert pushed.digest == pulled.digest
+    assert set(pushed.layers.values()) == {"mounted"}
+
+
+# -- peers ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.docker
+def test_dockyard_push_then_skopeo_and_docker_pull(store: Store, tmp_path: Path) -> None:
+    name = f"{_repo()}:interop"
+    image_id = _built_image(store, name)
+    with RegistryClient(FAST) as rc:
+        pushed = push(store, rc, parse_normalized(name))
+    info = json.loads(peer(f"skopeo inspect --tls-verify=false docker://{name}"))
+    assert info["Digest"] == pushed.digest
+    peer(f"skopeo copy -q --src-tls-verify=false docker://{name} dir:{tmp_path}/copy")
+    layers = json.loads((tmp_path / "copy" / "manifest.json").read_text())["layers"]
+    record = store.meta.get_image(image_id)
+    assert record is not None
+    for layer in layers:  # skopeo verified the digests; check the tars decompress to the diff IDs
+        data = gzip.decompress((tmp_path / "copy" / layer["digest"].split(":")[1]).read_bytes())
+        assert "sha256:" + hashlib.sha256(data).hexdigest() in record.diff_ids
+    if not docker_up():
+        pytest.skip("docker engine not available")
+    peer(f"$DOCKER pull -q {name} >/dev/null")
+    assert peer(f"$DOCKER image inspect -f '{{{{.Id}}}}' {name}").strip() == image_id
+    peer(f"$DOCKER rmi {name} >/dev/null", check=False)
+
+
+@pytest.mark.docker
+def test_skopeo_and_docker_push_then_dockyard_pull(store: Store) -> None:
+    sk_name = f"{_repo()}:skopeo"
+    peer(f"skopeo copy -q --dest-tls-verify=false containers-storage:localhost/busybox:local docker://{sk_name}")
+    with RegistryClient(FAST) as rc:
+        got = pull(store, rc, parse_normalized(sk_name))
+        record = store.meta.get_image(got.image_id)
+        assert got.new and record is not None
+        assert (store.snapshots.path(_chain_top(record.diff_ids)) / "bin" / "busybox").is_file()
+        if not docker_up():
+            pytest.skip("docker engine not available")
+        dk_name = f"{_repo()}:docker"
+        peer(f"$DOCKER tag busybox:local {dk_name} && $DOCKER push -q {dk_name} >/dev/null "
+             f"&& $DOCKER rmi {dk_name}")
+        docker_id = peer("$DOCKER image inspect -f '{{.Id}}' busybox:local").strip()
+        got = pull(store, rc, parse_normalized(dk_name))
+        assert got.image_id == docker_id
+
+
+def test_buildah_two_platform_index_pulls_the_right_platform(store: Store) -> None:
+    repo = _repo()
+    list_name = f"dytest-list-{uuid.uuid4().hex[:8]}"
+    script = f"""
+set -e
+for arch in amd64 arm64; do
+  c=$(buildah from --arch $arch scratch)
+  printf 'I am %s\\n' $arch > /tmp/{list_name}-$arch.txt
+  buildah copy $c /tmp/{list_name}-$arch.txt /arch.txt >/dev/null
+  buildah config --arch $arch --os linux $c
+  buildah commit -q $c localhost/{list_name}:$arch >/dev/null
+  buildah rm $c >/dev/null
+  rm -f /tmp/{list_name}-$arch.txt
+done
+buildah manifest create localhost/{list_name}:list >/dev/null
+buildah manifest add localhost/{list_name}:list containers-storage:localhost/{list_name}:amd64 >/dev/null
+buildah manifest add --arch arm64 localhost/{list_name}:list \\
+  containers-storage:localhost/{list_name}:arm64 >/dev/null
+buildah manifest push -q --all --tls-verify=false localhost/{list_name}:list docker://{repo}:multi
+buildah rmi localhost/{list_name}:list localhost/{list_name}:amd64 localhost/{list_name}:arm64 \\
+  >/dev/null 2>&1 || true
+"""
+    peer(script)
+    with RegistryClient(FAST) as rc:
+        top = rc.repository(PLAIN, parse_normalized(repo).path).get_manifest("multi")
+        assert top.media_type in (mt.OCI_INDEX, mt.DOCKER_MANIFEST_LIST)
+        arm = pull(store, rc, parse_normalized(f"{repo}:multi"), platform=Platform("linux", "arm64"))
+        amd = pull(store, rc, parse_normalized(f"{repo}:multi"), platform=Platform("linux", "amd64"))
+    assert arm.digest == amd.digest == top.digest  # docker shows the index digest
+    assert (arm.platform.architecture, amd.platform.architecture) == ("arm64", "amd64")
+    for result, arch in ((arm, "arm64"), (amd, "amd64")):
+        record = store.meta.get_image(result.image_id)
+        assert record is not None and record.architecture == arch
+        top_layer = store.snapshots.path(_chain_top(record.diff_ids))
+        assert (top_layer / "arch.txt").read_text() == f"I am {arch}\n"
+
+
+def _chain_top(diff_ids: list[str]) -> str:
+    from dockyard.image import chain_ids
+
+    return chain_ids(diff_ids)[-1]
