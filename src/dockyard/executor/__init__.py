@@ -14,12 +14,26 @@ the layer) and ``dockyard run``.
 - :func:`cleanup_stale`: removes what runs of dead processes left under a state directory.
 """
 
-from dockyard.executor.base import Executor, Output, OutputCallback
-from dockyard.executor.cleanup import cleanup_stale
-from dockyard.executor.namespace import NamespaceExecutor
-from dockyard.executor.runc import RuncExecutor
-from dockyard.executor.spec import Mount, ProcessSpec, RootfsSpec
-from dockyard.executor.user import ExecUser, resolve_user
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from dockyard.executor.base import Executor, Output, OutputCallback
+    from dockyard.executor.cleanup import cleanup_stale
+    from dockyard.executor.namespace import NamespaceExecutor
+    from dockyard.executor.runc import RuncExecutor
+    from dockyard.executor.spec import Mount, ProcessSpec, RootfsSpec
+    from dockyard.executor.user import ExecUser, resolve_user
+
+# Imported on first use: the zygote imports this package and should stay small (no subprocess,
+# threading, ...), since every run forks it twice.
+_EXPORTS = {
+    "Executor": "base", "Output": "base", "OutputCallback": "base", "cleanup_stale": "cleanup",
+    "NamespaceExecutor": "namespace", "RuncExecutor": "runc", "Mount": "spec", "ProcessSpec": "spec",
+    "RootfsSpec": "spec", "ExecUser": "user", "resolve_user": "user",
+}
 
 __all__ = [
     "ExecUser",
@@ -34,3 +48,10 @@ __all__ = [
     "cleanup_stale",
     "resolve_user",
 ]
+
+
+def __getattr__(name: str) -> object:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'dockyard.executor' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"dockyard.executor.{module}"), name)

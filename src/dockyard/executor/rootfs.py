@@ -41,32 +41,35 @@ def _too_many(count: int) -> Exception:
     return start_error(f"too many layers for one overlay mount ({count} lower directories)")
 
 
-def _overlay_data(lowers_top_first: Sequence[str], upper: str, work: str,
-                  stub: str | None) -> tuple[str, str | None]:
+def _overlay_data(lowers_top_first: Sequence[str], upper: str | None, work: str | None,
+                  top: str | None) -> tuple[str, str | None]:
     """Mount options, and the directory to chdir into when absolute paths would not fit in a page.
 
-    Then the image layers (which share a store directory) are given relative to their common parent;
-    ``stub``, upper and work stay absolute.
+    ``top`` is an extra lower layer above the others. When the options are too long, the image layers
+    (which share a store directory) are given relative to their common parent; the rest stay absolute.
+    Without ``upper`` the overlay is read-only.
     """
-    top = [stub] if stub else []
-    data = f"lowerdir={':'.join([*top, *lowers_top_first])},upperdir={upper},workdir={work},index=off"
+    extra = [top] if top else []
+    tail = f",upperdir={upper},workdir={work}" if upper else ""
+    data = f"lowerdir={':'.join([*extra, *lowers_top_first])}{tail},index=off"
     if len(data) <= _MAX_MOUNT_DATA:
         return data, None
     base = os.path.commonpath(lowers_top_first)
     if base == lowers_top_first[0]:
         base = os.path.dirname(base)
     rel = [os.path.relpath(p, base) for p in lowers_top_first]
-    data = f"lowerdir={':'.join([*top, *rel])},upperdir={upper},workdir={work},index=off"
+    data = f"lowerdir={':'.join([*extra, *rel])}{tail},index=off"
     if len(data) > _MAX_MOUNT_DATA:
         raise _too_many(len(lowers_top_first))
     return data, base
 
 
-def _mount_overlay(target: str, lowers_top_first: Sequence[str], upper: str, work: str,
-                   allow_chdir: bool, stub: str | None = None) -> None:
-    data, base = _overlay_data(lowers_top_first, upper, work, stub)
+def _mount_overlay(target: str, lowers_top_first: Sequence[str], upper: str | None, work: str | None,
+                   allow_chdir: bool, top: str | None = None) -> None:
+    data, base = _overlay_data(lowers_top_first, upper, work, top)
+    flags = 0 if upper else m.MS_RDONLY
     if base is None:
-        m.mount("overlay", target, "overlay", 0, data)
+        m.mount("overlay", target, "overlay", flags, data)
         return
     if not allow_chdir:
         raise _too_many(len(lowers_top_first))
@@ -74,7 +77,7 @@ def _mount_overlay(target: str, lowers_top_first: Sequence[str], upper: str, wor
     old = os.open(".", os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.chdir(base)
-        m.mount("overlay", target, "overlay", 0, data)
+        m.mount("overlay", target, "overlay", flags, data)
     finally:
         os.fchdir(old)
         os.close(old)
@@ -127,7 +130,8 @@ def mount_rootfs(rootfs: dict[str, Any], target: str, scratch: str, targets: Seq
 
     A plain directory is bind-mounted and missing mount points are created in it. An overlay gets missing
     mount points from an extra top lower layer in ``scratch`` (a tmpfs), so they never reach the upper
-    directory and the layer holds only what the process changed.
+    directory and the layer holds only what the process changed. Mounts made under ``scratch`` go away
+    with it.
     """
     if "path" in rootfs:
         m.mount(rootfs["path"], target, None, m.MS_BIND | m.MS_REC)
@@ -143,12 +147,14 @@ def mount_rootfs(rootfs: dict[str, Any], target: str, scratch: str, targets: Seq
         return
     lowers = [str(p) for p in reversed(rootfs["lower"])]
     upper, work = rootfs["upper"], rootfs["work"]
-    _mount_overlay(target, lowers, upper, work, allow_chdir)
-    stub_dir = os.path.join(scratch, "stubs")
+    # Look for missing mount points in a read-only overlay with the upper directory as just another
+    # layer (its whiteouts count): same view as the real mount, and no unmount (slow) afterwards.
+    check, stub_dir = os.path.join(scratch, "check"), os.path.join(scratch, "stubs")
+    os.mkdir(check)
     os.mkdir(stub_dir, 0o755)
-    if _build_stubs(target, stub_dir, targets):
-        m.umount2(target)
-        _mount_overlay(target, lowers, upper, work, allow_chdir, stub_dir)
+    _mount_overlay(check, lowers, None, None, allow_chdir, upper)
+    needed = _build_stubs(check, stub_dir, targets)
+    _mount_overlay(target, lowers, upper, work, allow_chdir, stub_dir if needed else None)
 
 
 def hosts_text(spec: ProcessSpec) -> str:

@@ -1,0 +1,84 @@
+"""Per-RUN overhead of the executor: ``true`` on an overlay of busybox, built-in vs ``runc run``.
+
+Each round runs both backends once (interleaved, so machine noise hits both alike) with a fresh upper
+directory; prints the median of ``--runs`` rounds in ms and the ratio. Goal (issue 4): built-in < 10 ms.
+``--fat-mb N`` first grows this process by N MiB to show that forking from the zygote does not pay for
+the caller's size. Needs root; the busybox tarball comes from ../shared/peers/make-busybox-rootfs.sh.
+
+Run: .venv/bin/python bench/bench_executor.py [--runs 50] [--fat-mb 0] [--no-runc]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from dockyard.executor import NamespaceExecutor, ProcessSpec, RootfsSpec, RuncExecutor
+from dockyard.executor.base import Executor
+
+GOAL_MS = 10.0
+PEERS_DIR = Path(os.environ.get("PEERS_DIR", "/var/tmp/dockyard-peers"))
+TARBALL = PEERS_DIR / "images" / "busybox-amd64.tar"
+MAKE = Path(__file__).resolve().parents[1].parent / "shared" / "peers" / "make-busybox-rootfs.sh"
+
+
+def one(executor: Executor, lower: Path, base: Path, i: int) -> float:
+    run = base / f"run{i}"
+    (run / "upper").mkdir(parents=True)
+    (run / "work").mkdir()
+    rootfs = RootfsSpec([lower], run / "upper", run / "work")
+    start = time.perf_counter()
+    code = executor.run(ProcessSpec(args=["/bin/true"]), rootfs)
+    elapsed = (time.perf_counter() - start) * 1000
+    assert code == 0
+    shutil.rmtree(run)
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument("--fat-mb", type=int, default=0)
+    parser.add_argument("--no-runc", action="store_true")
+    args = parser.parse_args()
+    if not TARBALL.exists():
+        subprocess.run(["bash", str(MAKE), "amd64"], check=True, capture_output=True)
+    fat = bytearray(args.fat_mb << 20)
+    for offset in range(0, len(fat), 4096):
+        fat[offset] = 1  # touch every page so it is really resident
+    base = Path(tempfile.mkdtemp(prefix="bench-exec-", dir="/dev/shm"))
+    try:
+        lower = base / "busybox"
+        lower.mkdir()
+        subprocess.run(["tar", "-xf", str(TARBALL), "-C", str(lower)], check=True)
+        use_runc = not args.no_runc and shutil.which("runc") is not None
+        builtin = NamespaceExecutor(base / "state")
+        runc = RuncExecutor(base / "state") if use_runc else None
+        one(builtin, lower, base, -1)  # start the zygote outside the timing
+        times: dict[str, list[float]] = {"built-in": [], "runc": []}
+        for i in range(args.runs):
+            times["built-in"].append(one(builtin, lower, base, i))
+            if runc is not None:
+                times["runc"].append(one(runc, lower, base, i + args.runs))
+        builtin.close()
+        med = {name: statistics.median(ts) for name, ts in times.items() if ts}
+        print(f"per-RUN overhead of `true`, median of {args.runs} (caller RSS +{args.fat_mb} MiB):")
+        for name, value in med.items():
+            q = statistics.quantiles(times[name], n=10)
+            print(f"  {name:9s} {value:7.2f} ms   (p10 {q[0]:.2f}, p90 {q[-1]:.2f})")
+        if "runc" in med:
+            print(f"  runc / built-in: {med['runc'] / med['built-in']:.1f}x")
+        verdict = "meets" if med["built-in"] < GOAL_MS else "MISSES"
+        print(f"  goal < {GOAL_MS:g} ms: built-in {verdict} it")
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
