@@ -690,7 +690,26 @@ def parse_instruction(node: Node, filename: str = "Dockerfile") -> Instruction:
     except DockerfileError as exc:
         if exc.line > 0:
             raise
-        raise DockerfileError(exc.detail, file=filename, line=node.start_line) from None
+        raise DockerfileError(exc.detail, file=filename, line=node.start_line,
+                              column=error_column(node, exc.detail)) from None
+
+
+_RE_FLAG_IN_ERROR = re.compile(r"flag: (--[\w-]+)|flag specified: ([\w-]+)|value on flag: ([\w-]+)")
+
+
+def error_column(node: Node, message: str) -> int:
+    """Best column for an error about ``node``: the flag it names if that is on the first line,
+    else where the instruction starts."""
+    m = _RE_FLAG_IN_ERROR.search(message)
+    if m is not None:
+        token = next(g for g in m.groups() if g)
+        if not token.startswith("--"):
+            token = "--" + token
+        first_line = node.original
+        at = first_line.find(token)
+        if at >= 0:
+            return node.column + at
+    return node.column
 
 
 class _Base(TypedDict):
@@ -849,8 +868,7 @@ def _parse(node: Node) -> Instruction:
 
 
 def _unknown(word: str) -> None:
-    names = [i.upper() for i in INSTRUCTIONS]
-    raise DockerfileError(wrap_suggestion(f"unknown instruction: {word}", word, names, match_case=True))
+    raise DockerfileError(wrap_suggestion(f"unknown instruction: {word}", word, INSTRUCTIONS, match_case=True))
 
 
 def _parse_healthcheck(node: Node, args: list[str], flags: BFlags, base: _Base) -> Instruction:

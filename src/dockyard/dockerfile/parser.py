@@ -68,6 +68,7 @@ class Node:
     start_line: int = 0
     end_line: int = 0
     prev_comment: list[str] = field(default_factory=list)
+    column: int = 1  # 1-based column where the instruction starts on its first line
 
     @property
     def is_json(self) -> bool:
@@ -723,6 +724,7 @@ def parse(text: str | bytes, filename: str = "Dockerfile") -> ParseResult:
         current += 1
         line = "" if is_comment else stripped
         start = current
+        column = len(raw.rstrip("\r\n")) - len(stripped) + 1
         esc = d.line_continuation
         line, end_of_line = _trim_continuation(line, esc)
         if end_of_line and line == "":
@@ -784,6 +786,7 @@ def parse(text: str | bytes, filename: str = "Dockerfile") -> ParseResult:
                 child.heredocs.append(doc)
         child.start_line = start
         child.end_line = current
+        child.column = column
         if root.start_line < 0:
             root.start_line = start
         root.end_line = current

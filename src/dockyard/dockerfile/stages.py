@@ -150,11 +150,11 @@ def parse_stages(result: ParseResult, build_args: Mapping[str, str] | None = Non
     declared: set[str] = set()
     global_values: dict[str, str] = {}
 
-    def expand(word: str, node_line: int) -> str:
+    def expand(word: str, node_line: int, column: int = 1) -> str:
         try:
             return lex.process_word(word, scope)
         except DockerfileError as exc:
-            raise DockerfileError(exc.detail, file=filename, line=node_line) from None
+            raise DockerfileError(exc.detail, file=filename, line=node_line, column=column) from None
 
     for node in result.children:
         instr = parse_instruction(node, filename)
@@ -165,7 +165,7 @@ def parse_stages(result: ParseResult, build_args: Mapping[str, str] | None = Non
                 if spec.key in build_args:
                     value: str | None = build_args[spec.key]
                 elif spec.value is not None:
-                    value = expand(spec.value, node.start_line)
+                    value = expand(spec.value, node.start_line, node.column)
                 else:
                     value = scope.get(spec.key)  # a predefined platform ARG keeps its value
                 if value is not None:
@@ -173,11 +173,11 @@ def parse_stages(result: ParseResult, build_args: Mapping[str, str] | None = Non
                     global_values[spec.key] = value
             continue
         if isinstance(instr, FromInstruction):
-            base = expand(instr.base_name, node.start_line)
+            base = expand(instr.base_name, node.start_line, node.column)
             if base == "":
                 raise DockerfileError(f"base name ({instr.base_name}) should not be blank",
-                                      file=filename, line=node.start_line)
-            plat = expand(instr.platform, node.start_line) if instr.platform else ""
+                                      file=filename, line=node.start_line, column=node.column)
+            plat = expand(instr.platform, node.start_line, node.column) if instr.platform else ""
             if plat:
                 Platform.parse(plat)  # fail early on a malformed --platform
             base_stage = None
@@ -188,7 +188,8 @@ def parse_stages(result: ParseResult, build_args: Mapping[str, str] | None = Non
                                 from_=instr, base_stage=base_stage, comment=instr.comment))
             continue
         if not stages:
-            raise DockerfileError("no build stage in current context", file=filename, line=node.start_line)
+            raise DockerfileError("no build stage in current context", file=filename, line=node.start_line,
+                                  column=node.column)
         if isinstance(instr, ArgInstruction):
             declared.update(spec.key for spec in instr.args)
         stages[-1].instructions.append(instr)
@@ -245,7 +246,7 @@ class StageEnv:
         self.scope = _Scope(self.env, self.args)
 
     def _wrap(self, instr: Instruction, exc: DockerfileError) -> DockerfileError:
-        return DockerfileError(exc.detail, file=self.plan.filename, line=instr.start_line)
+        return DockerfileError(exc.detail, file=self.plan.filename, line=instr.start_line, column=1)
 
     def expand(self, word: str) -> str:
         """Expand one word in this scope."""
