@@ -208,3 +208,20 @@ def test_bad_checksum_names_offset(jail: Jail) -> None:
 def test_garbage_is_corrupt_data(jail: Jail) -> None:
     with pytest.raises(CorruptData):
         jail.apply(os.urandom(2048))
+
+
+@pytest.mark.parametrize(
+    ("member", "match"),
+    [
+        (TarEntry("a" * 300), "File name too long"),
+        (TarEntry("l", type=SYMTYPE, linkname="x" * 5000), "File name too long"),
+        (TarEntry("c", type=b"3", devmajor=2**31, devminor=5), "too large"),
+        (TarEntry("v", type=b"V"), "unsupported entry type"),
+        (TarEntry("p", pax={"path": "a\x00b"}), "NUL byte"),
+    ],
+    ids=["long-component", "long-symlink-target", "device-number", "unknown-type", "nul-in-pax-path"],
+)
+def test_os_level_failures_are_one_line_dockyard_errors(jail: Jail, member: TarEntry, match: str) -> None:
+    with pytest.raises(CorruptData, match=match) as info:
+        jail.apply(tar(member))
+    assert "\n" not in str(info.value) and len(str(info.value)) < 300

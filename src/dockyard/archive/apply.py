@@ -27,7 +27,7 @@ from dockyard.archive.tarheader import (
     TarEntry,
 )
 from dockyard.archive.whiteout import OPAQUE, OVERLAY_OPAQUE_XATTR, WHITEOUT_META_PREFIX, WHITEOUT_PREFIX
-from dockyard.errors import CorruptData, NotFound, UnsafePath
+from dockyard.errors import CorruptData, DockyardError, NotFound, StoreError, UnsafePath
 
 _O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _O_NEWFILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -62,7 +62,23 @@ class _Where:
         self.entry = entry
 
     def __str__(self) -> str:
-        return f"tar entry {self.entry.name!r} at offset {self.entry.offset}"
+        name = self.entry.name
+        if len(name) > 120:
+            name = name[:60] + "..." + name[-40:]
+        return f"tar entry {name!r} at offset {self.entry.offset}"
+
+
+_STORE_ERRNOS = frozenset((errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EIO))
+
+
+def _wrap(where: object, exc: Exception) -> DockyardError:
+    """A one-line dockyard error for an OS-level failure while applying an entry."""
+    if isinstance(exc, OSError):
+        reason = exc.strerror or str(exc)
+        if exc.errno in _STORE_ERRNOS:
+            return StoreError(f"{where}: cannot write the layer: {reason}")
+        return CorruptData(f"{where}: {reason}")
+    return CorruptData(f"{where}: {exc}")
 
 
 def clean_name(name: str, offset: int = 0) -> list[str]:
@@ -248,7 +264,10 @@ class _Applier:
         try:
             for entry in reader:
                 self.stats.entries += 1
-                self._entry(entry, reader)
+                try:
+                    self._entry(entry, reader)
+                except (OSError, ValueError, OverflowError) as exc:
+                    raise _wrap(_Where(entry), exc)
                 self.root.release()
             self._finish_dirs()
         finally:
@@ -435,6 +454,8 @@ class _Applier:
                     _set_xattrs(fd, entry.xattrs, True)
                 ns = entry.mtime * 1_000_000_000
                 os.utime(fd, ns=(ns, ns))
+            except (OSError, ValueError, OverflowError) as exc:
+                raise _wrap(f"directory {key!r}", exc)
             finally:
                 os.close(fd)
 

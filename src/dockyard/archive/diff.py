@@ -19,6 +19,7 @@ from dockyard.archive.writer import (
     Writable,
     _TreeAdder,
     entry_from_stat,
+    os_error,
 )
 from dockyard.errors import CorruptData, NotFound
 
@@ -78,7 +79,10 @@ def write_overlay_diff(
                 parent = rel[: len(rel) - len(name)]
                 tw.add(_whiteout_entry(parent + whiteout_name(name), st, opts))
                 continue
-            adder.add(dir_fd, name, rel, st)
+            try:
+                adder.add(dir_fd, name, rel, st)
+            except OSError as exc:
+                raise os_error(rel, exc)
             if is_dir and _is_opaque(dir_fd, name):
                 tw.add(_whiteout_entry(rel + "/" + OPAQUE, st, opts, stat.S_IMODE(st.st_mode)))
     finally:
@@ -190,7 +194,10 @@ def write_dir_diff(
         new_fd = _open_dir(new)
         try:
             tw = TarWriter(out)
-            _DirDiff(tw, opts).diff(base_fd, new_fd, "", [])
+            try:
+                _DirDiff(tw, opts).diff(base_fd, new_fd, "", [])
+            except OSError as exc:
+                raise os_error(exc.filename or "?", exc)
         finally:
             os.close(new_fd)
     finally:

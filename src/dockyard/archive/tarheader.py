@@ -323,6 +323,8 @@ def apply_pax(entry: TarEntry, records: dict[str, bytes]) -> None:
     """Override ``entry``'s fields with PAX ``records`` (path, linkpath, size, uid, gid, mtime, xattrs)."""
     for key, value in records.items():
         try:
+            if key in ("path", "linkpath") and b"\0" in value:
+                raise CorruptData(f"{_where(entry.offset, entry.name)}: NUL byte in PAX {key}")
             if key == "path":
                 entry.name = os.fsdecode(value)
             elif key == "linkpath":

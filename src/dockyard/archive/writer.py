@@ -25,7 +25,7 @@ from dockyard.archive.tarheader import (
     encode,
     padding,
 )
-from dockyard.errors import CorruptData, NotFound
+from dockyard.errors import CorruptData, NotFound, StoreError
 
 _FLUSH_AT = 1 << 20
 _BIG_FILE = 1 << 20  # bodies at least this large are streamed, not read whole
@@ -345,8 +345,16 @@ def write_tree(
                 if stat.S_ISDIR(st.st_mode):
                     walker.skip()
                 continue
-            adder.add(dir_fd, name, rel, st)
+            try:
+                adder.add(dir_fd, name, rel, st)
+            except OSError as exc:
+                raise os_error(rel, exc)
     finally:
         os.close(root_fd)
     tw.close()
     return tw
+
+
+def os_error(rel: str, exc: OSError) -> StoreError:
+    """A one-line error for a path that could not be archived (unreadable, vanished, disk full)."""
+    return StoreError(f"cannot archive {rel!r}: {exc.strerror or exc}")
