@@ -76,7 +76,8 @@ def test_mount_every_type_and_key() -> None:
     tmpfs = parse_mount("type=tmpfs,target=/t,size=64m")
     assert (tmpfs.size_limit, tmpfs.readonly) == (64 << 20, False)
     secret = parse_mount("type=secret,id=npmrc,dst=/root/.npmrc,required=true,env=TOKEN", lambda s: s)
-    assert (secret.cache_id, secret.target, secret.required, secret.env) == ("npmrc", "/root/.npmrc", True, "TOKEN")
+    assert (secret.cache_id, secret.target, secret.required, secret.env) == (
+        "npmrc", "/root/.npmrc", True, "TOKEN")
     ssh = parse_mount("type=ssh,required")
     assert ssh.type == "ssh" and ssh.required
 
@@ -175,7 +176,7 @@ def test_expose_ranges_and_protocols() -> None:
     instr = one("EXPOSE 80 443/tcp 53/udp 8000-8002/sctp")
     assert isinstance(instr, ExposeInstruction)
     specs = [parse_port_spec(p) for p in instr.ports]
-    keys = [k for s in specs for k in s.keys()]
+    keys = [k for s in specs for k in s.exposed_keys()]
     assert sorted(keys) == sorted(["80/tcp", "443/tcp", "53/udp", "8000/sctp", "8001/sctp", "8002/sctp"])
     for bad in ("80/icmp", "x", "90-80", "70000", "1:2"):
         with pytest.raises(DockerfileError):
@@ -245,7 +246,8 @@ def test_did_you_mean_and_places() -> None:
     res = parse("FROM a\n\n    HEALTHCHEK CMD true\n", filename="app.Dockerfile")
     with pytest.raises(DockerfileError) as placed:
         parse_instruction(res.children[1], "app.Dockerfile")
-    assert str(placed.value) == "app.Dockerfile:3:5: unknown instruction: HEALTHCHEK (did you mean HEALTHCHECK?)"
+    assert str(placed.value) == (
+        "app.Dockerfile:3:5: unknown instruction: HEALTHCHEK (did you mean HEALTHCHECK?)")
 
 
 @pytest.mark.parametrize(("text", "message"), [

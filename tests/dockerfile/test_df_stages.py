@@ -117,7 +117,8 @@ def test_unused_build_args_warning() -> None:
 
 
 def test_stage_references() -> None:
-    p = plan("FROM golang AS Build\nRUN go build\nFROM build AS test\nFROM scratch\nCOPY --from=build /x /x\n")
+    p = plan("FROM golang AS Build\nRUN go build\nFROM build AS test\n"
+             "FROM scratch\nCOPY --from=build /x /x\n")
     assert p.stages[1].base_stage == 0
     assert p.stages[2].base_stage is None
     assert p.stage("BUILD") is p.stages[0] and p.stage(2) is p.stages[2] and p.stage("1") is p.stages[1]
@@ -161,9 +162,9 @@ def test_errors_carry_place() -> None:
     with pytest.raises(DockerfileError) as err2:
         plan("RUN echo\nFROM a\n")
     assert err2.value.line == 1 and "no build stage" in err2.value.detail
-    p = plan("FROM a\n\nENV X=${Y:?Y must be set}\n")
+    p = plan("FROM a\n\nENV X=${Y:?required}\n")
     with pytest.raises(DockerfileError) as err3:
         applied(p)
-    assert str(err3.value) == 'Dockerfile:3:1: failed to process "${Y:?Y must be set}": Y: Y must be set'
+    assert str(err3.value) == 'Dockerfile:3:1: failed to process "${Y:?required}": Y: required'
     with pytest.raises(DockerfileError, match="no FROM"):
         plan("ARG A=1\n")

@@ -108,7 +108,7 @@ class PortSpec:
     end: int
     protocol: str = "tcp"
 
-    def keys(self) -> list[str]:
+    def exposed_keys(self) -> list[str]:
         """The image config ``ExposedPorts`` keys: ``"80/tcp"``, one per port of a range."""
         return [f"{p}/{self.protocol}" for p in range(self.start, self.end + 1)]
 
@@ -868,7 +868,8 @@ def _parse(node: Node) -> Instruction:
 
 
 def _unknown(word: str) -> None:
-    raise DockerfileError(wrap_suggestion(f"unknown instruction: {word}", word, INSTRUCTIONS, match_case=True))
+    message = wrap_suggestion(f"unknown instruction: {word}", word, INSTRUCTIONS, match_case=True)
+    raise DockerfileError(message)
 
 
 def _parse_healthcheck(node: Node, args: list[str], flags: BFlags, base: _Base) -> Instruction:
