@@ -98,3 +98,34 @@ def test_corrupt_archive_leaves_no_image(root: Path) -> None:
     assert proc.returncode == 1 and proc.stderr.decode().startswith(f"Error: {cut}: ")
     assert dockyard(fresh, "images", "-q").stdout == b""
     assert dockyard(fresh, "system", "check").returncode == 0
+
+
+def test_import_from_url(root: Path) -> None:
+    import http.server
+    import threading
+
+    (root / "www").mkdir()
+    (root / "www" / "rootfs.tar").write_bytes(rootfs())
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            super().__init__(*args, directory=str(root / "www"), **kwargs)  # type: ignore[arg-type]
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        ok = dockyard(root, "import", f"{url}/rootfs.tar", "fromurl:1")
+        assert ok.returncode == 0, ok.stderr
+        hist = dockyard(root, "history", "--no-trunc", "--format", "{{.Comment}}", "fromurl:1")
+        assert hist.stdout.decode().strip() == f"Imported from {url}/rootfs.tar"
+        missing = dockyard(root, "import", f"{url}/nope.tar")
+        assert missing.returncode == 1
+        assert missing.stderr.decode() == f"Error: import {url}/nope.tar: HTTP 404 File not found\n"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -41,6 +41,36 @@ def _input(path: str | None) -> Iterator[tuple[BinaryIO, str]]:
         yield f, path
 
 
+class _HttpBody:
+    """A readable over a streamed HTTP response body (``read(n)`` may return fewer bytes)."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._pending = b""
+
+    def read(self, n: int = -1) -> bytes:
+        if not self._pending:
+            self._pending = next(self._chunks, b"")
+        if n < 0 or n >= len(self._pending):
+            out, self._pending = self._pending, b""
+            return out
+        out, self._pending = self._pending[:n], self._pending[n:]
+        return out
+
+
+@contextlib.contextmanager
+def _url_input(url: str) -> Iterator[tuple[BinaryIO, str]]:
+    import httpx
+
+    try:
+        with httpx.stream("GET", url, follow_redirects=True, timeout=60.0) as response:
+            if response.status_code != 200:
+                raise NotFound(f"import {url}: HTTP {response.status_code} {response.reason_phrase}")
+            yield _HttpBody(response.iter_bytes(1 << 20)), url  # type: ignore[misc]
+    except httpx.HTTPError as exc:
+        raise InvalidArgument(f"import {url}: {exc}") from None
+
+
 @click.command("save")
 @click.argument("images", nargs=-1, required=True)
 @click.option("-o", "--output", metavar="FILE", help="Write to a file, instead of STDOUT.")
@@ -106,10 +136,9 @@ def import_cmd(ctx: click.Context, source: str, repository: str | None, changes:
     if platform:
         parse_platform(platform)
     apply_changes({}, changes)  # bad --change lines fail before reading any input
-    if source.startswith(("http://", "https://")):
-        raise InvalidArgument(f"importing from a URL is not supported: download {source} and import the file")
     client = _client(ctx)
-    with _input(source) as (stream, _):
+    opener = _url_input if source.startswith(("http://", "https://")) else _input
+    with opener(source) as (stream, _):
         rec = client.import_image(stream, source=source, changes=changes, message=message, platform=platform,
                                   names=[repository] if repository else [])
     click.echo(str(rec.id))
