@@ -9,6 +9,13 @@ import httpx
 from dockyard.errors import AuthenticationError, RegistryError
 
 
+_BODYLESS = {
+    401: ("unauthorized: authentication required", "UNAUTHORIZED"),
+    403: ("denied: requested access to the resource is denied", "DENIED"),
+    404: ("not found", ""),
+}
+
+
 def rate_limit_note(headers: httpx.Headers) -> str:
     """Docker Hub's ``RateLimit-*`` headers as a short note, or ``""`` when absent."""
     limit = headers.get("ratelimit-limit", "")
@@ -63,6 +70,8 @@ def error_from_response(response: httpx.Response, what: str) -> RegistryError:
         body = b""
     status = response.status_code
     message, code = _describe_errors(body[:65536])
+    if not message and status in _BODYLESS:  # HEAD answers carry no body: say what docker says
+        message, code = _BODYLESS[status]
     if not message:
         reason = response.reason_phrase or httpx.codes.get_reason_phrase(status)
         message = f"unexpected status {status} {reason}".rstrip()

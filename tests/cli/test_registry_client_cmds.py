@@ -1,0 +1,90 @@
+"""``dockyard pull/push/login/logout`` end to end (subprocess), output as docker words it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.registry.client.peers import PLAIN, make_image, start_peer_registries, upload_image
+
+pytestmark = pytest.mark.peers
+BASIC = "127.0.0.1:5001"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _registries() -> None:
+    start_peer_registries()
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Iterator[dict[str, str]]:
+    root = Path("/dev/shm") / f"dytest-cli-{uuid.uuid4().hex[:8]}"
+    config = tmp_path / "config.toml"
+    config.write_text("")
+    yield {**os.environ, "DOCKYARD_ROOT": str(root), "DOCKER_CONFIG": str(tmp_path / "docker"),
+           "DOCKYARD_CONFIG": str(config), "DOCKYARD_DAEMON_JSON": ""}
+    subprocess.run(["rm", "-rf", str(root)], check=False)
+
+
+def run(env: dict[str, str], *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "dockyard", *args], env=env, input=stdin, text=True,
+                          capture_output=True, timeout=120)
+
+
+def test_pull_output_and_quiet(env: dict[str, str]) -> None:
+    image = make_image([{"a": b"x" * 1000}, {"b": b"y" * 1000}])
+    repo = f"dytest/cli-{uuid.uuid4().hex[:8]}"
+    upload_image(PLAIN, repo, "latest", image)
+    first = run(env, "pull", f"{PLAIN}/{repo}")
+    assert first.returncode == 0, first.stderr
+    lines = first.stdout.splitlines()
+    assert lines[:2] == ["Using default tag: latest", f"latest: Pulling from {repo}"]
+    short = [json.loads(image.manifest)["layers"][i]["digest"][7:19] for i in range(2)]
+    for s in short:
+        assert f"{s}: Pulling fs layer" in lines and f"{s}: Pull complete" in lines
+    assert lines[-3:] == [f"Digest: {image.digest}",
+                          f"Status: Downloaded newer image for {PLAIN}/{repo}:latest",
+                          f"{PLAIN}/{repo}:latest"]
+    again = run(env, "pull", f"{PLAIN}/{repo}:latest")
+    assert again.stdout.splitlines()[-2] == f"Status: Image is up to date for {PLAIN}/{repo}:latest"
+    quiet = run(env, "pull", "-q", f"{PLAIN}/{repo}@{image.digest}")
+    assert quiet.stdout == f"{PLAIN}/{repo}@{image.digest}\n"
+    missing = run(env, "pull", f"{PLAIN}/{repo}:nope")
+    assert missing.returncode == 1
+    assert missing.stderr.strip() == (f"Error: manifest for {PLAIN}/{repo}:nope not found: "
+                                      "manifest unknown: manifest unknown")
+
+
+def test_login_push_pull_logout_with_basic_auth(env: dict[str, str]) -> None:
+    repo = f"dytest/cli-{uuid.uuid4().hex[:8]}"
+    upload_image(PLAIN, repo, "v1", make_image([{"f": b"data" * 500}]))
+    assert run(env, "pull", "-q", f"{PLAIN}/{repo}:v1").returncode == 0
+    assert run(env, "tag", f"{PLAIN}/{repo}:v1", f"{BASIC}/{repo}:v1").returncode == 0
+    refused = run(env, "push", f"{BASIC}/{repo}:v1")
+    assert refused.returncode == 1 and "unauthorized: authentication required" in refused.stderr
+    bad = run(env, "login", "-u", "peer", "--password-stdin", BASIC, stdin="wrong\n")
+    assert bad.returncode == 1
+    assert bad.stderr.startswith(f"Error: login to {BASIC} failed: unauthorized")
+    good = run(env, "login", "-u", "peer", "--password-stdin", BASIC, stdin="peerpass\n")
+    assert good.returncode == 0 and good.stdout.strip().endswith("Login Succeeded")
+    saved = json.loads((Path(env["DOCKER_CONFIG"]) / "config.json").read_text())
+    assert BASIC in saved["auths"]
+    pushed = run(env, "push", f"{BASIC}/{repo}:v1")
+    assert pushed.returncode == 0, pushed.stderr
+    lines = pushed.stdout.splitlines()
+    assert lines[0] == f"The push refers to repository [{BASIC}/{repo}]"
+    assert lines[-1].startswith("v1: digest: sha256:") and lines[-1].split(" size: ")[1].isdigit()
+    assert any(line.endswith(": Pushed") for line in lines)
+    again = run(env, "login", BASIC)  # stored credentials are tried first
+    assert again.stdout.splitlines() == ["Authenticating with existing credentials...", "Login Succeeded"]
+    assert run(env, "logout", BASIC).stdout.strip() == f"Removing login credentials for {BASIC}"
+    assert run(env, "logout", BASIC).stdout.strip() == f"Not logged in to {BASIC}"
+    both = run(env, "login", "-u", "x", "-p", "y", "--password-stdin", BASIC)
+    assert both.stderr.strip() == "Error: --password and --password-stdin are mutually exclusive"
