@@ -8,7 +8,6 @@ import httpx
 
 from dockyard.errors import AuthenticationError, RegistryError
 
-
 _BODYLESS = {
     401: ("unauthorized: authentication required", "UNAUTHORIZED"),
     403: ("denied: requested access to the resource is denied", "DENIED"),
