@@ -38,7 +38,6 @@ from dockyard.config import resolve_root
 from dockyard.image import ImageRecord, LayerBlob
 from dockyard.imageops import Lease, Store
 from dockyard.imageops import images as _images
-from dockyard.oci.config import ImageConfig
 from dockyard.oci.digest import Digest
 from dockyard.progress import ProgressSink, discard
 
@@ -46,6 +45,7 @@ if TYPE_CHECKING:
     from dockyard.imageops.check import CheckReport
     from dockyard.imageops.gc import GcResult
     from dockyard.imageops.images import DeleteItem, DiskUsage, HistoryItem, ImageSummary, PruneReport
+    from dockyard.oci.config import ImageConfig
 
 
 @dataclass(slots=True)

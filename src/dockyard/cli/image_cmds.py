@@ -6,6 +6,7 @@ Kept light: this module imports neither httpx, rich nor aiohttp, so ``dockyard i
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import sys
@@ -134,20 +135,28 @@ def _tokens(action: str) -> list[str]:
     return re.findall(r'"(?:[^"\\]|\\.)*"|\S+', action)
 
 
-def render(template: str, obj: Any) -> str:
-    """Render a Go-template subset: ``{{.A.B}}``, ``{{json .A}}``, ``{{index .A 0}}``,
-    ``{{join .A ","}}``, ``{{upper .A}}``, ``{{lower .A}}``, ``{{len .A}}``, ``{{println .A}}``."""
-    template = template.replace("\\t", "\t").replace("\\n", "\n")
+def _compile_action(text: str) -> Callable[[Any], str]:
+    tokens = _tokens(text)
+    if not tokens:
+        raise InvalidArgument("template parsing error: missing value for command")
+    head, rest = tokens[0], tokens[1:]
+    if head.startswith("."):
+        parts = [p for p in head.split(".") if p]
+        if len(parts) == 1:  # the common case, {{.Field}}: one dict lookup
+            key = parts[0]
 
-    def action(m: re.Match[str]) -> str:
-        tokens = _tokens(m.group(1))
-        if not tokens:
-            raise InvalidArgument("template parsing error: missing value for command")
-        head, rest = tokens[0], [_arg(obj, t) for t in tokens[1:]]
-        if head.startswith("."):
-            value = _lookup(obj, head)
-            return "<no value>" if value is _MISSING else go_value(value)
-        args = [None if a is _MISSING else a for a in rest]
+            def field(obj: Any) -> str:
+                value = obj.get(key, _MISSING) if isinstance(obj, dict | Mapping) else _MISSING
+                if type(value) is str:
+                    return value
+                return "<no value>" if value is _MISSING else go_value(value)
+            return field
+        return lambda obj: (lambda v: "<no value>" if v is _MISSING else go_value(v))(_lookup(obj, head))
+    if head not in ("json", "index", "join", "upper", "lower", "title", "len", "println"):
+        raise InvalidArgument(f'template parsing error: function "{head}" not defined')
+
+    def call(obj: Any) -> str:
+        args = [None if a is _MISSING else a for a in (_arg(obj, t) for t in rest)]
         if head == "json":
             return json.dumps(args[0] if args else obj, separators=(",", ":"))
         if head == "index" and len(args) >= 2:
@@ -166,9 +175,33 @@ def render(template: str, obj: Any) -> str:
             return str(len(args[0] or []))
         if head == "println":
             return " ".join(go_value(a) for a in args) + "\n"
-        raise InvalidArgument(f'template parsing error: function "{head}" not defined')
+        raise InvalidArgument(f"template: wrong number of args for {head}")
+    return call
 
-    return _ACTION.sub(action, template)
+
+@functools.lru_cache(maxsize=32)
+def compile_template(template: str) -> Callable[[Any], str]:
+    """Compile a Go-template subset once: ``{{.A.B}}``, ``{{json .A}}``, ``{{index .A 0}}``,
+    ``{{join .A ","}}``, ``{{upper .A}}``, ``{{lower .A}}``, ``{{len .A}}``, ``{{println .A}}``."""
+    template = template.replace("\\t", "\t").replace("\\n", "\n")
+    pieces: list[str | Callable[[Any], str]] = []
+    pos = 0
+    for m in _ACTION.finditer(template):
+        if m.start() > pos:
+            pieces.append(template[pos:m.start()])
+        pieces.append(_compile_action(m.group(1)))
+        pos = m.end()
+    if pos < len(template):
+        pieces.append(template[pos:])
+
+    def run(obj: Any) -> str:
+        return "".join(p if isinstance(p, str) else p(obj) for p in pieces)
+    return run
+
+
+def render(template: str, obj: Any) -> str:
+    """Render ``obj`` through a Go-template subset (see ``compile_template``)."""
+    return compile_template(template)(obj)
 
 
 def tabulate(rows: Sequence[Sequence[str]], *, minwidth: int = 10, padding: int = 3) -> str:
@@ -198,11 +231,12 @@ def write_formatted(records: Sequence[Mapping[str, Any]], fmt: str, headers: Map
         header = _ACTION.sub(lambda m: headers.get(m.group(1).strip().lstrip("."),
                                                    m.group(1).strip().lstrip(".").upper()),
                              template.replace("\\t", "\t"))
-        lines = [header.split("\t")] + [render(template, r).split("\t") for r in records]
+        run = compile_template(template)
+        lines = [header.split("\t")] + [run(r).split("\t") for r in records]
         sys.stdout.write(tabulate(lines))
         return
-    for rec in records:
-        click.echo(render(fmt, rec))
+    run = compile_template(fmt)
+    sys.stdout.write("".join(run(rec) + "\n" for rec in records))
 
 
 def parse_filters(values: Sequence[str], allowed: Sequence[str]) -> dict[str, list[str]]:
@@ -233,30 +267,38 @@ IMAGE_HEADERS = {
 
 
 def image_rows(images: Sequence[ImageSummary], *, digests: bool, no_trunc: bool,
-               now: float | None = None) -> list[dict[str, str]]:
-    """One row per (repository, tag[, digest]) as ``docker images`` shows them."""
-    from dockyard.oci.reference import parse_normalized
+               now: float | None = None, fields: str | None = None) -> list[dict[str, str]]:
+    """One row per (repository, tag[, digest]) as ``docker images`` shows them.
+
+    ``fields`` (a template) limits the costlier columns to those it names.
+    """
+    from dockyard.imageops.images import split_stored
 
     now = now or time.time()
+    want_at = fields is None or "CreatedAt" in fields or "json" in fields
+    want_virtual = fields is None or "VirtualSize" in fields or "json" in fields
     rows: list[dict[str, str]] = []
     for img in images:
         base = {
             "ID": short_id(img.id, no_trunc), "CreatedSince": since(img.created, now),
-            "CreatedAt": go_time(img.created), "Size": human_size(img.size, 3),
-            "VirtualSize": human_size(img.size), "Containers": "N/A", "SharedSize": "N/A",
+            "Size": human_size(img.size, 3), "Containers": "N/A", "SharedSize": "N/A",
             "UniqueSize": "N/A",
         }
+        if want_at:
+            base["CreatedAt"] = go_time(img.created)
+        if want_virtual:
+            base["VirtualSize"] = human_size(img.size)
         if not img.repo_tags and not img.repo_digests:
             rows.append({**base, "Repository": "<none>", "Tag": "<none>", "Digest": "<none>"})
             continue
         tags: dict[str, list[str]] = {}
         for t in img.repo_tags:
-            ref = parse_normalized(t)
-            tags.setdefault(ref.familiar_name(), []).append(ref.tag or "latest")
+            repo, tag, _ = split_stored(t)
+            tags.setdefault(repo, []).append(tag or "latest")
         dgs: dict[str, list[str]] = {}
         for d in img.repo_digests:
-            ref = parse_normalized(d)
-            dgs.setdefault(ref.familiar_name(), []).append(ref.digest or "")
+            repo, _, digest = split_stored(d)
+            dgs.setdefault(repo, []).append(digest)
         for repo in sorted(tags):
             repo_digests = dgs.pop(repo, []) if digests else (dgs.pop(repo, None) and [])
             for tag in tags[repo]:
@@ -272,8 +314,6 @@ def image_rows(images: Sequence[ImageSummary], *, digests: bool, no_trunc: bool,
 
 def filter_images(client: Client, images: list[ImageSummary], filters: Mapping[str, Sequence[str]]
                   ) -> list[ImageSummary]:
-    from dockyard.oci.reference import familiar_match, parse_normalized
-
     for value in filters.get("dangling", []):
         if value.lower() not in ("true", "false", "1", "0"):
             raise InvalidArgument(f"invalid filter 'dangling={value}'")
@@ -296,6 +336,8 @@ def filter_images(client: Client, images: list[ImageSummary], filters: Mapping[s
         images = [i for i in images if i.created > parse_created(limit.created)]
     patterns = filters.get("reference", [])
     if patterns:
+        from dockyard.oci.reference import familiar_match, parse_normalized
+
         kept = []
         for img in images:
             tags = [t for t in img.repo_tags if any(familiar_match(p, parse_normalized(t)) for p in patterns)]
@@ -316,12 +358,12 @@ def _images(ctx: click.Context, all_: bool, quiet: bool, digests: bool, no_trunc
         parsed.setdefault("reference", []).append(repository)
     images = client.images(all=all_ or bool(parsed.get("dangling")))
     images = filter_images(client, images, parsed)
-    rows = image_rows(images, digests=digests, no_trunc=no_trunc)
     if quiet:
         fmt = "{{.ID}}"
     if not fmt or fmt == "table":
         cols = ["Repository", "Tag"] + (["Digest"] if digests else []) + ["ID", "CreatedSince", "Size"]
         fmt = "table " + "\t".join("{{." + c + "}}" for c in cols)
+    rows = image_rows(images, digests=digests, no_trunc=no_trunc, fields=fmt)
     write_formatted(rows, fmt, IMAGE_HEADERS)
 
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -63,7 +62,7 @@ class Writer:
         self._hasher = Hasher(expected.algorithm if expected else "sha256")
         store._ensure_dirs()
         tag = expected.hex[:16] if expected else "new"
-        self.temp_path = store.ingest_dir / f"{tag}.{os.getpid()}.{secrets.token_hex(6)}"
+        self.temp_path = store.ingest_dir / f"{tag}.{os.getpid()}.{os.urandom(6).hex()}"
         self._fd: int | None = os.open(self.temp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
                                        0o644)
         self.committed: BlobInfo | None = None

@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
@@ -58,7 +57,7 @@ class Store:
     def make_tmp(self, prefix: str = "op") -> Path:
         """A fresh private directory under ``tmp/`` (named with the pid so GC can clean it later)."""
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
-        path = self.tmp_dir / f"{prefix}.{os.getpid()}.{secrets.token_hex(6)}"
+        path = self.tmp_dir / f"{prefix}.{os.getpid()}.{os.urandom(6).hex()}"
         path.mkdir()
         return path
 
@@ -78,7 +77,7 @@ class Store:
 
     def lease(self, ttl: float = 24 * 3600.0, lease_id: str = "") -> Lease:
         """A new lease (a GC root until released or ``ttl`` seconds pass)."""
-        return Lease(self, lease_id or f"lease-{os.getpid()}-{secrets.token_hex(8)}", ttl)
+        return Lease(self, lease_id or f"lease-{os.getpid()}-{os.urandom(8).hex()}", ttl)
 
 
 class Lease:

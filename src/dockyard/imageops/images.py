@@ -21,19 +21,44 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dockyard.errors import Conflict, InvalidArgument, NotFound
 from dockyard.image import ImageRecord, chain_ids
 from dockyard.imageops import Store
-from dockyard.oci.config import ImageConfig
 from dockyard.oci.digest import Digest
-from dockyard.oci.reference import Reference, parse_normalized
+
+if TYPE_CHECKING:
+    from dockyard.oci.config import ImageConfig
+    from dockyard.oci.reference import Reference
+
+
+def parse_normalized(s: str) -> Reference:
+    """The reference parser, imported on first use (listing images never needs it)."""
+    from dockyard.oci.reference import parse_normalized as parse
+
+    return parse(s)
+
 
 __all__ = [
-    "DeleteItem", "DiskUsage", "HistoryItem", "ImageSummary", "PruneReport", "disk_usage", "familiar",
-    "history", "inspect", "list_images", "normalize_repo_digest", "normalize_tag", "parse_created", "prune",
-    "remove", "resolve", "tag",
+    "DeleteItem",
+    "DiskUsage",
+    "HistoryItem",
+    "ImageSummary",
+    "PruneReport",
+    "disk_usage",
+    "familiar",
+    "history",
+    "inspect",
+    "list_images",
+    "normalize_repo_digest",
+    "normalize_tag",
+    "parse_created",
+    "prune",
+    "remove",
+    "resolve",
+    "split_stored",
+    "tag",
 ]
 
 _HEX_PREFIX = re.compile(r"(?:sha256:)?[0-9a-f]{1,64}")
@@ -55,18 +80,39 @@ def normalize_repo_digest(value: str) -> tuple[str, str]:
     return ref.name, ref.digest
 
 
+def split_stored(name: str) -> tuple[str, str, str]:
+    """A stored (fully normalised) name -> (familiar repository, tag, digest); "" for absent parts.
+
+    Pure string work: stored names were validated when written, and ``images`` lists thousands.
+    """
+    repo, _, digest = name.partition("@")
+    tag = ""
+    slash = repo.rfind("/")
+    colon = repo.rfind(":")
+    if colon > slash:
+        repo, tag = repo[:colon], repo[colon + 1:]
+    if repo.startswith("docker.io/"):
+        repo = repo[len("docker.io/"):]
+        if repo.startswith("library/") and "/" not in repo[len("library/"):]:
+            repo = repo[len("library/"):]
+    return repo, tag, digest
+
+
 def familiar(name: str) -> str:
     """``docker.io/library/busybox:latest`` -> ``busybox:latest`` (as docker shows names)."""
-    try:
-        return parse_normalized(name).familiar()
-    except InvalidArgument:
-        return name
+    repo, tag, digest = split_stored(name)
+    return repo + (f":{tag}" if tag else "") + (f"@{digest}" if digest else "")
 
 
 def parse_created(value: str) -> float:
     """RFC 3339 (with nanoseconds, ``Z`` or an offset) -> epoch seconds; 0 when empty or malformed."""
     if not value:
         return 0.0
+    try:  # the common case (seconds or microseconds, Z) parses directly
+        dt = datetime.fromisoformat(value)
+        return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp()
+    except ValueError:
+        pass
     text = value.strip().replace("Z", "+00:00").replace("z", "+00:00")
     m = re.match(r"^(.*T\d\d:\d\d:\d\d)(\.\d+)?(.*)$", text)
     if m:
@@ -282,6 +328,8 @@ def _delete(store: Store, image_id: str, items: list[DeleteItem], *, force: bool
 
 def load_config(store: Store, image_id: str) -> tuple[ImageConfig, dict[str, Any]]:
     """The parsed config and its raw JSON object."""
+    from dockyard.oci.config import ImageConfig
+
     raw = store.content.read(image_id)
     doc = json.loads(raw)
     return ImageConfig.from_dict(doc, f"config of image {image_id}"), doc

@@ -121,13 +121,18 @@ _IMAGE_COLUMNS = ("id, created, size, os, architecture, variant, labels, diff_id
                   "parent, added")
 
 
+def _trusted(value: str) -> Digest:
+    """A ``Digest`` for a value validated when it was written (skips re-validation: listing is hot)."""
+    return str.__new__(Digest, value)
+
+
 def _row_to_image(row: tuple[Any, ...]) -> ImageRecord:
     return ImageRecord(
-        id=Digest.__new__(Digest, row[0]),  # validated on insert; skip re-validation on the hot path
+        id=_trusted(row[0]),
         created=str(row[1]), size=int(row[2]),
         os=str(row[3]), architecture=str(row[4]), variant=str(row[5]),
         labels=json.loads(str(row[6])) if row[6] != "{}" else {},
-        diff_ids=[Digest.__new__(Digest, d) for d in json.loads(str(row[7]))],
+        diff_ids=[_trusted(d) for d in json.loads(str(row[7]))],
         manifest_digest=str(row[8]), parent=str(row[9]), added=float(row[10]),
     )
 
@@ -275,7 +280,7 @@ class MetadataStore:
 
     def tags(self) -> list[tuple[str, Digest]]:
         """Every (name:tag, image id), sorted by name."""
-        return [(str(n), Digest.__new__(Digest, i))
+        return [(str(n), _trusted(i))
                 for n, i in self._query("SELECT name, image_id FROM tags ORDER BY name")]
 
     def tags_for(self, image_id: str) -> list[str]:
@@ -300,7 +305,7 @@ class MetadataStore:
 
     def repo_digests(self) -> list[tuple[str, Digest, Digest]]:
         """Every (repository name, manifest digest, image id)."""
-        return [(str(n), Digest.__new__(Digest, d), Digest.__new__(Digest, i)) for n, d, i in
+        return [(str(n), _trusted(d), _trusted(i)) for n, d, i in
                 self._query("SELECT name, digest, image_id FROM repo_digests ORDER BY name, digest")]
 
     def repo_digests_for(self, image_id: str) -> list[str]:

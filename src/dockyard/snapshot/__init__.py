@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import errno
 import os
-import secrets
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -76,6 +74,8 @@ def _rmtree(path: Path) -> None:
             return
         raise exc
 
+    import shutil  # lazily: shutil pulls in bz2 and lzma, and listing images never removes
+
     shutil.rmtree(path, onerror=onerror)
 
 
@@ -117,7 +117,7 @@ class SnapshotStore:
             target.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreError(f"cannot create snapshot store in {self.root}: {exc.strerror}") from None
-        work = self.tmp_dir / f"new-{Digest(chain_id).hex[:16]}.{os.getpid()}.{secrets.token_hex(6)}"
+        work = self.tmp_dir / f"new-{Digest(chain_id).hex[:16]}.{os.getpid()}.{os.urandom(6).hex()}"
         work.mkdir()
         try:
             (work / "fs").mkdir()
@@ -140,7 +140,7 @@ class SnapshotStore:
     def _discard(self, path: Path) -> None:
         """Rename out of the way first (atomic), then delete at leisure."""
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
-        trash = self.tmp_dir / f"rm-{os.getpid()}.{secrets.token_hex(6)}"
+        trash = self.tmp_dir / f"rm-{os.getpid()}.{os.urandom(6).hex()}"
         try:
             os.rename(path, trash)
         except FileNotFoundError:
