@@ -223,3 +223,13 @@ def test_clean_name() -> None:
     assert clean_name(".") == [] and clean_name("./") == []
     with pytest.raises(UnsafePath):
         clean_name("a/../../b")
+
+
+def test_replacing_a_symlinked_parent_redirects_later_entries(shm: Path) -> None:
+    root = shm / "r"
+    apply_layer(layer(TarEntry("e", type=DIRTYPE), TarEntry("d", type=SYMTYPE, linkname="e"), ("d/x", b"x"),
+                      TarEntry("d", type=DIRTYPE), ("d/y", b"y")), root)
+    assert names(root) == ["d", "d/y", "e", "e/x"]
+    apply_layer(layer(("f", b"file"), ("g/.wh..wh..opq", b""), TarEntry("f", type=DIRTYPE),
+                      ("f/z", b"z")), root)
+    assert (root / "f" / "z").read_bytes() == b"z"

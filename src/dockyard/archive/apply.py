@@ -221,6 +221,8 @@ def _remove(parent_fd: int, base: str, root: SafeRoot) -> None:
     """Remove ``base`` in ``parent_fd`` whatever it is, never following symlinks."""
     try:
         os.unlink(base, dir_fd=parent_fd)
+        # It may have been a symlink some cached path resolved through.
+        root.invalidate()
     except FileNotFoundError:
         return
     except IsADirectoryError:
