@@ -430,9 +430,21 @@ def test_short_id_and_ellipsis() -> None:
     assert len(fmt.ellipsis(cmd, 45)) == 45
     assert fmt.ellipsis("short", 45) == "short"
     assert fmt.ellipsis("exactly5", 8) == "exactly5"
-    assert fmt.ellipsis("abc", 1) == "…"
+    assert fmt.ellipsis("abc", 1) == "a"
     assert fmt.ellipsis("abc", 0) == ""
     assert fmt.ellipsis("日本語の文字", 5) == "日本…"
+    assert fmt.ellipsis("日本語の文字", 12) == "日本語の文字"
+    assert fmt.ellipsis("aé日本語", 5) == "aé日…"
+    assert fmt.ellipsis("日本語", 2) == "日本語"  # docker's quirk: nothing fits before the ellipsis
+
+
+def test_history_cells() -> None:
+    created_by = "/bin/sh -c #(nop) \tCMD [\"sh\"]" + " --flag" * 10
+    assert fmt.history_created_by(created_by) == "/bin/sh -c #(nop)  CMD [\"sh\"] --flag --flag …"
+    assert fmt.history_created_by(created_by, trunc=False) == created_by.replace("\t", " ")
+    assert fmt.history_created_by("short") == "short"
+    assert fmt.rfc3339(1795813935.9) == "2026-11-27T21:12:15Z"
+    assert fmt.rfc3339("2026-11-27T23:12:15.5+02:00") == "2026-11-27T21:12:15Z"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -532,6 +544,53 @@ def test_parse_timestamp() -> None:
     f = fmt.parse_filters(["until=24h", "until=1h"])
     assert f.timestamp("until", now) == now - 86400
     assert f.timestamp("since", now) is None
+
+
+IMAGES = {  # ref -> (created, labels)
+    "old:1": (1000.0, {"tier": "base"}),
+    "mid:1": (2000.0, {"tier": "app", "team": "x"}),
+    "new:1": (3000.0, {}),
+}
+
+
+def _listed(filters: list[str], now: float = 5000.0) -> list[str]:
+    flt = fmt.image_filter(fmt.parse_filters(filters), created_of=lambda ref: IMAGES[ref][0], now=now)
+    rows = [(ref, *IMAGES[ref]) for ref in IMAGES] + [("", 2500.0, {})]
+    return [ref or "<none>" for ref, created, labels in rows
+            if flt.match(created=created, labels=labels, refs=[ref] if ref else [])]
+
+
+def test_image_filter() -> None:
+    assert _listed([]) == ["old:1", "mid:1", "new:1", "<none>"]
+    assert _listed(["dangling=true"]) == ["<none>"]
+    assert _listed(["dangling=false"]) == ["old:1", "mid:1", "new:1"]
+    assert _listed(["before=mid:1"]) == ["old:1"]
+    assert _listed(["before=new:1", "before=mid:1"]) == ["old:1"]  # the earliest wins
+    assert _listed(["since=old:1"]) == ["mid:1", "new:1", "<none>"]
+    assert _listed(["since=old:1", "since=mid:1"]) == ["new:1", "<none>"]  # the latest wins
+    assert _listed(["until=2500"]) == ["old:1", "mid:1"]
+    assert _listed(["until=1h"], now=3000.0 + 3600) == ["old:1", "mid:1", "<none>"]
+    assert _listed(["label=tier"]) == ["old:1", "mid:1"]
+    assert _listed(["label=tier=app", "label=team"]) == ["mid:1"]
+    assert _listed(["reference=*d:1"]) == ["old:1", "mid:1"]
+    assert _listed(["reference=new", "reference=old"]) == ["old:1", "new:1"]
+    flt = fmt.image_filter(fmt.parse_filters(["reference=busybox:*"]), created_of=lambda ref: 0.0)
+    assert flt.refs(["busybox:1", "busybox:2", "alpine:1"]) == ["busybox:1", "busybox:2"]
+    assert fmt.image_filter(fmt.Filters(), created_of=lambda r: 0.0).refs(["a:1"]) == ["a:1"]
+
+
+def test_image_filter_errors() -> None:
+    def never(ref: str) -> float:
+        raise AssertionError(ref)
+
+    with pytest.raises(InvalidArgument, match=r"^invalid filter 'foo'$"):
+        fmt.image_filter(fmt.parse_filters(["foo=bar"]), created_of=never)
+    with pytest.raises(InvalidArgument, match=r"^invalid filter 'dangling=maybe'$"):
+        fmt.image_filter(fmt.parse_filters(["dangling=maybe"]), created_of=never)
+    with pytest.raises(InvalidArgument, match=r"^syntax error in pattern$"):
+        fmt.image_filter(fmt.parse_filters(["reference=["]), created_of=never)
+    with pytest.raises(InvalidArgument, match=r"^failed to parse value as time or duration"):
+        fmt.image_filter(fmt.parse_filters(["until=soon"]), created_of=never)
 
 
 # --------------------------------------------------------------------------------------------------

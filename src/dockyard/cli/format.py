@@ -12,11 +12,14 @@ Stdlib only (``dockyard images`` must start fast). The API, in the order a comma
 
     human_size(n) "1.98MB" (precision 3, images)   human_size(n, 4) "1.984MB" (system df)
     bytes_size(n) "1.5KiB"   human_duration(seconds) "About a minute"   created_since(ts) "2 weeks ago"
-    go_time(ts) "2026-11-27 21:12:15 +0000 UTC"   short_id(id)   ellipsis(s, n)   reclaimable(r, total)
+    go_time(ts) "2026-11-27 21:12:15 +0000 UTC"   rfc3339(ts)   short_id(id)   ellipsis(s, n)
+    history_created_by(s, trunc=True) (45 columns + "…")   reclaimable(r, total) "1.984MB (100%)"
 
     filters = parse_filters(["dangling=true", "label=a=b"])   # Filters: name -> list of values
     filters.validate({"dangling", "label", ...}); filters.get_bool("dangling")
     filters.match_labels(labels); match_reference(patterns, ref); parse_timestamp("24h")
+    flt = image_filter(filters, created_of=lambda ref: ...)   # validates; resolves before/since/until
+    flt.match(created=ts, labels=labels, refs=["busybox:latest"]); flt.refs(refs) -> refs to list
 
 Template values follow Go: a dict is a Go map (sorted in range/print/json, a missing key prints
 ``<no value>``), a ``Context`` or any other object is a struct (a missing field is an error), None is
@@ -41,10 +44,10 @@ from dockyard.errors import InvalidArgument
 
 __all__ = [
     "BUILD_CACHE_HEADERS", "DEFAULT_HISTORY_TABLE", "DEFAULT_IMAGE_TABLE", "DF_HEADERS", "HISTORY_HEADERS",
-    "IMAGE_HEADERS", "Context", "Filters", "Template", "bytes_size", "created_since", "ellipsis",
-    "format_rows", "go_time", "header_for", "human_duration", "human_size", "match_reference",
-    "parse_duration", "parse_filters", "parse_template", "parse_timestamp", "reclaimable", "render",
-    "short_id", "tabwrite",
+    "IMAGE_FILTERS", "IMAGE_HEADERS", "Context", "Filters", "ImageFilter", "Template", "bytes_size",
+    "created_since", "ellipsis", "format_rows", "go_time", "header_for", "history_created_by",
+    "human_duration", "human_size", "image_filter", "match_reference", "parse_duration", "parse_filters",
+    "parse_template", "parse_timestamp", "reclaimable", "render", "rfc3339", "short_id", "tabwrite",
 ]
 
 # --------------------------------------------------------------------------------------------------
@@ -1800,22 +1803,38 @@ def short_id(image_id: str) -> str:
 
 
 def ellipsis(s: str, max_width: int) -> str:
-    """docker's formatter.Ellipsis: cut to ``max_width`` display columns, the last one being ``…``."""
+    """docker's formatter.Ellipsis: cut to ``max_width`` display columns, the last one being ``…``.
+
+    As docker: a width of 1 keeps just the first character, East Asian wide characters count 2.
+    """
     if max_width <= 0:
         return ""
-    if _cell_width(s) <= max_width:
-        return s
     if max_width == 1:
-        return "…"
-    out: list[str] = []
-    width = 0
-    for ch in s:
-        w = _cell_width(ch)
-        if width + w > max_width - 1:
-            break
-        out.append(ch)
-        width += w
-    return "".join(out) + "…"
+        return s[:1]
+    if s.isascii():
+        return s if len(s) <= max_width else s[:max_width - 1] + "…"
+    widths = [2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1 for ch in s]
+    if sum(widths) <= max_width:
+        return s
+    total = 0
+    for i, w in enumerate(widths):
+        if total + w > max_width - 1:
+            # docker returns the string whole when even the first character does not fit.
+            return s[:i] + "…" if i > 0 else s
+        total += w
+    return s
+
+
+def history_created_by(created_by: str, *, trunc: bool = True) -> str:
+    """``docker history``'s CREATED BY cell: tabs become spaces; cut to 45 columns unless ``--no-trunc``."""
+    text = created_by.replace("\t", " ")
+    return ellipsis(text, 45) if trunc else text
+
+
+def rfc3339(t: float | _dt.datetime | str) -> str:
+    """Go's ``time.Unix(t, 0).UTC().Format(time.RFC3339)``: ``2026-11-27T21:12:15Z`` (history CreatedAt)."""
+    ts = math.floor(_timestamp(t))
+    return _dt.datetime.fromtimestamp(ts, _dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1963,3 +1982,53 @@ def parse_timestamp(value: str, now: float | None = None) -> float:
     if re.fullmatch(r"\d+(\.\d{1,9})?", value):
         return float(value)
     raise InvalidArgument(f"failed to parse value as time or duration: {_go_quote(value)}")
+
+
+IMAGE_FILTERS = ("before", "dangling", "label", "reference", "since", "until")
+
+
+class ImageFilter:
+    """docker's ``images --filter`` semantics, built once by ``image_filter`` and asked per image."""
+
+    def __init__(self, filters: Filters, *, before: float | None, since: float | None,
+                 until: float | None) -> None:
+        self.filters = filters
+        self.dangling = filters.get_bool("dangling") if "dangling" in filters else None
+        self.references = filters.get("reference", [])
+        self.before = before
+        self.since = since
+        self.until = until
+
+    def refs(self, refs: Iterable[str]) -> list[str]:
+        """The image's references (familiar ``name:tag``) that pass ``reference=``; all if none is set."""
+        return [r for r in refs if match_reference(self.references, r)]
+
+    def match(self, *, created: float, labels: Mapping[str, str] | None, refs: Sequence[str]) -> bool:
+        """Whether an image created at ``created`` (unix seconds) with these labels and refs is listed."""
+        dangling = not refs
+        if self.dangling is not None and self.dangling != dangling:
+            return False
+        if self.before is not None and not created < self.before:
+            return False
+        if self.since is not None and not created > self.since:
+            return False
+        if self.until is not None and not created < self.until:
+            return False
+        if not self.filters.match_labels(labels):
+            return False
+        return not self.references or bool(self.refs(refs))
+
+
+def image_filter(filters: Filters, *, created_of: Callable[[str], float], now: float | None = None,
+                 accepted: Iterable[str] = IMAGE_FILTERS) -> ImageFilter:
+    """Validate ``filters`` for ``images`` and resolve them: ``created_of(ref)`` gives the creation time
+    of the image a ``before=``/``since=`` value names (raising NotFound if there is none).
+
+    Several ``before`` values keep the earliest, several ``since`` the latest, as docker does.
+    """
+    filters.validate(accepted)
+    before = min((created_of(v) for v in filters.get("before", [])), default=None)
+    since = max((created_of(v) for v in filters.get("since", [])), default=None)
+    for pattern in filters.get("reference", []):
+        match_reference([pattern], "x")  # a malformed pattern fails now, even with no images
+    return ImageFilter(filters, before=before, since=since, until=filters.timestamp("until", now))
