@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+import signal
 import stat
+import struct
+import termios
 from pathlib import Path
 
 import pytest
 
 from dockyard.errors import ExecutionError
 from dockyard.executor import Mount, ProcessSpec, RootfsSpec
-from dockyard.executor.base import Executor
+from dockyard.executor.base import Executor, RunHandle
 from dockyard.executor.spec import DEFAULT_PATH
 
 
@@ -230,3 +234,49 @@ def test_plain_directory_rootfs(executor: Executor, scratch_base: Path, busybox_
         os.system(f"cp -a {busybox_lower} {root}")
     code, out, _ = sh(executor, root, "echo hi > /hello; cat /hello")
     assert (code, out) == (0, "hi\n") and (root / "hello").read_text() == "hi\n"
+
+
+def test_signals_are_forwarded(executor: Executor, overlay: RootfsSpec) -> None:
+    handles: list[RunHandle] = []
+    out: list[bytes] = []
+
+    def on_output(data: bytes) -> None:
+        out.append(data)
+        if b"ready" in data:
+            handles[0].signal(signal.SIGTERM)
+
+    spec = ProcessSpec(args=["sh", "-c", 'trap "echo got-term; exit 7" TERM; echo ready;'
+                             " while true; do sleep 0.05; done"])
+    code = executor.run(spec, overlay, stdout=on_output, on_start=handles.append, timeout=20)
+    assert code == 7 and b"".join(out) == b"ready\ngot-term\n"
+
+
+def test_tty(ns_executor: Executor, overlay: RootfsSpec) -> None:
+    host_master, host_slave = os.openpty()
+    fcntl.ioctl(host_slave, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 77, 0, 0))
+    out: list[bytes] = []
+    try:
+        code = ns_executor.run(
+            ProcessSpec(args=["sh", "-c", "test -t 0 && test -t 1 && echo is-a-tty; stty size;"
+                                          " cut -d' ' -f7 /proc/self/stat"], tty=True),
+            overlay, stdin=host_slave, stdout=out.append, timeout=20)
+    finally:
+        os.close(host_master)
+        os.close(host_slave)
+    lines = b"".join(out).decode().split()
+    assert code == 0
+    assert lines[:3] == ["is-a-tty", "33", "77"]
+    assert int(lines[3]) != 0  # a controlling terminal
+
+
+def test_tty_input(ns_executor: Executor, overlay: RootfsSpec) -> None:
+    r, w = os.pipe()
+    os.write(w, b"typed\n")
+    os.close(w)
+    out: list[bytes] = []
+    try:
+        code = ns_executor.run(ProcessSpec(args=["sh", "-c", "read x; echo got:$x"], tty=True), overlay,
+                               stdin=r, stdout=out.append, timeout=20)
+    finally:
+        os.close(r)
+    assert code == 0 and b"got:typed" in b"".join(out)

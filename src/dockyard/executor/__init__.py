@@ -5,8 +5,9 @@ the layer) and ``dockyard run``.
 
 - :class:`ProcessSpec` (argv, env, cwd, USER, hostname, network ``host``/``none``, :class:`Mount` list),
   :class:`RootfsSpec` (lower directories base first, upper, work) or a plain ``Path`` rootfs.
-- :class:`Executor` protocol: ``run(spec, rootfs, *, stdout, stderr, stdin, timeout, cancel) -> int``;
-  ``stdout``/``stderr`` are a callback for chunks, a file descriptor to hand over, or ``None``.
+- :class:`Executor` protocol: ``run(spec, rootfs, *, stdout, stderr, stdin, timeout, cancel, on_start)
+  -> int``; ``stdout``/``stderr`` are a callback for chunks, a file descriptor to hand over, or ``None``;
+  ``on_start`` gets a :class:`RunHandle` whose ``signal(n)`` forwards signals (``dockyard run``).
 - :class:`NamespaceExecutor` (built in; forks from a small zygote helper) and :class:`RuncExecutor`
   (an OCI bundle run by ``runc run``) give the same container: /proc, a minimal /dev, read-only /sys,
   generated /etc/hosts, /etc/resolv.conf and /etc/hostname, Docker's default capabilities, no_new_privs.
@@ -20,7 +21,7 @@ import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from dockyard.executor.base import Executor, Output, OutputCallback
+    from dockyard.executor.base import Executor, OnStart, Output, OutputCallback, RunHandle
     from dockyard.executor.cleanup import cleanup_stale
     from dockyard.executor.namespace import NamespaceExecutor
     from dockyard.executor.runc import RuncExecutor
@@ -30,7 +31,8 @@ if TYPE_CHECKING:
 # Imported on first use: the zygote imports this package and should stay small (no subprocess,
 # threading, ...), since every run forks it twice.
 _EXPORTS = {
-    "Executor": "base", "Output": "base", "OutputCallback": "base", "cleanup_stale": "cleanup",
+    "Executor": "base", "OnStart": "base", "Output": "base", "OutputCallback": "base", "RunHandle": "base",
+    "cleanup_stale": "cleanup",
     "NamespaceExecutor": "namespace", "RuncExecutor": "runc", "Mount": "spec", "ProcessSpec": "spec",
     "RootfsSpec": "spec", "ExecUser": "user", "resolve_user": "user",
 }
@@ -40,10 +42,12 @@ __all__ = [
     "Executor",
     "Mount",
     "NamespaceExecutor",
+    "OnStart",
     "Output",
     "OutputCallback",
     "ProcessSpec",
     "RootfsSpec",
+    "RunHandle",
     "RuncExecutor",
     "cleanup_stale",
     "resolve_user",

@@ -19,18 +19,29 @@ Output = OutputCallback | int | None
 """Where a stream goes: a callback receiving chunks, a file descriptor handed to the process, or nowhere."""
 
 
+class RunHandle(Protocol):
+    """A run in flight, handed to ``on_start``: lets ``dockyard run`` forward signals to the process."""
+
+    def signal(self, sig: int) -> None:
+        """Send signal ``sig`` to the container's first process (ignored once it has exited)."""
+
+
+OnStart = Callable[[RunHandle], None]
+
+
 class Executor(Protocol):
     """Runs one process in a container and returns its exit code (128+n if killed by signal n).
 
     Raises :class:`~dockyard.errors.ExecutionError` when the process cannot start (``exit_code`` 125,
     126 or 127 as Docker), on ``timeout`` (after killing every process of the run), and
     :class:`~dockyard.errors.Interrupted` when ``cancel`` is set or on ``KeyboardInterrupt``. Nothing of
-    the run (process or mount) survives the call.
+    the run (process or mount) survives the call. ``on_start`` receives a :class:`RunHandle` once the
+    run is under way.
     """
 
     def run(self, spec: ProcessSpec, rootfs: Rootfs, *, stdout: Output = None, stderr: Output = None,
             stdin: int | None = None, timeout: float | None = None,
-            cancel: threading.Event | None = None) -> int: ...
+            cancel: threading.Event | None = None, on_start: OnStart | None = None) -> int: ...
 
     def close(self) -> None: ...
 
@@ -85,6 +96,49 @@ def output_fds(stdout: Output, stderr: Output) -> tuple[list[int], dict[int, Out
     return child, readers, to_close
 
 
+def _writer(fd: int) -> OutputCallback:
+    def write(data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    return write
+
+
+Readers = dict[int, OutputCallback]
+
+
+def open_tty(stdin: int | None, stdout: Output) -> tuple[int, Readers, Readers]:
+    """A pseudo-terminal for a ``tty`` run: (slave for the child, output readers, input readers).
+
+    The master's output goes to ``stdout`` (callback or fd); what ``stdin`` (if any) delivers is copied
+    into the master; the window size is taken from ``stdin`` when it is a terminal.
+    """
+    master, slave = os.openpty()
+    os.set_inheritable(master, False)
+    if stdin is not None and os.isatty(stdin):
+        import fcntl
+        import termios
+
+        size = fcntl.ioctl(stdin, termios.TIOCGWINSZ, b"\0" * 8)
+        fcntl.ioctl(master, termios.TIOCSWINSZ, size)
+    if stdout is None:
+        outputs: dict[int, OutputCallback] = {master: lambda data: None}
+    else:
+        outputs = {master: stdout if callable(stdout) else _writer(stdout)}
+    inputs: dict[int, OutputCallback] = {}
+    if stdin is not None:
+        to_master = _writer(master)
+
+        def feed(data: bytes) -> None:
+            try:
+                to_master(data)
+            except OSError:
+                pass  # the process is gone; its exit status will tell
+
+        inputs[os.dup(stdin)] = feed
+    return slave, outputs, inputs
+
+
 def pump(readers: dict[int, OutputCallback], sel: selectors.BaseSelector) -> None:
     """Register pipe read ends on ``sel``; the callback is the key's data."""
     for fd, cb in readers.items():
@@ -98,6 +152,8 @@ def read_ready(fd: int, cb: OutputCallback, sel: selectors.BaseSelector) -> None
         data = os.read(fd, 65536)
     except BlockingIOError:
         return
+    except OSError:
+        data = b""  # EIO: a pseudo-terminal whose other side is closed
     if data:
         cb(data)
     else:

@@ -8,11 +8,13 @@ reports one JSON message on the run socket and exits with Docker's code (125 set
 from __future__ import annotations
 
 import errno
+import fcntl
 import json
 import os
 import shutil
 import signal
 import socket
+import termios
 from typing import Any, NoReturn
 
 from dockyard.errors import ExecutionError
@@ -115,6 +117,8 @@ def _setup_and_exec(req: dict[str, Any], stdio: tuple[int, int, int]) -> NoRetur
 
     for target, fd in enumerate(stdio):
         os.dup2(fd, target)
+    if spec.tty:
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)  # after setsid: the pty becomes the controlling terminal
     m.drop_bounding_set(m.DEFAULT_CAP_MASK)
     os.setgroups(user.all_groups(spec.extra_groups))
     os.setgid(user.gid)

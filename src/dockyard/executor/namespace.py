@@ -15,7 +15,17 @@ from typing import Any
 
 import dockyard
 from dockyard.errors import ExecutionError
-from dockyard.executor.base import Deadline, Output, new_run_dir, output_fds, pump, read_ready
+from dockyard.executor.base import (
+    Deadline,
+    OnStart,
+    Output,
+    OutputCallback,
+    new_run_dir,
+    open_tty,
+    output_fds,
+    pump,
+    read_ready,
+)
 from dockyard.executor.spec import ProcessSpec, Rootfs, rootfs_to_json
 from dockyard.executor.user import start_error
 
@@ -82,47 +92,57 @@ class NamespaceExecutor:
 
     def run(self, spec: ProcessSpec, rootfs: Rootfs, *, stdout: Output = None, stderr: Output = None,
             stdin: int | None = None, timeout: float | None = None,
-            cancel: threading.Event | None = None) -> int:
+            cancel: threading.Event | None = None, on_start: OnStart | None = None) -> int:
         """Run ``spec`` on ``rootfs``; see :class:`~dockyard.executor.base.Executor`."""
         control = self._start()
         rundir = new_run_dir(self.state_dir)
         req = {"spec": spec.to_json(), "rootfs": rootfs_to_json(rootfs), "rundir": str(rundir),
                "resolv_conf": _host_resolv_conf()}
-        child_out, readers, to_close = output_fds(stdout, stderr)
+        inputs: dict[int, OutputCallback] = {}
+        if spec.tty:
+            slave, readers, inputs = open_tty(stdin, stdout)
+            child_fds, to_close = [slave, slave, slave], [slave]
+        else:
+            child_out, readers, to_close = output_fds(stdout, stderr)
+            in_fd = stdin if stdin is not None else os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+            if stdin is None:
+                to_close.append(in_fd)
+            child_fds = [in_fd, *child_out]
         run_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        in_fd = stdin if stdin is not None else os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         try:
             try:
-                socket.send_fds(control, [json.dumps(req).encode()],
-                                [child_sock.fileno(), in_fd, child_out[0], child_out[1]])
+                socket.send_fds(control, [json.dumps(req).encode()], [child_sock.fileno(), *child_fds])
             except OSError as exc:
                 raise ExecutionError(f"executor helper is not running: {exc.strerror}")
             finally:
                 child_sock.close()
-                if stdin is None:
-                    os.close(in_fd)
                 for fd in to_close:
                     os.close(fd)
-            return self._wait(run_sock, readers, Deadline(timeout, cancel))
+            if on_start is not None:
+                on_start(_Handle(run_sock))
+            return self._wait(run_sock, readers, inputs, Deadline(timeout, cancel))
         finally:
             run_sock.close()
-            for fd in readers:
+            for fd in [*readers, *inputs]:
                 try:
                     os.close(fd)
                 except OSError:
                     pass
             shutil.rmtree(rundir, ignore_errors=True)
 
-    def _wait(self, run_sock: socket.socket, readers: dict[int, Any], deadline: Deadline) -> int:
+    def _wait(self, run_sock: socket.socket, readers: dict[int, OutputCallback],
+              inputs: dict[int, OutputCallback], deadline: Deadline) -> int:
         sel = selectors.DefaultSelector()
         pump(readers, sel)
+        pump(inputs, sel)
         sel.register(run_sock, selectors.EVENT_READ, None)
+        must_finish = {run_sock.fileno(), *readers}
         exit_code: int | None = None
         error: dict[str, Any] | None = None
         failure: BaseException | None = None
         killed = False
         try:
-            while sel.get_map():
+            while must_finish & set(sel.get_map()):
                 events = sel.select(deadline.poll_interval())
                 for key, _ in events:
                     if key.data is not None:
@@ -140,11 +160,11 @@ class NamespaceExecutor:
                 if not killed and failure is None:
                     failure = deadline.expired()
                     if failure is not None:
-                        _kill(run_sock)
+                        _send_signal(run_sock, 9)
                         killed = True
         except BaseException:
             # Ctrl-C (or a callback raising): kill the run, wait for the worker to confirm, re-raise.
-            _kill(run_sock)
+            _send_signal(run_sock, 9)
             _drain(run_sock)
             raise
         finally:
@@ -158,9 +178,19 @@ class NamespaceExecutor:
         return exit_code
 
 
-def _kill(run_sock: socket.socket) -> None:
+class _Handle:
+    """Signals for a built-in run go through its worker, which owns a pidfd of the process."""
+
+    def __init__(self, run_sock: socket.socket) -> None:
+        self._sock = run_sock
+
+    def signal(self, sig: int) -> None:
+        _send_signal(self._sock, sig)
+
+
+def _send_signal(run_sock: socket.socket, sig: int) -> None:
     try:
-        run_sock.send(b'{"signal": 9}')
+        run_sock.send(json.dumps({"signal": int(sig)}).encode())
     except OSError:
         pass
 

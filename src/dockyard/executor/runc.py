@@ -17,7 +17,7 @@ from typing import Any
 
 from dockyard.errors import ExecutionError
 from dockyard.executor import mount as m
-from dockyard.executor.base import Deadline, Output, new_run_dir, output_fds, pump, read_ready
+from dockyard.executor.base import Deadline, OnStart, Output, new_run_dir, output_fds, pump, read_ready
 from dockyard.executor.rootfs import discard_overlay, mount_rootfs, mount_targets, secret_file, write_files
 from dockyard.executor.spec import DEFAULT_PATH, ProcessSpec, Rootfs, env_dict, rootfs_to_json
 from dockyard.executor.user import bad_cwd, lookup_path, resolve_user, secure_join, start_error
@@ -124,8 +124,10 @@ class RuncExecutor:
 
     def run(self, spec: ProcessSpec, rootfs: Rootfs, *, stdout: Output = None, stderr: Output = None,
             stdin: int | None = None, timeout: float | None = None,
-            cancel: threading.Event | None = None) -> int:
+            cancel: threading.Event | None = None, on_start: OnStart | None = None) -> int:
         """Run ``spec`` on ``rootfs`` with runc; see :class:`~dockyard.executor.base.Executor`."""
+        if spec.tty:
+            raise ExecutionError("a TTY is not supported with the runc runtime; use the built-in one")
         rundir = new_run_dir(self.state_dir)
         root, scratch = str(rundir / "rootfs"), str(rundir / "scratch")
         runc_root = str(self.state_dir / "runc")
@@ -146,6 +148,8 @@ class RuncExecutor:
             finally:
                 for fd in to_close:
                     os.close(fd)
+            if on_start is not None:
+                on_start(_Handle(self, runc_root, rundir.name))
             return self._wait(proc, rundir.name, runc_root, readers, Deadline(timeout, cancel))
         except OSError as exc:
             where = f": {exc.filename}" if exc.filename else ""
@@ -161,8 +165,8 @@ class RuncExecutor:
                 m.umount2(point, m.MNT_DETACH)
             shutil.rmtree(rundir, ignore_errors=True)
 
-    def _kill(self, runc_root: str, name: str) -> None:
-        subprocess.run([self.runc, "--root", runc_root, "kill", name, "KILL"],
+    def _kill(self, runc_root: str, name: str, sig: int = 9) -> None:
+        subprocess.run([self.runc, "--root", runc_root, "kill", name, str(sig)],
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
 
     def _wait(self, proc: subprocess.Popen[bytes], name: str, runc_root: str, readers: dict[int, Any],
@@ -191,3 +195,12 @@ class RuncExecutor:
         if failure is not None:
             raise failure
         return code
+
+
+class _Handle:
+    def __init__(self, executor: RuncExecutor, runc_root: str, name: str) -> None:
+        self._args = (executor, runc_root, name)
+
+    def signal(self, sig: int) -> None:
+        executor, runc_root, name = self._args
+        executor._kill(runc_root, name, sig)

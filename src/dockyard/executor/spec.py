@@ -73,6 +73,8 @@ class ProcessSpec:
     resolved in the image's own /etc/passwd and /etc/group. ``cwd`` is created when missing.
     ``network`` is ``host`` (the host's network namespace) or ``none`` (a new one with only ``lo``).
     ``PATH`` defaults to Docker's and ``HOME`` to the user's home directory when ``env`` lacks them.
+    ``tty`` gives the process a new pseudo-terminal as stdin/stdout/stderr and controlling terminal
+    (the executor copies between it and the caller's ``stdin``/``stdout``).
     """
 
     args: Sequence[str]
@@ -84,6 +86,7 @@ class ProcessSpec:
     mounts: Sequence[Mount] = ()
     extra_groups: Sequence[int] = ()
     hosts: Sequence[tuple[str, str]] = field(default=())
+    tty: bool = False
 
     def __post_init__(self) -> None:
         if not self.args:
@@ -101,7 +104,7 @@ class ProcessSpec:
         return {"args": list(self.args), "env": list(self.env), "cwd": self.cwd, "user": self.user,
                 "hostname": self.hostname, "network": self.network,
                 "mounts": [m.to_json() for m in self.mounts], "extra_groups": list(self.extra_groups),
-                "hosts": [list(h) for h in self.hosts]}
+                "hosts": [list(h) for h in self.hosts], "tty": self.tty}
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> ProcessSpec:
@@ -109,7 +112,7 @@ class ProcessSpec:
         return cls(args=raw["args"], env=raw["env"], cwd=raw["cwd"], user=raw["user"],
                    hostname=raw["hostname"], network=raw["network"],
                    mounts=[Mount.from_json(m) for m in raw["mounts"]], extra_groups=raw["extra_groups"],
-                   hosts=[(h[0], h[1]) for h in raw["hosts"]])
+                   hosts=[(h[0], h[1]) for h in raw["hosts"]], tty=raw.get("tty", False))
 
 
 @dataclass(frozen=True, slots=True)
