@@ -66,3 +66,31 @@ def test_debian_bookworm_minbase(tmp_shm: str) -> None:
     assert store.meta.get_tag("docker.io/library/debian:bookworm") == rec.id
     assert rec.size > 50_000_000
     store.close()
+
+
+def _arm64_configured() -> bool:
+    import subprocess
+
+    try:
+        out = subprocess.run(["dpkg", "--print-foreign-architectures"], capture_output=True, check=False)
+    except FileNotFoundError:
+        return False
+    return b"arm64" in out.stdout.split()
+
+
+@pytest.mark.skipif(not _arm64_configured(), reason="needs dpkg --add-architecture arm64 && apt-get update")
+def test_busybox_for_arm64_from_the_mirror(tmp_shm: str) -> None:
+    from dockyard.oci.config import ImageConfig
+
+    a, b = Store(f"{tmp_shm}/a", fsync=False), Store(f"{tmp_shm}/b", fsync=False)
+    rec = bootstrap_busybox(a, names=["bb:arm64"], platform=Platform("linux", "arm64"))
+    assert bootstrap_busybox(b, names=["bb:arm64"], platform=Platform("linux", "arm64")).id == rec.id
+    config = ImageConfig.from_json(a.content.read(rec.id))
+    assert (config.os, config.architecture) == ("linux", "arm64")
+    assert "busybox-static" in config.history[0].created_by and "arm64" in config.history[0].created_by
+    (blob,) = a.meta.layer_blobs(rec.diff_ids[0])
+    with tarfile.open(fileobj=io.BytesIO(a.content.read(blob.digest))) as tf:
+        elf = tf.extractfile("bin/busybox").read(20)  # type: ignore[union-attr]
+    assert elf[:4] == b"\x7fELF" and int.from_bytes(elf[18:20], "little") == 183  # EM_AARCH64
+    a.close()
+    b.close()

@@ -213,7 +213,10 @@ def save_to_file(store: Store, items: list[SaveItem], path: str, *, fmt: Format 
         size = save(store, items, fd, fmt=fmt, progress=progress)
         os.close(fd)
         fd = -1
-        os.rename(tmp, path)
+        try:
+            os.rename(tmp, path)
+        except OSError as exc:
+            raise InvalidArgument(f"write {path}: {(exc.strerror or str(exc)).lower()}") from None
     except BaseException:
         if fd >= 0:
             os.close(fd)
