@@ -127,6 +127,19 @@ def test_shared_layers_as_symlinks_and_gzip_wrapped_archive(store: Store) -> Non
     assert load(store, gzip.compress(data, 1)) == [(image_id, ("twice:latest",))]
 
 
+@pytest.mark.parametrize("wrap", ["bz2", "xz", "zstd"])
+def test_compressed_archives_as_docker_load_reads_them(store: Store, wrap: str) -> None:
+    import bz2
+    import lzma
+
+    import zstandard
+
+    data, image_id = classic_archive([layer_tar(4)], [f"wrapped:{wrap}"])
+    compress = {"bz2": bz2.compress, "xz": lzma.compress, "zstd": zstandard.ZstdCompressor().compress}
+    packed = compress[wrap](data)
+    assert load(store, packed) == [(image_id, (f"wrapped:{wrap}",))]
+
+
 def test_oci_layout_with_gzip_layers_verifies_diff_ids(store: Store) -> None:
     layers = [gzip.compress(layer_tar(0)), layer_tar(1)]
     data, image_id = oci_archive(layers, "docker.io/library/oci:v1")
