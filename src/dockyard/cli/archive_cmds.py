@@ -13,12 +13,29 @@ from dockyard.errors import DockyardError, InvalidArgument, NotFound
 
 if TYPE_CHECKING:
     from dockyard.client import Client
+    from dockyard.progress import Event
 
 
-def _client(ctx: click.Context) -> Client:
+def _client(ctx: click.Context, *, show_progress: bool = False) -> Client:
     from dockyard.client import Client
 
-    return Client(getattr(ctx.obj, "root", None))
+    progress = _progress_lines if show_progress and sys.stderr.isatty() else None
+    return Client(getattr(ctx.obj, "root", None), progress=progress)
+
+
+def _human(size: float) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.3g}{unit}"
+        size /= 1000
+    return f"{size:.3g}GB"
+
+
+def _progress_lines(event: Event) -> None:
+    """One line per finished layer on a terminal (docker draws bars; a line is enough here)."""
+    if event.status == "done" and event.total:
+        name = event.id.split("/")[-1] if event.id.startswith("blobs/") else event.id.split("/")[0]
+        click.echo(f"{event.name} {name[:12]}: {_human(event.total)}", err=True)
 
 
 def _os_error(exc: OSError, path: str) -> DockyardError:
@@ -104,7 +121,7 @@ def load_cmd(ctx: click.Context, input_path: str | None, quiet: bool, platform: 
         parse_platform(platform)
     if input_path is None and sys.stdin.isatty():
         raise InvalidArgument("requested load from stdin, but stdin is empty")
-    client = _client(ctx)
+    client = _client(ctx, show_progress=not quiet)
     with _input(input_path) as (stream, source):
         results = client.load(stream, source=source, platform=platform)
     for result in results:
@@ -115,7 +132,6 @@ def load_cmd(ctx: click.Context, input_path: str | None, quiet: bool, platform: 
                 click.echo(f"Loaded image: {name}")
         else:
             click.echo(f"Loaded image ID: {result.image_id}")
-    del quiet  # docker prints the result lines even with -q (it hides only the progress)
 
 
 @click.command("import")
