@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from dockyard.cli.image_cmds import human_duration, human_size, render, tabulate
 from dockyard.cli.main import cli
 from dockyard.client import Client
 from tests.content.storekit import client, make_image, make_tar, root
@@ -30,19 +29,6 @@ def dockyard(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "dockyard", "--root", str(root), *args],
                           capture_output=True, text=True, timeout=60,
                           env={**os.environ, "DOCKYARD_DEBUG": ""})
-
-
-def test_units() -> None:
-    assert [human_size(s, 3) for s in (0, 999, 1000, 20480, 1236480, 5570000)] == [
-        "0B", "999B", "1kB", "20.5kB", "1.24MB", "5.57MB"]
-    assert human_size(20480) == "20.48kB"
-    assert [human_duration(s) for s in (0.5, 1, 59, 60, 3599, 3600, 86400 * 3, 86400 * 20, 86400 * 400,
-                                        86400 * 800)] == [
-        "Less than a second", "1 second", "59 seconds", "About a minute", "59 minutes", "About an hour",
-        "3 days", "2 weeks", "13 months", "2 years"]
-    assert tabulate([["A", "B"], ["long value here", "x"]]) == "A                 B\nlong value here   x\n"
-    assert render("{{.A}} {{json .B}} {{index .B 1}} {{join .B \",\"}} {{.C.D}} {{.Missing}}",
-                  {"A": "a", "B": [1, 2], "C": {"D": True}}) == 'a [1,2] 2 1,2 true <no value>'
 
 
 def test_images_table_quiet_format_and_digests(client: Client, root: Path) -> None:
@@ -145,3 +131,23 @@ def test_images_does_not_import_heavy_modules(root: Path, module: str) -> None:
             f"print({module!r} in sys.modules)")
     p = subprocess.run([sys.executable, "-c", code, str(root)], capture_output=True, text=True, timeout=60)
     assert p.stdout.strip().endswith("False"), p.stdout + p.stderr
+
+
+@pytest.mark.parametrize("fmt", [
+    "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}",
+    "table {{.ID}}\\t{{ .Tag }}",
+    "{{.Repository}}:{{.Tag}}",
+    "id={{.ID}} size={{.Size}}",
+])
+def test_fast_rendering_matches_the_template_engine(client: Client, fmt: str) -> None:
+    from dockyard.cli.format import IMAGE_HEADERS, format_rows
+    from dockyard.cli.image_cmds import _fast_rows, image_rows
+
+    make_image(client, [], names=["a", "b:1", "localhost:5000/c/d:e"])
+    make_image(client, [], extra="dangling")
+    rows = image_rows(client.images(), digests=True, no_trunc=False)
+    fast = _fast_rows(fmt, rows, IMAGE_HEADERS)
+    assert fast is not None
+    assert fast == format_rows(fmt, rows, headers=IMAGE_HEADERS)
+    assert _fast_rows("{{.Nope}}", rows, IMAGE_HEADERS) is None
+    assert _fast_rows("{{json .ID}}", rows, IMAGE_HEADERS) is None

@@ -6,18 +6,16 @@ Kept light: this module imports neither httpx, rich nor aiohttp, so ``dockyard i
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from dockyard.errors import DockyardError, InvalidArgument
+from dockyard.errors import DockyardError
 
 if TYPE_CHECKING:
     from dockyard.client import Client
@@ -31,226 +29,62 @@ def make_client(ctx: click.Context) -> Client:
     return Client(root)
 
 
-# -- rendering (docker's units and Go-template subset) ------------------------------------------------
+# -- rendering: dockyard.cli.format does docker's templates, tables, units and filters ---------------
 
-_UNITS = ("B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB")
-
-
-def _go_g(value: float, precision: int) -> str:
-    text = f"{value:.{precision}g}"
-    if "e" in text:  # Go prints 1e+03 too, but docker never shows it for sizes under 1000 units
-        text = f"{value:.0f}"
-    return text
+_SIMPLE_ACTION = re.compile(r"\{\{\s*\.([A-Za-z_]\w*)\s*\}\}")
 
 
-def human_size(size: float, precision: int = 4) -> str:
-    """Docker's ``units.HumanSizeWithPrecision``: decimal units, ``precision`` significant digits."""
-    i = 0
-    while size >= 1000.0 and i < len(_UNITS) - 1:
-        size /= 1000.0
-        i += 1
-    return f"{_go_g(size, precision)}{_UNITS[i]}"
+def _fast_rows(fmt: str, records: Sequence[Mapping[str, Any]], headers: Mapping[str, str]) -> str | None:
+    """The common ``{{.Field}}``-only templates over rows of strings, without the template engine.
 
+    Returns None (use the engine) for anything else: other actions, a field some row lacks, a
+    non-string value. ``dockyard images`` with thousands of rows spends most of its time here.
+    """
+    from dockyard.cli.format import header_for, tabwrite
 
-def human_duration(seconds: float) -> str:
-    """Docker's ``units.HumanDuration``."""
-    s = int(seconds)
-    if s < 1:
-        return "Less than a second"
-    if s == 1:
-        return "1 second"
-    if s < 60:
-        return f"{s} seconds"
-    minutes = int(seconds / 60)
-    if minutes == 1:
-        return "About a minute"
-    if minutes < 60:
-        return f"{minutes} minutes"
-    hours = int(seconds / 3600 + 0.5)
-    if hours == 1:
-        return "About an hour"
-    if hours < 48:
-        return f"{hours} hours"
-    if hours < 24 * 7 * 2:
-        return f"{hours // 24} days"
-    if hours < 24 * 30 * 2:
-        return f"{hours // 24 // 7} weeks"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24 // 30} months"
-    return f"{int(seconds / 3600) // 24 // 365} years"
-
-
-def since(created: float, now: float | None = None) -> str:
-    if created <= 0:
-        return "N/A"
-    return human_duration((now or time.time()) - created) + " ago"
-
-
-def go_time(created: float) -> str:
-    """Go's default ``time.Time`` string, as ``CreatedAt`` shows it."""
-    if created <= 0:
-        return "0001-01-01 00:00:00 +0000 UTC"
-    return datetime.fromtimestamp(int(created), UTC).strftime("%Y-%m-%d %H:%M:%S +0000 UTC")
-
-
-def go_value(value: Any) -> str:
-    """How Go's text/template prints a value."""
-    if value is None:
-        return "<nil>"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list | tuple):
-        return "[" + " ".join(go_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "map[" + " ".join(f"{k}:{go_value(v)}" for k, v in sorted(value.items())) + "]"
-    return str(value)
-
-
-_ACTION = re.compile(r"\{\{-?\s*(.*?)\s*-?\}\}")
-_MISSING = object()
-
-
-def _lookup(obj: Any, path: str) -> Any:
-    if path == ".":
-        return obj
-    for part in path.lstrip(".").split("."):
-        if isinstance(obj, Mapping) and part in obj:
-            obj = obj[part]
-        else:
-            return _MISSING
-    return obj
-
-
-def _arg(obj: Any, token: str) -> Any:
-    if token.startswith('"') and token.endswith('"') and len(token) >= 2:
-        return json.loads(token)
-    if re.fullmatch(r"-?\d+", token):
-        return int(token)
-    if token.startswith("."):
-        return _lookup(obj, token)
-    raise InvalidArgument(f'template parsing error: function "{token}" not defined')
-
-
-def _tokens(action: str) -> list[str]:
-    return re.findall(r'"(?:[^"\\]|\\.)*"|\S+', action)
-
-
-def _compile_action(text: str) -> Callable[[Any], str]:
-    tokens = _tokens(text)
-    if not tokens:
-        raise InvalidArgument("template parsing error: missing value for command")
-    head, rest = tokens[0], tokens[1:]
-    if head.startswith("."):
-        parts = [p for p in head.split(".") if p]
-        if len(parts) == 1:  # the common case, {{.Field}}: one dict lookup
-            key = parts[0]
-
-            def field(obj: Any) -> str:
-                value = obj.get(key, _MISSING) if isinstance(obj, dict | Mapping) else _MISSING
-                if type(value) is str:
-                    return value
-                return "<no value>" if value is _MISSING else go_value(value)
-            return field
-        return lambda obj: (lambda v: "<no value>" if v is _MISSING else go_value(v))(_lookup(obj, head))
-    if head not in ("json", "index", "join", "upper", "lower", "title", "len", "println"):
-        raise InvalidArgument(f'template parsing error: function "{head}" not defined')
-
-    def call(obj: Any) -> str:
-        args = [None if a is _MISSING else a for a in (_arg(obj, t) for t in rest)]
-        if head == "json":
-            return json.dumps(args[0] if args else obj, separators=(",", ":"))
-        if head == "index" and len(args) >= 2:
-            value = args[0]
-            try:
-                for key in args[1:]:
-                    value = value[key]  # type: ignore[index]
-            except (IndexError, KeyError, TypeError):
-                raise InvalidArgument("template: error calling index: index out of range") from None
-            return go_value(value)
-        if head == "join" and len(args) == 2:
-            return str(args[1]).join(go_value(v) for v in (args[0] or []))
-        if head in ("upper", "lower", "title") and len(args) == 1:
-            return getattr(go_value(args[0]), head)()  # type: ignore[no-any-return]
-        if head == "len" and len(args) == 1:
-            return str(len(args[0] or []))
-        if head == "println":
-            return " ".join(go_value(a) for a in args) + "\n"
-        raise InvalidArgument(f"template: wrong number of args for {head}")
-    return call
-
-
-@functools.lru_cache(maxsize=32)
-def compile_template(template: str) -> Callable[[Any], str]:
-    """Compile a Go-template subset once: ``{{.A.B}}``, ``{{json .A}}``, ``{{index .A 0}}``,
-    ``{{join .A ","}}``, ``{{upper .A}}``, ``{{lower .A}}``, ``{{len .A}}``, ``{{println .A}}``."""
-    template = template.replace("\\t", "\t").replace("\\n", "\n")
-    pieces: list[str | Callable[[Any], str]] = []
-    pos = 0
-    for m in _ACTION.finditer(template):
-        if m.start() > pos:
-            pieces.append(template[pos:m.start()])
-        pieces.append(_compile_action(m.group(1)))
-        pos = m.end()
-    if pos < len(template):
-        pieces.append(template[pos:])
-
-    def run(obj: Any) -> str:
-        return "".join(p if isinstance(p, str) else p(obj) for p in pieces)
-    return run
-
-
-def render(template: str, obj: Any) -> str:
-    """Render ``obj`` through a Go-template subset (see ``compile_template``)."""
-    return compile_template(template)(obj)
-
-
-def tabulate(rows: Sequence[Sequence[str]], *, minwidth: int = 10, padding: int = 3) -> str:
-    """Go's tabwriter as docker configures it (minwidth 10, padding 3, last column unpadded)."""
-    if not rows:
-        return ""
-    ncols = max(len(r) for r in rows)
-    widths = [0] * ncols
-    for r in rows:
-        for i, cell in enumerate(r[:-1]):
-            widths[i] = max(widths[i], len(cell) + padding, minwidth)
+    table = fmt.startswith("table")
+    text = (fmt[len("table"):] if table else fmt).strip(" ").replace("\\t", "\t").replace("\\n", "\n")
+    parts = _SIMPLE_ACTION.split(text)
+    literals, fields = parts[0::2], parts[1::2]
+    if any("{{" in lit or "}}" in lit for lit in literals):
+        return None
+    for rec in records:
+        for f in fields:
+            if type(rec.get(f)) is not str:
+                return None
     out = []
-    for r in rows:
-        cells = [cell.ljust(widths[i]) for i, cell in enumerate(r[:-1])]
-        out.append(("".join(cells) + (r[-1] if r else "")).rstrip())
-    return "\n".join(out) + "\n"
+    for rec in records:
+        line = [literals[0]]
+        for f, lit in zip(fields, literals[1:], strict=True):
+            line.append(rec[f])
+            line.append(lit)
+        out.append("".join(line))
+    body = "".join(line + "\n" for line in out)
+    if not table:
+        return body
+    head = [literals[0]]
+    for f, lit in zip(fields, literals[1:], strict=True):
+        head.append(headers.get(f) or header_for(f))
+        head.append(lit)
+    return tabwrite("".join(head) + "\n" + body)
 
 
-def write_formatted(records: Sequence[Mapping[str, Any]], fmt: str, headers: Mapping[str, str]) -> None:
+def write_formatted(records: Sequence[Mapping[str, Any]], fmt: str, headers: Mapping[str, str],
+                    default: str = "") -> None:
     """Print records by a ``--format`` value: ``table [TEMPLATE]``, ``json`` or a raw template."""
-    if fmt == "json":
-        for rec in records:
-            click.echo(json.dumps(rec, separators=(",", ":"), sort_keys=True))
-        return
-    if fmt.startswith("table"):
-        template = fmt[len("table"):].strip()
-        header = _ACTION.sub(lambda m: headers.get(m.group(1).strip().lstrip("."),
-                                                   m.group(1).strip().lstrip(".").upper()),
-                             template.replace("\\t", "\t"))
-        run = compile_template(template)
-        lines = [header.split("\t")] + [run(r).split("\t") for r in records]
-        sys.stdout.write(tabulate(lines))
-        return
-    run = compile_template(fmt)
-    sys.stdout.write("".join(run(rec) + "\n" for rec in records))
+    from dockyard.cli.format import format_rows
+
+    if fmt in ("", "table"):
+        fmt = default
+    fast = _fast_rows(fmt, records, headers) if fmt != "json" else None
+    sys.stdout.write(fast if fast is not None else format_rows(fmt, records, headers=headers))
 
 
-def parse_filters(values: Sequence[str], allowed: Sequence[str]) -> dict[str, list[str]]:
-    """``key=value`` filter flags into a dict; docker's errors for bad ones."""
-    out: dict[str, list[str]] = {}
-    for value in values:
-        key, sep, arg = value.partition("=")
-        if not sep:
-            raise InvalidArgument("bad format of filter (expected name=value)")
-        key = key.strip().lower()
-        if key not in allowed:
-            raise InvalidArgument(f"invalid filter '{key}'")
-        out.setdefault(key, []).append(arg)
-    return out
+def tabulate(rows: Sequence[Sequence[str]]) -> str:
+    """Rows of cells through docker's tabwriter settings."""
+    from dockyard.cli.format import tabwrite
+
+    return tabwrite("".join("\t".join(r) + "\n" for r in rows))
 
 
 def short_id(image_id: str, no_trunc: bool) -> str:
@@ -259,11 +93,7 @@ def short_id(image_id: str, no_trunc: bool) -> str:
 
 # -- images --------------------------------------------------------------------------------------------
 
-IMAGE_HEADERS = {
-    "ID": "IMAGE ID", "Repository": "REPOSITORY", "Tag": "TAG", "Digest": "DIGEST",
-    "CreatedSince": "CREATED", "CreatedAt": "CREATED AT", "Size": "SIZE", "Containers": "CONTAINERS",
-    "SharedSize": "SHARED SIZE", "UniqueSize": "UNIQUE SIZE", "VirtualSize": "VIRTUAL SIZE",
-}
+IMAGE_COLUMNS = ("Repository", "Tag", "ID", "CreatedSince", "Size")
 
 
 def image_rows(images: Sequence[ImageSummary], *, digests: bool, no_trunc: bool,
@@ -272,6 +102,7 @@ def image_rows(images: Sequence[ImageSummary], *, digests: bool, no_trunc: bool,
 
     ``fields`` (a template) limits the costlier columns to those it names.
     """
+    from dockyard.cli.format import created_since, go_time, human_size
     from dockyard.imageops.images import split_stored
 
     now = now or time.time()
@@ -280,14 +111,14 @@ def image_rows(images: Sequence[ImageSummary], *, digests: bool, no_trunc: bool,
     rows: list[dict[str, str]] = []
     for img in images:
         base = {
-            "ID": short_id(img.id, no_trunc), "CreatedSince": since(img.created, now),
-            "Size": human_size(img.size, 3), "Containers": "N/A", "SharedSize": "N/A",
+            "ID": short_id(img.id, no_trunc), "CreatedSince": created_since(img.created, now),
+            "Size": human_size(img.size), "Containers": "N/A", "SharedSize": "N/A",
             "UniqueSize": "N/A",
         }
         if want_at:
             base["CreatedAt"] = go_time(img.created)
         if want_virtual:
-            base["VirtualSize"] = human_size(img.size)
+            base["VirtualSize"] = human_size(img.size, 4)
         if not img.repo_tags and not img.repo_digests:
             rows.append({**base, "Repository": "<none>", "Tag": "<none>", "Digest": "<none>"})
             continue
@@ -312,56 +143,44 @@ def image_rows(images: Sequence[ImageSummary], *, digests: bool, no_trunc: bool,
     return rows
 
 
-def filter_images(client: Client, images: list[ImageSummary], filters: Mapping[str, Sequence[str]]
-                  ) -> list[ImageSummary]:
-    for value in filters.get("dangling", []):
-        if value.lower() not in ("true", "false", "1", "0"):
-            raise InvalidArgument(f"invalid filter 'dangling={value}'")
-        want = value.lower() in ("true", "1")
-        images = [i for i in images if (not i.repo_tags) == want]
-    for spec in filters.get("label", []):
-        key, sep, val = spec.partition("=")
-        images = [i for i in images if key in i.labels and (not sep or i.labels[key] == val)]
-    for ref in filters.get("before", []):
-        limit = client.store.meta.get_image(client.resolve(ref))
-        assert limit is not None
-        from dockyard.imageops.images import parse_created
+def filter_images(client: Client, images: list[ImageSummary], values: Sequence[str]) -> list[ImageSummary]:
+    """Docker's ``images --filter`` (dangling, label, before, since, until, reference)."""
+    from dockyard.cli.format import image_filter, parse_filters
+    from dockyard.imageops.images import parse_created
 
-        images = [i for i in images if i.created < parse_created(limit.created)]
-    for ref in filters.get("since", []):
-        limit = client.store.meta.get_image(client.resolve(ref))
-        assert limit is not None
-        from dockyard.imageops.images import parse_created
+    def created_of(ref: str) -> float:
+        record = client.store.meta.get_image(client.resolve(ref))
+        assert record is not None
+        return parse_created(record.created)
 
-        images = [i for i in images if i.created > parse_created(limit.created)]
-    patterns = filters.get("reference", [])
-    if patterns:
-        from dockyard.oci.reference import familiar_match, parse_normalized
-
-        kept = []
-        for img in images:
-            tags = [t for t in img.repo_tags if any(familiar_match(p, parse_normalized(t)) for p in patterns)]
-            if tags:
-                img.repo_tags = tags
-                img.repo_digests = [d for d in img.repo_digests if any(
-                    familiar_match(p, parse_normalized(d)) for p in patterns)]
-                kept.append(img)
-        images = kept
-    return images
+    flt = image_filter(parse_filters(values), created_of=created_of)
+    kept: list[ImageSummary] = []
+    for img in images:
+        if not flt.match(created=img.created, labels=img.labels, refs=img.repo_tags):
+            continue
+        if flt.references:
+            img.repo_tags = flt.refs(img.repo_tags)
+            img.repo_digests = flt.refs(img.repo_digests)
+        kept.append(img)
+    return kept
 
 
 def _images(ctx: click.Context, all_: bool, quiet: bool, digests: bool, no_trunc: bool,
             filters: tuple[str, ...], fmt: str | None, repository: str | None) -> None:
+    from dockyard.cli.format import IMAGE_HEADERS
+
     client = make_client(ctx)
-    parsed = parse_filters(filters, ("dangling", "label", "before", "since", "reference"))
-    if repository:
-        parsed.setdefault("reference", []).append(repository)
-    images = client.images(all=all_ or bool(parsed.get("dangling")))
-    images = filter_images(client, images, parsed)
+    values = list(filters) + ([f"reference={repository}"] if repository else [])
+    dangling_given = any(v.partition("=")[0].strip().lower() == "dangling" for v in values)
+    images = client.images(all=all_ or dangling_given)
+    if values:
+        images = filter_images(client, images, values)
     if quiet:
         fmt = "{{.ID}}"
     if not fmt or fmt == "table":
-        cols = ["Repository", "Tag"] + (["Digest"] if digests else []) + ["ID", "CreatedSince", "Size"]
+        cols = list(IMAGE_COLUMNS)
+        if digests:
+            cols.insert(2, "Digest")
         fmt = "table " + "\t".join("{{." + c + "}}" for c in cols)
     rows = image_rows(images, digests=digests, no_trunc=no_trunc, fields=fmt)
     write_formatted(rows, fmt, IMAGE_HEADERS)
@@ -422,8 +241,9 @@ def inspect_cmd(ctx: click.Context, fmt: str | None, images: tuple[str, ...]) ->
         except DockyardError as exc:
             errors.append(str(exc))
     if fmt and fmt != "json":
-        for obj in found:
-            click.echo(render(fmt, obj))
+        from dockyard.cli.format import format_rows
+
+        sys.stdout.write(format_rows(fmt, found))
     else:
         click.echo(json.dumps(found, indent=4, ensure_ascii=False) if found else "[]")
     if errors:
@@ -433,14 +253,6 @@ def inspect_cmd(ctx: click.Context, fmt: str | None, images: tuple[str, ...]) ->
 
 
 # -- history ------------------------------------------------------------------------------------------
-
-HISTORY_HEADERS = {"ID": "IMAGE", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT",
-                   "CreatedBy": "CREATED BY", "Size": "SIZE", "Comment": "COMMENT"}
-
-
-def ellipsis(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
-
 
 @click.command("history")
 @click.option("-H", "--human", type=click.BOOL, default=True, show_default=True,
@@ -453,27 +265,31 @@ def ellipsis(text: str, width: int) -> str:
 def history_cmd(ctx: click.Context, human: bool, no_trunc: bool, quiet: bool, fmt: str | None,
                 image: str) -> None:
     """Show the history of an image."""
+    from dockyard.cli.format import (
+        DEFAULT_HISTORY_TABLE,
+        HISTORY_HEADERS,
+        created_since,
+        history_created_by,
+        human_size,
+        rfc3339,
+    )
+
     client = make_client(ctx)
     now = time.time()
     rows = []
     for h in client.history(image):
-        created_by = h.created_by.replace("\t", " ")
+        at = rfc3339(h.created) if h.created > 0 else "0001-01-01T00:00:00Z"
         rows.append({
             "ID": h.id if h.id == "<missing>" else short_id(h.id, no_trunc),
-            "CreatedSince": since(h.created, now) if human else (
-                datetime.fromtimestamp(h.created, UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if h.created > 0
-                else "0001-01-01T00:00:00Z"),
-            "CreatedAt": datetime.fromtimestamp(h.created, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-            if h.created > 0 else "0001-01-01T00:00:00Z",
-            "CreatedBy": created_by if no_trunc else ellipsis(created_by, 45),
-            "Size": human_size(h.size, 3) if human else str(h.size),
+            "CreatedSince": created_since(h.created, now) if human else at,
+            "CreatedAt": at,
+            "CreatedBy": history_created_by(h.created_by, trunc=not no_trunc),
+            "Size": human_size(h.size) if human else str(h.size),
             "Comment": h.comment,
         })
     if quiet:
         fmt = "{{.ID}}"
-    if not fmt or fmt == "table":
-        fmt = "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}"
-    write_formatted(rows, fmt, HISTORY_HEADERS)
+    write_formatted(rows, fmt or "", HISTORY_HEADERS, DEFAULT_HISTORY_TABLE)
 
 
 # -- tag, rmi, prune -------------------------------------------------------------------------------------
@@ -531,7 +347,10 @@ def confirm(message: str, force: bool) -> bool:
 @click.pass_context
 def prune_cmd(ctx: click.Context, all_: bool, filters: tuple[str, ...], force: bool) -> None:
     """Remove unused images."""
-    parsed = parse_filters(filters, ("until", "label", "label!", "dangling"))
+    from dockyard.cli.format import parse_filters
+
+    parsed = parse_filters(filters)
+    parsed.validate(("until", "label", "label!", "dangling"))
     warning = ("WARNING! This will remove all images without at least one container associated to them."
                if all_ else "WARNING! This will remove all dangling images.")
     if not confirm(warning, force):
@@ -541,7 +360,9 @@ def prune_cmd(ctx: click.Context, all_: bool, filters: tuple[str, ...], force: b
         click.echo("Deleted Images:")
         _print_deleted(report.deleted, prefix_case="lower")
         click.echo("")
-    click.echo(f"Total reclaimed space: {human_size(report.space_reclaimed)}")
+    from dockyard.cli.format import human_size
+
+    click.echo(f"Total reclaimed space: {human_size(report.space_reclaimed, 4)}")
 
 
 @click.command("rm")

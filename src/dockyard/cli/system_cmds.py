@@ -8,23 +8,15 @@ from typing import Any
 
 import click
 
-from dockyard.cli.image_cmds import (
+from dockyard.cli.format import (
+    BUILD_CACHE_HEADERS,
+    DF_HEADERS,
     IMAGE_HEADERS,
-    confirm,
+    created_since,
     human_size,
-    image_rows,
-    make_client,
-    since,
-    tabulate,
-    write_formatted,
+    reclaimable,
 )
-
-DF_HEADERS = {"Type": "TYPE", "TotalCount": "TOTAL", "Active": "ACTIVE", "Size": "SIZE",
-              "Reclaimable": "RECLAIMABLE"}
-
-
-def _percent(part: int, whole: int) -> str:
-    return f" ({int(part * 100 / whole) if whole else 0}%)"
+from dockyard.cli.image_cmds import confirm, image_rows, make_client, tabulate, write_formatted
 
 
 @click.command("df")
@@ -37,12 +29,13 @@ def df_cmd(ctx: click.Context, verbose: bool, fmt: str | None) -> None:
     # No containers exist in a daemonless store: every image is reclaimable.
     summary = [
         {"Type": "Images", "TotalCount": str(len(usage.images)), "Active": "0",
-         "Size": human_size(usage.images_size),
-         "Reclaimable": human_size(usage.images_size) + _percent(usage.images_size, usage.images_size)},
+         "Size": human_size(usage.images_size, 4),
+         "Reclaimable": reclaimable(usage.images_size, usage.images_size)},
         {"Type": "Containers", "TotalCount": "0", "Active": "0", "Size": "0B", "Reclaimable": "0B"},
         {"Type": "Local Volumes", "TotalCount": "0", "Active": "0", "Size": "0B", "Reclaimable": "0B"},
         {"Type": "Build Cache", "TotalCount": str(usage.build_cache_count), "Active": "0",
-         "Size": human_size(usage.build_cache_size), "Reclaimable": human_size(usage.build_cache_size)},
+         "Size": human_size(usage.build_cache_size, 4),
+         "Reclaimable": reclaimable(usage.build_cache_size, usage.build_cache_size)},
     ]
     if not verbose:
         write_formatted(summary, fmt or "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t"
@@ -53,7 +46,8 @@ def df_cmd(ctx: click.Context, verbose: bool, fmt: str | None) -> None:
     rows: list[dict[str, Any]] = []
     for u in usage.images:
         for row in image_rows([u.summary], digests=False, no_trunc=False, now=now):
-            row.update({"SharedSize": human_size(u.shared_size), "UniqueSize": human_size(u.unique_size),
+            row.update({"SharedSize": human_size(u.shared_size, 4),
+                        "UniqueSize": human_size(u.unique_size, 4),
                         "Containers": "0"})
             rows.append(row)
     write_formatted(rows, "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}\t"
@@ -63,13 +57,14 @@ def df_cmd(ctx: click.Context, verbose: bool, fmt: str | None) -> None:
                                 "STATUS", "NAMES"]]))
     click.echo("\nLocal Volumes space usage:\n")
     sys.stdout.write(tabulate([["VOLUME NAME", "LINKS", "SIZE"]]))
-    click.echo(f"\nBuild cache usage: {human_size(usage.build_cache_size)}\n")
-    cache = make_client(ctx).store.meta.cache_records()
-    table = [["CACHE ID", "CACHE TYPE", "SIZE", "CREATED", "LAST USED", "USAGE", "SHARED"]]
-    for rec in cache:
-        table.append([rec.key[:12], rec.kind, human_size(rec.size), since(rec.created, now),
-                      since(rec.last_used, now), "0", "false"])
-    sys.stdout.write(tabulate(table))
+    click.echo(f"\nBuild cache usage: {human_size(usage.build_cache_size, 4)}\n")
+    cache = [{"ID": rec.key[:12], "CacheType": rec.kind, "Size": human_size(rec.size, 4),
+              "CreatedSince": created_since(rec.created, now),
+              "LastUsedSince": created_since(rec.last_used, now),
+              "UsageCount": "0", "Shared": "false"}
+             for rec in make_client(ctx).store.meta.cache_records()]
+    write_formatted(cache, "table {{.ID}}\t{{.CacheType}}\t{{.Size}}\t{{.CreatedSince}}\t{{.LastUsedSince}}\t"
+                    "{{.UsageCount}}\t{{.Shared}}", BUILD_CACHE_HEADERS)
 
 
 @click.command("prune")
@@ -93,7 +88,7 @@ def system_prune_cmd(ctx: click.Context, all_: bool, force: bool) -> None:
         for key in report.cache_records_removed:
             click.echo(key)
         click.echo("")
-    click.echo(f"Total reclaimed space: {human_size(report.space_reclaimed)}")
+    click.echo(f"Total reclaimed space: {human_size(report.space_reclaimed, 4)}")
 
 
 @click.command("check")
