@@ -18,7 +18,7 @@ from dockyard.build.fsutil import clean_path, mkdir_all, secure_join
 from dockyard.errors import BuildError
 from dockyard.oci import pathmatch
 
-ModeFn = Callable[[int], int]
+ModeFn = Callable[[int, bool], int]
 ExcludeFn = Callable[[str, bool], bool]
 _WILDCARDS = frozenset("*?[")
 
@@ -76,6 +76,9 @@ def apply_copy(src_root: str, spec: CopySpec, dest_root: str, *, src_label: str 
     matches: list[tuple[str, str]] = []
     for pattern in spec.sources:
         found = resolve_sources(src_root, pattern)
+        if spec.exclude is not None:
+            found = [(p, h) for p, h in found
+                     if p == "/" or not spec.exclude(p.strip("/"), os.path.isdir(h))]
         if not found and not has_wildcard(pattern):
             ref = f"{src_label}: " if src_label else ""
             raise BuildError(f"failed to calculate checksum of ref {ref}\"{clean_path(pattern)}\": not found")
@@ -132,7 +135,7 @@ class _Copier:
 
     def _mode(self, st: os.stat_result) -> int:
         mode = stat.S_IMODE(st.st_mode)
-        return self.spec.mode(mode) if self.spec.mode is not None else mode
+        return self.spec.mode(mode, stat.S_ISDIR(st.st_mode)) if self.spec.mode is not None else mode
 
     def _walk(self, host: str, rel: str) -> Iterator[tuple[os.DirEntry[str], str]]:
         with os.scandir(host) as it:

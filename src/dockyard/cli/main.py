@@ -19,6 +19,7 @@ from dockyard.errors import DockyardError
 # name -> "module:attribute" of a click.Command; one line per command, sorted by name.
 COMMANDS: dict[str, str] = {
     "bootstrap": "dockyard.cli.archive_cmds:bootstrap_cmd",
+    "build": "dockyard.cli.build_cmd:build_cmd",
     "dockerfile": "dockyard.cli.dockerfile_cmd:dockerfile",
     "history": "dockyard.cli.image_cmds:history_cmd",
     "image": "dockyard.cli.image_cmds:image_group",

@@ -1,0 +1,114 @@
+"""Instructions that change only the image config: ENV, ARG, LABEL, EXPOSE, VOLUME, USER, CMD,
+ENTRYPOINT, SHELL, STOPSIGNAL, HEALTHCHECK, MAINTAINER, ONBUILD.
+
+Each returns its cache definition and the ``created_by`` text BuildKit writes into the history;
+the engine applies the change only when the step misses the cache.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from dockyard.build.state import StageState, go_quote_list
+from dockyard.dockerfile import (
+    ArgInstruction,
+    CmdInstruction,
+    EntrypointInstruction,
+    EnvInstruction,
+    ExposeInstruction,
+    HealthcheckInstruction,
+    Instruction,
+    LabelInstruction,
+    MaintainerInstruction,
+    OnbuildInstruction,
+    ShellInstruction,
+    StopSignalInstruction,
+    UserInstruction,
+    VolumeInstruction,
+    parse_port_spec,
+)
+
+Apply = Callable[[StageState], None]
+
+
+def plan_config(instr: Instruction, state: StageState) -> tuple[Any, str, Apply] | None:
+    """``(definition, created_by, apply)`` for a config-only instruction, or None for other kinds."""
+    if isinstance(instr, EnvInstruction):
+        pairs = [(p.key, p.value) for p in instr.env]
+
+        def env(s: StageState) -> None:
+            for k, v in pairs:
+                s.set_env(k, v)
+        return ["env", pairs], "ENV " + " ".join(f"{k}={v}" for k, v in pairs), env
+    if isinstance(instr, ArgInstruction):
+        shown = [f"{a.key}={a.value}" if a.value is not None else a.key for a in instr.args]
+        return ["arg", shown], "ARG " + " ".join(shown), lambda s: None
+    if isinstance(instr, LabelInstruction):
+        labels = [(p.key, p.value) for p in instr.labels]
+
+        def label(s: StageState) -> None:
+            current = dict(s.run.get("Labels") or {})
+            current.update(labels)
+            s.run["Labels"] = current
+        return ["label", labels], "LABEL " + " ".join(f"{k}={v}" for k, v in labels), label
+    if isinstance(instr, ExposeInstruction):
+        ports = [p for word in instr.ports for p in parse_port_spec(word).exposed_keys()]
+
+        def expose(s: StageState) -> None:
+            current = dict(s.run.get("ExposedPorts") or {})
+            for p in ports:
+                current[p] = {}
+            s.run["ExposedPorts"] = current
+        port_map = " ".join(f"{p}:{{}}" for p in sorted(set(ports)))
+        return ["expose", ports], f"EXPOSE map[{port_map}]", expose
+    if isinstance(instr, VolumeInstruction):
+        vols = list(instr.volumes)
+
+        def volume(s: StageState) -> None:
+            current = dict(s.run.get("Volumes") or {})
+            for v in vols:
+                current[v] = {}
+            s.run["Volumes"] = current
+        return ["volume", vols], f"VOLUME {go_quote_list(vols)}".replace('"', ""), volume
+    if isinstance(instr, UserInstruction):
+        user = instr.user
+        return ["user", user], f"USER {user}", lambda s: s.run.__setitem__("User", user)
+    if isinstance(instr, CmdInstruction | EntrypointInstruction):
+        args = list(instr.cmd_line)
+        if instr.prepend_shell:
+            args = [*state.shell, " ".join(args)]
+        key = "Cmd" if isinstance(instr, CmdInstruction) else "Entrypoint"
+
+        def command(s: StageState) -> None:
+            s.run[key] = args
+            if key == "Entrypoint" and "Cmd" in s.run_config_from_base:
+                # Docker: an ENTRYPOINT resets a CMD inherited from the base image.
+                s.run["Cmd"] = None
+            s.run_config_from_base.discard(key)
+        return [key.lower(), args], f"{key.upper()} {go_quote_list(args)}", command
+    if isinstance(instr, ShellInstruction):
+        shell = list(instr.shell)
+        return ["shell", shell], f"SHELL {go_quote_list(shell)}", lambda s: s.run.__setitem__("Shell", shell)
+    if isinstance(instr, StopSignalInstruction):
+        sig = instr.signal
+        return ["stopsignal", sig], f"STOPSIGNAL {sig}", lambda s: s.run.__setitem__("StopSignal", sig)
+    if isinstance(instr, HealthcheckInstruction):
+        check: dict[str, Any] = {"Test": list(instr.test)}
+        for field_name, value in (("Interval", instr.interval), ("Timeout", instr.timeout),
+                                  ("StartPeriod", instr.start_period),
+                                  ("StartInterval", instr.start_interval), ("Retries", instr.retries)):
+            if value:
+                check[field_name] = value
+        text = "HEALTHCHECK " + ("NONE" if check["Test"] == ["NONE"] else go_quote_list(check["Test"]))
+        return ["healthcheck", check], text, lambda s: s.run.__setitem__("Healthcheck", check)
+    if isinstance(instr, MaintainerInstruction):
+        author = instr.maintainer
+        return ["maintainer", author], f"MAINTAINER {author}", lambda s: setattr(s.config, "author", author)
+    if isinstance(instr, OnbuildInstruction):
+        expr = instr.expression
+
+        def onbuild(s: StageState) -> None:
+            s.run["OnBuild"] = [*(s.run.get("OnBuild") or []), expr]
+        return ["onbuild", expr], f"ONBUILD {expr}", onbuild
+    return None

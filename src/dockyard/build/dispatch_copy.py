@@ -1,0 +1,201 @@
+"""COPY and ADD: sources from the context, another stage, an image, a URL or a heredoc."""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import hashlib
+import os
+import stat
+import urllib.parse
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dockyard.archive import apply_layer, detect, open_decompressed
+from dockyard.build.chmod import parse_chmod
+from dockyard.build.copy import CopySpec, apply_copy
+from dockyard.build.fsutil import clean_path, mkdir_all, secure_join
+from dockyard.build.state import StageState
+from dockyard.dockerfile import AddInstruction, CopyInstruction, PatternMatcher
+from dockyard.errors import BuildError
+from dockyard.executor import resolve_user
+
+if TYPE_CHECKING:
+    from dockyard.build.engine import Builder
+
+Sources = CopyInstruction | AddInstruction
+
+
+def _is_url(src: str) -> bool:
+    return src.startswith(("http://", "https://"))
+
+
+def _is_git(src: str) -> bool:
+    return src.startswith("git@") or src.endswith(".git") or src.startswith("git://")
+
+
+def destination(instr: Sources, state: StageState) -> tuple[str, bool]:
+    """The absolute destination and whether it names a directory."""
+    dest = instr.dest
+    is_dir = dest.endswith("/") or dest in (".", "..") or dest.endswith("/.")
+    if not dest.startswith("/"):
+        dest = f"{state.workdir}/{dest}"
+    return clean_path(dest), is_dir
+
+
+def from_ref(instr: Sources, state: StageState) -> str:
+    return state.env.expand(instr.from_) if isinstance(instr, CopyInstruction) and instr.from_ else ""
+
+
+def plan_copy(builder: Builder, instr: Sources, state: StageState) -> tuple[Any, str]:
+    """Cache definition (with the content checksum of the sources) and history text."""
+    dest, is_dir = destination(instr, state)
+    count = len(instr.sources) + len(instr.contents)
+    if count > 1 and not is_dir:
+        raise BuildError(f"{instr.name.upper()}: When using {instr.name.upper()} with more than one source "
+                         "file, the destination must be a directory and end with a /")
+    source = from_ref(instr, state)
+    sums: list[Any] = []
+    local = [s for s in instr.sources if not _is_url(s)]
+    if source:
+        sums.append(["from", builder.source_key(source)])
+    elif local:
+        sums.append(["context", builder.context.checksum(local)])
+    for s in instr.sources:
+        if _is_url(s):
+            if not isinstance(instr, AddInstruction):
+                raise BuildError(f"source can't be a URL for COPY: {s}")
+            sums.append(["url", s, builder.fetch_url(s, instr.checksum)[1]])
+    sums.append(["inline", [(c.path, c.data) for c in instr.contents]])
+    flags = {"chown": instr.chown, "chmod": instr.chmod, "excludes": instr.excludes,
+             "parents": isinstance(instr, CopyInstruction) and instr.parents,
+             "unpack": isinstance(instr, AddInstruction) and instr.unpack}
+    definition = [instr.name, instr.sources, dest, is_dir, flags, sums]
+    shown = " ".join([*instr.sources, *(c.path for c in instr.contents), instr.dest])
+    return definition, f"{instr.name.upper()} {shown} # buildkit"
+
+
+def execute_copy(builder: Builder, instr: Sources, state: StageState, upper: Path, work: Path) -> None:
+    dest, is_dir = destination(instr, state)
+    mode = parse_chmod(instr.chmod)
+    excludes = PatternMatcher(instr.excludes) if instr.excludes else None
+    with contextlib.ExitStack() as stack:
+        merged = stack.enter_context(builder.workspace.mounted(builder.lowerdirs(state), upper, work))
+        chown = _chown(merged, instr.chown)
+        uid, gid = chown if chown else (-1, -1)
+        source = from_ref(instr, state)
+        local = [s for s in instr.sources if not _is_url(s)]
+
+        def exclude(rel: str, is_dir_: bool) -> bool:
+            if source == "" and builder.context.is_excluded(rel, is_dir_):
+                return True
+            return excludes is not None and excludes.matches(rel)
+
+        spec = CopySpec(sources=local, dest=dest + ("/" if is_dir else ""), dest_is_dir=is_dir, chown=chown,
+                        mode=mode,
+                        preserve_owner=bool(source), exclude=exclude,
+                        parents=isinstance(instr, CopyInstruction) and instr.parents)
+        if isinstance(instr, AddInstruction) and instr.unpack is not False and not source:
+            spec.unpack = _unpack_archive
+        if local:
+            root = builder.source_root(source, stack) if source else builder.context.root
+            if not source:
+                for pattern in local:
+                    if not builder.context.sources(pattern) and not any(c in pattern for c in "*?["):
+                        shown = clean_path(pattern)
+                        raise BuildError(f'failed to calculate checksum of ref: "{shown}": not found')
+            apply_copy(root, spec, merged, src_label=source)
+        for src in instr.sources:
+            if _is_url(src):
+                path, _digest, name, mtime = builder.fetch_url(src, getattr(instr, "checksum", ""))
+                target = f"{dest}/{name}" if is_dir else dest
+                mkdir_all(merged, os.path.dirname(target), 0o755, uid, gid)
+                _place_file(merged, path, target, 0o600, chown, mtime, mode)
+        if instr.contents:
+            inline = builder.workspace.new_dir("inline")
+            for content in instr.contents:
+                target = f"{dest}/{content.path}" if is_dir else dest
+                (inline / "f").write_text(content.data)
+                mkdir_all(merged, os.path.dirname(target), 0o755, uid, gid)
+                _place_file(merged, inline / "f", target, 0o644, chown, None, mode)
+
+
+def _chown(root: str, value: str) -> tuple[int, int] | None:
+    if not value:
+        return None
+    user, _, group = value.partition(":")
+    if user.isdigit() and (not group or group.isdigit()):
+        uid = int(user)
+        return uid, int(group) if group else uid
+    resolved = resolve_user(root, f"{user}:{group}" if group else user)
+    gid = resolved.gid if (group or not user.isdigit()) else resolved.uid
+    return resolved.uid, gid
+
+
+def _place_file(root: str, source: Path, target: str, default_mode: int, chown: tuple[int, int] | None,
+                mtime: float | None, mode: Any) -> None:
+    host = secure_join(root, target)
+    with contextlib.suppress(FileNotFoundError):
+        if stat.S_ISDIR(os.lstat(host).st_mode):
+            raise BuildError(f"cannot replace directory {target} with a file")
+        os.unlink(host)
+    data = source.read_bytes()
+    fd = os.open(host, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+    os.chmod(host, mode(default_mode, False) if mode else default_mode)
+    uid, gid = chown if chown else (0, 0)
+    os.lchown(host, uid, gid)
+    if mtime is not None:
+        os.utime(host, (mtime, mtime))
+
+
+def _unpack_archive(host_file: str, dest_dir: str) -> bool:
+    """ADD's auto-extraction: a local tar (plain, gzip, bzip2, xz, zstd) unpacks into the directory."""
+    with open(host_file, "rb") as f:
+        head = f.read(512)
+        kind = detect(head)
+        f.seek(0)
+        if kind == "none" and (len(head) < 262 or head[257:262] != b"ustar"):
+            return False
+        try:
+            raw, _ = open_decompressed(f)
+            first = raw.read(512)
+        except Exception:
+            return False
+        if len(first) < 512 or first[257:262] != b"ustar":
+            return False
+        f.seek(0)
+        raw, _ = open_decompressed(f)
+        apply_layer(raw, dest_dir)
+    return True
+
+
+def download(url: str, dest_dir: Path) -> tuple[Path, str, str, float | None]:
+    """Fetch ``url``: (file, sha256 digest, file name, Last-Modified time)."""
+    import httpx
+
+    name = os.path.basename(urllib.parse.urlparse(url).path) or "__unnamed__"
+    path = dest_dir / hashlib.sha256(url.encode()).hexdigest()
+    h = hashlib.sha256()
+    try:
+        with httpx.stream("GET", url, follow_redirects=True, timeout=60) as resp:
+            if resp.status_code != 200:
+                raise BuildError(f"failed to load {url}: invalid response status {resp.status_code}")
+            disposition = resp.headers.get("content-disposition", "")
+            if "filename=" in disposition:
+                name = disposition.split("filename=", 1)[1].strip('"; ') or name
+            modified = resp.headers.get("last-modified")
+            with open(path, "wb") as out:
+                for chunk in resp.iter_bytes(1 << 20):
+                    h.update(chunk)
+                    out.write(chunk)
+    except httpx.HTTPError as exc:
+        raise BuildError(f"failed to load {url}: {exc}") from None
+    mtime = None
+    if modified:
+        with contextlib.suppress(TypeError, ValueError):
+            mtime = email.utils.parsedate_to_datetime(modified).timestamp()
+    return path, "sha256:" + h.hexdigest(), name, mtime

@@ -1,0 +1,51 @@
+"""What a build is asked to do, and what it gives back."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from dockyard.progress import ProgressSink, discard
+
+# Pull an image by reference for a platform ("" = default) and return its image ID.
+Puller = Callable[[str, str], str]
+
+
+@dataclass(slots=True)
+class Output:
+    """``--output type=...,dest=...``: ``docker``/``oci`` (image tars), ``tar``/``local`` (the rootfs)."""
+
+    type: str
+    dest: str = ""
+    attrs: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class BuildOptions:
+    context_dir: str
+    dockerfile: str = ""             # path; "" = <context>/Dockerfile
+    dockerfile_text: str | None = None  # given directly (e.g. -f - on stdin)
+    tags: list[str] = field(default_factory=list)
+    build_args: dict[str, str] = field(default_factory=dict)
+    target: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+    platform: str = ""
+    no_cache: bool = False
+    pull: bool = False
+    secrets: dict[str, bytes] = field(default_factory=dict)
+    ssh: dict[str, str] = field(default_factory=dict)     # id -> agent socket path
+    network: str = "default"
+    outputs: list[Output] = field(default_factory=list)
+    source_date_epoch: int | None = None
+    progress: ProgressSink = discard
+    puller: Puller | None = None
+    max_parallel: int = 4
+
+
+@dataclass(slots=True)
+class BuildResult:
+    image_id: str
+    tags: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    steps: int = 0
+    cached: int = 0

@@ -1,0 +1,135 @@
+"""Scratch filesystems for build steps: overlay mounts over image layers, and committing their changes.
+
+A step's changes land in a fresh overlay upper directory; committing it writes the layer tar into
+the content store (uncompressed: the diff ID is its digest; compression happens once, on push or
+save) and adopts the directory itself as the new snapshot, so the next step stacks on it without
+unpacking anything.
+
+Overlay lower directories are named through short symlinks (``<store>/l/<id>``), as Docker's
+overlay2 driver does, so one mount's options fit in a page even for a hundred layers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import secrets
+import shutil
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from dockyard.archive import CompressingWriter, TreeOptions, write_overlay_diff
+from dockyard.errors import BuildError
+from dockyard.executor.mount import mount, umount2
+from dockyard.image import LayerBlob, chain_id
+from dockyard.imageops import Lease, Store
+from dockyard.oci.digest import Digest
+
+_MNT_DETACH = 2
+_PAGE = 4000
+
+
+@dataclass(frozen=True, slots=True)
+class Committed:
+    """A step's committed layer: its stored blob and the snapshot directory it became."""
+
+    layer: LayerBlob
+    chain_id: Digest
+    snapshot: Path
+
+
+class Workspace:
+    """One build's scratch space under the store (same filesystem, so commits are renames)."""
+
+    def __init__(self, store: Store, lease: Lease) -> None:
+        self.store = store
+        self.lease = lease
+        self.dir = store.make_tmp("build")
+        self.links = store.root / "l"
+        self.links.mkdir(exist_ok=True)
+        self._empty = self.dir / "empty"
+        self._empty.mkdir()
+        self._count = 0
+
+    def close(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def new_dir(self, prefix: str) -> Path:
+        self._count += 1
+        path = self.dir / f"{prefix}{self._count}-{secrets.token_hex(3)}"
+        path.mkdir()
+        return path
+
+    def new_upper(self) -> tuple[Path, Path]:
+        """A fresh (upper, work) pair for an overlay mount."""
+        base = self.new_dir("step")
+        (base / "upper").mkdir()
+        (base / "work").mkdir()
+        return base / "upper", base / "work"
+
+    def link(self, layer_dir: Path) -> str:
+        """A short, stable name for a lower directory (a symlink under ``<store>/l``)."""
+        name = hashlib.sha256(str(layer_dir).encode()).hexdigest()[:20]
+        path = self.links / name
+        try:
+            os.symlink(layer_dir, path)
+        except FileExistsError:
+            if os.readlink(path) != str(layer_dir):
+                os.unlink(path)
+                os.symlink(layer_dir, path)
+        return str(path)
+
+    def lowers(self, lowerdirs_top_first: Sequence[Path]) -> list[str]:
+        names = [self.link(p) for p in lowerdirs_top_first]
+        return names or [str(self._empty)]
+
+    @contextlib.contextmanager
+    def mounted(self, lowerdirs_top_first: Sequence[Path], upper: Path | None = None,
+                work: Path | None = None) -> Iterator[str]:
+        """An overlay of the layers (read-only without ``upper``); yields the merged path."""
+        target = self.new_dir("mnt")
+        lowers = self.lowers(lowerdirs_top_first)
+        if upper is None:
+            if len(lowers) == 1:
+                # A single layer needs no overlay to be read.
+                yield os.path.realpath(lowers[0])
+                target.rmdir()
+                return
+            data = f"lowerdir={':'.join(lowers)}"
+        else:
+            data = f"lowerdir={':'.join(lowers)},upperdir={upper},workdir={work},index=off"
+        if len(data) > _PAGE:
+            raise BuildError(f"too many layers for one overlay mount ({len(lowers)})")
+        mount("overlay", str(target), "overlay", 0, data)
+        try:
+            yield str(target)
+        finally:
+            umount2(str(target), _MNT_DETACH)
+            with contextlib.suppress(OSError):
+                target.rmdir()
+
+    def commit(self, upper: Path, parent_chain: Digest | None, *,
+               mtime_clamp: int | None = None) -> Committed | None:
+        """Store ``upper`` as a layer and a snapshot; None when the step changed nothing."""
+        if not any(os.scandir(upper)):
+            return None
+        store = self.store
+        with store.content.writer() as w:
+            cw = CompressingWriter(w, "none")
+            write_overlay_diff(upper, cw, TreeOptions(mtime_clamp=mtime_clamp))
+            digests = cw.close()
+            info = w.commit(self.lease.add_blob)
+        layer = LayerBlob(Digest(digests.diff_id), info.digest, digests.media_type, info.size,
+                          digests.size_uncompressed)
+        store.meta.add_layer_blob(layer)
+        chain = chain_id(parent_chain, layer.diff_id)
+        self.lease.add_snapshot(chain)
+
+        def adopt(fs: Path) -> None:
+            fs.rmdir()
+            os.rename(upper, fs)
+
+        snapshot = store.snapshots.create(chain, adopt)
+        return Committed(layer, chain, snapshot)

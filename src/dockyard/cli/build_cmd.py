@@ -1,0 +1,170 @@
+"""``dockyard build``: docker build's flags and BuildKit's output, with no daemon."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import click
+
+from dockyard.errors import DockyardError
+
+
+def _parse_kv(values: tuple[str, ...], flag: str, *, env_fallback: bool = False) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for value in values:
+        key, eq, val = value.partition("=")
+        if not eq:
+            if env_fallback:
+                if key in os.environ:
+                    out[key] = os.environ[key]
+                continue
+            raise click.UsageError(f"invalid argument {value!r} for \"{flag}\" flag: expected key=value")
+        out[key] = val
+    return out
+
+
+def _csv(value: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for part in value.split(","):
+        key, _, val = part.partition("=")
+        out[key.strip()] = val.strip()
+    return out
+
+
+def _secrets(values: tuple[str, ...]) -> dict[str, bytes]:
+    out: dict[str, bytes] = {}
+    for value in values:
+        fields = _csv(value)
+        sid = fields.get("id", "")
+        if not sid:
+            raise click.UsageError(f"invalid secret {value!r}: id= is required")
+        if "env" in fields:
+            if fields["env"] not in os.environ:
+                raise click.UsageError(f"secret {sid}: environment variable {fields['env']} is not set")
+            out[sid] = os.environ[fields["env"]].encode()
+            continue
+        src = fields.get("src") or fields.get("source") or ""
+        if not src:
+            if sid in os.environ:
+                out[sid] = os.environ[sid].encode()
+                continue
+            raise click.UsageError(f"invalid secret {value!r}: src= or env= is required")
+        try:
+            with open(os.path.expanduser(src), "rb") as f:
+                out[sid] = f.read()
+        except OSError as exc:
+            raise click.UsageError(f"failed to read secret {sid} from {src}: {exc.strerror}") from None
+    return out
+
+
+def _ssh(values: tuple[str, ...]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for value in values:
+        sid, _, path = value.partition("=")
+        sock = path or os.environ.get("SSH_AUTH_SOCK", "")
+        if not sock:
+            raise click.UsageError(f"invalid ssh {value!r}: no agent socket given and SSH_AUTH_SOCK is unset")
+        out[sid or "default"] = sock
+    return out
+
+
+def _outputs(values: tuple[str, ...]) -> list[object]:
+    from dockyard.build.options import Output
+
+    out: list[object] = []
+    for value in values:
+        if "=" not in value:
+            out.append(Output("local", value))
+            continue
+        fields = _csv(value)
+        kind = fields.pop("type", "local")
+        out.append(Output(kind, fields.pop("dest", ""), fields))
+    return out
+
+
+@click.command("build", context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("path", default=".")
+@click.option("-t", "--tag", "tags", multiple=True, help='Name and optionally a tag ("name:tag").')
+@click.option("-f", "--file", "dockerfile", default="",
+              help="Name of the Dockerfile (default: PATH/Dockerfile).",
+              )
+@click.option("--build-arg", "build_args", multiple=True, help="Set build-time variables.")
+@click.option("--target", default="", help="Set the target build stage to build.")
+@click.option("--label", "labels", multiple=True, help="Set metadata for an image.")
+@click.option("--platform", default="", help="Set the target platform for the build.")
+@click.option("--no-cache", is_flag=True, help="Do not use cache when building the image.")
+@click.option("--pull", is_flag=True, help="Always attempt to pull a newer version of the image.")
+@click.option("-q", "--quiet", is_flag=True, help="Suppress the build output and print image ID on success.")
+@click.option("--iidfile", default="", help="Write the image ID to the file.")
+@click.option("--progress", default="auto", type=click.Choice(["auto", "tty", "plain", "quiet"]),
+              help="Set type of progress output.")
+@click.option("-o", "--output", "outputs", multiple=True, help="Output destination (type=local,dest=path).")
+@click.option("--secret", "secrets", multiple=True,
+              help="Secret to expose to the build (id=x,src=FILE|env=VAR).")
+@click.option("--ssh", "ssh", multiple=True, help="SSH agent socket to expose (default|<id>[=<socket>]).")
+@click.option("--network", default="default", type=click.Choice(["default", "host", "none"]),
+              help="Networking mode for the RUN instructions.")
+@click.pass_context
+def build_cmd(ctx: click.Context, path: str, tags: tuple[str, ...], dockerfile: str,
+              build_args: tuple[str, ...], target: str, labels: tuple[str, ...], platform: str,
+              no_cache: bool, pull: bool, quiet: bool, iidfile: str, progress: str, outputs: tuple[str, ...],
+              secrets: tuple[str, ...], ssh: tuple[str, ...], network: str) -> None:
+    """Build an image from a Dockerfile."""
+    from dockyard.build.engine import build
+    from dockyard.build.options import BuildOptions
+    from dockyard.cli.progress_render import make_renderer
+    from dockyard.client import Client
+
+    client = Client(getattr(ctx.find_root().obj, "root", None))
+    dockerfile_text = None
+    if dockerfile == "-":
+        dockerfile_text = sys.stdin.read()
+    elif dockerfile and not os.path.isabs(dockerfile) and not os.path.exists(dockerfile):
+        dockerfile = os.path.join(path, dockerfile)
+    epoch_text = os.environ.get("SOURCE_DATE_EPOCH", "")
+    epoch = int(epoch_text) if epoch_text.isdigit() else None
+    for tag in tags:
+        from dockyard.oci.reference import parse_normalized
+
+        try:
+            parse_normalized(tag)
+        except DockyardError as exc:
+            raise click.UsageError(f'invalid argument "{tag}" for "-t, --tag" flag: {exc}') from None
+    renderer = make_renderer("quiet" if quiet else progress, sys.stderr)
+
+    def puller(ref: str, plat: str) -> str:
+        result = client.pull(ref, platform=plat or (platform or None))
+        return str(result.image_id)
+
+    options = BuildOptions(
+        context_dir=path, dockerfile="" if dockerfile == "-" else dockerfile, dockerfile_text=dockerfile_text,
+        tags=list(tags), build_args=_parse_kv(build_args, "--build-arg", env_fallback=True), target=target,
+        labels=_parse_kv(labels, "--label"), platform=platform, no_cache=no_cache, pull=pull,
+        secrets=_secrets(secrets), ssh=_ssh(ssh), network=network, outputs=_outputs(outputs),  # type: ignore[arg-type]
+        source_date_epoch=epoch, progress=renderer, puller=puller,
+    )
+    started = time.monotonic()
+    try:
+        result = build(client.store, options)
+    except DockyardError as exc:
+        renderer.close()
+        click.echo(f"ERROR: failed to solve: {exc}", err=True)
+        sys.exit(1)
+    renderer.close()
+    for warning in result.warnings:
+        click.echo(warning, err=True)
+    if iidfile:
+        with open(iidfile, "w") as f:
+            f.write(result.image_id)
+    if quiet:
+        click.echo(result.image_id)
+    elif progress != "quiet":
+        elapsed = time.monotonic() - started
+        click.echo(f"writing image {result.image_id} done "
+                   f"({elapsed:.1f}s, {result.cached}/{result.steps} cached)", err=True)
+        for tag in tags:
+            from dockyard.oci.reference import parse_normalized
+
+            click.echo(f"naming to {parse_normalized(tag).tag_or_latest()} done", err=True)
