@@ -233,3 +233,16 @@ def test_replacing_a_symlinked_parent_redirects_later_entries(shm: Path) -> None
     apply_layer(layer(("f", b"file"), ("g/.wh..wh..opq", b""), TarEntry("f", type=DIRTYPE),
                       ("f/z", b"z")), root)
     assert (root / "f" / "z").read_bytes() == b"z"
+
+
+@pytest.mark.skipif(not ROOT, reason="chown needs root")
+def test_owner_and_mode_exact_despite_setgid_dirs_and_umask(shm: Path) -> None:
+    root = shm / "r"
+    (root / "sg").mkdir(parents=True)
+    os.chown(root / "sg", 0, 1234)
+    os.chmod(root / "sg", 0o2775)
+    apply_layer(layer(TarEntry("sg/f", uid=0, gid=0, mode=0o666), TarEntry("sg/g", uid=0, gid=0, mode=0o4755),
+                      TarEntry("h", uid=0, gid=0, mode=0o640)), root)
+    for name, mode in (("sg/f", 0o666), ("sg/g", 0o4755), ("h", 0o640)):
+        st = os.stat(root / name)
+        assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (0, 0, mode), name

@@ -117,11 +117,20 @@ class SafeRoot:
         self._cache: dict[str, int] = {}
         # Forgotten descriptors stay open until ``release``: a caller may still hold one.
         self._retired: list[int] = []
+        self._sgid: dict[int, bool] = {}
+
+    def is_setgid(self, fd: int) -> bool:
+        """Whether directory ``fd`` (from ``dir_fd``) has the setgid bit; cached with the descriptor."""
+        flag = self._sgid.get(fd)
+        if flag is None:
+            flag = self._sgid[fd] = bool(os.fstat(fd).st_mode & stat.S_ISGID)
+        return flag
 
     def invalidate(self) -> None:
         """Forget cached directory descriptors (after removing a directory)."""
         self._retired.extend(self._cache.values())
         self._cache.clear()
+        self._sgid.clear()
 
     def release(self) -> None:
         """Close forgotten descriptors; call when no descriptor from ``dir_fd`` is in use."""
@@ -247,6 +256,18 @@ def _set_xattrs(target: int | str, xattrs: dict[str, bytes], follow: bool) -> No
                 raise
 
 
+def _current_umask() -> int:
+    """The process umask, read without changing it (os.umask would race with other threads)."""
+    try:
+        with open("/proc/self/status", "rb") as fh:
+            for line in fh:
+                if line.startswith(b"Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0o7777  # unknown: always chmod
+
+
 class _Applier:
     def __init__(self, root_fd: int, overlay: bool, same_owner: bool, owner: OwnerMap | None) -> None:
         self.root = SafeRoot(root_fd)
@@ -254,6 +275,8 @@ class _Applier:
         self.same_owner = same_owner
         self.owner = owner
         self.stats = ApplyStats()
+        self.umask = _current_umask()
+        self.my_ids = (os.geteuid(), os.getegid())
         self.created: set[str] = set()
         self.dirs: dict[str, TarEntry] = {}
 
@@ -339,17 +362,25 @@ class _Applier:
             os.mkdir(base, 0o755, dir_fd=pfd)
 
     def _file(self, pfd: int, base: str, entry: TarEntry, reader: TarReader) -> None:
+        mode = entry.mode
+        # Created with its final mode when the umask leaves it intact: saves an fchmod per file.
+        plain = not (mode & self.umask) and not (mode & 0o7000)
+        create_mode = mode if plain else 0o600
         try:
-            fd = os.open(base, _O_NEWFILE, 0o600, dir_fd=pfd)
+            fd = os.open(base, _O_NEWFILE, create_mode, dir_fd=pfd)
         except FileExistsError:
             _remove(pfd, base, self.root)
-            fd = os.open(base, _O_NEWFILE, 0o600, dir_fd=pfd)
+            fd = os.open(base, _O_NEWFILE, create_mode, dir_fd=pfd)
         try:
             if entry.size:
                 self.stats.bytes += reader.copy_to_fd(fd)
             if self.same_owner:
-                os.fchown(fd, *self._ids(entry))
-            os.fchmod(fd, entry.mode)
+                ids = self.owner(entry.uid, entry.gid) if self.owner else (entry.uid, entry.gid)
+                # A new file already has our ids unless its directory is setgid.
+                if ids != self.my_ids or self.root.is_setgid(pfd):
+                    os.fchown(fd, *ids)
+            if not plain:
+                os.fchmod(fd, mode)
             if entry.xattrs:
                 _set_xattrs(fd, entry.xattrs, True)
             ns = entry.mtime * 1_000_000_000

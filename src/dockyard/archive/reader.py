@@ -240,6 +240,20 @@ class TarReader:
 
     def copy_to_fd(self, fd: int) -> int:
         """Write the unread body to file descriptor ``fd``; return the byte count."""
+        n = self._remaining
+        pos = self._pos
+        if n <= len(self._buf) - pos:  # the usual small file: already buffered, one write
+            view = memoryview(self._buf)[pos : pos + n]
+            written = os.write(fd, view)
+            if written == n:
+                self._pos = pos + n
+                self._offset += n
+                self._remaining = 0
+                return n
+            self._pos = pos + written
+            self._offset += written
+            self._remaining -= written
+            return written + self.copy_to_fd(fd)
         total = 0
         for chunk in self.chunks():
             view = chunk if isinstance(chunk, memoryview) else memoryview(chunk)
