@@ -3,8 +3,8 @@
 Stdlib only (``dockyard images`` must start fast). The API, in the order a command needs it::
 
     # rows: dicts (Go maps) or Context (a docker formatter row: unknown fields are errors)
-    out = format_rows(fmt, rows, headers=IMAGE_HEADERS, default=DEFAULT_IMAGE_TABLE)
-    # fmt "" / "table" -> default; "table {{.A}}\\t{{.B}}" -> tabwriter table with headers;
+    out = format_rows(fmt, rows, headers=IMAGE_HEADERS, default=DEFAULT_IMAGE_TABLE, raw=IMAGE_RAW)
+    # fmt "" / "table" -> default; "raw" -> raw; "table {{.A}}\\t{{.B}}" -> tabwriter table with headers;
     # "json" -> one JSON object per row; anything else -> one template execution per row.
     render(text, data, *, missing_key="default") -> str     # one template, docker's funcs
     parse_template(text) -> Template; Template.execute(data) -> str
@@ -43,9 +43,9 @@ from typing import Any, NoReturn
 from dockyard.errors import InvalidArgument
 
 __all__ = [
-    "BUILD_CACHE_HEADERS", "DEFAULT_HISTORY_TABLE", "DEFAULT_IMAGE_TABLE", "DF_HEADERS", "HISTORY_HEADERS",
-    "IMAGE_FILTERS", "IMAGE_HEADERS", "Context", "Filters", "ImageFilter", "Template", "bytes_size",
-    "created_since", "ellipsis", "format_rows", "go_time", "header_for", "history_created_by",
+    "BUILD_CACHE_HEADERS", "DEFAULT_HISTORY_TABLE", "DEFAULT_IMAGE_TABLE", "DEFAULT_IMAGE_TABLE_DIGEST",
+    "DF_HEADERS", "HISTORY_HEADERS", "IMAGE_FILTERS", "IMAGE_HEADERS", "IMAGE_RAW", "IMAGE_RAW_DIGEST",
+    "Context", "Filters", "ImageFilter", "Template", "bytes_size", "created_since", "ellipsis", "format_rows", "go_time", "header_for", "history_created_by",
     "human_duration", "human_size", "image_filter", "match_reference", "parse_duration", "parse_filters",
     "parse_template", "parse_timestamp", "reclaimable", "render", "rfc3339", "short_id", "tabwrite",
 ]
@@ -139,14 +139,7 @@ def _go_float(f: float) -> str:
     sign = "-" if math.copysign(1.0, f) < 0 else ""
     if f == 0:
         return sign + "0"
-    mant, _, exp_s = repr(abs(f)).partition("e")
-    int_part, _, frac = mant.partition(".")
-    raw = int_part + frac
-    # value = 0.DIGITS x 10**point
-    point = len(int_part) + (int(exp_s) if exp_s else 0)
-    digits = raw.lstrip("0")
-    point -= len(raw) - len(digits)
-    digits = digits.rstrip("0") or "0"
+    digits, point = _float_digits(f)
     exp = point - 1
     if exp < -4 or exp >= 6:
         m = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
@@ -218,11 +211,73 @@ def _jsonable(v: Any, *, sort: bool) -> Any:
     return str(v)
 
 
+def _float_digits(f: float) -> tuple[str, int]:
+    """Shortest round-trip digits of abs(f) and the decimal point position: value = 0.DIGITS x 10**point."""
+    mant, _, exp_s = repr(abs(f)).partition("e")
+    int_part, _, frac = mant.partition(".")
+    raw = int_part + frac
+    point = len(int_part) + (int(exp_s) if exp_s else 0)
+    digits = raw.lstrip("0")
+    point -= len(raw) - len(digits)
+    return digits.rstrip("0") or "0", point
+
+
+def _json_float(f: float) -> str:
+    """encoding/json's float64: plain decimal, exponent form below 1e-6 and from 1e21 on (``1e-7``)."""
+    if math.isnan(f) or math.isinf(f):
+        raise _CallError(f"json: unsupported value: {_go_float(f)}")
+    if f == 0:
+        return "-0" if math.copysign(1.0, f) < 0 else "0"
+    sign = "-" if f < 0 else ""
+    digits, point = _float_digits(f)
+    if abs(f) < 1e-6 or abs(f) >= 1e21:
+        exp = point - 1
+        m = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
+        return f"{sign}{m}e{'-' if exp < 0 else '+'}{abs(exp)}"
+    if point <= 0:
+        return f"{sign}0.{'0' * -point}{digits}"
+    if point >= len(digits):
+        return sign + digits + "0" * (point - len(digits))
+    return f"{sign}{digits[:point]}.{digits[point:]}"
+
+
+def _json_encode(v: Any, out: list[str]) -> None:
+    if v is None:
+        out.append("null")
+    elif v is True:
+        out.append("true")
+    elif v is False:
+        out.append("false")
+    elif isinstance(v, int):
+        out.append(str(v))
+    elif isinstance(v, float):
+        out.append(_json_float(v))
+    elif isinstance(v, str):
+        out.append(_json.dumps(v, ensure_ascii=False).replace("\u2028", "\\u2028")
+                   .replace("\u2029", "\\u2029"))
+    elif isinstance(v, dict):
+        out.append("{")
+        for i, (k, x) in enumerate(v.items()):
+            if i:
+                out.append(",")
+            _json_encode(k, out)
+            out.append(":")
+            _json_encode(x, out)
+        out.append("}")
+    else:
+        out.append("[")
+        for i, x in enumerate(v):
+            if i:
+                out.append(",")
+            _json_encode(x, out)
+        out.append("]")
+
+
 def _go_json(v: Any) -> str:
     """Docker's ``json`` template function: compact, map keys sorted, HTML not escaped."""
-    text = _json.dumps(_jsonable(v, sort=True), ensure_ascii=False, separators=(",", ":"),
-                       allow_nan=False)
-    text = text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+    out: list[str] = []
+    _json_encode(_jsonable(v, sort=True), out)
+    text = "".join(out)
     if isinstance(v, Context):
         # docker's row contexts marshal themselves with json.Marshal, which escapes HTML.
         text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
@@ -387,9 +442,9 @@ class _Lexer:
                 k = e + 1
             elif c == "'":
                 e = k + 1
-                while e < n and text[e] != "'":
+                while e < n and text[e] not in "'\n":
                     e += 2 if text[e] == "\\" else 1
-                if e >= n:
+                if e >= n or text[e] == "\n":
                     self.fail("unterminated character constant", k)
                 s = _unquote('"' + text[k + 1:e] + '"', self, k)
                 if len(s) != 1:
@@ -979,6 +1034,8 @@ def _lt(a: Any, b: Any) -> bool:
 
 
 def _length(v: Any) -> int:
+    if isinstance(v, Context):
+        raise _CallError(f"len of type {v.go_type.lstrip('*')}")
     if isinstance(v, str | bytes | list | tuple | Mapping):
         return len(v.encode() if isinstance(v, str) else v)
     raise _CallError(f"len of type {_go_type(v)}")
@@ -1313,7 +1370,7 @@ class _Exec:
         if val is None or val is NO_VALUE:
             items = []
         elif isinstance(val, Context):
-            self.fail(node, f"range can't iterate over {go_str(val)}")
+            self.fail(node.pipe, f"range can't iterate over {go_str(val)}")
         elif isinstance(val, Mapping):
             items = [(k, val[k]) for k in _sorted_keys(val)]
         elif isinstance(val, list | tuple):
@@ -1321,7 +1378,7 @@ class _Exec:
         elif isinstance(val, int) and not isinstance(val, bool):
             items = [(i, i) for i in range(val)]
         else:
-            self.fail(node, f"range can't iterate over {go_str(val)}")
+            self.fail(node.pipe, f"range can't iterate over {go_str(val)}")
         if not items:
             if node.else_body is not None:
                 self.walk(dot, node.else_body)
@@ -1481,15 +1538,33 @@ class _Exec:
                 if _truth(val) == (name == "or"):
                     return val
             return val
-        args = [self.arg(dot, a) for a in rest]
-        if final is not _UNSET:
-            args.append(final)
+        count = len(rest) + (final is not _UNSET)
         nargs = getattr(fn, "nargs", None)
-        if nargs is not None and len(args) != nargs:
-            self.fail(cmd, f"wrong number of args for {name}: want {nargs} got {len(args)}")
-        if nargs is None and len(args) < _MIN_ARGS.get(name, 0):
-            want = _MIN_ARGS[name]
-            self.fail(cmd, f"wrong number of args for {name}: want at least {want} got {len(args)}")
+        if nargs is not None and count != nargs:
+            self.fail(ident, f"wrong number of args for {name}: want {nargs} got {count}")
+        if nargs is None and count < _MIN_ARGS.get(name, 0):
+            self.fail(ident, f"wrong number of args for {name}: want at least {_MIN_ARGS[name]} got {count}")
+        sig = _SIGNATURES.get(name, ())
+        args: list[Any] = []
+        for i, node in enumerate(rest):
+            want = sig[i] if i < len(sig) else ""
+            if want and isinstance(node, _Literal):
+                value = node.value
+                if not _has_type(value, want):
+                    # Go checks a constant against the parameter type before calling.
+                    kind = {"string": "string", "int": "integer"}.get(want)
+                    self.fail(node, f"expected {kind}; found {node}" if kind
+                              else f"can't handle {node} for arg of type {want}")
+            else:
+                value = self.arg(dot, node)
+                if want:
+                    self.check_type(node, value, want)
+            args.append(value)
+        if final is not _UNSET:
+            want = sig[len(rest)] if len(rest) < len(sig) else ""
+            if want:
+                self.check_type(cmd, final, want)
+            args.append(final)
         args = [None if a is NO_VALUE else a for a in args]
         try:
             return fn(*args)
@@ -1499,6 +1574,30 @@ class _Exec:
             self.fail(cmd, f"error calling {name}: {exc}")
         except ValueError as exc:
             self.fail(cmd, f"error calling {name}: {exc}")
+
+    def check_type(self, node: _Node, value: Any, want: str) -> None:
+        if value is None or value is NO_VALUE:
+            self.fail(node, f"invalid value; expected {want}")
+        if not _has_type(value, want):
+            self.fail(node, f"wrong type for value; expected {want}; got {_go_type(value)}")
+
+
+# Parameter types of the functions whose Go signatures are typed (docker's and printf's format).
+_SIGNATURES: dict[str, tuple[str, ...]] = {
+    "split": ("string", "string"), "join": ("[]string", "string"), "title": ("string",),
+    "lower": ("string",), "upper": ("string",), "pad": ("string", "int", "int"),
+    "truncate": ("string", "int"), "printf": ("string",),
+}
+
+
+def _has_type(value: Any, want: str) -> bool:
+    if want == "string":
+        return isinstance(value, str)
+    if want == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if want == "[]string":
+        return isinstance(value, list | tuple) and all(isinstance(x, str) for x in value)
+    return True
 
 
 _UNSET: Any = object()
@@ -1517,12 +1616,15 @@ class Template:
         except _TemplateError as exc:
             raise InvalidArgument(f"template parsing error: {exc}") from None
 
-    def execute(self, data: Any, *, header: bool = False) -> str:
-        """Render with ``data`` as dot; ``header`` uses docker's pass-through table header functions."""
+    def execute(self, data: Any, *, header: bool = False, partial: bool = False) -> str:
+        """Render with ``data`` as dot; ``header`` uses docker's pass-through table header functions;
+        ``partial`` returns the output written before an error instead of raising."""
         ex = _Exec(self.text, data, _HEADER_FUNCS if header else _FUNCS, self.missing_key)
         try:
             ex.walk(data, self._nodes)
         except _ExecError as exc:
+            if partial:
+                return "".join(ex.out)
             raise InvalidArgument(f"template parsing error: {ex.location(exc.node)}: {exc.message}") from None
         except _Stop:
             pass
@@ -1603,7 +1705,7 @@ def tabwrite(text: str, *, minwidth: int = 10, padding: int = 3, padchar: str = 
 IMAGE_HEADERS: dict[str, str] = {
     "ID": "IMAGE ID", "Repository": "REPOSITORY", "Tag": "TAG", "Digest": "DIGEST",
     "CreatedSince": "CREATED", "CreatedAt": "CREATED AT", "Size": "SIZE", "Containers": "CONTAINERS",
-    "VirtualSize": "VIRTUAL SIZE", "SharedSize": "SHARED SIZE", "UniqueSize": "UNIQUE SIZE",
+    "VirtualSize": "SIZE", "SharedSize": "SHARED SIZE", "UniqueSize": "UNIQUE SIZE",
 }
 HISTORY_HEADERS: dict[str, str] = {
     "ID": "IMAGE", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT", "CreatedBy": "CREATED BY",
@@ -1617,6 +1719,12 @@ BUILD_CACHE_HEADERS: dict[str, str] = {
     "LastUsedSince": "LAST USED", "UsageCount": "USAGE", "Shared": "SHARED", "Description": "DESCRIPTION",
 }
 DEFAULT_IMAGE_TABLE = "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
+DEFAULT_IMAGE_TABLE_DIGEST = ("table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}"
+                              "\t{{.Size}}")
+IMAGE_RAW = ("repository: {{ .Repository }}\ntag: {{.Tag}}\nimage_id: {{.ID}}\ncreated_at: {{.CreatedAt}}\n"
+             "virtual_size: {{.Size}}\n")
+IMAGE_RAW_DIGEST = ("repository: {{ .Repository }}\ntag: {{.Tag}}\ndigest: {{.Digest}}\nimage_id: {{.ID}}\n"
+                    "created_at: {{.CreatedAt}}\nvirtual_size: {{.Size}}\n")
 DEFAULT_HISTORY_TABLE = "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}"
 
 
@@ -1650,21 +1758,25 @@ class _Headers(dict[str, Any]):
 
 
 def format_rows(fmt: str, rows: Iterable[Any], *, headers: Mapping[str, str] | None = None,
-                default: str = "") -> str:
+                default: str = "", raw: str = "") -> str:
     """Render rows the way docker's formatter does; returns the text with a newline after each row.
 
-    ``fmt`` "" or "table" means ``default``; a ``table`` prefix prints a header row (fields named by
-    ``headers``, else ``header_for``) and aligns columns with ``tabwrite``; ``json`` prints one JSON
-    object per row; anything else is a template executed once per row.
+    ``fmt`` "" or "table" means ``default``, "raw" means ``raw`` when the command has one; a ``table``
+    prefix prints a header row (fields named by ``headers``, else ``header_for``) and aligns columns
+    with ``tabwrite``; ``json`` prints one JSON object per row; anything else is a template executed
+    once per row.
     """
     if fmt in ("", "table"):
         fmt = default
+    elif fmt == "raw" and raw:
+        fmt = raw
     text, table = _prepare(fmt)
     tmpl = Template(text)
     body = "".join(tmpl.execute(row) + "\n" for row in rows)
     if not table:
         return body
-    head = tmpl.execute(_Headers(headers or {}), header=True)
+    # docker ignores errors in the header pass and keeps what was written before them.
+    head = tmpl.execute(_Headers(headers or {}), header=True, partial=True)
     return tabwrite(head + "\n" + body)
 
 
