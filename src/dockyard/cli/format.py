@@ -45,9 +45,10 @@ from dockyard.errors import InvalidArgument
 __all__ = [
     "BUILD_CACHE_HEADERS", "DEFAULT_HISTORY_TABLE", "DEFAULT_IMAGE_TABLE", "DEFAULT_IMAGE_TABLE_DIGEST",
     "DF_HEADERS", "HISTORY_HEADERS", "IMAGE_FILTERS", "IMAGE_HEADERS", "IMAGE_RAW", "IMAGE_RAW_DIGEST",
-    "Context", "Filters", "ImageFilter", "Template", "bytes_size", "created_since", "ellipsis", "format_rows", "go_time", "header_for", "history_created_by",
-    "human_duration", "human_size", "image_filter", "match_reference", "parse_duration", "parse_filters",
-    "parse_template", "parse_timestamp", "reclaimable", "render", "rfc3339", "short_id", "tabwrite",
+    "Context", "Filters", "ImageFilter", "Template", "bytes_size", "created_since", "ellipsis",
+    "format_rows", "go_time", "header_for", "history_created_by", "human_duration", "human_size",
+    "image_filter", "match_reference", "parse_duration", "parse_filters", "parse_template",
+    "parse_timestamp", "reclaimable", "render", "rfc3339", "short_id", "tabwrite",
 ]
 
 # --------------------------------------------------------------------------------------------------
