@@ -250,3 +250,53 @@ def test_registry_options_from_config_files(tmp_path: Path) -> None:
     toml.write_text("registry-mirrors = 'x'")
     with pytest.raises(InvalidArgument, match="registry-mirrors must be a list"):
         registry_options(toml, "")
+
+
+def test_interrupted_pull_leaves_nothing_half_done(store: Store) -> None:
+    image = make_image([{f"f{j}": os.urandom(1 << 20) for j in range(3)} for _ in range(3)])
+    repo = _repo()
+    upload_image(PLAIN, repo, "v1", image)
+    seen: list[Event] = []
+
+    def ctrl_c(event: Event) -> None:  # Ctrl-C arrives while a layer is half downloaded
+        seen.append(event)
+        if event.name == "Downloading" and 0 < event.current < event.total:
+            raise KeyboardInterrupt
+
+    with RegistryClient(FAST) as rc, pytest.raises(KeyboardInterrupt):
+        pull(store, rc, parse_normalized(f"{PLAIN}/{repo}:v1"), progress=ctrl_c)
+    assert any(e.name == "Downloading" for e in seen)
+    _no_leftovers(store, image)
+    assert store.snapshots.incomplete() == []
+    # the next pull completes normally
+    with RegistryClient(FAST) as rc:
+        assert pull(store, rc, parse_normalized(f"{PLAIN}/{repo}:v1")).image_id == image.image_id
+
+
+def test_python_api_client_pull_and_push_with_progress_callbacks(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from dockyard.client import Client
+
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker"))
+    config = tmp_path / "config.toml"
+    config.write_text("")
+    monkeypatch.setenv("DOCKYARD_CONFIG", str(config))
+    monkeypatch.setenv("DOCKYARD_DAEMON_JSON", "")
+    image = _image(2)
+    repo = _repo()
+    upload_image(PLAIN, repo, "v1", image)
+    events: list[Event] = []
+    root = Path("/dev/shm") / f"dytest-api-{uuid.uuid4().hex[:8]}"
+    try:
+        with Client(root, progress=events.append, fsync=False) as client:
+            result = client.pull(f"{PLAIN}/{repo}:v1")
+            assert result.image_id == image.image_id
+            assert client.resolve(f"{PLAIN}/{repo}:v1") == image.image_id
+            assert {e.name for e in events} >= {"Downloading", "Pull complete"}
+            client.tag(f"{PLAIN}/{repo}:v1", f"{PLAIN}/{repo}-copy:v2")
+            events.clear()
+            pushed = client.push(f"{PLAIN}/{repo}-copy:v2")
+            assert pushed.digest == image.digest  # the pulled manifest is pushed unchanged
+            assert {e.name for e in events} >= {"Preparing"}
+    finally:
+        os.system(f"rm -rf {root}")

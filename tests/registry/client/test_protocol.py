@@ -294,3 +294,56 @@ def test_bearer_login_gets_refresh_token_used_later(token_registry: TokenRegistr
     client = RegistryClient(FAST, credentials=lambda h: Credentials("alice", "nope"))
     with client, pytest.raises(AuthenticationError, match="incorrect username or password"):
         client.session(token_registry.host).login()
+
+
+def test_timeouts_are_retried_then_reported() -> None:
+    import asyncio
+
+    from aiohttp import web
+
+    from tests.registry.client.peers import _AiohttpThread, free_port
+
+    calls: list[str] = []
+
+    async def ping(request: web.Request) -> web.Response:
+        return web.json_response({})
+
+    async def slow(request: web.Request) -> web.Response:
+        calls.append(request.path)
+        await asyncio.sleep(3)
+        return web.json_response({})
+
+    app = web.Application()
+    app.router.add_get("/v2/", ping)
+    app.router.add_get("/v2/{name:.*}/manifests/{ref}", slow)
+    server = _AiohttpThread(app, free_port())
+    try:
+        opts = RegistryOptions(timeout=0.3, retries=2, backoff=0.01)
+        started = time.monotonic()
+        with RegistryClient(opts) as client, pytest.raises(RegistryError, match="timeout") as info:
+            client.repository(f"127.0.0.1:{server.port}", "slow/repo").get_manifest("v1")
+        assert len(calls) == 3 and time.monotonic() - started < 2.5
+        assert "\n" not in str(info.value)
+    finally:
+        server.stop()
+
+
+def test_manifest_index_roundtrip_keeps_media_type() -> None:
+    from dockyard.oci.manifest import Index
+    from dockyard.oci.platform import Platform
+
+    desc, data = _blob(100)
+    cdesc = describe(b"{}", mt.OCI_CONFIG)
+    repo_name = _repo()
+    with RegistryClient(FAST) as client:
+        repo = client.repository(PLAIN, repo_name)
+        repo.upload_blob(desc, lambda: io.BytesIO(data))
+        repo.upload_blob(cdesc, lambda: io.BytesIO(b"{}"))
+        child = Manifest(cdesc, (desc,), media_type=mt.DOCKER_MANIFEST).to_json()
+        child_digest = repo.put_manifest("child", child, mt.DOCKER_MANIFEST)
+        for media_type in (mt.OCI_INDEX, mt.DOCKER_MANIFEST_LIST):
+            index = Index((Descriptor(mt.DOCKER_MANIFEST, child_digest, len(child),
+                                      platform=Platform("linux", "amd64")),), media_type=media_type).to_json()
+            repo.put_manifest("list", index, media_type)
+            got = repo.get_manifest("list")
+            assert got.media_type == media_type and got.data == index

@@ -183,7 +183,9 @@ class Repository:
             while hasher.size < desc.size:
                 try:
                     self._fetch_once(desc, out, hasher, progress)
-                except (httpx.TransportError, httpx.StreamError) as exc:
+                except (httpx.TransportError, httpx.StreamError, RegistryError) as exc:
+                    if isinstance(exc, RegistryError) and not isinstance(exc.__cause__, httpx.TransportError):
+                        raise
                     failures += 1
                     if failures > options.retries:
                         raise RegistryError(f"blob {desc.digest} from {self.where}: download failed "
@@ -287,7 +289,9 @@ class Repository:
                 else:
                     self._upload_monolithic(desc, open_blob, location, progress)
                 return "uploaded"
-            except (httpx.TransportError, _RetryUpload) as exc:
+            except (RegistryError, _RetryUpload) as exc:
+                if isinstance(exc, RegistryError) and not isinstance(exc.__cause__, httpx.TransportError):
+                    raise
                 attempt += 1
                 if attempt > options.retries:
                     raise RegistryError(f"upload of {desc.digest} to {self.where} failed: {exc}")

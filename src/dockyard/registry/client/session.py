@@ -249,7 +249,11 @@ class Session:
                 req = self.http.build_request(method, url, headers=hdrs, params=params, content=content)
                 return self.http.send(req, stream=stream, follow_redirects=follow_redirects)
 
-            response = self._with_retries(send, idempotent=retry)
+            try:
+                response = self._with_retries(send, idempotent=retry)
+            except httpx.TransportError as exc:
+                # The cause stays attached: uploads restart on it, everyone else sees one line.
+                raise RegistryError(f"{method} {_redact(url)}: {_describe_transport(exc)}") from exc
             if response.status_code != 401 or attempt == 1:
                 return response
             challenges = parse_challenges(", ".join(response.headers.get_list("www-authenticate")))
@@ -305,8 +309,15 @@ def _token_error(response: httpx.Response) -> str:
 def _describe_transport(exc: Exception | None) -> str:
     if exc is None:
         return "no endpoint"
+    if isinstance(exc, httpx.TimeoutException):
+        return f"timeout ({type(exc).__name__})"
     text = str(exc) or type(exc).__name__
     return text.splitlines()[0]
+
+
+def _redact(url: str) -> str:
+    """A URL without its query (upload URLs carry state tokens)."""
+    return url.split("?", 1)[0]
 
 
 class _Clients:
