@@ -177,28 +177,26 @@ def _sort_key(entry: os.DirEntry[str]) -> bytes:
     return os.fsencode(entry.name)
 
 
-def walk_sorted(root_fd: int) -> Iterator[tuple[int, str, str, os.stat_result]]:
-    """Depth-first walk below ``root_fd`` in Docker's order (each directory's names sorted by bytes).
-
-    Yields ``(dir_fd, name, relpath, lstat)``; a directory is yielded before its contents. The caller
-    may set ``skip_subtree`` semantics by not wanting children: see ``TreeWalker``.
-    """
-    walker = TreeWalker(root_fd)
-    yield from walker
-
-
 class TreeWalker:
-    """The iterator behind ``walk_sorted``; call ``skip()`` right after a directory to skip its contents."""
+    """Depth-first walk below a directory descriptor in Docker's order (names sorted by bytes).
+
+    Iterating yields ``(dir_fd, name, relpath, lstat)``, a directory before its contents; call
+    ``skip()`` right after a directory was yielded to leave out its contents.
+    """
 
     def __init__(self, root_fd: int) -> None:
+        self._root_fd = root_fd
         self._stack: list[tuple[int, str, Iterator[os.DirEntry[str]]]] = []
-        self._push(os.dup(root_fd), "")
         self._last_dir: tuple[int, str] | None = None
         self._skip = False
 
     def _push(self, fd: int, rel: str) -> None:
-        with os.scandir(fd) as it:
-            entries = sorted(it, key=_sort_key)
+        try:
+            with os.scandir(fd) as it:
+                entries = sorted(it, key=_sort_key)
+        except BaseException:
+            os.close(fd)
+            raise
         self._stack.append((fd, rel, iter(entries)))
 
     def skip(self) -> None:
@@ -206,6 +204,7 @@ class TreeWalker:
         self._skip = True
 
     def __iter__(self) -> Iterator[tuple[int, str, str, os.stat_result]]:
+        self._push(os.dup(self._root_fd), "")
         try:
             while self._stack:
                 if self._last_dir is not None:
