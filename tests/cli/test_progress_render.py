@@ -312,3 +312,25 @@ def test_plain_and_quiet_do_not_import_rich() -> None:
             "print('rich' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_tty_renderer_under_concurrent_events_does_not_deadlock() -> None:
+    out = FakeTty()
+    r = pr.TtyRenderer(out, width=120, refresh_per_second=200)
+
+    def worker(k: int) -> None:
+        for i in range(200):
+            r(Event(f"{k:012x}", "Downloading", "running", current=i, total=200))
+            if i % 50 == 0:
+                r(Event("", f"message {k} {i}"))
+            r(Event(f"v{k}", f"[{k}/4] RUN step", log=b"line\n", extra=V))
+
+    threads = [threading.Thread(target=worker, args=(k,), daemon=True) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert not any(t.is_alive() for t in threads), "renderer deadlocked"
+    r.close()
+    text = ANSI.sub("", out.getvalue())
+    assert all(f"message {k} 150" in text for k in range(4))

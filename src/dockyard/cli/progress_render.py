@@ -390,6 +390,7 @@ class TtyRenderer(_Base):
         self._live.start()
 
     def __call__(self, event: Event) -> None:
+        above: list[str] = []
         with self._lock:
             if self._closed:
                 return
@@ -397,10 +398,15 @@ class TtyRenderer(_Base):
                 self._vertex(event)
             elif not event.id:
                 # A message: printed above the live area; layers after it start a new block, as docker.
-                self._flush_layers()
-                self._live.console.print(event.name, markup=False, highlight=False)
+                above = [self._layer_line(layer) for layer in self._layers.values()]
+                self._layers.clear()
+                above.append(event.name)
             else:
                 self._layer(event)
+        if above:
+            # Printed outside our lock: rich's refresh thread holds its own lock while it asks us
+            # for the display, so holding ours here could deadlock.
+            self._live.console.print("\n".join(above), markup=False, highlight=False)
 
     def close(self) -> None:
         with self._lock:
@@ -457,16 +463,6 @@ class TtyRenderer(_Base):
         layer.status = event.name
         layer.current, layer.total = event.current, event.total
         layer.progress = event.name in PROGRESS_STATUSES and event.status == "running"
-
-    def _flush_layers(self) -> None:
-        """Freeze the current layer lines above the live area (docker starts a new block after a message)."""
-        if not self._layers:
-            return
-        from rich.text import Text
-
-        text = Text("\n".join(self._layer_line(layer) for layer in self._layers.values()))
-        self._live.console.print(text)
-        self._layers.clear()
 
     # drawing
     def _layer_line(self, layer: _Layer) -> str:
