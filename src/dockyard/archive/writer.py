@@ -31,8 +31,8 @@ _FLUSH_AT = 1 << 20
 _BIG_FILE = 1 << 20  # bodies at least this large are streamed, not read whole
 _O_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | getattr(os, "O_NOATIME", 0)
 _O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-# overlayfs bookkeeping never belongs in a layer.
-_SKIP_XATTR_PREFIXES = ("trusted.overlay.", "user.overlay.")
+# overlayfs bookkeeping and host SELinux labels never belong in a layer.
+_SKIP_XATTR_PREFIXES = ("trusted.overlay.", "user.overlay.", "security.selinux")
 
 OwnerMap = Callable[[int, int], tuple[int, int]]
 Exclude = Callable[[str, bool], bool]
@@ -162,7 +162,8 @@ class TreeOptions:
 
     ``prefix`` is prepended to every name (``"app/"``); ``mtime_clamp`` caps mtimes
     (SOURCE_DATE_EPOCH); ``owner`` maps (uid, gid); ``exclude(relpath, is_dir)`` drops a path (and a
-    directory's whole subtree); ``xattrs`` records extended attributes (overlayfs ones never).
+    directory's whole subtree); ``xattrs`` records extended attributes (never overlayfs ones or
+    ``security.selinux``).
     """
 
     prefix: str = ""
