@@ -30,7 +30,7 @@ def test_image_id_is_the_config_digest_and_names_are_normalised(client: Client) 
     rec = make_image(client, [tar], names=["busybox", "localhost:5000/x/y:v1"], labels={"a": "b"})
     raw = client.store.content.read(rec.id)
     assert rec.id == sha(raw)
-    assert rec.diff_ids == [sha(tar)] and rec.size == len(tar) and rec.labels == {"a": "b"}
+    assert rec.diff_ids == [sha(tar)] and rec.size == 5 and rec.labels == {"a": "b"}  # docker's size
     assert client.store.meta.tags_for(rec.id) == ["docker.io/library/busybox:latest",
                                                   "localhost:5000/x/y:v1"]
     assert ImageConfig.from_json(raw).diff_ids == rec.diff_ids
@@ -108,3 +108,52 @@ def test_unpack_detects_a_corrupt_blob(client: Client, root: Path) -> None:
     with pytest.raises(DigestMismatch):
         client.unpack("img")
     assert not client.store.snapshots.exists(rec.diff_ids[0])
+
+
+def _tar_with_everything() -> bytes:
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tf:
+        def add(name: str, data: bytes = b"", **kw: object) -> None:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            for k, v in kw.items():
+                setattr(info, k, v)
+            tf.addfile(info, io.BytesIO(data))
+
+        add("d", type=tarfile.DIRTYPE, mode=0o755)
+        add("d/" + "long" * 40, b"x" * 1000)  # a GNU long name entry before it
+        add("d/small", b"abc")
+        add("d/link", type=tarfile.SYMTYPE, linkname="small")  # 5 bytes, as lstat reports
+        add("d/hard", type=tarfile.LNKTYPE, linkname="d/small")  # counted once
+        add("d/fifo", type=tarfile.FIFOTYPE)
+    pax = io.BytesIO()
+    with tarfile.open(fileobj=pax, mode="w", format=tarfile.PAX_FORMAT) as tf:
+        info = tarfile.TarInfo("p/" + "é" * 120)  # a PAX header carries the name
+        info.size = 7
+        tf.addfile(info, io.BytesIO(b"1234567"))
+    return buf.getvalue(), pax.getvalue()
+
+
+def test_content_size_counts_like_docker(client: Client) -> None:
+    from dockyard.imageops.commit import ContentSize
+
+    gnu, pax = _tar_with_everything()
+    for data, expected in ((gnu, 1000 + 3 + 5), (pax, 7)):
+        for step in (1, 100, 511, 513, len(data)):
+            counter = ContentSize()
+            for i in range(0, len(data), step):
+                counter.feed(data[i:i + step])
+            assert counter.size == expected, step
+    bad = ContentSize()
+    bad.feed(os.urandom(2048))
+    assert bad.size == -1
+    layer = client.store_layer(gnu)
+    assert layer.content_size == 1008
+    rec = client.commit_image(ImageConfig(diff_ids=[layer.diff_id]), names=["sized"])
+    assert client.images()[0].size == rec.size == 1008
+    if os.geteuid() == 0:
+        client.unpack("sized")
+        assert client.store.snapshots.size(layer.diff_id) == 1008  # the unpacked tree agrees

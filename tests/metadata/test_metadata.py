@@ -109,3 +109,20 @@ def test_two_processes_write_at_once(root: Path) -> None:
         p.join(60)
     assert [p.exitcode for p in procs] == [0, 0]
     assert len(MetadataStore(root / "metadata.db").tags()) == 300
+
+
+def test_version_1_database_is_upgraded(root: Path) -> None:
+    root.mkdir(parents=True)
+    conn = sqlite3.connect(root / "metadata.db")
+    conn.executescript(
+        "CREATE TABLE layers (diff_id TEXT NOT NULL, digest TEXT NOT NULL, media_type TEXT NOT NULL, "
+        "size INTEGER NOT NULL, uncompressed_size INTEGER NOT NULL DEFAULT -1, "
+        "PRIMARY KEY (diff_id, digest));"
+        f"INSERT INTO layers VALUES ('{A}', '{B}', 'x', 5, 100); PRAGMA user_version = 1;")
+    conn.close()
+    meta = MetadataStore(root / "metadata.db")
+    assert meta.layer_blobs(A) == [LayerBlob(A, B, "x", 5, 100, -1)]
+    assert meta.layer_sizes() == {str(A): 100}
+    meta.set_content_size(A, 42)
+    assert meta.layer_sizes() == {str(A): 42}
+    assert meta.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION

@@ -21,6 +21,7 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import BinaryIO
 
+from dockyard.archive import tarheader
 from dockyard.archive.compression import CompressingWriter, open_decompressed
 from dockyard.content import CHUNK, Writer
 from dockyard.errors import CorruptData, DigestMismatch, InvalidArgument, NotFound
@@ -46,19 +47,103 @@ def _chunks(source: bytes | BinaryIO | Iterable[bytes]) -> Iterable[bytes]:
         yield from source
 
 
+_HEADER_ONLY = (tarheader.LNKTYPE, tarheader.SYMTYPE, tarheader.CHRTYPE, tarheader.BLKTYPE,
+                tarheader.DIRTYPE, tarheader.FIFOTYPE)
+
+
+class ContentSize:
+    """Counts a layer tar's content size while it streams past, as docker sizes layers: bytes of
+    regular files plus the length of each symlink target (hard links once). ``size`` is -1 if the
+    stream turned out not to be a tar."""
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.failed = False
+        self._buf = bytearray()
+        self._need = tarheader.BLOCK
+        self._skip = 0
+        self._pax_len = -1  # >= 0 while collecting a PAX header body of that length
+        self._pax_size: int | None = None
+        self._pax_link: int | None = None
+
+    @property
+    def size(self) -> int:
+        return -1 if self.failed else self.total
+
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
+        if self.failed:
+            return
+        view = memoryview(data).cast("B")
+        pos, n = 0, len(view)
+        while pos < n:
+            if self._skip:
+                k = min(self._skip, n - pos)
+                self._skip -= k
+                pos += k
+                continue
+            take = min(self._need - len(self._buf), n - pos)
+            self._buf += view[pos:pos + take]
+            pos += take
+            if len(self._buf) < self._need:
+                return
+            block = bytes(self._buf)
+            self._buf.clear()
+            try:
+                self._handle(block)
+            except (CorruptData, ValueError):
+                self.failed = True
+                return
+
+    def _handle(self, block: bytes) -> None:
+        if self._pax_len >= 0:
+            records = tarheader.parse_pax(block[:self._pax_len])
+            if "size" in records:
+                self._pax_size = int(records["size"])
+            if "linkpath" in records:
+                self._pax_link = len(records["linkpath"])
+            self._pax_len = -1
+            self._need = tarheader.BLOCK
+            return
+        if not any(block):
+            return  # end-of-archive (or padding) blocks
+        entry = tarheader.decode(block)
+        padded = -(-entry.size // tarheader.BLOCK) * tarheader.BLOCK
+        if entry.type == tarheader.XHDTYPE:
+            if entry.size > tarheader.MAX_SPECIAL_SIZE:
+                raise CorruptData("PAX header too large")
+            self._pax_len = entry.size
+            self._need = max(padded, tarheader.BLOCK)
+            return
+        if entry.type in (tarheader.XGLTYPE, tarheader.GNU_LONGNAME, tarheader.GNU_LONGLINK):
+            self._skip = padded  # (a GNU long link name is not counted: rare, and only a few bytes)
+            return
+        size = self._pax_size if self._pax_size is not None else entry.size
+        link_len = self._pax_link if self._pax_link is not None else len(entry.linkname.encode())
+        self._pax_size = self._pax_link = None
+        if entry.isreg():
+            self.total += size
+            self._skip = -(-size // tarheader.BLOCK) * tarheader.BLOCK
+        elif entry.type == tarheader.SYMTYPE:
+            self.total += link_len
+        elif entry.type not in _HEADER_ONLY:
+            self._skip = -(-size // tarheader.BLOCK) * tarheader.BLOCK
+
+
 def store_layer(store: Store, source: bytes | BinaryIO | Iterable[bytes], *, compression: str = "none",
                 lease: Lease | None = None) -> LayerBlob:
     """Store an uncompressed layer tar; return the stored form (diff ID, blob digest, sizes)."""
     if compression not in ("none", "gzip", "zstd"):
         raise InvalidArgument(f"cannot store a layer with {compression!r} compression")
+    counter = ContentSize()
     with store.content.writer() as w:
         cw = CompressingWriter(w, compression)  # type: ignore[arg-type]
         for chunk in _chunks(source):
             cw.write(chunk)
+            counter.feed(chunk)
         result = cw.close()
         info = w.commit(lease.add_blob if lease else None)
     layer = LayerBlob(Digest(result.diff_id), info.digest, result.media_type, info.size,
-                      result.size_uncompressed)
+                      result.size_uncompressed, counter.size)
     store.meta.add_layer_blob(layer)
     return layer
 
@@ -100,8 +185,10 @@ def store_layer_blob(store: Store, source: BinaryIO | bytes, *, expected: str | 
         tee = _Tee(source, w)
         reader, compression = open_decompressed(tee)  # type: ignore[arg-type]
         hasher = Hasher()
+        counter = ContentSize()
         while chunk := reader.read(CHUNK):
             hasher.update(chunk)
+            counter.feed(chunk)
         while tee.read(CHUNK):  # trailing bytes after the compressed stream still belong to the blob
             pass
         actual_diff = hasher.digest()
@@ -110,7 +197,7 @@ def store_layer_blob(store: Store, source: BinaryIO | bytes, *, expected: str | 
         info = w.commit(lease.add_blob if lease else None)
     if not media_type:
         media_type = mt.layer_media_type(compression if compression in ("gzip", "zstd") else "none")
-    layer = LayerBlob(actual_diff, info.digest, media_type, info.size, hasher.size)
+    layer = LayerBlob(actual_diff, info.digest, media_type, info.size, hasher.size, counter.size)
     store.meta.add_layer_blob(layer)
     return layer
 
@@ -127,7 +214,7 @@ def layer_blob(store: Store, diff_id: str, compression: str = "gzip", *, lease: 
                 lease.add_blob(form.digest)
             if docker_media_type:
                 return LayerBlob(form.diff_id, form.digest, mt.layer_media_type(compression, docker=True),
-                                 form.size, form.uncompressed_size)
+                                 form.size, form.uncompressed_size, form.content_size)
             return form
     source = forms[0]
     with store.content.open(source.digest) as f:
@@ -141,12 +228,13 @@ def layer_blob(store: Store, diff_id: str, compression: str = "gzip", *, lease: 
                 raise CorruptData(f"layer blob {source.digest} decompresses to {result.diff_id}, "
                                   f"recorded as {diff_id}")
             info = w.commit(lease.add_blob if lease else None)
+    content = max((f.content_size for f in forms), default=-1)
     layer = LayerBlob(Digest(diff_id), info.digest, mt.layer_media_type(compression), info.size,
-                      result.size_uncompressed)
+                      result.size_uncompressed, content)
     store.meta.add_layer_blob(layer)
     if docker_media_type:
         return LayerBlob(layer.diff_id, layer.digest, mt.layer_media_type(compression, docker=True),
-                         layer.size, layer.uncompressed_size)
+                         layer.size, layer.uncompressed_size, layer.content_size)
     return layer
 
 

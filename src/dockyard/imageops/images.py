@@ -153,9 +153,21 @@ def _summaries(store: Store) -> tuple[list[ImageSummary], dict[str, ImageRecord]
     digests: dict[str, list[str]] = {}
     for name, digest, image_id in store.meta.repo_digests():
         digests.setdefault(image_id, []).append(f"{familiar(name)}@{digest}")
-    out = [ImageSummary(r.id, tags.get(i, []), digests.get(i, []), parse_created(r.created), r.size,
-                        r.labels, r.parent) for i, r in records.items()]
+    sizes = store.meta.layer_sizes()
+    out = [ImageSummary(r.id, tags.get(i, []), digests.get(i, []), parse_created(r.created),
+                        image_size(r, sizes), r.labels, r.parent) for i, r in records.items()]
     return out, records
+
+
+def image_size(record: ImageRecord, sizes: Mapping[str, int]) -> int:
+    """Sum of the layers' sizes as docker reports them (learnt sizes win over the commit-time one)."""
+    total = 0
+    for diff_id in record.diff_ids:
+        size = sizes.get(diff_id)
+        if size is None:
+            return record.size
+        total += size
+    return total
 
 
 def list_images(store: Store, all: bool = False) -> list[ImageSummary]:
@@ -365,8 +377,8 @@ def inspect(store: Store, ref_or_id: str) -> dict[str, Any]:
         out["Variant"] = config.variant
     out.update({
         "Os": config.os,
-        "Size": record.size,
-        "VirtualSize": record.size,
+        "Size": image_size(record, store.meta.layer_sizes()),
+        "VirtualSize": image_size(record, store.meta.layer_sizes()),
         "GraphDriver": graph,
         "RootFS": {"Type": "layers", "Layers": [str(d) for d in config.diff_ids]},
         "Metadata": {"LastTagTime": _last_tag_time(store, image_id)},

@@ -65,6 +65,8 @@ def unpack_layers(store: Store, diff_ids: Sequence[str], *, lease: Lease | None 
                 raise DigestMismatch(expected_diff, diff_hash.digest, f"diff ID of layer blob {form_digest}")
 
         paths.append(store.snapshots.create(chain, fill))
+        if form.content_size < 0:  # a layer stored by other means: its size is known now
+            store.meta.set_content_size(diff_id, store.snapshots.size(chain))
         sink(Event(id=chain.short, name="Extracting", status="done", current=form.size, total=form.size))
     paths.reverse()
     return paths

@@ -9,15 +9,16 @@ Tables (names are full normalised references, e.g. ``docker.io/library/busybox:l
     images(id, created, size, os, architecture, variant, labels, diff_ids, manifest_digest, parent, added)
     tags(name -> image_id)                     name:tag references
     repo_digests(name, digest -> image_id)     name@digest of manifests pulled or pushed
-    layers(diff_id, digest, media_type, size, uncompressed_size)   each stored form of a layer
+    layers(diff_id, digest, media_type, size, uncompressed_size, content_size)   stored forms of layers
     leases(id, created, expires) + lease_resources(lease_id, kind, key)    work in flight (GC roots)
     cache_records(key, kind, ref, size, created, last_used, data)  build cache (GC roots)
 
 API: ``MetadataStore(path)`` with ``transaction()``, ``put_image/get_image/images/delete_image/
 find_images``, ``set_tag/get_tag/remove_tag/tags/tags_for``, ``add_repo_digest/repo_digests/
 repo_digests_for/remove_repo_digest``, ``add_layer_blob/layer_blobs/layer_by_blob/remove_layer_blob/
-all_layer_blobs``, ``create_lease/add_lease_resource/delete_lease/lease_resources/expire_leases``,
-``put_cache/get_cache/delete_cache/cache_records``. Methods called inside ``transaction()`` join it.
+all_layer_blobs/layer_sizes/set_content_size``, ``create_lease/add_lease_resource/delete_lease/
+lease_resources/expire_leases``, ``put_cache/get_cache/delete_cache/cache_records``. Methods called
+inside ``transaction()`` join it.
 """
 
 from __future__ import annotations
@@ -37,7 +38,12 @@ from dockyard.errors import StoreError
 from dockyard.image import ImageRecord, LayerBlob
 from dockyard.oci.digest import Digest
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+# Upgrades from each older version (the full schema above is for a new database).
+_MIGRATIONS: dict[int, list[str]] = {
+    1: ["ALTER TABLE layers ADD COLUMN content_size INTEGER NOT NULL DEFAULT -1"],
+}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS images (
@@ -73,6 +79,7 @@ CREATE TABLE IF NOT EXISTS layers (
     media_type TEXT NOT NULL,
     size INTEGER NOT NULL,
     uncompressed_size INTEGER NOT NULL DEFAULT -1,
+    content_size INTEGER NOT NULL DEFAULT -1,
     PRIMARY KEY (diff_id, digest)
 );
 CREATE INDEX IF NOT EXISTS layers_digest ON layers(digest);
@@ -119,6 +126,9 @@ class CacheRecord:
 
 _IMAGE_COLUMNS = ("id, created, size, os, architecture, variant, labels, diff_ids, manifest_digest, "
                   "parent, added")
+
+
+_LAYER_COLUMNS = "diff_id, digest, media_type, size, uncompressed_size, content_size"
 
 
 def _trusted(value: str) -> Digest:
@@ -175,9 +185,16 @@ class MetadataStore:
                                  f"dockyard knows up to {SCHEMA_VERSION}")
             if version < SCHEMA_VERSION:
                 conn.execute("BEGIN IMMEDIATE")
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
+                # Re-read under the write lock: another process may have upgraded it meanwhile.
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                if version == 0:
+                    for statement in _SCHEMA.split(";"):
+                        if statement.strip():
+                            conn.execute(statement)
+                else:
+                    for v in range(version, SCHEMA_VERSION):
+                        for statement in _MIGRATIONS[v]:
+                            conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 conn.execute("COMMIT")
         except sqlite3.Error as exc:
@@ -317,36 +334,43 @@ class MetadataStore:
 
     def add_layer_blob(self, layer: LayerBlob) -> None:
         with self.transaction() as c:
-            c.execute("INSERT INTO layers (diff_id, digest, media_type, size, uncompressed_size) "
-                      "VALUES (?,?,?,?,?) ON CONFLICT(diff_id, digest) DO UPDATE SET "
+            c.execute(f"INSERT INTO layers ({_LAYER_COLUMNS}) "
+                      "VALUES (?,?,?,?,?,?) ON CONFLICT(diff_id, digest) DO UPDATE SET "
                       "media_type=excluded.media_type, size=excluded.size, "
-                      "uncompressed_size=MAX(layers.uncompressed_size, excluded.uncompressed_size)",
+                      "uncompressed_size=MAX(layers.uncompressed_size, excluded.uncompressed_size), "
+                      "content_size=MAX(layers.content_size, excluded.content_size)",
                       (str(Digest(layer.diff_id)), str(Digest(layer.digest)), layer.media_type, layer.size,
-                       layer.uncompressed_size))
+                       layer.uncompressed_size, layer.content_size))
 
     def layer_blobs(self, diff_id: str) -> list[LayerBlob]:
         """Stored forms of one layer, uncompressed first, then by size."""
-        rows = self._query("SELECT diff_id, digest, media_type, size, uncompressed_size FROM layers "
+        rows = self._query(f"SELECT {_LAYER_COLUMNS} FROM layers "
                            "WHERE diff_id = ? ORDER BY (digest = diff_id) DESC, size", (diff_id,))
         return [_row_to_layer(r) for r in rows]
 
     def layer_by_blob(self, digest: str) -> LayerBlob | None:
-        rows = self._query("SELECT diff_id, digest, media_type, size, uncompressed_size FROM layers "
+        rows = self._query(f"SELECT {_LAYER_COLUMNS} FROM layers "
                            "WHERE digest = ?", (digest,))
         return _row_to_layer(rows[0]) if rows else None
 
     def all_layer_blobs(self) -> list[LayerBlob]:
         return [_row_to_layer(r) for r in self._query(
-            "SELECT diff_id, digest, media_type, size, uncompressed_size FROM layers")]
+            f"SELECT {_LAYER_COLUMNS} FROM layers")]
 
     def remove_layer_blob(self, diff_id: str, digest: str) -> None:
         with self.transaction() as c:
             c.execute("DELETE FROM layers WHERE diff_id = ? AND digest = ?", (diff_id, digest))
 
     def layer_sizes(self) -> dict[str, int]:
-        """diff_id -> uncompressed size, for every layer whose size is known."""
-        return {str(d): int(s) for d, s in self._query(
-            "SELECT diff_id, MAX(uncompressed_size) FROM layers GROUP BY diff_id")}
+        """diff_id -> the layer's size as docker reports it (content size; the tar's if unknown)."""
+        return {str(d): int(c if c >= 0 else u) for d, c, u in self._query(
+            "SELECT diff_id, MAX(content_size), MAX(uncompressed_size) FROM layers GROUP BY diff_id")}
+
+    def set_content_size(self, diff_id: str, size: int) -> None:
+        """Record a layer's content size (learnt e.g. when it was unpacked) where it is unknown."""
+        with self.transaction() as c:
+            c.execute("UPDATE layers SET content_size = ? WHERE diff_id = ? AND content_size < 0",
+                      (size, diff_id))
 
     # -- leases ----------------------------------------------------------------------------------
 
@@ -415,8 +439,7 @@ class MetadataStore:
 
 
 def _row_to_layer(r: tuple[Any, ...]) -> LayerBlob:
-    return LayerBlob(Digest(str(r[0])), Digest(str(r[1])), str(r[2]), int(r[3]),
-                     int(r[4]))
+    return LayerBlob(Digest(str(r[0])), Digest(str(r[1])), str(r[2]), int(r[3]), int(r[4]), int(r[5]))
 
 
 def _row_to_cache(r: tuple[Any, ...]) -> CacheRecord:

@@ -41,7 +41,8 @@ class SnapshotInfo:
 
 
 def tree_size(path: Path) -> int:
-    """Total bytes of regular files under ``path`` (hard links counted once)."""
+    """Docker's layer size of ``path``: bytes of regular files and symlinks (their target's length),
+    hard links counted once."""
     total = 0
     seen: set[tuple[int, int]] = set()
     stack = [str(path)]
@@ -50,7 +51,7 @@ def tree_size(path: Path) -> int:
             for entry in entries:
                 if entry.is_dir(follow_symlinks=False):
                     stack.append(entry.path)
-                elif entry.is_file(follow_symlinks=False):
+                elif entry.is_file(follow_symlinks=False) or entry.is_symlink():
                     st = entry.stat(follow_symlinks=False)
                     if st.st_nlink > 1:
                         key = (st.st_dev, st.st_ino)
