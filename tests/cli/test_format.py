@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import os
+import re
 import subprocess
 import sys
 import time
@@ -17,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dockyard.cli import format as fmt
 from dockyard.cli.format import Context
@@ -656,3 +659,34 @@ def test_big_table_is_fast() -> None:
     out = fmt.format_rows("", rows, headers=fmt.IMAGE_HEADERS, default=fmt.DEFAULT_IMAGE_TABLE)
     assert time.perf_counter() - start < 1.0
     assert out.count("\n") == 2001
+
+
+@given(st.lists(st.lists(st.text(alphabet="ab é日\u0301", max_size=12), min_size=3, max_size=3),
+                min_size=1, max_size=8),
+       st.integers(min_value=0, max_value=12), st.integers(min_value=0, max_value=4))
+@settings(max_examples=200, deadline=None)
+def test_tabwriter_rectangular_tables_match_the_simple_model(rows: list[list[str]], minwidth: int,
+                                                              padding: int) -> None:
+    # With the same number of cells on every line there is one block per column: each column is as
+    # wide as its widest cell plus padding (at least minwidth); the last cell is never padded.
+    text = "".join("\t".join(r) + "\n" for r in rows)
+    widths = [max(minwidth, *(fmt._cell_width(r[c]) + padding for r in rows)) for c in range(2)]
+    expected = "".join(
+        "".join(r[c] + " " * (widths[c] - fmt._cell_width(r[c])) for c in range(2)) + r[2] + "\n" for r in rows)
+    assert fmt.tabwrite(text, minwidth=minwidth, padding=padding) == expected
+
+
+@given(st.integers(min_value=0, max_value=10 ** 30))
+@settings(max_examples=300, deadline=None)
+def test_human_size_is_three_significant_digits_and_a_unit(size: int) -> None:
+    text = fmt.human_size(size)
+    number = re.fullmatch(r"([0-9.e+]+)(B|kB|MB|GB|TB|PB|EB|ZB|YB)", text)
+    assert number, text
+    assert len(number.group(1).replace(".", "").lstrip("0")) <= 3 or "e" in text or size >= 1e27
+
+
+@given(st.floats(allow_nan=False, allow_infinity=False))
+@settings(max_examples=300, deadline=None)
+def test_go_float_round_trips(value: float) -> None:
+    assert float(fmt.go_str(value)) == value
+    assert float(fmt._json_float(value)) == value
