@@ -17,6 +17,7 @@ from dockyard.archive import (
     TarReader,
     TarWriter,
     apply_layer,
+    apply_layer_overlay,
     write_dir_diff,
     write_overlay_diff,
     write_tree,
@@ -246,3 +247,27 @@ def test_owner_and_mode_exact_despite_setgid_dirs_and_umask(shm: Path) -> None:
     for name, mode in (("sg/f", 0o666), ("sg/g", 0o4755), ("h", 0o640)):
         st = os.stat(root / name)
         assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (0, 0, mode), name
+
+
+@pytest.mark.skipif(not ROOT, reason="overlayfs mount needs root")
+def test_overlay_unpacked_layers_stack_like_naive_apply(shm: Path, snap: Snapshot) -> None:
+    base = layer(("a", None), ("a/x", b"x"), ("a/y", b"y"), ("b", None), ("b/old", b"o"), ("top", b"t"))
+    upper = layer((".wh.top", b""), ("a/.wh.x", b""), ("b", None), ("b/.wh..wh..opq", b""), ("b/new", b"n"),
+                  ("a/z", b"z"))
+    naive = shm / "naive"
+    apply_layer(base, naive)
+    apply_layer(upper, naive)
+    base.seek(0)
+    upper.seek(0)
+    l1, l2, merged = shm / "l1", shm / "l2", shm / "merged"
+    apply_layer_overlay(base, l1)
+    apply_layer_overlay(upper, l2)
+    merged.mkdir()
+    if subprocess.run(["mount", "-t", "overlay", "overlay", "-o", f"lowerdir={l2}:{l1}", str(merged)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount overlayfs here")
+    try:
+        assert snap(merged, dir_mtimes=False) == snap(naive, dir_mtimes=False)
+        assert names(merged) == ["a", "a/y", "a/z", "b", "b/new"]
+    finally:
+        subprocess.run(["umount", str(merged)], check=True)
