@@ -334,3 +334,30 @@ def test_tty_renderer_under_concurrent_events_does_not_deadlock() -> None:
     r.close()
     text = ANSI.sub("", out.getvalue())
     assert all(f"message {k} 150" in text for k in range(4))
+
+
+def test_tty_live_view_keeps_to_the_terminal_height() -> None:
+    out, clock = FakeTty(), Clock()
+    r = pr.TtyRenderer(out, clock=clock, width=80)
+    assert r.console.height == 25  # rich's default for a file that is not a real terminal
+    for i in range(30):
+        r(Event(f"s{i}", f"[{i + 1}/31] RUN step {i}", "done", extra=V))
+    r(Event("last", "[31/31] RUN running", "started", extra=V))
+    r(Event("last", "[31/31] RUN running", log=b"out\n", extra=V))
+    frame = ANSI.sub("", "".join(str(seg.text) for seg in r.console.render(r._renderable()))).splitlines()
+    assert len(frame) == 24  # header + height - 2 jobs
+    assert frame[0].startswith("[+] Building 0.0s (30/31)")
+    assert "[31/31] RUN running" in frame[-2] and frame[-1].startswith(" => => # out")
+    assert "RUN step 29" in frame[-3] and not any("RUN step 7 " in line for line in frame)
+    r.close()
+    final = _final_frame(out.getvalue())
+    assert len([line for line in final if line.startswith(" => [")]) == 31  # the last frame shows all
+
+
+def test_wrap_height_prefers_dropping_finished_jobs() -> None:
+    jobs = [("a", "", True), ("b", "", False), ("c", "", True), ("d", "", False)]
+    assert pr._wrap_height(jobs, 4) == jobs
+    assert pr._wrap_height(jobs, 3) == [("b", "", False), ("c", "", True), ("d", "", False)]
+    assert pr._wrap_height(jobs, 2) == [("b", "", False), ("d", "", False)]
+    assert pr._wrap_height(jobs, 1) == [("d", "", False)]
+    assert pr._wrap_height(jobs, 0) == []

@@ -351,6 +351,22 @@ class _Layer:
     progress: bool = False
 
 
+def _wrap_height(jobs: list[tuple[str, str, bool]], limit: int) -> list[tuple[str, str, bool]]:
+    """BuildKit's live view keeps to the terminal: drop the oldest finished jobs first, then the oldest."""
+    if limit <= 0:
+        return []
+    if len(jobs) <= limit:
+        return jobs
+    extra = len(jobs) - limit
+    kept: list[tuple[str, str, bool]] = []
+    for job in jobs:
+        if extra and job[2]:
+            extra -= 1
+            continue
+        kept.append(job)
+    return kept[len(kept) - limit:]
+
+
 def pull_progress_bar(current: int, total: int, width: int = 120) -> str:
     """docker's JSONProgress text: ``[=====>      ]  2.621MB/26.02MB`` (the bar only when width > 110)."""
     if current <= 0 and total <= 0:
@@ -490,8 +506,8 @@ class TtyRenderer(_Base):
         done = sum(1 for v in self._vertices.values() if v.completed is not None)
         total = len(self._vertices)
         finished = " FINISHED" if self._end is not None and done == total else ""
-        text = Text(no_wrap=True, overflow="crop")
-        text.append(f"[+] {self._phase} {now - self._start:.1f}s ({done}/{total}){finished}\n")
+        # (line, style, completed) per job; output lines of running steps count as running.
+        jobs: list[tuple[str, str, bool]] = []
         for vid in self._order:
             v = self._vertices[vid]
             name = v.name
@@ -502,7 +518,7 @@ class TtyRenderer(_Base):
             end = v.completed if v.completed is not None else now
             style = ("red" if v.error and not v.error.endswith("context canceled") else
                      "yellow" if v.error else "blue" if v.completed is not None else "")
-            text.append(self._job_line(name, "", end - v.started, width), style=style)
+            jobs.append((self._job_line(name, "", end - v.started, width), style, v.completed is not None))
             for s in v.subs.values():
                 size = ""
                 if s.total:
@@ -510,12 +526,18 @@ class TtyRenderer(_Base):
                 elif s.current:
                     size = buildkit_bytes(s.current)
                 s_end = s.completed if s.completed is not None else now
-                text.append(self._job_line("=> " + s.name, size, s_end - s.started, width),
-                            style="blue" if s.completed is not None else "")
+                jobs.append((self._job_line("=> " + s.name, size, s_end - s.started, width),
+                             "blue" if s.completed is not None else "", s.completed is not None))
             if v.completed is None:
                 shown = [*v.logs, v.partial] if v.partial else v.logs
                 for line in shown[-_LOG_LINES:]:
-                    text.append(ellipsis(f" => => # {line}", max(width - 1, 10)) + "\n", style="dim")
+                    jobs.append((ellipsis(f" => => # {line}", max(width - 1, 10)) + "\n", "dim", False))
+        if self._end is None:
+            jobs = _wrap_height(jobs, self.console.height - 2)
+        text = Text(no_wrap=True, overflow="crop")
+        text.append(f"[+] {self._phase} {now - self._start:.1f}s ({done}/{total}){finished}\n")
+        for line, style, _ in jobs:
+            text.append(line, style=style)
         text.rstrip()
         return text
 
