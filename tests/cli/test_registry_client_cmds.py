@@ -56,8 +56,8 @@ def test_pull_output_and_quiet(env: dict[str, str]) -> None:
     assert again.stdout.splitlines()[-2] == f"Status: Image is up to date for {PLAIN}/{repo}:latest"
     quiet = run(env, "pull", "-q", f"{PLAIN}/{repo}@{image.digest}")
     assert quiet.stdout == f"{PLAIN}/{repo}@{image.digest}\n"
-    missing = run(env, "pull", f"{PLAIN}/{repo}:nope")
-    assert missing.returncode == 1
+    missing = run(env, "pull", "-q", f"{PLAIN}/{repo}:nope")
+    assert missing.returncode == 1 and missing.stdout == ""
     assert missing.stderr.strip() == (f"Error: manifest for {PLAIN}/{repo}:nope not found: "
                                       "manifest unknown: manifest unknown")
 
@@ -113,3 +113,22 @@ def test_progress_renderer_terminal_and_plain() -> None:
     quiet = io.StringIO()
     LayerProgress(quiet, tty=False, quiet=True)(Event(id="x", name="Downloading"))
     assert quiet.getvalue() == ""
+
+
+def test_all_tags_push_and_pull(env: dict[str, str]) -> None:
+    src = f"dytest/cli-{uuid.uuid4().hex[:8]}"
+    dst = f"{PLAIN}/dytest/cli-{uuid.uuid4().hex[:8]}"
+    upload_image(PLAIN, src, "v1", make_image([{"one": b"1" * 100}]))
+    upload_image(PLAIN, src, "v2", make_image([{"two": b"2" * 100}]))
+    pulled = run(env, "pull", "-a", f"{PLAIN}/{src}")
+    assert pulled.returncode == 0, pulled.stderr
+    assert pulled.stdout.splitlines()[-1] == f"{PLAIN}/{src}"
+    assert "v1: Pulling from" in pulled.stdout and "v2: Pulling from" in pulled.stdout
+    for tag in ("v1", "v2"):
+        assert run(env, "tag", f"{PLAIN}/{src}:{tag}", f"{dst}:{tag}").returncode == 0
+    pushed = run(env, "push", "--all-tags", dst)
+    assert pushed.returncode == 0, pushed.stderr
+    closing = [line for line in pushed.stdout.splitlines() if ": digest: " in line]
+    assert [line.split(":")[0] for line in closing] == ["v1", "v2"]
+    tagged = run(env, "pull", "-a", f"{dst}:v1")
+    assert (tagged.returncode, tagged.stderr) == (1, "Error: tag can't be used with --all-tags/-a\n")

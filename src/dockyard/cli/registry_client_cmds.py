@@ -121,7 +121,6 @@ def pull_cmd(ctx: click.Context, name: str, all_tags: bool, platform: str | None
             echo(f"Pulling repository {ref.familiar_name()}")
             results = client.pull(str(ref), platform=platform, all_tags=True)
         else:
-            echo(f"{ref.digest or ref.tag}: Pulling from {ref.path}")
             results = [client.pull(str(ref), platform=platform)]
     render.finish()
     for result in results:

@@ -10,7 +10,8 @@ unpacked into its snapshot as soon as it is complete, its diff ID verified on th
 is recorded only after every layer is in; until then a lease keeps the new blobs from a GC, and
 a failure leaves no image and no half-written blob behind.
 
-Progress events use docker's words as ``Event.name`` (``Pulling fs layer``, ``Downloading``,
+Progress events use docker's words as ``Event.name`` (``Pulling from <path>`` with the tag or digest
+as ``id``, then per layer ``Pulling fs layer``, ``Downloading``,
 ``Download complete``, ``Extracting``, ``Pull complete``, ``Already exists``) with ``id`` = the
 first 12 hex digits of the layer's blob digest.
 """
@@ -105,6 +106,8 @@ def pull(store: Store, registry: RegistryClient, ref: Reference, *, platform: Pl
         child = select_platform(top.data, wanted, where)
         fetched = _fetch_manifest(sources, child.digest)[0]
     manifest = parse_manifest(fetched.data, f"manifest of {where}")
+    # docker says this once the manifest is found (so not before a "manifest unknown" error)
+    sink(Event(id=ref.digest or ref.tag or "latest", name=f"Pulling from {ref.path}", status="started"))
     with store.lease() as lease:
         config_data = _config(store, sources, manifest.config, lease)
         config = ImageConfig.from_json(config_data)

@@ -310,7 +310,7 @@ def test_timeouts_are_retried_then_reported() -> None:
 
     async def slow(request: web.Request) -> web.Response:
         calls.append(request.path)
-        await asyncio.sleep(3)
+        await asyncio.sleep(1)
         return web.json_response({})
 
     app = web.Application()
