@@ -961,7 +961,7 @@ class _ExecError(Exception):
         self.message = message
 
 
-def _want_str(v: Any, allow_none: bool = False) -> str:
+def _want_str(v: Any) -> str:
     if isinstance(v, str):
         return v
     if v is None or v is NO_VALUE:
@@ -1174,8 +1174,6 @@ def _fmt_one(flags: str, width: str | None, prec: str | None, verb: str, a: Any)
         if isinstance(a, str) and verb in "xX":
             h = a.encode().hex()
             return pad(h.upper() if verb == "X" else h)
-        if isinstance(a, float) and verb in "xXb":
-            return bad()
         return bad()
     if verb in "eEfFgG":
         if isinstance(a, int) and not isinstance(a, bool):
@@ -1255,11 +1253,6 @@ def _urlquery(s: str) -> str:
     return urllib.parse.quote_plus(s)
 
 
-def _fixed(fn: Callable[..., Any], nargs: int) -> Callable[..., Any]:
-    fn.nargs = nargs  # type: ignore[attr-defined]
-    return fn
-
-
 def _call_fn(fn: Any, *args: Any) -> Any:
     if not callable(fn):
         raise _CallError(f"non-function of type {_go_type(fn)}")
@@ -1269,45 +1262,48 @@ def _call_fn(fn: Any, *args: Any) -> Any:
 _FUNCS: dict[str, Callable[..., Any]] = {
     "and": lambda *a: next((x for x in a if not _truth(x)), a[-1]),
     "or": lambda *a: next((x for x in a if _truth(x)), a[-1]),
-    "not": _fixed(lambda a: not _truth(a), 1),
-    "len": _fixed(_length, 1),
+    "not": lambda a: not _truth(a),
+    "len": _length,
     "index": _index,
     "slice": _slice,
     "print": lambda *a: _go_sprint(a),
     "printf": lambda f, *a: go_sprintf(_want_str(f), *a),
     "println": lambda *a: _go_sprintln(a),
     "eq": _eq,
-    "ne": _fixed(lambda a, b: not _eq(a, b), 2),
-    "lt": _fixed(_lt, 2),
-    "le": _fixed(lambda a, b: _lt(a, b) or _eq(a, b), 2),
-    "gt": _fixed(lambda a, b: not (_lt(a, b) or _eq(a, b)), 2),
-    "ge": _fixed(lambda a, b: not _lt(a, b), 2),
+    "ne": lambda a, b: not _eq(a, b),
+    "lt": _lt,
+    "le": lambda a, b: _lt(a, b) or _eq(a, b),
+    "gt": lambda a, b: not (_lt(a, b) or _eq(a, b)),
+    "ge": lambda a, b: not _lt(a, b),
     "html": lambda *a: _html_escape(_go_sprint(a)),
     "js": lambda *a: _js_escape(_go_sprint(a)),
     "urlquery": lambda *a: _urlquery(_go_sprint(a)),
     "call": _call_fn,
     # docker's additions (github.com/docker/cli/templates)
-    "json": _fixed(_go_json, 1),
-    "split": _fixed(_split, 2),
-    "join": _fixed(_join, 2),
-    "title": _fixed(lambda s: _title(_want_str(s)), 1),
-    "lower": _fixed(lambda s: _want_str(s).lower(), 1),
-    "upper": _fixed(lambda s: _want_str(s).upper(), 1),
-    "pad": _fixed(_pad, 3),
-    "truncate": _fixed(_truncate, 2),
+    "json": _go_json,
+    "split": _split,
+    "join": _join,
+    "title": lambda s: _title(_want_str(s)),
+    "lower": lambda s: _want_str(s).lower(),
+    "upper": lambda s: _want_str(s).upper(),
+    "pad": _pad,
+    "truncate": _truncate,
 }
+# Functions with a fixed number of parameters (the others are variadic).
+_ARITY = {"not": 1, "len": 1, "ne": 2, "lt": 2, "le": 2, "gt": 2, "ge": 2, "json": 1, "split": 2, "join": 2,
+          "title": 1, "lower": 1, "upper": 1, "pad": 3, "truncate": 2}
 _MIN_ARGS = {"and": 1, "or": 1, "index": 1, "slice": 1, "printf": 1, "eq": 1, "call": 1}
 
 # docker's HeaderFunctions: in a table header these pass the column name through untouched.
 _HEADER_FUNCS: dict[str, Callable[..., Any]] = {
     **_FUNCS,
-    "json": _fixed(lambda v: v, 1),
-    "split": _fixed(lambda v, _s: v, 2),
-    "join": _fixed(lambda v, _s: v, 2),
-    "title": _fixed(lambda v: v, 1),
-    "lower": _fixed(lambda v: v, 1),
-    "upper": _fixed(lambda v: v, 1),
-    "truncate": _fixed(lambda v, _n: v, 2),
+    "json": lambda v: v,
+    "split": lambda v, _s: v,
+    "join": lambda v, _s: v,
+    "title": lambda v: v,
+    "lower": lambda v: v,
+    "upper": lambda v: v,
+    "truncate": lambda v, _n: v,
 }
 
 
@@ -1540,7 +1536,7 @@ class _Exec:
                     return val
             return val
         count = len(rest) + (final is not _UNSET)
-        nargs = getattr(fn, "nargs", None)
+        nargs = _ARITY.get(name)
         if nargs is not None and count != nargs:
             self.fail(ident, f"wrong number of args for {name}: want {nargs} got {count}")
         if nargs is None and count < _MIN_ARGS.get(name, 0):

@@ -33,7 +33,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import IO, Any, Literal, Protocol
+from typing import IO, Any, Literal, Protocol, Self
 
 from dockyard.cli.format import ellipsis, human_size
 from dockyard.progress import Event
@@ -98,8 +98,8 @@ def make_renderer(mode: Mode | str = "auto", stream: IO[str] | None = None, *, p
 
 
 class _Base:
-    def __enter__(self) -> Renderer:
-        return self  # type: ignore[return-value]
+    def __enter__(self) -> Self:
+        return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
