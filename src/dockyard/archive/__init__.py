@@ -27,8 +27,13 @@ Reading / applying a layer (pull, load, snapshotter)::
 devmajor/devminor, xattrs) with ``read``/``chunks``/``copy_to_fd`` for the current body.
 
 Errors: ``CorruptData`` (bad checksum, truncated archive, bad compression: message names the offset and
-entry) and ``UnsafePath`` (an entry that would leave the root). Symlinks met while resolving a path
-are followed inside the root as if it were ``/``; ``..`` never climbs above it.
+entry), ``UnsafePath`` (an entry that would leave the root), ``StoreError`` (disk full, read-only).
+Symlinks met while resolving a path are followed inside the root as if it were ``/``; ``..`` never
+climbs above it. A failed apply leaves a partial tree: unpack into a temporary directory and rename.
+
+Snapshots: ``apply_layer_overlay`` into one empty directory per layer, stacked as overlay lowerdirs,
+costs only the layer itself (~10 ms for a 100-file layer here); ``apply_layer`` needs a copy of the
+lower tree first (~2.4 s for 50k files), so use it only where overlayfs is unavailable.
 """
 
 from __future__ import annotations
