@@ -65,7 +65,7 @@ def test_owner_and_mode(ctx: Path, dest: Path) -> None:
     assert (dest / "a").stat().st_uid == 0
     apply_copy(str(ctx), CopySpec(["README.md"], "/b", preserve_owner=True), str(dest))
     assert (dest / "b").stat().st_uid == 1234
-    apply_copy(str(ctx), CopySpec(["src"], "/c", chown=(7, 8), mode=lambda _m: 0o640), str(dest))
+    apply_copy(str(ctx), CopySpec(["src"], "/c", chown=(7, 8), mode=lambda _m, _d: 0o640), str(dest))
     st = (dest / "c" / "pkg" / "a.py").stat()
     assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (7, 8, 0o640)
 

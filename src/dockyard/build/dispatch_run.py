@@ -22,11 +22,13 @@ if TYPE_CHECKING:
     from dockyard.build.engine import Builder
 
 HOSTNAME = "buildkitsandbox"
+# Where a RUN heredoc script is mounted (BuildKit uses /dev/pipes; our /dev is built fresh per run).
+PIPES = "/run/dockyard-pipes"
 _HEREDOC_ONLY = re.compile(r"^\s*\d?<<-?\s*(['\"]?)([A-Za-z0-9_]+)\1\s*$")
 
 
 def command_args(instr: RunInstruction, state: StageState) -> tuple[list[str], dict[str, str]]:
-    """The argv BuildKit runs, and heredoc scripts to place under /dev/pipes (name -> content)."""
+    """The argv to run, and heredoc scripts to mount at ``PIPES`` (name -> content)."""
     scripts: dict[str, str] = {}
     if not instr.prepend_shell:
         return list(instr.cmd_line), scripts
@@ -36,7 +38,7 @@ def command_args(instr: RunInstruction, state: StageState) -> tuple[list[str], d
         if only and len(instr.files) == 1:
             f = instr.files[0]
             scripts[f.name] = f.data
-            path = f"/dev/pipes/{f.name}"
+            path = f"{PIPES}/{f.name}"
             return ([path] if f.data.startswith("#!") else [*state.shell, path]), scripts
         text += "\n" + "".join(f"{f.data}{f.name}\n" for f in instr.files)
     return [*state.shell, text], scripts
@@ -72,7 +74,7 @@ def execute_run(builder: Builder, instr: RunInstruction, state: StageState, uppe
             for name, data in scripts.items():
                 (pipes / name).write_text(data)
                 os.chmod(pipes / name, 0o755)
-            mounts.append(Mount(target="/dev/pipes", source=str(pipes), readonly=True))
+            mounts.append(Mount(target=PIPES, source=str(pipes), readonly=True))
         for spec in instr.mounts:
             mount = _make_mount(builder, spec, state, env, stack)
             if mount is not None:

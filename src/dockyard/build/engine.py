@@ -403,7 +403,8 @@ class Builder:
                     state.lowerdirs = [committed.snapshot, *lowers]
             state.add_history(created_by, empty=committed is None)
             info = self.store.content.ingest(state.config.to_json(), before_publish=self.lease.add_blob)
-            self.store.meta.put_cache(CacheRecord(key=key, kind=CACHE_KIND, ref=str(info.digest),
+            size = committed.layer.uncompressed_size if committed is not None else 0
+            self.store.meta.put_cache(CacheRecord(key=key, kind=CACHE_KIND, ref=str(info.digest), size=size,
                                                   data=json.dumps({"created_by": created_by})))
             state.key = key
         except BaseException as exc:

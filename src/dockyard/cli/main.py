@@ -20,6 +20,7 @@ from dockyard.errors import DockyardError
 COMMANDS: dict[str, str] = {
     "bootstrap": "dockyard.cli.archive_cmds:bootstrap_cmd",
     "build": "dockyard.cli.build_cmd:build_cmd",
+    "builder": "dockyard.cli.builder_cmd:builder_group",
     "dockerfile": "dockyard.cli.dockerfile_cmd:dockerfile",
     "history": "dockyard.cli.image_cmds:history_cmd",
     "image": "dockyard.cli.image_cmds:image_group",

@@ -18,6 +18,7 @@ import contextlib
 import shutil
 from dataclasses import dataclass, field
 
+from dockyard.errors import DockyardError
 from dockyard.image import chain_ids
 from dockyard.imageops import Store
 from dockyard.metadata import BLOB, IMAGE, SNAPSHOT
@@ -54,12 +55,15 @@ def roots(store: Store) -> Roots:
         record = images.get(image_id)
         out.blobs.add(image_id)
         if record is None:
-            return
-        if record.manifest_digest:
-            out.blobs.add(record.manifest_digest)
-        for diff_id in record.diff_ids:
+            # A config with no image record (a build cache step's result): its layers stay too.
+            diff_ids = _config_diff_ids(store, image_id)
+        else:
+            if record.manifest_digest:
+                out.blobs.add(record.manifest_digest)
+            diff_ids = [str(d) for d in record.diff_ids]
+        for diff_id in diff_ids:
             out.blobs.update(layer_forms.get(str(diff_id), ()))
-        out.snapshots.update(str(c) for c in chain_ids(record.diff_ids))
+        out.snapshots.update(str(c) for c in chain_ids(diff_ids))
 
     for image_id in images:
         add_image(image_id)
@@ -79,6 +83,18 @@ def roots(store: Store) -> Roots:
         elif kind == IMAGE:
             add_image(key)
     return out
+
+
+def _config_diff_ids(store: Store, config_digest: str) -> list[str]:
+    """The layers an image config lists; none when the blob is missing or not a config."""
+    import json
+
+    try:
+        doc = json.loads(store.content.read(config_digest))
+        ids = doc["rootfs"]["diff_ids"]
+    except (OSError, ValueError, KeyError, TypeError, DockyardError):
+        return []
+    return [str(d) for d in ids] if isinstance(ids, list) else []
 
 
 def collect(store: Store, *, dry_run: bool = False) -> GcResult:

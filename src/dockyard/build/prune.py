@@ -1,0 +1,42 @@
+"""``builder prune``: drop build cache records (and, with ``all``, cache mounts), then collect garbage."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+
+from dockyard.imageops import Store
+from dockyard.imageops.gc import collect
+from dockyard.snapshot import tree_size
+
+
+@dataclass(slots=True)
+class PruneResult:
+    removed: list[str] = field(default_factory=list)
+    reclaimed: int = 0
+
+
+def prune_cache(store: Store, *, all: bool = False, keep_storage: int = 0) -> PruneResult:
+    """Remove build cache, least recently used first, until at most ``keep_storage`` bytes remain.
+
+    Cache mounts (``RUN --mount=type=cache``) go only with ``all``, as BuildKit keeps shared caches.
+    """
+    result = PruneResult()
+    records = sorted(store.meta.cache_records(), key=lambda r: r.last_used)
+    remaining = sum(r.size for r in records)
+    for rec in records:
+        if keep_storage and remaining <= keep_storage:
+            break
+        store.meta.delete_cache(rec.key)
+        result.removed.append(rec.key)
+        remaining -= rec.size
+    mounts = store.root / "cache-mounts"
+    if all and mounts.is_dir() and not keep_storage:
+        for entry in list(mounts.iterdir()):
+            if entry.is_dir():
+                result.reclaimed += tree_size(entry)
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+    result.reclaimed += collect(store).bytes_freed
+    return result

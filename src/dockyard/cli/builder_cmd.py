@@ -1,0 +1,53 @@
+"""``dockyard builder prune``: docker's build cache command."""
+
+from __future__ import annotations
+
+import click
+
+from dockyard.errors import InvalidArgument
+
+_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "m": 1000**2, "mb": 1000**2, "g": 1000**3, "gb": 1000**3,
+          "t": 1000**4, "tb": 1000**4, "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4}
+
+
+def parse_size(value: str) -> int:
+    """``512MB``, ``2g``, ``1GiB`` -> bytes (docker's RAMInBytes accepts both families)."""
+    text = value.strip().lower()
+    number = text.rstrip("abcdefghijklmnopqrstuvwxyz")
+    unit = text[len(number):]
+    if not number or unit not in _UNITS:
+        raise InvalidArgument(f"invalid size: '{value}'")
+    return int(float(number) * _UNITS[unit])
+
+
+@click.group("builder")
+def builder_group() -> None:
+    """Manage builds."""
+
+
+@builder_group.command("prune")
+@click.option("-a", "--all", "all_", is_flag=True,
+              help="Remove all unused build cache, not just dangling ones.")
+@click.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation.")
+@click.option("--keep-storage", default="", help="Amount of disk space to keep for cache.")
+@click.pass_context
+def prune_cmd(ctx: click.Context, all_: bool, force: bool, keep_storage: str) -> None:
+    """Remove build cache."""
+    from dockyard.build.prune import prune_cache
+    from dockyard.cli.format import human_size
+    from dockyard.client import Client
+
+    if not force:
+        click.echo("WARNING! This will remove all dangling build cache. "
+                   "Are you sure you want to continue? [y/N] ", nl=False)
+        if input().strip().lower() not in ("y", "yes"):
+            return
+    keep = parse_size(keep_storage) if keep_storage else 0
+    client = Client(getattr(ctx.find_root().obj, "root", None))
+    result = prune_cache(client.store, all=all_, keep_storage=keep)
+    if result.removed:
+        click.echo("Deleted build cache objects:")
+        for key in result.removed:
+            click.echo(key.removeprefix("sha256:")[:25])
+        click.echo()
+    click.echo(f"Total reclaimed space: {human_size(result.reclaimed)}")

@@ -1,0 +1,95 @@
+"""Build-test fixtures: a store on tmpfs holding busybox (from the peers' reproducible rootfs tar)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dockyard.build.engine import build
+from dockyard.build.options import BuildOptions, BuildResult
+from dockyard.client import Client
+from dockyard.progress import Event
+from tests.conftest import PEERS
+
+PEERS_DIR = Path(os.environ.get("PEERS_DIR", "/var/tmp/dockyard-peers"))
+BUSYBOX_TAR = PEERS_DIR / "images" / "busybox-amd64.tar"
+
+
+def busybox_tar() -> Path:
+    if not BUSYBOX_TAR.exists():
+        subprocess.run(["bash", str(PEERS / "make-busybox-rootfs.sh"), "amd64"], check=True,
+                       stdout=subprocess.DEVNULL)
+    return BUSYBOX_TAR
+
+
+@pytest.fixture()
+def client() -> Iterator[Client]:
+    """A fresh store on tmpfs with ``busybox:local`` imported (the same bytes, so the same image ID)."""
+    root = Path("/dev/shm") / f"dy-build-{os.getpid()}-{os.urandom(4).hex()}"
+    c = Client(root)
+    with open(busybox_tar(), "rb") as f:
+        c.import_image(f, changes=['CMD ["sh"]'], names=["busybox:local"])
+    yield c
+    c.close()
+    subprocess.run(["umount", "-R", "-l", str(root)], stderr=subprocess.DEVNULL, check=False)
+    shutil.rmtree(root, ignore_errors=True)
+
+
+class Builds:
+    """Run builds of small contexts and look at what they made."""
+
+    def __init__(self, client: Client, tmp: Path) -> None:
+        self.client = client
+        self.tmp = tmp
+        self.events: list[Event] = []
+
+    def context(self, dockerfile: str, files: dict[str, str | bytes] | None = None, name: str = "ctx") -> Path:
+        ctx = self.tmp / name
+        ctx.mkdir(parents=True, exist_ok=True)
+        (ctx / "Dockerfile").write_text(dockerfile)
+        for rel, data in (files or {}).items():
+            path = ctx / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(data, bytes):
+                path.write_bytes(data)
+            else:
+                path.write_text(data)
+        return ctx
+
+    def build(self, ctx: Path, **kwargs: object) -> BuildResult:
+        self.events = []
+        opts = BuildOptions(context_dir=str(ctx), progress=self.events.append, **kwargs)  # type: ignore[arg-type]
+        return build(self.client.store, opts)
+
+    def statuses(self) -> dict[str, str]:
+        """Step title -> final status of the last build."""
+        out: dict[str, str] = {}
+        for e in self.events:
+            if e.extra.get("kind") == "vertex" and e.status != "running":
+                out[e.name] = e.status
+        return out
+
+    def rootfs(self, image: str) -> Path:
+        """The image's files, unpacked onto a plain directory."""
+        from dockyard.archive import apply_layer, open_decompressed
+
+        dest = self.tmp / f"fs-{image.replace('/', '_').replace(':', '_')}"
+        shutil.rmtree(dest, ignore_errors=True)
+        dest.mkdir()
+        config = self.client.image_config(image)
+        for diff_id in config.diff_ids:
+            blob = self.client.store.meta.layer_blobs(diff_id)[0]
+            with self.client.store.content.open(blob.digest) as f:
+                raw, _ = open_decompressed(f)
+                apply_layer(raw, dest)
+        return dest
+
+
+@pytest.fixture()
+def builds(client: Client, tmp_path: Path) -> Builds:
+    return Builds(client, tmp_path)

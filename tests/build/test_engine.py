@@ -1,0 +1,274 @@
+"""The build engine end to end on a real store: instructions, cache, stages, mounts, errors."""
+
+from __future__ import annotations
+
+import io
+import os
+import stat
+import tarfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from dockyard.build.engine import build
+from dockyard.build.options import BuildOptions
+from dockyard.errors import BuildError, DockerfileError
+from tests.build.conftest import Builds
+
+BASE = "FROM busybox:local\n"
+
+
+def test_config_instructions(builds: Builds) -> None:
+    ctx = builds.context(BASE + """
+ENV A=1 B="two words"
+ENV A=3
+LABEL org.test.a=x "org.test.b"="y z"
+EXPOSE 80 8000-8002/udp
+VOLUME /data
+VOLUME ["/logs"]
+WORKDIR /srv
+WORKDIR app
+USER 1000:1000
+STOPSIGNAL SIGTERM
+HEALTHCHECK --interval=5s --retries=2 CMD wget -q localhost || exit 1
+SHELL ["/bin/sh", "-ec"]
+ENTRYPOINT ["/bin/echo"]
+ONBUILD RUN echo triggered
+""")
+    result = builds.build(ctx, tags=["cfg:1"])
+    config = builds.client.image_config("cfg:1")
+    run = config.config
+    assert run["Env"][-2:] == ["A=3", "B=two words"]
+    assert run["Labels"] == {"org.test.a": "x", "org.test.b": "y z"}
+    assert run["ExposedPorts"] == {"80/tcp": {}, "8000/udp": {}, "8001/udp": {}, "8002/udp": {}}
+    assert run["Volumes"] == {"/data": {}, "/logs": {}}
+    assert run["WorkingDir"] == "/srv/app"
+    assert run["User"] == "1000:1000"
+    assert run["StopSignal"] == "SIGTERM"
+    assert run["Healthcheck"] == {"Test": ["CMD-SHELL", "wget -q localhost || exit 1"],
+                                  "Interval": 5_000_000_000, "Retries": 2}
+    assert run["Shell"] == ["/bin/sh", "-ec"]
+    assert run["Entrypoint"] == ["/bin/echo"]
+    assert run["Cmd"] is None  # an ENTRYPOINT resets the CMD inherited from the base
+    assert run["OnBuild"] == ["RUN echo triggered"]
+    assert result.image_id == str(builds.client.resolve("cfg:1"))
+    assert (builds.rootfs("cfg:1") / "srv" / "app").is_dir()
+    created = [h.created_by for h in config.history]
+    assert "ENV A=1 B=two words" in created and "WORKDIR /srv/app" in created
+
+
+def test_run_copy_and_files(builds: Builds) -> None:
+    ctx = builds.context(BASE + """
+WORKDIR /app
+COPY a.txt sub/ ./
+COPY --chown=1234:5678 --chmod=0640 a.txt /owned
+RUN echo "$(cat a.txt)-run" > out && rm -f /bin/vi && ln -s /app/out /app/link
+""", {"a.txt": "A", "sub/b.txt": "B"})
+    builds.build(ctx, tags=["files:1"])
+    root = builds.rootfs("files:1")
+    assert (root / "app" / "a.txt").read_text() == "A"
+    assert (root / "app" / "b.txt").read_text() == "B"
+    assert (root / "app" / "out").read_text() == "A-run\n"
+    assert os.readlink(root / "app" / "link") == "/app/out"
+    assert not (root / "bin" / "vi").exists()
+    st = (root / "owned").stat()
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (1234, 5678, 0o640)
+    assert (root / "app" / "a.txt").stat().st_uid == 0
+
+
+def test_cache_hits_and_invalidation(builds: Builds) -> None:
+    ctx = builds.context(BASE + """
+RUN echo one > /one
+COPY a.txt /a.txt
+RUN cat /a.txt > /copy
+""", {"a.txt": "v1"})
+    first = builds.build(ctx, tags=["c:1"])
+    assert first.cached == 0
+    again = builds.build(ctx, tags=["c:1"])
+    assert again.image_id == first.image_id
+    assert again.cached == again.steps == 3
+    (ctx / "a.txt").write_text("v2")
+    changed = builds.build(ctx, tags=["c:1"])
+    states = builds.statuses()
+    assert states["[2/4] RUN echo one > /one"] == "cached"
+    assert states["[3/4] COPY a.txt /a.txt"] == "done"
+    assert states["[4/4] RUN cat /a.txt > /copy"] == "done"
+    assert changed.image_id != first.image_id
+    assert (builds.rootfs("c:1") / "copy").read_text() == "v2"
+    os.utime(ctx / "a.txt", (1, 1))  # mtime alone is not a change
+    assert builds.build(ctx).cached == 3
+    assert builds.build(ctx, no_cache=True).cached == 0
+
+
+def test_stages_target_and_skip(builds: Builds) -> None:
+    ctx = builds.context("""
+FROM busybox:local AS broken
+RUN exit 1
+FROM busybox:local AS base
+RUN echo base > /base
+FROM base AS final
+COPY --from=base /base /copied
+RUN cat /copied
+""")
+    builds.build(ctx, tags=["st:final"])  # "broken" is not needed: never built
+    assert (builds.rootfs("st:final") / "copied").read_text() == "base\n"
+    builds.build(ctx, tags=["st:base"], target="base")
+    assert not (builds.rootfs("st:base") / "copied").exists()
+    with pytest.raises(BuildError, match="did not complete successfully: exit code: 1"):
+        builds.build(ctx, target="broken")
+
+
+def test_independent_stages_run_in_parallel(builds: Builds) -> None:
+    ctx = builds.context("""
+FROM busybox:local AS a
+RUN sleep 1 && echo a > /a
+FROM busybox:local AS b
+RUN sleep 1 && echo b > /b
+FROM busybox:local
+COPY --from=a /a /a
+COPY --from=b /b /b
+""")
+    started = time.monotonic()
+    builds.build(ctx, tags=["par:1"])
+    elapsed = time.monotonic() - started
+    order = [(e.name, e.status) for e in builds.events if e.extra.get("kind") == "vertex"]
+    runs = [i for i, (name, status) in enumerate(order) if "RUN sleep" in name and status == "started"]
+    first_done = min(i for i, (name, status) in enumerate(order) if "RUN sleep" in name and status == "done")
+    assert len(runs) == 2 and max(runs) < first_done, order
+    assert elapsed < 3.5
+
+
+def test_failing_run_reports_command_code_and_output(builds: Builds) -> None:
+    ctx = builds.context(BASE + "RUN echo some output && echo to stderr >&2 && exit 3\n")
+    with pytest.raises(BuildError) as info:
+        builds.build(ctx)
+    message = str(info.value)
+    assert 'process "/bin/sh -c echo some output && echo to stderr >&2 && exit 3"' in message
+    assert "exit code: 3" in message and "to stderr" in message
+
+
+def test_dockerfile_errors_have_a_place(builds: Builds) -> None:
+    ctx = builds.context(BASE + "RUNN echo\n")
+    with pytest.raises(DockerfileError, match=r"Dockerfile:2.*RUNN.*did you mean RUN"):
+        builds.build(ctx)
+
+
+def test_secret_mount_never_in_layers(builds: Builds) -> None:
+    ctx = builds.context(BASE + "RUN --mount=type=secret,id=tok cat /run/secrets/tok > /seen\n")
+    builds.build(ctx, tags=["sec:1"], secrets={"tok": b"s3cr3t"})
+    root = builds.rootfs("sec:1")
+    assert (root / "seen").read_text() == "s3cr3t"
+    assert not (root / "run" / "secrets" / "tok").exists()
+    history = " ".join(h.created_by for h in builds.client.image_config("sec:1").history)
+    assert "s3cr3t" not in history
+    for diff_id in builds.client.image_config("sec:1").diff_ids:
+        blob = builds.client.store.meta.layer_blobs(diff_id)[0]
+        names = tarfile.open(fileobj=io.BytesIO(builds.client.store.content.read(blob.digest))).getnames()
+        assert not any("secrets" in n for n in names)
+
+
+def test_cache_mount_persists_between_builds(builds: Builds) -> None:
+    df = BASE + "RUN --mount=type=cache,target=/cache echo x >> /cache/log && wc -l < /cache/log > /count\n"
+    ctx = builds.context(df)
+    builds.build(ctx, tags=["cm:1"])
+    builds.build(ctx, tags=["cm:1"], no_cache=True)
+    assert (builds.rootfs("cm:1") / "count").read_text().strip() == "2"
+    assert not (builds.rootfs("cm:1") / "cache" / "log").exists()
+
+
+def test_network_none_has_only_loopback(builds: Builds) -> None:
+    ctx = builds.context(BASE + "RUN --network=none ls /sys/class/net > /ifaces\n")
+    builds.build(ctx, tags=["net:1"])
+    assert (builds.rootfs("net:1") / "ifaces").read_text().split() == ["lo"]
+
+
+def test_add_unpacks_local_tar_and_dockerignore(builds: Builds) -> None:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+        data = b"inside"
+        info = tarfile.TarInfo("pkg/file.txt")
+        info.size = len(data)
+        tf.addfile(info, io.BytesIO(data))
+    ctx = builds.context(BASE + "ADD bundle.tar.gz /opt/\nCOPY . /ctx/\n",
+                         {"bundle.tar.gz": buf.getvalue(), ".dockerignore": "*.log\nsecret/\n",
+                          "keep.txt": "k", "drop.log": "d", "secret/key": "x"})
+    builds.build(ctx, tags=["add:1"])
+    root = builds.rootfs("add:1")
+    assert (root / "opt" / "pkg" / "file.txt").read_text() == "inside"
+    assert (root / "ctx" / "keep.txt").exists()
+    assert not (root / "ctx" / "drop.log").exists()
+    assert not (root / "ctx" / "secret").exists()
+
+
+def test_source_date_epoch_is_reproducible(builds: Builds, tmp_path: Path) -> None:
+    ctx = builds.context(BASE + "RUN echo hi > /hi && touch /stamp\nCOPY f /f\n", {"f": "x"})
+    first = builds.build(ctx, source_date_epoch=1700000000, no_cache=True)
+    second = builds.build(ctx, source_date_epoch=1700000000, no_cache=True)
+    assert first.image_id == second.image_id
+
+
+def test_onbuild_triggers_run_in_child(builds: Builds) -> None:
+    parent = builds.context(BASE + "ONBUILD RUN echo from-trigger > /trig\n", name="parent")
+    builds.build(parent, tags=["onb:parent"])
+    child = builds.context("FROM onb:parent\nRUN cat /trig\n", name="child")
+    builds.build(child, tags=["onb:child"])
+    assert (builds.rootfs("onb:child") / "trig").read_text() == "from-trigger\n"
+    assert not builds.client.image_config("onb:child").config.get("OnBuild")
+
+
+def test_heredocs(builds: Builds) -> None:
+    ctx = builds.context(BASE + (
+        "RUN <<EOF\n"
+        "echo line1 > /h1\n"
+        "echo line2 >> /h1\n"
+        "EOF\n"
+        "COPY <<EOT /h2\n"
+        "hello $HOME\n"
+        "EOT\n"
+        "RUN cat <<X > /h3\n"
+        "inline\n"
+        "X\n"))
+    builds.build(ctx, tags=["hd:1"])
+    root = builds.rootfs("hd:1")
+    assert (root / "h1").read_text() == "line1\nline2\n"
+    assert (root / "h2").read_text().startswith("hello ")
+    assert (root / "h3").read_text() == "inline\n"
+    assert not (root / "run" / "dockyard-pipes").exists()
+
+
+def test_symlink_in_image_does_not_lead_outside(builds: Builds, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    ctx = builds.context(BASE + f"RUN ln -s {outside} /escape\nCOPY f /escape/f\n", {"f": "x"})
+    builds.build(ctx, tags=["esc:1"])
+    assert list(outside.iterdir()) == []
+
+
+def test_missing_base_image_without_registry(builds: Builds) -> None:
+    ctx = builds.context("FROM nosuchimage:1\nRUN true\n")
+    with pytest.raises(BuildError, match="nosuchimage"):
+        builds.build(ctx)
+
+
+def test_two_builds_at_once_share_the_store(builds: Builds) -> None:
+    ctx = builds.context(BASE + "RUN echo same > /same\n")
+    errors: list[BaseException] = []
+
+    def one(tag: str) -> None:
+        try:
+            build(builds.client.store, BuildOptions(context_dir=str(ctx), tags=[tag]))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one, args=(f"twin:{i}",)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for tag in ("twin:0", "twin:1"):
+        assert (builds.rootfs(tag) / "same").read_text() == "same\n"
+    report = builds.client.check()
+    assert not report.problems, report.problems
