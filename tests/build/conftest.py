@@ -48,7 +48,8 @@ class Builds:
         self.tmp = tmp
         self.events: list[Event] = []
 
-    def context(self, dockerfile: str, files: dict[str, str | bytes] | None = None, name: str = "ctx") -> Path:
+    def context(self, dockerfile: str, files: dict[str, str | bytes] | None = None,
+                name: str = "ctx") -> Path:
         ctx = self.tmp / name
         ctx.mkdir(parents=True, exist_ok=True)
         (ctx / "Dockerfile").write_text(dockerfile)
