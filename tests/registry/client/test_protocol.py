@@ -10,6 +10,7 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -347,3 +348,55 @@ def test_manifest_index_roundtrip_keeps_media_type() -> None:
             repo.put_manifest("list", index, media_type)
             got = repo.get_manifest("list")
             assert got.media_type == media_type and got.data == index
+
+
+def test_https_first_and_plain_http_only_when_allowed(tmp_path: Path) -> None:
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    from dockyard.registry.server import RegistryServer
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .sign(key, hashes.SHA256()))
+    (tmp_path / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                                         serialization.PrivateFormat.PKCS8,
+                                                         serialization.NoEncryption()))
+    desc, data = _blob(10_000)
+    server = RegistryServer(storage=tmp_path / "data", tls_cert=str(tmp_path / "cert.pem"),
+                            tls_key=str(tmp_path / "key.pem"))
+    with server, RegistryClient(FAST) as client:  # loopback: TLS without verification, as docker does
+        repo = client.repository(server.address, "tls/repo")
+        assert repo.upload_blob(desc, lambda: io.BytesIO(data)) == "uploaded"
+        assert repo.session.base_url == f"https://{server.address}"
+    # a registry that is neither loopback nor listed as insecure is only ever tried over HTTPS
+    seen: list[str] = []
+    faults = Faults(lambda request, response: None)
+    original = faults.handle_request
+
+    def record(request: httpx.Request) -> httpx.Response:
+        seen.append(f"{request.url.scheme}://{request.url.host}")
+        return original(request)
+
+    faults.handle_request = record  # type: ignore[method-assign]
+    opts = RegistryOptions(retries=0, backoff=0.01)
+    with RegistryClient(opts, transport=faults) as client, pytest.raises(RegistryError, match="cannot reach"):
+        client.repository("registry.dytest.invalid", "x").get_manifest("latest")
+    assert seen == ["https://registry.dytest.invalid"]
+    seen.clear()
+    opts = RegistryOptions(retries=0, backoff=0.01, insecure=("registry.dytest.invalid",))
+    with RegistryClient(opts, transport=faults) as client, pytest.raises(RegistryError, match="cannot reach"):
+        client.repository("registry.dytest.invalid", "x").get_manifest("latest")
+    assert seen == ["https://registry.dytest.invalid", "http://registry.dytest.invalid"]
