@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import os
 import re
 import subprocess
@@ -690,3 +691,88 @@ def test_human_size_is_three_significant_digits_and_a_unit(size: int) -> None:
 def test_go_float_round_trips(value: float) -> None:
     assert float(fmt.go_str(value)) == value
     assert float(fmt._json_float(value)) == value
+
+
+# --------------------------------------------------------------------------------------------------
+# Differential: the real docker CLI (20.10) against format_rows on the same row
+
+PEERS = Path(__file__).resolve().parents[2].parent / "shared" / "peers"
+PEERS_DIR = Path(os.environ.get("PEERS_DIR", "/var/tmp/dockyard-peers"))
+DOCKER = "/usr/bin/docker"
+DOCKER_ENV = {**os.environ, "DOCKER_HOST": f"unix://{PEERS_DIR}/run/docker.sock"}
+
+
+def _docker(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([DOCKER, *args], env=DOCKER_ENV, capture_output=True, text=True, check=False,
+                          timeout=60)
+
+
+@pytest.fixture(scope="module")
+def engine() -> None:
+    if not os.path.exists(DOCKER) or _docker("version").returncode != 0:
+        script = PEERS / "start-dockerd.sh"
+        if not script.exists() or subprocess.run(["bash", str(script)], capture_output=True).returncode != 0:
+            pytest.skip("the Docker engine is not available")
+    if _docker("image", "inspect", "busybox:local").returncode != 0:
+        subprocess.run(["bash", str(PEERS / "import-busybox.sh")], capture_output=True, check=False)
+    if _docker("image", "inspect", "busybox:local").returncode != 0:
+        pytest.skip("busybox:local is not in docker")
+
+
+DIFFERENTIAL = [
+    "{{.ID}}{{/* comment */}}{{.Tag}}", "a {{- /* c */ -}} b", "{{ .ID -}}\\n\\n{{- .Tag }}",
+    '{{"x" | printf "%s%s" "y"}}', '{{range $i, $c := split .ID ""}}{{if lt $i 3}}{{$c}}{{end}}{{end}}',
+    '{{len (split .CreatedAt " ")}}', "{{index .Repository 0}}", "{{slice .ID 0 3}}",
+    '{{printf "%-12s|%8.3s|%q" .Tag .ID .Digest}}', '{{if and (eq .Tag "local") (ne .Repository "x")}}ok{{end}}',
+    "{{or .Nope 1}}", "{{.Size | len}}", '{{printf "%v %d %s" true 3 "s"}}', '{{printf "%5t|%x|%X|%o" false 255 "hi" 8}}',
+    "{{print nil}}", "{{print}}", "{{println}}", "{{ html \"<a href='x'>\" }}", '{{ js "a\'b\\"c<d>" }}',
+    '{{ urlquery "a b/c?d" }}', "{{with .Tag}}{{.}}{{else}}none{{end}}",
+    '{{$x := .Tag}}{{range split "a b" " "}}{{$x}}-{{.}} {{end}}', "{{ 1.5e3 }} {{ -3 }} {{ 0b101 }} {{ 0o17 }} {{ 1_000 }} {{ .5 }}",
+    '{{printf "%6.2f|%-8.1e|%g" 3.14159 1234.5 1e-7}}', '{{printf "%08.3f|%+d|% d" -3.14159 5 5}}',
+    '{{printf "%c%c" 72 105}}', '{{printf "%%|%s" "a"}}', '{{ printf "%T %T %T %T" 1 "s" .Tag true }}',
+    '{{json "<tag>&"}}', "{{json 1.0}} {{json 1e21}} {{json 0.000001}}", '{{title "hello_world foo.bar"}}',
+    '{{lower "ÉCOLE"}}', '{{join (split .CreatedAt " ") "_"}}', "{{eq 1 1.0}}", '{{lt "a" "b"}}', "{{eq .Tag nil}}",
+    "{{not .Tag}}", "{{and}}", "{{index .ID 100}}", '{{printf "%s" .Nope}}', "{{.Tag.Foo}}", "{{len .}}", "{{ (.Tag) }}",
+    "{{if}}{{end}}", "{{range .Tag}}{{end}}", "{{printf}}", "{{pad .Tag 1}}", '{{truncate .Tag "2"}}',
+    "{{ .Tag | upper | lower }}", "{{json .Tag | upper}}", "{{ .Repository | title }}", "{{'\\n'}}", '{{ "\\x41\\u00e9" }}',
+    "{{.Tag | json}}", "{{json .}}", "{{.Foo}}", "{{foo}}", "{{.ID", "{{end}}", "{{if .ID}}x",
+    "table", "", "table {{.ID}}", "table {{pad .Tag 2 2}}\\t{{.ID}}",
+    'table {{upper .Repository}}\\t{{json .Tag}}\\t{{split .ID "a"}}',
+    "table {{.Repository}}\\t{{.Tag}}\\t{{.Digest}}\\t{{.ID}}\\t{{.CreatedAt}}\\t{{.CreatedSince}}\\t{{.Size}}\\t"
+    "{{.SharedSize}}\\t{{.UniqueSize}}\\t{{.VirtualSize}}\\t{{.Containers}}",
+    "table {{.Repository}}\\n{{.Tag}}", "table    {{.ID}}  ", "  {{.ID}}\\t{{.Tag}}  ", "table {{.ID}}\\t",
+    "table \\t{{.ID}}", 'table {{if eq .Tag "local"}}{{.ID}}{{end}}\\t{{.Size}}',
+    "table {{truncate .Repository 3}}\\t{{title .Tag}}", "tablex {{.ID}}", 'table {{.ID}}\\t{{"lit"}}',
+    'table {{range $i, $x := split .Repository "/"}}{{$x}}{{end}}', "raw",
+]
+
+
+def _ours(template: str, row: dict[str, Any]) -> str:
+    try:
+        return fmt.format_rows(template, [Context(row, type_name="imageContext")], headers=fmt.IMAGE_HEADERS,
+                               default=fmt.DEFAULT_IMAGE_TABLE, raw=fmt.IMAGE_RAW)
+    except InvalidArgument as exc:
+        return f"{exc}\n"
+
+
+@pytest.mark.docker
+def test_images_format_matches_docker(engine: None) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def row() -> dict[str, Any]:
+        out: dict[str, Any] = json.loads(_docker("images", "--format", "{{json .}}", "busybox:local").stdout)
+        return out
+
+    def theirs(template: str) -> str:
+        ran = _docker("images", "--format", template, "busybox:local")
+        return ran.stdout + ran.stderr
+
+    first = row()
+    with ThreadPoolExecutor(4) as pool:
+        outputs = list(pool.map(theirs, DIFFERENTIAL))
+    mismatches = []
+    for template, want in zip(DIFFERENTIAL, outputs, strict=True):
+        # CreatedSince may have ticked over since the row was read: then compare with a fresh one.
+        if _ours(template, first) != want and _ours(template, row()) != want:
+            mismatches.append((template, want, _ours(template, first)))
+    assert mismatches == []
