@@ -280,3 +280,14 @@ def test_tty_input(ns_executor: Executor, overlay: RootfsSpec) -> None:
     finally:
         os.close(r)
     assert code == 0 and b"got:typed" in b"".join(out)
+
+
+def test_file_descriptors_are_handed_over(executor: Executor, overlay: RootfsSpec, tmp_path: Path) -> None:
+    # `dockyard run` in the foreground: the process writes straight to the caller's descriptors.
+    with open(tmp_path / "out", "wb") as out, open(tmp_path / "err", "wb") as err:
+        code = executor.run(ProcessSpec(args=["sh", "-c", "echo o; echo e >&2; ls -l /dev/null"]), overlay,
+                            stdout=out.fileno(), stderr=err.fileno())
+    assert code == 0
+    lines = (tmp_path / "out").read_text().split("\n")
+    assert lines[0] == "o" and lines[1].startswith("crw-rw-rw-")
+    assert (tmp_path / "err").read_text() == "e\n"

@@ -51,14 +51,20 @@ def _start_time(pid: int) -> str:
         return f.read().rsplit(")", 1)[1].split()[19]
 
 
+_own_start: tuple[int, str] = (0, "")
+
+
 def new_run_dir(state_dir: Path) -> Path:
     """A fresh ``state_dir/runs/<pid>.<start time>.<random>`` directory with ``rootfs`` and ``scratch``.
 
     The owner's pid and start time let :func:`~dockyard.executor.cleanup.cleanup_stale` tell a live run
     from one whose process died.
     """
+    global _own_start
     pid = os.getpid()
-    path = state_dir / "runs" / f"{pid}.{_start_time(pid)}.{secrets.token_hex(6)}"
+    if _own_start[0] != pid:  # read once per process (and again in a forked child)
+        _own_start = (pid, _start_time(pid))
+    path = state_dir / "runs" / f"{pid}.{_own_start[1]}.{secrets.token_hex(6)}"
     (path / "rootfs").mkdir(parents=True, mode=0o700)
     (path / "scratch").mkdir(mode=0o700)
     return path
@@ -173,7 +179,7 @@ class Deadline:
         """How long a select may block before this must be checked again."""
         waits = []
         if self.end is not None:
-            waits.append(max(0.0, self.end - time.monotonic()))
+            waits.append(max(0.02, self.end - time.monotonic()))  # never 0: no busy loop once expired
         if self.cancel is not None:
             waits.append(0.05)
         return min(waits) if waits else None

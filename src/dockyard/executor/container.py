@@ -33,10 +33,12 @@ _NOEXEC = m.MS_NOSUID | m.MS_NODEV | m.MS_NOEXEC
 def _setup_dev(root: str) -> None:
     dev = os.path.join(root, "dev")
     m.mount("tmpfs", dev, "tmpfs", m.MS_NOSUID | m.MS_STRICTATIME, "mode=755,size=65536k")
-    for name, major, minor in _DEVICES:
-        path = os.path.join(dev, name)
-        os.mknod(path, 0o666 | 0o020000, os.makedev(major, minor))
-        os.chmod(path, 0o666)  # mknod honours the umask
+    old_umask = os.umask(0)  # device modes exactly as given
+    try:
+        for name, major, minor in _DEVICES:
+            os.mknod(os.path.join(dev, name), 0o666 | 0o020000, os.makedev(major, minor))
+    finally:
+        os.umask(old_umask)
     for name, target in _DEV_LINKS:
         os.symlink(target, os.path.join(dev, name))
     for sub in ("pts", "shm", "mqueue"):

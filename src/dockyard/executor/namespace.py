@@ -68,10 +68,12 @@ class NamespaceExecutor:
                 self._control.close()
             ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
             src = str(Path(dockyard.__file__).resolve().parent.parent)
-            # -I -S: no site, no user paths; the zygote needs the stdlib and this package only.
+            # -I -S: no site, no user paths; the zygote needs the stdlib and this package only. It reports
+            # every failure on the run socket, so its own stdio goes nowhere (the library never prints).
             self._zygote = subprocess.Popen(
                 [sys.executable, "-I", "-S", "-c", _BOOTSTRAP.format(path=src), str(theirs.fileno())],
-                pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, start_new_session=True, close_fds=True)
+                pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
             theirs.close()
             self._control = ours
             return ours

@@ -12,6 +12,7 @@ import selectors
 import shutil
 import subprocess
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -174,14 +175,17 @@ class RuncExecutor:
         sel = selectors.DefaultSelector()
         pump(readers, sel)
         failure: BaseException | None = None
+        last_kill = 0.0
         try:
             while True:
                 for key, _ in sel.select(deadline.poll_interval() if sel.get_map() else 0.02):
                     read_ready(key.fd, key.data, sel)
                 if failure is None:
                     failure = deadline.expired()
-                    if failure is not None:
-                        self._kill(runc_root, name)
+                if failure is not None and proc.poll() is None and time.monotonic() - last_kill > 0.25:
+                    # Again and again: a kill before runc has created the container finds nothing.
+                    self._kill(runc_root, name)
+                    last_kill = time.monotonic()
                 if not sel.get_map() and proc.poll() is not None:
                     break
         finally:
