@@ -776,3 +776,20 @@ def test_images_format_matches_docker(engine: None) -> None:
         if _ours(template, first) != want and _ours(template, row()) != want:
             mismatches.append((template, want, _ours(template, first)))
     assert mismatches == []
+
+
+def test_default_tables_of_other_commands() -> None:
+    df = [Context({"Type": "Images", "TotalCount": "1", "Active": "0", "Size": fmt.human_size(1984291, 4),
+                   "Reclaimable": fmt.reclaimable(1984291, 1984291)})]
+    assert fmt.format_rows("", df, headers=fmt.DF_HEADERS, default=fmt.DEFAULT_DF_TABLE) == (
+        "TYPE      TOTAL     ACTIVE    SIZE      RECLAIMABLE\nImages    1         0         1.984MB   1.984MB (100%)\n")
+    history = [Context({"ID": "e2319ca76111", "CreatedSince": "4 minutes ago", "CreatedBy": "", "Size": "1.98MB",
+                        "Comment": "Imported from -"})]
+    assert fmt.format_rows("table", history, headers=fmt.HISTORY_HEADERS, default=fmt.DEFAULT_HISTORY_TABLE) == (
+        "IMAGE          CREATED         CREATED BY   SIZE      COMMENT\n"
+        "e2319ca76111   4 minutes ago                1.98MB    Imported from -\n")
+    cache = [Context({"ID": "abc*", "Type": "regular", "Size": "1.2kB", "CreatedSince": "2 days ago",
+                      "LastUsedSince": "", "UsageCount": "1", "Shared": "false", "Description": "mount / from exec"})]
+    assert fmt.format_rows("", cache, headers=fmt.BUILD_CACHE_HEADERS, default=fmt.DEFAULT_BUILD_CACHE_TABLE) == (
+        "CACHE ID   CACHE TYPE   SIZE      CREATED      LAST USED   USAGE     SHARED    DESCRIPTION\n"
+        "abc*       regular      1.2kB     2 days ago               1         false     mount / from exec\n")

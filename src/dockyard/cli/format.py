@@ -43,12 +43,12 @@ from typing import Any, NoReturn
 from dockyard.errors import InvalidArgument
 
 __all__ = [
-    "BUILD_CACHE_HEADERS", "DEFAULT_HISTORY_TABLE", "DEFAULT_IMAGE_TABLE", "DEFAULT_IMAGE_TABLE_DIGEST",
-    "DF_HEADERS", "HISTORY_HEADERS", "IMAGE_FILTERS", "IMAGE_HEADERS", "IMAGE_RAW", "IMAGE_RAW_DIGEST",
-    "Context", "Filters", "ImageFilter", "Template", "bytes_size", "created_since", "ellipsis",
-    "format_rows", "go_time", "header_for", "history_created_by", "human_duration", "human_size",
-    "image_filter", "match_reference", "parse_duration", "parse_filters", "parse_template",
-    "parse_timestamp", "reclaimable", "render", "rfc3339", "short_id", "tabwrite",
+    "BUILD_CACHE_HEADERS", "DEFAULT_BUILD_CACHE_TABLE", "DEFAULT_DF_TABLE", "DEFAULT_HISTORY_TABLE",
+    "DEFAULT_IMAGE_TABLE", "DEFAULT_IMAGE_TABLE_DIGEST", "DF_HEADERS", "HISTORY_HEADERS", "IMAGE_FILTERS",
+    "IMAGE_HEADERS", "IMAGE_RAW", "IMAGE_RAW_DIGEST", "Context", "Filters", "ImageFilter", "Template",
+    "bytes_size", "created_since", "ellipsis", "format_rows", "go_time", "header_for", "history_created_by",
+    "human_duration", "human_size", "image_filter", "match_reference", "parse_duration", "parse_filters",
+    "parse_template", "parse_timestamp", "reclaimable", "render", "rfc3339", "short_id", "tabwrite",
 ]
 
 # --------------------------------------------------------------------------------------------------
@@ -1712,9 +1712,13 @@ DF_HEADERS: dict[str, str] = {
     "Type": "TYPE", "TotalCount": "TOTAL", "Active": "ACTIVE", "Size": "SIZE", "Reclaimable": "RECLAIMABLE",
 }
 BUILD_CACHE_HEADERS: dict[str, str] = {
-    "ID": "CACHE ID", "CacheType": "CACHE TYPE", "Size": "SIZE", "CreatedSince": "CREATED",
-    "LastUsedSince": "LAST USED", "UsageCount": "USAGE", "Shared": "SHARED", "Description": "DESCRIPTION",
+    "ID": "CACHE ID", "Parent": "PARENT", "CacheType": "CACHE TYPE", "Type": "CACHE TYPE", "Size": "SIZE",
+    "CreatedSince": "CREATED", "LastUsedSince": "LAST USED", "UsageCount": "USAGE", "InUse": "IN USE",
+    "Shared": "SHARED", "Description": "DESCRIPTION",
 }
+DEFAULT_DF_TABLE = "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}"
+DEFAULT_BUILD_CACHE_TABLE = ("table {{.ID}}\t{{.Type}}\t{{.Size}}\t{{.CreatedSince}}\t{{.LastUsedSince}}\t"
+                             "{{.UsageCount}}\t{{.Shared}}\t{{.Description}}")
 DEFAULT_IMAGE_TABLE = "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
 DEFAULT_IMAGE_TABLE_DIGEST = ("table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}"
                               "\t{{.Size}}")
