@@ -116,7 +116,7 @@ def _raw_header(
         b"%07o\0" % devminor if devminor <= _OCTAL_MAX_7 else _num(devminor, 8, _OCTAL_MAX_7),
         b"",
     )
-    return head[:148] + b"%06o\0 " % sum(head) + head[156:]
+    return head[:148] + b"%06o\0 " % sum(head.translate(None, b"\0")) + head[156:]
 
 
 def encode(entry: TarEntry) -> bytes:
@@ -250,7 +250,8 @@ def decode(block: bytes, offset: int = 0) -> TarEntry:
         gid = parse_number(gid_f, offset, "gid")
         size = parse_number(size_f, offset, "size")
         mtime = parse_number(mtime_f, offset, "mtime")
-    unsigned = sum(block) - sum(chk) + 256
+    # Zero bytes add nothing: summing only the others is ~2x cheaper on a typical header.
+    unsigned = sum(block.translate(None, b"\0")) - sum(chk) + 256
     if stored != unsigned:
         # Some old writers summed signed chars.
         signed = unsigned - 256 * sum(1 for b in block if b & 0x80)
