@@ -361,3 +361,17 @@ def test_wrap_height_prefers_dropping_finished_jobs() -> None:
     assert pr._wrap_height(jobs, 2) == [("b", "", False), ("d", "", False)]
     assert pr._wrap_height(jobs, 1) == [("d", "", False)]
     assert pr._wrap_height(jobs, 0) == []
+
+
+@pytest.mark.parametrize(("event_id", "shown"), [
+    ("sha256:" + "ab" * 32, "abababababab"),
+    ("blobs/sha256/" + "cd" * 32, "cdcdcdcdcdcd"),
+    ("0123456789ab" + "0" * 52 + "/layer.tar", "0123456789ab"),
+    ("a3093b34fd36", "a3093b34fd36"),
+    ("busybox", "busybox"),
+])
+def test_layer_ids_are_shown_short(event_id: str, shown: str) -> None:
+    out = io.StringIO()
+    with pr.make_renderer("plain", out) as r:
+        r(Event(event_id, "Loading layer", "done"))
+    assert out.getvalue() == f"{shown}: Loading layer\n"

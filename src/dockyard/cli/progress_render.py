@@ -29,6 +29,7 @@ What the events mean (the conventions emitters follow):
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -119,11 +120,13 @@ def _is_vertex(event: Event) -> bool:
     return event.extra.get("kind") == "vertex"
 
 
+_HEX64 = re.compile(r"(?:^|[:/])([0-9a-f]{64})(?:$|[/.])")
+
+
 def _layer_id(event_id: str) -> str:
-    """docker shows a layer by its 12-character short ID."""
-    if event_id.startswith("sha256:"):
-        return event_id[7:19]
-    return event_id
+    """docker shows a layer by its 12-character short ID (also for ``sha256:...`` or a blob path)."""
+    m = _HEX64.search(event_id)
+    return m.group(1)[:12] if m else event_id
 
 
 def _is_byte_progress(event: Event) -> bool:
