@@ -5,12 +5,15 @@ any thread) with ``close()``; it is also a context manager. Modes:
 
 - ``plain`` (CI, pipes, ``--progress=plain``): BuildKit's plain lines for build steps
   (``#5 [2/3] RUN make`` / ``#5 0.123 output`` / ``#5 DONE 0.4s`` / ``#5 CACHED`` / ``#5 ERROR: ...``)
-  and docker pull/push lines for layers (``a1b2c3d4e5f6: Pull complete``; byte-progress updates are
-  not printed, as docker prints none off a terminal).
+  and docker pull/push lines for layers (``a1b2c3d4e5f6: Pull complete``; the byte-progress statuses
+  in ``PROGRESS_STATUSES`` are not printed, as docker prints none off a terminal).
 - ``tty``: a live display drawn with rich (imported only in this mode): ``[+] Building 3.2s (7/9)``
   and `` => [2/5] RUN ...  1.2s`` lines with the last lines of a running step's output, or docker's
   per-layer lines ``a1b2c3d4e5f6: Downloading [====>    ]  12.3MB/45.6MB``.
-- ``quiet``: nothing. ``auto``: ``tty`` when the stream is a terminal, else ``plain``.
+- ``quiet``: nothing. ``auto``: ``tty`` when the stream is a terminal (and TERM is not dumb), else ``plain``.
+
+If a build step failed, ``close()`` ends with BuildKit's summary (``------`` / `` > [2/3] RUN make:`` /
+its last output lines / ``------``); printing the error itself stays the command's job.
 
 What the events mean (the conventions emitters follow):
 
