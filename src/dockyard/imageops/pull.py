@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from dockyard.archive import apply_layer_overlay
 from dockyard.archive.compression import HashingReader, open_decompressed
@@ -203,7 +204,7 @@ def _layers(store: Store, sources: Sequence[Repository], manifest: Manifest, dif
             raise Interrupted("pull interrupted")
         sink(Event(id=desc.digest.short, name="Extracting" if unpack else "Verifying Checksum",
                    status="running", current=0, total=desc.size))
-        size = _extract(store, desc, diff_id, chain, unpack, sink)
+        size = _extract(store, desc, diff_id, chain, unpack, verify_blob=have_blob)
         store.meta.add_layer_blob(LayerBlob(diff_id, desc.digest, desc.media_type or mt.OCI_LAYER_GZIP,
                                             desc.size, size))
         sink(Event(id=desc.digest.short, name="Pull complete", status="done", current=desc.size,
@@ -224,6 +225,18 @@ def _layers(store: Store, sources: Sequence[Repository], manifest: Manifest, dif
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+class _PassThrough:
+    """A reader that only passes bytes through (stands in for ``HashingReader`` when no hash is due)."""
+
+    digest = ""
+
+    def __init__(self, inner: BinaryIO) -> None:
+        self._inner = inner
+
+    def read(self, n: int = -1) -> bytes:
+        return self._inner.read(n)
 
 
 def _have_blob(store: Store, desc: Descriptor, diff_id: Digest) -> bool:
@@ -257,14 +270,17 @@ def _download(store: Store, sources: Sequence[Repository], desc: Descriptor, sin
     raise last
 
 
-def _extract(store: Store, desc: Descriptor, diff_id: Digest, chain: Digest, unpack: bool,
-             sink: ProgressSink) -> int:
-    """Verify the layer's diff ID (unpacking it into its snapshot if asked); return its tar size."""
+def _extract(store: Store, desc: Descriptor, diff_id: Digest, chain: Digest, unpack: bool, *,
+             verify_blob: bool) -> int:
+    """Verify the layer's diff ID (unpacking it into its snapshot if asked); return its tar size.
+
+    ``verify_blob`` re-hashes the compressed blob too (not needed right after a verified download).
+    """
     result: list[int] = []
 
     def fill(target: Path | None) -> None:
         with store.content.open(desc.digest) as f:
-            blob_hash = HashingReader(f)
+            blob_hash = HashingReader(f) if verify_blob else _PassThrough(f)
             raw, _ = open_decompressed(blob_hash)  # type: ignore[arg-type]
             diff_hash = HashingReader(raw)
             if target is not None:
@@ -273,7 +289,7 @@ def _extract(store: Store, desc: Descriptor, diff_id: Digest, chain: Digest, unp
                 pass
             while blob_hash.read(PIECE):
                 pass
-        if blob_hash.digest != desc.digest:
+        if verify_blob and blob_hash.digest != desc.digest:
             raise DigestMismatch(desc.digest, blob_hash.digest, f"layer blob {desc.digest}")
         if diff_hash.digest != diff_id:
             raise DigestMismatch(diff_id, diff_hash.digest, f"diff ID of layer blob {desc.digest}")
