@@ -82,7 +82,7 @@ def test_docker_saved_layers_apply_like_docker_export(docker_env: dict[str, str]
     finally:
         if cid:
             docker(docker_env, "rm", cid)
-        docker(docker_env, "rmi", "-f", tag)
+        subprocess.run([DOCKER, "rmi", "-f", tag], env=docker_env, capture_output=True, timeout=60)
 
 
 def test_docker_imports_our_tar(docker_env: dict[str, str], shm: Path, snap: Snapshot) -> None:
@@ -110,4 +110,4 @@ def test_docker_imports_our_tar(docker_env: dict[str, str], shm: Path, snap: Sna
     finally:
         if cid:
             docker(docker_env, "rm", cid)
-        docker(docker_env, "rmi", "-f", tag)
+        subprocess.run([DOCKER, "rmi", "-f", tag], env=docker_env, capture_output=True, timeout=60)
