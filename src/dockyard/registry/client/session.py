@@ -277,8 +277,8 @@ class Session:
             last = attempt == attempts - 1
             try:
                 response = send()
-            except httpx.TransportError:
-                if last:
+            except httpx.TransportError as exc:
+                if last or _unresolvable(exc):
                     raise
                 self._sleep(self.options.backoff * (2 ** attempt))
                 continue
@@ -313,6 +313,13 @@ def _describe_transport(exc: Exception | None) -> str:
         return f"timeout ({type(exc).__name__})"
     text = str(exc) or type(exc).__name__
     return text.splitlines()[0]
+
+
+def _unresolvable(exc: httpx.TransportError) -> bool:
+    """A host name that does not resolve will not resolve a second later either: no retries."""
+    text = str(exc)
+    return isinstance(exc, httpx.ConnectError) and ("Name or service not known" in text
+                                                    or "No address associated" in text)
 
 
 def _redact(url: str) -> str:
