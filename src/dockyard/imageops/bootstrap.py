@@ -123,7 +123,11 @@ def busybox_source(arch: str, workdir: Path) -> BusyboxSource:
     binary = workdir / "x" / "bin" / "busybox"
     if not binary.is_file():
         raise NotFound(f"bootstrap busybox: {debs[0].name} has no bin/busybox")
-    return BusyboxSource(binary.read_bytes(), fields.stdout.decode().strip(), _applets(str(binary)))
+    version = fields.stdout.decode().strip()
+    # The applet list depends on the version only; the host's own copy answers without emulation.
+    host_arch = deb_arch(platforms.host())
+    same = host_arch != arch and _installed_version("busybox-static", host_arch) == version
+    return BusyboxSource(binary.read_bytes(), version, _applets("/bin/busybox" if same else str(binary)))
 
 
 def busybox_rootfs(src: BusyboxSource, mtime: int) -> bytes:
