@@ -33,7 +33,9 @@ Apply = Callable[[StageState], None]
 
 
 def plan_config(instr: Instruction, state: StageState) -> tuple[Any, str, Apply] | None:
-    """``(definition, created_by, apply)`` for a config-only instruction, or None for other kinds."""
+    """``(definition, created_by, apply)`` for a config-only instruction, or None for other kinds.
+
+    An empty ``created_by`` means the step leaves no history entry."""
     if isinstance(instr, EnvInstruction):
         pairs = [(p.key, p.value) for p in instr.env]
 
@@ -110,5 +112,5 @@ def plan_config(instr: Instruction, state: StageState) -> tuple[Any, str, Apply]
 
         def onbuild(s: StageState) -> None:
             s.run["OnBuild"] = [*(s.run.get("OnBuild") or []), expr]
-        return ["onbuild", expr], f"ONBUILD {expr}", onbuild
+        return ["onbuild", expr], "", onbuild  # BuildKit records no history for ONBUILD
     return None

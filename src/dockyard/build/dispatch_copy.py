@@ -17,7 +17,7 @@ from dockyard.build.copy import CopySpec, apply_copy
 from dockyard.build.fsutil import clean_path, mkdir_all, secure_join
 from dockyard.build.state import StageState
 from dockyard.dockerfile import AddInstruction, CopyInstruction, PatternMatcher
-from dockyard.errors import BuildError
+from dockyard.errors import BuildError, DockyardError
 from dockyard.executor import resolve_user
 
 if TYPE_CHECKING:
@@ -162,8 +162,10 @@ def _unpack_archive(host_file: str, dest_dir: str) -> bool:
             return False
         try:
             raw, _ = open_decompressed(f)
-            first = raw.read(512)
-        except Exception:
+            first = b""
+            while len(first) < 512 and (chunk := raw.read(512 - len(first))):
+                first += chunk
+        except DockyardError:
             return False
         if len(first) < 512 or first[257:262] != b"ustar":
             return False

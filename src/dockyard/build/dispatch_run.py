@@ -11,7 +11,7 @@ from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dockyard.build.fsutil import clean_path, secure_join
+from dockyard.build.fsutil import clean_path, mkdir_all, secure_join
 from dockyard.build.state import StageState
 from dockyard.dockerfile import MountSpec, RunInstruction
 from dockyard.dockerfile.stages import PROXY_ARGS
@@ -80,6 +80,7 @@ def execute_run(builder: Builder, instr: RunInstruction, state: StageState, uppe
             if mount is not None:
                 mounts.append(mount)
         lowers = builder.lowerdirs(state)
+        _make_mountpoints(builder, lowers, upper, work, [m for m in mounts if m.target != PIPES])
         rootfs = RootfsSpec(lowerdirs=[Path(p) for p in reversed(builder.workspace.lowers(lowers))],
                             upperdir=upper, workdir=work)
         process = ProcessSpec(args=args, env=[f"{k}={v}" for k, v in env.items()], cwd=state.workdir,
@@ -103,6 +104,18 @@ def execute_run(builder: Builder, instr: RunInstruction, state: StageState, uppe
         last = "\n".join(line.decode(errors="replace") for line in tail)
         detail = f"\n{last}" if last else ""
         raise BuildError(f'process "{shown}" did not complete successfully: exit code: {code}{detail}')
+
+
+def _make_mountpoints(builder: Builder, lowers: list[Path], upper: Path, work: Path,
+                      mounts: list[Mount]) -> None:
+    """Create mount points in the layer as BuildKit leaves them: a target's parent directories, and
+    the target itself when it is a directory (a file target leaves only its parents)."""
+    if not mounts:
+        return
+    with builder.workspace.mounted(lowers, upper, work) as merged:
+        for m in mounts:
+            is_dir = m.type == "tmpfs" or (m.type == "bind" and os.path.isdir(m.source))
+            mkdir_all(merged, m.target if is_dir else os.path.dirname(m.target))
 
 
 def _make_mount(builder: Builder, spec: MountSpec, state: StageState, env: dict[str, str],

@@ -303,7 +303,8 @@ class Builder:
         # Like BuildKit, keep the base's run config, layers and history, not its builder's bookkeeping.
         config.extra = {}
         config.author = ""
-        config.config.setdefault("Env", [DEFAULT_PATH])
+        if not config.config.get("Env"):
+            config.config["Env"] = [DEFAULT_PATH]
         ids = chain_ids(config.diff_ids)
         return StageState(config=config, key=derive_key("", ["from", image_id]),
                           env=env_plan.stage_env(stage, config.config.get("Env") or []), lowerdirs=None,
@@ -401,7 +402,8 @@ class Builder:
                     state.config.diff_ids.append(committed.layer.diff_id)
                     state.chain = committed.chain_id
                     state.lowerdirs = [committed.snapshot, *lowers]
-            state.add_history(created_by, empty=committed is None)
+            if created_by or committed is not None:
+                state.add_history(created_by, empty=committed is None)
             info = self.store.content.ingest(state.config.to_json(), before_publish=self.lease.add_blob)
             size = committed.layer.uncompressed_size if committed is not None else 0
             self.store.meta.put_cache(CacheRecord(key=key, kind=CACHE_KIND, ref=str(info.digest), size=size,
