@@ -128,7 +128,7 @@ def main() -> None:
         def pull_ours(dest: Path) -> None:
             with open(blob, "rb") as fh:
                 h = HashingReader(fh)
-                raw, _ = open_decompressed(h)  # type: ignore[arg-type]
+                raw, _ = open_decompressed(h)
                 apply_layer(raw, dest)
                 h.digest  # noqa: B018 - the verify step's cost is in the reads above
 

@@ -111,8 +111,10 @@ def test_export_then_pull_pipeline(shm: Path) -> None:
         digests = cw.close()
     with open(blob_path, "rb") as fh:
         hashing = HashingReader(fh)
-        raw, kind = open_decompressed(hashing)  # type: ignore[arg-type]
-        stats = apply_layer(raw, dst)
+        raw, kind = open_decompressed(hashing)
+        unpacked = HashingReader(raw)
+        stats = apply_layer(unpacked, dst)
     assert kind == "gzip" and stats.files == 50
     assert hashing.digest == digests.digest and hashing.size == digests.size  # drained to EOF
+    assert unpacked.digest == digests.diff_id and unpacked.size == digests.size_uncompressed
     assert sorted(os.listdir(dst / "d")) == sorted(os.listdir(src / "d"))

@@ -19,9 +19,10 @@ Reading / applying a layer (pull, load, snapshotter)::
     with open(blob_path, "rb") as f:
         h = HashingReader(f)                         # to verify the compressed digest
         raw, kind = open_decompressed(h)             # gzip/zstd/bzip2/xz/none by magic bytes
-        stats = apply_layer(raw, rootdir)            # whiteouts delete from lower layers
-        # stats = apply_layer_overlay(raw, layerdir) # whiteouts as overlayfs char 0/0 + opaque xattr
-        # h.digest is now the blob's digest (the stream is drained to EOF)
+        u = HashingReader(raw)                       # to verify the diff ID (uncompressed)
+        stats = apply_layer(u, rootdir)              # whiteouts delete from lower layers
+        # stats = apply_layer_overlay(u, layerdir)   # whiteouts as overlayfs char 0/0 + opaque xattr
+        # the stream is drained to EOF: h.digest is the blob digest, u.digest the diff ID
 
 ``TarReader(stream)`` iterates ``TarEntry`` objects (name, type, mode, uid, gid, size, mtime, linkname,
 devmajor/devminor, xattrs) with ``read``/``chunks``/``copy_to_fd`` for the current body.

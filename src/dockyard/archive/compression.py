@@ -17,6 +17,7 @@ from typing import Any, BinaryIO, Literal
 import zstandard
 from isal import isal_zlib
 
+from dockyard.archive.reader import Readable
 from dockyard.errors import CorruptData, InvalidArgument
 
 _ISAL_ERROR: type[Exception] = getattr(isal_zlib, "error")  # noqa: B009 - its stub types it as an instance
@@ -52,7 +53,7 @@ def detect(head: bytes) -> Compression:
 class _Prepend(io.RawIOBase):
     """A raw stream that yields ``head`` and then the rest of ``inner``."""
 
-    def __init__(self, head: bytes, inner: BinaryIO) -> None:
+    def __init__(self, head: bytes, inner: Readable) -> None:
         self._head = head
         self._inner = inner
 
@@ -238,7 +239,7 @@ class _ErrorMapping(io.RawIOBase):
 
 
 def open_decompressed(
-    stream: BinaryIO, compression: Compression | None = None
+    stream: Readable, compression: Compression | None = None
 ) -> tuple[BinaryIO, Compression]:
     """Wrap ``stream`` so reads return decompressed bytes; detect the format unless given.
 
@@ -362,7 +363,7 @@ class CompressingWriter:
 class HashingReader:
     """Wraps a readable: counts and sha256-hashes every byte read through it (to verify a blob)."""
 
-    def __init__(self, inner: BinaryIO) -> None:
+    def __init__(self, inner: Readable) -> None:
         self._inner = inner
         self.hash = hashlib.sha256()
         self.size = 0
