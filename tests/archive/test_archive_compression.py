@@ -23,7 +23,7 @@ from dockyard.archive import (
 )
 from dockyard.errors import CorruptData, InvalidArgument
 
-DATA = b"".join(b"line %d of a layer %s\n" % (i, os.urandom(i % 7)) for i in range(60_000))
+DATA = b"".join(b"line %d of a layer %s\n" % (i, os.urandom(i % 7)) for i in range(20_000))
 
 
 def sha(b: bytes) -> str:
