@@ -117,3 +117,25 @@ def test_skopeo_oci_archive_of_a_docker_image_loads(engine: None, client: Client
     (result,) = results
     assert result.names == ("busybox:local",)
     assert [str(d) for d in client.image_record(str(result.image_id)).diff_ids] == layers
+
+
+@pytest.mark.peers
+@pytest.mark.parametrize("transport", ["oci-archive", "docker-archive"])
+def test_buildah_archives_load(client: Client, tmp_path: Path, transport: str) -> None:
+    if shutil.which("buildah") is None:
+        pytest.skip("buildah is not installed")
+    env = {**ENV, "CONTAINERS_STORAGE_CONF": str(PEERS_DIR / "containers" / "storage.conf")}
+    have = subprocess.run(["buildah", "inspect", "--type", "image", "-f", "{{.FromImageID}}",
+                           "localhost/busybox:local"], capture_output=True, check=False, env=env, timeout=60)
+    if have.returncode != 0:
+        pytest.skip("localhost/busybox:local is not in containers-storage (import-busybox.sh)")
+    out = tmp_path / "buildah.tar"
+    dest = f"{transport}:{out}:bb:buildah"
+    push = subprocess.run(["buildah", "push", "-q", "localhost/busybox:local", dest],
+                          capture_output=True, check=False, env=env, timeout=120)
+    assert push.returncode == 0, push.stderr
+    with open(out, "rb") as f:
+        (result,) = client.load(f, source=str(out))
+    assert "bb:buildah" in result.names
+    if transport == "docker-archive":  # the config is kept byte for byte: the same ID
+        assert str(result.image_id) == "sha256:" + have.stdout.decode().strip()
