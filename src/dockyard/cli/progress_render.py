@@ -79,10 +79,12 @@ class Renderer(Protocol):
 
 
 def make_renderer(mode: Mode | str = "auto", stream: IO[str] | None = None, *, phase: str = "Building",
-                  clock: Clock = time.monotonic, width: int | None = None) -> Renderer:
+                  clock: Clock = time.monotonic, width: int | None = None,
+                  height: int | None = None) -> Renderer:
     """A renderer for ``mode`` writing to ``stream`` (default stderr).
 
-    ``phase`` is the verb of the tty header (``[+] Building``); ``clock`` and ``width`` exist for tests.
+    ``phase`` is the verb of the tty header (``[+] Building``); ``clock``, ``width`` and ``height``
+    (the terminal's, detected by default) exist for tests.
     """
     import sys
 
@@ -95,7 +97,7 @@ def make_renderer(mode: Mode | str = "auto", stream: IO[str] | None = None, *, p
     if mode == "plain":
         return PlainRenderer(out, clock=clock)
     if mode == "tty":
-        return TtyRenderer(out, phase=phase, clock=clock, width=width)
+        return TtyRenderer(out, phase=phase, clock=clock, width=width, height=height)
     from dockyard.errors import InvalidArgument
 
     raise InvalidArgument(f"invalid progress mode {mode!r}: expected auto, tty, plain or quiet")
@@ -391,7 +393,8 @@ class TtyRenderer(_Base):
     """A live BuildKit/docker-style display drawn with rich on a terminal."""
 
     def __init__(self, stream: IO[str], *, phase: str = "Building", clock: Clock = time.monotonic,
-                 width: int | None = None, refresh_per_second: float = 8.0) -> None:
+                 width: int | None = None, height: int | None = None,
+                 refresh_per_second: float = 8.0) -> None:
         from rich.console import Console
         from rich.live import Live
 
@@ -404,8 +407,8 @@ class TtyRenderer(_Base):
         self._order: list[str] = []
         self._layers: dict[str, _Layer] = {}
         self._closed = False
-        self.console = Console(file=stream, force_terminal=True, width=width, highlight=False,
-                               soft_wrap=False)
+        self.console = Console(file=stream, force_terminal=True, width=width, height=height,
+                               highlight=False, soft_wrap=False)
         self._live = Live(console=self.console, get_renderable=self._renderable, auto_refresh=True,
                           refresh_per_second=refresh_per_second, transient=False, redirect_stdout=False,
                           redirect_stderr=False, vertical_overflow="visible")
