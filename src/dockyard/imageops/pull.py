@@ -204,7 +204,7 @@ def _layers(store: Store, sources: Sequence[Repository], manifest: Manifest, dif
             raise Interrupted("pull interrupted")
         sink(Event(id=desc.digest.short, name="Extracting" if unpack else "Verifying Checksum",
                    status="running", current=0, total=desc.size))
-        size = _extract(store, desc, diff_id, chain, unpack, verify_blob=have_blob)
+        size = _extract(store, desc, diff_id, chain, unpack, verify_blob=have_blob, sink=sink)
         store.meta.add_layer_blob(LayerBlob(diff_id, desc.digest, desc.media_type or mt.OCI_LAYER_GZIP,
                                             desc.size, size))
         sink(Event(id=desc.digest.short, name="Pull complete", status="done", current=desc.size,
@@ -227,16 +227,26 @@ def _layers(store: Store, sources: Sequence[Repository], manifest: Manifest, dif
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-class _PassThrough:
-    """A reader that only passes bytes through (stands in for ``HashingReader`` when no hash is due)."""
+class _Progress:
+    """Passes reads through, reporting how far into the blob extraction is."""
 
-    digest = ""
-
-    def __init__(self, inner: BinaryIO) -> None:
+    def __init__(self, inner: BinaryIO | HashingReader, desc: Descriptor, sink: ProgressSink,
+                 name: str) -> None:
         self._inner = inner
+        self._desc = desc
+        self._sink = sink
+        self._name = name
+        self.done = 0
+        self._reported = 0
 
     def read(self, n: int = -1) -> bytes:
-        return self._inner.read(n)
+        data = self._inner.read(n)
+        self.done += len(data)
+        if self.done - self._reported >= PIECE or (not data and self.done != self._reported):
+            self._reported = self.done
+            self._sink(Event(id=self._desc.digest.short, name=self._name, status="running",
+                             current=min(self.done, self._desc.size), total=self._desc.size))
+        return data
 
 
 def _have_blob(store: Store, desc: Descriptor, diff_id: Digest) -> bool:
@@ -271,7 +281,7 @@ def _download(store: Store, sources: Sequence[Repository], desc: Descriptor, sin
 
 
 def _extract(store: Store, desc: Descriptor, diff_id: Digest, chain: Digest, unpack: bool, *,
-             verify_blob: bool) -> int:
+             verify_blob: bool, sink: ProgressSink) -> int:
     """Verify the layer's diff ID (unpacking it into its snapshot if asked); return its tar size.
 
     ``verify_blob`` re-hashes the compressed blob too (not needed right after a verified download).
@@ -280,16 +290,18 @@ def _extract(store: Store, desc: Descriptor, diff_id: Digest, chain: Digest, unp
 
     def fill(target: Path | None) -> None:
         with store.content.open(desc.digest) as f:
-            blob_hash = HashingReader(f) if verify_blob else _PassThrough(f)
-            raw, _ = open_decompressed(blob_hash)  # type: ignore[arg-type]
+            # Hashing a blob just verified by its download would only cost time.
+            blob_hash = HashingReader(f) if verify_blob else None
+            reader = _Progress(blob_hash or f, desc, sink, "Extracting" if unpack else "Verifying Checksum")
+            raw, _ = open_decompressed(reader)
             diff_hash = HashingReader(raw)
             if target is not None:
                 apply_layer_overlay(diff_hash, target)
             while diff_hash.read(PIECE):  # padding after the tar's end still counts in the diff ID
                 pass
-            while blob_hash.read(PIECE):
+            while reader.read(PIECE):
                 pass
-        if verify_blob and blob_hash.digest != desc.digest:
+        if blob_hash is not None and blob_hash.digest != desc.digest:
             raise DigestMismatch(desc.digest, blob_hash.digest, f"layer blob {desc.digest}")
         if diff_hash.digest != diff_id:
             raise DigestMismatch(diff_id, diff_hash.digest, f"diff ID of layer blob {desc.digest}")
