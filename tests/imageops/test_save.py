@@ -93,3 +93,11 @@ def test_bad_format(stores: tuple[Store, Store]) -> None:
     rec = import_image(a, io.BytesIO(rootfs(5)))
     with pytest.raises(InvalidArgument, match="invalid format"):
         save(a, resolve_items(a, [rec.id]), 1, fmt="zip")  # type: ignore[arg-type]
+
+
+def test_save_load_save_gives_the_same_bytes(stores: tuple[Store, Store]) -> None:
+    a, b = stores
+    import_image(a, io.BytesIO(rootfs(6)), names=["six:6"])
+    first = _save_bytes(a, ["six:6"])
+    load_into(b, io.BytesIO(first))
+    assert _save_bytes(b, ["six:6"]) == first
