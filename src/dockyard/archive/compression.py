@@ -86,7 +86,7 @@ class _Prepend(io.RawIOBase):
 class _GzipReader(io.RawIOBase):
     """Streaming multi-member gzip decompression with isal; errors become ``CorruptData``."""
 
-    def __init__(self, inner: Any, chunk: int = 1 << 20) -> None:
+    def __init__(self, inner: Any, chunk: int = 1 << 17) -> None:
         self._inner = inner
         self._chunk = chunk
         self._d = isal_zlib.decompressobj(wbits=31)
