@@ -27,7 +27,7 @@ from typing import BinaryIO
 
 from dockyard.archive import apply_layer_overlay
 from dockyard.archive.compression import HashingReader, open_decompressed
-from dockyard.errors import CorruptData, DigestMismatch, Interrupted, NotFound, RegistryError
+from dockyard.errors import CorruptData, DigestMismatch, Interrupted, InvalidArgument, NotFound, RegistryError
 from dockyard.image import LayerBlob, chain_ids
 from dockyard.imageops import Lease, Store
 from dockyard.imageops.commit import commit_image
@@ -98,7 +98,7 @@ def pull(store: Store, registry: RegistryClient, ref: Reference, *, platform: Pl
     wanted = platform or host()
     top, first = _fetch_manifest(sources, ref.digest or ref.tag or "latest")
     sources = list(sources[first:])
-    where = f"{ref.familiar()}"
+    where = ref.familiar()
     fetched = top
     if top.media_type in mt.SCHEMA1:
         raise CorruptData(f"{where}: Docker image manifest schema 1 is not supported; "
@@ -140,7 +140,7 @@ def pull_all_tags(store: Store, registry: RegistryClient, ref: Reference, *,
                   unpack: bool = True, max_workers: int = 4) -> list[PullResult]:
     """Pull every tag of ``ref``'s repository (``docker pull --all-tags``)."""
     if ref.tag is not None or ref.digest is not None:
-        raise CorruptData("tag can't be used with --all-tags/-a")
+        raise InvalidArgument("tag can't be used with --all-tags/-a")
     sources = registry.pull_sources(ref.domain, ref.path)
     last: RegistryError | None = None
     for repo in sources:
@@ -204,7 +204,8 @@ def _layers(store: Store, sources: Sequence[Repository], manifest: Manifest, dif
             raise Interrupted("pull interrupted")
         sink(Event(id=desc.digest.short, name="Extracting" if unpack else "Verifying Checksum",
                    status="running", current=0, total=desc.size))
-        size = _extract(store, desc, diff_id, chain, unpack, verify_blob=have_blob, sink=sink)
+        size = _extract(store, desc, diff_id, chain, unpack, verify_blob=have_blob, sink=sink,
+                        cancelled=cancelled)
         store.meta.add_layer_blob(LayerBlob(diff_id, desc.digest, desc.media_type or mt.OCI_LAYER_GZIP,
                                             desc.size, size))
         sink(Event(id=desc.digest.short, name="Pull complete", status="done", current=desc.size,
@@ -228,10 +229,11 @@ def _layers(store: Store, sources: Sequence[Repository], manifest: Manifest, dif
 
 
 class _Progress:
-    """Passes reads through, reporting how far into the blob extraction is."""
+    """Passes reads through, reporting how far into the blob extraction is; stops when cancelled."""
 
     def __init__(self, inner: BinaryIO | HashingReader, desc: Descriptor, sink: ProgressSink,
-                 name: str) -> None:
+                 name: str, cancelled: threading.Event) -> None:
+        self._cancelled = cancelled
         self._inner = inner
         self._desc = desc
         self._sink = sink
@@ -240,6 +242,8 @@ class _Progress:
         self._reported = 0
 
     def read(self, n: int = -1) -> bytes:
+        if self._cancelled.is_set():
+            raise Interrupted("pull interrupted")
         data = self._inner.read(n)
         self.done += len(data)
         if self.done - self._reported >= PIECE or (not data and self.done != self._reported):
@@ -281,7 +285,7 @@ def _download(store: Store, sources: Sequence[Repository], desc: Descriptor, sin
 
 
 def _extract(store: Store, desc: Descriptor, diff_id: Digest, chain: Digest, unpack: bool, *,
-             verify_blob: bool, sink: ProgressSink) -> int:
+             verify_blob: bool, sink: ProgressSink, cancelled: threading.Event) -> int:
     """Verify the layer's diff ID (unpacking it into its snapshot if asked); return its tar size.
 
     ``verify_blob`` re-hashes the compressed blob too (not needed right after a verified download).
@@ -292,7 +296,8 @@ def _extract(store: Store, desc: Descriptor, diff_id: Digest, chain: Digest, unp
         with store.content.open(desc.digest) as f:
             # Hashing a blob just verified by its download would only cost time.
             blob_hash = HashingReader(f) if verify_blob else None
-            reader = _Progress(blob_hash or f, desc, sink, "Extracting" if unpack else "Verifying Checksum")
+            reader = _Progress(blob_hash or f, desc, sink, "Extracting" if unpack else "Verifying Checksum",
+                               cancelled)
             raw, _ = open_decompressed(reader)
             diff_hash = HashingReader(raw)
             if target is not None:
