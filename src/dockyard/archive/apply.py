@@ -196,7 +196,10 @@ class SafeRoot:
                     try:
                         os.mkdir(comp, 0o755, dir_fd=cur)
                     except FileExistsError:
-                        pass  # a dangling symlink: handled by the retry below
+                        # Appeared meanwhile: retry, but never forever.
+                        hops += 1
+                        if hops > _MAX_SYMLINKS:
+                            raise CorruptData(f"{what}: cannot create directory {comp!r}")
                     todo.append(comp)
                     continue
                 except OSError as exc:
