@@ -22,7 +22,7 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from functools import partial
 
-from dockyard.errors import Interrupted, InvalidArgument, NotFound
+from dockyard.errors import DockyardError, Interrupted, InvalidArgument, NotFound
 from dockyard.image import LayerBlob
 from dockyard.imageops import Lease, Store
 from dockyard.imageops.commit import layer_blob
@@ -120,7 +120,7 @@ def _original_manifest(store: Store, manifest_digest: str, image_id: Digest,
         return None
     try:
         manifest = parse_manifest(store.content.read(manifest_digest))
-    except Exception:  # an unreadable old manifest only means we write a new one
+    except DockyardError:  # an unreadable old manifest only means we write a new one
         return None
     if manifest.config.digest != image_id:
         return None
