@@ -400,3 +400,24 @@ def test_https_first_and_plain_http_only_when_allowed(tmp_path: Path) -> None:
     with RegistryClient(opts, transport=faults) as client, pytest.raises(RegistryError, match="cannot reach"):
         client.repository("registry.dytest.invalid", "x").get_manifest("latest")
     assert seen == ["https://registry.dytest.invalid", "http://registry.dytest.invalid"]
+
+
+def test_upload_restarts_after_a_5xx_mid_upload() -> None:
+    desc, data = _blob(2 << 20)
+    failures = [503]
+
+    def hook(request: httpx.Request, response: httpx.Response) -> httpx.Response | None:
+        if request.method == "PUT" and "/blobs/uploads/" in request.url.path and failures:
+            response.read()
+            return httpx.Response(failures.pop(), request=request)
+        return None
+
+    faults = Faults(hook)
+    with RegistryClient(FAST, transport=faults) as client:
+        repo = client.repository(PLAIN, _repo())
+        assert repo.upload_blob(desc, lambda: io.BytesIO(data)) == "uploaded"
+        out = io.BytesIO()
+        repo.fetch_blob(desc, out)
+        assert out.getvalue() == data
+    uploads = [r.method for r in faults.requests if "/blobs/uploads/" in r.url.path]
+    assert uploads == ["POST", "PUT", "POST", "PUT"]
