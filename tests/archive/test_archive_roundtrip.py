@@ -197,3 +197,19 @@ def test_overlay_apply_writes_overlay_whiteouts(shm: Path) -> None:
     assert stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
     assert os.getxattr(up / "dir", "trusted.overlay.opaque") == b"y"
     assert (up / "dir" / "new").read_bytes() == b"n"
+
+
+def test_apply_reports_progress(shm: Path) -> None:
+    from dockyard.progress import Event
+
+    buf = io.BytesIO()
+    with TarWriter(buf) as tw:
+        for i in range(12):
+            tw.add(TarEntry(f"f{i}"), bytes(1 << 20))
+    buf.seek(0)
+    events: list[Event] = []
+    apply_layer(buf, shm / "r", progress=events.append, progress_id="sha256:abc")
+    assert {e.id for e in events} == {"sha256:abc"} and events[-1].status == "done"
+    assert len(events) >= 3 and events[-1].current == len(buf.getvalue())
+    currents = [e.current for e in events]
+    assert currents == sorted(currents)

@@ -28,11 +28,13 @@ from dockyard.archive.tarheader import (
 )
 from dockyard.archive.whiteout import OPAQUE, OVERLAY_OPAQUE_XATTR, WHITEOUT_META_PREFIX, WHITEOUT_PREFIX
 from dockyard.errors import CorruptData, DockyardError, NotFound, StoreError, UnsafePath
+from dockyard.progress import Event, ProgressSink
 
 _O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _O_NEWFILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _MAX_SYMLINKS = 40  # as the kernel's MAXSYMLINKS
 _CACHE_MAX = 128
+_PROGRESS_EVERY = 4 << 20
 
 OwnerMap = Callable[[int, int], tuple[int, int]]
 
@@ -282,6 +284,8 @@ class _Applier:
         self.my_ids = (os.geteuid(), os.getegid())
         self.created: set[str] = set()
         self.dirs: dict[str, TarEntry] = {}
+        self.progress: ProgressSink | None = None
+        self.progress_id = ""
 
     def _ids(self, entry: TarEntry) -> tuple[int, int]:
         if self.owner is not None:
@@ -290,6 +294,7 @@ class _Applier:
 
     def apply(self, reader: TarReader) -> ApplyStats:
         try:
+            next_report = _PROGRESS_EVERY
             for entry in reader:
                 self.stats.entries += 1
                 try:
@@ -297,6 +302,9 @@ class _Applier:
                 except (OSError, ValueError, OverflowError) as exc:
                     raise _wrap(_Where(entry), exc)
                 self.root.release()
+                if self.progress is not None and reader.offset >= next_report:
+                    next_report = reader.offset + _PROGRESS_EVERY
+                    self.progress(Event(self.progress_id, "extracting", current=reader.offset))
             self._finish_dirs()
         finally:
             self.root.close()
@@ -511,6 +519,8 @@ def apply_layer(
     same_owner: bool | None = None,
     owner: OwnerMap | None = None,
     drain: bool = True,
+    progress: ProgressSink | None = None,
+    progress_id: str = "",
 ) -> ApplyStats:
     """Apply the (uncompressed) layer tar ``stream`` onto directory ``root``, Docker's way.
 
@@ -518,9 +528,10 @@ def apply_layer(
     lower layers' contents (entries from this layer stay). Existing entries of another type are
     replaced; directories merge. Owners are set when ``same_owner`` (default: running as root),
     mapped through ``owner(uid, gid)`` if given. With ``drain`` the stream is read to EOF afterwards,
-    so a hashing wrapper sees every byte. Raises ``UnsafePath`` / ``CorruptData``.
+    so a hashing wrapper sees every byte. ``progress`` gets "extracting" events (``current`` = tar
+    bytes read) under ``progress_id`` every few MiB. Raises ``UnsafePath`` / ``CorruptData``.
     """
-    return _apply(stream, root, False, same_owner, owner, drain)
+    return _apply(stream, root, False, same_owner, owner, drain, progress, progress_id)
 
 
 def apply_layer_overlay(
@@ -530,27 +541,34 @@ def apply_layer_overlay(
     same_owner: bool | None = None,
     owner: OwnerMap | None = None,
     drain: bool = True,
+    progress: ProgressSink | None = None,
+    progress_id: str = "",
 ) -> ApplyStats:
     """Unpack a layer into an empty directory in overlayfs form, to stack it as a lowerdir.
 
     Whiteouts become 0/0 character devices and opaque markers the ``trusted.overlay.opaque=y`` xattr
     (both need root). Each layer gets its own directory, so nothing is deleted or copied.
     """
-    return _apply(stream, upperdir, True, same_owner, owner, drain)
+    return _apply(stream, upperdir, True, same_owner, owner, drain, progress, progress_id)
 
 
 def _apply(
     stream: Readable, root: str | os.PathLike[str], overlay: bool, same_owner: bool | None,
-    owner: OwnerMap | None, drain: bool,
+    owner: OwnerMap | None, drain: bool, progress: ProgressSink | None, progress_id: str,
 ) -> ApplyStats:
     if same_owner is None:
         same_owner = os.geteuid() == 0
     root_fd = _open_root(root)
     try:
         reader = TarReader(stream)
-        stats = _Applier(root_fd, overlay, same_owner, owner).apply(reader)
+        applier = _Applier(root_fd, overlay, same_owner, owner)
+        applier.progress = progress
+        applier.progress_id = progress_id
+        stats = applier.apply(reader)
         if drain:
             reader.drain()
+        if progress is not None:
+            progress(Event(progress_id, "extracting", "done", current=reader.offset, total=reader.offset))
         return stats
     finally:
         os.close(root_fd)
