@@ -1,0 +1,199 @@
+"""Under load nothing is lost; a SIGKILL mid-upload corrupts nothing. The server runs as a subprocess
+(``dockyard registry serve``) so the load generator does not share its interpreter."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+PUSHERS, IMAGES, PULLERS = 16, 20, 4
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+
+
+def sha(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def start(storage: Path) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen([sys.executable, "-m", "dockyard", "registry", "serve", "--addr", "127.0.0.1:0",
+                             "--storage", str(storage), "--no-access-log"], stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    line = proc.stderr.readline()
+    m = re.search(r"listening on (http://\S+)", line)
+    assert m, line + (proc.stderr.read() if proc.poll() is not None else "")
+    return proc, m.group(1)
+
+
+@pytest.fixture
+def storage(tmp_path: Path) -> Iterator[Path]:
+    # Blob-heavy: keep it on tmpfs when there is one.
+    base = Path("/dev/shm") if os.access("/dev/shm", os.W_OK) else tmp_path
+    path = base / f"dockyard-load-{os.getpid()}-{time.monotonic_ns()}"
+    yield path
+    subprocess.run(["rm", "-rf", str(path)], check=False)
+
+
+async def push_blob(c: httpx.AsyncClient, repo: str, data: bytes, chunked: bool) -> str:
+    digest = sha(data)
+    if (await c.head(f"/v2/{repo}/blobs/{digest}")).status_code == 200:
+        return digest
+    if not chunked:
+        r = await c.post(f"/v2/{repo}/blobs/uploads/", params={"digest": digest}, content=data)
+        assert r.status_code == 201, r.text
+        return digest
+    r = await c.post(f"/v2/{repo}/blobs/uploads/")
+    loc = r.headers["Location"]
+    step = max(1, len(data) // 3)
+    for start_at in range(0, len(data), step):
+        chunk = data[start_at:start_at + step]
+        r = await c.patch(loc, content=chunk,
+                          headers={"Content-Range": f"{start_at}-{start_at + len(chunk) - 1}"})
+        assert r.status_code == 202, r.text
+        loc = r.headers["Location"]
+    r = await c.put(loc, params={"digest": digest})
+    assert r.status_code == 201, r.text
+    return digest
+
+
+async def pull_and_verify(c: httpx.AsyncClient, repo: str, ref: str, expected_digest: str | None) -> None:
+    r = await c.get(f"/v2/{repo}/manifests/{ref}", headers={"Accept": OCI_MANIFEST})
+    assert r.status_code == 200, (repo, ref, r.text)
+    if expected_digest:
+        assert sha(r.content) == expected_digest
+    manifest = json.loads(r.content)
+    for desc in [manifest["config"], *manifest["layers"]]:
+        blob = await c.get(f"/v2/{repo}/blobs/{desc['digest']}")
+        assert blob.status_code == 200 and sha(blob.content) == desc["digest"], (repo, desc)
+
+
+@pytest.mark.slow
+def test_concurrent_pushers_and_pullers_lose_nothing(storage: Path) -> None:
+    rng = random.Random(7)
+    shared = [rng.randbytes(rng.randint(16 << 10, 128 << 10)) for _ in range(8)]
+    proc, url = start(storage)
+    pushed: dict[tuple[str, str], str] = {}
+    stop = asyncio.Event()
+    pulls = 0
+
+    async def pusher(n: int) -> None:
+        async with httpx.AsyncClient(base_url=url, timeout=60) as c:
+            repo = f"load/p{n % 4}"  # four pushers share each repository
+            for i in range(IMAGES):
+                layers = [shared[(n + i) % 8], shared[(n * 3 + i) % 8], f"unique {n}/{i}".encode() * 50]
+                descs = [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                          "digest": await push_blob(c, repo, data, chunked=(i % 2 == 0)), "size": len(data)}
+                         for data in layers]
+                config = json.dumps({"pusher": n, "image": i}).encode()
+                cdesc = {"mediaType": "application/vnd.oci.image.config.v1+json",
+                         "digest": await push_blob(c, repo, config, chunked=False), "size": len(config)}
+                body = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": cdesc,
+                                   "layers": descs}).encode()
+                tag = f"n{n}-i{i}"
+                r = await c.put(f"/v2/{repo}/manifests/{tag}", content=body,
+                                headers={"Content-Type": OCI_MANIFEST})
+                assert r.status_code == 201, r.text
+                pushed[(repo, tag)] = sha(body)
+
+    async def puller() -> None:
+        nonlocal pulls
+        async with httpx.AsyncClient(base_url=url, timeout=60) as c:
+            while not stop.is_set():
+                if pushed:
+                    (repo, tag), digest = rng.choice(list(pushed.items()))
+                    await pull_and_verify(c, repo, tag, digest)
+                    pulls += 1
+                await asyncio.sleep(0.005)
+
+    async def main() -> None:
+        pullers = [asyncio.create_task(puller()) for _ in range(PULLERS)]
+        await asyncio.gather(*(pusher(n) for n in range(PUSHERS)))
+        stop.set()
+        await asyncio.gather(*pullers)
+        async with httpx.AsyncClient(base_url=url, timeout=60) as c:
+            for (repo, tag), digest in pushed.items():
+                await pull_and_verify(c, repo, tag, digest)
+                await pull_and_verify(c, repo, digest, digest)
+            for n in range(4):
+                tags = (await c.get(f"/v2/load/p{n}/tags/list")).json()["tags"]
+                assert len(tags) == PUSHERS // 4 * IMAGES
+
+    started = time.monotonic()
+    try:
+        asyncio.run(asyncio.wait_for(main(), timeout=240))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(20)
+    assert len(pushed) == PUSHERS * IMAGES
+    assert pulls > 0
+    print(f"\n{PUSHERS}x{IMAGES} pushes + {pulls} concurrent pulls in {time.monotonic() - started:.1f}s")
+    assert not list((storage / "uploads").iterdir()), "an upload session was left behind"
+
+
+def _verify_blobs(storage: Path) -> int:
+    count = 0
+    for path in (storage / "blobs").rglob("*"):
+        if path.is_file():
+            assert hashlib.sha256(path.read_bytes()).hexdigest() == path.name, f"corrupt blob {path}"
+            count += 1
+    return count
+
+
+def test_sigkill_mid_upload_leaves_no_corrupt_blob(storage: Path) -> None:
+    proc, url = start(storage)
+    data = os.urandom(24 << 20)
+    digest = sha(data)
+    port = int(url.rsplit(":", 1)[1])
+    try:
+        with httpx.Client(base_url=url, timeout=30) as c:
+            ok = b"small blob that completes"
+            assert c.post("/v2/k/r/blobs/uploads/", params={"digest": sha(ok)}, content=ok).status_code == 201
+            loc = c.post("/v2/k/r/blobs/uploads/").headers["Location"]
+        import socket
+
+        # A monolithic PUT of 24 MiB; the server dies after about a third has arrived.
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall(f"PUT {loc}?digest={digest} HTTP/1.1\r\nHost: x\r\n"
+                         f"Content-Length: {len(data)}\r\n\r\n".encode())
+            sock.sendall(data[: 8 << 20])
+            time.sleep(0.3)
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert _verify_blobs(storage) == 1  # only the completed small blob
+    proc, url = start(storage)
+    try:
+        with httpx.Client(base_url=url, timeout=60) as c:
+            assert c.head(f"/v2/k/r/blobs/{digest}").status_code == 404
+            assert c.get(f"/v2/k/r/blobs/{sha(ok)}").content == ok
+            # The interrupted session is still there (the client may resume it) ...
+            status = c.get(loc)
+            assert status.status_code == 204
+            have = int(status.headers["Range"].split("-")[1]) + 1
+            assert 0 < have <= 8 << 20
+            # ... and pushing afresh works.
+            r = c.post("/v2/k/r/blobs/uploads/", params={"digest": digest}, content=data)
+            assert r.status_code == 201
+            assert sha(c.get(f"/v2/k/r/blobs/{digest}").content) == digest
+            # Resuming the old session from where it stopped works too.
+            r = c.put(loc, params={"digest": digest}, content=data[have:],
+                      headers={"Content-Range": f"{have}-{len(data) - 1}"})
+            assert r.status_code == 201, r.text
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(20)
+    assert _verify_blobs(storage) == 2
