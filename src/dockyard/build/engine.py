@@ -45,10 +45,11 @@ from dockyard.dockerfile import (
     read_ignore_file,
 )
 from dockyard.errors import BuildError, DockerfileError, DockyardError, NotFound
-from dockyard.executor import NamespaceExecutor
+from dockyard.executor import NamespaceExecutor, cleanup_stale
 from dockyard.image import chain_ids
 from dockyard.imageops import Store
 from dockyard.imageops.commit import commit_image
+from dockyard.imageops.gc import clean_tmp
 from dockyard.imageops.images import load_config, resolve
 from dockyard.imageops.unpack import unpack_layers
 from dockyard.metadata import CacheRecord
@@ -69,12 +70,19 @@ def build(store: Store, options: BuildOptions) -> BuildResult:
         builder.close()
 
 
+def recover(store: Store) -> None:
+    """Undo what killed builds left: their executor runs, mounts and scratch directories."""
+    cleanup_stale(store.root / "exec")
+    clean_tmp(store)
+
+
 class Builder:
     """One build's shared state: the plan, the context, the workspace and the stage results."""
 
     def __init__(self, store: Store, options: BuildOptions) -> None:
         self.store = store
         self.options = options
+        recover(store)
         self.warnings: list[str] = []
         self.plan = self._load_plan()
         self.lease = store.lease(ttl=6 * 3600.0)

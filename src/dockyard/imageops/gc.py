@@ -128,18 +128,27 @@ def collect(store: Store, *, dry_run: bool = False) -> GcResult:
                     store.meta.remove_layer_blob(layer.diff_id, layer.digest)
         result.temp_removed += len(store.content.clean_ingest())
         result.temp_removed += len(store.snapshots.clean_tmp())
-        result.temp_removed += _clean_tmp(store)
+        result.temp_removed += clean_tmp(store)
     return result
 
 
-def _clean_tmp(store: Store) -> int:
-    """Remove ``<root>/tmp`` entries whose owning process (pid in the name) has gone."""
+def clean_tmp(store: Store) -> int:
+    """Remove ``<root>/tmp`` entries whose owning process (pid in the name) has gone.
+
+    Mounts a killed build left inside them are detached first, so nothing is deleted through them.
+    """
+    from dockyard.executor.cleanup import mounts_under
+    from dockyard.executor.mount import MNT_DETACH, umount2
+
     removed = 0
     if not store.tmp_dir.is_dir():
         return removed
     for entry in store.tmp_dir.iterdir():
         if process_alive(pid_of(entry.name)):
             continue
+        for point in mounts_under(entry):
+            with contextlib.suppress(OSError):
+                umount2(point, MNT_DETACH)
         with contextlib.suppress(OSError):
             if entry.is_dir() and not entry.is_symlink():
                 shutil.rmtree(entry)
