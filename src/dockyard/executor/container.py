@@ -1,12 +1,14 @@
 """The container's first process: namespaces, mounts, pivot_root, user, capabilities, then exec.
 
-Runs in a child of the zygote's per-run worker, already pid 1 of a new pid namespace. On any failure it
+Runs in a child of the zygote's per-run worker, already pid 1 of a new pid namespace, after
+:func:`prepare`. On any failure it
 reports one JSON message on the run socket and exits with Docker's code (125 setup, 126 cannot run,
 127 not found); on success the socket closes at exec (it is close-on-exec).
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import json
@@ -19,8 +21,15 @@ from typing import Any, NoReturn
 
 from dockyard.errors import ExecutionError
 from dockyard.executor import mount as m
-from dockyard.executor.rootfs import discard_overlay, mount_rootfs, mount_targets, secret_file, write_files
-from dockyard.executor.spec import DEFAULT_PATH, ProcessSpec, env_dict
+from dockyard.executor.rootfs import (
+    discard_overlay,
+    hosts_text,
+    mount_rootfs,
+    mount_targets,
+    secret_file,
+    write_files,
+)
+from dockyard.executor.spec import DEFAULT_PATH, Mount, ProcessSpec, env_dict
 from dockyard.executor.user import bad_cwd, lookup_path, resolve_user, secure_join, start_error
 
 _DEVICES = (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9),
@@ -92,13 +101,8 @@ def _setup_and_exec(req: dict[str, Any], stdio: tuple[int, int, int]) -> NoRetur
     spec = ProcessSpec.from_json(req["spec"])
     rundir = req["rundir"]
     root, scratch = os.path.join(rundir, "rootfs"), os.path.join(rundir, "scratch")
-    os.setsid()
-    flags = m.CLONE_NEWNS | m.CLONE_NEWUTS | m.CLONE_NEWIPC
     if spec.network == "none":
-        flags |= m.CLONE_NEWNET
-    m.unshare(flags)
-    m.mount(None, "/", None, m.MS_REC | m.MS_PRIVATE)
-    if spec.network == "none":
+        m.unshare(m.CLONE_NEWNET)
         m.loopback_up()
     m.mount("tmpfs", scratch, "tmpfs", m.MS_NOSUID | m.MS_NODEV, "mode=700")
     mount_rootfs(req["rootfs"], root, scratch, mount_targets(spec), allow_chdir=True)
@@ -130,15 +134,45 @@ def _setup_and_exec(req: dict[str, Any], stdio: tuple[int, int, int]) -> NoRetur
     m.prctl(m.PR_SET_NO_NEW_PRIVS, 1)
     m.prctl(m.PR_SET_PDEATHSIG, signal.SIGKILL)  # after setuid, which would clear it
     program = lookup_path("/", spec.args[0], env["PATH"])
-    for sig in signal.valid_signals():
-        if sig not in (signal.SIGKILL, signal.SIGSTOP) and signal.getsignal(sig) == signal.SIG_IGN:
-            signal.signal(sig, signal.SIG_DFL)  # ignored signals would survive exec
-    signal.pthread_sigmask(signal.SIG_SETMASK, [])
     try:
         os.execve(program, list(spec.args), env)
     except OSError as exc:
         code = 127 if exc.errno == errno.ENOENT else 126
         raise start_error(f'exec: "{spec.args[0]}": {(exc.strerror or "").lower()}', code)
+
+
+def prepare() -> None:
+    """What does not depend on the request, done while the process waits as a spare: own session,
+    new mount, uts and ipc namespaces, mounts private (nothing leaks to the host)."""
+    m.prctl(m.PR_SET_PDEATHSIG, signal.SIGKILL)  # the zygote died: so do we
+    os.setsid()
+    m.unshare(m.CLONE_NEWNS | m.CLONE_NEWUTS | m.CLONE_NEWIPC)
+    m.mount(None, "/", None, m.MS_REC | m.MS_PRIVATE)
+    for sig in signal.valid_signals():
+        if sig not in (signal.SIGKILL, signal.SIGSTOP) and signal.getsignal(sig) == signal.SIG_IGN:
+            signal.signal(sig, signal.SIG_DFL)  # ignored signals would survive exec
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    _warm_up()
+
+
+def _warm_up() -> None:
+    """Run the request path on harmless input while nobody waits.
+
+    A forked Python process pays a copy-on-write fault for every page it first writes (reference
+    counts included); walking the code now moves most of those copies off a run's critical path.
+    """
+    sample = ProcessSpec(args=["true"], env=["A=b"], mounts=[Mount("/t", type="tmpfs")])
+    spec = ProcessSpec.from_json(json.loads(json.dumps(sample.to_json())))
+    mount_targets(spec)
+    hosts_text(spec)
+    _exec_env(spec, "/")
+    secure_join("/nonexistent-dockyard-root", "/etc/../etc/passwd")
+    with contextlib.suppress(ExecutionError):
+        resolve_user("/nonexistent-dockyard-root", "nobody:nogroup")
+    with contextlib.suppress(ExecutionError):
+        lookup_path("/nonexistent-dockyard-root", "true", DEFAULT_PATH)
+    m.capset_data(m.DEFAULT_CAP_MASK, m.DEFAULT_CAP_MASK, 0)
+    m.last_cap()
 
 
 def report(sock: socket.socket, message: dict[str, Any]) -> None:

@@ -50,6 +50,7 @@ _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
 _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
 _libc.unshare.argtypes = [ctypes.c_int]
+_libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
 _libc.sethostname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
 _libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
 
@@ -79,6 +80,11 @@ def umount2(target: str | os.PathLike[str], flags: int = 0) -> None:
 def unshare(flags: int) -> None:
     """unshare(2); call it in a single-threaded process."""
     _check(_libc.unshare(flags), "unshare")
+
+
+def setns(fd: int, nstype: int) -> None:
+    """setns(2): join the namespace behind ``fd``."""
+    _check(_libc.setns(fd, nstype), "setns")
 
 
 def sethostname(name: str) -> None:
@@ -114,13 +120,17 @@ def drop_bounding_set(keep_mask: int) -> None:
     prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL)
 
 
-def capset(effective: int, permitted: int, inheritable: int) -> None:
-    """capset(2) for the calling thread (64-bit masks)."""
+def capset_data(effective: int, permitted: int, inheritable: int) -> tuple[ctypes.Array[ctypes.c_char], ...]:
+    """The header and data buffers capset(2) takes, for 64-bit masks."""
     header = struct.pack("Ii", _LINUX_CAPABILITY_VERSION_3, 0)
     data = struct.pack("6I", effective & 0xFFFFFFFF, permitted & 0xFFFFFFFF, inheritable & 0xFFFFFFFF,
                        effective >> 32, permitted >> 32, inheritable >> 32)
-    hbuf = ctypes.create_string_buffer(header, len(header))
-    dbuf = ctypes.create_string_buffer(data, len(data))
+    return ctypes.create_string_buffer(header, len(header)), ctypes.create_string_buffer(data, len(data))
+
+
+def capset(effective: int, permitted: int, inheritable: int) -> None:
+    """capset(2) for the calling thread (64-bit masks)."""
+    hbuf, dbuf = capset_data(effective, permitted, inheritable)
     _check(_libc.capset(hbuf, dbuf), "capset")
 
 

@@ -3,9 +3,16 @@
 Started once per :class:`~dockyard.executor.namespace.NamespaceExecutor` as
 ``python -I -S -c <bootstrap>``; it imports only the stdlib and this package. It reads requests (JSON)
 from a SEQPACKET socket, each with file descriptors attached (SCM_RIGHTS): the run socket, stdin,
-stdout, stderr. Per request it forks a worker, which unshares the pid namespace and forks the container
-(pid 1 there). The worker sends ``{"pid"}``, obeys ``{"signal": n}``, kills the container when the run
-socket closes, and finally sends ``{"exit": code}`` (128+n for a signal, like Docker).
+stdout, stderr.
+
+One fork per run, made ahead of time: the zygote always has a *spare* container process, forked into
+a new pid namespace (``unshare(CLONE_NEWPID)``, fork, then ``setns`` back so the next fork can do the
+same), which has already made its own session and mount, uts and ipc namespaces and waits for a
+request. A request goes to the spare, and a new spare is forked. The zygote supervises every run from
+one event loop: it obeys ``{"signal": n}`` on the run socket, kills the run when that socket closes,
+and sends ``{"exit": code}`` (128+n for a signal, like Docker) when the process ends. Killing the
+first process of a pid namespace ends all of it; a dying zygote takes its runs along (parent-death
+signal).
 """
 
 from __future__ import annotations
@@ -17,80 +24,174 @@ import selectors
 import signal
 import socket
 import sys
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from dockyard.executor import mount as m
-from dockyard.executor.container import container_main, report
+from dockyard.executor.container import container_main, prepare, report
 
 _MAX_REQUEST = 4 << 20
 
 
-def _worker(req: dict[str, Any], run_sock: socket.socket, stdio: tuple[int, int, int]) -> NoReturn:
-    signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the zygote ignores it to auto-reap us; we must wait
-    m.unshare(m.CLONE_NEWPID)
-    pid = os.fork()
-    if pid == 0:
-        container_main(req, run_sock, stdio)
-    for fd in stdio:
-        os.close(fd)
-    report(run_sock, {"pid": pid})
-    pidfd = os.pidfd_open(pid)
-    sel = selectors.DefaultSelector()
-    sel.register(pidfd, selectors.EVENT_READ)
-    sel.register(run_sock, selectors.EVENT_READ)
-    while True:
-        for key, _ in sel.select():
-            if key.fd == pidfd:
-                _, status = os.waitpid(pid, 0)
-                code = os.waitstatus_to_exitcode(status)
-                report(run_sock, {"exit": 128 - code if code < 0 else code})
-                os._exit(0)
-            data = run_sock.recv(65536)
-            if not data:
-                # The caller is gone (killed, or cancelled): the container must not outlive it.
-                signal.pidfd_send_signal(pidfd, signal.SIGKILL)
-                sel.unregister(run_sock)
-                continue
-            sig = int(json.loads(data).get("signal", 0))
-            if sig:
-                try:
-                    signal.pidfd_send_signal(pidfd, sig)
-                except ProcessLookupError:
-                    pass
-
-
-def serve(control: socket.socket) -> None:
-    """Answer requests on ``control`` until it closes."""
-    # Forked children must touch as few inherited pages as possible (each touch is a copy-on-write
-    # fault): no garbage collection walks over the objects imported so far.
-    gc.disable()
-    gc.freeze()
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+def _recv_request(sock: socket.socket) -> tuple[bytes, list[int]]:
     while True:
         try:
-            msg, fds, _, _ = socket.recv_fds(control, _MAX_REQUEST, 4, socket.MSG_CMSG_CLOEXEC)
+            msg, fds, _, _ = socket.recv_fds(sock, _MAX_REQUEST, 4, socket.MSG_CMSG_CLOEXEC)
+            return msg, fds
         except InterruptedError:
             continue
+
+
+def _container(sock: socket.socket) -> NoReturn:
+    """A spare container process: prepare, wait for the request, run it."""
+    try:
+        prepare()
+    except BaseException:
+        os._exit(125)  # the zygote finds the spare dead and makes another
+    msg, fds = _recv_request(sock)
+    if not msg or len(fds) != 4:
+        os._exit(0)
+    sock.close()
+    container_main(json.loads(msg), socket.socket(fileno=fds[0]), (fds[1], fds[2], fds[3]))
+
+
+class _Run:
+    def __init__(self, pid: int, pidfd: int, sock: socket.socket | None) -> None:
+        self.pid = pid
+        self.pidfd = pidfd
+        self.sock = sock
+
+
+class Zygote:
+    """The event loop: a spare, the runs in flight, and the control socket."""
+
+    def __init__(self, control: socket.socket) -> None:
+        self.control: socket.socket | None = control
+        self.sel = selectors.DefaultSelector()
+        self.own_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+        self.spare: _Run | None = None
+        self.runs: dict[int, _Run] = {}
+        self.sel.register(control, selectors.EVENT_READ, "control")
+
+    def _fork_spare(self) -> _Run:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        m.unshare(m.CLONE_NEWPID)
+        try:
+            pid = os.fork()
+        except BaseException:
+            m.setns(self.own_pidns, m.CLONE_NEWPID)
+            raise
+        if pid == 0:
+            # Hold nothing of the zygote's: another run's socket kept open here would hide its end.
+            keep = theirs.fileno()
+            os.closerange(3, keep)
+            os.closerange(keep + 1, 1 << 20)
+            _container(theirs)
+        m.setns(self.own_pidns, m.CLONE_NEWPID)  # our next fork must get a pid namespace of its own
+        theirs.close()
+        run = _Run(pid, os.pidfd_open(pid), ours)
+        self.sel.register(run.pidfd, selectors.EVENT_READ, run)
+        return run
+
+    def _start_run(self) -> None:
+        assert self.control is not None
+        msg, fds = _recv_request(self.control)
         if not msg:
+            self.sel.unregister(self.control)
+            self.control.close()
+            self.control = None
+            if self.spare is not None:
+                signal.pidfd_send_signal(self.spare.pidfd, signal.SIGKILL)
             return
         if len(fds) != 4:
             for fd in fds:
                 os.close(fd)
-            continue
-        pid = os.fork()
-        if pid == 0:
-            code = 125
-            run_sock = socket.socket(fileno=fds[0])
+            return
+        run_sock = socket.socket(fileno=fds[0])
+        started: _Run | None = None
+        for _attempt in range(2):
+            spare = self.spare if self.spare is not None else self._fork_spare()
+            self.spare = None
+            assert spare.sock is not None
             try:
-                control.close()
-                signal.signal(signal.SIGINT, signal.SIG_DFL)
-                _worker(json.loads(msg), run_sock, (fds[1], fds[2], fds[3]))
-            except BaseException as exc:
-                report(run_sock, {"error": f"executor failed: {type(exc).__name__}: {exc}", "code": code})
-            os._exit(code)
-        for fd in fds:
-            os.close(fd)
+                socket.send_fds(spare.sock, [msg], fds)
+                started = spare
+                break
+            except OSError:  # it died: its pidfd will say so; make another
+                spare.sock.close()
+                spare.sock = None
+        for fd in fds[1:]:
+            os.close(fd)  # the container has its copies now
+        if started is None:
+            report(run_sock, {"error": "executor failed: cannot start a container process", "code": 125})
+            run_sock.close()
+        else:
+            assert started.sock is not None
+            started.sock.close()
+            started.sock = run_sock
+            self.runs[started.pidfd] = started
+            self.sel.register(run_sock, selectors.EVENT_READ, started)
+        self.spare = self._fork_spare()
+
+    def _exited(self, run: _Run) -> None:
+        _, status = os.waitpid(run.pid, 0)
+        self.sel.unregister(run.pidfd)
+        os.close(run.pidfd)
+        if self.runs.pop(run.pidfd, None) is None:
+            if run is self.spare:
+                self.spare = None
+            if run.sock is not None:
+                run.sock.close()
+            return
+        if run.sock is not None:
+            code = os.waitstatus_to_exitcode(status)
+            report(run.sock, {"exit": 128 - code if code < 0 else code})
+            self.sel.unregister(run.sock)
+            run.sock.close()
+
+    def _message(self, run: _Run) -> None:
+        assert run.sock is not None
+        data = b""
+        try:
+            data = run.sock.recv(65536)
+        except OSError:
+            pass
+        if not data:
+            # The caller is gone (killed, or cancelled): the container must not outlive it.
+            self.sel.unregister(run.sock)
+            run.sock.close()
+            run.sock = None
+            signal.pidfd_send_signal(run.pidfd, signal.SIGKILL)
+            return
+        sig = int(json.loads(data).get("signal", 0))
+        if sig:
+            try:
+                signal.pidfd_send_signal(run.pidfd, sig)
+            except ProcessLookupError:
+                pass
+
+    def serve(self) -> None:
+        """Run until the control socket closes and every run has ended."""
+        self.spare = self._fork_spare()
+        while self.control is not None or self.runs:
+            for key, _ in self.sel.select():
+                if key.data == "control":
+                    self._start_run()
+                elif key.fd == key.data.pidfd:
+                    self._exited(key.data)
+                else:
+                    self._message(key.data)
+        if self.spare is not None:
+            signal.pidfd_send_signal(self.spare.pidfd, signal.SIGKILL)
+
+
+def serve(control: socket.socket) -> None:
+    """Answer requests on ``control`` until it closes and the runs in flight have ended."""
+    # Forked children must touch as few inherited pages as possible (each touch is a copy-on-write
+    # fault): no garbage collection walks over the objects imported so far.
+    gc.disable()
+    gc.freeze()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    Zygote(control).serve()
 
 
 def main() -> None:
