@@ -320,26 +320,42 @@ class Builder:
                           run_config_from_base={k for k, v in config.config.items() if v})
 
     def _image(self, ref: str, platform: str) -> tuple[str, ImageConfig]:
-        """An image by reference: from the local store, pulled when missing (or always with --pull)."""
+        """An image by reference: from the local store, pulled when missing (or always with --pull).
+
+        ``platform`` ("" when the Dockerfile and the command line name none) must match the local
+        image, as Docker requires; a mismatch pulls the right one when a registry is reachable.
+        """
+        wanted = platform or self.options.platform
+        cache_key = f"{ref}|{wanted}"
         with self._image_lock:
-            known = self._image_cache.get(ref)
+            known = self._image_cache.get(cache_key)
         if known is not None:
             return known
         image_id = ""
         if not self.options.pull:
             with contextlib.suppress(NotFound):
                 image_id = str(resolve(self.store, ref))
+        if image_id and wanted:
+            local, _raw = load_config(self.store, image_id)
+            want = Platform.parse(wanted)
+            if (local.os, local.architecture) != (want.os, want.architecture) or (
+                    want.variant and local.variant and want.variant != local.variant):
+                if self.options.puller is None:
+                    have = "/".join(p for p in (local.os, local.architecture, local.variant) if p)
+                    raise BuildError(f"image with reference {ref} was found but does not match the specified "
+                                     f"platform: wanted {want}, actual: {have}")
+                image_id = ""
         if not image_id:
             if self.options.puller is None:
                 raise BuildError(f"failed to resolve source metadata for {ref}: no such image in the local "
                                  "store (pull it first, or import it)")
             self.vertex(f"pull:{ref}", f"[internal] load metadata for {ref}", "started")
-            image_id = self.options.puller(ref, platform)
+            image_id = self.options.puller(ref, wanted)
             self.vertex(f"pull:{ref}", f"[internal] load metadata for {ref}", "done")
         config, _raw = load_config(self.store, image_id)
         self.lease.add_image(image_id)
         with self._image_lock:
-            self._image_cache[ref] = (image_id, config)
+            self._image_cache[cache_key] = (image_id, config)
         return image_id, config
 
     # -- steps -----------------------------------------------------------------------------------

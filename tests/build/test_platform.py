@@ -1,0 +1,45 @@
+"""Builds for a foreign platform: RUN goes through qemu's binfmt handler, the image says arm64."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dockyard.errors import BuildError, DockyardError
+from tests.build.conftest import Builds
+
+BINFMT = Path("/proc/sys/fs/binfmt_misc/qemu-aarch64")
+
+
+@pytest.fixture()
+def arm64_base(builds: Builds) -> str:
+    if not BINFMT.exists() or "enabled" not in BINFMT.read_text():
+        pytest.skip("qemu-aarch64 binfmt handler not registered (../shared/peers/binfmt-setup.sh)")
+    try:
+        builds.client.bootstrap("busybox", names=["busybox:arm64"], platform="linux/arm64")
+    except DockyardError as exc:
+        pytest.skip(f"no arm64 busybox-static package here: {exc}")
+    return "busybox:arm64"
+
+
+def test_foreign_platform_build(builds: Builds, arm64_base: str) -> None:
+    ctx = builds.context(f"FROM {arm64_base}\nARG TARGETARCH\n"
+                         "RUN uname -m > /arch && echo $TARGETARCH >> /arch\n")
+    builds.build(ctx, tags=["arm:1"], platform="linux/arm64")
+    assert (builds.rootfs("arm:1") / "arch").read_text().split() == ["aarch64", "arm64"]
+    assert builds.client.image_config("arm:1").architecture == "arm64"
+
+
+def test_platform_mismatch_is_an_error_without_registry(builds: Builds) -> None:
+    ctx = builds.context("FROM busybox:local\nRUN true\n")
+    with pytest.raises(BuildError, match="does not match the specified platform: wanted linux/arm64"):
+        builds.build(ctx, platform="linux/arm64")
+
+
+def test_scratch_stage_takes_the_target_platform(builds: Builds) -> None:
+    ctx = builds.context("FROM busybox:local AS src\nRUN echo x > /x\nFROM scratch\nCOPY --from=src /x /x\n")
+    builds.build(ctx, tags=["scr:1"])
+    config = builds.client.image_config("scr:1")
+    assert (config.os, config.architecture) == ("linux", "amd64")
+    assert (builds.rootfs("scr:1") / "x").read_text() == "x\n"
