@@ -132,3 +132,26 @@ def test_all_tags_push_and_pull(env: dict[str, str]) -> None:
     assert [line.split(":")[0] for line in closing] == ["v1", "v2"]
     tagged = run(env, "pull", "-a", f"{dst}:v1")
     assert (tagged.returncode, tagged.stderr) == (1, "Error: tag can't be used with --all-tags/-a\n")
+
+
+@pytest.mark.docker
+def test_logins_are_shared_with_the_docker_cli(env: dict[str, str]) -> None:
+    from tests.registry.client.peers import docker_up, peer
+
+    if not docker_up():
+        pytest.skip("docker engine not available")
+    config_dir = env["DOCKER_CONFIG"]
+    path = f"dytest/cli-{uuid.uuid4().hex[:8]}"
+    # docker logs in; dockyard uses that login to push
+    peer(f"echo peerpass | $DOCKER --config {config_dir} login -u peer --password-stdin {BASIC} >/dev/null")
+    upload_image(PLAIN, path, "v1", make_image([{"shared": b"login" * 100}]))
+    assert run(env, "pull", "-q", f"{PLAIN}/{path}:v1").returncode == 0
+    assert run(env, "tag", f"{PLAIN}/{path}:v1", f"{BASIC}/{path}:v1").returncode == 0
+    pushed = run(env, "push", f"{BASIC}/{path}:v1")
+    assert pushed.returncode == 0, pushed.stderr
+    # dockyard logs in afresh; docker uses that login to pull what dockyard pushed
+    assert run(env, "logout", BASIC).returncode == 0
+    login = run(env, "login", "-u", "peer", "--password-stdin", BASIC, stdin="peerpass")
+    assert "Login Succeeded" in login.stdout
+    peer(f"$DOCKER --config {config_dir} pull -q {BASIC}/{path}:v1 >/dev/null "
+         f"&& $DOCKER rmi {BASIC}/{path}:v1 >/dev/null")
