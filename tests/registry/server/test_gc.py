@@ -41,7 +41,8 @@ def test_collect_keeps_referenced_and_young_blobs(tmp_path: Path) -> None:
             _age(root, data, 3600)
         upload_id = old_upload.rsplit("/", 1)[1]
         past = time.time() - 2 * 86400
-        os.utime(root / "uploads" / upload_id / "repo", (past, past))
+        for name in ("repo", "data"):
+            os.utime(root / "uploads" / upload_id / name, (past, past))
 
         dry = srv.gc(dry_run=True)
         assert dry.deleted_blobs == [sha(b"orphan, old")] and dry.kept_young == 1
@@ -77,6 +78,20 @@ def test_fresh_manifest_restarts_grace_of_old_blobs(tmp_path: Path) -> None:
         report = collect(srv.storage, grace=3600, now=time.time() + 200)
         assert sha(b"old layer") not in report.deleted_blobs and report.kept_young >= 1
         assert sha(b"old layer") in collect(srv.storage, grace=3600, now=time.time() + 3700).deleted_blobs
+
+
+def test_janitor_expires_abandoned_uploads_but_not_active_ones(tmp_path: Path) -> None:
+    root = tmp_path / "s"
+    with RegistryServer(storage=root, upload_ttl=0.5, janitor_interval=0.2) as srv, \
+            httpx.Client(base_url=srv.url) as c:
+        abandoned = c.post("/v2/j/r/blobs/uploads/").headers["Location"]
+        active = c.post("/v2/j/r/blobs/uploads/").headers["Location"]
+        for i in range(6):
+            time.sleep(0.2)
+            active = c.patch(active, content=b"x", headers={"Content-Range": f"{i}-{i}"}).headers["Location"]
+        assert c.get(abandoned).status_code == 404
+        assert c.get(active).headers["Range"] == "0-5"
+        assert c.put(active, params={"digest": sha(b"xxxxxx")}).status_code == 201
 
 
 def test_offline_collect_on_storage(tmp_path: Path) -> None:

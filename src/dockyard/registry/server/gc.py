@@ -3,8 +3,8 @@
 Safe while the registry runs: a blob is only deleted when nothing marks it AND it has not been written,
 mounted or referenced by a pushed manifest for ``grace`` seconds (every such event refreshes the blob's
 mtime). A push in progress (blobs uploaded, manifest not yet put) therefore keeps its blobs, and an open
-upload session is not a blob at all until it is committed. Abandoned sessions older than
-``upload_ttl`` are removed.
+upload session is not a blob at all until it is committed. Sessions that received nothing for
+``upload_ttl`` seconds are removed.
 """
 
 from __future__ import annotations
@@ -47,6 +47,17 @@ def _references(data: bytes) -> list[str]:
     return found
 
 
+def expire_uploads(storage: Storage, upload_ttl: float, now: float | None = None,
+                   dry_run: bool = False) -> list[str]:
+    """Remove upload sessions that received no bytes for ``upload_ttl`` seconds; returns their ids."""
+    now = time.time() if now is None else now
+    expired = [u.id for u in storage.uploads() if now - u.updated > upload_ttl]
+    if not dry_run:
+        for upload_id in expired:
+            storage.upload_delete(upload_id)
+    return expired
+
+
 def collect(storage: Storage, *, grace: float = 3600, upload_ttl: float = 24 * 3600,
             dry_run: bool = False, now: float | None = None) -> GcReport:
     """Run one mark-and-sweep over ``storage``; see the module docstring for what is kept."""
@@ -83,11 +94,7 @@ def collect(storage: Storage, *, grace: float = 3600, upload_ttl: float = 24 * 3
                 if digest in deleted or storage.blob_stat(digest) is None:
                     storage.unlink_blob(repo, digest)
                     report.removed_links += 1
-    for upload in storage.uploads():
-        if now - upload.started > upload_ttl:
-            report.deleted_uploads.append(upload.id)
-            if not dry_run:
-                storage.upload_delete(upload.id)
+    report.deleted_uploads = expire_uploads(storage, upload_ttl, now, dry_run)
     if not dry_run and isinstance(storage, FilesystemStorage):
         storage.clean_tmp(older_than=max(grace, 600))
     return report

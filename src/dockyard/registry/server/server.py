@@ -20,7 +20,7 @@ from dockyard.errors import InvalidArgument, StoreError
 
 from .app import ACCESS_LOG_FORMAT, Registry, Settings, make_app
 from .auth import Authorizer, Htpasswd, Policy, TokenIssuer
-from .gc import collect
+from .gc import collect, expire_uploads
 from .storage import FilesystemStorage, Storage
 
 log = logging.getLogger("dockyard.registry")
@@ -50,6 +50,7 @@ class ServerConfig:
     gc_interval: float = 0  # seconds between online collections; 0 = never
     gc_grace: float = 3600
     upload_ttl: float = 24 * 3600
+    janitor_interval: float = 600  # how often abandoned uploads are looked for
     access_log: bool = False
     shutdown_timeout: float = 10
     extra: dict[str, Any] = field(default_factory=dict)
@@ -81,7 +82,7 @@ class RegistryServer:
         self._site: web.TCPSite | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
-        self._gc_task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
         self._ssl = self._ssl_context()
         self._auth = self._authorizer()  # load htpasswd and policy now: bad files fail before binding
         self.registry: Registry | None = None
@@ -159,8 +160,11 @@ class RegistryServer:
         # The token realm names the bound port, so auth is switched on once the port is known.
         self._auth.realm = f"{self.url}/token"
         self.registry.auth = self._auth
+        loop = asyncio.get_running_loop()
         if cfg.gc_interval > 0:
-            self._gc_task = asyncio.get_running_loop().create_task(self._gc_loop())
+            self._tasks.append(loop.create_task(self._gc_loop()))
+        if cfg.janitor_interval > 0:
+            self._tasks.append(loop.create_task(self._janitor()))
         log.info("registry listening on %s (storage %s)", self.url, cfg.storage)
 
     async def _gc_loop(self) -> None:
@@ -171,12 +175,19 @@ class RegistryServer:
             log.info("gc: %d blobs deleted (%d bytes), %d uploads expired", len(report.deleted_blobs),
                      report.freed_bytes, len(report.deleted_uploads))
 
+    async def _janitor(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.janitor_interval)
+            expired = expire_uploads(self.storage, self.config.upload_ttl)
+            if expired:
+                log.info("expired %d abandoned uploads", len(expired))
+
     async def async_stop(self) -> None:
-        if self._gc_task is not None:
-            self._gc_task.cancel()
+        for task in self._tasks:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._gc_task
-            self._gc_task = None
+                await task
+        self._tasks.clear()
         if self._site is not None:
             await self._site.stop()  # no new connections
             self._site = None

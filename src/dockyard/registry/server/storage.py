@@ -48,12 +48,13 @@ class BlobInfo:
 
 @dataclass(frozen=True, slots=True)
 class UploadInfo:
-    """An open upload session."""
+    """An open upload session; ``updated`` is when bytes last arrived (or when it started)."""
 
     id: str
     repo: str
     size: int
     started: float
+    updated: float = 0.0
 
 
 class Storage(Protocol):
@@ -294,7 +295,8 @@ class FilesystemStorage:
         folder.mkdir()
         (folder / "data").touch()
         (folder / "repo").write_text(repo)
-        return UploadInfo(upload_id, repo, 0, time.time())
+        now = time.time()
+        return UploadInfo(upload_id, repo, 0, now, now)
 
     def _upload_dir(self, upload_id: str) -> Path:
         # Session ids come from URLs: accept only the uuid form we hand out.
@@ -312,7 +314,7 @@ class FilesystemStorage:
             started = (folder / "repo").stat().st_mtime
         except (FileNotFoundError, NotADirectoryError):
             return None
-        return UploadInfo(folder.name, repo, st.st_size, started)
+        return UploadInfo(folder.name, repo, st.st_size, started, max(started, st.st_mtime))
 
     def upload_append(self, upload_id: str) -> BinaryIO:
         return open(self._upload_dir(upload_id) / "data", "ab")
