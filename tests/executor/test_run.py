@@ -291,3 +291,14 @@ def test_file_descriptors_are_handed_over(executor: Executor, overlay: RootfsSpe
     lines = (tmp_path / "out").read_text().split("\n")
     assert lines[0] == "o" and lines[1].startswith("crw-rw-rw-")
     assert (tmp_path / "err").read_text() == "e\n"
+
+
+def test_kernel_interfaces_are_protected(executor: Executor, overlay: RootfsSpec) -> None:
+    # As Docker: /proc/sys and /proc/sysrq-trigger read-only, /proc/kcore and friends masked.
+    code, out, _ = sh(executor, overlay,
+                      "echo 1 > /proc/sys/kernel/printk_ratelimit 2>/dev/null || echo sys-ro;"
+                      " echo h > /proc/sysrq-trigger 2>/dev/null || echo sysrq-ro;"
+                      " test -s /proc/kcore && echo kcore-visible; wc -c < /proc/timer_list;"
+                      " grep -c Cap /proc/self/status")
+    assert code == 0
+    assert out.split() == ["sys-ro", "sysrq-ro", "0", "5"]

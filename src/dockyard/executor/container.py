@@ -22,6 +22,8 @@ from typing import Any, NoReturn
 from dockyard.errors import ExecutionError
 from dockyard.executor import mount as m
 from dockyard.executor.rootfs import (
+    MASKED_PATHS,
+    READONLY_PATHS,
     discard_overlay,
     hosts_text,
     mount_rootfs,
@@ -58,6 +60,21 @@ def _setup_dev(root: str) -> None:
     m.mount("mqueue", os.path.join(dev, "mqueue"), "mqueue", _NOEXEC)
 
 
+def _protect_kernel_files(root: str) -> None:
+    for path in READONLY_PATHS:
+        full = root + path
+        if os.path.exists(full):
+            m.mount(full, full, None, m.MS_BIND | m.MS_REC)
+            m.mount(None, full, None, m.MS_REMOUNT | m.MS_BIND | m.MS_RDONLY | m.MS_NOSUID | m.MS_NODEV
+                    | m.MS_NOEXEC)
+    for path in MASKED_PATHS:
+        full = root + path
+        if os.path.isdir(full):
+            m.mount("tmpfs", full, "tmpfs", m.MS_RDONLY, "size=0")
+        elif os.path.exists(full):
+            m.mount(root + "/dev/null", full, None, m.MS_BIND)
+
+
 def _bind(source: str, target: str, readonly: bool) -> None:
     m.mount(source, target, None, m.MS_BIND | m.MS_REC)
     if readonly:
@@ -68,6 +85,7 @@ def _setup_mounts(root: str, scratch: str, spec: ProcessSpec, resolv_conf: str) 
     m.mount("proc", os.path.join(root, "proc"), "proc", _NOEXEC)
     _setup_dev(root)
     m.mount("sysfs", os.path.join(root, "sys"), "sysfs", _NOEXEC | m.MS_RDONLY)
+    _protect_kernel_files(root)
     for target, source in write_files(scratch, spec, resolv_conf).items():
         _bind(source, secure_join(root, target), False)
     for index, mnt in enumerate(spec.mounts):

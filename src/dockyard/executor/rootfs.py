@@ -21,6 +21,13 @@ STANDARD_TARGETS: tuple[tuple[str, bool], ...] = (
     ("/etc/hosts", False), ("/etc/resolv.conf", False), ("/etc/hostname", False),
 )
 
+# Docker's defaults (moby oci/defaults.go): hidden, and read-only, kernel interfaces. Without them a
+# root process could write /proc/sys or /proc/sysrq-trigger of the host.
+MASKED_PATHS = ("/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+                "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware",
+                "/sys/devices/virtual/powercap")
+READONLY_PATHS = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
+
 _MAX_MOUNT_DATA = 4000  # the kernel copies at most one page of mount options
 
 

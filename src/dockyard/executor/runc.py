@@ -19,7 +19,15 @@ from typing import Any
 from dockyard.errors import ExecutionError
 from dockyard.executor import mount as m
 from dockyard.executor.base import Deadline, OnStart, Output, new_run_dir, output_fds, pump, read_ready
-from dockyard.executor.rootfs import discard_overlay, mount_rootfs, mount_targets, secret_file, write_files
+from dockyard.executor.rootfs import (
+    MASKED_PATHS,
+    READONLY_PATHS,
+    discard_overlay,
+    mount_rootfs,
+    mount_targets,
+    secret_file,
+    write_files,
+)
 from dockyard.executor.spec import DEFAULT_PATH, ProcessSpec, Rootfs, env_dict, rootfs_to_json
 from dockyard.executor.user import bad_cwd, lookup_path, resolve_user, secure_join, start_error
 
@@ -120,7 +128,8 @@ class RuncExecutor:
             "root": {"path": root, "readonly": False},
             "hostname": spec.hostname,
             "mounts": mounts,
-            "linux": {"namespaces": namespaces},
+            "linux": {"namespaces": namespaces, "maskedPaths": list(MASKED_PATHS),
+                      "readonlyPaths": list(READONLY_PATHS)},
         }
 
     def run(self, spec: ProcessSpec, rootfs: Rootfs, *, stdout: Output = None, stderr: Output = None,
