@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from dockyard.errors import ExecutionError, InvalidArgument
-from dockyard.executor import Mount, ProcessSpec, RootfsSpec, resolve_user
+from dockyard.executor import LineBuffer, Mount, ProcessSpec, RootfsSpec, resolve_user
 from dockyard.executor.user import ExecUser, lookup_path, secure_join
 
 PASSWD = """root:x:0:0:root:/root:/bin/sh
@@ -126,3 +126,14 @@ def test_mount_validation_and_json_round_trip() -> None:
         args=["a", "b"], env=["A=1"], cwd="/w", user="app", network="none",
         mounts=[Mount("/s", type="secret", data=b"\x00\xff"), Mount("/t", type="tmpfs")],
         extra_groups=[5], hosts=[("h", "1.2.3.4")])
+
+
+def test_line_buffer() -> None:
+    lines: list[bytes] = []
+    buf = LineBuffer(lines.append, limit=8)
+    for chunk in (b"a", b"b\nc", b"d\n\ne", b"0123456789", b"xy"):
+        buf(chunk)
+    assert lines == [b"ab\n", b"cd\n", b"\n", b"e0123456"]
+    buf.flush()
+    buf.flush()
+    assert lines[-1] == b"789xy" and len(lines) == 5

@@ -7,7 +7,8 @@ the layer) and ``dockyard run``.
   :class:`RootfsSpec` (lower directories base first, upper, work) or a plain ``Path`` rootfs.
 - :class:`Executor` protocol: ``run(spec, rootfs, *, stdout, stderr, stdin, timeout, cancel, on_start)
   -> int``; ``stdout``/``stderr`` are a callback for chunks, a file descriptor to hand over, or ``None``;
-  ``on_start`` gets a :class:`RunHandle` whose ``signal(n)`` forwards signals (``dockyard run``).
+  ``on_start`` gets a :class:`RunHandle` whose ``signal(n)`` forwards signals (``dockyard run``);
+  :class:`LineBuffer` turns chunks into lines for progress events.
 - :class:`NamespaceExecutor` (built in; forks from a small zygote helper) and :class:`RuncExecutor`
   (an OCI bundle run by ``runc run``) give the same container: /proc, a minimal /dev, read-only /sys,
   generated /etc/hosts, /etc/resolv.conf and /etc/hostname, Docker's default capabilities, no_new_privs.
@@ -21,7 +22,7 @@ import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from dockyard.executor.base import Executor, OnStart, Output, OutputCallback, RunHandle
+    from dockyard.executor.base import Executor, LineBuffer, OnStart, Output, OutputCallback, RunHandle
     from dockyard.executor.cleanup import cleanup_stale
     from dockyard.executor.namespace import NamespaceExecutor
     from dockyard.executor.runc import RuncExecutor
@@ -29,10 +30,10 @@ if TYPE_CHECKING:
     from dockyard.executor.user import ExecUser, resolve_user
 
 # Imported on first use: the zygote imports this package and should stay small (no subprocess,
-# threading, ...), since every run forks it twice.
+# threading, ...), since every container process is forked from it.
 _EXPORTS = {
-    "Executor": "base", "OnStart": "base", "Output": "base", "OutputCallback": "base", "RunHandle": "base",
-    "cleanup_stale": "cleanup",
+    "Executor": "base", "LineBuffer": "base", "OnStart": "base", "Output": "base", "OutputCallback": "base",
+    "RunHandle": "base", "cleanup_stale": "cleanup",
     "NamespaceExecutor": "namespace", "RuncExecutor": "runc", "Mount": "spec", "ProcessSpec": "spec",
     "RootfsSpec": "spec", "ExecUser": "user", "resolve_user": "user",
 }
@@ -40,6 +41,7 @@ _EXPORTS = {
 __all__ = [
     "ExecUser",
     "Executor",
+    "LineBuffer",
     "Mount",
     "NamespaceExecutor",
     "OnStart",

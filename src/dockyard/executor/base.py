@@ -46,6 +46,40 @@ class Executor(Protocol):
     def close(self) -> None: ...
 
 
+class LineBuffer:
+    """An output callback that passes on whole lines (with their newline) to ``emit``.
+
+    For line-oriented consumers such as progress events; a line longer than ``limit`` bytes is passed
+    on in pieces, and :meth:`flush` passes on an unterminated last line.
+    """
+
+    def __init__(self, emit: OutputCallback, limit: int = 65536) -> None:
+        self._emit = emit
+        self._limit = limit
+        self._pending = b""
+
+    def __call__(self, data: bytes) -> None:
+        buf = self._pending + data
+        start = 0
+        while True:
+            end = buf.find(b"\n", start)
+            if end < 0:
+                break
+            self._emit(buf[start:end + 1])
+            start = end + 1
+        rest = buf[start:]
+        while len(rest) >= self._limit:
+            self._emit(rest[:self._limit])
+            rest = rest[self._limit:]
+        self._pending = rest
+
+    def flush(self) -> None:
+        """Pass on what is left of an unterminated line."""
+        if self._pending:
+            self._emit(self._pending)
+            self._pending = b""
+
+
 def _start_time(pid: int) -> str:
     with open(f"/proc/{pid}/stat") as f:
         return f.read().rsplit(")", 1)[1].split()[19]
