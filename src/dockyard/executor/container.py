@@ -1,9 +1,9 @@
 """The container's first process: namespaces, mounts, pivot_root, user, capabilities, then exec.
 
-Runs in a child of the zygote's per-run worker, already pid 1 of a new pid namespace, after
-:func:`prepare`. On any failure it
-reports one JSON message on the run socket and exits with Docker's code (125 setup, 126 cannot run,
-127 not found); on success the socket closes at exec (it is close-on-exec).
+Runs in a child of the zygote, pid 1 of a new pid namespace: :func:`prepare` while it waits as the
+spare, :func:`container_main` once a request arrives. On any failure it reports one JSON message on
+the run socket and exits with Docker's code (125 setup, 126 cannot run, 127 not found); on success the
+socket closes at exec (it is close-on-exec).
 """
 
 from __future__ import annotations
@@ -196,7 +196,7 @@ def _warm_up() -> None:
 def report(sock: socket.socket, message: dict[str, Any]) -> None:
     """Send one JSON message on the run socket, ignoring a reader that went away."""
     try:
-        sock.send(json.dumps(message).encode())
+        sock.send(json.dumps(message).encode(), socket.MSG_NOSIGNAL)
     except OSError:
         pass
 

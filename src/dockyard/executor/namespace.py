@@ -79,7 +79,8 @@ class NamespaceExecutor:
             return ours
 
     def close(self) -> None:
-        """Stop the zygote (runs in flight finish on their own)."""
+        """Stop the zygote: it exits once the runs in flight have ended (after 5 s it is killed, and
+        they with it)."""
         with self._lock:
             if self._control is not None:
                 self._control.close()
