@@ -90,31 +90,6 @@ def test_login_push_pull_logout_with_basic_auth(env: dict[str, str]) -> None:
     assert both.stderr.strip() == "Error: --password and --password-stdin are mutually exclusive"
 
 
-def test_progress_renderer_terminal_and_plain() -> None:
-    import io
-
-    from dockyard.cli.registry_client_cmds import LayerProgress
-    from dockyard.progress import Event
-
-    plain = io.StringIO()
-    render = LayerProgress(plain, tty=False)
-    for current in (0, 500, 1000):
-        render(Event(id="abc123def456", name="Downloading", current=current, total=1000))
-    render(Event(id="abc123def456", name="Pull complete", status="done"))
-    assert plain.getvalue() == "abc123def456: Downloading\nabc123def456: Pull complete\n"
-    term = io.StringIO()
-    render = LayerProgress(term, tty=True)
-    render(Event(id="aaa", name="Pulling fs layer", status="started"))
-    render(Event(id="bbb", name="Pulling fs layer", status="started"))
-    render(Event(id="aaa", name="Downloading", current=500_000, total=1_000_000))
-    out = term.getvalue()
-    assert "\x1b[2A" in out  # redrawn in place
-    assert "aaa: Downloading [" in out and "] 500kB/1MB" in out and "=>" in out
-    quiet = io.StringIO()
-    LayerProgress(quiet, tty=False, quiet=True)(Event(id="x", name="Downloading"))
-    assert quiet.getvalue() == ""
-
-
 def test_all_tags_push_and_pull(env: dict[str, str]) -> None:
     src = f"dytest/cli-{uuid.uuid4().hex[:8]}"
     dst = f"{PLAIN}/dytest/cli-{uuid.uuid4().hex[:8]}"

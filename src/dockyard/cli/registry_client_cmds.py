@@ -3,93 +3,30 @@
 from __future__ import annotations
 
 import sys
-import threading
-import time
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING
 
 import click
 
 from dockyard.errors import DockyardError, InvalidArgument
-from dockyard.progress import Event
 
 if TYPE_CHECKING:
+    from dockyard.cli.progress_render import Renderer
     from dockyard.client import Client
 
 HUB_SERVER = "https://index.docker.io/v1/"
 
 
-def _client(ctx: click.Context, progress: LayerProgress | None = None) -> Client:
+def _client(ctx: click.Context, progress: Renderer | None = None) -> Client:
     from dockyard.client import Client
 
     return Client(getattr(ctx.obj, "root", None), progress=progress)
 
 
-def _human(n: float) -> str:
-    for unit in ("B", "kB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.3g}{unit}" if unit != "B" else f"{int(n)}B"
-        n /= 1000
-    return f"{n}"
+def _progress(quiet: bool) -> Renderer:
+    """docker's per-layer display on stdout: live bars on a terminal, status lines otherwise."""
+    from dockyard.cli.progress_render import make_renderer
 
-
-class LayerProgress:
-    """Renders layer events as docker does: a redrawn line per layer on a terminal, else one plain
-    line each time a layer's state changes (byte counts are not repeated). Thread-safe."""
-
-    def __init__(self, stream: TextIO, tty: bool, quiet: bool = False) -> None:
-        self.stream = stream
-        self.tty = tty
-        self.quiet = quiet
-        self.order: list[str] = []
-        self.lines: dict[str, str] = {}
-        self.last_status: dict[str, str] = {}
-        self.drawn = 0
-        self.last_draw = 0.0
-        self.lock = threading.Lock()
-
-    def __call__(self, event: Event) -> None:
-        if self.quiet:
-            return
-        with self.lock:
-            if event.id not in self.lines:
-                self.order.append(event.id)
-            line = f"{event.id}: {event.name}"
-            if event.name in ("Downloading", "Pushing", "Extracting") and event.total and self.tty:
-                width = 50
-                done = min(width, event.current * width // event.total)
-                bar = "=" * max(done - 1, 0) + (">" if done < width else "=") + " " * (width - done)
-                line += f" [{bar}] {_human(event.current)}/{_human(event.total)}"
-            self.lines[event.id] = line
-            changed = self.last_status.get(event.id) != event.name
-            self.last_status[event.id] = event.name
-            if not self.tty:
-                if changed:
-                    self.stream.write(f"{event.id}: {event.name}\n")
-                    self.stream.flush()
-                return
-            now = time.monotonic()
-            if changed or now - self.last_draw > 0.1:
-                self._draw()
-                self.last_draw = now
-
-    def _draw(self) -> None:
-        out = []
-        if self.drawn:
-            out.append(f"\x1b[{self.drawn}A")
-        for key in self.order:
-            out.append(f"\x1b[2K{self.lines[key]}\n")
-        self.stream.write("".join(out))
-        self.stream.flush()
-        self.drawn = len(self.order)
-
-    def finish(self) -> None:
-        with self.lock:
-            if self.tty and self.order:
-                self._draw()
-
-
-def _progress(quiet: bool) -> LayerProgress:
-    return LayerProgress(sys.stdout, sys.stdout.isatty(), quiet)
+    return make_renderer("quiet" if quiet else "auto", sys.stdout)
 
 
 @click.command("pull")
@@ -115,14 +52,12 @@ def pull_cmd(ctx: click.Context, name: str, all_tags: bool, platform: str | None
     if not all_tags and ref.tag is None and ref.digest is None:
         echo("Using default tag: latest")
         ref = ref.tag_or_latest()
-    render = _progress(quiet)
-    with _client(ctx, render) as client:
+    with _progress(quiet) as render, _client(ctx, render) as client:
         if all_tags:
             echo(f"Pulling repository {ref.familiar_name()}")
             results = client.pull(str(ref), platform=platform, all_tags=True)
         else:
             results = [client.pull(str(ref), platform=platform)]
-    render.finish()
     for result in results:
         if not all_tags:
             echo(f"Digest: {result.digest}")
@@ -152,8 +87,7 @@ def push_cmd(ctx: click.Context, name: str, all_tags: bool, quiet: bool, compres
     if all_tags and ref.tag is not None:
         raise InvalidArgument("tag can't be used with --all-tags/-a")
     echo = (lambda s: None) if quiet else click.echo
-    render = _progress(quiet)
-    with _client(ctx, render) as client:
+    with _client(ctx) as client:
         if all_tags:
             prefix = f"{ref.name_only()}:"
             refs = sorted(t for t, _ in client.store.meta.tags() if t.startswith(prefix))
@@ -165,8 +99,9 @@ def push_cmd(ctx: click.Context, name: str, all_tags: bool, quiet: bool, compres
             refs = [str(ref.tag_or_latest())]
         echo(f"The push refers to repository [{ref.name_only()}]")
         for one in refs:
-            result = client.push(one, compression=compression, chunk_size=chunk_size)
-            render.finish()
+            with _progress(quiet) as render:
+                client.progress = render
+                result = client.push(one, compression=compression, chunk_size=chunk_size)
             echo(f"{result.tag}: digest: {result.digest} size: {result.size}")
     if quiet:
         click.echo(str(ref.name_only()) if all_tags else str(ref.tag_or_latest()))

@@ -274,6 +274,7 @@ def _download(store: Store, sources: Sequence[Repository], desc: Descriptor, sin
         try:
             with store.content.writer(desc.digest, desc.size) as w:
                 repo.fetch_blob(desc, w, progress)
+                sink(Event(id=desc.digest.short, name="Verifying Checksum", status="running"))
                 w.commit()
             sink(Event(id=desc.digest.short, name="Download complete", status="running",
                        current=desc.size, total=desc.size))
