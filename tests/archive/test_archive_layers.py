@@ -271,3 +271,10 @@ def test_overlay_unpacked_layers_stack_like_naive_apply(shm: Path, snap: Snapsho
         assert names(merged) == ["a", "a/y", "a/z", "b", "b/new"]
     finally:
         subprocess.run(["umount", str(merged)], check=True)
+
+
+def test_absurd_mtimes_are_clamped_not_fatal(shm: Path) -> None:
+    root = shm / "r"
+    apply_layer(layer(TarEntry("future", mtime=2**40), TarEntry("past", mtime=-(2**40))), root)
+    assert os.stat(root / "future").st_mtime_ns == (1 << 63) - 1
+    assert os.stat(root / "past").st_mtime_ns == -(1 << 63)

@@ -261,6 +261,11 @@ def _set_xattrs(target: int | str, xattrs: dict[str, bytes], follow: bool) -> No
                 raise
 
 
+def _mtime_ns(seconds: int) -> int:
+    """Nanoseconds for utime, clamped to what the kernel's 64-bit time can hold."""
+    return max(-(1 << 63), min(seconds * 1_000_000_000, (1 << 63) - 1))
+
+
 def _current_umask() -> int:
     """The process umask, read without changing it (os.umask would race with other threads)."""
     try:
@@ -394,7 +399,7 @@ class _Applier:
                 os.fchmod(fd, mode)
             if entry.xattrs:
                 _set_xattrs(fd, entry.xattrs, True)
-            ns = entry.mtime * 1_000_000_000
+            ns = _mtime_ns(entry.mtime)
             os.utime(fd, ns=(ns, ns))
         finally:
             os.close(fd)
@@ -409,7 +414,7 @@ class _Applier:
             os.chmod(proc, entry.mode)  # base was just created by us and is not a symlink
         if entry.xattrs:
             _set_xattrs(proc, entry.xattrs, False)
-        ns = entry.mtime * 1_000_000_000
+        ns = _mtime_ns(entry.mtime)
         os.utime(base, ns=(ns, ns), dir_fd=pfd, follow_symlinks=False)
 
     def _hardlink(self, pfd: int, base: str, comps: list[str], entry: TarEntry, what: object) -> None:
@@ -496,7 +501,7 @@ class _Applier:
                 os.fchmod(fd, entry.mode)
                 if entry.xattrs:
                     _set_xattrs(fd, entry.xattrs, True)
-                ns = entry.mtime * 1_000_000_000
+                ns = _mtime_ns(entry.mtime)
                 os.utime(fd, ns=(ns, ns))
             except (OSError, ValueError, OverflowError) as exc:
                 raise _wrap(f"directory {key!r}", exc)
