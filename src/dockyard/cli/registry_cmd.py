@@ -27,6 +27,8 @@ def registry() -> None:
               help="JSON access policy: issue Bearer tokens at /token (Docker token auth).")
 @click.option("--token-service", default="dockyard-registry", show_default=True,
               help="Service name in tokens and challenges.")
+@click.option("--token-realm", default="", metavar="URL",
+              help="Token endpoint to announce (default: /token on the address the client used).")
 @click.option("--tls-cert", type=click.Path(dir_okay=False), default=None, help="TLS certificate (PEM).")
 @click.option("--tls-key", type=click.Path(dir_okay=False), default=None, help="TLS private key (PEM).")
 @click.option("--proxy-remote", default=None, metavar="URL",
@@ -47,8 +49,8 @@ def registry() -> None:
 @click.option("--access-log/--no-access-log", default=True, show_default=True,
               help="Log one line per request on stderr.")
 def serve(addr: str, storage_dir: str | None, htpasswd: str | None, token_policy: str | None,
-          token_service: str, tls_cert: str | None, tls_key: str | None, proxy_remote: str | None,
-          proxy_username: str | None, proxy_password: str | None, proxy_ttl: float, no_delete: bool,
+          token_service: str, token_realm: str, tls_cert: str | None, tls_key: str | None,
+          proxy_remote: str | None, proxy_username: str | None, proxy_password: str | None, proxy_ttl: float, no_delete: bool,
           read_only: bool, gc_interval: float, gc_grace: float, upload_ttl: float, access_log: bool) -> None:
     """Serve the registry until SIGTERM or Ctrl-C (then finish requests in flight and exit)."""
     from dockyard.registry.server import RegistryServer, ServerConfig, parse_addr
@@ -59,7 +61,8 @@ def serve(addr: str, storage_dir: str | None, htpasswd: str | None, token_policy
         raise InvalidArgument(f"--proxy-remote {proxy_remote!r}: expected an http:// or https:// URL")
     config = ServerConfig(
         storage=storage_dir or default_storage(), host=host, port=port, htpasswd=htpasswd,
-        token_policy=token_policy, token_service=token_service, tls_cert=tls_cert, tls_key=tls_key,
+        token_policy=token_policy, token_service=token_service, token_realm=token_realm,
+        tls_cert=tls_cert, tls_key=tls_key,
         proxy_remote=proxy_remote, proxy_username=proxy_username, proxy_password=proxy_password,
         proxy_tag_ttl=proxy_ttl, delete_enabled=not no_delete, read_only=read_only,
         gc_interval=gc_interval, gc_grace=gc_grace, upload_ttl=upload_ttl, access_log=access_log)

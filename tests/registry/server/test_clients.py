@@ -114,3 +114,59 @@ def test_buildah_push_and_pull(env: dict[str, str], registry: RegistryServer) ->
             subprocess.run(["buildah", "rmi", ref], env=env, capture_output=True, timeout=60)
     assert sorted(tags(registry, "buildah/busybox")) == ["docker", "oci"]
 
+
+
+@pytest.mark.docker
+@pytest.mark.peers
+def test_docker_login_and_push_with_token_auth(env: dict[str, str], tmp_path: Path) -> None:
+    import bcrypt
+
+    hashed = bcrypt.hashpw(b"s3cret", bcrypt.gensalt(4)).decode()
+    (tmp_path / "htpasswd").write_text(f"dev:{hashed}\n")
+    (tmp_path / "policy.json").write_text(json.dumps({"rules": [
+        {"account": "dev", "repository": "team/*", "actions": ["pull", "push"]}]}))
+    docker = env["DOCKER"]
+    config_dir = tmp_path / "docker-config"  # keeps credentials out of the user's ~/.docker
+    with RegistryServer(storage=tmp_path / "s", htpasswd=str(tmp_path / "htpasswd"),
+                        token_policy=str(tmp_path / "policy.json")) as server:
+        ref = f"{server.address}/team/busybox:auth"
+        denied = f"{server.address}/other/busybox:auth"
+        run([docker, "tag", "busybox:local", ref], env)
+        run([docker, "tag", "busybox:local", denied], env)
+        try:
+            anonymous = subprocess.run([docker, "--config", str(config_dir), "push", ref], env=env,
+                                       capture_output=True, text=True, timeout=120)
+            assert anonymous.returncode != 0
+            login = subprocess.run([docker, "--config", str(config_dir), "login", "-u", "dev",
+                                    "--password-stdin", server.address], input="s3cret", env=env,
+                                   capture_output=True, text=True, timeout=60)
+            assert login.returncode == 0, login.stderr
+            run([docker, "--config", str(config_dir), "push", ref], env, timeout=180)
+            outside = subprocess.run([docker, "--config", str(config_dir), "push", denied], env=env,
+                                     capture_output=True, text=True, timeout=120)
+            assert outside.returncode != 0
+            token = httpx.get(f"{server.url}/token", params={"scope": "repository:team/busybox:pull"},
+                              auth=("dev", "s3cret")).json()["token"]
+            listed = httpx.get(f"{server.url}/v2/team/busybox/tags/list",
+                               headers={"Authorization": f"Bearer {token}"}).json()
+            assert listed["tags"] == ["auth"]
+        finally:
+            subprocess.run([docker, "rmi", ref, denied], env=env, capture_output=True, timeout=60)
+
+
+@pytest.mark.peers
+def test_skopeo_with_basic_auth(env: dict[str, str], tmp_path: Path) -> None:
+    import bcrypt
+
+    hashed = bcrypt.hashpw(b"pw", bcrypt.gensalt(4)).decode()
+    (tmp_path / "htpasswd").write_text(f"ci:{hashed}\n")
+    with RegistryServer(storage=tmp_path / "s", htpasswd=str(tmp_path / "htpasswd")) as server:
+        source = f"docker://{env['PEERS_REGISTRY']}/peers/busybox:local"
+        dest = f"docker://{server.address}/ci/busybox:basic"
+        denied = subprocess.run(["skopeo", "copy", "--src-tls-verify=false", "--dest-tls-verify=false",
+                                 source, dest], env=env, capture_output=True, text=True, timeout=120)
+        assert denied.returncode != 0
+        run(["skopeo", "copy", "--src-tls-verify=false", "--dest-tls-verify=false", "--dest-creds", "ci:pw",
+             source, dest], env)
+        listed = httpx.get(f"{server.url}/v2/ci/busybox/tags/list", auth=("ci", "pw")).json()
+        assert listed["tags"] == ["basic"]

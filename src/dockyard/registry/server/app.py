@@ -142,7 +142,8 @@ class Registry:
     # -- plumbing --------------------------------------------------------------------------------
 
     def authorize(self, request: web.Request, needed: list[Access]) -> str | None:
-        return self.auth.check(request.headers.get("Authorization", ""), needed)
+        base_url = f"{request.scheme}://{request.host}"
+        return self.auth.check(request.headers.get("Authorization", ""), needed, base_url)
 
     async def route(self, request: web.Request) -> web.StreamResponse:
         tail = request.match_info.get("tail", "")

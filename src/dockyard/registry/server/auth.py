@@ -240,18 +240,20 @@ class Authorizer:
     def token_mode(self) -> bool:
         return self.policy is not None
 
-    def _challenge(self, needed: list[Access], error: str = "") -> dict[str, str]:
+    def _challenge(self, needed: list[Access], base_url: str, error: str = "") -> dict[str, str]:
         if not self.token_mode:
             return {"WWW-Authenticate": 'Basic realm="dockyard-registry"'}
         assert self.issuer is not None
-        parts = [f'realm="{self.realm}"', f'service="{self.issuer.service}"']
+        # Unless a realm is configured, point at our own /token as the client reached us.
+        realm = self.realm or f"{base_url}/token"
+        parts = [f'realm="{realm}"', f'service="{self.issuer.service}"']
         if needed:
             parts.append(f'scope="{" ".join(a.scope() for a in needed)}"')
         if error:
             parts.append(f'error="{error}"')
         return {"WWW-Authenticate": "Bearer " + ",".join(parts)}
 
-    def check(self, authorization: str, needed: list[Access]) -> str | None:
+    def check(self, authorization: str, needed: list[Access], base_url: str = "") -> str | None:
         """Allow or raise; returns the account name (None when anonymous or auth is off)."""
         if not self.enabled:
             return None
@@ -259,13 +261,13 @@ class Authorizer:
             assert self.htpasswd is not None
             creds = basic_credentials(authorization)
             if creds is None or not self.htpasswd.check(*creds):
-                raise ApiError(401, "UNAUTHORIZED", headers=self._challenge(needed))
+                raise ApiError(401, "UNAUTHORIZED", headers=self._challenge(needed, base_url))
             return creds[0]
         assert self.issuer is not None
         scheme, _, token = authorization.partition(" ")
         claims = self.issuer.verify(token.strip()) if scheme.lower() == "bearer" else None
         if claims is None:
-            raise ApiError(401, "UNAUTHORIZED", headers=self._challenge(needed))
+            raise ApiError(401, "UNAUTHORIZED", headers=self._challenge(needed, base_url))
         granted: dict[tuple[str, str], set[str]] = {}
         for item in claims.get("access") or []:
             key = (str(item.get("type")), str(item.get("name")))
@@ -274,7 +276,7 @@ class Authorizer:
             have = granted.get((want.type, want.name), set())
             if not want.actions <= have:
                 raise ApiError(401, "UNAUTHORIZED", "insufficient scope for " + want.scope(),
-                               headers=self._challenge(needed, "insufficient_scope"))
+                               headers=self._challenge(needed, base_url, "insufficient_scope"))
         return str(claims.get("sub") or "") or None
 
     def token(self, authorization: str, scopes: list[str], service: str,

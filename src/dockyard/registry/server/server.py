@@ -37,6 +37,7 @@ class ServerConfig:
     htpasswd: str | None = None
     token_policy: str | None = None
     token_service: str = "dockyard-registry"
+    token_realm: str = ""  # default: <scheme>://<Host the client used>/token
     tls_cert: str | None = None
     tls_key: str | None = None
     proxy_remote: str | None = None
@@ -124,7 +125,7 @@ class RegistryServer:
         if not cfg.token_policy:
             return Authorizer(htpasswd)
         policy = Policy.load(cfg.token_policy)
-        return Authorizer(htpasswd, policy, TokenIssuer(cfg.token_service))
+        return Authorizer(htpasswd, policy, TokenIssuer(cfg.token_service), realm=cfg.token_realm)
 
     # -- lifecycle on the caller's loop -----------------------------------------------------------
 
@@ -138,7 +139,7 @@ class RegistryServer:
         settings = Settings(delete_enabled=cfg.delete_enabled, upload_ttl=cfg.upload_ttl,
                             gc_grace=cfg.gc_grace, gc_interval=cfg.gc_interval, read_only=cfg.read_only,
                             auto_mount=cfg.auto_mount, cross_mount=cfg.cross_mount)
-        self.registry = Registry(self.storage, settings, Authorizer(), upstream)
+        self.registry = Registry(self.storage, settings, self._auth, upstream)
         app = make_app(self.registry)
         if upstream is not None:
             app.on_cleanup.append(lambda _app: upstream.close())
@@ -157,9 +158,6 @@ class RegistryServer:
         server = site._server
         assert isinstance(server, asyncio.base_events.Server)
         self.port = server.sockets[0].getsockname()[1]
-        # The token realm names the bound port, so auth is switched on once the port is known.
-        self._auth.realm = f"{self.url}/token"
-        self.registry.auth = self._auth
         loop = asyncio.get_running_loop()
         if cfg.gc_interval > 0:
             self._tasks.append(loop.create_task(self._gc_loop()))
