@@ -50,8 +50,9 @@ def registry() -> None:
               help="Log one line per request on stderr.")
 def serve(addr: str, storage_dir: str | None, htpasswd: str | None, token_policy: str | None,
           token_service: str, token_realm: str, tls_cert: str | None, tls_key: str | None,
-          proxy_remote: str | None, proxy_username: str | None, proxy_password: str | None, proxy_ttl: float, no_delete: bool,
-          read_only: bool, gc_interval: float, gc_grace: float, upload_ttl: float, access_log: bool) -> None:
+          proxy_remote: str | None, proxy_username: str | None, proxy_password: str | None,
+          proxy_ttl: float, no_delete: bool, read_only: bool, gc_interval: float, gc_grace: float,
+          upload_ttl: float, access_log: bool) -> None:
     """Serve the registry until SIGTERM or Ctrl-C (then finish requests in flight and exit)."""
     from dockyard.registry.server import RegistryServer, ServerConfig, parse_addr
     from dockyard.registry.server.server import default_storage
