@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
+import signal
 import time
 from pathlib import Path
+
+import pytest
 
 from dockyard.client import Client
 from dockyard.image import chain_ids
@@ -114,3 +118,33 @@ def test_check_finds_and_repairs_damage(client: Client) -> None:
     assert repaired.repaired
     assert client.check().ok
     assert [s.id for s in client.images()] == [good.id]
+
+
+def _commit_forever(root: str) -> None:
+    c = Client(root)
+    i = 0
+    while True:
+        make_image(c, [make_tar({f"f{i}": os.urandom(20000)})], names=[f"loop:{i}"], compression="gzip")
+        c.unpack(f"loop:{i}")
+        i += 1
+
+
+@pytest.mark.parametrize("delay", [0.15, 0.4, 0.7])
+def test_sigkill_at_any_moment_leaves_a_consistent_store(root: Path, delay: float) -> None:
+    Client(root).images()
+    ctx = multiprocessing.get_context("fork")
+    proc = ctx.Process(target=_commit_forever, args=(str(root),))
+    proc.start()
+    time.sleep(delay)
+    assert proc.pid is not None
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.join()
+    c = Client(root)
+    report = c.check()
+    assert report.ok, report.problems
+    for summary in c.images():  # everything committed is whole: it unpacks
+        c.unpack(str(summary.id))
+    c.gc()
+    assert c.store.content.ingest_files() == []
+    assert not (root / "snapshots" / "tmp").exists() or list((root / "snapshots" / "tmp").iterdir()) == []
+    assert c.check().ok and c.check().notes == []

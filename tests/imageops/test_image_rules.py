@@ -53,8 +53,10 @@ def test_tag(client: Client) -> None:
     assert client.resolve("two") == a.id
     with pytest.raises(InvalidArgument, match="refusing to create a tag with a digest reference"):
         client.tag("one", f"x@{DIGEST}")
-    with pytest.raises(NotFound, match="No such image: nope"):
+    with pytest.raises(NotFound, match=r"^No such image: nope:latest$"):
         client.tag("nope", "x")
+    with pytest.raises(NotFound, match=r"^No such image: nope:1$"):
+        client.tag("nope:1", "x")
     b = make_image(client, [], extra="b")
     client.tag(b.id, "two")  # a tag moves to the new image
     assert client.resolve("two") == b.id and client.resolve("one") == a.id

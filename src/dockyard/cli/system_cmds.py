@@ -34,8 +34,7 @@ def df_cmd(ctx: click.Context, verbose: bool, fmt: str | None) -> None:
         {"Type": "Containers", "TotalCount": "0", "Active": "0", "Size": "0B", "Reclaimable": "0B"},
         {"Type": "Local Volumes", "TotalCount": "0", "Active": "0", "Size": "0B", "Reclaimable": "0B"},
         {"Type": "Build Cache", "TotalCount": str(usage.build_cache_count), "Active": "0",
-         "Size": human_size(usage.build_cache_size, 4),
-         "Reclaimable": reclaimable(usage.build_cache_size, usage.build_cache_size)},
+         "Size": human_size(usage.build_cache_size, 4), "Reclaimable": human_size(usage.build_cache_size, 4)},
     ]
     if not verbose:
         write_formatted(summary, fmt or "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t"
@@ -46,7 +45,7 @@ def df_cmd(ctx: click.Context, verbose: bool, fmt: str | None) -> None:
     rows: list[dict[str, Any]] = []
     for u in usage.images:
         for row in image_rows([u.summary], digests=False, no_trunc=False, now=now):
-            row.update({"SharedSize": human_size(u.shared_size, 4),
+            row.update({"Size": human_size(u.summary.size, 4), "SharedSize": human_size(u.shared_size, 4),
                         "UniqueSize": human_size(u.unique_size, 4),
                         "Containers": "0"})
             rows.append(row)

@@ -153,6 +153,8 @@ def _summaries(store: Store) -> tuple[list[ImageSummary], dict[str, ImageRecord]
     digests: dict[str, list[str]] = {}
     for name, digest, image_id in store.meta.repo_digests():
         digests.setdefault(image_id, []).append(f"{familiar(name)}@{digest}")
+    for names in (*tags.values(), *digests.values()):
+        names.sort()  # docker sorts references by their familiar string
     sizes = store.meta.layer_sizes()
     out = [ImageSummary(r.id, tags.get(i, []), digests.get(i, []), parse_created(r.created),
                         image_size(r, sizes), r.labels, r.parent) for i, r in records.items()]
@@ -220,7 +222,14 @@ def _resolve(store: Store, s: str) -> Digest | None:
 
 def tag(store: Store, source: str, target: str) -> str:
     """Point ``target`` at the image ``source`` names; return the full target name."""
-    image_id = resolve(store, source)
+    try:
+        image_id = resolve(store, source)
+    except NotFound:
+        # docker tag names the normalised source: "No such image: busybox:latest".
+        if _HEX_PREFIX.fullmatch(source):
+            raise
+        ref = parse_normalized(source)
+        raise NotFound(f"No such image: {ref.tag_or_latest().familiar()}") from None
     name = normalize_tag(target)
     store.meta.set_tag(name, image_id)
     return name
@@ -361,8 +370,8 @@ def inspect(store: Store, ref_or_id: str) -> dict[str, Any]:
             "UpperDir": str(snapshots[-1])}
     out: dict[str, Any] = {
         "Id": str(image_id),
-        "RepoTags": [familiar(n) for n in store.meta.tags_for(image_id)],
-        "RepoDigests": [familiar(n) for n in store.meta.repo_digests_for(image_id)],
+        "RepoTags": sorted(familiar(n) for n in store.meta.tags_for(image_id)),
+        "RepoDigests": sorted(familiar(n) for n in store.meta.repo_digests_for(image_id)),
         "Parent": record.parent,
         "Comment": doc.get("comment", "") or "",
         "Created": config.created or "0001-01-01T00:00:00Z",

@@ -29,6 +29,7 @@ import os
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,8 +148,31 @@ def _row_to_image(row: tuple[Any, ...]) -> ImageRecord:
     )
 
 
+# SQLite connections must not cross fork(): a child that used or even closed (finalised) its
+# parent's connection can corrupt the parent's view of the WAL. In a child, every store forgets its
+# inherited connection (kept referenced here, so it is never finalised) and opens its own.
+_STORES: weakref.WeakSet[MetadataStore] = weakref.WeakSet()
+_INHERITED: list[sqlite3.Connection] = []
+
+
+def _after_fork_in_child() -> None:
+    for store in list(_STORES):
+        if store._conn is not None:
+            _INHERITED.append(store._conn)
+            store._conn = None
+        store._depth = 0
+        store._lock = threading.RLock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 class MetadataStore:
-    """SQLite-backed metadata; the connection opens lazily (and the file is created on first use)."""
+    """SQLite-backed metadata; the connection opens lazily (and the file is created on first use).
+
+    Safe across ``fork``: the child opens its own connection. One store may be shared by threads
+    (calls are serialised by a lock).
+    """
 
     def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 60.0) -> None:
         self.path = Path(path)
@@ -156,6 +180,7 @@ class MetadataStore:
         self._conn: sqlite3.Connection | None = None
         self._depth = 0
         self._lock = threading.RLock()
+        _STORES.add(self)
 
     # -- connection and transactions ------------------------------------------------------------
 
