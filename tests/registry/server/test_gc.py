@@ -99,3 +99,17 @@ def test_offline_collect_on_storage(tmp_path: Path) -> None:
     storage.blob_put(sha(b"x"), b"x")
     report = collect(storage, grace=0, now=time.time() + 1)
     assert report.deleted_blobs == [sha(b"x")] and storage.blob_stat(sha(b"x")) is None
+
+
+def test_online_gc_loop(tmp_path: Path) -> None:
+    with RegistryServer(storage=tmp_path / "s", gc_interval=0.2, gc_grace=0.3) as srv, \
+            httpx.Client(base_url=srv.url) as c:
+        body = image_manifest(c, "o/r", [b"referenced"])
+        put_manifest(c, "o/r", "v1", body)
+        orphan = push_blob(c, "o/r", b"orphan")
+        deadline = time.monotonic() + 5
+        while c.head(f"/v2/o/r/blobs/{orphan}").status_code == 200 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert c.head(f"/v2/o/r/blobs/{orphan}").status_code == 404
+        assert c.get(f"/v2/o/r/blobs/{sha(b'referenced')}").content == b"referenced"
+        assert c.get("/v2/o/r/manifests/v1").content == body

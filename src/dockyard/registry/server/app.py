@@ -315,6 +315,11 @@ class Registry:
             raise ApiError(404, "BLOB_UPLOAD_UNKNOWN", detail={"uuid": upload_id[:100]})
         return info.size
 
+    def forget_uploads(self, upload_ids: list[str]) -> None:
+        """Drop cached hashes of sessions that were removed from storage behind our back (expiry)."""
+        for upload_id in upload_ids:
+            self._hashers.pop(upload_id, None)
+
     def _drop(self, upload_id: str) -> None:
         self._hashers.pop(upload_id, None)
         self.storage.upload_delete(upload_id)

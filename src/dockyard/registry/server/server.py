@@ -170,6 +170,8 @@ class RegistryServer:
             await asyncio.sleep(self.config.gc_interval)
             # Runs on the event loop: no request handler interleaves with the mark and the sweep.
             report = collect(self.storage, grace=self.config.gc_grace, upload_ttl=self.config.upload_ttl)
+            if self.registry is not None:
+                self.registry.forget_uploads(report.deleted_uploads)
             log.info("gc: %d blobs deleted (%d bytes), %d uploads expired", len(report.deleted_blobs),
                      report.freed_bytes, len(report.deleted_uploads))
 
@@ -177,6 +179,8 @@ class RegistryServer:
         while True:
             await asyncio.sleep(self.config.janitor_interval)
             expired = expire_uploads(self.storage, self.config.upload_ttl)
+            if self.registry is not None:
+                self.registry.forget_uploads(expired)
             if expired:
                 log.info("expired %d abandoned uploads", len(expired))
 
