@@ -225,3 +225,10 @@ def test_os_level_failures_are_one_line_dockyard_errors(jail: Jail, member: TarE
     with pytest.raises(CorruptData, match=match) as info:
         jail.apply(tar(member))
     assert "\n" not in str(info.value) and len(str(info.value)) < 300
+
+
+def test_very_deep_tree_under_an_opaque_marker_is_a_clean_error(jail: Jail) -> None:
+    deep = "/".join(["d"] * 1200)
+    jail.apply(tar(f(deep + "/leaf")))  # creating it is fine: resolution is iterative
+    with pytest.raises(CorruptData, match="too deep"):
+        jail.apply(tar(f(".wh..wh..opq")))  # emptying it recurses (shutil.rmtree does)

@@ -306,6 +306,8 @@ class _Applier:
                     self._entry(entry, reader)
                 except (OSError, ValueError, OverflowError) as exc:
                     raise _wrap(_Where(entry), exc)
+                except RecursionError:  # rmtree / opaque emptying of an absurdly deep tree
+                    raise CorruptData(f"{_Where(entry)}: directory tree too deep")
                 self.root.release()
                 if self.progress is not None and reader.offset >= next_report:
                     next_report = reader.offset + _PROGRESS_EVERY

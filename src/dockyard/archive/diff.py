@@ -21,7 +21,7 @@ from dockyard.archive.writer import (
     entry_from_stat,
     os_error,
 )
-from dockyard.errors import CorruptData, NotFound
+from dockyard.errors import CorruptData, NotFound, StoreError
 
 _O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -198,6 +198,8 @@ def write_dir_diff(
                 _DirDiff(tw, opts).diff(base_fd, new_fd, "", [])
             except OSError as exc:
                 raise os_error(exc.filename or "?", exc)
+            except RecursionError:
+                raise StoreError(f"cannot diff {os.fspath(new)!r}: directory tree too deep")
         finally:
             os.close(new_fd)
     finally:
