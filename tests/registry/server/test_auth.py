@@ -97,10 +97,18 @@ def test_token_flow_and_scopes(token_server: RegistryServer) -> None:
                    headers={"Authorization": f"Bearer {push}"})
     assert r.status_code == 201
 
-    # Bob asks for push on alice's repository; the issuer grants nothing, the registry refuses.
+    # Bob asks for push on alice's repository; the issuer grants nothing, the registry refuses: 403.
     bob = _token(url, "repository:alice/app:pull,push", ("bob", "b-pass"))
     r = httpx.get(f"{url}/v2/alice/app/blobs/{sha(data)}", headers={"Authorization": f"Bearer {bob}"})
-    assert r.status_code == 401 and 'error="insufficient_scope"' in r.headers["WWW-Authenticate"]
+    assert r.status_code == 403 and error_code(r) == "DENIED"
+    # Alice's push token does not cover delete, which the policy would grant: 401, ask for more.
+    r = httpx.delete(f"{url}/v2/alice/app/blobs/{sha(data)}", headers={"Authorization": f"Bearer {push}"})
+    assert r.status_code == 401
+    assert 'error="insufficient_scope"' in r.headers["WWW-Authenticate"]
+    assert 'scope="repository:alice/app:delete"' in r.headers["WWW-Authenticate"]
+    delete = _token(url, "repository:alice/app:delete", ("alice", "a-pass"))
+    r = httpx.delete(f"{url}/v2/alice/app/blobs/{sha(data)}", headers={"Authorization": f"Bearer {delete}"})
+    assert r.status_code == 202
 
     # Anonymous pull only where the policy allows it.
     anon = _token(url, "repository:public/x:pull repository:alice/app:pull")

@@ -5,7 +5,9 @@ Modes, chosen by ``Authorizer.create``:
 - no htpasswd, no policy: everything is allowed;
 - ``htpasswd`` only: HTTP Basic; any valid user may do anything (as distribution's htpasswd mode);
 - ``policy`` (with users from ``htpasswd``): Bearer tokens from ``GET/POST /token``, signed with ES256;
-  a token carries the granted ``access`` list, computed from the policy file.
+  a token carries the granted ``access`` list, computed from the policy file. A request its token does
+  not cover gets 401 with ``error="insufficient_scope"`` (a new token may help: anonymous, or the
+  client asked for too little), or 403 ``DENIED`` when the policy refuses that user the action.
 
 The policy file is JSON::
 
@@ -272,12 +274,19 @@ class Authorizer:
         for item in claims.get("access") or []:
             key = (str(item.get("type")), str(item.get("name")))
             granted.setdefault(key, set()).update(item.get("actions") or [])
+        account = str(claims.get("sub") or "") or None
         for want in needed:
             have = granted.get((want.type, want.name), set())
-            if not want.actions <= have:
-                raise ApiError(401, "UNAUTHORIZED", "insufficient scope for " + want.scope(),
-                               headers=self._challenge(needed, base_url, "insufficient_scope"))
-        return str(claims.get("sub") or "") or None
+            if want.actions <= have:
+                continue
+            assert self.policy is not None
+            if account is not None and not want.actions <= self.policy.grant(account, want):
+                # A new token would not help: this user may not do this at all.
+                raise ApiError(403, "DENIED", f"{account} may not {','.join(sorted(want.actions))} "
+                               f"{want.type} {want.name}")
+            raise ApiError(401, "UNAUTHORIZED", "insufficient scope for " + want.scope(),
+                           headers=self._challenge(needed, base_url, "insufficient_scope"))
+        return account
 
     def token(self, authorization: str, scopes: list[str], service: str,
               form_user: str | None = None, form_password: str | None = None) -> dict[str, Any]:
