@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import stat
 import subprocess
 import tarfile
 from collections.abc import Callable
@@ -32,8 +33,11 @@ def make_tree(root: Path) -> None:
     (root / "exe").write_text("#!/bin/sh\n")
     os.chmod(root / "exe", 0o2751)
     os.setxattr(root / "plain.txt", "user.test", b"v\x00\x01")
+    os.mkfifo(root / "fifo", 0o620)
     if os.geteuid() == 0:
         os.chown(root / "plain.txt", 2_500_000, 70)
+        os.mknod(root / "null", 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+        os.mknod(root / "sda9", 0o660 | stat.S_IFBLK, os.makedev(8, 9))
     for dirpath, dirnames, filenames in os.walk(root, topdown=False):
         for n in dirnames + filenames:
             os.utime(os.path.join(dirpath, n), (1_500_000_000, 1_500_000_000), follow_symlinks=False)
