@@ -7,12 +7,13 @@ import os
 import signal
 import stat
 import struct
+import tempfile
 import termios
 from pathlib import Path
 
 import pytest
 
-from dockyard.errors import ExecutionError
+from dockyard.errors import ExecutionError, NotFound
 from dockyard.executor import Mount, ProcessSpec, RootfsSpec
 from dockyard.executor.base import Executor, RunHandle
 from dockyard.executor.spec import DEFAULT_PATH
@@ -317,3 +318,17 @@ def test_host_network_reaches_host_services(executor: Executor, overlay: RootfsS
     script = "printf 'GET /v2/ HTTP/1.0\\r\\n\\r\\n' | nc -w 5 127.0.0.1 5000 | head -1"
     assert sh(executor, overlay, script)[1].startswith("HTTP/1.0 200")
     assert sh(executor, overlay, script, network="none")[1] == ""
+
+
+def test_bad_rootfs_is_named(executor: Executor, overlay: RootfsSpec, scratch_base: Path) -> None:
+    missing = RootfsSpec([scratch_base / "no-such-layer"], overlay.upperdir, overlay.workdir)
+    with pytest.raises(NotFound, match=r"rootfs lower directory does not exist: .*no-such-layer"):
+        executor.run(ProcessSpec(args=["true"]), missing)
+    # upper and work on different filesystems: overlayfs refuses, and the message says which mount.
+    other = Path(tempfile.mkdtemp(dir="/var/tmp"))
+    try:
+        split = RootfsSpec(overlay.lowerdirs, overlay.upperdir, other)
+        with pytest.raises(ExecutionError, match="cannot mount the overlay rootfs of 1 layers"):
+            executor.run(ProcessSpec(args=["true"]), split)
+    finally:
+        os.rmdir(other)

@@ -26,7 +26,7 @@ from dockyard.executor.base import (
     pump,
     read_ready,
 )
-from dockyard.executor.spec import ProcessSpec, Rootfs, rootfs_to_json
+from dockyard.executor.spec import ProcessSpec, Rootfs, check_rootfs, rootfs_to_json
 from dockyard.executor.user import start_error
 
 _BOOTSTRAP = ("import sys; sys.path.insert(0, {path!r}); "
@@ -97,6 +97,7 @@ class NamespaceExecutor:
             stdin: int | None = None, timeout: float | None = None,
             cancel: threading.Event | None = None, on_start: OnStart | None = None) -> int:
         """Run ``spec`` on ``rootfs``; see :class:`~dockyard.executor.base.Executor`."""
+        check_rootfs(rootfs)
         control = self._start()
         rundir = new_run_dir(self.state_dir)
         req = {"spec": spec.to_json(), "rootfs": rootfs_to_json(rootfs), "rundir": str(rundir),

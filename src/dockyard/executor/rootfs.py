@@ -73,6 +73,16 @@ def _overlay_data(lowers_top_first: Sequence[str], upper: str | None, work: str 
 
 def _mount_overlay(target: str, lowers_top_first: Sequence[str], upper: str | None, work: str | None,
                    allow_chdir: bool, top: str | None = None) -> None:
+    try:
+        _try_mount_overlay(target, lowers_top_first, upper, work, allow_chdir, top)
+    except OSError as exc:
+        where = f" (upper {upper}, work {work})" if upper else ""
+        raise start_error(f"cannot mount the overlay rootfs of {len(lowers_top_first)} layers{where}: "
+                          f"{exc.strerror}")
+
+
+def _try_mount_overlay(target: str, lowers_top_first: Sequence[str], upper: str | None, work: str | None,
+                       allow_chdir: bool, top: str | None) -> None:
     data, base = _overlay_data(lowers_top_first, upper, work, top)
     flags = 0 if upper else m.MS_RDONLY
     if base is None:

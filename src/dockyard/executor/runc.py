@@ -28,7 +28,7 @@ from dockyard.executor.rootfs import (
     secret_file,
     write_files,
 )
-from dockyard.executor.spec import DEFAULT_PATH, ProcessSpec, Rootfs, env_dict, rootfs_to_json
+from dockyard.executor.spec import DEFAULT_PATH, ProcessSpec, Rootfs, check_rootfs, env_dict, rootfs_to_json
 from dockyard.executor.user import bad_cwd, lookup_path, resolve_user, secure_join, start_error
 
 _NOEXEC = ["nosuid", "noexec", "nodev"]
@@ -138,6 +138,7 @@ class RuncExecutor:
         """Run ``spec`` on ``rootfs`` with runc; see :class:`~dockyard.executor.base.Executor`."""
         if spec.tty:
             raise ExecutionError("a TTY is not supported with the runc runtime; use the built-in one")
+        check_rootfs(rootfs)
         rundir = new_run_dir(self.state_dir)
         root, scratch = str(rundir / "rootfs"), str(rundir / "scratch")
         runc_root = str(self.state_dir / "runc")

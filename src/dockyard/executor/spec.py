@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import base64
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from dockyard.errors import InvalidArgument
+from dockyard.errors import InvalidArgument, NotFound
 
 MountType = Literal["bind", "tmpfs", "secret"]
 Network = Literal["host", "none"]
@@ -133,6 +134,18 @@ class RootfsSpec:
 
 
 Rootfs = RootfsSpec | Path
+
+
+def check_rootfs(rootfs: Rootfs) -> None:
+    """Raise :class:`NotFound` naming the first directory of ``rootfs`` that does not exist."""
+    if isinstance(rootfs, RootfsSpec):
+        named = [("lower", p) for p in rootfs.lowerdirs]
+        named += [("upper", rootfs.upperdir), ("work", rootfs.workdir)]
+    else:
+        named = [("root", rootfs)]
+    for kind, path in named:
+        if not os.path.isdir(path):
+            raise NotFound(f"rootfs {kind} directory does not exist: {path}")
 
 
 def rootfs_to_json(rootfs: Rootfs) -> dict[str, Any]:
