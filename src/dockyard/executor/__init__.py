@@ -13,7 +13,19 @@ the layer) and ``dockyard run``.
   (an OCI bundle run by ``runc run``) give the same container: /proc, a minimal /dev, read-only /sys,
   generated /etc/hosts, /etc/resolv.conf and /etc/hostname, Docker's default capabilities, no_new_privs.
 - :func:`resolve_user`: Docker's USER rules against the image's /etc/passwd and /etc/group.
-- :func:`cleanup_stale`: removes what runs of dead processes left under a state directory.
+- :func:`cleanup_stale`: removes what runs of dead processes left under a state directory (call it
+  at start-up, before the first run).
+
+A RUN step, for example (the caller turns shell form into argv with the image's SHELL)::
+
+    with NamespaceExecutor(state_dir) as ex:
+        code = ex.run(ProcessSpec(args=["/bin/sh", "-c", "apk add curl"], env=config_env,
+                                  cwd="/app", user="app", mounts=[Mount("/root/.cache", source=cache)]),
+                      RootfsSpec(layer_dirs, upper, work), stdout=LineBuffer(emit), timeout=None)
+
+The process runs as pid 1 of its pid namespace: when it ends, every process it left is killed, and
+its mount namespace (rootfs, /proc, /dev, binds) disappears with it; nothing is mounted on the host.
+``tty=True`` runs are built-in only.
 """
 
 from __future__ import annotations
