@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -137,3 +138,13 @@ def test_line_buffer() -> None:
     buf.flush()
     buf.flush()
     assert lines[-1] == b"789xy" and len(lines) == 5
+
+
+def test_open_executor(tmp_path: Path) -> None:
+    from dockyard.executor import NamespaceExecutor, RuncExecutor, open_executor
+
+    assert isinstance(open_executor(tmp_path), NamespaceExecutor)
+    if shutil.which("runc"):
+        assert isinstance(open_executor(tmp_path, "runc"), RuncExecutor)
+    with pytest.raises(InvalidArgument, match=r"unknown runtime 'crun' \(use one of: builtin, runc\)"):
+        open_executor(tmp_path, "crun")

@@ -23,9 +23,10 @@ A RUN step, for example (the caller turns shell form into argv with the image's 
                                   cwd="/app", user="app", mounts=[Mount("/root/.cache", source=cache)]),
                       RootfsSpec(layer_dirs, upper, work), stdout=LineBuffer(emit), timeout=None)
 
-The process runs as pid 1 of its pid namespace: when it ends, every process it left is killed, and
-its mount namespace (rootfs, /proc, /dev, binds) disappears with it; nothing is mounted on the host.
-``tty=True`` runs are built-in only.
+The process runs as pid 1 of its pid namespace: when it ends, every process it left is killed. With the
+built-in executor its mounts (rootfs, /proc, /dev, binds) live only in its own mount namespace and
+disappear with it; runc needs host mounts under ``state_dir/runs``, removed after each run.
+:func:`open_executor` picks a backend by name (``--runtime``); ``tty=True`` runs are built-in only.
 """
 
 from __future__ import annotations
@@ -34,7 +35,15 @@ import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from dockyard.executor.base import Executor, LineBuffer, OnStart, Output, OutputCallback, RunHandle
+    from dockyard.executor.base import (
+        Executor,
+        LineBuffer,
+        OnStart,
+        Output,
+        OutputCallback,
+        RunHandle,
+        open_executor,
+    )
     from dockyard.executor.cleanup import cleanup_stale
     from dockyard.executor.namespace import NamespaceExecutor
     from dockyard.executor.runc import RuncExecutor
@@ -45,7 +54,7 @@ if TYPE_CHECKING:
 # threading, ...), since every container process is forked from it.
 _EXPORTS = {
     "Executor": "base", "LineBuffer": "base", "OnStart": "base", "Output": "base", "OutputCallback": "base",
-    "RunHandle": "base", "cleanup_stale": "cleanup",
+    "RunHandle": "base", "cleanup_stale": "cleanup", "open_executor": "base",
     "NamespaceExecutor": "namespace", "RuncExecutor": "runc", "Mount": "spec", "ProcessSpec": "spec",
     "RootfsSpec": "spec", "ExecUser": "user", "resolve_user": "user",
 }
@@ -64,6 +73,7 @@ __all__ = [
     "RunHandle",
     "RuncExecutor",
     "cleanup_stale",
+    "open_executor",
     "resolve_user",
 ]
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
-from dockyard.errors import ExecutionError, Interrupted
+from dockyard.errors import ExecutionError, Interrupted, InvalidArgument
 from dockyard.executor.spec import ProcessSpec, Rootfs
 
 OutputCallback = Callable[[bytes], None]
@@ -44,6 +44,22 @@ class Executor(Protocol):
             cancel: threading.Event | None = None, on_start: OnStart | None = None) -> int: ...
 
     def close(self) -> None: ...
+
+
+RUNTIMES = ("builtin", "runc")
+
+
+def open_executor(state_dir: Path, runtime: str = "builtin") -> Executor:
+    """The executor for ``--runtime``: ``builtin`` (namespaces, no external binary) or ``runc``."""
+    if runtime == "builtin":
+        from dockyard.executor.namespace import NamespaceExecutor
+
+        return NamespaceExecutor(state_dir)
+    if runtime == "runc":
+        from dockyard.executor.runc import RuncExecutor
+
+        return RuncExecutor(state_dir)
+    raise InvalidArgument(f"unknown runtime {runtime!r} (use one of: {', '.join(RUNTIMES)})")
 
 
 class LineBuffer:
