@@ -38,8 +38,8 @@ def sh(cmd: str) -> str:
     return proc.stdout
 
 
-def make_layer(seed: int, random_mb: int, text_mb: int) -> bytes:
-    rng = random.Random(seed)
+def make_layer(seed: int, random_mb: int, text_mb: int, salt: str = "") -> bytes:
+    rng = random.Random(f"{seed}-{salt}")
     words = [rng.randbytes(6).hex() for _ in range(2000)]
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tar:
@@ -56,8 +56,9 @@ def make_layer(seed: int, random_mb: int, text_mb: int) -> bytes:
     return buf.getvalue()
 
 
-def make_archive(path: Path, layers: int, random_mb: int, text_mb: int) -> None:
-    tars = [make_layer(i, random_mb, text_mb) for i in range(layers)]
+def make_archive(path: Path, layers: int, random_mb: int, text_mb: int, salt: str = "") -> None:
+    """A docker-archive tar; a new ``salt`` gives new bytes (no blob is already in the registry)."""
+    tars = [make_layer(i, random_mb, text_mb, salt) for i in range(layers)]
     diff_ids = ["sha256:" + hashlib.sha256(t).hexdigest() for t in tars]
     config = json.dumps({"architecture": "amd64", "os": "linux", "created": "2026-01-01T00:00:00Z",
                          "config": {"Cmd": ["/bin/sh"]},
@@ -97,8 +98,6 @@ def main() -> None:
     shutil.rmtree(SHM, ignore_errors=True)
     SHM.mkdir(parents=True)
     archive = SHM / "image.tar"
-    make_archive(archive, args.layers, args.random_mb, args.text_mb)
-    print(f"image: {args.layers} layers, {archive.stat().st_size / 1e6:.0f} MB uncompressed")
     dy = f"{Path(__file__).resolve().parents[1]}/.venv/bin/dockyard"
     results: dict[str, list[float]] = {}
 
@@ -108,6 +107,10 @@ def main() -> None:
 
     for run in range(args.runs):
         tag = uuid.uuid4().hex[:8]
+        # Fresh bytes every run: otherwise every tool finds its blobs already pushed and skips them.
+        make_archive(archive, args.layers, args.random_mb, args.text_mb, salt=tag)
+        if run == 0:
+            print(f"image: {args.layers} layers, {archive.stat().st_size / 1e6:.0f} MB uncompressed")
         # -- push -------------------------------------------------------------------------------
         sh(f"$DOCKER load -q -i {archive} >/dev/null")
         root = SHM / f"dy-push-{tag}"

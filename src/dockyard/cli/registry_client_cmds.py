@@ -54,7 +54,6 @@ def pull_cmd(ctx: click.Context, name: str, all_tags: bool, platform: str | None
         ref = ref.tag_or_latest()
     with _progress(quiet) as render, _client(ctx, render) as client:
         if all_tags:
-            echo(f"Pulling repository {ref.familiar_name()}")
             results = client.pull(str(ref), platform=platform, all_tags=True)
         else:
             results = [client.pull(str(ref), platform=platform)]
