@@ -71,7 +71,15 @@ from dockyard.dockerfile.instructions import (
     parse_mount,
     parse_port_spec,
 )
-from dockyard.dockerfile.parser import Heredoc, Node, ParseResult, detect_syntax, parse, parse_directive
+from dockyard.dockerfile.parser import (
+    Heredoc,
+    Node,
+    ParseResult,
+    ParseWarning,
+    detect_syntax,
+    parse,
+    parse_directive,
+)
 from dockyard.dockerfile.shell import ShellLex, expand, expand_words
 from dockyard.dockerfile.stages import BuildPlan, Platform, Stage, StageEnv, parse_stages
 
@@ -79,7 +87,8 @@ __all__ = [
     "AddInstruction", "ArgInstruction", "ArgSpec", "BuildPlan", "CmdInstruction", "CopyInstruction",
     "DeviceSpec", "EntrypointInstruction", "EnvInstruction", "ExposeInstruction", "FromInstruction",
     "HealthcheckInstruction", "Heredoc", "Instruction", "KeyValuePair", "LabelInstruction",
-    "MaintainerInstruction", "MountSpec", "Node", "OnbuildInstruction", "ParseResult", "PatternError",
+    "MaintainerInstruction", "MountSpec", "Node", "OnbuildInstruction", "ParseResult", "ParseWarning",
+    "PatternError",
     "PatternMatcher", "Platform", "PortSpec", "RunInstruction", "ShellInlineFile", "ShellInstruction",
     "ShellLex", "SourceContent", "Stage", "StageEnv", "StopSignalInstruction", "UserInstruction",
     "VolumeInstruction", "WorkdirInstruction", "detect_syntax", "expand", "expand_words", "parse",

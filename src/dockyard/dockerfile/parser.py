@@ -136,7 +136,7 @@ class Node:
 
 
 @dataclass
-class Warning:
+class ParseWarning:
     """A parser warning (e.g. an empty continuation line), with where it was found."""
 
     short: str
@@ -159,7 +159,7 @@ class ParseResult:
     """The syntax tree (``ast.children`` are the instructions), directives, warnings, escape token."""
 
     ast: Node
-    warnings: list[Warning]
+    warnings: list[ParseWarning]
     escape_token: str
     directives: list[Directive]
     filename: str = "Dockerfile"
@@ -683,7 +683,7 @@ def parse(text: str | bytes, filename: str = "Dockerfile") -> ParseResult:
     d = _Directives()
     directives: list[Directive] = []
     root = Node(start_line=-1)
-    warnings: list[Warning] = []
+    warnings: list[ParseWarning] = []
     comments: list[str] = []
     # Lines keep their "\n" (heredoc bodies are copied byte for byte); the last may lack one.
     lines = _split_keep_lf(text)
@@ -749,7 +749,7 @@ def parse(text: str | bytes, filename: str = "Dockerfile") -> ParseResult:
             parts.append(cont)
         line = "".join(parts)
         if empty_continuation:
-            warnings.append(Warning(
+            warnings.append(ParseWarning(
                 short="Empty continuation line found in: " + line,
                 detail=["Empty continuation lines will become errors in a future release"],
                 url="https://docs.docker.com/go/dockerfile/rule/no-empty-continuation/",
