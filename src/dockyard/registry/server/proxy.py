@@ -151,12 +151,17 @@ class Upstream:
             session = storage.upload_create(name)
             hasher = Hasher(digest.partition(":")[0])
             ok = False
+            # The last chunk is held back until the bytes are verified and cached: a client never
+            # gets a complete blob that fails its digest, and once it has it, so does the cache.
+            held = b""
             try:
                 with storage.upload_append(session.id) as f:
                     async for chunk in upstream.content.iter_chunked(1 << 20):
                         f.write(chunk)
                         hasher.update(chunk)
-                        await resp.write(chunk)
+                        if held:
+                            await resp.write(held)
+                        held = chunk
                 ok = hasher.digest() == digest
             finally:
                 if ok:
@@ -165,6 +170,9 @@ class Upstream:
                 else:
                     with contextlib.suppress(OSError):
                         storage.upload_delete(session.id)
+            if not ok:
+                raise ConnectionResetError(f"upstream sent bytes that do not match {digest}")
+            await resp.write(held)
             await resp.write_eof()
             return resp
 
