@@ -196,6 +196,8 @@ class Builder:
 
     def run(self) -> BuildResult:
         started = time.monotonic()
+        name = os.path.basename(self.dockerfile_path)
+        self.vertex("load-def", f"[internal] load build definition from {name}", "done")
         target = self.plan.stage(self.options.target) if self.options.target else self.plan.stages[-1]
         future = self._stage_future(target.index)
         try:
@@ -268,6 +270,9 @@ class Builder:
         prefix = stage.name or f"stage-{stage.index}"
         if len(self.plan.stages) == 1:
             prefix = ""
+        first = f"[{prefix} 1/{total}]" if prefix else f"[1/{total}]"
+        if stage.base_stage is None and stage.base_name != "scratch":
+            self.vertex(f"s{stage.index}.1", f"{first} FROM {_full_name(stage.base_name)}", "done")
         for number, instr in enumerate(instructions, 2):
             label = f"[{prefix} {number}/{total}]" if prefix else f"[{number}/{total}]"
             self._dispatch(stage, state, instr, f"{label} {_display(instr)}", f"s{stage.index}.{number}")
@@ -518,6 +523,15 @@ class Builder:
         if checksum and known[1] != checksum:
             raise BuildError(f"digest mismatch {known[1]}: {checksum}")
         return known
+
+
+def _full_name(ref: str) -> str:
+    """``busybox`` -> ``docker.io/library/busybox:latest``, as BuildKit titles a FROM step."""
+    with contextlib.suppress(DockyardError):
+        from dockyard.oci.reference import parse_normalized
+
+        return str(parse_normalized(ref).tag_or_latest())
+    return ref
 
 
 def _display(instr: Instruction) -> str:
