@@ -145,3 +145,25 @@ def test_uploads_that_lie_about_their_size(server: RegistryServer, client: httpx
     # Nothing half-written stays behind: no sessions, no staging files.
     assert os.listdir(tmp_path / "storage" / "uploads") == []
     assert os.listdir(tmp_path / "storage" / "tmp") == []
+
+
+def test_concurrent_patches_on_one_session_never_make_a_corrupt_blob(server: RegistryServer,
+                                                                      tmp_path: Path) -> None:
+    import asyncio
+
+    async def main() -> None:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as c:
+            loc = (await c.post("/v2/h/race/blobs/uploads/")).headers["Location"]
+            parts = [bytes([65 + i]) * 300_000 for i in range(6)]
+            results = await asyncio.gather(*(c.patch(loc, content=p) for p in parts))
+            assert all(r.status_code == 202 for r in results)
+            size = int((await c.get(loc)).headers["Range"].split("-")[1]) + 1
+            assert size == sum(len(p) for p in parts)
+            # Whatever order the chunks landed in, only the digest of the bytes really stored commits.
+            wrong = await c.put(loc, params={"digest": sha(b"".join(parts))})
+            right_order = wrong.status_code == 201
+            if not right_order:
+                assert error_code(wrong) == "DIGEST_INVALID"
+
+    asyncio.run(main())
+    assert_storage_consistent(tmp_path / "storage", tmp_path)

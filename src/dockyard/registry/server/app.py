@@ -19,7 +19,7 @@ from dockyard.oci.digest import Hasher, InvalidDigest, validate
 
 from .apierrors import ApiError
 from .auth import Access, Authorizer
-from .storage import Storage
+from .storage import Storage, UploadInfo
 
 log = logging.getLogger("dockyard.registry")
 
@@ -120,7 +120,12 @@ class Registry:
         self.upstream = upstream  # a proxy.Upstream when serving as a pull-through mirror
         # Running hashes of open uploads, so PUT need not re-read what PATCH already saw. Only a
         # cache: a session continued by another process (or after a restart) is hashed from disk.
-        self._hashers: dict[str, Hasher] = {}
+        # Each entry is valid only while the data file still has the (size, mtime) it had after our
+        # last write; any other writer (another process, a truncation) invalidates it.
+        self._hashers: dict[str, tuple[Hasher, int]] = {}
+        # Requests on one session are handled one at a time (a client sending two PATCHes at once
+        # would otherwise interleave bytes).
+        self._locks: dict[str, asyncio.Lock] = {}
         self.inflight = 0  # requests being handled; graceful shutdown waits for 0
         self._dispatch: dict[tuple[str, str], Handler] = {
             ("uploads", "POST"): self.upload_start,
@@ -319,19 +324,37 @@ class Registry:
         """Drop cached hashes of sessions that were removed from storage behind our back (expiry)."""
         for upload_id in upload_ids:
             self._hashers.pop(upload_id, None)
+            self._locks.pop(upload_id, None)
 
     def _drop(self, upload_id: str) -> None:
         self._hashers.pop(upload_id, None)
         self.storage.upload_delete(upload_id)
 
+    def _lock(self, upload_id: str) -> asyncio.Lock:
+        lock = self._locks.get(upload_id)
+        if lock is None:
+            lock = self._locks[upload_id] = asyncio.Lock()
+        return lock
+
+    def _unlock(self, upload_id: str, lock: asyncio.Lock) -> None:
+        lock.release()
+        if self.storage.upload_stat(upload_id) is None:  # the session ended: nothing left to guard
+            self._locks.pop(upload_id, None)
+
+    def _cached_hasher(self, info: UploadInfo) -> Hasher | None:
+        entry = self._hashers.pop(info.id, None)
+        if entry is None:
+            return Hasher() if info.size == 0 else None
+        hasher, mtime_ns = entry
+        return hasher if hasher.size == info.size and mtime_ns == info.mtime_ns else None
+
     async def _receive(self, request: web.Request, upload_id: str, size: int,
                        expected: int | None = None) -> int:
         """Append the request body to the session; on any failure the session is left as it was."""
-        hasher = self._hashers.pop(upload_id, None)
-        if hasher is None and size == 0:
-            hasher = Hasher()
-        if hasher is not None and hasher.size != size:
-            hasher = None
+        info = self.storage.upload_stat(upload_id)
+        if info is None or info.size != size:
+            raise ApiError(404, "BLOB_UPLOAD_UNKNOWN", detail={"uuid": upload_id})
+        hasher = self._cached_hasher(info)
         received = 0
         try:
             with self.storage.upload_append(upload_id) as f:
@@ -347,8 +370,9 @@ class Registry:
             with contextlib.suppress(OSError):
                 self.storage.upload_truncate(upload_id, size)
             raise
-        if hasher is not None:
-            self._hashers[upload_id] = hasher
+        after = self.storage.upload_stat(upload_id)
+        if hasher is not None and after is not None and after.size == hasher.size:
+            self._hashers[upload_id] = (hasher, after.mtime_ns)
         return size + received
 
     def _check_range(self, request: web.Request, size: int, name: str, upload_id: str) -> int | None:
@@ -371,9 +395,14 @@ class Registry:
         name, upload_id = p["name"], p["id"]
         self._need(request, name, "push")
         self._writable()
-        size = self._session(name, upload_id)
-        expected = self._check_range(request, size, name, upload_id)
-        size = await self._receive(request, upload_id, size, expected)
+        lock = self._lock(upload_id)
+        await lock.acquire()
+        try:
+            size = self._session(name, upload_id)
+            expected = self._check_range(request, size, name, upload_id)
+            size = await self._receive(request, upload_id, size, expected)
+        finally:
+            self._unlock(upload_id, lock)
         return web.Response(status=202, headers={**self._upload_headers(name, upload_id, size),
                                                  "Content-Length": "0"})
 
@@ -381,18 +410,26 @@ class Registry:
         name, upload_id = p["name"], p["id"]
         self._need(request, name, "push")
         self._writable()
-        size = self._session(name, upload_id)
         digest = request.query.get("digest")
         if not digest:
             raise ApiError(400, "DIGEST_INVALID", "the digest query parameter is required")
         check_digest(digest)
-        expected = self._check_range(request, size, name, upload_id)
-        await self._receive(request, upload_id, size, expected)
-        return self._commit(name, upload_id, digest)
+        lock = self._lock(upload_id)
+        await lock.acquire()
+        try:
+            size = self._session(name, upload_id)
+            expected = self._check_range(request, size, name, upload_id)
+            await self._receive(request, upload_id, size, expected)
+            return self._commit(name, upload_id, digest)
+        finally:
+            self._unlock(upload_id, lock)
 
     def _commit(self, name: str, upload_id: str, digest: str) -> web.Response:
         algorithm = digest.partition(":")[0]
-        hasher = self._hashers.pop(upload_id, None)
+        info = self.storage.upload_stat(upload_id)
+        if info is None:
+            raise ApiError(404, "BLOB_UPLOAD_UNKNOWN", detail={"uuid": upload_id})
+        hasher = self._cached_hasher(info)
         if hasher is None or hasher.algorithm != algorithm:
             hasher = Hasher(algorithm)
             with self.storage.upload_read(upload_id) as f:

@@ -55,6 +55,7 @@ class UploadInfo:
     size: int
     started: float
     updated: float = 0.0
+    mtime_ns: int = 0  # changes with every write or truncation: tells a cached hash is still valid
 
 
 class Storage(Protocol):
@@ -314,7 +315,7 @@ class FilesystemStorage:
             started = (folder / "repo").stat().st_mtime
         except (FileNotFoundError, NotADirectoryError):
             return None
-        return UploadInfo(folder.name, repo, st.st_size, started, max(started, st.st_mtime))
+        return UploadInfo(folder.name, repo, st.st_size, started, max(started, st.st_mtime), st.st_mtime_ns)
 
     def upload_append(self, upload_id: str) -> BinaryIO:
         return open(self._upload_dir(upload_id) / "data", "ab")
