@@ -273,3 +273,18 @@ def test_two_builds_at_once_share_the_store(builds: Builds) -> None:
         assert (builds.rootfs(tag) / "same").read_text() == "same\n"
     report = builds.client.check()
     assert not report.problems, report.problems
+
+
+def test_runc_runtime_gives_the_same_files(builds: Builds) -> None:
+    import shutil as _shutil
+
+    from tests.build.fstree import diff, snapshot
+
+    if _shutil.which("runc") is None:
+        pytest.skip("runc is not installed")
+    df = BASE + "WORKDIR /w\nRUN echo x > f && mkdir -p d/e && ln -s f l && rm -f /bin/vi && id > /w/id\n"
+    ctx = builds.context(df)
+    builds.build(ctx, tags=["rt:builtin"], no_cache=True)
+    builds.build(ctx, tags=["rt:runc"], no_cache=True, runtime="runc")
+    a, b = snapshot(builds.rootfs("rt:builtin")), snapshot(builds.rootfs("rt:runc"))
+    assert not diff(a, b)

@@ -45,7 +45,8 @@ from dockyard.dockerfile import (
     read_ignore_file,
 )
 from dockyard.errors import BuildError, DockerfileError, DockyardError, NotFound
-from dockyard.executor import NamespaceExecutor, cleanup_stale
+from dockyard.executor import Executor, cleanup_stale
+from dockyard.executor.base import open_executor
 from dockyard.image import chain_ids
 from dockyard.imageops import Store
 from dockyard.imageops.commit import commit_image
@@ -89,7 +90,7 @@ class Builder:
         self.workspace = Workspace(store, self.lease)
         self.context = LocalContext(options.context_dir, self._ignore_rules(),
                                     HashCache(store.root / "build" / "context-hashes.db"))
-        self._executor: NamespaceExecutor | None = None
+        self._executor: Executor | None = None
         self._executor_lock = threading.Lock()
         self._stage_futures: dict[int, Future[StageState]] = {}
         self._pool = ThreadPoolExecutor(max_workers=max(1, options.max_parallel), thread_name_prefix="stage")
@@ -171,10 +172,10 @@ class Builder:
         self.lease.release()
 
     @property
-    def executor(self) -> NamespaceExecutor:
+    def executor(self) -> Executor:
         with self._executor_lock:
             if self._executor is None:
-                self._executor = NamespaceExecutor(self.store.root / "exec")
+                self._executor = open_executor(self.store.root / "exec", self.options.runtime)
             return self._executor
 
     def emit(self, event: Event) -> None:

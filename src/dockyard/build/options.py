@@ -40,6 +40,7 @@ class BuildOptions:
     progress: ProgressSink = discard
     puller: Puller | None = None
     max_parallel: int = 4
+    runtime: str = "builtin"          # or "runc" (an OCI bundle per RUN)
 
 
 @dataclass(slots=True)
