@@ -332,3 +332,22 @@ def test_bad_rootfs_is_named(executor: Executor, overlay: RootfsSpec, scratch_ba
             executor.run(ProcessSpec(args=["true"]), split)
     finally:
         os.rmdir(other)
+
+
+def test_mount_points_through_symlinks_and_whiteouts(executor: Executor, overlay: RootfsSpec,
+                                                     scratch_base: Path) -> None:
+    # An Ubuntu-style /etc/resolv.conf symlink, and a layer that deleted /etc/group (a whiteout).
+    layer = scratch_base / f"symlink-layer-{type(executor).__name__}"
+    (layer / "etc").mkdir(parents=True, exist_ok=True)
+    if not (layer / "etc" / "resolv.conf").is_symlink():
+        (layer / "etc" / "resolv.conf").symlink_to("../run/systemd/resolve/stub-resolv.conf")
+        os.mknod(layer / "etc" / "group", 0o600 | stat.S_IFCHR, 0)
+    rootfs = RootfsSpec([*overlay.lowerdirs, layer], overlay.upperdir, overlay.workdir)
+    code, out, err = sh(executor, rootfs, "readlink /etc/resolv.conf; cat /etc/resolv.conf | wc -c;"
+                        " test -e /etc/group || echo group-gone")
+    assert code == 0, err
+    lines = out.split()
+    assert lines[0] == "../run/systemd/resolve/stub-resolv.conf"
+    assert int(lines[1]) == len(Path("/etc/resolv.conf").read_bytes())
+    assert lines[2] == "group-gone"
+    assert upper_tree(overlay.upperdir) == {}

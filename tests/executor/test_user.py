@@ -148,3 +148,34 @@ def test_open_executor(tmp_path: Path) -> None:
         assert isinstance(open_executor(tmp_path, "runc"), RuncExecutor)
     with pytest.raises(InvalidArgument, match=r"unknown runtime 'crun' \(use one of: builtin, runc\)"):
         open_executor(tmp_path, "crun")
+
+
+def test_layered_view_follows_overlay_rules(tmp_path: Path) -> None:
+    from dockyard.executor.rootfs import LayeredView
+
+    top, mid, base = (tmp_path / n for n in ("top", "mid", "base"))
+    for layer in (top, mid, base):
+        (layer / "etc").mkdir(parents=True)
+    (base / "etc" / "hosts").write_text("base")
+    (base / "etc" / "gone").write_text("base")
+    (base / "opaque" / "old").mkdir(parents=True)
+    (base / "file-then-dir").write_text("")
+    (base / "run").mkdir()
+    (mid / "etc" / "hosts").write_text("mid")
+    os.mknod(mid / "etc" / "gone", 0o600 | 0o020000, 0)  # a whiteout
+    (mid / "opaque").mkdir()
+    os.setxattr(mid / "opaque", "trusted.overlay.opaque", b"y")
+    (mid / "file-then-dir").mkdir()
+    (top / "etc" / "resolv.conf").symlink_to("/run/resolv.conf")
+    (top / "var").mkdir()
+    (top / "var" / "run").symlink_to("../run")
+    view = LayeredView([str(top), str(mid), str(base)])
+
+    assert view.entry(("etc", "hosts"))[1] == str(mid / "etc" / "hosts")  # type: ignore[index]
+    assert view.entry(("etc", "gone")) is None
+    assert view.entry(("opaque", "old")) is None
+    assert view.entry(("file-then-dir",)) is not None
+    assert view.resolve("/etc/resolv.conf") == (("run", "resolv.conf"), None)
+    rel, found = view.resolve("/var/run/../etc/./hosts")
+    assert rel == ("etc", "hosts") and found is not None
+    assert view.resolve("/etc/hosts/x") == (("etc", "hosts", "x"), None)

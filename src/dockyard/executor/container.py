@@ -24,6 +24,7 @@ from dockyard.executor import mount as m
 from dockyard.executor.rootfs import (
     MASKED_PATHS,
     READONLY_PATHS,
+    LayeredView,
     discard_overlay,
     hosts_text,
     mount_rootfs,
@@ -185,6 +186,7 @@ def _warm_up() -> None:
     hosts_text(spec)
     _exec_env(spec, "/")
     secure_join("/nonexistent-dockyard-root", "/etc/../etc/passwd")
+    LayeredView(["/dev", "/dev"]).resolve("/shm/../nonexistent-dockyard-file")
     with contextlib.suppress(ExecutionError):
         resolve_user("/nonexistent-dockyard-root", "nobody:nogroup")
     with contextlib.suppress(ExecutionError):

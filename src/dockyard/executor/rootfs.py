@@ -100,8 +100,93 @@ def _try_mount_overlay(target: str, lowers_top_first: Sequence[str], upper: str 
         os.close(old)
 
 
-def _build_stubs(root: str, stub_dir: str, targets: Sequence[tuple[str, bool]]) -> bool:
-    """Create in ``stub_dir`` the targets missing under ``root``; True if any was missing.
+_OPAQUE_XATTRS = ("trusted.overlay.opaque", "user.overlay.opaque")
+Entry = tuple[os.stat_result, str]  # lstat of the visible entry, and its path in the layer it comes from
+
+
+def _opaque(path: str) -> bool:
+    for name in _OPAQUE_XATTRS:
+        try:
+            if os.getxattr(path, name, follow_symlinks=False) == b"y":
+                return True
+        except OSError:
+            pass
+    return False
+
+
+class LayeredView:
+    """Read-only lookups in a stack of overlay layers (top first), as overlayfs would show them.
+
+    A whiteout hides what is below it; a non-directory, or an opaque directory, ends the merge with the
+    layers below. Answers what a mount would, without the cost of mounting (and, worse, unmounting) one.
+    """
+
+    def __init__(self, layers_top_first: Sequence[str]) -> None:
+        self.layers = list(layers_top_first)
+        self._cache: dict[tuple[str, ...], tuple[Entry | None, list[str]]] = {}
+
+    def entry(self, parts: tuple[str, ...]) -> Entry | None:
+        """The visible entry at ``parts`` (no symlink followed), or None."""
+        return self._lookup(parts)[0]
+
+    def _lookup(self, parts: tuple[str, ...]) -> tuple[Entry | None, list[str]]:
+        cached = self._cache.get(parts)
+        if cached is not None:
+            return cached
+        if not parts:
+            result: tuple[Entry | None, list[str]] = ((os.lstat(self.layers[0]), self.layers[0]), self.layers)
+        else:
+            parent, candidates = self._lookup(parts[:-1])
+            found: Entry | None = None
+            merged: list[str] = []
+            if parent is not None and stat.S_ISDIR(parent[0].st_mode):
+                rel = "/".join(parts)
+                for index, layer in enumerate(candidates):
+                    path = os.path.join(layer, rel)
+                    try:
+                        st = os.lstat(path)
+                    except (FileNotFoundError, NotADirectoryError):
+                        continue
+                    if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
+                        break  # a whiteout
+                    if found is None:
+                        found = (st, path)
+                    if not stat.S_ISDIR(st.st_mode) or not stat.S_ISDIR(found[0].st_mode):
+                        break
+                    merged.append(layer)
+                    if index + 1 < len(candidates) and _opaque(path):
+                        break
+            result = (found, merged)
+        self._cache[parts] = result
+        return result
+
+    def resolve(self, path: str) -> tuple[tuple[str, ...], Entry | None]:
+        """``path`` with symlinks followed inside the view (as :func:`secure_join`), and its entry."""
+        pending = [p for p in path.split("/") if p not in ("", ".")]
+        done: list[str] = []
+        hops = 0
+        while pending:
+            part = pending.pop(0)
+            if part == "..":
+                if done:
+                    done.pop()
+                continue
+            found = self.entry((*done, part))
+            if found is not None and stat.S_ISLNK(found[0].st_mode):
+                hops += 1
+                if hops > 40:
+                    raise start_error(f"too many levels of symbolic links resolving {path} in the container")
+                target = os.readlink(found[1])
+                if target.startswith("/"):
+                    done = []
+                pending = [p for p in target.split("/") if p not in ("", ".")] + pending
+                continue
+            done.append(part)
+        return tuple(done), self.entry(tuple(done))
+
+
+def _build_stubs(view: LayeredView, stub_dir: str, targets: Sequence[tuple[str, bool]]) -> bool:
+    """Create in ``stub_dir`` the targets missing from ``view``; True if any was missing.
 
     Parents that exist get the mode, owner and times of the original, so that the merged directory looks
     unchanged and a copy-up of it records nothing new.
@@ -109,24 +194,21 @@ def _build_stubs(root: str, stub_dir: str, targets: Sequence[tuple[str, bool]]) 
     copied: list[tuple[str, os.stat_result]] = []
     any_missing = False
     for target, is_dir in targets:
-        resolved = secure_join(root, target)
-        if os.path.lexists(resolved):
+        rel, found = view.resolve(target)
+        if found is not None or not rel:
             continue
         any_missing = True
-        rel = os.path.relpath(resolved, root).split("/")
         for depth in range(1, len(rel)):
-            part = "/".join(rel[:depth])
-            dest = os.path.join(stub_dir, part)
+            dest = os.path.join(stub_dir, *rel[:depth])
             if os.path.isdir(dest):
                 continue
-            src = os.path.join(root, part)
-            try:
-                st = os.lstat(src)
-            except FileNotFoundError:
+            parent = view.entry(rel[:depth])
+            if parent is None:
                 os.mkdir(dest, 0o755)
                 continue
+            st = parent[0]
             if not stat.S_ISDIR(st.st_mode):
-                raise start_error(f"cannot mount on {target}: /{part} is not a directory")
+                raise start_error(f"cannot mount on {target}: /{'/'.join(rel[:depth])} is not a directory")
             os.mkdir(dest)
             os.chmod(dest, stat.S_IMODE(st.st_mode))
             os.chown(dest, st.st_uid, st.st_gid)
@@ -147,8 +229,7 @@ def mount_rootfs(rootfs: dict[str, Any], target: str, scratch: str, targets: Seq
 
     A plain directory is bind-mounted and missing mount points are created in it. An overlay gets missing
     mount points from an extra top lower layer in ``scratch`` (a tmpfs), so they never reach the upper
-    directory and the layer holds only what the process changed. Mounts made under ``scratch`` go away
-    with it.
+    directory and the layer holds only what the process changed.
     """
     if "path" in rootfs:
         m.mount(rootfs["path"], target, None, m.MS_BIND | m.MS_REC)
@@ -164,13 +245,10 @@ def mount_rootfs(rootfs: dict[str, Any], target: str, scratch: str, targets: Seq
         return
     lowers = [str(p) for p in reversed(rootfs["lower"])]
     upper, work = rootfs["upper"], rootfs["work"]
-    # Look for missing mount points in a read-only overlay with the upper directory as just another
-    # layer (its whiteouts count): same view as the real mount, and no unmount (slow) afterwards.
-    check, stub_dir = os.path.join(scratch, "check"), os.path.join(scratch, "stubs")
-    os.mkdir(check)
+    # The upper directory is the top layer of the view: its whiteouts count, as in the real mount.
+    stub_dir = os.path.join(scratch, "stubs")
     os.mkdir(stub_dir, 0o755)
-    _mount_overlay(check, lowers, None, None, allow_chdir, upper)
-    needed = _build_stubs(check, stub_dir, targets)
+    needed = _build_stubs(LayeredView([upper, *lowers]), stub_dir, targets)
     _mount_overlay(target, lowers, upper, work, allow_chdir, stub_dir if needed else None)
 
 
