@@ -42,6 +42,7 @@ from dockyard.oci.digest import Digest
 from dockyard.progress import ProgressSink, discard
 
 if TYPE_CHECKING:
+    from dockyard.build.options import BuildOptions, BuildResult
     from dockyard.imageops.check import CheckReport
     from dockyard.imageops.gc import GcResult
     from dockyard.imageops.images import DeleteItem, DiskUsage, HistoryItem, ImageSummary, PruneReport
@@ -219,6 +220,21 @@ class Client:
         raise InvalidArgument(f"unknown base image {what!r}: use busybox or debian:SUITE (debian:bookworm)")
 
     # -- registries (imageops.pull / push; registry.client; Docker's config.json for logins) ----------
+
+    def build(self, options: BuildOptions) -> BuildResult:
+        """Build an image (``docker build``); a base image missing locally is pulled.
+
+        Progress events go to ``options.progress`` or, when that is left as the default, this
+        client's sink."""
+        from dockyard.build.engine import build
+        if options.progress is discard:
+            options.progress = self.progress
+        if options.puller is None:
+            def puller(ref: str, platform: str) -> str:
+                return str(self.pull(ref, platform=platform or None).image_id)
+
+            options.puller = puller
+        return build(self.store, options)
 
     def registry_client(self, config_path: str | None = None) -> Any:
         """A ``registry.client.RegistryClient`` with this machine's mirrors, insecure registries and

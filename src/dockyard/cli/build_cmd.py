@@ -114,7 +114,6 @@ def build_cmd(ctx: click.Context, path: str, tags: tuple[str, ...], dockerfile: 
               no_cache: bool, pull: bool, quiet: bool, iidfile: str, progress: str, outputs: tuple[str, ...],
               secrets: tuple[str, ...], ssh: tuple[str, ...], network: str, runtime: str) -> None:
     """Build an image from a Dockerfile."""
-    from dockyard.build.engine import build
     from dockyard.build.options import BuildOptions
     from dockyard.cli.progress_render import make_renderer
     from dockyard.client import Client
@@ -136,20 +135,16 @@ def build_cmd(ctx: click.Context, path: str, tags: tuple[str, ...], dockerfile: 
             raise click.UsageError(f'invalid argument "{tag}" for "-t, --tag" flag: {exc}') from None
     renderer = make_renderer("quiet" if quiet else progress, sys.stderr)
 
-    def puller(ref: str, plat: str) -> str:
-        result = client.pull(ref, platform=plat or (platform or None))
-        return str(result.image_id)
-
     options = BuildOptions(
         context_dir=path, dockerfile="" if dockerfile == "-" else dockerfile, dockerfile_text=dockerfile_text,
         tags=list(tags), build_args=_parse_kv(build_args, "--build-arg", env_fallback=True), target=target,
         labels=_parse_kv(labels, "--label"), platform=platform, no_cache=no_cache, pull=pull,
         secrets=_secrets(secrets), ssh=_ssh(ssh), network=network, outputs=_outputs(outputs),  # type: ignore[arg-type]
-        source_date_epoch=epoch, progress=renderer, puller=puller, runtime=runtime,
+        source_date_epoch=epoch, progress=renderer, runtime=runtime,
     )
     started = time.monotonic()
     try:
-        result = build(client.store, options)
+        result = client.build(options)
     except DockyardError as exc:
         renderer.close()
         click.echo(f"ERROR: failed to solve: {exc}", err=True)
