@@ -1,0 +1,1 @@
+"""Tools built on the library (layer L5): ``lint`` (hadolint-compatible Dockerfile linting)."""

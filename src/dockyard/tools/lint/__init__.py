@@ -1,0 +1,36 @@
+"""``dockyard lint``: hadolint-compatible Dockerfile linting plus cache (DY1xx) and size (DY2xx) advice.
+
+``lint(text, config=None, filename="Dockerfile", context_dir=None) -> list[Finding]`` runs every rule;
+``LintConfig`` holds hadolint's settings (ignored, trustedRegistries, failure-threshold, override,
+label-schema, strict-labels); ``load_config(path)`` reads one from JSON, TOML, or YAML when PyYAML is
+installed; ``failed(findings, threshold)`` says whether a run fails; ``render(findings, fmt)`` formats
+them as hadolint does (tty, json, checkstyle, sarif, gnu). ``RULES`` / ``ADVICE`` list the rules.
+"""
+
+from __future__ import annotations
+
+from dockyard.tools.lint.advice import ADVICE
+from dockyard.tools.lint.engine import all_codes, config_from_mapping, failed, find_config, lint, load_config
+from dockyard.tools.lint.model import SEVERITIES, Finding, LintConfig
+from dockyard.tools.lint.report import FORMATS, render
+from dockyard.tools.lint.rules import RULES
+from dockyard.tools.lint.shell import Command, Script, parse_script
+
+__all__ = [
+    "ADVICE",
+    "FORMATS",
+    "RULES",
+    "SEVERITIES",
+    "Command",
+    "Finding",
+    "LintConfig",
+    "Script",
+    "all_codes",
+    "config_from_mapping",
+    "failed",
+    "find_config",
+    "lint",
+    "load_config",
+    "parse_script",
+    "render",
+]

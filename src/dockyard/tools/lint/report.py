@@ -1,0 +1,107 @@
+"""Render findings the way hadolint does: tty, json, checkstyle, sarif, gnu."""
+
+from __future__ import annotations
+
+import json
+from xml.sax.saxutils import quoteattr
+
+from dockyard.errors import InvalidArgument
+from dockyard.tools.lint.model import Finding
+
+FORMATS = ("tty", "json", "checkstyle", "sarif", "gnu")
+_COLORS = {"error": "\x1b[1m\x1b[91m", "warning": "\x1b[1m\x1b[93m", "info": "\x1b[92m", "style": "\x1b[94m"}
+_RESET = "\x1b[0m"
+
+
+def render(
+    findings: list[Finding], fmt: str = "tty", color: bool = False, filename: str | None = None
+) -> str:
+    """The report text (ending in a newline unless empty); ``filename`` overrides each finding's file."""
+
+    def name(f: Finding) -> str:
+        return filename or f.file
+
+    if fmt == "tty":
+        lines = []
+        for f in findings:
+            level = f"{_COLORS.get(f.severity, '')}{f.severity}{_RESET}" if color else f.severity
+            lines.append(f"{name(f)}:{f.line} {f.code} {level}: {f.message}")
+        return "".join(line + "\n" for line in lines)
+    if fmt == "gnu":
+        return "".join(f"hadolint:{name(f)}:{f.line}: {f.code} {f.severity}: {f.message}\n" for f in findings)
+    if fmt == "json":
+        return (
+            json.dumps(
+                [
+                    {
+                        "code": f.code,
+                        "column": f.column,
+                        "file": name(f),
+                        "level": f.severity,
+                        "line": f.line,
+                        "message": f.message,
+                    }
+                    for f in findings
+                ],
+                separators=(",", ":"),
+            )
+            + "\n"
+        )
+    if fmt == "checkstyle":
+        files: dict[str, list[Finding]] = {}
+        for f in findings:
+            files.setdefault(name(f), []).append(f)
+        body = "".join(
+            f"<file name={quoteattr(file)}>"
+            + "".join(
+                f'<error column="{f.column}" line="{f.line}" message={quoteattr(f.message)} '
+                f"severity={quoteattr(f.severity)} source={quoteattr(f.code)}/>"
+                for f in items
+            )
+            + "</file>"
+            for file, items in files.items()
+        )
+        return f'<?xml version="1.0" encoding="UTF-8"?><checkstyle version="4.3">{body}</checkstyle>\n'
+    if fmt == "sarif":
+        levels = {"error": "error", "warning": "warning", "info": "note", "style": "note"}
+        results = [
+            {
+                "level": levels.get(f.severity, "none"),
+                "locations": [
+                    {
+                        "physicalLocation": {
+                            "artifactLocation": {"uri": name(f)},
+                            "region": {
+                                "endColumn": f.column,
+                                "endLine": f.line,
+                                "sourceLanguage": "dockerfile",
+                                "startColumn": f.column,
+                                "startLine": f.line,
+                            },
+                        }
+                    }
+                ],
+                "message": {"text": f.message},
+                "ruleId": f.code,
+            }
+            for f in findings
+        ]
+        doc = {
+            "$schema": "http://json.schemastore.org/sarif-2.1.0",
+            "version": "2.1.0",
+            "runs": [
+                {
+                    "defaultSourceLanguage": "dockerfile",
+                    "results": results,
+                    "tool": {
+                        "driver": {
+                            "name": "dockyard lint",
+                            "fullName": "dockyard Dockerfile linter (hadolint rules)",
+                            "informationUri": "https://github.com/hadolint/hadolint",
+                        }
+                    },
+                }
+            ],
+        }
+        return json.dumps(doc, separators=(",", ":")) + "\n"
+    raise InvalidArgument(f"unknown lint format {fmt!r} (expected one of {', '.join(FORMATS)})")
