@@ -288,3 +288,62 @@ def test_runc_runtime_gives_the_same_files(builds: Builds) -> None:
     builds.build(ctx, tags=["rt:runc"], no_cache=True, runtime="runc")
     a, b = snapshot(builds.rootfs("rt:builtin")), snapshot(builds.rootfs("rt:runc"))
     assert not diff(a, b)
+
+
+def test_named_build_contexts(builds: Builds, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "lib.txt").write_text("from-other")
+    os.chown(other / "lib.txt", 4321, 4321)
+    ctx = builds.context("FROM base\nCOPY --from=extra lib.txt /lib.txt\nCOPY --from=base /bin/busybox /bb\n")
+    builds.build(ctx, tags=["named:1"],
+                 build_contexts={"extra": str(other), "base": "docker-image://busybox:local"})
+    root = builds.rootfs("named:1")
+    assert (root / "lib.txt").read_text() == "from-other"
+    assert (root / "lib.txt").stat().st_uid == 0  # a local context's files belong to root
+    assert (root / "bb").stat().st_size > 0
+
+
+def test_copy_exclude_and_parents(builds: Builds) -> None:
+    ctx = builds.context(BASE + "COPY --exclude=**/*.log --exclude=tmp/ . /all/\n"
+                                "COPY --parents a/b/*.txt c/d.txt /p/\n",
+                         {"a/b/x.txt": "x", "a/b/y.log": "y", "c/d.txt": "d", "tmp/t": "t", "keep.txt": "k"})
+    builds.build(ctx, tags=["ex:1"])
+    root = builds.rootfs("ex:1")
+    assert (root / "all" / "keep.txt").exists() and (root / "all" / "a" / "b" / "x.txt").exists()
+    assert not (root / "all" / "a" / "b" / "y.log").exists() and not (root / "all" / "tmp").exists()
+    assert (root / "p" / "a" / "b" / "x.txt").read_text() == "x"
+    assert (root / "p" / "c" / "d.txt").read_text() == "d"
+
+
+def test_add_url_with_checksum(builds: Builds, tmp_path: Path) -> None:
+    import hashlib
+    import http.server
+    import threading as _threading
+
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / "tool.txt").write_text("downloaded")
+    digest = "sha256:" + hashlib.sha256(b"downloaded").hexdigest()
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *a: object, **k: object) -> None:
+            super().__init__(*a, directory=str(served), **k)  # type: ignore[arg-type]
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    _threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/tool.txt"
+    try:
+        ctx = builds.context(BASE + f"ADD --checksum={digest} {url} /opt/\nADD {url} /renamed\n")
+        builds.build(ctx, tags=["url:1"])
+        root = builds.rootfs("url:1")
+        assert (root / "opt" / "tool.txt").read_text() == "downloaded"
+        assert stat.S_IMODE((root / "renamed").stat().st_mode) == 0o600
+        bad = builds.context(BASE + f"ADD --checksum=sha256:{'0' * 64} {url} /x\n", name="bad")
+        with pytest.raises(BuildError, match="digest mismatch"):
+            builds.build(bad)
+    finally:
+        server.shutdown()

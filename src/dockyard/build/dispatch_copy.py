@@ -93,7 +93,7 @@ def execute_copy(builder: Builder, instr: Sources, state: StageState, upper: Pat
 
         spec = CopySpec(sources=local, dest=dest + ("/" if is_dir else ""), dest_is_dir=is_dir, chown=chown,
                         mode=mode,
-                        preserve_owner=bool(source), exclude=exclude,
+                        preserve_owner=bool(source) and not builder.is_local_dir(source), exclude=exclude,
                         parents=isinstance(instr, CopyInstruction) and instr.parents)
         if isinstance(instr, AddInstruction) and instr.unpack is not False and not source:
             spec.unpack = _unpack_archive

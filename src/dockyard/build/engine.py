@@ -255,6 +255,8 @@ class Builder:
                         if key.strip().lower() == "from" and value:
                             refs.append(value)
             for ref in refs:
+                if ref in self.options.build_contexts:
+                    continue
                 dep = self._stage_ref(ref)
                 if dep is not None and dep.index < stage.index:
                     deps.append(dep.index)
@@ -312,7 +314,13 @@ class Builder:
             key = derive_key("", ["scratch", platform])
             return StageState(config=config, key=key, env=env_plan.stage_env(stage, config.config["Env"]),
                               lowerdirs=[], chain=None, epoch=epoch)
-        image_id, config = self._image(stage.base_name, stage.platform)
+        base_ref = stage.base_name
+        named = self._named(base_ref)
+        if named is not None:
+            if named[0] != "image":
+                raise BuildError(f"FROM {base_ref}: a local directory context cannot be a base image")
+            base_ref = named[1]
+        image_id, config = self._image(base_ref, stage.platform)
         config = config.copy()
         # Like BuildKit, keep the base's run config, layers and history, not its builder's bookkeeping.
         config.extra = {}
@@ -470,8 +478,31 @@ class Builder:
             state.lowerdirs = unpack_layers(self.store, state.config.diff_ids, lease=self.lease)
         return state.lowerdirs
 
+    def _named(self, ref: str) -> tuple[str, str] | None:
+        """A ``--build-context`` of that name: ("dir", path) or ("image", reference)."""
+        value = self.options.build_contexts.get(ref)
+        if value is None:
+            return None
+        if value.startswith("docker-image://"):
+            return "image", value.removeprefix("docker-image://")
+        if "://" in value:
+            raise BuildError(f"build context {ref}={value}: only local directories and docker-image:// "
+                             "are supported")
+        if not os.path.isdir(value):
+            raise BuildError(f'build context {ref}: path "{value}" not found')
+        return "dir", os.path.realpath(value)
+
+    def is_local_dir(self, ref: str) -> bool:
+        """Whether ``COPY --from=ref`` reads a local directory (files then belong to root, as from the
+        main context)."""
+        named = self._named(ref)
+        return named is not None and named[0] == "dir"
+
     def _source_state(self, ref: str) -> tuple[str, list[Path]]:
-        stage = self._stage_ref(ref)
+        named = self._named(ref)
+        if named is not None and named[0] == "image":
+            ref = named[1]
+        stage = self._stage_ref(ref) if named is None else None
         if stage is not None:
             st = self._stage_future(stage.index).result()
             return st.key, self.lowerdirs(st)
@@ -480,6 +511,11 @@ class Builder:
 
     def source_key(self, ref: str) -> str:
         """What identifies another stage's or image's content in a cache key."""
+        named = self._named(ref)
+        if named is not None:
+            if named[0] == "dir":
+                return LocalContext(named[1]).checksum(["."])
+            return self._image(named[1], "")[0]
         stage = self._stage_ref(ref)
         if stage is not None:
             return self._stage_future(stage.index).result().key
@@ -487,6 +523,9 @@ class Builder:
 
     def source_root(self, ref: str, stack: contextlib.ExitStack) -> str:
         """A read-only view of another stage or an image, mounted for the life of ``stack``."""
+        named = self._named(ref)
+        if named is not None and named[0] == "dir":
+            return named[1]
         _key, lowers = self._source_state(ref)
         return stack.enter_context(self.workspace.mounted(lowers))
 

@@ -40,6 +40,7 @@ class BuildOptions:
     progress: ProgressSink = discard
     puller: Puller | None = None
     max_parallel: int = 4
+    build_contexts: dict[str, str] = field(default_factory=dict)  # name -> dir | docker-image://ref
     runtime: str = "builtin"          # or "runc" (an OCI bundle per RUN)
 
 
