@@ -29,6 +29,9 @@ class Flag:
         return self.value == "true"
 
 
+_SHARED_DEFAULTS: dict[tuple[str, FlagType, str], Flag] = {}
+
+
 class BFlags:
     """Declare the flags an instruction takes, then parse the words the parser split off."""
 
@@ -37,25 +40,28 @@ class BFlags:
         self.flags: dict[str, Flag] = {}
         self.used: dict[str, Flag] = {}
 
-    def _add(self, name: str, kind: FlagType) -> Flag:
+    def _add(self, name: str, kind: FlagType, default: str) -> Flag:
+        if not self.args:
+            # Nothing to parse: every instruction without flags shares one read-only default Flag.
+            key = (name, kind, default)
+            shared = _SHARED_DEFAULTS.get(key)
+            if shared is None:
+                shared = _SHARED_DEFAULTS[key] = Flag(name, kind, default)
+            return shared
         if name in self.flags:
             raise DockerfileError(f"error setting up flags: Duplicate flag defined: {name}")
-        flag = Flag(name, kind)
+        flag = Flag(name, kind, default)
         self.flags[name] = flag
         return flag
 
     def add_bool(self, name: str, default: bool = False) -> Flag:
-        flag = self._add(name, FlagType.BOOL)
-        flag.value = "true" if default else "false"
-        return flag
+        return self._add(name, FlagType.BOOL, "true" if default else "false")
 
     def add_string(self, name: str, default: str = "") -> Flag:
-        flag = self._add(name, FlagType.STRING)
-        flag.value = default
-        return flag
+        return self._add(name, FlagType.STRING, default)
 
     def add_strings(self, name: str) -> Flag:
-        return self._add(name, FlagType.STRINGS)
+        return self._add(name, FlagType.STRINGS, "")
 
     def is_used(self, name: str) -> bool:
         return name in self.used

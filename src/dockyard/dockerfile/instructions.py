@@ -493,11 +493,17 @@ def _ram_in_bytes(value: str) -> int:
 
 
 def _csv_fields(value: str) -> list[str]:
+    if value == "":
+        raise DockerfileError("failed to parse csv mounts: EOF")
+    if '"' not in value and "\n" not in value and "\r" not in value:
+        return value.split(",")  # what the CSV reader gives for a line without quotes
     try:
         rows = list(csv.reader([value], strict=True))
     except csv.Error as exc:
         raise DockerfileError(f"failed to parse csv mounts: {exc}") from None
-    return rows[0] if rows else []
+    if not rows:
+        raise DockerfileError("failed to parse csv mounts: EOF")
+    return rows[0]
 
 
 def parse_mount(value: str, expand: Expander | None = None) -> MountSpec:

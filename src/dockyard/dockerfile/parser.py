@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from dockyard.dockerfile.shell import ShellLex, go_quote, is_space
+from dockyard.dockerfile.shell import ShellLex, go_quote, is_space, split_ws
 from dockyard.errors import DockerfileError
 
 MAX_LINE_BYTES = 65535
@@ -259,17 +259,22 @@ def detect_syntax(text: str | bytes) -> tuple[str, str, int] | None:
 # Heredocs
 
 
+_NAME_LEX = ShellLex("\\", skip_unset_env=True)
+_NAME_LEX_RAW = ShellLex("\\", skip_unset_env=True, raw_quotes=True)
+_RE_PLAIN_NAME = re.compile(r"[A-Za-z0-9_.\-]+")
+
+
 def _heredoc_from_parts(fd: str, chomp: bool, rest: str) -> Heredoc | None:
     if not rest:
         return None
-    lex = ShellLex("\\", skip_unset_env=True)
+    if _RE_PLAIN_NAME.fullmatch(rest):  # the common case: <<EOF
+        return Heredoc(name=rest, expand=True, chomp=chomp, file_descriptor=int(fd) if fd else 0)
     # Lex the word with and without quotes: if they differ, part of it was quoted, so the
     # content must not be expanded.
-    words = lex.process_words(rest, {})
+    words = _NAME_LEX.process_words(rest, {})
     if len(words) != 1:
         return None
-    lex.raw_quotes = True
-    words_raw = lex.process_words(rest, {})
+    words_raw = _NAME_LEX_RAW.process_words(rest, {})
     if len(words_raw) != len(words):
         raise DockerfileError(f"internal lexing of heredoc produced inconsistent results: {rest}")
     word = words[0]
@@ -299,10 +304,13 @@ _HEREDOC_LINE_LEX = ShellLex("\\", raw_quotes=True, raw_escapes=True, skip_unset
 
 def heredocs_from_line(line: str) -> list[Heredoc]:
     """Every heredoc opener on an instruction line, in order (``<< EOF`` with a space included)."""
-    try:
-        words = _HEREDOC_LINE_LEX.process_words(line, {})
-    except DockerfileError:
-        return []
+    if "'" in line or '"' in line or "\\" in line or "$" in line:
+        try:
+            words = _HEREDOC_LINE_LEX.process_words(line, {})
+        except DockerfileError:
+            return []
+    else:
+        words = [w for w in split_ws(line) if w]  # nothing for the lexer to do but split
     docs: list[Heredoc] = []
     i = 0
     while i < len(words):

@@ -541,13 +541,13 @@ class ShellLex:
     def process_words(self, word: str, env: Mapping[str, str]) -> list[str]:
         """Expand and split into words as a shell would (unquoted expansions are split too)."""
         if self._plain(word):
-            return [w for w in _split_ws(word) if w]
+            return [w for w in split_ws(word) if w]
         return self._process(word, env, capture=False).words
 
     def process_word_with_matches(self, word: str, env: Mapping[str, str]) -> ProcessWordResult:
         """Like :meth:`process_word`, also reporting which variable names were found and which not."""
         if self._plain(word):
-            return ProcessWordResult(word, [w for w in _split_ws(word) if w])
+            return ProcessWordResult(word, [w for w in split_ws(word) if w])
         return self._process(word, env, capture=True)
 
     def _process(self, word: str, env: Mapping[str, str], capture: bool, split: bool = True
@@ -563,7 +563,8 @@ class ShellLex:
 _WS_SPLIT = re.compile(r"[\t\n\v\f\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+")
 
 
-def _split_ws(s: str) -> list[str]:
+def split_ws(s: str) -> list[str]:
+    """Split on Go's unicode.IsSpace runs (may yield empty strings at the ends)."""
     return _WS_SPLIT.split(s)
 
 
