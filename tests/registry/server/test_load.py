@@ -16,11 +16,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import aiohttp
 import httpx
 import pytest
 
 PUSHERS, IMAGES, PULLERS = 16, 20, 4
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+TIMEOUT = aiohttp.ClientTimeout(total=60)
 
 
 def sha(data: bytes) -> str:
@@ -46,37 +48,40 @@ def storage(tmp_path: Path) -> Iterator[Path]:
     subprocess.run(["rm", "-rf", str(path)], check=False)
 
 
-async def push_blob(c: httpx.AsyncClient, repo: str, data: bytes, chunked: bool) -> str:
+async def push_blob(c: aiohttp.ClientSession, url: str, repo: str, data: bytes, chunked: bool) -> str:
     digest = sha(data)
-    if (await c.head(f"/v2/{repo}/blobs/{digest}")).status_code == 200:
-        return digest
+    async with c.head(f"{url}/v2/{repo}/blobs/{digest}") as r:
+        if r.status == 200:
+            return digest
     if not chunked:
-        r = await c.post(f"/v2/{repo}/blobs/uploads/", params={"digest": digest}, content=data)
-        assert r.status_code == 201, r.text
+        async with c.post(f"{url}/v2/{repo}/blobs/uploads/?digest={digest}", data=data) as r:
+            assert r.status == 201, await r.text()
         return digest
-    r = await c.post(f"/v2/{repo}/blobs/uploads/")
-    loc = r.headers["Location"]
+    async with c.post(f"{url}/v2/{repo}/blobs/uploads/") as r:
+        loc = r.headers["Location"]
     step = max(1, len(data) // 3)
     for start_at in range(0, len(data), step):
         chunk = data[start_at:start_at + step]
-        r = await c.patch(loc, content=chunk,
-                          headers={"Content-Range": f"{start_at}-{start_at + len(chunk) - 1}"})
-        assert r.status_code == 202, r.text
-        loc = r.headers["Location"]
-    r = await c.put(loc, params={"digest": digest})
-    assert r.status_code == 201, r.text
+        async with c.patch(url + loc, data=chunk,
+                           headers={"Content-Range": f"{start_at}-{start_at + len(chunk) - 1}"}) as r:
+            assert r.status == 202, await r.text()
+            loc = r.headers["Location"]
+    async with c.put(f"{url}{loc}?digest={digest}") as r:
+        assert r.status == 201, await r.text()
     return digest
 
 
-async def pull_and_verify(c: httpx.AsyncClient, repo: str, ref: str, expected_digest: str | None) -> None:
-    r = await c.get(f"/v2/{repo}/manifests/{ref}", headers={"Accept": OCI_MANIFEST})
-    assert r.status_code == 200, (repo, ref, r.text)
+async def pull_and_verify(c: aiohttp.ClientSession, url: str, repo: str, ref: str,
+                          expected_digest: str | None) -> None:
+    async with c.get(f"{url}/v2/{repo}/manifests/{ref}", headers={"Accept": OCI_MANIFEST}) as r:
+        assert r.status == 200, (repo, ref, await r.text())
+        body = await r.read()
     if expected_digest:
-        assert sha(r.content) == expected_digest
-    manifest = json.loads(r.content)
+        assert sha(body) == expected_digest
+    manifest = json.loads(body)
     for desc in [manifest["config"], *manifest["layers"]]:
-        blob = await c.get(f"/v2/{repo}/blobs/{desc['digest']}")
-        assert blob.status_code == 200 and sha(blob.content) == desc["digest"], (repo, desc)
+        async with c.get(f"{url}/v2/{repo}/blobs/{desc['digest']}") as blob:
+            assert blob.status == 200 and sha(await blob.read()) == desc["digest"], (repo, desc)
 
 
 @pytest.mark.slow
@@ -89,31 +94,32 @@ def test_concurrent_pushers_and_pullers_lose_nothing(storage: Path) -> None:
     pulls = 0
 
     async def pusher(n: int) -> None:
-        async with httpx.AsyncClient(base_url=url, timeout=60) as c:
+        async with aiohttp.ClientSession(timeout=TIMEOUT) as c:
             repo = f"load/p{n % 4}"  # four pushers share each repository
             for i in range(IMAGES):
                 layers = [shared[(n + i) % 8], shared[(n * 3 + i) % 8], f"unique {n}/{i}".encode() * 50]
                 descs = [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
-                          "digest": await push_blob(c, repo, data, chunked=(i % 2 == 0)), "size": len(data)}
+                          "digest": await push_blob(c, url, repo, data, chunked=(i % 2 == 0)),
+                          "size": len(data)}
                          for data in layers]
                 config = json.dumps({"pusher": n, "image": i}).encode()
                 cdesc = {"mediaType": "application/vnd.oci.image.config.v1+json",
-                         "digest": await push_blob(c, repo, config, chunked=False), "size": len(config)}
+                         "digest": await push_blob(c, url, repo, config, chunked=False), "size": len(config)}
                 body = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": cdesc,
                                    "layers": descs}).encode()
                 tag = f"n{n}-i{i}"
-                r = await c.put(f"/v2/{repo}/manifests/{tag}", content=body,
-                                headers={"Content-Type": OCI_MANIFEST})
-                assert r.status_code == 201, r.text
+                async with c.put(f"{url}/v2/{repo}/manifests/{tag}", data=body,
+                                 headers={"Content-Type": OCI_MANIFEST}) as r:
+                    assert r.status == 201, await r.text()
                 pushed[(repo, tag)] = sha(body)
 
     async def puller() -> None:
         nonlocal pulls
-        async with httpx.AsyncClient(base_url=url, timeout=60) as c:
+        async with aiohttp.ClientSession(timeout=TIMEOUT) as c:
             while not stop.is_set():
                 if pushed:
                     (repo, tag), digest = rng.choice(list(pushed.items()))
-                    await pull_and_verify(c, repo, tag, digest)
+                    await pull_and_verify(c, url, repo, tag, digest)
                     pulls += 1
                 await asyncio.sleep(0.005)
 
@@ -122,12 +128,13 @@ def test_concurrent_pushers_and_pullers_lose_nothing(storage: Path) -> None:
         await asyncio.gather(*(pusher(n) for n in range(PUSHERS)))
         stop.set()
         await asyncio.gather(*pullers)
-        async with httpx.AsyncClient(base_url=url, timeout=60) as c:
+        async with aiohttp.ClientSession(timeout=TIMEOUT) as c:
             for (repo, tag), digest in pushed.items():
-                await pull_and_verify(c, repo, tag, digest)
-                await pull_and_verify(c, repo, digest, digest)
+                await pull_and_verify(c, url, repo, tag, digest)
+                await pull_and_verify(c, url, repo, digest, digest)
             for n in range(4):
-                tags = (await c.get(f"/v2/load/p{n}/tags/list")).json()["tags"]
+                async with c.get(f"{url}/v2/load/p{n}/tags/list") as r:
+                    tags = (await r.json())["tags"]
                 assert len(tags) == PUSHERS // 4 * IMAGES
 
     started = time.monotonic()
