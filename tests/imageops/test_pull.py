@@ -300,3 +300,20 @@ def test_python_api_client_pull_and_push_with_progress_callbacks(tmp_path: Path,
             assert {e.name for e in events} >= {"Preparing"}
     finally:
         os.system(f"rm -rf {root}")
+
+
+def test_blob_missing_on_the_mirror_comes_from_the_origin(store: Store, tmp_path: Path) -> None:
+    from dockyard.registry.server import RegistryServer
+
+    image = _image(2)
+    repo = _repo()
+    upload_image(PLAIN, repo, "other", image)  # the origin has the blobs, but no "v1" tag
+    with RegistryServer(storage=tmp_path / "mirror") as mirror:
+        upload_image(mirror.address, repo, "v1", image)
+        gone = "sha256:" + hashlib.sha256(image.layers[1][0]).hexdigest()
+        assert httpx.delete(f"{mirror.url}/v2/{repo}/blobs/{gone}").status_code == 202
+        opts = RegistryOptions(backoff=0.01, retries=0, mirrors={PLAIN: (mirror.url,)})
+        with RegistryClient(opts) as rc:
+            got = pull(store, rc, parse_normalized(f"{PLAIN}/{repo}:v1"))
+    assert got.image_id == image.image_id and got.layers == ["pulled", "pulled"]
+    assert store.content.exists(gone)
