@@ -168,3 +168,17 @@ def test_errors_carry_place() -> None:
     assert str(err3.value) == 'Dockerfile:3:1: failed to process "${Y:?required}": Y: required'
     with pytest.raises(DockerfileError, match="no FROM"):
         plan("ARG A=1\n")
+
+
+def test_stage_dependencies() -> None:
+    from dockyard.dockerfile.stages import needed_stages
+    p = plan("ARG SRC=deps\nFROM alpine AS deps\nFROM alpine AS unused\nFROM golang AS build\n"
+             "COPY --from=$SRC /a /a\nRUN --mount=type=bind,from=unused,target=/u true\n"
+             "FROM build AS final\nCOPY --from=0 /b /b\nCOPY --from=nginx:latest /c /c\n")
+    build, final = p.stages[2], p.stages[3]
+    assert build.deps == {0, 1}
+    copy = build.instructions[0]
+    assert isinstance(copy, CopyInstruction) and copy.from_ == "deps"
+    assert final.deps == {2, 0}
+    assert [s.name for s in needed_stages(p, final)] == ["deps", "unused", "build", "final"]
+    assert [s.name for s in needed_stages(p, p.stages[0])] == ["deps"]

@@ -20,7 +20,8 @@ Typed instructions (:mod:`.instructions`)
 Stages and scope (:mod:`.stages`)
     ``parse_stages(result, build_args, target_platform=, build_platform=) -> BuildPlan`` with
     ``.stages`` (``Stage``: name, base_name and platform after global-ARG expansion, base_stage when
-    FROM names an earlier stage, instructions), ``.meta_args``, ``.global_args``,
+    FROM names an earlier stage, ``deps`` = earlier stages it reads (base, ``COPY --from``, RUN
+    mounts), instructions), ``needed_stages(plan, target)``, ``.meta_args``, ``.global_args``,
     ``.unused_build_args`` / ``.unused_args_warning()``. For the build, ``plan.stage_env(stage,
     image_env)`` gives a ``StageEnv``: ``apply(instr)`` expands it in order (tracking ARG and ENV),
     ``run_env()`` is what RUN sees, ``history_args()`` what goes into history (no proxy args).
@@ -81,7 +82,7 @@ from dockyard.dockerfile.parser import (
     parse_directive,
 )
 from dockyard.dockerfile.shell import ShellLex, expand, expand_words
-from dockyard.dockerfile.stages import BuildPlan, Platform, Stage, StageEnv, parse_stages
+from dockyard.dockerfile.stages import BuildPlan, Platform, Stage, StageEnv, needed_stages, parse_stages
 
 __all__ = [
     "AddInstruction", "ArgInstruction", "ArgSpec", "BuildPlan", "CmdInstruction", "CopyInstruction",
@@ -91,7 +92,8 @@ __all__ = [
     "PatternError",
     "PatternMatcher", "Platform", "PortSpec", "RunInstruction", "ShellInlineFile", "ShellInstruction",
     "ShellLex", "SourceContent", "Stage", "StageEnv", "StopSignalInstruction", "UserInstruction",
-    "VolumeInstruction", "WorkdirInstruction", "detect_syntax", "expand", "expand_words", "parse",
+    "VolumeInstruction", "WorkdirInstruction", "detect_syntax", "expand", "expand_words", "needed_stages",
+    "parse",
     "parse_directive", "parse_instruction", "parse_mount", "parse_port_spec", "parse_stages",
     "pick_ignore_file", "read_ignore_file",
 ]

@@ -25,7 +25,7 @@ INSTRUCTIONS = ("add", "arg", "cmd", "copy", "entrypoint", "env", "expose", "fro
                 "label", "maintainer", "onbuild", "run", "shell", "stopsignal", "user", "volume", "workdir")
 
 
-def _replace(obj: _T, **changes: object) -> _T:
+def with_changes(obj: _T, **changes: object) -> _T:
     """A shallow copy with some fields changed (dataclasses.replace without re-running __init__)."""
     new = object.__new__(type(obj))
     new.__dict__.update(obj.__dict__)
@@ -167,7 +167,7 @@ class RunInstruction(_CommandLine):
         if not self.raw_mounts:
             return self
         mounts = [parse_mount(m, fn) for m in self.raw_mounts]
-        return _replace(self, mounts=mounts)
+        return with_changes(self, mounts=mounts)
 
 
 @dataclass
@@ -198,7 +198,7 @@ class _Sources(Instruction):
     excludes: list[str] = field(default_factory=list)
 
     def _expanded(self, fn: Expander) -> dict[str, object]:
-        contents = [_replace(c, data=fn(c.data)) if c.expand else c for c in self.contents]
+        contents = [with_changes(c, data=fn(c.data)) if c.expand else c for c in self.contents]
         return {"sources": [fn(s) for s in self.sources], "dest": fn(self.dest), "chown": fn(self.chown),
                 "chmod": fn(self.chmod), "excludes": [fn(e) for e in self.excludes], "contents": contents}
 
@@ -211,7 +211,7 @@ class CopyInstruction(_Sources):
     parents: bool = False
 
     def expand(self, fn: Expander) -> CopyInstruction:
-        return _replace(self, **self._expanded(fn))
+        return with_changes(self, **self._expanded(fn))
 
 
 @dataclass
@@ -223,7 +223,7 @@ class AddInstruction(_Sources):
     unpack: bool | None = None
 
     def expand(self, fn: Expander) -> AddInstruction:
-        return _replace(self, checksum=fn(self.checksum), **self._expanded(fn))
+        return with_changes(self, checksum=fn(self.checksum), **self._expanded(fn))
 
 
 @dataclass
@@ -233,7 +233,7 @@ class EnvInstruction(Instruction):
     env: list[KeyValuePair] = field(default_factory=list)
 
     def expand(self, fn: Expander) -> EnvInstruction:
-        return _replace(
+        return with_changes(
             self, env=[KeyValuePair(fn(p.key), fn(p.value), p.no_delim) for p in self.env])
 
 
@@ -244,7 +244,7 @@ class LabelInstruction(Instruction):
     labels: list[KeyValuePair] = field(default_factory=list)
 
     def expand(self, fn: Expander) -> LabelInstruction:
-        return _replace(
+        return with_changes(
             self, labels=[KeyValuePair(fn(p.key), fn(p.value), p.no_delim) for p in self.labels])
 
 
@@ -269,7 +269,7 @@ class UserInstruction(Instruction):
     user: str = ""
 
     def expand(self, fn: Expander) -> UserInstruction:
-        return _replace(self, user=fn(self.user))
+        return with_changes(self, user=fn(self.user))
 
 
 @dataclass
@@ -279,7 +279,7 @@ class WorkdirInstruction(Instruction):
     path: str = ""
 
     def expand(self, fn: Expander) -> WorkdirInstruction:
-        return _replace(self, path=fn(self.path))
+        return with_changes(self, path=fn(self.path))
 
 
 @dataclass
@@ -289,7 +289,7 @@ class VolumeInstruction(Instruction):
     volumes: list[str] = field(default_factory=list)
 
     def expand(self, fn: Expander) -> VolumeInstruction:
-        return _replace(self, volumes=[fn(v) for v in self.volumes])
+        return with_changes(self, volumes=[fn(v) for v in self.volumes])
 
 
 @dataclass
@@ -299,7 +299,7 @@ class StopSignalInstruction(Instruction):
     signal: str = ""
 
     def expand(self, fn: Expander) -> StopSignalInstruction:
-        return _replace(self, signal=fn(self.signal))
+        return with_changes(self, signal=fn(self.signal))
 
 
 @dataclass

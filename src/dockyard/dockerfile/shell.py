@@ -9,7 +9,7 @@ ${V//p/r}``. Errors are :class:`~dockyard.errors.DockerfileError` with BuildKit'
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from dockyard.errors import DockerfileError
@@ -71,7 +71,7 @@ class EnvList(Mapping[str, str]):
     def __getitem__(self, key: str) -> str:
         return self._d[key]
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[str]:
         return iter(self._d)
 
     def __len__(self) -> int:

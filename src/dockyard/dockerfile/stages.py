@@ -17,12 +17,15 @@ from dataclasses import dataclass, field
 from dockyard.dockerfile.instructions import (
     ArgInstruction,
     ArgSpec,
+    CopyInstruction,
     EnvInstruction,
     ExposeInstruction,
     FromInstruction,
     Instruction,
     OnbuildInstruction,
+    RunInstruction,
     parse_instruction,
+    with_changes,
 )
 from dockyard.dockerfile.parser import ParseResult
 from dockyard.dockerfile.shell import ShellLex
@@ -93,6 +96,8 @@ class Stage:
     instructions: list[Instruction] = field(default_factory=list)
     base_stage: int | None = None
     comment: str = ""
+    # Earlier stages this one needs: its base, COPY --from and RUN --mount from= that name a stage.
+    deps: set[int] = field(default_factory=set)
 
     @property
     def display_name(self) -> str:
@@ -185,14 +190,25 @@ def parse_stages(result: ParseResult, build_args: Mapping[str, str] | None = Non
                 if st.name and st.name == base.lower():
                     base_stage = st.index
             stages.append(Stage(index=len(stages), name=instr.stage_name, base_name=base, platform=plat,
-                                from_=instr, base_stage=base_stage, comment=instr.comment))
+                                from_=instr, base_stage=base_stage, comment=instr.comment,
+                                deps={base_stage} if base_stage is not None else set()))
             continue
         if not stages:
             raise DockerfileError("no build stage in current context", file=filename, line=node.start_line,
                                   column=node.column)
         if isinstance(instr, ArgInstruction):
             declared.update(spec.key for spec in instr.args)
-        stages[-1].instructions.append(instr)
+        current = stages[-1]
+        if isinstance(instr, CopyInstruction) and instr.from_:
+            # BuildKit resolves --from before the build, so only global ARGs apply here.
+            source = expand(instr.from_, node.start_line, node.column)
+            instr = with_changes(instr, from_=source)
+            _add_dep(current, stages, source)
+        elif isinstance(instr, RunInstruction):
+            for mount in instr.mounts:
+                if mount.from_:
+                    _add_dep(current, stages, mount.from_)
+        current.instructions.append(instr)
     if not stages:
         raise DockerfileError("the Dockerfile has no FROM instruction", file=filename)
     unused = sorted(k for k in build_args if k not in declared and k not in PROXY_ARGS)
@@ -201,6 +217,30 @@ def parse_stages(result: ParseResult, build_args: Mapping[str, str] | None = Non
     return BuildPlan(stages=stages, meta_args=meta_args, global_args=all_globals, build_args=build_args,
                      unused_build_args=unused, escape_token=result.escape_token, filename=filename,
                      target_platform=target_platform)
+
+
+def _add_dep(stage: Stage, stages: list[Stage], ref: str) -> None:
+    """Record that ``stage`` reads from an earlier stage named or numbered ``ref`` (else an image)."""
+    if ref.isdigit():
+        index = int(ref)
+        if index < stage.index:
+            stage.deps.add(index)
+        return
+    for st in stages[:stage.index]:
+        if st.name and st.name == ref.lower():
+            stage.deps.add(st.index)
+
+
+def needed_stages(plan: BuildPlan, target: Stage) -> list[Stage]:
+    """The stages ``target`` depends on, transitively, in build order (``target`` last)."""
+    seen: set[int] = set()
+    todo = [target.index]
+    while todo:
+        i = todo.pop()
+        if i not in seen:
+            seen.add(i)
+            todo.extend(plan.stages[i].deps)
+    return [st for st in plan.stages if st.index in seen]
 
 
 class _Scope(Mapping[str, str]):
