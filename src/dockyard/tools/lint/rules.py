@@ -262,7 +262,7 @@ def _dl3002(ctx: Context) -> Iterator[Hit]:
             yield users[-1].line, None
 
 
-@rule("DL3003", "warning", "Use WORKDIR to switch to a directory")
+@rule("DL3003", "warning", "Use WORKDIR to switch to a directory", onbuild=False)
 def _dl3003(ctx: Context) -> Iterator[Hit]:
     for _, instr, script in ctx.runs():
         if script.uses("cd"):
@@ -678,7 +678,8 @@ def _dl3024(ctx: Context) -> Iterator[Hit]:
 @rule("DL3025", "warning", "Use arguments JSON notation for CMD and ENTRYPOINT arguments")
 def _dl3025(ctx: Context) -> Iterator[Hit]:
     for instr in ctx.instrs:
-        shell_form = (instr.kind in ("CMD", "ENTRYPOINT") and not instr.node.is_json and bool(instr.args)) or (
+        plain = instr.kind in ("CMD", "ENTRYPOINT") and not instr.node.is_json and bool(instr.args)
+        shell_form = plain or (
             isinstance(instr.typed, HealthcheckInstruction) and instr.typed.test[:1] == ["CMD-SHELL"]
         )
         if shell_form:
@@ -860,19 +861,7 @@ def _dl3033(ctx: Context) -> Iterator[Hit]:
 
 
 _ZYPPER_NEEDS_YES = ("install", "in", "remove", "rm", "source-install", "si", "patch")
-_ZYPPER_USES = (
-    "install",
-    "in",
-    "remove",
-    "rm",
-    "source-install",
-    "si",
-    "patch",
-    "update",
-    "up",
-    "dist-upgrade",
-    "dup",
-)
+_ZYPPER_USES = ("install", "in", "remove", "rm", "source-install", "si", "patch")
 
 
 @rule("DL3034", "warning", "Non-interactive switch missing from `zypper` command: `zypper install -y`")
