@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "image": "dockyard.cli.image_cmds:image_group",
     "images": "dockyard.cli.image_cmds:images_cmd",
     "import": "dockyard.cli.archive_cmds:import_cmd",
+    "lint": "dockyard.cli.lint_cmd:lint_cmd",
     "load": "dockyard.cli.archive_cmds:load_cmd",
     "login": "dockyard.cli.registry_client_cmds:login_cmd",
     "logout": "dockyard.cli.registry_client_cmds:logout_cmd",
