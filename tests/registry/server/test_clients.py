@@ -31,8 +31,13 @@ def run(args: list[str], env: dict[str, str], timeout: float = 120) -> str:
 def env() -> dict[str, str]:
     environment = peers_env()
     for script in ("start-registry.sh", "start-dockerd.sh", "import-busybox.sh"):
-        subprocess.run(["bash", str(PEERS / script)], capture_output=True, env=environment, timeout=300,
-                       check=True)
+        # Idempotent, but another test process may be starting the same peer right now: judge by
+        # the result below rather than by the script's exit status.
+        subprocess.run(["bash", str(PEERS / script)], capture_output=True, env=environment, timeout=300)
+    try:
+        httpx.get(f"http://{environment['PEERS_REGISTRY']}/v2/peers/busybox/tags/list", timeout=5)
+    except httpx.HTTPError:
+        pytest.skip("peer registry 127.0.0.1:5000 is not up (../shared/peers/start-registry.sh)")
     return environment
 
 

@@ -32,8 +32,14 @@ def _peers_env() -> dict[str, str]:
 def upstream_env() -> dict[str, str]:
     env = _peers_env()
     for args in (["start-registry.sh"], ["start-registry.sh", "auth"], ["import-busybox.sh"]):
+        # Idempotent; judge by reachability, since another test process may be starting them too.
         subprocess.run(["bash", str(PEERS / args[0]), *args[1:]], env=env, capture_output=True,
-                       timeout=300, check=True)
+                       timeout=300)
+    for port in (5000, 5001):
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/v2/", timeout=5)
+        except httpx.HTTPError:
+            pytest.skip(f"peer registry 127.0.0.1:{port} is not up (../shared/peers/start-registry.sh)")
     return env
 
 
