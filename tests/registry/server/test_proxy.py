@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 import time
@@ -136,3 +137,63 @@ def test_tag_ttl_and_offline_upstream(tmp_path: Path) -> None:
                     == sha(b"v1 layer")[7:]
     finally:
         upstream.stop()
+
+
+@pytest.mark.docker
+@pytest.mark.peers
+def test_registry_mirrors_entry_of_a_docker_engine(upstream_env: dict[str, str], tmp_path: Path) -> None:
+    """A second dockerd (ours, on tmpfs) with ``registry-mirrors`` = the mirror: ``docker pull busybox:x``
+    goes to the mirror as ``library/busybox``, which fetches it from docker-registry."""
+    subprocess.run(["skopeo", "copy", "--src-tls-verify=false", "--dest-tls-verify=false",
+                    "docker://127.0.0.1:5000/peers/busybox:local",
+                    "docker://127.0.0.1:5000/library/busybox:mirrored"], env=upstream_env,
+                   capture_output=True, check=True, timeout=120)
+    shm = Path("/dev/shm") if Path("/dev/shm").is_dir() else tmp_path
+    root = shm / f"dockyard-mirror-dockerd-{os.getpid()}"
+    exec_root = Path(f"/tmp/dyd-{os.getpid()}")  # short: containerd socket paths have a length limit
+    root.mkdir()
+    sock = root / "docker.sock"
+    env = {**upstream_env, "DOCKER_HOST": f"unix://{sock}"}
+    docker = upstream_env["DOCKER"]
+    dockerd: subprocess.Popen[bytes] | None = None
+    with RegistryServer(storage=tmp_path / "mirror", proxy_remote="http://127.0.0.1:5000") as mirror:
+        (root / "daemon.json").write_text(json.dumps({
+            "data-root": str(root / "data"), "exec-root": str(exec_root), "pidfile": str(root / "pid"),
+            "hosts": [f"unix://{sock}"], "storage-driver": "overlay2", "iptables": False,
+            "ip-forward": False, "ip-masq": False, "bridge": "none",
+            "registry-mirrors": [mirror.url]}))
+        try:
+            with open(root / "log", "wb") as log:
+                dockerd = subprocess.Popen(["/usr/sbin/dockerd", "--config-file", str(root / "daemon.json")],
+                                           stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+                                           start_new_session=True)
+            deadline = time.monotonic() + 30
+            while subprocess.run([docker, "version"], env=env, capture_output=True).returncode != 0:
+                alive = dockerd.poll() is None and time.monotonic() < deadline
+                assert alive, (root / "log").read_text()[-2000:]
+                time.sleep(0.3)
+            pulled = subprocess.run([docker, "pull", "busybox:mirrored"], env=env, capture_output=True,
+                                    text=True, timeout=120)
+            assert pulled.returncode == 0, pulled.stderr
+            image = json.loads(subprocess.run([docker, "image", "inspect", "busybox:mirrored"], env=env,
+                                              capture_output=True, check=True, timeout=60).stdout)[0]
+            original = json.loads(subprocess.run([docker, "image", "inspect", "busybox:local"],
+                                                 env=upstream_env, capture_output=True, check=True,
+                                                 timeout=60).stdout)[0]
+            assert image["Id"] == original["Id"]
+            # It came through the mirror, which now holds a copy.
+            assert httpx.head(f"{mirror.url}/v2/library/busybox/manifests/mirrored").status_code == 200
+            assert (tmp_path / "mirror" / "repositories" / "library" / "busybox").is_dir()
+        finally:
+            if dockerd is not None:
+                dockerd.terminate()
+                try:
+                    dockerd.wait(30)
+                except subprocess.TimeoutExpired:
+                    dockerd.kill()
+                    dockerd.wait(10)
+            mounts = [line for line in Path("/proc/mounts").read_text().splitlines()
+                      if str(root) in line or str(exec_root) in line]
+            for line in reversed(mounts):
+                subprocess.run(["umount", "-l", line.split()[1]], capture_output=True)
+            subprocess.run(["rm", "-rf", str(root), str(exec_root)], capture_output=True)
