@@ -46,7 +46,10 @@ if TYPE_CHECKING:
     from dockyard.imageops.check import CheckReport
     from dockyard.imageops.gc import GcResult
     from dockyard.imageops.images import DeleteItem, DiskUsage, HistoryItem, ImageSummary, PruneReport
+    from dockyard.imageops.pull import PullResult
+    from dockyard.imageops.push import PushResult
     from dockyard.oci.config import ImageConfig
+    from dockyard.registry.client import RegistryClient
 
 
 @dataclass(slots=True)
@@ -236,7 +239,7 @@ class Client:
             options.puller = puller
         return build(self.store, options)
 
-    def registry_client(self, config_path: str | None = None) -> Any:
+    def registry_client(self, config_path: str | None = None) -> RegistryClient:
         """A ``registry.client.RegistryClient`` with this machine's mirrors, insecure registries and
         docker logins (``$DOCKER_CONFIG/config.json``); the caller closes it."""
         from dockyard.config import registry_options
@@ -245,24 +248,32 @@ class Client:
 
         return RegistryClient(registry_options(config_path), credentials=DockerConfig.load().provider())
 
-    def pull(self, ref: str, *, platform: str | None = None, all_tags: bool = False,
-             unpack: bool = True) -> Any:
-        """Pull ``ref`` (``docker pull``); returns an ``imageops.pull.PullResult`` (a list with
-        ``all_tags``). Progress goes to this client's sink."""
-        from dockyard.imageops.pull import pull, pull_all_tags
+    def pull(self, ref: str, *, platform: str | None = None, unpack: bool = True) -> PullResult:
+        """Pull ``ref`` (``docker pull``); progress goes to this client's sink."""
+        from dockyard.imageops.pull import pull
         from dockyard.oci.platform import parse
         from dockyard.oci.reference import parse_normalized
 
         parsed = parse_normalized(ref)
         want = parse(platform) if platform else None
         with self.registry_client() as registry:
-            if all_tags:
-                return pull_all_tags(self.store, registry, parsed, platform=want, progress=self.progress,
-                                     unpack=unpack)
             return pull(self.store, registry, parsed, platform=want, progress=self.progress, unpack=unpack)
 
+    def pull_all_tags(self, ref: str, *, platform: str | None = None,
+                      unpack: bool = True) -> list[PullResult]:
+        """Pull every tag of the repository ``ref`` names (``docker pull --all-tags``)."""
+        from dockyard.imageops.pull import pull_all_tags
+        from dockyard.oci.platform import parse
+        from dockyard.oci.reference import parse_normalized
+
+        parsed = parse_normalized(ref)
+        want = parse(platform) if platform else None
+        with self.registry_client() as registry:
+            return pull_all_tags(self.store, registry, parsed, platform=want, progress=self.progress,
+                                 unpack=unpack)
+
     def push(self, ref: str, *, source: str | None = None, compression: str = "gzip",
-             chunk_size: int = 0) -> Any:
+             chunk_size: int = 0) -> PushResult:
         """Push the local image ``ref`` (or ``source`` as ``ref``); returns ``imageops.push.PushResult``."""
         from dockyard.imageops.push import push
         from dockyard.oci.reference import parse_normalized

@@ -54,7 +54,7 @@ def pull_cmd(ctx: click.Context, name: str, all_tags: bool, platform: str | None
         ref = ref.tag_or_latest()
     with _progress(quiet) as render, _client(ctx, render) as client:
         if all_tags:
-            results = client.pull(str(ref), platform=platform, all_tags=True)
+            results = client.pull_all_tags(str(ref), platform=platform)
         else:
             results = [client.pull(str(ref), platform=platform)]
     for result in results:
