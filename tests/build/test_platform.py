@@ -43,3 +43,30 @@ def test_scratch_stage_takes_the_target_platform(builds: Builds) -> None:
     config = builds.client.image_config("scr:1")
     assert (config.os, config.architecture) == ("linux", "amd64")
     assert (builds.rootfs("scr:1") / "x").read_text() == "x\n"
+
+
+def test_multi_platform_build_makes_one_index(builds: Builds, arm64_base: str, tmp_path: Path) -> None:
+    import json
+    import shutil
+    import subprocess
+
+    from dockyard.build.multiplatform import MultiPlatformResult
+    from dockyard.build.options import Output
+
+    builds.client.tag("busybox:local", "busybox:amd64")
+    ctx = builds.context("ARG TARGETARCH\nFROM busybox:${TARGETARCH}\nRUN uname -m > /arch\n")
+    out = tmp_path / "multi.tar"
+    result = builds.build(ctx, tags=["multi:1"], platform="linux/amd64,linux/arm64",
+                          outputs=[Output("oci", str(out))])
+    assert isinstance(result, MultiPlatformResult)
+    assert set(result.images) == {"linux/amd64", "linux/arm64"}
+    index = json.loads(builds.client.store.content.read(result.index_digest))
+    assert sorted(m["platform"]["architecture"] for m in index["manifests"]) == ["amd64", "arm64"]
+    assert builds.client.image_config("multi:1").architecture == "amd64"  # the host's platform is named
+    for platform, arch in (("linux/amd64", "x86_64"), ("linux/arm64", "aarch64")):
+        builds.client.tag(result.images[platform], f"multi:{arch}")
+        assert (builds.rootfs(f"multi:{arch}") / "arch").read_text().strip() == arch
+    if shutil.which("skopeo"):
+        inspected = subprocess.run(["skopeo", "inspect", "--raw", f"oci-archive:{out}"], capture_output=True,
+                                   text=True, check=True)
+        assert json.loads(inspected.stdout)["manifests"] == index["manifests"]

@@ -63,7 +63,16 @@ DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 
 
 def build(store: Store, options: BuildOptions) -> BuildResult:
-    """Build ``options.context_dir`` and return the image ID (and tags) it produced."""
+    """Build ``options.context_dir`` and return the image ID (and tags) it produced.
+
+    Several platforms (``linux/amd64,linux/arm64``) build side by side into one OCI index."""
+    if "," in options.platform:
+        from dockyard.build.multiplatform import build_platforms, split_platforms
+
+        platforms = split_platforms(options.platform)
+        if len(platforms) > 1:
+            return build_platforms(store, options, platforms)
+        options = dataclasses.replace(options, platform=platforms[0])
     builder = Builder(store, options)
     try:
         return builder.run()

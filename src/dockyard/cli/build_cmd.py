@@ -159,10 +159,13 @@ def build_cmd(ctx: click.Context, path: str, tags: tuple[str, ...], dockerfile: 
     if iidfile:
         with open(iidfile, "w") as f:
             f.write(result.image_id)
+    index = getattr(result, "index_digest", "")
     if quiet:
-        click.echo(result.image_id)
+        click.echo(index or result.image_id)
     elif progress != "quiet":
         elapsed = time.monotonic() - started
+        if index:
+            click.echo(f"exporting manifest list {index} done", err=True)
         click.echo(f"writing image {result.image_id} done "
                    f"({elapsed:.1f}s, {result.cached}/{result.steps} cached)", err=True)
         for tag in tags:
