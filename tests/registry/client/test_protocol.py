@@ -268,13 +268,13 @@ def test_bearer_token_refreshed_when_expired(token_registry: TokenRegistry) -> N
     tokens = token_registry.tokens
     desc, data = _blob(500)
     name = f"team/{uuid.uuid4().hex[:8]}"
-    tokens.lifetime = 6  # the client refreshes 5 s early: this token is stale after 1 s
+    tokens.lifetime = 7  # the client refreshes 5 s early: these tokens are stale after 2 s
     try:
         with RegistryClient(FAST, credentials=lambda h: Credentials("alice", "wonderland")) as client:
             repo = client.repository(token_registry.host, name)
             repo.upload_blob(desc, lambda: io.BytesIO(data))
             first = repo.session.token_fetches
-            time.sleep(1.2)
+            time.sleep(2.1)
             repo.fetch_blob(desc, io.BytesIO())
             repo.fetch_blob(desc, io.BytesIO())
             assert repo.session.token_fetches == first + 1
