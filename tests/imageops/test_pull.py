@@ -215,15 +215,15 @@ def test_schema1_and_rate_limit_are_clear_errors(store: Store) -> None:
 
 def test_mirrors_tried_in_order_then_origin(store: Store) -> None:
     image = _image(1)
-    repo = _repo()
-    upload_image(PLAIN, repo, "v1", image)
-    # docker.io names resolved through a mirror: a dead one first, then the local registry
+    official = f"dytest{uuid.uuid4().hex[:8]}"  # an "official" Hub image: docker.io/library/<name>
+    upload_image(PLAIN, f"library/{official}", "v1", image)
+    # Docker Hub names resolved through mirrors: a dead one first, then the local registry
     dead = "http://127.0.0.1:9"
     hub = RegistryOptions(backoff=0.01, retries=0, mirrors={"docker.io": (dead, f"http://{PLAIN}")})
     with RegistryClient(hub) as rc:
-        got = pull(store, rc, parse_normalized(f"{repo}:v1"))
+        got = pull(store, rc, parse_normalized(f"{official}:v1"))
     assert got.image_id == image.image_id
-    assert store.meta.get_tag(f"docker.io/{repo}:v1") == image.image_id
+    assert store.meta.get_tag(f"docker.io/library/{official}:v1") == image.image_id
     # a mirror without the image (the auth registry refuses anonymous access) is skipped for the origin
     other = _repo()
     upload_image(PLAIN, other, "v1", image)
