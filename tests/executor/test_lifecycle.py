@@ -19,6 +19,9 @@ from dockyard.executor import mount as m
 from dockyard.executor.base import Executor, new_run_dir
 
 
+# A background thread of the executor failing (e.g. closing a descriptor twice) fails the test.
+pytestmark = pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")
+
 def procs_with(marker: str) -> list[int]:
     found = []
     for entry in os.listdir("/proc"):

@@ -19,6 +19,9 @@ from dockyard.executor.base import Executor, RunHandle
 from dockyard.executor.spec import DEFAULT_PATH
 
 
+# A background thread of the executor failing (e.g. closing a descriptor twice) fails the test.
+pytestmark = pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")
+
 def sh(ex: Executor, rootfs: RootfsSpec | Path, script: str, **kw: object) -> tuple[int, str, str]:
     out: list[bytes] = []
     err: list[bytes] = []

@@ -202,8 +202,9 @@ def pump(readers: dict[int, OutputCallback], sel: selectors.BaseSelector) -> Non
         sel.register(fd, selectors.EVENT_READ, cb)
 
 
-def read_ready(fd: int, cb: OutputCallback, sel: selectors.BaseSelector) -> None:
-    """Deliver what a pipe has; unregister and close it at EOF."""
+def read_ready(fd: int, cb: OutputCallback, sel: selectors.BaseSelector, still_open: set[int]) -> None:
+    """Deliver what a pipe has; at EOF unregister and close it, and drop it from ``still_open`` (so that
+    nobody closes the number again once another thread may have reused it)."""
     try:
         data = os.read(fd, 65536)
     except BlockingIOError:
@@ -214,7 +215,14 @@ def read_ready(fd: int, cb: OutputCallback, sel: selectors.BaseSelector) -> None
         cb(data)
     else:
         sel.unregister(fd)
+        still_open.discard(fd)
         os.close(fd)
+
+
+def close_all(fds: set[int]) -> None:
+    """Close and forget every descriptor in ``fds``."""
+    while fds:
+        os.close(fds.pop())
 
 
 class Deadline:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import selectors
 import shutil
 import socket
@@ -20,6 +21,7 @@ from dockyard.executor.base import (
     OnStart,
     Output,
     OutputCallback,
+    close_all,
     new_run_dir,
     open_tty,
     output_fds,
@@ -112,6 +114,7 @@ class NamespaceExecutor:
             if stdin is None:
                 to_close.append(in_fd)
             child_fds = [in_fd, *child_out]
+        still_open = {*readers, *inputs}
         run_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             try:
@@ -124,24 +127,21 @@ class NamespaceExecutor:
                     os.close(fd)
             if on_start is not None:
                 on_start(_Handle(run_sock))
-            return self._wait(run_sock, readers, inputs, Deadline(timeout, cancel))
+            return self._wait(run_sock, readers, inputs, still_open, Deadline(timeout, cancel))
         finally:
             run_sock.close()
-            for fd in [*readers, *inputs]:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
+            close_all(still_open)
             shutil.rmtree(rundir, ignore_errors=True)
 
     def _wait(self, run_sock: socket.socket, readers: dict[int, OutputCallback],
-              inputs: dict[int, OutputCallback], deadline: Deadline) -> int:
+              inputs: dict[int, OutputCallback], still_open: set[int], deadline: Deadline) -> int:
         sel = selectors.DefaultSelector()
         pump(readers, sel)
         pump(inputs, sel)
         sel.register(run_sock, selectors.EVENT_READ, None)
         must_finish = {run_sock.fileno(), *readers}
         exit_code: int | None = None
+        held: list[int] = []  # the container's mount namespace: dropped once the status is in
         error: dict[str, Any] | None = None
         failure: BaseException | None = None
         killed = False
@@ -150,9 +150,10 @@ class NamespaceExecutor:
                 events = sel.select(deadline.poll_interval())
                 for key, _ in events:
                     if key.data is not None:
-                        read_ready(key.fd, key.data, sel)
+                        read_ready(key.fd, key.data, sel, still_open)
                         continue
-                    raw = run_sock.recv(65536)
+                    raw, fds, _, _ = socket.recv_fds(run_sock, 65536, 4)
+                    held.extend(fds)
                     if not raw:
                         sel.unregister(run_sock)
                         continue
@@ -173,6 +174,7 @@ class NamespaceExecutor:
             raise
         finally:
             sel.close()
+            _close_later(held)
         if failure is not None:
             raise failure
         if error is not None:
@@ -190,6 +192,34 @@ class _Handle:
 
     def signal(self, sig: int) -> None:
         _send_signal(self._sock, sig)
+
+
+_closer: queue.SimpleQueue[int] | None = None
+_closer_lock = threading.Lock()
+
+
+def _close_later(fds: list[int]) -> None:
+    """Close ``fds`` on a background thread: closing the last reference to a mount namespace waits for
+    its unmounts, which need not delay the caller."""
+    global _closer
+    if not fds:
+        return
+    with _closer_lock:
+        if _closer is None:
+            _closer = queue.SimpleQueue()
+            threading.Thread(target=_close_forever, args=(_closer,), name="dockyard-ns-closer",
+                             daemon=True).start()
+    for fd in fds:
+        _closer.put(fd)
+
+
+def _close_forever(fds: queue.SimpleQueue[int]) -> None:
+    while True:
+        fd = fds.get()
+        try:
+            os.close(fd)
+        except OSError:
+            pass
 
 
 def _send_signal(run_sock: socket.socket, sig: int) -> None:

@@ -18,7 +18,16 @@ from typing import Any
 
 from dockyard.errors import ExecutionError
 from dockyard.executor import mount as m
-from dockyard.executor.base import Deadline, OnStart, Output, new_run_dir, output_fds, pump, read_ready
+from dockyard.executor.base import (
+    Deadline,
+    OnStart,
+    Output,
+    close_all,
+    new_run_dir,
+    output_fds,
+    pump,
+    read_ready,
+)
 from dockyard.executor.rootfs import (
     MASKED_PATHS,
     READONLY_PATHS,
@@ -143,6 +152,7 @@ class RuncExecutor:
         root, scratch = str(rundir / "rootfs"), str(rundir / "scratch")
         runc_root = str(self.state_dir / "runc")
         mounted: list[str] = []
+        still_open: set[int] = set()
         proc: subprocess.Popen[bytes] | None = None
         try:
             m.mount("tmpfs", scratch, "tmpfs", m.MS_NOSUID | m.MS_NODEV, "mode=700")
@@ -151,6 +161,7 @@ class RuncExecutor:
             mounted.append(root)
             (rundir / "config.json").write_text(json.dumps(self._config(spec, root, scratch)))
             child_out, readers, to_close = output_fds(stdout, stderr)
+            still_open.update(readers)
             try:
                 proc = subprocess.Popen(
                     [self.runc, "--root", runc_root, "run", "--bundle", str(rundir), rundir.name],
@@ -161,11 +172,12 @@ class RuncExecutor:
                     os.close(fd)
             if on_start is not None:
                 on_start(_Handle(self, runc_root, rundir.name))
-            return self._wait(proc, rundir.name, runc_root, readers, Deadline(timeout, cancel))
+            return self._wait(proc, rundir.name, runc_root, readers, still_open, Deadline(timeout, cancel))
         except OSError as exc:
             where = f": {exc.filename}" if exc.filename else ""
             raise ExecutionError(f"container setup failed: {exc.strerror}{where}")
         finally:
+            close_all(still_open)
             if proc is not None and proc.poll() is None:
                 self._kill(runc_root, rundir.name)
                 proc.wait()
@@ -181,7 +193,7 @@ class RuncExecutor:
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
 
     def _wait(self, proc: subprocess.Popen[bytes], name: str, runc_root: str, readers: dict[int, Any],
-              deadline: Deadline) -> int:
+              still_open: set[int], deadline: Deadline) -> int:
         sel = selectors.DefaultSelector()
         pump(readers, sel)
         failure: BaseException | None = None
@@ -189,7 +201,7 @@ class RuncExecutor:
         try:
             while True:
                 for key, _ in sel.select(deadline.poll_interval() if sel.get_map() else 0.02):
-                    read_ready(key.fd, key.data, sel)
+                    read_ready(key.fd, key.data, sel, still_open)
                 if failure is None:
                     failure = deadline.expired()
                 if failure is not None and proc.poll() is None and time.monotonic() - last_kill > 0.25:
@@ -200,11 +212,7 @@ class RuncExecutor:
                     break
         finally:
             sel.close()
-            for fd in readers:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
+            close_all(still_open)
         code = proc.wait()
         if failure is not None:
             raise failure
