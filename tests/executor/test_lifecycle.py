@@ -18,7 +18,6 @@ from dockyard.executor import NamespaceExecutor, ProcessSpec, RootfsSpec, cleanu
 from dockyard.executor import mount as m
 from dockyard.executor.base import Executor, new_run_dir
 
-
 # A background thread of the executor failing (e.g. closing a descriptor twice) fails the test.
 pytestmark = pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")
 

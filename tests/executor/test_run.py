@@ -18,7 +18,6 @@ from dockyard.executor import Mount, ProcessSpec, RootfsSpec
 from dockyard.executor.base import Executor, RunHandle
 from dockyard.executor.spec import DEFAULT_PATH
 
-
 # A background thread of the executor failing (e.g. closing a descriptor twice) fails the test.
 pytestmark = pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")
 
