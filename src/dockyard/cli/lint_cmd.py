@@ -14,22 +14,48 @@ from dockyard.tools.lint import FORMATS, SEVERITIES, failed, find_config, lint, 
 @click.command("lint")
 @click.argument("path", required=False, metavar="[PATH | -]")
 @click.option("-f", "--file", "file_", metavar="DOCKERFILE", help="The Dockerfile to lint ('-' for stdin).")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="tty", show_default=True,
-              help="Output format.")
+@click.option(
+    "--format", "fmt", type=click.Choice(FORMATS), default="tty", show_default=True, help="Output format."
+)
 @click.option("--ignore", "ignores", multiple=True, metavar="CODE", help="A rule to ignore (repeatable).")
-@click.option("-t", "--failure-threshold", type=click.Choice([*SEVERITIES, "none"]), default=None,
-              help="Exit 1 only for findings at or above this severity (default: info).")
+@click.option(
+    "-t",
+    "--failure-threshold",
+    type=click.Choice([*SEVERITIES, "none"]),
+    default=None,
+    help="Exit 1 only for findings at or above this severity (default: info).",
+)
 @click.option("--no-fail", is_flag=True, help="Always exit 0 when linting succeeded.")
-@click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Config file (JSON, TOML; YAML with PyYAML). Default: .hadolint.{yaml,yml,json,toml} "
-                   "next to the Dockerfile.")
-@click.option("--trusted-registry", "trusted", multiple=True, metavar="REGISTRY",
-              help="A registry allowed in FROM (enables DL3026; repeatable).")
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Config file (JSON, TOML; YAML with PyYAML). Default: .hadolint.{yaml,yml,json,toml} "
+    "next to the Dockerfile.",
+)
+@click.option(
+    "--trusted-registry",
+    "trusted",
+    multiple=True,
+    metavar="REGISTRY",
+    help="A registry allowed in FROM (enables DL3026; repeatable).",
+)
 @click.option("--no-advice", is_flag=True, help="Only hadolint's DL rules, no DY cache/size advice.")
 @click.option("--no-color", is_flag=True, help="Do not colour tty output.")
-def lint_cmd(path: str | None, file_: str | None, fmt: str, ignores: tuple[str, ...], failure_threshold: str | None,
-             no_fail: bool, config_path: Path | None, trusted: tuple[str, ...], no_advice: bool,
-             no_color: bool) -> None:
+def lint_cmd(
+    path: str | None,
+    file_: str | None,
+    fmt: str,
+    ignores: tuple[str, ...],
+    failure_threshold: str | None,
+    no_fail: bool,
+    config_path: Path | None,
+    trusted: tuple[str, ...],
+    no_advice: bool,
+    no_color: bool,
+) -> None:
     """Lint a Dockerfile (PATH is a Dockerfile or a directory holding one; '-' reads stdin)."""
     if path and file_:
         raise InvalidArgument("give either PATH or -f/--file, not both")
@@ -57,6 +83,7 @@ def lint_cmd(path: str | None, file_: str | None, fmt: str, ignores: tuple[str, 
     config = load_config(cfg_file) if cfg_file else None
     if config is None:
         from dockyard.tools.lint import LintConfig
+
         config = LintConfig()
     if ignores:
         # As hadolint: --ignore on the command line replaces the config file's list.

@@ -23,8 +23,13 @@ def test_enough_samples() -> None:
 def test_same_dl_findings_as_hadolint(path: Path) -> None:
     if not HADOLINT.exists():
         pytest.skip("hadolint not installed (run /work/shared/peers/install.sh)")
-    proc = subprocess.run([str(HADOLINT), "--no-fail", "-f", "json", str(path)], capture_output=True, text=True,
-                          timeout=60, check=True)
+    proc = subprocess.run(
+        [str(HADOLINT), "--no-fail", "-f", "json", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     theirs = sorted((d["line"], d["code"]) for d in json.loads(proc.stdout) if d["code"].startswith("DL"))
     ours = sorted((f.line, f.code) for f in lint(path.read_text(), advice=False))
     assert ours == theirs

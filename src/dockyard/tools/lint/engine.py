@@ -76,6 +76,8 @@ def lint(
 def failed(findings: list[Finding], threshold: str) -> bool:
     """True if a finding is at or above ``threshold`` (``none``: never)."""
     limit = severity_rank(threshold)
+    if threshold == "none":
+        return False
     return any(severity_rank(f.severity) <= limit for f in findings if f.severity != "ignore")
 
 
