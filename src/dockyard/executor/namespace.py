@@ -152,7 +152,7 @@ class NamespaceExecutor:
                     if key.data is not None:
                         read_ready(key.fd, key.data, sel, still_open)
                         continue
-                    raw, fds, _, _ = socket.recv_fds(run_sock, 65536, 4)
+                    raw, fds, _, _ = socket.recv_fds(run_sock, 65536, 4, socket.MSG_CMSG_CLOEXEC)
                     held.extend(fds)
                     if not raw:
                         sel.unregister(run_sock)
