@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import io
+import multiprocessing
+import multiprocessing.context
 import os
 import shutil
 import tarfile
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -72,3 +75,51 @@ def make_image(client: Client, layers: Sequence[bytes] = (), *, names: Sequence[
             or [History(created=created, created_by=f"layer {i}") for i in range(len(layers))],
         )
         return client.commit_image(config, names=names, repo_digests=repo_digests, parent=parent)
+
+
+# -- workers for tests that run several processes on one store ----------------------------------------
+# Started with the "spawn" method: a forked child of a long test process would inherit SQLite's
+# process-wide state (its table of open database files and their locks), which real dockyard
+# processes never share.
+
+def spawn_context() -> multiprocessing.context.SpawnContext:
+    return multiprocessing.get_context("spawn")
+
+
+def commit_many(root: str, prefix: str, count: int = 15) -> None:
+    """Commit ``count`` one-layer images named ``prefix:N``."""
+    c = Client(root, fsync=False)
+    for i in range(count):
+        make_image(c, [make_tar({f"{prefix}{i}": prefix.encode() * i})], names=[f"{prefix}:{i}"])
+
+
+def gc_loop(root: str, seconds: float) -> None:
+    """Collect garbage over and over for ``seconds``."""
+    from dockyard.imageops import Store
+    from dockyard.imageops.gc import collect
+
+    store = Store(root)
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        collect(store)
+
+
+def commit_forever(root: str, ready: str) -> None:
+    """Commit and unpack images until killed; touch ``ready`` once the first one is in."""
+    c = Client(root)
+    i = 0
+    while True:
+        make_image(c, [make_tar({f"f{i}": os.urandom(20000)})], names=[f"loop:{i}"], compression="gzip")
+        c.unpack(f"loop:{i}")
+        if i == 0:
+            Path(ready).touch()
+        i += 1
+
+
+def tag_many(path: str, prefix: str) -> None:
+    """Set 150 tags through a fresh metadata store."""
+    from dockyard.metadata import MetadataStore
+
+    meta = MetadataStore(path)
+    for i in range(150):
+        meta.set_tag(f"docker.io/library/{prefix}:{i}", "sha256:" + "a" * 64)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import signal
 import time
@@ -12,10 +11,18 @@ import pytest
 
 from dockyard.client import Client
 from dockyard.image import chain_ids
-from dockyard.imageops import Store
 from dockyard.imageops.gc import collect
 from dockyard.metadata import CacheRecord
-from tests.content.storekit import client, make_image, make_tar, root
+from tests.content.storekit import (
+    client,
+    commit_forever,
+    commit_many,
+    gc_loop,
+    make_image,
+    make_tar,
+    root,
+    spawn_context,
+)
 
 __all__ = ["client", "root"]
 
@@ -70,24 +77,11 @@ def test_dry_run_removes_nothing(client: Client) -> None:
     assert client.store.content.exists(orphan.digest)
 
 
-def _commit_many(root: str, prefix: str) -> None:
-    c = Client(root, fsync=False)
-    for i in range(15):
-        make_image(c, [make_tar({f"{prefix}{i}": prefix.encode() * i})], names=[f"{prefix}:{i}"])
-
-
-def _gc_loop(root: str, stop_after: float) -> None:
-    store = Store(root)
-    end = time.monotonic() + stop_after
-    while time.monotonic() < end:
-        collect(store)
-
-
 def test_gc_in_another_process_never_breaks_a_commit(root: Path) -> None:
     Client(root).images()  # create the schema
-    ctx = multiprocessing.get_context("fork")
-    procs = [ctx.Process(target=_commit_many, args=(str(root), p)) for p in ("p", "q")]
-    procs.append(ctx.Process(target=_gc_loop, args=(str(root), 3.0)))
+    ctx = spawn_context()
+    procs = [ctx.Process(target=commit_many, args=(str(root), p)) for p in ("p", "q")]
+    procs.append(ctx.Process(target=gc_loop, args=(str(root), 4.0)))
     for p in procs:
         p.start()
     for p in procs:
@@ -120,21 +114,15 @@ def test_check_finds_and_repairs_damage(client: Client) -> None:
     assert [s.id for s in client.images()] == [good.id]
 
 
-def _commit_forever(root: str) -> None:
-    c = Client(root)
-    i = 0
-    while True:
-        make_image(c, [make_tar({f"f{i}": os.urandom(20000)})], names=[f"loop:{i}"], compression="gzip")
-        c.unpack(f"loop:{i}")
-        i += 1
-
-
-@pytest.mark.parametrize("delay", [0.15, 0.4, 0.7])
+@pytest.mark.parametrize("delay", [0.0, 0.1, 0.3])
 def test_sigkill_at_any_moment_leaves_a_consistent_store(root: Path, delay: float) -> None:
     Client(root).images()
-    ctx = multiprocessing.get_context("fork")
-    proc = ctx.Process(target=_commit_forever, args=(str(root),))
+    ready = root.parent / "ready"
+    proc = spawn_context().Process(target=commit_forever, args=(str(root), str(ready)))
     proc.start()
+    deadline = time.monotonic() + 30
+    while not ready.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
     time.sleep(delay)
     assert proc.pid is not None
     os.kill(proc.pid, signal.SIGKILL)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import sqlite3
 from pathlib import Path
 
@@ -12,7 +11,7 @@ from dockyard.errors import StoreError
 from dockyard.image import ImageRecord, LayerBlob
 from dockyard.metadata import SCHEMA_VERSION, CacheRecord, MetadataStore
 from dockyard.oci.digest import Digest
-from tests.content.storekit import root
+from tests.content.storekit import root, spawn_context, tag_many
 
 __all__ = ["root"]
 
@@ -93,16 +92,10 @@ def test_transaction_rolls_back(root: Path) -> None:
     assert meta.tags() == []
 
 
-def _tag_many(path: str, prefix: str) -> None:
-    meta = MetadataStore(path)
-    for i in range(150):
-        meta.set_tag(f"docker.io/library/{prefix}:{i}", str(A))
-
-
 def test_two_processes_write_at_once(root: Path) -> None:
     MetadataStore(root / "metadata.db").images()  # create the schema first
-    ctx = multiprocessing.get_context("fork")
-    procs = [ctx.Process(target=_tag_many, args=(str(root / "metadata.db"), p)) for p in ("p", "q")]
+    ctx = spawn_context()
+    procs = [ctx.Process(target=tag_many, args=(str(root / "metadata.db"), p)) for p in ("p", "q")]
     for p in procs:
         p.start()
     for p in procs:
