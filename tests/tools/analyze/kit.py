@@ -1,0 +1,41 @@
+"""Build small multi-layer images in a fresh store from in-memory file lists (analyze and scan tests)."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from collections.abc import Sequence
+
+from dockyard.client import Client
+
+# A layer: (path, content) for files, (path, None) for a directory; names may be whiteouts.
+Layer = Sequence[tuple[str, bytes | None]]
+
+
+def layer_tar(files: Layer) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for path, data in files:
+            info = tarfile.TarInfo(path)
+            info.mtime = 1700000000
+            if data is None:
+                info.type = tarfile.DIRTYPE
+                info.mode = 0o755
+                tar.addfile(info)
+            else:
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def make_image(client: Client, name: str, layers: Sequence[Layer], commands: Sequence[str] = (),
+               compression: str = "gzip") -> str:
+    """Store the layers and commit an image named ``name``; return its ID."""
+    diff_ids = [str(client.store_layer(layer_tar(files), compression=compression).diff_id)
+                for files in layers]
+    cmds = list(commands) or [f"/bin/sh -c step {i}" for i in range(len(layers))]
+    config = {"architecture": "amd64", "os": "linux", "created": "2026-01-01T00:00:00Z",
+              "config": {}, "rootfs": {"type": "layers", "diff_ids": diff_ids},
+              "history": [{"created": "2026-01-01T00:00:00Z", "created_by": c} for c in cmds]}
+    return str(client.commit_image(json.dumps(config).encode(), names=[name]).id)
