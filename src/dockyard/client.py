@@ -237,7 +237,15 @@ class Client:
                 return str(self.pull(ref, platform=platform or None).image_id)
 
             options.puller = puller
-        return build(self.store, options)
+        result = build(self.store, options)
+        if options.push:
+            images = list(getattr(result, "images", {}).values())
+            for tag in options.tags:
+                if images:
+                    self.push_index(tag, images)
+                else:
+                    self.push(tag)
+        return result
 
     def registry_client(self, config_path: str | None = None) -> RegistryClient:
         """A ``registry.client.RegistryClient`` with this machine's mirrors, insecure registries and
@@ -281,6 +289,15 @@ class Client:
         with self.registry_client() as registry:
             return push(self.store, registry, parse_normalized(ref), source=source, compression=compression,
                         progress=self.progress, chunk_size=chunk_size)
+
+    def push_index(self, ref: str, images: Sequence[str], *, compression: str = "gzip") -> PushResult:
+        """Push one image per platform and an index of them as ``ref`` (a multi-platform push)."""
+        from dockyard.imageops.push import push_index
+        from dockyard.oci.reference import parse_normalized
+
+        with self.registry_client() as registry:
+            return push_index(self.store, registry, parse_normalized(ref), images, compression=compression,
+                              progress=self.progress)
 
     def login(self, registry: str, username: str, password: str) -> None:
         """Check credentials against ``registry`` and save them in Docker's config.json (or its helper)."""

@@ -70,3 +70,32 @@ def test_multi_platform_build_makes_one_index(builds: Builds, arm64_base: str, t
         inspected = subprocess.run(["skopeo", "inspect", "--raw", f"oci-archive:{out}"], capture_output=True,
                                    text=True, check=True)
         assert json.loads(inspected.stdout)["manifests"] == index["manifests"]
+
+
+@pytest.mark.peers
+def test_multi_platform_push_then_pull_each(builds: Builds, arm64_base: str) -> None:
+    import os
+    import shutil
+    import subprocess
+    import uuid
+
+    from dockyard.build.options import BuildOptions
+    from dockyard.client import Client
+    from tests.conftest import PEERS
+
+    subprocess.run(["bash", str(PEERS / "start-registry.sh")], check=True, capture_output=True)
+    builds.client.tag("busybox:local", "busybox:amd64")
+    ref = f"127.0.0.1:5000/dytest/multi-{uuid.uuid4().hex[:8]}:1"
+    ctx = builds.context("ARG TARGETARCH\nFROM busybox:${TARGETARCH}\nRUN uname -m > /arch\n")
+    result = builds.client.build(BuildOptions(context_dir=str(ctx), tags=[ref], push=True,
+                                              platform="linux/amd64,linux/arm64"))
+    images = result.images  # type: ignore[attr-defined]
+    other = Path("/dev/shm") / f"dy-pullmulti-{os.getpid()}"
+    try:
+        with Client(other) as puller:
+            for platform in ("linux/arm64", "linux/amd64"):
+                pulled = puller.pull(ref, platform=platform)
+                assert str(pulled.image_id) == images[platform]
+    finally:
+        subprocess.run(["umount", "-R", "-l", str(other)], stderr=subprocess.DEVNULL, check=False)
+        shutil.rmtree(other, ignore_errors=True)

@@ -42,6 +42,7 @@ class BuildOptions:
     max_parallel: int = 4
     build_contexts: dict[str, str] = field(default_factory=dict)  # name -> dir | docker-image://ref
     runtime: str = "builtin"          # or "runc" (an OCI bundle per RUN)
+    push: bool = False                # push the tags when done (Client.build)
 
 
 @dataclass(slots=True)

@@ -108,6 +108,8 @@ def _outputs(values: tuple[str, ...]) -> list[object]:
               help="Networking mode for the RUN instructions.")
 @click.option("--build-context", "build_contexts", multiple=True,
               help="Additional build contexts (name=path or name=docker-image://ref).")
+@click.option("--push", is_flag=True,
+              help="Push the tags when the build is done (all platforms as one index).")
 @click.option("--runtime", default="builtin", type=click.Choice(["builtin", "runc"]),
               help="How RUN steps run: the built-in executor or runc.")
 @click.pass_context
@@ -115,7 +117,7 @@ def build_cmd(ctx: click.Context, path: str, tags: tuple[str, ...], dockerfile: 
               build_args: tuple[str, ...], target: str, labels: tuple[str, ...], platform: str,
               no_cache: bool, pull: bool, quiet: bool, iidfile: str, progress: str, outputs: tuple[str, ...],
               secrets: tuple[str, ...], ssh: tuple[str, ...], network: str, build_contexts: tuple[str, ...],
-              runtime: str) -> None:
+              push: bool, runtime: str) -> None:
     """Build an image from a Dockerfile."""
     from dockyard.build.options import BuildOptions
     from dockyard.cli.progress_render import make_renderer
@@ -143,7 +145,7 @@ def build_cmd(ctx: click.Context, path: str, tags: tuple[str, ...], dockerfile: 
         tags=list(tags), build_args=_parse_kv(build_args, "--build-arg", env_fallback=True), target=target,
         labels=_parse_kv(labels, "--label"), platform=platform, no_cache=no_cache, pull=pull,
         secrets=_secrets(secrets), ssh=_ssh(ssh), network=network, outputs=_outputs(outputs),  # type: ignore[arg-type]
-        source_date_epoch=epoch, progress=renderer, runtime=runtime,
+        source_date_epoch=epoch, progress=renderer, runtime=runtime, push=push,
         build_contexts=_parse_kv(build_contexts, "--build-context"),
     )
     started = time.monotonic()

@@ -36,7 +36,7 @@ from dockyard.oci.reference import Reference, parse_normalized
 from dockyard.progress import Event, ProgressSink, discard
 from dockyard.registry.client import RegistryClient, Repository
 
-__all__ = ["PushResult", "push"]
+__all__ = ["PushResult", "push", "push_index"]
 
 COMPRESSIONS = ("gzip", "zstd")
 
@@ -55,8 +55,10 @@ class PushResult:
 
 def push(store: Store, registry: RegistryClient, ref: Reference, *, source: str | None = None,
          compression: str = "gzip", progress: ProgressSink | None = None, chunk_size: int = 0,
-         max_workers: int = 4) -> PushResult:
-    """Push the local image ``source`` (default: ``ref`` itself) as ``ref``."""
+         max_workers: int = 4, by_digest: bool = False) -> PushResult:
+    """Push the local image ``source`` (default: ``ref`` itself) as ``ref``.
+
+    With ``by_digest`` the manifest is put under its digest only (an index member), not the tag."""
     if compression not in COMPRESSIONS:
         raise InvalidArgument(f"unsupported compression {compression!r}: use gzip or zstd")
     sink = progress or discard
@@ -99,7 +101,8 @@ def push(store: Store, registry: RegistryClient, ref: Reference, *, source: str 
             layers = tuple(Descriptor(f.media_type, f.digest, f.size) for f in forms)
             media_type = mt.DOCKER_MANIFEST if compression == "gzip" else mt.OCI_MANIFEST
             manifest_data = Manifest(config_desc, layers, media_type=media_type).to_json()
-        digest = repo.put_manifest(ref.tag or "latest", manifest_data, media_type)
+        target = str(Digest.from_bytes(manifest_data)) if by_digest else ref.tag or "latest"
+        digest = repo.put_manifest(target, manifest_data, media_type)
         store.content.ingest(manifest_data, expected=digest, before_publish=lease.add_blob)
         with store.meta.transaction():
             store.meta.add_repo_digest(str(ref.name_only()), digest, image_id)
@@ -215,3 +218,29 @@ def _upload_layers(store: Store, repo: Repository, diff_ids: Sequence[str],
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def push_index(store: Store, registry: RegistryClient, ref: Reference, images: Sequence[str], *,
+               compression: str = "gzip", progress: ProgressSink | None = None) -> PushResult:
+    """Push several local images (one per platform) and one index naming them under ``ref``'s tag.
+
+    Each image's manifest goes up by digest; the index is a Docker manifest list when every member is a
+    Docker manifest (gzip), else an OCI index."""
+    from dockyard.oci.manifest import Index
+    from dockyard.oci.platform import Platform
+
+    ref = ref.tag_or_latest()
+    members: list[Descriptor] = []
+    for image_id in images:
+        pushed = push(store, registry, ref, source=image_id, compression=compression, progress=progress,
+                      by_digest=True)
+        config = ImageConfig.from_json(store.content.read(resolve(store, image_id)))
+        members.append(Descriptor(pushed.media_type, pushed.digest, pushed.size,
+                                  platform=Platform(config.os, config.architecture, config.variant)))
+    docker = all(m.media_type == mt.DOCKER_MANIFEST for m in members)
+    media_type = mt.DOCKER_MANIFEST_LIST if docker else mt.OCI_INDEX
+    data = Index(tuple(members), media_type=media_type).to_json()
+    repo = registry.repository(ref.domain, ref.path)
+    digest = repo.put_manifest(ref.tag or "latest", data, media_type)
+    store.content.ingest(data, expected=digest)
+    return PushResult(ref, ref.tag or "latest", digest, len(data), media_type)
