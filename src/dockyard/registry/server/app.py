@@ -9,7 +9,7 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -42,16 +42,12 @@ Handler = Callable[[web.Request, dict[str, str]], Awaitable[web.StreamResponse]]
 
 @dataclass
 class Settings:
-    """What a running registry is configured with (see ``RegistryServer`` for the meaning)."""
+    """Request-handling switches (``ServerConfig`` in ``server.py`` documents each)."""
 
     delete_enabled: bool = True
-    upload_ttl: float = 24 * 3600
-    gc_grace: float = 3600
-    gc_interval: float = 0
     read_only: bool = False
     auto_mount: bool = True
     cross_mount: bool = True
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def check_name(name: str) -> str:
@@ -94,19 +90,6 @@ def _descriptor_of(manifest: dict[str, Any], digest: str, size: int, media_type:
     if manifest.get("annotations"):
         desc["annotations"] = manifest["annotations"]
     return desc
-
-
-def manifest_references(manifest: dict[str, Any]) -> list[str]:
-    """Digests a manifest or index points at (config, layers, child manifests), not its subject."""
-    found = []
-    config = manifest.get("config")
-    if isinstance(config, dict) and isinstance(config.get("digest"), str):
-        found.append(config["digest"])
-    for key in ("layers", "manifests", "blobs"):
-        for item in manifest.get(key) or []:
-            if isinstance(item, dict) and isinstance(item.get("digest"), str):
-                found.append(item["digest"])
-    return found
 
 
 class Registry:

@@ -9,7 +9,7 @@ import os
 import signal
 import ssl
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -53,8 +53,7 @@ class ServerConfig:
     upload_ttl: float = 24 * 3600
     janitor_interval: float = 600  # how often abandoned uploads are looked for
     access_log: bool = False
-    shutdown_timeout: float = 10
-    extra: dict[str, Any] = field(default_factory=dict)
+    shutdown_timeout: float = 10  # how long SIGTERM waits for requests in flight
 
 
 def parse_addr(addr: str) -> tuple[str, int]:
@@ -136,8 +135,7 @@ class RegistryServer:
             from .proxy import Upstream
 
             upstream = Upstream(cfg.proxy_remote, cfg.proxy_username, cfg.proxy_password, cfg.proxy_tag_ttl)
-        settings = Settings(delete_enabled=cfg.delete_enabled, upload_ttl=cfg.upload_ttl,
-                            gc_grace=cfg.gc_grace, gc_interval=cfg.gc_interval, read_only=cfg.read_only,
+        settings = Settings(delete_enabled=cfg.delete_enabled, read_only=cfg.read_only,
                             auto_mount=cfg.auto_mount, cross_mount=cfg.cross_mount)
         self.registry = Registry(self.storage, settings, self._auth, upstream)
         app = make_app(self.registry)
