@@ -64,6 +64,11 @@ def test_images_filters(client: Client, root: Path) -> None:
     assert run(root, "images", "-f", "before=mid", *fmt).output.split() == ["old"]
     assert run(root, "images", "-f", "since=mid", *fmt).output.split() == ["<none>", "example.com/x/new"]
     assert run(root, "images", "-f", "dangling=true", *fmt).output.split() == ["<none>"]
+    parent = make_image(client, [], extra="parent")
+    make_image(client, [], names=["kid"], parent=str(parent.id), extra="kid")
+    assert run(root, "images", "-f", "dangling=true", *fmt).output.split() == ["<none>"]  # heads only
+    assert run(root, "images", "-a", "-f", "dangling=true", *fmt).output.split() == ["<none>"]
+    assert run(root, "images", "-a", *fmt).output.split().count("<none>") == 2
     assert run(root, "images", "-f", "reference=*/*/*", *fmt).output.split() == ["example.com/x/new"]
     assert run(root, "images", "mid", *fmt).output.split() == ["mid"]
     bad = run(root, "images", "-f", "color=red")

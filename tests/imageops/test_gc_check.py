@@ -13,6 +13,7 @@ from dockyard.client import Client
 from dockyard.image import chain_ids
 from dockyard.imageops.gc import collect
 from dockyard.metadata import CacheRecord
+from dockyard.oci.digest import Digest
 from tests.content.storekit import (
     client,
     commit_forever,
@@ -58,6 +59,17 @@ def test_leases_protect_work_in_flight_until_released_or_expired(client: Client)
     time.sleep(0.05)
     collect(store)
     assert list(store.content.walk()) == []
+
+
+def test_leases_of_dead_processes_end(client: Client) -> None:
+    store = client.store
+    dead = store.lease(lease_id="lease-999999-0123abcd")  # no process 999999 runs
+    dead.add_blob(store.content.ingest(b"orphaned work").digest)
+    alive = store.lease()
+    alive.add_blob(store.content.ingest(b"live work").digest)
+    result = collect(store)
+    assert result.blobs_removed == [Digest.from_bytes(b"orphaned work")]
+    assert store.meta.lease_ids() == [alive.id]
 
 
 def test_cache_records_are_roots(client: Client) -> None:

@@ -171,8 +171,9 @@ def _images(ctx: click.Context, all_: bool, quiet: bool, digests: bool, no_trunc
 
     client = make_client(ctx)
     values = list(filters) + ([f"reference={repository}"] if repository else [])
-    dangling_given = any(v.partition("=")[0].strip().lower() == "dangling" for v in values)
-    images = client.images(all=all_ or dangling_given)
+    # dangling=true lists only "heads" (images without children), even with -a, as docker does.
+    dangling_only = any(v.replace(" ", "").lower() in ("dangling=true", "dangling=1") for v in values)
+    images = client.images(all=all_ and not dangling_only)
     if values:
         images = filter_images(client, images, values)
     if quiet:

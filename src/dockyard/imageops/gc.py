@@ -1,6 +1,7 @@
 """Garbage collection of the local store, from roots.
 
-Roots: every image record (tagged or dangling), unexpired leases and build cache records. From an
+Roots: every image record (tagged or dangling), leases (until they expire or the process that took
+them is gone) and build cache records. From an
 image: its config blob, its manifest blob (if stored), its repo-digest manifests (if stored), every
 stored form of each of its layers, and the snapshot of each chain ID. Everything else in the
 content and snapshot stores is removed, as are layer rows whose blob is gone, expired leases and
@@ -105,6 +106,12 @@ def collect(store: Store, *, dry_run: bool = False) -> GcResult:
     with store.gc_lock(exclusive=True):
         if not dry_run:
             store.meta.expire_leases()
+            for lease_id in store.meta.lease_ids():
+                # A lease made by Store.lease() names its process: a dead one's work is over.
+                parts = lease_id.split("-")
+                if len(parts) == 3 and parts[0] == "lease" and parts[1].isdigit() \
+                        and not process_alive(int(parts[1])):
+                    store.meta.delete_lease(lease_id)
         reach = roots(store)
         for blob in store.content.walk():
             if str(blob.digest) in reach.blobs:

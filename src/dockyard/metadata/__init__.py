@@ -422,6 +422,9 @@ class MetadataStore:
             "SELECT r.kind, r.key FROM lease_resources r JOIN leases l ON l.id = r.lease_id "
             "WHERE l.expires > ?", (now,))}
 
+    def lease_ids(self) -> list[str]:
+        return [str(r[0]) for r in self._query("SELECT id FROM leases ORDER BY id")]
+
     def expire_leases(self, now: float | None = None) -> int:
         """Delete expired leases; return how many."""
         now = time.time() if now is None else now
