@@ -353,3 +353,18 @@ def test_mount_points_through_symlinks_and_whiteouts(executor: Executor, overlay
     assert int(lines[1]) == len(Path("/etc/resolv.conf").read_bytes())
     assert lines[2] == "group-gone"
     assert upper_tree(overlay.upperdir) == {}
+
+
+def test_ssh_agent_socket_mount(executor: Executor, overlay: RootfsSpec, tmp_path: Path) -> None:
+    # RUN --mount=type=ssh: the agent's socket bound into the container, reachable there.
+    import socket as socketlib
+
+    path = tmp_path / "agent.sock"
+    with socketlib.socket(socketlib.AF_UNIX, socketlib.SOCK_STREAM) as server:
+        server.bind(str(path))
+        server.listen(1)
+        code, out, _ = sh(executor, overlay, "test -S /run/buildkit/ssh_agent.0 && echo socket",
+                          mounts=[Mount("/run/buildkit/ssh_agent.0", source=str(path))],
+                          env=["SSH_AUTH_SOCK=/run/buildkit/ssh_agent.0"])
+    assert (code, out) == (0, "socket\n")
+    assert upper_tree(overlay.upperdir) == {}
