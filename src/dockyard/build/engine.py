@@ -197,6 +197,10 @@ class Builder:
             self._labels[step_id] = label
         self.emit(Event(step_id, label, status, extra={"kind": "vertex", **extra}))
 
+    def substatus(self, step_id: str, label: str, text: str) -> None:
+        """A finished sub-task of a step (BuildKit's ``#9 writing image sha256:... done``)."""
+        self.emit(Event(step_id, label, "done", extra={"kind": "vertex", "status": text}))
+
     def log(self, step_id: str, chunk: bytes, stream: int = 1) -> None:
         """Output of a running step."""
         self.emit(Event(step_id, self._labels.get(step_id, ""), "running", log=chunk, stream=stream,
@@ -222,13 +226,16 @@ class Builder:
             labels.update(self.options.labels)
             config.config["Labels"] = labels
         raw = config.to_json()
+        self.vertex("export", "exporting to image", "started")
         record = commit_image(self.store, raw, names=self.options.tags)
-        self.vertex("export", "exporting to image", "done", image_id=str(record.id),
-                    seconds=f"{time.monotonic() - started:.1f}")
+        self.substatus("export", "exporting to image", f"writing image {record.id}")
+        for name in self.options.tags:
+            self.substatus("export", "exporting to image", f"naming to {_full_name(name)}")
         if self.options.outputs:
             from dockyard.build.export import export_outputs
 
             export_outputs(self, state, str(record.id))
+        self.vertex("export", "exporting to image", "done", seconds=f"{time.monotonic() - started:.1f}")
         return BuildResult(image_id=str(record.id), tags=list(self.options.tags), warnings=self.warnings,
                            steps=self.steps, cached=self.cached)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 
 import click
 
@@ -148,7 +147,6 @@ def build_cmd(ctx: click.Context, path: str, tags: tuple[str, ...], dockerfile: 
         source_date_epoch=epoch, progress=renderer, runtime=runtime, push=push,
         build_contexts=_parse_kv(build_contexts, "--build-context"),
     )
-    started = time.monotonic()
     try:
         result = client.build(options)
     except DockyardError as exc:
@@ -164,13 +162,5 @@ def build_cmd(ctx: click.Context, path: str, tags: tuple[str, ...], dockerfile: 
     index = getattr(result, "index_digest", "")
     if quiet:
         click.echo(index or result.image_id)
-    elif progress != "quiet":
-        elapsed = time.monotonic() - started
-        if index:
-            click.echo(f"exporting manifest list {index} done", err=True)
-        click.echo(f"writing image {result.image_id} done "
-                   f"({elapsed:.1f}s, {result.cached}/{result.steps} cached)", err=True)
-        for tag in tags:
-            from dockyard.oci.reference import parse_normalized
-
-            click.echo(f"naming to {parse_normalized(tag).tag_or_latest()} done", err=True)
+    elif index:
+        click.echo(f"exporting manifest list {index} done", err=True)
