@@ -175,7 +175,10 @@ def test_sigkill_mid_upload_leaves_no_corrupt_blob(storage: Path) -> None:
             sock.sendall(f"PUT {loc}?digest={digest} HTTP/1.1\r\nHost: x\r\n"
                          f"Content-Length: {len(data)}\r\n\r\n".encode())
             sock.sendall(data[: 8 << 20])
-            time.sleep(0.3)
+            deadline = time.monotonic() + 10
+            with httpx.Client(base_url=url, timeout=30) as c:
+                while c.get(loc).headers["Range"] == "0-0" and time.monotonic() < deadline:
+                    time.sleep(0.05)  # until the server has written part of it
             proc.send_signal(signal.SIGKILL)
             proc.wait(10)
     finally:
