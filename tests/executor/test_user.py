@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -179,3 +182,23 @@ def test_layered_view_follows_overlay_rules(tmp_path: Path) -> None:
     rel, found = view.resolve("/var/run/../etc/./hosts")
     assert rel == ("etc", "hosts") and found is not None
     assert view.resolve("/etc/hosts/x") == (("etc", "hosts", "x"), None)
+
+
+def test_non_root_gets_a_clear_error(tmp_path: Path) -> None:
+    # In a child that drops to uid 65534: the executor refuses before touching anything.
+    code = textwrap.dedent(f"""
+        import os, sys
+        from pathlib import Path
+        from dockyard.errors import ExecutionError
+        from dockyard.executor import NamespaceExecutor, ProcessSpec
+        import dockyard.executor.namespace
+        os.setgid(65534); os.setuid(65534)  # after the imports: the interpreter may live under /root
+        try:
+            NamespaceExecutor(Path({str(tmp_path)!r})).run(ProcessSpec(args=["true"]), Path("/"))
+        except ExecutionError as exc:
+            print(exc)
+    """)
+    if os.geteuid() != 0:
+        pytest.skip("needs root to drop privileges")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out == "the built-in executor needs root privileges (running as uid 65534)\n"

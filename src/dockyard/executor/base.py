@@ -49,6 +49,12 @@ class Executor(Protocol):
 RUNTIMES = ("builtin", "runc")
 
 
+def require_root(what: str) -> None:
+    """Raise a clear error when not root: namespaces, mounts and runc need it (rootless is not done)."""
+    if os.geteuid() != 0:
+        raise ExecutionError(f"{what} needs root privileges (running as uid {os.geteuid()})")
+
+
 def open_executor(state_dir: Path, runtime: str = "builtin") -> Executor:
     """The executor for ``--runtime``: ``builtin`` (namespaces, no external binary) or ``runc``."""
     if runtime == "builtin":

@@ -27,6 +27,7 @@ from dockyard.executor.base import (
     output_fds,
     pump,
     read_ready,
+    require_root,
 )
 from dockyard.executor.spec import ProcessSpec, Rootfs, check_rootfs, rootfs_to_json
 from dockyard.executor.user import start_error
@@ -99,6 +100,7 @@ class NamespaceExecutor:
             stdin: int | None = None, timeout: float | None = None,
             cancel: threading.Event | None = None, on_start: OnStart | None = None) -> int:
         """Run ``spec`` on ``rootfs``; see :class:`~dockyard.executor.base.Executor`."""
+        require_root("the built-in executor")
         check_rootfs(rootfs)
         control = self._start()
         rundir = new_run_dir(self.state_dir)

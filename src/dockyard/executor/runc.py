@@ -27,6 +27,7 @@ from dockyard.executor.base import (
     output_fds,
     pump,
     read_ready,
+    require_root,
 )
 from dockyard.executor.rootfs import (
     MASKED_PATHS,
@@ -147,6 +148,7 @@ class RuncExecutor:
         """Run ``spec`` on ``rootfs`` with runc; see :class:`~dockyard.executor.base.Executor`."""
         if spec.tty:
             raise ExecutionError("a TTY is not supported with the runc runtime; use the built-in one")
+        require_root("the runc executor")
         check_rootfs(rootfs)
         rundir = new_run_dir(self.state_dir)
         root, scratch = str(rundir / "rootfs"), str(rundir / "scratch")
