@@ -157,3 +157,14 @@ def test_content_size_counts_like_docker(client: Client) -> None:
     if os.geteuid() == 0:
         client.unpack("sized")
         assert client.store.snapshots.size(layer.diff_id) == 1008  # the unpacked tree agrees
+
+
+def test_sizes_of_layers_stored_by_other_code_are_learnt(client: Client) -> None:
+    from dockyard.image import LayerBlob
+
+    tar = make_tar({"a": b"x" * 1234}, dirs=["d"])
+    info = client.store.content.ingest(tar)
+    # As an importer might record it: no content size.
+    client.store.meta.add_layer_blob(LayerBlob(info.digest, info.digest, mt.OCI_LAYER, info.size, info.size))
+    rec = client.commit_image(ImageConfig(diff_ids=[info.digest]), names=["learnt"])
+    assert rec.size == 1234 and client.images()[0].size == 1234

@@ -32,8 +32,8 @@ from dockyard.oci import mediatypes as mt
 from dockyard.oci.config import ImageConfig
 from dockyard.oci.digest import Digest, Hasher
 
-__all__ = ["commit_image", "layer_blob", "normalize_repo_digest", "normalize_tag", "store_layer",
-           "store_layer_blob"]
+__all__ = ["ContentSize", "commit_image", "layer_blob", "learn_content_sizes", "normalize_repo_digest",
+           "normalize_tag", "store_layer", "store_layer_blob"]
 
 
 def _chunks(source: bytes | BinaryIO | Iterable[bytes]) -> Iterable[bytes]:
@@ -69,6 +69,18 @@ class ContentSize:
     @property
     def size(self) -> int:
         return -1 if self.failed else self.total
+
+    def scan(self, f: BinaryIO) -> int:
+        """Count a seekable, uncompressed tar file, reading only its headers; return ``size``."""
+        while not self.failed:
+            if self._skip:
+                f.seek(self._skip, 1)
+                self._skip = 0
+            block = f.read(self._need - len(self._buf))
+            if not block:
+                break
+            self.feed(block)
+        return self.size
 
     def feed(self, data: bytes | bytearray | memoryview) -> None:
         if self.failed:
@@ -183,7 +195,7 @@ def store_layer_blob(store: Store, source: BinaryIO | bytes, *, expected: str | 
             return known
     with store.content.writer(expected, size) as w:
         tee = _Tee(source, w)
-        reader, compression = open_decompressed(tee)  # type: ignore[arg-type]
+        reader, compression = open_decompressed(tee)
         hasher = Hasher()
         counter = ContentSize()
         while chunk := reader.read(CHUNK):
@@ -238,6 +250,28 @@ def layer_blob(store: Store, diff_id: str, compression: str = "gzip", *, lease: 
     return layer
 
 
+def learn_content_sizes(store: Store, diff_ids: Sequence[str]) -> None:
+    """Fill in docker-style sizes of layers stored without one (by code other than ``store_layer*``):
+    from an unpacked snapshot if there is one, else by reading an uncompressed blob's headers."""
+    from dockyard.image import chain_ids
+
+    for diff_id, chain in zip(diff_ids, chain_ids(diff_ids), strict=True):
+        forms = store.meta.layer_blobs(diff_id)
+        if not forms or any(f.content_size >= 0 for f in forms):
+            continue
+        size = -1
+        if store.snapshots.exists(chain):
+            size = store.snapshots.size(chain)
+        else:
+            for form in forms:
+                if mt.layer_compression(form.media_type) == "none" and store.content.exists(form.digest):
+                    with store.content.open(form.digest) as f:
+                        size = ContentSize().scan(f)
+                    break
+        if size >= 0:
+            store.meta.set_content_size(diff_id, size)
+
+
 def commit_image(store: Store, config: bytes | ImageConfig, *, names: Sequence[str] = (),
                  repo_digests: Sequence[str] = (), manifest_digest: str = "", parent: str = "",
                  require_layers: bool = True) -> ImageRecord:
@@ -254,6 +288,7 @@ def commit_image(store: Store, config: bytes | ImageConfig, *, names: Sequence[s
     if manifest_digest:
         manifest_digest = str(Digest(manifest_digest))
     # Under the shared GC lock no collection can run between storing the config and recording it.
+    learn_content_sizes(store, parsed.diff_ids)
     with store.gc_lock():
         info = store.content.ingest(raw)
         sizes = store.meta.layer_sizes()

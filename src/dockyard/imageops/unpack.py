@@ -54,7 +54,7 @@ def unpack_layers(store: Store, diff_ids: Sequence[str], *, lease: Lease | None 
         def fill(target: Path, form_digest: str = form.digest, expected_diff: str = diff_id) -> None:
             with store.content.open(form_digest) as f:
                 blob_hash = HashingReader(f)
-                raw, _ = open_decompressed(blob_hash)  # type: ignore[arg-type]
+                raw, _ = open_decompressed(blob_hash)
                 diff_hash = HashingReader(raw)
                 apply_layer_overlay(diff_hash, target)
                 while blob_hash.read(1 << 20):
