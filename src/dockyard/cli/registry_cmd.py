@@ -40,6 +40,9 @@ def registry() -> None:
               help="How long a mirrored tag is served before asking upstream again.")
 @click.option("--no-delete", is_flag=True, help="Refuse DELETE of manifests, tags and blobs.")
 @click.option("--read-only", is_flag=True, help="Refuse every write.")
+@click.option("--no-cross-mount", is_flag=True, help="Never mount blobs across repositories (202 instead).")
+@click.option("--no-auto-mount", is_flag=True,
+              help="Do not mount without ?from= (done only when auth is off, as every blob is public then).")
 @click.option("--gc-interval", default=0.0, metavar="SECONDS",
               help="Collect garbage online every SECONDS (0: never).")
 @click.option("--gc-grace", default=3600.0, show_default=True, metavar="SECONDS",
@@ -51,7 +54,8 @@ def registry() -> None:
 def serve(addr: str, storage_dir: str | None, htpasswd: str | None, token_policy: str | None,
           token_service: str, token_realm: str, tls_cert: str | None, tls_key: str | None,
           proxy_remote: str | None, proxy_username: str | None, proxy_password: str | None,
-          proxy_ttl: float, no_delete: bool, read_only: bool, gc_interval: float, gc_grace: float,
+          proxy_ttl: float, no_delete: bool, read_only: bool, no_cross_mount: bool, no_auto_mount: bool,
+          gc_interval: float, gc_grace: float,
           upload_ttl: float, access_log: bool) -> None:
     """Serve the registry until SIGTERM or Ctrl-C (then finish requests in flight and exit)."""
     from dockyard.registry.server import RegistryServer, ServerConfig, parse_addr
@@ -66,6 +70,7 @@ def serve(addr: str, storage_dir: str | None, htpasswd: str | None, token_policy
         tls_cert=tls_cert, tls_key=tls_key,
         proxy_remote=proxy_remote, proxy_username=proxy_username, proxy_password=proxy_password,
         proxy_tag_ttl=proxy_ttl, delete_enabled=not no_delete, read_only=read_only,
+        cross_mount=not no_cross_mount, auto_mount=not no_auto_mount,
         gc_interval=gc_interval, gc_grace=gc_grace, upload_ttl=upload_ttl, access_log=access_log)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
