@@ -1,3 +1,23 @@
-"""dockyard: a daemonless, Docker-compatible container image builder and manager."""
+"""dockyard: a daemonless, Docker-compatible container image builder and manager.
+
+``dockyard.Client`` is the Python API (``dockyard.client.Client``), imported on first use so that
+``import dockyard`` stays cheap for the command line.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+__all__ = ["Client", "__version__"]
+
+if TYPE_CHECKING:
+    from dockyard.client import Client
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Client":
+        from dockyard.client import Client
+
+        return Client
+    raise AttributeError(f"module 'dockyard' has no attribute {name!r}")
