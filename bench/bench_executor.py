@@ -41,6 +41,15 @@ def one(executor: Executor, lower: Path, base: Path, i: int) -> float:
     return elapsed
 
 
+def zygote_cpu_s(executor: NamespaceExecutor) -> float:
+    """CPU seconds of the zygote and of the container processes it has reaped."""
+    zygote = executor._zygote
+    assert zygote is not None
+    with open(f"/proc/{zygote.pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=50)
@@ -62,8 +71,11 @@ def main() -> None:
         runc = RuncExecutor(base / "state") if use_runc else None
         one(builtin, lower, base, -1)  # start the zygote outside the timing
         times: dict[str, list[float]] = {"built-in": [], "runc": []}
+        cpu = 0.0
         for i in range(args.runs):
+            before = (time.process_time(), zygote_cpu_s(builtin))
             times["built-in"].append(one(builtin, lower, base, i))
+            cpu += time.process_time() - before[0] + zygote_cpu_s(builtin) - before[1]
             if runc is not None:
                 times["runc"].append(one(runc, lower, base, i + args.runs))
         builtin.close()
@@ -72,6 +84,8 @@ def main() -> None:
         for name, value in med.items():
             q = statistics.quantiles(times[name], n=10)
             print(f"  {name:9s} {value:7.2f} ms   (p10 {q[0]:.2f}, p90 {q[-1]:.2f})")
+        print(f"  built-in CPU per run (caller + zygote + container): {cpu / args.runs * 1000:.2f} ms"
+              f"   (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
         if "runc" in med:
             print(f"  runc / built-in: {med['runc'] / med['built-in']:.1f}x")
         verdict = "meets" if med["built-in"] < GOAL_MS else "MISSES"
