@@ -29,19 +29,12 @@ from dockyard.executor.base import (
     read_ready,
     require_root,
 )
+from dockyard.executor.rootfs import host_resolv_conf
 from dockyard.executor.spec import ProcessSpec, Rootfs, check_rootfs, rootfs_to_json
 from dockyard.executor.user import start_error
 
 _BOOTSTRAP = ("import sys; sys.path.insert(0, {path!r}); "
               "from dockyard.executor.zygote import main; main()")
-
-
-def _host_resolv_conf() -> str:
-    try:
-        with open("/etc/resolv.conf") as f:
-            return f.read()
-    except OSError:
-        return ""
 
 
 class NamespaceExecutor:
@@ -105,7 +98,7 @@ class NamespaceExecutor:
         control = self._start()
         rundir = new_run_dir(self.state_dir)
         req = {"spec": spec.to_json(), "rootfs": rootfs_to_json(rootfs), "rundir": str(rundir),
-               "resolv_conf": _host_resolv_conf()}
+               "resolv_conf": host_resolv_conf()}
         inputs: dict[int, OutputCallback] = {}
         if spec.tty:
             slave, readers, inputs = open_tty(stdin, stdout)
@@ -170,7 +163,7 @@ class NamespaceExecutor:
                         _send_signal(run_sock, 9)
                         killed = True
         except BaseException:
-            # Ctrl-C (or a callback raising): kill the run, wait for the worker to confirm, re-raise.
+            # Ctrl-C (or a callback raising): kill the run, wait for the zygote to confirm, re-raise.
             _send_signal(run_sock, 9)
             _drain(run_sock)
             raise
@@ -187,7 +180,7 @@ class NamespaceExecutor:
 
 
 class _Handle:
-    """Signals for a built-in run go through its worker, which owns a pidfd of the process."""
+    """Signals for a built-in run go through the zygote, which holds a pidfd of the process."""
 
     def __init__(self, run_sock: socket.socket) -> None:
         self._sock = run_sock

@@ -252,6 +252,15 @@ def mount_rootfs(rootfs: dict[str, Any], target: str, scratch: str, targets: Seq
     _mount_overlay(target, lowers, upper, work, allow_chdir, stub_dir if needed else None)
 
 
+def host_resolv_conf() -> str:
+    """The host's /etc/resolv.conf (the container gets a copy, as with Docker's host network)."""
+    try:
+        with open("/etc/resolv.conf") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
 def hosts_text(spec: ProcessSpec) -> str:
     """/etc/hosts for the container."""
     lines = [f"127.0.0.1\tlocalhost {spec.hostname}", "::1\tlocalhost ip6-localhost ip6-loopback"]

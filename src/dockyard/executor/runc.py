@@ -33,6 +33,7 @@ from dockyard.executor.rootfs import (
     MASKED_PATHS,
     READONLY_PATHS,
     discard_overlay,
+    host_resolv_conf,
     mount_rootfs,
     mount_targets,
     secret_file,
@@ -53,14 +54,6 @@ _STANDARD_MOUNTS: list[dict[str, Any]] = [
     {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": _NOEXEC},
     {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": [*_NOEXEC, "ro"]},
 ]
-
-
-def _host_resolv_conf() -> str:
-    try:
-        with open("/etc/resolv.conf") as f:
-            return f.read()
-    except OSError:
-        return ""
 
 
 class RuncExecutor:
@@ -96,7 +89,7 @@ class RuncExecutor:
             raise start_error(f'cannot change to working directory "{spec.cwd}": not a directory', 126)
         lookup_path(root, spec.args[0], env["PATH"])
         mounts = list(_STANDARD_MOUNTS)
-        for target, source in write_files(scratch, spec, _host_resolv_conf()).items():
+        for target, source in write_files(scratch, spec, host_resolv_conf()).items():
             mounts.append({"destination": target, "type": "bind", "source": source, "options": ["rbind"]})
         for index, mnt in enumerate(spec.mounts):
             if mnt.type == "tmpfs":
