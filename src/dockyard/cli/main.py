@@ -18,6 +18,7 @@ from dockyard.errors import DockyardError
 
 # name -> "module:attribute" of a click.Command; one line per command, sorted by name.
 COMMANDS: dict[str, str] = {
+    "analyze": "dockyard.cli.analyze_cmd:analyze_cmd",
     "bootstrap": "dockyard.cli.archive_cmds:bootstrap_cmd",
     "build": "dockyard.cli.build_cmd:build_cmd",
     "builder": "dockyard.cli.builder_cmd:builder_group",
@@ -35,6 +36,7 @@ COMMANDS: dict[str, str] = {
     "registry": "dockyard.cli.registry_cmd:registry",
     "rmi": "dockyard.cli.image_cmds:rmi_cmd",
     "save": "dockyard.cli.archive_cmds:save_cmd",
+    "scan": "dockyard.cli.scan_cmd:scan_cmd",
     "system": "dockyard.cli.system_cmds:system_group",
     "tag": "dockyard.cli.image_cmds:tag_cmd",
 }

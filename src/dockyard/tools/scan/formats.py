@@ -1,0 +1,141 @@
+"""Documents for a scan: trivy-like JSON, CycloneDX 1.5 JSON and SPDX 2.3 JSON."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from dockyard import __version__
+from dockyard.tools.scan.match import Finding, ScanResult
+from dockyard.tools.scan.sbom import Package
+
+
+def _now(ts: float | None = None) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() if ts is None else ts))
+
+
+def _finding(f: Finding) -> dict[str, Any]:
+    return {"VulnerabilityID": f.vuln.id, "PkgName": f.package.name, "PkgPath": f.package.path,
+            "PkgType": f.package.type, "PURL": f.package.purl, "InstalledVersion": f.package.version,
+            "FixedVersion": f.fixed, "Severity": f.severity, "Title": f.vuln.title,
+            "Aliases": list(f.vuln.aliases)}
+
+
+def to_json(result: ScanResult) -> dict[str, Any]:
+    """trivy's JSON report shape: ArtifactName, Metadata.OS, Results[] with Packages/Vulnerabilities."""
+    sbom = result.sbom
+    by_type: dict[str, list[Package]] = {}
+    for p in sbom.packages:
+        by_type.setdefault(p.type, []).append(p)
+    results = []
+    for kind, pkgs in sorted(by_type.items()):
+        vulns = [_finding(f) for f in result.findings if f.package.type == kind]
+        results.append({"Target": _target(result, kind), "Type": kind,
+                        "Packages": [{"Name": p.name, "Version": p.version, "PURL": p.purl, "Path": p.path,
+                                      "Arch": p.arch, "SrcName": p.src_name, "SrcVersion": p.src_version,
+                                      "Licenses": list(p.licenses)} for p in pkgs],
+                        "Vulnerabilities": vulns})
+    return {"SchemaVersion": 2, "ArtifactName": sbom.image, "ArtifactType": "container_image",
+            "Metadata": {"ImageID": sbom.image_id, "OS": {"Family": sbom.os.id, "Name": sbom.os.version_id}},
+            "Results": results}
+
+
+def _target(result: ScanResult, kind: str) -> str:
+    os_info = result.sbom.os
+    if kind in ("deb", "apk"):
+        return f"{result.sbom.image} ({os_info.id} {os_info.version_id})".replace(" )", ")")
+    return {"pypi": "Python", "npm": "Node.js"}.get(kind, kind)
+
+
+def target_of(result: ScanResult, kind: str) -> str:
+    """The heading trivy prints above a package type's table."""
+    return _target(result, kind)
+
+
+def to_cyclonedx(result: ScanResult, *, timestamp: float | None = None) -> dict[str, Any]:
+    """A CycloneDX 1.5 BOM: the image as the subject, one library component per package (with purl),
+    the OS as an operating-system component, and the findings as ``vulnerabilities``."""
+    sbom = result.sbom
+    image_ref = f"image:{sbom.image_id}"
+    components: list[dict[str, Any]] = []
+    if sbom.os.id:
+        components.append({"bom-ref": f"os:{sbom.os.id}-{sbom.os.version_id}", "type": "operating-system",
+                           "name": sbom.os.id, "version": sbom.os.version_id})
+    for p in sbom.packages:
+        comp: dict[str, Any] = {"bom-ref": _ref(p), "type": "library", "name": p.name, "version": p.version,
+                                "purl": p.purl}
+        if p.licenses:
+            comp["licenses"] = [{"license": {"name": lic}} for lic in p.licenses]
+        props = [("dockyard:PkgType", p.type), ("dockyard:FilePath", p.path)]
+        if p.src_name and p.src_name != p.name:
+            props.append(("dockyard:SrcName", p.src_name))
+        if p.src_version and p.src_version != p.version:
+            props.append(("dockyard:SrcVersion", p.src_version))
+        comp["properties"] = [{"name": k, "value": v} for k, v in props]
+        components.append(comp)
+    doc: dict[str, Any] = {
+        "$schema": "http://cyclonedx.org/schema/bom-1.5.schema.json",
+        "bomFormat": "CycloneDX", "specVersion": "1.5", "serialNumber": f"urn:uuid:{uuid.uuid4()}",
+        "version": 1,
+        "metadata": {"timestamp": _now(timestamp),
+                     "tools": {"components": [{"type": "application", "name": "dockyard",
+                                               "version": __version__}]},
+                     "component": {"bom-ref": image_ref, "type": "container", "name": sbom.image,
+                                   "properties": [{"name": "dockyard:ImageID", "value": sbom.image_id}]}},
+        "components": components,
+        "dependencies": [{"ref": image_ref, "dependsOn": [c["bom-ref"] for c in components]}],
+    }
+    vulns: dict[str, dict[str, Any]] = {}
+    for f in result.findings:
+        v = vulns.setdefault(f.vuln.id, {
+            "id": f.vuln.id, "ratings": [{"severity": f.severity.lower()}], "description": f.vuln.title,
+            "affects": []})
+        v["affects"].append({"ref": _ref(f.package)})
+        if f.fixed:
+            v.setdefault("recommendation", f"Upgrade {f.package.name} to {f.fixed}")
+    if vulns:
+        doc["vulnerabilities"] = list(vulns.values())
+    return doc
+
+
+def _ref(p: Package) -> str:
+    return p.purl if p.path in ("/var/lib/dpkg/status", "/lib/apk/db/installed") else f"{p.purl}#{p.path}"
+
+
+def to_spdx(result: ScanResult, *, timestamp: float | None = None) -> dict[str, Any]:
+    """An SPDX 2.3 JSON document: the image package CONTAINS one package per installed package."""
+    sbom = result.sbom
+    packages: list[dict[str, Any]] = [{
+        "name": sbom.image, "SPDXID": "SPDXRef-Image", "versionInfo": sbom.image_id,
+        "downloadLocation": "NONE", "filesAnalyzed": False, "primaryPackagePurpose": "CONTAINER",
+        "licenseConcluded": "NOASSERTION", "licenseDeclared": "NOASSERTION", "copyrightText": "NOASSERTION"}]
+    relationships = [{"spdxElementId": "SPDXRef-DOCUMENT", "relationshipType": "DESCRIBES",
+                      "relatedSpdxElement": "SPDXRef-Image"}]
+    if sbom.os.id:
+        packages.append({"name": sbom.os.id, "SPDXID": "SPDXRef-OperatingSystem",
+                         "versionInfo": sbom.os.version_id, "downloadLocation": "NONE",
+                         "filesAnalyzed": False,
+                         "primaryPackagePurpose": "OPERATING-SYSTEM", "licenseConcluded": "NOASSERTION",
+                         "licenseDeclared": "NOASSERTION", "copyrightText": "NOASSERTION"})
+        relationships.append({"spdxElementId": "SPDXRef-Image", "relationshipType": "CONTAINS",
+                              "relatedSpdxElement": "SPDXRef-OperatingSystem"})
+    for i, p in enumerate(sbom.packages, 1):
+        spdx_id = f"SPDXRef-Package-{i}"
+        packages.append({
+            "name": p.name, "SPDXID": spdx_id, "versionInfo": p.version, "downloadLocation": "NONE",
+            "filesAnalyzed": False, "licenseConcluded": "NOASSERTION",
+            "licenseDeclared": "NOASSERTION", "copyrightText": "NOASSERTION",
+            "sourceInfo": f"installed package metadata: {p.path}",
+            "externalRefs": [{"referenceCategory": "PACKAGE-MANAGER", "referenceType": "purl",
+                              "referenceLocator": p.purl}]})
+        relationships.append({"spdxElementId": "SPDXRef-Image", "relationshipType": "CONTAINS",
+                              "relatedSpdxElement": spdx_id})
+    return {
+        "spdxVersion": "SPDX-2.3", "dataLicense": "CC0-1.0", "SPDXID": "SPDXRef-DOCUMENT",
+        "name": sbom.image,
+        "documentNamespace": f"https://dockyard.invalid/spdx/{sbom.image_id.removeprefix('sha256:')}/"
+                             f"{uuid.uuid4()}",
+        "creationInfo": {"created": _now(timestamp), "creators": [f"Tool: dockyard-{__version__}"]},
+        "packages": packages, "relationships": relationships,
+    }

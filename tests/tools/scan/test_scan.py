@@ -1,0 +1,255 @@
+"""scan: packages read from layer tars and exact findings against a small OSV fixture database."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from dockyard.client import Client
+from dockyard.errors import CorruptData, InvalidArgument, NotFound
+from dockyard.tools.scan import (
+    VulnDB,
+    check_affected,
+    cvss3_score,
+    image_sbom,
+    parse_severities,
+    scan_image,
+    to_cyclonedx,
+    to_json,
+    to_spdx,
+)
+from tests.tools.analyze.kit import make_image
+
+OS_RELEASE = (b'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nNAME="Debian GNU/Linux"\n'
+              b'VERSION_ID="12"\nID=debian\n')
+
+
+def dpkg_status(*pkgs: tuple[str, str, str]) -> bytes:
+    stanzas = []
+    for name, version, extra in pkgs:
+        stanzas.append(f"Package: {name}\nStatus: install ok installed\nPriority: optional\n"
+                       f"Architecture: amd64\nVersion: {version}\n{extra}Description: {name}\n"
+                       " a long\n description\n")
+    return "\n".join(stanzas).encode()
+
+
+def dist_info(name: str, version: str) -> bytes:
+    return f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\nLicense: MIT\n\nBody: text\n".encode()
+
+
+def pkg_json(name: str, version: str) -> bytes:
+    return json.dumps({"name": name, "version": version, "license": "ISC"}).encode()
+
+
+SITE = "usr/lib/python3/dist-packages"
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> Client:
+    with Client(tmp_path / "store", fsync=False) as c:
+        yield c  # type: ignore[misc]
+
+
+@pytest.fixture
+def debian_image(client: Client) -> str:
+    base = [("etc", None), ("etc/os-release", OS_RELEASE), ("var/lib/dpkg/status", dpkg_status(
+        ("libssl3", "3.0.11-1~deb12u2", "Source: openssl\n"),
+        ("openssl", "3.0.11-1~deb12u2", ""),
+        ("zlib1g", "1:1.2.13.dfsg-1", "Source: zlib\n"),
+        ("curl", "7.88.1-10+deb12u4", ""),
+        ("gone-pkg", "1.0-1", ""))),  # the next layer's status file replaces this one
+        (f"{SITE}/requests-2.28.1.dist-info/METADATA", dist_info("requests", "2.28.1")),
+        (f"{SITE}/Old_Lib.egg-info/PKG-INFO", dist_info("Old_Lib", "0.9")),
+        (f"{SITE}/urllib3-1.26.0.dist-info/METADATA", dist_info("urllib3", "1.26.0")),
+        ("app/node_modules/lodash/package.json", pkg_json("lodash", "4.17.20")),
+        ("app/node_modules/@types/node/package.json", pkg_json("@types/node", "20.1.0")),
+        ("app/node_modules/lodash/node_modules/minimist/package.json", pkg_json("minimist", "1.2.5")),
+        ("app/node_modules/lodash/lib/package.json", pkg_json("not-a-package-root", "9.9.9")),
+        ("opt/old/node_modules/left-pad/package.json", pkg_json("left-pad", "1.0.0")),
+    ]
+    upgrade = [("var/lib/dpkg/status", dpkg_status(
+        ("libssl3", "3.0.11-1~deb12u2", "Source: openssl\n"),
+        ("openssl", "3.0.11-1~deb12u2", ""),
+        ("zlib1g", "1:1.2.13.dfsg-1", "Source: zlib\n"),
+        ("curl", "7.88.1-10+deb12u5", "")) + b"\nPackage: purged\nStatus: deinstall ok config-files\n"
+        b"Version: 1.0-1\n"),
+        (f"{SITE}/.wh.urllib3-1.26.0.dist-info", b""),
+        ("opt/old", None), ("opt/old/.wh..wh..opq", b""),
+        ("app/node_modules/lodash/package.json", pkg_json("lodash", "4.17.21"))]
+    return make_image(client, "deb:1", [base, upgrade])
+
+
+def osv(vid: str, eco: str, name: str, events: list[dict[str, str]] | None = None,
+        versions: list[str] | None = None, kind: str = "ECOSYSTEM", **extra: object) -> dict[str, object]:
+    """One OSV record with one affected package."""
+    affected: dict[str, object] = {"package": {"ecosystem": eco, "name": name}}
+    if events is not None:
+        affected["ranges"] = [{"type": kind, "events": events}]
+    if versions is not None:
+        affected["versions"] = versions
+    return {"id": vid, "affected": [affected], **extra}
+
+
+def fixed(version: str, introduced: str = "0") -> list[dict[str, str]]:
+    return [{"introduced": introduced}, {"fixed": version}]
+
+
+def sev(word: str) -> dict[str, str]:
+    return {"severity": word}
+
+
+OSV = [
+    osv("DSA-0001-1", "Debian:12", "openssl", fixed("3.0.13-1~deb12u1"), summary="openssl: several issues",
+        aliases=["CVE-2024-0001"], database_specific=sev("high")),
+    osv("DSA-0002-1", "Debian:11", "openssl", fixed("9.9"), summary="openssl in bullseye"),
+    osv("DEBIAN-CVE-2023-0003", "Debian:12", "curl", fixed("7.88.1-10+deb12u5"), details="curl fixed\nmore",
+        severity=[{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"}]),
+    osv("DEBIAN-CVE-2023-0004", "Debian", "zlib", fixed("1:1.3-1"), summary="zlib, epoch matters"),
+    osv("GHSA-aaaa-bbbb-cccc", "PyPI", "Requests", fixed("2.31.0", "2.3.0"), summary="requests leaks headers",
+        aliases=["CVE-2023-32681"], database_specific=sev("MODERATE")),
+    osv("PYSEC-urllib3", "PyPI", "urllib3", versions=["1.26.0"], summary="urllib3 (deleted in layer 2)",
+        database_specific=sev("LOW")),
+    osv("PYSEC-oldlib", "PyPI", "old-lib", [{"introduced": "0"}, {"last_affected": "0.9"}],
+        summary="old-lib last affected", database_specific=sev("CRITICAL")),
+    osv("GHSA-lodash", "npm", "lodash", fixed("4.17.21"), kind="SEMVER", summary="lodash prototype pollution",
+        database_specific=sev("HIGH")),
+    osv("GHSA-minimist", "npm", "minimist", fixed("1.2.6", "1.0.0"), kind="SEMVER",
+        summary="minimist prototype pollution", database_specific=sev("CRITICAL")),
+    osv("GHSA-leftpad", "npm", "left-pad", versions=["1.0.0"], summary="left-pad (hidden by an opaque dir)",
+        database_specific=sev("LOW")),
+]
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> VulnDB:
+    src = tmp_path / "osv"
+    src.mkdir()
+    for rec in OSV:
+        (src / f"{rec['id']}.json").write_text(json.dumps(rec))
+    vdb = VulnDB(tmp_path / "vuln.db")
+    assert vdb.import_path(src) == len(OSV)
+    yield vdb  # type: ignore[misc]
+    vdb.close()
+
+
+def test_sbom_packages(client: Client, debian_image: str) -> None:
+    sbom = image_sbom(client, "deb:1")
+    assert (sbom.os.id, sbom.os.version_id) == ("debian", "12")
+    got = sorted((p.type, p.name, p.version) for p in sbom.packages)
+    assert got == [
+        ("deb", "curl", "7.88.1-10+deb12u5"), ("deb", "libssl3", "3.0.11-1~deb12u2"),
+        ("deb", "openssl", "3.0.11-1~deb12u2"), ("deb", "zlib1g", "1:1.2.13.dfsg-1"),
+        ("npm", "@types/node", "20.1.0"), ("npm", "lodash", "4.17.21"), ("npm", "minimist", "1.2.5"),
+        ("pypi", "Old_Lib", "0.9"), ("pypi", "requests", "2.28.1"),
+    ]
+    purls = {p.name: p.purl for p in sbom.packages}
+    assert purls["libssl3"] == "pkg:deb/debian/libssl3@3.0.11-1~deb12u2?arch=amd64&distro=debian-12"
+    assert purls["zlib1g"] == "pkg:deb/debian/zlib1g@1.2.13.dfsg-1?arch=amd64&distro=debian-12&epoch=1"
+    assert purls["@types/node"] == "pkg:npm/%40types/node@20.1.0"
+    assert purls["Old_Lib"] == "pkg:pypi/old-lib@0.9"
+    libssl = next(p for p in sbom.packages if p.name == "libssl3")
+    assert (libssl.src_name, libssl.src_version) == ("openssl", "3.0.11-1~deb12u2")
+
+
+def test_findings(client: Client, debian_image: str, db: VulnDB) -> None:
+    result = scan_image(client, "deb:1", db)
+    got = sorted((f.package.name, f.vuln.id, f.severity, f.package.version, f.fixed) for f in result.findings)
+    assert got == [
+        ("Old_Lib", "PYSEC-oldlib", "CRITICAL", "0.9", ""),
+        ("libssl3", "DSA-0001-1", "HIGH", "3.0.11-1~deb12u2", "3.0.13-1~deb12u1"),
+        ("minimist", "GHSA-minimist", "CRITICAL", "1.2.5", "1.2.6"),
+        ("openssl", "DSA-0001-1", "HIGH", "3.0.11-1~deb12u2", "3.0.13-1~deb12u1"),
+        ("requests", "GHSA-aaaa-bbbb-cccc", "MEDIUM", "2.28.1", "2.31.0"),
+        ("zlib1g", "DEBIAN-CVE-2023-0004", "UNKNOWN", "1:1.2.13.dfsg-1", "1:1.3-1"),
+    ]
+    high = scan_image(client, "deb:1", db, parse_severities("CRITICAL,HIGH"))
+    assert sorted(f.vuln.id for f in high.findings) == [
+        "DSA-0001-1", "DSA-0001-1", "GHSA-minimist", "PYSEC-oldlib"]
+    assert result.counts()["CRITICAL"] == 2
+    doc = to_json(result)
+    assert [r["Type"] for r in doc["Results"]] == ["deb", "npm", "pypi"]
+    assert doc["Results"][0]["Target"] == "deb:1 (debian 12)"
+
+
+def test_cyclonedx_and_spdx(client: Client, debian_image: str, db: VulnDB) -> None:
+    result = scan_image(client, "deb:1", db)
+    cdx = to_cyclonedx(result)
+    assert cdx["bomFormat"] == "CycloneDX" and cdx["specVersion"] == "1.5"
+    libs = [c for c in cdx["components"] if c["type"] == "library"]
+    assert len(libs) == 9 and all(c["purl"].startswith("pkg:") for c in libs)
+    assert len({c["bom-ref"] for c in cdx["components"]}) == len(cdx["components"])
+    assert {c["name"] for c in cdx["components"] if c["type"] == "operating-system"} == {"debian"}
+    refs = {c["bom-ref"] for c in cdx["components"]}
+    assert all(a["ref"] in refs for v in cdx["vulnerabilities"] for a in v["affects"])
+    assert {v["id"] for v in cdx["vulnerabilities"]} == {f.vuln.id for f in result.findings}
+    spdx = to_spdx(result)
+    assert spdx["spdxVersion"] == "SPDX-2.3"
+    pkgs = [p for p in spdx["packages"] if p["SPDXID"].startswith("SPDXRef-Package-")]
+    assert len(pkgs) == 9
+    assert all(p["externalRefs"][0]["referenceType"] == "purl" for p in pkgs)
+    ids = {p["SPDXID"] for p in spdx["packages"]}
+    assert all(r["relatedSpdxElement"] in ids for r in spdx["relationships"])
+
+
+def test_alpine(client: Client, tmp_path: Path) -> None:
+    installed = (b"C:Q1abc=\nP:musl\nV:1.2.4-r1\nA:x86_64\nL:MIT\no:musl\n\n"
+                 b"C:Q1def=\nP:libcrypto3\nV:3.1.1-r1\nA:x86_64\no:openssl\n\n")
+    make_image(client, "alp:1", [[("etc/os-release", b"ID=alpine\nVERSION_ID=3.18.2\n"),
+                                  ("lib/apk/db/installed", installed)]])
+    (tmp_path / "a.json").write_text(json.dumps([
+        {"id": "ALPINE-1", "affected": [{"package": {"ecosystem": "Alpine:v3.18", "name": "openssl"},
+                                         "ranges": [{"type": "ECOSYSTEM", "events": [
+                                             {"introduced": "0"}, {"fixed": "3.1.1-r10"}]}]}]},
+        {"id": "ALPINE-2", "affected": [{"package": {"ecosystem": "Alpine:v3.17", "name": "openssl"},
+                                         "ranges": [{"type": "ECOSYSTEM", "events": [
+                                             {"introduced": "0"}, {"fixed": "3.1.1-r10"}]}]}]},
+        {"id": "ALPINE-3", "affected": [{"package": {"ecosystem": "Alpine:v3.18", "name": "musl"},
+                                         "ranges": [{"type": "ECOSYSTEM", "events": [
+                                             {"introduced": "0"}, {"fixed": "1.2.4-r0"}]}]}]}]))
+    with VulnDB(tmp_path / "a.db") as vdb:
+        assert vdb.import_path(tmp_path / "a.json") == 3
+        result = scan_image(client, "alp:1", vdb)
+    assert [(f.package.name, f.vuln.id, f.fixed) for f in result.findings] == [
+        ("libcrypto3", "ALPINE-1", "3.1.1-r10")]
+    assert result.sbom.packages[0].purl == "pkg:apk/alpine/libcrypto3@3.1.1-r1?arch=x86_64&distro=3.18.2"
+
+
+def test_db_zip_info_and_errors(tmp_path: Path) -> None:
+    z = tmp_path / "osv.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        for rec in OSV:
+            zf.writestr(f"{rec['id']}.json", json.dumps(rec))
+        zf.writestr("README.txt", "not a record")
+    with VulnDB(tmp_path / "z.db") as vdb:
+        assert vdb.import_path(z) == len(OSV)
+        assert vdb.import_path(z) == len(OSV)  # re-import replaces, no duplicates
+        info = vdb.info()
+    assert info["vulnerabilities"] == len(OSV) and info["affected"] == len(OSV)
+    assert info["ecosystems"]["npm"] == 3
+    bad = tmp_path / "bad.json"
+    bad.write_text("{nope")
+    with VulnDB(tmp_path / "b.db") as vdb, pytest.raises(CorruptData, match=r"bad\.json: not valid JSON"):
+        vdb.import_path(bad)
+    with VulnDB(tmp_path / "c.db") as vdb, pytest.raises(InvalidArgument, match="no such file"):
+        vdb.import_path(tmp_path / "missing.json")
+    with VulnDB(tmp_path / "none.db") as vdb, pytest.raises(NotFound, match="scan db import"):
+        vdb.info()
+    with pytest.raises(InvalidArgument, match="unknown severity"):
+        parse_severities("HIGH,SEVERE")
+
+
+def test_osv_ranges_and_cvss() -> None:
+    data = {"ranges": [{"type": "ECOSYSTEM", "events": [
+        {"introduced": "1.0"}, {"fixed": "1.5"}, {"introduced": "2.0"}, {"last_affected": "2.3"}]}]}
+    cases = {"0.9": False, "1.0": True, "1.4.9": True, "1.5": False, "1.9": False, "2.0": True, "2.3": True,
+             "2.3.1": False}
+    for version, want in cases.items():
+        assert check_affected("PyPI", version, data)[0] is want, version
+    assert check_affected("PyPI", "1.2", data)[1] == ["1.5"]
+    assert cvss3_score("CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H") == 9.8
+    assert cvss3_score("CVSS:3.1/AV:N/AC:L/PR:N/UI:R/S:C/C:L/I:L/A:N") == 6.1
+    assert cvss3_score("CVSS:3.0/AV:L/AC:L/PR:L/UI:N/S:U/C:N/I:N/A:H") == 5.5
+    assert cvss3_score("CVSS:2.0/AV:N") is None
