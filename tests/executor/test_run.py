@@ -368,3 +368,15 @@ def test_ssh_agent_socket_mount(executor: Executor, overlay: RootfsSpec, tmp_pat
                           env=["SSH_AUTH_SOCK=/run/buildkit/ssh_agent.0"])
     assert (code, out) == (0, "socket\n")
     assert upper_tree(overlay.upperdir) == {}
+
+
+def test_host_is_out_of_sight(executor: Executor, overlay: RootfsSpec, scratch_base: Path) -> None:
+    # No host mount point in the container's mount table (overlay options do name the layers, as with
+    # Docker), no host file reachable, only our own processes, and no CAP_SYS_ADMIN to change that.
+    script = (f"ls {scratch_base} 2>/dev/null || echo no-host-path;"
+              f" cut -d' ' -f2 /proc/mounts | grep -c {scratch_base};"
+              " mkdir -p /mnt/x; mount -t tmpfs none /mnt/x 2>/dev/null || echo mount-refused;"
+              " ls /proc | grep -c '^[0-9]'")
+    out = sh(executor, overlay, script)[1].split()
+    assert out[:3] == ["no-host-path", "0", "mount-refused"]
+    assert int(out[3]) < 10  # sh, ls and grep; the host has hundreds
