@@ -119,3 +119,13 @@ def test_version_1_database_is_upgraded(root: Path) -> None:
     meta.set_content_size(A, 42)
     assert meta.layer_sizes() == {str(A): 42}
     assert meta.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_stack_users_counts_images_by_bottom_layers(root: Path) -> None:
+    meta = MetadataStore(root / "metadata.db")
+    meta.put_image(ImageRecord(A, diff_ids=[B, C]))
+    meta.put_image(ImageRecord(C, diff_ids=[B]))
+    assert meta.stack_users([B]) == 2
+    assert meta.stack_users([B, C]) == 1
+    assert meta.stack_users([C]) == 0
+    assert meta.stack_users([]) == 0

@@ -3,7 +3,7 @@
     list_images(store, all=False) -> list[ImageSummary]
     resolve(store, ref_or_id) -> Digest                 full/short ID, name, name:tag, name@digest
     tag(store, source, target) -> str                   the full target name
-    remove(store, ref_or_id, force=False, prune=True) -> list[DeleteItem]
+    remove(store, ref_or_id, force=False, prune=True, collect=True) -> list[DeleteItem]
     inspect(store, ref_or_id) -> dict                   docker's ``image inspect`` JSON object
     history(store, ref_or_id) -> list[HistoryItem]
     prune(store, all=False, filters=None) -> PruneReport
@@ -269,8 +269,9 @@ def _is_single_reference(refs: Sequence[Reference]) -> bool:
     return len(tags) <= 1 and len({r.name for r in refs}) <= 1
 
 
-def remove(store: Store, ref_or_id: str, *, force: bool = False, prune: bool = True) -> list[DeleteItem]:
-    """Untag or delete an image as ``docker rmi`` does; then collect its unreferenced layers."""
+def remove(store: Store, ref_or_id: str, *, force: bool = False, prune: bool = True,
+           collect: bool = True) -> list[DeleteItem]:
+    """Untag or delete an image as ``docker rmi`` does; then (with ``collect``) collect garbage."""
     from dockyard.imageops import gc
 
     image_id = resolve(store, ref_or_id)
@@ -301,7 +302,7 @@ def remove(store: Store, ref_or_id: str, *, force: bool = False, prune: bool = T
                     _untag(store, r)
                     items.append(DeleteItem(untagged=r.familiar()))
             _delete(store, image_id, items, force=force, prune=prune, quiet=False)
-    if any(i.deleted for i in items):
+    if collect and any(i.deleted for i in items):
         gc.collect(store)
     return items
 
@@ -330,15 +331,13 @@ def _delete(store: Store, image_id: str, items: list[DeleteItem], *, force: bool
     for r in _refs_of(store, image_id):
         _untag(store, r)
         items.append(DeleteItem(untagged=r.familiar()))
-    before = set(chain_ids(record.diff_ids))
     store.meta.delete_image(image_id)
     items.append(DeleteItem(deleted=str(image_id)))
-    still_used: set[str] = set()
-    for other in store.meta.images():
-        still_used.update(chain_ids(other.diff_ids))
-    # Docker releases (and reports) layers from the top down.
-    items.extend(DeleteItem(deleted=str(c)) for c in reversed(chain_ids(record.diff_ids))
-                 if c in before and c not in still_used)
+    # Docker releases (and reports) layers from the top down: those no other image stacks the same way.
+    chains = chain_ids(record.diff_ids)
+    for k in range(len(chains), 0, -1):
+        if store.meta.stack_users(record.diff_ids[:k]) == 0:
+            items.append(DeleteItem(deleted=str(chains[k - 1])))
     parent = record.parent
     if (prune and parent and store.meta.get_image(parent) is not None
             and not store.meta.tags_for(parent) and not store.meta.repo_digests_for(parent)):
@@ -538,9 +537,9 @@ def prune(store: Store, all: bool = False, filters: Mapping[str, Sequence[str]] 
             if refs:
                 for ref in refs:
                     if store.meta.get_image(s.id) is not None:
-                        report.deleted.extend(remove(store, str(ref), force=False, prune=True))
+                        report.deleted.extend(remove(store, str(ref), prune=True, collect=False))
             else:
-                report.deleted.extend(remove(store, str(s.id), force=False, prune=True))
+                report.deleted.extend(remove(store, str(s.id), prune=True, collect=False))
         except (Conflict, NotFound):
             continue
     for item in report.deleted:

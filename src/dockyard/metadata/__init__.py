@@ -294,6 +294,16 @@ class MetadataStore:
         rows = self._query("SELECT id FROM images WHERE parent = ?", (image_id,))
         return [Digest(str(r[0])) for r in rows]
 
+    def stack_users(self, diff_ids: list[Digest]) -> int:
+        """How many images have ``diff_ids`` as their bottom layers (i.e. use that chain ID)."""
+        if not diff_ids:
+            return 0
+        # diff_ids is stored as json.dumps(list): a prefix of that text selects the stacks.
+        prefix = json.dumps([str(d) for d in diff_ids])[:-1]
+        rows = self._query("SELECT COUNT(*) FROM images WHERE substr(diff_ids, 1, ?) = ?",
+                           (len(prefix), prefix))
+        return int(rows[0][0])
+
     def delete_image(self, image_id: str) -> None:
         """Remove an image row with its tags and repo digests (its blobs are left to GC)."""
         with self.transaction() as c:
