@@ -2,7 +2,8 @@
 
 One file, ``<store>/metadata.db``; every write runs in a ``BEGIN IMMEDIATE`` transaction, so two
 processes on one store serialise their writes (``busy_timeout`` waits instead of failing). The
-schema is versioned in ``PRAGMA user_version``; a newer schema than this code knows is refused.
+schema is versioned in ``PRAGMA user_version`` and upgraded in place; a newer schema than this code
+knows is refused. A forked child never touches its parent's connection (it opens its own).
 
 Tables (names are full normalised references, e.g. ``docker.io/library/busybox:latest``)::
 
@@ -13,12 +14,16 @@ Tables (names are full normalised references, e.g. ``docker.io/library/busybox:l
     leases(id, created, expires) + lease_resources(lease_id, kind, key)    work in flight (GC roots)
     cache_records(key, kind, ref, size, created, last_used, data)  build cache (GC roots)
 
-API: ``MetadataStore(path)`` with ``transaction()``, ``put_image/get_image/images/delete_image/
-find_images``, ``set_tag/get_tag/remove_tag/tags/tags_for``, ``add_repo_digest/repo_digests/
-repo_digests_for/remove_repo_digest``, ``add_layer_blob/layer_blobs/layer_by_blob/remove_layer_blob/
-all_layer_blobs/layer_sizes/set_content_size``, ``create_lease/add_lease_resource/delete_lease/
-lease_resources/expire_leases``, ``put_cache/get_cache/delete_cache/cache_records``. Methods called
-inside ``transaction()`` join it.
+API of ``MetadataStore(path)`` (methods called inside ``transaction()`` join it)::
+
+    transaction()
+    put_image get_image images delete_image find_images children stack_users
+    set_tag get_tag remove_tag tags tags_for
+    add_repo_digest get_repo_digest remove_repo_digest repo_digests repo_digests_for
+    add_layer_blob layer_blobs layer_by_blob all_layer_blobs remove_layer_blob layer_sizes
+    set_content_size
+    create_lease add_lease_resource delete_lease lease_resources lease_ids expire_leases
+    put_cache get_cache delete_cache cache_records
 """
 
 from __future__ import annotations
