@@ -380,3 +380,18 @@ def test_host_is_out_of_sight(executor: Executor, overlay: RootfsSpec, scratch_b
     out = sh(executor, overlay, script)[1].split()
     assert out[:3] == ["no-host-path", "0", "mount-refused"]
     assert int(out[3]) < 10  # sh, ls and grep; the host has hundreds
+
+
+def test_steps_chain_upper_into_lower(executor: Executor, overlay: RootfsSpec, scratch_base: Path) -> None:
+    # A build: each step's upper directory becomes a lower layer of the next step, right away.
+    lowers = list(overlay.lowerdirs)
+    upper, work = overlay.upperdir, overlay.workdir
+    for step in range(3):
+        rootfs = RootfsSpec(lowers, upper, work)
+        assert sh(executor, rootfs, f"cat /steps 2>/dev/null; echo {step} >> /steps")[0] == 0
+        lowers.append(upper)
+        nxt = Path(tempfile.mkdtemp(dir=scratch_base))
+        upper, work = nxt / "upper", nxt / "work"
+        upper.mkdir()
+        work.mkdir()
+    assert sh(executor, RootfsSpec(lowers, upper, work), "cat /steps")[1] == "0\n1\n2\n"

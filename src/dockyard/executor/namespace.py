@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import selectors
 import shutil
 import socket
@@ -112,6 +111,7 @@ class NamespaceExecutor:
         still_open = {*readers, *inputs}
         run_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
+            _CLOSER.wait_idle()
             try:
                 socket.send_fds(control, [json.dumps(req).encode()], [child_sock.fileno(), *child_fds])
             except OSError as exc:
@@ -169,7 +169,7 @@ class NamespaceExecutor:
             raise
         finally:
             sel.close()
-            _close_later(held)
+            _CLOSER.close_later(held)
         if failure is not None:
             raise failure
         if error is not None:
@@ -189,32 +189,53 @@ class _Handle:
         _send_signal(self._sock, sig)
 
 
-_closer: queue.SimpleQueue[int] | None = None
-_closer_lock = threading.Lock()
+class _NamespaceCloser:
+    """Drops containers' mount namespaces on a background thread.
+
+    The last reference to a mount namespace unmounts everything in it and waits for an RCU grace
+    period, milliseconds under load, which need not delay the exit status. :meth:`wait_idle` lets the
+    next run start only once earlier mounts are gone, so that an upper directory is never a layer of
+    two live overlays (the next step's lower is usually the last step's upper).
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._fds: list[int] = []
+        self._busy = 0
+        self._thread: threading.Thread | None = None
+
+    def close_later(self, fds: list[int]) -> None:
+        if not fds:
+            return
+        with self._cond:
+            self._fds.extend(fds)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="dockyard-ns-closer", daemon=True)
+                self._thread.start()
+            self._cond.notify_all()
+
+    def wait_idle(self) -> None:
+        with self._cond:
+            while self._fds or self._busy:
+                self._cond.wait()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._fds:
+                    self._cond.wait()
+                fd = self._fds.pop()
+                self._busy += 1
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+            with self._cond:
+                self._busy -= 1
+                self._cond.notify_all()
 
 
-def _close_later(fds: list[int]) -> None:
-    """Close ``fds`` on a background thread: closing the last reference to a mount namespace waits for
-    its unmounts, which need not delay the caller."""
-    global _closer
-    if not fds:
-        return
-    with _closer_lock:
-        if _closer is None:
-            _closer = queue.SimpleQueue()
-            threading.Thread(target=_close_forever, args=(_closer,), name="dockyard-ns-closer",
-                             daemon=True).start()
-    for fd in fds:
-        _closer.put(fd)
-
-
-def _close_forever(fds: queue.SimpleQueue[int]) -> None:
-    while True:
-        fd = fds.get()
-        try:
-            os.close(fd)
-        except OSError:
-            pass
+_CLOSER = _NamespaceCloser()
 
 
 def _send_signal(run_sock: socket.socket, sig: int) -> None:
