@@ -55,7 +55,8 @@ def client(tmp_path: Path) -> Client:
 
 @pytest.fixture
 def debian_image(client: Client) -> str:
-    base = [("etc", None), ("etc/os-release", OS_RELEASE), ("var/lib/dpkg/status", dpkg_status(
+    # etc/debian_version: what trivy detects Debian by (test_peers compares with it)
+    base = [("etc", None), ("etc/os-release", OS_RELEASE), ("etc/debian_version", b"12.5\n"), ("var/lib/dpkg/status", dpkg_status(
         ("libssl3", "3.0.11-1~deb12u2", "Source: openssl\n"),
         ("openssl", "3.0.11-1~deb12u2", ""),
         ("zlib1g", "1:1.2.13.dfsg-1", "Source: zlib\n"),
@@ -143,6 +144,7 @@ def test_sbom_packages(client: Client, debian_image: str) -> None:
         ("deb", "curl", "7.88.1-10+deb12u5"), ("deb", "libssl3", "3.0.11-1~deb12u2"),
         ("deb", "openssl", "3.0.11-1~deb12u2"), ("deb", "zlib1g", "1:1.2.13.dfsg-1"),
         ("npm", "@types/node", "20.1.0"), ("npm", "lodash", "4.17.21"), ("npm", "minimist", "1.2.5"),
+        ("npm", "not-a-package-root", "9.9.9"),  # trivy counts any named package.json in node_modules
         ("pypi", "Old_Lib", "0.9"), ("pypi", "requests", "2.28.1"),
     ]
     purls = {p.name: p.purl for p in sbom.packages}
@@ -179,7 +181,7 @@ def test_cyclonedx_and_spdx(client: Client, debian_image: str, db: VulnDB) -> No
     cdx = to_cyclonedx(result)
     assert cdx["bomFormat"] == "CycloneDX" and cdx["specVersion"] == "1.5"
     libs = [c for c in cdx["components"] if c["type"] == "library"]
-    assert len(libs) == 9 and all(c["purl"].startswith("pkg:") for c in libs)
+    assert len(libs) == 10 and all(c["purl"].startswith("pkg:") for c in libs)
     assert len({c["bom-ref"] for c in cdx["components"]}) == len(cdx["components"])
     assert {c["name"] for c in cdx["components"] if c["type"] == "operating-system"} == {"debian"}
     refs = {c["bom-ref"] for c in cdx["components"]}
@@ -188,7 +190,7 @@ def test_cyclonedx_and_spdx(client: Client, debian_image: str, db: VulnDB) -> No
     spdx = to_spdx(result)
     assert spdx["spdxVersion"] == "SPDX-2.3"
     pkgs = [p for p in spdx["packages"] if p["SPDXID"].startswith("SPDXRef-Package-")]
-    assert len(pkgs) == 9
+    assert len(pkgs) == 10
     assert all(p["externalRefs"][0]["referenceType"] == "purl" for p in pkgs)
     ids = {p["SPDXID"] for p in spdx["packages"]}
     assert all(r["relatedSpdxElement"] in ids for r in spdx["relationships"])

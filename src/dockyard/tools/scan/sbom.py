@@ -1,7 +1,8 @@
 """Software bill of materials: installed packages read straight from an image's layer tars.
 
 Sources: dpkg (``var/lib/dpkg/status`` and distroless ``status.d/*``), apk (``lib/apk/db/installed``),
-Python (``*.dist-info/METADATA``, ``*.egg-info/PKG-INFO``) and npm (``node_modules/**/package.json``).
+Python (``*.dist-info/METADATA``, ``*.egg-info/PKG-INFO``) and npm (every ``package.json`` with a name
+and version below a ``node_modules`` directory, as trivy counts them).
 Layers are read in order; a later layer's file replaces an earlier one, whiteouts and opaque
 directories delete. Nothing is unpacked to disk; only the few metadata files are kept in memory.
 """
@@ -23,7 +24,7 @@ from dockyard.tools.analyze.layers import clean_path, image_layers, open_layer
 _WANTED = re.compile(
     r"^/(?:var/lib/dpkg/status|var/lib/dpkg/status\.d/[^/]+|lib/apk/db/installed|etc/os-release"
     r"|usr/lib/os-release|.*/[^/]+\.dist-info/METADATA|.*/[^/]+\.egg-info/PKG-INFO"
-    r"|(?:.*/)?node_modules/(?:@[^/]+/)?[^/]+/package\.json)$")
+    r"|(?:.*/)?node_modules/.+/package\.json)$")
 _MAX_FILE = 256 << 20  # refuse to hold a "metadata" file larger than this in memory
 
 
