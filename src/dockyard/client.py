@@ -43,11 +43,13 @@ from dockyard.progress import ProgressSink, discard
 
 if TYPE_CHECKING:
     from dockyard.build.options import BuildOptions, BuildResult
+    from dockyard.executor.base import OnStart
     from dockyard.imageops.check import CheckReport
     from dockyard.imageops.gc import GcResult
     from dockyard.imageops.images import DeleteItem, DiskUsage, HistoryItem, ImageSummary, PruneReport
     from dockyard.imageops.pull import PullResult
     from dockyard.imageops.push import PushResult
+    from dockyard.imageops.run import RunOptions
     from dockyard.oci.config import ImageConfig
     from dockyard.registry.client import RegistryClient
 
@@ -298,6 +300,17 @@ class Client:
         with self.registry_client() as registry:
             return push_index(self.store, registry, parse_normalized(ref), images, compression=compression,
                               progress=self.progress)
+
+    def run(self, options: RunOptions, *, stdin: int | None = 0, stdout: int = 1, stderr: int = 2,
+            on_start: OnStart | None = None) -> int:
+        """Run a container in the foreground (``docker run``); pulls a missing image first."""
+        from dockyard.imageops.run import run_container
+
+        def pull(ref: str) -> str:
+            return str(self.pull(ref).image_id)
+
+        return run_container(self.store, options, stdin=stdin, stdout=stdout, stderr=stderr, pull=pull,
+                             on_start=on_start)
 
     def login(self, registry: str, username: str, password: str) -> None:
         """Check credentials against ``registry`` and save them in Docker's config.json (or its helper)."""

@@ -35,6 +35,7 @@ COMMANDS: dict[str, str] = {
     "push": "dockyard.cli.registry_client_cmds:push_cmd",
     "registry": "dockyard.cli.registry_cmd:registry",
     "rmi": "dockyard.cli.image_cmds:rmi_cmd",
+    "run": "dockyard.cli.run_cmd:run_cmd",
     "save": "dockyard.cli.archive_cmds:save_cmd",
     "scan": "dockyard.cli.scan_cmd:scan_cmd",
     "system": "dockyard.cli.system_cmds:system_group",

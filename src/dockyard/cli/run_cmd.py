@@ -1,0 +1,108 @@
+"""``dockyard run``: a container from an image, in the foreground, with docker run's flags and exit codes
+(the process's status; 125 when dockyard itself fails, 126 when the command cannot run, 127 when it is
+not found). Signals sent to dockyard are forwarded to the container's process."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from types import FrameType
+from typing import Any
+
+import click
+
+from dockyard.errors import DockyardError, ExecutionError, NotFound
+
+FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
+
+
+def _env_file(path: str) -> list[str]:
+    out: list[str] = []
+    try:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                line = line.strip()
+                if line and not line.startswith("#"):
+                    out.append(line)
+    except OSError as exc:
+        raise click.UsageError(f"open {path}: {(exc.strerror or '').lower()}") from None
+    return out
+
+
+@click.command("run", context_settings={"help_option_names": ["--help"], "allow_interspersed_args": False,
+                                        "ignore_unknown_options": False})
+@click.argument("image")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@click.option("--rm", is_flag=True, help="Automatically remove the container when it exits (always so here).")
+@click.option("-e", "--env", "env", multiple=True, help="Set environment variables.")
+@click.option("--env-file", "env_files", multiple=True, help="Read in a file of environment variables.")
+@click.option("-w", "--workdir", default="", help="Working directory inside the container.")
+@click.option("-u", "--user", default=None, help="Username or UID (format: <name|uid>[:<group|gid>]).")
+@click.option("--entrypoint", default=None, help="Overwrite the default ENTRYPOINT of the image.")
+@click.option("-v", "--volume", "volumes", multiple=True, help="Bind mount a host path (SRC:DST[:ro]).")
+@click.option("--network", "--net", "network", default="host", type=click.Choice(["host", "none", "default"]),
+              help="Connect the container to a network (host or none).")
+@click.option("-i", "--interactive", is_flag=True, help="Keep STDIN open.")
+@click.option("-t", "--tty", is_flag=True, help="Allocate a pseudo-TTY.")
+@click.option("--name", default="", help="Assign a name to the container (used as its hostname).")
+@click.option("-h", "--hostname", default="", help="Container host name.")
+@click.option("--runtime", default="builtin", type=click.Choice(["builtin", "runc"]),
+              help="Runtime to use: the built-in executor or runc.")
+@click.pass_context
+def run_cmd(ctx: click.Context, image: str, command: tuple[str, ...], rm: bool, env: tuple[str, ...],
+            env_files: tuple[str, ...], workdir: str, user: str | None, entrypoint: str | None,
+            volumes: tuple[str, ...], network: str, interactive: bool, tty: bool, name: str, hostname: str,
+            runtime: str) -> None:
+    """Run a command in a new container."""
+    from dockyard.client import Client
+    from dockyard.imageops.run import RunOptions
+
+    del rm  # every run is discarded when it ends
+    client = Client(getattr(ctx.find_root().obj, "root", None))
+    if tty and not sys.stdin.isatty() and interactive:
+        click.echo("the input device is not a TTY", err=True)
+        sys.exit(1)
+    all_env = [e for path in env_files for e in _env_file(path)] + list(env)
+    options = RunOptions(image=image, command=list(command), entrypoint=entrypoint, env=all_env,
+                         workdir=workdir, user=user, volumes=list(volumes),
+                         network="host" if network == "default" else network, hostname=hostname or name,
+                         tty=tty, interactive=interactive, runtime=runtime)
+    try:
+        client.resolve(image)
+    except NotFound:
+        click.echo(f"Unable to find image '{image}' locally", err=True)
+    except DockyardError as exc:
+        click.echo(f"dockyard: Error: {exc}", err=True)
+        sys.exit(125)
+    handle: list[Any] = []
+    pending: list[int] = []
+    lock = threading.Lock()
+
+    def forward(signum: int, _frame: FrameType | None) -> None:
+        with lock:
+            if handle:
+                handle[0].signal(signum)
+            else:
+                pending.append(signum)
+
+    def started(h: Any) -> None:
+        with lock:
+            handle.append(h)
+            for signum in pending:
+                h.signal(signum)
+
+    previous = {s: signal.signal(s, forward) for s in FORWARDED}
+    try:
+        code = client.run(options, stdin=0, stdout=1, stderr=2, on_start=started)
+    except ExecutionError as exc:
+        click.echo(f"dockyard: Error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except DockyardError as exc:
+        click.echo(f"dockyard: Error: {exc}", err=True)
+        sys.exit(125)
+    finally:
+        for s, old in previous.items():
+            signal.signal(s, old)
+        client.close()
+    sys.exit(code)

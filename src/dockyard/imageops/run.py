@@ -1,0 +1,146 @@
+"""Run a container from an image in the foreground (``docker run``), with Docker's rules for the
+command line, environment, user, working directory and binds.
+
+The container's writable layer is a scratch overlay upper directory that goes away when the process
+ends (dockyard keeps no stopped containers, so every run behaves like ``--rm``).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from dockyard.errors import ExecutionError, InvalidArgument, NotFound
+from dockyard.executor import Mount, ProcessSpec, RootfsSpec
+from dockyard.executor.base import OnStart, open_executor
+from dockyard.imageops import Store
+from dockyard.imageops.images import load_config, resolve
+from dockyard.imageops.unpack import unpack_layers
+from dockyard.oci.config import ImageConfig
+
+DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+@dataclass(slots=True)
+class RunOptions:
+    """What ``docker run`` takes that dockyard supports. ``entrypoint=""`` clears the image's."""
+
+    image: str
+    command: list[str] = field(default_factory=list)
+    entrypoint: str | None = None
+    env: list[str] = field(default_factory=list)
+    workdir: str = ""
+    user: str | None = None
+    volumes: list[str] = field(default_factory=list)
+    network: str = "host"
+    hostname: str = ""
+    tty: bool = False
+    interactive: bool = False
+    runtime: str = "builtin"
+
+
+def command_line(config: ImageConfig, opts: RunOptions) -> list[str]:
+    """Entrypoint + command as Docker combines them (``--entrypoint`` also drops the image's CMD)."""
+    run = config.config
+    if opts.entrypoint is not None:
+        entrypoint = [opts.entrypoint] if opts.entrypoint else []
+        cmd = list(opts.command)
+    else:
+        entrypoint = list(run.get("Entrypoint") or [])
+        cmd = list(opts.command) if opts.command else list(run.get("Cmd") or [])
+    args = entrypoint + cmd
+    if not args:
+        raise ExecutionError("No command specified")
+    return args
+
+
+def environment(config: ImageConfig, extra: Sequence[str], hostname: str) -> list[str]:
+    """The image's Env, then ``-e`` values (``KEY`` alone takes the caller's value, or is dropped)."""
+    env: dict[str, str] = {}
+    for item in config.config.get("Env") or [DEFAULT_PATH]:
+        key, _, value = str(item).partition("=")
+        env[key] = value
+    env.setdefault("PATH", DEFAULT_PATH.partition("=")[2])
+    env["HOSTNAME"] = hostname
+    for item in extra:
+        key, eq, value = item.partition("=")
+        if not key:
+            raise InvalidArgument(f"invalid environment variable: {item}")
+        if eq:
+            env[key] = value
+        elif key in os.environ:
+            env[key] = os.environ[key]
+        else:
+            env.pop(key, None)
+    return [f"{k}={v}" for k, v in env.items()]
+
+
+def bind_mounts(volumes: Sequence[str]) -> list[Mount]:
+    """``-v SRC:DST[:ro|rw]`` host binds (named volumes are not supported: no daemon keeps them)."""
+    mounts: list[Mount] = []
+    for spec in volumes:
+        parts = spec.split(":")
+        if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
+            raise InvalidArgument(f"invalid volume specification: '{spec}'")
+        source, target = parts[0], parts[1]
+        mode = parts[2] if len(parts) == 3 else "rw"
+        if mode not in ("ro", "rw", "z", "Z"):
+            raise InvalidArgument(f"invalid mode: {mode}")
+        if not source.startswith("/"):
+            raise InvalidArgument(f"invalid volume specification: '{spec}': named volumes are not supported, "
+                                  "use an absolute host path")
+        if not target.startswith("/"):
+            raise InvalidArgument(f"invalid mount config: invalid mount path: '{target}' mount path must be "
+                                  "absolute")
+        if not os.path.exists(source):
+            # Docker creates a missing bind source as a directory.
+            os.makedirs(source, exist_ok=True)
+        mounts.append(Mount(target=target, source=os.path.realpath(source), readonly=mode == "ro"))
+    return mounts
+
+
+def run_container(store: Store, opts: RunOptions, *, stdin: int | None, stdout: int, stderr: int,
+                  pull: Callable[[str], str] | None = None, on_start: OnStart | None = None) -> int:
+    """Run ``opts.image`` and return the process's exit status (128+n when killed by signal n)."""
+    try:
+        image_id = str(resolve(store, opts.image))
+    except NotFound:
+        if pull is None:
+            raise
+        image_id = pull(opts.image)
+    config, _raw = load_config(store, image_id)
+    args = command_line(config, opts)
+    hostname = opts.hostname or secrets.token_hex(6)
+    run = config.config
+    spec = ProcessSpec(
+        args=args, env=environment(config, opts.env, hostname),
+        cwd=opts.workdir or str(run.get("WorkingDir") or "/"),
+        user=opts.user if opts.user is not None else str(run.get("User") or ""),
+        hostname=hostname, network="none" if opts.network == "none" else "host",
+        mounts=bind_mounts(opts.volumes), tty=opts.tty,
+    )
+    with store.lease(ttl=7 * 24 * 3600.0) as lease:
+        lease.add_image(image_id)
+        lowers = unpack_layers(store, config.diff_ids, lease=lease)
+        scratch = store.make_tmp("run")
+        empty = scratch / "empty"
+        empty.mkdir()
+        try:
+            upper, work = scratch / "upper", scratch / "work"
+            upper.mkdir()
+            work.mkdir()
+            rootfs = RootfsSpec(lowerdirs=list(reversed(lowers)) or [empty], upperdir=upper, workdir=work)
+            executor = open_executor(store.root / "exec", opts.runtime)
+            try:
+                return executor.run(spec, rootfs, stdout=stdout, stderr=stderr,
+                                    stdin=stdin if opts.interactive or opts.tty else None, on_start=on_start)
+            finally:
+                executor.close()
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+__all__ = ["RunOptions", "bind_mounts", "command_line", "environment", "run_container"]
