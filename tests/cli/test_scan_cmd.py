@@ -11,7 +11,7 @@ import pytest
 
 from dockyard.client import Client
 from tests.tools.analyze.kit import make_image
-from tests.tools.scan.test_scan import OS_RELEASE, OSV, dist_info, dpkg_status
+from tests.tools.scan.fixtures import OS_RELEASE, OSV, dist_info, dpkg_status
 
 
 def _run(root: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -12,16 +12,9 @@ import pytest
 
 from dockyard.client import Client
 from dockyard.tools.scan import image_sbom
-from tests.tools.scan.test_scan import debian_image  # noqa: F401 (fixture)
 
 TRIVY = os.environ.get("TRIVY", "/var/tmp/dockyard-peers/venv/bin/trivy")
 needs_trivy = pytest.mark.skipif(not Path(TRIVY).exists(), reason=f"trivy is not installed at {TRIVY}")
-
-
-@pytest.fixture
-def client(tmp_path: Path) -> Client:
-    with Client(tmp_path / "store", fsync=False) as c:
-        yield c  # type: ignore[misc]
 
 
 def trivy_packages(image_tar: Path, cache: Path) -> set[tuple[str, str]]:
@@ -59,7 +52,8 @@ def test_real_debian_against_dpkg_query_and_trivy(tmp_path: Path) -> None:
                 client.bootstrap("debian:bookworm")
             except Exception as exc:  # no mirror here: say so instead of failing
                 pytest.skip(f"cannot bootstrap debian:bookworm: {exc}")
-        ours = {(p.name, p.version) for p in image_sbom(client, "debian:bookworm").packages if p.type == "deb"}
+        sbom = image_sbom(client, "debian:bookworm")
+        ours = {(p.name, p.version) for p in sbom.packages if p.type == "deb"}
         image_tar = tmp_path / "debian.tar"
         client.save(["debian:bookworm"], str(image_tar))
         layers = client.unpack("debian:bookworm")
@@ -68,7 +62,8 @@ def test_real_debian_against_dpkg_query_and_trivy(tmp_path: Path) -> None:
     shutil.copytree(layers[-1] / "var/lib/dpkg", admin, symlinks=True)
     proc = subprocess.run(["dpkg-query", "-W", "-f", "${Package}\t${Version}\t${db:Status-Abbrev}\n",
                            f"--admindir={admin}"], capture_output=True, text=True, check=True)
-    dpkg = {tuple(line.split("\t")[:2]) for line in proc.stdout.splitlines() if line.split("\t")[2].startswith("ii")}
+    rows = [line.split("\t") for line in proc.stdout.splitlines()]
+    dpkg = {(r[0], r[1]) for r in rows if r[2].startswith("ii")}
     assert len(ours) > 80
     assert ours == dpkg
     assert ours == trivy_packages(image_tar, tmp_path / "trivy-cache")
