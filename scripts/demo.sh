@@ -57,3 +57,6 @@ dockyard system check
 
 say "dockyard images"
 dockyard images
+
+say "dockyard run --rm example:latest"
+dockyard run --rm example:latest
