@@ -31,6 +31,7 @@ COMMANDS: dict[str, str] = {
     "load": "dockyard.cli.archive_cmds:load_cmd",
     "login": "dockyard.cli.registry_client_cmds:login_cmd",
     "logout": "dockyard.cli.registry_client_cmds:logout_cmd",
+    "outdated": "dockyard.cli.watch_cmd:outdated_cmd",
     "pull": "dockyard.cli.registry_client_cmds:pull_cmd",
     "push": "dockyard.cli.registry_client_cmds:push_cmd",
     "registry": "dockyard.cli.registry_cmd:registry",
@@ -40,6 +41,7 @@ COMMANDS: dict[str, str] = {
     "scan": "dockyard.cli.scan_cmd:scan_cmd",
     "system": "dockyard.cli.system_cmds:system_group",
     "tag": "dockyard.cli.image_cmds:tag_cmd",
+    "watch": "dockyard.cli.watch_cmd:watch_cmd",
 }
 
 
