@@ -395,3 +395,9 @@ def test_steps_chain_upper_into_lower(executor: Executor, overlay: RootfsSpec, s
         upper.mkdir()
         work.mkdir()
     assert sh(executor, RootfsSpec(lowers, upper, work), "cat /steps")[1] == "0\n1\n2\n"
+
+
+def test_extra_groups(executor: Executor, overlay: RootfsSpec) -> None:
+    # docker run --group-add: added to the user's groups.
+    out = sh(executor, overlay, "id -G", user="app", extra_groups=[4242])[1]
+    assert sorted(int(g) for g in out.split()) == [29, 50, 1000, 4242]
