@@ -38,8 +38,15 @@ def lint(
     config = config or LintConfig()
     src = load(text, filename)
     main = Context(src.instrs, config)
+    # hadolint lints ONBUILD RUN triggers as RUNs of their own (other triggers only through DL3043)
     triggers = Context(
-        [i.inner for i in src.instrs if i.kind == "ONBUILD" and i.inner is not None], config, onbuild=True
+        [
+            i.inner
+            for i in src.instrs
+            if i.kind == "ONBUILD" and i.inner is not None and i.inner.kind == "RUN"
+        ],
+        config,
+        onbuild=True,
     )
     raw: list[tuple[int, str, str | None]] = []
     for code, rule in RULES.items():

@@ -40,6 +40,19 @@ class Stage:
     parent: Stage | None = None
 
 
+def stage_key(instr: Instr) -> str:
+    """How hadolint identifies a stage: its alias, else its image name without tag (``debian``)."""
+    base, name = from_parts(instr)
+    return name or _image_name(base).lower()
+
+
+def _image_name(image: str) -> str:
+    """``registry/repo:tag@digest`` -> ``registry/repo``."""
+    name = image.partition("@")[0]
+    head, sep, last = name.rpartition("/")
+    return head + sep + last.partition(":")[0]
+
+
 @dataclass
 class Context:
     """What a rule sees: the instructions (of the file or of its ONBUILD triggers) and the config."""
@@ -57,7 +70,9 @@ class Context:
         for instr in self.instrs:
             if instr.kind == "FROM":
                 base, name = from_parts(instr)
-                current = Stage(len(out), name, base, instr.line, [instr], by_name.get(base.lower()))
+                # hadolint matches a stage by image name without tag: ``FROM build:1`` builds on ``build``
+                parent = by_name.get(base.lower()) or by_name.get(_image_name(base).lower())
+                current = Stage(len(out), name, base, instr.line, [instr], parent)
                 out.append(current)
                 if name:
                     by_name.setdefault(name, current)
@@ -81,8 +96,21 @@ class Context:
                 yield stage, instr, instr.script
 
     def is_used(self, stage: Stage) -> bool:
-        """True for the last stage and for stages a later FROM builds on."""
-        return stage is self.stages[-1] or any(s.parent is stage for s in self.stages)
+        """True for the last stage and for stages a later FROM builds on, matched as hadolint does.
+
+        A stage is known by its alias, else by its image as written (``debian:12``); a later FROM
+        builds on it if its image, or its image name without the tag, is that (case-sensitive).
+        """
+        if stage.index < 0 or stage is self.stages[-1] or any(s.parent is stage for s in self.stages):
+            return True
+        ident = stage.name or stage.base
+        later = self.stages[self.stages.index(stage) + 1 :]
+        return any(ident in (s.base, _image_name(s.base)) for s in later)
+
+    @cached_property
+    def env_names(self) -> set[str]:
+        """Every name some ENV sets, anywhere in the file."""
+        return {kv.key for i in self.instrs if isinstance(i.typed, EnvInstruction) for kv in i.typed.env}
 
     @cached_property
     def arg_values(self) -> dict[str, str]:
@@ -96,20 +124,27 @@ class Context:
         return out
 
     def env_before(self, stage: Stage, instr: Instr) -> dict[str, str]:
-        """ENV values in effect at ``instr``: its stage up to there, on top of the parent stages."""
-        chain: list[Stage] = []
-        s: Stage | None = stage
-        while s is not None and s not in chain:
-            chain.append(s)
-            s = s.parent
-        env: dict[str, str] = {}
-        for st in reversed(chain):
-            for i in st.instrs:
-                if i is instr:
-                    break
-                if i.kind == "ENV" and isinstance(i.typed, EnvInstruction):
-                    env.update({kv.key: unquote(kv.value) for kv in i.typed.env})
-        return env
+        """ENV values in effect at ``instr``, tracked the way hadolint does.
+
+        Environments are kept per stage key (alias, else image name without tag, see
+        :func:`stage_key`): a FROM naming an earlier key starts from a copy of its environment.
+        """
+        envs: dict[str, dict[str, str]] = {}
+        key = ""
+        for i in self.instrs:
+            if i is instr:
+                break
+            if i.kind == "FROM":
+                base, _ = from_parts(i)
+                key = stage_key(i)
+                parent = base.lower() if base.lower() in envs else _image_name(base).lower()
+                if parent and parent in envs and parent != key:
+                    envs[key] = dict(envs[parent])
+                else:
+                    envs.setdefault(key, {})
+            elif i.kind == "ENV" and isinstance(i.typed, EnvInstruction):
+                envs.setdefault(key, {}).update({kv.key: unquote(kv.value) for kv in i.typed.env})
+        return envs.get(key, {})
 
 
 @dataclass(frozen=True)
@@ -180,20 +215,17 @@ def _basename(path: str) -> str:
     return re.split(r"[\\/]", unquote(path).rstrip("/\\"))[-1]
 
 
-def _quoted_split(text: str) -> list[str]:
-    """Whitespace-separated words, a quoted stretch staying one word; backslashes stay (Windows paths)."""
-    return [m.group(0) for m in re.finditer(r"""(?:"[^"]*"|'[^']*'|[^\s"'])+""", text)]
-
-
 def copy_parts(instr: Instr) -> tuple[list[str], str]:
-    """(sources, destination) of a COPY or ADD, unquoted.
+    """(sources, destination) of a COPY or ADD, quote characters stripped from each word.
 
-    BuildKit splits these on whitespace alone; hadolint honours quotes (``"C:\\Program Files"``).
+    Like hadolint (and BuildKit), words split on whitespace even inside quotes: ``"C:\\Program Files"``
+    is two words.
     """
-    args = instr.args if instr.node.is_json else _quoted_split(" ".join(instr.args))
+    args = instr.args
     if not args:
         return [], ""
-    return [unquote(a) for a in args[:-1]], unquote(args[-1])
+    words = [a.strip("\"'") if not instr.node.is_json else a for a in args]
+    return words[:-1], words[-1]
 
 
 def _expand(word: str, values: dict[str, str]) -> str:
@@ -371,7 +403,13 @@ def _dl3010(ctx: Context) -> Iterator[Hit]:
             if instr.kind == "COPY" and instr.flag("from") is None:
                 sources, dest = copy_parts(instr)
                 if any(s.endswith(ARCHIVE_EXTENSIONS) for s in sources):
-                    archives.append((instr, {_basename(s) for s in sources} | {_basename(dest)}))
+                    # the archive's name in the image: the destination's, unless that is a directory
+                    names = (
+                        {_basename(dest)}
+                        if dest.endswith(ARCHIVE_EXTENSIONS)
+                        else {_basename(x) for x in sources}
+                    )
+                    archives.append((instr, names))
             elif instr.kind == "RUN" and instr.posix_shell and archives:
                 names = {
                     _basename(a)
@@ -650,7 +688,7 @@ def _dl3022(ctx: Context) -> Iterator[Hit]:
         if src is None or any(c in src for c in ":/@$"):
             continue
         if src.isdigit():
-            if int(src) >= count - 1:  # only stages before the current one can be copied from
+            if int(src) >= count:  # an index must name a stage already begun
                 yield instr.line, None
         elif src not in aliases:
             yield instr.line, None
@@ -780,7 +818,8 @@ def _dl3029(ctx: Context) -> Iterator[Hit]:
     for instr in ctx.instrs:
         if instr.kind == "FROM":
             platform = instr.flag("platform")
-            if platform and "$" not in platform:
+            # only the build's own platform variables are fine (``--platform=$BUILDPLATFORM``)
+            if platform and "BUILDPLATFORM" not in platform and "TARGETPLATFORM" not in platform:
                 yield instr.line, None
 
 
@@ -935,7 +974,8 @@ def _dl3040(ctx: Context) -> Iterator[Hit]:
             continue
         cmds = script.commands
         for i, cmd in enumerate(cmds):
-            if cmd.name in _DNF and _subcommand(cmd)[0] in _DNF_USES:  # noqa: SIM102
+            # any install-like word counts, so ``dnf group install`` needs a clean-up too
+            if cmd.name in _DNF and set(cmd.positionals()) & set(_DNF_USES):  # noqa: SIM102
                 # clean-up must follow, by the same tool: ``microdnf clean all`` leaves dnf's cache
                 if not any(
                     (c.name == cmd.name and c.positionals()[:2] == ["clean", "all"])
@@ -988,6 +1028,14 @@ def _dl3043(ctx: Context) -> Iterator[Hit]:
             yield instr.line, None
 
 
+def _declared(instr: Instr) -> list[str]:
+    if instr.kind == "ENV" and isinstance(instr.typed, EnvInstruction):
+        return [kv.key for kv in instr.typed.env]
+    if instr.kind == "ARG":
+        return [w.partition("=")[0] for w in instr.args]
+    return []
+
+
 @rule(
     "DL3044",
     "error",
@@ -997,10 +1045,15 @@ def _dl3044(ctx: Context) -> Iterator[Hit]:
     for instr in ctx.instrs:
         if instr.kind != "ENV" or not isinstance(instr.typed, EnvInstruction):
             continue
+        # a name set by an earlier ARG or ENV may be referred to: it means the old value
+        earlier = {n for i in ctx.instrs[: ctx.instrs.index(instr)] for n in _declared(i)}
         defined: list[str] = []
         for kv in instr.typed.env:
             if any(
-                re.search(r"\$(\{" + re.escape(k) + r"[}:]|" + re.escape(k) + r"(?![A-Za-z0-9_]))", kv.value)
+                k not in earlier
+                and re.search(
+                    r"\$(\{" + re.escape(k) + r"[}:]|" + re.escape(k) + r"(?![A-Za-z0-9_]))", kv.value
+                )
                 for k in defined
             ):
                 yield instr.line, None
@@ -1010,20 +1063,22 @@ def _dl3044(ctx: Context) -> Iterator[Hit]:
 
 @rule("DL3045", "warning", "`COPY` to a relative destination without `WORKDIR` set.")
 def _dl3045(ctx: Context) -> Iterator[Hit]:
-    for stage in ctx.stages:
-        inherited = False
-        p = stage.parent
-        while p is not None and not inherited:
-            inherited = any(i.kind == "WORKDIR" for i in p.instrs)
-            p = p.parent
-        workdir = inherited
-        for instr in stage.instrs:
-            if instr.kind == "WORKDIR":
-                workdir = True
-            elif instr.kind == "COPY" and not workdir:
-                dest = copy_parts(instr)[1]
-                if dest and not is_absolute(dest):
-                    yield instr.line, None
+    # As hadolint: "WORKDIR set" is kept per stage alias (stages without one share a slot); a FROM
+    # naming an earlier alias inherits that alias's state.
+    state: dict[str, bool] = {}
+    key = ""
+    for instr in ctx.instrs:
+        if instr.kind == "FROM":
+            base, key = from_parts(instr)
+            if base.lower() in state and base.lower() != key:
+                state[key] = state[base.lower()]
+            state.setdefault(key, False)
+        elif instr.kind == "WORKDIR":
+            state[key] = True
+        elif instr.kind == "COPY" and not state.get(key, False):
+            dest = copy_parts(instr)[1]
+            if dest and not is_absolute(dest):
+                yield instr.line, None
 
 
 @rule("DL3046", "warning", "`useradd` without flag `-l` and high UID will result in excessively large Image.")
@@ -1351,8 +1406,14 @@ def _dl3066(ctx: Context) -> Iterator[Hit]:
     for instr in ctx.instrs:
         if instr.kind == "USER" and instr.args:
             user = unquote(instr.args[0]).split(":", 1)[0]
-            if "$" not in user and not user.isdigit():
-                yield instr.line, None
+            m = re.fullmatch(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?", user)
+            if m:
+                # a variable is fine when an ARG or ENV declares it (its value is then unknown)
+                if m.group(1) in ctx.arg_values or m.group(1) in ctx.env_names:
+                    continue
+            elif user.isdigit():
+                continue
+            yield instr.line, None
 
 
 @rule("DL3067", "warning", "Do not copy an entire filesystem from another stage")

@@ -145,7 +145,7 @@ def _read_until_close(text: str, i: int, opener: str, closer: str) -> int:
     return n
 
 
-def _skip_double(text: str, i: int) -> int:
+def _skip_double(text: str, i: int, substitutions: list[str] | None = None) -> int:
     """Index just past the ``"`` that closes a double-quoted string starting at ``i``."""
     n = len(text)
     while i < n:
@@ -156,7 +156,10 @@ def _skip_double(text: str, i: int) -> int:
         if c == '"':
             return i + 1
         if text.startswith("$(", i):
-            i = _read_until_close(text, i + 2, "(", ")")
+            end = _read_until_close(text, i + 2, "(", ")")
+            if substitutions is not None and not text.startswith("$((", i):
+                substitutions.append(text[i + 2 : end - 1])
+            i = end
             continue
         if c == "`":
             j = text.find("`", i + 1)
@@ -212,7 +215,7 @@ def tokenize(text: str, substitutions: list[str] | None = None) -> list[Word | s
                 i = j + 1
                 continue
             if c == '"':
-                end = _skip_double(text, i + 1)
+                end = _skip_double(text, i + 1, substitutions)
                 inner = (
                     text[i + 1 : end - 1] if end <= n and text[end - 1 : end] == '"' else text[i + 1 : end]
                 )
