@@ -9,7 +9,6 @@ import random
 import resource
 import shutil
 import subprocess
-import sys
 import tarfile
 import tempfile
 import time
@@ -127,4 +126,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
