@@ -178,6 +178,19 @@ def test_outdated_then_watch_pulls_and_rebuilds(registry: str, publisher: Client
                                    "RUN cat /a.txt > /b.txt": "cached", "COPY c.txt /c.txt": "done"}
     assert step.result is not None and step.result.cached == 2
 
+    # The base was pulled by hand since the last build: a new watcher (say, from cron) notices.
+    _publish(publisher, base, 3, tmp_path)
+    consumer.pull(base)
+    rec.events.clear()
+    again = Watcher(consumer, options, on_event=rec, progress=rec.sink)
+    assert again.step(bases=False).built
+    assert rec.kinds() == ["base-newer", "built"]
+    assert rec.events[0].message == f"app:watch is not built on the local {base}; rebuilding"
+    v3 = publisher.image_record(base).diff_ids
+    assert consumer.image_record("app:watch").diff_ids[:len(v3)] == v3
+    rec.events.clear()
+    assert not Watcher(consumer, options, on_event=rec).step().built and rec.events == []
+
 
 def test_unreachable_registry_and_failed_builds_keep_watching(consumer: Client, tmp_path: Path) -> None:
     # Nothing listens on port 1: a base from there is "unreachable" (pulled earlier) or "not pulled".

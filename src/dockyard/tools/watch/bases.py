@@ -29,7 +29,8 @@ if TYPE_CHECKING:
     from dockyard.client import Client
     from dockyard.registry.client import RegistryClient
 
-__all__ = ["BaseRef", "BaseStatus", "RemoteDigest", "Status", "base_refs", "check_bases", "remote_digest"]
+__all__ = ["BaseRef", "BaseStatus", "RemoteDigest", "Status", "base_refs", "check_bases", "remote_digest",
+           "target_base"]
 
 Status = Literal["up to date", "outdated", "not pulled", "unreachable", "pinned"]
 
@@ -154,6 +155,23 @@ def base_refs(options: BuildOptions) -> list[BaseRef]:
                 elif used not in known.used_by:
                     out[key] = BaseRef(known.ref, reference, plat, (*known.used_by, used))
     return list(out.values())
+
+
+def target_base(options: BuildOptions) -> str | None:
+    """The external image the target stage is built on (following ``FROM <stage>`` to its root), or
+    None for ``scratch``, a named context, a stage-local ARG, or several platforms."""
+    if "," in options.platform:
+        return None
+    text, filename = _dockerfile_text(options)
+    target_platform = DfPlatform.parse(options.platform) if options.platform else None
+    plan = parse_stages(parse(text, filename), options.build_args, target_platform=target_platform)
+    stage = plan.stage(options.target) if options.target else plan.stages[-1]
+    while stage.base_stage is not None:
+        stage = plan.stages[stage.base_stage]
+    ref = stage.base_name
+    if ref == "scratch" or ref in options.build_contexts or "$" in ref:
+        return None
+    return ref
 
 
 # -- what the registry says --------------------------------------------------------------------------

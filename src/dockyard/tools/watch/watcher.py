@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 
 from dockyard.errors import DockyardError, NotFound
 from dockyard.progress import Event
-from dockyard.tools.watch.bases import BaseStatus, check_bases
+from dockyard.tools.watch.bases import BaseStatus, check_bases, target_base
 from dockyard.tools.watch.context import Signature, changed, snapshot
 
 if TYPE_CHECKING:
@@ -30,8 +30,9 @@ if TYPE_CHECKING:
 
 __all__ = ["StepResult", "WatchEvent", "Watcher"]
 
-EventKind = Literal["base-moved", "base-unreachable", "pulled", "pull-failed", "context-changed",
-                    "initial-build", "built", "build-failed", "pushed", "push-failed", "stopped"]
+EventKind = Literal["base-moved", "base-unreachable", "base-newer", "pulled", "pull-failed",
+                    "context-changed", "initial-build", "built", "build-failed", "pushed", "push-failed",
+                    "stopped"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,9 +120,16 @@ class Watcher:
             self._emit(out, WatchEvent("context-changed",
                                        f"context changed: {', '.join(paths[:3])}{more}; rebuilding"))
             reasons.append("context changed")
-        if first and not reasons and self._image_missing():
-            self._emit(out, WatchEvent("initial-build", f"no image {self._name()} yet; building"))
-            reasons.append("initial build")
+        if first and not reasons:
+            if self._image_missing():
+                self._emit(out, WatchEvent("initial-build", f"no image {self._name()} yet; building"))
+                reasons.append("initial build")
+            else:
+                newer = self._built_on_older_base()
+                if newer:
+                    self._emit(out, WatchEvent("base-newer", f"{self._name()} is not built on the local "
+                                               f"{newer}; rebuilding", ref=newer))
+                    reasons.append("base newer")
         if reasons:
             self._build(out)
         return out
@@ -188,6 +196,19 @@ class Watcher:
         except DockyardError:
             return True
         return False
+
+    def _built_on_older_base(self) -> str:
+        """The target's base image if the existing image does not start with its layers (the base was
+        pulled since, by hand or by another watcher), else ""."""
+        try:
+            base = target_base(self.options)
+            if base is None:
+                return ""
+            have = self.client.image_record(self.options.tags[0]).diff_ids
+            want = self.client.image_record(base).diff_ids
+        except DockyardError:
+            return ""  # no local base (the build pulls it) or an unreadable Dockerfile (the build says)
+        return "" if have[:len(want)] == want else base
 
     def _build(self, out: StepResult) -> None:
         sink = self.progress() if self.progress is not None else None
