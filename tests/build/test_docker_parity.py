@@ -145,3 +145,36 @@ def test_every_instruction(engine_store: Client, tmp_path: Path) -> None:
             tf.addfile(info, io.BytesIO(data))
     (ctx / "bundle.tar").write_bytes(buf.getvalue())
     compare(engine_store, tmp_path, ctx, "every", secrets={"token": b"hunter2"})
+
+
+EDGES = """\
+FROM busybox:local
+USER 1000:1000
+WORKDIR /home/app/work
+USER root
+COPY dir /existing/
+COPY dir/ /etc/
+COPY file.txt /newdir/
+COPY file.txt /renamed.txt
+COPY link /followed
+COPY *.txt /globbed/
+COPY --chmod=600 dir /chmodded
+COPY --chown=nobody dir /by-name
+RUN mkdir -p /existing && chmod 700 /existing && ln -s /tmp /tmplink && echo x > /tmplink/through-link
+COPY file.txt /tmplink/
+RUN rm /etc/group && mkdir /etc/group && touch /etc/group/inside
+"""
+
+
+def test_copy_and_workdir_edge_cases(engine_store: Client, tmp_path: Path) -> None:
+    ctx = tmp_path / "edges"
+    (ctx / "dir" / "sub").mkdir(parents=True)
+    (ctx / "Dockerfile").write_text(EDGES)
+    (ctx / "dir" / "a").write_text("a")
+    (ctx / "dir" / "sub" / "b").write_text("b")
+    os.chmod(ctx / "dir" / "sub", 0o750)
+    os.chmod(ctx / "dir", 0o701)
+    (ctx / "file.txt").write_text("f")
+    (ctx / "other.txt").write_text("o")
+    os.symlink("file.txt", ctx / "link")
+    compare(engine_store, tmp_path, ctx, "edges")

@@ -160,7 +160,14 @@ class _Copier:
             existing = None
         if existing is None:
             os.mkdir(target_host, 0o700)
-            self._apply_meta(host, target_host, st, is_link=False)
+            if top:
+                # The destination of a directory copy is made like ``mkdir -p``: 0755, owned by
+                # --chown's user or root; --chmod applies to what is copied into it, not to it.
+                uid, gid = self.spec.chown if self.spec.chown else (0, 0)
+                os.lchown(target_host, uid, gid)
+                os.chmod(target_host, 0o755)
+            else:
+                self._apply_meta(host, target_host, st, is_link=False)
             self._dir_times.append((target_host, st.st_atime_ns, st.st_mtime_ns))
             self.count += 1
         elif not top:

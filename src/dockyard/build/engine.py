@@ -23,7 +23,7 @@ from dockyard.build.context import HashCache, LocalContext
 from dockyard.build.dispatch_config import plan_config
 from dockyard.build.dispatch_copy import download, execute_copy, plan_copy
 from dockyard.build.dispatch_run import cache_dir_name, execute_run, plan_run
-from dockyard.build.fsutil import clean_path, mkdir_all
+from dockyard.build.fsutil import clean_path, mkdir_all, secure_join
 from dockyard.build.options import BuildOptions, BuildResult
 from dockyard.build.state import StageState, derive_key
 from dockyard.build.workspace import Workspace
@@ -45,7 +45,7 @@ from dockyard.dockerfile import (
     read_ignore_file,
 )
 from dockyard.errors import BuildError, DockerfileError, DockyardError, NotFound
-from dockyard.executor import Executor, cleanup_stale
+from dockyard.executor import Executor, cleanup_stale, resolve_user
 from dockyard.executor.base import open_executor
 from dockyard.image import chain_ids
 from dockyard.imageops import Store
@@ -420,11 +420,19 @@ class Builder:
                 def set_workdir(s: StageState) -> None:
                     s.run["WorkingDir"] = path
 
+                user = state.user
+
                 def make(upper: Path, work: Path) -> None:
                     with self.workspace.mounted(self.lowerdirs(state), upper, work) as merged:
-                        mkdir_all(merged, path)
+                        existed = os.path.isdir(secure_join(merged, path))
+                        leaf = mkdir_all(merged, path)
+                        if user and not existed:
+                            # BuildKit makes the directory itself (not its parents) the USER's.
+                            owner = resolve_user(merged, user)
+                            os.lchown(leaf, owner.uid, owner.gid)
 
-                self._step(state, label, step_id, ["workdir", path], f"WORKDIR {path}", set_workdir, make)
+                self._step(state, label, step_id, ["workdir", path, user], f"WORKDIR {path}", set_workdir,
+                           make)
                 return
         except (DockerfileError, BuildError):
             raise
