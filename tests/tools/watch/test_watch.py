@@ -265,3 +265,52 @@ def test_run_until_stopped_debounces_edits(consumer: Client, tmp_path: Path) -> 
     assert kinds == ["context-changed", "built", "stopped"], rec.events
     assert watcher.builds == 1
     assert consumer.image_record("app:loop").id == consumer.resolve("app:loop")
+
+
+def test_index_tags_are_judged_by_this_platforms_manifest(registry: str, publisher: Client,
+                                                         consumer: Client, tmp_path: Path) -> None:
+    base = f"{registry}/dytest/multi-{uuid.uuid4().hex[:12]}:1"
+    amd = str(publisher.resolve("busybox:local"))
+    with open(busybox_tar(), "rb") as f:  # the same bytes labelled arm64: another image ID
+        arm = str(publisher.import_image(f, platform="linux/arm64").id)
+    index1 = str(publisher.push_index(base, [amd]).digest)
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(f"FROM {base}\n")
+    options = BuildOptions(context_dir=str(ctx), platform="linux/amd64")
+    [st] = check_bases(consumer, options)
+    assert st.status == "not pulled" and st.remote_digest == index1
+    amd_manifest = st.remote_manifest_digest
+    assert amd_manifest not in ("", index1)
+    consumer.pull(base, platform="linux/amd64")
+    [st] = check_bases(consumer, options)
+    assert (st.status, st.local_digest, st.remote_digest) == ("up to date", index1, index1)
+
+    # The index gains an arm64 image: a new index digest, the same amd64 manifest -> still up to date
+    index2 = str(publisher.push_index(base, [amd, arm]).digest)
+    assert index2 != index1
+    [st] = check_bases(consumer, options)
+    assert (st.status, st.remote_digest, st.remote_manifest_digest) == ("up to date", index2, amd_manifest)
+    # ... but for an arm64 build it is a different image, which this store does not have
+    [st] = check_bases(consumer, BuildOptions(context_dir=str(ctx), platform="linux/arm64"))
+    assert st.status == "not pulled" and st.reason == "the local image is linux/amd64"
+    assert st.remote_manifest_digest not in (amd_manifest, index2)
+
+
+def test_a_loaded_copy_of_the_same_image_is_up_to_date(registry: str, publisher: Client,
+                                                          consumer: Client, tmp_path: Path) -> None:
+    base = f"{registry}/dytest/imported-{uuid.uuid4().hex[:12]}:1"
+    digest = _publish(publisher, base, 1, tmp_path)
+    archive = tmp_path / "base.tar"  # docker save | docker load: no repo digest, the same image ID
+    publisher.save([base], str(archive))
+    with open(archive, "rb") as f:
+        consumer.load(f)
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(f"FROM {base}\n")
+    [st] = check_bases(consumer, BuildOptions(context_dir=str(ctx)))
+    assert (st.status, st.local_digest, st.remote_digest) == ("up to date", "", digest)
+    with open(busybox_tar(), "rb") as f:  # another config: not the same image
+        consumer.import_image(f, changes=['CMD ["ls"]'], names=[base])
+    [st] = check_bases(consumer, BuildOptions(context_dir=str(ctx)))
+    assert st.status == "outdated"
