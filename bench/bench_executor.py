@@ -6,6 +6,9 @@ directory; prints the median of ``--runs`` rounds in ms and the ratio. Goal (iss
 the caller's size. Needs root; the busybox tarball comes from ../shared/peers/make-busybox-rootfs.sh.
 
 Run: .venv/bin/python bench/bench_executor.py [--runs 50] [--fat-mb 0] [--no-runc]
+
+On a busy machine the medians measure the queue for a CPU; ``chrt -f 1 ... --no-runc`` shows the cost
+when one is free (runc cannot run under a real-time policy: its cgroup set-up fails).
 """
 
 from __future__ import annotations
