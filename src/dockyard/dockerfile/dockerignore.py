@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import posixpath
 import re
+import warnings
 from collections.abc import Collection, Iterable
 
 from dockyard.errors import InvalidArgument
@@ -182,7 +183,11 @@ class Pattern:
         self.kind = kind
         if kind == _REGEXP:
             try:
-                self.regex = re.compile("".join(out))
+                with warnings.catch_warnings():
+                    # "[[" etc. mean the same here as in Go's regexp; Python only warns about a
+                    # possible future change of set syntax.
+                    warnings.simplefilter("ignore", FutureWarning)
+                    self.regex = re.compile("".join(out))
             except re.error:
                 # Go compiles lazily and reports a bad range at match time, not at New().
                 self.error = True

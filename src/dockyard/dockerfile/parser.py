@@ -29,6 +29,7 @@ _RE_HEREDOC_OP = re.compile(r"^(\d*)<<(-?)$")
 _RE_LEADING_TABS = re.compile(r"^\t+", re.MULTILINE)
 # Go's \s is [\t\n\f\r ]; Python's is wider, so spell it out.
 _GO_S = r"[\t\n\f\r ]"
+_GO_SPACES = "\t\n\f\r "
 
 NOT_STRING_ARRAY = "when using JSON array syntax, arrays must be comprised of strings only"
 
@@ -180,9 +181,10 @@ class DirectiveParser:
         self.seen: set[str] = set()
         self.done = False
         self.line = line
-        self._re = re.compile(
-            "^" + re.escape(comment) + _GO_S + r"*([a-zA-Z][a-zA-Z0-9]*)" + _GO_S + "*=" + _GO_S
-            + r"*(.+?)" + _GO_S + "*$", re.DOTALL)
+        # BuildKit's `^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$`, with the value trimmed in code:
+        # the lazy group is quadratic in Python's backtracking engine on a long run of spaces.
+        self._re = re.compile("^" + re.escape(comment) + _GO_S + r"*([a-zA-Z][a-zA-Z0-9]*)" + _GO_S
+                              + "*=(.*)", re.DOTALL)
 
     def parse_line(self, line: str) -> Directive | None:
         self.line += 1
@@ -192,6 +194,13 @@ class DirectiveParser:
         if m is None:
             self.done = True
             return None
+        rest = m.group(2)
+        value = rest.strip(_GO_SPACES)
+        if value == "":
+            if rest == "":
+                self.done = True
+                return None
+            value = rest[-1]  # the regex gives back one space for the value when there is nothing else
         key = m.group(1).lower()
         if key not in _VALID_DIRECTIVES:
             self.done = True
@@ -199,7 +208,7 @@ class DirectiveParser:
         if key in self.seen:
             raise DockerfileError(f"only one {key} parser directive can be used")
         self.seen.add(key)
-        return Directive(key, m.group(2), self.line)
+        return Directive(key, value, self.line)
 
     def parse_all(self, text: str) -> list[Directive]:
         out: list[Directive] = []
@@ -373,8 +382,10 @@ def _word_res(esc: str) -> tuple[re.Pattern[str], re.Pattern[str]]:
     if found is None:
         e = re.escape(esc)
         sp = r"\t\n\v\f\r \x85\xa0"
-        word = rf"""(?:[^{sp}"'{e}]|{e}.|"(?:[^"{e}]|{e}.)*"|'[^']*')+"""
-        found = (re.compile(rf"[{sp}]*(?:{word}[{sp}]*)*", re.DOTALL), re.compile(word, re.DOTALL))
+        # Possessive quantifiers: each alternative starts with a different character, so there is
+        # nothing to backtrack into, and without them a bad quote makes fullmatch exponential.
+        word = rf"""(?:[^{sp}"'{e}]|{e}.|"(?:[^"{e}]|{e}.)*+"|'[^']*+')++"""
+        found = (re.compile(rf"[{sp}]*+(?:{word}[{sp}]*+)*+", re.DOTALL), re.compile(word, re.DOTALL))
         _WORD_RES[esc] = found
     return found
 
