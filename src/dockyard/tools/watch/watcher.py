@@ -90,6 +90,7 @@ class Watcher:
         self._picture: dict[str, Signature] | None = None
         self._unreachable: dict[str, str] = {}  # ref -> last reason reported (said once per change)
         self.builds = 0
+        self.scan_seconds = 0.0  # how long the last look at the context took
 
     # -- one check ---------------------------------------------------------------------------------
 
@@ -135,7 +136,10 @@ class Watcher:
         return out
 
     def _snapshot(self) -> dict[str, Signature]:
-        return snapshot(self.options.context_dir, self.options.dockerfile)
+        started = time.perf_counter()
+        picture = snapshot(self.options.context_dir, self.options.dockerfile)
+        self.scan_seconds = time.perf_counter() - started
+        return picture
 
     def _settle(self, current: dict[str, Signature]) -> dict[str, Signature]:
         """Wait until the context stays the same for ``debounce`` seconds (an editor's save, a git
@@ -255,7 +259,8 @@ class Watcher:
     # -- the loop ----------------------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
-        """Step until ``stop`` is set: the context every ``poll`` seconds, the bases every ``interval``.
+        """Step until ``stop`` is set: the context every ``poll`` seconds (longer for a context that
+        takes long to look at), the bases every ``interval``.
 
         ``stop`` is looked at between steps, so a build under way is finished, never cut."""
         next_bases = self._clock()
@@ -264,7 +269,10 @@ class Watcher:
             if due:
                 next_bases = self._clock() + self.interval
             self.step(bases=due)
-            if stop.wait(max(0.05, min(self.poll, next_bases - self._clock()))):
+            # A big context costs ~4 us per file to stat (0.2 s of CPU for 50,000 files): look at
+            # most a fifth of the time, whatever ``poll`` says.
+            pause = max(self.poll, 4 * self.scan_seconds)
+            if stop.wait(max(0.05, min(pause, next_bases - self._clock()))):
                 break
         if self.on_event is not None:
             self.on_event(WatchEvent("stopped", "stopped watching"))
