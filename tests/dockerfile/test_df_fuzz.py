@@ -129,3 +129,22 @@ def test_mounts(value: str, expand: bool) -> None:
         parse_mount(value, (lambda s: s.replace("$A", "a")) if expand else None)
     except DockerfileError:
         pass
+
+
+def test_hostile_lines_stay_fast() -> None:
+    # Found by fuzzing: an unbalanced quote after many words made word splitting exponential, and a
+    # long run of spaces made the directive regex quadratic. Each must now take milliseconds.
+    import time
+
+    hostile = [
+        "FROM a\nENV a=" + "b" * 200 + '"\n',  # was exponential: an unmatched quote after a long word
+        "FROM a\nLABEL " + "k='v' \"w " * 200 + "\n",
+        "# syntax=b" + " " * 60000 + "x\nFROM a\n",
+        "FROM a\nARG " + '"a ' * 5000 + "\n",
+    ]
+    for text in hostile:
+        start = time.process_time()
+        try:
+            _exercise(text)
+        finally:
+            assert time.process_time() - start < 0.5, text[:60]
