@@ -8,7 +8,6 @@ socket closes at exec (it is close-on-exec).
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import fcntl
 import json
@@ -24,15 +23,13 @@ from dockyard.executor import mount as m
 from dockyard.executor.rootfs import (
     MASKED_PATHS,
     READONLY_PATHS,
-    LayeredView,
     discard_overlay,
-    hosts_text,
     mount_rootfs,
     mount_targets,
     secret_file,
     write_files,
 )
-from dockyard.executor.spec import DEFAULT_PATH, Mount, ProcessSpec, env_dict
+from dockyard.executor.spec import DEFAULT_PATH, ProcessSpec, env_dict
 from dockyard.executor.user import bad_cwd, lookup_path, resolve_user, secure_join, start_error
 
 _DEVICES = (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9),
@@ -185,28 +182,6 @@ def prepare() -> None:
         if sig not in (signal.SIGKILL, signal.SIGSTOP) and signal.getsignal(sig) == signal.SIG_IGN:
             signal.signal(sig, signal.SIG_DFL)  # ignored signals would survive exec
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
-    _warm_up()
-
-
-def _warm_up() -> None:
-    """Run the request path on harmless input while nobody waits.
-
-    A forked Python process pays a copy-on-write fault for every page it first writes (reference
-    counts included); walking the code now moves most of those copies off a run's critical path.
-    """
-    sample = ProcessSpec(args=["true"], env=["A=b"], mounts=[Mount("/t", type="tmpfs")])
-    spec = ProcessSpec.from_json(json.loads(json.dumps(sample.to_json())))
-    mount_targets(spec)
-    hosts_text(spec)
-    _exec_env(spec, "/")
-    secure_join("/nonexistent-dockyard-root", "/etc/../etc/passwd")
-    LayeredView(["/dev", "/dev"]).resolve("/shm/../nonexistent-dockyard-file")
-    with contextlib.suppress(ExecutionError):
-        resolve_user("/nonexistent-dockyard-root", "nobody:nogroup")
-    with contextlib.suppress(ExecutionError):
-        lookup_path("/nonexistent-dockyard-root", "true", DEFAULT_PATH)
-    m.capset_data(m.DEFAULT_CAP_MASK, m.DEFAULT_CAP_MASK, 0)
-    m.last_cap()
 
 
 def report(sock: socket.socket, message: dict[str, Any]) -> None:
