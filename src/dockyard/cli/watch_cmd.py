@@ -128,7 +128,8 @@ def outdated_cmd(ctx: click.Context, path: str, dockerfile: str, build_args: tup
               help="How often to ask the registries about the base images (300s, 5m, 1h).")
 @click.option("--debounce", default="1s", metavar="DURATION",
               help="Wait until the context has been quiet this long before building.")
-@click.option("--once", is_flag=True, help="Check once, rebuild if needed, and exit (for cron and CI).")
+@click.option("--once", is_flag=True,
+              help="Check once, rebuild if needed, and exit (1 if a pull, build or push failed).")
 @click.option("--progress", default="auto", type=click.Choice(["auto", "tty", "plain", "quiet"]),
               help="Set type of progress output for the builds.")
 @click.pass_context
