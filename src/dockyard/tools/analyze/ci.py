@@ -7,6 +7,7 @@ disabled. A value of ``disabled`` skips a rule. Byte thresholds parse like go-hu
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -40,6 +41,16 @@ def _parse_ratio(text: str, what: str) -> float:
     if not 0.0 <= value <= 1.0:
         raise InvalidArgument(f"invalid {what} {text!r}: must be between 0 and 1")
     return value
+
+
+def _go(x: float) -> str:
+    """A float as Go's %v prints it (shortest round-trip digits; +Inf, NaN)."""
+    if math.isinf(x):
+        return "+Inf" if x > 0 else "-Inf"
+    if math.isnan(x):
+        return "NaN"
+    text = repr(x)
+    return text[:-2] if text.endswith(".0") else text
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +91,8 @@ def evaluate(analysis: Analysis, rules: dict[str, str] | None = None) -> CiRepor
         if name == "lowestEfficiency":
             limit = _parse_ratio(value, name)
             ok = analysis.efficiency >= limit
-            msg = f"image efficiency is too low (efficiency={analysis.efficiency:g} < threshold={limit:g})"
+            msg = (f"image efficiency is too low (efficiency={_go(analysis.efficiency)} "
+                   f"< threshold={_go(limit)})")
         elif name == "highestWastedBytes":
             limit_bytes = parse_bytes(value, name)
             ok = analysis.wasted <= limit_bytes
@@ -90,6 +102,6 @@ def evaluate(analysis: Analysis, rules: dict[str, str] | None = None) -> CiRepor
             pct = analysis.user_wasted_percent
             ok = not pct > limit
             msg = ("too many bytes wasted, relative to the user bytes added "
-                   f"(%-user-wasted-bytes={pct:g} > threshold={limit:g})")
+                   f"(%-user-wasted-bytes={_go(pct)} > threshold={_go(limit)})")
         out.append(RuleResult(name, "PASS" if ok else "FAIL", "" if ok else msg))
     return CiReport(tuple(out))

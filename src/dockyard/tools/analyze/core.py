@@ -4,7 +4,8 @@ dive builds one file tree per layer and, visiting the *leaves* of each tree in l
 nodes by path. A path's "discovered" size is the sum of its nodes' sizes and its "minimum" size the
 smallest one; ``efficiency = sum(minimum) / sum(discovered)`` (1.0 for an empty image). A path with
 two or more nodes is inefficient and wastes its whole cumulative size. A whiteout node counts 0
-bytes, except that a whiteout of a directory counts everything the layers below held under it.
+bytes, except that a whiteout of a directory (one with its own tar entry, not just a parent of
+other paths: dive's quirk, kept) counts everything the layers below held under it.
 Opaque-directory markers (``.wh..wh..opq``) are not nodes in dive: they only add their directory.
 A layer's size is the sum of its tar headers' sizes (what dive shows), an image's the sum of its
 layers', and user-wasted percent is wasted bytes over the size of all layers but the first.
@@ -23,14 +24,20 @@ from dockyard.tools.analyze.layers import ImageLayers, clean_path, image_layers,
 
 
 class _Node:
-    """A file-tree node: size, directory flag and children (dive's FileNode, trimmed)."""
+    """A file-tree node (dive's FileNode, trimmed): size, children, and two directory flags.
 
-    __slots__ = ("children", "is_dir", "size", "whiteout")
+    ``is_dir`` says the node may hold children; ``dir_info`` that a tar entry said "directory". Parents
+    created only because a path passes through them have ``dir_info`` False, as dive's empty
+    FileInfo does, and dive sizes a whiteout by the subtree below only when ``dir_info`` is set."""
 
-    def __init__(self, size: int = 0, is_dir: bool = False, whiteout: bool = False) -> None:
+    __slots__ = ("children", "dir_info", "is_dir", "size", "whiteout")
+
+    def __init__(self, size: int = 0, is_dir: bool = False, whiteout: bool = False,
+                 dir_info: bool = False) -> None:
         self.size = size
         self.is_dir = is_dir
         self.whiteout = whiteout
+        self.dir_info = dir_info
         self.children: dict[str, _Node] = {}
 
     def subtree_size(self) -> int:
@@ -62,7 +69,7 @@ def _add(root: _Node, parts: list[str], node: _Node) -> None:
         cur = nxt
     old = cur.children.get(parts[-1])
     if old is not None and node.is_dir:
-        old.size, old.is_dir, old.whiteout = node.size, True, node.whiteout
+        old.size, old.is_dir, old.whiteout, old.dir_info = node.size, True, node.whiteout, node.dir_info
     else:
         cur.children[parts[-1]] = node
 
@@ -155,7 +162,7 @@ def analyze_layers(layers: Iterable[tuple[str, str, Iterable[TarEntry]]]) -> tup
             base = parts[-1]
             if base.startswith(WHITEOUT_META_PREFIX):
                 if base == OPAQUE and len(parts) > 1:
-                    _add(tree, parts[:-1], _Node(is_dir=True))
+                    _add(tree, parts[:-1], _Node(is_dir=True, dir_info=True))
                     below = _get(stacked, parts[:-1])
                     if below is not None:
                         report.removed += sum(1 for _ in below.leaves(""))
@@ -165,7 +172,7 @@ def analyze_layers(layers: Iterable[tuple[str, str, Iterable[TarEntry]]]) -> tup
                 _add(tree, target, _Node(whiteout=True))
                 report.removed += 1
                 continue
-            node = _Node(entry.size if entry.isreg() else 0, entry.isdir())
+            node = _Node(entry.size if entry.isreg() else 0, entry.isdir(), dir_info=entry.isdir())
             _add(tree, parts, node)
             if not node.is_dir:
                 if _get(stacked, parts) is None:
@@ -180,7 +187,7 @@ def analyze_layers(layers: Iterable[tuple[str, str, Iterable[TarEntry]]]) -> tup
             size = node.size
             if node.whiteout:
                 below = _get(stacked, path[1:].split("/"))
-                size = below.subtree_size() if below is not None and below.is_dir else 0
+                size = below.subtree_size() if below is not None and below.dir_info else 0
             data.cumulative += size
             if data.minimum < 0 or size < data.minimum:
                 data.minimum = size
@@ -197,7 +204,9 @@ def _stack(stacked: _Node, layer: _Node, prefix: list[str]) -> None:
         if node.whiteout:
             _remove(stacked, parts)
             continue
-        _add(stacked, parts, _Node(node.size, node.is_dir))
+        # as dive's Stack: every node's info is copied, so a parent this layer only passes through
+        # loses its "directory" info (children stay)
+        _add(stacked, parts, _Node(node.size, node.is_dir, dir_info=node.dir_info))
         _stack(stacked, node, parts)
 
 
