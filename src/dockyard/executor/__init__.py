@@ -24,8 +24,9 @@ A RUN step, for example (the caller turns shell form into argv with the image's 
                       RootfsSpec(layer_dirs, upper, work), stdout=LineBuffer(emit), timeout=None)
 
 The process runs as pid 1 of its pid namespace: when it ends, every process it left is killed. With the
-built-in executor its mounts (rootfs, /proc, /dev, binds) live only in its own mount namespace and
-disappear with it; runc needs host mounts under ``state_dir/runs``, removed after each run.
+built-in executor its mounts (rootfs, /proc, /dev, binds) live only in its own mount namespace, never
+on the host, and go with it (dropped on a background thread just after the run; the next run waits for
+that); runc needs host mounts under ``state_dir/runs``, removed after each run.
 :func:`open_executor` picks a backend by name (``--runtime``); ``tty=True`` runs are built-in only.
 """
 
