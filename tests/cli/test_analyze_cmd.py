@@ -13,9 +13,9 @@ from dockyard.client import Client
 from tests.tools.analyze.kit import make_image
 
 
-def _run(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _run(root: Path, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "dockyard", "--root", str(root), "analyze", *args],
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=60, cwd=cwd)
 
 
 @pytest.fixture
@@ -56,3 +56,20 @@ def test_json_and_errors(root: Path) -> None:
     assert missing.returncode == 1 and missing.stderr.strip() == "Error: No such image: nope:1"
     bad = _run(root, "waste:1", "--lowest-efficiency", "x")
     assert bad.returncode == 1 and "invalid lowestEfficiency 'x'" in bad.stderr
+
+
+def test_dive_ci_config(root: Path, tmp_path: Path) -> None:
+    cfg = tmp_path / ".dive-ci"
+    cfg.write_text("# as dive reads it\nrules:\n  lowestEfficiency: 0.95  # percent\n"
+                   "  highestWastedBytes: '29KB'\n  highestUserWastedPercent: disabled\n")
+    proc = _run(root, "waste:1", "--ci", cwd=tmp_path)  # ./.dive-ci is read, as dive does
+    assert proc.returncode == 1
+    assert ("  FAIL: highestWastedBytes: too many bytes wasted (wasted-bytes=30000 > threshold=29000)"
+            in proc.stdout)
+    assert "  SKIP: highestUserWastedPercent: rule disabled" in proc.stdout
+    assert "  PASS: lowestEfficiency" in proc.stdout
+    flag = _run(root, "waste:1", "--ci", "--ci-config", str(cfg), "--highest-wasted-bytes", "disabled")
+    assert flag.returncode == 0, flag.stdout
+    cfg.write_text("rules:\n  lowestEfficency: 0.9\n")
+    bad = _run(root, "waste:1", "--ci", "--ci-config", str(cfg))
+    assert bad.returncode == 1 and bad.stderr.startswith(f"Error: {cfg}:2: expected one of")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 
 import click
@@ -37,15 +38,21 @@ def _one_line(command: str, width: int = 70) -> str:
               help="Highest allowed wasted bytes, e.g. 20MB, or 'disabled' (default disabled).")
 @click.option("--highest-user-wasted-percent", default=None, metavar="RATIO",
               help="Highest allowed wasted share of the user layers, 0..1 or 'disabled' (default 0.1).")
+@click.option("--ci-config", default=None, metavar="FILE",
+              help="dive's .dive-ci YAML with rules (default: ./.dive-ci when it exists); flags override it.")
 @click.option("--top", default=20, show_default=True, metavar="N", help="Wasted files to list in the table.")
 @click.pass_context
 def analyze_cmd(ctx: click.Context, image: str, fmt: str, ci: bool, lowest_efficiency: str | None,
-                highest_wasted_bytes: str | None, highest_user_wasted_percent: str | None, top: int) -> None:
+                highest_wasted_bytes: str | None, highest_user_wasted_percent: str | None,
+                ci_config: str | None, top: int) -> None:
     """Show each layer's size and command, and the bytes an image wastes on overwritten or deleted files."""
     from dockyard.cli.image_cmds import make_client
-    from dockyard.tools.analyze import analyze_image, evaluate, to_json
+    from dockyard.tools.analyze import analyze_image, evaluate, load_ci_config, to_json
 
-    rules = {k: v for k, v in (("lowestEfficiency", lowest_efficiency),
+    if ci_config is None and ci and os.path.exists(".dive-ci"):
+        ci_config = ".dive-ci"
+    rules = load_ci_config(ci_config) if ci_config else {}
+    rules |= {k: v for k, v in (("lowestEfficiency", lowest_efficiency),
                                ("highestWastedBytes", highest_wasted_bytes),
                                ("highestUserWastedPercent", highest_user_wasted_percent)) if v is not None}
     with make_client(ctx) as client:

@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from dockyard.tools.analyze.ci import DEFAULT_RULES, CiReport, RuleResult, evaluate, parse_bytes
+from dockyard.tools.analyze.ci import (
+    DEFAULT_RULES,
+    CiReport,
+    RuleResult,
+    evaluate,
+    load_ci_config,
+    parse_bytes,
+)
 from dockyard.tools.analyze.core import (
     Analysis,
     LayerReport,
@@ -20,7 +27,8 @@ from dockyard.tools.analyze.core import (
 )
 
 __all__ = ["DEFAULT_RULES", "Analysis", "CiReport", "LayerReport", "RuleResult", "WastedFile",
-           "analyze_image", "analyze_layers", "evaluate", "parse_bytes", "summarize", "to_json"]
+           "analyze_image", "analyze_layers", "evaluate", "load_ci_config", "parse_bytes", "summarize",
+           "to_json"]
 
 
 def to_json(analysis: Analysis) -> dict[str, Any]:

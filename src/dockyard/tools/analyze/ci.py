@@ -8,8 +8,10 @@ disabled. A value of ``disabled`` skips a rule. Byte thresholds parse like go-hu
 from __future__ import annotations
 
 import math
+import os
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from dockyard.errors import InvalidArgument
 from dockyard.tools.analyze.core import Analysis
@@ -74,6 +76,29 @@ class CiReport:
 
     def count(self, status: str) -> int:
         return sum(1 for r in self.results if r.status == status)
+
+
+def load_ci_config(path: str | os.PathLike[str]) -> dict[str, str]:
+    """The ``rules:`` of a ``.dive-ci`` YAML file (flat ``name: value`` lines; comments allowed)."""
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise InvalidArgument(f"cannot read CI config {path}: {exc.strerror}") from None
+    rules: dict[str, str] = {}
+    in_rules = False
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.split("#", 1)[0].rstrip()
+        if not line.strip():
+            continue
+        if not line[0].isspace():
+            in_rules = line.strip() == "rules:"
+            continue
+        if in_rules:
+            key, sep, value = line.strip().partition(":")
+            if not sep or key not in DEFAULT_RULES:
+                raise InvalidArgument(f"{path}:{number}: expected one of {', '.join(RULE_ORDER)}: VALUE")
+            rules[key] = value.strip().strip("\"'")
+    return rules
 
 
 def evaluate(analysis: Analysis, rules: dict[str, str] | None = None) -> CiReport:
