@@ -139,6 +139,12 @@ def test_bad_input_is_one_line(root: Path, tmp_path: Path) -> None:
     (ctx / "Dockerfile").write_text("FROM scratch\n")
     r = dy(root, "outdated", str(ctx))
     assert r.returncode == 0 and r.stdout == "" and "no base images to check" in r.stderr
+    (ctx / "Dockerfile").write_text("FROM scratch\nCOPY missing /m\n")
+    r = dy(root, "watch", "--once", "--progress", "quiet", str(ctx))
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    first, failed = r.stdout.splitlines()
+    assert first == "no image (untagged) yet; building"
+    assert failed.startswith("build failed: ") and "missing" in failed and "still watching" not in failed
 
 
 def _read_line(proc: subprocess.Popen[str], deadline: float) -> str:

@@ -162,7 +162,8 @@ def watch_cmd(ctx: click.Context, path: str, tags: tuple[str, ...], dockerfile: 
         raise InvalidArgument(f'unable to prepare context: path "{path}" not found')
 
     def on_event(event: WatchEvent) -> None:
-        click.echo(event.message)
+        failure = event.kind in ("build-failed", "push-failed", "pull-failed")
+        click.echo(event.message + ("; still watching" if failure and not once else ""))
 
     failed = threading.Event()
 

@@ -224,7 +224,7 @@ class Watcher:
             result = self.client.build(options)
         except DockyardError as exc:
             out.error = str(exc)
-            self._emit(out, WatchEvent("build-failed", f"build failed: {exc}; still watching"))
+            self._emit(out, WatchEvent("build-failed", f"build failed: {exc}"))
             return
         finally:
             close = getattr(sink, "close", None)
