@@ -347,3 +347,12 @@ def test_add_url_with_checksum(builds: Builds, tmp_path: Path) -> None:
             builds.build(bad)
     finally:
         server.shutdown()
+
+
+def test_long_stage_chain_does_not_deadlock(builds: Builds) -> None:
+    stages = ["FROM busybox:local AS s0\nRUN echo 0 > /n\n"]
+    for i in range(1, 8):
+        stages.append(f"FROM s{i - 1} AS s{i}\nCOPY --from=s{i - 1} /n /prev\nRUN echo {i} > /n\n")
+    ctx = builds.context("".join(stages))
+    builds.build(ctx, tags=["chain:1"], max_parallel=2)
+    assert (builds.rootfs("chain:1") / "n").read_text() == "7\n"

@@ -55,7 +55,6 @@ from dockyard.imageops.images import load_config, resolve
 from dockyard.imageops.unpack import unpack_layers
 from dockyard.metadata import CacheRecord
 from dockyard.oci.config import ImageConfig
-from dockyard.oci.digest import Digest
 from dockyard.progress import Event, Status
 
 CACHE_KIND = "image"
@@ -102,7 +101,10 @@ class Builder:
         self._executor: Executor | None = None
         self._executor_lock = threading.Lock()
         self._stage_futures: dict[int, Future[StageState]] = {}
-        self._pool = ThreadPoolExecutor(max_workers=max(1, options.max_parallel), thread_name_prefix="stage")
+        # One thread per stage: a stage waits on the stages it needs, so a bounded pool could deadlock
+        # on a long chain. How many steps run at once is bounded separately.
+        self._pool = ThreadPoolExecutor(max_workers=max(1, len(self.plan.stages)), thread_name_prefix="stage")
+        self._busy = threading.BoundedSemaphore(max(1, options.max_parallel))
         self._urls: dict[str, tuple[Path, str, str, float | None]] = {}
         self._url_lock = threading.Lock()
         self._image_cache: dict[str, tuple[str, ImageConfig]] = {}
@@ -457,7 +459,8 @@ class Builder:
             if action is not None:
                 lowers = self.lowerdirs(state)
                 upper, work = self.workspace.new_upper()
-                action(upper, work)
+                with self._busy:
+                    action(upper, work)
                 committed = self.workspace.commit(upper, state.chain,
                                                   mtime_clamp=self.options.source_date_epoch)
                 if committed is not None:
@@ -603,4 +606,4 @@ def _display(instr: Instruction) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
-__all__ = ["Builder", "Digest", "build"]
+__all__ = ["Builder", "build", "recover"]
