@@ -64,10 +64,15 @@ def test_arg_default_expands_earlier_args_and_env() -> None:
     assert isinstance(out[2], WorkdirInstruction) and out[2].path == "/opt/app"
 
 
-def test_env_wins_over_arg() -> None:
+def test_arg_and_env_last_assignment_wins() -> None:
+    # BuildKit adds an ARG's value to the build environment, so whichever came last wins for
+    # expansion and RUN; the image config keeps only the ENV value.
     p = plan("FROM a\nARG X=from-arg\nENV X=from-env\nLABEL x=$X\n", {"X": "cli"})
     _, out = applied(p)
     assert isinstance(out[2], LabelInstruction) and out[2].labels[0].value == "from-env"
+    env, out2 = applied(plan("FROM a\nENV X=from-env\nARG X=from-arg\nLABEL x=$X\n"))
+    assert isinstance(out2[2], LabelInstruction) and out2[2].labels[0].value == "from-arg"
+    assert env.env == {"X": "from-env"} and env.run_env()["X"] == "from-arg"
 
 
 def test_each_stage_has_its_own_scope() -> None:

@@ -713,7 +713,7 @@ def parse(text: str | bytes, filename: str = "Dockerfile") -> ParseResult:
     def fail(msg: str, line: int, column: int = 0) -> DockerfileError:
         return DockerfileError(msg, file=filename, line=line, column=column)
 
-    def directive(raw: str) -> None:
+    def directive(raw: str) -> bool:
         try:
             found = d.parser.parse_line(raw)
             if found is not None:
@@ -722,6 +722,7 @@ def parse(text: str | bytes, filename: str = "Dockerfile") -> ParseResult:
                     d.set_escape_token(found.value)
         except DockerfileError as exc:
             raise fail(exc.detail, current + 1) from None
+        return found is not None
 
     while i < n:
         raw = lines[i]
@@ -738,8 +739,8 @@ def parse(text: str | bytes, filename: str = "Dockerfile") -> ParseResult:
                 comments = []
             else:
                 comments.append(comment)
-        if not d.parser.done:
-            directive(stripped)
+        if not d.parser.done and directive(stripped) and comments:
+            comments.pop()  # a directive is not a doc comment
         current += 1
         line = "" if is_comment else stripped
         start = current

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import platform as _platform
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from dockyard.dockerfile.instructions import (
@@ -243,33 +243,13 @@ def needed_stages(plan: BuildPlan, target: Stage) -> list[Stage]:
     return [st for st in plan.stages if st.index in seen]
 
 
-class _Scope(Mapping[str, str]):
-    """ENV over ARG, as Docker resolves a name during expansion."""
-
-    def __init__(self, env: dict[str, str], args: dict[str, str]) -> None:
-        self._env = env
-        self._args = args
-
-    def __getitem__(self, key: str) -> str:
-        if key in self._env:
-            return self._env[key]
-        return self._args[key]
-
-    def get(self, key: str, default: str | None = None) -> str | None:  # type: ignore[override]
-        v = self._env.get(key)
-        if v is None:
-            v = self._args.get(key, default)
-        return v
-
-    def __iter__(self) -> Iterator[str]:
-        return iter({**self._args, **self._env})
-
-    def __len__(self) -> int:
-        return len({**self._args, **self._env})
-
-
 class StageEnv:
-    """The build-time scope of one stage: ARGs declared so far and the ENV (image env + ENV lines).
+    """The build-time scope of one stage, as BuildKit keeps it.
+
+    ``env`` is the image's environment (base image ``Env`` plus ENV lines) and goes into the image
+    config; ``args`` are the ARGs declared so far. Expansion and RUN see ``vars``: both, where the
+    later assignment wins (BuildKit adds an ARG's value to the build state's environment, so
+    ``ENV X=a`` then ``ARG X=b`` expands ``$X`` to ``b`` while the image keeps ``X=a``).
 
     Call :meth:`apply` on each instruction in order: it returns the instruction with its words
     expanded and records ARG/ENV values for the next ones.
@@ -282,29 +262,32 @@ class StageEnv:
             k, _, v = item.partition("=")
             self.env[k] = v
         self.args: dict[str, str] = {}
+        self.vars: dict[str, str] = dict(self.env)
         self.lex = ShellLex(plan.escape_token)
-        self.scope = _Scope(self.env, self.args)
 
     def _wrap(self, instr: Instruction, exc: DockerfileError) -> DockerfileError:
         return DockerfileError(exc.detail, file=self.plan.filename, line=instr.start_line, column=1)
 
     def expand(self, word: str) -> str:
         """Expand one word in this scope."""
-        return self.lex.process_word(word, self.scope)
+        return self.lex.process_word(word, self.vars)
 
     def expand_words(self, word: str) -> list[str]:
         """Expand and split in this scope."""
-        return self.lex.process_words(word, self.scope)
+        return self.lex.process_words(word, self.vars)
 
     def declare_arg(self, spec: ArgSpec) -> None:
         """Record ``ARG key[=default]``: a build arg overrides the default; a bare name inherits
         the global value."""
         if spec.key in self.plan.build_args:
-            self.args[spec.key] = self.plan.build_args[spec.key]
+            value: str | None = self.plan.build_args[spec.key]
         elif spec.value is not None:
-            self.args[spec.key] = self.expand(spec.value)
-        elif spec.key in self.plan.global_args:
-            self.args[spec.key] = self.plan.global_args[spec.key]
+            value = self.expand(spec.value)
+        else:
+            value = self.plan.global_args.get(spec.key)
+        if value is not None:
+            self.args[spec.key] = value
+            self.vars[spec.key] = value
 
     def apply(self, instr: Instruction) -> Instruction:
         """Expand ``instr`` in this scope and record what it declares; returns the expanded copy."""
@@ -324,6 +307,7 @@ class StageEnv:
             if isinstance(out, EnvInstruction):
                 for pair in out.env:
                     self.env[pair.key] = pair.value
+                    self.vars[pair.key] = pair.value
             return out
         except DockerfileError as exc:
             if exc.line > 0:
@@ -331,12 +315,11 @@ class StageEnv:
             raise self._wrap(instr, exc) from None
 
     def run_env(self) -> dict[str, str]:
-        """The environment a RUN sees: declared ARGs, proxy build args, then ENV on top."""
+        """The environment a RUN sees: proxy build args, then ENV and ARGs in the order they came."""
         out = {k: v for k, v in self.plan.build_args.items() if k in PROXY_ARGS}
-        out.update(self.args)
-        out.update(self.env)
+        out.update(self.vars)
         return out
 
     def history_args(self) -> list[str]:
         """``K=V`` of the ARGs that BuildKit prefixes to a RUN's history (proxy args left out)."""
-        return [f"{k}={v}" for k, v in sorted(self.args.items()) if k not in PROXY_ARGS and k not in self.env]
+        return [f"{k}={v}" for k, v in sorted(self.args.items()) if k not in PROXY_ARGS]
