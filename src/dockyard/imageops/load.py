@@ -216,7 +216,7 @@ class _Scanner:
                             _check_layer_entry(item, where)
                         inner.drain()
                     else:
-                        plain, _ = open_decompressed(tee)  # type: ignore[arg-type]
+                        plain, _ = open_decompressed(tee)
                         hashing = HashingReader(plain)
                         inner = TarReader(hashing)
                         for item in inner:
