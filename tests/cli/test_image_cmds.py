@@ -156,3 +156,14 @@ def test_fast_rendering_matches_the_template_engine(client: Client, fmt: str) ->
     assert fast == format_rows(fmt, rows, headers=IMAGE_HEADERS)
     assert _fast_rows("{{.Nope}}", rows, IMAGE_HEADERS) is None
     assert _fast_rows("{{json .ID}}", rows, IMAGE_HEADERS) is None
+
+
+def test_history_raw_values_and_image_group_borrows_commands(client: Client, root: Path) -> None:
+    make_image(client, [make_tar({"a": b"z" * 1500})], names=["img"], created="2024-01-02T03:04:05Z")
+    out = run(root, "history", "-H=false", "--format", "{{.CreatedSince}} {{.Size}}", "img").output
+    assert out == "2024-01-02T03:04:05Z 1500\n"
+    assert run(root, "image", "history", "--format", "{{.Size}}", "img").output == "1.5kB\n"
+    listed = run(root, "image", "--help").output
+    for name in ("history", "inspect", "ls", "prune", "rm", "tag", "load", "save", "import"):
+        assert f"  {name} " in listed, name
+    assert run(root, "image", "save", "--help").exit_code == 0

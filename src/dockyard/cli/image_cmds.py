@@ -255,8 +255,29 @@ def inspect_cmd(ctx: click.Context, fmt: str | None, images: tuple[str, ...]) ->
 
 # -- history ------------------------------------------------------------------------------------------
 
-@click.command("history")
-@click.option("-H", "--human", type=click.BOOL, default=True, show_default=True,
+class _GoBoolFlagCommand(click.Command):
+    """Accepts Go's ``-H=false`` / ``--human=false`` spelling of boolean flags, as docker does."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        out: list[str] = []
+        for arg in args:
+            m = re.fullmatch(r"(-H|--human)=(.*)", arg)
+            if m is None:
+                out.append(arg)
+                continue
+            value = m.group(2).lower()
+            if value in ("1", "t", "true"):
+                out.append("--human")
+            elif value in ("0", "f", "false"):
+                out.append("--no-human")
+            else:
+                raise click.BadParameter(f'invalid argument "{m.group(2)}" for "-H, --human" flag: '
+                                         f'strconv.ParseBool: parsing "{m.group(2)}": invalid syntax')
+        return super().parse_args(ctx, out)
+
+
+@click.command("history", cls=_GoBoolFlagCommand)
+@click.option("-H", "--human/--no-human", default=True, show_default=True,
               help="Print sizes and dates in human readable format")
 @click.option("--no-trunc", is_flag=True, help="Don't truncate output")
 @click.option("-q", "--quiet", is_flag=True, help="Only show image IDs")
