@@ -156,6 +156,12 @@ def test_inspect_shape(client: Client) -> None:
     assert doc["Id"] == str(a.id) and doc["RepoTags"] == ["img:latest"]
     assert doc["RepoDigests"] == [f"img@{DIGEST}"]
     assert doc["Config"]["Labels"] == {"k": "v"} and doc["Created"] == "2024-01-02T03:04:05Z"
+    # docker's container.Config: every field in order, "omitempty" ones only when set.
+    assert list(doc["Config"]) == [
+        "Hostname", "Domainname", "User", "AttachStdin", "AttachStdout", "AttachStderr", "Tty", "OpenStdin",
+        "StdinOnce", "Env", "Cmd", "Image", "Volumes", "WorkingDir", "Entrypoint", "OnBuild", "Labels"]
+    assert doc["Config"]["Cmd"] == ["sh"] and doc["Config"]["Entrypoint"] is None
+    assert doc["ContainerConfig"]["Cmd"] is None
     assert doc["RootFS"] == {"Type": "layers", "Layers": [str(a.diff_ids[0])]}
     assert doc["GraphDriver"] == {"Data": None, "Name": "overlay2"}
     assert doc["Metadata"]["LastTagTime"].endswith("Z")

@@ -375,10 +375,10 @@ def inspect(store: Store, ref_or_id: str) -> dict[str, Any]:
         "Comment": doc.get("comment", "") or "",
         "Created": config.created or "0001-01-01T00:00:00Z",
         "Container": doc.get("container", "") or "",
-        "ContainerConfig": doc.get("container_config") or _empty_run_config(),
+        "ContainerConfig": _docker_run_config(doc.get("container_config") or {}),
         "DockerVersion": doc.get("docker_version", "") or "",
         "Author": config.author,
-        "Config": config.config or None,
+        "Config": _docker_run_config(config.config),
         "Architecture": config.architecture,
     }
     if config.variant:
@@ -396,11 +396,32 @@ def inspect(store: Store, ref_or_id: str) -> dict[str, Any]:
     return out
 
 
-def _empty_run_config() -> dict[str, Any]:
-    return {"Hostname": "", "Domainname": "", "User": "", "AttachStdin": False, "AttachStdout": False,
-            "AttachStderr": False, "Tty": False, "OpenStdin": False, "StdinOnce": False, "Env": None,
-            "Cmd": None, "Image": "", "Volumes": None, "WorkingDir": "", "Entrypoint": None,
-            "OnBuild": None, "Labels": None}
+# docker's container.Config fields in its JSON order; None marks "omitempty" ones.
+_RUN_CONFIG_FIELDS: tuple[tuple[str, Any], ...] = (
+    ("Hostname", ""), ("Domainname", ""), ("User", ""), ("AttachStdin", False), ("AttachStdout", False),
+    ("AttachStderr", False), ("ExposedPorts", None), ("Tty", False), ("OpenStdin", False),
+    ("StdinOnce", False), ("Env", ...), ("Cmd", ...), ("Healthcheck", None), ("ArgsEscaped", None),
+    ("Image", ""), ("Volumes", ...), ("WorkingDir", ""), ("Entrypoint", ...), ("NetworkDisabled", None),
+    ("MacAddress", None), ("OnBuild", ...), ("Labels", ...), ("StopSignal", None), ("StopTimeout", None),
+    ("Shell", None),
+)
+
+
+def _docker_run_config(config: dict[str, Any]) -> dict[str, Any]:
+    """An image's run config as docker prints it: every field in order (null for unset lists/maps),
+    "omitempty" ones only when set, unknown keys kept at the end."""
+    out: dict[str, Any] = {}
+    for key, default in _RUN_CONFIG_FIELDS:
+        value = config.get(key)
+        if default is None:  # omitempty
+            if value:
+                out[key] = value
+        elif default is ...:  # a slice or map: null when unset
+            out[key] = value
+        else:
+            out[key] = value if value is not None else default
+    out.update({k: v for k, v in config.items() if k not in out and k not in dict(_RUN_CONFIG_FIELDS)})
+    return out
 
 
 def _last_tag_time(store: Store, image_id: str) -> str:
