@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dockyard.client import Client
 
 # A layer: (path, content) for files, (path, None) for a directory; names may be whiteouts.
+# Files whose path is under a bin/ or sbin/ directory are written executable (0755).
 Layer = Sequence[tuple[str, bytes | None]]
 
 
@@ -25,6 +26,7 @@ def layer_tar(files: Layer) -> bytes:
                 tar.addfile(info)
             else:
                 info.size = len(data)
+                info.mode = 0o755 if "bin/" in path else 0o644
                 tar.addfile(info, io.BytesIO(data))
     return buf.getvalue()
 

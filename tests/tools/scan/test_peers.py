@@ -12,6 +12,7 @@ import pytest
 
 from dockyard.client import Client
 from dockyard.tools.scan import image_sbom
+from tests.tools.analyze.kit import make_image
 
 TRIVY = os.environ.get("TRIVY", "/var/tmp/dockyard-peers/venv/bin/trivy")
 needs_trivy = pytest.mark.skipif(not Path(TRIVY).exists(), reason=f"trivy is not installed at {TRIVY}")
@@ -67,3 +68,22 @@ def test_real_debian_against_dpkg_query_and_trivy(tmp_path: Path) -> None:
     assert len(ours) > 80
     assert ours == dpkg
     assert ours == trivy_packages(image_tar, tmp_path / "trivy-cache")
+
+
+GO_BINARIES = [Path("/var/tmp/dockyard-dive-venv/bin/dive"), Path("/usr/sbin/runc")]
+
+
+@pytest.mark.peers
+@needs_trivy
+@pytest.mark.skipif(not all(p.exists() for p in GO_BINARIES), reason="no Go binaries to scan")
+def test_go_binaries_as_trivy(client: Client, tmp_path: Path) -> None:
+    """dive (module build, 60 modules) and runc (Debian's GOPATH build: stdlib only)."""
+    files: list[tuple[str, bytes | None]] = [(f"usr/bin/{p.name}", p.read_bytes()) for p in GO_BINARIES]
+    files.append(("usr/bin/script", b"#!/bin/sh\necho not go\n" * 100))
+    make_image(client, "go:1", [files], compression="none")
+    ours = {(p.name, p.version) for p in image_sbom(client, "go:1").packages}
+    out = tmp_path / "go.tar"
+    client.save(["go:1"], str(out))
+    theirs = trivy_packages(out, tmp_path / "trivy-cache")
+    assert ("github.com/wagoodman/dive", "v0.13.1+dirty") in ours and len(ours) > 50
+    assert ours == theirs

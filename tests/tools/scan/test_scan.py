@@ -144,3 +144,44 @@ def test_osv_ranges_and_cvss() -> None:
     assert cvss3_score("CVSS:3.1/AV:N/AC:L/PR:N/UI:R/S:C/C:L/I:L/A:N") == 6.1
     assert cvss3_score("CVSS:3.0/AV:L/AC:L/PR:L/UI:N/S:U/C:N/I:N/A:H") == 5.5
     assert cvss3_score("CVSS:2.0/AV:N") is None
+
+
+def _go_binary(version: str, modinfo: str) -> bytes:
+    def s(text: str) -> bytes:
+        raw = text.encode()
+        n, out = len(raw), b""
+        while n >= 0x80:
+            out += bytes([n & 0x7F | 0x80])
+            n >>= 7
+        return out + bytes([n]) + raw
+
+    framed = "0" * 16 + modinfo + "1" * 16
+    header = (b"\xff Go buildinf:" + b"\x08\x02").ljust(32, b"\0")
+    return b"\x7fELF" + b"\0" * 60 + header + s(version) + s(framed) + b"\0" * 2000
+
+
+def test_go_binaries(client: Client, tmp_path: Path) -> None:
+    modinfo = ("path\texample.com/app\nmod\texample.com/app\t(devel)\t\n"
+               "dep\tgolang.org/x/text\tv0.3.7\th1:x=\n"
+               "dep\tgithub.com/old/mod\tv1.0.0\th1:y=\n=>\tgithub.com/new/mod\tv1.2.0\th1:z=\n")
+    make_image(client, "go:1", [
+        [("usr/bin/app", _go_binary("go1.21.4", modinfo)), ("usr/bin/tool", _go_binary("go1.20", "")),
+         ("usr/share/not-exec", _go_binary("go1.9", ""))],
+        [("usr/bin/.wh.tool", b"")]])
+    got = sorted((p.name, p.version, p.path, p.purl) for p in image_sbom(client, "go:1").packages)
+    assert got == [
+        ("github.com/new/mod", "v1.2.0", "/usr/bin/app", "pkg:golang/github.com/new/mod@v1.2.0"),
+        ("golang.org/x/text", "v0.3.7", "/usr/bin/app", "pkg:golang/golang.org/x/text@v0.3.7"),
+        ("stdlib", "v1.21.4", "/usr/bin/app", "pkg:golang/stdlib@v1.21.4"),
+    ]
+    (tmp_path / "go.json").write_text(json.dumps([
+        {"id": "GO-2022-1059", "affected": [{"package": {"ecosystem": "Go", "name": "golang.org/x/text"},
+                                             "ranges": [{"type": "SEMVER", "events": [
+                                                 {"introduced": "0"}, {"fixed": "0.3.8"}]}]}]},
+        {"id": "GO-2023-0001", "affected": [{"package": {"ecosystem": "Go", "name": "stdlib"},
+                                             "ranges": [{"type": "SEMVER", "events": [
+                                                 {"introduced": "1.21.0"}, {"fixed": "1.21.4"}]}]}]}]))
+    with VulnDB(tmp_path / "go.db") as vdb:
+        vdb.import_path(tmp_path / "go.json")
+        found = [(f.package.name, f.vuln.id, f.fixed) for f in scan_image(client, "go:1", vdb).findings]
+    assert found == [("golang.org/x/text", "GO-2022-1059", "0.3.8")]

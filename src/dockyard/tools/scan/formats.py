@@ -45,7 +45,7 @@ def _target(result: ScanResult, kind: str) -> str:
     os_info = result.sbom.os
     if kind in ("deb", "apk"):
         return f"{result.sbom.image} ({os_info.id} {os_info.version_id})".replace(" )", ")")
-    return {"pypi": "Python", "npm": "Node.js"}.get(kind, kind)
+    return {"pypi": "Python", "npm": "Node.js", "gobinary": "Go binaries"}.get(kind, kind)
 
 
 def target_of(result: ScanResult, kind: str) -> str:

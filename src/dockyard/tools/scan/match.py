@@ -57,6 +57,8 @@ def package_ecosystem(pkg: Package, os_info: OSInfo) -> tuple[str, str, str] | N
         return "PyPI", pkg.name, pkg.version
     if pkg.type == "npm":
         return "npm", pkg.name, pkg.version
+    if pkg.type == "gobinary":
+        return "Go", pkg.name, pkg.version
     return None
 
 

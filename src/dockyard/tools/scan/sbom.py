@@ -1,8 +1,9 @@
 """Software bill of materials: installed packages read straight from an image's layer tars.
 
 Sources: dpkg (``var/lib/dpkg/status`` and distroless ``status.d/*``), apk (``lib/apk/db/installed``),
-Python (``*.dist-info/METADATA``, ``*.egg-info/PKG-INFO``) and npm (every ``package.json`` with a name
-and version below a ``node_modules`` directory, as trivy counts them).
+Python (``*.dist-info/METADATA``, ``*.egg-info/PKG-INFO``), npm (every ``package.json`` with a name
+and version below a ``node_modules`` directory, as trivy counts them) and Go binaries (the module list
+the linker embeds; see ``gobinary``).
 Layers are read in order; a later layer's file replaces an earlier one, whiteouts and opaque
 directories delete. Nothing is unpacked to disk; only the few metadata files are kept in memory.
 """
@@ -20,12 +21,14 @@ from dockyard.archive.whiteout import OPAQUE, WHITEOUT_META_PREFIX, WHITEOUT_PRE
 from dockyard.client import Client
 from dockyard.errors import CorruptData
 from dockyard.tools.analyze.layers import clean_path, image_layers, open_layer
+from dockyard.tools.scan.gobinary import ELF_MAGIC, find_buildinfo, parse_modinfo
 
 _WANTED = re.compile(
     r"^/(?:var/lib/dpkg/status|var/lib/dpkg/status\.d/[^/]+|lib/apk/db/installed|etc/os-release"
     r"|usr/lib/os-release|.*/[^/]+\.dist-info/METADATA|.*/[^/]+\.egg-info/PKG-INFO"
     r"|(?:.*/)?node_modules/.+/package\.json)$")
 _MAX_FILE = 256 << 20  # refuse to hold a "metadata" file larger than this in memory
+GO_MARK = b"\0go-buildinfo\n"  # marks a Go binary's module list among the collected files
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +42,7 @@ class OSInfo:
 
 @dataclass(frozen=True, slots=True)
 class Package:
-    """One installed package; ``type`` is ``deb``, ``apk``, ``pypi`` or ``npm``."""
+    """One installed package; ``type`` is ``deb``, ``apk``, ``pypi``, ``npm`` or ``gobinary``."""
 
     type: str
     name: str
@@ -121,6 +124,13 @@ def image_files(client: Client, ref: str) -> tuple[str, dict[str, bytes]]:
                         base = path.rpartition("/")[2]
                         if base.startswith(WHITEOUT_PREFIX):
                             yield entry, None
+                        elif (entry.isreg() and entry.mode & 0o111 and 1024 <= entry.size <= _MAX_FILE
+                              and not _WANTED.match(path)):
+                            # an executable: keep a Go binary's module list, not its bytes
+                            head = reader.read(4)
+                            if head == ELF_MAGIC:
+                                found = find_buildinfo(head + reader.read())
+                                yield entry, (GO_MARK + "\n".join(found).encode()) if found else None
                         elif _WANTED.match(path):
                             if entry.isreg():
                                 if entry.size > _MAX_FILE:
@@ -256,6 +266,21 @@ def parse_package_json(data: bytes, path: str) -> Package | None:
     return Package("npm", name, version, purl, path, licenses=licenses)
 
 
+def parse_go(text: str, path: str) -> list[Package]:
+    """A Go binary's packages as trivy lists them: ``stdlib`` at the Go version, the main module
+    (unless ``(devel)``) and every dependency module."""
+    go_version, _, modinfo = text.partition("\n")
+    info = parse_modinfo(go_version, modinfo)
+    mods: list[tuple[str, str]] = []
+    if go_version.startswith("go"):
+        mods.append(("stdlib", "v" + go_version[2:].split()[0]))
+    if info.main and info.main[1] and info.main[1] != "(devel)":
+        mods.append(info.main)
+    mods += info.deps
+    return [Package("gobinary", name, version, f"pkg:golang/{quote(name, safe='/')}@{_q(version)}", path)
+            for name, version in mods]
+
+
 def packages_from_files(files: dict[str, bytes]) -> tuple[OSInfo, list[Package]]:
     """The OS and every package the collected metadata files describe."""
     raw_os = files.get("/etc/os-release") or files.get("/usr/lib/os-release") or b""
@@ -263,7 +288,9 @@ def packages_from_files(files: dict[str, bytes]) -> tuple[OSInfo, list[Package]]
     pkgs: list[Package] = []
     for path in sorted(files):
         data = files[path]
-        if path == "/var/lib/dpkg/status" or path.startswith("/var/lib/dpkg/status.d/"):
+        if data.startswith(GO_MARK):
+            pkgs += parse_go(data[len(GO_MARK):].decode("utf-8", "replace"), path)
+        elif path == "/var/lib/dpkg/status" or path.startswith("/var/lib/dpkg/status.d/"):
             if path.endswith(".md5sums"):
                 continue
             pkgs += parse_dpkg(data.decode("utf-8", "replace"), path, os_info)
