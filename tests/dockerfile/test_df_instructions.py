@@ -259,3 +259,12 @@ def test_did_you_mean_and_places() -> None:
 ])
 def test_flag_errors(text: str, message: str) -> None:
     assert message in error(text).detail
+
+
+def test_stop_signals() -> None:
+    from dockyard.dockerfile.instructions import parse_signal
+    names = ("9", "KILL", "SIGKILL", "sigterm", "SIGRTMIN+3", "RTMAX-1", "SIGWINCH")
+    assert [parse_signal(s) for s in names] == [9, 9, 9, 15, 37, 63, 28]
+    for bad in ("0", "65", "SIGNOPE", "RTMIN+40", "RTMINx", ""):
+        with pytest.raises(DockerfileError, match="Invalid signal"):
+            parse_signal(bad)

@@ -15,7 +15,8 @@ Typed instructions (:mod:`.instructions`)
     files), ``dest``, ``from_``, ``chown``, ``chmod``, ``link``, ``parents``, ``excludes``, ``checksum``,
     ``keep_git_dir``, ``unpack``; ``HealthcheckInstruction``, ``EnvInstruction``, ``ArgInstruction``...).
     Each keeps ``original`` and its line range. ``instr.expand(fn)`` returns a copy with the words
-    BuildKit expands passed through ``fn``.
+    BuildKit expands passed through ``fn``. Helpers: ``parse_mount``, ``parse_port_spec`` (EXPOSE
+    ranges/protocols), ``parse_signal`` (STOPSIGNAL), ``parse_go_duration``.
 
 Stages and scope (:mod:`.stages`)
     ``parse_stages(result, build_args, target_platform=, build_platform=) -> BuildPlan`` with
@@ -71,6 +72,7 @@ from dockyard.dockerfile.instructions import (
     parse_instruction,
     parse_mount,
     parse_port_spec,
+    parse_signal,
 )
 from dockyard.dockerfile.parser import (
     Heredoc,
@@ -94,6 +96,6 @@ __all__ = [
     "ShellLex", "SourceContent", "Stage", "StageEnv", "StopSignalInstruction", "UserInstruction",
     "VolumeInstruction", "WorkdirInstruction", "detect_syntax", "expand", "expand_words", "needed_stages",
     "parse",
-    "parse_directive", "parse_instruction", "parse_mount", "parse_port_spec", "parse_stages",
+    "parse_directive", "parse_instruction", "parse_mount", "parse_port_spec", "parse_signal", "parse_stages",
     "pick_ignore_file", "read_ignore_file",
 ]

@@ -302,6 +302,42 @@ class StopSignalInstruction(Instruction):
         return with_changes(self, signal=fn(self.signal))
 
 
+def parse_signal(value: str) -> int:
+    """A STOPSIGNAL value as a number: ``9``, ``KILL``, ``SIGKILL``, ``SIGRTMIN+3`` (Linux numbering)."""
+    text = value.strip()
+    if text.isdigit():
+        num = int(text)
+        if 0 < num <= 64:
+            return num
+        raise DockerfileError(f"Invalid signal: {value}")
+    name = text.upper().removeprefix("SIG")
+    if name.startswith(("RTMIN", "RTMAX")):
+        rest = name[5:]
+        offset = 0
+        if rest:
+            sign = 1 if rest[0] == "+" else -1 if rest[0] == "-" else 0
+            if sign == 0 or not rest[1:].isdigit():
+                raise DockerfileError(f"Invalid signal: {value}")
+            offset = sign * int(rest[1:])
+        num = (34 if name.startswith("RTMIN") else 64) + offset
+        if 34 <= num <= 64:
+            return num
+        raise DockerfileError(f"Invalid signal: {value}")
+    found = _SIGNALS.get(name)
+    if found is None:
+        raise DockerfileError(f"Invalid signal: {value}")
+    return found
+
+
+# Linux signal numbers (the container's, not necessarily this host's).
+_SIGNALS = {
+    "ABRT": 6, "ALRM": 14, "BUS": 7, "CHLD": 17, "CLD": 17, "CONT": 18, "FPE": 8, "HUP": 1, "ILL": 4,
+    "INT": 2, "IO": 29, "IOT": 6, "KILL": 9, "PIPE": 13, "POLL": 29, "PROF": 27, "PWR": 30, "QUIT": 3,
+    "SEGV": 11, "STKFLT": 16, "STOP": 19, "SYS": 31, "TERM": 15, "TRAP": 5, "TSTP": 20, "TTIN": 21,
+    "TTOU": 22, "URG": 23, "USR1": 10, "USR2": 12, "VTALRM": 26, "WINCH": 28, "XCPU": 24, "XFSZ": 25,
+}
+
+
 @dataclass
 class MaintainerInstruction(Instruction):
     """``MAINTAINER name`` (deprecated; sets the image author)."""
