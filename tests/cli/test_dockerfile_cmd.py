@@ -72,3 +72,23 @@ def test_errors_are_one_line(tmp_path: Path) -> None:
 def test_bad_format_is_a_usage_error() -> None:
     res = run("parse", "--format", "yaml", "-f", "-", stdin=b"FROM a\n")
     assert res.returncode == 125
+
+
+STAGED = (b"ARG GO=1.22\nFROM golang:${GO} AS build\nARG V\nFROM alpine AS tools\n"
+          b"FROM scratch AS final\nCOPY --from=build /app /app\n")
+
+
+def test_stages_resolves_args_and_warns_about_unused_ones() -> None:
+    res = run("stages", "-f", "-", "--build-arg", "GO=1.23", "--build-arg", "V=1", "--build-arg", "NOPE=1",
+              "--platform", "linux/arm64", stdin=STAGED)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.decode().splitlines() == [
+        "0\tbuild\tgolang:1.23\t-\t-", "1\ttools\talpine\t-\t-", "2\tfinal\tscratch\t-\t0"]
+    assert res.stderr.decode().strip() == "[Warning] One or more build-args [NOPE] were not consumed"
+
+
+def test_stages_target_keeps_only_what_it_needs() -> None:
+    res = run("stages", "-f", "-", "--target", "final", stdin=STAGED)
+    assert [line.split("\t")[1] for line in res.stdout.decode().splitlines()] == ["build", "final"]
+    missing = run("stages", "-f", "-", "--target", "nope", stdin=STAGED)
+    assert missing.returncode == 1 and b'target stage "nope" could not be found' in missing.stderr
