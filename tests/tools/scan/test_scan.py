@@ -97,11 +97,13 @@ def test_alpine(client: Client, tmp_path: Path) -> None:
         {"id": "ALPINE-2", "affected": [{"package": {"ecosystem": "Alpine:v3.17", "name": "openssl"},
                                          "ranges": [{"type": "ECOSYSTEM", "events": [
                                              {"introduced": "0"}, {"fixed": "3.1.1-r10"}]}]}]},
+        {"id": "ALPINE-W", "withdrawn": "2024-01-01T00:00:00Z", "affected": [
+            {"package": {"ecosystem": "Alpine:v3.18", "name": "openssl"}, "versions": ["3.1.1-r1"]}]},
         {"id": "ALPINE-3", "affected": [{"package": {"ecosystem": "Alpine:v3.18", "name": "musl"},
                                          "ranges": [{"type": "ECOSYSTEM", "events": [
                                              {"introduced": "0"}, {"fixed": "1.2.4-r0"}]}]}]}]))
     with VulnDB(tmp_path / "a.db") as vdb:
-        assert vdb.import_path(tmp_path / "a.json") == 3
+        assert vdb.import_path(tmp_path / "a.json") == 4
         result = scan_image(client, "alp:1", vdb)
     assert [(f.package.name, f.vuln.id, f.fixed) for f in result.findings] == [
         ("libcrypto3", "ALPINE-1", "3.1.1-r10")]
@@ -185,3 +187,18 @@ def test_go_binaries(client: Client, tmp_path: Path) -> None:
         vdb.import_path(tmp_path / "go.json")
         found = [(f.package.name, f.vuln.id, f.fixed) for f in scan_image(client, "go:1", vdb).findings]
     assert found == [("golang.org/x/text", "GO-2022-1059", "0.3.8")]
+
+
+def test_ubuntu_release_with_lts_suffix(client: Client, tmp_path: Path) -> None:
+    status = b"Package: bash\nStatus: install ok installed\nArchitecture: amd64\nVersion: 5.1-6ubuntu1\n"
+    make_image(client, "ubu:1", [[("etc/os-release", b"ID=ubuntu\nVERSION_ID=\"22.04\"\n"),
+                                  ("var/lib/dpkg/status", status)]])
+    (tmp_path / "u.json").write_text(json.dumps(
+        {"id": "UBUNTU-CVE-1", "affected": [{"package": {"ecosystem": "Ubuntu:22.04:LTS", "name": "bash"},
+                                              "ranges": [{"type": "ECOSYSTEM", "events": [
+                                                  {"introduced": "0"}, {"fixed": "5.1-6ubuntu1.1"}]}]}]}))
+    with VulnDB(tmp_path / "u.db") as vdb:
+        vdb.import_path(tmp_path / "u.json")
+        result = scan_image(client, "ubu:1", vdb)
+    assert [(f.package.name, f.fixed) for f in result.findings] == [("bash", "5.1-6ubuntu1.1")]
+    assert result.sbom.packages[0].purl == "pkg:deb/ubuntu/bash@5.1-6ubuntu1?arch=amd64&distro=ubuntu-22.04"

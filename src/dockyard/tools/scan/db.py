@@ -187,6 +187,10 @@ class VulnDB:
         vid = record.get("id")
         if not isinstance(vid, str) or not vid:
             raise CorruptData(f"{where}: OSV record without an 'id'")
+        if record.get("withdrawn"):  # retracted advisories must not match (drop an older import too)
+            conn.execute("DELETE FROM affected WHERE vuln_id = ?", (vid,))
+            conn.execute("DELETE FROM vulns WHERE id = ?", (vid,))
+            return
         aliases = [a for a in record.get("aliases") or [] if isinstance(a, str)]
         conn.execute("DELETE FROM affected WHERE vuln_id = ?", (vid,))
         conn.execute("INSERT OR REPLACE INTO vulns VALUES (?, ?, ?, ?, ?)",

@@ -63,10 +63,11 @@ def package_ecosystem(pkg: Package, os_info: OSInfo) -> tuple[str, str, str] | N
 
 
 def _release_matches(wanted: str, record: str) -> bool:
-    """``Debian:12`` accepts records for ``Debian:12`` and for ``Debian`` (every release)."""
-    _, _, rel = record.partition(":")
-    _, _, want = wanted.partition(":")
-    return not rel or not want or rel.strip().lower() == want.strip().lower()
+    """``Debian:12`` accepts records for ``Debian:12`` and for ``Debian`` (every release);
+    ``Ubuntu:22.04`` those for ``Ubuntu:22.04:LTS`` too."""
+    rel = [*record.split(":"), ""][1].strip().lower()
+    want = [*wanted.split(":"), ""][1].strip().lower()
+    return not rel or not want or rel == want
 
 
 def check_affected(ecosystem: str, version: str, data: dict[str, Any]) -> tuple[bool, list[str]]:
