@@ -734,7 +734,9 @@ def parse(text: str | bytes, filename: str = "Dockerfile") -> ParseResult:
         stripped = raw.rstrip("\r\n").lstrip(" \t\n\v\f\r\x85\xa0")
         is_comment = stripped.startswith("#")
         if is_comment:
-            comment = stripped[1:].strip(" \t\n\v\f\r\x85\xa0")
+            # BuildKit drops the first byte of the raw line, not the "#": an indented comment
+            # keeps its "#" in the doc comment. Kept for identical stage/ARG descriptions.
+            comment = raw[1:].strip(" \t\n\v\f\r\x85\xa0")
             if comment == "":
                 comments = []
             else:
