@@ -167,3 +167,16 @@ def test_history_raw_values_and_image_group_borrows_commands(client: Client, roo
     for name in ("history", "inspect", "ls", "prune", "rm", "tag", "load", "save", "import"):
         assert f"  {name} " in listed, name
     assert run(root, "image", "save", "--help").exit_code == 0
+
+
+@pytest.mark.parametrize("text", [
+    "A\tB\tC\nlong value here\tx\t\n\t\t\n",
+    "IMAGE\tCREATED\tSIZE\tCOMMENT\nabc\t2 years ago\t10.2kB\t\n<missing>\t3 days ago\t0B\tImported\n",
+    "ONE\nrow\n",
+    "a\tb\n" * 3,
+])
+def test_uniform_tabwriter_matches_the_general_one(text: str) -> None:
+    from dockyard.cli.format import tabwrite
+    from dockyard.cli.image_cmds import _tabwrite_uniform
+
+    assert _tabwrite_uniform(text) == tabwrite(text)

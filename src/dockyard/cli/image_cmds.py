@@ -66,7 +66,27 @@ def _fast_rows(fmt: str, records: Sequence[Mapping[str, Any]], headers: Mapping[
     for f, lit in zip(fields, literals[1:], strict=True):
         head.append(headers.get(f) or header_for(f))
         head.append(lit)
-    return tabwrite("".join(head) + "\n" + body)
+    text = "".join(head) + "\n" + body
+    return _tabwrite_uniform(text) or tabwrite(text)
+
+
+def _tabwrite_uniform(text: str, minwidth: int = 10, padding: int = 3) -> str | None:
+    """Go's tabwriter (docker's settings) for the easy case: ASCII lines with the same number of
+    tab-terminated cells, so every column spans all lines. None otherwise."""
+    if not text.isascii():
+        return None
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    rows = [line.split("\t") for line in lines]
+    ncells = len(rows[0])
+    if any(len(r) != ncells for r in rows) or any(c in text for c in "\r\v\f\b"):
+        return None
+    widths = [max(minwidth, max(len(r[i]) for r in rows) + padding) for i in range(ncells - 1)]
+    out = []
+    for r in rows:
+        out.append("".join(cell.ljust(w) for cell, w in zip(r, widths, strict=False)) + r[-1])
+    return "\n".join(out) + "\n"
 
 
 def write_formatted(records: Sequence[Mapping[str, Any]], fmt: str, headers: Mapping[str, str],
