@@ -18,7 +18,7 @@ def test_thousand_lines_under_20ms_cpu() -> None:
     assert text.count("\n") == 1000
     assert bench.parse_and_expand(text) > 500
     # Best CPU time of a few runs: other jobs on this 2-core machine inflate wall time, not this.
-    best = min(_cpu(bench.parse_and_expand, text) for _ in range(15))
+    best = min(_cpu(bench.parse_and_expand, text) for _ in range(25))
     assert best < 0.020, f"{best * 1000:.1f} ms"
 
 
