@@ -47,7 +47,8 @@ def test_db_import_info_and_table(root: Path) -> None:
                          "Total: 2 (UNKNOWN: 1, LOW: 0, MEDIUM: 0, HIGH: 1, CRITICAL: 0)"]
     row = next(line for line in lines if "DSA-0001-1" in line)
     assert [c.strip() for c in row.split("│")[1:-1]] == [
-        "libssl3", "DSA-0001-1", "HIGH", "3.0.11-1~deb12u2", "3.0.13-1~deb12u1", "openssl: several issues"]
+        "libssl3", "DSA-0001-1", "HIGH", "fixed", "3.0.11-1~deb12u2", "3.0.13-1~deb12u1",
+        "openssl: several issues"]
     assert "Total: 1 (UNKNOWN: 0, LOW: 0, MEDIUM: 1, HIGH: 0, CRITICAL: 0)" in proc.stdout
     high = _run(root, "deb:1", "--severity", "CRITICAL,HIGH", "--exit-code", "3")
     assert high.returncode == 3 and "Total: 1 (HIGH: 1, CRITICAL: 0)" in high.stdout

@@ -130,9 +130,11 @@ def render_table(result: Any, severities: list[str], list_all_pkgs: bool = False
         out += ["", title, "=" * len(title),
                 f"Total: {len(findings)} (" + ", ".join(f"{s}: {counts[s]}" for s in order) + ")", ""]
         if findings:
-            rows = [[f.package.name, f.vuln.id, f.severity, f.package.version, f.fixed,
+            rows = [[f.package.name, f.vuln.id, f.severity, "fixed" if f.fixed else "affected",
+                     f.package.version, f.fixed,
                      f.vuln.title[:60] + ("..." if len(f.vuln.title) > 60 else "")] for f in findings]
-            headers = ["Library", "Vulnerability", "Severity", "Installed Version", "Fixed Version", "Title"]
+            headers = ["Library", "Vulnerability", "Severity", "Status", "Installed Version", "Fixed Version",
+                       "Title"]
             out += _box(headers, rows)
         if list_all_pkgs:
             pkgs = [p for p in result.sbom.packages if p.type == kind]
