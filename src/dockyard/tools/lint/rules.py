@@ -41,9 +41,16 @@ class Stage:
 
 
 def stage_key(instr: Instr) -> str:
-    """How hadolint identifies a stage: its alias, else its image name without tag (``debian``)."""
+    """How hadolint keys per-stage state: the alias, else the image's bare name (``debian`` for
+    ``docker.io/debian:12``), case-sensitive. Unaliased stages of the same image share state."""
     base, name = from_parts(instr)
-    return name or _image_name(base).lower()
+    if name:
+        return name
+    bare = _image_name(base)
+    first, sep, rest = bare.partition("/")
+    if sep and ("." in first or ":" in first or first == "localhost"):
+        bare = rest
+    return bare
 
 
 def _image_name(image: str) -> str:
@@ -96,55 +103,54 @@ class Context:
                 yield stage, instr, instr.script
 
     def is_used(self, stage: Stage) -> bool:
-        """True for the last stage and for stages a later FROM builds on, matched as hadolint does.
+        """True if a stage's leftovers reach an image, judged as hadolint does.
 
-        A stage is known by its alias, else by its image as written (``debian:12``); a later FROM
-        builds on it if its image, or its image name without the tag, is that (case-sensitive).
+        A stage is known by its alias, else by its image as written (``debian:12``): it counts as
+        the last stage if the last stage is known by the same name, and as built on if it has an
+        alias that a later FROM names (``FROM build`` or ``FROM build:tag``).
         """
         if stage.index < 0 or stage is self.stages[-1] or any(s.parent is stage for s in self.stages):
             return True
-        ident = stage.name or stage.base
-        later = self.stages[self.stages.index(stage) + 1 :]
-        return any(ident in (s.base, _image_name(s.base)) for s in later)
-
-    @cached_property
-    def env_names(self) -> set[str]:
-        """Every name some ENV sets, anywhere in the file."""
-        return {kv.key for i in self.instrs if isinstance(i.typed, EnvInstruction) for kv in i.typed.env}
-
-    @cached_property
-    def arg_values(self) -> dict[str, str]:
-        """Every ARG default in the file (ARGs are not tracked by stage: hadolint does not either)."""
-        out: dict[str, str] = {}
-        for instr in self.instrs:
-            if instr.kind == "ARG":
-                for word in instr.args:
-                    key, _, value = word.partition("=")
-                    out.setdefault(key, unquote(value))
-        return out
+        last = self.stages[-1]
+        if (stage.name or stage.base) == (last.name or last.base):
+            return True
+        later = self.stages[self.stages.index(stage) :]  # ``FROM build AS build`` names itself
+        return bool(stage.name) and any(
+            stage.name in (s.base.lower(), _image_name(s.base).lower()) for s in later
+        )
 
     def env_before(self, stage: Stage, instr: Instr) -> dict[str, str]:
-        """ENV values in effect at ``instr``, tracked the way hadolint does.
+        """ARG defaults declared so far and ENV values in effect at a RUN, tracked as hadolint does.
 
         Environments are kept per stage key (alias, else image name without tag, see
         :func:`stage_key`): a FROM naming an earlier key starts from a copy of its environment.
         """
+        return self._env_at.get(id(instr), {})
+
+    @cached_property
+    def _env_at(self) -> dict[int, dict[str, str]]:
+        """One pass over the file: the environment each instruction sees (copied only at RUNs)."""
+        out: dict[int, dict[str, str]] = {}
+        args: dict[str, str] = {}  # ARG defaults declared so far, whatever the stage (as hadolint)
         envs: dict[str, dict[str, str]] = {}
         key = ""
         for i in self.instrs:
-            if i is instr:
-                break
+            if i.kind == "RUN":
+                out[id(i)] = {**args, **envs.get(key, {})}
+            if i.kind == "ARG":
+                for word in i.args:
+                    name, _, value = word.partition("=")
+                    args.setdefault(name, unquote(value))
             if i.kind == "FROM":
                 base, _ = from_parts(i)
                 key = stage_key(i)
-                parent = base.lower() if base.lower() in envs else _image_name(base).lower()
-                if parent and parent in envs and parent != key:
-                    envs[key] = dict(envs[parent])
+                if base.lower() in envs and base.lower() != key:
+                    envs[key] = dict(envs[base.lower()])
                 else:
                     envs.setdefault(key, {})
             elif i.kind == "ENV" and isinstance(i.typed, EnvInstruction):
                 envs.setdefault(key, {}).update({kv.key: unquote(kv.value) for kv in i.typed.env})
-        return envs.get(key, {})
+        return out
 
 
 @dataclass(frozen=True)
@@ -871,7 +877,7 @@ def _rpm_packages(ctx: Context, stage: Stage, instr: Instr, cmd: Command) -> tup
     module = bool(pos) and pos[0] == "module"
     if module:
         pos = pos[1:]
-    values = {**ctx.arg_values, **ctx.env_before(stage, instr)}
+    values = ctx.env_before(stage, instr)
     return [_expand(p, values) for p in pos[1:]], module
 
 
@@ -1042,15 +1048,17 @@ def _declared(instr: Instr) -> list[str]:
     "Do not refer to an environment variable within the same `ENV` statement where it is defined.",
 )
 def _dl3044(ctx: Context) -> Iterator[Hit]:
+    # a name set by an earlier ARG or ENV may be referred to: it means the old value
+    earlier: set[str] = set()
     for instr in ctx.instrs:
+        before = set(earlier)
+        earlier.update(_declared(instr))
         if instr.kind != "ENV" or not isinstance(instr.typed, EnvInstruction):
             continue
-        # a name set by an earlier ARG or ENV may be referred to: it means the old value
-        earlier = {n for i in ctx.instrs[: ctx.instrs.index(instr)] for n in _declared(i)}
         defined: list[str] = []
         for kv in instr.typed.env:
             if any(
-                k not in earlier
+                k not in before
                 and re.search(
                     r"\$(\{" + re.escape(k) + r"[}:]|" + re.escape(k) + r"(?![A-Za-z0-9_]))", kv.value
                 )
@@ -1063,13 +1071,14 @@ def _dl3044(ctx: Context) -> Iterator[Hit]:
 
 @rule("DL3045", "warning", "`COPY` to a relative destination without `WORKDIR` set.")
 def _dl3045(ctx: Context) -> Iterator[Hit]:
-    # As hadolint: "WORKDIR set" is kept per stage alias (stages without one share a slot); a FROM
-    # naming an earlier alias inherits that alias's state.
+    # As hadolint: "WORKDIR set" is kept per stage key (see stage_key); a FROM naming an earlier
+    # alias inherits that alias's state.
     state: dict[str, bool] = {}
     key = ""
     for instr in ctx.instrs:
         if instr.kind == "FROM":
-            base, key = from_parts(instr)
+            base, _ = from_parts(instr)
+            key = stage_key(instr)
             if base.lower() in state and base.lower() != key:
                 state[key] = state[base.lower()]
             state.setdefault(key, False)
@@ -1403,15 +1412,14 @@ def _dl3065(ctx: Context) -> Iterator[Hit]:
 
 @rule("DL3066", "info", "Non-numeric user-id may not be resolvable by host system")
 def _dl3066(ctx: Context) -> Iterator[Hit]:
+    declared: set[str] = set()
     for instr in ctx.instrs:
+        declared.update(_declared(instr))
         if instr.kind == "USER" and instr.args:
             user = unquote(instr.args[0]).split(":", 1)[0]
             m = re.fullmatch(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?", user)
-            if m:
-                # a variable is fine when an ARG or ENV declares it (its value is then unknown)
-                if m.group(1) in ctx.arg_values or m.group(1) in ctx.env_names:
-                    continue
-            elif user.isdigit():
+            # a variable is fine once an ARG or ENV has declared it (its value is then unknown)
+            if (m and m.group(1) in declared) or (not m and user.isdigit()):
                 continue
             yield instr.line, None
 
