@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from typing import Any
+from typing import NoReturn
 
 import click
 
@@ -83,11 +83,13 @@ def cli(ctx: click.Context, root: str | None, debug: bool) -> None:
     ctx.obj = CliState(root, debug)
 
 
-def main(argv: list[str] | None = None) -> Any:
+def main(argv: list[str] | None = None) -> NoReturn:
     """Entry point: run the CLI and turn library errors into one line and an exit code."""
     debug = os.environ.get("DOCKYARD_DEBUG", "") not in ("", "0")
     try:
-        return cli.main(args=argv, prog_name="dockyard", standalone_mode=False)
+        rv = cli.main(args=argv, prog_name="dockyard", standalone_mode=False)
+        # Without standalone mode click returns ctx.exit(n)'s code instead of exiting.
+        sys.exit(rv if isinstance(rv, int) else 0)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
