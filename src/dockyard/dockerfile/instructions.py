@@ -839,6 +839,9 @@ def _parse(node: Node) -> Instruction:
         flags.parse()
         return WorkdirInstruction(**base, path=args[0])
     if cmd == "run":
+        if not node.flags:  # the common case: every flag at its default
+            return RunInstruction(**base, cmd_line=handle_json_args(args, is_json), prepend_shell=not is_json,
+                                  files=_files(node))
         mount = flags.add_strings("mount")
         network = flags.add_string("network", "default")
         security = flags.add_string("security", "sandbox")
