@@ -124,3 +124,12 @@ def test_dy203_many_runs() -> None:
     runs = "".join(f"RUN echo {i} && true\n" for i in range(4))
     assert _codes("FROM a:1\n" + runs) == [(2, "DY203")]
     assert _codes("FROM a:1\n" + runs.replace("RUN echo 2", "WORKDIR /x\nRUN echo 2")) == []
+
+
+def test_unknown_instruction_is_a_finding() -> None:
+    found = [f for f in lint("FROM a:1\nRUNN x\n") if f.code == "DL1000"]
+    assert [(f.line, f.severity, f.message) for f in found] == [
+        (2, "error", "unknown instruction: RUNN (did you mean RUN?)")
+    ]
+    # hadolint lints what BuildKit refuses: ONBUILD ONBUILD is DL3043, not a parse error
+    assert [f.code for f in lint("FROM a:1\nONBUILD ONBUILD RUN x\n")] == ["DL3043"]

@@ -259,6 +259,38 @@ def _rm_of(cmd: Command, *prefixes: str) -> bool:
 
 # --- DL1xxx ----------------------------------------------------------------------------------------
 
+KNOWN_INSTRUCTIONS = frozenset(
+    {
+        "FROM",
+        "RUN",
+        "CMD",
+        "LABEL",
+        "MAINTAINER",
+        "EXPOSE",
+        "ENV",
+        "ADD",
+        "COPY",
+        "ENTRYPOINT",
+        "VOLUME",
+        "USER",
+        "WORKDIR",
+        "ARG",
+        "ONBUILD",
+        "STOPSIGNAL",
+        "HEALTHCHECK",
+        "SHELL",
+    }
+)
+
+
+@rule("DL1000", "error", "Dockerfile parse error", onbuild=False)
+def _dl1000(ctx: Context) -> Iterator[Hit]:
+    # hadolint stops at a parse error; linting on and reporting it as a finding loses nothing.
+    for instr in ctx.instrs:
+        if instr.kind not in KNOWN_INSTRUCTIONS:
+            yield instr.line, instr.error or f"unknown instruction: {instr.kind}"
+
+
 # DL1001 is produced by the engine (it reads pragmas, not instructions); registered for its metadata.
 rule("DL1001", "ignore", "Please refrain from using inline ignore pragmas  `# hadolint ignore=DLxxxx`.")(
     lambda ctx: ()

@@ -38,6 +38,7 @@ class Instr:
     typed: Instruction | None
     inner: Instr | None = None  # the trigger of an ONBUILD
     posix_shell: bool = True  # False after ``# hadolint shell=powershell`` and the like
+    error: str = ""  # why the front end could not type it
 
     @property
     def args(self) -> list[str]:
@@ -120,16 +121,18 @@ def unquote(word: str) -> str:
     return word
 
 
-def _typed(node: Node, filename: str) -> Instruction | None:
+def _typed(node: Node, filename: str) -> tuple[Instruction | None, str]:
+    """The typed instruction, or ``None`` and the front end's complaint."""
     try:
-        return parse_instruction(node, filename)
-    except DockerfileError:
-        return None
+        return parse_instruction(node, filename), ""
+    except DockerfileError as exc:
+        return None, re.sub(r"^\S+:\d+(:\d+)?: ", "", str(exc))
 
 
 def _make(node: Node, filename: str) -> Instr:
     kind = node.value.upper()
-    instr = Instr(kind, node.start_line, node.end_line, node, _typed(node, filename))
+    typed, error = _typed(node, filename)
+    instr = Instr(kind, node.start_line, node.end_line, node, typed, error=error)
     if kind == "ONBUILD":
         expression = re.sub(r"^\s*\S+\s*", "", node.original, count=1)
         try:
