@@ -48,3 +48,12 @@ def test_errors_are_one_line(tmp_path: Path) -> None:
     (tmp_path / "bad.json").write_text("[")
     proc = _run("-c", str(tmp_path / "bad.json"), "-", stdin="FROM a:1\n")
     assert proc.stderr.startswith("Error:") and "Traceback" not in proc.stderr
+
+
+def test_context_option_for_stdin(tmp_path: Path) -> None:
+    text = "FROM debian:12\nWORKDIR /a\nCOPY . .\n"
+    assert _run("-", "--format", "gnu", stdin=text).stdout == ""  # stdin: no context, no context advice
+    proc = _run("--context", str(tmp_path), "--format", "gnu", "-", stdin=text)
+    assert proc.stdout.startswith("hadolint:-:3: DY102 warning: No .dockerignore")
+    (tmp_path / ".dockerignore").write_text(".git\n")
+    assert _run("--context", str(tmp_path), "-", stdin=text).stdout == ""

@@ -8,7 +8,16 @@ from pathlib import Path
 import click
 
 from dockyard.errors import InvalidArgument
-from dockyard.tools.lint import FORMATS, SEVERITIES, failed, find_config, lint, load_config, render
+from dockyard.tools.lint import (
+    FORMATS,
+    SEVERITIES,
+    LintConfig,
+    failed,
+    find_config,
+    lint,
+    load_config,
+    render,
+)
 
 
 @click.command("lint")
@@ -42,6 +51,13 @@ from dockyard.tools.lint import FORMATS, SEVERITIES, failed, find_config, lint, 
     metavar="REGISTRY",
     help="A registry allowed in FROM (enables DL3026; repeatable).",
 )
+@click.option(
+    "--context",
+    "context_opt",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="The build context, for the .dockerignore advice (default: PATH's directory; none for stdin).",
+)
 @click.option("--no-advice", is_flag=True, help="Only hadolint's DL rules, no DY cache/size advice.")
 @click.option("--no-color", is_flag=True, help="Do not colour tty output.")
 def lint_cmd(
@@ -53,6 +69,7 @@ def lint_cmd(
     no_fail: bool,
     config_path: Path | None,
     trusted: tuple[str, ...],
+    context_opt: Path | None,
     no_advice: bool,
     no_color: bool,
 ) -> None:
@@ -79,12 +96,10 @@ def lint_cmd(
         except OSError as exc:
             raise InvalidArgument(f"cannot read {dockerfile}: {exc.strerror}") from None
         name, base = str(target if not Path(target).is_dir() else dockerfile), context_dir
+    if context_opt is not None:
+        context_dir = context_opt
     cfg_file = config_path or find_config(base)
-    config = load_config(cfg_file) if cfg_file else None
-    if config is None:
-        from dockyard.tools.lint import LintConfig
-
-        config = LintConfig()
+    config = load_config(cfg_file) if cfg_file else LintConfig()
     if ignores:
         # As hadolint: --ignore on the command line replaces the config file's list.
         config.ignored = {c.strip().upper() for c in ignores}

@@ -1,8 +1,9 @@
 """hadolint's DL rules: each a function over the instructions, registered with code, severity, message.
 
 A rule yields ``(line, message)`` pairs (``message`` ``None`` for the rule's fixed text). The engine
-runs every rule twice, as hadolint does: over the file, and over the triggers of its ONBUILD
-instructions taken alone.
+runs a rule twice, as hadolint does: over the file, and (unless registered ``onbuild=False``) over
+the file's ``ONBUILD RUN`` triggers taken alone. Where hadolint's bookkeeping is particular (how
+stages are keyed, what counts as "declared before"), the rules follow it and say so.
 """
 
 from __future__ import annotations
