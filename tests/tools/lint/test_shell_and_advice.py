@@ -133,3 +133,9 @@ def test_unknown_instruction_is_a_finding() -> None:
     ]
     # hadolint lints what BuildKit refuses: ONBUILD ONBUILD is DL3043, not a parse error
     assert [f.code for f in lint("FROM a:1\nONBUILD ONBUILD RUN x\n")] == ["DL3043"]
+
+
+def test_shell_pragma_leaves_dl_rules_alone() -> None:
+    # As hadolint: `# hadolint shell=` only switches the ShellCheck pass; DL rules still read the RUN.
+    text = "FROM a:1\n# hadolint shell=powershell\nRUN Get-Item x | Out-Null\nRUN cd x\n"
+    assert [(f.line, f.code) for f in lint(text)] == [(3, "DL4006"), (4, "DL3003")]

@@ -98,9 +98,9 @@ class Context:
                 yield stage, instr
 
     def runs(self) -> Iterator[tuple[Stage, Instr, Script]]:
-        """Every RUN in a POSIX shell, with its stage and parsed script."""
+        """Every RUN with its stage and parsed script (``# hadolint shell=`` only switches ShellCheck)."""
         for stage, instr in self.stage_of():
-            if instr.kind == "RUN" and instr.posix_shell:
+            if instr.kind == "RUN":
                 yield stage, instr, instr.script
 
     def is_used(self, stage: Stage) -> bool:
@@ -449,7 +449,7 @@ def _dl3010(ctx: Context) -> Iterator[Hit]:
                         else {_basename(x) for x in sources}
                     )
                     archives.append((instr, names))
-            elif instr.kind == "RUN" and instr.posix_shell and archives:
+            elif instr.kind == "RUN" and archives:
                 names = {
                     _basename(a)
                     for c in instr.script.find("tar")
@@ -1336,7 +1336,7 @@ def _dl3057(ctx: Context) -> Iterator[Hit]:
 
 
 def _command_count(instr: Instr) -> int:
-    return len(instr.script.commands) if instr.posix_shell else 1
+    return len(instr.script.commands)
 
 
 @rule("DL3059", "info", "Multiple consecutive `RUN` instructions. Consider consolidation.", onbuild=False)
@@ -1481,7 +1481,7 @@ def _dl4001(ctx: Context) -> Iterator[Hit]:
     for stage in ctx.stages:
         seen: set[str] = set()
         for instr in stage.instrs:
-            if instr.kind != "RUN" or not instr.posix_shell:
+            if instr.kind != "RUN":
                 continue
             used = {name for name in ("wget", "curl") if instr.script.uses(name)}
             seen |= used
@@ -1545,7 +1545,7 @@ def _dl4006(ctx: Context) -> Iterator[Hit]:
         for instr in stage.instrs:
             if instr.kind == "SHELL":
                 shell = [unquote(a) for a in instr.args] if instr.node.is_json else instr.args
-            elif instr.kind == "RUN" and instr.posix_shell and instr.shell_text:
+            elif instr.kind == "RUN" and instr.shell_text:
                 if shell and _NON_POSIX.search(shell[0]):
                     continue
                 if instr.script.has_pipe and not _pipefail(shell):

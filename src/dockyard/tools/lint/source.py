@@ -37,7 +37,9 @@ class Instr:
     node: Node
     typed: Instruction | None
     inner: Instr | None = None  # the trigger of an ONBUILD
-    posix_shell: bool = True  # False after ``# hadolint shell=powershell`` and the like
+    # False after ``# hadolint shell=powershell`` and the like: dockyard's advice skips such RUNs
+    # (hadolint's DL rules ignore the pragma, which only switches its ShellCheck pass)
+    posix_shell: bool = True
     error: str = ""  # why the front end could not type it
 
     @property
