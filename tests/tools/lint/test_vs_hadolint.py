@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from dockyard.tools.lint import lint
+from dockyard.tools.lint import lint, load_config
 
 HADOLINT = Path("/var/tmp/dockyard-peers/venv/bin/hadolint")
 FILES = sorted((Path(__file__).parent / "dockerfiles").glob("*.Dockerfile"))
@@ -103,3 +103,39 @@ def test_random_dockerfiles_mostly_agree_with_hadolint() -> None:
         if ours != expected:
             mismatches.append((text, sorted(set(ours) - set(expected)), sorted(set(expected) - set(ours))))
     assert len(mismatches) <= 6, mismatches
+
+
+CONFIGURED = Path(__file__).parent / "configured"
+
+
+@pytest.mark.peers
+def test_configured_rules_agree_with_hadolint(tmp_path: Path) -> None:
+    """Trusted registries and a label schema (DL3026, DL3049-DL3058): same findings and messages."""
+    if not HADOLINT.exists():
+        pytest.skip("hadolint not installed")
+    settings = json.loads((CONFIGURED / "hadolint.json").read_text())
+    # hadolint reads YAML only; JSON is YAML, so the same file serves both linters.
+    (tmp_path / "hadolint.yaml").write_text(json.dumps(settings))
+    dockerfile = CONFIGURED / "labels.Dockerfile"
+    proc = subprocess.run(
+        [str(HADOLINT), "--no-fail", "-c", str(tmp_path / "hadolint.yaml"), "-f", "json", str(dockerfile)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    theirs = sorted((d["line"], d["code"], d["message"]) for d in json.loads(proc.stdout))
+    config = load_config(CONFIGURED / "hadolint.json")
+    ours = sorted((f.line, f.code, f.message) for f in lint(dockerfile.read_text(), config, advice=False))
+    assert ours == theirs
+    assert {code for _, code, _ in ours} >= {
+        "DL3026",
+        "DL3049",
+        "DL3050",
+        "DL3051",
+        "DL3053",
+        "DL3054",
+        "DL3055",
+        "DL3056",
+        "DL3058",
+    }
