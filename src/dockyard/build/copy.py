@@ -36,7 +36,8 @@ class CopySpec:
     parents: bool = False
     exclude: ExcludeFn | None = None
     follow_source_symlink: bool = True
-    unpack: Callable[[str, str], bool] | None = field(default=None, repr=False)
+    # (archive on the host, makes and returns the destination dir) -> unpacked? (False: not an archive)
+    unpack: Callable[[str, Callable[[], str]], bool] | None = field(default=None, repr=False)
 
 
 def has_wildcard(path: str) -> bool:
@@ -93,9 +94,12 @@ def apply_copy(src_root: str, spec: CopySpec, dest_root: str, *, src_label: str 
     for image_path, host in matches:
         st = os.stat(host) if spec.follow_source_symlink else os.lstat(host)
         if spec.unpack is not None and stat.S_ISREG(st.st_mode):
-            target_dir = dest if dest_is_dir or spec.dest.endswith("/") else os.path.dirname(dest)
-            mkdir_all(dest_root, target_dir, 0o755, uid, gid)
-            if spec.unpack(host, secure_join(dest_root, target_dir)):
+            def make_dest(dest: str = dest) -> str:
+                # BuildKit unpacks into the destination itself (mkdir -p), slash or not.
+                mkdir_all(dest_root, dest, 0o755, uid, gid)
+                return secure_join(dest_root, dest)
+
+            if spec.unpack(host, make_dest):
                 copier.count += 1
                 continue
         if spec.parents:

@@ -8,6 +8,7 @@ import hashlib
 import os
 import stat
 import urllib.parse
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -152,8 +153,9 @@ def _place_file(root: str, source: Path, target: str, default_mode: int, chown: 
         os.utime(host, (mtime, mtime))
 
 
-def _unpack_archive(host_file: str, dest_dir: str) -> bool:
-    """ADD's auto-extraction: a local tar (plain, gzip, bzip2, xz, zstd) unpacks into the directory."""
+def _unpack_archive(host_file: str, make_dest: Callable[[], str]) -> bool:
+    """ADD's auto-extraction: a local tar (plain, gzip, bzip2, xz, zstd) unpacks into the directory
+    ``make_dest`` makes (only once it is known to be an archive, so a plain file is copied as is)."""
     with open(host_file, "rb") as f:
         head = f.read(512)
         kind = detect(head)
@@ -171,7 +173,7 @@ def _unpack_archive(host_file: str, dest_dir: str) -> bool:
             return False
         f.seek(0)
         raw, _ = open_decompressed(f)
-        apply_layer(raw, dest_dir)
+        apply_layer(raw, make_dest())
     return True
 
 
