@@ -7,6 +7,7 @@ import fcntl
 import hashlib
 import os
 import re
+import subprocess
 from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -128,6 +129,8 @@ def _make_mount(builder: Builder, spec: MountSpec, state: StageState, env: dict[
         source = secure_join(root, spec.source or "/")
         if not os.path.exists(source):
             raise BuildError(f'failed to compute cache key: "{clean_path(spec.source or "/")}": not found')
+        if os.path.ismount(root):
+            source = _materialize(builder, source)
         return Mount(target=target, source=source, readonly=spec.readonly, discard_writes=not spec.readonly)
     if spec.type == "cache":
         cache_dir = builder.cache_mount_dir(spec, target)
@@ -163,6 +166,20 @@ def _make_mount(builder: Builder, spec: MountSpec, state: StageState, env: dict[
         env.setdefault("SSH_AUTH_SOCK", target)
         return Mount(target=target, source=sock, readonly=True)
     raise BuildError(f"unsupported mount type {spec.type!r}")
+
+
+def _materialize(builder: Builder, source: str) -> str:
+    """A copy of ``source`` (owners, modes, links kept) outside any mount of ours.
+
+    The executor's container is forked ahead of time with its own mount namespace, so it cannot see
+    an overlay of another stage mounted after that; a plain directory it can.
+    """
+    dest = builder.workspace.new_dir("bind") / "src"
+    done = subprocess.run(["cp", "-a", "--", source, str(dest)], capture_output=True, check=False)
+    if done.returncode != 0:
+        why = done.stderr.decode(errors="replace").strip()
+        raise BuildError(f"cannot prepare bind mount of {source}: {why}")
+    return str(dest)
 
 
 def cache_dir_name(cache_id: str) -> str:
