@@ -23,7 +23,7 @@ from dockyard.build.context import HashCache, LocalContext
 from dockyard.build.dispatch_config import plan_config
 from dockyard.build.dispatch_copy import download, execute_copy, plan_copy
 from dockyard.build.dispatch_run import cache_dir_name, execute_run, plan_run
-from dockyard.build.fsutil import clean_path, mkdir_all, secure_join
+from dockyard.build.fsutil import clean_path, mkdir_all
 from dockyard.build.options import BuildOptions, BuildResult
 from dockyard.build.state import StageState, derive_key
 from dockyard.build.workspace import Workspace
@@ -54,7 +54,7 @@ from dockyard.imageops.gc import clean_tmp
 from dockyard.imageops.images import load_config, resolve
 from dockyard.imageops.unpack import unpack_layers
 from dockyard.metadata import CacheRecord
-from dockyard.oci.config import ImageConfig
+from dockyard.oci.config import RUN_CONFIG_KEYS, ImageConfig
 from dockyard.progress import Event, Status
 
 CACHE_KIND = "image"
@@ -343,6 +343,9 @@ class Builder:
         # Like BuildKit, keep the base's run config, layers and history, not its builder's bookkeeping.
         config.extra = {}
         config.author = ""
+        # BuildKit reads the base's run config into its own struct: only these keys survive, and empty
+        # ones are omitted (a classic builder's "WorkingDir": "", "AttachStdin": false... are dropped).
+        config.config = {k: config.config[k] for k in RUN_CONFIG_KEYS if config.config.get(k)}
         if not config.config.get("Env"):
             config.config["Env"] = [DEFAULT_PATH]
         ids = chain_ids(config.diff_ids)
@@ -426,12 +429,10 @@ class Builder:
 
                 def make(upper: Path, work: Path) -> None:
                     with self.workspace.mounted(self.lowerdirs(state), upper, work) as merged:
-                        existed = os.path.isdir(secure_join(merged, path))
-                        leaf = mkdir_all(merged, path)
-                        if user and not existed:
-                            # BuildKit makes the directory itself (not its parents) the USER's.
-                            owner = resolve_user(merged, user)
-                            os.lchown(leaf, owner.uid, owner.gid)
+                        # BuildKit's mkdir -p runs as the USER: every directory it makes (parents
+                        # too) is the user's; existing ones are left alone.
+                        owner = resolve_user(merged, user) if user else None
+                        mkdir_all(merged, path, 0o755, *((owner.uid, owner.gid) if owner else (-1, -1)))
 
                 self._step(state, label, step_id, ["workdir", path, user], f"WORKDIR {path}", set_workdir,
                            make)
@@ -569,6 +570,11 @@ class Builder:
 
     def cache_mount_dir(self, spec: MountSpec, target: str) -> Path:
         cache_id = spec.cache_id or target
+        if spec.uid is not None or spec.gid is not None or spec.mode is not None:
+            # BuildKit seeds such a cache from a mkdir with those owners/mode, and the seed is part of
+            # the cache's identity: the same id without (or with other) uid/gid/mode is another cache.
+            mode = spec.mode if spec.mode is not None else 0o755
+            cache_id += f"\0{spec.uid or 0}:{spec.gid or 0}:{mode:o}"
         path = self.store.root / "cache-mounts" / cache_dir_name(cache_id)
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
