@@ -160,8 +160,8 @@ class _Copier:
         except FileNotFoundError:
             existing = None
         if existing is not None and not stat.S_ISDIR(existing.st_mode):
-            os.unlink(target_host)
-            existing = None
+            # As BuildKit (fsutil's copy): a directory never replaces a file, a link or anything else.
+            raise BuildError(f"cannot copy to non-directory: {target}")
         if existing is None:
             os.mkdir(target_host, 0o700)
             if top:
