@@ -12,6 +12,7 @@ import gzip
 import io
 import lzma
 import os
+import subprocess
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -21,8 +22,9 @@ import pytest
 from dockyard.build.engine import build
 from dockyard.build.options import BuildOptions
 from dockyard.client import Client
+from dockyard.errors import BuildError
 from tests.build.fstree import diff, snapshot, unpack_docker_save
-from tests.build.test_docker_parity import CONFIG_KEYS, compare, docker, engine_store
+from tests.build.test_docker_parity import CONFIG_KEYS, DOCKER, ENV, compare, docker, engine_store
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 __all__ = ["engine_store"]  # the module fixture, shared with test_docker_parity
@@ -380,3 +382,13 @@ COPY --from=other /other /other
 RUN echo final > /final
 """})
     compare_with(engine_store, tmp_path, ctx, "target", target="mid", build_args={"M": "given"})
+
+
+def test_copy_dir_onto_file_fails_in_both(engine_store: Client, tmp_path: Path) -> None:
+    """A directory copied onto an existing file is an error in BuildKit, not a replacement."""
+    ctx = write(tmp_path / "c", {"Dockerfile": "FROM busybox:local\nRUN mkdir -p /d && echo old > /d/old\n"
+                                               "COPY dir/ /d/\n", "dir/old/x": "x"})
+    done = subprocess.run([DOCKER, "build", "--network=none", "-q", str(ctx)], env=ENV, capture_output=True)
+    assert done.returncode != 0 and b"cannot copy to non-directory" in done.stderr
+    with pytest.raises(BuildError, match="non-directory"):
+        build(engine_store.store, BuildOptions(context_dir=str(ctx), tags=["parity-ontofile"]))
