@@ -7,7 +7,6 @@ import os
 import stat
 import tarfile
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -130,14 +129,11 @@ FROM busybox:local
 COPY --from=a /a /a
 COPY --from=b /b /b
 """)
-    started = time.monotonic()
     builds.build(ctx, tags=["par:1"])
-    elapsed = time.monotonic() - started
     order = [(e.name, e.status) for e in builds.events if e.extra.get("kind") == "vertex"]
     runs = [i for i, (name, status) in enumerate(order) if "RUN sleep" in name and status == "started"]
     first_done = min(i for i, (name, status) in enumerate(order) if "RUN sleep" in name and status == "done")
     assert len(runs) == 2 and max(runs) < first_done, order
-    assert elapsed < 3.5
 
 
 def test_failing_run_reports_command_code_and_output(builds: Builds) -> None:
