@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -23,7 +24,7 @@ from dockyard.build.context import HashCache, LocalContext
 from dockyard.build.dispatch_config import plan_config
 from dockyard.build.dispatch_copy import download, execute_copy, plan_copy
 from dockyard.build.dispatch_run import cache_dir_name, execute_run, plan_run
-from dockyard.build.fsutil import clean_path, mkdir_all
+from dockyard.build.fsutil import clean_path, mkdir_all, secure_join
 from dockyard.build.options import BuildOptions, BuildResult
 from dockyard.build.state import StageState, derive_key
 from dockyard.build.workspace import Workspace
@@ -575,12 +576,29 @@ class Builder:
             # the cache's identity: the same id without (or with other) uid/gid/mode is another cache.
             mode = spec.mode if spec.mode is not None else 0o755
             cache_id += f"\0{spec.uid or 0}:{spec.gid or 0}:{mode:o}"
+        if spec.from_:
+            # from=<stage|image>,source=<path>: the cache starts as a copy of that path, and (as the
+            # seed's snapshot is in BuildKit's key) another seed content is another cache.
+            cache_id += f"\0{self.source_key(spec.from_)}\0{clean_path(spec.source or '/')}"
         path = self.store.root / "cache-mounts" / cache_dir_name(cache_id)
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = self.workspace.new_dir("cache")
-            os.chmod(tmp, spec.mode if spec.mode is not None else 0o755)
-            os.chown(tmp, spec.uid or 0, spec.gid or 0)
+            if spec.from_:
+                with contextlib.ExitStack() as stack:
+                    seed = secure_join(self.source_root(spec.from_, stack), spec.source or "/")
+                    if not os.path.isdir(seed):
+                        raise BuildError(f"cache mount source {spec.source or '/'} in {spec.from_}: "
+                                         "not a directory")
+                    tmp.rmdir()
+                    done = subprocess.run(["cp", "-a", "--", seed, str(tmp)], capture_output=True,
+                                          check=False)
+                    if done.returncode != 0:
+                        raise BuildError(f"cannot seed cache mount from {spec.from_}: "
+                                         f"{done.stderr.decode(errors='replace').strip()}")
+            else:
+                os.chmod(tmp, spec.mode if spec.mode is not None else 0o755)
+                os.chown(tmp, spec.uid or 0, spec.gid or 0)
             try:
                 os.rename(tmp, path)
             except OSError:
