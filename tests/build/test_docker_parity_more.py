@@ -392,3 +392,68 @@ def test_copy_dir_onto_file_fails_in_both(engine_store: Client, tmp_path: Path) 
     assert done.returncode != 0 and b"cannot copy to non-directory" in done.stderr
     with pytest.raises(BuildError, match="non-directory"):
         build(engine_store.store, BuildOptions(context_dir=str(ctx), tags=["parity-ontofile"]))
+
+
+def test_env_forms_and_substitution(engine_store: Client, tmp_path: Path) -> None:
+    ctx = write(tmp_path / "c", {"Dockerfile": """\
+FROM busybox:local
+ENV LEGACY value with  spaces
+ENV A=1 B=$A C="${A}${A}" D=\\$A E='$A' F="a\\"q" G=ünï
+ENV PATH=$PATH:/opt/bin A=2 H=$A
+ENV MULTI="line1 \\
+line2"
+ARG SIG=SIGUSR1
+ARG PORT=7000
+ARG WHO=app
+USER $WHO
+EXPOSE ${PORT}/udp
+STOPSIGNAL $SIG
+LABEL from.arg=$PORT unset=${NOPE:-dflt} empty=${NOPE}
+RUN env | sort > /tmp/env
+WORKDIR ./sub/
+"""})
+    compare(engine_store, tmp_path, ctx, "envforms")
+
+
+def test_shell_applies_to_cmd_and_entrypoint(engine_store: Client, tmp_path: Path) -> None:
+    ctx = write(tmp_path / "c", {"Dockerfile": """\
+FROM busybox:local
+SHELL ["/bin/ash", "-eo", "pipefail", "-c"]
+CMD echo shell form
+ENTRYPOINT exec echo entry
+HEALTHCHECK --interval=1m --timeout=2s --start-period=3s --retries=4 CMD echo healthy
+RUN echo "$0 $-" > /shellflags
+"""})
+    compare(engine_store, tmp_path, ctx, "shellcmd")
+
+
+def test_copy_from_stage_details(engine_store: Client, tmp_path: Path) -> None:
+    ctx = write(tmp_path / "c", {"Dockerfile": """\
+FROM busybox:local AS st
+WORKDIR /w
+RUN mkdir -p rel/d && echo r > rel/file && ln -s d rel/dlink && ln -s /w/rel/file rel/abs \\
+ && chmod 1777 rel/d && chown -R 1000:65534 rel && ln rel/file rel/hard
+FROM busybox:local
+WORKDIR /dst
+COPY --from=st w/rel/file one
+COPY --from=st /w/rel /tree
+COPY --from=st /w/rel/dlink /via-link
+COPY --from=st /w/rel/abs /abs-followed
+COPY --from=st --chown=12:34 /w/rel/ /chowned/
+RUN ls -l /via-link | head -1 > /via-link-listing
+"""})
+    compare(engine_store, tmp_path, ctx, "fromstage")
+
+
+def test_run_bind_rw_and_cache_from(engine_store: Client, tmp_path: Path) -> None:
+    ctx = write(tmp_path / "c", {"Dockerfile": """\
+FROM busybox:local AS seed
+RUN mkdir /s && echo seeded > /s/v
+FROM busybox:local
+RUN --mount=type=bind,source=d,target=/b,rw echo changed > /b/f && cat /b/f > /rw-saw
+RUN --mount=type=bind,source=d,target=/b cat /b/f > /ro-saw
+RUN --mount=type=bind,source=d/f,target=/etc/single cat /etc/single > /single
+RUN --mount=type=cache,target=/k,from=seed,source=/s cat /k/v > /cache-seed
+RUN --mount=type=bind,target=/ctx,from=seed ls /ctx/s > /whole-stage
+""", "d/f": "orig"})
+    compare(engine_store, tmp_path, ctx, "bindrw")
