@@ -111,10 +111,9 @@ class Workspace:
                 target.rmdir()
 
     def commit(self, upper: Path, parent_chain: Digest | None, *,
-               mtime_clamp: int | None = None) -> Committed | None:
-        """Store ``upper`` as a layer and a snapshot; None when the step changed nothing."""
-        if not any(os.scandir(upper)):
-            return None
+               mtime_clamp: int | None = None) -> Committed:
+        """Store ``upper`` as a layer and a snapshot (an empty one too: Docker's exporter keeps a RUN,
+        COPY or WORKDIR that changed nothing as an empty tar layer, not as an empty_layer history)."""
         store = self.store
         with store.content.writer() as w:
             cw = CompressingWriter(w, "none")
