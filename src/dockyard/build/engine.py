@@ -435,8 +435,9 @@ class Builder:
                         owner = resolve_user(merged, user) if user else None
                         mkdir_all(merged, path, 0o755, *((owner.uid, owner.gid) if owner else (-1, -1)))
 
+                # BuildKit makes no directory (so no layer) for WORKDIR /.
                 self._step(state, label, step_id, ["workdir", path, user], f"WORKDIR {path}", set_workdir,
-                           make)
+                           make if path != "/" else None)
                 return
         except (DockerfileError, BuildError):
             raise
