@@ -10,6 +10,7 @@ from __future__ import annotations
 import bz2
 import gzip
 import io
+import json
 import lzma
 import os
 import subprocess
@@ -457,3 +458,27 @@ RUN --mount=type=cache,target=/k,from=seed,source=/s cat /k/v > /cache-seed
 RUN --mount=type=bind,target=/ctx,from=seed ls /ctx/s > /whole-stage
 """, "d/f": "orig"})
     compare(engine_store, tmp_path, ctx, "bindrw")
+
+
+def test_steps_that_change_nothing_keep_a_layer(engine_store: Client, tmp_path: Path) -> None:
+    """Docker's exporter keeps a RUN/COPY/WORKDIR that changed nothing as an empty tar layer."""
+    ctx = write(tmp_path / "c", {"Dockerfile": """\
+FROM busybox:local
+RUN true
+WORKDIR /tmp
+WORKDIR /
+COPY empty/ /tmp/
+RUN --mount=type=tmpfs,target=/tmp echo only in tmpfs > /tmp/x
+""", "empty/": ""})
+    # (Docker's RUN layers here also hold /etc, touched by its hosts/resolv.conf mount stubs in an image
+    # without those files, so only the empty layers' diff IDs are compared.)
+    compare(engine_store, tmp_path, ctx, "nochange")
+    ids = []
+    for name in ("docker.tar", "dockyard.tar"):
+        with tarfile.open(tmp_path / name) as tf:
+            manifest = json.load(tf.extractfile("manifest.json"))  # type: ignore[arg-type]
+            config = json.load(tf.extractfile(manifest[0]["Config"]))  # type: ignore[arg-type]
+            layered = [h for h in config["history"] if not h.get("empty_layer")]
+            ids.append([d for d, h in zip(config["rootfs"]["diff_ids"], layered, strict=True)
+                        if not h.get("created_by", "").startswith("RUN")])
+    assert ids[0] == ids[1]
