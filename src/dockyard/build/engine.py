@@ -164,13 +164,14 @@ class Builder:
         if not patterns:
             return None
         matcher = PatternMatcher(patterns)
-        descend = matcher.exclusions
+        exceptions = [p.cleaned + "/" for p in matcher.patterns if p.exclusion]
 
         def excluded(rel: str, is_dir: bool) -> bool:
             if not matcher.matches(rel):
                 return False
-            # With "!" exceptions, a directory must still be walked: something inside may come back.
-            return not (is_dir and descend)
+            # As Docker 20.10's context walker: an excluded directory is still walked (and kept) only
+            # when a "!" exception starts with its path; otherwise it goes with all inside it.
+            return not (is_dir and any(e.startswith(rel + "/") for e in exceptions))
 
         return excluded
 
