@@ -323,8 +323,11 @@ class Builder:
         if stage.base_stage is not None:
             base = self._stage_future(stage.base_stage).result()
             config = base.config.copy()
-            return StageState(config=config, key=base.key,
-                              env=env_plan.stage_env(stage, config.config.get("Env") or []),
+            env = env_plan.stage_env(stage, config.config.get("Env") or [])
+            # As BuildKit, a stage built FROM another sees all its variables, ARGs too (as of its
+            # end, later assignments winning), though its history lists only its own ARGs.
+            env.vars.update(base.env.vars)
+            return StageState(config=config, key=base.key, env=env,
                               lowerdirs=base.lowerdirs, chain=base.chain, epoch=epoch,
                               run_config_from_base={k for k, v in config.config.items() if v})
         if stage.base_name == "scratch":
