@@ -52,8 +52,9 @@ def plan_run(builder: Builder, instr: RunInstruction, state: StageState) -> tupl
     mounts = [builder.mount_definition(m, state) for m in instr.mounts]
     network = _network(builder, instr)
     definition = ["run", args, env, state.user, state.workdir, network, mounts, instr.security]
-    # BuildKit lists every declared build arg, even one an ENV shadows; proxy args never.
-    hargs = [f"{k}={v}" for k, v in sorted(state.env.args.items()) if k not in PROXY_ARGS]
+    # BuildKit lists every build arg this stage declared, in declaration order (as Docker 20.10 writes
+    # it), even one an ENV shadows; proxy args never.
+    hargs = [f"{k}={v}" for k, v in state.env.args.items() if k not in PROXY_ARGS]
     prefix = f"|{len(hargs)} {' '.join(hargs)} " if hargs else ""
     return definition, f"RUN {prefix}{' '.join(args)} # buildkit"
 
