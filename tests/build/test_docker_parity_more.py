@@ -482,3 +482,78 @@ RUN --mount=type=tmpfs,target=/tmp echo only in tmpfs > /tmp/x
             ids.append([d for d, h in zip(config["rootfs"]["diff_ids"], layered, strict=True)
                         if not h.get("created_by", "").startswith("RUN")])
     assert ids[0] == ids[1]
+
+
+def test_arg_scoping_and_platform_args(engine_store: Client, tmp_path: Path) -> None:
+    ctx = write(tmp_path / "c", {"Dockerfile": """\
+ARG GLOBAL=top
+FROM busybox:local AS one
+RUN echo "[$GLOBAL]" > /not-redeclared
+ARG TARGETARCH
+ARG TARGETPLATFORM
+ARG BUILDOS
+ARG TARGETVARIANT
+ARG INHERIT=from-one SHADOW=arg
+RUN echo "$TARGETARCH $TARGETPLATFORM $BUILDOS [$TARGETVARIANT]" > /platform
+ENV SHADOW=env
+ARG AFTER_LAST_RUN=late
+FROM one
+ARG GLOBAL
+ARG GIVEN
+RUN echo "[$GLOBAL] [$GIVEN] [$TARGETARCH] [$INHERIT] [$SHADOW] [$AFTER_LAST_RUN]" > /second
+LABEL inherited=$INHERIT
+"""})
+    compare_with(engine_store, tmp_path, ctx, "argscope", build_args={"GIVEN": "yes", "UNDECLARED": "x"})
+    runs = []
+    for name in ("docker.tar", "dockyard.tar"):
+        with tarfile.open(tmp_path / name) as tf:
+            manifest = json.load(tf.extractfile("manifest.json"))  # type: ignore[arg-type]
+            config = json.load(tf.extractfile(manifest[0]["Config"]))  # type: ignore[arg-type]
+            runs.append([h["created_by"] for h in config["history"]
+                         if h.get("created_by", "").startswith("RUN")])
+    assert runs[0] == runs[1]  # the "|N K=V" prefix: own ARGs only, in declaration order
+
+
+def test_user_ids_and_ownership(engine_store: Client, tmp_path: Path) -> None:
+    ctx = write(tmp_path / "c", {"Dockerfile": """\
+FROM busybox:local
+USER 4242:4343
+RUN touch /tmp/by-numeric && mkdir /tmp/d
+USER nobody
+COPY f /copied-as-root
+COPY --chown=4242:nogroup f /mixed-owner
+USER app:nogroup
+RUN touch /tmp/by-app-nogroup && id -u > /tmp/ids && id -g >> /tmp/ids
+""", "f": "f"})
+    compare(engine_store, tmp_path, ctx, "users")
+
+
+def test_escape_directive_and_continuations(engine_store: Client, tmp_path: Path) -> None:
+    ctx = write(tmp_path / "c", {"Dockerfile": """\
+# escape=`
+FROM busybox:local
+RUN echo a `
+# a comment inside a continuation
+    b `
+
+    c > /joined
+COPY f C:\\not-a-path-but-a-name
+ENV WIN=C:\\dir\\sub
+RUN echo "$WIN" > /win
+""", "f": "f"})
+    compare(engine_store, tmp_path, ctx, "escape")
+
+
+def test_dockerignore_reinclude_and_anchors(engine_store: Client, tmp_path: Path) -> None:
+    ctx = write(tmp_path / "c", {"Dockerfile": "FROM busybox:local\nCOPY . /ctx/\n", ".dockerignore": """\
+./secret
+*/temp*
+vendor
+!vendor/keep.txt
+**/.git
+*.md
+!README*.md
+""", "secret": "", "a/temp1": "", "a/b/temp2": "", "vendor/x": "", "vendor/keep.txt": "k",
+        "sub/.git/HEAD": "", ".git/config": "", "NOTES.md": "", "README.md": "r", "README-dev.md": "d",
+        "keep": "k"})
+    compare(engine_store, tmp_path, ctx, "ignore2")
