@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from dockyard.build.state import StageState, go_quote_list
+from dockyard.build.state import StageState, go_duration, go_quote_list, go_quote_rune
 from dockyard.dockerfile import (
     ArgInstruction,
     CmdInstruction,
@@ -32,10 +32,11 @@ from dockyard.dockerfile import (
 Apply = Callable[[StageState], None]
 
 
-def plan_config(instr: Instruction, state: StageState) -> tuple[Any, str, Apply] | None:
+def plan_config(instr: Instruction, state: StageState, arg_text: str = "") -> tuple[Any, str, Apply] | None:
     """``(definition, created_by, apply)`` for a config-only instruction, or None for other kinds.
 
-    An empty ``created_by`` means the step leaves no history entry."""
+    ``arg_text`` is an ARG's history text: its words as written (defaults expanded), not the values
+    build args gave them. An empty ``created_by`` means the step leaves no history entry."""
     if isinstance(instr, EnvInstruction):
         pairs = [(p.key, p.value) for p in instr.env]
 
@@ -45,7 +46,7 @@ def plan_config(instr: Instruction, state: StageState) -> tuple[Any, str, Apply]
         return ["env", pairs], "ENV " + " ".join(f"{k}={v}" for k, v in pairs), env
     if isinstance(instr, ArgInstruction):
         shown = [f"{a.key}={a.value}" if a.value is not None else a.key for a in instr.args]
-        return ["arg", shown], "ARG " + " ".join(shown), lambda s: None
+        return ["arg", shown], "ARG " + (arg_text or " ".join(shown)), lambda s: None
     if isinstance(instr, LabelInstruction):
         labels = [(p.key, p.value) for p in instr.labels]
 
@@ -91,7 +92,8 @@ def plan_config(instr: Instruction, state: StageState) -> tuple[Any, str, Apply]
         return [key.lower(), args], f"{key.upper()} {go_quote_list(args)}", command
     if isinstance(instr, ShellInstruction):
         shell = list(instr.shell)
-        return ["shell", shell], f"SHELL {go_quote_list(shell)}", lambda s: s.run.__setitem__("Shell", shell)
+        # Go's %v of the slice, as BuildKit writes it: SHELL [/bin/sh -c]
+        return ["shell", shell], f"SHELL [{' '.join(shell)}]", lambda s: s.run.__setitem__("Shell", shell)
     if isinstance(instr, StopSignalInstruction):
         sig = instr.signal
         return ["stopsignal", sig], f"STOPSIGNAL {sig}", lambda s: s.run.__setitem__("StopSignal", sig)
@@ -102,7 +104,10 @@ def plan_config(instr: Instruction, state: StageState) -> tuple[Any, str, Apply]
                                   ("StartInterval", instr.start_interval), ("Retries", instr.retries)):
             if value:
                 check[field_name] = value
-        text = "HEALTHCHECK " + ("NONE" if check["Test"] == ["NONE"] else go_quote_list(check["Test"]))
+        # BuildKit writes Go's %q of its HealthConfig: &{["CMD" "x"] "30s" "0s" "0s" '\x03'}
+        text = (f"HEALTHCHECK &{{{go_quote_list(check['Test'])} \"{go_duration(instr.interval)}\" "
+                f"\"{go_duration(instr.timeout)}\" \"{go_duration(instr.start_period)}\" "
+                f"{go_quote_rune(instr.retries)}}}")
         return ["healthcheck", check], text, lambda s: s.run.__setitem__("Healthcheck", check)
     if isinstance(instr, MaintainerInstruction):
         author = instr.maintainer

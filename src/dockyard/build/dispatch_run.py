@@ -52,9 +52,10 @@ def plan_run(builder: Builder, instr: RunInstruction, state: StageState) -> tupl
     mounts = [builder.mount_definition(m, state) for m in instr.mounts]
     network = _network(builder, instr)
     definition = ["run", args, env, state.user, state.workdir, network, mounts, instr.security]
-    # BuildKit lists every build arg this stage declared, in declaration order (as Docker 20.10 writes
-    # it), even one an ENV shadows; proxy args never.
-    hargs = [f"{k}={v}" for k, v in state.env.args.items() if k not in PROXY_ARGS]
+    # BuildKit lists every ARG this stage declared, in declaration order, valueless ones too; the
+    # value is the ENV's when an ENV has that name, else the ARG's ("" for none); proxy args never.
+    hargs = [f"{k}={state.env.env.get(k, state.env.args.get(k, ''))}" for k in state.declared_args
+             if k not in PROXY_ARGS]
     prefix = f"|{len(hargs)} {' '.join(hargs)} " if hargs else ""
     return definition, f"RUN {prefix}{' '.join(args)} # buildkit"
 

@@ -30,6 +30,7 @@ from dockyard.build.state import StageState, derive_key
 from dockyard.build.workspace import Workspace
 from dockyard.dockerfile import (
     AddInstruction,
+    ArgInstruction,
     BuildPlan,
     CopyInstruction,
     Instruction,
@@ -403,8 +404,14 @@ class Builder:
     def _dispatch(self, stage: Stage, state: StageState, instr: Instruction, label: str,
                   step_id: str) -> None:
         try:
+            arg_text = ""
+            if isinstance(instr, ArgInstruction):
+                # History shows the ARG as written (defaults expanded before it), not build-arg values.
+                arg_text = " ".join(a.key if a.value is None else f"{a.key}={state.env.expand(a.value)}"
+                                    for a in instr.args)
+                state.declared_args.extend(a.key for a in instr.args)
             expanded = state.env.apply(instr)
-            planned = plan_config(expanded, state)
+            planned = plan_config(expanded, state, arg_text)
             if planned is not None:
                 definition, created_by, apply = planned
                 self._step(state, label, step_id, definition, created_by, apply, None)
