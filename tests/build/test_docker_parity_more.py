@@ -66,6 +66,19 @@ def tar_bytes(entries: list[tuple[str, str, bytes | str, int, int, int]]) -> byt
     return buf.getvalue()
 
 
+def history_texts(tar: Path) -> list[str]:
+    with tarfile.open(tar) as tf:
+        manifest = json.load(tf.extractfile("manifest.json"))  # type: ignore[arg-type]
+        config = json.load(tf.extractfile(manifest[0]["Config"]))  # type: ignore[arg-type]
+    return [str(h.get("created_by", "")) for h in config["history"]]
+
+
+def check(engine_store: Client, tmp: Path, ctx: Path, tag: str, **kwargs: Any) -> None:
+    """``compare``, then the history's texts too (Docker 20.10 writes them as BuildKit 0.8)."""
+    compare(engine_store, tmp, ctx, tag, **kwargs)
+    assert history_texts(tmp / "docker.tar") == history_texts(tmp / "dockyard.tar")
+
+
 def compare_with(engine_store: Client, tmp: Path, ctx: Path, tag: str, *,
                  build_args: dict[str, str] | None = None, target: str = "") -> None:
     """``compare`` for builds that need ``--build-arg`` or ``--target`` (which it does not pass)."""
@@ -90,6 +103,7 @@ def compare_with(engine_store: Client, tmp: Path, ctx: Path, tag: str, *,
         return [(h.get("created_by", "").split(" ")[0], h.get("empty_layer", False)) for h in cfg["history"]]
 
     assert steps(want_cfg) == steps(got_cfg)
+    assert history_texts(tmp / "docker.tar") == history_texts(tmp / "dockyard.tar")
 
 
 # --- COPY / ADD -------------------------------------------------------------------------------------------
@@ -111,7 +125,7 @@ COPY dir ../z
 COPY file.txt /d/sub/old
 """, "dir/a": "a", "dir/sub/b": "b", "file.txt": "f"})
     os.chmod(ctx / "dir" / "sub", 0o711)
-    compare(engine_store, tmp_path, ctx, "onto")
+    check(engine_store, tmp_path, ctx, "onto")
 
 
 def test_wildcards_dirs_and_files(engine_store: Client, tmp_path: Path) -> None:
@@ -124,7 +138,7 @@ COPY .h* /hidden/
 COPY . /all/
 """, "d1/x": "x", "d2/y/z": "z", "dfile": "df", "a1.txt": "a", "b2.txt": "b", "c3.txt": "c",
         "sub/p/one.txt": "1", "sub/q/two.txt": "2", "sub/q/no.md": "n", ".hidden": "h", ".hdir/i": "i"})
-    compare(engine_store, tmp_path, ctx, "wild")
+    check(engine_store, tmp_path, ctx, "wild")
 
 
 def test_dockerignore_exceptions(engine_store: Client, tmp_path: Path) -> None:
@@ -141,7 +155,7 @@ Dockerfile
 .dockerignore
 """, "a.log": "", "keep.log": "k", "x/y/z.tmp": "", "x/y/ok": "o", "build/a": "", "build/keep/b": "b",
         "docs/p/q/secret1": "", "docs/p/public": "p", "abs.txt": "", "sub/abs.txt": "s"})
-    compare(engine_store, tmp_path, ctx, "ignore")
+    check(engine_store, tmp_path, ctx, "ignore")
 
 
 def test_odd_context_files(engine_store: Client, tmp_path: Path) -> None:
@@ -162,7 +176,7 @@ def test_odd_context_files(engine_store: Client, tmp_path: Path) -> None:
     (t / "sticky").mkdir()
     os.chmod(t / "sticky", 0o1777)
     os.chmod(t / "empty", 0o700)
-    compare(engine_store, tmp_path, ctx, "odd")
+    check(engine_store, tmp_path, ctx, "odd")
 
 
 def test_chown_chmod_variants(engine_store: Client, tmp_path: Path) -> None:
@@ -177,7 +191,7 @@ COPY --chmod=700 dir /dirmode
 COPY --chmod=644 --chown=12 dir /both/
 COPY --chown=app:app dir /home/app/new/deeper/
 """, "f": "f", "dir/a": "a", "dir/s/b": "b"})
-    compare(engine_store, tmp_path, ctx, "chown")
+    check(engine_store, tmp_path, ctx, "chown")
 
 
 def test_add_archives(engine_store: Client, tmp_path: Path) -> None:
@@ -198,7 +212,7 @@ ADD a.tar /
 """, "a.tar.gz": gzip.compress(raw, mtime=0), "a.tar.xz": lzma.compress(raw), "a.tar.bz2": bz2.compress(raw),
         "a.tar": tar_bytes([("usr/share/added", "file", "u", 0o644, 0, 0)]),
         "plain.gz": gzip.compress(b"just text\n", mtime=0), "notar.tar": "not a tar at all"})
-    compare(engine_store, tmp_path, ctx, "add")
+    check(engine_store, tmp_path, ctx, "add")
 
 
 def test_copy_from_image_and_index(engine_store: Client, tmp_path: Path) -> None:
@@ -211,7 +225,7 @@ COPY --from=busybox:local /etc/passwd /from-image/
 COPY --from=busybox:local /home /h
 COPY --from=0 /made/one* /globbed/
 """})
-    compare(engine_store, tmp_path, ctx, "from")
+    check(engine_store, tmp_path, ctx, "from")
 
 
 # --- RUN ----------------------------------------------------------------------------------------------------
@@ -228,7 +242,7 @@ SHELL ["/bin/busybox", "sh", "-c"]
 RUN echo via busybox > /bb
 RUN echo $HOME > /home-var && id -u > /id && id -g >> /id && pwd > /pwd && env | sort > /env
 """})
-    compare(engine_store, tmp_path, ctx, "runforms")
+    check(engine_store, tmp_path, ctx, "runforms")
 
 
 def test_arg_env_interplay(engine_store: Client, tmp_path: Path) -> None:
@@ -259,7 +273,7 @@ RUN rm -rf /x /home && echo now-a-file > /x && echo f > /home
 RUN chmod 600 /meta && chown 5:6 /md && touch /a/g && chmod 4711 /bin/busybox
 RUN mkdir /a/b && echo again > /a/b/new
 """})
-    compare(engine_store, tmp_path, ctx, "lower")
+    check(engine_store, tmp_path, ctx, "lower")
 
 
 def test_run_mounts(engine_store: Client, tmp_path: Path) -> None:
@@ -277,7 +291,7 @@ RUN --mount=type=secret,id=s,target=/opt/s,mode=0440,uid=1000 stat -c '%u %g %a'
 RUN --mount=type=secret,id=s cat /run/secrets/s > /sec-content
 RUN ls -la /opt /run 2>&1 | grep -c secrets > /after || true
 """, "a": "a", "b/c": "c"})
-    compare(engine_store, tmp_path, ctx, "mounts", secrets={"s": b"topsecret"})
+    check(engine_store, tmp_path, ctx, "mounts", secrets={"s": b"topsecret"})
 
 
 # --- config instructions ------------------------------------------------------------------------------------
@@ -299,7 +313,7 @@ WORKDIR /nob
 USER 1000:65534
 WORKDIR /mixed
 """})
-    compare(engine_store, tmp_path, ctx, "workdir")
+    check(engine_store, tmp_path, ctx, "workdir")
 
 
 def test_labels_expose_volume(engine_store: Client, tmp_path: Path) -> None:
@@ -319,7 +333,7 @@ VOLUME ["/v3", "/v 4"]
 VOLUME /v1
 RUN ls -d /v1 /v2 /v3 > /vols 2>&1 || mkdir -p /v1 && echo x > /v1/in-volume
 """})
-    compare(engine_store, tmp_path, ctx, "labels")
+    check(engine_store, tmp_path, ctx, "labels")
 
 
 def test_cmd_entrypoint_forms(engine_store: Client, tmp_path: Path) -> None:
@@ -336,7 +350,7 @@ HEALTHCHECK NONE
 STOPSIGNAL 9
 SHELL ["/bin/ash", "-o", "pipefail", "-c"]
 """})
-    compare(engine_store, tmp_path, ctx, "cmds")
+    check(engine_store, tmp_path, ctx, "cmds")
 
 
 def test_entrypoint_resets_inherited_cmd(engine_store: Client, tmp_path: Path) -> None:
@@ -348,7 +362,7 @@ FROM base
 ENTRYPOINT ["/bin/echo"]
 STOPSIGNAL SIGRTMIN+3
 """})
-    compare(engine_store, tmp_path, ctx, "epreset")
+    check(engine_store, tmp_path, ctx, "epreset")
 
 
 def test_onbuild_parent_and_child(engine_store: Client, tmp_path: Path) -> None:
@@ -364,7 +378,7 @@ ONBUILD WORKDIR /ob
     docker("build", "--network=none", "-q", "-t", "parity-onbuild-parent", str(parent))
     build(engine_store.store, BuildOptions(context_dir=str(parent), tags=["parity-onbuild-parent"]))
     child = write(tmp_path / "c", {"Dockerfile": "FROM parity-onbuild-parent\nRUN pwd > here\n", "f": "file"})
-    compare(engine_store, tmp_path, child, "onbuild")
+    check(engine_store, tmp_path, child, "onbuild")
 
 
 def test_target_stage(engine_store: Client, tmp_path: Path) -> None:
@@ -413,7 +427,7 @@ LABEL from.arg=$PORT unset=${NOPE:-dflt} empty=${NOPE}
 RUN env | sort > /tmp/env
 WORKDIR ./sub/
 """})
-    compare(engine_store, tmp_path, ctx, "envforms")
+    check(engine_store, tmp_path, ctx, "envforms")
 
 
 def test_shell_applies_to_cmd_and_entrypoint(engine_store: Client, tmp_path: Path) -> None:
@@ -425,7 +439,7 @@ ENTRYPOINT exec echo entry
 HEALTHCHECK --interval=1m --timeout=2s --start-period=3s --retries=4 CMD echo healthy
 RUN echo "$0 $-" > /shellflags
 """})
-    compare(engine_store, tmp_path, ctx, "shellcmd")
+    check(engine_store, tmp_path, ctx, "shellcmd")
 
 
 def test_copy_from_stage_details(engine_store: Client, tmp_path: Path) -> None:
@@ -443,7 +457,7 @@ COPY --from=st /w/rel/abs /abs-followed
 COPY --from=st --chown=12:34 /w/rel/ /chowned/
 RUN ls -l /via-link | head -1 > /via-link-listing
 """})
-    compare(engine_store, tmp_path, ctx, "fromstage")
+    check(engine_store, tmp_path, ctx, "fromstage")
 
 
 def test_run_bind_rw_and_cache_from(engine_store: Client, tmp_path: Path) -> None:
@@ -457,7 +471,7 @@ RUN --mount=type=bind,source=d/f,target=/etc/single cat /etc/single > /single
 RUN --mount=type=cache,target=/k,from=seed,source=/s cat /k/v > /cache-seed
 RUN --mount=type=bind,target=/ctx,from=seed ls /ctx/s > /whole-stage
 """, "d/f": "orig"})
-    compare(engine_store, tmp_path, ctx, "bindrw")
+    check(engine_store, tmp_path, ctx, "bindrw")
 
 
 def test_steps_that_change_nothing_keep_a_layer(engine_store: Client, tmp_path: Path) -> None:
@@ -472,7 +486,7 @@ RUN --mount=type=tmpfs,target=/tmp echo only in tmpfs > /tmp/x
 """, "empty/": ""})
     # (Docker's RUN layers here also hold /etc, touched by its hosts/resolv.conf mount stubs in an image
     # without those files, so only the empty layers' diff IDs are compared.)
-    compare(engine_store, tmp_path, ctx, "nochange")
+    check(engine_store, tmp_path, ctx, "nochange")
     ids = []
     for name in ("docker.tar", "dockyard.tar"):
         with tarfile.open(tmp_path / name) as tf:
@@ -525,7 +539,7 @@ COPY --chown=4242:nogroup f /mixed-owner
 USER app:nogroup
 RUN touch /tmp/by-app-nogroup && id -u > /tmp/ids && id -g >> /tmp/ids
 """, "f": "f"})
-    compare(engine_store, tmp_path, ctx, "users")
+    check(engine_store, tmp_path, ctx, "users")
 
 
 def test_escape_directive_and_continuations(engine_store: Client, tmp_path: Path) -> None:
@@ -541,7 +555,7 @@ COPY f C:\\not-a-path-but-a-name
 ENV WIN=C:\\dir\\sub
 RUN echo "$WIN" > /win
 """, "f": "f"})
-    compare(engine_store, tmp_path, ctx, "escape")
+    check(engine_store, tmp_path, ctx, "escape")
 
 
 def test_dockerignore_reinclude_and_anchors(engine_store: Client, tmp_path: Path) -> None:
@@ -556,4 +570,4 @@ vendor
 """, "secret": "", "a/temp1": "", "a/b/temp2": "", "vendor/x": "", "vendor/keep.txt": "k",
         "sub/.git/HEAD": "", ".git/config": "", "NOTES.md": "", "README.md": "r", "README-dev.md": "d",
         "keep": "k"})
-    compare(engine_store, tmp_path, ctx, "ignore2")
+    check(engine_store, tmp_path, ctx, "ignore2")
