@@ -431,8 +431,8 @@ class Builder:
             if isinstance(expanded, WorkdirInstruction):
                 path = expanded.path
                 if not path.startswith("/"):
-                    path = f"{state.workdir}/{path}"
-                path = clean_path(path)
+                    path = clean_path(f"{state.workdir}/{path}")
+                # else kept as written (BuildKit joins, and so cleans, only a relative path): /w//x
 
                 def set_workdir(s: StageState) -> None:
                     s.run["WorkingDir"] = path
@@ -448,7 +448,7 @@ class Builder:
 
                 # BuildKit makes no directory (so no layer) for WORKDIR /.
                 self._step(state, label, step_id, ["workdir", path, user], f"WORKDIR {path}", set_workdir,
-                           make if path != "/" else None)
+                           make if clean_path(path) != "/" else None)
                 return
         except (DockerfileError, BuildError):
             raise
