@@ -66,17 +66,27 @@ def tar_bytes(entries: list[tuple[str, str, bytes | str, int, int, int]]) -> byt
     return buf.getvalue()
 
 
-def history_texts(tar: Path) -> list[str]:
+def image_config(tar: Path) -> dict[str, Any]:
     with tarfile.open(tar) as tf:
         manifest = json.load(tf.extractfile("manifest.json"))  # type: ignore[arg-type]
-        config = json.load(tf.extractfile(manifest[0]["Config"]))  # type: ignore[arg-type]
-    return [str(h.get("created_by", "")) for h in config["history"]]
+        return dict(json.load(tf.extractfile(manifest[0]["Config"])))  # type: ignore[arg-type]
+
+
+def same_texts_and_config(tmp: Path) -> None:
+    """The history's texts and the whole run config (every key, empty ones omitted alike) match."""
+    want, got = image_config(tmp / "docker.tar"), image_config(tmp / "dockyard.tar")
+    def texts(cfg: dict[str, Any]) -> list[str]:
+        return [h.get("created_by", "") for h in cfg["history"]]
+
+    assert texts(want) == texts(got)
+    assert {k: v for k, v in want["config"].items() if v is not None} == \
+        {k: v for k, v in got["config"].items() if v is not None}
 
 
 def check(engine_store: Client, tmp: Path, ctx: Path, tag: str, **kwargs: Any) -> None:
-    """``compare``, then the history's texts too (Docker 20.10 writes them as BuildKit 0.8)."""
+    """``compare``, then :func:`same_texts_and_config`."""
     compare(engine_store, tmp, ctx, tag, **kwargs)
-    assert history_texts(tmp / "docker.tar") == history_texts(tmp / "dockyard.tar")
+    same_texts_and_config(tmp)
 
 
 def compare_with(engine_store: Client, tmp: Path, ctx: Path, tag: str, *,
@@ -103,7 +113,7 @@ def compare_with(engine_store: Client, tmp: Path, ctx: Path, tag: str, *,
         return [(h.get("created_by", "").split(" ")[0], h.get("empty_layer", False)) for h in cfg["history"]]
 
     assert steps(want_cfg) == steps(got_cfg)
-    assert history_texts(tmp / "docker.tar") == history_texts(tmp / "dockyard.tar")
+    same_texts_and_config(tmp)
 
 
 # --- COPY / ADD -------------------------------------------------------------------------------------------
@@ -571,3 +581,37 @@ vendor
         "sub/.git/HEAD": "", ".git/config": "", "NOTES.md": "", "README.md": "r", "README-dev.md": "d",
         "keep": "k"})
     check(engine_store, tmp_path, ctx, "ignore2")
+
+
+def test_add_chown_archive_and_link_dests(engine_store: Client, tmp_path: Path) -> None:
+    raw = tar_bytes([("d/", "dir", b"", 0o750, 5, 6), ("d/f", "file", "f", 0o640, 7, 8),
+                     ("d/l", "link", "f", 0o777, 9, 9)])
+    ctx = write(tmp_path / "c", {"Dockerfile": """\
+FROM busybox:local AS st
+RUN echo s > /s && chmod 600 /s
+FROM busybox:local
+RUN mkdir -p /real/sub && ln -s real /rel && ln -s /real/sub /abs
+ADD --chown=1000:1000 a.tgz /owned/
+COPY f /rel/sub/through-relative
+COPY f /abs/through-absolute
+COPY f dir/ /abs/
+COPY --from=st --chmod=755 /s /s-chmodded
+COPY ../f ./up/
+""", "a.tgz": gzip.compress(raw, mtime=0), "f": "f", "dir/x": "x"})
+    check(engine_store, tmp_path, ctx, "addchown")
+
+
+def test_empty_values_and_forms(engine_store: Client, tmp_path: Path) -> None:
+    ctx = write(tmp_path / "c", {"Dockerfile": """\
+FROM busybox:local AS base
+ENTRYPOINT ["/bin/true"]
+CMD ["x"]
+FROM base
+ENV E= F=""
+LABEL empty="" spaced=" a b "
+EXPOSE 80/TCP 53/Udp
+ENTRYPOINT []
+CMD []
+WORKDIR /w/$UNDEFINED/x
+"""})
+    check(engine_store, tmp_path, ctx, "emptyforms")
