@@ -85,7 +85,9 @@ def apply_copy(src_root: str, spec: CopySpec, dest_root: str, *, src_label: str 
             raise BuildError(f"failed to calculate checksum of ref {ref}\"{clean_path(pattern)}\": not found")
         matches.extend(found)
     if not matches:
-        raise BuildError(f"lstat {' '.join(spec.sources)}: no source files were specified")
+        # Only wildcards got here (a missing plain name raised above): BuildKit allows an empty match
+        # and copies nothing, the destination not even made.
+        return 0
     dest = clean_path(spec.dest)
     dest_host = secure_join(dest_root, dest)
     dest_is_dir = spec.dest_is_dir or len(matches) > 1 or os.path.isdir(dest_host)
