@@ -23,7 +23,7 @@ import pytest
 from dockyard.build.engine import build
 from dockyard.build.options import BuildOptions
 from dockyard.client import Client
-from dockyard.errors import BuildError
+from dockyard.errors import BuildError, DockyardError
 from tests.build.fstree import diff, snapshot, unpack_docker_save
 from tests.build.test_docker_parity import CONFIG_KEYS, DOCKER, ENV, compare, docker, engine_store
 
@@ -615,3 +615,49 @@ CMD []
 WORKDIR /w/$UNDEFINED/x
 """})
     check(engine_store, tmp_path, ctx, "emptyforms")
+
+
+BAD_OR_NOT = {
+    "missing-source": "COPY missing /x",
+    "unknown-user": "USER ghost\nRUN true",
+    "missing-archive": "ADD missing.tar.gz /x/",
+    "failing-run": "RUN exit 3",
+    "workdir-onto-file": "WORKDIR /etc/passwd",
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_OR_NOT))
+def test_fails_when_docker_fails(engine_store: Client, tmp_path: Path, case: str) -> None:
+    """The same Dockerfiles fail (or build) with both."""
+    ctx = write(tmp_path / "c", {"Dockerfile": f"FROM busybox:local\n{BAD_OR_NOT[case]}\n", "f": "f"})
+    done = subprocess.run([DOCKER, "build", "--network=none", "-q", str(ctx)], env=ENV, capture_output=True)
+    error = ""
+    try:
+        build(engine_store.store, BuildOptions(context_dir=str(ctx), tags=[f"parity-bad-{case}"]))
+    except DockyardError as exc:
+        error = str(exc)
+    assert (done.returncode == 0) == (error == ""), (done.stderr.decode()[-300:], error)
+
+
+# Docker 20.10 builds these, silently: --chown to an unknown name gives root, and several sources go to a
+# file destination. dockyard refuses both with a clear error (newer Docker's frontend does likewise for
+# the second); a deliberate difference.
+STRICTER = {
+    "chown-unknown-user": ("COPY --chown=ghost f /x", "unable to find user ghost"),
+    "two-sources-file-dest": ("COPY f f /x", "the destination must be a directory"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(STRICTER))
+def test_stricter_than_docker_20_10(engine_store: Client, tmp_path: Path, case: str) -> None:
+    line, message = STRICTER[case]
+    ctx = write(tmp_path / "c", {"Dockerfile": f"FROM busybox:local\n{line}\n", "f": "f"})
+    docker("build", "--network=none", "-q", str(ctx))
+    with pytest.raises(DockyardError, match=message):
+        build(engine_store.store, BuildOptions(context_dir=str(ctx), tags=[f"parity-strict-{case}"]))
+
+
+def test_wildcard_matching_nothing(engine_store: Client, tmp_path: Path) -> None:
+    ctx = write(tmp_path / "c", {"Dockerfile": "FROM busybox:local\nCOPY nomatch* /x/\nCOPY f* /y/\n",
+                                 "f": "f"})
+    check(engine_store, tmp_path, ctx, "nomatch")
