@@ -8,13 +8,16 @@ files in the context, archives, RUN mounts, ARG/ENV scoping, config instruction 
 from __future__ import annotations
 
 import bz2
+import contextlib
 import gzip
 import io
 import json
 import lzma
 import os
+import shutil
 import subprocess
 import tarfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +32,15 @@ from tests.build.test_docker_parity import CONFIG_KEYS, DOCKER, ENV, compare, do
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 __all__ = ["engine_store"]  # the module fixture, shared with test_docker_parity
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _remove_store(engine_store: Client) -> Iterator[None]:
+    """This module's store (on /dev/shm) goes when the module is done."""
+    yield
+    with contextlib.suppress(OSError):
+        engine_store.close()
+    shutil.rmtree(engine_store.root, ignore_errors=True)
 
 
 def write(ctx: Path, files: dict[str, str | bytes]) -> Path:
