@@ -673,3 +673,25 @@ def test_wildcard_matching_nothing(engine_store: Client, tmp_path: Path) -> None
     ctx = write(tmp_path / "c", {"Dockerfile": "FROM busybox:local\nCOPY nomatch* /x/\nCOPY f* /y/\n",
                                  "f": "f"})
     check(engine_store, tmp_path, ctx, "nomatch")
+
+
+def test_double_star_and_archive_links(engine_store: Client, tmp_path: Path) -> None:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        for name, data in (("t/a", b"a"), ("over", b"now a file")):
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(data), 0o644, 1_600_000_000
+            tf.addfile(info, io.BytesIO(data))
+        hard = tarfile.TarInfo("t/hard")
+        hard.type, hard.linkname = tarfile.LNKTYPE, "t/a"
+        tf.addfile(hard)
+    ctx = write(tmp_path / "c", {"Dockerfile": """\
+FROM busybox:local
+RUN mkdir -p /x/over && echo in > /x/over/inner
+COPY **/*.txt /stars/
+COPY a/**/deep.txt /deep/
+ADD links.tar /x/
+RUN stat -c '%h' /x/t/a > /x/links
+""", "top.txt": "t", "a/b/c/deep.txt": "d", "a/deep.txt": "d0", "a/b/mid.txt": "m",
+        "links.tar": buf.getvalue()})
+    check(engine_store, tmp_path, ctx, "stars")
