@@ -50,7 +50,7 @@ ONBUILD RUN echo triggered
                                   "Interval": 5_000_000_000, "Retries": 2}
     assert run["Shell"] == ["/bin/sh", "-ec"]
     assert run["Entrypoint"] == ["/bin/echo"]
-    assert run["Cmd"] is None  # an ENTRYPOINT resets the CMD inherited from the base
+    assert "Cmd" not in run  # an ENTRYPOINT resets the CMD inherited from the base
     assert run["OnBuild"] == ["RUN echo triggered"]
     assert result.image_id == str(builds.client.resolve("cfg:1"))
     assert (builds.rootfs("cfg:1") / "srv" / "app").is_dir()

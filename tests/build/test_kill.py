@@ -21,7 +21,7 @@ from tests.build.conftest import busybox_tar
 DOCKERFILE = """\
 FROM busybox:local
 COPY big /big
-RUN cp /big /big2 && sleep 0.3 && echo done > /done
+RUN cp /big /big2 && sleep 0.3 && echo {marker} > /done
 FROM busybox:local
 COPY --from=0 /done /done
 RUN sleep 0.2
@@ -45,7 +45,8 @@ def root(tmp_path: Path) -> Iterator[Path]:
 def test_sigkill_during_build(root: Path, tmp_path: Path, delay: float) -> None:
     ctx = tmp_path / "ctx"
     ctx.mkdir()
-    (ctx / "Dockerfile").write_text(DOCKERFILE)
+    marker = f"done-{os.urandom(6).hex()}"  # tests may run side by side: find only this build's processes
+    (ctx / "Dockerfile").write_text(DOCKERFILE.format(marker=marker))
     (ctx / "big").write_bytes(os.urandom(1 << 20) * 24)
     env = {**os.environ, "DOCKYARD_ROOT": str(root)}
     cmd = [sys.executable, "-m", "dockyard", "build", "--no-cache", "--progress", "quiet", "-t", "k:1",
@@ -54,10 +55,14 @@ def test_sigkill_during_build(root: Path, tmp_path: Path, delay: float) -> None:
     time.sleep(delay)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    time.sleep(0.2)  # the executor's helper notices its parent died and ends its runs
-    # No container process survives the builder.
-    leftover = subprocess.run(["pgrep", "-f", "cp /big /big2"], capture_output=True, text=True).stdout
-    assert not leftover.strip()
+    # No container process survives the builder (its executor helper notices the death and ends its runs).
+    deadline = time.monotonic() + 10
+    while True:
+        leftover = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True).stdout.strip()
+        if not leftover or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert not leftover
     client = Client(root)
     report = client.check()
     assert report.ok, report.problems

@@ -12,6 +12,7 @@ import os
 import sqlite3
 import stat
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,18 +28,28 @@ class HashCache:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS file_hash"
-            " (path TEXT PRIMARY KEY, sig TEXT NOT NULL, digest TEXT NOT NULL)"
-        )
         self._lock = threading.Lock()
         self._pending: list[tuple[str, str, str]] = []
+        # Switching to WAL can fail at once (no busy wait) while another build opens the same file.
+        for attempt in range(100):
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
+                self._db.execute("CREATE TABLE IF NOT EXISTS file_hash"
+                                 " (path TEXT PRIMARY KEY, sig TEXT NOT NULL, digest TEXT NOT NULL)")
+                break
+            except sqlite3.OperationalError:
+                if attempt == 99:
+                    raise
+                time.sleep(0.05)
 
     def get(self, path: str, sig: str) -> str | None:
-        with self._lock:
-            row = self._db.execute("SELECT sig, digest FROM file_hash WHERE path = ?", (path,)).fetchone()
+        """The remembered digest, or None (also when the table is busy: the cache only saves work)."""
+        try:
+            with self._lock:
+                row = self._db.execute("SELECT sig, digest FROM file_hash WHERE path = ?", (path,)).fetchone()
+        except sqlite3.OperationalError:
+            return None
         return str(row[1]) if row is not None and row[0] == sig else None
 
     def put(self, path: str, sig: str, digest: str) -> None:
@@ -48,7 +59,10 @@ class HashCache:
     def flush(self) -> None:
         with self._lock:
             if self._pending:
-                self._db.executemany("INSERT OR REPLACE INTO file_hash VALUES (?, ?, ?)", self._pending)
+                try:
+                    self._db.executemany("INSERT OR REPLACE INTO file_hash VALUES (?, ?, ?)", self._pending)
+                except sqlite3.OperationalError:
+                    pass  # busy for longer than the timeout: these digests are simply computed again
                 self._pending.clear()
 
     def close(self) -> None:

@@ -92,9 +92,8 @@ def plan_config(instr: Instruction, state: StageState, arg_text: str = "") -> tu
             if key == "Cmd":
                 s.run["ArgsEscaped"] = True  # BuildKit 0.8 sets it for every CMD (Docker 20.10 shows it)
             if key == "Entrypoint" and "Cmd" in s.run_config_from_base:
-                # Docker: an ENTRYPOINT resets a CMD inherited from the base image. (Docker omits the
-                # key; null here is the same to every reader, and tests/build/test_engine.py expects it.)
-                s.run["Cmd"] = None
+                # Docker: an ENTRYPOINT resets a CMD inherited from the base image (the key goes).
+                s.run.pop("Cmd", None)
             s.run_config_from_base.discard(key)
         return [key.lower(), args], f"{key.upper()} {go_quote_list(args)}", command
     if isinstance(instr, ShellInstruction):
