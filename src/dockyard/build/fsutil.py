@@ -10,45 +10,9 @@ import os
 import stat
 
 from dockyard.errors import UnsafePath
+from dockyard.executor.user import secure_join
 
-_MAX_LINKS = 255
-
-
-def secure_join(root: str, path: str, *, follow_final: bool = True) -> str:
-    """The host path of ``path`` inside ``root``, resolving symlinks in the root's scope.
-
-    ``..`` never climbs above ``root``; absolute symlink targets restart at ``root``. With
-    ``follow_final=False`` a symlink in the last component is not followed (the link itself is meant).
-    """
-    parts = [p for p in path.split("/") if p and p != "."]
-    resolved: list[str] = []
-    links = 0
-    while parts:
-        part = parts.pop(0)
-        if part == "..":
-            if resolved:
-                resolved.pop()
-            continue
-        candidate = os.path.join(root, *resolved, part)
-        if not parts and not follow_final:
-            resolved.append(part)
-            break
-        try:
-            st = os.lstat(candidate)
-        except (FileNotFoundError, NotADirectoryError):
-            resolved.append(part)
-            continue
-        if not stat.S_ISLNK(st.st_mode):
-            resolved.append(part)
-            continue
-        links += 1
-        if links > _MAX_LINKS:
-            raise UnsafePath(f"too many levels of symbolic links resolving {path}")
-        target = os.readlink(candidate)
-        if target.startswith("/"):
-            resolved = []
-        parts = [p for p in target.split("/") if p and p != "."] + parts
-    return os.path.join(root, *resolved) if resolved else root
+__all__ = ["clean_path", "mkdir_all", "secure_join"]
 
 
 def clean_path(path: str) -> str:
