@@ -86,6 +86,7 @@ def test_failures_exit_1_with_buildkit_message(root: Path, tmp_path: Path) -> No
     assert r.returncode == 1 and "Dockerfile:2" in r.stderr and "did you mean COPY" in r.stderr
     r = dy(root, "build", str(tmp_path / "missing"))
     assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert f'unable to prepare context: path "{tmp_path / "missing"}" not found' in r.stderr
 
 
 def test_dockerfile_from_stdin_and_secret(root: Path, tmp_path: Path) -> None:

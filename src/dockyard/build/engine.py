@@ -95,6 +95,8 @@ class Builder:
         self.options = options
         recover(store)
         self.warnings: list[str] = []
+        if not os.path.isdir(options.context_dir):
+            raise BuildError(f'unable to prepare context: path "{options.context_dir}" not found')
         self.plan = self._load_plan()
         self.lease = store.lease(ttl=6 * 3600.0)
         self.workspace = Workspace(store, self.lease)
