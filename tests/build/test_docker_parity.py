@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ def docker(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[bytes]:
 
 
 @pytest.fixture(scope="module")
-def engine_store(tmp_path_factory: pytest.TempPathFactory) -> Client:
+def engine_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
     """A dockyard store holding Docker's own busybox:local (loaded from ``docker save``: same image ID)."""
     subprocess.run(["bash", str(PEERS / "start-dockerd.sh")], check=True, capture_output=True)
     subprocess.run(["bash", str(PEERS / "import-busybox.sh")], check=True, capture_output=True)
@@ -49,7 +50,10 @@ def engine_store(tmp_path_factory: pytest.TempPathFactory) -> Client:
         client.load(f)
     assert client.resolve("busybox:local") == docker("image", "inspect", "-f", "{{.Id}}",
                                                      "busybox:local").stdout.decode().strip()
-    return client
+    yield client
+    client.close()
+    subprocess.run(["umount", "-R", "-l", str(root)], stderr=subprocess.DEVNULL, check=False)
+    shutil.rmtree(root, ignore_errors=True)
 
 
 def compare(engine_store: Client, tmp: Path, ctx: Path, tag: str, *, secrets: dict[str, bytes] | None = None,
