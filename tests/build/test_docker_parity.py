@@ -166,6 +166,10 @@ COPY --chmod=600 dir /chmodded
 COPY --chown=nobody dir /by-name
 RUN mkdir -p /existing && chmod 700 /existing && ln -s /tmp /tmplink && echo x > /tmplink/through-link
 COPY file.txt /tmplink/
+RUN id > /id-root && grep Groups /proc/self/status > /groups-root
+USER app
+RUN id > /tmp/id-app && grep Groups /proc/self/status > /tmp/groups-app
+USER root
 RUN rm /etc/group && mkdir /etc/group && touch /etc/group/inside
 """
 

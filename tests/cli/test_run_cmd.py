@@ -48,6 +48,8 @@ def test_command_line_rules() -> None:
 def test_runs_with_image_defaults_and_overrides(root: Path, tmp_path: Path) -> None:
     r = dy(root, "busybox:local", "sh", "-c", "echo $GREETING $(pwd) $(id -u):$(id -g)")
     assert (r.returncode, r.stdout) == (0, "hello /tmp 0:0\n")
+    # docker run (containerd) puts the primary group among the supplementary ones; a build's RUN does not.
+    assert dy(root, "busybox:local", "id").stdout == "uid=0(root) gid=0(root) groups=0(root)\n"
     r = dy(root, "-e", "GREETING=hi", "-w", "/", "-u", "1000:100", "busybox:local", "sh", "-c",
            "echo $GREETING $(pwd) $(id -u):$(id -g)")
     assert r.stdout == "hi / 1000:100\n"

@@ -156,7 +156,7 @@ def _setup_and_exec(req: dict[str, Any], sock: socket.socket, stdio: tuple[int, 
     if spec.tty:
         fcntl.ioctl(0, termios.TIOCSCTTY, 0)  # after setsid: the pty becomes the controlling terminal
     m.drop_bounding_set(m.DEFAULT_CAP_MASK)
-    os.setgroups(user.all_groups(spec.extra_groups))
+    os.setgroups(user.all_groups(spec.extra_groups, primary=spec.primary_group_in_groups))
     os.setgid(user.gid)
     os.setuid(user.uid)
     if user.uid == 0:

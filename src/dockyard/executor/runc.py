@@ -120,7 +120,8 @@ class RuncExecutor:
             "process": {
                 "terminal": False,
                 "user": {"uid": user.uid, "gid": user.gid,
-                         "additionalGids": user.all_groups(spec.extra_groups)},
+                         "additionalGids": user.all_groups(spec.extra_groups,
+                                                           primary=spec.primary_group_in_groups)},
                 "args": list(spec.args),
                 "env": [f"{k}={v}" for k, v in env.items()],
                 "cwd": spec.cwd,

@@ -88,6 +88,7 @@ class ProcessSpec:
     extra_groups: Sequence[int] = ()
     hosts: Sequence[tuple[str, str]] = field(default=())
     tty: bool = False
+    primary_group_in_groups: bool = True
 
     def __post_init__(self) -> None:
         if not self.args:
@@ -105,7 +106,8 @@ class ProcessSpec:
         return {"args": list(self.args), "env": list(self.env), "cwd": self.cwd, "user": self.user,
                 "hostname": self.hostname, "network": self.network,
                 "mounts": [m.to_json() for m in self.mounts], "extra_groups": list(self.extra_groups),
-                "hosts": [list(h) for h in self.hosts], "tty": self.tty}
+                "hosts": [list(h) for h in self.hosts], "tty": self.tty,
+                "primary_group_in_groups": self.primary_group_in_groups}
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> ProcessSpec:
@@ -113,7 +115,8 @@ class ProcessSpec:
         return cls(args=raw["args"], env=raw["env"], cwd=raw["cwd"], user=raw["user"],
                    hostname=raw["hostname"], network=raw["network"],
                    mounts=[Mount.from_json(m) for m in raw["mounts"]], extra_groups=raw["extra_groups"],
-                   hosts=[(h[0], h[1]) for h in raw["hosts"]], tty=raw.get("tty", False))
+                   hosts=[(h[0], h[1]) for h in raw["hosts"]], tty=raw.get("tty", False),
+                   primary_group_in_groups=raw.get("primary_group_in_groups", True))
 
 
 @dataclass(frozen=True, slots=True)

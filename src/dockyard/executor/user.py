@@ -68,9 +68,10 @@ class ExecUser:
     groups: tuple[int, ...] = field(default=())
     home: str = "/"
 
-    def all_groups(self, extra: Sequence[int] = ()) -> list[int]:
-        """The process's supplementary groups: the primary gid first (as containerd), then the rest."""
-        return list(dict.fromkeys([self.gid, *self.groups, *extra]))
+    def all_groups(self, extra: Sequence[int] = (), *, primary: bool = True) -> list[int]:
+        """The process's supplementary groups: the primary gid first (as containerd does for ``docker
+        run``; BuildKit's RUN leaves it out: ``primary=False``), then the rest."""
+        return list(dict.fromkeys([*([self.gid] if primary else []), *self.groups, *extra]))
 
 
 def _read_table(root: str | os.PathLike[str], name: str) -> list[list[str]]:
