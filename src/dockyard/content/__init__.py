@@ -33,6 +33,7 @@ from typing import BinaryIO
 
 from dockyard.errors import CorruptData, DigestMismatch, InvalidArgument, NotFound, StoreError
 from dockyard.oci.digest import Digest, Hasher, is_valid
+from dockyard.snapshot import pid_of, process_alive
 
 CHUNK = 1 << 20
 
@@ -282,7 +283,7 @@ class ContentStore:
         removed: list[Path] = []
         now = time.time()
         for path in self.ingest_files():
-            if _owner_alive(path.name) and now - _mtime(path) < max_age:
+            if process_alive(pid_of(path.name)) and now - _mtime(path) < max_age:
                 continue
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
@@ -295,20 +296,3 @@ def _mtime(path: Path) -> float:
         return path.stat().st_mtime
     except FileNotFoundError:
         return 0.0
-
-
-def _owner_alive(name: str) -> bool:
-    """Whether the pid embedded in a temp name (``<tag>.<pid>.<rand>``) still runs."""
-    parts = name.split(".")
-    if len(parts) < 3 or not parts[-2].isdigit():
-        return False
-    pid = int(parts[-2])
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

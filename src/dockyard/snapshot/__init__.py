@@ -217,6 +217,7 @@ def pid_of(name: str) -> int:
 
 
 def process_alive(pid: int) -> bool:
+    """Whether ``pid`` runs (this process counts; a pid we may not signal is someone else's, alive)."""
     if pid <= 0:
         return False
     if pid == os.getpid():
