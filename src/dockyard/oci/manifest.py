@@ -12,6 +12,19 @@ from dockyard.oci.descriptor import Descriptor
 from dockyard.oci.digest import Digest
 
 
+def _document(media_type: str, artifact_type: str, body: dict[str, Any], subject: Descriptor | None,
+              annotations: dict[str, str]) -> dict[str, Any]:
+    """The fields manifests and indexes share around their own ``body``; empty optional ones left out."""
+    out: dict[str, Any] = {"schemaVersion": 2, "mediaType": media_type, **body}
+    if artifact_type:
+        out["artifactType"] = artifact_type
+    if subject is not None:
+        out["subject"] = subject.to_dict()
+    if annotations:
+        out["annotations"] = dict(annotations)
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class Manifest:
     config: Descriptor
@@ -22,16 +35,8 @@ class Manifest:
     artifact_type: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"schemaVersion": 2, "mediaType": self.media_type}
-        if self.artifact_type:
-            out["artifactType"] = self.artifact_type
-        out["config"] = self.config.to_dict()
-        out["layers"] = [layer.to_dict() for layer in self.layers]
-        if self.subject is not None:
-            out["subject"] = self.subject.to_dict()
-        if self.annotations:
-            out["annotations"] = dict(self.annotations)
-        return out
+        body = {"config": self.config.to_dict(), "layers": [layer.to_dict() for layer in self.layers]}
+        return _document(self.media_type, self.artifact_type, body, self.subject, self.annotations)
 
     def to_json(self) -> bytes:
         return dumps(self.to_dict())
@@ -46,15 +51,8 @@ class Index:
     artifact_type: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"schemaVersion": 2, "mediaType": self.media_type}
-        if self.artifact_type:
-            out["artifactType"] = self.artifact_type
-        out["manifests"] = [m.to_dict() for m in self.manifests]
-        if self.subject is not None:
-            out["subject"] = self.subject.to_dict()
-        if self.annotations:
-            out["annotations"] = dict(self.annotations)
-        return out
+        body = {"manifests": [m.to_dict() for m in self.manifests]}
+        return _document(self.media_type, self.artifact_type, body, self.subject, self.annotations)
 
     def to_json(self) -> bytes:
         return dumps(self.to_dict())
