@@ -42,7 +42,7 @@ from dockyard.oci.digest import Digest
 from dockyard.progress import ProgressSink, discard
 
 if TYPE_CHECKING:
-    from dockyard.build.options import BuildOptions, BuildResult
+    from dockyard.builder.options import BuildOptions, BuildResult
     from dockyard.executor.base import OnStart
     from dockyard.imageops.check import CheckReport
     from dockyard.imageops.gc import GcResult
@@ -231,7 +231,7 @@ class Client:
 
         Progress events go to ``options.progress`` or, when that is left as the default, this
         client's sink."""
-        from dockyard.build.engine import build
+        from dockyard.builder.engine import build
         if options.progress is discard:
             options.progress = self.progress
         if options.puller is None:

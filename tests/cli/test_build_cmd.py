@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.build.conftest import busybox_tar
+from tests.builder.conftest import busybox_tar
 
 
 @pytest.fixture()

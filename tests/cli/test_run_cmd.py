@@ -16,7 +16,7 @@ import pytest
 from dockyard.client import Client
 from dockyard.imageops.run import RunOptions, command_line, environment
 from dockyard.oci.config import ImageConfig
-from tests.build.conftest import busybox_tar
+from tests.builder.conftest import busybox_tar
 
 
 @pytest.fixture()

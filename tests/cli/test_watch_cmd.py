@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from dockyard.build.options import BuildOptions
+from dockyard.builder.options import BuildOptions
 from dockyard.client import Client
 from dockyard.oci.platform import host
 from dockyard.oci.reference import parse_normalized
 from dockyard.tools.watch import remote_digest
-from tests.build.conftest import busybox_tar
+from tests.builder.conftest import busybox_tar
 from tests.conftest import PEERS
 
 pytestmark = pytest.mark.peers

@@ -70,7 +70,7 @@ def _ssh(values: tuple[str, ...]) -> dict[str, str]:
 
 
 def _outputs(values: tuple[str, ...]) -> list[object]:
-    from dockyard.build.options import Output
+    from dockyard.builder.options import Output
 
     out: list[object] = []
     for value in values:
@@ -118,7 +118,7 @@ def build_cmd(ctx: click.Context, path: str, tags: tuple[str, ...], dockerfile: 
               secrets: tuple[str, ...], ssh: tuple[str, ...], network: str, build_contexts: tuple[str, ...],
               push: bool, runtime: str) -> None:
     """Build an image from a Dockerfile."""
-    from dockyard.build.options import BuildOptions
+    from dockyard.builder.options import BuildOptions
     from dockyard.cli.progress_render import make_renderer
     from dockyard.client import Client
 

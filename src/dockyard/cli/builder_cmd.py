@@ -33,7 +33,7 @@ def builder_group() -> None:
 @click.pass_context
 def prune_cmd(ctx: click.Context, all_: bool, force: bool, keep_storage: str) -> None:
     """Remove build cache."""
-    from dockyard.build.prune import prune_cache
+    from dockyard.builder.prune import prune_cache
     from dockyard.cli.format import human_size
     from dockyard.client import Client
 

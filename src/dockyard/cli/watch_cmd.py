@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 if TYPE_CHECKING:
-    from dockyard.build.options import BuildOptions
+    from dockyard.builder.options import BuildOptions
     from dockyard.tools.watch import BaseStatus, WatchEvent
 
 _CTX = {"help_option_names": ["-h", "--help"]}
@@ -35,7 +35,7 @@ def _kv(values: tuple[str, ...], flag: str) -> dict[str, str]:
 
 def _options(path: str, dockerfile: str, build_args: tuple[str, ...], platform: str, target: str,
              build_contexts: tuple[str, ...], tags: tuple[str, ...] = (), push: bool = False) -> BuildOptions:
-    from dockyard.build.options import BuildOptions
+    from dockyard.builder.options import BuildOptions
     from dockyard.errors import DockyardError
     from dockyard.oci.reference import parse_normalized
 

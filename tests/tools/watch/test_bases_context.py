@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from dockyard.build.options import BuildOptions
+from dockyard.builder.options import BuildOptions
 from dockyard.errors import BuildError, DockerfileError
 from dockyard.tools.watch import base_refs, changed, snapshot
 

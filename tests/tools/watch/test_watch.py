@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from dockyard.build.options import BuildOptions
+from dockyard.builder.options import BuildOptions
 from dockyard.client import Client
 from dockyard.progress import Event
 from dockyard.registry.client import RegistryClient
 from dockyard.tools.watch import Watcher, WatchEvent, check_bases
-from tests.build.conftest import busybox_tar
+from tests.builder.conftest import busybox_tar
 from tests.conftest import PEERS
 
 pytestmark = pytest.mark.peers

@@ -25,7 +25,7 @@ from dockyard.oci.platform import parse as parse_platform
 from dockyard.oci.reference import Reference, parse_normalized
 
 if TYPE_CHECKING:
-    from dockyard.build.options import BuildOptions
+    from dockyard.builder.options import BuildOptions
     from dockyard.client import Client
     from dockyard.registry.client import RegistryClient
 

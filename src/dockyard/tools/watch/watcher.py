@@ -24,7 +24,7 @@ from dockyard.tools.watch.bases import BaseStatus, check_bases, target_base
 from dockyard.tools.watch.context import Signature, changed, snapshot
 
 if TYPE_CHECKING:
-    from dockyard.build.options import BuildOptions, BuildResult
+    from dockyard.builder.options import BuildOptions, BuildResult
     from dockyard.client import Client
     from dockyard.registry.client import RegistryClient
 

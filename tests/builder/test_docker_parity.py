@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
-from dockyard.build.engine import build
-from dockyard.build.options import BuildOptions
+from dockyard.builder.engine import build
+from dockyard.builder.options import BuildOptions
 from dockyard.client import Client
-from tests.build.fstree import diff, snapshot, unpack_docker_save
+from tests.builder.fstree import diff, snapshot, unpack_docker_save
 from tests.conftest import PEERS
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]

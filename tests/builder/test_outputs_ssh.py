@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from dockyard.build.options import Output
+from dockyard.builder.options import Output
 from dockyard.errors import BuildError
-from tests.build.conftest import Builds
+from tests.builder.conftest import Builds
 
 DF = "FROM busybox:local\nRUN echo out > /out\n"
 

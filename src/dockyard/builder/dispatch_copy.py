@@ -13,16 +13,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dockyard.archive import apply_layer, detect, open_decompressed
-from dockyard.build.chmod import parse_chmod
-from dockyard.build.copy import CopySpec, apply_copy
-from dockyard.build.fsutil import clean_path, mkdir_all, secure_join
-from dockyard.build.state import StageState
+from dockyard.builder.chmod import parse_chmod
+from dockyard.builder.copy import CopySpec, apply_copy
+from dockyard.builder.fsutil import clean_path, mkdir_all, secure_join
+from dockyard.builder.state import StageState
 from dockyard.dockerfile import AddInstruction, CopyInstruction, PatternMatcher
 from dockyard.errors import BuildError, DockyardError
 from dockyard.executor import resolve_user
 
 if TYPE_CHECKING:
-    from dockyard.build.engine import Builder
+    from dockyard.builder.engine import Builder
 
 Sources = CopyInstruction | AddInstruction
 

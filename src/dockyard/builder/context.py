@@ -16,8 +16,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from dockyard.build.copy import has_wildcard, resolve_sources
-from dockyard.build.fsutil import clean_path
+from dockyard.builder.copy import has_wildcard, resolve_sources
+from dockyard.builder.fsutil import clean_path
 
 ExcludeFn = Callable[[str, bool], bool]
 

@@ -16,7 +16,7 @@ import pytest
 
 from dockyard.client import Client
 from dockyard.executor.cleanup import mounts_under
-from tests.build.conftest import busybox_tar
+from tests.builder.conftest import busybox_tar
 
 DOCKERFILE = """\
 FROM busybox:local

@@ -23,12 +23,12 @@ from typing import Any
 
 import pytest
 
-from dockyard.build.engine import build
-from dockyard.build.options import BuildOptions
+from dockyard.builder.engine import build
+from dockyard.builder.options import BuildOptions
 from dockyard.client import Client
 from dockyard.errors import BuildError, DockyardError
-from tests.build.fstree import diff, snapshot, unpack_docker_save
-from tests.build.test_docker_parity import CONFIG_KEYS, DOCKER, ENV, compare, docker, engine_store
+from tests.builder.fstree import diff, snapshot, unpack_docker_save
+from tests.builder.test_docker_parity import CONFIG_KEYS, DOCKER, ENV, compare, docker, engine_store
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 __all__ = ["engine_store"]  # the module fixture, shared with test_docker_parity

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from dockyard.build.engine import build
-from dockyard.build.options import BuildOptions
+from dockyard.builder.engine import build
+from dockyard.builder.options import BuildOptions
 from dockyard.errors import BuildError, DockerfileError
-from tests.build.conftest import Builds
+from tests.builder.conftest import Builds
 
 BASE = "FROM busybox:local\n"
 
@@ -274,7 +274,7 @@ def test_two_builds_at_once_share_the_store(builds: Builds) -> None:
 def test_runc_runtime_gives_the_same_files(builds: Builds) -> None:
     import shutil as _shutil
 
-    from tests.build.fstree import diff, snapshot
+    from tests.builder.fstree import diff, snapshot
 
     if _shutil.which("runc") is None:
         pytest.skip("runc is not installed")

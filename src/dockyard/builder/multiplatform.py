@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from dockyard.archive import TarEntry, TarWriter
 from dockyard.archive.tarheader import DIRTYPE, REGTYPE
-from dockyard.build.options import BuildOptions, BuildResult
+from dockyard.builder.options import BuildOptions, BuildResult
 from dockyard.dockerfile import Platform
 from dockyard.errors import BuildError, NotFound
 from dockyard.imageops import Store
@@ -51,7 +51,7 @@ def split_platforms(value: str) -> list[str]:
 
 def build_platforms(store: Store, options: BuildOptions, platforms: list[str]) -> MultiPlatformResult:
     """Build every platform in parallel and store an OCI index of them."""
-    from dockyard.build.engine import build
+    from dockyard.builder.engine import build
 
     per_platform = [dataclasses.replace(options, platform=p, tags=[], outputs=[]) for p in platforms]
     with ThreadPoolExecutor(max_workers=len(platforms), thread_name_prefix="platform") as pool:

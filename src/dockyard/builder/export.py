@@ -10,13 +10,13 @@ import sys
 from typing import TYPE_CHECKING
 
 from dockyard.archive import write_tree
-from dockyard.build.state import StageState
+from dockyard.builder.state import StageState
 from dockyard.errors import BuildError
 from dockyard.imageops.save import SaveItem, save, save_to_file
 from dockyard.oci.digest import Digest
 
 if TYPE_CHECKING:
-    from dockyard.build.engine import Builder
+    from dockyard.builder.engine import Builder
 
 
 def export_outputs(builder: Builder, state: StageState, image_id: str) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from dockyard.build.options import BuildOptions
+from dockyard.builder.options import BuildOptions
 from dockyard.client import Client
 from tests.conftest import PEERS
 

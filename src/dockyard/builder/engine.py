@@ -20,14 +20,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from dockyard.build.context import HashCache, LocalContext
-from dockyard.build.dispatch_config import plan_config
-from dockyard.build.dispatch_copy import download, execute_copy, plan_copy
-from dockyard.build.dispatch_run import cache_dir_name, execute_run, plan_run
-from dockyard.build.fsutil import clean_path, mkdir_all, secure_join
-from dockyard.build.options import BuildOptions, BuildResult
-from dockyard.build.state import StageState, derive_key
-from dockyard.build.workspace import Workspace
+from dockyard.builder.context import HashCache, LocalContext
+from dockyard.builder.dispatch_config import plan_config
+from dockyard.builder.dispatch_copy import download, execute_copy, plan_copy
+from dockyard.builder.dispatch_run import cache_dir_name, execute_run, plan_run
+from dockyard.builder.fsutil import clean_path, mkdir_all, secure_join
+from dockyard.builder.options import BuildOptions, BuildResult
+from dockyard.builder.state import StageState, derive_key
+from dockyard.builder.workspace import Workspace
 from dockyard.dockerfile import (
     AddInstruction,
     ArgInstruction,
@@ -68,7 +68,7 @@ def build(store: Store, options: BuildOptions) -> BuildResult:
 
     Several platforms (``linux/amd64,linux/arm64``) build side by side into one OCI index."""
     if "," in options.platform:
-        from dockyard.build.multiplatform import build_platforms, split_platforms
+        from dockyard.builder.multiplatform import build_platforms, split_platforms
 
         platforms = split_platforms(options.platform)
         if len(platforms) > 1:
@@ -239,7 +239,7 @@ class Builder:
         for name in self.options.tags:
             self.substatus("export", "exporting to image", f"naming to {_full_name(name)}")
         if self.options.outputs:
-            from dockyard.build.export import export_outputs
+            from dockyard.builder.export import export_outputs
 
             export_outputs(self, state, str(record.id))
         self.vertex("export", "exporting to image", "done", seconds=f"{time.monotonic() - started:.1f}")

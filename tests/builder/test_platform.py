@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from dockyard.errors import BuildError, DockyardError
-from tests.build.conftest import Builds
+from tests.builder.conftest import Builds
 
 BINFMT = Path("/proc/sys/fs/binfmt_misc/qemu-aarch64")
 
@@ -50,8 +50,8 @@ def test_multi_platform_build_makes_one_index(builds: Builds, arm64_base: str, t
     import shutil
     import subprocess
 
-    from dockyard.build.multiplatform import MultiPlatformResult
-    from dockyard.build.options import Output
+    from dockyard.builder.multiplatform import MultiPlatformResult
+    from dockyard.builder.options import Output
 
     builds.client.tag("busybox:local", "busybox:amd64")
     ctx = builds.context("ARG TARGETARCH\nFROM busybox:${TARGETARCH}\nRUN uname -m > /arch\n")
@@ -79,7 +79,7 @@ def test_multi_platform_push_then_pull_each(builds: Builds, arm64_base: str) -> 
     import subprocess
     import uuid
 
-    from dockyard.build.options import BuildOptions
+    from dockyard.builder.options import BuildOptions
     from dockyard.client import Client
     from tests.conftest import PEERS
 

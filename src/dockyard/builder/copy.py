@@ -14,7 +14,7 @@ import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from dockyard.build.fsutil import clean_path, mkdir_all, secure_join
+from dockyard.builder.fsutil import clean_path, mkdir_all, secure_join
 from dockyard.errors import BuildError
 from dockyard.oci import pathmatch
 

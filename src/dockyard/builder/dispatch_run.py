@@ -12,15 +12,15 @@ from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dockyard.build.fsutil import clean_path, mkdir_all, secure_join
-from dockyard.build.state import StageState
+from dockyard.builder.fsutil import clean_path, mkdir_all, secure_join
+from dockyard.builder.state import StageState
 from dockyard.dockerfile import MountSpec, RunInstruction
 from dockyard.dockerfile.stages import PROXY_ARGS
 from dockyard.errors import BuildError
 from dockyard.executor import Mount, ProcessSpec, RootfsSpec
 
 if TYPE_CHECKING:
-    from dockyard.build.engine import Builder
+    from dockyard.builder.engine import Builder
 
 HOSTNAME = "buildkitsandbox"
 # Where a RUN heredoc script is mounted (BuildKit uses /dev/pipes; our /dev is built fresh per run).

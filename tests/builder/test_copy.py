@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from dockyard.build.copy import CopySpec, apply_copy, resolve_sources
-from dockyard.build.fsutil import secure_join
+from dockyard.builder.copy import CopySpec, apply_copy, resolve_sources
+from dockyard.builder.fsutil import secure_join
 from dockyard.errors import BuildError
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from dockyard.build.state import StageState, go_duration, go_quote_list, go_quote_rune
+from dockyard.builder.state import StageState, go_duration, go_quote_list, go_quote_rune
 from dockyard.dockerfile import (
     ArgInstruction,
     CmdInstruction,

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from dockyard.build.engine import build
-from dockyard.build.options import BuildOptions, BuildResult
+from dockyard.builder.engine import build
+from dockyard.builder.options import BuildOptions, BuildResult
 from dockyard.client import Client
 from dockyard.progress import Event
 from tests.conftest import PEERS
