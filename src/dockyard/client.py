@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -233,12 +233,12 @@ class Client:
         client's sink."""
         from dockyard.builder.engine import build
         if options.progress is discard:
-            options.progress = self.progress
+            options = replace(options, progress=self.progress)
         if options.puller is None:
             def puller(ref: str, platform: str) -> str:
                 return str(self.pull(ref, platform=platform or None).image_id)
 
-            options.puller = puller
+            options = replace(options, puller=puller)
         result = build(self.store, options)
         if options.push:
             images = list(getattr(result, "images", {}).values())

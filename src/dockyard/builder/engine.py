@@ -1,9 +1,14 @@
 """The build: Dockerfile -> stages -> cached steps -> an image in the local store.
 
 Stages run in parallel threads as soon as the stages they need are done; stages the target does
-not need are skipped. Every step has a cache key (its parent's key plus its own definition, with
-the content checksum of what it copies); a hit restores the step's image config, and files are
-unpacked only when a later step that misses needs them.
+not need are skipped. Each instruction is planned into a ``Step`` (``builder.steps``) that sees the
+build only through ``StepContext``; this module orders the steps, numbers them as BuildKit does,
+reports their progress, and derives, restores and records their cache keys: a step's key is its
+parent's key plus its own definition (with the content checksum of what it copies); a hit restores
+the step's image config, and files are unpacked only when a later step that misses needs them.
+
+Ctrl-C (KeyboardInterrupt in the calling thread) cancels the build: the running processes are
+killed, their steps end ``canceled``, no step starts after, and ``Interrupted`` is raised.
 """
 
 from __future__ import annotations
@@ -11,30 +16,26 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import math
 import os
-import subprocess
 import threading
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 from dockyard.builder.context import HashCache, LocalContext
-from dockyard.builder.dispatch_config import plan_config
-from dockyard.builder.dispatch_copy import download, execute_copy, plan_copy
-from dockyard.builder.dispatch_run import cache_dir_name, execute_run, plan_run
-from dockyard.builder.fsutil import clean_path, mkdir_all, secure_join
+from dockyard.builder.fsutil import clean_path
 from dockyard.builder.options import BuildOptions, BuildResult
 from dockyard.builder.state import StageState, derive_key
+from dockyard.builder.steps import Step, makes_step, plan_step
+from dockyard.builder.steps.copy import download
+from dockyard.builder.steps.workdir import resolve as resolve_workdir
 from dockyard.builder.workspace import Workspace
 from dockyard.dockerfile import (
-    AddInstruction,
     ArgInstruction,
     BuildPlan,
     CopyInstruction,
     Instruction,
-    MountSpec,
     PatternMatcher,
     Platform,
     RunInstruction,
@@ -46,8 +47,8 @@ from dockyard.dockerfile import (
     pick_ignore_file,
     read_ignore_file,
 )
-from dockyard.errors import BuildError, DockerfileError, DockyardError, NotFound
-from dockyard.executor import Executor, cleanup_stale, resolve_user
+from dockyard.errors import BuildError, DockerfileError, DockyardError, Interrupted, NotFound
+from dockyard.executor import Executor, cleanup_stale
 from dockyard.executor.base import open_executor
 from dockyard.image import chain_ids
 from dockyard.imageops import Store
@@ -57,7 +58,7 @@ from dockyard.imageops.images import load_config, resolve
 from dockyard.imageops.unpack import unpack_layers
 from dockyard.metadata import CacheRecord
 from dockyard.oci.config import RUN_CONFIG_KEYS, ImageConfig
-from dockyard.progress import Event, Status
+from dockyard.progress import Outcome, ProgressEvent, VertexCompleted, VertexLog, VertexStarted, VertexStatus
 
 CACHE_KIND = "image"
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -77,7 +78,12 @@ def build(store: Store, options: BuildOptions) -> BuildResult:
     builder = Builder(store, options)
     try:
         return builder.run()
+    except KeyboardInterrupt:
+        raise Interrupted("build canceled") from None
     finally:
+        # As BuildKit, a failed or interrupted build cancels what still runs (those steps end
+        # "canceled"); close() then waits for every stage thread.
+        builder.cancel.set()
         builder.close()
 
 
@@ -88,7 +94,9 @@ def recover(store: Store) -> None:
 
 
 class Builder:
-    """One build's shared state: the plan, the context, the workspace and the stage results."""
+    """One build's shared state: the plan, the context, the workspace and the stage results.
+
+    It is the ``StepContext`` its steps are planned with."""
 
     def __init__(self, store: Store, options: BuildOptions) -> None:
         self.store = store
@@ -114,9 +122,11 @@ class Builder:
         self._image_cache: dict[str, tuple[str, ImageConfig]] = {}
         self._image_lock = threading.Lock()
         self._event_lock = threading.Lock()
+        self._count_lock = threading.Lock()
         self.steps = 0
         self.cached = 0
-        self._labels: dict[str, str] = {}
+        # Set on Ctrl-C: running processes are killed and no step starts after.
+        self.cancel = threading.Event()
 
     # -- set-up ----------------------------------------------------------------------------------
 
@@ -194,36 +204,54 @@ class Builder:
                 self._executor = open_executor(self.store.root / "exec", self.options.runtime)
             return self._executor
 
-    def emit(self, event: Event) -> None:
+    # -- the StepContext's read-only views of the options ----------------------------------------
+
+    @property
+    def network(self) -> str:
+        return self.options.network
+
+    @property
+    def secrets(self) -> Mapping[str, bytes]:
+        return self.options.secrets
+
+    @property
+    def ssh(self) -> Mapping[str, str]:
+        return self.options.ssh
+
+    @property
+    def cache_root(self) -> Path:
+        return self.store.root / "cache-mounts"
+
+    # -- progress (the contract is in dockyard.progress) -------------------------------------------
+
+    def emit(self, event: ProgressEvent) -> None:
         with self._event_lock:
             self.options.progress(event)
 
-    def vertex(self, step_id: str, label: str, status: Status, **extra: str) -> None:
-        """A build step's state changed (BuildKit calls a step a vertex)."""
-        if status != "running":
-            self._labels[step_id] = label
-        self.emit(Event(step_id, label, status, extra={"kind": "vertex", **extra}))
+    def started(self, step_id: str, label: str) -> None:
+        self.emit(VertexStarted(step_id, label))
 
-    def substatus(self, step_id: str, label: str, text: str) -> None:
+    def completed(self, step_id: str, label: str, outcome: Outcome, error: str = "") -> None:
+        self.emit(VertexCompleted(step_id, label, outcome, error))
+
+    def substatus(self, step_id: str, text: str) -> None:
         """A finished sub-task of a step (BuildKit's ``#9 writing image sha256:... done``)."""
-        self.emit(Event(step_id, label, "done", extra={"kind": "vertex", "status": text}))
+        self.emit(VertexStatus(step_id, text, done=True))
 
     def log(self, step_id: str, chunk: bytes, stream: int = 1) -> None:
         """Output of a running step."""
-        self.emit(Event(step_id, self._labels.get(step_id, ""), "running", log=chunk, stream=stream,
-                        extra={"kind": "vertex"}))
+        self.emit(VertexLog(step_id, chunk, stream))
 
     # -- the build -------------------------------------------------------------------------------
 
     def run(self) -> BuildResult:
-        started = time.monotonic()
         name = os.path.basename(self.dockerfile_path)
-        self.vertex("load-def", f"[internal] load build definition from {name}", "done")
+        self.completed("load-def", f"[internal] load build definition from {name}", "done")
         target = self.plan.stage(self.options.target) if self.options.target else self.plan.stages[-1]
         future = self._stage_future(target.index)
         try:
             state = future.result()
-        except DockerfileError:
+        except (DockerfileError, Interrupted):
             raise
         except DockyardError as exc:
             raise BuildError(str(exc)) from None
@@ -233,16 +261,16 @@ class Builder:
             labels.update(self.options.labels)
             config.config["Labels"] = labels
         raw = config.to_json()
-        self.vertex("export", "exporting to image", "started")
+        self.started("export", "exporting to image")
         record = commit_image(self.store, raw, names=self.options.tags)
-        self.substatus("export", "exporting to image", f"writing image {record.id}")
+        self.substatus("export", f"writing image {record.id}")
         for name in self.options.tags:
-            self.substatus("export", "exporting to image", f"naming to {_full_name(name)}")
+            self.substatus("export", f"naming to {_full_name(name)}")
         if self.options.outputs:
             from dockyard.builder.export import export_outputs
 
             export_outputs(self, state, str(record.id))
-        self.vertex("export", "exporting to image", "done", seconds=f"{time.monotonic() - started:.1f}")
+        self.completed("export", "exporting to image", "done")
         return BuildResult(image_id=str(record.id), tags=list(self.options.tags), warnings=self.warnings,
                            steps=self.steps, cached=self.cached)
 
@@ -291,17 +319,14 @@ class Builder:
         state = self._base_state(stage)
         for dep in deps:
             dep.result()
-        instructions = self._onbuild_triggers(state) + list(stage.instructions)
-        total = len(instructions) + 1
-        prefix = stage.name or f"stage-{stage.index}"
-        if len(self.plan.stages) == 1:
-            prefix = ""
-        first = f"[{prefix} 1/{total}]" if prefix else f"[1/{total}]"
+        triggers = self._onbuild_triggers(state)
+        numbers = _StepNumbers(stage, triggers, single=len(self.plan.stages) == 1)
         if stage.base_stage is None and stage.base_name != "scratch":
-            self.vertex(f"s{stage.index}.1", f"{first} FROM {_full_name(stage.base_name)}", "done")
-        for number, instr in enumerate(instructions, 2):
-            label = f"[{prefix} {number}/{total}]" if prefix else f"[{number}/{total}]"
-            self._dispatch(stage, state, instr, f"{label} {_display(instr)}", f"s{stage.index}.{number}")
+            label = numbers.next(f"FROM {_full_name(stage.base_name)}")
+            self.completed(f"s{stage.index}.0", label, "done")
+        for number, instr in enumerate([*triggers, *stage.instructions], 1):
+            onbuild = number <= len(triggers)
+            self._dispatch(state, instr, numbers, f"s{stage.index}.{number}", onbuild=onbuild)
         return state
 
     def _onbuild_triggers(self, state: StageState) -> list[Instruction]:
@@ -392,9 +417,9 @@ class Builder:
             if self.options.puller is None:
                 raise BuildError(f"failed to resolve source metadata for {ref}: no such image in the local "
                                  "store (pull it first, or import it)")
-            self.vertex(f"pull:{ref}", f"[internal] load metadata for {ref}", "started")
+            self.started(f"pull:{ref}", f"[internal] load metadata for {ref}")
             image_id = self.options.puller(ref, wanted)
-            self.vertex(f"pull:{ref}", f"[internal] load metadata for {ref}", "done")
+            self.completed(f"pull:{ref}", f"[internal] load metadata for {ref}", "done")
         config, _raw = load_config(self.store, image_id)
         self.lease.add_image(image_id)
         with self._image_lock:
@@ -403,8 +428,10 @@ class Builder:
 
     # -- steps -----------------------------------------------------------------------------------
 
-    def _dispatch(self, stage: Stage, state: StageState, instr: Instruction, label: str,
-                  step_id: str) -> None:
+    def _dispatch(self, state: StageState, instr: Instruction, numbers: _StepNumbers, step_id: str,
+                  *, onbuild: bool = False) -> None:
+        text = ("ONBUILD " if onbuild else "") + _display(instr)
+        label = text
         try:
             arg_text = ""
             if isinstance(instr, ArgInstruction):
@@ -413,87 +440,66 @@ class Builder:
                                     for a in instr.args)
                 state.declared_args.extend(a.key for a in instr.args)
             expanded = state.env.apply(instr)
-            planned = plan_config(expanded, state, arg_text)
-            if planned is not None:
-                definition, created_by, apply = planned
-                self._step(state, label, step_id, definition, created_by, apply, None)
-                return
-            if isinstance(expanded, RunInstruction):
-                run_instr = expanded
-                definition, created_by = plan_run(self, run_instr, state)
-                self._step(state, label, step_id, definition, created_by, None,
-                           lambda upper, work: execute_run(self, run_instr, state, upper, work, step_id))
-                return
-            if isinstance(expanded, CopyInstruction | AddInstruction):
-                copy_instr = expanded
-                definition, created_by = plan_copy(self, copy_instr, state)
-                self._step(state, label, step_id, definition, created_by, None,
-                           lambda upper, work: execute_copy(self, copy_instr, state, upper, work))
-                return
-            if isinstance(expanded, WorkdirInstruction):
-                path = expanded.path
-                if not path.startswith("/"):
-                    path = clean_path(f"{state.workdir}/{path}")
-                # else kept as written (BuildKit joins, and so cleans, only a relative path): /w//x
-
-                def set_workdir(s: StageState) -> None:
-                    s.run["WorkingDir"] = path
-
-                user = state.user
-
-                def make(upper: Path, work: Path) -> None:
-                    with self.workspace.mounted(self.lowerdirs(state), upper, work) as merged:
-                        # BuildKit's mkdir -p runs as the USER: every directory it makes (parents
-                        # too) is the user's; existing ones are left alone.
-                        owner = resolve_user(merged, user) if user else None
-                        mkdir_all(merged, path, 0o755, *((owner.uid, owner.gid) if owner else (-1, -1)))
-
-                # BuildKit makes no directory (so no layer) for WORKDIR /.
-                self._step(state, label, step_id, ["workdir", path, user], f"WORKDIR {path}", set_workdir,
-                           make if clean_path(path) != "/" else None)
-                return
-        except (DockerfileError, BuildError):
+            # BuildKit shows (and numbers) only the steps that run something: RUN, COPY, ADD and a
+            # WORKDIR other than /; config-only instructions are no vertex of their own.
+            shown = makes_step(expanded) and not (isinstance(expanded, WorkdirInstruction)
+                                                  and clean_path(resolve_workdir(expanded, state)) == "/")
+            if shown:
+                label = numbers.next(text)
+            step = plan_step(self, expanded, state, arg_text)
+            if step is None:
+                raise BuildError(f"{label}: unsupported instruction {instr.name.upper()}")
+            self._step(state, label, step_id, step, shown=shown)
+        except (DockerfileError, BuildError, Interrupted):
             raise
         except DockyardError as exc:
             raise BuildError(f"{label}: {exc}") from None
-        raise BuildError(f"{label}: unsupported instruction {instr.name.upper()}")
 
-    def _step(self, state: StageState, label: str, step_id: str, definition: Any, created_by: str,
-              apply: Callable[[StageState], None] | None,
-              action: Callable[[Path, Path], None] | None) -> None:
-        key = derive_key(state.key, definition)
-        self.steps += 1
+    def _step(self, state: StageState, label: str, step_id: str, step: Step, *, shown: bool) -> None:
+        if self.cancel.is_set():
+            raise Interrupted("build canceled")
+        key = derive_key(state.key, step.definition)
+        with self._count_lock:
+            self.steps += 1
         if not self.options.no_cache and self._restore(state, key):
-            self.cached += 1
-            self.vertex(step_id, label, "cached")
+            with self._count_lock:
+                self.cached += 1
+            if shown:
+                self.completed(step_id, label, "cached")
             return
-        self.vertex(step_id, label, "started")
+        if shown:
+            self.started(step_id, label)
         try:
-            if apply is not None:
-                apply(state)
+            if step.apply is not None:
+                step.apply(state)
             committed = None
-            if action is not None:
+            if step.action is not None:
                 lowers = self.lowerdirs(state)
                 upper, work = self.workspace.new_upper()
                 with self._busy:
-                    action(upper, work)
+                    step.action(upper, work, lambda chunk, stream: self.log(step_id, chunk, stream))
                 committed = self.workspace.commit(upper, state.chain,
                                                   mtime_clamp=self.options.source_date_epoch)
                 if committed is not None:
                     state.config.diff_ids.append(committed.layer.diff_id)
                     state.chain = committed.chain_id
                     state.lowerdirs = [committed.snapshot, *lowers]
-            if created_by or committed is not None:
-                state.add_history(created_by, empty=committed is None)
+            if step.created_by or committed is not None:
+                state.add_history(step.created_by, empty=committed is None)
             info = self.store.content.ingest(state.config.to_json(), before_publish=self.lease.add_blob)
             size = committed.layer.uncompressed_size if committed is not None else 0
             self.store.meta.put_cache(CacheRecord(key=key, kind=CACHE_KIND, ref=str(info.digest), size=size,
-                                                  data=json.dumps({"created_by": created_by})))
+                                                  data=json.dumps({"created_by": step.created_by})))
             state.key = key
         except BaseException as exc:
-            self.vertex(step_id, label, "error", error=str(exc).split("\n")[0])
+            if shown:
+                if self.cancel.is_set() or isinstance(exc, Interrupted | KeyboardInterrupt):
+                    self.completed(step_id, label, "canceled")
+                else:
+                    self.completed(step_id, label, "error", str(exc).split("\n")[0])
             raise
-        self.vertex(step_id, label, "done")
+        if shown:
+            self.completed(step_id, label, "done")
 
     def _restore(self, state: StageState, key: str) -> bool:
         rec = self.store.meta.get_cache(key)
@@ -572,53 +578,6 @@ class Builder:
         _key, lowers = self._source_state(ref)
         return stack.enter_context(self.workspace.mounted(lowers))
 
-    def mount_definition(self, spec: MountSpec, state: StageState) -> Any:
-        source = ""
-        if spec.type == "bind":
-            if spec.from_:
-                source = self.source_key(spec.from_)
-            else:
-                source = self.context.checksum([spec.source or "/"])
-        fields = dataclasses.asdict(spec)
-        fields["source_content"] = source
-        return fields
-
-    def cache_mount_dir(self, spec: MountSpec, target: str) -> Path:
-        cache_id = spec.cache_id or target
-        if spec.uid is not None or spec.gid is not None or spec.mode is not None:
-            # BuildKit seeds such a cache from a mkdir with those owners/mode, and the seed is part of
-            # the cache's identity: the same id without (or with other) uid/gid/mode is another cache.
-            mode = spec.mode if spec.mode is not None else 0o755
-            cache_id += f"\0{spec.uid or 0}:{spec.gid or 0}:{mode:o}"
-        if spec.from_:
-            # from=<stage|image>,source=<path>: the cache starts as a copy of that path, and (as the
-            # seed's snapshot is in BuildKit's key) another seed content is another cache.
-            cache_id += f"\0{self.source_key(spec.from_)}\0{clean_path(spec.source or '/')}"
-        path = self.store.root / "cache-mounts" / cache_dir_name(cache_id)
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.workspace.new_dir("cache")
-            if spec.from_:
-                with contextlib.ExitStack() as stack:
-                    seed = secure_join(self.source_root(spec.from_, stack), spec.source or "/")
-                    if not os.path.isdir(seed):
-                        raise BuildError(f"cache mount source {spec.source or '/'} in {spec.from_}: "
-                                         "not a directory")
-                    tmp.rmdir()
-                    done = subprocess.run(["cp", "-a", "--", seed, str(tmp)], capture_output=True,
-                                          check=False)
-                    if done.returncode != 0:
-                        raise BuildError(f"cannot seed cache mount from {spec.from_}: "
-                                         f"{done.stderr.decode(errors='replace').strip()}")
-            else:
-                os.chmod(tmp, spec.mode if spec.mode is not None else 0o755)
-                os.chown(tmp, spec.uid or 0, spec.gid or 0)
-            try:
-                os.rename(tmp, path)
-            except OSError:
-                pass  # another build made it first
-        return path
-
     def fetch_url(self, url: str, checksum: str) -> tuple[Path, str, str, float | None]:
         with self._url_lock:
             known = self._urls.get(url)
@@ -637,6 +596,26 @@ def _full_name(ref: str) -> str:
 
         return str(parse_normalized(ref).tag_or_latest())
     return ref
+
+
+class _StepNumbers:
+    """BuildKit's step titles: ``[stage-1 2/3] RUN ...``. The total counts a FROM of an image, each
+    RUN, COPY, ADD and WORKDIR, and every ONBUILD trigger; only the steps shown take a number, right
+    aligned to the width of the total (``[ 2/12]``). A single stage has no stage name in the title."""
+
+    def __init__(self, stage: Stage, triggers: list[Instruction], *, single: bool) -> None:
+        self.total = len(triggers) + sum(1 for i in stage.instructions if makes_step(i))
+        if stage.base_stage is None and stage.base_name != "scratch":
+            self.total += 1
+        self.prefix = "" if single else f"{stage.name or f'stage-{stage.index}'} "
+        self.index = 0
+
+    def next(self, text: str) -> str:
+        if self.total == 0:
+            return text
+        self.index += 1
+        width = int(1 + math.log10(self.total))
+        return f"[{self.prefix}{self.index:>{width}}/{self.total}] {text}"
 
 
 def _display(instr: Instruction) -> str:

@@ -13,7 +13,7 @@ from dockyard.errors import DockyardError, InvalidArgument, NotFound
 
 if TYPE_CHECKING:
     from dockyard.client import Client
-    from dockyard.progress import Event
+    from dockyard.progress import ProgressEvent
 
 
 def _client(ctx: click.Context, *, show_progress: bool = False) -> Client:
@@ -31,9 +31,11 @@ def _human(size: float) -> str:
     return f"{size:.3g}GB"
 
 
-def _progress_lines(event: Event) -> None:
+def _progress_lines(event: ProgressEvent) -> None:
     """One line per finished layer on a terminal (docker draws bars; a line is enough here)."""
-    if event.status == "done" and event.total:
+    from dockyard.progress import Event
+
+    if isinstance(event, Event) and event.status == "done" and event.total:
         name = event.id.split("/")[-1] if event.id.startswith("blobs/") else event.id.split("/")[0]
         click.echo(f"{event.name} {name[:12]}: {_human(event.total)}", err=True)
 

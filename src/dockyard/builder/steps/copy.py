@@ -10,19 +10,17 @@ import stat
 import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from dockyard.archive import apply_layer, detect, open_decompressed
 from dockyard.builder.chmod import parse_chmod
 from dockyard.builder.copy import CopySpec, apply_copy
 from dockyard.builder.fsutil import clean_path, mkdir_all, secure_join
 from dockyard.builder.state import StageState
+from dockyard.builder.steps import OutputSink, Step, StepContext
 from dockyard.dockerfile import AddInstruction, CopyInstruction, PatternMatcher
 from dockyard.errors import BuildError, DockyardError
 from dockyard.executor import resolve_user
-
-if TYPE_CHECKING:
-    from dockyard.builder.engine import Builder
 
 Sources = CopyInstruction | AddInstruction
 
@@ -48,8 +46,8 @@ def from_ref(instr: Sources, state: StageState) -> str:
     return state.env.expand(instr.from_) if isinstance(instr, CopyInstruction) and instr.from_ else ""
 
 
-def plan_copy(builder: Builder, instr: Sources, state: StageState) -> tuple[Any, str]:
-    """Cache definition (with the content checksum of the sources) and history text."""
+def plan(ctx: StepContext, instr: Sources, state: StageState) -> Step:
+    """The step: its cache definition holds the content checksum of the sources."""
     dest, is_dir = destination(instr, state)
     count = len(instr.sources) + len(instr.contents)
     if count > 1 and not is_dir:
@@ -59,61 +57,67 @@ def plan_copy(builder: Builder, instr: Sources, state: StageState) -> tuple[Any,
     sums: list[Any] = []
     local = [s for s in instr.sources if not _is_url(s)]
     if source:
-        sums.append(["from", builder.source_key(source)])
+        sums.append(["from", ctx.source_key(source)])
     elif local:
-        sums.append(["context", builder.context.checksum(local)])
+        sums.append(["context", ctx.context.checksum(local)])
     for s in instr.sources:
         if _is_url(s):
             if not isinstance(instr, AddInstruction):
                 raise BuildError(f"source can't be a URL for COPY: {s}")
-            sums.append(["url", s, builder.fetch_url(s, instr.checksum)[1]])
+            sums.append(["url", s, ctx.fetch_url(s, instr.checksum)[1]])
     sums.append(["inline", [(c.path, c.data) for c in instr.contents]])
     flags = {"chown": instr.chown, "chmod": instr.chmod, "excludes": instr.excludes,
              "parents": isinstance(instr, CopyInstruction) and instr.parents,
              "unpack": isinstance(instr, AddInstruction) and instr.unpack}
     definition = [instr.name, instr.sources, dest, is_dir, flags, sums]
     shown = " ".join([*instr.sources, *(c.path for c in instr.contents), instr.dest])
-    return definition, f"{instr.name.upper()} {shown} # buildkit"
+
+    def action(upper: Path, work: Path, output: OutputSink) -> None:
+        del output  # a copy prints nothing
+        execute(ctx, instr, state, upper, work)
+
+    return Step(definition, f"{instr.name.upper()} {shown} # buildkit", action=action)
 
 
-def execute_copy(builder: Builder, instr: Sources, state: StageState, upper: Path, work: Path) -> None:
+def execute(ctx: StepContext, instr: Sources, state: StageState, upper: Path, work: Path) -> None:
+    """Copy the sources into ``upper`` (an overlay over the stage's layers)."""
     dest, is_dir = destination(instr, state)
     mode = parse_chmod(instr.chmod)
     excludes = PatternMatcher(instr.excludes) if instr.excludes else None
     with contextlib.ExitStack() as stack:
-        merged = stack.enter_context(builder.workspace.mounted(builder.lowerdirs(state), upper, work))
+        merged = stack.enter_context(ctx.workspace.mounted(ctx.lowerdirs(state), upper, work))
         chown = _chown(merged, instr.chown)
         uid, gid = chown if chown else (-1, -1)
         source = from_ref(instr, state)
         local = [s for s in instr.sources if not _is_url(s)]
 
         def exclude(rel: str, is_dir_: bool) -> bool:
-            if source == "" and builder.context.is_excluded(rel, is_dir_):
+            if source == "" and ctx.context.is_excluded(rel, is_dir_):
                 return True
             return excludes is not None and excludes.matches(rel)
 
         spec = CopySpec(sources=local, dest=dest + ("/" if is_dir else ""), dest_is_dir=is_dir, chown=chown,
                         mode=mode,
-                        preserve_owner=bool(source) and not builder.is_local_dir(source), exclude=exclude,
+                        preserve_owner=bool(source) and not ctx.is_local_dir(source), exclude=exclude,
                         parents=isinstance(instr, CopyInstruction) and instr.parents)
         if isinstance(instr, AddInstruction) and instr.unpack is not False and not source:
             spec.unpack = _unpack_archive
         if local:
-            root = builder.source_root(source, stack) if source else builder.context.root
+            root = ctx.source_root(source, stack) if source else ctx.context.root
             if not source:
                 for pattern in local:
-                    if not builder.context.sources(pattern) and not any(c in pattern for c in "*?["):
+                    if not ctx.context.sources(pattern) and not any(c in pattern for c in "*?["):
                         shown = clean_path(pattern)
                         raise BuildError(f'failed to calculate checksum of ref: "{shown}": not found')
             apply_copy(root, spec, merged, src_label=source)
         for src in instr.sources:
             if _is_url(src):
-                path, _digest, name, mtime = builder.fetch_url(src, getattr(instr, "checksum", ""))
+                path, _digest, name, mtime = ctx.fetch_url(src, getattr(instr, "checksum", ""))
                 target = f"{dest}/{name}" if is_dir else dest
                 mkdir_all(merged, os.path.dirname(target), 0o755, uid, gid)
                 _place_file(merged, path, target, 0o600, chown, mtime, mode)
         if instr.contents:
-            inline = builder.workspace.new_dir("inline")
+            inline = ctx.workspace.new_dir("inline")
             for content in instr.contents:
                 target = f"{dest}/{content.path}" if is_dir else dest
                 (inline / "f").write_text(content.data)
