@@ -359,3 +359,43 @@ def test_long_stage_chain_does_not_deadlock(builds: Builds) -> None:
     ctx = builds.context("".join(stages))
     builds.build(ctx, tags=["chain:1"], max_parallel=2)
     assert (builds.rootfs("chain:1") / "n").read_text() == "7\n"
+
+
+def test_steps_are_numbered_as_buildkit(builds: Builds) -> None:
+    # BuildKit's total counts a FROM of an image and each RUN, COPY, ADD and WORKDIR; config-only
+    # instructions are no step (no vertex), and WORKDIR / is counted but makes no step.
+    ctx = builds.context("""
+FROM busybox:local AS base
+ARG A=1
+ENV B=2
+RUN true
+LABEL x=y
+FROM base AS final
+ENV C=3
+COPY --from=base /bin/busybox /bb
+WORKDIR /
+CMD ["x"]
+RUN echo
+WORKDIR /w
+EXPOSE 80
+""")
+    builds.build(ctx)
+    steps = [name for name, status in builds.timeline() if status != "started"]
+    assert steps == [
+        "[internal] load build definition from Dockerfile",
+        "[base 1/2] FROM docker.io/library/busybox:local",
+        "[base 2/2] RUN true",
+        "[final 1/4] COPY --from=base /bin/busybox /bb",
+        "[final 2/4] RUN echo",
+        "[final 3/4] WORKDIR /w",
+        "exporting to image",
+    ]
+
+
+def test_step_numbers_are_padded_to_the_width_of_the_total(builds: Builds) -> None:
+    ctx = builds.context(BASE + "ENV X=1\n" + "".join(f"RUN echo {i}\n" for i in range(2, 11)))
+    builds.build(ctx)
+    steps = [name for name, status in builds.timeline() if status == "done"]
+    assert steps[1:4] == ["[ 1/10] FROM docker.io/library/busybox:local", "[ 2/10] RUN echo 2",
+                          "[ 3/10] RUN echo 3"]
+    assert steps[-2] == "[10/10] RUN echo 10"

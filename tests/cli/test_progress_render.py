@@ -74,7 +74,7 @@ PLAIN_BUILD = """\
 #4 ERROR: failed to compute cache key: "/x" not found
 ------
  > [3/3] COPY . /app:
-#4 0.600 copying
+0.600 copying
 ------
 """
 

@@ -79,7 +79,7 @@ def build(store: Store, options: BuildOptions) -> BuildResult:
     try:
         return builder.run()
     except KeyboardInterrupt:
-        raise Interrupted("build canceled") from None
+        raise Interrupted("Canceled: context canceled") from None
     finally:
         # As BuildKit, a failed or interrupted build cancels what still runs (those steps end
         # "canceled"); close() then waits for every stage thread.
@@ -457,7 +457,7 @@ class Builder:
 
     def _step(self, state: StageState, label: str, step_id: str, step: Step, *, shown: bool) -> None:
         if self.cancel.is_set():
-            raise Interrupted("build canceled")
+            raise Interrupted("Canceled: context canceled")
         key = derive_key(state.key, step.definition)
         with self._count_lock:
             self.steps += 1

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from dockyard.errors import DockyardError
+from dockyard.errors import DockyardError, Interrupted
 
 
 def _parse_kv(values: tuple[str, ...], flag: str, *, env_fallback: bool = False) -> dict[str, str]:
@@ -152,7 +152,7 @@ def build_cmd(ctx: click.Context, path: str, tags: tuple[str, ...], dockerfile: 
     except DockyardError as exc:
         renderer.close()
         click.echo(f"ERROR: failed to solve: {exc}", err=True)
-        sys.exit(1)
+        sys.exit(exc.exit_code if isinstance(exc, Interrupted) else 1)  # Ctrl-C: 130, as docker
     renderer.close()
     for warning in result.warnings:
         click.echo(warning, err=True)

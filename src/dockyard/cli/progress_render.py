@@ -50,6 +50,7 @@ _TAIL_LINES = 10  # and repeats this many in the summary of a failed step
 
 
 def _keep_tail(v: _Vertex, line: str) -> None:
+    """Keep an output line (``0.123 text``: BuildKit's summary shows no ``#N``) for the summary."""
     v.tail.append(line)
     del v.tail[:-_TAIL_LINES]
 
@@ -319,7 +320,7 @@ class PlainRenderer(_Base):
         v.partial_shown = bool(v.partial) and not final
         if final:
             if v.partial:
-                _keep_tail(v, v.partial)
+                _keep_tail(v, v.partial.removeprefix(f"#{v.index} "))
             v.partial = ""
 
     def _log(self, v: _Vertex, text: str, now: float) -> None:
@@ -337,7 +338,7 @@ class PlainRenderer(_Base):
                 v.partial = line  # no newline yet: wait for the rest of the line
             else:
                 self._write(line)
-                _keep_tail(v, line)
+                _keep_tail(v, line.removeprefix(f"#{v.index} "))
 
     def _sub(self, v: _Vertex, event: VertexStatus, now: float) -> None:
         name = event.text
