@@ -399,3 +399,20 @@ def test_step_numbers_are_padded_to_the_width_of_the_total(builds: Builds) -> No
     assert steps[1:4] == ["[ 1/10] FROM docker.io/library/busybox:local", "[ 2/10] RUN echo 2",
                           "[ 3/10] RUN echo 3"]
     assert steps[-2] == "[10/10] RUN echo 10"
+
+
+def test_a_failing_stage_cancels_the_others_and_is_the_error(builds: Builds) -> None:
+    ctx = builds.context("""
+FROM busybox:local AS slow
+RUN sleep 30
+FROM busybox:local AS bad
+RUN sleep 0.5 && exit 7
+FROM busybox:local
+COPY --from=slow /etc/hostname /a
+COPY --from=bad /etc/hostname /b
+""")
+    with pytest.raises(BuildError, match="exit code: 7"):
+        builds.build(ctx, no_cache=True)
+    outcomes = dict(builds.timeline())  # the last word on each step
+    assert outcomes["[bad 2/2] RUN sleep 0.5 && exit 7"] == "error"
+    assert outcomes["[slow 2/2] RUN sleep 30"] == "canceled"

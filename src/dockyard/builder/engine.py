@@ -19,11 +19,12 @@ import json
 import math
 import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from dockyard.builder.context import HashCache, LocalContext
+from dockyard.builder.definition import load_definition
 from dockyard.builder.fsutil import clean_path
 from dockyard.builder.options import BuildOptions, BuildResult
 from dockyard.builder.state import StageState, derive_key
@@ -33,19 +34,14 @@ from dockyard.builder.steps.workdir import resolve as resolve_workdir
 from dockyard.builder.workspace import Workspace
 from dockyard.dockerfile import (
     ArgInstruction,
-    BuildPlan,
     CopyInstruction,
     Instruction,
-    PatternMatcher,
     Platform,
     RunInstruction,
     Stage,
     WorkdirInstruction,
     parse,
     parse_instruction,
-    parse_stages,
-    pick_ignore_file,
-    read_ignore_file,
 )
 from dockyard.errors import BuildError, DockerfileError, DockyardError, Interrupted, NotFound
 from dockyard.executor import Executor, cleanup_stale
@@ -64,10 +60,11 @@ CACHE_KIND = "image"
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-def build(store: Store, options: BuildOptions) -> BuildResult:
+def build(store: Store, options: BuildOptions, cancel: threading.Event | None = None) -> BuildResult:
     """Build ``options.context_dir`` and return the image ID (and tags) it produced.
 
-    Several platforms (``linux/amd64,linux/arm64``) build side by side into one OCI index."""
+    Several platforms (``linux/amd64,linux/arm64``) build side by side into one OCI index. Setting
+    ``cancel`` (from another thread) cancels the build as Ctrl-C does."""
     if "," in options.platform:
         from dockyard.builder.multiplatform import build_platforms, split_platforms
 
@@ -75,16 +72,18 @@ def build(store: Store, options: BuildOptions) -> BuildResult:
         if len(platforms) > 1:
             return build_platforms(store, options, platforms)
         options = dataclasses.replace(options, platform=platforms[0])
-    builder = Builder(store, options)
+    builder = Builder(store, options, cancel)
     try:
         return builder.run()
     except KeyboardInterrupt:
-        raise Interrupted("Canceled: context canceled") from None
-    finally:
-        # As BuildKit, a failed or interrupted build cancels what still runs (those steps end
-        # "canceled"); close() then waits for every stage thread.
         builder.cancel.set()
-        builder.close()
+        raise Interrupted("Canceled: context canceled") from None
+    except BaseException:
+        # As BuildKit, a failed build cancels what still runs (those steps end "canceled").
+        builder.cancel.set()
+        raise
+    finally:
+        builder.close()  # waits for every stage thread
 
 
 def recover(store: Store) -> None:
@@ -98,17 +97,17 @@ class Builder:
 
     It is the ``StepContext`` its steps are planned with."""
 
-    def __init__(self, store: Store, options: BuildOptions) -> None:
+    def __init__(self, store: Store, options: BuildOptions, cancel: threading.Event | None = None) -> None:
         self.store = store
         self.options = options
         recover(store)
-        self.warnings: list[str] = []
-        if not os.path.isdir(options.context_dir):
-            raise BuildError(f'unable to prepare context: path "{options.context_dir}" not found')
-        self.plan = self._load_plan()
+        definition = load_definition(options)
+        self.plan = definition.plan
+        self.dockerfile_path = definition.path
+        self.warnings = list(definition.warnings)
         self.lease = store.lease(ttl=6 * 3600.0)
         self.workspace = Workspace(store, self.lease)
-        self.context = LocalContext(options.context_dir, self._ignore_rules(),
+        self.context = LocalContext(options.context_dir, definition.ignore,
                                     HashCache(store.root / "build" / "context-hashes.db"))
         self._executor: Executor | None = None
         self._executor_lock = threading.Lock()
@@ -126,67 +125,8 @@ class Builder:
         self.steps = 0
         self.cached = 0
         # Set on Ctrl-C: running processes are killed and no step starts after.
-        self.cancel = threading.Event()
-
-    # -- set-up ----------------------------------------------------------------------------------
-
-    def _dockerfile(self) -> tuple[str, str]:
-        opts = self.options
-        if opts.dockerfile_text is not None:
-            return opts.dockerfile_text, opts.dockerfile or "Dockerfile"
-        path = opts.dockerfile or os.path.join(opts.context_dir, "Dockerfile")
-        try:
-            with open(path, encoding="utf-8", errors="surrogateescape") as f:
-                return f.read(), path
-        except FileNotFoundError:
-            raise BuildError(f"failed to read dockerfile: open {path}: no such file or directory") from None
-        except IsADirectoryError:
-            raise BuildError(f"failed to read dockerfile: read {path}: is a directory") from None
-
-    def _load_plan(self) -> BuildPlan:
-        text, path = self._dockerfile()
-        self.dockerfile_path = path
-        result = parse(text, os.path.basename(path))
-        self.warnings.extend(str(w) for w in result.warnings)
-        target = Platform.parse(self.options.platform) if self.options.platform else None
-        plan = parse_stages(result, self.options.build_args, target_platform=target)
-        if plan.unused_args_warning():
-            self.warnings.append(str(plan.unused_args_warning()))
-        return plan
-
-    def _ignore_rules(self) -> Callable[[str, bool], bool] | None:
-        ctx = self.options.context_dir
-        try:
-            names = os.listdir(ctx)
-        except FileNotFoundError:
-            raise BuildError(f'unable to prepare context: path "{ctx}" not found') from None
-        dockerfile = self.dockerfile_path
-        candidates = [os.path.basename(dockerfile) + ".dockerignore", ".dockerignore"]
-        picked = None
-        dockerfile_dir = os.path.dirname(os.path.abspath(dockerfile))
-        if os.path.exists(os.path.join(dockerfile_dir, candidates[0])):
-            picked = os.path.join(dockerfile_dir, candidates[0])
-        else:
-            chosen = pick_ignore_file(os.path.basename(dockerfile), names)
-            if chosen:
-                picked = os.path.join(ctx, chosen)
-        if picked is None:
-            return None
-        with open(picked, encoding="utf-8", errors="replace") as f:
-            patterns = read_ignore_file(f.read())
-        if not patterns:
-            return None
-        matcher = PatternMatcher(patterns)
-        exceptions = [p.cleaned + "/" for p in matcher.patterns if p.exclusion]
-
-        def excluded(rel: str, is_dir: bool) -> bool:
-            if not matcher.matches(rel):
-                return False
-            # As Docker 20.10's context walker: an excluded directory is still walked (and kept) only
-            # when a "!" exception starts with its path; otherwise it goes with all inside it.
-            return not (is_dir and any(e.startswith(rel + "/") for e in exceptions))
-
-        return excluded
+        self.cancel = cancel if cancel is not None else threading.Event()
+        self._failure: BaseException | None = None
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -251,10 +191,11 @@ class Builder:
         future = self._stage_future(target.index)
         try:
             state = future.result()
-        except (DockerfileError, Interrupted):
-            raise
         except DockyardError as exc:
-            raise BuildError(str(exc)) from None
+            first = self._failure if isinstance(self._failure, DockyardError) else exc
+            if isinstance(first, DockerfileError | Interrupted):
+                raise first from None
+            raise BuildError(str(first)) from None
         config = state.config
         if self.options.labels:
             labels = dict(config.config.get("Labels") or {})
@@ -314,6 +255,19 @@ class Builder:
         return deps
 
     def _build_stage(self, stage: Stage) -> StageState:
+        try:
+            return self._run_stage(stage)
+        except BaseException as exc:
+            if not (self.cancel.is_set() or isinstance(exc, Interrupted | KeyboardInterrupt)):
+                # As BuildKit, the first failure cancels every other running step at once; it is
+                # the error the build reports, not the cancellations it caused.
+                with self._count_lock:
+                    if self._failure is None:
+                        self._failure = exc
+                self.cancel.set()
+            raise
+
+    def _run_stage(self, stage: Stage) -> StageState:
         # Start what this stage needs first, so independent stages run side by side.
         deps = [self._stage_future(i) for i in dict.fromkeys(self._dependencies(stage))]
         state = self._base_state(stage)
@@ -417,9 +371,14 @@ class Builder:
             if self.options.puller is None:
                 raise BuildError(f"failed to resolve source metadata for {ref}: no such image in the local "
                                  "store (pull it first, or import it)")
-            self.started(f"pull:{ref}", f"[internal] load metadata for {ref}")
-            image_id = self.options.puller(ref, wanted)
-            self.completed(f"pull:{ref}", f"[internal] load metadata for {ref}", "done")
+            title = f"[internal] load metadata for {ref}"
+            self.started(f"pull:{ref}", title)
+            try:
+                image_id = self.options.puller(ref, wanted)
+            except BaseException as exc:
+                self.completed(f"pull:{ref}", title, "error", str(exc).split("\n")[0])
+                raise
+            self.completed(f"pull:{ref}", title, "done")
         config, _raw = load_config(self.store, image_id)
         self.lease.add_image(image_id)
         with self._image_lock:

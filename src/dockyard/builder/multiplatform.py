@@ -12,6 +12,7 @@ import dataclasses
 import json
 import os
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -19,7 +20,7 @@ from dockyard.archive import TarEntry, TarWriter
 from dockyard.archive.tarheader import DIRTYPE, REGTYPE
 from dockyard.builder.options import BuildOptions, BuildResult
 from dockyard.dockerfile import Platform
-from dockyard.errors import BuildError, NotFound
+from dockyard.errors import BuildError, Interrupted, NotFound
 from dockyard.imageops import Store
 from dockyard.imageops.images import tag as tag_image
 from dockyard.oci import mediatypes as mt
@@ -54,9 +55,17 @@ def build_platforms(store: Store, options: BuildOptions, platforms: list[str]) -
     from dockyard.builder.engine import build
 
     per_platform = [dataclasses.replace(options, platform=p, tags=[], outputs=[]) for p in platforms]
+    cancel = threading.Event()  # Ctrl-C here, or one platform failing, cancels them all
     with ThreadPoolExecutor(max_workers=len(platforms), thread_name_prefix="platform") as pool:
-        futures = [pool.submit(build, store, opts) for opts in per_platform]
-        results = [f.result() for f in futures]
+        futures = [pool.submit(build, store, opts, cancel) for opts in per_platform]
+        try:
+            results = [f.result() for f in futures]
+        except KeyboardInterrupt:
+            cancel.set()
+            raise Interrupted("Canceled: context canceled") from None
+        except BaseException:
+            cancel.set()
+            raise
     images = {p: r.image_id for p, r in zip(platforms, results, strict=True)}
     descriptors = [_store_manifest(store, image_id) for image_id in images.values()]
     index_bytes = Index(tuple(descriptors)).to_json()

@@ -19,7 +19,7 @@ import pytest
 
 from dockyard.builder.options import BuildOptions
 from dockyard.client import Client
-from dockyard.progress import Event
+from dockyard.progress import ProgressEvent, VertexCompleted, VertexStarted
 from dockyard.registry.client import RegistryClient
 from dockyard.tools.watch import Watcher, WatchEvent, check_bases
 from tests.builder.conftest import busybox_tar
@@ -68,7 +68,7 @@ class Recorder:
 
     def __init__(self) -> None:
         self.events: list[WatchEvent] = []
-        self.builds: list[list[Event]] = []
+        self.builds: list[list[ProgressEvent]] = []
 
     def __call__(self, event: WatchEvent) -> None:
         self.events.append(event)
@@ -78,11 +78,11 @@ class Recorder:
         return Recorder._Sink(self.builds[-1])
 
     class _Sink:
-        def __init__(self, into: list[Event]) -> None:
+        def __init__(self, into: list[ProgressEvent]) -> None:
             self.into = into
             self.closed = False
 
-        def __call__(self, event: Event) -> None:
+        def __call__(self, event: ProgressEvent) -> None:
             self.into.append(event)
 
         def close(self) -> None:
@@ -95,8 +95,9 @@ class Recorder:
         """Final status of each Dockerfile step (``[2/4] COPY a.txt /a.txt`` -> ``cached``/``done``)."""
         out: dict[str, str] = {}
         for ev in self.builds[build]:
-            if ev.name.startswith("[") and ev.status in ("done", "cached") and "/" in ev.name.split("]")[0]:
-                out[ev.name.split("] ", 1)[1]] = ev.status
+            if (isinstance(ev, VertexCompleted) and ev.name.startswith("[")
+                    and ev.outcome in ("done", "cached") and "/" in ev.name.split("]")[0]):
+                out[ev.name.split("] ", 1)[1]] = ev.outcome
         return out
 
 
@@ -138,7 +139,8 @@ def test_outdated_then_watch_pulls_and_rebuilds(registry: str, publisher: Client
     assert (status.status, status.remote_digest, status.local_digest) == ("not pulled", d1, "")
     first = watcher.step()
     assert first.built and rec.kinds() == ["initial-build", "built"], rec.events
-    assert any(e.name.startswith("[internal] load metadata for") for e in rec.builds[0])
+    assert any(isinstance(e, VertexStarted) and e.name.startswith("[internal] load metadata for")
+               for e in rec.builds[0])
     [status] = check_bases(consumer, options)
     assert (status.status, status.local_digest, status.remote_digest) == ("up to date", d1, d1)
     assert status.local_image_id == str(consumer.resolve(base))
