@@ -20,6 +20,7 @@ from typing import Any, NoReturn
 
 from dockyard.errors import ExecutionError
 from dockyard.executor import mount as m
+from dockyard.executor.fdpass import cloexec_above_stdio
 from dockyard.executor.rootfs import (
     MASKED_PATHS,
     READONLY_PATHS,
@@ -163,6 +164,7 @@ def _setup_and_exec(req: dict[str, Any], sock: socket.socket, stdio: tuple[int, 
         m.capset(m.DEFAULT_CAP_MASK, m.DEFAULT_CAP_MASK, 0)
     m.prctl(m.PR_SET_NO_NEW_PRIVS, 1)
     m.prctl(m.PR_SET_PDEATHSIG, signal.SIGKILL)  # after setuid, which would clear it
+    cloexec_above_stdio()
     program = lookup_path("/", spec.args[0], env["PATH"])
     try:
         os.execve(program, list(spec.args), env)

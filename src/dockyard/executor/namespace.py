@@ -28,6 +28,7 @@ from dockyard.executor.base import (
     read_ready,
     require_root,
 )
+from dockyard.executor.fdpass import recv_fds
 from dockyard.executor.rootfs import host_resolv_conf
 from dockyard.executor.spec import ProcessSpec, Rootfs, check_rootfs, rootfs_to_json
 from dockyard.executor.user import start_error
@@ -147,7 +148,7 @@ class NamespaceExecutor:
                     if key.data is not None:
                         read_ready(key.fd, key.data, sel, still_open)
                         continue
-                    raw, fds, _, _ = socket.recv_fds(run_sock, 65536, 4, socket.MSG_CMSG_CLOEXEC)
+                    raw, fds = recv_fds(run_sock, 65536, 4)
                     held.extend(fds)
                     if not raw:
                         sel.unregister(run_sock)
