@@ -15,6 +15,7 @@ import os
 import shutil
 import signal
 import socket
+import struct
 import termios
 from typing import Any, NoReturn
 
@@ -127,6 +128,20 @@ def _lend_mount_namespace(sock: socket.socket) -> None:
         os.close(fd)
 
 
+def _open_console(sock: socket.socket, size: tuple[int, int] | None, uid: int) -> tuple[int, int, int]:
+    """A pseudo-terminal from the container's own /dev/pts (after pivot_root, so ``tty`` inside names
+    it); the master goes to the caller over the run socket, the slave becomes stdio."""
+    master, slave = os.openpty()
+    if size is not None:
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", size[0], size[1], 0, 0))
+    os.fchown(slave, uid, -1)  # the console belongs to the container's user, as runc does
+    try:
+        socket.send_fds(sock, [b'{"pty": true}'], [master], socket.MSG_NOSIGNAL)
+    finally:
+        os.close(master)
+    return slave, slave, slave
+
+
 def _setup_and_exec(req: dict[str, Any], sock: socket.socket, stdio: tuple[int, int, int]) -> NoReturn:
     _lend_mount_namespace(sock)
     spec = ProcessSpec.from_json(req["spec"])
@@ -152,6 +167,8 @@ def _setup_and_exec(req: dict[str, Any], sock: socket.socket, stdio: tuple[int, 
     except OSError as exc:
         raise bad_cwd(spec.cwd, exc)
 
+    if spec.tty:
+        stdio = _open_console(sock, spec.console_size, user.uid)
     for target, fd in enumerate(stdio):
         os.dup2(fd, target)
     if spec.tty:
