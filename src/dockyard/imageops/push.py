@@ -58,10 +58,17 @@ def push(store: Store, registry: RegistryClient, ref: Reference, *, source: str 
          max_workers: int = 4, by_digest: bool = False) -> PushResult:
     """Push the local image ``source`` (default: ``ref`` itself) as ``ref``.
 
-    With ``by_digest`` the manifest is put under its digest only (an index member), not the tag."""
+    With ``by_digest`` the manifest is put under its digest only (an index member), not the tag.
+    Waits before a retry are reported as message events (``...; retrying in 2 s``)."""
     if compression not in COMPRESSIONS:
         raise InvalidArgument(f"unsupported compression {compression!r}: use gzip or zstd")
     sink = progress or discard
+    with registry.reporting(lambda text: sink(Event(id="", name=text))):
+        return _push(store, registry, ref, source, compression, sink, chunk_size, max_workers, by_digest)
+
+
+def _push(store: Store, registry: RegistryClient, ref: Reference, source: str | None, compression: str,
+          sink: ProgressSink, chunk_size: int, max_workers: int, by_digest: bool) -> PushResult:
     if ref.digest is not None:
         raise InvalidArgument(f"cannot push a digest reference: {ref.familiar()}")
     ref = ref.tag_or_latest()
