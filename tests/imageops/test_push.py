@@ -125,6 +125,21 @@ def test_pulled_image_pushes_with_its_original_digest(store: Store) -> None:
     assert set(pushed.layers.values()) == {"mounted"}
 
 
+
+def test_pulled_gzip_image_pushed_as_zstd_gets_a_new_manifest(store: Store, other_store: Store) -> None:
+    """The stored manifest names gzip layers: asked for zstd, it must not be reused as is."""
+    source = f"{PLAIN}/peers/busybox:local"
+    name = f"{_repo()}:zstd"
+    with RegistryClient(FAST) as rc:
+        pulled = pull(store, rc, parse_normalized(source))
+        pushed = push(store, rc, parse_normalized(name), source=source, compression="zstd")
+        assert pushed.digest != pulled.digest and pushed.media_type == mt.OCI_MANIFEST
+        manifest = json.loads(rc.repository(PLAIN, parse_normalized(name).path).get_manifest("zstd").data)
+        assert {layer["mediaType"] for layer in manifest["layers"]} == {mt.OCI_LAYER_ZSTD}
+        assert set(pushed.layers.values()) == {"uploaded"}
+        assert pull(other_store, rc, parse_normalized(name)).image_id == pulled.image_id
+
+
 # -- peers ---------------------------------------------------------------------------------------
 
 
