@@ -187,3 +187,23 @@ class _Cut(httpx.SyncByteStream):
         yield self.data
         raise httpx.RemoteProtocolError("peer closed connection (injected)")
 
+
+
+def test_token_service_down_is_a_registry_error(serve: Serve) -> None:
+    closed = free_port()
+
+    async def ping(request: web.Request) -> web.Response:
+        realm = f'Bearer realm="http://127.0.0.1:{closed}/token",service="dytest"'
+        return web.Response(status=401, headers={"WWW-Authenticate": realm})
+
+    app = web.Application()
+    app.router.add_get("/v2/", ping)
+    app.router.add_get("/v2/{name:.*}/manifests/{ref}", ping)
+    port = serve(app)
+    sleeps: list[float] = []
+    with RegistryClient(RegistryOptions(), sleep=sleeps.append) as client, \
+            pytest.raises(RegistryError) as info:
+        client.repository(f"127.0.0.1:{port}", "x").get_manifest("1")
+    assert str(info.value) == (f'127.0.0.1:{port}: token service: Get "http://127.0.0.1:{closed}/token": '
+                               f"dial tcp 127.0.0.1:{closed}: connect: connection refused")
+    assert sleeps == []

@@ -152,7 +152,12 @@ class Session:
             cached = self._tokens.get(key)
             if cached and not fresh and cached.expires_at > time.monotonic():
                 return cached.value
-            token = self._fetch_token(key)
+            try:
+                token = self._fetch_token(key)
+            except httpx.TransportError as exc:
+                realm = self._challenge.realm if self._challenge else ""
+                raise RegistryError(f"{self.host}: token service: "
+                                    f"{describe_transport(exc, 'GET', _redact(realm))}") from exc
             self._tokens[key] = token
             return token.value
 
