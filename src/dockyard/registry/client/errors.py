@@ -111,11 +111,9 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
         cur = cur.__cause__ or cur.__context__
 
 
-def describe_transport(exc: BaseException | None, method: str = "", url: str = "") -> str:
+def describe_transport(exc: BaseException, method: str = "", url: str = "") -> str:
     """A transport failure worded as Docker's Go client words it:
     ``Get "http://h:9/v2/": dial tcp h:9: connect: connection refused``."""
-    if exc is None:
-        return "no endpoint"
     reason = ""
     parsed = httpx.URL(url) if url else None
     host = parsed.host if parsed else ""
