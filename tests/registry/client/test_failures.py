@@ -170,10 +170,15 @@ def test_resume_answered_with_the_whole_body_drops_the_held_prefix() -> None:
                 return httpx.Response(200, stream=_Cut(whole[: 700_000]), request=request)
             return response
 
-    with RegistryClient(FAST, transport=CutThenIgnoreRange()) as client:
+    notices: list[str] = []
+    client = RegistryClient(FAST, transport=CutThenIgnoreRange())
+    with client, client.reporting(notices.append):
         out = io.BytesIO()
         client.repository(PLAIN, repo_name).fetch_blob(desc, out)
     assert ranges == [None, "bytes=700000-"]
+    # a connection dropped mid-transfer can pass: retried, and said so
+    assert notices == [f"download of {desc.digest.short}: peer closed connection (injected); "
+                       "retrying in 0.01 s"]
     assert out.getvalue() == data
 
 
