@@ -20,6 +20,7 @@ from dockyard.oci import mediatypes as mt
 from dockyard.oci.digest import Hasher
 
 from .apierrors import ApiError
+from .uploads import write_and_hash
 
 if TYPE_CHECKING:
     from .app import Registry
@@ -106,7 +107,7 @@ class Upstream:
                 raise ApiError(502, "UNKNOWN", f"upstream {self.url} answered {resp.status} for {name}:{ref}")
             body = await resp.content.read(4 * 1024 * 1024 + 1)
             content_type = resp.headers.get("Content-Type", "").split(";")[0].strip()
-        digest = registry.store_manifest(name, ref, body, content_type, verify_blobs=False)
+        digest = await registry.store_manifest(name, ref, body, content_type, verify_blobs=False)
         media_type = registry.storage.manifest_media_type(name, digest) or content_type
         return digest, media_type
 
@@ -147,29 +148,31 @@ class Upstream:
             await resp.prepare(request)
             if method == "HEAD":
                 return resp
-            storage = registry.storage
-            session = storage.upload_create(name)
+            storage, io = registry.storage, registry.io
+            session = await io.run(storage.upload_create, name)
             hasher = Hasher(digest.partition(":")[0])
             ok = False
             # The last chunk is held back until the bytes are verified and cached: a client never
             # gets a complete blob that fails its digest, and once it has it, so does the cache.
             held = b""
             try:
-                with storage.upload_append(session.id) as f:
+                f = await io.run(storage.upload_append, session.id)
+                try:
                     async for chunk in upstream.content.iter_chunked(1 << 20):
-                        f.write(chunk)
-                        hasher.update(chunk)
+                        await io.run(write_and_hash, f, hasher, chunk)
                         if held:
                             await resp.write(held)
                         held = chunk
+                finally:
+                    await io.run(f.close)
                 ok = hasher.digest() == digest
             finally:
                 if ok:
-                    storage.upload_commit(session.id, digest)
+                    await io.run(storage.upload_commit, session.id, digest)
                     storage.link_blob(name, digest)
                 else:
                     with contextlib.suppress(OSError):
-                        storage.upload_delete(session.id)
+                        await io.run(storage.upload_delete, session.id)
             if not ok:
                 raise ConnectionResetError(f"upstream sent bytes that do not match {digest}")
             await resp.write(held)

@@ -200,6 +200,8 @@ class RegistryServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self.registry is not None:
+            self.registry.io.close()
 
     async def serve_forever(self) -> None:
         """Serve until SIGTERM or SIGINT, then shut down gracefully (used by the CLI)."""

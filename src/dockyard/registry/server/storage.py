@@ -102,6 +102,14 @@ class Storage(Protocol):
     def uploads(self) -> list[UploadInfo]: ...
 
 
+def canonical_upload_id(text: str) -> str | None:
+    """The one spelling of an upload session id (ids are uuids; URLs may vary case and form)."""
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        return None
+
+
 def _split(digest: str) -> tuple[str, str]:
     algorithm, _, hexpart = digest.partition(":")
     return algorithm, hexpart
@@ -301,11 +309,8 @@ class FilesystemStorage:
 
     def _upload_dir(self, upload_id: str) -> Path:
         # Session ids come from URLs: accept only the uuid form we hand out.
-        try:
-            canonical = str(uuid.UUID(upload_id))
-        except ValueError:
-            return self._uploads / "-invalid-"
-        return self._uploads / canonical
+        canonical = canonical_upload_id(upload_id)
+        return self._uploads / (canonical or "-invalid-")
 
     def upload_stat(self, upload_id: str) -> UploadInfo | None:
         folder = self._upload_dir(upload_id)
