@@ -11,6 +11,7 @@ import base64
 import contextlib
 import re
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import aiohttp
@@ -33,8 +34,9 @@ class Upstream:
     """The remote registry a mirror fetches from, with Basic or Bearer-token auth as it asks."""
 
     def __init__(self, url: str, username: str | None = None, password: str | None = None,
-                 tag_ttl: float = 300) -> None:
+                 tag_ttl: float = 300, clock: Callable[[], float] = time.monotonic) -> None:
         self.url = url.rstrip("/")
+        self.clock = clock  # a tag is looked up again once tag_ttl has passed on this clock
         self.username = username
         self.password = password
         self.tag_ttl = tag_ttl
@@ -115,7 +117,7 @@ class Upstream:
         local = registry.resolve(name, ref)
         media_type = registry.storage.manifest_media_type(name, local) if local else None
         if local and media_type is not None:
-            fresh = time.monotonic() - self._tag_checked.get((name, ref), float("-inf")) < self.tag_ttl
+            fresh = self.clock() - self._tag_checked.get((name, ref), float("-inf")) < self.tag_ttl
             if ":" in ref or fresh:
                 return local, media_type
         try:
@@ -125,7 +127,7 @@ class Upstream:
                 return local, media_type  # upstream unreachable: the last known answer is better than none
             raise
         if found is not None and ":" not in ref:
-            self._tag_checked[(name, ref)] = time.monotonic()
+            self._tag_checked[(name, ref)] = self.clock()
         return found
 
     # -- blobs -----------------------------------------------------------------------------------

@@ -100,6 +100,8 @@ class Uploads:
                     received += len(chunk)
             finally:
                 await self.io.run(f.close)
+            if received:
+                await self.io.run(self.storage.upload_touch, upload_id)
             if expected is not None and received != expected:
                 raise ApiError(400, "SIZE_INVALID",
                                f"Content-Range announced {expected} bytes but {received} arrived")
