@@ -91,3 +91,10 @@ def test_signals_are_forwarded(root: Path) -> None:
     out, _ = proc.communicate(timeout=30)
     assert "got-term" in out
     assert proc.returncode == 7
+
+
+def test_the_container_sees_only_stdio(root: Path) -> None:
+    # `cat <&3 &` on a leaked control socket once swallowed the forwarded SIGTERM. (`; true` keeps sh
+    # from exec-ing ls as pid 1, which would list its own directory fd.)
+    r = dy(root, "busybox:local", "sh", "-c", "ls /proc/$$/fd; true")
+    assert (r.returncode, r.stdout.split()) == (0, ["0", "1", "2"]), r.stderr

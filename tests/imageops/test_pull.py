@@ -326,3 +326,23 @@ def test_blob_missing_on_the_mirror_comes_from_the_origin(store: Store, tmp_path
             got = pull(store, rc, parse_normalized(f"{PLAIN}/{repo}:v1"))
     assert got.image_id == image.image_id and got.layers == ["pulled", "pulled"]
     assert store.content.exists(gone)
+
+
+def test_a_retry_is_announced_in_the_pull_progress(store: Store) -> None:
+    image = _image(1)
+    repo = _repo()
+    upload_image(PLAIN, repo, "v1", image)
+    layer = "sha256:" + hashlib.sha256(image.layers[0][0]).hexdigest()
+    failures = [503]
+
+    def hook(request: httpx.Request, response: httpx.Response) -> httpx.Response | None:
+        if request.url.path.endswith(layer) and failures:
+            response.read()
+            return httpx.Response(failures.pop(), request=request)
+        return None
+
+    events: list[Event] = []
+    with RegistryClient(FAST, transport=_Hook(hook)) as rc:
+        pull(store, rc, parse_normalized(f"{PLAIN}/{repo}:v1"), progress=events.append)
+    notes = [e.name for e in events if not e.id]
+    assert notes == [f"GET http://{PLAIN}/v2/{repo}/blobs/{layer}: status 503; retrying in 0.01 s"]
