@@ -20,10 +20,14 @@ Two families of events:
     "status": ``transferring context:``, ``writing image sha256:...``); repeated with new byte
     counts, the last one for a ``text`` has ``done=True``.
   - ``VertexCompleted(id, name, outcome, error)``: the step ended, exactly once per interval;
-    ``outcome`` is ``done``, ``cached`` (a cache hit: no ``VertexStarted`` came before), ``error``
-    (``error`` is its one-line message) or ``canceled`` (the build was interrupted while it ran).
+    ``outcome`` is ``done``, ``cached`` (a cache hit), ``error`` (``error`` is its one-line
+    message) or ``canceled`` (the build was interrupted, or another step failed, while it ran). A
+    step with nothing to do (a cache hit, the build definition, a FROM of a local image) completes
+    without a ``VertexStarted`` before it.
   Order: for one ``id``, ``VertexStarted`` comes before its logs and statuses and
-  ``VertexCompleted`` after them; events of different steps interleave freely.
+  ``VertexCompleted`` after them; events of different steps interleave freely. Only the
+  instructions BuildKit shows are steps: RUN, COPY, ADD, WORKDIR (not ``/``) and FROM an image,
+  titled ``[stage 2/4] RUN ...``; ENV, ARG, LABEL, CMD... are not.
 """
 
 from __future__ import annotations

@@ -478,7 +478,7 @@ class Builder:
         state.chain = ids[-1] if ids else None
         return True
 
-    # -- services for the dispatchers ------------------------------------------------------------
+    # -- the StepContext: what steps may use of the build --------------------------------------------
 
     def lowerdirs(self, state: StageState) -> list[Path]:
         """The stage's layers as snapshot directories, top first (unpacked on first need)."""
