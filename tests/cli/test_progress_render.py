@@ -375,3 +375,16 @@ def test_layer_ids_are_shown_short(event_id: str, shown: str) -> None:
     with pr.make_renderer("plain", out) as r:
         r(Event(event_id, "Loading layer", "done"))
     assert out.getvalue() == f"{shown}: Loading layer\n"
+
+
+def test_tty_shows_a_canceled_step_without_a_summary() -> None:
+    out, clock = FakeTty(), Clock()
+    r = pr.make_renderer("tty", out, clock=clock, width=100)
+    r(VertexStarted("a", "[2/2] RUN sleep 60"))
+    r(VertexLog("a", b"started\n"))
+    clock.tick(2.0)
+    r(VertexCompleted("a", "[2/2] RUN sleep 60", "canceled"))
+    r.close()
+    lines = _final_frame(out.getvalue())
+    assert lines[1] == f"{' => CANCELED [2/2] RUN sleep 60':<93}  2.0s"
+    assert "------" not in out.getvalue()  # BuildKit summarises failures, not cancellations
