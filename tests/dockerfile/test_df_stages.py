@@ -160,6 +160,18 @@ def test_arg_instruction_records_values() -> None:
     assert [(a.key, a.value) for a in arg.args] == [("A", "1"), ("B", "2")]
 
 
+def test_arg_names_are_expanded() -> None:
+    # Names as Docker 20.10's BuildKit (ArgCommand.Expand, in the scope before the instruction, so not
+    # seeing a name of the same line; today's BuildKit no longer calls it for ARG and keeps "${src}").
+    # Defaults as today's dispatchArg: one at a time, seeing the names before them (20.10 gives b="").
+    # A build arg matches the expanded name.
+    _, out = applied(plan("FROM a\nENV src=a\nARG ${src}=x.txt b=$a c_${b}\nCOPY $a $b /out\n", {"c_": "3"}))
+    arg, copy = out[1], out[2]
+    assert isinstance(arg, ArgInstruction) and isinstance(copy, CopyInstruction)
+    assert [(a.key, a.value) for a in arg.args] == [("a", "x.txt"), ("b", "x.txt"), ("c_", "3")]
+    assert copy.sources == ["x.txt", "x.txt"]
+
+
 def test_errors_carry_place() -> None:
     with pytest.raises(DockerfileError) as err:
         plan("ARG X\nFROM ${X}\n")

@@ -293,8 +293,10 @@ class StageEnv:
         """Expand ``instr`` in this scope and record what it declares; returns the expanded copy."""
         try:
             if isinstance(instr, ArgInstruction):
+                # BuildKit's ArgCommand.Expand: names are expanded too, all before any is declared.
+                named = [dataclasses.replace(spec, key=self.expand(spec.key)) for spec in instr.args]
                 specs = []
-                for spec in instr.args:
+                for spec in named:
                     self.declare_arg(spec)
                     specs.append(ArgSpec(spec.key, self.args.get(spec.key), spec.comment))
                 return dataclasses.replace(instr, args=specs)
