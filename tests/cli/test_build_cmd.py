@@ -89,6 +89,20 @@ def test_failures_exit_1_with_buildkit_message(root: Path, tmp_path: Path) -> No
     assert f'unable to prepare context: path "{tmp_path / "missing"}" not found' in r.stderr
 
 
+def test_deeply_nested_variable_is_a_dockerfile_error(root: Path, tmp_path: Path) -> None:
+    deep = "x"
+    for _ in range(400):
+        deep = "${A:-" + deep + "}"
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(f"FROM busybox:local\n\nENV B={deep}\n")
+    r = dy(root, "build", "--progress", "quiet", str(ctx))
+    assert r.returncode == 1
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith('ERROR: failed to solve: Dockerfile:3:1: failed to process "${A:-${A:-')
+    assert last.endswith("nested more than 100 deep") and "internal error" not in r.stderr
+
+
 def test_dockerfile_from_stdin_and_secret(root: Path, tmp_path: Path) -> None:
     ctx = tmp_path / "ctx"
     ctx.mkdir()

@@ -187,6 +187,23 @@ def test_errors_carry_place() -> None:
         plan("ARG A=1\n")
 
 
+def test_deep_nesting_is_an_error_with_its_place() -> None:
+    deep = "x"
+    for _ in range(400):
+        deep = "${A:-" + deep + "}"
+    with pytest.raises(DockerfileError) as err:
+        applied(plan(f"FROM a\nENV B={deep}\n"))
+    assert str(err.value).startswith('Dockerfile:2:1: failed to process "${A:-${A:-')
+    assert str(err.value).endswith('...": variable substitutions nested more than 100 deep')
+    with pytest.raises(DockerfileError, match=r"^Dockerfile:1:1: .* nested more than 100 deep$"):
+        plan(f"ARG B={deep}\nFROM a\n")
+    ok = "x"
+    for _ in range(100):
+        ok = '${A:-"' + ok + '"}'
+    _, out = applied(plan(f"FROM a\nENV B={ok}\n"))
+    assert isinstance(out[0], EnvInstruction) and out[0].env[0].value == "x"
+
+
 def test_stage_dependencies() -> None:
     from dockyard.dockerfile.stages import needed_stages
     p = plan("ARG SRC=deps\nFROM alpine AS deps\nFROM alpine AS unused\nFROM golang AS build\n"
