@@ -119,6 +119,8 @@ def test_unused_build_args_warning() -> None:
     assert p.unused_build_args == ["OTHER", "TYPO"]
     assert p.unused_args_warning() == "[Warning] One or more build-args [OTHER TYPO] were not consumed"
     assert plan("FROM a\n").unused_args_warning() is None
+    # ARG ${src} is named in the build, so no build arg is known to be unused before it.
+    assert plan("FROM a\nENV src=a\nARG ${src}\n", {"a": "1"}).unused_args_warning() is None
 
 
 def test_stage_references() -> None:
