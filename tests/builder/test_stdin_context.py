@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 import lzma
 import os
@@ -41,8 +42,11 @@ def test_compressed_tar_and_dockerfile_inside() -> None:
         pass
 
 
-def test_hostile_tar_is_refused() -> None:
+def test_hostile_or_broken_tar_is_refused() -> None:
     name = f"escape-{os.getpid()}"
     with pytest.raises(DockyardError), stream_context(io.BytesIO(tar_of({f"../../{name}": b"x"}))):
+        pass
+    with pytest.raises(BuildError, match=r"^unable to prepare context from standard input: "), \
+            stream_context(io.BytesIO(gzip.compress(b"FROM scratch\n"))):
         pass
     assert not os.path.exists(f"/{name}") and not os.path.exists(f"/tmp/{name}")

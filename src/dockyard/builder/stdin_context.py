@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dockyard.archive import apply_layer, detect, open_decompressed
 from dockyard.archive.compression import prepend
 from dockyard.archive.reader import Readable
-from dockyard.errors import BuildError
+from dockyard.errors import BuildError, DockyardError
 
 _TAR_MAGIC_AT = 257  # "ustar" in a POSIX or GNU tar header
 
@@ -48,7 +48,10 @@ def stream_context(stream: Readable, dockerfile: str = "") -> Iterator[tuple[str
         name = "Dockerfile"
         if is_archive(head):
             raw, _ = open_decompressed(prepend(head, stream))
-            apply_layer(raw, tmp)
+            try:
+                apply_layer(raw, tmp)
+            except DockyardError as exc:
+                raise BuildError(f"unable to prepare context from standard input: {exc}") from None
             # A path inside the context, like docker's -f for a context on stdin.
             name = os.path.normpath("/" + (dockerfile or "Dockerfile")).lstrip("/") or "Dockerfile"
         else:
