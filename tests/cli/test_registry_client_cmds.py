@@ -46,6 +46,16 @@ def run(env: dict[str, str], *args: str, stdin: str = "",
                           capture_output=True, timeout=timeout)
 
 
+def test_bad_config_file_is_named(env: dict[str, str], tmp_path: Path) -> None:
+    """DOCKYARD_CONFIG naming a directory or a non-UTF-8 file: a one-line error with the place."""
+    bad = tmp_path / "bad.toml"
+    bad.write_bytes(b"\xff\n")
+    for config, want in ((tmp_path, f"Error: config file {tmp_path} is a directory, not a file\n"),
+                         (bad, f"Error: {bad}:1:1: not UTF-8 text (TOML must be UTF-8): byte 0xff\n")):
+        done = run({**env, "DOCKYARD_CONFIG": str(config)}, "pull", f"{PLAIN}/dytest/none:1")
+        assert (done.returncode, done.stderr) == (1, want)
+
+
 def test_pull_output_and_quiet(env: dict[str, str]) -> None:
     image = make_image([{"a": b"x" * 1000}, {"b": b"y" * 1000}])
     repo = f"dytest/cli-{uuid.uuid4().hex[:8]}"

@@ -14,7 +14,7 @@ from typing import Any
 
 from dockyard.archive import apply_layer, detect, open_decompressed
 from dockyard.builder.chmod import parse_chmod
-from dockyard.builder.copy import CopySpec, apply_copy
+from dockyard.builder.copy import CopySpec, apply_copy, into_dir
 from dockyard.builder.fsutil import clean_path, mkdir_all, secure_join
 from dockyard.builder.state import StageState
 from dockyard.builder.steps import OutputSink, Step, StepContext
@@ -48,11 +48,9 @@ def from_ref(instr: Sources, state: StageState) -> str:
 
 def plan(ctx: StepContext, instr: Sources, state: StageState) -> Step:
     """The step: its cache definition holds the content checksum of the sources."""
+    # Several sources onto a destination without a trailing slash are not refused: as BuildKit, each is
+    # copied onto it in turn (see copy.apply_copy).
     dest, is_dir = destination(instr, state)
-    count = len(instr.sources) + len(instr.contents)
-    if count > 1 and not is_dir:
-        raise BuildError(f"{instr.name.upper()}: When using {instr.name.upper()} with more than one source "
-                         "file, the destination must be a directory and end with a /")
     source = from_ref(instr, state)
     sums: list[Any] = []
     local = [s for s in instr.sources if not _is_url(s)]
@@ -113,13 +111,13 @@ def execute(ctx: StepContext, instr: Sources, state: StageState, upper: Path, wo
         for src in instr.sources:
             if _is_url(src):
                 path, _digest, name, mtime = ctx.fetch_url(src, getattr(instr, "checksum", ""))
-                target = f"{dest}/{name}" if is_dir else dest
+                target = f"{dest}/{name}" if into_dir(merged, dest, is_dir) else dest
                 mkdir_all(merged, os.path.dirname(target), 0o755, uid, gid)
                 _place_file(merged, path, target, 0o600, chown, mtime, mode)
         if instr.contents:
             inline = ctx.workspace.new_dir("inline")
             for content in instr.contents:
-                target = f"{dest}/{content.path}" if is_dir else dest
+                target = f"{dest}/{content.path}" if into_dir(merged, dest, is_dir) else dest
                 (inline / "f").write_text(content.data)
                 mkdir_all(merged, os.path.dirname(target), 0o755, uid, gid)
                 _place_file(merged, inline / "f", target, 0o644, chown, None, mode)
