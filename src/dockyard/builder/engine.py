@@ -27,9 +27,9 @@ from dockyard.builder.context import HashCache, LocalContext
 from dockyard.builder.definition import load_definition
 from dockyard.builder.fsutil import clean_path
 from dockyard.builder.options import BuildOptions, BuildResult
+from dockyard.builder.sources import Download, Sources
 from dockyard.builder.state import StageState, derive_key
 from dockyard.builder.steps import Step, makes_step, plan_step
-from dockyard.builder.steps.copy import download
 from dockyard.builder.steps.workdir import resolve as resolve_workdir
 from dockyard.builder.workspace import Workspace
 from dockyard.dockerfile import (
@@ -43,14 +43,13 @@ from dockyard.dockerfile import (
     parse,
     parse_instruction,
 )
-from dockyard.errors import BuildError, DockerfileError, DockyardError, Interrupted, NotFound
+from dockyard.errors import BuildError, DockerfileError, DockyardError, Interrupted
 from dockyard.executor import Executor, cleanup_stale
 from dockyard.executor.base import open_executor
 from dockyard.image import chain_ids
 from dockyard.imageops import Store
 from dockyard.imageops.commit import commit_image
 from dockyard.imageops.gc import clean_tmp
-from dockyard.imageops.images import load_config, resolve
 from dockyard.imageops.unpack import unpack_layers
 from dockyard.metadata import CacheRecord
 from dockyard.oci.config import RUN_CONFIG_KEYS, ImageConfig
@@ -109,6 +108,7 @@ class Builder:
         self.workspace = Workspace(store, self.lease)
         self.context = LocalContext(options.context_dir, definition.ignore,
                                     HashCache(store.root / "build" / "context-hashes.db"))
+        self.sources = Sources(store, options, self.lease, self.workspace, self.emit)
         self._executor: Executor | None = None
         self._executor_lock = threading.Lock()
         self._stage_futures: dict[int, Future[StageState]] = {}
@@ -116,10 +116,7 @@ class Builder:
         # on a long chain. How many steps run at once is bounded separately.
         self._pool = ThreadPoolExecutor(max_workers=max(1, len(self.plan.stages)), thread_name_prefix="stage")
         self._busy = threading.BoundedSemaphore(max(1, options.max_parallel))
-        self._urls: dict[str, tuple[Path, str, str, float | None]] = {}
-        self._url_lock = threading.Lock()
-        self._image_cache: dict[str, tuple[str, ImageConfig]] = {}
-        self._image_lock = threading.Lock()
+        self._stage_lock = threading.Lock()
         self._event_lock = threading.Lock()
         self._count_lock = threading.Lock()
         self.steps = 0
@@ -216,7 +213,7 @@ class Builder:
                            steps=self.steps, cached=self.cached)
 
     def _stage_future(self, index: int) -> Future[StageState]:
-        with self._image_lock:
+        with self._stage_lock:
             fut = self._stage_futures.get(index)
             if fut is None:
                 fut = self._pool.submit(self._build_stage, self.plan.stages[index])
@@ -321,12 +318,12 @@ class Builder:
             return StageState(config=config, key=key, env=env_plan.stage_env(stage, config.config["Env"]),
                               lowerdirs=[], chain=None, epoch=epoch)
         base_ref = stage.base_name
-        named = self._named(base_ref)
+        named = self.sources.named(base_ref)
         if named is not None:
             if named[0] != "image":
                 raise BuildError(f"FROM {base_ref}: a local directory context cannot be a base image")
             base_ref = named[1]
-        image_id, config = self._image(base_ref, stage.platform)
+        image_id, config = self.sources.image(base_ref, stage.platform)
         config = config.copy()
         # Like BuildKit, keep the base's run config, layers and history, not its builder's bookkeeping.
         config.extra = {}
@@ -341,50 +338,6 @@ class Builder:
                           env=env_plan.stage_env(stage, config.config.get("Env") or []), lowerdirs=None,
                           chain=ids[-1] if ids else None, epoch=epoch,
                           run_config_from_base={k for k, v in config.config.items() if v})
-
-    def _image(self, ref: str, platform: str) -> tuple[str, ImageConfig]:
-        """An image by reference: from the local store, pulled when missing (or always with --pull).
-
-        ``platform`` ("" when the Dockerfile and the command line name none) must match the local
-        image, as Docker requires; a mismatch pulls the right one when a registry is reachable.
-        """
-        wanted = platform or self.options.platform
-        cache_key = f"{ref}|{wanted}"
-        with self._image_lock:
-            known = self._image_cache.get(cache_key)
-        if known is not None:
-            return known
-        image_id = ""
-        if not self.options.pull:
-            with contextlib.suppress(NotFound):
-                image_id = str(resolve(self.store, ref))
-        if image_id and wanted:
-            local, _raw = load_config(self.store, image_id)
-            want = Platform.parse(wanted)
-            if (local.os, local.architecture) != (want.os, want.architecture) or (
-                    want.variant and local.variant and want.variant != local.variant):
-                if self.options.puller is None:
-                    have = "/".join(p for p in (local.os, local.architecture, local.variant) if p)
-                    raise BuildError(f"image with reference {ref} was found but does not match the specified "
-                                     f"platform: wanted {want}, actual: {have}")
-                image_id = ""
-        if not image_id:
-            if self.options.puller is None:
-                raise BuildError(f"failed to resolve source metadata for {ref}: no such image in the local "
-                                 "store (pull it first, or import it)")
-            title = f"[internal] load metadata for {ref}"
-            self.started(f"pull:{ref}", title)
-            try:
-                image_id = self.options.puller(ref, wanted)
-            except BaseException as exc:
-                self.completed(f"pull:{ref}", title, "error", str(exc).split("\n")[0])
-                raise
-            self.completed(f"pull:{ref}", title, "done")
-        config, _raw = load_config(self.store, image_id)
-        self.lease.add_image(image_id)
-        with self._image_lock:
-            self._image_cache[cache_key] = (image_id, config)
-        return image_id, config
 
     # -- steps -----------------------------------------------------------------------------------
 
@@ -489,66 +442,45 @@ class Builder:
             state.lowerdirs = unpack_layers(self.store, state.config.diff_ids, lease=self.lease)
         return state.lowerdirs
 
-    def _named(self, ref: str) -> tuple[str, str] | None:
-        """A ``--build-context`` of that name: ("dir", path) or ("image", reference)."""
-        value = self.options.build_contexts.get(ref)
-        if value is None:
-            return None
-        if value.startswith("docker-image://"):
-            return "image", value.removeprefix("docker-image://")
-        if "://" in value:
-            raise BuildError(f"build context {ref}={value}: only local directories and docker-image:// "
-                             "are supported")
-        if not os.path.isdir(value):
-            raise BuildError(f'build context {ref}: path "{value}" not found')
-        return "dir", os.path.realpath(value)
-
     def is_local_dir(self, ref: str) -> bool:
         """Whether ``COPY --from=ref`` reads a local directory (files then belong to root, as from the
         main context)."""
-        named = self._named(ref)
+        named = self.sources.named(ref)
         return named is not None and named[0] == "dir"
 
     def _source_state(self, ref: str) -> tuple[str, list[Path]]:
-        named = self._named(ref)
+        named = self.sources.named(ref)
         if named is not None and named[0] == "image":
             ref = named[1]
         stage = self._stage_ref(ref) if named is None else None
         if stage is not None:
             st = self._stage_future(stage.index).result()
             return st.key, self.lowerdirs(st)
-        image_id, config = self._image(ref, "")
+        image_id, config = self.sources.image(ref, "")
         return image_id, unpack_layers(self.store, config.diff_ids, lease=self.lease)
 
     def source_key(self, ref: str) -> str:
         """What identifies another stage's or image's content in a cache key."""
-        named = self._named(ref)
+        named = self.sources.named(ref)
         if named is not None:
             if named[0] == "dir":
                 return LocalContext(named[1]).checksum(["."])
-            return self._image(named[1], "")[0]
+            return self.sources.image(named[1], "")[0]
         stage = self._stage_ref(ref)
         if stage is not None:
             return self._stage_future(stage.index).result().key
-        return self._image(ref, "")[0]
+        return self.sources.image(ref, "")[0]
 
     def source_root(self, ref: str, stack: contextlib.ExitStack) -> str:
         """A read-only view of another stage or an image, mounted for the life of ``stack``."""
-        named = self._named(ref)
+        named = self.sources.named(ref)
         if named is not None and named[0] == "dir":
             return named[1]
         _key, lowers = self._source_state(ref)
         return stack.enter_context(self.workspace.mounted(lowers))
 
-    def fetch_url(self, url: str, checksum: str) -> tuple[Path, str, str, float | None]:
-        with self._url_lock:
-            known = self._urls.get(url)
-            if known is None:
-                known = download(url, self.workspace.new_dir("url"))
-                self._urls[url] = known
-        if checksum and known[1] != checksum:
-            raise BuildError(f"digest mismatch {known[1]}: {checksum}")
-        return known
+    def fetch_url(self, url: str, checksum: str) -> Download:
+        return self.sources.url(url, checksum)
 
 
 def _full_name(ref: str) -> str:

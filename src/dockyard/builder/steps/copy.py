@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import email.utils
-import hashlib
 import os
 import stat
-import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -177,31 +174,3 @@ def _unpack_archive(host_file: str, make_dest: Callable[[], str]) -> bool:
         raw, _ = open_decompressed(f)
         apply_layer(raw, make_dest())
     return True
-
-
-def download(url: str, dest_dir: Path) -> tuple[Path, str, str, float | None]:
-    """Fetch ``url``: (file, sha256 digest, file name, Last-Modified time)."""
-    import httpx
-
-    name = os.path.basename(urllib.parse.urlparse(url).path) or "__unnamed__"
-    path = dest_dir / hashlib.sha256(url.encode()).hexdigest()
-    h = hashlib.sha256()
-    try:
-        with httpx.stream("GET", url, follow_redirects=True, timeout=60) as resp:
-            if resp.status_code != 200:
-                raise BuildError(f"failed to load {url}: invalid response status {resp.status_code}")
-            disposition = resp.headers.get("content-disposition", "")
-            if "filename=" in disposition:
-                name = disposition.split("filename=", 1)[1].strip('"; ') or name
-            modified = resp.headers.get("last-modified")
-            with open(path, "wb") as out:
-                for chunk in resp.iter_bytes(1 << 20):
-                    h.update(chunk)
-                    out.write(chunk)
-    except httpx.HTTPError as exc:
-        raise BuildError(f"failed to load {url}: {exc}") from None
-    mtime = None
-    if modified:
-        with contextlib.suppress(TypeError, ValueError):
-            mtime = email.utils.parsedate_to_datetime(modified).timestamp()
-    return path, "sha256:" + h.hexdigest(), name, mtime
