@@ -553,18 +553,6 @@ def test_match_reference_bad_pattern() -> None:
         fmt.match_reference(["["], "busybox:latest")
 
 
-def test_parse_duration() -> None:
-    assert fmt.parse_duration("24h") == 86400
-    assert fmt.parse_duration("1h30m") == 5400
-    assert fmt.parse_duration("1.5h") == 5400
-    assert fmt.parse_duration("-2m") == -120
-    assert fmt.parse_duration("300ms") == pytest.approx(0.3)
-    assert fmt.parse_duration("0") == 0
-    for bad in ("", "1", "1d", "h", "1h 2m"):
-        with pytest.raises(ValueError):
-            fmt.parse_duration(bad)
-
-
 def test_parse_timestamp() -> None:
     now = 1_800_000_000.0
     assert fmt.parse_timestamp("24h", now) == now - 86400

@@ -40,6 +40,7 @@ import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, NoReturn
 
+from dockyard import goformat
 from dockyard.errors import InvalidArgument
 
 __all__ = [
@@ -47,7 +48,7 @@ __all__ = [
     "DEFAULT_IMAGE_TABLE", "DEFAULT_IMAGE_TABLE_DIGEST", "DF_HEADERS", "HISTORY_HEADERS", "IMAGE_FILTERS",
     "IMAGE_HEADERS", "IMAGE_RAW", "IMAGE_RAW_DIGEST", "Context", "Filters", "ImageFilter", "Template",
     "bytes_size", "created_since", "ellipsis", "format_rows", "go_time", "header_for", "history_created_by",
-    "human_duration", "human_size", "image_filter", "match_reference", "parse_duration", "parse_filters",
+    "human_duration", "human_size", "image_filter", "match_reference", "parse_filters",
     "parse_template", "parse_timestamp", "reclaimable", "render", "rfc3339", "short_id", "tabwrite",
 ]
 
@@ -530,33 +531,6 @@ def _unquote(lit: str, lexer: _Lexer, pos: int) -> str:
     return "".join(out)
 
 
-def _go_quote(s: str) -> str:
-    """Go's strconv.Quote."""
-    out = ['"']
-    for ch in s:
-        o = ord(ch)
-        if ch == '"':
-            out.append('\\"')
-        elif ch == "\\":
-            out.append("\\\\")
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\t":
-            out.append("\\t")
-        elif ch == "\r":
-            out.append("\\r")
-        elif ch in "\a\b\f\v":
-            out.append({"\a": "\\a", "\b": "\\b", "\f": "\\f", "\v": "\\v"}[ch])
-        elif o < 0x20 or o == 0x7F:
-            out.append(f"\\x{o:02x}")
-        elif not ch.isprintable() and o > 0x7F:
-            out.append(f"\\u{o:04x}" if o <= 0xFFFF else f"\\U{o:08x}")
-        else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out)
-
-
 # --------------------------------------------------------------------------------------------------
 # Parse tree
 
@@ -774,8 +748,8 @@ class _Parser:
         if t.kind == "right":
             return "\"}}\""
         if t.kind == "string":
-            return _go_quote(t.val)
-        return f"<{t.val}>" if t.kind in ("ident", "keyword", "field", "variable") else _go_quote(t.val)
+            return goformat.quote(t.val)
+        return f"<{t.val}>" if t.kind in ("ident", "keyword", "field", "variable") else goformat.quote(t.val)
 
     def keyword(self, kw: _Tok) -> _Node:
         if kw.val in ("if", "range", "with"):
@@ -911,7 +885,7 @@ class _Parser:
                 self.fail(f"function \"{t.val}\" not defined", t.pos)
             node = _Ident(t.val, t.pos)
         elif t.kind == "string":
-            node = _Literal(t.val, _go_quote(t.val), t.pos)
+            node = _Literal(t.val, goformat.quote(t.val), t.pos)
         elif t.kind == "number":
             node = _Literal(_parse_number(t.val, self), t.val, t.pos)
         elif t.kind == "bool":
@@ -1155,7 +1129,7 @@ def _fmt_one(flags: str, width: str | None, prec: str | None, verb: str, a: Any)
         return pad(s)
     if verb == "q":
         if isinstance(a, str):
-            return pad(_go_quote(a))
+            return pad(goformat.quote(a))
         if isinstance(a, int) and not isinstance(a, bool):
             return pad("'" + chr(a) + "'")
         return bad()
@@ -1483,7 +1457,7 @@ class _Exec:
         has_args = bool(rest) or final is not _UNSET
         if receiver is NO_VALUE:
             if self.missing_error:
-                self.fail(node, f"nil data; no entry for key {_go_quote(name)}")
+                self.fail(node, f"nil data; no entry for key {goformat.quote(name)}")
             return NO_VALUE
         if receiver is None:
             self.fail(node, f"nil pointer evaluating interface {{}}.{name}")
@@ -1497,7 +1471,7 @@ class _Exec:
                 if has_args:
                     self.fail(node, f"{name} is not a method but has arguments")
                 if self.missing_error:
-                    self.fail(node, f"map has no entry for key {_go_quote(name)}")
+                    self.fail(node, f"map has no entry for key {goformat.quote(name)}")
                 return NO_VALUE
             value = receiver[name]
         elif isinstance(receiver, str | int | float | bool | list | tuple | bytes) or name.startswith("_") \
@@ -1863,7 +1837,7 @@ def _parse_rfc3339(s: str) -> float:
     m = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)", s.strip(),
                      flags=re.IGNORECASE)
     if not m:
-        raise InvalidArgument(f"parsing time {_go_quote(s)}: not an RFC 3339 timestamp")
+        raise InvalidArgument(f"parsing time {goformat.quote(s)}: not an RFC 3339 timestamp")
     base = _dt.datetime.fromisoformat(m.group(1) + ("+00:00" if m.group(3).upper() == "Z" else m.group(3)))
     frac = float("0." + m.group(2)) if m.group(2) else 0.0
     return base.timestamp() + frac
@@ -2011,7 +1985,7 @@ def parse_filters(values: Iterable[str]) -> Filters:
         if raw == "":
             continue
         if "=" not in raw:
-            raise InvalidArgument(f"invalid argument {_go_quote(raw)} for \"-f, --filter\" flag: "
+            raise InvalidArgument(f"invalid argument {goformat.quote(raw)} for \"-f, --filter\" flag: "
                                   "bad format of filter (expected name=value)")
         name, _, value = raw.partition("=")
         filters.add(name.strip().lower(), value.strip())
@@ -2033,40 +2007,13 @@ def match_reference(patterns: Iterable[str], ref: Any) -> bool:
     return any(reference.familiar_match(p, parsed) for p in pats)
 
 
-_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0,
-                   "h": 3600.0}
-_DURATION_PART = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
-
-
-def parse_duration(s: str) -> float:
-    """Go's time.ParseDuration (``1h30m``, ``-1.5h``, ``300ms``) in seconds; ValueError if malformed."""
-    text = s
-    sign = 1.0
-    if text and text[0] in "+-":
-        sign = -1.0 if text[0] == "-" else 1.0
-        text = text[1:]
-    if text == "0":
-        return 0.0
-    if not text:
-        raise ValueError(f"time: invalid duration {_go_quote(s)}")
-    total = 0.0
-    pos = 0
-    while pos < len(text):
-        m = _DURATION_PART.match(text, pos)
-        if not m:
-            raise ValueError(f"time: invalid duration {_go_quote(s)}")
-        total += float(m.group(1)) * _DURATION_UNITS[m.group(2)]
-        pos = m.end()
-    return sign * total
-
-
 def parse_timestamp(value: str, now: float | None = None) -> float:
     """docker's ``until=``/``since=`` time: a Go duration before ``now``, an RFC 3339 time or date
     (local zone when none is given), or unix seconds (``1700000000.5``)."""
     current = _time.time() if now is None else now
     if value != "0":
         try:
-            return current - parse_duration(value)
+            return current - goformat.parse_duration(value) / goformat.SECOND
         except ValueError:
             pass
     in_location = not (any(c in value for c in "zZ+") or value.count("-") == 3)
@@ -2088,13 +2035,13 @@ def parse_timestamp(value: str, now: float | None = None) -> float:
             dt = _dt.datetime(int(year), int(month), int(day), int(hour or 0), int(minute or 0),
                               int(sec or 0), tzinfo=tz)
         except ValueError:
-            raise InvalidArgument(f"parsing time {_go_quote(value)}: value out of range") from None
+            raise InvalidArgument(f"parsing time {goformat.quote(value)}: value out of range") from None
         return dt.timestamp() + (float("0." + frac) if frac else 0.0)
     if "-" in value:
-        raise InvalidArgument(f"parsing time {_go_quote(value)}: cannot parse as RFC 3339")
+        raise InvalidArgument(f"parsing time {goformat.quote(value)}: cannot parse as RFC 3339")
     if re.fullmatch(r"\d+(\.\d{1,9})?", value):
         return float(value)
-    raise InvalidArgument(f"failed to parse value as time or duration: {_go_quote(value)}")
+    raise InvalidArgument(f"failed to parse value as time or duration: {goformat.quote(value)}")
 
 
 IMAGE_FILTERS = ("before", "dangling", "label", "reference", "since", "until")

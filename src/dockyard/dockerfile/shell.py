@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
+from dockyard import goformat
 from dockyard.errors import DockerfileError
 
 _EOF = ""  # the scanner's end marker: no real character is the empty string
@@ -28,35 +29,6 @@ def is_space(ch: str) -> bool:
 
 
 _SPECIAL_PARAMS = frozenset("@*#?-$!0")
-
-
-def go_quote(s: str) -> str:
-    """Go's ``strconv.Quote`` (also what ``%q`` prints)."""
-    out = ['"']
-    for ch in s:
-        if ch == '"':
-            out.append('\\"')
-        elif ch == "\\":
-            out.append("\\\\")
-        elif ch.isprintable() and not ("\ud800" <= ch <= "\udfff"):
-            out.append(ch)
-        elif ch in _GO_ESCAPES:
-            out.append(_GO_ESCAPES[ch])
-        else:
-            code = ord(ch)
-            if code < 0x20 or code == 0x7F:
-                out.append(f"\\x{code:02x}")
-            elif 0xD800 <= code <= 0xDFFF:
-                out.append("\\ufffd")
-            elif code < 0x10000:
-                out.append(f"\\u{code:04x}")
-            else:
-                out.append(f"\\U{code:08x}")
-    out.append('"')
-    return "".join(out)
-
-
-_GO_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v"}
 
 
 class EnvList(Mapping[str, str]):
@@ -556,7 +528,7 @@ class ShellLex:
         try:
             result, words = sw.process_stop_on("")
         except _ShellError as exc:
-            raise DockerfileError(f"failed to process {go_quote(word)}: {exc}") from None
+            raise DockerfileError(f"failed to process {goformat.quote(word)}: {exc}") from None
         return ProcessWordResult(result, words, sw.matches, sw.nonmatches)
 
 

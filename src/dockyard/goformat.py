@@ -1,0 +1,205 @@
+"""Go-compatible texts: ``time.ParseDuration``, ``Duration.String`` and ``fmt``'s ``%q``/``%v``.
+
+Docker's messages and history texts are printed by Go; this is the one place that writes them the
+same way (durations in nanoseconds, as Go's ``time.Duration``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+__all__ = ["format_duration", "format_list", "parse_duration", "quote", "quote_list", "quote_rune"]
+
+NANOSECOND = 1
+MICROSECOND = 1000 * NANOSECOND
+MILLISECOND = 1000 * MICROSECOND
+SECOND = 1000 * MILLISECOND
+MINUTE = 60 * SECOND
+HOUR = 60 * MINUTE
+
+# Go accepts both the micro sign (U+00B5) and the Greek mu (U+03BC).
+_UNITS = {"ns": NANOSECOND, "us": MICROSECOND, "\u00b5s": MICROSECOND, "\u03bcs": MICROSECOND,
+          "ms": MILLISECOND, "s": SECOND, "m": MINUTE, "h": HOUR}
+_DIGITS = frozenset("0123456789")
+_MAX = 1 << 63  # Duration is an int64; the magnitude is accumulated unsigned, as Go does
+
+
+def _time_quote(s: str) -> str:
+    """The ``time`` package's own quote: non-ASCII and control bytes as ``\\xNN`` of their UTF-8."""
+    out = ['"']
+    for ch in s:
+        if ch < " " or ord(ch) >= 0x80:
+            out.extend(f"\\x{b:02x}" for b in ch.encode("utf-8", "surrogateescape"))
+        else:
+            out.append("\\" + ch if ch in '"\\' else ch)
+    out.append('"')
+    return "".join(out)
+
+
+def _invalid(orig: str) -> ValueError:
+    return ValueError(f"time: invalid duration {_time_quote(orig)}")
+
+
+def _leading_int(s: str) -> tuple[int, str]:
+    i = 0
+    x = 0
+    while i < len(s) and s[i] in _DIGITS:
+        x = x * 10 + ord(s[i]) - 48
+        if x > _MAX:
+            raise OverflowError
+        i += 1
+    return x, s[i:]
+
+
+def _leading_fraction(s: str) -> tuple[int, int, str]:
+    """Digits after the point: value, scale (a power of ten) and the rest; extra digits are dropped."""
+    i = 0
+    x = 0
+    scale = 1
+    overflow = False
+    while i < len(s) and s[i] in _DIGITS:
+        if not overflow:
+            y = x * 10 + ord(s[i]) - 48
+            if x > (_MAX - 1) // 10 or y > _MAX:
+                overflow = True
+            else:
+                x = y
+                scale *= 10
+        i += 1
+    return x, scale, s[i:]
+
+
+def parse_duration(text: str) -> int:
+    """Go's ``time.ParseDuration`` in nanoseconds: ``1h30m``, ``10us``, ``1.5s``, ``-2m``, ``0``.
+
+    A malformed text raises ValueError with Go's message (``time: invalid duration "x"``,
+    ``time: missing unit in duration "1"``, ``time: unknown unit "d" in duration "1d"``).
+    """
+    s = text
+    neg = False
+    if s[:1] in ("-", "+"):
+        neg = s[0] == "-"
+        s = s[1:]
+    if s == "0":
+        return 0
+    if s == "":
+        raise _invalid(text)
+    total = 0
+    while s:
+        if s[0] != "." and s[0] not in _DIGITS:
+            raise _invalid(text)
+        before = len(s)
+        try:
+            whole, s = _leading_int(s)
+        except OverflowError:
+            raise _invalid(text) from None
+        pre = len(s) != before
+        post = False
+        frac, scale = 0, 1
+        if s[:1] == ".":
+            s = s[1:]
+            before = len(s)
+            frac, scale, s = _leading_fraction(s)
+            post = len(s) != before
+        if not pre and not post:
+            raise _invalid(text)
+        i = 0
+        while i < len(s) and s[i] != "." and s[i] not in _DIGITS:
+            i += 1
+        if i == 0:
+            raise ValueError(f"time: missing unit in duration {_time_quote(text)}")
+        name, s = s[:i], s[i:]
+        unit = _UNITS.get(name)
+        if unit is None:
+            raise ValueError(f"time: unknown unit {_time_quote(name)} in duration {_time_quote(text)}")
+        if whole > _MAX // unit:
+            raise _invalid(text)
+        value = whole * unit
+        if frac > 0:
+            # Go computes the fraction in float64 (nanosecond exact up to hours) and truncates.
+            value += int(float(frac) * (float(unit) / float(scale)))
+            if value > _MAX:
+                raise _invalid(text)
+        total += value
+        if total > _MAX:
+            raise _invalid(text)
+    if neg:
+        return -total
+    if total > _MAX - 1:
+        raise _invalid(text)
+    return total
+
+
+def _fraction(value: int, unit: int) -> str:
+    """``value / unit`` with the fraction's trailing zeros (and a bare point) dropped, as Go's fmtFrac."""
+    whole, frac = divmod(value, unit)
+    if not frac:
+        return str(whole)
+    digits = str(frac).rjust(len(str(unit)) - 1, "0").rstrip("0")
+    return f"{whole}.{digits}"
+
+
+def format_duration(ns: int) -> str:
+    """Go's ``Duration.String``: ``0s``, ``1.5µs``, ``500ms``, ``1.5s``, ``1m0s``, ``1h2m3s``, ``-2m0s``."""
+    if ns == 0:
+        return "0s"
+    sign = "-" if ns < 0 else ""
+    u = abs(ns)
+    if u < SECOND:
+        for unit, size in (("ms", MILLISECOND), ("\u00b5s", MICROSECOND), ("ns", NANOSECOND)):
+            if u >= size:
+                return sign + _fraction(u, size) + unit
+    hours, rest = divmod(u, HOUR)
+    minutes, rest = divmod(rest, MINUTE)
+    secs = _fraction(rest, SECOND) + "s"
+    if hours:
+        return f"{sign}{hours}h{minutes}m{secs}"
+    if minutes:
+        return f"{sign}{minutes}m{secs}"
+    return sign + secs
+
+
+_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v",
+            "\\": "\\\\"}
+
+
+def _escape(ch: str, quote_char: str) -> str:
+    """One character as ``strconv`` writes it inside ``quote_char`` quotes."""
+    if ch == quote_char:
+        return "\\" + ch
+    if ch in _ESCAPES:
+        return _ESCAPES[ch]
+    code = ord(ch)
+    if 0xDC80 <= code <= 0xDCFF:  # an undecodable byte (surrogateescape): Go prints the byte
+        return f"\\x{code - 0xDC00:02x}"
+    if 0xD800 <= code <= 0xDFFF:  # not a valid rune: Go reads it as U+FFFD, which is printable
+        return "\ufffd"
+    if ch.isprintable():
+        return ch
+    if code < 0x20 or code == 0x7F:
+        return f"\\x{code:02x}"
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    return f"\\U{code:08x}"
+
+
+def quote(s: str) -> str:
+    """Go's ``strconv.Quote`` (what ``%q`` prints for a string): ``"a\\tb"``."""
+    return '"' + "".join(_escape(ch, '"') for ch in s) + '"'
+
+
+def quote_rune(n: int) -> str:
+    """Go's ``%q`` of an integer: a quoted rune literal (``'A'``, ``'\\x03'``); U+FFFD if not a rune."""
+    if not 0 <= n < 0x110000 or 0xD800 <= n <= 0xDFFF:
+        n = 0xFFFD
+    return "'" + _escape(chr(n), "'") + "'"
+
+
+def quote_list(items: Iterable[str]) -> str:
+    """Go's ``%q`` of a string slice: ``["/bin/sh" "-c"]``."""
+    return "[" + " ".join(quote(i) for i in items) + "]"
+
+
+def format_list(items: Iterable[str]) -> str:
+    """Go's ``%v`` of a string slice: ``[/bin/sh -c]``."""
+    return "[" + " ".join(items) + "]"
