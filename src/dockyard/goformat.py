@@ -1,4 +1,4 @@
-"""Go-compatible texts: ``time.ParseDuration``, ``Duration.String`` and ``fmt``'s ``%q``/``%v``.
+"""Go-compatible texts: ``time.ParseDuration``, ``Duration.String``, ``Time.String``, ``%q``/``%v``.
 
 Docker's messages and history texts are printed by Go; this is the one place that writes them the
 same way (durations in nanoseconds, as Go's ``time.Duration``).
@@ -6,9 +6,11 @@ same way (durations in nanoseconds, as Go's ``time.Duration``).
 
 from __future__ import annotations
 
+import datetime as _dt
 from collections.abc import Iterable
 
-__all__ = ["format_duration", "format_list", "parse_duration", "quote", "quote_list", "quote_rune"]
+__all__ = ["format_duration", "format_list", "format_time", "parse_duration", "quote", "quote_list",
+           "quote_rune"]
 
 NANOSECOND = 1
 MICROSECOND = 1000 * NANOSECOND
@@ -203,3 +205,22 @@ def quote_list(items: Iterable[str]) -> str:
 def format_list(items: Iterable[str]) -> str:
     """Go's ``%v`` of a string slice: ``[/bin/sh -c]``."""
     return "[" + " ".join(items) + "]"
+
+
+def format_time(t: _dt.datetime, nanos: int | None = None) -> str:
+    """Go's ``Time.String``: ``2026-11-27 21:12:15.553393688 +0000 UTC`` (a naive time is UTC).
+
+    ``nanos`` gives the fraction of the second when it is finer than the datetime's microseconds.
+    """
+    dt = t if t.tzinfo else t.replace(tzinfo=_dt.UTC)
+    ns = dt.microsecond * 1000 if nanos is None else nanos
+    frac = f".{ns:09d}".rstrip("0") if ns else ""
+    offset = dt.utcoffset() or _dt.timedelta(0)
+    sign = "-" if offset < _dt.timedelta(0) else "+"
+    mins = int(abs(offset).total_seconds()) // 60
+    numeric = f"{sign}{mins // 60:02d}{mins % 60:02d}"
+    zone = dt.tzname() or ""
+    # Python names a fixed offset "UTC+05:30"; Go prints the numeric offset as the zone name then.
+    if zone in ("", "UTC+00:00") or (zone.startswith("UTC") and zone != "UTC"):
+        zone = numeric if mins else "UTC"
+    return f"{dt:%Y-%m-%d %H:%M:%S}{frac} {numeric} {zone}"
