@@ -1,6 +1,9 @@
+# ruff: noqa: E501  (expected texts are Go's own long lines; wrapping them hides the comparison)
 """Go's documented cases for time.ParseDuration, Duration.String and strconv's quoting."""
 
 from __future__ import annotations
+
+import datetime as dt
 
 import pytest
 
@@ -100,3 +103,47 @@ def test_lists() -> None:
     assert goformat.quote_list(["\x01"]) == '["\\x01"]'
     assert goformat.format_list(["/bin/sh", "-c"]) == "[/bin/sh -c]"
     assert goformat.format_list([]) == "[]"
+
+
+UTC = dt.UTC
+IST = dt.timezone(dt.timedelta(hours=5, minutes=30))
+
+
+@pytest.mark.parametrize(("layout", "value", "tz", "expected", "nanos"), [
+    ("2006-01-02", "2024-01-01", UTC, dt.datetime(2024, 1, 1, tzinfo=UTC), 0),
+    ("2006-01-02", "2024-01-01", IST, dt.datetime(2024, 1, 1, tzinfo=IST), 0),
+    ("2006-01-02T15:04:05Z07:00", "2024-01-01T10:00:00+05:30", UTC, dt.datetime(2024, 1, 1, 10, tzinfo=IST), 0),
+    ("2006-01-02T15:04:05Z07:00", "2024-01-01T10:00:00Z", IST, dt.datetime(2024, 1, 1, 10, tzinfo=UTC), 0),
+    ("2006-01-02T15:04:05Z07:00", "2024-01-01T10:00:00.5Z", UTC, dt.datetime(2024, 1, 1, 10, tzinfo=UTC),
+     500_000_000),  # Go takes a fraction the layout does not name
+    ("2006-01-02T15:04:05.999999999Z07:00", "2024-01-01T10:00:00.123456789123Z", UTC,
+     dt.datetime(2024, 1, 1, 10, tzinfo=UTC), 123_456_789),
+    ("2006-01-02T15", "2024-01-01T7", UTC, dt.datetime(2024, 1, 1, 7, tzinfo=UTC), 0),  # hour: 1 or 2 digits
+])
+def test_parse_time(layout: str, value: str, tz: dt.tzinfo, expected: dt.datetime, nanos: int) -> None:
+    moment, ns = goformat.parse_time(layout, value, tz)
+    assert (moment, moment.utcoffset(), ns) == (expected, expected.utcoffset(), nanos)
+
+
+@pytest.mark.parametrize(("layout", "value", "message"), [
+    ("2006-01-02", "x", 'parsing time "x" as "2006-01-02": cannot parse "x" as "2006"'),
+    ("2006-01-02", "2024/01/01", 'parsing time "2024/01/01" as "2006-01-02": cannot parse "/01/01" as "-"'),
+    ("2006-01-02", "2024-13-01", 'parsing time "2024-13-01": month out of range'),
+    ("2006-01-02", "2023-02-29", 'parsing time "2023-02-29": day out of range'),
+    ("2006-01-02", "2024-01-01x", 'parsing time "2024-01-01x": extra text: "x"'),
+    ("2006-01-02T15:04", "2024-01-01T10:60", 'parsing time "2024-01-01T10:60": minute out of range'),
+    ("2006-01-02T15:04:05Z07:00", "2024-01-01T10:00:00+0530",
+     'parsing time "2024-01-01T10:00:00+0530" as "2006-01-02T15:04:05Z07:00": cannot parse "+0530" as "Z07:00"'),
+])
+def test_parse_time_errors(layout: str, value: str, message: str) -> None:
+    with pytest.raises(ValueError) as info:
+        goformat.parse_time(layout, value)
+    assert str(info.value) == message
+
+
+def test_format_time() -> None:
+    assert goformat.format_time(dt.datetime(2026, 11, 27, 21, 12, 15, tzinfo=UTC)) == "2026-11-27 21:12:15 +0000 UTC"
+    assert goformat.format_time(dt.datetime(2026, 11, 27, 21, 12, 15), 553393688) == (
+        "2026-11-27 21:12:15.553393688 +0000 UTC")
+    assert goformat.format_time(dt.datetime(2026, 1, 2, 3, 4, 5, 500000, tzinfo=IST)) == (
+        "2026-01-02 03:04:05.5 +0530 +0530")

@@ -7,10 +7,11 @@ same way (durations in nanoseconds, as Go's ``time.Duration``).
 from __future__ import annotations
 
 import datetime as _dt
+import re
 from collections.abc import Iterable
 
-__all__ = ["format_duration", "format_list", "format_time", "parse_duration", "quote", "quote_list",
-           "quote_rune"]
+__all__ = ["format_duration", "format_list", "format_time", "parse_duration", "parse_time", "quote",
+           "quote_list", "quote_rune"]
 
 NANOSECOND = 1
 MICROSECOND = 1000 * NANOSECOND
@@ -224,3 +225,95 @@ def format_time(t: _dt.datetime, nanos: int | None = None) -> str:
     if zone in ("", "UTC+00:00") or (zone.startswith("UTC") and zone != "UTC"):
         zone = numeric if mins else "UTC"
     return f"{dt:%Y-%m-%d %H:%M:%S}{frac} {numeric} {zone}"
+
+
+# The layout elements ``parse_time`` knows (enough for RFC 3339 and the forms Docker derives from it).
+_LAYOUT_ELEMENT = re.compile(r"(2006|Z07:00|\.999999999|01|02|15|04|05)")
+_RANGES = {"01": ("month", 1, 12), "02": ("day", 1, 31), "15": ("hour", 0, 23), "04": ("minute", 0, 59),
+           "05": ("second", 0, 59)}
+
+
+class _ParseError(ValueError):
+    pass
+
+
+def _two_digits(s: str, fixed: bool) -> tuple[int, str]:
+    """Go's getnum: one or two leading digits (exactly two when ``fixed``)."""
+    if s[:1] not in _DIGITS:
+        raise _ParseError
+    if s[1:2] not in _DIGITS or len(s) < 2:
+        if fixed:
+            raise _ParseError
+        return int(s[0]), s[1:]
+    return int(s[:2]), s[2:]
+
+
+def _fraction_ns(s: str) -> tuple[int, str]:
+    """A ``.123`` (or ``,123``) fraction of a second in nanoseconds; digits past the ninth are dropped."""
+    n = 1
+    while n < len(s) and s[n] in _DIGITS:
+        n += 1
+    return int((s[1:n] + "000000000")[:9]), s[n:]
+
+
+def parse_time(layout: str, value: str, tz: _dt.tzinfo = _dt.UTC) -> tuple[_dt.datetime, int]:
+    """Go's ``time.Parse`` for layouts made of ``2006 01 02 15 04 05 .999999999 Z07:00`` and literals.
+
+    Returns the time (in the value's zone, else ``tz``) to the second and its nanoseconds; a bad value
+    raises ValueError with Go's text (``parsing time "x" as "2006-01-02": cannot parse "x" as "2006"``).
+    """
+    def fail(value_elem: str, layout_elem: str) -> _ParseError:
+        return _ParseError(f"parsing time {_time_quote(value)} as {_time_quote(layout)}: cannot parse "
+                           f"{_time_quote(value_elem)} as {_time_quote(layout_elem)}")
+
+    fields = {"2006": 1, "01": 1, "02": 1, "15": 0, "04": 0, "05": 0}
+    nanos = 0
+    zone = tz
+    rest = value
+    chunks = [c for c in _LAYOUT_ELEMENT.split(layout) if c]
+    for i, chunk in enumerate(chunks):
+        if not _LAYOUT_ELEMENT.fullmatch(chunk):
+            if not rest.startswith(chunk):
+                raise fail(rest, chunk)
+            rest = rest[len(chunk):]
+            continue
+        hold = rest
+        try:
+            if chunk == "2006":
+                if len(rest) < 4 or not all(c in _DIGITS for c in rest[:4]):
+                    raise _ParseError
+                fields[chunk], rest = int(rest[:4]), rest[4:]
+            elif chunk in _RANGES:
+                fields[chunk], rest = _two_digits(rest, fixed=chunk != "15")
+                name, low, high = _RANGES[chunk]
+                if not low <= fields[chunk] <= high:
+                    raise _ParseError(f"parsing time {_time_quote(value)}: {name} out of range")
+                following = chunks[i + 1] if i + 1 < len(chunks) else ""
+                if chunk == "05" and following != ".999999999" and rest[:1] in (".", ",") \
+                        and rest[1:2] in _DIGITS and len(rest) > 1:
+                    nanos, rest = _fraction_ns(rest)  # Go takes a fraction the layout does not name
+            elif chunk == ".999999999":
+                if len(rest) >= 2 and rest[0] in ".," and rest[1] in _DIGITS:
+                    nanos, rest = _fraction_ns(rest)
+            elif rest[:1] == "Z":
+                zone, rest = _dt.UTC, rest[1:]
+            else:
+                if len(rest) < 6 or rest[3] != ":" or rest[0] not in "+-":
+                    raise _ParseError
+                hours, _ = _two_digits(rest[1:3], fixed=True)
+                minutes, _ = _two_digits(rest[4:6], fixed=True)
+                sign = -1 if rest[0] == "-" else 1
+                zone = _dt.timezone(sign * _dt.timedelta(hours=hours, minutes=minutes))
+                rest = rest[6:]
+        except _ParseError as exc:
+            if exc.args:
+                raise
+            raise fail(hold, chunk) from None
+    if rest:
+        raise _ParseError(f"parsing time {_time_quote(value)}: extra text: {_time_quote(rest)}")
+    try:
+        moment = _dt.datetime(fields["2006"], fields["01"], fields["02"], fields["15"], fields["04"],
+                              fields["05"], tzinfo=zone)
+    except ValueError:
+        raise _ParseError(f"parsing time {_time_quote(value)}: day out of range") from None
+    return moment, nanos

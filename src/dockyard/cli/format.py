@@ -1,4 +1,4 @@
-"""Docker-style output for every command: ``--format`` templates, tables, humanised values, filters.
+"""Docker-style output for every command: ``--format`` templates, tables, humanised values.
 
 The template engine is ``dockyard.gotemplate``; this module adds docker's template functions
 (``json``, ``split``, ``join``, ``title``, ``lower``, ``upper``, ``pad``, ``truncate``), its table
@@ -18,11 +18,7 @@ order a command needs it::
     go_time(ts) "2026-11-27 21:12:15 +0000 UTC"   rfc3339(ts)   short_id(id)   ellipsis(s, n)
     history_created_by(s, trunc=True) (45 columns + "…")   reclaimable(r, total) "1.984MB (100%)"
 
-    filters = parse_filters(["dangling=true", "label=a=b"])   # Filters: name -> list of values
-    filters.validate({"dangling", "label", ...}); filters.get_bool("dangling")
-    filters.match_labels(labels); match_reference(patterns, ref); parse_timestamp("24h")
-    flt = image_filter(filters, created_of=lambda ref: ...)   # validates; resolves before/since/until
-    flt.match(created=ts, labels=labels, refs=["busybox:latest"]); flt.refs(refs) -> refs to list
+    ``--filter`` semantics live in ``dockyard.imageops.filters``.
 
 Template values follow Go (see ``dockyard.gotemplate``). Every template error is an ``InvalidArgument``
 whose message is docker's: ``template parsing error: template: :1:2: executing "" at <.Foo>: ...``.
@@ -35,7 +31,7 @@ import math
 import re
 import time as _time
 import unicodedata
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -47,46 +43,12 @@ from dockyard.gotemplate import go_type as _go_type
 from dockyard.gotemplate import want_int as _want_int
 from dockyard.gotemplate import want_str as _want_str
 
-__all__ = [
-    "BUILD_CACHE_HEADERS",
-    "DEFAULT_BUILD_CACHE_TABLE",
-    "DEFAULT_DF_TABLE",
-    "DEFAULT_HISTORY_TABLE",
-    "DEFAULT_IMAGE_TABLE",
-    "DEFAULT_IMAGE_TABLE_DIGEST",
-    "DF_HEADERS",
-    "DOCKER_FUNCS",
-    "HEADER_FUNCS",
-    "HISTORY_HEADERS",
-    "IMAGE_FILTERS",
-    "IMAGE_HEADERS",
-    "IMAGE_RAW",
-    "IMAGE_RAW_DIGEST",
-    "Context",
-    "Filters",
-    "ImageFilter",
-    "Template",
-    "bytes_size",
-    "created_since",
-    "ellipsis",
-    "format_rows",
-    "go_str",
-    "go_time",
-    "header_for",
-    "history_created_by",
-    "human_duration",
-    "human_size",
-    "image_filter",
-    "match_reference",
-    "parse_filters",
-    "parse_template",
-    "parse_timestamp",
-    "reclaimable",
-    "render",
-    "rfc3339",
-    "short_id",
-    "tabwrite",
-]
+__all__ = ["BUILD_CACHE_HEADERS", "DEFAULT_BUILD_CACHE_TABLE", "DEFAULT_DF_TABLE", "DEFAULT_HISTORY_TABLE",
+    "DEFAULT_IMAGE_TABLE", "DEFAULT_IMAGE_TABLE_DIGEST", "DF_HEADERS", "DOCKER_FUNCS", "HEADER_FUNCS",
+    "HISTORY_HEADERS", "IMAGE_HEADERS", "IMAGE_RAW", "IMAGE_RAW_DIGEST", "Context", "Template",
+    "bytes_size", "created_since", "ellipsis", "format_rows", "go_str", "go_time", "header_for",
+    "history_created_by", "human_duration", "human_size", "parse_template", "reclaimable", "render",
+    "rfc3339", "short_id", "tabwrite"]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -484,173 +446,3 @@ def rfc3339(t: float | _dt.datetime | str) -> str:
     """Go's ``time.Unix(t, 0).UTC().Format(time.RFC3339)``: ``2026-11-27T21:12:15Z`` (history CreatedAt)."""
     ts = math.floor(_timestamp(t))
     return _dt.datetime.fromtimestamp(ts, _dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-# --------------------------------------------------------------------------------------------------
-# Filters
-
-
-class Filters(dict[str, list[str]]):
-    """``--filter`` values by (lower-cased) name, in the order given; docker's ``filters.Args``."""
-
-    def add(self, name: str, value: str) -> None:
-        values = self.setdefault(name, [])
-        if value not in values:
-            values.append(value)
-
-    def validate(self, accepted: Iterable[str]) -> None:
-        """Raise docker's ``invalid filter 'NAME'`` for any name not in ``accepted``."""
-        allowed = set(accepted)
-        for name in self:
-            if name not in allowed:
-                raise InvalidArgument(f"invalid filter '{name}'")
-
-    def get_bool(self, name: str, default: bool = False) -> bool:
-        """A true/false (or 1/0) filter; conflicting or other values are ``invalid filter 'name=v'``."""
-        values = self.get(name)
-        if not values:
-            return default
-        lowered = {v.lower() for v in values}
-        is_true = bool(lowered & {"1", "true"})
-        is_false = bool(lowered & {"0", "false"})
-        if len(values) > 1 or is_true == is_false:
-            raise InvalidArgument(f"invalid filter '{name}={','.join(values)}'")
-        return is_true
-
-    def match_labels(self, labels: Mapping[str, str] | None, name: str = "label") -> bool:
-        """Every ``label=key`` / ``label=key=value`` filter holds for ``labels`` (docker's MatchKVList)."""
-        wanted = self.get(name)
-        if not wanted:
-            return True
-        if not labels:
-            return False
-        for spec in wanted:
-            key, sep, value = spec.partition("=")
-            if key not in labels:
-                return False
-            if sep and labels[key] != value:
-                return False
-        return True
-
-    def timestamp(self, name: str, now: float | None = None) -> float | None:
-        """The earliest time given for ``name`` (``until=``), parsed by ``parse_timestamp``; None if unset."""
-        values = self.get(name)
-        if not values:
-            return None
-        return min(parse_timestamp(v, now) for v in values)
-
-
-def parse_filters(values: Iterable[str]) -> Filters:
-    """Parse repeated ``--filter key=value`` flags (name lower-cased, both sides trimmed, as docker)."""
-    filters = Filters()
-    for raw in values:
-        if raw == "":
-            continue
-        if "=" not in raw:
-            raise InvalidArgument(f"invalid argument {goformat.quote(raw)} for \"-f, --filter\" flag: "
-                                  "bad format of filter (expected name=value)")
-        name, _, value = raw.partition("=")
-        filters.add(name.strip().lower(), value.strip())
-    return filters
-
-
-def match_reference(patterns: Iterable[str], ref: Any) -> bool:
-    """docker's ``reference=`` filter: any pattern path-matches the familiar ``name:tag`` or name.
-
-    ``ref`` is a ``dockyard.oci.reference`` Reference or a reference string; a malformed pattern
-    raises ``InvalidArgument("syntax error in pattern")``. No patterns match everything.
-    """
-    from dockyard.oci import reference  # deferred: keeps ``import format`` stdlib-only
-
-    pats = list(patterns)
-    if not pats:
-        return True
-    parsed = reference.parse_normalized(ref) if isinstance(ref, str) else ref
-    return any(reference.familiar_match(p, parsed) for p in pats)
-
-
-def parse_timestamp(value: str, now: float | None = None) -> float:
-    """docker's ``until=``/``since=`` time: a Go duration before ``now``, an RFC 3339 time or date
-    (local zone when none is given), or unix seconds (``1700000000.5``)."""
-    current = _time.time() if now is None else now
-    if value != "0":
-        try:
-            return current - goformat.parse_duration(value) / goformat.SECOND
-        except ValueError:
-            pass
-    in_location = not (any(c in value for c in "zZ+") or value.count("-") == 3)
-    m = re.fullmatch(r"(\d{4})-(\d\d)-(\d\d)(?:T(\d\d)(?::(\d\d)(?::(\d\d)(?:\.(\d{1,9}))?)?)?)?"
-                     r"(Z|z|[+-]\d\d:\d\d)?", value)
-    if m:
-        year, month, day, hour, minute, sec, frac, zone = m.groups()
-        try:
-            tz: _dt.tzinfo
-            if zone in ("Z", "z"):
-                tz = _dt.UTC
-            elif zone:
-                sign = -1 if zone[0] == "-" else 1
-                tz = _dt.timezone(sign * _dt.timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6])))
-            else:
-                tz = _local_tz()
-            if not zone and not in_location:
-                raise ValueError("missing zone")
-            dt = _dt.datetime(int(year), int(month), int(day), int(hour or 0), int(minute or 0),
-                              int(sec or 0), tzinfo=tz)
-        except ValueError:
-            raise InvalidArgument(f"parsing time {goformat.quote(value)}: value out of range") from None
-        return dt.timestamp() + (float("0." + frac) if frac else 0.0)
-    if "-" in value:
-        raise InvalidArgument(f"parsing time {goformat.quote(value)}: cannot parse as RFC 3339")
-    if re.fullmatch(r"\d+(\.\d{1,9})?", value):
-        return float(value)
-    raise InvalidArgument(f"failed to parse value as time or duration: {goformat.quote(value)}")
-
-
-IMAGE_FILTERS = ("before", "dangling", "label", "reference", "since", "until")
-
-
-class ImageFilter:
-    """docker's ``images --filter`` semantics, built once by ``image_filter`` and asked per image."""
-
-    def __init__(self, filters: Filters, *, before: float | None, since: float | None,
-                 until: float | None) -> None:
-        self.filters = filters
-        self.dangling = filters.get_bool("dangling") if "dangling" in filters else None
-        self.references = filters.get("reference", [])
-        self.before = before
-        self.since = since
-        self.until = until
-
-    def refs(self, refs: Iterable[str]) -> list[str]:
-        """The image's references (familiar ``name:tag``) that pass ``reference=``; all if none is set."""
-        return [r for r in refs if match_reference(self.references, r)]
-
-    def match(self, *, created: float, labels: Mapping[str, str] | None, refs: Sequence[str]) -> bool:
-        """Whether an image created at ``created`` (unix seconds) with these labels and refs is listed."""
-        dangling = not refs
-        if self.dangling is not None and self.dangling != dangling:
-            return False
-        if self.before is not None and not created < self.before:
-            return False
-        if self.since is not None and not created > self.since:
-            return False
-        if self.until is not None and not created < self.until:
-            return False
-        if not self.filters.match_labels(labels):
-            return False
-        return not self.references or bool(self.refs(refs))
-
-
-def image_filter(filters: Filters, *, created_of: Callable[[str], float], now: float | None = None,
-                 accepted: Iterable[str] = IMAGE_FILTERS) -> ImageFilter:
-    """Validate ``filters`` for ``images`` and resolve them: ``created_of(ref)`` gives the creation time
-    of the image a ``before=``/``since=`` value names (raising NotFound if there is none).
-
-    Several ``before`` values keep the earliest, several ``since`` the latest, as docker does.
-    """
-    filters.validate(accepted)
-    before = min((created_of(v) for v in filters.get("before", [])), default=None)
-    since = max((created_of(v) for v in filters.get("since", [])), default=None)
-    for pattern in filters.get("reference", []):
-        match_reference([pattern], "x")  # a malformed pattern fails now, even with no images
-    return ImageFilter(filters, before=before, since=since, until=filters.timestamp("until", now))
