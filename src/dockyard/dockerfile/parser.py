@@ -12,8 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from dockyard import goformat
-from dockyard.dockerfile.shell import ShellLex, is_space, split_ws
+from dockyard.dockerfile.shell import ShellLex, go_quote, is_space, split_ws
 from dockyard.errors import DockerfileError
 
 MAX_LINE_BYTES = 65535
@@ -105,7 +104,7 @@ class Node:
         """BuildKit's ``Node.Dump()``: ``(cmd ["--flag"] "arg" ...)`` lines for a root node."""
         parts = [self.value.lower()]
         if self.flags:
-            parts.append(" [" + " ".join(goformat.quote(f) for f in self.flags) + "]")
+            parts.append(" [" + " ".join(go_quote(f) for f in self.flags) + "]")
         for child in self.children:
             parts.append("(" + child.dump() + ")\n")
         n = self.next
@@ -113,7 +112,7 @@ class Node:
             if n.children:
                 parts.append(" " + n.dump())
             else:
-                parts.append(" " + goformat.quote(n.value))
+                parts.append(" " + go_quote(n.value))
             n = n.next
         return "".join(parts).strip(" \t\n\v\f\r")
 
@@ -470,7 +469,7 @@ def _parse_name_val(rest: str, key: str, d: _Directives) -> Node | None:
     for word in words:
         if "=" not in word:
             raise DockerfileError(
-                f"Syntax error - can't find = in {goformat.quote(word)}. Must be of the form: name=value")
+                f"Syntax error - can't find = in {go_quote(word)}. Must be of the form: name=value")
         k, _, v = word.partition("=")
         values += [k, v, "="]
     return _chain(values)

@@ -30,6 +30,8 @@ def is_space(ch: str) -> bool:
 
 _SPECIAL_PARAMS = frozenset("@*#?-$!0")
 
+go_quote = goformat.quote  # Go's strconv.Quote, under the name the dockerfile modules import
+
 
 class EnvList(Mapping[str, str]):
     """An ``["K=V", ...]`` list read like BuildKit's env getter: a bare ``K`` is empty, the last one wins."""
@@ -528,7 +530,7 @@ class ShellLex:
         try:
             result, words = sw.process_stop_on("")
         except _ShellError as exc:
-            raise DockerfileError(f"failed to process {goformat.quote(word)}: {exc}") from None
+            raise DockerfileError(f"failed to process {go_quote(word)}: {exc}") from None
         return ProcessWordResult(result, words, sw.matches, sw.nonmatches)
 
 
