@@ -1,5 +1,5 @@
 # ruff: noqa: E501  (expected texts are Go's own long lines; wrapping them hides the comparison)
-"""Go's documented cases for time.ParseDuration, Duration.String and strconv's quoting."""
+"""Go's documented cases for time.ParseDuration, Duration.String, time.Parse, Time.String and strconv's quoting."""
 
 from __future__ import annotations
 
