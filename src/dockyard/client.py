@@ -107,18 +107,23 @@ class Client:
     def remove(self, ref_or_id: str, force: bool = False, no_prune: bool = False) -> list[DeleteItem]:
         return _images.remove(self.store, ref_or_id, force=force, prune=not no_prune)
 
-    def prune(self, all: bool = False, filters: Mapping[str, Sequence[str]] | None = None) -> PruneReport:
-        return _images.prune(self.store, all=all, filters=filters)
+    def prune(self, all: bool = False, filters: Mapping[str, Sequence[str]] | None = None,
+              now: float | None = None) -> PruneReport:
+        return _images.prune(self.store, all=all, filters=filters, now=now)
 
     def disk_usage(self) -> DiskUsage:
         return _images.disk_usage(self.store)
 
-    def system_prune(self, all: bool = False) -> SystemPruneReport:
-        """Remove dangling (or, with ``all``, unused) images and every build cache record."""
+    def system_prune(self, all: bool = False, filters: Mapping[str, Sequence[str]] | None = None,
+                     now: float | None = None) -> SystemPruneReport:
+        """Remove dangling (or, with ``all``, unused) images and the build cache (``until=`` applies to
+        both, labels to images only, as docker's build cache has none)."""
         from dockyard.imageops import gc
+        from dockyard.imageops.filters import Filters, cache_until, until_matches
 
-        report = SystemPruneReport(_images.prune(self.store, all=all))
-        records = self.store.meta.cache_records()
+        report = SystemPruneReport(_images.prune(self.store, all=all, filters=filters, now=now))
+        until = cache_until(Filters.of({k: v for k, v in (filters or {}).items() if k == "until"}), now=now)
+        records = [r for r in self.store.meta.cache_records() if until_matches(r.last_used, until)]
         for rec in records:
             self.store.meta.delete_cache(rec.key)
             report.cache_records_removed.append(rec.key)

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from dockyard import goformat
 from dockyard.dockerfile import StageEnv
 from dockyard.oci.config import History, ImageConfig
 from dockyard.oci.digest import Digest
@@ -83,49 +84,14 @@ class StageState:
 
 def go_quote_list(items: list[str]) -> str:
     """Go's ``%q`` of a string slice: ``["a" "b"]``."""
-    return "[" + " ".join(json.dumps(i, ensure_ascii=False) for i in items) + "]"
+    return goformat.quote_list(items)
 
 
 def go_duration(ns: int) -> str:
     """Go's ``time.Duration.String``: ``0s``, ``500ms``, ``1.5s``, ``1m0s``, ``1h2m3s``."""
-    if ns == 0:
-        return "0s"
-    sign = "-" if ns < 0 else ""
-    ns = abs(ns)
-    if ns < 1_000_000_000:
-        for unit, size in (("ms", 1_000_000), ("µs", 1_000), ("ns", 1)):
-            if ns >= size:
-                return sign + _go_fraction(ns, size) + unit
-    h, rest = divmod(ns, 3_600_000_000_000)
-    m, rest = divmod(rest, 60_000_000_000)
-    secs = _go_fraction(rest, 1_000_000_000) + "s"
-    if h:
-        return f"{sign}{h}h{m}m{secs}"
-    if m:
-        return f"{sign}{m}m{secs}"
-    return sign + secs
-
-
-def _go_fraction(value: int, unit: int) -> str:
-    whole, frac = divmod(value, unit)
-    if not frac:
-        return str(whole)
-    digits = str(frac).rjust(len(str(unit)) - 1, "0").rstrip("0")
-    return f"{whole}.{digits}"
-
-
-_RUNE_ESCAPES = {7: "\\a", 8: "\\b", 9: "\\t", 10: "\\n", 11: "\\v", 12: "\\f", 13: "\\r",
-                 39: "\\'", 92: "\\\\"}
+    return goformat.format_duration(ns)
 
 
 def go_quote_rune(n: int) -> str:
     """Go's ``%q`` of an integer: a quoted character literal (``'\\x02'``, ``'A'``)."""
-    if n in _RUNE_ESCAPES:
-        return f"'{_RUNE_ESCAPES[n]}'"
-    if 0 <= n < 0x110000 and chr(n).isprintable():
-        return f"'{chr(n)}'"
-    if n < 0x80:
-        return f"'\\x{n:02x}'"
-    if n < 0x10000:
-        return f"'\\u{n:04x}'"
-    return f"'\\U{n:08x}'"
+    return goformat.quote_rune(n)

@@ -68,15 +68,21 @@ def df_cmd(ctx: click.Context, verbose: bool, fmt: str | None) -> None:
 
 @click.command("prune")
 @click.option("-a", "--all", "all_", is_flag=True, help="Remove all unused images not just dangling ones")
+@click.option("--filter", "filters", multiple=True, metavar="FILTER",
+              help='Provide filter values (e.g. "label=<key>=<value>")')
 @click.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation")
 @click.pass_context
-def system_prune_cmd(ctx: click.Context, all_: bool, force: bool) -> None:
+def system_prune_cmd(ctx: click.Context, all_: bool, filters: tuple[str, ...], force: bool) -> None:
     """Remove unused data."""
+    from dockyard.imageops.filters import PRUNE_FILTERS, parse_filters
+
+    parsed = parse_filters(filters)
+    parsed.validate(PRUNE_FILTERS)
     images = "all images without at least one container associated to them" if all_ else "all dangling images"
     warning = f"WARNING! This will remove:\n  - {images}\n  - all build cache\n"
     if not confirm(warning, force):
         return
-    report = make_client(ctx).system_prune(all=all_)
+    report = make_client(ctx).system_prune(all=all_, filters=parsed)
     if report.images.deleted:
         click.echo("Deleted Images:")
         for item in report.images.deleted:

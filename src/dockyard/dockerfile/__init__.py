@@ -16,7 +16,7 @@ Typed instructions (:mod:`.instructions`)
     ``keep_git_dir``, ``unpack``; ``HealthcheckInstruction``, ``EnvInstruction``, ``ArgInstruction``...).
     Each keeps ``original`` and its line range. ``instr.expand(fn)`` returns a copy with the words
     BuildKit expands passed through ``fn``. Helpers: ``parse_mount``, ``parse_port_spec`` (EXPOSE
-    ranges/protocols), ``parse_signal`` (STOPSIGNAL), ``parse_go_duration``.
+    ranges/protocols), ``parse_signal`` (STOPSIGNAL).
 
 Stages and scope (:mod:`.stages`)
     ``parse_stages(result, build_args, target_platform=, build_platform=) -> BuildPlan`` with

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypedDict, TypeVar
 
+from dockyard import goformat
 from dockyard.dockerfile.flags import BFlags
 from dockyard.dockerfile.parser import Heredoc, Node, chomp_heredoc_content, must_parse_heredoc
 from dockyard.dockerfile.suggest import wrap_suggestion
@@ -409,64 +410,21 @@ def handle_json_args(args: list[str], is_json: bool) -> list[str]:
     return [" ".join(args)]
 
 
-_DURATION_UNITS = {"ns": 1, "us": 1000, "µs": 1000, "μs": 1000, "ms": 1_000_000, "s": 1_000_000_000,
-                   "m": 60_000_000_000, "h": 3_600_000_000_000}
-_RE_DURATION_PART = re.compile(r"(\d*)(?:\.(\d*))?([^\d.]+)")
-
-
-def parse_go_duration(s: str) -> int:
-    """Go's ``time.ParseDuration`` (e.g. ``1h30m``, ``1.5s``, ``300ms``), in nanoseconds."""
-    orig = s
-    sign = 1
-    if s[:1] in ("-", "+"):
-        sign = -1 if s[0] == "-" else 1
-        s = s[1:]
-    if s == "0":
-        return 0
-    if s == "":
-        raise DockerfileError(f'time: invalid duration "{orig}"')
-    total = 0.0
-    pos = 0
-    while pos < len(s):
-        m = _RE_DURATION_PART.match(s, pos)
-        if m is None or (m.group(1) == "" and not m.group(2)):
-            raise DockerfileError(f'time: invalid duration "{orig}"')
-        unit = _DURATION_UNITS.get(m.group(3))
-        if unit is None:
-            if not m.group(3):
-                raise DockerfileError(f'time: missing unit in duration "{orig}"')
-            raise DockerfileError(f'time: unknown unit "{m.group(3)}" in duration "{orig}"')
-        whole = int(m.group(1) or "0")
-        frac = m.group(2) or ""
-        total += whole * unit + (int(frac) * unit / 10 ** len(frac) if frac else 0)
-        pos = m.end()
-    if _RE_DURATION_PART.match(s) is None:
-        raise DockerfileError(f'time: missing unit in duration "{orig}"')
-    return sign * int(total)
-
-
-def format_go_duration(ns: int) -> str:
-    """Go's ``Duration.String`` for whole units (enough for the messages here)."""
-    for unit, size in (("h", 3_600_000_000_000), ("m", 60_000_000_000), ("s", 1_000_000_000),
-                       ("ms", 1_000_000), ("µs", 1000)):
-        if ns >= size and ns % size == 0:
-            return f"{ns // size}{unit}"
-    return f"{ns}ns"
-
-
 MINIMUM_DURATION = 1_000_000  # 1ms, Docker's minimum healthcheck interval
 
 
 def _parse_opt_interval(name: str, value: str) -> int:
     if value == "":
         return 0
-    if not re.fullmatch(r"[-+]?([0-9]*(\.[0-9]*)?[a-zµμ]+)+|[-+]?0", value):
-        raise DockerfileError(f'time: invalid duration "{value}"')
-    d = parse_go_duration(value)
+    try:
+        d = goformat.parse_duration(value)
+    except ValueError as exc:
+        raise DockerfileError(str(exc)) from None
     if d == 0:
         return 0
     if d < MINIMUM_DURATION:
-        raise DockerfileError(f'Interval "{name}" cannot be less than {format_go_duration(MINIMUM_DURATION)}')
+        minimum = goformat.format_duration(MINIMUM_DURATION)
+        raise DockerfileError(f'Interval "{name}" cannot be less than {minimum}')
     return d
 
 

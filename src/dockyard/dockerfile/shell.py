@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
+from dockyard import goformat
 from dockyard.errors import DockerfileError
 
 _EOF = ""  # the scanner's end marker: no real character is the empty string
@@ -29,34 +30,7 @@ def is_space(ch: str) -> bool:
 
 _SPECIAL_PARAMS = frozenset("@*#?-$!0")
 
-
-def go_quote(s: str) -> str:
-    """Go's ``strconv.Quote`` (also what ``%q`` prints)."""
-    out = ['"']
-    for ch in s:
-        if ch == '"':
-            out.append('\\"')
-        elif ch == "\\":
-            out.append("\\\\")
-        elif ch.isprintable() and not ("\ud800" <= ch <= "\udfff"):
-            out.append(ch)
-        elif ch in _GO_ESCAPES:
-            out.append(_GO_ESCAPES[ch])
-        else:
-            code = ord(ch)
-            if code < 0x20 or code == 0x7F:
-                out.append(f"\\x{code:02x}")
-            elif 0xD800 <= code <= 0xDFFF:
-                out.append("\\ufffd")
-            elif code < 0x10000:
-                out.append(f"\\u{code:04x}")
-            else:
-                out.append(f"\\U{code:08x}")
-    out.append('"')
-    return "".join(out)
-
-
-_GO_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v"}
+go_quote = goformat.quote  # Go's strconv.Quote, under the name the dockerfile modules import
 
 
 class EnvList(Mapping[str, str]):
