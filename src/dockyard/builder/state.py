@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from dockyard import goformat
 from dockyard.dockerfile import StageEnv
 from dockyard.oci.config import History, ImageConfig
 from dockyard.oci.digest import Digest
@@ -80,18 +79,3 @@ class StageState:
     def shell(self) -> list[str]:
         shell = self.run.get("Shell")
         return list(shell) if shell else ["/bin/sh", "-c"]
-
-
-def go_quote_list(items: list[str]) -> str:
-    """Go's ``%q`` of a string slice: ``["a" "b"]``."""
-    return goformat.quote_list(items)
-
-
-def go_duration(ns: int) -> str:
-    """Go's ``time.Duration.String``: ``0s``, ``500ms``, ``1.5s``, ``1m0s``, ``1h2m3s``."""
-    return goformat.format_duration(ns)
-
-
-def go_quote_rune(n: int) -> str:
-    """Go's ``%q`` of an integer: a quoted character literal (``'\\x02'``, ``'A'``)."""
-    return goformat.quote_rune(n)

@@ -7,7 +7,8 @@ import json
 import re
 from typing import Any
 
-from dockyard.dockerfile.shell import go_quote, is_space
+from dockyard import goformat
+from dockyard.dockerfile.shell import is_space
 from dockyard.dockerfile.tree import Node
 from dockyard.errors import DockerfileError
 
@@ -124,7 +125,7 @@ def _parse_name_val(rest: str, key: str, escape_token: str) -> Node | None:
     for word in words:
         if "=" not in word:
             raise DockerfileError(
-                f"Syntax error - can't find = in {go_quote(word)}. Must be of the form: name=value")
+                f"Syntax error - can't find = in {goformat.quote(word)}. Must be of the form: name=value")
         k, _, v = word.partition("=")
         values += [k, v, "="]
     return _chain(values)

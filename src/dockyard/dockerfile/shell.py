@@ -30,7 +30,7 @@ def is_space(ch: str) -> bool:
 
 _SPECIAL_PARAMS = frozenset("@*#?-$!0")
 
-go_quote = goformat.quote  # Go's strconv.Quote, under the name the dockerfile modules import
+
 
 
 class EnvList(Mapping[str, str]):
@@ -551,9 +551,9 @@ class ShellLex:
             result, words = sw.process_stop_on("")
         except _TooDeep as exc:
             shown = word if len(word) <= 80 else word[:80] + "..."
-            raise DockerfileError(f"failed to process {go_quote(shown)}: {exc}") from None
+            raise DockerfileError(f"failed to process {goformat.quote(shown)}: {exc}") from None
         except _ShellError as exc:
-            raise DockerfileError(f"failed to process {go_quote(word)}: {exc}") from None
+            raise DockerfileError(f"failed to process {goformat.quote(word)}: {exc}") from None
         return ProcessWordResult(result, words, sw.matches, sw.nonmatches)
 
 

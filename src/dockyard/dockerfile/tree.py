@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from dockyard.dockerfile.shell import go_quote
+from dockyard import goformat
 
 # Instructions that may carry heredocs, and those that may wrap one (ONBUILD RUN <<EOF).
 HEREDOC_INSTRUCTIONS = frozenset({"add", "copy", "run"})
@@ -82,7 +82,7 @@ class Node:
         """BuildKit's ``Node.Dump()``: ``(cmd ["--flag"] "arg" ...)`` lines for a root node."""
         parts = [self.value.lower()]
         if self.flags:
-            parts.append(" [" + " ".join(go_quote(f) for f in self.flags) + "]")
+            parts.append(" [" + " ".join(goformat.quote(f) for f in self.flags) + "]")
         for child in self.children:
             parts.append("(" + child.dump() + ")\n")
         n = self.next
@@ -90,7 +90,7 @@ class Node:
             if n.children:
                 parts.append(" " + n.dump())
             else:
-                parts.append(" " + go_quote(n.value))
+                parts.append(" " + goformat.quote(n.value))
             n = n.next
         return "".join(parts).strip(" \t\n\v\f\r")
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from dockyard.builder.state import StageState, go_duration, go_quote_list, go_quote_rune
+from dockyard import goformat
+from dockyard.builder.state import StageState
 from dockyard.builder.steps import Step
 from dockyard.dockerfile import (
     ArgInstruction,
@@ -72,7 +73,7 @@ def plan(instr: Instruction, state: StageState, arg_text: str = "") -> Step | No
             for v in vols:
                 current[v] = {}
             s.run["Volumes"] = current
-        return Step(["volume", vols], f"VOLUME {go_quote_list(vols)}".replace('"', ""), volume)
+        return Step(["volume", vols], f"VOLUME {goformat.quote_list(vols)}".replace('"', ""), volume)
     if isinstance(instr, UserInstruction):
         user = instr.user
         return Step(["user", user], f"USER {user}", lambda s: s.run.__setitem__("User", user))
@@ -94,11 +95,11 @@ def plan(instr: Instruction, state: StageState, arg_text: str = "") -> Step | No
                 # Docker: an ENTRYPOINT resets a CMD inherited from the base image (the key goes).
                 s.run.pop("Cmd", None)
             s.run_config_from_base.discard(key)
-        return Step([key.lower(), args], f"{key.upper()} {go_quote_list(args)}", command)
+        return Step([key.lower(), args], f"{key.upper()} {goformat.quote_list(args)}", command)
     if isinstance(instr, ShellInstruction):
         shell = list(instr.shell)
         # Go's %v of the slice, as BuildKit writes it: SHELL [/bin/sh -c]
-        return Step(["shell", shell], f"SHELL [{' '.join(shell)}]",
+        return Step(["shell", shell], f"SHELL {goformat.format_list(shell)}",
                     lambda s: s.run.__setitem__("Shell", shell))
     if isinstance(instr, StopSignalInstruction):
         sig = instr.signal
@@ -111,9 +112,9 @@ def plan(instr: Instruction, state: StageState, arg_text: str = "") -> Step | No
             if value:
                 check[field_name] = value
         # BuildKit writes Go's %q of its HealthConfig: &{["CMD" "x"] "30s" "0s" "0s" '\x03'}
-        text = (f"HEALTHCHECK &{{{go_quote_list(check['Test'])} \"{go_duration(instr.interval)}\" "
-                f"\"{go_duration(instr.timeout)}\" \"{go_duration(instr.start_period)}\" "
-                f"{go_quote_rune(instr.retries)}}}")
+        q, d = goformat.quote_list, goformat.format_duration
+        text = (f"HEALTHCHECK &{{{q(check['Test'])} \"{d(instr.interval)}\" \"{d(instr.timeout)}\" "
+                f"\"{d(instr.start_period)}\" {goformat.quote_rune(instr.retries)}}}")
         return Step(["healthcheck", check], text, lambda s: s.run.__setitem__("Healthcheck", check))
     if isinstance(instr, MaintainerInstruction):
         author = instr.maintainer
