@@ -6,7 +6,14 @@ import os
 
 import pytest
 
-from dockyard.dockerfile.mounts import MountSpec, parse_mount, parse_run_mount, parse_volume
+from dockyard.dockerfile.mounts import (
+    MountSpec,
+    csv_fields,
+    parse_device,
+    parse_mount,
+    parse_run_mount,
+    parse_volume,
+)
 from dockyard.errors import DockerfileError, InvalidArgument
 
 
@@ -31,15 +38,58 @@ def test_run_mount_and_run_instruction_share_the_csv_reader() -> None:
     # A quoted field keeps its comma in both readers.
     assert parse_run_mount('type=bind,"source=/a,b",target=/c').source == "/a,b"
     assert parse_mount('type=bind,"source=/a,b",target=/c').source == "/a,b"
-    with pytest.raises(InvalidArgument, match=r'^invalid argument "type=bind,"x" for "--mount" flag: '
-                                              r'failed to parse csv mounts'):
+    column = "parse error on line 1, column 13: extraneous or missing \" in quoted-field"
+    with pytest.raises(InvalidArgument) as run_err:
         parse_run_mount('type=bind,"x')
-    with pytest.raises(DockerfileError, match="failed to parse csv mounts"):
+    assert str(run_err.value) == f'invalid argument "type=bind,\\"x" for "--mount" flag: {column}'
+    with pytest.raises(DockerfileError) as build_err:
         parse_mount('type=bind,"x')
+    assert build_err.value.detail == f"failed to parse csv mounts: {column}"
+    with pytest.raises(DockerfileError, match="failed to parse csv mounts: parse error on line 1, column 2"):
+        parse_device('a"b')
+
+
+QUOTE = 'extraneous or missing " in quoted-field'
+
+
+# Go's encoding/csv on one flag value (the messages checked against the docker CLI's --mount).
+@pytest.mark.parametrize(("value", "expected"), [
+    ("a,b", ["a", "b"]),
+    ("a,,b,", ["a", "", "b", ""]),
+    ('"a,b",c', ["a,b", "c"]),
+    ('"a""b"', ['a"b']),
+    ('x,"a\nb"', ["x", "a\nb"]),  # a quoted field goes on over the line break
+    ('x,"a\r\nb"', ["x", "a\nb"]),  # \r\n read as \n
+    ("a,b\nc,d", ["a", "b"]),  # only the first record
+    ("\n\na", ["a"]),  # empty lines before it are skipped
+    ("a\r", ["a"]),  # a trailing \r is dropped
+    ('"a"\n', ["a"]),
+    ('é,"ü"', ["é", "ü"]),
+    ("", "EOF"),
+    ("\n", "EOF"),
+    ("\r", "EOF"),
+    ('a"b', 'parse error on line 1, column 2: bare " in non-quoted-field'),
+    ('type=bind,tar"get=/c', 'parse error on line 1, column 14: bare " in non-quoted-field'),
+    (' "a"', 'parse error on line 1, column 2: bare " in non-quoted-field'),
+    ('"abc', 'parse error on line 1, column 5: extraneous or missing " in quoted-field'),
+    ('"a""b"x', 'parse error on line 1, column 6: extraneous or missing " in quoted-field'),
+    ('"a" ,b', 'parse error on line 1, column 3: extraneous or missing " in quoted-field'),
+    ('é,"ü"x', 'parse error on line 1, column 7: extraneous or missing " in quoted-field'),  # byte columns
+    ('x,"a\nb"c', f"record on line 1; parse error on line 2, column 2: {QUOTE}"),
+    ('x,"a\nb', f"record on line 1; parse error on line 2, column 2: {QUOTE}"),
+    ('\n\ntype=bind,"q', 'parse error on line 3, column 13: extraneous or missing " in quoted-field'),
+])
+def test_csv_fields_read_as_go_does(value: str, expected: list[str] | str) -> None:
+    if isinstance(expected, list):
+        assert csv_fields(value, ValueError) == expected
+    else:
+        with pytest.raises(ValueError) as err:
+            csv_fields(value, ValueError)
+        assert str(err.value) == expected
 
 
 @pytest.mark.parametrize(("value", "message"), [
-    ("", "failed to parse csv mounts: EOF"),
+    ("", "EOF"),
     ("type=bind,source=/h", "target is required"),
     ("type=,target=/c", "type is required"),
     ("type=bind,target=/c,nope", "invalid field 'nope' must be a key=value pair"),

@@ -7,12 +7,12 @@
 
 from __future__ import annotations
 
-import csv
 import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from dockyard.dockerfile.shell import go_quote
 from dockyard.dockerfile.suggest import wrap_suggestion
 from dockyard.errors import DockerfileError, InvalidArgument
 
@@ -68,19 +68,105 @@ def ram_in_bytes(value: str) -> int:
     return int(float(m.group(1)) * mult)
 
 
-def csv_fields(value: str, error: Callable[[str], Exception] = DockerfileError) -> list[str]:
-    """The fields of one CSV line, as Go's ``encoding/csv`` reads a flag value; ``error`` for bad CSV."""
-    if value == "":
-        raise error("failed to parse csv mounts: EOF")
-    if '"' not in value and "\n" not in value and "\r" not in value:
-        return value.split(",")  # what the CSV reader gives for a line without quotes
+_ERR_QUOTE = 'extraneous or missing " in quoted-field'
+_ERR_BARE_QUOTE = 'bare " in non-quoted-field'
+
+
+class _Lines:
+    """Go's ``csv.Reader.readLine``: lines up to and with their ``\n``, ``\r\n`` read as ``\n``."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.offset = 0
+        self.count = 0  # lines read so far, the one at end of input included (csv's numLine)
+
+    def next(self) -> bytes | None:
+        self.count += 1
+        if self.offset >= len(self.data):
+            return None
+        end = self.data.find(b"\n", self.offset)
+        end = len(self.data) if end < 0 else end + 1
+        line = self.data[self.offset:end]
+        self.offset = end
+        if not line.endswith(b"\n") and line.endswith(b"\r"):
+            line = line[:-1]  # a trailing \r before the end of input is dropped
+        return line[:-2] + b"\n" if line.endswith(b"\r\n") else line
+
+
+def _parse_error(start: int, line: int, column: int, what: str) -> ValueError:
+    where = f"parse error on line {line}"
+    if start != line:
+        where = f"record on line {start}; {where}"
+    return ValueError(f"{where}, column {column}: {what}")
+
+
+def _go_csv_record(value: str) -> list[str]:
+    """The first record of ``value`` as Go's ``encoding/csv`` reads it (errors with Go's texts)."""
+    lines = _Lines(value.encode("utf-8", "surrogateescape"))
+    line = lines.next()
+    while line in (b"\n", b""):  # empty lines before the record are skipped
+        line = lines.next()
+    if line is None:
+        raise ValueError("EOF")
+    start = row = lines.count
+    col = 1  # 1-based byte column of the start of ``line``
+    fields: list[bytes] = []
+    while True:
+        if not line.startswith(b'"'):
+            comma = line.find(b",")
+            field = line[:comma] if comma >= 0 else line.removesuffix(b"\n")
+            if (quote := field.find(b'"')) >= 0:
+                raise _parse_error(start, lines.count, col + quote, _ERR_BARE_QUOTE)
+            fields.append(field)
+            if comma < 0:
+                break
+            line, col = line[comma + 1:], col + comma + 1
+            continue
+        line, col = line[1:], col + 1
+        buf = bytearray()
+        while True:
+            quote = line.find(b'"')
+            if quote >= 0:
+                buf += line[:quote]
+                line, col = line[quote + 1:], col + quote + 1
+                if line.startswith(b'"'):  # "" is one quote
+                    buf += b'"'
+                    line, col = line[1:], col + 1
+                    continue
+                if line.startswith(b","):
+                    line, col = line[1:], col + 1
+                    break
+                if line in (b"", b"\n"):
+                    fields.append(bytes(buf))
+                    return [f.decode("utf-8", "surrogateescape") for f in fields]
+                raise _parse_error(start, lines.count, col - 1, _ERR_QUOTE)
+            if not line:
+                raise _parse_error(start, row, col, _ERR_QUOTE)
+            buf += line  # a quoted field goes on over the line break
+            col += len(line)
+            line = lines.next() or b""
+            if line:
+                row, col = row + 1, 1
+        fields.append(bytes(buf))
+    return [f.decode("utf-8", "surrogateescape") for f in fields]
+
+
+def csv_fields(value: str, error: Callable[[str], Exception]) -> list[str]:
+    """The fields of a flag value, as the Go flag readers split it (``encoding/csv``, first record).
+
+    ``error`` turns Go's message (``EOF``, ``parse error on line 1, column 3: ...``) into the caller's
+    exception.
+    """
+    if '"' not in value and "\n" not in value and "\r" not in value and value:
+        return value.split(",")  # the common case, with the same result
     try:
-        rows = list(csv.reader([value], strict=True))
-    except csv.Error as exc:
-        raise error(f"failed to parse csv mounts: {exc}") from None
-    if not rows:
-        raise error("failed to parse csv mounts: EOF")
-    return rows[0]
+        return _go_csv_record(value)
+    except ValueError as exc:
+        raise error(str(exc)) from None
+
+
+def _buildkit_csv_error(message: str) -> DockerfileError:
+    return DockerfileError(f"failed to parse csv mounts: {message}")
 
 
 def parse_mount(value: str, expand: Callable[[str], str] | None = None) -> MountSpec:
@@ -88,7 +174,7 @@ def parse_mount(value: str, expand: Callable[[str], str] | None = None) -> Mount
     variables are only checked later (the build engine calls again with the stage's expander)."""
     m = MountSpec()
     ro_auto = True
-    for fld in csv_fields(value):
+    for fld in csv_fields(value, _buildkit_csv_error):
         key, eq, val = fld.partition("=")
         key = key.lower()
         if not eq:
@@ -181,7 +267,7 @@ def parse_mount(value: str, expand: Callable[[str], str] | None = None) -> Mount
 
 def parse_device(value: str) -> DeviceSpec:
     """Read one ``RUN --device`` value: ``name[,required[=bool]]`` or ``name=<name>,...``."""
-    fields = csv_fields(value)
+    fields = csv_fields(value, _buildkit_csv_error)
     name = ""
     required = False
     for i, fld in enumerate(fields):
@@ -221,7 +307,7 @@ def parse_run_mount(value: str) -> MountSpec:
     a message that says so, not dropped.
     """
     def bad(message: str) -> InvalidArgument:
-        return InvalidArgument(f'invalid argument "{value}" for "--mount" flag: {message}')
+        return InvalidArgument(f'invalid argument {go_quote(value)} for "--mount" flag: {message}')
 
     m = MountSpec(type="volume", readonly=False)
     for fld in csv_fields(value, bad):
