@@ -114,7 +114,16 @@ def test_run_mount_unknown_type_is_the_daemons_message() -> None:
 def test_volume_short_form_gives_the_same_type() -> None:
     assert parse_volume("/h:/c") == parse_run_mount("type=bind,src=/h,dst=/c")
     assert parse_volume("/h:/c:ro") == parse_run_mount("type=bind,src=/h,dst=/c,readonly")
-    for bad, message in (("/h", "invalid volume specification: '/h'"), ("/h:/c:xx", "invalid mode: xx"),
-                         ("name:/c", "named volumes are not supported")):
-        with pytest.raises(InvalidArgument, match=message):
+    for bad, message in (
+        ("/h", "invalid volume specification: '/h': anonymous volumes are not supported"),
+        ("/h:/c:xx", "invalid mode: xx"),
+        ("name:/c", "invalid volume specification: 'name:/c': named volumes are not supported"),
+        ("/h:/c:ro:z", "invalid spec: /h:/c:ro:z: too many colons"),
+        (":/c", "invalid spec: :/c: empty section between colons"),
+        ("/h:/c:", "invalid spec: /h:/c:: empty section between colons"),
+        ("/h:c", "invalid volume specification: '/h:c': invalid mount config for type \"bind\": "
+                 "invalid mount path: 'c' mount path must be absolute"),
+    ):
+        with pytest.raises(InvalidArgument) as err:
             parse_volume(bad)
+        assert str(err.value).startswith(message)

@@ -363,13 +363,20 @@ def parse_run_mount(value: str) -> MountSpec:
 def parse_volume(value: str) -> MountSpec:
     """Read one ``docker run -v SRC:DST[:ro|rw]`` (host paths only: no daemon keeps named volumes)."""
     parts = value.split(":")
-    if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
-        raise InvalidArgument(f"invalid volume specification: '{value}'")
+    bad_spec = f"invalid volume specification: '{value}'"
+    if len(parts) > 3:
+        raise InvalidArgument(f"invalid spec: {value}: too many colons")
+    if "" in parts:
+        raise InvalidArgument(f"invalid spec: {value}: empty section between colons")
+    if len(parts) == 1:
+        raise InvalidArgument(f"{bad_spec}: anonymous volumes are not supported, give SRC:DST")
     source, target = parts[0], parts[1]
     mode = parts[2] if len(parts) == 3 else "rw"
     if mode not in ("ro", "rw", "z", "Z"):
         raise InvalidArgument(f"invalid mode: {mode}")
     if not source.startswith("/"):
-        raise InvalidArgument(f"invalid volume specification: '{value}': named volumes are not supported, "
-                              "use an absolute host path")
+        raise InvalidArgument(f"{bad_spec}: named volumes are not supported, use an absolute host path")
+    if not target.startswith("/"):
+        raise InvalidArgument(f'{bad_spec}: invalid mount config for type "bind": '
+                              f"invalid mount path: '{target}' mount path must be absolute")
     return MountSpec(type="bind", source=source, target=target, readonly=mode == "ro")
