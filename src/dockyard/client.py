@@ -232,11 +232,20 @@ class Client:
         Progress events go to ``options.progress`` or, when that is left as the default, this
         client's sink."""
         from dockyard.builder.engine import build
+        from dockyard.errors import NotFound, RegistryError
+
         if options.progress is discard:
             options.progress = self.progress
         if options.puller is None:
             def puller(ref: str, platform: str) -> str:
-                return str(self.pull(ref, platform=platform or None).image_id)
+                try:
+                    return str(self.pull(ref, platform=platform or None).image_id)
+                except (NotFound, RegistryError) as exc:
+                    # Only asked when the store lacks it: say both places were looked at.
+                    text = f"base image {ref} is neither in the local store nor reachable: {exc}"
+                    if isinstance(exc, RegistryError):
+                        raise RegistryError(text, status=exc.status, code=exc.code) from exc
+                    raise NotFound(text) from exc
 
             options.puller = puller
         result = build(self.store, options)

@@ -12,7 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.registry.client.peers import PLAIN, make_image, start_peer_registries, upload_image
+from tests.registry.client.peers import (
+    PLAIN,
+    free_port,
+    make_image,
+    make_tar,
+    start_peer_registries,
+    upload_image,
+)
 
 pytestmark = pytest.mark.peers
 BASIC = "127.0.0.1:5001"
@@ -33,9 +40,20 @@ def env(tmp_path: Path) -> Iterator[dict[str, str]]:
     subprocess.run(["rm", "-rf", str(root)], check=False)
 
 
-def run(env: dict[str, str], *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+def run(env: dict[str, str], *args: str, stdin: str = "",
+        timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "dockyard", *args], env=env, input=stdin, text=True,
-                          capture_output=True, timeout=120)
+                          capture_output=True, timeout=timeout)
+
+
+def test_bad_config_file_is_named(env: dict[str, str], tmp_path: Path) -> None:
+    """DOCKYARD_CONFIG naming a directory or a non-UTF-8 file: a one-line error with the place."""
+    bad = tmp_path / "bad.toml"
+    bad.write_bytes(b"\xff\n")
+    for config, want in ((tmp_path, f"Error: config file {tmp_path} is a directory, not a file\n"),
+                         (bad, f"Error: {bad}:1:1: not UTF-8 text (TOML must be UTF-8): byte 0xff\n")):
+        done = run({**env, "DOCKYARD_CONFIG": str(config)}, "pull", f"{PLAIN}/dytest/none:1")
+        assert (done.returncode, done.stderr) == (1, want)
 
 
 def test_pull_output_and_quiet(env: dict[str, str]) -> None:
@@ -130,3 +148,23 @@ def test_logins_are_shared_with_the_docker_cli(env: dict[str, str]) -> None:
     assert "Login Succeeded" in login.stdout
     peer(f"$DOCKER --config {config_dir} pull -q {BASIC}/{path}:v1 >/dev/null "
          f"&& $DOCKER rmi {BASIC}/{path}:v1 >/dev/null")
+
+
+def test_a_registry_that_is_down_fails_pull_push_and_build_at_once(env: dict[str, str],
+                                                                   tmp_path: Path) -> None:
+    """Connection refused is final: no silent retries (a generous guard of 6 s stands for "at once";
+    before, the waits alone took 7.5 s for a pull and 15 s for a push)."""
+    host = f"127.0.0.1:{free_port()}"  # nothing listens there
+    refused = f'Get "http://{host}/v2/": dial tcp {host}: connect: connection refused'
+    pulled = run(env, "pull", f"{host}/x:1", timeout=6)
+    assert pulled.returncode == 1 and pulled.stderr == f"Error: cannot reach registry {host}: {refused}\n"
+    (tmp_path / "layer.tar").write_bytes(make_tar({"a": b"a"}))
+    assert run(env, "import", str(tmp_path / "layer.tar"), f"{host}/x:1").returncode == 0
+    pushed = run(env, "push", f"{host}/x:1", timeout=6)
+    assert pushed.returncode == 1 and pushed.stderr == f"Error: cannot reach registry {host}: {refused}\n"
+    (tmp_path / "Dockerfile").write_text(f"FROM {host}/base:1\nRUN true\n")
+    built = run(env, "build", "--progress=plain", str(tmp_path), timeout=6)
+    assert built.returncode == 1
+    assert built.stderr.strip().splitlines()[-1] == (
+        f"ERROR: failed to solve: base image {host}/base:1 is neither in the local store nor reachable: "
+        f"cannot reach registry {host}: {refused}")

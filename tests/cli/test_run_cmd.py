@@ -119,3 +119,10 @@ def test_mount_flag_errors(root: Path, mount: str, message: str) -> None:
     r = dy(root, "--mount", mount, "busybox:local", "true")
     assert r.returncode == 125 and message in r.stderr and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_the_container_sees_only_stdio(root: Path) -> None:
+    # `cat <&3 &` on a leaked control socket once swallowed the forwarded SIGTERM. (`; true` keeps sh
+    # from exec-ing ls as pid 1, which would list its own directory fd.)
+    r = dy(root, "busybox:local", "sh", "-c", "ls /proc/$$/fd; true")
+    assert (r.returncode, r.stdout.split()) == (0, ["0", "1", "2"]), r.stderr

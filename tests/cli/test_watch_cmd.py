@@ -139,6 +139,9 @@ def test_bad_input_is_one_line(root: Path, tmp_path: Path) -> None:
     (ctx / "Dockerfile").write_text("FROM scratch\n")
     r = dy(root, "outdated", str(ctx))
     assert r.returncode == 0 and r.stdout == "" and "no base images to check" in r.stderr
+    r = dy(root, "outdated", str(ctx / "Dockerfile"))  # a file for PATH
+    assert (r.returncode, r.stderr) == (
+        1, f"Error: failed to read dockerfile: open {ctx}/Dockerfile/Dockerfile: not a directory\n")
     (ctx / "Dockerfile").write_text("FROM scratch\nCOPY missing /m\n")
     r = dy(root, "watch", "--once", "--progress", "quiet", str(ctx))
     assert r.returncode == 1 and "Traceback" not in r.stderr

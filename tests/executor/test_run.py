@@ -401,3 +401,11 @@ def test_extra_groups(executor: Executor, overlay: RootfsSpec) -> None:
     # docker run --group-add: added to the user's groups.
     out = sh(executor, overlay, "id -G", user="app", extra_groups=[4242])[1]
     assert sorted(int(g) for g in out.split()) == [29, 50, 1000, 4242]
+
+
+def test_the_first_process_sees_only_stdio(executor: Executor, overlay: RootfsSpec) -> None:
+    # The run socket and duplicate stdio descriptors once leaked in (fd 3 let a RUN step corrupt the
+    # build's control channel). ls runs as another process, so its own directory fd is not listed.
+    code, out, err = sh(executor, overlay, "ls /proc/$$/fd; echo garbage >&3")
+    assert code != 0 and "Bad file descriptor" in err
+    assert out.split() == ["0", "1", "2"]

@@ -261,6 +261,17 @@ def test_registry_options_from_config_files(tmp_path: Path) -> None:
         registry_options(toml, "")
 
 
+def test_unreadable_config_file_is_a_one_line_error(tmp_path: Path) -> None:
+    from dockyard.config import registry_options
+
+    with pytest.raises(InvalidArgument, match=f"^config file {tmp_path} is a directory, not a file$"):
+        registry_options(tmp_path, "")
+    bad = tmp_path / "config.toml"
+    bad.write_bytes(b'insecure-registries = []\nname = "caf\xe9"\n')
+    with pytest.raises(InvalidArgument, match=r"config.toml:2:12: not UTF-8 text .*: byte 0xe9$"):
+        registry_options(bad, "")
+
+
 def test_interrupted_pull_leaves_nothing_half_done(store: Store) -> None:
     image = make_image([{f"f{j}": os.urandom(1 << 20) for j in range(3)} for _ in range(3)])
     repo = _repo()
@@ -326,3 +337,23 @@ def test_blob_missing_on_the_mirror_comes_from_the_origin(store: Store, tmp_path
             got = pull(store, rc, parse_normalized(f"{PLAIN}/{repo}:v1"))
     assert got.image_id == image.image_id and got.layers == ["pulled", "pulled"]
     assert store.content.exists(gone)
+
+
+def test_a_retry_is_announced_in_the_pull_progress(store: Store) -> None:
+    image = _image(1)
+    repo = _repo()
+    upload_image(PLAIN, repo, "v1", image)
+    layer = "sha256:" + hashlib.sha256(image.layers[0][0]).hexdigest()
+    failures = [503]
+
+    def hook(request: httpx.Request, response: httpx.Response) -> httpx.Response | None:
+        if request.url.path.endswith(layer) and failures:
+            response.read()
+            return httpx.Response(failures.pop(), request=request)
+        return None
+
+    events: list[Event] = []
+    with RegistryClient(FAST, transport=_Hook(hook)) as rc:
+        pull(store, rc, parse_normalized(f"{PLAIN}/{repo}:v1"), progress=events.append)
+    notes = [e.name for e in events if not e.id]
+    assert notes == [f"GET http://{PLAIN}/v2/{repo}/blobs/{layer}: status 503; retrying in 0.01 s"]

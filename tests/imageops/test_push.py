@@ -110,6 +110,27 @@ def test_push_zstd_and_chunked(store: Store, other_store: Store) -> None:
         assert got.image_id == image_id
 
 
+def test_push_shows_byte_progress_while_compressing_then_uploading(store: Store) -> None:
+    """A built layer is compressed before it goes up: both phases show bytes, not a silent "Preparing"."""
+    name = f"{_repo()}:progress"
+    image_id = _built_image(store, name, n=1, size=3_000_000)
+    record = store.meta.get_image(image_id)
+    assert record is not None
+    (tar,) = store.meta.layer_blobs(record.diff_ids[0])
+    events: list[Event] = []
+    with RegistryClient(FAST) as rc:
+        pushed = push(store, rc, parse_normalized(name), progress=events.append)
+    (gz,) = [f for f in store.meta.layer_blobs(record.diff_ids[0]) if f.digest != tar.digest]
+    seen = [(e.name, e.current, e.total) for e in events if e.id == record.diff_ids[0][7:19]]
+    pushing = [(current, total) for name, current, total in seen if name == "Pushing"]
+    compressing = [c for c, t in pushing if t == tar.size]
+    uploading = [c for c, t in pushing if t == gz.size]
+    assert len(compressing) >= 3 and compressing == sorted(compressing) and compressing[-1] == tar.size
+    assert uploading and uploading[-1] == gz.size and gz.size < tar.size
+    assert pushing == [(c, tar.size) for c in compressing] + [(c, gz.size) for c in uploading]
+    assert seen[0][0] == "Preparing" and seen[-1][0] == "Pushed" and pushed.layers == {gz.digest: "uploaded"}
+
+
 def test_push_of_unknown_image_reads_like_docker(store: Store) -> None:
     rc = RegistryClient(FAST)
     with rc, pytest.raises(NotFound, match="An image does not exist locally with the tag"):
@@ -123,6 +144,21 @@ def test_pulled_image_pushes_with_its_original_digest(store: Store) -> None:
         pushed = push(store, rc, parse_normalized(name), source=f"{PLAIN}/peers/busybox:local")
     assert pushed.digest == pulled.digest
     assert set(pushed.layers.values()) == {"mounted"}
+
+
+
+def test_pulled_gzip_image_pushed_as_zstd_gets_a_new_manifest(store: Store, other_store: Store) -> None:
+    """The stored manifest names gzip layers: asked for zstd, it must not be reused as is."""
+    source = f"{PLAIN}/peers/busybox:local"
+    name = f"{_repo()}:zstd"
+    with RegistryClient(FAST) as rc:
+        pulled = pull(store, rc, parse_normalized(source))
+        pushed = push(store, rc, parse_normalized(name), source=source, compression="zstd")
+        assert pushed.digest != pulled.digest and pushed.media_type == mt.OCI_MANIFEST
+        manifest = json.loads(rc.repository(PLAIN, parse_normalized(name).path).get_manifest("zstd").data)
+        assert {layer["mediaType"] for layer in manifest["layers"]} == {mt.OCI_LAYER_ZSTD}
+        assert set(pushed.layers.values()) == {"uploaded"}
+        assert pull(other_store, rc, parse_normalized(name)).image_id == pulled.image_id
 
 
 # -- peers ---------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from dockyard.archive import apply_layer, detect, open_decompressed
 from dockyard.builder.chmod import parse_chmod
-from dockyard.builder.copy import CopySpec, apply_copy
+from dockyard.builder.copy import CopySpec, apply_copy, into_dir
 from dockyard.builder.fsutil import clean_path, mkdir_all, secure_join
 from dockyard.builder.state import StageState
 from dockyard.dockerfile import AddInstruction, CopyInstruction, PatternMatcher
@@ -50,11 +50,9 @@ def from_ref(instr: Sources, state: StageState) -> str:
 
 def plan_copy(builder: Builder, instr: Sources, state: StageState) -> tuple[Any, str]:
     """Cache definition (with the content checksum of the sources) and history text."""
+    # Several sources onto a destination without a trailing slash are not refused: as BuildKit, each is
+    # copied onto it in turn (see copy.apply_copy).
     dest, is_dir = destination(instr, state)
-    count = len(instr.sources) + len(instr.contents)
-    if count > 1 and not is_dir:
-        raise BuildError(f"{instr.name.upper()}: When using {instr.name.upper()} with more than one source "
-                         "file, the destination must be a directory and end with a /")
     source = from_ref(instr, state)
     sums: list[Any] = []
     local = [s for s in instr.sources if not _is_url(s)]
@@ -109,13 +107,13 @@ def execute_copy(builder: Builder, instr: Sources, state: StageState, upper: Pat
         for src in instr.sources:
             if _is_url(src):
                 path, _digest, name, mtime = builder.fetch_url(src, getattr(instr, "checksum", ""))
-                target = f"{dest}/{name}" if is_dir else dest
+                target = f"{dest}/{name}" if into_dir(merged, dest, is_dir) else dest
                 mkdir_all(merged, os.path.dirname(target), 0o755, uid, gid)
                 _place_file(merged, path, target, 0o600, chown, mtime, mode)
         if instr.contents:
             inline = builder.workspace.new_dir("inline")
             for content in instr.contents:
-                target = f"{dest}/{content.path}" if is_dir else dest
+                target = f"{dest}/{content.path}" if into_dir(merged, dest, is_dir) else dest
                 (inline / "f").write_text(content.data)
                 mkdir_all(merged, os.path.dirname(target), 0o755, uid, gid)
                 _place_file(merged, inline / "f", target, 0o644, chown, None, mode)

@@ -335,8 +335,9 @@ class Builder:
                               run_config_from_base={k for k, v in config.config.items() if v})
         if stage.base_name == "scratch":
             plat = Platform.parse(platform)
+            # BuildKit's emptyImage(): the default PATH and WorkingDir "/".
             config = ImageConfig(architecture=plat.architecture, os=plat.os, variant=plat.variant,
-                                 config={"Env": [DEFAULT_PATH]})
+                                 config={"Env": [DEFAULT_PATH], "WorkingDir": "/"})
             key = derive_key("", ["scratch", platform])
             return StageState(config=config, key=key, env=env_plan.stage_env(stage, config.config["Env"]),
                               lowerdirs=[], chain=None, epoch=epoch)
@@ -409,9 +410,11 @@ class Builder:
             arg_text = ""
             if isinstance(instr, ArgInstruction):
                 # History shows the ARG as written (defaults expanded before it), not build-arg values.
-                arg_text = " ".join(a.key if a.value is None else f"{a.key}={state.env.expand(a.value)}"
-                                    for a in instr.args)
-                state.declared_args.extend(a.key for a in instr.args)
+                # Names are expanded too (BuildKit's ArgCommand.Expand).
+                keys = [state.env.expand(a.key) for a in instr.args]
+                arg_text = " ".join(k if a.value is None else f"{k}={state.env.expand(a.value)}"
+                                    for k, a in zip(keys, instr.args, strict=True))
+                state.declared_args.extend(keys)
             expanded = state.env.apply(instr)
             planned = plan_config(expanded, state, arg_text)
             if planned is not None:

@@ -4,6 +4,7 @@ not found). Signals sent to dockyard are forwarded to the container's process.""
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
 import threading
@@ -12,6 +13,7 @@ from typing import Any
 
 import click
 
+from dockyard.cli.terminal import raw_mode, terminal_size
 from dockyard.errors import DockyardError, ExecutionError, NotFound
 
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
@@ -69,7 +71,8 @@ def run_cmd(ctx: click.Context, image: str, command: tuple[str, ...], rm: bool, 
     options = RunOptions(image=image, command=list(command), entrypoint=entrypoint, env=all_env,
                          workdir=workdir, user=user, volumes=list(volumes), mounts=list(mounts),
                          network="host" if network == "default" else network, hostname=hostname or name,
-                         tty=tty, interactive=interactive, runtime=runtime)
+                         tty=tty, interactive=interactive, runtime=runtime,
+                         console_size=terminal_size(0, 1) if tty else None)
     try:
         client.resolve(image)
     except NotFound:
@@ -79,7 +82,7 @@ def run_cmd(ctx: click.Context, image: str, command: tuple[str, ...], rm: bool, 
         sys.exit(125)
     handle: list[Any] = []
     pending: list[int] = []
-    lock = threading.Lock()
+    lock = threading.RLock()  # the handlers run on the main thread, maybe inside started()
 
     def forward(signum: int, _frame: FrameType | None) -> None:
         with lock:
@@ -94,9 +97,19 @@ def run_cmd(ctx: click.Context, image: str, command: tuple[str, ...], rm: bool, 
             for signum in pending:
                 h.signal(signum)
 
+    def resize(_signum: int, _frame: FrameType | None) -> None:
+        size = terminal_size(0, 1)
+        with lock:
+            if handle and size is not None:
+                handle[0].resize(*size)
+
     previous = {s: signal.signal(s, forward) for s in FORWARDED}
+    if tty:
+        previous[signal.SIGWINCH] = signal.signal(signal.SIGWINCH, resize)
+    raw = raw_mode(0) if tty and interactive else contextlib.nullcontext()
     try:
-        code = client.run(options, stdin=0, stdout=1, stderr=2, on_start=started)
+        with raw:
+            code = client.run(options, stdin=0, stdout=1, stderr=2, on_start=started)
     except ExecutionError as exc:
         click.echo(f"dockyard: Error: {exc}", err=True)
         sys.exit(exc.exit_code)

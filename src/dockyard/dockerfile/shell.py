@@ -143,6 +143,15 @@ class _ShellError(Exception):
     """Internal: an expansion failure, wrapped with the source word by the caller."""
 
 
+# Each ${...} level costs a few Python frames (Go's stacks grow, Python's do not): past this depth the
+# word is refused with an error rather than running into RecursionError. Real files nest a handful.
+MAX_NESTING = 100
+
+
+class _TooDeep(_ShellError):
+    """Internal: ``${...}`` nested deeper than :data:`MAX_NESTING`."""
+
+
 _PLAIN_RUNS: dict[tuple[str, str], re.Pattern[str]] = {}
 
 
@@ -156,7 +165,7 @@ def _plain_run(escape: str, stop: str) -> re.Pattern[str]:
 
 
 class _ShellWord:
-    __slots__ = ("capture", "env", "escape", "matches", "nonmatches", "pos", "raw_escapes",
+    __slots__ = ("capture", "depth", "env", "escape", "matches", "nonmatches", "pos", "raw_escapes",
                  "raw_quotes", "skip_process_quotes", "skip_unset", "split", "src")
 
     def __init__(self, src: str, env: Mapping[str, str], lex: ShellLex, capture: bool,
@@ -173,6 +182,7 @@ class _ShellWord:
         self.capture = capture
         self.matches: set[str] = set()
         self.nonmatches: set[str] = set()
+        self.depth = 0  # ${...} levels open
 
     def peek(self) -> str:
         return self.src[self.pos] if self.pos < len(self.src) else _EOF
@@ -359,6 +369,16 @@ class _ShellWord:
                 return "$" + name
             return value
         self.next()
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            raise _TooDeep(f"variable substitutions nested more than {MAX_NESTING} deep")
+        try:
+            return self._process_braced()
+        finally:
+            self.depth -= 1
+
+    def _process_braced(self) -> str:
+        # ${...} after the "${".
         p = self.peek()
         if p == _EOF:
             raise _ShellError("syntax error: missing '}'")
@@ -555,6 +575,9 @@ class ShellLex:
         sw = _ShellWord(word, env, self, capture, split)
         try:
             result, words = sw.process_stop_on("")
+        except _TooDeep as exc:
+            shown = word if len(word) <= 80 else word[:80] + "..."
+            raise DockerfileError(f"failed to process {go_quote(shown)}: {exc}") from None
         except _ShellError as exc:
             raise DockerfileError(f"failed to process {go_quote(word)}: {exc}") from None
         return ProcessWordResult(result, words, sw.matches, sw.nonmatches)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import secrets
 import selectors
+import struct
+import termios
 import threading
 import time
 from collections.abc import Callable
@@ -24,6 +27,9 @@ class RunHandle(Protocol):
 
     def signal(self, sig: int) -> None:
         """Send signal ``sig`` to the container's first process (ignored once it has exited)."""
+
+    def resize(self, rows: int, cols: int) -> None:
+        """Set the window size of a ``tty`` run's terminal (ignored without one)."""
 
 
 OnStart = Callable[[RunHandle], None]
@@ -169,36 +175,70 @@ def _writer(fd: int) -> OutputCallback:
 Readers = dict[int, OutputCallback]
 
 
-def open_tty(stdin: int | None, stdout: Output) -> tuple[int, Readers, Readers]:
-    """A pseudo-terminal for a ``tty`` run: (slave for the child, output readers, input readers).
+class Console:
+    """The caller's side of a ``tty`` run: the pseudo-terminal's master once the container sends it.
 
-    The master's output goes to ``stdout`` (callback or fd); what ``stdin`` (if any) delivers is copied
-    into the master; the window size is taken from ``stdin`` when it is a terminal.
+    The container makes the terminal in its own /dev/pts and passes the master back; :meth:`attach`
+    then says what to pump: the master's output to ``stdout``, what ``stdin`` (if any) delivers into
+    the master. :meth:`resize` sets the window size (the kernel tells the container with SIGWINCH).
     """
-    master, slave = os.openpty()
-    os.set_inheritable(master, False)
-    if stdin is not None and os.isatty(stdin):
-        import fcntl
-        import termios
 
-        size = fcntl.ioctl(stdin, termios.TIOCGWINSZ, b"\0" * 8)
-        fcntl.ioctl(master, termios.TIOCSWINSZ, size)
-    if stdout is None:
-        outputs: dict[int, OutputCallback] = {master: lambda data: None}
-    else:
-        outputs = {master: stdout if callable(stdout) else _writer(stdout)}
-    inputs: dict[int, OutputCallback] = {}
-    if stdin is not None:
-        to_master = _writer(master)
+    def __init__(self, stdin: int | None, stdout: Output) -> None:
+        self.stdin = stdin
+        self.stdout = stdout
+        self.master: int | None = None
+        self._size: tuple[int, int] | None = None
+        self._stdin_blocking: bool | None = None
 
-        def feed(data: bytes) -> None:
+    def initial_size(self, given: tuple[int, int] | None) -> tuple[int, int] | None:
+        """``given``, or the size of ``stdin`` when that is a terminal."""
+        if given is not None or self.stdin is None or not os.isatty(self.stdin):
+            return given
+        rows, cols = struct.unpack("HHHH", fcntl.ioctl(self.stdin, termios.TIOCGWINSZ, b"\0" * 8))[:2]
+        return rows, cols
+
+    def attach(self, master: int) -> tuple[Readers, Readers]:
+        """Take the master: (output readers, input readers) to pump; a size asked for early applies now."""
+        self.master = master
+        if self._size is not None:
+            self.resize(*self._size)
+        if self.stdout is None:
+            outputs: Readers = {master: lambda data: None}
+        else:
+            outputs = {master: self.stdout if callable(self.stdout) else _writer(self.stdout)}
+        inputs: Readers = {}
+        if self.stdin is not None:
+            to_master = _writer(master)
+
+            def feed(data: bytes) -> None:
+                try:
+                    to_master(data)
+                except OSError:
+                    pass  # the process is gone; its exit status will tell
+
+            # Pumping makes the shared file description non-blocking: detach puts it back, or the
+            # caller's shell would find its terminal non-blocking after the run.
+            self._stdin_blocking = os.get_blocking(self.stdin)
+            inputs[os.dup(self.stdin)] = feed
+        return outputs, inputs
+
+    def resize(self, rows: int, cols: int) -> None:
+        """Set the terminal's window size (remembered until the master arrives)."""
+        self._size = (rows, cols)
+        if self.master is not None:
             try:
-                to_master(data)
+                fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
             except OSError:
-                pass  # the process is gone; its exit status will tell
+                pass  # closed: the run has ended
 
-        inputs[os.dup(stdin)] = feed
-    return slave, outputs, inputs
+    def detach(self) -> None:
+        """The run is over: no more resizes through the master; ``stdin`` blocking again as it was."""
+        self.master = None
+        if self._stdin_blocking is not None and self.stdin is not None:
+            try:
+                os.set_blocking(self.stdin, self._stdin_blocking)
+            except OSError:
+                pass
 
 
 def pump(readers: dict[int, OutputCallback], sel: selectors.BaseSelector) -> None:

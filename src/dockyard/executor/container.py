@@ -15,11 +15,13 @@ import os
 import shutil
 import signal
 import socket
+import struct
 import termios
 from typing import Any, NoReturn
 
 from dockyard.errors import ExecutionError
 from dockyard.executor import mount as m
+from dockyard.executor.fdpass import cloexec_above_stdio
 from dockyard.executor.rootfs import (
     MASKED_PATHS,
     READONLY_PATHS,
@@ -126,6 +128,20 @@ def _lend_mount_namespace(sock: socket.socket) -> None:
         os.close(fd)
 
 
+def _open_console(sock: socket.socket, size: tuple[int, int] | None, uid: int) -> tuple[int, int, int]:
+    """A pseudo-terminal from the container's own /dev/pts (after pivot_root, so ``tty`` inside names
+    it); the master goes to the caller over the run socket, the slave becomes stdio."""
+    master, slave = os.openpty()
+    if size is not None:
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", size[0], size[1], 0, 0))
+    os.fchown(slave, uid, -1)  # the console belongs to the container's user, as runc does
+    try:
+        socket.send_fds(sock, [b'{"pty": true}'], [master], socket.MSG_NOSIGNAL)
+    finally:
+        os.close(master)
+    return slave, slave, slave
+
+
 def _setup_and_exec(req: dict[str, Any], sock: socket.socket, stdio: tuple[int, int, int]) -> NoReturn:
     _lend_mount_namespace(sock)
     spec = ProcessSpec.from_json(req["spec"])
@@ -151,6 +167,8 @@ def _setup_and_exec(req: dict[str, Any], sock: socket.socket, stdio: tuple[int, 
     except OSError as exc:
         raise bad_cwd(spec.cwd, exc)
 
+    if spec.tty:
+        stdio = _open_console(sock, spec.console_size, user.uid)
     for target, fd in enumerate(stdio):
         os.dup2(fd, target)
     if spec.tty:
@@ -163,6 +181,7 @@ def _setup_and_exec(req: dict[str, Any], sock: socket.socket, stdio: tuple[int, 
         m.capset(m.DEFAULT_CAP_MASK, m.DEFAULT_CAP_MASK, 0)
     m.prctl(m.PR_SET_NO_NEW_PRIVS, 1)
     m.prctl(m.PR_SET_PDEATHSIG, signal.SIGKILL)  # after setuid, which would clear it
+    cloexec_above_stdio()
     program = lookup_path("/", spec.args[0], env["PATH"])
     try:
         os.execve(program, list(spec.args), env)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import selectors
@@ -16,18 +17,19 @@ from typing import Any
 import dockyard
 from dockyard.errors import ExecutionError
 from dockyard.executor.base import (
+    Console,
     Deadline,
     OnStart,
     Output,
     OutputCallback,
     close_all,
     new_run_dir,
-    open_tty,
     output_fds,
     pump,
     read_ready,
     require_root,
 )
+from dockyard.executor.fdpass import recv_fds
 from dockyard.executor.rootfs import host_resolv_conf
 from dockyard.executor.spec import ProcessSpec, Rootfs, check_rootfs, rootfs_to_json
 from dockyard.executor.user import start_error
@@ -96,18 +98,23 @@ class NamespaceExecutor:
         check_rootfs(rootfs)
         control = self._start()
         rundir = new_run_dir(self.state_dir)
-        req = {"spec": spec.to_json(), "rootfs": rootfs_to_json(rootfs), "rundir": str(rundir),
-               "resolv_conf": host_resolv_conf()}
+        console: Console | None = None
         inputs: dict[int, OutputCallback] = {}
         if spec.tty:
-            slave, readers, inputs = open_tty(stdin, stdout)
-            child_fds, to_close = [slave, slave, slave], [slave]
+            # The container makes its terminal and sends the master back; its stdio fds are unused.
+            console = Console(stdin, stdout)
+            spec = dataclasses.replace(spec, console_size=console.initial_size(spec.console_size))
+            null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+            child_fds, to_close = [null, null, null], [null]
+            readers: dict[int, OutputCallback] = {}
         else:
             child_out, readers, to_close = output_fds(stdout, stderr)
             in_fd = stdin if stdin is not None else os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
             if stdin is None:
                 to_close.append(in_fd)
             child_fds = [in_fd, *child_out]
+        req = {"spec": spec.to_json(), "rootfs": rootfs_to_json(rootfs), "rundir": str(rundir),
+               "resolv_conf": host_resolv_conf()}
         still_open = {*readers, *inputs}
         run_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
@@ -121,15 +128,16 @@ class NamespaceExecutor:
                 for fd in to_close:
                     os.close(fd)
             if on_start is not None:
-                on_start(_Handle(run_sock))
-            return self._wait(run_sock, readers, inputs, still_open, Deadline(timeout, cancel))
+                on_start(_Handle(run_sock, console))
+            return self._wait(run_sock, readers, inputs, still_open, Deadline(timeout, cancel), console)
         finally:
             run_sock.close()
             close_all(still_open)
             shutil.rmtree(rundir, ignore_errors=True)
 
     def _wait(self, run_sock: socket.socket, readers: dict[int, OutputCallback],
-              inputs: dict[int, OutputCallback], still_open: set[int], deadline: Deadline) -> int:
+              inputs: dict[int, OutputCallback], still_open: set[int], deadline: Deadline,
+              console: Console | None) -> int:
         sel = selectors.DefaultSelector()
         pump(readers, sel)
         pump(inputs, sel)
@@ -147,12 +155,21 @@ class NamespaceExecutor:
                     if key.data is not None:
                         read_ready(key.fd, key.data, sel, still_open)
                         continue
-                    raw, fds, _, _ = socket.recv_fds(run_sock, 65536, 4, socket.MSG_CMSG_CLOEXEC)
-                    held.extend(fds)
+                    raw, fds = recv_fds(run_sock, 65536, 4)
                     if not raw:
+                        held.extend(fds)
                         sel.unregister(run_sock)
                         continue
                     msg = json.loads(raw)
+                    if msg.get("pty") and console is not None and fds:
+                        outputs, typed = console.attach(fds[0])
+                        pump(outputs, sel)
+                        pump(typed, sel)
+                        still_open.update(outputs, typed)
+                        must_finish.update(outputs)  # the terminal's output is drained to its end
+                        held.extend(fds[1:])
+                        continue
+                    held.extend(fds)
                     if "error" in msg:
                         error = msg
                     elif "exit" in msg:
@@ -168,6 +185,8 @@ class NamespaceExecutor:
             _drain(run_sock)
             raise
         finally:
+            if console is not None:
+                console.detach()
             sel.close()
             _CLOSER.close_later(held)
         if failure is not None:
@@ -182,11 +201,16 @@ class NamespaceExecutor:
 class _Handle:
     """Signals for a built-in run go through the zygote, which holds a pidfd of the process."""
 
-    def __init__(self, run_sock: socket.socket) -> None:
+    def __init__(self, run_sock: socket.socket, console: Console | None) -> None:
         self._sock = run_sock
+        self._console = console
 
     def signal(self, sig: int) -> None:
         _send_signal(self._sock, sig)
+
+    def resize(self, rows: int, cols: int) -> None:
+        if self._console is not None:
+            self._console.resize(rows, cols)
 
 
 class _NamespaceCloser:

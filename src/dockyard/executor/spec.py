@@ -74,8 +74,10 @@ class ProcessSpec:
     resolved in the image's own /etc/passwd and /etc/group. ``cwd`` is created when missing.
     ``network`` is ``host`` (the host's network namespace) or ``none`` (a new one with only ``lo``).
     ``PATH`` defaults to Docker's and ``HOME`` to the user's home directory when ``env`` lacks them.
-    ``tty`` gives the process a new pseudo-terminal as stdin/stdout/stderr and controlling terminal
-    (the executor copies between it and the caller's ``stdin``/``stdout``).
+    ``tty`` gives the process a new pseudo-terminal as stdin/stdout/stderr and controlling terminal,
+    made in the container's own ``/dev/pts`` (so ``tty`` inside names it, as under Docker); the executor
+    copies between it and the caller's ``stdin``/``stdout``. ``console_size`` is its first (rows, columns),
+    as OCI's ``process.consoleSize``; unset, it is taken from ``stdin`` when that is a terminal.
     """
 
     args: Sequence[str]
@@ -89,6 +91,7 @@ class ProcessSpec:
     hosts: Sequence[tuple[str, str]] = field(default=())
     tty: bool = False
     primary_group_in_groups: bool = True
+    console_size: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         if not self.args:
@@ -107,7 +110,8 @@ class ProcessSpec:
                 "hostname": self.hostname, "network": self.network,
                 "mounts": [m.to_json() for m in self.mounts], "extra_groups": list(self.extra_groups),
                 "hosts": [list(h) for h in self.hosts], "tty": self.tty,
-                "primary_group_in_groups": self.primary_group_in_groups}
+                "primary_group_in_groups": self.primary_group_in_groups,
+                "console_size": None if self.console_size is None else list(self.console_size)}
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> ProcessSpec:
@@ -116,7 +120,9 @@ class ProcessSpec:
                    hostname=raw["hostname"], network=raw["network"],
                    mounts=[Mount.from_json(m) for m in raw["mounts"]], extra_groups=raw["extra_groups"],
                    hosts=[(h[0], h[1]) for h in raw["hosts"]], tty=raw.get("tty", False),
-                   primary_group_in_groups=raw.get("primary_group_in_groups", True))
+                   primary_group_in_groups=raw.get("primary_group_in_groups", True),
+                   console_size=None if raw.get("console_size") is None else
+                   (int(raw["console_size"][0]), int(raw["console_size"][1])))
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,7 @@ from typing import NoReturn
 
 from dockyard.executor import mount as m
 from dockyard.executor.container import container_main, prepare, report
+from dockyard.executor.fdpass import recv_fds
 
 _MAX_REQUEST = 4 << 20
 
@@ -35,8 +36,7 @@ _MAX_REQUEST = 4 << 20
 def _recv_request(sock: socket.socket) -> tuple[bytes, list[int]]:
     while True:
         try:
-            msg, fds, _, _ = socket.recv_fds(sock, _MAX_REQUEST, 4, socket.MSG_CMSG_CLOEXEC)
-            return msg, fds
+            return recv_fds(sock, _MAX_REQUEST, 4)
         except InterruptedError:
             continue
 

@@ -18,7 +18,7 @@ Pass a ``Lease`` while building up an image so a concurrent GC keeps the new blo
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import BinaryIO
 
 from dockyard.archive import tarheader
@@ -215,8 +215,11 @@ def store_layer_blob(store: Store, source: BinaryIO | bytes, *, expected: str | 
 
 
 def layer_blob(store: Store, diff_id: str, compression: str = "gzip", *, lease: Lease | None = None,
-               docker_media_type: bool = False) -> LayerBlob:
-    """The layer ``diff_id`` as a blob in ``compression``; made (once) from a stored form if needed."""
+               docker_media_type: bool = False,
+               progress: Callable[[int, int], None] | None = None) -> LayerBlob:
+    """The layer ``diff_id`` as a blob in ``compression``; made (once) from a stored form if needed.
+
+    While compressing, ``progress(done, total)`` is told the layer's uncompressed bytes read so far."""
     forms = [f for f in store.meta.layer_blobs(diff_id) if store.content.exists(f.digest)]
     if not forms:
         raise NotFound(f"layer {diff_id} not found in the local store")
@@ -233,8 +236,12 @@ def layer_blob(store: Store, diff_id: str, compression: str = "gzip", *, lease: 
         reader, _ = open_decompressed(f)
         with store.content.writer() as w:
             cw = CompressingWriter(w, compression)  # type: ignore[arg-type]
+            done, total = 0, max(source.uncompressed_size, 0)
             while chunk := reader.read(CHUNK):
                 cw.write(chunk)
+                if progress is not None:
+                    done += len(chunk)
+                    progress(done, total)
             result = cw.close()
             if result.diff_id != diff_id:
                 raise CorruptData(f"layer blob {source.digest} decompresses to {result.diff_id}, "

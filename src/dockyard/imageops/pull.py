@@ -90,8 +90,16 @@ def _fetch_manifest(sources: Sequence[Repository], reference: str) -> tuple[Fetc
 
 def pull(store: Store, registry: RegistryClient, ref: Reference, *, platform: Platform | None = None,
          progress: ProgressSink | None = None, unpack: bool = True, max_workers: int = 4) -> PullResult:
-    """Pull ``ref`` (tag, or digest) for ``platform`` (default: this host's) into ``store``."""
+    """Pull ``ref`` (tag, or digest) for ``platform`` (default: this host's) into ``store``.
+
+    Waits before a retry are reported as message events (``...; retrying in 2 s``)."""
     sink = progress or discard
+    with registry.reporting(lambda text: sink(Event(id="", name=text))):
+        return _pull(store, registry, ref, platform, sink, unpack, max_workers)
+
+
+def _pull(store: Store, registry: RegistryClient, ref: Reference, platform: Platform | None,
+          sink: ProgressSink, unpack: bool, max_workers: int) -> PullResult:
     if ref.tag is None and ref.digest is None:
         ref = ref.tag_or_latest()
     sources = registry.pull_sources(ref.domain, ref.path)

@@ -58,10 +58,17 @@ def push(store: Store, registry: RegistryClient, ref: Reference, *, source: str 
          max_workers: int = 4, by_digest: bool = False) -> PushResult:
     """Push the local image ``source`` (default: ``ref`` itself) as ``ref``.
 
-    With ``by_digest`` the manifest is put under its digest only (an index member), not the tag."""
+    With ``by_digest`` the manifest is put under its digest only (an index member), not the tag.
+    Waits before a retry are reported as message events (``...; retrying in 2 s``)."""
     if compression not in COMPRESSIONS:
         raise InvalidArgument(f"unsupported compression {compression!r}: use gzip or zstd")
     sink = progress or discard
+    with registry.reporting(lambda text: sink(Event(id="", name=text))):
+        return _push(store, registry, ref, source, compression, sink, chunk_size, max_workers, by_digest)
+
+
+def _push(store: Store, registry: RegistryClient, ref: Reference, source: str | None, compression: str,
+          sink: ProgressSink, chunk_size: int, max_workers: int, by_digest: bool) -> PushResult:
     if ref.digest is not None:
         raise InvalidArgument(f"cannot push a digest reference: {ref.familiar()}")
     ref = ref.tag_or_latest()
@@ -77,6 +84,7 @@ def push(store: Store, registry: RegistryClient, ref: Reference, *, source: str 
     config_data = store.content.read(image_id)
     config = ImageConfig.from_json(config_data)
     repo = registry.repository(ref.domain, ref.path)
+    cancelled = threading.Event()  # set when one layer fails: the others stop at their next piece
     with store.lease() as lease:
         original = _original_manifest(store, record.manifest_digest, image_id, compression)
         docker = compression == "gzip"
@@ -86,13 +94,16 @@ def push(store: Store, registry: RegistryClient, ref: Reference, *, source: str 
             config_desc = original.config
         else:
             # Compressing (first push of a built layer) runs in the upload workers, in parallel.
-            makers = [partial(layer_blob, store, diff_id, compression, lease=lease, docker_media_type=docker)
+            # A layer compressed now shows "Pushing" over its uncompressed bytes meanwhile, as docker's
+            # streamed push does; the upload then reports the compressed bytes.
+            makers = [partial(layer_blob, store, diff_id, compression, lease=lease, docker_media_type=docker,
+                              progress=partial(_compressing, sink, Digest(diff_id).short, cancelled))
                       for diff_id in config.diff_ids]
             config_type = mt.DOCKER_CONFIG if docker else mt.OCI_CONFIG
             config_desc = Descriptor(config_type, image_id, len(config_data))
         mounts = _mount_candidates(store, ref, config.diff_ids)
         forms, outcomes = _upload_layers(store, repo, config.diff_ids, makers, mounts, sink, chunk_size,
-                                          max_workers)
+                                          max_workers, cancelled)
         repo.upload_blob(config_desc, lambda: store.content.open(image_id))
         if original is not None:
             manifest_data = store.content.read(record.manifest_digest)
@@ -114,6 +125,12 @@ def _form(store: Store, lease: Lease, desc: Descriptor) -> LayerBlob:
     assert known is not None
     lease.add_blob(desc.digest)
     return LayerBlob(known.diff_id, desc.digest, desc.media_type, desc.size, known.uncompressed_size)
+
+
+def _compressing(sink: ProgressSink, eid: str, cancelled: threading.Event, done: int, total: int) -> None:
+    if cancelled.is_set():
+        raise Interrupted("push interrupted")
+    sink(Event(id=eid, name="Pushing", status="running", current=done, total=total))
 
 
 def _original_manifest(store: Store, manifest_digest: str, image_id: Digest,
@@ -159,8 +176,7 @@ def _mount_candidates(store: Store, ref: Reference, diff_ids: Sequence[str]) -> 
 def _upload_layers(store: Store, repo: Repository, diff_ids: Sequence[str],
                    makers: Sequence[Callable[[], LayerBlob]],
                    mounts: dict[str, list[str]], sink: ProgressSink, chunk_size: int,
-                   max_workers: int) -> tuple[list[LayerBlob], dict[str, str]]:
-    cancelled = threading.Event()
+                   max_workers: int, cancelled: threading.Event) -> tuple[list[LayerBlob], dict[str, str]]:
     uploading: dict[str, threading.Event] = {}
     lock = threading.Lock()
 

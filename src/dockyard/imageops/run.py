@@ -42,6 +42,7 @@ class RunOptions:
     tty: bool = False
     interactive: bool = False
     runtime: str = "builtin"
+    console_size: tuple[int, int] | None = None  # (rows, columns) of a ``tty`` run's terminal
 
 
 def command_line(config: ImageConfig, opts: RunOptions) -> list[str]:
@@ -131,7 +132,7 @@ def run_container(store: Store, opts: RunOptions, *, stdin: int | None, stdout: 
         cwd=opts.workdir or str(run.get("WorkingDir") or "/"),
         user=opts.user if opts.user is not None else str(run.get("User") or ""),
         hostname=hostname, network="none" if opts.network == "none" else "host",
-        mounts=run_mounts(opts.volumes, opts.mounts), tty=opts.tty,
+        mounts=run_mounts(opts.volumes, opts.mounts), tty=opts.tty, console_size=opts.console_size,
     )
     with store.lease(ttl=7 * 24 * 3600.0) as lease:
         lease.add_image(image_id)
@@ -147,7 +148,7 @@ def run_container(store: Store, opts: RunOptions, *, stdin: int | None, stdout: 
             executor = open_executor(store.root / "exec", opts.runtime)
             try:
                 return executor.run(spec, rootfs, stdout=stdout, stderr=stderr,
-                                    stdin=stdin if opts.interactive or opts.tty else None, on_start=on_start)
+                                    stdin=stdin if opts.interactive else None, on_start=on_start)
             finally:
                 executor.close()
         finally:

@@ -30,7 +30,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID
 
-PEERS = Path(__file__).resolve().parents[3].parent / "shared" / "peers"
+# ../shared/peers from the project root; a git worktree (/work/wt/NAME) sits one level deeper.
+PEERS = next((p / "shared" / "peers" for p in Path(__file__).resolve().parents[4:]
+              if (p / "shared" / "peers").is_dir()), Path(__file__).resolve().parents[4] / "shared" / "peers")
 PLAIN = "127.0.0.1:5000"
 BASIC = "127.0.0.1:5001"
 USER, PASSWORD = "peer", "peerpass"

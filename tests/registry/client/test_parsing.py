@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import errno
+import socket
+
 import httpx
+import pytest
 
 from dockyard.errors import AuthenticationError, RegistryError
 from dockyard.registry.client.challenge import parse_challenges
-from dockyard.registry.client.errors import error_from_response
+from dockyard.registry.client.errors import describe_transport, error_from_response, transient
 from dockyard.registry.client.options import RegistryOptions, api_host, canonical_host, is_loopback
 
 
@@ -74,3 +78,36 @@ def test_insecure_hosts() -> None:
     assert opts.is_insecure("10.1.2.3:443")
     assert opts.is_insecure("plain.example")
     assert not opts.is_insecure("registry-1.docker.io")
+
+
+def _connect_error(cause: BaseException) -> httpx.ConnectError:
+    try:
+        try:
+            raise cause
+        except BaseException as inner:
+            raise httpx.ConnectError(str(inner)) from inner
+    except httpx.ConnectError as exc:
+        return exc
+
+
+@pytest.mark.parametrize(("cause", "words"), [
+    (ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused"),
+     "dial tcp h.example:5000: connect: connection refused"),
+    (OSError(errno.EHOSTUNREACH, "No route to host"), "dial tcp h.example:5000: connect: no route to host"),
+    (OSError(errno.ENETUNREACH, "Network is unreachable"),
+     "dial tcp h.example:5000: connect: network is unreachable"),
+    (socket.gaierror(socket.EAI_NONAME, "Name or service not known"),
+     "dial tcp: lookup h.example: no such host"),
+])
+def test_connect_failures_in_dockers_words_and_never_retried(cause: BaseException, words: str) -> None:
+    exc = _connect_error(cause)
+    url = "https://h.example:5000/v2/"
+    assert describe_transport(exc, "GET", url) == f'Get "{url}": {words}'
+    assert not transient(exc)
+
+
+def test_what_can_pass_is_retried() -> None:
+    assert transient(httpx.ReadError("reset")) and transient(httpx.RemoteProtocolError("closed"))
+    assert transient(httpx.ReadTimeout("slow")) and not transient(httpx.ConnectTimeout("no answer"))
+    assert describe_transport(httpx.ConnectTimeout("x"), "HEAD", "https://h.example/v2/x") == (
+        'Head "https://h.example/v2/x": dial tcp h.example:443: i/o timeout')

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from typing import Any
 
 import httpx
@@ -47,3 +48,16 @@ def put_manifest(client: httpx.Client, repo: str, ref: str, body: bytes,
 
 def error_code(resp: httpx.Response) -> str:
     return str(resp.json()["errors"][0]["code"])
+
+
+class FakeClock:
+    """A clock the test moves on by hand (``ServerConfig.clock``): TTL tests never sleep."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds

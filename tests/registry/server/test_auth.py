@@ -7,11 +7,13 @@ import ipaddress
 import json
 import ssl
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import bcrypt
 import httpx
+import jwt
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -20,6 +22,7 @@ from cryptography.x509.oid import NameOID
 
 from dockyard.errors import InvalidArgument
 from dockyard.registry.server import RegistryServer
+from dockyard.registry.server.auth import Access, TokenIssuer
 
 sys.path.insert(0, str(Path(__file__).parent))
 from regkit import error_code, sha
@@ -164,3 +167,48 @@ def test_tls(tmp_path: Path) -> None:
             httpx.get(f"{srv.url}/v2/")  # not trusted by default
     with pytest.raises(InvalidArgument, match="together"):
         RegistryServer(storage=tmp_path / "s", tls_cert=str(cert))
+
+
+def _issuer(server: RegistryServer) -> TokenIssuer:
+    assert server.registry is not None and server.registry.auth.issuer is not None
+    return server.registry.auth.issuer
+
+
+@pytest.mark.parametrize("skew", [-3600, +3600], ids=["expired", "not-yet-valid"])
+def test_tokens_outside_their_validity_are_refused(token_server: RegistryServer, skew: int) -> None:
+    url, issuer = token_server.url, _issuer(token_server)
+
+    def pull_tags(token: str) -> int:
+        return httpx.get(f"{url}/v2/alice/app/tags/list", headers={"Authorization": f"Bearer {token}"}
+                         ).status_code
+
+    assert pull_tags(_token(url, "repository:alice/app:pull", ("alice", "a-pass"))) == 404  # allowed
+    issuer.clock = lambda: time.time() + skew  # tokens minted an hour ago (exp passed) or ahead (nbf)
+    stale = _token(url, "repository:alice/app:pull", ("alice", "a-pass"))
+    issuer.clock = time.time
+    r = httpx.get(f"{url}/v2/alice/app/tags/list", headers={"Authorization": f"Bearer {stale}"})
+    assert r.status_code == 401 and error_code(r) == "UNAUTHORIZED"
+
+
+def test_tokens_for_another_service_or_issuer_or_without_expiry_are_refused(
+        token_server: RegistryServer) -> None:
+    url, ours = token_server.url, _issuer(token_server)
+    grant = [Access("repository", "alice/app", frozenset({"pull"}))]
+    access = [{"type": "repository", "name": "alice/app", "actions": ["pull"]}]
+    now = int(time.time())
+    tokens = {
+        "ours": TokenIssuer(ours.service, ours.issuer, key=ours.key).issue("alice", grant),
+        "aud": TokenIssuer("elsewhere", ours.issuer, key=ours.key).issue("alice", grant),
+        "iss": TokenIssuer(ours.service, "someone-else", key=ours.key).issue("alice", grant),
+        "no exp": jwt.encode({"iss": ours.issuer, "aud": ours.service, "nbf": now - 1,
+                              "sub": "alice", "access": access}, ours.key, algorithm="ES256"),
+        # Issued now, valid only from an hour on: the nbf check alone refuses it.
+        "nbf ahead": jwt.encode({"iss": ours.issuer, "aud": ours.service, "iat": now, "nbf": now + 3600,
+                                 "exp": now + 7200, "sub": "alice", "access": access}, ours.key,
+                                algorithm="ES256"),
+        "other key": TokenIssuer(ours.service, ours.issuer).issue("alice", grant),
+    }
+    status = {what: httpx.get(f"{url}/v2/alice/app/tags/list", headers={"Authorization": f"Bearer {token}"}
+                              ).status_code for what, token in tokens.items()}
+    assert status == {"ours": 404, "aud": 401, "iss": 401, "no exp": 401, "nbf ahead": 401,
+                      "other key": 401}

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -12,7 +14,15 @@ import httpx
 from dockyard.registry.server import FilesystemStorage, RegistryServer, collect
 
 sys.path.insert(0, str(Path(__file__).parent))
-from regkit import image_manifest, push_blob, put_manifest, sha
+from regkit import FakeClock, image_manifest, push_blob, put_manifest, sha
+
+
+def wait_for(condition: Callable[[], bool], what: str) -> None:
+    """Poll for a background loop's effect (bounded: a loaded machine may delay it)."""
+    deadline = time.monotonic() + 30
+    while not condition():
+        assert time.monotonic() < deadline, what
+        threading.Event().wait(0.02)
 
 
 def _age(storage: Path, data: bytes, seconds: float) -> None:
@@ -81,22 +91,29 @@ def test_fresh_manifest_restarts_grace_of_old_blobs(tmp_path: Path) -> None:
 
 
 def test_janitor_expires_abandoned_uploads_but_not_active_ones(tmp_path: Path) -> None:
-    root = tmp_path / "s"
-    # Generous margins: a loaded machine may pause this client for a while between requests.
-    with RegistryServer(storage=root, upload_ttl=2.0, janitor_interval=0.2) as srv, \
+    clock = FakeClock()
+    with RegistryServer(storage=tmp_path / "s", upload_ttl=100, janitor_interval=0, clock=clock) as srv, \
             httpx.Client(base_url=srv.url) as c:
         abandoned = c.post("/v2/j/r/blobs/uploads/").headers["Location"]
         active = c.post("/v2/j/r/blobs/uploads/").headers["Location"]
-        sent = 0
-        deadline = time.monotonic() + 10
-        while c.get(abandoned).status_code != 404:
-            assert time.monotonic() < deadline, "the abandoned session was never expired"
-            time.sleep(0.2)
+        for sent in range(10):  # 300 s in all: three times the TTL
+            clock.advance(30)
             r = c.patch(active, content=b"x", headers={"Content-Range": f"{sent}-{sent}"})
             assert r.status_code == 202, "the active session was expired"
-            active, sent = r.headers["Location"], sent + 1
-        assert sent >= 8  # the active one outlived the TTL several times over
-        assert c.put(active, params={"digest": sha(b"x" * sent)}).status_code == 201
+            active = r.headers["Location"]
+            expired = srv.expire_uploads()
+            assert (abandoned.rsplit("/", 1)[1] in expired) == (sent == 3), sent  # at 120 s, not 90 s
+        assert c.get(abandoned).status_code == 404
+        assert c.put(active, params={"digest": sha(b"x" * 10)}).status_code == 201
+
+
+def test_the_janitor_runs_on_its_own(tmp_path: Path) -> None:
+    clock = FakeClock()
+    with RegistryServer(storage=tmp_path / "s", upload_ttl=100, janitor_interval=0.05, clock=clock) as srv, \
+            httpx.Client(base_url=srv.url) as c:
+        abandoned = c.post("/v2/j/r/blobs/uploads/").headers["Location"]
+        clock.advance(101)
+        wait_for(lambda: c.get(abandoned).status_code == 404, "the janitor never expired the session")
 
 
 def test_offline_collect_on_storage(tmp_path: Path) -> None:
@@ -107,14 +124,16 @@ def test_offline_collect_on_storage(tmp_path: Path) -> None:
 
 
 def test_online_gc_loop(tmp_path: Path) -> None:
-    with RegistryServer(storage=tmp_path / "s", gc_interval=0.2, gc_grace=0.3) as srv, \
+    clock = FakeClock()
+    with RegistryServer(storage=tmp_path / "s", gc_interval=0.05, gc_grace=3600, clock=clock) as srv, \
             httpx.Client(base_url=srv.url) as c:
         body = image_manifest(c, "o/r", [b"referenced"])
         put_manifest(c, "o/r", "v1", body)
         orphan = push_blob(c, "o/r", b"orphan")
-        deadline = time.monotonic() + 5
-        while c.head(f"/v2/o/r/blobs/{orphan}").status_code == 200 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert c.head(f"/v2/o/r/blobs/{orphan}").status_code == 404
+        clock.advance(3599)
+        srv.gc()  # an online collection within the grace period keeps it
+        assert c.head(f"/v2/o/r/blobs/{orphan}").status_code == 200
+        clock.advance(2)
+        wait_for(lambda: c.head(f"/v2/o/r/blobs/{orphan}").status_code == 404, "the gc loop never ran")
         assert c.get(f"/v2/o/r/blobs/{sha(b'referenced')}").content == b"referenced"
         assert c.get("/v2/o/r/manifests/v1").content == body

@@ -167,3 +167,64 @@ def test_concurrent_patches_on_one_session_never_make_a_corrupt_blob(server: Reg
 
     asyncio.run(main())
     assert_storage_consistent(tmp_path / "storage", tmp_path)
+
+
+def test_deeply_nested_manifest_is_manifest_invalid(client: httpx.Client, tmp_path: Path) -> None:
+    for body in (b"[" * 200_000, b'{"a":' * 100_000):
+        r = put_manifest(client, "h/deep", "v1", body)
+        assert r.status_code == 400 and error_code(r) == "MANIFEST_INVALID", r.text[:200]
+    assert_storage_consistent(tmp_path / "storage", tmp_path)
+
+
+@pytest.mark.parametrize("size", [-1, 2**63, 2**64, True])
+def test_descriptor_sizes_outside_int64_are_refused(client: httpx.Client, size: object) -> None:
+    manifest = json.loads(image_manifest(client, "h/size", [b"layer"]))
+    manifest["layers"][0]["size"] = size
+    r = put_manifest(client, "h/size", "v1", json.dumps(manifest).encode())
+    assert r.status_code == 400 and error_code(r) == "MANIFEST_INVALID", r.text
+    manifest["layers"][0]["size"] = 2**63 - 1  # the largest int64 is a valid size
+    assert put_manifest(client, "h/size", "v1", json.dumps(manifest).encode()).status_code == 201
+
+
+def test_zero_length_suffix_range_is_unsatisfiable(client: httpx.Client) -> None:
+    digest = push_blob(client, "h/range", b"0123456789")
+    for value in ("bytes=-0", "bytes=-000"):
+        r = client.get(f"/v2/h/range/blobs/{digest}", headers={"Range": value})
+        assert r.status_code == 416 and r.headers["Content-Range"] == "bytes */10", value
+    assert client.get(f"/v2/h/range/blobs/{digest}", headers={"Range": "bytes=-1"}).content == b"9"
+
+
+@pytest.mark.parametrize("digest", ["sha256:" + "0" * 64, "sha256:zz", "sha512:" + "0" * 128, "md5:00"])
+def test_one_shot_upload_with_a_wrong_digest_leaves_no_session(client: httpx.Client, tmp_path: Path,
+                                                              digest: str) -> None:
+    r = client.post("/v2/h/once/blobs/uploads/", params={"digest": digest}, content=b"abc")
+    assert r.status_code == 400 and error_code(r) == "DIGEST_INVALID"
+    assert os.listdir(tmp_path / "storage" / "uploads") == []
+
+
+def test_one_session_spelled_two_ways_takes_one_lock(server: RegistryServer, client: httpx.Client) -> None:
+    """A PATCH on <ID> waits for the PATCH on <id> still receiving its body; never interleaves."""
+    import threading
+
+    loc = client.post("/v2/h/case/blobs/uploads/").headers["Location"]
+    upload_id = loc.rsplit("/", 1)[1]
+    upper = loc[: -len(upload_id)] + upload_id.upper()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        sock.sendall(f"PATCH {loc} HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\naaaaa".encode())
+        with httpx.Client(base_url=server.url, timeout=30) as poll:
+            for _ in range(400):  # until the first half is on disk (the handler holds the lock)
+                if poll.get(loc).headers["Range"] == "0-4":
+                    break
+                threading.Event().wait(0.025)
+            else:
+                pytest.fail("the first half of the body never arrived")
+        second: list[httpx.Response] = []
+        thread = threading.Thread(target=lambda: second.append(client.patch(upper, content=b"bbbbb")))
+        thread.start()
+        thread.join(1.0)  # give it the chance to interleave; with one lock it cannot finish yet
+        sock.sendall(b"aaaaa")
+        assert sock.recv(4096).startswith(b"HTTP/1.1 202")
+        thread.join(30)
+    assert second and second[0].status_code == 202, second
+    r = client.put(loc, params={"digest": sha(b"a" * 10 + b"b" * 5)})
+    assert r.status_code == 201, r.text

@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import httpx
@@ -207,3 +208,85 @@ def test_sigkill_mid_upload_leaves_no_corrupt_blob(storage: Path) -> None:
         proc.send_signal(signal.SIGTERM)
         proc.wait(20)
     assert _verify_blobs(storage) == 2
+
+
+def _p95(samples: list[float]) -> float:
+    return sorted(samples)[int(len(samples) * 0.95) - 1]
+
+
+@pytest.mark.slow
+def test_a_large_upload_does_not_stall_other_clients(tmp_path: Path) -> None:
+    """100 manifest GETs answered while a 200 MB blob streams in, about as fast as with no upload.
+
+    A behaviour bound, not a speed goal: p95 latency under max(10x the idle p95, 0.5 s)."""
+    import threading
+
+    size, block = 200 << 20, random.Random(3).randbytes(1 << 20)
+    proc, url = start(tmp_path / "storage")  # on disk, not tmpfs: writes that can block
+    uploaded: list[int] = []
+    failure: list[BaseException] = []
+
+    def body(hasher: Any) -> Iterator[bytes]:
+        for i in range(size >> 20):
+            chunk = i.to_bytes(8, "big") + block[8:]  # generated, never held whole
+            hasher.update(chunk)
+            yield chunk
+
+    def upload() -> None:
+        try:
+            hasher = hashlib.sha256()
+            with httpx.Client(base_url=url, timeout=300) as up:
+                loc = up.post("/v2/big/blob/blobs/uploads/").headers["Location"]
+                r = up.patch(loc, content=body(hasher))
+                assert r.status_code == 202, r.text
+                r = up.put(r.headers["Location"], params={"digest": "sha256:" + hasher.hexdigest()})
+                assert r.status_code == 201, r.text
+                uploaded.append(int(up.head(f"/v2/big/blob/blobs/sha256:{hasher.hexdigest()}")
+                                    .headers["Content-Length"]))
+        except BaseException as exc:
+            failure.append(exc)
+
+    try:
+        with httpx.Client(base_url=url, timeout=60) as c:
+            config = b"{}"
+            c.post("/v2/small/app/blobs/uploads/", params={"digest": sha(config)}, content=config)
+            manifest = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "layers": [], "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha(config),
+                "size": len(config)}}).encode()
+            assert c.put("/v2/small/app/manifests/v1", content=manifest,
+                         headers={"Content-Type": OCI_MANIFEST}).status_code == 201
+
+            def gets() -> list[float]:
+                latencies = []
+                for _ in range(100):
+                    began = time.perf_counter()
+                    r = c.get("/v2/small/app/manifests/v1", headers={"Accept": OCI_MANIFEST})
+                    latencies.append(time.perf_counter() - began)
+                    assert r.status_code == 200 and r.content == manifest
+                return latencies
+
+            gets()  # warm up connections and caches
+            idle = gets()
+            thread = threading.Thread(target=upload)
+            thread.start()
+            deadline = time.monotonic() + 60
+            while not (storage_has_upload_bytes(tmp_path / "storage") or failure):
+                assert time.monotonic() < deadline, "the upload never started"
+                time.sleep(0.01)
+            busy = gets()
+            in_flight = thread.is_alive()
+            thread.join(300)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(20)
+    assert not failure, failure
+    assert uploaded == [size]
+    assert in_flight, "the upload ended before the GETs did: nothing was measured under load"
+    bound = max(10 * _p95(idle), 0.5)
+    print(f"\nmanifest GET p95: idle {_p95(idle) * 1000:.1f} ms, during a 200 MB upload "
+          f"{_p95(busy) * 1000:.1f} ms (max {max(busy) * 1000:.1f} ms); bound {bound * 1000:.0f} ms")
+    assert _p95(busy) < bound
+
+
+def storage_has_upload_bytes(storage: Path) -> bool:
+    return any(path.stat().st_size > (1 << 20) for path in (storage / "uploads").glob("*/data"))

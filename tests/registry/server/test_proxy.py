@@ -16,7 +16,7 @@ import pytest
 from dockyard.registry.server import RegistryServer
 
 sys.path.insert(0, str(Path(__file__).parent))
-from regkit import error_code, image_manifest, put_manifest, sha
+from regkit import FakeClock, error_code, image_manifest, put_manifest, sha
 
 PEERS = Path(__file__).resolve().parents[4] / "shared" / "peers"
 ACCEPT = {"Accept": "application/vnd.oci.image.manifest.v1+json, "
@@ -117,18 +117,20 @@ def test_tag_ttl_and_offline_upstream(tmp_path: Path) -> None:
         with httpx.Client(base_url=upstream.url) as up:
             first = image_manifest(up, "lib/app", [b"v1 layer"])
             put_manifest(up, "lib/app", "latest", first)
-            with RegistryServer(storage=tmp_path / "mirror", proxy_remote=upstream.url,
-                                proxy_tag_ttl=2.0) as mirror, httpx.Client(base_url=mirror.url) as m:
+            clock = FakeClock()
+            with RegistryServer(storage=tmp_path / "mirror", proxy_remote=upstream.url, proxy_tag_ttl=300,
+                                clock=clock) as mirror, httpx.Client(base_url=mirror.url) as m:
                 assert m.get("/v2/lib/app/manifests/latest").content == first
                 assert m.get(f"/v2/lib/app/blobs/{sha(b'v1 layer')}").content == b"v1 layer"
                 second = image_manifest(up, "lib/app", [b"v2 layer"])
                 put_manifest(up, "lib/app", "latest", second)
+                clock.advance(299)
                 assert m.get("/v2/lib/app/manifests/latest").content == first  # within the TTL
-                time.sleep(2.1)
+                clock.advance(2)
                 assert m.get("/v2/lib/app/manifests/latest").content == second  # asked upstream again
                 m.get(f"/v2/lib/app/blobs/{sha(b'v2 layer')}")
                 upstream.stop()
-                time.sleep(2.1)
+                clock.advance(301)
                 # Upstream gone: the last known tag and every cached blob are still served.
                 assert m.get("/v2/lib/app/manifests/latest").content == second
                 assert m.get(f"/v2/lib/app/manifests/{sha(first)}").content == first

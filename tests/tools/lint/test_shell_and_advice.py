@@ -187,3 +187,12 @@ def test_lint_never_crashes(lines: list[str]) -> None:
     except DockyardError:
         return  # a file the front end refuses: a clean one-line error
     assert all(f.line >= 1 and f.code[:2] in ("DL", "DY") for f in found)
+
+
+@pytest.mark.parametrize(("ports", "flagged"), [
+    ("65535", False), ("65536", True), ("65535/udp", False), ("65536/tcp", True),
+    ("8000-65535", False), ("8000-65536", True), ("0", False),
+])
+def test_dl3011_port_range_boundary(ports: str, flagged: bool) -> None:
+    found = [f.line for f in lint(f"FROM a:1\nEXPOSE 80 {ports}\n") if f.code == "DL3011"]
+    assert found == ([2] if flagged else [])

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
+from collections.abc import Iterator
 from types import TracebackType
 
 import httpx
@@ -11,7 +13,7 @@ import httpx
 from dockyard.registry.auth.credentials import CredentialsProvider
 from dockyard.registry.client.options import RegistryOptions, api_host, canonical_host
 from dockyard.registry.client.repository import Repository
-from dockyard.registry.client.session import Session, Sleep, _Clients
+from dockyard.registry.client.session import Notice, Session, Sleep, _Clients
 
 
 class RegistryClient:
@@ -30,6 +32,20 @@ class RegistryClient:
         self._sessions: dict[str, Session] = {}
         self._lock = threading.Lock()
         self._sleep = sleep
+        self._notices: list[Notice] = []
+
+    def _notice(self, text: str) -> None:
+        for notice in list(self._notices):
+            notice(text)
+
+    @contextlib.contextmanager
+    def reporting(self, notice: Notice) -> Iterator[None]:
+        """Tell ``notice`` about every wait before a retry while the block runs."""
+        self._notices.append(notice)
+        try:
+            yield
+        finally:
+            self._notices.remove(notice)
 
     def session(self, domain: str) -> Session:
         """The session for a registry's origin (``docker.io`` -> ``registry-1.docker.io``)."""
@@ -39,7 +55,7 @@ class RegistryClient:
             if found is None:
                 creds = self._credentials(canonical_host(domain)) if self._credentials else None
                 found = Session(self._clients, key, options=self.options, credentials=creds,
-                                sleep=self._sleep)
+                                sleep=self._sleep, notice=self._notice)
                 self._sessions[key] = found
             return found
 
@@ -52,7 +68,8 @@ class RegistryClient:
             found = self._sessions.get(url)
             if found is None:
                 host = url.split("://", 1)[1].split("/", 1)[0]
-                found = Session(self._clients, host, options=self.options, base_url=url, sleep=self._sleep)
+                found = Session(self._clients, host, options=self.options, base_url=url, sleep=self._sleep,
+                                notice=self._notice)
                 self._sessions[url] = found
             return found
 

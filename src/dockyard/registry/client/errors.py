@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import socket
+import ssl
+from collections.abc import Iterator
 
 import httpx
 
@@ -81,3 +85,54 @@ def error_from_response(response: httpx.Response, what: str) -> RegistryError:
     if status == 401 or code in ("UNAUTHORIZED", "DENIED"):
         return AuthenticationError(text, status=status, code=code)
     return RegistryError(text, status=status, code=code)
+
+
+# -- transport failures (no HTTP answer at all) ---------------------------------------------------
+
+_CONNECT_ERRNOS = {errno.ECONNREFUSED: "connection refused", errno.EHOSTUNREACH: "no route to host",
+                   errno.ENETUNREACH: "network is unreachable"}
+# What OpenSSL reports when a TLS client hello is answered by a plain HTTP server.
+_PLAIN_HTTP_SSL = ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG")
+PLAIN_HTTP_ANSWER = "http: server gave HTTP response to HTTPS client"
+
+
+def transient(exc: httpx.TransportError) -> bool:
+    """Whether trying again can help: a dropped, reset or slow connection can pass; a refused,
+    unroutable or unresolvable host, or a TLS mismatch, will answer the same a second later."""
+    return not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.UnsupportedProtocol)
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        yield cur
+        cur = cur.__cause__ or cur.__context__
+
+
+def describe_transport(exc: BaseException, method: str = "", url: str = "") -> str:
+    """A transport failure worded as Docker's Go client words it:
+    ``Get "http://h:9/v2/": dial tcp h:9: connect: connection refused``."""
+    reason = ""
+    parsed = httpx.URL(url) if url else None
+    host = parsed.host if parsed else ""
+    port = (parsed.port or (443 if parsed.scheme == "https" else 80)) if parsed else 0
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    for cause in _causes(exc):
+        if isinstance(cause, ssl.SSLError) and (cause.reason or "") in _PLAIN_HTTP_SSL:
+            reason = PLAIN_HTTP_ANSWER
+        elif isinstance(cause, socket.gaierror):
+            reason = f"dial tcp: lookup {host}: no such host"
+        elif isinstance(cause, OSError) and cause.errno in _CONNECT_ERRNOS:
+            reason = f"dial tcp {address}: connect: {_CONNECT_ERRNOS[cause.errno]}"
+        if reason:
+            break
+    if not reason:
+        if isinstance(exc, httpx.ConnectTimeout):
+            reason = f"dial tcp {address}: i/o timeout"
+        elif isinstance(exc, httpx.TimeoutException):
+            reason = f"timeout ({type(exc).__name__})"
+        else:
+            reason = (str(exc) or type(exc).__name__).splitlines()[0]
+    return f'{method.title()} "{url}": {reason}' if method and url else reason

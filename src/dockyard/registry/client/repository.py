@@ -8,7 +8,6 @@ uploads are monolithic (one PUT) or chunked (PATCHes of at least ``OCI-Chunk-Min
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO, Literal, Protocol
@@ -22,7 +21,7 @@ from dockyard.oci.canonical import loads_object
 from dockyard.oci.descriptor import Descriptor
 from dockyard.oci.digest import Digest, Hasher, is_valid
 from dockyard.oci.manifest import sniff_media_type
-from dockyard.registry.client.errors import error_from_response
+from dockyard.registry.client.errors import describe_transport, error_from_response, transient
 from dockyard.registry.client.session import Session
 
 PIECE = 1 << 20
@@ -184,13 +183,14 @@ class Repository:
                 try:
                     self._fetch_once(desc, out, hasher, progress)
                 except (httpx.TransportError, httpx.StreamError, RegistryError) as exc:
-                    if isinstance(exc, RegistryError) and not isinstance(exc.__cause__, httpx.TransportError):
+                    if not _passing(exc):
                         raise
                     failures += 1
                     if failures > options.retries:
                         raise RegistryError(f"blob {desc.digest} from {self.where}: download failed "
-                                            f"after {failures} attempts: {exc}")
-                    time.sleep(options.backoff * (2 ** (failures - 1)))
+                                            f"after {failures} attempts: {_one_line(exc)}") from None
+                    self.session.pause(options.backoff * (2 ** (failures - 1)),
+                                       f"download of {desc.digest.short}: {_one_line(exc)}")
                     continue
                 if hasher.size < desc.size:
                     # A clean response that ended early: count it like a broken connection.
@@ -290,12 +290,13 @@ class Repository:
                     self._upload_monolithic(desc, open_blob, location, progress)
                 return "uploaded"
             except (RegistryError, _RetryUpload) as exc:
-                if isinstance(exc, RegistryError) and not isinstance(exc.__cause__, httpx.TransportError):
+                if not isinstance(exc, _RetryUpload) and not _passing(exc):
                     raise
                 attempt += 1
                 if attempt > options.retries:
-                    raise RegistryError(f"upload of {desc.digest} to {self.where} failed: {exc}")
-                time.sleep(options.backoff * (2 ** (attempt - 1)))
+                    raise RegistryError(f"upload of {desc.digest} to {self.where} failed: {exc}") from None
+                self.session.pause(options.backoff * (2 ** (attempt - 1)),
+                                   f"upload of {desc.digest.short}: {exc}")
 
     def _start_upload(self) -> tuple[str, int]:
         response = self.session.request("POST", f"/v2/{self.name}/blobs/uploads/",
@@ -375,6 +376,19 @@ def _read_pieces(open_blob: Callable[[], BinaryIO], start: int, stop: int,
             pos += len(piece)
             yield piece
             progress(pos)
+
+
+def _passing(exc: Exception) -> bool:
+    """A failure worth another try: a transport error that can pass (raised as is, or as the cause of
+    the ``RegistryError`` a request wraps it in)."""
+    cause = exc.__cause__ if isinstance(exc, RegistryError) else exc
+    if isinstance(cause, httpx.TransportError):
+        return transient(cause)
+    return isinstance(cause, httpx.StreamError)
+
+
+def _one_line(exc: Exception) -> str:
+    return str(exc) if isinstance(exc, RegistryError) else describe_transport(exc)
 
 
 def _with_digest(location: str, digest: str) -> str:

@@ -18,7 +18,12 @@ import httpx
 from dockyard.errors import AuthenticationError, RegistryError
 from dockyard.registry.auth.credentials import Credentials
 from dockyard.registry.client.challenge import Challenge, parse_challenges
-from dockyard.registry.client.errors import error_from_response
+from dockyard.registry.client.errors import (
+    PLAIN_HTTP_ANSWER,
+    describe_transport,
+    error_from_response,
+    transient,
+)
 from dockyard.registry.client.options import RegistryOptions
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -26,6 +31,7 @@ MAX_RETRY_AFTER = 60.0
 # Request bodies are given as a factory so a retry can send them again from the start.
 Body = Callable[[], "bytes | Iterable[bytes] | IO[bytes]"]
 Sleep = Callable[[float], None]
+Notice = Callable[[str], None]  # told each wait before a retry ("... retrying in 2 s")
 
 
 @dataclass(slots=True)
@@ -47,7 +53,7 @@ class Session:
 
     def __init__(self, clients: _Clients, host: str, *, options: RegistryOptions,
                  credentials: Credentials | None = None, base_url: str = "",
-                 sleep: Sleep = time.sleep) -> None:
+                 sleep: Sleep = time.sleep, notice: Notice | None = None) -> None:
         self.host = host
         self.options = options
         self.credentials = credentials
@@ -60,6 +66,7 @@ class Session:
         self._lock = threading.Lock()
         self._token_lock = threading.Lock()
         self._sleep = sleep
+        self._notice = notice or _ignore
         self.token_fetches = 0  # how many tokens were fetched (tests check reuse)
 
     # -- endpoint discovery ---------------------------------------------------------------------
@@ -88,7 +95,7 @@ class Session:
                 return
             candidates = [self._base_url] if self._base_url else (
                 [f"https://{self.host}", f"http://{self.host}"] if self._insecure else [f"https://{self.host}"])
-            last: Exception | None = None
+            last = "no endpoint"
             for base in candidates:
                 client = self._clients.get(self._insecure and base.startswith("https://"))
                 def get(c: httpx.Client = client, b: str = base) -> httpx.Response:
@@ -96,9 +103,10 @@ class Session:
 
                 try:
                     # HTTPS failing on an insecure host means "speaks plain HTTP": no retries for it.
-                    response = self._with_retries(get, idempotent=base == candidates[-1])
+                    response = self._with_retries(get, idempotent=base == candidates[-1],
+                                                  what=f"GET {base}/v2/")
                 except httpx.TransportError as exc:
-                    last = exc
+                    last = describe_transport(exc, "GET", f"{base}/v2/")
                     continue
                 self._base_url = base
                 if response.status_code == 401:
@@ -108,7 +116,10 @@ class Session:
                     pass
                 self._pinged = True
                 return
-            raise RegistryError(f"cannot reach registry {self.host}: {_describe_transport(last)}")
+            if last.endswith(PLAIN_HTTP_ANSWER) and not self._insecure:
+                last += (f" (to reach {self.host} over plain HTTP, add it to insecure-registries in the "
+                         "dockyard config or /etc/docker/daemon.json)")
+            raise RegistryError(f"cannot reach registry {self.host}: {last}")
 
     def _pick_challenge(self, response: httpx.Response) -> Challenge | None:
         found = parse_challenges(", ".join(response.headers.get_list("www-authenticate")))
@@ -141,7 +152,12 @@ class Session:
             cached = self._tokens.get(key)
             if cached and not fresh and cached.expires_at > time.monotonic():
                 return cached.value
-            token = self._fetch_token(key)
+            try:
+                token = self._fetch_token(key)
+            except httpx.TransportError as exc:
+                realm = self._challenge.realm if self._challenge else ""
+                raise RegistryError(f"{self.host}: token service: "
+                                    f"{describe_transport(exc, 'GET', _redact(realm))}") from exc
             self._tokens[key] = token
             return token.value
 
@@ -250,10 +266,10 @@ class Session:
                 return self.http.send(req, stream=stream, follow_redirects=follow_redirects)
 
             try:
-                response = self._with_retries(send, idempotent=retry)
+                response = self._with_retries(send, idempotent=retry, what=f"{method} {_redact(url)}")
             except httpx.TransportError as exc:
                 # The cause stays attached: uploads restart on it, everyone else sees one line.
-                raise RegistryError(f"{method} {_redact(url)}: {_describe_transport(exc)}") from exc
+                raise RegistryError(describe_transport(exc, method, _redact(url))) from exc
             if response.status_code != 401 or attempt == 1:
                 return response
             challenges = parse_challenges(", ".join(response.headers.get_list("www-authenticate")))
@@ -270,17 +286,24 @@ class Session:
             fresh = True
         raise AssertionError("unreachable")
 
-    def _with_retries(self, send: Callable[[], httpx.Response], *, idempotent: bool) -> httpx.Response:
-        """Call ``send``; on 429/5xx or a transport error, back off and try again (if allowed)."""
+    def pause(self, delay: float, why: str) -> None:
+        """Wait ``delay`` seconds before a retry, saying so first (``why`` names what failed)."""
+        self._notice(f"{why}; retrying in {delay:.3g} s")
+        self._sleep(delay)
+
+    def _with_retries(self, send: Callable[[], httpx.Response], *, idempotent: bool,
+                      what: str = "request") -> httpx.Response:
+        """Call ``send``; on 429/5xx or a transport error that can pass, back off and try again (if
+        allowed). A refused or unreachable host fails at once."""
         attempts = self.options.retries + 1 if idempotent else 1
         for attempt in range(attempts):
             last = attempt == attempts - 1
             try:
                 response = send()
             except httpx.TransportError as exc:
-                if last or _unresolvable(exc):
+                if last or not transient(exc):
                     raise
-                self._sleep(self.options.backoff * (2 ** attempt))
+                self.pause(self.options.backoff * (2 ** attempt), f"{what}: {describe_transport(exc)}")
                 continue
             if response.status_code not in RETRY_STATUSES or last:
                 return response
@@ -294,7 +317,7 @@ class Session:
                 if delay > MAX_RETRY_AFTER:
                     return response
             response.close()
-            self._sleep(delay)
+            self.pause(delay, f"{what}: status {response.status_code}")
         raise AssertionError("unreachable")
 
 
@@ -306,20 +329,8 @@ def _token_error(response: httpx.Response) -> str:
     return text
 
 
-def _describe_transport(exc: Exception | None) -> str:
-    if exc is None:
-        return "no endpoint"
-    if isinstance(exc, httpx.TimeoutException):
-        return f"timeout ({type(exc).__name__})"
-    text = str(exc) or type(exc).__name__
-    return text.splitlines()[0]
-
-
-def _unresolvable(exc: httpx.TransportError) -> bool:
-    """A host name that does not resolve will not resolve a second later either: no retries."""
-    text = str(exc)
-    return isinstance(exc, httpx.ConnectError) and ("Name or service not known" in text
-                                                    or "No address associated" in text)
+def _ignore(text: str) -> None:
+    pass
 
 
 def _redact(url: str) -> str:

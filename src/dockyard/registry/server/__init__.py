@@ -12,10 +12,12 @@ thread, so synchronous and asyncio tests alike can talk to ``server.url``::
 
 Options (``ServerConfig``): ``htpasswd`` (bcrypt file: Basic auth), ``token_policy`` (JSON policy:
 Bearer tokens from ``<url>/token``), ``tls_cert``/``tls_key``, ``proxy_remote`` (pull-through mirror),
-``delete_enabled``, ``gc_interval``/``gc_grace``, ``upload_ttl``, ``access_log``. Inside a running
-asyncio loop use ``await server.async_start()`` / ``await server.async_stop()`` instead of ``start()``.
+``delete_enabled``, ``gc_interval``/``gc_grace``, ``upload_ttl``, ``access_log``, ``clock`` (what "now"
+is for expiry and grace periods; tests move it on instead of sleeping). Inside a running asyncio loop
+use ``await server.async_start()`` / ``await server.async_stop()`` instead of ``start()``.
 
 Modules: ``storage`` (the ``Storage`` protocol, ``FilesystemStorage``), ``app`` (the HTTP API),
+``uploads`` (session locks and running hashes), ``iopool`` (the worker threads all file I/O runs on),
 ``auth`` (htpasswd, token issuer, policy), ``gc`` (mark and sweep), ``proxy`` (pull-through cache),
 ``server`` (lifecycle).
 """

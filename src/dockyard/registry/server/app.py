@@ -19,11 +19,15 @@ from dockyard.oci.digest import Hasher, InvalidDigest, validate
 
 from .apierrors import ApiError
 from .auth import Access, Authorizer
-from .storage import Storage, UploadInfo
+from .iopool import IoPool
+from .storage import Storage, canonical_upload_id
+from .uploads import Uploads
 
 log = logging.getLogger("dockyard.registry")
 
 MAX_MANIFEST_SIZE = 4 * 1024 * 1024
+MAX_DESCRIPTOR_SIZE = 2**63 - 1  # descriptor sizes are int64 in the OCI image spec
+_ZERO_SUFFIX_RANGE = re.compile(r"\s*bytes\s*=\s*-0+\s*")
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 NAME_RE = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*")
 TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
@@ -96,19 +100,13 @@ class Registry:
     """Request handling over a ``Storage``; ``make_app`` wires it into aiohttp."""
 
     def __init__(self, storage: Storage, settings: Settings | None = None,
-                 authorizer: Authorizer | None = None, upstream: Any = None) -> None:
+                 authorizer: Authorizer | None = None, upstream: Any = None, io_workers: int = 8) -> None:
         self.storage = storage
         self.settings = settings or Settings()
         self.auth = authorizer or Authorizer()
         self.upstream = upstream  # a proxy.Upstream when serving as a pull-through mirror
-        # Running hashes of open uploads, so PUT need not re-read what PATCH already saw. Only a
-        # cache: a session continued by another process (or after a restart) is hashed from disk.
-        # Each entry is valid only while the data file still has the (size, mtime) it had after our
-        # last write; any other writer (another process, a truncation) invalidates it.
-        self._hashers: dict[str, tuple[Hasher, int]] = {}
-        # Requests on one session are handled one at a time (a client sending two PATCHes at once
-        # would otherwise interleave bytes).
-        self._locks: dict[str, asyncio.Lock] = {}
+        self.io = IoPool(io_workers)  # file I/O runs here, never on the event loop
+        self.uploads = Uploads(storage, self.io)
         self.inflight = 0  # requests being handled; graceful shutdown waits for 0
         self._dispatch: dict[tuple[str, str], Handler] = {
             ("uploads", "POST"): self.upload_start,
@@ -148,6 +146,12 @@ class Registry:
                 continue
             params = m.groupdict()
             check_name(params["name"])
+            if kind == "upload":
+                # One spelling per session before any lock or cache is looked up by it.
+                upload_id = canonical_upload_id(params["id"])
+                if upload_id is None:
+                    raise ApiError(404, "BLOB_UPLOAD_UNKNOWN", detail={"uuid": params["id"][:100]})
+                params["id"] = upload_id
             handler = self._dispatch.get((kind, request.method))
             if handler is None:
                 raise ApiError(405, "UNSUPPORTED", f"{request.method} is not allowed on {kind} URLs")
@@ -222,6 +226,11 @@ class Registry:
         headers = {**API_HEADER, "Docker-Content-Digest": digest, "Accept-Ranges": "bytes",
                    "ETag": f'"{digest}"', "Cache-Control": "max-age=31536000",
                    "Content-Type": "application/octet-stream"}
+        if _ZERO_SUFFIX_RANGE.fullmatch(request.headers.get("Range", "")):
+            # "The last 0 bytes" selects nothing, so the range is unsatisfiable (RFC 9110); aiohttp would
+            # answer with the whole blob.
+            raise ApiError(416, "RANGE_INVALID", "range not satisfiable",
+                           headers={"Content-Range": f"bytes */{info.size}"})
         if info.path is not None:
             # FileResponse uses sendfile(2) and implements Range (206) and unsatisfiable ranges (416).
             return web.FileResponse(info.path, chunk_size=1 << 20, headers=headers)
@@ -229,9 +238,12 @@ class Registry:
         resp.content_length = info.size
         await resp.prepare(request)
         if request.method == "GET":
-            with self.storage.blob_open(digest) as f:
-                while chunk := f.read(1 << 20):
+            f = await self.io.run(self.storage.blob_open, digest)
+            try:
+                while chunk := await self.io.run(f.read, 1 << 20):
                     await resp.write(chunk)
+            finally:
+                await self.io.run(f.close)
         return resp
 
     async def blob_delete(self, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
@@ -278,14 +290,15 @@ class Registry:
                 self.storage.blob_touch(mount)
                 return self._blob_created(name, mount)
         digest = request.query.get("digest")
+        if digest is not None:
+            check_digest(digest)  # before the session exists: a refused digest leaves nothing behind
         info = self.storage.upload_create(name)
         if digest is not None:
-            check_digest(digest)
             try:
-                await self._receive(request, info.id, 0)
-                return self._commit(name, info.id, digest)
+                await self.uploads.receive(request, info.id, 0)
+                return await self._commit(name, info.id, digest)
             except BaseException:
-                self._drop(info.id)
+                await self.uploads.drop(info.id)
                 raise
         return web.Response(status=202, headers={**self._upload_headers(name, info.id, 0),
                                                  "Content-Length": "0"})
@@ -305,58 +318,7 @@ class Registry:
 
     def forget_uploads(self, upload_ids: list[str]) -> None:
         """Drop cached hashes of sessions that were removed from storage behind our back (expiry)."""
-        for upload_id in upload_ids:
-            self._hashers.pop(upload_id, None)
-            self._locks.pop(upload_id, None)
-
-    def _drop(self, upload_id: str) -> None:
-        self._hashers.pop(upload_id, None)
-        self.storage.upload_delete(upload_id)
-
-    def _lock(self, upload_id: str) -> asyncio.Lock:
-        lock = self._locks.get(upload_id)
-        if lock is None:
-            lock = self._locks[upload_id] = asyncio.Lock()
-        return lock
-
-    def _unlock(self, upload_id: str, lock: asyncio.Lock) -> None:
-        lock.release()
-        if self.storage.upload_stat(upload_id) is None:  # the session ended: nothing left to guard
-            self._locks.pop(upload_id, None)
-
-    def _cached_hasher(self, info: UploadInfo) -> Hasher | None:
-        entry = self._hashers.pop(info.id, None)
-        if entry is None:
-            return Hasher() if info.size == 0 else None
-        hasher, mtime_ns = entry
-        return hasher if hasher.size == info.size and mtime_ns == info.mtime_ns else None
-
-    async def _receive(self, request: web.Request, upload_id: str, size: int,
-                       expected: int | None = None) -> int:
-        """Append the request body to the session; on any failure the session is left as it was."""
-        info = self.storage.upload_stat(upload_id)
-        if info is None or info.size != size:
-            raise ApiError(404, "BLOB_UPLOAD_UNKNOWN", detail={"uuid": upload_id})
-        hasher = self._cached_hasher(info)
-        received = 0
-        try:
-            with self.storage.upload_append(upload_id) as f:
-                async for chunk in request.content.iter_chunked(1 << 20):
-                    f.write(chunk)
-                    received += len(chunk)
-                    if hasher is not None:
-                        hasher.update(chunk)
-            if expected is not None and received != expected:
-                raise ApiError(400, "SIZE_INVALID",
-                               f"Content-Range announced {expected} bytes but {received} arrived")
-        except BaseException:
-            with contextlib.suppress(OSError):
-                self.storage.upload_truncate(upload_id, size)
-            raise
-        after = self.storage.upload_stat(upload_id)
-        if hasher is not None and after is not None and after.size == hasher.size:
-            self._hashers[upload_id] = (hasher, after.mtime_ns)
-        return size + received
+        self.uploads.forget(upload_ids)
 
     def _check_range(self, request: web.Request, size: int, name: str, upload_id: str) -> int | None:
         value = request.headers.get("Content-Range")
@@ -378,14 +340,10 @@ class Registry:
         name, upload_id = p["name"], p["id"]
         self._need(request, name, "push")
         self._writable()
-        lock = self._lock(upload_id)
-        await lock.acquire()
-        try:
+        async with self.uploads.locked(upload_id):
             size = self._session(name, upload_id)
             expected = self._check_range(request, size, name, upload_id)
-            size = await self._receive(request, upload_id, size, expected)
-        finally:
-            self._unlock(upload_id, lock)
+            size = await self.uploads.receive(request, upload_id, size, expected)
         return web.Response(status=202, headers={**self._upload_headers(name, upload_id, size),
                                                  "Content-Length": "0"})
 
@@ -397,32 +355,18 @@ class Registry:
         if not digest:
             raise ApiError(400, "DIGEST_INVALID", "the digest query parameter is required")
         check_digest(digest)
-        lock = self._lock(upload_id)
-        await lock.acquire()
-        try:
+        async with self.uploads.locked(upload_id):
             size = self._session(name, upload_id)
             expected = self._check_range(request, size, name, upload_id)
-            await self._receive(request, upload_id, size, expected)
-            return self._commit(name, upload_id, digest)
-        finally:
-            self._unlock(upload_id, lock)
+            await self.uploads.receive(request, upload_id, size, expected)
+            return await self._commit(name, upload_id, digest)
 
-    def _commit(self, name: str, upload_id: str, digest: str) -> web.Response:
-        algorithm = digest.partition(":")[0]
-        info = self.storage.upload_stat(upload_id)
-        if info is None:
-            raise ApiError(404, "BLOB_UPLOAD_UNKNOWN", detail={"uuid": upload_id})
-        hasher = self._cached_hasher(info)
-        if hasher is None or hasher.algorithm != algorithm:
-            hasher = Hasher(algorithm)
-            with self.storage.upload_read(upload_id) as f:
-                while chunk := f.read(1 << 20):
-                    hasher.update(chunk)
-        actual = hasher.digest()
+    async def _commit(self, name: str, upload_id: str, digest: str) -> web.Response:
+        actual = await self.uploads.digest(upload_id, digest.partition(":")[0])
         if actual != digest:
-            self._drop(upload_id)
-            raise ApiError(400, "DIGEST_INVALID", detail={"expected": digest, "actual": str(actual)})
-        self.storage.upload_commit(upload_id, digest)
+            await self.uploads.drop(upload_id)
+            raise ApiError(400, "DIGEST_INVALID", detail={"expected": digest, "actual": actual})
+        await self.io.run(self.storage.upload_commit, upload_id, digest)
         self.storage.link_blob(name, digest)
         return self._blob_created(name, digest)
 
@@ -435,8 +379,9 @@ class Registry:
     async def upload_cancel(self, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
         name, upload_id = p["name"], p["id"]
         self._need(request, name, "push")
-        self._session(name, upload_id)
-        self._drop(upload_id)
+        async with self.uploads.locked(upload_id):
+            self._session(name, upload_id)
+            await self.uploads.drop(upload_id)
         return web.Response(status=204, headers=API_HEADER)
 
     # -- manifests -------------------------------------------------------------------------------
@@ -464,7 +409,7 @@ class Registry:
             raise ApiError(404, "MANIFEST_UNKNOWN", detail={"name": name, "reference": ref[:200]})
         digest, media_type = found
         try:
-            body = self.storage.blob_read(digest)
+            body = await self.io.run(self.storage.blob_read, digest)
         except FileNotFoundError:
             raise ApiError(404, "MANIFEST_UNKNOWN", detail={"name": name, "reference": ref[:200]})
         headers = {**API_HEADER, "Docker-Content-Digest": digest, "ETag": f'"{digest}"'}
@@ -489,7 +434,7 @@ class Registry:
         elif not TAG_RE.fullmatch(ref):
             raise ApiError(400, "TAG_INVALID", detail={"tag": ref[:200]})
         body = await self._read_limited(request, MAX_MANIFEST_SIZE)
-        digest = self.store_manifest(name, ref, body, request.content_type)
+        digest = await self.store_manifest(name, ref, body, request.content_type)
         headers = {**API_HEADER, "Location": f"/v2/{name}/manifests/{digest}",
                    "Docker-Content-Digest": digest, "Content-Length": "0"}
         subject = self._subject_of(body)
@@ -505,13 +450,15 @@ class Registry:
                 return str(subject["digest"])
         return None
 
-    def store_manifest(self, name: str, ref: str, body: bytes, content_type: str,
+    async def store_manifest(self, name: str, ref: str, body: bytes, content_type: str,
                        verify_blobs: bool = True) -> str:
         """Validate and store a manifest under a tag or digest; returns its digest."""
         try:
             manifest = json.loads(body)
         except (ValueError, UnicodeDecodeError) as exc:
             raise ApiError(400, "MANIFEST_INVALID", f"manifest is not valid JSON: {exc}") from exc
+        except RecursionError as exc:
+            raise ApiError(400, "MANIFEST_INVALID", "manifest JSON is nested too deeply") from exc
         if not isinstance(manifest, dict):
             raise ApiError(400, "MANIFEST_INVALID", "manifest must be a JSON object")
         algorithm = ref.partition(":")[0] if ":" in ref else "sha256"
@@ -535,7 +482,7 @@ class Registry:
         self._validate_shape(manifest, media_type)
         if verify_blobs:
             self._verify_references(name, manifest, media_type)
-        self.storage.blob_put(digest, body)
+        await self.io.run(self.storage.blob_put, digest, body)
         self.storage.link_blob(name, digest)
         self.storage.manifest_link(name, digest, media_type)
         subject = manifest.get("subject")
@@ -551,8 +498,12 @@ class Registry:
         def descriptor(item: object, where: str) -> None:
             if not isinstance(item, dict):
                 raise ApiError(400, "MANIFEST_INVALID", f"{where} is not a descriptor")
-            if not isinstance(item.get("mediaType", ""), str) or not isinstance(item.get("size"), int):
+            size = item.get("size")
+            if not isinstance(item.get("mediaType", ""), str) or not isinstance(size, int) \
+                    or isinstance(size, bool):
                 raise ApiError(400, "MANIFEST_INVALID", f"{where} needs a mediaType and an integer size")
+            if not 0 <= size <= MAX_DESCRIPTOR_SIZE:
+                raise ApiError(400, "MANIFEST_INVALID", f"{where} has size {size}, outside 0..2^63-1")
             check_digest(str(item.get("digest", "")), "MANIFEST_INVALID")
 
         if media_type in mt.INDEXES:
@@ -606,7 +557,7 @@ class Registry:
         if self.storage.manifest_media_type(name, digest) is None:
             raise ApiError(404, "MANIFEST_UNKNOWN", detail={"name": name, "reference": ref})
         with contextlib.suppress(FileNotFoundError):
-            subject = self._subject_of(self.storage.blob_read(digest))
+            subject = self._subject_of(await self.io.run(self.storage.blob_read, digest))
             if subject:
                 self.storage.referrer_remove(name, subject, digest)
         for tag, target in self.storage.tags(name).items():

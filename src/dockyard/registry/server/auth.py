@@ -4,8 +4,9 @@ Modes, chosen by ``Authorizer.create``:
 
 - no htpasswd, no policy: everything is allowed;
 - ``htpasswd`` only: HTTP Basic; any valid user may do anything (as distribution's htpasswd mode);
-- ``policy`` (with users from ``htpasswd``): Bearer tokens from ``GET/POST /token``, signed with ES256;
-  a token carries the granted ``access`` list, computed from the policy file. A request its token does
+- ``policy`` (with users from ``htpasswd``): Bearer tokens from ``GET/POST /token``, ES256 JWTs (PyJWT;
+  ``iss``, ``aud``, ``exp`` and ``nbf`` are checked); a token carries the granted ``access`` list,
+  computed from the policy file. A request its token does
   not cover gets 401 with ``error="insufficient_scope"`` (a new token may help: anonymous, or the
   client asked for too little), or 403 ``DENIED`` when the policy refuses that user the action.
 
@@ -23,22 +24,20 @@ The policy file is JSON::
 from __future__ import annotations
 
 import base64
-import binascii
 import fnmatch
 import hashlib
 import json
 import os
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import bcrypt
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
+import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 
 from dockyard.errors import InvalidArgument
 
@@ -160,56 +159,38 @@ class Policy:
         return wanted.actions & frozenset(allowed)
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
 class TokenIssuer:
-    """Signs and verifies ES256 JWTs carrying Docker-style ``access`` claims."""
+    """Signs and verifies ES256 JWTs carrying Docker-style ``access`` claims (through PyJWT).
+
+    ``clock`` stamps the claims of issued tokens; verification checks ``exp`` and ``nbf`` against
+    the system time, as every other party verifying the token would."""
 
     def __init__(self, service: str, issuer: str = "dockyard-registry", ttl: int = 300,
-                 key: ec.EllipticCurvePrivateKey | None = None) -> None:
+                 key: ec.EllipticCurvePrivateKey | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         self.service = service
         self.issuer = issuer
         self.ttl = ttl
-        self._key = key or ec.generate_private_key(ec.SECP256R1())
-        self._public = self._key.public_key()
+        self.clock = clock
+        self.key = key or ec.generate_private_key(ec.SECP256R1())
 
     def issue(self, subject: str, access: list[Access]) -> str:
-        now = int(time.time())
-        header = {"alg": "ES256", "typ": "JWT"}
+        now = int(self.clock())
         claims = {
             "iss": self.issuer, "sub": subject, "aud": self.service, "iat": now, "nbf": now - 1,
             "exp": now + self.ttl, "jti": secrets.token_hex(16),
             "access": [{"type": a.type, "name": a.name, "actions": sorted(a.actions)} for a in access],
         }
-        signing_input = f"{_b64(json.dumps(header).encode())}.{_b64(json.dumps(claims).encode())}"
-        der = self._key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256()))
-        r, s = decode_dss_signature(der)
-        return f"{signing_input}.{_b64(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"
+        return jwt.encode(claims, self.key, algorithm="ES256", headers={"typ": "JWT"})
 
     def verify(self, token: str) -> dict[str, Any] | None:
-        """The token's claims if it is ours, well signed, for this service and not expired."""
+        """The token's claims if we signed it, for this service, and it is valid now; else None."""
         try:
-            head, body, sig = token.split(".")
-            raw = _unb64(sig)
-            if len(raw) != 64:
-                return None
-            der = encode_dss_signature(int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big"))
-            self._public.verify(der, f"{head}.{body}".encode(), ec.ECDSA(hashes.SHA256()))
-            claims = json.loads(_unb64(body))
-        except (ValueError, InvalidSignature, binascii.Error):
+            claims = jwt.decode(token, self.key.public_key(), algorithms=["ES256"], audience=self.service,
+                                issuer=self.issuer, options={"require": ["iss", "aud", "exp", "nbf"]})
+        except jwt.InvalidTokenError:
             return None
-        now = time.time()
-        if not isinstance(claims, dict) or claims.get("aud") != self.service:
-            return None
-        if not (claims.get("nbf", 0) <= now < claims.get("exp", 0)):
-            return None
-        return claims
+        return claims if isinstance(claims, dict) else None
 
 
 def basic_credentials(header: str) -> tuple[str, str] | None:

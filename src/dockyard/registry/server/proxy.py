@@ -11,6 +11,7 @@ import base64
 import contextlib
 import re
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import aiohttp
@@ -20,6 +21,7 @@ from dockyard.oci import mediatypes as mt
 from dockyard.oci.digest import Hasher
 
 from .apierrors import ApiError
+from .uploads import write_and_hash
 
 if TYPE_CHECKING:
     from .app import Registry
@@ -32,8 +34,9 @@ class Upstream:
     """The remote registry a mirror fetches from, with Basic or Bearer-token auth as it asks."""
 
     def __init__(self, url: str, username: str | None = None, password: str | None = None,
-                 tag_ttl: float = 300) -> None:
+                 tag_ttl: float = 300, clock: Callable[[], float] = time.monotonic) -> None:
         self.url = url.rstrip("/")
+        self.clock = clock  # a tag is looked up again once tag_ttl has passed on this clock
         self.username = username
         self.password = password
         self.tag_ttl = tag_ttl
@@ -106,7 +109,7 @@ class Upstream:
                 raise ApiError(502, "UNKNOWN", f"upstream {self.url} answered {resp.status} for {name}:{ref}")
             body = await resp.content.read(4 * 1024 * 1024 + 1)
             content_type = resp.headers.get("Content-Type", "").split(";")[0].strip()
-        digest = registry.store_manifest(name, ref, body, content_type, verify_blobs=False)
+        digest = await registry.store_manifest(name, ref, body, content_type, verify_blobs=False)
         media_type = registry.storage.manifest_media_type(name, digest) or content_type
         return digest, media_type
 
@@ -114,7 +117,7 @@ class Upstream:
         local = registry.resolve(name, ref)
         media_type = registry.storage.manifest_media_type(name, local) if local else None
         if local and media_type is not None:
-            fresh = time.monotonic() - self._tag_checked.get((name, ref), float("-inf")) < self.tag_ttl
+            fresh = self.clock() - self._tag_checked.get((name, ref), float("-inf")) < self.tag_ttl
             if ":" in ref or fresh:
                 return local, media_type
         try:
@@ -124,7 +127,7 @@ class Upstream:
                 return local, media_type  # upstream unreachable: the last known answer is better than none
             raise
         if found is not None and ":" not in ref:
-            self._tag_checked[(name, ref)] = time.monotonic()
+            self._tag_checked[(name, ref)] = self.clock()
         return found
 
     # -- blobs -----------------------------------------------------------------------------------
@@ -147,29 +150,31 @@ class Upstream:
             await resp.prepare(request)
             if method == "HEAD":
                 return resp
-            storage = registry.storage
-            session = storage.upload_create(name)
+            storage, io = registry.storage, registry.io
+            session = await io.run(storage.upload_create, name)
             hasher = Hasher(digest.partition(":")[0])
             ok = False
             # The last chunk is held back until the bytes are verified and cached: a client never
             # gets a complete blob that fails its digest, and once it has it, so does the cache.
             held = b""
             try:
-                with storage.upload_append(session.id) as f:
+                f = await io.run(storage.upload_append, session.id)
+                try:
                     async for chunk in upstream.content.iter_chunked(1 << 20):
-                        f.write(chunk)
-                        hasher.update(chunk)
+                        await io.run(write_and_hash, f, hasher, chunk)
                         if held:
                             await resp.write(held)
                         held = chunk
+                finally:
+                    await io.run(f.close)
                 ok = hasher.digest() == digest
             finally:
                 if ok:
-                    storage.upload_commit(session.id, digest)
+                    await io.run(storage.upload_commit, session.id, digest)
                     storage.link_blob(name, digest)
                 else:
                     with contextlib.suppress(OSError):
-                        storage.upload_delete(session.id)
+                        await io.run(storage.upload_delete, session.id)
             if not ok:
                 raise ConnectionResetError(f"upstream sent bytes that do not match {digest}")
             await resp.write(held)

@@ -9,10 +9,12 @@ import os
 import signal
 import ssl
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -20,9 +22,10 @@ from dockyard.errors import InvalidArgument, StoreError
 
 from .app import ACCESS_LOG_FORMAT, Registry, Settings, make_app
 from .auth import Authorizer, Htpasswd, Policy, TokenIssuer
-from .gc import collect, expire_uploads
+from .gc import GcReport, collect, expire_uploads
 from .storage import FilesystemStorage, Storage
 
+T = TypeVar("T")
 log = logging.getLogger("dockyard.registry")
 access_log = logging.getLogger("dockyard.registry.access")
 
@@ -54,6 +57,9 @@ class ServerConfig:
     janitor_interval: float = 600  # how often abandoned uploads are looked for
     access_log: bool = False
     shutdown_timeout: float = 10  # how long SIGTERM waits for requests in flight
+    # What "now" is for blob and session times, GC grace, upload expiry and the mirror's tag TTL
+    # (default: time.time; the tag TTL uses time.monotonic). Tests pass a clock they move on.
+    clock: Callable[[], float] | None = None
 
 
 def parse_addr(addr: str) -> tuple[str, int]:
@@ -76,7 +82,8 @@ class RegistryServer:
             raise InvalidArgument("the registry needs a storage directory")
         if bool(self.config.tls_cert) != bool(self.config.tls_key):
             raise InvalidArgument("--tls-cert and --tls-key must be given together")
-        self.storage: Storage = FilesystemStorage(self.config.storage)
+        self.clock = self.config.clock or time.time
+        self.storage: Storage = FilesystemStorage(self.config.storage, self.clock)
         self.port = self.config.port
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
@@ -134,7 +141,8 @@ class RegistryServer:
         if cfg.proxy_remote:
             from .proxy import Upstream
 
-            upstream = Upstream(cfg.proxy_remote, cfg.proxy_username, cfg.proxy_password, cfg.proxy_tag_ttl)
+            upstream = Upstream(cfg.proxy_remote, cfg.proxy_username, cfg.proxy_password, cfg.proxy_tag_ttl,
+                                clock=cfg.clock or time.monotonic)
         settings = Settings(delete_enabled=cfg.delete_enabled, read_only=cfg.read_only,
                             auto_mount=cfg.auto_mount, cross_mount=cfg.cross_mount)
         self.registry = Registry(self.storage, settings, self._auth, upstream)
@@ -167,18 +175,27 @@ class RegistryServer:
         while True:
             await asyncio.sleep(self.config.gc_interval)
             # Runs on the event loop: no request handler interleaves with the mark and the sweep.
-            report = collect(self.storage, grace=self.config.gc_grace, upload_ttl=self.config.upload_ttl)
-            if self.registry is not None:
-                self.registry.forget_uploads(report.deleted_uploads)
+            report = self._collect()
             log.info("gc: %d blobs deleted (%d bytes), %d uploads expired", len(report.deleted_blobs),
                      report.freed_bytes, len(report.deleted_uploads))
+
+    def _collect(self, dry_run: bool = False) -> GcReport:
+        report = collect(self.storage, grace=self.config.gc_grace, upload_ttl=self.config.upload_ttl,
+                         dry_run=dry_run, now=self.clock())
+        if self.registry is not None and not dry_run:
+            self.registry.forget_uploads(report.deleted_uploads)
+        return report
+
+    def _expire(self) -> list[str]:
+        expired = expire_uploads(self.storage, self.config.upload_ttl, now=self.clock())
+        if self.registry is not None:
+            self.registry.forget_uploads(expired)
+        return expired
 
     async def _janitor(self) -> None:
         while True:
             await asyncio.sleep(self.config.janitor_interval)
-            expired = expire_uploads(self.storage, self.config.upload_ttl)
-            if self.registry is not None:
-                self.registry.forget_uploads(expired)
+            expired = self._expire()
             if expired:
                 log.info("expired %d abandoned uploads", len(expired))
 
@@ -200,6 +217,8 @@ class RegistryServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self.registry is not None:
+            self.registry.io.close()
 
     async def serve_forever(self) -> None:
         """Serve until SIGTERM or SIGINT, then shut down gracefully (used by the CLI)."""
@@ -256,19 +275,23 @@ class RegistryServer:
         self._thread.join(timeout=self.config.shutdown_timeout + 5)
         self._thread = None
 
-    def gc(self, dry_run: bool = False) -> Any:
-        """Run one garbage collection now (on the server's loop when it runs on a thread)."""
-        def run() -> Any:
-            return collect(self.storage, grace=self.config.gc_grace, upload_ttl=self.config.upload_ttl,
-                           dry_run=dry_run)
-
+    def _on_loop(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` on the server's loop when it serves on a thread (no handler runs meanwhile)."""
         if self._loop is None or self._thread is None:
-            return run()
+            return fn()
 
-        async def on_loop() -> Any:
-            return run()
+        async def on_loop() -> T:
+            return fn()
 
         return asyncio.run_coroutine_threadsafe(on_loop(), self._loop).result()
+
+    def gc(self, dry_run: bool = False) -> GcReport:
+        """Run one garbage collection now."""
+        return self._on_loop(lambda: self._collect(dry_run))
+
+    def expire_uploads(self) -> list[str]:
+        """Do the janitor's round now: remove sessions idle for ``upload_ttl``; returns their ids."""
+        return self._on_loop(self._expire)
 
     def __enter__(self) -> RegistryServer:
         return self.start()

@@ -28,7 +28,7 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
@@ -95,11 +95,20 @@ class Storage(Protocol):
     def upload_create(self, repo: str) -> UploadInfo: ...
     def upload_stat(self, upload_id: str) -> UploadInfo | None: ...
     def upload_append(self, upload_id: str) -> BinaryIO: ...
+    def upload_touch(self, upload_id: str) -> None: ...
     def upload_truncate(self, upload_id: str, size: int) -> None: ...
     def upload_read(self, upload_id: str) -> BinaryIO: ...
     def upload_commit(self, upload_id: str, digest: str) -> None: ...
     def upload_delete(self, upload_id: str) -> bool: ...
     def uploads(self) -> list[UploadInfo]: ...
+
+
+def canonical_upload_id(text: str) -> str | None:
+    """The one spelling of an upload session id (ids are uuids; URLs may vary case and form)."""
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        return None
 
 
 def _split(digest: str) -> tuple[str, str]:
@@ -108,10 +117,14 @@ def _split(digest: str) -> tuple[str, str]:
 
 
 class FilesystemStorage:
-    """``Storage`` on a local directory; writes go to ``tmp/`` first and are renamed into place."""
+    """``Storage`` on a local directory; writes go to ``tmp/`` first and are renamed into place.
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    Blob and session times (what garbage collection and upload expiry judge by) are stamped from
+    ``clock``, so tests can move time on instead of sleeping."""
+
+    def __init__(self, root: str | os.PathLike[str], clock: Callable[[], float] = time.time) -> None:
         self.root = Path(root)
+        self.clock = clock
         try:
             for sub in ("blobs", "repositories", "uploads", "tmp"):
                 (self.root / sub).mkdir(parents=True, exist_ok=True)
@@ -133,6 +146,10 @@ class FilesystemStorage:
         except FileNotFoundError:
             path.parent.mkdir(parents=True, exist_ok=True)
             os.replace(tmp, path)
+
+    def _stamp(self, path: Path) -> None:
+        now = self.clock()
+        os.utime(path, (now, now))
 
     def _blob_path(self, digest: str) -> Path:
         algorithm, hexpart = _split(digest)
@@ -181,11 +198,12 @@ class FilesystemStorage:
             self.blob_touch(digest)
             return
         self._write_atomic(path, data)
+        self._stamp(path)
 
     def blob_touch(self, digest: str) -> None:
         # A fresh reference restarts the garbage collector's grace period for this blob.
         with contextlib.suppress(FileNotFoundError):
-            os.utime(self._blob_path(digest))
+            self._stamp(self._blob_path(digest))
 
     def blob_delete(self, digest: str) -> bool:
         return self._unlink(self._blob_path(digest))
@@ -296,16 +314,15 @@ class FilesystemStorage:
         folder.mkdir()
         (folder / "data").touch()
         (folder / "repo").write_text(repo)
-        now = time.time()
+        now = self.clock()
+        for name in ("data", "repo"):
+            os.utime(folder / name, (now, now))
         return UploadInfo(upload_id, repo, 0, now, now)
 
     def _upload_dir(self, upload_id: str) -> Path:
         # Session ids come from URLs: accept only the uuid form we hand out.
-        try:
-            canonical = str(uuid.UUID(upload_id))
-        except ValueError:
-            return self._uploads / "-invalid-"
-        return self._uploads / canonical
+        canonical = canonical_upload_id(upload_id)
+        return self._uploads / (canonical or "-invalid-")
 
     def upload_stat(self, upload_id: str) -> UploadInfo | None:
         folder = self._upload_dir(upload_id)
@@ -319,6 +336,10 @@ class FilesystemStorage:
 
     def upload_append(self, upload_id: str) -> BinaryIO:
         return open(self._upload_dir(upload_id) / "data", "ab")
+
+    def upload_touch(self, upload_id: str) -> None:
+        """Record that bytes arrived now: the session is not abandoned."""
+        self._stamp(self._upload_dir(upload_id) / "data")
 
     def upload_truncate(self, upload_id: str, size: int) -> None:
         os.truncate(self._upload_dir(upload_id) / "data", size)
@@ -335,7 +356,7 @@ class FilesystemStorage:
         else:
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(folder / "data", target)
-            os.utime(target)
+            self._stamp(target)
         shutil.rmtree(folder, ignore_errors=True)
 
     def upload_delete(self, upload_id: str) -> bool:
@@ -356,7 +377,7 @@ class FilesystemStorage:
     def clean_tmp(self, older_than: float) -> int:
         """Remove staging files left by a killed process; returns how many were removed."""
         removed = 0
-        now = time.time()
+        now = self.clock()
         for name in self._listdir(self._tmp):
             path = self._tmp / name
             with contextlib.suppress(FileNotFoundError):

@@ -1,0 +1,122 @@
+"""Upload sessions: one lock per session, bytes hashed as they arrive, file I/O in the worker pool.
+
+Finishing an upload never re-reads it: each PATCH (or PUT, or one-shot POST) feeds the session's running
+hash. That hash is only a cache, trusted while the data file still has the size and mtime it had after
+our last write; a session continued by another process or after a restart is hashed from disk once (in
+the pool) and incrementally from there on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import BinaryIO
+
+from aiohttp import web
+
+from dockyard.oci.digest import Hasher
+
+from .apierrors import ApiError
+from .iopool import IoPool
+from .storage import Storage, UploadInfo
+
+CHUNK = 1 << 20
+
+
+def write_and_hash(f: BinaryIO, hasher: Hasher, chunk: bytes) -> None:
+    """Append one chunk and feed it to the running hash (on a worker: both release the GIL)."""
+    f.write(chunk)
+    f.flush()  # the session's size (GET on the session, another process) counts what arrived
+    hasher.update(chunk)
+
+
+class Uploads:
+    """The open sessions' locks and running hashes, keyed by canonical session id."""
+
+    def __init__(self, storage: Storage, io: IoPool) -> None:
+        self.storage = storage
+        self.io = io
+        self._hashers: dict[str, tuple[Hasher, int]] = {}  # id -> (hash, data mtime_ns after it)
+        # Requests on one session run one at a time (two PATCHes at once would interleave bytes).
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    @contextlib.asynccontextmanager
+    async def locked(self, upload_id: str) -> AsyncIterator[None]:
+        lock = self._locks.setdefault(upload_id, asyncio.Lock())
+        try:
+            async with lock:
+                yield
+        finally:
+            if self.storage.upload_stat(upload_id) is None:  # the session ended: nothing to guard
+                self._locks.pop(upload_id, None)
+
+    def forget(self, upload_ids: list[str]) -> None:
+        """Drop what is cached about sessions removed from storage behind our back (expiry)."""
+        for upload_id in upload_ids:
+            self._hashers.pop(upload_id, None)
+            self._locks.pop(upload_id, None)
+
+    async def drop(self, upload_id: str) -> None:
+        self._hashers.pop(upload_id, None)
+        await self.io.run(self.storage.upload_delete, upload_id)
+
+    def _cached(self, info: UploadInfo, algorithm: str) -> Hasher | None:
+        entry = self._hashers.pop(info.id, None)
+        if entry is None:
+            return Hasher(algorithm) if info.size == 0 else None
+        hasher, mtime_ns = entry
+        valid = hasher.size == info.size and mtime_ns == info.mtime_ns and hasher.algorithm == algorithm
+        return hasher if valid else None
+
+    def _hash_from_disk(self, upload_id: str, algorithm: str) -> Hasher:
+        hasher = Hasher(algorithm)
+        with self.storage.upload_read(upload_id) as f:
+            while chunk := f.read(CHUNK):
+                hasher.update(chunk)
+        return hasher
+
+    async def _hasher(self, info: UploadInfo, algorithm: str = "sha256") -> Hasher:
+        hasher = self._cached(info, algorithm)
+        if hasher is None:
+            hasher = await self.io.run(self._hash_from_disk, info.id, algorithm)
+        return hasher
+
+    async def receive(self, request: web.Request, upload_id: str, size: int,
+                      expected: int | None = None) -> int:
+        """Append the request body to the session (which must hold ``size`` bytes); returns the new size.
+
+        On any failure the session is cut back to ``size`` bytes."""
+        info = self.storage.upload_stat(upload_id)
+        if info is None or info.size != size:
+            raise ApiError(404, "BLOB_UPLOAD_UNKNOWN", detail={"uuid": upload_id})
+        hasher = await self._hasher(info)
+        received = 0
+        try:
+            f = await self.io.run(self.storage.upload_append, upload_id)
+            try:
+                async for chunk in request.content.iter_chunked(CHUNK):
+                    await self.io.run(write_and_hash, f, hasher, chunk)
+                    received += len(chunk)
+            finally:
+                await self.io.run(f.close)
+            if received:
+                await self.io.run(self.storage.upload_touch, upload_id)
+            if expected is not None and received != expected:
+                raise ApiError(400, "SIZE_INVALID",
+                               f"Content-Range announced {expected} bytes but {received} arrived")
+        except BaseException:
+            with contextlib.suppress(OSError):
+                await self.io.run(self.storage.upload_truncate, upload_id, size)
+            raise
+        after = self.storage.upload_stat(upload_id)
+        if after is not None and after.size == hasher.size:
+            self._hashers[upload_id] = (hasher, after.mtime_ns)
+        return size + received
+
+    async def digest(self, upload_id: str, algorithm: str) -> str:
+        """The digest of the session's bytes: from the running hash, or read from disk when stale."""
+        info = self.storage.upload_stat(upload_id)
+        if info is None:
+            raise ApiError(404, "BLOB_UPLOAD_UNKNOWN", detail={"uuid": upload_id})
+        return str((await self._hasher(info, algorithm)).digest())
