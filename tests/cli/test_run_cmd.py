@@ -93,6 +93,34 @@ def test_signals_are_forwarded(root: Path) -> None:
     assert proc.returncode == 7
 
 
+def test_mount_flag(root: Path, tmp_path: Path) -> None:
+    (tmp_path / "data").write_text("bound")
+    r = dy(root, "--mount", f"type=bind,source={tmp_path},target=/mnt,readonly", "busybox:local",
+           "sh", "-c", "cat /mnt/data; touch /mnt/x")
+    assert r.stdout == "bound" and r.returncode != 0 and not (tmp_path / "x").exists()
+    r = dy(root, "--mount", f"type=bind,src={tmp_path},dst=/mnt", "busybox:local", "touch", "/mnt/x")
+    assert r.returncode == 0 and (tmp_path / "x").exists()  # docker run's binds are writable by default
+    r = dy(root, "--mount", "type=tmpfs,destination=/scratch,tmpfs-size=1m", "busybox:local",
+           "sh", "-c", "grep ' /scratch ' /proc/mounts")
+    assert r.returncode == 0 and r.stdout.startswith("tmpfs /scratch tmpfs ") and "size=1024k" in r.stdout
+
+
+@pytest.mark.parametrize(("mount", "message"), [
+    ("type=bind,target=/mnt", 'invalid mount config for type "bind": field Source must not be empty'),
+    ("type=bind,source=/no/such/dir/xyz,target=/mnt",
+     'invalid mount config for type "bind": bind source path does not exist: /no/such/dir/xyz'),
+    ("type=bind,source=/tmp,target=mnt",
+     'invalid mount config for type "bind": invalid mount path: \'mnt\' mount path must be absolute'),
+    ("type=tmpfs,source=/tmp,target=/mnt", 'invalid mount config for type "tmpfs": field Source must not be'),
+    ("type=volume,source=data,target=/mnt", 'invalid mount config for type "volume": named volumes are not'),
+    ("type=bind,src=/tmp", 'invalid argument "type=bind,src=/tmp" for "--mount" flag: target is required'),
+])
+def test_mount_flag_errors(root: Path, mount: str, message: str) -> None:
+    r = dy(root, "--mount", mount, "busybox:local", "true")
+    assert r.returncode == 125 and message in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
 def test_the_container_sees_only_stdio(root: Path) -> None:
     # `cat <&3 &` on a leaked control socket once swallowed the forwarded SIGTERM. (`; true` keeps sh
     # from exec-ing ls as pid 1, which would list its own directory fd.)

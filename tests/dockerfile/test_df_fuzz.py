@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dockyard.dockerfile import PatternError, PatternMatcher, ShellLex, parse, parse_stages, read_ignore_file
-from dockyard.dockerfile.instructions import parse_mount
+from dockyard.dockerfile.mounts import parse_mount
 from dockyard.errors import DockerfileError
 
 from .conformance import BUILDKIT

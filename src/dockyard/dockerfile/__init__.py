@@ -48,7 +48,6 @@ from dockyard.dockerfile.instructions import (
     ArgSpec,
     CmdInstruction,
     CopyInstruction,
-    DeviceSpec,
     EntrypointInstruction,
     EnvInstruction,
     ExposeInstruction,
@@ -58,7 +57,6 @@ from dockyard.dockerfile.instructions import (
     KeyValuePair,
     LabelInstruction,
     MaintainerInstruction,
-    MountSpec,
     OnbuildInstruction,
     PortSpec,
     RunInstruction,
@@ -70,10 +68,10 @@ from dockyard.dockerfile.instructions import (
     VolumeInstruction,
     WorkdirInstruction,
     parse_instruction,
-    parse_mount,
     parse_port_spec,
     parse_signal,
 )
+from dockyard.dockerfile.mounts import DeviceSpec, MountSpec, parse_mount
 from dockyard.dockerfile.parser import (
     Heredoc,
     Node,

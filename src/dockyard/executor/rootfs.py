@@ -11,6 +11,7 @@ import stat
 from collections.abc import Sequence
 from typing import Any
 
+from dockyard import fs
 from dockyard.executor import mount as m
 from dockyard.executor.spec import Mount, ProcessSpec
 from dockyard.executor.user import secure_join, start_error
@@ -162,27 +163,16 @@ class LayeredView:
 
     def resolve(self, path: str) -> tuple[tuple[str, ...], Entry | None]:
         """``path`` with symlinks followed inside the view (as :func:`secure_join`), and its entry."""
-        pending = [p for p in path.split("/") if p not in ("", ".")]
-        done: list[str] = []
-        hops = 0
-        while pending:
-            part = pending.pop(0)
-            if part == "..":
-                if done:
-                    done.pop()
-                continue
-            found = self.entry((*done, part))
-            if found is not None and stat.S_ISLNK(found[0].st_mode):
-                hops += 1
-                if hops > 40:
-                    raise start_error(f"too many levels of symbolic links resolving {path} in the container")
-                target = os.readlink(found[1])
-                if target.startswith("/"):
-                    done = []
-                pending = [p for p in target.split("/") if p not in ("", ".")] + pending
-                continue
-            done.append(part)
-        return tuple(done), self.entry(tuple(done))
+
+        def read_link(parts: list[str]) -> str | None:
+            found = self.entry(tuple(parts))
+            return os.readlink(found[1]) if found is not None and stat.S_ISLNK(found[0].st_mode) else None
+
+        try:
+            done = tuple(fs.walk(path, read_link))
+        except fs.SymlinkLoop as exc:
+            raise start_error(f"{exc} in the container") from None
+        return done, self.entry(done)
 
 
 def _build_stubs(view: LayeredView, stub_dir: str, targets: Sequence[tuple[str, bool]]) -> bool:
