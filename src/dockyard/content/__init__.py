@@ -4,6 +4,7 @@ Layout under its root (``<store>/content``)::
 
     blobs/<algorithm>/<hex>     committed blobs, never written in place
     ingest/<name>               blobs being written (one private file per writer)
+    quarantine/<algorithm>/<hex>  blobs found corrupt, kept aside for ``system check`` to repair
 
 API::
 
@@ -14,6 +15,8 @@ API::
     info = store.ingest(stream_or_bytes_or_chunks, expected=None, size=None)
     store.exists(d); store.info(d); store.open(d); store.read(d); store.path(d)
     store.delete(d); store.walk(); store.verify(d); store.clean_ingest(max_age)
+    store.verified(d, size, what).open()     # a reader that checks the digest while streaming
+    store.quarantine(d); store.quarantined(); store.unquarantine(d)
 
 A blob is never visible half-written: it appears only by ``rename`` of a complete, verified file.
 Two processes ingesting the same blob at once both succeed (the second rename replaces identical
@@ -31,6 +34,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
 
+from dockyard.content.verify import VerifiedBlob
 from dockyard.errors import CorruptData, DigestMismatch, InvalidArgument, NotFound, StoreError
 from dockyard.oci.digest import Digest, Hasher, is_valid
 from dockyard.snapshot import pid_of, process_alive
@@ -155,6 +159,7 @@ class ContentStore:
         self.root = Path(root)
         self.blobs_dir = self.root / "blobs"
         self.ingest_dir = self.root / "ingest"
+        self.quarantine_dir = self.root / "quarantine"
         self.fsync = fsync
         self._dirs_ready = False
 
@@ -272,6 +277,43 @@ class ContentStore:
             while chunk := f.read(CHUNK):
                 hasher.update(chunk)
         return hasher.digest()
+
+    def verified(self, digest: Digest | str, size: int | None = None, what: str = "") -> VerifiedBlob:
+        """Readers of a blob that verify it while streaming (for export: save, push, build outputs);
+        ``what`` names the blob's role in errors (``image app:1: layer sha256:...``)."""
+        return VerifiedBlob(self, digest, size, what=what)
+
+    def quarantine(self, digest: str) -> Path | None:
+        """Move a corrupt blob out of ``blobs/`` (so nothing serves it) into ``quarantine/``; return
+        its new path, or None when it was already gone."""
+        target = self.quarantine_path(digest)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(self.path(digest), target)
+        except FileNotFoundError:
+            return target if target.is_file() else None
+        return target
+
+    def quarantined(self) -> list[Digest]:
+        """Blobs in quarantine, sorted."""
+        if not self.quarantine_dir.is_dir():
+            return []
+        return sorted(Digest(f"{algo.name}:{entry.name}") for algo in self.quarantine_dir.iterdir()
+                      if algo.is_dir() for entry in algo.iterdir() if is_valid(f"{algo.name}:{entry.name}"))
+
+    def quarantine_path(self, digest: str) -> Path:
+        return self.quarantine_dir / self.path(digest).relative_to(self.blobs_dir)
+
+    def is_quarantined(self, digest: str) -> bool:
+        return self.quarantine_path(digest).is_file()
+
+    def unquarantine(self, digest: str) -> bool:
+        """Forget a quarantined copy (once a good copy is back, or nothing uses the blob any more)."""
+        try:
+            os.unlink(self.quarantine_path(digest))
+            return True
+        except FileNotFoundError:
+            return False
 
     def ingest_files(self) -> list[Path]:
         if not self.ingest_dir.is_dir():
