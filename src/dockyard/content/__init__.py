@@ -35,7 +35,16 @@ from types import TracebackType
 from typing import BinaryIO
 
 from dockyard.content.verify import VerifiedBlob
-from dockyard.errors import CorruptData, DigestMismatch, InvalidArgument, NotFound, StoreError
+from dockyard.errors import (
+    NO_SPACE_ERRNOS,
+    CorruptData,
+    DigestMismatch,
+    InvalidArgument,
+    NotFound,
+    StoreError,
+    no_space,
+    writing,
+)
 from dockyard.oci.digest import Digest, Hasher, is_valid
 from dockyard.snapshot import pid_of, process_alive
 
@@ -68,8 +77,9 @@ class Writer:
         store._ensure_dirs()
         tag = expected.hex[:16] if expected else "new"
         self.temp_path = store.ingest_dir / f"{tag}.{os.getpid()}.{os.urandom(6).hex()}"
-        self._fd: int | None = os.open(self.temp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
-                                       0o644)
+        with writing(self.temp_path):
+            self._fd: int | None = os.open(self.temp_path,
+                                           os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         self.committed: BlobInfo | None = None
 
     @property
@@ -87,9 +97,10 @@ class Writer:
             raise StoreError(f"content writer for {self.temp_path.name} is closed")
         view = memoryview(data)
         total = len(view)
-        while view:
-            n = os.write(self._fd, view)
-            view = view[n:]
+        with writing(self.temp_path):
+            while view:
+                n = os.write(self._fd, view)
+                view = view[n:]
         self._hasher.update(data)
         if self.expected_size is not None and self._hasher.size > self.expected_size:
             raise CorruptData(
@@ -114,7 +125,8 @@ class Writer:
         if self.expected is not None and actual != self.expected:
             raise DigestMismatch(self.expected, actual, where)
         if self._store.fsync:
-            os.fsync(self._fd)
+            with writing(self.temp_path):  # a filesystem that delays allocation says "full" here
+                os.fsync(self._fd)
         os.close(self._fd)
         self._fd = None
         if before_publish is not None:
@@ -169,6 +181,8 @@ class ContentStore:
                 (self.blobs_dir / "sha256").mkdir(parents=True, exist_ok=True)
                 self.ingest_dir.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
+                if exc.errno in NO_SPACE_ERRNOS:
+                    raise no_space(self.root, "create content store in") from None
                 raise StoreError(f"cannot create content store in {self.root}: {exc.strerror}") from None
             self._dirs_ready = True
 
