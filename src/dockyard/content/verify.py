@@ -64,11 +64,11 @@ class VerifiedBlob:
             self._fail(f"{actual} bytes instead of {self.size}")
         return io.BufferedReader(BlobReader(self, fd), CHUNK)
 
-    def _feed(self, pos: int, data: bytes) -> None:
+    def _feed(self, pos: int, data: bytes | memoryview) -> None:
         hashed = self._hasher.size
         end = pos + len(data)
         if pos <= hashed < end:
-            self._hasher.update(memoryview(data)[hashed - pos:])
+            self._hasher.update(data[hashed - pos:])
         if not self.verified and self._hasher.size == self.size:
             actual = self._hasher.digest()
             if actual != self.digest:
@@ -103,18 +103,24 @@ class BlobReader(io.RawIOBase):
         want = size - self._pos if n is None or n < 0 else min(n, size - self._pos)
         if want <= 0:
             return b""
-        data = os.pread(self._fd, want, self._pos)
-        if not data:  # the file shrank under us: what was promised cannot be delivered
-            self._blob._fail(f"it ends at byte {self._pos} of {size}")
-        self._blob._feed(self._pos, data)
-        self._pos += len(data)
-        return data
+        buf = bytearray(want)
+        got = self.readinto(buf)
+        del buf[got:]
+        return bytes(buf)
 
     def readinto(self, buffer: WriteableBuffer, /) -> int:
+        size = self._blob.size
+        assert size is not None
         view = memoryview(buffer).cast("B")
-        data = self.read(len(view))
-        view[:len(data)] = data
-        return len(data)
+        want = min(len(view), size - self._pos)
+        if want <= 0:
+            return 0
+        n = os.preadv(self._fd, [view[:want]], self._pos)  # straight into the caller's buffer
+        if n == 0:  # the file shrank under us: what was promised cannot be delivered
+            self._blob._fail(f"it ends at byte {self._pos} of {size}")
+        self._blob._feed(self._pos, view[:n])
+        self._pos += n
+        return n
 
     def seek(self, offset: int, whence: int = os.SEEK_SET, /) -> int:
         if whence == os.SEEK_CUR:
