@@ -92,3 +92,14 @@ def test_corrupt_layer_fails_save_and_push_and_repair_fetches_it_again(tmp_path:
         assert store.content.quarantined() == [layer.digest]
         assert dockyard(pulled, "system", "check", "--repair").returncode == 0
         assert dockyard(pulled, "push", other).returncode == 0
+
+    # The config: read whole rather than streamed, but checked, named and quarantined the same way.
+    flip_a_byte(store.content.path(record.id))
+    p = dockyard(pulled, "save", "-o", str(out), name)
+    assert p.returncode == 1
+    assert p.stderr.startswith(f"Error: image {name}: config: blob {record.id} is corrupt in the local store")
+    assert store.content.quarantined() == [record.id]
+    p = dockyard(pulled, "system", "check", "--repair")
+    assert p.returncode == 0 and f"repaired: fetched blob {record.id} again" in p.stdout
+    assert dockyard(pulled, "system", "check").returncode == 0
+    assert dockyard(pulled, "save", "-o", str(out), name).returncode == 0

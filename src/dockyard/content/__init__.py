@@ -34,7 +34,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
 
-from dockyard.content.verify import VerifiedBlob
+from dockyard.content.verify import VerifiedBlob, quarantined
 from dockyard.errors import (
     NO_SPACE_ERRNOS,
     CorruptData,
@@ -210,13 +210,17 @@ class ContentStore:
         except FileNotFoundError:
             raise NotFound(f"blob {digest} not found in the content store") from None
 
-    def read(self, digest: str) -> bytes:
-        """The whole blob, verified against its digest (for small blobs: configs, manifests)."""
+    def read(self, digest: str, what: str = "") -> bytes:
+        """The whole blob, verified against its digest (for small blobs: configs, manifests).
+
+        A mismatch moves the blob to the quarantine and raises ``CorruptBlob`` naming ``what``.
+        """
         with self.open(digest) as f:
             data = f.read()
         actual = Digest.from_bytes(data, Digest(digest).algorithm)
         if actual != digest:
-            raise DigestMismatch(digest, actual, f"content store blob {self.path(digest)}")
+            raise quarantined(self, Digest(digest), f"content hashes to {actual}", what or f"blob {digest}",
+                              actual)
         return data
 
     def writer(self, expected: Digest | str | None = None, size: int | None = None) -> Writer:

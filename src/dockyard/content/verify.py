@@ -16,7 +16,7 @@ import io
 import os
 from typing import TYPE_CHECKING
 
-from dockyard.errors import CorruptData, NotFound
+from dockyard.errors import CorruptData, DigestMismatch, NotFound
 from dockyard.oci.digest import Digest, Hasher
 
 if TYPE_CHECKING:
@@ -26,15 +26,17 @@ if TYPE_CHECKING:
 
 CHUNK = 1 << 20
 
-__all__ = ["CorruptBlob", "VerifiedBlob"]
+__all__ = ["CorruptBlob", "VerifiedBlob", "quarantined"]
 
 
-class CorruptBlob(CorruptData):
+class CorruptBlob(DigestMismatch):
     """A stored blob does not match its digest; it has been moved to the quarantine."""
 
-    def __init__(self, message: str, digest: Digest) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, digest: Digest, actual: str = "") -> None:
+        CorruptData.__init__(self, message)
         self.digest = digest
+        self.expected = str(digest)
+        self.actual = actual
 
 
 class VerifiedBlob:
@@ -72,14 +74,18 @@ class VerifiedBlob:
         if not self.verified and self._hasher.size == self.size:
             actual = self._hasher.digest()
             if actual != self.digest:
-                self._fail(f"content hashes to {actual}")
+                self._fail(f"content hashes to {actual}", actual)
             self.verified = True
 
-    def _fail(self, why: str) -> None:
-        moved = self.store.quarantine(self.digest)
-        where = f"; moved to {moved}" if moved is not None else ""
-        raise CorruptBlob(f"{self.what}: blob {self.digest} is corrupt in the local store ({why}){where}",
-                          self.digest)
+    def _fail(self, why: str, actual: str = "") -> None:
+        raise quarantined(self.store, self.digest, why, self.what, actual)
+
+
+def quarantined(store: ContentStore, digest: Digest, why: str, what: str, actual: str = "") -> CorruptBlob:
+    """Move the corrupt blob ``digest`` to the quarantine and return the error that says so."""
+    moved = store.quarantine(digest)
+    where = f"; moved to {moved}" if moved is not None else ""
+    return CorruptBlob(f"{what}: blob {digest} is corrupt in the local store ({why}){where}", digest, actual)
 
 
 class BlobReader(io.RawIOBase):

@@ -75,10 +75,10 @@ def push(store: Store, registry: RegistryClient, ref: Reference, *, source: str 
     record = store.meta.get_image(image_id)
     if record is None:
         raise NotFound(f"No such image: {source or ref.familiar()}")
-    config_data = store.content.read(image_id)
+    label = f"image {source or ref.familiar()}"
+    config_data = store.content.read(image_id, f"{label}: config")
     config = ImageConfig.from_json(config_data)
     repo = registry.repository(ref.domain, ref.path)
-    label = f"image {source or ref.familiar()}"
     with store.lease() as lease:
         original = _original_manifest(store, record.manifest_digest, image_id, compression)
         docker = compression == "gzip"
@@ -97,7 +97,7 @@ def push(store: Store, registry: RegistryClient, ref: Reference, *, source: str 
                                           max_workers, label)
         repo.upload_blob(config_desc, store.content.verified(image_id, what=f"{label}: config").open)
         if original is not None:
-            manifest_data = store.content.read(record.manifest_digest)
+            manifest_data = store.content.read(record.manifest_digest, f"{label}: manifest")
             media_type = original.media_type
         else:
             layers = tuple(Descriptor(f.media_type, f.digest, f.size) for f in forms)

@@ -67,11 +67,12 @@ def _plan(store: Store, item: SaveItem) -> _Planned:
     rec = store.meta.get_image(item.image_id)
     if rec is None:
         raise NotFound(f"No such image: {item.image_id}")
-    config_bytes = store.content.read(item.image_id)
+    label = f"image {item.names[0] if item.names else item.image_id.short}"
+    config_bytes = store.content.read(item.image_id, f"{label}: config")
     config = ImageConfig.from_json(config_bytes, f"image {item.image_id.short}: config")
     config_type = mt.OCI_CONFIG
     if rec.manifest_digest and store.content.exists(rec.manifest_digest):
-        data = store.content.read(rec.manifest_digest)
+        data = store.content.read(rec.manifest_digest, f"{label}: manifest")
         man = parse_manifest(data, f"image {item.image_id.short}: manifest")
         if man.config.digest == item.image_id and all(store.content.exists(d.digest) for d in man.layers):
             return _Planned(item, man.config, data, man, tuple(config.diff_ids))
