@@ -113,3 +113,14 @@ def test_unpacking_a_layer_onto_a_full_disk_names_the_snapshot_store(small_fs: P
     assert message.startswith(f"write {small_fs}/snapshots/tmp/new-aaaaaaaaaaaaaaaa.")
     assert "tar entry 'data'" in message and message.endswith("no space left on device")
     assert os.listdir(small_fs / "snapshots" / "tmp") == []  # the half-made snapshot is gone
+
+
+def test_save_onto_a_full_disk_names_the_output(small_fs: Path, tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    (tmp_path / "rootfs.tar").write_bytes(rootfs_tar(6 << 20))
+    assert dockyard(store, "import", str(tmp_path / "rootfs.tar"), "big:1").returncode == 0
+    out = small_fs / "big.tar"
+    p = dockyard(store, "save", "-o", str(out), "big:1")
+    assert_disk_full(p, out)
+    assert p.stderr == f"Error: write {out}: no space left on device\n"
+    assert os.listdir(small_fs) == []  # the partial temp file is removed

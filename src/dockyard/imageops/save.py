@@ -22,7 +22,7 @@ from typing import Literal
 
 from dockyard.archive.tarheader import DIRTYPE, REGTYPE, TarEntry
 from dockyard.archive.writer import TarWriter
-from dockyard.errors import InvalidArgument, NotFound
+from dockyard.errors import InvalidArgument, NotFound, writing
 from dockyard.image import LayerBlob
 from dockyard.imageops import Store, images, layout
 from dockyard.oci import mediatypes as mt
@@ -208,7 +208,8 @@ def save_to_file(store: Store, items: list[SaveItem], path: str, *, fmt: Format 
     except OSError as exc:
         raise InvalidArgument(f"open {path}: {(exc.strerror or str(exc)).lower()}") from None
     try:
-        size = save(store, items, fd, fmt=fmt, progress=progress)
+        with writing(path):  # the output's disk, not the store's, may be the full one
+            size = save(store, items, fd, fmt=fmt, progress=progress)
         os.close(fd)
         fd = -1
         try:
