@@ -3,6 +3,7 @@ same filesystem `docker export` shows, and Docker imports our tars to the tree w
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -107,6 +108,35 @@ def test_docker_imports_our_tar(docker_env: dict[str, str], shm: Path, snap: Sna
         with open(shm / "export.tar", "rb") as fh:
             apply_layer(fh, back)
         assert without_runtime(snap(back, dir_mtimes=False)) == without_runtime(snap(src, dir_mtimes=False))
+    finally:
+        if cid:
+            docker(docker_env, "rm", cid)
+        subprocess.run([DOCKER, "rmi", "-f", tag], env=docker_env, capture_output=True, timeout=60)
+
+
+@pytest.mark.parametrize("pax_first", [True, False], ids=["pax-first", "gnu-first"])
+def test_docker_picks_the_same_name_as_we_do_from_pax_and_gnu_records(
+    docker_env: dict[str, str], shm: Path, both_names: Callable[[bool], bytes], pax_first: bool
+) -> None:
+    data = both_names(pax_first)
+    (shm / "both.tar").write_bytes(data)
+    ours = shm / "ours"
+    apply_layer(io.BytesIO(data), ours)
+    tag = f"dockyard-archive-test:both-names-{int(pax_first)}"
+    docker(docker_env, "import", str(shm / "both.tar"), tag)
+    cid = ""
+    try:
+        cid = docker(docker_env, "create", tag, "/none")
+        subprocess.run(f"{DOCKER} export {cid} > {shm / 'export.tar'}", shell=True, env=docker_env,
+                       check=True, timeout=120)
+        back = shm / "back"
+        with open(shm / "export.tar", "rb") as fh:
+            apply_layer(fh, back)
+        theirs = {p.name: os.readlink(p) if p.is_symlink() else p.read_text() for p in back.iterdir()
+                  if p.name in ("from-pax", "from-gnu", "from-ustar", "link")}
+        assert theirs == {"from-gnu": "abc", "link": "gnu-target"}
+        assert sorted(os.listdir(ours)) == sorted(theirs)
+        assert os.readlink(ours / "link") == theirs["link"]
     finally:
         if cid:
             docker(docker_env, "rm", cid)
