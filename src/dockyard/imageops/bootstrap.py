@@ -21,7 +21,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from dockyard.archive.tarheader import DIRTYPE, REGTYPE, SYMTYPE, TarEntry
@@ -31,7 +31,7 @@ from dockyard.image import ImageRecord
 from dockyard.imageops import Store, commit
 from dockyard.oci import platform as platforms
 from dockyard.oci.config import History, ImageConfig
-from dockyard.progress import Event, ProgressSink, discard
+from dockyard.progress import Event, Outcome, ProgressSink, VertexCompleted, VertexStarted, discard
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #: Creation time of bootstrapped busybox images (fixed, for reproducible IDs); SOURCE_DATE_EPOCH wins.
@@ -131,15 +131,15 @@ class _Stages:
     @contextlib.contextmanager
     def __call__(self, title: str) -> Iterator[None]:
         self._n += 1
-        event = Event(id=f"bootstrap-{self._n}", name=f"[{self._n}/{self._total}] {title}", status="started",
-                      extra={"kind": "vertex"})
-        self._sink(event)
+        vid = f"bootstrap-{self._n}"
+        self._sink(VertexStarted(vid, f"[{self._n}/{self._total}] {title}"))
         try:
             yield
         except BaseException as exc:
-            self._sink(replace(event, status="error", extra={"kind": "vertex", "error": str(exc)}))
+            outcome: Outcome = "canceled" if isinstance(exc, KeyboardInterrupt) else "error"
+            self._sink(VertexCompleted(vid, f"[{self._n}/{self._total}] {title}", outcome, str(exc)))
             raise
-        self._sink(replace(event, status="done"))
+        self._sink(VertexCompleted(vid, f"[{self._n}/{self._total}] {title}", "done"))
 
 
 @dataclass(frozen=True, slots=True)
