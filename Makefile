@@ -4,7 +4,7 @@
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
-PEERS ?= ../shared/peers
+PEERS ?= scripts/peers
 BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 

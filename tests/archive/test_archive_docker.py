@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from dockyard.archive import apply_layer, write_tree
+from tests.conftest import PEERS
 
 pytestmark = pytest.mark.docker
 Snapshot = Callable[..., dict[str, tuple[object, ...]]]
-PEERS = Path(__file__).resolve().parents[3] / "shared" / "peers"
 PEERS_DIR = os.environ.get("PEERS_DIR", "/var/tmp/dockyard-peers")
 DOCKER = "/usr/bin/docker"
 # Paths the container runtime adds to every container (export shows them, layers do not have them).

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from dockyard.archive import HashingReader, apply_layer, open_decompressed
+from tests.conftest import PEERS
 
 pytestmark = pytest.mark.peers
 Snapshot = Callable[..., dict[str, tuple[object, ...]]]
-PEERS = Path(__file__).resolve().parents[3] / "shared" / "peers"
 PEERS_DIR = os.environ.get("PEERS_DIR", "/var/tmp/dockyard-peers")
 IMAGE = "docker://127.0.0.1:5000/peers/busybox:local"
 

@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 from dockyard.cli import format as fmt
 from dockyard.cli.format import Context
 from dockyard.errors import InvalidArgument
+from tests.conftest import PEERS
 
 # One `docker images` row, as docker 20.10 printed it for `{{json .}}`.
 ROW = Context({
@@ -696,7 +697,6 @@ def test_go_float_round_trips(value: float) -> None:
 # --------------------------------------------------------------------------------------------------
 # Differential: the real docker CLI (20.10) against format_rows on the same row
 
-PEERS = Path(__file__).resolve().parents[2].parent / "shared" / "peers"
 PEERS_DIR = Path(os.environ.get("PEERS_DIR", "/var/tmp/dockyard-peers"))
 DOCKER = "/usr/bin/docker"
 DOCKER_ENV = {**os.environ, "DOCKER_HOST": f"unix://{PEERS_DIR}/run/docker.sock"}

@@ -309,7 +309,7 @@ def test_kernel_interfaces_are_protected(executor: Executor, overlay: RootfsSpec
 
 @pytest.mark.peers
 def test_host_network_reaches_host_services(executor: Executor, overlay: RootfsSpec) -> None:
-    # The local registry (../shared/peers/start-registry.sh) listens on the host's 127.0.0.1:5000.
+    # The local registry (scripts/peers/start-registry.sh) listens on the host's 127.0.0.1:5000.
     import urllib.request
 
     try:

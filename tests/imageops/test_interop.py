@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from dockyard.client import Client
+from tests.conftest import PEERS
 
-PEERS = Path(__file__).resolve().parents[2].parent / "shared" / "peers"
 PEERS_DIR = Path(os.environ.get("PEERS_DIR", "/var/tmp/dockyard-peers"))
 DOCKER = "/usr/bin/docker"
 ENV = {**os.environ, "DOCKER_HOST": f"unix://{PEERS_DIR}/run/docker.sock"}

@@ -19,7 +19,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import httpx
 import pytest
@@ -30,7 +29,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID
 
-PEERS = Path(__file__).resolve().parents[3].parent / "shared" / "peers"
+from tests.conftest import PEERS
+
 PLAIN = "127.0.0.1:5000"
 BASIC = "127.0.0.1:5001"
 USER, PASSWORD = "peer", "peerpass"

@@ -11,8 +11,7 @@ import httpx
 import pytest
 
 from dockyard.registry.server import RegistryServer
-
-PEERS = Path(__file__).resolve().parents[4] / "shared" / "peers"
+from tests.conftest import PEERS
 
 
 def peers_env() -> dict[str, str]:

@@ -18,7 +18,8 @@ from dockyard.registry.server import RegistryServer
 sys.path.insert(0, str(Path(__file__).parent))
 from regkit import error_code, image_manifest, put_manifest, sha
 
-PEERS = Path(__file__).resolve().parents[4] / "shared" / "peers"
+from tests.conftest import PEERS
+
 ACCEPT = {"Accept": "application/vnd.oci.image.manifest.v1+json, "
                     "application/vnd.docker.distribution.manifest.v2+json"}
 

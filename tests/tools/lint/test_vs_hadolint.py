@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from dockyard.tools.lint import lint, load_config
+from tests.conftest import CONFORMANCE
 
 HADOLINT = Path("/var/tmp/dockyard-peers/venv/bin/hadolint")
 FILES = sorted((Path(__file__).parent / "dockerfiles").glob("*.Dockerfile"))
@@ -37,7 +38,7 @@ def test_same_dl_findings_as_hadolint(path: Path) -> None:
     assert ours == theirs
 
 
-SPEC = Path("/work/shared/conformance/hadolint/hadolint_rules.json")
+SPEC = CONFORMANCE / "hadolint" / "hadolint_rules.json"
 
 
 def _random_dockerfiles(count: int, seed: int) -> list[str]:
