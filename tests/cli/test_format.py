@@ -26,6 +26,7 @@ from dockyard.cli import format as fmt
 from dockyard.cli.format import Context
 from dockyard.errors import InvalidArgument
 from tests.conftest import PEERS
+from tests.peers import require, unavailable
 
 # One `docker images` row, as docker 20.10 printed it for `{{json .}}`.
 ROW = Context({
@@ -709,14 +710,11 @@ def _docker(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="module")
 def engine() -> None:
-    if not os.path.exists(DOCKER) or _docker("version").returncode != 0:
-        script = PEERS / "start-dockerd.sh"
-        if not script.exists() or subprocess.run(["bash", str(script)], capture_output=True).returncode != 0:
-            pytest.skip("the Docker engine is not available")
+    require("docker")
     if _docker("image", "inspect", "busybox:local").returncode != 0:
         subprocess.run(["bash", str(PEERS / "import-busybox.sh")], capture_output=True, check=False)
     if _docker("image", "inspect", "busybox:local").returncode != 0:
-        pytest.skip("busybox:local is not in docker")
+        unavailable("docker", "busybox:local is not in docker", "bash scripts/peers/import-busybox.sh")
 
 
 DIFFERENTIAL = [

@@ -14,7 +14,7 @@ import pytest
 
 from tests.registry.client.peers import PLAIN, make_image, start_peer_registries, upload_image
 
-pytestmark = pytest.mark.peers
+pytestmark = [pytest.mark.registry, pytest.mark.registry_auth]
 BASIC = "127.0.0.1:5001"
 
 
@@ -111,10 +111,7 @@ def test_all_tags_push_and_pull(env: dict[str, str]) -> None:
 
 @pytest.mark.docker
 def test_logins_are_shared_with_the_docker_cli(env: dict[str, str]) -> None:
-    from tests.registry.client.peers import docker_up, peer
-
-    if not docker_up():
-        pytest.skip("docker engine not available")
+    from tests.registry.client.peers import peer
     config_dir = env["DOCKER_CONFIG"]
     path = f"dytest/cli-{uuid.uuid4().hex[:8]}"
     # docker logs in; dockyard uses that login to push

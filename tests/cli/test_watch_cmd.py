@@ -22,9 +22,9 @@ from dockyard.oci.platform import host
 from dockyard.oci.reference import parse_normalized
 from dockyard.tools.watch import remote_digest
 from tests.builder.conftest import busybox_tar
-from tests.conftest import PEERS
+from tests.peers import require
 
-pytestmark = pytest.mark.peers
+pytestmark = pytest.mark.registry
 REGISTRY = "127.0.0.1:5000"
 
 
@@ -46,9 +46,7 @@ def root() -> Iterator[Path]:
 
 @pytest.fixture()
 def publisher() -> Iterator[Client]:
-    up = subprocess.run(["bash", str(PEERS / "start-registry.sh")], capture_output=True, text=True)
-    if up.returncode != 0:
-        pytest.skip(f"no registry on {REGISTRY}: {up.stderr.strip()}")
+    require("registry")
     client = Client(_new_root("pub"), fsync=False)
     with open(busybox_tar(), "rb") as f:
         client.import_image(f, changes=['CMD ["sh"]'], names=["busybox:local"])

@@ -24,7 +24,7 @@ from dockyard.registry.auth import Credentials
 from dockyard.registry.client import RegistryClient, RegistryOptions
 from tests.registry.client.peers import BASIC, PASSWORD, PLAIN, USER, TokenRegistry
 
-pytestmark = [pytest.mark.peers, pytest.mark.usefixtures("peer_registries")]
+pytestmark = [pytest.mark.registry, pytest.mark.registry_auth, pytest.mark.usefixtures("peer_registries")]
 FAST = RegistryOptions(backoff=0.01)
 
 

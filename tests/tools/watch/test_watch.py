@@ -23,9 +23,9 @@ from dockyard.progress import Event
 from dockyard.registry.client import RegistryClient
 from dockyard.tools.watch import Watcher, WatchEvent, check_bases
 from tests.builder.conftest import busybox_tar
-from tests.conftest import PEERS
+from tests.peers import require
 
-pytestmark = pytest.mark.peers
+pytestmark = pytest.mark.registry
 REGISTRY = "127.0.0.1:5000"
 
 
@@ -41,9 +41,7 @@ def _drop(client: Client) -> None:
 
 @pytest.fixture(scope="module")
 def registry() -> str:
-    up = subprocess.run(["bash", str(PEERS / "start-registry.sh")], capture_output=True, text=True)
-    if up.returncode != 0:
-        pytest.skip(f"no registry on {REGISTRY}: {up.stderr.strip()}")
+    require("registry")
     return REGISTRY
 
 
