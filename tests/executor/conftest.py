@@ -13,12 +13,10 @@ import pytest
 
 from dockyard.executor import NamespaceExecutor, RootfsSpec, RuncExecutor
 from dockyard.executor.base import Executor
-from tests.conftest import PEERS
 from tests.peers import require
 
 PEERS_DIR = Path(os.environ.get("PEERS_DIR", "/var/tmp/dockyard-peers"))
 BUSYBOX_TAR = PEERS_DIR / "images" / "busybox-amd64.tar"
-MAKE_BUSYBOX = PEERS / "make-busybox-rootfs.sh"
 
 # Extra groups so that supplementary group resolution has something to find.
 EXTRA_GROUPS = "staff:x:50:app,nobody\naudio:x:29:app\nwheel:x:10:root\n"
