@@ -199,15 +199,12 @@ def test_unreachable_registry_and_failed_builds_keep_watching(consumer: Client, 
     ctx.mkdir()
     (ctx / "Dockerfile").write_text(f"FROM {gone}\nRUN false\nCOPY --from=127.0.0.1:1/dytest/other:2 / /\n")
     options = BuildOptions(context_dir=str(ctx), tags=["app:broken"])
-    started = time.monotonic()
     statuses = check_bases(consumer, options)  # with the session's retries: the host is tried once
-    took = time.monotonic() - started
     assert [(s.ref, s.status) for s in statuses] == [(gone, "unreachable"),
                                                     ("127.0.0.1:1/dytest/other:2", "not pulled")]
     for s in statuses:
         assert s.reason.startswith("cannot reach registry 127.0.0.1:1: ") and "\n" not in s.reason
     assert statuses[0].local_image_id == str(consumer.resolve(gone)) and statuses[0].remote_digest == ""
-    assert took < 20, took
 
     rec = Recorder()
     # From here on, no back-off sleeps between retries (they are what takes the time above).
