@@ -22,6 +22,7 @@ def arm64_base(builds: Builds) -> str:
 
 
 @pytest.mark.binfmt
+@pytest.mark.slow
 def test_foreign_platform_build(builds: Builds, arm64_base: str) -> None:
     ctx = builds.context(f"FROM {arm64_base}\nARG TARGETARCH\n"
                          "RUN uname -m > /arch && echo $TARGETARCH >> /arch\n")
@@ -46,6 +47,7 @@ def test_scratch_stage_takes_the_target_platform(builds: Builds) -> None:
 
 @pytest.mark.binfmt
 @pytest.mark.skopeo
+@pytest.mark.slow
 def test_multi_platform_build_makes_one_index(builds: Builds, arm64_base: str, tmp_path: Path) -> None:
     import json
     import subprocess
@@ -73,6 +75,7 @@ def test_multi_platform_build_makes_one_index(builds: Builds, arm64_base: str, t
 
 @pytest.mark.registry
 @pytest.mark.binfmt
+@pytest.mark.slow
 def test_multi_platform_push_then_pull_each(builds: Builds, arm64_base: str) -> None:
     import os
     import shutil

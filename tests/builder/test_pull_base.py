@@ -18,6 +18,7 @@ pytestmark = [pytest.mark.registry, pytest.mark.docker]
 REF = "127.0.0.1:5000/peers/busybox:local"
 
 
+@pytest.mark.slow
 def test_build_pulls_missing_base(tmp_path: Path) -> None:
     up = subprocess.run(["bash", str(PEERS / "import-busybox.sh")], capture_output=True, text=True)
     if up.returncode != 0:

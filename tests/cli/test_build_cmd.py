@@ -31,6 +31,7 @@ def dy(root: Path, *args: str, input: str | None = None, cwd: Path | None = None
                           input=input, cwd=cwd, env={**os.environ, "DOCKYARD_ROOT": str(root), **(env or {})})
 
 
+@pytest.mark.slow
 def test_quiet_iidfile_tags_args_labels(root: Path, tmp_path: Path) -> None:
     ctx = tmp_path / "ctx"
     ctx.mkdir()
@@ -47,6 +48,7 @@ def test_quiet_iidfile_tags_args_labels(root: Path, tmp_path: Path) -> None:
     assert labels == '{"a":"b"}'
 
 
+@pytest.mark.slow
 def test_plain_progress_and_cached_rebuild(root: Path, tmp_path: Path) -> None:
     ctx = tmp_path / "ctx"
     ctx.mkdir()
@@ -58,6 +60,7 @@ def test_plain_progress_and_cached_rebuild(root: Path, tmp_path: Path) -> None:
     assert "CACHED" in second.stderr
 
 
+@pytest.mark.slow
 def test_custom_dockerfile_and_its_ignore_file(root: Path, tmp_path: Path) -> None:
     ctx = tmp_path / "ctx"
     (ctx / "build").mkdir(parents=True)
@@ -73,6 +76,7 @@ def test_custom_dockerfile_and_its_ignore_file(root: Path, tmp_path: Path) -> No
     assert (out / "c" / "keep").exists() and not (out / "c" / "drop").exists()
 
 
+@pytest.mark.slow
 def test_failures_exit_1_with_buildkit_message(root: Path, tmp_path: Path) -> None:
     ctx = tmp_path / "ctx"
     ctx.mkdir()
@@ -89,6 +93,7 @@ def test_failures_exit_1_with_buildkit_message(root: Path, tmp_path: Path) -> No
     assert f'unable to prepare context: path "{tmp_path / "missing"}" not found' in r.stderr
 
 
+@pytest.mark.slow
 def test_dockerfile_from_stdin_and_secret(root: Path, tmp_path: Path) -> None:
     ctx = tmp_path / "ctx"
     ctx.mkdir()

@@ -743,6 +743,7 @@ def _ours(template: str, row: dict[str, Any]) -> str:
 
 
 @pytest.mark.docker
+@pytest.mark.slow
 def test_images_format_matches_docker(engine: None) -> None:
     from concurrent.futures import ThreadPoolExecutor
 

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 
 def _run(*args: str, stdin: str | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -19,6 +21,7 @@ def _run(*args: str, stdin: str | None = None, cwd: Path | None = None) -> subpr
     )
 
 
+@pytest.mark.slow
 def test_stdin_tty_and_exit_code() -> None:
     proc = _run("-", stdin="FROM debian\nRUN cd /x\n")
     assert proc.returncode == 1

@@ -38,6 +38,7 @@ def run(env: dict[str, str], *args: str, stdin: str = "") -> subprocess.Complete
                           capture_output=True, timeout=120)
 
 
+@pytest.mark.slow
 def test_pull_output_and_quiet(env: dict[str, str]) -> None:
     image = make_image([{"a": b"x" * 1000}, {"b": b"y" * 1000}])
     repo = f"dytest/cli-{uuid.uuid4().hex[:8]}"
@@ -62,6 +63,7 @@ def test_pull_output_and_quiet(env: dict[str, str]) -> None:
                                       "manifest unknown: manifest unknown")
 
 
+@pytest.mark.slow
 def test_login_push_pull_logout_with_basic_auth(env: dict[str, str]) -> None:
     repo = f"dytest/cli-{uuid.uuid4().hex[:8]}"
     upload_image(PLAIN, repo, "v1", make_image([{"f": b"data" * 500}]))
@@ -90,6 +92,7 @@ def test_login_push_pull_logout_with_basic_auth(env: dict[str, str]) -> None:
     assert both.stderr.strip() == "Error: --password and --password-stdin are mutually exclusive"
 
 
+@pytest.mark.slow
 def test_all_tags_push_and_pull(env: dict[str, str]) -> None:
     src = f"dytest/cli-{uuid.uuid4().hex[:8]}"
     dst = f"{PLAIN}/dytest/cli-{uuid.uuid4().hex[:8]}"
@@ -110,6 +113,7 @@ def test_all_tags_push_and_pull(env: dict[str, str]) -> None:
 
 
 @pytest.mark.docker
+@pytest.mark.slow
 def test_logins_are_shared_with_the_docker_cli(env: dict[str, str]) -> None:
     from tests.registry.client.peers import peer
     config_dir = env["DOCKER_CONFIG"]

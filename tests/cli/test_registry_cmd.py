@@ -75,6 +75,7 @@ def test_access_log_on_stderr(serve: tuple[subprocess.Popen[str], str]) -> None:
     assert '"GET /v2/nope/tags/list HTTP/1.1" 404' in log and "cli-test" in log
 
 
+@pytest.mark.slow
 def test_gc_command(tmp_path: Path) -> None:
     storage = tmp_path / "storage"
     proc, url = start_serve(storage)

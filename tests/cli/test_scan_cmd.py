@@ -33,6 +33,7 @@ def root(tmp_path: Path) -> Path:
     return tmp_path / "store"
 
 
+@pytest.mark.slow
 def test_db_import_info_and_table(root: Path) -> None:
     missing = _run(root, "deb:1")
     assert missing.returncode == 1 and "no vulnerability database" in missing.stderr

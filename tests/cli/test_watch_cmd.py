@@ -72,6 +72,7 @@ def _publish(publisher: Client, ref: str, tmp: Path, version: int) -> str:
     return str(publisher.push(ref).digest)
 
 
+@pytest.mark.slow
 def test_outdated_and_watch_once(root: Path, publisher: Client, tmp_path: Path) -> None:
     base = f"{REGISTRY}/dytest/base-{uuid.uuid4().hex[:12]}:1"
     app = f"{REGISTRY}/dytest/app-{uuid.uuid4().hex[:12]}:1"
@@ -119,6 +120,7 @@ def test_outdated_and_watch_once(root: Path, publisher: Client, tmp_path: Path) 
     assert (r.returncode, r.stdout) == (0, ""), r.stderr
 
 
+@pytest.mark.slow
 def test_bad_input_is_one_line(root: Path, tmp_path: Path) -> None:
     ctx = tmp_path / "ctx"
     ctx.mkdir()

@@ -67,6 +67,7 @@ def serve(storage: Path, *flags: str) -> Iterator[str]:
         proc.wait(20)
 
 
+@pytest.mark.slow
 def test_all_79_checks_pass(tmp_path: Path) -> None:
     with serve(tmp_path / "a") as a:
         results_a = _run_a(a)

@@ -84,6 +84,7 @@ def _hadolint(text: str) -> list[tuple[int, str]]:
 
 
 @pytest.mark.hadolint
+@pytest.mark.slow
 def test_random_dockerfiles_mostly_agree_with_hadolint() -> None:
     """200 seeded random multi-stage Dockerfiles: the same DL findings on at least 97% of them.
 

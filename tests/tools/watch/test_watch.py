@@ -122,6 +122,7 @@ def _app(tmp: Path, base: str) -> Path:
     return ctx
 
 
+@pytest.mark.slow
 def test_outdated_then_watch_pulls_and_rebuilds(registry: str, publisher: Client, consumer: Client,
                                                 tmp_path: Path) -> None:
     base = f"{registry}/dytest/base-{uuid.uuid4().hex[:12]}:1"
@@ -190,6 +191,7 @@ def test_outdated_then_watch_pulls_and_rebuilds(registry: str, publisher: Client
     assert not Watcher(consumer, options, on_event=rec).step().built and rec.events == []
 
 
+@pytest.mark.slow
 def test_unreachable_registry_and_failed_builds_keep_watching(consumer: Client, tmp_path: Path) -> None:
     # Nothing listens on port 1: a base from there is "unreachable" (pulled earlier) or "not pulled".
     gone = "127.0.0.1:1/dytest/gone:1"
