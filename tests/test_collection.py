@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import REPO
 
 TESTS = REPO / "tests"
@@ -39,6 +41,7 @@ def collected_folders() -> set[str]:
     return {Path(f).parent.as_posix() for f in files}
 
 
+@pytest.mark.slow
 def test_every_test_folder_is_collected() -> None:
     missing = folders_on_disk() - collected_folders()
     assert not missing, f"pytest does not collect these test folders (norecursedirs? a name clash?): " \

@@ -45,6 +45,7 @@ def without_runtime(snap: dict[str, tuple[object, ...]]) -> dict[str, tuple[obje
             if not any(k == p or k.startswith(p + "/") for p in RUNTIME_PATHS)}
 
 
+@pytest.mark.slow
 def test_docker_saved_layers_apply_like_docker_export(docker_env: dict[str, str], shm: Path,
                                                       snap: Snapshot) -> None:
     ctx = shm / "ctx"

@@ -653,6 +653,7 @@ def test_big_table() -> None:
     assert out.count("\n") == 2001
 
 
+@pytest.mark.slow
 @given(st.lists(st.lists(st.text(alphabet="ab é日\u0301", max_size=12), min_size=3, max_size=3),
                 min_size=1, max_size=8),
        st.integers(min_value=0, max_value=12), st.integers(min_value=0, max_value=4))

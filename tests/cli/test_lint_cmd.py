@@ -34,6 +34,7 @@ def test_stdin_tty_and_exit_code() -> None:
     assert _run("-", "--ignore", "DL3006", stdin="FROM debian\n").stdout == ""
 
 
+@pytest.mark.slow
 def test_file_directory_json_and_config(tmp_path: Path) -> None:
     (tmp_path / "Dockerfile").write_text("FROM debian:12\nWORKDIR /a\nCOPY . .\nRUN pip install -r r.txt\n")
     proc = _run(str(tmp_path), "--format", "json")
@@ -45,6 +46,7 @@ def test_file_directory_json_and_config(tmp_path: Path) -> None:
     assert (proc.returncode, proc.stdout) == (0, "")
 
 
+@pytest.mark.slow
 def test_errors_are_one_line(tmp_path: Path) -> None:
     proc = _run(str(tmp_path / "missing"))
     assert proc.returncode != 0 and proc.stderr.startswith("Error: Dockerfile not found")
@@ -53,6 +55,7 @@ def test_errors_are_one_line(tmp_path: Path) -> None:
     assert proc.stderr.startswith("Error:") and "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_context_option_for_stdin(tmp_path: Path) -> None:
     text = "FROM debian:12\nWORKDIR /a\nCOPY . .\n"
     assert _run("-", "--format", "gnu", stdin=text).stdout == ""  # stdin: no context, no context advice

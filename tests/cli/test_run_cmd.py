@@ -63,6 +63,7 @@ def test_runs_with_image_defaults_and_overrides(root: Path, tmp_path: Path) -> N
     assert r.stdout == "from entrypoint\n"
 
 
+@pytest.mark.slow
 def test_changes_do_not_persist(root: Path) -> None:
     assert dy(root, "busybox:local", "sh", "-c", "echo x > /persist").returncode == 0
     assert dy(root, "busybox:local", "cat", "/persist").returncode == 1

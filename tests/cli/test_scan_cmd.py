@@ -58,6 +58,7 @@ def test_db_import_info_and_table(root: Path) -> None:
     assert none.returncode == 0
 
 
+@pytest.mark.slow
 def test_sbom_formats_without_db(root: Path) -> None:
     cdx = json.loads(_run(root, "deb:1", "--format", "cyclonedx").stdout)
     assert sorted(c["purl"] for c in cdx["components"] if "purl" in c) == [

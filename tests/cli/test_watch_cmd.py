@@ -156,6 +156,7 @@ def _read_line(proc: subprocess.Popen[str], deadline: float) -> str:
     raise AssertionError("no output in time")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_watch_stops_cleanly_on_a_signal(root: Path, tmp_path: Path, signum: int) -> None:
     ctx = tmp_path / "ctx"

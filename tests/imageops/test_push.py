@@ -129,6 +129,7 @@ def test_pulled_image_pushes_with_its_original_digest(store: Store) -> None:
 # -- peers ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.docker
 @pytest.mark.skopeo
 def test_dockyard_push_then_skopeo_and_docker_pull(store: Store, tmp_path: Path) -> None:
@@ -170,6 +171,7 @@ def test_skopeo_and_docker_push_then_dockyard_pull(store: Store) -> None:
         assert got.image_id == docker_id
 
 
+@pytest.mark.slow
 def test_buildah_two_platform_index_pulls_the_right_platform(store: Store) -> None:
     repo = _repo()
     list_name = f"dytest-list-{uuid.uuid4().hex[:8]}"

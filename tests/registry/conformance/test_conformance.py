@@ -99,6 +99,7 @@ def test_harness_catches_a_broken_registry(tmp_path: Path) -> None:
     assert {"060", "061"} <= failed
 
 
+@pytest.mark.slow
 def test_cli_prints_the_summary(tmp_path: Path) -> None:
     with RegistryServer(storage=tmp_path / "d") as server:
         proc = subprocess.run([sys.executable, str(HERE / "replay.py"), server.url],
