@@ -55,9 +55,9 @@ def test_docker_save_loads_with_the_same_id(engine: None, client: Client, tmp_pa
 
 
 @pytest.mark.docker
+@pytest.mark.busybox
 def test_our_save_loads_and_runs_in_docker(engine: None, client: Client, tmp_path: Path) -> None:
     busybox = PEERS_DIR / "images" / "busybox-amd64.tar"
-    require("busybox")
     tag = f"dockyard-interop-{os.getpid()}:1"
     with open(busybox, "rb") as f:
         rec = client.import_image(f, changes=['CMD ["sh"]', "ENV FROM_DOCKYARD=1"], names=[tag])
@@ -76,10 +76,9 @@ def test_our_save_loads_and_runs_in_docker(engine: None, client: Client, tmp_pat
 
 
 @pytest.mark.skopeo
+@pytest.mark.busybox
 def test_skopeo_reads_our_oci_archive(client: Client, tmp_path: Path) -> None:
-    require("skopeo")
     busybox = PEERS_DIR / "images" / "busybox-amd64.tar"
-    require("busybox")
     with open(busybox, "rb") as f:
         rec = client.import_image(f, names=["skopeo-test:1"])
     out = tmp_path / "oci.tar"
@@ -97,7 +96,6 @@ def test_skopeo_reads_our_oci_archive(client: Client, tmp_path: Path) -> None:
 @pytest.mark.docker
 @pytest.mark.skopeo
 def test_skopeo_oci_archive_of_a_docker_image_loads(engine: None, client: Client, tmp_path: Path) -> None:
-    require("skopeo")
     out = tmp_path / "skopeo.tar"
     proc = subprocess.run(["skopeo", "copy", "-q", "--src-daemon-host", ENV["DOCKER_HOST"],
                            "docker-daemon:busybox:local", f"oci-archive:{out}:busybox:local"],
@@ -115,7 +113,6 @@ def test_skopeo_oci_archive_of_a_docker_image_loads(engine: None, client: Client
 @pytest.mark.buildah
 @pytest.mark.parametrize("transport", ["oci-archive", "docker-archive"])
 def test_buildah_archives_load(client: Client, tmp_path: Path, transport: str) -> None:
-    require("buildah")
     env = {**ENV, "CONTAINERS_STORAGE_CONF": str(PEERS_DIR / "containers" / "storage.conf")}
     have = subprocess.run(["buildah", "inspect", "--type", "image", "-f", "{{.FromImageID}}",
                            "localhost/busybox:local"], capture_output=True, check=False, env=env, timeout=60)
