@@ -3,7 +3,7 @@
 Each round runs both backends once (interleaved, so machine noise hits both alike) with a fresh upper
 directory; prints the median of ``--runs`` rounds in ms and the ratio. Goal (issue 4): built-in < 10 ms.
 ``--fat-mb N`` first grows this process by N MiB to show that forking from the zygote does not pay for
-the caller's size. Needs root; the busybox tarball comes from ../shared/peers/make-busybox-rootfs.sh.
+the caller's size. Needs root; the busybox tarball comes from scripts/peers/make-busybox-rootfs.sh.
 
 Run: .venv/bin/python bench/bench_executor.py [--runs 50] [--fat-mb 0] [--no-runc]
 
@@ -28,7 +28,7 @@ from dockyard.executor.base import Executor
 GOAL_MS = 10.0
 PEERS_DIR = Path(os.environ.get("PEERS_DIR", "/var/tmp/dockyard-peers"))
 TARBALL = PEERS_DIR / "images" / "busybox-amd64.tar"
-MAKE = Path(__file__).resolve().parents[1].parent / "shared" / "peers" / "make-busybox-rootfs.sh"
+MAKE = Path(__file__).resolve().parents[1] / "scripts" / "peers" / "make-busybox-rootfs.sh"
 
 
 def one(executor: Executor, lower: Path, base: Path, i: int) -> float:

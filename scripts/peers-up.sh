@@ -2,7 +2,7 @@
 # Install and start the peer tools the tests use (idempotent): Debian packages, a busybox base image,
 # qemu binfmt entries, the distribution registry (plain and with auth) and the Docker engine.
 set -euo pipefail
-peers=${1:-../shared/peers}
+peers=${1:-$(dirname "$0")/peers}
 bash "$peers/install.sh"
 # Foreign-architecture base images (bootstrap --platform linux/arm64) come from Debian's arm64 packages.
 if ! dpkg --print-foreign-architectures | grep -qx arm64; then
