@@ -88,7 +88,8 @@ def execute_run(builder: Builder, instr: RunInstruction, state: StageState, uppe
                             upperdir=upper, workdir=work)
         process = ProcessSpec(args=args, env=[f"{k}={v}" for k, v in env.items()], cwd=state.workdir,
                               user=state.user, hostname=HOSTNAME, network=_network(builder, instr),  # type: ignore[arg-type]
-                              mounts=mounts, primary_group_in_groups=False)  # as BuildKit's RUN
+                              mounts=mounts, primary_group_in_groups=False,  # as BuildKit's RUN
+                              seccomp=None if instr.security == "insecure" else "default")
         tail: deque[bytes] = deque(maxlen=6)
         partial = [b""]
 
