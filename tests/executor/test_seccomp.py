@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from dockyard.errors import InvalidArgument
+from dockyard.errors import ExecutionError, InvalidArgument
 from dockyard.executor import Mount, ProcessSpec, RootfsSpec
 from dockyard.executor import seccomp as sc
 from dockyard.executor.base import Executor
@@ -114,6 +114,9 @@ def test_default_profile_compiles_to_a_bpf_program() -> None:
     assert program is not None and len(program) % 8 == 0 and 100 < len(program) // 8 <= 4096
     assert sc.program_for(sc.DEFAULT) is program  # cached: containers only install it
     assert sc.program_for(None) is None
+    with pytest.raises(InvalidArgument, match="flags are not supported by the built-in executor: "
+                                               "SECCOMP_FILTER_FLAG_LOG"):
+        sc.compile_bpf({"defaultAction": "SCMP_ACT_ALLOW", "flags": ["SECCOMP_FILTER_FLAG_LOG"]})
 
 
 # -- real syscalls in a container ------------------------------------------------------------------
@@ -158,6 +161,14 @@ def test_custom_profile_actions_and_arguments(executor: Executor, overlay: Rootf
     assert (found["socket-unix"], found["socket-vsock"]) == (97, 97)
     assert (found["personality-addr-no-randomize"], found["personality-query"]) == (1, 0)
     assert found["unshare-user"] == 0  # allowed by default here
+
+
+def test_a_profile_that_cannot_be_compiled_fails_the_start(ns_executor: Executor,
+                                                            overlay: RootfsSpec) -> None:
+    profile = json.dumps({"defaultAction": "SCMP_ACT_ALLOW", "flags": ["SECCOMP_FILTER_FLAG_LOG"]})
+    with pytest.raises(ExecutionError, match=r"^seccomp: profile flags are not supported") as info:
+        ns_executor.run(ProcessSpec(args=["/bin/true"], seccomp=profile), overlay, timeout=30)
+    assert info.value.exit_code == 125
 
 
 @pytest.mark.docker

@@ -19,7 +19,7 @@ import struct
 import termios
 from typing import Any, NoReturn
 
-from dockyard.errors import ExecutionError
+from dockyard.errors import DockyardError, ExecutionError
 from dockyard.executor import mount as m
 from dockyard.executor import seccomp
 from dockyard.executor.fdpass import cloexec_above_stdio
@@ -147,7 +147,10 @@ def _setup_and_exec(req: dict[str, Any], sock: socket.socket, stdio: tuple[int, 
     _lend_mount_namespace(sock)
     spec = ProcessSpec.from_json(req["spec"])
     # Compiled (or taken from the zygote's cache) while libseccomp is still reachable, before pivot_root.
-    seccomp_program = seccomp.program_for(spec.seccomp)
+    try:
+        seccomp_program = seccomp.program_for(spec.seccomp)
+    except DockyardError as exc:
+        raise start_error(exc.message) from None
     rundir = req["rundir"]
     root, scratch = os.path.join(rundir, "rootfs"), os.path.join(rundir, "scratch")
     if spec.network == "none":

@@ -248,6 +248,10 @@ def compile_bpf(oci: dict[str, Any]) -> bytes:
     left out, and a rule comparing one argument twice becomes one rule per comparison (libseccomp
     would AND them; Docker's profiles mean OR).
     """
+    if oci.get("flags"):
+        # they would need seccomp(2) rather than prctl; runc takes them (--runtime runc)
+        raise InvalidArgument(f"seccomp: profile flags are not supported by the built-in executor: "
+                              f"{', '.join(map(str, oci['flags']))}")
     lib = _libseccomp()
     default = _action(oci["defaultAction"], oci.get("defaultErrnoRet"))
     ctx = lib.seccomp_init(default)
