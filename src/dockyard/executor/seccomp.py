@@ -66,7 +66,8 @@ def parse_profile(text: str, source: str) -> dict[str, Any]:
         raise _fail(source, f"line {exc.lineno} column {exc.colno}", f"invalid JSON: {exc.msg}") from None
     if not isinstance(raw, dict):
         raise _fail(source, "", "a profile is a JSON object")
-    _check_action(raw, "defaultAction", "defaultErrnoRet", source, "", required=False)
+    # Without a default action and rules the profile turns seccomp off (Docker); rules need one.
+    _check_action(raw, "defaultAction", "defaultErrnoRet", source, "", required=bool(raw.get("syscalls")))
     if raw.get("architectures") and raw.get("archMap"):
         raise _fail(source, "", "both 'architectures' and 'archMap' are given; use one")
     for key in ("architectures", "syscalls", "archMap", "flags"):
@@ -157,7 +158,7 @@ def resolve(profile: dict[str, Any], caps: Collection[str], machine: str | None 
         return None
     arch, scmp_arch = _MACHINES.get(machine or platform.machine(), ("", ""))
     kernel = kernel or running_kernel()
-    out: dict[str, Any] = {"defaultAction": profile.get("defaultAction") or "SCMP_ACT_ALLOW"}
+    out: dict[str, Any] = {"defaultAction": profile["defaultAction"]}
     if profile.get("defaultErrnoRet") is not None:
         out["defaultErrnoRet"] = profile["defaultErrnoRet"]
     arches = list(profile.get("architectures") or [])
