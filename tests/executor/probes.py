@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import functools
 import hashlib
 import io
@@ -41,7 +42,9 @@ def probe_binary() -> Path:
     """The probe, built static once per session (skips without gcc's static libc)."""
     if shutil.which("gcc") is None:
         pytest.skip("gcc is not installed")
-    out = Path(tempfile.mkdtemp(prefix="dockyard-probe-", dir="/dev/shm")) / "probe"
+    work = tempfile.mkdtemp(prefix="dockyard-probe-", dir="/dev/shm")
+    atexit.register(shutil.rmtree, work, True)
+    out = Path(work) / "probe"
     result = subprocess.run(["gcc", "-static", "-O2", "-o", str(out), str(PROBE_SOURCE)],
                             capture_output=True, text=True)
     if result.returncode != 0:
