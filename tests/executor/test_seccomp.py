@@ -102,6 +102,9 @@ def test_includes_and_excludes_follow_docker() -> None:
      ' "value": -1}]}]}', "syscalls[0].args[0].value: must be an unsigned 64-bit number"),
     ('{D "syscalls": [{"names": ["x"], "action": "SCMP_ACT_ALLOW", "includes": {"minKernel": "5"}}]}',
      "syscalls[0].includes.minKernel: invalid kernel version '5'"),
+    ('{"archMap": [{"architecture": "SCMP_ARCH_X86_64", "subArchitectures": "x"}]}',
+     "p.json: archMap[0]: must be"),
+    ('{"architectures": ["SCMP_ARCH_X86_64", 7]}', "p.json: architectures: must be a list of names"),
     ('{"architectures": ["SCMP_ARCH_X86_64"], "archMap": [{"architecture": "SCMP_ARCH_X86_64"}]}',
      "both 'architectures' and 'archMap'"),
 ])

@@ -73,6 +73,15 @@ def parse_profile(text: str, source: str) -> dict[str, Any]:
     for key in ("architectures", "syscalls", "archMap", "flags"):
         if not isinstance(raw.get(key) or [], list):
             raise _fail(source, key, "must be a list")
+    for key in ("architectures", "flags"):
+        if not all(isinstance(v, str) for v in raw.get(key) or []):
+            raise _fail(source, key, "must be a list of names")
+    for index, entry in enumerate(raw.get("archMap") or []):
+        subs = entry.get("subArchitectures") if isinstance(entry, dict) else None
+        if not isinstance(entry, dict) or not isinstance(entry.get("architecture"), str) \
+                or not isinstance(subs or [], list) or not all(isinstance(v, str) for v in subs or []):
+            raise _fail(source, f"archMap[{index}]",
+                        'must be {"architecture": NAME, "subArchitectures": [NAME, ...]}')
     for index, call in enumerate(raw.get("syscalls") or []):
         where = f"syscalls[{index}]"
         if not isinstance(call, dict):
