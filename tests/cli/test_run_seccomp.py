@@ -92,7 +92,8 @@ def test_bad_security_opt_is_one_line_and_exit_125(root: Path, tmp_path: Path, o
     bad = tmp_path / "bad.json"
     bad.write_text('{"defaultAction": "SCMP_ACT_ERRNO"\n"syscalls": []}')
     unknown = tmp_path / "unknown.json"
-    unknown.write_text('{"syscalls": [{"names": ["read"], "action": "SCMP_ACT_MAYBE"}]}')
+    unknown.write_text(json.dumps({"defaultAction": "SCMP_ACT_ERRNO",
+                                   "syscalls": [{"names": ["read"], "action": "SCMP_ACT_MAYBE"}]}))
     opt = {"BAD": f"seccomp={bad}", "UNKNOWN": f"seccomp={unknown}"}.get(opt, opt)
     result = dy(root, "run", "--security-opt", opt, "probe:local", "/probe")
     assert result.returncode == 125
