@@ -45,6 +45,8 @@ class BuildOptions:
     build_contexts: dict[str, str] = field(default_factory=dict)  # name -> dir | docker-image://ref
     runtime: str = "builtin"          # or "runc" (an OCI bundle per RUN)
     push: bool = False                # push the tags when done (Client.build)
+    # Privileged entitlements granted (buildx's --allow): RUN --security=insecure needs security.insecure.
+    allow: frozenset[str] = frozenset()
 
 
 @dataclass(slots=True)

@@ -111,12 +111,14 @@ def _outputs(values: tuple[str, ...]) -> list[object]:
               help="Push the tags when the build is done (all platforms as one index).")
 @click.option("--runtime", default="builtin", type=click.Choice(["builtin", "runc"]),
               help="How RUN steps run: the built-in executor or runc.")
+@click.option("--allow", "allow", multiple=True, type=click.Choice(["security.insecure", "network.host"]),
+              help="Allow extra privileged entitlement (e.g., network.host, security.insecure).")
 @click.pass_context
 def build_cmd(ctx: click.Context, path: str, tags: tuple[str, ...], dockerfile: str,
               build_args: tuple[str, ...], target: str, labels: tuple[str, ...], platform: str,
               no_cache: bool, pull: bool, quiet: bool, iidfile: str, progress: str, outputs: tuple[str, ...],
               secrets: tuple[str, ...], ssh: tuple[str, ...], network: str, build_contexts: tuple[str, ...],
-              push: bool, runtime: str) -> None:
+              push: bool, runtime: str, allow: tuple[str, ...]) -> None:
     """Build an image from a Dockerfile (PATH "-": a tar context or a Dockerfile on standard input)."""
     from dockyard.builder.options import BuildOptions
     from dockyard.cli.progress_render import make_renderer
@@ -157,7 +159,7 @@ def build_cmd(ctx: click.Context, path: str, tags: tuple[str, ...], dockerfile: 
         labels=_parse_kv(labels, "--label"), platform=platform, no_cache=no_cache, pull=pull,
         secrets=_secrets(secrets), ssh=_ssh(ssh), network=network, outputs=_outputs(outputs),  # type: ignore[arg-type]
         source_date_epoch=epoch, progress=renderer, runtime=runtime, push=push,
-        build_contexts=_parse_kv(build_contexts, "--build-context"),
+        build_contexts=_parse_kv(build_contexts, "--build-context"), allow=frozenset(allow),
     )
     try:
         result = client.build(options)

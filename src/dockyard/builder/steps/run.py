@@ -39,6 +39,10 @@ def command_args(instr: RunInstruction, state: StageState) -> tuple[list[str], d
 
 def plan(ctx: StepContext, instr: RunInstruction, state: StageState) -> Step:
     """The step of a RUN: its cache definition, history text and the process to run."""
+    if instr.security == "insecure" and "security.insecure" not in ctx.entitlements:
+        # BuildKit refuses the step unless the build grants the entitlement: a Dockerfile alone must
+        # not be able to lift its own sandbox (seccomp).
+        raise BuildError("security.insecure is not allowed: grant it with --allow security.insecure")
     args, _ = command_args(instr, state)
     env = [f"{k}={v}" for k, v in state.env.run_env().items()]
     mount_defs = [mounts.definition(ctx, m) for m in instr.mounts]
