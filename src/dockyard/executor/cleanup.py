@@ -1,9 +1,11 @@
-"""Remove what runs of killed processes left behind: host mounts, runc containers, run directories."""
+"""Remove what runs of killed processes left behind: host mounts, runc containers, pasta processes,
+run directories."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
@@ -30,6 +32,17 @@ def mounts_under(prefix: Path) -> list[str]:
     return sorted(found, key=lambda p: p.count("/"), reverse=True)
 
 
+def _stop_pasta(rundir: Path) -> None:
+    """Stop the pasta of a private network whose owner died (it would serve the namespace forever)."""
+    try:
+        pid = int((rundir / "pasta.pid").read_text())
+        with open(f"/proc/{pid}/comm") as f:
+            if f.read().strip() == "pasta":
+                os.kill(pid, signal.SIGTERM)
+    except (OSError, ValueError):
+        pass
+
+
 def cleanup_stale(state_dir: Path, runc: str = "runc") -> int:
     """Unmount and delete run directories under ``state_dir/runs`` whose owning process is gone.
 
@@ -47,6 +60,7 @@ def cleanup_stale(state_dir: Path, runc: str = "runc") -> int:
         if (runc_root / entry.name).exists() and shutil.which(runc):
             subprocess.run([runc, "--root", str(runc_root), "delete", "--force", entry.name],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+        _stop_pasta(entry)
         for point in mounts_under(entry):
             try:
                 m.umount2(point, m.MNT_DETACH)
