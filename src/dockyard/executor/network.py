@@ -28,11 +28,22 @@ from dockyard.errors import ExecutionError, InvalidArgument
 from dockyard.executor import mount as m
 from dockyard.executor.base import new_run_dir
 from dockyard.executor.rootfs import host_resolv_conf
-from dockyard.executor.spec import PortMapping, ProcessSpec
+from dockyard.executor.spec import Network, PortMapping, ProcessSpec
 
 ADDRESS, PREFIX, GATEWAY, DNS = "10.0.2.100", 24, "10.0.2.2", "10.0.2.3"
 PID_FILE = "pasta.pid"
 _START_TIMEOUT = 30.0
+_MODES: dict[str, Network] = {"private": "private", "default": "private", "bridge": "private", "host": "host",
+                              "none": "none"}
+
+
+def network_mode(name: str) -> Network:
+    """A ``--network`` value as the executor's mode: ``default`` and ``bridge`` (what Docker users type)
+    are the private network."""
+    mode = _MODES.get(name)
+    if mode is None:
+        raise InvalidArgument(f"unknown network {name!r} (use one of: private, host, none)")
+    return mode
 
 
 def _port(text: str, what: str, spec: str) -> int:
