@@ -6,7 +6,7 @@ peers=${1:-../shared/peers}
 bash "$peers/install.sh"
 # pasta (Debian passt): the private network of dockyard run and of a build's RUN steps.
 command -v pasta >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends passt \
-  || echo "passt: not installed (private-network tests will skip; dockyard run needs --network host)"
+  || echo "passt: not installed (RUN steps and dockyard run then need --network host)"
 # Foreign-architecture base images (bootstrap --platform linux/arm64) come from Debian's arm64 packages.
 if ! dpkg --print-foreign-architectures | grep -qx arm64; then
   dpkg --add-architecture arm64 && apt-get update -qq || echo "arm64 packages: not available"
