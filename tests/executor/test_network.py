@@ -3,7 +3,11 @@ host's loopback services and abstract unix sockets out of reach (both backends).
 
 from __future__ import annotations
 
+import os
+import select
 import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -11,9 +15,15 @@ from pathlib import Path
 import pytest
 
 from dockyard.errors import InvalidArgument
-from dockyard.executor import Mount, ProcessSpec, RootfsSpec
+from dockyard.executor import Mount, ProcessSpec, RootfsSpec, cleanup_stale
 from dockyard.executor.base import Executor
-from dockyard.executor.network import DNS, container_resolv_lines, parse_publish, resolve_ports
+from dockyard.executor.network import (
+    DNS,
+    PrivateNetwork,
+    container_resolv_lines,
+    parse_publish,
+    resolve_ports,
+)
 from dockyard.executor.spec import PortMapping
 from tests.netprobe import build_probe, host_services, need_pasta, probe_script
 
@@ -136,3 +146,38 @@ def test_spec_with_published_ports_round_trips() -> None:
                        publish=(PortMapping("", 8080, 80), PortMapping("::1", 53, 53, "udp")))
     again = ProcessSpec.from_json(spec.to_json())
     assert again.publish == spec.publish and again.to_json() == spec.to_json()
+
+
+def test_cleanup_stops_the_pasta_of_a_killed_owner(tmp_path: Path, probe: Path) -> None:
+    # A process holding a private network dies by SIGKILL: its pasta would serve the namespace forever.
+    code = ("import sys; from pathlib import Path; from dockyard.executor.network import PrivateNetwork;"
+            f" PrivateNetwork(Path({str(tmp_path)!r})); print('up', flush=True); sys.stdin.read()")
+    owner = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             text=True)
+    assert owner.stdout is not None and owner.stdout.readline() == "up\n"
+    (pid_file,) = (tmp_path / "runs").glob("*/pasta.pid")
+    pasta = os.pidfd_open(int(pid_file.read_text()))
+    try:
+        assert cleanup_stale(tmp_path) == 0  # the owner lives: nothing to do
+        owner.kill()
+        owner.wait()
+        assert cleanup_stale(tmp_path) == 1
+        assert select.select([pasta], [], [], 30)[0] == [pasta]  # readable once pasta has exited
+    finally:
+        os.close(pasta)
+
+
+def test_close_stops_pasta_and_frees_published_ports(tmp_path: Path, probe: Path) -> None:
+    (pm,) = resolve_ports([PortMapping("127.0.0.1", 0, 80)])
+    net = PrivateNetwork(tmp_path, [pm])
+    (pid_file,) = (tmp_path / "runs").glob("*/pasta.pid")
+    pasta = os.pidfd_open(int(pid_file.read_text()))
+    try:
+        with pytest.raises(OSError):  # pasta holds the published port
+            socket.create_server(("127.0.0.1", pm.host_port)).close()
+        net.close()
+        assert select.select([pasta], [], [], 30)[0] == [pasta]
+        socket.create_server(("127.0.0.1", pm.host_port)).close()
+        assert not list((tmp_path / "runs").iterdir())
+    finally:
+        os.close(pasta)

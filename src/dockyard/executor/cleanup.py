@@ -36,9 +36,10 @@ def _stop_pasta(rundir: Path) -> None:
     """Stop the pasta of a private network whose owner died (it would serve the namespace forever)."""
     try:
         pid = int((rundir / "pasta.pid").read_text())
-        with open(f"/proc/{pid}/comm") as f:
-            if f.read().strip() == "pasta":
-                os.kill(pid, signal.SIGTERM)
+        # Its name (comm) is passt.avx2 after it re-executes itself; its argv[0] is kept.
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            if os.path.basename(f.read().split(b"\0")[0]) == b"pasta":
+                os.kill(pid, signal.SIGKILL)
     except (OSError, ValueError):
         pass
 

@@ -208,7 +208,7 @@ class PrivateNetwork:
         """Stop pasta (the published ports close with it) and let the namespace go."""
         if self._pidfd is not None:
             with contextlib.suppress(ProcessLookupError):
-                signal.pidfd_send_signal(self._pidfd, signal.SIGTERM)
+                signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)  # it ignores SIGTERM
             os.close(self._pidfd)
             self._pidfd = None
         if self._fd >= 0:

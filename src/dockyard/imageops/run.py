@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from dockyard.dockerfile.mounts import MountSpec, parse_run_mount, parse_volume
 from dockyard.errors import ExecutionError, InvalidArgument, NotFound
-from dockyard.executor import Mount, ProcessSpec, RootfsSpec
+from dockyard.executor import Mount, ProcessSpec, RootfsSpec, cleanup_stale
 from dockyard.executor.base import OnStart, open_executor
 from dockyard.executor.network import network_mode, parse_publish, resolve_ports
 from dockyard.executor.spec import PortMapping
@@ -151,6 +151,7 @@ def run_container(store: Store, opts: RunOptions, *, stdin: int | None, stdout: 
             upper.mkdir()
             work.mkdir()
             rootfs = RootfsSpec(lowerdirs=list(reversed(lowers)) or [empty], upperdir=upper, workdir=work)
+            cleanup_stale(store.root / "exec")  # e.g. the pasta of a run killed with SIGKILL
             executor = open_executor(store.root / "exec", opts.runtime)
             try:
                 return executor.run(spec, rootfs, stdout=stdout, stderr=stderr,
