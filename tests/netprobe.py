@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-# ``probe unix NAME`` / ``probe tcp IPV4 PORT``: prints "connected" (exit 0) or "failed: why" (exit 1).
+# ``probe unix NAME`` / ``probe tcp IPV4 PORT``: prints "connected" (exit 0) or "failed: why" (exit 1);
+# ``probe udp-echo PORT`` sends the first datagram it gets on PORT back to its sender.
 # Static, so it runs on any image; busybox's nc cannot reach a unix socket.
 PROBE_C = r"""
 #include <arpa/inet.h>
@@ -39,8 +40,21 @@ int main(int argc, char **argv) {
         fd = socket(AF_INET, SOCK_STREAM, 0);
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
         rc = connect(fd, (struct sockaddr *)&a, sizeof a);
+    } else if (argc == 3 && strcmp(argv[1], "udp-echo") == 0) {
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(atoi(argv[2]))}, from;
+        socklen_t len = sizeof from;
+        char buf[512];
+        ssize_t n;
+        fd = socket(AF_INET, SOCK_DGRAM, 0);
+        if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0) { perror("bind"); return 1; }
+        puts("listening");
+        fflush(stdout);
+        n = recvfrom(fd, buf, sizeof buf, 0, (struct sockaddr *)&from, &len);
+        fprintf(stderr, "from %s:%d\n", inet_ntoa(from.sin_addr), ntohs(from.sin_port));
+        if (n < 0 || sendto(fd, buf, n, 0, (struct sockaddr *)&from, len) != n) { perror("echo"); return 1; }
+        return 0;
     } else {
-        fprintf(stderr, "usage: probe unix NAME | probe tcp IPV4 PORT\n");
+        fprintf(stderr, "usage: probe unix NAME | probe tcp IPV4 PORT | probe udp-echo PORT\n");
         return 2;
     }
     if (rc == 0) { puts("connected"); return 0; }

@@ -25,7 +25,7 @@ from dockyard.executor.network import (
     resolve_ports,
 )
 from dockyard.executor.spec import PortMapping
-from tests.netprobe import build_probe, host_services, need_pasta, probe_script
+from tests.netprobe import build_probe, host_services, need_pasta, primary_ipv4, probe_script
 
 pytestmark = pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")
 
@@ -151,7 +151,7 @@ def test_spec_with_published_ports_round_trips() -> None:
 def test_cleanup_stops_the_pasta_of_a_killed_owner(tmp_path: Path, probe: Path) -> None:
     # A process holding a private network dies by SIGKILL: its pasta would serve the namespace forever.
     code = ("import sys; from pathlib import Path; from dockyard.executor.network import PrivateNetwork;"
-            f" PrivateNetwork(Path({str(tmp_path)!r})); print('up', flush=True); sys.stdin.read()")
+            f" net = PrivateNetwork(Path({str(tmp_path)!r})); print('up', flush=True); sys.stdin.read()")
     owner = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                              text=True)
     assert owner.stdout is not None and owner.stdout.readline() == "up\n"
@@ -179,5 +179,48 @@ def test_close_stops_pasta_and_frees_published_ports(tmp_path: Path, probe: Path
         assert select.select([pasta], [], [], 30)[0] == [pasta]
         socket.create_server(("127.0.0.1", pm.host_port)).close()
         assert not list((tmp_path / "runs").iterdir())
+    finally:
+        os.close(pasta)
+
+
+def test_published_udp_port(executor: Executor, overlay: RootfsSpec, probe: Path) -> None:
+    # Sent to the host's own address: this pasta (Debian 12's) drops UDP replies to a client on the
+    # host's loopback unless loopback forwarding is on, which would open the host's loopback to the
+    # container.
+    (pm,) = resolve_ports([parse_publish("5353/udp")])
+    target = (primary_ipv4(), pm.host_port)
+    result: list[tuple[int, str, str]] = []
+    runner = threading.Thread(target=lambda: result.append(sh(
+        executor, overlay, "/probe udp-echo 5353", network="private", publish=[pm],
+        mounts=[Mount("/probe", source=str(probe), readonly=True)])))
+    runner.start()
+    got = b""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(0.2)
+        for _ in range(300):  # datagrams before the echo server binds are lost: send until answered
+            s.sendto(b"ping", target)
+            try:
+                got = s.recv(100)
+                break
+            except OSError:
+                if not runner.is_alive():
+                    break
+    runner.join(60)
+    assert got == b"ping", result
+    assert result and result[0][0] == 0, result
+
+
+def test_pasta_stops_when_its_owner_exits_without_close(tmp_path: Path, probe: Path) -> None:
+    code = ("import os; from pathlib import Path; from dockyard.executor.network import PrivateNetwork;"
+            f" net = PrivateNetwork(Path({str(tmp_path)!r}));"
+            f" print(next(Path({str(tmp_path)!r}).glob('runs/*/pasta.pid')).read_text())")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    try:
+        pasta = os.pidfd_open(int(done.stdout))
+    except ProcessLookupError:
+        return  # gone already
+    try:
+        assert select.select([pasta], [], [], 30)[0] == [pasta]
     finally:
         os.close(pasta)

@@ -5,7 +5,9 @@ ICMP traffic through ordinary sockets of the host, so the container reaches what
 its routes, while the host's loopback services and abstract unix sockets (both scoped to the host's
 namespace) stay out of reach: loopback forwarding (``-T``/``-U``) and the gateway-to-host mapping are
 off. The namespace has the address 10.0.2.100/24, gateway 10.0.2.2 and a DNS forwarder at 10.0.2.3
-(slirp4netns's plan). Published ports are pasta's ``-t``/``-u`` forwards from the host into it.
+(slirp4netns's plan). Published ports are pasta's ``-t``/``-u`` forwards from the host into it (Debian
+12's pasta drops the replies of a published UDP port to a client on the host's own loopback; clients
+on the host's other addresses and other machines get them).
 
 One namespace (one pasta) serves all runs of an executor that publish nothing, e.g. the RUN steps of
 a build, so a RUN pays only a ``setns``; a run with published ports gets one of its own.
@@ -21,6 +23,7 @@ import signal
 import socket
 import subprocess
 import threading
+import weakref
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -158,7 +161,8 @@ class PrivateNetwork:
 
     :attr:`path` names the namespace for a container to join (``setns``) while this is open. pasta's
     pid is kept in a run directory under ``state_dir/runs``, so that
-    :func:`~dockyard.executor.cleanup.cleanup_stale` stops it if this process dies without :meth:`close`.
+    :func:`~dockyard.executor.cleanup.cleanup_stale` stops it if this process is killed before
+    :meth:`close` (or its exit, or garbage collection) has stopped it.
     """
 
     def __init__(self, state_dir: Path, publish: Sequence[PortMapping] = ()) -> None:
@@ -167,8 +171,10 @@ class PrivateNetwork:
             raise ExecutionError("the private network needs pasta (Debian package passt: apt-get install "
                                  "passt), or use --network host")
         self._fd = _new_namespace()
-        self._pidfd: int | None = None
         self._rundir = new_run_dir(state_dir)
+        self._held = {"netns": self._fd}
+        # Also at interpreter exit: pasta holds the namespace itself and would outlive this process.
+        self._release = weakref.finalize(self, _release, self._held, self._rundir)
         try:
             self._start(pasta, publish)
         except BaseException:
@@ -197,7 +203,7 @@ class PrivateNetwork:
             why = [line for line in text.splitlines() if "syslog" not in line]
             raise ExecutionError(f"pasta failed to set up the private network: {'; '.join(why)[-300:]}"
                                  + (" (a published port in use?)" if publish else ""))
-        self._pidfd = os.pidfd_open(int(pid_file.read_text()))
+        self._held["pasta"] = os.pidfd_open(int(pid_file.read_text()))
 
     @property
     def path(self) -> str:
@@ -206,15 +212,19 @@ class PrivateNetwork:
 
     def close(self) -> None:
         """Stop pasta (the published ports close with it) and let the namespace go."""
-        if self._pidfd is not None:
-            with contextlib.suppress(ProcessLookupError):
-                signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)  # it ignores SIGTERM
-            os.close(self._pidfd)
-            self._pidfd = None
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
-        shutil.rmtree(self._rundir, ignore_errors=True)
+        self._release()
+
+
+def _release(held: dict[str, int], rundir: Path) -> None:
+    pasta = held.pop("pasta", None)
+    if pasta is not None:
+        with contextlib.suppress(ProcessLookupError):
+            signal.pidfd_send_signal(pasta, signal.SIGKILL)  # it ignores SIGTERM
+        os.close(pasta)
+    netns = held.pop("netns", None)
+    if netns is not None:
+        os.close(netns)
+    shutil.rmtree(rundir, ignore_errors=True)
 
 
 class Networks:
