@@ -103,3 +103,12 @@ def test_bad_publish_is_a_one_line_error(root: Path, args: tuple[str, ...], mess
     r = dy(root, *args, "busybox:local", "true")
     assert r.returncode == 125
     assert r.stderr == f"dockyard: Error: {message}\n"
+
+
+def test_missing_pasta_is_a_one_line_error(root: Path, tmp_path: Path) -> None:  # noqa: F811
+    env = {**os.environ, "DOCKYARD_ROOT": str(root), "PATH": str(tmp_path)}
+    r = subprocess.run([sys.executable, "-m", "dockyard", "run", "busybox:local", "true"],
+                       capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 125
+    assert r.stderr == ("dockyard: Error: the private network needs pasta (Debian package passt: apt-get"
+                        " install passt), or use --network host\n")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from dockyard.errors import InvalidArgument
+from dockyard.errors import ExecutionError, InvalidArgument
 from dockyard.executor import Mount, ProcessSpec, RootfsSpec, cleanup_stale
 from dockyard.executor.base import Executor
 from dockyard.executor.network import (
@@ -224,3 +224,10 @@ def test_pasta_stops_when_its_owner_exits_without_close(tmp_path: Path, probe: P
         assert select.select([pasta], [], [], 30)[0] == [pasta]
     finally:
         os.close(pasta)
+
+
+def test_missing_pasta_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(ExecutionError, match=r"^the private network needs pasta \(Debian package passt: "
+                                             r"apt-get install passt\), or use --network host$"):
+        PrivateNetwork(tmp_path)
