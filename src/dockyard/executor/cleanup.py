@@ -11,6 +11,7 @@ from pathlib import Path
 
 from dockyard.executor import mount as m
 from dockyard.executor.base import run_dir_owner_alive
+from dockyard.executor.network import PID_FILE
 
 
 def _unescape(field: str) -> str:
@@ -35,7 +36,7 @@ def mounts_under(prefix: Path) -> list[str]:
 def _stop_pasta(rundir: Path) -> None:
     """Stop the pasta of a private network whose owner died (it would serve the namespace forever)."""
     try:
-        pid = int((rundir / "pasta.pid").read_text())
+        pid = int((rundir / PID_FILE).read_text())
         # Its name (comm) is passt.avx2 after it re-executes itself; its argv[0] is kept.
         with open(f"/proc/{pid}/cmdline", "rb") as f:
             if os.path.basename(f.read().split(b"\0")[0]) == b"pasta":
