@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 # ``probe unix NAME`` / ``probe tcp IPV4 PORT``: prints "connected" (exit 0) or "failed: why" (exit 1);
-# ``probe udp-echo PORT`` sends the first datagram it gets on PORT back to its sender.
+# ``probe udp-echo PORT`` sends each datagram it gets on PORT back to its sender, until "quit".
 # Static, so it runs on any image; busybox's nc cannot reach a unix socket.
 PROBE_C = r"""
 #include <arpa/inet.h>
@@ -49,10 +49,11 @@ int main(int argc, char **argv) {
         if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0) { perror("bind"); return 1; }
         puts("listening");
         fflush(stdout);
-        n = recvfrom(fd, buf, sizeof buf, 0, (struct sockaddr *)&from, &len);
-        fprintf(stderr, "from %s:%d\n", inet_ntoa(from.sin_addr), ntohs(from.sin_port));
-        if (n < 0 || sendto(fd, buf, n, 0, (struct sockaddr *)&from, len) != n) { perror("echo"); return 1; }
-        return 0;
+        for (;;) {
+            n = recvfrom(fd, buf, sizeof buf, 0, (struct sockaddr *)&from, &len);
+            if (n == 4 && memcmp(buf, "quit", 4) == 0) return 0;
+            if (n < 0 || sendto(fd, buf, n, 0, (struct sockaddr *)&from, len) != n) return 1;
+        }
     } else {
         fprintf(stderr, "usage: probe unix NAME | probe tcp IPV4 PORT | probe udp-echo PORT\n");
         return 2;

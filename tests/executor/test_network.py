@@ -155,7 +155,7 @@ def test_cleanup_stops_the_pasta_of_a_killed_owner(tmp_path: Path, probe: Path) 
     owner = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                              text=True)
     assert owner.stdout is not None and owner.stdout.readline() == "up\n"
-    (pid_file,) = (tmp_path / "runs").glob("*/pasta.pid")
+    (pid_file,) = (tmp_path / "net").glob("*/pasta.pid")
     pasta = os.pidfd_open(int(pid_file.read_text()))
     try:
         assert cleanup_stale(tmp_path) == 0  # the owner lives: nothing to do
@@ -170,7 +170,7 @@ def test_cleanup_stops_the_pasta_of_a_killed_owner(tmp_path: Path, probe: Path) 
 def test_close_stops_pasta_and_frees_published_ports(tmp_path: Path, probe: Path) -> None:
     (pm,) = resolve_ports([PortMapping("127.0.0.1", 0, 80)])
     net = PrivateNetwork(tmp_path, [pm])
-    (pid_file,) = (tmp_path / "runs").glob("*/pasta.pid")
+    (pid_file,) = (tmp_path / "net").glob("*/pasta.pid")
     pasta = os.pidfd_open(int(pid_file.read_text()))
     try:
         with pytest.raises(OSError):  # pasta holds the published port
@@ -178,7 +178,7 @@ def test_close_stops_pasta_and_frees_published_ports(tmp_path: Path, probe: Path
         net.close()
         assert select.select([pasta], [], [], 30)[0] == [pasta]
         socket.create_server(("127.0.0.1", pm.host_port)).close()
-        assert not list((tmp_path / "runs").iterdir())
+        assert not list((tmp_path / "net").iterdir())
     finally:
         os.close(pasta)
 
@@ -205,6 +205,9 @@ def test_published_udp_port(executor: Executor, overlay: RootfsSpec, probe: Path
             except OSError:
                 if not runner.is_alive():
                     break
+        while runner.is_alive():  # and until it has taken the word
+            s.sendto(b"quit", target)
+            runner.join(0.2)
     runner.join(60)
     assert got == b"ping", result
     assert result and result[0][0] == 0, result
@@ -213,7 +216,7 @@ def test_published_udp_port(executor: Executor, overlay: RootfsSpec, probe: Path
 def test_pasta_stops_when_its_owner_exits_without_close(tmp_path: Path, probe: Path) -> None:
     code = ("import os; from pathlib import Path; from dockyard.executor.network import PrivateNetwork;"
             f" net = PrivateNetwork(Path({str(tmp_path)!r}));"
-            f" print(next(Path({str(tmp_path)!r}).glob('runs/*/pasta.pid')).read_text())")
+            f" print(next(Path({str(tmp_path)!r}).glob('net/*/pasta.pid')).read_text())")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     try:

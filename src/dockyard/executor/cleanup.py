@@ -11,7 +11,7 @@ from pathlib import Path
 
 from dockyard.executor import mount as m
 from dockyard.executor.base import run_dir_owner_alive
-from dockyard.executor.network import PID_FILE
+from dockyard.executor.network import NET_DIR, PID_FILE
 
 
 def _unescape(field: str) -> str:
@@ -33,10 +33,10 @@ def mounts_under(prefix: Path) -> list[str]:
     return sorted(found, key=lambda p: p.count("/"), reverse=True)
 
 
-def _stop_pasta(rundir: Path) -> None:
+def _stop_pasta(netdir: Path) -> None:
     """Stop the pasta of a private network whose owner died (it would serve the namespace forever)."""
     try:
-        pid = int((rundir / PID_FILE).read_text())
+        pid = int((netdir / PID_FILE).read_text())
         # Its name (comm) is passt.avx2 after it re-executes itself; its argv[0] is kept.
         with open(f"/proc/{pid}/cmdline", "rb") as f:
             if os.path.basename(f.read().split(b"\0")[0]) == b"pasta":
@@ -46,23 +46,22 @@ def _stop_pasta(rundir: Path) -> None:
 
 
 def cleanup_stale(state_dir: Path, runc: str = "runc") -> int:
-    """Unmount and delete run directories under ``state_dir/runs`` whose owning process is gone.
+    """Unmount and delete run directories under ``state_dir/runs`` whose owning process is gone, and
+    stop the pasta processes of private networks (``state_dir/net``) such processes left.
 
-    Runs of live processes are left alone, so it is safe while another dockyard works on the same
-    store. Returns how many run directories were removed.
+    What live processes own is left alone, so it is safe while another dockyard works on the same
+    store. Returns how many directories were removed.
     """
-    runs = Path(state_dir) / "runs"
-    if not runs.is_dir():
-        return 0
     removed = 0
-    for entry in sorted(runs.iterdir()):
-        if run_dir_owner_alive(entry.name):
-            continue
+    for entry in _stale(Path(state_dir) / NET_DIR):
+        _stop_pasta(entry)
+        shutil.rmtree(entry, ignore_errors=True)
+        removed += 1
+    for entry in _stale(Path(state_dir) / "runs"):
         runc_root = Path(state_dir) / "runc"
         if (runc_root / entry.name).exists() and shutil.which(runc):
             subprocess.run([runc, "--root", str(runc_root), "delete", "--force", entry.name],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
-        _stop_pasta(entry)
         for point in mounts_under(entry):
             try:
                 m.umount2(point, m.MNT_DETACH)
@@ -71,3 +70,9 @@ def cleanup_stale(state_dir: Path, runc: str = "runc") -> int:
         shutil.rmtree(entry, ignore_errors=True)
         removed += 1
     return removed
+
+
+def _stale(parent: Path) -> list[Path]:
+    if not parent.is_dir():
+        return []
+    return [entry for entry in sorted(parent.iterdir()) if not run_dir_owner_alive(entry.name)]

@@ -29,12 +29,12 @@ from pathlib import Path
 
 from dockyard.errors import ExecutionError, InvalidArgument
 from dockyard.executor import mount as m
-from dockyard.executor.base import new_run_dir
+from dockyard.executor.base import new_owned_dir
 from dockyard.executor.rootfs import host_resolv_conf
 from dockyard.executor.spec import Network, PortMapping, ProcessSpec
 
 ADDRESS, PREFIX, GATEWAY, DNS = "10.0.2.100", 24, "10.0.2.2", "10.0.2.3"
-PID_FILE = "pasta.pid"
+NET_DIR, PID_FILE = "net", "pasta.pid"  # state_dir/net/<owner>/pasta.pid
 _START_TIMEOUT = 30.0
 _MODES: dict[str, Network] = {"private": "private", "default": "private", "bridge": "private", "host": "host",
                               "none": "none"}
@@ -160,7 +160,7 @@ class PrivateNetwork:
     """A network namespace with a pasta process serving it, ``publish`` forwarded from the host.
 
     :attr:`path` names the namespace for a container to join (``setns``) while this is open. pasta's
-    pid is kept in a run directory under ``state_dir/runs``, so that
+    pid is kept in a directory under ``state_dir/net`` named after this process, so that
     :func:`~dockyard.executor.cleanup.cleanup_stale` stops it if this process is killed before
     :meth:`close` (or its exit, or garbage collection) has stopped it.
     """
@@ -171,7 +171,7 @@ class PrivateNetwork:
             raise ExecutionError("the private network needs pasta (Debian package passt: apt-get install "
                                  "passt), or use --network host")
         self._fd = _new_namespace()
-        self._rundir = new_run_dir(state_dir)
+        self._rundir = new_owned_dir(state_dir / NET_DIR)
         self._held = {"netns": self._fd}
         # Also at interpreter exit: pasta holds the namespace itself and would outlive this process.
         self._release = weakref.finalize(self, _release, self._held, self._rundir)
