@@ -19,6 +19,7 @@ from typing import Any
 
 from dockyard.errors import ExecutionError
 from dockyard.executor import mount as m
+from dockyard.executor import seccomp
 from dockyard.executor.base import (
     Deadline,
     OnStart,
@@ -32,9 +33,9 @@ from dockyard.executor.base import (
 )
 from dockyard.executor.network import Networks, resolv_conf
 from dockyard.executor.rootfs import (
-    MASKED_PATHS,
     READONLY_PATHS,
     discard_overlay,
+    masked_paths,
     mount_rootfs,
     mount_targets,
     secret_file,
@@ -115,6 +116,8 @@ class RuncExecutor:
             mounts.append({"destination": mnt.target, "type": "bind", "source": source,
                            "options": ["rbind", "ro" if readonly else "rw"]})
         caps = sorted(m.DEFAULT_CAPS)
+        oci_filter = seccomp.oci_seccomp(spec.seccomp, caps)
+        seccomp_config = {} if oci_filter is None else {"seccomp": oci_filter}
         namespaces = [{"type": t} for t in ("pid", "ipc", "uts", "mount")]
         if spec.network == "none":
             namespaces.append({"type": "network"})
@@ -137,8 +140,8 @@ class RuncExecutor:
             "root": {"path": root, "readonly": False},
             "hostname": spec.hostname,
             "mounts": mounts,
-            "linux": {"namespaces": namespaces, "maskedPaths": list(MASKED_PATHS),
-                      "readonlyPaths": list(READONLY_PATHS)},
+            "linux": {"namespaces": namespaces, "maskedPaths": masked_paths(),
+                      "readonlyPaths": list(READONLY_PATHS), **seccomp_config},
         }
 
     def run(self, spec: ProcessSpec, rootfs: Rootfs, *, stdout: Output = None, stderr: Output = None,

@@ -100,6 +100,8 @@ class ProcessSpec:
     made in the container's own ``/dev/pts`` (so ``tty`` inside names it, as under Docker); the executor
     copies between it and the caller's ``stdin``/``stdout``. ``console_size`` is its first (rows, columns),
     as OCI's ``process.consoleSize``; unset, it is taken from ``stdin`` when that is a terminal.
+    ``seccomp`` is the process's syscall filter: ``"default"`` (Docker's default profile), a profile in
+    Docker's JSON format (its text), or None for none (``--security-opt seccomp=unconfined``).
     """
 
     args: Sequence[str]
@@ -114,6 +116,7 @@ class ProcessSpec:
     tty: bool = False
     primary_group_in_groups: bool = True
     console_size: tuple[int, int] | None = None
+    seccomp: str | None = "default"
     publish: Sequence[PortMapping] = ()
 
     def __post_init__(self) -> None:
@@ -137,7 +140,7 @@ class ProcessSpec:
                 "hosts": [list(h) for h in self.hosts], "tty": self.tty,
                 "primary_group_in_groups": self.primary_group_in_groups,
                 "console_size": None if self.console_size is None else list(self.console_size),
-                "publish": [p.to_json() for p in self.publish]}
+                "seccomp": self.seccomp, "publish": [p.to_json() for p in self.publish]}
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> ProcessSpec:
@@ -149,6 +152,7 @@ class ProcessSpec:
                    primary_group_in_groups=raw.get("primary_group_in_groups", True),
                    console_size=None if raw.get("console_size") is None else
                    (int(raw["console_size"][0]), int(raw["console_size"][1])),
+                   seccomp=raw.get("seccomp", "default"),
                    publish=tuple(PortMapping(p[0], p[1], p[2], p[3]) for p in raw.get("publish", ())))
 
 
