@@ -78,7 +78,7 @@ def main() -> None:
         use_runc = not args.no_runc and shutil.which("runc") is not None
         builtin = NamespaceExecutor(base / "state")
         runc = RuncExecutor(base / "state") if use_runc else None
-        one(builtin, lower, base, -1, args.network)  # start the zygote (and pasta) outside the timing
+        one(builtin, lower, base, -1, network=args.network)  # start the zygote (and pasta) outside the timing
         times: dict[str, list[float]] = {"built-in": [], "runc": []}
         cpu = 0.0
         for i in range(args.runs):
