@@ -36,7 +36,7 @@ class BuildOptions:
     pull: bool = False
     secrets: dict[str, bytes] = field(default_factory=dict)
     ssh: dict[str, str] = field(default_factory=dict)     # id -> agent socket path
-    network: str = "default"
+    network: str = "default"  # RUN steps: default (the private network), host or none
     outputs: list[Output] = field(default_factory=list)
     source_date_epoch: int | None = None
     progress: ProgressSink = discard

@@ -104,7 +104,8 @@ def _outputs(values: tuple[str, ...]) -> list[object]:
               help="Secret to expose to the build (id=x,src=FILE|env=VAR).")
 @click.option("--ssh", "ssh", multiple=True, help="SSH agent socket to expose (default|<id>[=<socket>]).")
 @click.option("--network", default="default", type=click.Choice(["default", "host", "none"]),
-              help="Networking mode for the RUN instructions.")
+              help="Networking mode for the RUN instructions: default (a private network with outbound"
+                   " access), host or none.")
 @click.option("--build-context", "build_contexts", multiple=True,
               help="Additional build contexts (name=path or name=docker-image://ref).")
 @click.option("--push", is_flag=True,
