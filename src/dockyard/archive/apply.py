@@ -27,7 +27,7 @@ from dockyard.archive.tarheader import (
     SYMTYPE,
     TarEntry,
 )
-from dockyard.archive.whiteout import OPAQUE, OVERLAY_OPAQUE_XATTR, WHITEOUT_META_PREFIX, WHITEOUT_PREFIX
+from dockyard.archive.whiteout import OPAQUE, WHITEOUT_META_PREFIX, WHITEOUT_PREFIX, opaque_xattr
 from dockyard.errors import CorruptData, DockyardError, NotFound, StoreError, UnsafePath
 from dockyard.progress import Event, ProgressSink
 
@@ -441,7 +441,7 @@ class _Applier:
             self.stats.opaques += 1
             pfd = self.root.dir_fd(parent, True, what)
             if self.overlay:
-                os.setxattr(pfd, OVERLAY_OPAQUE_XATTR, b"y")
+                os.setxattr(pfd, opaque_xattr(), b"y")
             else:
                 self._empty_lower("/".join(parent), pfd)
             return

@@ -2,15 +2,25 @@
 
 In a layer tar, ``dir/.wh.name`` deletes ``dir/name`` from the layers below and
 ``dir/.wh..wh..opq`` hides everything the layers below had in ``dir``. overlayfs spells the same
-things as a 0/0 character device named ``name`` and the xattr ``trusted.overlay.opaque=y``.
+things as a 0/0 character device named ``name`` and the xattr ``trusted.overlay.opaque=y`` (in a user
+namespace, where ``trusted.*`` is out of reach, ``user.overlay.opaque=y`` with the ``userxattr`` option).
 """
 
 from __future__ import annotations
+
+from dockyard.userns import in_user_namespace
 
 WHITEOUT_PREFIX = ".wh."
 WHITEOUT_META_PREFIX = ".wh..wh."
 OPAQUE = ".wh..wh..opq"
 OVERLAY_OPAQUE_XATTR = "trusted.overlay.opaque"
+USER_OPAQUE_XATTR = "user.overlay.opaque"
+
+
+def opaque_xattr() -> str:
+    """The opaque-directory xattr overlayfs reads here: ``trusted.*`` on the host, ``user.*`` in a
+    user namespace (overlays are then mounted with ``userxattr``)."""
+    return USER_OPAQUE_XATTR if in_user_namespace() else OVERLAY_OPAQUE_XATTR
 
 
 def is_whiteout(base: str) -> bool:

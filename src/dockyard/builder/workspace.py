@@ -26,6 +26,7 @@ from dockyard.executor.mount import mount, umount2
 from dockyard.image import LayerBlob, chain_id
 from dockyard.imageops import Lease, Store
 from dockyard.oci.digest import Digest
+from dockyard.userns import overlay_userxattr
 
 _MNT_DETACH = 2
 _PAGE = 4000
@@ -97,9 +98,10 @@ class Workspace:
                 yield os.path.realpath(lowers[0])
                 target.rmdir()
                 return
-            data = f"lowerdir={':'.join(lowers)}"
+            data = f"lowerdir={':'.join(lowers)}{overlay_userxattr()}"
         else:
-            data = f"lowerdir={':'.join(lowers)},upperdir={upper},workdir={work},index=off"
+            data = (f"lowerdir={':'.join(lowers)},upperdir={upper},workdir={work},index=off"
+                    f"{overlay_userxattr()}")
         if len(data) > _PAGE:
             raise BuildError(f"too many layers for one overlay mount ({len(lowers)})")
         mount("overlay", str(target), "overlay", 0, data)
