@@ -1,6 +1,7 @@
 """Whether this process runs in a user namespace of its own (rootless mode), and what follows for
 overlayfs: ``trusted.*`` xattrs are out of reach there, so overlays take ``userxattr`` and opaque
-directories are marked ``user.overlay.opaque``. Stdlib only: the executor's zygote imports it.
+directories are marked ``user.overlay.opaque`` (as they are where no overlay can be mounted at
+all). Stdlib only: the executor's zygote imports it.
 """
 
 from __future__ import annotations
@@ -23,3 +24,18 @@ def in_user_namespace() -> bool:
 def overlay_userxattr() -> str:
     """The extra overlay mount option this process needs: ``,userxattr`` in a user namespace."""
     return ",userxattr" if in_user_namespace() else ""
+
+
+def trusted_xattrs() -> bool:
+    """Whether ``trusted.*`` xattrs (overlayfs's own) can be set: CAP_SYS_ADMIN on the host's user
+    namespace. Not in rootless mode, nor as root of an unprivileged container."""
+    if in_user_namespace():
+        return False
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("CapEff:"):
+                    return bool(int(line.split()[1], 16) >> 21 & 1)  # CAP_SYS_ADMIN
+    except OSError:
+        pass
+    return False

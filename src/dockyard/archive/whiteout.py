@@ -8,7 +8,7 @@ namespace, where ``trusted.*`` is out of reach, ``user.overlay.opaque=y`` with t
 
 from __future__ import annotations
 
-from dockyard.userns import in_user_namespace
+from dockyard.userns import trusted_xattrs
 
 WHITEOUT_PREFIX = ".wh."
 WHITEOUT_META_PREFIX = ".wh..wh."
@@ -18,9 +18,9 @@ USER_OPAQUE_XATTR = "user.overlay.opaque"
 
 
 def opaque_xattr() -> str:
-    """The opaque-directory xattr overlayfs reads here: ``trusted.*`` on the host, ``user.*`` in a
-    user namespace (overlays are then mounted with ``userxattr``)."""
-    return USER_OPAQUE_XATTR if in_user_namespace() else OVERLAY_OPAQUE_XATTR
+    """The opaque-directory xattr to write here: ``trusted.*`` as real root, else ``user.*`` (in a user
+    namespace overlays are mounted with ``userxattr``; without CAP_SYS_ADMIN none are mounted)."""
+    return OVERLAY_OPAQUE_XATTR if trusted_xattrs() else USER_OPAQUE_XATTR
 
 
 def is_whiteout(base: str) -> bool:

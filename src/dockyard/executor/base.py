@@ -61,8 +61,13 @@ def require_root(what: str) -> None:
         raise ExecutionError(f"{what} needs root privileges (running as uid {os.geteuid()})")
 
 
-def open_executor(state_dir: Path, runtime: str = "builtin") -> Executor:
-    """The executor for ``--runtime``: ``builtin`` (namespaces, no external binary) or ``runc``."""
+def open_executor(state_dir: Path, runtime: str = "builtin", isolation: str = "namespaces") -> Executor:
+    """The executor for ``--runtime``: ``builtin`` (namespaces, no external binary) or ``runc``; with
+    ``isolation="chroot"`` the chroot executor (no namespaces, no mounts) whatever the runtime."""
+    if isolation == "chroot":
+        from dockyard.executor.chroot import ChrootExecutor
+
+        return ChrootExecutor(state_dir)
     if runtime == "builtin":
         from dockyard.executor.namespace import NamespaceExecutor
 
