@@ -1,0 +1,93 @@
+"""``dockyard build`` inside a ``docker run`` container with no --privileged, no added capabilities
+and Docker's default seccomp profile: ``--isolation auto`` settles on chroot, says so, and builds the
+reference multi-stage Dockerfile to the same image ID as a build outside."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .conftest import SRC, VENV
+
+pytestmark = pytest.mark.docker
+
+REF = Path(__file__).resolve().parents[2].parent / "shared" / "peers" / "ref"
+PEERS_DIR = Path(os.environ.get("PEERS_DIR", "/var/tmp/dockyard-peers"))
+BUSYBOX_TAR = PEERS_DIR / "images" / "busybox-amd64.tar"
+DOCKER = os.environ.get("DOCKER", "/usr/bin/docker")
+EPOCH = "1700000000"
+
+
+def _docker_env() -> dict[str, str]:
+    return {**os.environ, "DOCKER_HOST": os.environ.get("DOCKER_HOST", f"unix://{PEERS_DIR}/run/docker.sock")}
+
+
+@pytest.fixture(scope="module")
+def work() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="dockyard-unpriv-", dir="/var/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def shell_image(work: Path) -> Iterator[str]:
+    """A docker image of empty directories and merged-/usr symlinks; the host's /usr is bound in."""
+    if shutil.which(DOCKER) is None or subprocess.run([DOCKER, "version"], env=_docker_env(),
+                                                      capture_output=True).returncode != 0:
+        pytest.skip("the Docker peer does not answer (../shared/peers/start-dockerd.sh)")
+    tar = work / "shell.tar"
+    with tarfile.open(tar, "w") as out:
+        for name in ("usr", "etc", "tmp", "dev", "proc", "sys", "w", "var", "var/tmp", "work"):
+            info = tarfile.TarInfo(name)
+            info.type, info.mode = tarfile.DIRTYPE, 0o1777 if name.endswith("tmp") else 0o755
+            out.addfile(info)
+        for name in ("bin", "sbin", "lib", "lib64"):
+            info = tarfile.TarInfo(name)
+            info.type, info.linkname = tarfile.SYMTYPE, f"usr/{name}"
+            out.addfile(info)
+    tag = f"dockyard-rootless-shell:{os.getpid()}"
+    subprocess.run([DOCKER, "import", str(tar), tag], env=_docker_env(), check=True, capture_output=True)
+    yield tag
+    subprocess.run([DOCKER, "rmi", "-f", tag], env=_docker_env(), capture_output=True)
+
+
+def _outside(root: Path, *args: str) -> str:
+    done = subprocess.run([sys.executable, "-m", "dockyard", "--root", str(root), *args],
+                          env={**os.environ, "SOURCE_DATE_EPOCH": EPOCH}, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_build_in_unprivileged_docker_matches_outside(work: Path, shell_image: str,
+                                                      rootless_python: Path) -> None:
+    if not BUSYBOX_TAR.exists():
+        pytest.skip(f"{BUSYBOX_TAR} missing (../shared/peers/make-busybox-rootfs.sh)")
+    context = work / "ctx"
+    subprocess.run([sys.executable, str(REF / "gen-context.py"), str(context)], check=True,
+                   capture_output=True)
+    outside = work / "outside"
+    _outside(outside, "import", str(BUSYBOX_TAR), "busybox:local")
+    _outside(outside, "save", "-o", str(work / "base.tar"), "busybox:local")
+    expected = _outside(outside, "build", "-q", str(context)).strip()
+
+    dy = f"{VENV}/bin/python -m dockyard --root /w/inside"
+    script = f"{dy} load -i /w/base.tar && {dy} build --progress plain --isolation auto --iidfile /w/iid /w/ctx"
+    done = subprocess.run(
+        [DOCKER, "run", "--rm", "--network=none", "-e", f"SOURCE_DATE_EPOCH={EPOCH}",
+         "-v", "/usr:/usr:ro", "-v", f"{VENV}:{VENV}:ro", "-v", f"{SRC}:{SRC}:ro", "-v", f"{work}:/w",
+         shell_image, "/bin/sh", "-c", script],
+        env=_docker_env(), capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    # auto names its choice, and why namespaces were out (Docker's seccomp profile refuses unshare).
+    assert "[internal] isolation: chroot (copying snapshotter; namespaces: unshare: operation not permitted)" \
+        in done.stderr
+    assert (work / "iid").read_text().strip() == expected
