@@ -80,7 +80,8 @@ def test_build_in_unprivileged_docker_matches_outside(work: Path, shell_image: s
     expected = _outside(outside, "build", "-q", str(context)).strip()
 
     dy = f"{VENV}/bin/python -m dockyard --root /w/inside"
-    script = f"{dy} load -i /w/base.tar && {dy} build --progress plain --isolation auto --iidfile /w/iid /w/ctx"
+    script = (f"{dy} load -i /w/base.tar && "
+              f"{dy} build --progress plain --isolation auto --iidfile /w/iid /w/ctx")
     done = subprocess.run(
         [DOCKER, "run", "--rm", "--network=none", "-e", f"SOURCE_DATE_EPOCH={EPOCH}",
          "-v", "/usr:/usr:ro", "-v", f"{VENV}:{VENV}:ro", "-v", f"{SRC}:{SRC}:ro", "-v", f"{work}:/w",
@@ -88,6 +89,6 @@ def test_build_in_unprivileged_docker_matches_outside(work: Path, shell_image: s
         env=_docker_env(), capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     # auto names its choice, and why namespaces were out (Docker's seccomp profile refuses unshare).
-    assert "[internal] isolation: chroot (copying snapshotter; namespaces: unshare: operation not permitted)" \
-        in done.stderr
+    said = "[internal] isolation: chroot (copying snapshotter; namespaces: unshare: operation not permitted)"
+    assert said in done.stderr
     assert (work / "iid").read_text().strip() == expected
