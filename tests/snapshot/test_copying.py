@@ -98,6 +98,7 @@ def test_changes_are_written_as_overlayfs_would(tmp_path: Path, layers: list[str
     # Both names of the changed inode come up, still one inode.
     assert os.lstat(upper / "keep" / "a").st_ino == os.lstat(upper / "keep" / "a-link").st_ino
     assert not _opaque(upper / "keep")
+    assert not any(n.startswith("user.dockyard") for n in os.listxattr(upper / "keep"))  # the record's tag
 
 
 def test_a_replaced_directory_becomes_opaque(tmp_path: Path, layers: list[str]) -> None:

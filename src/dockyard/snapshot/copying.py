@@ -11,6 +11,7 @@ directories, a whiteout for each removed name, and an opaque directory for one t
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import stat
@@ -21,7 +22,8 @@ from dockyard.archive.whiteout import opaque_xattr
 __all__ = ["CopiedTree", "copy_entry"]
 
 _OPAQUE = ("trusted.overlay.opaque", "user.overlay.opaque")
-_OVERLAY_PREFIXES = ("trusted.overlay.", "user.overlay.")
+_MARK = "user.dockyard.recorded"
+_SKIPPED_XATTRS = ("trusted.overlay.", "user.overlay.", _MARK)
 
 
 def _is_whiteout(st: os.stat_result) -> bool:
@@ -53,7 +55,7 @@ def _copy_xattrs(src: str, dst: str) -> None:
     except OSError:
         return
     for name in names:
-        if name.startswith(_OVERLAY_PREFIXES):
+        if name.startswith(_SKIPPED_XATTRS):
             continue
         with contextlib.suppress(OSError):  # unsupported names are skipped, as when unpacking
             os.setxattr(dst, name, os.getxattr(src, name, follow_symlinks=False), follow_symlinks=False)
@@ -88,6 +90,20 @@ def copy_entry(src: str, dst: str, st: os.stat_result, links: dict[tuple[int, in
     _set_meta(dst, st, src)
     if st.st_nlink > 1:
         links[key] = dst
+
+
+def _mark(path: str) -> None:
+    """Tag a directory as recorded: one removed and made again often gets the same inode number, but
+    never the tag (it is never copied into an upper directory or a layer)."""
+    with contextlib.suppress(OSError):
+        os.setxattr(path, _MARK, str(os.lstat(path).st_ino).encode(), follow_symlinks=False)
+
+
+def _marked(path: str) -> bool:
+    try:
+        return os.getxattr(path, _MARK, follow_symlinks=False) == str(os.lstat(path).st_ino).encode()
+    except OSError as exc:
+        return exc.errno in (errno.ENOTSUP, errno.EOPNOTSUPP)  # no user xattrs here: inodes must do
 
 
 class CopiedTree:
@@ -141,12 +157,13 @@ class CopiedTree:
         names: set[str] = set()
         with os.scandir(os.path.join(self.root, rel)) as it:
             for entry in it:
-                st = entry.stat(follow_symlinks=False)
                 child = f"{rel}/{entry.name}" if rel else entry.name
                 names.add(entry.name)
-                self._seen[child] = (st.st_ino, st.st_ctime_ns, st.st_mode)
-                if stat.S_ISDIR(st.st_mode):
+                if entry.is_dir(follow_symlinks=False):
+                    _mark(entry.path)
                     self._record_dir(child)
+                st = entry.stat(follow_symlinks=False)
+                self._seen[child] = (st.st_ino, st.st_ctime_ns, st.st_mode)
         self._children[rel] = names
 
     # -- finding the changes --------------------------------------------------------------------------
@@ -176,7 +193,7 @@ class CopiedTree:
             st = os.lstat(src)
             old = None if fresh else self._seen.get(child)
             if stat.S_ISDIR(st.st_mode):
-                new = old is None or old[0] != st.st_ino or not stat.S_ISDIR(old[2])
+                new = old is None or old[0] != st.st_ino or not stat.S_ISDIR(old[2]) or not _marked(src)
                 below = self._diff_dir(child, upper, skip, new, links)
                 if new or below or old is None or old[1] != st.st_ctime_ns:
                     self._emit_dir(child, upper, st, src, opaque=new and old is not None)
