@@ -117,7 +117,8 @@ def test_rootless_chroot_isolation_gives_the_same_image(rootless: Runner,
     ``rm -rf /opq && mkdir /opq`` gets the old inode number back and must still become opaque)."""
     root_id, base, context = root_build
     _ok(rootless("load", "-i", str(base)))
-    image_id = _ok(rootless("build", "-q", "--no-cache", "--isolation", "chroot", ".", cwd=context, env=EPOCH))
+    image_id = _ok(rootless("build", "-q", "--no-cache", "--isolation", "chroot", ".", cwd=context,
+                            env=EPOCH))
     assert image_id.strip() == root_id
 
 
