@@ -122,6 +122,16 @@ def test_rootless_chroot_isolation_gives_the_same_image(rootless: Runner,
     assert image_id.strip() == root_id
 
 
+def test_rootless_auto_isolation_picks_namespaces(rootless: Runner,
+                                                 root_build: tuple[str, Path, Path]) -> None:
+    root_id, base, context = root_build
+    _ok(rootless("load", "-i", str(base)))
+    done = rootless("build", "--progress", "plain", "--isolation", "auto", ".", cwd=context, env=EPOCH)
+    assert done.returncode == 0, done.stderr
+    assert "[internal] isolation: namespaces (overlayfs)" in done.stderr
+    assert f"writing image {root_id}" in done.stderr
+
+
 def test_rootless_run_push_pull_images(rootless: Runner, root_build: tuple[str, Path, Path]) -> None:
     _ok(rootless("load", "-i", str(root_build[1])))
     # uid 0 of the container is the user; uid 1000 a sub-id, and both look like themselves inside.

@@ -28,6 +28,10 @@ built-in executor its mounts (rootfs, /proc, /dev, binds) live only in its own m
 on the host, and go with it (dropped on a background thread just after the run; the next run waits for
 that); runc needs host mounts under ``state_dir/runs``, removed after each run.
 :func:`open_executor` picks a backend by name (``--runtime``); ``tty=True`` runs are built-in only.
+With ``isolation="chroot"`` it gives the :class:`~dockyard.executor.chroot.ChrootExecutor` instead (no
+namespaces, no mounts: a copy of the layers and a chroot, for unprivileged containers);
+:mod:`~dockyard.executor.isolation` resolves ``auto``. Rootless mode is
+:func:`~dockyard.executor.rootless.enter_user_namespace`, called by the CLI for a non-root user.
 """
 
 from __future__ import annotations

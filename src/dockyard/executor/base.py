@@ -56,7 +56,8 @@ RUNTIMES = ("builtin", "runc")
 
 
 def require_root(what: str) -> None:
-    """Raise a clear error when not root: namespaces, mounts and runc need it (rootless is not done)."""
+    """Raise a clear error when not root: namespaces, mounts and runc need it. The ``dockyard`` command
+    runs a non-root user in a user namespace of their own (uid 0 there; see ``executor.rootless``)."""
     if os.geteuid() != 0:
         raise ExecutionError(f"{what} needs root privileges (running as uid {os.geteuid()})")
 
