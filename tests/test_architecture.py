@@ -1,4 +1,4 @@
-"""The layer table of ../shared/ARCHITECTURE.md, held against every import in the package.
+"""The layer table of docs/ARCHITECTURE.md, held against every import in the package.
 
 A module may import from its own layer or below, never above; the library never imports click or rich.
 """

@@ -15,19 +15,19 @@ from pathlib import Path
 
 import pytest
 
+from tests.peers import DOCKER, DOCKER_HOST, PEERS_DIR, SCRIPTS
+
 from .conftest import SRC, VENV
 
-pytestmark = pytest.mark.docker
+pytestmark = [pytest.mark.docker, pytest.mark.busybox]
 
-REF = Path(__file__).resolve().parents[2].parent / "shared" / "peers" / "ref"
-PEERS_DIR = Path(os.environ.get("PEERS_DIR", "/var/tmp/dockyard-peers"))
+REF = SCRIPTS / "ref"
 BUSYBOX_TAR = PEERS_DIR / "images" / "busybox-amd64.tar"
-DOCKER = os.environ.get("DOCKER", "/usr/bin/docker")
 EPOCH = "1700000000"
 
 
 def _docker_env() -> dict[str, str]:
-    return {**os.environ, "DOCKER_HOST": os.environ.get("DOCKER_HOST", f"unix://{PEERS_DIR}/run/docker.sock")}
+    return {**os.environ, "DOCKER_HOST": DOCKER_HOST}
 
 
 @pytest.fixture(scope="module")
@@ -40,9 +40,6 @@ def work() -> Iterator[Path]:
 @pytest.fixture(scope="module")
 def shell_image(work: Path) -> Iterator[str]:
     """A docker image of empty directories and merged-/usr symlinks; the host's /usr is bound in."""
-    if shutil.which(DOCKER) is None or subprocess.run([DOCKER, "version"], env=_docker_env(),
-                                                      capture_output=True).returncode != 0:
-        pytest.skip("the Docker peer does not answer (../shared/peers/start-dockerd.sh)")
     tar = work / "shell.tar"
     with tarfile.open(tar, "w") as out:
         for name in ("usr", "etc", "tmp", "dev", "proc", "sys", "w", "var", "var/tmp", "work"):
@@ -69,8 +66,6 @@ def _outside(root: Path, *args: str) -> str:
 
 def test_build_in_unprivileged_docker_matches_outside(work: Path, shell_image: str,
                                                       rootless_python: Path) -> None:
-    if not BUSYBOX_TAR.exists():
-        pytest.skip(f"{BUSYBOX_TAR} missing (../shared/peers/make-busybox-rootfs.sh)")
     context = work / "ctx"
     subprocess.run([sys.executable, str(REF / "gen-context.py"), str(context)], check=True,
                    capture_output=True)

@@ -28,7 +28,15 @@ from dockyard.archive.tarheader import (
     TarEntry,
 )
 from dockyard.archive.whiteout import OPAQUE, WHITEOUT_META_PREFIX, WHITEOUT_PREFIX, opaque_xattr
-from dockyard.errors import CorruptData, DockyardError, NotFound, StoreError, UnsafePath
+from dockyard.errors import (
+    NO_SPACE_ERRNOS,
+    CorruptData,
+    DockyardError,
+    NoSpace,
+    NotFound,
+    StoreError,
+    UnsafePath,
+)
 from dockyard.progress import Event, ProgressSink
 
 _O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -77,6 +85,8 @@ def _wrap(where: object, exc: Exception) -> DockyardError:
     """A one-line dockyard error for an OS-level failure while applying an entry."""
     if isinstance(exc, OSError):
         reason = exc.strerror or str(exc)
+        if exc.errno in NO_SPACE_ERRNOS:
+            return NoSpace(f"{where}: cannot write the layer: no space left on device")
         if exc.errno in _STORE_ERRNOS:
             return StoreError(f"{where}: cannot write the layer: {reason}")
         return CorruptData(f"{where}: {reason}")

@@ -51,13 +51,15 @@ def _env_file(path: str) -> list[str]:
 @click.option("-t", "--tty", is_flag=True, help="Allocate a pseudo-TTY.")
 @click.option("--name", default="", help="Assign a name to the container (used as its hostname).")
 @click.option("-h", "--hostname", default="", help="Container host name.")
+@click.option("--security-opt", "security_opt", multiple=True,
+              help="Security options: seccomp=unconfined, seccomp=PROFILE.json, no-new-privileges.")
 @click.option("--runtime", default="builtin", type=click.Choice(["builtin", "runc"]),
               help="Runtime to use: the built-in executor or runc.")
 @click.pass_context
 def run_cmd(ctx: click.Context, image: str, command: tuple[str, ...], rm: bool, env: tuple[str, ...],
             env_files: tuple[str, ...], workdir: str, user: str | None, entrypoint: str | None,
             volumes: tuple[str, ...], mounts: tuple[str, ...], network: str, interactive: bool, tty: bool,
-            name: str, hostname: str, runtime: str) -> None:
+            name: str, hostname: str, security_opt: tuple[str, ...], runtime: str) -> None:
     """Run a command in a new container."""
     from dockyard.client import Client
     from dockyard.imageops.run import RunOptions
@@ -71,7 +73,7 @@ def run_cmd(ctx: click.Context, image: str, command: tuple[str, ...], rm: bool, 
     options = RunOptions(image=image, command=list(command), entrypoint=entrypoint, env=all_env,
                          workdir=workdir, user=user, volumes=list(volumes), mounts=list(mounts),
                          network="host" if network == "default" else network, hostname=hostname or name,
-                         tty=tty, interactive=interactive, runtime=runtime,
+                         tty=tty, interactive=interactive, runtime=runtime, security_opt=list(security_opt),
                          console_size=terminal_size(0, 1) if tty else None)
     try:
         client.resolve(image)

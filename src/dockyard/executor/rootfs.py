@@ -23,12 +23,28 @@ STANDARD_TARGETS: tuple[tuple[str, bool], ...] = (
     ("/etc/hosts", False), ("/etc/resolv.conf", False), ("/etc/hostname", False),
 )
 
-# Docker's defaults (moby oci/defaults.go): hidden, and read-only, kernel interfaces. Without them a
-# root process could write /proc/sys or /proc/sysrq-trigger of the host.
-MASKED_PATHS = ("/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
-                "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware",
-                "/sys/devices/virtual/powercap")
+# Docker's defaults (moby daemon/pkg/oci/defaults.go): hidden, and read-only, kernel interfaces. Without
+# them a root process could write /proc/sys or /proc/sysrq-trigger of the host, or read what leaks
+# other tenants' activity (/proc/interrupts, RAPL energy counters under powercap).
+MASKED_PATHS = ("/proc/acpi", "/proc/asound", "/proc/interrupts", "/proc/kcore", "/proc/keys",
+                "/proc/latency_stats", "/proc/sched_debug", "/proc/scsi", "/proc/timer_list",
+                "/proc/timer_stats", "/sys/devices/virtual/powercap", "/sys/firmware")
 READONLY_PATHS = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
+_CPUS = "/sys/devices/system/cpu"
+
+
+def masked_paths() -> list[str]:
+    """:data:`MASKED_PATHS` and, as Docker, each CPU's ``thermal_throttle`` directory that exists here."""
+    extra: list[str] = []
+    try:
+        names = os.listdir(_CPUS)
+    except OSError:
+        names = []
+    for name in sorted(names):
+        path = f"{_CPUS}/{name}/thermal_throttle"
+        if name.startswith("cpu") and name[3:].isdigit() and os.path.isdir(path):
+            extra.append(path)
+    return [*MASKED_PATHS, *extra]
 
 _MAX_MOUNT_DATA = 4000  # the kernel copies at most one page of mount options
 

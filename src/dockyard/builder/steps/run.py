@@ -87,7 +87,8 @@ def execute(ctx: StepContext, instr: RunInstruction, state: StageState, upper: P
                             upperdir=upper, workdir=work)
         process = ProcessSpec(args=args, env=[f"{k}={v}" for k, v in env.items()], cwd=state.workdir,
                               user=state.user, hostname=HOSTNAME, network=_network(ctx, instr),  # type: ignore[arg-type]
-                              mounts=given, primary_group_in_groups=False)  # as BuildKit's RUN
+                              mounts=given, primary_group_in_groups=False,  # as BuildKit's RUN
+                              seccomp=None if instr.security == "insecure" else "default")
         code = ctx.executor.run(process, rootfs, stdout=lambda c: output(c, 1),
                                 stderr=lambda c: output(c, 2), cancel=ctx.cancel)
     if code != 0:
