@@ -128,3 +128,29 @@ def test_nothing_changed_writes_nothing(tmp_path: Path, layers: list[str]) -> No
     (root / "etc" / "passwd").read_text()
     tree.write_changes(upper)
     assert _tree(upper) == set()
+
+
+def test_file_form_whiteouts_are_read_and_made_where_devices_are_refused(
+        tmp_path: Path, layers: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    # A layer written where 0/0 devices cannot be made (a store on overlayfs) spells them as files.
+    file_form = tmp_path / "fileform"
+    (file_form / "keep").mkdir(parents=True)
+    (file_form / "keep" / ".wh..wh..opq").write_text("")
+    (file_form / "keep" / "c").write_text("c")
+    (file_form / ".wh.etc").write_text("")
+    root, upper = tmp_path / "root", tmp_path / "upper"
+    root.mkdir()
+    upper.mkdir()
+    tree = CopiedTree(root)
+    tree.materialize([str(file_form), *layers])
+    assert _tree(root) == {"keep", "keep/c", "opq", "opq/new"}
+    tree.record()
+    (root / "keep" / "c").unlink()
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "mknod", refuse)
+    tree.write_changes(upper)
+    assert _tree(upper) == {"keep", "keep/.wh.c"}
+    assert stat.S_IMODE(os.lstat(upper / "keep" / ".wh.c").st_mode) == 0o600

@@ -17,7 +17,13 @@ import shutil
 import stat
 from collections.abc import Iterable, Sequence
 
-from dockyard.archive.whiteout import opaque_xattr
+from dockyard.archive.whiteout import (
+    OPAQUE,
+    WHITEOUT_META_PREFIX,
+    WHITEOUT_PREFIX,
+    make_whiteout,
+    opaque_xattr,
+)
 
 __all__ = ["CopiedTree", "copy_entry"]
 
@@ -129,10 +135,16 @@ class CopiedTree:
                    links: dict[tuple[int, int], str]) -> None:
         with os.scandir(src_dir) as it:
             entries = [(e.name, e.path) for e in it]
+        if any(name == OPAQUE for name, _ in entries):  # file form of an opaque directory
+            for child in os.listdir(dst_dir):
+                _remove(os.path.join(dst_dir, child))
         for name, src in entries:
             st = os.lstat(src)
             dst = os.path.join(dst_dir, name)
-            if _is_whiteout(st):
+            if name.startswith(WHITEOUT_PREFIX) and stat.S_ISREG(st.st_mode):
+                if not name.startswith(WHITEOUT_META_PREFIX):  # file form of a whiteout
+                    _remove(os.path.join(dst_dir, name[len(WHITEOUT_PREFIX):]))
+            elif _is_whiteout(st):
                 _remove(dst)
             elif stat.S_ISDIR(st.st_mode):
                 if not os.path.isdir(dst) or os.path.islink(dst):
@@ -208,8 +220,12 @@ class CopiedTree:
                 child = f"{rel}/{name}" if rel else name
                 if child in skip:
                     continue
-                dst = self._upper_path(upper, child)
-                os.mknod(dst, stat.S_IFCHR | 0o600, os.makedev(0, 0))
+                where = os.path.dirname(self._upper_path(upper, child))
+                parent = os.open(where, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+                try:
+                    make_whiteout(parent, name)
+                finally:
+                    os.close(parent)
                 changed = True
         return changed
 
