@@ -44,6 +44,7 @@ class BuildOptions:
     max_parallel: int = 4
     build_contexts: dict[str, str] = field(default_factory=dict)  # name -> dir | docker-image://ref
     runtime: str = "builtin"          # or "runc" (an OCI bundle per RUN)
+    isolation: str = "namespaces"     # or "chroot" (no namespaces or mounts), "auto" (probe; logged)
     push: bool = False                # push the tags when done (Client.build)
     # Privileged entitlements granted (buildx's --allow): RUN --security=insecure needs security.insecure.
     allow: frozenset[str] = frozenset()

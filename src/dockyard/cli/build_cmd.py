@@ -114,12 +114,16 @@ def _outputs(values: tuple[str, ...]) -> list[object]:
               help="How RUN steps run: the built-in executor or runc.")
 @click.option("--allow", "allow", multiple=True, type=click.Choice(["security.insecure", "network.host"]),
               help="Allow extra privileged entitlement (e.g., network.host, security.insecure).")
+@click.option("--isolation", default="namespaces", envvar="DOCKYARD_ISOLATION",
+              type=click.Choice(["auto", "namespaces", "chroot"]),
+              help="namespaces (overlayfs), chroot (no namespaces or mounts: inside an unprivileged "
+                   "container), or auto (the strongest that works here, named in the build log).")
 @click.pass_context
 def build_cmd(ctx: click.Context, path: str, tags: tuple[str, ...], dockerfile: str,
               build_args: tuple[str, ...], target: str, labels: tuple[str, ...], platform: str,
               no_cache: bool, pull: bool, quiet: bool, iidfile: str, progress: str, outputs: tuple[str, ...],
               secrets: tuple[str, ...], ssh: tuple[str, ...], network: str, build_contexts: tuple[str, ...],
-              push: bool, runtime: str, allow: tuple[str, ...]) -> None:
+              push: bool, runtime: str, allow: tuple[str, ...], isolation: str) -> None:
     """Build an image from a Dockerfile (PATH "-": a tar context or a Dockerfile on standard input)."""
     from dockyard.builder.options import BuildOptions
     from dockyard.cli.progress_render import make_renderer
@@ -160,7 +164,8 @@ def build_cmd(ctx: click.Context, path: str, tags: tuple[str, ...], dockerfile: 
         labels=_parse_kv(labels, "--label"), platform=platform, no_cache=no_cache, pull=pull,
         secrets=_secrets(secrets), ssh=_ssh(ssh), network=network, outputs=_outputs(outputs),  # type: ignore[arg-type]
         source_date_epoch=epoch, progress=renderer, runtime=runtime, push=push,
-        build_contexts=_parse_kv(build_contexts, "--build-context"), allow=frozenset(allow),
+        isolation=isolation, allow=frozenset(allow),
+        build_contexts=_parse_kv(build_contexts, "--build-context"),
     )
     try:
         result = client.build(options)

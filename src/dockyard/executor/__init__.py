@@ -33,6 +33,10 @@ that); runc needs host mounts under ``state_dir/runs``, removed after each run.
 :func:`open_executor` picks a backend by name (``--runtime``); ``tty=True`` runs are built-in only.
 A ``private`` network (:mod:`dockyard.executor.network`) is a namespace served by ``pasta``: one per
 executor, shared by its runs (a build's RUN steps), and one per run that publishes ports.
+With ``isolation="chroot"`` it gives the :class:`~dockyard.executor.chroot.ChrootExecutor` instead (no
+namespaces, no mounts: a copy of the layers and a chroot, for unprivileged containers);
+:mod:`~dockyard.executor.isolation` resolves ``auto``. Rootless mode is
+:func:`~dockyard.executor.rootless.enter_user_namespace`, called by the CLI for a non-root user.
 """
 
 from __future__ import annotations

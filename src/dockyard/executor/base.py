@@ -56,13 +56,19 @@ RUNTIMES = ("builtin", "runc")
 
 
 def require_root(what: str) -> None:
-    """Raise a clear error when not root: namespaces, mounts and runc need it (rootless is not done)."""
+    """Raise a clear error when not root: namespaces, mounts and runc need it. The ``dockyard`` command
+    runs a non-root user in a user namespace of their own (uid 0 there; see ``executor.rootless``)."""
     if os.geteuid() != 0:
         raise ExecutionError(f"{what} needs root privileges (running as uid {os.geteuid()})")
 
 
-def open_executor(state_dir: Path, runtime: str = "builtin") -> Executor:
-    """The executor for ``--runtime``: ``builtin`` (namespaces, no external binary) or ``runc``."""
+def open_executor(state_dir: Path, runtime: str = "builtin", isolation: str = "namespaces") -> Executor:
+    """The executor for ``--runtime``: ``builtin`` (namespaces, no external binary) or ``runc``; with
+    ``isolation="chroot"`` the chroot executor (no namespaces, no mounts) whatever the runtime."""
+    if isolation == "chroot":
+        from dockyard.executor.chroot import ChrootExecutor
+
+        return ChrootExecutor(state_dir)
     if runtime == "builtin":
         from dockyard.executor.namespace import NamespaceExecutor
 

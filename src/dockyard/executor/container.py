@@ -34,6 +34,7 @@ from dockyard.executor.rootfs import (
 )
 from dockyard.executor.spec import DEFAULT_PATH, ProcessSpec, env_dict
 from dockyard.executor.user import bad_cwd, lookup_path, resolve_user, secure_join, start_error
+from dockyard.userns import in_user_namespace
 
 _DEVICES = (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9),
             ("tty", 5, 0))
@@ -48,7 +49,13 @@ def _setup_dev(root: str) -> None:
     old_umask = os.umask(0)  # device modes exactly as given
     try:
         for name, major, minor in _DEVICES:
-            os.mknod(os.path.join(dev, name), 0o666 | 0o020000, os.makedev(major, minor))
+            if in_user_namespace():
+                # mknod of a real device is refused in a user namespace: bind the host's node, as
+                # rootless runc does.
+                os.close(os.open(os.path.join(dev, name), os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o666))
+                m.mount(f"/dev/{name}", os.path.join(dev, name), None, m.MS_BIND)
+            else:
+                os.mknod(os.path.join(dev, name), 0o666 | 0o020000, os.makedev(major, minor))
     finally:
         os.umask(old_umask)
     for name, target in _DEV_LINKS:
@@ -59,6 +66,18 @@ def _setup_dev(root: str) -> None:
             "newinstance,ptmxmode=0666,mode=0620,gid=5")
     m.mount("shm", os.path.join(dev, "shm"), "tmpfs", _NOEXEC, "mode=1777,size=65536k")
     m.mount("mqueue", os.path.join(dev, "mqueue"), "mqueue", _NOEXEC)
+
+
+def _mount_sysfs(target: str) -> None:
+    try:
+        m.mount("sysfs", target, "sysfs", _NOEXEC | m.MS_RDONLY)
+    except PermissionError:
+        # In a user namespace sysfs needs a network namespace of its own; with the host's network
+        # the host's /sys is bound read-only instead (what rootless runc does).
+        if not in_user_namespace():
+            raise
+        m.mount("/sys", target, None, m.MS_BIND | m.MS_REC)
+        m.mount(None, target, None, m.MS_REMOUNT | m.MS_BIND | m.MS_RDONLY | _NOEXEC)
 
 
 def _protect_kernel_files(root: str) -> None:
@@ -85,7 +104,7 @@ def _bind(source: str, target: str, readonly: bool) -> None:
 def _setup_mounts(root: str, scratch: str, spec: ProcessSpec, resolv_conf: str) -> None:
     m.mount("proc", os.path.join(root, "proc"), "proc", _NOEXEC)
     _setup_dev(root)
-    m.mount("sysfs", os.path.join(root, "sys"), "sysfs", _NOEXEC | m.MS_RDONLY)
+    _mount_sysfs(os.path.join(root, "sys"))
     _protect_kernel_files(root)
     for target, source in write_files(scratch, spec, resolv_conf).items():
         _bind(source, secure_join(root, target), False)

@@ -15,6 +15,7 @@ from dockyard import fs
 from dockyard.executor import mount as m
 from dockyard.executor.spec import Mount, ProcessSpec
 from dockyard.executor.user import secure_join, start_error
+from dockyard.userns import overlay_userxattr
 
 # Mount points every container gets: path -> is a directory.
 STANDARD_TARGETS: tuple[tuple[str, bool], ...] = (
@@ -75,14 +76,15 @@ def _overlay_data(lowers_top_first: Sequence[str], upper: str | None, work: str 
     """
     extra = [top] if top else []
     tail = f",upperdir={upper},workdir={work}" if upper else ""
-    data = f"lowerdir={':'.join([*extra, *lowers_top_first])}{tail},index=off"
+    tail += ",index=off" + overlay_userxattr()
+    data = f"lowerdir={':'.join([*extra, *lowers_top_first])}{tail}"
     if len(data) <= _MAX_MOUNT_DATA:
         return data, None
     base = os.path.commonpath(lowers_top_first)
     if base == lowers_top_first[0]:
         base = os.path.dirname(base)
     rel = [os.path.relpath(p, base) for p in lowers_top_first]
-    data = f"lowerdir={':'.join([*extra, *rel])}{tail},index=off"
+    data = f"lowerdir={':'.join([*extra, *rel])}{tail}"
     if len(data) > _MAX_MOUNT_DATA:
         raise _too_many(len(lowers_top_first))
     return data, base
@@ -313,5 +315,5 @@ def discard_overlay(scratch: str, index: int, source: str) -> str:
     for sub in ("upper", "work", "merged"):
         os.makedirs(os.path.join(base, sub))
     m.mount("overlay", os.path.join(base, "merged"), "overlay", 0,
-            f"lowerdir={source},upperdir={base}/upper,workdir={base}/work,index=off")
+            f"lowerdir={source},upperdir={base}/upper,workdir={base}/work,index=off{overlay_userxattr()}")
     return os.path.join(base, "merged")
