@@ -32,6 +32,7 @@ from dockyard.executor import mount as m
 from dockyard.executor.base import new_owned_dir
 from dockyard.executor.rootfs import host_resolv_conf
 from dockyard.executor.spec import Network, PortMapping, ProcessSpec
+from dockyard.userns import in_user_namespace
 
 ADDRESS, PREFIX, GATEWAY, DNS = "10.0.2.100", 24, "10.0.2.2", "10.0.2.3"
 NET_DIR, PID_FILE = "net", "pasta.pid"  # state_dir/net/<owner>/pasta.pid
@@ -46,6 +47,14 @@ def network_mode(name: str) -> Network:
     mode = _MODES.get(name)
     if mode is None:
         raise InvalidArgument(f"unknown network {name!r} (use one of: private, host, none)")
+    if mode == "private" and in_user_namespace():
+        # pasta started inside our own user namespace makes one of its own for its sandbox and then
+        # lacks CAP_NET_ADMIN over the container's namespace; it must be started from outside (as
+        # Podman does), which rootless mode cannot do yet. Until then its default is the host's.
+        if name == "private":
+            raise InvalidArgument("the private network is not available in rootless mode yet: "
+                                  "use --network host or none")
+        return "host"
     return mode
 
 
