@@ -70,7 +70,10 @@ def plan_copy(builder: Builder, instr: Sources, state: StageState) -> tuple[Any,
     sums.append(["inline", [(c.path, c.data) for c in instr.contents]])
     flags = {"chown": instr.chown, "chmod": instr.chmod, "excludes": instr.excludes,
              "parents": isinstance(instr, CopyInstruction) and instr.parents,
-             "unpack": isinstance(instr, AddInstruction) and instr.unpack}
+             "unpack": isinstance(instr, AddInstruction) and instr.unpack,
+             # These three leave the same files, but BuildKit keys them: another value, another step.
+             "link": instr.link, "checksum": isinstance(instr, AddInstruction) and instr.checksum,
+             "keep_git_dir": isinstance(instr, AddInstruction) and instr.keep_git_dir}
     definition = [instr.name, instr.sources, dest, is_dir, flags, sums]
     shown = " ".join([*instr.sources, *(c.path for c in instr.contents), instr.dest])
     return definition, f"{instr.name.upper()} {shown} # buildkit"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import hashlib
 import os
@@ -51,7 +52,8 @@ def plan_run(builder: Builder, instr: RunInstruction, state: StageState) -> tupl
     env = [f"{k}={v}" for k, v in state.env.run_env().items()]
     mounts = [builder.mount_definition(m, state) for m in instr.mounts]
     network = _network(builder, instr)
-    definition = ["run", args, env, state.user, state.workdir, network, mounts, instr.security]
+    devices = [dataclasses.asdict(d) for d in instr.devices]
+    definition = ["run", args, env, state.user, state.workdir, network, mounts, instr.security, devices]
     # BuildKit lists every ARG this stage declared, in declaration order, valueless ones too; the
     # value is the ENV's when an ENV has that name, else the ARG's ("" for none); proxy args never.
     hargs = [f"{k}={state.env.env.get(k, state.env.args.get(k, ''))}" for k in state.declared_args
