@@ -53,7 +53,8 @@ class Case:
     """One attribute: a Dockerfile with ``{v}`` where the two ``values`` go.
 
     ``setup`` changes the context (or the store) for a value, ``options`` gives build options for
-    it; ``same`` says why the image is expected not to change (empty: it must change)."""
+    it; ``same`` says why the image is expected not to change (empty: it must change).
+    ``step`` is a word only the title of the step under test holds."""
 
     dockerfile: str
     values: tuple[str, str]
@@ -61,6 +62,8 @@ class Case:
     setup: Setup | None = None
     options: Callable[[Path, str], dict[str, Any]] | None = None
     same: str = ""
+    step: str = "probe"  # what the title of the step under test holds
+    mtime: bool = False  # whether the files' mtimes are part of the result
 
 
 # -- context changes ------------------------------------------------------------------------------
@@ -106,6 +109,17 @@ def _link(builds: Builds, ctx: Path, v: str) -> None:
 def _base_image(builds: Builds, ctx: Path, v: str) -> None:
     base = builds.context(BASE + f"RUN echo {v} > /b\n", name="base")
     builds.build(base, tags=["ck-base:1"])
+
+
+def _serve(what: str) -> Setup:
+    """Serve another body, file name (Content-Disposition) or Last-Modified for each value."""
+    def setup(builds: Builds, ctx: Path, v: str) -> None:
+        if what == "body":
+            _Served.body = v.encode()
+        else:
+            _Served.headers = {"Content-Disposition": f'attachment; filename="{v}"'} if what == "name" \
+                else {"Last-Modified": v}
+    return setup
 
 
 def _tar() -> bytes:
@@ -171,11 +185,22 @@ CASES: dict[str, Case] = {
                            same="the checksum only pins the download"),
     "add --keep-git-dir": Case(BASE + "ADD --keep-git-dir={v} f /probe\n", ("false", "true"), {"f": "x"},
                                same="only a git source has a .git directory to keep"),
+    "add url bytes": Case(BASE + "ADD {url} /probe\n", ("v1", "v2"), setup=_serve("body")),
+    "add url file name": Case(BASE + "ADD {url} /probe/\n", ("a.txt", "b.txt"), setup=_serve("name")),
+    "add url last-modified": Case(BASE + "ADD {url} /probe\n",
+                                  ("Mon, 02 Jan 2006 15:04:05 GMT", "Tue, 03 Jan 2006 15:04:05 GMT"),
+                                  setup=_serve("modified"), mtime=True),
     "add --unpack": Case(BASE + "ADD {v} a.tar /probe/\n", ("--unpack=true", "--unpack=false"),
                          {"a.tar": _tar()}),
     # -- RUN flags
     "run --mount": Case(BASE + "RUN {v} ls -a /mnt > /probe || true\n", ("", "--mount=target=/mnt"),
                         {"f": "x"}),
+    "run heredoc script": Case(BASE + "RUN <<EOF\necho {v} > /probe\nEOF\n", ("one", "two"),
+                               step="RUN <<EOF"),
+    "run heredoc script with #!": Case(BASE + "RUN <<EOF\n#!/bin/sh\necho {v} > /probe\nEOF\n",
+                                       ("one", "two"), step="RUN <<EOF"),
+    "dockerignore": Case(BASE + "COPY . /probe\n", (".dockerignore\na", ".dockerignore\nb"),
+                         {"a": "a", "b": "b"}, setup=_write(".dockerignore")),
     "run --network": Case(BASE + "RUN --network={v} cat /proc/net/dev > /probe\n", ("default", "none")),
     "run --security": Case(BASE + "RUN --security={v} true > /probe\n", ("sandbox", "insecure"),
                            same="dockyard runs an insecure RUN in the same sandbox"),
@@ -321,11 +346,16 @@ def test_every_mount_option_has_a_case() -> None:
 
 
 class _Served(http.server.BaseHTTPRequestHandler):
+    body = SERVED
+    headers: Mapping[str, str] = {}  # type: ignore[assignment]
+
     def do_GET(self) -> None:
         self.send_response(200)
-        self.send_header("Content-Length", str(len(SERVED)))
+        self.send_header("Content-Length", str(len(self.body)))
+        for name, value in type(self).headers.items():
+            self.send_header(name, value)
         self.end_headers()
-        self.wfile.write(SERVED)
+        self.wfile.write(self.body)
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -341,14 +371,14 @@ def url() -> Iterator[str]:
     server.server_close()
 
 
-def probe_status(builds: Builds) -> str:
-    found = {title: status for title, status in builds.statuses().items() if "probe" in title}
+def probe_status(builds: Builds, step: str = "probe") -> str:
+    found = {title: status for title, status in builds.statuses().items() if step in title}
     assert len(found) == 1, builds.statuses()
     return next(iter(found.values()))
 
 
-def _tree(path: Path) -> list[tuple[str, ...]]:
-    """Every entry under ``path``: name, mode, owner, and content or link target."""
+def _tree(path: Path, mtime: bool = False) -> list[tuple[str, ...]]:
+    """Every entry under ``path``: name, mode, owner, content or link target (and mtime)."""
     out: list[tuple[str, ...]] = []
     if not os.path.lexists(path):
         return out
@@ -360,19 +390,21 @@ def _tree(path: Path) -> list[tuple[str, ...]]:
             body = entry.read_bytes().decode(errors="replace")
         else:
             body = ""
-        out.append((str(entry.relative_to(path.parent)), f"{st.st_mode:o}", f"{st.st_uid}:{st.st_gid}", body))
+        out.append((str(entry.relative_to(path.parent)), f"{st.st_mode:o}", f"{st.st_uid}:{st.st_gid}", body,
+                    str(st.st_mtime_ns) if mtime else ""))
     return out
 
 
-def observe(builds: Builds) -> tuple[object, ...]:
+def observe(builds: Builds, mtime: bool = False) -> tuple[object, ...]:
     """What a case may change: the probe files and the image config."""
     root = builds.rootfs(TAG)
     config = builds.client.image_config(TAG)
-    return _tree(root / "probe"), _tree(root / "out"), config.platform, config.config
+    return _tree(root / "probe", mtime), _tree(root / "out", mtime), config.platform, config.config
 
 
 def run_case(builds: Builds, case: Case, url: str) -> None:
     ctx = builds.context("# unused: each build gets its Dockerfile as text\n", dict(case.files))
+    _Served.body, _Served.headers = SERVED, {}
     seen = []
     for value in case.values:
         if case.setup is not None:
@@ -380,7 +412,7 @@ def run_case(builds: Builds, case: Case, url: str) -> None:
         options = case.options(ctx, value) if case.options is not None else {}
         text = case.dockerfile.replace("{v}", value).replace("{url}", url)
         builds.build(ctx, tags=[TAG], dockerfile_text=text, **options)
-        seen.append((probe_status(builds), observe(builds)))
+        seen.append((probe_status(builds, case.step), observe(builds, case.mtime)))
     (first, before), (second, after) = seen
     assert first == "done"
     assert second == "done", f"only {case.values[0]!r} -> {case.values[1]!r} changed, and the step was cached"
@@ -389,7 +421,7 @@ def run_case(builds: Builds, case: Case, url: str) -> None:
     else:
         assert after != before, "the step ran again but made the same image"
     builds.build(ctx, tags=[TAG], dockerfile_text=text, **options)
-    assert probe_status(builds) == "cached", "the key changes on every build"
+    assert probe_status(builds, case.step) == "cached", "the key changes on every build"
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

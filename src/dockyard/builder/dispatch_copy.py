@@ -66,7 +66,9 @@ def plan_copy(builder: Builder, instr: Sources, state: StageState) -> tuple[Any,
         if _is_url(s):
             if not isinstance(instr, AddInstruction):
                 raise BuildError(f"source can't be a URL for COPY: {s}")
-            sums.append(["url", s, builder.fetch_url(s, instr.checksum)[1]])
+            # As BuildKit's HTTP source key: the bytes, and the file name and mtime the server gave.
+            _path, digest, name, mtime = builder.fetch_url(s, instr.checksum)
+            sums.append(["url", s, digest, name, mtime])
     sums.append(["inline", [(c.path, c.data) for c in instr.contents]])
     flags = {"chown": instr.chown, "chmod": instr.chmod, "excludes": instr.excludes,
              "parents": isinstance(instr, CopyInstruction) and instr.parents,

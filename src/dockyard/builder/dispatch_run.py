@@ -48,12 +48,14 @@ def command_args(instr: RunInstruction, state: StageState) -> tuple[list[str], d
 
 def plan_run(builder: Builder, instr: RunInstruction, state: StageState) -> tuple[Any, str]:
     """The cache definition and history text of a RUN."""
-    args, _ = command_args(instr, state)
+    args, scripts = command_args(instr, state)
     env = [f"{k}={v}" for k, v in state.env.run_env().items()]
     mounts = [builder.mount_definition(m, state) for m in instr.mounts]
     network = _network(builder, instr)
     devices = [dataclasses.asdict(d) for d in instr.devices]
-    definition = ["run", args, env, state.user, state.workdir, network, mounts, instr.security, devices]
+    # A heredoc run as a mounted script is not in ``args``: its content is keyed on its own.
+    definition = ["run", args, env, state.user, state.workdir, network, mounts, instr.security, devices,
+                  sorted(scripts.items())]
     # BuildKit lists every ARG this stage declared, in declaration order, valueless ones too; the
     # value is the ENV's when an ENV has that name, else the ARG's ("" for none); proxy args never.
     hargs = [f"{k}={state.env.env.get(k, state.env.args.get(k, ''))}" for k in state.declared_args
