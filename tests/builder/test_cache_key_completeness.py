@@ -252,6 +252,8 @@ CASES: dict[str, Case] = {
                      options=lambda ctx, v: {"platform": v}),
     "from --platform": Case("FROM --platform={v} scratch\nCOPY f /probe\n", ("linux/amd64", "linux/arm64"),
                             {"f": "x"}),
+    "source date epoch": Case(BASE + "RUN touch /probe\n", ("1000", "2000"), mtime=True,
+                              options=lambda ctx, v: {"source_date_epoch": int(v)}),
     "base digest": Case("FROM ck-base:1\nRUN cat /b > /probe\n", ("1", "2"), setup=_base_image),
     # -- HEALTHCHECK flags (a config step: the RUN after it shows its key)
     **{f"healthcheck --{flag}": Case(BASE + f"HEALTHCHECK --{flag}={{v}} CMD true\nRUN true > /probe\n",
