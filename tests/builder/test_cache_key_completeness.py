@@ -177,6 +177,8 @@ CASES: dict[str, Case] = {
     "copy --from": Case(TWO_STAGES + "COPY --from={v} /f /probe\n", ("a", "b")),
     "copy --from content": Case(BASE + "RUN echo {v} > /f\nFROM busybox:local\nCOPY --from=0 /f /probe\n",
                                 ("1", "2")),
+    "copy --from an image": Case(BASE + "COPY --from=ck-base:1 /b /probe\n", ("1", "2"), setup=_base_image),
+    "copy heredoc": Case(BASE + "COPY <<EOF /probe\n{v}\nEOF\n", ("one", "two")),
     "copy --from a build context": Case(BASE + "COPY --from=named f /probe\n", ("1", "2"), {"named/f": ""},
                                         setup=_write("named/f"),
                                         options=lambda ctx, v: {"build_contexts": {"named": f"{ctx}/named"}}),
@@ -212,6 +214,11 @@ CASES: dict[str, Case] = {
     "mount from_": Case(TWO_STAGES + "RUN --mount=from={v},target=/m cat /m/f > /probe\n", ("a", "b")),
     "mount from_ content": Case(BASE + "RUN echo {v} > /f\nFROM busybox:local\n"
                                        "RUN --mount=from=0,target=/m cat /m/f > /probe\n", ("1", "2")),
+    "mount from_ content (cache seed)": Case(BASE + "RUN mkdir /d && echo {v} > /d/f\nFROM busybox:local\n"
+                                                    "RUN --mount=type=cache,from=0,source=/d,target=/c "
+                                                    "cat /c/f > /probe\n", ("1", "2")),
+    "mount from_ an image": Case(BASE + "RUN --mount=from=ck-base:1,target=/m cat /m/b > /probe\n",
+                                 ("1", "2"), setup=_base_image),
     "mount source": Case(BASE + "RUN --mount=source={v},target=/m cat /m/f > /probe\n", ("d1", "d2"),
                          {"d1/f": "1", "d2/f": "2"}),
     "mount source content": Case(BASE + "RUN --mount=source=d,target=/m cat /m/f > /probe\n", ("1", "2"),

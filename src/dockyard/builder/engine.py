@@ -579,6 +579,8 @@ class Builder:
                 source = self.source_key(spec.from_)
             else:
                 source = self.context.checksum([spec.source or "/"])
+        elif spec.type == "cache" and spec.from_:
+            source = self.source_key(spec.from_)  # a new seed makes a new cache (see cache_mount_dir)
         fields = dataclasses.asdict(spec)
         fields["source_content"] = source
         return fields
