@@ -106,6 +106,16 @@ def _link(builds: Builds, ctx: Path, v: str) -> None:
     link.symlink_to(v)
 
 
+def _hardlink(builds: Builds, ctx: Path, v: str) -> None:
+    second = ctx / "d" / "b"
+    second.unlink(missing_ok=True)
+    if v == "hard link":
+        os.link(ctx / "d" / "a", second)
+    else:
+        second.write_text("same")
+        os.chmod(second, os.stat(ctx / "d" / "a").st_mode)
+
+
 def _base_image(builds: Builds, ctx: Path, v: str) -> None:
     base = builds.context(BASE + f"RUN echo {v} > /b\n", name="base")
     builds.build(base, tags=["ck-base:1"])
@@ -169,6 +179,8 @@ CASES: dict[str, Case] = {
     "source owner": Case(BASE + "COPY f /probe\n", ("0", "1000"), {"f": "x"}, setup=_chown,
                          same="context files belong to root in the image; BuildKit's content hash "
                               "still covers their owner"),
+    "source hard links": Case(BASE + "COPY d /probe\n", ("copy", "hard link"), {"d/a": "same"},
+                              setup=_hardlink),
     "source type": Case(BASE + "COPY f /probe\n", ("file", "dir"), setup=_file_or_dir),
     "source link target": Case(BASE + "COPY d /probe\n", ("a", "b"), setup=_link),
     # -- COPY / ADD flags
@@ -399,8 +411,9 @@ def _tree(path: Path, mtime: bool = False) -> list[tuple[str, ...]]:
             body = entry.read_bytes().decode(errors="replace")
         else:
             body = ""
+        links = str(st.st_nlink) if entry.is_file() and not entry.is_symlink() else ""
         out.append((str(entry.relative_to(path.parent)), f"{st.st_mode:o}", f"{st.st_uid}:{st.st_gid}", body,
-                    str(st.st_mtime_ns) if mtime else ""))
+                    links, str(st.st_mtime_ns) if mtime else ""))
     return out
 
 
