@@ -209,6 +209,7 @@ CASES: dict[str, Case] = {
     # -- RUN flags
     "run --mount": Case(BASE + "RUN {v} ls -a /mnt > /probe || true\n", ("", "--mount=target=/mnt"),
                         {"f": "x"}),
+    "run command": Case(BASE + "RUN echo {v} > /probe\n", ("one", "two")),
     "run heredoc script": Case(BASE + "RUN <<EOF\necho {v} > /probe\nEOF\n", ("one", "two"),
                                step="RUN <<EOF"),
     "run heredoc script with #!": Case(BASE + "RUN <<EOF\n#!/bin/sh\necho {v} > /probe\nEOF\n",
@@ -455,14 +456,18 @@ def test_changed_attribute_misses_the_cache(builds: Builds, url: str, name: str)
 
 
 def test_what_is_not_in_the_key_is_a_hit(builds: Builds) -> None:
-    ctx = builds.context(BASE + "ARG USED\nCOPY f /probe\nRUN echo $USED > /out\n",
+    ctx = builds.context(BASE + "ARG USED\nCOPY f /probe\n"
+                                "RUN --mount=type=secret,id=s cat /run/secrets/s > /dev/null "
+                                "&& echo $USED > /out\n",
                          {"f": "x", "unrelated": "1"})
-    builds.build(ctx, tags=[TAG], build_args={"USED": "u"})
+    builds.build(ctx, tags=[TAG], build_args={"USED": "u"}, secrets={"s": b"one"})
     assert probe_status(builds) == "done"
     os.utime(ctx / "f", (1, 1))                   # mtime only
     os.chmod(ctx / "f", os.stat(ctx / "f").st_mode)  # ctime only
     (ctx / "unrelated").write_text("2")          # a file no step reads
-    result = builds.build(ctx, tags=[TAG], build_args={"USED": "u", "NOBODY_DECLARES": "x"})
+    # A secret's value is never in a key (as BuildKit: it must not leak into cache records).
+    result = builds.build(ctx, tags=[TAG], build_args={"USED": "u", "NOBODY_DECLARES": "x"},
+                          secrets={"s": b"two"})
     assert probe_status(builds) == "cached"
     assert result.cached == result.steps
     assert any("NOBODY_DECLARES" in w for w in result.warnings)
