@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -107,18 +107,23 @@ class Client:
     def remove(self, ref_or_id: str, force: bool = False, no_prune: bool = False) -> list[DeleteItem]:
         return _images.remove(self.store, ref_or_id, force=force, prune=not no_prune)
 
-    def prune(self, all: bool = False, filters: Mapping[str, Sequence[str]] | None = None) -> PruneReport:
-        return _images.prune(self.store, all=all, filters=filters)
+    def prune(self, all: bool = False, filters: Mapping[str, Sequence[str]] | None = None,
+              now: float | None = None) -> PruneReport:
+        return _images.prune(self.store, all=all, filters=filters, now=now)
 
     def disk_usage(self) -> DiskUsage:
         return _images.disk_usage(self.store)
 
-    def system_prune(self, all: bool = False) -> SystemPruneReport:
-        """Remove dangling (or, with ``all``, unused) images and every build cache record."""
+    def system_prune(self, all: bool = False, filters: Mapping[str, Sequence[str]] | None = None,
+                     now: float | None = None) -> SystemPruneReport:
+        """Remove dangling (or, with ``all``, unused) images and the build cache (``until=`` applies to
+        both, labels to images only, as docker's build cache has none)."""
         from dockyard.imageops import gc
+        from dockyard.imageops.filters import Filters, cache_until, until_matches
 
-        report = SystemPruneReport(_images.prune(self.store, all=all))
-        records = self.store.meta.cache_records()
+        report = SystemPruneReport(_images.prune(self.store, all=all, filters=filters, now=now))
+        until = cache_until(Filters.of({k: v for k, v in (filters or {}).items() if k == "until"}), now=now)
+        records = [r for r in self.store.meta.cache_records() if until_matches(r.last_used, until)]
         for rec in records:
             self.store.meta.delete_cache(rec.key)
             report.cache_records_removed.append(rec.key)
@@ -132,7 +137,10 @@ class Client:
     def check(self, repair: bool = False) -> CheckReport:
         from dockyard.imageops.check import check
 
-        return check(self.store, repair=repair)
+        if not repair:
+            return check(self.store)
+        with self.registry_client() as registry:  # repair fetches lost blobs again from their registry
+            return check(self.store, repair=True, registry=registry)
 
     def gc(self, dry_run: bool = False) -> GcResult:
         from dockyard.imageops.gc import collect
@@ -235,7 +243,7 @@ class Client:
         from dockyard.errors import NotFound, RegistryError
 
         if options.progress is discard:
-            options.progress = self.progress
+            options = replace(options, progress=self.progress)
         if options.puller is None:
             def puller(ref: str, platform: str) -> str:
                 try:
@@ -247,7 +255,7 @@ class Client:
                         raise RegistryError(text, status=exc.status, code=exc.code) from exc
                     raise NotFound(text) from exc
 
-            options.puller = puller
+            options = replace(options, puller=puller)
         result = build(self.store, options)
         if options.push:
             images = list(getattr(result, "images", {}).values())

@@ -88,7 +88,7 @@ def registry_options(config_path: str | os.PathLike[str] | None = None,
     path = Path(config_path) if config_path is not None else config_file()
     if path is not None:
         try:
-            merge(tomllib.loads(path.read_text()), str(path))
+            merge(tomllib.loads(_read_text(path)), str(path))
         except FileNotFoundError:
             if config_path is not None or os.environ.get("DOCKYARD_CONFIG"):
                 raise InvalidArgument(f"config file {path} does not exist") from None
@@ -108,3 +108,24 @@ def registry_options(config_path: str | os.PathLike[str] | None = None,
                   str(daemon_json))
     return RegistryOptions(mirrors={k: tuple(dict.fromkeys(v)) for k, v in mirrors.items()},
                            insecure=tuple(dict.fromkeys(insecure)))
+
+
+def _read_text(path: Path) -> str:
+    """A config file's text; one-line InvalidArgument for a directory, an unreadable or non-UTF-8 file."""
+    from dockyard.errors import InvalidArgument
+
+    try:
+        data = path.read_bytes()
+    except IsADirectoryError:
+        raise InvalidArgument(f"config file {path} is a directory, not a file") from None
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise InvalidArgument(f"config file {path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise InvalidArgument(f"{path}:{line}:{column}: not UTF-8 text (TOML must be UTF-8): byte "
+                              f"0x{data[exc.start]:02x}") from None

@@ -13,8 +13,8 @@ import pytest
 from dockyard.builder.engine import build
 from dockyard.builder.options import BuildOptions, BuildResult
 from dockyard.client import Client
-from dockyard.progress import Event
-from tests.conftest import PEERS
+from dockyard.progress import ProgressEvent, VertexCompleted, VertexStarted
+from tests.peers import require
 
 PEERS_DIR = Path(os.environ.get("PEERS_DIR", "/var/tmp/dockyard-peers"))
 BUSYBOX_TAR = PEERS_DIR / "images" / "busybox-amd64.tar"
@@ -22,8 +22,7 @@ BUSYBOX_TAR = PEERS_DIR / "images" / "busybox-amd64.tar"
 
 def busybox_tar() -> Path:
     if not BUSYBOX_TAR.exists():
-        subprocess.run(["bash", str(PEERS / "make-busybox-rootfs.sh"), "amd64"], check=True,
-                       stdout=subprocess.DEVNULL)
+        require("busybox")  # makes it with scripts/peers/make-busybox-rootfs.sh
     return BUSYBOX_TAR
 
 
@@ -46,7 +45,7 @@ class Builds:
     def __init__(self, client: Client, tmp: Path) -> None:
         self.client = client
         self.tmp = tmp
-        self.events: list[Event] = []
+        self.events: list[ProgressEvent] = []
 
     def context(self, dockerfile: str, files: dict[str, str | bytes] | None = None,
                 name: str = "ctx") -> Path:
@@ -69,11 +68,12 @@ class Builds:
 
     def statuses(self) -> dict[str, str]:
         """Step title -> final status of the last build."""
-        out: dict[str, str] = {}
-        for e in self.events:
-            if e.extra.get("kind") == "vertex" and e.status != "running":
-                out[e.name] = e.status
-        return out
+        return {e.name: e.outcome for e in self.events if isinstance(e, VertexCompleted)}
+
+    def timeline(self) -> list[tuple[str, str]]:
+        """(step title, "started" or the outcome) of the last build's steps, in order."""
+        return [(e.name, "started" if isinstance(e, VertexStarted) else e.outcome) for e in self.events
+                if isinstance(e, VertexStarted | VertexCompleted)]
 
     def rootfs(self, image: str) -> Path:
         """The image's files, unpacked onto a plain directory."""

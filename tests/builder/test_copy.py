@@ -59,6 +59,17 @@ def test_wildcards_and_missing(ctx: Path, dest: Path) -> None:
         apply_copy(str(ctx), CopySpec(["nope"], "/x"), str(dest))
 
 
+def test_several_sources_onto_a_path_without_slash(ctx: Path, dest: Path) -> None:
+    # As BuildKit: each source lands on the destination in turn, the last file wins; a directory source
+    # makes it a directory, and a later file then goes into it.
+    apply_copy(str(ctx), CopySpec(["README.md", "run.sh"], "/out"), str(dest))
+    assert (dest / "out").read_text() == "#!/bin/sh\n"
+    apply_copy(str(ctx), CopySpec(["src/*.py", "*.md"], "/one"), str(dest))
+    assert (dest / "one").read_text() == "readme"
+    apply_copy(str(ctx), CopySpec(["src", "run.sh"], "/mix"), str(dest))
+    assert sorted(os.listdir(dest / "mix")) == ["b.py", "pkg", "run.sh"]
+
+
 def test_owner_and_mode(ctx: Path, dest: Path) -> None:
     os.chown(ctx / "README.md", 1234, 1234)
     apply_copy(str(ctx), CopySpec(["README.md"], "/a"), str(dest))

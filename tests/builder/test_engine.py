@@ -14,6 +14,7 @@ import pytest
 from dockyard.builder.engine import build
 from dockyard.builder.options import BuildOptions
 from dockyard.errors import BuildError, DockerfileError
+from dockyard.progress import VertexCompleted, VertexLog
 from tests.builder.conftest import Builds
 
 BASE = "FROM busybox:local\n"
@@ -130,19 +131,25 @@ COPY --from=a /a /a
 COPY --from=b /b /b
 """)
     builds.build(ctx, tags=["par:1"])
-    order = [(e.name, e.status) for e in builds.events if e.extra.get("kind") == "vertex"]
+    order = builds.timeline()
     runs = [i for i, (name, status) in enumerate(order) if "RUN sleep" in name and status == "started"]
     first_done = min(i for i, (name, status) in enumerate(order) if "RUN sleep" in name and status == "done")
     assert len(runs) == 2 and max(runs) < first_done, order
 
 
-def test_failing_run_reports_command_code_and_output(builds: Builds) -> None:
+def test_failing_run_reports_command_and_code_and_its_output_once(builds: Builds) -> None:
     ctx = builds.context(BASE + "RUN echo some output && echo to stderr >&2 && exit 3\n")
     with pytest.raises(BuildError) as info:
         builds.build(ctx)
     message = str(info.value)
-    assert 'process "/bin/sh -c echo some output && echo to stderr >&2 && exit 3"' in message
-    assert "exit code: 3" in message and "to stderr" in message
+    # BuildKit's error: the command and its code; the output is the progress display's to show.
+    assert message == ('process "/bin/sh -c echo some output && echo to stderr >&2 && exit 3" '
+                       "did not complete successfully: exit code: 3")
+    logs = [(e.data, e.stream) for e in builds.events if isinstance(e, VertexLog)]
+    assert b"".join(d for d, s in logs if s == 1) == b"some output\n"
+    assert b"".join(d for d, s in logs if s == 2) == b"to stderr\n"
+    assert [(e.name, e.outcome, e.error) for e in builds.events if isinstance(e, VertexCompleted)][-1] == (
+        "[2/2] RUN echo some output && echo to stderr >&2 && exit 3", "error", message)
 
 
 def test_dockerfile_errors_have_a_place(builds: Builds) -> None:
@@ -271,13 +278,10 @@ def test_two_builds_at_once_share_the_store(builds: Builds) -> None:
     assert not report.problems, report.problems
 
 
+@pytest.mark.runc
 def test_runc_runtime_gives_the_same_files(builds: Builds) -> None:
-    import shutil as _shutil
-
     from tests.builder.fstree import diff, snapshot
 
-    if _shutil.which("runc") is None:
-        pytest.skip("runc is not installed")
     df = BASE + "WORKDIR /w\nRUN echo x > f && mkdir -p d/e && ln -s f l && rm -f /bin/vi && id > /w/id\n"
     ctx = builds.context(df)
     builds.build(ctx, tags=["rt:builtin"], no_cache=True)
@@ -352,3 +356,60 @@ def test_long_stage_chain_does_not_deadlock(builds: Builds) -> None:
     ctx = builds.context("".join(stages))
     builds.build(ctx, tags=["chain:1"], max_parallel=2)
     assert (builds.rootfs("chain:1") / "n").read_text() == "7\n"
+
+
+def test_steps_are_numbered_as_buildkit(builds: Builds) -> None:
+    # BuildKit's total counts a FROM of an image and each RUN, COPY, ADD and WORKDIR; config-only
+    # instructions are no step (no vertex), and WORKDIR / is counted but makes no step.
+    ctx = builds.context("""
+FROM busybox:local AS base
+ARG A=1
+ENV B=2
+RUN true
+LABEL x=y
+FROM base AS final
+ENV C=3
+COPY --from=base /bin/busybox /bb
+WORKDIR /
+CMD ["x"]
+RUN echo
+WORKDIR /w
+EXPOSE 80
+""")
+    builds.build(ctx)
+    steps = [name for name, status in builds.timeline() if status != "started"]
+    assert steps == [
+        "[internal] load build definition from Dockerfile",
+        "[base 1/2] FROM docker.io/library/busybox:local",
+        "[base 2/2] RUN true",
+        "[final 1/4] COPY --from=base /bin/busybox /bb",
+        "[final 2/4] RUN echo",
+        "[final 3/4] WORKDIR /w",
+        "exporting to image",
+    ]
+
+
+def test_step_numbers_are_padded_to_the_width_of_the_total(builds: Builds) -> None:
+    ctx = builds.context(BASE + "ENV X=1\n" + "".join(f"RUN echo {i}\n" for i in range(2, 11)))
+    builds.build(ctx)
+    steps = [name for name, status in builds.timeline() if status == "done"]
+    assert steps[1:4] == ["[ 1/10] FROM docker.io/library/busybox:local", "[ 2/10] RUN echo 2",
+                          "[ 3/10] RUN echo 3"]
+    assert steps[-2] == "[10/10] RUN echo 10"
+
+
+def test_a_failing_stage_cancels_the_others_and_is_the_error(builds: Builds) -> None:
+    ctx = builds.context("""
+FROM busybox:local AS slow
+RUN sleep 30
+FROM busybox:local AS bad
+RUN sleep 0.5 && exit 7
+FROM busybox:local
+COPY --from=slow /etc/hostname /a
+COPY --from=bad /etc/hostname /b
+""")
+    with pytest.raises(BuildError, match="exit code: 7"):
+        builds.build(ctx, no_cache=True)
+    outcomes = dict(builds.timeline())  # the last word on each step
+    assert outcomes["[bad 2/2] RUN sleep 0.5 && exit 7"] == "error"
+    assert outcomes["[slow 2/2] RUN sleep 30"] == "canceled"

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import subprocess
 import sys
+import tarfile
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,6 +34,7 @@ def dy(root: Path, *args: str, input: str | None = None, cwd: Path | None = None
                           input=input, cwd=cwd, env={**os.environ, "DOCKYARD_ROOT": str(root), **(env or {})})
 
 
+@pytest.mark.slow
 def test_quiet_iidfile_tags_args_labels(root: Path, tmp_path: Path) -> None:
     ctx = tmp_path / "ctx"
     ctx.mkdir()
@@ -47,6 +51,7 @@ def test_quiet_iidfile_tags_args_labels(root: Path, tmp_path: Path) -> None:
     assert labels == '{"a":"b"}'
 
 
+@pytest.mark.slow
 def test_plain_progress_and_cached_rebuild(root: Path, tmp_path: Path) -> None:
     ctx = tmp_path / "ctx"
     ctx.mkdir()
@@ -58,6 +63,7 @@ def test_plain_progress_and_cached_rebuild(root: Path, tmp_path: Path) -> None:
     assert "CACHED" in second.stderr
 
 
+@pytest.mark.slow
 def test_custom_dockerfile_and_its_ignore_file(root: Path, tmp_path: Path) -> None:
     ctx = tmp_path / "ctx"
     (ctx / "build").mkdir(parents=True)
@@ -73,6 +79,7 @@ def test_custom_dockerfile_and_its_ignore_file(root: Path, tmp_path: Path) -> No
     assert (out / "c" / "keep").exists() and not (out / "c" / "drop").exists()
 
 
+@pytest.mark.slow
 def test_failures_exit_1_with_buildkit_message(root: Path, tmp_path: Path) -> None:
     ctx = tmp_path / "ctx"
     ctx.mkdir()
@@ -89,6 +96,55 @@ def test_failures_exit_1_with_buildkit_message(root: Path, tmp_path: Path) -> No
     assert f'unable to prepare context: path "{tmp_path / "missing"}" not found' in r.stderr
 
 
+def test_deeply_nested_variable_is_a_dockerfile_error(root: Path, tmp_path: Path) -> None:
+    deep = "x"
+    for _ in range(400):
+        deep = "${A:-" + deep + "}"
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(f"FROM busybox:local\n\nENV B={deep}\n")
+    r = dy(root, "build", "--progress", "quiet", str(ctx))
+    assert r.returncode == 1
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith('ERROR: failed to solve: Dockerfile:3:1: failed to process "${A:-${A:-')
+    assert last.endswith("nested more than 100 deep") and "internal error" not in r.stderr
+
+
+def dy_bytes(root: Path, *args: str, data: bytes) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([sys.executable, "-m", "dockyard", *args], capture_output=True, input=data,
+                          env={**os.environ, "DOCKYARD_ROOT": str(root)})
+
+
+def test_build_dash_reads_dockerfile_or_tar_context_from_stdin(root: Path, tmp_path: Path) -> None:
+    """``build -`` as ``docker build -``: a Dockerfile alone (the context holds just it), or a context tar,
+    plain or gzip, whose -f names a file inside it; -f - with - is refused as docker does."""
+    out = tmp_path / "out"
+    r = dy(root, "build", "-o", str(out), "-", input="FROM busybox:local\nCOPY . /ctx/\n", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert os.listdir(out / "ctx") == ["Dockerfile"]
+    assert (out / "ctx" / "Dockerfile").read_text() == "FROM busybox:local\nCOPY . /ctx/\n"
+    ctx = tmp_path / "ctx"
+    (ctx / "sub").mkdir(parents=True)
+    (ctx / "a.txt").write_text("from the tar\n")
+    (ctx / "skip.txt").write_text("ignored\n")
+    (ctx / ".dockerignore").write_text("skip.txt\n")
+    (ctx / "sub" / "Dockerfile.alt").write_text("FROM busybox:local\nCOPY . /ctx/\nCOPY a.txt /alt\n")
+    for mode, name in (("w", "plain"), ("w:gz", "gzip")):
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode=mode) as tf:
+            tf.add(ctx, arcname=".")
+        dest = tmp_path / f"out-{name}"
+        done = dy_bytes(root, "build", "-f", "sub/Dockerfile.alt", "-o", str(dest), "-", data=buf.getvalue())
+        assert done.returncode == 0, done.stderr.decode()
+        assert (dest / "alt").read_text() == "from the tar\n"
+        assert sorted(os.listdir(dest / "ctx")) == [".dockerignore", "a.txt", "sub"]
+    both = dy(root, "build", "-f", "-", "-", input="FROM busybox:local\n")
+    assert (both.returncode, both.stderr) == (
+        1, "Error: invalid argument: can't use stdin for both build context and dockerfile\n")
+    assert not [p for p in os.listdir(tempfile.gettempdir()) if p.startswith("dockyard-stdin-context-")]
+
+
+@pytest.mark.slow
 def test_dockerfile_from_stdin_and_secret(root: Path, tmp_path: Path) -> None:
     ctx = tmp_path / "ctx"
     ctx.mkdir()

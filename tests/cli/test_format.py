@@ -14,7 +14,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,8 @@ from hypothesis import strategies as st
 from dockyard.cli import format as fmt
 from dockyard.cli.format import Context
 from dockyard.errors import InvalidArgument
+from tests.conftest import PEERS
+from tests.peers import require, unavailable
 
 # One `docker images` row, as docker 20.10 printed it for `{{json .}}`.
 ROW = Context({
@@ -151,49 +152,11 @@ def test_missing_key_error_option_matches_docker_inspect() -> None:
 
 
 # --------------------------------------------------------------------------------------------------
-# Templates: Go text/template semantics
+# Templates: docker's template functions and error prefix
 
 
+# docker's functions (templates.basicFunctions) through the engine; Go's own semantics: tests/gotemplate.
 GO_CASES: list[tuple[str, Any, str]] = [
-    ("plain text", None, "plain text"),
-    ("{{.}}", None, "<nil>"),
-    ("{{.Missing}}", {}, "<no value>"),
-    ("{{.A.B.C}}", {"A": {}}, "<no value>"),
-    ("{{.}}", [1, "a", None, True], "[1 a <nil> true]"),
-    ("{{.}}", {"b": [1, 2], "a": {"x": None}}, "map[a:map[x:<nil>] b:[1 2]]"),
-    ("{{.}}", 2.5, "2.5"),
-    ("{{.}}", 0.00001, "1e-05"),
-    ("{{.}}", 0.0001, "0.0001"),
-    ("{{.}}", -1234567.0, "-1.234567e+06"),
-    ("{{.}}", False, "false"),
-    ("{{$x := 1}}{{$x}}{{$x = 2}}{{$x}}", None, "12"),
-    ("{{range $i, $v := .}}{{$i}}:{{$v}} {{end}}", ["a", "b"], "0:a 1:b "),
-    ("{{range $v := .}}{{$v}}{{end}}", {"b": 2, "a": 1}, "12"),
-    ("{{range .}}{{.}}{{end}}", 3, "012"),
-    ("{{range .}}{{if eq . 1}}{{continue}}{{end}}{{.}}{{end}}", [0, 1, 2], "02"),
-    ("{{range .}}x{{else}}empty{{end}}", [], "empty"),
-    ("{{range .}}x{{else}}empty{{end}}", None, "empty"),
-    ("{{with .A}}{{.}}{{else}}none{{end}}", {"A": ""}, "none"),
-    ("{{with .A}}{{.}}{{else with .B}}b={{.}}{{end}}", {"A": 0, "B": 7}, "b=7"),
-    ("{{if and .A .B}}both{{else if or .A .B}}one{{else}}none{{end}}", {"A": 1, "B": 0}, "one"),
-    ("{{if not .A}}no{{end}}", {"A": []}, "no"),
-    ("a  {{- 1 -}}  b", None, "a1b"),
-    ("a  {{-1}}", None, "a  -1"),
-    ("{{- /* comment */ -}}\n  x", None, "x"),
-    ("{{`raw\\n`}}", None, "raw\\n"),
-    ('{{"\\u00e9\\x41\\n"}}', None, "éA\n"),
-    ("{{(index . 1).Name}}", [{}, {"Name": "n"}], "n"),
-    ("{{index . \"a\" 1}}", {"a": ["x", "y"]}, "y"),
-    ("{{slice . 1 3}}", "abcd", "bc"),
-    ("{{slice . 1}}", [1, 2, 3], "[2 3]"),
-    ("{{len .}}", "héllo", "6"),
-    ("{{lt 1 2}} {{le 2 2}} {{gt 3 2}} {{ge 1 2}} {{eq \"a\" \"a\"}} {{ne .X nil}}", {"X": None},
-     "true true true false true false"),
-    ('{{printf "%s|%v|%q" .A .A .A}}', {"A": ["x", "y"]}, '[x y]|[x y]|%!q([]string=[x y])'),
-    ('{{printf "%x %X %o %b %c %t %5.2f %e %g" 255 255 8 5 65 true 3.14159 1234.5 0.5}}', None,
-     "ff FF 10 101 A true  3.14 1.234500e+03 0.5"),
-    ('{{printf "%03d|%-4d|%+d|%x" 7 7 7 "hi"}}', None, "007|7   |+7|6869"),
-    ('{{html "<a&b>"}} {{urlquery "a b&c"}} {{js "it\'s"}}', None, "&lt;a&amp;b&gt; a+b%26c it\\'s"),
     ("{{json .}}", {"b": "<&>", "a": [1, None, 2.5, True], "c": {}}, '{"a":[1,null,2.5,true],"b":"<&>","c":{}}'),
     ("{{json .}}", "é\u2028", '"é\\u2028"'),
     ("{{json 1.0}} {{json 1e21}} {{json 0.000001}} {{json 1e-7}} {{json -2.5}} {{json 123456789.0}}", None,
@@ -202,19 +165,8 @@ GO_CASES: list[tuple[str, Any, str]] = [
     ('{{split "a/b/c" "/"}} {{split "ab" ""}} {{join .L ", "}}', {"L": ["x", "y"]}, "[a b c] [a b] x, y"),
     ('{{lower "ÀB"}} {{upper "ab"}} {{title "it\'s a_b c"}}', None, "àb AB It's A_b C"),
     ('{{pad "" 1 1}}|{{truncate "abc" 5}}|{{truncate "abc" 3}}|{{truncate "abcd" 3}}', None, "|abc|abc|abc"),
-    ("{{.Label \"x\"}}", Context({"Label": lambda k: f"label {k}"}), "label x"),
-    ("{{.Method}}", Context({"Method": lambda: "called"}), "called"),
-    ("{{.name}}", dataclasses.make_dataclass("P", [("name", str)])("n"), "n"),
-    ("{{.}}", dataclasses.make_dataclass("Q", [("a", int), ("b", list)])(1, ["x"]), "{1 [x]}"),
     ("{{json .}}", dataclasses.make_dataclass("R", [("z", int), ("a", int)])(1, 2), '{"z":1,"a":2}'),
-    ("{{.}}", dt.datetime(2026, 11, 27, 21, 12, 15, tzinfo=dt.UTC), "2026-11-27 21:12:15 +0000 UTC"),
-    ("line1\n{{.}}\nline3", 5, "line1\n5\nline3"),
     ("{{ .A | printf \"%s\" | upper }}", {"A": "x"}, "X"),
-    ("{{ (printf \"%s-%s\" .A .A) }}", {"A": "x"}, "x-x"),
-    ("{{$}}", {"k": "v"}, "map[k:v]"),
-    ("{{range $k, $v := .}}{{$k}}{{end}}{{$k := 5}}{{$k}}", {"a": 1}, "a5"),
-    ("{{if .}}{{$x := 1}}{{$x}}{{end}}", True, "1"),
-    ("{{true}} {{false}} {{nil | print}}", None, "true false <nil>"),
     ("{{print .Missing}}|{{json .Missing}}", {}, "<nil>|null"),
 ]
 
@@ -225,7 +177,6 @@ def test_go_template_semantics(template: str, data: Any, expected: str) -> None:
 
 
 GO_ERRORS: list[tuple[str, Any, str]] = [
-    ("{{.A.B}}", {"A": None}, 'template: :1:4: executing "" at <.A.B>: nil pointer evaluating interface {}.B'),
     ("{{upper .N}}", {"N": 5},
      'template: :1:8: executing "" at <.N>: wrong type for value; expected string; got int'),
     ("{{upper 1 2}}", None, 'template: :1:2: executing "" at <upper>: wrong number of args for upper: '
@@ -237,28 +188,13 @@ GO_ERRORS: list[tuple[str, Any, str]] = [
     ("{{upper .N}}", {"N": None}, 'template: :1:8: executing "" at <.N>: invalid value; expected string'),
     ("{{.N | upper}}", {"N": 1}, 'template: :1:7: executing "" at <upper>: wrong type for value; expected '
                                  "string; got int"),
-    ("{{len .}}", Context(type_name="imageContext"), 'template: :1:2: executing "" at <len .>: error calling '
-                                                     "len: len of type formatter.imageContext"),
     ("{{json .}}", float("nan"), 'template: :1:2: executing "" at <json .>: error calling json: json: '
                                  "unsupported value: NaN"),
-    ("{{len 3}}", None, 'template: :1:2: executing "" at <len 3>: error calling len: len of type int'),
-    ("{{eq 1 \"a\"}}", None, 'template: :1:2: executing "" at <eq 1 "a">: error calling eq: '
-                             "incompatible types for comparison"),
     ("{{join .L \",\"}}", {"L": [1]},
      'template: :1:7: executing "" at <.L>: wrong type for value; expected []string; got '
      "[]interface {}"),
-    ("x\n {{.X.Y}}", {"X": "s"}, 'template: :2:5: executing "" at <.X.Y>: can\'t evaluate field Y in type string'),
-    ("{{range .}}{{end}}", "str", 'template: :1:8: executing "" at <.>: range can\'t iterate over str'),
-    ("{{range .X}}{{end}}", {"X": 5.5}, 'template: :1:8: executing "" at <.X>: range can\'t iterate over 5.5'),
     ("{{range $i, $x := split .Repository \"/\"}}{{end}}", {"Repository": 1},
      'template: :1:24: executing "" at <.Repository>: wrong type for value; expected string; got int'),
-    ('{{printf "%s %s" "aaaaaaaaaaaaaaaaaaaa" .X.Y}}', {"X": 1},
-     'template: :1:42: executing "" at <.X.Y>: can\'t evaluate field Y in type int'),
-    ("{{if .A}}{{.B.C}}{{end}}", {"A": 1, "B": None},
-     'template: :1:13: executing "" at <.B.C>: nil pointer evaluating interface {}.C'),
-    ("{{.A 1}}", {"A": "s"}, 'template: :1:2: executing "" at <.A>: A has arguments but cannot be invoked as '
-                             "function"),
-    ("{{1 2}}", None, 'template: :1:2: executing "" at <1>: can\'t give argument to non-function 1'),
 ]
 
 
@@ -269,24 +205,9 @@ def test_execution_errors(template: str, data: Any, message: str) -> None:
     assert str(info.value) == "template parsing error: " + message
 
 
-PARSE_ERRORS = [
+PARSE_ERRORS = [  # the engine's own parse errors are in tests/gotemplate; here: docker's prefix on them
     ("{{", "unclosed action"),
-    ("{{\"abc}}", "unterminated quoted string"),
-    ("{{`abc}}", "unterminated raw quoted string"),
-    ("{{/* x }}", "unclosed comment"),
     ("{{$x}}", 'undefined variable "$x"'),
-    ("{{else}}", "unexpected {{else}}"),
-    ("{{range .}}{{end}}{{end}}", "unexpected {{end}}"),
-    ("{{.A | 1}}", "non executable command in pipeline stage 2"),
-    ("{{}}", "missing value for command"),
-    ("{{if}}{{end}}", "missing value for if"),
-    ("{{break}}", "{{break}} outside {{range}}"),
-    ("{{(.A}}", "unclosed left paren"),
-    ("{{.A)}}", "unexpected right paren U+0029 ')'"),
-    ("{{template \"x\"}}", "{{template}} is not supported"),
-    ("{{#}}", "unrecognized character in action: U+0023 '#'"),
-    ("{{'\n'}}", "unterminated character constant"),
-    ("{{'ab'}}", "malformed character constant: 'ab'"),
     ("\n\n{{nope}}", 'function "nope" not defined'),
 ]
 
@@ -488,180 +409,25 @@ def test_history_cells() -> None:
 
 
 # --------------------------------------------------------------------------------------------------
-# Filters
-
-
-def test_parse_filters() -> None:
-    f = fmt.parse_filters(["dangling=true", " Label = a=b ", "label=c", "label=c", ""])
-    assert f == {"dangling": ["true"], "label": ["a=b", "c"]}
-    with pytest.raises(InvalidArgument, match=r"bad format of filter \(expected name=value\)"):
-        fmt.parse_filters(["foo"])
-    with pytest.raises(InvalidArgument) as info:
-        f.validate({"label"})
-    assert str(info.value) == "invalid filter 'dangling'"
-    f.validate({"dangling", "label", "reference"})
-
-
-@pytest.mark.parametrize(("values", "expected"), [
-    (["true"], True), (["1"], True), (["false"], False), (["0"], False), (["TRUE"], True), ([], False),
-])
-def test_bool_filter(values: list[str], expected: bool) -> None:
-    f = fmt.parse_filters([f"dangling={v}" for v in values])
-    assert f.get_bool("dangling") is expected
-
-
-def test_bool_filter_errors() -> None:
-    with pytest.raises(InvalidArgument, match=r"^invalid filter 'dangling=maybe'$"):
-        fmt.parse_filters(["dangling=maybe"]).get_bool("dangling")
-    with pytest.raises(InvalidArgument, match=r"^invalid filter 'dangling=true,false'$"):
-        fmt.parse_filters(["dangling=true", "dangling=false"]).get_bool("dangling")
-
-
-def test_label_filters() -> None:
-    labels = {"a": "1", "b": "", "c": "x=y"}
-    assert fmt.parse_filters(["label=a"]).match_labels(labels)
-    assert fmt.parse_filters(["label=a=1", "label=b"]).match_labels(labels)
-    assert fmt.parse_filters(["label=c=x=y"]).match_labels(labels)
-    assert fmt.parse_filters(["label=b="]).match_labels(labels)
-    assert not fmt.parse_filters(["label=a=2"]).match_labels(labels)
-    assert not fmt.parse_filters(["label=a", "label=z"]).match_labels(labels)
-    assert not fmt.parse_filters(["label=a"]).match_labels({})
-    assert not fmt.parse_filters(["label=a"]).match_labels(None)
-    assert fmt.parse_filters([]).match_labels(None)
-
-
-@pytest.mark.parametrize(("patterns", "ref", "expected"), [
-    (["busybox"], "busybox:latest", True),
-    (["busybox:latest"], "docker.io/library/busybox:latest", True),
-    (["busy*"], "busybox:1.36", True),
-    (["busybox:1.*"], "busybox:1.36", True),
-    (["busybox:2.*"], "busybox:1.36", False),
-    (["*"], "library/busybox:1", True),
-    (["*"], "quay.io/org/app:1", False),
-    (["*/*"], "myorg/app:1", True),
-    (["quay.io/org/*"], "quay.io/org/app:1", True),
-    (["127.0.0.1:5000/peers/*"], "127.0.0.1:5000/peers/busybox:local", True),
-    (["nope", "busy?ox"], "busybox:local", True),
-    ([], "anything:1", True),
-])
-def test_match_reference(patterns: list[str], ref: str, expected: bool) -> None:
-    assert fmt.match_reference(patterns, ref) is expected
-
-
-def test_match_reference_bad_pattern() -> None:
-    with pytest.raises(InvalidArgument, match=r"^syntax error in pattern$"):
-        fmt.match_reference(["["], "busybox:latest")
-
-
-def test_parse_duration() -> None:
-    assert fmt.parse_duration("24h") == 86400
-    assert fmt.parse_duration("1h30m") == 5400
-    assert fmt.parse_duration("1.5h") == 5400
-    assert fmt.parse_duration("-2m") == -120
-    assert fmt.parse_duration("300ms") == pytest.approx(0.3)
-    assert fmt.parse_duration("0") == 0
-    for bad in ("", "1", "1d", "h", "1h 2m"):
-        with pytest.raises(ValueError):
-            fmt.parse_duration(bad)
-
-
-def test_parse_timestamp() -> None:
-    now = 1_800_000_000.0
-    assert fmt.parse_timestamp("24h", now) == now - 86400
-    assert fmt.parse_timestamp("10m", now) == now - 600
-    assert fmt.parse_timestamp("2026-11-27T21:12:15Z", now) == 1795813935
-    assert fmt.parse_timestamp("2026-11-27T21:12:15.5Z", now) == 1795813935.5
-    assert fmt.parse_timestamp("2026-11-27T23:12:15+02:00", now) == 1795813935
-    assert fmt.parse_timestamp("1700000000", now) == 1700000000
-    assert fmt.parse_timestamp("1700000000.25", now) == 1700000000.25
-    assert fmt.parse_timestamp("0", now) == 0
-    local = dt.datetime(2026, 11, 27, tzinfo=dt.datetime.now().astimezone().tzinfo).timestamp()
-    assert fmt.parse_timestamp("2026-11-27", now) == local
-    with pytest.raises(InvalidArgument, match=r'^failed to parse value as time or duration: "xyz"$'):
-        fmt.parse_timestamp("xyz", now)
-    with pytest.raises(InvalidArgument, match=r"^parsing time"):
-        fmt.parse_timestamp("2020-01-01T00:00:99", now)
-    f = fmt.parse_filters(["until=24h", "until=1h"])
-    assert f.timestamp("until", now) == now - 86400
-    assert f.timestamp("since", now) is None
-
-
-IMAGES = {  # ref -> (created, labels)
-    "old:1": (1000.0, {"tier": "base"}),
-    "mid:1": (2000.0, {"tier": "app", "team": "x"}),
-    "new:1": (3000.0, {}),
-}
-
-
-def _listed(filters: list[str], now: float = 5000.0) -> list[str]:
-    flt = fmt.image_filter(fmt.parse_filters(filters), created_of=lambda ref: IMAGES[ref][0], now=now)
-    rows = [(ref, *IMAGES[ref]) for ref in IMAGES] + [("", 2500.0, {})]
-    return [ref or "<none>" for ref, created, labels in rows
-            if flt.match(created=created, labels=labels, refs=[ref] if ref else [])]
-
-
-def test_image_filter() -> None:
-    assert _listed([]) == ["old:1", "mid:1", "new:1", "<none>"]
-    assert _listed(["dangling=true"]) == ["<none>"]
-    assert _listed(["dangling=false"]) == ["old:1", "mid:1", "new:1"]
-    assert _listed(["before=mid:1"]) == ["old:1"]
-    assert _listed(["before=new:1", "before=mid:1"]) == ["old:1"]  # the earliest wins
-    assert _listed(["since=old:1"]) == ["mid:1", "new:1", "<none>"]
-    assert _listed(["since=old:1", "since=mid:1"]) == ["new:1", "<none>"]  # the latest wins
-    assert _listed(["until=2500"]) == ["old:1", "mid:1"]
-    assert _listed(["until=1h"], now=3000.0 + 3600) == ["old:1", "mid:1", "<none>"]
-    assert _listed(["label=tier"]) == ["old:1", "mid:1"]
-    assert _listed(["label=tier=app", "label=team"]) == ["mid:1"]
-    assert _listed(["reference=*d:1"]) == ["old:1", "mid:1"]
-    assert _listed(["reference=new", "reference=old"]) == ["old:1", "new:1"]
-    flt = fmt.image_filter(fmt.parse_filters(["reference=busybox:*"]), created_of=lambda ref: 0.0)
-    assert flt.refs(["busybox:1", "busybox:2", "alpine:1"]) == ["busybox:1", "busybox:2"]
-    assert fmt.image_filter(fmt.Filters(), created_of=lambda r: 0.0).refs(["a:1"]) == ["a:1"]
-
-
-def test_image_filter_errors() -> None:
-    def never(ref: str) -> float:
-        raise AssertionError(ref)
-
-    with pytest.raises(InvalidArgument, match=r"^invalid filter 'foo'$"):
-        fmt.image_filter(fmt.parse_filters(["foo=bar"]), created_of=never)
-    with pytest.raises(InvalidArgument, match=r"^invalid filter 'dangling=maybe'$"):
-        fmt.image_filter(fmt.parse_filters(["dangling=maybe"]), created_of=never)
-    with pytest.raises(InvalidArgument, match=r"^syntax error in pattern$"):
-        fmt.image_filter(fmt.parse_filters(["reference=["]), created_of=never)
-    with pytest.raises(InvalidArgument, match=r"^failed to parse value as time or duration"):
-        fmt.image_filter(fmt.parse_filters(["until=soon"]), created_of=never)
-
-
-# --------------------------------------------------------------------------------------------------
 # Import cost
 
 
-def test_format_imports_only_the_stdlib_and_fast(tmp_path: Path) -> None:
-    code = ("import sys, time; t = time.perf_counter(); import dockyard.cli.format; "
-            "print(time.perf_counter() - t); "
+def test_format_imports_only_the_stdlib() -> None:
+    # How long the import takes is a speed goal for bench/, not a test.
+    code = ("import sys; import dockyard.cli.format; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('click', 'rich', 'httpx')))")
-    # Byte-compiled, as in an installed tree: the first run writes the cache, the second is measured.
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    env["PYTHONPYCACHEPREFIX"] = str(tmp_path)
-    times = []
-    for _ in range(4):  # the first run writes the cache; the best of the others is measured
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                             env=env).stdout.split("\n")
-        assert out[1] == "[]"
-        times.append(float(out[0]))
-    assert min(times[1:]) < 0.15, times  # ~15 ms idle; generous: the test machine is shared and loaded
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out == "[]\n"
 
 
-def test_big_table_is_fast() -> None:
+def test_big_table() -> None:
     rows = [Context({"Repository": f"repo{i}", "Tag": "latest", "ID": f"{i:012x}", "CreatedSince": "2 weeks ago",
                      "Size": "1.98MB"}) for i in range(2000)]
-    start = time.perf_counter()
     out = fmt.format_rows("", rows, headers=fmt.IMAGE_HEADERS, default=fmt.DEFAULT_IMAGE_TABLE)
-    assert time.perf_counter() - start < 1.0
     assert out.count("\n") == 2001
 
 
+@pytest.mark.slow
 @given(st.lists(st.lists(st.text(alphabet="ab é日\u0301", max_size=12), min_size=3, max_size=3),
                 min_size=1, max_size=8),
        st.integers(min_value=0, max_value=12), st.integers(min_value=0, max_value=4))
@@ -686,17 +452,9 @@ def test_human_size_is_three_significant_digits_and_a_unit(size: int) -> None:
     assert len(number.group(1).replace(".", "").lstrip("0")) <= 3 or "e" in text or size >= 1e27
 
 
-@given(st.floats(allow_nan=False, allow_infinity=False))
-@settings(max_examples=300, deadline=None)
-def test_go_float_round_trips(value: float) -> None:
-    assert float(fmt.go_str(value)) == value
-    assert float(fmt._json_float(value)) == value
-
-
 # --------------------------------------------------------------------------------------------------
 # Differential: the real docker CLI (20.10) against format_rows on the same row
 
-PEERS = Path(__file__).resolve().parents[2].parent / "shared" / "peers"
 PEERS_DIR = Path(os.environ.get("PEERS_DIR", "/var/tmp/dockyard-peers"))
 DOCKER = "/usr/bin/docker"
 DOCKER_ENV = {**os.environ, "DOCKER_HOST": f"unix://{PEERS_DIR}/run/docker.sock"}
@@ -709,14 +467,11 @@ def _docker(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="module")
 def engine() -> None:
-    if not os.path.exists(DOCKER) or _docker("version").returncode != 0:
-        script = PEERS / "start-dockerd.sh"
-        if not script.exists() or subprocess.run(["bash", str(script)], capture_output=True).returncode != 0:
-            pytest.skip("the Docker engine is not available")
+    require("docker")
     if _docker("image", "inspect", "busybox:local").returncode != 0:
         subprocess.run(["bash", str(PEERS / "import-busybox.sh")], capture_output=True, check=False)
     if _docker("image", "inspect", "busybox:local").returncode != 0:
-        pytest.skip("busybox:local is not in docker")
+        unavailable("docker", "busybox:local is not in docker", "bash scripts/peers/import-busybox.sh")
 
 
 DIFFERENTIAL = [
@@ -756,6 +511,7 @@ def _ours(template: str, row: dict[str, Any]) -> str:
 
 
 @pytest.mark.docker
+@pytest.mark.slow
 def test_images_format_matches_docker(engine: None) -> None:
     from concurrent.futures import ThreadPoolExecutor
 

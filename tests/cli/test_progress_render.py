@@ -12,9 +12,8 @@ import pytest
 
 from dockyard.cli import progress_render as pr
 from dockyard.errors import InvalidArgument
-from dockyard.progress import Event
+from dockyard.progress import Event, VertexCompleted, VertexLog, VertexStarted, VertexStatus
 
-V = {"kind": "vertex"}
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
@@ -31,24 +30,23 @@ class Clock:
 
 def build_events(r: pr.Renderer, clock: Clock) -> None:
     """A build with a status, a cached step, two interleaved steps with split output, and a failure."""
-    r(Event("d1", "[internal] load build definition from Dockerfile", "started", extra=V))
+    r(VertexStarted("d1", "[internal] load build definition from Dockerfile"))
     clock.tick(0.01)
-    r(Event("d1", "[internal] load build definition from Dockerfile", "done", current=105,
-            extra={**V, "status": "transferring dockerfile:"}))
-    r(Event("d1", "[internal] load build definition from Dockerfile", "done", extra=V))
-    r(Event("d2", "[1/3] FROM docker.io/library/busybox:local", "cached", extra=V))
-    r(Event("d9", "[stage-x 1/1] RUN unused", "skipped", extra=V))
-    r(Event("d3", "[2/3] RUN echo hi && echo there", "started", extra=V))
+    r(VertexStatus("d1", "transferring dockerfile:", current=105, done=True))
+    r(VertexCompleted("d1", "[internal] load build definition from Dockerfile", "done"))
+    r(VertexCompleted("d2", "[1/3] FROM docker.io/library/busybox:local", "cached"))
+    r(VertexLog("d9", b"a step never started is not shown\n"))
+    r(VertexStarted("d3", "[2/3] RUN echo hi && echo there"))
     clock.tick(0.234)
-    r(Event("d3", "[2/3] RUN echo hi && echo there", log=b"hi\nthe", extra=V))
-    r(Event("d4", "[3/3] COPY . /app", "started", extra=V))
+    r(VertexLog("d3", b"hi\nthe"))
+    r(VertexStarted("d4", "[3/3] COPY . /app"))
     clock.tick(0.1)
-    r(Event("d3", "[2/3] RUN echo hi && echo there", log=b"re\n", extra=V))
-    r(Event("d3", "[2/3] RUN echo hi && echo there", "done", extra=V))
+    r(VertexLog("d3", b"re\n", 2))
+    r(VertexCompleted("d3", "[2/3] RUN echo hi && echo there", "done"))
     clock.tick(0.5)
-    r(Event("d4", "[3/3] COPY . /app", log=b"copying\n", extra=V))
+    r(VertexLog("d4", b"copying\n"))
     error = 'failed to compute cache key: "/x" not found'
-    r(Event("d4", "[3/3] COPY . /app", "error", extra={**V, "error": error}))
+    r(VertexCompleted("d4", "[3/3] COPY . /app", "error", error))
 
 
 PLAIN_BUILD = """\
@@ -76,7 +74,7 @@ PLAIN_BUILD = """\
 #4 ERROR: failed to compute cache key: "/x" not found
 ------
  > [3/3] COPY . /app:
-#4 0.600 copying
+0.600 copying
 ------
 """
 
@@ -92,16 +90,16 @@ def test_plain_build_matches_buildkit() -> None:
 def test_plain_log_timestamps_and_partial_lines() -> None:
     out, clock = io.StringIO(), Clock()
     with pr.make_renderer("plain", out, clock=clock) as r:
-        r(Event("a", "[1/1] RUN long", "started", extra=V))
+        r(VertexStarted("a", "[1/1] RUN long"))
         clock.tick(9.9994)
-        r(Event("a", "[1/1] RUN long", log=b"one\ntw", extra=V))
-        r(Event("a", "[1/1] RUN long", log=b"o\n", extra=V))
+        r(VertexLog("a", b"one\ntw"))
+        r(VertexLog("a", b"o\n"))
         clock.tick(10)
-        r(Event("a", "[1/1] RUN long", log=b"three\n\nfive\n", extra=V))
+        r(VertexLog("a", b"three\n\nfive\n"))
         clock.tick(100)
-        r(Event("a", "[1/1] RUN long", log=b"six", extra=V))
-        r(Event("a", "[1/1] RUN long", "done", extra=V))
-        r(Event("a", "[1/1] RUN long", "done", extra=V))  # repeated: BuildKit prints the step again
+        r(VertexLog("a", b"six"))
+        r(VertexCompleted("a", "[1/1] RUN long", "done"))
+        r(VertexCompleted("a", "[1/1] RUN long", "done"))  # repeated: BuildKit prints the step again
     assert out.getvalue() == (
         "#1 [1/1] RUN long\n#1 9.999 one\n#1 9.999 two\n#1 20.00 three\n#1 20.00 \n#1 20.00 five\n"
         "#1 120.0 six\n#1 DONE 120.0s\n\n#1 [1/1] RUN long\n#1 DONE 120.0s\n")
@@ -110,18 +108,15 @@ def test_plain_log_timestamps_and_partial_lines() -> None:
 def test_plain_cancel_and_status_sizes() -> None:
     out, clock = io.StringIO(), Clock()
     with pr.make_renderer("plain", out, clock=clock) as r:
-        r(Event("c", "[internal] load build context", "started", extra=V))
+        r(VertexStarted("c", "[internal] load build context"))
         clock.tick(0.3)
-        r(Event("c", "[internal] load build context", "running", current=1000, total=0,
-                extra={**V, "status": "transferring context:"}))
+        r(VertexStatus("c", "transferring context:", current=1000))
         clock.tick(0.3)
-        r(Event("c", "[internal] load build context", "done", current=2_340_000, total=0,
-                extra={**V, "status": "transferring context:"}))
-        r(Event("c", "[internal] load build context", "done", extra=V))
-        r(Event("p", "[1/2] FROM x", "started", extra=V))
-        r(Event("p", "[1/2] FROM x", "done", current=1_500_000, total=2_110_000,
-                extra={**V, "status": "sha256:abc"}))
-        r(Event("p", "[1/2] FROM x", "error", extra={**V, "error": "rpc error: context canceled"}))
+        r(VertexStatus("c", "transferring context:", current=2_340_000, done=True))
+        r(VertexCompleted("c", "[internal] load build context", "done"))
+        r(VertexStarted("p", "[1/2] FROM x"))
+        r(VertexStatus("p", "sha256:abc", current=1_500_000, total=2_110_000, done=True))
+        r(VertexCompleted("p", "[1/2] FROM x", "canceled"))
     assert out.getvalue() == (
         "#1 [internal] load build context\n#1 transferring context: 2.34MB 0.3s done\n#1 DONE 0.6s\n\n"
         "#2 [1/2] FROM x\n#2 sha256:abc 1.50MB / 2.11MB done\n#2 CANCELED\n")
@@ -183,19 +178,24 @@ def test_plain_push_lines() -> None:
 def test_layer_line_interrupts_a_build_step() -> None:
     out, clock = io.StringIO(), Clock()
     with pr.make_renderer("plain", out, clock=clock) as r:
-        r(Event("s", "[1/1] FROM reg/app", "started", extra=V))
+        r(VertexStarted("s", "[1/1] FROM reg/app"))
         r(Event("e2319ca76111", "Pull complete", "done"))
     assert out.getvalue() == "#1 [1/1] FROM reg/app\n#1 ...\ne2319ca76111: Pull complete\n"
 
 
-def test_quiet_prints_nothing() -> None:
+def test_quiet_prints_only_a_failed_steps_summary() -> None:
     out, clock = io.StringIO(), Clock()
     r = pr.make_renderer("quiet", out)
-    build_events(r, clock)
     for e in PULL_EVENTS:
         r(e)
-    r.close()
+    r(VertexStarted("ok", "[1/1] RUN fine"))
+    r(VertexLog("ok", b"quiet\n"))
+    r(VertexCompleted("ok", "[1/1] RUN fine", "done"))
     assert out.getvalue() == ""
+    build_events(r, clock)
+    r.close()
+    # Nothing else shows a failed step's output in this mode: its summary does, once.
+    assert out.getvalue() == "------\n > [3/3] COPY . /app:\ncopying\n------\n"
 
 
 class FakeTty(io.StringIO):
@@ -228,15 +228,15 @@ def test_tty_build_smoke() -> None:
     out, clock = FakeTty(), Clock()
     r = pr.make_renderer("tty", out, clock=clock, width=100)
     assert isinstance(r, pr.TtyRenderer)
-    r(Event("d1", "[1/2] FROM busybox", "cached", extra=V))
-    r(Event("d2", "[2/2] RUN make", "started", extra=V))
+    r(VertexCompleted("d1", "[1/2] FROM busybox", "cached"))
+    r(VertexStarted("d2", "[2/2] RUN make"))
     clock.tick(1.2)
-    r(Event("d2", "[2/2] RUN make", log=b"compiling a\ncompiling b\npartial", extra=V))
+    r(VertexLog("d2", b"compiling a\ncompiling b\npartial"))
     frame = ANSI.sub("", "".join(str(seg.text) for seg in r.console.render(r._renderable())))
     assert "[+] Building 1.2s (1/2)" in frame
     assert " => => # compiling b" in frame and " => => # partial" in frame
     clock.tick(0.3)
-    r(Event("d2", "[2/2] RUN make", "error", extra={**V, "error": "exit code: 2"}))
+    r(VertexCompleted("d2", "[2/2] RUN make", "error", "exit code: 2"))
     clock.tick(0.1)
     r.close()
     lines = _final_frame(out.getvalue())
@@ -319,11 +319,12 @@ def test_tty_renderer_under_concurrent_events_does_not_deadlock() -> None:
     r = pr.TtyRenderer(out, width=120, refresh_per_second=200)
 
     def worker(k: int) -> None:
+        r(VertexStarted(f"v{k}", f"[{k}/4] RUN step"))
         for i in range(200):
             r(Event(f"{k:012x}", "Downloading", "running", current=i, total=200))
             if i % 50 == 0:
                 r(Event("", f"message {k} {i}"))
-            r(Event(f"v{k}", f"[{k}/4] RUN step", log=b"line\n", extra=V))
+            r(VertexLog(f"v{k}", b"line\n"))
 
     threads = [threading.Thread(target=worker, args=(k,), daemon=True) for k in range(4)]
     for t in threads:
@@ -340,9 +341,9 @@ def test_tty_live_view_keeps_to_the_terminal_height() -> None:
     out, clock = FakeTty(), Clock()
     r = pr.TtyRenderer(out, clock=clock, width=80, height=25)
     for i in range(30):
-        r(Event(f"s{i}", f"[{i + 1}/31] RUN step {i}", "done", extra=V))
-    r(Event("last", "[31/31] RUN running", "started", extra=V))
-    r(Event("last", "[31/31] RUN running", log=b"out\n", extra=V))
+        r(VertexCompleted(f"s{i}", f"[{i + 1}/31] RUN step {i}", "done"))
+    r(VertexStarted("last", "[31/31] RUN running"))
+    r(VertexLog("last", b"out\n"))
     frame = ANSI.sub("", "".join(str(seg.text) for seg in r.console.render(r._renderable()))).splitlines()
     assert len(frame) == 24  # header + height - 2 jobs
     assert frame[0].startswith("[+] Building 0.0s (30/31)")
@@ -374,3 +375,16 @@ def test_layer_ids_are_shown_short(event_id: str, shown: str) -> None:
     with pr.make_renderer("plain", out) as r:
         r(Event(event_id, "Loading layer", "done"))
     assert out.getvalue() == f"{shown}: Loading layer\n"
+
+
+def test_tty_shows_a_canceled_step_without_a_summary() -> None:
+    out, clock = FakeTty(), Clock()
+    r = pr.make_renderer("tty", out, clock=clock, width=100)
+    r(VertexStarted("a", "[2/2] RUN sleep 60"))
+    r(VertexLog("a", b"started\n"))
+    clock.tick(2.0)
+    r(VertexCompleted("a", "[2/2] RUN sleep 60", "canceled"))
+    r.close()
+    lines = _final_frame(out.getvalue())
+    assert lines[1] == f"{' => CANCELED [2/2] RUN sleep 60':<93}  2.0s"
+    assert "------" not in out.getvalue()  # BuildKit summarises failures, not cancellations

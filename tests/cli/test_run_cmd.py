@@ -45,6 +45,7 @@ def test_command_line_rules() -> None:
     assert env == ["A=2", "PATH=/bin", "HOSTNAME=h", "B=3"]
 
 
+@pytest.mark.slow
 def test_runs_with_image_defaults_and_overrides(root: Path, tmp_path: Path) -> None:
     r = dy(root, "busybox:local", "sh", "-c", "echo $GREETING $(pwd) $(id -u):$(id -g)")
     assert (r.returncode, r.stdout) == (0, "hello /tmp 0:0\n")
@@ -62,11 +63,13 @@ def test_runs_with_image_defaults_and_overrides(root: Path, tmp_path: Path) -> N
     assert r.stdout == "from entrypoint\n"
 
 
+@pytest.mark.slow
 def test_changes_do_not_persist(root: Path) -> None:
     assert dy(root, "busybox:local", "sh", "-c", "echo x > /persist").returncode == 0
     assert dy(root, "busybox:local", "cat", "/persist").returncode == 1
 
 
+@pytest.mark.slow
 def test_exit_codes(root: Path) -> None:
     assert dy(root, "busybox:local", "sh", "-c", "exit 42").returncode == 42
     r = dy(root, "busybox:local", "no-such-command")
@@ -91,6 +94,34 @@ def test_signals_are_forwarded(root: Path) -> None:
     out, _ = proc.communicate(timeout=30)
     assert "got-term" in out
     assert proc.returncode == 7
+
+
+def test_mount_flag(root: Path, tmp_path: Path) -> None:
+    (tmp_path / "data").write_text("bound")
+    r = dy(root, "--mount", f"type=bind,source={tmp_path},target=/mnt,readonly", "busybox:local",
+           "sh", "-c", "cat /mnt/data; touch /mnt/x")
+    assert r.stdout == "bound" and r.returncode != 0 and not (tmp_path / "x").exists()
+    r = dy(root, "--mount", f"type=bind,src={tmp_path},dst=/mnt", "busybox:local", "touch", "/mnt/x")
+    assert r.returncode == 0 and (tmp_path / "x").exists()  # docker run's binds are writable by default
+    r = dy(root, "--mount", "type=tmpfs,destination=/scratch,tmpfs-size=1m", "busybox:local",
+           "sh", "-c", "grep ' /scratch ' /proc/mounts")
+    assert r.returncode == 0 and r.stdout.startswith("tmpfs /scratch tmpfs ") and "size=1024k" in r.stdout
+
+
+@pytest.mark.parametrize(("mount", "message"), [
+    ("type=bind,target=/mnt", 'invalid mount config for type "bind": field Source must not be empty'),
+    ("type=bind,source=/no/such/dir/xyz,target=/mnt",
+     'invalid mount config for type "bind": bind source path does not exist: /no/such/dir/xyz'),
+    ("type=bind,source=/tmp,target=mnt",
+     'invalid mount config for type "bind": invalid mount path: \'mnt\' mount path must be absolute'),
+    ("type=tmpfs,source=/tmp,target=/mnt", 'invalid mount config for type "tmpfs": field Source must not be'),
+    ("type=volume,source=data,target=/mnt", 'invalid mount config for type "volume": named volumes are not'),
+    ("type=bind,src=/tmp", 'invalid argument "type=bind,src=/tmp" for "--mount" flag: target is required'),
+])
+def test_mount_flag_errors(root: Path, mount: str, message: str) -> None:
+    r = dy(root, "--mount", mount, "busybox:local", "true")
+    assert r.returncode == 125 and message in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
 
 
 def test_the_container_sees_only_stdio(root: Path) -> None:

@@ -6,11 +6,12 @@ import json
 import os
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dockyard.dockerfile import PatternError, PatternMatcher, ShellLex, parse, parse_stages, read_ignore_file
-from dockyard.dockerfile.instructions import parse_mount
+from dockyard.dockerfile.mounts import parse_mount
 from dockyard.errors import DockerfileError
 
 from .conformance import BUILDKIT
@@ -57,6 +58,7 @@ def test_random_token_soup(text: str) -> None:
     _exercise(text)
 
 
+@pytest.mark.slow
 @FUZZ
 @given(st.text(max_size=300))
 def test_random_text(text: str) -> None:
@@ -79,6 +81,7 @@ def mutated(draw: st.DrawFn) -> str:
     return text
 
 
+@pytest.mark.slow
 @FUZZ
 @given(mutated())
 def test_mutated_dockerfiles(text: str) -> None:

@@ -28,7 +28,7 @@ from dockyard.dockerfile import (
     parse_mount,
     parse_port_spec,
 )
-from dockyard.dockerfile.instructions import parse_go_duration, validate_chmod
+from dockyard.dockerfile.instructions import validate_chmod
 from dockyard.errors import DockerfileError
 
 
@@ -201,13 +201,14 @@ def test_healthcheck_all_flags() -> None:
     assert "invalid duration" in error("HEALTHCHECK --timeout=soon CMD x").detail
 
 
-def test_go_durations() -> None:
-    assert parse_go_duration("1h2m3.5s") == 3723_500_000_000
-    assert parse_go_duration("0") == 0
-    assert parse_go_duration("1.5µs") == 1500
-    for bad in ("", "1", "1x", ".s", "s"):
-        with pytest.raises(DockerfileError):
-            parse_go_duration(bad)
+def test_healthcheck_durations_are_go_durations() -> None:
+    hc = one("HEALTHCHECK --interval=1h2m3.5s --timeout=1.5ms --start-period=1500us CMD x")
+    assert isinstance(hc, HealthcheckInstruction)
+    assert (hc.interval, hc.timeout, hc.start_period) == (3723_500_000_000, 1_500_000, 1_500_000)
+    assert error("HEALTHCHECK --interval=1 CMD x").detail == 'time: missing unit in duration "1"'
+    assert error("HEALTHCHECK --interval=1X CMD x").detail == 'time: unknown unit "X" in duration "1X"'
+    assert error("HEALTHCHECK --interval=.s CMD x").detail == 'time: invalid duration ".s"'
+    assert error("HEALTHCHECK --interval=10us CMD x").detail == 'Interval "interval" cannot be less than 1ms'
 
 
 def test_simple_instructions() -> None:

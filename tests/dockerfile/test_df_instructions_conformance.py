@@ -15,9 +15,9 @@ from dockyard.dockerfile.instructions import (
     RunInstruction,
     _parse_opt_interval,
     handle_json_args,
-    parse_device,
     parse_instruction,
 )
+from dockyard.dockerfile.mounts import parse_device
 from dockyard.dockerfile.parser import Node, parse
 from dockyard.dockerfile.stages import parse_stages
 from dockyard.errors import DockerfileError

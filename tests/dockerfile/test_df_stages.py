@@ -119,6 +119,8 @@ def test_unused_build_args_warning() -> None:
     assert p.unused_build_args == ["OTHER", "TYPO"]
     assert p.unused_args_warning() == "[Warning] One or more build-args [OTHER TYPO] were not consumed"
     assert plan("FROM a\n").unused_args_warning() is None
+    # ARG ${src} is named in the build, so no build arg is known to be unused before it.
+    assert plan("FROM a\nENV src=a\nARG ${src}\n", {"a": "1"}).unused_args_warning() is None
 
 
 def test_stage_references() -> None:
@@ -160,6 +162,18 @@ def test_arg_instruction_records_values() -> None:
     assert [(a.key, a.value) for a in arg.args] == [("A", "1"), ("B", "2")]
 
 
+def test_arg_names_are_expanded() -> None:
+    # Names as Docker 20.10's BuildKit (ArgCommand.Expand, in the scope before the instruction, so not
+    # seeing a name of the same line; today's BuildKit no longer calls it for ARG and keeps "${src}").
+    # Defaults as today's dispatchArg: one at a time, seeing the names before them (20.10 gives b="").
+    # A build arg matches the expanded name.
+    _, out = applied(plan("FROM a\nENV src=a\nARG ${src}=x.txt b=$a c_${b}\nCOPY $a $b /out\n", {"c_": "3"}))
+    arg, copy = out[1], out[2]
+    assert isinstance(arg, ArgInstruction) and isinstance(copy, CopyInstruction)
+    assert [(a.key, a.value) for a in arg.args] == [("a", "x.txt"), ("b", "x.txt"), ("c_", "3")]
+    assert copy.sources == ["x.txt", "x.txt"]
+
+
 def test_errors_carry_place() -> None:
     with pytest.raises(DockerfileError) as err:
         plan("ARG X\nFROM ${X}\n")
@@ -173,6 +187,23 @@ def test_errors_carry_place() -> None:
     assert str(err3.value) == 'Dockerfile:3:1: failed to process "${Y:?required}": Y: required'
     with pytest.raises(DockerfileError, match="no FROM"):
         plan("ARG A=1\n")
+
+
+def test_deep_nesting_is_an_error_with_its_place() -> None:
+    deep = "x"
+    for _ in range(400):
+        deep = "${A:-" + deep + "}"
+    with pytest.raises(DockerfileError) as err:
+        applied(plan(f"FROM a\nENV B={deep}\n"))
+    assert str(err.value).startswith('Dockerfile:2:1: failed to process "${A:-${A:-')
+    assert str(err.value).endswith('...": variable substitutions nested more than 100 deep')
+    with pytest.raises(DockerfileError, match=r"^Dockerfile:1:1: .* nested more than 100 deep$"):
+        plan(f"ARG B={deep}\nFROM a\n")
+    ok = "x"
+    for _ in range(100):
+        ok = '${A:-"' + ok + '"}'
+    _, out = applied(plan(f"FROM a\nENV B={ok}\n"))
+    assert isinstance(out[0], EnvInstruction) and out[0].env[0].value == "x"
 
 
 def test_stage_dependencies() -> None:

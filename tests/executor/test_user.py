@@ -182,6 +182,10 @@ def test_layered_view_follows_overlay_rules(tmp_path: Path) -> None:
     rel, found = view.resolve("/var/run/../etc/./hosts")
     assert rel == ("etc", "hosts") and found is not None
     assert view.resolve("/etc/hosts/x") == (("etc", "hosts", "x"), None)
+    assert view.resolve("/../../../etc/hosts")[0] == ("etc", "hosts")  # ".." at the root stays there
+    (top / "loop").symlink_to("/loop/x")
+    with pytest.raises(ExecutionError, match="too many levels of symbolic links resolving /loop"):
+        view.resolve("/loop")
 
 
 def test_non_root_gets_a_clear_error(tmp_path: Path) -> None:

@@ -28,7 +28,7 @@ from tests.registry.client.peers import (
     upload_index,
 )
 
-pytestmark = pytest.mark.peers
+pytestmark = [pytest.mark.registry, pytest.mark.registry_auth]
 FAST = RegistryOptions(backoff=0.01)
 
 
@@ -259,6 +259,17 @@ def test_registry_options_from_config_files(tmp_path: Path) -> None:
     toml.write_text("registry-mirrors = 'x'")
     with pytest.raises(InvalidArgument, match="registry-mirrors must be a list"):
         registry_options(toml, "")
+
+
+def test_unreadable_config_file_is_a_one_line_error(tmp_path: Path) -> None:
+    from dockyard.config import registry_options
+
+    with pytest.raises(InvalidArgument, match=f"^config file {tmp_path} is a directory, not a file$"):
+        registry_options(tmp_path, "")
+    bad = tmp_path / "config.toml"
+    bad.write_bytes(b'insecure-registries = []\nname = "caf\xe9"\n')
+    with pytest.raises(InvalidArgument, match=r"config.toml:2:12: not UTF-8 text .*: byte 0xe9$"):
+        registry_options(bad, "")
 
 
 def test_interrupted_pull_leaves_nothing_half_done(store: Store) -> None:

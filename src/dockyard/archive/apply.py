@@ -16,6 +16,7 @@ import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from dockyard import fs
 from dockyard.archive.reader import Readable, TarReader
 from dockyard.archive.tarheader import (
     BLKTYPE,
@@ -27,12 +28,19 @@ from dockyard.archive.tarheader import (
     TarEntry,
 )
 from dockyard.archive.whiteout import OPAQUE, OVERLAY_OPAQUE_XATTR, WHITEOUT_META_PREFIX, WHITEOUT_PREFIX
-from dockyard.errors import CorruptData, DockyardError, NotFound, StoreError, UnsafePath
+from dockyard.errors import (
+    NO_SPACE_ERRNOS,
+    CorruptData,
+    DockyardError,
+    NoSpace,
+    NotFound,
+    StoreError,
+    UnsafePath,
+)
 from dockyard.progress import Event, ProgressSink
 
 _O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _O_NEWFILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-_MAX_SYMLINKS = 40  # as the kernel's MAXSYMLINKS
 _CACHE_MAX = 128
 _PROGRESS_EVERY = 4 << 20
 
@@ -77,6 +85,8 @@ def _wrap(where: object, exc: Exception) -> DockyardError:
     """A one-line dockyard error for an OS-level failure while applying an entry."""
     if isinstance(exc, OSError):
         reason = exc.strerror or str(exc)
+        if exc.errno in NO_SPACE_ERRNOS:
+            return NoSpace(f"{where}: cannot write the layer: no space left on device")
         if exc.errno in _STORE_ERRNOS:
             return StoreError(f"{where}: cannot write the layer: {reason}")
         return CorruptData(f"{where}: {reason}")
@@ -174,57 +184,52 @@ class SafeRoot:
         return cur
 
     def _resolve(self, comps: list[str], create: bool, what: object) -> int:
-        todo = list(reversed(comps))
+        # The walk is fs.walk's; this callback keeps ``cur`` open on the directory the walk is in.
         stack: list[str] = []
-        hops = 0
         cur = os.dup(self.fd)
-        try:
-            while todo:
-                comp = todo.pop()
-                if comp in ("", "."):
-                    continue
-                if comp == "..":
-                    if stack:  # a chroot's ".." stops at its root
-                        stack.pop()
-                        os.close(cur)
-                        cur = -1
-                        cur = self._reopen(stack)
-                    continue
+
+        def read_link(parts: list[str]) -> str | None:
+            nonlocal cur
+            if len(parts) - 1 != len(stack):  # ".." or an absolute link went back up
+                os.close(cur)
+                cur = -1
+                stack[:] = parts[:-1]
+                cur = self._reopen(stack)
+            comp = parts[-1]
+            for _ in range(fs.MAX_LINKS + 1):
                 try:
                     nxt = os.open(comp, _O_DIR, dir_fd=cur)
                 except FileNotFoundError:
                     if not create:
-                        raise NotFound(f"{what}: directory {'/'.join([*stack, comp])!r} does not exist")
+                        raise NotFound(f"{what}: directory {'/'.join(parts)!r} does not exist")
                     try:
                         os.mkdir(comp, 0o755, dir_fd=cur)
                     except FileExistsError:
-                        # Appeared meanwhile: retry, but never forever.
-                        hops += 1
-                        if hops > _MAX_SYMLINKS:
-                            raise CorruptData(f"{what}: cannot create directory {comp!r}")
-                    todo.append(comp)
+                        pass  # appeared meanwhile: open it again, but never forever
                     continue
                 except OSError as exc:
                     if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
                         raise
-                    st = os.stat(comp, dir_fd=cur, follow_symlinks=False)
-                    if not stat.S_ISLNK(st.st_mode):
-                        raise CorruptData(f"{what}: {'/'.join([*stack, comp])!r} is not a directory")
-                    hops += 1
-                    if hops > _MAX_SYMLINKS:
-                        raise UnsafePath(f"{what}: too many levels of symbolic links")
-                    target = os.readlink(comp, dir_fd=cur)
-                    if target.startswith("/"):
-                        stack.clear()
-                        os.close(cur)
-                        cur = -1
-                        cur = os.dup(self.fd)
-                    todo.extend(reversed(target.split("/")))
-                    continue
+                    if not stat.S_ISLNK(os.stat(comp, dir_fd=cur, follow_symlinks=False).st_mode):
+                        raise CorruptData(f"{what}: {'/'.join(parts)!r} is not a directory")
+                    return os.readlink(comp, dir_fd=cur)
                 os.close(cur)
                 cur = nxt
                 stack.append(comp)
+                return None
+            raise CorruptData(f"{what}: cannot create directory {comp!r}")
+
+        try:
+            done = fs.walk("/".join(comps), read_link)
+            if len(done) != len(stack):  # it ended in ".."
+                os.close(cur)
+                cur = -1
+                cur = self._reopen(done)
             return cur
+        except fs.SymlinkLoop:
+            if cur >= 0:
+                os.close(cur)
+            raise UnsafePath(f"{what}: too many levels of symbolic links") from None
         except BaseException:
             if cur >= 0:
                 os.close(cur)

@@ -83,6 +83,11 @@ class _Prepend(io.RawIOBase):
         return self._inner.read(n)
 
 
+def prepend(head: bytes, stream: Readable) -> Readable:
+    """A stream that yields ``head`` (bytes already read from ``stream``) and then the rest of it."""
+    return _Prepend(head, stream)
+
+
 class _GzipReader(io.RawIOBase):
     """Streaming multi-member gzip decompression with isal; errors become ``CorruptData``."""
 

@@ -2,8 +2,9 @@
 
 Sources are resolved inside their root (the build context or another stage's filesystem) with Go
 ``filepath.Match`` wildcards per path component; a directory source copies its contents; the
-destination is a directory when it ends in ``/``, when several sources are given, or when it
-already is one. Every write is resolved inside the destination root (``fsutil.secure_join``).
+destination is a directory when it ends in ``/`` or when it already is one (checked again for each
+source: several sources onto ``/out`` each land on ``/out`` in turn, as BuildKit copies them).
+Every write is resolved inside the destination root (``fsutil.secure_join``).
 """
 
 from __future__ import annotations
@@ -42,6 +43,11 @@ class CopySpec:
 
 def has_wildcard(path: str) -> bool:
     return any(c in _WILDCARDS for c in path)
+
+
+def into_dir(root: str, dest: str, dest_is_dir: bool) -> bool:
+    """Whether a file copied to ``dest`` goes into it: a trailing slash, or a directory there now."""
+    return dest_is_dir or os.path.isdir(secure_join(root, dest))
 
 
 def resolve_sources(root: str, pattern: str) -> list[tuple[str, str]]:
@@ -89,8 +95,6 @@ def apply_copy(src_root: str, spec: CopySpec, dest_root: str, *, src_label: str 
         # and copies nothing, the destination not even made.
         return 0
     dest = clean_path(spec.dest)
-    dest_host = secure_join(dest_root, dest)
-    dest_is_dir = spec.dest_is_dir or len(matches) > 1 or os.path.isdir(dest_host)
     uid, gid = spec.chown if spec.chown else (-1, -1)
     copier = _Copier(spec, dest_root)
     for image_path, host in matches:
@@ -117,7 +121,8 @@ def apply_copy(src_root: str, spec: CopySpec, dest_root: str, *, src_label: str 
             mkdir_all(dest_root, os.path.dirname(dest), 0o755, uid, gid)
             copier.copy_dir(host, dest, top=True, rel=image_path.strip("/"))
         else:
-            target = os.path.join(dest, os.path.basename(image_path)) if dest_is_dir else dest
+            into = into_dir(dest_root, dest, spec.dest_is_dir)
+            target = os.path.join(dest, os.path.basename(image_path)) if into else dest
             mkdir_all(dest_root, os.path.dirname(target), 0o755, uid, gid)
             copier.copy_entry(host, st, target)
     copier.finish()

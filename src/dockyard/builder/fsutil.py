@@ -10,7 +10,7 @@ import os
 import stat
 
 from dockyard.errors import UnsafePath
-from dockyard.executor.user import secure_join
+from dockyard.fs import secure_join
 
 __all__ = ["clean_path", "mkdir_all", "secure_join"]
 

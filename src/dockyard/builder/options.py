@@ -11,7 +11,7 @@ from dockyard.progress import ProgressSink, discard
 Puller = Callable[[str, str], str]
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Output:
     """``--output type=...,dest=...``: ``docker``/``oci`` (image tars), ``tar``/``local`` (the rootfs)."""
 
@@ -20,8 +20,10 @@ class Output:
     attrs: dict[str, str] = field(default_factory=dict)
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class BuildOptions:
+    """A build's request, never changed once made: derive another with ``dataclasses.replace``."""
+
     context_dir: str
     dockerfile: str = ""             # path; "" = <context>/Dockerfile
     dockerfile_text: str | None = None  # given directly (e.g. -f - on stdin)

@@ -6,6 +6,7 @@ import shutil
 from dataclasses import dataclass, field
 
 from dockyard.imageops import Store
+from dockyard.imageops.filters import until_matches
 from dockyard.imageops.gc import collect
 from dockyard.snapshot import tree_size
 
@@ -16,13 +17,16 @@ class PruneResult:
     reclaimed: int = 0
 
 
-def prune_cache(store: Store, *, all: bool = False, keep_storage: int = 0) -> PruneResult:
+def prune_cache(store: Store, *, all: bool = False, keep_storage: int = 0,
+                until: float | None = None) -> PruneResult:
     """Remove build cache, least recently used first, until at most ``keep_storage`` bytes remain.
 
-    Cache mounts (``RUN --mount=type=cache``) go only with ``all``, as BuildKit keeps shared caches.
+    ``until`` (unix seconds) keeps what was used since then. Cache mounts (``RUN --mount=type=cache``)
+    go only with ``all``, as BuildKit keeps shared caches.
     """
     result = PruneResult()
-    records = sorted(store.meta.cache_records(), key=lambda r: r.last_used)
+    records = sorted((r for r in store.meta.cache_records() if until_matches(r.last_used, until)),
+                     key=lambda r: r.last_used)
     remaining = sum(r.size for r in records)
     for rec in records:
         if keep_storage and remaining <= keep_storage:

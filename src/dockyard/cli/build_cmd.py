@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from dockyard.errors import DockyardError
+from dockyard.errors import DockyardError, Interrupted
 
 
 def _parse_kv(values: tuple[str, ...], flag: str, *, env_fallback: bool = False) -> dict[str, str]:
@@ -117,12 +117,24 @@ def build_cmd(ctx: click.Context, path: str, tags: tuple[str, ...], dockerfile: 
               no_cache: bool, pull: bool, quiet: bool, iidfile: str, progress: str, outputs: tuple[str, ...],
               secrets: tuple[str, ...], ssh: tuple[str, ...], network: str, build_contexts: tuple[str, ...],
               push: bool, runtime: str) -> None:
-    """Build an image from a Dockerfile."""
+    """Build an image from a Dockerfile (PATH "-": a tar context or a Dockerfile on standard input)."""
     from dockyard.builder.options import BuildOptions
     from dockyard.cli.progress_render import make_renderer
     from dockyard.client import Client
 
     client = Client(getattr(ctx.find_root().obj, "root", None))
+    if path == "-":
+        # As docker: a tar context or a lone Dockerfile on standard input (unpacked until the command ends).
+        if dockerfile == "-":
+            raise click.ClickException(
+                "invalid argument: can't use stdin for both build context and dockerfile")
+        from dockyard.builder.stdin_context import stream_context
+
+        try:
+            path, dockerfile = ctx.with_resource(stream_context(sys.stdin.buffer, dockerfile))
+        except DockyardError as exc:
+            click.echo(f"ERROR: failed to solve: {exc}", err=True)
+            sys.exit(1)
     dockerfile_text = None
     if dockerfile == "-":
         dockerfile_text = sys.stdin.read()
@@ -152,7 +164,7 @@ def build_cmd(ctx: click.Context, path: str, tags: tuple[str, ...], dockerfile: 
     except DockyardError as exc:
         renderer.close()
         click.echo(f"ERROR: failed to solve: {exc}", err=True)
-        sys.exit(1)
+        sys.exit(exc.exit_code if isinstance(exc, Interrupted) else 1)  # Ctrl-C: 130, as docker
     renderer.close()
     for warning in result.warnings:
         click.echo(warning, err=True)

@@ -29,13 +29,19 @@ def builder_group() -> None:
 @click.option("-a", "--all", "all_", is_flag=True,
               help="Remove all unused build cache, not just dangling ones.")
 @click.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation.")
+@click.option("--filter", "filters", multiple=True, metavar="FILTER",
+              help='Provide filter values (e.g. "until=24h")')
 @click.option("--keep-storage", default="", help="Amount of disk space to keep for cache.")
 @click.pass_context
-def prune_cmd(ctx: click.Context, all_: bool, force: bool, keep_storage: str) -> None:
+def prune_cmd(ctx: click.Context, all_: bool, force: bool, filters: tuple[str, ...],
+              keep_storage: str) -> None:
     """Remove build cache."""
     from dockyard.builder.prune import prune_cache
     from dockyard.cli.format import human_size
     from dockyard.client import Client
+    from dockyard.imageops.filters import cache_until, parse_filters
+
+    until = cache_until(parse_filters(filters))
 
     if not force:
         click.echo("WARNING! This will remove all dangling build cache. "
@@ -44,7 +50,7 @@ def prune_cmd(ctx: click.Context, all_: bool, force: bool, keep_storage: str) ->
             return
     keep = parse_size(keep_storage) if keep_storage else 0
     client = Client(getattr(ctx.find_root().obj, "root", None))
-    result = prune_cache(client.store, all=all_, keep_storage=keep)
+    result = prune_cache(client.store, all=all_, keep_storage=keep, until=until)
     if result.removed:
         click.echo("Deleted build cache objects:")
         for key in result.removed:

@@ -163,9 +163,10 @@ def image_rows(images: Sequence[ImageSummary], *, digests: bool, no_trunc: bool,
     return rows
 
 
-def filter_images(client: Client, images: list[ImageSummary], values: Sequence[str]) -> list[ImageSummary]:
+def filter_images(client: Client, images: list[ImageSummary], values: Sequence[str],
+                  now: float | None = None) -> list[ImageSummary]:
     """Docker's ``images --filter`` (dangling, label, before, since, until, reference)."""
-    from dockyard.cli.format import image_filter, parse_filters
+    from dockyard.imageops.filters import image_filter, parse_filters
     from dockyard.imageops.images import parse_created
 
     def created_of(ref: str) -> float:
@@ -173,7 +174,7 @@ def filter_images(client: Client, images: list[ImageSummary], values: Sequence[s
         assert record is not None
         return parse_created(record.created)
 
-    flt = image_filter(parse_filters(values), created_of=created_of)
+    flt = image_filter(parse_filters(values), created_of=created_of, now=now)
     kept: list[ImageSummary] = []
     for img in images:
         if not flt.match(created=img.created, labels=img.labels, refs=img.repo_tags):
@@ -389,10 +390,10 @@ def confirm(message: str, force: bool) -> bool:
 @click.pass_context
 def prune_cmd(ctx: click.Context, all_: bool, filters: tuple[str, ...], force: bool) -> None:
     """Remove unused images."""
-    from dockyard.cli.format import parse_filters
+    from dockyard.imageops.filters import PRUNE_FILTERS, parse_filters
 
     parsed = parse_filters(filters)
-    parsed.validate(("until", "label", "label!", "dangling"))
+    parsed.validate(PRUNE_FILTERS)
     warning = ("WARNING! This will remove all images without at least one container associated to them."
                if all_ else "WARNING! This will remove all dangling images.")
     if not confirm(warning, force):

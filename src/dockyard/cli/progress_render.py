@@ -1,4 +1,4 @@
-"""Render ``dockyard.progress.Event``s the way docker and BuildKit show progress.
+"""Render ``dockyard.progress`` events the way docker and BuildKit show progress.
 
 ``make_renderer(mode, stream)`` returns a ``Renderer``: a ``ProgressSink`` (call it with events, from
 any thread) with ``close()``; it is also a context manager. Modes:
@@ -13,20 +13,9 @@ any thread) with ``close()``; it is also a context manager. Modes:
 - ``quiet``: nothing. ``auto``: ``tty`` when the stream is a terminal (and TERM is not dumb), else ``plain``.
 
 If a build step failed, ``close()`` ends with BuildKit's summary (``------`` / `` > [2/3] RUN make:`` /
-its last output lines / ``------``); printing the error itself stays the command's job.
-
-What the events mean (the conventions emitters follow):
-
-- A build step: ``extra["kind"] == "vertex"``; ``id`` names the step, ``name`` is its title
-  (``[2/5] RUN make``); ``status`` started/running/done/cached/error/skipped; ``log`` carries output
-  bytes (lines may arrive split); ``extra["error"]`` is the error text. A step's sub-task (BuildKit's
-  "statuses": ``transferring context``, a layer download) is an event of that step with
-  ``extra["status"]`` naming the sub-task as BuildKit does (``transferring context:``) and
-  ``current``/``total`` bytes; ``status="done"`` ends it.
-- A layer of a pull/push/load/save: any other event with an ``id``; ``name`` is docker's status text
-  (``Pulling fs layer``, ``Downloading``, ``Pull complete``, ``Pushed``...), ``current``/``total`` bytes.
-- A message line (``latest: Pulling from library/busybox``, ``Digest: ...``): an event with an empty
-  ``id``; ``name`` is the text.
+its last output lines / ``------``), in every mode (``quiet`` too: it is the one place a failed step's
+output then shows); printing the error itself stays the command's job. A canceled step shows as
+``CANCELED`` and has no summary. What each event means is documented in ``dockyard.progress``.
 """
 
 from __future__ import annotations
@@ -40,7 +29,15 @@ from dataclasses import dataclass, field
 from typing import IO, Any, Literal, Protocol, Self
 
 from dockyard.cli.format import ellipsis, human_size
-from dockyard.progress import Event
+from dockyard.progress import (
+    Event,
+    ProgressEvent,
+    VertexCompleted,
+    VertexEvent,
+    VertexLog,
+    VertexStarted,
+    VertexStatus,
+)
 
 Mode = Literal["auto", "tty", "plain", "quiet"]
 Clock = Callable[[], float]
@@ -53,6 +50,7 @@ _TAIL_LINES = 10  # and repeats this many in the summary of a failed step
 
 
 def _keep_tail(v: _Vertex, line: str) -> None:
+    """Keep an output line (``0.123 text``: BuildKit's summary shows no ``#N``) for the summary."""
     v.tail.append(line)
     del v.tail[:-_TAIL_LINES]
 
@@ -61,7 +59,7 @@ def error_summary(vertices: list[_Vertex]) -> list[str]:
     """BuildKit's closing summary of failed steps: ``------`` / `` > NAME:`` / output / ``------``."""
     lines: list[str] = []
     for v in vertices:
-        if v.error and not v.error.endswith("context canceled"):
+        if v.error and not v.canceled:
             lines += ["------", f" > {v.name}:", *v.tail, "------"]
     return lines
 
@@ -69,7 +67,7 @@ def error_summary(vertices: list[_Vertex]) -> list[str]:
 class Renderer(Protocol):
     """A progress sink that must be closed (it may own a live display)."""
 
-    def __call__(self, event: Event) -> None: ...
+    def __call__(self, event: ProgressEvent) -> None: ...
 
     def close(self) -> None: ...
 
@@ -93,7 +91,7 @@ def make_renderer(mode: Mode | str = "auto", stream: IO[str] | None = None, *, p
         isatty = getattr(out, "isatty", None)
         mode = "tty" if isatty is not None and isatty() and os.environ.get("TERM") != "dumb" else "plain"
     if mode == "quiet":
-        return QuietRenderer()
+        return QuietRenderer(out)
     if mode == "plain":
         return PlainRenderer(out, clock=clock)
     if mode == "tty":
@@ -114,15 +112,8 @@ class _Base:
         """Finish the output; later events are ignored."""
 
 
-class QuietRenderer(_Base):
-    """Prints nothing (``-q`` / ``--progress=quiet``)."""
-
-    def __call__(self, event: Event) -> None:
-        del event
-
-
-def _is_vertex(event: Event) -> bool:
-    return event.extra.get("kind") == "vertex"
+def _is_vertex(event: ProgressEvent) -> bool:
+    return not isinstance(event, Event)
 
 
 _HEX64 = re.compile(r"(?:^|[:/])([0-9a-f]{64})(?:$|[/.])")
@@ -175,12 +166,55 @@ class _Vertex:
     started: float
     completed: float | None = None
     cached: bool = False
+    canceled: bool = False
     error: str = ""
     partial: str = ""
     partial_shown: bool = False
     logs: list[str] = field(default_factory=list)  # tty: recent output lines
     tail: list[str] = field(default_factory=list)  # last output lines, for the error summary
     subs: dict[str, _Sub] = field(default_factory=dict)
+
+
+class QuietRenderer(_Base):
+    """Prints nothing while the build runs (``-q`` / ``--progress=quiet``); on ``close()``, a failed
+    step's summary with its last output lines, which nothing else shows in this mode."""
+
+    def __init__(self, stream: IO[str] | None = None) -> None:
+        self._out = stream
+        self._lock = threading.Lock()
+        self._vertices: dict[str, _Vertex] = {}
+        self._closed = False
+
+    def __call__(self, event: ProgressEvent) -> None:
+        if self._out is None or not _is_vertex(event):
+            return
+        with self._lock:
+            if isinstance(event, VertexStarted | VertexCompleted) and event.id not in self._vertices:
+                self._vertices[event.id] = _Vertex(index=0, name=event.name, started=0.0)
+            v = self._vertices.get(event.id)
+            if v is None:
+                return
+            if isinstance(event, VertexLog):
+                text = v.partial + event.data.decode("utf-8", "replace")
+                *lines, v.partial = text.split("\n")
+                for line in lines:
+                    _keep_tail(v, line)
+            elif isinstance(event, VertexCompleted):
+                if v.partial:
+                    _keep_tail(v, v.partial)
+                    v.partial = ""
+                v.canceled = event.outcome == "canceled"
+                if event.outcome in ("error", "canceled"):
+                    v.error = event.error or event.outcome
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed or self._out is None:
+                return
+            self._closed = True
+            for line in error_summary(list(self._vertices.values())):
+                self._out.write(line + "\n")
+            self._out.flush()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -200,14 +234,14 @@ class PlainRenderer(_Base):
         self._last_status: dict[str, str] = {}
         self._closed = False
 
-    def __call__(self, event: Event) -> None:
+    def __call__(self, event: ProgressEvent) -> None:
         with self._lock:
             if self._closed:
                 return
-            if _is_vertex(event):
-                self._vertex(event)
-            else:
+            if isinstance(event, Event):
                 self._layer(event)
+            else:
+                self._vertex(event)
             self._out.flush()
 
     def close(self) -> None:
@@ -242,28 +276,23 @@ class PlainRenderer(_Base):
         self._write(f"{lid}: {event.name}")
 
     # BuildKit
-    def _vertex(self, event: Event) -> None:
+    def _vertex(self, event: VertexEvent) -> None:
         now = self._clock()
-        if event.status == "skipped":
-            # A step the target does not need: BuildKit never shows it.
-            if self._current == event.id:
-                self._flush_partial(self._vertices[event.id])
-                self._current = None
-            return
         v = self._vertices.get(event.id)
         if v is None:
+            if not isinstance(event, VertexStarted | VertexCompleted):
+                return  # the contract: a step starts (or completes) before anything else of it
             v = _Vertex(index=len(self._vertices) + 1, name=event.name, started=now)
             self._vertices[event.id] = v
-        if v.completed is not None and event.status in ("started", "running") and not event.log:
+        elif isinstance(event, VertexStarted) and v.completed is not None:
             # A step that runs again (a new interval) starts its clock again.
             v.completed, v.started = None, now
         self._switch_to(event.id, v)
-        sub = event.extra.get("status")
-        if sub:
-            self._sub(v, sub, event, now)
-        if event.log:
-            self._log(v, event.log.decode("utf-8", "replace"), now)
-        if event.status in ("done", "cached", "error", "skipped") and not sub:
+        if isinstance(event, VertexStatus):
+            self._sub(v, event, now)
+        elif isinstance(event, VertexLog):
+            self._log(v, event.data.decode("utf-8", "replace"), now)
+        elif isinstance(event, VertexCompleted):
             self._complete(v, event, now)
 
     def _switch_to(self, vid: str, v: _Vertex) -> None:
@@ -291,7 +320,7 @@ class PlainRenderer(_Base):
         v.partial_shown = bool(v.partial) and not final
         if final:
             if v.partial:
-                _keep_tail(v, v.partial)
+                _keep_tail(v, v.partial.removeprefix(f"#{v.index} "))
             v.partial = ""
 
     def _log(self, v: _Vertex, text: str, now: float) -> None:
@@ -309,14 +338,15 @@ class PlainRenderer(_Base):
                 v.partial = line  # no newline yet: wait for the rest of the line
             else:
                 self._write(line)
-                _keep_tail(v, line)
+                _keep_tail(v, line.removeprefix(f"#{v.index} "))
 
-    def _sub(self, v: _Vertex, name: str, event: Event, now: float) -> None:
+    def _sub(self, v: _Vertex, event: VertexStatus, now: float) -> None:
+        name = event.text
         s = v.subs.get(name)
         if s is None:
             s = v.subs[name] = _Sub(name, now)
         s.current, s.total = event.current, event.total
-        if event.status not in ("done", "cached", "error"):
+        if not event.done:
             return
         s.completed = now
         self._flush_partial(v)
@@ -329,19 +359,19 @@ class PlainRenderer(_Base):
         tm = f" {took:.1f}s" if took > 0.01 else ""
         self._write(f"#{v.index} {name}{size}{tm} done")
 
-    def _complete(self, v: _Vertex, event: Event, now: float) -> None:
+    def _complete(self, v: _Vertex, event: VertexCompleted, now: float) -> None:
         self._flush_partial(v)
         v.completed = now
-        if event.status == "error":
-            v.error = event.extra.get("error", "") or event.name
-            if v.error.endswith("context canceled"):
-                self._write(f"#{v.index} CANCELED")
-            else:
-                self._write(f"#{v.index} ERROR: {v.error}")
-        elif event.status == "cached":
+        if event.outcome == "canceled":
+            v.canceled, v.error = True, event.error or "canceled"
+            self._write(f"#{v.index} CANCELED")
+        elif event.outcome == "error":
+            v.error = event.error or event.name
+            self._write(f"#{v.index} ERROR: {v.error}")
+        elif event.outcome == "cached":
             v.cached = True
             self._write(f"#{v.index} CACHED")
-        elif event.status == "done":
+        else:
             self._write(f"#{v.index} DONE {now - v.started:.1f}s")
         self._current = None
 
@@ -414,12 +444,12 @@ class TtyRenderer(_Base):
                           redirect_stderr=False, vertical_overflow="visible")
         self._live.start()
 
-    def __call__(self, event: Event) -> None:
+    def __call__(self, event: ProgressEvent) -> None:
         above: list[str] = []
         with self._lock:
             if self._closed:
                 return
-            if _is_vertex(event):
+            if not isinstance(event, Event):
                 self._vertex(event)
             elif not event.id:
                 # A message: printed above the live area; layers after it start a new block, as docker.
@@ -446,39 +476,44 @@ class TtyRenderer(_Base):
             self.console.print("\n".join(summary), markup=False, highlight=False)
 
     # state
-    def _vertex(self, event: Event) -> None:
+    def _vertex(self, event: VertexEvent) -> None:
         now = self._clock()
-        if event.status == "skipped" and event.id not in self._vertices:
-            return  # never shown
         v = self._vertices.get(event.id)
         if v is None:
+            if not isinstance(event, VertexStarted | VertexCompleted):
+                return  # the contract: a step starts (or completes) before anything else of it
             v = _Vertex(index=len(self._vertices) + 1, name=event.name.replace("\t", " "), started=now)
             self._vertices[event.id] = v
             self._order.append(event.id)
-        sub = event.extra.get("status")
-        if sub:
-            s = v.subs.get(sub)
+        elif isinstance(event, VertexStarted) and v.completed is not None:
+            v.completed, v.started = None, now
+        if isinstance(event, VertexStatus):
+            s = v.subs.get(event.text)
             if s is None:
-                s = v.subs[sub] = _Sub(sub, now)
+                s = v.subs[event.text] = _Sub(event.text, now)
             s.current, s.total = event.current, event.total
-            if event.status in ("done", "cached", "error"):
+            if event.done:
                 s.completed = now
             return
-        if event.log:
-            text = v.partial + event.log.decode("utf-8", "replace")
+        if isinstance(event, VertexLog):
+            text = v.partial + event.data.decode("utf-8", "replace")
             lines = text.split("\n")
             v.partial = lines.pop()
             v.logs.extend(line.replace("\r", "") for line in lines)
             del v.logs[:-_LOG_LINES]
             for line in lines:
                 _keep_tail(v, f"{_log_time(now - v.started)} {line}")
-        if event.status in ("done", "cached", "error", "skipped"):
+        if isinstance(event, VertexCompleted):
             if v.partial:
                 _keep_tail(v, f"{_log_time(now - v.started)} {v.partial}")
+                v.partial = ""
             v.completed = now
-            v.cached = event.status == "cached"
-            if event.status == "error":
-                v.error = event.extra.get("error", "") or event.name
+            v.cached = event.outcome == "cached"
+            v.canceled = event.outcome == "canceled"
+            if event.outcome == "error":
+                v.error = event.error or event.name
+            elif v.canceled:
+                v.error = event.error or "canceled"
 
     def _layer(self, event: Event) -> None:
         lid = _layer_id(event.id)
@@ -521,12 +556,12 @@ class TtyRenderer(_Base):
             v = self._vertices[vid]
             name = v.name
             if v.error:
-                name = ("CANCELED " if v.error.endswith("context canceled") else "ERROR ") + name
+                name = ("CANCELED " if v.canceled else "ERROR ") + name
             if v.cached:
                 name = "CACHED " + name
             end = v.completed if v.completed is not None else now
-            style = ("red" if v.error and not v.error.endswith("context canceled") else
-                     "yellow" if v.error else "blue" if v.completed is not None else "")
+            style = ("yellow" if v.canceled else "red" if v.error else
+                     "blue" if v.completed is not None else "")
             jobs.append((self._job_line(name, "", end - v.started, width), style, v.completed is not None))
             for s in v.subs.values():
                 size = ""

@@ -68,15 +68,21 @@ def df_cmd(ctx: click.Context, verbose: bool, fmt: str | None) -> None:
 
 @click.command("prune")
 @click.option("-a", "--all", "all_", is_flag=True, help="Remove all unused images not just dangling ones")
+@click.option("--filter", "filters", multiple=True, metavar="FILTER",
+              help='Provide filter values (e.g. "label=<key>=<value>")')
 @click.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation")
 @click.pass_context
-def system_prune_cmd(ctx: click.Context, all_: bool, force: bool) -> None:
+def system_prune_cmd(ctx: click.Context, all_: bool, filters: tuple[str, ...], force: bool) -> None:
     """Remove unused data."""
+    from dockyard.imageops.filters import PRUNE_FILTERS, parse_filters
+
+    parsed = parse_filters(filters)
+    parsed.validate(PRUNE_FILTERS)
     images = "all images without at least one container associated to them" if all_ else "all dangling images"
     warning = f"WARNING! This will remove:\n  - {images}\n  - all build cache\n"
     if not confirm(warning, force):
         return
-    report = make_client(ctx).system_prune(all=all_)
+    report = make_client(ctx).system_prune(all=all_, filters=parsed)
     if report.images.deleted:
         click.echo("Deleted Images:")
         for item in report.images.deleted:
@@ -91,7 +97,8 @@ def system_prune_cmd(ctx: click.Context, all_: bool, force: bool) -> None:
 
 
 @click.command("check")
-@click.option("--repair", is_flag=True, help="Remove what is broken (corrupt blobs, dangling records)")
+@click.option("--repair", is_flag=True,
+              help="Fix what is broken: quarantine corrupt blobs, fetch lost ones again, drop dead records")
 @click.pass_context
 def check_cmd(ctx: click.Context, repair: bool) -> None:
     """Verify every blob's digest and every reference in the store."""
@@ -102,9 +109,13 @@ def check_cmd(ctx: click.Context, repair: bool) -> None:
         click.echo(f"note: {note}")
     for fixed in report.repaired:
         click.echo(f"repaired: {fixed}")
-    state = "ok" if report.ok else (f"{len(report.problems)} problem(s)" + (" repaired" if repair else ""))
+    for left in report.unrepaired:
+        click.echo(f"not repaired: {left}")
+    state = "ok" if report.ok else f"{len(report.problems)} problem(s)"
+    if repair and not report.ok:
+        state += f", {len(report.unrepaired)} not repaired" if report.unrepaired else " repaired"
     click.echo(f"checked {report.blobs_checked} blobs and {report.images_checked} images: {state}")
-    if report.problems and not repair:
+    if report.problems and (not repair or report.unrepaired):
         sys.exit(1)  # not ctx.exit: main() drops the code click returns in non-standalone mode
 
 

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from dockyard import goformat
+
 if TYPE_CHECKING:
     from dockyard.builder.options import BuildOptions
     from dockyard.tools.watch import BaseStatus, WatchEvent
@@ -137,14 +139,16 @@ def watch_cmd(ctx: click.Context, path: str, tags: tuple[str, ...], dockerfile: 
               build_args: tuple[str, ...], target: str, platform: str, build_contexts: tuple[str, ...],
               push: bool, interval: str, debounce: str, once: bool, progress: str) -> None:
     """Rebuild when a base image's tag moves or a file of the build context changes."""
-    from dockyard.cli.format import parse_duration
     from dockyard.cli.progress_render import make_renderer
     from dockyard.client import Client
     from dockyard.tools.watch import Watcher
 
     def duration(value: str, flag: str) -> float:
         try:
-            seconds = parse_duration(value) if not value.replace(".", "", 1).isdigit() else float(value)
+            if value.replace(".", "", 1).isdigit():
+                seconds = float(value)
+            else:
+                seconds = goformat.parse_duration(value) / goformat.SECOND
         except ValueError as exc:
             raise click.UsageError(f'invalid argument "{value}" for "{flag}" flag: {exc}') from None
         if seconds < 0:

@@ -16,7 +16,7 @@ Typed instructions (:mod:`.instructions`)
     ``keep_git_dir``, ``unpack``; ``HealthcheckInstruction``, ``EnvInstruction``, ``ArgInstruction``...).
     Each keeps ``original`` and its line range. ``instr.expand(fn)`` returns a copy with the words
     BuildKit expands passed through ``fn``. Helpers: ``parse_mount``, ``parse_port_spec`` (EXPOSE
-    ranges/protocols), ``parse_signal`` (STOPSIGNAL), ``parse_go_duration``.
+    ranges/protocols), ``parse_signal`` (STOPSIGNAL).
 
 Stages and scope (:mod:`.stages`)
     ``parse_stages(result, build_args, target_platform=, build_platform=) -> BuildPlan`` with
@@ -48,7 +48,6 @@ from dockyard.dockerfile.instructions import (
     ArgSpec,
     CmdInstruction,
     CopyInstruction,
-    DeviceSpec,
     EntrypointInstruction,
     EnvInstruction,
     ExposeInstruction,
@@ -58,7 +57,6 @@ from dockyard.dockerfile.instructions import (
     KeyValuePair,
     LabelInstruction,
     MaintainerInstruction,
-    MountSpec,
     OnbuildInstruction,
     PortSpec,
     RunInstruction,
@@ -70,10 +68,10 @@ from dockyard.dockerfile.instructions import (
     VolumeInstruction,
     WorkdirInstruction,
     parse_instruction,
-    parse_mount,
     parse_port_spec,
     parse_signal,
 )
+from dockyard.dockerfile.mounts import DeviceSpec, MountSpec, parse_mount
 from dockyard.dockerfile.parser import (
     Heredoc,
     Node,

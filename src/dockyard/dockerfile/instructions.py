@@ -7,13 +7,14 @@ expands at build time passed through ``fn`` (see :class:`dockyard.dockerfile.sta
 
 from __future__ import annotations
 
-import csv
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypedDict, TypeVar
 
+from dockyard import goformat
 from dockyard.dockerfile.flags import BFlags
+from dockyard.dockerfile.mounts import DeviceSpec, MountSpec, parse_device, parse_mount
 from dockyard.dockerfile.parser import Heredoc, Node, chomp_heredoc_content, must_parse_heredoc
 from dockyard.dockerfile.suggest import wrap_suggestion
 from dockyard.errors import DockerfileError
@@ -71,33 +72,6 @@ class ShellInlineFile:
     name: str
     data: str
     chomp: bool
-
-
-@dataclass
-class MountSpec:
-    """One ``RUN --mount``: type bind|cache|tmpfs|secret|ssh and its keys."""
-
-    type: str = "bind"
-    from_: str = ""
-    source: str = ""
-    target: str = ""
-    readonly: bool = True
-    size_limit: int = 0
-    cache_id: str = ""
-    cache_sharing: str = ""
-    required: bool = False
-    env: str | None = None
-    mode: int | None = None
-    uid: int | None = None
-    gid: int | None = None
-
-
-@dataclass
-class DeviceSpec:
-    """One ``RUN --device`` (a CDI device name)."""
-
-    name: str
-    required: bool = False
 
 
 @dataclass
@@ -409,64 +383,21 @@ def handle_json_args(args: list[str], is_json: bool) -> list[str]:
     return [" ".join(args)]
 
 
-_DURATION_UNITS = {"ns": 1, "us": 1000, "µs": 1000, "μs": 1000, "ms": 1_000_000, "s": 1_000_000_000,
-                   "m": 60_000_000_000, "h": 3_600_000_000_000}
-_RE_DURATION_PART = re.compile(r"(\d*)(?:\.(\d*))?([^\d.]+)")
-
-
-def parse_go_duration(s: str) -> int:
-    """Go's ``time.ParseDuration`` (e.g. ``1h30m``, ``1.5s``, ``300ms``), in nanoseconds."""
-    orig = s
-    sign = 1
-    if s[:1] in ("-", "+"):
-        sign = -1 if s[0] == "-" else 1
-        s = s[1:]
-    if s == "0":
-        return 0
-    if s == "":
-        raise DockerfileError(f'time: invalid duration "{orig}"')
-    total = 0.0
-    pos = 0
-    while pos < len(s):
-        m = _RE_DURATION_PART.match(s, pos)
-        if m is None or (m.group(1) == "" and not m.group(2)):
-            raise DockerfileError(f'time: invalid duration "{orig}"')
-        unit = _DURATION_UNITS.get(m.group(3))
-        if unit is None:
-            if not m.group(3):
-                raise DockerfileError(f'time: missing unit in duration "{orig}"')
-            raise DockerfileError(f'time: unknown unit "{m.group(3)}" in duration "{orig}"')
-        whole = int(m.group(1) or "0")
-        frac = m.group(2) or ""
-        total += whole * unit + (int(frac) * unit / 10 ** len(frac) if frac else 0)
-        pos = m.end()
-    if _RE_DURATION_PART.match(s) is None:
-        raise DockerfileError(f'time: missing unit in duration "{orig}"')
-    return sign * int(total)
-
-
-def format_go_duration(ns: int) -> str:
-    """Go's ``Duration.String`` for whole units (enough for the messages here)."""
-    for unit, size in (("h", 3_600_000_000_000), ("m", 60_000_000_000), ("s", 1_000_000_000),
-                       ("ms", 1_000_000), ("µs", 1000)):
-        if ns >= size and ns % size == 0:
-            return f"{ns // size}{unit}"
-    return f"{ns}ns"
-
-
 MINIMUM_DURATION = 1_000_000  # 1ms, Docker's minimum healthcheck interval
 
 
 def _parse_opt_interval(name: str, value: str) -> int:
     if value == "":
         return 0
-    if not re.fullmatch(r"[-+]?([0-9]*(\.[0-9]*)?[a-zµμ]+)+|[-+]?0", value):
-        raise DockerfileError(f'time: invalid duration "{value}"')
-    d = parse_go_duration(value)
+    try:
+        d = goformat.parse_duration(value)
+    except ValueError as exc:
+        raise DockerfileError(str(exc)) from None
     if d == 0:
         return 0
     if d < MINIMUM_DURATION:
-        raise DockerfileError(f'Interval "{name}" cannot be less than {format_go_duration(MINIMUM_DURATION)}')
+        minimum = goformat.format_duration(MINIMUM_DURATION)
+        raise DockerfileError(f'Interval "{name}" cannot be less than {minimum}')
     return d
 
 
@@ -500,170 +431,6 @@ def validate_chmod(value: str) -> None:
     if _RE_OCTAL.match(value) or _RE_SYMBOLIC.match(value):
         return
     raise DockerfileError(f"invalid chmod parameter: {value!s}")
-
-
-# ---------------------------------------------------------------------------------------------
-# RUN --mount / --device
-
-
-MOUNT_TYPES = ("bind", "cache", "tmpfs", "secret", "ssh")
-_MOUNT_KEYS = ("type", "from", "source", "target", "readonly", "id", "sharing", "required", "size", "mode",
-               "uid", "gid", "src", "dst", "destination", "ro", "rw", "readwrite", "env")
-
-
-def _parse_bool(value: str) -> bool:
-    if value in ("1", "t", "T", "TRUE", "true", "True"):
-        return True
-    if value in ("0", "f", "F", "FALSE", "false", "False"):
-        return False
-    raise ValueError(value)
-
-
-def _ram_in_bytes(value: str) -> int:
-    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([kKmMgGtTpP])?[iI]?[bB]?", value.strip())
-    if m is None:
-        raise ValueError(value)
-    units = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
-    mult = units[(m.group(2) or "").lower()]
-    return int(float(m.group(1)) * mult)
-
-
-def _csv_fields(value: str) -> list[str]:
-    if value == "":
-        raise DockerfileError("failed to parse csv mounts: EOF")
-    if '"' not in value and "\n" not in value and "\r" not in value:
-        return value.split(",")  # what the CSV reader gives for a line without quotes
-    try:
-        rows = list(csv.reader([value], strict=True))
-    except csv.Error as exc:
-        raise DockerfileError(f"failed to parse csv mounts: {exc}") from None
-    if not rows:
-        raise DockerfileError("failed to parse csv mounts: EOF")
-    return rows[0]
-
-
-def parse_mount(value: str, expand: Expander | None = None) -> MountSpec:
-    """Read one ``--mount`` value (CSV ``key=value`` fields). Without ``expand``, values holding
-    variables are only checked later (the build engine calls again with the stage's expander)."""
-    m = MountSpec()
-    ro_auto = True
-    for fld in _csv_fields(value):
-        key, eq, val = fld.partition("=")
-        key = key.lower()
-        if not eq:
-            if key in ("readonly", "ro"):
-                m.readonly, ro_auto = True, False
-            elif key in ("readwrite", "rw"):
-                m.readonly, ro_auto = False, False
-            elif key == "required":
-                if m.type not in ("secret", "ssh"):
-                    raise DockerfileError(f"unexpected key '{key}' for mount type '{m.type}'")
-                m.required = True
-            else:
-                raise DockerfileError(f"invalid field '{fld}' must be a key=value pair")
-            continue
-        if expand is not None:
-            val = expand(val)
-        elif "$" in val:
-            if key == "from" and val.find("$") != len(val) - 1:
-                raise DockerfileError(
-                    f"'{fld}' doesn't support variable expansion, define alias stage instead")
-            continue
-        if key == "type":
-            if val.lower() not in MOUNT_TYPES:
-                raise DockerfileError(wrap_suggestion(f'unsupported mount type "{val}"', val, MOUNT_TYPES))
-            m.type = val.lower()
-        elif key == "from":
-            m.from_ = val
-        elif key in ("source", "src"):
-            m.source = val
-        elif key in ("target", "dst", "destination"):
-            m.target = val
-        elif key in ("readonly", "ro", "readwrite", "rw"):
-            try:
-                b = _parse_bool(val)
-            except ValueError:
-                raise DockerfileError(f"invalid value for {key}: {val}") from None
-            m.readonly = b if key in ("readonly", "ro") else not b
-            ro_auto = False
-        elif key == "required":
-            if m.type not in ("secret", "ssh"):
-                raise DockerfileError(f"unexpected key '{key}' for mount type '{m.type}'")
-            try:
-                m.required = _parse_bool(val)
-            except ValueError:
-                raise DockerfileError(f"invalid value for {key}: {val}") from None
-        elif key == "size":
-            if m.type != "tmpfs":
-                raise DockerfileError(f"unexpected key '{key}' for mount type '{m.type}'")
-            try:
-                m.size_limit = _ram_in_bytes(val)
-            except ValueError:
-                raise DockerfileError(f"invalid value for {key}: {val}") from None
-        elif key == "id":
-            m.cache_id = val
-        elif key == "sharing":
-            if m.type != "cache":
-                raise DockerfileError(f"invalid cache sharing set for {m.type} mount")
-            if val.lower() not in ("shared", "private", "locked"):
-                raise DockerfileError(f'unsupported sharing value "{val}"')
-            m.cache_sharing = val.lower()
-        elif key in ("mode", "uid", "gid"):
-            try:
-                num = int(val, 8 if key == "mode" else 10)
-                if num < 0 or num > 0xFFFFFFFF or val.startswith(("+", "-")):
-                    raise ValueError(val)
-            except ValueError:
-                raise DockerfileError(f"invalid value {val} for {key}") from None
-            setattr(m, key, num)
-        elif key == "env":
-            m.env = val
-        else:
-            raise DockerfileError(wrap_suggestion(f"unexpected key '{key}' in '{fld}'", key, _MOUNT_KEYS))
-    if m.type not in ("secret", "ssh", "cache"):
-        for attr in ("mode", "uid", "gid"):
-            if getattr(m, attr) is not None:
-                raise DockerfileError(f'{attr} not allowed for "{m.type}" type mounts')
-    if ro_auto:
-        m.readonly = m.type not in ("cache", "tmpfs")
-    if m.cache_sharing and m.type != "cache":
-        raise DockerfileError(f"invalid cache sharing set for {m.type} mount")
-    if m.type == "secret" and expand is not None:
-        if m.from_:
-            raise DockerfileError("secret mount should not have a from")
-        if not m.source and not m.target and not m.cache_id and m.env is None:
-            raise DockerfileError("invalid secret mount. one of source, target required")
-        if m.source and m.cache_id:
-            raise DockerfileError("both source and id can't be set")
-    return m
-
-
-def parse_device(value: str) -> DeviceSpec:
-    """Read one ``RUN --device`` value: ``name[,required[=bool]]`` or ``name=<name>,...``."""
-    fields = _csv_fields(value)
-    name = ""
-    required = False
-    for i, fld in enumerate(fields):
-        key, eq, val = fld.partition("=")
-        if key == "name" and eq:
-            if name:
-                raise DockerfileError(f"device name already set to {name}")
-            name = val
-        elif key == "required":
-            if eq:
-                try:
-                    required = _parse_bool(val)
-                except ValueError:
-                    raise DockerfileError(f"invalid value for required: {val}") from None
-            else:
-                required = True
-        elif i == 0:
-            name = fld
-        else:
-            raise DockerfileError(f"invalid device field: {fld}")
-    if not name:
-        raise DockerfileError("device name must be set")
-    return DeviceSpec(name, required)
 
 
 # ---------------------------------------------------------------------------------------------

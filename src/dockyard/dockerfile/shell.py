@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
+from dockyard import goformat
 from dockyard.errors import DockerfileError
 
 _EOF = ""  # the scanner's end marker: no real character is the empty string
@@ -30,33 +31,6 @@ def is_space(ch: str) -> bool:
 _SPECIAL_PARAMS = frozenset("@*#?-$!0")
 
 
-def go_quote(s: str) -> str:
-    """Go's ``strconv.Quote`` (also what ``%q`` prints)."""
-    out = ['"']
-    for ch in s:
-        if ch == '"':
-            out.append('\\"')
-        elif ch == "\\":
-            out.append("\\\\")
-        elif ch.isprintable() and not ("\ud800" <= ch <= "\udfff"):
-            out.append(ch)
-        elif ch in _GO_ESCAPES:
-            out.append(_GO_ESCAPES[ch])
-        else:
-            code = ord(ch)
-            if code < 0x20 or code == 0x7F:
-                out.append(f"\\x{code:02x}")
-            elif 0xD800 <= code <= 0xDFFF:
-                out.append("\\ufffd")
-            elif code < 0x10000:
-                out.append(f"\\u{code:04x}")
-            else:
-                out.append(f"\\U{code:08x}")
-    out.append('"')
-    return "".join(out)
-
-
-_GO_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v"}
 
 
 class EnvList(Mapping[str, str]):
@@ -143,6 +117,15 @@ class _ShellError(Exception):
     """Internal: an expansion failure, wrapped with the source word by the caller."""
 
 
+# Each ${...} level costs a few Python frames (Go's stacks grow, Python's do not): past this depth the
+# word is refused with an error rather than running into RecursionError. Real files nest a handful.
+MAX_NESTING = 100
+
+
+class _TooDeep(_ShellError):
+    """Internal: ``${...}`` nested deeper than :data:`MAX_NESTING`."""
+
+
 _PLAIN_RUNS: dict[tuple[str, str], re.Pattern[str]] = {}
 
 
@@ -156,7 +139,7 @@ def _plain_run(escape: str, stop: str) -> re.Pattern[str]:
 
 
 class _ShellWord:
-    __slots__ = ("capture", "env", "escape", "matches", "nonmatches", "pos", "raw_escapes",
+    __slots__ = ("capture", "depth", "env", "escape", "matches", "nonmatches", "pos", "raw_escapes",
                  "raw_quotes", "skip_process_quotes", "skip_unset", "split", "src")
 
     def __init__(self, src: str, env: Mapping[str, str], lex: ShellLex, capture: bool,
@@ -173,6 +156,7 @@ class _ShellWord:
         self.capture = capture
         self.matches: set[str] = set()
         self.nonmatches: set[str] = set()
+        self.depth = 0  # ${...} levels open
 
     def peek(self) -> str:
         return self.src[self.pos] if self.pos < len(self.src) else _EOF
@@ -359,6 +343,16 @@ class _ShellWord:
                 return "$" + name
             return value
         self.next()
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            raise _TooDeep(f"variable substitutions nested more than {MAX_NESTING} deep")
+        try:
+            return self._process_braced()
+        finally:
+            self.depth -= 1
+
+    def _process_braced(self) -> str:
+        # ${...} after the "${".
         p = self.peek()
         if p == _EOF:
             raise _ShellError("syntax error: missing '}'")
@@ -555,8 +549,11 @@ class ShellLex:
         sw = _ShellWord(word, env, self, capture, split)
         try:
             result, words = sw.process_stop_on("")
+        except _TooDeep as exc:
+            shown = word if len(word) <= 80 else word[:80] + "..."
+            raise DockerfileError(f"failed to process {goformat.quote(shown)}: {exc}") from None
         except _ShellError as exc:
-            raise DockerfileError(f"failed to process {go_quote(word)}: {exc}") from None
+            raise DockerfileError(f"failed to process {goformat.quote(word)}: {exc}") from None
         return ProcessWordResult(result, words, sw.matches, sw.nonmatches)
 
 

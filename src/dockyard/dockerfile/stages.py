@@ -211,7 +211,9 @@ def parse_stages(result: ParseResult, build_args: Mapping[str, str] | None = Non
         current.instructions.append(instr)
     if not stages:
         raise DockerfileError("the Dockerfile has no FROM instruction", file=filename)
-    unused = sorted(k for k in build_args if k not in declared and k not in PROXY_ARGS)
+    # A stage ARG whose name holds a variable is named only during the build: it may take any of them.
+    named_later = any("$" in k for k in declared)
+    unused = [] if named_later else sorted(k for k in build_args if k not in declared and k not in PROXY_ARGS)
     all_globals = dict(platform_args(target_platform, build_platform))
     all_globals.update(global_values)
     return BuildPlan(stages=stages, meta_args=meta_args, global_args=all_globals, build_args=build_args,
@@ -293,8 +295,10 @@ class StageEnv:
         """Expand ``instr`` in this scope and record what it declares; returns the expanded copy."""
         try:
             if isinstance(instr, ArgInstruction):
+                # BuildKit's ArgCommand.Expand: names are expanded too, all before any is declared.
+                named = [dataclasses.replace(spec, key=self.expand(spec.key)) for spec in instr.args]
                 specs = []
-                for spec in instr.args:
+                for spec in named:
                     self.declare_arg(spec)
                     specs.append(ArgSpec(spec.key, self.args.get(spec.key), spec.comment))
                 return dataclasses.replace(instr, args=specs)

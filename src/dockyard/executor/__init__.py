@@ -11,7 +11,9 @@ the layer) and ``dockyard run``.
   :class:`LineBuffer` turns chunks into lines for progress events.
 - :class:`NamespaceExecutor` (built in; forks from a small zygote helper) and :class:`RuncExecutor`
   (an OCI bundle run by ``runc run``) give the same container: /proc, a minimal /dev, read-only /sys,
-  generated /etc/hosts, /etc/resolv.conf and /etc/hostname, Docker's default capabilities, no_new_privs.
+  generated /etc/hosts, /etc/resolv.conf and /etc/hostname, Docker's default capabilities, no_new_privs,
+  Docker's masked and read-only kernel paths and its default seccomp profile (``ProcessSpec.seccomp``:
+  ``"default"``, a profile in Docker's JSON format, or None; see :mod:`dockyard.executor.seccomp`).
 - :func:`resolve_user`: Docker's USER rules against the image's /etc/passwd and /etc/group.
 - :func:`cleanup_stale`: removes what runs of dead processes left under a state directory (call it
   at start-up, before the first run).

@@ -19,13 +19,14 @@ import struct
 import termios
 from typing import Any, NoReturn
 
-from dockyard.errors import ExecutionError
+from dockyard.errors import DockyardError, ExecutionError
 from dockyard.executor import mount as m
+from dockyard.executor import seccomp
 from dockyard.executor.fdpass import cloexec_above_stdio
 from dockyard.executor.rootfs import (
-    MASKED_PATHS,
     READONLY_PATHS,
     discard_overlay,
+    masked_paths,
     mount_rootfs,
     mount_targets,
     secret_file,
@@ -67,7 +68,7 @@ def _protect_kernel_files(root: str) -> None:
             m.mount(full, full, None, m.MS_BIND | m.MS_REC)
             m.mount(None, full, None, m.MS_REMOUNT | m.MS_BIND | m.MS_RDONLY | m.MS_NOSUID | m.MS_NODEV
                     | m.MS_NOEXEC)
-    for path in MASKED_PATHS:
+    for path in masked_paths():
         full = root + path
         if os.path.isdir(full):
             m.mount("tmpfs", full, "tmpfs", m.MS_RDONLY, "size=0")
@@ -145,6 +146,11 @@ def _open_console(sock: socket.socket, size: tuple[int, int] | None, uid: int) -
 def _setup_and_exec(req: dict[str, Any], sock: socket.socket, stdio: tuple[int, int, int]) -> NoReturn:
     _lend_mount_namespace(sock)
     spec = ProcessSpec.from_json(req["spec"])
+    # Compiled (or taken from the zygote's cache) while libseccomp is still reachable, before pivot_root.
+    try:
+        seccomp_program = seccomp.program_for(spec.seccomp)
+    except DockyardError as exc:
+        raise start_error(exc.message) from None
     rundir = req["rundir"]
     root, scratch = os.path.join(rundir, "rootfs"), os.path.join(rundir, "scratch")
     if spec.network == "none":
@@ -183,6 +189,8 @@ def _setup_and_exec(req: dict[str, Any], sock: socket.socket, stdio: tuple[int, 
     m.prctl(m.PR_SET_PDEATHSIG, signal.SIGKILL)  # after setuid, which would clear it
     cloexec_above_stdio()
     program = lookup_path("/", spec.args[0], env["PATH"])
+    if seccomp_program is not None:
+        seccomp.install(seccomp_program)  # last: nothing of ours runs under the filter but execve
     try:
         os.execve(program, list(spec.args), env)
     except OSError as exc:

@@ -11,6 +11,7 @@ import stat
 from collections.abc import Sequence
 from typing import Any
 
+from dockyard import fs
 from dockyard.executor import mount as m
 from dockyard.executor.spec import Mount, ProcessSpec
 from dockyard.executor.user import secure_join, start_error
@@ -21,12 +22,28 @@ STANDARD_TARGETS: tuple[tuple[str, bool], ...] = (
     ("/etc/hosts", False), ("/etc/resolv.conf", False), ("/etc/hostname", False),
 )
 
-# Docker's defaults (moby oci/defaults.go): hidden, and read-only, kernel interfaces. Without them a
-# root process could write /proc/sys or /proc/sysrq-trigger of the host.
-MASKED_PATHS = ("/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
-                "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware",
-                "/sys/devices/virtual/powercap")
+# Docker's defaults (moby daemon/pkg/oci/defaults.go): hidden, and read-only, kernel interfaces. Without
+# them a root process could write /proc/sys or /proc/sysrq-trigger of the host, or read what leaks
+# other tenants' activity (/proc/interrupts, RAPL energy counters under powercap).
+MASKED_PATHS = ("/proc/acpi", "/proc/asound", "/proc/interrupts", "/proc/kcore", "/proc/keys",
+                "/proc/latency_stats", "/proc/sched_debug", "/proc/scsi", "/proc/timer_list",
+                "/proc/timer_stats", "/sys/devices/virtual/powercap", "/sys/firmware")
 READONLY_PATHS = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
+_CPUS = "/sys/devices/system/cpu"
+
+
+def masked_paths() -> list[str]:
+    """:data:`MASKED_PATHS` and, as Docker, each CPU's ``thermal_throttle`` directory that exists here."""
+    extra: list[str] = []
+    try:
+        names = os.listdir(_CPUS)
+    except OSError:
+        names = []
+    for name in sorted(names):
+        path = f"{_CPUS}/{name}/thermal_throttle"
+        if name.startswith("cpu") and name[3:].isdigit() and os.path.isdir(path):
+            extra.append(path)
+    return [*MASKED_PATHS, *extra]
 
 _MAX_MOUNT_DATA = 4000  # the kernel copies at most one page of mount options
 
@@ -162,27 +179,16 @@ class LayeredView:
 
     def resolve(self, path: str) -> tuple[tuple[str, ...], Entry | None]:
         """``path`` with symlinks followed inside the view (as :func:`secure_join`), and its entry."""
-        pending = [p for p in path.split("/") if p not in ("", ".")]
-        done: list[str] = []
-        hops = 0
-        while pending:
-            part = pending.pop(0)
-            if part == "..":
-                if done:
-                    done.pop()
-                continue
-            found = self.entry((*done, part))
-            if found is not None and stat.S_ISLNK(found[0].st_mode):
-                hops += 1
-                if hops > 40:
-                    raise start_error(f"too many levels of symbolic links resolving {path} in the container")
-                target = os.readlink(found[1])
-                if target.startswith("/"):
-                    done = []
-                pending = [p for p in target.split("/") if p not in ("", ".")] + pending
-                continue
-            done.append(part)
-        return tuple(done), self.entry(tuple(done))
+
+        def read_link(parts: list[str]) -> str | None:
+            found = self.entry(tuple(parts))
+            return os.readlink(found[1]) if found is not None and stat.S_ISLNK(found[0].st_mode) else None
+
+        try:
+            done = tuple(fs.walk(path, read_link))
+        except fs.SymlinkLoop as exc:
+            raise start_error(f"{exc} in the container") from None
+        return done, self.entry(done)
 
 
 def _build_stubs(view: LayeredView, stub_dir: str, targets: Sequence[tuple[str, bool]]) -> bool:

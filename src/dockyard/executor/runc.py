@@ -18,6 +18,7 @@ from typing import Any
 
 from dockyard.errors import ExecutionError
 from dockyard.executor import mount as m
+from dockyard.executor import seccomp
 from dockyard.executor.base import (
     Deadline,
     OnStart,
@@ -30,10 +31,10 @@ from dockyard.executor.base import (
     require_root,
 )
 from dockyard.executor.rootfs import (
-    MASKED_PATHS,
     READONLY_PATHS,
     discard_overlay,
     host_resolv_conf,
+    masked_paths,
     mount_rootfs,
     mount_targets,
     secret_file,
@@ -112,6 +113,8 @@ class RuncExecutor:
             mounts.append({"destination": mnt.target, "type": "bind", "source": source,
                            "options": ["rbind", "ro" if readonly else "rw"]})
         caps = sorted(m.DEFAULT_CAPS)
+        oci_filter = seccomp.oci_seccomp(spec.seccomp, caps)
+        seccomp_config = {} if oci_filter is None else {"seccomp": oci_filter}
         namespaces = [{"type": t} for t in ("pid", "ipc", "uts", "mount")]
         if spec.network == "none":
             namespaces.append({"type": "network"})
@@ -132,8 +135,8 @@ class RuncExecutor:
             "root": {"path": root, "readonly": False},
             "hostname": spec.hostname,
             "mounts": mounts,
-            "linux": {"namespaces": namespaces, "maskedPaths": list(MASKED_PATHS),
-                      "readonlyPaths": list(READONLY_PATHS)},
+            "linux": {"namespaces": namespaces, "maskedPaths": masked_paths(),
+                      "readonlyPaths": list(READONLY_PATHS), **seccomp_config},
         }
 
     def run(self, spec: ProcessSpec, rootfs: Rootfs, *, stdout: Output = None, stderr: Output = None,

@@ -78,6 +78,8 @@ class ProcessSpec:
     made in the container's own ``/dev/pts`` (so ``tty`` inside names it, as under Docker); the executor
     copies between it and the caller's ``stdin``/``stdout``. ``console_size`` is its first (rows, columns),
     as OCI's ``process.consoleSize``; unset, it is taken from ``stdin`` when that is a terminal.
+    ``seccomp`` is the process's syscall filter: ``"default"`` (Docker's default profile), a profile in
+    Docker's JSON format (its text), or None for none (``--security-opt seccomp=unconfined``).
     """
 
     args: Sequence[str]
@@ -92,6 +94,7 @@ class ProcessSpec:
     tty: bool = False
     primary_group_in_groups: bool = True
     console_size: tuple[int, int] | None = None
+    seccomp: str | None = "default"
 
     def __post_init__(self) -> None:
         if not self.args:
@@ -111,7 +114,8 @@ class ProcessSpec:
                 "mounts": [m.to_json() for m in self.mounts], "extra_groups": list(self.extra_groups),
                 "hosts": [list(h) for h in self.hosts], "tty": self.tty,
                 "primary_group_in_groups": self.primary_group_in_groups,
-                "console_size": None if self.console_size is None else list(self.console_size)}
+                "console_size": None if self.console_size is None else list(self.console_size),
+                "seccomp": self.seccomp}
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> ProcessSpec:
@@ -122,7 +126,8 @@ class ProcessSpec:
                    hosts=[(h[0], h[1]) for h in raw["hosts"]], tty=raw.get("tty", False),
                    primary_group_in_groups=raw.get("primary_group_in_groups", True),
                    console_size=None if raw.get("console_size") is None else
-                   (int(raw["console_size"][0]), int(raw["console_size"][1])))
+                   (int(raw["console_size"][0]), int(raw["console_size"][1])),
+                   seccomp=raw.get("seccomp", "default"))
 
 
 @dataclass(frozen=True, slots=True)

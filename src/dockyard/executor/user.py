@@ -1,4 +1,4 @@
-"""Paths and users inside an image's root: symlink-safe joins, Docker's USER rules, PATH lookup."""
+"""Paths and users inside an image's root: Docker's USER rules, PATH lookup, in-root joins."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dockyard import fs
 from dockyard.errors import ExecutionError
 
 _MAX_ID = 2**31 - 1
@@ -26,37 +27,11 @@ def bad_cwd(cwd: str, exc: OSError) -> ExecutionError:
 
 
 def secure_join(root: str | os.PathLike[str], path: str) -> str:
-    """``root/path`` with symlinks resolved as if ``root`` were ``/``; the result never leaves ``root``.
-
-    Missing components are kept as they are, so the result may not exist.
-    """
-    base = os.path.abspath(root)
-    pending = [p for p in path.split("/") if p not in ("", ".")]
-    done: list[str] = []
-    hops = 0
-    while pending:
-        part = pending.pop(0)
-        if part == "..":
-            if done:
-                done.pop()
-            continue
-        current = os.path.join(base, *done, part)
-        try:
-            st = os.lstat(current)
-        except (FileNotFoundError, NotADirectoryError):
-            done.append(part)
-            continue
-        if stat.S_ISLNK(st.st_mode):
-            hops += 1
-            if hops > 40:
-                raise start_error(f"too many levels of symbolic links resolving {path} in the container")
-            target = os.readlink(current)
-            if target.startswith("/"):
-                done = []
-            pending = [p for p in target.split("/") if p not in ("", ".")] + pending
-        else:
-            done.append(part)
-    return os.path.join(base, *done)
+    """:func:`dockyard.fs.secure_join` for a container: a symlink loop is Docker's start error (125)."""
+    try:
+        return fs.secure_join(root, path)
+    except fs.SymlinkLoop as exc:
+        raise start_error(f"{exc} in the container") from None
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,7 @@ import sys
 from typing import NoReturn
 
 from dockyard.executor import mount as m
+from dockyard.executor import seccomp
 from dockyard.executor.container import container_main, prepare, report
 from dockyard.executor.fdpass import recv_fds
 
@@ -188,6 +189,7 @@ def serve(control: socket.socket) -> None:
     """Answer requests on ``control`` until it closes and the runs in flight have ended."""
     # Forked children must touch as few inherited pages as possible (each touch is a copy-on-write
     # fault): no garbage collection walks over the objects imported so far.
+    seccomp.warm()  # compiled once here, inherited by every container
     gc.disable()
     gc.freeze()
     signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -493,44 +492,17 @@ class PruneReport:
     space_reclaimed: int = 0
 
 
-def _parse_until(value: str, now: float) -> float:
-    """A timestamp (RFC 3339, date, unix seconds) or a Go duration (``24h``, ``90m``) before now."""
-    m = re.fullmatch(r"(?:(\d+(?:\.\d+)?)(h|m|s|ms))+", value)
-    if m:
-        total = 0.0
-        for num, unit in re.findall(r"(\d+(?:\.\d+)?)(h|ms|m|s)", value):
-            total += float(num) * {"h": 3600, "m": 60, "s": 1, "ms": 0.001}[unit]
-        return now - total
-    if re.fullmatch(r"\d+(?:\.\d+)?", value):
-        return float(value)
-    parsed = parse_created(value if "T" in value else value + "T00:00:00Z")
-    if parsed == 0.0:
-        raise InvalidArgument(f"invalid value for \"until\": {value}")
-    return parsed
+def prune(store: Store, all: bool = False, filters: Mapping[str, Sequence[str]] | None = None,
+          now: float | None = None) -> PruneReport:
+    """``docker image prune``: remove dangling images (or every unused image with ``all``).
 
-
-def _label_matches(labels: Mapping[str, str], spec: str) -> bool:
-    key, sep, value = spec.partition("=")
-    if key not in labels:
-        return False
-    return not sep or labels[key] == value
-
-
-def prune(store: Store, all: bool = False, filters: Mapping[str, Sequence[str]] | None = None) -> PruneReport:
-    """``docker image prune``: remove dangling images (or every unused image with ``all``)."""
+    ``filters`` as ``dockyard.imageops.filters.prune_filter`` reads them; ``now`` anchors ``until=``.
+    """
     from dockyard.imageops import gc
+    from dockyard.imageops.filters import Filters, prune_filter
 
-    filters = dict(filters or {})
-    unknown = set(filters) - {"until", "label", "label!", "dangling"}
-    if unknown:
-        raise InvalidArgument(f"invalid filter '{sorted(unknown)[0]}'")
-    for value in filters.get("dangling", []):
-        if value.lower() in ("false", "0"):
-            all = True
-        elif value.lower() not in ("true", "1"):
-            raise InvalidArgument(f"invalid filter 'dangling={value}'")
-    now = time.time()
-    untils = [_parse_until(v, now) for v in filters.get("until", [])]
+    flt = prune_filter(Filters.of(filters), all=all, now=now)
+    all = not flt.dangling_only
     report = PruneReport()
     summaries, records = _summaries(store)
     # Space is counted per removed layer (reported by chain ID), as docker does.
@@ -543,11 +515,7 @@ def prune(store: Store, all: bool = False, filters: Mapping[str, Sequence[str]] 
     for s in summaries:
         if not all and str(s.id) in parents:
             continue  # docker prunes "heads" only when pruning dangling images
-        if any(s.created >= u for u in untils):
-            continue
-        if any(not _label_matches(s.labels, spec) for spec in filters.get("label", [])):
-            continue
-        if any(_label_matches(s.labels, spec) for spec in filters.get("label!", [])):
+        if not flt.match(created=s.created, labels=s.labels):
             continue
         if store.meta.get_image(s.id) is None:
             continue  # removed already as a parent of an earlier one

@@ -1,5 +1,5 @@
 """Run a container from an image in the foreground (``docker run``), with Docker's rules for the
-command line, environment, user, working directory and binds.
+command line, environment, user, working directory and mounts.
 
 The container's writable layer is a scratch overlay upper directory that goes away when the process
 ends (dockyard keeps no stopped containers, so every run behaves like ``--rm``).
@@ -13,9 +13,12 @@ import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from dockyard.dockerfile.mounts import MountSpec, parse_run_mount, parse_volume
 from dockyard.errors import ExecutionError, InvalidArgument, NotFound
 from dockyard.executor import Mount, ProcessSpec, RootfsSpec
 from dockyard.executor.base import OnStart, open_executor
+from dockyard.executor.seccomp import DEFAULT as DEFAULT_SECCOMP
+from dockyard.executor.seccomp import parse_profile
 from dockyard.imageops import Store
 from dockyard.imageops.images import load_config, resolve
 from dockyard.imageops.unpack import unpack_layers
@@ -35,12 +38,14 @@ class RunOptions:
     workdir: str = ""
     user: str | None = None
     volumes: list[str] = field(default_factory=list)
+    mounts: list[str] = field(default_factory=list)  # --mount values
     network: str = "host"
     hostname: str = ""
     tty: bool = False
     interactive: bool = False
     runtime: str = "builtin"
     console_size: tuple[int, int] | None = None  # (rows, columns) of a ``tty`` run's terminal
+    security_opt: list[str] = field(default_factory=list)  # ``--security-opt`` values
 
 
 def command_line(config: ImageConfig, opts: RunOptions) -> list[str]:
@@ -79,28 +84,63 @@ def environment(config: ImageConfig, extra: Sequence[str], hostname: str) -> lis
     return [f"{k}={v}" for k, v in env.items()]
 
 
-def bind_mounts(volumes: Sequence[str]) -> list[Mount]:
-    """``-v SRC:DST[:ro|rw]`` host binds (named volumes are not supported: no daemon keeps them)."""
-    mounts: list[Mount] = []
-    for spec in volumes:
-        parts = spec.split(":")
-        if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
-            raise InvalidArgument(f"invalid volume specification: '{spec}'")
-        source, target = parts[0], parts[1]
-        mode = parts[2] if len(parts) == 3 else "rw"
-        if mode not in ("ro", "rw", "z", "Z"):
-            raise InvalidArgument(f"invalid mode: {mode}")
-        if not source.startswith("/"):
-            raise InvalidArgument(f"invalid volume specification: '{spec}': named volumes are not supported, "
-                                  "use an absolute host path")
-        if not target.startswith("/"):
-            raise InvalidArgument(f"invalid mount config: invalid mount path: '{target}' mount path must be "
-                                  "absolute")
-        if not os.path.exists(source):
-            # Docker creates a missing bind source as a directory.
-            os.makedirs(source, exist_ok=True)
-        mounts.append(Mount(target=target, source=os.path.realpath(source), readonly=mode == "ro"))
-    return mounts
+def run_mounts(volumes: Sequence[str], mounts: Sequence[str] = ()) -> list[Mount]:
+    """The executor mounts for ``-v SRC:DST[:ro|rw]`` and ``--mount`` values, with the daemon's checks."""
+    found = [(parse_volume(v), True) for v in volumes] + [(parse_run_mount(v), False) for v in mounts]
+    return [_host_mount(spec, short) for spec, short in found]
+
+
+def _host_mount(spec: MountSpec, short: bool) -> Mount:
+    """One parsed mount checked against the host as dockerd does; ``short`` for ``-v`` (makes a missing
+    source, as Docker does for the short form only)."""
+    def bad(message: str) -> InvalidArgument:
+        return InvalidArgument(f'invalid mount config for type "{spec.type}": {message}')
+
+    if not spec.target.startswith("/"):
+        raise bad(f"invalid mount path: '{spec.target}' mount path must be absolute")
+    if spec.type == "tmpfs":
+        if spec.source:
+            raise bad("field Source must not be specified")
+        if spec.readonly or (spec.mode is not None and spec.mode != 0o1777):
+            raise bad("dockyard mounts a tmpfs writable with mode 1777 only")
+        return Mount(target=spec.target, type="tmpfs", size=spec.size_limit)
+    if spec.type != "bind":
+        raise bad("named volumes are not supported (no daemon keeps them): use type=bind or type=tmpfs")
+    if not spec.source:
+        raise bad("field Source must not be empty")
+    if not spec.source.startswith("/"):
+        raise bad(f"invalid mount path: '{spec.source}' mount path must be absolute")
+    if not os.path.exists(spec.source):
+        if not short:
+            raise bad(f"bind source path does not exist: {spec.source}")
+        os.makedirs(spec.source, exist_ok=True)
+    return Mount(target=spec.target, source=os.path.realpath(spec.source), readonly=spec.readonly)
+
+
+def seccomp_setting(security_opt: Sequence[str]) -> str | None:
+    """The ``ProcessSpec.seccomp`` value of ``--security-opt`` options: ``seccomp=unconfined`` (None),
+    ``seccomp=PROFILE.json`` (the file's text, checked), else Docker's default profile.
+    ``no-new-privileges`` is accepted: every dockyard container has it."""
+    setting: str | None = DEFAULT_SECCOMP
+    for opt in security_opt:
+        key, sep, value = opt.partition("=")
+        if key == "no-new-privileges" and value in ("", "true"):
+            continue
+        if key != "seccomp" or not sep or not value:
+            raise InvalidArgument(f'invalid --security-opt: "{opt}" (dockyard supports seccomp=unconfined, '
+                                  "seccomp=PROFILE.json and no-new-privileges)")
+        if value == "unconfined":
+            setting = None
+            continue
+        try:
+            with open(value, encoding="utf-8") as f:
+                text = f.read()
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else str(exc)
+            raise InvalidArgument(f"opening seccomp profile ({value}) failed: {reason}") from None
+        parse_profile(text, value)
+        setting = text
+    return setting
 
 
 def run_container(store: Store, opts: RunOptions, *, stdin: int | None, stdout: int, stderr: int,
@@ -121,7 +161,8 @@ def run_container(store: Store, opts: RunOptions, *, stdin: int | None, stdout: 
         cwd=opts.workdir or str(run.get("WorkingDir") or "/"),
         user=opts.user if opts.user is not None else str(run.get("User") or ""),
         hostname=hostname, network="none" if opts.network == "none" else "host",
-        mounts=bind_mounts(opts.volumes), tty=opts.tty, console_size=opts.console_size,
+        mounts=run_mounts(opts.volumes, opts.mounts), tty=opts.tty, console_size=opts.console_size,
+        seccomp=seccomp_setting(opts.security_opt),
     )
     with store.lease(ttl=7 * 24 * 3600.0) as lease:
         lease.add_image(image_id)
@@ -144,4 +185,4 @@ def run_container(store: Store, opts: RunOptions, *, stdin: int | None, stdout: 
             shutil.rmtree(scratch, ignore_errors=True)
 
 
-__all__ = ["RunOptions", "bind_mounts", "command_line", "environment", "run_container"]
+__all__ = ["RunOptions", "command_line", "environment", "run_container", "run_mounts", "seccomp_setting"]

@@ -93,6 +93,8 @@ def _dockerfile_text(options: BuildOptions) -> tuple[str, str]:
         raise BuildError(f"failed to read dockerfile: open {path}: no such file or directory") from None
     except IsADirectoryError:
         raise BuildError(f"failed to read dockerfile: read {path}: is a directory") from None
+    except NotADirectoryError:  # PATH names a file
+        raise BuildError(f"failed to read dockerfile: open {path}: not a directory") from None
 
 
 def _platforms(options: BuildOptions) -> list[str]:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol
 
 from dockyard.errors import DockyardError, NotFound
-from dockyard.progress import Event
+from dockyard.progress import ProgressSink
 from dockyard.tools.watch.bases import BaseStatus, check_bases, target_base
 from dockyard.tools.watch.context import Signature, changed, snapshot
 
@@ -62,7 +62,7 @@ class StepResult:
 
 
 class SinkFactory(Protocol):
-    def __call__(self) -> Callable[[Event], None]: ...
+    def __call__(self) -> ProgressSink: ...
 
 
 def short(digest: str) -> str:
@@ -218,7 +218,7 @@ class Watcher:
         sink = self.progress() if self.progress is not None else None
         options = dataclasses.replace(self.options, push=False)
         if sink is not None:
-            options.progress = sink
+            options = dataclasses.replace(options, progress=sink)
         started = self._clock()
         try:
             result = self.client.build(options)

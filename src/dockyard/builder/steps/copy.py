@@ -3,26 +3,21 @@
 from __future__ import annotations
 
 import contextlib
-import email.utils
-import hashlib
 import os
 import stat
-import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from dockyard.archive import apply_layer, detect, open_decompressed
 from dockyard.builder.chmod import parse_chmod
-from dockyard.builder.copy import CopySpec, apply_copy
+from dockyard.builder.copy import CopySpec, apply_copy, into_dir
 from dockyard.builder.fsutil import clean_path, mkdir_all, secure_join
 from dockyard.builder.state import StageState
+from dockyard.builder.steps import OutputSink, Step, StepContext
 from dockyard.dockerfile import AddInstruction, CopyInstruction, PatternMatcher
 from dockyard.errors import BuildError, DockyardError
 from dockyard.executor import resolve_user
-
-if TYPE_CHECKING:
-    from dockyard.builder.engine import Builder
 
 Sources = CopyInstruction | AddInstruction
 
@@ -48,26 +43,24 @@ def from_ref(instr: Sources, state: StageState) -> str:
     return state.env.expand(instr.from_) if isinstance(instr, CopyInstruction) and instr.from_ else ""
 
 
-def plan_copy(builder: Builder, instr: Sources, state: StageState) -> tuple[Any, str]:
-    """Cache definition (with the content checksum of the sources) and history text."""
+def plan(ctx: StepContext, instr: Sources, state: StageState) -> Step:
+    """The step: its cache definition holds the content checksum of the sources."""
+    # Several sources onto a destination without a trailing slash are not refused: as BuildKit, each is
+    # copied onto it in turn (see copy.apply_copy).
     dest, is_dir = destination(instr, state)
-    count = len(instr.sources) + len(instr.contents)
-    if count > 1 and not is_dir:
-        raise BuildError(f"{instr.name.upper()}: When using {instr.name.upper()} with more than one source "
-                         "file, the destination must be a directory and end with a /")
     source = from_ref(instr, state)
     sums: list[Any] = []
     local = [s for s in instr.sources if not _is_url(s)]
     if source:
-        sums.append(["from", builder.source_key(source)])
+        sums.append(["from", ctx.source_key(source)])
     elif local:
-        sums.append(["context", builder.context.checksum(local)])
+        sums.append(["context", ctx.context.checksum(local)])
     for s in instr.sources:
         if _is_url(s):
             if not isinstance(instr, AddInstruction):
                 raise BuildError(f"source can't be a URL for COPY: {s}")
             # As BuildKit's HTTP source key: the bytes, and the file name and mtime the server gave.
-            _path, digest, name, mtime = builder.fetch_url(s, instr.checksum)
+            _path, digest, name, mtime = ctx.fetch_url(s, instr.checksum)
             sums.append(["url", s, digest, name, mtime])
     sums.append(["inline", [(c.path, c.data) for c in instr.contents]])
     flags = {"chown": instr.chown, "chmod": instr.chmod, "excludes": instr.excludes,
@@ -78,49 +71,55 @@ def plan_copy(builder: Builder, instr: Sources, state: StageState) -> tuple[Any,
              "keep_git_dir": isinstance(instr, AddInstruction) and instr.keep_git_dir}
     definition = [instr.name, instr.sources, dest, is_dir, flags, sums]
     shown = " ".join([*instr.sources, *(c.path for c in instr.contents), instr.dest])
-    return definition, f"{instr.name.upper()} {shown} # buildkit"
+
+    def action(upper: Path, work: Path, output: OutputSink) -> None:
+        del output  # a copy prints nothing
+        execute(ctx, instr, state, upper, work)
+
+    return Step(definition, f"{instr.name.upper()} {shown} # buildkit", action=action)
 
 
-def execute_copy(builder: Builder, instr: Sources, state: StageState, upper: Path, work: Path) -> None:
+def execute(ctx: StepContext, instr: Sources, state: StageState, upper: Path, work: Path) -> None:
+    """Copy the sources into ``upper`` (an overlay over the stage's layers)."""
     dest, is_dir = destination(instr, state)
     mode = parse_chmod(instr.chmod)
     excludes = PatternMatcher(instr.excludes) if instr.excludes else None
     with contextlib.ExitStack() as stack:
-        merged = stack.enter_context(builder.workspace.mounted(builder.lowerdirs(state), upper, work))
+        merged = stack.enter_context(ctx.workspace.mounted(ctx.lowerdirs(state), upper, work))
         chown = _chown(merged, instr.chown)
         uid, gid = chown if chown else (-1, -1)
         source = from_ref(instr, state)
         local = [s for s in instr.sources if not _is_url(s)]
 
         def exclude(rel: str, is_dir_: bool) -> bool:
-            if source == "" and builder.context.is_excluded(rel, is_dir_):
+            if source == "" and ctx.context.is_excluded(rel, is_dir_):
                 return True
             return excludes is not None and excludes.matches(rel)
 
         spec = CopySpec(sources=local, dest=dest + ("/" if is_dir else ""), dest_is_dir=is_dir, chown=chown,
                         mode=mode,
-                        preserve_owner=bool(source) and not builder.is_local_dir(source), exclude=exclude,
+                        preserve_owner=bool(source) and not ctx.is_local_dir(source), exclude=exclude,
                         parents=isinstance(instr, CopyInstruction) and instr.parents)
         if isinstance(instr, AddInstruction) and instr.unpack is not False and not source:
             spec.unpack = _unpack_archive
         if local:
-            root = builder.source_root(source, stack) if source else builder.context.root
+            root = ctx.source_root(source, stack) if source else ctx.context.root
             if not source:
                 for pattern in local:
-                    if not builder.context.sources(pattern) and not any(c in pattern for c in "*?["):
+                    if not ctx.context.sources(pattern) and not any(c in pattern for c in "*?["):
                         shown = clean_path(pattern)
                         raise BuildError(f'failed to calculate checksum of ref: "{shown}": not found')
             apply_copy(root, spec, merged, src_label=source)
         for src in instr.sources:
             if _is_url(src):
-                path, _digest, name, mtime = builder.fetch_url(src, getattr(instr, "checksum", ""))
-                target = f"{dest}/{name}" if is_dir else dest
+                path, _digest, name, mtime = ctx.fetch_url(src, getattr(instr, "checksum", ""))
+                target = f"{dest}/{name}" if into_dir(merged, dest, is_dir) else dest
                 mkdir_all(merged, os.path.dirname(target), 0o755, uid, gid)
                 _place_file(merged, path, target, 0o600, chown, mtime, mode)
         if instr.contents:
-            inline = builder.workspace.new_dir("inline")
+            inline = ctx.workspace.new_dir("inline")
             for content in instr.contents:
-                target = f"{dest}/{content.path}" if is_dir else dest
+                target = f"{dest}/{content.path}" if into_dir(merged, dest, is_dir) else dest
                 (inline / "f").write_text(content.data)
                 mkdir_all(merged, os.path.dirname(target), 0o755, uid, gid)
                 _place_file(merged, inline / "f", target, 0o644, chown, None, mode)
@@ -180,31 +179,3 @@ def _unpack_archive(host_file: str, make_dest: Callable[[], str]) -> bool:
         raw, _ = open_decompressed(f)
         apply_layer(raw, make_dest())
     return True
-
-
-def download(url: str, dest_dir: Path) -> tuple[Path, str, str, float | None]:
-    """Fetch ``url``: (file, sha256 digest, file name, Last-Modified time)."""
-    import httpx
-
-    name = os.path.basename(urllib.parse.urlparse(url).path) or "__unnamed__"
-    path = dest_dir / hashlib.sha256(url.encode()).hexdigest()
-    h = hashlib.sha256()
-    try:
-        with httpx.stream("GET", url, follow_redirects=True, timeout=60) as resp:
-            if resp.status_code != 200:
-                raise BuildError(f"failed to load {url}: invalid response status {resp.status_code}")
-            disposition = resp.headers.get("content-disposition", "")
-            if "filename=" in disposition:
-                name = disposition.split("filename=", 1)[1].strip('"; ') or name
-            modified = resp.headers.get("last-modified")
-            with open(path, "wb") as out:
-                for chunk in resp.iter_bytes(1 << 20):
-                    h.update(chunk)
-                    out.write(chunk)
-    except httpx.HTTPError as exc:
-        raise BuildError(f"failed to load {url}: {exc}") from None
-    mtime = None
-    if modified:
-        with contextlib.suppress(TypeError, ValueError):
-            mtime = email.utils.parsedate_to_datetime(modified).timestamp()
-    return path, "sha256:" + h.hexdigest(), name, mtime

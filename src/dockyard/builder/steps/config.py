@@ -1,16 +1,18 @@
 """Instructions that change only the image config: ENV, ARG, LABEL, EXPOSE, VOLUME, USER, CMD,
 ENTRYPOINT, SHELL, STOPSIGNAL, HEALTHCHECK, MAINTAINER, ONBUILD.
 
-Each returns its cache definition and the ``created_by`` text BuildKit writes into the history;
-the engine applies the change only when the step misses the cache.
+Each plans a ``Step`` with no action: its cache definition, the ``created_by`` text BuildKit writes
+into the history, and the config change the engine applies only when the step misses the cache.
+BuildKit shows none of them as a build step.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-from dockyard.builder.state import StageState, go_duration, go_quote_list, go_quote_rune
+from dockyard import goformat
+from dockyard.builder.state import StageState
+from dockyard.builder.steps import Step
 from dockyard.dockerfile import (
     ArgInstruction,
     CmdInstruction,
@@ -29,11 +31,9 @@ from dockyard.dockerfile import (
     parse_port_spec,
 )
 
-Apply = Callable[[StageState], None]
 
-
-def plan_config(instr: Instruction, state: StageState, arg_text: str = "") -> tuple[Any, str, Apply] | None:
-    """``(definition, created_by, apply)`` for a config-only instruction, or None for other kinds.
+def plan(instr: Instruction, state: StageState, arg_text: str = "") -> Step | None:
+    """The step of a config-only instruction, or None for other kinds.
 
     ``arg_text`` is an ARG's history text: its words as written (defaults expanded), not the values
     build args gave them. An empty ``created_by`` means the step leaves no history entry."""
@@ -43,10 +43,10 @@ def plan_config(instr: Instruction, state: StageState, arg_text: str = "") -> tu
         def env(s: StageState) -> None:
             for k, v in pairs:
                 s.set_env(k, v)
-        return ["env", pairs], "ENV " + " ".join(f"{k}={v}" for k, v in pairs), env
+        return Step(["env", pairs], "ENV " + " ".join(f"{k}={v}" for k, v in pairs), env)
     if isinstance(instr, ArgInstruction):
         shown = [f"{a.key}={a.value}" if a.value is not None else a.key for a in instr.args]
-        return ["arg", shown], "ARG " + (arg_text or " ".join(shown)), lambda s: None
+        return Step(["arg", shown], "ARG " + (arg_text or " ".join(shown)), lambda s: None)
     if isinstance(instr, LabelInstruction):
         labels = [(p.key, p.value) for p in instr.labels]
 
@@ -54,7 +54,7 @@ def plan_config(instr: Instruction, state: StageState, arg_text: str = "") -> tu
             current = dict(s.run.get("Labels") or {})
             current.update(labels)
             s.run["Labels"] = current
-        return ["label", labels], "LABEL " + " ".join(f"{k}={v}" for k, v in labels), label
+        return Step(["label", labels], "LABEL " + " ".join(f"{k}={v}" for k, v in labels), label)
     if isinstance(instr, ExposeInstruction):
         ports = [p for word in instr.ports for p in parse_port_spec(word).exposed_keys()]
 
@@ -64,7 +64,7 @@ def plan_config(instr: Instruction, state: StageState, arg_text: str = "") -> tu
                 current[p] = {}
             s.run["ExposedPorts"] = current
         port_map = " ".join(f"{p}:{{}}" for p in sorted(set(ports)))
-        return ["expose", ports], f"EXPOSE map[{port_map}]", expose
+        return Step(["expose", ports], f"EXPOSE map[{port_map}]", expose)
     if isinstance(instr, VolumeInstruction):
         vols = list(instr.volumes)
 
@@ -73,10 +73,10 @@ def plan_config(instr: Instruction, state: StageState, arg_text: str = "") -> tu
             for v in vols:
                 current[v] = {}
             s.run["Volumes"] = current
-        return ["volume", vols], f"VOLUME {go_quote_list(vols)}".replace('"', ""), volume
+        return Step(["volume", vols], f"VOLUME {goformat.quote_list(vols)}".replace('"', ""), volume)
     if isinstance(instr, UserInstruction):
         user = instr.user
-        return ["user", user], f"USER {user}", lambda s: s.run.__setitem__("User", user)
+        return Step(["user", user], f"USER {user}", lambda s: s.run.__setitem__("User", user))
     if isinstance(instr, CmdInstruction | EntrypointInstruction):
         args = list(instr.cmd_line)
         if instr.prepend_shell:
@@ -95,14 +95,15 @@ def plan_config(instr: Instruction, state: StageState, arg_text: str = "") -> tu
                 # Docker: an ENTRYPOINT resets a CMD inherited from the base image (the key goes).
                 s.run.pop("Cmd", None)
             s.run_config_from_base.discard(key)
-        return [key.lower(), args], f"{key.upper()} {go_quote_list(args)}", command
+        return Step([key.lower(), args], f"{key.upper()} {goformat.quote_list(args)}", command)
     if isinstance(instr, ShellInstruction):
         shell = list(instr.shell)
         # Go's %v of the slice, as BuildKit writes it: SHELL [/bin/sh -c]
-        return ["shell", shell], f"SHELL [{' '.join(shell)}]", lambda s: s.run.__setitem__("Shell", shell)
+        return Step(["shell", shell], f"SHELL {goformat.format_list(shell)}",
+                    lambda s: s.run.__setitem__("Shell", shell))
     if isinstance(instr, StopSignalInstruction):
         sig = instr.signal
-        return ["stopsignal", sig], f"STOPSIGNAL {sig}", lambda s: s.run.__setitem__("StopSignal", sig)
+        return Step(["stopsignal", sig], f"STOPSIGNAL {sig}", lambda s: s.run.__setitem__("StopSignal", sig))
     if isinstance(instr, HealthcheckInstruction):
         check: dict[str, Any] = {"Test": list(instr.test)}
         for field_name, value in (("Interval", instr.interval), ("Timeout", instr.timeout),
@@ -111,17 +112,18 @@ def plan_config(instr: Instruction, state: StageState, arg_text: str = "") -> tu
             if value:
                 check[field_name] = value
         # BuildKit writes Go's %q of its HealthConfig: &{["CMD" "x"] "30s" "0s" "0s" '\x03'}
-        text = (f"HEALTHCHECK &{{{go_quote_list(check['Test'])} \"{go_duration(instr.interval)}\" "
-                f"\"{go_duration(instr.timeout)}\" \"{go_duration(instr.start_period)}\" "
-                f"{go_quote_rune(instr.retries)}}}")
-        return ["healthcheck", check], text, lambda s: s.run.__setitem__("Healthcheck", check)
+        q, d = goformat.quote_list, goformat.format_duration
+        text = (f"HEALTHCHECK &{{{q(check['Test'])} \"{d(instr.interval)}\" \"{d(instr.timeout)}\" "
+                f"\"{d(instr.start_period)}\" {goformat.quote_rune(instr.retries)}}}")
+        return Step(["healthcheck", check], text, lambda s: s.run.__setitem__("Healthcheck", check))
     if isinstance(instr, MaintainerInstruction):
         author = instr.maintainer
-        return ["maintainer", author], f"MAINTAINER {author}", lambda s: setattr(s.config, "author", author)
+        return Step(["maintainer", author], f"MAINTAINER {author}",
+                    lambda s: setattr(s.config, "author", author))
     if isinstance(instr, OnbuildInstruction):
         expr = instr.expression
 
         def onbuild(s: StageState) -> None:
             s.run["OnBuild"] = [*(s.run.get("OnBuild") or []), expr]
-        return ["onbuild", expr], "", onbuild  # BuildKit records no history for ONBUILD
+        return Step(["onbuild", expr], "", onbuild)  # BuildKit records no history for ONBUILD
     return None
