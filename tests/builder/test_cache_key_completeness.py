@@ -2,10 +2,11 @@
 
 Each entry of ``CASES`` builds a small Dockerfile twice in one store, changing one attribute only
 (a flag's value, one ``--mount`` option, one property of a COPY source, ENV, USER, the base...),
-and checks that the step marked "probe" is built again, not restored from the cache, and that the
-image differs as it should (or, for attributes that only decide BuildKit's key, stays the same).
-A third build with the second value must hit the cache, so "not a hit" is never just a key that
-changes on every build.
+and checks that the step under test (the one whose title holds ``Case.step``, "probe" unless said)
+is built again, not restored from the cache, and that the image differs as it should (or, for
+attributes that only decide BuildKit's key, stays the same: ``Case.same`` says why). A third build
+with the second value must hit the cache, so "not a hit" is never just a key that changes on
+every build.
 
 The list is derived from the parser, so a new flag cannot slip in without a case:
 
@@ -16,8 +17,13 @@ The list is derived from the parser, so a new flag cannot slip in without a case
   mount parser lives) must equal ``MOUNT_KEY_SAMPLES``; each sample shows which ``MountSpec`` field
   its key sets, and every ``MountSpec`` field must have a ``"mount <field>"`` case.
 
+A new flag or mount option therefore fails ``test_every_*`` until it gets a case: a Dockerfile with
+``{v}``, two values, and the observation that must change. Where dockyard keys more than BuildKit
+(an explicit cache mount id or sharing; proxy build args) the extra key costs a rebuild, never a
+wrong image.
+
 The negative controls show what is not in a key: a context file's mtime (or ctime), a context file
-the step does not copy, and a build arg no stage declares.
+the step does not copy, a build arg no stage declares, and a secret's value.
 """
 
 from __future__ import annotations
