@@ -14,9 +14,10 @@ export PATH := $(abspath $(BIN)):$(PATH)
 $(BIN)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null && $(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-venv python3-pip; }
-	@# every container's seccomp filter is compiled by libseccomp (loaded with ctypes)
-	@ldconfig -p | grep -q 'libseccomp\.so\.2 ' || \
-	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libseccomp2; }
+	@# every container's seccomp filter is compiled by libseccomp (loaded with ctypes); pasta (passt)
+	@# gives containers and RUN steps their private network with outbound access
+	@{ ldconfig -p | grep -q 'libseccomp\.so\.2 ' && command -v pasta >/dev/null; } || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libseccomp2 passt; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'

@@ -49,11 +49,11 @@ def run_probe(root: Path, *security_opt: str) -> dict[str, int]:
     return verdicts(result.stdout)
 
 
-def build_probe(root: Path, tmp_path: Path, flags: str) -> dict[str, int]:
+def build_probe(root: Path, tmp_path: Path, flags: str, *build_flags: str) -> dict[str, int]:
     ctx = tmp_path / f"ctx{len(flags)}"
-    ctx.mkdir()
+    ctx.mkdir(exist_ok=True)
     (ctx / "Dockerfile").write_text(f'FROM probe:local\nRUN {flags}["/probe"]\n')
-    result = dy(root, "build", "--no-cache", "--progress", "plain", str(ctx))
+    result = dy(root, "build", "--no-cache", "--progress", "plain", *build_flags, str(ctx))
     assert result.returncode == 0, result.stderr
     return verdicts(result.stderr + result.stdout)
 
@@ -75,8 +75,19 @@ def test_run_applies_the_default_profile_and_security_opt(root: Path, tmp_path: 
 def test_run_step_has_the_default_profile_and_insecure_has_none(root: Path, tmp_path: Path) -> None:
     found = build_probe(root, tmp_path, "")
     assert {k: found[k] for k in DEFAULT_VERDICTS} == DEFAULT_VERDICTS
-    insecure = build_probe(root, tmp_path, "--security=insecure ")
+    insecure = build_probe(root, tmp_path, "--security=insecure ", "--allow", "security.insecure")
     assert {k: insecure[k] for k in REFUSED_BY_SECCOMP_ONLY} == dict.fromkeys(REFUSED_BY_SECCOMP_ONLY, 0)
+
+
+def test_insecure_run_step_needs_the_entitlement(root: Path, tmp_path: Path) -> None:
+    # As BuildKit: a Dockerfile cannot lift its own sandbox; the person running the build grants it.
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text('FROM probe:local\nRUN --security=insecure ["/probe"]\n')
+    result = dy(root, "build", "--no-cache", "--progress", "plain", str(ctx))
+    assert result.returncode == 1
+    assert "security.insecure is not allowed" in result.stderr
+    assert "unshare-user" not in result.stderr + result.stdout  # the probe never ran
 
 
 @pytest.mark.parametrize(("opt", "message"), [

@@ -148,6 +148,10 @@ class Builder:
         return self.options.network
 
     @property
+    def entitlements(self) -> frozenset[str]:
+        return self.options.allow
+
+    @property
     def secrets(self) -> Mapping[str, bytes]:
         return self.options.secrets
 

@@ -3,7 +3,8 @@
 Layer L3. Two consumers: the build engine (RUN steps on an overlay root whose upper directory becomes
 the layer) and ``dockyard run``.
 
-- :class:`ProcessSpec` (argv, env, cwd, USER, hostname, network ``host``/``none``, :class:`Mount` list),
+- :class:`ProcessSpec` (argv, env, cwd, USER, hostname, network ``host``/``none``/``private`` with
+  published ports, :class:`Mount` list),
   :class:`RootfsSpec` (lower directories base first, upper, work) or a plain ``Path`` rootfs.
 - :class:`Executor` protocol: ``run(spec, rootfs, *, stdout, stderr, stdin, timeout, cancel, on_start)
   -> int``; ``stdout``/``stderr`` are a callback for chunks, a file descriptor to hand over, or ``None``;
@@ -30,6 +31,8 @@ built-in executor its mounts (rootfs, /proc, /dev, binds) live only in its own m
 on the host, and go with it (dropped on a background thread just after the run; the next run waits for
 that); runc needs host mounts under ``state_dir/runs``, removed after each run.
 :func:`open_executor` picks a backend by name (``--runtime``); ``tty=True`` runs are built-in only.
+A ``private`` network (:mod:`dockyard.executor.network`) is a namespace served by ``pasta``: one per
+executor, shared by its runs (a build's RUN steps), and one per run that publishes ports.
 """
 
 from __future__ import annotations

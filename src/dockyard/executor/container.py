@@ -143,6 +143,15 @@ def _open_console(sock: socket.socket, size: tuple[int, int] | None, uid: int) -
     return slave, slave, slave
 
 
+def _join_network(path: str) -> None:
+    # Before /sys is mounted: sysfs shows the interfaces of the namespace it is mounted from.
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        m.setns(fd, m.CLONE_NEWNET)
+    finally:
+        os.close(fd)
+
+
 def _setup_and_exec(req: dict[str, Any], sock: socket.socket, stdio: tuple[int, int, int]) -> NoReturn:
     _lend_mount_namespace(sock)
     spec = ProcessSpec.from_json(req["spec"])
@@ -156,6 +165,8 @@ def _setup_and_exec(req: dict[str, Any], sock: socket.socket, stdio: tuple[int, 
     if spec.network == "none":
         m.unshare(m.CLONE_NEWNET)
         m.loopback_up()
+    elif spec.network == "private":
+        _join_network(req["netns"])
     m.mount("tmpfs", scratch, "tmpfs", m.MS_NOSUID | m.MS_NODEV, "mode=700")
     mount_rootfs(req["rootfs"], root, scratch, mount_targets(spec), allow_chdir=True)
     _setup_mounts(root, scratch, spec, req["resolv_conf"])

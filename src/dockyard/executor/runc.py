@@ -6,6 +6,7 @@ by :func:`~dockyard.executor.cleanup.cleanup_stale` if this process dies first).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import selectors
@@ -30,10 +31,10 @@ from dockyard.executor.base import (
     read_ready,
     require_root,
 )
+from dockyard.executor.network import Networks, resolv_conf
 from dockyard.executor.rootfs import (
     READONLY_PATHS,
     discard_overlay,
-    host_resolv_conf,
     masked_paths,
     mount_rootfs,
     mount_targets,
@@ -66,6 +67,7 @@ class RuncExecutor:
         if found is None:
             raise ExecutionError(f"runtime {runc!r} not found in PATH")
         self.runc = found
+        self._networks = Networks(self.state_dir)
 
     def __enter__(self) -> RuncExecutor:
         return self
@@ -74,9 +76,10 @@ class RuncExecutor:
         self.close()
 
     def close(self) -> None:
-        """Nothing to stop: every run is its own runc process."""
+        """Stop the shared private network; every run is its own runc process."""
+        self._networks.close()
 
-    def _config(self, spec: ProcessSpec, root: str, scratch: str) -> dict[str, Any]:
+    def _config(self, spec: ProcessSpec, root: str, scratch: str, netns: str | None) -> dict[str, Any]:
         user = resolve_user(root, spec.user)
         env = env_dict(spec.env)
         env.setdefault("PATH", DEFAULT_PATH)
@@ -90,7 +93,7 @@ class RuncExecutor:
             raise start_error(f'cannot change to working directory "{spec.cwd}": not a directory', 126)
         lookup_path(root, spec.args[0], env["PATH"])
         mounts = list(_STANDARD_MOUNTS)
-        for target, source in write_files(scratch, spec, host_resolv_conf()).items():
+        for target, source in write_files(scratch, spec, resolv_conf(spec)).items():
             mounts.append({"destination": target, "type": "bind", "source": source, "options": ["rbind"]})
         for index, mnt in enumerate(spec.mounts):
             if mnt.type == "tmpfs":
@@ -118,6 +121,8 @@ class RuncExecutor:
         namespaces = [{"type": t} for t in ("pid", "ipc", "uts", "mount")]
         if spec.network == "none":
             namespaces.append({"type": "network"})
+        elif netns is not None:
+            namespaces.append({"type": "network", "path": netns})
         return {
             "ociVersion": "1.0.2",
             "process": {
@@ -153,12 +158,14 @@ class RuncExecutor:
         mounted: list[str] = []
         still_open: set[int] = set()
         proc: subprocess.Popen[bytes] | None = None
+        network = contextlib.ExitStack()
         try:
+            netns = network.enter_context(self._networks.namespace(spec))
             m.mount("tmpfs", scratch, "tmpfs", m.MS_NOSUID | m.MS_NODEV, "mode=700")
             mounted.append(scratch)
             mount_rootfs(rootfs_to_json(rootfs), root, scratch, mount_targets(spec), allow_chdir=False)
             mounted.append(root)
-            (rundir / "config.json").write_text(json.dumps(self._config(spec, root, scratch)))
+            (rundir / "config.json").write_text(json.dumps(self._config(spec, root, scratch, netns)))
             child_out, readers, to_close = output_fds(stdout, stderr)
             still_open.update(readers)
             try:

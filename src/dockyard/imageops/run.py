@@ -15,10 +15,12 @@ from dataclasses import dataclass, field
 
 from dockyard.dockerfile.mounts import MountSpec, parse_run_mount, parse_volume
 from dockyard.errors import ExecutionError, InvalidArgument, NotFound
-from dockyard.executor import Mount, ProcessSpec, RootfsSpec
+from dockyard.executor import Mount, ProcessSpec, RootfsSpec, cleanup_stale
 from dockyard.executor.base import OnStart, open_executor
+from dockyard.executor.network import network_mode, parse_publish, resolve_ports
 from dockyard.executor.seccomp import DEFAULT as DEFAULT_SECCOMP
 from dockyard.executor.seccomp import parse_profile
+from dockyard.executor.spec import PortMapping
 from dockyard.imageops import Store
 from dockyard.imageops.images import load_config, resolve
 from dockyard.imageops.unpack import unpack_layers
@@ -39,7 +41,8 @@ class RunOptions:
     user: str | None = None
     volumes: list[str] = field(default_factory=list)
     mounts: list[str] = field(default_factory=list)  # --mount values
-    network: str = "host"
+    network: str = "private"  # host, none, private (default and bridge mean private, as for docker run)
+    publish: list[PortMapping] = field(default_factory=list)  # parse_publish, then resolve_ports
     hostname: str = ""
     tty: bool = False
     interactive: bool = False
@@ -154,13 +157,16 @@ def run_container(store: Store, opts: RunOptions, *, stdin: int | None, stdout: 
         image_id = pull(opts.image)
     config, _raw = load_config(store, image_id)
     args = command_line(config, opts)
+    network = network_mode(opts.network)
+    if opts.publish and network != "private":
+        raise InvalidArgument(f"ports cannot be published with --network {opts.network}")
     hostname = opts.hostname or secrets.token_hex(6)
     run = config.config
     spec = ProcessSpec(
         args=args, env=environment(config, opts.env, hostname),
         cwd=opts.workdir or str(run.get("WorkingDir") or "/"),
         user=opts.user if opts.user is not None else str(run.get("User") or ""),
-        hostname=hostname, network="none" if opts.network == "none" else "host",
+        hostname=hostname, network=network, publish=opts.publish,
         mounts=run_mounts(opts.volumes, opts.mounts), tty=opts.tty, console_size=opts.console_size,
         seccomp=seccomp_setting(opts.security_opt),
     )
@@ -175,6 +181,7 @@ def run_container(store: Store, opts: RunOptions, *, stdin: int | None, stdout: 
             upper.mkdir()
             work.mkdir()
             rootfs = RootfsSpec(lowerdirs=list(reversed(lowers)) or [empty], upperdir=upper, workdir=work)
+            cleanup_stale(store.root / "exec")  # e.g. the pasta of a run killed with SIGKILL
             executor = open_executor(store.root / "exec", opts.runtime)
             try:
                 return executor.run(spec, rootfs, stdout=stdout, stderr=stderr,
@@ -185,4 +192,5 @@ def run_container(store: Store, opts: RunOptions, *, stdin: int | None, stdout: 
             shutil.rmtree(scratch, ignore_errors=True)
 
 
-__all__ = ["RunOptions", "command_line", "environment", "run_container", "run_mounts", "seccomp_setting"]
+__all__ = ["RunOptions", "command_line", "environment", "network_mode", "parse_publish", "resolve_ports",
+           "run_container", "run_mounts", "seccomp_setting"]
