@@ -323,7 +323,7 @@ class Builder:
             # BuildKit's emptyImage(): the default PATH and WorkingDir "/".
             config = ImageConfig(architecture=plat.architecture, os=plat.os, variant=plat.variant,
                                  config={"Env": [DEFAULT_PATH], "WorkingDir": "/"})
-            key = derive_key("", ["scratch", platform])
+            key = _root_key(["scratch", platform], epoch)
             return StageState(config=config, key=key, env=env_plan.stage_env(stage, config.config["Env"]),
                               lowerdirs=[], chain=None, epoch=epoch)
         base_ref = stage.base_name
@@ -343,7 +343,7 @@ class Builder:
         if not config.config.get("Env"):
             config.config["Env"] = [DEFAULT_PATH]
         ids = chain_ids(config.diff_ids)
-        return StageState(config=config, key=derive_key("", ["from", image_id]),
+        return StageState(config=config, key=_root_key(["from", image_id], epoch),
                           env=env_plan.stage_env(stage, config.config.get("Env") or []), lowerdirs=None,
                           chain=ids[-1] if ids else None, epoch=epoch,
                           run_config_from_base={k for k, v in config.config.items() if v})
@@ -490,6 +490,12 @@ class Builder:
 
     def fetch_url(self, url: str, checksum: str) -> Download:
         return self.sources.url(url, checksum)
+
+
+def _root_key(definition: list[object], epoch: int | None) -> str:
+    """A stage's first cache key. SOURCE_DATE_EPOCH is in it: each step clamps its layer's mtimes and
+    dates its history as it commits, so a step cached under another epoch holds other times."""
+    return derive_key("", definition if epoch is None else [*definition, ["source-date-epoch", epoch]])
 
 
 def _full_name(ref: str) -> str:

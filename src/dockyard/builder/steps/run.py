@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import re
 from pathlib import Path
@@ -45,11 +46,14 @@ def plan(ctx: StepContext, instr: RunInstruction, state: StageState) -> Step:
         # BuildKit refuses the step unless the build grants the entitlement: a Dockerfile alone must
         # not be able to lift its own sandbox (seccomp).
         raise BuildError("security.insecure is not allowed: grant it with --allow security.insecure")
-    args, _ = command_args(instr, state)
+    args, scripts = command_args(instr, state)
     env = [f"{k}={v}" for k, v in state.env.run_env().items()]
     mount_defs = [mounts.definition(ctx, m) for m in instr.mounts]
     network = _network(ctx, instr)
-    definition = ["run", args, env, state.user, state.workdir, network, mount_defs, instr.security]
+    devices = [dataclasses.asdict(d) for d in instr.devices]
+    # A heredoc run as a mounted script is not in ``args``: its content is keyed on its own.
+    definition = ["run", args, env, state.user, state.workdir, network, mount_defs, instr.security, devices,
+                  sorted(scripts.items())]
     # BuildKit lists every ARG this stage declared, in declaration order, valueless ones too; the
     # value is the ENV's when an ENV has that name, else the ARG's ("" for none); proxy args never.
     hargs = [f"{k}={state.env.env.get(k, state.env.args.get(k, ''))}" for k in state.declared_args
