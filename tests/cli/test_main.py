@@ -34,12 +34,21 @@ def loaded(names: set[str], prefix: str) -> list[str]:
     return sorted(n for n in names if n == prefix or n.startswith(prefix + "."))
 
 
-@pytest.mark.parametrize("flag", ["--version", "-v"])
-def test_version_imports_neither_click_nor_the_engine(flag: str) -> None:
-    names, out = imported(flag)
+@pytest.mark.parametrize("args", [["--version"], ["-v"], ["--root", "/nonexistent", "-D", "--version"],
+                                  ["--root=/x", "-v"]])
+def test_version_imports_neither_click_nor_the_engine(args: list[str]) -> None:
+    names, out = imported(*args)
     assert out == f"dockyard version {__version__}\n"
     for prefix in (*HEAVY, "click", "dockyard.client", "dockyard.cli.group"):
         assert not loaded(names, prefix), f"--version loaded {loaded(names, prefix)}"
+
+
+@pytest.mark.parametrize("args", [["--version", "images"], ["--root", "--version"], ["images", "-v"]])
+def test_version_flag_elsewhere_goes_through_click(args: list[str]) -> None:
+    fast = subprocess.run([sys.executable, "-m", "dockyard", *args], capture_output=True, text=True,
+                          timeout=60)
+    slow = CliRunner().invoke(cli, args, prog_name="dockyard")
+    assert (fast.stdout, fast.returncode != 0) == (slow.stdout, slow.exit_code != 0)
 
 
 def test_help_lists_every_command_without_importing_it() -> None:

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, NoReturn
 
 from dockyard import __version__
+
+# Not ``typing.TYPE_CHECKING``: ``--version`` imports neither typing nor re.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
 
 # name -> ("module:attribute" of a click.Command, its one-line summary for ``--help``); sorted by
 # name. The summary is the command's short help (tests/cli/test_main.py holds them equal), so that
@@ -74,10 +78,23 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'dockyard.cli.main' has no attribute {name!r}")
 
 
+def _version_only(args: list[str]) -> bool:
+    """True for ``[global options] --version``: the global options do not change the answer."""
+    i = 0
+    while i < len(args) - 1:
+        if args[i] in ("-D", "--debug") or args[i].startswith("--root="):
+            i += 1
+        elif args[i] == "--root":
+            i += 2
+        else:
+            break
+    return i == len(args) - 1 and args[i] in VERSION_FLAGS
+
+
 def main(argv: list[str] | None = None) -> NoReturn:
     """Entry point: run the CLI and turn library errors into one line and an exit code."""
     args = sys.argv[1:] if argv is None else argv
-    if len(args) == 1 and args[0] in VERSION_FLAGS:
+    if _version_only(args):
         # The answer click would give, without importing click (about half of the start-up).
         sys.stdout.write(f"dockyard version {__version__}\n")
         sys.exit(0)
