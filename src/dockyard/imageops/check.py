@@ -143,7 +143,10 @@ def check(store: Store, repair: bool = False, registry: RegistryClient | None = 
         report.notes.append(f"leftover temporary {'directory' if path.is_dir() else 'file'} {path} "
                             "(its process is gone; GC removes it)")
     for path in dangling_links(store):
-        report.notes.append(f"dangling link {path} -> {os.readlink(path)} (GC removes it)")
+        try:
+            report.notes.append(f"dangling link {path} -> {os.readlink(path)} (GC removes it)")
+        except OSError:  # removed meanwhile (a GC in another process)
+            continue
     if repair:
         for image_id, reason in broken_images.items():
             names = meta.tags_for(image_id)
