@@ -2,13 +2,18 @@
 dockyard against ``$DOCKER push``/``pull`` and ``skopeo copy``, in the same run.
 
     .venv/bin/python bench/bench_pull_push.py [--runs N] [--layers L] [--random-mb R] [--text-mb T]
+                                              [--cpus C]
 
 The image is made of random (incompressible) and text-like (compressible) files, written once as a
 docker-archive tar on /dev/shm and loaded into each tool. Push: docker and dockyard push from their
 stores (both compress the uncompressed layers on the way: a cold dockyard push), skopeo copies from
 the docker archive. Cold pull with unpack: each tool starts without the image and unpacks it
 (docker into its graph driver, skopeo into containers-storage, dockyard into its snapshots).
-Prints one line per measurement, then medians and dockyard's ratio to each peer (<1: faster).
+The tools take turns in a different order every run (the machine may be shared). ``--cpus C`` runs
+dockyard and skopeo on the first C CPUs (``taskset``; dockerd runs where it runs): on a machine
+with more cores dockyard's ratio should improve, not worsen. Prints one line per measurement (wall
+seconds, and CPU seconds of the command's processes where they are its children), then medians and
+dockyard's ratio to each peer (<1: faster).
 """
 
 from __future__ import annotations
@@ -17,10 +22,13 @@ import argparse
 import hashlib
 import io
 import json
+import os
 import random
+import resource
 import shutil
 import statistics
 import subprocess
+import sys
 import tarfile
 import time
 import uuid
@@ -80,10 +88,20 @@ def make_archive(path: Path, layers: int, random_mb: int, text_mb: int, salt: st
                                           "Layers": names}]).encode())
 
 
-def timed(cmd: str) -> float:
+def timed(cmd: str) -> tuple[float, float]:
+    """Wall seconds, and CPU seconds of the processes bash waited for (not dockerd's)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     sh(cmd)
-    return time.perf_counter() - start
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+
+
+def dockyard_command() -> str:
+    """The console script next to this interpreter (PYTHONPATH, if set, picks the source tree)."""
+    script = Path(sys.executable).with_name("dockyard")
+    return str(script) if script.exists() else f"{sys.executable} -m dockyard"
 
 
 def main() -> None:
@@ -92,19 +110,26 @@ def main() -> None:
     ap.add_argument("--layers", type=int, default=4)
     ap.add_argument("--random-mb", type=int, default=16)
     ap.add_argument("--text-mb", type=int, default=28)
+    ap.add_argument("--cpus", type=int, default=0, help="run dockyard and skopeo on this many CPUs")
     args = ap.parse_args()
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)  # users run dockyard from compiled bytecode
     sh(f'bash "{PEERS}/start-registry.sh" >/dev/null && ($DOCKER version >/dev/null 2>&1 '
        f'|| bash "{PEERS}/start-dockerd.sh" >/dev/null)')
     shutil.rmtree(SHM, ignore_errors=True)
     SHM.mkdir(parents=True)
     archive = SHM / "image.tar"
-    dy = f"{Path(__file__).resolve().parents[1]}/.venv/bin/dockyard"
+    pin = f"taskset -c 0-{args.cpus - 1} " if args.cpus else ""
+    dy = pin + dockyard_command()
+    skopeo = pin + "skopeo"
     results: dict[str, list[float]] = {}
+    cpu: dict[str, list[float]] = {}
 
-    def record(name: str, seconds: float) -> None:
-        results.setdefault(name, []).append(seconds)
-        print(f"{name},{seconds:.2f}", flush=True)
+    def record(name: str, measured: tuple[float, float]) -> None:
+        results.setdefault(name, []).append(measured[0])
+        cpu.setdefault(name, []).append(measured[1])
+        print(f"{name},{measured[0]:.2f},cpu {measured[1]:.2f}", flush=True)
 
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cpus; dockyard: {dy}")
     for run in range(args.runs):
         tag = uuid.uuid4().hex[:8]
         # Fresh bytes every run: otherwise every tool finds its blobs already pushed and skips them.
@@ -113,38 +138,50 @@ def main() -> None:
             print(f"image: {args.layers} layers, {archive.stat().st_size / 1e6:.0f} MB uncompressed")
         # -- push -------------------------------------------------------------------------------
         sh(f"$DOCKER load -q -i {archive} >/dev/null")
-        root = SHM / f"dy-push-{tag}"
-        sh(f"DOCKYARD_ROOT={root} {dy} load -q -i {archive} >/dev/null")
+        push_root = SHM / f"dy-push-{tag}"
+        sh(f"DOCKYARD_ROOT={push_root} {dy} load -q -i {archive} >/dev/null")
         target = f"{REGISTRY}/bench/dockyard-{tag}:v1"
-        sh(f"DOCKYARD_ROOT={root} {dy} tag dybench:src {target}")
-        record("push dockyard", timed(f"DOCKYARD_ROOT={root} {dy} push -q {target} >/dev/null"))
-        shutil.rmtree(root, ignore_errors=True)
-        sh(f"$DOCKER tag dybench:src {REGISTRY}/bench/docker-{tag}:v1")
-        record("push docker", timed(f"$DOCKER push -q {REGISTRY}/bench/docker-{tag}:v1 >/dev/null"))
-        # docker must not hold the image (same config = same image ID) for its pull to be cold
-        sh(f"$DOCKER rmi {REGISTRY}/bench/docker-{tag}:v1 dybench:src >/dev/null")
-        record("push skopeo", timed(f"skopeo copy -q --dest-tls-verify=false docker-archive:{archive} "
-                                    f"docker://{REGISTRY}/bench/skopeo-{tag}:v1"))
+        sh(f"DOCKYARD_ROOT={push_root} {dy} tag dybench:src {target}")
+        pull_root = SHM / f"dy-pull-{tag}"
+        # (name, before, timed command, after): docker must not hold the image (same config = same
+        # image ID) for its pull to be cold.
+        pushes = [
+            ("push dockyard", "", f"DOCKYARD_ROOT={push_root} {dy} push -q {target}", f"rm -rf {push_root}"),
+            ("push docker", f"$DOCKER tag dybench:src {REGISTRY}/bench/docker-{tag}:v1",
+             f"$DOCKER push -q {REGISTRY}/bench/docker-{tag}:v1",
+             f"$DOCKER rmi {REGISTRY}/bench/docker-{tag}:v1 dybench:src"),
+            ("push skopeo", "", f"{skopeo} copy -q --dest-tls-verify=false docker-archive:{archive} "
+                                f"docker://{REGISTRY}/bench/skopeo-{tag}:v1", ""),
+        ]
         # -- cold pull with unpack (all pull the image dockyard pushed) -------------------------
-        root = SHM / f"dy-pull-{tag}"
-        record("pull dockyard", timed(f"DOCKYARD_ROOT={root} {dy} pull -q {target} >/dev/null"))
-        size = sum(p.stat().st_size for p in (root / "content" / "blobs").rglob("*") if p.is_file())
-        shutil.rmtree(root, ignore_errors=True)
-        record("pull docker", timed(f"$DOCKER pull -q {target} >/dev/null"))
-        sh(f"$DOCKER rmi {target} >/dev/null")
-        record("pull skopeo", timed(f"skopeo copy -q --src-tls-verify=false docker://{target} "
-                                    f"containers-storage:localhost/bench-{tag}:v1"))
-        sh(f"buildah rmi localhost/bench-{tag}:v1 >/dev/null")
+        pulls = [
+            ("pull dockyard", "", f"DOCKYARD_ROOT={pull_root} {dy} pull -q {target}", ""),
+            ("pull docker", "", f"$DOCKER pull -q {target}", f"$DOCKER rmi {target}"),
+            ("pull skopeo", "", f"{skopeo} copy -q --src-tls-verify=false docker://{target} "
+                                f"containers-storage:localhost/bench-{tag}:v1",
+             f"buildah rmi localhost/bench-{tag}:v1"),
+        ]
+        # The order of tools turns every run (the machine may be shared); pushes before pulls.
+        for steps in (pushes, pulls):
+            for name, before, cmd, after in steps[run % 3:] + steps[: run % 3]:
+                if before:
+                    sh(f"{before} >/dev/null")
+                record(name, timed(f"{cmd} >/dev/null"))
+                if after:
+                    sh(f"{after} >/dev/null")
         if run == 0:
+            size = sum(p.stat().st_size for p in (pull_root / "content" / "blobs").rglob("*") if p.is_file())
             print(f"compressed image (dockyard, isal gzip): {size / 1e6:.0f} MB", flush=True)
+        shutil.rmtree(pull_root, ignore_errors=True)
     shutil.rmtree(SHM, ignore_errors=True)
-    print("\nmedians (s) and dockyard's ratio (<1 = dockyard faster):")
+    print(f"\nmedians (s) and dockyard's ratio (<1 = dockyard faster); "
+          f"load average {os.getloadavg()[0]:.1f}:")
     for op in ("push", "pull"):
         mine = statistics.median(results[f"{op} dockyard"])
+        print(f"  {op}: dockyard {mine:.2f} (cpu {statistics.median(cpu[f'{op} dockyard']):.2f})")
         for peer in ("docker", "skopeo"):
             theirs = statistics.median(results[f"{op} {peer}"])
-            print(f"  {op}: dockyard {mine:.2f}  {peer} {theirs:.2f}  ratio {mine / theirs:.2f}")
-
+            print(f"  {op}: {peer} {theirs:.2f}  ratio {mine / theirs:.2f}")
 
 
 if __name__ == "__main__":

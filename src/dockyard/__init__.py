@@ -6,12 +6,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
+# Not ``typing.TYPE_CHECKING``: ``--version`` then imports neither typing nor re.
+TYPE_CHECKING = False
 __version__ = "0.1.0"
 __all__ = ["Client", "__version__"]
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from dockyard.client import Client
 
 

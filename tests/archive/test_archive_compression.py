@@ -118,3 +118,49 @@ def test_export_then_pull_pipeline(shm: Path) -> None:
     assert hashing.digest == digests.digest and hashing.size == digests.size  # drained to EOF
     assert unpacked.digest == digests.diff_id and unpacked.size == digests.size_uncompressed
     assert sorted(os.listdir(dst / "d")) == sorted(os.listdir(src / "d"))
+
+
+def _compress(kind: str, data: bytes, threads: int, piece: int = 300_000) -> tuple[bytes, str]:
+    out = io.BytesIO()
+    cw = CompressingWriter(out, kind, threads=threads)  # type: ignore[arg-type]
+    for i in range(0, len(data), piece):
+        cw.write(data[i : i + piece])
+    d = cw.close()
+    assert d.diff_id == sha(data) and d.digest == sha(out.getvalue()) and d.size == len(out.getvalue())
+    return out.getvalue(), d.digest
+
+
+@pytest.mark.parametrize("kind", ["gzip", "zstd"])
+def test_parallel_compression_output_does_not_depend_on_thread_count(kind: str) -> None:
+    data = DATA * 3 + os.urandom(1 << 20)  # several gzip blocks, a partial one at the end
+    one, digest = _compress(kind, data, 1)
+    assert _compress(kind, data, 3, piece=1 << 20)[1] == digest
+    assert _compress(kind, data, 2, piece=77_777)[1] == digest
+    reader, found = open_decompressed(io.BytesIO(one))
+    assert found == kind and reader.read() == data
+    if kind == "gzip":
+        assert gzip.decompress(one) == data  # a reader other than ours takes the members too
+
+
+def test_parallel_gzip_is_independent_members_of_one_block_each() -> None:
+    from isal import isal_zlib
+
+    from dockyard.archive.compression import GZIP_BLOCK
+
+    data = DATA * 5
+    blob, _ = _compress("gzip", data, 2)
+    members = [isal_zlib.compress(data[i : i + GZIP_BLOCK], 1, wbits=31)
+               for i in range(0, len(data), GZIP_BLOCK)]
+    assert len(members) > 2 and blob == b"".join(members)
+    empty, _ = _compress("gzip", b"", 2)
+    assert gzip.decompress(empty) == b"" and empty[:2] == b"\x1f\x8b"
+
+
+def test_parallel_compression_failure_stops_the_workers() -> None:
+    class Broken(io.BytesIO):
+        def write(self, b: object) -> int:
+            raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"), CompressingWriter(Broken(), "gzip", threads=2) as cw:
+        for _ in range(10):
+            cw.write(DATA)

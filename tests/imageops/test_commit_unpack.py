@@ -81,6 +81,30 @@ def test_compression_happens_once_and_is_remembered(client: Client) -> None:
     assert len(client.store.meta.layer_blobs(layer.diff_id)) == 3
 
 
+def test_first_compression_uses_every_core_and_gives_the_same_blob_on_any_machine(
+        client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    from isal import isal_zlib
+
+    from dockyard.archive import compression
+
+    tar = make_tar({"a": os.urandom(1 << 20), "b": b"text " * 700_000})
+    layer = client.store_layer(tar)
+    seen: list[int] = []
+    real = compression.CompressingWriter.__init__
+
+    def spy(self: compression.CompressingWriter, *args: object, **kwargs: object) -> None:
+        seen.append(int(kwargs.get("threads", 0)))  # type: ignore[call-overload]
+        real(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(compression.CompressingWriter, "__init__", spy)
+    monkeypatch.setattr(compression.os, "sched_getaffinity", lambda _pid: {0, 1, 2})
+    gz = client.layer_blob(layer.diff_id, "gzip")
+    assert seen == [3]
+    block = compression.GZIP_BLOCK
+    members = [isal_zlib.compress(tar[i : i + block], 1, wbits=31) for i in range(0, len(tar), block)]
+    assert len(members) > 2 and client.store.content.read(gz.digest) == b"".join(members)
+
+
 def test_compressing_a_corrupt_layer_for_push_fails_naming_it_and_quarantines_it(client: Client) -> None:
     tar = make_tar({"f": os.urandom(50000)})
     layer = client.store_layer(tar)

@@ -357,3 +357,44 @@ def test_a_retry_is_announced_in_the_pull_progress(store: Store) -> None:
         pull(store, rc, parse_normalized(f"{PLAIN}/{repo}:v1"), progress=events.append)
     notes = [e.name for e in events if not e.id]
     assert notes == [f"GET http://{PLAIN}/v2/{repo}/blobs/{layer}: status 503; retrying in 0.01 s"]
+
+
+def test_pull_decompresses_hashes_and_extracts_on_threads_of_their_own(store: Store,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+    from typing import Any
+
+    from dockyard.archive import compression
+    from dockyard.imageops import pull as pull_module
+
+    decompressing: set[int] = set()
+    extracting: set[int] = set()
+    real_read = compression._GzipReader.read
+    real_apply = pull_module.apply_layer_overlay
+
+    def read(self: compression._GzipReader, n: int = -1) -> bytes:
+        decompressing.add(threading.get_ident())
+        return real_read(self, n)
+
+    def apply(stream: Any, target: Path) -> Any:
+        extracting.add(threading.get_ident())
+        return real_apply(stream, target)
+
+    hashing: set[int] = set()
+    real_hash = compression.HashingReader.read
+
+    def hash_read(self: compression.HashingReader, n: int = -1) -> bytes:
+        hashing.add(threading.get_ident())
+        return real_hash(self, n)
+
+    monkeypatch.setattr(compression._GzipReader, "read", read)
+    monkeypatch.setattr(compression.HashingReader, "read", hash_read)
+    monkeypatch.setattr(pull_module, "apply_layer_overlay", apply)
+    image = _image(1)
+    repo = _repo()
+    upload_image(PLAIN, repo, "v1", image)
+    with RegistryClient(FAST) as rc:
+        pull(store, rc, parse_normalized(f"{PLAIN}/{repo}:v1"))
+    assert (store.snapshots.path(_chain(image, 0)) / "d0" / "f1").read_bytes()[2000:] == bytes(30000)
+    assert decompressing and extracting and hashing  # a fresh download: only the diff ID is hashed
+    assert not decompressing & extracting and not hashing & extracting and not hashing & decompressing

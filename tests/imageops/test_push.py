@@ -9,15 +9,18 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from dockyard.errors import NotFound
+from dockyard.errors import NotFound, RegistryError
+from dockyard.image import LayerBlob
 from dockyard.imageops import Store
 from dockyard.imageops.commit import commit_image, store_layer
 from dockyard.imageops.pull import pull
-from dockyard.imageops.push import push
+from dockyard.imageops.push import PushResult, push
 from dockyard.oci import mediatypes as mt
+from dockyard.oci.descriptor import Descriptor
 from dockyard.oci.platform import Platform
 from dockyard.oci.reference import parse_normalized
 from dockyard.progress import Event
@@ -111,25 +114,64 @@ def test_push_zstd_and_chunked(store: Store, other_store: Store) -> None:
         assert got.image_id == image_id
 
 
-def test_push_shows_byte_progress_while_compressing_then_uploading(store: Store) -> None:
-    """A built layer is compressed before it goes up: both phases show bytes, not a silent "Preparing"."""
-    name = f"{_repo()}:progress"
+def _push_with_progress(store: Store, tag: str, *, fail_stream: bool,
+                        monkeypatch: pytest.MonkeyPatch) -> tuple[list[tuple[str, int, int]], int, LayerBlob,
+                                                                   list[str], PushResult]:
+    """Push a built one-layer image; the layer's events, its tar size, its gzip form, the digests
+    that went up through ``upload_blob`` and the result."""
+    from dockyard.registry.client.repository import Repository
+
+    name = f"{_repo()}:{tag}"
     image_id = _built_image(store, name, n=1, size=3_000_000)
     record = store.meta.get_image(image_id)
     assert record is not None
     (tar,) = store.meta.layer_blobs(record.diff_ids[0])
+    whole: list[str] = []
+    real_upload = Repository.upload_blob
+
+    def upload_blob(self: Repository, desc: Descriptor, *args: Any, **kwargs: Any) -> Any:
+        whole.append(str(desc.digest))
+        return real_upload(self, desc, *args, **kwargs)
+
+    def broken_stream(self: Repository, *args: Any, **kwargs: Any) -> Any:
+        raise RegistryError("stream refused")
+
+    monkeypatch.setattr(Repository, "upload_blob", upload_blob)
+    if fail_stream:
+        monkeypatch.setattr(Repository, "upload_stream", broken_stream)
     events: list[Event] = []
     with RegistryClient(FAST) as rc:
         pushed = push(store, rc, parse_normalized(name), progress=events.append)
-    (gz,) = [f for f in store.meta.layer_blobs(record.diff_ids[0]) if f.digest != tar.digest]
+        (gz,) = [f for f in store.meta.layer_blobs(record.diff_ids[0]) if f.digest != tar.digest]
+        assert rc.repository(PLAIN, parse_normalized(name).path).blob_exists(gz.digest)
     seen = [(e.name, e.current, e.total) for e in events if e.id == record.diff_ids[0][7:19]]
-    pushing = [(current, total) for name, current, total in seen if name == "Pushing"]
-    compressing = [c for c, t in pushing if t == tar.size]
-    uploading = [c for c, t in pushing if t == gz.size]
-    assert len(compressing) >= 3 and compressing == sorted(compressing) and compressing[-1] == tar.size
-    assert uploading and uploading[-1] == gz.size and gz.size < tar.size
-    assert pushing == [(c, tar.size) for c in compressing] + [(c, gz.size) for c in uploading]
     assert seen[0][0] == "Preparing" and seen[-1][0] == "Pushed" and pushed.layers == {gz.digest: "uploaded"}
+    return seen, tar.size, gz, whole, pushed
+
+
+def test_first_push_uploads_a_layer_while_compressing_it(store: Store,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A built layer goes up as it is compressed (docker's streamed push): "Pushing" counts its
+    uncompressed bytes, and no whole-blob upload follows."""
+    seen, tar_size, gz, whole, _ = _push_with_progress(store, "stream", fail_stream=False,
+                                                       monkeypatch=monkeypatch)
+    pushing = [(current, total) for name, current, total in seen if name == "Pushing"]
+    compressing = [c for c, _ in pushing]
+    assert len(compressing) >= 3 and compressing == sorted(compressing) and compressing[-1] == tar_size
+    assert all(t == tar_size for _, t in pushing) and gz.size < tar_size
+    assert str(gz.digest) not in whole  # only the config went up whole
+
+
+def test_first_push_falls_back_to_an_ordinary_upload_when_streaming_fails(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen, tar_size, gz, whole, _ = _push_with_progress(store, "fallback", fail_stream=True,
+                                                       monkeypatch=monkeypatch)
+    pushing = [(current, total) for name, current, total in seen if name == "Pushing"]
+    compressing = [c for c, t in pushing if t == tar_size]
+    uploading = [c for c, t in pushing if t == gz.size]
+    assert compressing[-1] == tar_size and uploading and uploading[-1] == gz.size
+    assert pushing == [(c, tar_size) for c in compressing] + [(c, gz.size) for c in uploading]
+    assert str(gz.digest) in whole
 
 
 def test_push_of_unknown_image_reads_like_docker(store: Store) -> None:

@@ -23,6 +23,7 @@ Reading / applying a layer (pull, load, snapshotter)::
         stats = apply_layer(u, rootdir)              # whiteouts delete from lower layers
         # stats = apply_layer_overlay(u, layerdir)   # whiteouts as overlayfs char 0/0 + opaque xattr
         # the stream is drained to EOF: h.digest is the blob digest, u.digest the diff ID
+    # ReadAhead(u) (archive.readahead) moves reading, decompression and hashing to another thread
         # progress=sink, progress_id=digest: "extracting" events every 4 MiB and a "done" one
 
 ``TarReader(stream)`` iterates ``TarEntry`` objects (name, type, mode, uid, gid, size, mtime, linkname,

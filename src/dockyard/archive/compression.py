@@ -11,6 +11,9 @@ import bz2
 import hashlib
 import io
 import lzma
+import os
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Literal
 
@@ -305,15 +308,34 @@ class _Counter:
                 self.out.write(data)
 
 
+#: Input bytes per gzip member in parallel mode: large enough that the members' headers and the
+#: dictionary lost at each boundary cost about 0.5 % of size, small enough to keep every core busy.
+GZIP_BLOCK = 1 << 20
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (``taskset``/cgroup affinity), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
 class CompressingWriter:
     """A writable that compresses into ``out`` and hashes both sides in one pass.
 
     ``compression`` is ``"gzip"`` (isal, level 1 by default), ``"zstd"`` (level 3 by default) or
     ``"none"``; ``out`` may be None to only compute digests. ``close()`` flushes and returns the
     ``LayerDigests``; it does not close ``out``.
+
+    ``threads`` > 0 compresses on that many threads: gzip as independent members of ``GZIP_BLOCK``
+    input bytes each (pigz-style; every gzip reader takes multi-member streams), zstd with zstd's
+    own workers. The output then depends on the data and level only, never on ``threads``, so a
+    layer compressed on any machine gets the same digest; it differs from ``threads=0``'s.
     """
 
-    def __init__(self, out: Any, compression: Compression = "gzip", level: int | None = None) -> None:
+    def __init__(self, out: Any, compression: Compression = "gzip", level: int | None = None,
+                 threads: int = 0) -> None:
         if compression not in MEDIA_TYPES:
             raise InvalidArgument(f"cannot write {compression!r} compression (use gzip, zstd or none)")
         self.compression = compression
@@ -323,16 +345,22 @@ class CompressingWriter:
         self._result: LayerDigests | None = None
         self._gz: Any = None
         self._zst: Any = None
-        if compression == "gzip":
+        self._blocks: _BlockGzip | None = None
+        if compression == "gzip" and threads > 0:
+            self._blocks = _BlockGzip(self._blob, 1 if level is None else level, threads)
+        elif compression == "gzip":
             self._gz = isal_zlib.compressobj(1 if level is None else level, isal_zlib.DEFLATED, 31)
         elif compression == "zstd":
-            self._zst = zstandard.ZstdCompressor(level=3 if level is None else level).compressobj()
+            self._zst = zstandard.ZstdCompressor(level=3 if level is None else level,
+                                                 threads=max(0, threads)).compressobj()
 
     def write(self, data: bytes) -> int:
         """Compress and hash ``data``; return its length."""
         self._raw.update(data)
         self._raw_size += len(data)
-        if self._gz is not None:
+        if self._blocks is not None:
+            self._blocks.write(data)
+        elif self._gz is not None:
             self._blob.write(self._gz.compress(data))
         elif self._zst is not None:
             self._blob.write(self._zst.compress(data))
@@ -343,7 +371,9 @@ class CompressingWriter:
     def close(self) -> LayerDigests:
         """Finish the stream (idempotent) and return the digests and sizes."""
         if self._result is None:
-            if self._gz is not None:
+            if self._blocks is not None:
+                self._blocks.close()
+            elif self._gz is not None:
                 self._blob.write(self._gz.flush())
             elif self._zst is not None:
                 self._blob.write(self._zst.flush())
@@ -362,7 +392,56 @@ class CompressingWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if exc[0] is not None and self._blocks is not None:
+            self._blocks.abort()
+            return
         self.close()
+
+
+class _BlockGzip:
+    """Compresses ``GZIP_BLOCK``-byte pieces into gzip members on a thread pool (isal releases the
+    GIL) and writes them to ``out`` in order; at most two pieces per thread are in flight."""
+
+    def __init__(self, out: _Counter, level: int, threads: int) -> None:
+        self._out = out
+        self._level = level
+        self._threads = threads
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="gzip")
+        self._pending: deque[Future[bytes]] = deque()
+        self._buf = bytearray()
+        self._members = 0
+
+    def _compress(self, block: bytes) -> bytes:
+        return bytes(isal_zlib.compress(block, self._level, wbits=31))
+
+    def _submit(self, block: bytes) -> None:
+        self._pending.append(self._pool.submit(self._compress, block))
+        self._members += 1
+        while len(self._pending) > 2 * self._threads:
+            self._out.write(self._pending.popleft().result())
+
+    def write(self, data: bytes) -> None:
+        if not self._buf and len(data) == GZIP_BLOCK:
+            self._submit(bytes(data))
+            return
+        self._buf += data
+        while len(self._buf) >= GZIP_BLOCK:
+            self._submit(bytes(self._buf[:GZIP_BLOCK]))
+            del self._buf[:GZIP_BLOCK]
+
+    def close(self) -> None:
+        if self._buf or not self._members:  # an empty layer is still one (empty) gzip member
+            self._submit(bytes(self._buf))
+            self._buf.clear()
+        try:
+            while self._pending:
+                self._out.write(self._pending.popleft().result())
+        finally:
+            self._pool.shutdown(wait=True)
+
+    def abort(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pending.clear()
 
 
 class HashingReader:

@@ -50,7 +50,7 @@ class Workspace:
         self.copying = copying  # no mounts here (--isolation chroot): copy layers, find changes
         self.lease = lease
         self.dir = store.make_tmp("build")
-        self.links = store.root / "l"
+        self.links = store.links_dir
         self.links.mkdir(exist_ok=True)
         self._empty = self.dir / "empty"
         self._empty.mkdir()

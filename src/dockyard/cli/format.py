@@ -2,7 +2,8 @@
 
 The template engine is ``dockyard.gotemplate``; this module adds docker's template functions
 (``json``, ``split``, ``join``, ``title``, ``lower``, ``upper``, ``pad``, ``truncate``), its table
-header pass and error prefix. Stdlib only (``dockyard images`` must start fast). The API, in the
+header pass and error prefix (in ``dockyard.cli.templates``, imported on first use: ``dockyard images``
+must start fast, and its default table needs no template engine). The API, in the
 order a command needs it::
 
     # rows: dicts (Go maps) or Context (a docker formatter row: unknown fields are errors)
@@ -31,17 +32,15 @@ import math
 import re
 import time as _time
 import unicodedata
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import replace
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
-from dockyard import goformat, gotemplate
+from dockyard import goformat
 from dockyard.errors import InvalidArgument
-from dockyard.gotemplate import ArgError as _ArgError
-from dockyard.gotemplate import Context, Func, TemplateError, go_json, go_str
-from dockyard.gotemplate import go_type as _go_type
-from dockyard.gotemplate import want_int as _want_int
-from dockyard.gotemplate import want_str as _want_str
+
+if TYPE_CHECKING:
+    from dockyard.cli.templates import DOCKER_FUNCS, HEADER_FUNCS, Template, parse_template, render
+    from dockyard.gotemplate import Context, go_str
 
 __all__ = ["BUILD_CACHE_HEADERS", "DEFAULT_BUILD_CACHE_TABLE", "DEFAULT_DF_TABLE", "DEFAULT_HISTORY_TABLE",
     "DEFAULT_IMAGE_TABLE", "DEFAULT_IMAGE_TABLE_DIGEST", "DF_HEADERS", "DOCKER_FUNCS", "HEADER_FUNCS",
@@ -50,101 +49,19 @@ __all__ = ["BUILD_CACHE_HEADERS", "DEFAULT_BUILD_CACHE_TABLE", "DEFAULT_DF_TABLE
     "history_created_by", "human_duration", "human_size", "parse_template", "reclaimable", "render",
     "rfc3339", "short_id", "tabwrite"]
 
-
-# --------------------------------------------------------------------------------------------------
-# Templates: docker's functions (github.com/docker/cli/templates)
-
-
-def _title(s: str) -> str:
-    out: list[str] = []
-    prev = " "
-    for ch in s:
-        boundary = not (prev.isalnum() or prev == "_" or prev == "'")
-        out.append(ch.upper() if boundary else ch)
-        prev = ch
-    return "".join(out)
+_LAZY = {"DOCKER_FUNCS": "dockyard.cli.templates", "HEADER_FUNCS": "dockyard.cli.templates",
+         "Template": "dockyard.cli.templates", "parse_template": "dockyard.cli.templates",
+         "render": "dockyard.cli.templates", "Context": "dockyard.gotemplate",
+         "go_str": "dockyard.gotemplate"}
 
 
-def _split(s: Any, sep: Any) -> list[str]:
-    text, sp = _want_str(s), _want_str(sep)
-    if sp == "":
-        return list(text)
-    return text.split(sp)
+def __getattr__(name: str) -> Any:
+    # The template names load the engine on first use.
+    if name in _LAZY:
+        import importlib
 
-
-def _join(items: Any, sep: Any) -> str:
-    sp = _want_str(sep)
-    if isinstance(items, str) or not isinstance(items, list | tuple):
-        raise _ArgError(f"wrong type for value; expected []string; got {_go_type(items)}")
-    if not all(isinstance(x, str) for x in items):
-        raise _ArgError(f"wrong type for value; expected []string; got {_go_type(items)}")
-    return sp.join(items)
-
-
-def _pad(s: Any, prefix: Any, suffix: Any) -> str:
-    text = _want_str(s)
-    p, q = _want_int(prefix), _want_int(suffix)
-    if text == "":
-        return text
-    return " " * p + text + " " * q
-
-
-def _truncate(s: Any, length: Any) -> str:
-    text = _want_str(s)
-    n = _want_int(length)
-    raw = text.encode()
-    if len(raw) < n:
-        return text
-    return raw[:n].decode(errors="ignore")
-
-
-
-
-DOCKER_FUNCS: dict[str, Func] = {
-    "json": Func(go_json, arity=1),
-    "split": Func(_split, arity=2, params=("string", "string")),
-    "join": Func(_join, arity=2, params=("[]string", "string")),
-    "title": Func(lambda s: _title(_want_str(s)), arity=1, params=("string",)),
-    "lower": Func(lambda s: _want_str(s).lower(), arity=1, params=("string",)),
-    "upper": Func(lambda s: _want_str(s).upper(), arity=1, params=("string",)),
-    "pad": Func(_pad, arity=3, params=("string", "int", "int")),
-    "truncate": Func(_truncate, arity=2, params=("string", "int")),
-}
-# docker's HeaderFunctions: in a table header these pass the column name through untouched.
-_HEADER_FNS: dict[str, Callable[..., Any]] = {
-    "json": lambda v: v, "split": lambda v, _s: v, "join": lambda v, _s: v, "title": lambda v: v,
-    "lower": lambda v: v, "upper": lambda v: v, "truncate": lambda v, _n: v,
-}
-HEADER_FUNCS: dict[str, Func] = {name: replace(DOCKER_FUNCS[name], fn=fn) for name, fn in _HEADER_FNS.items()}
-
-
-class Template:
-    """A template with docker's functions; ``execute(data)`` renders it (``InvalidArgument`` on errors)."""
-
-    def __init__(self, text: str, *, missing_key: str = "default") -> None:
-        try:
-            self._tmpl = gotemplate.Template(text, funcs=DOCKER_FUNCS, missing_key=missing_key)
-        except TemplateError as exc:
-            raise InvalidArgument(f"template parsing error: {exc}") from None
-        self.text = text
-
-    def execute(self, data: Any, *, header: bool = False, partial: bool = False) -> str:
-        """Render with ``data`` as dot; ``header`` uses docker's pass-through table header functions;
-        ``partial`` returns the output written before an error instead of raising."""
-        try:
-            return self._tmpl.execute(data, funcs=HEADER_FUNCS if header else None, partial=partial)
-        except TemplateError as exc:
-            raise InvalidArgument(f"template parsing error: {exc}") from None
-
-
-def parse_template(text: str, *, missing_key: str = "default") -> Template:
-    """Parse a Go text/template (docker's function set); errors are ``InvalidArgument``."""
-    return Template(text, missing_key=missing_key)
-
-
-def render(text: str, data: Any, *, missing_key: str = "default") -> str:
-    """Parse and execute one template (``docker inspect --format`` style; no trailing newline added)."""
-    return Template(text, missing_key=missing_key).execute(data)
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'dockyard.cli.format' has no attribute {name!r}")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -280,6 +197,8 @@ def format_rows(fmt: str, rows: Iterable[Any], *, headers: Mapping[str, str] | N
         fmt = default
     elif fmt == "raw" and raw:
         fmt = raw
+    from dockyard.cli.templates import Template
+
     text, table = _prepare(fmt)
     tmpl = Template(text)
     body = "".join(tmpl.execute(row) + "\n" for row in rows)

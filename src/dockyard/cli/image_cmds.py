@@ -432,7 +432,7 @@ class _ImageGroup(click.Group):
         if cmd_name in self.commands:
             return self.commands[cmd_name]
         if cmd_name in _BORROWED:
-            from dockyard.cli.main import cli
+            from dockyard.cli.group import cli
 
             return cli.get_command(ctx, cmd_name)
         return None

@@ -1,126 +1,103 @@
-"""The ``dockyard`` command: a lazily loaded click group, and the one place errors become exit codes.
+"""The ``dockyard`` entry point: the command table, and the one place errors become exit codes.
 
-Command modules are imported only when their command runs, so ``dockyard images`` does not pay for
-httpx, rich or the build engine at start-up.
+Nothing heavy is imported here: ``dockyard --version`` answers without click, and each command's
+module is imported only when that command runs (``dockyard.cli.group`` holds the click group), so
+``dockyard images`` does not pay for httpx, rich or the build engine at start-up.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
-from typing import NoReturn
-
-import click
 
 from dockyard import __version__
-from dockyard.errors import DockyardError
 
-# name -> "module:attribute" of a click.Command; one line per command, sorted by name.
-COMMANDS: dict[str, str] = {
-    "analyze": "dockyard.cli.analyze_cmd:analyze_cmd",
-    "bootstrap": "dockyard.cli.archive_cmds:bootstrap_cmd",
-    "build": "dockyard.cli.build_cmd:build_cmd",
-    "builder": "dockyard.cli.builder_cmd:builder_group",
-    "dockerfile": "dockyard.cli.dockerfile_cmd:dockerfile",
-    "history": "dockyard.cli.image_cmds:history_cmd",
-    "image": "dockyard.cli.image_cmds:image_group",
-    "images": "dockyard.cli.image_cmds:images_cmd",
-    "import": "dockyard.cli.archive_cmds:import_cmd",
-    "lint": "dockyard.cli.lint_cmd:lint_cmd",
-    "load": "dockyard.cli.archive_cmds:load_cmd",
-    "login": "dockyard.cli.registry_client_cmds:login_cmd",
-    "logout": "dockyard.cli.registry_client_cmds:logout_cmd",
-    "outdated": "dockyard.cli.watch_cmd:outdated_cmd",
-    "pull": "dockyard.cli.registry_client_cmds:pull_cmd",
-    "push": "dockyard.cli.registry_client_cmds:push_cmd",
-    "registry": "dockyard.cli.registry_cmd:registry",
-    "rmi": "dockyard.cli.image_cmds:rmi_cmd",
-    "run": "dockyard.cli.run_cmd:run_cmd",
-    "save": "dockyard.cli.archive_cmds:save_cmd",
-    "scan": "dockyard.cli.scan_cmd:scan_cmd",
-    "system": "dockyard.cli.system_cmds:system_group",
-    "tag": "dockyard.cli.image_cmds:tag_cmd",
-    "watch": "dockyard.cli.watch_cmd:watch_cmd",
+# Not ``typing.TYPE_CHECKING``: ``--version`` imports neither typing nor re.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
+
+# name -> ("module:attribute" of a click.Command, its one-line summary for ``--help``); sorted by
+# name. The summary is the command's short help (tests/cli/test_main.py holds them equal), so that
+# ``dockyard --help`` lists the commands without importing their modules.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "analyze": ("dockyard.cli.analyze_cmd:analyze_cmd",
+                "Show each layer's size and command, and the bytes an image wastes on overwritten or "
+                "deleted files."),
+    "bootstrap": ("dockyard.cli.archive_cmds:bootstrap_cmd",
+                  "Make an offline base image from Debian packages: busybox (busybox-static) or "
+                  "debian:SUITE."),
+    "build": ("dockyard.cli.build_cmd:build_cmd",
+              'Build an image from a Dockerfile (PATH "-": a tar context or a Dockerfile on standard '
+              "input)."),
+    "builder": ("dockyard.cli.builder_cmd:builder_group", "Manage builds."),
+    "dockerfile": ("dockyard.cli.dockerfile_cmd:dockerfile",
+                   "Inspect Dockerfiles (parse them exactly as the builder does)."),
+    "history": ("dockyard.cli.image_cmds:history_cmd", "Show the history of an image."),
+    "image": ("dockyard.cli.image_cmds:image_group", "Manage images."),
+    "images": ("dockyard.cli.image_cmds:images_cmd", "List images."),
+    "import": ("dockyard.cli.archive_cmds:import_cmd",
+               "Import the contents from a tarball to create a filesystem image (SOURCE: a file, or - "
+               "for STDIN)."),
+    "lint": ("dockyard.cli.lint_cmd:lint_cmd",
+             "Lint a Dockerfile (PATH is a Dockerfile or a directory holding one; '-' reads stdin)."),
+    "load": ("dockyard.cli.archive_cmds:load_cmd",
+             "Load images from a tar archive (docker save or OCI layout, gzip'd or not) or STDIN."),
+    "login": ("dockyard.cli.registry_client_cmds:login_cmd",
+              "Log in to a registry (Docker Hub if no server is given); saved in Docker's config.json."),
+    "logout": ("dockyard.cli.registry_client_cmds:logout_cmd",
+               "Log out from a registry (Docker Hub if no server is given)."),
+    "outdated": ("dockyard.cli.watch_cmd:outdated_cmd",
+                 "Compare the base images of a Dockerfile with their registries' current tags."),
+    "pull": ("dockyard.cli.registry_client_cmds:pull_cmd", "Download an image from a registry."),
+    "push": ("dockyard.cli.registry_client_cmds:push_cmd", "Upload an image to a registry."),
+    "registry": ("dockyard.cli.registry_cmd:registry",
+                 "Run an OCI distribution registry (spec 1.1) on a local directory."),
+    "rmi": ("dockyard.cli.image_cmds:rmi_cmd", "Remove one or more images."),
+    "run": ("dockyard.cli.run_cmd:run_cmd", "Run a command in a new container."),
+    "save": ("dockyard.cli.archive_cmds:save_cmd",
+             "Save one or more images to a tar archive (streamed to STDOUT by default)."),
+    "scan": ("dockyard.cli.scan_cmd:scan_cmd",
+             "Scan an image: its packages (SBOM) and their known vulnerabilities from an offline "
+             "database."),
+    "system": ("dockyard.cli.system_cmds:system_group", "Manage dockyard."),
+    "tag": ("dockyard.cli.image_cmds:tag_cmd", "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE."),
+    "watch": ("dockyard.cli.watch_cmd:watch_cmd",
+              "Rebuild when a base image's tag moves or a file of the build context changes."),
 }
 
-
-# Commands that never touch the store or run a container: a non-root user needs no user namespace.
-NO_STORE_COMMANDS = frozenset({"dockerfile", "lint", "login", "logout", None})
+VERSION_FLAGS = ("-v", "--version")
 
 
-class LazyGroup(click.Group):
-    """A group whose subcommands are imported on first use."""
+def __getattr__(name: str) -> Any:
+    # ``from dockyard.cli.main import cli`` (tests, the ``image`` group) loads click on first use.
+    if name in ("cli", "LazyGroup", "CliState"):
+        from dockyard.cli import group
 
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(set(COMMANDS) | set(self.commands))
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name in self.commands:
-            return self.commands[cmd_name]
-        target = COMMANDS.get(cmd_name)
-        if target is None:
-            return None
-        module_name, _, attr = target.partition(":")
-        command = getattr(importlib.import_module(module_name), attr)
-        assert isinstance(command, click.Command)
-        return command
+        return getattr(group, name)
+    raise AttributeError(f"module 'dockyard.cli.main' has no attribute {name!r}")
 
 
-class CliState:
-    """Global options, handed to every command through ``ctx.obj``."""
-
-    def __init__(self, root: str | None, debug: bool) -> None:
-        self.root = root
-        self.debug = debug
-
-
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--root", envvar="DOCKYARD_ROOT", default=None, metavar="DIR",
-              help="Store directory (default /var/lib/dockyard as root, else the XDG data directory).")
-@click.option("--debug", "-D", is_flag=True, envvar="DOCKYARD_DEBUG", help="Show tracebacks on errors.")
-@click.version_option(__version__, "-v", "--version", prog_name="dockyard",
-                      message="dockyard version %(version)s")
-@click.pass_context
-def cli(ctx: click.Context, root: str | None, debug: bool) -> None:
-    """A daemonless, Docker-compatible image builder and manager."""
-    ctx.obj = CliState(root, debug)
-    if os.geteuid() != 0 and ctx.invoked_subcommand not in NO_STORE_COMMANDS:
-        # Rootless: every store command runs inside a user namespace of its own (see executor.rootless).
-        from dockyard.executor.rootless import enter_user_namespace
-
-        enter_user_namespace()
+def _version_only(args: list[str]) -> bool:
+    """True for ``[global options] --version``: the global options do not change the answer."""
+    i = 0
+    while i < len(args) - 1:
+        if args[i] in ("-D", "--debug") or args[i].startswith("--root="):
+            i += 1
+        elif args[i] == "--root":
+            i += 2
+        else:
+            break
+    return i == len(args) - 1 and args[i] in VERSION_FLAGS
 
 
 def main(argv: list[str] | None = None) -> NoReturn:
     """Entry point: run the CLI and turn library errors into one line and an exit code."""
-    debug = os.environ.get("DOCKYARD_DEBUG", "") not in ("", "0")
-    try:
-        rv = cli.main(args=argv, prog_name="dockyard", standalone_mode=False)
-        # Without standalone mode click returns ctx.exit(n)'s code instead of exiting.
-        sys.exit(rv if isinstance(rv, int) else 0)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(125 if isinstance(exc, click.UsageError) else exc.exit_code)
-    except click.exceptions.Abort:
-        sys.exit(130)
-    except DockyardError as exc:
-        if debug:
-            raise
-        click.echo(f"Error: {exc}", err=True)
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        click.echo("Error: interrupted", err=True)
-        sys.exit(130)
-    except BrokenPipeError:
-        # The reader went away (e.g. `dockyard images | head`); that is not an error.
-        sys.stderr.close()
+    args = sys.argv[1:] if argv is None else argv
+    if _version_only(args):
+        # The answer click would give, without importing click (about half of the start-up).
+        sys.stdout.write(f"dockyard version {__version__}\n")
         sys.exit(0)
-    except Exception as exc:
-        if debug:
-            raise
-        click.echo(f"Error: internal error: {type(exc).__name__}: {exc} (set DOCKYARD_DEBUG=1 for details)",
-                   err=True)
-        sys.exit(1)
+    from dockyard.cli.group import run
+
+    run(args, debug=os.environ.get("DOCKYARD_DEBUG", "") not in ("", "0"))

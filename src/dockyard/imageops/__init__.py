@@ -8,6 +8,7 @@
     <root>/snapshots/sha256/<chain>/fs  unpacked layers (overlay lowerdirs)
     <root>/metadata.db                  SQLite: images, tags, repo digests, layers, leases, cache
     <root>/tmp/                         scratch space for other operations
+    <root>/l/<id>                       short symlinks naming overlay lowerdirs (a build's mounts)
     <root>/gc.lock                      flock: GC exclusive, lease updates shared
 
 Leases protect work in flight from a GC in another process: add a blob/snapshot to a lease
@@ -52,6 +53,7 @@ class Store:
         self.meta = MetadataStore(self.root / "metadata.db")
         self.snapshots = SnapshotStore(self.root / "snapshots")
         self.tmp_dir = self.root / "tmp"
+        self.links_dir = self.root / "l"
 
     def close(self) -> None:
         self.meta.close()

@@ -6,19 +6,22 @@ Checks: each blob re-hashes to its name; blobs in quarantine (found corrupt by a
 stray files under ``blobs/``; each image's config blob exists, is valid and belongs to it, and each of
 its layers has a stored blob; tags and repo digests point at existing images; layer rows point at
 existing blobs; snapshot directories are complete; leftovers of dead processes in ``ingest/`` and
-``tmp/``. With ``repair``: corrupt blobs go to the quarantine, what an image lost is fetched again
-from the registry it was pulled from or pushed to (``registry``), quarantined blobs nothing uses any
-more, dangling rows and leftovers are removed, and GC runs. An image is never removed: one that stays
-broken is reported as not repaired, for its owner to pull again or remove.
+``tmp/``; dangling short links in ``l/``. With ``repair``: corrupt blobs go to the quarantine, what
+an image lost is fetched again from the registry it was pulled from or pushed to (``registry``),
+quarantined blobs nothing uses any more, dangling rows and leftovers are removed, and GC runs. An
+image is never removed: one that stays broken is reported as not repaired, for its owner to pull
+again or remove.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from dockyard.errors import DockyardError
 from dockyard.imageops import Store
+from dockyard.imageops.gc import dangling_links, leftover_tmp
 from dockyard.oci import mediatypes as mt
 from dockyard.oci.config import ImageConfig
 from dockyard.oci.descriptor import Descriptor
@@ -136,6 +139,14 @@ def check(store: Store, repair: bool = False, registry: RegistryClient | None = 
     for path in content.ingest_files():
         if not process_alive(pid_of(path.name)):
             report.notes.append(f"leftover ingest file {path.name} (its writer is gone; GC removes it)")
+    for path in leftover_tmp(store):
+        report.notes.append(f"leftover temporary {'directory' if path.is_dir() else 'file'} {path} "
+                            "(its process is gone; GC removes it)")
+    for path in dangling_links(store):
+        try:
+            report.notes.append(f"dangling link {path} -> {os.readlink(path)} (GC removes it)")
+        except OSError:  # removed meanwhile (a GC in another process)
+            continue
     if repair:
         for image_id, reason in broken_images.items():
             names = meta.tags_for(image_id)

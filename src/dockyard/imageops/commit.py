@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import BinaryIO
 
 from dockyard.archive import tarheader
-from dockyard.archive.compression import CompressingWriter, open_decompressed
+from dockyard.archive.compression import GZIP_BLOCK, CompressingWriter, open_decompressed, usable_cpus
 from dockyard.content import CHUNK, Writer
 from dockyard.errors import CorruptData, DigestMismatch, InvalidArgument, NotFound
 from dockyard.image import ImageRecord, LayerBlob
@@ -214,12 +214,32 @@ def store_layer_blob(store: Store, source: BinaryIO | bytes, *, expected: str | 
     return layer
 
 
+def has_layer_form(store: Store, diff_id: str, compression: str) -> bool:
+    """Whether the layer is stored in ``compression`` already (``layer_blob`` then compresses nothing)."""
+    return any(mt.layer_compression(f.media_type) == compression and store.content.exists(f.digest)
+               for f in store.meta.layer_blobs(diff_id))
+
+
+class _WriteTee:
+    """Writes to ``out`` and hands the same bytes to ``also``."""
+
+    def __init__(self, out: Writer, also: Callable[[bytes], None]) -> None:
+        self._out = out
+        self._also = also
+
+    def write(self, data: bytes) -> None:
+        self._out.write(data)
+        self._also(data)
+
+
 def layer_blob(store: Store, diff_id: str, compression: str = "gzip", *, lease: Lease | None = None,
                docker_media_type: bool = False,
-               progress: Callable[[int, int], None] | None = None) -> LayerBlob:
+               progress: Callable[[int, int], None] | None = None,
+               tee: Callable[[bytes], None] | None = None) -> LayerBlob:
     """The layer ``diff_id`` as a blob in ``compression``; made (once) from a stored form if needed.
 
-    While compressing, ``progress(done, total)`` is told the layer's uncompressed bytes read so far."""
+    While compressing, ``progress(done, total)`` is told the layer's uncompressed bytes read so far,
+    and ``tee`` gets the compressed bytes as they are written (to upload them meanwhile)."""
     forms = [f for f in store.meta.layer_blobs(diff_id) if store.content.exists(f.digest)]
     if not forms:
         raise NotFound(f"layer {diff_id} not found in the local store")
@@ -234,10 +254,13 @@ def layer_blob(store: Store, diff_id: str, compression: str = "gzip", *, lease: 
     source = forms[0]
     with store.content.verified(source.digest, source.size, f"layer {diff_id}").open() as f:
         reader, _ = open_decompressed(f)
-        with store.content.writer() as w:
-            cw = CompressingWriter(w, compression)  # type: ignore[arg-type]
+        # Every usable core compresses (pigz-style gzip members, or zstd workers); the blob's bytes
+        # do not depend on how many there are.
+        with store.content.writer() as w, \
+                CompressingWriter(w if tee is None else _WriteTee(w, tee), compression,  # type: ignore[arg-type]
+                                  threads=usable_cpus()) as cw:
             done, total = 0, max(source.uncompressed_size, 0)
-            while chunk := reader.read(CHUNK):
+            while chunk := reader.read(GZIP_BLOCK):
                 cw.write(chunk)
                 if progress is not None:
                     done += len(chunk)

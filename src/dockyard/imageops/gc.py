@@ -5,9 +5,11 @@ them is gone) and build cache records. From an
 image: its config blob, its manifest blob (if stored), its repo-digest manifests (if stored), every
 stored form of each of its layers, and the snapshot of each chain ID. Everything else in the
 content and snapshot stores is removed, as are layer rows whose blob is gone, expired leases and
-leftovers of dead processes in ``ingest/`` and ``tmp/``.
+leftovers of dead processes in ``ingest/`` and ``tmp/``, and the short links in ``l/`` whose target
+is gone.
 
     collect(store, dry_run=False) -> GcResult
+    dangling_links(store) -> [Path]; leftover_tmp(store) -> [Path]   (what ``check`` reports)
 
 Runs under the store's exclusive GC lock, so a lease added (under the shared lock) before a blob is
 checked or written is always seen.
@@ -16,8 +18,10 @@ checked or written is always seen.
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from dockyard.errors import DockyardError
 from dockyard.image import chain_ids
@@ -26,7 +30,7 @@ from dockyard.metadata import BLOB, IMAGE, SNAPSHOT
 from dockyard.oci.digest import Digest
 from dockyard.snapshot import pid_of, process_alive
 
-__all__ = ["GcResult", "Roots", "collect", "roots"]
+__all__ = ["GcResult", "Roots", "collect", "dangling_links", "leftover_tmp", "roots"]
 
 
 @dataclass(slots=True)
@@ -137,7 +141,34 @@ def collect(store: Store, *, dry_run: bool = False) -> GcResult:
         result.temp_removed += len(store.content.clean_ingest())
         result.temp_removed += len(store.snapshots.clean_tmp())
         result.temp_removed += clean_tmp(store)
+        for link in dangling_links(store):
+            with contextlib.suppress(FileNotFoundError):
+                link.unlink()
+                result.temp_removed += 1
     return result
+
+
+def dangling_links(store: Store) -> list[Path]:
+    """Symlinks under ``<root>/l`` whose target is gone (a killed build's scratch directory, a
+    removed snapshot). A link that resolves is left alone: a running build may be about to mount it."""
+    found: list[Path] = []
+    try:
+        entries = list(os.scandir(store.links_dir))
+    except FileNotFoundError:
+        return found
+    for entry in entries:
+        if entry.is_symlink() and not os.path.exists(entry.path):
+            found.append(Path(entry.path))
+    return found
+
+
+def leftover_tmp(store: Store) -> list[Path]:
+    """Entries of ``<root>/tmp`` and the snapshot store's ``tmp/`` whose process is gone."""
+    found: list[Path] = []
+    for tmp in (store.tmp_dir, store.snapshots.tmp_dir):
+        if tmp.is_dir():
+            found.extend(sorted(e for e in tmp.iterdir() if not process_alive(pid_of(e.name))))
+    return found
 
 
 def clean_tmp(store: Store) -> int:

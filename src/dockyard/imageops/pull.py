@@ -6,7 +6,8 @@
 The manifest is read from the first source that has it (configured mirrors in order, then the
 origin); an index or manifest list is resolved to the wanted platform. Layers download in parallel
 straight into the content store (verified there, resumed with ``Range`` after a drop) and each is
-unpacked into its snapshot as soon as it is complete, its diff ID verified on the way. The image
+unpacked into its snapshot as soon as it is complete, its diff ID verified on the way (reading,
+decompressing, hashing and extracting on threads of their own). The image
 is recorded only after every layer is in; until then a lease keeps the new blobs from a GC, and
 a failure leaves no image and no half-written blob behind.
 
@@ -27,6 +28,7 @@ from typing import BinaryIO
 
 from dockyard.archive import apply_layer_overlay
 from dockyard.archive.compression import HashingReader, open_decompressed
+from dockyard.archive.readahead import ReadAhead
 from dockyard.errors import CorruptData, DigestMismatch, Interrupted, InvalidArgument, NotFound, RegistryError
 from dockyard.image import LayerBlob, chain_ids
 from dockyard.imageops import Lease, Store
@@ -308,11 +310,15 @@ def _extract(store: Store, desc: Descriptor, diff_id: Digest, chain: Digest, unp
             reader = _Progress(blob_hash or f, desc, sink, "Extracting" if unpack else "Verifying Checksum",
                                cancelled)
             raw, _ = open_decompressed(reader)
-            diff_hash = HashingReader(raw)
-            if target is not None:
-                apply_layer_overlay(diff_hash, target)
-            while diff_hash.read(PIECE):  # padding after the tar's end still counts in the diff ID
-                pass
+            # Three threads (isal, sha256 and file I/O release the GIL): reading, the blob's hash and
+            # decompression; the diff ID's hash; extraction on this one.
+            with ReadAhead(raw) as decompressed:
+                diff_hash = HashingReader(decompressed)
+                with ReadAhead(diff_hash) as ahead:
+                    if target is not None:
+                        apply_layer_overlay(ahead, target)
+                    while ahead.read(PIECE):  # padding after the tar's end still counts in the diff ID
+                        pass
             while reader.read(PIECE):
                 pass
         if blob_hash is not None and blob_hash.digest != desc.digest:

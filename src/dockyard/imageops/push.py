@@ -5,7 +5,8 @@
 Layers go up in parallel: each is first asked for by HEAD (``Layer already exists``), then mounted
 from another repository of the same registry this store knows holds it (``Mounted from ...``),
 else uploaded (one PUT, or PATCH chunks with ``chunk_size``). A layer kept only as an uncompressed
-tar (a local build) is compressed on its first push (isal gzip, or zstd) and the compressed blob is
+tar (a local build) is compressed on its first push (isal gzip in parallel members, or zstd with
+workers), its bytes streamed to the registry as they are made, and the compressed blob is
 remembered for the next. An image pulled earlier is pushed with its original manifest bytes when
 they still describe it, so its digest does not change; otherwise a Docker schema 2 manifest is
 written (OCI for zstd layers). The config goes last but one, the manifest last.
@@ -16,8 +17,9 @@ Progress events: ``Preparing``, ``Pushing`` (bytes), ``Pushed``, ``Layer already
 
 from __future__ import annotations
 
+import queue
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from functools import partial
@@ -26,7 +28,7 @@ from dockyard.content.verify import CorruptBlob
 from dockyard.errors import DockyardError, Interrupted, InvalidArgument, NotFound
 from dockyard.image import LayerBlob
 from dockyard.imageops import Lease, Store
-from dockyard.imageops.commit import layer_blob
+from dockyard.imageops.commit import has_layer_form, layer_blob
 from dockyard.imageops.images import resolve
 from dockyard.oci import mediatypes as mt
 from dockyard.oci.config import ImageConfig
@@ -87,6 +89,7 @@ def _push(store: Store, registry: RegistryClient, ref: Reference, source: str | 
     config = ImageConfig.from_json(config_data)
     repo = registry.repository(ref.domain, ref.path)
     cancelled = threading.Event()  # set when one layer fails: the others stop at their next piece
+    streamed: set[str] = set()  # blobs uploaded while they were being compressed
     with store.lease() as lease:
         original = _original_manifest(store, record.manifest_digest, image_id, compression)
         docker = compression == "gzip"
@@ -98,14 +101,14 @@ def _push(store: Store, registry: RegistryClient, ref: Reference, source: str | 
             # Compressing (first push of a built layer) runs in the upload workers, in parallel.
             # A layer compressed now shows "Pushing" over its uncompressed bytes meanwhile, as docker's
             # streamed push does; the upload then reports the compressed bytes.
-            makers = [partial(layer_blob, store, diff_id, compression, lease=lease, docker_media_type=docker,
-                              progress=partial(_compressing, sink, Digest(diff_id).short, cancelled))
+            makers = [partial(_compress_while_uploading, store, repo, diff_id, compression, lease, docker,
+                              partial(_compressing, sink, Digest(diff_id).short, cancelled), streamed)
                       for diff_id in config.diff_ids]
             config_type = mt.DOCKER_CONFIG if docker else mt.OCI_CONFIG
             config_desc = Descriptor(config_type, image_id, len(config_data))
         mounts = _mount_candidates(store, ref, config.diff_ids)
         forms, outcomes = _upload_layers(store, repo, config.diff_ids, makers, mounts, sink, chunk_size,
-                                          max_workers, cancelled, label)
+                                          max_workers, cancelled, label, streamed)
         repo.upload_blob(config_desc, store.content.verified(image_id, what=f"{label}: config").open)
         if original is not None:
             manifest_data = store.content.read(record.manifest_digest, f"{label}: manifest")
@@ -133,6 +136,63 @@ def _compressing(sink: ProgressSink, eid: str, cancelled: threading.Event, done:
     if cancelled.is_set():
         raise Interrupted("push interrupted")
     sink(Event(id=eid, name="Pushing", status="running", current=done, total=total))
+
+
+def _compress_while_uploading(store: Store, repo: Repository, diff_id: str, compression: str, lease: Lease,
+                              docker: bool, progress: Callable[[int, int], None],
+                              streamed: set[str]) -> LayerBlob:
+    """The layer in ``compression``. A first compression streams its bytes to the registry as they
+    are made (one chunked PATCH; the digest, known at the end, goes in the closing PUT), and the
+    blob lands in ``streamed``; if that upload fails, the blob is in the store anyway and the
+    ordinary upload (with its retries) follows."""
+    if has_layer_form(store, diff_id, compression):
+        return layer_blob(store, diff_id, compression, lease=lease, docker_media_type=docker,
+                          progress=progress)
+    pieces: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=8)
+    upload_over = threading.Event()
+    made: list[LayerBlob] = []
+    failure: list[BaseException] = []
+
+    def chunks() -> Iterator[bytes]:
+        while (item := pieces.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def finished() -> Descriptor:
+        return Descriptor(made[0].media_type, made[0].digest, made[0].size)
+
+    def upload() -> None:
+        try:
+            repo.upload_stream(chunks(), finished)
+        except BaseException as exc:  # the fallback upload will say what is wrong, if anything still is
+            failure.append(exc)
+        finally:
+            upload_over.set()
+
+    def put(item: bytes | BaseException | None) -> None:
+        while not upload_over.is_set():
+            try:
+                pieces.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    thread = threading.Thread(target=upload, name="push-stream", daemon=True)
+    thread.start()
+    try:
+        form = layer_blob(store, diff_id, compression, lease=lease, docker_media_type=docker,
+                          progress=progress, tee=put)
+    except BaseException:
+        put(Interrupted("push interrupted"))  # ends the request body: the registry drops the upload
+        thread.join()
+        raise
+    made.append(form)
+    put(None)
+    thread.join()
+    if not failure:
+        streamed.add(str(form.digest))
+    return form
 
 
 def _original_manifest(store: Store, manifest_digest: str, image_id: Digest,
@@ -179,7 +239,7 @@ def _upload_layers(store: Store, repo: Repository, diff_ids: Sequence[str],
                    makers: Sequence[Callable[[], LayerBlob]],
                    mounts: dict[str, list[str]], sink: ProgressSink, chunk_size: int,
                    max_workers: int, cancelled: threading.Event,
-                   label: str) -> tuple[list[LayerBlob], dict[str, str]]:
+                   label: str, streamed: set[str]) -> tuple[list[LayerBlob], dict[str, str]]:
     uploading: dict[str, threading.Event] = {}
     lock = threading.Lock()
 
@@ -210,6 +270,9 @@ def _upload_layers(store: Store, repo: Repository, diff_ids: Sequence[str],
                 raise Interrupted("push interrupted")
             sink(Event(id=eid, name="Pushing", status="running", current=done, total=form.size))
 
+        if str(form.digest) in streamed:
+            sink(Event(id=eid, name="Pushed", status="done", current=form.size, total=form.size))
+            return "uploaded"
         desc = Descriptor(form.media_type, form.digest, form.size)
         sources = mounts.get(str(form.diff_id), [])
         # Read through a verifier: a blob gone bad in the store fails here, named, and is quarantined.

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from dockyard.archive import apply_layer_overlay
 from dockyard.archive.compression import HashingReader, open_decompressed
+from dockyard.archive.readahead import ReadAhead
 from dockyard.errors import DigestMismatch, NotFound
 from dockyard.image import chain_ids
 from dockyard.imageops import Lease, Store
@@ -55,8 +56,14 @@ def unpack_layers(store: Store, diff_ids: Sequence[str], *, lease: Lease | None 
             with store.content.open(form_digest) as f:
                 blob_hash = HashingReader(f)
                 raw, _ = open_decompressed(blob_hash)
-                diff_hash = HashingReader(raw)
-                apply_layer_overlay(diff_hash, target)
+                # Reading, the blob's hash and decompression on one thread, the diff ID's hash on
+                # another, extraction on this one.
+                with ReadAhead(raw) as decompressed:
+                    diff_hash = HashingReader(decompressed)
+                    with ReadAhead(diff_hash) as ahead:
+                        apply_layer_overlay(ahead, target)
+                        while ahead.read(1 << 20):  # padding after the tar's end counts in the diff ID
+                            pass
                 while blob_hash.read(1 << 20):
                     pass
             if blob_hash.digest != form_digest:

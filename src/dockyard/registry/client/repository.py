@@ -298,6 +298,34 @@ class Repository:
                 self.session.pause(options.backoff * (2 ** (attempt - 1)),
                                    f"upload of {desc.digest.short}: {exc}")
 
+    def upload_stream(self, chunks: Iterator[bytes], finished: Callable[[], Descriptor]) -> Descriptor:
+        """Upload a blob whose digest is known only at its end (compressed while it goes up).
+
+        One PATCH sends ``chunks`` as they come (chunked transfer encoding), then ``finished()``
+        gives the blob's descriptor for the closing PUT. No retry here: the caller, which has the
+        whole blob by then, falls back to ``upload_blob``.
+        """
+        location, _ = self._start_upload()
+        used = False
+
+        def body() -> Iterator[bytes]:
+            nonlocal used
+            if used:  # asked again (an auth retry): the stream cannot be replayed
+                raise _RetryUpload("stream upload needed a second try")
+            used = True
+            return chunks
+
+        response = self.session.request("PATCH", location, scopes=self.push_scopes, body=body, retry=False,
+                                        headers={"Content-Type": "application/octet-stream"})
+        if response.status_code != 202:
+            raise error_from_response(response, f"stream upload to {self.where}")
+        desc = finished()
+        response = self.session.request("PUT", _with_digest(self._location(response), desc.digest),
+                                        scopes=self.push_scopes, body=lambda: b"", retry=False,
+                                        headers={"Content-Type": "application/octet-stream"})
+        self._check_put(response, desc)
+        return desc
+
     def _start_upload(self) -> tuple[str, int]:
         response = self.session.request("POST", f"/v2/{self.name}/blobs/uploads/",
                                         scopes=self.push_scopes, body=lambda: b"")

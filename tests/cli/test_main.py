@@ -1,0 +1,92 @@
+"""The entry point: the command table, ``--help`` without importing commands, and the import graph
+of the cheap commands (read from ``python -X importtime``, not timed)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from dockyard import __version__
+from dockyard.cli.main import COMMANDS, cli
+
+HEAVY = ("dockyard.builder", "dockyard.registry", "dockyard.archive", "dockyard.executor",
+         "dockyard.dockerfile", "dockyard.tools", "httpx", "rich")
+
+
+def imported(*args: str, root: Path | None = None) -> tuple[set[str], str]:
+    """The modules ``python -X importtime -m dockyard ARGS`` loads, and its stdout."""
+    env_root = ["--root", str(root)] if root else []
+    p = subprocess.run([sys.executable, "-X", "importtime", "-m", "dockyard", *env_root, *args],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr[-2000:]
+    names = {line.rsplit("|", 1)[1].strip() for line in p.stderr.splitlines()
+             if line.startswith("import time:") and "|" in line}
+    assert "dockyard" in names, "importtime output not understood"
+    return names, p.stdout
+
+
+def loaded(names: set[str], prefix: str) -> list[str]:
+    return sorted(n for n in names if n == prefix or n.startswith(prefix + "."))
+
+
+@pytest.mark.parametrize("args", [["--version"], ["-v"], ["--root", "/nonexistent", "-D", "--version"],
+                                  ["--root=/x", "-v"]])
+def test_version_imports_neither_click_nor_the_engine(args: list[str]) -> None:
+    names, out = imported(*args)
+    assert out == f"dockyard version {__version__}\n"
+    for prefix in (*HEAVY, "click", "dockyard.client", "dockyard.cli.group"):
+        assert not loaded(names, prefix), f"--version loaded {loaded(names, prefix)}"
+
+
+@pytest.mark.parametrize("args", [["--version", "images"], ["--root", "--version"], ["images", "-v"]])
+def test_version_flag_elsewhere_goes_through_click(args: list[str]) -> None:
+    fast = subprocess.run([sys.executable, "-m", "dockyard", *args], capture_output=True, text=True,
+                          timeout=60)
+    slow = CliRunner().invoke(cli, args, prog_name="dockyard")
+    assert (fast.stdout, fast.returncode != 0) == (slow.stdout, slow.exit_code != 0)
+
+
+def test_help_lists_every_command_without_importing_it() -> None:
+    names, out = imported("--help")
+    for name in COMMANDS:
+        assert f"\n  {name} " in out, f"{name} missing from --help"
+    assert "List images." in out
+    commands = sorted(n for n in names if n.startswith("dockyard.cli.") and n.endswith(("_cmd", "_cmds")))
+    assert not commands, f"--help imported {commands}"
+    for prefix in (*HEAVY, "dockyard.client"):
+        assert not loaded(names, prefix), f"--help loaded {loaded(names, prefix)}"
+
+
+def test_images_imports_only_the_store(tmp_path: Path) -> None:
+    names, out = imported("images", root=tmp_path)
+    assert out.startswith("REPOSITORY")
+    for prefix in (*HEAVY, "dockyard.gotemplate", "dockyard.imageops.pull", "dockyard.imageops.push"):
+        assert not loaded(names, prefix), f"images loaded {loaded(names, prefix)}"
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_table_summary_is_the_commands_short_help(name: str) -> None:
+    command = cli.get_command(click.Context(cli), name)
+    assert command is not None
+    assert COMMANDS[name][1] == command.get_short_help_str(limit=10_000), (
+        f"update the summary of {name!r} in dockyard.cli.main.COMMANDS")
+
+
+def test_help_output_matches_clicks_own_rendering() -> None:
+    # The table-driven listing renders exactly as click would from the loaded commands.
+    ours = CliRunner().invoke(cli, ["--help"], prog_name="dockyard", terminal_width=80).output
+
+    class Loaded(click.Group):
+        pass
+
+    ctx = click.Context(cli)
+    full = Loaded(name="dockyard", params=cli.params, help=cli.help,
+                  context_settings=cli.context_settings,
+                  commands={n: c for n in COMMANDS if (c := cli.get_command(ctx, n)) is not None})
+    theirs = CliRunner().invoke(full, ["--help"], prog_name="dockyard", terminal_width=80).output
+    assert ours == theirs
