@@ -27,6 +27,9 @@ from dockyard.builder.context import HashCache, LocalContext
 from dockyard.builder.definition import load_definition
 from dockyard.builder.fsutil import clean_path
 from dockyard.builder.options import BuildOptions, BuildResult
+from dockyard.builder.remotecache.document import INLINE_KEY
+from dockyard.builder.remotecache.export import Entry, export_cache, inline_document, select
+from dockyard.builder.remotecache.remote import BrokenCacheBlob, RemoteCache, SharedRegistry
 from dockyard.builder.sources import Download, Sources
 from dockyard.builder.state import StageState, derive_key
 from dockyard.builder.steps import Step, makes_step, plan_step
@@ -56,6 +59,7 @@ from dockyard.oci.config import RUN_CONFIG_KEYS, ImageConfig
 from dockyard.progress import Outcome, ProgressEvent, VertexCompleted, VertexLog, VertexStarted, VertexStatus
 
 CACHE_KIND = "image"
+_ATTEMPTS = 4  # a build restarts when a remote cache blob is unusable; each bad blob is dropped once
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -71,18 +75,34 @@ def build(store: Store, options: BuildOptions, cancel: threading.Event | None = 
         if len(platforms) > 1:
             return build_platforms(store, options, platforms)
         options = dataclasses.replace(options, platform=platforms[0])
-    builder = Builder(store, options, cancel)
+    registry = SharedRegistry(options.registry)
+    remote = None
+    if options.cache_from and not options.no_cache:
+        remote = RemoteCache(store, options.cache_from, registry)
     try:
-        return builder.run()
-    except KeyboardInterrupt:
-        builder.cancel.set()
-        raise Interrupted("Canceled: context canceled") from None
-    except BaseException:
-        # As BuildKit, a failed build cancels what still runs (those steps end "canceled").
-        builder.cancel.set()
-        raise
+        for attempt in range(_ATTEMPTS):
+            builder = Builder(store, options, cancel, remote=remote, registry=registry)
+            try:
+                return builder.run()
+            except BrokenCacheBlob:
+                # A cache blob turned out missing or corrupt after its steps were restored: start
+                # over without it (what ran is in the local cache now, so this costs little).
+                if attempt + 1 == _ATTEMPTS:
+                    raise BuildError("remote build cache: too many unusable blobs") from None
+                if cancel is not None:
+                    cancel.clear()
+            except KeyboardInterrupt:
+                builder.cancel.set()
+                raise Interrupted("Canceled: context canceled") from None
+            except BaseException:
+                # As BuildKit, a failed build cancels what still runs (those steps end "canceled").
+                builder.cancel.set()
+                raise
+            finally:
+                builder.close()  # waits for every stage thread
+        raise AssertionError("unreachable")
     finally:
-        builder.close()  # waits for every stage thread
+        registry.close()
 
 
 def recover(store: Store) -> None:
@@ -96,9 +116,14 @@ class Builder:
 
     It is the ``StepContext`` its steps are planned with."""
 
-    def __init__(self, store: Store, options: BuildOptions, cancel: threading.Event | None = None) -> None:
+    def __init__(self, store: Store, options: BuildOptions, cancel: threading.Event | None = None, *,
+                 remote: RemoteCache | None = None, registry: SharedRegistry | None = None) -> None:
         self.store = store
         self.options = options
+        self.remote = remote
+        self.registry = registry if registry is not None else SharedRegistry(options.registry)
+        # Every step's (cache key, resulting config): what --cache-to exports.
+        self.entries: list[Entry] = []
         recover(store)
         definition = load_definition(options)
         self.plan = definition.plan
@@ -198,6 +223,12 @@ class Builder:
             labels = dict(config.config.get("Labels") or {})
             labels.update(self.options.labels)
             config.config["Labels"] = labels
+        if self.remote is not None:
+            self.remote.ensure(config.diff_ids, self.lease)  # the image is stored here: its layers too
+        target_stages = self._stage_chain(target)
+        if any(spec.type == "inline" for spec in self.options.cache_to):
+            entries = [e for e in self.entries if e.stage in target_stages]
+            config.extra[INLINE_KEY] = inline_document(self.store, entries)
         raw = config.to_json()
         self.started("export", "exporting to image")
         record = commit_image(self.store, raw, names=self.options.tags)
@@ -209,8 +240,35 @@ class Builder:
 
             export_outputs(self, state, str(record.id))
         self.completed("export", "exporting to image", "done")
-        return BuildResult(image_id=str(record.id), tags=list(self.options.tags), warnings=self.warnings,
+        for spec in self.options.cache_to:
+            if spec.type == "inline":
+                continue
+            label = f"exporting cache to {spec.location}" + (" (local)" if spec.type == "local" else "")
+            self.started("export-cache", label)
+            try:
+                export_cache(self.store, spec, select(self.entries, spec, target_stages), lease=self.lease,
+                             registry=self.registry, remote=self.remote)
+            except DockyardError as exc:
+                self.completed("export-cache", label, "error", str(exc).split("\n")[0])
+                raise BuildError(f"failed to export cache to {spec.location}: {exc}") from None
+            self.completed("export-cache", label, "done")
+        warnings = [*self.warnings, *(self.remote.warnings if self.remote is not None else [])]
+        return BuildResult(image_id=str(record.id), tags=list(self.options.tags), warnings=warnings,
                            steps=self.steps, cached=self.cached)
+
+    def _stage_chain(self, stage: Stage) -> set[int]:
+        """The stage and those it is built FROM: whose steps make the exported image's layers."""
+        chain = {stage.index}
+        while stage.base_stage is not None:
+            stage = self.plan.stages[stage.base_stage]
+            chain.add(stage.index)
+        return chain
+
+    def _record(self, step_id: str, key: str, config: str) -> None:
+        index = int(step_id[1:].partition(".")[0])
+        stage = self.plan.stages[index]
+        with self._count_lock:
+            self.entries.append(Entry(key, config, index, stage.name or f"stage-{index}"))
 
     def _stage_future(self, index: int) -> Future[StageState]:
         with self._stage_lock:
@@ -376,7 +434,9 @@ class Builder:
         key = derive_key(state.key, step.definition)
         with self._count_lock:
             self.steps += 1
-        if not self.options.no_cache and self._restore(state, key):
+        restored = None if self.options.no_cache else self._restore(state, key)
+        if restored is not None:
+            self._record(step_id, key, restored)
             with self._count_lock:
                 self.cached += 1
             if shown:
@@ -406,6 +466,7 @@ class Builder:
             self.store.meta.put_cache(CacheRecord(key=key, kind=CACHE_KIND, ref=str(info.digest), size=size,
                                                   data=json.dumps({"created_by": step.created_by})))
             state.key = key
+            self._record(step_id, key, str(info.digest))
         except BaseException as exc:
             if shown:
                 if self.cancel.is_set() or isinstance(exc, Interrupted | KeyboardInterrupt):
@@ -416,15 +477,20 @@ class Builder:
         if shown:
             self.completed(step_id, label, "done")
 
-    def _restore(self, state: StageState, key: str) -> bool:
-        rec = self.store.meta.get_cache(key)
-        if rec is None or not self.store.content.exists(rec.ref):
-            return False
-        config = ImageConfig.from_json(self.store.content.read(rec.ref), f"cached config {rec.ref}")
-        for diff_id in config.diff_ids:
-            if not any(self.store.content.exists(f.digest) for f in self.store.meta.layer_blobs(diff_id)):
-                return False
-        self.lease.add_blob(rec.ref)
+    def _restore(self, state: StageState, key: str) -> str | None:
+        """Restore the step with ``key`` from the local cache, else a remote one; its config digest."""
+        ref = self._local_hit(key)
+        if ref is None and self.remote is not None:
+            raw = self.remote.lookup(key)
+            if raw is None:
+                return None
+            ref = str(self.store.content.ingest(raw, before_publish=self.lease.add_blob).digest)
+            self.store.meta.put_cache(CacheRecord(key=key, kind=CACHE_KIND, ref=ref, size=0,
+                                                  data=json.dumps({"remote": True})))
+        if ref is None:
+            return None
+        config = ImageConfig.from_json(self.store.content.read(ref), f"cached config {ref}")
+        self.lease.add_blob(ref)
         previous = len(state.config.diff_ids)
         state.config = config
         state.key = key
@@ -432,13 +498,25 @@ class Builder:
             state.lowerdirs = None
         ids = chain_ids(config.diff_ids)
         state.chain = ids[-1] if ids else None
-        return True
+        return ref
+
+    def _local_hit(self, key: str) -> str | None:
+        rec = self.store.meta.get_cache(key)
+        if rec is None or not self.store.content.exists(rec.ref):
+            return None
+        config = ImageConfig.from_json(self.store.content.read(rec.ref), f"cached config {rec.ref}")
+        for diff_id in config.diff_ids:
+            if not any(self.store.content.exists(f.digest) for f in self.store.meta.layer_blobs(diff_id)):
+                return None
+        return rec.ref
 
     # -- the StepContext: what steps may use of the build --------------------------------------------
 
     def lowerdirs(self, state: StageState) -> list[Path]:
         """The stage's layers as snapshot directories, top first (unpacked on first need)."""
         if state.lowerdirs is None:
+            if self.remote is not None:
+                self.remote.ensure(state.config.diff_ids, self.lease)
             state.lowerdirs = unpack_layers(self.store, state.config.diff_ids, lease=self.lease)
         return state.lowerdirs
 

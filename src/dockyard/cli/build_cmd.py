@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
 import click
 
@@ -83,6 +84,15 @@ def _outputs(values: tuple[str, ...]) -> list[object]:
     return out
 
 
+def _cache_specs(values: tuple[str, ...], flag: str) -> list[Any]:
+    from dockyard.builder.remotecache.spec import parse_cache_spec
+
+    try:
+        return [parse_cache_spec(v, flag) for v in values]
+    except DockyardError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
 @click.command("build", context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("path", default=".")
 @click.option("-t", "--tag", "tags", multiple=True, help='Name and optionally a tag ("name:tag").')
@@ -111,12 +121,19 @@ def _outputs(values: tuple[str, ...]) -> list[object]:
               help="Push the tags when the build is done (all platforms as one index).")
 @click.option("--runtime", default="builtin", type=click.Choice(["builtin", "runc"]),
               help="How RUN steps run: the built-in executor or runc.")
+@click.option("--cache-from", "cache_from", multiple=True,
+              help='External cache sources (e.g. "type=registry,ref=REG/REPO:TAG", "type=local,src=DIR").')
+@click.option("--cache-to", "cache_to", multiple=True,
+              help='Cache export destinations (e.g. "type=registry,ref=REG/REPO:TAG,mode=max", '
+                   '"type=local,dest=DIR", "type=inline").')
+@click.option("--explain-cache", is_flag=True, help="Print, per step, whether it hit the cache and why not.")
 @click.pass_context
 def build_cmd(ctx: click.Context, path: str, tags: tuple[str, ...], dockerfile: str,
               build_args: tuple[str, ...], target: str, labels: tuple[str, ...], platform: str,
               no_cache: bool, pull: bool, quiet: bool, iidfile: str, progress: str, outputs: tuple[str, ...],
               secrets: tuple[str, ...], ssh: tuple[str, ...], network: str, build_contexts: tuple[str, ...],
-              push: bool, runtime: str) -> None:
+              push: bool, runtime: str, cache_from: tuple[str, ...], cache_to: tuple[str, ...],
+              explain_cache: bool) -> None:
     """Build an image from a Dockerfile (PATH "-": a tar context or a Dockerfile on standard input)."""
     from dockyard.builder.options import BuildOptions
     from dockyard.cli.progress_render import make_renderer
@@ -158,6 +175,8 @@ def build_cmd(ctx: click.Context, path: str, tags: tuple[str, ...], dockerfile: 
         secrets=_secrets(secrets), ssh=_ssh(ssh), network=network, outputs=_outputs(outputs),  # type: ignore[arg-type]
         source_date_epoch=epoch, progress=renderer, runtime=runtime, push=push,
         build_contexts=_parse_kv(build_contexts, "--build-context"),
+        cache_from=_cache_specs(cache_from, "--cache-from"), cache_to=_cache_specs(cache_to, "--cache-to"),
+        explain_cache=explain_cache,
     )
     try:
         result = client.build(options)
