@@ -224,6 +224,8 @@ class Builder:
             labels.update(self.options.labels)
             config.config["Labels"] = labels
         if self.remote is not None:
+            if self.options.push:
+                self.remote.premount(self.registry, self.options.tags, config.diff_ids)
             self.remote.ensure(config.diff_ids, self.lease)  # the image is stored here: its layers too
         target_stages = self._stage_chain(target)
         if any(spec.type == "inline" for spec in self.options.cache_to):

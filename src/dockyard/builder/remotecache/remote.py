@@ -9,6 +9,7 @@ the records that use it (those steps then run).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import tempfile
 import threading
@@ -32,6 +33,7 @@ from dockyard.oci import mediatypes as mt
 from dockyard.oci.config import ImageConfig
 from dockyard.oci.descriptor import Descriptor
 from dockyard.oci.manifest import parse_manifest
+from dockyard.oci.reference import parse_normalized
 from dockyard.registry.client import RegistryClient
 
 
@@ -150,6 +152,28 @@ class RemoteCache:
         if isinstance(backend, RegistryBackend) and backend.domain == domain:
             return [backend.path]
         return []
+
+    def premount(self, registry: Callable[[], RegistryClient], tags: Sequence[str],
+                 diff_ids: Sequence[str]) -> None:
+        """Before a push: link the image's layers into each tag's repository from a cache on the same
+        registry (cross-repository mount), so the push finds them there by HEAD and sends nothing."""
+        for tag in tags:
+            try:
+                ref = parse_normalized(tag)
+                repo = registry().repository(ref.domain, ref.path)
+            except DockyardError:
+                continue  # the push reports a bad tag itself
+            for diff_id in diff_ids:
+                for source in self.sources():
+                    desc = source.doc.layers.get(str(diff_id))
+                    backend = source.backend
+                    if (desc is None or not isinstance(backend, RegistryBackend)
+                            or backend.domain != ref.domain or str(desc.digest) in self.bad):
+                        continue
+                    with contextlib.suppress(DockyardError):
+                        if (repo.blob_exists(desc.digest)
+                                or repo.mount_blob(desc.digest, backend.path) is None):
+                            break
 
     # -- fetching layers -------------------------------------------------------------------------
 
