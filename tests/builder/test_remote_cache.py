@@ -205,8 +205,11 @@ def test_one_file_change_runs_only_affected_steps(registry: Registry, base: str,
     cache = registry.ref("cache:change")
     a.build(ctx, tags=["app:1"], cache_to=_reg(cache, mode="max"))
     (ctx / "two.txt").write_text("two, changed\n")
-    b.build(ctx, tags=["app:1"], cache_from=_from(cache))
+    result = b.build(ctx, tags=["app:1"], cache_from=_from(cache))
     steps = b.steps()
+    # Runner B says why, from the inputs runner A's records carry.
+    why = {label: reason for label, outcome, reason in result.explanations if outcome == "ran"}
+    assert why["[two 2/3] COPY two.txt /two.txt"] == "source files changed: two.txt (1 changed)"
     ran = {k for k, v in steps.items() if v == "done"}
     cached = {k for k, v in steps.items() if v == "cached"}
     assert {k for k in ran if k.startswith("[one ")} == set()

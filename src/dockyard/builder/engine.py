@@ -25,6 +25,7 @@ from pathlib import Path
 
 from dockyard.builder.context import HashCache, LocalContext
 from dockyard.builder.definition import load_definition
+from dockyard.builder.explain import Candidates, Inputs, explain
 from dockyard.builder.fsutil import clean_path
 from dockyard.builder.options import BuildOptions, BuildResult
 from dockyard.builder.remotecache.document import INLINE_KEY
@@ -124,6 +125,12 @@ class Builder:
         self.registry = registry if registry is not None else SharedRegistry(options.registry)
         # Every step's (cache key, resulting config): what --cache-to exports.
         self.entries: list[Entry] = []
+        # Why steps missed: asked for, or implied by a remote cache that was expected to hit.
+        self._explaining = options.explain_cache or bool(options.cache_from)
+        self._explain_lock = threading.Lock()
+        self._candidates: Candidates | None = None
+        self._missed: dict[str, str] = {}   # key of a step that ran -> why
+        self.explanations: list[tuple[str, str, str]] = []
         recover(store)
         definition = load_definition(options)
         self.plan = definition.plan
@@ -256,7 +263,7 @@ class Builder:
             self.completed("export-cache", label, "done")
         warnings = [*self.warnings, *(self.remote.warnings if self.remote is not None else [])]
         return BuildResult(image_id=str(record.id), tags=list(self.options.tags), warnings=warnings,
-                           steps=self.steps, cached=self.cached)
+                           steps=self.steps, cached=self.cached, explanations=self.explanations)
 
     def _stage_chain(self, stage: Stage) -> set[int]:
         """The stage and those it is built FROM: whose steps make the exported image's layers."""
@@ -397,7 +404,8 @@ class Builder:
         return StageState(config=config, key=derive_key("", ["from", image_id]),
                           env=env_plan.stage_env(stage, config.config.get("Env") or []), lowerdirs=None,
                           chain=ids[-1] if ids else None, epoch=epoch,
-                          run_config_from_base={k for k, v in config.config.items() if v})
+                          run_config_from_base={k for k, v in config.config.items() if v},
+                          base=f"{stage.base_name}@{image_id}")
 
     # -- steps -----------------------------------------------------------------------------------
 
@@ -433,7 +441,8 @@ class Builder:
     def _step(self, state: StageState, label: str, step_id: str, step: Step, *, shown: bool) -> None:
         if self.cancel.is_set():
             raise Interrupted("Canceled: context canceled")
-        key = derive_key(state.key, step.definition)
+        parent = state.key
+        key = derive_key(parent, step.definition)
         with self._count_lock:
             self.steps += 1
         restored = None if self.options.no_cache else self._restore(state, key)
@@ -441,11 +450,20 @@ class Builder:
             self._record(step_id, key, restored)
             with self._count_lock:
                 self.cached += 1
+                if shown and self._explaining:
+                    self.explanations.append((label, "cached", ""))
             if shown:
                 self.completed(step_id, label, "cached")
             return
+        inputs = self._inputs(state, parent, step)
         if shown:
             self.started(step_id, label)
+        if self._explaining and not self.options.no_cache:
+            reason = self._why(parent, key, inputs)
+            if shown:
+                self.log(step_id, f"cache miss: {reason}\n".encode())
+                with self._count_lock:
+                    self.explanations.append((label, "ran", reason))
         try:
             if step.apply is not None:
                 step.apply(state)
@@ -466,7 +484,8 @@ class Builder:
             info = self.store.content.ingest(state.config.to_json(), before_publish=self.lease.add_blob)
             size = committed.layer.uncompressed_size if committed is not None else 0
             self.store.meta.put_cache(CacheRecord(key=key, kind=CACHE_KIND, ref=str(info.digest), size=size,
-                                                  data=json.dumps({"created_by": step.created_by})))
+                                                  data=json.dumps({"created_by": step.created_by,
+                                                                   "inputs": inputs.to_data()})))
             state.key = key
             self._record(step_id, key, str(info.digest))
         except BaseException as exc:
@@ -478,6 +497,37 @@ class Builder:
             raise
         if shown:
             self.completed(step_id, label, "done")
+
+    def _inputs(self, state: StageState, parent: str, step: Step) -> Inputs:
+        """What the step's cache key was made of, kept in its record to explain a later miss."""
+        files: dict[str, str] = {}
+        d = step.definition
+        if (isinstance(d, list) and len(d) > 5 and d[0] in ("copy", "add") and isinstance(d[5], list)
+                and any(isinstance(x, list) and x and x[0] == "context" for x in d[5])):
+            files = self.context.file_digests([s for s in d[1] if not s.startswith(("http://", "https://"))])
+        first = state.base and parent == derive_key("", ["from", state.base.rpartition("@")[2]])
+        return Inputs.make(parent, d, files, state.base if first else "")
+
+    def _why(self, parent: str, key: str, inputs: Inputs) -> str:
+        """The first reason this step missed; a step after one that ran carries that one's reason."""
+        with self._explain_lock:
+            reason = self._missed.get(parent)
+            if reason is None:
+                if self._candidates is None:
+                    self._candidates = Candidates()
+                    # Most recently used first: a miss is explained against the last build.
+                    records = sorted(self.store.meta.cache_records(), key=lambda r: -r.last_used)
+                    self._candidates.add_data(_json(r.data).get("inputs") for r in records)
+                    if self.remote is not None:
+                        self._candidates.add_data(self.remote.inputs())
+                reason = explain(inputs, self._candidates)
+                if reason.startswith("the content of the source"):
+                    # COPY --from a stage that ran here: say why that stage ran.
+                    source = _from_key(inputs.definition)
+                    if source in self._missed:
+                        reason = f"its source stage ran: {self._missed[source]}"
+            self._missed[key] = reason
+            return reason
 
     def _restore(self, state: StageState, key: str) -> str | None:
         """Restore the step with ``key`` from the local cache, else a remote one; its config digest."""
@@ -590,6 +640,23 @@ class _StepNumbers:
         self.index += 1
         width = int(1 + math.log10(self.total))
         return f"[{self.prefix}{self.index:>{width}}/{self.total}] {text}"
+
+
+def _from_key(definition: object) -> str:
+    """The key of the stage or image a COPY --from definition reads ("" for others)."""
+    if isinstance(definition, list) and len(definition) > 5 and isinstance(definition[5], list):
+        for item in definition[5]:
+            if isinstance(item, list) and len(item) == 2 and item[0] == "from":
+                return str(item[1])
+    return ""
+
+
+def _json(text: str) -> dict[str, object]:
+    try:
+        data = json.loads(text or "{}")
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def _display(instr: Instruction) -> str:

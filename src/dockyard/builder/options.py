@@ -64,3 +64,5 @@ class BuildResult:
     warnings: list[str] = field(default_factory=list)
     steps: int = 0
     cached: int = 0
+    # (step title, "cached" or "ran", why it missed) per shown step, with explain_cache or --cache-from.
+    explanations: list[tuple[str, str, str]] = field(default_factory=list)

@@ -93,6 +93,15 @@ def _cache_specs(values: tuple[str, ...], flag: str) -> list[Any]:
         raise click.UsageError(str(exc)) from None
 
 
+def _print_explanations(rows: list[tuple[str, str, str]]) -> None:
+    """``--explain-cache``: one row per step: its title, CACHED or RAN, and why it missed."""
+    width = min(70, max([len("STEP"), *(len(r[0]) for r in rows)]))
+    click.echo(f"{'STEP':<{width}}  {'CACHE':<6}  REASON")
+    for label, outcome, reason in rows:
+        shown = label if len(label) <= width else label[:width - 3] + "..."
+        click.echo(f"{shown:<{width}}  {'CACHED' if outcome == 'cached' else 'RAN':<6}  {reason}")
+
+
 @click.command("build", context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("path", default=".")
 @click.option("-t", "--tag", "tags", multiple=True, help='Name and optionally a tag ("name:tag").')
@@ -185,6 +194,8 @@ def build_cmd(ctx: click.Context, path: str, tags: tuple[str, ...], dockerfile: 
         click.echo(f"ERROR: failed to solve: {exc}", err=True)
         sys.exit(exc.exit_code if isinstance(exc, Interrupted) else 1)  # Ctrl-C: 130, as docker
     renderer.close()
+    if explain_cache:
+        _print_explanations(result.explanations)
     for warning in result.warnings:
         click.echo(warning, err=True)
     if iidfile:

@@ -5,10 +5,12 @@ See docs/cache-format.md. Version 1::
     {"schema": "dockyard.buildcache", "version": 1,
      "layers":  {"<diff ID>": {"digest": ..., "size": ..., "mediaType": ...}},
      "configs": {"<config digest>": "<the image config JSON, verbatim>"},
-     "records": [{"key": "<cache key>", "config": "<config digest>", "stage": "<name>"}]}
+     "records": [{"key": "<cache key>", "config": "<config digest>", "stage": "<name>",
+                  "inputs": {...}}]}
 
 A record says: the step whose cache key is ``key`` left the stage in the state of that image config
-(its ``rootfs.diff_ids`` are the layers, found in ``layers``).
+(its ``rootfs.diff_ids`` are the layers, found in ``layers``); ``inputs`` (optional) is what the
+key was made of, to explain a later miss (``builder.explain.Inputs``).
 """
 
 from __future__ import annotations
@@ -39,12 +41,15 @@ class CacheDocument:
     configs: dict[str, bytes] = field(default_factory=dict)        # config digest -> bytes
     records: dict[str, str] = field(default_factory=dict)          # cache key -> config digest
     stages: dict[str, str] = field(default_factory=dict)           # cache key -> stage name
+    inputs: dict[str, object] = field(default_factory=dict)        # cache key -> explain.Inputs data
 
-    def add(self, key: str, config: bytes, stage: str) -> str:
+    def add(self, key: str, config: bytes, stage: str, inputs: object = None) -> str:
         digest = str(Digest.from_bytes(config))
         self.configs[digest] = config
         self.records[key] = digest
         self.stages[key] = stage
+        if inputs is not None:
+            self.inputs[key] = inputs
         return digest
 
     def config(self, key: str) -> bytes | None:
@@ -57,7 +62,8 @@ class CacheDocument:
             "layers": {d: {"digest": str(x.digest), "size": x.size, "mediaType": x.media_type}
                        for d, x in sorted(self.layers.items())},
             "configs": {d: c.decode() for d, c in sorted(self.configs.items())},
-            "records": [{"key": k, "config": c, "stage": self.stages.get(k, "")}
+            "records": [{"key": k, "config": c, "stage": self.stages.get(k, ""),
+                         **({"inputs": self.inputs[k]} if k in self.inputs else {})}
                         for k, c in self.records.items()],
         }
         return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
@@ -92,6 +98,8 @@ def parse_document(data: bytes, where: str) -> CacheDocument:
             if config in out.configs:
                 out.records[key] = config
                 out.stages[key] = str(rec.get("stage", ""))
+                if "inputs" in rec:
+                    out.inputs[key] = rec["inputs"]
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise UnreadableCache(f"{where}: malformed cache document ({exc})") from None
     return out

@@ -46,17 +46,25 @@ def select(entries: Sequence[Entry], spec: CacheSpec, target_stages: set[int]) -
     return [e for e in entries if e.stage in target_stages]
 
 
-def document(store: Store, entries: Sequence[Entry]) -> CacheDocument:
+def document(store: Store, entries: Sequence[Entry], *, with_inputs: bool = True) -> CacheDocument:
     """The records of ``entries`` (layers not filled in)."""
     doc = CacheDocument()
     for entry in entries:
-        doc.add(entry.key, store.content.read(entry.config), entry.stage_name)
+        rec = store.meta.get_cache(entry.key, touch=False)
+        inputs = None
+        if rec is not None and with_inputs:
+            try:
+                inputs = json.loads(rec.data or "{}").get("inputs")
+            except (ValueError, AttributeError):
+                inputs = None
+        doc.add(entry.key, store.content.read(entry.config), entry.stage_name, inputs)
     return doc
 
 
 def inline_document(store: Store, entries: Sequence[Entry]) -> object:
-    """The cache document as a JSON value to put in the exported image's config (layers implied)."""
-    return json.loads(document(store, entries).to_json())
+    """The cache document as a JSON value to put in the exported image's config (layers implied;
+    no step inputs, which would make every image config as large as its context's file list)."""
+    return json.loads(document(store, entries, with_inputs=False).to_json())
 
 
 def export_cache(store: Store, spec: CacheSpec, entries: Sequence[Entry], *, lease: Lease,

@@ -117,6 +117,10 @@ class RemoteCache:
             doc.layers.setdefault(str(diff_id), layer)
         return doc
 
+    def inputs(self) -> list[object]:
+        """What the imported records' keys were made of (for explaining a miss)."""
+        return [data for source in self.sources() for data in source.doc.inputs.values()]
+
     # -- lookups ---------------------------------------------------------------------------------
 
     def lookup(self, key: str) -> bytes | None:
