@@ -12,14 +12,17 @@ import re
 import shutil
 import subprocess
 import sys
+import tarfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from hashlib import sha256
 from pathlib import Path
 
 import httpx
 import pytest
 
+from dockyard.archive import open_decompressed
 from dockyard.builder.options import BuildOptions, BuildResult
 from dockyard.builder.remotecache.spec import CacheSpec, parse_cache_spec
 from dockyard.client import Client
@@ -374,3 +377,46 @@ def test_cache_flag_defaults() -> None:
     spec = parse_cache_spec("type=registry,ref=r/x,mode=max,compression=zstd", "--cache-to")
     assert (spec.mode, spec.compression) == ("max", "zstd")
     assert parse_cache_spec("type=local,dest=/d", "--cache-to").location == "/d"
+
+
+def test_cache_mount_filled_by_a_is_seen_by_b(registry: Registry, base: str, runners: list[Runner],
+                                              tmp_path: Path) -> None:
+    a, b, _ = runners
+    ctx = tmp_path / "mounts"
+    ctx.mkdir()
+    (ctx / "v").write_text("1\n")
+    # The RUN records what the cache held before it, then adds to it: B must find A's files there.
+    (ctx / "Dockerfile").write_text(
+        f"FROM {base}\nCOPY v /v\n"
+        "RUN --mount=type=cache,id=pkgs,target=/cache ls /cache > /seen; "
+        "head -c 3000000 /dev/urandom > /cache/big-$(cat /v); echo $(cat /v) > /cache/small-$(cat /v); "
+        "mkdir -p /cache/d && ln -sf ../small-1 /cache/d/link\n")
+    cache = registry.ref("cache:mounts")
+    to = _reg(cache, mode="max", mounts="true")
+    a.build(ctx, tags=["app:1"], cache_to=to)
+    (ctx / "v").write_text("2\n")  # the RUN must run on B
+    mark = len(registry.log)
+    result = b.build(ctx, tags=["app:1"], cache_from=_from(cache), cache_to=to)
+    assert not result.warnings, result.warnings
+    top = b.client.image_config("app:1").diff_ids[-1]
+    blob = b.client.store.meta.layer_blobs(top)[0]
+    with b.client.store.content.open(blob.digest) as f:
+        raw, _ = open_decompressed(f)
+        with tarfile.open(fileobj=raw, mode="r|") as tar:
+            listing = next(tar.extractfile(m).read() for m in tar if m.name == "seen")  # type: ignore[union-attr]
+    assert listing.split() == [b"big-1", b"d", b"small-1"]
+    mount = next(p for p in (b.root / "cache-mounts").iterdir() if p.is_dir())
+    assert (mount / "big-1").stat().st_size == 3000000
+    assert os.readlink(mount / "d" / "link") == "../small-1"
+    assert (mount / "big-2").exists()
+    if registry.storage is not None:
+        # B's export sent only what is new: the chunks of big-2 and the packs that changed.
+        sent = [line for line in registry.log[mark:] if re.search(r'"PUT /v2/\S+/blobs/uploads/', line)]
+        big1 = (mount / "big-1").read_bytes()
+        old_chunk = "sha256%3A" + sha256(big1[:4 << 20]).hexdigest()
+        assert not [line for line in sent if old_chunk in line]
+        # Exporting the unchanged cache again uploads no chunk at all.
+        mark = len(registry.log)
+        b.build(ctx, tags=["app:1"], cache_to=to)
+        sent = [line for line in registry.log[mark:] if re.search(r'"PUT /v2/\S+/blobs/uploads/', line)]
+        assert len(sent) <= 2, sent  # the cache document and, when it changed, the mount index

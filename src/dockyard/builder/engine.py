@@ -125,6 +125,7 @@ class Builder:
         self.registry = registry if registry is not None else SharedRegistry(options.registry)
         # Every step's (cache key, resulting config): what --cache-to exports.
         self.entries: list[Entry] = []
+        self.cache_mounts: dict[Path, None] = {}  # RUN --mount=type=cache directories used, in order
         # Why steps missed: asked for, or implied by a remote cache that was expected to hit.
         self._explaining = options.explain_cache or bool(options.cache_from)
         self._explain_lock = threading.Lock()
@@ -256,7 +257,7 @@ class Builder:
             self.started("export-cache", label)
             try:
                 export_cache(self.store, spec, select(self.entries, spec, target_stages), lease=self.lease,
-                             registry=self.registry, remote=self.remote)
+                             registry=self.registry, remote=self.remote, mounts=list(self.cache_mounts))
             except DockyardError as exc:
                 self.completed("export-cache", label, "error", str(exc).split("\n")[0])
                 raise BuildError(f"failed to export cache to {spec.location}: {exc}") from None
@@ -563,6 +564,13 @@ class Builder:
         return rec.ref
 
     # -- the StepContext: what steps may use of the build --------------------------------------------
+
+    def note_cache_mount(self, path: Path) -> None:
+        with self._count_lock:
+            self.cache_mounts.setdefault(path, None)
+
+    def restore_cache_mount(self, name: str, dest: Path) -> bool:
+        return self.remote is not None and self.remote.restore_mount(name, dest)
 
     def lowerdirs(self, state: StageState) -> list[Path]:
         """The stage's layers as snapshot directories, top first (unpacked on first need)."""

@@ -5,6 +5,7 @@ See docs/cache-format.md. Version 1::
     {"schema": "dockyard.buildcache", "version": 1,
      "layers":  {"<diff ID>": {"digest": ..., "size": ..., "mediaType": ...}},
      "configs": {"<config digest>": "<the image config JSON, verbatim>"},
+     "mounts":  {"<cache mount dir>": {"digest": ..., "size": ..., "mediaType": "<mount index type>"}},
      "records": [{"key": "<cache key>", "config": "<config digest>", "stage": "<name>",
                   "inputs": {...}}]}
 
@@ -42,6 +43,7 @@ class CacheDocument:
     records: dict[str, str] = field(default_factory=dict)          # cache key -> config digest
     stages: dict[str, str] = field(default_factory=dict)           # cache key -> stage name
     inputs: dict[str, object] = field(default_factory=dict)        # cache key -> explain.Inputs data
+    mounts: dict[str, Descriptor] = field(default_factory=dict)    # cache mount dir name -> its index
 
     def add(self, key: str, config: bytes, stage: str, inputs: object = None) -> str:
         digest = str(Digest.from_bytes(config))
@@ -62,6 +64,8 @@ class CacheDocument:
             "layers": {d: {"digest": str(x.digest), "size": x.size, "mediaType": x.media_type}
                        for d, x in sorted(self.layers.items())},
             "configs": {d: c.decode() for d, c in sorted(self.configs.items())},
+            "mounts": {n: {"digest": str(x.digest), "size": x.size, "mediaType": x.media_type}
+                       for n, x in sorted(self.mounts.items())},
             "records": [{"key": k, "config": c, "stage": self.stages.get(k, ""),
                          **({"inputs": self.inputs[k]} if k in self.inputs else {})}
                         for k, c in self.records.items()],
@@ -93,6 +97,11 @@ def parse_document(data: bytes, where: str) -> CacheDocument:
             if Digest.from_bytes(raw) != digest:
                 raise ValueError(f"config {digest} does not match its digest")
             out.configs[digest] = raw
+        for name, blob in dict(doc.get("mounts") or {}).items():
+            if not is_valid(str(blob["digest"])) or "/" in name or name in ("", ".", ".."):
+                raise ValueError(f"bad cache mount {name!r}")
+            out.mounts[name] = Descriptor(str(blob["mediaType"]), Digest(str(blob["digest"])),
+                                          int(blob["size"]))
         for rec in list(doc.get("records") or []):
             key, config = str(rec["key"]), str(rec["config"])
             if config in out.configs:

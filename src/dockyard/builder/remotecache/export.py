@@ -9,16 +9,22 @@ exporting to one ref at once each put a complete manifest, and the last one wins
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import io
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import BinaryIO
 
 from dockyard.builder.remotecache.backends import Backend, RegistryBackend, open_backend
 from dockyard.builder.remotecache.document import ARTIFACT_TYPE, MEDIA_TYPE, CacheDocument
+from dockyard.builder.remotecache.mounts import MOUNT_CHUNK, MOUNT_INDEX, chunk_descriptors
+from dockyard.builder.remotecache.mounts import snapshot as mount_snapshot
 from dockyard.builder.remotecache.remote import RemoteCache
 from dockyard.builder.remotecache.spec import CacheSpec
+from dockyard.errors import DockyardError
 from dockyard.imageops import Lease, Store
 from dockyard.imageops.commit import layer_blob
 from dockyard.oci import mediatypes as mt
@@ -68,8 +74,12 @@ def inline_document(store: Store, entries: Sequence[Entry]) -> object:
 
 
 def export_cache(store: Store, spec: CacheSpec, entries: Sequence[Entry], *, lease: Lease,
-                 registry: Callable[[], RegistryClient], remote: RemoteCache | None) -> dict[str, str]:
-    """Write the cache of ``entries`` to ``spec`` (registry or local); blob digest -> what happened."""
+                 registry: Callable[[], RegistryClient], remote: RemoteCache | None,
+                 mounts: Sequence[Path] = ()) -> dict[str, str]:
+    """Write the cache of ``entries`` to ``spec`` (registry or local); blob digest -> what happened.
+
+    With ``spec.mounts`` the cache mount directories ``mounts`` go too, and those imported but not
+    used here are carried over (registry-side when they can be)."""
     backend = open_backend(spec.type, spec.location, spec.tag, registry)
     doc = document(store, entries)
     outcomes: dict[str, str] = {}
@@ -82,10 +92,13 @@ def export_cache(store: Store, spec: CacheSpec, entries: Sequence[Entry], *, lea
             desc, outcome = _put_layer(store, backend, spec, str(diff_id), lease, remote)
             doc.layers[str(diff_id)] = desc
             outcomes[str(desc.digest)] = outcome
+    extra: list[Descriptor] = []
+    if spec.mounts:
+        extra = _put_mounts(backend, doc, mounts, remote, outcomes)
     body = doc.to_json()
     config = Descriptor(MEDIA_TYPE, Digest.from_bytes(body), len(body))
     backend.put_blob(config, lambda: _reader(body))
-    layers = tuple(doc.layers[d] for d in sorted(doc.layers))
+    layers = tuple([*(doc.layers[d] for d in sorted(doc.layers)), *extra])
     manifest = Manifest(config, layers, media_type=mt.OCI_MANIFEST, artifact_type=ARTIFACT_TYPE)
     backend.put_manifest(manifest.to_json(), mt.OCI_MANIFEST)
     return outcomes
@@ -110,6 +123,43 @@ def _put_layer(store: Store, backend: Backend, spec: CacheSpec, diff_id: str, le
     blob = layer_blob(store, diff_id, spec.compression, lease=lease)
     desc = Descriptor(blob.media_type, blob.digest, blob.size)
     return desc, backend.put_blob(desc, lambda: store.content.open(blob.digest))
+
+
+def _put_mounts(backend: Backend, doc: CacheDocument, mounts: Sequence[Path], remote: RemoteCache | None,
+                outcomes: dict[str, str]) -> list[Descriptor]:
+    """Put each cache mount's chunks, then its index; the blobs the manifest must list."""
+    listed: dict[str, Descriptor] = {}
+    for path in mounts:
+        if not path.is_dir():
+            continue
+        snap = mount_snapshot(path)
+        for digest, (size, read) in snap.chunks.items():
+            desc = Descriptor(MOUNT_CHUNK, Digest(digest), size)
+            outcomes[digest] = backend.put_blob(desc, functools.partial(_reread, read))
+            listed[digest] = desc
+        index = Descriptor(MOUNT_INDEX, Digest.from_bytes(snap.index), len(snap.index))
+        outcomes[str(index.digest)] = backend.put_blob(index, functools.partial(_reader, snap.index))
+        listed[str(index.digest)] = index
+        doc.mounts[path.name] = index
+    if remote is not None:
+        names = {p.name for p in mounts}
+        for name, (source, index) in remote.mounts().items():
+            if name in names or name in doc.mounts:
+                continue
+            with contextlib.suppress(DockyardError, _NotLocal):
+                blobs = [*chunk_descriptors(source.blob_bytes(index)), index]
+                sources = (remote.mount_source(source, backend.domain)
+                           if isinstance(backend, RegistryBackend) else [])
+                for desc in blobs:
+                    if not backend.has_blob(desc):
+                        backend.put_blob(desc, _unavailable, mount_from=sources)
+                listed.update((str(d.digest), d) for d in blobs)
+                doc.mounts[name] = index
+    return list(listed.values())
+
+
+def _reread(read: Callable[[], bytes]) -> BinaryIO:
+    return io.BytesIO(read())
 
 
 class _NotLocal(Exception):

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from dockyard.builder.remotecache.backends import Backend, RegistryBackend, open_backend
 from dockyard.builder.remotecache.document import (
@@ -25,6 +27,7 @@ from dockyard.builder.remotecache.document import (
     UnreadableCache,
     parse_document,
 )
+from dockyard.builder.remotecache.mounts import restore as restore_mount
 from dockyard.builder.remotecache.spec import CacheSpec
 from dockyard.errors import DockyardError
 from dockyard.imageops import Lease, Store
@@ -120,6 +123,34 @@ class RemoteCache:
     def inputs(self) -> list[object]:
         """What the imported records' keys were made of (for explaining a miss)."""
         return [data for source in self.sources() for data in source.doc.inputs.values()]
+
+    def mounts(self) -> dict[str, tuple[Backend, Descriptor]]:
+        """Cache mounts the sources hold: directory name -> (where, index blob); the first source wins."""
+        out: dict[str, tuple[Backend, Descriptor]] = {}
+        for source in self.sources():
+            for name, desc in source.doc.mounts.items():
+                out.setdefault(name, (source.backend, desc))
+        return out
+
+    def restore_mount(self, name: str, dest: Path) -> bool:
+        """Fill the empty directory ``dest`` with the cache mount ``name``; False if none (or broken:
+        then ``dest`` is emptied again and a warning says why)."""
+        found = self.mounts().get(name)
+        if found is None:
+            return False
+        backend, index = found
+        try:
+            self.fetched[str(index.digest)] = restore_mount(backend.blob_bytes(index), backend, dest)
+            return True
+        except (DockyardError, OSError) as exc:
+            self._warn(f"cache mount {name} from {backend.where} is unusable ({str(exc).splitlines()[0]}): "
+                       "starting it empty")
+            for child in list(dest.iterdir()):
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child, ignore_errors=True)
+                else:
+                    child.unlink(missing_ok=True)
+            return False
 
     # -- lookups ---------------------------------------------------------------------------------
 
