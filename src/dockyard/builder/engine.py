@@ -60,6 +60,7 @@ from dockyard.oci.config import RUN_CONFIG_KEYS, ImageConfig
 from dockyard.progress import Outcome, ProgressEvent, VertexCompleted, VertexLog, VertexStarted, VertexStatus
 
 CACHE_KIND = "image"
+MAX_EXPLAINED_FILES = 20000  # context files whose digests a COPY's cache record keeps
 _ATTEMPTS = 4  # a build restarts when a remote cache blob is unusable; each bad blob is dropped once
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -506,6 +507,8 @@ class Builder:
         if (isinstance(d, list) and len(d) > 5 and d[0] in ("copy", "add") and isinstance(d[5], list)
                 and any(isinstance(x, list) and x and x[0] == "context" for x in d[5])):
             files = self.context.file_digests([s for s in d[1] if not s.startswith(("http://", "https://"))])
+            if len(files) > MAX_EXPLAINED_FILES:
+                files = {}  # too many to keep in every record: a miss then says "the copied content changed"
         first = state.base and parent == derive_key("", ["from", state.base.rpartition("@")[2]])
         return Inputs.make(parent, d, files, state.base if first else "")
 
