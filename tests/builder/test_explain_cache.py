@@ -66,6 +66,11 @@ def test_changed_command_and_no_cache(builds: Builds) -> None:
     assert reasons["[2/3] RUN echo two > /2"] == ("ran", "the command changed")
     assert reasons["[3/3] RUN echo three > /3"] == ("ran", "the command changed")  # carried from 2/3
     assert explain(Inputs("sha256:p", ["run"]), Candidates()) == "no cache for this step"
+    known = Candidates()
+    known.add(Inputs("sha256:0123456789abcdef", ["run", ["x"]]))
+    assert explain(Inputs("sha256:p", ["run", ["x"]]), known) == (
+        "no cache for this step (nearest: the same step after parent 0123456789ab)")
+    assert explain(Inputs("sha256:p", ["run", ["y"]]), known) == "no cache for this step"
 
 
 def test_explain_cache_flag_prints_a_table(client: Client, tmp_path: Path) -> None:

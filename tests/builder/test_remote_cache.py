@@ -29,7 +29,7 @@ from dockyard.client import Client
 from dockyard.errors import InvalidArgument
 from dockyard.progress import Event, ProgressEvent, VertexCompleted
 from dockyard.registry.server import RegistryServer
-from tests.builder.conftest import busybox_tar
+from tests.builder.conftest import Builds, busybox_tar
 from tests.conftest import PEERS
 
 DISTRIBUTION = "127.0.0.1:5000"
@@ -420,3 +420,17 @@ def test_cache_mount_filled_by_a_is_seen_by_b(registry: Registry, base: str, run
         b.build(ctx, tags=["app:1"], cache_to=to)
         sent = [line for line in registry.log[mark:] if re.search(r'"PUT /v2/\S+/blobs/uploads/', line)]
         assert len(sent) <= 2, sent  # the cache document and, when it changed, the mount index
+
+
+def test_missing_or_unreadable_cache_source_is_a_warning(builds: Builds, tmp_path: Path) -> None:
+    ctx = builds.context("FROM busybox:local\nRUN echo hi > /hi\n")
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    (bad / "index.json").write_text("{not json")
+    sources = [parse_cache_spec(f"type=local,src={tmp_path / 'none'}", "--cache-from"),
+               parse_cache_spec(f"type=local,src={bad}", "--cache-from")]
+    result = builds.build(ctx, cache_from=sources)
+    assert any("not found" in w and "none" in w for w in result.warnings), result.warnings
+    assert any(w.startswith(f"WARNING: ignoring cache {bad}") for w in result.warnings), result.warnings
+    assert builds.statuses()["[2/2] RUN echo hi > /hi"] == "done"

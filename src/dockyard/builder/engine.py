@@ -259,7 +259,7 @@ class Builder:
             try:
                 export_cache(self.store, spec, select(self.entries, spec, target_stages), lease=self.lease,
                              registry=self.registry, remote=self.remote, mounts=list(self.cache_mounts))
-            except DockyardError as exc:
+            except (DockyardError, OSError) as exc:
                 self.completed("export-cache", label, "error", str(exc).split("\n")[0])
                 raise BuildError(f"failed to export cache to {spec.location}: {exc}") from None
             self.completed("export-cache", label, "done")

@@ -81,6 +81,11 @@ def explain(new: Inputs, candidates: Candidates) -> str:
             old_image = old.base.rpartition("@")[2]
             if old_image != image:
                 return f"base image {name} moved: {_short(old_image)} -> {_short(image)}"
+    for olds in candidates.by_parent.values():
+        for old in olds:
+            if old.definition == new.definition:
+                # The same instruction is cached, after other steps: an earlier input differs.
+                return f"no cache for this step (nearest: the same step after parent {_short(old.parent)})"
     return "no cache for this step"
 
 

@@ -93,8 +93,8 @@ class RemoteCache:
             return _Source(backend, self._document(backend, data, media_type))
         except UnreadableCache as exc:
             self._warn(f"ignoring cache {exc}")
-        except DockyardError as exc:
-            self._warn(f"ignoring cache {where}: {str(exc).splitlines()[0]}")
+        except (DockyardError, OSError, ValueError) as exc:
+            self._warn(f"ignoring cache {where}: {(str(exc).splitlines() or [type(exc).__name__])[0]}")
         return None
 
     def _document(self, backend: Backend, data: bytes, media_type: str) -> CacheDocument:
