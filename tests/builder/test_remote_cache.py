@@ -434,3 +434,37 @@ def test_missing_or_unreadable_cache_source_is_a_warning(builds: Builds, tmp_pat
     assert any("not found" in w and "none" in w for w in result.warnings), result.warnings
     assert any(w.startswith(f"WARNING: ignoring cache {bad}") for w in result.warnings), result.warnings
     assert builds.statuses()["[2/2] RUN echo hi > /hi"] == "done"
+
+
+def _layout_mounts(layout: Path) -> dict[str, object]:
+    from dockyard.builder.remotecache.backends import LayoutBackend
+    from dockyard.builder.remotecache.document import parse_document
+    from dockyard.oci.manifest import parse_manifest
+
+    backend = LayoutBackend(str(layout))
+    found = backend.manifest()
+    assert found is not None
+    manifest = parse_manifest(found[0])
+    return dict(parse_document(backend.blob_bytes(manifest.config), "test").mounts)
+
+
+def test_cache_mounts_by_id_and_size_cap(builds: Builds, tmp_path: Path) -> None:
+    ctx = builds.context(
+        "FROM busybox:local\n"
+        "RUN --mount=type=cache,id=small,target=/s --mount=type=cache,id=large,target=/l "
+        "echo x > /s/f && head -c 5000 /dev/zero > /l/f\n")
+    only = tmp_path / "only-small"
+    builds.build(ctx, cache_to=[parse_cache_spec(f"type=local,dest={only},mounts=small", "--cache-to")])
+    assert len(_layout_mounts(only)) == 1
+    capped = tmp_path / "capped"
+    result = builds.build(ctx, no_cache=True, cache_to=[
+        parse_cache_spec(f"type=local,dest={capped},mounts=true,mount-max-size=4k", "--cache-to")])
+    assert len(_layout_mounts(capped)) == 1  # the 5000-byte one is left out, with a warning
+    assert any("not exported" in w and "over mount-max-size 4096" in w for w in result.warnings), \
+        result.warnings
+    everything = tmp_path / "all"
+    builds.build(ctx, no_cache=True, cache_to=[parse_cache_spec(f"type=local,dest={everything},mounts=true",
+                                                                "--cache-to")])
+    assert len(_layout_mounts(everything)) == 2
+    with pytest.raises(InvalidArgument, match="mount-max-size 'lots' is not a size"):
+        parse_cache_spec("type=local,dest=/x,mount-max-size=lots", "--cache-to")

@@ -126,7 +126,7 @@ class Builder:
         self.registry = registry if registry is not None else SharedRegistry(options.registry)
         # Every step's (cache key, resulting config): what --cache-to exports.
         self.entries: list[Entry] = []
-        self.cache_mounts: dict[Path, None] = {}  # RUN --mount=type=cache directories used, in order
+        self.cache_mounts: dict[Path, str] = {}  # RUN --mount=type=cache directories used -> their id
         # Why steps missed: asked for, or implied by a remote cache that was expected to hit.
         self._explaining = options.explain_cache or bool(options.cache_from)
         self._explain_lock = threading.Lock()
@@ -257,12 +257,17 @@ class Builder:
             label = f"exporting cache to {spec.location}" + (" (local)" if spec.type == "local" else "")
             self.started("export-cache", label)
             try:
-                export_cache(self.store, spec, select(self.entries, spec, target_stages), lease=self.lease,
-                             registry=self.registry, remote=self.remote, mounts=list(self.cache_mounts))
+                mounts = [p for p, i in self.cache_mounts.items()
+                          if not spec.mount_ids or i in spec.mount_ids]
+                outcomes = export_cache(self.store, spec, select(self.entries, spec, target_stages),
+                                        lease=self.lease, registry=self.registry, remote=self.remote,
+                                        mounts=mounts)
             except (DockyardError, OSError) as exc:
                 self.completed("export-cache", label, "error", str(exc).split("\n")[0])
                 raise BuildError(f"failed to export cache to {spec.location}: {exc}") from None
             self.completed("export-cache", label, "done")
+            self.warnings.extend(f"WARNING: cache mount {name.removeprefix('mount:')} not exported: {what}"
+                                 for name, what in outcomes.items() if name.startswith("mount:"))
         warnings = [*self.warnings, *(self.remote.warnings if self.remote is not None else [])]
         return BuildResult(image_id=str(record.id), tags=list(self.options.tags), warnings=warnings,
                            steps=self.steps, cached=self.cached, explanations=self.explanations)
@@ -568,9 +573,9 @@ class Builder:
 
     # -- the StepContext: what steps may use of the build --------------------------------------------
 
-    def note_cache_mount(self, path: Path) -> None:
+    def note_cache_mount(self, path: Path, cache_id: str) -> None:
         with self._count_lock:
-            self.cache_mounts.setdefault(path, None)
+            self.cache_mounts.setdefault(path, cache_id)
 
     def restore_cache_mount(self, name: str, dest: Path) -> bool:
         return self.remote is not None and self.remote.restore_mount(name, dest)

@@ -94,7 +94,7 @@ def export_cache(store: Store, spec: CacheSpec, entries: Sequence[Entry], *, lea
             outcomes[str(desc.digest)] = outcome
     extra: list[Descriptor] = []
     if spec.mounts:
-        extra = _put_mounts(backend, doc, mounts, remote, outcomes)
+        extra = _put_mounts(backend, doc, mounts, remote, outcomes, spec.mount_max_size)
     body = doc.to_json()
     config = Descriptor(MEDIA_TYPE, Digest.from_bytes(body), len(body))
     backend.put_blob(config, lambda: _reader(body))
@@ -126,13 +126,18 @@ def _put_layer(store: Store, backend: Backend, spec: CacheSpec, diff_id: str, le
 
 
 def _put_mounts(backend: Backend, doc: CacheDocument, mounts: Sequence[Path], remote: RemoteCache | None,
-                outcomes: dict[str, str]) -> list[Descriptor]:
-    """Put each cache mount's chunks, then its index; the blobs the manifest must list."""
+                outcomes: dict[str, str], cap: int) -> list[Descriptor]:
+    """Put each cache mount's chunks, then its index; the blobs the manifest must list. A mount over
+    ``cap`` bytes is left out (``outcomes["mount:<name>"]`` says so)."""
     listed: dict[str, Descriptor] = {}
     for path in mounts:
         if not path.is_dir():
             continue
         snap = mount_snapshot(path)
+        total = sum(size for size, _read in snap.chunks.values())
+        if cap and total > cap:
+            outcomes[f"mount:{path.name}"] = f"{total} bytes, over mount-max-size {cap}"
+            continue
         for digest, (size, read) in snap.chunks.items():
             desc = Descriptor(MOUNT_CHUNK, Digest(digest), size)
             outcomes[digest] = backend.put_blob(desc, functools.partial(_reread, read))

@@ -22,6 +22,8 @@ class CacheSpec:
     compression: str = "gzip"
     tag: str = "latest"        # the ref name inside an OCI layout (``local``)
     mounts: bool = False       # export ``RUN --mount=type=cache`` contents too
+    mount_ids: tuple[str, ...] = ()   # only these cache ids (``mounts=pip;gomod``); () = all
+    mount_max_size: int = 0    # a mount larger than this (bytes) is not exported; 0 = no cap
     attrs: dict[str, str] = field(default_factory=dict)
 
 
@@ -53,7 +55,16 @@ def parse_cache_spec(text: str, flag: str) -> CacheSpec:
     if compression not in COMPRESSIONS:
         raise InvalidArgument(f'invalid argument "{text}" for "{flag}" flag: '
                               "compression must be gzip or zstd")
-    mounts = attrs.pop("mounts", "false").lower() in ("1", "true", "yes")
+    mounts_value = attrs.pop("mounts", "false")
+    mounts = mounts_value.lower() not in ("", "0", "false", "no")
+    mount_ids = () if mounts_value.lower() in ("1", "true", "yes", "0", "false", "no") else tuple(
+        i for i in mounts_value.split(";") if i)
+    cap_text = attrs.pop("mount-max-size", "")
+    try:
+        cap = _size(cap_text) if cap_text else 0
+    except ValueError:
+        raise InvalidArgument(f'invalid argument "{text}" for "{flag}" flag: '
+                              f"mount-max-size {cap_text!r} is not a size (e.g. 512m, 2g)") from None
     tag = attrs.pop("tag", "latest") or "latest"
     if kind == "registry":
         location = attrs.pop("ref", "")
@@ -66,4 +77,13 @@ def parse_cache_spec(text: str, flag: str) -> CacheSpec:
         raise InvalidArgument(f'invalid argument "{text}" for "{flag}" flag: {need}= is required')
     if kind == "inline" and flag == "--cache-from" and not location:
         raise InvalidArgument(f'invalid argument "{text}" for "{flag}" flag: ref= is required')
-    return CacheSpec(kind, location, mode, compression, tag, mounts, attrs)
+    return CacheSpec(kind, location, mode, compression, tag, mounts, mount_ids, cap, attrs)
+
+
+def _size(text: str) -> int:
+    """``512m``, ``2g``, ``1048576``: bytes (binary multiples, as BuildKit's cache sizes)."""
+    value = text.strip().lower().removesuffix("b").removesuffix("i")
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+    if value and value[-1] in units:
+        return int(float(value[:-1]) * units[value[-1]])
+    return int(value)

@@ -80,7 +80,7 @@ class StepContext(Protocol):
     def cache_root(self) -> Path:
         """Where ``RUN --mount=type=cache`` directories live."""
 
-    def note_cache_mount(self, path: Path) -> None:
+    def note_cache_mount(self, path: Path, cache_id: str) -> None:
         """A ``type=cache`` mount directory this build uses (what ``--cache-to ...,mounts=true`` sends)."""
 
     def restore_cache_mount(self, name: str, dest: Path) -> bool:

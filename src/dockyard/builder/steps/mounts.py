@@ -42,7 +42,7 @@ def cache_mount_dir(ctx: StepContext, spec: MountSpec, target: str) -> Path:
         # seed's snapshot is in BuildKit's key) another seed content is another cache.
         cache_id += f"\0{ctx.source_key(spec.from_)}\0{clean_path(spec.source or '/')}"
     path = ctx.cache_root / cache_dir_name(cache_id)
-    ctx.note_cache_mount(path)
+    ctx.note_cache_mount(path, spec.cache_id or target)
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = ctx.workspace.new_dir("cache")
