@@ -2,14 +2,14 @@
 
 Three timings per round, interleaved in one run (medians over ``--runs`` rounds):
 
-- dockyard cold: a fresh store (base image loaded, not timed) builds ../shared/peers/ref;
+- dockyard cold: a fresh store (base image loaded, not timed) builds scripts/peers/ref;
 - dockyard second runner: a fresh store builds it with ``--cache-from type=registry,ref=...`` of a
   cache another store exported (``--cache-to ...,mode=max``) to the peers' distribution 2.8;
 - Docker 20.10 second runner: after ``docker builder prune -af`` and ``docker image rm``, BuildKit
   builds it with ``--cache-from`` an image pushed with ``BUILDKIT_INLINE_CACHE=1``.
 
 Goal (issue 12): second runner <= 0.3x dockyard cold and <= 0.5x Docker's second runner.
-Run: .venv/bin/python bench/bench_cache.py [--runs N]   (needs the peers: dockerd, registry :5000)
+Run: .venv/bin/python bench/bench_cache.py [--runs N]   (needs scripts/peers-up.sh: dockerd, registry :5000)
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-PEERS = REPO.parent / "shared" / "peers"
+PEERS = REPO / "scripts" / "peers"
 PEERS_DIR = Path(os.environ.get("PEERS_DIR", "/var/tmp/dockyard-peers"))
 DOCKER = "/usr/bin/docker"
 REGISTRY = "127.0.0.1:5000"
@@ -89,7 +89,7 @@ def main() -> int:
                 _remove(store)
             del stores[1:]
         med = {k: statistics.median(v) for k, v in times.items()}
-        print(f"median seconds over {args.runs} interleaved rounds (reference build, ../shared/peers/ref)")
+        print(f"median seconds over {args.runs} interleaved rounds (reference build, scripts/peers/ref)")
         for name, value in med.items():
             print(f"  {name:<24} {value:7.3f}   (runs: {', '.join(f'{t:.3f}' for t in times[name])})")
         cold = med["dockyard second runner"] / med["dockyard cold"]

@@ -137,7 +137,10 @@ class Client:
     def check(self, repair: bool = False) -> CheckReport:
         from dockyard.imageops.check import check
 
-        return check(self.store, repair=repair)
+        if not repair:
+            return check(self.store)
+        with self.registry_client() as registry:  # repair fetches lost blobs again from their registry
+            return check(self.store, repair=True, registry=registry)
 
     def gc(self, dry_run: bool = False) -> GcResult:
         from dockyard.imageops.gc import collect

@@ -6,6 +6,11 @@ exit code. Every message is a complete sentence fragment naming what went wrong 
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import os
+from collections.abc import Iterator
+
 
 class DockyardError(Exception):
     """Base of every error dockyard raises on purpose."""
@@ -56,6 +61,43 @@ class UnsafePath(CorruptData):
 
 class StoreError(DockyardError):
     """The local store is unusable (locked, wrong version, unwritable)."""
+
+
+class NoSpace(StoreError):
+    """The filesystem holding the store is full (or over quota)."""
+
+
+#: errno values that mean "the disk is full" (a quota counts: the user can do nothing else about it).
+NO_SPACE_ERRNOS = frozenset((errno.ENOSPC, errno.EDQUOT))
+
+
+def disk_full(path: str | os.PathLike[str], margin: int = 1 << 20) -> bool:
+    """Whether the filesystem holding ``path`` has less than ``margin`` bytes left for us.
+
+    SQLite reports a full disk as "disk I/O error" when it cannot grow its ``-shm``/``-wal`` files;
+    this tells that case from a real I/O error.
+    """
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < margin
+
+
+def no_space(path: str | os.PathLike[str], what: str = "write") -> NoSpace:
+    """The error for a write under ``path`` that found the disk full (docker's wording)."""
+    return NoSpace(f"{what} {os.fspath(path)}: no space left on device")
+
+
+@contextlib.contextmanager
+def writing(path: str | os.PathLike[str], what: str = "write") -> Iterator[None]:
+    """Turn a full disk met inside the block into ``NoSpace`` naming ``path``; other errors pass."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in NO_SPACE_ERRNOS:
+            raise no_space(path, what) from None
+        raise
 
 
 class DockerfileError(DockyardError):

@@ -13,6 +13,16 @@ from pathlib import Path
 
 import pytest
 
+from dockyard.archive.tarheader import (
+    GNU_LONGLINK,
+    GNU_LONGNAME,
+    REGTYPE,
+    SYMTYPE,
+    XHDTYPE,
+    _raw_header,
+    padding,
+)
+
 SHM = "/dev/shm" if os.path.isdir("/dev/shm") else None
 
 
@@ -74,3 +84,29 @@ Snapshot = Callable[..., dict[str, tuple[object, ...]]]
 def snap_fixture() -> Snapshot:
     """The ``snapshot`` function, as a fixture (test modules cannot import conftest)."""
     return snapshot
+
+
+def both_names_tar(pax_first: bool) -> bytes:
+    """A tar whose file carries a PAX ``path`` and a GNU long name, and whose symlink carries a PAX
+    ``linkpath`` and a GNU long link, in the order asked for; the ustar fields name a third choice."""
+    def special(typeflag: bytes, body: bytes, name: bytes) -> bytes:
+        head = _raw_header(name, 0o644, 0, 0, len(body), 0, typeflag, b"", b"", b"", 0, 0)
+        return head + body + padding(len(body))
+
+    def extended(pax: bytes, gnu: bytes) -> bytes:
+        first, second = (pax, gnu) if pax_first else (gnu, pax)
+        return first + second
+
+    out = extended(special(XHDTYPE, b"17 path=from-pax\n", b"PaxHeaders.0/f"),
+                   special(GNU_LONGNAME, b"from-gnu\0", b"././@LongLink"))
+    out += _raw_header(b"from-ustar", 0o644, 0, 0, 3, 0, REGTYPE, b"", b"", b"", 0, 0) + b"abc" + padding(3)
+    out += extended(special(XHDTYPE, b"23 linkpath=pax-target\n", b"PaxHeaders.0/l"),
+                    special(GNU_LONGLINK, b"gnu-target\0", b"././@LongLink"))
+    out += _raw_header(b"link", 0o777, 0, 0, 0, 0, SYMTYPE, b"ustar-target", b"", b"", 0, 0)
+    return out + bytes(1024)
+
+
+@pytest.fixture(name="both_names")
+def both_names_fixture() -> Callable[[bool], bytes]:
+    """The ``both_names_tar`` builder, as a fixture."""
+    return both_names_tar

@@ -3,6 +3,7 @@ same filesystem `docker export` shows, and Docker imports our tars to the tree w
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -14,10 +15,11 @@ from pathlib import Path
 import pytest
 
 from dockyard.archive import apply_layer, write_tree
+from tests.conftest import PEERS
+from tests.peers import require, unavailable
 
 pytestmark = pytest.mark.docker
 Snapshot = Callable[..., dict[str, tuple[object, ...]]]
-PEERS = Path(__file__).resolve().parents[3] / "shared" / "peers"
 PEERS_DIR = os.environ.get("PEERS_DIR", "/var/tmp/dockyard-peers")
 DOCKER = "/usr/bin/docker"
 # Paths the container runtime adds to every container (export shows them, layers do not have them).
@@ -28,8 +30,7 @@ RUNTIME_PATHS = (".dockerenv", "dev", "proc", "sys", "etc/hosts", "etc/hostname"
 @pytest.fixture(scope="session")
 def docker_env() -> dict[str, str]:
     env = dict(os.environ, PEERS_DIR=PEERS_DIR, DOCKER_HOST=f"unix://{PEERS_DIR}/run/docker.sock")
-    if not os.path.exists(DOCKER):
-        pytest.skip("docker not installed")
+    require("docker")
     for script in ("start-dockerd.sh", "import-busybox.sh"):
         subprocess.run(["bash", str(PEERS / script)], env=env, check=True, capture_output=True, timeout=180)
     return env
@@ -45,6 +46,7 @@ def without_runtime(snap: dict[str, tuple[object, ...]]) -> dict[str, tuple[obje
             if not any(k == p or k.startswith(p + "/") for p in RUNTIME_PATHS)}
 
 
+@pytest.mark.slow
 def test_docker_saved_layers_apply_like_docker_export(docker_env: dict[str, str], shm: Path,
                                                       snap: Snapshot) -> None:
     ctx = shm / "ctx"
@@ -88,7 +90,7 @@ def test_docker_saved_layers_apply_like_docker_export(docker_env: dict[str, str]
 def test_docker_imports_our_tar(docker_env: dict[str, str], shm: Path, snap: Snapshot) -> None:
     rootfs = Path(PEERS_DIR) / "images" / "busybox-rootfs-amd64"
     if not rootfs.is_dir():
-        pytest.skip("no busybox rootfs (make-busybox-rootfs.sh amd64)")
+        unavailable("busybox", f"no {rootfs}")
     src = shm / "src"
     shutil.copytree(rootfs, src, symlinks=True)
     (src / "long" / ("x" * 150)).mkdir(parents=True)
@@ -107,6 +109,35 @@ def test_docker_imports_our_tar(docker_env: dict[str, str], shm: Path, snap: Sna
         with open(shm / "export.tar", "rb") as fh:
             apply_layer(fh, back)
         assert without_runtime(snap(back, dir_mtimes=False)) == without_runtime(snap(src, dir_mtimes=False))
+    finally:
+        if cid:
+            docker(docker_env, "rm", cid)
+        subprocess.run([DOCKER, "rmi", "-f", tag], env=docker_env, capture_output=True, timeout=60)
+
+
+@pytest.mark.parametrize("pax_first", [True, False], ids=["pax-first", "gnu-first"])
+def test_docker_picks_the_same_name_as_we_do_from_pax_and_gnu_records(
+    docker_env: dict[str, str], shm: Path, both_names: Callable[[bool], bytes], pax_first: bool
+) -> None:
+    data = both_names(pax_first)
+    (shm / "both.tar").write_bytes(data)
+    ours = shm / "ours"
+    apply_layer(io.BytesIO(data), ours)
+    tag = f"dockyard-archive-test:both-names-{int(pax_first)}"
+    docker(docker_env, "import", str(shm / "both.tar"), tag)
+    cid = ""
+    try:
+        cid = docker(docker_env, "create", tag, "/none")
+        subprocess.run(f"{DOCKER} export {cid} > {shm / 'export.tar'}", shell=True, env=docker_env,
+                       check=True, timeout=120)
+        back = shm / "back"
+        with open(shm / "export.tar", "rb") as fh:
+            apply_layer(fh, back)
+        theirs = {p.name: os.readlink(p) if p.is_symlink() else p.read_text() for p in back.iterdir()
+                  if p.name in ("from-pax", "from-gnu", "from-ustar", "link")}
+        assert theirs == {"from-gnu": "abc", "link": "gnu-target"}
+        assert sorted(os.listdir(ours)) == sorted(theirs)
+        assert os.readlink(ours / "link") == theirs["link"]
     finally:
         if cid:
             docker(docker_env, "rm", cid)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import io
+import os
 import tarfile
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dockyard.archive import TarReader
+from dockyard.archive import TarReader, apply_layer
 from dockyard.archive.tarheader import (
     BLOCK,
     CHRTYPE,
@@ -90,6 +93,20 @@ def test_signed_checksum_is_accepted() -> None:
     signed = sum(b - 256 if b > 127 else b for b in raw[:148] + b" " * 8 + raw[156:])
     raw[148:156] = b"%06o\x00 " % signed
     assert decode(bytes(raw)).name.startswith("caf")
+
+
+@pytest.mark.parametrize("pax_first", [True, False], ids=["pax-first", "gnu-first"])
+def test_gnu_long_name_and_link_beat_pax_path_and_linkpath(
+    both_names: Callable[[bool], bytes], shm: Path, pax_first: bool
+) -> None:
+    # Go's archive/tar (Docker, containerd, BuildKit) takes the GNU record whatever the order; the
+    # peer test in test_archive_docker.py holds the engine to the same answer.
+    data = both_names(pax_first)
+    assert [(e.name, e.linkname) for e in TarReader(io.BytesIO(data))] == [
+        ("from-gnu", ""), ("link", "gnu-target")]
+    apply_layer(io.BytesIO(data), shm)
+    assert sorted(os.listdir(shm)) == ["from-gnu", "link"]
+    assert os.readlink(shm / "link") == "gnu-target"
 
 
 def test_malformed_pax_records() -> None:

@@ -6,10 +6,13 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from dockyard.builder.prune import cache_usage
 from tests.builder.conftest import Builds
 
 
+@pytest.mark.slow
 def test_du_lists_records_with_size_and_last_use(builds: Builds) -> None:
     ctx = builds.context("FROM busybox:local\nRUN head -c 300000 /dev/zero > /big\nENV A=1\n")
     builds.build(ctx)

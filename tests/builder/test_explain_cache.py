@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from dockyard.builder.explain import Candidates, Inputs, explain
 from dockyard.client import Client
 from dockyard.progress import VertexLog
@@ -73,6 +75,7 @@ def test_changed_command_and_no_cache(builds: Builds) -> None:
     assert explain(Inputs("sha256:p", ["run", ["y"]]), known) == "no cache for this step"
 
 
+@pytest.mark.slow
 def test_explain_cache_flag_prints_a_table(client: Client, tmp_path: Path) -> None:
     (tmp_path / "a.txt").write_text("a\n")
     (tmp_path / "Dockerfile").write_text("FROM busybox:local\nCOPY a.txt /a\nRUN cat /a > /b\n")

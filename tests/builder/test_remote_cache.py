@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from hashlib import sha256
 from pathlib import Path
 
-import httpx
 import pytest
 
 from dockyard.archive import open_decompressed
@@ -31,8 +30,11 @@ from dockyard.progress import Event, ProgressEvent, VertexCompleted
 from dockyard.registry.server import RegistryServer
 from tests.builder.conftest import Builds, busybox_tar
 from tests.conftest import PEERS
+from tests.peers import require
 
 DISTRIBUTION = "127.0.0.1:5000"
+# Each test builds with two or three fresh stores: seconds each.
+pytestmark = [pytest.mark.busybox, pytest.mark.slow]
 
 
 @dataclass
@@ -68,11 +70,7 @@ class _Keep(logging.Handler):
 def registry(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Registry]:
     prefix = f"cachetest-{os.urandom(4).hex()}"
     if request.param == "distribution":
-        subprocess.run(["bash", str(PEERS / "start-registry.sh")], capture_output=True, check=False)
-        try:
-            httpx.get(f"http://{DISTRIBUTION}/v2/", timeout=5)
-        except httpx.HTTPError:
-            pytest.skip("distribution peer not running on 127.0.0.1:5000")
+        require("registry")
         yield Registry(DISTRIBUTION, prefix)
         return
     reg = Registry("", prefix, storage=tmp_path / "registry")

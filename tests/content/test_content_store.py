@@ -154,3 +154,49 @@ def test_sigkill_during_ingest_leaves_a_clean_store(root: Path) -> None:
     collect(store)
     assert store.content.ingest_files() == []
     assert check(store).notes == []
+
+
+def _flip(path: Path, at: int) -> None:
+    with open(path, "r+b") as f:
+        f.seek(at)
+        byte = f.read(1)
+        f.seek(at)
+        f.write(bytes([byte[0] ^ 0x01]))
+
+
+def test_verified_reader_passes_good_bytes_in_chunks_with_retries(root: Path) -> None:
+    store = ContentStore(root / "content", fsync=False)
+    data = os.urandom(3 << 20)
+    info = store.ingest(data)
+    blob = store.verified(info.digest, info.size, "image x: layer y")
+    got = bytearray()
+    for start in range(0, len(data), 1 << 20):  # as a chunked push: one reader per chunk, seeking
+        with blob.open() as f:
+            f.seek(start)
+            got += f.read(1 << 20)
+        if start == 1 << 20:  # a retried chunk: read again, hashed once
+            with blob.open() as f:
+                f.seek(start)
+                assert f.read(1 << 20) == data[start:start + (1 << 20)]
+    assert bytes(got) == data and blob.verified and store.quarantined() == []
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate"])
+def test_verified_reader_fails_naming_the_blob_and_quarantines_it(root: Path, damage: str) -> None:
+    store = ContentStore(root / "content", fsync=False)
+    data = os.urandom(2 << 20)
+    info = store.ingest(data)
+    if damage == "flip":
+        _flip(store.path(info.digest), len(data) - 10)
+    else:
+        os.truncate(store.path(info.digest), len(data) - 1)
+    blob = store.verified(info.digest, info.size, "image app:1: layer sha256:abc")
+    with pytest.raises(CorruptData) as exc, blob.open() as f:
+        while f.read(1 << 16):
+            pass
+    assert str(exc.value).startswith(f"image app:1: layer sha256:abc: blob {info.digest} is corrupt")
+    assert not store.exists(info.digest) and store.quarantined() == [info.digest]
+    assert store.quarantine_path(info.digest).stat().st_size == len(data) - (damage == "truncate")
+    with pytest.raises(NotFound, match="missing from the content store"):
+        store.verified(info.digest, info.size).open()
+    assert store.unquarantine(info.digest) and store.quarantined() == []

@@ -81,6 +81,19 @@ def test_compression_happens_once_and_is_remembered(client: Client) -> None:
     assert len(client.store.meta.layer_blobs(layer.diff_id)) == 3
 
 
+def test_compressing_a_corrupt_layer_for_push_fails_naming_it_and_quarantines_it(client: Client) -> None:
+    tar = make_tar({"f": os.urandom(50000)})
+    layer = client.store_layer(tar)
+    path = client.store.content.path(layer.digest)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 1  # inside the file's bytes: the tar still parses, the digest does not match
+    path.write_bytes(bytes(data))
+    with pytest.raises(DigestMismatch, match=f"^layer {layer.diff_id}: blob {layer.digest} is corrupt"):
+        client.layer_blob(layer.diff_id, "gzip")
+    assert client.store.content.quarantined() == [layer.digest]
+    assert [f.digest for f in client.store.meta.layer_blobs(layer.diff_id)] == [layer.digest]  # no gzip form
+
+
 def test_unpack_gives_lowerdirs_top_first_with_overlay_whiteouts(client: Client) -> None:
     if os.geteuid() != 0:
         pytest.skip("overlay whiteouts (char devices) need root")

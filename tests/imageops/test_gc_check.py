@@ -89,6 +89,7 @@ def test_dry_run_removes_nothing(client: Client) -> None:
     assert client.store.content.exists(orphan.digest)
 
 
+@pytest.mark.slow
 def test_gc_in_another_process_never_breaks_a_commit(root: Path) -> None:
     Client(root).images()  # create the schema
     ctx = spawn_context()
@@ -121,7 +122,20 @@ def test_check_finds_and_repairs_damage(client: Client) -> None:
     assert "tag docker.io/library/ghost:latest: points to missing image" in text
     assert store.content.exists(bad.diff_ids[0])  # without repair nothing changes
     repaired = client.check(repair=True)
-    assert repaired.repaired
+    assert f"moved corrupt blob {bad.diff_ids[0]} to the quarantine" in repaired.repaired
+    assert "removed tag docker.io/library/ghost:latest" in repaired.repaired
+    # Built here, so no registry to fetch it from: the image stays (never removed behind the user's
+    # back), its blob stays in quarantine, and both are said.
+    assert len(repaired.unrepaired) == 1
+    assert repaired.unrepaired[0].startswith(f"image {bad.id} (docker.io/library/bad:latest): layer ")
+    assert "pull it again or remove it" in repaired.unrepaired[0]
+    assert sorted(str(s.id) for s in client.images()) == sorted([str(good.id), str(bad.id)])
+    assert store.content.quarantined() == [bad.diff_ids[0]] and not store.content.exists(bad.diff_ids[0])
+    again = client.check()
+    assert f"blob {bad.diff_ids[0]}: corrupt, kept in quarantine" in "\n".join(again.problems)
+    client.remove("bad")
+    assert client.check(repair=True).unrepaired == []
+    assert store.content.quarantined() == []  # nothing uses it any more
     assert client.check().ok
     assert [s.id for s in client.images()] == [good.id]
 

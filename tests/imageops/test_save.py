@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from dockyard.errors import InvalidArgument, NotFound
+from dockyard.errors import CorruptData, InvalidArgument, NotFound
 from dockyard.imageops import Store
 from dockyard.imageops.importer import import_image
 from dockyard.imageops.load import load_into
@@ -101,3 +101,23 @@ def test_save_load_save_gives_the_same_bytes(stores: tuple[Store, Store]) -> Non
     first = _save_bytes(a, ["six:6"])
     load_into(b, io.BytesIO(first))
     assert _save_bytes(b, ["six:6"]) == first
+
+
+@pytest.mark.parametrize("fmt", ["docker", "oci"])
+def test_a_corrupt_layer_fails_the_save_naming_image_and_layer(stores: tuple[Store, Store], fmt: str) -> None:
+    a, _ = stores
+    rec = import_image(a, io.BytesIO(rootfs(1)), names=["app:1"])
+    layer = a.meta.layer_blobs(rec.diff_ids[0])[0]
+    path = a.content.path(layer.digest)
+    raw = bytearray(path.read_bytes())
+    raw[len(raw) // 2] ^= 0x20  # one flipped bit, same size: only the digest can tell
+    path.write_bytes(bytes(raw))
+    out = os.path.join(os.path.dirname(a.root), "app.tar")
+    with pytest.raises(CorruptData) as exc:
+        save_to_file(a, resolve_items(a, ["app:1"]), out, fmt=fmt)  # type: ignore[arg-type]
+    assert str(exc.value).startswith(f"image app:1: layer {rec.diff_ids[0]}: blob {layer.digest} is corrupt")
+    assert not os.path.exists(out) and os.listdir(os.path.dirname(out)) == ["a"]  # no temp file left
+    # Moved aside, not forgotten: nothing serves it any more, and a second save says why.
+    assert a.content.quarantined() == [layer.digest] and not a.content.exists(layer.digest)
+    with pytest.raises(NotFound, match="quarantined as corrupt"):
+        save_to_file(a, resolve_items(a, ["app:1"]), out, fmt=fmt)  # type: ignore[arg-type]

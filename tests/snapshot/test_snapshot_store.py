@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from dockyard.oci.digest import Digest
-from dockyard.snapshot import SnapshotStore
+from dockyard.snapshot import SnapshotStore, tree_size
 from tests.content.storekit import root
 
 __all__ = ["root"]
@@ -99,3 +99,19 @@ def test_clean_tmp_removes_only_dead_processes_leftovers(root: Path) -> None:
     assert removed == [dead] and mine.exists()
     os.utime(mine, (time.time() - 7200, time.time() - 7200))
     assert snaps.clean_tmp(max_age=3600) == [mine]
+
+
+def test_size_counts_a_hard_linked_file_once(root: Path) -> None:
+    snaps = SnapshotStore(root / "snapshots")
+
+    def fill(d: Path) -> None:
+        (d / "bin").mkdir()
+        (d / "bin" / "busybox").write_bytes(b"x" * 1000)
+        for name in ("sh", "ls", "cat"):  # busybox's applets: one inode, four names
+            os.link(d / "bin" / "busybox", d / "bin" / name)
+        (d / "other").write_bytes(b"y" * 10)
+        os.symlink("bin/busybox", d / "sh")  # a symlink counts its target's length
+
+    snaps.create(CHAIN, fill)
+    assert snaps.size(CHAIN) == 1000 + 10 + len("bin/busybox")
+    assert tree_size(snaps.path(CHAIN)) == snaps.size(CHAIN)

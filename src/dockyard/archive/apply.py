@@ -27,8 +27,22 @@ from dockyard.archive.tarheader import (
     SYMTYPE,
     TarEntry,
 )
-from dockyard.archive.whiteout import OPAQUE, OVERLAY_OPAQUE_XATTR, WHITEOUT_META_PREFIX, WHITEOUT_PREFIX
-from dockyard.errors import CorruptData, DockyardError, NotFound, StoreError, UnsafePath
+from dockyard.archive.whiteout import (
+    OPAQUE,
+    WHITEOUT_META_PREFIX,
+    WHITEOUT_PREFIX,
+    make_whiteout,
+    opaque_xattr,
+)
+from dockyard.errors import (
+    NO_SPACE_ERRNOS,
+    CorruptData,
+    DockyardError,
+    NoSpace,
+    NotFound,
+    StoreError,
+    UnsafePath,
+)
 from dockyard.progress import Event, ProgressSink
 
 _O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -77,6 +91,8 @@ def _wrap(where: object, exc: Exception) -> DockyardError:
     """A one-line dockyard error for an OS-level failure while applying an entry."""
     if isinstance(exc, OSError):
         reason = exc.strerror or str(exc)
+        if exc.errno in NO_SPACE_ERRNOS:
+            return NoSpace(f"{where}: cannot write the layer: no space left on device")
         if exc.errno in _STORE_ERRNOS:
             return StoreError(f"{where}: cannot write the layer: {reason}")
         return CorruptData(f"{where}: {reason}")
@@ -441,7 +457,7 @@ class _Applier:
             self.stats.opaques += 1
             pfd = self.root.dir_fd(parent, True, what)
             if self.overlay:
-                os.setxattr(pfd, OVERLAY_OPAQUE_XATTR, b"y")
+                os.setxattr(pfd, opaque_xattr(), b"y")
             else:
                 self._empty_lower("/".join(parent), pfd)
             return
@@ -454,7 +470,7 @@ class _Applier:
         pfd = self.root.dir_fd(parent, True, what)
         if self.overlay:
             _remove(pfd, name, self.root)
-            os.mknod(name, stat.S_IFCHR | 0o600, os.makedev(0, 0), dir_fd=pfd)
+            make_whiteout(pfd, name)
             return
         key = "/".join([*parent, name])
         if key in self.created:

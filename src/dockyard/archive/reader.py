@@ -174,12 +174,14 @@ class TarReader:
         entry.offset = first
         if self.global_pax:
             apply_pax(entry, self.global_pax)
-        if longname is not None:
-            entry.name = os.fsdecode(longname)
-        if longlink is not None:
-            entry.linkname = os.fsdecode(longlink)
         if pax:
             apply_pax(entry, pax)
+        # A GNU long name/link beats a PAX path/linkpath whatever their order, as in Go's archive/tar
+        # (so Docker and containerd unpack a layer under the same names we do; GNU tar differs).
+        if longname:
+            entry.name = os.fsdecode(longname)
+        if longlink:
+            entry.linkname = os.fsdecode(longlink)
         if entry.type == b"S" or (entry.pax and any(k.startswith("GNU.sparse") for k in entry.pax)):
             raise CorruptData(f"tar entry {entry.name!r} at offset {first}: sparse files are not supported")
         if entry.name.endswith("/") and len(entry.name) > 1:

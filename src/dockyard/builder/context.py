@@ -1,8 +1,9 @@
 """The local build context: what COPY and ADD may read, and content checksums for the cache.
 
 A step's cache key covers the content of the files it copies (path, type, mode, owner, size, link
-target and bytes; never mtime), as BuildKit's content hash does. File digests are remembered by
-(size, mtime, ctime, inode) in a small SQLite table, so an unchanged file is never read twice.
+target, hard links among them and bytes; never mtime), as BuildKit's content hash does. File
+digests are remembered by (size, mtime, ctime, inode) in a small SQLite table, so an unchanged file
+is never read twice.
 """
 
 from __future__ import annotations
@@ -89,13 +90,14 @@ class LocalContext:
     def checksum(self, patterns: list[str], *, follow: bool = True) -> str:
         """One digest over everything the patterns copy; missing non-wildcard sources count as absent."""
         h = hashlib.sha256()
+        links: dict[tuple[int, int], str] = {}
         for pattern in patterns:
             h.update(b"\x00pattern\x00" + clean_path(pattern).encode())
             matches = self.sources(pattern)
             if not matches and not has_wildcard(pattern):
                 h.update(b"\x00missing")
             for image_path, host in matches:
-                self._hash_entry(h, image_path.strip("/"), host, follow_link=follow)
+                self._hash_entry(h, image_path.strip("/"), host, links, follow_link=follow)
         if self.cache is not None:
             self.cache.flush()
         return "sha256:" + h.hexdigest()
@@ -131,7 +133,8 @@ class LocalContext:
                     found.append((child, entry.path))
         return found
 
-    def _hash_entry(self, h: hashlib._Hash, rel: str, host: str, *, follow_link: bool) -> None:
+    def _hash_entry(self, h: hashlib._Hash, rel: str, host: str, links: dict[tuple[int, int], str], *,
+                    follow_link: bool) -> None:
         st = os.stat(host) if follow_link else os.lstat(host)
         mode = st.st_mode
         h.update(f"\x00{rel}\x00{mode:o}\x00{st.st_uid}:{st.st_gid}".encode())
@@ -142,10 +145,16 @@ class LocalContext:
                 child = f"{rel}/{entry.name}" if rel else entry.name
                 if self.is_excluded(child, entry.is_dir(follow_symlinks=False)):
                     continue
-                self._hash_entry(h, child, entry.path, follow_link=False)
+                self._hash_entry(h, child, entry.path, links, follow_link=False)
         elif stat.S_ISLNK(mode):
             h.update(b"\x00link\x00" + os.readlink(host).encode())
         elif stat.S_ISREG(mode):
+            if st.st_nlink > 1:
+                # COPY keeps hard links between the files it copies: which path an inode was
+                # first seen at is part of the content.
+                first = links.setdefault((st.st_dev, st.st_ino), rel)
+                if first != rel:
+                    h.update(b"\x00hardlink\x00" + first.encode())
             h.update(f"\x00{st.st_size}\x00".encode() + self._file_digest(host, st).encode())
         else:
             h.update(f"\x00dev\x00{st.st_rdev}".encode())

@@ -50,6 +50,7 @@ from dockyard.dockerfile import (
 from dockyard.errors import BuildError, DockerfileError, DockyardError, Interrupted
 from dockyard.executor import Executor, cleanup_stale
 from dockyard.executor.base import open_executor
+from dockyard.executor.isolation import choose as choose_isolation
 from dockyard.image import chain_ids
 from dockyard.imageops import Store
 from dockyard.imageops.commit import commit_image
@@ -139,7 +140,8 @@ class Builder:
         self.dockerfile_path = definition.path
         self.warnings = list(definition.warnings)
         self.lease = store.lease(ttl=6 * 3600.0)
-        self.workspace = Workspace(store, self.lease)
+        self.isolation = choose_isolation(options.isolation, store.root / "exec")
+        self.workspace = Workspace(store, self.lease, copying=self.isolation.isolation == "chroot")
         self.context = LocalContext(options.context_dir, definition.ignore,
                                     HashCache(store.root / "build" / "context-hashes.db"))
         self.sources = Sources(store, options, self.lease, self.workspace, self.emit)
@@ -172,7 +174,8 @@ class Builder:
     def executor(self) -> Executor:
         with self._executor_lock:
             if self._executor is None:
-                self._executor = open_executor(self.store.root / "exec", self.options.runtime)
+                self._executor = open_executor(self.store.root / "exec", self.options.runtime,
+                                               self.isolation.isolation)
             return self._executor
 
     # -- the StepContext's read-only views of the options ----------------------------------------
@@ -180,6 +183,10 @@ class Builder:
     @property
     def network(self) -> str:
         return self.options.network
+
+    @property
+    def entitlements(self) -> frozenset[str]:
+        return self.options.allow
 
     @property
     def secrets(self) -> Mapping[str, bytes]:
@@ -218,6 +225,8 @@ class Builder:
     def run(self) -> BuildResult:
         name = os.path.basename(self.dockerfile_path)
         self.completed("load-def", f"[internal] load build definition from {name}", "done")
+        if self.options.isolation == "auto":
+            self.completed("isolation", f"[internal] {self.isolation.describe()}", "done")
         target = self.plan.stage(self.options.target) if self.options.target else self.plan.stages[-1]
         future = self._stage_future(target.index)
         try:
@@ -388,7 +397,7 @@ class Builder:
             # BuildKit's emptyImage(): the default PATH and WorkingDir "/".
             config = ImageConfig(architecture=plat.architecture, os=plat.os, variant=plat.variant,
                                  config={"Env": [DEFAULT_PATH], "WorkingDir": "/"})
-            key = derive_key("", ["scratch", platform])
+            key = _root_key(["scratch", platform], epoch)
             return StageState(config=config, key=key, env=env_plan.stage_env(stage, config.config["Env"]),
                               lowerdirs=[], chain=None, epoch=epoch)
         base_ref = stage.base_name
@@ -408,7 +417,7 @@ class Builder:
         if not config.config.get("Env"):
             config.config["Env"] = [DEFAULT_PATH]
         ids = chain_ids(config.diff_ids)
-        return StageState(config=config, key=derive_key("", ["from", image_id]),
+        return StageState(config=config, key=_root_key(["from", image_id], epoch),
                           env=env_plan.stage_env(stage, config.config.get("Env") or []), lowerdirs=None,
                           chain=ids[-1] if ids else None, epoch=epoch,
                           run_config_from_base={k for k, v in config.config.items() if v},
@@ -627,6 +636,12 @@ class Builder:
 
     def fetch_url(self, url: str, checksum: str) -> Download:
         return self.sources.url(url, checksum)
+
+
+def _root_key(definition: list[object], epoch: int | None) -> str:
+    """A stage's first cache key. SOURCE_DATE_EPOCH is in it: each step clamps its layer's mtimes and
+    dates its history as it commits, so a step cached under another epoch holds other times."""
+    return derive_key("", definition if epoch is None else [*definition, ["source-date-epoch", epoch]])
 
 
 def _full_name(ref: str) -> str:

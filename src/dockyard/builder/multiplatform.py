@@ -107,13 +107,15 @@ def write_index_layout(store: Store, index_digest: Digest, names: list[str], des
     """An OCI image layout tar holding the index, its manifests, configs and layers."""
     index_bytes = store.content.read(index_digest)
     index = Index(tuple(Descriptor.from_dict(m) for m in json.loads(index_bytes)["manifests"]))
-    blobs: list[Digest] = []
+    blobs: dict[Digest, str] = {}  # digest -> what it is, for an error
+    label = f"image {names[0]}" if names else f"index {index_digest.short}"
     for desc in index.manifests:
         manifest_doc = json.loads(store.content.read(desc.digest))
-        blobs.append(desc.digest)
-        blobs.append(Digest(manifest_doc["config"]["digest"]))
-        blobs.extend(Digest(layer["digest"]) for layer in manifest_doc["layers"])
-    blobs.append(index_digest)
+        blobs.setdefault(desc.digest, f"{label}: manifest {desc.digest}")
+        blobs.setdefault(Digest(manifest_doc["config"]["digest"]), f"{label}: config")
+        for layer in manifest_doc["layers"]:
+            blobs.setdefault(Digest(layer["digest"]), f"{label}: layer blob")
+    blobs.setdefault(index_digest, f"{label}: index")
     annotations = {}
     if names:
         ref = parse_normalized(names[0]).tag_or_latest()
@@ -126,14 +128,12 @@ def write_index_layout(store: Store, index_digest: Digest, names: list[str], des
         tw = TarWriter(fd)
         tw.add(TarEntry("blobs", DIRTYPE, mode=0o755, mtime=0))
         tw.add(TarEntry("blobs/sha256", DIRTYPE, mode=0o755, mtime=0))
-        for digest in dict.fromkeys(blobs):
-            blob_fd = os.open(store.content.path(digest), os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                size = os.fstat(blob_fd).st_size
-                entry = TarEntry(f"blobs/sha256/{digest.hex}", REGTYPE, mode=0o644, mtime=0, size=size)
-                tw.add_fd(entry, blob_fd)
-            finally:
-                os.close(blob_fd)
+        for digest, what in blobs.items():
+            blob = store.content.verified(digest, what=what)  # checked as it streams
+            with blob.open() as f:
+                entry = TarEntry(f"blobs/sha256/{digest.hex}", REGTYPE, mode=0o644, mtime=0,
+                                 size=blob.size or 0)
+                tw.add_reader(entry, f)
         layout_index = {"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": [top.to_dict()]}
         tw.add(TarEntry("index.json", REGTYPE, mode=0o644, mtime=0), dumps(layout_index))
         tw.add(TarEntry("oci-layout", REGTYPE, mode=0o644, mtime=0), b'{"imageLayoutVersion":"1.0.0"}')

@@ -169,9 +169,17 @@ def import_cmd(ctx: click.Context, source: str, repository: str | None, changes:
 @click.option("--variant", default="minbase", show_default=True, help="debootstrap variant (debian only).")
 @click.option("--platform", default=None, metavar="OS/ARCH", help="Target platform (e.g. linux/arm64).")
 @click.option("--mirror", default=None, metavar="URL", help="Debian mirror (debian only).")
+@click.option("--progress", "progress", default="auto", show_default=True,
+              type=click.Choice(["auto", "plain", "tty", "quiet"]), help="How to show the stages.")
 @click.pass_context
 def bootstrap_cmd(ctx: click.Context, what: str, tags: tuple[str, ...], variant: str, platform: str | None,
-                  mirror: str | None) -> None:
+                  mirror: str | None, progress: str) -> None:
     """Make an offline base image from Debian packages: busybox (busybox-static) or debian:SUITE."""
-    rec = _client(ctx).bootstrap(what, names=tags, variant=variant, platform=platform, mirror=mirror)
+    from dockyard.cli.progress_render import make_renderer
+    from dockyard.client import Client
+
+    # The stages go to stderr as build steps do; stdout keeps only the image ID.
+    with make_renderer(progress, sys.stderr, phase="Bootstrapping") as renderer:
+        client = Client(getattr(ctx.obj, "root", None), progress=renderer)
+        rec = client.bootstrap(what, names=tags, variant=variant, platform=platform, mirror=mirror)
     click.echo(str(rec.id))

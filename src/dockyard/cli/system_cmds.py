@@ -97,7 +97,8 @@ def system_prune_cmd(ctx: click.Context, all_: bool, filters: tuple[str, ...], f
 
 
 @click.command("check")
-@click.option("--repair", is_flag=True, help="Remove what is broken (corrupt blobs, dangling records)")
+@click.option("--repair", is_flag=True,
+              help="Fix what is broken: quarantine corrupt blobs, fetch lost ones again, drop dead records")
 @click.pass_context
 def check_cmd(ctx: click.Context, repair: bool) -> None:
     """Verify every blob's digest and every reference in the store."""
@@ -108,9 +109,13 @@ def check_cmd(ctx: click.Context, repair: bool) -> None:
         click.echo(f"note: {note}")
     for fixed in report.repaired:
         click.echo(f"repaired: {fixed}")
-    state = "ok" if report.ok else (f"{len(report.problems)} problem(s)" + (" repaired" if repair else ""))
+    for left in report.unrepaired:
+        click.echo(f"not repaired: {left}")
+    state = "ok" if report.ok else f"{len(report.problems)} problem(s)"
+    if repair and not report.ok:
+        state += f", {len(report.unrepaired)} not repaired" if report.unrepaired else " repaired"
     click.echo(f"checked {report.blobs_checked} blobs and {report.images_checked} images: {state}")
-    if report.problems and not repair:
+    if report.problems and (not repair or report.unrepaired):
         sys.exit(1)  # not ctx.exit: main() drops the code click returns in non-standalone mode
 
 

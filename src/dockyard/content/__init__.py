@@ -4,6 +4,7 @@ Layout under its root (``<store>/content``)::
 
     blobs/<algorithm>/<hex>     committed blobs, never written in place
     ingest/<name>               blobs being written (one private file per writer)
+    quarantine/<algorithm>/<hex>  blobs found corrupt, kept aside for ``system check`` to repair
 
 API::
 
@@ -14,6 +15,8 @@ API::
     info = store.ingest(stream_or_bytes_or_chunks, expected=None, size=None)
     store.exists(d); store.info(d); store.open(d); store.read(d); store.path(d)
     store.delete(d); store.walk(); store.verify(d); store.clean_ingest(max_age)
+    store.verified(d, size, what).open()     # a reader that checks the digest while streaming
+    store.quarantine(d); store.quarantined(); store.unquarantine(d)
 
 A blob is never visible half-written: it appears only by ``rename`` of a complete, verified file.
 Two processes ingesting the same blob at once both succeed (the second rename replaces identical
@@ -31,7 +34,17 @@ from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
 
-from dockyard.errors import CorruptData, DigestMismatch, InvalidArgument, NotFound, StoreError
+from dockyard.content.verify import VerifiedBlob, quarantined
+from dockyard.errors import (
+    NO_SPACE_ERRNOS,
+    CorruptData,
+    DigestMismatch,
+    InvalidArgument,
+    NotFound,
+    StoreError,
+    no_space,
+    writing,
+)
 from dockyard.oci.digest import Digest, Hasher, is_valid
 from dockyard.snapshot import pid_of, process_alive
 
@@ -64,8 +77,9 @@ class Writer:
         store._ensure_dirs()
         tag = expected.hex[:16] if expected else "new"
         self.temp_path = store.ingest_dir / f"{tag}.{os.getpid()}.{os.urandom(6).hex()}"
-        self._fd: int | None = os.open(self.temp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
-                                       0o644)
+        with writing(self.temp_path):
+            self._fd: int | None = os.open(self.temp_path,
+                                           os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         self.committed: BlobInfo | None = None
 
     @property
@@ -83,9 +97,10 @@ class Writer:
             raise StoreError(f"content writer for {self.temp_path.name} is closed")
         view = memoryview(data)
         total = len(view)
-        while view:
-            n = os.write(self._fd, view)
-            view = view[n:]
+        with writing(self.temp_path):
+            while view:
+                n = os.write(self._fd, view)
+                view = view[n:]
         self._hasher.update(data)
         if self.expected_size is not None and self._hasher.size > self.expected_size:
             raise CorruptData(
@@ -110,7 +125,8 @@ class Writer:
         if self.expected is not None and actual != self.expected:
             raise DigestMismatch(self.expected, actual, where)
         if self._store.fsync:
-            os.fsync(self._fd)
+            with writing(self.temp_path):  # a filesystem that delays allocation says "full" here
+                os.fsync(self._fd)
         os.close(self._fd)
         self._fd = None
         if before_publish is not None:
@@ -155,6 +171,7 @@ class ContentStore:
         self.root = Path(root)
         self.blobs_dir = self.root / "blobs"
         self.ingest_dir = self.root / "ingest"
+        self.quarantine_dir = self.root / "quarantine"
         self.fsync = fsync
         self._dirs_ready = False
 
@@ -164,6 +181,8 @@ class ContentStore:
                 (self.blobs_dir / "sha256").mkdir(parents=True, exist_ok=True)
                 self.ingest_dir.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
+                if exc.errno in NO_SPACE_ERRNOS:
+                    raise no_space(self.root, "create content store in") from None
                 raise StoreError(f"cannot create content store in {self.root}: {exc.strerror}") from None
             self._dirs_ready = True
 
@@ -191,13 +210,17 @@ class ContentStore:
         except FileNotFoundError:
             raise NotFound(f"blob {digest} not found in the content store") from None
 
-    def read(self, digest: str) -> bytes:
-        """The whole blob, verified against its digest (for small blobs: configs, manifests)."""
+    def read(self, digest: str, what: str = "") -> bytes:
+        """The whole blob, verified against its digest (for small blobs: configs, manifests).
+
+        A mismatch moves the blob to the quarantine and raises ``CorruptBlob`` naming ``what``.
+        """
         with self.open(digest) as f:
             data = f.read()
         actual = Digest.from_bytes(data, Digest(digest).algorithm)
         if actual != digest:
-            raise DigestMismatch(digest, actual, f"content store blob {self.path(digest)}")
+            raise quarantined(self, Digest(digest), f"content hashes to {actual}", what or f"blob {digest}",
+                              actual)
         return data
 
     def writer(self, expected: Digest | str | None = None, size: int | None = None) -> Writer:
@@ -272,6 +295,43 @@ class ContentStore:
             while chunk := f.read(CHUNK):
                 hasher.update(chunk)
         return hasher.digest()
+
+    def verified(self, digest: Digest | str, size: int | None = None, what: str = "") -> VerifiedBlob:
+        """Readers of a blob that verify it while streaming (for export: save, push, build outputs);
+        ``what`` names the blob's role in errors (``image app:1: layer sha256:...``)."""
+        return VerifiedBlob(self, digest, size, what=what)
+
+    def quarantine(self, digest: str) -> Path | None:
+        """Move a corrupt blob out of ``blobs/`` (so nothing serves it) into ``quarantine/``; return
+        its new path, or None when it was already gone."""
+        target = self.quarantine_path(digest)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(self.path(digest), target)
+        except FileNotFoundError:
+            return target if target.is_file() else None
+        return target
+
+    def quarantined(self) -> list[Digest]:
+        """Blobs in quarantine, sorted."""
+        if not self.quarantine_dir.is_dir():
+            return []
+        return sorted(Digest(f"{algo.name}:{entry.name}") for algo in self.quarantine_dir.iterdir()
+                      if algo.is_dir() for entry in algo.iterdir() if is_valid(f"{algo.name}:{entry.name}"))
+
+    def quarantine_path(self, digest: str) -> Path:
+        return self.quarantine_dir / self.path(digest).relative_to(self.blobs_dir)
+
+    def is_quarantined(self, digest: str) -> bool:
+        return self.quarantine_path(digest).is_file()
+
+    def unquarantine(self, digest: str) -> bool:
+        """Forget a quarantined copy (once a good copy is back, or nothing uses the blob any more)."""
+        try:
+            os.unlink(self.quarantine_path(digest))
+            return True
+        except FileNotFoundError:
+            return False
 
     def ingest_files(self) -> list[Path]:
         if not self.ingest_dir.is_dir():

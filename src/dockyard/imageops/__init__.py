@@ -4,6 +4,7 @@
 
     <root>/content/blobs/sha256/<hex>   blobs (configs, manifests, layer tars as stored)
     <root>/content/ingest/              blobs being written
+    <root>/content/quarantine/sha256/   blobs found corrupt, kept for ``check --repair``
     <root>/snapshots/sha256/<chain>/fs  unpacked layers (overlay lowerdirs)
     <root>/metadata.db                  SQLite: images, tags, repo digests, layers, leases, cache
     <root>/tmp/                         scratch space for other operations
@@ -20,7 +21,8 @@ references it is committed::
 
 Modules: ``commit`` (store layers, create images), ``unpack`` (layers -> snapshots -> lowerdirs),
 ``images`` (list, resolve, tag, remove, inspect, history, prune, disk usage), ``gc`` (collect
-garbage from roots), ``check`` (verify the store, optionally repair).
+garbage from roots), ``check`` (verify the store, optionally repair), ``refetch`` (bring lost blobs
+back from the registry an image came from).
 """
 
 from __future__ import annotations

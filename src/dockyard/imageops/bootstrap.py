@@ -5,18 +5,22 @@
   minimal ``/etc/passwd`` and ``/etc/group`` (root, nobody). Fixed mtimes and a fixed creation time
   make it reproducible: the same package gives the same image ID on every machine.
 - ``debian:<suite>``: ``debootstrap [--variant minbase] [--arch A] <suite>`` into a scratch
-  directory, written as one layer in sorted order with mtimes clamped to ``SOURCE_DATE_EPOCH``
-  when set. A foreign architecture runs its second stage through qemu-user-static (binfmt).
+  directory, given the settings Docker's official Debian images carry (``docker_settings``: apt
+  cleans its cache after each install, no translations, compressed indexes, no services started),
+  written as one layer in sorted order with mtimes clamped to ``SOURCE_DATE_EPOCH`` when set. A
+  foreign architecture runs its second stage through qemu-user-static (binfmt). Each stage is a
+  progress event of kind ``vertex`` (``[2/5] apply Docker image settings``), as build steps are.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +31,7 @@ from dockyard.image import ImageRecord
 from dockyard.imageops import Store, commit
 from dockyard.oci import platform as platforms
 from dockyard.oci.config import History, ImageConfig
-from dockyard.progress import Event, ProgressSink, discard
+from dockyard.progress import Event, Outcome, ProgressSink, VertexCompleted, VertexStarted, discard
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #: Creation time of bootstrapped busybox images (fixed, for reproducible IDs); SOURCE_DATE_EPOCH wins.
@@ -40,6 +44,46 @@ _GROUP = b"root:x:0:\nnogroup:x:65534:\n"
 _DIRS = {"bin": 0o755, "dev": 0o755, "etc": 0o755, "home": 0o755, "proc": 0o755, "root": 0o700,
          "sbin": 0o755, "sys": 0o755, "tmp": 0o1777, "usr": 0o755, "usr/bin": 0o755, "usr/sbin": 0o755,
          "var": 0o755, "var/tmp": 0o1777}
+
+
+_APT_CLEAN = ('"rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb '
+              '/var/cache/apt/*.bin || true";')
+#: What debuerreotype writes into Docker's official Debian images (path, mode, text): in an image,
+#: package installs happen in build steps, so caches and translations only make layers bigger.
+DOCKER_SETTINGS: tuple[tuple[str, int, str], ...] = (
+    # Services must not start while a build installs packages (invoke-rc.d asks this script).
+    ("usr/sbin/policy-rc.d", 0o755, "#!/bin/sh\n# dockyard: no service starts in image builds\nexit 101\n"),
+    # A build step is redone from scratch if interrupted: fsync after each unpacked file only costs time.
+    ("etc/dpkg/dpkg.cfg.d/docker-apt-speedup", 0o644, "force-unsafe-io\n"),
+    # "apt-get clean" after every dpkg run and every update, and no binary package caches at all.
+    ("etc/apt/apt.conf.d/docker-clean", 0o644,
+     f"DPkg::Post-Invoke {{ {_APT_CLEAN} }};\nAPT::Update::Post-Invoke {{ {_APT_CLEAN} }};\n"
+     'Dir::Cache::pkgcache "";\nDir::Cache::srcpkgcache "";\n'),
+    # Package lists stay compressed on disk.
+    ("etc/apt/apt.conf.d/docker-gzip-indexes", 0o644, 'Acquire::GzipIndexes "true";\n'),
+    # No Translation-* files on apt-get update.
+    ("etc/apt/apt.conf.d/docker-no-languages", 0o644, 'Acquire::Languages "none";\n'),
+    # "apt-get purge --auto-remove" also removes what was kept only because something suggests it.
+    ("etc/apt/apt.conf.d/docker-autoremove-suggests", 0o644, 'Apt::AutoRemove::SuggestsImportant "false";\n'),
+)
+
+
+def docker_settings(rootfs: Path) -> list[str]:
+    """Write ``DOCKER_SETTINGS`` into the Debian tree ``rootfs``; return the paths written.
+
+    A directory the release lacks (``dpkg.cfg.d`` on very old ones) skips that file, as debuerreotype
+    does, rather than inventing configuration the tools there would not read.
+    """
+    written: list[str] = []
+    for rel, mode, text in DOCKER_SETTINGS:
+        path = rootfs / rel
+        if not path.parent.is_dir():
+            continue
+        path.unlink(missing_ok=True)  # never write through a symlink the tree may hold
+        path.write_text(text)
+        path.chmod(mode)
+        written.append(rel)
+    return written
 
 
 def deb_arch(platform: platforms.Platform) -> str:
@@ -74,6 +118,28 @@ def _run(argv: Sequence[str], what: str, **kwargs: object) -> subprocess.Complet
         raise ExecutionError(f"{what}: {' '.join(argv[:3])} failed: {tail}")
     assert isinstance(proc, subprocess.CompletedProcess)
     return proc
+
+
+class _Stages:
+    """Numbered stages reported as build-step events (``[2/5] ...``): started, then done or error."""
+
+    def __init__(self, sink: ProgressSink, total: int) -> None:
+        self._sink = sink
+        self._total = total
+        self._n = 0
+
+    @contextlib.contextmanager
+    def __call__(self, title: str) -> Iterator[None]:
+        self._n += 1
+        vid = f"bootstrap-{self._n}"
+        self._sink(VertexStarted(vid, f"[{self._n}/{self._total}] {title}"))
+        try:
+            yield
+        except BaseException as exc:
+            outcome: Outcome = "canceled" if isinstance(exc, KeyboardInterrupt) else "error"
+            self._sink(VertexCompleted(vid, f"[{self._n}/{self._total}] {title}", outcome, str(exc)))
+            raise
+        self._sink(VertexCompleted(vid, f"[{self._n}/{self._total}] {title}", "done"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,31 +266,36 @@ def bootstrap_debian(store: Store, suite: str, *, names: Sequence[str] = (), var
     if os.geteuid() != 0:
         raise InvalidArgument("bootstrap debian: debootstrap needs root")
     work = store.make_tmp("bootstrap")
+    stages = _Stages(progress, 5)
     try:
         rootfs = work / "rootfs"
         argv = ["debootstrap", f"--arch={arch}"]
         if variant:
             argv.append(f"--variant={variant}")
         argv += [suite, str(rootfs), mirror]
-        progress(Event(id="debootstrap", name=f"debootstrap {suite} {arch}", status="started"))
-        _run(argv, f"bootstrap {suite}")
-        progress(Event(id="debootstrap", name=f"debootstrap {suite} {arch}", status="done"))
-        # Caches and logs that make two runs differ and that no image should carry.
-        for junk in ("var/cache/apt/archives", "var/lib/apt/lists", "var/log"):
-            path = rootfs / junk
-            if path.is_dir():
-                for child in path.iterdir():
-                    if child.is_file() or child.is_symlink():
-                        child.unlink()
+        with stages(f"debootstrap --variant={variant or 'default'} {suite} {arch}"):
+            _run(argv, f"bootstrap {suite}")
+        with stages("apply Docker image settings (apt clean-up, no translations, gzip indexes)"):
+            docker_settings(rootfs)
+        with stages("remove caches and logs"):
+            # Caches and logs that make two runs differ and that no image should carry.
+            for junk in ("var/cache/apt/archives", "var/cache/apt", "var/lib/apt/lists", "var/log"):
+                path = rootfs / junk
+                if path.is_dir():
+                    for child in path.iterdir():
+                        if child.is_file() or child.is_symlink():
+                            child.unlink()
         clamp = _epoch(-1)
         layer_path = work / "layer.tar"
-        fd = os.open(layer_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        try:
-            write_tree(rootfs, fd, TreeOptions(mtime_clamp=clamp if clamp >= 0 else None))
-        finally:
-            os.close(fd)
+        with stages("write the layer"):
+            fd = os.open(layer_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+            try:
+                write_tree(rootfs, fd, TreeOptions(mtime_clamp=clamp if clamp >= 0 else None))
+            finally:
+                os.close(fd)
         created = _rfc3339(clamp) if clamp >= 0 else _rfc3339(int(os.stat(layer_path).st_mtime))
-        with store.lease() as lease, open(layer_path, "rb") as f:
+        with stages(f"store the image as {', '.join(names)}"), store.lease() as lease, \
+                open(layer_path, "rb") as f:
             layer = commit.store_layer(store, f, lease=lease)
             config = ImageConfig(
                 architecture=target.architecture, os=target.os, variant=target.variant, created=created,

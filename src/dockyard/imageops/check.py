@@ -1,23 +1,32 @@
 """Verify the local store: every blob's digest and every reference between records and content.
 
-    check(store, repair=False) -> CheckReport
+    check(store, repair=False, registry=None) -> CheckReport
 
-Checks: each blob re-hashes to its name; stray files under ``blobs/``; each image's config blob
-exists, is valid and belongs to it, and each of its layers has a stored blob; tags and repo digests
-point at existing images; layer rows point at existing blobs; snapshot directories are complete;
-leftovers of dead processes in ``ingest/`` and ``tmp/``. With ``repair`` what is broken is removed
-(corrupt blobs, images that lost their config or a layer, dangling rows, leftovers) and GC runs.
+Checks: each blob re-hashes to its name; blobs in quarantine (found corrupt by an export or a check);
+stray files under ``blobs/``; each image's config blob exists, is valid and belongs to it, and each of
+its layers has a stored blob; tags and repo digests point at existing images; layer rows point at
+existing blobs; snapshot directories are complete; leftovers of dead processes in ``ingest/`` and
+``tmp/``. With ``repair``: corrupt blobs go to the quarantine, what an image lost is fetched again
+from the registry it was pulled from or pushed to (``registry``), quarantined blobs nothing uses any
+more, dangling rows and leftovers are removed, and GC runs. An image is never removed: one that stays
+broken is reported as not repaired, for its owner to pull again or remove.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from dockyard.errors import DockyardError
 from dockyard.imageops import Store
+from dockyard.oci import mediatypes as mt
 from dockyard.oci.config import ImageConfig
+from dockyard.oci.descriptor import Descriptor
 from dockyard.oci.digest import Digest
 from dockyard.snapshot import pid_of, process_alive
+
+if TYPE_CHECKING:
+    from dockyard.registry.client import RegistryClient
 
 __all__ = ["CheckReport", "check"]
 
@@ -28,6 +37,7 @@ class CheckReport:
 
     problems: list[str] = field(default_factory=list)
     repaired: list[str] = field(default_factory=list)
+    unrepaired: list[str] = field(default_factory=list)  # with repair: what is still broken, and why
     notes: list[str] = field(default_factory=list)  # harmless leftovers GC will remove
     blobs_checked: int = 0
     images_checked: int = 0
@@ -37,7 +47,8 @@ class CheckReport:
         return not self.problems
 
 
-def check(store: Store, repair: bool = False) -> CheckReport:
+def check(store: Store, repair: bool = False, registry: RegistryClient | None = None) -> CheckReport:
+    """Check ``store``; with ``repair``, fix what can be fixed (``registry`` re-fetches lost blobs)."""
     report = CheckReport()
     if not store.root.is_dir():
         return report
@@ -54,21 +65,28 @@ def check(store: Store, repair: bool = False) -> CheckReport:
             corrupt.add(str(blob.digest))
             report.problems.append(f"blob {blob.digest}: content hashes to {actual}")
             if repair:
-                content.delete(blob.digest)
-                report.repaired.append(f"removed corrupt blob {blob.digest}")
+                content.quarantine(blob.digest)
+                report.repaired.append(f"moved corrupt blob {blob.digest} to the quarantine")
+    for digest in content.quarantined():
+        if str(digest) not in corrupt:
+            corrupt.add(str(digest))
+            report.problems.append(f"blob {digest}: corrupt, kept in quarantine at "
+                                   f"{content.quarantine_path(digest)}")
     for path in content.stray_entries():
         report.problems.append(f"stray file in the content store: {path}")
         if repair:
             path.unlink(missing_ok=True) if not path.is_dir() else None
             report.repaired.append(f"removed {path}")
+    if repair:
+        _refetch_lost(store, registry, corrupt, report)
 
-    broken_images: list[str] = []
+    broken_images: dict[str, str] = {}
     for record in meta.images():
         report.images_checked += 1
         image_id = str(record.id)
         reason = ""
         if image_id in corrupt or not content.exists(image_id):
-            reason = "config blob is missing"
+            reason = "config blob is missing" if image_id not in corrupt else "config blob is corrupt"
         else:
             try:
                 config = ImageConfig.from_json(content.read(image_id), f"config of image {image_id}")
@@ -78,14 +96,13 @@ def check(store: Store, repair: bool = False) -> CheckReport:
                 reason = f"config is invalid: {exc}"
         if not reason:
             for diff_id in record.diff_ids:
-                forms = [f for f in meta.layer_blobs(diff_id)
-                         if str(f.digest) not in corrupt and content.exists(f.digest)]
-                if not forms:
+                if not any(str(f.digest) not in corrupt and content.exists(f.digest)
+                           for f in meta.layer_blobs(diff_id)):
                     reason = f"layer {diff_id} has no stored blob"
                     break
         if reason:
             report.problems.append(f"image {image_id}: {reason}")
-            broken_images.append(image_id)
+            broken_images[image_id] = reason
     for name, image_id in meta.tags():
         if meta.get_image(image_id) is None:
             report.problems.append(f"tag {name}: points to missing image {image_id}")
@@ -98,12 +115,18 @@ def check(store: Store, repair: bool = False) -> CheckReport:
             if repair:
                 meta.remove_repo_digest(name, digest)
                 report.repaired.append(f"removed repo digest {name}@{digest}")
+    # Layer rows of images kept broken stay: they say what to fetch again once a source is known.
+    broken_layers = {str(d) for i in broken_images for d in _diff_ids(store, i)}
     for layer in meta.all_layer_blobs():
-        if str(layer.digest) in corrupt or not content.exists(layer.digest):
-            report.problems.append(f"layer {layer.diff_id}: blob {layer.digest} is missing")
-            if repair:
-                meta.remove_layer_blob(layer.diff_id, layer.digest)
-                report.repaired.append(f"forgot layer blob {layer.digest}")
+        if content.exists(layer.digest):
+            continue
+        if content.is_quarantined(layer.digest):
+            report.problems.append(f"layer {layer.diff_id}: blob {layer.digest} is corrupt (in quarantine)")
+            continue  # the row says where to fetch it from again: keep it
+        report.problems.append(f"layer {layer.diff_id}: blob {layer.digest} is missing")
+        if repair and str(layer.diff_id) not in broken_layers:
+            meta.remove_layer_blob(layer.diff_id, layer.digest)
+            report.repaired.append(f"forgot layer blob {layer.digest}")
     for path in store.snapshots.incomplete():
         report.problems.append(f"incomplete snapshot directory {path}")
         if repair:
@@ -114,12 +137,74 @@ def check(store: Store, repair: bool = False) -> CheckReport:
         if not process_alive(pid_of(path.name)):
             report.notes.append(f"leftover ingest file {path.name} (its writer is gone; GC removes it)")
     if repair:
-        for image_id in broken_images:
-            meta.delete_image(image_id)
-            report.repaired.append(f"removed broken image {image_id}")
+        for image_id, reason in broken_images.items():
+            names = meta.tags_for(image_id)
+            label = f"{image_id} ({', '.join(names)})" if names else image_id
+            report.unrepaired.append(f"image {label}: {reason}; pull it again or remove it (rmi)")
+        _drop_unused_quarantine(store, report)
         from dockyard.imageops.gc import collect
 
         result = collect(store)
         if result.temp_removed:
             report.repaired.append(f"removed {result.temp_removed} leftover temporary files")
     return report
+
+
+def _diff_ids(store: Store, image_id: str) -> list[Digest]:
+    record = store.meta.get_image(image_id)
+    return list(record.diff_ids) if record is not None else []
+
+
+def _lost_blobs(store: Store, image_id: str, corrupt: set[str]) -> list[Descriptor]:
+    """What ``image_id`` needs back: its config, and one form of each layer none of whose forms is left."""
+    content, meta = store.content, store.meta
+    record = meta.get_image(image_id)
+    assert record is not None
+    lost: list[Descriptor] = []
+    if not content.exists(image_id):
+        lost.append(Descriptor(mt.OCI_CONFIG, Digest(image_id), -1))
+    for diff_id in record.diff_ids:
+        forms = meta.layer_blobs(diff_id)
+        if forms and not any(content.exists(f.digest) for f in forms):
+            form = next((f for f in forms if str(f.digest) in corrupt), forms[0])
+            lost.append(Descriptor(form.media_type, form.digest, form.size))
+    return lost
+
+
+def _refetch_lost(store: Store, registry: RegistryClient | None, corrupt: set[str],
+                  report: CheckReport) -> None:
+    """Fetch what each image lost again from the registry it came from (dropping those from ``corrupt``)."""
+    from dockyard.imageops.refetch import refetch
+
+    for record in store.meta.images():
+        lost = _lost_blobs(store, str(record.id), corrupt)
+        if not lost:
+            continue
+        if registry is None:
+            report.notes.append(f"image {record.id}: lost blobs not fetched again (no registry client)")
+            continue
+        result = refetch(store, registry, str(record.id), lost)
+        for digest, source in result.fetched:
+            corrupt.discard(str(digest))  # a good copy is in place now
+            report.repaired.append(f"fetched blob {digest} again from {source}")
+        for digest, why in result.failed.items():
+            report.notes.append(f"blob {digest} of image {record.id} could not be fetched again: {why}")
+
+
+def _drop_unused_quarantine(store: Store, report: CheckReport) -> None:
+    """Quarantined blobs with a good copy back, or that no image needs any more, are deleted."""
+    meta, content = store.meta, store.content
+    needed: set[str] = set()
+    for record in meta.images():
+        needed.add(str(record.id))
+        needed.add(str(record.manifest_digest))
+        for diff_id in record.diff_ids:
+            needed.update(str(f.digest) for f in meta.layer_blobs(diff_id))
+    for digest in content.quarantined():
+        if content.exists(digest) or str(digest) not in needed:
+            content.unquarantine(digest)
+            layer = meta.layer_by_blob(digest)
+            if layer is not None and not content.exists(digest):
+                meta.remove_layer_blob(layer.diff_id, digest)
+            why = "a good copy is back" if content.exists(digest) else "nothing uses it"
+            report.repaired.append(f"removed quarantined blob {digest} ({why})")

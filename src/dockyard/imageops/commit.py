@@ -232,7 +232,7 @@ def layer_blob(store: Store, diff_id: str, compression: str = "gzip", *, lease: 
                                  form.size, form.uncompressed_size, form.content_size)
             return form
     source = forms[0]
-    with store.content.open(source.digest) as f:
+    with store.content.verified(source.digest, source.size, f"layer {diff_id}").open() as f:
         reader, _ = open_decompressed(f)
         with store.content.writer() as w:
             cw = CompressingWriter(w, compression)  # type: ignore[arg-type]

@@ -131,7 +131,8 @@ def collect(store: Store, *, dry_run: bool = False) -> GcResult:
             return result
         with store.meta.transaction():
             for layer in store.meta.all_layer_blobs():
-                if not store.content.exists(layer.digest):
+                # A quarantined blob's row stays: ``check --repair`` fetches it again by that digest.
+                if not store.content.exists(layer.digest) and not store.content.is_quarantined(layer.digest):
                     store.meta.remove_layer_blob(layer.diff_id, layer.digest)
         result.temp_removed += len(store.content.clean_ingest())
         result.temp_removed += len(store.snapshots.clean_tmp())

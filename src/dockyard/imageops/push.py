@@ -22,6 +22,7 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from functools import partial
 
+from dockyard.content.verify import CorruptBlob
 from dockyard.errors import DockyardError, Interrupted, InvalidArgument, NotFound
 from dockyard.image import LayerBlob
 from dockyard.imageops import Lease, Store
@@ -81,7 +82,8 @@ def _push(store: Store, registry: RegistryClient, ref: Reference, source: str | 
     record = store.meta.get_image(image_id)
     if record is None:
         raise NotFound(f"No such image: {source or ref.familiar()}")
-    config_data = store.content.read(image_id)
+    label = f"image {source or ref.familiar()}"
+    config_data = store.content.read(image_id, f"{label}: config")
     config = ImageConfig.from_json(config_data)
     repo = registry.repository(ref.domain, ref.path)
     cancelled = threading.Event()  # set when one layer fails: the others stop at their next piece
@@ -103,10 +105,10 @@ def _push(store: Store, registry: RegistryClient, ref: Reference, source: str | 
             config_desc = Descriptor(config_type, image_id, len(config_data))
         mounts = _mount_candidates(store, ref, config.diff_ids)
         forms, outcomes = _upload_layers(store, repo, config.diff_ids, makers, mounts, sink, chunk_size,
-                                          max_workers, cancelled)
-        repo.upload_blob(config_desc, lambda: store.content.open(image_id))
+                                          max_workers, cancelled, label)
+        repo.upload_blob(config_desc, store.content.verified(image_id, what=f"{label}: config").open)
         if original is not None:
-            manifest_data = store.content.read(record.manifest_digest)
+            manifest_data = store.content.read(record.manifest_digest, f"{label}: manifest")
             media_type = original.media_type
         else:
             layers = tuple(Descriptor(f.media_type, f.digest, f.size) for f in forms)
@@ -176,7 +178,8 @@ def _mount_candidates(store: Store, ref: Reference, diff_ids: Sequence[str]) -> 
 def _upload_layers(store: Store, repo: Repository, diff_ids: Sequence[str],
                    makers: Sequence[Callable[[], LayerBlob]],
                    mounts: dict[str, list[str]], sink: ProgressSink, chunk_size: int,
-                   max_workers: int, cancelled: threading.Event) -> tuple[list[LayerBlob], dict[str, str]]:
+                   max_workers: int, cancelled: threading.Event,
+                   label: str) -> tuple[list[LayerBlob], dict[str, str]]:
     uploading: dict[str, threading.Event] = {}
     lock = threading.Lock()
 
@@ -184,7 +187,10 @@ def _upload_layers(store: Store, repo: Repository, diff_ids: Sequence[str],
         sink(Event(id=Digest(diff_id).short, name="Preparing", status="started"))
 
     def one(make: Callable[[], LayerBlob]) -> tuple[LayerBlob, str]:
-        form = make()
+        try:
+            form = make()  # may compress a stored form, read through a verifier
+        except CorruptBlob as exc:
+            raise CorruptBlob(f"{label}: {exc}", exc.digest) from None
         with lock:  # the same layer twice in one image goes up once
             first = form.digest not in uploading
             done_event = uploading.setdefault(form.digest, threading.Event())
@@ -206,7 +212,9 @@ def _upload_layers(store: Store, repo: Repository, diff_ids: Sequence[str],
 
         desc = Descriptor(form.media_type, form.digest, form.size)
         sources = mounts.get(str(form.diff_id), [])
-        outcome = repo.upload_blob(desc, lambda: store.content.open(form.digest), mount_from=sources,
+        # Read through a verifier: a blob gone bad in the store fails here, named, and is quarantined.
+        blob = store.content.verified(form.digest, form.size, f"{label}: layer {form.diff_id}")
+        outcome = repo.upload_blob(desc, blob.open, mount_from=sources,
                                    chunk_size=chunk_size, progress=progress)
         if outcome == "exists":
             sink(Event(id=eid, name="Layer already exists", status="cached",

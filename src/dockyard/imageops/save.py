@@ -8,7 +8,8 @@ Two formats:
 - ``oci``: the OCI image layout alone (``oci-layout``, ``index.json``, ``blobs/``), for
   ``skopeo``/``buildah`` (``oci-archive:``) and registries' tooling.
 
-Blobs are written as stored (no recompression); bodies go kernel-to-kernel when the output is a file.
+Blobs are written as stored (no recompression), each verified against its digest as it streams: a
+corrupt one fails the save naming image and layer, and is moved to the store's quarantine.
 Every member has mtime 0 and root ownership, so saving the same images twice gives the same bytes.
 """
 
@@ -21,7 +22,7 @@ from typing import Literal
 
 from dockyard.archive.tarheader import DIRTYPE, REGTYPE, TarEntry
 from dockyard.archive.writer import TarWriter
-from dockyard.errors import CorruptData, InvalidArgument, NotFound
+from dockyard.errors import InvalidArgument, NotFound, writing
 from dockyard.image import LayerBlob
 from dockyard.imageops import Store, images, layout
 from dockyard.oci import mediatypes as mt
@@ -51,6 +52,7 @@ class _Planned:
     config: Descriptor
     manifest_bytes: bytes
     manifest: Manifest
+    diff_ids: tuple[Digest, ...]
 
 
 def _pick_blob(blobs: list[LayerBlob]) -> LayerBlob:
@@ -65,24 +67,27 @@ def _plan(store: Store, item: SaveItem) -> _Planned:
     rec = store.meta.get_image(item.image_id)
     if rec is None:
         raise NotFound(f"No such image: {item.image_id}")
-    config_bytes = store.content.read(item.image_id)
+    label = f"image {item.names[0] if item.names else item.image_id.short}"
+    config_bytes = store.content.read(item.image_id, f"{label}: config")
     config = ImageConfig.from_json(config_bytes, f"image {item.image_id.short}: config")
     config_type = mt.OCI_CONFIG
     if rec.manifest_digest and store.content.exists(rec.manifest_digest):
-        data = store.content.read(rec.manifest_digest)
+        data = store.content.read(rec.manifest_digest, f"{label}: manifest")
         man = parse_manifest(data, f"image {item.image_id.short}: manifest")
         if man.config.digest == item.image_id and all(store.content.exists(d.digest) for d in man.layers):
-            return _Planned(item, man.config, data, man)
+            return _Planned(item, man.config, data, man, tuple(config.diff_ids))
     layers: list[Descriptor] = []
     for diff_id in config.diff_ids:
         blobs = [b for b in store.meta.layer_blobs(diff_id) if store.content.exists(b.digest)]
         if not blobs:
-            raise NotFound(f"image {item.image_id.short}: no stored blob for layer {diff_id}")
+            why = next((" (its blob is quarantined as corrupt)" for b in store.meta.layer_blobs(diff_id)
+                        if store.content.is_quarantined(b.digest)), "")
+            raise NotFound(f"image {item.image_id.short}: no stored blob for layer {diff_id}{why}")
         blob = _pick_blob(blobs)
         layers.append(Descriptor(blob.media_type, blob.digest, blob.size))
     config_desc = Descriptor(config_type, item.image_id, len(config_bytes))
     man = Manifest(config=config_desc, layers=tuple(layers), media_type=mt.OCI_MANIFEST)
-    return _Planned(item, config_desc, man.to_json(), man)
+    return _Planned(item, config_desc, man.to_json(), man, tuple(config.diff_ids))
 
 
 def _full_name(name: str) -> str:
@@ -113,33 +118,26 @@ def save(store: Store, items: list[SaveItem], out: int, *, fmt: Format = "docker
     def add_bytes(path: str, data: bytes) -> None:
         tw.add(TarEntry(path, REGTYPE, mode=0o644, mtime=0), data)
 
-    def add_blob(digest: Digest, expected_size: int) -> None:
+    def add_blob(digest: Digest, expected_size: int, what: str) -> None:
         if digest in written:
             return
         written.add(digest)
-        path = store.content.path(digest)
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            raise NotFound(f"blob {digest} is missing from the content store") from None
-        try:
-            size = os.fstat(fd).st_size
-            if expected_size >= 0 and size != expected_size:
-                raise CorruptData(f"content store blob {digest}: {size} bytes, expected {expected_size}")
+        blob = store.content.verified(digest, expected_size if expected_size >= 0 else None, what)
+        with blob.open() as f:
+            size = blob.size or 0
             progress(Event(id=digest.short, name="Saving", status="started", total=size))
-            tw.add_fd(TarEntry(layout.blob_path(digest), REGTYPE, mode=0o644, size=size, mtime=0), fd)
+            tw.add_reader(TarEntry(layout.blob_path(digest), REGTYPE, mode=0o644, size=size, mtime=0), f)
             progress(Event(id=digest.short, name="Saving", status="done", current=size, total=size))
-        finally:
-            os.close(fd)
 
     tw.add(TarEntry("blobs", DIRTYPE, mode=0o755, mtime=0))
     tw.add(TarEntry("blobs/sha256", DIRTYPE, mode=0o755, mtime=0))
     index_entries: list[Descriptor] = []
     docker_entries: list[layout.DockerManifestEntry] = []
     for p in planned:
-        for desc in p.manifest.layers:
-            add_blob(desc.digest, desc.size)
-        add_blob(p.config.digest, p.config.size)
+        label = f"image {p.item.names[0] if p.item.names else p.item.image_id.short}"
+        for desc, diff_id in zip(p.manifest.layers, p.diff_ids, strict=False):
+            add_blob(desc.digest, desc.size, f"{label}: layer {diff_id}")
+        add_blob(p.config.digest, p.config.size, f"{label}: config")
         man_desc = describe(p.manifest_bytes, p.manifest.media_type)
         if man_desc.digest not in written:
             written.add(man_desc.digest)
@@ -210,7 +208,8 @@ def save_to_file(store: Store, items: list[SaveItem], path: str, *, fmt: Format 
     except OSError as exc:
         raise InvalidArgument(f"open {path}: {(exc.strerror or str(exc)).lower()}") from None
     try:
-        size = save(store, items, fd, fmt=fmt, progress=progress)
+        with writing(path):  # the output's disk, not the store's, may be the full one
+            size = save(store, items, fd, fmt=fmt, progress=progress)
         os.close(fd)
         fd = -1
         try:

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dockyard.errors import StoreError
+from dockyard.errors import NO_SPACE_ERRNOS, StoreError, disk_full, no_space
 from dockyard.image import ImageRecord, LayerBlob
 from dockyard.oci.digest import Digest
 
@@ -201,6 +201,7 @@ class MetadataStore:
             conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None,
                                    check_same_thread=False)
         except (OSError, sqlite3.Error) as exc:
+            self._raise_if_full(exc)
             raise StoreError(f"cannot open metadata database {self.path}: {exc}") from None
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
@@ -229,8 +230,19 @@ class MetadataStore:
                 conn.execute("COMMIT")
         except sqlite3.Error as exc:
             conn.close()
+            self._raise_if_full(exc)
             raise StoreError(f"metadata database {self.path} is unusable: {exc}") from None
         return conn
+
+    def _raise_if_full(self, exc: BaseException) -> None:
+        """Raise ``NoSpace`` when ``exc`` comes from a full disk (SQLite may only say "disk I/O error")."""
+        if isinstance(exc, OSError) and exc.errno in NO_SPACE_ERRNOS:
+            raise no_space(self.path) from None
+        if isinstance(exc, sqlite3.Error) and (
+            getattr(exc, "sqlite_errorcode", 0) == sqlite3.SQLITE_FULL or "disk is full" in str(exc)
+            or ("disk I/O error" in str(exc) and disk_full(self.path.parent))
+        ):
+            raise no_space(self.path) from None
 
     def close(self) -> None:
         if self._conn is not None:
@@ -249,20 +261,36 @@ class MetadataStore:
                 finally:
                     self._depth -= 1
                 return
-            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                self._raise_if_full(exc)
+                raise
             self._depth = 1
             try:
                 yield conn
-            except BaseException:
+            except BaseException as exc:
                 self._depth = 0
-                conn.execute("ROLLBACK")
+                with contextlib.suppress(sqlite3.Error):  # a failed COMMIT or full disk may have ended it
+                    conn.execute("ROLLBACK")
+                self._raise_if_full(exc)
                 raise
             self._depth = 0
-            conn.execute("COMMIT")
+            try:
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                self._raise_if_full(exc)
+                raise
 
     def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
-            return self.conn.execute(sql, params).fetchall()
+            try:
+                return self.conn.execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                self._raise_if_full(exc)
+                raise
 
     # -- images -----------------------------------------------------------------------------------
 

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from dockyard.errors import InvalidArgument, NotFound, StoreError
+from dockyard.errors import InvalidArgument, NoSpace, NotFound, StoreError, writing
 from dockyard.oci.digest import Digest, is_valid
 
 __all__ = ["SnapshotInfo", "SnapshotStore", "pid_of", "process_alive", "tree_size"]
@@ -122,8 +122,14 @@ class SnapshotStore:
         work.mkdir()
         try:
             (work / "fs").mkdir()
-            fill(work / "fs")
-            (work / "size").write_text(str(tree_size(work / "fs")))
+            try:
+                with writing(work):
+                    fill(work / "fs")
+                    (work / "size").write_text(str(tree_size(work / "fs")))
+            except NoSpace as exc:
+                if str(work) in exc.message:
+                    raise
+                raise NoSpace(f"write {work}: {exc}") from None  # name the store, not just the entry
             try:
                 os.rename(work, target)
             except OSError as exc:

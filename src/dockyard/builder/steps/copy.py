@@ -59,11 +59,16 @@ def plan(ctx: StepContext, instr: Sources, state: StageState) -> Step:
         if _is_url(s):
             if not isinstance(instr, AddInstruction):
                 raise BuildError(f"source can't be a URL for COPY: {s}")
-            sums.append(["url", s, ctx.fetch_url(s, instr.checksum)[1]])
+            # As BuildKit's HTTP source key: the bytes, and the file name and mtime the server gave.
+            _path, digest, name, mtime = ctx.fetch_url(s, instr.checksum)
+            sums.append(["url", s, digest, name, mtime])
     sums.append(["inline", [(c.path, c.data) for c in instr.contents]])
     flags = {"chown": instr.chown, "chmod": instr.chmod, "excludes": instr.excludes,
              "parents": isinstance(instr, CopyInstruction) and instr.parents,
-             "unpack": isinstance(instr, AddInstruction) and instr.unpack}
+             "unpack": isinstance(instr, AddInstruction) and instr.unpack,
+             # These three leave the same files, but BuildKit keys them: another value, another step.
+             "link": instr.link, "checksum": isinstance(instr, AddInstruction) and instr.checksum,
+             "keep_git_dir": isinstance(instr, AddInstruction) and instr.keep_git_dir}
     definition = [instr.name, instr.sources, dest, is_dir, flags, sums]
     shown = " ".join([*instr.sources, *(c.path for c in instr.contents), instr.dest])
 

@@ -20,10 +20,12 @@ from dockyard.executor import Mount
 
 
 def definition(ctx: StepContext, spec: MountSpec) -> Any:
-    """A mount's part of the RUN's cache key: its flags and the content checksum of a bind source."""
+    """A mount's part of the RUN's cache key: its flags and the content of a bind source or cache seed."""
     source = ""
     if spec.type == "bind":
         source = ctx.source_key(spec.from_) if spec.from_ else ctx.context.checksum([spec.source or "/"])
+    elif spec.type == "cache" and spec.from_:
+        source = ctx.source_key(spec.from_)  # a new seed makes a new cache (see cache_mount_dir)
     fields = dataclasses.asdict(spec)
     fields["source_content"] = source
     return fields
