@@ -256,6 +256,8 @@ class Client:
                     raise NotFound(text) from exc
 
             options = replace(options, puller=puller)
+        if options.registry is None and (options.cache_from or options.cache_to):
+            options = replace(options, registry=self.registry_client)
         result = build(self.store, options)
         if options.push:
             images = list(getattr(result, "images", {}).values())

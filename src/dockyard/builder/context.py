@@ -102,6 +102,37 @@ class LocalContext:
             self.cache.flush()
         return "sha256:" + h.hexdigest()
 
+    def file_digests(self, patterns: list[str]) -> dict[str, str]:
+        """Path -> short content digest of each regular file the patterns copy (what a cache-miss
+        explanation compares); the hash cache makes this a walk of stats."""
+        out: dict[str, str] = {}
+        for pattern in patterns:
+            for _image_path, host in self.sources(pattern):
+                rel_root = os.path.relpath(host, self.root)
+                for rel, path in self._files(rel_root if rel_root != "." else "", host):
+                    st = os.stat(path)
+                    out[rel] = self._file_digest(path, st)[:16]
+        if self.cache is not None:
+            self.cache.flush()
+        return out
+
+    def _files(self, rel: str, host: str) -> list[tuple[str, str]]:
+        if os.path.isfile(host):
+            return [(rel, host)]
+        found: list[tuple[str, str]] = []
+        if not os.path.isdir(host) or os.path.islink(host):
+            return found
+        with os.scandir(host) as it:
+            for entry in sorted(it, key=lambda e: e.name):
+                child = f"{rel}/{entry.name}" if rel else entry.name
+                if self.is_excluded(child, entry.is_dir(follow_symlinks=False)):
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    found.extend(self._files(child, entry.path))
+                elif entry.is_file(follow_symlinks=False):
+                    found.append((child, entry.path))
+        return found
+
     def _hash_entry(self, h: hashlib._Hash, rel: str, host: str, links: dict[tuple[int, int], str], *,
                     follow_link: bool) -> None:
         st = os.stat(host) if follow_link else os.lstat(host)

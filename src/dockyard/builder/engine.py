@@ -25,8 +25,12 @@ from pathlib import Path
 
 from dockyard.builder.context import HashCache, LocalContext
 from dockyard.builder.definition import load_definition
+from dockyard.builder.explain import Candidates, Inputs, explain
 from dockyard.builder.fsutil import clean_path
 from dockyard.builder.options import BuildOptions, BuildResult
+from dockyard.builder.remotecache.document import INLINE_KEY
+from dockyard.builder.remotecache.export import Entry, export_cache, inline_document, select
+from dockyard.builder.remotecache.remote import BrokenCacheBlob, RemoteCache, SharedRegistry
 from dockyard.builder.sources import Download, Sources
 from dockyard.builder.state import StageState, derive_key
 from dockyard.builder.steps import Step, makes_step, plan_step
@@ -57,6 +61,8 @@ from dockyard.oci.config import RUN_CONFIG_KEYS, ImageConfig
 from dockyard.progress import Outcome, ProgressEvent, VertexCompleted, VertexLog, VertexStarted, VertexStatus
 
 CACHE_KIND = "image"
+MAX_EXPLAINED_FILES = 20000  # context files whose digests a COPY's cache record keeps
+_ATTEMPTS = 4  # a build restarts when a remote cache blob is unusable; each bad blob is dropped once
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -72,18 +78,34 @@ def build(store: Store, options: BuildOptions, cancel: threading.Event | None = 
         if len(platforms) > 1:
             return build_platforms(store, options, platforms)
         options = dataclasses.replace(options, platform=platforms[0])
-    builder = Builder(store, options, cancel)
+    registry = SharedRegistry(options.registry)
+    remote = None
+    if options.cache_from and not options.no_cache:
+        remote = RemoteCache(store, options.cache_from, registry)
     try:
-        return builder.run()
-    except KeyboardInterrupt:
-        builder.cancel.set()
-        raise Interrupted("Canceled: context canceled") from None
-    except BaseException:
-        # As BuildKit, a failed build cancels what still runs (those steps end "canceled").
-        builder.cancel.set()
-        raise
+        for attempt in range(_ATTEMPTS):
+            builder = Builder(store, options, cancel, remote=remote, registry=registry)
+            try:
+                return builder.run()
+            except BrokenCacheBlob:
+                # A cache blob turned out missing or corrupt after its steps were restored: start
+                # over without it (what ran is in the local cache now, so this costs little).
+                if attempt + 1 == _ATTEMPTS:
+                    raise BuildError("remote build cache: too many unusable blobs") from None
+                if cancel is not None:
+                    cancel.clear()
+            except KeyboardInterrupt:
+                builder.cancel.set()
+                raise Interrupted("Canceled: context canceled") from None
+            except BaseException:
+                # As BuildKit, a failed build cancels what still runs (those steps end "canceled").
+                builder.cancel.set()
+                raise
+            finally:
+                builder.close()  # waits for every stage thread
+        raise AssertionError("unreachable")
     finally:
-        builder.close()  # waits for every stage thread
+        registry.close()
 
 
 def recover(store: Store) -> None:
@@ -97,9 +119,21 @@ class Builder:
 
     It is the ``StepContext`` its steps are planned with."""
 
-    def __init__(self, store: Store, options: BuildOptions, cancel: threading.Event | None = None) -> None:
+    def __init__(self, store: Store, options: BuildOptions, cancel: threading.Event | None = None, *,
+                 remote: RemoteCache | None = None, registry: SharedRegistry | None = None) -> None:
         self.store = store
         self.options = options
+        self.remote = remote
+        self.registry = registry if registry is not None else SharedRegistry(options.registry)
+        # Every step's (cache key, resulting config): what --cache-to exports.
+        self.entries: list[Entry] = []
+        self.cache_mounts: dict[Path, str] = {}  # RUN --mount=type=cache directories used -> their id
+        # Why steps missed: asked for, or implied by a remote cache that was expected to hit.
+        self._explaining = options.explain_cache or bool(options.cache_from)
+        self._explain_lock = threading.Lock()
+        self._candidates: Candidates | None = None
+        self._missed: dict[str, str] = {}   # key of a step that ran -> why
+        self.explanations: list[tuple[str, str, str]] = []
         recover(store)
         definition = load_definition(options)
         self.plan = definition.plan
@@ -207,6 +241,14 @@ class Builder:
             labels = dict(config.config.get("Labels") or {})
             labels.update(self.options.labels)
             config.config["Labels"] = labels
+        if self.remote is not None:
+            if self.options.push:
+                self.remote.premount(self.registry, self.options.tags, config.diff_ids)
+            self.remote.ensure(config.diff_ids, self.lease)  # the image is stored here: its layers too
+        target_stages = self._stage_chain(target)
+        if any(spec.type == "inline" for spec in self.options.cache_to):
+            entries = [e for e in self.entries if e.stage in target_stages]
+            config.extra[INLINE_KEY] = inline_document(self.store, entries)
         raw = config.to_json()
         self.started("export", "exporting to image")
         record = commit_image(self.store, raw, names=self.options.tags)
@@ -218,8 +260,40 @@ class Builder:
 
             export_outputs(self, state, str(record.id))
         self.completed("export", "exporting to image", "done")
-        return BuildResult(image_id=str(record.id), tags=list(self.options.tags), warnings=self.warnings,
-                           steps=self.steps, cached=self.cached)
+        for spec in self.options.cache_to:
+            if spec.type == "inline":
+                continue
+            label = f"exporting cache to {spec.location}" + (" (local)" if spec.type == "local" else "")
+            self.started("export-cache", label)
+            try:
+                mounts = [p for p, i in self.cache_mounts.items()
+                          if not spec.mount_ids or i in spec.mount_ids]
+                outcomes = export_cache(self.store, spec, select(self.entries, spec, target_stages),
+                                        lease=self.lease, registry=self.registry, remote=self.remote,
+                                        mounts=mounts)
+            except (DockyardError, OSError) as exc:
+                self.completed("export-cache", label, "error", str(exc).split("\n")[0])
+                raise BuildError(f"failed to export cache to {spec.location}: {exc}") from None
+            self.completed("export-cache", label, "done")
+            self.warnings.extend(f"WARNING: cache mount {name.removeprefix('mount:')} not exported: {what}"
+                                 for name, what in outcomes.items() if name.startswith("mount:"))
+        warnings = [*self.warnings, *(self.remote.warnings if self.remote is not None else [])]
+        return BuildResult(image_id=str(record.id), tags=list(self.options.tags), warnings=warnings,
+                           steps=self.steps, cached=self.cached, explanations=self.explanations)
+
+    def _stage_chain(self, stage: Stage) -> set[int]:
+        """The stage and those it is built FROM: whose steps make the exported image's layers."""
+        chain = {stage.index}
+        while stage.base_stage is not None:
+            stage = self.plan.stages[stage.base_stage]
+            chain.add(stage.index)
+        return chain
+
+    def _record(self, step_id: str, key: str, config: str) -> None:
+        index = int(step_id[1:].partition(".")[0])
+        stage = self.plan.stages[index]
+        with self._count_lock:
+            self.entries.append(Entry(key, config, index, stage.name or f"stage-{index}"))
 
     def _stage_future(self, index: int) -> Future[StageState]:
         with self._stage_lock:
@@ -346,7 +420,8 @@ class Builder:
         return StageState(config=config, key=_root_key(["from", image_id], epoch),
                           env=env_plan.stage_env(stage, config.config.get("Env") or []), lowerdirs=None,
                           chain=ids[-1] if ids else None, epoch=epoch,
-                          run_config_from_base={k for k, v in config.config.items() if v})
+                          run_config_from_base={k for k, v in config.config.items() if v},
+                          base=f"{stage.base_name}@{image_id}")
 
     # -- steps -----------------------------------------------------------------------------------
 
@@ -382,17 +457,29 @@ class Builder:
     def _step(self, state: StageState, label: str, step_id: str, step: Step, *, shown: bool) -> None:
         if self.cancel.is_set():
             raise Interrupted("Canceled: context canceled")
-        key = derive_key(state.key, step.definition)
+        parent = state.key
+        key = derive_key(parent, step.definition)
         with self._count_lock:
             self.steps += 1
-        if not self.options.no_cache and self._restore(state, key):
+        restored = None if self.options.no_cache else self._restore(state, key)
+        if restored is not None:
+            self._record(step_id, key, restored)
             with self._count_lock:
                 self.cached += 1
+                if shown and self._explaining:
+                    self.explanations.append((label, "cached", ""))
             if shown:
                 self.completed(step_id, label, "cached")
             return
+        inputs = self._inputs(state, parent, step)
         if shown:
             self.started(step_id, label)
+        if self._explaining and not self.options.no_cache:
+            reason = self._why(parent, key, inputs)
+            if shown:
+                self.log(step_id, f"cache miss: {reason}\n".encode())
+                with self._count_lock:
+                    self.explanations.append((label, "ran", reason))
         try:
             if step.apply is not None:
                 step.apply(state)
@@ -413,8 +500,10 @@ class Builder:
             info = self.store.content.ingest(state.config.to_json(), before_publish=self.lease.add_blob)
             size = committed.layer.uncompressed_size if committed is not None else 0
             self.store.meta.put_cache(CacheRecord(key=key, kind=CACHE_KIND, ref=str(info.digest), size=size,
-                                                  data=json.dumps({"created_by": step.created_by})))
+                                                  data=json.dumps({"created_by": step.created_by,
+                                                                   "inputs": inputs.to_data()})))
             state.key = key
+            self._record(step_id, key, str(info.digest))
         except BaseException as exc:
             if shown:
                 if self.cancel.is_set() or isinstance(exc, Interrupted | KeyboardInterrupt):
@@ -425,15 +514,53 @@ class Builder:
         if shown:
             self.completed(step_id, label, "done")
 
-    def _restore(self, state: StageState, key: str) -> bool:
-        rec = self.store.meta.get_cache(key)
-        if rec is None or not self.store.content.exists(rec.ref):
-            return False
-        config = ImageConfig.from_json(self.store.content.read(rec.ref), f"cached config {rec.ref}")
-        for diff_id in config.diff_ids:
-            if not any(self.store.content.exists(f.digest) for f in self.store.meta.layer_blobs(diff_id)):
-                return False
-        self.lease.add_blob(rec.ref)
+    def _inputs(self, state: StageState, parent: str, step: Step) -> Inputs:
+        """What the step's cache key was made of, kept in its record to explain a later miss."""
+        files: dict[str, str] = {}
+        d = step.definition
+        if (isinstance(d, list) and len(d) > 5 and d[0] in ("copy", "add") and isinstance(d[5], list)
+                and any(isinstance(x, list) and x and x[0] == "context" for x in d[5])):
+            files = self.context.file_digests([s for s in d[1] if not s.startswith(("http://", "https://"))])
+            if len(files) > MAX_EXPLAINED_FILES:
+                files = {}  # too many to keep in every record: a miss then says "the copied content changed"
+        first = state.base and parent == derive_key("", ["from", state.base.rpartition("@")[2]])
+        return Inputs.make(parent, d, files, state.base if first else "")
+
+    def _why(self, parent: str, key: str, inputs: Inputs) -> str:
+        """The first reason this step missed; a step after one that ran carries that one's reason."""
+        with self._explain_lock:
+            reason = self._missed.get(parent)
+            if reason is None:
+                if self._candidates is None:
+                    self._candidates = Candidates()
+                    # Most recently used first: a miss is explained against the last build.
+                    records = sorted(self.store.meta.cache_records(), key=lambda r: -r.last_used)
+                    self._candidates.add_data(_json(r.data).get("inputs") for r in records)
+                    if self.remote is not None:
+                        self._candidates.add_data(self.remote.inputs())
+                reason = explain(inputs, self._candidates)
+                if reason.startswith("the content of the source"):
+                    # COPY --from a stage that ran here: say why that stage ran.
+                    source = _from_key(inputs.definition)
+                    if source in self._missed:
+                        reason = f"its source stage ran: {self._missed[source]}"
+            self._missed[key] = reason
+            return reason
+
+    def _restore(self, state: StageState, key: str) -> str | None:
+        """Restore the step with ``key`` from the local cache, else a remote one; its config digest."""
+        ref = self._local_hit(key)
+        if ref is None and self.remote is not None:
+            raw = self.remote.lookup(key)
+            if raw is None:
+                return None
+            ref = str(self.store.content.ingest(raw, before_publish=self.lease.add_blob).digest)
+            self.store.meta.put_cache(CacheRecord(key=key, kind=CACHE_KIND, ref=ref, size=0,
+                                                  data=json.dumps({"remote": True})))
+        if ref is None:
+            return None
+        config = ImageConfig.from_json(self.store.content.read(ref), f"cached config {ref}")
+        self.lease.add_blob(ref)
         previous = len(state.config.diff_ids)
         state.config = config
         state.key = key
@@ -441,13 +568,32 @@ class Builder:
             state.lowerdirs = None
         ids = chain_ids(config.diff_ids)
         state.chain = ids[-1] if ids else None
-        return True
+        return ref
+
+    def _local_hit(self, key: str) -> str | None:
+        rec = self.store.meta.get_cache(key)
+        if rec is None or not self.store.content.exists(rec.ref):
+            return None
+        config = ImageConfig.from_json(self.store.content.read(rec.ref), f"cached config {rec.ref}")
+        for diff_id in config.diff_ids:
+            if not any(self.store.content.exists(f.digest) for f in self.store.meta.layer_blobs(diff_id)):
+                return None
+        return rec.ref
 
     # -- the StepContext: what steps may use of the build --------------------------------------------
+
+    def note_cache_mount(self, path: Path, cache_id: str) -> None:
+        with self._count_lock:
+            self.cache_mounts.setdefault(path, cache_id)
+
+    def restore_cache_mount(self, name: str, dest: Path) -> bool:
+        return self.remote is not None and self.remote.restore_mount(name, dest)
 
     def lowerdirs(self, state: StageState) -> list[Path]:
         """The stage's layers as snapshot directories, top first (unpacked on first need)."""
         if state.lowerdirs is None:
+            if self.remote is not None:
+                self.remote.ensure(state.config.diff_ids, self.lease)
             state.lowerdirs = unpack_layers(self.store, state.config.diff_ids, lease=self.lease)
         return state.lowerdirs
 
@@ -525,6 +671,23 @@ class _StepNumbers:
         self.index += 1
         width = int(1 + math.log10(self.total))
         return f"[{self.prefix}{self.index:>{width}}/{self.total}] {text}"
+
+
+def _from_key(definition: object) -> str:
+    """The key of the stage or image a COPY --from definition reads ("" for others)."""
+    if isinstance(definition, list) and len(definition) > 5 and isinstance(definition[5], list):
+        for item in definition[5]:
+            if isinstance(item, list) and len(item) == 2 and item[0] == "from":
+                return str(item[1])
+    return ""
+
+
+def _json(text: str) -> dict[str, object]:
+    try:
+        data = json.loads(text or "{}")
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def _display(instr: Instruction) -> str:

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
+from dockyard.builder.remotecache.spec import CacheSpec
 from dockyard.progress import ProgressSink, discard
+
+if TYPE_CHECKING:
+    from dockyard.registry.client import RegistryClient
 
 # Pull an image by reference for a platform ("" = default) and return its image ID.
 Puller = Callable[[str, str], str]
@@ -46,6 +51,11 @@ class BuildOptions:
     runtime: str = "builtin"          # or "runc" (an OCI bundle per RUN)
     isolation: str = "namespaces"     # or "chroot" (no namespaces or mounts), "auto" (probe; logged)
     push: bool = False                # push the tags when done (Client.build)
+    cache_from: list[CacheSpec] = field(default_factory=list)   # --cache-from
+    cache_to: list[CacheSpec] = field(default_factory=list)     # --cache-to
+    # Makes the registry client for remote caches (Client.build passes its own: logins, mirrors).
+    registry: Callable[[], RegistryClient] | None = None
+    explain_cache: bool = False       # say why each step that ran missed the cache
     # Privileged entitlements granted (buildx's --allow): RUN --security=insecure needs security.insecure.
     allow: frozenset[str] = frozenset()
 
@@ -57,3 +67,5 @@ class BuildResult:
     warnings: list[str] = field(default_factory=list)
     steps: int = 0
     cached: int = 0
+    # (step title, "cached" or "ran", why it missed) per shown step, with explain_cache or --cache-from.
+    explanations: list[tuple[str, str, str]] = field(default_factory=list)

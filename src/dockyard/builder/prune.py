@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import dataclass, field
 
@@ -9,6 +10,36 @@ from dockyard.imageops import Store
 from dockyard.imageops.filters import until_matches
 from dockyard.imageops.gc import collect
 from dockyard.snapshot import tree_size
+
+
+@dataclass(frozen=True, slots=True)
+class CacheUsage:
+    """One row of ``builder du``: a cache record, or a ``RUN --mount=type=cache`` directory."""
+
+    id: str
+    size: int
+    last_used: float
+    description: str
+    reclaimable: bool = True
+
+
+def cache_usage(store: Store) -> list[CacheUsage]:
+    """Build cache records (with their layer's size) and cache mounts, most recently used first."""
+    rows: list[CacheUsage] = []
+    for rec in store.meta.cache_records():
+        try:
+            created_by = str(json.loads(rec.data or "{}").get("created_by", ""))
+        except (ValueError, AttributeError):
+            created_by = ""
+        rows.append(CacheUsage(rec.key.removeprefix("sha256:"), rec.size, rec.last_used, created_by))
+    mounts = store.root / "cache-mounts"
+    if mounts.is_dir():
+        for entry in sorted(mounts.iterdir()):
+            if entry.is_dir():
+                rows.append(CacheUsage(f"cachemount:{entry.name}", tree_size(entry), entry.stat().st_mtime,
+                                       f"cache mount {entry.name}"))
+    rows.sort(key=lambda r: -r.last_used)
+    return rows
 
 
 @dataclass(slots=True)

@@ -43,6 +43,9 @@ class StageState:
     run_config_from_base: set[str] = field(default_factory=set)
     # The stage's ARG names in declaration order, valueless ones too (a RUN's history lists them).
     declared_args: list[str] = field(default_factory=list)
+    # "name@image ID" of the image the stage is built on ("" for scratch or a stage): what a
+    # cache-miss explanation compares when the base moved.
+    base: str = ""
 
     @property
     def run(self) -> dict[str, Any]:

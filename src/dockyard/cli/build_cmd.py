@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
 import click
 
@@ -83,6 +84,24 @@ def _outputs(values: tuple[str, ...]) -> list[object]:
     return out
 
 
+def _cache_specs(values: tuple[str, ...], flag: str) -> list[Any]:
+    from dockyard.builder.remotecache.spec import parse_cache_spec
+
+    try:
+        return [parse_cache_spec(v, flag) for v in values]
+    except DockyardError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def _print_explanations(rows: list[tuple[str, str, str]]) -> None:
+    """``--explain-cache``: one row per step: its title, CACHED or RAN, and why it missed."""
+    width = min(70, max([len("STEP"), *(len(r[0]) for r in rows)]))
+    click.echo(f"{'STEP':<{width}}  {'CACHE':<6}  REASON")
+    for label, outcome, reason in rows:
+        shown = label if len(label) <= width else label[:width - 3] + "..."
+        click.echo(f"{shown:<{width}}  {'CACHED' if outcome == 'cached' else 'RAN':<6}  {reason}")
+
+
 @click.command("build", context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("path", default=".")
 @click.option("-t", "--tag", "tags", multiple=True, help='Name and optionally a tag ("name:tag").')
@@ -112,6 +131,12 @@ def _outputs(values: tuple[str, ...]) -> list[object]:
               help="Push the tags when the build is done (all platforms as one index).")
 @click.option("--runtime", default="builtin", type=click.Choice(["builtin", "runc"]),
               help="How RUN steps run: the built-in executor or runc.")
+@click.option("--cache-from", "cache_from", multiple=True,
+              help='External cache sources (e.g. "type=registry,ref=REG/REPO:TAG", "type=local,src=DIR").')
+@click.option("--cache-to", "cache_to", multiple=True,
+              help='Cache export destinations (e.g. "type=registry,ref=REG/REPO:TAG,mode=max", '
+                   '"type=local,dest=DIR", "type=inline").')
+@click.option("--explain-cache", is_flag=True, help="Print, per step, whether it hit the cache and why not.")
 @click.option("--allow", "allow", multiple=True, type=click.Choice(["security.insecure", "network.host"]),
               help="Allow extra privileged entitlement (e.g., network.host, security.insecure).")
 @click.option("--isolation", default="namespaces", envvar="DOCKYARD_ISOLATION",
@@ -123,7 +148,8 @@ def build_cmd(ctx: click.Context, path: str, tags: tuple[str, ...], dockerfile: 
               build_args: tuple[str, ...], target: str, labels: tuple[str, ...], platform: str,
               no_cache: bool, pull: bool, quiet: bool, iidfile: str, progress: str, outputs: tuple[str, ...],
               secrets: tuple[str, ...], ssh: tuple[str, ...], network: str, build_contexts: tuple[str, ...],
-              push: bool, runtime: str, allow: tuple[str, ...], isolation: str) -> None:
+              push: bool, runtime: str, allow: tuple[str, ...], isolation: str,
+              cache_from: tuple[str, ...], cache_to: tuple[str, ...], explain_cache: bool) -> None:
     """Build an image from a Dockerfile (PATH "-": a tar context or a Dockerfile on standard input)."""
     from dockyard.builder.options import BuildOptions
     from dockyard.cli.progress_render import make_renderer
@@ -166,6 +192,8 @@ def build_cmd(ctx: click.Context, path: str, tags: tuple[str, ...], dockerfile: 
         source_date_epoch=epoch, progress=renderer, runtime=runtime, push=push,
         isolation=isolation, allow=frozenset(allow),
         build_contexts=_parse_kv(build_contexts, "--build-context"),
+        cache_from=_cache_specs(cache_from, "--cache-from"), cache_to=_cache_specs(cache_to, "--cache-to"),
+        explain_cache=explain_cache,
     )
     try:
         result = client.build(options)
@@ -174,6 +202,8 @@ def build_cmd(ctx: click.Context, path: str, tags: tuple[str, ...], dockerfile: 
         click.echo(f"ERROR: failed to solve: {exc}", err=True)
         sys.exit(exc.exit_code if isinstance(exc, Interrupted) else 1)  # Ctrl-C: 130, as docker
     renderer.close()
+    if explain_cache:
+        _print_explanations(result.explanations)
     for warning in result.warnings:
         click.echo(warning, err=True)
     if iidfile:

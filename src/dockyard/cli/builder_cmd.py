@@ -57,3 +57,29 @@ def prune_cmd(ctx: click.Context, all_: bool, force: bool, filters: tuple[str, .
             click.echo(key.removeprefix("sha256:")[:25])
         click.echo()
     click.echo(f"Total reclaimed space: {human_size(result.reclaimed)}")
+
+
+@builder_group.command("du")
+@click.option("--verbose", is_flag=True, help="Provide a more verbose output (what made each record).")
+@click.pass_context
+def du_cmd(ctx: click.Context, verbose: bool) -> None:
+    """Disk usage of the build cache (as ``docker buildx du``)."""
+    import time
+
+    from dockyard.builder.prune import cache_usage
+    from dockyard.cli.format import human_duration, human_size, tabwrite
+    from dockyard.client import Client
+
+    client = Client(getattr(ctx.find_root().obj, "root", None))
+    rows = cache_usage(client.store)
+    now = time.time()
+    lines = ["ID\tRECLAIMABLE\tSIZE\tLAST ACCESSED" + ("\tDESCRIPTION" if verbose else "")]
+    for row in rows:
+        ago = f"{human_duration(max(0.0, now - row.last_used))} ago" if row.last_used else ""
+        line = f"{row.id[:25]}\t{str(row.reclaimable).lower()}\t{human_size(row.size)}\t{ago}"
+        lines.append(line + (f"\t{row.description}" if verbose else ""))
+    click.echo(tabwrite("\n".join(lines) + "\n", minwidth=0, padding=2), nl=False)
+    total = sum(r.size for r in rows)
+    reclaim = sum(r.size for r in rows if r.reclaimable)
+    click.echo(tabwrite(f"Reclaimable:\t{human_size(reclaim)}\nTotal:\t{human_size(total)}\n", padding=1),
+               nl=False)

@@ -84,6 +84,12 @@ class StepContext(Protocol):
     def cache_root(self) -> Path:
         """Where ``RUN --mount=type=cache`` directories live."""
 
+    def note_cache_mount(self, path: Path, cache_id: str) -> None:
+        """A ``type=cache`` mount directory this build uses (what ``--cache-to ...,mounts=true`` sends)."""
+
+    def restore_cache_mount(self, name: str, dest: Path) -> bool:
+        """Fill the new, empty cache mount directory ``dest`` from an imported cache, if it has one."""
+
     def lowerdirs(self, state: StageState) -> list[Path]:
         """The stage's layers as snapshot directories, top first (unpacked on first need)."""
 

@@ -44,10 +44,15 @@ def cache_mount_dir(ctx: StepContext, spec: MountSpec, target: str) -> Path:
         # seed's snapshot is in BuildKit's key) another seed content is another cache.
         cache_id += f"\0{ctx.source_key(spec.from_)}\0{clean_path(spec.source or '/')}"
     path = ctx.cache_root / cache_dir_name(cache_id)
+    ctx.note_cache_mount(path, spec.cache_id or target)
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = ctx.workspace.new_dir("cache")
-        if spec.from_:
+        if ctx.restore_cache_mount(path.name, tmp):
+            # Another runner's content (--cache-from ... of a cache exported with mounts=true).
+            os.chmod(tmp, spec.mode if spec.mode is not None else 0o755)
+            os.chown(tmp, spec.uid or 0, spec.gid or 0)
+        elif spec.from_:
             with contextlib.ExitStack() as stack:
                 seed = secure_join(ctx.source_root(spec.from_, stack), spec.source or "/")
                 if not os.path.isdir(seed):

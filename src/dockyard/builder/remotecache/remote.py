@@ -1,0 +1,265 @@
+"""Importing a remote build cache (``--cache-from``): cache keys -> image configs, layers on demand.
+
+The cache documents of every source are read once, on the first cache miss in the local store.
+A hit needs only the step's image config (in the document); a layer blob is fetched only when a
+step that runs needs the files, or the image the build exports has it. A blob that is missing or
+does not match its digest is marked bad: ``BrokenCacheBlob`` makes the build start over without
+the records that use it (those steps then run).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from dockyard.builder.remotecache.backends import Backend, RegistryBackend, open_backend
+from dockyard.builder.remotecache.document import (
+    INLINE_KEY,
+    MEDIA_TYPE,
+    MEDIA_TYPE_PREFIX,
+    CacheDocument,
+    UnreadableCache,
+    parse_document,
+)
+from dockyard.builder.remotecache.mounts import restore as restore_mount
+from dockyard.builder.remotecache.spec import CacheSpec
+from dockyard.errors import DockyardError
+from dockyard.imageops import Lease, Store
+from dockyard.imageops.commit import store_layer_blob
+from dockyard.oci import mediatypes as mt
+from dockyard.oci.config import ImageConfig
+from dockyard.oci.descriptor import Descriptor
+from dockyard.oci.manifest import parse_manifest
+from dockyard.oci.reference import parse_normalized
+from dockyard.registry.client import RegistryClient
+
+
+class BrokenCacheBlob(Exception):
+    """A cache blob could not be fetched or was corrupt; the build is tried again without it."""
+
+    def __init__(self, digest: str, reason: str) -> None:
+        super().__init__(f"cache blob {digest} unusable: {reason}")
+        self.digest = digest
+
+
+@dataclass(frozen=True, slots=True)
+class _Source:
+    backend: Backend
+    doc: CacheDocument
+
+
+class RemoteCache:
+    """The union of the ``--cache-from`` sources; thread-safe, shared by the attempts of a build."""
+
+    def __init__(self, store: Store, specs: Sequence[CacheSpec],
+                 registry: Callable[[], RegistryClient]) -> None:
+        self.store = store
+        self.specs = list(specs)
+        self._registry = registry
+        self.warnings: list[str] = []   # one line each: a source ignored, a blob found unusable
+        self._lock = threading.Lock()
+        self._fetch_lock = threading.Lock()
+        self._sources: list[_Source] | None = None
+        self.bad: set[str] = set()
+        self.fetched: dict[str, int] = {}   # blob digest -> bytes fetched (what the build downloaded)
+
+    def _warn(self, text: str) -> None:
+        self.warnings.append(f"WARNING: {text}")
+
+    # -- reading the documents -------------------------------------------------------------------
+
+    def sources(self) -> list[_Source]:
+        with self._lock:
+            if self._sources is None:
+                self._sources = [s for s in (self._load(spec) for spec in self.specs) if s is not None]
+            return self._sources
+
+    def _load(self, spec: CacheSpec) -> _Source | None:
+        where = spec.location
+        try:
+            backend = open_backend(spec.type, spec.location, spec.tag, self._registry)
+            where = backend.where
+            found = backend.manifest()
+            if found is None:
+                self._warn(f"cache {where} not found: importing nothing from it")
+                return None
+            data, media_type = found
+            return _Source(backend, self._document(backend, data, media_type))
+        except UnreadableCache as exc:
+            self._warn(f"ignoring cache {exc}")
+        except (DockyardError, OSError, ValueError) as exc:
+            self._warn(f"ignoring cache {where}: {(str(exc).splitlines() or [type(exc).__name__])[0]}")
+        return None
+
+    def _document(self, backend: Backend, data: bytes, media_type: str) -> CacheDocument:
+        if media_type in mt.INDEXES:
+            raise UnreadableCache(f"{backend.where}: an image index, not a build cache or a single image")
+        manifest = parse_manifest(data, f"manifest of {backend.where}")
+        config_type = manifest.config.media_type
+        if config_type == MEDIA_TYPE:
+            return parse_document(backend.blob_bytes(manifest.config), backend.where)
+        if config_type.startswith(MEDIA_TYPE_PREFIX):
+            raise UnreadableCache(f"{backend.where}: cache format {config_type} is newer than this "
+                                  f"dockyard reads ({MEDIA_TYPE})")
+        if config_type not in mt.CONFIGS:
+            raise UnreadableCache(f"{backend.where}: not a build cache (config {config_type})")
+        # An image: its cache is inline, in its config; its layers are the image's.
+        raw = backend.blob_bytes(manifest.config)
+        inline = json.loads(raw).get(INLINE_KEY)
+        if inline is None:
+            raise UnreadableCache(f"{backend.where}: the image holds no inline build cache")
+        doc = parse_document(json.dumps(inline).encode(), f"{backend.where} (inline)")
+        config = ImageConfig.from_json(raw, f"config of {backend.where}")
+        for diff_id, layer in zip(config.diff_ids, manifest.layers, strict=False):
+            doc.layers.setdefault(str(diff_id), layer)
+        return doc
+
+    def inputs(self) -> list[object]:
+        """What the imported records' keys were made of (for explaining a miss)."""
+        return [data for source in self.sources() for data in source.doc.inputs.values()]
+
+    def mounts(self) -> dict[str, tuple[Backend, Descriptor]]:
+        """Cache mounts the sources hold: directory name -> (where, index blob); the first source wins."""
+        out: dict[str, tuple[Backend, Descriptor]] = {}
+        for source in self.sources():
+            for name, desc in source.doc.mounts.items():
+                out.setdefault(name, (source.backend, desc))
+        return out
+
+    def restore_mount(self, name: str, dest: Path) -> bool:
+        """Fill the empty directory ``dest`` with the cache mount ``name``; False if none (or broken:
+        then ``dest`` is emptied again and a warning says why)."""
+        found = self.mounts().get(name)
+        if found is None:
+            return False
+        backend, index = found
+        try:
+            self.fetched[str(index.digest)] = restore_mount(backend.blob_bytes(index), backend, dest)
+            return True
+        except (DockyardError, OSError) as exc:
+            self._warn(f"cache mount {name} from {backend.where} is unusable ({str(exc).splitlines()[0]}): "
+                       "starting it empty")
+            for child in list(dest.iterdir()):
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child, ignore_errors=True)
+                else:
+                    child.unlink(missing_ok=True)
+            return False
+
+    # -- lookups ---------------------------------------------------------------------------------
+
+    def lookup(self, key: str) -> bytes | None:
+        """The image config a step with cache ``key`` left, if every layer of it can be had."""
+        for source in self.sources():
+            raw = source.doc.config(key)
+            if raw is None:
+                continue
+            try:
+                config = ImageConfig.from_json(raw, f"cached config for {key}")
+            except DockyardError:
+                continue
+            if all(self._local(d) or self._remote(d) is not None for d in config.diff_ids):
+                return raw
+        return None
+
+    def _local(self, diff_id: str) -> bool:
+        return any(self.store.content.exists(f.digest) for f in self.store.meta.layer_blobs(diff_id))
+
+    def _remote(self, diff_id: str) -> tuple[Backend, Descriptor] | None:
+        for source in self.sources():
+            desc = source.doc.layers.get(str(diff_id))
+            if desc is not None and str(desc.digest) not in self.bad:
+                return source.backend, desc
+        return None
+
+    def remote_layer(self, diff_id: str) -> tuple[Backend, Descriptor] | None:
+        """Where a layer not in the local store can be had from (for an export that mounts it)."""
+        return None if self._local(diff_id) else self._remote(diff_id)
+
+    def mount_source(self, backend: Backend, domain: str) -> list[str]:
+        """Repositories on registry ``domain`` a blob of ``backend`` can be mounted from."""
+        if isinstance(backend, RegistryBackend) and backend.domain == domain:
+            return [backend.path]
+        return []
+
+    def premount(self, registry: Callable[[], RegistryClient], tags: Sequence[str],
+                 diff_ids: Sequence[str]) -> None:
+        """Before a push: link the image's layers into each tag's repository from a cache on the same
+        registry (cross-repository mount), so the push finds them there by HEAD and sends nothing."""
+        for tag in tags:
+            try:
+                ref = parse_normalized(tag)
+                repo = registry().repository(ref.domain, ref.path)
+            except DockyardError:
+                continue  # the push reports a bad tag itself
+            for diff_id in diff_ids:
+                for source in self.sources():
+                    desc = source.doc.layers.get(str(diff_id))
+                    backend = source.backend
+                    if (desc is None or not isinstance(backend, RegistryBackend)
+                            or backend.domain != ref.domain or str(desc.digest) in self.bad):
+                        continue
+                    with contextlib.suppress(DockyardError):
+                        if (repo.blob_exists(desc.digest)
+                                or repo.mount_blob(desc.digest, backend.path) is None):
+                            break
+
+    # -- fetching layers -------------------------------------------------------------------------
+
+    def ensure(self, diff_ids: Sequence[str], lease: Lease) -> None:
+        """Fetch the layers of ``diff_ids`` that are not in the local store (verified as they come)."""
+        for diff_id in diff_ids:
+            if self._local(diff_id):
+                continue
+            with self._fetch_lock:  # two stages needing one layer fetch it once
+                if self._local(diff_id):
+                    continue
+                found = self._remote(diff_id)
+                if found is None:
+                    return  # not ours: the unpacker reports the missing layer
+                backend, desc = found
+                self._fetch(backend, desc, diff_id, lease)
+
+    def _fetch(self, backend: Backend, desc: Descriptor, diff_id: str, lease: Lease) -> None:
+        self.store.tmp_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=self.store.tmp_dir) as tmp:
+            try:
+                backend.fetch(desc, tmp)
+                tmp.seek(0)
+                store_layer_blob(self.store, tmp, expected=str(desc.digest), size=desc.size, diff_id=diff_id,
+                                 media_type=desc.media_type, lease=lease)
+            except DockyardError as exc:
+                self.bad.add(str(desc.digest))
+                reason = str(exc).splitlines()[0]
+                self._warn(f"cache blob {desc.digest} from {backend.where} is unusable ({reason}): "
+                           "the steps using it run again")
+                raise BrokenCacheBlob(str(desc.digest), reason) from None
+            self.fetched[str(desc.digest)] = desc.size
+
+
+class SharedRegistry:
+    """One registry client for a build's cache imports and exports, made on first use."""
+
+    def __init__(self, factory: Callable[[], RegistryClient] | None) -> None:
+        self._factory = factory
+        self._client: RegistryClient | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> RegistryClient:
+        with self._lock:
+            if self._client is None:
+                self._client = self._factory() if self._factory is not None else RegistryClient()
+            return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+
+
+__all__ = ["BrokenCacheBlob", "RemoteCache", "SharedRegistry"]
