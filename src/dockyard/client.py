@@ -250,7 +250,7 @@ class Client:
                     return str(self.pull(ref, platform=platform or None).image_id)
                 except (NotFound, RegistryError) as exc:
                     # Only asked when the store lacks it: say both places were looked at.
-                    text = f"base image {ref} is neither in the local store nor reachable: {exc}"
+                    text = _base_missing(ref, platform, exc)
                     if isinstance(exc, RegistryError):
                         raise RegistryError(text, status=exc.status, code=exc.code) from exc
                     raise NotFound(text) from exc
@@ -345,3 +345,16 @@ class Client:
         from dockyard.registry.auth.dockerconfig import DockerConfig
 
         return bool(DockerConfig.load().erase(registry))
+
+
+def _base_missing(ref: str, platform: str, exc: Exception) -> str:
+    """``busybox:latest has no linux/arm64 variant locally and registry-1.docker.io cannot be reached``."""
+    from dockyard.oci.platform import parse
+    from dockyard.oci.reference import parse_normalized
+
+    parsed = parse_normalized(ref)
+    name = parsed.familiar() if parsed.digest else parsed.tag_or_latest().familiar()
+    local = f"{name} has no {parse(platform)} variant locally" if platform else f"{name} is not in the local store"
+    if "cannot reach" in str(exc) or "connect" in str(exc).lower():
+        return f"{local} and {parsed.domain} cannot be reached ({exc})"
+    return f"{local} and pulling it failed: {exc}"

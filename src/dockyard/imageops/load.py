@@ -451,6 +451,6 @@ def load_into(store: Store, stream: BinaryIO, *, source: str = "archive",
                 if old is not None and old != img.id:
                     replaced.append((_familiar(name), old))
             rec = commit.commit_image(store, img.config_bytes, names=img.names,
-                                      manifest_digest=manifest_digest)
+                                      manifest_digest=manifest_digest, add_platform=True)
             results.append(LoadResult(rec.id, tuple(_familiar(n) for n in img.names), tuple(replaced)))
     return results

@@ -139,7 +139,7 @@ def _pull(store: Store, registry: RegistryClient, ref: Reference, platform: Plat
         if top is not fetched:
             store.content.ingest(top.data, expected=top.digest, before_publish=lease.add_blob)
         commit_image(store, config_data, names=[tag_name] if tag_name else [], repo_digests=[repo_digest],
-                     manifest_digest=fetched.digest)
+                     manifest_digest=fetched.digest, add_platform=platform is not None)
     return PullResult(ref, image_id, top.digest, not already, config.platform, outcomes)
 
 
