@@ -354,7 +354,9 @@ def _base_missing(ref: str, platform: str, exc: Exception) -> str:
 
     parsed = parse_normalized(ref)
     name = parsed.familiar() if parsed.digest else parsed.tag_or_latest().familiar()
-    local = f"{name} has no {parse(platform)} variant locally" if platform else f"{name} is not in the local store"
+    local = f"{name} is not in the local store"
+    if platform:
+        local = f"{name} has no {parse(platform)} variant locally"
     if "cannot reach" in str(exc) or "connect" in str(exc).lower():
         return f"{local} and {parsed.domain} cannot be reached ({exc})"
     return f"{local} and pulling it failed: {exc}"
