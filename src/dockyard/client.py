@@ -259,11 +259,16 @@ class Client:
         result = build(self.store, options)
         if options.push:
             images = list(getattr(result, "images", {}).values())
-            for tag in options.tags:
-                if images:
-                    self.push_index(tag, images)
-                else:
-                    self.push(tag)
+            own, self.progress = self.progress, options.progress  # push lines join the build's
+            try:
+                for tag in options.tags:
+                    if images:
+                        pushed = self.push_index(tag, images)
+                        result.index_digest = str(pushed.digest)  # type: ignore[attr-defined]
+                    else:
+                        self.push(tag)
+            finally:
+                self.progress = own
         return result
 
     def registry_client(self, config_path: str | None = None) -> RegistryClient:
@@ -285,6 +290,18 @@ class Client:
         want = parse(platform) if platform else None
         with self.registry_client() as registry:
             return pull(self.store, registry, parsed, platform=want, progress=self.progress, unpack=unpack)
+
+    def pull_platforms(self, ref: str, platforms: Sequence[str] | None = None, *,
+                       unpack: bool = True) -> list[PullResult]:
+        """Pull several platforms of ``ref`` under its tag (``None``: every platform it lists)."""
+        from dockyard.imageops.pull import pull_platforms
+        from dockyard.oci.platform import parse
+        from dockyard.oci.reference import parse_normalized
+
+        wanted = [parse(p) for p in platforms] if platforms is not None else None
+        with self.registry_client() as registry:
+            return pull_platforms(self.store, registry, parse_normalized(ref), platforms=wanted,
+                                  progress=self.progress, unpack=unpack)
 
     def pull_all_tags(self, ref: str, *, platform: str | None = None,
                       unpack: bool = True) -> list[PullResult]:
@@ -321,10 +338,14 @@ class Client:
     def run(self, options: RunOptions, *, stdin: int | None = 0, stdout: int = 1, stderr: int = 2,
             on_start: OnStart | None = None) -> int:
         """Run a container in the foreground (``docker run``); pulls a missing image first."""
+        from dockyard.imageops.platforms import resolve_platform
         from dockyard.imageops.run import run_container
 
         def pull(ref: str) -> str:
-            return str(self.pull(ref).image_id)
+            if not options.platform:
+                return str(self.pull(ref).image_id)
+            self.pull(ref, platform=options.platform)  # joins the tag's other platforms
+            return str(resolve_platform(self.store, ref, options.platform))
 
         return run_container(self.store, options, stdin=stdin, stdout=stdout, stderr=stderr, pull=pull,
                              on_start=on_start)

@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "bootstrap": "dockyard.cli.archive_cmds:bootstrap_cmd",
     "build": "dockyard.cli.build_cmd:build_cmd",
     "builder": "dockyard.cli.builder_cmd:builder_group",
+    "buildx": "dockyard.cli.buildx_cmd:buildx_group",
     "dockerfile": "dockyard.cli.dockerfile_cmd:dockerfile",
     "history": "dockyard.cli.image_cmds:history_cmd",
     "image": "dockyard.cli.image_cmds:image_group",
