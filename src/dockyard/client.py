@@ -95,8 +95,21 @@ class Client:
     def image_config(self, ref_or_id: str) -> ImageConfig:
         return _images.load_config(self.store, self.resolve(ref_or_id))[0]
 
-    def inspect(self, ref_or_id: str) -> dict[str, Any]:
+    def inspect(self, ref_or_id: str, platform: str = "") -> dict[str, Any]:
+        """``image inspect``; with ``platform``, that platform's image of a multi-platform tag."""
+        if platform:
+            from dockyard.imageops.platforms import resolve_platform
+
+            found = _images.inspect(self.store, str(resolve_platform(self.store, ref_or_id, platform)))
+            found["RepoTags"] = found["RepoTags"] or [self._familiar_tag(ref_or_id)]
+            return found
         return _images.inspect(self.store, ref_or_id)
+
+    @staticmethod
+    def _familiar_tag(ref: str) -> str:
+        from dockyard.oci.reference import parse_normalized
+
+        return parse_normalized(ref).tag_or_latest().familiar()
 
     def history(self, ref_or_id: str) -> list[HistoryItem]:
         return _images.history(self.store, ref_or_id)
@@ -104,7 +117,11 @@ class Client:
     def tag(self, source: str, target: str) -> str:
         return _images.tag(self.store, source, target)
 
-    def remove(self, ref_or_id: str, force: bool = False, no_prune: bool = False) -> list[DeleteItem]:
+    def remove(self, ref_or_id: str, force: bool = False, no_prune: bool = False,
+               platform: str = "") -> list[DeleteItem]:
+        """``rmi``; with ``platform``, only that platform of a multi-platform tag."""
+        if platform:
+            return _images.remove_platform(self.store, ref_or_id, platform, prune=not no_prune)
         return _images.remove(self.store, ref_or_id, force=force, prune=not no_prune)
 
     def prune(self, all: bool = False, filters: Mapping[str, Sequence[str]] | None = None,
@@ -259,14 +276,21 @@ class Client:
         result = build(self.store, options)
         if options.push:
             images = list(getattr(result, "images", {}).values())
+            from dockyard.progress import VertexCompleted, VertexStarted, VertexStatus
+
             own, self.progress = self.progress, options.progress  # push lines join the build's
             try:
                 for tag in options.tags:
-                    if images:
-                        pushed = self.push_index(tag, images)
-                        result.index_digest = str(pushed.digest)  # type: ignore[attr-defined]
-                    else:
+                    if not images:
                         self.push(tag)
+                        continue
+                    vid = f"push|{tag}"
+                    options.progress(VertexStarted(vid, f"pushing {tag}"))
+                    pushed = self.push_index(tag, images)
+                    options.progress(VertexStatus(vid, f"pushing manifest list for {pushed.reference}@"
+                                                  f"{pushed.digest}", done=True))
+                    options.progress(VertexCompleted(vid, f"pushing {tag}", "done"))
+                    result.index_digest = str(pushed.digest)  # type: ignore[attr-defined]
             finally:
                 self.progress = own
         return result

@@ -99,3 +99,35 @@ def test_multi_platform_push_then_pull_each(builds: Builds, arm64_base: str) -> 
     finally:
         subprocess.run(["umount", "-R", "-l", str(other)], stderr=subprocess.DEVNULL, check=False)
         shutil.rmtree(other, ignore_errors=True)
+
+
+@pytest.fixture()
+def multi_base(builds: Builds, arm64_base: str) -> str:
+    """``busybox:multi``: amd64 (imported) and arm64 (bootstrapped) under one tag."""
+    from tests.builder.conftest import busybox_tar
+
+    with open(busybox_tar(), "rb") as f:
+        builds.client.import_image(f, changes=['CMD ["sh"]'], names=["busybox:multi"], platform="linux/amd64")
+    builds.client.bootstrap("busybox", names=["busybox:multi"], platform="linux/arm64")
+    return "busybox:multi"
+
+
+def test_multi_platform_base_serves_each_platform_locally(builds: Builds, multi_base: str) -> None:
+    """No puller (no registry): both platforms come from the local index; titles carry the platform."""
+    ctx = builds.context(f"FROM {multi_base}\nARG TARGETARCH\n"
+                         "RUN uname -m > /arch && echo $TARGETARCH >> /arch\n")
+    builds.build(ctx, tags=["app:multi"], platform="linux/amd64,linux/arm64")
+    titles = [name for name, _ in builds.timeline()]
+    assert "[linux/arm64 2/2] RUN uname -m > /arch && echo $TARGETARCH >> /arch" in titles
+    assert "[linux/amd64 2/2] RUN uname -m > /arch && echo $TARGETARCH >> /arch" in titles
+    held = builds.client.store.meta.tag_platforms("docker.io/library/app:multi")
+    assert [m.platform for m in held] == ["linux/amd64", "linux/arm64"]
+    for m in held:
+        builds.client.tag(m.image_id, f"app:{m.platform.split('/')[1]}")
+    assert (builds.rootfs("app:arm64") / "arch").read_text().split() == ["aarch64", "arm64"]
+    assert (builds.rootfs("app:amd64") / "arch").read_text().split() == ["x86_64", "amd64"]
+    # Without --platform the host's platform is taken from the multi-platform base.
+    builds.build(ctx, tags=["app:host"])
+    assert builds.client.image_config("app:host").architecture == "amd64"
+    with pytest.raises(BuildError, match="busybox:multi has no linux/s390x variant locally"):
+        builds.build(ctx, platform="linux/s390x")

@@ -20,12 +20,13 @@ from tests.registry.client.peers import PLAIN, start_peer_registries
 
 pytestmark = pytest.mark.peers
 BINFMT = Path("/proc/sys/fs/binfmt_misc/qemu-aarch64")
-INDEX_TYPES = "application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json"
+INDEX_TYPES = ("application/vnd.oci.image.index.v1+json, "
+               "application/vnd.docker.distribution.manifest.list.v2+json")
 
 
 def _env(tmp_path: Path, name: str) -> dict[str, str]:
     config = tmp_path / "config.toml"
-    config.write_text(f'insecure-registries = ["{PLAIN}"]\n' if False else "")
+    config.write_text("")
     return {**os.environ, "DOCKYARD_ROOT": str(Path("/dev/shm") / f"dytest-{name}-{uuid.uuid4().hex[:8]}"),
             "DOCKER_CONFIG": str(tmp_path / "docker"), "DOCKYARD_CONFIG": str(config),
             "DOCKYARD_DAEMON_JSON": ""}
@@ -83,7 +84,8 @@ def test_buildx_build_push_two_platforms_from_local_bases(envs: tuple[dict[str, 
                        for m in json.loads(remote.content)["manifests"])
     assert platforms == ["linux/amd64", "linux/arm64"]
     # The local tag names the index as pushed.
-    assert ok(env, "images", "--digests", "--format", "{{.Digest}}", ref).stdout.split() == printed or True
+    inspected = json.loads(ok(env, "image", "inspect", ref).stdout)[0]
+    assert f"{PLAIN}/{repo}@{printed[0]}" in inspected["RepoDigests"]
     # A fresh store pulls both platforms back under one tag; each runs (arm64 under qemu).
     ok(fresh, "pull", "--all-platforms", ref)
     for platform, arch in (("linux/amd64", "x86_64"), ("linux/arm64", "aarch64")):
@@ -91,3 +93,28 @@ def test_buildx_build_push_two_platforms_from_local_bases(envs: tuple[dict[str, 
         assert out == [arch, platform.split("/")[1]]
     absent = run(fresh, "run", "--rm", "--platform", "linux/s390x", ref, "true")
     assert absent.returncode != 0 and "has no linux/s390x variant locally" in absent.stderr
+
+
+def test_tree_inspect_and_rmi_by_platform(tmp_path: Path) -> None:
+    env = _env(tmp_path, "ma-tree")
+    try:
+        for arch in ("amd64", "arm64"):
+            ok(env, "import", "--platform", f"linux/{arch}", str(busybox_tar()), "multi:1")
+        ids = {a: json.loads(ok(env, "image", "inspect", "--platform", f"linux/{a}", "multi:1").stdout)[0]
+               for a in ("amd64", "arm64")}
+        assert {a: i["Architecture"] for a, i in ids.items()} == {"amd64": "amd64", "arm64": "arm64"}
+        assert ids["arm64"]["RepoTags"] == ["multi:1"]
+        tree = ok(env, "images", "--tree").stdout.splitlines()
+        assert [line.split()[:2] for line in tree[1:]] == [
+            ["multi:1", ids["amd64"]["Id"][7:19]], ["├─", "linux/amd64"], ["└─", "linux/arm64"]]
+        missing = run(env, "image", "inspect", "--platform", "linux/s390x", "multi:1")
+        assert missing.returncode == 1
+        assert missing.stderr == ("Error: multi:1 has no linux/s390x variant locally "
+                                  "(it has linux/amd64, linux/arm64)\n")
+        removed = ok(env, "rmi", "--platform", "linux/arm64", "multi:1").stdout.splitlines()
+        assert removed[:2] == [f"Untagged: multi:1 ({ids['arm64']['Id'][7:19]}, linux/arm64)",
+                               f"Deleted: {ids['arm64']['Id']}"]
+        assert [line.split()[:2] for line in ok(env, "images", "--tree").stdout.splitlines()[1:]] == [
+            ["multi:1", ids["amd64"]["Id"][7:19]], ["└─", "linux/amd64"]]
+    finally:
+        subprocess.run(["rm", "-rf", env["DOCKYARD_ROOT"]], check=False)

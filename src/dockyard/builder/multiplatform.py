@@ -31,6 +31,14 @@ from dockyard.oci.descriptor import Descriptor
 from dockyard.oci.digest import Digest
 from dockyard.oci.manifest import Index
 from dockyard.oci.reference import parse_normalized
+from dockyard.progress import (
+    ProgressEvent,
+    ProgressSink,
+    VertexCompleted,
+    VertexLog,
+    VertexStarted,
+    VertexStatus,
+)
 
 
 @dataclass(slots=True)
@@ -54,7 +62,8 @@ def build_platforms(store: Store, options: BuildOptions, platforms: list[str]) -
     """Build every platform in parallel and store an OCI index of them."""
     from dockyard.builder.engine import build
 
-    per_platform = [dataclasses.replace(options, platform=p, tags=[], outputs=[]) for p in platforms]
+    per_platform = [dataclasses.replace(options, platform=p, tags=[], outputs=[], push=False,
+                                        progress=platform_progress(options.progress, p)) for p in platforms]
     cancel = threading.Event()  # Ctrl-C here, or one platform failing, cancels them all
     with ThreadPoolExecutor(max_workers=len(platforms), thread_name_prefix="platform") as pool:
         futures = [pool.submit(build, store, opts, cancel) for opts in per_platform]
@@ -67,15 +76,24 @@ def build_platforms(store: Store, options: BuildOptions, platforms: list[str]) -
             cancel.set()
             raise
     images = {p: r.image_id for p, r in zip(platforms, results, strict=True)}
+    emit = options.progress
+    emit(VertexStarted("export-index", "exporting to image"))
     held = []
     for image_id in images.values():
         desc = manifest_for(store, image_id)
         held.append(TagPlatform(str(desc.platform), Digest(image_id), desc.digest))
+        emit(VertexStatus("export-index", f"exporting manifest {desc.digest} ({desc.platform})", done=True))
     index_digest = build_index(store, held)[0]
+    if not options.push:  # a push compresses the layers: the pushed manifests and index are new
+        emit(VertexStatus("export-index", f"exporting manifest list {index_digest}", done=True))
+    names = ", ".join(normalize_tag(n) for n in options.tags)
+    if names:
+        emit(VertexStatus("export-index", f"naming to {names}", done=True))
     host = str(Platform.host())
     named = images.get(host) or next(iter(images.values()))
     for name in options.tags:
         set_members(store, normalize_tag(name), held, index_digest)
+    emit(VertexCompleted("export-index", "exporting to image", "done"))
     warnings = [w for r in results for w in r.warnings]
     result = MultiPlatformResult(image_id=named, tags=list(options.tags),
                                  warnings=list(dict.fromkeys(warnings)), steps=sum(r.steps for r in results),
@@ -86,6 +104,23 @@ def build_platforms(store: Store, options: BuildOptions, platforms: list[str]) -
             raise BuildError(f"output type {out.type!r} cannot hold several platforms: use type=oci")
         write_index_layout(store, index_digest, options.tags, out.dest)
     return result
+
+
+def platform_progress(sink: ProgressSink, platform: str) -> ProgressSink:
+    """``sink`` for one platform's build: its steps titled as buildx titles them (``[linux/arm64 2/3]
+    RUN ...``, ``[linux/arm64 internal] load ...``) under their own IDs."""
+
+    def title(name: str) -> str:
+        return f"[{platform} {name[1:]}" if name.startswith("[") else f"[{platform}] {name}"
+
+    def emit(event: ProgressEvent) -> None:
+        if isinstance(event, VertexStarted | VertexCompleted):
+            event = dataclasses.replace(event, id=f"{platform}|{event.id}", name=title(event.name))
+        elif isinstance(event, VertexLog | VertexStatus):
+            event = dataclasses.replace(event, id=f"{platform}|{event.id}")
+        sink(event)
+
+    return emit
 
 
 def write_index_layout(store: Store, index_digest: Digest, names: list[str], dest: str) -> None:

@@ -279,4 +279,7 @@ def push_index(store: Store, registry: RegistryClient, ref: Reference, images: S
         if {str(m.image_id) for m in store.meta.tag_platforms(name)} == {str(i) for i in ids}:
             held = [TagPlatform(str(m.platform), i, m.digest) for m, i in zip(members, ids, strict=True)]
             platforms.set_members(store, name, held, digest)
+            default = store.meta.get_tag(name)
+            if default is not None:  # as containerd's store: the tag's repo digest is the index's
+                store.meta.add_repo_digest(str(ref.name_only()), digest, default)
     return PushResult(ref, ref.tag or "latest", digest, len(data), media_type)
