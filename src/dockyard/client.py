@@ -208,10 +208,12 @@ class Client:
         """Write images as one tar to a file descriptor or (atomically) a path; return its size."""
         from dockyard.imageops import save as _save
 
-        items = _save.resolve_items(self.store, list(refs))
+        items, indexes = _save.resolve_save(self.store, list(refs))
         if isinstance(out, int):
-            return _save.save(self.store, items, out, fmt=fmt, progress=self.progress)  # type: ignore[arg-type]
-        return _save.save_to_file(self.store, items, out, fmt=fmt, progress=self.progress)  # type: ignore[arg-type]
+            return _save.save(self.store, items, out, fmt=fmt, progress=self.progress,  # type: ignore[arg-type]
+                              indexes=indexes)
+        return _save.save_to_file(self.store, items, out, fmt=fmt, progress=self.progress,  # type: ignore[arg-type]
+                                  indexes=indexes)
 
     def load(self, stream: BinaryIO, *, source: str = "archive", platform: str | None = None) -> list[Any]:
         """Load a docker save / OCI layout tar; return ``imageops.load.LoadResult`` items."""

@@ -82,3 +82,24 @@ def test_removing_platforms_and_the_tag(store: Store) -> None:
     items = remove(store, "multi")
     assert {i.deleted for i in items} >= {amd, arm}
     assert store.meta.images() == []
+
+
+@pytest.mark.parametrize("fmt", ["docker", "oci"])
+def test_save_and_load_keep_the_index(store: Store, fmt: str) -> None:
+    from dockyard.imageops.load import load_into
+    from dockyard.imageops.save import resolve_save, save
+
+    amd = _import(store, "amd64")
+    arm = _import(store, "arm64")
+    index = platforms.index_for(store, NAME)
+    items, indexes = resolve_save(store, ["multi"])
+    assert {str(i.image_id) for i in items} == {amd, arm} and indexes == {"multi:latest": index}
+    with tempfile.TemporaryFile() as f, tempfile.TemporaryDirectory(dir="/dev/shm") as d:
+        save(store, items, f.fileno(), fmt=fmt, indexes=indexes)  # type: ignore[arg-type]
+        f.seek(0)
+        other = Store(d, fsync=False)
+        load_into(other, f)
+        held = {m.platform: str(m.image_id) for m in other.meta.tag_platforms(NAME)}
+        assert held == {"linux/amd64": amd, "linux/arm64": arm}
+        assert platforms.index_for(other, NAME) == index  # the very index saved
+        other.close()

@@ -7,6 +7,7 @@
     remove_platform(store, name, platform) -> Digest     drop one platform; returns its image
     resolve_platform(store, ref_or_id, platform) -> Digest   the image serving that platform
     index_for(store, name) -> Digest | None              the tag's index (stored) when it has several
+    adopt_index(store, name, index_bytes) -> bool        keep a pulled/loaded index naming the tag's members
 
 A tag keeps pointing at one image (the host's platform, else the first), so everything that asks
 for "the image" of a name still gets one; the ``tag_platforms`` rows and the index blob say which
@@ -116,6 +117,24 @@ def set_members(store: Store, name: str, held: list[TagPlatform],
     default = next((m for m in held if m.platform == native), held[0])
     store.meta.set_tag_index(name, default.image_id, str(index), held)
     return index
+
+
+def adopt_index(store: Store, name: str, index_bytes: bytes) -> bool:
+    """Make ``index_bytes`` (pulled or loaded) the tag's index when its platform manifests are exactly
+    the tag's members, so the local digest stays the source's; False (nothing changed) otherwise."""
+    from dockyard.oci.manifest import parse_index
+
+    listed = [d for d in parse_index(index_bytes, f"index of {name}").manifests if d.platform is not None
+              and d.platform.architecture != "unknown" and mt.is_manifest(d.media_type)]
+    if len(listed) < 2:
+        return False
+    with store.meta.transaction():
+        by_manifest = {m.manifest_digest: m for m in members(store, name)}
+        if set(by_manifest) != {d.digest for d in listed}:
+            return False
+        info = store.content.ingest(index_bytes)
+        set_members(store, name, [by_manifest[d.digest] for d in listed], info.digest)
+    return True
 
 
 def add_to_tag(store: Store, name: str, image_id: str) -> None:

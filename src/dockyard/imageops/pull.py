@@ -163,12 +163,8 @@ def pull_platforms(store: Store, registry: RegistryClient, ref: Reference, *,
     wanted = list(platforms) if platforms is not None else [d.platform for d in listed if d.platform]
     results = [pull(store, registry, ref, platform=p, progress=progress, unpack=unpack,
                     max_workers=max_workers) for p in wanted]
-    if ref.digest is None and len(listed) > 1:
-        name = str(ref)
-        with store.meta.transaction():
-            by_manifest = {m.manifest_digest: m for m in tag_platforms.members(store, name)}
-            if set(by_manifest) == {d.digest for d in listed}:  # exactly the index's platforms
-                tag_platforms.set_members(store, name, [by_manifest[d.digest] for d in listed], top.digest)
+    if ref.digest is None:
+        tag_platforms.adopt_index(store, str(ref), top.data)
     return results
 
 
