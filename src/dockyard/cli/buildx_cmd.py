@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from dockyard.cli.build_cmd import build_cmd
+from dockyard.cli.manifest_cmd import imagetools_group
 
 BUILDER = "dockyard"
 NO_INSTANCE = ("dockyard needs no builder instance: builds run in-process for every platform "
@@ -100,3 +101,6 @@ def _platforms(native: str) -> str:
         if os.path.exists(f"/proc/sys/fs/binfmt_misc/{entry}") and platform not in out:
             out.append(platform)
     return ", ".join(out)
+
+
+buildx_group.add_command(imagetools_group)

@@ -32,6 +32,7 @@ COMMANDS: dict[str, str] = {
     "load": "dockyard.cli.archive_cmds:load_cmd",
     "login": "dockyard.cli.registry_client_cmds:login_cmd",
     "logout": "dockyard.cli.registry_client_cmds:logout_cmd",
+    "manifest": "dockyard.cli.manifest_cmd:manifest_group",
     "outdated": "dockyard.cli.watch_cmd:outdated_cmd",
     "pull": "dockyard.cli.registry_client_cmds:pull_cmd",
     "push": "dockyard.cli.registry_client_cmds:push_cmd",
