@@ -116,7 +116,7 @@ def test_buildah_index_is_pulled_with_both_platforms(env: dict[str, str], tmp_pa
         tool(env, "buildah", "manifest", "push", "-q", "--all", "--tls-verify=false", name, f"docker://{ref}")
     finally:
         subprocess.run(["buildah", "manifest", "rm", name], env=env, capture_output=True, check=False)
-    digest, index = registry_index(repo, "multi")
+    digest, _ = registry_index(repo, "multi")
     dy(env, "pull", "--all-platforms", ref)
     tree = dy(env, "images", "--tree").stdout
     assert "linux/amd64" in tree and "linux/arm64" in tree
