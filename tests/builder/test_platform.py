@@ -131,3 +131,21 @@ def test_multi_platform_base_serves_each_platform_locally(builds: Builds, multi_
     assert builds.client.image_config("app:host").architecture == "amd64"
     with pytest.raises(BuildError, match="busybox:multi has no linux/s390x variant locally"):
         builds.build(ctx, platform="linux/s390x")
+
+
+def test_build_platform_stage_cross_builds_for_each_target(builds: Builds, multi_base: str) -> None:
+    """``FROM --platform=$BUILDPLATFORM``: that stage runs natively for every target, with TARGET* set."""
+    ctx = builds.context(f"FROM --platform=$BUILDPLATFORM {multi_base} AS build\n"
+                         "ARG TARGETPLATFORM BUILDPLATFORM TARGETOS TARGETARCH\n"
+                         'RUN echo "$BUILDPLATFORM $TARGETPLATFORM $TARGETOS $TARGETARCH $(uname -m)" > /p\n'
+                         f"FROM {multi_base}\nCOPY --from=build /p /p\nRUN uname -m >> /p\n")
+    builds.build(ctx, tags=["cross:1"], platform="linux/amd64,linux/arm64")
+    builds.client.tag("cross:1", "cross:2")  # a tag of a multi-platform tag takes every platform
+    held = builds.client.store.meta.tag_platforms("docker.io/library/cross:2")
+    assert [m.platform for m in held] == ["linux/amd64", "linux/arm64"]
+    for m in held:
+        builds.client.tag(m.image_id, f"cross:{m.platform.split('/')[1]}")
+    assert (builds.rootfs("cross:arm64") / "p").read_text().split() == [
+        "linux/amd64", "linux/arm64", "linux", "arm64", "x86_64", "aarch64"]
+    assert (builds.rootfs("cross:amd64") / "p").read_text().split() == [
+        "linux/amd64", "linux/amd64", "linux", "amd64", "x86_64", "x86_64"]

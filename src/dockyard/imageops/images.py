@@ -233,7 +233,16 @@ def tag(store: Store, source: str, target: str) -> str:
         ref = parse_normalized(source)
         raise NotFound(f"No such image: {ref.tag_or_latest().familiar()}") from None
     name = normalize_tag(target)
-    store.meta.set_tag(name, image_id)
+    source_tag = ""
+    if not _HEX_PREFIX.fullmatch(source):
+        ref = parse_normalized(source)
+        source_tag = str(ref.tag_or_latest()) if ref.digest is None else ""
+    with store.meta.transaction():
+        held = store.meta.tag_platforms(source_tag) if source_tag else []
+        if held:  # a multi-platform tag: the new name gets every platform and the same index
+            store.meta.set_tag_index(name, image_id, store.meta.tag_index(source_tag), held)
+        else:
+            store.meta.set_tag(name, image_id)
     return name
 
 
