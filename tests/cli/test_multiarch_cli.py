@@ -118,3 +118,22 @@ def test_tree_inspect_and_rmi_by_platform(tmp_path: Path) -> None:
             ["multi:1", ids["amd64"]["Id"][7:19]], ["└─", "linux/amd64"]]
     finally:
         subprocess.run(["rm", "-rf", env["DOCKYARD_ROOT"]], check=False)
+
+
+def test_missing_platform_error_names_image_platform_and_registry(tmp_path: Path) -> None:
+    from tests.registry.client.peers import free_port
+
+    env = _env(tmp_path, "ma-err")
+    host = f"127.0.0.1:{free_port()}"  # nothing listens there
+    try:
+        ok(env, "import", "--platform", "linux/amd64", str(busybox_tar()), f"{host}/base:1")
+        ctx = tmp_path / "ctx"
+        ctx.mkdir()
+        (ctx / "Dockerfile").write_text(f"FROM {host}/base:1\nRUN true\n")
+        built = run(env, "build", "--progress=plain", "--platform", "linux/amd64,linux/arm64", str(ctx))
+        assert built.returncode == 1
+        assert built.stderr.strip().splitlines()[-1].startswith(
+            f"ERROR: failed to solve: {host}/base:1 has no linux/arm64 variant locally and {host} cannot be "
+            f"reached (cannot reach registry {host}: ")
+    finally:
+        subprocess.run(["rm", "-rf", env["DOCKYARD_ROOT"]], check=False)
