@@ -91,9 +91,11 @@ def main() -> int:
         med = {k: sorted(v)[len(v) // 2] for k, v in runs.items()}
         print(f"cold two-platform build of the reference Dockerfile ({', '.join(PLATFORMS)}), "
               f"median of {args.runs} interleaved run(s):")
-        print(f"  dockyard --platform a,b            {med['dockyard']:7.2f} s")
-        print(f"  docker 20.10 BuildKit, a then b     {med['docker']:7.2f} s")
-        print(f"  dockyard a then b (single builds)  {med['singles']:7.2f} s")
+        for key, label in (("dockyard", "dockyard --platform a,b          "),
+                           ("docker", "docker 20.10 BuildKit, a then b  "),
+                           ("singles", "dockyard a then b (single builds)")):
+            each = " ".join(f"{t:.2f}" for t in runs[key])
+            print(f"  {label}  {med[key]:7.2f} s   (runs: {each})")
         print(f"  ratio dockyard / docker:           {med['dockyard'] / med['docker']:.2f}x")
         print(f"  ratio dockyard / its two singles:  {med['dockyard'] / med['singles']:.2f}x (goal <= 1.0)")
         return 0
