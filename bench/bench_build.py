@@ -1,6 +1,6 @@
-"""``dockyard build`` vs Docker's BuildKit on the reference build (../shared/peers/ref), same run.
+"""``dockyard build`` vs Docker's BuildKit on the reference build (scripts/peers/ref), same run.
 
-Runs ``../shared/peers/bench-peers.sh`` with dockyard side by side with docker (and buildah with
+Runs ``scripts/peers/bench-peers.sh`` with dockyard side by side with docker (and buildah with
 ``--buildah``): cold (cache pruned, base kept), warm (no change) and change1 (one source line
 appended), interleaved, medians with ratios to docker. Goal (issue 4): each at most 1.0x BuildKit.
 Also reports dockyard's peak memory (max RSS of the build process tree, from GNU time).
@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-PEERS = REPO.parent / "shared" / "peers"
+PEERS = REPO / "scripts" / "peers"
 PEERS_DIR = Path(os.environ.get("PEERS_DIR", "/var/tmp/dockyard-peers"))
 DOCKER = "/usr/bin/docker"
 

@@ -3,9 +3,10 @@
 Each round runs both backends once (interleaved, so machine noise hits both alike) with a fresh upper
 directory; prints the median of ``--runs`` rounds in ms and the ratio. Goal (issue 4): built-in < 10 ms.
 ``--fat-mb N`` first grows this process by N MiB to show that forking from the zygote does not pay for
-the caller's size. Needs root; the busybox tarball comes from ../shared/peers/make-busybox-rootfs.sh.
+the caller's size. Needs root; the busybox tarball comes from scripts/peers/make-busybox-rootfs.sh.
 
-Run: .venv/bin/python bench/bench_executor.py [--runs 50] [--fat-mb 0] [--no-runc]
+Run: .venv/bin/python bench/bench_executor.py [--runs 50] [--fat-mb 0] [--no-runc] [--unconfined]
+    [--network private]
 
 On a busy machine the medians measure the queue for a CPU; ``chrt -f 1 ... --no-runc`` shows the cost
 when one is free (runc cannot run under a real-time policy: its cgroup set-up fails).
@@ -28,16 +29,17 @@ from dockyard.executor.base import Executor
 GOAL_MS = 10.0
 PEERS_DIR = Path(os.environ.get("PEERS_DIR", "/var/tmp/dockyard-peers"))
 TARBALL = PEERS_DIR / "images" / "busybox-amd64.tar"
-MAKE = Path(__file__).resolve().parents[1].parent / "shared" / "peers" / "make-busybox-rootfs.sh"
+MAKE = Path(__file__).resolve().parents[1] / "scripts" / "peers" / "make-busybox-rootfs.sh"
 
 
-def one(executor: Executor, lower: Path, base: Path, i: int) -> float:
+def one(executor: Executor, lower: Path, base: Path, i: int, seccomp: str | None = "default",
+        network: str = "host") -> float:
     run = base / f"run{i}"
     (run / "upper").mkdir(parents=True)
     (run / "work").mkdir()
     rootfs = RootfsSpec([lower], run / "upper", run / "work")
     start = time.perf_counter()
-    code = executor.run(ProcessSpec(args=["/bin/true"]), rootfs)
+    code = executor.run(ProcessSpec(args=["/bin/true"], seccomp=seccomp, network=network), rootfs)  # type: ignore[arg-type]
     elapsed = (time.perf_counter() - start) * 1000
     assert code == 0
     shutil.rmtree(run)
@@ -58,6 +60,10 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--fat-mb", type=int, default=0)
     parser.add_argument("--no-runc", action="store_true")
+    parser.add_argument("--unconfined", action="store_true",
+                        help="run without the default seccomp profile (to see what it costs)")
+    parser.add_argument("--network", default="host", choices=["host", "none", "private"],
+                        help="the runs' network (private: the namespace a build's RUN steps share)")
     args = parser.parse_args()
     if not TARBALL.exists():
         subprocess.run(["bash", str(MAKE), "amd64"], check=True, capture_output=True)
@@ -72,18 +78,23 @@ def main() -> None:
         use_runc = not args.no_runc and shutil.which("runc") is not None
         builtin = NamespaceExecutor(base / "state")
         runc = RuncExecutor(base / "state") if use_runc else None
-        one(builtin, lower, base, -1)  # start the zygote outside the timing
+        one(builtin, lower, base, -1, network=args.network)  # start the zygote (and pasta) outside the timing
         times: dict[str, list[float]] = {"built-in": [], "runc": []}
         cpu = 0.0
         for i in range(args.runs):
             before = (time.process_time(), zygote_cpu_s(builtin))
-            times["built-in"].append(one(builtin, lower, base, i))
+            profile_arg = None if args.unconfined else "default"
+            times["built-in"].append(one(builtin, lower, base, i, profile_arg, args.network))
             cpu += time.process_time() - before[0] + zygote_cpu_s(builtin) - before[1]
             if runc is not None:
-                times["runc"].append(one(runc, lower, base, i + args.runs))
+                times["runc"].append(one(runc, lower, base, i + args.runs, profile_arg, args.network))
         builtin.close()
+        if runc is not None:
+            runc.close()
         med = {name: statistics.median(ts) for name, ts in times.items() if ts}
-        print(f"per-RUN overhead of `true`, median of {args.runs} (caller RSS +{args.fat_mb} MiB):")
+        profile = "unconfined" if args.unconfined else "Docker's default seccomp profile"
+        print(f"per-RUN overhead of `true`, median of {args.runs} "
+              f"(caller RSS +{args.fat_mb} MiB, {profile}, network {args.network}):")
         for name, value in med.items():
             q = statistics.quantiles(times[name], n=10)
             print(f"  {name:9s} {value:7.2f} ms   (p10 {q[0]:.2f}, p90 {q[-1]:.2f})")

@@ -80,7 +80,7 @@ def main() -> None:
     parser.add_argument("--mb", type=int, default=100)
     args = parser.parse_args()
     if subprocess.run([DOCKER, "version"], env=ENV, capture_output=True).returncode != 0:
-        sys.exit("dockerd does not answer: run ../shared/peers/start-dockerd.sh")
+        sys.exit("dockerd does not answer: run scripts/peers/start-dockerd.sh")
     dockyard = shutil.which("dockyard") or str(Path(sys.executable).parent / "dockyard")
     work = Path(tempfile.mkdtemp(prefix="dockyard-bench-load-", dir="/var/tmp"))
     try:

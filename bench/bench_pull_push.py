@@ -26,7 +26,7 @@ import time
 import uuid
 from pathlib import Path
 
-PEERS = Path(__file__).resolve().parents[1].parent / "shared" / "peers"
+PEERS = Path(__file__).resolve().parents[1] / "scripts" / "peers"
 REGISTRY = "127.0.0.1:5000"
 SHM = Path("/dev/shm/dybench-pullpush")
 

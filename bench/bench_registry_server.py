@@ -8,7 +8,7 @@ Same load generator, same run, loopback only:
     .venv/bin/python bench/bench_registry_server.py [--distribution 127.0.0.1:5000] [--seconds 5] [--runs 3]
 
 Starts our registry as a subprocess on a free port (storage on disk, like distribution's); expects
-distribution to be up (../shared/peers/start-registry.sh). Prints both numbers and the ratio.
+distribution to be up (scripts/peers/start-registry.sh). Prints both numbers and the ratio.
 """
 
 from __future__ import annotations

@@ -2,8 +2,14 @@
 # Install and start the peer tools the tests use (idempotent): Debian packages, a busybox base image,
 # qemu binfmt entries, the distribution registry (plain and with auth) and the Docker engine.
 set -euo pipefail
-peers=${1:-../shared/peers}
+peers=${1:-$(dirname "$0")/peers}
 bash "$peers/install.sh"
+# The sandbox tests build a static syscall probe (gcc -static needs libc6-dev's libc.a).
+[ -f /usr/lib/x86_64-linux-gnu/libc.a ] && command -v gcc >/dev/null \
+  || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc libc6-dev || echo "gcc: not installed (the probe tests will skip)"
+# pasta (Debian passt): the private network of dockyard run and of a build's RUN steps.
+command -v pasta >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends passt \
+  || echo "passt: not installed (RUN steps and dockyard run then need --network host)"
 # Foreign-architecture base images (bootstrap --platform linux/arm64) come from Debian's arm64 packages.
 if ! dpkg --print-foreign-architectures | grep -qx arm64; then
   dpkg --add-architecture arm64 && apt-get update -qq || echo "arm64 packages: not available"

@@ -1,4 +1,4 @@
-"""The layer table of ../shared/ARCHITECTURE.md, held against every import in the package.
+"""The layer table of docs/ARCHITECTURE.md, held against every import in the package.
 
 A module may import from its own layer or below, never above; the library never imports click or rich.
 """
@@ -14,6 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "dockyard"
 
 LAYERS: dict[str, int] = {
     "oci": 0, "errors": 0, "progress": 0, "__init__": 0, "goformat": 0, "gotemplate": 0, "fs": 0,
+    "userns": 0,
     "image": 1, "archive": 1, "dockerfile": 1,
     "content": 2, "snapshot": 2, "metadata": 2,
     "imageops": 3, "registry": 3, "executor": 3,

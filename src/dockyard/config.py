@@ -1,7 +1,8 @@
 """Process-wide settings resolved from flags and the environment (layer L5).
 
 Store-root resolution: an explicit ``--root``, else ``$DOCKYARD_ROOT``, else ``/var/lib/dockyard`` for
-root, else ``$XDG_DATA_HOME/dockyard`` (``~/.local/share/dockyard``). Other settings may be added here.
+root, else ``$XDG_DATA_HOME/dockyard`` (``~/.local/share/dockyard``), also in rootless mode, where the
+process is uid 0 of its own user namespace. Other settings may be added here.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ SYSTEM_ROOT = Path("/var/lib/dockyard")
 
 def default_root() -> Path:
     """The store directory used when neither ``--root`` nor ``DOCKYARD_ROOT`` is given."""
-    if os.geteuid() == 0:
+    if os.geteuid() == 0 and not os.environ.get("DOCKYARD_ROOTLESS_UID"):
         return SYSTEM_ROOT
     data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(data_home) / "dockyard"

@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 
 from dockyard.archive import apply_layer, write_tree
+from tests.conftest import PEERS
+from tests.peers import require, unavailable
 
 pytestmark = pytest.mark.docker
 Snapshot = Callable[..., dict[str, tuple[object, ...]]]
-PEERS = Path(__file__).resolve().parents[3] / "shared" / "peers"
 PEERS_DIR = os.environ.get("PEERS_DIR", "/var/tmp/dockyard-peers")
 DOCKER = "/usr/bin/docker"
 # Paths the container runtime adds to every container (export shows them, layers do not have them).
@@ -29,8 +30,7 @@ RUNTIME_PATHS = (".dockerenv", "dev", "proc", "sys", "etc/hosts", "etc/hostname"
 @pytest.fixture(scope="session")
 def docker_env() -> dict[str, str]:
     env = dict(os.environ, PEERS_DIR=PEERS_DIR, DOCKER_HOST=f"unix://{PEERS_DIR}/run/docker.sock")
-    if not os.path.exists(DOCKER):
-        pytest.skip("docker not installed")
+    require("docker")
     for script in ("start-dockerd.sh", "import-busybox.sh"):
         subprocess.run(["bash", str(PEERS / script)], env=env, check=True, capture_output=True, timeout=180)
     return env
@@ -46,6 +46,7 @@ def without_runtime(snap: dict[str, tuple[object, ...]]) -> dict[str, tuple[obje
             if not any(k == p or k.startswith(p + "/") for p in RUNTIME_PATHS)}
 
 
+@pytest.mark.slow
 def test_docker_saved_layers_apply_like_docker_export(docker_env: dict[str, str], shm: Path,
                                                       snap: Snapshot) -> None:
     ctx = shm / "ctx"
@@ -89,7 +90,7 @@ def test_docker_saved_layers_apply_like_docker_export(docker_env: dict[str, str]
 def test_docker_imports_our_tar(docker_env: dict[str, str], shm: Path, snap: Snapshot) -> None:
     rootfs = Path(PEERS_DIR) / "images" / "busybox-rootfs-amd64"
     if not rootfs.is_dir():
-        pytest.skip("no busybox rootfs (make-busybox-rootfs.sh amd64)")
+        unavailable("busybox", f"no {rootfs}")
     src = shm / "src"
     shutil.copytree(rootfs, src, symlinks=True)
     (src / "long" / ("x" * 150)).mkdir(parents=True)

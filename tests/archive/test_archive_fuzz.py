@@ -10,6 +10,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -37,6 +38,7 @@ SEED = seed_archive()
 _counter = itertools.count()
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     flips=st.lists(st.tuples(st.integers(0, len(SEED) - 1), st.integers(0, 255)), min_size=1, max_size=8),
@@ -102,6 +104,7 @@ def _apply_and_check(data: bytes) -> None:
         shutil.rmtree(base)
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     flips=st.lists(
@@ -121,6 +124,7 @@ COMPONENTS = st.sampled_from(["..", ".", "", "s", "d", "x", ".wh.x", ".wh..wh..o
 PATHS = st.lists(COMPONENTS, min_size=1, max_size=5).map("/".join)
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(st.sampled_from([b"0", b"1", b"2", b"5"]), PATHS, PATHS), min_size=1, max_size=8))
 def test_hostile_name_soup_stays_inside(members: list[tuple[bytes, str, str]]) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -13,18 +12,18 @@ from pathlib import Path
 import pytest
 
 from dockyard.archive import HashingReader, apply_layer, open_decompressed
+from tests.conftest import PEERS
+from tests.peers import require
 
-pytestmark = pytest.mark.peers
+pytestmark = [pytest.mark.skopeo, pytest.mark.registry, pytest.mark.docker]
 Snapshot = Callable[..., dict[str, tuple[object, ...]]]
-PEERS = Path(__file__).resolve().parents[3] / "shared" / "peers"
 PEERS_DIR = os.environ.get("PEERS_DIR", "/var/tmp/dockyard-peers")
 IMAGE = "docker://127.0.0.1:5000/peers/busybox:local"
 
 
 @pytest.fixture(scope="module")
 def peers_env() -> dict[str, str]:
-    if shutil.which("skopeo") is None:
-        pytest.skip("skopeo not installed")
+    require("skopeo")
     env = dict(os.environ, PEERS_DIR=PEERS_DIR, DOCKER_HOST=f"unix://{PEERS_DIR}/run/docker.sock")
     for script in ("start-registry.sh", "start-dockerd.sh", "import-busybox.sh"):
         subprocess.run(["bash", str(PEERS / script)], env=env, check=True, capture_output=True, timeout=180)

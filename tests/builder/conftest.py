@@ -14,7 +14,7 @@ from dockyard.builder.engine import build
 from dockyard.builder.options import BuildOptions, BuildResult
 from dockyard.client import Client
 from dockyard.progress import ProgressEvent, VertexCompleted, VertexStarted
-from tests.conftest import PEERS
+from tests.peers import require
 
 PEERS_DIR = Path(os.environ.get("PEERS_DIR", "/var/tmp/dockyard-peers"))
 BUSYBOX_TAR = PEERS_DIR / "images" / "busybox-amd64.tar"
@@ -22,8 +22,7 @@ BUSYBOX_TAR = PEERS_DIR / "images" / "busybox-amd64.tar"
 
 def busybox_tar() -> Path:
     if not BUSYBOX_TAR.exists():
-        subprocess.run(["bash", str(PEERS / "make-busybox-rootfs.sh"), "amd64"], check=True,
-                       stdout=subprocess.DEVNULL)
+        require("busybox")  # makes it with scripts/peers/make-busybox-rootfs.sh
     return BUSYBOX_TAR
 
 

@@ -22,6 +22,7 @@ from dockyard.builder.options import BuildOptions
 from dockyard.client import Client
 from tests.builder.fstree import diff, snapshot, unpack_docker_save
 from tests.conftest import PEERS
+from tests.peers import require
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -39,7 +40,7 @@ def docker(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[bytes]:
 @pytest.fixture(scope="module")
 def engine_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
     """A dockyard store holding Docker's own busybox:local (loaded from ``docker save``: same image ID)."""
-    subprocess.run(["bash", str(PEERS / "start-dockerd.sh")], check=True, capture_output=True)
+    require("docker")
     subprocess.run(["bash", str(PEERS / "import-busybox.sh")], check=True, capture_output=True)
     root = Path("/dev/shm") / f"dy-parity-{os.getpid()}"
     shutil.rmtree(root, ignore_errors=True)

@@ -278,13 +278,10 @@ def test_two_builds_at_once_share_the_store(builds: Builds) -> None:
     assert not report.problems, report.problems
 
 
+@pytest.mark.runc
 def test_runc_runtime_gives_the_same_files(builds: Builds) -> None:
-    import shutil as _shutil
-
     from tests.builder.fstree import diff, snapshot
 
-    if _shutil.which("runc") is None:
-        pytest.skip("runc is not installed")
     df = BASE + "WORKDIR /w\nRUN echo x > f && mkdir -p d/e && ln -s f l && rm -f /bin/vi && id > /w/id\n"
     ctx = builds.context(df)
     builds.build(ctx, tags=["rt:builtin"], no_cache=True)

@@ -8,14 +8,12 @@ import pytest
 
 from dockyard.errors import BuildError, DockyardError
 from tests.builder.conftest import Builds
-
-BINFMT = Path("/proc/sys/fs/binfmt_misc/qemu-aarch64")
+from tests.peers import require
 
 
 @pytest.fixture()
 def arm64_base(builds: Builds) -> str:
-    if not BINFMT.exists() or "enabled" not in BINFMT.read_text():
-        pytest.skip("qemu-aarch64 binfmt handler not registered (../shared/peers/binfmt-setup.sh)")
+    require("binfmt")
     try:
         builds.client.bootstrap("busybox", names=["busybox:arm64"], platform="linux/arm64")
     except DockyardError as exc:
@@ -23,6 +21,8 @@ def arm64_base(builds: Builds) -> str:
     return "busybox:arm64"
 
 
+@pytest.mark.binfmt
+@pytest.mark.slow
 def test_foreign_platform_build(builds: Builds, arm64_base: str) -> None:
     ctx = builds.context(f"FROM {arm64_base}\nARG TARGETARCH\n"
                          "RUN uname -m > /arch && echo $TARGETARCH >> /arch\n")
@@ -45,9 +45,11 @@ def test_scratch_stage_takes_the_target_platform(builds: Builds) -> None:
     assert (builds.rootfs("scr:1") / "x").read_text() == "x\n"
 
 
+@pytest.mark.binfmt
+@pytest.mark.skopeo
+@pytest.mark.slow
 def test_multi_platform_build_makes_one_index(builds: Builds, arm64_base: str, tmp_path: Path) -> None:
     import json
-    import shutil
     import subprocess
 
     from dockyard.builder.multiplatform import MultiPlatformResult
@@ -66,13 +68,14 @@ def test_multi_platform_build_makes_one_index(builds: Builds, arm64_base: str, t
     for platform, arch in (("linux/amd64", "x86_64"), ("linux/arm64", "aarch64")):
         builds.client.tag(result.images[platform], f"multi:{arch}")
         assert (builds.rootfs(f"multi:{arch}") / "arch").read_text().strip() == arch
-    if shutil.which("skopeo"):
-        inspected = subprocess.run(["skopeo", "inspect", "--raw", f"oci-archive:{out}"], capture_output=True,
-                                   text=True, check=True)
-        assert json.loads(inspected.stdout)["manifests"] == index["manifests"]
+    inspected = subprocess.run(["skopeo", "inspect", "--raw", f"oci-archive:{out}"], capture_output=True,
+                               text=True, check=True)
+    assert json.loads(inspected.stdout)["manifests"] == index["manifests"]
 
 
-@pytest.mark.peers
+@pytest.mark.registry
+@pytest.mark.binfmt
+@pytest.mark.slow
 def test_multi_platform_push_then_pull_each(builds: Builds, arm64_base: str) -> None:
     import os
     import shutil
@@ -81,9 +84,7 @@ def test_multi_platform_push_then_pull_each(builds: Builds, arm64_base: str) -> 
 
     from dockyard.builder.options import BuildOptions
     from dockyard.client import Client
-    from tests.conftest import PEERS
 
-    subprocess.run(["bash", str(PEERS / "start-registry.sh")], check=True, capture_output=True)
     builds.client.tag("busybox:local", "busybox:amd64")
     ref = f"127.0.0.1:5000/dytest/multi-{uuid.uuid4().hex[:8]}:1"
     ctx = builds.context("ARG TARGETARCH\nFROM busybox:${TARGETARCH}\nRUN uname -m > /arch\n")

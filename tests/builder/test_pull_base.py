@@ -12,16 +12,18 @@ import pytest
 from dockyard.builder.options import BuildOptions
 from dockyard.client import Client
 from tests.conftest import PEERS
+from tests.peers import unavailable
 
-pytestmark = pytest.mark.peers
+pytestmark = [pytest.mark.registry, pytest.mark.docker]
 REF = "127.0.0.1:5000/peers/busybox:local"
 
 
+@pytest.mark.slow
 def test_build_pulls_missing_base(tmp_path: Path) -> None:
-    subprocess.run(["bash", str(PEERS / "start-registry.sh")], check=True, capture_output=True)
     up = subprocess.run(["bash", str(PEERS / "import-busybox.sh")], capture_output=True, text=True)
     if up.returncode != 0:
-        pytest.skip(f"busybox not in the registry: {up.stderr.strip()}")
+        unavailable("registry", f"busybox not in the registry: {up.stderr.strip()}",
+                    "bash scripts/peers/import-busybox.sh")
     root = Path("/dev/shm") / f"dy-pullbase-{os.getpid()}"
     shutil.rmtree(root, ignore_errors=True)
     ctx = tmp_path / "ctx"

@@ -27,6 +27,7 @@ def root(tmp_path: Path) -> Path:
     return tmp_path / "store"
 
 
+@pytest.mark.slow
 def test_table_and_ci_failure(root: Path) -> None:
     proc = _run(root, "waste:1")
     assert proc.returncode == 0, proc.stderr
@@ -46,6 +47,7 @@ def test_table_and_ci_failure(root: Path) -> None:
     assert bad.returncode == 1 and "wasted-bytes=30000 > threshold=29900" in bad.stdout
 
 
+@pytest.mark.slow
 def test_json_and_errors(root: Path) -> None:
     proc = _run(root, "waste:1", "--format", "json")
     doc = json.loads(proc.stdout)
@@ -58,6 +60,7 @@ def test_json_and_errors(root: Path) -> None:
     assert bad.returncode == 1 and "invalid lowestEfficiency 'x'" in bad.stderr
 
 
+@pytest.mark.slow
 def test_dive_ci_config(root: Path, tmp_path: Path) -> None:
     cfg = tmp_path / ".dive-ci"
     cfg.write_text("# as dive reads it\nrules:\n  lowestEfficiency: 0.95  # percent\n"

@@ -36,6 +36,7 @@ def dockyard(root: Path, *args: str, stdin: bytes = b"") -> subprocess.Completed
                           capture_output=True, check=False, timeout=60)
 
 
+@pytest.mark.slow
 def test_import_save_load_round_trip(root: Path) -> None:
     imp = dockyard(root, "import", "-c", 'CMD ["sh"]', "-m", "msg", "-", "demo:1", stdin=rootfs())
     assert imp.returncode == 0, imp.stderr
@@ -56,6 +57,7 @@ def test_import_save_load_round_trip(root: Path) -> None:
     assert loaded.stdout == f"Loaded image ID: {image_id}\n".encode()
 
 
+@pytest.mark.slow
 def test_load_moves_a_tag_like_docker(root: Path) -> None:
     first = dockyard(root, "import", "-", "moved:1", stdin=rootfs()).stdout.decode().strip()
     out = root / "a.tar"
@@ -77,6 +79,7 @@ def test_load_moves_a_tag_like_docker(root: Path) -> None:
     (("import", "-", "Bad:Name"), b"", "Error: "),
     (("bootstrap", "alpine"), b"", "Error: unknown base image 'alpine'"),
 ])
+@pytest.mark.slow
 def test_bad_input_is_one_line(root: Path, args: tuple[str, ...], stdin: bytes, message: str) -> None:
     proc = dockyard(root, *args, stdin=stdin)
     err = proc.stderr.decode()
@@ -85,6 +88,7 @@ def test_bad_input_is_one_line(root: Path, args: tuple[str, ...], stdin: bytes, 
     assert "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_corrupt_archive_leaves_no_image(root: Path) -> None:
     dockyard(root, "import", "-", "keep:1", stdin=rootfs())
     out = root / "k.tar"
@@ -100,6 +104,7 @@ def test_corrupt_archive_leaves_no_image(root: Path) -> None:
     assert dockyard(fresh, "system", "check").returncode == 0
 
 
+@pytest.mark.slow
 def test_import_from_url(root: Path) -> None:
     import http.server
     import threading

@@ -34,6 +34,7 @@ def dy(root: Path, *args: str, input: str | None = None, cwd: Path | None = None
                           input=input, cwd=cwd, env={**os.environ, "DOCKYARD_ROOT": str(root), **(env or {})})
 
 
+@pytest.mark.slow
 def test_quiet_iidfile_tags_args_labels(root: Path, tmp_path: Path) -> None:
     ctx = tmp_path / "ctx"
     ctx.mkdir()
@@ -50,6 +51,7 @@ def test_quiet_iidfile_tags_args_labels(root: Path, tmp_path: Path) -> None:
     assert labels == '{"a":"b"}'
 
 
+@pytest.mark.slow
 def test_plain_progress_and_cached_rebuild(root: Path, tmp_path: Path) -> None:
     ctx = tmp_path / "ctx"
     ctx.mkdir()
@@ -61,6 +63,7 @@ def test_plain_progress_and_cached_rebuild(root: Path, tmp_path: Path) -> None:
     assert "CACHED" in second.stderr
 
 
+@pytest.mark.slow
 def test_custom_dockerfile_and_its_ignore_file(root: Path, tmp_path: Path) -> None:
     ctx = tmp_path / "ctx"
     (ctx / "build").mkdir(parents=True)
@@ -76,6 +79,7 @@ def test_custom_dockerfile_and_its_ignore_file(root: Path, tmp_path: Path) -> No
     assert (out / "c" / "keep").exists() and not (out / "c" / "drop").exists()
 
 
+@pytest.mark.slow
 def test_failures_exit_1_with_buildkit_message(root: Path, tmp_path: Path) -> None:
     ctx = tmp_path / "ctx"
     ctx.mkdir()
@@ -140,6 +144,7 @@ def test_build_dash_reads_dockerfile_or_tar_context_from_stdin(root: Path, tmp_p
     assert not [p for p in os.listdir(tempfile.gettempdir()) if p.startswith("dockyard-stdin-context-")]
 
 
+@pytest.mark.slow
 def test_dockerfile_from_stdin_and_secret(root: Path, tmp_path: Path) -> None:
     ctx = tmp_path / "ctx"
     ctx.mkdir()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-TESTFILES = REPO.parent / "shared" / "conformance" / "buildkit" / "parser-testfiles" / "testfiles"
+TESTFILES = REPO / "tests" / "data" / "buildkit" / "parser-testfiles" / "testfiles"
 
 
 def run(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:

@@ -14,7 +14,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,8 @@ from hypothesis import strategies as st
 from dockyard.cli import format as fmt
 from dockyard.cli.format import Context
 from dockyard.errors import InvalidArgument
+from tests.conftest import PEERS
+from tests.peers import require, unavailable
 
 # One `docker images` row, as docker 20.10 printed it for `{{json .}}`.
 ROW = Context({
@@ -411,31 +412,22 @@ def test_history_cells() -> None:
 # Import cost
 
 
-def test_format_imports_only_the_stdlib_and_fast(tmp_path: Path) -> None:
-    code = ("import sys, time; t = time.perf_counter(); import dockyard.cli.format; "
-            "print(time.perf_counter() - t); "
+def test_format_imports_only_the_stdlib() -> None:
+    # How long the import takes is a speed goal for bench/, not a test.
+    code = ("import sys; import dockyard.cli.format; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('click', 'rich', 'httpx')))")
-    # Byte-compiled, as in an installed tree: the first run writes the cache, the second is measured.
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    env["PYTHONPYCACHEPREFIX"] = str(tmp_path)
-    times = []
-    for _ in range(4):  # the first run writes the cache; the best of the others is measured
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                             env=env).stdout.split("\n")
-        assert out[1] == "[]"
-        times.append(float(out[0]))
-    assert min(times[1:]) < 0.15, times  # ~15 ms idle; generous: the test machine is shared and loaded
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out == "[]\n"
 
 
-def test_big_table_is_fast() -> None:
+def test_big_table() -> None:
     rows = [Context({"Repository": f"repo{i}", "Tag": "latest", "ID": f"{i:012x}", "CreatedSince": "2 weeks ago",
                      "Size": "1.98MB"}) for i in range(2000)]
-    start = time.perf_counter()
     out = fmt.format_rows("", rows, headers=fmt.IMAGE_HEADERS, default=fmt.DEFAULT_IMAGE_TABLE)
-    assert time.perf_counter() - start < 1.0
     assert out.count("\n") == 2001
 
 
+@pytest.mark.slow
 @given(st.lists(st.lists(st.text(alphabet="ab é日\u0301", max_size=12), min_size=3, max_size=3),
                 min_size=1, max_size=8),
        st.integers(min_value=0, max_value=12), st.integers(min_value=0, max_value=4))
@@ -463,7 +455,6 @@ def test_human_size_is_three_significant_digits_and_a_unit(size: int) -> None:
 # --------------------------------------------------------------------------------------------------
 # Differential: the real docker CLI (20.10) against format_rows on the same row
 
-PEERS = Path(__file__).resolve().parents[2].parent / "shared" / "peers"
 PEERS_DIR = Path(os.environ.get("PEERS_DIR", "/var/tmp/dockyard-peers"))
 DOCKER = "/usr/bin/docker"
 DOCKER_ENV = {**os.environ, "DOCKER_HOST": f"unix://{PEERS_DIR}/run/docker.sock"}
@@ -476,14 +467,11 @@ def _docker(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="module")
 def engine() -> None:
-    if not os.path.exists(DOCKER) or _docker("version").returncode != 0:
-        script = PEERS / "start-dockerd.sh"
-        if not script.exists() or subprocess.run(["bash", str(script)], capture_output=True).returncode != 0:
-            pytest.skip("the Docker engine is not available")
+    require("docker")
     if _docker("image", "inspect", "busybox:local").returncode != 0:
         subprocess.run(["bash", str(PEERS / "import-busybox.sh")], capture_output=True, check=False)
     if _docker("image", "inspect", "busybox:local").returncode != 0:
-        pytest.skip("busybox:local is not in docker")
+        unavailable("docker", "busybox:local is not in docker", "bash scripts/peers/import-busybox.sh")
 
 
 DIFFERENTIAL = [
@@ -523,6 +511,7 @@ def _ours(template: str, row: dict[str, Any]) -> str:
 
 
 @pytest.mark.docker
+@pytest.mark.slow
 def test_images_format_matches_docker(engine: None) -> None:
     from concurrent.futures import ThreadPoolExecutor
 

@@ -109,6 +109,7 @@ def test_prune_and_system_commands(client: Client, root: Path) -> None:
     assert client.images(all=True) == []
 
 
+@pytest.mark.slow
 def test_errors_and_exit_codes_in_a_real_process(client: Client, root: Path) -> None:
     a = make_image(client, [make_tar({"a": b"a"})], names=["one", "two"])
     p = dockyard(root, "rmi", "nosuch")

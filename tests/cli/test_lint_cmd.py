@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 
 def _run(*args: str, stdin: str | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -19,6 +21,7 @@ def _run(*args: str, stdin: str | None = None, cwd: Path | None = None) -> subpr
     )
 
 
+@pytest.mark.slow
 def test_stdin_tty_and_exit_code() -> None:
     proc = _run("-", stdin="FROM debian\nRUN cd /x\n")
     assert proc.returncode == 1
@@ -31,6 +34,7 @@ def test_stdin_tty_and_exit_code() -> None:
     assert _run("-", "--ignore", "DL3006", stdin="FROM debian\n").stdout == ""
 
 
+@pytest.mark.slow
 def test_file_directory_json_and_config(tmp_path: Path) -> None:
     (tmp_path / "Dockerfile").write_text("FROM debian:12\nWORKDIR /a\nCOPY . .\nRUN pip install -r r.txt\n")
     proc = _run(str(tmp_path), "--format", "json")
@@ -42,6 +46,7 @@ def test_file_directory_json_and_config(tmp_path: Path) -> None:
     assert (proc.returncode, proc.stdout) == (0, "")
 
 
+@pytest.mark.slow
 def test_errors_are_one_line(tmp_path: Path) -> None:
     proc = _run(str(tmp_path / "missing"))
     assert proc.returncode != 0 and proc.stderr.startswith("Error: Dockerfile not found")
@@ -50,6 +55,7 @@ def test_errors_are_one_line(tmp_path: Path) -> None:
     assert proc.stderr.startswith("Error:") and "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_context_option_for_stdin(tmp_path: Path) -> None:
     text = "FROM debian:12\nWORKDIR /a\nCOPY . .\n"
     assert _run("-", "--format", "gnu", stdin=text).stdout == ""  # stdin: no context, no context advice

@@ -21,7 +21,7 @@ from tests.registry.client.peers import (
     upload_image,
 )
 
-pytestmark = pytest.mark.peers
+pytestmark = [pytest.mark.registry, pytest.mark.registry_auth]
 BASIC = "127.0.0.1:5001"
 
 
@@ -56,6 +56,7 @@ def test_bad_config_file_is_named(env: dict[str, str], tmp_path: Path) -> None:
         assert (done.returncode, done.stderr) == (1, want)
 
 
+@pytest.mark.slow
 def test_pull_output_and_quiet(env: dict[str, str]) -> None:
     image = make_image([{"a": b"x" * 1000}, {"b": b"y" * 1000}])
     repo = f"dytest/cli-{uuid.uuid4().hex[:8]}"
@@ -80,6 +81,7 @@ def test_pull_output_and_quiet(env: dict[str, str]) -> None:
                                       "manifest unknown: manifest unknown")
 
 
+@pytest.mark.slow
 def test_login_push_pull_logout_with_basic_auth(env: dict[str, str]) -> None:
     repo = f"dytest/cli-{uuid.uuid4().hex[:8]}"
     upload_image(PLAIN, repo, "v1", make_image([{"f": b"data" * 500}]))
@@ -108,6 +110,7 @@ def test_login_push_pull_logout_with_basic_auth(env: dict[str, str]) -> None:
     assert both.stderr.strip() == "Error: --password and --password-stdin are mutually exclusive"
 
 
+@pytest.mark.slow
 def test_all_tags_push_and_pull(env: dict[str, str]) -> None:
     src = f"dytest/cli-{uuid.uuid4().hex[:8]}"
     dst = f"{PLAIN}/dytest/cli-{uuid.uuid4().hex[:8]}"
@@ -128,11 +131,9 @@ def test_all_tags_push_and_pull(env: dict[str, str]) -> None:
 
 
 @pytest.mark.docker
+@pytest.mark.slow
 def test_logins_are_shared_with_the_docker_cli(env: dict[str, str]) -> None:
-    from tests.registry.client.peers import docker_up, peer
-
-    if not docker_up():
-        pytest.skip("docker engine not available")
+    from tests.registry.client.peers import peer
     config_dir = env["DOCKER_CONFIG"]
     path = f"dytest/cli-{uuid.uuid4().hex[:8]}"
     # docker logs in; dockyard uses that login to push

@@ -44,6 +44,7 @@ def serve(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
         proc.wait(10)
 
 
+@pytest.mark.slow
 def test_sigterm_finishes_the_request_in_flight(serve: tuple[subprocess.Popen[str], str]) -> None:
     proc, url = serve
     assert httpx.get(f"{url}/v2/").status_code == 200
@@ -65,6 +66,7 @@ def test_sigterm_finishes_the_request_in_flight(serve: tuple[subprocess.Popen[st
         httpx.get(f"{url}/v2/")
 
 
+@pytest.mark.slow
 def test_access_log_on_stderr(serve: tuple[subprocess.Popen[str], str]) -> None:
     proc, url = serve
     httpx.get(f"{url}/v2/nope/tags/list", headers={"User-Agent": "cli-test"})
@@ -75,6 +77,7 @@ def test_access_log_on_stderr(serve: tuple[subprocess.Popen[str], str]) -> None:
     assert '"GET /v2/nope/tags/list HTTP/1.1" 404' in log and "cli-test" in log
 
 
+@pytest.mark.slow
 def test_gc_command(tmp_path: Path) -> None:
     storage = tmp_path / "storage"
     proc, url = start_serve(storage)
@@ -99,6 +102,7 @@ def test_gc_command(tmp_path: Path) -> None:
         proc.wait(15)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("args", "message"), [
     (["--addr", "nonsense"], "Error: invalid listen address 'nonsense': expected HOST:PORT"),
     (["--tls-cert", "/nonexistent.pem"], "Error: --tls-cert and --tls-key must be given together"),

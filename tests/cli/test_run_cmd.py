@@ -45,6 +45,7 @@ def test_command_line_rules() -> None:
     assert env == ["A=2", "PATH=/bin", "HOSTNAME=h", "B=3"]
 
 
+@pytest.mark.slow
 def test_runs_with_image_defaults_and_overrides(root: Path, tmp_path: Path) -> None:
     r = dy(root, "busybox:local", "sh", "-c", "echo $GREETING $(pwd) $(id -u):$(id -g)")
     assert (r.returncode, r.stdout) == (0, "hello /tmp 0:0\n")
@@ -62,11 +63,13 @@ def test_runs_with_image_defaults_and_overrides(root: Path, tmp_path: Path) -> N
     assert r.stdout == "from entrypoint\n"
 
 
+@pytest.mark.slow
 def test_changes_do_not_persist(root: Path) -> None:
     assert dy(root, "busybox:local", "sh", "-c", "echo x > /persist").returncode == 0
     assert dy(root, "busybox:local", "cat", "/persist").returncode == 1
 
 
+@pytest.mark.slow
 def test_exit_codes(root: Path) -> None:
     assert dy(root, "busybox:local", "sh", "-c", "exit 42").returncode == 42
     r = dy(root, "busybox:local", "no-such-command")

@@ -33,6 +33,7 @@ def root(tmp_path: Path) -> Path:
     return tmp_path / "store"
 
 
+@pytest.mark.slow
 def test_db_import_info_and_table(root: Path) -> None:
     missing = _run(root, "deb:1")
     assert missing.returncode == 1 and "no vulnerability database" in missing.stderr
@@ -57,6 +58,7 @@ def test_db_import_info_and_table(root: Path) -> None:
     assert none.returncode == 0
 
 
+@pytest.mark.slow
 def test_sbom_formats_without_db(root: Path) -> None:
     cdx = json.loads(_run(root, "deb:1", "--format", "cyclonedx").stdout)
     assert sorted(c["purl"] for c in cdx["components"] if "purl" in c) == [

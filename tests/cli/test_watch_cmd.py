@@ -22,9 +22,9 @@ from dockyard.oci.platform import host
 from dockyard.oci.reference import parse_normalized
 from dockyard.tools.watch import remote_digest
 from tests.builder.conftest import busybox_tar
-from tests.conftest import PEERS
+from tests.peers import require
 
-pytestmark = pytest.mark.peers
+pytestmark = pytest.mark.registry
 REGISTRY = "127.0.0.1:5000"
 
 
@@ -46,9 +46,7 @@ def root() -> Iterator[Path]:
 
 @pytest.fixture()
 def publisher() -> Iterator[Client]:
-    up = subprocess.run(["bash", str(PEERS / "start-registry.sh")], capture_output=True, text=True)
-    if up.returncode != 0:
-        pytest.skip(f"no registry on {REGISTRY}: {up.stderr.strip()}")
+    require("registry")
     client = Client(_new_root("pub"), fsync=False)
     with open(busybox_tar(), "rb") as f:
         client.import_image(f, changes=['CMD ["sh"]'], names=["busybox:local"])
@@ -74,6 +72,7 @@ def _publish(publisher: Client, ref: str, tmp: Path, version: int) -> str:
     return str(publisher.push(ref).digest)
 
 
+@pytest.mark.slow
 def test_outdated_and_watch_once(root: Path, publisher: Client, tmp_path: Path) -> None:
     base = f"{REGISTRY}/dytest/base-{uuid.uuid4().hex[:12]}:1"
     app = f"{REGISTRY}/dytest/app-{uuid.uuid4().hex[:12]}:1"
@@ -121,6 +120,7 @@ def test_outdated_and_watch_once(root: Path, publisher: Client, tmp_path: Path) 
     assert (r.returncode, r.stdout) == (0, ""), r.stderr
 
 
+@pytest.mark.slow
 def test_bad_input_is_one_line(root: Path, tmp_path: Path) -> None:
     ctx = tmp_path / "ctx"
     ctx.mkdir()
@@ -159,6 +159,7 @@ def _read_line(proc: subprocess.Popen[str], deadline: float) -> str:
     raise AssertionError("no output in time")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_watch_stops_cleanly_on_a_signal(root: Path, tmp_path: Path, signum: int) -> None:
     ctx = tmp_path / "ctx"

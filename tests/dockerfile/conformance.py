@@ -1,4 +1,4 @@
-"""Where the shared conformance data lives, and small loaders for it."""
+"""Where the conformance data lives (``tests/data``), and small loaders for it."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-CONFORMANCE = Path(__file__).resolve().parents[2].parent / "shared" / "conformance"
+from tests.conftest import CONFORMANCE
+
 BUILDKIT = CONFORMANCE / "buildkit"
 DOCKERIGNORE = CONFORMANCE / "dockerignore"
 

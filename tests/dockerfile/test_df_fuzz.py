@@ -6,6 +6,7 @@ import json
 import os
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -57,6 +58,7 @@ def test_random_token_soup(text: str) -> None:
     _exercise(text)
 
 
+@pytest.mark.slow
 @FUZZ
 @given(st.text(max_size=300))
 def test_random_text(text: str) -> None:
@@ -79,6 +81,7 @@ def mutated(draw: st.DrawFn) -> str:
     return text
 
 
+@pytest.mark.slow
 @FUZZ
 @given(mutated())
 def test_mutated_dockerfiles(text: str) -> None:

@@ -13,10 +13,10 @@ import pytest
 
 from dockyard.executor import NamespaceExecutor, RootfsSpec, RuncExecutor
 from dockyard.executor.base import Executor
+from tests.peers import require
 
 PEERS_DIR = Path(os.environ.get("PEERS_DIR", "/var/tmp/dockyard-peers"))
 BUSYBOX_TAR = PEERS_DIR / "images" / "busybox-amd64.tar"
-MAKE_BUSYBOX = Path(__file__).resolve().parents[2].parent / "shared" / "peers" / "make-busybox-rootfs.sh"
 
 # Extra groups so that supplementary group resolution has something to find.
 EXTRA_GROUPS = "staff:x:50:app,nobody\naudio:x:29:app\nwheel:x:10:root\n"
@@ -40,7 +40,7 @@ def scratch_base() -> Iterator[Path]:
 def busybox_lower(scratch_base: Path) -> Path:
     """The busybox image unpacked once, with a few extra groups."""
     if not BUSYBOX_TAR.exists():
-        subprocess.run(["bash", str(MAKE_BUSYBOX), "amd64"], check=True, capture_output=True)
+        require("busybox")
     lower = scratch_base / "busybox"
     lower.mkdir()
     subprocess.run(["tar", "-xf", str(BUSYBOX_TAR), "-C", str(lower)], check=True)
@@ -71,11 +71,10 @@ def ns_executor(state_dir: Path) -> Iterator[NamespaceExecutor]:
         yield ex
 
 
-@pytest.fixture(params=["namespace", pytest.param("runc", marks=pytest.mark.peers)])
+@pytest.fixture(params=["namespace", pytest.param("runc", marks=pytest.mark.runc)])
 def executor(request: pytest.FixtureRequest, ns_executor: NamespaceExecutor, state_dir: Path) -> Executor:
     """Each backend in turn: the tests hold both to the same behaviour."""
     if request.param == "namespace":
         return ns_executor
-    if shutil.which("runc") is None:
-        pytest.skip("runc is not installed")
+    require("runc")
     return RuncExecutor(state_dir)

@@ -160,6 +160,7 @@ def _arm64_configured() -> bool:
 
 
 @pytest.mark.skipif(not _arm64_configured(), reason="needs dpkg --add-architecture arm64 && apt-get update")
+@pytest.mark.slow
 def test_busybox_for_arm64_from_the_mirror(tmp_shm: str) -> None:
     from dockyard.oci.config import ImageConfig
 

@@ -89,6 +89,7 @@ def test_dry_run_removes_nothing(client: Client) -> None:
     assert client.store.content.exists(orphan.digest)
 
 
+@pytest.mark.slow
 def test_gc_in_another_process_never_breaks_a_commit(root: Path) -> None:
     Client(root).images()  # create the schema
     ctx = spawn_context()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -14,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from dockyard.client import Client
+from tests.conftest import PEERS
+from tests.peers import require, unavailable
 
-PEERS = Path(__file__).resolve().parents[2].parent / "shared" / "peers"
 PEERS_DIR = Path(os.environ.get("PEERS_DIR", "/var/tmp/dockyard-peers"))
 DOCKER = "/usr/bin/docker"
 ENV = {**os.environ, "DOCKER_HOST": f"unix://{PEERS_DIR}/run/docker.sock"}
@@ -28,14 +28,11 @@ def docker(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProces
 
 @pytest.fixture(scope="module")
 def engine() -> None:
-    if not os.path.exists(DOCKER) or docker("version").returncode != 0:
-        script = PEERS / "start-dockerd.sh"
-        if not script.exists() or subprocess.run(["bash", str(script)], capture_output=True).returncode != 0:
-            pytest.skip("the Docker engine is not available")
+    require("docker")
     if docker("image", "inspect", "busybox:local").returncode != 0:
         subprocess.run(["bash", str(PEERS / "import-busybox.sh")], capture_output=True, check=False)
     if docker("image", "inspect", "busybox:local").returncode != 0:
-        pytest.skip("busybox:local is not in docker")
+        unavailable("docker", "busybox:local is not in docker", "bash scripts/peers/import-busybox.sh")
 
 
 @pytest.fixture
@@ -58,10 +55,9 @@ def test_docker_save_loads_with_the_same_id(engine: None, client: Client, tmp_pa
 
 
 @pytest.mark.docker
+@pytest.mark.busybox
 def test_our_save_loads_and_runs_in_docker(engine: None, client: Client, tmp_path: Path) -> None:
     busybox = PEERS_DIR / "images" / "busybox-amd64.tar"
-    if not busybox.exists():
-        pytest.skip("no busybox rootfs tar (make-busybox-rootfs.sh)")
     tag = f"dockyard-interop-{os.getpid()}:1"
     with open(busybox, "rb") as f:
         rec = client.import_image(f, changes=['CMD ["sh"]', "ENV FROM_DOCKYARD=1"], names=[tag])
@@ -79,13 +75,10 @@ def test_our_save_loads_and_runs_in_docker(engine: None, client: Client, tmp_pat
         docker("rmi", "-f", tag)
 
 
-@pytest.mark.peers
+@pytest.mark.skopeo
+@pytest.mark.busybox
 def test_skopeo_reads_our_oci_archive(client: Client, tmp_path: Path) -> None:
-    if shutil.which("skopeo") is None:
-        pytest.skip("skopeo is not installed")
     busybox = PEERS_DIR / "images" / "busybox-amd64.tar"
-    if not busybox.exists():
-        pytest.skip("no busybox rootfs tar (make-busybox-rootfs.sh)")
     with open(busybox, "rb") as f:
         rec = client.import_image(f, names=["skopeo-test:1"])
     out = tmp_path / "oci.tar"
@@ -101,10 +94,8 @@ def test_skopeo_reads_our_oci_archive(client: Client, tmp_path: Path) -> None:
 
 
 @pytest.mark.docker
-@pytest.mark.peers
+@pytest.mark.skopeo
 def test_skopeo_oci_archive_of_a_docker_image_loads(engine: None, client: Client, tmp_path: Path) -> None:
-    if shutil.which("skopeo") is None:
-        pytest.skip("skopeo is not installed")
     out = tmp_path / "skopeo.tar"
     proc = subprocess.run(["skopeo", "copy", "-q", "--src-daemon-host", ENV["DOCKER_HOST"],
                            "docker-daemon:busybox:local", f"oci-archive:{out}:busybox:local"],
@@ -119,16 +110,15 @@ def test_skopeo_oci_archive_of_a_docker_image_loads(engine: None, client: Client
     assert [str(d) for d in client.image_record(str(result.image_id)).diff_ids] == layers
 
 
-@pytest.mark.peers
+@pytest.mark.buildah
 @pytest.mark.parametrize("transport", ["oci-archive", "docker-archive"])
 def test_buildah_archives_load(client: Client, tmp_path: Path, transport: str) -> None:
-    if shutil.which("buildah") is None:
-        pytest.skip("buildah is not installed")
     env = {**ENV, "CONTAINERS_STORAGE_CONF": str(PEERS_DIR / "containers" / "storage.conf")}
     have = subprocess.run(["buildah", "inspect", "--type", "image", "-f", "{{.FromImageID}}",
                            "localhost/busybox:local"], capture_output=True, check=False, env=env, timeout=60)
     if have.returncode != 0:
-        pytest.skip("localhost/busybox:local is not in containers-storage (import-busybox.sh)")
+        unavailable("buildah", "localhost/busybox:local is not in containers-storage",
+                    "bash scripts/peers/import-busybox.sh")
     out = tmp_path / "buildah.tar"
     dest = f"{transport}:{out}:bb:buildah"
     push = subprocess.run(["buildah", "push", "-q", "localhost/busybox:local", dest],

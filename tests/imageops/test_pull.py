@@ -28,7 +28,7 @@ from tests.registry.client.peers import (
     upload_index,
 )
 
-pytestmark = pytest.mark.peers
+pytestmark = [pytest.mark.registry, pytest.mark.registry_auth]
 FAST = RegistryOptions(backoff=0.01)
 
 

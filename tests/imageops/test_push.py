@@ -22,9 +22,10 @@ from dockyard.oci.platform import Platform
 from dockyard.oci.reference import parse_normalized
 from dockyard.progress import Event
 from dockyard.registry.client import RegistryClient, RegistryOptions
-from tests.registry.client.peers import PLAIN, docker_up, make_tar, peer, start_peer_registries
+from tests.peers import require
+from tests.registry.client.peers import PLAIN, make_tar, peer, start_peer_registries
 
-pytestmark = pytest.mark.peers
+pytestmark = [pytest.mark.registry, pytest.mark.registry_auth]
 FAST = RegistryOptions(backoff=0.01)
 
 
@@ -164,7 +165,9 @@ def test_pulled_gzip_image_pushed_as_zstd_gets_a_new_manifest(store: Store, othe
 # -- peers ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.docker
+@pytest.mark.skopeo
 def test_dockyard_push_then_skopeo_and_docker_pull(store: Store, tmp_path: Path) -> None:
     name = f"{_repo()}:interop"
     image_id = _built_image(store, name)
@@ -179,14 +182,14 @@ def test_dockyard_push_then_skopeo_and_docker_pull(store: Store, tmp_path: Path)
     for layer in layers:  # skopeo verified the digests; check the tars decompress to the diff IDs
         data = gzip.decompress((tmp_path / "copy" / layer["digest"].split(":")[1]).read_bytes())
         assert "sha256:" + hashlib.sha256(data).hexdigest() in record.diff_ids
-    if not docker_up():
-        pytest.skip("docker engine not available")
+    require("docker")
     peer(f"$DOCKER pull -q {name} >/dev/null")
     assert peer(f"$DOCKER image inspect -f '{{{{.Id}}}}' {name}").strip() == image_id
     peer(f"$DOCKER rmi {name} >/dev/null", check=False)
 
 
 @pytest.mark.docker
+@pytest.mark.skopeo
 def test_skopeo_and_docker_push_then_dockyard_pull(store: Store) -> None:
     sk_name = f"{_repo()}:skopeo"
     peer(f"skopeo copy -q --dest-tls-verify=false containers-storage:localhost/busybox:local docker://{sk_name}")
@@ -195,8 +198,7 @@ def test_skopeo_and_docker_push_then_dockyard_pull(store: Store) -> None:
         record = store.meta.get_image(got.image_id)
         assert got.new and record is not None
         assert (store.snapshots.path(_chain_top(record.diff_ids)) / "bin" / "busybox").is_file()
-        if not docker_up():
-            pytest.skip("docker engine not available")
+        require("docker")
         dk_name = f"{_repo()}:docker"
         peer(f"$DOCKER tag busybox:local {dk_name} && $DOCKER push -q {dk_name} >/dev/null "
              f"&& $DOCKER rmi {dk_name}")
@@ -205,6 +207,7 @@ def test_skopeo_and_docker_push_then_dockyard_pull(store: Store) -> None:
         assert got.image_id == docker_id
 
 
+@pytest.mark.slow
 def test_buildah_two_platform_index_pulls_the_right_platform(store: Store) -> None:
     repo = _repo()
     list_name = f"dytest-list-{uuid.uuid4().hex[:8]}"

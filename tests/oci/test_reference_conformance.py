@@ -1,4 +1,4 @@
-"""Every case of distribution/reference's tests (../shared/conformance/reference)."""
+"""Every case of distribution/reference's tests (tests/data/reference)."""
 
 from __future__ import annotations
 

@@ -27,7 +27,13 @@ from dockyard.archive.tarheader import (
     SYMTYPE,
     TarEntry,
 )
-from dockyard.archive.whiteout import OPAQUE, OVERLAY_OPAQUE_XATTR, WHITEOUT_META_PREFIX, WHITEOUT_PREFIX
+from dockyard.archive.whiteout import (
+    OPAQUE,
+    WHITEOUT_META_PREFIX,
+    WHITEOUT_PREFIX,
+    make_whiteout,
+    opaque_xattr,
+)
 from dockyard.errors import (
     NO_SPACE_ERRNOS,
     CorruptData,
@@ -451,7 +457,7 @@ class _Applier:
             self.stats.opaques += 1
             pfd = self.root.dir_fd(parent, True, what)
             if self.overlay:
-                os.setxattr(pfd, OVERLAY_OPAQUE_XATTR, b"y")
+                os.setxattr(pfd, opaque_xattr(), b"y")
             else:
                 self._empty_lower("/".join(parent), pfd)
             return
@@ -464,7 +470,7 @@ class _Applier:
         pfd = self.root.dir_fd(parent, True, what)
         if self.overlay:
             _remove(pfd, name, self.root)
-            os.mknod(name, stat.S_IFCHR | 0o600, os.makedev(0, 0), dir_fd=pfd)
+            make_whiteout(pfd, name)
             return
         key = "/".join([*parent, name])
         if key in self.created:

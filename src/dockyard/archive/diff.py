@@ -11,7 +11,7 @@ import stat
 from dataclasses import dataclass
 
 from dockyard.archive.tarheader import REGTYPE, TarEntry
-from dockyard.archive.whiteout import OPAQUE, OVERLAY_OPAQUE_XATTR, whiteout_name
+from dockyard.archive.whiteout import OPAQUE, OVERLAY_OPAQUE_XATTR, USER_OPAQUE_XATTR, whiteout_name
 from dockyard.archive.writer import (
     TarWriter,
     TreeOptions,
@@ -36,7 +36,7 @@ def _open_dir(path: str | os.PathLike[str]) -> int:
 
 
 def _is_opaque(dir_fd: int, name: str) -> bool:
-    for key in (OVERLAY_OPAQUE_XATTR, "user.overlay.opaque"):
+    for key in (OVERLAY_OPAQUE_XATTR, USER_OPAQUE_XATTR):
         try:
             if os.getxattr(f"/proc/self/fd/{dir_fd}/{name}", key, follow_symlinks=False) == b"y":
                 return True

@@ -46,6 +46,7 @@ from dockyard.dockerfile import (
 from dockyard.errors import BuildError, DockerfileError, DockyardError, Interrupted
 from dockyard.executor import Executor, cleanup_stale
 from dockyard.executor.base import open_executor
+from dockyard.executor.isolation import choose as choose_isolation
 from dockyard.image import chain_ids
 from dockyard.imageops import Store
 from dockyard.imageops.commit import commit_image
@@ -105,7 +106,8 @@ class Builder:
         self.dockerfile_path = definition.path
         self.warnings = list(definition.warnings)
         self.lease = store.lease(ttl=6 * 3600.0)
-        self.workspace = Workspace(store, self.lease)
+        self.isolation = choose_isolation(options.isolation, store.root / "exec")
+        self.workspace = Workspace(store, self.lease, copying=self.isolation.isolation == "chroot")
         self.context = LocalContext(options.context_dir, definition.ignore,
                                     HashCache(store.root / "build" / "context-hashes.db"))
         self.sources = Sources(store, options, self.lease, self.workspace, self.emit)
@@ -138,7 +140,8 @@ class Builder:
     def executor(self) -> Executor:
         with self._executor_lock:
             if self._executor is None:
-                self._executor = open_executor(self.store.root / "exec", self.options.runtime)
+                self._executor = open_executor(self.store.root / "exec", self.options.runtime,
+                                               self.isolation.isolation)
             return self._executor
 
     # -- the StepContext's read-only views of the options ----------------------------------------
@@ -146,6 +149,10 @@ class Builder:
     @property
     def network(self) -> str:
         return self.options.network
+
+    @property
+    def entitlements(self) -> frozenset[str]:
+        return self.options.allow
 
     @property
     def secrets(self) -> Mapping[str, bytes]:
@@ -184,6 +191,8 @@ class Builder:
     def run(self) -> BuildResult:
         name = os.path.basename(self.dockerfile_path)
         self.completed("load-def", f"[internal] load build definition from {name}", "done")
+        if self.options.isolation == "auto":
+            self.completed("isolation", f"[internal] {self.isolation.describe()}", "done")
         target = self.plan.stage(self.options.target) if self.options.target else self.plan.stages[-1]
         future = self._stage_future(target.index)
         try:

@@ -36,7 +36,7 @@ class BuildOptions:
     pull: bool = False
     secrets: dict[str, bytes] = field(default_factory=dict)
     ssh: dict[str, str] = field(default_factory=dict)     # id -> agent socket path
-    network: str = "default"
+    network: str = "default"  # RUN steps: default (the private network), host or none
     outputs: list[Output] = field(default_factory=list)
     source_date_epoch: int | None = None
     progress: ProgressSink = discard
@@ -44,7 +44,10 @@ class BuildOptions:
     max_parallel: int = 4
     build_contexts: dict[str, str] = field(default_factory=dict)  # name -> dir | docker-image://ref
     runtime: str = "builtin"          # or "runc" (an OCI bundle per RUN)
+    isolation: str = "namespaces"     # or "chroot" (no namespaces or mounts), "auto" (probe; logged)
     push: bool = False                # push the tags when done (Client.build)
+    # Privileged entitlements granted (buildx's --allow): RUN --security=insecure needs security.insecure.
+    allow: frozenset[str] = frozenset()
 
 
 @dataclass(slots=True)

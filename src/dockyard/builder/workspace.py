@@ -26,6 +26,8 @@ from dockyard.executor.mount import mount, umount2
 from dockyard.image import LayerBlob, chain_id
 from dockyard.imageops import Lease, Store
 from dockyard.oci.digest import Digest
+from dockyard.snapshot.copying import CopiedTree
+from dockyard.userns import overlay_userxattr
 
 _MNT_DETACH = 2
 _PAGE = 4000
@@ -43,8 +45,9 @@ class Committed:
 class Workspace:
     """One build's scratch space under the store (same filesystem, so commits are renames)."""
 
-    def __init__(self, store: Store, lease: Lease) -> None:
+    def __init__(self, store: Store, lease: Lease, *, copying: bool = False) -> None:
         self.store = store
+        self.copying = copying  # no mounts here (--isolation chroot): copy layers, find changes
         self.lease = lease
         self.dir = store.make_tmp("build")
         self.links = store.root / "l"
@@ -91,15 +94,19 @@ class Workspace:
         """An overlay of the layers (read-only without ``upper``); yields the merged path."""
         target = self.new_dir("mnt")
         lowers = self.lowers(lowerdirs_top_first)
+        if self.copying:
+            yield from self._copied(target, lowers, upper)
+            return
         if upper is None:
             if len(lowers) == 1:
                 # A single layer needs no overlay to be read.
                 yield os.path.realpath(lowers[0])
                 target.rmdir()
                 return
-            data = f"lowerdir={':'.join(lowers)}"
+            data = f"lowerdir={':'.join(lowers)}{overlay_userxattr()}"
         else:
-            data = f"lowerdir={':'.join(lowers)},upperdir={upper},workdir={work},index=off"
+            data = (f"lowerdir={':'.join(lowers)},upperdir={upper},workdir={work},index=off"
+                    f"{overlay_userxattr()}")
         if len(data) > _PAGE:
             raise BuildError(f"too many layers for one overlay mount ({len(lowers)})")
         mount("overlay", str(target), "overlay", 0, data)
@@ -109,6 +116,18 @@ class Workspace:
             umount2(str(target), _MNT_DETACH)
             with contextlib.suppress(OSError):
                 target.rmdir()
+
+    def _copied(self, target: Path, lowers: list[str], upper: Path | None) -> Iterator[str]:
+        """What :meth:`mounted` gives without a mount: a copy, whose changes go to ``upper``."""
+        tree = CopiedTree(target)
+        try:
+            tree.materialize(lowers)
+            tree.record()
+            yield str(target)
+            if upper is not None:
+                tree.write_changes(upper)
+        finally:
+            shutil.rmtree(target, ignore_errors=True)
 
     def commit(self, upper: Path, parent_chain: Digest | None, *,
                mtime_clamp: int | None = None) -> Committed:

@@ -104,19 +104,26 @@ def _outputs(values: tuple[str, ...]) -> list[object]:
               help="Secret to expose to the build (id=x,src=FILE|env=VAR).")
 @click.option("--ssh", "ssh", multiple=True, help="SSH agent socket to expose (default|<id>[=<socket>]).")
 @click.option("--network", default="default", type=click.Choice(["default", "host", "none"]),
-              help="Networking mode for the RUN instructions.")
+              help="Networking mode for the RUN instructions: default (a private network with outbound"
+                   " access), host or none.")
 @click.option("--build-context", "build_contexts", multiple=True,
               help="Additional build contexts (name=path or name=docker-image://ref).")
 @click.option("--push", is_flag=True,
               help="Push the tags when the build is done (all platforms as one index).")
 @click.option("--runtime", default="builtin", type=click.Choice(["builtin", "runc"]),
               help="How RUN steps run: the built-in executor or runc.")
+@click.option("--allow", "allow", multiple=True, type=click.Choice(["security.insecure", "network.host"]),
+              help="Allow extra privileged entitlement (e.g., network.host, security.insecure).")
+@click.option("--isolation", default="namespaces", envvar="DOCKYARD_ISOLATION",
+              type=click.Choice(["auto", "namespaces", "chroot"]),
+              help="namespaces (overlayfs), chroot (no namespaces or mounts: inside an unprivileged "
+                   "container), or auto (the strongest that works here, named in the build log).")
 @click.pass_context
 def build_cmd(ctx: click.Context, path: str, tags: tuple[str, ...], dockerfile: str,
               build_args: tuple[str, ...], target: str, labels: tuple[str, ...], platform: str,
               no_cache: bool, pull: bool, quiet: bool, iidfile: str, progress: str, outputs: tuple[str, ...],
               secrets: tuple[str, ...], ssh: tuple[str, ...], network: str, build_contexts: tuple[str, ...],
-              push: bool, runtime: str) -> None:
+              push: bool, runtime: str, allow: tuple[str, ...], isolation: str) -> None:
     """Build an image from a Dockerfile (PATH "-": a tar context or a Dockerfile on standard input)."""
     from dockyard.builder.options import BuildOptions
     from dockyard.cli.progress_render import make_renderer
@@ -157,6 +164,7 @@ def build_cmd(ctx: click.Context, path: str, tags: tuple[str, ...], dockerfile: 
         labels=_parse_kv(labels, "--label"), platform=platform, no_cache=no_cache, pull=pull,
         secrets=_secrets(secrets), ssh=_ssh(ssh), network=network, outputs=_outputs(outputs),  # type: ignore[arg-type]
         source_date_epoch=epoch, progress=renderer, runtime=runtime, push=push,
+        isolation=isolation, allow=frozenset(allow),
         build_contexts=_parse_kv(build_contexts, "--build-context"),
     )
     try:

@@ -47,6 +47,10 @@ COMMANDS: dict[str, str] = {
 }
 
 
+# Commands that never touch the store or run a container: a non-root user needs no user namespace.
+NO_STORE_COMMANDS = frozenset({"dockerfile", "lint", "login", "logout", None})
+
+
 class LazyGroup(click.Group):
     """A group whose subcommands are imported on first use."""
 
@@ -83,6 +87,11 @@ class CliState:
 def cli(ctx: click.Context, root: str | None, debug: bool) -> None:
     """A daemonless, Docker-compatible image builder and manager."""
     ctx.obj = CliState(root, debug)
+    if os.geteuid() != 0 and ctx.invoked_subcommand not in NO_STORE_COMMANDS:
+        # Rootless: every store command runs inside a user namespace of its own (see executor.rootless).
+        from dockyard.executor.rootless import enter_user_namespace
+
+        enter_user_namespace()
 
 
 def main(argv: list[str] | None = None) -> NoReturn:

@@ -45,12 +45,18 @@ def _env_file(path: str) -> list[str]:
 @click.option("-v", "--volume", "volumes", multiple=True, help="Bind mount a host path (SRC:DST[:ro]).")
 @click.option("--mount", "mounts", multiple=True,
               help="Attach a filesystem mount to the container (type=bind|tmpfs,source=...,target=...).")
-@click.option("--network", "--net", "network", default="host", type=click.Choice(["host", "none", "default"]),
-              help="Connect the container to a network (host or none).")
+@click.option("--network", "--net", "network", default="default",
+              type=click.Choice(["default", "bridge", "private", "host", "none"]),
+              help="Connect the container to a network: private (its own, with outbound access; default"
+                   " and bridge mean it), host or none.")
+@click.option("-p", "--publish", "publish", multiple=True,
+              help="Publish a container's port to the host ([IP:][HOST:]CONTAINER[/tcp|udp]).")
 @click.option("-i", "--interactive", is_flag=True, help="Keep STDIN open.")
 @click.option("-t", "--tty", is_flag=True, help="Allocate a pseudo-TTY.")
 @click.option("--name", default="", help="Assign a name to the container (used as its hostname).")
 @click.option("-h", "--hostname", default="", help="Container host name.")
+@click.option("--security-opt", "security_opt", multiple=True,
+              help="Security options: seccomp=unconfined, seccomp=PROFILE.json, no-new-privileges.")
 @click.option("--runtime", default="builtin", type=click.Choice(["builtin", "runc"]),
               help="Runtime to use: the built-in executor or runc.")
 @click.option("--platform", default="", metavar="OS/ARCH",
@@ -58,11 +64,12 @@ def _env_file(path: str) -> list[str]:
 @click.pass_context
 def run_cmd(ctx: click.Context, image: str, command: tuple[str, ...], rm: bool, env: tuple[str, ...],
             env_files: tuple[str, ...], workdir: str, user: str | None, entrypoint: str | None,
-            volumes: tuple[str, ...], mounts: tuple[str, ...], network: str, interactive: bool, tty: bool,
-            name: str, hostname: str, runtime: str, platform: str) -> None:
+            volumes: tuple[str, ...], mounts: tuple[str, ...], network: str, publish: tuple[str, ...],
+            interactive: bool, tty: bool, name: str, hostname: str, security_opt: tuple[str, ...],
+            runtime: str, platform: str) -> None:
     """Run a command in a new container."""
     from dockyard.client import Client
-    from dockyard.imageops.run import RunOptions
+    from dockyard.imageops.run import RunOptions, parse_publish, resolve_ports
 
     del rm  # every run is discarded when it ends
     client = Client(getattr(ctx.find_root().obj, "root", None))
@@ -70,10 +77,19 @@ def run_cmd(ctx: click.Context, image: str, command: tuple[str, ...], rm: bool, 
         click.echo("the input device is not a TTY", err=True)
         sys.exit(1)
     all_env = [e for path in env_files for e in _env_file(path)] + list(env)
+    try:
+        asked = [parse_publish(value) for value in publish]
+        ports = resolve_ports(asked)
+    except DockyardError as exc:
+        click.echo(f"dockyard: Error: {exc}", err=True)
+        sys.exit(125)
+    for wanted, port in zip(asked, ports, strict=True):
+        if wanted.host_port == 0:  # picked here; without a daemon to ask (docker port), say which
+            click.echo(f"dockyard: publishing {port}", err=True)
     options = RunOptions(image=image, command=list(command), entrypoint=entrypoint, env=all_env,
                          workdir=workdir, user=user, volumes=list(volumes), mounts=list(mounts),
-                         network="host" if network == "default" else network, hostname=hostname or name,
-                         tty=tty, interactive=interactive, runtime=runtime,
+                         network=network, publish=ports, hostname=hostname or name,
+                         tty=tty, interactive=interactive, runtime=runtime, security_opt=list(security_opt),
                          console_size=terminal_size(0, 1) if tty else None, platform=platform)
     try:
         if platform:

@@ -3,7 +3,8 @@
 Layer L3. Two consumers: the build engine (RUN steps on an overlay root whose upper directory becomes
 the layer) and ``dockyard run``.
 
-- :class:`ProcessSpec` (argv, env, cwd, USER, hostname, network ``host``/``none``, :class:`Mount` list),
+- :class:`ProcessSpec` (argv, env, cwd, USER, hostname, network ``host``/``none``/``private`` with
+  published ports, :class:`Mount` list),
   :class:`RootfsSpec` (lower directories base first, upper, work) or a plain ``Path`` rootfs.
 - :class:`Executor` protocol: ``run(spec, rootfs, *, stdout, stderr, stdin, timeout, cancel, on_start)
   -> int``; ``stdout``/``stderr`` are a callback for chunks, a file descriptor to hand over, or ``None``;
@@ -11,7 +12,9 @@ the layer) and ``dockyard run``.
   :class:`LineBuffer` turns chunks into lines for progress events.
 - :class:`NamespaceExecutor` (built in; forks from a small zygote helper) and :class:`RuncExecutor`
   (an OCI bundle run by ``runc run``) give the same container: /proc, a minimal /dev, read-only /sys,
-  generated /etc/hosts, /etc/resolv.conf and /etc/hostname, Docker's default capabilities, no_new_privs.
+  generated /etc/hosts, /etc/resolv.conf and /etc/hostname, Docker's default capabilities, no_new_privs,
+  Docker's masked and read-only kernel paths and its default seccomp profile (``ProcessSpec.seccomp``:
+  ``"default"``, a profile in Docker's JSON format, or None; see :mod:`dockyard.executor.seccomp`).
 - :func:`resolve_user`: Docker's USER rules against the image's /etc/passwd and /etc/group.
 - :func:`cleanup_stale`: removes what runs of dead processes left under a state directory (call it
   at start-up, before the first run).
@@ -28,6 +31,12 @@ built-in executor its mounts (rootfs, /proc, /dev, binds) live only in its own m
 on the host, and go with it (dropped on a background thread just after the run; the next run waits for
 that); runc needs host mounts under ``state_dir/runs``, removed after each run.
 :func:`open_executor` picks a backend by name (``--runtime``); ``tty=True`` runs are built-in only.
+A ``private`` network (:mod:`dockyard.executor.network`) is a namespace served by ``pasta``: one per
+executor, shared by its runs (a build's RUN steps), and one per run that publishes ports.
+With ``isolation="chroot"`` it gives the :class:`~dockyard.executor.chroot.ChrootExecutor` instead (no
+namespaces, no mounts: a copy of the layers and a chroot, for unprivileged containers);
+:mod:`~dockyard.executor.isolation` resolves ``auto``. Rootless mode is
+:func:`~dockyard.executor.rootless.enter_user_namespace`, called by the CLI for a non-root user.
 """
 
 from __future__ import annotations

@@ -56,13 +56,19 @@ RUNTIMES = ("builtin", "runc")
 
 
 def require_root(what: str) -> None:
-    """Raise a clear error when not root: namespaces, mounts and runc need it (rootless is not done)."""
+    """Raise a clear error when not root: namespaces, mounts and runc need it. The ``dockyard`` command
+    runs a non-root user in a user namespace of their own (uid 0 there; see ``executor.rootless``)."""
     if os.geteuid() != 0:
         raise ExecutionError(f"{what} needs root privileges (running as uid {os.geteuid()})")
 
 
-def open_executor(state_dir: Path, runtime: str = "builtin") -> Executor:
-    """The executor for ``--runtime``: ``builtin`` (namespaces, no external binary) or ``runc``."""
+def open_executor(state_dir: Path, runtime: str = "builtin", isolation: str = "namespaces") -> Executor:
+    """The executor for ``--runtime``: ``builtin`` (namespaces, no external binary) or ``runc``; with
+    ``isolation="chroot"`` the chroot executor (no namespaces, no mounts) whatever the runtime."""
+    if isolation == "chroot":
+        from dockyard.executor.chroot import ChrootExecutor
+
+        return ChrootExecutor(state_dir)
     if runtime == "builtin":
         from dockyard.executor.namespace import NamespaceExecutor
 
@@ -116,18 +122,25 @@ def _start_time(pid: int) -> str:
 _own_start: tuple[int, str] = (0, "")
 
 
-def new_run_dir(state_dir: Path) -> Path:
-    """A fresh ``state_dir/runs/<pid>.<start time>.<random>`` directory with ``rootfs`` and ``scratch``.
+def new_owned_dir(parent: Path) -> Path:
+    """A fresh ``parent/<pid>.<start time>.<random>`` directory.
 
-    The owner's pid and start time let :func:`~dockyard.executor.cleanup.cleanup_stale` tell a live run
-    from one whose process died.
+    The owner's pid and start time let :func:`~dockyard.executor.cleanup.cleanup_stale` tell a live
+    owner from a dead one.
     """
     global _own_start
     pid = os.getpid()
     if _own_start[0] != pid:  # read once per process (and again in a forked child)
         _own_start = (pid, _start_time(pid))
-    path = state_dir / "runs" / f"{pid}.{_own_start[1]}.{secrets.token_hex(6)}"
-    (path / "rootfs").mkdir(parents=True, mode=0o700)
+    path = parent / f"{pid}.{_own_start[1]}.{secrets.token_hex(6)}"
+    path.mkdir(parents=True, mode=0o700)
+    return path
+
+
+def new_run_dir(state_dir: Path) -> Path:
+    """A fresh ``state_dir/runs/<pid>.<start time>.<random>`` directory with ``rootfs`` and ``scratch``."""
+    path = new_owned_dir(state_dir / "runs")
+    (path / "rootfs").mkdir(mode=0o700)
     (path / "scratch").mkdir(mode=0o700)
     return path
 

@@ -1,14 +1,17 @@
-"""Remove what runs of killed processes left behind: host mounts, runc containers, run directories."""
+"""Remove what runs of killed processes left behind: host mounts, runc containers, pasta processes,
+run directories."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
 from dockyard.executor import mount as m
 from dockyard.executor.base import run_dir_owner_alive
+from dockyard.executor.network import NET_DIR, PID_FILE
 
 
 def _unescape(field: str) -> str:
@@ -30,19 +33,31 @@ def mounts_under(prefix: Path) -> list[str]:
     return sorted(found, key=lambda p: p.count("/"), reverse=True)
 
 
-def cleanup_stale(state_dir: Path, runc: str = "runc") -> int:
-    """Unmount and delete run directories under ``state_dir/runs`` whose owning process is gone.
+def _stop_pasta(netdir: Path) -> None:
+    """Stop the pasta of a private network whose owner died (it would serve the namespace forever)."""
+    try:
+        pid = int((netdir / PID_FILE).read_text())
+        # Its name (comm) is passt.avx2 after it re-executes itself; its argv[0] is kept.
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            if os.path.basename(f.read().split(b"\0")[0]) == b"pasta":
+                os.kill(pid, signal.SIGKILL)
+    except (OSError, ValueError):
+        pass
 
-    Runs of live processes are left alone, so it is safe while another dockyard works on the same
-    store. Returns how many run directories were removed.
+
+def cleanup_stale(state_dir: Path, runc: str = "runc") -> int:
+    """Unmount and delete run directories under ``state_dir/runs`` whose owning process is gone, and
+    stop the pasta processes of private networks (``state_dir/net``) such processes left.
+
+    What live processes own is left alone, so it is safe while another dockyard works on the same
+    store. Returns how many directories were removed.
     """
-    runs = Path(state_dir) / "runs"
-    if not runs.is_dir():
-        return 0
     removed = 0
-    for entry in sorted(runs.iterdir()):
-        if run_dir_owner_alive(entry.name):
-            continue
+    for entry in _stale(Path(state_dir) / NET_DIR):
+        _stop_pasta(entry)
+        shutil.rmtree(entry, ignore_errors=True)
+        removed += 1
+    for entry in _stale(Path(state_dir) / "runs"):
         runc_root = Path(state_dir) / "runc"
         if (runc_root / entry.name).exists() and shutil.which(runc):
             subprocess.run([runc, "--root", str(runc_root), "delete", "--force", entry.name],
@@ -55,3 +70,9 @@ def cleanup_stale(state_dir: Path, runc: str = "runc") -> int:
         shutil.rmtree(entry, ignore_errors=True)
         removed += 1
     return removed
+
+
+def _stale(parent: Path) -> list[Path]:
+    if not parent.is_dir():
+        return []
+    return [entry for entry in sorted(parent.iterdir()) if not run_dir_owner_alive(entry.name)]

@@ -19,13 +19,14 @@ import struct
 import termios
 from typing import Any, NoReturn
 
-from dockyard.errors import ExecutionError
+from dockyard.errors import DockyardError, ExecutionError
 from dockyard.executor import mount as m
+from dockyard.executor import seccomp
 from dockyard.executor.fdpass import cloexec_above_stdio
 from dockyard.executor.rootfs import (
-    MASKED_PATHS,
     READONLY_PATHS,
     discard_overlay,
+    masked_paths,
     mount_rootfs,
     mount_targets,
     secret_file,
@@ -33,6 +34,7 @@ from dockyard.executor.rootfs import (
 )
 from dockyard.executor.spec import DEFAULT_PATH, ProcessSpec, env_dict
 from dockyard.executor.user import bad_cwd, lookup_path, resolve_user, secure_join, start_error
+from dockyard.userns import in_user_namespace
 
 _DEVICES = (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9),
             ("tty", 5, 0))
@@ -47,7 +49,13 @@ def _setup_dev(root: str) -> None:
     old_umask = os.umask(0)  # device modes exactly as given
     try:
         for name, major, minor in _DEVICES:
-            os.mknod(os.path.join(dev, name), 0o666 | 0o020000, os.makedev(major, minor))
+            if in_user_namespace():
+                # mknod of a real device is refused in a user namespace: bind the host's node, as
+                # rootless runc does.
+                os.close(os.open(os.path.join(dev, name), os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o666))
+                m.mount(f"/dev/{name}", os.path.join(dev, name), None, m.MS_BIND)
+            else:
+                os.mknod(os.path.join(dev, name), 0o666 | 0o020000, os.makedev(major, minor))
     finally:
         os.umask(old_umask)
     for name, target in _DEV_LINKS:
@@ -60,6 +68,18 @@ def _setup_dev(root: str) -> None:
     m.mount("mqueue", os.path.join(dev, "mqueue"), "mqueue", _NOEXEC)
 
 
+def _mount_sysfs(target: str) -> None:
+    try:
+        m.mount("sysfs", target, "sysfs", _NOEXEC | m.MS_RDONLY)
+    except PermissionError:
+        # In a user namespace sysfs needs a network namespace of its own; with the host's network
+        # the host's /sys is bound read-only instead (what rootless runc does).
+        if not in_user_namespace():
+            raise
+        m.mount("/sys", target, None, m.MS_BIND | m.MS_REC)
+        m.mount(None, target, None, m.MS_REMOUNT | m.MS_BIND | m.MS_RDONLY | _NOEXEC)
+
+
 def _protect_kernel_files(root: str) -> None:
     for path in READONLY_PATHS:
         full = root + path
@@ -67,7 +87,7 @@ def _protect_kernel_files(root: str) -> None:
             m.mount(full, full, None, m.MS_BIND | m.MS_REC)
             m.mount(None, full, None, m.MS_REMOUNT | m.MS_BIND | m.MS_RDONLY | m.MS_NOSUID | m.MS_NODEV
                     | m.MS_NOEXEC)
-    for path in MASKED_PATHS:
+    for path in masked_paths():
         full = root + path
         if os.path.isdir(full):
             m.mount("tmpfs", full, "tmpfs", m.MS_RDONLY, "size=0")
@@ -84,7 +104,7 @@ def _bind(source: str, target: str, readonly: bool) -> None:
 def _setup_mounts(root: str, scratch: str, spec: ProcessSpec, resolv_conf: str) -> None:
     m.mount("proc", os.path.join(root, "proc"), "proc", _NOEXEC)
     _setup_dev(root)
-    m.mount("sysfs", os.path.join(root, "sys"), "sysfs", _NOEXEC | m.MS_RDONLY)
+    _mount_sysfs(os.path.join(root, "sys"))
     _protect_kernel_files(root)
     for target, source in write_files(scratch, spec, resolv_conf).items():
         _bind(source, secure_join(root, target), False)
@@ -142,14 +162,30 @@ def _open_console(sock: socket.socket, size: tuple[int, int] | None, uid: int) -
     return slave, slave, slave
 
 
+def _join_network(path: str) -> None:
+    # Before /sys is mounted: sysfs shows the interfaces of the namespace it is mounted from.
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        m.setns(fd, m.CLONE_NEWNET)
+    finally:
+        os.close(fd)
+
+
 def _setup_and_exec(req: dict[str, Any], sock: socket.socket, stdio: tuple[int, int, int]) -> NoReturn:
     _lend_mount_namespace(sock)
     spec = ProcessSpec.from_json(req["spec"])
+    # Compiled (or taken from the zygote's cache) while libseccomp is still reachable, before pivot_root.
+    try:
+        seccomp_program = seccomp.program_for(spec.seccomp)
+    except DockyardError as exc:
+        raise start_error(exc.message) from None
     rundir = req["rundir"]
     root, scratch = os.path.join(rundir, "rootfs"), os.path.join(rundir, "scratch")
     if spec.network == "none":
         m.unshare(m.CLONE_NEWNET)
         m.loopback_up()
+    elif spec.network == "private":
+        _join_network(req["netns"])
     m.mount("tmpfs", scratch, "tmpfs", m.MS_NOSUID | m.MS_NODEV, "mode=700")
     mount_rootfs(req["rootfs"], root, scratch, mount_targets(spec), allow_chdir=True)
     _setup_mounts(root, scratch, spec, req["resolv_conf"])
@@ -183,6 +219,8 @@ def _setup_and_exec(req: dict[str, Any], sock: socket.socket, stdio: tuple[int, 
     m.prctl(m.PR_SET_PDEATHSIG, signal.SIGKILL)  # after setuid, which would clear it
     cloexec_above_stdio()
     program = lookup_path("/", spec.args[0], env["PATH"])
+    if seccomp_program is not None:
+        seccomp.install(seccomp_program)  # last: nothing of ours runs under the filter but execve
     try:
         os.execve(program, list(spec.args), env)
     except OSError as exc:

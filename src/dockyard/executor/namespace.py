@@ -30,7 +30,7 @@ from dockyard.executor.base import (
     require_root,
 )
 from dockyard.executor.fdpass import recv_fds
-from dockyard.executor.rootfs import host_resolv_conf
+from dockyard.executor.network import Networks, resolv_conf
 from dockyard.executor.spec import ProcessSpec, Rootfs, check_rootfs, rootfs_to_json
 from dockyard.executor.user import start_error
 
@@ -50,6 +50,7 @@ class NamespaceExecutor:
         self._lock = threading.Lock()
         self._control: socket.socket | None = None
         self._zygote: subprocess.Popen[bytes] | None = None
+        self._networks = Networks(self.state_dir)
 
     def __enter__(self) -> NamespaceExecutor:
         return self
@@ -89,6 +90,7 @@ class NamespaceExecutor:
                     self._zygote.kill()
                     self._zygote.wait()
                 self._zygote = None
+        self._networks.close()
 
     def run(self, spec: ProcessSpec, rootfs: Rootfs, *, stdout: Output = None, stderr: Output = None,
             stdin: int | None = None, timeout: float | None = None,
@@ -97,6 +99,13 @@ class NamespaceExecutor:
         require_root("the built-in executor")
         check_rootfs(rootfs)
         control = self._start()
+        with self._networks.namespace(spec) as netns:
+            return self._run(control, spec, rootfs, netns, stdout=stdout, stderr=stderr, stdin=stdin,
+                             deadline=Deadline(timeout, cancel), on_start=on_start)
+
+    def _run(self, control: socket.socket, spec: ProcessSpec, rootfs: Rootfs, netns: str | None, *,
+             stdout: Output, stderr: Output, stdin: int | None, deadline: Deadline,
+             on_start: OnStart | None) -> int:
         rundir = new_run_dir(self.state_dir)
         console: Console | None = None
         inputs: dict[int, OutputCallback] = {}
@@ -114,7 +123,7 @@ class NamespaceExecutor:
                 to_close.append(in_fd)
             child_fds = [in_fd, *child_out]
         req = {"spec": spec.to_json(), "rootfs": rootfs_to_json(rootfs), "rundir": str(rundir),
-               "resolv_conf": host_resolv_conf()}
+               "resolv_conf": resolv_conf(spec), "netns": netns}
         still_open = {*readers, *inputs}
         run_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
@@ -129,7 +138,7 @@ class NamespaceExecutor:
                     os.close(fd)
             if on_start is not None:
                 on_start(_Handle(run_sock, console))
-            return self._wait(run_sock, readers, inputs, still_open, Deadline(timeout, cancel), console)
+            return self._wait(run_sock, readers, inputs, still_open, deadline, console)
         finally:
             run_sock.close()
             close_all(still_open)

@@ -15,6 +15,7 @@ from dockyard import fs
 from dockyard.executor import mount as m
 from dockyard.executor.spec import Mount, ProcessSpec
 from dockyard.executor.user import secure_join, start_error
+from dockyard.userns import overlay_userxattr
 
 # Mount points every container gets: path -> is a directory.
 STANDARD_TARGETS: tuple[tuple[str, bool], ...] = (
@@ -22,12 +23,28 @@ STANDARD_TARGETS: tuple[tuple[str, bool], ...] = (
     ("/etc/hosts", False), ("/etc/resolv.conf", False), ("/etc/hostname", False),
 )
 
-# Docker's defaults (moby oci/defaults.go): hidden, and read-only, kernel interfaces. Without them a
-# root process could write /proc/sys or /proc/sysrq-trigger of the host.
-MASKED_PATHS = ("/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
-                "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware",
-                "/sys/devices/virtual/powercap")
+# Docker's defaults (moby daemon/pkg/oci/defaults.go): hidden, and read-only, kernel interfaces. Without
+# them a root process could write /proc/sys or /proc/sysrq-trigger of the host, or read what leaks
+# other tenants' activity (/proc/interrupts, RAPL energy counters under powercap).
+MASKED_PATHS = ("/proc/acpi", "/proc/asound", "/proc/interrupts", "/proc/kcore", "/proc/keys",
+                "/proc/latency_stats", "/proc/sched_debug", "/proc/scsi", "/proc/timer_list",
+                "/proc/timer_stats", "/sys/devices/virtual/powercap", "/sys/firmware")
 READONLY_PATHS = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
+_CPUS = "/sys/devices/system/cpu"
+
+
+def masked_paths() -> list[str]:
+    """:data:`MASKED_PATHS` and, as Docker, each CPU's ``thermal_throttle`` directory that exists here."""
+    extra: list[str] = []
+    try:
+        names = os.listdir(_CPUS)
+    except OSError:
+        names = []
+    for name in sorted(names):
+        path = f"{_CPUS}/{name}/thermal_throttle"
+        if name.startswith("cpu") and name[3:].isdigit() and os.path.isdir(path):
+            extra.append(path)
+    return [*MASKED_PATHS, *extra]
 
 _MAX_MOUNT_DATA = 4000  # the kernel copies at most one page of mount options
 
@@ -59,14 +76,15 @@ def _overlay_data(lowers_top_first: Sequence[str], upper: str | None, work: str 
     """
     extra = [top] if top else []
     tail = f",upperdir={upper},workdir={work}" if upper else ""
-    data = f"lowerdir={':'.join([*extra, *lowers_top_first])}{tail},index=off"
+    tail += ",index=off" + overlay_userxattr()
+    data = f"lowerdir={':'.join([*extra, *lowers_top_first])}{tail}"
     if len(data) <= _MAX_MOUNT_DATA:
         return data, None
     base = os.path.commonpath(lowers_top_first)
     if base == lowers_top_first[0]:
         base = os.path.dirname(base)
     rel = [os.path.relpath(p, base) for p in lowers_top_first]
-    data = f"lowerdir={':'.join([*extra, *rel])}{tail},index=off"
+    data = f"lowerdir={':'.join([*extra, *rel])}{tail}"
     if len(data) > _MAX_MOUNT_DATA:
         raise _too_many(len(lowers_top_first))
     return data, base
@@ -297,5 +315,5 @@ def discard_overlay(scratch: str, index: int, source: str) -> str:
     for sub in ("upper", "work", "merged"):
         os.makedirs(os.path.join(base, sub))
     m.mount("overlay", os.path.join(base, "merged"), "overlay", 0,
-            f"lowerdir={source},upperdir={base}/upper,workdir={base}/work,index=off")
+            f"lowerdir={source},upperdir={base}/upper,workdir={base}/work,index=off{overlay_userxattr()}")
     return os.path.join(base, "merged")

@@ -6,6 +6,7 @@ by :func:`~dockyard.executor.cleanup.cleanup_stale` if this process dies first).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import selectors
@@ -18,6 +19,7 @@ from typing import Any
 
 from dockyard.errors import ExecutionError
 from dockyard.executor import mount as m
+from dockyard.executor import seccomp
 from dockyard.executor.base import (
     Deadline,
     OnStart,
@@ -29,11 +31,11 @@ from dockyard.executor.base import (
     read_ready,
     require_root,
 )
+from dockyard.executor.network import Networks, resolv_conf
 from dockyard.executor.rootfs import (
-    MASKED_PATHS,
     READONLY_PATHS,
     discard_overlay,
-    host_resolv_conf,
+    masked_paths,
     mount_rootfs,
     mount_targets,
     secret_file,
@@ -65,6 +67,7 @@ class RuncExecutor:
         if found is None:
             raise ExecutionError(f"runtime {runc!r} not found in PATH")
         self.runc = found
+        self._networks = Networks(self.state_dir)
 
     def __enter__(self) -> RuncExecutor:
         return self
@@ -73,9 +76,10 @@ class RuncExecutor:
         self.close()
 
     def close(self) -> None:
-        """Nothing to stop: every run is its own runc process."""
+        """Stop the shared private network; every run is its own runc process."""
+        self._networks.close()
 
-    def _config(self, spec: ProcessSpec, root: str, scratch: str) -> dict[str, Any]:
+    def _config(self, spec: ProcessSpec, root: str, scratch: str, netns: str | None) -> dict[str, Any]:
         user = resolve_user(root, spec.user)
         env = env_dict(spec.env)
         env.setdefault("PATH", DEFAULT_PATH)
@@ -89,7 +93,7 @@ class RuncExecutor:
             raise start_error(f'cannot change to working directory "{spec.cwd}": not a directory', 126)
         lookup_path(root, spec.args[0], env["PATH"])
         mounts = list(_STANDARD_MOUNTS)
-        for target, source in write_files(scratch, spec, host_resolv_conf()).items():
+        for target, source in write_files(scratch, spec, resolv_conf(spec)).items():
             mounts.append({"destination": target, "type": "bind", "source": source, "options": ["rbind"]})
         for index, mnt in enumerate(spec.mounts):
             if mnt.type == "tmpfs":
@@ -112,9 +116,13 @@ class RuncExecutor:
             mounts.append({"destination": mnt.target, "type": "bind", "source": source,
                            "options": ["rbind", "ro" if readonly else "rw"]})
         caps = sorted(m.DEFAULT_CAPS)
+        oci_filter = seccomp.oci_seccomp(spec.seccomp, caps)
+        seccomp_config = {} if oci_filter is None else {"seccomp": oci_filter}
         namespaces = [{"type": t} for t in ("pid", "ipc", "uts", "mount")]
         if spec.network == "none":
             namespaces.append({"type": "network"})
+        elif netns is not None:
+            namespaces.append({"type": "network", "path": netns})
         return {
             "ociVersion": "1.0.2",
             "process": {
@@ -132,8 +140,8 @@ class RuncExecutor:
             "root": {"path": root, "readonly": False},
             "hostname": spec.hostname,
             "mounts": mounts,
-            "linux": {"namespaces": namespaces, "maskedPaths": list(MASKED_PATHS),
-                      "readonlyPaths": list(READONLY_PATHS)},
+            "linux": {"namespaces": namespaces, "maskedPaths": masked_paths(),
+                      "readonlyPaths": list(READONLY_PATHS), **seccomp_config},
         }
 
     def run(self, spec: ProcessSpec, rootfs: Rootfs, *, stdout: Output = None, stderr: Output = None,
@@ -150,12 +158,14 @@ class RuncExecutor:
         mounted: list[str] = []
         still_open: set[int] = set()
         proc: subprocess.Popen[bytes] | None = None
+        network = contextlib.ExitStack()
         try:
+            netns = network.enter_context(self._networks.namespace(spec))
             m.mount("tmpfs", scratch, "tmpfs", m.MS_NOSUID | m.MS_NODEV, "mode=700")
             mounted.append(scratch)
             mount_rootfs(rootfs_to_json(rootfs), root, scratch, mount_targets(spec), allow_chdir=False)
             mounted.append(root)
-            (rundir / "config.json").write_text(json.dumps(self._config(spec, root, scratch)))
+            (rundir / "config.json").write_text(json.dumps(self._config(spec, root, scratch, netns)))
             child_out, readers, to_close = output_fds(stdout, stderr)
             still_open.update(readers)
             try:

@@ -12,7 +12,8 @@ from typing import Any, Literal
 from dockyard.errors import InvalidArgument, NotFound
 
 MountType = Literal["bind", "tmpfs", "secret"]
-Network = Literal["host", "none"]
+Network = Literal["host", "none", "private"]
+NETWORKS = ("host", "none", "private")
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -67,17 +68,40 @@ class Mount:
 
 
 @dataclass(frozen=True, slots=True)
+class PortMapping:
+    """One published port (``-p``): ``host_ip:host_port`` on the host to ``container_port`` inside."""
+
+    host_ip: str
+    host_port: int
+    container_port: int
+    proto: Literal["tcp", "udp"] = "tcp"
+
+    def to_json(self) -> list[Any]:
+        """A JSON-safe list."""
+        return [self.host_ip, self.host_port, self.container_port, self.proto]
+
+    def __str__(self) -> str:
+        host = f"[{self.host_ip}]" if ":" in self.host_ip else self.host_ip
+        return f"{host}:{self.host_port}->{self.container_port}/{self.proto}"
+
+
+@dataclass(frozen=True, slots=True)
 class ProcessSpec:
     """A process to run: argv, ``KEY=value`` environment, working directory, user and isolation.
 
     ``user`` is Docker's ``USER`` value (``name``, ``uid``, ``name:group``, ``uid:gid``; empty = root),
     resolved in the image's own /etc/passwd and /etc/group. ``cwd`` is created when missing.
-    ``network`` is ``host`` (the host's network namespace) or ``none`` (a new one with only ``lo``).
+    ``network`` is ``host`` (the host's network namespace), ``none`` (a new one with only ``lo``) or
+    ``private`` (a namespace of its own with outbound access through ``pasta``; the host's loopback
+    services and abstract unix sockets stay out of reach); ``publish`` lists ports forwarded from the
+    host into a ``private`` one.
     ``PATH`` defaults to Docker's and ``HOME`` to the user's home directory when ``env`` lacks them.
     ``tty`` gives the process a new pseudo-terminal as stdin/stdout/stderr and controlling terminal,
     made in the container's own ``/dev/pts`` (so ``tty`` inside names it, as under Docker); the executor
     copies between it and the caller's ``stdin``/``stdout``. ``console_size`` is its first (rows, columns),
     as OCI's ``process.consoleSize``; unset, it is taken from ``stdin`` when that is a terminal.
+    ``seccomp`` is the process's syscall filter: ``"default"`` (Docker's default profile), a profile in
+    Docker's JSON format (its text), or None for none (``--security-opt seccomp=unconfined``).
     """
 
     args: Sequence[str]
@@ -92,14 +116,18 @@ class ProcessSpec:
     tty: bool = False
     primary_group_in_groups: bool = True
     console_size: tuple[int, int] | None = None
+    seccomp: str | None = "default"
+    publish: Sequence[PortMapping] = ()
 
     def __post_init__(self) -> None:
         if not self.args:
             raise InvalidArgument("no command given to run")
         if not self.cwd.startswith("/"):
             raise InvalidArgument(f"working directory must be an absolute path: {self.cwd!r}")
-        if self.network not in ("host", "none"):
-            raise InvalidArgument(f"unsupported network mode {self.network!r} (use host or none)")
+        if self.network not in NETWORKS:
+            raise InvalidArgument(f"unsupported network mode {self.network!r} (use host, none or private)")
+        if self.publish and self.network != "private":
+            raise InvalidArgument(f"ports cannot be published with network mode {self.network!r}")
         for item in self.env:
             if "=" not in item:
                 raise InvalidArgument(f"environment entry must be KEY=value: {item!r}")
@@ -111,7 +139,8 @@ class ProcessSpec:
                 "mounts": [m.to_json() for m in self.mounts], "extra_groups": list(self.extra_groups),
                 "hosts": [list(h) for h in self.hosts], "tty": self.tty,
                 "primary_group_in_groups": self.primary_group_in_groups,
-                "console_size": None if self.console_size is None else list(self.console_size)}
+                "console_size": None if self.console_size is None else list(self.console_size),
+                "seccomp": self.seccomp, "publish": [p.to_json() for p in self.publish]}
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> ProcessSpec:
@@ -122,7 +151,9 @@ class ProcessSpec:
                    hosts=[(h[0], h[1]) for h in raw["hosts"]], tty=raw.get("tty", False),
                    primary_group_in_groups=raw.get("primary_group_in_groups", True),
                    console_size=None if raw.get("console_size") is None else
-                   (int(raw["console_size"][0]), int(raw["console_size"][1])))
+                   (int(raw["console_size"][0]), int(raw["console_size"][1])),
+                   seccomp=raw.get("seccomp", "default"),
+                   publish=tuple(PortMapping(p[0], p[1], p[2], p[3]) for p in raw.get("publish", ())))
 
 
 @dataclass(frozen=True, slots=True)

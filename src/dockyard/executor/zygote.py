@@ -27,8 +27,10 @@ import sys
 from typing import NoReturn
 
 from dockyard.executor import mount as m
+from dockyard.executor import seccomp
 from dockyard.executor.container import container_main, prepare, report
 from dockyard.executor.fdpass import recv_fds
+from dockyard.userns import in_user_namespace
 
 _MAX_REQUEST = 4 << 20
 
@@ -188,14 +190,34 @@ def serve(control: socket.socket) -> None:
     """Answer requests on ``control`` until it closes and the runs in flight have ended."""
     # Forked children must touch as few inherited pages as possible (each touch is a copy-on-write
     # fault): no garbage collection walks over the objects imported so far.
+    seccomp.warm()  # compiled once here, inherited by every container
     gc.disable()
     gc.freeze()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     Zygote(control).serve()
 
 
+def _own_pid_namespace() -> None:
+    """In a user namespace, become pid 1 of a pid namespace owned by it.
+
+    Each spare is forked into a new pid namespace, then the zygote goes back to its own with setns,
+    which needs CAP_SYS_ADMIN over the namespace's owner: never the host's pid namespace in rootless
+    mode. The original process stays as a plain parent that passes on the exit status.
+    """
+    m.unshare(m.CLONE_NEWPID)
+    pid = os.fork()
+    if pid == 0:
+        m.prctl(m.PR_SET_PDEATHSIG, signal.SIGKILL)
+        return
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _, status = os.waitpid(pid, 0)
+    os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
+
+
 def main() -> None:
     """Entry point: the control socket is file descriptor ``argv[1]``."""
+    if in_user_namespace():
+        _own_pid_namespace()
     serve(socket.socket(fileno=int(sys.argv[1])))
 
 

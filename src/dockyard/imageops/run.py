@@ -15,8 +15,12 @@ from dataclasses import dataclass, field
 
 from dockyard.dockerfile.mounts import MountSpec, parse_run_mount, parse_volume
 from dockyard.errors import DockyardError, ExecutionError, InvalidArgument, NotFound
-from dockyard.executor import Mount, ProcessSpec, RootfsSpec
+from dockyard.executor import Mount, ProcessSpec, RootfsSpec, cleanup_stale
 from dockyard.executor.base import OnStart, open_executor
+from dockyard.executor.network import network_mode, parse_publish, resolve_ports
+from dockyard.executor.seccomp import DEFAULT as DEFAULT_SECCOMP
+from dockyard.executor.seccomp import parse_profile
+from dockyard.executor.spec import PortMapping
 from dockyard.imageops import Store
 from dockyard.imageops.images import load_config, resolve
 from dockyard.imageops.platforms import resolve_platform
@@ -38,12 +42,14 @@ class RunOptions:
     user: str | None = None
     volumes: list[str] = field(default_factory=list)
     mounts: list[str] = field(default_factory=list)  # --mount values
-    network: str = "host"
+    network: str = "private"  # host, none, private (default and bridge mean private, as for docker run)
+    publish: list[PortMapping] = field(default_factory=list)  # parse_publish, then resolve_ports
     hostname: str = ""
     tty: bool = False
     interactive: bool = False
     runtime: str = "builtin"
     console_size: tuple[int, int] | None = None  # (rows, columns) of a ``tty`` run's terminal
+    security_opt: list[str] = field(default_factory=list)  # ``--security-opt`` values
     platform: str = ""  # one platform of a multi-platform tag (a foreign one runs under qemu)
 
 
@@ -116,6 +122,32 @@ def _host_mount(spec: MountSpec, short: bool) -> Mount:
     return Mount(target=spec.target, source=os.path.realpath(spec.source), readonly=spec.readonly)
 
 
+def seccomp_setting(security_opt: Sequence[str]) -> str | None:
+    """The ``ProcessSpec.seccomp`` value of ``--security-opt`` options: ``seccomp=unconfined`` (None),
+    ``seccomp=PROFILE.json`` (the file's text, checked), else Docker's default profile.
+    ``no-new-privileges`` is accepted: every dockyard container has it."""
+    setting: str | None = DEFAULT_SECCOMP
+    for opt in security_opt:
+        key, sep, value = opt.partition("=")
+        if key == "no-new-privileges" and value in ("", "true"):
+            continue
+        if key != "seccomp" or not sep or not value:
+            raise InvalidArgument(f'invalid --security-opt: "{opt}" (dockyard supports seccomp=unconfined, '
+                                  "seccomp=PROFILE.json and no-new-privileges)")
+        if value == "unconfined":
+            setting = None
+            continue
+        try:
+            with open(value, encoding="utf-8") as f:
+                text = f.read()
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else str(exc)
+            raise InvalidArgument(f"opening seccomp profile ({value}) failed: {reason}") from None
+        parse_profile(text, value)
+        setting = text
+    return setting
+
+
 def run_container(store: Store, opts: RunOptions, *, stdin: int | None, stdout: int, stderr: int,
                   pull: Callable[[str], str] | None = None, on_start: OnStart | None = None) -> int:
     """Run ``opts.image`` and return the process's exit status (128+n when killed by signal n)."""
@@ -133,14 +165,18 @@ def run_container(store: Store, opts: RunOptions, *, stdin: int | None, stdout: 
             raise NotFound(f"{missing}, and pulling it failed: {exc}") from exc
     config, _raw = load_config(store, image_id)
     args = command_line(config, opts)
+    network = network_mode(opts.network)
+    if opts.publish and network != "private":
+        raise InvalidArgument(f"ports cannot be published with --network {opts.network}")
     hostname = opts.hostname or secrets.token_hex(6)
     run = config.config
     spec = ProcessSpec(
         args=args, env=environment(config, opts.env, hostname),
         cwd=opts.workdir or str(run.get("WorkingDir") or "/"),
         user=opts.user if opts.user is not None else str(run.get("User") or ""),
-        hostname=hostname, network="none" if opts.network == "none" else "host",
+        hostname=hostname, network=network, publish=opts.publish,
         mounts=run_mounts(opts.volumes, opts.mounts), tty=opts.tty, console_size=opts.console_size,
+        seccomp=seccomp_setting(opts.security_opt),
     )
     with store.lease(ttl=7 * 24 * 3600.0) as lease:
         lease.add_image(image_id)
@@ -153,6 +189,7 @@ def run_container(store: Store, opts: RunOptions, *, stdin: int | None, stdout: 
             upper.mkdir()
             work.mkdir()
             rootfs = RootfsSpec(lowerdirs=list(reversed(lowers)) or [empty], upperdir=upper, workdir=work)
+            cleanup_stale(store.root / "exec")  # e.g. the pasta of a run killed with SIGKILL
             executor = open_executor(store.root / "exec", opts.runtime)
             try:
                 return executor.run(spec, rootfs, stdout=stdout, stderr=stderr,
@@ -163,4 +200,5 @@ def run_container(store: Store, opts: RunOptions, *, stdin: int | None, stdout: 
             shutil.rmtree(scratch, ignore_errors=True)
 
 
-__all__ = ["RunOptions", "command_line", "environment", "run_container", "run_mounts"]
+__all__ = ["RunOptions", "command_line", "environment", "network_mode", "parse_publish", "resolve_ports",
+           "run_container", "run_mounts", "seccomp_setting"]

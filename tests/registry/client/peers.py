@@ -19,7 +19,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import httpx
 import pytest
@@ -30,23 +29,18 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID
 
-# ../shared/peers from the project root; a git worktree (/work/wt/NAME) sits one level deeper.
-PEERS = next((p / "shared" / "peers" for p in Path(__file__).resolve().parents[4:]
-              if (p / "shared" / "peers").is_dir()), Path(__file__).resolve().parents[4] / "shared" / "peers")
+from tests.conftest import PEERS
+from tests.peers import require
+
 PLAIN = "127.0.0.1:5000"
 BASIC = "127.0.0.1:5001"
 USER, PASSWORD = "peer", "peerpass"
 
 
 def start_peer_registries() -> None:
-    """Make sure both peer registries answer (started by ``make test`` normally; else started here)."""
-    for args, host, want in (([], PLAIN, 200), (["auth"], BASIC, 401)):
-        try:
-            if httpx.get(f"http://{host}/v2/", timeout=2).status_code == want:
-                continue
-        except httpx.TransportError:
-            pass
-        subprocess.run(["bash", str(PEERS / "start-registry.sh"), *args], check=True, capture_output=True)
+    """Make sure both peer registries answer (``make peers`` starts them; else they are started here)."""
+    require("registry")
+    require("registry_auth")
 
 
 @pytest.fixture(scope="session")
@@ -366,9 +360,3 @@ def peer(command: str, *, check: bool = True) -> str:
     return proc.stdout
 
 
-def docker_up() -> bool:
-    try:
-        peer("$DOCKER version >/dev/null 2>&1 || bash \"$PEERS_KIT/start-dockerd.sh\" >/dev/null")
-        return True
-    except RuntimeError:
-        return False

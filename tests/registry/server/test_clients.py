@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from dockyard.registry.server import RegistryServer
-
-PEERS = Path(__file__).resolve().parents[4] / "shared" / "peers"
+from tests.conftest import PEERS
+from tests.peers import unavailable
 
 
 def peers_env() -> dict[str, str]:
@@ -37,7 +37,7 @@ def env() -> dict[str, str]:
     try:
         httpx.get(f"http://{environment['PEERS_REGISTRY']}/v2/peers/busybox/tags/list", timeout=5)
     except httpx.HTTPError:
-        pytest.skip("peer registry 127.0.0.1:5000 is not up (../shared/peers/start-registry.sh)")
+        unavailable("registry")
     return environment
 
 
@@ -51,7 +51,8 @@ def tags(registry: RegistryServer, repo: str) -> list[str]:
     return list(httpx.get(f"{registry.url}/v2/{repo}/tags/list").json()["tags"])
 
 
-@pytest.mark.peers
+@pytest.mark.skopeo
+@pytest.mark.registry
 def test_skopeo_copy_in_and_out(env: dict[str, str], registry: RegistryServer, tmp_path: Path) -> None:
     source = f"docker://{env['PEERS_REGISTRY']}/peers/busybox:local"
     for fmt in ("v2s2", "oci"):
@@ -75,7 +76,7 @@ def test_skopeo_copy_in_and_out(env: dict[str, str], registry: RegistryServer, t
 
 
 @pytest.mark.docker
-@pytest.mark.peers
+@pytest.mark.registry
 def test_docker_push_and_pull(env: dict[str, str], registry: RegistryServer) -> None:
     docker = env["DOCKER"]
     ref = f"{registry.address}/docker/busybox:pushed"
@@ -97,7 +98,7 @@ def test_docker_push_and_pull(env: dict[str, str], registry: RegistryServer) -> 
                        capture_output=True, timeout=60)
 
 
-@pytest.mark.peers
+@pytest.mark.buildah
 def test_buildah_push_and_pull(env: dict[str, str], registry: RegistryServer) -> None:
     for fmt in ("oci", "docker"):
         ref = f"{registry.address}/buildah/busybox:{fmt}"
@@ -122,7 +123,7 @@ def test_buildah_push_and_pull(env: dict[str, str], registry: RegistryServer) ->
 
 
 @pytest.mark.docker
-@pytest.mark.peers
+@pytest.mark.registry
 def test_docker_login_and_push_with_token_auth(env: dict[str, str], tmp_path: Path) -> None:
     import bcrypt
 
@@ -159,7 +160,8 @@ def test_docker_login_and_push_with_token_auth(env: dict[str, str], tmp_path: Pa
             subprocess.run([docker, "rmi", ref, denied], env=env, capture_output=True, timeout=60)
 
 
-@pytest.mark.peers
+@pytest.mark.skopeo
+@pytest.mark.registry
 def test_skopeo_with_basic_auth(env: dict[str, str], tmp_path: Path) -> None:
     import bcrypt
 

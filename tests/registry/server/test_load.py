@@ -225,11 +225,16 @@ def test_a_large_upload_does_not_stall_other_clients(tmp_path: Path) -> None:
     proc, url = start(tmp_path / "storage")  # on disk, not tmpfs: writes that can block
     uploaded: list[int] = []
     failure: list[BaseException] = []
+    measured = threading.Event()
 
     def body(hasher: Any) -> Iterator[bytes]:
         for i in range(size >> 20):
             chunk = i.to_bytes(8, "big") + block[8:]  # generated, never held whole
             hasher.update(chunk)
+            if i == (size >> 20) - 1:
+                # Hold the last piece until the GETs are done: on a loaded machine the whole upload
+                # could otherwise end before them, and nothing would be measured under load.
+                measured.wait(120)
             yield chunk
 
     def upload() -> None:
@@ -275,8 +280,10 @@ def test_a_large_upload_does_not_stall_other_clients(tmp_path: Path) -> None:
                 time.sleep(0.01)
             busy = gets()
             in_flight = thread.is_alive()
+            measured.set()
             thread.join(300)
     finally:
+        measured.set()
         proc.send_signal(signal.SIGTERM)
         proc.wait(20)
     assert not failure, failure

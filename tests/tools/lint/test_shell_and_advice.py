@@ -179,6 +179,7 @@ _LINES = st.lists(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None)
 @given(_LINES)
 def test_lint_never_crashes(lines: list[str]) -> None:

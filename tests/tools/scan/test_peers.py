@@ -15,7 +15,6 @@ from dockyard.tools.scan import image_sbom
 from tests.tools.analyze.kit import make_image
 
 TRIVY = os.environ.get("TRIVY", "/var/tmp/dockyard-peers/venv/bin/trivy")
-needs_trivy = pytest.mark.skipif(not Path(TRIVY).exists(), reason=f"trivy is not installed at {TRIVY}")
 
 
 def trivy_packages(image_tar: Path, cache: Path) -> set[tuple[str, str]]:
@@ -29,8 +28,7 @@ def trivy_packages(image_tar: Path, cache: Path) -> set[tuple[str, str]]:
             for c in doc.get("components", []) if c.get("type") == "library"}
 
 
-@pytest.mark.peers
-@needs_trivy
+@pytest.mark.trivy
 def test_same_packages_as_trivy(client: Client, debian_image: str, tmp_path: Path) -> None:
     out = tmp_path / "deb.tar"
     client.save(["deb:1"], str(out))
@@ -39,9 +37,8 @@ def test_same_packages_as_trivy(client: Client, debian_image: str, tmp_path: Pat
     assert ours == theirs
 
 
-@pytest.mark.peers
+@pytest.mark.trivy
 @pytest.mark.slow
-@needs_trivy
 def test_real_debian_against_dpkg_query_and_trivy(tmp_path: Path) -> None:
     """A debootstrapped bookworm (kept in /var/tmp between runs): dpkg-query and trivy agree with us."""
     root = Path(os.environ.get("DOCKYARD_SCAN_DEBIAN_STORE", "/var/tmp/dockyard-scan-debian"))
@@ -73,9 +70,9 @@ def test_real_debian_against_dpkg_query_and_trivy(tmp_path: Path) -> None:
 GO_BINARIES = [Path("/var/tmp/dockyard-dive-venv/bin/dive"), Path("/usr/sbin/runc")]
 
 
-@pytest.mark.peers
-@needs_trivy
-@pytest.mark.skipif(not all(p.exists() for p in GO_BINARIES), reason="no Go binaries to scan")
+@pytest.mark.trivy
+@pytest.mark.runc
+@pytest.mark.dive
 def test_go_binaries_as_trivy(client: Client, tmp_path: Path) -> None:
     """dive (module build, 60 modules) and runc (Debian's GOPATH build: stdlib only)."""
     files: list[tuple[str, bytes | None]] = [(f"usr/bin/{p.name}", p.read_bytes()) for p in GO_BINARIES]

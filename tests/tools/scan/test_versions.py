@@ -29,6 +29,7 @@ def _random_deb(rng: random.Random) -> str:
 
 
 @pytest.mark.skipif(shutil.which("dpkg") is None, reason="dpkg is not installed")
+@pytest.mark.slow
 def test_deb_matches_dpkg_compare_versions() -> None:
     rng = random.Random(1234)
     versions = DEB + [_random_deb(rng) for _ in range(40)]

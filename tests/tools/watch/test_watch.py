@@ -23,9 +23,9 @@ from dockyard.progress import ProgressEvent, VertexCompleted, VertexStarted
 from dockyard.registry.client import RegistryClient
 from dockyard.tools.watch import Watcher, WatchEvent, check_bases
 from tests.builder.conftest import busybox_tar
-from tests.conftest import PEERS
+from tests.peers import require
 
-pytestmark = pytest.mark.peers
+pytestmark = pytest.mark.registry
 REGISTRY = "127.0.0.1:5000"
 
 
@@ -41,9 +41,7 @@ def _drop(client: Client) -> None:
 
 @pytest.fixture(scope="module")
 def registry() -> str:
-    up = subprocess.run(["bash", str(PEERS / "start-registry.sh")], capture_output=True, text=True)
-    if up.returncode != 0:
-        pytest.skip(f"no registry on {REGISTRY}: {up.stderr.strip()}")
+    require("registry")
     return REGISTRY
 
 
@@ -125,6 +123,7 @@ def _app(tmp: Path, base: str) -> Path:
     return ctx
 
 
+@pytest.mark.slow
 def test_outdated_then_watch_pulls_and_rebuilds(registry: str, publisher: Client, consumer: Client,
                                                 tmp_path: Path) -> None:
     base = f"{registry}/dytest/base-{uuid.uuid4().hex[:12]}:1"
@@ -194,6 +193,7 @@ def test_outdated_then_watch_pulls_and_rebuilds(registry: str, publisher: Client
     assert not Watcher(consumer, options, on_event=rec).step().built and rec.events == []
 
 
+@pytest.mark.slow
 def test_unreachable_registry_and_failed_builds_keep_watching(consumer: Client, tmp_path: Path) -> None:
     # Nothing listens on port 1: a base from there is "unreachable" (pulled earlier) or "not pulled".
     gone = "127.0.0.1:1/dytest/gone:1"
@@ -203,15 +203,12 @@ def test_unreachable_registry_and_failed_builds_keep_watching(consumer: Client, 
     ctx.mkdir()
     (ctx / "Dockerfile").write_text(f"FROM {gone}\nRUN false\nCOPY --from=127.0.0.1:1/dytest/other:2 / /\n")
     options = BuildOptions(context_dir=str(ctx), tags=["app:broken"])
-    started = time.monotonic()
     statuses = check_bases(consumer, options)  # with the session's retries: the host is tried once
-    took = time.monotonic() - started
     assert [(s.ref, s.status) for s in statuses] == [(gone, "unreachable"),
                                                     ("127.0.0.1:1/dytest/other:2", "not pulled")]
     for s in statuses:
         assert s.reason.startswith("cannot reach registry 127.0.0.1:1: ") and "\n" not in s.reason
     assert statuses[0].local_image_id == str(consumer.resolve(gone)) and statuses[0].remote_digest == ""
-    assert took < 20, took
 
     rec = Recorder()
     # From here on, no back-off sleeps between retries (they are what takes the time above).

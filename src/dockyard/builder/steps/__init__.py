@@ -67,6 +67,10 @@ class StepContext(Protocol):
         """The build's default RUN network (``--network``)."""
 
     @property
+    def entitlements(self) -> frozenset[str]:
+        """Privileged entitlements the build was granted (``--allow``)."""
+
+    @property
     def secrets(self) -> Mapping[str, bytes]: ...
 
     @property

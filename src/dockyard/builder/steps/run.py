@@ -13,6 +13,8 @@ from dockyard.dockerfile import RunInstruction
 from dockyard.dockerfile.stages import PROXY_ARGS
 from dockyard.errors import BuildError
 from dockyard.executor import Mount, ProcessSpec, RootfsSpec
+from dockyard.executor.network import network_mode
+from dockyard.executor.spec import Network
 
 HOSTNAME = "buildkitsandbox"
 # Where a RUN heredoc script is mounted (BuildKit uses /dev/pipes; our /dev is built fresh per run).
@@ -39,6 +41,10 @@ def command_args(instr: RunInstruction, state: StageState) -> tuple[list[str], d
 
 def plan(ctx: StepContext, instr: RunInstruction, state: StageState) -> Step:
     """The step of a RUN: its cache definition, history text and the process to run."""
+    if instr.security == "insecure" and "security.insecure" not in ctx.entitlements:
+        # BuildKit refuses the step unless the build grants the entitlement: a Dockerfile alone must
+        # not be able to lift its own sandbox (seccomp).
+        raise BuildError("security.insecure is not allowed: grant it with --allow security.insecure")
     args, _ = command_args(instr, state)
     env = [f"{k}={v}" for k, v in state.env.run_env().items()]
     mount_defs = [mounts.definition(ctx, m) for m in instr.mounts]
@@ -56,9 +62,10 @@ def plan(ctx: StepContext, instr: RunInstruction, state: StageState) -> Step:
     return Step(definition, f"RUN {prefix}{' '.join(args)} # buildkit", action=action)
 
 
-def _network(ctx: StepContext, instr: RunInstruction) -> str:
-    mode = instr.network if instr.network != "default" else ctx.network
-    return "none" if mode == "none" else "host"
+def _network(ctx: StepContext, instr: RunInstruction) -> Network:
+    """``RUN --network``, else the build's ``--network``; ``default`` is the private network (its own
+    namespace with outbound access, shared by the build's RUN steps), as BuildKit's sandbox."""
+    return network_mode(instr.network if instr.network != "default" else ctx.network)
 
 
 def execute(ctx: StepContext, instr: RunInstruction, state: StageState, upper: Path, work: Path,
@@ -86,8 +93,9 @@ def execute(ctx: StepContext, instr: RunInstruction, state: StageState, upper: P
         rootfs = RootfsSpec(lowerdirs=[Path(p) for p in reversed(ctx.workspace.lowers(lowers))],
                             upperdir=upper, workdir=work)
         process = ProcessSpec(args=args, env=[f"{k}={v}" for k, v in env.items()], cwd=state.workdir,
-                              user=state.user, hostname=HOSTNAME, network=_network(ctx, instr),  # type: ignore[arg-type]
-                              mounts=given, primary_group_in_groups=False)  # as BuildKit's RUN
+                              user=state.user, hostname=HOSTNAME, network=_network(ctx, instr),
+                              mounts=given, primary_group_in_groups=False,  # as BuildKit's RUN
+                              seccomp=None if instr.security == "insecure" else "default")
         code = ctx.executor.run(process, rootfs, stdout=lambda c: output(c, 1),
                                 stderr=lambda c: output(c, 2), cancel=ctx.cancel)
     if code != 0:
