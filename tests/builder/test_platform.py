@@ -113,6 +113,8 @@ def multi_base(builds: Builds, arm64_base: str) -> str:
     return "busybox:multi"
 
 
+@pytest.mark.binfmt
+@pytest.mark.slow
 def test_multi_platform_base_serves_each_platform_locally(builds: Builds, multi_base: str) -> None:
     """No puller (no registry): both platforms come from the local index; titles carry the platform."""
     ctx = builds.context(f"FROM {multi_base}\nARG TARGETARCH\n"
@@ -134,6 +136,8 @@ def test_multi_platform_base_serves_each_platform_locally(builds: Builds, multi_
         builds.build(ctx, platform="linux/s390x")
 
 
+@pytest.mark.binfmt
+@pytest.mark.slow
 def test_build_platform_stage_cross_builds_for_each_target(builds: Builds, multi_base: str) -> None:
     """``FROM --platform=$BUILDPLATFORM``: that stage runs natively for every target, with TARGET* set."""
     ctx = builds.context(f"FROM --platform=$BUILDPLATFORM {multi_base} AS build\n"

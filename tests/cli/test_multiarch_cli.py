@@ -16,10 +16,8 @@ import httpx
 import pytest
 
 from tests.builder.conftest import busybox_tar
-from tests.registry.client.peers import PLAIN, start_peer_registries
+from tests.registry.client.peers import PLAIN
 
-pytestmark = pytest.mark.peers
-BINFMT = Path("/proc/sys/fs/binfmt_misc/qemu-aarch64")
 INDEX_TYPES = ("application/vnd.oci.image.index.v1+json, "
                "application/vnd.docker.distribution.manifest.list.v2+json")
 
@@ -34,9 +32,6 @@ def _env(tmp_path: Path, name: str) -> dict[str, str]:
 
 @pytest.fixture
 def envs(tmp_path: Path) -> Iterator[tuple[dict[str, str], dict[str, str]]]:
-    if not BINFMT.exists() or "enabled" not in BINFMT.read_text():
-        pytest.skip("qemu-aarch64 binfmt handler not registered (../shared/peers/binfmt-setup.sh)")
-    start_peer_registries()
     a, b = _env(tmp_path, "ma-build"), _env(tmp_path, "ma-fresh")
     yield a, b
     for env in (a, b):
@@ -55,6 +50,10 @@ def ok(env: dict[str, str], *args: str, cwd: Path | None = None) -> subprocess.C
     return done
 
 
+@pytest.mark.registry
+@pytest.mark.binfmt
+@pytest.mark.busybox
+@pytest.mark.slow
 def test_buildx_build_push_two_platforms_from_local_bases(envs: tuple[dict[str, str], dict[str, str]],
                                                           tmp_path: Path) -> None:
     env, fresh = envs
@@ -95,6 +94,7 @@ def test_buildx_build_push_two_platforms_from_local_bases(envs: tuple[dict[str, 
     assert absent.returncode != 0 and "has no linux/s390x variant locally" in absent.stderr
 
 
+@pytest.mark.busybox
 def test_tree_inspect_and_rmi_by_platform(tmp_path: Path) -> None:
     env = _env(tmp_path, "ma-tree")
     try:
@@ -120,6 +120,7 @@ def test_tree_inspect_and_rmi_by_platform(tmp_path: Path) -> None:
         subprocess.run(["rm", "-rf", env["DOCKYARD_ROOT"]], check=False)
 
 
+@pytest.mark.busybox
 def test_missing_platform_error_names_image_platform_and_registry(tmp_path: Path) -> None:
     from tests.registry.client.peers import free_port
 

@@ -17,9 +17,8 @@ import httpx
 import pytest
 
 from tests.builder.conftest import busybox_tar
-from tests.registry.client.peers import PLAIN, start_peer_registries
+from tests.registry.client.peers import PLAIN
 
-pytestmark = pytest.mark.peers
 INDEX_TYPES = ("application/vnd.oci.image.index.v1+json, "
                "application/vnd.docker.distribution.manifest.list.v2+json")
 PEERS_DIR = Path(os.environ.get("PEERS_DIR", "/var/tmp/dockyard-peers"))
@@ -27,7 +26,6 @@ PEERS_DIR = Path(os.environ.get("PEERS_DIR", "/var/tmp/dockyard-peers"))
 
 @pytest.fixture
 def env(tmp_path: Path) -> Iterator[dict[str, str]]:
-    start_peer_registries()
     config = tmp_path / "config.toml"
     config.write_text("")
     root = Path("/dev/shm") / f"dytest-mai-{uuid.uuid4().hex[:8]}"
@@ -67,6 +65,10 @@ def _two_platform_tag(env: dict[str, str], ref: str) -> None:
         dy(env, "import", "--platform", f"linux/{arch}", str(busybox_tar()), ref)
 
 
+@pytest.mark.registry
+@pytest.mark.skopeo
+@pytest.mark.buildah
+@pytest.mark.busybox
 def test_peers_read_the_index_dockyard_pushes(env: dict[str, str], tmp_path: Path) -> None:
     repo = f"dytest/interop-{uuid.uuid4().hex[:8]}"
     ref = f"{PLAIN}/{repo}:multi"
@@ -102,6 +104,8 @@ def test_peers_read_the_index_dockyard_pushes(env: dict[str, str], tmp_path: Pat
     assert f"Digest:    {digest}" in tools and "Platform:  linux/arm64" in tools
 
 
+@pytest.mark.registry
+@pytest.mark.buildah
 def test_buildah_index_is_pulled_with_both_platforms(env: dict[str, str], tmp_path: Path) -> None:
     ctx = tmp_path / "ctx"
     ctx.mkdir()
@@ -131,6 +135,8 @@ def test_buildah_index_is_pulled_with_both_platforms(env: dict[str, str], tmp_pa
     assert [m["digest"] for m in saved["manifests"]] == [digest]
 
 
+@pytest.mark.registry
+@pytest.mark.busybox
 def test_manifest_create_annotate_push(env: dict[str, str]) -> None:
     repo = f"dytest/parts-{uuid.uuid4().hex[:8]}"
     parts = []
