@@ -95,8 +95,21 @@ class Client:
     def image_config(self, ref_or_id: str) -> ImageConfig:
         return _images.load_config(self.store, self.resolve(ref_or_id))[0]
 
-    def inspect(self, ref_or_id: str) -> dict[str, Any]:
+    def inspect(self, ref_or_id: str, platform: str = "") -> dict[str, Any]:
+        """``image inspect``; with ``platform``, that platform's image of a multi-platform tag."""
+        if platform:
+            from dockyard.imageops.platforms import resolve_platform
+
+            found = _images.inspect(self.store, str(resolve_platform(self.store, ref_or_id, platform)))
+            found["RepoTags"] = found["RepoTags"] or [self._familiar_tag(ref_or_id)]
+            return found
         return _images.inspect(self.store, ref_or_id)
+
+    @staticmethod
+    def _familiar_tag(ref: str) -> str:
+        from dockyard.oci.reference import parse_normalized
+
+        return parse_normalized(ref).tag_or_latest().familiar()
 
     def history(self, ref_or_id: str) -> list[HistoryItem]:
         return _images.history(self.store, ref_or_id)
@@ -104,7 +117,11 @@ class Client:
     def tag(self, source: str, target: str) -> str:
         return _images.tag(self.store, source, target)
 
-    def remove(self, ref_or_id: str, force: bool = False, no_prune: bool = False) -> list[DeleteItem]:
+    def remove(self, ref_or_id: str, force: bool = False, no_prune: bool = False,
+               platform: str = "") -> list[DeleteItem]:
+        """``rmi``; with ``platform``, only that platform of a multi-platform tag."""
+        if platform:
+            return _images.remove_platform(self.store, ref_or_id, platform, prune=not no_prune)
         return _images.remove(self.store, ref_or_id, force=force, prune=not no_prune)
 
     def prune(self, all: bool = False, filters: Mapping[str, Sequence[str]] | None = None,
@@ -191,10 +208,12 @@ class Client:
         """Write images as one tar to a file descriptor or (atomically) a path; return its size."""
         from dockyard.imageops import save as _save
 
-        items = _save.resolve_items(self.store, list(refs))
+        items, indexes = _save.resolve_save(self.store, list(refs))
         if isinstance(out, int):
-            return _save.save(self.store, items, out, fmt=fmt, progress=self.progress)  # type: ignore[arg-type]
-        return _save.save_to_file(self.store, items, out, fmt=fmt, progress=self.progress)  # type: ignore[arg-type]
+            return _save.save(self.store, items, out, fmt=fmt, progress=self.progress,  # type: ignore[arg-type]
+                              indexes=indexes)
+        return _save.save_to_file(self.store, items, out, fmt=fmt, progress=self.progress,  # type: ignore[arg-type]
+                                  indexes=indexes)
 
     def load(self, stream: BinaryIO, *, source: str = "archive", platform: str | None = None) -> list[Any]:
         """Load a docker save / OCI layout tar; return ``imageops.load.LoadResult`` items."""
@@ -250,7 +269,7 @@ class Client:
                     return str(self.pull(ref, platform=platform or None).image_id)
                 except (NotFound, RegistryError) as exc:
                     # Only asked when the store lacks it: say both places were looked at.
-                    text = f"base image {ref} is neither in the local store nor reachable: {exc}"
+                    text = _base_missing(ref, platform, exc)
                     if isinstance(exc, RegistryError):
                         raise RegistryError(text, status=exc.status, code=exc.code) from exc
                     raise NotFound(text) from exc
@@ -261,11 +280,23 @@ class Client:
         result = build(self.store, options)
         if options.push:
             images = list(getattr(result, "images", {}).values())
-            for tag in options.tags:
-                if images:
-                    self.push_index(tag, images)
-                else:
-                    self.push(tag)
+            from dockyard.progress import VertexCompleted, VertexStarted, VertexStatus
+
+            own, self.progress = self.progress, options.progress  # push lines join the build's
+            try:
+                for tag in options.tags:
+                    if not images:
+                        self.push(tag)
+                        continue
+                    vid = f"push|{tag}"
+                    options.progress(VertexStarted(vid, f"pushing {tag}"))
+                    pushed = self.push_index(tag, images)
+                    options.progress(VertexStatus(vid, f"pushing manifest list for {pushed.reference}@"
+                                                  f"{pushed.digest}", done=True))
+                    options.progress(VertexCompleted(vid, f"pushing {tag}", "done"))
+                    result.index_digest = str(pushed.digest)  # type: ignore[attr-defined]
+            finally:
+                self.progress = own
         return result
 
     def registry_client(self, config_path: str | None = None) -> RegistryClient:
@@ -287,6 +318,18 @@ class Client:
         want = parse(platform) if platform else None
         with self.registry_client() as registry:
             return pull(self.store, registry, parsed, platform=want, progress=self.progress, unpack=unpack)
+
+    def pull_platforms(self, ref: str, platforms: Sequence[str] | None = None, *,
+                       unpack: bool = True) -> list[PullResult]:
+        """Pull several platforms of ``ref`` under its tag (``None``: every platform it lists)."""
+        from dockyard.imageops.pull import pull_platforms
+        from dockyard.oci.platform import parse
+        from dockyard.oci.reference import parse_normalized
+
+        wanted = [parse(p) for p in platforms] if platforms is not None else None
+        with self.registry_client() as registry:
+            return pull_platforms(self.store, registry, parse_normalized(ref), platforms=wanted,
+                                  progress=self.progress, unpack=unpack)
 
     def pull_all_tags(self, ref: str, *, platform: str | None = None,
                       unpack: bool = True) -> list[PullResult]:
@@ -323,10 +366,14 @@ class Client:
     def run(self, options: RunOptions, *, stdin: int | None = 0, stdout: int = 1, stderr: int = 2,
             on_start: OnStart | None = None) -> int:
         """Run a container in the foreground (``docker run``); pulls a missing image first."""
+        from dockyard.imageops.platforms import resolve_platform
         from dockyard.imageops.run import run_container
 
         def pull(ref: str) -> str:
-            return str(self.pull(ref).image_id)
+            if not options.platform:
+                return str(self.pull(ref).image_id)
+            self.pull(ref, platform=options.platform)  # joins the tag's other platforms
+            return str(resolve_platform(self.store, ref, options.platform))
 
         return run_container(self.store, options, stdin=stdin, stdout=stdout, stderr=stderr, pull=pull,
                              on_start=on_start)
@@ -347,3 +394,18 @@ class Client:
         from dockyard.registry.auth.dockerconfig import DockerConfig
 
         return bool(DockerConfig.load().erase(registry))
+
+
+def _base_missing(ref: str, platform: str, exc: Exception) -> str:
+    """``busybox:latest has no linux/arm64 variant locally and registry-1.docker.io cannot be reached``."""
+    from dockyard.oci.platform import parse
+    from dockyard.oci.reference import parse_normalized
+
+    parsed = parse_normalized(ref)
+    name = parsed.familiar() if parsed.digest else parsed.tag_or_latest().familiar()
+    local = f"{name} is not in the local store"
+    if platform:
+        local = f"{name} has no {parse(platform)} variant locally"
+    if "cannot reach" in str(exc) or "connect" in str(exc).lower():
+        return f"{local} and {parsed.domain} cannot be reached ({exc})"
+    return f"{local} and pulling it failed: {exc}"

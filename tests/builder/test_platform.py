@@ -100,3 +100,57 @@ def test_multi_platform_push_then_pull_each(builds: Builds, arm64_base: str) -> 
     finally:
         subprocess.run(["umount", "-R", "-l", str(other)], stderr=subprocess.DEVNULL, check=False)
         shutil.rmtree(other, ignore_errors=True)
+
+
+@pytest.fixture()
+def multi_base(builds: Builds, arm64_base: str) -> str:
+    """``busybox:multi``: amd64 (imported) and arm64 (bootstrapped) under one tag."""
+    from tests.builder.conftest import busybox_tar
+
+    with open(busybox_tar(), "rb") as f:
+        builds.client.import_image(f, changes=['CMD ["sh"]'], names=["busybox:multi"], platform="linux/amd64")
+    builds.client.bootstrap("busybox", names=["busybox:multi"], platform="linux/arm64")
+    return "busybox:multi"
+
+
+@pytest.mark.binfmt
+@pytest.mark.slow
+def test_multi_platform_base_serves_each_platform_locally(builds: Builds, multi_base: str) -> None:
+    """No puller (no registry): both platforms come from the local index; titles carry the platform."""
+    ctx = builds.context(f"FROM {multi_base}\nARG TARGETARCH\n"
+                         "RUN uname -m > /arch && echo $TARGETARCH >> /arch\n")
+    builds.build(ctx, tags=["app:multi"], platform="linux/amd64,linux/arm64")
+    titles = [name for name, _ in builds.timeline()]
+    assert "[linux/arm64 2/2] RUN uname -m > /arch && echo $TARGETARCH >> /arch" in titles
+    assert "[linux/amd64 2/2] RUN uname -m > /arch && echo $TARGETARCH >> /arch" in titles
+    held = builds.client.store.meta.tag_platforms("docker.io/library/app:multi")
+    assert [m.platform for m in held] == ["linux/amd64", "linux/arm64"]
+    for m in held:
+        builds.client.tag(m.image_id, f"app:{m.platform.split('/')[1]}")
+    assert (builds.rootfs("app:arm64") / "arch").read_text().split() == ["aarch64", "arm64"]
+    assert (builds.rootfs("app:amd64") / "arch").read_text().split() == ["x86_64", "amd64"]
+    # Without --platform the host's platform is taken from the multi-platform base.
+    builds.build(ctx, tags=["app:host"])
+    assert builds.client.image_config("app:host").architecture == "amd64"
+    with pytest.raises(BuildError, match="busybox:multi has no linux/s390x variant locally"):
+        builds.build(ctx, platform="linux/s390x")
+
+
+@pytest.mark.binfmt
+@pytest.mark.slow
+def test_build_platform_stage_cross_builds_for_each_target(builds: Builds, multi_base: str) -> None:
+    """``FROM --platform=$BUILDPLATFORM``: that stage runs natively for every target, with TARGET* set."""
+    ctx = builds.context(f"FROM --platform=$BUILDPLATFORM {multi_base} AS build\n"
+                         "ARG TARGETPLATFORM BUILDPLATFORM TARGETOS TARGETARCH\n"
+                         'RUN echo "$BUILDPLATFORM $TARGETPLATFORM $TARGETOS $TARGETARCH $(uname -m)" > /p\n'
+                         f"FROM {multi_base}\nCOPY --from=build /p /p\nRUN uname -m >> /p\n")
+    builds.build(ctx, tags=["cross:1"], platform="linux/amd64,linux/arm64")
+    builds.client.tag("cross:1", "cross:2")  # a tag of a multi-platform tag takes every platform
+    held = builds.client.store.meta.tag_platforms("docker.io/library/cross:2")
+    assert [m.platform for m in held] == ["linux/amd64", "linux/arm64"]
+    for m in held:
+        builds.client.tag(m.image_id, f"cross:{m.platform.split('/')[1]}")
+    assert (builds.rootfs("cross:arm64") / "p").read_text().split() == [
+        "linux/amd64", "linux/arm64", "linux", "arm64", "x86_64", "aarch64"]
+    assert (builds.rootfs("cross:amd64") / "p").read_text().split() == [
+        "linux/amd64", "linux/amd64", "linux", "amd64", "x86_64", "x86_64"]

@@ -1,9 +1,9 @@
 """``--platform linux/amd64,linux/arm64``: one build per platform, side by side, joined in one OCI index.
 
 Each platform's image lands in the store as usual; the index and one manifest per platform are stored
-as blobs (layers referenced as stored: a local build keeps them uncompressed). The tags name the image
-of this host's platform (or the first one), since a local name points at one image; the whole index
-leaves the store through ``--output type=oci|docker`` or a push.
+as blobs (layers referenced as stored: a local build keeps them uncompressed), and each tag names the
+index (``imageops.platforms``). The whole index leaves the store through ``--output type=oci|docker``
+or a push.
 """
 
 from __future__ import annotations
@@ -20,17 +20,25 @@ from dockyard.archive import TarEntry, TarWriter
 from dockyard.archive.tarheader import DIRTYPE, REGTYPE
 from dockyard.builder.options import BuildOptions, BuildResult
 from dockyard.dockerfile import Platform
-from dockyard.errors import BuildError, Interrupted, NotFound
+from dockyard.errors import BuildError, Interrupted
 from dockyard.imageops import Store
-from dockyard.imageops.images import tag as tag_image
+from dockyard.imageops.images import normalize_tag
+from dockyard.imageops.platforms import build_index, manifest_for, set_members
+from dockyard.metadata import TagPlatform
 from dockyard.oci import mediatypes as mt
 from dockyard.oci.canonical import dumps
-from dockyard.oci.config import ImageConfig
 from dockyard.oci.descriptor import Descriptor
 from dockyard.oci.digest import Digest
-from dockyard.oci.manifest import Index, Manifest
-from dockyard.oci.platform import Platform as OciPlatform
+from dockyard.oci.manifest import Index
 from dockyard.oci.reference import parse_normalized
+from dockyard.progress import (
+    ProgressEvent,
+    ProgressSink,
+    VertexCompleted,
+    VertexLog,
+    VertexStarted,
+    VertexStatus,
+)
 
 
 @dataclass(slots=True)
@@ -54,7 +62,8 @@ def build_platforms(store: Store, options: BuildOptions, platforms: list[str]) -
     """Build every platform in parallel and store an OCI index of them."""
     from dockyard.builder.engine import build
 
-    per_platform = [dataclasses.replace(options, platform=p, tags=[], outputs=[]) for p in platforms]
+    per_platform = [dataclasses.replace(options, platform=p, tags=[], outputs=[], push=False,
+                                        progress=platform_progress(options.progress, p)) for p in platforms]
     cancel = threading.Event()  # Ctrl-C here, or one platform failing, cancels them all
     with ThreadPoolExecutor(max_workers=len(platforms), thread_name_prefix="platform") as pool:
         futures = [pool.submit(build, store, opts, cancel) for opts in per_platform]
@@ -67,40 +76,51 @@ def build_platforms(store: Store, options: BuildOptions, platforms: list[str]) -
             cancel.set()
             raise
     images = {p: r.image_id for p, r in zip(platforms, results, strict=True)}
-    descriptors = [_store_manifest(store, image_id) for image_id in images.values()]
-    index_bytes = Index(tuple(descriptors)).to_json()
-    info = store.content.ingest(index_bytes)
+    emit = options.progress
+    emit(VertexStarted("export-index", "exporting to image"))
+    held = []
+    for image_id in images.values():
+        desc = manifest_for(store, image_id)
+        held.append(TagPlatform(str(desc.platform), Digest(image_id), desc.digest))
+        emit(VertexStatus("export-index", f"exporting manifest {desc.digest} ({desc.platform})", done=True))
+    index_digest = build_index(store, held)[0]
+    if not options.push:  # a push compresses the layers: the pushed manifests and index are new
+        emit(VertexStatus("export-index", f"exporting manifest list {index_digest}", done=True))
+    names = ", ".join(normalize_tag(n) for n in options.tags)
+    if names:
+        emit(VertexStatus("export-index", f"naming to {names}", done=True))
     host = str(Platform.host())
     named = images.get(host) or next(iter(images.values()))
     for name in options.tags:
-        tag_image(store, named, name)
+        set_members(store, normalize_tag(name), held, index_digest)
+    emit(VertexCompleted("export-index", "exporting to image", "done"))
     warnings = [w for r in results for w in r.warnings]
     result = MultiPlatformResult(image_id=named, tags=list(options.tags),
                                  warnings=list(dict.fromkeys(warnings)), steps=sum(r.steps for r in results),
-                                 cached=sum(r.cached for r in results), index_digest=str(info.digest),
+                                 cached=sum(r.cached for r in results), index_digest=str(index_digest),
                                  images=images)
     for out in options.outputs:
         if out.type not in ("oci", "docker"):
             raise BuildError(f"output type {out.type!r} cannot hold several platforms: use type=oci")
-        write_index_layout(store, Digest(str(info.digest)), options.tags, out.dest)
+        write_index_layout(store, index_digest, options.tags, out.dest)
     return result
 
 
-def _store_manifest(store: Store, image_id: str) -> Descriptor:
-    config_bytes = store.content.read(image_id)
-    config = ImageConfig.from_json(config_bytes, f"config {image_id}")
-    layers = []
-    for diff_id in config.diff_ids:
-        forms = [f for f in store.meta.layer_blobs(diff_id) if store.content.exists(f.digest)]
-        if not forms:
-            raise NotFound(f"layer {diff_id} of image {image_id} is not in the local store")
-        form = forms[0]
-        layers.append(Descriptor(form.media_type, form.digest, form.size))
-    config_desc = Descriptor(mt.OCI_CONFIG, Digest(image_id), len(config_bytes))
-    manifest = Manifest(config_desc, tuple(layers)).to_json()
-    info = store.content.ingest(manifest)
-    plat = OciPlatform(config.os, config.architecture, config.variant)
-    return Descriptor(mt.OCI_MANIFEST, info.digest, info.size, platform=plat)
+def platform_progress(sink: ProgressSink, platform: str) -> ProgressSink:
+    """``sink`` for one platform's build: its steps titled as buildx titles them (``[linux/arm64 2/3]
+    RUN ...``, ``[linux/arm64 internal] load ...``) under their own IDs."""
+
+    def title(name: str) -> str:
+        return f"[{platform} {name[1:]}" if name.startswith("[") else f"[{platform}] {name}"
+
+    def emit(event: ProgressEvent) -> None:
+        if isinstance(event, VertexStarted | VertexCompleted):
+            event = dataclasses.replace(event, id=f"{platform}|{event.id}", name=title(event.name))
+        elif isinstance(event, VertexLog | VertexStatus):
+            event = dataclasses.replace(event, id=f"{platform}|{event.id}")
+        sink(event)
+
+    return emit
 
 
 def write_index_layout(store: Store, index_digest: Digest, names: list[str], dest: str) -> None:

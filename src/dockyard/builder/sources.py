@@ -18,6 +18,7 @@ from dockyard.dockerfile import Platform
 from dockyard.errors import BuildError, NotFound
 from dockyard.imageops import Lease, Store
 from dockyard.imageops.images import load_config, resolve
+from dockyard.imageops.platforms import resolve_platform
 from dockyard.oci.config import ImageConfig
 from dockyard.progress import ProgressEvent, VertexCompleted, VertexStarted
 
@@ -55,6 +56,14 @@ class Sources:
         if not self.options.pull:
             with contextlib.suppress(NotFound):
                 image_id = str(resolve(self.store, ref))
+            if image_id and self.store.meta.tag_platforms(_tag_name(ref)):
+                # A multi-platform tag: the wanted (or this host's) platform, when it holds that one.
+                try:
+                    image_id = str(resolve_platform(self.store, ref, wanted or str(Platform.host())))
+                except NotFound:
+                    if self.options.puller is None:
+                        raise BuildError(f"{ref} has no {Platform.parse(wanted)} variant locally") from None
+                    image_id = ""
         if image_id and wanted:
             local, _raw = load_config(self.store, image_id)
             want = Platform.parse(wanted)
@@ -107,6 +116,18 @@ class Sources:
         if checksum and known[1] != checksum:
             raise BuildError(f"digest mismatch {known[1]}: {checksum}")
         return known
+
+
+def _tag_name(ref: str) -> str:
+    """The stored name of a tag reference ("" for an ID or a digest reference)."""
+    from dockyard.errors import InvalidArgument
+    from dockyard.oci.reference import parse_normalized
+
+    try:
+        parsed = parse_normalized(ref)
+    except InvalidArgument:
+        return ""
+    return "" if parsed.digest is not None else str(parsed.tag_or_latest())
 
 
 def download(url: str, dest_dir: Path) -> Download:

@@ -186,8 +186,37 @@ def filter_images(client: Client, images: list[ImageSummary], values: Sequence[s
     return kept
 
 
+def _tree(client: Client, images: list[ImageSummary], no_trunc: bool) -> None:
+    """``images --tree``: one line per tag, then one per platform it holds (docker 27's layout)."""
+    from dockyard.cli.format import human_size
+    from dockyard.imageops import platforms
+    from dockyard.imageops.images import image_size, normalize_tag
+
+    sizes = client.store.meta.layer_sizes()
+
+    def short(image_id: str) -> str:
+        return image_id if no_trunc else image_id.removeprefix("sha256:")[:12]
+
+    def size_of(image_id: str) -> str:
+        rec = client.store.meta.get_image(image_id)
+        return human_size(image_size(rec, sizes)) if rec is not None else "0B"
+
+    rows = [("IMAGE", "ID", "DISK USAGE")]
+    for img in images:
+        for tag in img.repo_tags or ["<none>:<none>"]:
+            rows.append((tag, short(img.id), size_of(img.id)))
+            held = platforms.members(client.store, normalize_tag(tag)) if img.repo_tags else []
+            for i, m in enumerate(held):
+                branch = "└─" if i == len(held) - 1 else "├─"
+                rows.append((f"{branch} {m.platform}", short(m.image_id), size_of(m.image_id)))
+    width = max(len(r[0]) for r in rows) + 3
+    id_width = max(len(r[1]) for r in rows) + 3
+    for name, image_id, size in rows:
+        click.echo(f"{name:<{width}}{image_id:<{id_width}}{size:>10}".rstrip())
+
+
 def _images(ctx: click.Context, all_: bool, quiet: bool, digests: bool, no_trunc: bool,
-            filters: tuple[str, ...], fmt: str | None, repository: str | None) -> None:
+            filters: tuple[str, ...], fmt: str | None, repository: str | None, tree: bool = False) -> None:
     from dockyard.cli.format import IMAGE_HEADERS
 
     client = make_client(ctx)
@@ -197,6 +226,9 @@ def _images(ctx: click.Context, all_: bool, quiet: bool, digests: bool, no_trunc
     images = client.images(all=all_ and not dangling_only)
     if values:
         images = filter_images(client, images, values)
+    if tree:
+        _tree(client, images, no_trunc)
+        return
     if quiet:
         fmt = "{{.ID}}"
     if not fmt or fmt == "table":
@@ -219,6 +251,7 @@ _images_options: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
     click.option("--format", "fmt", default=None, metavar="STRING",
                  help="Format output using a custom template: 'table', 'table TEMPLATE', 'json', "
                       "or TEMPLATE"),
+    click.option("--tree", is_flag=True, help="List multi-platform images as a tree"),
     click.argument("repository", required=False),
 ]
 
@@ -250,16 +283,17 @@ def ls_cmd(ctx: click.Context, /, **kw: Any) -> None:
 @click.command("inspect")
 @click.option("-f", "--format", "fmt", default=None, metavar="STRING",
               help="Format output using a custom template")
+@click.option("--platform", default="", metavar="OS/ARCH", help="Inspect a specific platform of the image")
 @click.argument("images", nargs=-1, required=True)
 @click.pass_context
-def inspect_cmd(ctx: click.Context, fmt: str | None, images: tuple[str, ...]) -> None:
+def inspect_cmd(ctx: click.Context, fmt: str | None, platform: str, images: tuple[str, ...]) -> None:
     """Display detailed information on one or more images."""
     client = make_client(ctx)
     found: list[dict[str, Any]] = []
     errors: list[str] = []
     for name in images:
         try:
-            found.append(client.inspect(name))
+            found.append(client.inspect(name, platform))
         except DockyardError as exc:
             errors.append(str(exc))
     if fmt and fmt != "json":
@@ -357,15 +391,17 @@ def _print_deleted(items: Sequence[DeleteItem], *, prefix_case: str = "title") -
 @click.command("rmi")
 @click.option("-f", "--force", is_flag=True, help="Force removal of the image")
 @click.option("--no-prune", is_flag=True, help="Do not delete untagged parents")
+@click.option("--platform", default="", metavar="OS/ARCH",
+              help="Remove only this platform of a multi-platform image")
 @click.argument("images", nargs=-1, required=True)
 @click.pass_context
-def rmi_cmd(ctx: click.Context, force: bool, no_prune: bool, images: tuple[str, ...]) -> None:
+def rmi_cmd(ctx: click.Context, force: bool, no_prune: bool, platform: str, images: tuple[str, ...]) -> None:
     """Remove one or more images."""
     client = make_client(ctx)
     failed = False
     for name in images:
         try:
-            _print_deleted(client.remove(name, force=force, no_prune=no_prune))
+            _print_deleted(client.remove(name, force=force, no_prune=no_prune, platform=platform))
         except DockyardError as exc:
             click.echo(f"Error: {exc}", err=True)
             failed = True
@@ -411,11 +447,13 @@ def prune_cmd(ctx: click.Context, all_: bool, filters: tuple[str, ...], force: b
 @click.command("rm")
 @click.option("-f", "--force", is_flag=True, help="Force removal of the image")
 @click.option("--no-prune", is_flag=True, help="Do not delete untagged parents")
+@click.option("--platform", default="", metavar="OS/ARCH",
+              help="Remove only this platform of a multi-platform image")
 @click.argument("images", nargs=-1, required=True)
 @click.pass_context
-def rm_cmd(ctx: click.Context, force: bool, no_prune: bool, images: tuple[str, ...]) -> None:
+def rm_cmd(ctx: click.Context, force: bool, no_prune: bool, platform: str, images: tuple[str, ...]) -> None:
     """Remove one or more images."""
-    ctx.invoke(rmi_cmd, force=force, no_prune=no_prune, images=images)
+    ctx.invoke(rmi_cmd, force=force, no_prune=no_prune, platform=platform, images=images)
 
 
 # ``image build|import|load|pull|push|save`` are the top-level commands of other modules.

@@ -31,6 +31,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
               'Build an image from a Dockerfile (PATH "-": a tar context or a Dockerfile on standard '
               "input)."),
     "builder": ("dockyard.cli.builder_cmd:builder_group", "Manage builds."),
+    "buildx": ("dockyard.cli.buildx_cmd:buildx_group",
+               "Docker Buildx's commands (builds run in dockyard itself)."),
     "dockerfile": ("dockyard.cli.dockerfile_cmd:dockerfile",
                    "Inspect Dockerfiles (parse them exactly as the builder does)."),
     "history": ("dockyard.cli.image_cmds:history_cmd", "Show the history of an image."),
@@ -47,6 +49,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
               "Log in to a registry (Docker Hub if no server is given); saved in Docker's config.json."),
     "logout": ("dockyard.cli.registry_client_cmds:logout_cmd",
                "Log out from a registry (Docker Hub if no server is given)."),
+    "manifest": ("dockyard.cli.manifest_cmd:manifest_group",
+                 "Manage Docker image manifests and manifest lists."),
     "outdated": ("dockyard.cli.watch_cmd:outdated_cmd",
                  "Compare the base images of a Dockerfile with their registries' current tags."),
     "pull": ("dockyard.cli.registry_client_cmds:pull_cmd", "Download an image from a registry."),

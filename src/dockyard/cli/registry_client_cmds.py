@@ -32,20 +32,26 @@ def _progress(quiet: bool) -> Renderer:
 @click.command("pull")
 @click.argument("name", metavar="NAME[:TAG|@DIGEST]")
 @click.option("-a", "--all-tags", is_flag=True, help="Download all tagged images in the repository.")
-@click.option("--platform", default=None, metavar="OS/ARCH",
-              help="Set platform if server is multi-platform capable.")
+@click.option("--platform", default=None, metavar="OS/ARCH[,OS/ARCH]",
+              help="Set platform if server is multi-platform capable (several: one tag holds them all).")
+@click.option("--all-platforms", is_flag=True, help="Pull every platform of a multi-platform image.")
 @click.option("-q", "--quiet", is_flag=True, help="Suppress verbose output.")
 @click.option("--disable-content-trust", is_flag=True, default=True, hidden=True)
 @click.pass_context
-def pull_cmd(ctx: click.Context, name: str, all_tags: bool, platform: str | None, quiet: bool,
-             disable_content_trust: bool) -> None:
+def pull_cmd(ctx: click.Context, name: str, all_tags: bool, platform: str | None, all_platforms: bool,
+             quiet: bool, disable_content_trust: bool) -> None:
     """Download an image from a registry."""
     from dockyard.oci.platform import parse as parse_platform
     from dockyard.oci.reference import parse_normalized
 
     ref = parse_normalized(name)
-    if platform:
-        parse_platform(platform)
+    several = [p.strip() for p in (platform or "").split(",") if p.strip()]
+    for p in several:
+        parse_platform(p)
+    if all_platforms and platform:
+        raise InvalidArgument("--platform and --all-platforms cannot be used together")
+    if all_tags and (all_platforms or len(several) > 1):
+        raise InvalidArgument("--all-tags takes one --platform")
     if all_tags and (ref.tag is not None or ref.digest is not None):
         raise InvalidArgument("tag can't be used with --all-tags/-a")
     echo = (lambda s: None) if quiet else click.echo
@@ -55,6 +61,8 @@ def pull_cmd(ctx: click.Context, name: str, all_tags: bool, platform: str | None
     with _progress(quiet) as render, _client(ctx, render) as client:
         if all_tags:
             results = client.pull_all_tags(str(ref), platform=platform)
+        elif all_platforms or len(several) > 1:
+            results = client.pull_platforms(str(ref), None if all_platforms else several)[-1:]
         else:
             results = [client.pull(str(ref), platform=platform)]
     for result in results:

@@ -59,12 +59,14 @@ def _env_file(path: str) -> list[str]:
               help="Security options: seccomp=unconfined, seccomp=PROFILE.json, no-new-privileges.")
 @click.option("--runtime", default="builtin", type=click.Choice(["builtin", "runc"]),
               help="Runtime to use: the built-in executor or runc.")
+@click.option("--platform", default="", metavar="OS/ARCH",
+              help="Set platform if the image is multi-platform (a foreign one runs under qemu).")
 @click.pass_context
 def run_cmd(ctx: click.Context, image: str, command: tuple[str, ...], rm: bool, env: tuple[str, ...],
             env_files: tuple[str, ...], workdir: str, user: str | None, entrypoint: str | None,
             volumes: tuple[str, ...], mounts: tuple[str, ...], network: str, publish: tuple[str, ...],
             interactive: bool, tty: bool, name: str, hostname: str, security_opt: tuple[str, ...],
-            runtime: str) -> None:
+            runtime: str, platform: str) -> None:
     """Run a command in a new container."""
     from dockyard.client import Client
     from dockyard.imageops.run import RunOptions, parse_publish, resolve_ports
@@ -88,9 +90,14 @@ def run_cmd(ctx: click.Context, image: str, command: tuple[str, ...], rm: bool, 
                          workdir=workdir, user=user, volumes=list(volumes), mounts=list(mounts),
                          network=network, publish=ports, hostname=hostname or name,
                          tty=tty, interactive=interactive, runtime=runtime, security_opt=list(security_opt),
-                         console_size=terminal_size(0, 1) if tty else None)
+                         console_size=terminal_size(0, 1) if tty else None, platform=platform)
     try:
-        client.resolve(image)
+        if platform:
+            from dockyard.imageops.platforms import resolve_platform
+
+            resolve_platform(client.store, image, platform)
+        else:
+            client.resolve(image)
     except NotFound:
         click.echo(f"Unable to find image '{image}' locally", err=True)
     except DockyardError as exc:

@@ -247,7 +247,7 @@ def bootstrap_busybox(store: Store, *, names: Sequence[str] = ("busybox:latest",
             history=[History(created=created,
                              created_by=f"dockyard bootstrap busybox (busybox-static {src.version} {arch})")],
         )
-        return commit.commit_image(store, config.to_json(), names=list(names))
+        return commit.commit_image(store, config.to_json(), names=list(names), add_platform=True)
 
 
 def bootstrap_debian(store: Store, suite: str, *, names: Sequence[str] = (), variant: str = "minbase",
@@ -304,6 +304,6 @@ def bootstrap_debian(store: Store, suite: str, *, names: Sequence[str] = (), var
                 history=[History(created=created, created_by=f"dockyard bootstrap debian:{suite} "
                                  f"(debootstrap --variant={variant} --arch={arch})")],
             )
-            return commit.commit_image(store, config.to_json(), names=names)
+            return commit.commit_image(store, config.to_json(), names=names, add_platform=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)

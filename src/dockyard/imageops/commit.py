@@ -26,7 +26,7 @@ from dockyard.archive.compression import GZIP_BLOCK, CompressingWriter, open_dec
 from dockyard.content import CHUNK, Writer
 from dockyard.errors import CorruptData, DigestMismatch, InvalidArgument, NotFound
 from dockyard.image import ImageRecord, LayerBlob
-from dockyard.imageops import Lease, Store
+from dockyard.imageops import Lease, Store, platforms
 from dockyard.imageops.images import normalize_repo_digest, normalize_tag
 from dockyard.oci import mediatypes as mt
 from dockyard.oci.config import ImageConfig
@@ -304,11 +304,12 @@ def learn_content_sizes(store: Store, diff_ids: Sequence[str]) -> None:
 
 def commit_image(store: Store, config: bytes | ImageConfig, *, names: Sequence[str] = (),
                  repo_digests: Sequence[str] = (), manifest_digest: str = "", parent: str = "",
-                 require_layers: bool = True) -> ImageRecord:
+                 require_layers: bool = True, add_platform: bool = False) -> ImageRecord:
     """Record an image whose layers are already stored; return its record (``id`` = config digest).
 
     ``config`` as bytes is stored verbatim (the image ID is the digest of exactly those bytes).
-    ``names`` are tags (normalised; ``:latest`` added), moved from any image that had them;
+    ``names`` are tags (normalised; ``:latest`` added), moved from any image that had them (with
+    ``add_platform``, the image joins the tag's other platforms, replacing only its own platform's);
     ``repo_digests`` are ``name@digest`` of manifests this image was pulled or pushed as.
     """
     raw = config.to_json() if isinstance(config, ImageConfig) else bytes(config)
@@ -342,7 +343,10 @@ def commit_image(store: Store, config: bytes | ImageConfig, *, names: Sequence[s
         with store.meta.transaction():
             store.meta.put_image(record)
             for tag in tags:
-                store.meta.set_tag(tag, record.id)
+                if add_platform:
+                    platforms.add_to_tag(store, tag, record.id)
+                else:
+                    store.meta.set_tag(tag, record.id)
             for name, digest in digests:
                 store.meta.add_repo_digest(name, digest, record.id)
     return store.meta.get_image(record.id) or record

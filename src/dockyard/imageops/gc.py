@@ -74,6 +74,11 @@ def roots(store: Store) -> Roots:
         add_image(image_id)
     for _name, digest, _image_id in meta.repo_digests():
         out.blobs.add(str(digest))
+    for name, _image_id in meta.tags():
+        index = meta.tag_index(name)
+        if index:  # a multi-platform tag: its index and each platform's manifest
+            out.blobs.add(index)
+            out.blobs.update(str(m.manifest_digest) for m in meta.tag_platforms(name))
     held = [(k, v) for k, v in meta.lease_resources()]
     held += [(c.kind, c.ref) for c in meta.cache_records()]
     for kind, key in held:

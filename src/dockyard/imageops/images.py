@@ -174,6 +174,9 @@ def image_size(record: ImageRecord, sizes: Mapping[str, int]) -> int:
 def list_images(store: Store, all: bool = False) -> list[ImageSummary]:
     """Images newest first; without ``all``, untagged images that are parents of others are hidden."""
     out, records = _summaries(store)
+    # The other platforms of a multi-platform tag are listed under it (``images --tree``), not alone.
+    members = store.meta.indexed_images()
+    out = [s for s in out if s.repo_tags or str(s.id) not in members]
     if not all:
         parents = {r.parent for r in records.values() if r.parent}
         out = [s for s in out if s.repo_tags or str(s.id) not in parents]
@@ -230,7 +233,16 @@ def tag(store: Store, source: str, target: str) -> str:
         ref = parse_normalized(source)
         raise NotFound(f"No such image: {ref.tag_or_latest().familiar()}") from None
     name = normalize_tag(target)
-    store.meta.set_tag(name, image_id)
+    source_tag = ""
+    if not _HEX_PREFIX.fullmatch(source):
+        ref = parse_normalized(source)
+        source_tag = str(ref.tag_or_latest()) if ref.digest is None else ""
+    with store.meta.transaction():
+        held = store.meta.tag_platforms(source_tag) if source_tag else []
+        if held:  # a multi-platform tag: the new name gets every platform and the same index
+            store.meta.set_tag_index(name, image_id, store.meta.tag_index(source_tag), held)
+        else:
+            store.meta.set_tag(name, image_id)
     return name
 
 
@@ -281,8 +293,12 @@ def remove(store: Store, ref_or_id: str, *, force: bool = False, prune: bool = T
             parsed = parse_normalized(ref_or_id)
             if parsed.digest is None:
                 parsed = parsed.tag_or_latest()
+            others = [m.image_id for m in store.meta.tag_platforms(str(parsed)) if m.image_id != image_id]
             _untag(store, parsed)
             items.append(DeleteItem(untagged=parsed.familiar()))
+            for other in others:  # the tag's other platforms go with it unless still named
+                if not _refs_of(store, other) and other not in store.meta.indexed_images():
+                    _delete(store, other, items, force=force, prune=prune, quiet=True)
             remaining = [r for r in refs if str(r) != str(parsed)]
             same_repo_tag = any(r.digest is None and r.name == parsed.name for r in remaining)
             if parsed.digest is None and not same_repo_tag:
@@ -302,6 +318,26 @@ def remove(store: Store, ref_or_id: str, *, force: bool = False, prune: bool = T
                     items.append(DeleteItem(untagged=r.familiar()))
             _delete(store, image_id, items, force=force, prune=prune, quiet=False)
     if collect and any(i.deleted for i in items):
+        gc.collect(store)
+    return items
+
+
+def remove_platform(store: Store, ref: str, platform: str, *, prune: bool = True) -> list[DeleteItem]:
+    """``rmi --platform``: drop one platform of a tag, and its image when nothing else names it."""
+    from dockyard.imageops import gc, platforms
+
+    parsed = parse_normalized(ref)
+    if parsed.digest is not None:
+        raise InvalidArgument(f"--platform needs a tag, not a digest reference: {ref}")
+    parsed = parsed.tag_or_latest()
+    resolve(store, ref)
+    items: list[DeleteItem] = []
+    with store.meta.transaction():
+        gone = platforms.remove_platform(store, str(parsed), platform, parsed.familiar())
+        items.append(DeleteItem(untagged=f"{parsed.familiar()} ({Digest(gone).short}, {platform})"))
+        if not _refs_of(store, gone) and gone not in store.meta.indexed_images():
+            _delete(store, gone, items, force=False, prune=prune, quiet=True)
+    if any(i.deleted for i in items):
         gc.collect(store)
     return items
 
@@ -512,9 +548,12 @@ def prune(store: Store, all: bool = False, filters: Mapping[str, Sequence[str]] 
         for diff_id, chain in zip(r.diff_ids, chain_ids(r.diff_ids), strict=True):
             chain_sizes[str(chain)] = max(layer_sizes.get(str(diff_id), 0), 0)
     parents = {r.parent for r in records.values() if r.parent}
+    members = store.meta.indexed_images()
     for s in summaries:
         if not all and str(s.id) in parents:
             continue  # docker prunes "heads" only when pruning dangling images
+        if str(s.id) in members:
+            continue  # a platform of a multi-platform tag: in use
         if not flt.match(created=s.created, labels=s.labels):
             continue
         if store.meta.get_image(s.id) is None:

@@ -190,4 +190,4 @@ def import_image(store: Store, stream: BinaryIO, *, source: str = "-", changes: 
                              comment=message or f"Imported from {source}")],
             extra={"comment": message or f"Imported from {source}"},
         )
-        return commit.commit_image(store, config.to_json(), names=names)
+        return commit.commit_image(store, config.to_json(), names=names, add_platform=True)

@@ -22,6 +22,7 @@ from dockyard.content import ContentStore
 from dockyard.errors import CorruptData, DigestMismatch, DockyardError, InvalidArgument, NotFound
 from dockyard.image import LayerBlob
 from dockyard.imageops import Store, commit, layout
+from dockyard.imageops import platforms as tag_platforms
 from dockyard.oci import mediatypes as mt
 from dockyard.oci import platform as platforms
 from dockyard.oci import reference
@@ -363,10 +364,41 @@ def _from_oci_index(archive: ScannedArchive, content: ContentStore,
         names = [n for n in [layout.image_name_of(desc)] if n]
         data = _blob(archive, content, desc, "manifest")
         kind = desc.media_type or sniff_media_type(loads_object(data, where))
+        if mt.is_index(kind) and want is None and names:
+            # A multi-platform image: every platform the archive holds, under the one name.
+            for j, member in enumerate(_platform_manifests(archive, content, data, f"{where}: manifest {i}")):
+                images.append(_image_from_manifest(archive, content, member, f"{where}: manifest {i}.{j}",
+                                                   names))
+            continue
         if mt.is_index(kind):
             data = _pick_platform(archive, content, data, f"{where}: manifest {i}", want)
         images.append(_image_from_manifest(archive, content, data, f"{where}: manifest {i}", names))
     return images
+
+
+def _platform_manifests(archive: ScannedArchive, content: ContentStore, data: bytes,
+                        where: str) -> list[bytes]:
+    """The manifests of an index the archive holds (attestations, platform unknown, left out)."""
+    index = parse_index(data, where)
+    found = [_blob(archive, content, d, "manifest") for d in index.manifests
+             if mt.is_manifest(d.media_type) and d.platform is not None
+             and d.platform.architecture != "unknown" and layout.blob_path(d.digest) in archive.members]
+    if not found:
+        raise NotFound(f"{where}: the archive holds no image of the index")
+    return found
+
+
+def named_indexes(archive: ScannedArchive, content: ContentStore) -> list[tuple[str, bytes]]:
+    """(name, index bytes) of the multi-platform images ``index.json`` names."""
+    if not archive.has(layout.INDEX_JSON):
+        return []
+    where = f"{archive.source}: {layout.INDEX_JSON}"
+    out: list[tuple[str, bytes]] = []
+    for desc in parse_index(_bytes_of(archive, content, layout.INDEX_JSON, "file"), where).manifests:
+        name = layout.image_name_of(desc)
+        if name and mt.is_index(desc.media_type) and layout.blob_path(desc.digest) in archive.members:
+            out.append((name, _blob(archive, content, desc, "index")))
+    return out
 
 
 def _pick_platform(archive: ScannedArchive, content: ContentStore, data: bytes, where: str,
@@ -451,6 +483,9 @@ def load_into(store: Store, stream: BinaryIO, *, source: str = "archive",
                 if old is not None and old != img.id:
                     replaced.append((_familiar(name), old))
             rec = commit.commit_image(store, img.config_bytes, names=img.names,
-                                      manifest_digest=manifest_digest)
+                                      manifest_digest=manifest_digest, add_platform=True)
             results.append(LoadResult(rec.id, tuple(_familiar(n) for n in img.names), tuple(replaced)))
+        if platform is None:
+            for name, data in named_indexes(archive, store.content):
+                tag_platforms.adopt_index(store, commit.normalize_tag(name), data)  # the index as saved
     return results

@@ -2,6 +2,7 @@
 
     pull(store, registry, ref, platform=None, progress=None, unpack=True) -> PullResult
     pull_all_tags(store, registry, ref, ...) -> list[PullResult]
+    pull_platforms(store, registry, ref, platforms=None, ...) -> list[PullResult]   several (None: all)
 
 The manifest is read from the first source that has it (configured mirrors in order, then the
 origin); an index or manifest list is resolved to the wanted platform. Layers download in parallel
@@ -43,7 +44,7 @@ from dockyard.oci.reference import Reference
 from dockyard.progress import Event, ProgressSink, discard
 from dockyard.registry.client import FetchedManifest, RegistryClient, Repository
 
-__all__ = ["PullResult", "pull", "pull_all_tags", "select_platform"]
+__all__ = ["PullResult", "pull", "pull_all_tags", "pull_platforms", "select_platform"]
 
 PIECE = 1 << 20
 
@@ -141,8 +142,32 @@ def _pull(store: Store, registry: RegistryClient, ref: Reference, platform: Plat
         if top is not fetched:
             store.content.ingest(top.data, expected=top.digest, before_publish=lease.add_blob)
         commit_image(store, config_data, names=[tag_name] if tag_name else [], repo_digests=[repo_digest],
-                     manifest_digest=fetched.digest)
+                     manifest_digest=fetched.digest, add_platform=platform is not None)
     return PullResult(ref, image_id, top.digest, not already, config.platform, outcomes)
+
+
+def pull_platforms(store: Store, registry: RegistryClient, ref: Reference, *,
+                   platforms: Sequence[Platform] | None = None, progress: ProgressSink | None = None,
+                   unpack: bool = True, max_workers: int = 4) -> list[PullResult]:
+    """Pull several platforms of ``ref`` (every platform of its index when ``platforms`` is None) under
+    one tag; when the tag then holds every platform the index lists, the index itself is kept."""
+    from dockyard.imageops import platforms as tag_platforms
+
+    if ref.tag is None and ref.digest is None:
+        ref = ref.tag_or_latest()
+    sources = registry.pull_sources(ref.domain, ref.path)
+    top = _fetch_manifest(sources, ref.digest or ref.tag or "latest")[0]
+    if top.media_type not in mt.INDEXES:
+        return [pull(store, registry, ref, platform=platforms[0] if platforms else None, progress=progress,
+                     unpack=unpack, max_workers=max_workers)]
+    listed = [d for d in parse_index(top.data, ref.familiar()).manifests if d.platform is not None
+              and d.platform.architecture != "unknown" and mt.is_manifest(d.media_type)]
+    wanted = list(platforms) if platforms is not None else [d.platform for d in listed if d.platform]
+    results = [pull(store, registry, ref, platform=p, progress=progress, unpack=unpack,
+                    max_workers=max_workers) for p in wanted]
+    if ref.digest is None:
+        tag_platforms.adopt_index(store, str(ref), top.data)
+    return results
 
 
 def pull_all_tags(store: Store, registry: RegistryClient, ref: Reference, *,

@@ -66,6 +66,11 @@ def push(store: Store, registry: RegistryClient, ref: Reference, *, source: str 
     if compression not in COMPRESSIONS:
         raise InvalidArgument(f"unsupported compression {compression!r}: use gzip or zstd")
     sink = progress or discard
+    if source is None and ref.digest is None:
+        held = store.meta.tag_platforms(str(ref.tag_or_latest()))
+        if held:  # a multi-platform tag: every platform it holds, and the index
+            return push_index(store, registry, ref, [m.image_id for m in held], compression=compression,
+                              progress=progress)
     with registry.reporting(lambda text: sink(Event(id="", name=text))):
         return _push(store, registry, ref, source, compression, sink, chunk_size, max_workers, by_digest)
 
@@ -312,22 +317,32 @@ def push_index(store: Store, registry: RegistryClient, ref: Reference, images: S
     """Push several local images (one per platform) and one index naming them under ``ref``'s tag.
 
     Each image's manifest goes up by digest; the index is a Docker manifest list when every member is a
-    Docker manifest (gzip), else an OCI index."""
+    Docker manifest (gzip), else an OCI index. When ``images`` are the platforms of the local tag
+    ``ref``, the tag then names the index as pushed (so the local digest is the registry's)."""
+    from dockyard.imageops import platforms
+    from dockyard.metadata import TagPlatform
     from dockyard.oci.manifest import Index
-    from dockyard.oci.platform import Platform
 
     ref = ref.tag_or_latest()
     members: list[Descriptor] = []
     for image_id in images:
         pushed = push(store, registry, ref, source=image_id, compression=compression, progress=progress,
                       by_digest=True)
-        config = ImageConfig.from_json(store.content.read(resolve(store, image_id)))
         members.append(Descriptor(pushed.media_type, pushed.digest, pushed.size,
-                                  platform=Platform(config.os, config.architecture, config.variant)))
+                                  platform=platforms.platform_of(store, resolve(store, image_id))))
     docker = all(m.media_type == mt.DOCKER_MANIFEST for m in members)
     media_type = mt.DOCKER_MANIFEST_LIST if docker else mt.OCI_INDEX
     data = Index(tuple(members), media_type=media_type).to_json()
     repo = registry.repository(ref.domain, ref.path)
     digest = repo.put_manifest(ref.tag or "latest", data, media_type)
-    store.content.ingest(data, expected=digest)
+    name = str(ref)
+    with store.gc_lock(), store.meta.transaction():
+        store.content.ingest(data, expected=digest)
+        ids = [resolve(store, i) for i in images]
+        if {str(m.image_id) for m in store.meta.tag_platforms(name)} == {str(i) for i in ids}:
+            held = [TagPlatform(str(m.platform), i, m.digest) for m, i in zip(members, ids, strict=True)]
+            platforms.set_members(store, name, held, digest)
+            default = store.meta.get_tag(name)
+            if default is not None:  # as containerd's store: the tag's repo digest is the index's
+                store.meta.add_repo_digest(str(ref.name_only()), digest, default)
     return PushResult(ref, ref.tag or "latest", digest, len(data), media_type)

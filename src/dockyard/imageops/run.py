@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from dockyard.dockerfile.mounts import MountSpec, parse_run_mount, parse_volume
-from dockyard.errors import ExecutionError, InvalidArgument, NotFound
+from dockyard.errors import DockyardError, ExecutionError, InvalidArgument, NotFound
 from dockyard.executor import Mount, ProcessSpec, RootfsSpec, cleanup_stale
 from dockyard.executor.base import OnStart, open_executor
 from dockyard.executor.network import network_mode, parse_publish, resolve_ports
@@ -23,6 +23,7 @@ from dockyard.executor.seccomp import parse_profile
 from dockyard.executor.spec import PortMapping
 from dockyard.imageops import Store
 from dockyard.imageops.images import load_config, resolve
+from dockyard.imageops.platforms import resolve_platform
 from dockyard.imageops.unpack import unpack_layers
 from dockyard.oci.config import ImageConfig
 
@@ -49,6 +50,7 @@ class RunOptions:
     runtime: str = "builtin"
     console_size: tuple[int, int] | None = None  # (rows, columns) of a ``tty`` run's terminal
     security_opt: list[str] = field(default_factory=list)  # ``--security-opt`` values
+    platform: str = ""  # one platform of a multi-platform tag (a foreign one runs under qemu)
 
 
 def command_line(config: ImageConfig, opts: RunOptions) -> list[str]:
@@ -150,11 +152,17 @@ def run_container(store: Store, opts: RunOptions, *, stdin: int | None, stdout: 
                   pull: Callable[[str], str] | None = None, on_start: OnStart | None = None) -> int:
     """Run ``opts.image`` and return the process's exit status (128+n when killed by signal n)."""
     try:
-        image_id = str(resolve(store, opts.image))
-    except NotFound:
+        image_id = str(resolve_platform(store, opts.image, opts.platform) if opts.platform
+                       else resolve(store, opts.image))
+    except NotFound as missing:
         if pull is None:
             raise
-        image_id = pull(opts.image)
+        try:
+            image_id = pull(opts.image)
+        except DockyardError as exc:
+            if not opts.platform:
+                raise
+            raise NotFound(f"{missing}, and pulling it failed: {exc}") from exc
     config, _raw = load_config(store, image_id)
     args = command_line(config, opts)
     network = network_mode(opts.network)

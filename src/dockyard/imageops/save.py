@@ -8,6 +8,10 @@ Two formats:
 - ``oci``: the OCI image layout alone (``oci-layout``, ``index.json``, ``blobs/``), for
   ``skopeo``/``buildah`` (``oci-archive:``) and registries' tooling.
 
+A multi-platform tag is saved whole: each platform's image (``manifest.json`` lists each under the
+tag) and, in ``index.json``, one entry for the tag's image index, as docker 25+ with the containerd
+store writes it.
+
 Blobs are written as stored (no recompression), each verified against its digest as it streams: a
 corrupt one fails the save naming image and layer, and is moved to the store's quarantine.
 Every member has mtime 0 and root ownership, so saving the same images twice gives the same bytes.
@@ -16,6 +20,7 @@ Every member has mtime 0 and root ownership, so saving the same images twice giv
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from dataclasses import dataclass, field
 from typing import Literal
@@ -44,6 +49,8 @@ class SaveItem:
 
     image_id: Digest
     names: list[str] = field(default_factory=list)
+    manifest: Digest | None = None  # the manifest a multi-platform tag's index names for this image
+    indexed: bool = False  # named in index.json through a tag's index, not on its own
 
 
 @dataclass(slots=True)
@@ -71,8 +78,9 @@ def _plan(store: Store, item: SaveItem) -> _Planned:
     config_bytes = store.content.read(item.image_id, f"{label}: config")
     config = ImageConfig.from_json(config_bytes, f"image {item.image_id.short}: config")
     config_type = mt.OCI_CONFIG
-    if rec.manifest_digest and store.content.exists(rec.manifest_digest):
-        data = store.content.read(rec.manifest_digest, f"{label}: manifest")
+    known = item.manifest or rec.manifest_digest
+    if known and store.content.exists(known):
+        data = store.content.read(known, f"{label}: manifest")
         man = parse_manifest(data, f"image {item.image_id.short}: manifest")
         if man.config.digest == item.image_id and all(store.content.exists(d.digest) for d in man.layers):
             return _Planned(item, man.config, data, man, tuple(config.diff_ids))
@@ -105,8 +113,10 @@ def _tag_of(name: str) -> str:
 
 
 def save(store: Store, items: list[SaveItem], out: int, *, fmt: Format = "docker",
-         progress: ProgressSink = discard) -> int:
-    """Write ``items`` as one tar to file descriptor ``out``; return the bytes written."""
+         progress: ProgressSink = discard, indexes: dict[str, Digest] | None = None) -> int:
+    """Write ``items`` as one tar to file descriptor ``out``; return the bytes written.
+
+    ``indexes``: familiar tag -> the stored index of a multi-platform tag (its members are ``items``)."""
     if fmt not in FORMATS:
         raise InvalidArgument(f"invalid format {fmt!r}: use one of {', '.join(FORMATS)}")
     if not items:
@@ -142,7 +152,7 @@ def save(store: Store, items: list[SaveItem], out: int, *, fmt: Format = "docker
         if man_desc.digest not in written:
             written.add(man_desc.digest)
             add_bytes(layout.blob_path(man_desc.digest), p.manifest_bytes)
-        names = p.item.names or [""]
+        names = [] if p.item.indexed else p.item.names or [""]
         for name in names:
             annotations: dict[str, str] = {}
             if name:
@@ -155,6 +165,15 @@ def save(store: Store, items: list[SaveItem], out: int, *, fmt: Format = "docker
             repo_tags=[n for n in p.item.names if n],
             layers=[layout.blob_path(d.digest) for d in p.manifest.layers],
         ))
+    for name, digest in (indexes or {}).items():
+        data = store.content.read(digest, f"image {name}: index")
+        if digest not in written:
+            written.add(digest)
+            add_bytes(layout.blob_path(digest), data)
+        annotations = {layout.ANNOTATION_IMAGE_NAME: _full_name(name),
+                       layout.ANNOTATION_REF_NAME: _tag_of(name)}
+        media_type = str(json.loads(data).get("mediaType") or mt.OCI_INDEX)
+        index_entries.append(Descriptor(media_type, digest, len(data), annotations=annotations))
     index = {"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": [d.to_dict() for d in index_entries]}
     add_bytes(layout.INDEX_JSON, dumps(index) + b"\n")
     if fmt == "docker":
@@ -169,12 +188,32 @@ def resolve_items(store: Store, refs: list[str]) -> list[SaveItem]:
 
     Arguments naming the same image are merged into one item with all their names, as docker does.
     """
+    return resolve_save(store, refs)[0]
+
+
+def resolve_save(store: Store, refs: list[str]) -> tuple[list[SaveItem], dict[str, Digest]]:
+    """``resolve_items``, every platform of a multi-platform tag included, and those tags' indexes."""
     by_id: dict[Digest, SaveItem] = {}
+    indexes: dict[str, Digest] = {}
     for ref in refs:
         for image_id, names in _resolve(store, ref):
             item = by_id.setdefault(image_id, SaveItem(image_id))
             item.names.extend(n for n in names if n not in item.names)
-    return list(by_id.values())
+            for name in names:
+                full = str(reference.parse_normalized(name).tag_or_latest())
+                index = store.meta.tag_index(full)
+                if not index:
+                    continue
+                indexes[name] = Digest(index)
+                for m in store.meta.tag_platforms(full):
+                    member = by_id.setdefault(m.image_id, SaveItem(m.image_id))
+                    member.manifest = m.manifest_digest
+                    if name not in member.names:
+                        member.names.append(name)
+    for item in by_id.values():
+        # Named only through indexes: index.json lists the index, not the image on its own.
+        item.indexed = bool(item.names) and all(n in indexes for n in item.names)
+    return list(by_id.values()), indexes
 
 
 def _resolve(store: Store, ref: str) -> list[tuple[Digest, list[str]]]:
@@ -199,7 +238,7 @@ def _resolve(store: Store, ref: str) -> list[tuple[Digest, list[str]]]:
 
 
 def save_to_file(store: Store, items: list[SaveItem], path: str, *, fmt: Format = "docker",
-                 progress: ProgressSink = discard) -> int:
+                 progress: ProgressSink = discard, indexes: dict[str, Digest] | None = None) -> int:
     """Save to ``path`` atomically: a temporary file next to it is renamed over it when complete."""
     directory = os.path.dirname(os.path.abspath(path))
     tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
@@ -209,7 +248,7 @@ def save_to_file(store: Store, items: list[SaveItem], path: str, *, fmt: Format 
         raise InvalidArgument(f"open {path}: {(exc.strerror or str(exc)).lower()}") from None
     try:
         with writing(path):  # the output's disk, not the store's, may be the full one
-            size = save(store, items, fd, fmt=fmt, progress=progress)
+            size = save(store, items, fd, fmt=fmt, progress=progress, indexes=indexes)
         os.close(fd)
         fd = -1
         try:

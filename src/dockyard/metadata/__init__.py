@@ -8,7 +8,8 @@ knows is refused. A forked child never touches its parent's connection (it opens
 Tables (names are full normalised references, e.g. ``docker.io/library/busybox:latest``)::
 
     images(id, created, size, os, architecture, variant, labels, diff_ids, manifest_digest, parent, added)
-    tags(name -> image_id)                     name:tag references
+    tags(name -> image_id, index_digest)       name:tag references (image_id: the default platform's)
+    tag_platforms(name, platform -> image_id, manifest_digest)   members of a multi-platform tag's index
     repo_digests(name, digest -> image_id)     name@digest of manifests pulled or pushed
     layers(diff_id, digest, media_type, size, uncompressed_size, content_size)   stored forms of layers
     leases(id, created, expires) + lease_resources(lease_id, kind, key)    work in flight (GC roots)
@@ -19,6 +20,7 @@ API of ``MetadataStore(path)`` (methods called inside ``transaction()`` join it)
     transaction()
     put_image get_image images delete_image find_images children stack_users
     set_tag get_tag remove_tag tags tags_for
+    set_tag_index tag_index tag_platforms indexed_images
     add_repo_digest get_repo_digest remove_repo_digest repo_digests repo_digests_for
     add_layer_blob layer_blobs layer_by_blob all_layer_blobs remove_layer_blob layer_sizes
     set_content_size
@@ -44,11 +46,15 @@ from dockyard.errors import NO_SPACE_ERRNOS, StoreError, disk_full, no_space
 from dockyard.image import ImageRecord, LayerBlob
 from dockyard.oci.digest import Digest
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Upgrades from each older version (the full schema above is for a new database).
 _MIGRATIONS: dict[int, list[str]] = {
     1: ["ALTER TABLE layers ADD COLUMN content_size INTEGER NOT NULL DEFAULT -1"],
+    2: ["ALTER TABLE tags ADD COLUMN index_digest TEXT NOT NULL DEFAULT ''",
+        "CREATE TABLE IF NOT EXISTS tag_platforms (name TEXT NOT NULL, platform TEXT NOT NULL, "
+        "image_id TEXT NOT NULL, manifest_digest TEXT NOT NULL, PRIMARY KEY (name, platform))",
+        "CREATE INDEX IF NOT EXISTS tag_platforms_image ON tag_platforms(image_id)"],
 }
 
 _SCHEMA = """
@@ -69,9 +75,18 @@ CREATE INDEX IF NOT EXISTS images_parent ON images(parent);
 CREATE TABLE IF NOT EXISTS tags (
     name TEXT PRIMARY KEY,
     image_id TEXT NOT NULL,
-    added REAL NOT NULL DEFAULT 0
+    added REAL NOT NULL DEFAULT 0,
+    index_digest TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS tags_image ON tags(image_id);
+CREATE TABLE IF NOT EXISTS tag_platforms (
+    name TEXT NOT NULL,
+    platform TEXT NOT NULL,
+    image_id TEXT NOT NULL,
+    manifest_digest TEXT NOT NULL,
+    PRIMARY KEY (name, platform)
+);
+CREATE INDEX IF NOT EXISTS tag_platforms_image ON tag_platforms(image_id);
 CREATE TABLE IF NOT EXISTS repo_digests (
     name TEXT NOT NULL,
     digest TEXT NOT NULL,
@@ -128,6 +143,15 @@ class CacheRecord:
     created: float = 0.0
     last_used: float = 0.0
     data: str = "{}"
+
+
+@dataclass(frozen=True, slots=True)
+class TagPlatform:
+    """One member of a multi-platform tag: its platform (``linux/arm64``), image and manifest."""
+
+    platform: str
+    image_id: Digest
+    manifest_digest: Digest
 
 
 _IMAGE_COLUMNS = ("id, created, size, os, architecture, variant, labels, diff_ids, manifest_digest, "
@@ -225,6 +249,15 @@ class MetadataStore:
                 else:
                     for v in range(version, SCHEMA_VERSION):
                         for statement in _MIGRATIONS[v]:
+                            words = statement.split()
+                            # A column for a table this old database lacks: the schema below creates it whole.
+                            if words[:2] == ["ALTER", "TABLE"] and not conn.execute(
+                                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                                    (words[2],)).fetchone():
+                                continue
+                            conn.execute(statement)
+                    for statement in _SCHEMA.split(";"):
+                        if statement.strip():
                             conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 conn.execute("COMMIT")
@@ -340,20 +373,54 @@ class MetadataStore:
     def delete_image(self, image_id: str) -> None:
         """Remove an image row with its tags and repo digests (its blobs are left to GC)."""
         with self.transaction() as c:
+            c.execute("DELETE FROM tag_platforms WHERE name IN (SELECT name FROM tags WHERE image_id = ?)",
+                      (image_id,))
             c.execute("DELETE FROM tags WHERE image_id = ?", (image_id,))
+            c.execute("DELETE FROM tag_platforms WHERE image_id = ?", (image_id,))
             c.execute("DELETE FROM repo_digests WHERE image_id = ?", (image_id,))
             c.execute("DELETE FROM images WHERE id = ?", (image_id,))
 
     # -- tags and repo digests ----------------------------------------------------------------------
 
     def set_tag(self, name: str, image_id: str) -> str | None:
-        """Point ``name`` (a full name:tag) at an image; return the image it pointed to before."""
+        """Point ``name`` (a full name:tag) at one image (a multi-platform tag becomes a single one);
+        return the image it pointed to before."""
+        return self.set_tag_index(name, image_id, "", [])
+
+    def set_tag_index(self, name: str, image_id: str, index_digest: str,
+                      members: list[TagPlatform]) -> str | None:
+        """Point ``name`` at an index (blob ``index_digest``) of ``members``; ``image_id`` is the one a
+        platform-less lookup gets. Return the image the tag pointed to before."""
         with self.transaction() as c:
             row = c.execute("SELECT image_id FROM tags WHERE name = ?", (name,)).fetchone()
-            c.execute("INSERT INTO tags (name, image_id, added) VALUES (?,?,?) ON CONFLICT(name) DO "
-                      "UPDATE SET image_id=excluded.image_id, added=excluded.added",
-                      (name, image_id, time.time()))
+            c.execute("INSERT INTO tags (name, image_id, added, index_digest) VALUES (?,?,?,?) "
+                      "ON CONFLICT(name) DO UPDATE SET image_id=excluded.image_id, added=excluded.added, "
+                      "index_digest=excluded.index_digest",
+                      (name, image_id, time.time(), index_digest))
+            c.execute("DELETE FROM tag_platforms WHERE name = ?", (name,))
+            for m in members:
+                c.execute("INSERT INTO tag_platforms (name, platform, image_id, manifest_digest) "
+                          "VALUES (?,?,?,?)", (name, m.platform, str(Digest(m.image_id)),
+                                               str(Digest(m.manifest_digest))))
             return str(row[0]) if row else None
+
+    def tag_index(self, name: str) -> str:
+        """The index digest of a multi-platform tag ("" for a single-platform or unknown tag)."""
+        rows = self._query("SELECT index_digest FROM tags WHERE name = ?", (name,))
+        return str(rows[0][0]) if rows else ""
+
+    def tag_platforms(self, name: str) -> list[TagPlatform]:
+        """The members of a multi-platform tag, by platform (none for a single-platform tag)."""
+        return [TagPlatform(str(p), _trusted(i), _trusted(m)) for p, i, m in self._query(
+            "SELECT platform, image_id, manifest_digest FROM tag_platforms WHERE name = ? ORDER BY platform",
+            (name,))]
+
+    def indexed_images(self) -> dict[str, list[str]]:
+        """Image ID -> the multi-platform tags that hold it."""
+        out: dict[str, list[str]] = {}
+        for name, image_id in self._query("SELECT name, image_id FROM tag_platforms ORDER BY name"):
+            out.setdefault(str(image_id), []).append(str(name))
+        return out
 
     def get_tag(self, name: str) -> Digest | None:
         rows = self._query("SELECT image_id FROM tags WHERE name = ?", (name,))
@@ -361,6 +428,7 @@ class MetadataStore:
 
     def remove_tag(self, name: str) -> bool:
         with self.transaction() as c:
+            c.execute("DELETE FROM tag_platforms WHERE name = ?", (name,))
             return c.execute("DELETE FROM tags WHERE name = ?", (name,)).rowcount > 0
 
     def tags(self) -> list[tuple[str, Digest]]:
