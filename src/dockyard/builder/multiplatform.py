@@ -13,7 +13,7 @@ import json
 import os
 import sys
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from dockyard.archive import TarEntry, TarWriter
@@ -68,13 +68,19 @@ def build_platforms(store: Store, options: BuildOptions, platforms: list[str]) -
     with ThreadPoolExecutor(max_workers=len(platforms), thread_name_prefix="platform") as pool:
         futures = [pool.submit(build, store, opts, cancel) for opts in per_platform]
         try:
-            results = [f.result() for f in futures]
+            wait(futures, return_when=FIRST_EXCEPTION)
         except KeyboardInterrupt:
             cancel.set()
             raise Interrupted("Canceled: context canceled") from None
-        except BaseException:
+        failed = [exc for f in futures if f.done() and (exc := f.exception()) is not None]
+        if failed:
             cancel.set()
-            raise
+            wait(futures)
+            # The platform that failed first cancelled the others: its error is the build's, not
+            # theirs ("run cancelled").
+            errors = [exc for f in futures if (exc := f.exception()) is not None]
+            raise next((e for e in errors if not isinstance(e, Interrupted)), errors[0])
+        results = [f.result() for f in futures]
     images = {p: r.image_id for p, r in zip(platforms, results, strict=True)}
     emit = options.progress
     emit(VertexStarted("export-index", "exporting to image"))
