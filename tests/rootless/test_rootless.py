@@ -22,6 +22,9 @@ from .conftest import Runner
 
 BUSYBOX_TAR = Path(os.environ.get("PEERS_DIR", "/var/tmp/dockyard-peers")) / "images" / "busybox-amd64.tar"
 REGISTRY = "127.0.0.1:5000"  # the registry peer
+# One xdist worker for every rootless test: they share the test user's store and venv, which a
+# second worker's session set-up would wipe or rebuild under them.
+pytestmark = pytest.mark.xdist_group("rootless")
 
 # Owners, a whiteout, an opaque directory (removed and made again), COPY and USER: what rootless
 # must translate back into the image's own terms.

@@ -19,7 +19,9 @@ from tests.peers import DOCKER, DOCKER_HOST, PEERS_DIR, SCRIPTS
 
 from .conftest import SRC, VENV
 
-pytestmark = [pytest.mark.docker, pytest.mark.busybox]
+# One xdist worker for every rootless test: they share the test user's store and venv, which a
+# second worker's session set-up would wipe or rebuild under them.
+pytestmark = [pytest.mark.docker, pytest.mark.busybox, pytest.mark.xdist_group("rootless")]
 
 REF = SCRIPTS / "ref"
 BUSYBOX_TAR = PEERS_DIR / "images" / "busybox-amd64.tar"
