@@ -178,7 +178,8 @@ def write_survivors(module: Module, result: Score) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("modules", nargs="*", help="module names from mutation/modules.toml (default: all)")
     parser.add_argument("--report", action="store_true", help="only recount the last runs")
     opts = parser.parse_args()
@@ -204,7 +205,8 @@ def main() -> int:
     for name, result in rows:
         mark = "" if result.percent >= target else "  < target"
         failed = failed or bool(mark)
-        print(f"{name:30} {result.killed:7} {result.total:6} {result.percent:6.1f}% {len(result.equivalent):6}{mark}")
+        print(f"{name:30} {result.killed:7} {result.total:6} {result.percent:6.1f}% "
+              f"{len(result.equivalent):6}{mark}")
     return 1 if failed else 0
 
 
