@@ -166,15 +166,26 @@ def score(module: Module) -> Score:
     return result
 
 
+_SHOW = """
+import sys
+import mutmut.__main__ as mm
+for key in sys.argv[1:]:
+    m = mm.find_mutant(key)
+    print("=== " + key)
+    print(mm.get_diff_for_mutant(key, path=m.path))
+"""
+
+
 def write_survivors(module: Module, result: Score) -> None:
+    """The survivors' diffs, in one mutmut process (``mutmut show`` costs a start-up each)."""
     work = WORK / module.name
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    mutmut = shutil.which("mutmut", path=str(Path(sys.executable).parent)) or "mutmut"
-    with (work / "survivors.txt").open("w") as out:
-        for key in result.survived + result.unchecked:
-            shown = subprocess.run([mutmut, "show", key], cwd=work, env=env, capture_output=True, text=True)
-            note = f"  (accepted: {module.accepted[key]})" if key in module.accepted else ""
-            out.write(f"=== {key}{note}\n{shown.stdout}\n")
+    keys = result.survived + result.unchecked
+    shown = subprocess.run([sys.executable, "-c", _SHOW, *keys], cwd=work, env=env, capture_output=True,
+                           text=True).stdout if keys else ""
+    for key, why in module.accepted.items():
+        shown = shown.replace(f"=== {key}\n", f"=== {key}  (accepted: {why})\n")
+    (work / "survivors.txt").write_text(shown)
 
 
 def main() -> int:

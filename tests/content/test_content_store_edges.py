@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
+import re
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -11,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from dockyard.content import CHUNK, ContentStore
-from dockyard.errors import NotFound, StoreError
+from dockyard.errors import CorruptData, DigestMismatch, InvalidArgument, NotFound, StoreError
 from dockyard.oci.digest import Digest
+from dockyard.snapshot import pid_of
 from tests.content.storekit import root
 
 __all__ = ["root"]
@@ -141,3 +145,89 @@ def test_clean_ingest_ignores_a_file_already_gone(root: Path, monkeypatch: pytes
     gone = root / "ingest" / f"new.{dead_pid()}.abc"
     monkeypatch.setattr(store, "ingest_files", lambda: [gone])
     assert store.clean_ingest() == []
+
+
+def test_invalid_digest_error_names_it(root: Path) -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        ContentStore(root).path("sha256:../x")
+    assert str(caught.value) == "invalid blob digest 'sha256:../x'"
+
+
+def test_sha512_blobs_are_written_read_and_verified_with_sha512(root: Path) -> None:
+    store = ContentStore(root, fsync=False)
+    data = b"long hash"
+    expected = Digest("sha512:" + hashlib.sha512(data).hexdigest())
+    assert store.ingest(data, expected=expected).digest == expected
+    assert store.read(expected) == data
+    assert store.verify(expected) == expected
+
+
+def test_read_and_verify_catch_a_corrupted_blob(root: Path) -> None:
+    store = ContentStore(root, fsync=False)
+    digest = store.ingest(b"original").digest
+    path = store.path(digest)
+    os.chmod(path, 0o644)
+    path.write_bytes(b"tampered")
+    assert store.verify(digest) == sha(b"tampered")
+    with pytest.raises(DigestMismatch) as caught:
+        store.read(digest)
+    assert str(caught.value) == (f"digest mismatch (content store blob {path}): "
+                                 f"expected {digest}, got {sha(b'tampered')}")
+
+
+def test_commit_mismatch_and_overflow_texts(root: Path) -> None:
+    store = ContentStore(root, fsync=False)
+    with pytest.raises(DigestMismatch) as caught:
+        store.ingest(b"bad", expected=sha(b"good"))
+    good, bad = sha(b"good"), sha(b"bad")
+    assert str(caught.value) == f"digest mismatch (blob {good}): expected {good}, got {bad}"
+    with pytest.raises(CorruptData) as overflow:
+        store.ingest(b"12345", size=4)
+    assert str(overflow.value) == "blob (new): more data than the expected 4 bytes"
+    assert store.ingest(b"1234", size=4).size == 4  # exactly the expected size is fine
+
+
+def test_writer_file_name_mode_and_flags(root: Path) -> None:
+    store = ContentStore(root, fsync=False)
+    digest = sha(b"named")
+    umask = os.umask(0)
+    os.umask(umask)
+    with store.writer(expected=digest) as known, store.writer() as new:
+        assert re.fullmatch(rf"{digest.hex[:16]}\.{os.getpid()}\.[0-9a-f]{{12}}", known.temp_path.name)
+        assert re.fullmatch(rf"new\.{os.getpid()}\.[0-9a-f]{{12}}", new.temp_path.name)
+        assert pid_of(new.temp_path.name) == os.getpid()
+        assert stat.S_IMODE(os.stat(new.temp_path).st_mode) == 0o644 & ~umask
+        assert new._fd is not None and fcntl.fcntl(new._fd, fcntl.F_GETFD) & fcntl.FD_CLOEXEC
+        assert new.write(b"abc") == 3
+        assert new.commit().mtime > 0
+
+
+def test_writer_after_abort_is_closed_and_abort_tolerates_a_vanished_file(root: Path) -> None:
+    store = ContentStore(root, fsync=False)
+    w = store.writer()
+    w.temp_path.unlink()  # e.g. removed by clean_ingest of another process
+    w.abort()
+    with pytest.raises(StoreError) as caught:
+        w.commit()
+    assert str(caught.value) == f"content writer for {w.temp_path.name} is closed"
+    with pytest.raises(StoreError) as again:
+        w.write(b"x")
+    assert str(again.value) == f"content writer for {w.temp_path.name} is closed"
+
+
+def test_walk_and_stray_entries_tell_blobs_from_debris(root: Path) -> None:
+    store = ContentStore(root, fsync=False)
+    blobs = [store.ingest(f"blob {i}".encode()).digest for i in range(12)]
+    sha_dir = root / "blobs" / "sha256"
+    (root / "blobs" / "README").write_text("a file where an algorithm directory belongs")
+    (sha_dir / "not-a-digest").write_text("x")
+    (sha_dir / ("0" * 64)).mkdir()  # a valid name, but a directory
+    link = "f" * 64
+    os.symlink(store.path(blobs[0]), sha_dir / link)  # a valid name, but a symlink
+    walked = {b.digest: b for b in store.walk()}
+    assert set(walked) == set(blobs)
+    first = walked[blobs[0]]
+    st = os.stat(store.path(blobs[0]))
+    assert (first.size, first.mtime) == (st.st_size, st.st_mtime)
+    assert sorted(store.stray_entries()) == sorted([root / "blobs" / "README", sha_dir / "not-a-digest",
+                                                    sha_dir / ("0" * 64)])
