@@ -193,6 +193,8 @@ def main() -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("modules", nargs="*", help="module names from mutation/modules.toml (default: all)")
     parser.add_argument("--report", action="store_true", help="only recount the last runs")
+    parser.add_argument("--markdown", action="store_true",
+                        help="also print the score table and the equivalent/accepted lists as Markdown")
     opts = parser.parse_args()
     settings, modules = load_config()
     names = opts.modules or list(modules)
@@ -218,7 +220,29 @@ def main() -> int:
         failed = failed or bool(mark)
         print(f"{name:30} {result.killed:7} {result.total:6} {result.percent:6.1f}% "
               f"{len(result.equivalent):6}{mark}")
+    if opts.markdown:
+        print(markdown(rows, modules))
     return 1 if failed else 0
+
+
+def markdown(rows: list[tuple[str, Score]], modules: dict[str, Module]) -> str:
+    """The score table and, per module, the equivalent and accepted mutants with their reasons."""
+    out = ["| module | files | killed / total | score | equivalent | survived |", "|---|---|---|---|---|---|"]
+    for name, r in rows:
+        files = ", ".join(f"`{f.removeprefix('src/dockyard/')}`" for f in modules[name].files)
+        out.append(f"| {name} | {files} | {r.killed} / {r.total} | {r.percent:.1f} % | {len(r.equivalent)} "
+                   f"| {len(r.survived) + len(r.unchecked)} |")
+    for name, r in rows:
+        module = modules[name]
+        if not (module.equivalent or r.survived):
+            continue
+        out.append(f"\n### {name}\n")
+        for key in sorted(module.equivalent):
+            out.append(f"- equivalent `{key.rpartition('.')[2]}`: {module.equivalent[key]}")
+        for key in r.survived + r.unchecked:
+            why = module.accepted.get(key, "not yet killed")
+            out.append(f"- survives `{key.rpartition('.')[2]}`: {why}")
+    return "\n".join(out)
 
 
 if __name__ == "__main__":
