@@ -5,7 +5,7 @@ Reads ``mutation/modules.toml``; for each module (or those named on the command 
 scratch copy of src/ and tests/ under ``build/mutation/<name>/``, runs mutmut there on one worker
 with only that module's tests, and prints killed / total per module (equivalent mutants excluded).
 Survivors are written with their diffs to ``build/mutation/<name>/survivors.txt``.
-Exit status 1 when a module scores under the target, 2 on a configuration or tool error.
+Exit status 1 when a module scores under the target, 2 when a module's run failed.
 
     scripts/mutation.py                 every module
     scripts/mutation.py oci-digest      one module
@@ -135,8 +135,7 @@ def run(module: Module, settings: dict[str, object]) -> None:
     print(f"[{module.name}] mutmut exited {rc} after {time.monotonic() - started:.0f}s (log: {log})",
           flush=True)
     if rc != 0:
-        tail = log.read_bytes()[-2000:].decode(errors="replace")
-        raise SystemExit(f"[{module.name}] mutmut failed:\n{tail}")
+        raise RuntimeError(f"mutmut exited {rc}; see {log}")
 
 
 def score(module: Module) -> Score:
@@ -204,11 +203,17 @@ def main() -> int:
         return 2
     target = float(settings.get("target", 90.0))  # type: ignore[arg-type]
     rows = []
+    broken: list[str] = []
     for name in names:
         module = modules[name]
-        if not opts.report:
-            run(module, settings)
-        result = score(module)
+        try:
+            if not opts.report:
+                run(module, settings)
+            result = score(module)
+        except (RuntimeError, SystemExit) as exc:  # one broken module does not stop the others
+            print(f"[{name}] FAILED: {exc}", flush=True)
+            broken.append(name)
+            continue
         write_survivors(module, result)
         rows.append((name, result))
         print(f"[{name}] {result.killed}/{result.total} killed = {result.percent:.1f}% "
@@ -220,9 +225,11 @@ def main() -> int:
         failed = failed or bool(mark)
         print(f"{name:30} {result.killed:7} {result.total:6} {result.percent:6.1f}% "
               f"{len(result.equivalent):6}{mark}")
+    if broken:
+        print(f"not scored (the run failed): {', '.join(broken)}")
     if opts.markdown:
         print(markdown(rows, modules))
-    return 1 if failed else 0
+    return 2 if broken else 1 if failed else 0
 
 
 def markdown(rows: list[tuple[str, Score]], modules: dict[str, Module]) -> str:
