@@ -43,6 +43,7 @@ class Module:
     files: list[str]
     tests: list[str]
     functions: list[str] = field(default_factory=list)
+    marks: str = ""
     equivalent: dict[str, str] = field(default_factory=dict)
     accepted: dict[str, str] = field(default_factory=dict)
 
@@ -82,7 +83,7 @@ def load_config() -> tuple[dict[str, object], dict[str, Module]]:
     data = tomllib.loads(CONFIG.read_text())
     modules = {}
     for name, body in data.get("modules", {}).items():
-        unknown = set(body) - {"files", "tests", "functions", "equivalent", "accepted"}
+        unknown = set(body) - {"files", "tests", "functions", "marks", "equivalent", "accepted"}
         if unknown:
             raise SystemExit(f"{CONFIG}: [modules.{name}]: unknown keys {sorted(unknown)}")
         modules[name] = Module(name=name, **body)
@@ -109,6 +110,8 @@ def prepare(module: Module, settings: dict[str, object]) -> Path:
         return f"{key} =\n" + "".join(f"    {v}\n" for v in values)
 
     pytest_args = [str(a) for a in settings.get("pytest_args", [])]  # type: ignore[attr-defined]
+    if module.marks:
+        pytest_args += ["-m", module.marks]  # the last -m wins
     (work / "setup.cfg").write_text(
         "[mutmut]\n"
         "source_paths = src\n"
