@@ -44,6 +44,7 @@ class Module:
     tests: list[str]
     functions: list[str] = field(default_factory=list)
     marks: str = ""
+    pytest_args: list[str] = field(default_factory=list)
     equivalent: dict[str, str] = field(default_factory=dict)
     accepted: dict[str, str] = field(default_factory=dict)
 
@@ -83,7 +84,8 @@ def load_config() -> tuple[dict[str, object], dict[str, Module]]:
     data = tomllib.loads(CONFIG.read_text())
     modules = {}
     for name, body in data.get("modules", {}).items():
-        unknown = set(body) - {"files", "tests", "functions", "marks", "equivalent", "accepted"}
+        unknown = set(body) - {"files", "tests", "functions", "marks", "pytest_args", "equivalent",
+                              "accepted"}
         if unknown:
             raise SystemExit(f"{CONFIG}: [modules.{name}]: unknown keys {sorted(unknown)}")
         modules[name] = Module(name=name, **body)
@@ -112,6 +114,7 @@ def prepare(module: Module, settings: dict[str, object]) -> Path:
     pytest_args = [str(a) for a in settings.get("pytest_args", [])]  # type: ignore[attr-defined]
     if module.marks:
         pytest_args += ["-m", module.marks]  # the last -m wins
+    pytest_args += module.pytest_args
     (work / "setup.cfg").write_text(
         "[mutmut]\n"
         "source_paths = src\n"
