@@ -4,6 +4,7 @@ expiry, Basic credentials and the challenges the Authorizer answers with."""
 from __future__ import annotations
 
 import base64
+import calendar
 import json
 import time
 from pathlib import Path
@@ -276,3 +277,57 @@ def test_token_endpoint_credentials(token_auth: Authorizer) -> None:
     assert (wrong.status, wrong.code, wrong.message) == (400, "UNSUPPORTED", "unknown service 'elsewhere'")
     no_users = Authorizer(policy=token_auth.policy, issuer=token_auth.issuer)
     assert _raises(no_users.token, _basic("alice"), [], "svc").status == 401
+
+
+def test_base64url_keeps_trailing_x() -> None:
+    assert _b64(b"\x00\x00\x17") == "AAAX"
+    assert _unb64("AAAX") == b"\x00\x00\x17"
+
+
+def test_basic_credentials_refuse_characters_outside_base64() -> None:
+    assert basic_credentials("Basic YWxpY2U6cHc=") == ("alice", "pw")
+    assert basic_credentials("Basic YWxp*Y2U6cHc=") is None
+
+
+def test_every_needed_scope_must_be_covered(token_auth: Authorizer) -> None:
+    token = token_auth.token(_basic("alice"), ["repository:alice/a:pull"], "svc")["token"]
+    a = Access("repository", "alice/a", PULL)
+    b = Access("repository", "alice/b", PULL)
+    assert token_auth.check(f"Bearer {token}", [a]) == "alice"
+    err = _raises(token_auth.check, f"Bearer {token}", [a, b], "http://reg")
+    assert (err.status, err.code) == (401, "UNAUTHORIZED")
+    assert 'scope="repository:alice/a:pull repository:alice/b:pull"' in err.headers["WWW-Authenticate"]
+
+
+def test_refusals_carry_the_unauthorized_code(token_auth: Authorizer) -> None:
+    bad_token = _raises(token_auth.check, "Bearer not.a.token", [])
+    assert (bad_token.status, bad_token.code) == (401, "UNAUTHORIZED")
+    bad_login = _raises(token_auth.token, _basic("alice", "nope"), [], "svc")
+    assert (bad_login.status, bad_login.code) == (401, "UNAUTHORIZED")
+
+
+def test_anonymous_is_not_any_account(tmp_path: Path) -> None:
+    policy = _policy(tmp_path, {"rules": [{"account": "*", "repository": "shared/*", "actions": ["pull"]}]})
+    users = _htpasswd(tmp_path / "h", {"alice": "pw", "nopass": ""})
+    auth = Authorizer(htpasswd=users, policy=policy, issuer=TokenIssuer("svc"))
+    anon = auth.token("", ["repository:shared/x:pull"], "svc")
+    assert _claims(str(anon["token"]))["access"] == []
+    member = auth.token(_basic("alice"), ["repository:shared/x:pull"], "svc")
+    assert _claims(str(member["token"]))["access"] == [{"type": "repository", "name": "shared/x",
+                                                        "actions": ["pull"]}]
+    # a form login without a password field is an empty password
+    assert _claims(str(auth.token("", [], "svc", "nopass")["token"]))["sub"] == "nopass"
+
+
+def test_issued_at_is_utc_whatever_the_local_zone(token_auth: Authorizer,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TZ", "Asia/Kolkata")  # UTC+05:30, no daylight saving
+    time.tzset()
+    try:
+        issued = token_auth.token("", [], "svc")["issued_at"]
+        claims = _claims(str(token_auth.token("", [], "svc")["token"]))
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    stamp = calendar.timegm(time.strptime(str(issued), "%Y-%m-%dT%H:%M:%SZ"))
+    assert abs(stamp - int(claims["iat"])) < 3600  # type: ignore[call-overload]
