@@ -10,6 +10,7 @@ Exit status 1 when a module scores under the target, 2 when a module's run faile
     scripts/mutation.py                 every module
     scripts/mutation.py oci-digest      one module
     scripts/mutation.py --report        recount the last runs without running mutmut again
+    scripts/mutation.py --retest NAME   rerun only NAME's survivors (after adding tests)
 """
 
 from __future__ import annotations
@@ -92,21 +93,27 @@ def load_config() -> tuple[dict[str, object], dict[str, Module]]:
     return data.get("settings", {}), modules
 
 
-def prepare(module: Module, settings: dict[str, object]) -> Path:
-    """A fresh scratch tree for the module: src/, tests/, pyproject.toml and mutmut's setup.cfg."""
+def prepare(module: Module, settings: dict[str, object], *, fresh: bool = True) -> Path:
+    """The module's scratch tree: src/, tests/, pyproject.toml and mutmut's setup.cfg.
+
+    ``fresh=False`` keeps the mutants and their results and only refreshes tests/ and setup.cfg.
+    """
     work = WORK / module.name
-    if work.exists():
-        shutil.rmtree(work)
-    work.mkdir(parents=True)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".hypothesis")
-    shutil.copytree(REPO / "src", work / "src", ignore=ignore)
-    shutil.copytree(REPO / "tests", work / "tests", ignore=ignore)
-    shutil.copy2(REPO / "pyproject.toml", work / "pyproject.toml")
-    # tests find the peers and conformance data in <repo>/../shared; mutmut runs them from
-    # <work>/mutants, and a git worktree may sit deeper than the main checkout
-    shared = next((p / "shared" for p in REPO.parents if (p / "shared" / "peers").is_dir()), None)
-    if shared is not None:
-        (work / "shared").symlink_to(shared)
+    if fresh:
+        if work.exists():
+            shutil.rmtree(work)
+        work.mkdir(parents=True)
+        shutil.copytree(REPO / "src", work / "src", ignore=ignore)
+        shutil.copy2(REPO / "pyproject.toml", work / "pyproject.toml")
+        # tests find the peers and conformance data in <repo>/../shared; mutmut runs them from
+        # <work>/mutants, and a git worktree may sit deeper than the main checkout
+        shared = next((p / "shared" for p in REPO.parents if (p / "shared" / "peers").is_dir()), None)
+        if shared is not None:
+            (work / "shared").symlink_to(shared)
+    elif not (work / "mutants").is_dir():
+        raise SystemExit(f"[{module.name}] nothing to retest: run it first")
+    shutil.copytree(REPO / "tests", work / "tests", ignore=ignore, dirs_exist_ok=True)
 
     def listing(key: str, values: list[str]) -> str:
         return f"{key} =\n" + "".join(f"    {v}\n" for v in values)
@@ -128,15 +135,22 @@ def prepare(module: Module, settings: dict[str, object]) -> Path:
     return work
 
 
-def run(module: Module, settings: dict[str, object]) -> None:
-    work = prepare(module, settings)
+def run(module: Module, settings: dict[str, object], *, retest: bool = False) -> None:
+    """Run mutmut for the module; ``retest`` runs only the last run's survivors against new tests."""
+    names = module.globs()
+    if retest:
+        last = score(module)
+        names = last.survived + last.unchecked
+        if not names:
+            return
+    work = prepare(module, settings, fresh=not retest)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     mutmut = shutil.which("mutmut", path=str(Path(sys.executable).parent)) or "mutmut"
     log = work / "mutmut.log"
     started = time.monotonic()
     print(f"[{module.name}] mutating {', '.join(module.files)} with {' '.join(module.tests)}", flush=True)
     with log.open("wb") as out:
-        rc = subprocess.call([mutmut, "run", "--max-children", "1", *module.globs()], cwd=work, env=env,
+        rc = subprocess.call([mutmut, "run", "--max-children", "1", *names], cwd=work, env=env,
                              stdout=out, stderr=subprocess.STDOUT)
     print(f"[{module.name}] mutmut exited {rc} after {time.monotonic() - started:.0f}s (log: {log})",
           flush=True)
@@ -198,6 +212,8 @@ def main() -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("modules", nargs="*", help="module names from mutation/modules.toml (default: all)")
     parser.add_argument("--report", action="store_true", help="only recount the last runs")
+    parser.add_argument("--retest", action="store_true",
+                        help="rerun only the last run's survivors, with the current tests")
     parser.add_argument("--markdown", action="store_true",
                         help="also print the score table and the equivalent/accepted lists as Markdown")
     opts = parser.parse_args()
@@ -214,7 +230,7 @@ def main() -> int:
         module = modules[name]
         try:
             if not opts.report:
-                run(module, settings)
+                run(module, settings, retest=opts.retest)
             result = score(module)
         except (RuntimeError, SystemExit) as exc:  # one broken module does not stop the others
             print(f"[{name}] FAILED: {exc}", flush=True)
