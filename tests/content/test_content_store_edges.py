@@ -9,6 +9,7 @@ import re
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -231,3 +232,15 @@ def test_walk_and_stray_entries_tell_blobs_from_debris(root: Path) -> None:
     assert (first.size, first.mtime) == (st.st_size, st.st_mtime)
     assert sorted(store.stray_entries()) == sorted([root / "blobs" / "README", sha_dir / "not-a-digest",
                                                     sha_dir / ("0" * 64)])
+
+
+def test_clean_ingest_defaults_to_one_hour(root: Path) -> None:
+    store = ContentStore(root, fsync=False)
+    young = store.writer()
+    old = store.writer()
+    now = time.time()
+    os.utime(young.temp_path, (now - 3000, now - 3000))
+    os.utime(old.temp_path, (now - 3600.5, now - 3600.5))
+    assert store.clean_ingest() == [old.temp_path]
+    young.abort()
+    old.abort()
