@@ -133,6 +133,7 @@ def test_descriptor_digests_are_validated(reg: Registry) -> None:
     assert (err.status, err.code) == (400, "MANIFEST_INVALID")
     no_digest = refused(reg, {**image(reg), "layers": [{"mediaType": "x", "size": 1}]})
     assert no_digest.code == "MANIFEST_INVALID"
+    assert no_digest.message == "invalid digest '': invalid checksum digest format"
     # a descriptor may leave out mediaType
     layer = blob(reg, b"untyped")
     del layer["mediaType"]
@@ -144,7 +145,9 @@ def test_index_shapes(reg: Registry) -> None:
     entry = {"mediaType": mt.OCI_MANIFEST, "digest": child, "size": 10}
     index = {"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": [entry]}
     assert reg.storage.manifest_media_type(REPO, put(reg, index, ref="multi")) == mt.OCI_INDEX
-    assert refused(reg, {**index, "manifests": None}).message == "index has no manifests list"
+    no_list = refused(reg, {**index, "manifests": None})
+    assert (no_list.status, no_list.code) == (400, "MANIFEST_INVALID")
+    assert no_list.message == "index has no manifests list"
     assert refused(reg, {**index, "manifests": [entry, 5]}).message == "manifests[1] is not a descriptor"
     listed = {**index, "mediaType": mt.DOCKER_MANIFEST_LIST, "manifests": [entry, 5]}
     assert refused(reg, listed).message == "manifests[1] is not a descriptor"
@@ -168,6 +171,8 @@ def test_missing_references_are_listed(reg: Registry) -> None:
     # foreign layers live elsewhere; without verification nothing is looked up
     foreign = {**absent, "urls": ["https://example.com/layer"]}
     assert put(reg, {**manifest, "layers": [foreign]})
+    after_foreign = refused(reg, {**manifest, "layers": [foreign, unlinked]})  # the rest is still checked
+    assert after_foreign.detail == {"digests": [unlinked["digest"]]}
     assert put(reg, {**manifest, "layers": [absent]}, verify_blobs=False)
     index = {"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": [absent]}
     assert refused(reg, index).detail == {"digests": [absent["digest"]]}
