@@ -90,6 +90,7 @@ def test_bodies_that_are_not_manifests(reg: Registry, body: bytes, message: str)
 def test_media_type_rules(reg: Registry) -> None:
     manifest = image(reg)
     err = refused(reg, manifest, content_type=mt.DOCKER_MANIFEST)
+    assert (err.status, err.code) == (400, "MANIFEST_INVALID")
     assert err.message == f"mediaType {mt.OCI_MANIFEST!r} does not match Content-Type {mt.DOCKER_MANIFEST!r}"
     # an unknown Content-Type does not contradict the body's own mediaType
     assert put(reg, manifest, content_type="text/plain")
@@ -104,6 +105,7 @@ def test_media_type_rules(reg: Registry) -> None:
     digest = put(reg, index, ref="jsonindex", content_type="application/json")
     assert reg.storage.manifest_media_type(REPO, digest) == mt.OCI_INDEX
     old = refused(reg, {**manifest, "schemaVersion": 1})
+    assert (old.status, old.code) == (400, "MANIFEST_INVALID")
     assert old.message == f"unsupported manifest (media type {mt.OCI_MANIFEST!r}, schemaVersion 1)"
     assert refused(reg, {**untyped, "schemaVersion": 1}, content_type="application/json").message == (
         "unsupported manifest (media type 'application/json', schemaVersion 1)")
