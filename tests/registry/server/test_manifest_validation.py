@@ -199,3 +199,5 @@ def test_a_subject_is_recorded_as_a_referrer(reg: Registry) -> None:
     referrers = reg.storage.referrers(REPO, subject_digest)
     assert [r["digest"] for r in referrers] == [digest]
     assert referrers[0]["artifactType"] == "application/x-sig"
+    assert referrers[0]["mediaType"] == mt.OCI_MANIFEST
+    assert referrers[0]["size"] == len(json.dumps(artifact).encode())
