@@ -1,0 +1,57 @@
+"""Repository edges against a scripted registry: media types sniffed when the server does not say,
+and a resumed download whose ``Content-Range`` cannot be read."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+from aiohttp import web
+
+from dockyard.errors import RegistryError
+from dockyard.oci import mediatypes as mt
+from dockyard.oci.digest import Digest
+from dockyard.oci.manifest import describe
+from dockyard.registry.client import RegistryClient
+from tests.registry.client.test_failures import FAST, Serve, _app, serve
+
+__all__ = ["serve"]
+
+
+@pytest.mark.parametrize(("content_type", "body", "expected"), [
+    ("application/json", {"schemaVersion": 2, "config": {}, "layers": []}, mt.OCI_MANIFEST),
+    ("text/plain", {"schemaVersion": 2, "manifests": []}, mt.OCI_INDEX),
+    ("application/json", {"schemaVersion": 2, "mediaType": mt.DOCKER_MANIFEST_LIST, "manifests": []},
+     mt.DOCKER_MANIFEST_LIST),
+    ("application/json", None, ""),  # not JSON: nothing to go by
+    (mt.DOCKER_MANIFEST, {"schemaVersion": 2, "manifests": []}, mt.DOCKER_MANIFEST),  # the server's word
+])
+def test_media_type_is_sniffed_only_when_the_server_does_not_say(
+        serve: Serve, content_type: str, body: object, expected: str) -> None:
+    data = b"not json" if body is None else json.dumps(body).encode()
+
+    async def manifest(request: web.Request) -> web.Response:
+        return web.Response(body=data, headers={"Content-Type": content_type})
+
+    port = serve(_app(manifests=manifest))
+    with RegistryClient(FAST) as client:
+        fetched = client.repository(f"127.0.0.1:{port}", "x/y").get_manifest("v1")
+    assert fetched.media_type == expected
+    assert fetched.digest == Digest.from_bytes(data)
+
+
+def test_resume_with_an_unreadable_content_range_is_refused(serve: Serve) -> None:
+    blob = b"0123456789"
+    desc = describe(blob, mt.OCI_LAYER)
+
+    async def blobs(request: web.Request) -> web.Response:
+        assert request.headers["Range"] == "bytes=3-"
+        return web.Response(status=206, body=blob[3:], headers={"Content-Range": "3-9/10"})
+
+    port = serve(_app(blobs=blobs))
+    out = io.BytesIO(blob[:3])
+    with RegistryClient(FAST) as client, pytest.raises(RegistryError) as caught:
+        client.repository(f"127.0.0.1:{port}", "x/y").fetch_blob(desc, out)
+    assert str(caught.value) == (f"blob {desc.digest} from 127.0.0.1:{port}/x/y: server sent bytes from -1, "
+                                 "asked for 3")
