@@ -55,3 +55,20 @@ def test_resume_with_an_unreadable_content_range_is_refused(serve: Serve) -> Non
         client.repository(f"127.0.0.1:{port}", "x/y").fetch_blob(desc, out)
     assert str(caught.value) == (f"blob {desc.digest} from 127.0.0.1:{port}/x/y: server sent bytes from -1, "
                                  "asked for 3")
+
+
+def test_missing_manifest_is_named_by_tag_or_digest(serve: Serve) -> None:
+    async def manifest(request: web.Request) -> web.Response:
+        return web.json_response({"errors": [{"code": "MANIFEST_UNKNOWN", "message": "manifest unknown"}]},
+                                 status=404)
+
+    port = serve(_app(manifests=manifest))
+    digest = Digest.from_bytes(b"absent")
+    with RegistryClient(FAST) as client:
+        repo = client.repository(f"127.0.0.1:{port}", "x/y")
+        with pytest.raises(RegistryError) as by_tag:
+            repo.get_manifest("v1")
+        with pytest.raises(RegistryError) as by_digest:
+            repo.get_manifest(str(digest))
+    assert str(by_tag.value).startswith(f"manifest for 127.0.0.1:{port}/x/y:v1 not found")
+    assert str(by_digest.value).startswith(f"manifest for 127.0.0.1:{port}/x/y@{digest} not found")
