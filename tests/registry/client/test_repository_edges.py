@@ -72,3 +72,54 @@ def test_missing_manifest_is_named_by_tag_or_digest(serve: Serve) -> None:
             repo.get_manifest(str(digest))
     assert str(by_tag.value).startswith(f"manifest for 127.0.0.1:{port}/x/y:v1 not found")
     assert str(by_digest.value).startswith(f"manifest for 127.0.0.1:{port}/x/y@{digest} not found")
+
+
+def test_head_manifest_reads_digest_size_and_type(serve: Serve) -> None:
+    data = b'{"schemaVersion": 2}'
+    digest = Digest.from_bytes(data)
+    seen: list[str] = []
+
+    async def manifest(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("Accept", ""))
+        ref = request.match_info["ref"]
+        if ref == "absent":
+            return web.Response(status=404)
+        if ref == "broken":
+            return web.Response(status=500)
+        headers = {"Content-Type": f"{mt.OCI_MANIFEST}; charset=utf-8"}
+        if ref != "nodigest":
+            headers["Docker-Content-Digest"] = "sha256:bad" if ref == "baddigest" else str(digest)
+        return web.Response(body=data, headers=headers)
+
+    port = serve(_app(manifests=manifest))
+    with RegistryClient(FAST) as client:
+        repo = client.repository(f"127.0.0.1:{port}", "x/y")
+        desc = repo.head_manifest("v1", accept=(mt.OCI_MANIFEST, mt.OCI_INDEX))
+        assert desc is not None
+        assert (desc.media_type, desc.digest, desc.size) == (mt.OCI_MANIFEST, digest, len(data))
+        assert seen == [f"{mt.OCI_MANIFEST}, {mt.OCI_INDEX}"]
+        assert repo.head_manifest("absent") is None
+        assert repo.head_manifest("nodigest") is None
+        assert repo.head_manifest("baddigest") is None
+        with pytest.raises(RegistryError) as caught:
+            repo.head_manifest("broken")
+    assert str(caught.value).startswith(f"manifest for 127.0.0.1:{port}/x/y:broken")
+
+
+def test_small_blobs_follow_redirects_and_are_verified(serve: Serve) -> None:
+    blob = b'{"architecture": "amd64"}'
+    desc = describe(blob, mt.OCI_CONFIG)
+
+    async def blobs(request: web.Request) -> web.Response:
+        raise web.HTTPTemporaryRedirect(location=f"/storage/{request.match_info['ref']}")
+
+    async def storage(request: web.Request) -> web.Response:
+        return web.Response(body=blob if request.match_info["ref"] == str(desc.digest) else b"other")
+
+    app = _app(blobs=blobs)
+    app.router.add_get("/storage/{ref}", storage)
+    port = serve(app)
+    with RegistryClient(FAST) as client:
+        repo = client.repository(f"127.0.0.1:{port}", "x/y")
+        assert repo.get_blob_bytes(desc) == blob
+        assert repo.blob_exists(str(desc.digest))
