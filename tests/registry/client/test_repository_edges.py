@@ -3,14 +3,16 @@ and a resumed download whose ``Content-Range`` cannot be read."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 
 import pytest
 from aiohttp import web
 
-from dockyard.errors import RegistryError
+from dockyard.errors import DigestMismatch, RegistryError
 from dockyard.oci import mediatypes as mt
+from dockyard.oci.descriptor import Descriptor
 from dockyard.oci.digest import Digest
 from dockyard.oci.manifest import describe
 from dockyard.registry.client import RegistryClient
@@ -123,3 +125,32 @@ def test_small_blobs_follow_redirects_and_are_verified(serve: Serve) -> None:
         repo = client.repository(f"127.0.0.1:{port}", "x/y")
         assert repo.get_blob_bytes(desc) == blob
         assert repo.blob_exists(str(desc.digest))
+
+
+def test_small_blob_errors_and_sha512(serve: Serve) -> None:
+    blob = b"config bytes"
+    sha512 = Digest("sha512:" + hashlib.sha512(blob).hexdigest())
+
+    async def blobs(request: web.Request) -> web.Response:
+        ref = request.match_info["ref"]
+        if ref == str(sha512):
+            return web.Response(body=blob)
+        if ref == str(Digest.from_bytes(b"absent")):
+            return web.json_response({"errors": [{"code": "BLOB_UNKNOWN", "message": "blob unknown"}]},
+                                     status=404)
+        return web.Response(body=b"swapped")
+
+    port = serve(_app(blobs=blobs))
+    where = f"127.0.0.1:{port}/x/y"
+    with RegistryClient(FAST) as client:
+        repo = client.repository(f"127.0.0.1:{port}", "x/y")
+        assert repo.get_blob_bytes(Descriptor(mt.OCI_CONFIG, sha512, len(blob))) == blob
+        absent = describe(b"absent", mt.OCI_CONFIG)
+        with pytest.raises(RegistryError) as missing:
+            repo.get_blob_bytes(absent)
+        assert str(missing.value).startswith(f"blob {absent.digest} in {where}")
+        wanted = describe(b"wanted", mt.OCI_CONFIG)
+        with pytest.raises(DigestMismatch) as lied:
+            repo.get_blob_bytes(wanted)
+    assert str(lied.value) == (f"digest mismatch (blob from {where}): expected {wanted.digest}, "
+                               f"got {Digest.from_bytes(b'swapped')}")
