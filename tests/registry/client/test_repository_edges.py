@@ -154,3 +154,74 @@ def test_small_blob_errors_and_sha512(serve: Serve) -> None:
             repo.get_blob_bytes(wanted)
     assert str(lied.value) == (f"digest mismatch (blob from {where}): expected {wanted.digest}, "
                                f"got {Digest.from_bytes(b'swapped')}")
+
+
+async def ping(request: web.Request) -> web.Response:
+    return web.json_response({})
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+def test_chunked_upload_headers_and_restart_after_a_server_error(serve: Serve, status: int) -> None:
+    blob = b"abcdefghij"
+    desc = describe(blob, mt.OCI_LAYER)
+    log: list[tuple[str, ...]] = []
+    failed = [False]
+
+    async def head(request: web.Request) -> web.Response:
+        return web.Response(status=404)
+
+    async def start(request: web.Request) -> web.Response:
+        log.append(("POST",))
+        return web.Response(status=202, headers={"Location": "/upload/1"})
+
+    async def patch(request: web.Request) -> web.Response:
+        body = await request.read()
+        log.append(("PATCH", request.headers["Content-Type"], request.headers["Content-Length"],
+                    request.headers["Content-Range"], body.decode()))
+        if not failed[0]:
+            failed[0] = True
+            return web.Response(status=status)
+        return web.Response(status=202, headers={"Location": "/upload/1"})
+
+    async def put(request: web.Request) -> web.Response:
+        body = (await request.read()).decode()
+        log.append(("PUT", request.headers["Content-Type"], request.query["digest"], body))
+        return web.Response(status=201, headers={"Docker-Content-Digest": str(desc.digest)})
+
+    app = web.Application()
+    app.router.add_get("/v2/", ping)
+    app.router.add_route("HEAD", "/v2/x/y/blobs/{ref}", head)
+    app.router.add_post("/v2/x/y/blobs/uploads/", start)
+    app.router.add_patch("/upload/1", patch)
+    app.router.add_put("/upload/1", put)
+    port = serve(app)
+    with RegistryClient(FAST) as client:
+        repo = client.repository(f"127.0.0.1:{port}", "x/y")
+        assert repo.upload_blob(desc, lambda: io.BytesIO(blob), chunk_size=4) == "uploaded"
+    octet = "application/octet-stream"
+    assert log == [
+        ("POST",), ("PATCH", octet, "4", "0-3", "abcd"),  # the server error: start again, once
+        ("POST",), ("PATCH", octet, "4", "0-3", "abcd"), ("PATCH", octet, "4", "4-7", "efgh"),
+        ("PATCH", octet, "2", "8-9", "ij"), ("PUT", octet, str(desc.digest), ""),
+    ]
+
+
+def test_chunk_refused_for_good_is_an_error_naming_the_blob(serve: Serve) -> None:
+    blob = b"abcdefghij"
+    desc = describe(blob, mt.OCI_LAYER)
+
+    async def start(request: web.Request) -> web.Response:
+        return web.Response(status=202, headers={"Location": "/upload/1"})
+
+    async def patch(request: web.Request) -> web.Response:
+        return web.json_response({"errors": [{"code": "DENIED", "message": "no"}]}, status=403)
+
+    app = web.Application()
+    app.router.add_get("/v2/", ping)
+    app.router.add_post("/v2/x/y/blobs/uploads/", start)
+    app.router.add_patch("/upload/1", patch)
+    port = serve(app)
+    with RegistryClient(FAST) as client, pytest.raises(RegistryError) as caught:
+        client.repository(f"127.0.0.1:{port}", "x/y").upload_blob(
+            desc, lambda: io.BytesIO(blob), chunk_size=4, check_exists=False)
+    assert str(caught.value).startswith(f"upload chunk of {desc.digest} to 127.0.0.1:{port}/x/y")
