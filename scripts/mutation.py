@@ -74,7 +74,8 @@ class Score:
 
     @property
     def total(self) -> int:
-        return self.killed + len(self.survived) + len(self.unchecked)
+        """Mutants with a verdict (an interrupted run leaves some unchecked; they are not counted)."""
+        return self.killed + len(self.survived)
 
     @property
     def percent(self) -> float:
@@ -240,13 +241,13 @@ def main() -> int:
         rows.append((name, result))
         print(f"[{name}] {result.killed}/{result.total} killed = {result.percent:.1f}% "
               f"({len(result.equivalent)} equivalent excluded, {len(result.survived)} survived)", flush=True)
-    print(f"\n{'module':30} {'killed':>7} {'total':>6} {'score':>7} {'equiv':>6}")
+    print(f"\n{'module':30} {'killed':>7} {'total':>6} {'score':>7} {'equiv':>6} {'not run':>7}")
     failed = False
     for name, result in rows:
         mark = "" if result.percent >= target else "  < target"
         failed = failed or bool(mark)
         print(f"{name:30} {result.killed:7} {result.total:6} {result.percent:6.1f}% "
-              f"{len(result.equivalent):6}{mark}")
+              f"{len(result.equivalent):6} {len(result.unchecked):7}{mark}")
     if broken:
         print(f"not scored (the run failed): {', '.join(broken)}")
     if opts.markdown:
@@ -256,11 +257,12 @@ def main() -> int:
 
 def markdown(rows: list[tuple[str, Score]], modules: dict[str, Module]) -> str:
     """The score table and, per module, the equivalent and accepted mutants with their reasons."""
-    out = ["| module | files | killed / total | score | equivalent | survived |", "|---|---|---|---|---|---|"]
+    out = ["| module | files | killed / total | score | equivalent | survived | not run |",
+           "|---|---|---|---|---|---|---|"]
     for name, r in rows:
         files = ", ".join(f"`{f.removeprefix('src/dockyard/')}`" for f in modules[name].files)
         out.append(f"| {name} | {files} | {r.killed} / {r.total} | {r.percent:.1f} % | {len(r.equivalent)} "
-                   f"| {len(r.survived) + len(r.unchecked)} |")
+                   f"| {len(r.survived)} | {len(r.unchecked)} |")
     for name, r in rows:
         module = modules[name]
         if not (module.equivalent or r.survived):
@@ -268,7 +270,7 @@ def markdown(rows: list[tuple[str, Score]], modules: dict[str, Module]) -> str:
         out.append(f"\n### {name}\n")
         for key in sorted(module.equivalent):
             out.append(f"- equivalent `{key.rpartition('.')[2]}`: {module.equivalent[key]}")
-        for key in r.survived + r.unchecked:
+        for key in r.survived:
             why = module.accepted.get(key, "not yet killed")
             out.append(f"- survives `{key.rpartition('.')[2]}`: {why}")
     return "\n".join(out)
