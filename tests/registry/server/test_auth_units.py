@@ -234,6 +234,8 @@ def test_challenges_name_realm_service_scope_and_error(token_auth: Authorizer) -
         'Bearer realm="http://reg:5000/token",service="svc",scope="repository:alice/app:push"')
     assert _raises(token_auth.check, "", [], "http://reg").headers["WWW-Authenticate"] == (
         'Bearer realm="http://reg/token",service="svc"')
+    no_base = _raises(token_auth.check, "", [])  # no base URL known: a relative realm
+    assert no_base.headers["WWW-Authenticate"] == 'Bearer realm="/token",service="svc"'
     token_auth.realm = "https://auth.example/token"
     assert _raises(token_auth.check, "", [], "http://reg").headers["WWW-Authenticate"].startswith(
         'Bearer realm="https://auth.example/token",')
@@ -296,7 +298,9 @@ def test_every_needed_scope_must_be_covered(token_auth: Authorizer) -> None:
     assert token_auth.check(f"Bearer {token}", [a]) == "alice"
     err = _raises(token_auth.check, f"Bearer {token}", [a, b], "http://reg")
     assert (err.status, err.code) == (401, "UNAUTHORIZED")
-    assert 'scope="repository:alice/a:pull repository:alice/b:pull"' in err.headers["WWW-Authenticate"]
+    assert err.headers["WWW-Authenticate"] == (
+        'Bearer realm="http://reg/token",service="svc",'
+        'scope="repository:alice/a:pull repository:alice/b:pull",error="insufficient_scope"')
 
 
 def test_refusals_carry_the_unauthorized_code(token_auth: Authorizer) -> None:
