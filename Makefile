@@ -9,7 +9,7 @@ PEERS ?= scripts/peers
 BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install demo test check lint typecheck unit fast peers bench clean
+.PHONY: install demo test check lint typecheck unit fast peers bench clean mutation
 
 $(BIN)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null && $(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || \
@@ -51,6 +51,11 @@ demo: install
 
 bench: install peers
 	bash bench/run-all.sh
+
+# Slow (tens of minutes): not part of `make test`. MODULES="oci-digest ..." runs a subset.
+mutation: install
+	$(BIN)/pip install -q -e '.[mutation]'
+	$(BIN)/python scripts/mutation.py $(MODULES)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache

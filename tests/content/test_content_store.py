@@ -138,14 +138,16 @@ def test_sigkill_during_ingest_leaves_a_clean_store(root: Path) -> None:
     ctx = multiprocessing.get_context("fork")
     proc = ctx.Process(target=_slow_writer, args=(str(root / "content"),))
     proc.start()
-    store = Store(root, fsync=False)
-    deadline = time.monotonic() + 10
-    while not store.content.ingest_files() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    time.sleep(0.05)
     assert proc.pid is not None
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.join()
+    try:
+        store = Store(root, fsync=False)
+        deadline = time.monotonic() + 10
+        while not store.content.ingest_files() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.05)
+    finally:  # never leave the writer looping, even when the store misbehaves
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.join()
     assert list(store.content.walk()) == []  # nothing half-written became visible
     assert len(store.content.ingest_files()) == 1
     report = check(store)

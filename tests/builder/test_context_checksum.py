@@ -1,0 +1,131 @@
+"""The context checksum a COPY/ADD cache key carries: every attribute of every source counts (path,
+type, mode, owner, size, link target, bytes), nothing else does (mtime, excluded files), and the
+file digest cache never serves a stale digest."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from dockyard.builder.context import HashCache, LocalContext
+from dockyard.builder.state import derive_key
+
+
+def tree(root: Path) -> Path:
+    (root / "app" / "sub").mkdir(parents=True)
+    (root / "app" / "main.py").write_text("print('hi')\n")
+    (root / "app" / "sub" / "data.txt").write_text("data")
+    os.symlink("main.py", root / "app" / "link")
+    (root / "top.txt").write_text("top")
+    return root
+
+
+def checksum(root: Path, patterns: list[str], **kw: object) -> str:
+    return LocalContext(str(root), **kw).checksum(patterns)  # type: ignore[arg-type]
+
+
+CHANGES: dict[str, Callable[[Path], None]] = {
+    "content": lambda r: (r / "app" / "main.py").write_text("print('ho')\n"),
+    "size": lambda r: (r / "app" / "sub" / "data.txt").write_text("data+"),
+    "mode": lambda r: os.chmod(r / "app" / "main.py", 0o755),
+    "dir mode": lambda r: os.chmod(r / "app" / "sub", 0o700),
+    "owner": lambda r: os.chown(r / "app" / "main.py", 1234, 1234),
+    "group": lambda r: os.chown(r / "app" / "main.py", -1, 4321),
+    "link target": lambda r: (os.unlink(r / "app" / "link"), os.symlink("sub", r / "app" / "link")),
+    "type": lambda r: ((r / "app" / "sub" / "data.txt").unlink(), (r / "app" / "sub" / "data.txt").mkdir()),
+    "new file": lambda r: (r / "app" / "sub" / "new").write_text(""),
+    "renamed": lambda r: os.rename(r / "app" / "sub" / "data.txt", r / "app" / "sub" / "data.md"),
+    "fifo": lambda r: os.mkfifo(r / "app" / "pipe"),
+}
+
+
+@pytest.mark.parametrize("change", sorted(CHANGES))
+def test_every_attribute_of_a_source_changes_the_checksum(tmp_path: Path, change: str) -> None:
+    if change in ("owner", "group") and os.geteuid() != 0:
+        pytest.skip("chown needs root")
+    root = tree(tmp_path)
+    before = checksum(root, ["app"])
+    CHANGES[change](root)
+    assert checksum(root, ["app"]) != before
+
+
+def test_mtime_and_untouched_files_do_not_count(tmp_path: Path) -> None:
+    root = tree(tmp_path)
+    before = checksum(root, ["app"])
+    os.utime(root / "app" / "main.py", (1, 1))
+    (root / "top.txt").write_text("not copied")
+    assert checksum(root, ["app"]) == before
+
+
+def test_patterns_missing_sources_and_wildcards(tmp_path: Path) -> None:
+    root = tree(tmp_path)
+    assert checksum(root, ["app"]) != checksum(root, ["top.txt"])
+    assert checksum(root, ["app", "top.txt"]) != checksum(root, ["top.txt", "app"])  # order is the COPY's
+    assert checksum(root, ["./app/"]) == checksum(root, ["app"])  # the same path, cleaned
+    assert checksum(root, ["missing"]) != checksum(root, ["missing*"])  # absent vs matched nothing
+    assert checksum(root, ["missing"]) != checksum(root, ["other-missing"])
+    assert checksum(root, ["ap*"]) != checksum(root, ["app"])
+    empty = LocalContext(str(root)).checksum([])
+    assert empty.startswith("sha256:") and len(empty) == 71
+
+
+def test_a_directory_and_its_children_are_told_apart(tmp_path: Path) -> None:
+    a = tmp_path / "a"
+    (a / "x").mkdir(parents=True)
+    (a / "x" / "y").write_text("")
+    b = tmp_path / "b"
+    (b / "x").mkdir(parents=True)
+    (b / "xy").write_text("")  # same names glued differently
+    os.chmod(b / "x", os.stat(a / "x").st_mode)
+    assert checksum(a, ["x"]) != checksum(b, ["x"])
+
+
+def test_excluded_files_do_not_count(tmp_path: Path) -> None:
+    root = tree(tmp_path)
+
+    def exclude(rel: str, is_dir: bool) -> bool:
+        return rel.endswith(".txt")
+
+    before = checksum(root, ["app"], exclude=exclude)
+    (root / "app" / "sub" / "data.txt").write_text("changed, but excluded")
+    assert checksum(root, ["app"], exclude=exclude) == before
+    (root / "app" / "main.py").write_text("changed")
+    assert checksum(root, ["app"], exclude=exclude) != before
+    ctx = LocalContext(str(root), exclude=exclude)
+    assert ctx.is_excluded("app/sub/data.txt", False)
+    assert not ctx.is_excluded("", True)  # the context root itself is never excluded
+    assert not LocalContext(str(root)).is_excluded("app/sub/data.txt", False)
+    assert [p for p, _ in ctx.sources("app/sub/*")] == []
+
+
+def test_a_symlinked_source_counts_its_target(tmp_path: Path) -> None:
+    root = tree(tmp_path)
+    ctx = LocalContext(str(root))
+    followed = ctx.checksum(["app/link"])
+    (root / "app" / "main.py").write_text("other bytes")
+    assert ctx.checksum(["app/link"]) != followed
+
+
+def test_the_digest_cache_is_used_and_never_stale(tmp_path: Path) -> None:
+    root = tree(tmp_path)
+    cache = HashCache(tmp_path / "cache" / "hashes.db")
+    ctx = LocalContext(str(root), cache=cache)
+    first = ctx.checksum(["app"])
+    assert LocalContext(str(root)).checksum(["app"]) == first
+    assert ctx.checksum(["app"]) == first
+    path = root / "app" / "main.py"
+    path.write_text("print('hx')\n")  # same size, new bytes: the signature changes with mtime/ctime
+    assert ctx.checksum(["app"]) == LocalContext(str(root)).checksum(["app"]) != first
+    cache.close()
+
+
+def test_derive_key_chains_parent_and_definition() -> None:
+    key = derive_key("sha256:parent", ["run", ["sh", "-c", "x"], {"b": 1, "a": 2}])
+    assert key.startswith("sha256:") and len(key) == 71
+    assert key == derive_key("sha256:parent", ["run", ["sh", "-c", "x"], {"a": 2, "b": 1}])
+    assert key != derive_key("sha256:other", ["run", ["sh", "-c", "x"], {"b": 1, "a": 2}])
+    assert key != derive_key("sha256:parent", ["run", ["sh", "-c", "y"], {"b": 1, "a": 2}])
+    assert derive_key("", [Path("/x")]) == derive_key("", ["/x"])  # non-JSON values by their text
