@@ -19,6 +19,32 @@ from dockyard.errors import DockyardError, ExecutionError, NotFound
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
 
 
+def run_options(kw: dict[str, Any]) -> Any:
+    """The RunOptions of ``run``'s (or ``create``'s) parsed flags; a bad one exits 125."""
+    from dockyard.imageops.run import RunOptions, parse_publish, resolve_ports
+
+    all_env = [e for path in kw["env_files"] for e in _env_file(path)] + list(kw["env"])
+    try:
+        asked = [parse_publish(value) for value in kw["publish"]]
+        ports = resolve_ports(asked)
+    except DockyardError as exc:
+        click.echo(f"dockyard: Error: {exc}", err=True)
+        sys.exit(125)
+    for wanted, port in zip(asked, ports, strict=True):
+        if wanted.host_port == 0:  # picked here; without a daemon to ask (docker port), say which
+            click.echo(f"dockyard: publishing {port}", err=True)
+    tty = kw["tty"]
+    detached = kw.get("detach", True)
+    return RunOptions(image=kw["image"], command=list(kw["command"]), entrypoint=kw["entrypoint"],
+                      env=all_env,
+                      workdir=kw["workdir"], user=kw["user"], volumes=list(kw["volumes"]),
+                      mounts=list(kw["mounts"]), network=kw["network"], publish=ports,
+                      hostname=kw["hostname"] or kw["name"], tty=tty,
+                      interactive=kw.get("interactive", False),
+                      runtime=kw["runtime"], security_opt=list(kw["security_opt"]),
+                      console_size=terminal_size(0, 1) if tty and not detached else None)
+
+
 def _env_file(path: str) -> list[str]:
     out: list[str] = []
     try:
@@ -36,7 +62,7 @@ def _env_file(path: str) -> list[str]:
                                         "ignore_unknown_options": False})
 @click.argument("image")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
-@click.option("--rm", is_flag=True, help="Automatically remove the container when it exits (always so here).")
+@click.option("--rm", is_flag=True, help="Automatically remove the container when it exits.")
 @click.option("-e", "--env", "env", multiple=True, help="Set environment variables.")
 @click.option("--env-file", "env_files", multiple=True, help="Read in a file of environment variables.")
 @click.option("-w", "--workdir", default="", help="Working directory inside the container.")
@@ -59,36 +85,30 @@ def _env_file(path: str) -> list[str]:
               help="Security options: seccomp=unconfined, seccomp=PROFILE.json, no-new-privileges.")
 @click.option("--runtime", default="builtin", type=click.Choice(["builtin", "runc"]),
               help="Runtime to use: the built-in executor or runc.")
+@click.option("-d", "--detach", is_flag=True, help="Run container in background and print container ID.")
+@click.option("--restart", default="no",
+              help="Restart policy to apply when a container exits (default \"no\").")
+@click.option("--stop-signal", "stop_signal", default="", help="Signal to stop a container.")
+@click.option("--stop-timeout", "stop_timeout", type=int, default=None,
+              help="Timeout (in seconds) to stop a container.")
 @click.pass_context
-def run_cmd(ctx: click.Context, image: str, command: tuple[str, ...], rm: bool, env: tuple[str, ...],
-            env_files: tuple[str, ...], workdir: str, user: str | None, entrypoint: str | None,
-            volumes: tuple[str, ...], mounts: tuple[str, ...], network: str, publish: tuple[str, ...],
-            interactive: bool, tty: bool, name: str, hostname: str, security_opt: tuple[str, ...],
-            runtime: str) -> None:
+def run_cmd(ctx: click.Context, /, **kw: Any) -> None:
     """Run a command in a new container."""
     from dockyard.client import Client
-    from dockyard.imageops.run import RunOptions, parse_publish, resolve_ports
 
-    del rm  # every run is discarded when it ends
-    client = Client(getattr(ctx.find_root().obj, "root", None))
-    if tty and not sys.stdin.isatty() and interactive:
+    tty, interactive = kw["tty"], kw["interactive"]
+    if tty and not sys.stdin.isatty() and interactive and not kw["detach"]:
         click.echo("the input device is not a TTY", err=True)
         sys.exit(1)
-    all_env = [e for path in env_files for e in _env_file(path)] + list(env)
-    try:
-        asked = [parse_publish(value) for value in publish]
-        ports = resolve_ports(asked)
-    except DockyardError as exc:
-        click.echo(f"dockyard: Error: {exc}", err=True)
-        sys.exit(125)
-    for wanted, port in zip(asked, ports, strict=True):
-        if wanted.host_port == 0:  # picked here; without a daemon to ask (docker port), say which
-            click.echo(f"dockyard: publishing {port}", err=True)
-    options = RunOptions(image=image, command=list(command), entrypoint=entrypoint, env=all_env,
-                         workdir=workdir, user=user, volumes=list(volumes), mounts=list(mounts),
-                         network=network, publish=ports, hostname=hostname or name,
-                         tty=tty, interactive=interactive, runtime=runtime, security_opt=list(security_opt),
-                         console_size=terminal_size(0, 1) if tty else None)
+    options = run_options(kw)
+    if kw["detach"]:
+        from dockyard.cli.container_cmds import run_detached
+
+        run_detached(ctx, options, name=kw["name"], rm=kw["rm"], restart=kw["restart"],
+                     stop_signal=kw["stop_signal"], stop_timeout=kw["stop_timeout"])
+        return
+    image = options.image
+    client = Client(getattr(ctx.find_root().obj, "root", None))
     try:
         client.resolve(image)
     except NotFound:
