@@ -530,3 +530,193 @@ for _cmd, _name in ((create_cmd, "create"), (start_cmd, "start"), (stop_cmd, "st
                     (prune_cmd, "prune"), (ps_cmd, "ls"), (container_inspect_cmd, "inspect"),
                     (logs_cmd, "logs")):
     container_group.add_command(_cmd, _name)
+
+
+@click.command("exec", context_settings={**CONTEXT, "allow_interspersed_args": False})
+@click.argument("container")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@click.option("-d", "--detach", is_flag=True, help="Detached mode: run command in the background")
+@click.option("-e", "--env", "env", multiple=True, help="Set environment variables")
+@click.option("--env-file", "env_files", multiple=True, help="Read in a file of environment variables")
+@click.option("-i", "--interactive", is_flag=True, help="Keep STDIN open even if not attached")
+@click.option("-t", "--tty", is_flag=True, help="Allocate a pseudo-TTY")
+@click.option("-u", "--user", default=None, help="Username or UID (format: <name|uid>[:<group|gid>])")
+@click.option("-w", "--workdir", default="", help="Working directory inside the container")
+@click.pass_context
+def exec_cmd(ctx: click.Context, container: str, command: tuple[str, ...], detach: bool, env: tuple[str, ...],
+             env_files: tuple[str, ...], interactive: bool, tty: bool, user: str | None,
+             workdir: str) -> None:
+    """Run a command in a running container."""
+    import contextlib
+
+    from dockyard.cli.run_cmd import _env_file
+    from dockyard.cli.terminal import raw_mode
+    from dockyard.containers.execute import exec_in
+
+    if tty and interactive and not sys.stdin.isatty():
+        click.echo("the input device is not a TTY", err=True)
+        sys.exit(1)
+    all_env = [e for path in env_files for e in _env_file(path)] + list(env)
+    if detach:
+        interactive = tty = False
+    raw = raw_mode(0) if tty and interactive else contextlib.nullcontext()
+    try:
+        with raw:
+            code = exec_in(store_root(ctx), container, list(command), env=all_env, user=user, workdir=workdir,
+                           tty=tty, interactive=interactive)
+    except ExecutionError as exc:
+        click.echo(f"Error: OCI runtime exec failed: {exc}", err=True)
+        sys.exit(exc.exit_code if exc.exit_code in (126, 127) else 126)
+    except DockyardError as exc:
+        click.echo(f"Error response from daemon: {exc}", err=True)
+        sys.exit(1)
+    sys.exit(code)
+
+
+STATS_HEADERS = {"Container": "CONTAINER", "ID": "CONTAINER ID", "Name": "NAME", "CPUPerc": "CPU %",
+                 "MemUsage": "MEM USAGE / LIMIT", "MemPerc": "MEM %", "NetIO": "NET I/O",
+                 "BlockIO": "BLOCK I/O",
+                 "PIDs": "PIDS"}
+DEFAULT_STATS = ("table {{.ID}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}\t{{.NetIO}}\t"
+                 "{{.BlockIO}}\t{{.PIDs}}")
+
+
+def _stats_rows(records: list[Any], refs: tuple[str, ...], interval: float) -> list[dict[str, str]]:
+    from dockyard.cli.format import bytes_size, human_size
+    from dockyard.containers import cgroups
+
+    first = {r.id: cgroups.usage(r.id) for r in records}
+    sys_first = cgroups.system_cpu_ns()
+    time.sleep(interval)  # CPU % is a rate: two samples, as docker's precpu/cpu
+    sys_delta = cgroups.system_cpu_ns() - sys_first
+    cpus = os.cpu_count() or 1
+    rows = []
+    for index, rec in enumerate(records):
+        now = cgroups.usage(rec.id)
+        running = rec.state["State"]["Running"]
+        cpu = 0.0
+        if sys_delta > 0 and running:
+            cpu = (now.cpu_ns - first[rec.id].cpu_ns) / sys_delta * cpus * 100
+        rx, tx = cgroups.network_io(int(rec.state["State"]["Pid"])) if running else (0, 0)
+        used, limit = (now.memory, now.memory_limit) if running else (0, 0)
+        mem_pct = used / limit * 100 if limit else 0.0
+        rows.append({
+            "Container": refs[index] if refs else rec.id[:12], "ID": rec.id[:12], "Name": rec.name,
+            "CPUPerc": f"{cpu:.2f}%",
+            "MemUsage": f"{bytes_size(used)} / {bytes_size(limit)}",
+            "MemPerc": f"{mem_pct:.2f}%", "NetIO": f"{human_size(rx)} / {human_size(tx)}",
+            "BlockIO": f"{human_size(now.block_read)} / {human_size(now.block_write)}",
+            "PIDs": str(now.pids if running else 0),
+        })
+    return rows
+
+
+@click.command("stats", context_settings=CONTEXT)
+@click.argument("containers", nargs=-1)
+@click.option("-a", "--all", "all_", is_flag=True, help="Show all containers (default shows just running)")
+@click.option("--format", "fmt", default="", help="Pretty-print images using a Go template")
+@click.option("--no-stream", is_flag=True, help="Disable streaming stats and only pull the first result")
+@click.option("--no-trunc", is_flag=True, help="Do not truncate output")
+@click.pass_context
+def stats_cmd(ctx: click.Context, containers: tuple[str, ...], all_: bool, fmt: str, no_stream: bool,
+              no_trunc: bool) -> None:
+    """Display a live stream of container(s) resource usage statistics."""
+    from dockyard.cli.format import format_rows
+    from dockyard.containers.store import ContainerStore
+
+    del no_trunc
+    cs = ContainerStore(store_root(ctx))
+    try:
+        if containers:
+            records = [cs.find(ref) for ref in containers]
+        else:
+            records = [r for r in cs.all() if all_ or r.state["State"]["Running"]]
+    except DockyardError as exc:
+        fail(str(exc))
+        return
+    fmt = fmt or DEFAULT_STATS
+    try:
+        while True:
+            records = [cs.reload(r) for r in records]
+            text = format_rows(fmt, _stats_rows(records, containers, 1.0 if no_stream else 0.5),
+                               headers=STATS_HEADERS)
+            if no_stream:
+                sys.stdout.write(text)
+                return
+            sys.stdout.write("\x1b[2J\x1b[H" + text)
+            sys.stdout.flush()
+    except KeyboardInterrupt:
+        return
+    except DockyardError as exc:
+        fail(str(exc))
+
+
+@click.command("top", context_settings={**CONTEXT, "ignore_unknown_options": True})
+@click.argument("container")
+@click.argument("ps_options", nargs=-1, type=click.UNPROCESSED)
+@click.pass_context
+def top_cmd(ctx: click.Context, container: str, ps_options: tuple[str, ...]) -> None:
+    """Display the running processes of a container."""
+    import subprocess
+
+    from dockyard.containers import cgroups
+    from dockyard.containers.store import ContainerStore
+
+    try:
+        rec = ContainerStore(store_root(ctx)).find(container)
+    except DockyardError as exc:
+        fail(f"Error response from daemon: {exc}")
+        return
+    if not rec.state["State"]["Running"]:
+        fail(f"Error response from daemon: Container {rec.id} is not running")
+    pids = set(cgroups.pids(rec.id)) or {int(rec.state["State"]["Pid"])}
+    out = subprocess.run(["ps", *(ps_options or ("-ef",))], capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        fail(f"Error response from daemon: ps: {out.stderr.strip()}")
+    lines = out.stdout.splitlines()
+    header = lines[0].split()
+    if "PID" not in header:
+        fail('Error response from daemon: Couldn\'t find PID field in ps output')
+    col = header.index("PID")
+    rows = [line.split(None, len(header) - 1) for line in lines[1:]]
+    chosen = [r for r in rows if len(r) > col and r[col].isdigit() and int(r[col]) in pids]
+    click.echo(tabulate_rows([header, *chosen]), nl=False)
+
+
+def tabulate_rows(rows: list[list[str]]) -> str:
+    from dockyard.cli.format import tabwrite
+
+    return tabwrite("".join("\t".join(r) + "\n" for r in rows))
+
+
+@click.command("port", context_settings=CONTEXT)
+@click.argument("container")
+@click.argument("private_port", required=False)
+@click.pass_context
+def port_cmd(ctx: click.Context, container: str, private_port: str | None) -> None:
+    """List port mappings or a specific mapping for the container."""
+    from dockyard.containers.store import ContainerStore
+
+    try:
+        rec = ContainerStore(store_root(ctx)).find(container)
+    except DockyardError as exc:
+        fail(f"Error response from daemon: {exc}")
+        return
+    bindings = rec.config["HostConfig"]["PortBindings"]
+    wanted = None
+    if private_port:
+        wanted = private_port if "/" in private_port else private_port + "/tcp"
+    shown = False
+    for port, binds in bindings.items():
+        if wanted and port != wanted:
+            continue
+        for b in binds or []:
+            where = f"{b.get('HostIp') or '0.0.0.0'}:{b['HostPort']}"
+            click.echo(where if wanted else f"{port} -> {where}")
+            shown = True
+    if wanted and not shown:
+        fail(f"Error: No public port '{wanted}' published for {container}")
+
+
+for _cmd, _name in ((exec_cmd, "exec"), (stats_cmd, "stats"), (top_cmd, "top"), (port_cmd, "port")):
+    container_group.add_command(_cmd, _name)

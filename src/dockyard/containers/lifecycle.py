@@ -243,6 +243,9 @@ def delete(root: Path, rec: Record) -> None:
         store.meta.delete_lease(f"container-{rec.id}")
     finally:
         store.close()
+    from dockyard.containers import cgroups
+
+    cgroups.remove(rec.id)
     ContainerStore(root).delete(rec)
 
 

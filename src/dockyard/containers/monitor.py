@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from dockyard.containers import cgroups
 from dockyard.containers.logs import LogWriter, now_rfc3339
 from dockyard.containers.store import LEASE_TTL, ContainerStore, Record, monitor_alive
 from dockyard.errors import DockyardError, ExecutionError
@@ -91,6 +92,7 @@ class Monitor:
         def on_pid(pid: int) -> None:
             _update(self.cs, self.rec, Status="running", Running=True, Restarting=False, Pid=pid,
                     StartedAt=now_rfc3339(), ExitCode=0, Error="", FinishedAt="0001-01-01T00:00:00Z")
+            cgroups.join(self.rec.id, pid)
             threading.Thread(target=self._confirm_exec, args=(pid,), daemon=True).start()
 
         spec = ProcessSpec.from_json(self.rec.config["Spec"])
@@ -140,6 +142,7 @@ class Monitor:
                 began = time.monotonic()
                 self._counted = threading.Event()
                 code, error = self.run_once(log)
+                cgroups.remove(self.rec.id)
                 log.stdout.flush()
                 log.stderr.flush()
                 with self.cs.state_lock(self.rec):
