@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from dockyard.client import Client
+from dockyard.executor import cleanup_stale
 from tests.builder.conftest import busybox_tar
 
 
@@ -34,12 +35,17 @@ def root() -> Iterator[Path]:
     with Client(path) as client, open(busybox_tar(), "rb") as f:
         client.import_image(f, changes=['CMD ["sh"]'], names=["busybox:local"])
     yield path
-    for pid in _monitors(path):  # ours: started by this test's containers
+    ids = [p.name for p in path.glob("containers/*") if p.is_dir()]
+    if ids:  # as a user would: their monitors then stop the processes and their networks
+        subprocess.run([sys.executable, "-m", "dockyard", "--root", str(path), "rm", "-f", *ids],
+                       capture_output=True, timeout=120, check=False)
+    for pid in _monitors(path):  # any left over: ours, started by this test's containers
         try:
             os.kill(pid, 9)
         except ProcessLookupError:
             pass
     time.sleep(0.2)
+    cleanup_stale(path / "exec")  # what killed monitors left (their pasta)
     subprocess.run(["umount", "-R", "-l", str(path)], stderr=subprocess.DEVNULL, check=False)
     shutil.rmtree(path, ignore_errors=True)
 

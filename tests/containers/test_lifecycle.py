@@ -99,7 +99,7 @@ def test_exit_codes_and_start_failures(dy: Dy) -> None:
     assert _status(dy, "nf") == "Created"
     assert _state(dy, "nf")["ExitCode"] == 127
     r = dy("start", "nf")
-    assert r.returncode == 127 and "executable file not found" in r.stderr
+    assert r.returncode == 1 and "executable file not found" in r.stderr
     r = dy("run", "-d", "--name", "perm", "busybox:local", "/etc/passwd")
     assert r.returncode == 126
     assert dy("run", "-d", "--name", "three", "busybox:local", "sh", "-c", "exit 3").returncode == 0
@@ -187,3 +187,23 @@ def test_names_and_serialised_starts(dy: Dy, root: Path) -> None:
     assert dy("rm", "-f", "two").returncode == 0
     r = dy("container", "prune", "-f")
     assert r.returncode == 0 and r.stdout == "Total reclaimed space: 0B\n"
+
+
+@pytest.mark.slow
+def test_images_in_use_are_kept(dy: Dy) -> None:
+    assert dy("run", "-d", "--name", "user", "busybox:local", "sleep", "1000").returncode == 0
+    image = dy("images", "-q", "busybox:local").stdout.strip()
+    r = dy("rmi", "busybox:local")
+    assert r.returncode == 1
+    assert 'unable to remove repository reference "busybox:local" (must force)' in r.stderr
+    r = dy("rmi", "-f", image)
+    assert r.returncode == 1 and "(cannot be forced) - image is being used by running container" in r.stderr
+    assert dy("stop", "-t", "0", "user").returncode == 0
+    r = dy("rmi", image)
+    assert r.returncode == 1 and "(must be forced) - image is being used by stopped container" in r.stderr
+    assert dy("image", "prune", "-a", "-f").returncode == 0
+    assert dy("system", "prune", "-a", "-f").returncode == 0
+    assert dy("images", "-q").stdout.strip() == image
+    assert dy("start", "user").returncode == 0  # its image is all there
+    assert dy("rm", "-f", "user").returncode == 0
+    assert dy("rmi", "busybox:local").returncode == 0

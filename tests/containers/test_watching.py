@@ -10,7 +10,7 @@ import time
 import pytest
 
 from dockyard.containers.logs import LogWriter, read_entries, select
-from tests.containers.conftest import Dy, until
+from tests.containers.conftest import Dy
 
 
 def test_json_file_log_lines_and_selection(tmp_path: os.PathLike[str]) -> None:
@@ -50,7 +50,7 @@ def test_exec_joins_the_container(dy: Dy) -> None:
            "echo $FOO $(id -u):$(id -g) $(pwd); exit 7")
     assert (r.returncode, r.stdout) == (7, "baz 1000:100 /\n")
     r = dy("exec", "box", "no-such-command")
-    assert r.returncode == 127 and "executable file not found" in r.stderr
+    assert r.returncode == 126 and "executable file not found" in r.stderr
     r = dy("exec", "-t", "box", "tty")
     assert r.stdout.strip() == "/dev/pts/0"
     dy("exec", "box", "touch", "/made-by-exec")

@@ -30,24 +30,36 @@ def store_root(ctx: click.Context) -> Path:
     return Path(resolve_root(getattr(ctx.find_root().obj, "root", None)))
 
 
-def fail(message: str, code: int = 1) -> None:
-    click.echo(f"Error: {message}", err=True)
+DAEMON = "Error response from daemon: "  # docker's prefix for what its daemon refused
+
+
+def fail(message: str, code: int = 1, prefix: str = "Error: ") -> None:
+    click.echo(prefix + message, err=True)
     sys.exit(code)
 
 
-def each(refs: Iterable[str], action: Callable[[str], object], echo: bool = True) -> None:
-    """Docker's way with several containers: act on each, print it, report errors, exit 1 if any."""
-    failed = False
+def each(refs: Iterable[str], action: Callable[[str], object], echo: bool = True, prefix: str = DAEMON,
+         not_found: str = DAEMON) -> list[str]:
+    """Docker's way with several containers: act on each, print it, report errors; the failed ones
+    (exit 1 at the end unless the caller wants the list)."""
+    from dockyard.errors import NotFound
+
+    failed = []
     for ref in refs:
         try:
             action(ref)
         except DockyardError as exc:
-            click.echo(f"Error response from daemon: {exc}", err=True)
-            failed = True
+            click.echo((not_found if isinstance(exc, NotFound) else prefix) + str(exc), err=True)
+            failed.append(ref)
             continue
         if echo:
             click.echo(ref)
-    if failed:
+    return failed
+
+
+def each_or_exit(refs: Iterable[str], action: Callable[[str], object], echo: bool = True,
+                 not_found: str = DAEMON) -> None:
+    if each(refs, action, echo, not_found=not_found):
         sys.exit(1)
 
 
@@ -90,12 +102,12 @@ def run_detached(ctx: click.Context, options: Any, *, name: str, rm: bool, resta
 
     cid = create_container(ctx, options, name=name, rm=rm, restart=restart, stop_signal=stop_signal,
                            stop_timeout=stop_timeout)
+    click.echo(cid)  # as docker: the id even when the start fails (the container stays, Created)
     try:
         lifecycle.start(store_root(ctx), cid)
     except ExecutionError as exc:
         click.echo(f"dockyard: Error response from daemon: {exc}", err=True)
         sys.exit(exc.exit_code)
-    click.echo(cid)
 
 
 def _make_create_cmd() -> click.Command:
@@ -151,15 +163,9 @@ def start_cmd(ctx: click.Context, containers: tuple[str, ...], attach: bool, int
         _stream(rec, offset, timestamps=False, follow=True)
         sys.exit(lifecycle.wait(root, rec.id))
 
-    def go(ref: str) -> None:
-        try:
-            lifecycle.start(root, ref)
-        except ExecutionError as exc:
-            click.echo(f"Error response from daemon: {exc}", err=True)
-            click.echo("Error: failed to start containers: " + ref, err=True)
-            sys.exit(exc.exit_code if exc.exit_code in (126, 127) else 1)
-
-    each(containers, go)
+    failed = each(containers, lambda ref: lifecycle.start(root, ref))
+    if failed:
+        fail("failed to start containers: " + ", ".join(failed))
 
 
 @click.command("stop", context_settings=CONTEXT)
@@ -172,7 +178,7 @@ def stop_cmd(ctx: click.Context, containers: tuple[str, ...], timeout: int | Non
     from dockyard.containers import lifecycle
 
     root = store_root(ctx)
-    each(containers, lambda ref: lifecycle.stop(root, ref, timeout))
+    each_or_exit(containers, lambda ref: lifecycle.stop(root, ref, timeout))
 
 
 @click.command("kill", context_settings=CONTEXT)
@@ -185,7 +191,7 @@ def kill_cmd(ctx: click.Context, containers: tuple[str, ...], sig: str) -> None:
     from dockyard.containers import lifecycle
 
     root = store_root(ctx)
-    each(containers, lambda ref: lifecycle.kill(root, ref, sig))
+    each_or_exit(containers, lambda ref: lifecycle.kill(root, ref, sig))
 
 
 @click.command("restart", context_settings=CONTEXT)
@@ -198,7 +204,7 @@ def restart_cmd(ctx: click.Context, containers: tuple[str, ...], timeout: int | 
     from dockyard.containers import lifecycle
 
     root = store_root(ctx)
-    each(containers, lambda ref: lifecycle.restart(root, ref, timeout))
+    each_or_exit(containers, lambda ref: lifecycle.restart(root, ref, timeout))
 
 
 @click.command("rm", context_settings=CONTEXT)
@@ -212,7 +218,7 @@ def rm_cmd(ctx: click.Context, containers: tuple[str, ...], force: bool, volumes
 
     del volumes  # dockyard containers have no anonymous volumes yet
     root = store_root(ctx)
-    each(containers, lambda ref: lifecycle.remove(root, ref, force))
+    each_or_exit(containers, lambda ref: lifecycle.remove(root, ref, force), not_found="Error: ")
 
 
 @click.command("rename", context_settings=CONTEXT)
@@ -226,7 +232,8 @@ def rename_cmd(ctx: click.Context, container: str, new_name: str) -> None:
     try:
         lifecycle.rename(store_root(ctx), container, new_name)
     except DockyardError as exc:
-        fail(f"Error response from daemon: {exc}")
+        click.echo(DAEMON + str(exc), err=True)
+        fail(f"failed to rename container named {container}")
 
 
 @click.command("wait", context_settings=CONTEXT)
@@ -237,7 +244,7 @@ def wait_cmd(ctx: click.Context, containers: tuple[str, ...]) -> None:
     from dockyard.containers import lifecycle
 
     root = store_root(ctx)
-    each(containers, lambda ref: click.echo(lifecycle.wait(root, ref)), echo=False)
+    each_or_exit(containers, lambda ref: click.echo(lifecycle.wait(root, ref)), echo=False)
 
 
 @click.command("prune", context_settings=CONTEXT)
@@ -299,7 +306,8 @@ def ps_row(rec: Any, *, trunc: bool, now: float, image_size: int | None) -> dict
     from dockyard.cli.format import created_since, ellipsis, go_time, human_size
 
     cfg = rec.config
-    command = " ".join([cfg["Path"], *cfg["Args"]])
+    # the daemon's list: arguments with a space in single quotes, nothing else escaped
+    command = " ".join([cfg["Path"], *(f"'{a}'" if " " in a else a for a in cfg["Args"])])
     labels = cfg["Config"].get("Labels") or {}
     row = {
         "ID": rec.id[:12] if trunc else rec.id, "Image": cfg["Config"]["Image"],
@@ -354,7 +362,7 @@ def ps_cmd(ctx: click.Context, all_: bool, quiet: bool, filters: tuple[str, ...]
         flt = parse_filters(filters)
         view.check_filters(flt)
     except DockyardError as exc:
-        fail(str(exc))
+        fail(str(exc), prefix=DAEMON)
     records = ContainerStore(store_root(ctx)).all()
     records.sort(key=lambda r: r.config["Created"], reverse=True)
     if latest:
@@ -552,6 +560,7 @@ def exec_cmd(ctx: click.Context, container: str, command: tuple[str, ...], detac
     from dockyard.cli.run_cmd import _env_file
     from dockyard.cli.terminal import raw_mode
     from dockyard.containers.execute import exec_in
+    from dockyard.errors import NotFound
 
     if tty and interactive and not sys.stdin.isatty():
         click.echo("the input device is not a TTY", err=True)
@@ -565,11 +574,12 @@ def exec_cmd(ctx: click.Context, container: str, command: tuple[str, ...], detac
             code = exec_in(store_root(ctx), container, list(command), env=all_env, user=user, workdir=workdir,
                            tty=tty, interactive=interactive)
     except ExecutionError as exc:
-        click.echo(f"Error: OCI runtime exec failed: {exc}", err=True)
-        sys.exit(exc.exit_code if exc.exit_code in (126, 127) else 126)
+        click.echo(f"OCI runtime exec failed: exec failed: {exc}: unknown", err=True)
+        sys.exit(126)  # docker exec: 126 for any program that cannot start, found or not
+    except NotFound as exc:
+        fail(str(exc))
     except DockyardError as exc:
-        click.echo(f"Error response from daemon: {exc}", err=True)
-        sys.exit(1)
+        fail(str(exc), prefix=DAEMON)
     sys.exit(code)
 
 
@@ -665,18 +675,18 @@ def top_cmd(ctx: click.Context, container: str, ps_options: tuple[str, ...]) -> 
     try:
         rec = ContainerStore(store_root(ctx)).find(container)
     except DockyardError as exc:
-        fail(f"Error response from daemon: {exc}")
+        fail(str(exc), prefix=DAEMON)
         return
     if not rec.state["State"]["Running"]:
-        fail(f"Error response from daemon: Container {rec.id} is not running")
+        fail(f"Container {rec.id} is not running", prefix=DAEMON)
     pids = set(cgroups.pids(rec.id)) or {int(rec.state["State"]["Pid"])}
     out = subprocess.run(["ps", *(ps_options or ("-ef",))], capture_output=True, text=True, check=False)
     if out.returncode != 0:
-        fail(f"Error response from daemon: ps: {out.stderr.strip()}")
+        fail(f"ps: {out.stderr.strip()}", prefix=DAEMON)
     lines = out.stdout.splitlines()
     header = lines[0].split()
     if "PID" not in header:
-        fail('Error response from daemon: Couldn\'t find PID field in ps output')
+        fail("Couldn't find PID field in ps output", prefix=DAEMON)
     col = header.index("PID")
     rows = [line.split(None, len(header) - 1) for line in lines[1:]]
     chosen = [r for r in rows if len(r) > col and r[col].isdigit() and int(r[col]) in pids]
@@ -700,7 +710,7 @@ def port_cmd(ctx: click.Context, container: str, private_port: str | None) -> No
     try:
         rec = ContainerStore(store_root(ctx)).find(container)
     except DockyardError as exc:
-        fail(f"Error response from daemon: {exc}")
+        fail(str(exc))
         return
     bindings = rec.config["HostConfig"]["PortBindings"]
     wanted = None
@@ -715,7 +725,7 @@ def port_cmd(ctx: click.Context, container: str, private_port: str | None) -> No
             click.echo(where if wanted else f"{port} -> {where}")
             shown = True
     if wanted and not shown:
-        fail(f"Error: No public port '{wanted}' published for {container}")
+        fail(f"No public port '{wanted}' published for {container}")
 
 
 for _cmd, _name in ((exec_cmd, "exec"), (stats_cmd, "stats"), (top_cmd, "top"), (port_cmd, "port")):

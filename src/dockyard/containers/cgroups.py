@@ -1,8 +1,8 @@
 """Each running container in its own cgroup (``dockyard/<id>``): accounting for ``stats`` and ``top``.
 
 cgroup v1 (one hierarchy per controller under /sys/fs/cgroup) and v2 (one unified hierarchy) are both
-read. The monitor moves the container's first process in as soon as it has its pid; its children
-follow by inheritance.
+read. The container's first process joins them before it execs (``ProcessSpec.cgroups``); what it starts
+follows by inheritance.
 """
 
 from __future__ import annotations
@@ -26,19 +26,26 @@ def _dirs(cid: str, root: Path = CGROUP_ROOT) -> dict[str, Path]:
     return {c: root / c / "dockyard" / cid for c in V1_CONTROLLERS if (root / c).is_dir()}
 
 
-def join(cid: str, pid: int, root: Path = CGROUP_ROOT) -> None:
-    """Put process ``pid`` into the container's cgroups (made here when missing); best effort: a host
-    without writable cgroups runs the container without them (``stats`` then shows zeros)."""
+def prepare(cid: str, root: Path = CGROUP_ROOT) -> list[str]:
+    """Make the container's cgroups; the directories made (none where cgroups are not writable: the
+    container then runs without them and ``stats`` shows zeros)."""
     if is_v2(root):
         with contextlib.suppress(OSError):
             (root / "dockyard").mkdir(exist_ok=True)
             wanted = set((root / "cgroup.controllers").read_text().split()) & {"cpu", "memory", "pids", "io"}
             for parent in (root, root / "dockyard"):
                 (parent / "cgroup.subtree_control").write_text(" ".join(f"+{c}" for c in sorted(wanted)))
+    made = []
     for path in _dirs(cid, root).values():
         with contextlib.suppress(OSError):
             path.mkdir(parents=True, exist_ok=True)
-            (path / "cgroup.procs").write_text(str(pid))
+            made.append(str(path))
+    return made
+
+
+def existing(cid: str, root: Path = CGROUP_ROOT) -> list[str]:
+    """The container's cgroup directories that exist now."""
+    return [str(p) for p in _dirs(cid, root).values() if p.is_dir()]
 
 
 def remove(cid: str, root: Path = CGROUP_ROOT) -> None:

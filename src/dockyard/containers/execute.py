@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import dockyard
+from dockyard.containers import cgroups
 from dockyard.containers.store import ContainerStore, monitor_alive
 from dockyard.errors import Conflict, ExecutionError
 from dockyard.executor.enter import BOOTSTRAP
@@ -34,7 +35,7 @@ def exec_in(root: Path, ref: str, args: Sequence[str], *, env: Sequence[str] = (
     spec = ProcessSpec.from_json(rec.config["Spec"])
     req = {"pid": int(st["Pid"]), "args": list(args), "env": [*spec.env, *env],
            "user": spec.user if user is None else user, "cwd": workdir or spec.cwd, "tty": tty,
-           "interactive": interactive, "seccomp": spec.seccomp}
+           "interactive": interactive, "seccomp": spec.seccomp, "cgroups": cgroups.existing(rec.id)}
     src = str(Path(dockyard.__file__).resolve().parent.parent)
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     req["errfd"] = err_w  # the helper reports a failure to start there

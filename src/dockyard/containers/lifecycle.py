@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from typing import Any
 import dockyard
 from dockyard.containers.monitor import BOOTSTRAP
 from dockyard.containers.store import LEASE_TTL, ContainerStore, Record, monitor_alive
-from dockyard.errors import Conflict, ExecutionError, InvalidArgument
+from dockyard.errors import Conflict, ExecutionError, InvalidArgument, NotFound
 from dockyard.executor.user import start_error
 from dockyard.imageops import Store
 from dockyard.imageops.run import RunOptions, container_spec
@@ -72,18 +73,23 @@ def create(root: Path, opts: RunOptions, *, name: str = "", restart: str = "no",
         parse_signal(stop_signal)
     store = Store(root)
     try:
+        cid = secrets.token_hex(32)
+        if not opts.hostname:
+            opts.hostname = cid[:12]  # as Docker: the short id
         image_id, image_config, spec = container_spec(store, opts, pull)
         run = image_config.config
         cs = ContainerStore(root)
         config = {
-            "Name": name, "Created": _now(), "Path": spec.args[0], "Args": list(spec.args[1:]),
+            "Id": cid, "Name": name, "Created": _now(), "Path": spec.args[0], "Args": list(spec.args[1:]),
             "Image": image_id, "DiffIds": [str(d) for d in image_config.diff_ids],
-            "Config": {"Hostname": spec.hostname, "User": spec.user, "Tty": spec.tty,
-                       "OpenStdin": False, "Env": list(spec.env),
+            "Config": {"Hostname": spec.hostname, "Domainname": "", "User": spec.user, "AttachStdin": False,
+                       "AttachStdout": False, "AttachStderr": False, "Tty": spec.tty, "OpenStdin": False,
+                       "StdinOnce": False, "Env": list(spec.env),
                        "Cmd": list(opts.command) or (None if opts.entrypoint is not None else run.get("Cmd")),
-                       "Image": opts.image, "WorkingDir": spec.cwd,
+                       "Image": opts.image, "WorkingDir": opts.workdir or str(run.get("WorkingDir") or ""),
                        "Entrypoint": ([opts.entrypoint] if opts.entrypoint else None)
                        if opts.entrypoint is not None else run.get("Entrypoint"),
+                       "Volumes": run.get("Volumes"), "OnBuild": run.get("OnBuild"),
                        "Labels": dict(run.get("Labels") or {}),
                        "StopSignal": stop_signal or run.get("StopSignal") or "SIGTERM",
                        **({"StopTimeout": stop_timeout} if stop_timeout is not None else {})},
@@ -198,7 +204,10 @@ def kill(root: Path, ref: str, sig: str = "KILL") -> Record:
     """``docker kill``: a signal to the running process (the restart policy still applies)."""
     number = parse_signal(sig)
     cs = ContainerStore(root)
-    rec = cs.find(ref)
+    try:
+        rec = cs.find(ref)
+    except NotFound as exc:
+        raise NotFound(f"Cannot kill container: {ref}: {exc}") from None
     with cs.op_lock(rec):
         rec = cs.reload(rec)
         if not rec.state["State"]["Running"]:

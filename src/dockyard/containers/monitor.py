@@ -10,7 +10,9 @@ unowned.
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import signal
 import sys
 import threading
 import time
@@ -92,10 +94,10 @@ class Monitor:
         def on_pid(pid: int) -> None:
             _update(self.cs, self.rec, Status="running", Running=True, Restarting=False, Pid=pid,
                     StartedAt=now_rfc3339(), ExitCode=0, Error="", FinishedAt="0001-01-01T00:00:00Z")
-            cgroups.join(self.rec.id, pid)
             threading.Thread(target=self._confirm_exec, args=(pid,), daemon=True).start()
 
-        spec = ProcessSpec.from_json(self.rec.config["Spec"])
+        spec = dataclasses.replace(ProcessSpec.from_json(self.rec.config["Spec"]),
+                                   cgroups=cgroups.prepare(self.rec.id))
         try:
             rootfs = self._rootfs()
             cleanup_stale(self.root / "exec")
@@ -180,12 +182,20 @@ class Monitor:
         return False
 
 
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main() -> None:
     """Entry point: ``ROOT ID``; detaches (fork, the parent exits, setsid) and serves."""
     root, cid = Path(sys.argv[1]), sys.argv[2]
     if os.fork() > 0:
         os._exit(0)
     os.setsid()
+    # Asked to go (a shutdown): stop the run and its network on the way out; the state then reads as
+    # exited with 255, as for any monitor that is gone.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    signal.signal(signal.SIGHUP, _exit_on_signal)
     try:
         Monitor(root, cid).serve()
     except BaseException:

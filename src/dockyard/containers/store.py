@@ -204,7 +204,7 @@ class ContainerStore:
     def create(self, config: dict[str, Any]) -> Record:
         """A new directory for ``config`` (its ``Id`` and ``Name`` are filled in here when empty)."""
         with self.names_lock():
-            cid = secrets.token_hex(32)
+            cid = str(config.get("Id") or secrets.token_hex(32))
             name = config.get("Name") or ""
             name = self.check_name(name, cid) if name else self._random_name()
             config = {**config, "Id": cid, "Name": "/" + name}

@@ -154,6 +154,12 @@ def enter(req: dict[str, Any]) -> int:
         program_filter = seccomp.program_for(req.get("seccomp"))
     except DockyardError as exc:
         _fail(exc.message, 125)
+    for cgroup in req.get("cgroups", ()):  # counted with the container (while host paths are in view)
+        try:
+            with open(os.path.join(cgroup, "cgroup.procs"), "w") as f:
+                f.write("0")
+        except OSError:
+            pass
     for fd, kind in fds:
         m.setns(fd, kind)
         os.close(fd)
