@@ -39,7 +39,7 @@ def run_options(kw: dict[str, Any]) -> Any:
                       env=all_env,
                       workdir=kw["workdir"], user=kw["user"], volumes=list(kw["volumes"]),
                       mounts=list(kw["mounts"]), network=kw["network"], publish=ports,
-                      hostname=kw["hostname"] or kw["name"], tty=tty,
+                      hostname=kw["hostname"] or ("" if detached else kw["name"]), tty=tty,
                       interactive=kw.get("interactive", False),
                       runtime=kw["runtime"], security_opt=list(kw["security_opt"]),
                       console_size=terminal_size(0, 1) if tty and not detached else None)
