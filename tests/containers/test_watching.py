@@ -36,13 +36,13 @@ def test_json_file_log_lines_and_selection(tmp_path: os.PathLike[str]) -> None:
 
 @pytest.mark.slow
 def test_exec_joins_the_container(dy: Dy) -> None:
-    assert dy("run", "-d", "--name", "box", "-e", "FOO=bar", "-w", "/tmp", "busybox:local",
-              "sleep", "1000").returncode == 0
+    cid = dy("run", "-d", "--name", "box", "-e", "FOO=bar", "-w", "/tmp", "busybox:local",
+             "sleep", "1000").stdout.strip()
     r = dy("exec", "box", "sh", "-c", "echo $FOO $(hostname) $(pwd) $(id -u); ps -o pid,args; "
            "grep Seccomp: /proc/self/status; grep CapEff /proc/self/status")
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
-    assert lines[0] == "bar box /tmp 0"
+    assert lines[0] == f"bar {cid[:12]} /tmp 0"  # the host name is the short id, as docker's
     assert lines[2].split() == ["1", "sleep", "1000"]  # its pid namespace: pid 1 is the container's process
     assert "Seccomp:\t2" in r.stdout  # the container's seccomp filter
     assert "CapEff:\t00000000a80425fb" in r.stdout  # Docker's default capabilities
@@ -102,3 +102,22 @@ def test_logs_follow_and_filters(dy: Dy) -> None:
     assert r.stdout.count("\n") == 1
     r = dy("ps", "--filter", "bogus=1")
     assert r.returncode == 1 and "invalid filter 'bogus'" in r.stderr
+
+
+@pytest.mark.slow
+def test_limits_through_cgroups_and_oom(dy: Dy) -> None:
+    assert dy("run", "-d", "--name", "lim", "-m", "16m", "--pids-limit", "5", "--cpus", "0.5",
+              "busybox:local", "sleep", "1000").returncode == 0
+    r = dy("inspect", "-f", "{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}} {{.HostConfig.PidsLimit}}",
+           "lim")
+    assert r.stdout == "16777216 500000000 5\n"
+    assert dy("stats", "--no-stream", "--format", "{{.MemUsage}}", "lim").stdout.endswith(" / 16MiB\n")
+    r = dy("exec", "lim", "sh", "-c", "for i in 1 2 3 4 5 6; do sleep 100 >/dev/null 2>&1 & done")
+    assert "can't fork" in r.stderr  # pids.max counts the exec'd shell and its children too
+    r = dy("run", "-d", "--name", "oom", "-m", "8m", "busybox:local", "sh", "-c",
+           "x=a; while true; do x=$x$x; done")
+    assert r.returncode == 0
+    assert dy("wait", "oom").stdout == "137\n"
+    assert dy("inspect", "-f", "{{.State.OOMKilled}} {{.State.ExitCode}}", "oom").stdout == "true 137\n"
+    r = dy("run", "-d", "-m", "1m", "busybox:local")
+    assert r.returncode == 125 and "Minimum memory limit allowed is 6MB" in r.stderr

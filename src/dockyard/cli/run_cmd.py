@@ -5,6 +5,7 @@ not found). Signals sent to dockyard are forwarded to the container's process.""
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
 import threading
@@ -43,6 +44,39 @@ def run_options(kw: dict[str, Any]) -> Any:
                       interactive=kw.get("interactive", False),
                       runtime=kw["runtime"], security_opt=list(kw["security_opt"]),
                       console_size=terminal_size(0, 1) if tty and not detached else None)
+
+
+def limits_of(kw: dict[str, Any]) -> dict[str, int]:
+    """The HostConfig limits of ``--memory``, ``--memory-swap``, ``--cpus``, ``--cpu-shares``,
+    ``--pids-limit`` (only those given); a bad value exits 125 as docker's."""
+    from dockyard.dockerfile.mounts import ram_in_bytes
+
+    out: dict[str, int] = {}
+    try:
+        if kw.get("memory"):
+            out["Memory"] = ram_in_bytes(kw["memory"])
+            if out["Memory"] < 6 * 1024 * 1024:
+                raise ValueError("Minimum memory limit allowed is 6MB")
+        if kw.get("memory_swap"):
+            out["MemorySwap"] = -1 if kw["memory_swap"] == "-1" else ram_in_bytes(kw["memory_swap"])
+            if not kw.get("memory"):
+                raise ValueError("You should always set the Memory limit when using Memoryswap limit")
+            if out["MemorySwap"] != -1 and out["MemorySwap"] < out["Memory"]:
+                raise ValueError("Minimum memoryswap limit should be larger than memory limit")
+        if kw.get("cpus"):
+            cpus = float(kw["cpus"])
+            if cpus <= 0 or cpus > (os.cpu_count() or 1):
+                raise ValueError(f"Range of CPUs is from 0.01 to {float(os.cpu_count() or 1):.2f}, "
+                                 "as there are only that many CPUs available")
+            out["NanoCpus"] = int(cpus * 1e9)
+    except ValueError as exc:
+        click.echo(f"dockyard: Error: invalid argument: {exc}", err=True)
+        sys.exit(125)
+    if kw.get("cpu_shares"):
+        out["CpuShares"] = int(kw["cpu_shares"])
+    if kw.get("pids_limit"):
+        out["PidsLimit"] = int(kw["pids_limit"])
+    return out
 
 
 def _env_file(path: str) -> list[str]:
@@ -91,6 +125,13 @@ def _env_file(path: str) -> list[str]:
 @click.option("--stop-signal", "stop_signal", default="", help="Signal to stop a container.")
 @click.option("--stop-timeout", "stop_timeout", type=int, default=None,
               help="Timeout (in seconds) to stop a container.")
+@click.option("-m", "--memory", default="", help="Memory limit (detached containers).")
+@click.option("--memory-swap", "memory_swap", default="",
+              help="Swap limit equal to memory plus swap: '-1' to enable unlimited swap.")
+@click.option("--cpus", default="", help="Number of CPUs (detached containers).")
+@click.option("-c", "--cpu-shares", "cpu_shares", type=int, default=0, help="CPU shares (relative weight).")
+@click.option("--pids-limit", "pids_limit", type=int, default=0,
+              help="Tune container pids limit (set -1 for unlimited).")
 @click.pass_context
 def run_cmd(ctx: click.Context, /, **kw: Any) -> None:
     """Run a command in a new container."""
@@ -105,8 +146,11 @@ def run_cmd(ctx: click.Context, /, **kw: Any) -> None:
         from dockyard.cli.container_cmds import run_detached
 
         run_detached(ctx, options, name=kw["name"], rm=kw["rm"], restart=kw["restart"],
-                     stop_signal=kw["stop_signal"], stop_timeout=kw["stop_timeout"])
+                     stop_signal=kw["stop_signal"], stop_timeout=kw["stop_timeout"], limits=limits_of(kw))
         return
+    if limits_of(kw):
+        click.echo("dockyard: Error: resource limits need a detached container (-d) here", err=True)
+        sys.exit(125)
     image = options.image
     client = Client(getattr(ctx.find_root().obj, "root", None))
     try:

@@ -11,6 +11,9 @@ import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from dockyard.errors import ExecutionError
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 V1_CONTROLLERS = ("memory", "cpu", "cpuacct", "pids", "blkio", "freezer")
@@ -26,9 +29,69 @@ def _dirs(cid: str, root: Path = CGROUP_ROOT) -> dict[str, Path]:
     return {c: root / c / "dockyard" / cid for c in V1_CONTROLLERS if (root / c).is_dir()}
 
 
-def prepare(cid: str, root: Path = CGROUP_ROOT) -> list[str]:
-    """Make the container's cgroups; the directories made (none where cgroups are not writable: the
-    container then runs without them and ``stats`` shows zeros)."""
+@dataclass(slots=True)
+class Limits:
+    """Docker's HostConfig limits: bytes (0 none; ``memory_swap`` -1 unlimited), CPU in nano-CPUs."""
+
+    memory: int = 0
+    memory_swap: int = 0
+    nano_cpus: int = 0
+    cpu_shares: int = 0
+    pids_limit: int = 0
+
+    @classmethod
+    def of(cls, host_config: dict[str, Any]) -> Limits:
+        return cls(int(host_config.get("Memory") or 0), int(host_config.get("MemorySwap") or 0),
+                   int(host_config.get("NanoCpus") or 0), int(host_config.get("CpuShares") or 0),
+                   int(host_config.get("PidsLimit") or 0))
+
+
+def _v1_limits(dirs: dict[str, Path], limits: Limits) -> dict[Path, str]:
+    out: dict[Path, str] = {}
+    if limits.memory and "memory" in dirs:
+        out[dirs["memory"] / "memory.limit_in_bytes"] = str(limits.memory)
+        if limits.memory_swap:  # memory + swap; -1 unlimited
+            out[dirs["memory"] / "memory.memsw.limit_in_bytes"] = str(limits.memory_swap)
+    if limits.nano_cpus and "cpu" in dirs:
+        out[dirs["cpu"] / "cpu.cfs_period_us"] = "100000"
+        out[dirs["cpu"] / "cpu.cfs_quota_us"] = str(limits.nano_cpus * 100000 // 1_000_000_000)
+    if limits.cpu_shares and "cpu" in dirs:
+        out[dirs["cpu"] / "cpu.shares"] = str(limits.cpu_shares)
+    if limits.pids_limit and "pids" in dirs:
+        out[dirs["pids"] / "pids.max"] = "max" if limits.pids_limit < 0 else str(limits.pids_limit)
+    return out
+
+
+def _v2_limits(d: Path, limits: Limits) -> dict[Path, str]:
+    out: dict[Path, str] = {}
+    if limits.memory:
+        out[d / "memory.max"] = str(limits.memory)
+        if limits.memory_swap:
+            out[d / "memory.swap.max"] = ("max" if limits.memory_swap < 0
+                                          else str(max(0, limits.memory_swap - limits.memory)))
+    if limits.nano_cpus:
+        out[d / "cpu.max"] = f"{limits.nano_cpus * 100000 // 1_000_000_000} 100000"
+    if limits.cpu_shares:  # Docker's conversion of shares (2..262144) to weight (1..10000)
+        out[d / "cpu.weight"] = str(1 + ((limits.cpu_shares - 2) * 9999) // 262142)
+    if limits.pids_limit:
+        out[d / "pids.max"] = "max" if limits.pids_limit < 0 else str(limits.pids_limit)
+    return out
+
+
+def oom_killed(cid: str, root: Path = CGROUP_ROOT) -> bool:
+    """Whether the kernel's OOM killer killed a process of the container (read before :func:`remove`)."""
+    dirs = _dirs(cid, root)
+    if "unified" in dirs:
+        return _keyed(_read(dirs["unified"] / "memory.events")).get("oom_kill", 0) > 0
+    if "memory" in dirs:
+        return _keyed(_read(dirs["memory"] / "memory.oom_control")).get("oom_kill", 0) > 0
+    return False
+
+
+def prepare(cid: str, limits: Limits | None = None, root: Path = CGROUP_ROOT) -> list[str]:
+    """Make the container's cgroups with ``limits`` set; the directories made (none where cgroups are
+    not writable: the container then runs without them and ``stats`` shows zeros). A limit that cannot
+    be set raises :class:`~dockyard.errors.ExecutionError`, as the runtime does for Docker."""
     if is_v2(root):
         with contextlib.suppress(OSError):
             (root / "dockyard").mkdir(exist_ok=True)
@@ -36,10 +99,18 @@ def prepare(cid: str, root: Path = CGROUP_ROOT) -> list[str]:
             for parent in (root, root / "dockyard"):
                 (parent / "cgroup.subtree_control").write_text(" ".join(f"+{c}" for c in sorted(wanted)))
     made = []
-    for path in _dirs(cid, root).values():
+    dirs = _dirs(cid, root)
+    for path in dirs.values():
         with contextlib.suppress(OSError):
             path.mkdir(parents=True, exist_ok=True)
             made.append(str(path))
+    asked = limits or Limits()
+    settings = _v2_limits(dirs["unified"], asked) if "unified" in dirs else _v1_limits(dirs, asked)
+    for path, value in settings.items():
+        try:
+            path.write_text(value)
+        except OSError as exc:
+            raise ExecutionError(f"cannot set {path.name} to {value}: {exc.strerror}") from None
     return made
 
 

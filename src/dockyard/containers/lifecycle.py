@@ -60,9 +60,10 @@ def _now() -> str:
 
 
 def create(root: Path, opts: RunOptions, *, name: str = "", restart: str = "no", auto_remove: bool = False,
-           stop_signal: str = "", stop_timeout: int | None = None,
+           stop_signal: str = "", stop_timeout: int | None = None, limits: dict[str, int] | None = None,
            pull: Callable[[str], str] | None = None) -> Record:
-    """A new container for ``opts`` (nothing runs yet); its image is kept by a lease until ``rm``."""
+    """A new container for ``opts`` (nothing runs yet); its image is kept by a lease until ``rm``.
+    ``limits``: HostConfig keys Memory, MemorySwap, NanoCpus, CpuShares, PidsLimit."""
     policy = parse_restart(restart)
     if auto_remove and policy["Name"] != "no":
         raise InvalidArgument("Conflicting options: --restart and --rm")
@@ -94,6 +95,8 @@ def create(root: Path, opts: RunOptions, *, name: str = "", restart: str = "no",
                        "StopSignal": stop_signal or run.get("StopSignal") or "SIGTERM",
                        **({"StopTimeout": stop_timeout} if stop_timeout is not None else {})},
             "HostConfig": {"RestartPolicy": policy, "AutoRemove": auto_remove,
+                           "Memory": 0, "MemorySwap": 0, "NanoCpus": 0, "CpuShares": 0, "PidsLimit": None,
+                           **(limits or {}),
                            "NetworkMode": "default" if spec.network == "private" else spec.network,
                            "Binds": list(opts.volumes) or None,
                            "PortBindings": {f"{p.container_port}/{p.proto}": [

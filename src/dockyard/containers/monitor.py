@@ -97,7 +97,8 @@ class Monitor:
             threading.Thread(target=self._confirm_exec, args=(pid,), daemon=True).start()
 
         spec = dataclasses.replace(ProcessSpec.from_json(self.rec.config["Spec"]),
-                                   cgroups=cgroups.prepare(self.rec.id))
+                                   cgroups=cgroups.prepare(self.rec.id,
+                                                           cgroups.Limits.of(self.rec.config["HostConfig"])))
         try:
             rootfs = self._rootfs()
             cleanup_stale(self.root / "exec")
@@ -144,6 +145,7 @@ class Monitor:
                 began = time.monotonic()
                 self._counted = threading.Event()
                 code, error = self.run_once(log)
+                oom = cgroups.oom_killed(self.rec.id)
                 cgroups.remove(self.rec.id)
                 log.stdout.flush()
                 log.stderr.flush()
@@ -151,6 +153,7 @@ class Monitor:
                     state = self.cs.load(self.rec.id).state
                     st = state["State"]
                     st.update(Running=False, Restarting=False, Pid=0, ExitCode=code, Error=error,
+                              OOMKilled=oom,
                               FinishedAt=now_rfc3339(), Status="created" if error else "exited")
                     again = not error and should_restart(policy, code, int(state["RestartCount"]),
                                                          bool(state.get("ManualStop")))

@@ -26,6 +26,7 @@ from typing import Any, NoReturn
 from dockyard.errors import DockyardError, ExecutionError
 from dockyard.executor import mount as m
 from dockyard.executor import seccomp
+from dockyard.executor.fdpass import cloexec_above_stdio
 from dockyard.executor.spec import DEFAULT_PATH, env_dict
 from dockyard.executor.user import lookup_path, resolve_user, start_error
 
@@ -81,6 +82,7 @@ def _child(req: dict[str, Any], program_filter: bytes | None, slave: int | None)
         m.prctl(m.PR_SET_NO_NEW_PRIVS, 1)
         args = list(req["args"])
         program = lookup_path("/", args[0], env["PATH"])
+        cloexec_above_stdio()  # the error pipe and the rest must not outlive the exec
         if program_filter is not None:
             seccomp.install(program_filter)
         try:
