@@ -207,3 +207,23 @@ def test_images_in_use_are_kept(dy: Dy) -> None:
     assert dy("start", "user").returncode == 0  # its image is all there
     assert dy("rm", "-f", "user").returncode == 0
     assert dy("rmi", "busybox:local").returncode == 0
+
+
+@pytest.mark.slow
+def test_pause_and_unpause(dy: Dy) -> None:
+    assert dy("run", "-d", "--name", "pz", "busybox:local", "sh", "-c",
+              "while true; do echo t; sleep 0.1; done").returncode == 0
+    assert until(lambda: dy("logs", "pz").stdout.count("t") >= 2)
+    assert dy("pause", "pz").stdout == "pz\n"
+    frozen = dy("logs", "pz").stdout
+    assert not until(lambda: dy("logs", "pz").stdout != frozen, 1.5)  # nothing runs while frozen
+    status = dy("ps", "--format", "{{.Status}}|{{.State}}").stdout
+    assert status.startswith("Up ") and status.endswith(" (Paused)|paused\n")
+    r = dy("pause", "pz")
+    assert r.returncode == 1 and "is already paused" in r.stderr
+    assert dy("unpause", "pz").returncode == 0
+    assert until(lambda: dy("logs", "pz").stdout != frozen)
+    assert dy("pause", "pz").returncode == 0
+    assert dy("stop", "-t", "1", "pz").returncode == 0  # a paused container stops too
+    assert dy("inspect", "-f", "{{.State.Status}} {{.State.Paused}} {{.State.ExitCode}}", "pz").stdout \
+        == "exited false 137\n"

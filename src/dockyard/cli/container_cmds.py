@@ -274,7 +274,7 @@ def _status(st: dict[str, Any], now: float) -> str:
     from dockyard.containers.logs import parse_rfc3339
 
     status = st["Status"]
-    if status == "running":
+    if status in ("running", "paused"):
         text = "Up " + human_duration(now - parse_rfc3339(st["StartedAt"]))
         return text + " (Paused)" if st["Paused"] else text
     if status == "restarting":
@@ -731,3 +731,29 @@ def port_cmd(ctx: click.Context, container: str, private_port: str | None) -> No
 
 for _cmd, _name in ((exec_cmd, "exec"), (stats_cmd, "stats"), (top_cmd, "top"), (port_cmd, "port")):
     container_group.add_command(_cmd, _name)
+
+
+@click.command("pause", context_settings=CONTEXT)
+@click.argument("containers", nargs=-1, required=True)
+@click.pass_context
+def pause_cmd(ctx: click.Context, containers: tuple[str, ...]) -> None:
+    """Pause all processes within one or more containers."""
+    from dockyard.containers import lifecycle
+
+    root = store_root(ctx)
+    each_or_exit(containers, lambda ref: lifecycle.pause(root, ref, True))
+
+
+@click.command("unpause", context_settings=CONTEXT)
+@click.argument("containers", nargs=-1, required=True)
+@click.pass_context
+def unpause_cmd(ctx: click.Context, containers: tuple[str, ...]) -> None:
+    """Unpause all processes within one or more containers."""
+    from dockyard.containers import lifecycle
+
+    root = store_root(ctx)
+    each_or_exit(containers, lambda ref: lifecycle.pause(root, ref, False))
+
+
+container_group.add_command(pause_cmd, "pause")
+container_group.add_command(unpause_cmd, "unpause")

@@ -38,6 +38,7 @@ COMMANDS: dict[str, str] = {
     "logout": "dockyard.cli.registry_client_cmds:logout_cmd",
     "logs": "dockyard.cli.container_cmds:logs_cmd",
     "outdated": "dockyard.cli.watch_cmd:outdated_cmd",
+    "pause": "dockyard.cli.container_cmds:pause_cmd",
     "port": "dockyard.cli.container_cmds:port_cmd",
     "ps": "dockyard.cli.container_cmds:ps_cmd",
     "pull": "dockyard.cli.registry_client_cmds:pull_cmd",
@@ -56,6 +57,7 @@ COMMANDS: dict[str, str] = {
     "system": "dockyard.cli.system_cmds:system_group",
     "tag": "dockyard.cli.image_cmds:tag_cmd",
     "top": "dockyard.cli.container_cmds:top_cmd",
+    "unpause": "dockyard.cli.container_cmds:unpause_cmd",
     "wait": "dockyard.cli.container_cmds:wait_cmd",
     "watch": "dockyard.cli.watch_cmd:watch_cmd",
 }

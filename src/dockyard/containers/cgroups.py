@@ -78,6 +78,21 @@ def _v2_limits(d: Path, limits: Limits) -> dict[Path, str]:
     return out
 
 
+def freeze(cid: str, frozen: bool, root: Path = CGROUP_ROOT) -> None:
+    """Freeze (``pause``) or thaw (``unpause``) every process of the container."""
+    dirs = _dirs(cid, root)
+    try:
+        if "unified" in dirs:
+            (dirs["unified"] / "cgroup.freeze").write_text("1" if frozen else "0")
+        elif "freezer" in dirs:
+            (dirs["freezer"] / "freezer.state").write_text("FROZEN" if frozen else "THAWED")
+        else:
+            raise ExecutionError("no freezer cgroup on this host: pause is not available")
+    except OSError as exc:
+        verb = "pause" if frozen else "unpause"
+        raise ExecutionError(f"cannot {verb} the container: {exc.strerror}") from None
+
+
 def oom_killed(cid: str, root: Path = CGROUP_ROOT) -> bool:
     """Whether the kernel's OOM killer killed a process of the container (read before :func:`remove`)."""
     dirs = _dirs(cid, root)

@@ -192,6 +192,7 @@ def _stop(cs: ContainerStore, rec: Record, timeout: int | None) -> Record:
     rec = _mark_stopping(cs, rec)
     if not _active(rec):
         return rec
+    _thaw(rec)
     cfg = rec.config["Config"]
     if timeout is None:
         timeout = int(cfg.get("StopTimeout", DEFAULT_STOP_TIMEOUT))
@@ -217,6 +218,36 @@ def kill(root: Path, ref: str, sig: str = "KILL") -> Record:
             raise Conflict(f"Cannot kill container: {ref}: Container {rec.id} is not running")
         _signal_process(rec, number)
         return rec
+
+
+def pause(root: Path, ref: str, paused: bool = True) -> Record:
+    """``docker pause`` / ``unpause``: freeze or thaw the container's processes (its freezer cgroup)."""
+    from dockyard.containers import cgroups
+
+    cs = ContainerStore(root)
+    rec = cs.find(ref)
+    with cs.op_lock(rec):
+        rec = cs.reload(rec)
+        st = rec.state["State"]
+        if not st["Running"]:
+            raise Conflict(f"Container {rec.id} is not running")
+        if paused and st["Paused"]:
+            raise Conflict(f"Container {rec.id} is already paused")
+        if not paused and not st["Paused"]:
+            raise Conflict(f"Container {rec.id} is not paused")
+        cgroups.freeze(rec.id, paused)
+        with cs.state_lock(rec):
+            rec = cs.reload(rec)
+            rec.state["State"].update(Paused=paused, Status="paused" if paused else "running")
+            cs.write_state(rec, rec.state)
+        return rec
+
+
+def _thaw(rec: Record) -> None:
+    from dockyard.containers import cgroups
+
+    if rec.state["State"]["Paused"]:
+        cgroups.freeze(rec.id, False)  # a frozen process takes no signal, not even KILL
 
 
 def restart(root: Path, ref: str, timeout: int | None = None) -> Record:
@@ -272,6 +303,7 @@ def remove(root: Path, ref: str, force: bool = False) -> str:
                 raise Conflict(f"You cannot remove a running container {rec.id}. Stop the container before "
                                "attempting removal or force remove")
             rec = _mark_stopping(cs, rec)
+            _thaw(rec)
             _signal_process(rec, signal.SIGKILL)
             rec = _wait_inactive(cs, rec, None)
         rec = _wait_monitor_gone(cs, rec)

@@ -152,8 +152,8 @@ class Monitor:
                 with self.cs.state_lock(self.rec):
                     state = self.cs.load(self.rec.id).state
                     st = state["State"]
-                    st.update(Running=False, Restarting=False, Pid=0, ExitCode=code, Error=error,
-                              OOMKilled=oom,
+                    st.update(Running=False, Restarting=False, Paused=False, Pid=0, ExitCode=code,
+                              Error=error, OOMKilled=oom,
                               FinishedAt=now_rfc3339(), Status="created" if error else "exited")
                     again = not error and should_restart(policy, code, int(state["RestartCount"]),
                                                          bool(state.get("ManualStop")))
