@@ -18,7 +18,7 @@ LAYERS: dict[str, int] = {
     "image": 1, "archive": 1, "dockerfile": 1,
     "content": 2, "snapshot": 2, "metadata": 2,
     "imageops": 3, "registry": 3, "executor": 3,
-    "builder": 4,
+    "builder": 4, "containers": 4,
     "client": 5, "config": 5, "tools": 5, "testkit": 5,
     "cli": 6, "__main__": 6,
 }

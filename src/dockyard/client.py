@@ -119,14 +119,27 @@ class Client:
 
     def remove(self, ref_or_id: str, force: bool = False, no_prune: bool = False,
                platform: str = "") -> list[DeleteItem]:
-        """``rmi``; with ``platform``, only that platform of a multi-platform tag."""
+        """``docker rmi``; with ``platform``, only that platform of a multi-platform tag. An image a
+        container uses goes only with ``force`` (never while it runs)."""
         if platform:
             return _images.remove_platform(self.store, ref_or_id, platform, prune=not no_prune)
+        from dockyard.containers.store import ContainerStore
+
+        image_id = str(self.resolve(ref_or_id))
+        users = [r for r in ContainerStore(self.root).all() if r.config["Image"] == image_id]
+        if users:
+            _check_in_use(ref_or_id, image_id, users, force, len(self.inspect(image_id)["RepoTags"] or []))
         return _images.remove(self.store, ref_or_id, force=force, prune=not no_prune)
+
+    def images_in_use(self) -> set[str]:
+        """The ids of the images that containers (running or not) were created from."""
+        from dockyard.containers.store import ContainerStore
+
+        return {str(r.config["Image"]) for r in ContainerStore(self.root).all()}
 
     def prune(self, all: bool = False, filters: Mapping[str, Sequence[str]] | None = None,
               now: float | None = None) -> PruneReport:
-        return _images.prune(self.store, all=all, filters=filters, now=now)
+        return _images.prune(self.store, all=all, filters=filters, now=now, keep=self.images_in_use())
 
     def disk_usage(self) -> DiskUsage:
         return _images.disk_usage(self.store)
@@ -138,7 +151,8 @@ class Client:
         from dockyard.imageops import gc
         from dockyard.imageops.filters import Filters, cache_until, until_matches
 
-        report = SystemPruneReport(_images.prune(self.store, all=all, filters=filters, now=now))
+        report = SystemPruneReport(_images.prune(self.store, all=all, filters=filters, now=now,
+                                                 keep=self.images_in_use()))
         until = cache_until(Filters.of({k: v for k, v in (filters or {}).items() if k == "until"}), now=now)
         records = [r for r in self.store.meta.cache_records() if until_matches(r.last_used, until)]
         for rec in records:
@@ -409,3 +423,23 @@ def _base_missing(ref: str, platform: str, exc: Exception) -> str:
     if "cannot reach" in str(exc) or "connect" in str(exc).lower():
         return f"{local} and {parsed.domain} cannot be reached ({exc})"
     return f"{local} and pulling it failed: {exc}"
+
+
+def _check_in_use(ref: str, image_id: str, users: Sequence[Any], force: bool, tags: int) -> None:
+    """Docker's conflicts for removing an image that containers use (``users``: container records)."""
+    from dockyard.errors import Conflict
+
+    short = image_id.removeprefix("sha256:")[:12]
+    by_id = image_id.removeprefix("sha256:").startswith(ref.removeprefix("sha256:"))
+    if not by_id:
+        if not force and tags <= 1:
+            raise Conflict(f'conflict: unable to remove repository reference "{ref}" (must force) - '
+                           f"container {users[0].id[:12]} is using its referenced image {short}")
+        return
+    running = [u for u in users if u.state["State"]["Running"]]
+    if running:
+        raise Conflict(f"conflict: unable to delete {short} (cannot be forced) - image is being used by "
+                       f"running container {running[0].id[:12]}")
+    if not force:
+        raise Conflict(f"conflict: unable to delete {short} (must be forced) - image is being used by "
+                       f"stopped container {users[0].id[:12]}")

@@ -5,6 +5,7 @@ not found). Signals sent to dockyard are forwarded to the container's process.""
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
 import threading
@@ -17,6 +18,66 @@ from dockyard.cli.terminal import raw_mode, terminal_size
 from dockyard.errors import DockyardError, ExecutionError, NotFound
 
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
+
+
+def run_options(kw: dict[str, Any]) -> Any:
+    """The RunOptions of ``run``'s (or ``create``'s) parsed flags; a bad one exits 125."""
+    from dockyard.imageops.run import RunOptions, parse_publish, resolve_ports
+
+    all_env = [e for path in kw["env_files"] for e in _env_file(path)] + list(kw["env"])
+    try:
+        asked = [parse_publish(value) for value in kw["publish"]]
+        ports = resolve_ports(asked)
+    except DockyardError as exc:
+        click.echo(f"dockyard: Error: {exc}", err=True)
+        sys.exit(125)
+    for wanted, port in zip(asked, ports, strict=True):
+        if wanted.host_port == 0:  # picked here; without a daemon to ask (docker port), say which
+            click.echo(f"dockyard: publishing {port}", err=True)
+    tty = kw["tty"]
+    detached = kw.get("detach", True)
+    return RunOptions(image=kw["image"], command=list(kw["command"]), entrypoint=kw["entrypoint"],
+                      env=all_env,
+                      workdir=kw["workdir"], user=kw["user"], volumes=list(kw["volumes"]),
+                      mounts=list(kw["mounts"]), network=kw["network"], publish=ports,
+                      hostname=kw["hostname"] or ("" if detached else kw["name"]), tty=tty,
+                      interactive=kw.get("interactive", False),
+                      runtime=kw["runtime"], security_opt=list(kw["security_opt"]),
+                      console_size=terminal_size(0, 1) if tty and not detached else None,
+                      platform=kw.get("platform", ""))
+
+
+def limits_of(kw: dict[str, Any]) -> dict[str, int]:
+    """The HostConfig limits of ``--memory``, ``--memory-swap``, ``--cpus``, ``--cpu-shares``,
+    ``--pids-limit`` (only those given); a bad value exits 125 as docker's."""
+    from dockyard.dockerfile.mounts import ram_in_bytes
+
+    out: dict[str, int] = {}
+    try:
+        if kw.get("memory"):
+            out["Memory"] = ram_in_bytes(kw["memory"])
+            if out["Memory"] < 6 * 1024 * 1024:
+                raise ValueError("Minimum memory limit allowed is 6MB")
+        if kw.get("memory_swap"):
+            out["MemorySwap"] = -1 if kw["memory_swap"] == "-1" else ram_in_bytes(kw["memory_swap"])
+            if not kw.get("memory"):
+                raise ValueError("You should always set the Memory limit when using Memoryswap limit")
+            if out["MemorySwap"] != -1 and out["MemorySwap"] < out["Memory"]:
+                raise ValueError("Minimum memoryswap limit should be larger than memory limit")
+        if kw.get("cpus"):
+            cpus = float(kw["cpus"])
+            if cpus <= 0 or cpus > (os.cpu_count() or 1):
+                raise ValueError(f"Range of CPUs is from 0.01 to {float(os.cpu_count() or 1):.2f}, "
+                                 "as there are only that many CPUs available")
+            out["NanoCpus"] = int(cpus * 1e9)
+    except ValueError as exc:
+        click.echo(f"dockyard: Error: invalid argument: {exc}", err=True)
+        sys.exit(125)
+    if kw.get("cpu_shares"):
+        out["CpuShares"] = int(kw["cpu_shares"])
+    if kw.get("pids_limit"):
+        out["PidsLimit"] = int(kw["pids_limit"])
+    return out
 
 
 def _env_file(path: str) -> list[str]:
@@ -36,7 +97,7 @@ def _env_file(path: str) -> list[str]:
                                         "ignore_unknown_options": False})
 @click.argument("image")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
-@click.option("--rm", is_flag=True, help="Automatically remove the container when it exits (always so here).")
+@click.option("--rm", is_flag=True, help="Automatically remove the container when it exits.")
 @click.option("-e", "--env", "env", multiple=True, help="Set environment variables.")
 @click.option("--env-file", "env_files", multiple=True, help="Read in a file of environment variables.")
 @click.option("-w", "--workdir", default="", help="Working directory inside the container.")
@@ -61,41 +122,45 @@ def _env_file(path: str) -> list[str]:
               help="Runtime to use: the built-in executor or runc.")
 @click.option("--platform", default="", metavar="OS/ARCH",
               help="Set platform if the image is multi-platform (a foreign one runs under qemu).")
+@click.option("-d", "--detach", is_flag=True, help="Run container in background and print container ID.")
+@click.option("--restart", default="no",
+              help="Restart policy to apply when a container exits (default \"no\").")
+@click.option("--stop-signal", "stop_signal", default="", help="Signal to stop a container.")
+@click.option("--stop-timeout", "stop_timeout", type=int, default=None,
+              help="Timeout (in seconds) to stop a container.")
+@click.option("-m", "--memory", default="", help="Memory limit (detached containers).")
+@click.option("--memory-swap", "memory_swap", default="",
+              help="Swap limit equal to memory plus swap: '-1' to enable unlimited swap.")
+@click.option("--cpus", default="", help="Number of CPUs (detached containers).")
+@click.option("-c", "--cpu-shares", "cpu_shares", type=int, default=0, help="CPU shares (relative weight).")
+@click.option("--pids-limit", "pids_limit", type=int, default=0,
+              help="Tune container pids limit (set -1 for unlimited).")
 @click.pass_context
-def run_cmd(ctx: click.Context, image: str, command: tuple[str, ...], rm: bool, env: tuple[str, ...],
-            env_files: tuple[str, ...], workdir: str, user: str | None, entrypoint: str | None,
-            volumes: tuple[str, ...], mounts: tuple[str, ...], network: str, publish: tuple[str, ...],
-            interactive: bool, tty: bool, name: str, hostname: str, security_opt: tuple[str, ...],
-            runtime: str, platform: str) -> None:
+def run_cmd(ctx: click.Context, /, **kw: Any) -> None:
     """Run a command in a new container."""
     from dockyard.client import Client
-    from dockyard.imageops.run import RunOptions, parse_publish, resolve_ports
 
-    del rm  # every run is discarded when it ends
-    client = Client(getattr(ctx.find_root().obj, "root", None))
-    if tty and not sys.stdin.isatty() and interactive:
+    tty, interactive = kw["tty"], kw["interactive"]
+    if tty and not sys.stdin.isatty() and interactive and not kw["detach"]:
         click.echo("the input device is not a TTY", err=True)
         sys.exit(1)
-    all_env = [e for path in env_files for e in _env_file(path)] + list(env)
-    try:
-        asked = [parse_publish(value) for value in publish]
-        ports = resolve_ports(asked)
-    except DockyardError as exc:
-        click.echo(f"dockyard: Error: {exc}", err=True)
+    options = run_options(kw)
+    if kw["detach"]:
+        from dockyard.cli.container_cmds import run_detached
+
+        run_detached(ctx, options, name=kw["name"], rm=kw["rm"], restart=kw["restart"],
+                     stop_signal=kw["stop_signal"], stop_timeout=kw["stop_timeout"], limits=limits_of(kw))
+        return
+    if limits_of(kw):
+        click.echo("dockyard: Error: resource limits need a detached container (-d) here", err=True)
         sys.exit(125)
-    for wanted, port in zip(asked, ports, strict=True):
-        if wanted.host_port == 0:  # picked here; without a daemon to ask (docker port), say which
-            click.echo(f"dockyard: publishing {port}", err=True)
-    options = RunOptions(image=image, command=list(command), entrypoint=entrypoint, env=all_env,
-                         workdir=workdir, user=user, volumes=list(volumes), mounts=list(mounts),
-                         network=network, publish=ports, hostname=hostname or name,
-                         tty=tty, interactive=interactive, runtime=runtime, security_opt=list(security_opt),
-                         console_size=terminal_size(0, 1) if tty else None, platform=platform)
+    image = options.image
+    client = Client(getattr(ctx.find_root().obj, "root", None))
     try:
-        if platform:
+        if options.platform:
             from dockyard.imageops.platforms import resolve_platform
 
-            resolve_platform(client.store, image, platform)
+            resolve_platform(client.store, image, options.platform)
         else:
             client.resolve(image)
     except NotFound:

@@ -119,6 +119,11 @@ def _start_time(pid: int) -> str:
         return f.read().rsplit(")", 1)[1].split()[19]
 
 
+def process_start_time(pid: int) -> str:
+    """The start time of process ``pid`` (clock ticks since boot): with the pid, it names one process."""
+    return _start_time(pid)
+
+
 _own_start: tuple[int, str] = (0, "")
 
 
@@ -152,9 +157,12 @@ def run_dir_owner_alive(name: str) -> bool:
     if not pid_text.isdigit():
         return False
     try:
-        return _start_time(int(pid_text)) == start
-    except (OSError, IndexError):
+        with open(f"/proc/{int(pid_text)}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
         return False
+    # A zombie is dead: nothing reaps an orphan whose new parent (a subreaper) does not wait.
+    return len(fields) > 19 and fields[19] == start and fields[0] not in ("Z", "X")
 
 
 def output_fds(stdout: Output, stderr: Output) -> tuple[list[int], dict[int, OutputCallback], list[int]]:

@@ -179,6 +179,9 @@ def _setup_and_exec(req: dict[str, Any], sock: socket.socket, stdio: tuple[int, 
         seccomp_program = seccomp.program_for(spec.seccomp)
     except DockyardError as exc:
         raise start_error(exc.message) from None
+    for cgroup in spec.cgroups:  # while the host's /sys/fs/cgroup is in view; "0" is the writer
+        with open(os.path.join(cgroup, "cgroup.procs"), "w") as f:
+            f.write("0")
     rundir = req["rundir"]
     root, scratch = os.path.join(rundir, "rootfs"), os.path.join(rundir, "scratch")
     if spec.network == "none":

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -94,18 +95,20 @@ class NamespaceExecutor:
 
     def run(self, spec: ProcessSpec, rootfs: Rootfs, *, stdout: Output = None, stderr: Output = None,
             stdin: int | None = None, timeout: float | None = None,
-            cancel: threading.Event | None = None, on_start: OnStart | None = None) -> int:
-        """Run ``spec`` on ``rootfs``; see :class:`~dockyard.executor.base.Executor`."""
+            cancel: threading.Event | None = None, on_start: OnStart | None = None,
+            on_pid: Callable[[int], None] | None = None) -> int:
+        """Run ``spec`` on ``rootfs``; see :class:`~dockyard.executor.base.Executor`. ``on_pid`` (this
+        executor only) gets the host pid of the container's first process once it is forked."""
         require_root("the built-in executor")
         check_rootfs(rootfs)
         control = self._start()
         with self._networks.namespace(spec) as netns:
             return self._run(control, spec, rootfs, netns, stdout=stdout, stderr=stderr, stdin=stdin,
-                             deadline=Deadline(timeout, cancel), on_start=on_start)
+                             deadline=Deadline(timeout, cancel), on_start=on_start, on_pid=on_pid)
 
     def _run(self, control: socket.socket, spec: ProcessSpec, rootfs: Rootfs, netns: str | None, *,
              stdout: Output, stderr: Output, stdin: int | None, deadline: Deadline,
-             on_start: OnStart | None) -> int:
+             on_start: OnStart | None, on_pid: Callable[[int], None] | None = None) -> int:
         rundir = new_run_dir(self.state_dir)
         console: Console | None = None
         inputs: dict[int, OutputCallback] = {}
@@ -138,7 +141,7 @@ class NamespaceExecutor:
                     os.close(fd)
             if on_start is not None:
                 on_start(_Handle(run_sock, console))
-            return self._wait(run_sock, readers, inputs, still_open, deadline, console)
+            return self._wait(run_sock, readers, inputs, still_open, deadline, console, on_pid)
         finally:
             run_sock.close()
             close_all(still_open)
@@ -146,7 +149,7 @@ class NamespaceExecutor:
 
     def _wait(self, run_sock: socket.socket, readers: dict[int, OutputCallback],
               inputs: dict[int, OutputCallback], still_open: set[int], deadline: Deadline,
-              console: Console | None) -> int:
+              console: Console | None, on_pid: Callable[[int], None] | None = None) -> int:
         sel = selectors.DefaultSelector()
         pump(readers, sel)
         pump(inputs, sel)
@@ -179,7 +182,10 @@ class NamespaceExecutor:
                         held.extend(fds[1:])
                         continue
                     held.extend(fds)
-                    if "error" in msg:
+                    if "pid" in msg:
+                        if on_pid is not None:
+                            on_pid(int(msg["pid"]))
+                    elif "error" in msg:
                         error = msg
                     elif "exit" in msg:
                         exit_code = int(msg["exit"])

@@ -102,6 +102,8 @@ class ProcessSpec:
     as OCI's ``process.consoleSize``; unset, it is taken from ``stdin`` when that is a terminal.
     ``seccomp`` is the process's syscall filter: ``"default"`` (Docker's default profile), a profile in
     Docker's JSON format (its text), or None for none (``--security-opt seccomp=unconfined``).
+    ``cgroups`` are host cgroup directories the process joins before it execs (so that everything it
+    starts is counted there: ``stats``, ``top``).
     """
 
     args: Sequence[str]
@@ -118,6 +120,7 @@ class ProcessSpec:
     console_size: tuple[int, int] | None = None
     seccomp: str | None = "default"
     publish: Sequence[PortMapping] = ()
+    cgroups: Sequence[str] = ()
 
     def __post_init__(self) -> None:
         if not self.args:
@@ -140,7 +143,8 @@ class ProcessSpec:
                 "hosts": [list(h) for h in self.hosts], "tty": self.tty,
                 "primary_group_in_groups": self.primary_group_in_groups,
                 "console_size": None if self.console_size is None else list(self.console_size),
-                "seccomp": self.seccomp, "publish": [p.to_json() for p in self.publish]}
+                "seccomp": self.seccomp, "publish": [p.to_json() for p in self.publish],
+                "cgroups": list(self.cgroups)}
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> ProcessSpec:
@@ -153,7 +157,8 @@ class ProcessSpec:
                    console_size=None if raw.get("console_size") is None else
                    (int(raw["console_size"][0]), int(raw["console_size"][1])),
                    seccomp=raw.get("seccomp", "default"),
-                   publish=tuple(PortMapping(p[0], p[1], p[2], p[3]) for p in raw.get("publish", ())))
+                   publish=tuple(PortMapping(p[0], p[1], p[2], p[3]) for p in raw.get("publish", ())),
+                   cgroups=tuple(raw.get("cgroups", ())))
 
 
 @dataclass(frozen=True, slots=True)

@@ -130,6 +130,7 @@ class Zygote:
             assert started.sock is not None
             started.sock.close()
             started.sock = run_sock
+            report(run_sock, {"pid": started.pid})  # for a caller that must find it later (exec, stop)
             self.runs[started.pidfd] = started
             self.sel.register(run_sock, selectors.EVENT_READ, started)
         self.spare = self._fork_spare()

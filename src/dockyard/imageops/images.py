@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -529,8 +529,9 @@ class PruneReport:
 
 
 def prune(store: Store, all: bool = False, filters: Mapping[str, Sequence[str]] | None = None,
-          now: float | None = None) -> PruneReport:
-    """``docker image prune``: remove dangling images (or every unused image with ``all``).
+          now: float | None = None, keep: Collection[str] = ()) -> PruneReport:
+    """``docker image prune``: remove dangling images (or every unused image with ``all``); the ids in
+    ``keep`` (images containers use) are never removed.
 
     ``filters`` as ``dockyard.imageops.filters.prune_filter`` reads them; ``now`` anchors ``until=``.
     """
@@ -556,8 +557,8 @@ def prune(store: Store, all: bool = False, filters: Mapping[str, Sequence[str]] 
             continue  # a platform of a multi-platform tag: in use
         if not flt.match(created=s.created, labels=s.labels):
             continue
-        if store.meta.get_image(s.id) is None:
-            continue  # removed already as a parent of an earlier one
+        if store.meta.get_image(s.id) is None or str(s.id) in keep:
+            continue  # removed already as a parent of an earlier one, or in use
         if s.repo_tags and not all:
             continue
         refs = _refs_of(store, s.id)

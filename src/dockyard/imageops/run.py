@@ -148,9 +148,10 @@ def seccomp_setting(security_opt: Sequence[str]) -> str | None:
     return setting
 
 
-def run_container(store: Store, opts: RunOptions, *, stdin: int | None, stdout: int, stderr: int,
-                  pull: Callable[[str], str] | None = None, on_start: OnStart | None = None) -> int:
-    """Run ``opts.image`` and return the process's exit status (128+n when killed by signal n)."""
+def container_spec(store: Store, opts: RunOptions,
+                   pull: Callable[[str], str] | None = None) -> tuple[str, ImageConfig, ProcessSpec]:
+    """The image id, its config and the process spec of ``opts`` (Docker's rules); pulls a missing
+    image with ``pull`` when given."""
     try:
         image_id = str(resolve_platform(store, opts.image, opts.platform) if opts.platform
                        else resolve(store, opts.image))
@@ -178,6 +179,13 @@ def run_container(store: Store, opts: RunOptions, *, stdin: int | None, stdout: 
         mounts=run_mounts(opts.volumes, opts.mounts), tty=opts.tty, console_size=opts.console_size,
         seccomp=seccomp_setting(opts.security_opt),
     )
+    return image_id, config, spec
+
+
+def run_container(store: Store, opts: RunOptions, *, stdin: int | None, stdout: int, stderr: int,
+                  pull: Callable[[str], str] | None = None, on_start: OnStart | None = None) -> int:
+    """Run ``opts.image`` and return the process's exit status (128+n when killed by signal n)."""
+    image_id, config, spec = container_spec(store, opts, pull)
     with store.lease(ttl=7 * 24 * 3600.0) as lease:
         lease.add_image(image_id)
         lowers = unpack_layers(store, config.diff_ids, lease=lease)
@@ -200,5 +208,5 @@ def run_container(store: Store, opts: RunOptions, *, stdin: int | None, stdout: 
             shutil.rmtree(scratch, ignore_errors=True)
 
 
-__all__ = ["RunOptions", "command_line", "environment", "network_mode", "parse_publish", "resolve_ports",
-           "run_container", "run_mounts", "seccomp_setting"]
+__all__ = ["RunOptions", "command_line", "container_spec", "environment", "network_mode", "parse_publish",
+           "resolve_ports", "run_container", "run_mounts", "seccomp_setting"]

@@ -1,0 +1,206 @@
+"""The monitor: one detached process per started container, owner of its first process.
+
+Started by :func:`~dockyard.containers.lifecycle.start` as ``python -I -c <bootstrap> ROOT ID``; it forks
+once and the parent exits, so the caller returns at once and the monitor (in its own session) outlives
+it. The monitor runs the process with the built-in executor, writes its output to the json-file log,
+records pid, start, exit code and errors in ``state.json``, and applies the restart policy. When the
+monitor dies, its executor's helper kills the process (its run socket closes), so no container runs
+unowned.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from dockyard.containers import cgroups
+from dockyard.containers.logs import LogWriter, now_rfc3339
+from dockyard.containers.store import LEASE_TTL, ContainerStore, Record, monitor_alive
+from dockyard.errors import DockyardError, ExecutionError
+from dockyard.executor.base import process_start_time
+from dockyard.executor.spec import ProcessSpec, RootfsSpec
+
+BOOTSTRAP = ("import sys; sys.path.insert(0, {path!r}); "
+             "from dockyard.containers.monitor import main; main()")
+
+
+def should_restart(policy: dict[str, Any], code: int, restarts: int, manual_stop: bool) -> bool:
+    """Docker's restart policies: no, on-failure[:N] (N restarts at most), always, unless-stopped."""
+    name = policy.get("Name") or "no"
+    if manual_stop or name == "no":
+        return False
+    if name == "on-failure":
+        limit = int(policy.get("MaximumRetryCount") or 0)
+        return code != 0 and (limit == 0 or restarts < limit)
+    return name in ("always", "unless-stopped")
+
+
+def _update(cs: ContainerStore, rec: Record, **state_keys: Any) -> dict[str, Any]:
+    with cs.state_lock(rec):
+        state = cs.load(rec.id).state
+        state["State"].update(state_keys)
+        cs.write_state(rec, state)
+        return state
+
+
+class Monitor:
+    def __init__(self, root: Path, cid: str) -> None:
+        self.root = root
+        self.cs = ContainerStore(root)
+        self.rec = self.cs.load(cid)
+        self._counted = threading.Event()
+
+    def claim(self) -> bool:
+        """Become the container's monitor, unless a live one already is."""
+        with self.cs.state_lock(self.rec):
+            state = self.cs.load(self.rec.id).state
+            if monitor_alive(state):
+                return False
+            pid = os.getpid()
+            state["Monitor"] = {"Pid": pid, "Start": process_start_time(pid)}
+            state["ManualStop"] = False
+            self.cs.write_state(self.rec, state)
+            return True
+
+    def _rootfs(self) -> RootfsSpec:
+        from dockyard.imageops import Store
+        from dockyard.imageops.unpack import unpack_layers
+
+        store = Store(self.root)
+        try:
+            lease = store.lease(ttl=LEASE_TTL, lease_id=f"container-{self.rec.id}")
+            lowers = unpack_layers(store, list(self.rec.config["DiffIds"]), lease=lease)
+        finally:
+            store.close()
+        upper, work = self.rec.path / "rootfs" / "upper", self.rec.path / "rootfs" / "work"
+        upper.mkdir(exist_ok=True)
+        work.mkdir(exist_ok=True)
+        if not lowers:
+            empty = self.rec.path / "rootfs" / "empty"
+            empty.mkdir(exist_ok=True)
+            lowers = [empty]
+        return RootfsSpec(lowerdirs=list(reversed(lowers)), upperdir=upper, workdir=work)
+
+    def run_once(self, log: LogWriter) -> tuple[int, str]:
+        from dockyard.executor.cleanup import cleanup_stale
+        from dockyard.executor.namespace import NamespaceExecutor
+
+        def on_pid(pid: int) -> None:
+            _update(self.cs, self.rec, Status="running", Running=True, Restarting=False, Pid=pid,
+                    StartedAt=now_rfc3339(), ExitCode=0, Error="", FinishedAt="0001-01-01T00:00:00Z")
+            threading.Thread(target=self._confirm_exec, args=(pid,), daemon=True).start()
+
+        spec = dataclasses.replace(ProcessSpec.from_json(self.rec.config["Spec"]),
+                                   cgroups=cgroups.prepare(self.rec.id,
+                                                           cgroups.Limits.of(self.rec.config["HostConfig"])))
+        try:
+            rootfs = self._rootfs()
+            cleanup_stale(self.root / "exec")
+            with NamespaceExecutor(self.root / "exec") as executor:
+                return executor.run(spec, rootfs, stdout=log.stdout, stderr=log.stderr, stdin=None,
+                                    on_pid=on_pid), ""
+        except ExecutionError as exc:
+            return exc.exit_code, exc.message
+        except DockyardError as exc:
+            return 125, exc.message
+
+    def _confirm_exec(self, pid: int) -> None:
+        """Count the start once the process has exec'd its program (a start that fails reports its error
+        instead, see :meth:`serve`): ``start`` waits for one or the other, as ``docker start`` does."""
+        forked_as = os.stat(sys.executable)
+        while not self._counted.is_set():
+            try:
+                now = os.stat(f"/proc/{pid}/exe")
+            except OSError:
+                return  # gone before we saw it run: serve counts it with its exit
+            if (now.st_dev, now.st_ino) != (forked_as.st_dev, forked_as.st_ino):
+                self._count_start()
+                return
+            time.sleep(0.005)
+
+    def _count_start(self) -> None:
+        if self._counted.is_set():
+            return
+        self._counted.set()
+        with self.cs.state_lock(self.rec):
+            state = self.cs.load(self.rec.id).state
+            state["Starts"] = int(state.get("Starts", 0)) + 1
+            self.cs.write_state(self.rec, state)
+
+    def serve(self) -> None:
+        """Run, record, restart as the policy says; remove the container at the end for ``--rm``."""
+        if not self.claim():
+            return
+        policy = self.rec.config["HostConfig"]["RestartPolicy"]
+        log = LogWriter(self.rec.log_path)
+        delay = 0.1
+        try:
+            while True:
+                began = time.monotonic()
+                self._counted = threading.Event()
+                code, error = self.run_once(log)
+                oom = cgroups.oom_killed(self.rec.id)
+                cgroups.remove(self.rec.id)
+                log.stdout.flush()
+                log.stderr.flush()
+                with self.cs.state_lock(self.rec):
+                    state = self.cs.load(self.rec.id).state
+                    st = state["State"]
+                    st.update(Running=False, Restarting=False, Paused=False, Pid=0, ExitCode=code,
+                              Error=error, OOMKilled=oom,
+                              FinishedAt=now_rfc3339(), Status="created" if error else "exited")
+                    again = not error and should_restart(policy, code, int(state["RestartCount"]),
+                                                         bool(state.get("ManualStop")))
+                    if again:
+                        state["RestartCount"] = int(state["RestartCount"]) + 1
+                        st.update(Status="restarting", Restarting=True)
+                    self.cs.write_state(self.rec, state)
+                self._count_start()  # if not yet: the CLI waiting for the start reads the error or exit
+                if not again:
+                    break
+                # Docker's back-off: doubling from 100 ms, back to 100 ms after a run of 10 s or more.
+                delay = 0.1 if time.monotonic() - began >= 10 else min(delay * 2, 60.0)
+                if self._sleep_unless_stopped(delay):
+                    break
+        finally:
+            log.close()
+        if self.rec.config["HostConfig"].get("AutoRemove"):
+            from dockyard.containers.lifecycle import delete
+
+            delete(self.root, self.cs.load(self.rec.id))
+
+    def _sleep_unless_stopped(self, delay: float) -> bool:
+        end = time.monotonic() + delay
+        while time.monotonic() < end:
+            time.sleep(min(0.05, delay))
+            if self.cs.load(self.rec.id).state.get("ManualStop"):
+                _update(self.cs, self.rec, Status="exited", Restarting=False)
+                return True
+        return False
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def main() -> None:
+    """Entry point: ``ROOT ID``; detaches (fork, the parent exits, setsid) and serves."""
+    root, cid = Path(sys.argv[1]), sys.argv[2]
+    if os.fork() > 0:
+        os._exit(0)
+    os.setsid()
+    # Asked to go (a shutdown): stop the run and its network on the way out; the state then reads as
+    # exited with 255, as for any monitor that is gone.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    signal.signal(signal.SIGHUP, _exit_on_signal)
+    try:
+        Monitor(root, cid).serve()
+    except BaseException:
+        os._exit(1)  # its state reads as exited with 255: nothing is left claiming to run
+    os._exit(0)
