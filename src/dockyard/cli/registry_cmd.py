@@ -19,8 +19,21 @@ def registry() -> None:
 @registry.command("serve")
 @click.option("--addr", default="127.0.0.1:5000", show_default=True, metavar="HOST:PORT",
               help="Listen address.")
-@click.option("--storage", "storage_dir", default=None, metavar="DIR",
-              help="Storage directory (default $DOCKYARD_REGISTRY_STORAGE or /var/lib/dockyard-registry).")
+@click.option("--storage", "storage_dir", default=None, metavar="DIR|s3://BUCKET/PREFIX",
+              help="Storage directory, or an S3 bucket (created when missing; several replicas may share "
+                   "one). Default $DOCKYARD_REGISTRY_STORAGE or /var/lib/dockyard-registry.")
+@click.option("--s3-config", type=click.Path(dir_okay=False), default=None,
+              help="TOML file with endpoint, region, access_key, secret_key, redirect, redirect_ttl, "
+                   "part_size (flags win over it; it wins over $AWS_ENDPOINT_URL, $AWS_REGION, "
+                   "$AWS_ACCESS_KEY_ID, "
+                   "$AWS_SECRET_ACCESS_KEY).")
+@click.option("--s3-endpoint", default=None, metavar="URL", help="S3 endpoint (e.g. http://127.0.0.1:8333).")
+@click.option("--s3-region", default=None, help="S3 region (default us-east-1).")
+@click.option("--s3-access-key", default=None, help="S3 access key id.")
+@click.option("--s3-secret-key", default=None, envvar="DOCKYARD_S3_SECRET_KEY",
+              help="S3 secret key (or $DOCKYARD_S3_SECRET_KEY).")
+@click.option("--redirect/--no-redirect", default=None,
+              help="S3: answer blob GETs with a redirect to a pre-signed URL of the object.")
 @click.option("--htpasswd", type=click.Path(dir_okay=False), default=None,
               help="bcrypt htpasswd file: require HTTP Basic auth (or: the users of --token-policy).")
 @click.option("--token-policy", type=click.Path(dir_okay=False), default=None,
@@ -56,7 +69,9 @@ def serve(addr: str, storage_dir: str | None, htpasswd: str | None, token_policy
           proxy_remote: str | None, proxy_username: str | None, proxy_password: str | None,
           proxy_ttl: float, no_delete: bool, read_only: bool, no_cross_mount: bool, no_auto_mount: bool,
           gc_interval: float, gc_grace: float,
-          upload_ttl: float, access_log: bool) -> None:
+          upload_ttl: float, access_log: bool, s3_config: str | None, s3_endpoint: str | None,
+          s3_region: str | None, s3_access_key: str | None, s3_secret_key: str | None,
+          redirect: bool | None) -> None:
     """Serve the registry until SIGTERM or Ctrl-C (then finish requests in flight and exit)."""
     from dockyard.registry.server import RegistryServer, ServerConfig, parse_addr
     from dockyard.registry.server.server import default_storage
@@ -71,7 +86,9 @@ def serve(addr: str, storage_dir: str | None, htpasswd: str | None, token_policy
         proxy_remote=proxy_remote, proxy_username=proxy_username, proxy_password=proxy_password,
         proxy_tag_ttl=proxy_ttl, delete_enabled=not no_delete, read_only=read_only,
         cross_mount=not no_cross_mount, auto_mount=not no_auto_mount,
-        gc_interval=gc_interval, gc_grace=gc_grace, upload_ttl=upload_ttl, access_log=access_log)
+        gc_interval=gc_interval, gc_grace=gc_grace, upload_ttl=upload_ttl, access_log=access_log,
+        s3_config=s3_config, s3_endpoint=s3_endpoint, s3_region=s3_region, s3_access_key=s3_access_key,
+        s3_secret_key=s3_secret_key, redirect=redirect)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
     logger = logging.getLogger("dockyard.registry")

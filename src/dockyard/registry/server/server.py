@@ -20,9 +20,11 @@ from aiohttp import web
 
 from dockyard.errors import InvalidArgument, StoreError
 
+from . import s3config
 from .app import ACCESS_LOG_FORMAT, Registry, Settings, make_app
 from .auth import Authorizer, Htpasswd, Policy, TokenIssuer
 from .gc import GcReport, collect, expire_uploads
+from .s3config import is_s3_url
 from .storage import FilesystemStorage, Storage
 
 T = TypeVar("T")
@@ -57,6 +59,14 @@ class ServerConfig:
     janitor_interval: float = 600  # how often abandoned uploads are looked for
     access_log: bool = False
     shutdown_timeout: float = 10  # how long SIGTERM waits for requests in flight
+    # S3 storage (``storage="s3://bucket/prefix"``): a flag given here wins over s3_config (a TOML
+    # file), which wins over the AWS_* variables; redirect sends blob GETs to pre-signed URLs.
+    s3_config: str | None = None
+    s3_endpoint: str | None = None
+    s3_region: str | None = None
+    s3_access_key: str | None = None
+    s3_secret_key: str | None = None
+    redirect: bool | None = None
     # What "now" is for blob and session times, GC grace, upload expiry and the mirror's tag TTL
     # (default: time.time; the tag TTL uses time.monotonic). Tests pass a clock they move on.
     clock: Callable[[], float] | None = None
@@ -83,7 +93,7 @@ class RegistryServer:
         if bool(self.config.tls_cert) != bool(self.config.tls_key):
             raise InvalidArgument("--tls-cert and --tls-key must be given together")
         self.clock = self.config.clock or time.time
-        self.storage: Storage = FilesystemStorage(self.config.storage, self.clock)
+        self.storage: Storage = self._open_storage()
         self.port = self.config.port
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
@@ -93,6 +103,21 @@ class RegistryServer:
         self._ssl = self._ssl_context()
         self._auth = self._authorizer()  # load htpasswd and policy now: bad files fail before binding
         self.registry: Registry | None = None
+
+    def _open_storage(self) -> Storage:
+        cfg = self.config
+        if not is_s3_url(cfg.storage):
+            return FilesystemStorage(cfg.storage, self.clock)
+        try:
+            from .s3storage import S3Storage  # boto3 loads only when it is used
+        except ImportError as exc:
+            raise StoreError(f"--storage {cfg.storage}: the S3 driver needs boto3 ({exc}); "
+                             "install it with: pip install 'dockyard[s3]'") from exc
+
+        settings = s3config.resolve(str(cfg.storage), cfg.s3_config, endpoint=cfg.s3_endpoint,
+                                    region=cfg.s3_region, access_key=cfg.s3_access_key,
+                                    secret_key=cfg.s3_secret_key, redirect=cfg.redirect)
+        return S3Storage(settings, self.clock)
 
     # -- addresses ---------------------------------------------------------------------------------
 
@@ -143,9 +168,12 @@ class RegistryServer:
 
             upstream = Upstream(cfg.proxy_remote, cfg.proxy_username, cfg.proxy_password, cfg.proxy_tag_ttl,
                                 clock=cfg.clock or time.monotonic)
+        remote = bool(getattr(self.storage, "remote", False))
+        redirect = bool(getattr(getattr(self.storage, "settings", None), "redirect", False))
         settings = Settings(delete_enabled=cfg.delete_enabled, read_only=cfg.read_only,
-                            auto_mount=cfg.auto_mount, cross_mount=cfg.cross_mount)
-        self.registry = Registry(self.storage, settings, self._auth, upstream)
+                            auto_mount=cfg.auto_mount, cross_mount=cfg.cross_mount, redirect=redirect)
+        # An object store is latency-bound: more calls in flight, not more CPU.
+        self.registry = Registry(self.storage, settings, self._auth, upstream, io_workers=32 if remote else 8)
         app = make_app(self.registry)
         if upstream is not None:
             app.on_cleanup.append(lambda _app: upstream.close())
@@ -172,10 +200,23 @@ class RegistryServer:
         log.info("registry listening on %s (storage %s)", self.url, cfg.storage)
 
     async def _gc_loop(self) -> None:
+        holder = f"{os.uname().nodename}:{os.getpid()}:{id(self):x}"
+        lease, release = getattr(self.storage, "lease", None), getattr(self.storage, "release", None)
         while True:
             await asyncio.sleep(self.config.gc_interval)
-            # Runs on the event loop: no request handler interleaves with the mark and the sweep.
-            report = self._collect()
+            if lease is None or release is None:
+                # Local disk, one process: on the event loop, no request handler interleaves with it.
+                report = self._collect()
+            else:
+                # Shared bucket: one replica at a time (the lease); the others keep serving, and the
+                # grace period protects what their pushes have written but not yet referenced.
+                assert self.registry is not None
+                if not await self.registry.io.run(lease, holder, self.config.gc_interval * 2 + 600):
+                    continue
+                try:
+                    report = await self.registry.io.run(self._collect)
+                finally:
+                    await self.registry.io.run(release, holder)
             log.info("gc: %d blobs deleted (%d bytes), %d uploads expired", len(report.deleted_blobs),
                      report.freed_bytes, len(report.deleted_uploads))
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
-from typing import BinaryIO
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, BinaryIO
 
 from aiohttp import web
 
@@ -22,6 +22,7 @@ from .iopool import IoPool
 from .storage import Storage, UploadInfo
 
 CHUNK = 1 << 20
+Call = Callable[..., Awaitable[Any]]
 
 
 def write_and_hash(f: BinaryIO, hasher: Hasher, chunk: bytes) -> None:
@@ -34,9 +35,10 @@ def write_and_hash(f: BinaryIO, hasher: Hasher, chunk: bytes) -> None:
 class Uploads:
     """The open sessions' locks and running hashes, keyed by canonical session id."""
 
-    def __init__(self, storage: Storage, io: IoPool) -> None:
+    def __init__(self, storage: Storage, io: IoPool, call: Call | None = None) -> None:
         self.storage = storage
         self.io = io
+        self.call: Call = call or io.run  # how quick storage calls (stat) are made
         self._hashers: dict[str, tuple[Hasher, int]] = {}  # id -> (hash, data mtime_ns after it)
         # Requests on one session run one at a time (two PATCHes at once would interleave bytes).
         self._locks: dict[str, asyncio.Lock] = {}
@@ -48,7 +50,8 @@ class Uploads:
             async with lock:
                 yield
         finally:
-            if self.storage.upload_stat(upload_id) is None:  # the session ended: nothing to guard
+            # The session ended: nothing left to guard.
+            if await self.call(self.storage.upload_stat, upload_id) is None:
                 self._locks.pop(upload_id, None)
 
     def forget(self, upload_ids: list[str]) -> None:
@@ -87,7 +90,7 @@ class Uploads:
         """Append the request body to the session (which must hold ``size`` bytes); returns the new size.
 
         On any failure the session is cut back to ``size`` bytes."""
-        info = self.storage.upload_stat(upload_id)
+        info = await self.call(self.storage.upload_stat, upload_id)
         if info is None or info.size != size:
             raise ApiError(404, "BLOB_UPLOAD_UNKNOWN", detail={"uuid": upload_id})
         hasher = await self._hasher(info)
@@ -109,14 +112,14 @@ class Uploads:
             with contextlib.suppress(OSError):
                 await self.io.run(self.storage.upload_truncate, upload_id, size)
             raise
-        after = self.storage.upload_stat(upload_id)
+        after = await self.call(self.storage.upload_stat, upload_id)
         if after is not None and after.size == hasher.size:
             self._hashers[upload_id] = (hasher, after.mtime_ns)
         return size + received
 
     async def digest(self, upload_id: str, algorithm: str) -> str:
         """The digest of the session's bytes: from the running hash, or read from disk when stale."""
-        info = self.storage.upload_stat(upload_id)
+        info = await self.call(self.storage.upload_stat, upload_id)
         if info is None:
             raise ApiError(404, "BLOB_UPLOAD_UNKNOWN", detail={"uuid": upload_id})
         return str((await self._hasher(info, algorithm)).digest())
