@@ -204,3 +204,20 @@ def test_throttling_and_5xx_are_retried_with_backoff() -> None:
     finally:
         proxy.shutdown()
     assert _Flaky.refused >= 5  # a fifth of all calls were refused once, and every request still worked
+
+
+@pytest.mark.seaweedfs
+def test_blob_gets_are_relayed_with_ranges(s3_server: RegistryServer) -> None:
+    with httpx.Client(base_url=s3_server.url) as c:
+        data = bytes(range(256)) * 40
+        body = image_manifest(c, "range/r", [data])
+        assert put_manifest(c, "range/r", "v1", body).status_code == 201
+        url = f"/v2/range/r/blobs/{sha(data)}"
+        whole = c.get(url)
+        assert whole.status_code == 200 and whole.content == data
+        assert whole.headers["Docker-Content-Digest"] == sha(data)
+        part = c.get(url, headers={"Range": "bytes=100-199"})
+        assert part.status_code == 206 and part.content == data[100:200]
+        assert part.headers["Content-Range"] == f"bytes 100-199/{len(data)}"
+        assert c.get(url, headers={"Range": f"bytes={len(data) + 10}-"}).status_code == 416
+        assert c.get(f"/v2/range/r/blobs/{sha(b'never pushed')}").status_code == 404

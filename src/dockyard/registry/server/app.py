@@ -20,6 +20,7 @@ from dockyard.oci.digest import Hasher, InvalidDigest, validate
 from .apierrors import ApiError
 from .auth import Access, Authorizer
 from .iopool import IoPool
+from .relay import Relay
 from .storage import Storage, canonical_upload_id
 from .uploads import Uploads
 
@@ -112,6 +113,7 @@ class Registry:
         # Local files answer in microseconds: called inline. An object store's round trips go to the pool.
         self._inline = not getattr(storage, "remote", False)
         self.uploads = Uploads(storage, self.io, self.call)
+        self.relay = Relay()  # blob bytes from an object store
         self.inflight = 0  # requests being handled; graceful shutdown waits for 0
         self._dispatch: dict[tuple[str, str], Handler] = {
             ("uploads", "POST"): self.upload_start,
@@ -229,31 +231,55 @@ class Registry:
         name = p["name"]
         self._need(request, name, "pull")
         digest = check_digest(p["digest"])
-        linked = await self.call(self.storage.is_linked, name, digest)
-        info = await self.call(self.storage.blob_stat, digest) if linked else None
+        if not self._inline:
+            return await self._remote_blob_get(request, name, digest)
+        info = self.storage.blob_stat(digest) if self.storage.is_linked(name, digest) else None
         if info is None and self.upstream is not None:
             response: web.StreamResponse = await self.upstream.serve_blob(self, request, name, digest)
             return response
         if info is None:
             raise ApiError(404, "BLOB_UNKNOWN", detail={"digest": digest})
-        headers = {**API_HEADER, "Docker-Content-Digest": digest, "Accept-Ranges": "bytes",
-                   "ETag": f'"{digest}"', "Cache-Control": "max-age=31536000",
-                   "Content-Type": "application/octet-stream"}
+        headers = self._blob_headers(request, digest, info.size)
+        if info.path is not None:
+            # FileResponse uses sendfile(2) and implements Range (206) and unsatisfiable ranges (416).
+            return web.FileResponse(info.path, chunk_size=1 << 20, headers=headers)
+        return await self._stream_blob(request, digest, info.size, headers)
+
+    @staticmethod
+    def _blob_headers(request: web.Request, digest: str, size: int) -> dict[str, str]:
         if _ZERO_SUFFIX_RANGE.fullmatch(request.headers.get("Range", "")):
             # "The last 0 bytes" selects nothing, so the range is unsatisfiable (RFC 9110); aiohttp would
             # answer with the whole blob.
             raise ApiError(416, "RANGE_INVALID", "range not satisfiable",
-                           headers={"Content-Range": f"bytes */{info.size}"})
-        if self.settings.redirect and request.method == "GET" and hasattr(self.storage, "blob_url"):
+                           headers={"Content-Range": f"bytes */{size}"})
+        return {**API_HEADER, "Docker-Content-Digest": digest, "Accept-Ranges": "bytes",
+                "ETag": f'"{digest}"', "Cache-Control": "max-age=31536000",
+                "Content-Type": "application/octet-stream"}
+
+    async def _remote_blob_get(self, request: web.Request, name: str, digest: str) -> web.StreamResponse:
+        """A blob in an object store: the link and the size asked at once, the bytes relayed or redirected."""
+        linked, size = await asyncio.gather(self.call(self.storage.is_linked, name, digest),
+                                            self.call(self.storage.blob_size, digest))
+        if not linked or size is None:
+            if self.upstream is not None:
+                response: web.StreamResponse = await self.upstream.serve_blob(self, request, name, digest)
+                return response
+            raise ApiError(404, "BLOB_UNKNOWN", detail={"digest": digest})
+        headers = self._blob_headers(request, digest, size)
+        blob_url = getattr(self.storage, "blob_url", None)
+        if request.method == "HEAD" or blob_url is None:
+            return await self._stream_blob(request, digest, size, headers)
+        url = blob_url(digest)  # signing is local: no round trip
+        if self.settings.redirect:
             # As distribution's "redirect": the client fetches the bytes from the object store itself.
-            url = await self.call(self.storage.blob_url, digest)
             return web.Response(status=307, headers={**API_HEADER, "Location": url,
                                                      "Docker-Content-Digest": digest})
-        if info.path is not None:
-            # FileResponse uses sendfile(2) and implements Range (206) and unsatisfiable ranges (416).
-            return web.FileResponse(info.path, chunk_size=1 << 20, headers=headers)
+        return await self.relay.serve(request, url, headers)
+
+    async def _stream_blob(self, request: web.Request, digest: str, size: int,
+                           headers: dict[str, str]) -> web.StreamResponse:
         resp = web.StreamResponse(headers=headers)
-        resp.content_length = info.size
+        resp.content_length = size
         await resp.prepare(request)
         if request.method == "GET":
             f = await self.io.run(self.storage.blob_open, digest)
@@ -295,7 +321,7 @@ class Registry:
             check_digest(mount)
             if NAME_RE.fullmatch(source) and self._may_pull(request, source) \
                     and await self.call(self.storage.is_linked, source, mount) \
-                    and await self.call(self.storage.blob_stat, mount) is not None:
+                    and await self.call(self.storage.blob_size, mount) is not None:
                 await self.call(self.storage.link_blob, name, mount)
                 await self.call(self.storage.blob_touch, mount)
                 return self._blob_created(name, mount)
@@ -304,7 +330,7 @@ class Registry:
             # Without "from", mount any blob the registry has: only when every repository is readable
             # by everyone anyway, so this cannot leak content across access boundaries.
             check_digest(mount)
-            if await self.call(self.storage.blob_stat, mount) is not None:
+            if await self.call(self.storage.blob_size, mount) is not None:
                 await self.call(self.storage.link_blob, name, mount)
                 await self.call(self.storage.blob_touch, mount)
                 return self._blob_created(name, mount)
@@ -501,13 +527,16 @@ class Registry:
         self._validate_shape(manifest, media_type)
         if verify_blobs:
             await self._verify_references(name, manifest, media_type)
-        await self.io.run(self.storage.blob_put, digest, body)
-        await self.call(self.storage.link_blob, name, digest)
-        await self.call(self.storage.manifest_link, name, digest, media_type)
+        # The manifest, its links and its referrer entry at once; the tag only after all of them, so a
+        # tag another replica can read always names a complete manifest.
+        writes = [self.io.run(self.storage.blob_put, digest, body),
+                  self.call(self.storage.link_blob, name, digest),
+                  self.call(self.storage.manifest_link, name, digest, media_type)]
         subject = manifest.get("subject")
         if isinstance(subject, dict) and isinstance(subject.get("digest"), str):
-            await self.call(self.storage.referrer_add, name, subject["digest"],
-                                      _descriptor_of(manifest, digest, len(body), media_type))
+            writes.append(self.call(self.storage.referrer_add, name, subject["digest"],
+                                    _descriptor_of(manifest, digest, len(body), media_type)))
+        await asyncio.gather(*writes)
         if ":" not in ref:
             await self.call(self.storage.tag_set, name, ref, digest)
         return digest
@@ -542,21 +571,29 @@ class Registry:
             descriptor(manifest["subject"], "subject")
 
     async def _verify_references(self, name: str, manifest: dict[str, Any], media_type: str) -> None:
-        missing = []
+        async def child_missing(digest: str) -> bool:
+            return await self.call(self.storage.manifest_media_type, name, digest) is None
+
+        async def blob_missing(digest: str) -> bool:
+            linked, size = await asyncio.gather(self.call(self.storage.is_linked, name, digest),
+                                                self.call(self.storage.blob_size, digest))
+            if not linked or size is None:
+                return True
+            # Restart the GC grace period of what this fresh manifest now holds on to.
+            await self.call(self.storage.blob_touch, digest)
+            return False
+
         if media_type in mt.INDEXES:
-            for item in manifest["manifests"]:
-                if await self.call(self.storage.manifest_media_type, name, item["digest"]) is None:
-                    missing.append(item["digest"])
+            digests = [item["digest"] for item in manifest["manifests"]]
+            check = child_missing
         else:
-            for item in [manifest["config"], *manifest["layers"]]:
-                if item.get("urls"):
-                    continue  # foreign layers live elsewhere
-                if await self.call(self.storage.is_linked, name, item["digest"]) and \
-                        await self.call(self.storage.blob_stat, item["digest"]) is not None:
-                    # Restart the GC grace period of what this fresh manifest now holds on to.
-                    await self.call(self.storage.blob_touch, item["digest"])
-                else:
-                    missing.append(item["digest"])
+            # Foreign layers (with urls) live elsewhere.
+            digests = [item["digest"] for item in [manifest["config"], *manifest["layers"]]
+                       if not item.get("urls")]
+            check = blob_missing
+        # All at once: against an object store each check is a round trip.
+        gone = await asyncio.gather(*(check(d) for d in dict.fromkeys(digests)))
+        missing = [d for d, is_gone in zip(dict.fromkeys(digests), gone, strict=True) if is_gone]
         if missing:
             raise ApiError(400, "MANIFEST_BLOB_UNKNOWN", detail={"digests": missing[:20]})
 

@@ -21,8 +21,10 @@ import errno
 import hashlib
 import io
 import json
+import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
@@ -36,7 +38,9 @@ from .storage import BlobInfo, UploadInfo, canonical_upload_id
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
+CACHE_ITEM, CACHE_BYTES = 1 << 20, 64 << 20  # blob_read keeps small blobs (manifests) in memory
 MIN_PART = 5 << 20  # S3 refuses smaller multipart parts (except the last)
+TOUCH_EVERY = 60.0  # seconds between two touches of one blob by one process
 _MISSING = {"404", "NoSuchKey", "NotFound", "NoSuchUpload"}
 
 
@@ -137,6 +141,10 @@ class S3Storage:
         self.clock = clock
         self.bucket = settings.bucket
         self._root = f"{settings.prefix}/" if settings.prefix else ""
+        self._cache: OrderedDict[str, bytes] = OrderedDict()
+        self._cached_bytes = 0
+        self._cache_lock = threading.Lock()
+        self._touches: dict[str, float] = {}  # digest -> when this process last touched it
         # "standard" retries: exponential backoff with jitter on 5xx, throttling and connection errors.
         config = Config(retries={"max_attempts": 8, "mode": "standard"}, max_pool_connections=max_connections,
                         connect_timeout=10, read_timeout=120, s3={"addressing_style": "path"},
@@ -271,7 +279,20 @@ class S3Storage:
         return None if head is None else int(head["ContentLength"])
 
     def blob_read(self, digest: str) -> bytes:
+        """A small blob's bytes (manifests): content-addressed, so a copy kept here never goes stale."""
+        with self._cache_lock:
+            cached = self._cache.get(digest)
+            if cached is not None:
+                self._cache.move_to_end(digest)
+                return cached
         data: bytes = self._get(self._blob_key(digest))["Body"].read()
+        if len(data) <= CACHE_ITEM:
+            with self._cache_lock:
+                self._cache[digest] = data
+                self._cached_bytes += len(data)
+                while self._cached_bytes > CACHE_BYTES:
+                    _, old = self._cache.popitem(last=False)
+                    self._cached_bytes -= len(old)
         return data
 
     def blob_open(self, digest: str) -> BinaryIO:
@@ -284,17 +305,27 @@ class S3Storage:
             ExpiresIn=self.settings.redirect_ttl)
 
     def blob_put(self, digest: str, data: bytes) -> None:
-        if self._head(self._blob_key(digest)) is not None:
-            self.blob_touch(digest)
-            return
+        # Small (manifests): writing the same bytes again costs less than asking first.
         self._put(self._blob_key(digest), data, Metadata=self._stamp())
 
     def blob_touch(self, digest: str) -> None:
-        self._put(self._touch_key(digest), repr(self.clock()).encode())
+        now = self.clock()
+        # A manifest PUT touches every blob it references; once a minute per blob is enough (GC grace
+        # periods are far longer) and saves a PUT per layer on busy pushes.
+        with self._cache_lock:
+            if 0 <= now - self._touches.get(digest, float("-inf")) < TOUCH_EVERY:
+                return
+            self._touches[digest] = now
+            if len(self._touches) > 100_000:
+                self._touches.clear()
+        self._put(self._touch_key(digest), repr(now).encode())
 
     def blob_delete(self, digest: str) -> bool:
         found = self._delete(self._blob_key(digest))
         self._delete_keys([self._touch_key(digest)])
+        with self._cache_lock:
+            self._cached_bytes -= len(self._cache.pop(digest, b""))
+            self._touches.pop(digest, None)
         return found
 
     def blobs(self) -> Iterator[BlobInfo]:

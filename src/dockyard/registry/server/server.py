@@ -259,6 +259,7 @@ class RegistryServer:
             await self._runner.cleanup()
             self._runner = None
         if self.registry is not None:
+            await self.registry.relay.close()
             self.registry.io.close()
 
     async def serve_forever(self) -> None:
