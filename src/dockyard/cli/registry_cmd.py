@@ -42,6 +42,9 @@ def registry() -> None:
               help="Service name in tokens and challenges.")
 @click.option("--token-realm", default="", metavar="URL",
               help="Token endpoint to announce (default: /token on the address the client used).")
+@click.option("--token-key", type=click.Path(dir_okay=False), default=None,
+              help="PEM EC P-256 key to sign tokens with (default: a new one per process). Replicas behind "
+                   "one address need the same key, so a token from one is accepted by all.")
 @click.option("--tls-cert", type=click.Path(dir_okay=False), default=None, help="TLS certificate (PEM).")
 @click.option("--tls-key", type=click.Path(dir_okay=False), default=None, help="TLS private key (PEM).")
 @click.option("--proxy-remote", default=None, metavar="URL",
@@ -71,7 +74,7 @@ def serve(addr: str, storage_dir: str | None, htpasswd: str | None, token_policy
           gc_interval: float, gc_grace: float,
           upload_ttl: float, access_log: bool, s3_config: str | None, s3_endpoint: str | None,
           s3_region: str | None, s3_access_key: str | None, s3_secret_key: str | None,
-          redirect: bool | None) -> None:
+          redirect: bool | None, token_key: str | None) -> None:
     """Serve the registry until SIGTERM or Ctrl-C (then finish requests in flight and exit)."""
     from dockyard.registry.server import RegistryServer, ServerConfig, parse_addr
     from dockyard.registry.server.server import default_storage
@@ -88,7 +91,7 @@ def serve(addr: str, storage_dir: str | None, htpasswd: str | None, token_policy
         cross_mount=not no_cross_mount, auto_mount=not no_auto_mount,
         gc_interval=gc_interval, gc_grace=gc_grace, upload_ttl=upload_ttl, access_log=access_log,
         s3_config=s3_config, s3_endpoint=s3_endpoint, s3_region=s3_region, s3_access_key=s3_access_key,
-        s3_secret_key=s3_secret_key, redirect=redirect)
+        s3_secret_key=s3_secret_key, redirect=redirect, token_key=token_key)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
     logger = logging.getLogger("dockyard.registry")

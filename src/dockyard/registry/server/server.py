@@ -17,6 +17,8 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from aiohttp import web
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from dockyard.errors import InvalidArgument, StoreError
 
@@ -43,6 +45,7 @@ class ServerConfig:
     token_policy: str | None = None
     token_service: str = "dockyard-registry"
     token_realm: str = ""  # default: <scheme>://<Host the client used>/token
+    token_key: str | None = None  # PEM EC P-256 key: replicas sharing it accept each other's tokens
     tls_cert: str | None = None
     tls_key: str | None = None
     proxy_remote: str | None = None
@@ -70,6 +73,19 @@ class ServerConfig:
     # What "now" is for blob and session times, GC grace, upload expiry and the mirror's tag TTL
     # (default: time.time; the tag TTL uses time.monotonic). Tests pass a clock they move on.
     clock: Callable[[], float] | None = None
+
+
+def load_token_key(path: str) -> ec.EllipticCurvePrivateKey:
+    """The token signing key from a PEM file (``openssl ecparam -name prime256v1 -genkey -noout``)."""
+    try:
+        key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
+    except OSError as exc:
+        raise InvalidArgument(f"--token-key {path}: {exc.strerror or exc}") from exc
+    except (ValueError, TypeError) as exc:
+        raise InvalidArgument(f"--token-key {path}: not an unencrypted PEM private key ({exc})") from exc
+    if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
+        raise InvalidArgument(f"--token-key {path}: tokens are ES256: the key must be EC P-256")
+    return key
 
 
 def parse_addr(addr: str) -> tuple[str, int]:
@@ -156,7 +172,8 @@ class RegistryServer:
         if not cfg.token_policy:
             return Authorizer(htpasswd)
         policy = Policy.load(cfg.token_policy)
-        return Authorizer(htpasswd, policy, TokenIssuer(cfg.token_service), realm=cfg.token_realm)
+        key = load_token_key(cfg.token_key) if cfg.token_key else None
+        return Authorizer(htpasswd, policy, TokenIssuer(cfg.token_service, key=key), realm=cfg.token_realm)
 
     # -- lifecycle on the caller's loop -----------------------------------------------------------
 
