@@ -8,7 +8,6 @@ from __future__ import annotations
 import aiohttp
 from aiohttp import web
 
-CHUNK = 1 << 20
 _PASSED_ON = ("Content-Length", "Content-Range")
 
 
@@ -39,7 +38,7 @@ class Relay:
                 if name in upstream.headers:
                     resp.headers[name] = upstream.headers[name]
             await resp.prepare(request)
-            async for chunk in upstream.content.iter_chunked(CHUNK):
+            async for chunk in upstream.content.iter_any():  # as it arrives: no re-buffering
                 await resp.write(chunk)
             await resp.write_eof()
             return resp

@@ -148,7 +148,10 @@ class S3Storage:
         # "standard" retries: exponential backoff with jitter on 5xx, throttling and connection errors.
         config = Config(retries={"max_attempts": 8, "mode": "standard"}, max_pool_connections=max_connections,
                         connect_timeout=10, read_timeout=120, s3={"addressing_style": "path"},
-                        signature_version="s3v4")
+                        signature_version="s3v4", parameter_validation=False,
+                        # Digests already guard every byte; extra CRCs per request only cost CPU.
+                        request_checksum_calculation="when_required",
+                        response_checksum_validation="when_required")
         self.client: S3Client = boto3.session.Session().client(
             "s3", endpoint_url=settings.endpoint, region_name=settings.region or "us-east-1",
             aws_access_key_id=settings.access_key, aws_secret_access_key=settings.secret_key, config=config)
