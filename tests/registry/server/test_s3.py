@@ -22,7 +22,7 @@ from dockyard.registry.server.s3storage import MIN_PART, S3Storage
 from tests.registry import s3kit
 
 sys.path.insert(0, str(Path(__file__).parent))
-from regkit import image_manifest, put_manifest, sha
+from regkit import FakeClock, image_manifest, put_manifest, sha
 
 PEER = {"s3_endpoint": s3kit.ENV["AWS_ENDPOINT_URL"], "s3_access_key": s3kit.ENV["AWS_ACCESS_KEY_ID"],
         "s3_secret_key": s3kit.ENV["AWS_SECRET_ACCESS_KEY"], "s3_region": "us-east-1"}
@@ -221,3 +221,18 @@ def test_blob_gets_are_relayed_with_ranges(s3_server: RegistryServer) -> None:
         assert part.headers["Content-Range"] == f"bytes 100-199/{len(data)}"
         assert c.get(url, headers={"Range": f"bytes={len(data) + 10}-"}).status_code == 416
         assert c.get(f"/v2/range/r/blobs/{sha(b'never pushed')}").status_code == 404
+
+
+@pytest.mark.seaweedfs
+def test_sessions_expire_by_when_bytes_last_arrived() -> None:
+    clock = FakeClock()
+    with RegistryServer(storage=s3kit.s3_url("expiry"), clock=clock, upload_ttl=600, **PEER) as srv, \
+            httpx.Client(base_url=srv.url) as c:
+        idle = c.post("/v2/exp/r/blobs/uploads/").headers["Location"]
+        busy = c.post("/v2/exp/r/blobs/uploads/").headers["Location"]
+        clock.advance(500)
+        c.patch(busy, content=b"still here", headers={"Content-Range": "0-9"})
+        clock.advance(200)
+        assert srv.expire_uploads() == [idle.rsplit("/", 1)[1]]
+        assert c.get(idle).status_code == 404
+        assert c.get(busy).headers["Range"] == "0-9"

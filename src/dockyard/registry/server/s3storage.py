@@ -4,7 +4,7 @@ Same layout as ``FilesystemStorage`` under ``<prefix>/``, plus what a local disk
 
     blobs/<alg>/<hex[:2]>/<hex>              the bytes; metadata ``mtime``: when written (our clock)
     touched/<alg>/<hex>                      when the blob was last referenced (restarts GC's grace)
-    uploads/<id>/info                        {"repo", "started"}; ``uploads/<id>/touched``: bytes arrived
+    uploads/<id>/info                        {"repo", "started", "updated": when bytes last arrived}
     uploads/<id>/data/<offset:020d>          the session's bytes, in pieces of about ``part_size``
     gc-lease                                 which replica collects garbage, until when
 
@@ -463,12 +463,11 @@ class S3Storage:
         try:
             meta = json.loads(info)
             repo, started = str(meta["repo"]), float(meta["started"])
-        except (ValueError, KeyError, TypeError):
+            updated = max(started, float(meta.get("updated", 0.0)))
+        except (ValueError, KeyError, TypeError, AttributeError):
             return None
         entries = list(self._list(self._upload_key(upload_id, "data") + "/"))
         size = sum(int(e["Size"]) for e in entries)
-        touched = self._read(self._upload_key(upload_id, "touched"))
-        updated = max(started, float(touched) if touched else 0.0)
         # Changes with every piece written or cut: tells a cached running hash is still valid.
         token = hashlib.sha256(repr(sorted((e["Key"], e.get("ETag"), e["Size"]) for e in entries))
                                .encode()).digest()
@@ -479,7 +478,13 @@ class S3Storage:
         return cast(BinaryIO, _Appender(self, upload_id))
 
     def upload_touch(self, upload_id: str) -> None:
-        self._put(self._upload_key(upload_id, "touched"), repr(self.clock()).encode())
+        key = self._upload_key(upload_id, "info")
+        data = self._read(key)
+        if data is None:
+            return
+        meta = json.loads(data)
+        meta["updated"] = self.clock()  # one object to read in upload_stat, not two
+        self._put(key, json.dumps(meta).encode())
 
     def upload_truncate(self, upload_id: str, size: int) -> None:
         doomed = []

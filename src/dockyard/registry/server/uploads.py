@@ -41,18 +41,23 @@ class Uploads:
         self.call: Call = call or io.run  # how quick storage calls (stat) are made
         self._hashers: dict[str, tuple[Hasher, int]] = {}  # id -> (hash, data mtime_ns after it)
         # Requests on one session run one at a time (two PATCHes at once would interleave bytes).
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}  # id -> (lock, requests holding or waiting)
 
     @contextlib.asynccontextmanager
     async def locked(self, upload_id: str) -> AsyncIterator[None]:
-        lock = self._locks.setdefault(upload_id, asyncio.Lock())
+        lock, users = self._locks.get(upload_id, (asyncio.Lock(), 0))
+        self._locks[upload_id] = (lock, users + 1)
         try:
             async with lock:
                 yield
         finally:
-            # The session ended: nothing left to guard.
-            if await self.call(self.storage.upload_stat, upload_id) is None:
+            # Nobody inside or waiting: the lock goes (a later request makes a new one), so the table
+            # never grows with sessions, and no storage call is needed to tell the session ended.
+            lock, users = self._locks.get(upload_id, (lock, 1))
+            if users <= 1:
                 self._locks.pop(upload_id, None)
+            else:
+                self._locks[upload_id] = (lock, users - 1)
 
     def forget(self, upload_ids: list[str]) -> None:
         """Drop what is cached about sessions removed from storage behind our back (expiry)."""
