@@ -13,7 +13,7 @@ from dockyard.errors import InvalidArgument
 
 @click.group("registry")
 def registry() -> None:
-    """Run an OCI distribution registry (spec 1.1) on a local directory."""
+    """Run an OCI distribution registry (spec 1.1) on a local directory or an S3 bucket."""
 
 
 @registry.command("serve")
@@ -102,20 +102,35 @@ def serve(addr: str, storage_dir: str | None, htpasswd: str | None, token_policy
 
 
 @registry.command("gc")
-@click.option("--storage", "storage_dir", default=None, metavar="DIR",
-              help="Storage directory (default $DOCKYARD_REGISTRY_STORAGE or /var/lib/dockyard-registry).")
+@click.option("--storage", "storage_dir", default=None, metavar="DIR|s3://BUCKET/PREFIX",
+              help="Storage directory or S3 bucket (default $DOCKYARD_REGISTRY_STORAGE or "
+                   "/var/lib/dockyard-registry).")
+@click.option("--s3-config", type=click.Path(dir_okay=False), default=None,
+              help="S3 settings file, as for serve (else the AWS_* variables).")
 @click.option("--dry-run", "-n", is_flag=True, help="Only report what would be deleted.")
 @click.option("--grace", default=3600.0, show_default=True, metavar="SECONDS",
               help="Keep blobs written or referenced less than SECONDS ago (protects pushes in flight).")
 @click.option("--upload-ttl", default=86400.0, show_default=True, metavar="SECONDS",
               help="Delete upload sessions older than SECONDS.")
-def gc(storage_dir: str | None, dry_run: bool, grace: float, upload_ttl: float) -> None:
+def gc(storage_dir: str | None, s3_config: str | None, dry_run: bool, grace: float,
+       upload_ttl: float) -> None:
     """Delete blobs no manifest references (safe while the registry is serving)."""
-    from dockyard.registry.server import FilesystemStorage, collect
-    from dockyard.registry.server.server import default_storage
+    import os
 
-    path = storage_dir or default_storage()
-    report = collect(FilesystemStorage(path), grace=grace, upload_ttl=upload_ttl, dry_run=dry_run)
+    from dockyard.errors import StoreError
+    from dockyard.registry.server import collect
+    from dockyard.registry.server.server import default_storage, open_storage
+
+    storage = open_storage(storage_dir or default_storage(), s3_config=s3_config)
+    lease, release = getattr(storage, "lease", None), getattr(storage, "release", None)
+    holder = f"gc-cli:{os.uname().nodename}:{os.getpid()}"
+    if lease is not None and not lease(holder, 3600):
+        raise StoreError("another replica is collecting garbage in this bucket now (its lease holds)")
+    try:
+        report = collect(storage, grace=grace, upload_ttl=upload_ttl, dry_run=dry_run)
+    finally:
+        if release is not None:
+            release(holder)
     verb = "would delete" if dry_run else "deleted"
     for digest in report.deleted_blobs:
         click.echo(f"{verb} blob {digest}")

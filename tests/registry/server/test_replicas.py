@@ -4,6 +4,8 @@ replicas, one winner per tag, garbage collection under a lease and a grace perio
 from __future__ import annotations
 
 import contextlib
+import os
+import subprocess
 import sys
 import threading
 import time
@@ -163,3 +165,23 @@ def test_the_gc_loop_waits_for_the_lease() -> None:
         while storage.blob_stat(digest) is not None:
             assert time.monotonic() < deadline, "the loop never collected after the lease was freed"
             time.sleep(0.1)
+
+
+def test_registry_gc_cli_on_a_bucket_takes_the_lease() -> None:
+    url = s3kit.s3_url("gccli")
+    with RegistryServer(storage=url, **PEER) as srv, httpx.Client(base_url=srv.url) as c:
+        c.post("/v2/cli/r/blobs/uploads/", params={"digest": sha(b"orphan")}, content=b"orphan")
+        storage = srv.storage
+        assert isinstance(storage, S3Storage)
+        env = {**os.environ, **s3kit.ENV}
+        cmd = [sys.executable, "-m", "dockyard", "registry", "gc", "--storage", url, "--grace", "0"]
+        assert storage.lease("a replica", 600)
+        busy = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+        assert busy.returncode != 0 and "lease" in busy.stderr and "Traceback" not in busy.stderr
+        assert storage.blob_stat(sha(b"orphan")) is not None
+        storage.release("a replica")
+        done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert f"deleted blob {sha(b'orphan')}" in done.stdout
+        assert storage.blob_stat(sha(b"orphan")) is None
+        assert storage.lease("a replica", 600)  # the CLI gave its lease back

@@ -75,6 +75,19 @@ class ServerConfig:
     clock: Callable[[], float] | None = None
 
 
+def open_storage(storage: str | os.PathLike[str], clock: Callable[[], float] = time.time,
+                 s3_config: str | None = None, **s3_flags: Any) -> Storage:
+    """A directory, or ``s3://bucket/prefix`` (settings: ``s3_flags`` > ``s3_config`` > AWS_* variables)."""
+    if not is_s3_url(storage):
+        return FilesystemStorage(storage, clock)
+    try:
+        from .s3storage import S3Storage  # boto3 loads only when it is used
+    except ImportError as exc:
+        raise StoreError(f"--storage {storage}: the S3 driver needs boto3 ({exc}); "
+                         "install it with: pip install 'dockyard[s3]'") from exc
+    return S3Storage(s3config.resolve(str(storage), s3_config, **s3_flags), clock)
+
+
 def load_token_key(path: str) -> ec.EllipticCurvePrivateKey:
     """The token signing key from a PEM file (``openssl ecparam -name prime256v1 -genkey -noout``)."""
     try:
@@ -122,18 +135,9 @@ class RegistryServer:
 
     def _open_storage(self) -> Storage:
         cfg = self.config
-        if not is_s3_url(cfg.storage):
-            return FilesystemStorage(cfg.storage, self.clock)
-        try:
-            from .s3storage import S3Storage  # boto3 loads only when it is used
-        except ImportError as exc:
-            raise StoreError(f"--storage {cfg.storage}: the S3 driver needs boto3 ({exc}); "
-                             "install it with: pip install 'dockyard[s3]'") from exc
-
-        settings = s3config.resolve(str(cfg.storage), cfg.s3_config, endpoint=cfg.s3_endpoint,
-                                    region=cfg.s3_region, access_key=cfg.s3_access_key,
-                                    secret_key=cfg.s3_secret_key, redirect=cfg.redirect)
-        return S3Storage(settings, self.clock)
+        return open_storage(cfg.storage, self.clock, s3_config=cfg.s3_config, endpoint=cfg.s3_endpoint,
+                            region=cfg.s3_region, access_key=cfg.s3_access_key,
+                            secret_key=cfg.s3_secret_key, redirect=cfg.redirect)
 
     # -- addresses ---------------------------------------------------------------------------------
 
