@@ -134,6 +134,12 @@ class Registry:
 
     # -- plumbing --------------------------------------------------------------------------------
 
+    async def _all(self, calls: list[Awaitable[T]]) -> list[T]:
+        """Storage calls at once against an object store (each is a round trip); in order on local disk."""
+        if self._inline:
+            return [await c for c in calls]
+        return list(await asyncio.gather(*calls))
+
     async def call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """A storage call: inline for a local driver, on the worker pool for a remote one."""
         if self._inline:
@@ -529,14 +535,14 @@ class Registry:
             await self._verify_references(name, manifest, media_type)
         # The manifest, its links and its referrer entry at once; the tag only after all of them, so a
         # tag another replica can read always names a complete manifest.
-        writes = [self.io.run(self.storage.blob_put, digest, body),
+        writes: list[Awaitable[None]] = [self.io.run(self.storage.blob_put, digest, body),
                   self.call(self.storage.link_blob, name, digest),
                   self.call(self.storage.manifest_link, name, digest, media_type)]
         subject = manifest.get("subject")
         if isinstance(subject, dict) and isinstance(subject.get("digest"), str):
             writes.append(self.call(self.storage.referrer_add, name, subject["digest"],
                                     _descriptor_of(manifest, digest, len(body), media_type)))
-        await asyncio.gather(*writes)
+        await self._all(writes)
         if ":" not in ref:
             await self.call(self.storage.tag_set, name, ref, digest)
         return digest
@@ -591,8 +597,7 @@ class Registry:
             digests = [item["digest"] for item in [manifest["config"], *manifest["layers"]]
                        if not item.get("urls")]
             check = blob_missing
-        # All at once: against an object store each check is a round trip.
-        gone = await asyncio.gather(*(check(d) for d in dict.fromkeys(digests)))
+        gone = await self._all([check(d) for d in dict.fromkeys(digests)])
         missing = [d for d, is_gone in zip(dict.fromkeys(digests), gone, strict=True) if is_gone]
         if missing:
             raise ApiError(400, "MANIFEST_BLOB_UNKNOWN", detail={"digests": missing[:20]})
