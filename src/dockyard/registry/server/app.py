@@ -447,15 +447,27 @@ class Registry:
                            else "TAG_INVALID", detail={"tag": ref[:200]})
         return await self.call(self.storage.tag_get, name, ref)
 
+    async def _lookup(self, name: str, ref: str) -> tuple[str, str] | None:
+        """(digest, media type) of a manifest by tag or digest, if the repository has it."""
+        tag_resolve = getattr(self.storage, "tag_resolve", None)
+        if tag_resolve is not None and ":" not in ref and TAG_RE.fullmatch(ref):
+            # An object store keeps the media type with the tag: one round trip instead of two.
+            hit = await self.call(tag_resolve, name, ref)
+            if hit is None:
+                return None
+            if hit[1] is not None:
+                return str(hit[0]), str(hit[1])
+        digest = await self.resolve(name, ref)
+        media_type = await self.call(self.storage.manifest_media_type, name, digest) if digest else None
+        return (digest, media_type) if digest and media_type is not None else None
+
     async def manifest_get(self, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
         name, ref = p["name"], p["ref"]
         self._need(request, name, "pull")
         if self.upstream is not None:
             found = await self.upstream.manifest(self, name, ref)
         else:
-            digest = await self.resolve(name, ref)
-            media_type = await self.call(self.storage.manifest_media_type, name, digest) if digest else None
-            found = (digest, media_type) if digest and media_type is not None else None
+            found = await self._lookup(name, ref)
         if found is None:
             raise ApiError(404, "MANIFEST_UNKNOWN", detail={"name": name, "reference": ref[:200]})
         digest, media_type = found

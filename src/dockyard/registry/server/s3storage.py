@@ -145,6 +145,7 @@ class S3Storage:
         self._cached_bytes = 0
         self._cache_lock = threading.Lock()
         self._touches: dict[str, float] = {}  # digest -> when this process last touched it
+        self._media: dict[tuple[str, str], str] = {}  # (repo, digest) -> media type this process linked
         # "standard" retries: exponential backoff with jitter on 5xx, throttling and connection errors.
         config = Config(retries={"max_attempts": 8, "mode": "standard"}, max_pool_connections=max_connections,
                         connect_timeout=10, read_timeout=120, s3={"addressing_style": "path"},
@@ -386,6 +387,10 @@ class S3Storage:
 
     def manifest_link(self, repo: str, digest: str, media_type: str) -> None:
         self._put(self._repo_key(repo, "_manifests", *_split(digest)), media_type.encode())
+        with self._cache_lock:
+            self._media[(repo, digest)] = media_type
+            if len(self._media) > 10_000:
+                self._media.clear()
 
     def manifest_media_type(self, repo: str, digest: str) -> str | None:
         data = self._read(self._repo_key(repo, "_manifests", *_split(digest)))
@@ -403,7 +408,21 @@ class S3Storage:
 
     def tag_set(self, repo: str, tag: str, digest: str) -> None:
         # One PUT of a whole object: concurrent pushes of a tag leave exactly one of them (the last).
-        self._put(self._repo_key(repo, "_tags", tag), digest.encode())
+        # The manifest's media type rides along as metadata, so a pull by tag is one GET (tag_resolve).
+        with self._cache_lock:
+            media_type = self._media.get((repo, digest))
+        if media_type is None:
+            media_type = self.manifest_media_type(repo, digest)
+        meta = {"mediatype": media_type} if media_type and media_type.isascii() else {}
+        self._put(self._repo_key(repo, "_tags", tag), digest.encode(), Metadata=meta)
+
+    def tag_resolve(self, repo: str, tag: str) -> tuple[str, str | None] | None:
+        """(digest, media type or None when the tag predates it) in one GET; None: no such tag."""
+        try:
+            obj = self._get(self._repo_key(repo, "_tags", tag))
+        except FileNotFoundError:
+            return None
+        return obj["Body"].read().decode(), obj.get("Metadata", {}).get("mediatype")
 
     def tag_delete(self, repo: str, tag: str) -> bool:
         return self._delete(self._repo_key(repo, "_tags", tag))
