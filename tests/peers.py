@@ -67,6 +67,7 @@ class Peer:
     start: tuple[str, ...] = ()  # a script under scripts/peers/ (and its arguments) that brings it up
 
 
+SEAWEEDFS_S3 = "http://127.0.0.1:18333"
 _BUSYBOX_TAR = PEERS_DIR / "images" / "busybox-amd64.tar"
 _DIVE = Path(os.environ.get("DIVE", "/var/tmp/dockyard-dive-venv/bin/dive"))
 
@@ -89,6 +90,9 @@ PEERS: dict[str, Peer] = {
     "trivy": Peer(f"trivy ({PEERS_DIR}/venv/bin/trivy)", INSTALL,
                   lambda: (PEERS_DIR / "venv" / "bin" / "trivy").exists()),
     "dive": Peer(f"dive ({_DIVE})", "make peers (or: bash scripts/peers-up.sh)", _DIVE.exists),
+    "seaweedfs": Peer(f"SeaweedFS's S3 gateway on {SEAWEEDFS_S3}",
+                      "make peers (or: bash scripts/peers-up.sh; bash scripts/peers/start-seaweedfs.sh)",
+                      lambda: _http_status(SEAWEEDFS_S3 + "/") != 0, ("start-seaweedfs.sh",)),
     "busybox": Peer(f"the busybox base image ({_BUSYBOX_TAR})",
                     "bash scripts/peers/make-busybox-rootfs.sh amd64", _BUSYBOX_TAR.exists,
                     ("make-busybox-rootfs.sh", "amd64")),

@@ -13,14 +13,27 @@ from dockyard.errors import InvalidArgument
 
 @click.group("registry")
 def registry() -> None:
-    """Run an OCI distribution registry (spec 1.1) on a local directory."""
+    """Run an OCI distribution registry (spec 1.1) on a local directory or an S3 bucket."""
 
 
 @registry.command("serve")
 @click.option("--addr", default="127.0.0.1:5000", show_default=True, metavar="HOST:PORT",
               help="Listen address.")
-@click.option("--storage", "storage_dir", default=None, metavar="DIR",
-              help="Storage directory (default $DOCKYARD_REGISTRY_STORAGE or /var/lib/dockyard-registry).")
+@click.option("--storage", "storage_dir", default=None, metavar="DIR|s3://BUCKET/PREFIX",
+              help="Storage directory, or an S3 bucket (created when missing; several replicas may share "
+                   "one). Default $DOCKYARD_REGISTRY_STORAGE or /var/lib/dockyard-registry.")
+@click.option("--s3-config", type=click.Path(dir_okay=False), default=None,
+              help="TOML file with endpoint, region, access_key, secret_key, redirect, redirect_ttl, "
+                   "part_size (flags win over it; it wins over $AWS_ENDPOINT_URL, $AWS_REGION, "
+                   "$AWS_ACCESS_KEY_ID, "
+                   "$AWS_SECRET_ACCESS_KEY).")
+@click.option("--s3-endpoint", default=None, metavar="URL", help="S3 endpoint (e.g. http://127.0.0.1:8333).")
+@click.option("--s3-region", default=None, help="S3 region (default us-east-1).")
+@click.option("--s3-access-key", default=None, help="S3 access key id.")
+@click.option("--s3-secret-key", default=None, envvar="DOCKYARD_S3_SECRET_KEY",
+              help="S3 secret key (or $DOCKYARD_S3_SECRET_KEY).")
+@click.option("--redirect/--no-redirect", default=None,
+              help="S3: answer blob GETs with a redirect to a pre-signed URL of the object.")
 @click.option("--htpasswd", type=click.Path(dir_okay=False), default=None,
               help="bcrypt htpasswd file: require HTTP Basic auth (or: the users of --token-policy).")
 @click.option("--token-policy", type=click.Path(dir_okay=False), default=None,
@@ -29,6 +42,9 @@ def registry() -> None:
               help="Service name in tokens and challenges.")
 @click.option("--token-realm", default="", metavar="URL",
               help="Token endpoint to announce (default: /token on the address the client used).")
+@click.option("--token-key", type=click.Path(dir_okay=False), default=None,
+              help="PEM EC P-256 key to sign tokens with (default: a new one per process). Replicas behind "
+                   "one address need the same key, so a token from one is accepted by all.")
 @click.option("--tls-cert", type=click.Path(dir_okay=False), default=None, help="TLS certificate (PEM).")
 @click.option("--tls-key", type=click.Path(dir_okay=False), default=None, help="TLS private key (PEM).")
 @click.option("--proxy-remote", default=None, metavar="URL",
@@ -56,7 +72,9 @@ def serve(addr: str, storage_dir: str | None, htpasswd: str | None, token_policy
           proxy_remote: str | None, proxy_username: str | None, proxy_password: str | None,
           proxy_ttl: float, no_delete: bool, read_only: bool, no_cross_mount: bool, no_auto_mount: bool,
           gc_interval: float, gc_grace: float,
-          upload_ttl: float, access_log: bool) -> None:
+          upload_ttl: float, access_log: bool, s3_config: str | None, s3_endpoint: str | None,
+          s3_region: str | None, s3_access_key: str | None, s3_secret_key: str | None,
+          redirect: bool | None, token_key: str | None) -> None:
     """Serve the registry until SIGTERM or Ctrl-C (then finish requests in flight and exit)."""
     from dockyard.registry.server import RegistryServer, ServerConfig, parse_addr
     from dockyard.registry.server.server import default_storage
@@ -71,7 +89,9 @@ def serve(addr: str, storage_dir: str | None, htpasswd: str | None, token_policy
         proxy_remote=proxy_remote, proxy_username=proxy_username, proxy_password=proxy_password,
         proxy_tag_ttl=proxy_ttl, delete_enabled=not no_delete, read_only=read_only,
         cross_mount=not no_cross_mount, auto_mount=not no_auto_mount,
-        gc_interval=gc_interval, gc_grace=gc_grace, upload_ttl=upload_ttl, access_log=access_log)
+        gc_interval=gc_interval, gc_grace=gc_grace, upload_ttl=upload_ttl, access_log=access_log,
+        s3_config=s3_config, s3_endpoint=s3_endpoint, s3_region=s3_region, s3_access_key=s3_access_key,
+        s3_secret_key=s3_secret_key, redirect=redirect, token_key=token_key)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
     logger = logging.getLogger("dockyard.registry")
@@ -82,20 +102,35 @@ def serve(addr: str, storage_dir: str | None, htpasswd: str | None, token_policy
 
 
 @registry.command("gc")
-@click.option("--storage", "storage_dir", default=None, metavar="DIR",
-              help="Storage directory (default $DOCKYARD_REGISTRY_STORAGE or /var/lib/dockyard-registry).")
+@click.option("--storage", "storage_dir", default=None, metavar="DIR|s3://BUCKET/PREFIX",
+              help="Storage directory or S3 bucket (default $DOCKYARD_REGISTRY_STORAGE or "
+                   "/var/lib/dockyard-registry).")
+@click.option("--s3-config", type=click.Path(dir_okay=False), default=None,
+              help="S3 settings file, as for serve (else the AWS_* variables).")
 @click.option("--dry-run", "-n", is_flag=True, help="Only report what would be deleted.")
 @click.option("--grace", default=3600.0, show_default=True, metavar="SECONDS",
               help="Keep blobs written or referenced less than SECONDS ago (protects pushes in flight).")
 @click.option("--upload-ttl", default=86400.0, show_default=True, metavar="SECONDS",
               help="Delete upload sessions older than SECONDS.")
-def gc(storage_dir: str | None, dry_run: bool, grace: float, upload_ttl: float) -> None:
+def gc(storage_dir: str | None, s3_config: str | None, dry_run: bool, grace: float,
+       upload_ttl: float) -> None:
     """Delete blobs no manifest references (safe while the registry is serving)."""
-    from dockyard.registry.server import FilesystemStorage, collect
-    from dockyard.registry.server.server import default_storage
+    import os
 
-    path = storage_dir or default_storage()
-    report = collect(FilesystemStorage(path), grace=grace, upload_ttl=upload_ttl, dry_run=dry_run)
+    from dockyard.errors import StoreError
+    from dockyard.registry.server import collect
+    from dockyard.registry.server.server import default_storage, open_storage
+
+    storage = open_storage(storage_dir or default_storage(), s3_config=s3_config)
+    lease, release = getattr(storage, "lease", None), getattr(storage, "release", None)
+    holder = f"gc-cli:{os.uname().nodename}:{os.getpid()}"
+    if lease is not None and not lease(holder, 3600):
+        raise StoreError("another replica is collecting garbage in this bucket now (its lease holds)")
+    try:
+        report = collect(storage, grace=grace, upload_ttl=upload_ttl, dry_run=dry_run)
+    finally:
+        if release is not None:
+            release(holder)
     verb = "would delete" if dry_run else "deleted"
     for digest in report.deleted_blobs:
         click.echo(f"{verb} blob {digest}")

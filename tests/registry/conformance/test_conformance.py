@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import re
 import signal
 import subprocess
@@ -22,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from dockyard.registry.server import RegistryServer
+from tests.registry import s3kit
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -51,11 +53,12 @@ def _run_c(url: str) -> list[replay.Result]:
 
 
 @contextlib.contextmanager
-def serve(storage: Path, *flags: str) -> Iterator[str]:
+def serve(storage: Path | str, *flags: str) -> Iterator[str]:
     """``dockyard registry serve`` as a user runs it, on a free loopback port; yields its URL."""
+    env = {**os.environ, **s3kit.ENV} if str(storage).startswith("s3://") else None
     proc = subprocess.Popen([sys.executable, "-m", "dockyard", "registry", "serve", "--addr", "127.0.0.1:0",
                              "--storage", str(storage), "--no-access-log", *flags],
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, env=env)
     try:
         assert proc.stderr is not None
         line = proc.stderr.readline()
@@ -68,13 +71,17 @@ def serve(storage: Path, *flags: str) -> Iterator[str]:
 
 
 @pytest.mark.slow
-def test_all_79_checks_pass(tmp_path: Path) -> None:
-    with serve(tmp_path / "a") as a:
+@pytest.mark.parametrize("driver", ["filesystem", pytest.param("s3", marks=pytest.mark.seaweedfs)])
+def test_all_79_checks_pass(tmp_path: Path, driver: str) -> None:
+    def storage(label: str) -> Path | str:
+        return s3kit.s3_url(f"conformance-{label}") if driver == "s3" else tmp_path / label
+
+    with serve(storage("a")) as a:
         results_a = _run_a(a)
-    with serve(tmp_path / "b", "--no-auto-mount") as b:
+    with serve(storage("b"), "--no-auto-mount") as b:
         results_b = _run_b(b)
         results_c = _run_c(b)
-    with serve(tmp_path / "d", "--no-cross-mount") as d:
+    with serve(storage("d"), "--no-cross-mount") as d:
         # Mount refused: the spec's fallback to an upload session (202), check 044.
         results_c += replay.Replay(d, name="conformance/d", env={"OCI_TEST_PUSH": "1"}).run()
     failed = [f"{r.id} {r.name}: {r.reason}" for r in results_a + results_b + results_c

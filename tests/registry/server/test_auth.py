@@ -212,3 +212,37 @@ def test_tokens_for_another_service_or_issuer_or_without_expiry_are_refused(
                               ).status_code for what, token in tokens.items()}
     assert status == {"ours": 404, "aud": 401, "iss": 401, "no exp": 401, "nbf ahead": 401,
                       "other key": 401}
+
+
+def test_replicas_with_one_token_key_accept_each_others_tokens(tmp_path: Path) -> None:
+    htpasswd = write_htpasswd(tmp_path / "htpasswd", {"alice": "a-pass"})
+    (tmp_path / "policy.json").write_text(json.dumps({"rules": [
+        {"account": "alice", "repository": "*", "actions": ["*"]}]}))
+    key = ec.generate_private_key(ec.SECP256R1())
+    (tmp_path / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                                         serialization.PrivateFormat.PKCS8,
+                                                         serialization.NoEncryption()))
+    common = {"storage": tmp_path / "s", "htpasswd": str(htpasswd),
+              "token_policy": str(tmp_path / "policy.json")}
+    with RegistryServer(**common, token_key=str(tmp_path / "key.pem")) as a, \
+            RegistryServer(**common, token_key=str(tmp_path / "key.pem")) as b, \
+            RegistryServer(**common) as other:
+        token = _token(a.url, "repository:team/app:pull", ("alice", "a-pass"))
+        bearer = {"Authorization": f"Bearer {token}"}
+        assert httpx.get(f"{b.url}/v2/team/app/tags/list", headers=bearer).status_code == 404  # accepted
+        assert httpx.get(f"{other.url}/v2/team/app/tags/list", headers=bearer).status_code == 401
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (b"not a key", "not an unencrypted PEM private key"),
+    (None, "EC P-256"),
+])
+def test_a_bad_token_key_is_a_clear_error(tmp_path: Path, content: bytes | None, message: str) -> None:
+    if content is None:
+        content = ec.generate_private_key(ec.SECP384R1()).private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    (tmp_path / "key.pem").write_bytes(content)
+    (tmp_path / "policy.json").write_text("{}")
+    with pytest.raises(InvalidArgument, match=message):
+        RegistryServer(storage=tmp_path / "s", token_policy=str(tmp_path / "policy.json"),
+                       token_key=str(tmp_path / "key.pem"))

@@ -16,7 +16,11 @@ Bearer tokens from ``<url>/token``), ``tls_cert``/``tls_key``, ``proxy_remote`` 
 is for expiry and grace periods; tests move it on instead of sleeping). Inside a running asyncio loop
 use ``await server.async_start()`` / ``await server.async_stop()`` instead of ``start()``.
 
-Modules: ``storage`` (the ``Storage`` protocol, ``FilesystemStorage``), ``app`` (the HTTP API),
+Storage is a directory, or ``storage="s3://bucket/prefix"`` (``s3storage``, settings from ``s3config``;
+several servers may share one bucket).
+
+Modules: ``storage`` (the ``Storage`` protocol, ``FilesystemStorage``), ``s3storage`` and ``s3config``
+(the S3 driver), ``relay`` (blob bytes streamed from the object store), ``app`` (the HTTP API),
 ``uploads`` (session locks and running hashes), ``iopool`` (the worker threads all file I/O runs on),
 ``auth`` (htpasswd, token issuer, policy), ``gc`` (mark and sweep), ``proxy`` (pull-through cache),
 ``server`` (lifecycle).

@@ -10,7 +10,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from aiohttp import web
 
@@ -20,6 +20,7 @@ from dockyard.oci.digest import Hasher, InvalidDigest, validate
 from .apierrors import ApiError
 from .auth import Access, Authorizer
 from .iopool import IoPool
+from .relay import Relay
 from .storage import Storage, canonical_upload_id
 from .uploads import Uploads
 
@@ -41,6 +42,8 @@ _ROUTES = [
 ]
 _KNOWN_MANIFESTS = mt.MANIFESTS | mt.INDEXES
 API_HEADER = {"Docker-Distribution-API-Version": "registry/2.0"}
+P = ParamSpec("P")
+T = TypeVar("T")
 Handler = Callable[[web.Request, dict[str, str]], Awaitable[web.StreamResponse]]
 
 
@@ -52,6 +55,7 @@ class Settings:
     read_only: bool = False
     auto_mount: bool = True
     cross_mount: bool = True
+    redirect: bool = False
 
 
 def check_name(name: str) -> str:
@@ -106,7 +110,10 @@ class Registry:
         self.auth = authorizer or Authorizer()
         self.upstream = upstream  # a proxy.Upstream when serving as a pull-through mirror
         self.io = IoPool(io_workers)  # file I/O runs here, never on the event loop
-        self.uploads = Uploads(storage, self.io)
+        # Local files answer in microseconds: called inline. An object store's round trips go to the pool.
+        self._inline = not getattr(storage, "remote", False)
+        self.uploads = Uploads(storage, self.io, self.call)
+        self.relay = Relay()  # blob bytes from an object store
         self.inflight = 0  # requests being handled; graceful shutdown waits for 0
         self._dispatch: dict[tuple[str, str], Handler] = {
             ("uploads", "POST"): self.upload_start,
@@ -126,6 +133,18 @@ class Registry:
         }
 
     # -- plumbing --------------------------------------------------------------------------------
+
+    async def _all(self, calls: list[Awaitable[T]]) -> list[T]:
+        """Storage calls at once against an object store (each is a round trip); in order on local disk."""
+        if self._inline:
+            return [await c for c in calls]
+        return list(await asyncio.gather(*calls))
+
+    async def call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """A storage call: inline for a local driver, on the worker pool for a remote one."""
+        if self._inline:
+            return fn(*args, **kwargs)
+        return await self.io.run(fn, *args, **kwargs)
 
     def authorize(self, request: web.Request, needed: list[Access]) -> str | None:
         base_url = f"{request.scheme}://{request.host}"
@@ -187,22 +206,23 @@ class Registry:
 
     async def catalog(self, request: web.Request) -> web.StreamResponse:
         self.authorize(request, [Access("registry", "catalog", frozenset({"*"}))])
-        repos, headers = self._page(request, self.storage.repositories(), "/v2/_catalog")
+        repos, headers = self._page(request, await self.call(self.storage.repositories), "/v2/_catalog")
         return web.json_response({"repositories": repos}, headers={**API_HEADER, **headers})
 
     async def tags_list(self, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
         name = p["name"]
         self._need(request, name, "pull")
-        if not self.storage.repo_exists(name):
+        if not await self.call(self.storage.repo_exists, name):
             raise ApiError(404, "NAME_UNKNOWN", detail={"name": name})
-        tags, headers = self._page(request, sorted(self.storage.tags(name)), f"/v2/{name}/tags/list")
+        tags = sorted(await self.call(self.storage.tags, name))
+        tags, headers = self._page(request, tags, f"/v2/{name}/tags/list")
         return web.json_response({"name": name, "tags": tags}, headers={**API_HEADER, **headers})
 
     async def referrers_list(self, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
         name = p["name"]
         self._need(request, name, "pull")
         subject = check_digest(p["digest"])
-        manifests = self.storage.referrers(name, subject)
+        manifests = await self.call(self.storage.referrers, name, subject)
         headers = dict(API_HEADER)
         wanted = request.query.get("artifactType")
         if wanted:
@@ -217,25 +237,55 @@ class Registry:
         name = p["name"]
         self._need(request, name, "pull")
         digest = check_digest(p["digest"])
+        if not self._inline:
+            return await self._remote_blob_get(request, name, digest)
         info = self.storage.blob_stat(digest) if self.storage.is_linked(name, digest) else None
         if info is None and self.upstream is not None:
             response: web.StreamResponse = await self.upstream.serve_blob(self, request, name, digest)
             return response
         if info is None:
             raise ApiError(404, "BLOB_UNKNOWN", detail={"digest": digest})
-        headers = {**API_HEADER, "Docker-Content-Digest": digest, "Accept-Ranges": "bytes",
-                   "ETag": f'"{digest}"', "Cache-Control": "max-age=31536000",
-                   "Content-Type": "application/octet-stream"}
+        headers = self._blob_headers(request, digest, info.size)
+        if info.path is not None:
+            # FileResponse uses sendfile(2) and implements Range (206) and unsatisfiable ranges (416).
+            return web.FileResponse(info.path, chunk_size=1 << 20, headers=headers)
+        return await self._stream_blob(request, digest, info.size, headers)
+
+    @staticmethod
+    def _blob_headers(request: web.Request, digest: str, size: int) -> dict[str, str]:
         if _ZERO_SUFFIX_RANGE.fullmatch(request.headers.get("Range", "")):
             # "The last 0 bytes" selects nothing, so the range is unsatisfiable (RFC 9110); aiohttp would
             # answer with the whole blob.
             raise ApiError(416, "RANGE_INVALID", "range not satisfiable",
-                           headers={"Content-Range": f"bytes */{info.size}"})
-        if info.path is not None:
-            # FileResponse uses sendfile(2) and implements Range (206) and unsatisfiable ranges (416).
-            return web.FileResponse(info.path, chunk_size=1 << 20, headers=headers)
+                           headers={"Content-Range": f"bytes */{size}"})
+        return {**API_HEADER, "Docker-Content-Digest": digest, "Accept-Ranges": "bytes",
+                "ETag": f'"{digest}"', "Cache-Control": "max-age=31536000",
+                "Content-Type": "application/octet-stream"}
+
+    async def _remote_blob_get(self, request: web.Request, name: str, digest: str) -> web.StreamResponse:
+        """A blob in an object store: the link and the size asked at once, the bytes relayed or redirected."""
+        linked, size = await asyncio.gather(self.call(self.storage.is_linked, name, digest),
+                                            self.call(self.storage.blob_size, digest))
+        if not linked or size is None:
+            if self.upstream is not None:
+                response: web.StreamResponse = await self.upstream.serve_blob(self, request, name, digest)
+                return response
+            raise ApiError(404, "BLOB_UNKNOWN", detail={"digest": digest})
+        headers = self._blob_headers(request, digest, size)
+        blob_url = getattr(self.storage, "blob_url", None)
+        if request.method == "HEAD" or blob_url is None:
+            return await self._stream_blob(request, digest, size, headers)
+        url = blob_url(digest)  # signing is local: no round trip
+        if self.settings.redirect:
+            # As distribution's "redirect": the client fetches the bytes from the object store itself.
+            return web.Response(status=307, headers={**API_HEADER, "Location": url,
+                                                     "Docker-Content-Digest": digest})
+        return await self.relay.serve(request, url, headers)
+
+    async def _stream_blob(self, request: web.Request, digest: str, size: int,
+                           headers: dict[str, str]) -> web.StreamResponse:
         resp = web.StreamResponse(headers=headers)
-        resp.content_length = info.size
+        resp.content_length = size
         await resp.prepare(request)
         if request.method == "GET":
             f = await self.io.run(self.storage.blob_open, digest)
@@ -253,7 +303,7 @@ class Registry:
         digest = check_digest(p["digest"])
         if not self.settings.delete_enabled:
             raise ApiError(405, "UNSUPPORTED", "deletion is disabled on this registry")
-        if not self.storage.unlink_blob(name, digest):
+        if not await self.call(self.storage.unlink_blob, name, digest):
             raise ApiError(404, "BLOB_UNKNOWN", detail={"digest": digest})
         # The bytes stay until garbage collection finds nothing else needs them.
         return web.Response(status=202, headers={**API_HEADER, "Docker-Content-Digest": digest})
@@ -275,24 +325,25 @@ class Registry:
         mount, source = request.query.get("mount"), request.query.get("from")
         if mount and source and self.settings.cross_mount:
             check_digest(mount)
-            if NAME_RE.fullmatch(source) and self.storage.is_linked(source, mount) \
-                    and self.storage.blob_stat(mount) is not None and self._may_pull(request, source):
-                self.storage.link_blob(name, mount)
-                self.storage.blob_touch(mount)
+            if NAME_RE.fullmatch(source) and self._may_pull(request, source) \
+                    and await self.call(self.storage.is_linked, source, mount) \
+                    and await self.call(self.storage.blob_size, mount) is not None:
+                await self.call(self.storage.link_blob, name, mount)
+                await self.call(self.storage.blob_touch, mount)
                 return self._blob_created(name, mount)
             # Not mountable: fall back to an ordinary session, as the spec asks (202).
         elif mount and self.settings.auto_mount and self.settings.cross_mount and not self.auth.enabled:
             # Without "from", mount any blob the registry has: only when every repository is readable
             # by everyone anyway, so this cannot leak content across access boundaries.
             check_digest(mount)
-            if self.storage.blob_stat(mount) is not None:
-                self.storage.link_blob(name, mount)
-                self.storage.blob_touch(mount)
+            if await self.call(self.storage.blob_size, mount) is not None:
+                await self.call(self.storage.link_blob, name, mount)
+                await self.call(self.storage.blob_touch, mount)
                 return self._blob_created(name, mount)
         digest = request.query.get("digest")
         if digest is not None:
             check_digest(digest)  # before the session exists: a refused digest leaves nothing behind
-        info = self.storage.upload_create(name)
+        info = await self.call(self.storage.upload_create, name)
         if digest is not None:
             try:
                 await self.uploads.receive(request, info.id, 0)
@@ -310,8 +361,8 @@ class Registry:
             return False
         return True
 
-    def _session(self, name: str, upload_id: str) -> int:
-        info = self.storage.upload_stat(upload_id)
+    async def _session(self, name: str, upload_id: str) -> int:
+        info = await self.call(self.storage.upload_stat, upload_id)
         if info is None or info.repo != name:
             raise ApiError(404, "BLOB_UPLOAD_UNKNOWN", detail={"uuid": upload_id[:100]})
         return info.size
@@ -341,7 +392,7 @@ class Registry:
         self._need(request, name, "push")
         self._writable()
         async with self.uploads.locked(upload_id):
-            size = self._session(name, upload_id)
+            size = await self._session(name, upload_id)
             expected = self._check_range(request, size, name, upload_id)
             size = await self.uploads.receive(request, upload_id, size, expected)
         return web.Response(status=202, headers={**self._upload_headers(name, upload_id, size),
@@ -356,7 +407,7 @@ class Registry:
             raise ApiError(400, "DIGEST_INVALID", "the digest query parameter is required")
         check_digest(digest)
         async with self.uploads.locked(upload_id):
-            size = self._session(name, upload_id)
+            size = await self._session(name, upload_id)
             expected = self._check_range(request, size, name, upload_id)
             await self.uploads.receive(request, upload_id, size, expected)
             return await self._commit(name, upload_id, digest)
@@ -367,34 +418,48 @@ class Registry:
             await self.uploads.drop(upload_id)
             raise ApiError(400, "DIGEST_INVALID", detail={"expected": digest, "actual": actual})
         await self.io.run(self.storage.upload_commit, upload_id, digest)
-        self.storage.link_blob(name, digest)
+        await self.call(self.storage.link_blob, name, digest)
         return self._blob_created(name, digest)
 
     async def upload_status(self, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
         name, upload_id = p["name"], p["id"]
         self._need(request, name, "push")
-        size = self._session(name, upload_id)
+        size = await self._session(name, upload_id)
         return web.Response(status=204, headers=self._upload_headers(name, upload_id, size))
 
     async def upload_cancel(self, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
         name, upload_id = p["name"], p["id"]
         self._need(request, name, "push")
         async with self.uploads.locked(upload_id):
-            self._session(name, upload_id)
+            await self._session(name, upload_id)
             await self.uploads.drop(upload_id)
         return web.Response(status=204, headers=API_HEADER)
 
     # -- manifests -------------------------------------------------------------------------------
 
-    def resolve(self, name: str, ref: str) -> str | None:
+    async def resolve(self, name: str, ref: str) -> str | None:
         """The digest a tag or digest reference names in the repository, if it is there."""
         if ":" in ref:
             check_digest(ref)
-            return ref if self.storage.manifest_media_type(name, ref) is not None else None
+            return ref if await self.call(self.storage.manifest_media_type, name, ref) is not None else None
         if not TAG_RE.fullmatch(ref):
             raise ApiError(404 if ref.startswith(".") else 400, "MANIFEST_UNKNOWN" if ref.startswith(".")
                            else "TAG_INVALID", detail={"tag": ref[:200]})
-        return self.storage.tag_get(name, ref)
+        return await self.call(self.storage.tag_get, name, ref)
+
+    async def _lookup(self, name: str, ref: str) -> tuple[str, str] | None:
+        """(digest, media type) of a manifest by tag or digest, if the repository has it."""
+        tag_resolve = getattr(self.storage, "tag_resolve", None)
+        if tag_resolve is not None and ":" not in ref and TAG_RE.fullmatch(ref):
+            # An object store keeps the media type with the tag: one round trip instead of two.
+            hit = await self.call(tag_resolve, name, ref)
+            if hit is None:
+                return None
+            if hit[1] is not None:
+                return str(hit[0]), str(hit[1])
+        digest = await self.resolve(name, ref)
+        media_type = await self.call(self.storage.manifest_media_type, name, digest) if digest else None
+        return (digest, media_type) if digest and media_type is not None else None
 
     async def manifest_get(self, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
         name, ref = p["name"], p["ref"]
@@ -402,9 +467,7 @@ class Registry:
         if self.upstream is not None:
             found = await self.upstream.manifest(self, name, ref)
         else:
-            digest = self.resolve(name, ref)
-            media_type = self.storage.manifest_media_type(name, digest) if digest else None
-            found = (digest, media_type) if digest and media_type is not None else None
+            found = await self._lookup(name, ref)
         if found is None:
             raise ApiError(404, "MANIFEST_UNKNOWN", detail={"name": name, "reference": ref[:200]})
         digest, media_type = found
@@ -481,16 +544,19 @@ class Registry:
                                f"{manifest.get('schemaVersion')!r})")
         self._validate_shape(manifest, media_type)
         if verify_blobs:
-            self._verify_references(name, manifest, media_type)
-        await self.io.run(self.storage.blob_put, digest, body)
-        self.storage.link_blob(name, digest)
-        self.storage.manifest_link(name, digest, media_type)
+            await self._verify_references(name, manifest, media_type)
+        # The manifest, its links and its referrer entry at once; the tag only after all of them, so a
+        # tag another replica can read always names a complete manifest.
+        writes: list[Awaitable[None]] = [self.io.run(self.storage.blob_put, digest, body),
+                  self.call(self.storage.link_blob, name, digest),
+                  self.call(self.storage.manifest_link, name, digest, media_type)]
         subject = manifest.get("subject")
         if isinstance(subject, dict) and isinstance(subject.get("digest"), str):
-            self.storage.referrer_add(name, subject["digest"],
-                                      _descriptor_of(manifest, digest, len(body), media_type))
+            writes.append(self.call(self.storage.referrer_add, name, subject["digest"],
+                                    _descriptor_of(manifest, digest, len(body), media_type)))
+        await self._all(writes)
         if ":" not in ref:
-            self.storage.tag_set(name, ref, digest)
+            await self.call(self.storage.tag_set, name, ref, digest)
         return digest
 
     @staticmethod
@@ -522,22 +588,29 @@ class Registry:
         if "subject" in manifest:
             descriptor(manifest["subject"], "subject")
 
-    def _verify_references(self, name: str, manifest: dict[str, Any], media_type: str) -> None:
-        missing = []
+    async def _verify_references(self, name: str, manifest: dict[str, Any], media_type: str) -> None:
+        async def child_missing(digest: str) -> bool:
+            return await self.call(self.storage.manifest_media_type, name, digest) is None
+
+        async def blob_missing(digest: str) -> bool:
+            linked, size = await asyncio.gather(self.call(self.storage.is_linked, name, digest),
+                                                self.call(self.storage.blob_size, digest))
+            if not linked or size is None:
+                return True
+            # Restart the GC grace period of what this fresh manifest now holds on to.
+            await self.call(self.storage.blob_touch, digest)
+            return False
+
         if media_type in mt.INDEXES:
-            for item in manifest["manifests"]:
-                if self.storage.manifest_media_type(name, item["digest"]) is None:
-                    missing.append(item["digest"])
+            digests = [item["digest"] for item in manifest["manifests"]]
+            check = child_missing
         else:
-            for item in [manifest["config"], *manifest["layers"]]:
-                if item.get("urls"):
-                    continue  # foreign layers live elsewhere
-                if self.storage.is_linked(name, item["digest"]) and \
-                        self.storage.blob_stat(item["digest"]) is not None:
-                    # Restart the GC grace period of what this fresh manifest now holds on to.
-                    self.storage.blob_touch(item["digest"])
-                else:
-                    missing.append(item["digest"])
+            # Foreign layers (with urls) live elsewhere.
+            digests = [item["digest"] for item in [manifest["config"], *manifest["layers"]]
+                       if not item.get("urls")]
+            check = blob_missing
+        gone = await self._all([check(d) for d in dict.fromkeys(digests)])
+        missing = [d for d, is_gone in zip(dict.fromkeys(digests), gone, strict=True) if is_gone]
         if missing:
             raise ApiError(400, "MANIFEST_BLOB_UNKNOWN", detail={"digests": missing[:20]})
 
@@ -550,20 +623,20 @@ class Registry:
         if ":" not in ref:
             if not TAG_RE.fullmatch(ref):
                 raise ApiError(400, "TAG_INVALID", detail={"tag": ref[:200]})
-            if not self.storage.tag_delete(name, ref):
+            if not await self.call(self.storage.tag_delete, name, ref):
                 raise ApiError(404, "MANIFEST_UNKNOWN", detail={"name": name, "reference": ref})
             return web.Response(status=202, headers=API_HEADER)
         digest = check_digest(ref)
-        if self.storage.manifest_media_type(name, digest) is None:
+        if await self.call(self.storage.manifest_media_type, name, digest) is None:
             raise ApiError(404, "MANIFEST_UNKNOWN", detail={"name": name, "reference": ref})
         with contextlib.suppress(FileNotFoundError):
             subject = self._subject_of(await self.io.run(self.storage.blob_read, digest))
             if subject:
-                self.storage.referrer_remove(name, subject, digest)
-        for tag, target in self.storage.tags(name).items():
+                await self.call(self.storage.referrer_remove, name, subject, digest)
+        for tag, target in (await self.call(self.storage.tags, name)).items():
             if target == digest:
-                self.storage.tag_delete(name, tag)
-        self.storage.manifest_unlink(name, digest)
+                await self.call(self.storage.tag_delete, name, tag)
+        await self.call(self.storage.manifest_unlink, name, digest)
         return web.Response(status=202, headers=API_HEADER)
 
 

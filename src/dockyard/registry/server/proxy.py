@@ -110,12 +110,12 @@ class Upstream:
             body = await resp.content.read(4 * 1024 * 1024 + 1)
             content_type = resp.headers.get("Content-Type", "").split(";")[0].strip()
         digest = await registry.store_manifest(name, ref, body, content_type, verify_blobs=False)
-        media_type = registry.storage.manifest_media_type(name, digest) or content_type
+        media_type = await registry.call(registry.storage.manifest_media_type, name, digest) or content_type
         return digest, media_type
 
     async def manifest(self, registry: Registry, name: str, ref: str) -> tuple[str, str] | None:
-        local = registry.resolve(name, ref)
-        media_type = registry.storage.manifest_media_type(name, local) if local else None
+        local = await registry.resolve(name, ref)
+        media_type = await registry.call(registry.storage.manifest_media_type, name, local) if local else None
         if local and media_type is not None:
             fresh = self.clock() - self._tag_checked.get((name, ref), float("-inf")) < self.tag_ttl
             if ":" in ref or fresh:
@@ -171,7 +171,7 @@ class Upstream:
             finally:
                 if ok:
                     await io.run(storage.upload_commit, session.id, digest)
-                    storage.link_blob(name, digest)
+                    await registry.call(storage.link_blob, name, digest)
                 else:
                     with contextlib.suppress(OSError):
                         await io.run(storage.upload_delete, session.id)

@@ -17,12 +17,16 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from aiohttp import web
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from dockyard.errors import InvalidArgument, StoreError
 
+from . import s3config
 from .app import ACCESS_LOG_FORMAT, Registry, Settings, make_app
 from .auth import Authorizer, Htpasswd, Policy, TokenIssuer
 from .gc import GcReport, collect, expire_uploads
+from .s3config import is_s3_url
 from .storage import FilesystemStorage, Storage
 
 T = TypeVar("T")
@@ -41,6 +45,7 @@ class ServerConfig:
     token_policy: str | None = None
     token_service: str = "dockyard-registry"
     token_realm: str = ""  # default: <scheme>://<Host the client used>/token
+    token_key: str | None = None  # PEM EC P-256 key: replicas sharing it accept each other's tokens
     tls_cert: str | None = None
     tls_key: str | None = None
     proxy_remote: str | None = None
@@ -57,9 +62,43 @@ class ServerConfig:
     janitor_interval: float = 600  # how often abandoned uploads are looked for
     access_log: bool = False
     shutdown_timeout: float = 10  # how long SIGTERM waits for requests in flight
+    # S3 storage (``storage="s3://bucket/prefix"``): a flag given here wins over s3_config (a TOML
+    # file), which wins over the AWS_* variables; redirect sends blob GETs to pre-signed URLs.
+    s3_config: str | None = None
+    s3_endpoint: str | None = None
+    s3_region: str | None = None
+    s3_access_key: str | None = None
+    s3_secret_key: str | None = None
+    redirect: bool | None = None
     # What "now" is for blob and session times, GC grace, upload expiry and the mirror's tag TTL
     # (default: time.time; the tag TTL uses time.monotonic). Tests pass a clock they move on.
     clock: Callable[[], float] | None = None
+
+
+def open_storage(storage: str | os.PathLike[str], clock: Callable[[], float] = time.time,
+                 s3_config: str | None = None, **s3_flags: Any) -> Storage:
+    """A directory, or ``s3://bucket/prefix`` (settings: ``s3_flags`` > ``s3_config`` > AWS_* variables)."""
+    if not is_s3_url(storage):
+        return FilesystemStorage(storage, clock)
+    try:
+        from .s3storage import S3Storage  # boto3 loads only when it is used
+    except ImportError as exc:
+        raise StoreError(f"--storage {storage}: the S3 driver needs boto3 ({exc}); "
+                         "install it with: pip install 'dockyard[s3]'") from exc
+    return S3Storage(s3config.resolve(str(storage), s3_config, **s3_flags), clock)
+
+
+def load_token_key(path: str) -> ec.EllipticCurvePrivateKey:
+    """The token signing key from a PEM file (``openssl ecparam -name prime256v1 -genkey -noout``)."""
+    try:
+        key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
+    except OSError as exc:
+        raise InvalidArgument(f"--token-key {path}: {exc.strerror or exc}") from exc
+    except (ValueError, TypeError) as exc:
+        raise InvalidArgument(f"--token-key {path}: not an unencrypted PEM private key ({exc})") from exc
+    if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
+        raise InvalidArgument(f"--token-key {path}: tokens are ES256: the key must be EC P-256")
+    return key
 
 
 def parse_addr(addr: str) -> tuple[str, int]:
@@ -83,7 +122,7 @@ class RegistryServer:
         if bool(self.config.tls_cert) != bool(self.config.tls_key):
             raise InvalidArgument("--tls-cert and --tls-key must be given together")
         self.clock = self.config.clock or time.time
-        self.storage: Storage = FilesystemStorage(self.config.storage, self.clock)
+        self.storage: Storage = self._open_storage()
         self.port = self.config.port
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
@@ -93,6 +132,12 @@ class RegistryServer:
         self._ssl = self._ssl_context()
         self._auth = self._authorizer()  # load htpasswd and policy now: bad files fail before binding
         self.registry: Registry | None = None
+
+    def _open_storage(self) -> Storage:
+        cfg = self.config
+        return open_storage(cfg.storage, self.clock, s3_config=cfg.s3_config, endpoint=cfg.s3_endpoint,
+                            region=cfg.s3_region, access_key=cfg.s3_access_key,
+                            secret_key=cfg.s3_secret_key, redirect=cfg.redirect)
 
     # -- addresses ---------------------------------------------------------------------------------
 
@@ -131,7 +176,8 @@ class RegistryServer:
         if not cfg.token_policy:
             return Authorizer(htpasswd)
         policy = Policy.load(cfg.token_policy)
-        return Authorizer(htpasswd, policy, TokenIssuer(cfg.token_service), realm=cfg.token_realm)
+        key = load_token_key(cfg.token_key) if cfg.token_key else None
+        return Authorizer(htpasswd, policy, TokenIssuer(cfg.token_service, key=key), realm=cfg.token_realm)
 
     # -- lifecycle on the caller's loop -----------------------------------------------------------
 
@@ -143,9 +189,12 @@ class RegistryServer:
 
             upstream = Upstream(cfg.proxy_remote, cfg.proxy_username, cfg.proxy_password, cfg.proxy_tag_ttl,
                                 clock=cfg.clock or time.monotonic)
+        remote = bool(getattr(self.storage, "remote", False))
+        redirect = bool(getattr(getattr(self.storage, "settings", None), "redirect", False))
         settings = Settings(delete_enabled=cfg.delete_enabled, read_only=cfg.read_only,
-                            auto_mount=cfg.auto_mount, cross_mount=cfg.cross_mount)
-        self.registry = Registry(self.storage, settings, self._auth, upstream)
+                            auto_mount=cfg.auto_mount, cross_mount=cfg.cross_mount, redirect=redirect)
+        # An object store is latency-bound: more calls in flight, not more CPU.
+        self.registry = Registry(self.storage, settings, self._auth, upstream, io_workers=32 if remote else 8)
         app = make_app(self.registry)
         if upstream is not None:
             app.on_cleanup.append(lambda _app: upstream.close())
@@ -172,10 +221,23 @@ class RegistryServer:
         log.info("registry listening on %s (storage %s)", self.url, cfg.storage)
 
     async def _gc_loop(self) -> None:
+        holder = f"{os.uname().nodename}:{os.getpid()}:{id(self):x}"
+        lease, release = getattr(self.storage, "lease", None), getattr(self.storage, "release", None)
         while True:
             await asyncio.sleep(self.config.gc_interval)
-            # Runs on the event loop: no request handler interleaves with the mark and the sweep.
-            report = self._collect()
+            if lease is None or release is None:
+                # Local disk, one process: on the event loop, no request handler interleaves with it.
+                report = self._collect()
+            else:
+                # Shared bucket: one replica at a time (the lease); the others keep serving, and the
+                # grace period protects what their pushes have written but not yet referenced.
+                assert self.registry is not None
+                if not await self.registry.io.run(lease, holder, self.config.gc_interval * 2 + 600):
+                    continue
+                try:
+                    report = await self.registry.io.run(self._collect)
+                finally:
+                    await self.registry.io.run(release, holder)
             log.info("gc: %d blobs deleted (%d bytes), %d uploads expired", len(report.deleted_blobs),
                      report.freed_bytes, len(report.deleted_uploads))
 
@@ -218,6 +280,7 @@ class RegistryServer:
             await self._runner.cleanup()
             self._runner = None
         if self.registry is not None:
+            await self.registry.relay.close()
             self.registry.io.close()
 
     async def serve_forever(self) -> None:

@@ -63,6 +63,7 @@ class Storage(Protocol):
 
     # Blobs: global and content-addressed.
     def blob_stat(self, digest: str) -> BlobInfo | None: ...
+    def blob_size(self, digest: str) -> int | None: ...
     def blob_read(self, digest: str) -> bytes: ...
     def blob_open(self, digest: str) -> BinaryIO: ...
     def blob_put(self, digest: str, data: bytes) -> None: ...
@@ -185,6 +186,10 @@ class FilesystemStorage:
         except FileNotFoundError:
             return None
         return BlobInfo(digest, st.st_size, st.st_mtime, path)
+
+    def blob_size(self, digest: str) -> int | None:
+        info = self.blob_stat(digest)
+        return None if info is None else info.size
 
     def blob_read(self, digest: str) -> bytes:
         return self._blob_path(digest).read_bytes()

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
-from typing import BinaryIO
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, BinaryIO
 
 from aiohttp import web
 
@@ -22,6 +22,7 @@ from .iopool import IoPool
 from .storage import Storage, UploadInfo
 
 CHUNK = 1 << 20
+Call = Callable[..., Awaitable[Any]]
 
 
 def write_and_hash(f: BinaryIO, hasher: Hasher, chunk: bytes) -> None:
@@ -34,22 +35,29 @@ def write_and_hash(f: BinaryIO, hasher: Hasher, chunk: bytes) -> None:
 class Uploads:
     """The open sessions' locks and running hashes, keyed by canonical session id."""
 
-    def __init__(self, storage: Storage, io: IoPool) -> None:
+    def __init__(self, storage: Storage, io: IoPool, call: Call | None = None) -> None:
         self.storage = storage
         self.io = io
+        self.call: Call = call or io.run  # how quick storage calls (stat) are made
         self._hashers: dict[str, tuple[Hasher, int]] = {}  # id -> (hash, data mtime_ns after it)
         # Requests on one session run one at a time (two PATCHes at once would interleave bytes).
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}  # id -> (lock, requests holding or waiting)
 
     @contextlib.asynccontextmanager
     async def locked(self, upload_id: str) -> AsyncIterator[None]:
-        lock = self._locks.setdefault(upload_id, asyncio.Lock())
+        lock, users = self._locks.get(upload_id, (asyncio.Lock(), 0))
+        self._locks[upload_id] = (lock, users + 1)
         try:
             async with lock:
                 yield
         finally:
-            if self.storage.upload_stat(upload_id) is None:  # the session ended: nothing to guard
+            # Nobody inside or waiting: the lock goes (a later request makes a new one), so the table
+            # never grows with sessions, and no storage call is needed to tell the session ended.
+            lock, users = self._locks.get(upload_id, (lock, 1))
+            if users <= 1:
                 self._locks.pop(upload_id, None)
+            else:
+                self._locks[upload_id] = (lock, users - 1)
 
     def forget(self, upload_ids: list[str]) -> None:
         """Drop what is cached about sessions removed from storage behind our back (expiry)."""
@@ -87,7 +95,7 @@ class Uploads:
         """Append the request body to the session (which must hold ``size`` bytes); returns the new size.
 
         On any failure the session is cut back to ``size`` bytes."""
-        info = self.storage.upload_stat(upload_id)
+        info = await self.call(self.storage.upload_stat, upload_id)
         if info is None or info.size != size:
             raise ApiError(404, "BLOB_UPLOAD_UNKNOWN", detail={"uuid": upload_id})
         hasher = await self._hasher(info)
@@ -109,14 +117,14 @@ class Uploads:
             with contextlib.suppress(OSError):
                 await self.io.run(self.storage.upload_truncate, upload_id, size)
             raise
-        after = self.storage.upload_stat(upload_id)
+        after = await self.call(self.storage.upload_stat, upload_id)
         if after is not None and after.size == hasher.size:
             self._hashers[upload_id] = (hasher, after.mtime_ns)
         return size + received
 
     async def digest(self, upload_id: str, algorithm: str) -> str:
         """The digest of the session's bytes: from the running hash, or read from disk when stale."""
-        info = self.storage.upload_stat(upload_id)
+        info = await self.call(self.storage.upload_stat, upload_id)
         if info is None:
             raise ApiError(404, "BLOB_UPLOAD_UNKNOWN", detail={"uuid": upload_id})
         return str((await self._hasher(info, algorithm)).digest())

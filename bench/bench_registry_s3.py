@@ -1,0 +1,288 @@
+"""Benchmark ``dockyard registry serve`` against distribution 2.8 on the filesystem and on S3 (SeaweedFS).
+
+Same load generator, same run, loopback only. For each storage, both registries are started here on
+free ports (distribution from Debian's /usr/bin/docker-registry with its own S3 driver, pointed at the
+same SeaweedFS, its redirects off like ours), and measured interleaved:
+  - blob push: 8 concurrent pushes of distinct 32 MB blobs (POST, one PATCH, PUT) -> MB/s,
+  - blob pull: 8 concurrent pulls of one 64 MB blob -> MB/s,
+  - manifest GET by tag (32 connections) and PUT of distinct manifests (16) -> requests/s.
+On S3, dockyard runs once with 1 replica and once with 3 replicas on one bucket (the client spreads
+requests round-robin, as a load balancer would). Prints each number and the ratio to distribution.
+
+    .venv/bin/python bench/bench_registry_s3.py [--seconds 3] [--runs 1] [--only fs|s3]
+
+Needs SeaweedFS up (scripts/peers/start-seaweedfs.sh) and boto3 (pip install -e '.[s3]').
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hashlib
+import itertools
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+
+import aiohttp
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+REPO = f"bench/r{os.getpid()}"
+S3 = os.environ.get("SEAWEEDFS_S3", "http://127.0.0.1:18333")
+KEYS = {"AWS_ENDPOINT_URL": S3, "AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench-secret"}
+PUSH_SIZE, PULL_SIZE, PARALLEL = 32 << 20, 64 << 20, 8
+
+
+def sha(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+            return
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"registry on :{port} did not start:\n{log.read_text()[-2000:]}")
+        time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def processes(cmds: list[Callable[[int], list[str]]], tmp: Path, env: dict[str, str]) -> Iterator[list[str]]:
+    """Start each command (a registry on the port it is given), yield their URLs, stop them."""
+    procs = []
+    urls = []
+    try:
+        for cmd in cmds:
+            port = free_port()
+            log = tmp / f"{uuid.uuid4().hex}.log"
+            argv = cmd(port)
+            with open(log, "wb") as f:
+                proc = subprocess.Popen(argv, stdout=f, stderr=f, env={**os.environ, **env})
+            procs.append(proc)
+            wait_port(port, proc, log)
+            urls.append(f"http://127.0.0.1:{port}")
+        yield urls
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            proc.wait(30)
+
+
+def dockyard(storage: str) -> Callable[[int], list[str]]:
+    return lambda port: [sys.executable, "-m", "dockyard", "registry", "serve", "--addr", f"127.0.0.1:{port}",
+                         "--storage", storage, "--no-access-log"]
+
+
+def distribution(tmp: Path, storage_yaml: str) -> Callable[[int], list[str]]:
+    def argv(port: int) -> list[str]:
+        cfg = tmp / f"dist-{port}.yml"
+        cfg.write_text(f"version: 0.1\nlog:\n  level: error\nstorage:\n{storage_yaml}"
+                       "  delete:\n    enabled: true\n  cache:\n    blobdescriptor: inmemory\n"
+                       "  redirect:\n    disable: true\n"
+                       f"http:\n  addr: \"127.0.0.1:{port}\"\n  secret: bench\n")
+        # No REGISTRY_* from our environment (distribution reads them as config overrides), and no AWS_*
+        # (its SDK would take, say, an AWS_CA_BUNDLE meant for HTTPS endpoints and refuse to start).
+        return ["env", *[f"--unset={k}" for k in os.environ if k.startswith(("REGISTRY_", "AWS_"))],
+                "/usr/bin/docker-registry", "serve", str(cfg)]
+
+    return argv
+
+
+def ensure_bucket(bucket: str) -> None:
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=S3, region_name="us-east-1",
+                          aws_access_key_id=KEYS["AWS_ACCESS_KEY_ID"],
+                          aws_secret_access_key=KEYS["AWS_SECRET_ACCESS_KEY"])
+    exists = (client.exceptions.BucketAlreadyOwnedByYou, client.exceptions.BucketAlreadyExists)
+    with contextlib.suppress(*exists):
+        client.create_bucket(Bucket=bucket)
+
+
+class RoundRobin:
+    def __init__(self, urls: list[str]) -> None:
+        self._next = itertools.cycle(urls)
+
+    def __call__(self) -> str:
+        return next(self._next)
+
+
+async def push_blob(s: aiohttp.ClientSession, base: str, data: bytes) -> str:
+    digest = sha(data)
+    async with s.post(f"{base}/v2/{REPO}/blobs/uploads/") as r:
+        assert r.status == 202, await r.text()
+        loc = r.headers["Location"]
+    loc = loc if loc.startswith("http") else base + loc
+    async with s.patch(loc, data=data, headers={"Content-Type": "application/octet-stream"}) as r:
+        assert r.status == 202, await r.text()
+        loc = r.headers["Location"]
+    loc = loc if loc.startswith("http") else base + loc
+    sep = "&" if "?" in loc else "?"
+    async with s.put(f"{loc}{sep}digest={digest}") as r:
+        assert r.status == 201, await r.text()
+    return digest
+
+
+def manifest(config: str, layer: str, n: int) -> bytes:
+    return json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                       "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config,
+                                  "size": 2},
+                       "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer,
+                                   "size": PULL_SIZE}],
+                       "annotations": {"n": str(n)}}).encode()
+
+
+async def setup(base: str, big: bytes) -> tuple[str, str]:
+    async with aiohttp.ClientSession() as s:
+        config = await push_blob(s, base, b"{}")
+        layer = await push_blob(s, base, big)
+        async with s.put(f"{base}/v2/{REPO}/manifests/latest", data=manifest(config, layer, -1),
+                         headers={"Content-Type": OCI_MANIFEST}) as r:
+            assert r.status == 201, await r.text()
+    return config, layer
+
+
+async def blob_pushes(pick: Callable[[], str]) -> float:
+    blobs = [os.urandom(PUSH_SIZE) for _ in range(PARALLEL)]
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=PARALLEL)) as s:
+        started = time.perf_counter()
+        await asyncio.gather(*(push_blob(s, pick(), b) for b in blobs))
+        elapsed = time.perf_counter() - started
+    return PUSH_SIZE * PARALLEL / elapsed / 1e6
+
+
+async def blob_pulls(pick: Callable[[], str], layer: str) -> float:
+    async def one(s: aiohttp.ClientSession) -> int:
+        total = 0
+        async with s.get(f"{pick()}/v2/{REPO}/blobs/{layer}") as r:
+            assert r.status == 200, r.status
+            async for chunk in r.content.iter_chunked(1 << 20):
+                total += len(chunk)
+        return total
+
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=PARALLEL),
+                                     auto_decompress=False) as s:
+        started = time.perf_counter()
+        sizes = await asyncio.gather(*(one(s) for _ in range(PARALLEL)))
+        elapsed = time.perf_counter() - started
+    assert all(size == PULL_SIZE for size in sizes)
+    return sum(sizes) / elapsed / 1e6
+
+
+async def rate(seconds: float, workers: int,
+               request: Callable[[aiohttp.ClientSession, int], Awaitable[None]]) -> float:
+    count = 0
+    deadline = time.perf_counter() + seconds
+
+    async def worker(s: aiohttp.ClientSession, w: int) -> None:
+        nonlocal count
+        i = 0
+        while time.perf_counter() < deadline:
+            await request(s, w * 1_000_000 + i)
+            i += 1
+            count += 1
+
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=workers)) as s:
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(s, w) for w in range(workers)))
+        elapsed = time.perf_counter() - started
+    return count / elapsed
+
+
+async def manifest_gets(pick: Callable[[], str], seconds: float) -> float:
+    async def get(s: aiohttp.ClientSession, _n: int) -> None:
+        async with s.get(f"{pick()}/v2/{REPO}/manifests/latest", headers={"Accept": OCI_MANIFEST}) as r:
+            assert r.status == 200
+            await r.read()
+
+    return await rate(seconds, 32, get)
+
+
+async def manifest_puts(pick: Callable[[], str], seconds: float, config: str, layer: str) -> float:
+    async def put(s: aiohttp.ClientSession, n: int) -> None:
+        async with s.put(f"{pick()}/v2/{REPO}/manifests/t{n}", data=manifest(config, layer, n),
+                         headers={"Content-Type": OCI_MANIFEST}) as r:
+            assert r.status == 201, await r.text()
+
+    return await rate(seconds, 16, put)
+
+
+ROWS = [("blob push (8 x 32 MB)", "push", "MB/s"), ("blob pull (8 x 64 MB)", "pull", "MB/s"),
+        ("manifest GET", "get", "req/s"), ("manifest PUT", "put", "req/s")]
+
+
+def measure(targets: dict[str, list[str]], seconds: float, runs: int) -> dict[str, dict[str, float]]:
+    big = os.urandom(PULL_SIZE)
+    setups = {name: asyncio.run(setup(urls[0], big)) for name, urls in targets.items()}
+    samples: dict[str, dict[str, list[float]]] = {n: {k: [] for _, k, _ in ROWS} for n in targets}
+    for _ in range(runs):  # interleaved, so drift hits every target alike
+        for name, urls in targets.items():
+            pick = RoundRobin(urls)
+            config, layer = setups[name]
+            samples[name]["push"].append(asyncio.run(blob_pushes(pick)))
+            samples[name]["pull"].append(asyncio.run(blob_pulls(pick, layer)))
+            samples[name]["get"].append(asyncio.run(manifest_gets(pick, seconds)))
+            samples[name]["put"].append(asyncio.run(manifest_puts(pick, seconds, config, layer)))
+    return {n: {k: statistics.median(v) for k, v in rows.items()} for n, rows in samples.items()}
+
+
+def report(title: str, results: dict[str, dict[str, float]], baseline: str) -> None:
+    names = [n for n in results if n != baseline]
+    print(f"\n{title}")
+    print(f"{'scenario':24}" + "".join(f"{n:>22}" for n in [*names, baseline]))
+    for label, key, unit in ROWS:
+        cells = [f"{results[n][key]:>9.0f} {unit:5} {results[n][key] / results[baseline][key]:>5.2f}x"
+                 for n in names]
+        print(f"{label:24}" + "".join(f"{c:>22}" for c in cells) + f"{results[baseline][key]:>16.0f} {unit}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=3)
+    parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--only", choices=["fs", "s3"])
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="dockyard-bench-s3-", dir="/var/tmp") as tmp_name:
+        tmp = Path(tmp_name)
+        if args.only != "s3":
+            fs_yaml = f"  filesystem:\n    rootdirectory: \"{tmp}/dist-fs\"\n"
+            with processes([dockyard(str(tmp / "ours-fs"))], tmp, {}) as ours, \
+                    processes([distribution(tmp, fs_yaml)], tmp, {}) as theirs:
+                fs = measure({"dockyard": ours, "distribution": theirs}, args.seconds, args.runs)
+            report("filesystem (one process each)", fs, "distribution")
+        if args.only != "fs":
+            run = uuid.uuid4().hex[:8]
+            ensure_bucket("dy-bench-dist")
+            s3_yaml = ("  s3:\n    region: us-east-1\n    regionendpoint: \"" + S3 + "\"\n"
+                       "    bucket: dy-bench-dist\n    accesskey: bench\n    secretkey: bench-secret\n"
+                       f"    secure: false\n    v4auth: true\n    rootdirectory: /r{run}\n")
+            with processes([distribution(tmp, s3_yaml)], tmp, {}) as theirs, \
+                    processes([dockyard(f"s3://dy-bench-ours/one-{run}")], tmp, KEYS) as one, \
+                    processes([dockyard(f"s3://dy-bench-ours/three-{run}")] * 3, tmp, KEYS) as three:
+                s3 = measure({"dockyard x1": one, "dockyard x3": three, "distribution": theirs},
+                             args.seconds, args.runs)
+            report(f"S3 on SeaweedFS ({S3})", s3, "distribution")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

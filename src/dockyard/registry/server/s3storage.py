@@ -1,0 +1,620 @@
+"""``Storage`` on an S3 bucket (AWS, SeaweedFS, MinIO...): several registry processes may share one.
+
+Same layout as ``FilesystemStorage`` under ``<prefix>/``, plus what a local disk gives for free:
+
+    blobs/<alg>/<hex[:2]>/<hex>              the bytes; metadata ``mtime``: when written (our clock)
+    touched/<alg>/<hex>                      when the blob was last referenced (restarts GC's grace)
+    uploads/<id>/info                        {"repo", "started", "updated": when bytes last arrived}
+    uploads/<id>/data/<offset:020d>          the session's bytes, in pieces of about ``part_size``
+    gc-lease                                 which replica collects garbage, until when
+
+An upload's bytes are pieces named by their offset, so any replica can continue or read back a session
+(the running hash is re-read once when a session moves). Only the last piece may be under S3's 5 MiB
+multipart minimum: the next write merges into it. Committing joins the pieces with server-side part
+copies (one multipart upload), so the bytes are never fetched back. Calls block: run them in the pool.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import io
+import json
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from .s3config import S3Settings
+from .storage import BlobInfo, UploadInfo, canonical_upload_id
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+CACHE_ITEM, CACHE_BYTES = 1 << 20, 64 << 20  # blob_read keeps small blobs (manifests) in memory
+MIN_PART = 5 << 20  # S3 refuses smaller multipart parts (except the last)
+TOUCH_EVERY = 60.0  # seconds between two touches of one blob by one process
+_MISSING = {"404", "NoSuchKey", "NotFound", "NoSuchUpload"}
+
+
+def _split(digest: str) -> tuple[str, str]:
+    algorithm, _, hexpart = digest.partition(":")
+    return algorithm, hexpart
+
+
+def _missing(exc: ClientError) -> bool:
+    return str(exc.response.get("Error", {}).get("Code", "")) in _MISSING
+
+
+def _failed(what: str, exc: Exception) -> OSError:
+    # The HTTP layer turns OSError into a 500 with this text; botocore has already retried.
+    return OSError(errno.EIO, f"S3 {what}: {exc}")
+
+
+class _Pieces(io.RawIOBase):
+    """Reads a list of objects one after the other, as one stream."""
+
+    def __init__(self, storage: S3Storage, keys: list[str]) -> None:
+        self._storage = storage
+        self._keys = list(keys)
+        self._body: Any = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while True:
+            if self._body is None:
+                if not self._keys:
+                    return 0
+                self._body = self._storage._get(self._keys.pop(0))["Body"]
+            data = self._body.read(len(buffer))
+            if data:
+                buffer[:len(data)] = data
+                return len(data)
+            self._body.close()
+            self._body = None
+
+    def close(self) -> None:
+        if self._body is not None:
+            self._body.close()
+            self._body = None
+        super().close()
+
+
+class _Appender(io.RawIOBase):
+    """Appends to an upload session: buffers up to a part, then stores it as one piece object.
+
+    A last piece under ``MIN_PART`` is taken back into the buffer first, so pieces stay multipart-sized."""
+
+    def __init__(self, storage: S3Storage, upload_id: str) -> None:
+        self._storage = storage
+        self._id = upload_id
+        pieces = storage._pieces(upload_id)
+        self._offset = sum(size for _, size in pieces)  # where the buffer starts in the session
+        self._buffer = bytearray()
+        if pieces and pieces[-1][1] < MIN_PART:
+            key, size = pieces[-1]
+            self._offset -= size
+            self._buffer += storage._get(key)["Body"].read()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self._buffer += data
+        if len(self._buffer) >= self._storage.settings.part_size:
+            self._store()
+        return len(data)
+
+    def flush(self) -> None:
+        """Nothing: bytes are stored a part at a time, and the rest on close."""
+
+    def _store(self) -> None:
+        if self._buffer:
+            self._storage._put(self._storage._piece_key(self._id, self._offset), bytes(self._buffer))
+            if len(self._buffer) >= MIN_PART:
+                self._offset += len(self._buffer)
+                self._buffer.clear()
+
+    def close(self) -> None:
+        if not self.closed:
+            self._store()
+        super().close()
+
+
+class S3Storage:
+    """``Storage`` on ``s3://bucket/prefix``; creates the bucket when it is missing."""
+
+    remote = True  # every call is a network round trip: the registry makes them on its worker pool
+
+    def __init__(self, settings: S3Settings, clock: Callable[[], float] = time.time,
+                 max_connections: int = 64) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.bucket = settings.bucket
+        self._root = f"{settings.prefix}/" if settings.prefix else ""
+        self._cache: OrderedDict[str, bytes] = OrderedDict()
+        self._cached_bytes = 0
+        self._cache_lock = threading.Lock()
+        self._touches: dict[str, float] = {}  # digest -> when this process last touched it
+        self._media: dict[tuple[str, str], str] = {}  # (repo, digest) -> media type this process linked
+        # "standard" retries: exponential backoff with jitter on 5xx, throttling and connection errors.
+        config = Config(retries={"max_attempts": 8, "mode": "standard"}, max_pool_connections=max_connections,
+                        connect_timeout=10, read_timeout=120, s3={"addressing_style": "path"},
+                        signature_version="s3v4", parameter_validation=False,
+                        # Digests already guard every byte; extra CRCs per request only cost CPU.
+                        request_checksum_calculation="when_required",
+                        response_checksum_validation="when_required")
+        self.client: S3Client = boto3.session.Session().client(
+            "s3", endpoint_url=settings.endpoint, region_name=settings.region or "us-east-1",
+            aws_access_key_id=settings.access_key, aws_secret_access_key=settings.secret_key, config=config)
+        self._ensure_bucket()
+
+    def __repr__(self) -> str:
+        return f"s3://{self.bucket}/{self.settings.prefix}"
+
+    # -- object primitives -------------------------------------------------------------------------
+
+    def _ensure_bucket(self) -> None:
+        from dockyard.errors import StoreError
+
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+            return
+        except ClientError as exc:
+            if not _missing(exc) and exc.response.get("Error", {}).get("Code") != "NoSuchBucket":
+                raise StoreError(f"registry storage {self!r}: {exc}") from exc
+        except BotoCoreError as exc:
+            raise StoreError(f"registry storage {self!r}: {exc}") from exc
+        try:
+            self.client.create_bucket(Bucket=self.bucket)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code")
+            if code not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):  # another replica won
+                raise StoreError(f"registry storage {self!r}: cannot create the bucket: {exc}") from exc
+
+    def _key(self, *parts: str) -> str:
+        return self._root + "/".join(parts)
+
+    def _get(self, key: str, **extra: Any) -> Any:
+        try:
+            return self.client.get_object(Bucket=self.bucket, Key=key, **extra)
+        except ClientError as exc:
+            if _missing(exc):
+                raise FileNotFoundError(errno.ENOENT, "no such object", key) from exc
+            raise _failed(f"GET {key}", exc) from exc
+        except BotoCoreError as exc:
+            raise _failed(f"GET {key}", exc) from exc
+
+    def _read(self, key: str) -> bytes | None:
+        try:
+            data: bytes = self._get(key)["Body"].read()
+        except FileNotFoundError:
+            return None
+        return data
+
+    def _head(self, key: str) -> Any:
+        try:
+            return self.client.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if _missing(exc):
+                return None
+            raise _failed(f"HEAD {key}", exc) from exc
+        except BotoCoreError as exc:
+            raise _failed(f"HEAD {key}", exc) from exc
+
+    def _put(self, key: str, data: bytes, **extra: Any) -> Any:
+        try:
+            return self.client.put_object(Bucket=self.bucket, Key=key, Body=data, **extra)
+        except (ClientError, BotoCoreError) as exc:
+            raise _failed(f"PUT {key}", exc) from exc
+
+    def _delete(self, key: str) -> bool:
+        if self._head(key) is None:
+            return False
+        self._delete_keys([key])
+        return True
+
+    def _delete_keys(self, keys: list[str]) -> None:
+        for start in range(0, len(keys), 1000):  # DeleteObjects takes at most 1000 keys
+            batch: list[Any] = [{"Key": k} for k in keys[start:start + 1000]]
+            try:
+                self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
+            except (ClientError, BotoCoreError) as exc:
+                raise _failed(f"DELETE {batch[0]['Key']}...", exc) from exc
+
+    def _list(self, prefix: str, delimiter: str = "") -> Iterator[dict[str, Any]]:
+        """Objects (and, with a delimiter, ``{"Prefix": ...}`` entries) under ``prefix``."""
+        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix}
+        if delimiter:
+            kwargs["Delimiter"] = delimiter
+        try:
+            for page in self.client.get_paginator("list_objects_v2").paginate(**kwargs):
+                yield from page.get("CommonPrefixes", [])  # type: ignore[misc]
+                yield from page.get("Contents", [])  # type: ignore[misc]
+        except (ClientError, BotoCoreError) as exc:
+            raise _failed(f"LIST {prefix}", exc) from exc
+
+    def _names(self, prefix: str) -> list[str]:
+        """The next path component of everything under ``prefix`` (which ends with ``/``)."""
+        names = []
+        for entry in self._list(prefix, "/"):
+            name = entry.get("Prefix") or entry.get("Key") or ""
+            names.append(name[len(prefix):].rstrip("/"))
+        return names
+
+    # -- blobs -------------------------------------------------------------------------------------
+
+    def _blob_key(self, digest: str) -> str:
+        algorithm, hexpart = _split(digest)
+        return self._key("blobs", algorithm, hexpart[:2], hexpart)
+
+    def _touch_key(self, digest: str) -> str:
+        algorithm, hexpart = _split(digest)
+        return self._key("touched", algorithm, hexpart)
+
+    def _stamp(self) -> dict[str, str]:
+        return {"mtime": repr(self.clock())}
+
+    def _touched(self, digest: str) -> float:
+        data = self._read(self._touch_key(digest))
+        with contextlib.suppress(TypeError, ValueError):
+            return float(data)  # type: ignore[arg-type]
+        return 0.0
+
+    def blob_stat(self, digest: str) -> BlobInfo | None:
+        head = self._head(self._blob_key(digest))
+        if head is None:
+            return None
+        written = float(head.get("Metadata", {}).get("mtime", 0) or 0)
+        return BlobInfo(digest, int(head["ContentLength"]), max(written, self._touched(digest)), None)
+
+    def blob_size(self, digest: str) -> int | None:
+        """The blob's size (one request: serving needs no GC time)."""
+        head = self._head(self._blob_key(digest))
+        return None if head is None else int(head["ContentLength"])
+
+    def blob_read(self, digest: str) -> bytes:
+        """A small blob's bytes (manifests): content-addressed, so a copy kept here never goes stale."""
+        with self._cache_lock:
+            cached = self._cache.get(digest)
+            if cached is not None:
+                self._cache.move_to_end(digest)
+                return cached
+        data: bytes = self._get(self._blob_key(digest))["Body"].read()
+        if len(data) <= CACHE_ITEM:
+            with self._cache_lock:
+                self._cache[digest] = data
+                self._cached_bytes += len(data)
+                while self._cached_bytes > CACHE_BYTES:
+                    _, old = self._cache.popitem(last=False)
+                    self._cached_bytes -= len(old)
+        return data
+
+    def blob_open(self, digest: str) -> BinaryIO:
+        return io.BufferedReader(_Pieces(self, [self._blob_key(digest)]), 1 << 20)
+
+    def blob_url(self, digest: str) -> str:
+        """A pre-signed GET URL of the blob, valid for ``redirect_ttl`` seconds."""
+        return self.client.generate_presigned_url(
+            "get_object", Params={"Bucket": self.bucket, "Key": self._blob_key(digest)},
+            ExpiresIn=self.settings.redirect_ttl)
+
+    def blob_put(self, digest: str, data: bytes) -> None:
+        # Small (manifests): writing the same bytes again costs less than asking first.
+        self._put(self._blob_key(digest), data, Metadata=self._stamp())
+
+    def blob_touch(self, digest: str) -> None:
+        now = self.clock()
+        # A manifest PUT touches every blob it references; once a minute per blob is enough (GC grace
+        # periods are far longer) and saves a PUT per layer on busy pushes.
+        with self._cache_lock:
+            if 0 <= now - self._touches.get(digest, float("-inf")) < TOUCH_EVERY:
+                return
+            self._touches[digest] = now
+            if len(self._touches) > 100_000:
+                self._touches.clear()
+        self._put(self._touch_key(digest), repr(now).encode())
+
+    def blob_delete(self, digest: str) -> bool:
+        found = self._delete(self._blob_key(digest))
+        self._delete_keys([self._touch_key(digest)])
+        with self._cache_lock:
+            self._cached_bytes -= len(self._cache.pop(digest, b""))
+            self._touches.pop(digest, None)
+        return found
+
+    def blobs(self) -> Iterator[BlobInfo]:
+        for entry in self._list(self._key("blobs") + "/"):
+            parts = entry["Key"][len(self._key("blobs")) + 1:].split("/")
+            if len(parts) != 3:
+                continue
+            digest = f"{parts[0]}:{parts[2]}"
+            # The listing has no metadata: a blob GC may judge is looked at closely (blob_stat) anyway.
+            info = self.blob_stat(digest)
+            if info is not None:
+                yield info
+
+    # -- repository links --------------------------------------------------------------------------
+
+    def _repo_key(self, repo: str, *parts: str) -> str:
+        return self._key("repositories", repo, *parts)
+
+    def link_blob(self, repo: str, digest: str) -> None:
+        self._put(self._repo_key(repo, "_layers", *_split(digest)), b"")
+
+    def unlink_blob(self, repo: str, digest: str) -> bool:
+        return self._delete(self._repo_key(repo, "_layers", *_split(digest)))
+
+    def is_linked(self, repo: str, digest: str) -> bool:
+        return self._head(self._repo_key(repo, "_layers", *_split(digest))) is not None
+
+    def _digests_under(self, prefix: str) -> list[str]:
+        found = []
+        for entry in self._list(prefix + "/"):
+            algorithm, _, hexpart = entry["Key"][len(prefix) + 1:].partition("/")
+            if hexpart and "/" not in hexpart:
+                found.append(f"{algorithm}:{hexpart}")
+        return found
+
+    def linked_blobs(self, repo: str) -> list[str]:
+        return self._digests_under(self._repo_key(repo, "_layers"))
+
+    # -- repositories, manifests, tags -------------------------------------------------------------
+
+    def repositories(self) -> list[str]:
+        found: list[str] = []
+        pending = [""]
+        while pending:
+            path = pending.pop()
+            names = self._names(self._key("repositories", path) if path else self._key("repositories") + "/")
+            if path and ("_layers" in names or "_manifests" in names):
+                found.append(path.rstrip("/"))
+            pending.extend(f"{path}{name}/" for name in names if name and not name.startswith("_"))
+        return sorted(found)
+
+    def repo_exists(self, repo: str) -> bool:
+        names = self._names(self._repo_key(repo) + "/")
+        return "_layers" in names or "_manifests" in names
+
+    def manifest_link(self, repo: str, digest: str, media_type: str) -> None:
+        self._put(self._repo_key(repo, "_manifests", *_split(digest)), media_type.encode())
+        with self._cache_lock:
+            self._media[(repo, digest)] = media_type
+            if len(self._media) > 10_000:
+                self._media.clear()
+
+    def manifest_media_type(self, repo: str, digest: str) -> str | None:
+        data = self._read(self._repo_key(repo, "_manifests", *_split(digest)))
+        return None if data is None else data.decode()
+
+    def manifest_unlink(self, repo: str, digest: str) -> bool:
+        return self._delete(self._repo_key(repo, "_manifests", *_split(digest)))
+
+    def manifests(self, repo: str) -> list[str]:
+        return self._digests_under(self._repo_key(repo, "_manifests"))
+
+    def tag_get(self, repo: str, tag: str) -> str | None:
+        data = self._read(self._repo_key(repo, "_tags", tag))
+        return None if data is None else data.decode()
+
+    def tag_set(self, repo: str, tag: str, digest: str) -> None:
+        # One PUT of a whole object: concurrent pushes of a tag leave exactly one of them (the last).
+        # The manifest's media type rides along as metadata, so a pull by tag is one GET (tag_resolve).
+        with self._cache_lock:
+            media_type = self._media.get((repo, digest))
+        if media_type is None:
+            media_type = self.manifest_media_type(repo, digest)
+        meta = {"mediatype": media_type} if media_type and media_type.isascii() else {}
+        self._put(self._repo_key(repo, "_tags", tag), digest.encode(), Metadata=meta)
+
+    def tag_resolve(self, repo: str, tag: str) -> tuple[str, str | None] | None:
+        """(digest, media type or None when the tag predates it) in one GET; None: no such tag."""
+        try:
+            obj = self._get(self._repo_key(repo, "_tags", tag))
+        except FileNotFoundError:
+            return None
+        return obj["Body"].read().decode(), obj.get("Metadata", {}).get("mediatype")
+
+    def tag_delete(self, repo: str, tag: str) -> bool:
+        return self._delete(self._repo_key(repo, "_tags", tag))
+
+    def tags(self, repo: str) -> dict[str, str]:
+        result: dict[str, str] = {}
+        prefix = self._repo_key(repo, "_tags") + "/"
+        for entry in self._list(prefix):
+            tag = entry["Key"][len(prefix):]
+            data = self._read(entry["Key"])
+            if data is not None and "/" not in tag:
+                result[tag] = data.decode()
+        return result
+
+    def referrer_add(self, repo: str, subject: str, descriptor: dict[str, Any]) -> None:
+        name = str(descriptor["digest"]).replace(":", "-")
+        self._put(self._repo_key(repo, "_referrers", *_split(subject), name), json.dumps(descriptor).encode())
+
+    def referrer_remove(self, repo: str, subject: str, digest: str) -> None:
+        self._delete_keys([self._repo_key(repo, "_referrers", *_split(subject), digest.replace(":", "-"))])
+
+    def referrers(self, repo: str, subject: str) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        for entry in sorted(self._list(self._repo_key(repo, "_referrers", *_split(subject)) + "/"),
+                            key=lambda e: str(e["Key"])):
+            data = self._read(entry["Key"])
+            with contextlib.suppress(TypeError, ValueError):
+                found.append(json.loads(data))  # type: ignore[arg-type]
+        return found
+
+    # -- uploads -----------------------------------------------------------------------------------
+
+    def _upload_key(self, upload_id: str, *parts: str) -> str:
+        canonical = canonical_upload_id(upload_id)  # ids come from URLs: only the uuid form we hand out
+        return self._key("uploads", canonical or "-invalid-", *parts)
+
+    def _piece_key(self, upload_id: str, offset: int) -> str:
+        return self._upload_key(upload_id, "data", f"{offset:020d}")
+
+    def _pieces(self, upload_id: str) -> list[tuple[str, int]]:
+        """(key, size) of the session's pieces, in offset order."""
+        entries = self._list(self._upload_key(upload_id, "data") + "/")
+        return sorted(((str(e["Key"]), int(e["Size"])) for e in entries), key=lambda p: p[0])
+
+    def upload_create(self, repo: str) -> UploadInfo:
+        upload_id = str(uuid.uuid4())
+        now = self.clock()
+        self._put(self._upload_key(upload_id, "info"), json.dumps({"repo": repo, "started": now}).encode())
+        return UploadInfo(upload_id, repo, 0, now, now)
+
+    def upload_stat(self, upload_id: str) -> UploadInfo | None:
+        if canonical_upload_id(upload_id) is None:
+            return None
+        info = self._read(self._upload_key(upload_id, "info"))
+        if info is None:
+            return None
+        try:
+            meta = json.loads(info)
+            repo, started = str(meta["repo"]), float(meta["started"])
+            updated = max(started, float(meta.get("updated", 0.0)))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return None
+        entries = list(self._list(self._upload_key(upload_id, "data") + "/"))
+        size = sum(int(e["Size"]) for e in entries)
+        # Changes with every piece written or cut: tells a cached running hash is still valid.
+        token = hashlib.sha256(repr(sorted((e["Key"], e.get("ETag"), e["Size"]) for e in entries))
+                               .encode()).digest()
+        return UploadInfo(str(uuid.UUID(upload_id)), repo, size, started, updated,
+                          int.from_bytes(token[:8], "big"))
+
+    def upload_append(self, upload_id: str) -> BinaryIO:
+        return cast(BinaryIO, _Appender(self, upload_id))
+
+    def upload_touch(self, upload_id: str) -> None:
+        key = self._upload_key(upload_id, "info")
+        data = self._read(key)
+        if data is None:
+            return
+        meta = json.loads(data)
+        meta["updated"] = self.clock()  # one object to read in upload_stat, not two
+        self._put(key, json.dumps(meta).encode())
+
+    def upload_truncate(self, upload_id: str, size: int) -> None:
+        doomed = []
+        offset = 0
+        for key, length in self._pieces(upload_id):
+            if offset >= size:
+                doomed.append(key)
+            elif offset + length > size:  # the piece that straddles the cut keeps its head
+                self._put(key, self._get(key, Range=f"bytes=0-{size - offset - 1}")["Body"].read())
+            offset += length
+        self._delete_keys(doomed)
+
+    def upload_read(self, upload_id: str) -> BinaryIO:
+        return io.BufferedReader(_Pieces(self, [k for k, _ in self._pieces(upload_id)]), 1 << 20)
+
+    def upload_commit(self, upload_id: str, digest: str) -> None:
+        """Join the session's pieces into the blob on the server side; ends the session."""
+        target = self._blob_key(digest)
+        if self._head(target) is not None:
+            self.blob_touch(digest)
+        else:
+            pieces = self._pieces(upload_id)
+            if not pieces:
+                self._put(target, b"", Metadata=self._stamp())
+            elif len(pieces) == 1:
+                self._copy(pieces[0][0], target)
+            else:
+                self._join(target, [k for k, _ in pieces])
+        self.upload_delete(upload_id)
+
+    def _copy(self, source: str, target: str) -> None:
+        try:
+            self.client.copy_object(Bucket=self.bucket, Key=target,
+                                    CopySource={"Bucket": self.bucket, "Key": source},
+                                    Metadata=self._stamp(), MetadataDirective="REPLACE")
+        except (ClientError, BotoCoreError) as exc:
+            raise _failed(f"COPY {source}", exc) from exc
+
+    def _join(self, target: str, keys: list[str]) -> None:
+        try:
+            upload = self.client.create_multipart_upload(Bucket=self.bucket, Key=target,
+                                                         Metadata=self._stamp())
+            upload_id = upload["UploadId"]
+            try:
+                parts = []
+                for number, key in enumerate(keys, 1):
+                    result = self.client.upload_part_copy(
+                        Bucket=self.bucket, Key=target, UploadId=upload_id, PartNumber=number,
+                        CopySource={"Bucket": self.bucket, "Key": key})
+                    parts.append({"PartNumber": number, "ETag": result["CopyPartResult"]["ETag"]})
+                self.client.complete_multipart_upload(Bucket=self.bucket, Key=target, UploadId=upload_id,
+                                                      MultipartUpload={"Parts": parts})  # type: ignore[typeddict-item]
+            except BaseException:
+                with contextlib.suppress(ClientError, BotoCoreError):
+                    self.client.abort_multipart_upload(Bucket=self.bucket, Key=target, UploadId=upload_id)
+                raise
+        except (ClientError, BotoCoreError) as exc:
+            raise _failed(f"multipart {target}", exc) from exc
+
+    def upload_delete(self, upload_id: str) -> bool:
+        keys = [str(e["Key"]) for e in self._list(self._upload_key(upload_id) + "/")]
+        # The info object last: while it exists the session is still there for upload_stat.
+        info = self._upload_key(upload_id, "info")
+        self._delete_keys([k for k in keys if k != info])
+        self._delete_keys([k for k in keys if k == info])
+        return info in keys
+
+    def uploads(self) -> list[UploadInfo]:
+        found = []
+        for name in self._names(self._key("uploads") + "/"):
+            info = self.upload_stat(name)
+            if info is not None:
+                found.append(info)
+        return found
+
+    # -- the GC lease ------------------------------------------------------------------------------
+
+    def lease(self, holder: str, seconds: float) -> bool:
+        """Take (or renew) the garbage collector's lease for ``seconds``; False if another holds it.
+
+        Conditional PUTs make the take-over atomic: If-None-Match when there is no lease, If-Match on
+        the expired one's ETag, so two replicas can never both win."""
+        key = self._key("gc-lease")
+        body = json.dumps({"holder": holder, "until": self.clock() + seconds}).encode()
+        try:
+            current = self.client.get_object(Bucket=self.bucket, Key=key)
+            etag, data = current["ETag"], current["Body"].read()
+        except ClientError as exc:
+            if not _missing(exc):
+                raise _failed(f"GET {key}", exc) from exc
+            etag, data = None, b""
+        if etag is not None:
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                meta = json.loads(data)
+                if meta["holder"] != holder and float(meta["until"]) > self.clock():
+                    return False
+        try:
+            if etag is None:
+                self.client.put_object(Bucket=self.bucket, Key=key, Body=body, IfNoneMatch="*")
+            else:
+                self.client.put_object(Bucket=self.bucket, Key=key, Body=body, IfMatch=etag)
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if code in ("PreconditionFailed", "412", "ConditionalRequestConflict", "409"):
+                return False
+            raise _failed(f"PUT {key}", exc) from exc
+        return True
+
+    def release(self, holder: str) -> None:
+        """Give the lease back if ``holder`` still has it."""
+        data = self._read(self._key("gc-lease"))
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            if data is not None and json.loads(data)["holder"] == holder:
+                self._delete_keys([self._key("gc-lease")])

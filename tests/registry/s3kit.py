@@ -1,0 +1,33 @@
+"""SeaweedFS-backed storage for registry tests: one bucket, a fresh prefix per test.
+
+Tests that use it carry ``@pytest.mark.seaweedfs`` (tests/peers.py starts the peer or skips)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+from tests.peers import SEAWEEDFS_S3
+
+BUCKET = "dockyard-tests"
+# SeaweedFS without identities accepts any key; boto3 still wants one to sign with.
+ENV = {"AWS_ENDPOINT_URL": SEAWEEDFS_S3, "AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "dockyard",
+       "AWS_SECRET_ACCESS_KEY": "dockyard-secret"}
+
+
+def s3_url(label: str = "t") -> str:
+    """A storage URL no other test (or earlier run) uses."""
+    return f"s3://{BUCKET}/{label}-{uuid.uuid4().hex[:12]}"
+
+
+def set_env() -> None:
+    """Point boto3 (in this process and in the CLI processes tests start) at the peer."""
+    os.environ.update(ENV)
+
+
+def client():  # type: ignore[no-untyped-def]
+    import boto3
+
+    return boto3.client("s3", endpoint_url=SEAWEEDFS_S3, region_name=ENV["AWS_REGION"],
+                        aws_access_key_id=ENV["AWS_ACCESS_KEY_ID"],
+                        aws_secret_access_key=ENV["AWS_SECRET_ACCESS_KEY"])

@@ -1,0 +1,241 @@
+"""The S3 storage driver on SeaweedFS: settings, bucket creation, multipart joins, redirects, retries."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import sys
+import threading
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from dockyard.errors import InvalidArgument
+from dockyard.registry.server import RegistryServer
+from dockyard.registry.server.s3config import S3Settings, resolve
+from dockyard.registry.server.s3storage import MIN_PART, S3Storage
+from tests.registry import s3kit
+
+sys.path.insert(0, str(Path(__file__).parent))
+from regkit import FakeClock, image_manifest, put_manifest, sha
+
+PEER = {"s3_endpoint": s3kit.ENV["AWS_ENDPOINT_URL"], "s3_access_key": s3kit.ENV["AWS_ACCESS_KEY_ID"],
+        "s3_secret_key": s3kit.ENV["AWS_SECRET_ACCESS_KEY"], "s3_region": "us-east-1"}
+
+
+# -- settings (no peer needed) ---------------------------------------------------------------------
+
+
+def test_flags_win_over_the_file_which_wins_over_the_environment(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://env:1")
+    monkeypatch.setenv("AWS_REGION", "env-region")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "env-key")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "env-secret")
+    assert resolve("s3://bkt/a/b/") == S3Settings("bkt", "a/b", "http://env:1", "env-region", "env-key",
+                                                  "env-secret")
+    conf = tmp_path / "s3.toml"
+    conf.write_text('[s3]\nendpoint = "http://file:2"\nregion = "file-region"\nredirect = true\n')
+    got = resolve("s3://bkt", str(conf), endpoint="http://flag:3", region=None)
+    assert (got.endpoint, got.region, got.access_key, got.redirect) == \
+        ("http://flag:3", "file-region", "env-key", True)
+
+
+@pytest.mark.parametrize(("url", "text", "message"), [
+    ("s3://ab/x", "", "bucket name must be 3-63"),
+    ("s3://Upper/x", "", "bucket name must be 3-63"),
+    ("s3://bkt", "[s3]\nendpont = 'x'\n", "unknown key 'endpont'"),
+    ("s3://bkt", "[s3]\nredirect = 'yes'\n", "redirect must be a bool"),
+    ("s3://bkt", "[s3\n", "s3.toml"),
+    ("s3://bkt", "[s3]\npart_size = 1024\n", "at least 5 MiB"),
+])
+def test_bad_settings_are_one_clear_line(tmp_path: Path, url: str, text: str, message: str) -> None:
+    conf = tmp_path / "s3.toml"
+    conf.write_text(text)
+    with pytest.raises(InvalidArgument, match=message):
+        resolve(url, str(conf) if text else None)
+
+
+# -- against SeaweedFS -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def s3_server() -> Iterator[RegistryServer]:
+    with RegistryServer(storage=s3kit.s3_url("api"), **PEER) as srv:
+        yield srv
+
+
+@pytest.mark.seaweedfs
+def test_the_bucket_is_created_when_missing() -> None:
+    bucket = f"dy-new-{uuid.uuid4().hex[:10]}"
+    with RegistryServer(storage=f"s3://{bucket}/reg", **PEER) as srv, httpx.Client(base_url=srv.url) as c:
+        digest = sha(b"in a new bucket")
+        assert c.post("/v2/r/blobs/uploads/", params={"digest": digest},
+                      content=b"in a new bucket").status_code == 201
+    keys = [o["Key"] for o in s3kit.client().list_objects_v2(Bucket=bucket)["Contents"]]
+    assert f"reg/blobs/sha256/{digest[7:9]}/{digest[7:]}" in keys
+
+
+@pytest.mark.seaweedfs
+def test_small_chunks_are_joined_into_multipart_sized_parts(s3_server: RegistryServer) -> None:
+    """3 MiB PATCHes (under S3's 5 MiB part minimum) end up as one multipart object, byte-exact."""
+    storage = s3_server.storage
+    assert isinstance(storage, S3Storage)
+    data = hashlib.sha256(b"seed").digest() * (21 * (1 << 20) // 32 + 7)  # 21 MiB and a bit
+    step = 3 << 20
+    with httpx.Client(base_url=s3_server.url, timeout=60) as c:
+        loc = c.post("/v2/big/blobs/uploads/").headers["Location"]
+        upload_id = loc.rsplit("/", 1)[1]
+        for start in range(0, len(data), step):
+            chunk = data[start:start + step]
+            r = c.patch(loc, content=chunk, headers={"Content-Range": f"{start}-{start + len(chunk) - 1}"})
+            assert r.status_code == 202, r.text
+            loc = r.headers["Location"]
+            pieces = storage._pieces(upload_id)
+            # Every piece but the last is at least the part minimum: the session can always be joined.
+            assert all(size >= MIN_PART for _, size in pieces[:-1])
+            assert sum(size for _, size in pieces) == start + len(chunk)
+        assert len(storage._pieces(upload_id)) >= 2
+        r = c.put(loc, params={"digest": sha(data)})
+        assert r.status_code == 201, r.text
+        got = c.get(f"/v2/big/blobs/{sha(data)}")
+        assert got.status_code == 200 and got.content == data
+    head = s3kit.client().head_object(Bucket=storage.bucket, Key=storage._blob_key(sha(data)))
+    assert head["ETag"].strip('"').rsplit("-", 1)[-1].isdigit() and "-" in head["ETag"]  # a multipart ETag
+    assert storage._pieces(upload_id) == []  # the session's pieces are gone
+
+
+@pytest.mark.seaweedfs
+def test_a_failed_patch_is_cut_back_to_the_last_good_size(s3_server: RegistryServer) -> None:
+    storage = s3_server.storage
+    assert isinstance(storage, S3Storage)
+    with httpx.Client(base_url=s3_server.url, timeout=60) as c:
+        loc = c.post("/v2/cut/blobs/uploads/").headers["Location"]
+        upload_id = loc.rsplit("/", 1)[1]
+        loc = c.patch(loc, content=b"a" * 1000, headers={"Content-Range": "0-999"}).headers["Location"]
+        # Announces 2000 bytes, sends 500: refused, and the session holds its 1000 bytes again.
+        r = c.patch(loc, content=b"b" * 500, headers={"Content-Range": "1000-2999"})
+        assert r.status_code == 400
+        info = storage.upload_stat(upload_id)
+        assert info is not None and info.size == 1000
+        loc = c.patch(loc, content=b"c" * 24, headers={"Content-Range": "1000-1023"}).headers["Location"]
+        data = b"a" * 1000 + b"c" * 24
+        assert c.put(loc, params={"digest": sha(data)}).status_code == 201
+        assert c.get(f"/v2/cut/blobs/{sha(data)}").content == data
+
+
+@pytest.mark.seaweedfs
+def test_redirect_sends_blob_gets_to_a_presigned_url() -> None:
+    with RegistryServer(storage=s3kit.s3_url("redirect"), redirect=True, **PEER) as srv, \
+            httpx.Client(base_url=srv.url) as c:
+        body = image_manifest(c, "red/r", [b"redirected layer"])
+        assert put_manifest(c, "red/r", "v1", body).status_code == 201
+        r = c.get(f"/v2/red/r/blobs/{sha(b'redirected layer')}")
+        assert r.status_code == 307
+        assert r.headers["Location"].startswith(s3kit.SEAWEEDFS_S3) and "Signature" in r.headers["Location"]
+        assert httpx.get(r.headers["Location"]).content == b"redirected layer"
+        # HEAD is answered here (size and digest), and manifests are never redirected.
+        head = c.head(f"/v2/red/r/blobs/{sha(b'redirected layer')}")
+        assert head.status_code == 200 and head.headers["Content-Length"] == str(len(b"redirected layer"))
+        assert c.get("/v2/red/r/manifests/v1").content == body
+
+
+class _Flaky(http.server.BaseHTTPRequestHandler):
+    """Forwards to SeaweedFS, but answers 503 SlowDown to every fifth request."""
+
+    calls = 0
+    refused = 0
+
+    def _any(self) -> None:
+        type(self).calls += 1
+        if type(self).calls % 5 == 1:
+            type(self).refused += 1
+            body = b"<Error><Code>SlowDown</Code><Message>slow down</Message></Error>"
+            self.send_response(503)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        length = int(self.headers.get("Content-Length") or 0)
+        data = self.rfile.read(length) if length else None
+        req = urllib.request.Request(s3kit.SEAWEEDFS_S3 + self.path, data=data, method=self.command,
+                                     headers={k: v for k, v in self.headers.items() if k.lower() != "host"})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                status, headers, payload = resp.status, resp.headers.items(), resp.read()
+        except urllib.error.HTTPError as exc:
+            status, headers, payload = exc.code, exc.headers.items(), exc.read()
+        self.send_response(status)
+        head = self.command == "HEAD"  # a HEAD's Content-Length is the object's, not this empty body's
+        for k, v in headers:
+            skip = ("transfer-encoding", "connection") if head else ("transfer-encoding", "connection",
+                                                                     "content-length")
+            if k.lower() not in skip:
+                self.send_header(k, v)
+        if not head:
+            self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(payload)
+
+    do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _any
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.mark.seaweedfs
+def test_throttling_and_5xx_are_retried_with_backoff() -> None:
+    proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Flaky)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    try:
+        endpoint = f"http://127.0.0.1:{proxy.server_address[1]}"
+        with RegistryServer(storage=s3kit.s3_url("flaky"), **{**PEER, "s3_endpoint": endpoint}) as srv, \
+                httpx.Client(base_url=srv.url, timeout=60) as c:
+            body = image_manifest(c, "flaky/r", [b"layer one", b"layer two"])
+            assert put_manifest(c, "flaky/r", "v1", body).status_code == 201
+            assert c.get("/v2/flaky/r/manifests/v1").content == body
+            # Three store calls per blob GET (link, size, the relayed bytes), every fifth refused: in
+            # five GETs in a row the relayed GET itself is refused at least once.
+            for _ in range(6):
+                assert c.get(f"/v2/flaky/r/blobs/{sha(b'layer two')}").content == b"layer two"
+    finally:
+        proxy.shutdown()
+    assert _Flaky.refused >= 5  # a fifth of all calls were refused once, and every request still worked
+
+
+@pytest.mark.seaweedfs
+def test_blob_gets_are_relayed_with_ranges(s3_server: RegistryServer) -> None:
+    with httpx.Client(base_url=s3_server.url) as c:
+        data = bytes(range(256)) * 40
+        body = image_manifest(c, "range/r", [data])
+        assert put_manifest(c, "range/r", "v1", body).status_code == 201
+        url = f"/v2/range/r/blobs/{sha(data)}"
+        whole = c.get(url)
+        assert whole.status_code == 200 and whole.content == data
+        assert whole.headers["Docker-Content-Digest"] == sha(data)
+        part = c.get(url, headers={"Range": "bytes=100-199"})
+        assert part.status_code == 206 and part.content == data[100:200]
+        assert part.headers["Content-Range"] == f"bytes 100-199/{len(data)}"
+        assert c.get(url, headers={"Range": f"bytes={len(data) + 10}-"}).status_code == 416
+        assert c.get(f"/v2/range/r/blobs/{sha(b'never pushed')}").status_code == 404
+
+
+@pytest.mark.seaweedfs
+def test_sessions_expire_by_when_bytes_last_arrived() -> None:
+    clock = FakeClock()
+    with RegistryServer(storage=s3kit.s3_url("expiry"), clock=clock, upload_ttl=600, **PEER) as srv, \
+            httpx.Client(base_url=srv.url) as c:
+        idle = c.post("/v2/exp/r/blobs/uploads/").headers["Location"]
+        busy = c.post("/v2/exp/r/blobs/uploads/").headers["Location"]
+        clock.advance(500)
+        c.patch(busy, content=b"still here", headers={"Content-Range": "0-9"})
+        clock.advance(200)
+        assert srv.expire_uploads() == [idle.rsplit("/", 1)[1]]
+        assert c.get(idle).status_code == 404
+        assert c.get(busy).headers["Range"] == "0-9"
