@@ -172,8 +172,11 @@ def test_read_and_verify_catch_a_corrupted_blob(root: Path) -> None:
     assert store.verify(digest) == sha(b"tampered")
     with pytest.raises(DigestMismatch) as caught:
         store.read(digest)
-    assert str(caught.value) == (f"digest mismatch (content store blob {path}): "
-                                 f"expected {digest}, got {sha(b'tampered')}")
+    # A corrupt blob is quarantined, and the error says where it went (issue 10, item 7).
+    quarantined = root / "quarantine" / "sha256" / digest.removeprefix("sha256:")
+    assert str(caught.value) == (f"blob {digest}: blob {digest} is corrupt in the local store (content "
+                                 f"hashes to {sha(b'tampered')}); moved to {quarantined}")
+    assert quarantined.read_bytes() == b"tampered" and not path.exists()
 
 
 def test_commit_mismatch_and_overflow_texts(root: Path) -> None:

@@ -67,7 +67,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "pull": ("dockyard.cli.registry_client_cmds:pull_cmd", "Download an image from a registry."),
     "push": ("dockyard.cli.registry_client_cmds:push_cmd", "Upload an image to a registry."),
     "registry": ("dockyard.cli.registry_cmd:registry",
-                 "Run an OCI distribution registry (spec 1.1) on a local directory."),
+                 "Run an OCI distribution registry (spec 1.1) on a local directory or an S3 "
+                 "bucket."),
     "rename": ("dockyard.cli.container_cmds:rename_cmd", 'Rename a container.'),
     "restart": ("dockyard.cli.container_cmds:restart_cmd", 'Restart one or more containers.'),
     "rm": ("dockyard.cli.container_cmds:rm_cmd", 'Remove one or more containers.'),

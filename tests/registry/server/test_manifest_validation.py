@@ -3,6 +3,7 @@ the references a manifest must not push without (blobs linked to the repository,
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -17,6 +18,14 @@ from dockyard.registry.server.app import Registry
 from dockyard.registry.server.storage import FilesystemStorage
 
 REPO = "team/app"
+
+
+_LOOP = asyncio.new_event_loop()  # one loop for the module: the registry's locks belong to one
+
+
+def store(reg: Registry, *args: Any, **kw: Any) -> str:
+    """``Registry.store_manifest`` (a coroutine) run to its end."""
+    return str(_LOOP.run_until_complete(reg.store_manifest(*args, **kw)))
 
 
 def sha(data: bytes) -> str:
@@ -43,14 +52,14 @@ def image(reg: Registry, **extra: Any) -> dict[str, Any]:
 
 
 def put(reg: Registry, manifest: object, ref: str = "v1", content_type: str = "", **kw: Any) -> str:
-    return reg.store_manifest(REPO, ref, json.dumps(manifest).encode(), content_type, **kw)
+    return store(reg, REPO, ref, json.dumps(manifest).encode(), content_type, **kw)
 
 
 def refused(reg: Registry, manifest: object, ref: str = "v1", content_type: str = "",
             body: bytes | None = None) -> ApiError:
     data = body if body is not None else json.dumps(manifest).encode()
     with pytest.raises(ApiError) as caught:
-        reg.store_manifest(REPO, ref, data, content_type)
+        store(reg, REPO, ref, data, content_type)
     return caught.value
 
 
@@ -67,13 +76,13 @@ def test_a_good_manifest_is_stored_tagged_and_typed(reg: Registry) -> None:
 def test_by_digest_it_is_checked_and_not_tagged(reg: Registry) -> None:
     manifest = image(reg)
     body = json.dumps(manifest).encode()
-    assert reg.store_manifest(REPO, sha(body), body, "") == sha(body)
+    assert store(reg, REPO, sha(body), body, "") == sha(body)
     assert reg.storage.tags(REPO) == {}
     err = refused(reg, manifest, ref=sha(b"other"))
     assert (err.status, err.code) == (400, "DIGEST_INVALID")
     assert err.detail == {"expected": sha(b"other"), "actual": sha(body)}
     by512 = "sha512:" + hashlib.sha512(body).hexdigest()
-    assert reg.store_manifest(REPO, by512, body, "") == by512
+    assert store(reg, REPO, by512, body, "") == by512
 
 
 @pytest.mark.parametrize(("body", "message"), [
