@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from dockyard.client import Client
 from dockyard.executor.cleanup import mounts_under
 
@@ -45,6 +47,7 @@ def test_failing_run_prints_its_output_once(client: Client, tmp_path: Path) -> N
     assert done.stderr.count(marker) == 6, done.stderr  # the two lines; twice in the title and the error
 
 
+@pytest.mark.slow
 def test_ctrl_c_cancels_the_running_step(client: Client, tmp_path: Path) -> None:
     marker = f"cancel-{os.urandom(4).hex()}"  # tests may run side by side: find only this build's processes
     (tmp_path / "Dockerfile").write_text(

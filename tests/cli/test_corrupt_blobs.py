@@ -45,6 +45,7 @@ def flip_a_byte(path: Path) -> None:
     path.write_bytes(bytes(raw))
 
 
+@pytest.mark.slow
 def test_corrupt_layer_fails_save_and_push_and_repair_fetches_it_again(tmp_path: Path, registry: str) -> None:
     built, pulled = tmp_path / "built", tmp_path / "pulled"
     (tmp_path / "rootfs.tar").write_bytes(rootfs_tar())

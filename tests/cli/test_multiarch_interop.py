@@ -19,6 +19,8 @@ import pytest
 from tests.builder.conftest import busybox_tar
 from tests.registry.client.peers import PLAIN
 
+pytestmark = pytest.mark.slow
+
 INDEX_TYPES = ("application/vnd.oci.image.index.v1+json, "
                "application/vnd.docker.distribution.manifest.list.v2+json")
 PEERS_DIR = Path(os.environ.get("PEERS_DIR", "/var/tmp/dockyard-peers"))

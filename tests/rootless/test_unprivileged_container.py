@@ -21,7 +21,7 @@ from .conftest import SRC, VENV
 
 # One xdist worker for every rootless test: they share the test user's store and venv, which a
 # second worker's session set-up would wipe or rebuild under them.
-pytestmark = [pytest.mark.docker, pytest.mark.busybox, pytest.mark.xdist_group("rootless")]
+pytestmark = [pytest.mark.docker, pytest.mark.busybox, pytest.mark.xdist_group("rootless"), pytest.mark.slow]
 
 REF = SCRIPTS / "ref"
 BUSYBOX_TAR = PEERS_DIR / "images" / "busybox-amd64.tar"

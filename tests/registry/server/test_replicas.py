@@ -23,7 +23,7 @@ from tests.registry import s3kit
 sys.path.insert(0, str(Path(__file__).parent))
 from regkit import FakeClock, image_manifest, put_manifest, sha
 
-pytestmark = pytest.mark.seaweedfs
+pytestmark = [pytest.mark.seaweedfs, pytest.mark.slow]
 PEER = {"s3_endpoint": s3kit.ENV["AWS_ENDPOINT_URL"], "s3_access_key": s3kit.ENV["AWS_ACCESS_KEY_ID"],
         "s3_secret_key": s3kit.ENV["AWS_SECRET_ACCESS_KEY"]}
 
