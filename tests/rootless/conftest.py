@@ -90,7 +90,9 @@ def rootless_user(rootless_python: Path) -> pwd.struct_passwd:
     user = _user(USER, SUBIDS)
     store = Path(user.pw_dir) / ".local" / "share" / "dockyard"
     if store.exists():  # a previous session's store: start clean (files are owned by sub-ids)
-        shutil.rmtree(store)
+        # A dockyard process of an earlier session may still be tidying its run directories here.
+        shutil.rmtree(store, ignore_errors=True)
+        shutil.rmtree(store, ignore_errors=True)
     return user
 
 
