@@ -46,6 +46,9 @@ from dockyard.dockerfile.instructions import INSTRUCTIONS
 from dockyard.errors import DockerfileError
 from tests.builder.conftest import Builds
 
+pytestmark = pytest.mark.slow
+
+
 BASE = "FROM busybox:local\n"
 TAG = "ck:probe"
 SERVED = b"served over http\n"

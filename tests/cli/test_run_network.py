@@ -17,6 +17,8 @@ import pytest
 from tests.cli.test_run_cmd import dy, root  # noqa: F401  (the fixture)
 from tests.netprobe import build_probe, host_services, need_pasta, probe_script
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def probe(tmp_path_factory: pytest.TempPathFactory) -> Path:

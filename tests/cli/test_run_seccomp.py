@@ -24,6 +24,8 @@ from tests.executor.probes import (
     verdicts,
 )
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def root() -> Iterator[Path]:

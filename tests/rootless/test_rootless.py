@@ -24,7 +24,7 @@ BUSYBOX_TAR = Path(os.environ.get("PEERS_DIR", "/var/tmp/dockyard-peers")) / "im
 REGISTRY = "127.0.0.1:5000"  # the registry peer
 # One xdist worker for every rootless test: they share the test user's store and venv, which a
 # second worker's session set-up would wipe or rebuild under them.
-pytestmark = pytest.mark.xdist_group("rootless")
+pytestmark = [pytest.mark.xdist_group("rootless"), pytest.mark.slow]
 
 # Owners, a whiteout, an opaque directory (removed and made again), COPY and USER: what rootless
 # must translate back into the image's own terms.
