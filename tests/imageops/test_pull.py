@@ -367,24 +367,26 @@ def test_pull_decompresses_hashes_and_extracts_on_threads_of_their_own(store: St
     from dockyard.archive import compression
     from dockyard.imageops import pull as pull_module
 
-    decompressing: set[int] = set()
-    extracting: set[int] = set()
+    # Thread objects, not get_ident(): an ident is reused once its thread ends; the sets keep each
+    # thread object alive, so two threads never compare equal.
+    decompressing: set[threading.Thread] = set()
+    extracting: set[threading.Thread] = set()
     real_read = compression._GzipReader.read
     real_apply = pull_module.apply_layer_overlay
 
     def read(self: compression._GzipReader, n: int = -1) -> bytes:
-        decompressing.add(threading.get_ident())
+        decompressing.add(threading.current_thread())
         return real_read(self, n)
 
     def apply(stream: Any, target: Path) -> Any:
-        extracting.add(threading.get_ident())
+        extracting.add(threading.current_thread())
         return real_apply(stream, target)
 
-    hashing: set[int] = set()
+    hashing: set[threading.Thread] = set()
     real_hash = compression.HashingReader.read
 
     def hash_read(self: compression.HashingReader, n: int = -1) -> bytes:
-        hashing.add(threading.get_ident())
+        hashing.add(threading.current_thread())
         return real_hash(self, n)
 
     monkeypatch.setattr(compression._GzipReader, "read", read)
