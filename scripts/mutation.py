@@ -107,11 +107,8 @@ def prepare(module: Module, settings: dict[str, object], *, fresh: bool = True) 
         work.mkdir(parents=True)
         shutil.copytree(REPO / "src", work / "src", ignore=ignore)
         shutil.copy2(REPO / "pyproject.toml", work / "pyproject.toml")
-        # tests find the peers and conformance data in <repo>/../shared; mutmut runs them from
-        # <work>/mutants, and a git worktree may sit deeper than the main checkout
-        shared = next((p / "shared" for p in REPO.parents if (p / "shared" / "peers").is_dir()), None)
-        if shared is not None:
-            (work / "shared").symlink_to(shared)
+        # tests find the peer scripts in <repo>/scripts/peers (their data travels with tests/)
+        shutil.copytree(REPO / "scripts", work / "scripts", ignore=ignore)
     elif not (work / "mutants").is_dir():
         raise SystemExit(f"[{module.name}] nothing to retest: run it first")
     shutil.copytree(REPO / "tests", work / "tests", ignore=ignore, dirs_exist_ok=True)
