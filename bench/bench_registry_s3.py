@@ -31,10 +31,12 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import aiohttp
+
+from bench_registry_server import rate  # the same request-rate loop, run against each target
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 REPO = f"bench/r{os.getpid()}"
@@ -186,26 +188,6 @@ async def blob_pulls(pick: Callable[[], str], layer: str) -> float:
         elapsed = time.perf_counter() - started
     assert all(size == PULL_SIZE for size in sizes)
     return sum(sizes) / elapsed / 1e6
-
-
-async def rate(seconds: float, workers: int,
-               request: Callable[[aiohttp.ClientSession, int], Awaitable[None]]) -> float:
-    count = 0
-    deadline = time.perf_counter() + seconds
-
-    async def worker(s: aiohttp.ClientSession, w: int) -> None:
-        nonlocal count
-        i = 0
-        while time.perf_counter() < deadline:
-            await request(s, w * 1_000_000 + i)
-            i += 1
-            count += 1
-
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=workers)) as s:
-        started = time.perf_counter()
-        await asyncio.gather(*(worker(s, w) for w in range(workers)))
-        elapsed = time.perf_counter() - started
-    return count / elapsed
 
 
 async def manifest_gets(pick: Callable[[], str], seconds: float) -> float:
