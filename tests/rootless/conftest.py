@@ -23,6 +23,7 @@ VENV = Path("/var/tmp/dockyard-rootless-venv")
 USER = "dyrootless"
 NO_RANGE_USER = "dyrootless-noids"
 SUBIDS = "200000-265535"
+XDG_ENV = "DYTEST_ROOTLESS_XDG_DATA_HOME"  # this session's XDG data directory for the test user
 
 Runner = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -73,8 +74,9 @@ def _runner(user: pwd.struct_passwd, python: Path) -> Runner:
     def run(*args: str, cwd: str | os.PathLike[str] = "/", env: dict[str, str] | None = None,
             path: str = "/usr/local/bin:/usr/bin:/bin") -> subprocess.CompletedProcess[str]:
         extra = [f"{k}={v}" for k, v in (env or {}).items()]
+        xdg = [f"XDG_DATA_HOME={os.environ[XDG_ENV]}"] if XDG_ENV in os.environ else []
         argv = ["runuser", "-u", user.pw_name, "--", "env", "-i", f"HOME={user.pw_dir}", f"PATH={path}",
-                f"USER={user.pw_name}", *extra, str(python), "-m", "dockyard", *args]
+                f"USER={user.pw_name}", *xdg, *extra, str(python), "-m", "dockyard", *args]
         return subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=300)
     return run
 
@@ -88,11 +90,16 @@ def rootless_python() -> Path:
 @pytest.fixture(scope="session")
 def rootless_user(rootless_python: Path) -> pwd.struct_passwd:
     user = _user(USER, SUBIDS)
-    store = Path(user.pw_dir) / ".local" / "share" / "dockyard"
-    if store.exists():  # a previous session's store: start clean (files are owned by sub-ids)
-        # A dockyard process of an earlier session may still be tidying its run directories here.
-        shutil.rmtree(store, ignore_errors=True)
-        shutil.rmtree(store, ignore_errors=True)
+    # Each session gets an XDG data directory of its own, so nothing an earlier session left (or is
+    # still tidying) can reach this one's store; earlier sessions' directories are removed.
+    share = Path(user.pw_dir) / ".local" / "share"
+    for old in [share / "dockyard", *share.glob("pytest-*")]:
+        shutil.rmtree(old, ignore_errors=True)
+    data_home = share / f"pytest-{os.getpid()}-{os.urandom(3).hex()}"
+    data_home.mkdir(parents=True)
+    shutil.chown(share, user.pw_uid, user.pw_gid)
+    shutil.chown(data_home, user.pw_uid, user.pw_gid)
+    os.environ[XDG_ENV] = str(data_home)  # read by _runner for the user's commands
     return user
 
 

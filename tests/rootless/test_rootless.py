@@ -88,7 +88,8 @@ def test_rootless_build_gives_roots_image_id(rootless: Runner, rootless_user: pw
     image_id = _ok(rootless("build", "-q", "-t", "t:rootless", ".", cwd=context, env=EPOCH)).strip()
     assert image_id == root_id
     # The store is the user's XDG data directory, owned by the user outside the namespace.
-    store = Path(rootless_user.pw_dir) / ".local" / "share" / "dockyard"
+    store = Path(os.environ["DYTEST_ROOTLESS_XDG_DATA_HOME"]) / "dockyard"
+    assert store.parent.is_relative_to(Path(rootless_user.pw_dir) / ".local" / "share")
     assert (store / "metadata.db").stat().st_uid == rootless_user.pw_uid
     # The saved layers hold the image's owners, never sub-ids, and overlay's whiteouts in OCI form.
     out = shared_dir / "saved"
