@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from dockyard.cli.supplychain_cmds import attestations_cmd
 from dockyard.errors import DockyardError
 
 if TYPE_CHECKING:
@@ -489,3 +490,4 @@ image_group.add_command(tag_cmd)
 image_group.add_command(rm_cmd)
 image_group.add_command(rm_cmd, "remove")
 image_group.add_command(prune_cmd)
+image_group.add_command(attestations_cmd)

@@ -1,7 +1,7 @@
 """Garbage collection of the local store, from roots.
 
 Roots: every image record (tagged or dangling), leases (until they expire or the process that took
-them is gone) and build cache records. From an
+them is gone), build cache records, and each tag's index (with its attestation manifests). From an
 image: its config blob, its manifest blob (if stored), its repo-digest manifests (if stored), every
 stored form of each of its layers, and the snapshot of each chain ID. Everything else in the
 content and snapshot stores is removed, as are layer rows whose blob is gone, expired leases and
@@ -79,6 +79,7 @@ def roots(store: Store) -> Roots:
         if index:  # a multi-platform tag: its index and each platform's manifest
             out.blobs.add(index)
             out.blobs.update(str(m.manifest_digest) for m in meta.tag_platforms(name))
+            out.blobs.update(_attestation_blobs(store, index))
     held = [(k, v) for k, v in meta.lease_resources()]
     held += [(c.kind, c.ref) for c in meta.cache_records()]
     for kind, key in held:
@@ -92,6 +93,25 @@ def roots(store: Store) -> Roots:
             out.snapshots.add(key)
         elif kind == IMAGE:
             add_image(key)
+    return out
+
+
+def _attestation_blobs(store: Store, index: str) -> list[str]:
+    """The attestation manifests an index lists, with their configs and statements."""
+    import json
+
+    out: list[str] = []
+    try:
+        entries = json.loads(store.content.read(index)).get("manifests") or []
+        for entry in entries:
+            if (entry.get("annotations") or {}).get("vnd.docker.reference.type") != "attestation-manifest":
+                continue
+            out.append(str(entry["digest"]))
+            manifest = json.loads(store.content.read(str(entry["digest"])))
+            out.append(str(manifest["config"]["digest"]))
+            out.extend(str(layer["digest"]) for layer in manifest["layers"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, DockyardError):
+        pass  # a missing or unreadable attestation only means there is less to keep
     return out
 
 

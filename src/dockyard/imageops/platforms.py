@@ -104,11 +104,12 @@ def set_members(store: Store, name: str, held: list[TagPlatform],
                 index: Digest | None = None) -> Digest | None:
     """Point ``name`` at ``held`` (in that order): an index when several, a plain tag when one.
 
-    ``index`` is a stored index of exactly these members (one pulled or pushed), kept as it is."""
+    ``index`` is a stored index of these members (one pulled or pushed, or one that also holds their
+    attestations), kept as it is, even for one member."""
     if not held:
         store.meta.remove_tag(name)
         return None
-    if len(held) == 1:
+    if len(held) == 1 and index is None:
         store.meta.set_tag(name, held[0].image_id)
         return None
     if index is None:
