@@ -36,7 +36,7 @@ def _password(confirm: bool) -> bytes:
 @click.option("--output-key-prefix", default="cosign", show_default=True,
               help="Name of the key files (PREFIX.key and PREFIX.pub) in the current directory.")
 def generate_key_pair_cmd(output_key_prefix: str) -> None:
-    """Generate an ECDSA P-256 key pair for signing images (cosign's format)."""
+    """Generate a key pair for signing images (cosign's format: cosign.key, cosign.pub)."""
     from dockyard.supplychain.cosign import generate_key_pair
 
     private_path, public_path = f"{output_key_prefix}.key", f"{output_key_prefix}.pub"
@@ -61,7 +61,7 @@ def generate_key_pair_cmd(output_key_prefix: str) -> None:
 @click.option("-a", "--annotations", "annotations", multiple=True, help="Extra key=value annotations.")
 @click.pass_context
 def sign_cmd(ctx: click.Context, image: str, key: str, referrer: bool, annotations: tuple[str, ...]) -> None:
-    """Sign an image in a registry (cosign's format: a .sig tag and a referrer)."""
+    """Sign an image in a registry with a cosign key (a .sig tag and an OCI 1.1 referrer)."""
     from dockyard.oci.reference import parse_normalized
     from dockyard.supplychain.signing import load_key_file, sign_image
 
@@ -85,7 +85,7 @@ def sign_cmd(ctx: click.Context, image: str, key: str, referrer: bool, annotatio
 @click.option("--key", required=True, help="Path to the public key file (cosign.pub).")
 @click.pass_context
 def verify_cmd(ctx: click.Context, image: str, key: str) -> None:
-    """Verify an image's signatures against a public key (cosign's format); print their payloads."""
+    """Verify an image's cosign signatures against a public key."""
     from dockyard.oci.reference import parse_normalized
     from dockyard.supplychain.signing import VerificationFailed, load_public_file, verify_image
 
