@@ -281,3 +281,29 @@ def test_policy_refuses_unsigned_images(env: dict[str, str]) -> None:
     run(env, "sign", "--key", "cosign.key", ref)
     run(env, "pull", ref)
     assert "Status" not in run(env, "run", "--rm", "--network", "none", ref, "cat", "/hi").stderr
+
+
+@pytest.mark.registry
+def test_pull_save_and_load_keep_attestations(env: dict[str, str], tmp_path: Path) -> None:
+    repo = f"dytest-attest/keep-{uuid.uuid4().hex[:8]}"
+    ref = f"{DISTRIBUTION}/{repo}:1"
+    run(env, "build", "-q", "--sbom", "--provenance", "--push", "-t", ref, "ctx")
+    image_digest = skopeo_raw(ref)["manifests"][0]["digest"]
+
+    def listed(environment: dict[str, str]) -> list[tuple[str, str]]:
+        docs = json.loads(run(environment, "image", "attestations", "--format", "json", ref).stdout)
+        return sorted((d["predicateType"], d["subject"]) for d in docs)
+
+    want = sorted([(SPDX, image_digest), (SLSA_V02, image_digest)])
+    other = {**env, "DOCKYARD_ROOT": str(tmp_path / "pulled")}
+    run(other, "pull", ref)
+    assert listed(other) == want
+    run(other, "save", "-o", str(tmp_path / "saved.tar"), ref)
+    loaded = {**env, "DOCKYARD_ROOT": str(tmp_path / "loaded")}
+    run(loaded, "load", "-i", str(tmp_path / "saved.tar"))
+    assert listed(loaded) == want
+    # pushed again from the loaded store, the index and its attestations are the registry's own
+    again = f"{DISTRIBUTION}/{repo}:2"
+    run(loaded, "tag", ref, again)
+    run(loaded, "push", again)
+    assert skopeo_raw(again)["manifests"] == skopeo_raw(ref)["manifests"]

@@ -1,6 +1,7 @@
 """Attestations (in-toto statements) kept beside images the way BuildKit stores them.
 
     attach(store, name, {image_id: [Statement, ...]}) -> Digest   the tag's new index
+    keep(store, name, entries) -> Digest                          add pulled/loaded attestation manifests
     tag_attestations(store, name) -> list[Descriptor]              attestation manifests of a tag
     statements(manifest_bytes, read_blob) -> list[Statement]       the statements in one of them
     push_attestations(store, repo, index_descs, pushed, as_referrers) -> list[Descriptor]
@@ -22,7 +23,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from dockyard.errors import CorruptData
+from dockyard.errors import CorruptData, DockyardError
 from dockyard.imageops import Store
 from dockyard.imageops.platforms import members, set_members
 from dockyard.oci import mediatypes as mt
@@ -91,18 +92,33 @@ def attach(store: Store, name: str, by_image: Mapping[str, Sequence[Statement]])
     """Make the tag ``name`` an index of its platforms and an attestation manifest for each image in
     ``by_image`` (an earlier one for the same image is replaced)."""
     held = members(store, name)
+    made = {}
+    for m in held:
+        stmts = by_image.get(str(m.image_id))
+        if stmts:
+            made[str(m.manifest_digest)] = store_attestation(store, str(m.manifest_digest), stmts)
+    return _reindex(store, name, made)
+
+
+def keep(store: Store, name: str, entries: Sequence[Descriptor]) -> Digest:
+    """Add attestation manifests already in the store (pulled or loaded index entries) to the tag."""
+    return _reindex(store, name, {e.annotations.get(REFERENCE_DIGEST, ""): e for e in entries})
+
+
+def _reindex(store: Store, name: str, new: Mapping[str, Descriptor]) -> Digest:
+    """Point ``name`` at an index of its platforms and, per image manifest, the attestation manifest in
+    ``new`` or else the one its index had."""
+    held = members(store, name)
     entries: list[Descriptor] = []
     for m in held:
         data = store.content.read(m.manifest_digest)
         media_type = str(json.loads(data).get("mediaType") or mt.OCI_MANIFEST)
         entries.append(Descriptor(media_type, m.manifest_digest, len(data), platform=parse(m.platform)))
-    old = {d.annotations[REFERENCE_DIGEST]: d for d in tag_attestations(store, name)}
+    old = {d.annotations.get(REFERENCE_DIGEST, ""): d for d in tag_attestations(store, name)}
     for m in held:
-        stmts = by_image.get(str(m.image_id))
-        if stmts:
-            entries.append(store_attestation(store, str(m.manifest_digest), stmts))
-        elif str(m.manifest_digest) in old:
-            entries.append(old[str(m.manifest_digest)])
+        found = new.get(str(m.manifest_digest)) or old.get(str(m.manifest_digest))
+        if found is not None:
+            entries.append(found)
     data = Index(tuple(entries)).to_json()
     info = store.content.ingest(data)
     with store.meta.transaction():
@@ -117,6 +133,25 @@ def tag_attestations(store: Store, name: str) -> list[Descriptor]:
         return []
     return [d for d in parse_index(store.content.read(index), f"index of {name}").manifests
             if is_attestation(d)]
+
+
+def attestation_blobs(store: Store, index: str) -> list[str]:
+    """The attestation manifests a stored index lists, with their configs and statements (those
+    present); what a GC keeps and a save writes beside the index."""
+    out: list[str] = []
+    try:
+        entries = parse_index(store.content.read(index), f"index {index}").manifests
+        for entry in entries:
+            if not is_attestation(entry) or not store.content.exists(entry.digest):
+                continue
+            out.append(str(entry.digest))
+            data = store.content.read(entry.digest)
+            manifest = parse_manifest(data, f"attestation manifest {entry.digest}")
+            out.extend(str(d.digest) for d in (manifest.config, *manifest.layers)
+                       if store.content.exists(d.digest))
+    except DockyardError:
+        pass  # an unreadable index or attestation only means there is less to keep
+    return out
 
 
 def statements(manifest_data: bytes, read_blob: Callable[[Descriptor], bytes],

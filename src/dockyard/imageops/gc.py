@@ -26,6 +26,7 @@ from pathlib import Path
 from dockyard.errors import DockyardError
 from dockyard.image import chain_ids
 from dockyard.imageops import Store
+from dockyard.imageops.attestations import attestation_blobs
 from dockyard.metadata import BLOB, IMAGE, SNAPSHOT
 from dockyard.oci.digest import Digest
 from dockyard.snapshot import pid_of, process_alive
@@ -79,7 +80,7 @@ def roots(store: Store) -> Roots:
         if index:  # a multi-platform tag: its index and each platform's manifest
             out.blobs.add(index)
             out.blobs.update(str(m.manifest_digest) for m in meta.tag_platforms(name))
-            out.blobs.update(_attestation_blobs(store, index))
+            out.blobs.update(attestation_blobs(store, index))
     held = [(k, v) for k, v in meta.lease_resources()]
     held += [(c.kind, c.ref) for c in meta.cache_records()]
     for kind, key in held:
@@ -93,25 +94,6 @@ def roots(store: Store) -> Roots:
             out.snapshots.add(key)
         elif kind == IMAGE:
             add_image(key)
-    return out
-
-
-def _attestation_blobs(store: Store, index: str) -> list[str]:
-    """The attestation manifests an index lists, with their configs and statements."""
-    import json
-
-    out: list[str] = []
-    try:
-        entries = json.loads(store.content.read(index)).get("manifests") or []
-        for entry in entries:
-            if (entry.get("annotations") or {}).get("vnd.docker.reference.type") != "attestation-manifest":
-                continue
-            out.append(str(entry["digest"]))
-            manifest = json.loads(store.content.read(str(entry["digest"])))
-            out.append(str(manifest["config"]["digest"]))
-            out.extend(str(layer["digest"]) for layer in manifest["layers"])
-    except (OSError, ValueError, KeyError, TypeError, AttributeError, DockyardError):
-        pass  # a missing or unreadable attestation only means there is less to keep
     return out
 
 

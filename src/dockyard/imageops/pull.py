@@ -141,8 +141,13 @@ def _pull(store: Store, registry: RegistryClient, ref: Reference, platform: Plat
         store.content.ingest(fetched.data, expected=fetched.digest, before_publish=lease.add_blob)
         if top is not fetched:
             store.content.ingest(top.data, expected=top.digest, before_publish=lease.add_blob)
+        kept = _attestations(store, sources, top, fetched, lease) if tag_name and top is not fetched else []
         commit_image(store, config_data, names=[tag_name] if tag_name else [], repo_digests=[repo_digest],
                      manifest_digest=fetched.digest, add_platform=platform is not None)
+        if kept:
+            from dockyard.imageops.attestations import keep
+
+            keep(store, tag_name, kept)
     return PullResult(ref, image_id, top.digest, not already, config.platform, outcomes)
 
 
@@ -189,6 +194,25 @@ def pull_all_tags(store: Store, registry: RegistryClient, ref: Reference, *,
         raise last
     return [pull(store, registry, ref.with_tag(t), platform=platform, progress=progress, unpack=unpack,
                  max_workers=max_workers) for t in sorted(tags)]
+
+
+def _attestations(store: Store, sources: Sequence[Repository], top: FetchedManifest,
+                  fetched: FetchedManifest, lease: Lease) -> list[Descriptor]:
+    """The attestation manifests ``top`` (an index) lists for the pulled image, fetched with their
+    statements (small blobs) so that the tag keeps them."""
+    from dockyard.imageops.attestations import REFERENCE_DIGEST, is_attestation
+
+    out = []
+    for desc in parse_index(top.data, "index").manifests:
+        if not is_attestation(desc) or desc.annotations.get(REFERENCE_DIGEST) != str(fetched.digest):
+            continue
+        got = _fetch_manifest(sources, str(desc.digest))[0]
+        manifest = parse_manifest(got.data, f"attestation manifest {desc.digest}")
+        for blob in (manifest.config, *manifest.layers):
+            _config(store, sources, blob, lease)
+        store.content.ingest(got.data, expected=got.digest, before_publish=lease.add_blob)
+        out.append(desc)
+    return out
 
 
 def _config(store: Store, sources: Sequence[Repository], desc: Descriptor, lease: Lease) -> bytes:
