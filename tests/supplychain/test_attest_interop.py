@@ -307,3 +307,30 @@ def test_pull_save_and_load_keep_attestations(env: dict[str, str], tmp_path: Pat
     run(loaded, "tag", ref, again)
     run(loaded, "push", again)
     assert skopeo_raw(again)["manifests"] == skopeo_raw(ref)["manifests"]
+
+
+@pytest.mark.registry
+def test_multi_platform_build_has_one_attestation_manifest_per_platform(env: dict[str, str]) -> None:
+    ctx = Path(env["WORKDIR"]) / "scratch"
+    ctx.mkdir()
+    (ctx / "f").write_text("x\n")
+    (ctx / "Dockerfile").write_text("FROM scratch\nCOPY f /f\n")
+    repo = f"dytest-attest/multi-{uuid.uuid4().hex[:8]}"
+    ref = f"{DISTRIBUTION}/{repo}:1"
+    run(env, "build", "-q", "--platform", "linux/amd64,linux/arm64", "--sbom", "--provenance", "--push",
+        "-t", ref, "scratch")
+    entries = skopeo_raw(ref)["manifests"]
+    images = [e for e in entries if e["platform"]["os"] == "linux"]
+    atts = [e for e in entries if e["platform"] == {"architecture": "unknown", "os": "unknown"}]
+    assert sorted(e["platform"]["architecture"] for e in images) == ["amd64", "arm64"]
+    assert sorted(a["annotations"]["vnd.docker.reference.digest"] for a in atts) == \
+        sorted(e["digest"] for e in images)
+    oras = Oras(DISTRIBUTION)
+    for att in atts:
+        stmts = statements_of(oras, repo, oras.manifest(f"{repo}@{att['digest']}", OCI_MANIFEST))
+        subject = att["annotations"]["vnd.docker.reference.digest"]
+        platform = next(e["platform"]["architecture"] for e in images if e["digest"] == subject)
+        assert stmts[SLSA_V02]["predicate"]["invocation"]["environment"]["platform"] == f"linux/{platform}"
+        assert stmts[SPDX]["subject"][0]["digest"]["sha256"] == subject.removeprefix("sha256:")
+    rows = run(env, "image", "attestations", "--remote", ref).stdout.splitlines()[1:]
+    assert sorted(r.split()[0] for r in rows) == ["linux/amd64", "linux/amd64", "linux/arm64", "linux/arm64"]

@@ -102,6 +102,15 @@ def _print_explanations(rows: list[tuple[str, str, str]]) -> None:
         click.echo(f"{shown:<{width}}  {'CACHED' if outcome == 'cached' else 'RAN':<6}  {reason}")
 
 
+class AttestFlagsCommand(click.Command):
+    """``--sbom`` / ``--provenance`` with no ``=value`` mean ``=true`` and never take the next word (as
+    buildx's flags: ``build --sbom .`` builds ``.``)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        bare = ("--sbom", "--provenance")
+        return super().parse_args(ctx, [f"{a}=true" if a in bare else a for a in args])
+
+
 def _build_attested(client: Any, options: Any, specs: list[Any], as_referrers: bool, renderer: Any) -> Any:
     """Build, attach the attestations to the tags, then push them if asked."""
     import dataclasses
@@ -124,7 +133,7 @@ def _build_attested(client: Any, options: Any, specs: list[Any], as_referrers: b
     return result
 
 
-@click.command("build", context_settings={"help_option_names": ["-h", "--help"]})
+@click.command("build", cls=AttestFlagsCommand, context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("path", default=".")
 @click.option("-t", "--tag", "tags", multiple=True, help='Name and optionally a tag ("name:tag").')
 @click.option("-f", "--file", "dockerfile", default="",

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from dockyard.cli.build_cmd import build_cmd
+from dockyard.cli.build_cmd import AttestFlagsCommand, build_cmd
 from dockyard.cli.manifest_cmd import imagetools_group
 
 BUILDER = "dockyard"
@@ -28,7 +28,7 @@ def buildx_group() -> None:
                                        click.Option(["--load"], is_flag=True,
                                                     help="Load the result into the store (always done)."),
                                        click.Option(["--builder"], default="", help="Ignored: no builders.")],
-                      context_settings={"help_option_names": ["-h", "--help"]})
+                      cls=AttestFlagsCommand, context_settings={"help_option_names": ["-h", "--help"]})
 @click.pass_context
 def buildx_build(ctx: click.Context, /, load: bool, builder: str, **kwargs: Any) -> None:
     """Start a build (``dockyard build``; the image always lands in the local store)."""
