@@ -39,8 +39,8 @@ def test_bare_flag_does_not_swallow_the_path(tmp_path: Path) -> None:
     """``build --sbom PATH`` builds PATH (buildx: the flag's value is given with ``=`` only)."""
     missing = tmp_path / "no-such-context"
     for flag in ("--sbom", "--provenance"):
-        done = subprocess.run([sys.executable, "-m", "dockyard", "--root", str(tmp_path / "root"), "build", "-t",
-                               "x", flag, str(missing)], capture_output=True, text=True, timeout=60)
+        done = subprocess.run([sys.executable, "-m", "dockyard", "--root", str(tmp_path / "root"), "build",
+                               "-t", "x", flag, str(missing)], capture_output=True, text=True, timeout=60)
         assert done.returncode != 0
         assert "expected key=value" not in done.stderr and str(missing) in done.stderr, done.stderr
     done = subprocess.run([sys.executable, "-m", "dockyard", "--root", str(tmp_path / "root"), "build",
