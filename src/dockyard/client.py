@@ -355,8 +355,10 @@ class Client:
         from dockyard.imageops.pull import pull_all_tags
         from dockyard.oci.platform import parse
         from dockyard.oci.reference import parse_normalized
+        from dockyard.supplychain.policy import refuse_all_tags
 
         parsed = parse_normalized(ref)
+        refuse_all_tags(parsed)
         want = parse(platform) if platform else None
         with self.registry_client() as registry:
             return pull_all_tags(self.store, registry, parsed, platform=want, progress=self.progress,

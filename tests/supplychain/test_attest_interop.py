@@ -277,6 +277,8 @@ def test_policy_refuses_unsigned_images(env: dict[str, str]) -> None:
     (Path(env["WORKDIR"]) / "ctx2" / "Dockerfile").write_text(f"FROM {ref}\n")
     built = run(env, "build", "-q", "ctx2", ok=False)
     assert built.returncode == 1 and rule in built.stderr
+    every = run(env, "pull", "--all-tags", f"{DISTRIBUTION}/{repo}", ok=False)
+    assert every.returncode == 1 and "pull --all-tags refused by policy rule 1" in every.stderr
     # outside the rule's prefix nothing is asked; once signed, the pull goes through
     run(env, "sign", "--key", "cosign.key", ref)
     run(env, "pull", ref)

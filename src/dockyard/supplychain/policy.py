@@ -8,9 +8,11 @@
     rules(config_path=None) -> list[Rule]
     enforce(registry, ref, rules=None)     raises PolicyViolation naming the rule when a covering
                                            rule's key verifies no signature of the image
+    refuse_all_tags(ref)                   ``pull --all-tags`` of a covered repository is refused
 
 Every rule that covers an image must be satisfied. ``pull`` checks before it downloads anything;
-``run`` and ``build`` (FROM) check through the pull they make for an image the store lacks.
+``run`` and ``build`` (FROM) check through the pull they make for an image the store lacks (or, with
+``build --pull``, always); an image already in the store is not checked again.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from dockyard.errors import DockyardError, InvalidArgument
 from dockyard.oci.reference import Reference
 from dockyard.registry.client import RegistryClient, canonical_host
 
-__all__ = ["PolicyViolation", "Rule", "enforce", "rules"]
+__all__ = ["PolicyViolation", "Rule", "enforce", "refuse_all_tags", "rules"]
 
 
 class PolicyViolation(DockyardError):
@@ -77,6 +79,15 @@ def rules(config_path: str | os.PathLike[str] | None = None) -> list[Rule]:
         key_path = key if os.path.isabs(key) else str(path.parent / key)
         out.append(Rule(i, registry, prefix.lstrip("/"), key_path, str(path)))
     return out
+
+
+def refuse_all_tags(ref: Reference, policy: list[Rule] | None = None) -> None:
+    """``pull --all-tags`` of a repository a rule covers is refused: its tags include cosign's own
+    signature tags, which carry no signature; each tag is pulled (and checked) on its own instead."""
+    for rule in rules() if policy is None else policy:
+        if rule.covers(ref):
+            raise PolicyViolation(f"{ref.familiar_name()}: pull --all-tags refused by {rule.describe()}: "
+                                  "pull each tag by name")
 
 
 def enforce(registry: RegistryClient, ref: Reference, policy: list[Rule] | None = None) -> None:
