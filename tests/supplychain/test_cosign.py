@@ -56,3 +56,15 @@ def test_signature_verifies_with_an_independent_verifier() -> None:
     assert cosign.verify_signature(public, payload, sig)
     assert not cosign.verify_signature(public, payload.replace(b"ab", b"cd"), sig)
     assert cosign.signed_digest(payload) == digest
+
+
+def test_hostile_scrypt_parameters_are_refused() -> None:
+    """A key file asking for 2^30 scrypt rounds (gigabytes of memory) is refused before any work."""
+    private_pem, _ = cosign.generate_key_pair(b"")
+    lines = private_pem.decode().splitlines()
+    doc = json.loads(base64.b64decode("".join(lines[1:-1])))
+    doc["kdf"]["params"]["N"] = 1 << 30
+    body = base64.b64encode(json.dumps(doc).encode()).decode()
+    hostile = f"{lines[0]}\n{body}\n{lines[-1]}\n".encode()
+    with pytest.raises(InvalidArgument, match=r"^h.key: scrypt parameters out of range"):
+        cosign.load_private_key(hostile, b"", "h.key")

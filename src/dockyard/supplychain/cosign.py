@@ -118,6 +118,8 @@ def load_private_key(data: bytes, password: bytes, where: str) -> ec.EllipticCur
         sealed = base64.b64decode(_field(doc, "ciphertext", where))
     except (TypeError, ValueError):
         raise InvalidArgument(f"{where}: malformed encrypted key fields") from None
+    if not (1 < params["N"] <= 1 << 20 and 0 < params["r"] <= 32 and 0 < params["p"] <= 16):
+        raise InvalidArgument(f"{where}: scrypt parameters out of range: {params}")
     try:
         secret = _scrypt(password, salt, params["N"], params["r"], params["p"])
         der = SecretBox(secret).decrypt(sealed, nonce)
@@ -125,7 +127,10 @@ def load_private_key(data: bytes, password: bytes, where: str) -> ec.EllipticCur
         raise InvalidArgument(f"{where}: decryption failed: wrong password (COSIGN_PASSWORD)?") from None
     except ValueError as exc:
         raise InvalidArgument(f"{where}: bad key parameters: {exc}") from None
-    key = serialization.load_der_private_key(der, password=None)
+    try:
+        key = serialization.load_der_private_key(der, password=None)
+    except (ValueError, TypeError):
+        raise InvalidArgument(f"{where}: the decrypted key is not a PKCS#8 private key") from None
     if not isinstance(key, ec.EllipticCurvePrivateKey) or not isinstance(key.curve, ec.SECP256R1):
         raise InvalidArgument(f"{where}: not an ECDSA P-256 key")
     return key
