@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cmp_to_key
 from typing import Any
 
@@ -121,6 +121,8 @@ def match(sbom: SBOM, db: VulnDB, severities: Sequence[str] = SEVERITIES) -> lis
             continue
         ecosystem, name, version = lookup
         for vuln, record_eco, data in db.affected(ecosystem, name):
+            if data.get("severity") and data["severity"] != vuln.severity:  # e.g. urgency per release
+                vuln = replace(vuln, severity=str(data["severity"]))
             if vuln.severity not in wanted or not _release_matches(ecosystem, record_eco):
                 continue
             hit, fixes = check_affected(ecosystem, version, data)
