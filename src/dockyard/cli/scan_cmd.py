@@ -12,7 +12,8 @@ import click
 
 from dockyard.errors import DockyardError
 
-_FORMATS = ("table", "json", "cyclonedx", "spdx-json")
+_FORMATS = ("table", "json", "sarif", "cyclonedx", "spdx-json")
+_REPORTS = ("table", "json", "sarif")  # the formats that report vulnerabilities
 
 
 class _ScanGroup(click.Group):
@@ -41,7 +42,8 @@ def scan_cmd() -> None:
     """Scan an image: its packages (SBOM) and their known vulnerabilities from an offline database.
 
     \b
-    dockyard scan IMAGE [--format table|json|cyclonedx|spdx-json] [--severity CRITICAL,HIGH]
+    dockyard scan IMAGE [--format table|json|sarif|cyclonedx|spdx-json] [--severity CRITICAL,HIGH]
+                        [--ignore-unfixed] [--vex OPENVEX.json] [--exit-code N]
     dockyard scan db update [--source [KIND=]URL|DIR]
     dockyard scan db export FILE / scan db import FILE   (a bundle, or OSV records)
     dockyard scan db info
@@ -56,6 +58,9 @@ def scan_cmd() -> None:
               help="Severities to report, comma separated.")
 @click.option("--exit-code", default=0, show_default=True, type=int,
               help="Exit code when vulnerabilities were found (or when there is no database to tell).")
+@click.option("--ignore-unfixed", is_flag=True, help="Report only vulnerabilities that have a fix.")
+@click.option("--vex", "vex_files", multiple=True, type=click.Path(dir_okay=False), metavar="FILE",
+              help="OpenVEX document: its not_affected/fixed statements suppress findings (repeatable).")
 @click.option("--list-all-pkgs", is_flag=True, help="Table format: also list every package found.")
 @click.option("--output", "-o", "output", type=click.Path(dir_okay=False), default=None,
               help="Write the report to a file instead of stdout.")
@@ -65,28 +70,34 @@ def scan_cmd() -> None:
 @_DB_OPTION
 @click.pass_context
 def scan_image_cmd(ctx: click.Context, image: str, fmt: str, severity: str, exit_code: int,
-                   list_all_pkgs: bool, output: str | None, max_age: str | None, db: str | None) -> None:
+                   ignore_unfixed: bool, vex_files: tuple[str, ...], list_all_pkgs: bool, output: str | None,
+                   max_age: str | None, db: str | None) -> None:
     """Scan IMAGE for vulnerable packages."""
     from dockyard.cli.image_cmds import make_client
     from dockyard.tools.scan import VulnDB, parse_severities, scan_image, to_cyclonedx, to_json, to_spdx
+    from dockyard.tools.scan.sarif import to_sarif
+    from dockyard.tools.scan.vex import load_vex
 
     severities = parse_severities(severity)
     limit = _max_age(max_age)
+    vex = [load_vex(f) for f in vex_files]
     path = _db_path(ctx, db)
     vdb = VulnDB(path) if path.exists() else None
     try:
-        if vdb is not None and fmt in ("table", "json"):
+        if vdb is not None and fmt in _REPORTS:
             _warn_if_old(vdb, limit)
         with make_client(ctx) as client:
-            result = scan_image(client, image, vdb, severities)
+            result = scan_image(client, image, vdb, severities, ignore_unfixed=ignore_unfixed, vex=vex)
     finally:
         if vdb is not None:
             vdb.close()
-    if vdb is None and fmt in ("table", "json"):
+    if vdb is None and fmt in _REPORTS:
         click.echo(f"WARNING: no vulnerability database at {path}: packages only. Get data with "
                    "'dockyard scan db update' (or 'dockyard scan db import BUNDLE' offline).", err=True)
     if fmt == "json":
         text = json.dumps(to_json(result), indent=2)
+    elif fmt == "sarif":
+        text = json.dumps(to_sarif(result), indent=2)
     elif fmt == "cyclonedx":
         text = json.dumps(to_cyclonedx(result), indent=2)
     elif fmt == "spdx-json":
@@ -99,7 +110,7 @@ def scan_image_cmd(ctx: click.Context, image: str, fmt: str, severity: str, exit
         Path(output).write_text(text + "\n")
     else:
         click.echo(text)
-    if exit_code and vdb is None and fmt in ("table", "json"):
+    if exit_code and vdb is None and fmt in _REPORTS:
         sys.stdout.flush()
         raise _NoDatabase(exit_code)
     if exit_code and result.findings:
@@ -197,6 +208,10 @@ def render_table(result: Any, severities: list[str], list_all_pkgs: bool = False
             pkgs = [p for p in result.sbom.packages if p.type == kind]
             out += ["", f"Packages ({len(pkgs)}):"]
             out += _box(["Name", "Version", "Path"], [[p.name, p.version, p.path] for p in pkgs])
+    if result.suppressed:
+        out += ["", f"Suppressed by VEX: {len(result.suppressed)} ("
+                + ", ".join(f"{s.finding.vuln.id} in {s.finding.package.name}: {s.status}"
+                            for s in result.suppressed) + ")"]
     return "\n".join(out).lstrip("\n")
 
 

@@ -31,7 +31,7 @@ SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS vulns (id TEXT PRIMARY KEY, summary TEXT NOT NULL, severity TEXT NOT NULL,
-    aliases TEXT NOT NULL, modified TEXT NOT NULL);
+    aliases TEXT NOT NULL, modified TEXT NOT NULL, cvss TEXT NOT NULL DEFAULT '[]');
 CREATE TABLE IF NOT EXISTS affected (vuln_id TEXT NOT NULL, ecosystem TEXT NOT NULL, family TEXT NOT NULL,
     name TEXT NOT NULL, data TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS affected_by_name ON affected (family, name);
@@ -46,12 +46,20 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 
 @dataclass(frozen=True, slots=True)
 class Vuln:
-    """One advisory as stored: ID, one-line title, severity and aliases (CVE IDs)."""
+    """One advisory as stored: ID, one-line title, severity, aliases (CVE IDs), CVSS (type, vector)s."""
 
     id: str
     title: str
     severity: str
     aliases: tuple[str, ...]
+    cvss: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def score(self) -> float | None:
+        """The CVSS base score the severity rests on (v3 before v4), if there is a vector."""
+        from dockyard.tools.scan.severity import cvss_severity
+
+        return cvss_severity([{"type": t, "score": v} for t, v in self.cvss])[1]
 
 
 def family(ecosystem: str) -> str:
@@ -93,6 +101,9 @@ class VulnDB:
             try:
                 conn = sqlite3.connect(self.path)
                 conn.executescript(_SCHEMA)
+                columns = {r[1] for r in conn.execute("PRAGMA table_info(vulns)")}
+                if "cvss" not in columns:  # a schema 1 database
+                    conn.execute("ALTER TABLE vulns ADD COLUMN cvss TEXT NOT NULL DEFAULT '[]'")
                 row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
             except sqlite3.DatabaseError as exc:
                 raise CorruptData(f"vulnerability database {self.path} is unreadable: {exc}") from None
@@ -150,9 +161,12 @@ class VulnDB:
         if not isinstance(affected, list):
             raise CorruptData(f"{where}: record {vid}: 'affected' is not a list")
         conn.execute("DELETE FROM affected WHERE vuln_id = ?", (vid,))
-        conn.execute("INSERT OR REPLACE INTO vulns VALUES (?, ?, ?, ?, ?)",
+        cvss = [[str(s.get("type")), str(s.get("score"))] for s in record.get("severity") or []
+                if isinstance(s, dict) and str(s.get("type", "")).startswith("CVSS_")]
+        conn.execute("INSERT OR REPLACE INTO vulns (id, summary, severity, aliases, modified, cvss) "
+                     "VALUES (?, ?, ?, ?, ?, ?)",
                      (vid, _title(record), record_severity(record), json.dumps(aliases),
-                      str(record.get("modified", ""))))
+                      str(record.get("modified", "")), json.dumps(cvss)))
         for aff in affected:
             pkg = aff.get("package") if isinstance(aff, dict) else None
             if not isinstance(pkg, dict) or not pkg.get("ecosystem") or not pkg.get("name"):
@@ -239,10 +253,11 @@ class VulnDB:
         package in the ecosystem's family; the caller checks the release part (``Debian:12``)."""
         conn = self._open(create=False)
         rows = conn.execute(
-            "SELECT v.id, v.summary, v.severity, v.aliases, a.ecosystem, a.data FROM affected a "
+            "SELECT v.id, v.summary, v.severity, v.aliases, a.ecosystem, a.data, v.cvss FROM affected a "
             "JOIN vulns v ON v.id = a.vuln_id WHERE a.family = ? AND a.name = ?",
             (family(ecosystem), normalize_name(ecosystem, name))).fetchall()
-        return [(Vuln(r[0], r[1], r[2], tuple(json.loads(r[3]))), r[4], json.loads(r[5])) for r in rows]
+        return [(Vuln(r[0], r[1], r[2], tuple(json.loads(r[3])), tuple((t, v) for t, v in json.loads(r[6]))),
+                 r[4], json.loads(r[5])) for r in rows]
 
 
 def _parse_time(text: str) -> float:

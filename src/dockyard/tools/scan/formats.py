@@ -16,10 +16,16 @@ def _now(ts: float | None = None) -> str:
 
 
 def _finding(f: Finding) -> dict[str, Any]:
-    return {"VulnerabilityID": f.vuln.id, "PkgName": f.package.name, "PkgPath": f.package.path,
-            "PkgType": f.package.type, "PURL": f.package.purl, "InstalledVersion": f.package.version,
-            "FixedVersion": f.fixed, "Severity": f.severity, "Title": f.vuln.title,
-            "Aliases": list(f.vuln.aliases)}
+    out: dict[str, Any] = {
+        "VulnerabilityID": f.vuln.id, "PkgName": f.package.name, "PkgPath": f.package.path,
+        "PkgType": f.package.type, "PURL": f.package.purl, "InstalledVersion": f.package.version,
+        "FixedVersion": f.fixed, "Status": "fixed" if f.fixed else "affected", "Severity": f.severity,
+        "Title": f.vuln.title, "Aliases": list(f.vuln.aliases)}
+    if f.vuln.cvss:
+        out["CVSS"] = {kind: vector for kind, vector in f.vuln.cvss}
+        if f.vuln.score is not None:
+            out["CVSSScore"] = f.vuln.score
+    return out
 
 
 def to_json(result: ScanResult) -> dict[str, Any]:
@@ -31,11 +37,19 @@ def to_json(result: ScanResult) -> dict[str, Any]:
     results = []
     for kind, pkgs in sorted(by_type.items()):
         vulns = [_finding(f) for f in result.findings if f.package.type == kind]
-        results.append({"Target": _target(result, kind), "Type": kind,
-                        "Packages": [{"Name": p.name, "Version": p.version, "PURL": p.purl, "Path": p.path,
-                                      "Arch": p.arch, "SrcName": p.src_name, "SrcVersion": p.src_version,
-                                      "Licenses": list(p.licenses)} for p in pkgs],
-                        "Vulnerabilities": vulns})
+        entry: dict[str, Any] = {
+            "Target": _target(result, kind), "Type": kind,
+            "Packages": [{"Name": p.name, "Version": p.version, "PURL": p.purl, "Path": p.path,
+                          "Arch": p.arch, "SrcName": p.src_name, "SrcVersion": p.src_version,
+                          "Licenses": list(p.licenses)} for p in pkgs],
+            "Vulnerabilities": vulns}
+        # what a VEX statement accepted, in trivy's shape for it
+        modified = [{"Type": "vulnerability", "Status": s.status, "Statement": s.statement,
+                     "Source": s.source, "Finding": _finding(s.finding)}
+                    for s in result.suppressed if s.finding.package.type == kind]
+        if modified:
+            entry["ExperimentalModifiedFindings"] = modified
+        results.append(entry)
     return {"SchemaVersion": 2, "ArtifactName": sbom.image, "ArtifactType": "container_image",
             "Metadata": {"ImageID": sbom.image_id, "OS": {"Family": sbom.os.id, "Name": sbom.os.version_id}},
             "Results": results}
@@ -87,16 +101,31 @@ def to_cyclonedx(result: ScanResult, *, timestamp: float | None = None) -> dict[
         "dependencies": [{"ref": image_ref, "dependsOn": [c["bom-ref"] for c in components]}],
     }
     vulns: dict[str, dict[str, Any]] = {}
-    for f in result.findings:
-        v = vulns.setdefault(f.vuln.id, {
-            "id": f.vuln.id, "ratings": [{"severity": f.severity.lower()}], "description": f.vuln.title,
-            "affects": []})
+    states = {"not_affected": "not_affected", "fixed": "resolved"}
+    for f, suppressed in [(f, None) for f in result.findings] + [(s.finding, s) for s in result.suppressed]:
+        v = vulns.setdefault(f.vuln.id if suppressed is None else f"{f.vuln.id} (VEX)", {
+            "id": f.vuln.id, "ratings": _ratings(f), "description": f.vuln.title, "affects": []})
+        if f.vuln.aliases:
+            v["references"] = [{"id": a, "source": {"name": "alias"}} for a in f.vuln.aliases]
         v["affects"].append({"ref": _ref(f.package)})
         if f.fixed:
             v.setdefault("recommendation", f"Upgrade {f.package.name} to {f.fixed}")
+        if suppressed is not None:
+            v["analysis"] = {"state": states[suppressed.status], "detail": suppressed.statement}
     if vulns:
         doc["vulnerabilities"] = list(vulns.values())
     return doc
+
+
+def _ratings(f: Finding) -> list[dict[str, Any]]:
+    """The severity, with the CVSS score, vector and method it rests on when known."""
+    rating: dict[str, Any] = {"severity": f.severity.lower() if f.severity != "UNKNOWN" else "unknown"}
+    for kind, vector in f.vuln.cvss:
+        method = {"CVSS_V3": "CVSSv31" if vector.startswith("CVSS:3.1") else "CVSSv3", "CVSS_V4": "CVSSv4"}
+        if kind in method and f.vuln.score is not None:
+            rating.update(method=method[kind], vector=vector, score=f.vuln.score)
+            break
+    return [rating]
 
 
 def _ref(p: Package) -> str:
