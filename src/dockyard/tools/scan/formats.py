@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from typing import Any
 
 from dockyard import __version__
+from dockyard.tools.scan.licenses import spdx_id
 from dockyard.tools.scan.match import Finding, ScanResult
 from dockyard.tools.scan.sbom import Package
 
@@ -79,8 +81,10 @@ def to_cyclonedx(result: ScanResult, *, timestamp: float | None = None) -> dict[
     for p in sbom.packages:
         comp: dict[str, Any] = {"bom-ref": _ref(p), "type": "library", "name": p.name, "version": p.version,
                                 "purl": p.purl}
+        if p.cpes:
+            comp["cpe"] = p.cpes[0]
         if p.licenses:
-            comp["licenses"] = [{"license": {"name": lic}} for lic in p.licenses]
+            comp["licenses"] = [_cdx_license(lic) for lic in p.licenses]
         props = [("dockyard:PkgType", p.type), ("dockyard:FilePath", p.path)]
         if p.src_name and p.src_name != p.name:
             props.append(("dockyard:SrcName", p.src_name))
@@ -98,7 +102,8 @@ def to_cyclonedx(result: ScanResult, *, timestamp: float | None = None) -> dict[
                      "component": {"bom-ref": image_ref, "type": "container", "name": sbom.image,
                                    "properties": [{"name": "dockyard:ImageID", "value": sbom.image_id}]}},
         "components": components,
-        "dependencies": [{"ref": image_ref, "dependsOn": [c["bom-ref"] for c in components]}],
+        "dependencies": [{"ref": image_ref, "dependsOn": [c["bom-ref"] for c in components]}]
+        + [{"ref": _ref(p), "dependsOn": list(p.depends)} for p in sbom.packages],
     }
     vulns: dict[str, dict[str, Any]] = {}
     states = {"not_affected": "not_affected", "fixed": "resolved"}
@@ -129,11 +134,41 @@ def _ratings(f: Finding) -> list[dict[str, Any]]:
 
 
 def _ref(p: Package) -> str:
-    return p.purl if p.path in ("/var/lib/dpkg/status", "/lib/apk/db/installed") else f"{p.purl}#{p.path}"
+    return p.ref
+
+
+def _cdx_license(name: str) -> dict[str, Any]:
+    """An SPDX ID where the name maps to one (``GPL-2+`` -> ``GPL-2.0-or-later``), else the name."""
+    spdx = spdx_id(name)
+    if spdx is not None:
+        return {"license": {"id": spdx}}
+    if " WITH " in name or " OR " in name or " AND " in name:
+        return {"expression": name}
+    return {"license": {"name": name}}
+
+
+def spdx_license_expression(licenses: tuple[str, ...]) -> tuple[str, list[dict[str, str]]]:
+    """An SPDX 2.3 ``licenseDeclared`` value for a package's licences, and the extracted-licence
+    entries (``LicenseRef-...``) the names without an SPDX ID need; NOASSERTION when there are none."""
+    if not licenses:
+        return "NOASSERTION", []
+    terms: list[str] = []
+    extracted: list[dict[str, str]] = []
+    for name in licenses:
+        spdx = spdx_id(name)
+        if spdx is None:
+            ref = "LicenseRef-" + re.sub(r"[^A-Za-z0-9.-]+", "-", name).strip("-")
+            extracted.append({"licenseId": ref, "name": name,
+                              "extractedText": f"The package states its licence as: {name}"})
+            spdx = ref
+        terms.append(spdx)
+    unique = list(dict.fromkeys(terms))
+    return (unique[0] if len(unique) == 1 else " AND ".join(unique)), extracted
 
 
 def to_spdx(result: ScanResult, *, timestamp: float | None = None) -> dict[str, Any]:
-    """An SPDX 2.3 JSON document: the image package CONTAINS one package per installed package."""
+    """An SPDX 2.3 JSON document: the image package CONTAINS one package per installed package, each
+    with its declared licences, purl and CPE, and DEPENDS_ON its dependencies."""
     sbom = result.sbom
     packages: list[dict[str, Any]] = [{
         "name": sbom.image, "SPDXID": "SPDXRef-Image", "versionInfo": sbom.image_id,
@@ -149,18 +184,26 @@ def to_spdx(result: ScanResult, *, timestamp: float | None = None) -> dict[str, 
                          "licenseDeclared": "NOASSERTION", "copyrightText": "NOASSERTION"})
         relationships.append({"spdxElementId": "SPDXRef-Image", "relationshipType": "CONTAINS",
                               "relatedSpdxElement": "SPDXRef-OperatingSystem"})
-    for i, p in enumerate(sbom.packages, 1):
-        spdx_id = f"SPDXRef-Package-{i}"
+    ids = {p.ref: f"SPDXRef-Package-{i}" for i, p in enumerate(sbom.packages, 1)}
+    extracted: dict[str, dict[str, str]] = {}
+    for p in sbom.packages:
+        element = ids[p.ref]
+        declared, refs = spdx_license_expression(p.licenses)
+        extracted.update((r["licenseId"], r) for r in refs)
+        external = [{"referenceCategory": "PACKAGE-MANAGER", "referenceType": "purl",
+                     "referenceLocator": p.purl}]
+        external += [{"referenceCategory": "SECURITY", "referenceType": "cpe23Type",
+                      "referenceLocator": cpe} for cpe in p.cpes]
         packages.append({
-            "name": p.name, "SPDXID": spdx_id, "versionInfo": p.version, "downloadLocation": "NONE",
+            "name": p.name, "SPDXID": element, "versionInfo": p.version, "downloadLocation": "NONE",
             "filesAnalyzed": False, "licenseConcluded": "NOASSERTION",
-            "licenseDeclared": "NOASSERTION", "copyrightText": "NOASSERTION",
-            "sourceInfo": f"installed package metadata: {p.path}",
-            "externalRefs": [{"referenceCategory": "PACKAGE-MANAGER", "referenceType": "purl",
-                              "referenceLocator": p.purl}]})
+            "licenseDeclared": declared, "copyrightText": "NOASSERTION",
+            "sourceInfo": f"installed package metadata: {p.path}", "externalRefs": external})
         relationships.append({"spdxElementId": "SPDXRef-Image", "relationshipType": "CONTAINS",
-                              "relatedSpdxElement": spdx_id})
-    return {
+                              "relatedSpdxElement": element})
+        relationships += [{"spdxElementId": element, "relationshipType": "DEPENDS_ON",
+                           "relatedSpdxElement": ids[dep]} for dep in p.depends if dep in ids]
+    doc: dict[str, Any] = {
         "spdxVersion": "SPDX-2.3", "dataLicense": "CC0-1.0", "SPDXID": "SPDXRef-DOCUMENT",
         "name": sbom.image,
         "documentNamespace": f"https://dockyard.invalid/spdx/{sbom.image_id.removeprefix('sha256:')}/"
@@ -168,3 +211,6 @@ def to_spdx(result: ScanResult, *, timestamp: float | None = None) -> dict[str, 
         "creationInfo": {"created": _now(timestamp), "creators": [f"Tool: dockyard-{__version__}"]},
         "packages": packages, "relationships": relationships,
     }
+    if extracted:
+        doc["hasExtractedLicensingInfos"] = list(extracted.values())
+    return doc

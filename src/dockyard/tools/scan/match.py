@@ -65,6 +65,12 @@ def package_ecosystem(pkg: Package, os_info: OSInfo) -> tuple[str, str, str] | N
     if pkg.type == "apk":
         release = ".".join(os_info.version_id.split(".")[:2])
         return (f"Alpine:v{release}" if release else "Alpine"), pkg.src_name, pkg.version
+    if pkg.type == "rpm":
+        major = os_info.version_id.split(".", 1)[0]
+        eco = {"rocky": "Rocky Linux", "almalinux": "AlmaLinux", "rhel": "Red Hat"}.get(os_info.id)
+        if eco is None:
+            return None
+        return (f"{eco}:{major}" if major and eco != "Red Hat" else eco), pkg.name, pkg.version
     if pkg.type == "pypi":
         return "PyPI", pkg.name, pkg.version
     if pkg.type == "npm":
