@@ -183,3 +183,25 @@ def test_rpm_sqlite_database(client: Client, tmp_path: Path) -> None:
         vdb.import_path(tmp_path / "rocky.json")
         found = [(f.package.name, f.fixed) for f in scan_image(client, "rocky:9", vdb).findings]
     assert found == [("demo-lib", "1:1.2.3-5.el9")]
+    # The same headers in a Berkeley DB hash file (RHEL 7/8's /var/lib/rpm/Packages), written by
+    # db_load with small pages so that every header lives on overflow pages.
+    import sqlite3
+    import struct
+
+    raw = (db / "rpmdb.sqlite").read_bytes()
+    conn = sqlite3.connect(":memory:")
+    conn.deserialize(raw[:18] + b"\x01\x01" + raw[20:])  # rpm's WAL mode, as the reader does
+    rows = conn.execute("SELECT hnum, blob FROM Packages").fetchall()
+    conn.close()
+    dump = ["VERSION=3", "format=bytevalue", "type=hash", "db_pagesize=512", "HEADER=END"]
+    for hnum, blob in rows:
+        dump += [" " + struct.pack("<I", hnum).hex(), " " + bytes(blob).hex()]
+    (tmp_path / "dump.txt").write_text("\n".join([*dump, "DATA=END", ""]))
+    subprocess.run(["db5.3_load", "-f", str(tmp_path / "dump.txt"), str(tmp_path / "Packages")], check=True,
+                   capture_output=True)
+    assert max(len(b) for _, b in rows) > 512
+    make_image(client, "centos:7", [[("etc/os-release", b'ID="centos"\nVERSION_ID="7"\n'),
+                                     ("var/lib/rpm/Packages", (tmp_path / "Packages").read_bytes())]])
+    bdb = image_sbom(client, "centos:7")
+    assert sorted((p.name, p.version, p.licenses) for p in bdb.packages) == [
+        ("demo-app", "2.0-1.el9", ("GPL-2.0-or-later",)), ("demo-lib", "1:1.2.3-4.el9", ("MIT and BSD",))]

@@ -31,7 +31,7 @@ _WANTED = re.compile(
     r"|usr/lib/os-release|.*/[^/]+\.dist-info/METADATA|.*/[^/]+\.egg-info/PKG-INFO"
     r"|(?:.*/)?node_modules/.+/package\.json|(?:.*/)?package-lock\.json"
     r"|usr/share/doc/[^/]+(?:/copyright)?"
-    r"|(?:var/lib/rpm|usr/lib/sysimage/rpm)/rpmdb\.sqlite)$")
+    r"|(?:var/lib/rpm|usr/lib/sysimage/rpm)/rpmdb\.sqlite|var/lib/rpm/Packages)$")
 _DOC_DIR = re.compile(r"^/usr/share/doc/[^/]+$")
 _MAX_FILE = 256 << 20  # refuse to hold a "metadata" file larger than this in memory
 GO_MARK = b"\0go-buildinfo\n"  # marks a Go binary's module list among the collected files
@@ -361,6 +361,10 @@ def packages_from_files(files: dict[str, bytes]) -> tuple[OSInfo, list[Package]]
             from dockyard.tools.scan.rpmdb import parse_rpmdb_sqlite
 
             pkgs += parse_rpmdb_sqlite(data, path, os_info)
+        elif path == "/var/lib/rpm/Packages":
+            from dockyard.tools.scan.rpmdb import parse_rpmdb_bdb
+
+            pkgs += parse_rpmdb_bdb(data, path, os_info)
     unique = {(p.type, p.name, p.version, p.path): p for p in pkgs}
     ordered = sorted(unique.values(), key=lambda p: (p.type, p.name.lower(), p.version, p.path))
     return os_info, enrich(ordered, files)
