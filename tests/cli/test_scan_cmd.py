@@ -114,7 +114,7 @@ def test_db_update_info_age_and_warning(root: Path, tmp_path: Path) -> None:
     assert bad.returncode == 1 and bad.stderr.startswith("Error: config.toml [scan] max-db-age: 'soon'")
     bundle = tmp_path / "b.zip"
     exp = _run(root, "db", "export", str(bundle))
-    assert exp.returncode == 0 and exp.stdout.startswith("Exported 9 records to ")
+    assert exp.returncode == 0 and exp.stdout.startswith("Exported 10 records to ")
     other = tmp_path / "other"
     imp = _run(other, "db", "import", str(bundle))
     assert imp.returncode == 0 and "Imported bundle" in imp.stdout, imp.stderr

@@ -224,7 +224,7 @@ def db_group() -> None:
 @click.option("--source", "sources", multiple=True, metavar="[KIND=]URL|PATH",
               help="Where to update from (repeatable). KIND: osv (default; a base with OSV's "
                    "<Ecosystem>/all.zip layout, HTTP or a directory), debian (the security tracker JSON), "
-                   "alpine (a secdb base). Default: OSV's public bucket.")
+                   "alpine (a secdb base); a bare KIND is its public source. Default: OSV's public bucket.")
 @click.option("--ecosystem", "ecosystems", multiple=True, metavar="NAME",
               help="OSV ecosystems to fetch (repeatable; default: all the source has).")
 @_DB_OPTION

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from email.utils import formatdate, parsedate_to_datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "osv"
 
@@ -68,7 +69,7 @@ def _handler(server: Server) -> type[http.server.BaseHTTPRequestHandler]:
             pass
 
         def do_GET(self) -> None:
-            rel = self.path.split("?", 1)[0].lstrip("/")
+            rel = unquote(self.path.split("?", 1)[0].lstrip("/"))
             path = server.root / rel
             if not path.is_file():
                 server.log.append((rel, 404))

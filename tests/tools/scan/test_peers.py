@@ -17,15 +17,20 @@ from tests.tools.analyze.kit import make_image
 TRIVY = os.environ.get("TRIVY", "/var/tmp/dockyard-peers/venv/bin/trivy")
 
 
-def trivy_packages(image_tar: Path, cache: Path) -> set[tuple[str, str]]:
-    """(name, version) of every package trivy's CycloneDX SBOM lists (no DB needed for an SBOM)."""
+def trivy_sbom(image_tar: Path, cache: Path) -> dict[tuple[str, str], int]:
+    """(name, version) -> number of licences, for every package trivy's CycloneDX SBOM lists (no DB
+    needed for an SBOM)."""
     proc = subprocess.run([TRIVY, "image", "--input", str(image_tar), "--format", "cyclonedx", "--quiet",
                            "--skip-db-update", "--offline-scan", "--cache-dir", str(cache)],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
-    return {(f"{c['group']}/{c['name']}" if c.get("group") else c["name"], c["version"])
-            for c in doc.get("components", []) if c.get("type") == "library"}
+    return {(f"{c['group']}/{c['name']}" if c.get("group") else c["name"], c["version"]):
+            len(c.get("licenses", [])) for c in doc.get("components", []) if c.get("type") == "library"}
+
+
+def trivy_packages(image_tar: Path, cache: Path) -> set[tuple[str, str]]:
+    return set(trivy_sbom(image_tar, cache))
 
 
 @pytest.mark.trivy
@@ -64,7 +69,11 @@ def test_real_debian_against_dpkg_query_and_trivy(tmp_path: Path) -> None:
     dpkg = {(r[0], r[1]) for r in rows if r[2].startswith("ii")}
     assert len(ours) > 80
     assert ours == dpkg
-    assert ours == trivy_packages(image_tar, tmp_path / "trivy-cache")
+    theirs = trivy_sbom(image_tar, tmp_path / "trivy-cache")
+    assert ours == set(theirs)
+    # licences: at least as many packages with one as trivy finds (copyright files)
+    licensed = sum(1 for p in sbom.packages if p.type == "deb" and p.licenses)
+    assert licensed >= sum(1 for n in theirs.values() if n) > 80
 
 
 GO_BINARIES = [Path("/var/tmp/dockyard-dive-venv/bin/dive"), Path("/usr/sbin/runc")]

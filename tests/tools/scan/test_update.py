@@ -41,13 +41,17 @@ def test_update_from_http_mirror_then_not_modified(tmp_path: Path) -> None:
     with serve(mirror) as server:
         report = update_db(db, [parse_source(server.url)])
         assert _steps(report) == {"Alpine": ("updated", 1, 0), "Debian": ("updated", 6, 0),
-                                  "PyPI": ("updated", 2, 0)}
+                                  "PyPI": ("updated", 2, 0), "Rocky Linux": ("updated", 1, 0)}
         assert {s.checked for s in report.steps if s.status == "updated"} == {"sha256"}
         with VulnDB(db) as vdb:
             info = vdb.info()
             glibc = vdb.affected("Debian:12", "glibc")
-        assert info["vulnerabilities"] == 9 and info["schema"] == 2
-        assert info["ecosystems"] == {"Alpine:v3.18": 1, "Debian:12": 6, "Debian:13": 1, "PyPI": 2}
+        assert info["vulnerabilities"] == 10 and info["schema"] == 2
+        assert info["ecosystems"] == {"Alpine:v3.18": 1, "Debian:12": 6, "Debian:13": 1, "PyPI": 2,
+                                      "Rocky Linux:9": 1}
+        with VulnDB(db) as vdb:
+            (rocky, _, _), = vdb.affected("Rocky Linux:9", "openssh-server")
+        assert rocky.severity == "HIGH"  # Red Hat's "Important"
         assert {(v.id, v.severity) for v, _, _ in glibc} == {("DSA-5514-1", "HIGH"),
                                                               ("DEBIAN-CVE-2023-4911", "HIGH")}
         # the data's date is the mirror's Last-Modified, not the records' (2023/2024) times
@@ -55,10 +59,11 @@ def test_update_from_http_mirror_then_not_modified(tmp_path: Path) -> None:
         before = len(server.log)
         again = update_db(db, [parse_source(server.url)])
         assert _steps(again) == {"Alpine": ("unchanged", 0, 0), "Debian": ("unchanged", 0, 0),
-                                 "PyPI": ("unchanged", 0, 0)}
+                                 "PyPI": ("unchanged", 0, 0), "Rocky Linux": ("unchanged", 0, 0)}
         zips = [(path, status) for path, status in server.log[before:] if path.endswith("all.zip")
                 and status != 404]  # (the ecosystems this mirror lacks are probed and absent)
-        assert sorted(zips) == [("Alpine/all.zip", 304), ("Debian/all.zip", 304), ("PyPI/all.zip", 304)]
+        assert sorted(zips) == [("Alpine/all.zip", 304), ("Debian/all.zip", 304), ("PyPI/all.zip", 304),
+                                ("Rocky Linux/all.zip", 304)]
         assert not again.changed
 
 
@@ -98,9 +103,10 @@ def test_directory_source_takes_the_ecosystems_it_has(tmp_path: Path) -> None:
     (mirror / "Alpine" / "all.zip").unlink()
     db = tmp_path / "vulndb.sqlite"
     report = update_db(db, [parse_source(str(mirror))])
-    assert [(s.part, s.status) for s in report.steps] == [("Debian", "updated"), ("PyPI", "updated")]
+    assert [(s.part, s.status) for s in report.steps] == [("Debian", "updated"), ("PyPI", "updated"),
+                                                          ("Rocky Linux", "updated")]
     assert _steps(update_db(db, [parse_source(str(mirror))])) == {
-        "Debian": ("unchanged", 0, 0), "PyPI": ("unchanged", 0, 0)}
+        "Debian": ("unchanged", 0, 0), "PyPI": ("unchanged", 0, 0), "Rocky Linux": ("unchanged", 0, 0)}
 
 
 def test_verification_refuses_bad_downloads_and_keeps_the_old_db(tmp_path: Path) -> None:
@@ -186,7 +192,7 @@ def test_bundle_export_import(tmp_path: Path) -> None:
     update_db(db, [parse_source(str(build_mirror(tmp_path / "mirror")))])
     bundle = tmp_path / "vulndb.zip"
     manifest = export_bundle(db, bundle)
-    assert manifest["vulnerabilities"] == 9 and len(manifest["sha256"]) == 64
+    assert manifest["vulnerabilities"] == 10 and len(manifest["sha256"]) == 64
     other = tmp_path / "air-gapped" / "vulndb.sqlite"
     import_bundle(other, bundle)
     assert _ids(other) == _ids(db)
@@ -213,6 +219,7 @@ def test_bundle_export_import(tmp_path: Path) -> None:
 def test_sources_and_ages_parse() -> None:
     assert parse_source("https://m.example/osv/") == Source("osv", "https://m.example/osv/")
     assert parse_source("debian=https://t.example/json").kind == "debian"
+    assert parse_source("alpine") == Source("alpine", "https://secdb.alpinelinux.org")
     with pytest.raises(InvalidArgument, match="unknown kind 'ubuntu'"):
         parse_source("ubuntu=https://x")
     assert parse_age("7d") == 7 * 86400 and parse_age("2w") == 14 * 86400 and parse_age("36h") == 36 * 3600

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from email.utils import formatdate, parsedate_to_datetime
 from pathlib import Path
 from typing import Any, Final
+from urllib.parse import quote
 
 from dockyard.errors import CorruptData, DigestMismatch, DockyardError, NotFound
 
@@ -132,7 +133,7 @@ class Fetcher:
     def _get_http(self, rel: str, previous: dict[str, Any]) -> Fetched | _NotModified | None:
         import httpx
 
-        url = self.where(rel)
+        url = self.where(quote(rel))  # "Rocky Linux/all.zip"
         headers = {}
         if previous.get("etag"):
             headers["If-None-Match"] = str(previous["etag"])

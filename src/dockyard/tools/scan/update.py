@@ -38,8 +38,10 @@ from dockyard.tools.scan.fetch import NOT_MODIFIED, Fetched, Fetcher, file_sha25
 
 OSV_BUCKET = "https://osv-vulnerabilities.storage.googleapis.com"
 # What `scan` can match, fetched from the public bucket when no --ecosystem narrows it.
-DEFAULT_ECOSYSTEMS = ("Alpine", "Debian", "Ubuntu", "PyPI", "npm", "Go", "crates.io", "Maven", "RubyGems",
-                      "Packagist", "NuGet")
+DEFAULT_ECOSYSTEMS = ("Alpine", "Debian", "Ubuntu", "Rocky Linux", "AlmaLinux", "Red Hat", "PyPI", "npm",
+                      "Go", "crates.io", "Maven", "RubyGems", "Packagist", "NuGet")
+DEFAULTS = {"osv": OSV_BUCKET, "debian": "https://security-tracker.debian.org/tracker/data/json",
+            "alpine": "https://secdb.alpinelinux.org"}
 ALPINE_BRANCHES = (*(f"v3.{n}" for n in range(10, 23)), "edge")
 _INCREMENTAL_LIMIT = 500  # more changed records than this: one all.zip is cheaper than many requests
 _KINDS = ("osv", "debian", "alpine")
@@ -58,7 +60,10 @@ class Source:
 
 
 def parse_source(text: str) -> Source:
-    """``osv=URL``, ``debian=FILE``, ``alpine=DIR``; a bare URL or path is an OSV mirror."""
+    """``osv=URL``, ``debian=FILE``, ``alpine=DIR``; a bare kind is its public source; a bare URL or
+    path is an OSV mirror."""
+    if text in DEFAULTS:
+        return Source(text, DEFAULTS[text])
     kind, sep, location = text.partition("=")
     if sep and kind in _KINDS:
         pass
