@@ -6,6 +6,7 @@ every request, can stall in the middle of a file (to kill an update there) and c
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import http.server
 import json
@@ -55,6 +56,7 @@ class Server:
         self.root = root
         self.log: list[tuple[str, int]] = []  # (path, status)
         self.stall_path = ""
+        self.goog_md5: dict[str, str] = {}  # path -> the MD5 to announce in x-goog-hash, as GCS does
         self.stalled = threading.Event()
         self.release = threading.Event()
         self.url = ""
@@ -93,6 +95,8 @@ def _handler(server: Server) -> type[http.server.BaseHTTPRequestHandler]:
             self.send_header("Content-Length", str(len(body)))
             self.send_header("ETag", etag)
             self.send_header("Last-Modified", lm)
+            md5 = server.goog_md5.get(rel, base64.b64encode(hashlib.md5(body).digest()).decode())
+            self.send_header("x-goog-hash", f"crc32c=AAAAAA==,md5={md5}")
             self.end_headers()
             if rel == server.stall_path:
                 self.wfile.write(body[: len(body) // 2])

@@ -214,3 +214,19 @@ def test_rpm_sqlite_database(client: Client, tmp_path: Path) -> None:
     bdb = image_sbom(client, "centos:7")
     assert sorted((p.name, p.version, p.licenses) for p in bdb.packages) == [
         ("demo-app", "2.0-1.el9", ("GPL-2.0-or-later",)), ("demo-lib", "1:1.2.3-4.el9", ("MIT and BSD",))]
+
+
+@pytest.mark.syft
+@pytest.mark.slow
+def test_fixture_image_as_syft(client: Client, debian_image: str, tmp_path: Path) -> None:
+    """dpkg, Python and npm packages of the two-layer fixture (whiteouts, an opaque directory):
+    the same packages and licences as syft, which also lists the purged package (status
+    ``deinstall ok config-files``, not installed for dpkg-query) and lower-cases Python names."""
+    image_tar = tmp_path / "deb.tar"
+    client.save(["deb:1"], str(image_tar))
+    theirs = syft_packages(image_tar, tmp_path)
+    ours = {(p.name.lower().replace("_", "-") if p.type == "pypi" else p.name, p.version): set(p.licenses)
+            for p in image_sbom(client, "deb:1").packages}
+    assert ("purged", "1.0-1") in theirs
+    del theirs[("purged", "1.0-1")]
+    assert ours == {k: v["licenses"] for k, v in theirs.items()}

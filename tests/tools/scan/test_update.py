@@ -136,6 +136,18 @@ def test_verification_refuses_bad_downloads_and_keeps_the_old_db(tmp_path: Path)
     assert list(tmp_path.glob(".vulndb.sqlite.new-*")) == []
 
 
+def test_gcs_md5_is_checked(tmp_path: Path) -> None:
+    mirror = build_mirror(tmp_path / "mirror", csv=False, sha256=False)
+    db = tmp_path / "vulndb.sqlite"
+    with serve(mirror) as server:
+        report = update_db(db, [parse_source(server.url)], ["PyPI"])
+        assert [(s.part, s.checked) for s in report.steps] == [("PyPI", "md5")]
+        server.goog_md5["Debian/all.zip"] = "1B2M2Y8AsgTpgAmY7PhCfg=="  # the MD5 of nothing
+        with pytest.raises(DigestMismatch, match=r"Debian/all.zip against its x-goog-hash"):
+            update_db(db, [parse_source(server.url)], ["Debian"])
+    assert _ids(db) == {"GHSA-j8r2-6x86-q33q", "GHSA-v845-jxx5-vc9f"}
+
+
 def test_killed_update_leaves_the_previous_db(tmp_path: Path) -> None:
     mirror = build_mirror(tmp_path / "mirror", csv=False, sha256=False)
     store = tmp_path / "store"
