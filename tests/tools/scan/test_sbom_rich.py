@@ -86,6 +86,11 @@ def _image(client: Client) -> None:
          b"Requires-Dist: charset_normalizer<4,>=2\n\nbody\n"),
         ("usr/lib/python3/dist-packages/urllib3-2.0.7.dist-info/METADATA",
          b"Metadata-Version: 2.1\nName: urllib3\nVersion: 2.0.7\nLicense-Expression: MIT\n\n"),
+        ("usr/lib/python3/dist-packages/cryptography-42.0.5.dist-info/METADATA",
+         b"Metadata-Version: 2.4\nName: cryptography\nVersion: 42.0.5\n"
+         b"License-Expression: Apache-2.0 OR BSD-3-Clause\n"
+         b"Classifier: License :: OSI Approved :: Apache Software License\n"
+         b"Classifier: License :: OSI Approved :: BSD License\n\n"),
         ("usr/lib/python3/dist-packages/charset_normalizer-3.3.2.dist-info/METADATA",
          b"Metadata-Version: 2.1\nName: charset-normalizer\nVersion: 3.3.2\nLicense: MIT\n\n"),
         ("app/package-lock.json", npm_lock),
@@ -144,10 +149,15 @@ def test_licences_cpes_and_graph(client: Client) -> None:
     zlib = next(c for c in cdx["components"] if c["name"] == "zlib1g")
     assert zlib["licenses"] == [{"license": {"id": "Zlib"}}, {"license": {"id": "BSL-1.0"}},
                                 {"license": {"id": "GPL-2.0-or-later"}}]
+    crypto = next(c for c in cdx["components"] if c["name"] == "cryptography")
+    assert crypto["licenses"] == [{"expression": "Apache-2.0 OR BSD-3-Clause"}]
     spdx = to_spdx(ScanResult(sbom))
     by_name = {p["name"]: p for p in spdx["packages"]}
     assert by_name["zlib1g"]["licenseDeclared"] == "Zlib AND BSL-1.0 AND GPL-2.0-or-later"
     assert by_name["libc6"]["licenseDeclared"] == "LGPL-2.1-only AND GPL-2.0-only"
+    assert by_name["cryptography"]["licenseDeclared"] == "Apache-2.0 OR BSD-3-Clause"
+    assert by_name["base-files"]["licenseDeclared"] == "NOASSERTION"
+    assert all(e["licenseId"].startswith("LicenseRef-") for e in spdx.get("hasExtractedLicensingInfos", []))
     depends_on = [r for r in spdx["relationships"] if r["relationshipType"] == "DEPENDS_ON"]
     assert len(depends_on) == sum(len(p.depends) for p in sbom.packages) > 8
     assert {"SECURITY"} <= {e["referenceCategory"] for e in by_name["zlib1g"]["externalRefs"]}

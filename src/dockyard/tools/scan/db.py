@@ -25,7 +25,8 @@ from typing import Any
 from dockyard.errors import CorruptData, InvalidArgument, NotFound
 from dockyard.tools.scan.severity import SEVERITIES, affected_severity, record_severity
 
-__all__ = ["SCHEMA_VERSION", "SEVERITIES", "Vuln", "VulnDB", "family", "normalize_name", "parse_records"]
+__all__ = ["SCHEMA_VERSION", "SEVERITIES", "Vuln", "VulnDB", "family", "normalize_name", "parse_records",
+           "parse_time"]
 
 SCHEMA_VERSION = 2
 
@@ -240,7 +241,7 @@ class VulnDB:
                                  "GROUP BY ecosystem ORDER BY ecosystem").fetchall())
         updated = float(meta["updated"]) if "updated" in meta else 0.0
         newest = conn.execute("SELECT MAX(modified) FROM vulns").fetchone()[0] or ""
-        data_date = float(meta["data_date"]) if "data_date" in meta else _parse_time(newest) or updated
+        data_date = float(meta["data_date"]) if "data_date" in meta else parse_time(newest) or updated
         sources = {name: json.loads(state) for name, state in conn.execute("SELECT name, state FROM sources")}
         return {"path": str(self.path), "schema": int(meta.get("schema", SCHEMA_VERSION)),
                 "vulnerabilities": conn.execute("SELECT COUNT(*) FROM vulns").fetchone()[0],
@@ -260,7 +261,7 @@ class VulnDB:
                  r[4], json.loads(r[5])) for r in rows]
 
 
-def _parse_time(text: str) -> float:
+def parse_time(text: str) -> float:
     """An RFC 3339 time (OSV's ``modified``) as epoch seconds; 0.0 if it is not one."""
     from datetime import datetime
 

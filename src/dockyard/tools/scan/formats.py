@@ -8,7 +8,7 @@ import uuid
 from typing import Any
 
 from dockyard import __version__
-from dockyard.tools.scan.licenses import spdx_id
+from dockyard.tools.scan.licenses import spdx_expression, spdx_id
 from dockyard.tools.scan.match import Finding, ScanResult
 from dockyard.tools.scan.sbom import Package
 
@@ -84,7 +84,7 @@ def to_cyclonedx(result: ScanResult, *, timestamp: float | None = None) -> dict[
         if p.cpes:
             comp["cpe"] = p.cpes[0]
         if p.licenses:
-            comp["licenses"] = [_cdx_license(lic) for lic in p.licenses]
+            comp["licenses"] = _cdx_licenses(p.licenses)
         props = [("dockyard:PkgType", p.type), ("dockyard:FilePath", p.path)]
         if p.src_name and p.src_name != p.name:
             props.append(("dockyard:SrcName", p.src_name))
@@ -137,14 +137,12 @@ def _ref(p: Package) -> str:
     return p.ref
 
 
-def _cdx_license(name: str) -> dict[str, Any]:
-    """An SPDX ID where the name maps to one (``GPL-2+`` -> ``GPL-2.0-or-later``), else the name."""
-    spdx = spdx_id(name)
-    if spdx is not None:
-        return {"license": {"id": spdx}}
-    if " WITH " in name or " OR " in name or " AND " in name:
-        return {"expression": name}
-    return {"license": {"name": name}}
+def _cdx_licenses(names: tuple[str, ...]) -> list[dict[str, Any]]:
+    """SPDX IDs where a name maps to one (``GPL-2+`` -> ``GPL-2.0-or-later``), else the names; a
+    lone SPDX expression as CycloneDX's ``expression`` (which must then be the only entry)."""
+    if len(names) == 1 and spdx_id(names[0]) is None and (expr := spdx_expression(names[0])):
+        return [{"expression": expr}]
+    return [{"license": {"id": spdx}} if (spdx := spdx_id(n)) else {"license": {"name": n}} for n in names]
 
 
 def spdx_license_expression(licenses: tuple[str, ...]) -> tuple[str, list[dict[str, str]]]:
@@ -155,7 +153,7 @@ def spdx_license_expression(licenses: tuple[str, ...]) -> tuple[str, list[dict[s
     terms: list[str] = []
     extracted: list[dict[str, str]] = []
     for name in licenses:
-        spdx = spdx_id(name)
+        spdx = spdx_expression(name)
         if spdx is None:
             ref = "LicenseRef-" + re.sub(r"[^A-Za-z0-9.-]+", "-", name).strip("-")
             extracted.append({"licenseId": ref, "name": name,
@@ -163,7 +161,9 @@ def spdx_license_expression(licenses: tuple[str, ...]) -> tuple[str, list[dict[s
             spdx = ref
         terms.append(spdx)
     unique = list(dict.fromkeys(terms))
-    return (unique[0] if len(unique) == 1 else " AND ".join(unique)), extracted
+    if len(unique) == 1:
+        return unique[0], extracted
+    return " AND ".join(f"({t})" if " " in t else t for t in unique), extracted
 
 
 def to_spdx(result: ScanResult, *, timestamp: float | None = None) -> dict[str, Any]:

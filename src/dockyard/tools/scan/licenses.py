@@ -82,6 +82,27 @@ def spdx_id(name: str) -> str | None:
     return ids.get(name.lower()) or _ALIASES.get(name.lower())
 
 
+def spdx_expression(name: str) -> str | None:
+    """``spdx_id`` for one licence, or ``name`` itself when it is already an SPDX expression of known
+    identifiers (``Apache-2.0 OR MIT``, ``GPL-2.0-or-later WITH Classpath-exception-2.0``)."""
+    single = spdx_id(name)
+    if single is not None:
+        return single
+    tokens = name.replace("(", " ( ").replace(")", " ) ").split()
+    if not any(t in ("AND", "OR", "WITH") for t in tokens):
+        return None
+    ids = _spdx_ids()
+    after_with = False
+    for t in tokens:
+        if t in ("AND", "OR", "WITH", "(", ")"):
+            after_with = t == "WITH"
+            continue
+        if not after_with and t.removesuffix("+").lower() not in ids:
+            return None
+        after_with = False
+    return name
+
+
 def python_licenses(license_field: str, expression: str, classifiers: Iterable[str]) -> tuple[str, ...]:
     """A Python distribution's licences: ``License-Expression``, else the ``License ::`` classifiers,
     else a one-line ``License`` field (long texts pasted there are not names)."""

@@ -33,7 +33,7 @@ from typing import Any
 from dockyard.content import _fsync_dir
 from dockyard.errors import CorruptData, InvalidArgument
 from dockyard.tools.scan.convert import alpine_secdb, debian_tracker
-from dockyard.tools.scan.db import SCHEMA_VERSION, VulnDB, parse_records
+from dockyard.tools.scan.db import SCHEMA_VERSION, VulnDB, parse_records, parse_time
 from dockyard.tools.scan.fetch import NOT_MODIFIED, Fetched, Fetcher, file_sha256
 
 OSV_BUCKET = "https://osv-vulnerabilities.storage.googleapis.com"
@@ -261,9 +261,7 @@ def _incremental(vdb: VulnDB, key: str, eco: str, fetcher: Fetcher, state: dict[
 
 
 def _newer(stamp: str, have: str) -> bool:
-    from dockyard.tools.scan.db import _parse_time
-
-    return not have or _parse_time(stamp) > _parse_time(have)
+    return not have or parse_time(stamp) > parse_time(have)
 
 
 def _zip_records(path: Path, where: str) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -312,24 +310,28 @@ def _update_debian(vdb: VulnDB, src: Source, workdir: Path, report: Report) -> N
 
 def _update_alpine(vdb: VulnDB, src: Source, fetcher: Fetcher, report: Report) -> None:
     state = vdb.source_state(src.name)
-    files: list[tuple[bytes, str]] = []
-    parts: dict[str, Any] = {}
-    unchanged = True
+    before: dict[str, Any] = state.get("parts", {})
+    got_parts: dict[str, Any] = {}  # Fetched or NOT_MODIFIED
     for branch in ALPINE_BRANCHES:
         for repo in ("main", "community"):
             rel = f"{branch}/{repo}.json"
-            got = fetcher.get(rel, {})  # all files are needed to rebuild the merged records
-            if not isinstance(got, Fetched):
-                continue
-            parts[rel] = got.state
-            unchanged = unchanged and state.get("parts", {}).get(rel, {}).get("sha256") == got.state["sha256"]
-            files.append((got.path.read_bytes(), fetcher.where(rel)))
-    if not files:
+            got = fetcher.get(rel, before.get(rel, {}))
+            if got is not None:
+                got_parts[rel] = got
+    if not got_parts:
         report.steps.append(Step(src.name, "secdb", "absent"))
         return
-    if unchanged and set(parts) == set(state.get("parts", {})):
+    if all(g is NOT_MODIFIED for g in got_parts.values()) and set(got_parts) == set(before):
         report.steps.append(Step(src.name, "secdb", "unchanged"))
         return
+    files: list[tuple[bytes, str]] = []
+    parts: dict[str, Any] = {}
+    for rel, got in got_parts.items():
+        if not isinstance(got, Fetched):  # unchanged, but every file is needed to rebuild the records
+            got = fetcher.get(rel, {})
+        if isinstance(got, Fetched):
+            parts[rel] = got.state
+            files.append((got.path.read_bytes(), fetcher.where(rel)))
     newest = max(float(p.get("last_modified") or 0) for p in parts.values())
     ids: list[str] = []
 
