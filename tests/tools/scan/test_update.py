@@ -24,6 +24,20 @@ from dockyard.tools.scan.update import (
 )
 from tests.tools.scan.mirror import DATA, build_mirror, serve
 
+NEW_PYPI = {"id": "GHSA-9wx4-h78v-vm56", "modified": "2024-06-10T18:00:00Z", "aliases": ["CVE-2024-35195"],
+            "summary": "Requests `Session` object does not verify requests after making first request "
+                       "with verify=False",
+            "affected": [{"package": {"ecosystem": "PyPI", "name": "requests"}, "ranges": [
+                {"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "2.32.0"}]}]}],
+            "database_specific": {"severity": "MODERATE"}}
+
+
+def _add_pypi_record(mirror: Path) -> None:
+    """Upstream gains a record: PyPI/all.zip is rebuilt with it (a new mtime second, a new ETag)."""
+    time.sleep(1.1)
+    recs = [json.loads(p.read_text()) for p in sorted((DATA / "mirror" / "PyPI").glob("*.json"))]
+    build_mirror(mirror, csv=False, sha256=False, records={"PyPI": [*recs, NEW_PYPI]})
+
 
 def _ids(path: Path) -> set[str]:
     with VulnDB(path) as vdb:
@@ -78,12 +92,7 @@ def test_incremental_by_modified_id_csv(tmp_path: Path) -> None:
         requests, _urllib3 = records["PyPI"]
         requests = {**requests, "modified": "2025-01-01T00:00:00Z"}
         requests["affected"][0]["ranges"][0]["events"][1] = {"fixed": "2.32.0"}
-        new = {"id": "GHSA-9wx4-h78v-vm56", "modified": "2024-06-10T18:00:00Z", "aliases": ["CVE-2024-35195"],
-               "summary": "Requests `Session` object does not verify requests after making first request "
-                          "with verify=False",
-               "affected": [{"package": {"ecosystem": "PyPI", "name": "requests"}, "ranges": [
-                   {"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "2.32.0"}]}]}],
-               "database_specific": {"severity": "MODERATE"}}
+        new = NEW_PYPI
         time.sleep(1.1)  # a new mtime second for the csv's Last-Modified
         build_mirror(mirror, records={"PyPI": [requests, new]})
         start = len(server.log)
@@ -115,7 +124,8 @@ def test_verification_refuses_bad_downloads_and_keeps_the_old_db(tmp_path: Path)
     with serve(mirror) as server:
         update_db(db, [parse_source(server.url)], ["PyPI"])
         good = _ids(db)
-        # a published digest that does not match
+        # a published digest that does not match; PyPI's new record (fetched first) is not kept either
+        _add_pypi_record(mirror)
         (mirror / "Debian" / "all.zip.sha256").write_text("0" * 64 + "  all.zip\n")
         with pytest.raises(DigestMismatch, match=r"Debian/all.zip against Debian/all.zip.sha256"):
             update_db(db, [parse_source(server.url)], ["PyPI", "Debian"])
@@ -155,6 +165,7 @@ def test_killed_update_leaves_the_previous_db(tmp_path: Path) -> None:
     with serve(mirror) as server:
         update_db(db, [parse_source(server.url)], ["PyPI"])
         good = _ids(db)
+        _add_pypi_record(mirror)  # the killed run stores this first, then stalls on Debian
         server.stall_path = "Debian/all.zip"
         proc = subprocess.Popen([sys.executable, "-m", "dockyard", "--root", str(store), "scan", "db",
                                  "update", "--source", server.url, "--ecosystem", "PyPI", "--ecosystem",
@@ -171,9 +182,9 @@ def test_killed_update_leaves_the_previous_db(tmp_path: Path) -> None:
             vdb.check()
         assert _ids(db) == good
         server.stall_path = ""
-        update_db(db, [parse_source(server.url)], ["Debian"])
+        update_db(db, [parse_source(server.url)], ["PyPI", "Debian"])
     assert list(db.parent.glob(".vulndb.sqlite.new-*")) == []  # the dead run's copy is cleaned up
-    assert "DSA-5514-1" in _ids(db)
+    assert {"DSA-5514-1", NEW_PYPI["id"]} <= _ids(db)
 
 
 def test_debian_tracker_and_alpine_secdb(tmp_path: Path) -> None:
