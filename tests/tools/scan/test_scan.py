@@ -221,3 +221,4 @@ def test_severity_sources() -> None:
         assert record_severity(rec) == want, urgency
     assert record_severity({"database_specific": {"severity": "MODERATE"}, "severity": [v4]}) == "MEDIUM"
     assert record_severity({}) == "UNKNOWN"
+    assert record_severity({"severity": [{"type": "Ubuntu", "score": "negligible"}, v4]}) == "LOW"

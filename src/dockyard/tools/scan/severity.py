@@ -3,7 +3,8 @@
 Order (first that gives a known word wins): ``database_specific.severity`` of the record or of an
 affected entry (GitHub's MODERATE is MEDIUM); a distribution's ``urgency`` (Debian security tracker:
 unimportant/low -> LOW, medium -> MEDIUM, high -> HIGH, "not yet assigned" and end-of-life -> none,
-as trivy maps them); a CVSS v3 vector, then a CVSS v4 vector (the highest base score -> its rating).
+as trivy maps them); Ubuntu's priority (a ``severity`` entry of type ``Ubuntu``; negligible -> LOW);
+a CVSS v3 vector, then a CVSS v4 vector (the highest base score -> its rating).
 """
 
 from __future__ import annotations
@@ -101,5 +102,8 @@ def record_severity(record: dict[str, Any]) -> str:
             return s
     for aff in record.get("affected") or []:
         if isinstance(aff, dict) and (s := affected_severity(aff)):
+            return s
+    for sev in record.get("severity") or []:  # Ubuntu's priority: {"type": "Ubuntu", "score": "medium"}
+        if isinstance(sev, dict) and sev.get("type") == "Ubuntu" and (s := norm_severity(sev.get("score"))):
             return s
     return cvss_severity(record.get("severity"))[0] or "UNKNOWN"
