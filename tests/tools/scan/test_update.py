@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from dockyard.errors import CorruptData, DigestMismatch, InvalidArgument
+from dockyard.errors import CorruptData, DigestMismatch, InvalidArgument, NotFound
 from dockyard.tools.scan import VulnDB, parse_source, update_db
 from dockyard.tools.scan.update import (
     Source,
@@ -235,6 +235,13 @@ def test_bundle_export_import(tmp_path: Path) -> None:
     with pytest.raises(CorruptData, match="not valid JSON"):
         (tmp_path / "broken.json").write_text("{")
         import_records(other, tmp_path / "broken.json")
+
+
+def test_a_source_without_data_is_an_error(tmp_path: Path) -> None:
+    db = tmp_path / "vulndb.sqlite"
+    with pytest.raises(NotFound, match=r"no vulnerability data at .*/mirror \(an OSV mirror has"):
+        update_db(db, [parse_source(str(DATA / "mirror"))])  # record files, but no all.zip
+    assert not db.exists()
 
 
 def test_sources_and_ages_parse() -> None:

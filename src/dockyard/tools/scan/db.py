@@ -211,6 +211,11 @@ class VulnDB:
         row = conn.execute("SELECT state FROM sources WHERE name = ?", (source,)).fetchone()
         return dict(json.loads(row[0])) if row else {}
 
+    def source_states(self) -> dict[str, dict[str, Any]]:
+        """Every source's remembered state (see ``source_state``)."""
+        conn = self._open(create=True)
+        return {name: json.loads(state) for name, state in conn.execute("SELECT name, state FROM sources")}
+
     def set_source_state(self, source: str, state: dict[str, Any]) -> None:
         conn = self._open(create=True)
         with conn:
@@ -242,7 +247,7 @@ class VulnDB:
         updated = float(meta["updated"]) if "updated" in meta else 0.0
         newest = conn.execute("SELECT MAX(modified) FROM vulns").fetchone()[0] or ""
         data_date = float(meta["data_date"]) if "data_date" in meta else parse_time(newest) or updated
-        sources = {name: json.loads(state) for name, state in conn.execute("SELECT name, state FROM sources")}
+        sources = self.source_states()
         return {"path": str(self.path), "schema": int(meta.get("schema", SCHEMA_VERSION)),
                 "vulnerabilities": conn.execute("SELECT COUNT(*) FROM vulns").fetchone()[0],
                 "affected": conn.execute("SELECT COUNT(*) FROM affected").fetchone()[0],

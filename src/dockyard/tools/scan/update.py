@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from dockyard.content import _fsync_dir
-from dockyard.errors import CorruptData, InvalidArgument
+from dockyard.errors import CorruptData, InvalidArgument, NotFound
 from dockyard.tools.scan.convert import alpine_secdb, debian_tracker
 from dockyard.tools.scan.db import SCHEMA_VERSION, VulnDB, parse_records, parse_time
 from dockyard.tools.scan.fetch import NOT_MODIFIED, Fetched, Fetcher, file_sha256
@@ -162,14 +162,13 @@ def update_db(path: Path, sources: list[Source], ecosystems: list[str] | None = 
                     _update_osv(vdb, src, fetcher, ecosystems, report)
                 else:
                     _update_alpine(vdb, src, fetcher, report)
-        dates = [float(st.get("last_modified") or 0) for st in _all_states(vdb).values()]
+        if all(step.status == "absent" for step in report.steps):
+            raise NotFound(f"no vulnerability data at {', '.join(s.location for s in sources)} (an OSV "
+                           "mirror has <Ecosystem>/all.zip; see 'dockyard scan db update --help')")
+        dates = [float(st.get("last_modified") or 0) for st in vdb.source_states().values()]
         report.data_date = max(dates, default=0.0) or time.time()
         vdb.set_meta(data_date=report.data_date, source=", ".join(s.name for s in sources))
     return report
-
-
-def _all_states(vdb: VulnDB) -> dict[str, dict[str, Any]]:
-    return dict(vdb.info()["sources"])
 
 
 def _ecosystems(src: Source, fetcher: Fetcher, wanted: list[str] | None) -> list[str]:
