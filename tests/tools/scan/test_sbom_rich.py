@@ -5,12 +5,17 @@ from __future__ import annotations
 import io
 import json
 import tarfile
+from pathlib import Path
+
+import pytest
 
 from dockyard.client import Client
-from dockyard.tools.scan import ScanResult, image_sbom, to_cyclonedx, to_spdx
+from dockyard.tools.scan import ScanResult, VulnDB, image_sbom, scan_image, to_cyclonedx, to_spdx
 from dockyard.tools.scan.licenses import copyright_licenses, python_licenses, spdx_id
+from dockyard.tools.scan.vex import load_vex
 from tests.tools.analyze.kit import make_image
 from tests.tools.scan.fixtures import OS_RELEASE, dpkg_status
+from tests.tools.scan.mirror import DATA
 
 DEP5 = """Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
 Upstream-Name: zlib
@@ -161,3 +166,30 @@ def test_licences_cpes_and_graph(client: Client) -> None:
     depends_on = [r for r in spdx["relationships"] if r["relationshipType"] == "DEPENDS_ON"]
     assert len(depends_on) == sum(len(p.depends) for p in sbom.packages) > 8
     assert {"SECURITY"} <= {e["referenceCategory"] for e in by_name["zlib1g"]["externalRefs"]}
+
+
+@pytest.mark.slow
+def test_documents_pass_their_validators(client: Client, debian_image: str, db: VulnDB,
+                                        tmp_path: Path) -> None:
+    """CycloneDX 1.5 (the schema cyclonedx-python-lib ships) and SPDX 2.3 (spdx-tools), with
+    licences, CPEs, the graph, vulnerabilities with CVSS ratings and a VEX-suppressed finding."""
+    from cyclonedx.schema import SchemaVersion
+    from cyclonedx.validation.json import JsonStrictValidator
+    from spdx_tools.spdx.parser.parse_anything import parse_file
+    from spdx_tools.spdx.validation.document_validator import validate_full_spdx_document
+
+    _image(client)
+    db.import_path(DATA / "mirror" / "PyPI")  # requests 2.28.1: a finding with a CVSS vector
+    vex = tmp_path / "vex.json"
+    vex.write_text(json.dumps({"@context": "https://openvex.dev/ns/v0.2.0", "statements": [
+        {"vulnerability": {"name": "CVE-2024-0001"}, "status": "not_affected",
+         "justification": "vulnerable_code_not_present"}]}))
+    results = [ScanResult(image_sbom(client, "rich:1")),
+               scan_image(client, "deb:1", db, vex=[load_vex(vex)])]
+    assert results[1].suppressed and any(f.vuln.score for f in results[1].findings)
+    for result in results:
+        cdx = to_cyclonedx(result)
+        assert JsonStrictValidator(SchemaVersion.V1_5).validate_str(json.dumps(cdx)) is None
+        path = tmp_path / "doc.spdx.json"
+        path.write_text(json.dumps(to_spdx(result)))
+        assert [m.validation_message for m in validate_full_spdx_document(parse_file(str(path)))] == []
