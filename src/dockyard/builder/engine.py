@@ -29,7 +29,7 @@ from dockyard.builder.explain import Candidates, Inputs, explain
 from dockyard.builder.fsutil import clean_path
 from dockyard.builder.options import BuildOptions, BuildResult
 from dockyard.builder.remotecache.document import INLINE_KEY
-from dockyard.builder.remotecache.export import Entry, export_cache, inline_document, select
+from dockyard.builder.remotecache.export import Entry, export_caches, inline_document
 from dockyard.builder.remotecache.remote import BrokenCacheBlob, RemoteCache, SharedRegistry
 from dockyard.builder.sources import Download, Sources
 from dockyard.builder.state import StageState, derive_key
@@ -81,7 +81,7 @@ def build(store: Store, options: BuildOptions, cancel: threading.Event | None = 
     registry = SharedRegistry(options.registry)
     remote = None
     if options.cache_from and not options.no_cache:
-        remote = RemoteCache(store, options.cache_from, registry)
+        remote = RemoteCache(store, options.cache_from, registry, options.platform)
     try:
         for attempt in range(_ATTEMPTS):
             builder = Builder(store, options, cancel, remote=remote, registry=registry)
@@ -260,26 +260,16 @@ class Builder:
 
             export_outputs(self, state, str(record.id))
         self.completed("export", "exporting to image", "done")
-        for spec in self.options.cache_to:
-            if spec.type == "inline":
-                continue
-            label = f"exporting cache to {spec.location}" + (" (local)" if spec.type == "local" else "")
-            self.started("export-cache", label)
-            try:
-                mounts = [p for p, i in self.cache_mounts.items()
-                          if not spec.mount_ids or i in spec.mount_ids]
-                outcomes = export_cache(self.store, spec, select(self.entries, spec, target_stages),
-                                        lease=self.lease, registry=self.registry, remote=self.remote,
-                                        mounts=mounts)
-            except (DockyardError, OSError) as exc:
-                self.completed("export-cache", label, "error", str(exc).split("\n")[0])
-                raise BuildError(f"failed to export cache to {spec.location}: {exc}") from None
-            self.completed("export-cache", label, "done")
-            self.warnings.extend(f"WARNING: cache mount {name.removeprefix('mount:')} not exported: {what}"
-                                 for name, what in outcomes.items() if name.startswith("mount:"))
+        if self.options.cache_to and not self.options.defer_cache_export:
+            self.warnings.extend(export_caches(
+                self.store, self.options.cache_to, self.entries, target_stages, lease=self.lease,
+                registry=self.registry, remote=self.remote, mounts=list(self.cache_mounts.items()),
+                emit=self.emit))
         warnings = [*self.warnings, *(self.remote.warnings if self.remote is not None else [])]
         return BuildResult(image_id=str(record.id), tags=list(self.options.tags), warnings=warnings,
-                           steps=self.steps, cached=self.cached, explanations=self.explanations)
+                           steps=self.steps, cached=self.cached, explanations=self.explanations,
+                           cache_entries=list(self.entries), target_stages=target_stages,
+                           cache_mounts=list(self.cache_mounts.items()))
 
     def _stage_chain(self, stage: Stage) -> set[int]:
         """The stage and those it is built FROM: whose steps make the exported image's layers."""

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from dockyard.archive import TarEntry, TarWriter
 from dockyard.archive.tarheader import DIRTYPE, REGTYPE
 from dockyard.builder.options import BuildOptions, BuildResult
+from dockyard.builder.remotecache.export import export_caches
+from dockyard.builder.remotecache.remote import RemoteCache, SharedRegistry
 from dockyard.dockerfile import Platform
 from dockyard.errors import BuildError, Interrupted
 from dockyard.imageops import Store
@@ -62,8 +64,12 @@ def build_platforms(store: Store, options: BuildOptions, platforms: list[str]) -
     """Build every platform in parallel and store an OCI index of them."""
     from dockyard.builder.engine import build
 
+    # A registry or local cache is exported once, with the records of every platform (each platform
+    # exporting its own would leave only the last one's under the ref).
+    deferred = any(spec.type != "inline" for spec in options.cache_to)
     per_platform = [dataclasses.replace(options, platform=p, tags=[], outputs=[], push=False,
-                                        progress=platform_progress(options.progress, p)) for p in platforms]
+                                        progress=platform_progress(options.progress, p),
+                                        defer_cache_export=deferred) for p in platforms]
     cancel = threading.Event()  # Ctrl-C here, or one platform failing, cancels them all
     with ThreadPoolExecutor(max_workers=len(platforms), thread_name_prefix="platform") as pool:
         futures = [pool.submit(build, store, opts, cancel) for opts in per_platform]
@@ -109,7 +115,26 @@ def build_platforms(store: Store, options: BuildOptions, platforms: list[str]) -
         if out.type not in ("oci", "docker"):
             raise BuildError(f"output type {out.type!r} cannot hold several platforms: use type=oci")
         write_index_layout(store, index_digest, options.tags, out.dest)
+    if deferred:
+        result.warnings.extend(export_all(store, options, results))
     return result
+
+
+def export_all(store: Store, options: BuildOptions, results: list[BuildResult]) -> list[str]:
+    """Export one cache (per ``--cache-to``) holding the records of every platform's build."""
+    registry = SharedRegistry(options.registry)
+    remote = (RemoteCache(store, options.cache_from, registry)
+              if options.cache_from and not options.no_cache else None)
+    entries = [e for r in results for e in r.cache_entries]
+    stages = {i for r in results for i in r.target_stages}
+    mounts = list(dict.fromkeys(m for r in results for m in r.cache_mounts))
+    lease = store.lease(ttl=6 * 3600.0)
+    try:
+        return export_caches(store, options.cache_to, entries, stages, lease=lease, registry=registry,
+                             remote=remote, mounts=mounts, emit=options.progress)
+    finally:
+        lease.release()
+        registry.close()
 
 
 def platform_progress(sink: ProgressSink, platform: str) -> ProgressSink:
