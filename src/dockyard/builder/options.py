@@ -62,6 +62,8 @@ class BuildOptions:
     # One platform of a multi-platform build: its records go back in the result, and the build
     # exports one cache holding every platform's (the caller does it).
     defer_cache_export: bool = False
+    # Step titles name the stage's platform (buildx's ``[linux/amd64->arm64 2/3]``): multi-platform.
+    platform_titles: bool = False
     # Privileged entitlements granted (buildx's --allow): RUN --security=insecure needs security.insecure.
     allow: frozenset[str] = frozenset()
 
