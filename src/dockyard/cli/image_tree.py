@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from dockyard.cli.format import human_size
 from dockyard.cli.terminal import terminal_size
 from dockyard.client import Client
+from dockyard.errors import DockyardError
 from dockyard.imageops import platforms
 from dockyard.imageops.images import ImageSummary, image_size, normalize_tag
 
@@ -57,7 +58,10 @@ def _entries(client: Client, images: list[ImageSummary]) -> list[_Entry]:
     def details(image_id: str) -> _Details:
         rec = store.meta.get_image(image_id)
         unpacked = image_size(rec, sizes) if rec is not None else 0
-        content = platforms.content_size(store, image_id)
+        try:
+            content = platforms.content_size(store, image_id)
+        except DockyardError:  # a layer blob gone (only its snapshot left): nothing to count
+            content = 0
         return _Details(image_id, content + unpacked, content, image_id in used)
 
     out: list[_Entry] = []
