@@ -1,0 +1,7 @@
+"""What a team needs around the protocol: projects, accounts, policies, webhooks and an audit log.
+
+Modules: ``kv`` (the store: SQLite or bucket objects), ``accounts`` (users, projects, roles, robots),
+``usage`` (bytes per project), ``policies`` (immutable tags, quotas), ``retention`` (what to keep),
+``webhooks`` (signed callbacks with retries), ``audit`` (the append-only log), ``hooks`` (all of it
+wired into the registry's writes), ``service`` (one object the server and the CLI open).
+"""
