@@ -15,7 +15,7 @@ PASSWORDS = {"root": "root-pass-1", "ann": "ann-pass-12", "dev": "dev-pass-12", 
 
 
 def seed(server: RegistryServer) -> None:
-    """Users root (admin), ann (maintainer), dev (developer), gus (guest) of project ``team``; out is in none."""
+    """Users root (admin); ann (maintainer), dev (developer), gus (guest) of project ``team``; out."""
     assert server.team is not None
     d = server.team.directory
     d.rounds = 4  # fast hashes for tests
