@@ -106,3 +106,30 @@ def test_skopeo_pushes_as_a_robot_and_the_audit_log_says_so(storage: Path, serve
     assert pushes and pushes[-1]["who"] == "robot$team+ci" and pushes[-1]["kind"] == "robot"
     assert pushes[-1]["tag"] == "1.0" and pushes[-1]["digest"].startswith("sha256:")
     assert pushes[-1]["source"] == "127.0.0.1" and pushes[-1]["repository"] == "team/busybox"
+
+
+def test_retention_dry_run_and_run_from_the_cli(storage: Path) -> None:
+    sys.path.insert(0, str(Path(__file__).parents[1] / "registry" / "server"))
+    from teamkit import push_image
+
+    from dockyard.registry.server import RegistryServer
+
+    with RegistryServer(storage=storage, team=True) as srv:
+        tok = httpx.get(f"{srv.url}/token", params={"scope": "repository:team/app:pull,push"},
+                        auth=("ann", "ann-password")).json()["token"]
+        with httpx.Client(base_url=srv.url, headers={"Authorization": f"Bearer {tok}"}) as ann:
+            for tag in ("v1", "build-1", "build-2", "build-3"):
+                assert push_image(ann, "team/app", tag, [tag.encode()]).status_code == 201
+    cli(storage, "project", "set", "team", "--keep-last", "1", "--keep-tag", "v*",
+        "--untagged-older-than", "7d", "--immutable", "v*", "--quota", "1GB")
+    shown = json.loads(cli(storage, "project", "show", "team").stdout)
+    assert shown["retention"] == {"keep_last": 1, "keep_tags": ["v*"], "untagged_older_than": 604800}
+    assert shown["immutable"] == ["v*"] and shown["quota"] == 10**9
+    dry = cli(storage, "retention", "run", "--dry-run", "team").stdout
+    assert re.findall(r"^would delete tag (\S+) ", dry, re.M) == ["team/app:build-1", "team/app:build-2"]
+    assert dry.splitlines()[-1] == "would delete: 2 tags, 2 manifests"
+    done = cli(storage, "retention", "run").stdout
+    assert done.splitlines()[-1] .startswith("deleted: 2 tags, 2 manifests")
+    assert cli(storage, "retention", "run").stdout.splitlines()[-1] == "deleted: 0 tags, 0 manifests"
+    audit = [json.loads(line) for line in cli(storage, "audit", "export").stdout.splitlines()]
+    assert sum(e["who"] == "retention" for e in audit) == 4

@@ -34,7 +34,8 @@ def retention_run(projects: tuple[str, ...], dry_run: bool, storage_dir: str | N
             click.echo(f"{verb} manifest {repo}@{digest} ({why})")
         tags += len(plan.tags)
         manifests += len(plan.manifests)
-    click.echo(f"{tags} tags and {manifests} manifests {verb}")
+    click.echo(f"{verb}: {tags} tags, {manifests} manifests" + (" (blobs go at the next gc)" if tags and
+                                                                   not dry_run else ""))
 
 
 @click.group("webhook")
