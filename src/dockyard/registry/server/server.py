@@ -79,6 +79,7 @@ class ServerConfig:
     # replaces htpasswd and token_policy (tokens are issued by role). Webhooks retry after 1, 2, 4...
     # times webhook_backoff seconds.
     team: bool = False
+    ui: bool = False  # the web UI at / (needs team)
     webhook_backoff: float = 1.0
     webhook_attempts: int = 5
 
@@ -136,6 +137,8 @@ class RegistryServer:
             self.team = Team(self.storage, self.clock, self.config.webhook_backoff,
                              self.config.webhook_attempts)
         self.hooks: TeamHooks | None = TeamHooks(self.team) if self.team is not None else None
+        if self.config.ui and self.team is None:
+            raise InvalidArgument("--ui signs users in from the team store: add --team")
         self.port = self.config.port
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
@@ -217,6 +220,10 @@ class RegistryServer:
         self.registry = Registry(self.storage, settings, self._auth, upstream, io_workers=32 if remote else 8,
                                  hooks=self.hooks)
         app = make_app(self.registry)
+        if cfg.ui and self.team is not None:
+            from .team.ui import UI
+
+            UI(self.team, self.registry).install(app)
         if upstream is not None:
             app.on_cleanup.append(lambda _app: upstream.close())
         self._runner = web.AppRunner(
