@@ -717,8 +717,9 @@ def make_app(registry: Registry) -> web.Application:
             service = str(form.get("service", service))
             if form.get("grant_type") == "password":
                 user, password = str(form.get("username", "")), str(form.get("password", ""))
-        result = registry.auth.token(request.headers.get("Authorization", ""), scopes, service,
-                                     user, password)
+        # On a worker thread: bcrypt is slow on purpose, and team accounts may be bucket round trips.
+        result = await registry.io.run(registry.auth.token, request.headers.get("Authorization", ""), scopes,
+                                       service, user, password)
         return web.json_response(result)
 
     app = web.Application(middlewares=[errors], client_max_size=MAX_MANIFEST_SIZE + 1024)
