@@ -147,9 +147,10 @@ def gc(storage_dir: str | None, s3_config: str | None, dry_run: bool, grace: flo
 
 def _add_team_commands() -> None:
     from .registry_events_cmd import audit, retention, webhook
+    from .registry_replication_cmd import replication
     from .registry_team_cmd import project, robot, user
 
-    for group in (project, user, robot, retention, webhook, audit):
+    for group in (project, user, robot, retention, webhook, audit, replication):
         registry.add_command(group)
 
 

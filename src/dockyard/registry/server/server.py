@@ -82,6 +82,8 @@ class ServerConfig:
     ui: bool = False  # the web UI at / (needs team)
     webhook_backoff: float = 1.0
     webhook_attempts: int = 5
+    replication_tick: float = 30  # how often scheduled replication rules are looked at
+    replication_backoff: float = 2.0  # a failed copy is tried again after 2, 4 ... seconds
 
 
 def open_storage(storage: str | os.PathLike[str], clock: Callable[[], float] = time.time,
@@ -135,7 +137,7 @@ class RegistryServer:
         self.team: Team | None = None
         if self.config.team:
             self.team = Team(self.storage, self.clock, self.config.webhook_backoff,
-                             self.config.webhook_attempts)
+                             self.config.webhook_attempts, self.config.replication_backoff)
         self.hooks: TeamHooks | None = TeamHooks(self.team) if self.team is not None else None
         if self.config.ui and self.team is None:
             raise InvalidArgument("--ui signs users in from the team store: add --team")
@@ -246,6 +248,8 @@ class RegistryServer:
             self._tasks.append(loop.create_task(self._gc_loop()))
         if cfg.janitor_interval > 0:
             self._tasks.append(loop.create_task(self._janitor()))
+        if self.team is not None and cfg.replication_tick > 0:
+            self._tasks.append(loop.create_task(self._replication_loop(self.team)))
         log.info("registry listening on %s (storage %s)", self.url, cfg.storage)
 
     async def _gc_loop(self) -> None:
@@ -288,6 +292,16 @@ class RegistryServer:
             expired = self._expire()
             if expired:
                 log.info("expired %d abandoned uploads", len(expired))
+
+    async def _replication_loop(self, team: Team) -> None:
+        """Run scheduled replication rules when due (each replica may: copies are idempotent)."""
+        while True:
+            await asyncio.sleep(self.config.replication_tick)
+            for rule in await asyncio.to_thread(team.replication.due):
+                outcomes = await asyncio.to_thread(team.replication.run, rule)
+                failed = sum(not o.ok for o in outcomes)
+                log.info("replication %s to %s: %d copied, %d failed", rule.id, rule.target,
+                         len(outcomes) - failed, failed)
 
     async def async_stop(self) -> None:
         for task in self._tasks:

@@ -90,6 +90,8 @@ class TeamHooks(Hooks):
                                                           "pulls": 0})
         await self._run(team.audit, actor.account, "push", repo, actor.source, tag=tag, digest=digest,
                         media_type=media_type)
+        if tag is not None:
+            self._later(team.replication.on_push, repo, tag)
         project = await self._project(repo)
         if project is not None:
             team.webhooks.notify(project, "push", {"repository": repo, "tag": tag, "digest": digest,

@@ -10,6 +10,7 @@ from ..storage import Storage
 from . import audit
 from .accounts import Directory
 from .kv import KV, open_kv
+from .replication import Replicator
 from .retention import Plan, Retention
 from .webhooks import Dispatcher
 
@@ -18,13 +19,15 @@ class Team:
     """Accounts, policies, audit and webhooks over a registry's storage."""
 
     def __init__(self, storage: Storage, clock: Callable[[], float] = time.time,
-                 webhook_backoff: float = 1.0, webhook_attempts: int = 5) -> None:
+                 webhook_backoff: float = 1.0, webhook_attempts: int = 5,
+                 replication_backoff: float = 2.0) -> None:
         self.storage = storage
         self.clock = clock
         self.kv: KV = open_kv(storage)
         self.directory = Directory(self.kv, clock)
         self.webhooks = Dispatcher(self.kv, webhook_backoff, webhook_attempts, clock=clock)
         self.retention = Retention(storage, self.kv)
+        self.replication = Replicator(storage, self.kv, clock, backoff=replication_backoff)
 
     def audit(self, who: str | None, action: str, repository: str = "", source: str = "",
               **details: Any) -> None:
