@@ -133,3 +133,33 @@ def test_retention_dry_run_and_run_from_the_cli(storage: Path) -> None:
     assert cli(storage, "retention", "run").stdout.splitlines()[-1] == "deleted: 0 tags, 0 manifests"
     audit = [json.loads(line) for line in cli(storage, "audit", "export").stdout.splitlines()]
     assert sum(e["who"] == "retention" for e in audit) == 4
+
+
+@pytest.mark.registry
+def test_replication_from_the_cli(storage: Path) -> None:
+    import uuid
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "registry" / "server"))
+    from teamkit import push_image
+
+    from dockyard.registry.server import RegistryServer
+
+    with RegistryServer(storage=storage, team=True) as srv:
+        tok = httpx.get(f"{srv.url}/token", params={"scope": "repository:team/app:pull,push"},
+                        auth=("ann", "ann-password")).json()["token"]
+        with httpx.Client(base_url=srv.url, headers={"Authorization": f"Bearer {tok}"}) as ann:
+            digest = push_image(ann, "team/app", "v2", [uuid.uuid4().bytes]).headers["Docker-Content-Digest"]
+    ns = f"cli-{uuid.uuid4().hex[:8]}"
+    added = cli(storage, "replication", "add", f"127.0.0.1:5000/{ns}", "--repo", "team/*", "--tag", "v*",
+                "--trigger", "schedule", "--interval", "2h").stdout
+    rule = re.search(r"^rule (\w+):", added).group(1)  # type: ignore[union-attr]
+    assert "never" in cli(storage, "replication", "ls").stdout
+    run = cli(storage, "replication", "run", rule).stdout
+    assert f"team/app:v2 -> 127.0.0.1:5000/{ns}/team/app:v2 copied" in run
+    assert "1 copied, 0 failed" in cli(storage, "replication", "ls").stdout
+    r = httpx.get(f"http://127.0.0.1:5000/v2/{ns}/team/app/manifests/v2",
+                  headers={"Accept": "application/vnd.oci.image.manifest.v1+json"})
+    assert r.headers["Docker-Content-Digest"] == digest
+    bad = cli(storage, "replication", "add", "http://x", ok=False)
+    assert bad.returncode != 0 and "expected HOST[:PORT][/NAMESPACE]" in bad.stderr
+    assert "Traceback" not in bad.stderr

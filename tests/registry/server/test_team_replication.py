@@ -17,7 +17,7 @@ from dockyard.errors import InvalidArgument
 from dockyard.registry.server import RegistryServer
 
 sys.path.insert(0, str(Path(__file__).parent))
-from teamkit import OCI_MANIFEST, client, push_image, seed
+from teamkit import OCI_MANIFEST, PASSWORDS, client, push_image, seed
 
 PEER = "127.0.0.1:5000"
 ACCEPT = {"Accept": f"{OCI_MANIFEST}, application/vnd.oci.image.index.v1+json"}
@@ -92,6 +92,15 @@ def test_an_unreachable_target_is_retried_then_reported(srv: RegistryServer) -> 
     assert not entry["ok"] and entry["attempts"] == 3 and entry["error"]
     status = srv.team.replication.status(rule.id)
     assert status is not None and status["failed"] == 1 and status["last_error"] == entry["error"]
+    # The administrators' UI page shows it.
+    with RegistryServer(storage=srv.config.storage, team=True, ui=True) as ui:
+        web = httpx.Client(base_url=ui.url)
+        web.post("/ui/login", data={"username": "root", "password": PASSWORDS["root"]})
+        page = web.get("/ui/replication").text
+        assert rule.id in page and "0 copied, 1 failed" in page
+        ann = httpx.Client(base_url=ui.url)
+        ann.post("/ui/login", data={"username": "ann", "password": PASSWORDS["ann"]})
+        assert ann.get("/ui/replication").status_code == 403
 
 
 def test_bad_rules_are_clear_errors(srv: RegistryServer) -> None:

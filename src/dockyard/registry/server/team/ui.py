@@ -65,6 +65,7 @@ class UI:
         app.router.add_get("/ui/repo/{path:.+}", self.repo_page)
         app.router.add_post("/ui/repo/{path:.+}", self._guard(self.repo_action))
         app.router.add_get("/ui/audit", self.audit)
+        app.router.add_get("/ui/replication", self.replication)
         app.router.add_get("/ui/projects", self.projects)
         app.router.add_post("/ui/projects", self._guard(self.project_create))
         app.router.add_get("/ui/projects/{name}", self.project)
@@ -253,6 +254,19 @@ class UI:
             return entries[-200:][::-1]
 
         return _html(pages.audit(page, await asyncio.to_thread(read), wanted))
+
+    async def replication(self, request: web.Request) -> web.StreamResponse:
+        page = await self._page(request)
+        if page.user is None:
+            return _redirect("/ui/login?next=/ui/replication")
+        if not page.admin:
+            return _html(pages.message(page, "Refused", "Replication is for registry administrators."), 403)
+        replicator = self.team.replication
+
+        def read() -> list[tuple[Any, dict[str, Any] | None]]:
+            return [(rule, replicator.status(rule.id)) for rule in replicator.rules()]
+
+        return _html(pages.replication(page, await asyncio.to_thread(read)))
 
     async def projects(self, request: web.Request) -> web.StreamResponse:
         page = await self._page(request)

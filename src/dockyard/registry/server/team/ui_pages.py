@@ -52,6 +52,8 @@ class Page:
         nav = ['<a href="/">Repositories</a>']
         if self.user:
             nav += ['<a href="/ui/projects">Projects</a>', '<a href="/ui/audit">Audit log</a>']
+        if self.admin:
+            nav.append('<a href="/ui/replication">Replication</a>')
         account = (f'<span>{escape(self.user)}</span>' + self.form("/ui/logout", '<button>Sign out</button>')
                    if self.user else '<a href="/ui/login">Sign in</a>')
         kind = "flash error" if error else "flash"
@@ -258,3 +260,23 @@ def project(page: Page, p: Project, robots: list[Robot], manage: bool, flash: st
 
 def message(page: Page, title: str, text: str) -> str:
     return page.render(title, f"<h1>{escape(title)}</h1><p>{escape(text)}</p>")
+
+
+def replication(page: Page, rules: list[tuple[Any, dict[str, Any] | None]]) -> str:
+    """Rules and how their last run went."""
+    rows = []
+    for rule, status in rules:
+        if status is None:
+            state = "never ran"
+        else:
+            state = f"{when(float(status['run_at']))}: {status['copied']} copied, {status['failed']} failed"
+            if status.get("last_error"):
+                state += f" ({status['last_error']})"
+        rows.append(f'<tr><td data-label="Rule"><code>{escape(rule.id)}</code></td>'
+                    f'<td data-label="Filter">{escape(rule.repositories)}:{escape(rule.tags)}</td>'
+                    f'<td data-label="Target">{escape(rule.target)}</td>'
+                    f'<td data-label="Trigger">{escape(rule.trigger)}</td>'
+                    f'<td data-label="Last run">{escape(state)}</td></tr>')
+    table = ('<table class="stack" id="replication"><thead><tr><th>Rule</th><th>Filter</th><th>Target</th>'
+             f'<th>Trigger</th><th>Last run</th></tr></thead><tbody>{"".join(rows)}</tbody></table>')
+    return page.render("Replication", "<h1>Replication</h1>" + (table if rules else "<p>No rules.</p>"))
