@@ -14,8 +14,9 @@ Options (``ServerConfig``): ``htpasswd`` (bcrypt file: Basic auth), ``token_poli
 Bearer tokens from ``<url>/token``), ``tls_cert``/``tls_key``, ``proxy_remote`` (pull-through mirror),
 ``delete_enabled``, ``gc_interval``/``gc_grace``, ``upload_ttl``, ``access_log``, ``clock`` (what "now"
 is for expiry and grace periods; tests move it on instead of sleeping), ``team`` (projects, roles,
-robots, policies, webhooks, audit, replication: ``team/``) and ``ui`` (the web UI at ``/``). Inside a running asyncio loop
-use ``await server.async_start()`` / ``await server.async_stop()`` instead of ``start()``.
+robots, policies, webhooks, audit, replication: ``team/``) and ``ui`` (the web UI at ``/``). Inside a
+running asyncio loop use ``await server.async_start()`` / ``await server.async_stop()`` instead of
+``start()``.
 
 Storage is a directory, or ``storage="s3://bucket/prefix"`` (``s3storage``, settings from ``s3config``;
 several servers may share one bucket).
