@@ -59,6 +59,8 @@ def test_what_anonymous_and_members_see(srv: RegistryServer) -> None:
     page = ann.get("/ui/repo/team/app/-/manifest/v1").text
     assert "Layers" in page and "Delete manifest" in page
     assert "Delete" not in browser(srv, "gus").get("/ui/repo/team/app").text
+    for ref in ("..", "sha256:..", "sha256:" + "0" * 64, "nope"):  # never a storage path, never a 500
+        assert ann.get(f"/ui/repo/team/app/-/manifest/{ref}").status_code == 404
 
 
 def test_search_and_pages(srv: RegistryServer) -> None:

@@ -18,6 +18,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from dockyard.errors import DockyardError
+from dockyard.oci.digest import InvalidDigest, validate
 
 from ..apierrors import ApiError
 from ..app import TAG_RE, Registry, check_name, remove_manifest
@@ -36,6 +37,17 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 def _redirect(location: str) -> web.Response:
     return web.Response(status=303, headers={"Location": location})
+
+
+def _reference_ok(ref: str) -> bool:
+    """A well-formed tag or digest (anything else never reaches storage paths)."""
+    if ":" not in ref:
+        return TAG_RE.fullmatch(ref) is not None
+    try:
+        validate(ref)
+    except InvalidDigest:
+        return False
+    return True
 
 
 class _Refused(Exception):
@@ -181,6 +193,8 @@ class UI:
             return await self._denied(request, page)
         may_delete = "delete" in allowed and self.registry.settings.delete_enabled
         if len(rest) == 2 and rest[0] == "manifest":
+            if not _reference_ok(rest[1]):
+                return _html(pages.message(page, "Not found", "Not a tag or digest."), 404)
             view = await asyncio.to_thread(manifest_view, self.team.storage, repo, rest[1])
             if view is None:
                 return _html(pages.message(page, "Not found", f"{repo} has no manifest {rest[1]}."), 404)
@@ -219,7 +233,8 @@ class UI:
                     return await self._tags(page, repo, True, f"{repo} has no tag {tag}.", True, 404)
                 await hooks.deleted(actor, repo, tag)
                 done = f"Deleted tag {tag}."
-            elif digest and await asyncio.to_thread(storage.manifest_media_type, repo, digest) is not None:
+            elif ":" in digest and _reference_ok(digest) and await asyncio.to_thread(
+                    storage.manifest_media_type, repo, digest) is not None:
                 tags = [t for t, d in (await asyncio.to_thread(storage.tags, repo)).items() if d == digest]
                 await hooks.deleting(actor, repo, digest, tags)
                 await asyncio.to_thread(remove_manifest, storage, repo, digest)
