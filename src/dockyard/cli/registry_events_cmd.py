@@ -46,7 +46,8 @@ def webhook() -> None:
 @webhook.command("add")
 @click.argument("project_name", metavar="PROJECT")
 @click.argument("url")
-@click.option("--event", "events", multiple=True, type=click.Choice(["push", "delete", "quota_exceeded"]),
+@click.option("--event", "events", multiple=True, type=click.Choice(["push", "delete", "quota_exceeded",
+                                                                      "scan_completed"]),
               help="Events to send (repeatable; default all).")
 @click.option("--secret", default=None, envvar="DOCKYARD_WEBHOOK_SECRET",
               help="HMAC key (or $DOCKYARD_WEBHOOK_SECRET; default: a new one, printed once).")

@@ -111,6 +111,27 @@ def test_a_refused_push_over_quota_is_an_event(srv: RegistryServer) -> None:
         receiver.httpd.shutdown()
 
 
+def test_an_attached_scan_report_is_a_scan_completed_event(srv: RegistryServer) -> None:
+    receiver = Receiver()
+    try:
+        assert srv.team is not None
+        add_hook(srv.team.directory, "team", receiver.url, ["scan_completed"], SECRET)
+        with client(srv, "team/app", "dev") as dev:
+            image = push_image(dev, "team/app", "v1", [b"scanned"])
+            subject = {"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                       "digest": image.headers["Docker-Content-Digest"],
+                       "size": len(dev.get("/v2/team/app/manifests/v1").content)}
+            report = push_image(dev, "team/app", "v1-scan", [b'{"runs": []}'],
+                                artifactType="application/sarif+json", subject=subject)
+            assert report.status_code == 201
+        srv.settle()
+        [event] = receiver.events()  # the image push itself is no scan
+        assert event["type"] == "scan_completed" and event["digest"] == subject["digest"]
+        assert event["report"] == report.headers["Docker-Content-Digest"]
+    finally:
+        receiver.httpd.shutdown()
+
+
 def test_an_unreachable_hook_is_given_up_after_its_tries(srv: RegistryServer) -> None:
     assert srv.team is not None
     add_hook(srv.team.directory, "team", "http://127.0.0.1:9/nothing-listens", ["push"], SECRET)

@@ -565,7 +565,7 @@ class Registry:
         if ":" not in ref:
             await self.call(self.storage.tag_set, name, ref, digest)
         if actor is not None:
-            await self.hooks.pushed(actor, name, ref, digest, media_type, len(body))
+            await self.hooks.pushed(actor, name, ref, digest, media_type, len(body), manifest)
         return digest
 
     @staticmethod

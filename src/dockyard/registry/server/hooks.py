@@ -28,7 +28,7 @@ class Hooks:
         """A valid manifest is about to be stored under ``ref``."""
 
     async def pushed(self, actor: Actor, repo: str, ref: str, digest: str, media_type: str,
-                     size: int) -> None:
+                     size: int, manifest: dict[str, Any]) -> None:
         """A manifest was stored."""
 
     async def deleting(self, actor: Actor, repo: str, ref: str, tags: list[str]) -> None:

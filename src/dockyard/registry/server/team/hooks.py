@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 from ..apierrors import ApiError
 from ..hooks import Actor, Hooks
 from .accounts import Project, project_of
+from .artifacts import SCAN_TYPES
 from .policies import check_delete, check_overwrite, quota_error
 from .retention import MANIFESTS, PUSHES
 from .service import Team
@@ -77,7 +78,7 @@ class TeamHooks(Hooks):
         await self._quota(actor, repo, project, size)
 
     async def pushed(self, actor: Actor, repo: str, ref: str, digest: str, media_type: str,
-                     size: int) -> None:
+                     size: int, manifest: dict[str, Any]) -> None:
         team, now = self.team, self.team.clock()
         tag = None if ":" in ref else ref
         if tag is not None:
@@ -97,6 +98,12 @@ class TeamHooks(Hooks):
             team.webhooks.notify(project, "push", {"repository": repo, "tag": tag, "digest": digest,
                                                    "media_type": media_type, "size": size,
                                                    "operator": actor.account})
+            subject = manifest.get("subject")
+            if manifest.get("artifactType") in SCAN_TYPES and isinstance(subject, dict):
+                # A scan report attached to an image: the scan of that image is done.
+                team.webhooks.notify(project, "scan_completed", {
+                    "repository": repo, "digest": subject.get("digest"), "report": digest,
+                    "artifact_type": manifest["artifactType"], "operator": actor.account})
 
     async def deleting(self, actor: Actor, repo: str, ref: str, tags: list[str]) -> None:
         project = await self._project(repo)

@@ -12,12 +12,11 @@ from dockyard.oci import mediatypes as mt
 
 from ..storage import Storage
 from .accounts import Directory
+from .artifacts import SCAN_TYPES
 from .kv import KV
 from .retention import MANIFESTS, PUSHES
 
 PAGE_SIZE = 20
-SCAN_TYPES = ("application/sarif+json", "application/vnd.dockyard.scan.report+json",
-              "application/vnd.cyclonedx.vex+json")
 
 
 @dataclass

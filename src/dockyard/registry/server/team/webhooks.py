@@ -1,4 +1,5 @@
-"""Webhooks: signed JSON callbacks on push, delete and quota refusals, retried with backoff.
+"""Webhooks: signed JSON callbacks on push, delete, quota refusals and attached scan reports, retried
+with backoff.
 
 Each project keeps a list of hooks (``url``, ``secret``, ``events``). A delivery is a POST of the event
 as JSON with ``X-Dockyard-Signature: sha256=<hex HMAC-SHA256 of the body keyed by the secret>`` and
@@ -27,7 +28,7 @@ from .accounts import Directory, Project
 from .audit import iso
 from .kv import KV, Record
 
-EVENTS = ("push", "delete", "quota_exceeded")
+EVENTS = ("push", "delete", "quota_exceeded", "scan_completed")
 LOG = "deliveries"
 log = logging.getLogger("dockyard.registry")
 
