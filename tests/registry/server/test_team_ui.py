@@ -177,3 +177,33 @@ def test_a_scan_report_referrer_gives_a_vulnerability_summary(srv: RegistryServe
         assert r.status_code == 201
     page = browser(srv, "ann").get("/ui/repo/team/app/-/manifest/v1").text
     assert re.search(r'id="vulnerabilities">2 error, 1 warning<', page)
+
+
+def test_administrators_manage_users_and_project_admins_policies(srv: RegistryServer) -> None:
+    assert srv.team is not None
+    root = browser(srv, "root")
+    token = csrf(root.get("/ui/users").text)
+    r = root.post("/ui/users", data={"csrf": token, "user": "newbie", "password": "newbie-pass"})
+    assert r.status_code == 200 and "User newbie added." in r.text
+    assert srv.team.directory.check("newbie", "newbie-pass")
+    r = root.post("/ui/users", data={"csrf": token, "user": "tiny", "password": "short"})
+    assert r.status_code == 400 and "at least 8 characters" in r.text
+    assert root.post("/ui/users/remove", data={"csrf": token, "user": "root"}).status_code == 400
+    r = root.post("/ui/users/remove", data={"csrf": token, "user": "newbie"})
+    assert "User newbie removed." in r.text
+    ann = browser(srv, "ann")
+    assert ann.get("/ui/users").status_code == 403
+    r = ann.post("/ui/users", data={"csrf": csrf(ann.get("/").text), "user": "sneaky", "password": "x" * 10})
+    assert r.status_code == 403 and "sneaky" not in srv.team.directory.users()
+    # Policies: a project admin may, a maintainer may not.
+    r = ann.post("/ui/projects/team/policy", data={"csrf": csrf(ann.get("/").text), "quota": "1MB"})
+    assert r.status_code == 403 and srv.team.directory.need_project("team").quota is None
+    srv.team.directory.member_add("team", "ann", "admin")
+    page = ann.get("/ui/projects/team").text
+    r = ann.post("/ui/projects/team/policy", data={"csrf": csrf(page), "public": "1",
+                                                    "immutable": "v* rel-*", "quota": "2MB"})
+    assert r.status_code == 200 and "Policies saved." in r.text
+    p = srv.team.directory.need_project("team")
+    assert (p.public, p.immutable, p.quota) == (True, ["v*", "rel-*"], 2_000_000)
+    r = ann.post("/ui/projects/team/policy", data={"csrf": csrf(page), "quota": "lots"})
+    assert r.status_code == 400 and "invalid size &#x27;lots&#x27;" in r.text

@@ -28,7 +28,7 @@ from . import ui_pages as pages
 from .accounts import ROBOT_PREFIX, project_of
 from .service import Team
 from .ui_data import manifest_view, tag_rows, visible_repositories
-from .usage import project_usage
+from .usage import parse_size, project_usage
 
 COOKIE = "dockyard_session"
 SESSIONS = "sessions"
@@ -78,6 +78,10 @@ class UI:
         app.router.add_post("/ui/repo/{path:.+}", self._guard(self.repo_action))
         app.router.add_get("/ui/audit", self.audit)
         app.router.add_get("/ui/replication", self.replication)
+        app.router.add_get("/ui/users", self.users)
+        app.router.add_post("/ui/users", self._guard(self.user_add))
+        app.router.add_post("/ui/users/remove", self._guard(self.user_remove))
+        app.router.add_post("/ui/projects/{name}/policy", self._guard(self.project_policy))
         app.router.add_get("/ui/projects", self.projects)
         app.router.add_post("/ui/projects", self._guard(self.project_create))
         app.router.add_get("/ui/projects/{name}", self.project)
@@ -282,6 +286,76 @@ class UI:
             return [(rule, replicator.status(rule.id)) for rule in replicator.rules()]
 
         return _html(pages.replication(page, await asyncio.to_thread(read)))
+
+    async def users(self, request: web.Request, flash: str = "", error: bool = False,
+                    status: int = 200) -> web.StreamResponse:
+        page = await self._page(request)
+        if page.user is None:
+            return _redirect("/ui/login?next=/ui/users")
+        if not page.admin:
+            return _html(pages.message(page, "Refused", "Users are managed by registry administrators."), 403)
+        found = await asyncio.to_thread(self.team.directory.users)
+        return _html(pages.users(page, found, flash, error), status)
+
+    async def _admin_form(self, request: web.Request) -> tuple[pages.Page, dict[str, str]] | None:
+        page = await self._page(request)
+        form = await self._form(request, page)
+        return (page, form) if page.admin else None
+
+    async def user_add(self, request: web.Request) -> web.StreamResponse:
+        checked = await self._admin_form(request)
+        if checked is None:
+            return _html(pages.message(pages.Page(None), "Refused", "Only administrators add users."), 403)
+        page, form = checked
+        name = form.get("user", "").strip()
+        try:
+            await asyncio.to_thread(self.team.directory.user_add, name, form.get("password", ""),
+                                    bool(form.get("admin")))
+        except DockyardError as exc:
+            return await self.users(request, str(exc), True, 400)
+        await asyncio.to_thread(self.team.audit, page.user, "user_add", "", request.remote or "", user=name)
+        return await self.users(request, f"User {name} added.")
+
+    async def user_remove(self, request: web.Request) -> web.StreamResponse:
+        checked = await self._admin_form(request)
+        if checked is None:
+            return _html(pages.message(pages.Page(None), "Refused", "Only administrators remove users."), 403)
+        page, form = checked
+        name = form.get("user", "")
+        if name == page.user:
+            return await self.users(request, "You cannot remove yourself.", True, 400)
+        try:
+            await asyncio.to_thread(self.team.directory.user_rm, name)
+        except DockyardError as exc:
+            return await self.users(request, str(exc), True, 400)
+        await asyncio.to_thread(self.team.audit, page.user, "user_remove", "", request.remote or "",
+                                user=name)
+        return await self.users(request, f"User {name} removed.")
+
+    async def project_policy(self, request: web.Request) -> web.StreamResponse:
+        checked = await self._manage(request)
+        if isinstance(checked, web.StreamResponse):
+            return checked
+        page, form, name = checked
+        d = self.team.directory
+        try:
+            quota = form.get("quota", "").strip()
+            size = parse_size(quota) if quota else None
+
+            def save() -> None:
+                p = d.need_project(name)
+                p.public = bool(form.get("public"))
+                p.immutable = form.get("immutable", "").split()
+                p.quota = size
+                d.save(p)
+
+            await asyncio.to_thread(save)
+        except DockyardError as exc:
+            return await self.project(request, str(exc), True, 400)
+        await asyncio.to_thread(self.team.audit, page.user, "project_policy", name, request.remote or "",
+                                public=bool(form.get("public")), immutable=form.get("immutable", ""),
+                                quota=size)
+        return await self.project(request, "Policies saved.")
 
     async def projects(self, request: web.Request) -> web.StreamResponse:
         page = await self._page(request)

@@ -53,7 +53,7 @@ class Page:
         if self.user:
             nav += ['<a href="/ui/projects">Projects</a>', '<a href="/ui/audit">Audit log</a>']
         if self.admin:
-            nav.append('<a href="/ui/replication">Replication</a>')
+            nav += ['<a href="/ui/users">Users</a>', '<a href="/ui/replication">Replication</a>']
         account = (f'<span>{escape(self.user)}</span>' + self.form("/ui/logout", '<button>Sign out</button>')
                    if self.user else '<a href="/ui/login">Sign in</a>')
         kind = "flash error" if error else "flash"
@@ -231,6 +231,7 @@ def project(page: Page, p: Project, robots: list[Robot], manage: bool, flash: st
         ("Access", "public" if p.public else "private"), ("Quota", size_text(p.quota) if p.quota else "none"),
         ("Immutable tags", ", ".join(p.immutable)), ("Retention", p.retention),
         ("Webhooks", ", ".join(str(h.get("url")) for h in p.webhooks))]) + "</div>",
+        policy_form(page, p) if manage else "",
         f'<h2>Members</h2><table class="stack" id="members"><tbody>{members}</tbody></table>']
     if manage:
         options = "".join(f"<option>{r}</option>" for r in ROLES)
@@ -280,3 +281,36 @@ def replication(page: Page, rules: list[tuple[Any, dict[str, Any] | None]]) -> s
     table = ('<table class="stack" id="replication"><thead><tr><th>Rule</th><th>Filter</th><th>Target</th>'
              f'<th>Trigger</th><th>Last run</th></tr></thead><tbody>{"".join(rows)}</tbody></table>')
     return page.render("Replication", "<h1>Replication</h1>" + (table if rules else "<p>No rules.</p>"))
+
+
+def users(page: Page, found: dict[str, dict[str, Any]], flash: str = "", error: bool = False) -> str:
+    """Registry users (administrators only): add, remove."""
+    rows = "".join(
+        f'<tr><td data-label="User">{escape(name)}</td>'
+        f'<td data-label="Administrator">{"yes" if rec.get("admin") else "no"}</td>'
+        f'<td data-label="Created">{when(rec.get("created"))}</td><td>'
+        + page.form("/ui/users/remove", f'<input type="hidden" name="user" value="{escape(name)}">'
+                    '<button class="danger">Remove</button>', confirm=f"Remove user {name}?")
+        + "</td></tr>" for name, rec in found.items())
+    add = page.form("/ui/users", '<label for="new-user">User</label> '
+                    '<input id="new-user" name="user" required> '
+                    '<label for="new-password">Password</label> <input id="new-password" name="password" '
+                    'type="password" autocomplete="new-password" required minlength="8"> '
+                    '<label><input type="checkbox" name="admin" value="1"> administrator</label> '
+                    "<button>Add user</button>", cls="card")
+    return page.render("Users", '<h1>Users</h1><table class="stack" id="users"><thead><tr><th>User</th>'
+                       "<th>Administrator</th><th>Created</th><th></th></tr></thead>"
+                       f"<tbody>{rows}</tbody></table>{add}", flash, error)
+
+
+def policy_form(page: Page, p: Project) -> str:
+    """A project's visibility, immutable tags and quota, for its admins."""
+    public = " checked" if p.public else ""
+    quota = str(p.quota) if p.quota is not None else ""
+    return page.form(f"/ui/projects/{quote(p.name)}/policy",
+                     f'<label><input type="checkbox" name="public" value="1"{public}> public</label> '
+                     '<label for="immutable">Immutable tags</label> <input id="immutable" name="immutable" '
+                     f'value="{escape(" ".join(p.immutable))}" placeholder="v* release-*"> '
+                     '<label for="quota">Quota</label> <input id="quota" name="quota" '
+                     f'value="{escape(quota)}" placeholder="10GB"> <button>Save policies</button>',
+                     cls="card")
