@@ -94,6 +94,7 @@ def _sign_in(browser: Any, url: str, user: str) -> None:
 def test_browse_see_layers_and_sbom_delete_as_maintainer_refused_as_guest(tmp_path: Path,
                                                                           browser: Any) -> None:
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
 
     IMAGES.mkdir(parents=True, exist_ok=True)
     env = peers_env()
@@ -119,6 +120,14 @@ def test_browse_see_layers_and_sbom_delete_as_maintainer_refused_as_guest(tmp_pa
         assert [r.find_element(By.CSS_SELECTOR, "td").text for r in rows] == ["1.36", "nightly"]
         assert "linux/amd64" in rows[0].text
         browser.save_screenshot(str(IMAGES / "registry-ui-tags.png"))
+        # Keyboard: the first Tab lands on "Skip to content"; on a phone the table fits the screen.
+        browser.find_element(By.TAG_NAME, "body").send_keys(Keys.TAB)
+        assert browser.switch_to.active_element.text == "Skip to content"
+        browser.execute_script("document.activeElement.blur()")
+        browser.set_window_size(390, 844)
+        assert browser.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
+        browser.save_screenshot(str(IMAGES / "registry-ui-phone.png"))
+        browser.set_window_size(1280, 900)
 
         browser.find_element(By.LINK_TEXT, "1.36").click()
         layers = browser.find_elements(By.CSS_SELECTOR, "#layers tbody tr")
