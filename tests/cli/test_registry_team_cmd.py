@@ -17,6 +17,8 @@ from tests.cli.test_registry_cmd import start_serve
 from tests.conftest import PEERS
 
 DOCKYARD = [sys.executable, "-m", "dockyard"]
+# Each test runs the CLI a dozen times as subprocesses: seconds each on a busy machine.
+pytestmark = pytest.mark.slow
 
 
 def cli(storage: Path, *args: str, stdin: str = "", ok: bool = True) -> subprocess.CompletedProcess[str]:
@@ -70,7 +72,6 @@ def test_accounts_from_the_cli(storage: Path) -> None:
     assert "ann" not in cli(storage, "user", "ls").stdout
 
 
-@pytest.mark.slow
 @pytest.mark.skopeo
 @pytest.mark.registry
 def test_skopeo_pushes_as_a_robot_and_the_audit_log_says_so(storage: Path, served: str) -> None:
