@@ -15,6 +15,7 @@ import pytest
 from dockyard.registry.server import RegistryServer
 
 sys.path.insert(0, str(Path(__file__).parent))
+from regkit import FakeClock
 from teamkit import PASSWORDS, client, granted, push_image, seed
 
 
@@ -78,7 +79,14 @@ def test_search_and_pages(srv: RegistryServer) -> None:
     assert found.count('href="/ui/repo/') == 10
 
 
-def test_sessions_and_form_tokens(srv: RegistryServer) -> None:
+def test_sessions_and_form_tokens(tmp_path: Path) -> None:
+    clock = FakeClock()
+    with RegistryServer(storage=tmp_path / "storage", team=True, ui=True, clock=clock) as srv:
+        seed(srv)
+        _sessions_and_form_tokens(srv, clock)
+
+
+def _sessions_and_form_tokens(srv: RegistryServer, clock: FakeClock) -> None:
     assert srv.team is not None
     with client(srv, "team/app", "ann") as c:
         assert push_image(c, "team/app", "v1", [b"x"]).status_code == 201
@@ -101,6 +109,12 @@ def test_sessions_and_form_tokens(srv: RegistryServer) -> None:
     assert "Sign in" in replay.get("/").text  # the session is gone on the server too
     failed = [e for e in srv.team.kv.entries("audit") if e["action"] == "login_failed"]
     assert [e["who"] for e in failed] == ["ann"]
+    # Sessions end: past their time they no longer sign anyone in, and the next sign-in sweeps them.
+    assert len(srv.team.kv.items("sessions")) == 1  # the "evil" sign-in's, still live
+    clock.now += 13 * 3600
+    assert "Sign in" in httpx.Client(base_url=srv.url, cookies=dict(evil.cookies)).get("/").text
+    browser(srv, "gus")
+    assert len(srv.team.kv.items("sessions")) == 1  # only gus's
 
 
 def test_immutable_tags_hold_in_the_ui_too(srv: RegistryServer) -> None:

@@ -131,6 +131,13 @@ class UI:
     def _actor(self, request: web.Request, page: pages.Page) -> Actor:
         return Actor(page.user, request.remote or "")
 
+    def _sweep_sessions(self) -> None:
+        """Forget sessions past their time (done at each sign-in, so the store does not grow)."""
+        now = self.team.clock()
+        for key, rec in self.team.kv.items(SESSIONS).items():
+            if float(rec.get("expires", 0)) < now:
+                self.team.kv.delete(SESSIONS, key)
+
     async def login_form(self, request: web.Request) -> web.StreamResponse:
         return _html(pages.login(pages.Page(None), request.query.get("next", "/")))
 
@@ -146,6 +153,7 @@ class UI:
             await asyncio.to_thread(self.team.audit, user or None, "login_failed", "", request.remote or "")
             return _html(pages.login(pages.Page(None), next_url, "Wrong user name or password."), 401)
         token = secrets.token_urlsafe(32)
+        await asyncio.to_thread(self._sweep_sessions)
         await asyncio.to_thread(self.team.kv.put, SESSIONS, self._key(token),
                                 {"user": user, "expires": self.team.clock() + self.session_ttl})
         response = _redirect(next_url)
