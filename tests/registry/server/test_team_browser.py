@@ -95,10 +95,14 @@ def test_browse_see_layers_and_sbom_delete_as_maintainer_refused_as_guest(tmp_pa
                                                                           browser: Any) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
 
     IMAGES.mkdir(parents=True, exist_ok=True)
     env = peers_env()
-    with RegistryServer(storage=tmp_path / "storage", team=True, ui=True) as srv:
+    # A fixed "now" (push times on the pages): the screenshots change only when the pages do.
+    with RegistryServer(storage=tmp_path / "storage", team=True, ui=True,
+                        clock=lambda: 1767261600.0) as srv:
         seed(srv)
         source = f"docker://{env['PEERS_REGISTRY']}/peers/busybox:local"
         for tag in ("1.36", "nightly"):
@@ -140,7 +144,7 @@ def test_browse_see_layers_and_sbom_delete_as_maintainer_refused_as_guest(tmp_pa
         # Delete a tag as maintainer (the page asks first).
         browser.back()
         browser.find_element(By.CSS_SELECTOR, 'button[aria-label="Delete tag nightly"]').click()
-        browser.switch_to.alert.accept()
+        WebDriverWait(browser, 10).until(expected_conditions.alert_is_present()).accept()
         assert "Deleted tag nightly." in browser.find_element(By.CSS_SELECTOR, ".flash").text
         assert [r.find_element(By.CSS_SELECTOR, "td").text
                 for r in browser.find_elements(By.CSS_SELECTOR, "#tags tbody tr")] == ["1.36"]
