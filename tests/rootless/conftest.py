@@ -87,12 +87,13 @@ def _runner(user: pwd.struct_passwd, python: Path) -> Runner:
     return run
 
 
-def _tun_for_users() -> None:
-    """Give /dev/net/tun the mode udev gives it on Debian (0666), which a machine without udev (a bare
-    VM) lacks: a rootless private network makes its interface with it, as Podman's does."""
-    tun = Path("/dev/net/tun")
-    if tun.exists() and tun.stat().st_mode & 0o666 != 0o666:
-        tun.chmod(0o666)
+def _devices_for_users() -> None:
+    """Give /dev/net/tun and /dev/fuse the mode udev gives them on Debian (0666), which a machine
+    without udev (a bare VM) lacks: a rootless private network makes its interface with the first,
+    as Podman's does, and fuse-overlayfs (the fallback overlay) needs the second."""
+    for device in (Path("/dev/net/tun"), Path("/dev/fuse")):
+        if device.exists() and device.stat().st_mode & 0o666 != 0o666:
+            device.chmod(0o666)
 
 
 @pytest.fixture(scope="session")
@@ -120,14 +121,14 @@ def rootless_user(rootless_python: Path) -> pwd.struct_passwd:
 @pytest.fixture(scope="session")
 def rootless(rootless_user: pwd.struct_passwd, rootless_python: Path) -> Runner:
     """Runs ``dockyard ARGS`` as the rootless test user (with its XDG store)."""
-    _tun_for_users()
+    _devices_for_users()
     return _runner(rootless_user, rootless_python)
 
 
 @pytest.fixture(scope="session")
 def rootless_argv(rootless_user: pwd.struct_passwd, rootless_python: Path) -> Callable[..., list[str]]:
     """The command line of ``dockyard ARGS`` as the rootless test user, to start in the background."""
-    _tun_for_users()
+    _devices_for_users()
     return lambda *args: _argv(rootless_user, rootless_python, args)
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from dockyard.errors import ExecutionError
-from dockyard.executor import rootless
+from dockyard.executor import isolation, rootless
 
 from .conftest import Runner
 
@@ -133,6 +133,22 @@ def test_rootless_auto_isolation_picks_namespaces(rootless: Runner,
     done = rootless("build", "--progress", "plain", "--isolation", "auto", ".", cwd=context, env=EPOCH)
     assert done.returncode == 0, done.stderr
     assert "[internal] isolation: namespaces (overlayfs)" in done.stderr
+    assert f"writing image {root_id}" in done.stderr
+
+
+@pytest.mark.busybox
+@pytest.mark.fuse_overlayfs
+def test_rootless_fuse_overlayfs_fallback_gives_the_same_image(rootless: Runner,
+                                                              root_build: tuple[str, Path, Path]) -> None:
+    """Where the kernel's overlayfs refuses a user namespace (before 5.11; forced here), fuse-overlayfs
+    mounts the layers, the log says so, and the image is root's."""
+    root_id, base, context = root_build
+    _ok(rootless("load", "-i", str(base)))
+    done = rootless("build", "--progress", "plain", "--no-cache", ".", cwd=context,
+                    env={**EPOCH, isolation.REFUSE_OVERLAY_ENV: "1"})
+    assert done.returncode == 0, done.stderr
+    assert ("[internal] isolation: namespaces (fuse-overlayfs; overlayfs: refused for this test "
+            f"({isolation.REFUSE_OVERLAY_ENV}))") in done.stderr
     assert f"writing image {root_id}" in done.stderr
 
 

@@ -141,7 +141,8 @@ class Builder:
         self.warnings = list(definition.warnings)
         self.lease = store.lease(ttl=6 * 3600.0)
         self.isolation = choose_isolation(options.isolation, store.root / "exec")
-        self.workspace = Workspace(store, self.lease, copying=self.isolation.isolation == "chroot")
+        self.workspace = Workspace(store, self.lease, copying=self.isolation.isolation == "chroot",
+                                   fuse=self.isolation.mounter == "fuse-overlayfs")
         self.context = LocalContext(options.context_dir, definition.ignore,
                                     HashCache(store.root / "build" / "context-hashes.db"))
         self.sources = Sources(store, options, self.lease, self.workspace, self.emit)
@@ -225,7 +226,7 @@ class Builder:
     def run(self) -> BuildResult:
         name = os.path.basename(self.dockerfile_path)
         self.completed("load-def", f"[internal] load build definition from {name}", "done")
-        if self.options.isolation == "auto":
+        if self.options.isolation == "auto" or self.isolation.fell_back:
             self.completed("isolation", f"[internal] {self.isolation.describe()}", "done")
         target = self.plan.stage(self.options.target) if self.options.target else self.plan.stages[-1]
         future = self._stage_future(target.index)

@@ -32,7 +32,7 @@ from dockyard.executor.base import (
 )
 from dockyard.executor.fdpass import recv_fds
 from dockyard.executor.network import Networks, resolv_conf
-from dockyard.executor.spec import ProcessSpec, Rootfs, check_rootfs, rootfs_to_json
+from dockyard.executor.spec import ProcessSpec, Rootfs, RootfsSpec, check_rootfs, rootfs_to_json
 from dockyard.executor.user import start_error
 
 _BOOTSTRAP = ("import sys; sys.path.insert(0, {path!r}); "
@@ -126,7 +126,10 @@ class NamespaceExecutor:
                 to_close.append(in_fd)
             child_fds = [in_fd, *child_out]
         req = {"spec": spec.to_json(), "rootfs": rootfs_to_json(rootfs), "rundir": str(rundir),
-               "resolv_conf": resolv_conf(spec), "netns": netns}
+               "resolv_conf": resolv_conf(spec), "netns": netns,
+               # A plain directory may be a mount made since the spare copied our mounts (a
+               # fuse-overlayfs rootfs): a process forked now sees it.
+               "fresh": not isinstance(rootfs, RootfsSpec)}
         still_open = {*readers, *inputs}
         run_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:

@@ -109,6 +109,10 @@ class Zygote:
                 os.close(fd)
             return
         run_sock = socket.socket(fileno=fds[0])
+        if self.spare is not None and b'"fresh": true' in msg:
+            # The spare's mounts are a copy made before this run's rootfs was mounted: fork anew.
+            signal.pidfd_send_signal(self.spare.pidfd, signal.SIGKILL)
+            self.spare = None
         started: _Run | None = None
         for _attempt in range(2):
             spare = self.spare if self.spare is not None else self._fork_spare()
