@@ -4,7 +4,9 @@ sockets out of reach, and publishes ``-p`` ports, as for root."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -101,16 +103,49 @@ def test_rootless_publish_reaches_a_server_in_the_container(rootless_argv: Calla
         proc.wait()
 
 
+def _pastas() -> set[str]:
+    out = subprocess.run(["pgrep", "-u", "dyrootless", "-f", "^[^ ]*pasta "], capture_output=True,
+                         text=True).stdout
+    return set(out.split())
+
+
 def test_no_pasta_leaks_after_rootless_runs(rootless: Runner, base: str) -> None:
     """The helper's pasta goes with the run that asked for it (the run stops it through a pidfd)."""
-    def pastas() -> set[str]:
-        out = subprocess.run(["pgrep", "-u", "dyrootless", "-f", "^[^ ]*pasta "], capture_output=True,
-                             text=True).stdout
-        return set(out.split())
-
-    before = pastas()
+    before = _pastas()
     _ok(rootless("run", "--rm", base, "true"))
-    assert pastas() <= before
+    assert _pastas() <= before
+
+
+def test_killed_rootless_run_leaves_no_pasta(rootless_argv: Callable[..., list[str]], base: str) -> None:
+    """A killed dockyard cannot stop its pasta; the helper outside does, once nobody holds its socket."""
+    before = _pastas()
+    marker = f"sleep 3{os.getpid() % 1000}"
+    proc = subprocess.Popen(rootless_argv("run", "--rm", base, "sh", "-c", marker), cwd="/",
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(300):
+            if _pastas() - before and _pids(marker):
+                break
+            time.sleep(0.1)
+        ours = _pastas() - before
+        assert ours, "no pasta started"
+        # The dockyard process itself (in its user namespace), not the helper it forked (outside).
+        for pid in _pids(f"dockyard run --rm {base} sh -c {marker}"):
+            if Path(f"/proc/{pid}/uid_map").read_text().split() != ["0", "0", "4294967295"]:
+                os.kill(int(pid), signal.SIGKILL)
+        for _ in range(100):
+            if not _pastas() & ours:
+                break
+            time.sleep(0.1)
+        assert not _pastas() & ours
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def _pids(pattern: str) -> list[str]:
+    return subprocess.run(["pgrep", "-u", "dyrootless", "-f", pattern], capture_output=True,
+                          text=True).stdout.split()
 
 
 def test_tun_device_out_of_reach_is_one_clear_line(rootless: Runner, base: str) -> None:

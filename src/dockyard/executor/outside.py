@@ -2,7 +2,8 @@
 
 :func:`~dockyard.executor.rootless.enter_user_namespace` forks it before the unshare; it maps the
 parent's ids and then :func:`serve`s until every holder of the other end of its socket is gone (the
-dockyard process, and a detached container's monitor it was handed to), so it never outlives them.
+dockyard process, and a detached container's monitor it was handed to), so it never outlives them,
+and then stops the pastas it started that are still running (their askers were killed).
 It does one thing: start pasta for a network namespace it is sent (with the user namespace owning
 it), so nothing a container might reach through it runs any other command outside.
 
@@ -13,6 +14,7 @@ namespace, its user namespace, and pasta's log file. The answer is ``{"pid": N}`
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -73,7 +75,7 @@ def start_pasta(publish: Sequence[PortMapping], netns_fd: int, log_fd: int) -> i
     return int(reply["pid"])
 
 
-def _answer(request: bytes, fds: Sequence[int]) -> dict[str, object]:
+def _answer(request: bytes, fds: Sequence[int], started: list[int]) -> dict[str, object]:
     if len(fds) != 4:
         return {"error": "rootless: a malformed request to the helper outside the user namespace"}
     _, netns, userns, log = fds
@@ -81,7 +83,9 @@ def _answer(request: bytes, fds: Sequence[int]) -> dict[str, object]:
                for ip, host, cont, proto in json.loads(request)]
     scratch = Path(tempfile.mkdtemp(prefix="dockyard-pasta-"))
     try:
-        return {"pid": pasta.start(publish, netns, userns, scratch / "pid", log)}
+        pid = pasta.start(publish, netns, userns, scratch / "pid", log)
+        started.append(os.pidfd_open(pid))
+        return {"pid": pid}
     except ExecutionError as exc:
         return {"error": exc.message}
     finally:
@@ -90,12 +94,16 @@ def _answer(request: bytes, fds: Sequence[int]) -> dict[str, object]:
 
 def serve(sock: socket.socket) -> NoReturn:
     """Answer requests on ``sock`` until all holders of its other end have closed it, then exit."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a ^C is for the dockyard in front, which tells us by EOF
+    # A ^C, a hang-up or a kill of the process group is for the dockyard in front: we go when it has
+    # (end of file), and stop what it left running.
+    for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM, signal.SIGQUIT):
+        signal.signal(sig, signal.SIG_IGN)
     null = os.open(os.devnull, os.O_RDWR)
     for std in (0, 1, 2):
         os.dup2(null, std)  # nobody waits for our output: holding a caller's pipe would only delay it
     os.close(null)
     code = 0
+    started: list[int] = []  # pidfds of the pastas started: stopped when everyone has gone
     try:
         while True:
             request, fds = recv_fds(sock, 65536, 4)
@@ -103,7 +111,7 @@ def serve(sock: socket.socket) -> NoReturn:
                 break
             try:
                 try:
-                    reply = _answer(request, fds)
+                    reply = _answer(request, fds, started)
                 except (ValueError, TypeError) as exc:
                     reply = {"error": f"rootless: a malformed request to the helper ({exc})"}
                 if fds:
@@ -116,4 +124,8 @@ def serve(sock: socket.socket) -> NoReturn:
     except BaseException:
         code = 1
     finally:
+        # Their askers stop them; these are what a killed one left (pasta would serve on forever).
+        for pidfd in started:
+            with contextlib.suppress(OSError):
+                signal.pidfd_send_signal(pidfd, signal.SIGKILL)
         os._exit(code)
