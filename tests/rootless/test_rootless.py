@@ -164,6 +164,25 @@ def test_rootless_run(rootless: Runner, root_build: tuple[str, Path, Path]) -> N
 
 
 @pytest.mark.busybox
+def test_rootless_detached_container(rootless: Runner, root_build: tuple[str, Path, Path]) -> None:
+    """``run -d`` returns once the process runs, with its pid as the host numbers it (the zygote has a
+    pid namespace of its own in rootless mode), on the private network (the monitor gets the helper
+    that starts pasta); ``stop`` reaches that process."""
+    _ok(rootless("load", "-i", str(root_build[1])))
+    name = f"detached-{os.getpid()}"
+    _ok(rootless("run", "-d", "--name", name, "base:local", "sleep", "30"))
+    try:
+        state = _ok(rootless("inspect", "-f", "{{.State.Running}} {{.State.Pid}}", name)).split()
+        assert state[0] == "true"
+        assert Path(f"/proc/{state[1]}/cmdline").read_bytes() == b"sleep\x0030\x00"
+        assert "10.0.2.100" in Path(f"/proc/{state[1]}/net/fib_trie").read_text()
+        _ok(rootless("stop", "-t", "1", name))
+        assert _ok(rootless("inspect", "-f", "{{.State.Running}}", name)).strip() == "false"
+    finally:
+        rootless("rm", "-f", name)
+
+
+@pytest.mark.busybox
 @pytest.mark.registry
 def test_rootless_push_pull_images(rootless: Runner, root_build: tuple[str, Path, Path]) -> None:
     _ok(rootless("load", "-i", str(root_build[1])))
