@@ -223,6 +223,16 @@ def test_disabled_user_namespaces_are_named(monkeypatch: pytest.MonkeyPatch) -> 
         rootless._unshare_user()
 
 
+def test_user_namespace_refused_to_a_threaded_process_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(flags: int) -> None:
+        raise OSError(22, "Invalid argument")
+
+    monkeypatch.setattr(rootless.m, "unshare", refuse)
+    with pytest.raises(ExecutionError, match=r"process that already runs threads") as info:
+        rootless._unshare_user()
+    assert "disabled" not in info.value.message
+
+
 def test_sub_ids_reads_name_or_number(tmp_path: Path) -> None:
     path = tmp_path / "subuid"
     path.write_text("alice:100000:65536\n# x\n1001:300000:1000\nbob:bad:1\nbob:5:0\n")

@@ -10,6 +10,7 @@ image's own owners: a layer written here holds uid 0 / 1000 exactly as one writt
 
 from __future__ import annotations
 
+import errno
 import os
 import pwd
 import shutil
@@ -85,9 +86,13 @@ def _unshare_user() -> None:
     try:
         m.unshare(CLONE_NEWUSER)
     except OSError as exc:
+        if exc.errno == errno.EINVAL:  # the one other cause: threads (a program embedding dockyard)
+            raise ExecutionError("rootless: cannot create a user namespace in a process that already runs "
+                                 "threads: enter it first thing (dockyard's command line does)") from None
         raise ExecutionError(
             f"rootless: cannot create a user namespace ({exc.strerror}): user namespaces are disabled "
-            f"{_fix('sudo sysctl -w kernel.unprivileged_userns_clone=1 user.max_user_namespaces=28633')}")
+            f"{_fix('sudo sysctl -w kernel.unprivileged_userns_clone=1 user.max_user_namespaces=28633')}"
+        ) from None
 
 
 def _map_ids(pid: int, uid: int, gid: int, subuid: IdRange, subgid: IdRange, tools: tuple[str, str]) -> None:
