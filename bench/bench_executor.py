@@ -49,13 +49,21 @@ def one(executor: Executor, lower: Path, base: Path, i: int, seccomp: str | None
     return elapsed
 
 
-def zygote_cpu_s(executor: NamespaceExecutor) -> float:
-    """CPU seconds of the zygote and of the container processes it has reaped."""
-    zygote = executor._zygote
-    assert zygote is not None
-    with open(f"/proc/{zygote.pid}/stat") as f:
+def _cpu_s(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def zygote_cpu_s(executor: NamespaceExecutor, rootless: bool = False) -> float:
+    """CPU seconds of the zygote and of the container processes it has reaped (in rootless mode the
+    zygote is the child of the process started, which only waits for it)."""
+    zygote = executor._zygote
+    assert zygote is not None
+    if not rootless:
+        return _cpu_s(zygote.pid)
+    with open(f"/proc/{zygote.pid}/task/{zygote.pid}/children") as f:
+        return sum(_cpu_s(int(child)) for child in f.read().split())
 
 
 def main() -> None:
@@ -89,10 +97,10 @@ def main() -> None:
         times: dict[str, list[float]] = {"built-in": [], "runc": []}
         cpu = 0.0
         for i in range(args.runs):
-            before = (time.process_time(), zygote_cpu_s(builtin))
+            before = (time.process_time(), zygote_cpu_s(builtin, rootless))
             profile_arg = None if args.unconfined else "default"
             times["built-in"].append(one(builtin, lower, base, i, profile_arg, args.network))
-            cpu += time.process_time() - before[0] + zygote_cpu_s(builtin) - before[1]
+            cpu += time.process_time() - before[0] + zygote_cpu_s(builtin, rootless) - before[1]
             if runc is not None:
                 times["runc"].append(one(runc, lower, base, i + args.runs, profile_arg, args.network))
         builtin.close()
