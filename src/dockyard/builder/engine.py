@@ -176,7 +176,7 @@ class Builder:
         with self._executor_lock:
             if self._executor is None:
                 self._executor = open_executor(self.store.root / "exec", self.options.runtime,
-                                               self.isolation.isolation)
+                                               self.isolation.isolation, self.isolation.mounter)
             return self._executor
 
     # -- the StepContext's read-only views of the options ----------------------------------------

@@ -92,11 +92,10 @@ class Workspace:
 
     @contextlib.contextmanager
     def mounted(self, lowerdirs_top_first: Sequence[Path], upper: Path | None = None,
-                work: Path | None = None, top: Path | None = None) -> Iterator[str]:
-        """An overlay of the layers (read-only without ``upper``, ``top`` an extra layer above them, not
-        named through a link); yields the merged path."""
+                work: Path | None = None) -> Iterator[str]:
+        """An overlay of the layers (read-only without ``upper``); yields the merged path."""
         target = self.new_dir("mnt")
-        lowers = ([str(top)] if top else []) + self.lowers(lowerdirs_top_first)
+        lowers = self.lowers(lowerdirs_top_first)
         if self.copying:
             yield from self._copied(target, lowers, upper)
             return

@@ -10,15 +10,20 @@ it is the one the kernel's overlay would have given.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
 import stat
 import subprocess
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 from dockyard.errors import ExecutionError
 from dockyard.executor import mount as m
+from dockyard.executor.rootfs import stub_layer
+from dockyard.executor.spec import RootfsSpec
 
 BINARY = "fuse-overlayfs"
 _OWN_PREFIX = "user.fuseoverlayfs."  # its bookkeeping (origin, opaque), no part of a layer
@@ -62,6 +67,29 @@ def unmount(target: str) -> None:
         if exc.errno != errno.EBUSY:
             raise
         m.umount2(target, m.MNT_DETACH)
+
+
+@contextlib.contextmanager
+def mounted_rootfs(rootfs: RootfsSpec, targets: Sequence[tuple[str, bool]], scratch: Path) -> Iterator[Path]:
+    """``rootfs`` mounted by fuse-overlayfs under ``scratch``, for a run to take as a plain directory;
+    the mount points ``targets`` it lacks come from an extra top layer (as the executor's own overlays
+    have them, so they never reach the upper). Afterwards the upper is in overlayfs's form."""
+    scratch.mkdir(parents=True, exist_ok=True)
+    base = Path(tempfile.mkdtemp(prefix="fuse-", dir=scratch))
+    try:
+        lowers = [str(p) for p in reversed(rootfs.lowerdirs)]
+        stubs, merged = base / "stubs", base / "merged"
+        stubs.mkdir()
+        merged.mkdir()
+        top = [str(stubs)] if stub_layer(lowers, str(rootfs.upperdir), targets, str(stubs)) else []
+        mount(str(merged), [*top, *lowers], str(rootfs.upperdir), str(rootfs.workdir))
+        try:
+            yield merged
+        finally:
+            unmount(str(merged))
+            normalize_upper(str(rootfs.upperdir), [*top, *lowers])
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def normalize_upper(upper: str, lowers_top_first: Sequence[str]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -17,6 +18,7 @@ from typing import Any
 
 import dockyard
 from dockyard.errors import ExecutionError
+from dockyard.executor import fuseoverlay
 from dockyard.executor.base import (
     Console,
     Deadline,
@@ -32,6 +34,7 @@ from dockyard.executor.base import (
 )
 from dockyard.executor.fdpass import recv_fds
 from dockyard.executor.network import Networks, resolv_conf
+from dockyard.executor.rootfs import mount_targets
 from dockyard.executor.spec import ProcessSpec, Rootfs, RootfsSpec, check_rootfs, rootfs_to_json
 from dockyard.executor.user import start_error
 
@@ -46,8 +49,9 @@ class NamespaceExecutor:
     (or leaving the ``with`` block) stops it. Run directories live under ``state_dir/runs``.
     """
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path, *, fuse: bool = False) -> None:
         self.state_dir = Path(state_dir)
+        self.fuse = fuse  # overlays by fuse-overlayfs: the kernel's overlayfs is refused here
         self._lock = threading.Lock()
         self._control: socket.socket | None = None
         self._zygote: subprocess.Popen[bytes] | None = None
@@ -102,7 +106,12 @@ class NamespaceExecutor:
         require_root("the built-in executor")
         check_rootfs(rootfs)
         control = self._start()
-        with self._networks.namespace(spec) as netns:
+        with contextlib.ExitStack() as stack:
+            if self.fuse and isinstance(rootfs, RootfsSpec):
+                # Mounted here; the run binds the merged directory (a process forked after the mount).
+                rootfs = stack.enter_context(fuseoverlay.mounted_rootfs(rootfs, mount_targets(spec),
+                                                                         self.state_dir / "fuse"))
+            netns = stack.enter_context(self._networks.namespace(spec))
             return self._run(control, spec, rootfs, netns, stdout=stdout, stderr=stderr, stdin=stdin,
                              deadline=Deadline(timeout, cancel), on_start=on_start, on_pid=on_pid)
 

@@ -15,8 +15,7 @@ from dockyard.dockerfile.stages import PROXY_ARGS
 from dockyard.errors import BuildError
 from dockyard.executor import Mount, ProcessSpec, RootfsSpec
 from dockyard.executor.network import network_mode
-from dockyard.executor.rootfs import mount_targets, stub_layer
-from dockyard.executor.spec import Network, Rootfs
+from dockyard.executor.spec import Network
 
 HOSTNAME = "buildkitsandbox"
 # Where a RUN heredoc script is mounted (BuildKit uses /dev/pipes; our /dev is built fresh per run).
@@ -99,17 +98,8 @@ def execute(ctx: StepContext, instr: RunInstruction, state: StageState, upper: P
                               user=state.user, hostname=HOSTNAME, network=_network(ctx, instr),
                               mounts=given, primary_group_in_groups=False,  # as BuildKit's RUN
                               seccomp=None if instr.security == "insecure" else "default")
-        rootfs: Rootfs
-        if ctx.workspace.fuse:
-            # fuse-overlayfs mounts it here and the run gets the merged directory; the mount points
-            # it lacks come from an extra top layer, as the executor's own overlays have them.
-            stubs = ctx.workspace.new_dir("stubs")
-            needed = stub_layer([str(p) for p in lowers], str(upper), mount_targets(process), str(stubs))
-            rootfs = Path(stack.enter_context(ctx.workspace.mounted(lowers, upper, work,
-                                                                    stubs if needed else None)))
-        else:
-            rootfs = RootfsSpec(lowerdirs=[Path(p) for p in reversed(ctx.workspace.lowers(lowers))],
-                                upperdir=upper, workdir=work)
+        rootfs = RootfsSpec(lowerdirs=[Path(p) for p in reversed(ctx.workspace.lowers(lowers))],
+                            upperdir=upper, workdir=work)
         code = ctx.executor.run(process, rootfs, stdout=lambda c: output(c, 1),
                                 stderr=lambda c: output(c, 2), cancel=ctx.cancel)
     if code != 0:
