@@ -94,12 +94,12 @@ def execute(ctx: StepContext, instr: RunInstruction, state: StageState, upper: P
                 given.append(mount)
         lowers = ctx.lowerdirs(state)
         mounts.make_mountpoints(ctx, lowers, upper, work, [m for m in given if m.target != PIPES])
+        rootfs = RootfsSpec(lowerdirs=[Path(p) for p in reversed(ctx.workspace.lowers(lowers))],
+                            upperdir=upper, workdir=work)
         process = ProcessSpec(args=args, env=[f"{k}={v}" for k, v in env.items()], cwd=state.workdir,
                               user=state.user, hostname=HOSTNAME, network=_network(ctx, instr),
                               mounts=given, primary_group_in_groups=False,  # as BuildKit's RUN
                               seccomp=None if instr.security == "insecure" else "default")
-        rootfs = RootfsSpec(lowerdirs=[Path(p) for p in reversed(ctx.workspace.lowers(lowers))],
-                            upperdir=upper, workdir=work)
         code = ctx.executor.run(process, rootfs, stdout=lambda c: output(c, 1),
                                 stderr=lambda c: output(c, 2), cancel=ctx.cancel)
     if code != 0:
