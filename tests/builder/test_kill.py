@@ -70,6 +70,9 @@ def test_sigkill_during_build(root: Path, tmp_path: Path, delay: float) -> None:
     done = subprocess.run(cmd, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert not mounts_under(root)
+    # and stopped the pasta serving the killed build's private network, if its RUN had started
+    pasta = subprocess.run(["pgrep", "-f", f"pasta .*{root}/exec/"], capture_output=True, text=True).stdout
+    assert not pasta.strip()
     assert not [p for p in (root / "tmp").iterdir() if p.name.startswith("build.")]
     assert client.check().ok
     client.close()

@@ -16,7 +16,7 @@ import pytest
 
 from dockyard.errors import ExecutionError, InvalidArgument
 from dockyard.executor import Mount, ProcessSpec, RootfsSpec, cleanup_stale
-from dockyard.executor.base import Executor
+from dockyard.executor.base import Executor, open_executor
 from dockyard.executor.network import (
     DNS,
     PrivateNetwork,
@@ -148,8 +148,10 @@ def test_spec_with_published_ports_round_trips() -> None:
     assert again.publish == spec.publish and again.to_json() == spec.to_json()
 
 
-def test_cleanup_stops_the_pasta_of_a_killed_owner(tmp_path: Path, probe: Path) -> None:
+@pytest.mark.parametrize("how", ["cleanup_stale", "open_executor"])
+def test_cleanup_stops_the_pasta_of_a_killed_owner(tmp_path: Path, probe: Path, how: str) -> None:
     # A process holding a private network dies by SIGKILL: its pasta would serve the namespace forever.
+    # The next executor opened on the same state directory (the next build or run) stops it.
     code = ("import sys; from pathlib import Path; from dockyard.executor.network import PrivateNetwork;"
             f" net = PrivateNetwork(Path({str(tmp_path)!r})); print('up', flush=True); sys.stdin.read()")
     owner = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -161,7 +163,10 @@ def test_cleanup_stops_the_pasta_of_a_killed_owner(tmp_path: Path, probe: Path) 
         assert cleanup_stale(tmp_path) == 0  # the owner lives: nothing to do
         owner.kill()
         owner.wait()
-        assert cleanup_stale(tmp_path) == 1
+        if how == "cleanup_stale":
+            assert cleanup_stale(tmp_path) == 1
+        else:
+            open_executor(tmp_path).close()
         assert select.select([pasta], [], [], 30)[0] == [pasta]  # readable once pasta has exited
     finally:
         os.close(pasta)

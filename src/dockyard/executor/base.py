@@ -66,7 +66,13 @@ def open_executor(state_dir: Path, runtime: str = "builtin", isolation: str = "n
                   mounter: str = "overlayfs") -> Executor:
     """The executor for ``--runtime``: ``builtin`` (namespaces, no external binary) or ``runc``; with
     ``isolation="chroot"`` the chroot executor (no namespaces, no mounts) whatever the runtime. With
-    ``mounter="fuse-overlayfs"`` the built-in one mounts overlays with that (see executor.isolation)."""
+    ``mounter="fuse-overlayfs"`` the built-in one mounts overlays with that (see executor.isolation).
+
+    First stops what runs of killed processes left under ``state_dir`` (a SIGKILLed build's pasta would
+    otherwise serve its namespace forever)."""
+    from dockyard.executor.cleanup import cleanup_stale
+
+    cleanup_stale(state_dir)
     if isolation == "chroot":
         from dockyard.executor.chroot import ChrootExecutor
 
