@@ -28,6 +28,7 @@ def test_stdin_tty_and_exit_code() -> None:
     assert proc.stdout.splitlines() == [
         "-:1 DL3006 warning: Always tag the version of an image explicitly",
         "-:2 DL3003 warning: Use WORKDIR to switch to a directory",
+        "-:2 SC2164 warning: Use 'cd ... || exit' or 'cd ... || return' in case cd fails.",
     ]
     assert _run("-", "--no-fail", stdin="FROM debian\n").returncode == 0
     assert _run("-", "--failure-threshold", "error", stdin="FROM debian\n").returncode == 0
