@@ -24,7 +24,7 @@ def _sc(text: str, config: LintConfig | None = None) -> list[tuple[int, str]]:
 
 def test_script_has_hadolint_shebang_and_exports() -> None:
     text = (
-        "ARG TOP\nFROM debian:12\nARG VERSION\nENV APP=/srv B=2\nRUN echo $VERSION\n"
+        "ARG TOP\nFROM debian:12\nARG VERSION\nENV APP=/srv B=2\nRUN echo $VERSION $APP $HTTP_PROXY $TOP\n"
         'SHELL ["/bin/bash", "-o", "pipefail", "-c"]\nRUN echo 1\nRUN ["echo", "$x"]\n'
         "FROM alpine:3\nRUN echo 2\n"
     )
@@ -32,9 +32,9 @@ def test_script_has_hadolint_shebang_and_exports() -> None:
     assert [j.anchor for j in jobs] == [5, 7, 10]  # the exec form is not a shell script
     first = jobs[0].script.splitlines()
     assert first[0] == "#!/bin/sh"
-    assert "export VERSION=1" in first and "export APP=1" in first and "export HTTP_PROXY=1" in first
-    assert "export TOP=1" not in first  # FROM starts a fresh scope, as in hadolint
-    assert first[-1] == "echo $VERSION" and jobs[0].prefix == len(first) - 1
+    assert first[1:-1] == ["export APP=1", "export HTTP_PROXY=1", "export VERSION=1"]
+    # not TOP: FROM starts a fresh scope, as in hadolint; not B: the script does not mention it
+    assert first[-1] == "echo $VERSION $APP $HTTP_PROXY $TOP" and jobs[0].prefix == len(first) - 1
     assert jobs[1].script.startswith("#!/bin/bash\n")
     assert jobs[2].script.startswith("#!/bin/sh\n") and "export VERSION=1" not in jobs[2].script
 

