@@ -93,6 +93,9 @@ def _read(path: Path) -> str:
 )
 @click.option("--no-advice", is_flag=True, help="Only hadolint's DL (and SC) rules, no DY cache/size advice.")
 @click.option("--no-shellcheck", is_flag=True, help="Do not run ShellCheck over the RUN instructions.")
+@click.option(
+    "--no-build-checks", is_flag=True, help="Leave out BuildKit's build checks (docker build --check)."
+)
 @click.option("--no-color", is_flag=True, help="Do not colour tty output.")
 def lint_cmd(
     paths: tuple[str, ...],
@@ -106,11 +109,13 @@ def lint_cmd(
     context_opt: Path | None,
     no_advice: bool,
     no_shellcheck: bool,
+    no_build_checks: bool,
     no_color: bool,
 ) -> None:
     """Lint Dockerfiles: each PATH is a Dockerfile, a directory (every Dockerfile under it) or '-' (stdin).
 
-    Runs hadolint's DL rules, ShellCheck over every RUN (SC codes) and dockyard's DY advice.
+    Runs hadolint's DL rules, ShellCheck over every RUN (SC codes), BuildKit's build checks (by name,
+    e.g. JSONArgsRecommended; ``# check=skip=`` honoured) and dockyard's DY advice.
     """
     if paths and file_:
         raise InvalidArgument("give either PATH or -f/--file, not both")
@@ -143,7 +148,9 @@ def lint_cmd(
         LintInput(text, name, context_opt or directory, config_for(directory))
         for text, name, directory in found
     ]
-    results, note = lint_many(inputs, advice=not no_advice, shellcheck=not no_shellcheck)
+    results, note = lint_many(
+        inputs, advice=not no_advice, shellcheck=not no_shellcheck, buildkit=not no_build_checks
+    )
     if note:
         click.echo(f"note: {note}", err=True)
     findings = [f for per_file in results for f in per_file]

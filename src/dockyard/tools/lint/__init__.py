@@ -5,12 +5,14 @@
 ``LintConfig`` holds hadolint's settings (ignored, trustedRegistries, failure-threshold, override,
 label-schema, strict-labels); ``load_config(path)`` reads one from YAML, JSON or TOML;
 ``failed(findings, threshold)`` says whether a run fails; ``render(findings, fmt)`` formats them as
-hadolint does (tty, json, checkstyle, sarif, gnu). ``RULES`` / ``ADVICE`` list the rules.
+hadolint does (tty, json, checkstyle, sarif, gnu). ``build_checks(text)`` runs BuildKit's build
+checks. ``RULES`` / ``ADVICE`` list the rules.
 """
 
 from __future__ import annotations
 
 from dockyard.tools.lint.advice import ADVICE
+from dockyard.tools.lint.buildchecks import CHECKS, CheckConfig, CheckResult, build_checks
 from dockyard.tools.lint.engine import (
     LintInput,
     all_codes,
@@ -28,15 +30,19 @@ from dockyard.tools.lint.shell import Command, Script, parse_script
 
 __all__ = [
     "ADVICE",
+    "CHECKS",
     "FORMATS",
     "RULES",
     "SEVERITIES",
+    "CheckConfig",
+    "CheckResult",
     "Command",
     "Finding",
     "LintConfig",
     "LintInput",
     "Script",
     "all_codes",
+    "build_checks",
     "config_from_mapping",
     "failed",
     "find_config",

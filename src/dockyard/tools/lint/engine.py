@@ -14,6 +14,7 @@ import yaml  # type: ignore[import-untyped]
 from dockyard.errors import InvalidArgument
 from dockyard.tools.lint import shellcheck as shellcheck_mod
 from dockyard.tools.lint.advice import ADVICE, AdviceContext
+from dockyard.tools.lint.buildchecks import build_checks
 from dockyard.tools.lint.model import SEVERITIES, Finding, LintConfig, severity_rank
 from dockyard.tools.lint.rules import RULES, Context
 from dockyard.tools.lint.shellcheck import find_shellcheck
@@ -67,8 +68,12 @@ def lint_many(
     advice: bool = True,
     keep_ignored: bool = False,
     shellcheck: bool = True,
+    buildkit: bool = False,
 ) -> tuple[list[list[Finding]], str]:
     """Lint several Dockerfiles; ShellCheck runs once over all their RUNs.
+
+    ``buildkit=True`` adds BuildKit's build checks (``docker build --check``), named as there and
+    subject to the file's ``# check=skip=`` directives as well as the config and pragmas.
 
     Returns the findings of each input (same order) and a note, empty unless ShellCheck was wanted
     but is missing or failed (the SC findings are then left out).
@@ -90,6 +95,10 @@ def lint_many(
             _rule_findings(src, item, cfg, advice)
             for src, item, cfg in zip(sources, inputs, configs, strict=True)
         ]
+        if buildkit:
+            for raw, item in zip(raws, inputs, strict=True):
+                checked = build_checks(item.text, item.filename, item.context_dir).findings
+                raw.extend((f.line, f.code, f.severity, f.message, f.line) for f in checked)
         try:
             comments = pending.result() if pending else []
         except (OSError, ValueError) as exc:
@@ -150,10 +159,11 @@ def _finish(
     use_pragmas = not config.disable_ignore_pragma
     out: list[Finding] = []
     for anchor, code, own_severity, message, line in raw:
-        severity = config.overrides.get(code, own_severity or severities.get(code, "warning"))
-        if code in config.ignored:
+        key = code.upper()  # pragmas and config hold codes in upper case; build checks are CamelCase
+        severity = config.overrides.get(key, own_severity or severities.get(code, "warning"))
+        if key in config.ignored:
             continue
-        if use_pragmas and (code in src.global_ignores or code in src.ignores.get(anchor, ())):
+        if use_pragmas and (key in src.global_ignores or key in src.ignores.get(anchor, ())):
             continue
         if severity == "ignore" and not keep_ignored:
             continue

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from xml.sax.saxutils import quoteattr
 
 from dockyard.errors import InvalidArgument
+from dockyard.tools.lint.buildchecks import CHECKS
 from dockyard.tools.lint.model import Finding
 
 FORMATS = ("tty", "json", "checkstyle", "sarif", "gnu")
@@ -76,6 +77,8 @@ def _help_uri(code: str) -> str:
         return f"https://github.com/hadolint/hadolint/wiki/{code}"
     if code.startswith("SC"):
         return f"https://www.shellcheck.net/wiki/{code}"
+    if code in CHECKS:
+        return CHECKS[code].url
     return "https://github.com/hadolint/hadolint"
 
 
@@ -87,6 +90,7 @@ def _sarif(findings: list[Finding], name: Callable[[Finding], str]) -> str:
 
     known = {code: (r.message, r.severity) for code, r in RULES.items()}
     known.update({code: (a.message, a.severity) for code, a in ADVICE.items()})
+    known.update({name: (c.description, "warning") for name, c in CHECKS.items()})
     rules: list[dict[str, object]] = []
     index: dict[str, int] = {}
     for f in findings:
@@ -136,7 +140,7 @@ def _sarif(findings: list[Finding], name: Callable[[Finding], str]) -> str:
                 "tool": {
                     "driver": {
                         "name": "dockyard lint",
-                        "fullName": "dockyard Dockerfile linter (hadolint rules, ShellCheck)",
+                        "fullName": "dockyard Dockerfile linter (hadolint rules, ShellCheck, build checks)",
                         "version": __version__,
                         "informationUri": "https://github.com/hadolint/hadolint",
                         "rules": rules,
