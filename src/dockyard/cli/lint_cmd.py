@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import sys
 from pathlib import Path
@@ -20,6 +21,7 @@ from dockyard.tools.lint import (
     load_config,
     render,
 )
+from dockyard.tools.lint.fix import fix
 
 _DOCKERFILE_NAMES = ("Dockerfile", "Containerfile", "dockerfile")
 _SKIP_DIRS = frozenset({".git", "node_modules", ".venv", "__pycache__"})
@@ -51,6 +53,29 @@ def _read(path: Path) -> str:
         raise InvalidArgument(f"Dockerfile not found: {path}") from None
     except OSError as exc:
         raise InvalidArgument(f"cannot read {path}: {exc.strerror}") from None
+
+
+def _apply_fixes(
+    found: list[tuple[str, str, Path | None]], diff: bool
+) -> tuple[list[tuple[str, str, Path | None]], bool]:
+    """Fix each file (or print the diff); the texts to lint afterwards and whether anything changed."""
+    out = []
+    changed = False
+    for text, name, directory in found:
+        result = fix(text, Path(name).name)
+        if result.text != text:
+            changed = True
+            if diff:
+                old, new = text.splitlines(keepends=True), result.text.splitlines(keepends=True)
+                click.echo("".join(difflib.unified_diff(old, new, f"a/{name}", f"b/{name}")), nl=False)
+            elif name == "-":
+                raise InvalidArgument("--fix rewrites files; for standard input use --fix --diff")
+            else:
+                Path(name).write_text(result.text, encoding="utf-8")
+                count = len(result.fixed)
+                click.echo(f"fixed {count} finding{'s' if count != 1 else ''} in {name}", err=True)
+        out.append((result.text if not diff else text, name, directory))
+    return out, changed
 
 
 @click.command("lint")
@@ -96,6 +121,9 @@ def _read(path: Path) -> str:
 @click.option(
     "--no-build-checks", is_flag=True, help="Leave out BuildKit's build checks (docker build --check)."
 )
+@click.option("--fix", "fix_", is_flag=True,
+              help="Rewrite the Dockerfiles in place where a finding has a safe fix, then lint them.")
+@click.option("--diff", is_flag=True, help="With --fix: print the changes as a diff instead of writing them.")
 @click.option("--no-color", is_flag=True, help="Do not colour tty output.")
 def lint_cmd(
     paths: tuple[str, ...],
@@ -110,6 +138,8 @@ def lint_cmd(
     no_advice: bool,
     no_shellcheck: bool,
     no_build_checks: bool,
+    fix_: bool,
+    diff: bool,
     no_color: bool,
 ) -> None:
     """Lint Dockerfiles: each PATH is a Dockerfile, a directory (every Dockerfile under it) or '-' (stdin).
@@ -128,6 +158,12 @@ def lint_cmd(
             found.extend((_read(p), str(p), p.parent) for p in _dockerfiles_under(Path(target)))
         else:
             found.append((_read(Path(target)), target, Path(target).parent))
+    if diff and not fix_:
+        raise InvalidArgument("--diff goes with --fix")
+    if fix_:
+        found, changed = _apply_fixes(found, diff)
+        if diff:
+            sys.exit(1 if changed else 0)
     configs: dict[Path | None, LintConfig] = {}
 
     def config_for(directory: Path | None) -> LintConfig:

@@ -6,7 +6,7 @@
 label-schema, strict-labels); ``load_config(path)`` reads one from YAML, JSON or TOML;
 ``failed(findings, threshold)`` says whether a run fails; ``render(findings, fmt)`` formats them as
 hadolint does (tty, json, checkstyle, sarif, gnu). ``build_checks(text)`` runs BuildKit's build
-checks. ``RULES`` / ``ADVICE`` list the rules.
+checks; ``fix(text)`` applies the safe rewrites (``--fix``). ``RULES`` / ``ADVICE`` list the rules.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from dockyard.tools.lint.engine import (
     lint_many,
     load_config,
 )
+from dockyard.tools.lint.fix import Fixed, fix
 from dockyard.tools.lint.model import SEVERITIES, Finding, LintConfig
 from dockyard.tools.lint.report import FORMATS, render
 from dockyard.tools.lint.rules import RULES
@@ -38,6 +39,7 @@ __all__ = [
     "CheckResult",
     "Command",
     "Finding",
+    "Fixed",
     "LintConfig",
     "LintInput",
     "Script",
@@ -46,6 +48,7 @@ __all__ = [
     "config_from_mapping",
     "failed",
     "find_config",
+    "fix",
     "lint",
     "lint_many",
     "load_config",
