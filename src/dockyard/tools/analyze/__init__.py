@@ -26,7 +26,7 @@ from dockyard.tools.analyze.core import (
     analyze_layers,
     summarize,
 )
-from dockyard.tools.analyze.waste import LayerWaste, Waste, WasteReport, blame_lines
+from dockyard.tools.analyze.waste import LayerWaste, Waste, WasteReport, blame_lines, layer_lines
 
 __all__ = [
     "DEFAULT_RULES",
@@ -42,6 +42,7 @@ __all__ = [
     "analyze_layers",
     "blame_lines",
     "evaluate",
+    "layer_lines",
     "load_ci_config",
     "parse_bytes",
     "summarize",

@@ -70,6 +70,7 @@ class WasteReport:
     total: int
     items: list[Waste]
     layers: list[LayerWaste]
+    layer_of: dict[str, int] = field(default_factory=dict)  # each file of the image -> the layer it is from
 
 
 def digest_entries(reader: TarReader) -> Iterator[tuple[TarEntry, str]]:
@@ -154,10 +155,11 @@ class WasteTracker:
         for index, lw in layers.items():
             lw.fix = _fix(lw, [self._commands[i] for i in sorted(lowers[index])])
         ordered = sorted(layers.values(), key=lambda lw: (-lw.removable, lw.index))
-        return WasteReport(sum(w.size for w in items), items, ordered)
+        owners = {path: copy.layer for path, copy in self._visible.items()}
+        return WasteReport(sum(w.size for w in items), items, ordered, owners)
 
 
-def _plain(command: str) -> str:
+def plain_command(command: str) -> str:
     """A history entry without BuildKit's decoration: ``RUN /bin/sh -c x # buildkit`` -> ``RUN x``."""
     text = re.sub(r"\s*# buildkit$", "", command.strip())
     text = re.sub(r"^/bin/sh -c #\(nop\)\s*", "", text)
@@ -184,11 +186,11 @@ _FIXES = {
 def _fix(lw: LayerWaste, lower_commands: list[str]) -> str:
     """The change to the Dockerfile that makes this layer's waste go away."""
     kind = max(lw.by_kind, key=lambda k: lw.by_kind[k])
-    own = _plain(lw.command)
+    own = plain_command(lw.command)
     if kind == "metadata-only":
         tool = next((t for t in ("chown", "chmod") if re.search(rf"\b{t}\b", own)), "metadata-only")
         return _FIXES[tool]
-    if kind == "deleted" and any(_plain(c).startswith(("COPY", "ADD")) for c in lower_commands):
+    if kind == "deleted" and any(plain_command(c).startswith(("COPY", "ADD")) for c in lower_commands):
         return _FIXES["ignore"]
     return _FIXES[kind]
 
@@ -207,17 +209,27 @@ def _instruction_texts(dockerfile: str) -> list[tuple[int, str]]:
     return out
 
 
-def blame_lines(report: WasteReport, commands: list[str], dockerfile: str) -> None:
-    """Set each blamed layer's Dockerfile line: the latest instruction whose text matches its history
-    entry (RUN commands compared without the shell prefix, COPY/ADD without their flags)."""
-    texts = _instruction_texts(dockerfile)
-    for lw in report.layers:
-        wanted = _plain(commands[lw.index])
+def layer_lines(commands: list[str], dockerfile: str) -> list[int | None]:
+    """The Dockerfile line of each layer: the latest instruction whose text matches its history entry
+    (RUN commands compared without the shell prefix, COPY/ADD without their flags); ``None`` for the
+    base image's layers and anything else that matches nothing."""
+    texts = []
+    for line, text in _instruction_texts(dockerfile):
+        if text.startswith("RUN "):
+            text = "RUN " + " ".join(w for w in text[4:].split() if not w.startswith("--"))
+        texts.append((line, text))
+    out: list[int | None] = []
+    for command in commands:
+        wanted = plain_command(command)
         if wanted.startswith("RUN "):
             wanted = "RUN " + " ".join(w for w in wanted[4:].split() if not w.startswith("--mount="))
-        for line, text in reversed(texts):
-            if text.startswith("RUN "):
-                text = "RUN " + " ".join(w for w in text[4:].split() if not w.startswith("--"))
-            if wanted == text or (len(text) > 4 and (wanted in text or text in wanted)):
-                lw.line = line
-                break
+        out.append(next((line for line, text in reversed(texts)
+                         if wanted == text or (len(text) > 4 and (wanted in text or text in wanted))), None))
+    return out
+
+
+def blame_lines(report: WasteReport, commands: list[str], dockerfile: str) -> None:
+    """Set each blamed layer's Dockerfile line (see :func:`layer_lines`)."""
+    lines = layer_lines(commands, dockerfile)
+    for lw in report.layers:
+        lw.line = lines[lw.index]
