@@ -32,7 +32,7 @@ CASES: list[tuple[str, str, list[tuple[int, str]]]] = [
      [(2, "Maintainer instruction is deprecated in favor of using label")]),
     ("UndefinedArgInFrom", "ARG VERSION=1\nFROM alpine:$VERSON\n",
      [(2, "FROM argument 'VERSON' is not declared (did you mean VERSION?)")]),
-    ("WorkdirRelativePath", "FROM scratch\nWORKDIR app\nWORKDIR sub\n",
+    ("WorkdirRelativePath", "FROM scratch\nWORKDIR app\nWORKDIR sub\nFROM windows AS w\nWORKDIR C:/app\n",
      [(2, 'Relative workdir "app" can have unexpected results if the base image changes')]),
     ("UndefinedVar", "FROM scratch\nARG MODE\nENV HOME_DIR=/h\nCOPY $HOME_DIRR/a $MODE/b\n",
      [(4, "Usage of undefined variable '$HOME_DIRR' (did you mean $HOME_DIR?)")]),

@@ -155,6 +155,7 @@ _SECRET = re.compile(
 _NOT_SECRET = re.compile(r"(?i)(?:_|^)(?:public|file|version)(?:_|$)")
 _DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _LEX = ShellLex()
+_ABSOLUTE = re.compile(r"^([A-Za-z]:)?[\\/]")
 
 
 @dataclass
@@ -391,7 +392,8 @@ class _Checker:
                     stage.env[pair.key] = pair.value
             elif kind == "workdir":
                 path = getattr(expanded, "path", "")
-                if not stage.workdir_set and path and not path.startswith("/"):
+                # a Windows stage's C:\app is absolute there (BuildKit judges by the stage's platform)
+                if not stage.workdir_set and path and not _ABSOLUTE.match(path):
                     self.warn("WorkdirRelativePath", line, f'Relative workdir "{path}" can have unexpected '
                               "results if the base image changes")
                 stage.workdir_set = True
