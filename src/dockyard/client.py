@@ -327,10 +327,12 @@ class Client:
         from dockyard.imageops.pull import pull
         from dockyard.oci.platform import parse
         from dockyard.oci.reference import parse_normalized
+        from dockyard.supplychain.policy import enforce
 
         parsed = parse_normalized(ref)
         want = parse(platform) if platform else None
         with self.registry_client() as registry:
+            enforce(registry, parsed)  # config.toml's [[policy]]: a signature before any download
             return pull(self.store, registry, parsed, platform=want, progress=self.progress, unpack=unpack)
 
     def pull_platforms(self, ref: str, platforms: Sequence[str] | None = None, *,
@@ -339,9 +341,11 @@ class Client:
         from dockyard.imageops.pull import pull_platforms
         from dockyard.oci.platform import parse
         from dockyard.oci.reference import parse_normalized
+        from dockyard.supplychain.policy import enforce
 
         wanted = [parse(p) for p in platforms] if platforms is not None else None
         with self.registry_client() as registry:
+            enforce(registry, parse_normalized(ref))
             return pull_platforms(self.store, registry, parse_normalized(ref), platforms=wanted,
                                   progress=self.progress, unpack=unpack)
 
@@ -351,22 +355,28 @@ class Client:
         from dockyard.imageops.pull import pull_all_tags
         from dockyard.oci.platform import parse
         from dockyard.oci.reference import parse_normalized
+        from dockyard.supplychain.policy import refuse_all_tags
 
         parsed = parse_normalized(ref)
+        refuse_all_tags(parsed)
         want = parse(platform) if platform else None
         with self.registry_client() as registry:
             return pull_all_tags(self.store, registry, parsed, platform=want, progress=self.progress,
                                  unpack=unpack)
 
     def push(self, ref: str, *, source: str | None = None, compression: str = "gzip",
-             chunk_size: int = 0) -> PushResult:
-        """Push the local image ``ref`` (or ``source`` as ``ref``); returns ``imageops.push.PushResult``."""
+             chunk_size: int = 0, attest_as_referrers: bool = False) -> PushResult:
+        """Push the local image ``ref`` (or ``source`` as ``ref``); returns ``imageops.push.PushResult``.
+
+        A tag's attestations go into the pushed index, or as OCI 1.1 referrers with
+        ``attest_as_referrers``."""
         from dockyard.imageops.push import push
         from dockyard.oci.reference import parse_normalized
 
         with self.registry_client() as registry:
             return push(self.store, registry, parse_normalized(ref), source=source, compression=compression,
-                        progress=self.progress, chunk_size=chunk_size)
+                        progress=self.progress, chunk_size=chunk_size,
+                        attest_as_referrers=attest_as_referrers)
 
     def push_index(self, ref: str, images: Sequence[str], *, compression: str = "gzip") -> PushResult:
         """Push one image per platform and an index of them as ``ref`` (a multi-platform push)."""

@@ -51,6 +51,29 @@ def config_file() -> Path | None:
     return None
 
 
+def config_table(name: str, config_path: str | os.PathLike[str] | None = None) -> dict[str, object]:
+    """The ``[name]`` table of the config file; {} when there is no file or no such table."""
+    import tomllib
+
+    from dockyard.errors import InvalidArgument
+
+    path = Path(config_path) if config_path is not None else config_file()
+    if path is None:
+        return {}
+    try:
+        doc = tomllib.loads(_read_text(path))
+    except FileNotFoundError:
+        if config_path is not None or os.environ.get("DOCKYARD_CONFIG"):
+            raise InvalidArgument(f"config file {path} does not exist") from None
+        return {}
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidArgument(f"{path}: invalid TOML: {exc}") from None
+    table = doc.get(name, {})
+    if not isinstance(table, dict):
+        raise InvalidArgument(f"{path}: {name} must be a table ([{name}])")
+    return table
+
+
 def registry_options(config_path: str | os.PathLike[str] | None = None,
                      daemon_json: str | os.PathLike[str] | None = None) -> RegistryOptions:
     """Mirrors and insecure registries from the config file and Docker's ``daemon.json``.

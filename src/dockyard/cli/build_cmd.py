@@ -111,7 +111,38 @@ def _read_dockerfile(context: str, dockerfile: str) -> str:
         raise click.ClickException(f"failed to read dockerfile: open {where}: {exc.strerror}") from None
 
 
-@click.command("build", context_settings={"help_option_names": ["-h", "--help"]})
+class AttestFlagsCommand(click.Command):
+    """``--sbom`` / ``--provenance`` with no ``=value`` mean ``=true`` and never take the next word (as
+    buildx's flags: ``build --sbom .`` builds ``.``)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        bare = ("--sbom", "--provenance")
+        return super().parse_args(ctx, [f"{a}=true" if a in bare else a for a in args])
+
+
+def _build_attested(client: Any, options: Any, specs: list[Any], as_referrers: bool, renderer: Any) -> Any:
+    """Build, attach the attestations to the tags, then push them if asked."""
+    import dataclasses
+    import time
+
+    from dockyard.progress import VertexCompleted, VertexStarted
+    from dockyard.supplychain.intoto import attach_build
+
+    started = time.time()
+    result = client.build(dataclasses.replace(options, push=False))
+    renderer(VertexStarted("attest", "attaching attestations"))
+    attach_build(client, options, result, specs, started, time.time())
+    renderer(VertexCompleted("attest", "attaching attestations", "done"))
+    if options.push:
+        client.progress = renderer
+        for tag in options.tags:
+            pushed = client.push(tag, attest_as_referrers=as_referrers)
+            if getattr(result, "index_digest", ""):
+                result.index_digest = str(pushed.digest)
+    return result
+
+
+@click.command("build", cls=AttestFlagsCommand, context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("path", default=".")
 @click.option("-t", "--tag", "tags", multiple=True, help='Name and optionally a tag ("name:tag").')
 @click.option("-f", "--file", "dockerfile", default="",
@@ -150,6 +181,14 @@ def _read_dockerfile(context: str, dockerfile: str) -> str:
               help="Run the build checks (StageNameCasing, JSONArgsRecommended...) instead of building.")
 @click.option("--allow", "allow", multiple=True, type=click.Choice(["security.insecure", "network.host"]),
               help="Allow extra privileged entitlement (e.g., network.host, security.insecure).")
+@click.option("--sbom", default=None, is_flag=False, flag_value="true",
+              help='Shorthand for "--attest=type=sbom" (an SPDX SBOM attestation).')
+@click.option("--provenance", default=None, is_flag=False, flag_value="true",
+              help='Shorthand for "--attest=type=provenance" (mode=min|max, version=v0.2|v1).')
+@click.option("--attest", "attest", multiple=True,
+              help='Attestation parameters (format: "type=sbom", "type=provenance,mode=max").')
+@click.option("--attest-as-referrers", is_flag=True,
+              help="Push attestations as OCI 1.1 referrers of the image instead of in its index.")
 @click.option("--isolation", default="namespaces", envvar="DOCKYARD_ISOLATION",
               type=click.Choice(["auto", "namespaces", "chroot"]),
               help="namespaces (overlayfs), chroot (no namespaces or mounts: inside an unprivileged "
@@ -161,7 +200,8 @@ def build_cmd(ctx: click.Context, path: str, tags: tuple[str, ...], dockerfile: 
               secrets: tuple[str, ...], ssh: tuple[str, ...], network: str, build_contexts: tuple[str, ...],
               push: bool, runtime: str, allow: tuple[str, ...], isolation: str,
               cache_from: tuple[str, ...], cache_to: tuple[str, ...], explain_cache: bool,
-              check: bool) -> None:
+              check: bool, sbom: str | None, provenance: str | None, attest: tuple[str, ...],
+              attest_as_referrers: bool) -> None:
     """Build an image from a Dockerfile (PATH "-": a tar context or a Dockerfile on standard input)."""
     from dockyard.builder.options import BuildOptions
     from dockyard.cli.progress_render import make_renderer
@@ -200,6 +240,14 @@ def build_cmd(ctx: click.Context, path: str, tags: tuple[str, ...], dockerfile: 
             parse_normalized(tag)
         except DockyardError as exc:
             raise click.UsageError(f'invalid argument "{tag}" for "-t, --tag" flag: {exc}') from None
+    from dockyard.supplychain.spec import parse_attest
+
+    try:
+        specs = parse_attest(sbom, provenance, attest)
+    except DockyardError as exc:
+        raise click.UsageError(str(exc)) from None
+    if specs and not tags:
+        raise click.UsageError("attestations (--sbom, --provenance, --attest) need a tag (-t) to be kept")
     renderer = make_renderer("quiet" if quiet else progress, sys.stderr)
 
     options = BuildOptions(
@@ -214,7 +262,10 @@ def build_cmd(ctx: click.Context, path: str, tags: tuple[str, ...], dockerfile: 
         explain_cache=explain_cache,
     )
     try:
-        result = client.build(options)
+        if specs:
+            result = _build_attested(client, options, specs, attest_as_referrers, renderer)
+        else:
+            result = client.build(options)
     except DockyardError as exc:
         renderer.close()
         click.echo(f"ERROR: failed to solve: {exc}", err=True)

@@ -38,6 +38,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "dockerfile": ("dockyard.cli.dockerfile_cmd:dockerfile",
                    "Inspect Dockerfiles (parse them exactly as the builder does)."),
     "exec": ("dockyard.cli.container_cmds:exec_cmd", 'Run a command in a running container.'),
+    "generate-key-pair": ("dockyard.cli.supplychain_cmds:generate_key_pair_cmd",
+                          "Generate a key pair for signing images (cosign's format: cosign.key, "
+                          "cosign.pub)."),
     "history": ("dockyard.cli.image_cmds:history_cmd", "Show the history of an image."),
     "image": ("dockyard.cli.image_cmds:image_group", "Manage images."),
     "images": ("dockyard.cli.image_cmds:images_cmd", "List images."),
@@ -83,6 +86,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "scan": ("dockyard.cli.scan_cmd:scan_cmd",
              "Scan an image: its packages (SBOM) and their known vulnerabilities from an offline "
              "database."),
+    "sign": ("dockyard.cli.supplychain_cmds:sign_cmd",
+             "Sign an image in a registry with a cosign key (a .sig tag and an OCI 1.1 referrer)."),
     "start": ("dockyard.cli.container_cmds:start_cmd", 'Start one or more stopped containers.'),
     "stats": ("dockyard.cli.container_cmds:stats_cmd",
               'Display a live stream of container(s) resource usage statistics.'),
@@ -92,6 +97,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "top": ("dockyard.cli.container_cmds:top_cmd", 'Display the running processes of a container.'),
     "unpause": ("dockyard.cli.container_cmds:unpause_cmd",
                 'Unpause all processes within one or more containers.'),
+    "verify": ("dockyard.cli.supplychain_cmds:verify_cmd",
+               "Verify an image's cosign signatures against a public key."),
     "wait": ("dockyard.cli.container_cmds:wait_cmd",
              'Block until one or more containers stop, then print their exit codes.'),
     "watch": ("dockyard.cli.watch_cmd:watch_cmd",

@@ -1,7 +1,7 @@
 """Garbage collection of the local store, from roots.
 
 Roots: every image record (tagged or dangling), leases (until they expire or the process that took
-them is gone) and build cache records. From an
+them is gone), build cache records, and each tag's index (with its attestation manifests). From an
 image: its config blob, its manifest blob (if stored), its repo-digest manifests (if stored), every
 stored form of each of its layers, and the snapshot of each chain ID. Everything else in the
 content and snapshot stores is removed, as are layer rows whose blob is gone, expired leases and
@@ -26,6 +26,7 @@ from pathlib import Path
 from dockyard.errors import DockyardError
 from dockyard.image import chain_ids
 from dockyard.imageops import Store
+from dockyard.imageops.attestations import attestation_blobs
 from dockyard.metadata import BLOB, IMAGE, SNAPSHOT
 from dockyard.oci.digest import Digest
 from dockyard.snapshot import pid_of, process_alive
@@ -79,6 +80,7 @@ def roots(store: Store) -> Roots:
         if index:  # a multi-platform tag: its index and each platform's manifest
             out.blobs.add(index)
             out.blobs.update(str(m.manifest_digest) for m in meta.tag_platforms(name))
+            out.blobs.update(attestation_blobs(store, index))
     held = [(k, v) for k, v in meta.lease_resources()]
     held += [(c.kind, c.ref) for c in meta.cache_records()]
     for kind, key in held:

@@ -21,8 +21,9 @@ from dockyard.archive.tarheader import AREGTYPE, CONTTYPE, LNKTYPE, REGTYPE, SYM
 from dockyard.content import ContentStore
 from dockyard.errors import CorruptData, DigestMismatch, DockyardError, InvalidArgument, NotFound
 from dockyard.image import LayerBlob
-from dockyard.imageops import Store, commit, layout
+from dockyard.imageops import Lease, Store, commit, layout
 from dockyard.imageops import platforms as tag_platforms
+from dockyard.imageops.attestations import is_attestation, keep
 from dockyard.oci import mediatypes as mt
 from dockyard.oci import platform as platforms
 from dockyard.oci import reference
@@ -333,6 +334,23 @@ def _blob(archive: ScannedArchive, content: ContentStore, desc: Descriptor, what
     return data
 
 
+def _attestations(archive: ScannedArchive, store: Store, index_data: bytes, lease: Lease) -> list[Descriptor]:
+    """The attestation manifests of a saved index that the archive holds, stored with their blobs."""
+    out = []
+    for desc in parse_index(index_data, f"{archive.source}: index").manifests:
+        if not is_attestation(desc) or layout.blob_path(desc.digest) not in archive.members:
+            continue
+        data = _blob(archive, store.content, desc, "attestation manifest")
+        manifest = parse_manifest(data, f"{archive.source}: attestation manifest {desc.digest}")
+        for blob in (manifest.config, *manifest.layers):
+            if layout.blob_path(blob.digest) in archive.members:
+                store.content.ingest(_blob(archive, store.content, blob, "attestation"), expected=blob.digest,
+                                     before_publish=lease.add_blob)
+        store.content.ingest(data, expected=desc.digest, before_publish=lease.add_blob)
+        out.append(desc)
+    return out
+
+
 def _image_from_manifest(archive: ScannedArchive, content: ContentStore, data: bytes,
                          where: str, names: list[str]) -> LoadedImage:
     man = parse_manifest(data, where)
@@ -487,5 +505,9 @@ def load_into(store: Store, stream: BinaryIO, *, source: str = "archive",
             results.append(LoadResult(rec.id, tuple(_familiar(n) for n in img.names), tuple(replaced)))
         if platform is None:
             for name, data in named_indexes(archive, store.content):
-                tag_platforms.adopt_index(store, commit.normalize_tag(name), data)  # the index as saved
+                full = commit.normalize_tag(name)
+                adopted = tag_platforms.adopt_index(store, full, data)  # the index as saved
+                kept = _attestations(archive, store, data, lease)
+                if kept and not adopted:
+                    keep(store, full, kept)
     return results

@@ -58,7 +58,7 @@ class PushResult:
 
 def push(store: Store, registry: RegistryClient, ref: Reference, *, source: str | None = None,
          compression: str = "gzip", progress: ProgressSink | None = None, chunk_size: int = 0,
-         max_workers: int = 4, by_digest: bool = False) -> PushResult:
+         max_workers: int = 4, by_digest: bool = False, attest_as_referrers: bool = False) -> PushResult:
     """Push the local image ``source`` (default: ``ref`` itself) as ``ref``.
 
     With ``by_digest`` the manifest is put under its digest only (an index member), not the tag.
@@ -70,7 +70,7 @@ def push(store: Store, registry: RegistryClient, ref: Reference, *, source: str 
         held = store.meta.tag_platforms(str(ref.tag_or_latest()))
         if held:  # a multi-platform tag: every platform it holds, and the index
             return push_index(store, registry, ref, [m.image_id for m in held], compression=compression,
-                              progress=progress)
+                              progress=progress, attest_as_referrers=attest_as_referrers)
     with registry.reporting(lambda text: sink(Event(id="", name=text))):
         return _push(store, registry, ref, source, compression, sink, chunk_size, max_workers, by_digest)
 
@@ -313,33 +313,50 @@ def _upload_layers(store: Store, repo: Repository, diff_ids: Sequence[str],
 
 
 def push_index(store: Store, registry: RegistryClient, ref: Reference, images: Sequence[str], *,
-               compression: str = "gzip", progress: ProgressSink | None = None) -> PushResult:
+               compression: str = "gzip", progress: ProgressSink | None = None,
+               attest_as_referrers: bool = False) -> PushResult:
     """Push several local images (one per platform) and one index naming them under ``ref``'s tag.
 
     Each image's manifest goes up by digest; the index is a Docker manifest list when every member is a
-    Docker manifest (gzip), else an OCI index. When ``images`` are the platforms of the local tag
-    ``ref``, the tag then names the index as pushed (so the local digest is the registry's)."""
-    from dockyard.imageops import platforms
+    Docker manifest (gzip) and it carries no attestations, else an OCI index. When ``images`` are the
+    platforms of the local tag ``ref``, the tag then names the index as pushed (so the local digest is
+    the registry's). The tag's attestation manifests go into the index, or with ``attest_as_referrers``
+    hang off the image manifests as OCI 1.1 referrers (a lone image then goes up without an index)."""
+    from dockyard.imageops import attestations, platforms
     from dockyard.metadata import TagPlatform
     from dockyard.oci.manifest import Index
 
     ref = ref.tag_or_latest()
+    name = str(ref)
+    local_manifests = {str(m.image_id): str(m.manifest_digest) for m in store.meta.tag_platforms(name)}
     members: list[Descriptor] = []
+    pushed_by_local: dict[str, Descriptor] = {}
     for image_id in images:
         pushed = push(store, registry, ref, source=image_id, compression=compression, progress=progress,
                       by_digest=True)
-        members.append(Descriptor(pushed.media_type, pushed.digest, pushed.size,
-                                  platform=platforms.platform_of(store, resolve(store, image_id))))
-    docker = all(m.media_type == mt.DOCKER_MANIFEST for m in members)
-    media_type = mt.DOCKER_MANIFEST_LIST if docker else mt.OCI_INDEX
-    data = Index(tuple(members), media_type=media_type).to_json()
+        member = Descriptor(pushed.media_type, pushed.digest, pushed.size,
+                            platform=platforms.platform_of(store, resolve(store, image_id)))
+        members.append(member)
+        pushed_by_local[local_manifests.get(str(resolve(store, image_id)), "")] = member
     repo = registry.repository(ref.domain, ref.path)
+    local_attestations = attestations.tag_attestations(store, name)
+    extra = attestations.push_attestations(store, repo, local_attestations, pushed_by_local,
+                                           as_referrers=attest_as_referrers)
+    if len(members) == 1 and attest_as_referrers:
+        one = store.content.read(members[0].digest)
+        digest = repo.put_manifest(ref.tag or "latest", one, members[0].media_type)
+        return PushResult(ref, ref.tag or "latest", digest, len(one), members[0].media_type)
+    docker = not local_attestations and all(m.media_type == mt.DOCKER_MANIFEST for m in members)
+    media_type = mt.DOCKER_MANIFEST_LIST if docker else mt.OCI_INDEX
+    data = Index(tuple(members) + tuple(extra), media_type=media_type).to_json()
     digest = repo.put_manifest(ref.tag or "latest", data, media_type)
-    name = str(ref)
     with store.gc_lock(), store.meta.transaction():
         store.content.ingest(data, expected=digest)
         ids = [resolve(store, i) for i in images]
-        if {str(m.image_id) for m in store.meta.tag_platforms(name)} == {str(i) for i in ids}:
+        # With referrers the local index keeps the attestations the pushed one no longer carries.
+        keep_local = attest_as_referrers and bool(local_attestations)
+        same = {str(m.image_id) for m in store.meta.tag_platforms(name)} == {str(i) for i in ids}
+        if same and not keep_local:
             held = [TagPlatform(str(m.platform), i, m.digest) for m, i in zip(members, ids, strict=True)]
             platforms.set_members(store, name, held, digest)
             default = store.meta.get_tag(name)

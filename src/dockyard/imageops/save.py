@@ -30,6 +30,7 @@ from dockyard.archive.writer import TarWriter
 from dockyard.errors import InvalidArgument, NotFound, writing
 from dockyard.image import LayerBlob
 from dockyard.imageops import Store, images, layout
+from dockyard.imageops.attestations import attestation_blobs
 from dockyard.oci import mediatypes as mt
 from dockyard.oci import reference
 from dockyard.oci.canonical import dumps
@@ -174,6 +175,8 @@ def save(store: Store, items: list[SaveItem], out: int, *, fmt: Format = "docker
                        layout.ANNOTATION_REF_NAME: _tag_of(name)}
         media_type = str(json.loads(data).get("mediaType") or mt.OCI_INDEX)
         index_entries.append(Descriptor(media_type, digest, len(data), annotations=annotations))
+        for blob in attestation_blobs(store, digest):  # the index's attestations travel with it
+            add_blob(Digest(blob), -1, f"image {name}: attestation {blob}")
     index = {"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": [d.to_dict() for d in index_entries]}
     add_bytes(layout.INDEX_JSON, dumps(index) + b"\n")
     if fmt == "docker":

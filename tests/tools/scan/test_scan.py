@@ -202,3 +202,23 @@ def test_ubuntu_release_with_lts_suffix(client: Client, tmp_path: Path) -> None:
         result = scan_image(client, "ubu:1", vdb)
     assert [(f.package.name, f.fixed) for f in result.findings] == [("bash", "5.1-6ubuntu1.1")]
     assert result.sbom.packages[0].purl == "pkg:deb/ubuntu/bash@5.1-6ubuntu1?arch=amd64&distro=ubuntu-22.04"
+
+
+def test_severity_sources() -> None:
+    from dockyard.tools.scan import cvss4_score, record_severity
+
+    # FIRST's CVSS v4.0 examples: 9.3 for a network, no-privilege, high-impact vector
+    assert cvss4_score("CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N") == 9.3
+    assert cvss4_score("CVSS:4.0/AV:N/AC:L") is None and cvss4_score("CVSS:3.1/AV:N") is None
+    v4 = {"type": "CVSS_V4", "score": "CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N"}
+    v3 = {"type": "CVSS_V3", "score": "CVSS:3.1/AV:L/AC:L/PR:N/UI:R/S:U/C:N/I:N/A:H"}  # 5.5
+    assert record_severity({"severity": [v4]}) == "CRITICAL"
+    assert record_severity({"severity": [v4, v3]}) == "MEDIUM"  # v3 first, as the module says
+    # Debian urgency, as trivy maps it; "not yet assigned" falls through to CVSS
+    for urgency, want in [("high", "HIGH"), ("medium", "MEDIUM"), ("low", "LOW"), ("unimportant", "LOW"),
+                          ("low**", "LOW"), ("not yet assigned", "MEDIUM"), ("end-of-life", "MEDIUM")]:
+        rec = {"affected": [{"ecosystem_specific": {"urgency": urgency}}], "severity": [v3]}
+        assert record_severity(rec) == want, urgency
+    assert record_severity({"database_specific": {"severity": "MODERATE"}, "severity": [v4]}) == "MEDIUM"
+    assert record_severity({}) == "UNKNOWN"
+    assert record_severity({"severity": [{"type": "Ubuntu", "score": "negligible"}, v4]}) == "LOW"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cmp_to_key
 from typing import Any
 
@@ -12,6 +12,7 @@ from dockyard.errors import InvalidArgument
 from dockyard.tools.scan.db import SEVERITIES, Vuln, VulnDB
 from dockyard.tools.scan.sbom import SBOM, OSInfo, Package, image_sbom
 from dockyard.tools.scan.versions import comparator
+from dockyard.tools.scan.vex import SUPPRESSING, VexDocument, statement_text, vex_status
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,12 +28,23 @@ class Finding:
         return self.vuln.severity
 
 
+@dataclass(frozen=True, slots=True)
+class Suppressed:
+    """A finding an OpenVEX statement accepts (``status`` not_affected or fixed), and why."""
+
+    finding: Finding
+    status: str
+    statement: str
+    source: str
+
+
 @dataclass(slots=True)
 class ScanResult:
-    """An image's SBOM and the findings at the requested severities."""
+    """An image's SBOM, the findings at the requested severities, and those VEX suppressed."""
 
     sbom: SBOM
     findings: list[Finding] = field(default_factory=list)
+    suppressed: list[Suppressed] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
         out = dict.fromkeys(SEVERITIES, 0)
@@ -53,6 +65,12 @@ def package_ecosystem(pkg: Package, os_info: OSInfo) -> tuple[str, str, str] | N
     if pkg.type == "apk":
         release = ".".join(os_info.version_id.split(".")[:2])
         return (f"Alpine:v{release}" if release else "Alpine"), pkg.src_name, pkg.version
+    if pkg.type == "rpm":
+        major = os_info.version_id.split(".", 1)[0]
+        eco = {"rocky": "Rocky Linux", "almalinux": "AlmaLinux", "rhel": "Red Hat"}.get(os_info.id)
+        if eco is None:
+            return None
+        return (f"{eco}:{major}" if major and eco != "Red Hat" else eco), pkg.name, pkg.version
     if pkg.type == "pypi":
         return "PyPI", pkg.name, pkg.version
     if pkg.type == "npm":
@@ -108,8 +126,10 @@ def check_affected(ecosystem: str, version: str, data: dict[str, Any]) -> tuple[
     return hit, fixes
 
 
-def match(sbom: SBOM, db: VulnDB, severities: Sequence[str] = SEVERITIES) -> list[Finding]:
-    """Findings for every package of ``sbom``, filtered to ``severities``."""
+def match(sbom: SBOM, db: VulnDB, severities: Sequence[str] = SEVERITIES, *,
+          ignore_unfixed: bool = False) -> list[Finding]:
+    """Findings for every package of ``sbom``, filtered to ``severities`` (and to those with a fixed
+    version when ``ignore_unfixed``)."""
     wanted = {s.upper() for s in severities}
     bad = wanted - set(SEVERITIES)
     if bad:
@@ -121,6 +141,8 @@ def match(sbom: SBOM, db: VulnDB, severities: Sequence[str] = SEVERITIES) -> lis
             continue
         ecosystem, name, version = lookup
         for vuln, record_eco, data in db.affected(ecosystem, name):
+            if data.get("severity") and data["severity"] != vuln.severity:  # e.g. urgency per release
+                vuln = replace(vuln, severity=str(data["severity"]))
             if vuln.severity not in wanted or not _release_matches(ecosystem, record_eco):
                 continue
             hit, fixes = check_affected(ecosystem, version, data)
@@ -132,7 +154,8 @@ def match(sbom: SBOM, db: VulnDB, severities: Sequence[str] = SEVERITIES) -> lis
             if old is None or (fixed and not old.fixed):
                 found[key] = Finding(pkg, vuln, fixed)
     rank = {s: i for i, s in enumerate(SEVERITIES)}
-    return sorted(found.values(), key=lambda f: (f.package.type, f.package.name, rank[f.severity], f.vuln.id))
+    return sorted((f for f in found.values() if f.fixed or not ignore_unfixed),
+                  key=lambda f: (f.package.type, f.package.name, rank[f.severity], f.vuln.id))
 
 
 def parse_severities(text: str | Iterable[str]) -> list[str]:
@@ -145,8 +168,28 @@ def parse_severities(text: str | Iterable[str]) -> list[str]:
     return out or list(SEVERITIES)
 
 
-def scan_image(client: Client, ref: str, db: VulnDB | None,
-               severities: Sequence[str] = SEVERITIES) -> ScanResult:
-    """SBOM of ``ref`` and, with a database, its findings."""
+def scan_image(client: Client, ref: str, db: VulnDB | None, severities: Sequence[str] = SEVERITIES, *,
+               ignore_unfixed: bool = False, vex: Sequence[VexDocument] = ()) -> ScanResult:
+    """SBOM of ``ref`` and, with a database, its findings (less those the VEX documents accept)."""
     sbom = image_sbom(client, ref)
-    return ScanResult(sbom, match(sbom, db, severities) if db is not None else [])
+    result = ScanResult(sbom, match(sbom, db, severities, ignore_unfixed=ignore_unfixed)
+                        if db is not None else [])
+    return apply_vex(result, vex)
+
+
+def apply_vex(result: ScanResult, docs: Sequence[VexDocument]) -> ScanResult:
+    """Move the findings a not_affected/fixed statement covers into ``result.suppressed``."""
+    kept: list[Finding] = []
+    for f in result.findings:
+        hit = None
+        for doc in docs:
+            st = vex_status(doc, f.vuln.id, f.vuln.aliases, f.package.purl, result.sbom.image,
+                            result.sbom.image_id)
+            if st is not None:
+                hit = (st, doc.source)
+        if hit is not None and hit[0].status in SUPPRESSING:
+            result.suppressed.append(Suppressed(f, hit[0].status, statement_text(hit[0]), hit[1]))
+        else:
+            kept.append(f)
+    result.findings = kept
+    return result

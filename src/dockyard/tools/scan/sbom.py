@@ -17,16 +17,22 @@ from dataclasses import dataclass, field
 from urllib.parse import quote
 
 from dockyard.archive import TarEntry, TarReader
+from dockyard.archive.tarheader import SYMTYPE
 from dockyard.archive.whiteout import OPAQUE, WHITEOUT_META_PREFIX, WHITEOUT_PREFIX
 from dockyard.client import Client
 from dockyard.errors import CorruptData
 from dockyard.tools.analyze.layers import clean_path, image_layers, open_layer
+from dockyard.tools.scan.enrich import LINK_MARK, enrich
 from dockyard.tools.scan.gobinary import ELF_MAGIC, find_buildinfo, parse_modinfo
+from dockyard.tools.scan.licenses import npm_licenses, python_licenses
 
 _WANTED = re.compile(
     r"^/(?:var/lib/dpkg/status|var/lib/dpkg/status\.d/[^/]+|lib/apk/db/installed|etc/os-release"
     r"|usr/lib/os-release|.*/[^/]+\.dist-info/METADATA|.*/[^/]+\.egg-info/PKG-INFO"
-    r"|(?:.*/)?node_modules/.+/package\.json)$")
+    r"|(?:.*/)?node_modules/.+/package\.json|(?:.*/)?package-lock\.json"
+    r"|usr/share/doc/[^/]+(?:/copyright)?"
+    r"|(?:var/lib/rpm|usr/lib/sysimage/rpm)/rpmdb\.sqlite|var/lib/rpm/Packages)$")
+_DOC_DIR = re.compile(r"^/usr/share/doc/[^/]+$")
 _MAX_FILE = 256 << 20  # refuse to hold a "metadata" file larger than this in memory
 GO_MARK = b"\0go-buildinfo\n"  # marks a Go binary's module list among the collected files
 
@@ -53,10 +59,21 @@ class Package:
     src_name: str = ""
     src_version: str = ""
     licenses: tuple[str, ...] = ()
+    cpes: tuple[str, ...] = ()
+    requires: tuple[str, ...] = ()  # what the metadata asks for (names; "a|b" alternatives)
+    provides: tuple[str, ...] = ()  # virtual names it satisfies (dpkg Provides, rpm PROVIDENAME)
+    depends: tuple[str, ...] = ()  # bom refs (see ``ref``) of the installed packages it depends on
 
     @property
     def key(self) -> tuple[str, str, str]:
         return self.type, self.name, self.version
+
+    @property
+    def ref(self) -> str:
+        """A reference unique in the image: the purl, with the metadata path for language packages."""
+        if self.path in ("/var/lib/dpkg/status", "/lib/apk/db/installed") or self.type == "rpm":
+            return self.purl
+        return f"{self.purl}#{self.path}"
 
 
 @dataclass(slots=True)
@@ -132,7 +149,9 @@ def image_files(client: Client, ref: str) -> tuple[str, dict[str, bytes]]:
                                 found = find_buildinfo(head + reader.read())
                                 yield entry, (GO_MARK + "\n".join(found).encode()) if found else None
                         elif _WANTED.match(path):
-                            if entry.isreg():
+                            if entry.type == SYMTYPE and _DOC_DIR.match(path):
+                                yield entry, LINK_MARK + entry.linkname.encode()
+                            elif entry.isreg():
                                 if entry.size > _MAX_FILE:
                                     raise CorruptData(f"{path} in layer {diff_id} is too large "
                                                       f"({entry.size} bytes) to be package metadata")
@@ -202,8 +221,23 @@ def parse_dpkg(text: str, path: str, os_info: OSInfo) -> list[Package]:
         quals = [("arch", arch), ("distro", distro), ("epoch", epoch)]
         qual = "&".join(f"{k}={_q(v)}" for k, v in quals if v)
         purl = f"pkg:deb/{namespace}/{_q(name)}@{_q(bare)}" + (f"?{qual}" if qual else "")
-        out.append(Package("deb", name, version, purl, path, arch, src_name, src_version))
+        requires = tuple(group for key in ("Pre-Depends", "Depends")
+                         for group in _dpkg_relations(f.get(key, "")))
+        provides = tuple(g.split("|")[0] for g in _dpkg_relations(f.get("Provides", "")))
+        out.append(Package("deb", name, version, purl, path, arch, src_name, src_version,
+                           requires=requires, provides=provides))
     return out
+
+
+def _dpkg_relations(field_text: str) -> list[str]:
+    """``a (>= 1) | b:any, c`` -> ["a|b", "c"]: alternatives joined by ``|``, versions and arch dropped."""
+    groups = []
+    for group in field_text.replace("\n", " ").split(","):
+        names = [alt.strip().split(" ", 1)[0].split("(", 1)[0].split(":", 1)[0] for alt in group.split("|")]
+        names = [n for n in names if n]
+        if names:
+            groups.append("|".join(names))
+    return groups
 
 
 def parse_apk(text: str, path: str, os_info: OSInfo) -> list[Package]:
@@ -218,7 +252,11 @@ def parse_apk(text: str, path: str, os_info: OSInfo) -> list[Package]:
         qual = "&".join(f"{k}={_q(v)}" for k, v in quals if v)
         purl = f"pkg:apk/{os_info.id or 'alpine'}/{_q(name)}@{_q(version)}" + (f"?{qual}" if qual else "")
         lic = tuple(x for x in [f.get("L", "")] if x)
-        out.append(Package("apk", name, version, purl, path, arch, f.get("o", name), version, lic))
+        requires = tuple(d.split("=", 1)[0].split(">", 1)[0].split("<", 1)[0].split("~", 1)[0]
+                         for d in f.get("D", "").split() if not d.startswith("!"))
+        provides = tuple(p.split("=", 1)[0] for p in f.get("p", "").split())
+        out.append(Package("apk", name, version, purl, path, arch, f.get("o", name), version, lic,
+                           requires=requires, provides=provides))
     return out
 
 
@@ -230,19 +268,30 @@ def pypi_name(name: str) -> str:
 def parse_python_metadata(text: str, path: str) -> Package | None:
     """A ``METADATA``/``PKG-INFO`` file's Name and Version (headers end at the first blank line)."""
     fields: dict[str, str] = {}
+    classifiers: list[str] = []
+    requires: list[str] = []
     for line in text.splitlines():
         if not line.strip():
             break
         key, sep, value = line.partition(":")
-        if sep and not line[0].isspace() and key not in fields:
+        if not sep or line[0].isspace():
+            continue
+        if key == "Classifier":
+            classifiers.append(value.strip())
+        elif key == "Requires-Dist":
+            spec, _, marker = value.partition(";")
+            if "extra" not in marker:  # optional extras are not installed dependencies
+                m = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", spec)
+                if m:
+                    requires.append(pypi_name(m.group(1)))
+        elif key not in fields:
             fields[key] = value.strip()
     name, version = fields.get("Name", ""), fields.get("Version", "")
     if not name or not version:
         return None
-    declared = fields.get("License-Expression") or fields.get("License", "")
-    lic = (declared,) if declared and declared != "UNKNOWN" and "\n" not in declared else ()
+    lic = python_licenses(fields.get("License", ""), fields.get("License-Expression", ""), classifiers)
     purl = f"pkg:pypi/{_q(pypi_name(name))}@{_q(version)}"
-    return Package("pypi", name, version, purl, path, licenses=lic)
+    return Package("pypi", name, version, purl, path, licenses=lic, requires=tuple(requires))
 
 
 def parse_package_json(data: bytes, path: str) -> Package | None:
@@ -256,14 +305,15 @@ def parse_package_json(data: bytes, path: str) -> Package | None:
     name, version = doc.get("name"), doc.get("version")
     if not isinstance(name, str) or not isinstance(version, str) or not name or not version:
         return None
-    lic = doc.get("license")
-    licenses = (lic,) if isinstance(lic, str) and lic else ()
+    licenses = npm_licenses(doc)
+    deps = doc.get("dependencies")
+    requires = tuple(str(k) for k in deps) if isinstance(deps, dict) else ()
     if name.startswith("@") and "/" in name:
         scope, _, bare = name.partition("/")
         purl = f"pkg:npm/{_q(scope)}/{_q(bare)}@{_q(version)}"
     else:
         purl = f"pkg:npm/{_q(name)}@{_q(version)}"
-    return Package("npm", name, version, purl, path, licenses=licenses)
+    return Package("npm", name, version, purl, path, licenses=licenses, requires=requires)
 
 
 def parse_go(text: str, path: str) -> list[Package]:
@@ -274,10 +324,13 @@ def parse_go(text: str, path: str) -> list[Package]:
     mods: list[tuple[str, str]] = []
     if go_version.startswith("go"):
         mods.append(("stdlib", "v" + go_version[2:].split()[0]))
-    if info.main and info.main[1] and info.main[1] != "(devel)":
-        mods.append(info.main)
+    main = info.main if info.main and info.main[1] and info.main[1] != "(devel)" else None
+    if main:
+        mods.append(main)
     mods += info.deps
-    return [Package("gobinary", name, version, f"pkg:golang/{quote(name, safe='/')}@{_q(version)}", path)
+    linked = tuple(name for name, _ in mods if main is None or name != main[0])
+    return [Package("gobinary", name, version, f"pkg:golang/{quote(name, safe='/')}@{_q(version)}", path,
+                    requires=linked if main is not None and name == main[0] else ())
             for name, version in mods]
 
 
@@ -304,8 +357,17 @@ def packages_from_files(files: dict[str, bytes]) -> tuple[OSInfo, list[Package]]
             p = parse_package_json(data, path)
             if p is not None:
                 pkgs.append(p)
+        elif path.endswith("/rpmdb.sqlite"):
+            from dockyard.tools.scan.rpmdb import parse_rpmdb_sqlite
+
+            pkgs += parse_rpmdb_sqlite(data, path, os_info)
+        elif path == "/var/lib/rpm/Packages":
+            from dockyard.tools.scan.rpmdb import parse_rpmdb_bdb
+
+            pkgs += parse_rpmdb_bdb(data, path, os_info)
     unique = {(p.type, p.name, p.version, p.path): p for p in pkgs}
-    return os_info, sorted(unique.values(), key=lambda p: (p.type, p.name.lower(), p.version, p.path))
+    ordered = sorted(unique.values(), key=lambda p: (p.type, p.name.lower(), p.version, p.path))
+    return os_info, enrich(ordered, files)
 
 
 def image_sbom(client: Client, ref: str) -> SBOM:

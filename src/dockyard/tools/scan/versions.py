@@ -1,14 +1,18 @@
-"""Version ordering per ecosystem: Debian (dpkg), Alpine (apk), PyPI (PEP 440), npm (semver).
+"""Version ordering per ecosystem: Debian/Ubuntu (dpkg), Alpine (apk), RPM distributions (rpmvercmp),
+PyPI (PEP 440), npm/Go/crates.io (semver 2.0; Go's ``v`` prefix allowed), Maven (ComparableVersion).
 
 ``compare(ecosystem, a, b)`` returns <0, 0 or >0. Ecosystem names are OSV's (``Debian``, ``Alpine``,
-``PyPI``, ``npm``; a ``:release`` suffix is ignored); anything else compares as dotted numbers.
+``Red Hat``, ``PyPI``, ``npm``, ``Go``, ``Maven``; a ``:release`` suffix is ignored); anything else
+compares as dotted numbers.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable
 from functools import cmp_to_key
+from typing import Any
 
 # -- Debian: dpkg's verrevcmp and parseversion -----------------------------------------------------
 
@@ -161,6 +165,194 @@ def compare_semver(a: str, b: str) -> int:
     return (na > nb) - (na < nb)
 
 
+# -- RPM: rpmvercmp and epoch:version-release -------------------------------------------------------
+
+_RPM_SEG = re.compile(r"\d+|[A-Za-z]+")
+
+
+def rpmvercmp(a: str, b: str) -> int:
+    """rpm's segment comparison: digits vs letters runs, ``~`` sorts before anything (even the end),
+    ``^`` after the end but before anything else; other characters only separate."""
+    if a == b:
+        return 0
+    i = j = 0
+    while i < len(a) or j < len(b):
+        while i < len(a) and not (a[i].isascii() and a[i].isalnum()) and a[i] not in "~^":
+            i += 1
+        while j < len(b) and not (b[j].isascii() and b[j].isalnum()) and b[j] not in "~^":
+            j += 1
+        ta, tb = a[i:i + 1], b[j:j + 1]
+        if ta == "~" or tb == "~":
+            if ta != "~":
+                return 1
+            if tb != "~":
+                return -1
+            i, j = i + 1, j + 1
+            continue
+        if ta == "^" or tb == "^":
+            if not ta:
+                return -1
+            if not tb:
+                return 1
+            if ta != "^":
+                return 1
+            if tb != "^":
+                return -1
+            i, j = i + 1, j + 1
+            continue
+        if not ta or not tb:
+            break
+        numeric = ta.isdigit()
+        ma = _RPM_SEG.match(a, i)
+        mb = re.compile(r"\d+" if numeric else r"[A-Za-z]+").match(b, j)
+        assert ma is not None
+        if mb is None:  # a number and letters: the number is newer
+            return 1 if numeric else -1
+        sa, sb = ma.group(), mb.group()
+        i, j = ma.end(), mb.end()
+        if numeric:
+            sa, sb = sa.lstrip("0"), sb.lstrip("0")
+            if len(sa) != len(sb):
+                return 1 if len(sa) > len(sb) else -1
+        if sa != sb:
+            return 1 if sa > sb else -1
+    if i >= len(a) and j >= len(b):
+        return 0
+    return -1 if i >= len(a) else 1
+
+
+def _rpm_evr(v: str) -> tuple[int, str, str]:
+    epoch = 0
+    head, sep, rest = v.partition(":")
+    if sep and head.isdigit():
+        epoch, v = int(head), rest
+    version, sep, release = v.rpartition("-")
+    return (epoch, version, release) if sep else (epoch, v, "")
+
+
+def compare_rpm(a: str, b: str) -> int:
+    """RPM ordering of ``[epoch:]version[-release]`` (a missing release matches any)."""
+    ea, va, ra = _rpm_evr(a.strip())
+    eb, vb, rb = _rpm_evr(b.strip())
+    if ea != eb:
+        return -1 if ea < eb else 1
+    return rpmvercmp(va, vb) or (rpmvercmp(ra, rb) if ra and rb else 0)
+
+
+# -- Maven: ComparableVersion ----------------------------------------------------------------------
+
+_MAVEN_QUALIFIERS = ("alpha", "beta", "milestone", "rc", "snapshot", "", "sp")
+_MAVEN_ALIASES = {"ga": "", "final": "", "release": "", "cr": "rc"}
+# An item is ("int", n), ("str", comparable qualifier) or ("list", [items]).
+_MavenItem = tuple[str, Any]
+
+
+def _maven_str(text: str, followed_by_digit: bool) -> _MavenItem:
+    if followed_by_digit and len(text) == 1:
+        text = {"a": "alpha", "b": "beta", "m": "milestone"}.get(text, text)
+    text = _MAVEN_ALIASES.get(text, text)
+    if text in _MAVEN_QUALIFIERS:
+        return "str", str(_MAVEN_QUALIFIERS.index(text))
+    return "str", f"{len(_MAVEN_QUALIFIERS)}-{text}"
+
+
+_MAVEN_RELEASE = _maven_str("", False)[1]
+
+
+def _maven_is_null(item: _MavenItem) -> bool:
+    kind, value = item
+    return (kind == "int" and value == 0) or (kind == "str" and value == _MAVEN_RELEASE) or (
+        kind == "list" and not value)
+
+
+def _maven_parse(version: str) -> list[_MavenItem]:
+    version = version.lower()
+    root: list[_MavenItem] = []
+    current, stack = root, [root]
+    digit, start = False, 0
+
+    def push() -> list[_MavenItem]:
+        sub: list[_MavenItem] = []
+        current.append(("list", sub))
+        stack.append(sub)
+        return sub
+
+    def add(is_digit: bool, end: int, followed_by_digit: bool = False) -> None:
+        nonlocal current
+        text = version[start:end]
+        if is_digit:
+            current.append(("int", int(text)) if text else ("int", 0))
+            return
+        if start > 0 and version[start - 1] == ".":  # 1.0.RC1 reads as 1.0-RC1 (MNG-7644)
+            current = push()
+        current.append(_maven_str(text, followed_by_digit))
+
+    for i, c in enumerate(version):
+        if c in ".-":
+            if i == start:
+                current.append(("int", 0))
+            else:
+                add(digit, i)
+            start = i + 1
+            if c == "-":
+                current = push()
+        elif c.isdigit():
+            if not digit and i > start:  # 1.0alpha1: the qualifier, then a sub-list for the number
+                add(False, i, True)
+                start = i
+                current = push()
+            digit = True
+        else:
+            if digit and i > start:
+                add(True, i)
+                start = i
+                current = push()
+            digit = False
+    if len(version) > start:
+        add(digit, len(version))
+    for lst in reversed(stack):  # drop trailing nulls (1.0.0 == 1, 1-ga == 1)
+        for k in range(len(lst) - 1, -1, -1):
+            if _maven_is_null(lst[k]):
+                del lst[k]
+            elif lst[k][0] != "list":
+                break
+    return root
+
+
+def _maven_cmp(a: _MavenItem | None, b: _MavenItem | None) -> int:
+    if a is None:
+        return -_maven_cmp(b, None) if b is not None else 0
+    kind, value = a
+    if kind == "int":
+        if b is None:
+            return 0 if value == 0 else 1
+        if b[0] == "int":
+            return int(value > b[1]) - int(value < b[1])
+        return 1  # 1.1 > 1-sp, 1.1 > 1-1
+    if kind == "str":
+        if b is None:
+            return int(value > _MAVEN_RELEASE) - int(value < _MAVEN_RELEASE)
+        if b[0] == "str":
+            return int(value > b[1]) - int(value < b[1])
+        return -1
+    if b is None:
+        return _maven_cmp(value[0], None) if value else 0
+    if b[0] == "int":
+        return -1
+    if b[0] == "str":
+        return 1
+    for x, y in itertools.zip_longest(value, b[1]):
+        if c := _maven_cmp(x, y):
+            return c
+    return 0
+
+
+def compare_maven(a: str, b: str) -> int:
+    """Maven's ComparableVersion: numbers and qualifiers (alpha < beta < milestone < rc < snapshot <
+    release < sp < others), ``-`` opens a sub-list, trailing zeros and release words do not count."""
+    return _maven_cmp(("list", _maven_parse(a.strip())), ("list", _maven_parse(b.strip())))
+
+
 # -- everything else --------------------------------------------------------------------------------
 
 _PIECE = re.compile(r"\d+|[A-Za-z]+")
@@ -180,7 +372,9 @@ def _sign(n: int) -> int:
 
 _BY_ECOSYSTEM: dict[str, Callable[[str, str], int]] = {
     "debian": compare_deb, "ubuntu": compare_deb, "alpine": compare_apk, "pypi": compare_pypi,
-    "npm": compare_semver, "go": compare_semver,
+    "npm": compare_semver, "go": compare_semver, "crates.io": compare_semver, "maven": compare_maven,
+    "red hat": compare_rpm, "rocky linux": compare_rpm, "almalinux": compare_rpm, "opensuse": compare_rpm,
+    "suse": compare_rpm, "mageia": compare_rpm, "rpm": compare_rpm,
 }
 
 
