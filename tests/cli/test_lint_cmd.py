@@ -28,6 +28,7 @@ def test_stdin_tty_and_exit_code() -> None:
     assert proc.stdout.splitlines() == [
         "-:1 DL3006 warning: Always tag the version of an image explicitly",
         "-:2 DL3003 warning: Use WORKDIR to switch to a directory",
+        "-:2 SC2164 warning: Use 'cd ... || exit' or 'cd ... || return' in case cd fails.",
     ]
     assert _run("-", "--no-fail", stdin="FROM debian\n").returncode == 0
     assert _run("-", "--failure-threshold", "error", stdin="FROM debian\n").returncode == 0
@@ -63,3 +64,47 @@ def test_context_option_for_stdin(tmp_path: Path) -> None:
     assert proc.stdout.startswith("hadolint:-:3: DY102 warning: No .dockerignore")
     (tmp_path / ".dockerignore").write_text(".git\n")
     assert _run("--context", str(tmp_path), "-", stdin=text).stdout == ""
+
+
+@pytest.mark.slow
+def test_many_paths_directories_and_hadolint_yaml(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "Dockerfile").write_text("FROM debian\nRUN cd /x\n")
+    (tmp_path / "a" / "web.Dockerfile").write_text("FROM debian:12\nMAINTAINER me\n")
+    (tmp_path / "node_modules").mkdir()
+    (tmp_path / "node_modules" / "Dockerfile").write_text("FROM skipped\n")
+    (tmp_path / "single").write_text("FROM alpine\n")
+    only = ("--no-advice", "--no-build-checks")
+    proc = _run(str(tmp_path), str(tmp_path / "single"), "--format", "gnu", *only, cwd=tmp_path)
+    assert proc.stdout.splitlines() == [
+        f"hadolint:{tmp_path}/a/Dockerfile:1: DL3006 warning: Always tag the version of an image explicitly",
+        f"hadolint:{tmp_path}/a/Dockerfile:2: DL3003 warning: Use WORKDIR to switch to a directory",
+        f"hadolint:{tmp_path}/a/Dockerfile:2: SC2164 warning: Use 'cd ... || exit' or 'cd ... || return' "
+        "in case cd fails.",
+        f"hadolint:{tmp_path}/a/web.Dockerfile:2: DL4000 error: MAINTAINER is deprecated",
+        f"hadolint:{tmp_path}/single:1: DL3006 warning: Always tag the version of an image explicitly",
+    ]
+    assert proc.returncode == 1
+    # hadolint's YAML config, found in the current directory: ignored, override, failure-threshold
+    (tmp_path / ".hadolint.yaml").write_text(
+        "ignored:\n  - DL3003\noverride:\n  error:\n    - SC2164\n  info:\n    - DL3006\n"
+        "  style: [DL4000]\nfailure-threshold: error\n"
+    )
+    proc = _run(str(tmp_path / "a"), str(tmp_path / "single"), *only, cwd=tmp_path)
+    assert [line.split(" ", 2)[:2] for line in proc.stdout.splitlines()] == [
+        [f"{tmp_path}/a/Dockerfile:1", "DL3006"],
+        [f"{tmp_path}/a/Dockerfile:2", "SC2164"],
+        [f"{tmp_path}/a/web.Dockerfile:2", "DL4000"],
+        [f"{tmp_path}/single:1", "DL3006"],
+    ]
+    assert "SC2164 error" in proc.stdout and "DL3006 info" in proc.stdout and "DL4000 style" in proc.stdout
+    assert proc.returncode == 1  # SC2164 is an error now
+    (tmp_path / ".hadolint.yaml").write_text("ignored: [SC2164, DL4000]\nfailure-threshold: error\n")
+    assert _run(str(tmp_path / "a"), *only, cwd=tmp_path).returncode == 0
+    (tmp_path / ".hadolint.yaml").write_text("ignored: [DL3003\n")
+    proc = _run(str(tmp_path / "a"), cwd=tmp_path)
+    assert proc.returncode != 0
+    assert proc.stderr.startswith(f"Error: {tmp_path}/.hadolint.yaml:2:1: not valid YAML")
+    (tmp_path / "empty").mkdir()
+    proc = _run(str(tmp_path / "empty"))
+    assert proc.stderr.startswith("Error: no Dockerfile under")

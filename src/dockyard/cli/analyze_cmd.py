@@ -10,6 +10,7 @@ import sys
 import click
 
 from dockyard.errors import DockyardError
+from dockyard.tools.analyze import Analysis
 
 
 def si_bytes(n: float) -> str:
@@ -41,10 +42,12 @@ def _one_line(command: str, width: int = 70) -> str:
 @click.option("--ci-config", default=None, metavar="FILE",
               help="dive's .dive-ci YAML with rules (default: ./.dive-ci when it exists); flags override it.")
 @click.option("--top", default=20, show_default=True, metavar="N", help="Wasted files to list in the table.")
+@click.option("-f", "--file", "dockerfile", default=None, metavar="DOCKERFILE",
+              help="The Dockerfile the image was built from: removable bytes are blamed on its lines.")
 @click.pass_context
 def analyze_cmd(ctx: click.Context, image: str, fmt: str, ci: bool, lowest_efficiency: str | None,
                 highest_wasted_bytes: str | None, highest_user_wasted_percent: str | None,
-                ci_config: str | None, top: int) -> None:
+                ci_config: str | None, top: int, dockerfile: str | None) -> None:
     """Show each layer's size and command, and the bytes an image wastes on overwritten or deleted files."""
     from dockyard.cli.image_cmds import make_client
     from dockyard.tools.analyze import analyze_image, evaluate, load_ci_config, to_json
@@ -55,8 +58,15 @@ def analyze_cmd(ctx: click.Context, image: str, fmt: str, ci: bool, lowest_effic
     rules |= {k: v for k, v in (("lowestEfficiency", lowest_efficiency),
                                ("highestWastedBytes", highest_wasted_bytes),
                                ("highestUserWastedPercent", highest_user_wasted_percent)) if v is not None}
+    text = None
+    if dockerfile is not None:
+        try:
+            with open(dockerfile, encoding="utf-8") as fh:
+                text = fh.read()
+        except OSError as exc:
+            raise click.ClickException(f"cannot read {dockerfile}: {exc.strerror}") from None
     with make_client(ctx) as client:
-        analysis = analyze_image(client, image)
+        analysis = analyze_image(client, image, text)
     report = evaluate(analysis, rules) if (ci or rules) else None
     if fmt == "json":
         doc = to_json(analysis)
@@ -83,6 +93,7 @@ def analyze_cmd(ctx: click.Context, image: str, fmt: str, ci: bool, lowest_effic
         out += [f"{w.count:>5}  {si_bytes(w.size):>12}  {w.path}" for w in shown]
         if not shown:
             out.append("None")
+        out += _removable(analysis, dockerfile, top)
         if report is not None:
             out.append("Results:")
             for rule in report.results:
@@ -95,6 +106,25 @@ def analyze_cmd(ctx: click.Context, image: str, fmt: str, ci: bool, lowest_effic
         failed = next(r for r in report.results if r.status == "FAIL")
         sys.stdout.flush()
         raise _CiFailed(f"CI rule {failed.name} failed: {failed.message}")
+
+
+def _removable(analysis: Analysis, dockerfile: str | None, top: int) -> list[str]:
+    """The removable-bytes section: each lower copy counted once, by the layer that made it removable."""
+    waste = analysis.waste
+    if waste is None:
+        return []
+    user = analysis.user_size
+    share = f" ({waste.total / user * 100:.1f} % of the user layers)" if user else ""
+    out = ["Removable (each byte once; dive's wastedBytes counts the copy that stays too):",
+           f"  removable: {waste.total} bytes ({si_bytes(waste.total)}){share}"]
+    for lw in waste.layers[:top]:
+        kinds = ", ".join(f"{kind} {si_bytes(size)}" for kind, size in sorted(
+            lw.by_kind.items(), key=lambda kv: -kv[1]))
+        where = f"{dockerfile}:{lw.line}" if dockerfile and lw.line else f"layer {lw.index}"
+        out.append(f"  {si_bytes(lw.removable):>9}  {where}: {_one_line(lw.command, 60)}")
+        out.append(f"             {lw.files} file{'s' if lw.files != 1 else ''}: {kinds}")
+        out.append(f"             fix: {lw.fix}")
+    return out
 
 
 class _CiFailed(DockyardError):

@@ -133,6 +133,15 @@ def _build_attested(client: Any, options: Any, specs: list[Any], as_referrers: b
     return result
 
 
+def _read_dockerfile(context: str, dockerfile: str) -> str:
+    where = dockerfile or os.path.join(context, "Dockerfile")
+    try:
+        with open(where, encoding="utf-8") as fh:
+            return fh.read()
+    except OSError as exc:
+        raise click.ClickException(f"failed to read dockerfile: open {where}: {exc.strerror}") from None
+
+
 @click.command("build", cls=AttestFlagsCommand, context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("path", default=".")
 @click.option("-t", "--tag", "tags", multiple=True, help='Name and optionally a tag ("name:tag").')
@@ -168,6 +177,8 @@ def _build_attested(client: Any, options: Any, specs: list[Any], as_referrers: b
               help='Cache export destinations (e.g. "type=registry,ref=REG/REPO:TAG,mode=max", '
                    '"type=local,dest=DIR", "type=inline").')
 @click.option("--explain-cache", is_flag=True, help="Print, per step, whether it hit the cache and why not.")
+@click.option("--check", is_flag=True,
+              help="Run the build checks (StageNameCasing, JSONArgsRecommended...) instead of building.")
 @click.option("--allow", "allow", multiple=True, type=click.Choice(["security.insecure", "network.host"]),
               help="Allow extra privileged entitlement (e.g., network.host, security.insecure).")
 @click.option("--sbom", default=None, is_flag=False, flag_value="true",
@@ -189,7 +200,7 @@ def build_cmd(ctx: click.Context, path: str, tags: tuple[str, ...], dockerfile: 
               secrets: tuple[str, ...], ssh: tuple[str, ...], network: str, build_contexts: tuple[str, ...],
               push: bool, runtime: str, allow: tuple[str, ...], isolation: str,
               cache_from: tuple[str, ...], cache_to: tuple[str, ...], explain_cache: bool,
-              sbom: str | None, provenance: str | None, attest: tuple[str, ...],
+              check: bool, sbom: str | None, provenance: str | None, attest: tuple[str, ...],
               attest_as_referrers: bool) -> None:
     """Build an image from a Dockerfile (PATH "-": a tar context or a Dockerfile on standard input)."""
     from dockyard.builder.options import BuildOptions
@@ -214,6 +225,12 @@ def build_cmd(ctx: click.Context, path: str, tags: tuple[str, ...], dockerfile: 
         dockerfile_text = sys.stdin.read()
     elif dockerfile and not os.path.isabs(dockerfile) and not os.path.exists(dockerfile):
         dockerfile = os.path.join(path, dockerfile)
+    if check:
+        from dockyard.cli.build_check import run_checks
+
+        text = dockerfile_text if dockerfile_text is not None else _read_dockerfile(path, dockerfile)
+        sys.exit(run_checks(client, text, dockerfile or "Dockerfile", path,
+                            _parse_kv(build_args, "--build-arg", env_fallback=True)))
     epoch_text = os.environ.get("SOURCE_DATE_EPOCH", "")
     epoch = int(epoch_text) if epoch_text.isdigit() else None
     for tag in tags:

@@ -51,7 +51,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                 'Return low-level information on containers or images.'),
     "kill": ("dockyard.cli.container_cmds:kill_cmd", 'Kill one or more running containers.'),
     "lint": ("dockyard.cli.lint_cmd:lint_cmd",
-             "Lint a Dockerfile (PATH is a Dockerfile or a directory holding one; '-' reads stdin)."),
+             "Lint Dockerfiles: each PATH is a Dockerfile, a directory (every Dockerfile under it) or '-' "
+             "(stdin)."),
     "load": ("dockyard.cli.archive_cmds:load_cmd",
              "Load images from a tar archive (docker save or OCI layout, gzip'd or not) or STDIN."),
     "login": ("dockyard.cli.registry_client_cmds:login_cmd",
@@ -72,6 +73,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "registry": ("dockyard.cli.registry_cmd:registry",
                  "Run an OCI distribution registry (spec 1.1) on a local directory or an S3 "
                  "bucket."),
+    "report": ("dockyard.cli.report_cmd:report_cmd",
+               "Report on an image: lint, size and vulnerability findings joined on the Dockerfile line of "
+               "each."),
     "rename": ("dockyard.cli.container_cmds:rename_cmd", 'Rename a container.'),
     "restart": ("dockyard.cli.container_cmds:restart_cmd", 'Restart one or more containers.'),
     "rm": ("dockyard.cli.container_cmds:rm_cmd", 'Remove one or more containers.'),

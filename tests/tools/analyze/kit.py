@@ -9,17 +9,18 @@ from collections.abc import Sequence
 
 from dockyard.client import Client
 
-# A layer: (path, content) for files, (path, None) for a directory; names may be whiteouts.
-# Files whose path is under a bin/ or sbin/ directory are written executable (0755).
-Layer = Sequence[tuple[str, bytes | None]]
+# A layer: (path, content) for files, (path, None) for a directory; names may be whiteouts; a third
+# item, when given, is the owner's uid. Files under a bin/ or sbin/ directory are executable (0755).
+Layer = Sequence[tuple[str, bytes | None] | tuple[str, bytes | None, int]]
 
 
 def layer_tar(files: Layer) -> bytes:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for path, data in files:
+        for path, data, *owner in files:
             info = tarfile.TarInfo(path)
             info.mtime = 1700000000
+            info.uid = info.gid = owner[0] if owner else 0
             if data is None:
                 info.type = tarfile.DIRTYPE
                 info.mode = 0o755

@@ -197,3 +197,33 @@ def test_lint_never_crashes(lines: list[str]) -> None:
 def test_dl3011_port_range_boundary(ports: str, flagged: bool) -> None:
     found = [f.line for f in lint(f"FROM a:1\nEXPOSE 80 {ports}\n") if f.code == "DL3011"]
     assert found == ([2] if flagged else [])
+
+
+@pytest.mark.parametrize(
+    ("script", "piped"),
+    [
+        ("{ echo a; cat b; } | tee c", True),
+        ("(cd /x && make) | grep y", True),
+        ('echo "built on `date | tr -s x`"', True),
+        ("V=`cat a | grep b` && echo $V", True),
+        ("echo $(ls | wc -l)", True),
+        ("echo `echo \\`ls | wc\\``", True),
+        ("case $x in a|b) echo ab;; esac", False),
+        ("case $x in a|b) echo;; *) d | e;; esac", True),
+        ("a || b && echo '|' \"x|y\"", False),
+    ],
+)
+def test_pipes_in_compound_commands_and_substitutions(script: str, piped: bool) -> None:
+    assert parse_script(script).has_pipe is piped
+    found = [f.code for f in lint(f"FROM debian:12\nRUN {script}\n", advice=False)]
+    assert ("DL4006" in found) is piped
+
+
+def test_commands_inside_backticks_are_seen() -> None:
+    assert [c.name for c in parse_script('X="`curl -s u | sha256sum`"; wget v').commands] == [
+        "",  # the assignment
+        "wget",
+        "curl",
+        "sha256sum",
+    ]
+    assert "DL4001" in {f.code for f in lint('FROM a:1\nRUN X="`curl -s u`"; wget v\n', advice=False)}

@@ -17,10 +17,11 @@ import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from dockyard.archive import TarEntry
+from dockyard.archive import TarEntry, TarReader
 from dockyard.archive.whiteout import OPAQUE, WHITEOUT_META_PREFIX, WHITEOUT_PREFIX
 from dockyard.client import Client
 from dockyard.tools.analyze.layers import ImageLayers, clean_path, image_layers, open_layer
+from dockyard.tools.analyze.waste import WasteReport, WasteTracker, blame_lines, digest_entries
 
 
 class _Node:
@@ -124,6 +125,7 @@ class Analysis:
     wasted: int
     efficiency: float
     wasted_files: list[WastedFile] = field(default_factory=list)
+    waste: WasteReport | None = None  # the bytes removable, each counted once (beside dive's numbers)
 
     @property
     def user_wasted_percent(self) -> float:
@@ -224,13 +226,29 @@ def summarize(image: str, image_id: str, reports: list[LayerReport],
     return Analysis(image, image_id, reports, size, user_size, wasted, efficiency, wasted_files)
 
 
-def analyze_image(client: Client, ref: str) -> Analysis:
-    """Analyze an image of the local store, streaming each stored layer blob once."""
+def analyze_image(client: Client, ref: str, dockerfile: str | None = None) -> Analysis:
+    """Analyze an image of the local store, streaming each stored layer blob once: dive's numbers and
+    the removable bytes (blamed on Dockerfile lines when its text is given)."""
     info = image_layers(client, ref)
-    return summarize(ref, info.image_id, *analyze_layers(_entries(client, info)))
+    tracker = WasteTracker()
+    analysis = summarize(ref, info.image_id, *analyze_layers(_entries(client, info, tracker)))
+    analysis.waste = tracker.report()
+    if dockerfile is not None:
+        blame_lines(analysis.waste, [layer.command for layer in info.layers], dockerfile)
+    return analysis
 
 
-def _entries(client: Client, info: ImageLayers) -> Iterator[tuple[str, str, Iterable[TarEntry]]]:
+def _entries(client: Client, info: ImageLayers,
+             tracker: WasteTracker) -> Iterator[tuple[str, str, Iterable[TarEntry]]]:
     for layer in info.layers:
         with open_layer(client, layer) as reader:
-            yield layer.diff_id, layer.command, reader
+            seen: list[tuple[TarEntry, str]] = []
+
+            def tee(reader: TarReader = reader,
+                    seen: list[tuple[TarEntry, str]] = seen) -> Iterator[TarEntry]:
+                for entry, digest in digest_entries(reader):
+                    seen.append((entry, digest))
+                    yield entry
+
+            yield layer.diff_id, layer.command, tee()
+            tracker.add_layer(layer.index, layer.command, seen)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from xml.sax.saxutils import quoteattr
 
 from dockyard.errors import InvalidArgument
+from dockyard.tools.lint.buildchecks import CHECKS
 from dockyard.tools.lint.model import Finding
 
 FORMATS = ("tty", "json", "checkstyle", "sarif", "gnu")
@@ -63,45 +65,88 @@ def render(
         )
         return f'<?xml version="1.0" encoding="UTF-8"?><checkstyle version="4.3">{body}</checkstyle>\n'
     if fmt == "sarif":
-        levels = {"error": "error", "warning": "warning", "info": "note", "style": "note"}
-        results = [
+        return _sarif(findings, name)
+    raise InvalidArgument(f"unknown lint format {fmt!r} (expected one of {', '.join(FORMATS)})")
+
+
+_SARIF_LEVELS = {"error": "error", "warning": "warning", "info": "note", "style": "note"}
+
+
+def _help_uri(code: str) -> str:
+    if code.startswith("DL"):
+        return f"https://github.com/hadolint/hadolint/wiki/{code}"
+    if code.startswith("SC"):
+        return f"https://www.shellcheck.net/wiki/{code}"
+    if code in CHECKS:
+        return CHECKS[code].url
+    return "https://github.com/hadolint/hadolint"
+
+
+def _sarif(findings: list[Finding], name: Callable[[Finding], str]) -> str:
+    """SARIF 2.1.0 with the tool's version and one ``rules`` entry per code found."""
+    from dockyard import __version__
+    from dockyard.tools.lint.advice import ADVICE
+    from dockyard.tools.lint.rules import RULES
+
+    known = {code: (r.message, r.severity) for code, r in RULES.items()}
+    known.update({code: (a.message, a.severity) for code, a in ADVICE.items()})
+    known.update({name: (c.description, "warning") for name, c in CHECKS.items()})
+    rules: list[dict[str, object]] = []
+    index: dict[str, int] = {}
+    for f in findings:
+        if f.code in index:
+            continue
+        index[f.code] = len(rules)
+        text, severity = known.get(f.code, (f.message, f.severity))
+        rules.append(
             {
-                "level": levels.get(f.severity, "none"),
-                "locations": [
-                    {
-                        "physicalLocation": {
-                            "artifactLocation": {"uri": name(f)},
-                            "region": {
-                                "endColumn": f.column,
-                                "endLine": f.line,
-                                "sourceLanguage": "dockerfile",
-                                "startColumn": f.column,
-                                "startLine": f.line,
-                            },
-                        }
-                    }
-                ],
-                "message": {"text": f.message},
-                "ruleId": f.code,
+                "id": f.code,
+                "shortDescription": {"text": text},
+                "helpUri": _help_uri(f.code),
+                "defaultConfiguration": {"level": _SARIF_LEVELS.get(severity, "none")},
+                "properties": {"severity": severity},
             }
-            for f in findings
-        ]
-        doc = {
-            "$schema": "http://json.schemastore.org/sarif-2.1.0",
-            "version": "2.1.0",
-            "runs": [
+        )
+    results = [
+        {
+            "level": _SARIF_LEVELS.get(f.severity, "none"),
+            "locations": [
                 {
-                    "defaultSourceLanguage": "dockerfile",
-                    "results": results,
-                    "tool": {
-                        "driver": {
-                            "name": "dockyard lint",
-                            "fullName": "dockyard Dockerfile linter (hadolint rules)",
-                            "informationUri": "https://github.com/hadolint/hadolint",
-                        }
-                    },
+                    "physicalLocation": {
+                        "artifactLocation": {"uri": name(f)},
+                        "region": {
+                            "endColumn": f.column,
+                            "endLine": f.line,
+                            "sourceLanguage": "dockerfile",
+                            "startColumn": f.column,
+                            "startLine": f.line,
+                        },
+                    }
                 }
             ],
+            "message": {"text": f.message},
+            "ruleId": f.code,
+            "ruleIndex": index[f.code],
         }
-        return json.dumps(doc, separators=(",", ":")) + "\n"
-    raise InvalidArgument(f"unknown lint format {fmt!r} (expected one of {', '.join(FORMATS)})")
+        for f in findings
+    ]
+    doc = {
+        "$schema": "http://json.schemastore.org/sarif-2.1.0",
+        "version": "2.1.0",
+        "runs": [
+            {
+                "defaultSourceLanguage": "dockerfile",
+                "results": results,
+                "tool": {
+                    "driver": {
+                        "name": "dockyard lint",
+                        "fullName": "dockyard Dockerfile linter (hadolint rules, ShellCheck, build checks)",
+                        "version": __version__,
+                        "informationUri": "https://github.com/hadolint/hadolint",
+                        "rules": rules,
+                    }
+                },
+            }
+        ],
+    }
+    return json.dumps(doc, separators=(",", ":")) + "\n"

@@ -2,7 +2,8 @@
 
 ``parse_script(text)`` splits a script into simple commands (name, unquoted arguments, leading
 ``VAR=value`` assignments) and records which commands sit in a pipeline. Quotes, backslashes,
-``$(...)``, backticks and ``${...}`` stay inside their word; ``&&``, ``||``, ``;``, ``&``, ``|``,
+``$(...)``, backticks and ``${...}`` stay inside their word (the commands of ``$(...)`` and backticks
+are found too); ``&&``, ``||``, ``;``, ``&``, ``|``,
 newlines, parentheses and braces separate commands; redirections are dropped with their target;
 reserved words (``if``, ``then``, ``do``...) are skipped so the commands inside compound statements
 are found. It never fails: unbalanced quotes simply run to the end of the text.
@@ -162,17 +163,38 @@ def _skip_double(text: str, i: int, substitutions: list[str] | None = None) -> i
             i = end
             continue
         if c == "`":
-            j = text.find("`", i + 1)
-            i = n if j < 0 else j + 1
+            j = _backtick_end(text, i + 1)
+            if substitutions is not None:
+                substitutions.append(_backtick_body(text[i + 1 : j]))
+            i = min(n, j + 1)
             continue
         i += 1
     return n
 
 
+def _backtick_end(text: str, i: int) -> int:
+    """Index of the backtick closing one opened just before ``i`` (``len(text)`` if none)."""
+    n = len(text)
+    while i < n:
+        if text[i] == "\\":
+            i += 2
+            continue
+        if text[i] == "`":
+            return i
+        i += 1
+    return n
+
+
+def _backtick_body(body: str) -> str:
+    """The command inside backticks: a backslash before a backslash, backtick or dollar goes."""
+    return re.sub(r"\\([\\`$])", r"\1", body)
+
+
 def tokenize(text: str, substitutions: list[str] | None = None) -> list[Word | str]:
     """Split ``text`` into :class:`Word` objects and operator strings (``"&&"``, ``"|"``, ``"\\n"``...).
 
-    The bodies of unquoted ``$(...)`` substitutions are appended to ``substitutions`` when given.
+    The bodies of ``$(...)`` and backtick substitutions (bare or in double quotes) are appended to
+    ``substitutions`` when given.
     """
     tokens: list[Word | str] = []
     i = 0
@@ -235,10 +257,11 @@ def tokenize(text: str, substitutions: list[str] | None = None) -> list[Word | s
                 i = end
                 continue
             if c == "`":
-                j = text.find("`", i + 1)
-                end = n if j < 0 else j + 1
-                out.append(text[i:end])
-                i = end
+                j = _backtick_end(text, i + 1)
+                out.append(text[i : j + 1])
+                if substitutions is not None:
+                    substitutions.append(_backtick_body(text[i + 1 : j]))
+                i = min(n, j + 1)
                 continue
             out.append(c)
             i += 1
@@ -271,11 +294,37 @@ def parse_script(text: str) -> Script:
     nested: list[str] = []
     tokens = tokenize(text, nested)
     i = 0
+    case_depth = 0  # inside ``case ... esac``
+    in_pattern = False  # between ``in``/``;;`` and ``)`` of a case: ``a|b)`` is no pipe
     while i < len(tokens):
         tok = tokens[i]
         if isinstance(tok, str):
-            flush(tok)
+            if tok in ("|", "|&") and not in_pattern:
+                # a pipe after ``{ ...; }`` or ``( ... )`` joins compound commands: no simple command
+                # stands on its left, but the pipeline's status is still that of its last command
+                has_pipe = True
+            elif tok == ";;" and case_depth:
+                in_pattern = True
+            elif tok == ")" and in_pattern:
+                in_pattern = False
+                i += 1
+                continue
+            if not (in_pattern and tok in ("|", "\n")):
+                flush(tok)
         else:
+            if not words and tok.raw == "case":
+                case_depth += 1
+            elif case_depth and tok.raw == "in" and not in_pattern and words and words[0].raw == "case":
+                in_pattern = True
+                words.clear()
+                i += 1
+                continue
+            elif case_depth and tok.raw == "esac" and not words:
+                case_depth -= 1
+                in_pattern = False
+            if in_pattern:
+                i += 1
+                continue
             m = _REDIRECT.match(tok.raw)
             if m and not tok.raw.startswith(("'", '"')):
                 # A redirection: drop it and its target word (``> file`` or ``>file``).

@@ -15,6 +15,7 @@ from dockyard.dockerfile import Instruction, Node, RunInstruction, parse, parse_
 from dockyard.errors import DockerfileError
 from dockyard.tools.lint.shell import Command, Script, parse_script
 
+_POSIX_SHELLS = frozenset({"sh", "bash", "ash", "dash", "zsh", "ksh"})
 _PRAGMA = re.compile(r"^\s*#\s*hadolint\s+(global\s+)?(ignore|shell)\s*=\s*(.*?)\s*$", re.IGNORECASE)
 
 
@@ -40,6 +41,7 @@ class Instr:
     # False after ``# hadolint shell=powershell`` and the like: dockyard's advice skips such RUNs
     # (hadolint's DL rules ignore the pragma, which only switches its ShellCheck pass)
     posix_shell: bool = True
+    pragma_shell: str = ""  # the shell a ``# hadolint shell=`` pragma before it names, if any
     error: str = ""  # why the front end could not type it
 
     @property
@@ -166,7 +168,7 @@ def load(text: str, filename: str = "Dockerfile") -> Source:
         covered.update(range(n.start_line, n.end_line + 1))
     src = Source(instrs)
     starts_set = {i.line for i in instrs}
-    shell_switches: list[tuple[int, bool]] = []
+    shell_switches: list[tuple[int, str]] = []
     for lineno, line in enumerate(text.splitlines(), 1):
         if lineno in covered:
             continue
@@ -175,9 +177,7 @@ def load(text: str, filename: str = "Dockerfile") -> Source:
             continue
         is_global, kind, value = bool(m.group(1)), m.group(2).lower(), m.group(3)
         if kind == "shell":
-            shell_switches.append(
-                (lineno, value.strip().lower() in ("sh", "bash", "ash", "dash", "zsh", "ksh"))
-            )
+            shell_switches.append((lineno, value.strip()))
             continue
         codes = {c.strip().upper() for c in value.split("#", 1)[0].split(",") if c.strip()}
         src.ignore_pragma_lines.append(lineno)
@@ -188,11 +188,12 @@ def load(text: str, filename: str = "Dockerfile") -> Source:
         if lineno + 1 in starts_set:
             src.ignores.setdefault(lineno + 1, set()).update(codes)
     for instr in instrs:
-        posix = True
-        for lineno, is_posix in shell_switches:
+        shell = ""
+        for lineno, name in shell_switches:
             if lineno < instr.line:
-                posix = is_posix
-        instr.posix_shell = posix
-        if instr.inner is not None:
-            instr.inner.posix_shell = posix
+                shell = name
+        posix = not shell or shell.rsplit("/", 1)[-1].lower() in _POSIX_SHELLS
+        for each in (instr, instr.inner):
+            if each is not None:
+                each.posix_shell, each.pragma_shell = posix, shell
     return src

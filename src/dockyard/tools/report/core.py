@@ -1,0 +1,201 @@
+"""One report of an image: lint findings, sizes and removable bytes, vulnerabilities, joined on the
+Dockerfile line that caused each.
+
+    report = build_report(client, "app:1", dockerfile_text, "Dockerfile", context_dir, vulndb)
+    to_json(report); to_sarif(report)        # documents (dicts); render_html(report) in .html
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dockyard import __version__
+from dockyard.client import Client
+from dockyard.tools.analyze import Analysis, analyze_image, layer_lines
+from dockyard.tools.lint import CHECKS, RULES, Finding, LintInput, lint_many
+from dockyard.tools.scan import SEVERITIES, VulnDB, scan_image
+
+
+@dataclass(frozen=True, slots=True)
+class Vulnerability:
+    """A vulnerable package with the layer (and Dockerfile line) that put it there."""
+
+    id: str
+    severity: str
+    package: str
+    version: str
+    fixed: str
+    title: str
+    layer: int | None
+    line: int | None
+
+
+@dataclass(slots=True)
+class LineEntry:
+    """Everything the report says about one Dockerfile line."""
+
+    line: int
+    text: str
+    lint: list[Finding] = field(default_factory=list)
+    removable: int = 0
+    fixes: list[str] = field(default_factory=list)
+    vulnerabilities: list[Vulnerability] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Report:
+    """The joined report; ``vuln_note`` says why there are no vulnerabilities when there is no database."""
+
+    image: str
+    analysis: Analysis
+    dockerfile: str
+    layer_lines: list[int | None]
+    lint: list[Finding]
+    lint_note: str
+    vulnerabilities: list[Vulnerability]
+    vuln_note: str
+    lines: list[LineEntry]
+
+    def waste_by_directory(self, depth: int = 2, top: int = 12) -> list[tuple[str, int]]:
+        """Removable bytes per directory (the first ``depth`` levels), biggest first."""
+        totals: Counter[str] = Counter()
+        waste = self.analysis.waste
+        for item in waste.items if waste else []:
+            parts = posixpath.dirname(item.path).strip("/").split("/")
+            totals["/" + "/".join(p for p in parts[:depth] if p)] += item.size
+        return totals.most_common(top)
+
+    def severity_counts(self) -> dict[str, int]:
+        """Lint findings by level and vulnerabilities by severity, in one table."""
+        counts: dict[str, int] = {}
+        for f in self.lint:
+            counts[f.severity] = counts.get(f.severity, 0) + 1
+        for v in self.vulnerabilities:
+            key = v.severity.lower()
+            counts[key] = counts.get(key, 0) + 1
+        return counts
+
+
+def _package_file(pkg: Any) -> list[str]:
+    """Files whose layer tells when a package came: dpkg's per-package list first, then its record."""
+    path = "/" + str(pkg.path).lstrip("/")
+    if pkg.type == "deb":
+        base = "/var/lib/dpkg/info/"
+        return [f"{base}{pkg.name}:{pkg.arch}.list", f"{base}{pkg.name}.list", path]
+    return [path]
+
+
+def build_report(
+    client: Client,
+    image: str,
+    dockerfile: str | None = None,
+    dockerfile_name: str = "Dockerfile",
+    context_dir: Path | None = None,
+    vulndb: VulnDB | None = None,
+) -> Report:
+    """Analyze ``image`` (dive's numbers and removable bytes), lint the Dockerfile and, with a
+    database, scan for vulnerabilities; tie each to the Dockerfile line whose layer caused it."""
+    analysis = analyze_image(client, image, dockerfile)
+    commands = [layer.command for layer in analysis.layers]
+    lines: list[int | None] = layer_lines(commands, dockerfile) if dockerfile else [None] * len(commands)
+    findings: list[Finding] = []
+    lint_note = ""
+    if dockerfile is not None:
+        results, lint_note = lint_many([LintInput(dockerfile, dockerfile_name, context_dir)], buildkit=True)
+        findings = results[0]
+    vulns: list[Vulnerability] = []
+    vuln_note = "no vulnerability database (dockyard scan db import FILE)"
+    if vulndb is not None:
+        result = scan_image(client, image, vulndb, SEVERITIES)
+        owners = analysis.waste.layer_of if analysis.waste else {}
+        for hit in result.findings:
+            layer = next((owners[p] for p in _package_file(hit.package) if p in owners), None)
+            vulns.append(Vulnerability(hit.vuln.id, hit.vuln.severity, hit.package.name, hit.package.version,
+                                       hit.fixed, hit.vuln.title, layer,
+                                       lines[layer] if layer is not None else None))
+        vuln_note = ""
+    text_lines = (dockerfile or "").splitlines()
+    entries: dict[int, LineEntry] = {}
+
+    def entry(line: int) -> LineEntry:
+        if line not in entries:
+            entries[line] = LineEntry(line, text_lines[line - 1] if 0 < line <= len(text_lines) else "")
+        return entries[line]
+
+    for f in findings:
+        entry(f.line).lint.append(f)
+    for lw in analysis.waste.layers if analysis.waste else []:
+        if lw.line is not None:
+            e = entry(lw.line)
+            e.removable += lw.removable
+            e.fixes.append(lw.fix)
+    for v in vulns:
+        if v.line is not None:
+            entry(v.line).vulnerabilities.append(v)
+    return Report(image, analysis, dockerfile or "", lines, findings, lint_note, vulns, vuln_note,
+                  sorted(entries.values(), key=lambda e: e.line))
+
+
+def to_json(report: Report) -> dict[str, Any]:
+    """The report as one JSON document."""
+    from dockyard.tools.analyze import to_json as analysis_json
+
+    a = report.analysis
+    return {
+        "image": report.image,
+        "id": a.image_id,
+        "layers": [{"index": r.index, "sizeBytes": r.size, "command": r.command,
+                    "dockerfileLine": report.layer_lines[r.index]} for r in a.layers],
+        "size": analysis_json(a),
+        "wasteByDirectory": [{"directory": d, "sizeBytes": n} for d, n in report.waste_by_directory()],
+        "lint": [{"line": f.line, "code": f.code, "level": f.severity, "message": f.message}
+                 for f in report.lint],
+        "vulnerabilities": [{"id": v.id, "severity": v.severity, "package": v.package, "version": v.version,
+                             "fixedVersion": v.fixed, "title": v.title, "layer": v.layer,
+                             "dockerfileLine": v.line} for v in report.vulnerabilities],
+        "notes": [n for n in (report.lint_note, report.vuln_note) if n],
+        "byLine": [{"line": e.line, "text": e.text, "lint": [f.code for f in e.lint],
+                    "removableBytes": e.removable, "fixes": e.fixes,
+                    "vulnerabilities": [v.id for v in e.vulnerabilities]} for e in report.lines],
+    }
+
+
+_LEVELS = {"error": "error", "warning": "warning", "info": "note", "style": "note",
+           "CRITICAL": "error", "HIGH": "error", "MEDIUM": "warning", "LOW": "note", "UNKNOWN": "note"}
+
+
+def to_sarif(report: Report, dockerfile_uri: str = "Dockerfile") -> dict[str, Any]:
+    """SARIF 2.1.0: lint findings, removable bytes per layer and vulnerabilities at their lines."""
+    rules: dict[str, dict[str, Any]] = {}
+    results: list[dict[str, Any]] = []
+
+    def add(rule: str, text: str, level: str, message: str, line: int | None) -> None:
+        rules.setdefault(rule, {"id": rule, "shortDescription": {"text": text}})
+        result: dict[str, Any] = {"ruleId": rule, "level": level, "message": {"text": message}}
+        if line is not None:
+            result["locations"] = [{"physicalLocation": {"artifactLocation": {"uri": dockerfile_uri},
+                                                         "region": {"startLine": line}}}]
+        results.append(result)
+
+    for f in report.lint:
+        known = RULES[f.code].message if f.code in RULES else CHECKS[f.code].description if f.code in CHECKS \
+            else f.message
+        add(f.code, known, _LEVELS.get(f.severity, "note"), f.message, f.line)
+    for lw in report.analysis.waste.layers if report.analysis.waste else []:
+        add("RemovableBytes", "Bytes a later layer overwrote or deleted: the image carries them for nothing",
+            "warning", f"{lw.removable} bytes removable ({lw.files} files): {lw.fix}", lw.line)
+    for v in report.vulnerabilities:
+        add(v.id, v.title or v.id, _LEVELS.get(v.severity, "note"),
+            f"{v.package} {v.version}: {v.id} ({v.severity})" + (f", fixed in {v.fixed}" if v.fixed else ""),
+            v.line)
+    return {
+        "$schema": "http://json.schemastore.org/sarif-2.1.0",
+        "version": "2.1.0",
+        "runs": [{"tool": {"driver": {"name": "dockyard report", "version": __version__,
+                                      "rules": list(rules.values())}},
+                  "results": results}],
+    }
