@@ -29,6 +29,7 @@ CMD run
 """
 COMMANDS = ["COPY rootfs/ / # buildkit", "RUN /bin/sh -c apt-get upgrade -y && rm -rf /opt/old # buildkit",
             "RUN /bin/sh -c chown -R 1000 /srv # buildkit"]
+CMD_ENTRY = 'CMD ["/bin/sh" "-c" "run"]'  # BuildKit's history text for the shell-form CMD (no layer)
 
 
 @pytest.fixture
@@ -55,7 +56,7 @@ def image(client: Client) -> str:
     blob = b"s" * 400_000
     owned: list[tuple[str, bytes | None, int]] = [("srv", None, 1000), ("srv/blob", blob, 1000)]
     layers = [[*base, ("srv", None), ("srv/blob", blob)], upgrade, owned]
-    make_image(client, "report:1", layers, COMMANDS)
+    make_image(client, "report:1", layers, COMMANDS, empty_after=[CMD_ENTRY])
     return "report:1"
 
 

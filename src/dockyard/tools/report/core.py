@@ -17,6 +17,7 @@ from dockyard import __version__
 from dockyard.client import Client
 from dockyard.tools.analyze import Analysis, analyze_image, layer_lines
 from dockyard.tools.lint import CHECKS, RULES, Finding, LintInput, lint_many
+from dockyard.tools.report.lines import history_lines
 from dockyard.tools.scan import SEVERITIES, VulnDB, scan_image
 
 
@@ -59,6 +60,12 @@ class Report:
     vulnerabilities: list[Vulnerability]
     vuln_note: str
     lines: list[LineEntry]
+    lines_note: str = ""  # where the image history stopped matching the Dockerfile
+
+    @property
+    def notes(self) -> list[str]:
+        """Why parts of the report are missing or approximate."""
+        return [n for n in (self.lines_note, self.lint_note, self.vuln_note) if n]
 
     def waste_by_directory(self, depth: int = 2, top: int = 12) -> list[tuple[str, int]]:
         """Removable bytes per directory (the first ``depth`` levels), biggest first."""
@@ -96,12 +103,23 @@ def build_report(
     dockerfile_name: str = "Dockerfile",
     context_dir: Path | None = None,
     vulndb: VulnDB | None = None,
+    target: str | None = None,
 ) -> Report:
     """Analyze ``image`` (dive's numbers and removable bytes), lint the Dockerfile and, with a
     database, scan for vulnerabilities; tie each to the Dockerfile line whose layer caused it."""
     analysis = analyze_image(client, image, dockerfile)
     commands = [layer.command for layer in analysis.layers]
-    lines: list[int | None] = layer_lines(commands, dockerfile) if dockerfile else [None] * len(commands)
+    lines: list[int | None] = [None] * len(commands)
+    lines_note = ""
+    if dockerfile:
+        history = client.image_config(analysis.image_id).history or []
+        aligned = history_lines(history, dockerfile, target, len(commands))
+        lines, lines_note = aligned.layers, aligned.note
+        if lines_note:  # not built from this Dockerfile as it is now: match the texts where they still do
+            lines = [a if a is not None else t for a, t in zip(lines, layer_lines(commands, dockerfile),
+                                                                strict=True)]
+        for lw in analysis.waste.layers if analysis.waste else []:
+            lw.line = lines[lw.index]
     findings: list[Finding] = []
     lint_note = ""
     if dockerfile is not None:
@@ -137,7 +155,7 @@ def build_report(
         if v.line is not None:
             entry(v.line).vulnerabilities.append(v)
     return Report(image, analysis, dockerfile or "", lines, findings, lint_note, vulns, vuln_note,
-                  sorted(entries.values(), key=lambda e: e.line))
+                  sorted(entries.values(), key=lambda e: e.line), lines_note)
 
 
 def to_json(report: Report) -> dict[str, Any]:
@@ -157,7 +175,7 @@ def to_json(report: Report) -> dict[str, Any]:
         "vulnerabilities": [{"id": v.id, "severity": v.severity, "package": v.package, "version": v.version,
                              "fixedVersion": v.fixed, "title": v.title, "layer": v.layer,
                              "dockerfileLine": v.line} for v in report.vulnerabilities],
-        "notes": [n for n in (report.lint_note, report.vuln_note) if n],
+        "notes": report.notes,
         "byLine": [{"line": e.line, "text": e.text, "lint": [f.code for f in e.lint],
                     "removableBytes": e.removable, "fixes": e.fixes,
                     "vulnerabilities": [v.id for v in e.vulnerabilities]} for e in report.lines],

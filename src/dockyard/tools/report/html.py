@@ -88,8 +88,7 @@ def render_html(report: Report) -> str:
            "that stays too).</p>",
            bar_chart("waste", "Removable bytes by directory", dir_rows),
            "<h2>Findings</h2>", bar_chart("severity", "Findings by severity", sev_rows, "count")]
-    notes = [n for n in (report.lint_note, report.vuln_note) if n]
-    out += [f'<p class="note">{escape(n)}</p>' for n in notes]
+    out += [f'<p class="note">{escape(n)}</p>' for n in report.notes]
     out.append(_by_line(report))
     out.append(_lint_table(report))
     out.append(_vuln_table(report))
