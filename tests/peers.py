@@ -100,8 +100,8 @@ PEERS: dict[str, Peer] = {
     "busybox": Peer(f"the busybox base image ({_BUSYBOX_TAR})",
                     "bash scripts/peers/make-busybox-rootfs.sh amd64", _BUSYBOX_TAR.exists,
                     ("make-busybox-rootfs.sh", "amd64")),
-    "chromium": Peer("headless Chromium (Debian's chromium package)", INSTALL,
-                     lambda: shutil.which("chromium") is not None),
+    "chromium": Peer("headless Chromium and its WebDriver (Debian's chromium, chromium-driver)", INSTALL,
+                     lambda: all(shutil.which(t) for t in ("chromium", "chromedriver"))),
     "binfmt": Peer("qemu binfmt entries (qemu-aarch64)", "bash scripts/peers/binfmt-setup.sh",
                    _binfmt_enabled),
 }
