@@ -119,7 +119,7 @@ def test_report_command(client: Client, image: str, tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(out.read_text())
-    assert doc["runs"][0]["tool"]["driver"]["name"] == "dockyard report"
+    assert [r["tool"]["driver"]["name"] for r in doc["runs"]] == ["dockyard lint", "dockyard analyze"]
     proc = subprocess.run([sys.executable, "-m", "dockyard", "--root", root, "report", image,
                            "--format", "json"], capture_output=True, text=True, timeout=120)
     assert json.loads(proc.stdout)["notes"][0].startswith("no vulnerability database")
@@ -129,6 +129,41 @@ def test_report_command(client: Client, image: str, tmp_path: Path) -> None:
 
 
 def test_sarif_output(client: Client, image: str, db: VulnDB) -> None:
-    sarif = to_sarif(build_report(client, image, DOCKERFILE, vulndb=db))
-    rules = {r["ruleId"] for r in sarif["runs"][0]["results"]}
-    assert {"DL3025", "RemovableBytes", "DSA-0001-1"} <= rules
+    sarif = to_sarif(build_report(client, image, DOCKERFILE, vulndb=db), "app/Dockerfile")
+    assert sarif["version"] == "2.1.0"
+    runs = {run["tool"]["driver"]["name"]: run for run in sarif["runs"]}
+    assert list(runs) == ["dockyard lint", "dockyard", "dockyard analyze"]
+    at: dict[tuple[str, str], list[int]] = {}
+    for name, run in runs.items():
+        rules = run["tool"]["driver"]["rules"]
+        for rule in rules:  # the metadata of every rule
+            assert rule["shortDescription"]["text"] and rule["defaultConfiguration"]["level"]
+            assert rule.get("helpUri") or rule.get("help")
+        for result in run["results"]:
+            assert rules[result["ruleIndex"]]["id"] == result["ruleId"]
+            for loc in result.get("locations", []):
+                place = loc["physicalLocation"]
+                assert place["artifactLocation"]["uri"] == "app/Dockerfile"
+                at.setdefault((name, result["ruleId"]), []).append(place["region"]["startLine"])
+    assert at[("dockyard lint", "DL3025")] == [5] and at[("dockyard lint", "JSONArgsRecommended")] == [5]
+    assert at[("dockyard analyze", "RemovableBytes")] == [4, 3]
+    assert set(at[("dockyard", "DSA-0001-1")]) == {3} and at[("dockyard", "GHSA-minimist")] == [2]
+    dsa = next(r for r in runs["dockyard"]["results"] if r["ruleId"] == "DSA-0001-1")
+    assert dsa["relatedLocations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "var/lib/dpkg/status"
+    advisories = runs["dockyard"]["tool"]["driver"]["rules"]
+    severities = {r["id"]: r["properties"]["security-severity"] for r in advisories}
+    assert float(severities["DSA-0001-1"]) >= 7.0
+    chown = runs["dockyard analyze"]["results"][0]
+    assert chown["properties"]["removableBytes"] == 400_000 and "COPY --chown" in chown["message"]["text"]
+
+
+def test_json_fields_are_documented(client: Client, image: str, db: VulnDB) -> None:
+    doc = to_json(build_report(client, image, DOCKERFILE, vulndb=db))
+    text = (Path(__file__).resolve().parents[3] / "docs" / "report.md").read_text()
+    documented = set(re.findall(r"^\| `(\w+)", text, re.M)) | set(re.findall(r"^\| `(\w+)\[\]`", text, re.M))
+    assert set(doc) <= documented, f"document {sorted(set(doc) - documented)} in docs/report.md"
+    for key in ("lint", "vulnerabilities", "byLine", "layers"):
+        row = re.search(rf"^\| `{key}\[\]` \|(.*)$", text, re.M)
+        assert row, key
+        for field in doc[key][0]:
+            assert f"`{field}`" in row.group(1), f"{key}[].{field} is not described in docs/report.md"
