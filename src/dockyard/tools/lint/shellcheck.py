@@ -152,28 +152,31 @@ def check(jobs: Sequence[ShellJob], binary: str) -> list[list[Comment]]:
     out: list[list[Comment]] = [[] for _ in jobs]
     if not jobs:
         return out
+    # the same script (many Dockerfiles share their apt-get lines) is checked once
+    first: dict[str, int] = {}
+    unique = [i for i, job in enumerate(jobs) if first.setdefault(job.script, i) == i]
     with tempfile.TemporaryDirectory(prefix="dockyard-shellcheck-") as tmp:
         names = []
-        for i, job in enumerate(jobs):
+        for i in unique:
             name = f"{i}.sh"
-            Path(tmp, name).write_text(job.script, encoding="utf-8")
+            Path(tmp, name).write_text(jobs[i].script, encoding="utf-8")
             names.append(name)
         size = min(_CHUNK, max(1, -(-len(names) // 2))) if len(names) > 100 else len(names)
         chunks = [names[i : i + size] for i in range(0, len(names), size)]
         with ThreadPoolExecutor(2) as pool:
             results = list(pool.map(lambda c: _run(binary, tmp, c), chunks))
-    seen: set[tuple[int, int, str, str]] = set()
+    by_script: dict[int, list[dict[str, object]]] = {}
     for comments in results:
         for c in comments:
-            if not isinstance(c, dict):
-                continue
-            index = int(str(c.get("file", "-1.sh")).removesuffix(".sh"))
-            job = jobs[index]
+            if isinstance(c, dict):
+                by_script.setdefault(int(str(c.get("file", "-1.sh")).removesuffix(".sh")), []).append(c)
+    for index, job in enumerate(jobs):
+        seen: set[tuple[int, str, str]] = set()
+        for c in by_script.get(first[job.script], []):
             line = job.body_line + max(0, int(str(c.get("line", 1))) - 1 - job.prefix)
             code, message = f"SC{c.get('code')}", str(c.get("message", ""))
-            if (index, line, code, message) in seen:
-                continue
-            seen.add((index, line, code, message))
-            severity = _SEVERITY.get(str(c.get("level")), "error")
-            out[index].append(Comment(job.anchor, line, code, severity, message))
+            if (line, code, message) not in seen:
+                seen.add((line, code, message))
+                out[index].append(Comment(job.anchor, line, code, _SEVERITY.get(str(c.get("level")), "error"),
+                                          message))
     return out
