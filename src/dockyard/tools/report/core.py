@@ -16,9 +16,9 @@ from typing import Any
 
 from dockyard import __version__
 from dockyard.client import Client
-from dockyard.tools.analyze import Analysis, analyze_image, layer_lines
+from dockyard.tools.analyze import Analysis, analyze_image
+from dockyard.tools.analyze.lines import dockerfile_lines
 from dockyard.tools.lint import Finding, LintInput, lint_many
-from dockyard.tools.report.lines import history_lines
 from dockyard.tools.scan import SEVERITIES, ScanResult, VulnDB, scan_image
 
 
@@ -109,19 +109,14 @@ def build_report(
 ) -> Report:
     """Analyze ``image`` (dive's numbers and removable bytes), lint the Dockerfile and, with a
     database, scan for vulnerabilities; tie each to the Dockerfile line whose layer caused it."""
-    analysis = analyze_image(client, image, dockerfile)
+    analysis = analyze_image(client, image, dockerfile, target)
     commands = [layer.command for layer in analysis.layers]
     lines: list[int | None] = [None] * len(commands)
     lines_note = ""
     if dockerfile:
         history = client.image_config(analysis.image_id).history or []
-        aligned = history_lines(history, dockerfile, target, len(commands))
+        aligned = dockerfile_lines(history, commands, dockerfile, target)
         lines, lines_note = aligned.layers, aligned.note
-        if lines_note:  # not built from this Dockerfile as it is now: match the texts where they still do
-            lines = [a if a is not None else t for a, t in zip(lines, layer_lines(commands, dockerfile),
-                                                                strict=True)]
-        for lw in analysis.waste.layers if analysis.waste else []:
-            lw.line = lines[lw.index]
     findings: list[Finding] = []
     lint_note = ""
     if dockerfile is not None:

@@ -9,6 +9,7 @@ alignment stops there. Identical instructions in two places and multi-stage buil
 matching texts cannot do.
 
     lines = history_lines(config.history, dockerfile_text)   # HistoryLines(layers=[None, 3, 5], note="")
+    lines = dockerfile_lines(config.history, commands, text) # the same, texts matched where it stopped
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from dockyard.dockerfile.instructions import (
 from dockyard.dockerfile.stages import parse_stages
 from dockyard.errors import InvalidArgument
 from dockyard.oci.config import History
-from dockyard.tools.analyze.waste import plain_command
+from dockyard.tools.analyze.waste import layer_lines, plain_command
 
 KEYWORDS = frozenset({"ADD", "ARG", "CMD", "COPY", "ENTRYPOINT", "ENV", "EXPOSE", "HEALTHCHECK", "LABEL",
                       "MAINTAINER", "RUN", "SHELL", "STOPSIGNAL", "USER", "VOLUME", "WORKDIR"})
@@ -113,3 +114,15 @@ def history_lines(history: Sequence[History], dockerfile: str, target: str | Non
         return HistoryLines([None] * layer_count, entries,
                             f"the history has {len(layers)} layer entries for {layer_count} layers")
     return HistoryLines(layers, entries, note)
+
+
+def dockerfile_lines(history: Sequence[History], commands: list[str], dockerfile: str,
+                     target: str | None = None) -> HistoryLines:
+    """:func:`history_lines` for the layers whose history ``commands`` are given; where the history
+    stops matching, the remaining layers are matched by their text (:func:`layer_lines`)."""
+    aligned = history_lines(history, dockerfile, target, len(commands))
+    if not aligned.note:
+        return aligned
+    texts = layer_lines(commands, dockerfile)
+    return HistoryLines([a if a is not None else t for a, t in zip(aligned.layers, texts, strict=True)],
+                        aligned.entries, aligned.note)

@@ -12,8 +12,8 @@ from dockyard.builder.options import BuildOptions
 from dockyard.client import Client
 from dockyard.errors import InvalidArgument
 from dockyard.oci.config import History
+from dockyard.tools.analyze.lines import history_lines, keyword
 from dockyard.tools.report import build_report
-from dockyard.tools.report.lines import history_lines, keyword
 
 # The same COPY twice, in two stages: only the history's order tells which line made which layer.
 DOCKERFILE = """\
