@@ -12,6 +12,7 @@ Daemons (dockerd, the registries) are started once per session when they are ins
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -100,8 +101,10 @@ PEERS: dict[str, Peer] = {
     "busybox": Peer(f"the busybox base image ({_BUSYBOX_TAR})",
                     "bash scripts/peers/make-busybox-rootfs.sh amd64", _BUSYBOX_TAR.exists,
                     ("make-busybox-rootfs.sh", "amd64")),
-    "chromium": Peer("headless Chromium and its WebDriver (Debian's chromium, chromium-driver)", INSTALL,
-                     lambda: all(shutil.which(t) for t in ("chromium", "chromedriver"))),
+    "chromium": Peer("Debian's chromium with chromium-driver, and selenium",
+                     INSTALL + " (and: pip install selenium)",
+                     lambda: shutil.which("chromium") is not None and shutil.which("chromedriver") is not None
+                     and importlib.util.find_spec("selenium") is not None),
     "binfmt": Peer("qemu binfmt entries (qemu-aarch64)", "bash scripts/peers/binfmt-setup.sh",
                    _binfmt_enabled),
 }

@@ -154,3 +154,36 @@ def test_build_platform_stage_cross_builds_for_each_target(builds: Builds, multi
         "linux/amd64", "linux/arm64", "linux", "arm64", "x86_64", "aarch64"]
     assert (builds.rootfs("cross:amd64") / "p").read_text().split() == [
         "linux/amd64", "linux/amd64", "linux", "amd64", "x86_64", "x86_64"]
+
+
+def test_cross_built_stage_titles_as_buildx(builds: Builds) -> None:
+    """A stage run as the build platform that declares TARGET* args names both, as buildx does
+    (``[linux/amd64->arm64 gen 1/2]``); other stages carry the target's platform alone."""
+    ctx = builds.context("FROM --platform=$BUILDPLATFORM scratch AS gen\nARG TARGETARCH\n"
+                         "COPY a.txt /a\nWORKDIR /out/$TARGETARCH\n"
+                         "FROM --platform=$BUILDPLATFORM scratch AS plain\nCOPY a.txt /b\n"
+                         "FROM scratch\nCOPY --from=gen /out /out\nCOPY --from=plain /b /b\n",
+                         files={"a.txt": "a\n"})
+    builds.build(ctx, tags=["cross:titles"], platform="linux/amd64,linux/arm64")
+    titles = {name for name, _ in builds.timeline()}
+    assert {"[linux/amd64->arm64 gen 1/2] COPY a.txt /a",
+            "[linux/amd64->arm64 gen 2/2] WORKDIR /out/$TARGETARCH",
+            "[linux/amd64 gen 1/2] COPY a.txt /a",
+            "[linux/amd64 plain 1/1] COPY a.txt /b",
+            "[linux/arm64 stage-2 1/2] COPY --from=gen /out /out",
+            "[linux/amd64 stage-2 2/2] COPY --from=plain /b /b"} <= titles, sorted(titles)
+    assert not [t for t in titles if "->amd64" in t]
+    # One platform alone: no platform in the titles (BuildKit prefixes them only for several).
+    builds.build(ctx, tags=["cross:one"], platform="linux/arm64")
+    assert "[gen 1/2] COPY a.txt /a" in {name for name, _ in builds.timeline()}
+
+
+def test_title_platform_forms() -> None:
+    from dockyard.builder.multiplatform import title_platform
+
+    assert title_platform("linux/amd64", {"TARGETARCH": "arm64"}) == "linux/amd64->arm64"
+    assert title_platform("linux/amd64", {"TARGETPLATFORM": "linux/arm/v7"}) == "linux/amd64->arm/v7"
+    assert title_platform("linux/amd64", {"TARGETPLATFORM": "linux/arm64/v8"}) == "linux/amd64->arm64"
+    assert title_platform("linux/amd64", {"TARGETOS": "windows"}) == "linux/amd64->windows/amd64"
+    assert title_platform("linux/amd64", {"TARGETARCH": "amd64"}) == "linux/amd64"
+    assert title_platform("linux/arm64", {"PATH": "/bin"}) == "linux/arm64"

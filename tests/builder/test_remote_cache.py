@@ -466,3 +466,70 @@ def test_cache_mounts_by_id_and_size_cap(builds: Builds, tmp_path: Path) -> None
     assert len(_layout_mounts(everything)) == 2
     with pytest.raises(InvalidArgument, match="mount-max-size 'lots' is not a size"):
         parse_cache_spec("type=local,dest=/x,mount-max-size=lots", "--cache-to")
+
+
+TWO = "linux/amd64,linux/arm64"
+
+
+def _two_platforms(tmp: Path) -> Path:
+    """Two platforms without a base image or qemu: every step's key differs by platform (scratch's)."""
+    ctx = tmp / "two"
+    ctx.mkdir(exist_ok=True)
+    (ctx / "Dockerfile").write_text("FROM scratch AS gen\nARG TARGETARCH\nCOPY a.txt /gen/a.txt\n"
+                                    "WORKDIR /gen/$TARGETARCH\n"
+                                    "FROM scratch\nCOPY --from=gen /gen /gen\nCOPY b.txt /b.txt\n")
+    (ctx / "a.txt").write_text("a\n")
+    (ctx / "b.txt").write_text("b\n")
+    return ctx
+
+
+def _platform_steps(runner: Runner) -> dict[str, str]:
+    """Title -> outcome of the per-platform Dockerfile steps (``[linux/arm64 gen 2/3] COPY ...``)."""
+    return {k: v for k, v in runner.statuses().items()
+            if k.startswith("[linux/") and "internal]" not in k and "] FROM " not in k}
+
+
+def test_two_platform_cache_export_holds_both(registry: Registry, runners: list[Runner],
+                                              tmp_path: Path) -> None:
+    a, b, c = runners
+    ctx = _two_platforms(tmp_path)
+    cache = registry.ref("cache:two")
+    first = a.build(ctx, platform=TWO, tags=["app:two"], cache_to=_reg(cache, mode="max"))
+    # One export line for the build, not one per platform.
+    assert [k for k in a.statuses() if k.startswith("exporting cache")] == [f"exporting cache to {cache}"]
+    second = b.build(ctx, platform=TWO, tags=["app:two"], cache_from=_from(f"type=registry,ref={cache}"))
+    steps = _platform_steps(b)
+    for platform in TWO.split(","):
+        mine = {k: v for k, v in steps.items() if k.startswith(f"[{platform} ")}
+        assert len(mine) == 4 and set(mine.values()) == {"cached"}, steps
+    assert second.cached == second.steps
+    assert second.images == first.images  # type: ignore[attr-defined]
+    # One platform alone, from the same cache, hits too.
+    c.build(ctx, platform="linux/arm64", tags=["app:arm"], cache_from=_from(f"type=registry,ref={cache}"))
+    assert c.steps() and set(c.steps().values()) == {"cached"}, c.steps()
+
+
+def test_inline_cache_from_a_multi_platform_index(registry: Registry, runners: list[Runner],
+                                                  tmp_path: Path) -> None:
+    a, b, c = runners
+    ctx = _two_platforms(tmp_path)
+    image = registry.ref("app:inline-two")
+    first = a.build(ctx, platform=TWO, tags=[image], push=True,
+                    cache_to=[parse_cache_spec("type=inline", "--cache-to")])
+    second = b.build(ctx, platform=TWO, tags=["app:two"], cache_from=_from(image))
+    assert not [w for w in second.warnings if "cache" in w], second.warnings
+    steps = _platform_steps(b)
+    for platform in TWO.split(","):
+        # The final stage's steps come from that platform's inline records (an inline cache holds
+        # only the exported image's stages, so the gen stage runs).
+        mine = {k: v for k, v in steps.items() if k.startswith(f"[{platform} stage-1 ")}
+        assert len(mine) == 2 and set(mine.values()) == {"cached"}, steps
+    for platform, image_id in first.images.items():  # type: ignore[attr-defined]
+        # The same layers (the configs differ: the first holds its inline cache).
+        theirs = b.client.image_config(second.images[platform]).diff_ids  # type: ignore[attr-defined]
+        assert theirs == a.client.image_config(image_id).diff_ids
+    third = c.build(ctx, platform="linux/arm64", tags=["app:arm"], cache_from=_from(image))
+    mine = {k: v for k, v in c.steps().items() if k.startswith("[stage-1 ")}
+    assert len(mine) == 2 and set(mine.values()) == {"cached"}, c.steps()
+    arm = first.images["linux/arm64"]  # type: ignore[attr-defined]
+    assert c.client.image_config(third.image_id).diff_ids == a.client.image_config(arm).diff_ids

@@ -104,9 +104,23 @@ def test_tree_inspect_and_rmi_by_platform(tmp_path: Path) -> None:
                for a in ("amd64", "arm64")}
         assert {a: i["Architecture"] for a, i in ids.items()} == {"amd64": "amd64", "arm64": "arm64"}
         assert ids["arm64"]["RepoTags"] == ["multi:1"]
-        tree = ok(env, "images", "--tree").stdout.splitlines()
-        assert [line.split()[:2] for line in tree[1:]] == [
-            ["multi:1", ids["amd64"]["Id"][7:19]], ["├─", "linux/amd64"], ["└─", "linux/arm64"]]
+        ok(env, "create", "--platform", "linux/arm64", "--name", "user", "multi:1", "true")
+        tree = ok(env, "images", "--tree").stdout.split("\n")
+        # Docker 27's layout: the first column as wide as "└─ linux/amd64" counted in bytes (18).
+        warning = ("WARNING: This is an experimental feature. The output may change and shouldn't be "
+                   "depended on.")
+        header = f"{'IMAGE':<18}   {'ID':<12}   DISK USAGE   CONTENT SIZE   IN USE"
+        assert tree[:3] == [warning, "", header]
+        size = r"\s+(\d+(?:\.\d+)?[kM]?B)"
+        top = re.fullmatch(rf"multi:1\s+([0-9a-f]{{12}}){size}{size}     (.)   ", tree[3])
+        amd = re.fullmatch(rf"├─ linux/amd64\s+{ids['amd64']['Id'][7:19]}{size}{size}     (.)   ", tree[4])
+        arm = re.fullmatch(rf"└─ linux/arm64\s+{ids['arm64']['Id'][7:19]}{size}{size}     (.)   ", tree[5])
+        assert top and amd and arm, tree
+        assert top.group(1) not in (ids["amd64"]["Id"][7:19], ids["arm64"]["Id"][7:19])  # the index's
+        # In use: the arm64 image (a container was created from it), so the entry too.
+        assert (top.group(4), amd.group(3), arm.group(3)) == ("✔", " ", "✔")
+        assert tree[6:] == ["", ""]
+        ok(env, "rm", "user")
         missing = run(env, "image", "inspect", "--platform", "linux/s390x", "multi:1")
         assert missing.returncode == 1
         assert missing.stderr == ("Error: multi:1 has no linux/s390x variant locally "
@@ -114,8 +128,8 @@ def test_tree_inspect_and_rmi_by_platform(tmp_path: Path) -> None:
         removed = ok(env, "rmi", "--platform", "linux/arm64", "multi:1").stdout.splitlines()
         assert removed[:2] == [f"Untagged: multi:1 ({ids['arm64']['Id'][7:19]}, linux/arm64)",
                                f"Deleted: {ids['arm64']['Id']}"]
-        assert [line.split()[:2] for line in ok(env, "images", "--tree").stdout.splitlines()[1:]] == [
-            ["multi:1", ids["amd64"]["Id"][7:19]], ["└─", "linux/amd64"]]
+        assert [line.split()[:2] for line in ok(env, "images", "--tree").stdout.splitlines()[3:]] == [
+            ["multi:1", ids["amd64"]["Id"][7:19]], ["└─", "linux/amd64"], []]
     finally:
         subprocess.run(["rm", "-rf", env["DOCKYARD_ROOT"]], check=False)
 

@@ -13,8 +13,9 @@ import pytest
 
 from dockyard.errors import CorruptData, DigestMismatch, InvalidArgument, NotFound, RegistryError
 from dockyard.imageops import Store
-from dockyard.imageops.pull import pull, pull_all_tags
-from dockyard.oci.platform import Platform
+from dockyard.imageops.pull import pull, pull_all_tags, pull_platforms
+from dockyard.oci.digest import Digest
+from dockyard.oci.platform import Platform, host
 from dockyard.oci.reference import parse_normalized
 from dockyard.progress import Event
 from dockyard.registry.client import RegistryClient, RegistryOptions
@@ -132,6 +133,40 @@ def test_index_pulls_the_wanted_platform(store: Store) -> None:
         upload_image(PLAIN, single, "v1", amd)
         with pytest.raises(NotFound, match="does not match the specified platform"):
             pull(store, rc, parse_normalized(f"{PLAIN}/{single}:v1"), platform=Platform("linux", "arm64"))
+
+
+def test_plain_pull_updates_only_the_host_entry_of_a_multi_platform_tag(store: Store) -> None:
+    amd, arm = _image(1), _image(1, arch="arm64", variant="v8", oci=True)
+    repo = _repo()
+    name = f"{PLAIN}/{repo}:multi"
+    first = upload_index(PLAIN, repo, "multi", [(amd, "linux/amd64"), (arm, "linux/arm64/v8")])
+    native = str(host())
+    assert native == "linux/amd64"  # the test's registry index serves this host first
+    with RegistryClient(FAST) as rc:
+        ref = parse_normalized(name)
+        got = pull_platforms(store, rc, ref)  # --all-platforms keeps every platform and the index
+        assert sorted(r.image_id for r in got) == sorted([amd.image_id, arm.image_id])
+        held = {m.platform: m.image_id for m in store.meta.tag_platforms(name)}
+        assert held == {"linux/amd64": amd.image_id, "linux/arm64": arm.image_id}
+        assert store.meta.tag_index(name) == str(Digest.from_bytes(first))
+        # A plain pull of the same tag keeps arm64 (it used to leave amd64 alone under the tag).
+        again = pull(store, rc, ref)
+        assert again.image_id == amd.image_id and not again.new
+        assert {m.platform: m.image_id for m in store.meta.tag_platforms(name)} == held
+        assert store.meta.tag_index(name) == str(Digest.from_bytes(first))
+        # The registry moves amd64 on: a plain pull replaces that entry only, and the new index is kept.
+        amd2 = _image(1)
+        second = upload_index(PLAIN, repo, "multi", [(amd2, "linux/amd64"), (arm, "linux/arm64/v8")])
+        moved = pull(store, rc, ref)
+        assert moved.image_id == amd2.image_id and moved.new
+        assert {m.platform: m.image_id for m in store.meta.tag_platforms(name)} == {
+            "linux/amd64": amd2.image_id, "linux/arm64": arm.image_id}
+        assert store.meta.get_tag(name) == amd2.image_id
+        assert store.meta.tag_index(name) == str(Digest.from_bytes(second))
+        # A tag that is a single manifest in the registry is the whole tag again.
+        upload_image(PLAIN, repo, "multi", amd)
+        pull(store, rc, ref)
+        assert store.meta.tag_platforms(name) == [] and store.meta.get_tag(name) == amd.image_id
 
 
 def test_all_tags(store: Store) -> None:

@@ -27,9 +27,10 @@ from dockyard.builder.context import HashCache, LocalContext
 from dockyard.builder.definition import load_definition
 from dockyard.builder.explain import Candidates, Inputs, explain
 from dockyard.builder.fsutil import clean_path
+from dockyard.builder.multiplatform import title_platform
 from dockyard.builder.options import BuildOptions, BuildResult
 from dockyard.builder.remotecache.document import INLINE_KEY
-from dockyard.builder.remotecache.export import Entry, export_cache, inline_document, select
+from dockyard.builder.remotecache.export import Entry, export_caches, inline_document
 from dockyard.builder.remotecache.remote import BrokenCacheBlob, RemoteCache, SharedRegistry
 from dockyard.builder.sources import Download, Sources
 from dockyard.builder.state import StageState, derive_key
@@ -81,7 +82,7 @@ def build(store: Store, options: BuildOptions, cancel: threading.Event | None = 
     registry = SharedRegistry(options.registry)
     remote = None
     if options.cache_from and not options.no_cache:
-        remote = RemoteCache(store, options.cache_from, registry)
+        remote = RemoteCache(store, options.cache_from, registry, options.platform)
     try:
         for attempt in range(_ATTEMPTS):
             builder = Builder(store, options, cancel, remote=remote, registry=registry)
@@ -260,26 +261,16 @@ class Builder:
 
             export_outputs(self, state, str(record.id))
         self.completed("export", "exporting to image", "done")
-        for spec in self.options.cache_to:
-            if spec.type == "inline":
-                continue
-            label = f"exporting cache to {spec.location}" + (" (local)" if spec.type == "local" else "")
-            self.started("export-cache", label)
-            try:
-                mounts = [p for p, i in self.cache_mounts.items()
-                          if not spec.mount_ids or i in spec.mount_ids]
-                outcomes = export_cache(self.store, spec, select(self.entries, spec, target_stages),
-                                        lease=self.lease, registry=self.registry, remote=self.remote,
-                                        mounts=mounts)
-            except (DockyardError, OSError) as exc:
-                self.completed("export-cache", label, "error", str(exc).split("\n")[0])
-                raise BuildError(f"failed to export cache to {spec.location}: {exc}") from None
-            self.completed("export-cache", label, "done")
-            self.warnings.extend(f"WARNING: cache mount {name.removeprefix('mount:')} not exported: {what}"
-                                 for name, what in outcomes.items() if name.startswith("mount:"))
+        if self.options.cache_to and not self.options.defer_cache_export:
+            self.warnings.extend(export_caches(
+                self.store, self.options.cache_to, self.entries, target_stages, lease=self.lease,
+                registry=self.registry, remote=self.remote, mounts=list(self.cache_mounts.items()),
+                emit=self.emit))
         warnings = [*self.warnings, *(self.remote.warnings if self.remote is not None else [])]
         return BuildResult(image_id=str(record.id), tags=list(self.options.tags), warnings=warnings,
-                           steps=self.steps, cached=self.cached, explanations=self.explanations)
+                           steps=self.steps, cached=self.cached, explanations=self.explanations,
+                           cache_entries=list(self.entries), target_stages=target_stages,
+                           cache_mounts=list(self.cache_mounts.items()))
 
     def _stage_chain(self, stage: Stage) -> set[int]:
         """The stage and those it is built FROM: whose steps make the exported image's layers."""
@@ -356,7 +347,7 @@ class Builder:
         triggers = self._onbuild_triggers(state)
         numbers = _StepNumbers(stage, triggers, single=len(self.plan.stages) == 1)
         if stage.base_stage is None and stage.base_name != "scratch":
-            label = numbers.next(f"FROM {_full_name(stage.base_name)}")
+            label = numbers.next(f"FROM {_full_name(stage.base_name)}", self._title_platform(state))
             self.completed(f"s{stage.index}.0", label, "done")
         for number, instr in enumerate([*triggers, *stage.instructions], 1):
             onbuild = number <= len(triggers)
@@ -391,7 +382,8 @@ class Builder:
             env.vars.update(base.env.vars)
             return StageState(config=config, key=base.key, env=env,
                               lowerdirs=base.lowerdirs, chain=base.chain, epoch=epoch,
-                              run_config_from_base={k for k, v in config.config.items() if v})
+                              run_config_from_base={k for k, v in config.config.items() if v},
+                              platform=base.platform)
         if stage.base_name == "scratch":
             plat = Platform.parse(platform)
             # BuildKit's emptyImage(): the default PATH and WorkingDir "/".
@@ -399,7 +391,7 @@ class Builder:
                                  config={"Env": [DEFAULT_PATH], "WorkingDir": "/"})
             key = _root_key(["scratch", platform], epoch)
             return StageState(config=config, key=key, env=env_plan.stage_env(stage, config.config["Env"]),
-                              lowerdirs=[], chain=None, epoch=epoch)
+                              lowerdirs=[], chain=None, epoch=epoch, platform=platform)
         base_ref = stage.base_name
         named = self.sources.named(base_ref)
         if named is not None:
@@ -421,9 +413,16 @@ class Builder:
                           env=env_plan.stage_env(stage, config.config.get("Env") or []), lowerdirs=None,
                           chain=ids[-1] if ids else None, epoch=epoch,
                           run_config_from_base={k for k, v in config.config.items() if v},
-                          base=f"{stage.base_name}@{image_id}")
+                          base=f"{stage.base_name}@{image_id}", platform=platform)
 
     # -- steps -----------------------------------------------------------------------------------
+
+    def _title_platform(self, state: StageState) -> str:
+        """The platform in a multi-platform build's step titles (buildx's ``[linux/amd64->arm64 2/3]``
+        when the stage runs as one platform and declares TARGET* args naming another), else ""."""
+        if not self.options.platform_titles:
+            return ""
+        return title_platform(state.platform or str(self.plan.target_platform), state.env.vars)
 
     def _dispatch(self, state: StageState, instr: Instruction, numbers: _StepNumbers, step_id: str,
                   *, onbuild: bool = False) -> None:
@@ -444,7 +443,7 @@ class Builder:
             shown = makes_step(expanded) and not (isinstance(expanded, WorkdirInstruction)
                                                   and clean_path(resolve_workdir(expanded, state)) == "/")
             if shown:
-                label = numbers.next(text)
+                label = numbers.next(text, self._title_platform(state))
             step = plan_step(self, expanded, state, arg_text)
             if step is None:
                 raise BuildError(f"{label}: unsupported instruction {instr.name.upper()}")
@@ -665,12 +664,13 @@ class _StepNumbers:
         self.prefix = "" if single else f"{stage.name or f'stage-{stage.index}'} "
         self.index = 0
 
-    def next(self, text: str) -> str:
+    def next(self, text: str, platform: str = "") -> str:
         if self.total == 0:
             return text
         self.index += 1
         width = int(1 + math.log10(self.total))
-        return f"[{self.prefix}{self.index:>{width}}/{self.total}] {text}"
+        where = f"{platform} " if platform else ""
+        return f"[{where}{self.prefix}{self.index:>{width}}/{self.total}] {text}"
 
 
 def _from_key(definition: object) -> str:

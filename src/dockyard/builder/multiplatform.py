@@ -13,14 +13,17 @@ import json
 import os
 import sys
 import threading
+from collections.abc import Mapping
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from dockyard.archive import TarEntry, TarWriter
 from dockyard.archive.tarheader import DIRTYPE, REGTYPE
 from dockyard.builder.options import BuildOptions, BuildResult
+from dockyard.builder.remotecache.export import export_caches
+from dockyard.builder.remotecache.remote import RemoteCache, SharedRegistry
 from dockyard.dockerfile import Platform
-from dockyard.errors import BuildError, Interrupted
+from dockyard.errors import BuildError, DockerfileError, Interrupted
 from dockyard.imageops import Store
 from dockyard.imageops.images import normalize_tag
 from dockyard.imageops.platforms import build_index, manifest_for, set_members
@@ -62,8 +65,13 @@ def build_platforms(store: Store, options: BuildOptions, platforms: list[str]) -
     """Build every platform in parallel and store an OCI index of them."""
     from dockyard.builder.engine import build
 
+    # A registry or local cache is exported once, with the records of every platform (each platform
+    # exporting its own would leave only the last one's under the ref).
+    deferred = any(spec.type != "inline" for spec in options.cache_to)
     per_platform = [dataclasses.replace(options, platform=p, tags=[], outputs=[], push=False,
-                                        progress=platform_progress(options.progress, p)) for p in platforms]
+                                        progress=platform_progress(options.progress, p),
+                                        defer_cache_export=deferred, platform_titles=True)
+                    for p in platforms]
     cancel = threading.Event()  # Ctrl-C here, or one platform failing, cancels them all
     with ThreadPoolExecutor(max_workers=len(platforms), thread_name_prefix="platform") as pool:
         futures = [pool.submit(build, store, opts, cancel) for opts in per_platform]
@@ -109,15 +117,65 @@ def build_platforms(store: Store, options: BuildOptions, platforms: list[str]) -
         if out.type not in ("oci", "docker"):
             raise BuildError(f"output type {out.type!r} cannot hold several platforms: use type=oci")
         write_index_layout(store, index_digest, options.tags, out.dest)
+    if deferred:
+        result.warnings.extend(export_all(store, options, results))
     return result
 
 
+def export_all(store: Store, options: BuildOptions, results: list[BuildResult]) -> list[str]:
+    """Export one cache (per ``--cache-to``) holding the records of every platform's build."""
+    registry = SharedRegistry(options.registry)
+    remote = (RemoteCache(store, options.cache_from, registry)
+              if options.cache_from and not options.no_cache else None)
+    entries = [e for r in results for e in r.cache_entries]
+    stages = {i for r in results for i in r.target_stages}
+    mounts = list(dict.fromkeys(m for r in results for m in r.cache_mounts))
+    lease = store.lease(ttl=6 * 3600.0)
+    try:
+        return export_caches(store, options.cache_to, entries, stages, lease=lease, registry=registry,
+                             remote=remote, mounts=mounts, emit=options.progress)
+    finally:
+        lease.release()
+        registry.close()
+
+
+def title_platform(stage_platform: str, scope: Mapping[str, str]) -> str:
+    """The platform part of a step title in a multi-platform build, as BuildKit writes it: the
+    platform the stage runs as, then ``->arm64`` (or ``->os/arch`` for another OS) when the TARGET*
+    args the stage declared (``scope``) name another one: ``linux/amd64->arm64``."""
+    base = Platform.parse(stage_platform)
+    shown = str(base)
+    if "TARGETPLATFORM" in scope:
+        try:
+            target = Platform.parse(scope["TARGETPLATFORM"])
+        except DockerfileError:
+            return shown
+    elif any(k in scope for k in ("TARGETOS", "TARGETARCH", "TARGETVARIANT")):
+        parts = [scope.get("TARGETOS") or base.os, scope.get("TARGETARCH") or base.architecture]
+        if scope.get("TARGETVARIANT"):
+            parts.append(scope["TARGETVARIANT"])
+        try:
+            target = Platform.parse("/".join(parts))
+        except DockerfileError:
+            return shown
+    else:
+        return shown
+    if target.os == base.os and target.architecture != base.architecture:
+        return f"{shown}->{target.architecture}" + (f"/{target.variant}" if target.variant else "")
+    if target.os != base.os:
+        return f"{shown}->{target}"
+    return shown
+
+
 def platform_progress(sink: ProgressSink, platform: str) -> ProgressSink:
-    """``sink`` for one platform's build: its steps titled as buildx titles them (``[linux/arm64 2/3]
-    RUN ...``, ``[linux/arm64 internal] load ...``) under their own IDs."""
+    """``sink`` for one platform's build, each event under an ID of its own: ``[linux/arm64
+    internal] load ...`` and ``[linux/arm64] exporting ...``; numbered step titles carry their
+    stage's platform already (``BuildOptions.platform_titles``)."""
 
     def title(name: str) -> str:
-        return f"[{platform} {name[1:]}" if name.startswith("[") else f"[{platform}] {name}"
+        if name.startswith("[internal]"):
+            return f"[{platform} {name[1:]}"
+        return name if name.startswith("[") else f"[{platform}] {name}"
 
     def emit(event: ProgressEvent) -> None:
         if isinstance(event, VertexStarted | VertexCompleted):

@@ -10,6 +10,9 @@ from dockyard.builder.remotecache.spec import CacheSpec
 from dockyard.progress import ProgressSink, discard
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from dockyard.builder.remotecache.export import Entry
     from dockyard.registry.client import RegistryClient
 
 # Pull an image by reference for a platform ("" = default) and return its image ID.
@@ -56,6 +59,11 @@ class BuildOptions:
     # Makes the registry client for remote caches (Client.build passes its own: logins, mirrors).
     registry: Callable[[], RegistryClient] | None = None
     explain_cache: bool = False       # say why each step that ran missed the cache
+    # One platform of a multi-platform build: its records go back in the result, and the build
+    # exports one cache holding every platform's (the caller does it).
+    defer_cache_export: bool = False
+    # Step titles name the stage's platform (buildx's ``[linux/amd64->arm64 2/3]``): multi-platform.
+    platform_titles: bool = False
     # Privileged entitlements granted (buildx's --allow): RUN --security=insecure needs security.insecure.
     allow: frozenset[str] = frozenset()
 
@@ -69,3 +77,7 @@ class BuildResult:
     cached: int = 0
     # (step title, "cached" or "ran", why it missed) per shown step, with explain_cache or --cache-from.
     explanations: list[tuple[str, str, str]] = field(default_factory=list)
+    # What --cache-to exports: every step's record, the exported image's stages, the cache mounts used.
+    cache_entries: list[Entry] = field(default_factory=list)
+    target_stages: set[int] = field(default_factory=set)
+    cache_mounts: list[tuple[Path, str]] = field(default_factory=list)

@@ -46,6 +46,7 @@ class StageState:
     # "name@image ID" of the image the stage is built on ("" for scratch or a stage): what a
     # cache-miss explanation compares when the base moved.
     base: str = ""
+    platform: str = ""  # what the stage runs as (its FROM --platform, else the target's)
 
     @property
     def run(self) -> dict[str, Any]:

@@ -187,35 +187,6 @@ def filter_images(client: Client, images: list[ImageSummary], values: Sequence[s
     return kept
 
 
-def _tree(client: Client, images: list[ImageSummary], no_trunc: bool) -> None:
-    """``images --tree``: one line per tag, then one per platform it holds (docker 27's layout)."""
-    from dockyard.cli.format import human_size
-    from dockyard.imageops import platforms
-    from dockyard.imageops.images import image_size, normalize_tag
-
-    sizes = client.store.meta.layer_sizes()
-
-    def short(image_id: str) -> str:
-        return image_id if no_trunc else image_id.removeprefix("sha256:")[:12]
-
-    def size_of(image_id: str) -> str:
-        rec = client.store.meta.get_image(image_id)
-        return human_size(image_size(rec, sizes)) if rec is not None else "0B"
-
-    rows = [("IMAGE", "ID", "DISK USAGE")]
-    for img in images:
-        for tag in img.repo_tags or ["<none>:<none>"]:
-            rows.append((tag, short(img.id), size_of(img.id)))
-            held = platforms.members(client.store, normalize_tag(tag)) if img.repo_tags else []
-            for i, m in enumerate(held):
-                branch = "└─" if i == len(held) - 1 else "├─"
-                rows.append((f"{branch} {m.platform}", short(m.image_id), size_of(m.image_id)))
-    width = max(len(r[0]) for r in rows) + 3
-    id_width = max(len(r[1]) for r in rows) + 3
-    for name, image_id, size in rows:
-        click.echo(f"{name:<{width}}{image_id:<{id_width}}{size:>10}".rstrip())
-
-
 def _images(ctx: click.Context, all_: bool, quiet: bool, digests: bool, no_trunc: bool,
             filters: tuple[str, ...], fmt: str | None, repository: str | None, tree: bool = False) -> None:
     from dockyard.cli.format import IMAGE_HEADERS
@@ -228,7 +199,9 @@ def _images(ctx: click.Context, all_: bool, quiet: bool, digests: bool, no_trunc
     if values:
         images = filter_images(client, images, values)
     if tree:
-        _tree(client, images, no_trunc)
+        from dockyard.cli.image_tree import render_tree
+
+        click.echo(render_tree(client, images), nl=False)
         return
     if quiet:
         fmt = "{{.ID}}"

@@ -189,17 +189,29 @@ def imagetools_group() -> None:
 @imagetools_group.command("inspect")
 @click.argument("name")
 @click.option("--raw", is_flag=True, help="Show original, unformatted JSON manifest")
-@click.option("--format", "fmt", default="", hidden=True)
+@click.option("--format", "fmt", default="",
+              help='Format the output using the given Go template (e.g. "{{json .Manifest}}")')
 @click.pass_context
 def imagetools_inspect(ctx: click.Context, name: str, raw: bool, fmt: str) -> None:
     """Show details of an image in the registry."""
-    from dockyard.imageops.manifests import platform_manifests
+    from dockyard.imageops.manifests import platform_configs, platform_manifests
 
+    if raw and fmt:
+        raise click.UsageError("format and raw cannot be used together")
     ref = _ref(name)
     with _client(ctx) as client, client.registry_client() as registry:
         top, members = platform_manifests(registry, ref)
+        # As buildx: a template starting with {{.Manifest prints the default listing instead.
+        configs = (platform_configs(registry, ref, top, members)
+                   if fmt and not fmt.startswith("{{.Manifest") else {})
     if raw:
-        click.echo(top.data.decode(), nl=not top.data.endswith(b"\n"))
+        click.echo(top.data.decode(), nl=False)  # byte for byte, so the digest holds
+        return
+    if configs:
+        from dockyard.cli.imagetools_format import image_value, manifest_value, render
+
+        manifest = manifest_value(top.data, top.media_type, str(top.digest), _indexes())
+        click.echo(render(fmt, name, manifest, {p: image_value(c) for p, c in configs.items()}), nl=False)
         return
     lines = [f"Name:      {ref}", f"MediaType: {top.media_type}", f"Digest:    {top.digest}"]
     if top.media_type in _indexes():

@@ -67,6 +67,10 @@ def registry() -> None:
               help="Expire upload sessions abandoned for SECONDS.")
 @click.option("--access-log/--no-access-log", default=True, show_default=True,
               help="Log one line per request on stderr.")
+@click.option("--team", is_flag=True,
+              help="Projects, users, roles, robot accounts, policies, webhooks and an audit log, kept in the "
+                   "storage (manage them with registry project|user|robot|webhook; tokens at /token).")
+@click.option("--ui", is_flag=True, help="Serve the web UI at / (with --team; same port, same accounts).")
 def serve(addr: str, storage_dir: str | None, htpasswd: str | None, token_policy: str | None,
           token_service: str, token_realm: str, tls_cert: str | None, tls_key: str | None,
           proxy_remote: str | None, proxy_username: str | None, proxy_password: str | None,
@@ -74,7 +78,7 @@ def serve(addr: str, storage_dir: str | None, htpasswd: str | None, token_policy
           gc_interval: float, gc_grace: float,
           upload_ttl: float, access_log: bool, s3_config: str | None, s3_endpoint: str | None,
           s3_region: str | None, s3_access_key: str | None, s3_secret_key: str | None,
-          redirect: bool | None, token_key: str | None) -> None:
+          redirect: bool | None, token_key: str | None, team: bool, ui: bool) -> None:
     """Serve the registry until SIGTERM or Ctrl-C (then finish requests in flight and exit)."""
     from dockyard.registry.server import RegistryServer, ServerConfig, parse_addr
     from dockyard.registry.server.server import default_storage
@@ -91,7 +95,7 @@ def serve(addr: str, storage_dir: str | None, htpasswd: str | None, token_policy
         cross_mount=not no_cross_mount, auto_mount=not no_auto_mount,
         gc_interval=gc_interval, gc_grace=gc_grace, upload_ttl=upload_ttl, access_log=access_log,
         s3_config=s3_config, s3_endpoint=s3_endpoint, s3_region=s3_region, s3_access_key=s3_access_key,
-        s3_secret_key=s3_secret_key, redirect=redirect, token_key=token_key)
+        s3_secret_key=s3_secret_key, redirect=redirect, token_key=token_key, team=team, ui=ui)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
     logger = logging.getLogger("dockyard.registry")
@@ -139,3 +143,15 @@ def gc(storage_dir: str | None, s3_config: str | None, dry_run: bool, grace: flo
     click.echo(f"{len(report.deleted_blobs)} blobs {verb} ({report.freed_bytes} bytes), "
                f"{report.marked} referenced, {report.kept_young} unreferenced but younger than the grace "
                f"period, {len(report.deleted_uploads)} expired uploads")
+
+
+def _add_team_commands() -> None:
+    from .registry_events_cmd import audit, retention, webhook
+    from .registry_replication_cmd import replication
+    from .registry_team_cmd import project, robot, user
+
+    for group in (project, user, robot, retention, webhook, audit, replication):
+        registry.add_command(group)
+
+
+_add_team_commands()

@@ -1,6 +1,7 @@
 """Image indexes in a registry: ``docker manifest`` and ``buildx imagetools``.
 
     platform_manifests(registry, ref) -> (FetchedManifest, list[Descriptor])   what a reference names
+    platform_configs(registry, ref, top, members) -> {platform: config bytes}  their image configs
     combine(registry, target, sources, annotate=None) -> (bytes, media_type)  an index of them all
     put_index(registry, target, sources, data, media_type) -> Digest          push it (copying members)
     ManifestLists(dir)      docker manifest's local lists: create/amend, annotate, read, remove
@@ -29,7 +30,7 @@ from dockyard.oci.platform import Platform
 from dockyard.oci.reference import Reference, parse_normalized
 from dockyard.registry.client import FetchedManifest, RegistryClient, Repository
 
-__all__ = ["ListEntry", "ManifestLists", "combine", "platform_manifests", "put_index"]
+__all__ = ["ListEntry", "ManifestLists", "combine", "platform_configs", "platform_manifests", "put_index"]
 
 
 def _repo(registry: RegistryClient, ref: Reference) -> Repository:
@@ -52,6 +53,23 @@ def platform_manifests(registry: RegistryClient, ref: Reference) -> tuple[Fetche
     plat = Platform(str(config.get("os", "")), str(config.get("architecture", "")),
                     str(config.get("variant", "") or ""))
     return top, [Descriptor(top.media_type, top.digest, len(top.data), platform=plat)]
+
+
+def platform_configs(registry: RegistryClient, ref: Reference, top: FetchedManifest,
+                     members: Sequence[Descriptor]) -> dict[str, bytes]:
+    """The image config of each platform manifest (``os/arch[/variant]`` as listed -> config bytes);
+    attestation manifests (``unknown/unknown``) are left out."""
+    repo = _repo(registry, ref)
+    out: dict[str, bytes] = {}
+    for desc in members:
+        if desc.platform is None or desc.platform.architecture == "unknown":
+            continue
+        data = top.data if desc.digest == top.digest else repo.get_manifest(str(desc.digest)).data
+        config = parse_manifest(data, f"manifest {desc.digest} of {ref.familiar()}").config
+        plat = desc.platform
+        key = "/".join(p for p in (plat.os, plat.architecture, plat.variant) if p)
+        out[key] = repo.get_blob_bytes(config)
+    return out
 
 
 def index_bytes(members: Sequence[Descriptor]) -> tuple[bytes, str]:

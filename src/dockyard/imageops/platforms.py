@@ -1,6 +1,7 @@
 """Multi-platform tags: one name, an image index, one image per platform (as containerd's image store).
 
     manifest_for(store, image_id) -> Descriptor          a manifest blob for a local image (with platform)
+    content_size(store, image_id) -> int                 bytes of its manifest, config and layer blobs
     members(store, name) -> list[TagPlatform]            a tag's platforms (one for a single-platform tag)
     set_members(store, name, members) -> Digest | None   store the index and point the tag at it
     add_to_tag(store, name, image_id)                    add (or replace) one platform of a tag
@@ -28,8 +29,8 @@ from dockyard.oci.digest import Digest
 from dockyard.oci.manifest import Index, Manifest
 from dockyard.oci.platform import Platform, host, parse
 
-__all__ = ["add_to_tag", "index_for", "manifest_for", "members", "platform_of", "remove_platform",
-           "resolve_platform", "set_members"]
+__all__ = ["add_to_tag", "content_size", "index_for", "manifest_for", "members", "platform_of",
+           "remove_platform", "resolve_platform", "set_members"]
 
 
 def platform_of(store: Store, image_id: str) -> Platform:
@@ -67,6 +68,14 @@ def manifest_for(store: Store, image_id: str) -> Descriptor:
     manifest = Manifest(config_desc, tuple(layers)).to_json()
     info = store.content.ingest(manifest)
     return Descriptor(mt.OCI_MANIFEST, info.digest, info.size, platform=plat)
+
+
+def content_size(store: Store, image_id: str) -> int:
+    """Bytes of the blobs the image is stored as: its manifest, config and (compressed) layers."""
+    desc = manifest_for(store, image_id)
+    doc = json.loads(store.content.read(desc.digest))
+    blobs = [doc.get("config") or {}, *(doc.get("layers") or [])]
+    return desc.size + sum(int(b.get("size") or 0) for b in blobs if isinstance(b, dict))
 
 
 def members(store: Store, name: str) -> list[TagPlatform]:

@@ -33,6 +33,7 @@ from dockyard.archive.readahead import ReadAhead
 from dockyard.errors import CorruptData, DigestMismatch, Interrupted, InvalidArgument, NotFound, RegistryError
 from dockyard.image import LayerBlob, chain_ids
 from dockyard.imageops import Lease, Store
+from dockyard.imageops import platforms as tag_platforms
 from dockyard.imageops.commit import commit_image
 from dockyard.oci import mediatypes as mt
 from dockyard.oci.config import ImageConfig
@@ -135,19 +136,26 @@ def _pull(store: Store, registry: RegistryClient, ref: Reference, platform: Plat
         tag_name = str(ref) if ref.tag is not None and ref.digest is None else ""
         repo_digest = f"{name}@{top.digest}"
         existing = store.meta.get_image(image_id)
-        already = (existing is not None and (not tag_name or store.meta.get_tag(tag_name) == image_id)
-                   and store.meta.get_repo_digest(str(name), top.digest) == image_id)
+        # An index's repo digest names one of its platforms' images; the tag's index names them all.
+        tagged = not tag_name or image_id in {m.image_id for m in tag_platforms.members(store, tag_name)}
+        already = (existing is not None and tagged
+                   and (store.meta.get_repo_digest(str(name), top.digest) == image_id
+                        or (bool(tag_name) and store.meta.tag_index(tag_name) == str(top.digest))))
         outcomes = _layers(store, sources, manifest, config.diff_ids, lease, sink, unpack, max_workers)
         store.content.ingest(fetched.data, expected=fetched.digest, before_publish=lease.add_blob)
         if top is not fetched:
             store.content.ingest(top.data, expected=top.digest, before_publish=lease.add_blob)
         kept = _attestations(store, sources, top, fetched, lease) if tag_name and top is not fetched else []
+        # From an index, the pulled platform replaces only its own entry of the tag (containerd's store
+        # keeps the others); a single manifest is the whole tag.
         commit_image(store, config_data, names=[tag_name] if tag_name else [], repo_digests=[repo_digest],
-                     manifest_digest=fetched.digest, add_platform=platform is not None)
+                     manifest_digest=fetched.digest, add_platform=platform is not None or not single)
         if kept:
             from dockyard.imageops.attestations import keep
 
             keep(store, tag_name, kept)
+        if tag_name and not single:  # the registry's index digest stays the tag's when it holds them all
+            tag_platforms.adopt_index(store, tag_name, top.data)
     return PullResult(ref, image_id, top.digest, not already, config.platform, outcomes)
 
 
@@ -156,8 +164,6 @@ def pull_platforms(store: Store, registry: RegistryClient, ref: Reference, *,
                    unpack: bool = True, max_workers: int = 4) -> list[PullResult]:
     """Pull several platforms of ``ref`` (every platform of its index when ``platforms`` is None) under
     one tag; when the tag then holds every platform the index lists, the index itself is kept."""
-    from dockyard.imageops import platforms as tag_platforms
-
     if ref.tag is None and ref.digest is None:
         ref = ref.tag_or_latest()
     sources = registry.pull_sources(ref.domain, ref.path)
@@ -168,11 +174,9 @@ def pull_platforms(store: Store, registry: RegistryClient, ref: Reference, *,
     listed = [d for d in parse_index(top.data, ref.familiar()).manifests if d.platform is not None
               and d.platform.architecture != "unknown" and mt.is_manifest(d.media_type)]
     wanted = list(platforms) if platforms is not None else [d.platform for d in listed if d.platform]
-    results = [pull(store, registry, ref, platform=p, progress=progress, unpack=unpack,
-                    max_workers=max_workers) for p in wanted]
-    if ref.digest is None:
-        tag_platforms.adopt_index(store, str(ref), top.data)
-    return results
+    # Each pull adds its platform to the tag; the last one adopts the index once the tag holds it all.
+    return [pull(store, registry, ref, platform=p, progress=progress, unpack=unpack, max_workers=max_workers)
+            for p in wanted]
 
 
 def pull_all_tags(store: Store, registry: RegistryClient, ref: Reference, *,

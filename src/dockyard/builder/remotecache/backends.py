@@ -31,6 +31,7 @@ class Backend(Protocol):
     where: str
 
     def manifest(self) -> tuple[bytes, str] | None: ...
+    def child_manifest(self, desc: Descriptor) -> bytes: ...
     def blob_bytes(self, desc: Descriptor) -> bytes: ...
     def fetch(self, desc: Descriptor, out: Sink) -> None: ...
     def has_blob(self, desc: Descriptor) -> bool: ...
@@ -61,6 +62,10 @@ class RegistryBackend:
         except NotFound:
             return None
         return fetched.data, fetched.media_type
+
+    def child_manifest(self, desc: Descriptor) -> bytes:
+        """A manifest an index lists (get_manifest verifies a digest reference)."""
+        return self.repo.get_manifest(str(desc.digest)).data
 
     def blob_bytes(self, desc: Descriptor) -> bytes:
         return self.repo.get_blob_bytes(desc)
@@ -109,6 +114,9 @@ class LayoutBackend:
                 desc = Descriptor(str(entry["mediaType"]), Digest(str(entry["digest"])), int(entry["size"]))
                 return self.blob_bytes(desc), desc.media_type
         return None
+
+    def child_manifest(self, desc: Descriptor) -> bytes:
+        return self.blob_bytes(desc)
 
     def blob_bytes(self, desc: Descriptor) -> bytes:
         try:

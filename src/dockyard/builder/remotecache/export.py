@@ -24,7 +24,7 @@ from dockyard.builder.remotecache.mounts import MOUNT_CHUNK, MOUNT_INDEX, chunk_
 from dockyard.builder.remotecache.mounts import snapshot as mount_snapshot
 from dockyard.builder.remotecache.remote import RemoteCache
 from dockyard.builder.remotecache.spec import CacheSpec
-from dockyard.errors import DockyardError
+from dockyard.errors import BuildError, DockyardError
 from dockyard.imageops import Lease, Store
 from dockyard.imageops.commit import layer_blob
 from dockyard.oci import mediatypes as mt
@@ -32,6 +32,7 @@ from dockyard.oci.config import ImageConfig
 from dockyard.oci.descriptor import Descriptor
 from dockyard.oci.digest import Digest
 from dockyard.oci.manifest import Manifest
+from dockyard.progress import ProgressSink, VertexCompleted, VertexStarted
 from dockyard.registry.client import RegistryClient
 
 
@@ -102,6 +103,30 @@ def export_cache(store: Store, spec: CacheSpec, entries: Sequence[Entry], *, lea
     manifest = Manifest(config, layers, media_type=mt.OCI_MANIFEST, artifact_type=ARTIFACT_TYPE)
     backend.put_manifest(manifest.to_json(), mt.OCI_MANIFEST)
     return outcomes
+
+
+def export_caches(store: Store, specs: Sequence[CacheSpec], entries: Sequence[Entry], target_stages: set[int],
+                  *, lease: Lease, registry: Callable[[], RegistryClient], remote: RemoteCache | None,
+                  mounts: Sequence[tuple[Path, str]], emit: ProgressSink) -> list[str]:
+    """Every non-inline ``--cache-to`` of a build (one step line each, as buildx's "exporting cache
+    to ..."); returns warnings. ``mounts`` are the cache mount directories used, with their ids."""
+    warnings: list[str] = []
+    for spec in specs:
+        if spec.type == "inline":
+            continue
+        label = f"exporting cache to {spec.location}" + (" (local)" if spec.type == "local" else "")
+        emit(VertexStarted("export-cache", label))
+        chosen = [p for p, i in mounts if not spec.mount_ids or i in spec.mount_ids]
+        try:
+            outcomes = export_cache(store, spec, select(entries, spec, target_stages), lease=lease,
+                                    registry=registry, remote=remote, mounts=chosen)
+        except (DockyardError, OSError) as exc:
+            emit(VertexCompleted("export-cache", label, "error", str(exc).split("\n")[0]))
+            raise BuildError(f"failed to export cache to {spec.location}: {exc}") from None
+        emit(VertexCompleted("export-cache", label, "done"))
+        warnings.extend(f"WARNING: cache mount {name.removeprefix('mount:')} not exported: {what}"
+                        for name, what in outcomes.items() if name.startswith("mount:"))
+    return warnings
 
 
 def _put_layer(store: Store, backend: Backend, spec: CacheSpec, diff_id: str, lease: Lease,
@@ -179,4 +204,4 @@ def _reader(data: bytes) -> BinaryIO:
     return io.BytesIO(data)
 
 
-__all__ = ["Entry", "export_cache", "inline_document", "select"]
+__all__ = ["Entry", "export_cache", "export_caches", "inline_document", "select"]

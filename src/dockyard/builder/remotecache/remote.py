@@ -29,13 +29,16 @@ from dockyard.builder.remotecache.document import (
 )
 from dockyard.builder.remotecache.mounts import restore as restore_mount
 from dockyard.builder.remotecache.spec import CacheSpec
-from dockyard.errors import DockyardError
+from dockyard.errors import DockyardError, NotFound
 from dockyard.imageops import Lease, Store
 from dockyard.imageops.commit import store_layer_blob
+from dockyard.imageops.pull import select_platform
 from dockyard.oci import mediatypes as mt
 from dockyard.oci.config import ImageConfig
 from dockyard.oci.descriptor import Descriptor
 from dockyard.oci.manifest import parse_manifest
+from dockyard.oci.platform import host
+from dockyard.oci.platform import parse as parse_platform
 from dockyard.oci.reference import parse_normalized
 from dockyard.registry.client import RegistryClient
 
@@ -58,8 +61,10 @@ class RemoteCache:
     """The union of the ``--cache-from`` sources; thread-safe, shared by the attempts of a build."""
 
     def __init__(self, store: Store, specs: Sequence[CacheSpec],
-                 registry: Callable[[], RegistryClient]) -> None:
+                 registry: Callable[[], RegistryClient], platform: str = "") -> None:
         self.store = store
+        # The platform being built: a source that is an image index serves its entry for it.
+        self.platform = parse_platform(platform) if platform else host()
         self.specs = list(specs)
         self._registry = registry
         self.warnings: list[str] = []   # one line each: a source ignored, a blob found unusable
@@ -99,7 +104,13 @@ class RemoteCache:
 
     def _document(self, backend: Backend, data: bytes, media_type: str) -> CacheDocument:
         if media_type in mt.INDEXES:
-            raise UnreadableCache(f"{backend.where}: an image index, not a build cache or a single image")
+            # A multi-platform image (inline cache in each platform's config): this platform's entry.
+            try:
+                child = select_platform(data, self.platform, backend.where)
+            except NotFound:
+                raise UnreadableCache(f"{backend.where}: the image index has no {self.platform} "
+                                      "entry") from None
+            data, media_type = backend.child_manifest(child), child.media_type
         manifest = parse_manifest(data, f"manifest of {backend.where}")
         config_type = manifest.config.media_type
         if config_type == MEDIA_TYPE:

@@ -13,8 +13,10 @@ thread, so synchronous and asyncio tests alike can talk to ``server.url``::
 Options (``ServerConfig``): ``htpasswd`` (bcrypt file: Basic auth), ``token_policy`` (JSON policy:
 Bearer tokens from ``<url>/token``), ``tls_cert``/``tls_key``, ``proxy_remote`` (pull-through mirror),
 ``delete_enabled``, ``gc_interval``/``gc_grace``, ``upload_ttl``, ``access_log``, ``clock`` (what "now"
-is for expiry and grace periods; tests move it on instead of sleeping). Inside a running asyncio loop
-use ``await server.async_start()`` / ``await server.async_stop()`` instead of ``start()``.
+is for expiry and grace periods; tests move it on instead of sleeping), ``team`` (projects, roles,
+robots, policies, webhooks, audit, replication: ``team/``) and ``ui`` (the web UI at ``/``). Inside a
+running asyncio loop use ``await server.async_start()`` / ``await server.async_stop()`` instead of
+``start()``.
 
 Storage is a directory, or ``storage="s3://bucket/prefix"`` (``s3storage``, settings from ``s3config``;
 several servers may share one bucket).
@@ -23,7 +25,8 @@ Modules: ``storage`` (the ``Storage`` protocol, ``FilesystemStorage``), ``s3stor
 (the S3 driver), ``relay`` (blob bytes streamed from the object store), ``app`` (the HTTP API),
 ``uploads`` (session locks and running hashes), ``iopool`` (the worker threads all file I/O runs on),
 ``auth`` (htpasswd, token issuer, policy), ``gc`` (mark and sweep), ``proxy`` (pull-through cache),
-``server`` (lifecycle).
+``server`` (lifecycle), ``hooks`` (what the API tells and asks around writes), ``team/`` (what a
+team needs around the protocol; its ``__init__`` lists its modules).
 """
 
 from .gc import GcReport, collect

@@ -19,6 +19,7 @@ from dockyard.oci.digest import Hasher, InvalidDigest, validate
 
 from .apierrors import ApiError
 from .auth import Access, Authorizer
+from .hooks import Actor, Hooks
 from .iopool import IoPool
 from .relay import Relay
 from .storage import Storage, canonical_upload_id
@@ -104,8 +105,10 @@ class Registry:
     """Request handling over a ``Storage``; ``make_app`` wires it into aiohttp."""
 
     def __init__(self, storage: Storage, settings: Settings | None = None,
-                 authorizer: Authorizer | None = None, upstream: Any = None, io_workers: int = 8) -> None:
+                 authorizer: Authorizer | None = None, upstream: Any = None, io_workers: int = 8,
+                 hooks: Hooks | None = None) -> None:
         self.storage = storage
+        self.hooks = hooks or Hooks()
         self.settings = settings or Settings()
         self.auth = authorizer or Authorizer()
         self.upstream = upstream  # a proxy.Upstream when serving as a pull-through mirror
@@ -178,8 +181,9 @@ class Registry:
         raise ApiError(404, "NAME_UNKNOWN" if "/" in tail else "UNSUPPORTED",
                        f"no route for /v2/{tail[:200]}")
 
-    def _need(self, request: web.Request, name: str, action: str) -> None:
-        self.authorize(request, [Access("repository", name, frozenset({action}))])
+    def _need(self, request: web.Request, name: str, action: str) -> Actor:
+        account = self.authorize(request, [Access("repository", name, frozenset({action}))])
+        return Actor(account, request.remote or "")
 
     def _writable(self) -> None:
         if self.settings.read_only or self.upstream is not None:
@@ -320,8 +324,9 @@ class Registry:
 
     async def upload_start(self, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
         name = p["name"]
-        self._need(request, name, "push")
+        actor = self._need(request, name, "push")
         self._writable()
+        await self.hooks.upload(actor, name, request.content_length)
         mount, source = request.query.get("mount"), request.query.get("from")
         if mount and source and self.settings.cross_mount:
             check_digest(mount)
@@ -389,8 +394,9 @@ class Registry:
 
     async def upload_patch(self, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
         name, upload_id = p["name"], p["id"]
-        self._need(request, name, "push")
+        actor = self._need(request, name, "push")
         self._writable()
+        await self.hooks.upload(actor, name, request.content_length)
         async with self.uploads.locked(upload_id):
             size = await self._session(name, upload_id)
             expected = self._check_range(request, size, name, upload_id)
@@ -400,12 +406,14 @@ class Registry:
 
     async def upload_finish(self, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
         name, upload_id = p["name"], p["id"]
-        self._need(request, name, "push")
+        actor = self._need(request, name, "push")
         self._writable()
         digest = request.query.get("digest")
         if not digest:
             raise ApiError(400, "DIGEST_INVALID", "the digest query parameter is required")
         check_digest(digest)
+        if request.content_length:
+            await self.hooks.upload(actor, name, request.content_length)
         async with self.uploads.locked(upload_id):
             size = await self._session(name, upload_id)
             expected = self._check_range(request, size, name, upload_id)
@@ -463,7 +471,7 @@ class Registry:
 
     async def manifest_get(self, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
         name, ref = p["name"], p["ref"]
-        self._need(request, name, "pull")
+        actor = self._need(request, name, "pull")
         if self.upstream is not None:
             found = await self.upstream.manifest(self, name, ref)
         else:
@@ -476,6 +484,8 @@ class Registry:
         except FileNotFoundError:
             raise ApiError(404, "MANIFEST_UNKNOWN", detail={"name": name, "reference": ref[:200]})
         headers = {**API_HEADER, "Docker-Content-Digest": digest, "ETag": f'"{digest}"'}
+        if request.method == "GET":
+            await self.hooks.pulled(actor, name, ref, digest)
         return web.Response(body=body, content_type=media_type, headers=headers)
 
     async def _read_limited(self, request: web.Request, limit: int) -> bytes:
@@ -490,32 +500,27 @@ class Registry:
 
     async def manifest_put(self, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
         name, ref = p["name"], p["ref"]
-        self._need(request, name, "push")
+        actor = self._need(request, name, "push")
         self._writable()
         if ":" in ref:
             check_digest(ref)
         elif not TAG_RE.fullmatch(ref):
             raise ApiError(400, "TAG_INVALID", detail={"tag": ref[:200]})
         body = await self._read_limited(request, MAX_MANIFEST_SIZE)
-        digest = await self.store_manifest(name, ref, body, request.content_type)
+        digest = await self.store_manifest(name, ref, body, request.content_type, actor=actor)
         headers = {**API_HEADER, "Location": f"/v2/{name}/manifests/{digest}",
                    "Docker-Content-Digest": digest, "Content-Length": "0"}
-        subject = self._subject_of(body)
+        subject = subject_of(body)
         if subject:
             headers["OCI-Subject"] = subject
         return web.Response(status=201, headers=headers)
 
-    @staticmethod
-    def _subject_of(body: bytes) -> str | None:
-        with contextlib.suppress(ValueError, AttributeError, TypeError):
-            subject = json.loads(body).get("subject")
-            if isinstance(subject, dict) and isinstance(subject.get("digest"), str):
-                return str(subject["digest"])
-        return None
-
     async def store_manifest(self, name: str, ref: str, body: bytes, content_type: str,
-                       verify_blobs: bool = True) -> str:
-        """Validate and store a manifest under a tag or digest; returns its digest."""
+                             verify_blobs: bool = True, actor: Actor | None = None) -> str:
+        """Validate and store a manifest under a tag or digest; returns its digest.
+
+        With an ``actor`` (a client's push, not the mirror filling its cache) the hooks are asked first
+        and told after."""
         try:
             manifest = json.loads(body)
         except (ValueError, UnicodeDecodeError) as exc:
@@ -545,6 +550,8 @@ class Registry:
         self._validate_shape(manifest, media_type)
         if verify_blobs:
             await self._verify_references(name, manifest, media_type)
+        if actor is not None:
+            await self.hooks.manifest(actor, name, ref, digest, manifest, len(body))
         # The manifest, its links and its referrer entry at once; the tag only after all of them, so a
         # tag another replica can read always names a complete manifest.
         writes: list[Awaitable[None]] = [self.io.run(self.storage.blob_put, digest, body),
@@ -557,6 +564,8 @@ class Registry:
         await self._all(writes)
         if ":" not in ref:
             await self.call(self.storage.tag_set, name, ref, digest)
+        if actor is not None:
+            await self.hooks.pushed(actor, name, ref, digest, media_type, len(body), manifest)
         return digest
 
     @staticmethod
@@ -616,28 +625,47 @@ class Registry:
 
     async def manifest_delete(self, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
         name, ref = p["name"], p["ref"]
-        self._need(request, name, "delete")
+        actor = self._need(request, name, "delete")
         self._writable()
         if not self.settings.delete_enabled:
             raise ApiError(405, "UNSUPPORTED", "deletion is disabled on this registry")
         if ":" not in ref:
             if not TAG_RE.fullmatch(ref):
                 raise ApiError(400, "TAG_INVALID", detail={"tag": ref[:200]})
+            await self.hooks.deleting(actor, name, ref, [ref])
             if not await self.call(self.storage.tag_delete, name, ref):
                 raise ApiError(404, "MANIFEST_UNKNOWN", detail={"name": name, "reference": ref})
+            await self.hooks.deleted(actor, name, ref)
             return web.Response(status=202, headers=API_HEADER)
         digest = check_digest(ref)
         if await self.call(self.storage.manifest_media_type, name, digest) is None:
             raise ApiError(404, "MANIFEST_UNKNOWN", detail={"name": name, "reference": ref})
-        with contextlib.suppress(FileNotFoundError):
-            subject = self._subject_of(await self.io.run(self.storage.blob_read, digest))
-            if subject:
-                await self.call(self.storage.referrer_remove, name, subject, digest)
-        for tag, target in (await self.call(self.storage.tags, name)).items():
-            if target == digest:
-                await self.call(self.storage.tag_delete, name, tag)
-        await self.call(self.storage.manifest_unlink, name, digest)
+        tags = [tag for tag, target in (await self.call(self.storage.tags, name)).items() if target == digest]
+        await self.hooks.deleting(actor, name, digest, tags)
+        await self.io.run(remove_manifest, self.storage, name, digest)
+        await self.hooks.deleted(actor, name, digest)
         return web.Response(status=202, headers=API_HEADER)
+
+
+def subject_of(body: bytes) -> str | None:
+    """The digest of a manifest's ``subject``, if it has one."""
+    with contextlib.suppress(ValueError, AttributeError, TypeError):
+        subject = json.loads(body).get("subject")
+        if isinstance(subject, dict) and isinstance(subject.get("digest"), str):
+            return str(subject["digest"])
+    return None
+
+
+def remove_manifest(storage: Storage, name: str, digest: str) -> None:
+    """Delete a manifest from a repository: its referrer entry, the tags naming it, then its link."""
+    with contextlib.suppress(FileNotFoundError):
+        subject = subject_of(storage.blob_read(digest))
+        if subject:
+            storage.referrer_remove(name, subject, digest)
+    for tag, target in storage.tags(name).items():
+        if target == digest:
+            storage.tag_delete(name, tag)
+    storage.manifest_unlink(name, digest)
 
 
 ACCESS_LOG_FORMAT = '%a "%r" %s %b %Tfs "%{User-Agent}i"'
@@ -689,8 +717,9 @@ def make_app(registry: Registry) -> web.Application:
             service = str(form.get("service", service))
             if form.get("grant_type") == "password":
                 user, password = str(form.get("username", "")), str(form.get("password", ""))
-        result = registry.auth.token(request.headers.get("Authorization", ""), scopes, service,
-                                     user, password)
+        # On a worker thread: bcrypt is slow on purpose, and team accounts may be bucket round trips.
+        result = await registry.io.run(registry.auth.token, request.headers.get("Authorization", ""), scopes,
+                                       service, user, password)
         return web.json_response(result)
 
     app = web.Application(middlewares=[errors], client_max_size=MAX_MANIFEST_SIZE + 1024)

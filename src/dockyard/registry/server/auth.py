@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import bcrypt
 import jwt
@@ -70,6 +70,40 @@ def parse_scopes(values: list[str]) -> list[Access]:
     return result
 
 
+class PasswordCache:
+    """bcrypt checks that remember good (user, password, hash) triples by a salted hash.
+
+    bcrypt is deliberately slow; with this each user pays once per process."""
+
+    def __init__(self) -> None:
+        self._salt = secrets.token_bytes(16)
+        self._ok: set[bytes] = set()
+
+    def check(self, user: str, password: str, hashed: bytes) -> bool:
+        key = hashlib.sha256(self._salt + user.encode() + b"\0" + password.encode() + hashed).digest()
+        if key in self._ok:
+            return True
+        try:
+            ok = bcrypt.checkpw(password.encode(), hashed)
+        except ValueError:
+            return False
+        if ok:
+            self._ok.add(key)
+        return ok
+
+
+class Credentials(Protocol):
+    """Who may log in: an ``Htpasswd`` file, or the team directory."""
+
+    def check(self, user: str, password: str) -> bool: ...
+
+
+class Grants(Protocol):
+    """What an account may do: a ``Policy`` file, or the team directory's roles."""
+
+    def grant(self, account: str | None, wanted: Access) -> frozenset[str]: ...
+
+
 class Htpasswd:
     """Users from an htpasswd file; only bcrypt entries (``htpasswd -B``) are accepted."""
 
@@ -88,24 +122,11 @@ class Htpasswd:
             if not sep or not hashed.startswith(("$2y$", "$2b$", "$2a$")):
                 raise InvalidArgument(f"htpasswd file {self.path}, line {number}: not a bcrypt entry")
             self.users[user] = hashed.encode()
-        # bcrypt is deliberately slow; remember good pairs by a salted hash so each user pays once.
-        self._salt = secrets.token_bytes(16)
-        self._ok: set[bytes] = set()
+        self._checked = PasswordCache()
 
     def check(self, user: str, password: str) -> bool:
         hashed = self.users.get(user)
-        if hashed is None:
-            return False
-        key = hashlib.sha256(self._salt + user.encode() + b"\0" + password.encode() + hashed).digest()
-        if key in self._ok:
-            return True
-        try:
-            ok = bcrypt.checkpw(password.encode(), hashed)
-        except ValueError:
-            return False
-        if ok:
-            self._ok.add(key)
-        return ok
+        return hashed is not None and self._checked.check(user, password, hashed)
 
 
 @dataclass
@@ -208,7 +229,7 @@ def basic_credentials(header: str) -> tuple[str, str] | None:
 class Authorizer:
     """Decides each request; raises ``ApiError`` (401 with a challenge, or 403) when refused."""
 
-    def __init__(self, htpasswd: Htpasswd | None = None, policy: Policy | None = None,
+    def __init__(self, htpasswd: Credentials | None = None, policy: Grants | None = None,
                  issuer: TokenIssuer | None = None, realm: str = "") -> None:
         self.htpasswd = htpasswd
         self.policy = policy

@@ -28,6 +28,8 @@ from .auth import Authorizer, Htpasswd, Policy, TokenIssuer
 from .gc import GcReport, collect, expire_uploads
 from .s3config import is_s3_url
 from .storage import FilesystemStorage, Storage
+from .team.hooks import TeamHooks
+from .team.service import Team
 
 T = TypeVar("T")
 log = logging.getLogger("dockyard.registry")
@@ -73,6 +75,15 @@ class ServerConfig:
     # What "now" is for blob and session times, GC grace, upload expiry and the mirror's tag TTL
     # (default: time.time; the tag TTL uses time.monotonic). Tests pass a clock they move on.
     clock: Callable[[], float] | None = None
+    # Projects, accounts, robots, policies, audit and webhooks (``team/``), stored beside the blobs;
+    # replaces htpasswd and token_policy (tokens are issued by role). Webhooks retry after 1, 2, 4...
+    # times webhook_backoff seconds.
+    team: bool = False
+    ui: bool = False  # the web UI at / (needs team)
+    webhook_backoff: float = 1.0
+    webhook_attempts: int = 5
+    replication_tick: float = 30  # how often scheduled replication rules are looked at
+    replication_backoff: float = 2.0  # a failed copy is tried again after 2, 4 ... seconds
 
 
 def open_storage(storage: str | os.PathLike[str], clock: Callable[[], float] = time.time,
@@ -123,6 +134,13 @@ class RegistryServer:
             raise InvalidArgument("--tls-cert and --tls-key must be given together")
         self.clock = self.config.clock or time.time
         self.storage: Storage = self._open_storage()
+        self.team: Team | None = None
+        if self.config.team:
+            self.team = Team(self.storage, self.clock, self.config.webhook_backoff,
+                             self.config.webhook_attempts, self.config.replication_backoff)
+        self.hooks: TeamHooks | None = TeamHooks(self.team) if self.team is not None else None
+        if self.config.ui and self.team is None:
+            raise InvalidArgument("--ui signs users in from the team store: add --team")
         self.port = self.config.port
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
@@ -172,11 +190,18 @@ class RegistryServer:
 
     def _authorizer(self) -> Authorizer:
         cfg = self.config
+        key = load_token_key(cfg.token_key) if cfg.token_key else None
+        if self.team is not None:
+            if cfg.htpasswd or cfg.token_policy:
+                raise InvalidArgument("--team keeps its own users and roles: drop --htpasswd and "
+                                      "--token-policy")
+            directory = self.team.directory
+            return Authorizer(directory, directory, TokenIssuer(cfg.token_service, key=key),
+                              realm=cfg.token_realm)
         htpasswd = Htpasswd(cfg.htpasswd) if cfg.htpasswd else None
         if not cfg.token_policy:
             return Authorizer(htpasswd)
         policy = Policy.load(cfg.token_policy)
-        key = load_token_key(cfg.token_key) if cfg.token_key else None
         return Authorizer(htpasswd, policy, TokenIssuer(cfg.token_service, key=key), realm=cfg.token_realm)
 
     # -- lifecycle on the caller's loop -----------------------------------------------------------
@@ -194,8 +219,13 @@ class RegistryServer:
         settings = Settings(delete_enabled=cfg.delete_enabled, read_only=cfg.read_only,
                             auto_mount=cfg.auto_mount, cross_mount=cfg.cross_mount, redirect=redirect)
         # An object store is latency-bound: more calls in flight, not more CPU.
-        self.registry = Registry(self.storage, settings, self._auth, upstream, io_workers=32 if remote else 8)
+        self.registry = Registry(self.storage, settings, self._auth, upstream, io_workers=32 if remote else 8,
+                                 hooks=self.hooks)
         app = make_app(self.registry)
+        if cfg.ui and self.team is not None:
+            from .team.ui import UI
+
+            UI(self.team, self.registry).install(app)
         if upstream is not None:
             app.on_cleanup.append(lambda _app: upstream.close())
         self._runner = web.AppRunner(
@@ -218,6 +248,8 @@ class RegistryServer:
             self._tasks.append(loop.create_task(self._gc_loop()))
         if cfg.janitor_interval > 0:
             self._tasks.append(loop.create_task(self._janitor()))
+        if self.team is not None and cfg.replication_tick > 0:
+            self._tasks.append(loop.create_task(self._replication_loop(self.team)))
         log.info("registry listening on %s (storage %s)", self.url, cfg.storage)
 
     async def _gc_loop(self) -> None:
@@ -261,6 +293,16 @@ class RegistryServer:
             if expired:
                 log.info("expired %d abandoned uploads", len(expired))
 
+    async def _replication_loop(self, team: Team) -> None:
+        """Run scheduled replication rules when due (each replica may: copies are idempotent)."""
+        while True:
+            await asyncio.sleep(self.config.replication_tick)
+            for rule in await asyncio.to_thread(team.replication.due):
+                outcomes = await asyncio.to_thread(team.replication.run, rule)
+                failed = sum(not o.ok for o in outcomes)
+                log.info("replication %s to %s: %d copied, %d failed", rule.id, rule.target,
+                         len(outcomes) - failed, failed)
+
     async def async_stop(self) -> None:
         for task in self._tasks:
             task.cancel()
@@ -279,6 +321,10 @@ class RegistryServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self.hooks is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.hooks.drain(), self.config.shutdown_timeout)
+            await self.hooks.team.webhooks.close()
         if self.registry is not None:
             await self.registry.relay.close()
             self.registry.io.close()
@@ -347,6 +393,13 @@ class RegistryServer:
             return fn()
 
         return asyncio.run_coroutine_threadsafe(on_loop(), self._loop).result()
+
+    def settle(self, timeout: float = 60) -> None:
+        """Wait until the work requests left running in the background (audit lines, pull counts,
+        webhook deliveries with their retries) is done."""
+        if self.hooks is None or self._loop is None:
+            return
+        asyncio.run_coroutine_threadsafe(self.hooks.drain(), self._loop).result(timeout)
 
     def gc(self, dry_run: bool = False) -> GcReport:
         """Run one garbage collection now."""
