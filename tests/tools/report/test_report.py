@@ -167,3 +167,13 @@ def test_json_fields_are_documented(client: Client, image: str, db: VulnDB) -> N
         assert row, key
         for field in doc[key][0]:
             assert f"`{field}`" in row.group(1), f"{key}[].{field} is not described in docs/report.md"
+
+
+def test_layer_labels_say_where_each_layer_comes_from(client: Client, image: str) -> None:
+    make_image(client, "based:1", [[("base", b"b" * 10)], [("app", b"a" * 20)]],
+               ["/bin/sh -c #(nop) ADD file:0123 in / ", "COPY app /app # buildkit"])
+    labels = re.findall(r"<td>(#\d[^<]*)</td>", render_html(build_report(client, "based:1",
+                                                                        "FROM base\nCOPY app /app\n")))
+    assert labels == ["#0 (base image): ADD file:0123 in /", "#1 (line 2): COPY app /app"]
+    labels = re.findall(r"<td>(#\d[^<]*)</td>", render_html(build_report(client, "based:1")))
+    assert labels == ["#0: ADD file:0123 in /", "#1: COPY app /app"]

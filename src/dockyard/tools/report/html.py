@@ -100,10 +100,12 @@ def render_html(report: Report) -> str:
     a = report.analysis
     waste = a.waste
     layer_bars = []
+    mapped = [i for i, line in enumerate(report.layer_lines) if line]
     for r in a.layers:
         line = report.layer_lines[r.index]
-        where = f"line {line}" if line else "base image" if r.index == 0 else "not in the Dockerfile"
-        layer_bars.append(Bar(f"#{r.index} ({where}): {plain_command(r.command) or '(no history)'}",
+        where = (f" (line {line})" if line else "" if not report.dockerfile
+                 else " (base image)" if not mapped or r.index < mapped[0] else " (no line)")
+        layer_bars.append(Bar(f"#{r.index}{where}: {plain_command(r.command) or '(no history)'}",
                               float(r.size), "#1554a0", f"#L{line}" if line else ""))
     counts = report.severity_counts()
     sev_bars = [Bar(k, float(counts[k]), _COLORS.get(k, "#616161")) for k in _ORDER if counts.get(k)]
