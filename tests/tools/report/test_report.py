@@ -126,6 +126,11 @@ def test_report_command(client: Client, image: str, tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "dockyard", "--root", root, "report", image, "-f",
                            str(tmp_path / "nope")], capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr and "nope" in proc.stderr
+    (tmp_path / "bad.Dockerfile").write_text("FROM scratch\nRUNN x\n")
+    proc = subprocess.run([sys.executable, "-m", "dockyard", "--root", root, "report", image, "-f",
+                           str(tmp_path / "bad.Dockerfile")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and proc.stderr.strip().splitlines() == [
+        "Error: bad.Dockerfile:2:1: unknown instruction: RUNN (did you mean RUN?)"]
 
 
 def test_sarif_output(client: Client, image: str, db: VulnDB) -> None:

@@ -228,7 +228,7 @@ def summarize(image: str, image_id: str, reports: list[LayerReport],
 
 
 def analyze_image(client: Client, ref: str, dockerfile: str | None = None,
-                  target: str | None = None) -> Analysis:
+                  target: str | None = None, dockerfile_name: str = "Dockerfile") -> Analysis:
     """Analyze an image of the local store, streaming each stored layer blob once: dive's numbers and
     the removable bytes (blamed on Dockerfile lines when its text is given: the ``target`` stage's, by
     default the last; see :mod:`.lines`)."""
@@ -238,7 +238,8 @@ def analyze_image(client: Client, ref: str, dockerfile: str | None = None,
     analysis.waste = tracker.report()
     if dockerfile is not None:
         history = client.image_config(info.image_id).history or []
-        lines = dockerfile_lines(history, [layer.command for layer in info.layers], dockerfile, target).layers
+        commands = [layer.command for layer in info.layers]
+        lines = dockerfile_lines(history, commands, dockerfile, target, dockerfile_name).layers
         for lw in analysis.waste.layers:
             lw.line = lines[lw.index]
     return analysis

@@ -69,9 +69,9 @@ def _agrees(instr: Instruction, created_by: str) -> bool:
     return True
 
 
-def _chain(dockerfile: str, target: str | None) -> list[Instruction]:
+def _chain(dockerfile: str, target: str | None, filename: str) -> list[Instruction]:
     """The instructions that write history, base stages first, ending with the target stage's."""
-    plan = parse_stages(parse(dockerfile))
+    plan = parse_stages(parse(dockerfile, filename))
     if not plan.stages:
         return []
     stage = plan.stages[-1]
@@ -90,9 +90,10 @@ def _chain(dockerfile: str, target: str | None) -> list[Instruction]:
 
 
 def history_lines(history: Sequence[History], dockerfile: str, target: str | None = None,
-                  layer_count: int | None = None) -> HistoryLines:
-    """Align ``history`` (oldest first) with the Dockerfile's ``target`` stage (default: the last)."""
-    chain = _chain(dockerfile, target)
+                  layer_count: int | None = None, filename: str = "Dockerfile") -> HistoryLines:
+    """Align ``history`` (oldest first) with the Dockerfile's ``target`` stage (default: the last);
+    ``filename`` names the Dockerfile in parse errors."""
+    chain = _chain(dockerfile, target, filename)
     entries: list[int | None] = [None] * len(history)
     note = ""
     i = len(chain) - 1
@@ -117,10 +118,10 @@ def history_lines(history: Sequence[History], dockerfile: str, target: str | Non
 
 
 def dockerfile_lines(history: Sequence[History], commands: list[str], dockerfile: str,
-                     target: str | None = None) -> HistoryLines:
+                     target: str | None = None, filename: str = "Dockerfile") -> HistoryLines:
     """:func:`history_lines` for the layers whose history ``commands`` are given; where the history
     stops matching, the remaining layers are matched by their text (:func:`layer_lines`)."""
-    aligned = history_lines(history, dockerfile, target, len(commands))
+    aligned = history_lines(history, dockerfile, target, len(commands), filename)
     if not aligned.note:
         return aligned
     texts = layer_lines(commands, dockerfile)

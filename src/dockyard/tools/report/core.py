@@ -109,13 +109,13 @@ def build_report(
 ) -> Report:
     """Analyze ``image`` (dive's numbers and removable bytes), lint the Dockerfile and, with a
     database, scan for vulnerabilities; tie each to the Dockerfile line whose layer caused it."""
-    analysis = analyze_image(client, image, dockerfile, target)
+    analysis = analyze_image(client, image, dockerfile, target, dockerfile_name)
     commands = [layer.command for layer in analysis.layers]
     lines: list[int | None] = [None] * len(commands)
     lines_note = ""
     if dockerfile:
         history = client.image_config(analysis.image_id).history or []
-        aligned = dockerfile_lines(history, commands, dockerfile, target)
+        aligned = dockerfile_lines(history, commands, dockerfile, target, dockerfile_name)
         lines, lines_note = aligned.layers, aligned.note
     findings: list[Finding] = []
     lint_note = ""
