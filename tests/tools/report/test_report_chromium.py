@@ -92,6 +92,11 @@ def test_charts_and_findings_in_chromium(browser: Any, client: Client, image: st
     assert found["lintRows"] == len(report.lint) and found["scripts"] == 0
     assert found["vulns"] == len([v for v in report.vulnerabilities if v.line]) >= 3
     _screenshot(browser, tmp_path / "report-desktop.png")
+    # a layer's bar links to its Dockerfile line
+    from selenium.webdriver.common.by import By
+
+    browser.find_elements(By.CSS_SELECTOR, 'svg[data-chart="layers"] a rect.bar')[2].click()
+    assert browser.execute_script("return location.hash") == "#L4"
 
 
 def test_readable_on_a_phone(browser: Any, client: Client, image: str, db: VulnDB, tmp_path: Path) -> None:
