@@ -70,15 +70,30 @@ def _user(name: str, subids: str | None) -> pwd.struct_passwd:
     return pwd.getpwnam(name)
 
 
+def _argv(user: pwd.struct_passwd, python: Path, args: tuple[str, ...], env: dict[str, str] | None = None,
+          path: str = "/usr/local/bin:/usr/bin:/bin") -> list[str]:
+    """The command line that runs ``dockyard ARGS`` as ``user``, with its XDG store."""
+    extra = [f"{k}={v}" for k, v in (env or {}).items()]
+    xdg = [f"XDG_DATA_HOME={os.environ[XDG_ENV]}"] if XDG_ENV in os.environ else []
+    return ["runuser", "-u", user.pw_name, "--", "env", "-i", f"HOME={user.pw_dir}", f"PATH={path}",
+            f"USER={user.pw_name}", *xdg, *extra, str(python), "-m", "dockyard", *args]
+
+
 def _runner(user: pwd.struct_passwd, python: Path) -> Runner:
     def run(*args: str, cwd: str | os.PathLike[str] = "/", env: dict[str, str] | None = None,
             path: str = "/usr/local/bin:/usr/bin:/bin") -> subprocess.CompletedProcess[str]:
-        extra = [f"{k}={v}" for k, v in (env or {}).items()]
-        xdg = [f"XDG_DATA_HOME={os.environ[XDG_ENV]}"] if XDG_ENV in os.environ else []
-        argv = ["runuser", "-u", user.pw_name, "--", "env", "-i", f"HOME={user.pw_dir}", f"PATH={path}",
-                f"USER={user.pw_name}", *xdg, *extra, str(python), "-m", "dockyard", *args]
-        return subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=300)
+        return subprocess.run(_argv(user, python, args, env, path), cwd=cwd, capture_output=True, text=True,
+                              timeout=300)
     return run
+
+
+def _devices_for_users() -> None:
+    """Give /dev/net/tun and /dev/fuse the mode udev gives them on Debian (0666), which a machine
+    without udev (a bare VM) lacks: a rootless private network makes its interface with the first,
+    as Podman's does, and fuse-overlayfs (the fallback overlay) needs the second."""
+    for device in (Path("/dev/net/tun"), Path("/dev/fuse")):
+        if device.exists() and device.stat().st_mode & 0o666 != 0o666:
+            device.chmod(0o666)
 
 
 @pytest.fixture(scope="session")
@@ -106,7 +121,15 @@ def rootless_user(rootless_python: Path) -> pwd.struct_passwd:
 @pytest.fixture(scope="session")
 def rootless(rootless_user: pwd.struct_passwd, rootless_python: Path) -> Runner:
     """Runs ``dockyard ARGS`` as the rootless test user (with its XDG store)."""
+    _devices_for_users()
     return _runner(rootless_user, rootless_python)
+
+
+@pytest.fixture(scope="session")
+def rootless_argv(rootless_user: pwd.struct_passwd, rootless_python: Path) -> Callable[..., list[str]]:
+    """The command line of ``dockyard ARGS`` as the rootless test user, to start in the background."""
+    _devices_for_users()
+    return lambda *args: _argv(rootless_user, rootless_python, args)
 
 
 @pytest.fixture(scope="session")

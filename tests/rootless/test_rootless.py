@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from dockyard.errors import ExecutionError
-from dockyard.executor import rootless
+from dockyard.executor import isolation, rootless
 
 from .conftest import Runner
 
@@ -137,6 +137,22 @@ def test_rootless_auto_isolation_picks_namespaces(rootless: Runner,
 
 
 @pytest.mark.busybox
+@pytest.mark.fuse_overlayfs
+def test_rootless_fuse_overlayfs_fallback_gives_the_same_image(rootless: Runner,
+                                                              root_build: tuple[str, Path, Path]) -> None:
+    """Where the kernel's overlayfs refuses a user namespace (before 5.11; forced here), fuse-overlayfs
+    mounts the layers, the log says so, and the image is root's."""
+    root_id, base, context = root_build
+    _ok(rootless("load", "-i", str(base)))
+    done = rootless("build", "--progress", "plain", "--no-cache", ".", cwd=context,
+                    env={**EPOCH, isolation.REFUSE_OVERLAY_ENV: "1"})
+    assert done.returncode == 0, done.stderr
+    assert ("[internal] isolation: namespaces (fuse-overlayfs; overlayfs: refused for this test "
+            f"({isolation.REFUSE_OVERLAY_ENV}))") in done.stderr
+    assert f"writing image {root_id}" in done.stderr
+
+
+@pytest.mark.busybox
 def test_rootless_run(rootless: Runner, root_build: tuple[str, Path, Path]) -> None:
     _ok(rootless("load", "-i", str(root_build[1])))
     # uid 0 of the container is the user; uid 1000 a sub-id, and both look like themselves inside.
@@ -145,6 +161,25 @@ def test_rootless_run(rootless: Runner, root_build: tuple[str, Path, Path]) -> N
     assert lines[0] == "0" and lines[1:4] == ["0", str(pwd.getpwnam("dyrootless").pw_uid), "1"]
     assert lines[4:7] == ["1", "200000", "65536"]  # uid N = sub-id base + N - 1
     assert _ok(rootless("run", "--rm", "-u", "1000", "base:local", "id", "-u")).strip() == "1000"
+
+
+@pytest.mark.busybox
+def test_rootless_detached_container(rootless: Runner, root_build: tuple[str, Path, Path]) -> None:
+    """``run -d`` returns once the process runs, with its pid as the host numbers it (the zygote has a
+    pid namespace of its own in rootless mode), on the private network (the monitor gets the helper
+    that starts pasta); ``stop`` reaches that process."""
+    _ok(rootless("load", "-i", str(root_build[1])))
+    name = f"detached-{os.getpid()}"
+    _ok(rootless("run", "-d", "--name", name, "base:local", "sleep", "30"))
+    try:
+        state = _ok(rootless("inspect", "-f", "{{.State.Running}} {{.State.Pid}}", name)).split()
+        assert state[0] == "true"
+        assert Path(f"/proc/{state[1]}/cmdline").read_bytes() == b"sleep\x0030\x00"
+        assert "10.0.2.100" in Path(f"/proc/{state[1]}/net/fib_trie").read_text()
+        _ok(rootless("stop", "-t", "1", name))
+        assert _ok(rootless("inspect", "-f", "{{.State.Running}}", name)).strip() == "false"
+    finally:
+        rootless("rm", "-f", name)
 
 
 @pytest.mark.busybox
@@ -186,6 +221,16 @@ def test_disabled_user_namespaces_are_named(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr(rootless.m, "unshare", refuse)
     with pytest.raises(ExecutionError, match=r"user namespaces are disabled .*sysctl"):
         rootless._unshare_user()
+
+
+def test_user_namespace_refused_to_a_threaded_process_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(flags: int) -> None:
+        raise OSError(22, "Invalid argument")
+
+    monkeypatch.setattr(rootless.m, "unshare", refuse)
+    with pytest.raises(ExecutionError, match=r"process that already runs threads") as info:
+        rootless._unshare_user()
+    assert "disabled" not in info.value.message
 
 
 def test_sub_ids_reads_name_or_number(tmp_path: Path) -> None:

@@ -142,7 +142,8 @@ class Builder:
         self.warnings = list(definition.warnings)
         self.lease = store.lease(ttl=6 * 3600.0)
         self.isolation = choose_isolation(options.isolation, store.root / "exec")
-        self.workspace = Workspace(store, self.lease, copying=self.isolation.isolation == "chroot")
+        self.workspace = Workspace(store, self.lease, copying=self.isolation.isolation == "chroot",
+                                   fuse=self.isolation.mounter == "fuse-overlayfs")
         self.context = LocalContext(options.context_dir, definition.ignore,
                                     HashCache(store.root / "build" / "context-hashes.db"))
         self.sources = Sources(store, options, self.lease, self.workspace, self.emit)
@@ -176,7 +177,7 @@ class Builder:
         with self._executor_lock:
             if self._executor is None:
                 self._executor = open_executor(self.store.root / "exec", self.options.runtime,
-                                               self.isolation.isolation)
+                                               self.isolation.isolation, self.isolation.mounter)
             return self._executor
 
     # -- the StepContext's read-only views of the options ----------------------------------------
@@ -226,7 +227,7 @@ class Builder:
     def run(self) -> BuildResult:
         name = os.path.basename(self.dockerfile_path)
         self.completed("load-def", f"[internal] load build definition from {name}", "done")
-        if self.options.isolation == "auto":
+        if self.options.isolation == "auto" or self.isolation.fell_back:
             self.completed("isolation", f"[internal] {self.isolation.describe()}", "done")
         target = self.plan.stage(self.options.target) if self.options.target else self.plan.stages[-1]
         future = self._stage_future(target.index)

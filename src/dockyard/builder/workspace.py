@@ -22,6 +22,7 @@ from pathlib import Path
 
 from dockyard.archive import CompressingWriter, TreeOptions, write_overlay_diff
 from dockyard.errors import BuildError
+from dockyard.executor import fuseoverlay
 from dockyard.executor.mount import mount, umount2
 from dockyard.image import LayerBlob, chain_id
 from dockyard.imageops import Lease, Store
@@ -45,9 +46,10 @@ class Committed:
 class Workspace:
     """One build's scratch space under the store (same filesystem, so commits are renames)."""
 
-    def __init__(self, store: Store, lease: Lease, *, copying: bool = False) -> None:
+    def __init__(self, store: Store, lease: Lease, *, copying: bool = False, fuse: bool = False) -> None:
         self.store = store
         self.copying = copying  # no mounts here (--isolation chroot): copy layers, find changes
+        self.fuse = fuse  # the kernel's overlayfs is refused here: fuse-overlayfs mounts them
         self.lease = lease
         self.dir = store.make_tmp("build")
         self.links = store.links_dir
@@ -109,6 +111,9 @@ class Workspace:
                     f"{overlay_userxattr()}")
         if len(data) > _PAGE:
             raise BuildError(f"too many layers for one overlay mount ({len(lowers)})")
+        if self.fuse:
+            yield from self._fuse_mounted(target, lowers, upper, work)
+            return
         mount("overlay", str(target), "overlay", 0, data)
         try:
             yield str(target)
@@ -116,6 +121,20 @@ class Workspace:
             umount2(str(target), _MNT_DETACH)
             with contextlib.suppress(OSError):
                 target.rmdir()
+
+    def _fuse_mounted(self, target: Path, lowers: list[str], upper: Path | None,
+                      work: Path | None) -> Iterator[str]:
+        """What :meth:`mounted` gives through fuse-overlayfs; ``upper`` left in overlayfs's form."""
+        fuseoverlay.mount(str(target), lowers, None if upper is None else str(upper),
+                          None if work is None else str(work))
+        try:
+            yield str(target)
+        finally:
+            fuseoverlay.unmount(str(target))
+            with contextlib.suppress(OSError):
+                target.rmdir()
+        if upper is not None:
+            fuseoverlay.normalize_upper(str(upper), lowers)
 
     def _copied(self, target: Path, lowers: list[str], upper: Path | None) -> Iterator[str]:
         """What :meth:`mounted` gives without a mount: a copy, whose changes go to ``upper``."""

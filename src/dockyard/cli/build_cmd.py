@@ -102,6 +102,15 @@ def _print_explanations(rows: list[tuple[str, str, str]]) -> None:
         click.echo(f"{shown:<{width}}  {'CACHED' if outcome == 'cached' else 'RAN':<6}  {reason}")
 
 
+def _read_dockerfile(context: str, dockerfile: str) -> str:
+    where = dockerfile or os.path.join(context, "Dockerfile")
+    try:
+        with open(where, encoding="utf-8") as fh:
+            return fh.read()
+    except OSError as exc:
+        raise click.ClickException(f"failed to read dockerfile: open {where}: {exc.strerror}") from None
+
+
 class AttestFlagsCommand(click.Command):
     """``--sbom`` / ``--provenance`` with no ``=value`` mean ``=true`` and never take the next word (as
     buildx's flags: ``build --sbom .`` builds ``.``)."""
@@ -131,15 +140,6 @@ def _build_attested(client: Any, options: Any, specs: list[Any], as_referrers: b
             if getattr(result, "index_digest", ""):
                 result.index_digest = str(pushed.digest)
     return result
-
-
-def _read_dockerfile(context: str, dockerfile: str) -> str:
-    where = dockerfile or os.path.join(context, "Dockerfile")
-    try:
-        with open(where, encoding="utf-8") as fh:
-            return fh.read()
-    except OSError as exc:
-        raise click.ClickException(f"failed to read dockerfile: open {where}: {exc.strerror}") from None
 
 
 @click.command("build", cls=AttestFlagsCommand, context_settings={"help_option_names": ["-h", "--help"]})

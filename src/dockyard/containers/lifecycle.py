@@ -17,6 +17,7 @@ import dockyard
 from dockyard.containers.monitor import BOOTSTRAP
 from dockyard.containers.store import LEASE_TTL, ContainerStore, Record, monitor_alive
 from dockyard.errors import Conflict, ExecutionError, InvalidArgument, NotFound
+from dockyard.executor import outside
 from dockyard.executor.user import start_error
 from dockyard.imageops import Store
 from dockyard.imageops.run import RunOptions, container_spec
@@ -113,10 +114,14 @@ def create(root: Path, opts: RunOptions, *, name: str = "", restart: str = "no",
 
 def _spawn_monitor(root: Path, cid: str) -> None:
     src = str(Path(dockyard.__file__).resolve().parent.parent)
+    # Rootless: the monitor gets our end of the helper outside the user namespace, which starts pasta
+    # for its private network (and lives as long as someone holds that end).
+    helper = outside.helper_fd()
     # Returns once the monitor has forked away from this child: the monitor is nobody's child here.
     subprocess.run([sys.executable, "-I", "-c", BOOTSTRAP.format(path=src), str(root), cid],
                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                   start_new_session=True, close_fds=True, check=True)
+                   start_new_session=True, close_fds=True, pass_fds=() if helper is None else (helper,),
+                   check=True)
 
 
 def start(root: Path, ref: str) -> Record:

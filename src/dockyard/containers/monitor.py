@@ -89,6 +89,7 @@ class Monitor:
 
     def run_once(self, log: LogWriter) -> tuple[int, str]:
         from dockyard.executor.cleanup import cleanup_stale
+        from dockyard.executor.isolation import choose as choose_isolation
         from dockyard.executor.namespace import NamespaceExecutor
 
         def on_pid(pid: int) -> None:
@@ -102,7 +103,8 @@ class Monitor:
         try:
             rootfs = self._rootfs()
             cleanup_stale(self.root / "exec")
-            with NamespaceExecutor(self.root / "exec") as executor:
+            fuse = choose_isolation("namespaces", self.root / "exec").mounter == "fuse-overlayfs"
+            with NamespaceExecutor(self.root / "exec", fuse=fuse) as executor:
                 return executor.run(spec, rootfs, stdout=log.stdout, stderr=log.stderr, stdin=None,
                                     on_pid=on_pid), ""
         except ExecutionError as exc:

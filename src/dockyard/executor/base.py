@@ -62,9 +62,11 @@ def require_root(what: str) -> None:
         raise ExecutionError(f"{what} needs root privileges (running as uid {os.geteuid()})")
 
 
-def open_executor(state_dir: Path, runtime: str = "builtin", isolation: str = "namespaces") -> Executor:
+def open_executor(state_dir: Path, runtime: str = "builtin", isolation: str = "namespaces",
+                  mounter: str = "overlayfs") -> Executor:
     """The executor for ``--runtime``: ``builtin`` (namespaces, no external binary) or ``runc``; with
-    ``isolation="chroot"`` the chroot executor (no namespaces, no mounts) whatever the runtime."""
+    ``isolation="chroot"`` the chroot executor (no namespaces, no mounts) whatever the runtime. With
+    ``mounter="fuse-overlayfs"`` the built-in one mounts overlays with that (see executor.isolation)."""
     if isolation == "chroot":
         from dockyard.executor.chroot import ChrootExecutor
 
@@ -72,7 +74,7 @@ def open_executor(state_dir: Path, runtime: str = "builtin", isolation: str = "n
     if runtime == "builtin":
         from dockyard.executor.namespace import NamespaceExecutor
 
-        return NamespaceExecutor(state_dir)
+        return NamespaceExecutor(state_dir, fuse=mounter == "fuse-overlayfs")
     if runtime == "runc":
         from dockyard.executor.runc import RuncExecutor
 

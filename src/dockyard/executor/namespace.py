@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -17,6 +18,7 @@ from typing import Any
 
 import dockyard
 from dockyard.errors import ExecutionError
+from dockyard.executor import fuseoverlay
 from dockyard.executor.base import (
     Console,
     Deadline,
@@ -32,7 +34,8 @@ from dockyard.executor.base import (
 )
 from dockyard.executor.fdpass import recv_fds
 from dockyard.executor.network import Networks, resolv_conf
-from dockyard.executor.spec import ProcessSpec, Rootfs, check_rootfs, rootfs_to_json
+from dockyard.executor.rootfs import mount_targets
+from dockyard.executor.spec import ProcessSpec, Rootfs, RootfsSpec, check_rootfs, rootfs_to_json
 from dockyard.executor.user import start_error
 
 _BOOTSTRAP = ("import sys; sys.path.insert(0, {path!r}); "
@@ -46,8 +49,9 @@ class NamespaceExecutor:
     (or leaving the ``with`` block) stops it. Run directories live under ``state_dir/runs``.
     """
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path, *, fuse: bool = False) -> None:
         self.state_dir = Path(state_dir)
+        self.fuse = fuse  # overlays by fuse-overlayfs: the kernel's overlayfs is refused here
         self._lock = threading.Lock()
         self._control: socket.socket | None = None
         self._zygote: subprocess.Popen[bytes] | None = None
@@ -102,7 +106,12 @@ class NamespaceExecutor:
         require_root("the built-in executor")
         check_rootfs(rootfs)
         control = self._start()
-        with self._networks.namespace(spec) as netns:
+        with contextlib.ExitStack() as stack:
+            if self.fuse and isinstance(rootfs, RootfsSpec):
+                # Mounted here; the run binds the merged directory (a process forked after the mount).
+                rootfs = stack.enter_context(fuseoverlay.mounted_rootfs(rootfs, mount_targets(spec),
+                                                                         self.state_dir / "fuse"))
+            netns = stack.enter_context(self._networks.namespace(spec))
             return self._run(control, spec, rootfs, netns, stdout=stdout, stderr=stderr, stdin=stdin,
                              deadline=Deadline(timeout, cancel), on_start=on_start, on_pid=on_pid)
 
@@ -126,7 +135,10 @@ class NamespaceExecutor:
                 to_close.append(in_fd)
             child_fds = [in_fd, *child_out]
         req = {"spec": spec.to_json(), "rootfs": rootfs_to_json(rootfs), "rundir": str(rundir),
-               "resolv_conf": resolv_conf(spec), "netns": netns}
+               "resolv_conf": resolv_conf(spec), "netns": netns,
+               # A plain directory may be a mount made since the spare copied our mounts (a
+               # fuse-overlayfs rootfs): a process forked now sees it.
+               "fresh": not isinstance(rootfs, RootfsSpec)}
         still_open = {*readers, *inputs}
         run_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:

@@ -21,7 +21,6 @@ import os
 import shutil
 import signal
 import socket
-import subprocess
 import threading
 import weakref
 from collections.abc import Iterator, Sequence
@@ -29,14 +28,14 @@ from pathlib import Path
 
 from dockyard.errors import ExecutionError, InvalidArgument
 from dockyard.executor import mount as m
+from dockyard.executor import outside, pasta
 from dockyard.executor.base import new_owned_dir
+from dockyard.executor.pasta import DNS
 from dockyard.executor.rootfs import host_resolv_conf
 from dockyard.executor.spec import Network, PortMapping, ProcessSpec
 from dockyard.userns import in_user_namespace
 
-ADDRESS, PREFIX, GATEWAY, DNS = "10.0.2.100", 24, "10.0.2.2", "10.0.2.3"
 NET_DIR, PID_FILE = "net", "pasta.pid"  # state_dir/net/<owner>/pasta.pid
-_START_TIMEOUT = 30.0
 _MODES: dict[str, Network] = {"private": "private", "default": "private", "bridge": "private", "host": "host",
                               "none": "none"}
 
@@ -47,14 +46,6 @@ def network_mode(name: str) -> Network:
     mode = _MODES.get(name)
     if mode is None:
         raise InvalidArgument(f"unknown network {name!r} (use one of: private, host, none)")
-    if mode == "private" and in_user_namespace():
-        # pasta started inside our own user namespace makes one of its own for its sandbox and then
-        # lacks CAP_NET_ADMIN over the container's namespace; it must be started from outside (as
-        # Podman does), which rootless mode cannot do yet. Until then its default is the host's.
-        if name == "private":
-            raise InvalidArgument("the private network is not available in rootless mode yet: "
-                                  "use --network host or none")
-        return "host"
     return mode
 
 
@@ -155,16 +146,6 @@ def _new_namespace() -> int:
     return result[0]
 
 
-def _forward_args(flag: str, mappings: Sequence[PortMapping]) -> list[str]:
-    if not mappings:
-        return [flag, "none"]
-    out = []
-    for pm in mappings:
-        bound = f"{pm.host_ip}/" if pm.host_ip and pm.host_ip not in ("0.0.0.0", "::") else ""
-        out += [flag, f"{bound}{pm.host_port}:{pm.container_port}"]
-    return out
-
-
 class PrivateNetwork:
     """A network namespace with a pasta process serving it, ``publish`` forwarded from the host.
 
@@ -175,44 +156,28 @@ class PrivateNetwork:
     """
 
     def __init__(self, state_dir: Path, publish: Sequence[PortMapping] = ()) -> None:
-        pasta = shutil.which("pasta")
-        if pasta is None:
-            raise ExecutionError("the private network needs pasta (Debian package passt: apt-get install "
-                                 "passt), or use --network host")
+        rootless = in_user_namespace()
+        pasta.find()
+        if rootless:
+            pasta.check_tun()
         self._fd = _new_namespace()
         self._rundir = new_owned_dir(state_dir / NET_DIR)
         self._held = {"netns": self._fd}
         # Also at interpreter exit: pasta holds the namespace itself and would outlive this process.
         self._release = weakref.finalize(self, _release, self._held, self._rundir)
         try:
-            self._start(pasta, publish)
+            pid_file = self._rundir / PID_FILE
+            with open(self._rundir / "pasta.log", "w+b") as log:
+                if rootless:
+                    # Started from outside our user namespace, joining it (see executor.pasta).
+                    pid = outside.start_pasta(publish, self._fd, log.fileno())
+                    pid_file.write_text(str(pid))
+                else:
+                    pid = pasta.start(publish, self._fd, None, pid_file, log.fileno())
+            self._held["pasta"] = os.pidfd_open(pid)
         except BaseException:
             self.close()
             raise
-
-    def _start(self, pasta: str, publish: Sequence[PortMapping]) -> None:
-        pid_file, log = self._rundir / PID_FILE, self._rundir / "pasta.log"
-        # pasta joins the namespace by path, after dropping what it needs not: /proc/self/fd is its own.
-        # --runas 0: as nobody it could not join a namespace of the host's user namespace.
-        args = [pasta, "--runas", "0", "--quiet", "--config-net", "--address", ADDRESS, "--netmask",
-                str(PREFIX), "--gateway", GATEWAY, "--dns-forward", DNS, "--no-map-gw",
-                "--tcp-ns", "none", "--udp-ns", "none",
-                *_forward_args("--tcp-ports", [p for p in publish if p.proto == "tcp"]),
-                *_forward_args("--udp-ports", [p for p in publish if p.proto == "udp"]),
-                "--pid", str(pid_file), "--netns", f"/proc/self/fd/{self._fd}"]
-        with open(log, "wb") as err:
-            try:
-                # It forks into the background once the namespace is configured and its ports bound.
-                done = subprocess.run(args, stdin=subprocess.DEVNULL, stdout=err, stderr=err,
-                                      pass_fds=[self._fd], timeout=_START_TIMEOUT, check=False)
-            except subprocess.TimeoutExpired:
-                raise ExecutionError("pasta did not start within 30 s") from None
-        text = log.read_text(errors="replace")
-        if done.returncode != 0:
-            why = [line for line in text.splitlines() if "syslog" not in line]
-            raise ExecutionError(f"pasta failed to set up the private network: {'; '.join(why)[-300:]}"
-                                 + (" (a published port in use?)" if publish else ""))
-        self._held["pasta"] = os.pidfd_open(int(pid_file.read_text()))
 
     @property
     def path(self) -> str:

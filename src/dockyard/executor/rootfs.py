@@ -253,11 +253,18 @@ def mount_rootfs(rootfs: dict[str, Any], target: str, scratch: str, targets: Seq
         return
     lowers = [str(p) for p in reversed(rootfs["lower"])]
     upper, work = rootfs["upper"], rootfs["work"]
-    # The upper directory is the top layer of the view: its whiteouts count, as in the real mount.
     stub_dir = os.path.join(scratch, "stubs")
     os.mkdir(stub_dir, 0o755)
-    needed = _build_stubs(LayeredView([upper, *lowers]), stub_dir, targets)
+    needed = stub_layer(lowers, upper, targets, stub_dir)
     _mount_overlay(target, lowers, upper, work, allow_chdir, stub_dir if needed else None)
+
+
+def stub_layer(lowers_top_first: Sequence[str], upper: str, targets: Sequence[tuple[str, bool]],
+               stub_dir: str) -> bool:
+    """Fill ``stub_dir`` (empty) with the mount points ``targets`` that the overlay of ``upper`` on
+    ``lowers_top_first`` lacks, to be its extra top lower layer; whether any were needed."""
+    # The upper directory is the top layer of the view: its whiteouts count, as in the real mount.
+    return _build_stubs(LayeredView([upper, *lowers_top_first]), stub_dir, targets)
 
 
 def host_resolv_conf() -> str:

@@ -3,12 +3,14 @@
 A non-root user's dockyard calls :func:`enter_user_namespace` first thing (before any thread starts):
 the process unshares a user namespace, a forked helper maps it with ``newuidmap``/``newgidmap`` (the
 user is uid 0 inside, uid N is subordinate id base + N - 1, as Podman and BuildKit do), and then it
-unshares a mount namespace. From there on every store operation, unpack, RUN step and commit sees the
+unshares a mount namespace. The helper stays outside to start pasta for the private network
+(:mod:`dockyard.executor.outside`). From there on every store operation, unpack, RUN step and commit sees the
 image's own owners: a layer written here holds uid 0 / 1000 exactly as one written by real root.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import pwd
 import shutil
@@ -18,6 +20,7 @@ from pathlib import Path
 
 from dockyard.errors import ExecutionError
 from dockyard.executor import mount as m
+from dockyard.executor import outside
 
 CLONE_NEWUSER = 0x10000000
 ROOTLESS_ENV = "DOCKYARD_ROOTLESS_UID"
@@ -83,9 +86,13 @@ def _unshare_user() -> None:
     try:
         m.unshare(CLONE_NEWUSER)
     except OSError as exc:
+        if exc.errno == errno.EINVAL:  # the one other cause: threads (a program embedding dockyard)
+            raise ExecutionError("rootless: cannot create a user namespace in a process that already runs "
+                                 "threads: enter it first thing (dockyard's command line does)") from None
         raise ExecutionError(
             f"rootless: cannot create a user namespace ({exc.strerror}): user namespaces are disabled "
-            f"{_fix('sudo sysctl -w kernel.unprivileged_userns_clone=1 user.max_user_namespaces=28633')}")
+            f"{_fix('sudo sysctl -w kernel.unprivileged_userns_clone=1 user.max_user_namespaces=28633')}"
+        ) from None
 
 
 def _map_ids(pid: int, uid: int, gid: int, subuid: IdRange, subgid: IdRange, tools: tuple[str, str]) -> None:
@@ -116,25 +123,31 @@ def enter_user_namespace() -> None:
     subuid, subgid = _ranges(user, uid, gid)
     tools = _tools()
     # The parent cannot map itself (newuidmap must run from outside the namespace), so a helper
-    # forked before the unshare waits for the word, maps the parent, and reports how it went.
+    # forked before the unshare waits for the word, maps the parent, and reports how it went. It then
+    # stays outside to start pasta for the private network (see executor.outside).
     go_r, go_w = os.pipe()
     done_r, done_w = os.pipe()
+    ours, its = outside.channel()
     parent = os.getpid()
     helper = os.fork()
     if helper == 0:
         os.close(go_w)
         os.close(done_r)
-        code = 1
+        ours.close()
         try:
             if os.read(go_r, 1) == b"1":
                 _map_ids(parent, uid, gid, subuid, subgid, tools)
                 os.write(done_w, b"ok")
+                os.close(done_w)
+                outside.serve(its)
         except ExecutionError as exc:
             os.write(done_w, exc.message.encode())
         finally:
-            os._exit(code)
+            os._exit(1)
     os.close(go_r)
     os.close(done_w)
+    its.close()
+    answer = ""
     try:
         try:
             _unshare_user()
@@ -146,7 +159,8 @@ def enter_user_namespace() -> None:
     finally:
         os.close(go_w)
         os.close(done_r)
-        os.waitpid(helper, 0)
+        if answer != "ok":
+            os.waitpid(helper, 0)
     if answer != "ok":
         raise ExecutionError(answer or "rootless: the id-mapping helper died")
     os.setresgid(0, 0, 0)
@@ -155,3 +169,4 @@ def enter_user_namespace() -> None:
     m.unshare(m.CLONE_NEWNS)
     m.mount(None, "/", None, m.MS_REC | m.MS_PRIVATE)
     os.environ[ROOTLESS_ENV] = str(uid)
+    os.environ[outside.FD_ENV] = str(ours.detach())  # close-on-exec: no container inherits it

@@ -63,6 +63,18 @@ class _Run:
         self.sock = sock
 
 
+def _proc_pid(run: _Run) -> int:
+    """``run``'s pid as the /proc we see numbers it (a pidfd's fdinfo says), which is the caller's view."""
+    try:
+        with open(f"/proc/self/fdinfo/{run.pidfd}") as f:
+            for line in f:
+                if line.startswith("Pid:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return run.pid
+
+
 class Zygote:
     """The event loop: a spare, the runs in flight, and the control socket."""
 
@@ -109,6 +121,10 @@ class Zygote:
                 os.close(fd)
             return
         run_sock = socket.socket(fileno=fds[0])
+        if self.spare is not None and b'"fresh": true' in msg:
+            # The spare's mounts are a copy made before this run's rootfs was mounted: fork anew.
+            signal.pidfd_send_signal(self.spare.pidfd, signal.SIGKILL)
+            self.spare = None
         started: _Run | None = None
         for _attempt in range(2):
             spare = self.spare if self.spare is not None else self._fork_spare()
@@ -130,7 +146,9 @@ class Zygote:
             assert started.sock is not None
             started.sock.close()
             started.sock = run_sock
-            report(run_sock, {"pid": started.pid})  # for a caller that must find it later (exec, stop)
+            # For a caller that must find it later (exec, stop): its pid in /proc, which is the
+            # caller's, not our own pid namespace's (rootless mode has one).
+            report(run_sock, {"pid": _proc_pid(started)})
             self.runs[started.pidfd] = started
             self.sel.register(run_sock, selectors.EVENT_READ, started)
         self.spare = self._fork_spare()

@@ -17,6 +17,7 @@ from dockyard.dockerfile.mounts import MountSpec, parse_run_mount, parse_volume
 from dockyard.errors import DockyardError, ExecutionError, InvalidArgument, NotFound
 from dockyard.executor import Mount, ProcessSpec, RootfsSpec, cleanup_stale
 from dockyard.executor.base import OnStart, open_executor
+from dockyard.executor.isolation import choose as choose_isolation
 from dockyard.executor.network import network_mode, parse_publish, resolve_ports
 from dockyard.executor.seccomp import DEFAULT as DEFAULT_SECCOMP
 from dockyard.executor.seccomp import parse_profile
@@ -198,7 +199,9 @@ def run_container(store: Store, opts: RunOptions, *, stdin: int | None, stdout: 
             work.mkdir()
             rootfs = RootfsSpec(lowerdirs=list(reversed(lowers)) or [empty], upperdir=upper, workdir=work)
             cleanup_stale(store.root / "exec")  # e.g. the pasta of a run killed with SIGKILL
-            executor = open_executor(store.root / "exec", opts.runtime)
+            # The kernel's overlayfs or (refused, rootless before 5.11) fuse-overlayfs, as builds do.
+            mounter = choose_isolation("namespaces", store.root / "exec").mounter
+            executor = open_executor(store.root / "exec", opts.runtime, mounter=mounter)
             try:
                 return executor.run(spec, rootfs, stdout=stdout, stderr=stderr,
                                     stdin=stdin if opts.interactive else None, on_start=on_start)
