@@ -68,7 +68,8 @@ def analyze_cmd(ctx: click.Context, image: str, fmt: str, ci: bool, lowest_effic
         except OSError as exc:
             raise click.ClickException(f"cannot read {dockerfile}: {exc.strerror}") from None
     with make_client(ctx) as client:
-        analysis = analyze_image(client, image, text)
+        analysis = analyze_image(client, image, text,
+                                 dockerfile_name=os.path.basename(dockerfile) if dockerfile else "Dockerfile")
     if interactive:
         try:
             from dockyard.cli.analyze_tui import AnalyzeApp

@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.markup import escape
 from textual.widgets import DataTable, Footer, Header, Static, Tree
 from textual.widgets.tree import TreeNode
 
@@ -68,7 +69,7 @@ class AnalyzeApp(App[None]):
         removable = {lw.index: lw.removable for lw in waste.layers} if waste else {}
         for r in self.analysis.layers:
             table.add_row(str(r.index), si_bytes(r.size), si_bytes(removable.get(r.index, 0)),
-                          plain_command(r.command)[:80], key=str(r.index))
+                          escape(plain_command(r.command)[:80]), key=str(r.index))
         self.title = f"{self.analysis.image}: {si_bytes(self.analysis.size)}, " + (
             f"removable {si_bytes(waste.total)}" if waste else "")
         self.show_layer(0)
@@ -95,14 +96,15 @@ class AnalyzeApp(App[None]):
             where = f" (Dockerfile line {blame.line})" if blame.line else ""
             lines += [f"makes {si_bytes(blame.removable)} of lower layers removable{where}: {kinds}",
                       f"fix: {blame.fix}"]
-        detail.update("\n".join(lines))
+        detail.update("\n".join(escape(line) for line in lines))  # names and history are not markup
 
     def _fill(self, parent: TreeNode[str], data: dict[str, Any]) -> None:
         for name in sorted(data, key=lambda n: (not n.endswith("/"), n)):
             value = data[name]
             if isinstance(value, dict):
-                branch = parent.add(f"{name} ({si_bytes(_total(value))})", data=name)
+                branch = parent.add(f"{escape(name)} ({si_bytes(_total(value))})", data=name)
                 self._fill(branch, value)
             else:
                 size, kind = value
-                parent.add_leaf(f"[{_STYLE[kind]}]{_MARK[kind]} {name}[/] {si_bytes(size)}", data=name)
+                label = f"[{_STYLE[kind]}]{_MARK[kind]} {escape(name)}[/] {si_bytes(size)}"
+                parent.add_leaf(label, data=name)

@@ -12,6 +12,8 @@ import click
 @click.argument("image")
 @click.option("-f", "--file", "dockerfile", default=None, metavar="DOCKERFILE",
               help="The Dockerfile the image was built from (lint findings; lines for everything else).")
+@click.option("--target", default=None, metavar="STAGE",
+              help="The stage the image was built from (default: the Dockerfile's last).")
 @click.option("--format", "fmt", type=click.Choice(["html", "json", "sarif"]), default="html",
               show_default=True, help="Output format.")
 @click.option("-o", "--output", default=None, metavar="FILE",
@@ -19,8 +21,8 @@ import click
 @click.option("--db", "db", envvar="DOCKYARD_VULN_DB", metavar="PATH", default=None,
               help="Vulnerability database (default: <store>/scan/vulndb.sqlite, used when it exists).")
 @click.pass_context
-def report_cmd(ctx: click.Context, image: str, dockerfile: str | None, fmt: str, output: str | None,
-               db: str | None) -> None:
+def report_cmd(ctx: click.Context, image: str, dockerfile: str | None, target: str | None, fmt: str,
+               output: str | None, db: str | None) -> None:
     """Report on an image: lint, size and vulnerability findings joined on the Dockerfile line of each."""
     from dockyard.cli.image_cmds import make_client
     from dockyard.cli.scan_cmd import _db_path
@@ -38,7 +40,7 @@ def report_cmd(ctx: click.Context, image: str, dockerfile: str | None, fmt: str,
     try:
         with make_client(ctx) as client:
             report = build_report(client, image, text, Path(dockerfile or "Dockerfile").name,
-                                  Path(dockerfile).parent if dockerfile else None, vdb)
+                                  Path(dockerfile).parent if dockerfile else None, vdb, target)
     finally:
         if vdb is not None:
             vdb.close()

@@ -33,12 +33,15 @@ def layer_tar(files: Layer) -> bytes:
 
 
 def make_image(client: Client, name: str, layers: Sequence[Layer], commands: Sequence[str] = (),
-               compression: str = "gzip") -> str:
-    """Store the layers and commit an image named ``name``; return its ID."""
+               compression: str = "gzip", empty_after: Sequence[str] = ()) -> str:
+    """Store the layers and commit an image named ``name``; return its ID. ``empty_after``: history
+    entries of config-only steps (``empty_layer``) after the layers' ones."""
     diff_ids = [str(client.store_layer(layer_tar(files), compression=compression).diff_id)
                 for files in layers]
     cmds = list(commands) or [f"/bin/sh -c step {i}" for i in range(len(layers))]
     config = {"architecture": "amd64", "os": "linux", "created": "2026-01-01T00:00:00Z",
               "config": {}, "rootfs": {"type": "layers", "diff_ids": diff_ids},
-              "history": [{"created": "2026-01-01T00:00:00Z", "created_by": c} for c in cmds]}
+              "history": [{"created": "2026-01-01T00:00:00Z", "created_by": c} for c in cmds]
+              + [{"created": "2026-01-01T00:00:00Z", "created_by": c, "empty_layer": True}
+                 for c in empty_after]}
     return str(client.commit_image(json.dumps(config).encode(), names=[name]).id)

@@ -58,3 +58,29 @@ def test_layers_and_their_file_trees(client: Client) -> None:
     assert any("~ a.bin" in label for label in second) and any("- old" in label for label in second)
     assert any("+ new" in label for label in second)
     assert "makes 5.3 kB of lower layers removable" in detail and "COPY --chown" in detail
+
+
+@pytest.mark.slow
+def test_names_and_history_are_shown_as_they_are(client: Client) -> None:
+    """Names and history entries with square brackets are text, not markup (dive shows them as they are)."""
+    from textual.widgets import DataTable, Static, Tree
+
+    from dockyard.cli.analyze_tui import AnalyzeApp
+
+    make_image(client, "markup:1", [[("srv", None), ("srv/[bold]x[", b"a"), ("srv/[i]", b"b")]],
+               ["COPY [red]x[/] /srv # buildkit"])
+    app = AnalyzeApp(analyze_image(client, "markup:1"))
+
+    async def drive() -> tuple[list[str], str, str]:
+        async with app.run_test() as pilot:
+            await pilot.pause()
+            labels = _labels(app.query_one("#files", Tree).root)
+            detail = str(app.query_one("#detail", Static).render())
+            table = app.query_one("#layers", DataTable)
+            command = str(table._get_row_renderables(0).cells[3])  # what the table draws
+        return labels, detail, command
+
+    labels, detail, command = asyncio.run(drive())
+    assert any("+ [bold]x[ 1 B" in label for label in labels)
+    assert any("+ [i] 1 B" in label for label in labels)
+    assert "COPY [red]x[/] /srv" in detail and "[red]x[/]" in command

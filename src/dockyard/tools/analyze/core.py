@@ -21,7 +21,8 @@ from dockyard.archive import TarEntry, TarReader
 from dockyard.archive.whiteout import OPAQUE, WHITEOUT_META_PREFIX, WHITEOUT_PREFIX
 from dockyard.client import Client
 from dockyard.tools.analyze.layers import ImageLayers, clean_path, image_layers, open_layer
-from dockyard.tools.analyze.waste import WasteReport, WasteTracker, blame_lines, digest_entries
+from dockyard.tools.analyze.lines import dockerfile_lines
+from dockyard.tools.analyze.waste import WasteReport, WasteTracker, digest_entries
 
 
 class _Node:
@@ -226,15 +227,21 @@ def summarize(image: str, image_id: str, reports: list[LayerReport],
     return Analysis(image, image_id, reports, size, user_size, wasted, efficiency, wasted_files)
 
 
-def analyze_image(client: Client, ref: str, dockerfile: str | None = None) -> Analysis:
+def analyze_image(client: Client, ref: str, dockerfile: str | None = None,
+                  target: str | None = None, dockerfile_name: str = "Dockerfile") -> Analysis:
     """Analyze an image of the local store, streaming each stored layer blob once: dive's numbers and
-    the removable bytes (blamed on Dockerfile lines when its text is given)."""
+    the removable bytes (blamed on Dockerfile lines when its text is given: the ``target`` stage's, by
+    default the last; see :mod:`.lines`)."""
     info = image_layers(client, ref)
     tracker = WasteTracker()
     analysis = summarize(ref, info.image_id, *analyze_layers(_entries(client, info, tracker)))
     analysis.waste = tracker.report()
     if dockerfile is not None:
-        blame_lines(analysis.waste, [layer.command for layer in info.layers], dockerfile)
+        history = client.image_config(info.image_id).history or []
+        commands = [layer.command for layer in info.layers]
+        lines = dockerfile_lines(history, commands, dockerfile, target, dockerfile_name).layers
+        for lw in analysis.waste.layers:
+            lw.line = lines[lw.index]
     return analysis
 
 

@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 from dockyard.tools.report.core import LineEntry, Report, Vulnerability, build_report, to_json, to_sarif
-from dockyard.tools.report.html import bar_chart, render_html
+from dockyard.tools.report.html import Bar, bar_chart, render_html
 
-__all__ = ["LineEntry", "Report", "Vulnerability", "bar_chart", "build_report", "render_html", "to_json",
-           "to_sarif"]
+__all__ = ["Bar", "LineEntry", "Report", "Vulnerability", "bar_chart", "build_report", "render_html",
+           "to_json", "to_sarif"]

@@ -7,6 +7,7 @@ Dockerfile line that caused each.
 
 from __future__ import annotations
 
+import json
 import posixpath
 from collections import Counter
 from dataclasses import dataclass, field
@@ -15,9 +16,10 @@ from typing import Any
 
 from dockyard import __version__
 from dockyard.client import Client
-from dockyard.tools.analyze import Analysis, analyze_image, layer_lines
-from dockyard.tools.lint import CHECKS, RULES, Finding, LintInput, lint_many
-from dockyard.tools.scan import SEVERITIES, VulnDB, scan_image
+from dockyard.tools.analyze import Analysis, analyze_image
+from dockyard.tools.analyze.lines import dockerfile_lines
+from dockyard.tools.lint import Finding, LintInput, lint_many
+from dockyard.tools.scan import SEVERITIES, ScanResult, VulnDB, scan_image
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +61,13 @@ class Report:
     vulnerabilities: list[Vulnerability]
     vuln_note: str
     lines: list[LineEntry]
+    lines_note: str = ""  # where the image history stopped matching the Dockerfile
+    scan: ScanResult | None = None  # the scan behind ``vulnerabilities`` (when a database exists)
+
+    @property
+    def notes(self) -> list[str]:
+        """Why parts of the report are missing or approximate."""
+        return [n for n in (self.lines_note, self.lint_note, self.vuln_note) if n]
 
     def waste_by_directory(self, depth: int = 2, top: int = 12) -> list[tuple[str, int]]:
         """Removable bytes per directory (the first ``depth`` levels), biggest first."""
@@ -96,18 +105,25 @@ def build_report(
     dockerfile_name: str = "Dockerfile",
     context_dir: Path | None = None,
     vulndb: VulnDB | None = None,
+    target: str | None = None,
 ) -> Report:
     """Analyze ``image`` (dive's numbers and removable bytes), lint the Dockerfile and, with a
     database, scan for vulnerabilities; tie each to the Dockerfile line whose layer caused it."""
-    analysis = analyze_image(client, image, dockerfile)
+    analysis = analyze_image(client, image, dockerfile, target, dockerfile_name)
     commands = [layer.command for layer in analysis.layers]
-    lines: list[int | None] = layer_lines(commands, dockerfile) if dockerfile else [None] * len(commands)
+    lines: list[int | None] = [None] * len(commands)
+    lines_note = ""
+    if dockerfile:
+        history = client.image_config(analysis.image_id).history or []
+        aligned = dockerfile_lines(history, commands, dockerfile, target, dockerfile_name)
+        lines, lines_note = aligned.layers, aligned.note
     findings: list[Finding] = []
     lint_note = ""
     if dockerfile is not None:
         results, lint_note = lint_many([LintInput(dockerfile, dockerfile_name, context_dir)], buildkit=True)
         findings = results[0]
     vulns: list[Vulnerability] = []
+    result: ScanResult | None = None
     vuln_note = "no vulnerability database (dockyard scan db import FILE)"
     if vulndb is not None:
         result = scan_image(client, image, vulndb, SEVERITIES)
@@ -137,65 +153,81 @@ def build_report(
         if v.line is not None:
             entry(v.line).vulnerabilities.append(v)
     return Report(image, analysis, dockerfile or "", lines, findings, lint_note, vulns, vuln_note,
-                  sorted(entries.values(), key=lambda e: e.line))
+                  sorted(entries.values(), key=lambda e: e.line), lines_note, result)
 
 
 def to_json(report: Report) -> dict[str, Any]:
-    """The report as one JSON document."""
+    """The report as one JSON document (its fields are described in docs/report.md)."""
     from dockyard.tools.analyze import to_json as analysis_json
 
     a = report.analysis
     return {
+        "reportVersion": 1,
         "image": report.image,
         "id": a.image_id,
         "layers": [{"index": r.index, "sizeBytes": r.size, "command": r.command,
                     "dockerfileLine": report.layer_lines[r.index]} for r in a.layers],
         "size": analysis_json(a),
         "wasteByDirectory": [{"directory": d, "sizeBytes": n} for d, n in report.waste_by_directory()],
-        "lint": [{"line": f.line, "code": f.code, "level": f.severity, "message": f.message}
-                 for f in report.lint],
+        "lint": [{"line": f.line, "column": f.column, "code": f.code, "level": f.severity,
+                  "message": f.message} for f in report.lint],
         "vulnerabilities": [{"id": v.id, "severity": v.severity, "package": v.package, "version": v.version,
                              "fixedVersion": v.fixed, "title": v.title, "layer": v.layer,
                              "dockerfileLine": v.line} for v in report.vulnerabilities],
-        "notes": [n for n in (report.lint_note, report.vuln_note) if n],
+        "notes": report.notes,
         "byLine": [{"line": e.line, "text": e.text, "lint": [f.code for f in e.lint],
                     "removableBytes": e.removable, "fixes": e.fixes,
                     "vulnerabilities": [v.id for v in e.vulnerabilities]} for e in report.lines],
     }
 
 
-_LEVELS = {"error": "error", "warning": "warning", "info": "note", "style": "note",
-           "CRITICAL": "error", "HIGH": "error", "MEDIUM": "warning", "LOW": "note", "UNKNOWN": "note"}
+_REMOVABLE_RULE = {
+    "id": "RemovableBytes", "name": "RemovableBytes",
+    "shortDescription": {"text": "A layer makes bytes of lower layers removable"},
+    "fullDescription": {"text": "Bytes a later layer overwrote, copied again, changed only the metadata "
+                                "of, or deleted: the image still carries them in the lower layer. Counted "
+                                "once each."},
+    "help": {"text": "Write each file once: clean up in the step that creates the files, set owners and "
+                     "modes with COPY --chown/--chmod, or build in a stage of its own and COPY --from the "
+                     "result."},
+    "defaultConfiguration": {"level": "warning"},
+    "properties": {"tags": ["size", "efficiency"]},
+}
+
+
+def _dockerfile_location(uri: str, line: int) -> dict[str, Any]:
+    return {"physicalLocation": {"artifactLocation": {"uri": uri},
+                                 "region": {"startLine": line, "sourceLanguage": "dockerfile"}}}
 
 
 def to_sarif(report: Report, dockerfile_uri: str = "Dockerfile") -> dict[str, Any]:
-    """SARIF 2.1.0: lint findings, removable bytes per layer and vulnerabilities at their lines."""
-    rules: dict[str, dict[str, Any]] = {}
-    results: list[dict[str, Any]] = []
+    """SARIF 2.1.0 with one run per tool, each with its rule metadata: ``dockyard lint`` (hadolint's,
+    ShellCheck's and BuildKit's rules), ``dockyard`` scan (one rule per advisory, located on the
+    Dockerfile line that installed the package, the package's file in the image as a related location)
+    and ``dockyard analyze`` (removable bytes on the line of the layer that made them removable)."""
+    from dockyard.tools.lint import render
+    from dockyard.tools.scan.sarif import to_sarif as scan_sarif
 
-    def add(rule: str, text: str, level: str, message: str, line: int | None) -> None:
-        rules.setdefault(rule, {"id": rule, "shortDescription": {"text": text}})
-        result: dict[str, Any] = {"ruleId": rule, "level": level, "message": {"text": message}}
-        if line is not None:
-            result["locations"] = [{"physicalLocation": {"artifactLocation": {"uri": dockerfile_uri},
-                                                         "region": {"startLine": line}}}]
-        results.append(result)
-
-    for f in report.lint:
-        known = RULES[f.code].message if f.code in RULES else CHECKS[f.code].description if f.code in CHECKS \
-            else f.message
-        add(f.code, known, _LEVELS.get(f.severity, "note"), f.message, f.line)
-    for lw in report.analysis.waste.layers if report.analysis.waste else []:
-        add("RemovableBytes", "Bytes a later layer overwrote or deleted: the image carries them for nothing",
-            "warning", f"{lw.removable} bytes removable ({lw.files} files): {lw.fix}", lw.line)
-    for v in report.vulnerabilities:
-        add(v.id, v.title or v.id, _LEVELS.get(v.severity, "note"),
-            f"{v.package} {v.version}: {v.id} ({v.severity})" + (f", fixed in {v.fixed}" if v.fixed else ""),
-            v.line)
-    return {
-        "$schema": "http://json.schemastore.org/sarif-2.1.0",
-        "version": "2.1.0",
-        "runs": [{"tool": {"driver": {"name": "dockyard report", "version": __version__,
-                                      "rules": list(rules.values())}},
-                  "results": results}],
-    }
+    runs: list[dict[str, Any]] = []
+    if report.dockerfile:
+        runs += json.loads(render(report.lint, "sarif", filename=dockerfile_uri))["runs"]
+    if report.scan is not None:
+        run = scan_sarif(report.scan)["runs"][0]
+        for result, vuln in zip(run["results"], report.vulnerabilities, strict=True):
+            if vuln.line is not None:
+                result["relatedLocations"] = [{"id": 1, **loc} for loc in result["locations"]]
+                result["locations"] = [_dockerfile_location(dockerfile_uri, vuln.line)]
+        runs.append(run)
+    waste = report.analysis.waste
+    results = [{"ruleId": "RemovableBytes", "ruleIndex": 0, "level": "warning",
+                "message": {"text": f"{lw.removable} bytes removable ({lw.files} files, "
+                                    + ", ".join(f"{k} {n}" for k, n in lw.by_kind.items()) + f"): {lw.fix}"},
+                "properties": {"removableBytes": lw.removable, "layer": lw.index},
+                **({"locations": [_dockerfile_location(dockerfile_uri, lw.line)]} if lw.line else {})}
+               for lw in (waste.layers if waste else [])]
+    runs.append({"tool": {"driver": {"name": "dockyard analyze", "version": __version__,
+                                     "rules": [_REMOVABLE_RULE] if results else []}},
+                 "results": results,
+                 "properties": {"imageName": report.image, "imageID": report.analysis.image_id,
+                                "notes": report.notes}})
+    return {"$schema": "https://json.schemastore.org/sarif-2.1.0.json", "version": "2.1.0", "runs": runs}

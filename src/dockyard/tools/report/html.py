@@ -1,33 +1,55 @@
-"""The report as one self-contained HTML page: inline CSS, inline SVG charts, no external asset."""
+"""The report as one self-contained HTML page: inline CSS and SVG charts, no script, no external asset.
+
+Every text that comes from the image (paths, history) or the Dockerfile goes through ``escape``. Each
+chart is an ``<svg role="img">`` with a title and description, followed by the same numbers as a table;
+the page reflows to a phone's width (the charts scale, long lines wrap, wide tables scroll).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from html import escape
 
 from dockyard.tools.analyze.waste import plain_command
-from dockyard.tools.report.core import Report
+from dockyard.tools.report.core import LineEntry, Report
 
-_COLORS = {"error": "#c62828", "critical": "#7b1fa2", "high": "#c62828", "warning": "#ef6c00",
-           "medium": "#ef6c00", "info": "#2e7d32", "low": "#2e7d32", "style": "#1565c0", "unknown": "#757575"}
+_COLORS = {"error": "#b71c1c", "critical": "#6a1b9a", "high": "#b71c1c", "warning": "#bf4f00",
+           "medium": "#bf4f00", "info": "#2e6b30", "low": "#2e6b30", "style": "#1554a0", "unknown": "#616161"}
 _ORDER = ("critical", "error", "high", "warning", "medium", "info", "low", "style", "unknown")
 
 _CSS = """
-body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1100px;color:#222}
-h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #ddd}
-.kpis{display:flex;gap:12px;flex-wrap:wrap;margin:12px 0}
-.kpi{background:#f5f5f5;border-radius:6px;padding:8px 12px}.kpi b{display:block;font-size:18px}
-table{border-collapse:collapse;width:100%}
-td,th{border-bottom:1px solid #eee;padding:4px 6px;text-align:left;vertical-align:top}
-code,pre{font:12px/1.4 ui-monospace,monospace}
-.sev{color:#fff;border-radius:3px;padding:0 5px;font-size:12px}.note{color:#666}svg text{font:12px sans-serif}
+*{box-sizing:border-box}
+body{font:15px/1.5 system-ui,sans-serif;margin:0 auto;padding:16px;max-width:1100px;color:#1a1a1a}
+header,.note{overflow-wrap:anywhere}h1{font-size:22px;margin:0 0 4px}h2{font-size:18px;margin:28px 0 8px;
+border-bottom:1px solid #ccc}h3{font-size:15px;margin:16px 0 6px}
+.kpis{display:flex;gap:10px;flex-wrap:wrap;margin:12px 0;padding:0;list-style:none}
+.kpi{background:#f2f2f2;border-radius:6px;padding:6px 12px}.kpi b{display:block;font-size:18px}
+figure{margin:0 0 12px}svg{width:100%;max-width:640px;height:auto;display:block}
+svg text{font:14px system-ui,sans-serif}
+.scroll{overflow-x:auto}table{border-collapse:collapse;width:100%}
+td,th{border-bottom:1px solid #e3e3e3;padding:4px 6px;text-align:left;vertical-align:top}
+td.num,th.num{text-align:right;white-space:nowrap}
+code,pre,.src{font:13px/1.45 ui-monospace,monospace}
+.sev{color:#fff;border-radius:3px;padding:0 5px;font-size:12px;white-space:nowrap}.note{color:#555}
+.src{list-style:none;margin:0;padding:0;border:1px solid #ddd;border-radius:4px}
+.src>li{display:flex;gap:10px;padding:1px 8px}.src>li.hit{background:#fff6e0}
+.src .n{color:#666;min-width:2.5em;text-align:right;user-select:none}
+.src .t{white-space:pre-wrap;overflow-wrap:anywhere;flex:1}
+.ann{margin:2px 0 6px;padding-left:18px;font:13px/1.4 system-ui,sans-serif}
+details{margin:4px 0 12px}summary{cursor:pointer;color:#1554a0}
+@media (max-width:600px){body{padding:8px;font-size:14px}.src>li{gap:6px;padding:1px 4px}}
 """
 
-# Counts each chart's bars once the page is up (a headless browser test reads these back).
-_SCRIPT = """
-document.querySelectorAll('svg[data-chart]').forEach(function(s){
-  s.setAttribute('data-bars', s.querySelectorAll('rect.bar').length);});
-document.body.setAttribute('data-ready', '1');
-"""
+
+@dataclass(frozen=True, slots=True)
+class Bar:
+    """One bar of a chart: its label, value, colour and (optionally) the page anchor it links to."""
+
+    label: str
+    value: float
+    color: str = "#1554a0"
+    href: str = ""
 
 
 def _si(n: float) -> str:
@@ -38,26 +60,38 @@ def _si(n: float) -> str:
     return f"{n:.1f} TB"
 
 
-def bar_chart(chart: str, title: str, rows: list[tuple[str, float, str]], value_label: str = "bytes") -> str:
-    """A horizontal bar chart as inline SVG: one bar per ``(label, value, colour)``."""
-    width, label_w, row_h = 1040, 420, 22
-    height = 30 + row_h * max(1, len(rows))
-    peak = max((v for _, v, _ in rows), default=0) or 1
-    parts = [f'<svg data-chart="{escape(chart)}" role="img" aria-label="{escape(title)}" width="{width}" '
-             f'height="{height}" viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">',
-             f'<text x="0" y="16" font-weight="bold">{escape(title)}</text>']
-    if not rows:
-        parts.append('<text x="0" y="42" fill="#666">nothing to show</text>')
-    for i, (label, value, color) in enumerate(rows):
-        y = 26 + i * row_h
-        w = max(1.0, (width - label_w - 90) * value / peak) if value else 0
-        shown = label if len(label) <= 60 else label[:57] + "..."
-        number = _si(value) if value_label == "bytes" else f"{value:.0f}"
-        parts += [f'<text x="0" y="{y + 14}">{escape(shown)}</text>',
-                  f'<rect class="bar" x="{label_w}" y="{y + 3}" width="{w:.1f}" height="{row_h - 6}" '
-                  f'fill="{color}"><title>{escape(label)}: {escape(number)}</title></rect>',
-                  f'<text x="{label_w + w + 6:.1f}" y="{y + 14}">{escape(number)}</text>']
-    parts.append("</svg>")
+def _short(text: str, width: int = 60) -> str:
+    return text if len(text) <= width else text[: width - 1] + "\u2026"
+
+
+def bar_chart(chart: str, title: str, bars: Sequence[Bar], unit: str = "bytes", what: str = "item") -> str:
+    """A horizontal bar chart as inline SVG (label above each bar, so it stays legible when it shrinks
+    to a phone's width), with its title and a description for screen readers and its data as a table."""
+    width, row_h = 480, 44
+    height = 8 + row_h * max(1, len(bars))
+    peak = max((b.value for b in bars), default=0) or 1
+    shown = [(b, _si(b.value) if unit == "bytes" else f"{b.value:.0f}") for b in bars]
+    desc = "; ".join(f"{b.label}: {number}" for b, number in shown) or "nothing to show"
+    parts = [f'<figure><svg data-chart="{escape(chart)}" role="img" aria-labelledby="{chart}-t {chart}-d" '
+             f'viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">',
+             f'<title id="{chart}-t">{escape(title)}</title><desc id="{chart}-d">{escape(desc)}</desc>']
+    if not bars:
+        parts.append('<text x="0" y="30" fill="#555">nothing to show</text>')
+    for i, (bar, number) in enumerate(shown):
+        y = 4 + i * row_h
+        w = max(2.0, (width - 80) * bar.value / peak) if bar.value else 0
+        row = (f'<text x="0" y="{y + 16}">{escape(_short(bar.label))}</text>'
+               f'<rect class="bar" x="0" y="{y + 21}" width="{w:.1f}" height="16" fill="{bar.color}">'
+               f"<title>{escape(bar.label)}: {escape(number)}</title></rect>"
+               f'<text x="{w + 6:.1f}" y="{y + 34}">{escape(number)}</text>')
+        parts.append(f'<a href="{escape(bar.href)}">{row}</a>' if bar.href else row)
+    parts.append(f"</svg><figcaption class=\"note\">{escape(title)}</figcaption></figure>")
+    head = "bytes" if unit == "bytes" else "count"
+    parts.append(f'<details><summary>{escape(title)} as a table</summary><div class="scroll">'
+                 f'<table data-table="{escape(chart)}"><tr><th>{escape(what)}</th>'
+                 f'<th class="num">{head}</th></tr>')
+    parts += [f'<tr><td>{escape(b.label)}</td><td class="num">{escape(n)}</td></tr>' for b, n in shown]
+    parts.append("</table></div></details>")
     return "".join(parts)
 
 
@@ -65,82 +99,105 @@ def render_html(report: Report) -> str:
     """The whole page."""
     a = report.analysis
     waste = a.waste
-    removable = waste.total if waste else 0
-    layer_rows = []
+    layer_bars = []
+    mapped = [i for i, line in enumerate(report.layer_lines) if line]
     for r in a.layers:
         line = report.layer_lines[r.index]
-        where = f"line {line}" if line else ("base" if r.index == 0 or line is None else "")
-        layer_rows.append((f"#{r.index} {where}: {plain_command(r.command)}", float(r.size), "#1565c0"))
+        where = (f" (line {line})" if line else "" if not report.dockerfile
+                 else " (base image)" if not mapped or r.index < mapped[0] else " (no line)")
+        layer_bars.append(Bar(f"#{r.index}{where}: {plain_command(r.command) or '(no history)'}",
+                              float(r.size), "#1554a0", f"#L{line}" if line else ""))
     counts = report.severity_counts()
-    sev_rows = [(k, float(counts[k]), _COLORS.get(k, "#757575")) for k in _ORDER if counts.get(k)]
-    dir_rows = [(d, float(n), "#ef6c00") for d, n in report.waste_by_directory()]
-    kpis = [("image size", _si(a.size)), ("removable", _si(removable)), ("dive wastedBytes", _si(a.wasted)),
-            ("dive efficiency", f"{a.efficiency * 100:.2f} %"), ("lint findings", str(len(report.lint))),
+    sev_bars = [Bar(k, float(counts[k]), _COLORS.get(k, "#616161")) for k in _ORDER if counts.get(k)]
+    dir_bars = [Bar(d, float(n), "#bf4f00") for d, n in report.waste_by_directory()]
+    kpis = [("image size", _si(a.size)), ("removable", _si(waste.total if waste else 0)),
+            ("dive wastedBytes", _si(a.wasted)), ("dive efficiency", f"{a.efficiency * 100:.2f} %"),
+            ("lint findings", str(len(report.lint))),
             ("vulnerabilities", str(len(report.vulnerabilities)) if not report.vuln_note else "n/a")]
-    out = ["<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">",
+    out = ['<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',
+           '<meta name="viewport" content="width=device-width, initial-scale=1">',
            f"<title>dockyard report: {escape(report.image)}</title><style>{_CSS}</style></head><body>",
-           f"<h1>{escape(report.image)}</h1><div class=\"note\">{escape(a.image_id)}</div>",
-           '<div class="kpis">'
-           + "".join(f'<div class="kpi">{escape(k)}<b>{escape(v)}</b></div>' for k, v in kpis) + "</div>",
-           "<h2>Layers</h2>", bar_chart("layers", "Layer sizes", layer_rows),
-           "<h2>Removable bytes</h2>",
+           f"<header><h1>{escape(report.image)}</h1><div class=\"note\">{escape(a.image_id)}</div>",
+           '<ul class="kpis">'
+           + "".join(f'<li class="kpi">{escape(k)}<b>{escape(v)}</b></li>' for k, v in kpis) + "</ul>",
+           *(f'<p class="note">{escape(n)}</p>' for n in report.notes), "</header><main>",
+           "<section><h2>Layers</h2>", bar_chart("layers", "Layer sizes", layer_bars, what="layer"),
+           "</section><section><h2>Removable bytes</h2>",
            '<p class="note">Each byte a later layer overwrote or deleted, counted once (dive counts the copy '
            "that stays too).</p>",
-           bar_chart("waste", "Removable bytes by directory", dir_rows),
-           "<h2>Findings</h2>", bar_chart("severity", "Findings by severity", sev_rows, "count")]
-    notes = [n for n in (report.lint_note, report.vuln_note) if n]
-    out += [f'<p class="note">{escape(n)}</p>' for n in notes]
-    out.append(_by_line(report))
-    out.append(_lint_table(report))
-    out.append(_vuln_table(report))
-    if waste and waste.layers:
-        out.append("<h2>Fixes for the removable bytes</h2><table><tr><th>layer</th><th>line</th>"
-                   "<th>bytes</th><th>kinds</th><th>fix</th></tr>")
-        for lw in waste.layers:
-            kinds = ", ".join(f"{k} {_si(v)}" for k, v in lw.by_kind.items())
-            out.append(f"<tr><td>#{lw.index}</td><td>{lw.line or ''}</td><td>{_si(lw.removable)}</td>"
-                       f"<td>{escape(kinds)}</td><td>{escape(lw.fix)}</td></tr>")
-        out.append("</table>")
-    out.append(f"<script>{_SCRIPT}</script></body></html>")
-    return "\n".join(out) + "\n"
+           bar_chart("waste", "Removable bytes by directory", dir_bars, what="directory"),
+           _fixes(report), "</section><section><h2>Findings</h2>",
+           bar_chart("severity", "Findings by severity", sev_bars, "count", "severity"),
+           _dockerfile(report), _lint_table(report), _vuln_table(report), "</section></main></body></html>"]
+    return "\n".join(p for p in out if p) + "\n"
 
 
 def _badge(level: str) -> str:
-    color = _COLORS.get(level.lower(), "#757575")
+    color = _COLORS.get(level.lower(), "#616161")
     return f'<span class="sev" style="background:{color}">{escape(level)}</span>'
 
 
-def _by_line(report: Report) -> str:
-    if not report.lines:
+def _annotations(e: LineEntry) -> str:
+    items = [f'<li class="finding">{_badge(f.severity)} <code>{escape(f.code)}</code> '
+             f"{escape(f.message)}</li>" for f in e.lint]
+    if e.removable:
+        fixes = escape("; ".join(e.fixes))
+        items.append(f"<li>{_badge('warning')} {_si(e.removable)} removable: {fixes}</li>")
+    items += [f'<li class="vuln">{_badge(v.severity)} {escape(v.id)}: {escape(v.package)} {escape(v.version)}'
+              + (f" (fixed in {escape(v.fixed)})" if v.fixed else "") + "</li>" for v in e.vulnerabilities]
+    return f'<ul class="ann">{"".join(items)}</ul>' if items else ""
+
+
+def _dockerfile(report: Report) -> str:
+    """The Dockerfile, each line numbered (anchor ``#L<n>``), findings under the line that caused them."""
+    if not report.dockerfile:
         return ""
-    rows = ["<h2>By Dockerfile line</h2><table id=\"by-line\"><tr><th>line</th><th>instruction</th>"
-            "<th>lint</th><th>removable</th><th>vulnerabilities</th></tr>"]
-    for e in report.lines:
-        lint = " ".join(f"{_badge(f.severity)} <code>{escape(f.code)}</code>" for f in e.lint)
-        vulns = " ".join(f"{_badge(v.severity)} {escape(v.id)}" for v in e.vulnerabilities)
-        rows.append(f'<tr data-line="{e.line}"><td>{e.line}</td><td><code>{escape(e.text)}</code></td>'
-                    f"<td>{lint}</td><td>{_si(e.removable) if e.removable else ''}</td><td>{vulns}</td></tr>")
-    rows.append("</table>")
+    by_line = {e.line: e for e in report.lines}
+    rows = ["<h3>Dockerfile</h3>", '<ol class="src" aria-label="The Dockerfile with its findings">']
+    for n, text in enumerate(report.dockerfile.splitlines(), 1):
+        e = by_line.get(n)
+        ann = _annotations(e) if e else ""
+        hit = ' class="hit"' if ann else ""
+        rows.append(f'<li id="L{n}"{hit}><span class="n">{n}</span>'
+                    f'<div class="t"><code>{escape(text)}</code>{ann}</div></li>')
+    rows.append("</ol>")
     return "".join(rows)
 
 
 def _lint_table(report: Report) -> str:
     if not report.lint:
         return ""
-    rows = ['<h2>Lint</h2><table id="lint"><tr><th>line</th><th>level</th><th>rule</th><th>message</th></tr>']
-    rows += [f'<tr class="finding"><td>{f.line}</td><td>{_badge(f.severity)}</td><td><code>{escape(f.code)}'
-             f"</code></td><td>{escape(f.message)}</td></tr>" for f in report.lint]
-    rows.append("</table>")
+    rows = ['<h3>Lint</h3><div class="scroll"><table id="lint"><tr><th>line</th><th>level</th><th>rule</th>'
+            "<th>message</th></tr>"]
+    rows += [f'<tr><td><a href="#L{f.line}">{f.line}</a></td><td>{_badge(f.severity)}</td>'
+             f"<td><code>{escape(f.code)}</code></td><td>{escape(f.message)}</td></tr>" for f in report.lint]
+    rows.append("</table></div>")
     return "".join(rows)
 
 
 def _vuln_table(report: Report) -> str:
     if not report.vulnerabilities:
         return ""
-    rows = ['<h2>Vulnerabilities</h2><table id="vulnerabilities"><tr><th>id</th><th>severity</th>'
-            "<th>package</th><th>fixed in</th><th>line</th></tr>"]
-    rows += [f'<tr class="vuln"><td>{escape(v.id)}</td><td>{_badge(v.severity)}</td><td>{escape(v.package)} '
-             f"{escape(v.version)}</td><td>{escape(v.fixed)}</td><td>{v.line or ''}</td></tr>"
+    rows = ['<h3>Vulnerabilities</h3><div class="scroll"><table id="vulnerabilities"><tr><th>id</th>'
+            "<th>severity</th><th>package</th><th>fixed in</th><th>line</th></tr>"]
+    rows += [f"<tr><td>{escape(v.id)}</td><td>{_badge(v.severity)}</td><td>{escape(v.package)} "
+             f"{escape(v.version)}</td><td>{escape(v.fixed)}</td><td>"
+             + (f'<a href="#L{v.line}">{v.line}</a>' if v.line else "") + "</td></tr>"
              for v in report.vulnerabilities]
-    rows.append("</table>")
+    rows.append("</table></div>")
+    return "".join(rows)
+
+
+def _fixes(report: Report) -> str:
+    waste = report.analysis.waste
+    if not waste or not waste.layers:
+        return ""
+    rows = ['<h3>What to change</h3><div class="scroll"><table id="fixes"><tr><th>layer</th><th>line</th>'
+            '<th class="num">bytes</th><th>kinds</th><th>fix</th></tr>']
+    for lw in waste.layers:
+        kinds = ", ".join(f"{k} {_si(v)}" for k, v in lw.by_kind.items())
+        line = f'<a href="#L{lw.line}">{lw.line}</a>' if lw.line else ""
+        rows.append(f'<tr><td>#{lw.index}</td><td>{line}</td><td class="num">{_si(lw.removable)}</td>'
+                    f"<td>{escape(kinds)}</td><td>{escape(lw.fix)}</td></tr>")
+    rows.append("</table></div>")
     return "".join(rows)
