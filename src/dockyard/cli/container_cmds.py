@@ -217,9 +217,8 @@ def rm_cmd(ctx: click.Context, containers: tuple[str, ...], force: bool, volumes
     """Remove one or more containers."""
     from dockyard.containers import lifecycle
 
-    del volumes  # dockyard containers have no anonymous volumes yet
     root = store_root(ctx)
-    each_or_exit(containers, lambda ref: lifecycle.remove(root, ref, force), not_found="Error: ")
+    each_or_exit(containers, lambda ref: lifecycle.remove(root, ref, force, volumes), not_found="Error: ")
 
 
 @click.command("rename", context_settings=CONTEXT)
@@ -307,6 +306,7 @@ def ps_row(rec: Any, *, trunc: bool, now: float, image_size: int | None) -> dict
     from dockyard.cli.format import created_since, ellipsis, go_time, human_size
 
     cfg = rec.config
+    volumes = [m for m in cfg.get("Mounts") or [] if m.get("Type") == "volume"]
     # the daemon's list: arguments with a space in single quotes, nothing else escaped
     command = " ".join([cfg["Path"], *(f"'{a}'" if " " in a else a for a in cfg["Args"])])
     labels = cfg["Config"].get("Labels") or {}
@@ -316,8 +316,9 @@ def ps_row(rec: Any, *, trunc: bool, now: float, image_size: int | None) -> dict
         "CreatedAt": go_time(cfg["Created"]), "RunningFor": created_since(cfg["Created"], now),
         "Ports": _ports(cfg["HostConfig"]["PortBindings"]), "State": rec.state["State"]["Status"],
         "Status": _status(rec.state["State"], now), "Names": rec.name,
-        "Labels": ",".join(f"{k}={v}" for k, v in labels.items()), "Mounts": "", "Networks": "",
-        "LocalVolumes": "0",
+        "Labels": ",".join(f"{k}={v}" for k, v in labels.items()), "Networks": "",
+        "Mounts": ",".join(ellipsis(m["Name"], 15) if trunc else m["Name"] for m in volumes),
+        "LocalVolumes": str(len(volumes)),
     }
     if image_size is not None:
         upper = _dir_size(rec.path / "rootfs" / "upper")

@@ -88,6 +88,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "top": ("dockyard.cli.container_cmds:top_cmd", 'Display the running processes of a container.'),
     "unpause": ("dockyard.cli.container_cmds:unpause_cmd",
                 'Unpause all processes within one or more containers.'),
+    "volume": ("dockyard.cli.volume_cmds:volume_group", "Manage volumes."),
     "wait": ("dockyard.cli.container_cmds:wait_cmd",
              'Block until one or more containers stop, then print their exit codes.'),
     "watch": ("dockyard.cli.watch_cmd:watch_cmd",

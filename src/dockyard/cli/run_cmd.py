@@ -103,7 +103,8 @@ def _env_file(path: str) -> list[str]:
 @click.option("-w", "--workdir", default="", help="Working directory inside the container.")
 @click.option("-u", "--user", default=None, help="Username or UID (format: <name|uid>[:<group|gid>]).")
 @click.option("--entrypoint", default=None, help="Overwrite the default ENTRYPOINT of the image.")
-@click.option("-v", "--volume", "volumes", multiple=True, help="Bind mount a host path (SRC:DST[:ro]).")
+@click.option("-v", "--volume", "volumes", multiple=True,
+              help="Bind mount a volume (NAME:DST[:ro], /DST for an anonymous one, or a host path SRC:DST).")
 @click.option("--mount", "mounts", multiple=True,
               help="Attach a filesystem mount to the container (type=bind|tmpfs,source=...,target=...).")
 @click.option("--network", "--net", "network", default="default",
@@ -156,6 +157,13 @@ def run_cmd(ctx: click.Context, /, **kw: Any) -> None:
         sys.exit(125)
     image = options.image
     client = Client(getattr(ctx.find_root().obj, "root", None))
+    from dockyard.containers.volumes import VolumeStore, as_binds
+
+    try:
+        options.volumes, anonymous = as_binds(client.root, options.volumes)
+    except DockyardError as exc:
+        click.echo(f"dockyard: Error: {exc}", err=True)
+        sys.exit(125)
     try:
         if options.platform:
             from dockyard.imageops.platforms import resolve_platform
@@ -208,4 +216,6 @@ def run_cmd(ctx: click.Context, /, **kw: Any) -> None:
         for s, old in previous.items():
             signal.signal(s, old)
         client.close()
+        for name in anonymous:  # the run is gone, as with --rm
+            VolumeStore(client.root).remove(name, force=True)
     sys.exit(code)

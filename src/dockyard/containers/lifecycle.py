@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import secrets
 import signal
@@ -16,7 +17,9 @@ from typing import Any
 import dockyard
 from dockyard.containers.monitor import BOOTSTRAP
 from dockyard.containers.store import LEASE_TTL, ContainerStore, Record, monitor_alive
+from dockyard.containers.volumes import VolumeStore, container_mounts, parse_volume_flag
 from dockyard.errors import Conflict, ExecutionError, InvalidArgument, NotFound
+from dockyard.executor.spec import Mount
 from dockyard.executor.user import start_error
 from dockyard.imageops import Store
 from dockyard.imageops.run import RunOptions, container_spec
@@ -72,6 +75,8 @@ def create(root: Path, opts: RunOptions, *, name: str = "", restart: str = "no",
     opts.interactive = False  # no attach yet: a detached container's standard input is empty
     if stop_signal:
         parse_signal(stop_signal)
+    asked = [(v, parse_volume_flag(v)) for v in opts.volumes]
+    opts.volumes = [v for v, vol in asked if vol is None]  # binds: container_spec checks them
     store = Store(root)
     try:
         cid = secrets.token_hex(32)
@@ -79,6 +84,11 @@ def create(root: Path, opts: RunOptions, *, name: str = "", restart: str = "no",
             opts.hostname = cid[:12]  # as Docker: the short id
         image_id, image_config, spec = container_spec(store, opts, pull)
         run = image_config.config
+        mounts = container_mounts(root, [vol for _, vol in asked if vol is not None],
+                                  (run.get("Volumes") or {}).keys(), [m.target for m in spec.mounts])
+        volumes = [Mount(target=m["Destination"], source=m["Source"], readonly=not m["RW"]) for m in mounts]
+        spec = dataclasses.replace(spec, mounts=sorted(  # parents first
+            [*spec.mounts, *volumes], key=lambda m: len(m.target.rstrip("/").split("/"))))
         cs = ContainerStore(root)
         config = {
             "Id": cid, "Name": name, "Created": _now(), "Path": spec.args[0], "Args": list(spec.args[1:]),
@@ -98,10 +108,10 @@ def create(root: Path, opts: RunOptions, *, name: str = "", restart: str = "no",
                            "Memory": 0, "MemorySwap": 0, "NanoCpus": 0, "CpuShares": 0, "PidsLimit": None,
                            **(limits or {}),
                            "NetworkMode": "default" if spec.network == "private" else spec.network,
-                           "Binds": list(opts.volumes) or None,
+                           "Binds": [v for v, _ in asked] or None,
                            "PortBindings": {f"{p.container_port}/{p.proto}": [
                                {"HostIp": p.host_ip, "HostPort": str(p.host_port)}] for p in spec.publish}},
-            "Driver": "overlay2", "Platform": "linux", "Spec": spec.to_json(),
+            "Driver": "overlay2", "Platform": "linux", "Spec": spec.to_json(), "Mounts": mounts,
         }
         record = cs.create(config)
         lease = store.lease(ttl=LEASE_TTL, lease_id=f"container-{record.id}")
@@ -279,8 +289,9 @@ def wait(root: Path, ref: str) -> int:
         time.sleep(0.05)
 
 
-def delete(root: Path, rec: Record) -> None:
-    """Forget a stopped container: its directory and the lease on its image."""
+def delete(root: Path, rec: Record, volumes: bool = False) -> None:
+    """Forget a stopped container: its directory and the lease on its image (and its anonymous
+    volumes with ``volumes``)."""
     store = Store(root)
     try:
         store.meta.delete_lease(f"container-{rec.id}")
@@ -290,10 +301,13 @@ def delete(root: Path, rec: Record) -> None:
 
     cgroups.remove(rec.id)
     ContainerStore(root).delete(rec)
+    if volumes:
+        VolumeStore(root).remove_anonymous(rec.config.get("Mounts") or [])
 
 
-def remove(root: Path, ref: str, force: bool = False) -> str:
-    """``docker rm [-f]``: a running container needs ``force`` (it is killed first)."""
+def remove(root: Path, ref: str, force: bool = False, volumes: bool = False) -> str:
+    """``docker rm [-f] [-v]``: a running container needs ``force`` (it is killed first); ``volumes``
+    removes its anonymous volumes too."""
     cs = ContainerStore(root)
     rec = cs.find(ref)
     with cs.op_lock(rec):
@@ -307,7 +321,7 @@ def remove(root: Path, ref: str, force: bool = False) -> str:
             _signal_process(rec, signal.SIGKILL)
             rec = _wait_inactive(cs, rec, None)
         rec = _wait_monitor_gone(cs, rec)
-        delete(root, rec)
+        delete(root, rec, volumes)
     return ref
 
 

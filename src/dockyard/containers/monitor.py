@@ -21,10 +21,11 @@ from typing import Any
 
 from dockyard.containers import cgroups
 from dockyard.containers.logs import LogWriter, now_rfc3339
-from dockyard.containers.store import LEASE_TTL, ContainerStore, Record, monitor_alive
+from dockyard.containers.rootview import rootfs_spec
+from dockyard.containers.store import ContainerStore, Record, monitor_alive
 from dockyard.errors import DockyardError, ExecutionError
 from dockyard.executor.base import process_start_time
-from dockyard.executor.spec import ProcessSpec, RootfsSpec
+from dockyard.executor.spec import ProcessSpec
 
 BOOTSTRAP = ("import sys; sys.path.insert(0, {path!r}); "
              "from dockyard.containers.monitor import main; main()")
@@ -68,24 +69,25 @@ class Monitor:
             self.cs.write_state(self.rec, state)
             return True
 
-    def _rootfs(self) -> RootfsSpec:
-        from dockyard.imageops import Store
-        from dockyard.imageops.unpack import unpack_layers
+    def _copy_up(self) -> None:
+        """Fill the container's empty volumes with the image's content at their mount points (Docker
+        does it on each start, for a volume still empty)."""
+        from dockyard.containers.rootview import in_view
+        from dockyard.containers.volumes import copy_up
+        from dockyard.fs.walk import secure_join
 
-        store = Store(self.root)
-        try:
-            lease = store.lease(ttl=LEASE_TTL, lease_id=f"container-{self.rec.id}")
-            lowers = unpack_layers(store, list(self.rec.config["DiffIds"]), lease=lease)
-        finally:
-            store.close()
-        upper, work = self.rec.path / "rootfs" / "upper", self.rec.path / "rootfs" / "work"
-        upper.mkdir(exist_ok=True)
-        work.mkdir(exist_ok=True)
-        if not lowers:
-            empty = self.rec.path / "rootfs" / "empty"
-            empty.mkdir(exist_ok=True)
-            lowers = [empty]
-        return RootfsSpec(lowerdirs=list(reversed(lowers)), upperdir=upper, workdir=work)
+        wanted = []
+        for mnt in self.rec.config.get("Mounts") or []:
+            source = Path(mnt["Source"])
+            if mnt.get("CopyData") and source.is_dir() and not any(source.iterdir()):
+                wanted.append((mnt["Destination"], source))
+
+        def fill(view: str) -> None:
+            for dest, source in wanted:
+                copy_up(secure_join(view, dest), source)
+
+        if wanted:
+            in_view(self.root, self.rec, fill, volumes=False)
 
     def run_once(self, log: LogWriter) -> tuple[int, str]:
         from dockyard.executor.cleanup import cleanup_stale
@@ -100,7 +102,8 @@ class Monitor:
                                    cgroups=cgroups.prepare(self.rec.id,
                                                            cgroups.Limits.of(self.rec.config["HostConfig"])))
         try:
-            rootfs = self._rootfs()
+            rootfs = rootfs_spec(self.root, self.rec)
+            self._copy_up()
             cleanup_stale(self.root / "exec")
             with NamespaceExecutor(self.root / "exec") as executor:
                 return executor.run(spec, rootfs, stdout=log.stdout, stderr=log.stderr, stdin=None,
@@ -173,7 +176,7 @@ class Monitor:
         if self.rec.config["HostConfig"].get("AutoRemove"):
             from dockyard.containers.lifecycle import delete
 
-            delete(self.root, self.cs.load(self.rec.id))
+            delete(self.root, self.cs.load(self.rec.id), volumes=True)
 
     def _sleep_unless_stopped(self, delay: float) -> bool:
         end = time.monotonic() + delay

@@ -7,6 +7,7 @@ from typing import Any
 
 from dockyard.containers.logs import parse_rfc3339
 from dockyard.containers.store import Record
+from dockyard.containers.volumes import inspect_mounts
 from dockyard.errors import InvalidArgument
 from dockyard.imageops.filters import Filters
 
@@ -27,7 +28,7 @@ def inspect(rec: Record) -> dict[str, Any]:
         "HostConfig": dict(cfg["HostConfig"]),
         "GraphDriver": {"Data": {"UpperDir": str(rec.path / "rootfs" / "upper"),
                                  "WorkDir": str(rec.path / "rootfs" / "work")}, "Name": "overlay2"},
-        "Mounts": [], "Config": dict(cfg["Config"]),
+        "Mounts": inspect_mounts(cfg.get("Mounts") or []), "Config": dict(cfg["Config"]),
         "NetworkSettings": {"Ports": dict(cfg["HostConfig"]["PortBindings"])},
     }
 
