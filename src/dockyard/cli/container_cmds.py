@@ -9,7 +9,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import click
 
@@ -530,7 +530,25 @@ def logs_cmd(ctx: click.Context, container: str, follow: bool, since: str, until
         pass
 
 
-@click.group("container", context_settings={"help_option_names": ["-h", "--help"]})
+class _ContainerGroup(click.Group):
+    """``container ...``: its commands here, and those of other modules imported on first use."""
+
+    ELSEWHERE: ClassVar[dict[str, str]] = {
+        name: f"dockyard.cli.file_cmds:{name}_cmd" for name in ("commit", "cp", "diff", "export")}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(self.commands) | set(self.ELSEWHERE))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.ELSEWHERE and cmd_name not in self.commands:
+            import importlib
+
+            module, _, attr = self.ELSEWHERE[cmd_name].partition(":")
+            self.add_command(getattr(importlib.import_module(module), attr), cmd_name)
+        return self.commands.get(cmd_name)
+
+
+@click.group("container", cls=_ContainerGroup, context_settings={"help_option_names": ["-h", "--help"]})
 def container_group() -> None:
     """Manage containers."""
 
