@@ -66,7 +66,8 @@ def each_or_exit(refs: Iterable[str], action: Callable[[str], object], echo: boo
 # -- create / run -d --------------------------------------------------------------------------------
 
 def create_container(ctx: click.Context, options: Any, *, name: str, rm: bool, restart: str,
-                     stop_signal: str, stop_timeout: int | None, limits: dict[str, int] | None = None) -> str:
+                     stop_signal: str, stop_timeout: int | None, limits: dict[str, int] | None = None,
+                     health: dict[str, Any] | None = None) -> str:
     """Create a container for ``options`` (a RunOptions), pulling a missing image; its id."""
     from dockyard.client import Client
     from dockyard.containers import lifecycle
@@ -83,7 +84,8 @@ def create_container(ctx: click.Context, options: Any, *, name: str, rm: bool, r
             return str(client.pull(ref).image_id)
 
         rec = lifecycle.create(client.root, options, name=name, restart=restart, auto_remove=rm,
-                               stop_signal=stop_signal, stop_timeout=stop_timeout, limits=limits, pull=pull)
+                               stop_signal=stop_signal, stop_timeout=stop_timeout, limits=limits, pull=pull,
+                               healthcheck=health)
     except ExecutionError as exc:
         click.echo(f"dockyard: Error: {exc}", err=True)
         sys.exit(exc.exit_code)
@@ -96,12 +98,13 @@ def create_container(ctx: click.Context, options: Any, *, name: str, rm: bool, r
 
 
 def run_detached(ctx: click.Context, options: Any, *, name: str, rm: bool, restart: str, stop_signal: str,
-                 stop_timeout: int | None, limits: dict[str, int] | None = None) -> None:
+                 stop_timeout: int | None, limits: dict[str, int] | None = None,
+                 health: dict[str, Any] | None = None) -> None:
     """``run -d``: create, start, print the id; a process that cannot start exits 125/126/127."""
     from dockyard.containers import lifecycle
 
     cid = create_container(ctx, options, name=name, rm=rm, restart=restart, stop_signal=stop_signal,
-                           stop_timeout=stop_timeout, limits=limits)
+                           stop_timeout=stop_timeout, limits=limits, health=health)
     click.echo(cid)  # as docker: the id even when the start fails (the container stays, Created)
     try:
         lifecycle.start(store_root(ctx), cid)
@@ -118,12 +121,12 @@ def _make_create_cmd() -> click.Command:
     @click.pass_context
     def create(ctx: click.Context, /, **kw: Any) -> None:
         """Create a new container."""
-        from dockyard.cli.run_cmd import limits_of, run_options
+        from dockyard.cli.run_cmd import health_of, limits_of, run_options
 
         options = run_options(kw)
         click.echo(create_container(ctx, options, name=kw["name"], rm=kw["rm"], restart=kw["restart"],
                                     stop_signal=kw["stop_signal"], stop_timeout=kw["stop_timeout"],
-                                    limits=limits_of(kw)))
+                                    limits=limits_of(kw), health=health_of(kw)))
 
     return click.Command("create", params=params, callback=create, help="Create a new container.",
                          context_settings=dict(run_cmd.context_settings))
@@ -270,12 +273,13 @@ def prune_cmd(ctx: click.Context, force: bool) -> None:
 
 def _status(st: dict[str, Any], now: float) -> str:
     from dockyard.cli.format import human_duration
+    from dockyard.containers.health import status_suffix
     from dockyard.containers.logs import parse_rfc3339
 
     status = st["Status"]
     if status in ("running", "paused"):
         text = "Up " + human_duration(now - parse_rfc3339(st["StartedAt"]))
-        return text + " (Paused)" if st["Paused"] else text
+        return text + " (Paused)" if st["Paused"] else text + status_suffix(st)
     if status == "restarting":
         return f"Restarting ({st['ExitCode']}) {human_duration(now - parse_rfc3339(st['FinishedAt']))} ago"
     if status == "exited":

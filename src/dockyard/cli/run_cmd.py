@@ -80,6 +80,34 @@ def limits_of(kw: dict[str, Any]) -> dict[str, int]:
     return out
 
 
+def health_of(kw: dict[str, Any]) -> dict[str, Any] | None:
+    """The Healthcheck object of the ``--health-*`` flags (None when none is given); a bad value exits
+    125 as docker's."""
+    from dockyard.goformat import parse_duration
+
+    given: dict[str, Any] = {}
+    try:
+        if kw.get("health_cmd"):
+            given["Test"] = ["CMD-SHELL", kw["health_cmd"]]
+        for flag, key in (("health_interval", "Interval"), ("health_timeout", "Timeout"),
+                          ("health_start_period", "StartPeriod"), ("health_start_interval", "StartInterval")):
+            if kw.get(flag):
+                value = parse_duration(kw[flag])
+                if value < 0:
+                    raise ValueError(f"--{flag.replace('_', '-')} cannot be negative")
+                given[key] = value
+        if kw.get("health_retries"):
+            given["Retries"] = int(kw["health_retries"])
+        if kw.get("no_healthcheck"):
+            if given:
+                raise ValueError("--no-healthcheck conflicts with --health-* options")
+            given = {"Test": ["NONE"]}
+    except ValueError as exc:
+        click.echo(f"dockyard: Error: invalid argument: {exc}", err=True)
+        sys.exit(125)
+    return given or None
+
+
 def _env_file(path: str) -> list[str]:
     out: list[str] = []
     try:
@@ -136,6 +164,20 @@ def _env_file(path: str) -> list[str]:
 @click.option("-c", "--cpu-shares", "cpu_shares", type=int, default=0, help="CPU shares (relative weight).")
 @click.option("--pids-limit", "pids_limit", type=int, default=0,
               help="Tune container pids limit (set -1 for unlimited).")
+@click.option("--health-cmd", "health_cmd", default="", help="Command to run to check health")
+@click.option("--health-interval", "health_interval", default="",
+              help="Time between running the check (ms|s|m|h) (default 0s)")
+@click.option("--health-retries", "health_retries", type=int, default=0,
+              help="Consecutive failures needed to report unhealthy")
+@click.option("--health-start-period", "health_start_period", default="",
+              help="Start period for the container to initialize before starting health-retries countdown "
+                   "(ms|s|m|h) (default 0s)")
+@click.option("--health-start-interval", "health_start_interval", default="",
+              help="Time between running the check during the start period (ms|s|m|h) (default 0s)")
+@click.option("--health-timeout", "health_timeout", default="",
+              help="Maximum time to allow one check to run (ms|s|m|h) (default 0s)")
+@click.option("--no-healthcheck", "no_healthcheck", is_flag=True,
+              help="Disable any container-specified HEALTHCHECK")
 @click.pass_context
 def run_cmd(ctx: click.Context, /, **kw: Any) -> None:
     """Run a command in a new container."""
@@ -150,7 +192,8 @@ def run_cmd(ctx: click.Context, /, **kw: Any) -> None:
         from dockyard.cli.container_cmds import run_detached
 
         run_detached(ctx, options, name=kw["name"], rm=kw["rm"], restart=kw["restart"],
-                     stop_signal=kw["stop_signal"], stop_timeout=kw["stop_timeout"], limits=limits_of(kw))
+                     stop_signal=kw["stop_signal"], stop_timeout=kw["stop_timeout"], limits=limits_of(kw),
+                     health=health_of(kw))
         return
     if limits_of(kw):
         click.echo("dockyard: Error: resource limits need a detached container (-d) here", err=True)

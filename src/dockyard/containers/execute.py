@@ -20,10 +20,11 @@ from dockyard.executor.user import start_error
 
 def exec_in(root: Path, ref: str, args: Sequence[str], *, env: Sequence[str] = (), user: str | None = None,
             workdir: str = "", tty: bool = False, interactive: bool = False,
-            stdin: int = 0, stdout: int = 1, stderr: int = 2) -> int:
+            stdin: int = 0, stdout: int = 1, stderr: int = 2, timeout: float | None = None) -> int:
     """Run ``args`` in container ``ref`` with its environment (plus ``env``), user and working directory
     unless given; the program's exit status. Raises :class:`Conflict` when the container is not running,
-    :class:`ExecutionError` (125/126/127) when the program cannot start."""
+    :class:`ExecutionError` (125/126/127) when the program cannot start, ``TimeoutError`` when it ran
+    longer than ``timeout`` seconds (it is killed: the helper's death kills it)."""
     if not args:
         raise ExecutionError("No command specified")
     rec = ContainerStore(root).find(ref)
@@ -47,7 +48,13 @@ def exec_in(root: Path, ref: str, args: Sequence[str], *, env: Sequence[str] = (
         os.close(err_w)
         raise ExecutionError(f"exec failed: {exc.strerror}") from None
     os.close(err_w)
-    code = proc.wait()
+    try:
+        code = proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        os.close(err_r)
+        raise TimeoutError(f"exec ran longer than {timeout} s") from None
     with os.fdopen(err_r, "rb") as f:
         message = f.read().decode("utf-8", "replace").strip()
     if message:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import dockyard
+from dockyard.containers import health
 from dockyard.containers.monitor import BOOTSTRAP
 from dockyard.containers.store import LEASE_TTL, ContainerStore, Record, monitor_alive
 from dockyard.containers.volumes import VolumeStore, container_mounts, parse_volume_flag
@@ -64,9 +65,10 @@ def _now() -> str:
 
 def create(root: Path, opts: RunOptions, *, name: str = "", restart: str = "no", auto_remove: bool = False,
            stop_signal: str = "", stop_timeout: int | None = None, limits: dict[str, int] | None = None,
-           pull: Callable[[str], str] | None = None) -> Record:
+           pull: Callable[[str], str] | None = None, healthcheck: dict[str, Any] | None = None) -> Record:
     """A new container for ``opts`` (nothing runs yet); its image is kept by a lease until ``rm``.
-    ``limits``: HostConfig keys Memory, MemorySwap, NanoCpus, CpuShares, PidsLimit."""
+    ``limits``: HostConfig keys Memory, MemorySwap, NanoCpus, CpuShares, PidsLimit; ``healthcheck``:
+    the ``--health-*`` flags as a Healthcheck object, laid over the image's."""
     policy = parse_restart(restart)
     if auto_remove and policy["Name"] != "no":
         raise InvalidArgument("Conflicting options: --restart and --rm")
@@ -84,6 +86,7 @@ def create(root: Path, opts: RunOptions, *, name: str = "", restart: str = "no",
             opts.hostname = cid[:12]  # as Docker: the short id
         image_id, image_config, spec = container_spec(store, opts, pull)
         run = image_config.config
+        check = health.merge(run.get("Healthcheck"), healthcheck)
         mounts = container_mounts(root, [vol for _, vol in asked if vol is not None],
                                   (run.get("Volumes") or {}).keys(), [m.target for m in spec.mounts])
         volumes = [Mount(target=m["Destination"], source=m["Source"], readonly=not m["RW"]) for m in mounts]
@@ -103,6 +106,7 @@ def create(root: Path, opts: RunOptions, *, name: str = "", restart: str = "no",
                        "Volumes": run.get("Volumes"), "OnBuild": run.get("OnBuild"),
                        "Labels": dict(run.get("Labels") or {}),
                        "StopSignal": stop_signal or run.get("StopSignal") or "SIGTERM",
+                       **({"Healthcheck": check} if check else {}),
                        **({"StopTimeout": stop_timeout} if stop_timeout is not None else {})},
             "HostConfig": {"RestartPolicy": policy, "AutoRemove": auto_remove,
                            "Memory": 0, "MemorySwap": 0, "NanoCpus": 0, "CpuShares": 0, "PidsLimit": None,

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from dockyard.containers import cgroups
+from dockyard.containers import cgroups, health
 from dockyard.containers.logs import LogWriter, now_rfc3339
 from dockyard.containers.rootview import rootfs_spec
 from dockyard.containers.store import ContainerStore, Record, monitor_alive
@@ -93,10 +93,22 @@ class Monitor:
         from dockyard.executor.cleanup import cleanup_stale
         from dockyard.executor.namespace import NamespaceExecutor
 
+        probe = health.probe_args(self.rec.config["Config"].get("Healthcheck"))
+        probers: list[health.Prober] = []
+
         def on_pid(pid: int) -> None:
-            _update(self.cs, self.rec, Status="running", Running=True, Restarting=False, Pid=pid,
-                    StartedAt=now_rfc3339(), ExitCode=0, Error="", FinishedAt="0001-01-01T00:00:00Z")
+            with self.cs.state_lock(self.rec):
+                state = self.cs.load(self.rec.id).state
+                state["State"].update(Status="running", Running=True, Restarting=False, Pid=pid,
+                                      StartedAt=now_rfc3339(), ExitCode=0, Error="",
+                                      FinishedAt="0001-01-01T00:00:00Z")
+                if probe is not None:
+                    state["State"]["Health"] = health.fresh(state["State"].get("Health"))
+                self.cs.write_state(self.rec, state)
             threading.Thread(target=self._confirm_exec, args=(pid,), daemon=True).start()
+            if probe is not None:
+                probers.append(health.Prober(self.root, self.rec, pid, probe))
+                probers[-1].start()
 
         spec = dataclasses.replace(ProcessSpec.from_json(self.rec.config["Spec"]),
                                    cgroups=cgroups.prepare(self.rec.id,
@@ -106,8 +118,12 @@ class Monitor:
             self._copy_up()
             cleanup_stale(self.root / "exec")
             with NamespaceExecutor(self.root / "exec") as executor:
-                return executor.run(spec, rootfs, stdout=log.stdout, stderr=log.stderr, stdin=None,
-                                    on_pid=on_pid), ""
+                try:
+                    return executor.run(spec, rootfs, stdout=log.stdout, stderr=log.stderr, stdin=None,
+                                        on_pid=on_pid), ""
+                finally:
+                    for prober in probers:
+                        prober.stop()
         except ExecutionError as exc:
             return exc.exit_code, exc.message
         except DockyardError as exc:
@@ -158,6 +174,8 @@ class Monitor:
                     st.update(Running=False, Restarting=False, Paused=False, Pid=0, ExitCode=code,
                               Error=error, OOMKilled=oom,
                               FinishedAt=now_rfc3339(), Status="created" if error else "exited")
+                    if st.get("Health"):
+                        st["Health"]["Status"] = "unhealthy"  # as Docker 20.10 once the process ended
                     again = not error and should_restart(policy, code, int(state["RestartCount"]),
                                                          bool(state.get("ManualStop")))
                     if again:
