@@ -85,6 +85,8 @@ PEERS: dict[str, Peer] = {
     "skopeo": Peer("skopeo", INSTALL, lambda: shutil.which("skopeo") is not None),
     "buildah": Peer("buildah", INSTALL, lambda: shutil.which("buildah") is not None),
     "runc": Peer("runc", INSTALL, lambda: shutil.which("runc") is not None),
+    "tini": Peer("tini-static (run --init)", INSTALL,
+                 lambda: shutil.which("tini-static") is not None or shutil.which("docker-init") is not None),
     "hadolint": Peer(f"hadolint ({PEERS_DIR}/venv/bin/hadolint)", INSTALL,
                      lambda: (PEERS_DIR / "venv" / "bin" / "hadolint").exists()),
     "trivy": Peer(f"trivy ({PEERS_DIR}/venv/bin/trivy)", INSTALL,

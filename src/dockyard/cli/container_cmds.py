@@ -67,7 +67,8 @@ def each_or_exit(refs: Iterable[str], action: Callable[[str], object], echo: boo
 
 def create_container(ctx: click.Context, options: Any, *, name: str, rm: bool, restart: str,
                      stop_signal: str, stop_timeout: int | None, limits: dict[str, int] | None = None,
-                     health: dict[str, Any] | None = None) -> str:
+                     health: dict[str, Any] | None = None, init: bool = False,
+                     ulimits: list[dict[str, Any]] | None = None) -> str:
     """Create a container for ``options`` (a RunOptions), pulling a missing image; its id."""
     from dockyard.client import Client
     from dockyard.containers import lifecycle
@@ -85,7 +86,7 @@ def create_container(ctx: click.Context, options: Any, *, name: str, rm: bool, r
 
         rec = lifecycle.create(client.root, options, name=name, restart=restart, auto_remove=rm,
                                stop_signal=stop_signal, stop_timeout=stop_timeout, limits=limits, pull=pull,
-                               healthcheck=health)
+                               healthcheck=health, init=init, ulimits=ulimits or [])
     except ExecutionError as exc:
         click.echo(f"dockyard: Error: {exc}", err=True)
         sys.exit(exc.exit_code)
@@ -99,12 +100,14 @@ def create_container(ctx: click.Context, options: Any, *, name: str, rm: bool, r
 
 def run_detached(ctx: click.Context, options: Any, *, name: str, rm: bool, restart: str, stop_signal: str,
                  stop_timeout: int | None, limits: dict[str, int] | None = None,
-                 health: dict[str, Any] | None = None) -> None:
+                 health: dict[str, Any] | None = None, init: bool = False,
+                 ulimits: list[dict[str, Any]] | None = None) -> None:
     """``run -d``: create, start, print the id; a process that cannot start exits 125/126/127."""
     from dockyard.containers import lifecycle
 
     cid = create_container(ctx, options, name=name, rm=rm, restart=restart, stop_signal=stop_signal,
-                           stop_timeout=stop_timeout, limits=limits, health=health)
+                           stop_timeout=stop_timeout, limits=limits, health=health, init=init,
+                           ulimits=ulimits)
     click.echo(cid)  # as docker: the id even when the start fails (the container stays, Created)
     try:
         lifecycle.start(store_root(ctx), cid)
@@ -121,12 +124,13 @@ def _make_create_cmd() -> click.Command:
     @click.pass_context
     def create(ctx: click.Context, /, **kw: Any) -> None:
         """Create a new container."""
-        from dockyard.cli.run_cmd import health_of, limits_of, run_options
+        from dockyard.cli.run_cmd import health_of, limits_of, run_options, ulimits_of
 
         options = run_options(kw)
         click.echo(create_container(ctx, options, name=kw["name"], rm=kw["rm"], restart=kw["restart"],
                                     stop_signal=kw["stop_signal"], stop_timeout=kw["stop_timeout"],
-                                    limits=limits_of(kw), health=health_of(kw)))
+                                    limits=limits_of(kw), health=health_of(kw), init=kw["init"],
+                                    ulimits=ulimits_of(kw)))
 
     return click.Command("create", params=params, callback=create, help="Create a new container.",
                          context_settings=dict(run_cmd.context_settings))

@@ -108,6 +108,21 @@ def health_of(kw: dict[str, Any]) -> dict[str, Any] | None:
     return given or None
 
 
+def ulimits_of(kw: dict[str, Any]) -> list[dict[str, Any]]:
+    """Docker's Ulimit objects of ``--ulimit`` (the last one of a name wins); a bad one exits 125."""
+    from dockyard.containers.process import parse_ulimit
+
+    found: dict[str, dict[str, Any]] = {}
+    try:
+        for text in kw.get("ulimits") or ():
+            limit = parse_ulimit(text)
+            found[limit["Name"]] = limit
+    except DockyardError as exc:
+        click.echo(f"dockyard: Error: invalid argument \"{text}\" for \"--ulimit\" flag: {exc}", err=True)
+        sys.exit(125)
+    return list(found.values())
+
+
 def _env_file(path: str) -> list[str]:
     out: list[str] = []
     try:
@@ -178,6 +193,9 @@ def _env_file(path: str) -> list[str]:
               help="Maximum time to allow one check to run (ms|s|m|h) (default 0s)")
 @click.option("--no-healthcheck", "no_healthcheck", is_flag=True,
               help="Disable any container-specified HEALTHCHECK")
+@click.option("--init", is_flag=True,
+              help="Run an init inside the container that forwards signals and reaps processes")
+@click.option("--ulimit", "ulimits", multiple=True, help="Ulimit options (NAME=SOFT[:HARD])")
 @click.pass_context
 def run_cmd(ctx: click.Context, /, **kw: Any) -> None:
     """Run a command in a new container."""
@@ -193,11 +211,20 @@ def run_cmd(ctx: click.Context, /, **kw: Any) -> None:
 
         run_detached(ctx, options, name=kw["name"], rm=kw["rm"], restart=kw["restart"],
                      stop_signal=kw["stop_signal"], stop_timeout=kw["stop_timeout"], limits=limits_of(kw),
-                     health=health_of(kw))
+                     health=health_of(kw), init=kw["init"], ulimits=ulimits_of(kw))
         return
-    if limits_of(kw):
-        click.echo("dockyard: Error: resource limits need a detached container (-d) here", err=True)
+    if limits_of(kw) or kw["init"]:
+        click.echo("dockyard: Error: resource limits and --init need a detached container (-d) here",
+                   err=True)
         sys.exit(125)
+    if kw["ulimits"]:
+        from dockyard.containers.process import apply_ulimits
+
+        try:  # the executor's helper, started by this process, passes them on to the container
+            apply_ulimits(ulimits_of(kw))
+        except DockyardError as exc:
+            click.echo(f"dockyard: Error: {exc}", err=True)
+            sys.exit(125)
     image = options.image
     client = Client(getattr(ctx.find_root().obj, "root", None))
     from dockyard.containers.volumes import VolumeStore, as_binds

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import dockyard
 from dockyard.containers import cgroups
+from dockyard.containers.process import apply_ulimits
 from dockyard.containers.store import ContainerStore, monitor_alive
 from dockyard.errors import Conflict, ExecutionError
 from dockyard.executor.enter import BOOTSTRAP
@@ -41,8 +42,11 @@ def exec_in(root: Path, ref: str, args: Sequence[str], *, env: Sequence[str] = (
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     req["errfd"] = err_w  # the helper reports a failure to start there
     try:
+        ulimits = rec.config["HostConfig"].get("Ulimits") or []
+        # The container's --ulimit values hold for what is exec'd in it too, as under Docker.
         proc = subprocess.Popen([sys.executable, "-I", "-c", BOOTSTRAP.format(path=src), json.dumps(req)],
-                                stdin=stdin, stdout=stdout, stderr=stderr, pass_fds=(err_w,), close_fds=True)
+                                stdin=stdin, stdout=stdout, stderr=stderr, pass_fds=(err_w,), close_fds=True,
+                                preexec_fn=(lambda: apply_ulimits(ulimits)) if ulimits else None)
     except OSError as exc:
         os.close(err_r)
         os.close(err_w)

@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ from typing import Any
 import dockyard
 from dockyard.containers import health
 from dockyard.containers.monitor import BOOTSTRAP
+from dockyard.containers.process import INIT_TARGET, init_binary
 from dockyard.containers.store import LEASE_TTL, ContainerStore, Record, monitor_alive
 from dockyard.containers.volumes import VolumeStore, container_mounts, parse_volume_flag
 from dockyard.errors import Conflict, ExecutionError, InvalidArgument, NotFound
@@ -65,10 +66,12 @@ def _now() -> str:
 
 def create(root: Path, opts: RunOptions, *, name: str = "", restart: str = "no", auto_remove: bool = False,
            stop_signal: str = "", stop_timeout: int | None = None, limits: dict[str, int] | None = None,
-           pull: Callable[[str], str] | None = None, healthcheck: dict[str, Any] | None = None) -> Record:
+           pull: Callable[[str], str] | None = None, healthcheck: dict[str, Any] | None = None,
+           init: bool = False, ulimits: Sequence[dict[str, Any]] = ()) -> Record:
     """A new container for ``opts`` (nothing runs yet); its image is kept by a lease until ``rm``.
     ``limits``: HostConfig keys Memory, MemorySwap, NanoCpus, CpuShares, PidsLimit; ``healthcheck``:
-    the ``--health-*`` flags as a Healthcheck object, laid over the image's."""
+    the ``--health-*`` flags as a Healthcheck object, laid over the image's; ``init`` runs Docker's
+    docker-init as pid 1; ``ulimits`` are Docker's Ulimit objects."""
     policy = parse_restart(restart)
     if auto_remove and policy["Name"] != "no":
         raise InvalidArgument("Conflicting options: --restart and --rm")
@@ -90,11 +93,15 @@ def create(root: Path, opts: RunOptions, *, name: str = "", restart: str = "no",
         mounts = container_mounts(root, [vol for _, vol in asked if vol is not None],
                                   (run.get("Volumes") or {}).keys(), [m.target for m in spec.mounts])
         volumes = [Mount(target=m["Destination"], source=m["Source"], readonly=not m["RW"]) for m in mounts]
+        command = list(spec.args)  # what inspect and ps show, without the init
+        if init:
+            volumes.append(Mount(target=INIT_TARGET, source=init_binary(), readonly=True))
+            spec = dataclasses.replace(spec, args=[INIT_TARGET, "--", *spec.args])
         spec = dataclasses.replace(spec, mounts=sorted(  # parents first
             [*spec.mounts, *volumes], key=lambda m: len(m.target.rstrip("/").split("/"))))
         cs = ContainerStore(root)
         config = {
-            "Id": cid, "Name": name, "Created": _now(), "Path": spec.args[0], "Args": list(spec.args[1:]),
+            "Id": cid, "Name": name, "Created": _now(), "Path": command[0], "Args": command[1:],
             "Image": image_id, "DiffIds": [str(d) for d in image_config.diff_ids],
             "Config": {"Hostname": spec.hostname, "Domainname": "", "User": spec.user, "AttachStdin": False,
                        "AttachStdout": False, "AttachStderr": False, "Tty": spec.tty, "OpenStdin": False,
@@ -108,7 +115,8 @@ def create(root: Path, opts: RunOptions, *, name: str = "", restart: str = "no",
                        "StopSignal": stop_signal or run.get("StopSignal") or "SIGTERM",
                        **({"Healthcheck": check} if check else {}),
                        **({"StopTimeout": stop_timeout} if stop_timeout is not None else {})},
-            "HostConfig": {"RestartPolicy": policy, "AutoRemove": auto_remove,
+            "HostConfig": {"RestartPolicy": policy, "AutoRemove": auto_remove, "Init": True if init else None,
+                           "Ulimits": [dict(u) for u in ulimits] or None,
                            "Memory": 0, "MemorySwap": 0, "NanoCpus": 0, "CpuShares": 0, "PidsLimit": None,
                            **(limits or {}),
                            "NetworkMode": "default" if spec.network == "private" else spec.network,

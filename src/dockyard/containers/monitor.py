@@ -21,6 +21,7 @@ from typing import Any
 
 from dockyard.containers import cgroups, health
 from dockyard.containers.logs import LogWriter, now_rfc3339
+from dockyard.containers.process import apply_ulimits
 from dockyard.containers.rootview import rootfs_spec
 from dockyard.containers.store import ContainerStore, Record, monitor_alive
 from dockyard.errors import DockyardError, ExecutionError
@@ -117,6 +118,8 @@ class Monitor:
             rootfs = rootfs_spec(self.root, self.rec)
             self._copy_up()
             cleanup_stale(self.root / "exec")
+            # Set here, the zygote the executor starts inherits them, and passes them on to the process.
+            apply_ulimits(self.rec.config["HostConfig"].get("Ulimits") or [])
             with NamespaceExecutor(self.root / "exec") as executor:
                 try:
                     return executor.run(spec, rootfs, stdout=log.stdout, stderr=log.stderr, stdin=None,
