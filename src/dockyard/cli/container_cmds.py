@@ -68,7 +68,7 @@ def each_or_exit(refs: Iterable[str], action: Callable[[str], object], echo: boo
 def create_container(ctx: click.Context, options: Any, *, name: str, rm: bool, restart: str,
                      stop_signal: str, stop_timeout: int | None, limits: dict[str, int] | None = None,
                      health: dict[str, Any] | None = None, init: bool = False,
-                     ulimits: list[dict[str, Any]] | None = None) -> str:
+                     ulimits: list[dict[str, Any]] | None = None, attach_stdin: bool = False) -> str:
     """Create a container for ``options`` (a RunOptions), pulling a missing image; its id."""
     from dockyard.client import Client
     from dockyard.containers import lifecycle
@@ -86,7 +86,8 @@ def create_container(ctx: click.Context, options: Any, *, name: str, rm: bool, r
 
         rec = lifecycle.create(client.root, options, name=name, restart=restart, auto_remove=rm,
                                stop_signal=stop_signal, stop_timeout=stop_timeout, limits=limits, pull=pull,
-                               healthcheck=health, init=init, ulimits=ulimits or [])
+                               healthcheck=health, init=init, ulimits=ulimits or [],
+                               attach_stdin=attach_stdin)
     except ExecutionError as exc:
         click.echo(f"dockyard: Error: {exc}", err=True)
         sys.exit(exc.exit_code)
@@ -119,7 +120,7 @@ def run_detached(ctx: click.Context, options: Any, *, name: str, rm: bool, resta
 def _make_create_cmd() -> click.Command:
     from dockyard.cli.run_cmd import run_cmd
 
-    params = [p for p in run_cmd.params if p.name not in ("detach", "interactive")]
+    params = [p for p in run_cmd.params if p.name != "detach"]
 
     @click.pass_context
     def create(ctx: click.Context, /, **kw: Any) -> None:
@@ -130,7 +131,7 @@ def _make_create_cmd() -> click.Command:
         click.echo(create_container(ctx, options, name=kw["name"], rm=kw["rm"], restart=kw["restart"],
                                     stop_signal=kw["stop_signal"], stop_timeout=kw["stop_timeout"],
                                     limits=limits_of(kw), health=health_of(kw), init=kw["init"],
-                                    ulimits=ulimits_of(kw)))
+                                    ulimits=ulimits_of(kw), attach_stdin=kw["interactive"]))
 
     return click.Command("create", params=params, callback=create, help="Create a new container.",
                          context_settings=dict(run_cmd.context_settings))
@@ -149,27 +150,15 @@ create_cmd = _make_create_cmd()
 def start_cmd(ctx: click.Context, containers: tuple[str, ...], attach: bool, interactive: bool) -> None:
     """Start one or more stopped containers."""
     from dockyard.containers import lifecycle
-    from dockyard.containers.store import ContainerStore
 
     root = store_root(ctx)
-    if interactive:
-        fail("dockyard start -i: detached containers take no standard input here")
-    if attach:
+    if attach or interactive:
         if len(containers) > 1:
             fail("you cannot start and attach multiple containers at once")
-        cs = ContainerStore(root)
-        try:
-            rec = cs.find(containers[0])
-        except DockyardError as exc:
-            fail(str(exc))
-            return
-        offset = rec.log_path.stat().st_size if rec.log_path.exists() else 0
-        try:
-            lifecycle.start(root, rec.id)
-        except ExecutionError as exc:
-            fail(str(exc), exc.exit_code)
-        _stream(rec, offset, timestamps=False, follow=True)
-        sys.exit(lifecycle.wait(root, rec.id))
+        from dockyard.cli.attach_cmd import start_attached
+
+        start_attached(root, containers[0], interactive)
+        return
 
     failed = each(containers, lambda ref: lifecycle.start(root, ref))
     if failed:
@@ -542,7 +531,8 @@ class _ContainerGroup(click.Group):
     """``container ...``: its commands here, and those of other modules imported on first use."""
 
     ELSEWHERE: ClassVar[dict[str, str]] = {
-        name: f"dockyard.cli.file_cmds:{name}_cmd" for name in ("commit", "cp", "diff", "export")}
+        **{name: f"dockyard.cli.file_cmds:{name}_cmd" for name in ("commit", "cp", "diff", "export")},
+        "attach": "dockyard.cli.attach_cmd:attach_cmd"}
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(set(self.commands) | set(self.ELSEWHERE))

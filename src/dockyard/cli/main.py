@@ -24,6 +24,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "analyze": ("dockyard.cli.analyze_cmd:analyze_cmd",
                 "Show each layer's size and command, and the bytes an image wastes on overwritten or "
                 "deleted files."),
+    "attach": ("dockyard.cli.attach_cmd:attach_cmd",
+               "Attach local standard input, output, and error streams to a running container."),
     "bootstrap": ("dockyard.cli.archive_cmds:bootstrap_cmd",
                   "Make an offline base image from Debian packages: busybox (busybox-static) or "
                   "debian:SUITE."),

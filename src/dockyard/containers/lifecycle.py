@@ -67,17 +67,20 @@ def _now() -> str:
 def create(root: Path, opts: RunOptions, *, name: str = "", restart: str = "no", auto_remove: bool = False,
            stop_signal: str = "", stop_timeout: int | None = None, limits: dict[str, int] | None = None,
            pull: Callable[[str], str] | None = None, healthcheck: dict[str, Any] | None = None,
-           init: bool = False, ulimits: Sequence[dict[str, Any]] = ()) -> Record:
+           init: bool = False, ulimits: Sequence[dict[str, Any]] = (),
+           attach_stdin: bool = False) -> Record:
     """A new container for ``opts`` (nothing runs yet); its image is kept by a lease until ``rm``.
     ``limits``: HostConfig keys Memory, MemorySwap, NanoCpus, CpuShares, PidsLimit; ``healthcheck``:
     the ``--health-*`` flags as a Healthcheck object, laid over the image's; ``init`` runs Docker's
-    docker-init as pid 1; ``ulimits`` are Docker's Ulimit objects."""
+    docker-init as pid 1; ``ulimits`` are Docker's Ulimit objects. ``opts.interactive`` keeps the
+    process's standard input open for ``attach``; ``attach_stdin`` (``create -i``) closes it after the
+    first attached client's input ends (StdinOnce)."""
     policy = parse_restart(restart)
     if auto_remove and policy["Name"] != "no":
         raise InvalidArgument("Conflicting options: --restart and --rm")
     if opts.runtime != "builtin":
         raise InvalidArgument("detached containers run with the built-in runtime only")
-    opts.interactive = False  # no attach yet: a detached container's standard input is empty
+    open_stdin, opts.interactive = opts.interactive, False  # the monitor holds the input, not a caller
     if stop_signal:
         parse_signal(stop_signal)
     asked = [(v, parse_volume_flag(v)) for v in opts.volumes]
@@ -103,9 +106,11 @@ def create(root: Path, opts: RunOptions, *, name: str = "", restart: str = "no",
         config = {
             "Id": cid, "Name": name, "Created": _now(), "Path": command[0], "Args": command[1:],
             "Image": image_id, "DiffIds": [str(d) for d in image_config.diff_ids],
-            "Config": {"Hostname": spec.hostname, "Domainname": "", "User": spec.user, "AttachStdin": False,
-                       "AttachStdout": False, "AttachStderr": False, "Tty": spec.tty, "OpenStdin": False,
-                       "StdinOnce": False, "Env": list(spec.env),
+            "Config": {"Hostname": spec.hostname, "Domainname": "", "User": spec.user,
+                       "AttachStdin": attach_stdin and open_stdin, "AttachStdout": False,
+                       "AttachStderr": False,
+                       "Tty": spec.tty, "OpenStdin": open_stdin, "StdinOnce": attach_stdin and open_stdin,
+                       "Env": list(spec.env),
                        "Cmd": list(opts.command) or (None if opts.entrypoint is not None else run.get("Cmd")),
                        "Image": opts.image, "WorkingDir": opts.workdir or str(run.get("WorkingDir") or ""),
                        "Entrypoint": ([opts.entrypoint] if opts.entrypoint else None)
@@ -141,9 +146,10 @@ def _spawn_monitor(root: Path, cid: str) -> None:
                    start_new_session=True, close_fds=True, check=True)
 
 
-def start(root: Path, ref: str) -> Record:
+def start(root: Path, ref: str, attach_wait: bool = False) -> Record:
     """Start ``ref`` (a no-op when it runs); returns once the process runs, or has already ended.
-    A process that cannot start raises :class:`ExecutionError` with Docker's code (125/126/127)."""
+    A process that cannot start raises :class:`ExecutionError` with Docker's code (125/126/127).
+    ``attach_wait``: the monitor waits for a client to attach before it starts the process."""
     cs = ContainerStore(root)
     rec = cs.find(ref)
     with cs.op_lock(rec):
@@ -152,6 +158,11 @@ def start(root: Path, ref: str) -> Record:
             raise Conflict("cannot start a paused container, try unpause instead")
         if monitor_alive(rec.state):
             return rec
+        if attach_wait:
+            with cs.state_lock(rec):
+                rec = cs.reload(rec)
+                rec.state["AttachWait"] = True
+                cs.write_state(rec, rec.state)
         before = int(rec.state.get("Starts", 0))
         _spawn_monitor(root, rec.id)
         spawned = time.monotonic()

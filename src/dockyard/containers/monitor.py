@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from dockyard.containers import cgroups, health
+from dockyard.containers.attach import AttachHub
 from dockyard.containers.logs import LogWriter, now_rfc3339
 from dockyard.containers.process import apply_ulimits
 from dockyard.containers.rootview import rootfs_spec
@@ -90,7 +91,7 @@ class Monitor:
         if wanted:
             in_view(self.root, self.rec, fill, volumes=False)
 
-    def run_once(self, log: LogWriter) -> tuple[int, str]:
+    def run_once(self, log: LogWriter, hub: AttachHub | None = None) -> tuple[int, str]:
         from dockyard.executor.cleanup import cleanup_stale
         from dockyard.executor.namespace import NamespaceExecutor
 
@@ -120,17 +121,38 @@ class Monitor:
             cleanup_stale(self.root / "exec")
             # Set here, the zygote the executor starts inherits them, and passes them on to the process.
             apply_ulimits(self.rec.config["HostConfig"].get("Ulimits") or [])
+            stdout, stderr, stdin = self._streams(log, hub)
             with NamespaceExecutor(self.root / "exec") as executor:
                 try:
-                    return executor.run(spec, rootfs, stdout=log.stdout, stderr=log.stderr, stdin=None,
-                                        on_pid=on_pid), ""
+                    return executor.run(spec, rootfs, stdout=stdout, stderr=stderr, stdin=stdin,
+                                        on_pid=on_pid,
+                                        on_start=(lambda h: setattr(hub, "handle", h)) if hub else None), ""
                 finally:
                     for prober in probers:
                         prober.stop()
+                    if stdin is not None:
+                        os.close(stdin)
+                    if hub is not None:
+                        hub.end_run()
         except ExecutionError as exc:
             return exc.exit_code, exc.message
         except DockyardError as exc:
             return 125, exc.message
+
+    def _streams(self, log: LogWriter, hub: AttachHub | None) -> tuple[Any, Any, int | None]:
+        """The run's outputs (to the log, and to attached clients) and its standard input (a pipe the
+        hub feeds, for a container with OpenStdin)."""
+        if hub is None:
+            return log.stdout, log.stderr, None
+        cfg = self.rec.config["Config"]
+        stdin = hub.open_stdin(bool(cfg.get("StdinOnce"))) if cfg.get("OpenStdin") else None
+        with self.cs.state_lock(self.rec):
+            state = self.cs.load(self.rec.id).state
+            wait = bool(state.pop("AttachWait", False))
+            self.cs.write_state(self.rec, state)
+        if wait:  # ``start -a``: its CLI is connecting; nothing the process says may go by before
+            hub.wait_client(10.0)
+        return hub.output(1, log.stdout), hub.output(2, log.stderr), stdin
 
     def _confirm_exec(self, pid: int) -> None:
         """Count the start once the process has exec'd its program (a start that fails reports its error
@@ -161,12 +183,16 @@ class Monitor:
             return
         policy = self.rec.config["HostConfig"]["RestartPolicy"]
         log = LogWriter(self.rec.log_path)
+        try:
+            hub: AttachHub | None = AttachHub(self.rec.id)
+        except OSError:
+            hub = None  # another monitor's (it will not serve): nothing can attach
         delay = 0.1
         try:
             while True:
                 began = time.monotonic()
                 self._counted = threading.Event()
-                code, error = self.run_once(log)
+                code, error = self.run_once(log, hub)
                 oom = cgroups.oom_killed(self.rec.id)
                 cgroups.remove(self.rec.id)
                 log.stdout.flush()
@@ -194,6 +220,8 @@ class Monitor:
                     break
         finally:
             log.close()
+            if hub is not None:
+                hub.close()
         if self.rec.config["HostConfig"].get("AutoRemove"):
             from dockyard.containers.lifecycle import delete
 
