@@ -53,10 +53,10 @@ def test_cp_into_a_running_container(dy: Dy, box: str, host: Path) -> None:
     assert dy("cp", str(host / "d"), f"{box}:/renamed").returncode == 0  # a new name
     assert _cat(dy, "/renamed/f") == "a\n"
     for args, code, text in [
-        ((str(host / "nope"), f"{box}:/tmp"), 1, f"lstat {host / 'nope'}: no such file or directory\n"),
+        ((str(host / "nope" / "x"), f"{box}:/tmp"), 1, f"lstat {host / 'nope'}: no such file or directory\n"),
         ((str(host / "d"), f"{box}:/etc/passwd"), 1, "cannot copy directory\n"),
         ((str(host / "d" / "f"), f"{box}:/nodir/x"), 1,
-         f"Error response from daemon: Could not find the file /nodir in container {box}\n"),
+         f"Error: No such container:path: {box}:/nodir\n"),
         ((str(host / "d" / "f"), f"{box}:/newdir/"), 1, "no such directory\n"),
         (("a", "b"), 1, "must specify at least one container source\n"),
         ((f"{box}:/a", f"{box}:/b"), 1, "copying between containers is not supported\n"),
@@ -76,14 +76,13 @@ def test_cp_out_of_a_container(dy: Dy, box: str, host: Path) -> None:
     with tarfile.open(fileobj=io.BytesIO(r.stdout.encode("latin-1"))) as t:
         assert t.getnames() == ["passwd"]
     r = dy("cp", f"{box}:/nope", str(out))
-    assert (r.returncode, r.stderr) == (1, f"Error response from daemon: Could not find the file /nope in "
-                                           f"container {box}\n")
+    assert (r.returncode, r.stderr) == (1, f"Error: No such container:path: {box}:/nope\n")
     r = dy("cp", f"{box}:/etc/passwd", str(out / "nodir" / "x"))
     assert r.stderr == f'invalid output path: directory "{out / "nodir"}" does not exist\n'
     r = dy("cp", f"{box}:/etc/passwd/", str(out))
-    assert r.stderr == "lstat /etc/passwd/: not a directory\n"
+    assert r.stderr == "Error response from daemon: lstat /etc/passwd/: not a directory\n"
     r = dy("cp", "nope:/x", str(out))
-    assert (r.returncode, r.stderr) == (1, "Error response from daemon: No such container: nope\n")
+    assert (r.returncode, r.stderr) == (1, "Error: No such container:path: nope:/x\n")
 
 
 def test_cp_stdin_archive(dy: Dy, box: str, root: Path) -> None:
@@ -110,7 +109,7 @@ def test_cp_diff_export_commit_of_a_stopped_container(dy: Dy, host: Path) -> Non
     assert dy("diff", "work").stdout.splitlines() == [
         "A /added", "C /bin", "D /bin/ls", "A /newd", "A /newd/sub", "C /tmp", "A /tmp/x"]
     r = dy("diff", "nope")
-    assert (r.returncode, r.stderr) == (1, "Error: No such container: nope\n")
+    assert (r.returncode, r.stderr) == (1, "Error response from daemon: No such container: nope\n")
     exported = host / "fs.tar"
     assert dy("export", "-o", str(exported), "work").returncode == 0
     with tarfile.open(exported) as t:
@@ -153,13 +152,13 @@ def test_cp_never_follows_container_symlinks_out_of_its_root(dy: Dy, root: Path,
     assert r.returncode == 0 and os.readlink(out / "abs") == f"{secret_dir}/secret"
     for path in ("/abs", "/rel", "/dir/secret"):
         r = dy("cp", "-L", f"{box}:{path}", str(out / "followed"))
-        assert r.returncode == 1 and "Could not find the file" in r.stderr, path  # the container's own
+        assert r.returncode == 1 and "No such container:path" in r.stderr, path  # the container's own
         assert not (out / "followed").exists()
     # writes through the links land in the container (or fail), never in the host directory
     for dest in ("/dir/secret", "/abs", "/rel", "/dir/"):
         r = dy("cp", str(host / "d" / "f"), f"{box}:{dest}")  # followed inside the container: no parent
         assert r.returncode == 1 and r.stderr in (
-            f"Error response from daemon: Could not find the file {secret_dir} in container {box}\n",
+            f"Error: No such container:path: {box}:{secret_dir}\n",
             "no such directory\n"), dest
     tar = io.BytesIO()
     with tarfile.open(fileobj=tar, mode="w") as t:

@@ -38,6 +38,7 @@ def test_volume_commands(dy: Dy, root: Path) -> None:
     assert len(anon) == 64
     info = json.loads(dy("volume", "inspect", "v1").stdout)[0]
     assert info["Labels"] == {"team": "a"} and info["Driver"] == "local" and info["Scope"] == "local"
+    assert json.loads(dy("volume", "inspect", anon).stdout)[0]["Labels"] == {}  # created: empty maps
     assert info["Mountpoint"] == str(root / "volumes" / "v1" / "_data")
     assert sorted(info) == ["CreatedAt", "Driver", "Labels", "Mountpoint", "Name", "Options", "Scope"]
     r = dy("volume", "ls")
@@ -46,13 +47,12 @@ def test_volume_commands(dy: Dy, root: Path) -> None:
     assert dy("volume", "ls", "-q", "--filter", "label=team=a").stdout == "v1\n"
     assert dy("volume", "ls", "--format", "{{.Name}} {{.Labels}}", "-f", "name=v").stdout == "v1 team=a\n"
     r = dy("volume", "inspect", "nope")
-    assert (r.returncode, r.stdout, r.stderr) == (1, "[]\n",
-                                                  "Error response from daemon: get nope: no such volume\n")
+    assert (r.returncode, r.stdout, r.stderr) == (1, "[]\n", "Error: No such volume: nope\n")
     r = dy("volume", "create", "a/b")
     assert r.returncode == 1 and "includes invalid characters for a local volume name" in r.stderr
     r = dy("volume", "rm", "nope", "v1")
     assert (r.returncode, r.stdout) == (1, "v1\n")
-    assert r.stderr == "Error response from daemon: get nope: no such volume\n"
+    assert r.stderr == "Error: No such volume: nope\n"
     assert dy("volume", "rm", "-f", "nope").returncode == 0
     (root / "volumes" / anon / "_data" / "f").write_bytes(b"12345")
     r = dy("volume", "prune", "-f")

@@ -8,7 +8,7 @@ import sys
 import click
 
 from dockyard.cli.container_cmds import DAEMON, fail, store_root
-from dockyard.errors import DockyardError, NotFound
+from dockyard.errors import Conflict, DockyardError, NotFound
 
 CONTEXT = {"help_option_names": ["--help"]}
 
@@ -54,10 +54,11 @@ def cp_cmd(ctx: click.Context, source: str, dest: str, archive: bool, follow: bo
                 files.copy_to(root, dst[0], "-", dst[1], archive=archive, stdin=sys.stdin.buffer)
             else:
                 files.copy_to(root, dst[0], source, dst[1], archive=archive, follow=follow)
-    except NotFound as exc:
-        text = str(exc)
-        fail(text, prefix=DAEMON if text.startswith(("No such container", "Could not find")) else "")
-    except DockyardError as exc:
+    except NotFound as exc:  # Docker 20.10's texts: "No such container:path: CONTAINER:PATH"
+        fail(str(exc))
+    except Conflict as exc:  # what Docker's daemon refuses
+        fail(str(exc), prefix=DAEMON)
+    except DockyardError as exc:  # what Docker's CLI refuses
         fail(str(exc), prefix="")
 
 
@@ -71,7 +72,7 @@ def diff_cmd(ctx: click.Context, container: str) -> None:
     try:
         found = files.changes(store_root(ctx), container)
     except DockyardError as exc:
-        fail(str(exc))
+        fail(str(exc), prefix=DAEMON)
         return
     for kind, path in found:
         click.echo(f"{kind} {path}")

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from dockyard.cli.container_cmds import DAEMON, fail, store_root
-from dockyard.errors import DockyardError
+from dockyard.errors import DockyardError, NotFound
 
 CONTEXT = {"help_option_names": ["--help"]}
 HEADERS = {"Driver": "DRIVER", "Name": "VOLUME NAME", "Scope": "SCOPE", "Mountpoint": "MOUNTPOINT",
@@ -98,8 +98,8 @@ def inspect_cmd(ctx: click.Context, names: tuple[str, ...], fmt: str | None) -> 
     for name in names:
         try:
             found.append(store.get(name))
-        except DockyardError as exc:
-            errors.append(str(exc))
+        except DockyardError:
+            errors.append(f"No such volume: {name}")
     if fmt:
         try:
             sys.stdout.write(format_rows(fmt, found))
@@ -108,7 +108,7 @@ def inspect_cmd(ctx: click.Context, names: tuple[str, ...], fmt: str | None) -> 
     else:
         click.echo(json.dumps(found, indent=4, ensure_ascii=False))
     for err in errors:
-        click.echo(DAEMON + err, err=True)
+        click.echo("Error: " + err, err=True)
     if errors:
         sys.exit(1)
 
@@ -124,6 +124,10 @@ def rm_cmd(ctx: click.Context, names: tuple[str, ...], force: bool) -> None:
     for name in names:
         try:
             store.remove(name, force)
+        except NotFound:
+            click.echo(f"Error: No such volume: {name}", err=True)
+            failed = True
+            continue
         except DockyardError as exc:
             click.echo(DAEMON + str(exc), err=True)
             failed = True

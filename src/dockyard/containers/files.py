@@ -23,7 +23,7 @@ from dockyard.archive.apply import SafeRoot, extract
 from dockyard.archive.writer import TarWriter, TreeOptions, TreeWalker, _TreeAdder, os_error, write_tree
 from dockyard.containers.rootview import in_view, rootfs_spec
 from dockyard.containers.store import ContainerStore, Record
-from dockyard.errors import CorruptData, DockyardError, InvalidArgument, NotFound
+from dockyard.errors import Conflict, CorruptData, DockyardError, InvalidArgument, NotFound
 
 _O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -70,7 +70,7 @@ def locate(sr: SafeRoot, path: str, follow: bool, missing: Callable[[], Dockyard
     except (NotFound, CorruptData, FileNotFoundError, NotADirectoryError):
         raise missing() from None
     if path.endswith("/") and not stat.S_ISDIR(st.st_mode):
-        raise InvalidArgument(f"lstat {path}: not a directory")
+        raise Conflict(f"lstat {path}: not a directory")
     return Source(pfd, parts[-1], st, path.endswith("/.") and stat.S_ISDIR(st.st_mode))
 
 
@@ -163,17 +163,23 @@ def _pump(produce: Callable[[int], None], consume: Callable[[int], None]) -> Non
         raise errors[0]
 
 
-def _find(root: Path, ref: str) -> Record:
-    return ContainerStore(root).find(ref)
+def _find(root: Path, ref: str, path: str | None = None) -> Record:
+    """The container; for ``cp`` (``path`` given) a missing one is Docker's "container:path" error."""
+    try:
+        return ContainerStore(root).find(ref)
+    except NotFound:
+        if path is None:
+            raise
+        raise NotFound(f"No such container:path: {ref}:{path}") from None
 
 
 def copy_from(root: Path, ref: str, src_path: str, dest: str, *, follow: bool = False,
               out: int | None = None) -> None:
     """``docker cp CONTAINER:SRC DEST``; with ``out`` (DEST ``-``) the archive of SRC goes there."""
-    rec = _find(root, ref)
+    rec = _find(root, ref, src_path)
 
     def missing() -> DockyardError:
-        return NotFound(f"Could not find the file {src_path} in container {ref}")
+        return NotFound(f"No such container:path: {ref}:{src_path}")
 
     def action(view: str) -> None:
         sr = SafeRoot(os.open(view, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC))
@@ -207,10 +213,10 @@ def copy_to(root: Path, ref: str, src: str, dest_path: str, *, archive: bool = F
             stdin: BinaryIO | None = None) -> None:
     """``docker cp SRC CONTAINER:DEST``: files owned by root in the container unless ``archive`` (the
     source's owners); SRC ``-`` (``stdin``) is a tar archive unpacked into the directory DEST."""
-    rec = _find(root, ref)
+    rec = _find(root, ref, dest_path)
 
     def missing(parent: str) -> DockyardError:
-        return NotFound(f"Could not find the file {parent} in container {ref}")
+        return NotFound(f"No such container:path: {ref}:{parent}")
 
     owner = None if archive else (0, 0)
     host_src: Source | None = None
@@ -220,7 +226,11 @@ def copy_to(root: Path, ref: str, src: str, dest_path: str, *, archive: bool = F
         absolute = os.path.abspath(src) + ("/." if src.endswith("/.") else "/" if src.endswith("/") else "")
 
         def host_missing() -> DockyardError:
-            return NotFound(f"lstat {os.path.abspath(src)}: no such file or directory")
+            # as Docker: the first component that is missing
+            parts = os.path.abspath(src).split("/")
+            first = next((p for i in range(2, len(parts) + 1)
+                          if not os.path.lexists(p := "/".join(parts[:i]))), os.path.abspath(src))
+            return InvalidArgument(f"lstat {first}: no such file or directory")
 
         host_src = locate(host, absolute, follow, host_missing)
 

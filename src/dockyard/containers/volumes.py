@@ -101,8 +101,11 @@ class VolumeStore:
                 return self.get(name)
             self.mountpoint(name).mkdir(parents=True, exist_ok=True)
             self.mountpoint(name).chmod(0o755)  # Docker's: whatever the umask
-            info = {"CreatedAt": _created_at(), "Driver": "local", "Labels": dict(labels) if labels else None,
-                    "Mountpoint": str(self.mountpoint(name)), "Name": name, "Options": None, "Scope": "local"}
+            # As Docker: ``volume create`` gives empty maps, a volume made for a container none.
+            info = {"CreatedAt": _created_at(), "Driver": "local",
+                    "Labels": dict(labels) if labels is not None else None,
+                    "Mountpoint": str(self.mountpoint(name)), "Name": name,
+                    "Options": {} if options is not None else None, "Scope": "local"}
             _write_json(self._meta(name), info)
         return info
 
