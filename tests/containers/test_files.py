@@ -52,6 +52,10 @@ def test_cp_into_a_running_container(dy: Dy, box: str, host: Path) -> None:
     assert dy("exec", box, "ls", "/merge").stdout.split() == ["f", "sub"]
     assert dy("cp", str(host / "d"), f"{box}:/renamed").returncode == 0  # a new name
     assert _cat(dy, "/renamed/f") == "a\n"
+    r = dy("commit", box, "snap:running")  # paused while its layer is read, then running again
+    assert r.returncode == 0, r.stderr
+    assert dy("inspect", "-f", "{{.State.Status}}", box).stdout == "running\n"
+    assert dy("run", "--rm", "snap:running", "cat", "/renamed/f").stdout == "a\n"
     for args, code, text in [
         ((str(host / "nope" / "x"), f"{box}:/tmp"), 1, f"lstat {host / 'nope'}: no such file or directory\n"),
         ((str(host / "d"), f"{box}:/etc/passwd"), 1, "cannot copy directory\n"),
