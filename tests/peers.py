@@ -87,6 +87,8 @@ PEERS: dict[str, Peer] = {
     "buildah": Peer("buildah", INSTALL, lambda: shutil.which("buildah") is not None),
     "runc": Peer("runc", INSTALL, lambda: shutil.which("runc") is not None),
     "fuse_overlayfs": Peer("fuse-overlayfs", INSTALL, lambda: shutil.which("fuse-overlayfs") is not None),
+    "tini": Peer("tini-static (run --init)", INSTALL,
+                 lambda: shutil.which("tini-static") is not None or shutil.which("docker-init") is not None),
     "hadolint": Peer(f"hadolint ({PEERS_DIR}/venv/bin/hadolint)", INSTALL,
                      lambda: (PEERS_DIR / "venv" / "bin" / "hadolint").exists()),
     "trivy": Peer(f"trivy ({PEERS_DIR}/venv/bin/trivy)", INSTALL,

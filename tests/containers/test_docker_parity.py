@@ -7,7 +7,9 @@ import json
 import os
 import re
 import subprocess
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -119,3 +121,65 @@ def test_exit_codes(docker: Dy, dy: Dy) -> None:
         args = {"exec": ["true"], "rename": ["other-name"]}.get(verb, [])
         d, y = _both(docker, dy, verb, "no-such-container-x", *args)
         assert (y.returncode, y.stdout, y.stderr) == (d.returncode, d.stdout, d.stderr), verb
+
+
+def _members(text: str) -> list[tuple[str, int, int, bytes]]:
+    import io
+    import tarfile
+
+    with tarfile.open(fileobj=io.BytesIO(text.encode("utf-8", "surrogateescape"))) as t:
+        # (Go's tar adds the file type bits to the mode: compared without them)
+        return [(m.name, m.mode & 0o7777, m.size, t.extractfile(m).read() if m.isfile() else b"")  # type: ignore[union-attr]
+                for m in t.getmembers()]
+
+
+def test_volumes_cp_diff_health_as_docker(docker: Dy, dy: Dy, tmp_path: Path) -> None:
+    name, vol = f"dyparityf{os.getpid()}", f"dyparityvol{os.getpid()}"
+    try:
+        d, y = _both(docker, dy, "volume", "create", vol)
+        assert (y.returncode, y.stdout) == (d.returncode, d.stdout) == (0, f"{vol}\n")
+        d, y = _both(docker, dy, "volume", "inspect", vol)
+        di, yi = json.loads(d.stdout)[0], json.loads(y.stdout)[0]
+        assert list(yi) == list(di)
+        assert {k: yi[k] for k in ("Driver", "Labels", "Name", "Options", "Scope")} == \
+            {k: di[k] for k in ("Driver", "Labels", "Name", "Options", "Scope")}
+        d, y = _both(docker, dy, "volume", "ls", "--filter", f"name={vol}")
+        assert y.stdout == d.stdout
+        for args in (("volume", "inspect", "no-such-vol"), ("volume", "rm", "no-such-vol"),
+                     ("volume", "create", "bad/name")):
+            d, y = _both(docker, dy, *args)
+            assert (y.returncode, y.stdout, y.stderr) == (d.returncode, d.stdout, d.stderr), args
+        d, y = _both(docker, dy, "run", "-d", "--name", name, "-v", f"{vol}:/etc", "--health-cmd", "true",
+                     "--health-interval", "1s", "busybox:local", "sh", "-c",
+                     "echo x > /tmp/new; rm /bin/ls; sleep 1000")
+        assert y.returncode == d.returncode == 0
+        d, y = _both(docker, dy, "volume", "rm", vol)
+        assert y.returncode == d.returncode == 1
+        assert re.sub("[0-9a-f]{64}", "ID", y.stderr) == re.sub("[0-9a-f]{64}", "ID", d.stderr)
+        d, y = _both(docker, dy, "inspect", "-f", "{{json .Config.Healthcheck}}", name)
+        assert json.loads(y.stdout) == json.loads(d.stdout)  # (dockyard's json sorts a map's keys)
+        for _ in range(100):
+            d, y = _both(docker, dy, "ps", "--filter", f"name={name}", "--format", "{{.Status}}")
+            if d.stdout.endswith("(healthy)\n") and y.stdout.endswith("(healthy)\n"):
+                break
+            time.sleep(0.2)
+        status = (re.sub(r"Up .* \(", "Up (", y.stdout), re.sub(r"Up .* \(", "Up (", d.stdout))
+        assert status == ("Up (healthy)\n", "Up (healthy)\n")
+        d, y = _both(docker, dy, "ps", "--filter", f"name={name}", "--format",
+                     "{{.Mounts}} {{.LocalVolumes}}")
+        assert y.stdout == d.stdout
+        d, y = _both(docker, dy, "diff", name)
+        assert sorted(y.stdout.splitlines()) == sorted(d.stdout.splitlines())
+        d, y = _both(docker, dy, "cp", f"{name}:/etc/passwd", "-")
+        assert _members(y.stdout) == _members(d.stdout)  # the volume's copied-up file, as one entry
+        for args in ((f"{name}:/nope", str(tmp_path)), ("/no/such/file", f"{name}:/tmp"),
+                     (f"{name}:/etc/passwd", str(tmp_path / "nodir" / "x")),
+                     ("/etc/hostname", f"{name}:/newdir/"), ("a", "b"), (f"{name}:/a", f"{name}:/b"),
+                     (str(tmp_path), f"{name}:/etc/passwd"), ("/etc/hostname", f"{name}:/nodir/x"),
+                     ("no-such-ctr:/x", str(tmp_path))):
+            d, y = _both(docker, dy, "cp", *args)
+            assert (y.returncode, y.stderr) == (d.returncode, d.stderr), args
+    finally:
+        for tool in (docker, dy):
+            tool("rm", "-f", name)
+            tool("volume", "rm", vol)

@@ -1,4 +1,5 @@
-"""Soak: 50 detached containers with restart policies, monitors killed at random; then every record
+"""Soak: 50 detached containers with restart policies (the ``always`` ones with a health check), monitors
+killed at random; then every record
 must tell the truth (no container claims to run without its monitor and process, none runs unowned,
 restart counts within their policies) and everything goes away with ``rm -f``."""
 
@@ -30,7 +31,8 @@ def test_fifty_containers_with_restarts_and_killed_monitors(root: Path) -> None:
     def start(i: int) -> str:
         policy, script = plan[i]
         opts = RunOptions("busybox:local", command=["sh", "-c", script], network="none")
-        rec = lifecycle.create(root, opts, name=f"soak{i}", restart=policy)
+        check = {"Test": ["CMD-SHELL", "true"], "Interval": 1_000_000_000} if policy == "always" else None
+        rec = lifecycle.create(root, opts, name=f"soak{i}", restart=policy, healthcheck=check)
         lifecycle.start(root, rec.id)
         return rec.id
 
@@ -55,7 +57,9 @@ def test_fifty_containers_with_restarts_and_killed_monitors(root: Path) -> None:
     assert until(settled, 120)
     for i, cid in enumerate(ids):
         if plan[i][0] == "always" and cid not in killed:
-            assert cs.load(cid).state["State"]["Status"] in ("running", "restarting")
+            st = cs.load(cid).state["State"]
+            assert st["Status"] in ("running", "restarting")
+            assert st["Health"]["Status"] in ("starting", "healthy", "unhealthy"), st  # set at each start
             lifecycle.stop(root, cid, timeout=0)
     assert until(lambda: not any(monitor_alive(cs.load(cid).state) for cid in ids), 60)
 
@@ -75,6 +79,7 @@ def test_fifty_containers_with_restarts_and_killed_monitors(root: Path) -> None:
             assert (st["ExitCode"], restarts, runs) == (1, 2, 3)
         else:
             assert st["ExitCode"] in (0, 137, 143) and runs >= 1
+            assert cid in killed or st["Health"]["Status"] == "unhealthy"  # stopped: as Docker 20.10
         assert runs <= restarts + 1
     # nothing of theirs still runs: no process is left in any container's pid namespace
     out = os.popen("ps -eo args").read()

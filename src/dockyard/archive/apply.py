@@ -302,6 +302,7 @@ class _Applier:
         self.dirs: dict[str, TarEntry] = {}
         self.progress: ProgressSink | None = None
         self.progress_id = ""
+        self.whiteouts = True  # False: ``.wh.`` names are plain entries (an archive, not a layer)
 
     def _ids(self, entry: TarEntry) -> tuple[int, int]:
         if self.owner is not None:
@@ -335,7 +336,7 @@ class _Applier:
         what = _Where(entry)
         base = comps[-1]
         parent = comps[:-1]
-        if base.startswith(WHITEOUT_PREFIX):
+        if self.whiteouts and base.startswith(WHITEOUT_PREFIX):
             self._whiteout(parent, base, what)
             return
         pfd = self.root.dir_fd(parent, True, what)
@@ -570,9 +571,17 @@ def apply_layer_overlay(
     return _apply(stream, upperdir, True, same_owner, owner, drain, progress, progress_id)
 
 
+def extract(stream: Readable, root: str | os.PathLike[str], *, same_owner: bool | None = None,
+            owner: OwnerMap | None = None) -> ApplyStats:
+    """Unpack a plain tar archive (``docker cp``) onto ``root`` with :func:`apply_layer`'s safety: the
+    same rules, except that ``.wh.`` names are ordinary files, not whiteouts."""
+    return _apply(stream, root, False, same_owner, owner, True, None, "", whiteouts=False)
+
+
 def _apply(
     stream: Readable, root: str | os.PathLike[str], overlay: bool, same_owner: bool | None,
     owner: OwnerMap | None, drain: bool, progress: ProgressSink | None, progress_id: str,
+    whiteouts: bool = True,
 ) -> ApplyStats:
     if same_owner is None:
         same_owner = os.geteuid() == 0
@@ -582,6 +591,7 @@ def _apply(
         applier = _Applier(root_fd, overlay, same_owner, owner)
         applier.progress = progress
         applier.progress_id = progress_id
+        applier.whiteouts = whiteouts
         stats = applier.apply(reader)
         if drain:
             reader.drain()

@@ -9,7 +9,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import click
 
@@ -66,7 +66,9 @@ def each_or_exit(refs: Iterable[str], action: Callable[[str], object], echo: boo
 # -- create / run -d --------------------------------------------------------------------------------
 
 def create_container(ctx: click.Context, options: Any, *, name: str, rm: bool, restart: str,
-                     stop_signal: str, stop_timeout: int | None, limits: dict[str, int] | None = None) -> str:
+                     stop_signal: str, stop_timeout: int | None, limits: dict[str, int] | None = None,
+                     health: dict[str, Any] | None = None, init: bool = False,
+                     ulimits: list[dict[str, Any]] | None = None, attach_stdin: bool = False) -> str:
     """Create a container for ``options`` (a RunOptions), pulling a missing image; its id."""
     from dockyard.client import Client
     from dockyard.containers import lifecycle
@@ -83,7 +85,9 @@ def create_container(ctx: click.Context, options: Any, *, name: str, rm: bool, r
             return str(client.pull(ref).image_id)
 
         rec = lifecycle.create(client.root, options, name=name, restart=restart, auto_remove=rm,
-                               stop_signal=stop_signal, stop_timeout=stop_timeout, limits=limits, pull=pull)
+                               stop_signal=stop_signal, stop_timeout=stop_timeout, limits=limits, pull=pull,
+                               healthcheck=health, init=init, ulimits=ulimits or [],
+                               attach_stdin=attach_stdin)
     except ExecutionError as exc:
         click.echo(f"dockyard: Error: {exc}", err=True)
         sys.exit(exc.exit_code)
@@ -96,12 +100,15 @@ def create_container(ctx: click.Context, options: Any, *, name: str, rm: bool, r
 
 
 def run_detached(ctx: click.Context, options: Any, *, name: str, rm: bool, restart: str, stop_signal: str,
-                 stop_timeout: int | None, limits: dict[str, int] | None = None) -> None:
+                 stop_timeout: int | None, limits: dict[str, int] | None = None,
+                 health: dict[str, Any] | None = None, init: bool = False,
+                 ulimits: list[dict[str, Any]] | None = None) -> None:
     """``run -d``: create, start, print the id; a process that cannot start exits 125/126/127."""
     from dockyard.containers import lifecycle
 
     cid = create_container(ctx, options, name=name, rm=rm, restart=restart, stop_signal=stop_signal,
-                           stop_timeout=stop_timeout, limits=limits)
+                           stop_timeout=stop_timeout, limits=limits, health=health, init=init,
+                           ulimits=ulimits)
     click.echo(cid)  # as docker: the id even when the start fails (the container stays, Created)
     try:
         lifecycle.start(store_root(ctx), cid)
@@ -113,17 +120,18 @@ def run_detached(ctx: click.Context, options: Any, *, name: str, rm: bool, resta
 def _make_create_cmd() -> click.Command:
     from dockyard.cli.run_cmd import run_cmd
 
-    params = [p for p in run_cmd.params if p.name not in ("detach", "interactive")]
+    params = [p for p in run_cmd.params if p.name != "detach"]
 
     @click.pass_context
     def create(ctx: click.Context, /, **kw: Any) -> None:
         """Create a new container."""
-        from dockyard.cli.run_cmd import limits_of, run_options
+        from dockyard.cli.run_cmd import health_of, limits_of, run_options, ulimits_of
 
         options = run_options(kw)
         click.echo(create_container(ctx, options, name=kw["name"], rm=kw["rm"], restart=kw["restart"],
                                     stop_signal=kw["stop_signal"], stop_timeout=kw["stop_timeout"],
-                                    limits=limits_of(kw)))
+                                    limits=limits_of(kw), health=health_of(kw), init=kw["init"],
+                                    ulimits=ulimits_of(kw), attach_stdin=kw["interactive"]))
 
     return click.Command("create", params=params, callback=create, help="Create a new container.",
                          context_settings=dict(run_cmd.context_settings))
@@ -142,27 +150,15 @@ create_cmd = _make_create_cmd()
 def start_cmd(ctx: click.Context, containers: tuple[str, ...], attach: bool, interactive: bool) -> None:
     """Start one or more stopped containers."""
     from dockyard.containers import lifecycle
-    from dockyard.containers.store import ContainerStore
 
     root = store_root(ctx)
-    if interactive:
-        fail("dockyard start -i: detached containers take no standard input here")
-    if attach:
+    if attach or interactive:
         if len(containers) > 1:
             fail("you cannot start and attach multiple containers at once")
-        cs = ContainerStore(root)
-        try:
-            rec = cs.find(containers[0])
-        except DockyardError as exc:
-            fail(str(exc))
-            return
-        offset = rec.log_path.stat().st_size if rec.log_path.exists() else 0
-        try:
-            lifecycle.start(root, rec.id)
-        except ExecutionError as exc:
-            fail(str(exc), exc.exit_code)
-        _stream(rec, offset, timestamps=False, follow=True)
-        sys.exit(lifecycle.wait(root, rec.id))
+        from dockyard.cli.attach_cmd import start_attached
+
+        start_attached(root, containers[0], interactive)
+        return
 
     failed = each(containers, lambda ref: lifecycle.start(root, ref))
     if failed:
@@ -217,9 +213,8 @@ def rm_cmd(ctx: click.Context, containers: tuple[str, ...], force: bool, volumes
     """Remove one or more containers."""
     from dockyard.containers import lifecycle
 
-    del volumes  # dockyard containers have no anonymous volumes yet
     root = store_root(ctx)
-    each_or_exit(containers, lambda ref: lifecycle.remove(root, ref, force), not_found="Error: ")
+    each_or_exit(containers, lambda ref: lifecycle.remove(root, ref, force, volumes), not_found="Error: ")
 
 
 @click.command("rename", context_settings=CONTEXT)
@@ -271,12 +266,13 @@ def prune_cmd(ctx: click.Context, force: bool) -> None:
 
 def _status(st: dict[str, Any], now: float) -> str:
     from dockyard.cli.format import human_duration
+    from dockyard.containers.health import status_suffix
     from dockyard.containers.logs import parse_rfc3339
 
     status = st["Status"]
     if status in ("running", "paused"):
         text = "Up " + human_duration(now - parse_rfc3339(st["StartedAt"]))
-        return text + " (Paused)" if st["Paused"] else text
+        return text + " (Paused)" if st["Paused"] else text + status_suffix(st)
     if status == "restarting":
         return f"Restarting ({st['ExitCode']}) {human_duration(now - parse_rfc3339(st['FinishedAt']))} ago"
     if status == "exited":
@@ -307,6 +303,7 @@ def ps_row(rec: Any, *, trunc: bool, now: float, image_size: int | None) -> dict
     from dockyard.cli.format import created_since, ellipsis, go_time, human_size
 
     cfg = rec.config
+    volumes = [m for m in cfg.get("Mounts") or [] if m.get("Type") == "volume"]
     # the daemon's list: arguments with a space in single quotes, nothing else escaped
     command = " ".join([cfg["Path"], *(f"'{a}'" if " " in a else a for a in cfg["Args"])])
     labels = cfg["Config"].get("Labels") or {}
@@ -316,8 +313,9 @@ def ps_row(rec: Any, *, trunc: bool, now: float, image_size: int | None) -> dict
         "CreatedAt": go_time(cfg["Created"]), "RunningFor": created_since(cfg["Created"], now),
         "Ports": _ports(cfg["HostConfig"]["PortBindings"]), "State": rec.state["State"]["Status"],
         "Status": _status(rec.state["State"], now), "Names": rec.name,
-        "Labels": ",".join(f"{k}={v}" for k, v in labels.items()), "Mounts": "", "Networks": "",
-        "LocalVolumes": "0",
+        "Labels": ",".join(f"{k}={v}" for k, v in labels.items()), "Networks": "",
+        "Mounts": ",".join(ellipsis(m["Name"], 15) if trunc else m["Name"] for m in volumes),
+        "LocalVolumes": str(len(volumes)),
     }
     if image_size is not None:
         upper = _dir_size(rec.path / "rootfs" / "upper")
@@ -529,7 +527,26 @@ def logs_cmd(ctx: click.Context, container: str, follow: bool, since: str, until
         pass
 
 
-@click.group("container", context_settings={"help_option_names": ["-h", "--help"]})
+class _ContainerGroup(click.Group):
+    """``container ...``: its commands here, and those of other modules imported on first use."""
+
+    ELSEWHERE: ClassVar[dict[str, str]] = {
+        **{name: f"dockyard.cli.file_cmds:{name}_cmd" for name in ("commit", "cp", "diff", "export")},
+        "attach": "dockyard.cli.attach_cmd:attach_cmd"}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(self.commands) | set(self.ELSEWHERE))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.ELSEWHERE and cmd_name not in self.commands:
+            import importlib
+
+            module, _, attr = self.ELSEWHERE[cmd_name].partition(":")
+            self.add_command(getattr(importlib.import_module(module), attr), cmd_name)
+        return self.commands.get(cmd_name)
+
+
+@click.group("container", cls=_ContainerGroup, context_settings={"help_option_names": ["-h", "--help"]})
 def container_group() -> None:
     """Manage containers."""
 

@@ -80,6 +80,49 @@ def limits_of(kw: dict[str, Any]) -> dict[str, int]:
     return out
 
 
+def health_of(kw: dict[str, Any]) -> dict[str, Any] | None:
+    """The Healthcheck object of the ``--health-*`` flags (None when none is given); a bad value exits
+    125 as docker's."""
+    from dockyard.goformat import parse_duration
+
+    given: dict[str, Any] = {}
+    try:
+        if kw.get("health_cmd"):
+            given["Test"] = ["CMD-SHELL", kw["health_cmd"]]
+        for flag, key in (("health_interval", "Interval"), ("health_timeout", "Timeout"),
+                          ("health_start_period", "StartPeriod"), ("health_start_interval", "StartInterval")):
+            if kw.get(flag):
+                value = parse_duration(kw[flag])
+                if value < 0:
+                    raise ValueError(f"--{flag.replace('_', '-')} cannot be negative")
+                given[key] = value
+        if kw.get("health_retries"):
+            given["Retries"] = int(kw["health_retries"])
+        if kw.get("no_healthcheck"):
+            if given:
+                raise ValueError("--no-healthcheck conflicts with --health-* options")
+            given = {"Test": ["NONE"]}
+    except ValueError as exc:
+        click.echo(f"dockyard: Error: invalid argument: {exc}", err=True)
+        sys.exit(125)
+    return given or None
+
+
+def ulimits_of(kw: dict[str, Any]) -> list[dict[str, Any]]:
+    """Docker's Ulimit objects of ``--ulimit`` (the last one of a name wins); a bad one exits 125."""
+    from dockyard.containers.process import parse_ulimit
+
+    found: dict[str, dict[str, Any]] = {}
+    try:
+        for text in kw.get("ulimits") or ():
+            limit = parse_ulimit(text)
+            found[limit["Name"]] = limit
+    except DockyardError as exc:
+        click.echo(f"dockyard: Error: invalid argument \"{text}\" for \"--ulimit\" flag: {exc}", err=True)
+        sys.exit(125)
+    return list(found.values())
+
+
 def _env_file(path: str) -> list[str]:
     out: list[str] = []
     try:
@@ -103,7 +146,8 @@ def _env_file(path: str) -> list[str]:
 @click.option("-w", "--workdir", default="", help="Working directory inside the container.")
 @click.option("-u", "--user", default=None, help="Username or UID (format: <name|uid>[:<group|gid>]).")
 @click.option("--entrypoint", default=None, help="Overwrite the default ENTRYPOINT of the image.")
-@click.option("-v", "--volume", "volumes", multiple=True, help="Bind mount a host path (SRC:DST[:ro]).")
+@click.option("-v", "--volume", "volumes", multiple=True,
+              help="Bind mount a volume (NAME:DST[:ro], /DST for an anonymous one, or a host path SRC:DST).")
 @click.option("--mount", "mounts", multiple=True,
               help="Attach a filesystem mount to the container (type=bind|tmpfs,source=...,target=...).")
 @click.option("--network", "--net", "network", default="default",
@@ -135,6 +179,23 @@ def _env_file(path: str) -> list[str]:
 @click.option("-c", "--cpu-shares", "cpu_shares", type=int, default=0, help="CPU shares (relative weight).")
 @click.option("--pids-limit", "pids_limit", type=int, default=0,
               help="Tune container pids limit (set -1 for unlimited).")
+@click.option("--health-cmd", "health_cmd", default="", help="Command to run to check health")
+@click.option("--health-interval", "health_interval", default="",
+              help="Time between running the check (ms|s|m|h) (default 0s)")
+@click.option("--health-retries", "health_retries", type=int, default=0,
+              help="Consecutive failures needed to report unhealthy")
+@click.option("--health-start-period", "health_start_period", default="",
+              help="Start period for the container to initialize before starting health-retries countdown "
+                   "(ms|s|m|h) (default 0s)")
+@click.option("--health-start-interval", "health_start_interval", default="",
+              help="Time between running the check during the start period (ms|s|m|h) (default 0s)")
+@click.option("--health-timeout", "health_timeout", default="",
+              help="Maximum time to allow one check to run (ms|s|m|h) (default 0s)")
+@click.option("--no-healthcheck", "no_healthcheck", is_flag=True,
+              help="Disable any container-specified HEALTHCHECK")
+@click.option("--init", is_flag=True,
+              help="Run an init inside the container that forwards signals and reaps processes")
+@click.option("--ulimit", "ulimits", multiple=True, help="Ulimit options (NAME=SOFT[:HARD])")
 @click.pass_context
 def run_cmd(ctx: click.Context, /, **kw: Any) -> None:
     """Run a command in a new container."""
@@ -149,13 +210,30 @@ def run_cmd(ctx: click.Context, /, **kw: Any) -> None:
         from dockyard.cli.container_cmds import run_detached
 
         run_detached(ctx, options, name=kw["name"], rm=kw["rm"], restart=kw["restart"],
-                     stop_signal=kw["stop_signal"], stop_timeout=kw["stop_timeout"], limits=limits_of(kw))
+                     stop_signal=kw["stop_signal"], stop_timeout=kw["stop_timeout"], limits=limits_of(kw),
+                     health=health_of(kw), init=kw["init"], ulimits=ulimits_of(kw))
         return
-    if limits_of(kw):
-        click.echo("dockyard: Error: resource limits need a detached container (-d) here", err=True)
+    if limits_of(kw) or kw["init"] or health_of(kw):
+        click.echo("dockyard: Error: resource limits, --init and health checks need a detached container "
+                   "(-d) here", err=True)
         sys.exit(125)
+    if kw["ulimits"]:
+        from dockyard.containers.process import apply_ulimits
+
+        try:  # the executor's helper, started by this process, passes them on to the container
+            apply_ulimits(ulimits_of(kw))
+        except DockyardError as exc:
+            click.echo(f"dockyard: Error: {exc}", err=True)
+            sys.exit(125)
     image = options.image
     client = Client(getattr(ctx.find_root().obj, "root", None))
+    from dockyard.containers.volumes import VolumeStore, as_binds
+
+    try:
+        options.volumes, anonymous = as_binds(client.root, options.volumes)
+    except DockyardError as exc:
+        click.echo(f"dockyard: Error: {exc}", err=True)
+        sys.exit(125)
     try:
         if options.platform:
             from dockyard.imageops.platforms import resolve_platform
@@ -208,4 +286,6 @@ def run_cmd(ctx: click.Context, /, **kw: Any) -> None:
         for s, old in previous.items():
             signal.signal(s, old)
         client.close()
+        for name in anonymous:  # the run is gone, as with --rm
+            VolumeStore(client.root).remove(name, force=True)
     sys.exit(code)

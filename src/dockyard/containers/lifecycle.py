@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import secrets
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import dockyard
+from dockyard.containers import health
 from dockyard.containers.monitor import BOOTSTRAP
+from dockyard.containers.process import INIT_TARGET, init_binary
 from dockyard.containers.store import LEASE_TTL, ContainerStore, Record, monitor_alive
+from dockyard.containers.volumes import VolumeStore, container_mounts, parse_volume_flag
 from dockyard.errors import Conflict, ExecutionError, InvalidArgument, NotFound
 from dockyard.executor import outside
+from dockyard.executor.spec import Mount
 from dockyard.executor.user import start_error
 from dockyard.imageops import Store
 from dockyard.imageops.run import RunOptions, container_spec
@@ -62,17 +67,25 @@ def _now() -> str:
 
 def create(root: Path, opts: RunOptions, *, name: str = "", restart: str = "no", auto_remove: bool = False,
            stop_signal: str = "", stop_timeout: int | None = None, limits: dict[str, int] | None = None,
-           pull: Callable[[str], str] | None = None) -> Record:
+           pull: Callable[[str], str] | None = None, healthcheck: dict[str, Any] | None = None,
+           init: bool = False, ulimits: Sequence[dict[str, Any]] = (),
+           attach_stdin: bool = False) -> Record:
     """A new container for ``opts`` (nothing runs yet); its image is kept by a lease until ``rm``.
-    ``limits``: HostConfig keys Memory, MemorySwap, NanoCpus, CpuShares, PidsLimit."""
+    ``limits``: HostConfig keys Memory, MemorySwap, NanoCpus, CpuShares, PidsLimit; ``healthcheck``:
+    the ``--health-*`` flags as a Healthcheck object, laid over the image's; ``init`` runs Docker's
+    docker-init as pid 1; ``ulimits`` are Docker's Ulimit objects. ``opts.interactive`` keeps the
+    process's standard input open for ``attach``; ``attach_stdin`` (``create -i``) closes it after the
+    first attached client's input ends (StdinOnce)."""
     policy = parse_restart(restart)
     if auto_remove and policy["Name"] != "no":
         raise InvalidArgument("Conflicting options: --restart and --rm")
     if opts.runtime != "builtin":
         raise InvalidArgument("detached containers run with the built-in runtime only")
-    opts.interactive = False  # no attach yet: a detached container's standard input is empty
+    open_stdin, opts.interactive = opts.interactive, False  # the monitor holds the input, not a caller
     if stop_signal:
         parse_signal(stop_signal)
+    asked = [(v, parse_volume_flag(v)) for v in opts.volumes]
+    opts.volumes = [v for v, vol in asked if vol is None]  # binds: container_spec checks them
     store = Store(root)
     try:
         cid = secrets.token_hex(32)
@@ -80,13 +93,25 @@ def create(root: Path, opts: RunOptions, *, name: str = "", restart: str = "no",
             opts.hostname = cid[:12]  # as Docker: the short id
         image_id, image_config, spec = container_spec(store, opts, pull)
         run = image_config.config
+        check = health.merge(run.get("Healthcheck"), healthcheck)
+        mounts = container_mounts(root, [vol for _, vol in asked if vol is not None],
+                                  (run.get("Volumes") or {}).keys(), [m.target for m in spec.mounts])
+        volumes = [Mount(target=m["Destination"], source=m["Source"], readonly=not m["RW"]) for m in mounts]
+        command = list(spec.args)  # what inspect and ps show, without the init
+        if init:
+            volumes.append(Mount(target=INIT_TARGET, source=init_binary(), readonly=True))
+            spec = dataclasses.replace(spec, args=[INIT_TARGET, "--", *spec.args])
+        spec = dataclasses.replace(spec, mounts=sorted(  # parents first
+            [*spec.mounts, *volumes], key=lambda m: len(m.target.rstrip("/").split("/"))))
         cs = ContainerStore(root)
         config = {
-            "Id": cid, "Name": name, "Created": _now(), "Path": spec.args[0], "Args": list(spec.args[1:]),
+            "Id": cid, "Name": name, "Created": _now(), "Path": command[0], "Args": command[1:],
             "Image": image_id, "DiffIds": [str(d) for d in image_config.diff_ids],
-            "Config": {"Hostname": spec.hostname, "Domainname": "", "User": spec.user, "AttachStdin": False,
-                       "AttachStdout": False, "AttachStderr": False, "Tty": spec.tty, "OpenStdin": False,
-                       "StdinOnce": False, "Env": list(spec.env),
+            "Config": {"Hostname": spec.hostname, "Domainname": "", "User": spec.user,
+                       "AttachStdin": attach_stdin and open_stdin, "AttachStdout": False,
+                       "AttachStderr": False,
+                       "Tty": spec.tty, "OpenStdin": open_stdin, "StdinOnce": attach_stdin and open_stdin,
+                       "Env": list(spec.env),
                        "Cmd": list(opts.command) or (None if opts.entrypoint is not None else run.get("Cmd")),
                        "Image": opts.image, "WorkingDir": opts.workdir or str(run.get("WorkingDir") or ""),
                        "Entrypoint": ([opts.entrypoint] if opts.entrypoint else None)
@@ -94,15 +119,17 @@ def create(root: Path, opts: RunOptions, *, name: str = "", restart: str = "no",
                        "Volumes": run.get("Volumes"), "OnBuild": run.get("OnBuild"),
                        "Labels": dict(run.get("Labels") or {}),
                        "StopSignal": stop_signal or run.get("StopSignal") or "SIGTERM",
+                       **({"Healthcheck": check} if check else {}),
                        **({"StopTimeout": stop_timeout} if stop_timeout is not None else {})},
-            "HostConfig": {"RestartPolicy": policy, "AutoRemove": auto_remove,
+            "HostConfig": {"RestartPolicy": policy, "AutoRemove": auto_remove, "Init": True if init else None,
+                           "Ulimits": [dict(u) for u in ulimits] or None,
                            "Memory": 0, "MemorySwap": 0, "NanoCpus": 0, "CpuShares": 0, "PidsLimit": None,
                            **(limits or {}),
                            "NetworkMode": "default" if spec.network == "private" else spec.network,
-                           "Binds": list(opts.volumes) or None,
+                           "Binds": [v for v, _ in asked] or None,
                            "PortBindings": {f"{p.container_port}/{p.proto}": [
                                {"HostIp": p.host_ip, "HostPort": str(p.host_port)}] for p in spec.publish}},
-            "Driver": "overlay2", "Platform": "linux", "Spec": spec.to_json(),
+            "Driver": "overlay2", "Platform": "linux", "Spec": spec.to_json(), "Mounts": mounts,
         }
         record = cs.create(config)
         lease = store.lease(ttl=LEASE_TTL, lease_id=f"container-{record.id}")
@@ -124,9 +151,10 @@ def _spawn_monitor(root: Path, cid: str) -> None:
                    check=True)
 
 
-def start(root: Path, ref: str) -> Record:
+def start(root: Path, ref: str, attach_wait: bool = False) -> Record:
     """Start ``ref`` (a no-op when it runs); returns once the process runs, or has already ended.
-    A process that cannot start raises :class:`ExecutionError` with Docker's code (125/126/127)."""
+    A process that cannot start raises :class:`ExecutionError` with Docker's code (125/126/127).
+    ``attach_wait``: the monitor waits for a client to attach before it starts the process."""
     cs = ContainerStore(root)
     rec = cs.find(ref)
     with cs.op_lock(rec):
@@ -135,6 +163,11 @@ def start(root: Path, ref: str) -> Record:
             raise Conflict("cannot start a paused container, try unpause instead")
         if monitor_alive(rec.state):
             return rec
+        if attach_wait:
+            with cs.state_lock(rec):
+                rec = cs.reload(rec)
+                rec.state["AttachWait"] = True
+                cs.write_state(rec, rec.state)
         before = int(rec.state.get("Starts", 0))
         _spawn_monitor(root, rec.id)
         spawned = time.monotonic()
@@ -284,8 +317,9 @@ def wait(root: Path, ref: str) -> int:
         time.sleep(0.05)
 
 
-def delete(root: Path, rec: Record) -> None:
-    """Forget a stopped container: its directory and the lease on its image."""
+def delete(root: Path, rec: Record, volumes: bool = False) -> None:
+    """Forget a stopped container: its directory and the lease on its image (and its anonymous
+    volumes with ``volumes``)."""
     store = Store(root)
     try:
         store.meta.delete_lease(f"container-{rec.id}")
@@ -295,10 +329,13 @@ def delete(root: Path, rec: Record) -> None:
 
     cgroups.remove(rec.id)
     ContainerStore(root).delete(rec)
+    if volumes:
+        VolumeStore(root).remove_anonymous(rec.config.get("Mounts") or [])
 
 
-def remove(root: Path, ref: str, force: bool = False) -> str:
-    """``docker rm [-f]``: a running container needs ``force`` (it is killed first)."""
+def remove(root: Path, ref: str, force: bool = False, volumes: bool = False) -> str:
+    """``docker rm [-f] [-v]``: a running container needs ``force`` (it is killed first); ``volumes``
+    removes its anonymous volumes too."""
     cs = ContainerStore(root)
     rec = cs.find(ref)
     with cs.op_lock(rec):
@@ -312,7 +349,7 @@ def remove(root: Path, ref: str, force: bool = False) -> str:
             _signal_process(rec, signal.SIGKILL)
             rec = _wait_inactive(cs, rec, None)
         rec = _wait_monitor_gone(cs, rec)
-        delete(root, rec)
+        delete(root, rec, volumes)
     return ref
 
 

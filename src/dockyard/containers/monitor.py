@@ -19,12 +19,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from dockyard.containers import cgroups
+from dockyard.containers import cgroups, health
+from dockyard.containers.attach import AttachHub
 from dockyard.containers.logs import LogWriter, now_rfc3339
-from dockyard.containers.store import LEASE_TTL, ContainerStore, Record, monitor_alive
+from dockyard.containers.process import apply_ulimits
+from dockyard.containers.rootview import rootfs_spec
+from dockyard.containers.store import ContainerStore, Record, monitor_alive
 from dockyard.errors import DockyardError, ExecutionError
 from dockyard.executor.base import process_start_time
-from dockyard.executor.spec import ProcessSpec, RootfsSpec
+from dockyard.executor.spec import ProcessSpec
 
 BOOTSTRAP = ("import sys; sys.path.insert(0, {path!r}); "
              "from dockyard.containers.monitor import main; main()")
@@ -68,49 +71,90 @@ class Monitor:
             self.cs.write_state(self.rec, state)
             return True
 
-    def _rootfs(self) -> RootfsSpec:
-        from dockyard.imageops import Store
-        from dockyard.imageops.unpack import unpack_layers
+    def _copy_up(self) -> None:
+        """Fill the container's empty volumes with the image's content at their mount points (Docker
+        does it on each start, for a volume still empty)."""
+        from dockyard.containers.rootview import in_view
+        from dockyard.containers.volumes import copy_up
+        from dockyard.fs.walk import secure_join
 
-        store = Store(self.root)
-        try:
-            lease = store.lease(ttl=LEASE_TTL, lease_id=f"container-{self.rec.id}")
-            lowers = unpack_layers(store, list(self.rec.config["DiffIds"]), lease=lease)
-        finally:
-            store.close()
-        upper, work = self.rec.path / "rootfs" / "upper", self.rec.path / "rootfs" / "work"
-        upper.mkdir(exist_ok=True)
-        work.mkdir(exist_ok=True)
-        if not lowers:
-            empty = self.rec.path / "rootfs" / "empty"
-            empty.mkdir(exist_ok=True)
-            lowers = [empty]
-        return RootfsSpec(lowerdirs=list(reversed(lowers)), upperdir=upper, workdir=work)
+        wanted = []
+        for mnt in self.rec.config.get("Mounts") or []:
+            source = Path(mnt["Source"])
+            if mnt.get("CopyData") and source.is_dir() and not any(source.iterdir()):
+                wanted.append((mnt["Destination"], source))
 
-    def run_once(self, log: LogWriter) -> tuple[int, str]:
+        def fill(view: str) -> None:
+            for dest, source in wanted:
+                copy_up(secure_join(view, dest), source)
+
+        if wanted:
+            in_view(self.root, self.rec, fill, volumes=False)
+
+    def run_once(self, log: LogWriter, hub: AttachHub | None = None) -> tuple[int, str]:
         from dockyard.executor.cleanup import cleanup_stale
         from dockyard.executor.isolation import choose as choose_isolation
         from dockyard.executor.namespace import NamespaceExecutor
 
+        probe = health.probe_args(self.rec.config["Config"].get("Healthcheck"))
+        probers: list[health.Prober] = []
+
         def on_pid(pid: int) -> None:
-            _update(self.cs, self.rec, Status="running", Running=True, Restarting=False, Pid=pid,
-                    StartedAt=now_rfc3339(), ExitCode=0, Error="", FinishedAt="0001-01-01T00:00:00Z")
+            with self.cs.state_lock(self.rec):
+                state = self.cs.load(self.rec.id).state
+                state["State"].update(Status="running", Running=True, Restarting=False, Pid=pid,
+                                      StartedAt=now_rfc3339(), ExitCode=0, Error="",
+                                      FinishedAt="0001-01-01T00:00:00Z")
+                if probe is not None:
+                    state["State"]["Health"] = health.fresh(state["State"].get("Health"))
+                self.cs.write_state(self.rec, state)
             threading.Thread(target=self._confirm_exec, args=(pid,), daemon=True).start()
+            if probe is not None:
+                probers.append(health.Prober(self.root, self.rec, pid, probe))
+                probers[-1].start()
 
         spec = dataclasses.replace(ProcessSpec.from_json(self.rec.config["Spec"]),
                                    cgroups=cgroups.prepare(self.rec.id,
                                                            cgroups.Limits.of(self.rec.config["HostConfig"])))
         try:
-            rootfs = self._rootfs()
+            rootfs = rootfs_spec(self.root, self.rec)
+            self._copy_up()
             cleanup_stale(self.root / "exec")
+            # Set here, the zygote the executor starts inherits them, and passes them on to the process.
+            apply_ulimits(self.rec.config["HostConfig"].get("Ulimits") or [])
+            stdout, stderr, stdin = self._streams(log, hub)
             fuse = choose_isolation("namespaces", self.root / "exec").mounter == "fuse-overlayfs"
             with NamespaceExecutor(self.root / "exec", fuse=fuse) as executor:
-                return executor.run(spec, rootfs, stdout=log.stdout, stderr=log.stderr, stdin=None,
-                                    on_pid=on_pid), ""
+                try:
+                    return executor.run(spec, rootfs, stdout=stdout, stderr=stderr, stdin=stdin,
+                                        on_pid=on_pid,
+                                        on_start=(lambda h: setattr(hub, "handle", h)) if hub else None), ""
+                finally:
+                    for prober in probers:
+                        prober.stop()
+                    if stdin is not None:
+                        os.close(stdin)
+                    if hub is not None:
+                        hub.end_run()
         except ExecutionError as exc:
             return exc.exit_code, exc.message
         except DockyardError as exc:
             return 125, exc.message
+
+    def _streams(self, log: LogWriter, hub: AttachHub | None) -> tuple[Any, Any, int | None]:
+        """The run's outputs (to the log, and to attached clients) and its standard input (a pipe the
+        hub feeds, for a container with OpenStdin)."""
+        if hub is None:
+            return log.stdout, log.stderr, None
+        cfg = self.rec.config["Config"]
+        stdin = hub.open_stdin(bool(cfg.get("StdinOnce"))) if cfg.get("OpenStdin") else None
+        with self.cs.state_lock(self.rec):
+            state = self.cs.load(self.rec.id).state
+            wait = bool(state.pop("AttachWait", False))
+            self.cs.write_state(self.rec, state)
+        if wait:  # ``start -a``: its CLI is connecting; nothing the process says may go by before
+            hub.wait_client(10.0)
+        return hub.output(1, log.stdout), hub.output(2, log.stderr), stdin
 
     def _confirm_exec(self, pid: int) -> None:
         """Count the start once the process has exec'd its program (a start that fails reports its error
@@ -141,12 +185,16 @@ class Monitor:
             return
         policy = self.rec.config["HostConfig"]["RestartPolicy"]
         log = LogWriter(self.rec.log_path)
+        try:
+            hub: AttachHub | None = AttachHub(self.rec.id)
+        except OSError:
+            hub = None  # another monitor's (it will not serve): nothing can attach
         delay = 0.1
         try:
             while True:
                 began = time.monotonic()
                 self._counted = threading.Event()
-                code, error = self.run_once(log)
+                code, error = self.run_once(log, hub)
                 oom = cgroups.oom_killed(self.rec.id)
                 cgroups.remove(self.rec.id)
                 log.stdout.flush()
@@ -157,6 +205,8 @@ class Monitor:
                     st.update(Running=False, Restarting=False, Paused=False, Pid=0, ExitCode=code,
                               Error=error, OOMKilled=oom,
                               FinishedAt=now_rfc3339(), Status="created" if error else "exited")
+                    if st.get("Health"):
+                        st["Health"]["Status"] = "unhealthy"  # as Docker 20.10 once the process ended
                     again = not error and should_restart(policy, code, int(state["RestartCount"]),
                                                          bool(state.get("ManualStop")))
                     if again:
@@ -172,10 +222,12 @@ class Monitor:
                     break
         finally:
             log.close()
+            if hub is not None:
+                hub.close()
         if self.rec.config["HostConfig"].get("AutoRemove"):
             from dockyard.containers.lifecycle import delete
 
-            delete(self.root, self.cs.load(self.rec.id))
+            delete(self.root, self.cs.load(self.rec.id), volumes=True)
 
     def _sleep_unless_stopped(self, delay: float) -> bool:
         end = time.monotonic() + delay

@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from dockyard.containers import health
 from dockyard.containers.logs import parse_rfc3339
 from dockyard.containers.store import Record
+from dockyard.containers.volumes import inspect_mounts
 from dockyard.errors import InvalidArgument
 from dockyard.imageops.filters import Filters
 
-PS_FILTERS = ("id", "name", "status", "exited", "label", "ancestor")
+PS_FILTERS = ("id", "name", "status", "exited", "label", "ancestor", "health")
 STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")
 
 
@@ -27,7 +29,7 @@ def inspect(rec: Record) -> dict[str, Any]:
         "HostConfig": dict(cfg["HostConfig"]),
         "GraphDriver": {"Data": {"UpperDir": str(rec.path / "rootfs" / "upper"),
                                  "WorkDir": str(rec.path / "rootfs" / "work")}, "Name": "overlay2"},
-        "Mounts": [], "Config": dict(cfg["Config"]),
+        "Mounts": inspect_mounts(cfg.get("Mounts") or []), "Config": dict(cfg["Config"]),
         "NetworkSettings": {"Ports": dict(cfg["HostConfig"]["PortBindings"])},
     }
 
@@ -37,13 +39,16 @@ def check_filters(filters: Filters) -> None:
     for value in filters.get("status", []):
         if value not in STATUSES:
             raise InvalidArgument(f"Invalid filter 'status={value}'")
+    for value in filters.get("health", []):
+        if value not in health.STATUSES:
+            raise InvalidArgument(f"Unrecognised filter value for health: {value}")
     for value in filters.get("exited", []):
         if not value.lstrip("-").isdigit():
             raise InvalidArgument(f"invalid filter 'exited={value}'")
 
 
 def matches(rec: Record, filters: Filters, image_names: Sequence[str] = ()) -> bool:
-    """``docker ps --filter``: id (prefix), name (substring), status, exited, label, ancestor."""
+    """``docker ps --filter``: id (prefix), name (substring), status, exited, label, ancestor, health."""
     st = rec.state["State"]
     if "id" in filters and not any(rec.id.startswith(v) for v in filters.get("id", [])):
         return False
@@ -53,6 +58,8 @@ def matches(rec: Record, filters: Filters, image_names: Sequence[str] = ()) -> b
         return False
     if "exited" in filters and (st["Status"] != "exited"
                                 or str(st["ExitCode"]) not in filters.get("exited", [])):
+        return False
+    if "health" in filters and health.health_status(st) not in filters.get("health", []):
         return False
     if not filters.match_labels(rec.config["Config"].get("Labels") or {}):
         return False
