@@ -114,8 +114,8 @@ def main() -> int:
                        stdout=subprocess.DEVNULL)
         build = {"dockyard": "dockyard build -q -t bigtree:bench . >/dev/null",
                  "docker": f"{DOCKER} build -q --network=none -t bigtree:bench . >/dev/null"}
-        reset = {"dockyard": "dockyard rmi -f bigtree:bench >/dev/null 2>&1; dockyard builder prune -af >/dev/null",
-                 "docker": f"{DOCKER} rmi -f bigtree:bench >/dev/null 2>&1; {DOCKER} builder prune -af >/dev/null"}
+        reset = {tool: f"{cmd} rmi -f bigtree:bench >/dev/null 2>&1; {cmd} builder prune -af >/dev/null"
+                 for tool, cmd in (("dockyard", "dockyard"), ("docker", DOCKER))}
         walls: dict[tuple[str, str], list[float]] = {}
         cpus: dict[tuple[str, str], list[float]] = {}
         stores: list[int] = []
@@ -145,13 +145,14 @@ def main() -> int:
             theirs = statistics.median(walls[("docker", scenario)])
             ratio = ours / theirs
             verdict = "met" if ratio <= GOALS[scenario] else "MISSED"
-            print(f"  {scenario:8s} dockyard {ours:6.2f} s (cpu {statistics.median(cpus[('dockyard', scenario)]):5.2f} s)"
-                  f"   docker {theirs:6.2f} s   ratio {ratio:.2f}x   goal <= {GOALS[scenario]}x: {verdict}")
+            cpu = statistics.median(cpus[("dockyard", scenario)])
+            print(f"  {scenario:8s} dockyard {ours:6.2f} s (cpu {cpu:5.2f} s)   docker {theirs:6.2f} s   "
+                  f"ratio {ratio:.2f}x   goal <= {GOALS[scenario]}x: {verdict}")
         context_disk = du(contexts["dockyard"])
         worst = max(stores)
-        print(f"  dockyard store after a build: up to {worst / 2**20:.0f} MiB = {worst / context_disk:.2f}x the "
-              f"context ({context_disk / 2**20:.0f} MiB on disk)   goal <= 1.1x: "
-              f"{'met' if worst <= 1.1 * context_disk else 'MISSED'}")
+        print(f"  dockyard store after a build: up to {worst / 2**20:.0f} MiB = "
+              f"{worst / context_disk:.2f}x the context ({context_disk / 2**20:.0f} MiB on disk)   "
+              f"goal <= 1.1x: {'met' if worst <= 1.1 * context_disk else 'MISSED'}")
         return 0
     finally:
         subprocess.run([DOCKER, "rmi", "-f", "bigtree:bench"], env=env, capture_output=True, check=False)
