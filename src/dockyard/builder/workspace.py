@@ -20,8 +20,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from dockyard.archive import CompressingWriter, TreeOptions, write_overlay_diff
-from dockyard.archive.compression import LayerDigests
+from dockyard.archive import TreeOptions, write_overlay_diff
 from dockyard.content import Writer
 from dockyard.errors import BuildError
 from dockyard.executor.mount import mount, umount2
@@ -29,6 +28,7 @@ from dockyard.image import LayerBlob, chain_id
 from dockyard.imageops import Lease, Store
 from dockyard.imageops.commit import ContentSize, WriteTee
 from dockyard.oci.digest import Digest
+from dockyard.oci.mediatypes import layer_media_type
 from dockyard.snapshot.copying import CopiedTree
 from dockyard.userns import overlay_userxattr
 
@@ -160,10 +160,10 @@ class Workspace:
             stack.enter_context(store.meta.transaction())
             layer = self._known_empty() if tar is None else None
             if layer is None:
-                writer, digests, content_size = tar or self._write_tar(stack, upper, mtime_clamp)
+                writer, diff_id, content_size = tar or self._write_tar(stack, upper, mtime_clamp)
                 info = writer.commit(self.lease.add_blob, sync_dir=False)
-                layer = LayerBlob(Digest(digests.diff_id), info.digest, digests.media_type, info.size,
-                                  digests.size_uncompressed, content_size)
+                layer = LayerBlob(diff_id, info.digest, layer_media_type("none"), info.size, info.size,
+                                  content_size)
                 store.meta.add_layer_blob(layer)
                 if empty:
                     self._empty_layer = layer
@@ -180,13 +180,13 @@ class Workspace:
             yield Committed(layer, chain, snapshot, empty)
 
     def _write_tar(self, stack: contextlib.ExitStack, upper: Path,
-                   mtime_clamp: int | None) -> tuple[Writer, LayerDigests, int]:
-        """The layer tar of ``upper`` in a content writer not yet committed; its digests and content size."""
+                   mtime_clamp: int | None) -> tuple[Writer, Digest, int]:
+        """The layer tar of ``upper`` in a content writer not yet committed; its digest (the diff ID:
+        an uncompressed blob is its own tar, so one sha256 pass gives both) and content size."""
         writer = stack.enter_context(self.store.content.writer())
         counter = ContentSize()
-        cw = CompressingWriter(WriteTee(writer, counter.feed), "none")
-        write_overlay_diff(upper, cw, TreeOptions(mtime_clamp=mtime_clamp))
-        return writer, cw.close(), counter.size
+        write_overlay_diff(upper, WriteTee(writer, counter.feed), TreeOptions(mtime_clamp=mtime_clamp))
+        return writer, writer.digest, counter.size
 
     def _known_empty(self) -> LayerBlob | None:
         """The empty layer stored by an earlier step of this build, if it is still there."""
