@@ -134,8 +134,11 @@ def main() -> int:
                     wall, cpu = timed(build[tool], ctx, env)
                     walls.setdefault((tool, scenario), []).append(wall)
                     cpus.setdefault((tool, scenario), []).append(cpu)
+                    line = f"# round {i + 1} {scenario:8s} {tool:9s} {wall:7.2f} s wall"
                     if tool == "dockyard":
                         stores.append(du(store))
+                        line += f", {cpu:6.2f} s cpu, store {stores[-1] / 2**20:.0f} MiB"
+                    print(line, flush=True)
             loads.append(os.getloadavg()[0])
         print(f"COPY . /app of {args.files} files, {size / 2**20:.0f} MiB (context made in {made:.0f} s on a "
               f"fresh ext4); {args.runs} interleaved rounds; load average {min(loads):.1f}-{max(loads):.1f} "
