@@ -80,3 +80,17 @@ def test_one_transaction_per_step_and_no_directory_sync(builds: Builds,
     assert six["dir_syncs"] == two["dir_syncs"]
     # The empty layer's tar is written once per build, whatever the number of empty steps.
     assert six["tars"] == two["tars"] == 1
+
+
+def test_layer_size_counted_while_writing_equals_a_walk_of_the_snapshot(builds: Builds) -> None:
+    from dockyard.image import chain_ids
+    from dockyard.snapshot import tree_size
+
+    ctx = builds.context(BASE + "RUN mkdir -p /d && echo hello > /d/a && ln /d/a /d/hard && "
+                                "ln -s /d/a /d/sym && head -c 5000 /dev/zero > /d/big && rm /bin/vi\n")
+    builds.build(ctx, tags=["sized:1"])
+    store = builds.client.store
+    config = builds.client.image_config("sized:1")
+    chain = chain_ids(config.diff_ids)[-1]
+    assert store.snapshots.size(chain) == tree_size(store.snapshots.path(chain)) == 6 + 5000 + len("/d/a")
+    assert any(f.content_size == 5010 for f in store.meta.layer_blobs(config.diff_ids[-1]))

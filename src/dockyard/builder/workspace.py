@@ -26,7 +26,6 @@ from dockyard.errors import BuildError
 from dockyard.executor.mount import mount, umount2
 from dockyard.image import LayerBlob, chain_id
 from dockyard.imageops import Lease, Store
-from dockyard.imageops.commit import ContentSize, WriteTee
 from dockyard.oci.digest import Digest
 from dockyard.oci.mediatypes import layer_media_type
 from dockyard.snapshot.copying import CopiedTree
@@ -184,9 +183,8 @@ class Workspace:
         """The layer tar of ``upper`` in a content writer not yet committed; its digest (the diff ID:
         an uncompressed blob is its own tar, so one sha256 pass gives both) and content size."""
         writer = stack.enter_context(self.store.content.writer())
-        counter = ContentSize()
-        write_overlay_diff(upper, WriteTee(writer, counter.feed), TreeOptions(mtime_clamp=mtime_clamp))
-        return writer, writer.digest, counter.size
+        tar = write_overlay_diff(upper, writer, TreeOptions(mtime_clamp=mtime_clamp))
+        return writer, writer.digest, tar.content_size
 
     def _known_empty(self) -> LayerBlob | None:
         """The empty layer stored by an earlier step of this build, if it is still there."""

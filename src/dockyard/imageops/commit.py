@@ -32,7 +32,7 @@ from dockyard.oci import mediatypes as mt
 from dockyard.oci.config import ImageConfig
 from dockyard.oci.digest import Digest, Hasher
 
-__all__ = ["ContentSize", "WriteTee", "commit_image", "layer_blob", "learn_content_sizes",
+__all__ = ["ContentSize", "commit_image", "layer_blob", "learn_content_sizes",
            "normalize_repo_digest", "normalize_tag", "store_layer", "store_layer_blob"]
 
 
@@ -220,7 +220,7 @@ def has_layer_form(store: Store, diff_id: str, compression: str) -> bool:
                for f in store.meta.layer_blobs(diff_id))
 
 
-class WriteTee:
+class _WriteTee:
     """Writes to ``out`` and hands the same bytes to ``also``."""
 
     def __init__(self, out: Writer, also: Callable[[bytes], None]) -> None:
@@ -257,7 +257,7 @@ def layer_blob(store: Store, diff_id: str, compression: str = "gzip", *, lease: 
         # Every usable core compresses (pigz-style gzip members, or zstd workers); the blob's bytes
         # do not depend on how many there are.
         with store.content.writer() as w, \
-                CompressingWriter(w if tee is None else WriteTee(w, tee), compression,  # type: ignore[arg-type]
+                CompressingWriter(w if tee is None else _WriteTee(w, tee), compression,  # type: ignore[arg-type]
                                   threads=usable_cpus()) as cw:
             done, total = 0, max(source.uncompressed_size, 0)
             while chunk := reader.read(GZIP_BLOCK):
