@@ -118,7 +118,7 @@ def main() -> int:
                  for tool, cmd in (("dockyard", "dockyard"), ("docker", DOCKER))}
         walls: dict[tuple[str, str], list[float]] = {}
         cpus: dict[tuple[str, str], list[float]] = {}
-        stores: list[int] = []
+        stores: dict[str, list[int]] = {}
         loads: list[float] = []
         for i in range(args.runs):
             order = ["dockyard", "docker"] if i % 2 == 0 else ["docker", "dockyard"]
@@ -136,8 +136,8 @@ def main() -> int:
                     cpus.setdefault((tool, scenario), []).append(cpu)
                     line = f"# round {i + 1} {scenario:8s} {tool:9s} {wall:7.2f} s wall"
                     if tool == "dockyard":
-                        stores.append(du(store))
-                        line += f", {cpu:6.2f} s cpu, store {stores[-1] / 2**20:.0f} MiB"
+                        stores.setdefault(scenario, []).append(du(store))
+                        line += f", {cpu:6.2f} s cpu, store {stores[scenario][-1] / 2**20:.0f} MiB"
                     print(line, flush=True)
             loads.append(os.getloadavg()[0])
         print(f"COPY . /app of {args.files} files, {size / 2**20:.0f} MiB (context made in {made:.0f} s on a "
@@ -152,10 +152,11 @@ def main() -> int:
             print(f"  {scenario:8s} dockyard {ours:6.2f} s (cpu {cpu:5.2f} s)   docker {theirs:6.2f} s   "
                   f"ratio {ratio:.2f}x   goal <= {GOALS[scenario]}x: {verdict}")
         context_disk = du(contexts["dockyard"])
-        worst = max(stores)
-        print(f"  dockyard store after a build: up to {worst / 2**20:.0f} MiB = "
-              f"{worst / context_disk:.2f}x the context ({context_disk / 2**20:.0f} MiB on disk)   "
-              f"goal <= 1.1x: {'met' if worst <= 1.1 * context_disk else 'MISSED'}")
+        cold, both = max(stores["cold"]), max(stores["change1"])
+        print(f"  dockyard store after a cold build: {cold / 2**20:.0f} MiB = {cold / context_disk:.2f}x the "
+              f"context ({context_disk / 2**20:.0f} MiB on disk)   goal <= 1.1x: "
+              f"{'met' if cold <= 1.1 * context_disk else 'MISSED'}; after the one-file change (both "
+              f"images kept): {both / 2**20:.0f} MiB")
         return 0
     finally:
         subprocess.run([DOCKER, "rmi", "-f", "bigtree:bench"], env=env, capture_output=True, check=False)
