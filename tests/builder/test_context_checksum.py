@@ -129,3 +129,16 @@ def test_derive_key_chains_parent_and_definition() -> None:
     assert key != derive_key("sha256:other", ["run", ["sh", "-c", "x"], {"b": 1, "a": 2}])
     assert key != derive_key("sha256:parent", ["run", ["sh", "-c", "y"], {"b": 1, "a": 2}])
     assert derive_key("", [Path("/x")]) == derive_key("", ["/x"])  # non-JSON values by their text
+
+
+def test_hash_cache_writes_a_build_s_digests_in_one_transaction(tmp_path: Path) -> None:
+    cache = HashCache(tmp_path / "hashes.db")
+    statements: list[str] = []
+    cache._db.set_trace_callback(statements.append)
+    for i in range(500):
+        cache.put(f"/ctx/f{i}", f"{i}:1:2:3:4", f"{i:064x}")
+    cache.flush()
+    # Autocommit would make each of the 500 rows a commit (and a WAL frame) of its own.
+    assert [s.split()[0] for s in statements if not s.startswith("INSERT")] == ["BEGIN", "COMMIT"]
+    assert cache.get("/ctx/f499", "499:1:2:3:4") == f"{499:064x}"
+    cache.close()

@@ -117,3 +117,46 @@ def test_hard_links_preserved(ctx: Path, dest: Path) -> None:
     os.link(ctx / "README.md", ctx / "hard")
     apply_copy(str(ctx), CopySpec(["."], "/h"), str(dest))
     assert (dest / "h" / "hard").stat().st_ino == (dest / "h" / "README.md").stat().st_ino
+
+
+def test_directory_copy_onto_hostile_links_stays_inside(ctx: Path, dest: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (dest / "all").mkdir()
+    os.symlink(str(outside), dest / "all" / "src")  # a directory of the copy lands on a link out
+    os.makedirs(secure_join(str(dest), str(outside)))  # ... which, inside the image, names a directory
+    os.symlink(str(outside / "README.md"), dest / "all" / "README.md")  # and a file
+    apply_copy(str(ctx), CopySpec(["."], "/all"), str(dest))
+    assert list(outside.iterdir()) == []
+    assert not (dest / "all" / "README.md").is_symlink()
+    assert (dest / "all" / "README.md").read_text() == "readme"
+    # The link is followed as inside the image: to <root>/<outside>, never the host's.
+    assert (Path(secure_join(str(dest), str(outside))) / "pkg" / "a.py").read_text() == "a"
+
+
+def test_many_files_keep_data_times_modes_and_links(tmp_path: Path, dest: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    src = tmp_path / "many"
+    for i in range(300):
+        d = src / f"d{i % 7}"
+        d.mkdir(parents=True, exist_ok=True)
+        f = d / f"f{i}"
+        f.write_bytes(os.urandom(i * 37))
+        os.chmod(f, (0o4755, 0o640, 0o600)[i % 3])
+        os.utime(f, ns=(1_000_000_000 + i, 2_000_000_000 + i))
+    os.link(src / "d0" / "f0", src / "d1" / "hard")
+    os.utime(src / "d3", ns=(5, 6_000_000_000))
+    calls: list[str] = []
+    for name in ("chown", "lchown", "fchown"):
+        real = getattr(os, name)
+        monkeypatch.setattr(os, name, lambda *a, _n=name, _r=real, **k: (calls.append(_n), _r(*a, **k))[1])
+    apply_copy(str(src), CopySpec(["."], "/m"), str(dest))
+    # Owned by root as made: only the top directory is given its owner.
+    assert len(calls) == 1
+    for i in range(300):
+        a, b = src / f"d{i % 7}" / f"f{i}", dest / "m" / f"d{i % 7}" / f"f{i}"
+        assert a.read_bytes() == b.read_bytes()
+        sa, sb = a.stat(), b.stat()
+        assert (sb.st_mode, sb.st_mtime_ns, sb.st_uid) == (sa.st_mode, sa.st_mtime_ns, 0)
+    assert (dest / "m" / "d1" / "hard").stat().st_ino == (dest / "m" / "d0" / "f0").stat().st_ino
+    assert (dest / "m" / "d3").stat().st_mtime_ns == 6_000_000_000

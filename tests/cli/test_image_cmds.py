@@ -153,7 +153,7 @@ def test_images_does_not_import_heavy_modules(root: Path, module: str) -> None:
 ])
 def test_fast_rendering_matches_the_template_engine(client: Client, fmt: str) -> None:
     from dockyard.cli.format import IMAGE_HEADERS, format_rows
-    from dockyard.cli.image_cmds import _fast_rows, image_rows
+    from dockyard.cli.listing import _fast_rows, image_rows
 
     make_image(client, [], names=["a", "b:1", "localhost:5000/c/d:e"])
     make_image(client, [], extra="dangling")
@@ -184,6 +184,6 @@ def test_history_raw_values_and_image_group_borrows_commands(client: Client, roo
 ])
 def test_uniform_tabwriter_matches_the_general_one(text: str) -> None:
     from dockyard.cli.format import tabwrite
-    from dockyard.cli.image_cmds import _tabwrite_uniform
+    from dockyard.cli.listing import _tabwrite_uniform
 
     assert _tabwrite_uniform(text) == tabwrite(text)

@@ -90,3 +90,51 @@ def test_help_output_matches_clicks_own_rendering() -> None:
                   commands={n: c for n in COMMANDS if (c := cli.get_command(ctx, n)) is not None})
     theirs = CliRunner().invoke(full, ["--help"], prog_name="dockyard", terminal_width=80).output
     assert ours == theirs
+
+
+def test_images_answers_without_click(tmp_path: Path) -> None:
+    names, out = imported("images", "-q", root=tmp_path)
+    assert out == ""
+    for prefix in ("click", "dockyard.cli.group", "dockyard.cli.image_cmds"):
+        assert not loaded(names, prefix), f"images loaded {loaded(names, prefix)}"
+    # Anything but the plain forms goes through click.
+    names, _ = imported("images", "--filter", "dangling=true", root=tmp_path)
+    assert loaded(names, "click")
+
+
+@pytest.fixture(scope="module")
+def listed_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+    try:
+        from bench_images import fill
+    finally:
+        sys.path.pop(0)
+    root = tmp_path_factory.mktemp("listed") / "store"
+    fill(root, 6)  # untagged images, and images with two names each
+    return root
+
+
+def dockyard(*args: str, click_only: bool = False) -> subprocess.CompletedProcess[str]:
+    """``dockyard ARGS`` in a subprocess; ``click_only``: straight through the click group."""
+    entry = (["-c", "import sys; from dockyard.cli.group import run; run(sys.argv[1:], debug=False)"]
+             if click_only else ["-m", "dockyard"])
+    return subprocess.run([sys.executable, *entry, *args], capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize("args", [[], ["-a"], ["-q"], ["--digests"], ["--no-trunc", "-a"],
+                                  ["-q", "--all", "--no-trunc"], ["--quiet", "--digests"]])
+def test_images_without_click_prints_what_click_prints(listed_store: Path, args: list[str]) -> None:
+    fast = dockyard("--root", str(listed_store), "images", *args)
+    slow = dockyard("--root", str(listed_store), "images", *args, click_only=True)
+    assert fast.returncode == slow.returncode == 0, fast.stderr
+    assert fast.stdout == slow.stdout
+    assert len(fast.stdout.splitlines()) > 1
+
+
+def test_images_error_without_click(tmp_path: Path) -> None:
+    (tmp_path / "metadata.db").write_text("not a database")
+    fast = dockyard(f"--root={tmp_path}", "images")
+    slow = dockyard("--root", str(tmp_path), "images", click_only=True)
+    assert fast.returncode == slow.returncode != 0
+    assert fast.stderr == slow.stderr
+    assert fast.stderr.startswith("Error: ") and fast.stderr.count("\n") == 1

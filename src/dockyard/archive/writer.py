@@ -49,7 +49,9 @@ class TarWriter:
     """Write tar entries to ``out`` (a writable object or a raw file descriptor ``int``).
 
     Call ``close()`` (or use as a context manager) to write the two zero blocks that end the archive;
-    it does not close ``out``. ``size`` counts the tar bytes written.
+    it does not close ``out``. ``size`` counts the tar bytes written, ``content_size`` docker's size
+    of the layer: bytes of regular files plus the length of each symlink target (a hard link is an
+    entry of its own, not counted again).
     """
 
     def __init__(self, out: Writable | int) -> None:
@@ -57,6 +59,7 @@ class TarWriter:
         self._out = None if isinstance(out, int) else out
         self._buf = bytearray()
         self.size = 0
+        self.content_size = 0
         self.entries = 0
         self._closed = False
 
@@ -88,6 +91,7 @@ class TarWriter:
             entry.size = len(data) if data is not None else 0
         else:
             entry.size = 0
+        self.content_size += entry.size + (len(entry.linkname.encode()) if entry.type == SYMTYPE else 0)
         self._emit(encode(entry))
         if data:
             self._emit(data)
@@ -101,6 +105,7 @@ class TarWriter:
         is cut at ``entry.size``, so the archive stays well-formed.
         """
         size = entry.size
+        self.content_size += size
         self._emit(encode(entry))
         self.entries += 1
         if size < _BIG_FILE:
@@ -123,6 +128,7 @@ class TarWriter:
         a reader that raises before its last byte stops the archive short of a whole entry.
         """
         size = entry.size
+        self.content_size += size
         self._emit(encode(entry))
         self.entries += 1
         left = size

@@ -9,10 +9,13 @@ Every write is resolved inside the destination root (``fsutil.secure_join``).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
+import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from dockyard.builder.fsutil import clean_path, mkdir_all, secure_join
@@ -20,6 +23,9 @@ from dockyard.errors import BuildError
 from dockyard.oci import pathmatch
 
 ModeFn = Callable[[int, bool], int]
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_THREADS = 4  # file copies in flight on their own threads (copy_file_range releases the GIL)
+_IN_FLIGHT = 64  # files handed to them and not yet done (each holds an open descriptor)
 ExcludeFn = Callable[[str, bool], bool]
 _WILDCARDS = frozenset("*?[")
 
@@ -95,8 +101,20 @@ def apply_copy(src_root: str, spec: CopySpec, dest_root: str, *, src_label: str 
         # and copies nothing, the destination not even made.
         return 0
     dest = clean_path(spec.dest)
-    uid, gid = spec.chown if spec.chown else (-1, -1)
     copier = _Copier(spec, dest_root)
+    try:
+        _copy_matches(spec, matches, dest, dest_root, copier)
+    except BaseException:
+        with contextlib.suppress(BaseException):  # the first error is the one to report
+            copier.files.close()
+        raise
+    copier.finish()
+    return copier.count
+
+
+def _copy_matches(spec: CopySpec, matches: list[tuple[str, str]], dest: str, dest_root: str,
+                  copier: _Copier) -> None:
+    uid, gid = spec.chown if spec.chown else (-1, -1)
     for image_path, host in matches:
         st = os.stat(host) if spec.follow_source_symlink else os.lstat(host)
         if spec.unpack is not None and stat.S_ISREG(st.st_mode):
@@ -125,8 +143,41 @@ def apply_copy(src_root: str, spec: CopySpec, dest_root: str, *, src_label: str 
             target = os.path.join(dest, os.path.basename(image_path)) if into else dest
             mkdir_all(dest_root, os.path.dirname(target), 0o755, uid, gid)
             copier.copy_entry(host, st, target)
-    copier.finish()
-    return copier.count
+
+
+class _FilePool:
+    """Runs file copies on a few threads, at most ``_IN_FLIGHT`` at once; ``close`` waits for them
+    and raises the first error (``submit`` raises it too, to stop a copy early)."""
+
+    def __init__(self) -> None:
+        self._pool: ThreadPoolExecutor | None = None
+        self._slots = threading.BoundedSemaphore(_IN_FLIGHT)
+        self._error: BaseException | None = None
+
+    def submit(self, fn: Callable[..., None], *args: object) -> None:
+        if self._error is not None:
+            raise self._error
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(_THREADS, thread_name_prefix="copy")
+        self._slots.acquire()
+        try:
+            self._pool.submit(fn, *args).add_done_callback(self._done)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def _done(self, future: Future[None]) -> None:
+        self._slots.release()
+        exc = future.exception()
+        if exc is not None and self._error is None:
+            self._error = exc
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        if self._error is not None:
+            raise self._error
 
 
 class _Copier:
@@ -136,6 +187,8 @@ class _Copier:
         self.count = 0
         self._links: dict[tuple[int, int], str] = {}
         self._dir_times: list[tuple[str, int, int]] = []
+        self.files = _FilePool()
+        self._umask = _umask()
 
     def _owner(self, st: os.stat_result) -> tuple[int, int]:
         if self.spec.chown is not None:
@@ -171,26 +224,131 @@ class _Copier:
             raise BuildError(f"cannot copy to non-directory: {target}")
         if existing is None:
             os.mkdir(target_host, 0o700)
-            if top:
-                # The destination of a directory copy is made like ``mkdir -p``: 0755, owned by
-                # --chown's user or root; --chmod applies to what is copied into it, not to it.
-                uid, gid = self.spec.chown if self.spec.chown else (0, 0)
-                os.lchown(target_host, uid, gid)
-                os.chmod(target_host, 0o755)
-            else:
-                self._apply_meta(host, target_host, st, is_link=False)
-            self._dir_times.append((target_host, st.st_atime_ns, st.st_mtime_ns))
-            self.count += 1
-        elif not top:
-            self._apply_meta(host, target_host, st, is_link=False)
-            self._dir_times.append((target_host, st.st_atime_ns, st.st_mtime_ns))
+        dfd = os.open(target_host, _DIR_FLAGS)
+        try:
+            if existing is None:
+                if top:
+                    # The destination of a directory copy is made like ``mkdir -p``: 0755, owned by
+                    # --chown's user or root; --chmod applies to what is copied into it, not to it.
+                    uid, gid = self.spec.chown if self.spec.chown else (0, 0)
+                    os.fchown(dfd, uid, gid)
+                    os.fchmod(dfd, 0o755)
+                else:
+                    self._apply_meta(host, dfd, st)
+                self._dir_times.append((target_host, st.st_atime_ns, st.st_mtime_ns))
+                self.count += 1
+            elif not top:
+                self._apply_meta(host, dfd, st)
+                self._dir_times.append((target_host, st.st_atime_ns, st.st_mtime_ns))
+            self._fill(host, dfd, target_host, target.rstrip("/"), rel, fresh=existing is None)
+        finally:
+            os.close(dfd)
+
+    def _fill(self, host: str, dfd: int, target_host: str, target: str, rel: str, *,
+              fresh: bool = False) -> None:
+        """Copy the children of ``host`` into the open directory ``dfd`` (``target_host``, which is
+        ``target`` in the image): each name is created or looked at relative to ``dfd`` with
+        ``O_NOFOLLOW``, so no path is resolved again; a symlink already in the destination where a
+        directory is copied is resolved inside the root, as for the top (``copy_dir``). ``fresh``:
+        ``dfd`` was made by this copy, so nothing is in it to look at."""
+        parent = os.fstat(dfd)
+        # What a new entry here gets without asking: our owner (the directory's group if it is
+        # setgid) and its creation mode less the umask; owner and mode are set only if they differ.
+        born = (os.geteuid(), parent.st_gid if parent.st_mode & stat.S_ISGID else os.getegid())
         for entry, child_rel in self._walk(host, rel):
-            child_target = f"{target.rstrip('/')}/{entry.name}"
+            name = entry.name
+            child_target = f"{target}/{name}"
+            child_host = f"{target_host}/{name}"
             child_st = entry.stat(follow_symlinks=False)
+            existing = None
+            if not fresh:
+                try:
+                    existing = os.lstat(name, dir_fd=dfd)
+                except FileNotFoundError:
+                    pass
             if stat.S_ISDIR(child_st.st_mode):
-                self.copy_dir(entry.path, child_target, rel=child_rel)
+                if existing is not None and not stat.S_ISDIR(existing.st_mode):
+                    if stat.S_ISLNK(existing.st_mode):
+                        self.copy_dir(entry.path, child_target, rel=child_rel)  # resolved in the root
+                        continue
+                    raise BuildError(f"cannot copy to non-directory: {child_target}")
+                if existing is None:
+                    os.mkdir(name, 0o700, dir_fd=dfd)
+                    self.count += 1
+                cfd = os.open(name, _DIR_FLAGS, dir_fd=dfd)
+                try:
+                    self._apply_meta(entry.path, cfd, child_st, born if existing is None else None)
+                    self._dir_times.append((child_host, child_st.st_atime_ns, child_st.st_mtime_ns))
+                    self._fill(entry.path, cfd, child_host, child_target, child_rel, fresh=existing is None)
+                finally:
+                    os.close(cfd)
+                continue
+            if existing is not None:
+                if stat.S_ISDIR(existing.st_mode):
+                    _remove_tree(child_host)
+                else:
+                    os.unlink(name, dir_fd=dfd)
+            self._place(entry.path, child_st, dfd, name, child_host, born)
+
+    def _place(self, host: str, st: os.stat_result, dfd: int, name: str, target_host: str,
+               born: tuple[int, int]) -> None:
+        """Create the non-directory ``name`` in ``dfd`` (nothing is there) as a copy of ``host``."""
+        mode = st.st_mode
+        key = (st.st_dev, st.st_ino)
+        if st.st_nlink > 1 and key in self._links:
+            os.link(self._links[key], name, dst_dir_fd=dfd)
+            self.count += 1
+            return
+        if stat.S_ISREG(mode):
+            wanted = self._mode(st)
+            fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                         wanted & 0o777, dir_fd=dfd)
+            # The data is copied by the pool (copy_file_range drops the GIL); the name exists now,
+            # so later hard links to it can be made at once.
+            self.files.submit(self._finish_file, host, fd, st, wanted, born)
+        elif stat.S_ISLNK(mode):
+            os.symlink(os.readlink(host), name, dir_fd=dfd)
+            uid, gid = self._owner(st)
+            if (uid, gid) != born:
+                os.chown(name, uid, gid, dir_fd=dfd, follow_symlinks=False)
+            os.utime(name, ns=(st.st_atime_ns, st.st_mtime_ns), dir_fd=dfd, follow_symlinks=False)
+        else:
+            if stat.S_ISFIFO(mode):
+                os.mkfifo(name, 0o600, dir_fd=dfd)
+            elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+                os.mknod(name, stat.S_IFMT(mode) | 0o600, st.st_rdev, dir_fd=dfd)
             else:
-                self.copy_entry(entry.path, child_st, child_target)
+                return
+            # (just made here, so not a symlink: chmod may follow the name)
+            uid, gid = self._owner(st)
+            os.chown(name, uid, gid, dir_fd=dfd, follow_symlinks=False)
+            os.chmod(name, self._mode(st), dir_fd=dfd)
+            if self.spec.preserve_owner:
+                _copy_xattrs(host, target_host)
+            os.utime(name, ns=(st.st_atime_ns, st.st_mtime_ns), dir_fd=dfd, follow_symlinks=False)
+        if st.st_nlink > 1:
+            self._links[key] = target_host
+        self.count += 1
+
+    def _finish_file(self, host: str, fd: int, st: os.stat_result, wanted: int,
+                     born: tuple[int, int]) -> None:
+        """In a pool thread: copy the data into ``fd``, then owner, mode, xattrs and times; close it."""
+        try:
+            fd_in = os.open(host, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                _copy_data(fd_in, fd, st.st_size)
+                if self.spec.preserve_owner:
+                    _copy_xattrs(fd_in, fd)
+            finally:
+                os.close(fd_in)
+            uid, gid = self._owner(st)
+            if (uid, gid) != born:
+                os.fchown(fd, uid, gid)  # (clears set-id bits: the mode comes after)
+            if wanted & (0o7000 | self._umask):  # set-id bits, or bits the umask took
+                os.fchmod(fd, wanted)
+            os.utime(fd, ns=(st.st_atime_ns, st.st_mtime_ns))
+        finally:
+            os.close(fd)
 
     def copy_entry(self, host: str, st: os.stat_result, target: str) -> None:
         parent = secure_join(self.root, os.path.dirname(target))
@@ -213,7 +371,7 @@ class _Copier:
             self.count += 1
             return
         if stat.S_ISREG(mode):
-            _copy_file(host, target_host)
+            _copy_file(host, target_host, st.st_size)
         elif stat.S_ISLNK(mode):
             os.symlink(os.readlink(host), target_host)
         elif stat.S_ISDIR(mode):
@@ -225,7 +383,7 @@ class _Copier:
             os.mknod(target_host, stat.S_IFMT(mode) | 0o600, st.st_rdev)
         else:
             return
-        self._apply_meta(host, target_host, st, is_link=stat.S_ISLNK(mode))
+        self._apply_meta_path(host, target_host, st, is_link=stat.S_ISLNK(mode))
         if not stat.S_ISLNK(mode):
             os.utime(target_host, ns=(st.st_atime_ns, st.st_mtime_ns))
         else:
@@ -234,7 +392,7 @@ class _Copier:
             self._links[key] = target_host
         self.count += 1
 
-    def _apply_meta(self, host: str, target_host: str, st: os.stat_result, *, is_link: bool) -> None:
+    def _apply_meta_path(self, host: str, target_host: str, st: os.stat_result, *, is_link: bool) -> None:
         uid, gid = self._owner(st)
         os.lchown(target_host, uid, gid)
         if not is_link:
@@ -242,49 +400,80 @@ class _Copier:
             if self.spec.preserve_owner:
                 _copy_xattrs(host, target_host)
 
+    def _apply_meta(self, host: str, fd: int, st: os.stat_result,
+                    born: tuple[int, int] | None = None) -> None:
+        """Owner, mode and (with preserve_owner) xattrs of ``host`` onto the open ``fd``; ``born``: the
+        owner ``fd`` was created with (its owner is then set only if it differs)."""
+        uid, gid = self._owner(st)
+        if born is None or (uid, gid) != born:
+            os.fchown(fd, uid, gid)
+        os.fchmod(fd, self._mode(st))
+        if self.spec.preserve_owner:
+            _copy_xattrs(host, fd)
+
     def finish(self) -> None:
+        self.files.close()
         # Directory times last: writing their children changed them.
         for path, atime, mtime in reversed(self._dir_times):
             os.utime(path, ns=(atime, mtime))
 
 
-def _copy_xattrs(src: str, dst: str) -> None:
-    """Copy extended attributes (e.g. ``security.capability``), never overlayfs bookkeeping."""
+def _copy_xattrs(src: str | int, dst: str | int) -> None:
+    """Copy extended attributes (e.g. ``security.capability``), never overlayfs bookkeeping; a path
+    is not followed if it is a symlink, a descriptor is the file itself."""
+    src_kw = {} if isinstance(src, int) else {"follow_symlinks": False}
+    dst_kw = {} if isinstance(dst, int) else {"follow_symlinks": False}
     try:
-        names = os.listxattr(src, follow_symlinks=False)
+        names = os.listxattr(src, **src_kw)
     except OSError:
         return
     for name in names:
         if name.startswith(("trusted.overlay.", "user.overlay.")):
             continue
         try:
-            os.setxattr(dst, name, os.getxattr(src, name, follow_symlinks=False), follow_symlinks=False)
+            os.setxattr(dst, name, os.getxattr(src, name, **src_kw), **dst_kw)
         except OSError as exc:
             if exc.errno not in (errno.ENOTSUP, errno.EPERM):
                 raise
 
 
-def _copy_file(src: str, dst: str) -> None:
+def _copy_file(src: str, dst: str, size: int) -> None:
     fd_in = os.open(src, os.O_RDONLY | os.O_CLOEXEC)
     try:
         fd_out = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         try:
-            size = os.fstat(fd_in).st_size
-            copied = 0
-            while copied < size:
-                try:
-                    n = os.copy_file_range(fd_in, fd_out, size - copied)
-                except OSError as exc:
-                    if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
-                        raise
-                    n = os.sendfile(fd_out, fd_in, copied, size - copied)
-                if n == 0:
-                    break
-                copied += n
+            _copy_data(fd_in, fd_out, size)
         finally:
             os.close(fd_out)
     finally:
         os.close(fd_in)
+
+
+def _copy_data(fd_in: int, fd_out: int, size: int) -> None:
+    """Copy ``size`` bytes in the kernel (``copy_file_range``, else ``sendfile``)."""
+    copied = 0
+    while copied < size:
+        try:
+            n = os.copy_file_range(fd_in, fd_out, size - copied)
+        except OSError as exc:
+            if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+                raise
+            n = os.sendfile(fd_out, fd_in, copied, size - copied)
+        if n == 0:
+            break
+        copied += n
+
+
+def _umask() -> int:
+    """This process's umask, read without changing it (``os.umask`` would, for every thread)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    return 0o777  # unknown: every mode is then set explicitly
 
 
 def _remove_tree(path: str) -> None:

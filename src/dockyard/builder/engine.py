@@ -22,6 +22,7 @@ import threading
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dockyard.builder.context import HashCache, LocalContext
 from dockyard.builder.definition import load_definition
@@ -29,9 +30,8 @@ from dockyard.builder.explain import Candidates, Inputs, explain
 from dockyard.builder.fsutil import clean_path
 from dockyard.builder.multiplatform import title_platform
 from dockyard.builder.options import BuildOptions, BuildResult
+from dockyard.builder.remotecache.base import BrokenCacheBlob, Entry, SharedRegistry
 from dockyard.builder.remotecache.document import INLINE_KEY
-from dockyard.builder.remotecache.export import Entry, export_caches, inline_document
-from dockyard.builder.remotecache.remote import BrokenCacheBlob, RemoteCache, SharedRegistry
 from dockyard.builder.sources import Download, Sources
 from dockyard.builder.state import StageState, derive_key
 from dockyard.builder.steps import Step, makes_step, plan_step
@@ -61,6 +61,9 @@ from dockyard.metadata import CacheRecord
 from dockyard.oci.config import RUN_CONFIG_KEYS, ImageConfig
 from dockyard.progress import Outcome, ProgressEvent, VertexCompleted, VertexLog, VertexStarted, VertexStatus
 
+if TYPE_CHECKING:
+    from dockyard.builder.remotecache.remote import RemoteCache
+
 CACHE_KIND = "image"
 MAX_EXPLAINED_FILES = 20000  # context files whose digests a COPY's cache record keeps
 _ATTEMPTS = 4  # a build restarts when a remote cache blob is unusable; each bad blob is dropped once
@@ -82,6 +85,8 @@ def build(store: Store, options: BuildOptions, cancel: threading.Event | None = 
     registry = SharedRegistry(options.registry)
     remote = None
     if options.cache_from and not options.no_cache:
+        from dockyard.builder.remotecache.remote import RemoteCache
+
         remote = RemoteCache(store, options.cache_from, registry, options.platform)
     try:
         for attempt in range(_ATTEMPTS):
@@ -250,6 +255,8 @@ class Builder:
         target_stages = self._stage_chain(target)
         if any(spec.type == "inline" for spec in self.options.cache_to):
             entries = [e for e in self.entries if e.stage in target_stages]
+            from dockyard.builder.remotecache.export import inline_document
+
             config.extra[INLINE_KEY] = inline_document(self.store, entries)
         raw = config.to_json()
         self.started("export", "exporting to image")
@@ -263,6 +270,8 @@ class Builder:
             export_outputs(self, state, str(record.id))
         self.completed("export", "exporting to image", "done")
         if self.options.cache_to and not self.options.defer_cache_export:
+            from dockyard.builder.remotecache.export import export_caches
+
             self.warnings.extend(export_caches(
                 self.store, self.options.cache_to, self.entries, target_stages, lease=self.lease,
                 registry=self.registry, remote=self.remote, mounts=list(self.cache_mounts.items()),
@@ -483,25 +492,32 @@ class Builder:
         try:
             if step.apply is not None:
                 step.apply(state)
-            committed = None
-            if step.action is not None:
-                lowers = self.lowerdirs(state)
-                upper, work = self.workspace.new_upper()
-                with self._busy:
-                    step.action(upper, work, lambda chunk, stream: self.log(step_id, chunk, stream))
-                committed = self.workspace.commit(upper, state.chain,
-                                                  mtime_clamp=self.options.source_date_epoch)
-                if committed is not None:
+            # One metadata transaction per step: the layer, the snapshot, the config and the record.
+            with contextlib.ExitStack() as publishing:
+                committed = None
+                if step.action is not None:
+                    lowers = self.lowerdirs(state)
+                    upper, work = self.workspace.new_upper()
+                    with self._busy:
+                        step.action(upper, work, lambda chunk, stream: self.log(step_id, chunk, stream))
+                    committed = publishing.enter_context(
+                        self.workspace.commit(upper, state.chain, mtime_clamp=self.options.source_date_epoch))
                     state.config.diff_ids.append(committed.layer.diff_id)
                     state.chain = committed.chain_id
-                    state.lowerdirs = [committed.snapshot, *lowers]
-            if step.created_by or committed is not None:
-                state.add_history(step.created_by, empty=committed is None)
-            info = self.store.content.ingest(state.config.to_json(), before_publish=self.lease.add_blob)
-            size = committed.layer.uncompressed_size if committed is not None else 0
-            self.store.meta.put_cache(CacheRecord(key=key, kind=CACHE_KIND, ref=str(info.digest), size=size,
-                                                  data=json.dumps({"created_by": step.created_by,
-                                                                   "inputs": inputs.to_data()})))
+                    # An empty layer adds nothing to an overlay: the next steps mount one lower fewer.
+                    state.lowerdirs = lowers if committed.empty else [committed.snapshot, *lowers]
+                else:
+                    publishing.enter_context(self.store.gc_lock())
+                    publishing.enter_context(self.store.meta.transaction())
+                if step.created_by or committed is not None:
+                    state.add_history(step.created_by, empty=committed is None)
+                info = self.store.content.ingest(state.config.to_json(), before_publish=self.lease.add_blob,
+                                                 sync_dir=False)
+                size = committed.layer.uncompressed_size if committed is not None else 0
+                self.store.meta.put_cache(CacheRecord(key=key, kind=CACHE_KIND, ref=str(info.digest),
+                                                      size=size,
+                                                      data=json.dumps({"created_by": step.created_by,
+                                                                       "inputs": inputs.to_data()})))
             state.key = key
             self._record(step_id, key, str(info.digest))
         except BaseException as exc:

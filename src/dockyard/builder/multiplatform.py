@@ -20,8 +20,6 @@ from dataclasses import dataclass, field
 from dockyard.archive import TarEntry, TarWriter
 from dockyard.archive.tarheader import DIRTYPE, REGTYPE
 from dockyard.builder.options import BuildOptions, BuildResult
-from dockyard.builder.remotecache.export import export_caches
-from dockyard.builder.remotecache.remote import RemoteCache, SharedRegistry
 from dockyard.dockerfile import Platform
 from dockyard.errors import BuildError, DockerfileError, Interrupted
 from dockyard.imageops import Store
@@ -124,6 +122,11 @@ def build_platforms(store: Store, options: BuildOptions, platforms: list[str]) -
 
 def export_all(store: Store, options: BuildOptions, results: list[BuildResult]) -> list[str]:
     """Export one cache (per ``--cache-to``) holding the records of every platform's build."""
+    # Imported here: the registry client is only needed by builds that export a cache.
+    from dockyard.builder.remotecache.base import SharedRegistry
+    from dockyard.builder.remotecache.export import export_caches
+    from dockyard.builder.remotecache.remote import RemoteCache
+
     registry = SharedRegistry(options.registry)
     remote = (RemoteCache(store, options.cache_from, registry)
               if options.cache_from and not options.no_cache else None)

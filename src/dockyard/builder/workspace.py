@@ -20,13 +20,15 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from dockyard.archive import CompressingWriter, TreeOptions, write_overlay_diff
+from dockyard.archive import TreeOptions, write_overlay_diff
+from dockyard.content import Writer
 from dockyard.errors import BuildError
 from dockyard.executor import fuseoverlay
 from dockyard.executor.mount import mount, umount2
 from dockyard.image import LayerBlob, chain_id
 from dockyard.imageops import Lease, Store
 from dockyard.oci.digest import Digest
+from dockyard.oci.mediatypes import layer_media_type
 from dockyard.snapshot.copying import CopiedTree
 from dockyard.userns import overlay_userxattr
 
@@ -36,11 +38,13 @@ _PAGE = 4000
 
 @dataclass(frozen=True, slots=True)
 class Committed:
-    """A step's committed layer: its stored blob and the snapshot directory it became."""
+    """A step's committed layer: its stored blob and the snapshot directory it became (``empty``: a
+    layer without entries, which an overlay needs not stack)."""
 
     layer: LayerBlob
     chain_id: Digest
     snapshot: Path
+    empty: bool = False
 
 
 class Workspace:
@@ -57,6 +61,8 @@ class Workspace:
         self._empty = self.dir / "empty"
         self._empty.mkdir()
         self._count = 0
+        self._links: dict[Path, str] = {}
+        self._empty_layer: LayerBlob | None = None  # the entry-less layer tar, once stored
 
     def close(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -75,7 +81,11 @@ class Workspace:
         return base / "upper", base / "work"
 
     def link(self, layer_dir: Path) -> str:
-        """A short, stable name for a lower directory (a symlink under ``<store>/l``)."""
+        """A short, stable name for a lower directory (a symlink under ``<store>/l``); made once per
+        build (every later step stacks on the same layers)."""
+        known = self._links.get(layer_dir)
+        if known is not None:
+            return known
         name = hashlib.sha256(str(layer_dir).encode()).hexdigest()[:20]
         path = self.links / name
         try:
@@ -84,6 +94,7 @@ class Workspace:
             if os.readlink(path) != str(layer_dir):
                 os.unlink(path)
                 os.symlink(layer_dir, path)
+        self._links[layer_dir] = str(path)
         return str(path)
 
     def lowers(self, lowerdirs_top_first: Sequence[Path]) -> list[str]:
@@ -148,25 +159,61 @@ class Workspace:
         finally:
             shutil.rmtree(target, ignore_errors=True)
 
+    @contextlib.contextmanager
     def commit(self, upper: Path, parent_chain: Digest | None, *,
-               mtime_clamp: int | None = None) -> Committed:
+               mtime_clamp: int | None = None) -> Iterator[Committed]:
         """Store ``upper`` as a layer and a snapshot (an empty one too: Docker's exporter keeps a RUN,
-        COPY or WORKDIR that changed nothing as an empty tar layer, not as an empty_layer history)."""
+        COPY or WORKDIR that changed nothing as an empty tar layer, not as an empty_layer history).
+
+        The layer tar is written first; then, under the GC lock and in one metadata transaction
+        that stays open while the caller's block runs (to record the step), the blob and snapshot
+        are published. The blob's directory entry is not synced here: the image commit that makes
+        it reachable syncs the blob directory once (until then a crash loses only a cache entry)."""
         store = self.store
-        with store.content.writer() as w:
-            cw = CompressingWriter(w, "none")
-            write_overlay_diff(upper, cw, TreeOptions(mtime_clamp=mtime_clamp))
-            digests = cw.close()
-            info = w.commit(self.lease.add_blob)
-        layer = LayerBlob(Digest(digests.diff_id), info.digest, digests.media_type, info.size,
-                          digests.size_uncompressed)
-        store.meta.add_layer_blob(layer)
-        chain = chain_id(parent_chain, layer.diff_id)
-        self.lease.add_snapshot(chain)
+        empty = not _has_entries(upper)
+        with contextlib.ExitStack() as stack:
+            reuse = empty and self._empty_layer is not None
+            tar = None if reuse else self._write_tar(stack, upper, mtime_clamp)
+            stack.enter_context(store.gc_lock())
+            stack.enter_context(store.meta.transaction())
+            layer = self._known_empty() if tar is None else None
+            if layer is None:
+                writer, diff_id, content_size = tar or self._write_tar(stack, upper, mtime_clamp)
+                info = writer.commit(self.lease.add_blob, sync_dir=False)
+                layer = LayerBlob(diff_id, info.digest, layer_media_type("none"), info.size, info.size,
+                                  content_size)
+                store.meta.add_layer_blob(layer)
+                if empty:
+                    self._empty_layer = layer
+            assert layer is not None
+            chain = chain_id(parent_chain, layer.diff_id)
+            self.lease.add_snapshot(chain)
 
-        def adopt(fs: Path) -> None:
-            fs.rmdir()
-            os.rename(upper, fs)
+            def adopt(fs: Path) -> None:
+                fs.rmdir()
+                os.rename(upper, fs)
 
-        snapshot = store.snapshots.create(chain, adopt)
-        return Committed(layer, chain, snapshot)
+            size = layer.content_size
+            snapshot = store.snapshots.create(chain, adopt, size=size if size >= 0 else None)
+            yield Committed(layer, chain, snapshot, empty)
+
+    def _write_tar(self, stack: contextlib.ExitStack, upper: Path,
+                   mtime_clamp: int | None) -> tuple[Writer, Digest, int]:
+        """The layer tar of ``upper`` in a content writer not yet committed; its digest (the diff ID:
+        an uncompressed blob is its own tar, so one sha256 pass gives both) and content size."""
+        writer = stack.enter_context(self.store.content.writer())
+        tar = write_overlay_diff(upper, writer, TreeOptions(mtime_clamp=mtime_clamp))
+        return writer, writer.digest, tar.content_size
+
+    def _known_empty(self) -> LayerBlob | None:
+        """The empty layer stored by an earlier step of this build, if it is still there."""
+        layer = self._empty_layer
+        if layer is None:
+            return None
+        self.lease.add_blob(layer.digest)  # before looking: a GC then keeps it
+        return layer if self.store.content.exists(layer.digest) else None
+
+
+def _has_entries(path: Path) -> bool:
+    with os.scandir(path) as entries:
+        return next(entries, None) is not None

@@ -146,6 +146,11 @@ def main(argv: list[str] | None = None) -> NoReturn:
         # The answer click would give, without importing click (about half of the start-up).
         sys.stdout.write(f"dockyard version {__version__}\n")
         sys.exit(0)
+    from dockyard.cli.fast import answer
+
+    code = answer(args)  # a plain ``images``, without click
+    if code is not None:
+        sys.exit(code)
     from dockyard.cli.group import run
 
     run(args, debug=os.environ.get("DOCKYARD_DEBUG", "") not in ("", "0"))

@@ -16,7 +16,8 @@ from dockyard.cli.format import (
     human_size,
     reclaimable,
 )
-from dockyard.cli.image_cmds import confirm, image_rows, make_client, tabulate, write_formatted
+from dockyard.cli.image_cmds import confirm, make_client
+from dockyard.cli.listing import image_rows, tabulate, write_formatted
 
 
 @click.command("df")

@@ -107,11 +107,14 @@ class Writer:
                 f"blob {self.expected or '(new)'}: more data than the expected {self.expected_size} bytes")
         return total
 
-    def commit(self, before_publish: Callable[[Digest], None] | None = None) -> BlobInfo:
+    def commit(self, before_publish: Callable[[Digest], None] | None = None, *,
+               sync_dir: bool = True) -> BlobInfo:
         """Verify size and digest, flush to disk and rename into place.
 
         ``before_publish(digest)`` runs after verification and before the blob becomes visible
-        (e.g. to add it to a lease so a concurrent GC cannot remove it).
+        (e.g. to add it to a lease so a concurrent GC cannot remove it). ``sync_dir=False`` leaves the
+        rename to a later commit's directory sync (all blobs share one directory): for blobs that
+        nothing durable references yet.
         """
         if self.committed is not None:
             return self.committed
@@ -134,7 +137,7 @@ class Writer:
         target = self._store.path(actual)
         target.parent.mkdir(parents=True, exist_ok=True)
         os.rename(self.temp_path, target)
-        if self._store.fsync:
+        if self._store.fsync and sync_dir:
             _fsync_dir(target.parent)
         self.committed = BlobInfo(actual, self._hasher.size, time.time())
         return self.committed
@@ -229,10 +232,11 @@ class ContentStore:
 
     def ingest(self, source: bytes | BinaryIO | Iterable[bytes], expected: Digest | str | None = None,
                size: int | None = None,
-               before_publish: Callable[[Digest], None] | None = None) -> BlobInfo:
+               before_publish: Callable[[Digest], None] | None = None, *, sync_dir: bool = True) -> BlobInfo:
         """Store ``source`` (bytes, a binary file, or an iterable of chunks) and return its info.
 
-        If ``expected`` is given and already present, ``source`` is not read at all.
+        If ``expected`` is given and already present, ``source`` is not read at all. ``sync_dir`` as
+        for ``Writer.commit``.
         """
         if expected is not None and self.exists(expected):
             if before_publish is not None:
@@ -249,7 +253,7 @@ class ContentStore:
             else:
                 for chunk in source:
                     w.write(chunk)
-            return w.commit(before_publish)
+            return w.commit(before_publish, sync_dir=sync_dir)
 
     def delete(self, digest: str) -> bool:
         """Remove a blob; True if it existed."""

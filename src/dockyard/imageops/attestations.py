@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from dockyard.errors import CorruptData, DockyardError
 from dockyard.imageops import Store
@@ -32,7 +33,9 @@ from dockyard.oci.descriptor import Descriptor
 from dockyard.oci.digest import Digest
 from dockyard.oci.manifest import Index, Manifest, parse_index, parse_manifest
 from dockyard.oci.platform import Platform, parse
-from dockyard.registry.client import Repository
+
+if TYPE_CHECKING:  # the registry client (httpx) is imported only by what pushes
+    from dockyard.registry.client import Repository
 
 __all__ = ["ATTESTATION_MANIFEST", "IN_TOTO", "PREDICATE_TYPE", "REFERENCE_DIGEST", "REFERENCE_TYPE",
            "Statement", "attach", "is_attestation", "push_attestations", "statements", "tag_attestations"]

@@ -32,8 +32,8 @@ from dockyard.oci import mediatypes as mt
 from dockyard.oci.config import ImageConfig
 from dockyard.oci.digest import Digest, Hasher
 
-__all__ = ["ContentSize", "commit_image", "layer_blob", "learn_content_sizes", "normalize_repo_digest",
-           "normalize_tag", "store_layer", "store_layer_blob"]
+__all__ = ["ContentSize", "commit_image", "layer_blob", "learn_content_sizes",
+           "normalize_repo_digest", "normalize_tag", "store_layer", "store_layer_blob"]
 
 
 def _chunks(source: bytes | BinaryIO | Iterable[bytes]) -> Iterable[bytes]:

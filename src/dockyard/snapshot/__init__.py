@@ -108,8 +108,10 @@ class SnapshotStore:
         except ValueError:
             return 0
 
-    def create(self, chain_id: str, fill: Callable[[Path], None]) -> Path:
-        """Make the snapshot by calling ``fill`` on an empty temp dir, unless it exists; return its path."""
+    def create(self, chain_id: str, fill: Callable[[Path], None], *, size: int | None = None) -> Path:
+        """Make the snapshot by calling ``fill`` on an empty temp dir, unless it exists; return its path.
+
+        ``size``: its content size if the caller knows it (else the filled tree is walked)."""
         target = self._dir(chain_id)
         if self.exists(chain_id):
             return target / "fs"
@@ -125,7 +127,7 @@ class SnapshotStore:
             try:
                 with writing(work):
                     fill(work / "fs")
-                    (work / "size").write_text(str(tree_size(work / "fs")))
+                    (work / "size").write_text(str(tree_size(work / "fs") if size is None else size))
             except NoSpace as exc:
                 if str(work) in exc.message:
                     raise

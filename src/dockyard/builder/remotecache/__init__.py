@@ -6,7 +6,23 @@ docs/cache-format.md), ``backends`` (a registry repository or an OCI layout dire
 (the records of a build as an OCI artifact, or inline in the image config).
 """
 
-from dockyard.builder.remotecache.remote import BrokenCacheBlob, RemoteCache
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from dockyard.builder.remotecache.base import BrokenCacheBlob
 from dockyard.builder.remotecache.spec import CacheSpec, parse_cache_spec
 
+if TYPE_CHECKING:
+    from dockyard.builder.remotecache.remote import RemoteCache
+
 __all__ = ["BrokenCacheBlob", "CacheSpec", "RemoteCache", "parse_cache_spec"]
+
+
+def __getattr__(name: str) -> Any:
+    # The remote cache needs the registry client (httpx); a build without --cache-from never loads it.
+    if name == "RemoteCache":
+        from dockyard.builder.remotecache.remote import RemoteCache
+
+        return RemoteCache
+    raise AttributeError(name)

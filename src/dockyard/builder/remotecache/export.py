@@ -14,11 +14,11 @@ import functools
 import io
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from dockyard.builder.remotecache.backends import Backend, RegistryBackend, open_backend
+from dockyard.builder.remotecache.base import Entry, select
 from dockyard.builder.remotecache.document import ARTIFACT_TYPE, MEDIA_TYPE, CacheDocument
 from dockyard.builder.remotecache.mounts import MOUNT_CHUNK, MOUNT_INDEX, chunk_descriptors
 from dockyard.builder.remotecache.mounts import snapshot as mount_snapshot
@@ -34,23 +34,6 @@ from dockyard.oci.digest import Digest
 from dockyard.oci.manifest import Manifest
 from dockyard.progress import ProgressSink, VertexCompleted, VertexStarted
 from dockyard.registry.client import RegistryClient
-
-
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """One step of this build: its cache key, the config it left, and the stage it belongs to."""
-
-    key: str
-    config: str       # config digest in the local content store
-    stage: int
-    stage_name: str
-
-
-def select(entries: Sequence[Entry], spec: CacheSpec, target_stages: set[int]) -> list[Entry]:
-    """``mode=max``: every stage's steps; ``min``: those of the stages the exported image is built on."""
-    if spec.mode == "max":
-        return list(entries)
-    return [e for e in entries if e.stage in target_stages]
 
 
 def document(store: Store, entries: Sequence[Entry], *, with_inputs: bool = True) -> CacheDocument:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dockyard.builder.remotecache.backends import Backend, RegistryBackend, open_backend
+from dockyard.builder.remotecache.base import BrokenCacheBlob, SharedRegistry
 from dockyard.builder.remotecache.document import (
     INLINE_KEY,
     MEDIA_TYPE,
@@ -41,14 +42,6 @@ from dockyard.oci.platform import host
 from dockyard.oci.platform import parse as parse_platform
 from dockyard.oci.reference import parse_normalized
 from dockyard.registry.client import RegistryClient
-
-
-class BrokenCacheBlob(Exception):
-    """A cache blob could not be fetched or was corrupt; the build is tried again without it."""
-
-    def __init__(self, digest: str, reason: str) -> None:
-        super().__init__(f"cache blob {digest} unusable: {reason}")
-        self.digest = digest
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,25 +245,6 @@ class RemoteCache:
                            "the steps using it run again")
                 raise BrokenCacheBlob(str(desc.digest), reason) from None
             self.fetched[str(desc.digest)] = desc.size
-
-
-class SharedRegistry:
-    """One registry client for a build's cache imports and exports, made on first use."""
-
-    def __init__(self, factory: Callable[[], RegistryClient] | None) -> None:
-        self._factory = factory
-        self._client: RegistryClient | None = None
-        self._lock = threading.Lock()
-
-    def __call__(self) -> RegistryClient:
-        with self._lock:
-            if self._client is None:
-                self._client = self._factory() if self._factory is not None else RegistryClient()
-            return self._client
-
-    def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
 
 
 __all__ = ["BrokenCacheBlob", "RemoteCache", "SharedRegistry"]

@@ -1,0 +1,96 @@
+"""What a RUN step costs outside the executor (issue 19 item 4): empty layers stored once and not
+stacked, one metadata transaction per step, no directory sync of its own."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+
+import dockyard.content
+from dockyard.builder import workspace
+from dockyard.metadata import MetadataStore
+from tests.builder.conftest import Builds
+
+BASE = "FROM busybox:local\n"
+EMPTY_TAR = "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef"  # 1024 zero bytes
+
+
+def test_empty_layers_are_kept_in_the_image_but_not_mounted(builds: Builds,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    stacks: list[int] = []
+    real = workspace.Workspace.lowers
+
+    def lowers(self: workspace.Workspace, top_first: Sequence[Path]) -> list[str]:
+        stacks.append(len(top_first))
+        return real(self, top_first)
+
+    monkeypatch.setattr(workspace.Workspace, "lowers", lowers)
+    ctx = builds.context(BASE + "RUN true\nRUN true\nRUN touch /f\nRUN true\nRUN test -f /f\n")
+    builds.build(ctx, tags=["empty:1"])
+    config = builds.client.image_config("empty:1")
+    base = len(builds.client.image_config("busybox:local").diff_ids)
+    # Docker keeps a RUN that changed nothing as an empty tar layer: so do we, in the image.
+    assert [str(d) == EMPTY_TAR for d in config.diff_ids[base:]] == [True, True, False, True, True]
+    # ... but an overlay gains nothing from an empty lower directory.
+    assert stacks == [base, base, base, base + 1, base + 1]
+    assert (builds.rootfs("empty:1") / "f").is_file()
+
+
+def _count_steps(builds: Builds, monkeypatch: pytest.MonkeyPatch, steps: int) -> dict[str, int]:
+    """Outer metadata transactions, blob directory syncs and layer tars written by a build of
+    ``steps`` trivial RUN steps (``--no-cache``)."""
+    counts = {"transactions": 0, "dir_syncs": 0, "tars": 0}
+    real_transaction = MetadataStore.transaction
+    real_sync = dockyard.content._fsync_dir
+    real_diff = workspace.write_overlay_diff
+
+    @contextlib.contextmanager
+    def transaction(self: MetadataStore) -> Iterator[object]:
+        if not self._depth:
+            counts["transactions"] += 1
+        with real_transaction(self) as conn:
+            yield conn
+
+    def sync(path: Path) -> None:
+        counts["dir_syncs"] += 1
+        real_sync(path)
+
+    def diff(*args: object, **kwargs: object) -> object:
+        counts["tars"] += 1
+        return real_diff(*args, **kwargs)  # type: ignore[arg-type]
+
+    with monkeypatch.context() as m:
+        m.setattr(MetadataStore, "transaction", transaction)
+        m.setattr(dockyard.content, "_fsync_dir", sync)
+        m.setattr(workspace, "write_overlay_diff", diff)
+        ctx = builds.context(BASE + "RUN true\n" * steps, name=f"ctx{steps}")
+        builds.build(ctx, tags=[f"steps:{steps}"], no_cache=True)
+    return counts
+
+
+def test_one_transaction_per_step_and_no_directory_sync(builds: Builds,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    _count_steps(builds, monkeypatch, 1)  # the first build creates what every build shares
+    two = _count_steps(builds, monkeypatch, 2)
+    six = _count_steps(builds, monkeypatch, 6)
+    assert six["transactions"] - two["transactions"] == 4
+    assert six["dir_syncs"] == two["dir_syncs"]
+    # The empty layer's tar is written once per build, whatever the number of empty steps.
+    assert six["tars"] == two["tars"] == 1
+
+
+def test_layer_size_counted_while_writing_equals_a_walk_of_the_snapshot(builds: Builds) -> None:
+    from dockyard.image import chain_ids
+    from dockyard.snapshot import tree_size
+
+    ctx = builds.context(BASE + "RUN mkdir -p /d && echo hello > /d/a && ln /d/a /d/hard && "
+                                "ln -s /d/a /d/sym && head -c 5000 /dev/zero > /d/big && rm /bin/vi\n")
+    builds.build(ctx, tags=["sized:1"])
+    store = builds.client.store
+    config = builds.client.image_config("sized:1")
+    chain = chain_ids(config.diff_ids)[-1]
+    assert store.snapshots.size(chain) == tree_size(store.snapshots.path(chain)) == 6 + 5000 + len("/d/a")
+    assert any(f.content_size == 5010 for f in store.meta.layer_blobs(config.diff_ids[-1]))
