@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.server
 import sys
@@ -75,12 +76,21 @@ def s3_server() -> Iterator[RegistryServer]:
 @pytest.mark.seaweedfs
 def test_the_bucket_is_created_when_missing() -> None:
     bucket = f"dy-new-{uuid.uuid4().hex[:10]}"
-    with RegistryServer(storage=f"s3://{bucket}/reg", **PEER) as srv, httpx.Client(base_url=srv.url) as c:
-        digest = sha(b"in a new bucket")
-        assert c.post("/v2/r/blobs/uploads/", params={"digest": digest},
-                      content=b"in a new bucket").status_code == 201
-    keys = [o["Key"] for o in s3kit.client().list_objects_v2(Bucket=bucket)["Contents"]]
-    assert f"reg/blobs/sha256/{digest[7:9]}/{digest[7:]}" in keys
+    client = s3kit.client()
+    try:
+        with RegistryServer(storage=f"s3://{bucket}/reg", **PEER) as srv, httpx.Client(base_url=srv.url) as c:
+            digest = sha(b"in a new bucket")
+            assert c.post("/v2/r/blobs/uploads/", params={"digest": digest},
+                          content=b"in a new bucket").status_code == 201
+        keys = [o["Key"] for o in client.list_objects_v2(Bucket=bucket)["Contents"]]
+        assert f"reg/blobs/sha256/{digest[7:9]}/{digest[7:]}" in keys
+    finally:
+        # SeaweedFS gives every bucket volumes of its own: a bucket left behind by each run fills the peer.
+        with contextlib.suppress(Exception):
+            listed = client.list_objects_v2(Bucket=bucket).get("Contents", [])
+            if listed:
+                client.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": o["Key"]} for o in listed]})
+            client.delete_bucket(Bucket=bucket)
 
 
 @pytest.mark.seaweedfs
