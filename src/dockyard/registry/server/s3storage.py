@@ -169,7 +169,7 @@ class S3Storage:
         # Small objects go through the light signed client; streams, listings, multipart and
         # conditional writes through boto3. Anonymous access (no credentials) stays on boto3.
         self._http = None if credentials is None else SignedHttp(
-            self.client.meta.endpoint_url, self.bucket, region, credentials, max_connections)
+            self.client.meta.endpoint_url, self.bucket, region, credentials)
         self._ensure_bucket()
 
     def __repr__(self) -> str:
