@@ -9,7 +9,6 @@ Throttling, 5xx answers and dropped connections are retried with jittered backof
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import os
 import random
@@ -22,15 +21,17 @@ from urllib.parse import quote, urlsplit
 
 from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
+from botocore.config import Config
 from botocore.httpsession import get_cert_path
 
 ATTEMPTS, BACKOFF_CAP = 8, 2.0
 RETRY = {429, 500, 502, 503, 504}
-_EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 # Bodies above this are sent as UNSIGNED-PAYLOAD (S3 allows it): an upload's pieces were hashed on
 # arrival already (the blob's digest), and a second SHA-256 pass only for the signature costs a
-# core-second per ~500 MB pushed.
+# core-second per ~500 MB pushed. Smaller bodies are hashed into the signature by botocore.
 SIGN_UP_TO = 1 << 20
+_SIGNED, _UNSIGNED = ({"client_config": Config(s3={"payload_signing_enabled": sign})}
+                      for sign in (True, False))
 
 
 @dataclass(frozen=True)
@@ -84,13 +85,10 @@ class SignedHttp:
                 headers: dict[str, str] | None = None) -> Answer:
         """``method`` on the object ``key``; the last answer after retries, or OSError when none came."""
         path = self._path + quote(key, safe="/~")
-        if len(body) > SIGN_UP_TO:
-            digest = "UNSIGNED-PAYLOAD"
-        else:
-            digest = hashlib.sha256(body).hexdigest() if body else _EMPTY_SHA256
+        context = _UNSIGNED if len(body) > SIGN_UP_TO else _SIGNED
         for attempt in range(ATTEMPTS):
-            signed = AWSRequest(method=method, url=self._url + path, data=body,
-                                headers={**(headers or {}), "x-amz-content-sha256": digest})
+            signed = AWSRequest(method=method, url=self._url + path, data=body, headers=dict(headers or {}))
+            signed.context.update(context)
             self._signer.add_auth(signed)  # per attempt: the signature carries the time
             conn = self._connection()
             try:
