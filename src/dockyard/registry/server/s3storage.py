@@ -12,6 +12,10 @@ An upload's bytes are pieces named by their offset, so any replica can continue 
 (the running hash is re-read once when a session moves). Only the last piece may be under S3's 5 MiB
 multipart minimum: the next write merges into it. Committing joins the pieces with server-side part
 copies (one multipart upload), so the bytes are never fetched back. Calls block: run them in the pool.
+
+Small objects (links, tags, manifests, existence) go through ``s3http``; streams, listings, multipart
+and the lease's conditional writes through boto3. Blobs and links this process wrote or found are
+remembered for ``KNOWN_FOR`` seconds (content-addressed: a manifest PUT need not ask again); tags never.
 """
 
 from __future__ import annotations
