@@ -232,7 +232,7 @@ class _Counting(_Flaky):
 
 
 @pytest.mark.seaweedfs
-def test_a_manifest_put_asks_nothing_it_knows_and_writes_three_objects() -> None:
+def test_a_manifest_put_asks_nothing_it_knows_and_writes_four_objects() -> None:
     proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Counting)
     threading.Thread(target=proxy.serve_forever, daemon=True).start()
     try:
@@ -250,9 +250,9 @@ def test_a_manifest_put_asks_nothing_it_knows_and_writes_three_objects() -> None
             assert c.get("/v2/count/r/manifests/v5").content == again
     finally:
         proxy.shutdown()
-    # Per PUT: the manifest bytes, its revision link, the tag; no HEAD of the layers.
-    assert [m for m, _ in seen].count("PUT") == 15, seen
-    assert len(seen) == 15, seen
+    # Per PUT: the manifest bytes, its blob link, its revision link, the tag; no HEAD of the layers.
+    assert [m for m, _ in seen].count("PUT") == 20, seen
+    assert len(seen) == 20, seen
 
 
 @pytest.mark.seaweedfs

@@ -545,10 +545,10 @@ class Registry:
         self._validate_shape(manifest, media_type)
         if verify_blobs:
             await self._verify_references(name, manifest, media_type)
-        # The manifest, its revision link and its referrer entry at once; the tag only after all of
-        # them, so a tag another replica can read always names a complete manifest. (No blob link: as
-        # in distribution, a manifest is not a layer of its repository.)
+        # The manifest, its links and its referrer entry at once; the tag only after all of them, so a
+        # tag another replica can read always names a complete manifest.
         writes: list[Awaitable[None]] = [self.io.run(self.storage.blob_put, digest, body),
+                  self.call(self.storage.link_blob, name, digest),
                   self.call(self.storage.manifest_link, name, digest, media_type)]
         subject = manifest.get("subject")
         if isinstance(subject, dict) and isinstance(subject.get("digest"), str):
