@@ -75,6 +75,7 @@ def processes(cmds: list[Callable[[int], list[str]]], tmp: Path, env: dict[str, 
     """Start each command (a registry on the port it is given), yield their URLs, stop them."""
     procs = []
     urls = []
+    logs = []
     try:
         for cmd in cmds:
             port = free_port()
@@ -83,11 +84,15 @@ def processes(cmds: list[Callable[[int], list[str]]], tmp: Path, env: dict[str, 
             with open(log, "wb") as f:
                 proc = subprocess.Popen(argv, stdout=f, stderr=f, env={**os.environ, **env})
             procs.append(proc)
+            logs.append(log)
             wait_port(port, proc, log)
             urls.append(f"http://127.0.0.1:{port}")
         yield urls
     finally:
-        for proc in procs:
+        for proc, log in zip(procs, logs, strict=True):
+            if proc.poll() is not None:  # it died while measured: say why
+                print(f"{' '.join(proc.args[-6:])} exited {proc.returncode}:\n{log.read_text()[-3000:]}",
+                      file=sys.stderr)
             proc.send_signal(signal.SIGTERM)
         for proc in procs:
             proc.wait(30)
