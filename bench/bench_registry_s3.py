@@ -9,7 +9,11 @@ same SeaweedFS, its redirects off like ours), and measured interleaved:
 On S3, dockyard runs once with 1 replica and once with 3 replicas on one bucket (the client spreads
 requests round-robin, as a load balancer would). Prints each number and the ratio to distribution.
 
-    .venv/bin/python bench/bench_registry_s3.py [--seconds 3] [--runs 1] [--only fs|s3]
+    .venv/bin/python bench/bench_registry_s3.py [--seconds 3] [--runs 1] [--only fs|s3] [--before SRC]
+
+``--before SRC`` also runs dockyard from another source tree (say a checkout of main's ``src``) as
+"before" targets in the same interleaved rounds, so a change is measured against the code it replaces
+under the same load. The load average is printed with each table (the machine may be shared).
 
 Needs SeaweedFS up (scripts/peers/start-seaweedfs.sh) and boto3 (pip install -e '.[s3]').
 """
@@ -71,6 +75,7 @@ def processes(cmds: list[Callable[[int], list[str]]], tmp: Path, env: dict[str, 
     """Start each command (a registry on the port it is given), yield their URLs, stop them."""
     procs = []
     urls = []
+    logs = []
     try:
         for cmd in cmds:
             port = free_port()
@@ -79,19 +84,24 @@ def processes(cmds: list[Callable[[int], list[str]]], tmp: Path, env: dict[str, 
             with open(log, "wb") as f:
                 proc = subprocess.Popen(argv, stdout=f, stderr=f, env={**os.environ, **env})
             procs.append(proc)
+            logs.append(log)
             wait_port(port, proc, log)
             urls.append(f"http://127.0.0.1:{port}")
         yield urls
     finally:
-        for proc in procs:
+        for proc, log in zip(procs, logs, strict=True):
+            if proc.poll() is not None:  # it died while measured: say why
+                print(f"{' '.join(proc.args[-6:])} exited {proc.returncode}:\n{log.read_text()[-3000:]}",
+                      file=sys.stderr)
             proc.send_signal(signal.SIGTERM)
         for proc in procs:
             proc.wait(30)
 
 
-def dockyard(storage: str) -> Callable[[int], list[str]]:
-    return lambda port: [sys.executable, "-m", "dockyard", "registry", "serve", "--addr", f"127.0.0.1:{port}",
-                         "--storage", storage, "--no-access-log"]
+def dockyard(storage: str, src: str | None = None) -> Callable[[int], list[str]]:
+    env = ["env", f"PYTHONPATH={src}"] if src else []
+    return lambda port: [*env, sys.executable, "-m", "dockyard", "registry", "serve",
+                         "--addr", f"127.0.0.1:{port}", "--storage", storage, "--no-access-log"]
 
 
 def distribution(tmp: Path, storage_yaml: str) -> Callable[[int], list[str]]:
@@ -109,15 +119,31 @@ def distribution(tmp: Path, storage_yaml: str) -> Callable[[int], list[str]]:
     return argv
 
 
-def ensure_bucket(bucket: str) -> None:
+def s3_client():  # type: ignore[no-untyped-def]
     import boto3
 
-    client = boto3.client("s3", endpoint_url=S3, region_name="us-east-1",
-                          aws_access_key_id=KEYS["AWS_ACCESS_KEY_ID"],
-                          aws_secret_access_key=KEYS["AWS_SECRET_ACCESS_KEY"])
+    return boto3.client("s3", endpoint_url=S3, region_name="us-east-1",
+                        aws_access_key_id=KEYS["AWS_ACCESS_KEY_ID"],
+                        aws_secret_access_key=KEYS["AWS_SECRET_ACCESS_KEY"])
+
+
+def ensure_bucket(bucket: str) -> None:
+    client = s3_client()
     exists = (client.exceptions.BucketAlreadyOwnedByYou, client.exceptions.BucketAlreadyExists)
     with contextlib.suppress(*exists):
         client.create_bucket(Bucket=bucket)
+
+
+def drop_bucket(bucket: str) -> None:
+    """Delete a bench bucket and what is in it: SeaweedFS keeps volumes per bucket, and a bucket
+    left behind by every run fills the peer until no bucket can be written."""
+    client = s3_client()
+    with contextlib.suppress(Exception):
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+            if keys:
+                client.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
+        client.delete_bucket(Bucket=bucket)
 
 
 class RoundRobin:
@@ -229,7 +255,7 @@ def measure(targets: dict[str, list[str]], seconds: float, runs: int) -> dict[st
 
 def report(title: str, results: dict[str, dict[str, float]], baseline: str) -> None:
     names = [n for n in results if n != baseline]
-    print(f"\n{title}")
+    print(f"\n{title}; load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     print(f"{'scenario':24}" + "".join(f"{n:>22}" for n in [*names, baseline]))
     for label, key, unit in ROWS:
         cells = [f"{results[n][key]:>9.0f} {unit:5} {results[n][key] / results[baseline][key]:>5.2f}x"
@@ -242,6 +268,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=3)
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--only", choices=["fs", "s3"])
+    parser.add_argument("--before", metavar="SRC", help="also run dockyard from this source tree")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="dockyard-bench-s3-", dir="/var/tmp") as tmp_name:
         tmp = Path(tmp_name)
@@ -253,15 +280,27 @@ def main() -> int:
             report("filesystem (one process each)", fs, "distribution")
         if args.only != "fs":
             run = uuid.uuid4().hex[:8]
-            ensure_bucket("dy-bench-dist")
+            theirs_bucket, ours_bucket = f"dy-bench-dist-{run}", f"dy-bench-ours-{run}"
+            ensure_bucket(theirs_bucket)
             s3_yaml = ("  s3:\n    region: us-east-1\n    regionendpoint: \"" + S3 + "\"\n"
-                       "    bucket: dy-bench-dist\n    accesskey: bench\n    secretkey: bench-secret\n"
+                       f"    bucket: {theirs_bucket}\n    accesskey: bench\n    secretkey: bench-secret\n"
                        f"    secure: false\n    v4auth: true\n    rootdirectory: /r{run}\n")
-            with processes([distribution(tmp, s3_yaml)], tmp, {}) as theirs, \
-                    processes([dockyard(f"s3://dy-bench-ours/one-{run}")], tmp, KEYS) as one, \
-                    processes([dockyard(f"s3://dy-bench-ours/three-{run}")] * 3, tmp, KEYS) as three:
-                s3 = measure({"dockyard x1": one, "dockyard x3": three, "distribution": theirs},
-                             args.seconds, args.runs)
+            with contextlib.ExitStack() as stack:
+                for bucket in (theirs_bucket, ours_bucket):  # runs last: after the registries stop
+                    stack.callback(drop_bucket, bucket)
+                targets = {}
+                if args.before:
+                    targets["before x1"] = stack.enter_context(processes(
+                        [dockyard(f"s3://{ours_bucket}/b1-{run}", args.before)], tmp, KEYS))
+                    targets["before x3"] = stack.enter_context(processes(
+                        [dockyard(f"s3://{ours_bucket}/b3-{run}", args.before)] * 3, tmp, KEYS))
+                targets["dockyard x1"] = stack.enter_context(processes(
+                    [dockyard(f"s3://{ours_bucket}/one-{run}")], tmp, KEYS))
+                targets["dockyard x3"] = stack.enter_context(processes(
+                    [dockyard(f"s3://{ours_bucket}/three-{run}")] * 3, tmp, KEYS))
+                targets["distribution"] = stack.enter_context(
+                    processes([distribution(tmp, s3_yaml)], tmp, {}))
+                s3 = measure(targets, args.seconds, args.runs)
             report(f"S3 on SeaweedFS ({S3})", s3, "distribution")
     return 0
 

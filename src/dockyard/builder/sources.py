@@ -132,7 +132,7 @@ def _tag_name(ref: str) -> str:
 
 def download(url: str, dest_dir: Path) -> Download:
     """Fetch ``url``: (file, sha256 digest, file name, Last-Modified time)."""
-    import httpx
+    from dockyard.registry.client._httpx import httpx  # loaded lean (no trio)
 
     name = os.path.basename(urllib.parse.urlparse(url).path) or "__unnamed__"
     path = dest_dir / hashlib.sha256(url.encode()).hexdigest()

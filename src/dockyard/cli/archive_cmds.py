@@ -79,7 +79,7 @@ class _HttpBody:
 
 @contextlib.contextmanager
 def _url_input(url: str) -> Iterator[tuple[BinaryIO, str]]:
-    import httpx
+    from dockyard.registry.client._httpx import httpx  # loaded lean (no trio)
 
     try:
         with httpx.stream("GET", url, follow_redirects=True, timeout=60.0) as response:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.server
 import sys
@@ -10,7 +11,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import pytest
@@ -75,12 +76,21 @@ def s3_server() -> Iterator[RegistryServer]:
 @pytest.mark.seaweedfs
 def test_the_bucket_is_created_when_missing() -> None:
     bucket = f"dy-new-{uuid.uuid4().hex[:10]}"
-    with RegistryServer(storage=f"s3://{bucket}/reg", **PEER) as srv, httpx.Client(base_url=srv.url) as c:
-        digest = sha(b"in a new bucket")
-        assert c.post("/v2/r/blobs/uploads/", params={"digest": digest},
-                      content=b"in a new bucket").status_code == 201
-    keys = [o["Key"] for o in s3kit.client().list_objects_v2(Bucket=bucket)["Contents"]]
-    assert f"reg/blobs/sha256/{digest[7:9]}/{digest[7:]}" in keys
+    client = s3kit.client()
+    try:
+        with RegistryServer(storage=f"s3://{bucket}/reg", **PEER) as srv, httpx.Client(base_url=srv.url) as c:
+            digest = sha(b"in a new bucket")
+            assert c.post("/v2/r/blobs/uploads/", params={"digest": digest},
+                          content=b"in a new bucket").status_code == 201
+        keys = [o["Key"] for o in client.list_objects_v2(Bucket=bucket)["Contents"]]
+        assert f"reg/blobs/sha256/{digest[7:9]}/{digest[7:]}" in keys
+    finally:
+        # SeaweedFS gives every bucket volumes of its own: a bucket left behind by each run fills the peer.
+        with contextlib.suppress(Exception):
+            listed = client.list_objects_v2(Bucket=bucket).get("Contents", [])
+            if listed:
+                client.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": o["Key"]} for o in listed]})
+            client.delete_bucket(Bucket=bucket)
 
 
 @pytest.mark.seaweedfs
@@ -152,10 +162,13 @@ class _Flaky(http.server.BaseHTTPRequestHandler):
 
     calls = 0
     refused = 0
+    refuse_every = 5
+    seen: ClassVar[list[tuple[str, str]]] = []
 
     def _any(self) -> None:
         type(self).calls += 1
-        if type(self).calls % 5 == 1:
+        type(self).seen.append((self.command, self.path.split("?")[0]))
+        if self.refuse_every and type(self).calls % self.refuse_every == 1:
             type(self).refused += 1
             body = b"<Error><Code>SlowDown</Code><Message>slow down</Message></Error>"
             self.send_response(503)
@@ -209,6 +222,37 @@ def test_throttling_and_5xx_are_retried_with_backoff() -> None:
     finally:
         proxy.shutdown()
     assert _Flaky.refused >= 5  # a fifth of all calls were refused once, and every request still worked
+
+
+class _Counting(_Flaky):
+    """Forwards everything, and keeps the list of requests."""
+
+    refuse_every = 0
+    seen: ClassVar[list[tuple[str, str]]] = []
+
+
+@pytest.mark.seaweedfs
+def test_a_manifest_put_asks_nothing_it_knows_and_writes_four_objects() -> None:
+    proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Counting)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    try:
+        endpoint = f"http://127.0.0.1:{proxy.server_address[1]}"
+        with RegistryServer(storage=s3kit.s3_url("count"), **{**PEER, "s3_endpoint": endpoint}) as srv, \
+                httpx.Client(base_url=srv.url, timeout=60) as c:
+            body = image_manifest(c, "count/r", [b"layer one", b"layer two"])
+            assert put_manifest(c, "count/r", "v0", body).status_code == 201
+            _Counting.seen.clear()
+            for n in range(1, 6):  # the same config and layers: their existence is known
+                tagged = f'"annotations": {{"n": "{n}"}}, "schemaVersion"'.encode()
+                again = body.replace(b'"schemaVersion"', tagged)
+                assert put_manifest(c, "count/r", f"v{n}", again).status_code == 201
+            seen = list(_Counting.seen)
+            assert c.get("/v2/count/r/manifests/v5").content == again
+    finally:
+        proxy.shutdown()
+    # Per PUT: the manifest bytes, its blob link, its revision link, the tag; no HEAD of the layers.
+    assert [m for m, _ in seen].count("PUT") == 20, seen
+    assert len(seen) == 20, seen
 
 
 @pytest.mark.seaweedfs

@@ -22,7 +22,8 @@ Storage is a directory, or ``storage="s3://bucket/prefix"`` (``s3storage``, sett
 several servers may share one bucket).
 
 Modules: ``storage`` (the ``Storage`` protocol, ``FilesystemStorage``), ``s3storage`` and ``s3config``
-(the S3 driver), ``relay`` (blob bytes streamed from the object store), ``app`` (the HTTP API),
+(the S3 driver), ``s3http`` (its small-object requests, signed by botocore, without boto3), ``relay``
+(blob bytes streamed from the object store), ``app`` (the HTTP API),
 ``uploads`` (session locks and running hashes), ``iopool`` (the worker threads all file I/O runs on),
 ``auth`` (htpasswd, token issuer, policy), ``gc`` (mark and sweep), ``proxy`` (pull-through cache),
 ``server`` (lifecycle), ``hooks`` (what the API tells and asks around writes), ``team/`` (what a

@@ -12,6 +12,10 @@ An upload's bytes are pieces named by their offset, so any replica can continue 
 (the running hash is re-read once when a session moves). Only the last piece may be under S3's 5 MiB
 multipart minimum: the next write merges into it. Committing joins the pieces with server-side part
 copies (one multipart upload), so the bytes are never fetched back. Calls block: run them in the pool.
+
+Small objects (links, tags, manifests, existence) go through ``s3http``; streams, listings, multipart
+and the lease's conditional writes through boto3. Blobs and links this process wrote or found are
+remembered for ``KNOWN_FOR`` seconds (content-addressed: a manifest PUT need not ask again); tags never.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .s3config import S3Settings
+from .s3http import Answer, SignedHttp
 from .storage import BlobInfo, UploadInfo, canonical_upload_id
 
 if TYPE_CHECKING:
@@ -41,6 +46,11 @@ if TYPE_CHECKING:
 CACHE_ITEM, CACHE_BYTES = 1 << 20, 64 << 20  # blob_read keeps small blobs (manifests) in memory
 MIN_PART = 5 << 20  # S3 refuses smaller multipart parts (except the last)
 TOUCH_EVERY = 60.0  # seconds between two touches of one blob by one process
+# How long an object this process wrote or found stays known to exist without asking again. Only
+# content-addressed objects (blobs, repository links) are remembered, never tags; a delete through
+# another replica is seen at most this late. A write is skipped only if this process made it itself:
+# what it merely saw may be garbage another replica is about to collect.
+KNOWN_FOR = TOUCH_EVERY
 _MISSING = {"404", "NoSuchKey", "NotFound", "NoSuchUpload"}
 
 
@@ -146,6 +156,7 @@ class S3Storage:
         self._cache_lock = threading.Lock()
         self._touches: dict[str, float] = {}  # digest -> when this process last touched it
         self._media: dict[tuple[str, str], str] = {}  # (repo, digest) -> media type this process linked
+        self._known: OrderedDict[str, tuple[float, str, bool]] = OrderedDict()  # key -> (when, what, wrote)
         # "standard" retries: exponential backoff with jitter on 5xx, throttling and connection errors.
         config = Config(retries={"max_attempts": 8, "mode": "standard"}, max_pool_connections=max_connections,
                         connect_timeout=10, read_timeout=120, s3={"addressing_style": "path"},
@@ -153,9 +164,16 @@ class S3Storage:
                         # Digests already guard every byte; extra CRCs per request only cost CPU.
                         request_checksum_calculation="when_required",
                         response_checksum_validation="when_required")
-        self.client: S3Client = boto3.session.Session().client(
-            "s3", endpoint_url=settings.endpoint, region_name=settings.region or "us-east-1",
-            aws_access_key_id=settings.access_key, aws_secret_access_key=settings.secret_key, config=config)
+        session = boto3.session.Session(aws_access_key_id=settings.access_key,
+                                        aws_secret_access_key=settings.secret_key)
+        region = settings.region or "us-east-1"
+        self.client: S3Client = session.client("s3", endpoint_url=settings.endpoint, region_name=region,
+                                               config=config)
+        credentials = session.get_credentials()
+        # Small objects go through the light signed client; streams, listings, multipart and
+        # conditional writes through boto3. Anonymous access (no credentials) stays on boto3.
+        self._http = None if credentials is None else SignedHttp(
+            self.client.meta.endpoint_url, self.bucket, region, credentials)
         self._ensure_bucket()
 
     def __repr__(self) -> str:
@@ -194,14 +212,42 @@ class S3Storage:
         except BotoCoreError as exc:
             raise _failed(f"GET {key}", exc) from exc
 
-    def _read(self, key: str) -> bytes | None:
-        try:
-            data: bytes = self._get(key)["Body"].read()
-        except FileNotFoundError:
+    def _small(self, method: str, key: str, body: bytes = b"", metadata: dict[str, str] | None = None
+               ) -> Answer | None:
+        """A HEAD, GET or PUT through the light client; None when the object is missing."""
+        assert self._http is not None
+        headers = {f"x-amz-meta-{k}": v for k, v in (metadata or {}).items()}
+        answer = self._http.request(method, key, body, headers)
+        if answer.status == 404 and method != "PUT":
             return None
-        return data
+        if not 200 <= answer.status < 300:
+            detail = answer.body[:300].decode(errors="replace").strip()
+            raise OSError(errno.EIO, f"S3 {method} {key}: HTTP {answer.status} {detail}".rstrip())
+        return answer
+
+    def _fetch(self, key: str) -> tuple[bytes, dict[str, str]] | None:
+        """A small object's bytes and metadata; None when it is missing."""
+        if self._http is None:
+            try:
+                obj = self._get(key)
+            except FileNotFoundError:
+                return None
+            return obj["Body"].read(), dict(obj.get("Metadata", {}))
+        answer = self._small("GET", key)
+        return None if answer is None else (answer.body, answer.metadata())
+
+    def _read(self, key: str) -> bytes | None:
+        found = self._fetch(key)
+        return None if found is None else found[0]
 
     def _head(self, key: str) -> Any:
+        """``{"ContentLength", "Metadata"}`` of an object, None when it is missing."""
+        if self._http is not None:
+            answer = self._small("HEAD", key)
+            if answer is None:
+                return None
+            size = int(answer.headers.get("content-length", 0))
+            return {"ContentLength": size, "Metadata": answer.metadata()}
         try:
             return self.client.head_object(Bucket=self.bucket, Key=key)
         except ClientError as exc:
@@ -211,11 +257,37 @@ class S3Storage:
         except BotoCoreError as exc:
             raise _failed(f"HEAD {key}", exc) from exc
 
-    def _put(self, key: str, data: bytes, **extra: Any) -> Any:
+    def _put(self, key: str, data: bytes, metadata: dict[str, str] | None = None) -> None:
+        if self._http is not None:
+            self._small("PUT", key, data, metadata)
+            return
         try:
-            return self.client.put_object(Bucket=self.bucket, Key=key, Body=data, **extra)
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=data, Metadata=metadata or {})
         except (ClientError, BotoCoreError) as exc:
             raise _failed(f"PUT {key}", exc) from exc
+
+    # -- what this process knows exists (content-addressed objects only) ---------------------------
+
+    def _recall(self, key: str, wrote: bool = False) -> str | None:
+        """What was remembered of ``key`` if it was seen (``wrote``: written by this process) less
+        than ``KNOWN_FOR`` seconds ago."""
+        with self._cache_lock:
+            hit = self._known.get(key)
+        if hit is None or not 0 <= self.clock() - hit[0] < KNOWN_FOR or (wrote and not hit[2]):
+            return None
+        return hit[1]
+
+    def _remember(self, key: str, what: str = "", wrote: bool = False) -> None:
+        with self._cache_lock:
+            self._known[key] = (self.clock(), what, wrote)
+            self._known.move_to_end(key)
+            while len(self._known) > 100_000:
+                self._known.popitem(last=False)
+
+    def _forget(self, keys: list[str]) -> None:
+        with self._cache_lock:
+            for key in keys:
+                self._known.pop(key, None)
 
     def _delete(self, key: str) -> bool:
         if self._head(key) is None:
@@ -224,6 +296,7 @@ class S3Storage:
         return True
 
     def _delete_keys(self, keys: list[str]) -> None:
+        self._forget(keys)
         for start in range(0, len(keys), 1000):  # DeleteObjects takes at most 1000 keys
             batch: list[Any] = [{"Key": k} for k in keys[start:start + 1000]]
             try:
@@ -278,9 +351,16 @@ class S3Storage:
         return BlobInfo(digest, int(head["ContentLength"]), max(written, self._touched(digest)), None)
 
     def blob_size(self, digest: str) -> int | None:
-        """The blob's size (one request: serving needs no GC time)."""
-        head = self._head(self._blob_key(digest))
-        return None if head is None else int(head["ContentLength"])
+        """The blob's size (at most one request: serving needs no GC time)."""
+        key = self._blob_key(digest)
+        known = self._recall(key)
+        if known is not None:
+            return int(known)
+        head = self._head(key)
+        if head is None:
+            return None
+        self._remember(key, str(int(head["ContentLength"])))
+        return int(head["ContentLength"])
 
     def blob_read(self, digest: str) -> bytes:
         """A small blob's bytes (manifests): content-addressed, so a copy kept here never goes stale."""
@@ -289,7 +369,10 @@ class S3Storage:
             if cached is not None:
                 self._cache.move_to_end(digest)
                 return cached
-        data: bytes = self._get(self._blob_key(digest))["Body"].read()
+        found = self._fetch(self._blob_key(digest))
+        if found is None:
+            raise FileNotFoundError(errno.ENOENT, "no such object", self._blob_key(digest))
+        data = found[0]
         if len(data) <= CACHE_ITEM:
             with self._cache_lock:
                 self._cache[digest] = data
@@ -309,8 +392,13 @@ class S3Storage:
             ExpiresIn=self.settings.redirect_ttl)
 
     def blob_put(self, digest: str, data: bytes) -> None:
-        # Small (manifests): writing the same bytes again costs less than asking first.
-        self._put(self._blob_key(digest), data, Metadata=self._stamp())
+        # Small (manifests): writing the same bytes again costs less than asking first, unless this
+        # process wrote or saw them a moment ago.
+        key = self._blob_key(digest)
+        if self._recall(key, wrote=True) == str(len(data)):
+            return
+        self._put(key, data, self._stamp())
+        self._remember(key, str(len(data)), wrote=True)
 
     def blob_touch(self, digest: str) -> None:
         now = self.clock()
@@ -349,13 +437,22 @@ class S3Storage:
         return self._key("repositories", repo, *parts)
 
     def link_blob(self, repo: str, digest: str) -> None:
-        self._put(self._repo_key(repo, "_layers", *_split(digest)), b"")
+        key = self._repo_key(repo, "_layers", *_split(digest))
+        if self._recall(key, wrote=True) is None:
+            self._put(key, b"")
+            self._remember(key, wrote=True)
 
     def unlink_blob(self, repo: str, digest: str) -> bool:
         return self._delete(self._repo_key(repo, "_layers", *_split(digest)))
 
     def is_linked(self, repo: str, digest: str) -> bool:
-        return self._head(self._repo_key(repo, "_layers", *_split(digest))) is not None
+        key = self._repo_key(repo, "_layers", *_split(digest))
+        if self._recall(key) is not None:
+            return True
+        if self._head(key) is None:
+            return False
+        self._remember(key)
+        return True
 
     def _digests_under(self, prefix: str) -> list[str]:
         found = []
@@ -386,15 +483,25 @@ class S3Storage:
         return "_layers" in names or "_manifests" in names
 
     def manifest_link(self, repo: str, digest: str, media_type: str) -> None:
-        self._put(self._repo_key(repo, "_manifests", *_split(digest)), media_type.encode())
+        key = self._repo_key(repo, "_manifests", *_split(digest))
+        if self._recall(key, wrote=True) != media_type:
+            self._put(key, media_type.encode())
+            self._remember(key, media_type, wrote=True)
         with self._cache_lock:
             self._media[(repo, digest)] = media_type
             if len(self._media) > 10_000:
                 self._media.clear()
 
     def manifest_media_type(self, repo: str, digest: str) -> str | None:
-        data = self._read(self._repo_key(repo, "_manifests", *_split(digest)))
-        return None if data is None else data.decode()
+        key = self._repo_key(repo, "_manifests", *_split(digest))
+        known = self._recall(key)
+        if known is not None:
+            return known
+        data = self._read(key)
+        if data is None:
+            return None
+        self._remember(key, data.decode())
+        return data.decode()
 
     def manifest_unlink(self, repo: str, digest: str) -> bool:
         return self._delete(self._repo_key(repo, "_manifests", *_split(digest)))
@@ -414,15 +521,14 @@ class S3Storage:
         if media_type is None:
             media_type = self.manifest_media_type(repo, digest)
         meta = {"mediatype": media_type} if media_type and media_type.isascii() else {}
-        self._put(self._repo_key(repo, "_tags", tag), digest.encode(), Metadata=meta)
+        self._put(self._repo_key(repo, "_tags", tag), digest.encode(), meta)
 
     def tag_resolve(self, repo: str, tag: str) -> tuple[str, str | None] | None:
         """(digest, media type or None when the tag predates it) in one GET; None: no such tag."""
-        try:
-            obj = self._get(self._repo_key(repo, "_tags", tag))
-        except FileNotFoundError:
+        found = self._fetch(self._repo_key(repo, "_tags", tag))
+        if found is None:
             return None
-        return obj["Body"].read().decode(), obj.get("Metadata", {}).get("mediatype")
+        return found[0].decode(), found[1].get("mediatype")
 
     def tag_delete(self, repo: str, tag: str) -> bool:
         return self._delete(self._repo_key(repo, "_tags", tag))
@@ -527,7 +633,7 @@ class S3Storage:
         else:
             pieces = self._pieces(upload_id)
             if not pieces:
-                self._put(target, b"", Metadata=self._stamp())
+                self._put(target, b"", self._stamp())
             elif len(pieces) == 1:
                 self._copy(pieces[0][0], target)
             else:
