@@ -61,3 +61,13 @@ def test_ulimits_hold_for_the_process_and_exec(dy: Dy) -> None:
     assert r.stdout == "300\n"
     r = dy("run", "-d", "--ulimit", "nofile=20:10", "busybox:local", "true")
     assert r.returncode == 125 and "soft limit must be less than or equal to hard limit" in r.stderr
+
+
+@pytest.mark.tini
+def test_init_in_a_foreground_run(dy: Dy) -> None:
+    # As `docker run --init` without -d: the init is pid 1, the command its child, the exit code passed on.
+    r = dy("run", "--rm", "--init", "busybox:local", "sh", "-c", "cat /proc/1/cmdline; echo; exit 3")
+    assert r.returncode == 3, r.stderr
+    assert r.stdout.split("\0")[:3] == ["/sbin/docker-init", "--", "sh"]
+    r = dy("run", "--rm", "busybox:local", "cat", "/proc/1/cmdline")
+    assert r.stdout.split("\0")[0] == "cat"

@@ -213,10 +213,18 @@ def run_cmd(ctx: click.Context, /, **kw: Any) -> None:
                      stop_signal=kw["stop_signal"], stop_timeout=kw["stop_timeout"], limits=limits_of(kw),
                      health=health_of(kw), init=kw["init"], ulimits=ulimits_of(kw))
         return
-    if limits_of(kw) or kw["init"] or health_of(kw):
-        click.echo("dockyard: Error: resource limits, --init and health checks need a detached container "
+    if limits_of(kw) or health_of(kw):
+        click.echo("dockyard: Error: resource limits and health checks need a detached container "
                    "(-d) here", err=True)
         sys.exit(125)
+    if kw["init"]:
+        from dockyard.containers.process import init_binary
+
+        try:
+            options.init = init_binary()
+        except DockyardError as exc:
+            click.echo(f"dockyard: Error: {exc}", err=True)
+            sys.exit(125)
     if kw["ulimits"]:
         from dockyard.containers.process import apply_ulimits
 

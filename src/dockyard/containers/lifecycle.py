@@ -17,7 +17,7 @@ from typing import Any
 import dockyard
 from dockyard.containers import health
 from dockyard.containers.monitor import BOOTSTRAP
-from dockyard.containers.process import INIT_TARGET, init_binary
+from dockyard.containers.process import init_binary
 from dockyard.containers.store import LEASE_TTL, ContainerStore, Record, monitor_alive
 from dockyard.containers.volumes import VolumeStore, container_mounts, parse_volume_flag
 from dockyard.errors import Conflict, ExecutionError, InvalidArgument, NotFound
@@ -91,16 +91,15 @@ def create(root: Path, opts: RunOptions, *, name: str = "", restart: str = "no",
         cid = secrets.token_hex(32)
         if not opts.hostname:
             opts.hostname = cid[:12]  # as Docker: the short id
+        if init:
+            opts.init = init_binary()
         image_id, image_config, spec = container_spec(store, opts, pull)
         run = image_config.config
         check = health.merge(run.get("Healthcheck"), healthcheck)
         mounts = container_mounts(root, [vol for _, vol in asked if vol is not None],
                                   (run.get("Volumes") or {}).keys(), [m.target for m in spec.mounts])
         volumes = [Mount(target=m["Destination"], source=m["Source"], readonly=not m["RW"]) for m in mounts]
-        command = list(spec.args)  # what inspect and ps show, without the init
-        if init:
-            volumes.append(Mount(target=INIT_TARGET, source=init_binary(), readonly=True))
-            spec = dataclasses.replace(spec, args=[INIT_TARGET, "--", *spec.args])
+        command = list(spec.args[2:] if init else spec.args)  # what inspect and ps show, without the init
         spec = dataclasses.replace(spec, mounts=sorted(  # parents first
             [*spec.mounts, *volumes], key=lambda m: len(m.target.rstrip("/").split("/"))))
         cs = ContainerStore(root)

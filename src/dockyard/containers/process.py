@@ -15,8 +15,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from dockyard.errors import InvalidArgument
+from dockyard.imageops.run import INIT_TARGET
 
-INIT_TARGET = "/sbin/docker-init"
+__all__ = ["INIT_TARGET", "apply_ulimits", "init_binary", "parse_ulimit"]
+
 # Where Debian's tini package (and Docker's own packages) put a static init.
 INIT_CANDIDATES = ("docker-init", "tini-static")
 _RLIMITS = {

@@ -31,6 +31,9 @@ from dockyard.oci.config import ImageConfig
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
+INIT_TARGET = "/sbin/docker-init"  # where Docker puts its init in a container
+
+
 @dataclass(slots=True)
 class RunOptions:
     """What ``docker run`` takes that dockyard supports. ``entrypoint=""`` clears the image's."""
@@ -52,6 +55,7 @@ class RunOptions:
     console_size: tuple[int, int] | None = None  # (rows, columns) of a ``tty`` run's terminal
     security_opt: list[str] = field(default_factory=list)  # ``--security-opt`` values
     platform: str = ""  # one platform of a multi-platform tag (a foreign one runs under qemu)
+    init: str = ""  # --init: the host's static init (tini), run as pid 1 in front of the command
 
 
 def command_line(config: ImageConfig, opts: RunOptions) -> list[str]:
@@ -172,12 +176,16 @@ def container_spec(store: Store, opts: RunOptions,
         raise InvalidArgument(f"ports cannot be published with --network {opts.network}")
     hostname = opts.hostname or secrets.token_hex(6)
     run = config.config
+    mounts = run_mounts(opts.volumes, opts.mounts)
+    if opts.init:  # Docker's docker-init: bound read-only, pid 1 forwards signals and reaps orphans
+        mounts.append(Mount(target=INIT_TARGET, source=opts.init, readonly=True))
+        args = [INIT_TARGET, "--", *args]
     spec = ProcessSpec(
         args=args, env=environment(config, opts.env, hostname),
         cwd=opts.workdir or str(run.get("WorkingDir") or "/"),
         user=opts.user if opts.user is not None else str(run.get("User") or ""),
         hostname=hostname, network=network, publish=opts.publish,
-        mounts=run_mounts(opts.volumes, opts.mounts), tty=opts.tty, console_size=opts.console_size,
+        mounts=mounts, tty=opts.tty, console_size=opts.console_size,
         seccomp=seccomp_setting(opts.security_opt),
     )
     return image_id, config, spec
