@@ -273,3 +273,151 @@ def test_eof_at_a_header_boundary_ends_the_archive() -> None:
     cut = data[: members[3].offset]
     names = [e.name for e in TarReader(Trickle(cut, 13), bufsize=10)]
     assert names == [m.name.rstrip("/") for m in members[:3]]
+
+
+# -- extended headers and the edges of next() ----------------------------------------------------
+
+def _file(name: bytes, body: bytes = b"", typeflag: bytes = b"0") -> bytes:
+    from dockyard.archive.tarheader import _raw_header, padding
+
+    head = _raw_header(name, 0o644, 0, 0, len(body), 0, typeflag, b"", b"", b"", 0, 0)
+    return head + body + padding(len(body))
+
+
+def _special(typeflag: bytes, body: bytes, name: bytes = b"././@LongLink") -> bytes:
+    return _file(name, body, typeflag)
+
+
+def _pax_record(key: str, value: str) -> bytes:
+    rec = f" {key}={value}\n"
+    n = len(rec)
+    while len(str(n + len(str(n)))) != len(str(n)):
+        n += 1
+    n += len(str(n))
+    return f"{n}{rec}".encode()
+
+
+def test_a_global_pax_header_applies_to_every_later_entry() -> None:
+    from dockyard.archive.tarheader import XGLTYPE, XHDTYPE
+
+    data = (_file(b"before") + _special(XGLTYPE, _pax_record("uname", "globaluser"), b"pax_global_header")
+            + _file(b"a") + _special(XHDTYPE, _pax_record("uname", "own"), b"PaxHeaders/b") + _file(b"b")
+            + _file(b"c") + bytes(1024))
+    r = TarReader(io.BytesIO(data))
+    got = [(e.name, e.uname) for e in r]
+    assert got == [("before", ""), ("a", "globaluser"), ("b", "own"), ("c", "globaluser")]
+    assert r.global_pax == {"uname": b"globaluser"}
+
+
+@pytest.mark.parametrize("typeflag", [b"x", b"g"])
+def test_a_bad_pax_record_names_the_extended_headers_offset(typeflag: bytes) -> None:
+    bad = _special(typeflag, b"9 nokey\n", b"PaxHeaders/x")
+    data = _file(b"first", b"12345") + bad + _file(b"x") + bytes(1024)
+    with pytest.raises(CorruptData, match=r"^tar header at offset 1024: "):
+        list(TarReader(io.BytesIO(data)))
+
+
+@pytest.mark.parametrize("typeflag", [b"x", b"L", b"K"])
+def test_eof_after_an_extended_header_is_truncation_at_its_offset(typeflag: bytes) -> None:
+    body = _pax_record("path", "p") if typeflag == b"x" else b"name\0"
+    data = _file(b"first", b"12345") + _special(typeflag, body)
+    with pytest.raises(CorruptData, match=r"^tar archive truncated after extended header at offset 1024$"):
+        list(TarReader(io.BytesIO(data)))
+
+
+def test_an_extended_header_cut_short_is_truncation() -> None:
+    data = _file(b"first") + _special(b"L", b"n" * 2000)[:512 + 1000]
+    with pytest.raises(CorruptData, match=r"^tar archive truncated: extended header at offset 512$"):
+        list(TarReader(io.BytesIO(data)))
+
+
+def test_an_extended_header_of_exactly_the_limit_is_read() -> None:
+    from dockyard.archive.tarheader import MAX_SPECIAL_SIZE
+
+    name = b"d/" * ((MAX_SPECIAL_SIZE - 2) // 2) + b"f\0"
+    assert len(name) == MAX_SPECIAL_SIZE
+    data = _special(b"L", name) + _file(b"short") + bytes(1024)
+    assert [e.name for e in TarReader(io.BytesIO(data))] == [name[:-1].decode()]
+    too_big = _special(b"L", name + b"\0" * 512) + _file(b"short") + bytes(1024)
+    with pytest.raises(CorruptData, match="extended header of 1049088 bytes is too large"):
+        list(TarReader(io.BytesIO(too_big)))
+
+
+def test_gnu_long_name_and_link_end_at_the_first_nul() -> None:
+    data = (_special(b"L", b"real-name\0junk\0more\0") + _special(b"K", b"real-target\0junk\0x\0")
+            + _file(b"short", typeflag=b"2") + bytes(1024))
+    [entry] = TarReader(io.BytesIO(data))
+    assert (entry.name, entry.linkname) == ("real-name", "real-target")
+
+
+@pytest.mark.parametrize("how", ["type S", "pax GNU.sparse.major", "pax GNU.sparse.map"])
+def test_sparse_entries_are_refused_with_the_name_and_offset(how: str) -> None:
+    from dockyard.archive.tarheader import XHDTYPE
+
+    if how == "type S":
+        data = _file(b"first") + _file(b"holes", b"x", typeflag=b"S")
+    else:
+        key = how.split()[1]
+        pax = _special(XHDTYPE, _pax_record(key, "1"), b"PaxHeaders/h")
+        data = _file(b"first") + pax + _file(b"holes", b"x")
+    r = TarReader(io.BytesIO(data + bytes(1024)))
+    assert r.next() is not None
+    message = r"^tar entry 'holes' at offset 512: sparse files are not supported$"
+    with pytest.raises(CorruptData, match=message):
+        r.next()
+
+
+def test_other_pax_keys_and_a_lowercase_s_type_are_not_sparse() -> None:
+    from dockyard.archive.tarheader import XHDTYPE
+
+    data = (_special(XHDTYPE, _pax_record("gnu.sparse.x", "1") + _pax_record("comment", "GNU.sparse"), b"P/a")
+            + _file(b"a", b"1") + _file(b"b", b"2", typeflag=b"s") + bytes(1024))
+    assert [e.name for e in TarReader(io.BytesIO(data))] == ["a", "b"]
+
+
+def test_trailing_slashes_are_dropped_but_the_root_stays() -> None:
+    data = (_file(b"dir//", typeflag=b"5") + _file(b"/", typeflag=b"5") + _file(b"a", typeflag=b"5")
+            + _file(b"./", typeflag=b"5") + bytes(1024))
+    assert [e.name for e in TarReader(io.BytesIO(data))] == ["dir", "/", "a", "."]
+
+
+def test_read_sizes_at_the_edges() -> None:
+    data = _file(b"f", b"0123456789") + bytes(1024)
+    r = TarReader(io.BytesIO(data))
+    assert r.read() == b"" and r.read(5) == b""  # no current entry yet: nothing to read
+    assert r.next() is not None
+    assert r.read(0) == b""
+    assert r.read(9) == b"012345678"
+    assert r.read(5) == b"9"
+    assert r.read() == b""
+    assert r.next() is None and r.next() is None
+
+
+def test_after_the_end_next_stays_none_even_with_more_data() -> None:
+    data = _file(b"a") + bytes(1024) + _file(b"b") + bytes(1024)
+    r = TarReader(io.BytesIO(data))
+    assert [e.name for e in r] == ["a"]
+    assert [r.next(), r.next(), r.next()] == [None, None, None]
+    r2 = TarReader(io.BytesIO(data))
+    assert r2.next() is not None
+    r2.drain()
+    assert r2.next() is None
+
+
+def test_copy_to_fd_survives_short_writes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """os.write may write less than asked (a pipe, a signal): the rest is written, nothing twice."""
+    import dockyard.archive.reader as reader_mod
+
+    real_write = os.write
+    monkeypatch.setattr(reader_mod.os, "write", lambda fd, view: real_write(fd, view[:1000]))
+    small, big = os.urandom(5000), os.urandom(300_000)
+    data = _file(b"small", small) + _file(b"big", big) + _file(b"after", b"x") + bytes(1024)
+    r = TarReader(Trickle(data, 70_000), bufsize=65536)
+    bodies = []
+    for _ in r:
+        with tempfile.TemporaryFile() as f:
+            n = r.copy_to_fd(f.fileno())
+            f.seek(0)
+            bodies.append((n, f.read()))
+    assert bodies == [(5000, small), (300_000, big), (1, b"x")]
+    assert r.offset == len(data) - 512
