@@ -309,7 +309,7 @@ def test_a_global_pax_header_applies_to_every_later_entry() -> None:
     assert r.global_pax == {"uname": b"globaluser"}
 
 
-@pytest.mark.parametrize("typeflag", [b"x", b"g"])
+@pytest.mark.parametrize("typeflag", [b"x", b"g"], ids=["x", "g"])
 def test_a_bad_pax_record_names_the_extended_headers_offset(typeflag: bytes) -> None:
     bad = _special(typeflag, b"9 nokey\n", b"PaxHeaders/x")
     data = _file(b"first", b"12345") + bad + _file(b"x") + bytes(1024)
@@ -317,7 +317,7 @@ def test_a_bad_pax_record_names_the_extended_headers_offset(typeflag: bytes) -> 
         list(TarReader(io.BytesIO(data)))
 
 
-@pytest.mark.parametrize("typeflag", [b"x", b"L", b"K"])
+@pytest.mark.parametrize("typeflag", [b"x", b"L", b"K"], ids=["x", "L", "K"])
 def test_eof_after_an_extended_header_is_truncation_at_its_offset(typeflag: bytes) -> None:
     body = _pax_record("path", "p") if typeflag == b"x" else b"name\0"
     data = _file(b"first", b"12345") + _special(typeflag, body)
