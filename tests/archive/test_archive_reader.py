@@ -377,8 +377,9 @@ def test_other_pax_keys_and_a_lowercase_s_type_are_not_sparse() -> None:
 
 def test_trailing_slashes_are_dropped_but_the_root_stays() -> None:
     data = (_file(b"dir//", typeflag=b"5") + _file(b"/", typeflag=b"5") + _file(b"a", typeflag=b"5")
-            + _file(b"./", typeflag=b"5") + bytes(1024))
-    assert [e.name for e in TarReader(io.BytesIO(data))] == ["dir", "/", "a", "."]
+            + _file(b"./", typeflag=b"5") + _file(b"boX/", typeflag=b"5") + _file(b"//", typeflag=b"5")
+            + bytes(1024))
+    assert [e.name for e in TarReader(io.BytesIO(data))] == ["dir", "/", "a", ".", "boX", "/"]
 
 
 def test_read_sizes_at_the_edges() -> None:
@@ -421,3 +422,16 @@ def test_copy_to_fd_survives_short_writes(monkeypatch: pytest.MonkeyPatch) -> No
             bodies.append((n, f.read()))
     assert bodies == [(5000, small), (300_000, big), (1, b"x")]
     assert r.offset == len(data) - 512
+
+
+def test_nothing_is_read_after_the_end_or_a_drain() -> None:
+    """Past the end marker (or after drain) there is no current entry: reads give nothing, whatever
+    bytes follow in the stream."""
+    data = _file(b"f", b"body") + bytes(1024) + b"trailing junk" * 100
+    r = TarReader(io.BytesIO(data), bufsize=700)
+    assert [e.name for e in r] == ["f"]
+    assert r.read() == b"" and r.read(10) == b"" and list(r.chunks()) == []
+    r.drain()
+    assert r.read() == b"" and r.read(10) == b"" and list(r.chunks()) == []
+    with tempfile.TemporaryFile() as f:
+        assert r.copy_to_fd(f.fileno()) == 0
