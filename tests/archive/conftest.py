@@ -26,6 +26,14 @@ from dockyard.archive.tarheader import (
 SHM = "/dev/shm" if os.path.isdir("/dev/shm") else None
 
 
+@pytest.fixture(autouse=True)
+def _cwd_elsewhere(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run each test in a scratch directory: a bug that resolves an entry against the working
+    directory instead of the layer's root (dir_fd lost) then damages only scratch files, not the
+    checkout the tests run from (mutation testing plants exactly such bugs)."""
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
+
+
 @pytest.fixture
 def shm() -> Iterator[Path]:
     """A fresh directory on tmpfs, removed afterwards."""

@@ -1,0 +1,211 @@
+"""apply_layer's edges: error texts and classes, hard links, metadata of what it creates, opaque
+directories in a plain tree, and the defaults of the overlay variant."""
+
+from __future__ import annotations
+
+import errno
+import io
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from dockyard.archive import TarWriter, apply_layer, apply_layer_overlay
+from dockyard.archive.apply import _wrap
+from dockyard.archive.tarheader import DIRTYPE, LNKTYPE, SYMTYPE, TarEntry
+from dockyard.errors import CorruptData, NoSpace, StoreError, UnsafePath
+
+ROOT = os.geteuid() == 0
+
+
+def layer(*members: TarEntry | tuple[TarEntry, bytes], trailer: bytes = b"") -> io.BytesIO:
+    buf = io.BytesIO()
+    with TarWriter(buf) as tw:
+        for m in members:
+            if isinstance(m, tuple):
+                tw.add(m[0], m[1])
+            else:
+                tw.add(m)
+    buf.write(trailer)
+    buf.seek(0)
+    return buf
+
+
+class Blocks(io.BytesIO):
+    """A stream that returns one 512-byte block per read, as a slow pipe may."""
+
+    def read(self, n: int | None = -1, /) -> bytes:
+        return super().read(512)
+
+
+def f(name: str, body: bytes = b"", **kw: object) -> tuple[TarEntry, bytes]:
+    return TarEntry(name, size=len(body), **kw), body  # type: ignore[arg-type]
+
+
+def d(name: str, **kw: object) -> TarEntry:
+    return TarEntry(name, type=DIRTYPE, mode=kw.pop("mode", 0o755), **kw)  # type: ignore[arg-type]
+
+
+def link(name: str, target: str) -> TarEntry:
+    return TarEntry(name, type=LNKTYPE, linkname=target)
+
+
+# -- error texts --------------------------------------------------------------------------------
+
+def test_a_long_name_is_shortened_in_errors_with_its_offset(tmp_path: Path) -> None:
+    name = "n" * 70 + "m" * 70 + "e" * 40
+    with pytest.raises(CorruptData) as err:
+        apply_layer(layer(f("first", b"x"), link(name, "missing")), tmp_path / "r")
+    shown = "n" * 60 + "..." + "e" * 40
+    assert str(err.value) == f"tar entry {shown!r} at offset 1024: hard link target 'missing' does not exist"
+
+
+def test_a_name_of_120_characters_is_shown_whole(tmp_path: Path) -> None:
+    name = "x" * 120
+    with pytest.raises(CorruptData, match=f"^tar entry '{name}' at offset 0: hard link target"):
+        apply_layer(layer(link(name, "missing")), tmp_path / "r")
+
+
+@pytest.mark.parametrize("code,cls,text", [
+    (errno.ENOSPC, NoSpace, "cannot write the layer: no space left on device"),
+    (errno.EDQUOT, NoSpace, "cannot write the layer: no space left on device"),
+    (errno.EROFS, StoreError, "cannot write the layer: Read-only file system"),
+    (errno.EACCES, StoreError, "cannot write the layer: Permission denied"),
+    (errno.EIO, StoreError, "cannot write the layer: Input/output error"),
+    (errno.ENAMETOOLONG, CorruptData, "File name too long"),
+])
+def test_os_errors_become_one_line_errors_of_the_right_kind(code: int, cls: type, text: str) -> None:
+    err = _wrap("tar entry 'x' at offset 0", OSError(code, os.strerror(code)))
+    assert type(err) is cls
+    assert str(err) == f"tar entry 'x' at offset 0: {text}"
+
+
+def test_an_os_error_without_strerror_and_other_errors() -> None:
+    assert str(_wrap("here", OSError("odd"))) == "here: odd"
+    err = _wrap("here", ValueError("bad value"))
+    assert type(err) is CorruptData and str(err) == "here: bad value"
+
+
+# -- hard links ---------------------------------------------------------------------------------
+
+def test_hard_links_share_an_inode_and_are_counted(tmp_path: Path) -> None:
+    root = tmp_path / "r"
+    members = (d("a"), f("a/file", b"body"), link("b", "a/file"), link("a/file", "a/file"))
+    stats = apply_layer(layer(*members), root)
+    assert os.stat(root / "b").st_ino == os.stat(root / "a/file").st_ino
+    assert (root / "a/file").read_bytes() == b"body"
+    assert stats.hardlinks == 1  # the link to itself does nothing
+
+
+@pytest.mark.parametrize("target", ["/", ".", "a/..", "./"])
+def test_a_hard_link_to_the_root_is_refused(tmp_path: Path, target: str) -> None:
+    with pytest.raises(UnsafePath, match=r"^tar entry 'h' at offset \d+: hard link to the root directory$"):
+        apply_layer(layer(d("a"), link("h", target)), tmp_path / "r")
+
+
+@pytest.mark.parametrize("target", ["nothere", "nodir/file", "a/nothere"])
+def test_a_hard_link_to_nothing_is_corrupt(tmp_path: Path, target: str) -> None:
+    message = rf"^tar entry 'h' at offset \d+: hard link target '{target}' does not exist$"
+    with pytest.raises(CorruptData, match=message):
+        apply_layer(layer(d("a"), link("h", target)), tmp_path / "r")
+
+
+def test_a_hard_link_to_a_directory_is_corrupt(tmp_path: Path) -> None:
+    message = r"^tar entry 'h' at offset \d+: cannot hard link to 'a' \(a directory\?\)$"
+    with pytest.raises(CorruptData, match=message):
+        apply_layer(layer(d("a"), link("h", "a")), tmp_path / "r")
+
+
+# -- metadata of what is created ----------------------------------------------------------------
+
+def test_modes_times_and_xattrs_of_files_links_and_dirs(tmp_path: Path) -> None:
+    root = tmp_path / "r"
+    apply_layer(layer(
+        d("dir", mode=0o750, mtime=1_000_000),
+        f("dir/file", b"x", mode=0o4751, mtime=2_000_000, xattrs={"user.note": b"hello"}),
+        TarEntry("dir/sym", type=SYMTYPE, linkname="file", mtime=3_000_000),
+    ), root, same_owner=False)
+    st = os.lstat(root / "dir/file")
+    assert stat.S_IMODE(st.st_mode) == 0o4751 and st.st_mtime == 2_000_000
+    assert os.getxattr(root / "dir/file", "user.note") == b"hello"
+    assert os.lstat(root / "dir/sym").st_mtime == 3_000_000  # the link's own time, not its target's
+    assert os.stat(root / "dir/file").st_mtime == 2_000_000
+    st = os.stat(root / "dir")
+    assert stat.S_IMODE(st.st_mode) == 0o750 and st.st_mtime == 1_000_000
+
+
+def test_refused_xattrs_are_skipped_but_a_too_large_one_is_an_error(tmp_path: Path) -> None:
+    root = tmp_path / "r"
+    apply_layer(layer(f("f", b"x", xattrs={"bogus.ns": b"1", "user.ok": b"2"})), root, same_owner=False)
+    assert os.getxattr(root / "f", "user.ok") == b"2"
+    with pytest.raises(CorruptData, match=r"^tar entry 'g' at offset 0: "):
+        big = layer(f("g", b"x", xattrs={"user.big": b"v" * (1 << 17)}))
+        apply_layer(big, tmp_path / "s", same_owner=False)
+
+
+@pytest.mark.skipif(not ROOT, reason="chown to other owners needs root")
+def test_owners_are_kept_by_default_as_root(tmp_path: Path) -> None:
+    root = tmp_path / "r"
+    apply_layer(layer(f("f", b"x", uid=12, gid=34), TarEntry("l", type=SYMTYPE, linkname="f", uid=56, gid=78),
+                      d("d", uid=90, gid=91)), root)
+    assert (os.lstat(root / "f").st_uid, os.lstat(root / "f").st_gid) == (12, 34)
+    assert (os.lstat(root / "l").st_uid, os.lstat(root / "l").st_gid) == (56, 78)
+    assert (os.lstat(root / "d").st_uid, os.lstat(root / "d").st_gid) == (90, 91)
+
+
+# -- opaque directories in a plain tree -----------------------------------------------------------
+
+@pytest.mark.parametrize("marker_first", [True, False])
+def test_opaque_directory_keeps_only_this_layers_entries(tmp_path: Path, marker_first: bool) -> None:
+    root = tmp_path / "r"
+    for p in ("o/a", "o/sub/x", "o/sub/y", "o/sub/deeper/z", "o/gone/w", "other/keep"):
+        (root / p).parent.mkdir(parents=True, exist_ok=True)
+        (root / p).write_text("lower")
+    ours = [d("o"), d("o/sub"), f("o/sub/y", b"upper"), d("o/sub/deeper"), f("o/new", b"n")]
+    marker = TarEntry("o/.wh..wh..opq")
+    members = [marker, *ours] if marker_first else [*ours, marker]
+    stats = apply_layer(layer(*members), root, same_owner=False)
+    got = sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+    assert got == ["o", "o/new", "o/sub", "o/sub/deeper", "o/sub/y", "other", "other/keep"]
+    assert (root / "o/sub/y").read_text() == "upper"
+    assert stats.opaques == 1
+
+
+def test_a_whiteout_removes_a_lower_directory_tree_and_a_symlink_not_its_target(tmp_path: Path) -> None:
+    root = tmp_path / "r"
+    (root / "tree/sub").mkdir(parents=True)
+    (root / "tree/sub/file").write_text("x")
+    (root / "target").mkdir()
+    (root / "target/keep").write_text("k")
+    os.symlink("target", root / "link")
+    stats = apply_layer(layer(TarEntry(".wh.tree"), TarEntry(".wh.link"), TarEntry(".wh.absent")), root)
+    assert sorted(os.listdir(root)) == ["target"] and (root / "target/keep").exists()
+    assert stats.whiteouts == 3
+
+
+# -- the overlay variant's defaults ---------------------------------------------------------------
+
+def test_overlay_apply_reads_to_the_end_and_reports_done(tmp_path: Path) -> None:
+    events: list[tuple[str, str, int]] = []
+    stream = layer(f("a", b"1"), trailer=b"\0" * 4096 + b"junk")
+    size = len(stream.getvalue())
+    stats = apply_layer_overlay(stream, tmp_path / "up", progress=lambda e: events.append(
+        (e.id, e.status, e.current)), progress_id="layer1")
+    assert stream.tell() == size  # drained: a hashing wrapper sees every byte
+    assert stats.files == 1 and (tmp_path / "up/a").read_bytes() == b"1"
+    assert events[-1] == ("layer1", "done", size)
+    kept = Blocks(layer(f("a", b"1"), trailer=b"junk" * 1000).getvalue())
+    apply_layer_overlay(kept, tmp_path / "up2", drain=False)
+    assert kept.tell() == 1536  # header, body block, the first zero block: the rest is left unread
+
+
+@pytest.mark.skipif(not ROOT, reason="owners need root")
+def test_overlay_apply_keeps_owners_and_maps_them(tmp_path: Path) -> None:
+    apply_layer_overlay(layer(f("a", b"1", uid=5, gid=6)), tmp_path / "up")
+    assert (os.lstat(tmp_path / "up/a").st_uid, os.lstat(tmp_path / "up/a").st_gid) == (5, 6)
+    shifted = layer(f("a", b"1", uid=5, gid=6))
+    apply_layer_overlay(shifted, tmp_path / "up2", owner=lambda u, g: (u + 1000, g + 2000))
+    assert (os.lstat(tmp_path / "up2/a").st_uid, os.lstat(tmp_path / "up2/a").st_gid) == (1005, 2006)
+    apply_layer_overlay(layer(f("a", b"1", uid=5, gid=6)), tmp_path / "up3", same_owner=False)
+    assert os.lstat(tmp_path / "up3/a").st_uid == os.geteuid()
