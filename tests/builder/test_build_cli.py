@@ -53,7 +53,9 @@ def test_ctrl_c_cancels_the_running_step(client: Client, tmp_path: Path) -> None
     (tmp_path / "Dockerfile").write_text(
         f"FROM busybox:local\nRUN echo {marker}-started && sleep 60 && echo {marker}-end\nRUN true\n")
     cmd, env = _build(client, tmp_path, "--no-cache", "--progress", "plain")
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # SIG_DFL: a shell's background job (how CI may start the tests) would hand SIGINT down ignored.
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert proc.stderr is not None
     seen: list[str] = []
     for line in proc.stderr:

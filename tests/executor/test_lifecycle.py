@@ -165,12 +165,19 @@ _CALLER = textwrap.dedent("""
 """)
 
 
+def _interruptible() -> None:
+    # A job started in the background by a non-interactive shell (how CI may start the tests) inherits
+    # SIGINT ignored, and Python then installs no KeyboardInterrupt handler: give the caller a real ^C.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize(("sig", "marker"), [(signal.SIGINT, "3005"), (signal.SIGKILL, "3006")])
 def test_caller_interrupted_or_killed(overlay: RootfsSpec, scratch_base: Path, sig: int, marker: str) -> None:
     state = scratch_base / f"state-{marker}"
     proc = subprocess.Popen(
         [sys.executable, "-c", _CALLER, str(overlay.lowerdirs[0]), str(overlay.upperdir),
-         str(overlay.workdir), str(state), marker], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+         str(overlay.workdir), str(state), marker], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        preexec_fn=_interruptible)
     try:
         assert proc.stdout is not None
         assert proc.stdout.readline() == b"ready\n"

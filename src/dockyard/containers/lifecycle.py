@@ -172,7 +172,10 @@ def start(root: Path, ref: str, attach_wait: bool = False) -> Record:
         spawned = time.monotonic()
         deadline = spawned + START_WAIT
         while time.monotonic() < deadline:
-            rec = cs.reload(rec)
+            try:
+                rec = cs.reload(rec)
+            except NotFound:
+                return rec  # it ran, ended and was removed (--rm) before we looked: it did start
             if int(rec.state.get("Starts", 0)) > before:
                 st = rec.state["State"]
                 if st["Error"] and not st["Running"]:
