@@ -417,9 +417,14 @@ def _inspect_objects(ctx: click.Context, refs: Iterable[str], kind: str) -> tupl
 
 
 def _inspect(ctx: click.Context, refs: tuple[str, ...], fmt: str | None, kind: str) -> None:
+    found, errors = _inspect_objects(ctx, refs, kind)
+    print_inspected(found, errors, fmt)
+
+
+def print_inspected(found: list[Any], errors: list[str], fmt: str | None) -> None:
+    """``inspect``'s output: a JSON array (or ``--format`` per object), then each error; exit 1 if any."""
     from dockyard.cli.format import format_rows
 
-    found, errors = _inspect_objects(ctx, refs, kind)
     if fmt:
         try:
             sys.stdout.write(format_rows(fmt, found))

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Any
 
 import click
 
-from dockyard.cli.container_cmds import DAEMON, fail, store_root
+from dockyard.cli.container_cmds import DAEMON, fail, print_inspected, store_root
 from dockyard.errors import DockyardError, NotFound
 
 CONTEXT = {"help_option_names": ["--help"]}
@@ -91,8 +90,6 @@ def ls_cmd(ctx: click.Context, filters: tuple[str, ...], fmt: str, quiet: bool) 
 @click.pass_context
 def inspect_cmd(ctx: click.Context, names: tuple[str, ...], fmt: str | None) -> None:
     """Display detailed information on one or more volumes."""
-    from dockyard.cli.format import format_rows
-
     store = _store(ctx)
     found, errors = [], []
     for name in names:
@@ -100,17 +97,7 @@ def inspect_cmd(ctx: click.Context, names: tuple[str, ...], fmt: str | None) -> 
             found.append(store.get(name))
         except DockyardError:
             errors.append(f"No such volume: {name}")
-    if fmt:
-        try:
-            sys.stdout.write(format_rows(fmt, found))
-        except DockyardError as exc:
-            fail(str(exc))
-    else:
-        click.echo(json.dumps(found, indent=4, ensure_ascii=False))
-    for err in errors:
-        click.echo("Error: " + err, err=True)
-    if errors:
-        sys.exit(1)
+    print_inspected(found, errors, fmt)
 
 
 @volume_group.command("rm", context_settings=CONTEXT)
