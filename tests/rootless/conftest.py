@@ -136,3 +136,12 @@ def rootless_argv(rootless_user: pwd.struct_passwd, rootless_python: Path) -> Ca
 def no_range(rootless_python: Path) -> Runner:
     """Runs ``dockyard ARGS`` as a user with no subordinate id range."""
     return _runner(_user(NO_RANGE_USER, None), rootless_python)
+
+
+@pytest.fixture(autouse=True)
+def _one_worker(request: pytest.FixtureRequest) -> None:
+    """The rootless tests share one machine-wide user and store: under ``--dist loadgroup`` they must all
+    run on one worker (pytest 9 with pytest-xdist 3.8 silently stopped grouping, and two workers then
+    wiped each other's store)."""
+    if request.config.getoption("dist", "no") == "loadgroup" and not request.node.nodeid.endswith("@rootless"):
+        pytest.fail(f"{request.node.nodeid} is not in the 'rootless' xdist group: the groups are not honoured")

@@ -114,9 +114,6 @@ def test_rootless_build_gives_roots_image_id(rootless: Runner, rootless_user: pw
 
 
 @pytest.mark.busybox
-@pytest.mark.xfail(strict=False, reason=(
-    "two full parallel CI rehearsals (session 3) found base:local missing right after its load; alone, and "
-    "with tests/rootless and tests/executor in parallel, it passes: under investigation (issue 11 note)"))
 def test_rootless_chroot_isolation_gives_the_same_image(rootless: Runner,
                                                         root_build: tuple[str, Path, Path]) -> None:
     """The copying snapshotter as the last fallback: same layers as overlayfs makes (here, on ext4,
