@@ -143,5 +143,6 @@ def _one_worker(request: pytest.FixtureRequest) -> None:
     """The rootless tests share one machine-wide user and store: under ``--dist loadgroup`` they must all
     run on one worker (pytest 9 with pytest-xdist 3.8 silently stopped grouping, and two workers then
     wiped each other's store)."""
-    if request.config.getoption("dist", "no") == "loadgroup" and not request.node.nodeid.endswith("@rootless"):
-        pytest.fail(f"{request.node.nodeid} is not in the 'rootless' xdist group: the groups are not honoured")
+    grouped = request.node.nodeid.endswith("@rootless")
+    if request.config.getoption("dist", "no") == "loadgroup" and not grouped:
+        pytest.fail(f"{request.node.nodeid} is not in the 'rootless' xdist group: groups are not honoured")
