@@ -136,10 +136,14 @@ def test_tree_inspect_and_rmi_by_platform(tmp_path: Path) -> None:
 
 @pytest.mark.busybox
 def test_missing_platform_error_names_image_platform_and_registry(tmp_path: Path) -> None:
-    from tests.registry.client.peers import free_port
+    import socket
 
     env = _env(tmp_path, "ma-err")
-    host = f"127.0.0.1:{free_port()}"  # nothing listens there
+    # A port bound but not listening: connections are refused, and no other test's server can take it
+    # meanwhile (a port found free and let go was once taken by one, which reset the connection).
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    host = f"127.0.0.1:{closed.getsockname()[1]}"
     try:
         ok(env, "import", "--platform", "linux/amd64", str(busybox_tar()), f"{host}/base:1")
         ctx = tmp_path / "ctx"
@@ -151,4 +155,5 @@ def test_missing_platform_error_names_image_platform_and_registry(tmp_path: Path
             f"ERROR: failed to solve: {host}/base:1 has no linux/arm64 variant locally and {host} cannot be "
             f"reached (cannot reach registry {host}: ")
     finally:
+        closed.close()
         subprocess.run(["rm", "-rf", env["DOCKYARD_ROOT"]], check=False)
