@@ -57,6 +57,7 @@ from dockyard.imageops import Store
 from dockyard.imageops.commit import commit_image
 from dockyard.imageops.gc import clean_tmp
 from dockyard.imageops.unpack import unpack_layers
+from dockyard.interruptible import result
 from dockyard.metadata import CacheRecord
 from dockyard.oci.config import RUN_CONFIG_KEYS, ImageConfig
 from dockyard.progress import Outcome, ProgressEvent, VertexCompleted, VertexLog, VertexStarted, VertexStatus
@@ -167,9 +168,17 @@ class Builder:
         # Set on Ctrl-C: running processes are killed and no step starts after.
         self.cancel = cancel if cancel is not None else threading.Event()
         self._failure: BaseException | None = None
+        # Stage jobs under way, counted by the jobs themselves: a Ctrl-C inside the pool's submit can
+        # leave a started thread out of the pool's list, which shutdown() then does not wait for.
+        self._jobs = threading.Condition()
+        self._running = 0
+        self._closed = False
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+        with self._jobs:
+            self._closed = True  # a job not yet begun now never begins
+            self._jobs.wait_for(lambda: self._running == 0)
         if self._executor is not None:
             self._executor.close()
         self.workspace.close()
@@ -237,7 +246,7 @@ class Builder:
         target = self.plan.stage(self.options.target) if self.options.target else self.plan.stages[-1]
         future = self._stage_future(target.index)
         try:
-            state = future.result()
+            state = result(future)  # Ctrl-C may reach another thread: see dockyard.interruptible
         except DockyardError as exc:
             first = self._failure if isinstance(self._failure, DockyardError) else exc
             if isinstance(first, DockerfileError | Interrupted):
@@ -336,6 +345,10 @@ class Builder:
         return deps
 
     def _build_stage(self, stage: Stage) -> StageState:
+        with self._jobs:
+            if self._closed:
+                raise Interrupted("Canceled: context canceled")
+            self._running += 1
         try:
             return self._run_stage(stage)
         except BaseException as exc:
@@ -347,6 +360,10 @@ class Builder:
                         self._failure = exc
                 self.cancel.set()
             raise
+        finally:
+            with self._jobs:
+                self._running -= 1
+                self._jobs.notify_all()
 
     def _run_stage(self, stage: Stage) -> StageState:
         # Start what this stage needs first, so independent stages run side by side.

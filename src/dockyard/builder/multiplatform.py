@@ -14,7 +14,7 @@ import os
 import sys
 import threading
 from collections.abc import Mapping
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from dockyard.archive import TarEntry, TarWriter
@@ -25,6 +25,7 @@ from dockyard.errors import BuildError, DockerfileError, Interrupted
 from dockyard.imageops import Store
 from dockyard.imageops.images import normalize_tag
 from dockyard.imageops.platforms import build_index, manifest_for, set_members
+from dockyard.interruptible import wait_futures
 from dockyard.metadata import TagPlatform
 from dockyard.oci import mediatypes as mt
 from dockyard.oci.canonical import dumps
@@ -74,14 +75,14 @@ def build_platforms(store: Store, options: BuildOptions, platforms: list[str]) -
     with ThreadPoolExecutor(max_workers=len(platforms), thread_name_prefix="platform") as pool:
         futures = [pool.submit(build, store, opts, cancel) for opts in per_platform]
         try:
-            wait(futures, return_when=FIRST_EXCEPTION)
+            wait_futures(futures, return_when=FIRST_EXCEPTION)
         except KeyboardInterrupt:
             cancel.set()
             raise Interrupted("Canceled: context canceled") from None
         failed = [exc for f in futures if f.done() and (exc := f.exception()) is not None]
         if failed:
             cancel.set()
-            wait(futures)
+            wait_futures(futures)
             # The platform that failed first cancelled the others: its error is the build's, not
             # theirs ("run cancelled").
             errors = [exc for f in futures if (exc := f.exception()) is not None]

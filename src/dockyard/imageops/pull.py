@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -35,6 +35,7 @@ from dockyard.image import LayerBlob, chain_ids
 from dockyard.imageops import Lease, Store
 from dockyard.imageops import platforms as tag_platforms
 from dockyard.imageops.commit import commit_image
+from dockyard.interruptible import wait_futures
 from dockyard.oci import mediatypes as mt
 from dockyard.oci.config import ImageConfig
 from dockyard.oci.descriptor import Descriptor
@@ -278,7 +279,7 @@ def _layers(store: Store, sources: Sequence[Repository], manifest: Manifest, dif
     pool = ThreadPoolExecutor(max_workers=max(1, max_workers), thread_name_prefix="pull")
     try:
         futures = [pool.submit(one, i) for i in range(len(manifest.layers))]
-        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        done, _ = wait_futures(futures, return_when=FIRST_EXCEPTION)
         for f in done:
             exc = f.exception()
             if exc is not None:

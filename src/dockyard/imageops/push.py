@@ -20,7 +20,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -30,6 +30,7 @@ from dockyard.image import LayerBlob
 from dockyard.imageops import Lease, Store
 from dockyard.imageops.commit import has_layer_form, layer_blob
 from dockyard.imageops.images import resolve
+from dockyard.interruptible import wait_futures
 from dockyard.oci import mediatypes as mt
 from dockyard.oci.config import ImageConfig
 from dockyard.oci.descriptor import Descriptor
@@ -298,7 +299,7 @@ def _upload_layers(store: Store, repo: Repository, diff_ids: Sequence[str],
     pool = ThreadPoolExecutor(max_workers=max(1, max_workers), thread_name_prefix="push")
     try:
         futures = [pool.submit(one, m) for m in makers]
-        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        done, _ = wait_futures(futures, return_when=FIRST_EXCEPTION)
         for f in done:
             exc = f.exception()
             if exc is not None:
