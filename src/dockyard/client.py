@@ -29,7 +29,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -387,20 +387,30 @@ class Client:
             return push_index(self.store, registry, parse_normalized(ref), images, compression=compression,
                               progress=self.progress)
 
+    def _run_pull(self, platform: str) -> Callable[[str], str]:
+        """How ``run`` pulls a missing image: the id of the image (of ``platform``) pulled."""
+        from dockyard.imageops.platforms import resolve_platform
+
+        def pull(ref: str) -> str:
+            if not platform:
+                return str(self.pull(ref).image_id)
+            self.pull(ref, platform=platform)  # joins the tag's other platforms
+            return str(resolve_platform(self.store, ref, platform))
+        return pull
+
+    def run_image(self, options: RunOptions) -> tuple[str, ImageConfig]:
+        """The id and config of the image ``options`` runs, pulled first when missing (as :meth:`run`)."""
+        from dockyard.imageops.run import run_image
+
+        return run_image(self.store, options, self._run_pull(options.platform))
+
     def run(self, options: RunOptions, *, stdin: int | None = 0, stdout: int = 1, stderr: int = 2,
             on_start: OnStart | None = None) -> int:
         """Run a container in the foreground (``docker run``); pulls a missing image first."""
-        from dockyard.imageops.platforms import resolve_platform
         from dockyard.imageops.run import run_container
 
-        def pull(ref: str) -> str:
-            if not options.platform:
-                return str(self.pull(ref).image_id)
-            self.pull(ref, platform=options.platform)  # joins the tag's other platforms
-            return str(resolve_platform(self.store, ref, options.platform))
-
-        return run_container(self.store, options, stdin=stdin, stdout=stdout, stderr=stderr, pull=pull,
-                             on_start=on_start)
+        return run_container(self.store, options, stdin=stdin, stdout=stdout, stderr=stderr,
+                             pull=self._run_pull(options.platform), on_start=on_start)
 
     def login(self, registry: str, username: str, password: str) -> None:
         """Check credentials against ``registry`` and save them in Docker's config.json (or its helper)."""

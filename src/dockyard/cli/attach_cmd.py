@@ -11,6 +11,7 @@ import struct
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -38,10 +39,19 @@ def _keys(text: str) -> bytes:
     return bytes(out)
 
 
-def session(sock: socket.socket, *, send_stdin: bool, tty: bool, detach: bytes = DETACH) -> bool:
-    """Pump until the container's streams end (False) or the user types the detach keys (True)."""
+@dataclass(slots=True)
+class Outcome:
+    """How a session ended: the user typed the detach keys, or the process ended (``ended``: its exit
+    code and start error, as its monitor sent them; None when the monitor went without saying)."""
+
+    detached: bool
+    ended: tuple[int, str] | None
+
+
+def session(sock: socket.socket, *, send_stdin: bool, tty: bool, detach: bytes = DETACH) -> Outcome:
+    """Pump until the container's streams end or the user types the detach keys."""
     from dockyard.cli.terminal import raw_mode, terminal_size
-    from dockyard.containers.attach import DATA, EOF, RESIZE, frame, read_frame
+    from dockyard.containers.attach import DATA, EOF, EXIT, RESIZE, frame, read_exit, read_frame
 
     detached = threading.Event()
 
@@ -81,6 +91,8 @@ def session(sock: socket.socket, *, send_stdin: bool, tty: bool, detach: bytes =
 
     raw = raw_mode(0) if tty and send_stdin and os.isatty(0) else contextlib.nullcontext()
     previous = signal.signal(signal.SIGWINCH, resize) if tty else None
+    ended = None
+    gone: dict[bytes, bool] = {}
     try:
         with raw:
             if tty:
@@ -95,36 +107,72 @@ def session(sock: socket.socket, *, send_stdin: bool, tty: bool, detach: bytes =
                 if got is None:
                     break
                 kind, payload = got
-                os.write(2 if kind == b"\x02" else 1, payload)
+                if kind == EXIT:
+                    ended = read_exit(payload)
+                elif not gone.get(kind):
+                    try:
+                        _write_all(2 if kind == b"\x02" else 1, payload)
+                    except OSError:  # our reader went (``| head``): what follows is dropped, not fatal
+                        gone[kind] = True
     finally:
         if previous is not None:
             signal.signal(signal.SIGWINCH, previous)
         sock.close()
-    return detached.is_set()
+    return Outcome(detached.is_set(), ended)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def _exit_code(root: Path, cid: str, pid: int) -> int:
-    """The exit code of the run that had ``pid``, once it has ended."""
+    """The exit code of the run that had ``pid``, once it has ended (read from the state: for a monitor
+    that went without sending it)."""
     from dockyard.containers.store import ContainerStore
 
     cs = ContainerStore(root)
     while True:
-        st = cs.load(cid).state["State"]
+        try:
+            st = cs.load(cid).state["State"]
+        except DockyardError as exc:  # removed (``--rm``) by the time we looked
+            fail(f"{exc}: its exit code is lost", 125)
         if not st["Running"] or int(st["Pid"]) != pid:
             return int(st["ExitCode"])
         time.sleep(0.05)
 
 
-def _proxy_signals(root: Path, cid: str) -> None:
-    """Without a terminal, Ctrl-C and friends go to the container's process (``--sig-proxy``)."""
-    from dockyard.containers import lifecycle
+class SignalProxy:
+    """Signals sent to the CLI go to the container's process (``--sig-proxy``); those that come before
+    it runs wait for it (a Ctrl-C typed while it starts is not lost)."""
 
-    def forward(signum: int, _frame: FrameType | None) -> None:
+    def __init__(self, root: Path) -> None:
+        from dockyard.cli.run_cmd import FORWARDED
+
+        self.root = root
+        self.cid = ""
+        self.pending: list[int] = []
+        for sig in FORWARDED:
+            signal.signal(sig, self._forward)
+
+    def _forward(self, signum: int, _frame: FrameType | None) -> None:
+        if not self.cid:
+            self.pending.append(signum)
+            return
+        self._send(signum)
+
+    def _send(self, signum: int) -> None:
+        from dockyard.containers import lifecycle
+
         with contextlib.suppress(DockyardError):
-            lifecycle.kill(root, cid, str(signum))
+            lifecycle.kill(self.root, self.cid, str(signum))
 
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
-        signal.signal(sig, forward)
+    def running(self, cid: str) -> None:
+        """The process of ``cid`` runs: signals go to it from now on, the ones that waited first."""
+        self.cid = cid
+        while self.pending:
+            self._send(self.pending.pop(0))
 
 
 def _check_tty(rec: Any, send_stdin: bool) -> None:
@@ -166,14 +214,19 @@ def attach_cmd(ctx: click.Context, container: str, detach_keys: str, no_stdin: b
         fail(str(exc))
         return
     if sig_proxy and not tty:
-        _proxy_signals(root, rec.id)
-    if session(sock, send_stdin=send_stdin, tty=tty, detach=keys):
+        SignalProxy(root).running(rec.id)
+    outcome = session(sock, send_stdin=send_stdin, tty=tty, detach=keys)
+    if outcome.detached:
         return
-    sys.exit(_exit_code(root, rec.id, int(st["Pid"])))
+    sys.exit(outcome.ended[0] if outcome.ended else _exit_code(root, rec.id, int(st["Pid"])))
 
 
-def start_attached(root: Path, ref: str, interactive: bool) -> None:
-    """``start -a [-i]``: attach first (the monitor waits for it), start, stream, exit with its code."""
+def start_attached(root: Path, ref: str, interactive: bool, *, proxy: SignalProxy | None = None,
+                   prefix: str = "Error: ", error_code: int = 1) -> None:
+    """``start -a [-i]``, and ``run`` in the foreground through the monitor: attach first (the monitor
+    waits for it), start, stream, exit with the process's code. Signals go to the process unless it
+    has a terminal; ``proxy`` (``run``'s, set up before the container was made) forwards them anyway.
+    Errors are printed after ``prefix`` and exit ``error_code`` (a start error: its own code)."""
     from dockyard.containers import lifecycle
     from dockyard.containers.attach import connect
     from dockyard.containers.store import ContainerStore
@@ -182,7 +235,7 @@ def start_attached(root: Path, ref: str, interactive: bool) -> None:
     try:
         rec = cs.find(ref)
     except DockyardError as exc:
-        fail(str(exc))
+        fail(str(exc), error_code, prefix)
         return
     tty = bool(rec.config["Config"].get("Tty"))
     send_stdin = interactive and bool(rec.config["Config"].get("OpenStdin"))
@@ -198,17 +251,25 @@ def start_attached(root: Path, ref: str, interactive: bool) -> None:
     try:
         started = lifecycle.start(root, rec.id, attach_wait=True)
     except ExecutionError as exc:
-        fail(str(exc), exc.exit_code)
+        fail(str(exc), exc.exit_code, prefix)
         return
     except DockyardError as exc:
-        fail(str(exc))
+        fail(str(exc), error_code, prefix)
         return
     joiner.join()
     if not connected:
-        fail("cannot attach: the container's monitor does not answer")
-    if not tty:
-        _proxy_signals(root, rec.id)
+        fail("cannot attach: the container's monitor does not answer", error_code, prefix)
+    if proxy is None and not tty:
+        proxy = SignalProxy(root)
+    if proxy is not None:
+        proxy.running(rec.id)
     pid = int(started.state["State"]["Pid"])
-    if session(connected[0], send_stdin=send_stdin, tty=tty):
+    outcome = session(connected[0], send_stdin=send_stdin, tty=tty)
+    if outcome.detached:
         return
+    if outcome.ended is not None:
+        code, error = outcome.ended
+        if error:
+            fail(error, code, prefix)
+        sys.exit(code)
     sys.exit(_exit_code(root, rec.id, pid) if pid else lifecycle.wait(root, rec.id))

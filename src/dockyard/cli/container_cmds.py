@@ -9,7 +9,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NoReturn
 
 import click
 
@@ -33,7 +33,7 @@ def store_root(ctx: click.Context) -> Path:
 DAEMON = "Error response from daemon: "  # docker's prefix for what its daemon refused
 
 
-def fail(message: str, code: int = 1, prefix: str = "Error: ") -> None:
+def fail(message: str, code: int = 1, prefix: str = "Error: ") -> NoReturn:
     click.echo(prefix + message, err=True)
     sys.exit(code)
 
@@ -68,7 +68,8 @@ def each_or_exit(refs: Iterable[str], action: Callable[[str], object], echo: boo
 def create_container(ctx: click.Context, options: Any, *, name: str, rm: bool, restart: str,
                      stop_signal: str, stop_timeout: int | None, limits: dict[str, int] | None = None,
                      health: dict[str, Any] | None = None, init: bool = False,
-                     ulimits: list[dict[str, Any]] | None = None, attach_stdin: bool = False) -> str:
+                     ulimits: list[dict[str, Any]] | None = None, attach_stdin: bool = False,
+                     attach_output: bool = False) -> str:
     """Create a container for ``options`` (a RunOptions), pulling a missing image; its id."""
     from dockyard.client import Client
     from dockyard.containers import lifecycle
@@ -87,7 +88,7 @@ def create_container(ctx: click.Context, options: Any, *, name: str, rm: bool, r
         rec = lifecycle.create(client.root, options, name=name, restart=restart, auto_remove=rm,
                                stop_signal=stop_signal, stop_timeout=stop_timeout, limits=limits, pull=pull,
                                healthcheck=health, init=init, ulimits=ulimits or [],
-                               attach_stdin=attach_stdin)
+                               attach_stdin=attach_stdin, attach_output=attach_output)
     except ExecutionError as exc:
         click.echo(f"dockyard: Error: {exc}", err=True)
         sys.exit(exc.exit_code)
@@ -131,7 +132,8 @@ def _make_create_cmd() -> click.Command:
         click.echo(create_container(ctx, options, name=kw["name"], rm=kw["rm"], restart=kw["restart"],
                                     stop_signal=kw["stop_signal"], stop_timeout=kw["stop_timeout"],
                                     limits=limits_of(kw), health=health_of(kw), init=kw["init"],
-                                    ulimits=ulimits_of(kw), attach_stdin=kw["interactive"]))
+                                    ulimits=ulimits_of(kw), attach_stdin=kw["interactive"],
+                                    attach_output=True))
 
     return click.Command("create", params=params, callback=create, help="Create a new container.",
                          context_settings=dict(run_cmd.context_settings))

@@ -1,6 +1,10 @@
 """``dockyard run``: a container from an image, in the foreground, with docker run's flags and exit codes
 (the process's status; 125 when dockyard itself fails, 126 when the command cannot run, 127 when it is
-not found). Signals sent to dockyard are forwarded to the container's process."""
+not found). Signals sent to dockyard are forwarded to the container's process.
+
+A run that needs what a container's monitor gives (limits, health checks, volumes, a restart policy:
+see :func:`needs_monitor`) is Docker's create + start + attach, through the monitor that ``run -d``
+uses; any other runs directly under this process, which starts it sooner and keeps nothing."""
 
 from __future__ import annotations
 
@@ -201,8 +205,7 @@ def run_cmd(ctx: click.Context, /, **kw: Any) -> None:
     """Run a command in a new container."""
     from dockyard.client import Client
 
-    tty, interactive = kw["tty"], kw["interactive"]
-    if tty and not sys.stdin.isatty() and interactive and not kw["detach"]:
+    if kw["tty"] and not sys.stdin.isatty() and kw["interactive"] and not kw["detach"]:
         click.echo("the input device is not a TTY", err=True)
         sys.exit(1)
     options = run_options(kw)
@@ -213,46 +216,84 @@ def run_cmd(ctx: click.Context, /, **kw: Any) -> None:
                      stop_signal=kw["stop_signal"], stop_timeout=kw["stop_timeout"], limits=limits_of(kw),
                      health=health_of(kw), init=kw["init"], ulimits=ulimits_of(kw))
         return
-    if limits_of(kw) or health_of(kw):
-        click.echo("dockyard: Error: resource limits and health checks need a detached container "
-                   "(-d) here", err=True)
-        sys.exit(125)
-    if kw["init"]:
-        from dockyard.containers.process import init_binary
-
-        try:
-            options.init = init_binary()
-        except DockyardError as exc:
-            click.echo(f"dockyard: Error: {exc}", err=True)
-            sys.exit(125)
-    if kw["ulimits"]:
-        from dockyard.containers.process import apply_ulimits
-
-        try:  # the executor's helper, started by this process, passes them on to the container
-            apply_ulimits(ulimits_of(kw))
-        except DockyardError as exc:
-            click.echo(f"dockyard: Error: {exc}", err=True)
-            sys.exit(125)
-    image = options.image
+    limits, check, ulimits = limits_of(kw), health_of(kw), ulimits_of(kw)
     client = Client(getattr(ctx.find_root().obj, "root", None))
-    from dockyard.containers.volumes import VolumeStore, as_binds
-
     try:
-        options.volumes, anonymous = as_binds(client.root, options.volumes)
+        try:
+            if options.platform:
+                from dockyard.imageops.platforms import resolve_platform
+
+                resolve_platform(client.store, options.image, options.platform)
+            else:
+                client.resolve(options.image)
+        except NotFound:
+            click.echo(f"Unable to find image '{options.image}' locally", err=True)
+        config = client.run_image(options)[1].config  # pulled when missing
+        monitored = needs_monitor(kw, config, limits, check)
+    except DockyardError as exc:
+        client.close()
+        click.echo(f"dockyard: Error: {exc}", err=True)
+        sys.exit(exc.exit_code if isinstance(exc, ExecutionError) else 125)
+    if monitored:
+        client.close()
+        _run_monitored(ctx, options, kw, limits, check, ulimits)
+    else:
+        _run_direct(client, options, kw, ulimits)
+
+
+def needs_monitor(kw: dict[str, Any], image: dict[str, Any], limits: dict[str, int],
+                  check: dict[str, Any] | None) -> bool:
+    """Whether a foreground run needs what a container's monitor gives: resource limits, a health
+    check (the image's or ``--health-*``), volumes (``-v NAME:/path``, ``-v /path``, the image's
+    ``VOLUME``s), a restart policy. Without them the run is direct: quicker to start, and nothing is
+    kept once it ends."""
+    from dockyard.containers import health
+    from dockyard.containers.volumes import parse_volume_flag
+
+    if limits or (kw["restart"] or "no") != "no":
+        return True
+    if image.get("Volumes") and kw["runtime"] == "builtin":  # runc runs keep them in the container
+        return True
+    try:
+        if any(parse_volume_flag(v) is not None for v in kw["volumes"]):
+            return True
+        return health.probe_args(health.merge(image.get("Healthcheck"), check)) is not None
+    except DockyardError:
+        return True  # creating the container says what is wrong, with Docker's words
+
+
+def _run_monitored(ctx: click.Context, options: Any, kw: dict[str, Any], limits: dict[str, int],
+                   check: dict[str, Any] | None, ulimits: list[dict[str, Any]]) -> None:
+    """``docker run`` as Docker does it: create, start under the container's monitor, attach; the
+    container is kept once it ends unless ``--rm``."""
+    from dockyard.cli.attach_cmd import SignalProxy, start_attached
+    from dockyard.cli.container_cmds import create_container, store_root
+
+    root = store_root(ctx)
+    proxy = SignalProxy(root)  # first: a Ctrl-C while the container is made reaches its process
+    cid = create_container(ctx, options, name=kw["name"], rm=kw["rm"], restart=kw["restart"],
+                           stop_signal=kw["stop_signal"], stop_timeout=kw["stop_timeout"], limits=limits,
+                           health=check, init=kw["init"], ulimits=ulimits, attach_stdin=kw["interactive"],
+                           attach_output=True)
+    start_attached(root, cid, kw["interactive"], proxy=proxy, prefix="dockyard: Error: ", error_code=125)
+
+
+def _run_direct(client: Any, options: Any, kw: dict[str, Any], ulimits: list[dict[str, Any]]) -> None:
+    """The run through an executor of this process: it ends with the process and keeps nothing."""
+    tty, interactive = kw["tty"], kw["interactive"]
+    try:
+        if kw["init"]:
+            from dockyard.containers.process import init_binary
+
+            options.init = init_binary()
+        if ulimits:
+            from dockyard.containers.process import apply_ulimits
+
+            # the executor's helper, started by this process, passes them on to the container
+            apply_ulimits(ulimits)
     except DockyardError as exc:
         click.echo(f"dockyard: Error: {exc}", err=True)
-        sys.exit(125)
-    try:
-        if options.platform:
-            from dockyard.imageops.platforms import resolve_platform
-
-            resolve_platform(client.store, image, options.platform)
-        else:
-            client.resolve(image)
-    except NotFound:
-        click.echo(f"Unable to find image '{image}' locally", err=True)
-    except DockyardError as exc:
-        click.echo(f"dockyard: Error: {exc}", err=True)
+        client.close()
         sys.exit(125)
     handle: list[Any] = []
     pending: list[int] = []
@@ -294,6 +335,4 @@ def run_cmd(ctx: click.Context, /, **kw: Any) -> None:
         for s, old in previous.items():
             signal.signal(s, old)
         client.close()
-        for name in anonymous:  # the run is gone, as with --rm
-            VolumeStore(client.root).remove(name, force=True)
     sys.exit(code)

@@ -5,12 +5,14 @@ container, open to processes of its own user only (checked with ``SO_PEERCRED``)
 writes goes to every attached client as it comes (``stream``, length, bytes); a client sends frames
 of its own: input for the process's standard input (a pipe the monitor holds while the container has
 ``OpenStdin``), end of input (which closes it for a ``StdinOnce`` container), a terminal size. When
-the process ends the monitor closes the connections; the client then reads the exit code.
+the process ends the monitor sends each client how it ended (exit code and start error, once its state
+is recorded and, for ``--rm``, the container removed), then closes the connections.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 import struct
@@ -22,7 +24,7 @@ from typing import Any
 from dockyard.errors import ExecutionError
 
 STDOUT, STDERR = 1, 2
-DATA, EOF, RESIZE = b"d", b"e", b"r"
+DATA, EOF, RESIZE, EXIT = b"d", b"e", b"r", b"x"
 _HEADER = struct.Struct(">cI")
 _CREDS = struct.Struct("3i")
 
@@ -53,6 +55,16 @@ def read_frame(sock: socket.socket) -> tuple[bytes, bytes] | None:
 
 def frame(kind: bytes, payload: bytes = b"") -> bytes:
     return _HEADER.pack(kind, len(payload)) + payload
+
+
+def exit_frame(code: int, error: str) -> bytes:
+    return frame(EXIT, json.dumps({"ExitCode": code, "Error": error}).encode())
+
+
+def read_exit(payload: bytes) -> tuple[int, str]:
+    """The exit code and start error of an :data:`EXIT` frame."""
+    ended = json.loads(payload)
+    return int(ended["ExitCode"]), str(ended["Error"])
 
 
 class AttachHub:
@@ -156,19 +168,22 @@ class AttachHub:
             conn.shutdown(socket.SHUT_RDWR)
         conn.close()
 
-    def end_run(self) -> None:
-        """The process ended: its clients are let go, its input closed."""
+    def end_run(self, ended: tuple[int, str] | None = None) -> None:
+        """The process ended: its clients learn how (``ended``: exit code, start error) and are let go,
+        its input closed."""
         self.close_stdin()
+        self.handle = None
         with self.lock:
             clients, self.clients = self.clients, []
         for conn in clients:
             with contextlib.suppress(OSError):
+                if ended is not None:
+                    conn.sendall(exit_frame(*ended))
                 conn.shutdown(socket.SHUT_RDWR)
             conn.close()
-        self.handle = None
 
-    def close(self) -> None:
-        self.end_run()
+    def close(self, ended: tuple[int, str] | None = None) -> None:
+        self.end_run(ended)
         self.sock.close()
 
 

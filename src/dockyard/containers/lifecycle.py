@@ -69,18 +69,20 @@ def create(root: Path, opts: RunOptions, *, name: str = "", restart: str = "no",
            stop_signal: str = "", stop_timeout: int | None = None, limits: dict[str, int] | None = None,
            pull: Callable[[str], str] | None = None, healthcheck: dict[str, Any] | None = None,
            init: bool = False, ulimits: Sequence[dict[str, Any]] = (),
-           attach_stdin: bool = False) -> Record:
+           attach_stdin: bool = False, attach_output: bool = False) -> Record:
     """A new container for ``opts`` (nothing runs yet); its image is kept by a lease until ``rm``.
     ``limits``: HostConfig keys Memory, MemorySwap, NanoCpus, CpuShares, PidsLimit; ``healthcheck``:
     the ``--health-*`` flags as a Healthcheck object, laid over the image's; ``init`` runs Docker's
     docker-init as pid 1; ``ulimits`` are Docker's Ulimit objects. ``opts.interactive`` keeps the
     process's standard input open for ``attach``; ``attach_stdin`` (``create -i``) closes it after the
-    first attached client's input ends (StdinOnce)."""
+    first attached client's input ends (StdinOnce); ``attach_output``: a client attaches its output
+    (``create``, ``run`` without ``-d``: Docker's AttachStdout/AttachStderr)."""
     policy = parse_restart(restart)
     if auto_remove and policy["Name"] != "no":
         raise InvalidArgument("Conflicting options: --restart and --rm")
     if opts.runtime != "builtin":
-        raise InvalidArgument("detached containers run with the built-in runtime only")
+        raise InvalidArgument("containers that dockyard keeps (run -d, create; run with limits, health "
+                              "checks, volumes or a restart policy) run with the built-in runtime only")
     open_stdin, opts.interactive = opts.interactive, False  # the monitor holds the input, not a caller
     if stop_signal:
         parse_signal(stop_signal)
@@ -107,8 +109,8 @@ def create(root: Path, opts: RunOptions, *, name: str = "", restart: str = "no",
             "Id": cid, "Name": name, "Created": _now(), "Path": command[0], "Args": command[1:],
             "Image": image_id, "DiffIds": [str(d) for d in image_config.diff_ids],
             "Config": {"Hostname": spec.hostname, "Domainname": "", "User": spec.user,
-                       "AttachStdin": attach_stdin and open_stdin, "AttachStdout": False,
-                       "AttachStderr": False,
+                       "AttachStdin": attach_stdin and open_stdin, "AttachStdout": attach_output,
+                       "AttachStderr": attach_output,
                        "Tty": spec.tty, "OpenStdin": open_stdin, "StdinOnce": attach_stdin and open_stdin,
                        "Env": list(spec.env),
                        "Cmd": list(opts.command) or (None if opts.entrypoint is not None else run.get("Cmd")),

@@ -134,8 +134,9 @@ class Monitor:
                         prober.stop()
                     if stdin is not None:
                         os.close(stdin)
-                    if hub is not None:
-                        hub.end_run()
+                    if hub is not None:  # its clients stay until serve has recorded how it ended
+                        hub.close_stdin()
+                        hub.handle = None
         except ExecutionError as exc:
             return exc.exit_code, exc.message
         except DockyardError as exc:
@@ -190,44 +191,54 @@ class Monitor:
         except OSError:
             hub = None  # another monitor's (it will not serve): nothing can attach
         delay = 0.1
+        ended = None
         try:
-            while True:
-                began = time.monotonic()
-                self._counted = threading.Event()
-                code, error = self.run_once(log, hub)
-                oom = cgroups.oom_killed(self.rec.id)
-                cgroups.remove(self.rec.id)
-                log.stdout.flush()
-                log.stderr.flush()
-                with self.cs.state_lock(self.rec):
-                    state = self.cs.load(self.rec.id).state
-                    st = state["State"]
-                    st.update(Running=False, Restarting=False, Paused=False, Pid=0, ExitCode=code,
-                              Error=error, OOMKilled=oom,
-                              FinishedAt=now_rfc3339(), Status="created" if error else "exited")
-                    if st.get("Health"):
-                        st["Health"]["Status"] = "unhealthy"  # as Docker 20.10 once the process ended
-                    again = not error and should_restart(policy, code, int(state["RestartCount"]),
-                                                         bool(state.get("ManualStop")))
-                    if again:
-                        state["RestartCount"] = int(state["RestartCount"]) + 1
-                        st.update(Status="restarting", Restarting=True)
-                    self.cs.write_state(self.rec, state)
-                self._count_start()  # if not yet: the CLI waiting for the start reads the error or exit
-                if not again:
-                    break
-                # Docker's back-off: doubling from 100 ms, back to 100 ms after a run of 10 s or more.
-                delay = 0.1 if time.monotonic() - began >= 10 else min(delay * 2, 60.0)
-                if self._sleep_unless_stopped(delay):
-                    break
-        finally:
-            log.close()
-            if hub is not None:
-                hub.close()
-        if self.rec.config["HostConfig"].get("AutoRemove"):
-            from dockyard.containers.lifecycle import delete
+            try:
+                while True:
+                    began = time.monotonic()
+                    self._counted = threading.Event()
+                    ended = self.run_once(log, hub)
+                    log.stdout.flush()
+                    log.stderr.flush()
+                    again = self._record_end(*ended, policy)
+                    self._count_start()  # if not yet: the CLI waiting for the start reads the error or exit
+                    if not again:
+                        break
+                    if hub is not None:
+                        hub.end_run(ended)
+                    # Docker's back-off: doubling from 100 ms, back to 100 ms after a run of 10 s or more.
+                    delay = 0.1 if time.monotonic() - began >= 10 else min(delay * 2, 60.0)
+                    if self._sleep_unless_stopped(delay):
+                        break
+            finally:
+                log.close()
+            if self.rec.config["HostConfig"].get("AutoRemove"):
+                from dockyard.containers.lifecycle import delete
 
-            delete(self.root, self.cs.load(self.rec.id), volumes=True)
+                delete(self.root, self.cs.load(self.rec.id), volumes=True)
+        finally:
+            if hub is not None:  # last: a ``run --rm`` that learns the exit code finds the container gone
+                hub.close(ended)
+
+    def _record_end(self, code: int, error: str, policy: dict[str, Any]) -> bool:
+        """Record the end of a run in the state (exit code, error, OOM kill); whether to run again."""
+        oom = cgroups.oom_killed(self.rec.id)
+        cgroups.remove(self.rec.id)
+        with self.cs.state_lock(self.rec):
+            state = self.cs.load(self.rec.id).state
+            st = state["State"]
+            st.update(Running=False, Restarting=False, Paused=False, Pid=0, ExitCode=code,
+                      Error=error, OOMKilled=oom,
+                      FinishedAt=now_rfc3339(), Status="created" if error else "exited")
+            if st.get("Health"):
+                st["Health"]["Status"] = "unhealthy"  # as Docker 20.10 once the process ended
+            again = not error and should_restart(policy, code, int(state["RestartCount"]),
+                                                 bool(state.get("ManualStop")))
+            if again:
+                state["RestartCount"] = int(state["RestartCount"]) + 1
+                st.update(Status="restarting", Restarting=True)
+            self.cs.write_state(self.rec, state)
+        return again
 
     def _sleep_unless_stopped(self, delay: float) -> bool:
         end = time.monotonic() + delay

@@ -262,20 +262,3 @@ def copy_up(image_dir: str, volume_dir: Path) -> None:
 def _copy_file(src: str, dst: str) -> str:
     shutil.copy2(src, dst, follow_symlinks=False)
     return dst
-
-
-def as_binds(root: Path, values: Sequence[str]) -> tuple[list[str], list[str]]:
-    """``-v`` values of a foreground ``run`` (which keeps no container) with each volume made a bind of
-    its directory; and the anonymous volumes created, for the caller to remove when the run ends."""
-    store = VolumeStore(root)
-    binds, anonymous = [], []
-    for value in values:
-        vol = parse_volume_flag(value)
-        if vol is None:
-            binds.append(value)
-            continue
-        info = store.create(vol.name)
-        if not vol.name:
-            anonymous.append(info["Name"])
-        binds.append(f"{info['Mountpoint']}:{vol.target}:{'ro' if vol.readonly else 'rw'}")
-    return binds, anonymous

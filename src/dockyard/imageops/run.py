@@ -153,10 +153,10 @@ def seccomp_setting(security_opt: Sequence[str]) -> str | None:
     return setting
 
 
-def container_spec(store: Store, opts: RunOptions,
-                   pull: Callable[[str], str] | None = None) -> tuple[str, ImageConfig, ProcessSpec]:
-    """The image id, its config and the process spec of ``opts`` (Docker's rules); pulls a missing
-    image with ``pull`` when given."""
+def run_image(store: Store, opts: RunOptions,
+              pull: Callable[[str], str] | None = None) -> tuple[str, ImageConfig]:
+    """The id and config of the image ``opts`` runs (of ``opts.platform``); pulls a missing one with
+    ``pull`` when given."""
     try:
         image_id = str(resolve_platform(store, opts.image, opts.platform) if opts.platform
                        else resolve(store, opts.image))
@@ -169,7 +169,14 @@ def container_spec(store: Store, opts: RunOptions,
             if not opts.platform:
                 raise
             raise NotFound(f"{missing}, and pulling it failed: {exc}") from exc
-    config, _raw = load_config(store, image_id)
+    return image_id, load_config(store, image_id)[0]
+
+
+def container_spec(store: Store, opts: RunOptions,
+                   pull: Callable[[str], str] | None = None) -> tuple[str, ImageConfig, ProcessSpec]:
+    """The image id, its config and the process spec of ``opts`` (Docker's rules); pulls a missing
+    image with ``pull`` when given."""
+    image_id, config = run_image(store, opts, pull)
     args = command_line(config, opts)
     network = network_mode(opts.network)
     if opts.publish and network != "private":
@@ -219,4 +226,4 @@ def run_container(store: Store, opts: RunOptions, *, stdin: int | None, stdout: 
 
 
 __all__ = ["RunOptions", "command_line", "container_spec", "environment", "network_mode", "parse_publish",
-           "resolve_ports", "run_container", "run_mounts", "seccomp_setting"]
+           "resolve_ports", "run_container", "run_image", "run_mounts", "seccomp_setting"]
