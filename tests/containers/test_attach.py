@@ -35,6 +35,15 @@ def test_start_attach_interactive_with_pipes(dy: Dy, root: Path) -> None:
     assert (r.returncode, r.stdout, r.stderr) == (2, b"out\n", b"err\n")
 
 
+def test_start_attach_of_an_rm_container_has_its_exit_code(dy: Dy, root: Path) -> None:
+    # the monitor removes it as the process ends: the code comes from the monitor, not the state
+    for _ in range(3):
+        cid = dy("create", "--rm", "busybox:local", "sh", "-c", "echo bye; exit 6").stdout.strip()
+        r = dy("start", "-a", cid)
+        assert (r.returncode, r.stdout, r.stderr) == (6, "bye\n", "")
+        assert not (root / "containers" / cid).exists()  # and it is gone by then
+
+
 def test_attach_to_a_running_container(dy: Dy, root: Path) -> None:
     assert dy("run", "-d", "-i", "--name", "reader", "busybox:local", "sh", "-c",
               "read x; echo got-$x; exit 4").returncode == 0

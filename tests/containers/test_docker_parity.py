@@ -183,3 +183,35 @@ def test_volumes_cp_diff_health_as_docker(docker: Dy, dy: Dy, tmp_path: Path) ->
         for tool in (docker, dy):
             tool("rm", "-f", name)
             tool("volume", "rm", vol)
+
+
+def test_foreground_run_with_limits_health_and_volumes(docker: Dy, dy: Dy) -> None:
+    base = f"dyparityfg{os.getpid()}"
+    grow = "x=a; while true; do x=$x$x; done"
+    d, y = _both(docker, dy, "run", "--name", base + "oom", "-m", "8m", "busybox:local", "sh", "-c", grow)
+    assert y.returncode == d.returncode == 137
+    fmt = ("{{.State.Status}} {{.State.OOMKilled}} {{.State.ExitCode}} {{.HostConfig.Memory}} "
+           "{{.Config.AttachStdin}} {{.Config.AttachStdout}} {{.Config.AttachStderr}} {{.Config.OpenStdin}}")
+    d, y = _both(docker, dy, "inspect", "-f", fmt, base + "oom")
+    assert y.stdout == d.stdout == "exited true 137 8388608 false true true false\n"
+    d, y = _both(docker, dy, "inspect", base + "oom")
+    di, yi = json.loads(d.stdout)[0], json.loads(y.stdout)[0]
+    assert set(di["State"]) == set(yi["State"]) and set(di["Config"]) <= set(yi["Config"])
+    d, y = _both(docker, dy, "run", "--rm", "-m", "32m", "--pids-limit", "20", "--cpus", "1",
+                 "busybox:local", "sh", "-c", "echo out; echo err >&2; exit 3")
+    assert (y.returncode, y.stdout, y.stderr) == (d.returncode, d.stdout, d.stderr) == (3, "out\n", "err\n")
+    d, y = _both(docker, dy, "run", "--rm", "-m", "32m", "busybox:local", "no-such-command")
+    assert y.returncode == d.returncode == 127
+    d, y = _both(docker, dy, "run", "--name", base + "hc", "--health-cmd", "true", "--health-interval",
+                 "100ms", "busybox:local", "sleep", "1")
+    assert y.returncode == d.returncode == 0
+    d, y = _both(docker, dy, "inspect", "-f", "{{json .State.Health}}", base + "hc")
+    dh, yh = json.loads(d.stdout), json.loads(y.stdout)
+    assert (yh["Status"], set(yh), set(yh["Log"][0])) == (dh["Status"], set(dh), set(dh["Log"][0]))
+    assert yh["Log"][0]["ExitCode"] == dh["Log"][0]["ExitCode"] == 0
+    # -v /path of a directory the image has: copied up, then dropped with --rm
+    d, y = _both(docker, dy, "run", "--rm", "-v", "/etc", "busybox:local", "sh", "-c",
+                 "cat /etc/group | head -1; grep -c ' /etc ' /proc/mounts")
+    assert (y.returncode, y.stdout) == (d.returncode, d.stdout) == (0, "root:x:0:\n1\n")
+    for tool in (docker, dy):
+        tool("rm", base + "oom", base + "hc")

@@ -87,8 +87,9 @@ def test_named_volume_outlives_containers_and_is_copied_up(dy: Dy, root: Path) -
     assert until(lambda: "Read-only file system" in dy("logs", "reader").stderr)
     assert dy("logs", "reader").stdout == "kept\n"
     assert dy("rm", "-f", "reader").returncode == 0
-    # a foreground run mounts volumes too; its anonymous ones end with it
-    r = dy("run", "-v", "etc:/srv", "-v", "/scratch", "busybox:local", "sh", "-c", "cat /srv/mine; ls /")
+    # a foreground run mounts volumes too; with --rm its anonymous ones end with it
+    r = dy("run", "--rm", "-v", "etc:/srv", "-v", "/scratch", "busybox:local", "sh", "-c",
+           "cat /srv/mine; ls /")
     assert r.stdout.startswith("kept\n") and "scratch" in r.stdout
     assert dy("volume", "ls", "-q").stdout == "etc\n"
     assert dy("volume", "rm", "etc").stdout == "etc\n"
