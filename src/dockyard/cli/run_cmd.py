@@ -176,10 +176,10 @@ def _env_file(path: str) -> list[str]:
 @click.option("--stop-signal", "stop_signal", default="", help="Signal to stop a container.")
 @click.option("--stop-timeout", "stop_timeout", type=int, default=None,
               help="Timeout (in seconds) to stop a container.")
-@click.option("-m", "--memory", default="", help="Memory limit (detached containers).")
+@click.option("-m", "--memory", default="", help="Memory limit.")
 @click.option("--memory-swap", "memory_swap", default="",
               help="Swap limit equal to memory plus swap: '-1' to enable unlimited swap.")
-@click.option("--cpus", default="", help="Number of CPUs (detached containers).")
+@click.option("--cpus", default="", help="Number of CPUs.")
 @click.option("-c", "--cpu-shares", "cpu_shares", type=int, default=0, help="CPU shares (relative weight).")
 @click.option("--pids-limit", "pids_limit", type=int, default=0,
               help="Tune container pids limit (set -1 for unlimited).")
