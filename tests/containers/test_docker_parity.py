@@ -213,5 +213,15 @@ def test_foreground_run_with_limits_health_and_volumes(docker: Dy, dy: Dy) -> No
     d, y = _both(docker, dy, "run", "--rm", "-v", "/etc", "busybox:local", "sh", "-c",
                  "cat /etc/group | head -1; grep -c ' /etc ' /proc/mounts")
     assert (y.returncode, y.stdout) == (d.returncode, d.stdout) == (0, "root:x:0:\n1\n")
+    # a restart policy: run ends with the first exit, the container restarts without it
+    d, y = _both(docker, dy, "run", "--name", base + "again", "--restart", "on-failure:2", "busybox:local",
+                 "sh", "-c", "echo ran; exit 3")
+    assert (y.returncode, y.stdout) == (d.returncode, d.stdout) == (3, "ran\n")
+    for _ in range(100):
+        d, y = _both(docker, dy, "inspect", "-f", "{{.RestartCount}} {{.State.Status}}", base + "again")
+        if d.stdout == y.stdout == "2 exited\n":
+            break
+        time.sleep(0.1)
+    assert y.stdout == d.stdout == "2 exited\n"
     for tool in (docker, dy):
-        tool("rm", base + "oom", base + "hc")
+        tool("rm", base + "oom", base + "hc", base + "again")
