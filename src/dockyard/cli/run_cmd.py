@@ -14,12 +14,16 @@ import signal
 import sys
 import threading
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from dockyard.cli.terminal import raw_mode, terminal_size
 from dockyard.errors import DockyardError, ExecutionError, NotFound
+
+if TYPE_CHECKING:
+    from dockyard.client import Client
+    from dockyard.imageops.run import RunOptions
 
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
 
@@ -262,7 +266,7 @@ def needs_monitor(kw: dict[str, Any], image: dict[str, Any], limits: dict[str, i
         return True  # creating the container says what is wrong, with Docker's words
 
 
-def _run_monitored(ctx: click.Context, options: Any, kw: dict[str, Any], limits: dict[str, int],
+def _run_monitored(ctx: click.Context, options: RunOptions, kw: dict[str, Any], limits: dict[str, int],
                    check: dict[str, Any] | None, ulimits: list[dict[str, Any]]) -> None:
     """``docker run`` as Docker does it: create, start under the container's monitor, attach; the
     container is kept once it ends unless ``--rm``."""
@@ -278,7 +282,8 @@ def _run_monitored(ctx: click.Context, options: Any, kw: dict[str, Any], limits:
     start_attached(root, cid, kw["interactive"], proxy=proxy, prefix="dockyard: Error: ", error_code=125)
 
 
-def _run_direct(client: Any, options: Any, kw: dict[str, Any], ulimits: list[dict[str, Any]]) -> None:
+def _run_direct(client: Client, options: RunOptions, kw: dict[str, Any],
+                ulimits: list[dict[str, Any]]) -> None:
     """The run through an executor of this process: it ends with the process and keeps nothing."""
     tty, interactive = kw["tty"], kw["interactive"]
     try:
