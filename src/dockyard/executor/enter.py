@@ -9,6 +9,15 @@ capabilities, no_new_privs and seccomp filter as the first process, and execs. W
 gets a terminal from the container's /dev/pts and this process pumps between it and its own stdio.
 The exit status is the program's (128+n for signal n); a failure to start writes one line on ``errfd`` and
 exits 126 (cannot run), 127 (not found) or 125.
+
+Rootless: a detached container lives in the user namespace its ``run -d`` made, which a later dockyard's
+own fresh namespace could never enter (a sibling namespace has no capability over it). So ``exec`` does
+not make one: its CLI stays in the host's user namespace, and this process joins the container's user
+namespace first. The kernel lets it: a process whose euid owns a user namespace, in that namespace's
+parent, has every capability in it and in the namespaces it owns. This was chosen over Podman's
+long-lived per-user "pause process" that every command joins: nothing to keep alive or find again
+through a pid file, and the container's own first process names the namespace. Only a namespace owned
+by this process's euid is joined (``NS_GET_OWNER_UID``), so a stale pid never leads into someone else's.
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ import json
 import os
 import select
 import signal
+import struct
 import sys
 import termios
 from typing import Any, NoReturn
@@ -32,6 +42,7 @@ from dockyard.executor.user import lookup_path, resolve_user, start_error
 
 BOOTSTRAP = ("import sys; sys.path.insert(0, {path!r}); "
              "from dockyard.executor.enter import main; main()")
+NS_GET_OWNER_UID = 0xB704  # _IO(0xb7, 0x4): the uid owning a user namespace
 _NAMESPACES = (("ipc", m.CLONE_NEWIPC), ("uts", m.CLONE_NEWUTS), ("net", m.CLONE_NEWNET),
                ("pid", m.CLONE_NEWPID), ("mnt", m.CLONE_NEWNS))
 
@@ -143,6 +154,28 @@ def _pump(master: int, pid: int, interactive: bool) -> int:
     return status
 
 
+def _join_user_namespace(pid: int) -> None:
+    """Join the user namespace of process ``pid`` if it is not ours and this user owns it (rootless)."""
+    try:
+        fd = os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        _fail(f"container is not running (process {pid} is gone)", 125)
+    try:
+        theirs, ours = os.fstat(fd), os.stat("/proc/self/ns/user")
+        if (theirs.st_dev, theirs.st_ino) == (ours.st_dev, ours.st_ino):
+            return  # root's containers, or a caller already inside
+        owner = struct.unpack("I", fcntl.ioctl(fd, NS_GET_OWNER_UID, bytes(4)))[0]
+        if owner != os.geteuid():
+            _fail(f"the user namespace of process {pid} belongs to uid {owner}, not to this user", 125)
+        try:
+            m.setns(fd, m.CLONE_NEWUSER)
+        except OSError as exc:
+            _fail(f"cannot join the user namespace of the container ({exc.strerror}): run exec from the "
+                  "host's user namespace as the user who started the container", 125)
+    finally:
+        os.close(fd)
+
+
 def enter(req: dict[str, Any]) -> int:
     """Join the container of ``req["pid"]`` and run ``req["args"]``; the exit status."""
     pid = int(req["pid"])
@@ -152,6 +185,7 @@ def enter(req: dict[str, Any]) -> int:
                for name, kind in _NAMESPACES]
     except OSError:
         _fail(f"container is not running (process {pid} is gone)", 125)
+    _join_user_namespace(pid)
     try:
         program_filter = seccomp.program_for(req.get("seccomp"))
     except DockyardError as exc:
