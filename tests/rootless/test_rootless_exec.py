@@ -1,7 +1,8 @@
 """Rootless commands that reach into a detached container: ``exec`` joins the user namespace the
 container's ``run -d`` made (from the host's, where this user owns it), with its output, exit code,
-``-u``, ``-e``, ``-w`` and ``-it``; ``cp``, ``diff``, ``top`` and ``commit`` work on it, ``pause`` says
-why it cannot (no writable cgroup), and the namespace of another user is never joined."""
+``-u``, ``-e``, ``-w`` and ``-it``; ``kill`` and ``stop`` reach its processes of any uid (through the
+helper outside); ``cp``, ``diff``, ``top`` and ``commit`` work on it, ``pause`` says why it cannot (no
+writable cgroup), and the namespace of another user is never joined nor signalled."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from pathlib import Path
 import pytest
 
 import dockyard
+from dockyard.executor import outside
 from dockyard.executor.enter import BOOTSTRAP
 
 from .conftest import USER, Runner
@@ -146,3 +148,36 @@ def test_another_users_namespace_is_not_joined(rootless: Runner, box: str) -> No
         message = f.read().decode()
     assert proc.returncode == 125
     assert f"the user namespace of process {pid} belongs to uid {_uid()}, not to this user" in message
+
+
+def test_rootless_kill_and_stop_reach_any_uid(rootless: Runner) -> None:
+    """A process of uid 1000 in the container is a sub-id's on the host: a later dockyard's own user
+    namespace may not signal it; the helper outside (the namespace's owner) does."""
+    name = f"signals-{os.getpid()}"
+    _ok(rootless("run", "-d", "-u", "1000", "--name", name, "execbase:local", "sh", "-c",
+                 "trap 'exit 7' TERM; while :; do sleep 1; done"))
+    try:
+        _ok(rootless("stop", "-t", "30", name))
+        assert _ok(rootless("inspect", "-f", "{{.State.ExitCode}}", name)).strip() == "7"
+        _ok(rootless("start", name))
+        _ok(rootless("kill", name))
+        assert _ok(rootless("wait", name)).strip() == "137"
+        _ok(rootless("start", name))
+        _ok(rootless("rm", "-f", name))
+        assert name not in _ok(rootless("ps", "-a", "--format", "{{.Names}}"))
+    finally:
+        rootless("rm", "-f", name)
+
+
+def test_the_helper_signals_only_this_users_containers(rootless: Runner, box: str) -> None:
+    host = subprocess.Popen(["sleep", "60"])
+    try:
+        reply = outside._signal(host.pid, 15)  # a process of the host: never
+        assert reply == {"error": f"rootless: process {host.pid} is not in a container of this user"}
+        assert host.poll() is None
+        pid = int(_ok(rootless("inspect", "-f", "{{.State.Pid}}", box)))
+        reply = outside._signal(pid, 0)  # the test user's container, asked as root: not this user's
+        assert reply == {"error": f"rootless: process {pid} is not in a container of this user"}
+    finally:
+        host.kill()
+        host.wait()

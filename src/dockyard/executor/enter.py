@@ -28,7 +28,6 @@ import json
 import os
 import select
 import signal
-import struct
 import sys
 import termios
 from typing import Any, NoReturn
@@ -39,10 +38,10 @@ from dockyard.executor import seccomp
 from dockyard.executor.fdpass import cloexec_above_stdio
 from dockyard.executor.spec import DEFAULT_PATH, env_dict
 from dockyard.executor.user import lookup_path, resolve_user, start_error
+from dockyard.userns import foreign_namespace_owner
 
 BOOTSTRAP = ("import sys; sys.path.insert(0, {path!r}); "
              "from dockyard.executor.enter import main; main()")
-NS_GET_OWNER_UID = 0xB704  # _IO(0xb7, 0x4): the uid owning a user namespace
 _NAMESPACES = (("ipc", m.CLONE_NEWIPC), ("uts", m.CLONE_NEWUTS), ("net", m.CLONE_NEWNET),
                ("pid", m.CLONE_NEWPID), ("mnt", m.CLONE_NEWNS))
 
@@ -157,14 +156,13 @@ def _pump(master: int, pid: int, interactive: bool) -> int:
 def _join_user_namespace(pid: int) -> None:
     """Join the user namespace of process ``pid`` if it is not ours and this user owns it (rootless)."""
     try:
-        fd = os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+        found = foreign_namespace_owner(pid)
     except OSError:
         _fail(f"container is not running (process {pid} is gone)", 125)
+    if found is None:
+        return  # root's containers, or a caller already inside
+    fd, owner = found
     try:
-        theirs, ours = os.fstat(fd), os.stat("/proc/self/ns/user")
-        if (theirs.st_dev, theirs.st_ino) == (ours.st_dev, ours.st_ino):
-            return  # root's containers, or a caller already inside
-        owner = struct.unpack("I", fcntl.ioctl(fd, NS_GET_OWNER_UID, bytes(4)))[0]
         if owner != os.geteuid():
             _fail(f"the user namespace of process {pid} belongs to uid {owner}, not to this user", 125)
         try:

@@ -1,15 +1,20 @@
-"""The helper a rootless dockyard leaves outside its user namespace, to start pasta for it.
+"""The helper a rootless dockyard leaves outside its user namespace, to start pasta and send signals for it.
 
 :func:`~dockyard.executor.rootless.enter_user_namespace` forks it before the unshare; it maps the
 parent's ids and then :func:`serve`s until every holder of the other end of its socket is gone (the
 dockyard process, and a detached container's monitor it was handed to), so it never outlives them,
 and then stops the pastas it started that are still running (their askers were killed).
-It does one thing: start pasta for a network namespace it is sent (with the user namespace owning
-it), so nothing a container might reach through it runs any other command outside.
+It does two things, and runs no other command outside: start pasta for a network namespace it is sent
+(with the user namespace owning it), and send a signal to a container's process (``kill``, ``stop``),
+which a dockyard in a user namespace of its own cannot do to a container started by another one (the
+container's namespace is a sibling). A signal goes only to a process in a user namespace other than the
+host's that this user owns: never to a process of the host, nor to another user's.
 
-A request is one ``SOCK_SEQPACKET`` message: the published ports as JSON, and four descriptors: a
-socket for the answer (so processes sharing the helper never read each other's), the network
-namespace, its user namespace, and pasta's log file. The answer is ``{"pid": N}`` or ``{"error": ...}``.
+A request is one ``SOCK_SEQPACKET`` message with JSON and descriptors, the first a socket for the answer
+(so processes sharing the helper never read each other's). For pasta: the published ports as a list,
+then the network namespace, its user namespace and pasta's log file; the answer is ``{"pid": N}`` or
+``{"error": ...}``. For a signal: ``{"signal": [PID, SIGNAL]}``; the answer is ``{}``, ``{"gone": true}``
+or ``{"error": ...}``.
 """
 
 from __future__ import annotations
@@ -24,12 +29,13 @@ import tempfile
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from dockyard.errors import ExecutionError
 from dockyard.executor import pasta
 from dockyard.executor.fdpass import recv_fds
 from dockyard.executor.spec import PortMapping
+from dockyard.userns import foreign_namespace_owner
 
 FD_ENV = "DOCKYARD_OUTSIDE_FD"
 """The descriptor number of this process's end of the helper's socket (set in rootless mode)."""
@@ -54,33 +60,77 @@ def start_pasta(publish: Sequence[PortMapping], netns_fd: int, log_fd: int) -> i
     if fd is None:
         raise ExecutionError("the private network in rootless mode needs the helper outside the user "
                              "namespace, which this process has not got: use --network host")
-    mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     userns = os.open("/proc/self/ns/user", os.O_RDONLY | os.O_CLOEXEC)
-    request = json.dumps([[p.host_ip, p.host_port, p.container_port, p.proto] for p in publish]).encode()
+    request = [[p.host_ip, p.host_port, p.container_port, p.proto] for p in publish]
+    try:
+        reply = _ask(fd, request, [netns_fd, userns, log_fd], "starting pasta")
+    finally:
+        os.close(userns)
+    return int(reply["pid"])
+
+
+def send_signal(pid: int, sig: int) -> None:
+    """Have the helper send ``sig`` to ``pid``, a process in a container of this user; raises
+    ``ProcessLookupError`` when it is gone."""
+    fd = helper_fd()
+    if fd is None:
+        raise ExecutionError(f"rootless: cannot signal process {pid} of a container from this process "
+                             "(it has no helper outside its user namespace)")
+    if _ask(fd, {"signal": [pid, sig]}, [], "sending a signal").get("gone"):
+        raise ProcessLookupError(pid)
+
+
+def _ask(fd: int, request: object, fds: Sequence[int], doing: str) -> dict[str, Any]:
+    """Send one request with ``fds`` to the helper on ``fd``; its answer (an error raised)."""
+    mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     try:
         with mine, theirs, socket.socket(fileno=os.dup(fd)) as sock, _lock:
-            socket.send_fds(sock, [request], [theirs.fileno(), netns_fd, userns, log_fd])
+            socket.send_fds(sock, [json.dumps(request).encode()], [theirs.fileno(), *fds])
             theirs.close()
             answer = mine.recv(65536)
     except OSError as exc:
         raise ExecutionError(f"rootless: the helper outside the user namespace is gone ({exc.strerror})"
                              ) from None
-    finally:
-        os.close(userns)
     if not answer:
-        raise ExecutionError("rootless: the helper outside the user namespace died starting pasta")
-    reply = json.loads(answer)
+        raise ExecutionError(f"rootless: the helper outside the user namespace died {doing}")
+    reply: dict[str, Any] = json.loads(answer)
     if "error" in reply:
         raise ExecutionError(str(reply["error"]))
-    return int(reply["pid"])
+    return reply
+
+
+def _signal(pid: int, sig: int) -> dict[str, object]:
+    """Send ``sig`` to ``pid`` if it runs in a user namespace (not the host's) that this user owns."""
+    try:
+        pidfd = os.pidfd_open(pid)  # checked and signalled as one process, even if ``pid`` is reused
+    except ProcessLookupError:
+        return {"gone": True}
+    try:
+        found = foreign_namespace_owner(pid)
+        if found is not None:
+            os.close(found[0])
+        if found is None or found[1] != os.geteuid():
+            return {"error": f"rootless: process {pid} is not in a container of this user"}
+        signal.pidfd_send_signal(pidfd, sig)
+        return {}
+    except ProcessLookupError:
+        return {"gone": True}
+    except OSError as exc:
+        return {"error": f"rootless: cannot signal process {pid}: {exc.strerror}"}
+    finally:
+        os.close(pidfd)
 
 
 def _answer(request: bytes, fds: Sequence[int], started: list[int]) -> dict[str, object]:
-    if len(fds) != 4:
+    body = json.loads(request)
+    if isinstance(body, dict) and len(fds) == 1:
+        pid, sig = body["signal"]
+        return _signal(int(pid), int(sig))
+    if len(fds) != 4 or not isinstance(body, list):
         return {"error": "rootless: a malformed request to the helper outside the user namespace"}
     _, netns, userns, log = fds
     publish = [PortMapping(str(ip), int(host), int(cont), "udp" if proto == "udp" else "tcp")
-               for ip, host, cont, proto in json.loads(request)]
+               for ip, host, cont, proto in body]
     scratch = Path(tempfile.mkdtemp(prefix="dockyard-pasta-"))
     try:
         pid = pasta.start(publish, netns, userns, scratch / "pid", log)
@@ -112,7 +162,7 @@ def serve(sock: socket.socket) -> NoReturn:
             try:
                 try:
                     reply = _answer(request, fds, started)
-                except (ValueError, TypeError) as exc:
+                except (ValueError, TypeError, KeyError) as exc:
                     reply = {"error": f"rootless: a malformed request to the helper ({exc})"}
                 if fds:
                     os.write(fds[0], json.dumps(reply).encode())
