@@ -113,7 +113,7 @@ def _signal(pid: int, sig: int) -> dict[str, object]:
             return {"error": f"rootless: process {pid} is not in a container of this user"}
         signal.pidfd_send_signal(pidfd, sig)
         return {}
-    except ProcessLookupError:
+    except (ProcessLookupError, FileNotFoundError):  # ended meanwhile (its /proc entry goes with it)
         return {"gone": True}
     except OSError as exc:
         return {"error": f"rootless: cannot signal process {pid}: {exc.strerror}"}
