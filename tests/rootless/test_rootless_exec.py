@@ -1,8 +1,8 @@
 """Rootless commands that reach into a detached container: ``exec`` joins the user namespace the
 container's ``run -d`` made (from the host's, where this user owns it), with its output, exit code,
-``-u``, ``-e``, ``-w`` and ``-it``; ``kill`` and ``stop`` reach its processes of any uid (through the
-helper outside); ``cp``, ``diff``, ``top`` and ``commit`` work on it, ``pause`` says why it cannot (no
-writable cgroup), and the namespace of another user is never joined nor signalled."""
+``-u``, ``-e``, ``-w`` and ``-it``; ``kill``, ``stop`` and ``cp`` reach it when its process runs as any
+uid (through the helper outside); ``cp``, ``diff``, ``top`` and ``commit`` work on it, ``pause`` says why
+it cannot (no writable cgroup), and the namespace of another user is never joined nor signalled."""
 
 from __future__ import annotations
 
@@ -37,11 +37,16 @@ def _ok(done: subprocess.CompletedProcess[str]) -> str:
 
 
 @pytest.fixture(scope="module")
-def box(rootless: Runner) -> Iterator[str]:
-    """A detached container of the test user, sleeping."""
+def image(rootless: Runner) -> str:
     _ok(rootless("import", str(BUSYBOX_TAR), "execbase:local"))
+    return "execbase:local"
+
+
+@pytest.fixture(scope="module")
+def box(rootless: Runner, image: str) -> Iterator[str]:
+    """A detached container of the test user, sleeping."""
     name = f"exec-{os.getpid()}"
-    _ok(rootless("run", "-d", "--name", name, "execbase:local", "sleep", "600"))
+    _ok(rootless("run", "-d", "--name", name, image, "sleep", "600"))
     yield name
     rootless("rm", "-f", name)
 
@@ -150,11 +155,11 @@ def test_another_users_namespace_is_not_joined(rootless: Runner, box: str) -> No
     assert f"the user namespace of process {pid} belongs to uid {_uid()}, not to this user" in message
 
 
-def test_rootless_kill_and_stop_reach_any_uid(rootless: Runner) -> None:
+def test_rootless_kill_and_stop_reach_any_uid(rootless: Runner, image: str) -> None:
     """A process of uid 1000 in the container is a sub-id's on the host: a later dockyard's own user
     namespace may not signal it; the helper outside (the namespace's owner) does."""
     name = f"signals-{os.getpid()}"
-    _ok(rootless("run", "-d", "-u", "1000", "--name", name, "execbase:local", "sh", "-c",
+    _ok(rootless("run", "-d", "-u", "1000", "--name", name, image, "sh", "-c",
                  "trap 'exit 7' TERM; while :; do sleep 1; done"))
     try:
         _ok(rootless("stop", "-t", "30", name))
@@ -178,6 +183,39 @@ def test_the_helper_signals_only_this_users_containers(rootless: Runner, box: st
         pid = int(_ok(rootless("inspect", "-f", "{{.State.Pid}}", box)))
         reply = outside._signal(pid, 0)  # the test user's container, asked as root: not this user's
         assert reply == {"error": f"rootless: process {pid} is not in a container of this user"}
+    finally:
+        host.kill()
+        host.wait()
+
+
+def test_rootless_cp_reaches_a_running_container_of_any_uid(rootless: Runner, image: str) -> None:
+    """``cp`` works in the running container's own mounts (its volumes too), which a later dockyard
+    reaches through ``/proc/PID/root`` only when the process is the user's own uid 0: for uid 1000 the
+    helper outside opens that root."""
+    shared = Path(tempfile.mkdtemp(prefix="dockyard-rootless-vol-", dir="/var/tmp"))
+    name = f"cp-uid-{os.getpid()}"
+    try:
+        shared.chmod(0o755)
+        (shared / "v").write_text("in the volume\n")
+        (shared / "v").chmod(0o644)
+        _ok(rootless("run", "-d", "-u", "1000", "-v", f"{shared}:/vol", "--name", name, image,
+                     "sleep", "600"))
+        with tempfile.TemporaryDirectory(dir="/var/tmp") as out:
+            os.chmod(out, 0o777)
+            _ok(rootless("cp", f"{name}:/vol/v", f"{out}/v"))
+            assert Path(out, "v").read_text() == "in the volume\n"
+        _ok(rootless("cp", str(shared / "v"), f"{name}:/tmp/copied"))
+        assert _ok(rootless("exec", name, "cat", "/tmp/copied")) == "in the volume\n"
+    finally:
+        rootless("rm", "-f", name)
+        shutil.rmtree(shared, ignore_errors=True)
+
+
+def test_the_helper_opens_only_this_users_container_roots(rootless: Runner, box: str) -> None:
+    host = subprocess.Popen(["sleep", "60"])
+    try:
+        assert outside._root(host.pid) == {"error": f"rootless: process {host.pid} is not in a container "
+                                                    "of this user"}
     finally:
         host.kill()
         host.wait()
