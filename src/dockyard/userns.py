@@ -6,6 +6,12 @@ all). Stdlib only: the executor's zygote imports it.
 
 from __future__ import annotations
 
+import fcntl
+import os
+import struct
+
+NS_GET_OWNER_UID = 0xB704  # _IO(0xb7, 0x4): the uid that owns a user namespace
+
 _in_userns: bool | None = None
 
 
@@ -39,3 +45,20 @@ def trusted_xattrs() -> bool:
     except OSError:
         pass
     return False
+
+
+def foreign_namespace_owner(pid: int) -> tuple[int, int] | None:
+    """For process ``pid`` in a user namespace other than this process's: (a descriptor of that
+    namespace, which the caller closes; the uid owning it). None when it shares ours. Raises
+    ``OSError`` when the process is gone or out of reach."""
+    fd = os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        theirs, ours = os.fstat(fd), os.stat("/proc/self/ns/user")
+        if (theirs.st_dev, theirs.st_ino) == (ours.st_dev, ours.st_ino):
+            os.close(fd)
+            return None
+        owner: int = struct.unpack("I", fcntl.ioctl(fd, NS_GET_OWNER_UID, bytes(4)))[0]
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, owner

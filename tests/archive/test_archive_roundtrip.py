@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import stat
+import tarfile
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -213,3 +216,36 @@ def test_apply_reports_progress(shm: Path) -> None:
     assert len(events) >= 3 and events[-1].current == len(buf.getvalue())
     currents = [e.current for e in events]
     assert currents == sorted(currents)
+
+
+@needs_root
+def test_a_readable_file_of_another_owner_is_archived() -> None:
+    """O_NOATIME is refused on a file the reader does not own (a rootless user reading a build context
+    or ``cp`` source owned by root): the file is read without it."""
+    base = Path(tempfile.mkdtemp(prefix="dockyard-noatime-", dir="/var/tmp"))  # pytest's is root-only
+    try:
+        base.chmod(0o755)
+        (base / "tree").mkdir()
+        (base / "tree" / "f").write_text("theirs\n")
+        out = base / "out.tar"
+        out.touch()
+        os.chown(out, 65534, 65534)
+        child = os.fork()
+        if child == 0:  # as nobody, without CAP_FOWNER
+            code = 1
+            try:
+                os.setgroups([])
+                os.setgid(65534)
+                os.setuid(65534)
+                with open(out, "wb") as f:
+                    write_tree(base / "tree", f)
+                code = 0
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(child, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        with tarfile.open(out) as tar:
+            member = tar.extractfile("f")
+            assert member is not None and member.read() == b"theirs\n"
+    finally:
+        shutil.rmtree(base)

@@ -413,3 +413,26 @@ COPY --from=bad /etc/hostname /b
     outcomes = dict(builds.timeline())  # the last word on each step
     assert outcomes["[bad 2/2] RUN sleep 0.5 && exit 7"] == "error"
     assert outcomes["[slow 2/2] RUN sleep 30"] == "canceled"
+
+
+def test_a_build_sweeps_stale_executor_state_once(builds: Builds, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What killed runs left in the executor's state is swept once per build, when its executor opens
+    (its first RUN step); a build without RUN steps does not touch that state."""
+    from dockyard.builder import engine
+    from dockyard.executor import cleanup
+
+    swept: list[Path] = []
+    real = cleanup.cleanup_stale
+
+    def counting(state_dir: Path, runc: str = "runc") -> int:
+        swept.append(state_dir)
+        return real(state_dir, runc)
+
+    monkeypatch.setattr(cleanup, "cleanup_stale", counting)
+    monkeypatch.setattr(engine, "cleanup_stale", counting, raising=False)  # a by-name import of it
+    builds.build(builds.context("FROM busybox:local\nRUN echo one > /one\nRUN echo two > /two\n"),
+                 no_cache=True)
+    assert swept == [builds.client.store.root / "exec"]
+    swept.clear()
+    builds.build(builds.context("FROM busybox:local\nENV A=1\n", name="norun"))
+    assert swept == []

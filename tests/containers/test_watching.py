@@ -121,3 +121,20 @@ def test_limits_through_cgroups_and_oom(dy: Dy) -> None:
     assert dy("inspect", "-f", "{{.State.OOMKilled}} {{.State.ExitCode}}", "oom").stdout == "true 137\n"
     r = dy("run", "-d", "-m", "1m", "busybox:local")
     assert r.returncode == 125 and "Minimum memory limit allowed is 6MB" in r.stderr
+
+
+def test_pause_without_a_cgroup_of_its_own_says_why(tmp_path: os.PathLike[str]) -> None:
+    """A container started where the cgroup tree is not writable (rootless on cgroup v1) runs in no
+    cgroup of its own: pause names that, not a bare 'No such file or directory'."""
+    from pathlib import Path
+
+    from dockyard.containers import cgroups
+    from dockyard.errors import ExecutionError
+
+    root = Path(tmp_path)
+    (root / "freezer").mkdir()
+    with pytest.raises(ExecutionError, match="cannot pause the container: it has no cgroup of its own"):
+        cgroups.freeze("c1", True, root)
+    (root / "freezer" / "dockyard" / "c1").mkdir(parents=True)
+    cgroups.freeze("c1", True, root)
+    assert (root / "freezer" / "dockyard" / "c1" / "freezer.state").read_text() == "FROZEN"

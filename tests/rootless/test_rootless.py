@@ -153,6 +153,26 @@ def test_rootless_fuse_overlayfs_fallback_gives_the_same_image(rootless: Runner,
 
 
 @pytest.mark.busybox
+def test_rootless_run_copies_the_layers_where_no_overlay_mounts(rootless: Runner, shared_dir: Path,
+                                                                root_build: tuple[str, Path, Path]) -> None:
+    """Neither the kernel's overlayfs (refused for this test) nor fuse-overlayfs (not on PATH): ``run``
+    takes a copy of the layers as its root, as the builder's chroot fallback does, in its namespaces."""
+    _ok(rootless("load", "-i", str(root_build[1])))
+    bare = shared_dir / "bin-no-fuse"
+    bare.mkdir(exist_ok=True)
+    for tool in ("newuidmap", "newgidmap"):
+        found = shutil.which(tool)
+        assert found is not None
+        if not (bare / tool).exists():
+            (bare / tool).symlink_to(found)
+    script = "awk '$5 == \"/\" {print $4}' /proc/self/mountinfo; head -1 /etc/passwd; echo x > /new; cat /new"
+    out = _ok(rootless("run", "--rm", "--network", "none", "base:local", "sh", "-c", script,
+                       env={isolation.REFUSE_OVERLAY_ENV: "1"}, path=str(bare))).splitlines()
+    assert out[0].endswith("/rootfs"), out  # the copy's directory, not an overlay's "/"
+    assert out[1:] == ["root:x:0:0:root:/root:/bin/sh", "x"]
+
+
+@pytest.mark.busybox
 def test_rootless_run(rootless: Runner, root_build: tuple[str, Path, Path]) -> None:
     _ok(rootless("load", "-i", str(root_build[1])))
     # uid 0 of the container is the user; uid 1000 a sub-id, and both look like themselves inside.

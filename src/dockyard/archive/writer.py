@@ -30,7 +30,8 @@ from dockyard.errors import CorruptData, NotFound, StoreError
 
 _FLUSH_AT = 1 << 20
 _BIG_FILE = 1 << 20  # bodies at least this large are streamed, not read whole
-_O_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | getattr(os, "O_NOATIME", 0)
+_O_NOATIME = getattr(os, "O_NOATIME", 0)
+_O_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | _O_NOATIME
 _O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 # overlayfs bookkeeping and host SELinux labels never belong in a layer.
 _SKIP_XATTR_PREFIXES = ("trusted.overlay.", "user.overlay.", "security.selinux")
@@ -338,7 +339,7 @@ class _TreeAdder:
                     self.tw.add(entry)
                     return
                 self.links[key] = entry.name
-            fd = os.open(name, _O_READ, dir_fd=dir_fd)
+            fd = _open_for_reading(name, dir_fd)
             try:
                 if self.opts.xattrs:
                     entry.xattrs = read_xattrs(fd)
@@ -351,6 +352,15 @@ class _TreeAdder:
         if self.opts.xattrs and entry.type != FIFOTYPE:
             entry.xattrs = read_xattrs(f"/proc/self/fd/{dir_fd}/{name}")
         self.tw.add(entry)
+
+
+def _open_for_reading(name: str, dir_fd: int) -> int:
+    try:
+        return os.open(name, _O_READ, dir_fd=dir_fd)
+    except PermissionError:
+        # O_NOATIME needs the file's owner (or CAP_FOWNER over it): a readable file of another user,
+        # or of an owner outside a rootless user namespace (seen as nobody), is read without it.
+        return os.open(name, _O_READ & ~_O_NOATIME, dir_fd=dir_fd)
 
 
 def write_tree(

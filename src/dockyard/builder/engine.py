@@ -49,7 +49,7 @@ from dockyard.dockerfile import (
     parse_instruction,
 )
 from dockyard.errors import BuildError, DockerfileError, DockyardError, Interrupted
-from dockyard.executor import Executor, cleanup_stale
+from dockyard.executor import Executor
 from dockyard.executor.base import open_executor
 from dockyard.executor.isolation import choose as choose_isolation
 from dockyard.image import chain_ids
@@ -116,8 +116,9 @@ def build(store: Store, options: BuildOptions, cancel: threading.Event | None = 
 
 
 def recover(store: Store) -> None:
-    """Undo what killed builds left: their executor runs, mounts and scratch directories."""
-    cleanup_stale(store.root / "exec")
+    """Undo what killed builds left: their scratch directories and the mounts in them. Their executor
+    runs (mounts, pasta) are swept when this build opens its executor (``open_executor``, at its first
+    RUN step), as every ``run`` does: once, and only by what will use that state."""
     clean_tmp(store)
 
 

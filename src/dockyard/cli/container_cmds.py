@@ -554,8 +554,12 @@ class _ContainerGroup(click.Group):
 
 
 @click.group("container", cls=_ContainerGroup, context_settings={"help_option_names": ["-h", "--help"]})
-def container_group() -> None:
+@click.pass_context
+def container_group(ctx: click.Context) -> None:
     """Manage containers."""
+    from dockyard.cli.group import enter_rootless
+
+    enter_rootless(ctx.invoked_subcommand)
 
 
 for _cmd, _name in ((create_cmd, "create"), (start_cmd, "start"), (stop_cmd, "stop"), (kill_cmd, "kill"),

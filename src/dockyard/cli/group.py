@@ -51,6 +51,17 @@ class LazyGroup(click.Group):
 
 # Commands that never touch the store or run a container: a non-root user needs no user namespace.
 NO_STORE_COMMANDS = frozenset({"dockerfile", "lint", "login", "logout", None})
+# Commands that join a running container: rootless, they stay in the host's user namespace, from where
+# the container's own one can be joined (see executor.enter); a fresh one could not enter it.
+JOINING_COMMANDS = frozenset({"exec"})
+
+
+def enter_rootless(command: str | None) -> None:
+    """Rootless: move into a user namespace of its own before ``command`` runs, unless it needs none."""
+    if os.geteuid() != 0 and command not in NO_STORE_COMMANDS | JOINING_COMMANDS:
+        from dockyard.executor.rootless import enter_user_namespace
+
+        enter_user_namespace()
 
 
 class CliState:
@@ -71,11 +82,8 @@ class CliState:
 def cli(ctx: click.Context, root: str | None, debug: bool) -> None:
     """A daemonless, Docker-compatible image builder and manager."""
     ctx.obj = CliState(root, debug)
-    if os.geteuid() != 0 and ctx.invoked_subcommand not in NO_STORE_COMMANDS:
-        # Rootless: every store command runs inside a user namespace of its own (see executor.rootless).
-        from dockyard.executor.rootless import enter_user_namespace
-
-        enter_user_namespace()
+    if ctx.invoked_subcommand != "container":  # that group decides for its subcommand
+        enter_rootless(ctx.invoked_subcommand)
 
 
 def run(args: list[str], debug: bool) -> NoReturn:

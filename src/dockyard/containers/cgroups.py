@@ -81,15 +81,19 @@ def _v2_limits(d: Path, limits: Limits) -> dict[Path, str]:
 def freeze(cid: str, frozen: bool, root: Path = CGROUP_ROOT) -> None:
     """Freeze (``pause``) or thaw (``unpause``) every process of the container."""
     dirs = _dirs(cid, root)
+    verb = "pause" if frozen else "unpause"
+    if "unified" in dirs:
+        path, value = dirs["unified"] / "cgroup.freeze", "1" if frozen else "0"
+    elif "freezer" in dirs:
+        path, value = dirs["freezer"] / "freezer.state", "FROZEN" if frozen else "THAWED"
+    else:
+        raise ExecutionError("no freezer cgroup on this host: pause is not available")
+    if not path.parent.is_dir():  # prepare() could not make it: the process runs in no cgroup of its own
+        raise ExecutionError(f"cannot {verb} the container: it has no cgroup of its own (this user cannot "
+                             f"write {root}, as in rootless mode without a delegated cgroup v2 tree)")
     try:
-        if "unified" in dirs:
-            (dirs["unified"] / "cgroup.freeze").write_text("1" if frozen else "0")
-        elif "freezer" in dirs:
-            (dirs["freezer"] / "freezer.state").write_text("FROZEN" if frozen else "THAWED")
-        else:
-            raise ExecutionError("no freezer cgroup on this host: pause is not available")
+        path.write_text(value)
     except OSError as exc:
-        verb = "pause" if frozen else "unpause"
         raise ExecutionError(f"cannot {verb} the container: {exc.strerror}") from None
 
 

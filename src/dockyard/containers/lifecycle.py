@@ -22,6 +22,7 @@ from dockyard.containers.store import LEASE_TTL, ContainerStore, Record, monitor
 from dockyard.containers.volumes import VolumeStore, container_mounts, parse_volume_flag
 from dockyard.errors import Conflict, ExecutionError, InvalidArgument, NotFound
 from dockyard.executor import outside
+from dockyard.executor.rootless import in_rootless_namespace
 from dockyard.executor.spec import Mount
 from dockyard.executor.user import start_error
 from dockyard.imageops import Store
@@ -209,7 +210,14 @@ def _signal_process(rec: Record, sig: int) -> None:
     pid = int(rec.state["State"]["Pid"])
     if pid and monitor_alive(rec.state):
         try:
-            os.kill(pid, sig)
+            try:
+                os.kill(pid, sig)
+            except PermissionError:
+                if not in_rootless_namespace():
+                    raise
+                # Started by another rootless dockyard, in a user namespace next to ours: the helper
+                # outside, whose user owns that namespace, may signal it.
+                outside.send_signal(pid, sig)
         except ProcessLookupError:
             pass
 

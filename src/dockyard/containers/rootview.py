@@ -21,6 +21,8 @@ from typing import Any, TypeVar
 
 from dockyard.containers.store import LEASE_TTL, Record, monitor_alive
 from dockyard.errors import DockyardError, ExecutionError
+from dockyard.executor import outside
+from dockyard.executor.rootless import in_rootless_namespace
 from dockyard.executor.spec import RootfsSpec
 
 T = TypeVar("T")
@@ -65,6 +67,15 @@ def in_view(root: Path, rec: Record, action: Callable[[str], T], *, writable: bo
     live = running_root(rec) if volumes else None
     if live is not None:
         return action(live)
+    if volumes and in_rootless_namespace() and rec.state["State"]["Running"] and monitor_alive(rec.state):
+        # Rootless, a process of a uid other than 0 started by another dockyard is out of this one's
+        # reach (a sibling user namespace): the helper outside, the namespace's owner, opens its root.
+        fd = outside.open_root(int(rec.state["State"]["Pid"]))
+        if fd is not None:
+            try:
+                return action(f"/proc/self/fd/{fd}")
+            finally:
+                os.close(fd)
     spec = rootfs_spec(root, rec)
     target = rec.path / f"view.{os.getpid()}"
     target.mkdir(exist_ok=True)

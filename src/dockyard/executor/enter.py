@@ -9,6 +9,15 @@ capabilities, no_new_privs and seccomp filter as the first process, and execs. W
 gets a terminal from the container's /dev/pts and this process pumps between it and its own stdio.
 The exit status is the program's (128+n for signal n); a failure to start writes one line on ``errfd`` and
 exits 126 (cannot run), 127 (not found) or 125.
+
+Rootless: a detached container lives in the user namespace its ``run -d`` made, which a later dockyard's
+own fresh namespace could never enter (a sibling namespace has no capability over it). So ``exec`` does
+not make one: its CLI stays in the host's user namespace, and this process joins the container's user
+namespace first. The kernel lets it: a process whose euid owns a user namespace, in that namespace's
+parent, has every capability in it and in the namespaces it owns. This was chosen over Podman's
+long-lived per-user "pause process" that every command joins: nothing to keep alive or find again
+through a pid file, and the container's own first process names the namespace. Only a namespace owned
+by this process's euid is joined (``NS_GET_OWNER_UID``), so a stale pid never leads into someone else's.
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ from dockyard.executor import seccomp
 from dockyard.executor.fdpass import cloexec_above_stdio
 from dockyard.executor.spec import DEFAULT_PATH, env_dict
 from dockyard.executor.user import lookup_path, resolve_user, start_error
+from dockyard.userns import foreign_namespace_owner
 
 BOOTSTRAP = ("import sys; sys.path.insert(0, {path!r}); "
              "from dockyard.executor.enter import main; main()")
@@ -143,6 +153,27 @@ def _pump(master: int, pid: int, interactive: bool) -> int:
     return status
 
 
+def _join_user_namespace(pid: int) -> None:
+    """Join the user namespace of process ``pid`` if it is not ours and this user owns it (rootless)."""
+    try:
+        found = foreign_namespace_owner(pid)
+    except OSError:
+        _fail(f"container is not running (process {pid} is gone)", 125)
+    if found is None:
+        return  # root's containers, or a caller already inside
+    fd, owner = found
+    try:
+        if owner != os.geteuid():
+            _fail(f"the user namespace of process {pid} belongs to uid {owner}, not to this user", 125)
+        try:
+            m.setns(fd, m.CLONE_NEWUSER)
+        except OSError as exc:
+            _fail(f"cannot join the user namespace of the container ({exc.strerror}): run exec from the "
+                  "host's user namespace as the user who started the container", 125)
+    finally:
+        os.close(fd)
+
+
 def enter(req: dict[str, Any]) -> int:
     """Join the container of ``req["pid"]`` and run ``req["args"]``; the exit status."""
     pid = int(req["pid"])
@@ -152,6 +183,7 @@ def enter(req: dict[str, Any]) -> int:
                for name, kind in _NAMESPACES]
     except OSError:
         _fail(f"container is not running (process {pid} is gone)", 125)
+    _join_user_namespace(pid)
     try:
         program_filter = seccomp.program_for(req.get("seccomp"))
     except DockyardError as exc:

@@ -22,7 +22,6 @@ from dockyard.errors import ExecutionError
 from dockyard.executor import mount as m
 from dockyard.executor import outside
 
-CLONE_NEWUSER = 0x10000000
 ROOTLESS_ENV = "DOCKYARD_ROOTLESS_UID"
 """Set (to the real uid) in a process that entered its user namespace; children inherit it."""
 
@@ -84,7 +83,7 @@ def _tools() -> tuple[str, str]:
 
 def _unshare_user() -> None:
     try:
-        m.unshare(CLONE_NEWUSER)
+        m.unshare(m.CLONE_NEWUSER)
     except OSError as exc:
         if exc.errno == errno.EINVAL:  # the one other cause: threads (a program embedding dockyard)
             raise ExecutionError("rootless: cannot create a user namespace in a process that already runs "

@@ -21,12 +21,13 @@ from dockyard.executor.isolation import choose as choose_isolation
 from dockyard.executor.network import network_mode, parse_publish, resolve_ports
 from dockyard.executor.seccomp import DEFAULT as DEFAULT_SECCOMP
 from dockyard.executor.seccomp import parse_profile
-from dockyard.executor.spec import PortMapping
+from dockyard.executor.spec import PortMapping, Rootfs
 from dockyard.imageops import Store
 from dockyard.imageops.images import load_config, resolve
 from dockyard.imageops.platforms import resolve_platform
 from dockyard.imageops.unpack import unpack_layers
 from dockyard.oci.config import ImageConfig
+from dockyard.snapshot.copying import CopiedTree
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -209,13 +210,23 @@ def run_container(store: Store, opts: RunOptions, *, stdin: int | None, stdout: 
         empty = scratch / "empty"
         empty.mkdir()
         try:
-            upper, work = scratch / "upper", scratch / "work"
-            upper.mkdir()
-            work.mkdir()
-            rootfs = RootfsSpec(lowerdirs=list(reversed(lowers)) or [empty], upperdir=upper, workdir=work)
             # The kernel's overlayfs or (refused, rootless before 5.11) fuse-overlayfs, as builds do.
-            mounter = choose_isolation("namespaces", store.root / "exec").mounter
-            executor = open_executor(store.root / "exec", opts.runtime, mounter=mounter)
+            choice = choose_isolation("namespaces", store.root / "exec")
+            rootfs: Rootfs
+            if choice.isolation == "chroot":
+                # Neither can mount here (rootless): the copying snapshotter's copy of the layers is
+                # the root, as in the builder's chroot fallback, while namespaces still isolate the
+                # process. The run's changes go with the copy, as they go with a run's upper directory.
+                rootfs = scratch / "rootfs"
+                rootfs.mkdir()
+                CopiedTree(rootfs).materialize(lowers)
+            else:
+                upper, work = scratch / "upper", scratch / "work"
+                upper.mkdir()
+                work.mkdir()
+                rootfs = RootfsSpec(lowerdirs=list(reversed(lowers)) or [empty], upperdir=upper,
+                                    workdir=work)
+            executor = open_executor(store.root / "exec", opts.runtime, mounter=choice.mounter)
             try:
                 return executor.run(spec, rootfs, stdout=stdout, stderr=stderr,
                                     stdin=stdin if opts.interactive else None, on_start=on_start)
