@@ -1,17 +1,19 @@
 """``dockyard build`` vs Docker's BuildKit on the reference build (scripts/peers/ref), same run.
 
 Runs ``scripts/peers/bench-peers.sh`` with dockyard side by side with docker (and buildah with
-``--buildah``): cold (cache pruned, base kept), warm (no change) and change1 (one source line
-appended), interleaved, medians with ratios to docker. Goal (issue 4): each at most 1.0x BuildKit.
-Also reports dockyard's peak memory (max RSS of the build process tree, from GNU time).
+``--buildah``, and dockyard as a non-root user with ``--rootless``): cold (cache pruned, base kept), warm
+(no change) and change1 (one source line appended), interleaved, medians with ratios to docker. Goal
+(issue 4): each at most 1.0x BuildKit; issue 11: rootless no more than 10 % behind root. Also reports
+dockyard's peak memory (max RSS of the root build's process tree, from GNU time).
 
-Run: .venv/bin/python bench/bench_build.py [--runs N] [--buildah]   (needs scripts/peers-up.sh)
+Run: .venv/bin/python bench/bench_build.py [--runs N] [--buildah] [--rootless]   (needs scripts/peers-up.sh)
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -22,12 +24,41 @@ REPO = Path(__file__).resolve().parents[1]
 PEERS = REPO / "scripts" / "peers"
 PEERS_DIR = Path(os.environ.get("PEERS_DIR", "/var/tmp/dockyard-peers"))
 DOCKER = "/usr/bin/docker"
+ROOTLESS_USER, ROOTLESS_SUBIDS = "dybench", "300000-365535"
+ROOTLESS_VENV = Path("/var/tmp/dockyard-bench-rootless-venv")
+
+
+def _rootless_env(root: Path, tar: Path) -> dict[str, str]:
+    """bench-peers.sh's ROOTLESS_CMD and ROOTLESS_RESET: dockyard as a non-root user (subordinate ids,
+    its store under ``root``), with the base image loaded there."""
+    sys.path.insert(0, str(REPO))
+    from tests.rootless import userkit
+
+    userkit.require_root()
+    python = userkit.make_venv(ROOTLESS_VENV, REPO / "src")
+    user = userkit.make_user(ROOTLESS_USER, ROOTLESS_SUBIDS)
+    userkit.devices_for_users()
+    data = root / "rootless-data"
+    data.mkdir()
+    shutil.chown(data, user.pw_uid, user.pw_gid)
+    root.chmod(0o755)  # the user reads the base image's tar and keeps its store here
+    tar.chmod(0o644)
+
+    def cmd(*args: str) -> str:
+        return " ".join(shlex.quote(a) for a in userkit.argv(user, python, args, data_home=str(data)))
+
+    subprocess.run(f"{cmd('load', '-q', '-i', str(tar))} >/dev/null", shell=True, check=True)
+    return {"ROOTLESS_CMD": f"{cmd('build', '-q', '-t', 'ref:bench', '.')} >/dev/null",
+            "ROOTLESS_RESET": (f"{cmd('builder', 'prune', '-af')} >/dev/null; "
+                               f"{cmd('rmi', '-f', 'ref:bench')} >/dev/null 2>&1; true")}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--buildah", action="store_true", help="time buildah too")
+    parser.add_argument("--rootless", action="store_true",
+                        help=f"time dockyard as the non-root user {ROOTLESS_USER} too (made if missing)")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="dy-bench-build-", dir="/var/tmp"))
     mem_log = root / "maxrss.txt"
@@ -44,6 +75,8 @@ def main() -> int:
                                "dockyard build -q -t ref:bench . >/dev/null")
         env["DOCKYARD_RESET"] = ("dockyard builder prune -af >/dev/null; "
                                  "dockyard rmi -f ref:bench >/dev/null 2>&1; true")
+        if args.rootless:
+            env.update(_rootless_env(root, tar))
         tools = ["docker", "buildah"] if args.buildah else ["docker"]
         proc = subprocess.run(["bash", str(PEERS / "bench-peers.sh"), str(args.runs), *tools], env=env,
                               capture_output=True, text=True)
@@ -59,6 +92,7 @@ def main() -> int:
         return proc.returncode
     finally:
         subprocess.run(["umount", "-R", "-l", str(root / "store")], stderr=subprocess.DEVNULL, check=False)
+        # The rootless store holds files of the user's subordinate ids: only root removes it.
         shutil.rmtree(root, ignore_errors=True)
 
 
