@@ -7,14 +7,16 @@ import errno
 import io
 import os
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from dockyard.archive import TarWriter, apply_layer, apply_layer_overlay
-from dockyard.archive.apply import _wrap
+from dockyard.archive.apply import _wrap, extract
 from dockyard.archive.tarheader import DIRTYPE, LNKTYPE, SYMTYPE, TarEntry
 from dockyard.errors import CorruptData, NoSpace, StoreError, UnsafePath
+from dockyard.progress import Event
 
 ROOT = os.geteuid() == 0
 
@@ -209,3 +211,133 @@ def test_overlay_apply_keeps_owners_and_maps_them(tmp_path: Path) -> None:
     assert (os.lstat(tmp_path / "up2/a").st_uid, os.lstat(tmp_path / "up2/a").st_gid) == (1005, 2006)
     apply_layer_overlay(layer(f("a", b"1", uid=5, gid=6)), tmp_path / "up3", same_owner=False)
     assert os.lstat(tmp_path / "up3/a").st_uid == os.geteuid()
+
+
+# -- more edges (mutation testing found them unpinned) --------------------------------------------
+
+def test_a_name_of_121_characters_is_shortened(tmp_path: Path) -> None:
+    name = "y" * 121
+    with pytest.raises(CorruptData) as err:
+        apply_layer(layer(link(name, "missing")), tmp_path / "r")
+    assert str(err.value).startswith(f"tar entry {'y' * 60 + '...' + 'y' * 40!r} at offset 0: ")
+
+
+def test_a_hard_link_climbing_out_names_itself_with_its_offset(tmp_path: Path) -> None:
+    with pytest.raises(UnsafePath) as err:
+        apply_layer(layer(f("first", b"x"), link("h", "../../etc/passwd")), tmp_path / "r")
+    assert str(err.value) == "tar entry '../../etc/passwd' at offset 1024 points outside the root"
+
+
+def test_xattrs_of_a_symlink_never_reach_its_target(tmp_path: Path) -> None:
+    root = tmp_path / "r"
+    apply_layer(layer(f("target", b"x"), TarEntry("l", type=SYMTYPE, linkname="target",
+                                                  xattrs={"user.k": b"v"})), root, same_owner=False)
+    assert os.readlink(root / "l") == "target"
+    assert "user.k" not in os.listxattr(root / "target")
+
+
+@pytest.mark.skipif(not ROOT, reason="the immutable flag needs CAP_LINUX_IMMUTABLE")
+def test_a_file_that_cannot_be_replaced_is_an_error_naming_the_entry(tmp_path: Path) -> None:
+    root = tmp_path / "r"
+    root.mkdir()
+    (root / "f").write_text("lower")
+    if subprocess.run(["chattr", "+i", str(root / "f")], capture_output=True).returncode != 0:
+        pytest.skip("no chattr +i on this filesystem")
+    try:
+        with pytest.raises(CorruptData) as err:
+            apply_layer(layer(f("f", b"upper")), root)
+        assert str(err.value) == "tar entry 'f' at offset 0: Operation not permitted"
+        assert (root / "f").read_text() == "lower"
+    finally:
+        subprocess.run(["chattr", "-i", str(root / "f")], check=True)
+
+
+def test_progress_every_4_mib_of_tar_then_done(tmp_path: Path) -> None:
+    events: list[Event] = []
+    mib = 1 << 20
+    stream = layer(f("a", bytes(4 * mib)), f("b", bytes(4 * mib - 1024)), f("c"))
+    size = len(stream.getvalue())
+    apply_layer(stream, tmp_path / "r", progress=events.append, progress_id="L")
+    # After "a" 4 MiB + its header were read; the next report is due 4 MiB later, at 8 MiB + 512,
+    # which "b" ends just short of and "c" (a header, no body) reaches exactly.
+    assert events == [Event("L", "extracting", current=4 * mib + 512),
+                      Event("L", "extracting", current=8 * mib + 512),
+                      Event("L", "extracting", "done", current=size, total=size)]
+    quiet: list[Event] = []
+    apply_layer_overlay(layer(f("a", b"1")), tmp_path / "up", progress=quiet.append)
+    assert [e.id for e in quiet] == [""]
+
+
+def test_extract_takes_whiteout_names_as_files_and_reads_to_the_end(tmp_path: Path) -> None:
+    root = tmp_path / "r"
+    root.mkdir()
+    (root / "keep").write_text("k")
+    stream = layer(f(".wh.keep", b"w"), d("o"), f("o/.wh..wh..opq", b"q"), trailer=b"junk" * 300)
+    stats = extract(stream, root, same_owner=False)
+    assert stream.tell() == len(stream.getvalue())
+    assert (root / "keep").read_text() == "k"
+    assert (root / ".wh.keep").read_bytes() == b"w" and (root / "o/.wh..wh..opq").read_bytes() == b"q"
+    assert (stats.files, stats.dirs, stats.whiteouts, stats.opaques) == (2, 1, 0, 0)
+    with pytest.raises(UnsafePath):
+        extract(layer(f("../x", b"x")), root)
+
+
+@pytest.mark.skipif(not ROOT, reason="owners need root")
+def test_extract_keeps_or_maps_owners_as_asked(tmp_path: Path) -> None:
+    extract(layer(f("a", b"1", uid=5, gid=6)), tmp_path / "r1")
+    assert (os.lstat(tmp_path / "r1/a").st_uid, os.lstat(tmp_path / "r1/a").st_gid) == (5, 6)
+    extract(layer(f("a", b"1", uid=5, gid=6)), tmp_path / "r2", owner=lambda u, g: (u + 10, g + 20))
+    assert (os.lstat(tmp_path / "r2/a").st_uid, os.lstat(tmp_path / "r2/a").st_gid) == (15, 26)
+    extract(layer(f("a", b"1", uid=5, gid=6)), tmp_path / "r3", same_owner=False)
+    assert os.lstat(tmp_path / "r3/a").st_uid == os.geteuid()
+
+
+def test_an_opaque_directory_keeps_a_symlink_of_this_layer_and_does_not_follow_it(tmp_path: Path) -> None:
+    root = tmp_path / "r"
+    (root / "o/old").mkdir(parents=True)
+    (root / "elsewhere").mkdir()
+    (root / "elsewhere/lower").write_text("kept")
+    members = [d("o"), TarEntry("o/link", type=SYMTYPE, linkname="/elsewhere"), TarEntry("o/.wh..wh..opq")]
+    apply_layer(layer(*members), root, same_owner=False)
+    assert sorted(os.listdir(root / "o")) == ["link"]
+    assert os.readlink(root / "o/link") == "/elsewhere"
+    assert (root / "elsewhere/lower").read_text() == "kept"
+
+
+def test_a_hard_link_through_a_file_or_to_a_missing_directory_changes_nothing(tmp_path: Path) -> None:
+    root = tmp_path / "r"
+    message = r"^tar entry 'h' at offset \d+: 'file' is not a directory$"
+    with pytest.raises(CorruptData, match=message):
+        apply_layer(layer(f("file", b"x"), link("h", "file/x")), root)
+    with pytest.raises(CorruptData, match="hard link target 'nodir/x' does not exist"):
+        apply_layer(layer(link("h", "nodir/x")), root)
+    assert sorted(os.listdir(root)) == ["file"]  # the missing directory was not made
+
+
+def test_each_hard_link_and_opaque_marker_is_counted(tmp_path: Path) -> None:
+    stats = apply_layer(layer(f("a", b"x"), link("b", "a"), link("c", "a"), d("o"), d("p"),
+                              TarEntry("o/.wh..wh..opq"), TarEntry("p/.wh..wh..opq")), tmp_path / "r")
+    assert (stats.hardlinks, stats.opaques) == (2, 2)
+
+
+def test_an_opaque_marker_under_a_file_names_the_entry(tmp_path: Path) -> None:
+    root = tmp_path / "r"
+    root.mkdir()
+    (root / "o").write_text("lower file")
+    message = r"^tar entry 'o/.wh..wh..opq' at offset 0: 'o' is not a directory$"
+    with pytest.raises(CorruptData, match=message):
+        apply_layer(layer(TarEntry("o/.wh..wh..opq")), root)
+
+
+@pytest.mark.parametrize("where", ["", "p/", "p/q/"])
+def test_an_opaque_marker_at_any_depth_keeps_this_layers_entries(tmp_path: Path, where: str) -> None:
+    root = tmp_path / "r"
+    (root / where / "lower").mkdir(parents=True)
+    (root / where / "lower/x").write_text("old")
+    (root / where / "old").write_text("old")
+    parents = [d(where[:i]) for i in range(len(where)) if where[i] == "/"]
+    members = [*parents, d(where + "new"), f(where + "new/y", b"y"), f(where + "file", b"f"),
+               TarEntry(where + ".wh..wh..opq")]
+    apply_layer(layer(*members), root, same_owner=False)
+    assert sorted(os.listdir(root / where)) == ["file", "new"]
+    assert (root / where / "new/y").read_bytes() == b"y" and (root / where / "file").read_bytes() == b"f"
