@@ -8,6 +8,8 @@ import io
 import os
 import stat
 import subprocess
+import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -341,3 +343,85 @@ def test_an_opaque_marker_at_any_depth_keeps_this_layers_entries(tmp_path: Path,
     apply_layer(layer(*members), root, same_owner=False)
     assert sorted(os.listdir(root / where)) == ["file", "new"]
     assert (root / where / "new/y").read_bytes() == b"y" and (root / where / "file").read_bytes() == b"f"
+
+
+def as_unprivileged(scratch: Path, run: Callable[[], object]) -> None:
+    """Run ``run`` without root's right to ignore modes: in a child as nobody when we are root
+    (``scratch``, on tmpfs, is handed to nobody first)."""
+    if not ROOT:
+        run()
+        return
+    os.chown(scratch, 65534, 65534)
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        code = 1
+        try:
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+            run()
+            code = 0
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_directory_modes_are_set_deepest_first(shm: Path) -> None:
+    # A parent made unsearchable (0644) before its child's mode is set would lock an unprivileged
+    # user out of the child: the deepest directories are finished first.
+    root = shm / "r"
+    members = (d("a", mode=0o644, mtime=1000), d("a/b", mode=0o700, mtime=2000),
+               d("a/b/c", mode=0o750, mtime=3000), d("z", mode=0o700, mtime=4000))
+    as_unprivileged(shm, lambda: apply_layer(layer(*members), root, same_owner=False))
+    os.chmod(root / "a", 0o755)  # to look inside as whoever we are
+    assert stat.S_IMODE(os.stat(root / "a/b").st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(root / "a/b/c").st_mode) == 0o750
+    assert os.stat(root / "a/b").st_mtime == 2000 and os.stat(root / "a/b/c").st_mtime == 3000
+
+
+def test_directory_metadata_lands_through_spaces_and_an_absolute_symlink(tmp_path: Path) -> None:
+    root = tmp_path / "r"
+    apply_layer(layer(d("my dir"), d("my dir/sub", mode=0o711, mtime=5000), d("real"),
+                      TarEntry("l", type=SYMTYPE, linkname="/real"), d("l/sub", mode=0o701, mtime=6000)),
+                root, same_owner=False)
+    st = os.stat(root / "my dir/sub")
+    assert (stat.S_IMODE(st.st_mode), st.st_mtime) == (0o711, 5000)
+    st = os.stat(root / "real/sub")
+    assert (stat.S_IMODE(st.st_mode), st.st_mtime) == (0o701, 6000)
+
+
+def test_a_directory_whose_parent_became_a_dangling_symlink_is_skipped_quietly(tmp_path: Path) -> None:
+    root = tmp_path / "r"
+    apply_layer(layer(d("a"), d("a/b", mode=0o700), TarEntry("a", type=SYMTYPE, linkname="/nowhere")), root)
+    assert os.listdir(root) == ["a"] and os.readlink(root / "a") == "/nowhere"  # nothing made for it
+
+
+@pytest.mark.parametrize("name", ["a/.wh..", "a/.wh..."])
+def test_a_dot_whiteout_is_refused_and_removes_nothing(tmp_path: Path, name: str) -> None:
+    root = tmp_path / "r"
+    (root / "a").mkdir(parents=True)
+    (root / "a/inside").write_text("x")
+    (root / "keep").write_text("k")
+    with pytest.raises(CorruptData) as err:
+        apply_layer(layer(TarEntry(name)), root)
+    assert str(err.value) == f"tar entry {name!r} at offset 0: malformed whiteout name"
+    assert (root / "keep").exists() and (root / "a/inside").exists()
+
+
+def test_a_whiteout_under_a_file_names_the_entry(tmp_path: Path) -> None:
+    root = tmp_path / "r"
+    root.mkdir()
+    (root / "f").write_text("x")
+    with pytest.raises(CorruptData, match=r"^tar entry 'f/.wh.x' at offset 0: 'f' is not a directory$"):
+        apply_layer(layer(TarEntry("f/.wh.x")), root)
+
+
+@pytest.mark.skipif(not ROOT, reason="overlay whiteouts are device nodes: root only")
+def test_an_overlay_whiteout_replaces_this_layers_own_file(tmp_path: Path) -> None:
+    up = tmp_path / "up"
+    apply_layer_overlay(layer(d("d"), f("d/x", b"1"), TarEntry("d/.wh.x")), up)
+    st = os.lstat(up / "d/x")
+    assert stat.S_ISCHR(st.st_mode) and st.st_rdev == 0

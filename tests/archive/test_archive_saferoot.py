@@ -28,6 +28,7 @@ def tree(tmp_path: Path) -> Path:
     os.symlink("loop2", root / "loop1")
     os.symlink("loop1", root / "loop2")
     os.symlink("/../../..", root / "climb")  # absolute ".." stays at the root
+    os.symlink("../up", root / "a/b/back")  # back up to a/, then through a/up
     return root
 
 
@@ -67,6 +68,8 @@ def test_no_components_is_the_root_itself(sr: SafeRoot) -> None:
     (["a", "parent", "a", "b"], "a/b"),
     (["a", "up", "..", "a"], "a"),
     (["climb", "a"], "a"),
+    (["a", "b", "back"], "c"),
+    (["a", "b", "back", "d"], "c/d"),
 ])
 def test_symlinks_are_followed_inside_the_root(sr: SafeRoot, tree: Path, comps: list[str],
                                                where: str) -> None:
