@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from dockyard.archive import TarWriter, apply_layer, apply_layer_overlay
-from dockyard.archive.apply import _wrap, extract
-from dockyard.archive.tarheader import DIRTYPE, LNKTYPE, SYMTYPE, TarEntry
+from dockyard.archive.apply import _wrap, clean_name, extract
+from dockyard.archive.tarheader import CHRTYPE, DIRTYPE, FIFOTYPE, LNKTYPE, SYMTYPE, TarEntry
 from dockyard.errors import CorruptData, NoSpace, StoreError, UnsafePath
 from dockyard.progress import Event
 
@@ -425,3 +425,84 @@ def test_an_overlay_whiteout_replaces_this_layers_own_file(tmp_path: Path) -> No
     apply_layer_overlay(layer(d("d"), f("d/x", b"1"), TarEntry("d/.wh.x")), up)
     st = os.lstat(up / "d/x")
     assert stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
+
+
+@pytest.mark.parametrize("below", ["", "/sub"])
+def test_a_root_that_is_a_file_is_a_one_line_error(tmp_path: Path, below: str) -> None:
+    (tmp_path / "file").write_text("x")
+    root = str(tmp_path / "file") + below
+    with pytest.raises(CorruptData) as err:
+        apply_layer(layer(f("a", b"1")), root)
+    assert str(err.value) == f"{root!r} is not a directory"
+
+
+def test_clean_name_keeps_the_fast_path_for_clean_names_only() -> None:
+    assert clean_name("a/b/c") == ["a", "b", "c"]
+    assert clean_name("/etc/x") == ["etc", "x"]
+    assert clean_name("a/b/") == ["a", "b"]
+    assert clean_name("a//b") == ["a", "b"]
+    assert clean_name("a/./b") == ["a", "b"] and clean_name(".hidden/x") == [".hidden", "x"]
+    with pytest.raises(UnsafePath) as err:
+        clean_name("a/../../b")
+    assert str(err.value) == "tar entry 'a/../../b' at offset 0 points outside the root"
+
+
+def test_an_entry_climbing_out_names_its_offset(tmp_path: Path) -> None:
+    with pytest.raises(UnsafePath) as err:
+        apply_layer(layer(f("first", b"x"), f("../x", b"y")), tmp_path / "r")
+    assert str(err.value) == "tar entry '../x' at offset 1024 points outside the root"
+
+
+def test_a_file_under_a_file_and_an_empty_symlink_name_the_entry(tmp_path: Path) -> None:
+    root = tmp_path / "r"
+    with pytest.raises(CorruptData) as err:
+        apply_layer(layer(f("f", b"x"), f("f/x", b"y")), root)
+    assert str(err.value) == "tar entry 'f/x' at offset 1024: 'f' is not a directory"
+    with pytest.raises(CorruptData) as err:
+        apply_layer(layer(TarEntry("s", type=SYMTYPE, linkname="")), root)
+    assert str(err.value) == "tar entry 's' at offset 0: symlink with an empty target"
+
+
+def test_counts_of_entries_dirs_and_devices(tmp_path: Path) -> None:
+    root = tmp_path / "r"
+    root.mkdir()
+    (root / "p1").write_text("a lower file the fifo replaces")
+    stats = apply_layer(layer(d("a"), d("b"), TarEntry("p1", type=FIFOTYPE, mode=0o640),
+                              TarEntry("p2", type=FIFOTYPE), f("x", b"1")), root, same_owner=False)
+    assert (stats.entries, stats.dirs, stats.devices, stats.files, stats.skipped) == (5, 2, 2, 1, 0)
+    st = os.lstat(root / "p1")
+    assert stat.S_ISFIFO(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o640
+
+
+def test_devices_without_cap_mknod_are_skipped_and_counted(shm: Path) -> None:
+    root = shm / "r"
+
+    def run() -> None:
+        stats = apply_layer(layer(TarEntry("c1", type=CHRTYPE, devmajor=1, devminor=3),
+                                  TarEntry("c2", type=CHRTYPE, devmajor=1, devminor=5), f("x", b"1")),
+                            root, same_owner=False)
+        assert (stats.skipped, stats.devices, stats.files) == (2, 0, 1)
+
+    as_unprivileged(shm, run)
+    assert os.listdir(root) == ["x"]
+
+
+def test_a_big_layer_applies_without_a_progress_sink(tmp_path: Path) -> None:
+    stats = apply_layer(layer(f("a", bytes(5 << 20)), f("b", b"1")), tmp_path / "r")
+    assert stats.bytes == (5 << 20) + 1
+
+
+@pytest.mark.parametrize("later", [b"file", b"symlink"])
+def test_a_directory_replaced_later_in_the_layer_does_not_stop_the_others(tmp_path: Path,
+                                                                          later: bytes) -> None:
+    root = tmp_path / "r"
+    replace = f("x/y", b"now a file") if later == b"file" else TarEntry("x/y", type=SYMTYPE, linkname="/z")
+    apply_layer(layer(d("x", mode=0o711), d("x/y"), replace, d("z", mode=0o700, mtime=7)), root,
+                same_owner=False)
+    assert stat.S_IMODE(os.stat(root / "z").st_mode) == 0o700 and os.stat(root / "z").st_mtime == 7
+    assert stat.S_IMODE(os.stat(root / "x").st_mode) == 0o711
+
+
+def test_a_directorys_metadata_error_names_the_directory(tmp_path: Path) -> None:
+    with pytest.raises(CorruptData, match=r"^directory 'd': \S"):
+        apply_layer(layer(d("d", xattrs={"user.big": b"v" * (1 << 17)})), tmp_path / "r", same_owner=False)
