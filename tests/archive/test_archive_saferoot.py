@@ -161,7 +161,8 @@ def test_current_umask_is_the_process_umask(mask: int) -> None:
         os.umask(old)
 
 
-@pytest.mark.parametrize("status", [b"Name:\tx\n", b"Name:\tx\nUmask:\n", b"Umask:\t0x9\n"])
+@pytest.mark.parametrize("status", [b"Name:\tx\n", b"Name:\tx\nUmask:\n", b"Umask:\t0x9\n"],
+                         ids=["no-umask", "empty", "not-octal"])
 def test_an_unreadable_umask_means_always_chmod(monkeypatch: pytest.MonkeyPatch, status: bytes,
                                                  tmp_path: Path) -> None:
     monkeypatch.setattr(apply_mod, "open", lambda *a, **k: io.BytesIO(status), raising=False)
