@@ -506,3 +506,12 @@ def test_a_directory_replaced_later_in_the_layer_does_not_stop_the_others(tmp_pa
 def test_a_directorys_metadata_error_names_the_directory(tmp_path: Path) -> None:
     with pytest.raises(CorruptData, match=r"^directory 'd': \S"):
         apply_layer(layer(d("d", xattrs={"user.big": b"v" * (1 << 17)})), tmp_path / "r", same_owner=False)
+
+
+def test_a_directory_reached_through_a_symlink_is_finished_before_the_real_parent(shm: Path) -> None:
+    # By depth, not by name: "l/sub" is x/sub, and x (0644, unsearchable) must come after it.
+    root = shm / "r"
+    members = (d("x", mode=0o644), TarEntry("l", type=SYMTYPE, linkname="x"), d("l/sub", mode=0o701))
+    as_unprivileged(shm, lambda: apply_layer(layer(*members), root, same_owner=False))
+    os.chmod(root / "x", 0o755)
+    assert stat.S_IMODE(os.stat(root / "x/sub").st_mode) == 0o701
