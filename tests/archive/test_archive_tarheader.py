@@ -454,3 +454,16 @@ def test_apply_pax_later_records_win_and_an_empty_name_is_not_shown() -> None:
     with pytest.raises(CorruptData) as err:
         apply_pax(e, {"uid": b"x"})
     assert str(err.value) == "tar header at offset 0: bad PAX uid value b'x'"
+
+
+def test_entry_defaults_are_a_plain_0644_file_of_root() -> None:
+    e = TarEntry("x")
+    assert (e.type, e.mode, e.uid, e.gid, e.size, e.mtime, e.linkname, e.uname, e.gname, e.devmajor,
+            e.devminor, e.xattrs, e.pax, e.offset) == (
+        REGTYPE, 0o644, 0, 0, 0, 0, "", "", "", 0, 0, {}, {}, 0)
+    assert e.xattrs is not TarEntry("y").xattrs and e.pax is not TarEntry("y").pax
+
+
+def test_empty_number_fields_read_as_zero_on_the_fast_path() -> None:
+    e = decode(header(mode=b"", uid=b"", gid=b"", size=b"", mtime=b"  \0"))
+    assert (e.mode, e.uid, e.gid, e.size, e.mtime) == (0, 0, 0, 0, 0)
