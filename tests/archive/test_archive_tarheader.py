@@ -9,6 +9,7 @@ import tarfile
 
 import pytest
 
+from dockyard.archive import TarReader
 from dockyard.archive.tarheader import (
     AREGTYPE,
     BLKTYPE,
@@ -467,3 +468,20 @@ def test_entry_defaults_are_a_plain_0644_file_of_root() -> None:
 def test_empty_number_fields_read_as_zero_on_the_fast_path() -> None:
     e = decode(header(mode=b"", uid=b"", gid=b"", size=b"", mtime=b"  \0"))
     assert (e.mode, e.uid, e.gid, e.size, e.mtime) == (0, 0, 0, 0, 0)
+
+
+def test_undecodable_bytes_in_every_name_field_round_trip_through_pax() -> None:
+    # Names read from disk carry undecodable bytes as lone surrogates (os.fsdecode); encode must
+    # write the original bytes back, never fail.
+    entry = TarEntry("caf\udce9", type=SYMTYPE, linkname="t\udcff", uname="\udcfeu", gname="g\udcfd")
+    _, records, _ = split_pax(encode(entry))
+    assert records == {"path": b"caf\xe9", "linkpath": b"t\xff", "uname": b"\xfeu", "gname": b"g\xfd"}
+    got = read_one(encode(entry))
+    assert (got.name, got.linkname, got.uname, got.gname) == (entry.name, entry.linkname, entry.uname,
+                                                              entry.gname)
+
+
+def read_one(data: bytes) -> TarEntry:
+    got = TarReader(io.BytesIO(data + bytes(1024))).next()
+    assert got is not None
+    return got
