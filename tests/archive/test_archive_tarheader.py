@@ -485,3 +485,70 @@ def read_one(data: bytes) -> TarEntry:
     got = TarReader(io.BytesIO(data + bytes(1024))).next()
     assert got is not None
     return got
+
+
+def test_values_at_the_limits_get_no_record_when_something_else_needs_pax() -> None:
+    entry = TarEntry("n" * 100, type=SYMTYPE, linkname="t" * 100, size=MAX11, uid=MAX7, gid=MAX7,
+                     mtime=MAX11, uname="u" * 32, gname="g" * 32, xattrs={"user.k": b"v"})
+    head, records, main = split_pax(encode(entry))
+    assert records == {"SCHILY.xattr.user.k": b"v"}
+    e = decode(main)
+    assert (e.name, e.linkname, e.size, e.uid, e.gid, e.mtime, e.uname, e.gname) == (
+        entry.name, entry.linkname, MAX11, MAX7, MAX7, MAX11, entry.uname, entry.gname)
+    h = decode(head)
+    assert (h.type, h.linkname, h.size) == (XHDTYPE, "", len(_pax_record("SCHILY.xattr.user.k", b"v")))
+    assert head[329:345] == b"0000000\0" * 2 and head[257:265] == b"ustar\x0000"
+
+
+@pytest.mark.parametrize("name,base", [("d/" + "X" * 120, b"X" * 85),
+                                       ("dX/" + "a" * 99 + "X", b"a" * 99 + b"X")],
+                         ids=["all-x", "ends-in-x"])
+def test_the_extended_header_name_keeps_every_character_of_the_base(name: str, base: bytes) -> None:
+    head, _, _ = split_pax(encode(TarEntry(name, type=DIRTYPE)))
+    dirname = name.rpartition("/")[0].encode()
+    assert head[:100].rstrip(b"\0") == (dirname + b"/PaxHeaders.0/" + base)[:100]
+
+
+def test_undecodable_bytes_in_other_pax_records_round_trip() -> None:
+    _, records, _ = split_pax(encode(TarEntry("f", pax={"k": "v\udcff"})))
+    assert records == {"k": b"v\xff"}
+    e = TarEntry("f")
+    apply_pax(e, {"gname": b"g\xfd", "uname": b"u\xfe", "k": b"v\xff"})
+    assert (e.gname, e.uname, e.pax) == ("g\udcfd", "u\udcfe", {"k": "v\udcff"})
+
+
+def test_an_integer_mtime_keeps_every_digit() -> None:
+    e = TarEntry("f")
+    apply_pax(e, {"mtime": b"9007199254740993"})  # 2**53 + 1: a float would round it
+    assert e.mtime == 9_007_199_254_740_993
+
+
+def test_one_character_uname_and_prefix_and_the_default_offset() -> None:
+    e = decode(header(name=b"file", uname=b"a", gname=b"b", prefix=b"p"))
+    assert (e.name, e.uname, e.gname, e.offset) == ("p/file", "a", "b", 0)
+
+
+@pytest.mark.parametrize("name,shown", [(b"n" * 100, " ('" + "n" * 100 + "')"), (b"", "")],
+                         ids=["full-field", "empty"])
+def test_a_checksum_error_shows_the_whole_name_field_or_none(name: bytes, shown: str) -> None:
+    raw = bytearray(header(name=name))
+    stored = int(raw[148:154], 8)
+    raw[148:156] = b"%06o\0 " % (stored + 1)
+    with pytest.raises(CorruptData) as err:
+        decode(bytes(raw))
+    assert str(err.value) == \
+        f"tar header at offset 0{shown}: bad checksum (stored {stored + 1}, computed {stored})"
+
+
+@pytest.mark.parametrize("field", [b"\t\0", b"X\0", b"\n"], ids=["tab", "X", "newline"])
+def test_a_number_of_only_odd_characters_is_an_error_not_zero(field: bytes) -> None:
+    with pytest.raises(CorruptData, match="bad number field"):
+        parse_number(field)
+
+
+def test_parse_pax_edges() -> None:
+    with pytest.raises(CorruptData) as err:
+        parse_pax(b" 6 k=v\n")
+    assert str(err.value) == "tar header at offset 0: malformed PAX record length"
+    with pytest.raises(CorruptData, match=r"^tar header at offset 0: malformed PAX record$"):
+        parse_pax(b"-1 k=v\n\0")  # a negative length pointing back at a newline and a NUL
