@@ -552,3 +552,9 @@ def test_parse_pax_edges() -> None:
     assert str(err.value) == "tar header at offset 0: malformed PAX record length"
     with pytest.raises(CorruptData, match=r"^tar header at offset 0: malformed PAX record$"):
         parse_pax(b"-1 k=v\n\0")  # a negative length pointing back at a newline and a NUL
+
+
+def test_a_zero_length_pax_record_after_another_is_malformed() -> None:
+    with pytest.raises(CorruptData) as err:
+        parse_pax(b"5 k=\n0 k=v\n", 9)
+    assert str(err.value) == "tar header at offset 9: malformed PAX record"
