@@ -7,14 +7,18 @@ import errno
 import io
 import os
 import stat
+import subprocess
+import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from dockyard.archive import TarWriter, apply_layer, apply_layer_overlay
-from dockyard.archive.apply import _wrap
-from dockyard.archive.tarheader import DIRTYPE, LNKTYPE, SYMTYPE, TarEntry
+from dockyard.archive.apply import _wrap, clean_name, extract
+from dockyard.archive.tarheader import CHRTYPE, DIRTYPE, FIFOTYPE, LNKTYPE, SYMTYPE, TarEntry
 from dockyard.errors import CorruptData, NoSpace, StoreError, UnsafePath
+from dockyard.progress import Event
 
 ROOT = os.geteuid() == 0
 
@@ -209,3 +213,331 @@ def test_overlay_apply_keeps_owners_and_maps_them(tmp_path: Path) -> None:
     assert (os.lstat(tmp_path / "up2/a").st_uid, os.lstat(tmp_path / "up2/a").st_gid) == (1005, 2006)
     apply_layer_overlay(layer(f("a", b"1", uid=5, gid=6)), tmp_path / "up3", same_owner=False)
     assert os.lstat(tmp_path / "up3/a").st_uid == os.geteuid()
+
+
+# -- more edges (mutation testing found them unpinned) --------------------------------------------
+
+def test_a_name_of_121_characters_is_shortened(tmp_path: Path) -> None:
+    name = "y" * 121
+    with pytest.raises(CorruptData) as err:
+        apply_layer(layer(link(name, "missing")), tmp_path / "r")
+    assert str(err.value).startswith(f"tar entry {'y' * 60 + '...' + 'y' * 40!r} at offset 0: ")
+
+
+def test_a_hard_link_climbing_out_names_itself_with_its_offset(tmp_path: Path) -> None:
+    with pytest.raises(UnsafePath) as err:
+        apply_layer(layer(f("first", b"x"), link("h", "../../etc/passwd")), tmp_path / "r")
+    assert str(err.value) == "tar entry '../../etc/passwd' at offset 1024 points outside the root"
+
+
+def test_xattrs_of_a_symlink_never_reach_its_target(tmp_path: Path) -> None:
+    root = tmp_path / "r"
+    apply_layer(layer(f("target", b"x"), TarEntry("l", type=SYMTYPE, linkname="target",
+                                                  xattrs={"user.k": b"v"})), root, same_owner=False)
+    assert os.readlink(root / "l") == "target"
+    assert "user.k" not in os.listxattr(root / "target")
+
+
+@pytest.mark.skipif(not ROOT, reason="the immutable flag needs CAP_LINUX_IMMUTABLE")
+def test_a_file_that_cannot_be_replaced_is_an_error_naming_the_entry(tmp_path: Path) -> None:
+    root = tmp_path / "r"
+    root.mkdir()
+    (root / "f").write_text("lower")
+    if subprocess.run(["chattr", "+i", str(root / "f")], capture_output=True).returncode != 0:
+        pytest.skip("no chattr +i on this filesystem")
+    try:
+        with pytest.raises(CorruptData) as err:
+            apply_layer(layer(f("f", b"upper")), root)
+        assert str(err.value) == "tar entry 'f' at offset 0: Operation not permitted"
+        assert (root / "f").read_text() == "lower"
+    finally:
+        subprocess.run(["chattr", "-i", str(root / "f")], check=True)
+
+
+def test_progress_every_4_mib_of_tar_then_done(tmp_path: Path) -> None:
+    events: list[Event] = []
+    mib = 1 << 20
+    stream = layer(f("a", bytes(4 * mib)), f("b", bytes(4 * mib - 1024)), f("c"))
+    size = len(stream.getvalue())
+    apply_layer(stream, tmp_path / "r", progress=events.append, progress_id="L")
+    # After "a" 4 MiB + its header were read; the next report is due 4 MiB later, at 8 MiB + 512,
+    # which "b" ends just short of and "c" (a header, no body) reaches exactly.
+    assert events == [Event("L", "extracting", current=4 * mib + 512),
+                      Event("L", "extracting", current=8 * mib + 512),
+                      Event("L", "extracting", "done", current=size, total=size)]
+    quiet: list[Event] = []
+    apply_layer_overlay(layer(f("a", b"1")), tmp_path / "up", progress=quiet.append)
+    apply_layer(layer(f("a", b"1")), tmp_path / "r2", progress=quiet.append)
+    assert [e.id for e in quiet] == ["", ""]  # no id given: the empty one
+
+
+def test_extract_takes_whiteout_names_as_files_and_reads_to_the_end(tmp_path: Path) -> None:
+    root = tmp_path / "r"
+    root.mkdir()
+    (root / "keep").write_text("k")
+    stream = layer(f(".wh.keep", b"w"), d("o"), f("o/.wh..wh..opq", b"q"), trailer=b"junk" * 300)
+    stats = extract(stream, root, same_owner=False)
+    assert stream.tell() == len(stream.getvalue())
+    assert (root / "keep").read_text() == "k"
+    assert (root / ".wh.keep").read_bytes() == b"w" and (root / "o/.wh..wh..opq").read_bytes() == b"q"
+    assert (stats.files, stats.dirs, stats.whiteouts, stats.opaques) == (2, 1, 0, 0)
+    with pytest.raises(UnsafePath):
+        extract(layer(f("../x", b"x")), root)
+
+
+@pytest.mark.skipif(not ROOT, reason="owners need root")
+def test_extract_keeps_or_maps_owners_as_asked(tmp_path: Path) -> None:
+    extract(layer(f("a", b"1", uid=5, gid=6)), tmp_path / "r1")
+    assert (os.lstat(tmp_path / "r1/a").st_uid, os.lstat(tmp_path / "r1/a").st_gid) == (5, 6)
+    extract(layer(f("a", b"1", uid=5, gid=6)), tmp_path / "r2", owner=lambda u, g: (u + 10, g + 20))
+    assert (os.lstat(tmp_path / "r2/a").st_uid, os.lstat(tmp_path / "r2/a").st_gid) == (15, 26)
+    extract(layer(f("a", b"1", uid=5, gid=6)), tmp_path / "r3", same_owner=False)
+    assert os.lstat(tmp_path / "r3/a").st_uid == os.geteuid()
+
+
+def test_an_opaque_directory_keeps_a_symlink_of_this_layer_and_does_not_follow_it(tmp_path: Path) -> None:
+    root = tmp_path / "r"
+    (root / "o/old").mkdir(parents=True)
+    (root / "elsewhere").mkdir()
+    (root / "elsewhere/lower").write_text("kept")
+    members = [d("o"), TarEntry("o/link", type=SYMTYPE, linkname="../elsewhere"), TarEntry("o/.wh..wh..opq")]
+    apply_layer(layer(*members), root, same_owner=False)
+    assert sorted(os.listdir(root / "o")) == ["link"]
+    assert os.readlink(root / "o/link") == "../elsewhere"
+    assert (root / "elsewhere/lower").read_text() == "kept"
+
+
+def test_a_hard_link_through_a_file_or_to_a_missing_directory_changes_nothing(tmp_path: Path) -> None:
+    root = tmp_path / "r"
+    message = r"^tar entry 'h' at offset \d+: 'file' is not a directory$"
+    with pytest.raises(CorruptData, match=message):
+        apply_layer(layer(f("file", b"x"), link("h", "file/x")), root)
+    with pytest.raises(CorruptData, match="hard link target 'nodir/x' does not exist"):
+        apply_layer(layer(link("h", "nodir/x")), root)
+    assert sorted(os.listdir(root)) == ["file"]  # the missing directory was not made
+
+
+def test_each_hard_link_and_opaque_marker_is_counted(tmp_path: Path) -> None:
+    stats = apply_layer(layer(f("a", b"x"), link("b", "a"), link("c", "a"), d("o"), d("p"),
+                              TarEntry("o/.wh..wh..opq"), TarEntry("p/.wh..wh..opq")), tmp_path / "r")
+    assert (stats.hardlinks, stats.opaques) == (2, 2)
+
+
+def test_an_opaque_marker_under_a_file_names_the_entry(tmp_path: Path) -> None:
+    root = tmp_path / "r"
+    root.mkdir()
+    (root / "o").write_text("lower file")
+    message = r"^tar entry 'o/.wh..wh..opq' at offset 0: 'o' is not a directory$"
+    with pytest.raises(CorruptData, match=message):
+        apply_layer(layer(TarEntry("o/.wh..wh..opq")), root)
+
+
+@pytest.mark.parametrize("where", ["", "p/", "p/q/"])
+def test_an_opaque_marker_at_any_depth_keeps_this_layers_entries(tmp_path: Path, where: str) -> None:
+    root = tmp_path / "r"
+    (root / where / "lower").mkdir(parents=True)
+    (root / where / "lower/x").write_text("old")
+    (root / where / "old").write_text("old")
+    parents = [d(where[:i]) for i in range(len(where)) if where[i] == "/"]
+    members = [*parents, d(where + "new"), f(where + "new/y", b"y"), f(where + "file", b"f"),
+               TarEntry(where + ".wh..wh..opq")]
+    apply_layer(layer(*members), root, same_owner=False)
+    assert sorted(os.listdir(root / where)) == ["file", "new"]
+    assert (root / where / "new/y").read_bytes() == b"y" and (root / where / "file").read_bytes() == b"f"
+
+
+def both_ways(scratch: Path, run: Callable[[Path, bool], object]) -> None:
+    """``run(root, privileged)`` in this process, and (when we are root) again in a child as nobody,
+    without root's right to ignore modes (``scratch``, on tmpfs, is handed to nobody first)."""
+    run(scratch / "here", ROOT)
+    if not ROOT:
+        return
+    os.chown(scratch, 65534, 65534)
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        code = 1
+        try:
+            try:
+                os.setgroups([])
+                os.setgid(65534)
+                os.setuid(65534)
+            except PermissionError:  # root without CAP_SETUID (a user namespace)
+                code = 77
+                raise
+            run(scratch / "nobody", False)
+            code = 0
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    if os.waitstatus_to_exitcode(status) == 77:
+        pytest.skip("cannot switch to an unprivileged user here")
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_directory_modes_are_set_deepest_first(shm: Path) -> None:
+    # A parent made unsearchable (0644) before its child's mode is set would lock an unprivileged
+    # user out of the child: the deepest directories are finished first.
+    members = (d("a", mode=0o644, mtime=1000), d("a/b", mode=0o700, mtime=2000),
+               d("a/b/c", mode=0o750, mtime=3000), d("z", mode=0o700, mtime=4000))
+
+    def run(root: Path, privileged: bool) -> None:
+        apply_layer(layer(*members), root, same_owner=False)
+        os.chmod(root / "a", 0o755)  # to look inside
+        assert stat.S_IMODE(os.stat(root / "a/b").st_mode) == 0o700
+        assert stat.S_IMODE(os.stat(root / "a/b/c").st_mode) == 0o750
+        assert os.stat(root / "a/b").st_mtime == 2000 and os.stat(root / "a/b/c").st_mtime == 3000
+
+    both_ways(shm, run)
+
+
+def test_directory_metadata_lands_through_spaces_and_an_absolute_symlink(tmp_path: Path) -> None:
+    root = tmp_path / "r"
+    apply_layer(layer(d("my dir"), d("my dir/sub", mode=0o711, mtime=5000), d("real"),
+                      TarEntry("l", type=SYMTYPE, linkname="/real"), d("l/sub", mode=0o701, mtime=6000)),
+                root, same_owner=False)
+    st = os.stat(root / "my dir/sub")
+    assert (stat.S_IMODE(st.st_mode), st.st_mtime) == (0o711, 5000)
+    st = os.stat(root / "real/sub")
+    assert (stat.S_IMODE(st.st_mode), st.st_mtime) == (0o701, 6000)
+
+
+def test_a_directory_whose_parent_became_a_dangling_symlink_is_skipped_quietly(tmp_path: Path) -> None:
+    root = tmp_path / "r"
+    apply_layer(layer(d("a"), d("a/b", mode=0o700), TarEntry("a", type=SYMTYPE, linkname="/nowhere")), root)
+    assert os.listdir(root) == ["a"] and os.readlink(root / "a") == "/nowhere"  # nothing made for it
+
+
+@pytest.mark.parametrize("name", ["a/.wh..", "a/.wh..."])
+def test_a_dot_whiteout_is_refused_and_removes_nothing(tmp_path: Path, name: str) -> None:
+    root = tmp_path / "r"
+    (root / "a").mkdir(parents=True)
+    (root / "a/inside").write_text("x")
+    (root / "keep").write_text("k")
+    with pytest.raises(CorruptData) as err:
+        apply_layer(layer(TarEntry(name)), root)
+    assert str(err.value) == f"tar entry {name!r} at offset 0: malformed whiteout name"
+    assert (root / "keep").exists() and (root / "a/inside").exists()
+
+
+def test_a_whiteout_under_a_file_names_the_entry(tmp_path: Path) -> None:
+    root = tmp_path / "r"
+    root.mkdir()
+    (root / "f").write_text("x")
+    with pytest.raises(CorruptData, match=r"^tar entry 'f/.wh.x' at offset 0: 'f' is not a directory$"):
+        apply_layer(layer(TarEntry("f/.wh.x")), root)
+
+
+@pytest.mark.skipif(not ROOT, reason="overlay whiteouts are device nodes: root only")
+def test_an_overlay_whiteout_replaces_this_layers_own_file(tmp_path: Path) -> None:
+    up = tmp_path / "up"
+    apply_layer_overlay(layer(d("d"), f("d/x", b"1"), TarEntry("d/.wh.x")), up)
+    st = os.lstat(up / "d/x")
+    assert stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
+
+
+@pytest.mark.parametrize("below", ["", "/sub"])
+def test_a_root_that_is_a_file_is_a_one_line_error(tmp_path: Path, below: str) -> None:
+    (tmp_path / "file").write_text("x")
+    root = str(tmp_path / "file") + below
+    with pytest.raises(CorruptData) as err:
+        apply_layer(layer(f("a", b"1")), root)
+    assert str(err.value) == f"{root!r} is not a directory"
+
+
+def test_clean_name_keeps_the_fast_path_for_clean_names_only() -> None:
+    assert clean_name("a/b/c") == ["a", "b", "c"]
+    assert clean_name("/etc/x") == ["etc", "x"]
+    assert clean_name("a/b/") == ["a", "b"]
+    assert clean_name("a//b") == ["a", "b"]
+    assert clean_name("a/./b") == ["a", "b"] and clean_name(".hidden/x") == [".hidden", "x"]
+    with pytest.raises(UnsafePath) as err:
+        clean_name("a/../../b")
+    assert str(err.value) == "tar entry 'a/../../b' at offset 0 points outside the root"
+
+
+def test_an_entry_climbing_out_names_its_offset(tmp_path: Path) -> None:
+    with pytest.raises(UnsafePath) as err:
+        apply_layer(layer(f("first", b"x"), f("../x", b"y")), tmp_path / "r")
+    assert str(err.value) == "tar entry '../x' at offset 1024 points outside the root"
+
+
+def test_a_file_under_a_file_and_an_empty_symlink_name_the_entry(tmp_path: Path) -> None:
+    root = tmp_path / "r"
+    with pytest.raises(CorruptData) as err:
+        apply_layer(layer(f("f", b"x"), f("f/x", b"y")), root)
+    assert str(err.value) == "tar entry 'f/x' at offset 1024: 'f' is not a directory"
+    with pytest.raises(CorruptData) as err:
+        apply_layer(layer(TarEntry("s", type=SYMTYPE, linkname="")), root)
+    assert str(err.value) == "tar entry 's' at offset 0: symlink with an empty target"
+
+
+def test_counts_of_entries_dirs_and_devices(tmp_path: Path) -> None:
+    root = tmp_path / "r"
+    root.mkdir()
+    (root / "p1").write_text("a lower file the fifo replaces")
+    stats = apply_layer(layer(d("a"), d("b"), TarEntry("p1", type=FIFOTYPE, mode=0o640),
+                              TarEntry("p2", type=FIFOTYPE), f("x", b"1")), root, same_owner=False)
+    assert (stats.entries, stats.dirs, stats.devices, stats.files, stats.skipped) == (5, 2, 2, 1, 0)
+    st = os.lstat(root / "p1")
+    assert stat.S_ISFIFO(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o640
+
+
+def test_devices_without_cap_mknod_are_skipped_and_counted(shm: Path) -> None:
+    def run(root: Path, privileged: bool) -> None:
+        stats = apply_layer(layer(TarEntry("c1", type=CHRTYPE, devmajor=1, devminor=3),
+                                  TarEntry("c2", type=CHRTYPE, devmajor=1, devminor=5), f("x", b"1")),
+                            root, same_owner=False)
+        made = 2 if privileged else 0
+        assert (stats.skipped, stats.devices, stats.files) == (2 - made, made, 1)
+        assert len(os.listdir(root)) == 1 + made
+
+    both_ways(shm, run)
+
+
+def test_a_big_layer_applies_without_a_progress_sink(tmp_path: Path) -> None:
+    stats = apply_layer(layer(f("a", bytes(5 << 20)), f("b", b"1")), tmp_path / "r")
+    assert stats.bytes == (5 << 20) + 1
+
+
+@pytest.mark.parametrize("later", ["file", "symlink"])
+def test_a_directory_replaced_later_in_the_layer_does_not_stop_the_others(tmp_path: Path,
+                                                                          later: str) -> None:
+    root = tmp_path / "r"
+    replace = f("x/y", b"now a file") if later == "file" else TarEntry("x/y", type=SYMTYPE, linkname="/z")
+    apply_layer(layer(d("x", mode=0o711), d("x/y"), replace, d("z", mode=0o700, mtime=7)), root,
+                same_owner=False)
+    assert stat.S_IMODE(os.stat(root / "z").st_mode) == 0o700 and os.stat(root / "z").st_mtime == 7
+    assert stat.S_IMODE(os.stat(root / "x").st_mode) == 0o711
+
+
+def test_a_directorys_metadata_error_names_the_directory(tmp_path: Path) -> None:
+    with pytest.raises(CorruptData, match=r"^directory 'd': Argument list too long$"):
+        apply_layer(layer(d("d", xattrs={"user.big": b"v" * (1 << 17)})), tmp_path / "r", same_owner=False)
+
+
+def test_a_directory_reached_through_a_symlink_is_finished_before_the_real_parent(shm: Path) -> None:
+    # By depth, not by name: "l/sub" is x/sub, and x (0644, unsearchable) must come after it.
+    members = (d("x", mode=0o644), TarEntry("l", type=SYMTYPE, linkname="x"), d("l/sub", mode=0o701))
+
+    def run(root: Path, privileged: bool) -> None:
+        apply_layer(layer(*members), root, same_owner=False)
+        os.chmod(root / "x", 0o755)
+        assert stat.S_IMODE(os.stat(root / "x/sub").st_mode) == 0o701
+
+    both_ways(shm, run)
+
+
+def test_a_nested_whiteout_never_hides_its_own_layers_file(tmp_path: Path) -> None:
+    root = tmp_path / "r"
+    (root / "p").mkdir(parents=True)
+    (root / "p/old").write_text("lower")
+    stats = apply_layer(layer(d("p"), f("p/x", b"mine"), TarEntry("p/.wh.x"), TarEntry("p/.wh.old")), root)
+    assert sorted(os.listdir(root / "p")) == ["x"] and stats.whiteouts == 2
+
+
+def test_extract_without_drain_is_not_an_option_it_reads_to_the_end(tmp_path: Path) -> None:
+    stream = Blocks(layer(f("a", b"1"), trailer=b"junk" * 1000).getvalue())
+    extract(stream, tmp_path / "r", same_owner=False)
+    assert stream.tell() == len(stream.getvalue())

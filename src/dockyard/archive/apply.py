@@ -524,11 +524,12 @@ class _Applier:
 
 
 def _open_root(root: str | os.PathLike[str]) -> int:
-    os.makedirs(root, exist_ok=True)
     try:
+        # makedirs refuses an existing file (FileExistsError) or a file on the way (ENOTDIR).
+        os.makedirs(root, exist_ok=True)
         return os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except NotADirectoryError:
-        raise CorruptData(f"{os.fspath(root)!r} is not a directory")
+    except (FileExistsError, NotADirectoryError):
+        raise CorruptData(f"{os.fspath(root)!r} is not a directory") from None
 
 
 def apply_layer(
