@@ -10,7 +10,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, BinaryIO, ParamSpec, TypeVar
 
 from aiohttp import web
 
@@ -19,6 +19,7 @@ from dockyard.oci.digest import Hasher, InvalidDigest, validate
 
 from .apierrors import ApiError
 from .auth import Access, Authorizer
+from .blobcache import BlobCache
 from .hooks import Actor, Hooks
 from .iopool import IoPool
 from .relay import Relay
@@ -106,8 +107,9 @@ class Registry:
 
     def __init__(self, storage: Storage, settings: Settings | None = None,
                  authorizer: Authorizer | None = None, upstream: Any = None, io_workers: int = 8,
-                 hooks: Hooks | None = None) -> None:
+                 hooks: Hooks | None = None, blob_cache: BlobCache | None = None) -> None:
         self.storage = storage
+        self.blob_cache = blob_cache  # an object store's blobs kept on this replica's disk
         self.hooks = hooks or Hooks()
         self.settings = settings or Settings()
         self.auth = authorizer or Authorizer()
@@ -268,8 +270,13 @@ class Registry:
 
     async def _remote_blob_get(self, request: web.Request, name: str, digest: str) -> web.StreamResponse:
         """A blob in an object store: the link and the size asked at once, the bytes relayed or redirected."""
-        linked, size = await asyncio.gather(self.call(self.storage.is_linked, name, digest),
-                                            self.call(self.storage.blob_size, digest))
+        fresh = getattr(self.storage, "linked_blob_size", None)
+        if fresh is not None:  # asked now, not remembered: a delete through any replica is seen at once
+            size = await self.call(fresh, name, digest)
+            linked = size is not None
+        else:
+            linked, size = await asyncio.gather(self.call(self.storage.is_linked, name, digest),
+                                                self.call(self.storage.blob_size, digest))
         if not linked or size is None:
             if self.upstream is not None:
                 response: web.StreamResponse = await self.upstream.serve_blob(self, request, name, digest)
@@ -284,7 +291,33 @@ class Registry:
             # As distribution's "redirect": the client fetches the bytes from the object store itself.
             return web.Response(status=307, headers={**API_HEADER, "Location": url,
                                                      "Docker-Content-Digest": digest})
-        return await self.relay.serve(request, url, headers)
+        cache = self.blob_cache
+        if cache is None or "Range" in request.headers:  # ranges: the store answers them
+            return await self.relay.serve(request, url, headers)
+        f = await self.io.run(cache.open, digest, size)
+        if f is not None:
+            return await self._send_file(request, f, size, headers)
+        fill = await self.io.run(cache.fill, digest, size)
+        try:
+            return await self.relay.serve(request, url, headers, fill, self.io)
+        finally:
+            if fill is not None:
+                await self.io.run(fill.abort)  # nothing after a commit; a cut-short fill leaves no file
+
+    async def _send_file(self, request: web.Request, f: BinaryIO, size: int,
+                         headers: dict[str, str]) -> web.StreamResponse:
+        """A whole blob from an open local file, with sendfile(2) (read and written on TLS)."""
+        try:
+            resp = web.StreamResponse(headers=headers)
+            resp.content_length = size
+            await resp.prepare(request)
+            if request.transport is None:
+                raise ConnectionResetError("client went away")
+            await asyncio.get_running_loop().sendfile(request.transport, f, 0, size)
+            await resp.write_eof()
+            return resp
+        finally:
+            f.close()
 
     async def _stream_blob(self, request: web.Request, digest: str, size: int,
                            headers: dict[str, str]) -> web.StreamResponse:

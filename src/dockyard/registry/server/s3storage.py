@@ -362,6 +362,15 @@ class S3Storage:
         self._remember(key, str(int(head["ContentLength"])))
         return int(head["ContentLength"])
 
+    def linked_blob_size(self, repo: str, digest: str) -> int | None:
+        """The blob's size if it exists and ``repo`` links it, asked in the bucket now (nothing
+        remembered): serving a blob must see a delete made through another replica at once."""
+        key = self._repo_key(repo, "_layers", *_split(digest))
+        if self._head(key) is None:
+            return None
+        head = self._head(self._blob_key(digest))
+        return None if head is None else int(head["ContentLength"])
+
     def blob_read(self, digest: str) -> bytes:
         """A small blob's bytes (manifests): content-addressed, so a copy kept here never goes stale."""
         with self._cache_lock:
