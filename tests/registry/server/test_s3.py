@@ -256,6 +256,43 @@ def test_a_manifest_put_asks_nothing_it_knows_and_writes_four_objects() -> None:
 
 
 @pytest.mark.seaweedfs
+def test_a_manifest_put_goes_to_the_worker_pool_once_and_touches_its_blobs_a_minute_later() -> None:
+    proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Counting)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    clock = FakeClock()
+    try:
+        endpoint = f"http://127.0.0.1:{proxy.server_address[1]}"
+        with RegistryServer(storage=s3kit.s3_url("hops"), clock=clock,
+                            **{**PEER, "s3_endpoint": endpoint}) as srv, \
+                httpx.Client(base_url=srv.url, timeout=60) as c:
+            body = image_manifest(c, "hops/r", [b"layer one", b"layer two"])
+            assert put_manifest(c, "hops/r", "v0", body).status_code == 201
+            assert srv.registry is not None
+            pool = srv.registry.io
+            jobs: list[str] = []
+            real_run = pool.run
+
+            async def counted(fn: Any, *args: Any, **kwargs: Any) -> Any:
+                jobs.append(getattr(fn, "__name__", repr(fn)))
+                return await real_run(fn, *args, **kwargs)
+
+            pool.run = counted  # type: ignore[method-assign]
+            again = body.replace(b'"schemaVersion"', b'"annotations": {"n": "1"}, "schemaVersion"')
+            assert put_manifest(c, "hops/r", "v1", again).status_code == 201
+            assert jobs == ["write_manifest"]  # its blobs were known: no call for them at all
+            _Counting.seen.clear()
+            clock.advance(61)  # past what is remembered: the blobs are asked about and touched again
+            third = body.replace(b'"schemaVersion"', b'"annotations": {"n": "2"}, "schemaVersion"')
+            assert put_manifest(c, "hops/r", "v2", third).status_code == 201
+            touched = [path.partition("/touched/")[2] for method, path in _Counting.seen
+                       if method == "PUT" and "/touched/" in path]
+            assert sorted(touched) == sorted(f"sha256/{sha(b).partition(':')[2]}"
+                                             for b in (b"{}", b"layer one", b"layer two")), touched
+    finally:
+        proxy.shutdown()
+
+
+@pytest.mark.seaweedfs
 def test_blob_gets_are_relayed_with_ranges(s3_server: RegistryServer) -> None:
     with httpx.Client(base_url=s3_server.url) as c:
         data = bytes(range(256)) * 40

@@ -585,18 +585,11 @@ class Registry:
             await self._verify_references(name, manifest, media_type)
         if actor is not None:
             await self.hooks.manifest(actor, name, ref, digest, manifest, len(body))
-        # The manifest, its links and its referrer entry at once; the tag only after all of them, so a
-        # tag another replica can read always names a complete manifest.
-        writes: list[Awaitable[None]] = [self.io.run(self.storage.blob_put, digest, body),
-                  self.call(self.storage.link_blob, name, digest),
-                  self.call(self.storage.manifest_link, name, digest, media_type)]
         subject = manifest.get("subject")
-        if isinstance(subject, dict) and isinstance(subject.get("digest"), str):
-            writes.append(self.call(self.storage.referrer_add, name, subject["digest"],
-                                    _descriptor_of(manifest, digest, len(body), media_type)))
-        await self._all(writes)
-        if ":" not in ref:
-            await self.call(self.storage.tag_set, name, ref, digest)
+        referrer = (subject["digest"], _descriptor_of(manifest, digest, len(body), media_type)) \
+            if isinstance(subject, dict) and isinstance(subject.get("digest"), str) else None
+        await self.io.run(write_manifest, self.storage, name, None if ":" in ref else ref, digest, body,
+                          media_type, referrer)
         if actor is not None:
             await self.hooks.pushed(actor, name, ref, digest, media_type, len(body), manifest)
         return digest
@@ -634,7 +627,11 @@ class Registry:
         async def child_missing(digest: str) -> bool:
             return await self.call(self.storage.manifest_media_type, name, digest) is None
 
+        known = getattr(self.storage, "known_in_use", None)
+
         async def blob_missing(digest: str) -> bool:
+            if known is not None and known(name, digest):  # memory only: no trip to the worker pool
+                return False
             linked, size = await asyncio.gather(self.call(self.storage.is_linked, name, digest),
                                                 self.call(self.storage.blob_size, digest))
             if not linked or size is None:
@@ -687,6 +684,21 @@ def subject_of(body: bytes) -> str | None:
         if isinstance(subject, dict) and isinstance(subject.get("digest"), str):
             return str(subject["digest"])
     return None
+
+
+def write_manifest(storage: Storage, name: str, tag: str | None, digest: str, body: bytes, media_type: str,
+                   referrer: tuple[str, dict[str, Any]] | None) -> None:
+    """Store a checked manifest: its bytes, links and referrer entry, then the tag (last, so a tag
+    another replica can read always names a complete manifest). One worker job, not one per write:
+    each hop between the event loop and a worker costs CPU, which a busy registry is short of; the
+    price is a few small requests made one after the other."""
+    storage.blob_put(digest, body)
+    storage.link_blob(name, digest)
+    storage.manifest_link(name, digest, media_type)
+    if referrer is not None:
+        storage.referrer_add(name, *referrer)
+    if tag is not None:
+        storage.tag_set(name, tag, digest)
 
 
 def remove_manifest(storage: Storage, name: str, digest: str) -> None:

@@ -362,6 +362,17 @@ class S3Storage:
         self._remember(key, str(int(head["ContentLength"])))
         return int(head["ContentLength"])
 
+    def known_in_use(self, repo: str, digest: str) -> bool:
+        """True when this process saw, less than ``KNOWN_FOR`` ago, that ``repo`` links the blob and
+        that it exists, and touched it less than ``TOUCH_EVERY`` ago. Memory only (no I/O, so callable
+        on the event loop): a manifest PUT then needs no storage call for that reference at all."""
+        if self._recall(self._repo_key(repo, "_layers", *_split(digest))) is None \
+                or self._recall(self._blob_key(digest)) is None:
+            return False
+        with self._cache_lock:
+            touched = self._touches.get(digest)
+        return touched is not None and 0 <= self.clock() - touched < TOUCH_EVERY
+
     def linked_blob_size(self, repo: str, digest: str) -> int | None:
         """The blob's size if it exists and ``repo`` links it, asked in the bucket now (nothing
         remembered): serving a blob must see a delete made through another replica at once."""
