@@ -269,7 +269,8 @@ class Registry:
                 "Content-Type": "application/octet-stream"}
 
     async def _remote_blob_get(self, request: web.Request, name: str, digest: str) -> web.StreamResponse:
-        """A blob in an object store: the link and the size asked at once, the bytes relayed or redirected."""
+        """A blob in an object store: link and size asked in the bucket, bytes relayed, redirected or
+        (with a blob cache) read from this replica's disk."""
         fresh = getattr(self.storage, "linked_blob_size", None)
         if fresh is not None:  # asked now, not remembered: a delete through any replica is seen at once
             size = await self.call(fresh, name, digest)
