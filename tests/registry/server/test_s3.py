@@ -232,7 +232,7 @@ class _Counting(_Flaky):
 
 
 @pytest.mark.seaweedfs
-def test_a_manifest_put_asks_nothing_it_knows_and_writes_four_objects() -> None:
+def test_a_manifest_put_asks_nothing_it_knows_and_writes_three_objects() -> None:
     proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Counting)
     threading.Thread(target=proxy.serve_forever, daemon=True).start()
     try:
@@ -250,9 +250,25 @@ def test_a_manifest_put_asks_nothing_it_knows_and_writes_four_objects() -> None:
             assert c.get("/v2/count/r/manifests/v5").content == again
     finally:
         proxy.shutdown()
-    # Per PUT: the manifest bytes, its blob link, its revision link, the tag; no HEAD of the layers.
-    assert [m for m, _ in seen].count("PUT") == 20, seen
-    assert len(seen) == 20, seen
+    # Per PUT: the manifest bytes, its revision link (which links it as a blob too), the tag; no HEAD
+    # of the layers.
+    assert [m for m, _ in seen].count("PUT") == 15, seen
+    assert len(seen) == 15, seen
+
+
+@pytest.mark.seaweedfs
+def test_a_manifest_is_a_blob_of_its_repository_until_it_is_deleted() -> None:
+    url = s3kit.s3_url("mlink")
+    with RegistryServer(storage=url, **PEER) as one, RegistryServer(storage=url, **PEER) as two, \
+            httpx.Client(base_url=one.url) as a, httpx.Client(base_url=two.url) as b:
+        body = image_manifest(a, "mlink/r", [b"a layer"])
+        assert put_manifest(a, "mlink/r", "v1", body).status_code == 201
+        assert b.get(f"/v2/mlink/r/blobs/{sha(body)}").content == body
+        assert one.storage.is_linked("mlink/r", sha(body))
+        assert sha(body) in one.storage.linked_blobs("mlink/r")
+        assert a.delete(f"/v2/mlink/r/manifests/{sha(body)}").status_code == 202
+        assert b.get(f"/v2/mlink/r/blobs/{sha(body)}").status_code == 404
+        assert not two.storage.is_linked("mlink/r", sha(body))
 
 
 @pytest.mark.seaweedfs

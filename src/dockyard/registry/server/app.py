@@ -694,7 +694,8 @@ def write_manifest(storage: Storage, name: str, tag: str | None, digest: str, bo
     each hop between the event loop and a worker costs CPU, which a busy registry is short of; the
     price is a few small requests made one after the other."""
     storage.blob_put(digest, body)
-    storage.link_blob(name, digest)
+    if not getattr(storage, "MANIFEST_LINKS_BLOB", False):
+        storage.link_blob(name, digest)
     storage.manifest_link(name, digest, media_type)
     if referrer is not None:
         storage.referrer_add(name, *referrer)
