@@ -78,6 +78,26 @@ def test_an_entry_is_published_only_whole_and_matching(tmp_path: Path) -> None:
     got.close()
 
 
+def test_a_failed_write_gives_up_the_entry_quietly(tmp_path: Path) -> None:
+    class Full:
+        def write(self, data: bytes) -> int:
+            raise OSError(28, "No space left on device")
+
+        def close(self) -> None:
+            pass
+
+    cache = BlobCache(tmp_path, 1 << 20)
+    data = os.urandom(3000)
+    f = cache.fill(sha(data), len(data))
+    assert f is not None
+    f._file = Full()  # type: ignore[assignment]
+    f.write(data[:1000])  # no exception: the pull goes on without a copy
+    f.write(data[1000:])
+    assert not f.commit()
+    assert list(tmp_path.iterdir()) == []
+    assert fill(cache, data)  # and the next pull may try again
+
+
 def test_the_size_bound_holds_and_the_least_recently_used_go_first(tmp_path: Path) -> None:
     cache = BlobCache(tmp_path, 10_000)
     blobs = [os.urandom(4000) for _ in range(4)]

@@ -62,13 +62,19 @@ class Fill:
         self._file: BinaryIO | None = open(self._temp, "xb")  # noqa: SIM115 - closed by commit/abort
 
     def write(self, data: bytes) -> None:
-        assert self._file is not None
+        """Add the next bytes; a failed write (a full disk) only gives up the entry, never the relay."""
+        if self._file is None:
+            return
         self._hasher.update(data)
-        self._file.write(data)
+        try:
+            self._file.write(data)
+        except OSError:
+            self.abort()
 
     def commit(self) -> bool:
         """Publish the entry if the bytes are the blob (size and digest); else drop them. True: published."""
-        assert self._file is not None
+        if self._file is None:
+            return False
         try:
             self._file.close()
             self._file = None
