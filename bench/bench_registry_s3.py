@@ -4,16 +4,20 @@ Same load generator, same run, loopback only. For each storage, both registries 
 free ports (distribution from Debian's /usr/bin/docker-registry with its own S3 driver, pointed at the
 same SeaweedFS, its redirects off like ours), and measured interleaved:
   - blob push: 8 concurrent pushes of distinct 32 MB blobs (POST, one PATCH, PUT) -> MB/s,
-  - blob pull: 8 concurrent pulls of one 64 MB blob -> MB/s,
+  - blob pull: 8 concurrent pulls of one 64 MB blob -> MB/s, twice: "cold", a blob pushed just before and
+    never pulled, and "warm", a blob every replica has served before (dockyard on S3 runs with
+    ``--blob-cache``, so a warm pull comes from the replica's disk; distribution keeps no such copy),
   - manifest GET by tag (32 connections) and PUT of distinct manifests (16) -> requests/s.
 On S3, dockyard runs once with 1 replica and once with 3 replicas on one bucket (the client spreads
 requests round-robin, as a load balancer would). Prints each number and the ratio to distribution.
 
     .venv/bin/python bench/bench_registry_s3.py [--seconds 3] [--runs 1] [--only fs|s3] [--before SRC]
+                                                [--no-blob-cache]
 
 ``--before SRC`` also runs dockyard from another source tree (say a checkout of main's ``src``) as
-"before" targets in the same interleaved rounds, so a change is measured against the code it replaces
-under the same load. The load average is printed with each table (the machine may be shared).
+"before" targets in the same interleaved rounds (without ``--blob-cache``), so a change is measured
+against the code it replaces under the same load. The load average is printed with each table (the
+machine may be shared).
 
 Needs SeaweedFS up (scripts/peers/start-seaweedfs.sh) and boto3 (pip install -e '.[s3]').
 """
@@ -98,10 +102,12 @@ def processes(cmds: list[Callable[[int], list[str]]], tmp: Path, env: dict[str, 
             proc.wait(30)
 
 
-def dockyard(storage: str, src: str | None = None) -> Callable[[int], list[str]]:
+def dockyard(storage: str, src: str | None = None, cache: Path | None = None) -> Callable[[int], list[str]]:
     env = ["env", f"PYTHONPATH={src}"] if src else []
+    # Each replica its own cache directory, as on separate machines.
+    extra = (lambda port: ["--blob-cache", f"{cache}/{port}"]) if cache else (lambda port: [])
     return lambda port: [*env, sys.executable, "-m", "dockyard", "registry", "serve",
-                         "--addr", f"127.0.0.1:{port}", "--storage", storage, "--no-access-log"]
+                         "--addr", f"127.0.0.1:{port}", "--storage", storage, "--no-access-log", *extra(port)]
 
 
 def distribution(tmp: Path, storage_yaml: str) -> Callable[[int], list[str]]:
@@ -110,6 +116,9 @@ def distribution(tmp: Path, storage_yaml: str) -> Callable[[int], list[str]]:
         cfg.write_text(f"version: 0.1\nlog:\n  level: error\nstorage:\n{storage_yaml}"
                        "  delete:\n    enabled: true\n  cache:\n    blobdescriptor: inmemory\n"
                        "  redirect:\n    disable: true\n"
+                       # Its upload purger walks the bucket in the background (not what is measured) and
+                       # has crashed the process mid-run on SeaweedFS (a panic in the S3 driver's Walk).
+                       "  maintenance:\n    uploadpurging:\n      enabled: false\n"
                        f"http:\n  addr: \"127.0.0.1:{port}\"\n  secret: bench\n")
         # No REGISTRY_* from our environment (distribution reads them as config overrides), and no AWS_*
         # (its SDK would take, say, an AWS_CA_BUNDLE meant for HTTPS endpoints and refuse to start).
@@ -179,14 +188,25 @@ def manifest(config: str, layer: str, n: int) -> bytes:
                        "annotations": {"n": str(n)}}).encode()
 
 
-async def setup(base: str, big: bytes) -> tuple[str, str]:
+async def setup(urls: list[str], big: bytes) -> tuple[str, str]:
+    base = urls[0]
     async with aiohttp.ClientSession() as s:
         config = await push_blob(s, base, b"{}")
         layer = await push_blob(s, base, big)
         async with s.put(f"{base}/v2/{REPO}/manifests/latest", data=manifest(config, layer, -1),
                          headers={"Content-Type": OCI_MANIFEST}) as r:
             assert r.status == 201, await r.text()
+        for url in urls:  # served once by every replica: what "warm" pulls read
+            async with s.get(f"{url}/v2/{REPO}/blobs/{layer}") as r:
+                assert r.status == 200 and len(await r.read()) == len(big)
+        await asyncio.sleep(0.5)  # a cache entry is published just after its last byte went out
     return config, layer
+
+
+async def fresh_blob(base: str) -> str:
+    """A blob pushed now and never pulled: what "cold" pulls read."""
+    async with aiohttp.ClientSession() as s:
+        return await push_blob(s, base, os.urandom(PULL_SIZE))
 
 
 async def blob_pushes(pick: Callable[[], str]) -> float:
@@ -234,19 +254,22 @@ async def manifest_puts(pick: Callable[[], str], seconds: float, config: str, la
     return await rate(seconds, 16, put)
 
 
-ROWS = [("blob push (8 x 32 MB)", "push", "MB/s"), ("blob pull (8 x 64 MB)", "pull", "MB/s"),
+ROWS = [("blob push (8 x 32 MB)", "push", "MB/s"), ("pull cold (8 x 64 MB)", "cold", "MB/s"),
+        ("pull warm (8 x 64 MB)", "pull", "MB/s"),
         ("manifest GET", "get", "req/s"), ("manifest PUT", "put", "req/s")]
 
 
 def measure(targets: dict[str, list[str]], seconds: float, runs: int) -> dict[str, dict[str, float]]:
     big = os.urandom(PULL_SIZE)
-    setups = {name: asyncio.run(setup(urls[0], big)) for name, urls in targets.items()}
+    setups = {name: asyncio.run(setup(urls, big)) for name, urls in targets.items()}
     samples: dict[str, dict[str, list[float]]] = {n: {k: [] for _, k, _ in ROWS} for n in targets}
     for _ in range(runs):  # interleaved, so drift hits every target alike
         for name, urls in targets.items():
             pick = RoundRobin(urls)
             config, layer = setups[name]
             samples[name]["push"].append(asyncio.run(blob_pushes(pick)))
+            cold = asyncio.run(fresh_blob(urls[0]))
+            samples[name]["cold"].append(asyncio.run(blob_pulls(pick, cold)))
             samples[name]["pull"].append(asyncio.run(blob_pulls(pick, layer)))
             samples[name]["get"].append(asyncio.run(manifest_gets(pick, seconds)))
             samples[name]["put"].append(asyncio.run(manifest_puts(pick, seconds, config, layer)))
@@ -269,6 +292,8 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--only", choices=["fs", "s3"])
     parser.add_argument("--before", metavar="SRC", help="also run dockyard from this source tree")
+    parser.add_argument("--no-blob-cache", action="store_true",
+                        help="run dockyard on S3 without --blob-cache")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="dockyard-bench-s3-", dir="/var/tmp") as tmp_name:
         tmp = Path(tmp_name)
@@ -294,10 +319,11 @@ def main() -> int:
                         [dockyard(f"s3://{ours_bucket}/b1-{run}", args.before)], tmp, KEYS))
                     targets["before x3"] = stack.enter_context(processes(
                         [dockyard(f"s3://{ours_bucket}/b3-{run}", args.before)] * 3, tmp, KEYS))
+                cache = None if args.no_blob_cache else tmp / "blob-cache"
                 targets["dockyard x1"] = stack.enter_context(processes(
-                    [dockyard(f"s3://{ours_bucket}/one-{run}")], tmp, KEYS))
+                    [dockyard(f"s3://{ours_bucket}/one-{run}", cache=cache)], tmp, KEYS))
                 targets["dockyard x3"] = stack.enter_context(processes(
-                    [dockyard(f"s3://{ours_bucket}/three-{run}")] * 3, tmp, KEYS))
+                    [dockyard(f"s3://{ours_bucket}/three-{run}", cache=cache)] * 3, tmp, KEYS))
                 targets["distribution"] = stack.enter_context(
                     processes([distribution(tmp, s3_yaml)], tmp, {}))
                 s3 = measure(targets, args.seconds, args.runs)

@@ -34,6 +34,10 @@ def registry() -> None:
               help="S3 secret key (or $DOCKYARD_S3_SECRET_KEY).")
 @click.option("--redirect/--no-redirect", default=None,
               help="S3: answer blob GETs with a redirect to a pre-signed URL of the object.")
+@click.option("--blob-cache", default=None, metavar="DIR[,size=N]",
+              help="S3: keep pulled blobs in DIR on this replica's disk (least recently used go first "
+                   "past N, default 10GiB), each verified against its digest; the bucket is still asked "
+                   "on every GET whether the blob exists and the repository links it. Off by default.")
 @click.option("--htpasswd", type=click.Path(dir_okay=False), default=None,
               help="bcrypt htpasswd file: require HTTP Basic auth (or: the users of --token-policy).")
 @click.option("--token-policy", type=click.Path(dir_okay=False), default=None,
@@ -78,7 +82,8 @@ def serve(addr: str, storage_dir: str | None, htpasswd: str | None, token_policy
           gc_interval: float, gc_grace: float,
           upload_ttl: float, access_log: bool, s3_config: str | None, s3_endpoint: str | None,
           s3_region: str | None, s3_access_key: str | None, s3_secret_key: str | None,
-          redirect: bool | None, token_key: str | None, team: bool, ui: bool) -> None:
+          redirect: bool | None, token_key: str | None, team: bool, ui: bool,
+          blob_cache: str | None) -> None:
     """Serve the registry until SIGTERM or Ctrl-C (then finish requests in flight and exit)."""
     from dockyard.registry.server import RegistryServer, ServerConfig, parse_addr
     from dockyard.registry.server.server import default_storage
@@ -95,7 +100,8 @@ def serve(addr: str, storage_dir: str | None, htpasswd: str | None, token_policy
         cross_mount=not no_cross_mount, auto_mount=not no_auto_mount,
         gc_interval=gc_interval, gc_grace=gc_grace, upload_ttl=upload_ttl, access_log=access_log,
         s3_config=s3_config, s3_endpoint=s3_endpoint, s3_region=s3_region, s3_access_key=s3_access_key,
-        s3_secret_key=s3_secret_key, redirect=redirect, token_key=token_key, team=team, ui=ui)
+        s3_secret_key=s3_secret_key, redirect=redirect, token_key=token_key, team=team, ui=ui,
+        blob_cache=blob_cache)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
     logger = logging.getLogger("dockyard.registry")

@@ -71,17 +71,21 @@ def serve(storage: Path | str, *flags: str) -> Iterator[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("driver", ["filesystem", pytest.param("s3", marks=pytest.mark.seaweedfs)])
+@pytest.mark.parametrize("driver", ["filesystem", pytest.param("s3", marks=pytest.mark.seaweedfs),
+                                    pytest.param("s3-blob-cache", marks=pytest.mark.seaweedfs)])
 def test_all_79_checks_pass(tmp_path: Path, driver: str) -> None:
     def storage(label: str) -> Path | str:
-        return s3kit.s3_url(f"conformance-{label}") if driver == "s3" else tmp_path / label
+        return s3kit.s3_url(f"conformance-{label}") if driver.startswith("s3") else tmp_path / label
 
-    with serve(storage("a")) as a:
+    def cache(label: str) -> list[str]:
+        return ["--blob-cache", str(tmp_path / f"cache-{label}")] if driver == "s3-blob-cache" else []
+
+    with serve(storage("a"), *cache("a")) as a:
         results_a = _run_a(a)
-    with serve(storage("b"), "--no-auto-mount") as b:
+    with serve(storage("b"), "--no-auto-mount", *cache("b")) as b:
         results_b = _run_b(b)
         results_c = _run_c(b)
-    with serve(storage("d"), "--no-cross-mount") as d:
+    with serve(storage("d"), "--no-cross-mount", *cache("d")) as d:
         # Mount refused: the spec's fallback to an upload session (202), check 044.
         results_c += replay.Replay(d, name="conformance/d", env={"OCI_TEST_PUSH": "1"}).run()
     failed = [f"{r.id} {r.name}: {r.reason}" for r in results_a + results_b + results_c

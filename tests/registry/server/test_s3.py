@@ -232,7 +232,7 @@ class _Counting(_Flaky):
 
 
 @pytest.mark.seaweedfs
-def test_a_manifest_put_asks_nothing_it_knows_and_writes_four_objects() -> None:
+def test_a_manifest_put_asks_nothing_it_knows_and_writes_three_objects() -> None:
     proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Counting)
     threading.Thread(target=proxy.serve_forever, daemon=True).start()
     try:
@@ -250,9 +250,62 @@ def test_a_manifest_put_asks_nothing_it_knows_and_writes_four_objects() -> None:
             assert c.get("/v2/count/r/manifests/v5").content == again
     finally:
         proxy.shutdown()
-    # Per PUT: the manifest bytes, its blob link, its revision link, the tag; no HEAD of the layers.
-    assert [m for m, _ in seen].count("PUT") == 20, seen
-    assert len(seen) == 20, seen
+    # Per PUT: the manifest bytes, its revision link (which links it as a blob too), the tag; no HEAD
+    # of the layers.
+    assert [m for m, _ in seen].count("PUT") == 15, seen
+    assert len(seen) == 15, seen
+
+
+@pytest.mark.seaweedfs
+def test_a_manifest_is_a_blob_of_its_repository_until_it_is_deleted() -> None:
+    url = s3kit.s3_url("mlink")
+    with RegistryServer(storage=url, **PEER) as one, RegistryServer(storage=url, **PEER) as two, \
+            httpx.Client(base_url=one.url) as a, httpx.Client(base_url=two.url) as b:
+        body = image_manifest(a, "mlink/r", [b"a layer"])
+        assert put_manifest(a, "mlink/r", "v1", body).status_code == 201
+        assert b.get(f"/v2/mlink/r/blobs/{sha(body)}").content == body
+        assert one.storage.is_linked("mlink/r", sha(body))
+        assert sha(body) in one.storage.linked_blobs("mlink/r")
+        assert a.delete(f"/v2/mlink/r/manifests/{sha(body)}").status_code == 202
+        assert b.get(f"/v2/mlink/r/blobs/{sha(body)}").status_code == 404
+        assert not two.storage.is_linked("mlink/r", sha(body))
+
+
+@pytest.mark.seaweedfs
+def test_a_manifest_put_goes_to_the_worker_pool_once_and_touches_its_blobs_a_minute_later() -> None:
+    proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Counting)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    clock = FakeClock()
+    try:
+        endpoint = f"http://127.0.0.1:{proxy.server_address[1]}"
+        with RegistryServer(storage=s3kit.s3_url("hops"), clock=clock,
+                            **{**PEER, "s3_endpoint": endpoint}) as srv, \
+                httpx.Client(base_url=srv.url, timeout=60) as c:
+            body = image_manifest(c, "hops/r", [b"layer one", b"layer two"])
+            assert put_manifest(c, "hops/r", "v0", body).status_code == 201
+            assert srv.registry is not None
+            pool = srv.registry.io
+            jobs: list[str] = []
+            real_run = pool.run
+
+            async def counted(fn: Any, *args: Any, **kwargs: Any) -> Any:
+                jobs.append(getattr(fn, "__name__", repr(fn)))
+                return await real_run(fn, *args, **kwargs)
+
+            pool.run = counted  # type: ignore[method-assign]
+            again = body.replace(b'"schemaVersion"', b'"annotations": {"n": "1"}, "schemaVersion"')
+            assert put_manifest(c, "hops/r", "v1", again).status_code == 201
+            assert jobs == ["write_manifest"]  # its blobs were known: no call for them at all
+            _Counting.seen.clear()
+            clock.advance(61)  # past what is remembered: the blobs are asked about and touched again
+            third = body.replace(b'"schemaVersion"', b'"annotations": {"n": "2"}, "schemaVersion"')
+            assert put_manifest(c, "hops/r", "v2", third).status_code == 201
+            touched = [path.partition("/touched/")[2] for method, path in _Counting.seen
+                       if method == "PUT" and "/touched/" in path]
+            assert sorted(touched) == sorted(f"sha256/{sha(b).partition(':')[2]}"
+                                             for b in (b"{}", b"layer one", b"layer two")), touched
+    finally:
+        proxy.shutdown()
 
 
 @pytest.mark.seaweedfs

@@ -10,7 +10,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, BinaryIO, ParamSpec, TypeVar
 
 from aiohttp import web
 
@@ -19,6 +19,7 @@ from dockyard.oci.digest import Hasher, InvalidDigest, validate
 
 from .apierrors import ApiError
 from .auth import Access, Authorizer
+from .blobcache import BlobCache
 from .hooks import Actor, Hooks
 from .iopool import IoPool
 from .relay import Relay
@@ -106,8 +107,9 @@ class Registry:
 
     def __init__(self, storage: Storage, settings: Settings | None = None,
                  authorizer: Authorizer | None = None, upstream: Any = None, io_workers: int = 8,
-                 hooks: Hooks | None = None) -> None:
+                 hooks: Hooks | None = None, blob_cache: BlobCache | None = None) -> None:
         self.storage = storage
+        self.blob_cache = blob_cache  # an object store's blobs kept on this replica's disk
         self.hooks = hooks or Hooks()
         self.settings = settings or Settings()
         self.auth = authorizer or Authorizer()
@@ -267,9 +269,15 @@ class Registry:
                 "Content-Type": "application/octet-stream"}
 
     async def _remote_blob_get(self, request: web.Request, name: str, digest: str) -> web.StreamResponse:
-        """A blob in an object store: the link and the size asked at once, the bytes relayed or redirected."""
-        linked, size = await asyncio.gather(self.call(self.storage.is_linked, name, digest),
-                                            self.call(self.storage.blob_size, digest))
+        """A blob in an object store: link and size asked in the bucket, bytes relayed, redirected or
+        (with a blob cache) read from this replica's disk."""
+        fresh = getattr(self.storage, "linked_blob_size", None)
+        if fresh is not None:  # asked now, not remembered: a delete through any replica is seen at once
+            size = await self.call(fresh, name, digest)
+            linked = size is not None
+        else:
+            linked, size = await asyncio.gather(self.call(self.storage.is_linked, name, digest),
+                                                self.call(self.storage.blob_size, digest))
         if not linked or size is None:
             if self.upstream is not None:
                 response: web.StreamResponse = await self.upstream.serve_blob(self, request, name, digest)
@@ -284,7 +292,33 @@ class Registry:
             # As distribution's "redirect": the client fetches the bytes from the object store itself.
             return web.Response(status=307, headers={**API_HEADER, "Location": url,
                                                      "Docker-Content-Digest": digest})
-        return await self.relay.serve(request, url, headers)
+        cache = self.blob_cache
+        if cache is None or "Range" in request.headers:  # ranges: the store answers them
+            return await self.relay.serve(request, url, headers)
+        f = await self.io.run(cache.open, digest, size)
+        if f is not None:
+            return await self._send_file(request, f, size, headers)
+        fill = await self.io.run(cache.fill, digest, size)
+        try:
+            return await self.relay.serve(request, url, headers, fill, self.io)
+        finally:
+            if fill is not None:
+                await self.io.run(fill.abort)  # nothing after a commit; a cut-short fill leaves no file
+
+    async def _send_file(self, request: web.Request, f: BinaryIO, size: int,
+                         headers: dict[str, str]) -> web.StreamResponse:
+        """A whole blob from an open local file, with sendfile(2) (read and written on TLS)."""
+        try:
+            resp = web.StreamResponse(headers=headers)
+            resp.content_length = size
+            await resp.prepare(request)
+            if request.transport is None:
+                raise ConnectionResetError("client went away")
+            await asyncio.get_running_loop().sendfile(request.transport, f, 0, size)
+            await resp.write_eof()
+            return resp
+        finally:
+            f.close()
 
     async def _stream_blob(self, request: web.Request, digest: str, size: int,
                            headers: dict[str, str]) -> web.StreamResponse:
@@ -552,18 +586,11 @@ class Registry:
             await self._verify_references(name, manifest, media_type)
         if actor is not None:
             await self.hooks.manifest(actor, name, ref, digest, manifest, len(body))
-        # The manifest, its links and its referrer entry at once; the tag only after all of them, so a
-        # tag another replica can read always names a complete manifest.
-        writes: list[Awaitable[None]] = [self.io.run(self.storage.blob_put, digest, body),
-                  self.call(self.storage.link_blob, name, digest),
-                  self.call(self.storage.manifest_link, name, digest, media_type)]
         subject = manifest.get("subject")
-        if isinstance(subject, dict) and isinstance(subject.get("digest"), str):
-            writes.append(self.call(self.storage.referrer_add, name, subject["digest"],
-                                    _descriptor_of(manifest, digest, len(body), media_type)))
-        await self._all(writes)
-        if ":" not in ref:
-            await self.call(self.storage.tag_set, name, ref, digest)
+        referrer = (subject["digest"], _descriptor_of(manifest, digest, len(body), media_type)) \
+            if isinstance(subject, dict) and isinstance(subject.get("digest"), str) else None
+        await self.io.run(write_manifest, self.storage, name, None if ":" in ref else ref, digest, body,
+                          media_type, referrer)
         if actor is not None:
             await self.hooks.pushed(actor, name, ref, digest, media_type, len(body), manifest)
         return digest
@@ -601,7 +628,11 @@ class Registry:
         async def child_missing(digest: str) -> bool:
             return await self.call(self.storage.manifest_media_type, name, digest) is None
 
+        known = getattr(self.storage, "known_in_use", None)
+
         async def blob_missing(digest: str) -> bool:
+            if known is not None and known(name, digest):  # memory only: no trip to the worker pool
+                return False
             linked, size = await asyncio.gather(self.call(self.storage.is_linked, name, digest),
                                                 self.call(self.storage.blob_size, digest))
             if not linked or size is None:
@@ -654,6 +685,22 @@ def subject_of(body: bytes) -> str | None:
         if isinstance(subject, dict) and isinstance(subject.get("digest"), str):
             return str(subject["digest"])
     return None
+
+
+def write_manifest(storage: Storage, name: str, tag: str | None, digest: str, body: bytes, media_type: str,
+                   referrer: tuple[str, dict[str, Any]] | None) -> None:
+    """Store a checked manifest: its bytes, links and referrer entry, then the tag (last, so a tag
+    another replica can read always names a complete manifest). One worker job, not one per write:
+    each hop between the event loop and a worker costs CPU, which a busy registry is short of; the
+    price is a few small requests made one after the other."""
+    storage.blob_put(digest, body)
+    if not getattr(storage, "MANIFEST_LINKS_BLOB", False):
+        storage.link_blob(name, digest)
+    storage.manifest_link(name, digest, media_type)
+    if referrer is not None:
+        storage.referrer_add(name, *referrer)
+    if tag is not None:
+        storage.tag_set(name, tag, digest)
 
 
 def remove_manifest(storage: Storage, name: str, digest: str) -> None:

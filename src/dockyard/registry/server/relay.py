@@ -7,9 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import random
+from typing import TYPE_CHECKING
 
 import aiohttp
 from aiohttp import web
+
+if TYPE_CHECKING:
+    from .blobcache import Fill
+    from .iopool import IoPool
 
 ATTEMPTS, BACKOFF_CAP = 8, 2.0
 RETRY = {429, 500, 502, 503, 504}  # throttling and server errors: worth another try
@@ -34,11 +39,13 @@ class Relay:
                 connector=aiohttp.TCPConnector(limit=256, ttl_dns_cache=300))
         return self._session
 
-    async def serve(self, request: web.Request, url: str, headers: dict[str, str]) -> web.StreamResponse:
+    async def serve(self, request: web.Request, url: str, headers: dict[str, str],
+                    fill: Fill | None = None, io: IoPool | None = None) -> web.StreamResponse:
         """GET ``url`` and stream it to the client under ``headers`` (the registry's own).
 
         Throttling and 5xx answers are retried with backoff (as the S3 client does) until the first
-        byte is sent; after that a failure can only cut the response short."""
+        byte is sent; after that a failure can only cut the response short. With a ``fill`` (a blob
+        cache entry) the bytes are also written there on ``io``'s threads, and published at the end."""
         wanted = {"Range": request.headers["Range"]} if "Range" in request.headers else {}
         for attempt in range(ATTEMPTS):
             async with self.session().get(url, headers=wanted) as upstream:
@@ -53,11 +60,34 @@ class Relay:
                     if name in upstream.headers:
                         resp.headers[name] = upstream.headers[name]
                 await resp.prepare(request)
-                async for chunk in upstream.content.iter_any():  # as it arrives: no re-buffering
-                    await resp.write(chunk)
+                if fill is None or io is None or upstream.status != 200:
+                    async for chunk in upstream.content.iter_any():  # as it arrives: no re-buffering
+                        await resp.write(chunk)
+                else:
+                    await self._tee(upstream, resp, fill, io)
                 await resp.write_eof()
                 return resp
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+    @staticmethod
+    async def _tee(upstream: aiohttp.ClientResponse, resp: web.StreamResponse, fill: Fill,
+                   io: IoPool) -> None:
+        """Relay and fill the cache entry: each piece is written to disk on a thread while the next
+        one is relayed; the entry is published only once the whole blob is there and matches."""
+        pending: asyncio.Future[None] | None = None
+        try:
+            async for chunk in upstream.content.iter_any():
+                await resp.write(chunk)
+                if pending is not None:
+                    await pending
+                pending = asyncio.ensure_future(io.run(fill.write, chunk))
+            if pending is not None:
+                await pending
+                pending = None
+            await io.run(fill.commit)
+        finally:
+            if pending is not None:  # the client went away: the caller aborts once this write is done
+                await asyncio.wait([pending])
 
     async def close(self) -> None:
         if self._session is not None:

@@ -144,6 +144,9 @@ class S3Storage:
     """``Storage`` on ``s3://bucket/prefix``; creates the bucket when it is missing."""
 
     remote = True  # every call is a network round trip: the registry makes them on its worker pool
+    # A manifest's revision link (``_manifests``) also links it as a blob of its repository, so a
+    # manifest PUT writes no ``_layers`` link for it: one object less per PUT (the store's work).
+    MANIFEST_LINKS_BLOB = True
 
     def __init__(self, settings: S3Settings, clock: Callable[[], float] = time.time,
                  max_connections: int = 64) -> None:
@@ -362,6 +365,26 @@ class S3Storage:
         self._remember(key, str(int(head["ContentLength"])))
         return int(head["ContentLength"])
 
+    def known_in_use(self, repo: str, digest: str) -> bool:
+        """True when this process saw, less than ``KNOWN_FOR`` ago, that ``repo`` links the blob and
+        that it exists, and touched it less than ``TOUCH_EVERY`` ago. Memory only (no I/O, so callable
+        on the event loop): a manifest PUT then needs no storage call for that reference at all."""
+        if self._recall(self._repo_key(repo, "_layers", *_split(digest))) is None \
+                or self._recall(self._blob_key(digest)) is None:
+            return False
+        with self._cache_lock:
+            touched = self._touches.get(digest)
+        return touched is not None and 0 <= self.clock() - touched < TOUCH_EVERY
+
+    def linked_blob_size(self, repo: str, digest: str) -> int | None:
+        """The blob's size if it exists and ``repo`` links it, asked in the bucket now (nothing
+        remembered): serving a blob must see a delete made through another replica at once."""
+        if self._head(self._repo_key(repo, "_layers", *_split(digest))) is None \
+                and self._head(self._repo_key(repo, "_manifests", *_split(digest))) is None:
+            return None
+        head = self._head(self._blob_key(digest))
+        return None if head is None else int(head["ContentLength"])
+
     def blob_read(self, digest: str) -> bytes:
         """A small blob's bytes (manifests): content-addressed, so a copy kept here never goes stale."""
         with self._cache_lock:
@@ -446,11 +469,12 @@ class S3Storage:
         return self._delete(self._repo_key(repo, "_layers", *_split(digest)))
 
     def is_linked(self, repo: str, digest: str) -> bool:
+        """A blob link, or a manifest's revision link (``MANIFEST_LINKS_BLOB``)."""
         key = self._repo_key(repo, "_layers", *_split(digest))
         if self._recall(key) is not None:
             return True
         if self._head(key) is None:
-            return False
+            return self.manifest_media_type(repo, digest) is not None
         self._remember(key)
         return True
 
@@ -463,7 +487,8 @@ class S3Storage:
         return found
 
     def linked_blobs(self, repo: str) -> list[str]:
-        return self._digests_under(self._repo_key(repo, "_layers"))
+        found = self._digests_under(self._repo_key(repo, "_layers"))
+        return found + sorted(set(self.manifests(repo)) - set(found))
 
     # -- repositories, manifests, tags -------------------------------------------------------------
 

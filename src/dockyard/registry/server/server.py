@@ -22,9 +22,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from dockyard.errors import InvalidArgument, StoreError
 
-from . import s3config
+from . import blobcache, s3config
 from .app import ACCESS_LOG_FORMAT, Registry, Settings, make_app
 from .auth import Authorizer, Htpasswd, Policy, TokenIssuer
+from .blobcache import BlobCache
 from .gc import GcReport, collect, expire_uploads
 from .s3config import is_s3_url
 from .storage import FilesystemStorage, Storage
@@ -72,6 +73,8 @@ class ServerConfig:
     s3_access_key: str | None = None
     s3_secret_key: str | None = None
     redirect: bool | None = None
+    # ``DIR[,size=N]``: keep blobs pulled from an object store on this replica's disk (off when None).
+    blob_cache: str | None = None
     # What "now" is for blob and session times, GC grace, upload expiry and the mirror's tag TTL
     # (default: time.time; the tag TTL uses time.monotonic). Tests pass a clock they move on.
     clock: Callable[[], float] | None = None
@@ -134,6 +137,11 @@ class RegistryServer:
             raise InvalidArgument("--tls-cert and --tls-key must be given together")
         self.clock = self.config.clock or time.time
         self.storage: Storage = self._open_storage()
+        self.blob_cache: BlobCache | None = None
+        if self.config.blob_cache:
+            if not getattr(self.storage, "remote", False):
+                raise InvalidArgument("--blob-cache is for s3:// storage (a directory is served from disk)")
+            self.blob_cache = BlobCache(*blobcache.parse_option(self.config.blob_cache))
         self.team: Team | None = None
         if self.config.team:
             self.team = Team(self.storage, self.clock, self.config.webhook_backoff,
@@ -220,7 +228,7 @@ class RegistryServer:
                             auto_mount=cfg.auto_mount, cross_mount=cfg.cross_mount, redirect=redirect)
         # An object store is latency-bound: more calls in flight, not more CPU.
         self.registry = Registry(self.storage, settings, self._auth, upstream, io_workers=32 if remote else 8,
-                                 hooks=self.hooks)
+                                 hooks=self.hooks, blob_cache=self.blob_cache)
         app = make_app(self.registry)
         if cfg.ui and self.team is not None:
             from .team.ui import UI

@@ -1,0 +1,297 @@
+"""The S3 registry's local blob cache (``--blob-cache DIR[,size=N]``): hits, verification, bounds, crashes,
+and deletes made through another replica."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from dockyard.errors import InvalidArgument
+from dockyard.registry.server import RegistryServer
+from dockyard.registry.server.blobcache import BlobCache, parse_option
+from tests.registry import s3kit
+
+sys.path.insert(0, str(Path(__file__).parent))
+from regkit import push_blob, sha
+
+PEER = {"s3_endpoint": s3kit.ENV["AWS_ENDPOINT_URL"], "s3_access_key": s3kit.ENV["AWS_ACCESS_KEY_ID"],
+        "s3_secret_key": s3kit.ENV["AWS_SECRET_ACCESS_KEY"]}
+
+
+def entries(root: Path) -> list[str]:
+    """Published entries (not fills in progress)."""
+    return sorted(p.name for p in root.iterdir() if not p.name.endswith(".part"))
+
+
+def published(root: Path, *digests: str) -> list[str]:
+    """The entries once those of ``digests`` are there (a fill is published just after its last byte
+    went out, so the client may see the whole blob a moment before)."""
+    names = [d.replace(":", "-") for d in digests]
+    deadline = time.monotonic() + 30
+    while not all((root / n).exists() for n in names):
+        assert time.monotonic() < deadline, entries(root)
+        time.sleep(0.02)
+    return entries(root)
+
+
+def fill(cache: BlobCache, data: bytes) -> bool:
+    f = cache.fill(sha(data), len(data))
+    assert f is not None
+    for start in range(0, len(data), 1000):
+        f.write(data[start:start + 1000])
+    return f.commit()
+
+
+# -- the cache itself (no peer) ---------------------------------------------------------------------
+
+
+def test_the_option_takes_a_directory_and_a_size(tmp_path: Path) -> None:
+    assert parse_option(f"{tmp_path}/c,size=2GiB") == (tmp_path / "c", 2 << 30)
+    assert parse_option(f"{tmp_path}/c")[1] == 10 << 30
+    for bad, message in [("d,size=lots", "invalid size"), ("d,ttl=3", "unknown option"), (",size=1", "DIR")]:
+        with pytest.raises(InvalidArgument, match=message):
+            parse_option(bad)
+
+
+def test_an_entry_is_published_only_whole_and_matching(tmp_path: Path) -> None:
+    cache = BlobCache(tmp_path, 1 << 20)
+    data = os.urandom(5000)
+    f = cache.fill(sha(data), len(data))
+    assert f is not None and cache.fill(sha(data), len(data)) is None  # one fill of a blob at a time
+    f.write(data[:2000])
+    f.write(b"x" * 3000)  # the right size, the wrong bytes
+    assert not f.commit()
+    assert list(tmp_path.iterdir()) == [] and cache.open(sha(data), len(data)) is None
+    assert fill(cache, data)
+    got = cache.open(sha(data), len(data))
+    assert got is not None and got.read() == data
+    got.close()
+
+
+def test_a_failed_write_gives_up_the_entry_quietly(tmp_path: Path) -> None:
+    class Full:
+        def write(self, data: bytes) -> int:
+            raise OSError(28, "No space left on device")
+
+        def close(self) -> None:
+            pass
+
+    cache = BlobCache(tmp_path, 1 << 20)
+    data = os.urandom(3000)
+    f = cache.fill(sha(data), len(data))
+    assert f is not None
+    f._file = Full()  # type: ignore[assignment]
+    f.write(data[:1000])  # no exception: the pull goes on without a copy
+    f.write(data[1000:])
+    assert not f.commit()
+    assert list(tmp_path.iterdir()) == []
+    assert fill(cache, data)  # and the next pull may try again
+
+
+def test_the_size_bound_holds_and_the_least_recently_used_go_first(tmp_path: Path) -> None:
+    cache = BlobCache(tmp_path, 10_000)
+    blobs = [os.urandom(4000) for _ in range(4)]
+    for data in blobs[:2]:
+        assert fill(cache, data)
+    hit = cache.open(sha(blobs[0]), 4000)  # used: the second one is now the oldest
+    assert hit is not None
+    hit.close()
+    assert fill(cache, blobs[2])
+    assert entries(tmp_path) == sorted(sha(b).replace(":", "-") for b in (blobs[0], blobs[2]))
+    assert cache.used == 8000
+    assert cache.fill(sha(b"x" * 10_001), 10_001) is None  # larger than the whole cache: not kept
+    assert sum(p.stat().st_size for p in tmp_path.iterdir()) <= 10_000
+
+
+def test_a_changed_entry_is_never_served(tmp_path: Path) -> None:
+    cache = BlobCache(tmp_path, 1 << 20)
+    data = os.urandom(8000)
+    assert fill(cache, data)
+    path = cache.path(sha(data))
+    path.chmod(0o644)
+    with open(path, "r+b") as f:  # same size, one byte flipped
+        f.seek(4000)
+        f.write(bytes([data[4000] ^ 1]))
+    assert cache.open(sha(data), len(data)) is None
+    assert not path.exists()
+
+
+def test_entries_left_by_an_earlier_run_are_verified_and_part_files_removed(tmp_path: Path) -> None:
+    good, bad = os.urandom(3000), os.urandom(3000)
+    (tmp_path / sha(good).replace(":", "-")).write_bytes(good)
+    (tmp_path / sha(bad).replace(":", "-")).write_bytes(b"y" * 3000)  # e.g. a crash before the data hit disk
+    (tmp_path / f"{sha(good).replace(':', '-')}.1234.part").write_bytes(good[:100])
+    cache = BlobCache(tmp_path, 1 << 20)
+    assert not any(p.name.endswith(".part") for p in tmp_path.iterdir())
+    assert cache.open(sha(bad), 3000) is None
+    got = cache.open(sha(good), 3000)
+    assert got is not None and got.read() == good
+    got.close()
+
+
+# -- served by the registry on SeaweedFS --------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def cached_registry(tmp: Path, url: str | None = None, size: str = "1GiB",
+                    **options: object) -> Iterator[tuple[httpx.Client, Path]]:
+    root = tmp / f"cache-{os.urandom(4).hex()}"
+    with RegistryServer(storage=url or s3kit.s3_url("cache"), blob_cache=f"{root},size={size}",
+                        **PEER, **options) as srv, httpx.Client(base_url=srv.url, timeout=60) as c:
+        yield c, root
+
+
+def overwrite_in_bucket(server_client: httpx.Client, storage_url: str, digest: str, data: bytes) -> None:
+    bucket, _, prefix = storage_url[len("s3://"):].partition("/")
+    algorithm, _, hexpart = digest.partition(":")
+    s3kit.client().put_object(Bucket=bucket, Key=f"{prefix}/blobs/{algorithm}/{hexpart[:2]}/{hexpart}",
+                              Body=data, Metadata={"mtime": repr(time.time())})
+
+
+@pytest.mark.seaweedfs
+def test_a_second_pull_is_served_from_the_cache(tmp_path: Path) -> None:
+    url = s3kit.s3_url("cache")
+    with cached_registry(tmp_path, url) as (c, root):
+        data = os.urandom(3 << 20)
+        digest = push_blob(c, "cache/r", data)
+        first = c.get(f"/v2/cache/r/blobs/{digest}")
+        assert first.status_code == 200 and first.content == data
+        assert published(root, digest) == [digest.replace(":", "-")]
+        # The bucket's copy is swapped for other bytes of the same size: a hit does not read it.
+        overwrite_in_bucket(c, url, digest, b"z" * len(data))
+        second = c.get(f"/v2/cache/r/blobs/{digest}")
+        assert second.status_code == 200 and second.content == data
+        assert second.headers["Docker-Content-Digest"] == digest
+        assert second.headers["Content-Length"] == str(len(data))
+        part = c.get(f"/v2/cache/r/blobs/{digest}", headers={"Range": "bytes=0-9"})
+        assert part.status_code == 206 and part.content == b"z" * 10  # ranges come from the store
+
+
+@pytest.mark.seaweedfs
+def test_a_corrupt_entry_is_not_served_and_is_filled_again(tmp_path: Path) -> None:
+    with cached_registry(tmp_path) as (c, root):
+        data = os.urandom(2 << 20)
+        digest = push_blob(c, "cache/r", data)
+        assert c.get(f"/v2/cache/r/blobs/{digest}").content == data
+        published(root, digest)
+        entry = root / digest.replace(":", "-")
+        entry.chmod(0o644)
+        with open(entry, "r+b") as f:
+            f.seek(1 << 20)
+            f.write(b"\0" * 16)
+        assert c.get(f"/v2/cache/r/blobs/{digest}").content == data  # from the bucket
+        published(root, digest)
+        assert c.get(f"/v2/cache/r/blobs/{digest}").content == data  # from a fresh entry
+        assert entry.read_bytes() == data
+
+
+@pytest.mark.seaweedfs
+def test_a_delete_through_another_replica_404s_at_once(tmp_path: Path) -> None:
+    url = s3kit.s3_url("cache")
+    with cached_registry(tmp_path, url) as (a, root), \
+            RegistryServer(storage=url, **PEER) as other, httpx.Client(base_url=other.url) as b:
+        kept, unlinked = os.urandom(1 << 20), os.urandom(1 << 20)
+        for data in (kept, unlinked):
+            push_blob(b, "cache/r", data)
+            assert a.get(f"/v2/cache/r/blobs/{sha(data)}").content == data  # cached on a
+        published(root, sha(kept), sha(unlinked))
+        assert b.delete(f"/v2/cache/r/blobs/{sha(unlinked)}").status_code == 202
+        assert a.get(f"/v2/cache/r/blobs/{sha(unlinked)}").status_code == 404
+        assert a.head(f"/v2/cache/r/blobs/{sha(unlinked)}").status_code == 404
+        # The bytes themselves gone (as garbage collection through b would do): 404 too.
+        bucket, _, prefix = url[len("s3://"):].partition("/")
+        hexpart = sha(kept).partition(":")[2]
+        s3kit.client().delete_object(Bucket=bucket, Key=f"{prefix}/blobs/sha256/{hexpart[:2]}/{hexpart}")
+        assert a.get(f"/v2/cache/r/blobs/{sha(kept)}").status_code == 404
+
+
+@pytest.mark.seaweedfs
+def test_the_registry_keeps_the_cache_under_its_bound(tmp_path: Path) -> None:
+    with cached_registry(tmp_path, size="5MiB") as (c, root):
+        blobs = [os.urandom(2 << 20) for _ in range(4)]
+        for data in blobs:
+            push_blob(c, "cache/r", data)
+            assert c.get(f"/v2/cache/r/blobs/{sha(data)}").content == data
+            published(root, sha(data))
+        assert sum(p.stat().st_size for p in root.iterdir()) <= 5 << 20
+        assert entries(root) == sorted(sha(d).replace(":", "-") for d in blobs[2:])
+
+
+def test_blob_cache_needs_object_storage(tmp_path: Path) -> None:
+    with pytest.raises(InvalidArgument, match="--blob-cache is for s3://"):
+        RegistryServer(storage=str(tmp_path / "fs"), blob_cache=str(tmp_path / "c"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def serve_process(storage: str, cache: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "dockyard", "registry", "serve", "--addr",
+                             f"127.0.0.1:{port}", "--storage", storage, "--blob-cache", str(cache),
+                             "--no-access-log"], env={**os.environ, **s3kit.ENV},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        yield proc, f"http://127.0.0.1:{port}"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+
+
+@pytest.mark.seaweedfs
+@pytest.mark.slow
+def test_a_kill_mid_fill_leaves_no_entry(tmp_path: Path) -> None:
+    url, cache = s3kit.s3_url("cache-kill"), tmp_path / "cache"
+    data = os.urandom(48 << 20)
+    with serve_process(url, cache) as (proc, base), httpx.Client(base_url=base, timeout=60) as c:
+        digest = push_blob(c, "kill/r", data)
+        with c.stream("GET", f"/v2/kill/r/blobs/{digest}") as r:
+            next(r.iter_raw(1 << 16))  # the fill has begun; the client now stops reading
+            deadline = time.monotonic() + 30
+            while not any(p.name.endswith(".part") for p in cache.iterdir()):
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+    assert entries(cache) == []
+    with serve_process(url, cache) as (_proc, base), httpx.Client(base_url=base, timeout=60) as c:
+        assert list(cache.iterdir()) == []  # the half-written fill is gone at the next start
+        assert c.get(f"/v2/kill/r/blobs/{digest}").content == data
+        assert published(cache, digest) == [digest.replace(":", "-")]
+
+
+@pytest.mark.seaweedfs
+def test_a_client_gone_mid_pull_leaves_no_entry(tmp_path: Path) -> None:
+    with cached_registry(tmp_path) as (c, root):
+        data = os.urandom(24 << 20)
+        digest = push_blob(c, "cache/r", data)
+        with c.stream("GET", f"/v2/cache/r/blobs/{digest}") as r:
+            next(r.iter_raw(1 << 16))
+        deadline = time.monotonic() + 30
+        while any(root.iterdir()):  # the server sees the connection close and drops the fill
+            assert time.monotonic() < deadline, list(root.iterdir())
+            time.sleep(0.05)
+        assert c.get(f"/v2/cache/r/blobs/{digest}").content == data
+        assert published(root, digest) == [digest.replace(":", "-")]
