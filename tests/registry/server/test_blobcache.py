@@ -1,5 +1,5 @@
 """The S3 registry's local blob cache (``--blob-cache DIR[,size=N]``): hits, verification, bounds, crashes,
-and deletes made through another replica."""
+deletes made through another replica, and one fetch from the bucket shared by concurrent pulls."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -23,6 +24,7 @@ from tests.registry import s3kit
 
 sys.path.insert(0, str(Path(__file__).parent))
 from regkit import push_blob, sha
+from storeproxy import StoreProxy
 
 PEER = {"s3_endpoint": s3kit.ENV["AWS_ENDPOINT_URL"], "s3_access_key": s3kit.ENV["AWS_ACCESS_KEY_ID"],
         "s3_secret_key": s3kit.ENV["AWS_SECRET_ACCESS_KEY"]}
@@ -294,4 +296,70 @@ def test_a_client_gone_mid_pull_leaves_no_entry(tmp_path: Path) -> None:
             assert time.monotonic() < deadline, list(root.iterdir())
             time.sleep(0.05)
         assert c.get(f"/v2/cache/r/blobs/{digest}").content == data
+        assert published(root, digest) == [digest.replace(":", "-")]
+
+
+# -- one fetch from the bucket for concurrent pulls ----------------------------------------------------
+
+
+@contextlib.contextmanager
+def behind_proxy(tmp: Path, rate: float | None = None) -> Iterator[tuple[httpx.Client, Path, StoreProxy]]:
+    """A cached registry whose traffic to the bucket goes through a proxy that sees (and shapes) it."""
+    root = tmp / "cache"
+    with StoreProxy(s3kit.ENV["AWS_ENDPOINT_URL"], rate) as proxy, \
+            RegistryServer(storage=s3kit.s3_url("shared"), blob_cache=f"{root},size=1GiB",
+                           **{**PEER, "s3_endpoint": proxy.url}) as srv, \
+            httpx.Client(base_url=srv.url, timeout=60) as c:
+        yield c, root, proxy
+
+
+@pytest.mark.seaweedfs
+def test_concurrent_pulls_of_a_new_blob_read_the_bucket_once(tmp_path: Path) -> None:
+    with behind_proxy(tmp_path, rate=8 << 20) as (c, root, proxy):  # the fetch takes about a second
+        data = os.urandom(6 << 20)
+        digest = push_blob(c, "shared/r", data)
+        url = f"{c.base_url}/v2/shared/r/blobs/{digest}"
+        with ThreadPoolExecutor(4) as pool:
+            bodies = list(pool.map(lambda _: httpx.get(url, timeout=60), range(4)))
+        assert [(b.status_code, b.content == data) for b in bodies] == [(200, True)] * 4
+        assert {b.headers["Content-Length"] for b in bodies} == {str(len(data))}
+        assert proxy.gets(digest.partition(":")[2]) == [""]  # four pulls, one read of the bucket
+        assert published(root, digest) == [digest.replace(":", "-")]
+
+
+@pytest.mark.seaweedfs
+def test_a_slow_client_holds_up_no_other(tmp_path: Path) -> None:
+    with behind_proxy(tmp_path) as (c, root, proxy):
+        data = os.urandom(24 << 20)  # far more than the sockets buffer while the first client waits
+        digest = push_blob(c, "shared/r", data)
+        with c.stream("GET", f"/v2/shared/r/blobs/{digest}") as slow:
+            pieces = slow.iter_raw(1 << 16)
+            head = next(pieces)
+            other = httpx.get(f"{c.base_url}/v2/shared/r/blobs/{digest}", timeout=30)
+            assert other.status_code == 200 and other.content == data
+            assert head + b"".join(pieces) == data
+        assert proxy.gets(digest.partition(":")[2]) == [""]
+        assert published(root, digest) == [digest.replace(":", "-")]
+
+
+@pytest.mark.seaweedfs
+def test_a_fetch_cut_short_is_finished_from_the_bucket(tmp_path: Path) -> None:
+    with behind_proxy(tmp_path) as (c, root, proxy):
+        data = os.urandom(8 << 20)
+        digest = push_blob(c, "shared/r", data)
+        hexpart = digest.partition(":")[2]
+        cuts = [3 << 20]  # the store's first answer for the blob ends after 3 MiB
+
+        def cut(method: str, path: str, rng: str) -> int | None:
+            return cuts.pop() if method == "GET" and hexpart in path and not rng and cuts else None
+
+        proxy.cut = cut
+        got = c.get(f"/v2/shared/r/blobs/{digest}")
+        assert got.status_code == 200 and got.content == data
+        first, rest = proxy.gets(hexpart)
+        assert first == "" and rest.startswith("bytes=") and rest != "bytes=0-", rest
+        assert int(rest[len("bytes="):-1]) <= 3 << 20  # asks only for what the client still lacks
+        time.sleep(0.2)
+        assert entries(root) == []  # a cut-short fill is never published
+        assert c.get(f"/v2/shared/r/blobs/{digest}").content == data
         assert published(root, digest) == [digest.replace(":", "-")]

@@ -23,6 +23,7 @@ from .blobcache import BlobCache
 from .hooks import Actor, Hooks
 from .iopool import IoPool
 from .relay import Relay
+from .sharedfetch import SharedFetch
 from .storage import Storage, canonical_upload_id
 from .uploads import Uploads
 
@@ -119,6 +120,7 @@ class Registry:
         self._inline = not getattr(storage, "remote", False)
         self.uploads = Uploads(storage, self.io, self.call)
         self.relay = Relay()  # blob bytes from an object store
+        self._fetches: dict[str, SharedFetch] = {}  # digest -> the blob cache fill GETs follow
         self.inflight = 0  # requests being handled; graceful shutdown waits for 0
         self._dispatch: dict[tuple[str, str], Handler] = {
             ("uploads", "POST"): self.upload_start,
@@ -298,12 +300,25 @@ class Registry:
         f = await self.io.run(cache.open, digest, size)
         if f is not None:
             return await self._send_file(request, f, size, headers)
-        fill = await self.io.run(cache.fill, digest, size)
-        try:
-            return await self.relay.serve(request, url, headers, fill, self.io)
-        finally:
+        shared = self._fetches.get(digest)
+        if shared is None:
+            fill = await self.io.run(cache.fill, digest, size)
             if fill is not None:
-                await self.io.run(fill.abort)  # nothing after a commit; a cut-short fill leaves no file
+                shared = self._fetches[digest] = SharedFetch(
+                    fill, url, self.relay, self.io, lambda: self._forget_fetch(digest))
+            else:  # too large to keep, or another GET began its fetch while this one asked
+                shared = self._fetches.get(digest)
+        if shared is not None:
+            followed = await shared.serve(request, headers, size)
+            if followed is not None:
+                return followed
+            f = await self.io.run(cache.open, digest, size)  # published since
+            if f is not None:
+                return await self._send_file(request, f, size, headers)
+        return await self.relay.serve(request, url, headers)
+
+    def _forget_fetch(self, digest: str) -> None:
+        self._fetches.pop(digest, None)
 
     async def _send_file(self, request: web.Request, f: BinaryIO, size: int,
                          headers: dict[str, str]) -> web.StreamResponse:

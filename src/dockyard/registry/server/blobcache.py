@@ -58,18 +58,27 @@ class Fill:
         self.digest = digest
         self.size = size
         self._hasher = Hasher(digest.partition(":")[0])
-        self._temp = cache.root / f"{digest.replace(':', '-')}.{uuid.uuid4().hex[:8]}{_PART}"
-        self._file: BinaryIO | None = open(self._temp, "xb")  # noqa: SIM115 - closed by commit/abort
+        self.temp = cache.root / f"{digest.replace(':', '-')}.{uuid.uuid4().hex[:8]}{_PART}"
+        # Unbuffered: readers following the fill (other GETs) see each piece once write returns.
+        self._file: BinaryIO | None = open(self.temp, "xb", buffering=0)  # noqa: SIM115 - closed by commit/abort
 
-    def write(self, data: bytes) -> None:
-        """Add the next bytes; a failed write (a full disk) only gives up the entry, never the relay."""
+    def write(self, data: bytes) -> bool:
+        """Add the next bytes; False when the entry was given up (a failed write: a full disk), which
+        never fails the relay."""
         if self._file is None:
-            return
+            return False
         self._hasher.update(data)
         try:
-            self._file.write(data)
+            view = memoryview(data)
+            while view:
+                n = self._file.write(view)
+                if not n:
+                    raise OSError("no progress writing a blob cache entry")
+                view = view[n:]
         except OSError:
             self.abort()
+            return False
+        return True
 
     def commit(self) -> bool:
         """Publish the entry if the bytes are the blob (size and digest); else drop them. True: published."""
@@ -80,9 +89,9 @@ class Fill:
             self._file = None
             if self._hasher.size != self.size or str(self._hasher.digest()) != self.digest:
                 return False
-            os.chmod(self._temp, 0o444)  # nobody writes an entry in place
+            os.chmod(self.temp, 0o444)  # nobody writes an entry in place
             final = self._cache.path(self.digest)
-            os.rename(self._temp, final)  # atomic: the name appears only with every byte behind it
+            os.rename(self.temp, final)  # atomic: the name appears only with every byte behind it
             self._cache._published(self.digest, _stamp(os.stat(final)))
             return True
         finally:
@@ -94,7 +103,7 @@ class Fill:
             self._file.close()
             self._file = None
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(self._temp)
+            os.unlink(self.temp)
         self._cache._filled(self.digest)
 
 

@@ -6,15 +6,12 @@ Range header is passed on, so 206 and 416 come from the store itself."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
-from typing import TYPE_CHECKING
+from collections.abc import AsyncIterator
 
 import aiohttp
 from aiohttp import web
-
-if TYPE_CHECKING:
-    from .blobcache import Fill
-    from .iopool import IoPool
 
 ATTEMPTS, BACKOFF_CAP = 8, 2.0
 RETRY = {429, 500, 502, 503, 504}  # throttling and server errors: worth another try
@@ -39,55 +36,46 @@ class Relay:
                 connector=aiohttp.TCPConnector(limit=256, ttl_dns_cache=300))
         return self._session
 
-    async def serve(self, request: web.Request, url: str, headers: dict[str, str],
-                    fill: Fill | None = None, io: IoPool | None = None) -> web.StreamResponse:
-        """GET ``url`` and stream it to the client under ``headers`` (the registry's own).
-
-        Throttling and 5xx answers are retried with backoff (as the S3 client does) until the first
-        byte is sent; after that a failure can only cut the response short. With a ``fill`` (a blob
-        cache entry) the bytes are also written there on ``io``'s threads, and published at the end."""
-        wanted = {"Range": request.headers["Range"]} if "Range" in request.headers else {}
+    @contextlib.asynccontextmanager
+    async def get(self, url: str, headers: dict[str, str]) -> AsyncIterator[aiohttp.ClientResponse]:
+        """The store's answer to GET ``url``; throttling and 5xx are retried with backoff (as the S3
+        client does), and the last answer is handed over whatever it is."""
         for attempt in range(ATTEMPTS):
-            async with self.session().get(url, headers=wanted) as upstream:
+            async with self.session().get(url, headers=headers) as upstream:
                 if upstream.status in RETRY and attempt < ATTEMPTS - 1:
                     await asyncio.sleep(min(BACKOFF_CAP, 0.05 * 2 ** attempt) * (0.5 + random.random()))
                     continue
-                if upstream.status not in (200, 206, 416):
-                    # The caller's error handling turns this into a 500 with the store's answer.
-                    raise OSError(f"object store answered {upstream.status} for a blob it listed")
-                resp = web.StreamResponse(status=upstream.status, headers=headers)
-                for name in _PASSED_ON:
-                    if name in upstream.headers:
-                        resp.headers[name] = upstream.headers[name]
-                await resp.prepare(request)
-                if fill is None or io is None or upstream.status != 200:
-                    async for chunk in upstream.content.iter_any():  # as it arrives: no re-buffering
-                        await resp.write(chunk)
-                else:
-                    await self._tee(upstream, resp, fill, io)
-                await resp.write_eof()
-                return resp
-        raise AssertionError("unreachable: the last attempt returns or raises")
+                yield upstream
+                return
+        raise AssertionError("unreachable: the last attempt yields")
 
-    @staticmethod
-    async def _tee(upstream: aiohttp.ClientResponse, resp: web.StreamResponse, fill: Fill,
-                   io: IoPool) -> None:
-        """Relay and fill the cache entry: each piece is written to disk on a thread while the next
-        one is relayed; the entry is published only once the whole blob is there and matches."""
-        pending: asyncio.Future[None] | None = None
-        try:
+    async def serve(self, request: web.Request, url: str, headers: dict[str, str]) -> web.StreamResponse:
+        """GET ``url`` and stream it to the client under ``headers`` (the registry's own); after the
+        first byte is sent a failure can only cut the response short."""
+        wanted = {"Range": request.headers["Range"]} if "Range" in request.headers else {}
+        async with self.get(url, wanted) as upstream:
+            if upstream.status not in (200, 206, 416):
+                # The caller's error handling turns this into a 500 with the store's answer.
+                raise OSError(f"object store answered {upstream.status} for a blob it listed")
+            resp = web.StreamResponse(status=upstream.status, headers=headers)
+            for name in _PASSED_ON:
+                if name in upstream.headers:
+                    resp.headers[name] = upstream.headers[name]
+            await resp.prepare(request)
+            async for chunk in upstream.content.iter_any():  # as it arrives: no re-buffering
+                await resp.write(chunk)
+            await resp.write_eof()
+            return resp
+
+    async def finish(self, resp: web.StreamResponse, url: str, offset: int, size: int) -> None:
+        """Write bytes ``offset`` to ``size`` of the blob at ``url`` to a response already under way
+        (what a shared fetch that failed part-way did not deliver)."""
+        async with self.get(url, {"Range": f"bytes={offset}-"}) as upstream:
+            if upstream.status != 206 or not upstream.headers.get("Content-Range", "").startswith(
+                    f"bytes {offset}-{size - 1}/"):
+                raise OSError(f"object store answered {upstream.status} for the rest of a blob from {offset}")
             async for chunk in upstream.content.iter_any():
                 await resp.write(chunk)
-                if pending is not None:
-                    await pending
-                pending = asyncio.ensure_future(io.run(fill.write, chunk))
-            if pending is not None:
-                await pending
-                pending = None
-            await io.run(fill.commit)
-        finally:
-            if pending is not None:  # the client went away: the caller aborts once this write is done
-                await asyncio.wait([pending])
 
     async def close(self) -> None:
         if self._session is not None:

@@ -1,0 +1,118 @@
+"""One fetch from the object store for every concurrent GET of a blob this replica has not cached.
+
+The fetch writes the blob into its new blob-cache entry; each GET, the first one too, sends the bytes
+from that file as they land (sendfile), so N clients pulling a new layer at once read the bucket once,
+and a slow client holds up nobody else. A GET that has sent part of the blob when the fetch fails (the
+store, a full disk) asks the store for the rest with a Range request. The fetch stops, and its entry is
+dropped, when no GET is left to serve."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from typing import BinaryIO
+
+from aiohttp import web
+
+from .blobcache import Fill
+from .iopool import IoPool
+from .relay import Relay
+
+
+class SharedFetch:
+    """The fetch of one blob into ``fill``, and the GETs following it."""
+
+    def __init__(self, fill: Fill, url: str, relay: Relay, io: IoPool, ended: Callable[[], None]) -> None:
+        self.fill = fill
+        self.url = url
+        self._relay = relay
+        self._io = io
+        self._ended = ended  # forgets this fetch (called once, when it is over)
+        self.status: int | None = None  # the store's answer, once known
+        self.written = 0  # bytes in the entry's file, readable by followers
+        self.done = False  # no more bytes will come: published, failed or stopped
+        self.readers = 0
+        self._changed = asyncio.Condition()
+        self._task = asyncio.ensure_future(self._run())
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def _run(self) -> None:
+        pending: asyncio.Future[bool] | None = None
+        size = 0
+        try:
+            async with self._relay.get(self.url, {}) as upstream:
+                self.status = upstream.status
+                await self._notify()
+                if upstream.status != 200:
+                    return
+                # Each piece is written on a worker while the next one is read from the store.
+                async for chunk in upstream.content.iter_any():
+                    if pending is not None:
+                        if not await pending:
+                            return  # the entry was given up: followers ask the store for the rest
+                        self.written += size
+                        await self._notify()
+                    size = len(chunk)
+                    pending = asyncio.ensure_future(self._io.run(self.fill.write, chunk))
+                if pending is not None:
+                    written, pending = await pending, None
+                    if written:
+                        self.written += size
+                await self._io.run(self.fill.commit)
+        except Exception:  # any failure only ends the fetch: followers ask the store for the rest
+            pass
+        finally:
+            if pending is not None:  # stopped mid-write: let the write finish before the entry goes
+                await asyncio.wait([pending])
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._io.run(self.fill.abort))  # nothing after a commit
+            self.done = True
+            self._ended()
+            await asyncio.shield(self._notify())
+
+    async def _wait(self, ready: Callable[[], bool]) -> None:
+        async with self._changed:
+            await self._changed.wait_for(lambda: ready() or self.done)
+
+    async def serve(self, request: web.Request, headers: dict[str, str],
+                    size: int) -> web.StreamResponse | None:
+        """Send the whole blob to this GET as the fetch brings it; None when it cannot follow (the
+        entry is gone, or the store did not answer 200): the caller serves it another way."""
+        self.readers += 1
+        f: BinaryIO | None = None
+        try:
+            try:
+                f = await self._io.run(open, self.fill.temp, "rb")
+            except FileNotFoundError:
+                return None  # published (renamed) or dropped meanwhile
+            await self._wait(lambda: self.status is not None)
+            if self.status != 200:
+                return None
+            resp = web.StreamResponse(headers=headers)
+            resp.content_length = size
+            await resp.prepare(request)
+            sent = 0
+            loop = asyncio.get_running_loop()
+            while sent < size:
+                await self._wait(lambda: self.written > sent)  # noqa: B023 - awaited here, in this iteration
+                if self.written > sent:
+                    if request.transport is None:
+                        raise ConnectionResetError("client went away")
+                    count = min(self.written, size) - sent
+                    await loop.sendfile(request.transport, f, sent, count)
+                    sent += count
+                else:  # the fetch ended short of the blob
+                    await self._relay.finish(resp, self.url, sent, size)
+                    break
+            await resp.write_eof()
+            return resp
+        finally:
+            if f is not None:
+                f.close()
+            self.readers -= 1
+            if self.readers == 0 and not self.done:
+                self._task.cancel()  # nobody left to serve: the entry is not worth finishing
