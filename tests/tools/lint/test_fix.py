@@ -62,6 +62,24 @@ def test_fix_rewrites_and_is_idempotent() -> None:
     assert "DL3025" in left  # the ENTRYPOINT needs its shell: left for the author
 
 
+@pytest.mark.parametrize(("text", "want"), [
+    ("from busybox:local as build\nRUN true\nCOPY a /a\n",
+     "FROM busybox:local AS build\nRUN true\nCOPY a /a\n"),
+    ("FROM busybox:local AS build\nrun true\ncopy a /a\n",
+     "from busybox:local as build\nrun true\ncopy a /a\n"),
+], ids=["to-upper", "to-lower"])
+def test_recasing_from_recases_its_as(text: str, want: str) -> None:
+    """FROM and AS agree (no FromAsCasing) until FROM alone is re-cased: AS follows it in the same fix."""
+    from dockyard.tools.lint.buildchecks import build_checks
+
+    assert "FromAsCasing" not in {f.code for f in build_checks(text).findings}
+    result = fix(text)
+    assert result.text == want
+    assert [f.code for f in result.fixed] == ["ConsistentInstructionCasing"]
+    assert "FromAsCasing" not in {f.code for f in build_checks(result.text).findings}
+    assert fix(result.text).fixed == []
+
+
 def test_unsafe_forms_are_left_alone() -> None:
     text = (
         'FROM a:1\nENV A "b c"\nADD --checksum=sha256:00 f /f\nCMD ["x"]\nRUN <<EOT\napt-get install x\nEOT\n'

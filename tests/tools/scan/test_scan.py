@@ -11,6 +11,7 @@ import pytest
 from dockyard.client import Client
 from dockyard.errors import CorruptData, InvalidArgument, NotFound
 from dockyard.tools.scan import (
+    ScanResult,
     VulnDB,
     check_affected,
     cvss3_score,
@@ -187,6 +188,30 @@ def test_go_binaries(client: Client, tmp_path: Path) -> None:
         vdb.import_path(tmp_path / "go.json")
         found = [(f.package.name, f.vuln.id, f.fixed) for f in scan_image(client, "go:1", vdb).findings]
     assert found == [("golang.org/x/text", "GO-2022-1059", "0.3.8")]
+
+
+def test_go_main_module_depends_on_what_it_links(client: Client) -> None:
+    """A binary's build info has no module graph: its versioned main module depends on every module
+    (stdlib included) linked into it; the modules of another binary are not its dependencies."""
+    modinfo = ("path\texample.com/app\nmod\texample.com/app\tv1.4.0\th1:a=\n"
+               "dep\tgolang.org/x/text\tv0.3.7\th1:x=\n"
+               "dep\tgithub.com/old/mod\tv1.0.0\th1:y=\n=>\tgithub.com/new/mod\tv1.2.0\th1:z=\n")
+    other = ("path\texample.com/tool\nmod\texample.com/tool\tv0.1.0\th1:b=\n"
+             "dep\tgithub.com/x/y\tv2.0.0\th1:c=\n")
+    make_image(client, "gomain:1", [[("usr/bin/app", _go_binary("go1.21.4", modinfo)),
+                                     ("usr/bin/tool", _go_binary("go1.20.1", other))]])
+    sbom = image_sbom(client, "gomain:1")
+    names = {p.ref: (p.name, p.version) for p in sbom.packages}
+    graph = {(p.name, p.version): sorted(names[d] for d in p.depends) for p in sbom.packages}
+    assert graph[("example.com/app", "v1.4.0")] == [
+        ("github.com/new/mod", "v1.2.0"), ("golang.org/x/text", "v0.3.7"), ("stdlib", "v1.21.4")]
+    assert graph[("example.com/tool", "v0.1.0")] == [("github.com/x/y", "v2.0.0"), ("stdlib", "v1.20.1")]
+    assert graph[("golang.org/x/text", "v0.3.7")] == [] and graph[("stdlib", "v1.21.4")] == []
+    cdx = to_cyclonedx(ScanResult(sbom))
+    refs = {c["bom-ref"]: c["name"] for c in cdx["components"]}
+    edges = {refs[d["ref"]]: sorted(refs[t] for t in d.get("dependsOn", [])) for d in cdx["dependencies"]
+             if d["ref"] in refs}
+    assert edges["example.com/app"] == ["github.com/new/mod", "golang.org/x/text", "stdlib"]
 
 
 def test_ubuntu_release_with_lts_suffix(client: Client, tmp_path: Path) -> None:

@@ -149,10 +149,12 @@ def fix(text: str, filename: str = "Dockerfile") -> Fixed:
             span = _keyword(span, _case(word, upper))
             done.add("ConsistentInstructionCasing")
         if kind == "from" and len(node.values()) == 3:
+            # AS follows FROM's case: when FromAsCasing says so, or when FROM alone was just re-cased
             as_word = node.values()[1]
-            if "FromAsCasing" in codes:
-                wanted = _case(as_word, span.split(None, 1)[0].isupper())
+            wanted = _case(as_word, span.split(None, 1)[0].isupper())
+            if "FromAsCasing" in codes or ("ConsistentInstructionCasing" in codes and wanted != as_word):
                 span = re.sub(rf"(\s){re.escape(as_word)}(\s+\S+\s*)$", rf"\g<1>{wanted}\g<2>", span, count=1)
+            if "FromAsCasing" in codes:
                 done.add("FromAsCasing")
         for old, new in renames.items():
             if kind == "from":
