@@ -57,6 +57,8 @@ class SharedFetch:
                         self.written += size
                         await self._notify()
                     size = len(chunk)
+                    if self.written + size > self.fill.size:
+                        return  # more bytes than the blob has: not the blob, and never fill the disk
                     pending = asyncio.ensure_future(self._io.run(self.fill.write, chunk))
                 if pending is not None:
                     written, pending = await pending, None
