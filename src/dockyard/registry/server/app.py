@@ -385,8 +385,8 @@ class Registry:
         info = await self.call(self.storage.upload_create, name)
         if digest is not None:
             try:
-                await self.uploads.receive(request, info.id, 0)
-                return await self._commit(name, info.id, digest)
+                size = await self.uploads.receive(request, info.id, 0)
+                return await self._commit(actor, name, info.id, digest, size)
             except BaseException:
                 await self.uploads.drop(info.id)
                 raise
@@ -451,14 +451,20 @@ class Registry:
         async with self.uploads.locked(upload_id):
             size = await self._session(name, upload_id)
             expected = self._check_range(request, size, name, upload_id)
-            await self.uploads.receive(request, upload_id, size, expected)
-            return await self._commit(name, upload_id, digest)
+            size = await self.uploads.receive(request, upload_id, size, expected)
+            return await self._commit(actor, name, upload_id, digest, size)
 
-    async def _commit(self, name: str, upload_id: str, digest: str) -> web.Response:
+    async def _commit(self, actor: Actor, name: str, upload_id: str, digest: str, size: int) -> web.Response:
         actual = await self.uploads.digest(upload_id, digest.partition(":")[0])
         if actual != digest:
             await self.uploads.drop(upload_id)
             raise ApiError(400, "DIGEST_INVALID", detail={"expected": digest, "actual": actual})
+        try:
+            # Chunks streamed without a length were not weighed as they came: the whole blob is, here.
+            await self.hooks.committing(actor, name, digest, size)
+        except ApiError:
+            await self.uploads.drop(upload_id)
+            raise
         await self.io.run(self.storage.upload_commit, upload_id, digest)
         await self.call(self.storage.link_blob, name, digest)
         return self._blob_created(name, digest)
