@@ -18,7 +18,7 @@ from dockyard.oci import mediatypes as mt
 from dockyard.oci.digest import Hasher, InvalidDigest, validate
 
 from .apierrors import ApiError
-from .auth import Access, Authorizer
+from .auth import Access, Authorizer, basic_credentials
 from .blobcache import BlobCache
 from .hooks import Actor, Hooks
 from .iopool import IoPool
@@ -771,8 +771,16 @@ def make_app(registry: Registry) -> web.Application:
             if form.get("grant_type") == "password":
                 user, password = str(form.get("username", "")), str(form.get("password", ""))
         # On a worker thread: bcrypt is slow on purpose, and team accounts may be bucket round trips.
-        result = await registry.io.run(registry.auth.token, request.headers.get("Authorization", ""), scopes,
-                                       service, user, password)
+        authorization = request.headers.get("Authorization", "")
+        try:
+            result = await registry.io.run(registry.auth.token, authorization, scopes, service, user,
+                                           password)
+        except ApiError as exc:
+            if exc.status == 401:
+                creds = basic_credentials(authorization) if authorization else None
+                tried = creds[0] if creds is not None else user
+                await registry.hooks.login_failed(Actor(tried or None, request.remote or ""))
+            raise
         return web.json_response(result)
 
     app = web.Application(middlewares=[errors], client_max_size=MAX_MANIFEST_SIZE + 1024)

@@ -62,6 +62,9 @@ class TeamHooks(Hooks):
         if project is not None:
             await self._quota(actor, repo, project, length)
 
+    async def login_failed(self, actor: Actor) -> None:
+        await self._run(self.team.audit, actor.account, "login_failed", "", actor.source)
+
     async def committing(self, actor: Actor, repo: str, digest: str, size: int) -> None:
         project = await self._project(repo)
         if project is None or project.quota is None:
