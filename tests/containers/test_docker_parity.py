@@ -123,6 +123,38 @@ def test_exit_codes(docker: Dy, dy: Dy) -> None:
         assert (y.returncode, y.stdout, y.stderr) == (d.returncode, d.stdout, d.stderr), verb
 
 
+def test_stop_signal_stop_timeout_and_env_file(docker: Dy, dy: Dy, tmp_path: Path) -> None:
+    env_file = tmp_path / "env.list"
+    env_file.write_text("A=1\n# a comment\nB=two words\nFROM_HOST\nUNSET_ON_HOST\n")
+    os.environ["FROM_HOST"] = "host value"
+    try:
+        d, y = _both(docker, dy, "run", "--rm", "--env-file", str(env_file), "busybox:local", "sh", "-c",
+                     'echo "$A|$B|$FROM_HOST|${UNSET_ON_HOST-unset}"')
+    finally:
+        del os.environ["FROM_HOST"]
+    assert y.stdout == d.stdout == "1|two words|host value|unset\n"
+    # --stop-signal reaches the process (it exits 7 on USR1); --stop-timeout bounds the wait for one
+    # that ignores it.
+    script = 'trap "echo got USR1; exit 7" USR1; trap "" TERM; while true; do sleep 0.1; done'
+    base = f"sig{os.getpid()}"
+    for tool in (docker, dy):
+        for suffix, flags in (("usr1", ["--stop-signal", "USR1"]), ("term", ["--stop-timeout", "1"])):
+            assert tool("run", "-d", "--name", base + suffix, *flags, "busybox:local", "sh", "-c",
+                        script).returncode == 0
+    time.sleep(1)
+    for suffix, fmt, expected in (("usr1", "{{.State.ExitCode}} {{.Config.StopSignal}}", "7 USR1\n"),
+                                  ("term", "{{.State.ExitCode}} {{.Config.StopTimeout}}", "137 1\n")):
+        started = time.monotonic()
+        d, y = _both(docker, dy, "stop", base + suffix)
+        assert y.returncode == d.returncode == 0 and time.monotonic() - started < 8
+        d, y = _both(docker, dy, "inspect", "-f", fmt, base + suffix)
+        assert (y.stdout, d.stdout) == (expected, expected)
+    d, y = _both(docker, dy, "logs", base + "usr1")
+    assert y.stdout == d.stdout == "got USR1\n"
+    for tool in (docker, dy):
+        tool("rm", "-f", base + "usr1", base + "term")
+
+
 def _members(text: str) -> list[tuple[str, int, int, bytes]]:
     import io
     import tarfile
