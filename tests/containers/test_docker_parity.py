@@ -155,6 +155,23 @@ def test_stop_signal_stop_timeout_and_env_file(docker: Dy, dy: Dy, tmp_path: Pat
         tool("rm", "-f", base + "usr1", base + "term")
 
 
+def test_commit_of_a_container_never_started(docker: Dy, dy: Dy) -> None:
+    name, image = f"fresh{os.getpid()}", f"committed{os.getpid()}:1"
+    configs = []
+    for tool in (docker, dy):
+        assert tool("create", "--name", name, "busybox:local", "echo", "from the commit").returncode == 0
+        r = tool("commit", name, image)
+        assert r.returncode == 0 and r.stdout.startswith("sha256:"), r.stderr
+        configs.append(json.loads(tool("image", "inspect", image).stdout)[0]["Config"])
+        r = tool("run", "--rm", image)
+        assert (r.returncode, r.stdout) == (0, "from the commit\n")
+        tool("rm", name)
+        tool("rmi", image)
+    d, y = configs
+    assert "StopSignal" not in d and "StopSignal" not in y  # none given, none in the image: none added
+    assert (y["Cmd"], y["Entrypoint"]) == (d["Cmd"], d["Entrypoint"]) == (["echo", "from the commit"], None)
+
+
 def _members(text: str) -> list[tuple[str, int, int, bytes]]:
     import io
     import tarfile
