@@ -123,6 +123,55 @@ def test_exit_codes(docker: Dy, dy: Dy) -> None:
         assert (y.returncode, y.stdout, y.stderr) == (d.returncode, d.stdout, d.stderr), verb
 
 
+def test_stop_signal_stop_timeout_and_env_file(docker: Dy, dy: Dy, tmp_path: Path) -> None:
+    env_file = tmp_path / "env.list"
+    env_file.write_text("A=1\n# a comment\nB=two words\nFROM_HOST\nUNSET_ON_HOST\n")
+    os.environ["FROM_HOST"] = "host value"
+    try:
+        d, y = _both(docker, dy, "run", "--rm", "--env-file", str(env_file), "busybox:local", "sh", "-c",
+                     'echo "$A|$B|$FROM_HOST|${UNSET_ON_HOST-unset}"')
+    finally:
+        del os.environ["FROM_HOST"]
+    assert y.stdout == d.stdout == "1|two words|host value|unset\n"
+    # --stop-signal reaches the process (it exits 7 on USR1); --stop-timeout bounds the wait for one
+    # that ignores it.
+    script = 'trap "echo got USR1; exit 7" USR1; trap "" TERM; while true; do sleep 0.1; done'
+    base = f"sig{os.getpid()}"
+    for tool in (docker, dy):
+        for suffix, flags in (("usr1", ["--stop-signal", "USR1"]), ("term", ["--stop-timeout", "1"])):
+            assert tool("run", "-d", "--name", base + suffix, *flags, "busybox:local", "sh", "-c",
+                        script).returncode == 0
+    time.sleep(1)
+    for suffix, fmt, expected in (("usr1", "{{.State.ExitCode}} {{.Config.StopSignal}}", "7 USR1\n"),
+                                  ("term", "{{.State.ExitCode}} {{.Config.StopTimeout}}", "137 1\n")):
+        started = time.monotonic()
+        d, y = _both(docker, dy, "stop", base + suffix)
+        assert y.returncode == d.returncode == 0 and time.monotonic() - started < 8
+        d, y = _both(docker, dy, "inspect", "-f", fmt, base + suffix)
+        assert (y.stdout, d.stdout) == (expected, expected)
+    d, y = _both(docker, dy, "logs", base + "usr1")
+    assert y.stdout == d.stdout == "got USR1\n"
+    for tool in (docker, dy):
+        tool("rm", "-f", base + "usr1", base + "term")
+
+
+def test_commit_of_a_container_never_started(docker: Dy, dy: Dy) -> None:
+    name, image = f"fresh{os.getpid()}", f"committed{os.getpid()}:1"
+    configs = []
+    for tool in (docker, dy):
+        assert tool("create", "--name", name, "busybox:local", "echo", "from the commit").returncode == 0
+        r = tool("commit", name, image)
+        assert r.returncode == 0 and r.stdout.startswith("sha256:"), r.stderr
+        configs.append(json.loads(tool("image", "inspect", image).stdout)[0]["Config"])
+        r = tool("run", "--rm", image)
+        assert (r.returncode, r.stdout) == (0, "from the commit\n")
+        tool("rm", name)
+        tool("rmi", image)
+    d, y = configs
+    assert "StopSignal" not in d and "StopSignal" not in y  # none given, none in the image: none added
+    assert (y["Cmd"], y["Entrypoint"]) == (d["Cmd"], d["Entrypoint"]) == (["echo", "from the commit"], None)
+
+
 def _members(text: str) -> list[tuple[str, int, int, bytes]]:
     import io
     import tarfile

@@ -83,6 +83,20 @@ def test_stats_top_port(dy: Dy) -> None:
     assert dy("port", "pub").stdout == "80/tcp -> 127.0.0.1:18089\n"
     assert dy("port", "pub", "80").stdout == "127.0.0.1:18089\n"
     assert "127.0.0.1:18089->80/tcp" in dy("ps", "--filter", "name=pub").stdout
+    assert dy("pause", "pub").returncode == 0  # paused, it still runs: its ports stay
+    assert dy("port", "pub").stdout == "80/tcp -> 127.0.0.1:18089\n"
+    # Stopped, nothing is forwarded: Docker releases the ports with the network (ps, port, inspect)
+    assert dy("stop", "-t", "0", "pub").returncode == 0
+    assert dy("ps", "-a", "--filter", "name=pub", "--format", "{{.Ports}}|{{.State}}").stdout == "|exited\n"
+    r = dy("port", "pub")
+    assert (r.returncode, r.stdout) == (0, "")
+    r = dy("port", "pub", "80")  # the port as typed, as Docker 20.10 says it
+    assert r.returncode == 1 and r.stderr == "Error: No public port '80' published for pub\n"
+    r = dy("port", "pub", "80/tcp")
+    assert r.returncode == 1 and r.stderr == "Error: No public port '80/tcp' published for pub\n"
+    assert dy("inspect", "-f", "{{json .NetworkSettings.Ports}}", "pub").stdout == "{}\n"
+    assert dy("start", "pub").returncode == 0
+    assert dy("port", "pub", "80").stdout == "127.0.0.1:18089\n"
 
 
 @pytest.mark.slow

@@ -303,6 +303,7 @@ def _dir_size(path: Path) -> int:
 
 def ps_row(rec: Any, *, trunc: bool, now: float, image_size: int | None) -> dict[str, Any]:
     from dockyard.cli.format import created_since, ellipsis, go_time, human_size
+    from dockyard.containers.view import published_ports
 
     cfg = rec.config
     volumes = [m for m in cfg.get("Mounts") or [] if m.get("Type") == "volume"]
@@ -313,7 +314,7 @@ def ps_row(rec: Any, *, trunc: bool, now: float, image_size: int | None) -> dict
         "ID": rec.id[:12] if trunc else rec.id, "Image": cfg["Config"]["Image"],
         "Command": json.dumps(ellipsis(command, 20) if trunc else command, ensure_ascii=False),
         "CreatedAt": go_time(cfg["Created"]), "RunningFor": created_since(cfg["Created"], now),
-        "Ports": _ports(cfg["HostConfig"]["PortBindings"]), "State": rec.state["State"]["Status"],
+        "Ports": _ports(published_ports(rec)), "State": rec.state["State"]["Status"],
         "Status": _status(rec.state["State"], now), "Names": rec.name,
         "Labels": ",".join(f"{k}={v}" for k, v in labels.items()), "Networks": "",
         "Mounts": ",".join(ellipsis(m["Name"], 15) if trunc else m["Name"] for m in volumes),
@@ -735,13 +736,14 @@ def tabulate_rows(rows: list[list[str]]) -> str:
 def port_cmd(ctx: click.Context, container: str, private_port: str | None) -> None:
     """List port mappings or a specific mapping for the container."""
     from dockyard.containers.store import ContainerStore
+    from dockyard.containers.view import published_ports
 
     try:
         rec = ContainerStore(store_root(ctx)).find(container)
     except DockyardError as exc:
         fail(str(exc))
         return
-    bindings = rec.config["HostConfig"]["PortBindings"]
+    bindings = published_ports(rec)
     wanted = None
     if private_port:
         wanted = private_port if "/" in private_port else private_port + "/tcp"
@@ -754,7 +756,7 @@ def port_cmd(ctx: click.Context, container: str, private_port: str | None) -> No
             click.echo(where if wanted else f"{port} -> {where}")
             shown = True
     if wanted and not shown:
-        fail(f"No public port '{wanted}' published for {container}")
+        fail(f"No public port '{private_port}' published for {container}")  # as typed, as docker
 
 
 for _cmd, _name in ((exec_cmd, "exec"), (stats_cmd, "stats"), (top_cmd, "top"), (port_cmd, "port")):

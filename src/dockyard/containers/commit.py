@@ -61,8 +61,10 @@ def commit(root: Path, ref: str, repository: str = "", *, message: str = "", aut
                 run.pop(key, None)
         run = apply_changes(run, changes)
         with store.lease() as lease, tempfile.TemporaryFile(dir=store.root) as tmp:
+            upper = rec.path / "rootfs" / "upper"
+            upper.mkdir(parents=True, exist_ok=True)  # a container never started has written nothing
             with _paused(root, rec, pause):
-                write_overlay_diff(rec.path / "rootfs" / "upper", tmp.fileno())
+                write_overlay_diff(upper, tmp.fileno())
             tmp.seek(0)
             layer = store_layer(store, tmp, lease=lease)
             config = base.copy()

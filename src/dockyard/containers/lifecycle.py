@@ -120,7 +120,9 @@ def create(root: Path, opts: RunOptions, *, name: str = "", restart: str = "no",
                        if opts.entrypoint is not None else run.get("Entrypoint"),
                        "Volumes": run.get("Volumes"), "OnBuild": run.get("OnBuild"),
                        "Labels": dict(run.get("Labels") or {}),
-                       "StopSignal": stop_signal or run.get("StopSignal") or "SIGTERM",
+                       # as Docker: no StopSignal unless given or the image's (stop sends SIGTERM then)
+                       **({"StopSignal": signal_name} if (signal_name := stop_signal or run.get("StopSignal"))
+                          else {}),
                        **({"Healthcheck": check} if check else {}),
                        **({"StopTimeout": stop_timeout} if stop_timeout is not None else {})},
             "HostConfig": {"RestartPolicy": policy, "AutoRemove": auto_remove, "Init": True if init else None,

@@ -30,8 +30,16 @@ def inspect(rec: Record) -> dict[str, Any]:
         "GraphDriver": {"Data": {"UpperDir": str(rec.path / "rootfs" / "upper"),
                                  "WorkDir": str(rec.path / "rootfs" / "work")}, "Name": "overlay2"},
         "Mounts": inspect_mounts(cfg.get("Mounts") or []), "Config": dict(cfg["Config"]),
-        "NetworkSettings": {"Ports": dict(cfg["HostConfig"]["PortBindings"])},
+        "NetworkSettings": {"Ports": published_ports(rec)},
     }
+
+
+def published_ports(rec: Record) -> dict[str, Any]:
+    """The ports forwarded now: the container's bindings while it runs, none once it stopped (Docker
+    releases them with its network, so ``ps``, ``port`` and ``inspect`` show none)."""
+    if not rec.state["State"].get("Running"):
+        return {}
+    return dict(rec.config["HostConfig"]["PortBindings"])
 
 
 def check_filters(filters: Filters) -> None:

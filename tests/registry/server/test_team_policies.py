@@ -8,9 +8,11 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from dockyard.registry.server import RegistryServer
+from dockyard.registry.server.team.usage import project_usage
 
 sys.path.insert(0, str(Path(__file__).parent))
 from regkit import FakeClock, error_code
@@ -78,25 +80,50 @@ def test_a_push_beyond_the_quota_is_refused_before_its_blobs_are_taken(srv: Regi
         r = dev.patch(start.headers["Location"], content=big,
                       headers={"Content-Type": "application/octet-stream"})
         assert r.status_code == 403 and "quota exceeded" in r.text
-        # Streamed without a length: the blob lands, the manifest that would keep it is refused.
-        def stream() -> Iterator[bytes]:
-            yield big
-
-        r = dev.patch(start.headers["Location"], content=stream())
+        # Streamed without a length (as docker, skopeo and dockyard push do): the whole blob is weighed
+        # when the upload finishes, refused there, and its bytes dropped; the project does not fill up.
+        used = project_usage(srv.team.storage, "team")
+        r = dev.patch(start.headers["Location"], content=_stream(big))
         assert r.status_code == 202
         r = dev.put(start.headers["Location"], params={"digest": digest})
-        assert r.status_code == 201
+        assert r.status_code == 403 and "quota exceeded" in r.text and "2500 more bytes" in r.text
+        assert dev.head(f"/v2/team/app/blobs/{digest}").status_code == 404
+        assert dev.get(start.headers["Location"]).status_code == 404  # the session is gone
+        assert project_usage(srv.team.storage, "team") == used
+        # With 100 bytes left, a blob the project holds already goes again (it costs nothing); a new one
+        # of the same size does not.
+        p.quota = used + 100
+        srv.team.directory.save(p)
+        assert _streamed(dev, b"x" * 1000).status_code == 201
+        refused = _streamed(dev, b"z" * 1000)
+        assert refused.status_code == 403 and "1000 more bytes would exceed it" in refused.text
+        # A manifest PUT once the project is over its quota (lowered under what it holds) is refused.
+        p.quota = 500
+        srv.team.directory.save(p)
         manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
                     "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
                                "digest": "sha256:" + hashlib.sha256(b"{}").hexdigest(), "size": 2},
-                    "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": digest,
-                                "size": len(big)}]}
-        r = dev.put("/v2/team/app/manifests/big", content=json.dumps(manifest),
+                    "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                                "digest": "sha256:" + hashlib.sha256(b"x" * 1000).hexdigest(), "size": 1000}]}
+        r = dev.put("/v2/team/app/manifests/over", content=json.dumps(manifest),
                     headers={"Content-Type": OCI_MANIFEST})
-        assert r.status_code == 403 and "quota exceeded" in r.text
-        assert dev.get("/v2/team/app/manifests/big").status_code == 404
+        assert r.status_code == 403 and "quota exceeded: project team uses " in r.text
+        assert dev.get("/v2/team/app/manifests/over").status_code == 404
     events = [e for e in srv.team.kv.entries("audit") if e["action"] == "quota_exceeded"]
-    assert len(events) == 3 and events[0]["quota"] == 3000 and events[0]["adding"] == 2500
+    assert [e["adding"] for e in events][:4] == [2500, 2500, 2500, 1000] and events[0]["quota"] == 3000
+    assert len(events) == 5 and events[4]["quota"] == 500
+
+
+def _stream(data: bytes) -> Iterator[bytes]:
+    yield data
+
+
+def _streamed(c: httpx.Client, data: bytes) -> httpx.Response:
+    """Upload ``data`` as one chunk without a Content-Length; the finishing PUT's answer."""
+    start = c.post("/v2/team/app/blobs/uploads/")
+    assert start.status_code == 202, start.text
+    assert c.patch(start.headers["Location"], content=_stream(data)).status_code == 202
+    return c.put(start.headers["Location"], params={"digest": "sha256:" + hashlib.sha256(data).hexdigest()})
 
 
 def _pushed_at(srv: RegistryServer, clock: FakeClock, tags: dict[str, bytes], step: float = 60) -> None:

@@ -221,3 +221,35 @@ def test_administrators_manage_users_and_project_admins_policies(srv: RegistrySe
     assert (p.public, p.immutable, p.quota) == (True, ["v*", "rel-*"], 2_000_000)
     r = ann.post("/ui/projects/team/policy", data={"csrf": csrf(page), "quota": "lots"})
     assert r.status_code == 400 and "invalid size &#x27;lots&#x27;" in r.text
+
+
+def test_a_manifest_is_deleted_from_its_page_as_the_role_allows(srv: RegistryServer) -> None:
+    assert srv.team is not None
+    with client(srv, "team/app", "ann") as c:
+        assert push_image(c, "team/app", "v1", [b"one"]).status_code == 201
+        digest = push_image(c, "team/app", "v2", [b"two"]).headers["Docker-Content-Digest"]
+        assert push_image(c, "team/app", "latest", [b"two"]).status_code == 201  # the same manifest
+    delete = {"digest": digest}
+    # A developer sees the page without its delete form, and a delete posted anyway is refused.
+    dev = browser(srv, "dev")
+    page = dev.get(f"/ui/repo/team/app/-/manifest/{digest}")
+    assert page.status_code == 200 and "Delete manifest and its tags" not in page.text
+    r = dev.post("/ui/repo/team/app/-/delete", data={**delete, "csrf": csrf(page.text)})
+    assert r.status_code == 403 and "dev may not delete in team/app." in r.text
+    # A maintainer deletes it from its page: every tag on it goes, the others stay.
+    ann = browser(srv, "ann")
+    page = ann.get(f"/ui/repo/team/app/-/manifest/{digest}")
+    assert "Delete manifest and its tags" in page.text
+    r = ann.post("/ui/repo/team/app/-/delete", data={**delete, "csrf": csrf(page.text)})
+    assert r.status_code == 200 and f"Deleted manifest {digest.split(':')[1][:12]}." in r.text
+    assert set(srv.storage.tags("team/app")) == {"v1"}
+    assert ann.get(f"/ui/repo/team/app/-/manifest/{digest}").status_code == 404
+    # A manifest an immutable tag points to stays.
+    p = srv.team.directory.need_project("team")
+    p.immutable = ["v*"]
+    srv.team.directory.save(p)
+    v1 = srv.storage.tags("team/app")["v1"]
+    r = ann.post("/ui/repo/team/app/-/delete", data={"digest": v1, "csrf": csrf(ann.get("/").text)})
+    assert r.status_code == 403 and "tag v1 of team/app is immutable" in r.text
+    deletes = [(e["who"], e.get("digest")) for e in srv.team.kv.entries("audit") if e["action"] == "delete"]
+    assert deletes == [("ann", digest)]

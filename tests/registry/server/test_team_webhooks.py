@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from dockyard.errors import InvalidArgument
@@ -164,3 +165,13 @@ def test_the_audit_log_records_who_did_what_from_where(srv: RegistryServer) -> N
     push = entries[0]
     assert push["repository"] == "team/app" and push["digest"] == digest and push["tag"] == "v1"
     assert push["source"] == "127.0.0.1" and push["time"].endswith("Z")
+    # A wrong secret at the token endpoint (docker login, skopeo --creds, CI) is a failed sign-in too.
+    r = httpx.get(f"{srv.url}/token", auth=(robot.name, "not-the-secret"),
+                  params={"service": "dockyard-registry", "scope": "repository:team/app:pull"})
+    assert r.status_code == 401
+    r = httpx.post(f"{srv.url}/token", data={"grant_type": "password", "username": "ann", "password": "nope",
+                                             "service": "dockyard-registry"})
+    assert r.status_code == 401
+    failed = [(e["who"], e["kind"], e["source"]) for e in srv.team.kv.entries("audit")
+              if e["action"] == "login_failed"]
+    assert failed == [("robot$team+ci", "robot", "127.0.0.1"), ("ann", "user", "127.0.0.1")]

@@ -18,7 +18,7 @@ from dockyard.oci import mediatypes as mt
 from dockyard.oci.digest import Hasher, InvalidDigest, validate
 
 from .apierrors import ApiError
-from .auth import Access, Authorizer
+from .auth import Access, Authorizer, basic_credentials
 from .blobcache import BlobCache
 from .hooks import Actor, Hooks
 from .iopool import IoPool
@@ -400,8 +400,8 @@ class Registry:
         info = await self.call(self.storage.upload_create, name)
         if digest is not None:
             try:
-                await self.uploads.receive(request, info.id, 0)
-                return await self._commit(name, info.id, digest)
+                size = await self.uploads.receive(request, info.id, 0)
+                return await self._commit(actor, name, info.id, digest, size)
             except BaseException:
                 await self.uploads.drop(info.id)
                 raise
@@ -466,14 +466,20 @@ class Registry:
         async with self.uploads.locked(upload_id):
             size = await self._session(name, upload_id)
             expected = self._check_range(request, size, name, upload_id)
-            await self.uploads.receive(request, upload_id, size, expected)
-            return await self._commit(name, upload_id, digest)
+            size = await self.uploads.receive(request, upload_id, size, expected)
+            return await self._commit(actor, name, upload_id, digest, size)
 
-    async def _commit(self, name: str, upload_id: str, digest: str) -> web.Response:
+    async def _commit(self, actor: Actor, name: str, upload_id: str, digest: str, size: int) -> web.Response:
         actual = await self.uploads.digest(upload_id, digest.partition(":")[0])
         if actual != digest:
             await self.uploads.drop(upload_id)
             raise ApiError(400, "DIGEST_INVALID", detail={"expected": digest, "actual": actual})
+        try:
+            # Chunks streamed without a length were not weighed as they came: the whole blob is, here.
+            await self.hooks.committing(actor, name, digest, size)
+        except ApiError:
+            await self.uploads.drop(upload_id)
+            raise
         await self.io.run(self.storage.upload_commit, upload_id, digest)
         await self.call(self.storage.link_blob, name, digest)
         return self._blob_created(name, digest)
@@ -780,8 +786,16 @@ def make_app(registry: Registry) -> web.Application:
             if form.get("grant_type") == "password":
                 user, password = str(form.get("username", "")), str(form.get("password", ""))
         # On a worker thread: bcrypt is slow on purpose, and team accounts may be bucket round trips.
-        result = await registry.io.run(registry.auth.token, request.headers.get("Authorization", ""), scopes,
-                                       service, user, password)
+        authorization = request.headers.get("Authorization", "")
+        try:
+            result = await registry.io.run(registry.auth.token, authorization, scopes, service, user,
+                                           password)
+        except ApiError as exc:
+            if exc.status == 401:
+                creds = basic_credentials(authorization) if authorization else None
+                tried = creds[0] if creds is not None else user
+                await registry.hooks.login_failed(Actor(tried or None, request.remote or ""))
+            raise
         return web.json_response(result)
 
     app = web.Application(middlewares=[errors], client_max_size=MAX_MANIFEST_SIZE + 1024)

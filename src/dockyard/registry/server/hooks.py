@@ -23,6 +23,13 @@ class Hooks:
     async def upload(self, actor: Actor, repo: str, length: int | None) -> None:
         """Blob bytes are about to be accepted (``length`` when the client declared it)."""
 
+    async def committing(self, actor: Actor, repo: str, digest: str, size: int) -> None:
+        """A finished upload of ``size`` bytes is about to become blob ``digest`` of ``repo`` (refusing
+        drops the upload: its bytes are never kept)."""
+
+    async def login_failed(self, actor: Actor) -> None:
+        """The token endpoint refused a user name and password (``actor.account``: the name tried)."""
+
     async def manifest(self, actor: Actor, repo: str, ref: str, digest: str, manifest: dict[str, Any],
                        size: int) -> None:
         """A valid manifest is about to be stored under ``ref``."""

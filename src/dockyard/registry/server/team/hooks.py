@@ -15,7 +15,7 @@ from .artifacts import SCAN_TYPES
 from .policies import check_delete, check_overwrite, quota_error
 from .retention import MANIFESTS, PUSHES
 from .service import Team
-from .usage import project_usage
+from .usage import project_holds, project_usage
 
 T = TypeVar("T")
 
@@ -61,6 +61,17 @@ class TeamHooks(Hooks):
         project = await self._project(repo)
         if project is not None:
             await self._quota(actor, repo, project, length)
+
+    async def login_failed(self, actor: Actor) -> None:
+        await self._run(self.team.audit, actor.account, "login_failed", "", actor.source)
+
+    async def committing(self, actor: Actor, repo: str, digest: str, size: int) -> None:
+        project = await self._project(repo)
+        if project is None or project.quota is None:
+            return
+        if await self._run(project_holds, self.team.storage, project.name, digest):
+            return
+        await self._quota(actor, repo, project, size)
 
     async def manifest(self, actor: Actor, repo: str, ref: str, digest: str, manifest: dict[str, Any],
                        size: int) -> None:

@@ -22,6 +22,11 @@ def project_usage(storage: Storage, project: str) -> int:
     return total
 
 
+def project_holds(storage: Storage, project: str, digest: str) -> bool:
+    """Whether a repository of the project links the blob already (adding it again costs nothing)."""
+    return any(storage.is_linked(repo, digest) for repo in project_repositories(storage, project))
+
+
 def parse_size(text: str) -> int:
     """``500MB``, ``2GiB``, ``1024`` -> bytes (decimal and binary units, as Harbor's quotas take)."""
     from dockyard.errors import InvalidArgument
