@@ -184,12 +184,13 @@ def test_cache_mount_persists_between_builds(builds: Builds) -> None:
 
 def _sharing_run(stage: str, other: str, sharing: str, sync: str) -> str:
     """A RUN that writes its name into the cache, waits until the other stage has written too,
-    then reads the cache back (``/sync``: a shared cache both stages see, for the two barriers)."""
-    wait = "i=0; until [ -e /sync/{f} ] || [ $i -gt 600 ]; do sleep 0.05; i=$((i+1)); done"
+    then reads the cache back (``/sync``: a shared cache both stages see, for the two barriers; a
+    stage that waits 30 s in vain fails the build: the two must run at once)."""
+    wait = "i=0; until [ -e /sync/{f} ] || [ $i -gt 600 ]; do sleep 0.05; i=$((i+1)); done; [ -e /sync/{f} ]"
     return (f"RUN --mount=type=cache,id={sync},target=/sync "
             f"--mount=type=cache,id=who,target=/c,sharing={sharing} "
-            f"touch /sync/{stage}1; {wait.format(f=other + '1')}; echo {stage} > /c/who; "
-            f"touch /sync/{stage}2; {wait.format(f=other + '2')}; cat /c/who > /seen\n")
+            f"touch /sync/{stage}1; {wait.format(f=other + '1')} && echo {stage} > /c/who && "
+            f"touch /sync/{stage}2 && {wait.format(f=other + '2')} && cat /c/who > /seen\n")
 
 
 @pytest.mark.slow
