@@ -305,6 +305,9 @@ class Client:
                     vid = f"push|{tag}"
                     options.progress(VertexStarted(vid, f"pushing {tag}"))
                     pushed = self.push_index(tag, images)
+                    for member in pushed.manifests:  # the digests the registry holds (and the tag now)
+                        options.progress(VertexStatus(vid, f"pushing manifest for {pushed.reference}@"
+                                                      f"{member.digest} ({member.platform})", done=True))
                     options.progress(VertexStatus(vid, f"pushing manifest list for {pushed.reference}@"
                                                   f"{pushed.digest}", done=True))
                     options.progress(VertexCompleted(vid, f"pushing {tag}", "done"))

@@ -182,6 +182,35 @@ def test_cache_mount_persists_between_builds(builds: Builds) -> None:
     assert not (builds.rootfs("cm:1") / "cache" / "log").exists()
 
 
+def _sharing_run(stage: str, other: str, sharing: str, sync: str) -> str:
+    """A RUN that writes its name into the cache, waits until the other stage has written too,
+    then reads the cache back (``/sync``: a shared cache both stages see, for the two barriers; a
+    stage that waits 30 s in vain fails the build: the two must run at once)."""
+    wait = "i=0; until [ -e /sync/{f} ] || [ $i -gt 600 ]; do sleep 0.05; i=$((i+1)); done; [ -e /sync/{f} ]"
+    return (f"RUN --mount=type=cache,id={sync},target=/sync "
+            f"--mount=type=cache,id=who,target=/c,sharing={sharing} "
+            f"touch /sync/{stage}1; {wait.format(f=other + '1')} && echo {stage} > /c/who && "
+            f"touch /sync/{stage}2 && {wait.format(f=other + '2')} && cat /c/who > /seen\n")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sharing", ["private", "shared"])
+def test_cache_mount_sharing_between_concurrent_steps(builds: Builds, sharing: str) -> None:
+    """sharing=private: a step that finds the cache in use by another gets a cache of its own (as
+    BuildKit: a new mount for a second writer); shared: both write the same directory."""
+    sync = f"sync-{os.urandom(4).hex()}"
+    ctx = builds.context(f"FROM busybox:local AS a\n{_sharing_run('a', 'b', sharing, sync)}"
+                         f"FROM busybox:local AS b\n{_sharing_run('b', 'a', sharing, sync)}"
+                         "FROM busybox:local\nCOPY --from=a /seen /a\nCOPY --from=b /seen /b\n")
+    builds.build(ctx, tags=[f"sharing:{sharing}"], no_cache=True)
+    root = builds.rootfs(f"sharing:{sharing}")
+    seen = ((root / "a").read_text().strip(), (root / "b").read_text().strip())
+    if sharing == "private":
+        assert seen == ("a", "b")
+    else:  # both read what the last writer left
+        assert seen[0] == seen[1], seen
+
+
 def test_network_none_has_only_loopback(builds: Builds) -> None:
     ctx = builds.context(BASE + "RUN --network=none ls /sys/class/net > /ifaces\n")
     builds.build(ctx, tags=["net:1"])

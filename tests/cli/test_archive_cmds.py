@@ -71,6 +71,32 @@ def test_load_moves_a_tag_like_docker(root: Path) -> None:
     ]
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["docker", "oci"])
+def test_load_of_a_multi_platform_image_names_it_once(root: Path, fmt: str) -> None:
+    for arch in ("amd64", "arm64"):
+        done = dockyard(root, "import", "--platform", f"linux/{arch}", "-", "multi:1", stdin=rootfs())
+        assert done.returncode == 0, done.stderr
+    out = root / "multi.tar"
+    assert dockyard(root, "save", "--format", fmt, "-o", str(out), "multi:1").returncode == 0
+    fresh = root / "fresh"
+    fresh.mkdir()
+    # Both platforms join one tag: nothing is renamed, and the name is said once (as Docker 25+).
+    loaded = dockyard(fresh, "load", "-i", str(out))
+    assert (loaded.returncode, loaded.stdout.decode()) == (0, "Loaded image: multi:1\n"), loaded.stderr
+    tree = dockyard(fresh, "images", "--tree").stdout.decode()
+    assert "linux/amd64" in tree and "linux/arm64" in tree
+    # Into the store it came from: the same images, nothing moves.
+    again = dockyard(root, "load", "-i", str(out))
+    assert again.stdout.decode() == "Loaded image: multi:1\n"
+    # One platform replaced by another image of it: that one is named as moved.
+    moved = dockyard(root, "import", "--platform", "linux/arm64", "-", "multi:1", stdin=rootfs() * 2)
+    arm = moved.stdout.decode().strip()
+    assert dockyard(root, "load", "-i", str(out)).stdout.decode() == (
+        f"The image multi:1 already exists, renaming the old one with ID {arm} to empty string\n"
+        "Loaded image: multi:1\n")
+
+
 @pytest.mark.parametrize(("args", "stdin", "message"), [
     (("load", "-i", "/nonexistent/x.tar"), b"", "Error: open /nonexistent/x.tar: no such file or directory"),
     (("load",), b"not a tar at all" * 64, "Error: stdin: "),

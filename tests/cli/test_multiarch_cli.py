@@ -79,9 +79,15 @@ def test_buildx_build_push_two_platforms_from_local_bases(envs: tuple[dict[str, 
     remote = httpx.get(f"http://{PLAIN}/v2/{repo}/manifests/multi-arch", headers={"Accept": INDEX_TYPES})
     assert remote.status_code == 200
     assert printed == [remote.headers["Docker-Content-Digest"]]
-    platforms = sorted(f"{m['platform']['os']}/{m['platform']['architecture']}"
-                       for m in json.loads(remote.content)["manifests"])
-    assert platforms == ["linux/amd64", "linux/arm64"]
+    members = {f"{m['platform']['os']}/{m['platform']['architecture']}": m["digest"]
+               for m in json.loads(remote.content)["manifests"]}
+    assert sorted(members) == ["linux/amd64", "linux/arm64"]
+    # Each platform's manifest is named as pushed, and no digest the registry does not hold is
+    # printed (the local manifests before the push compressed their layers are other ones).
+    shown = re.findall(r"pushing manifest for \S+@(sha256:[0-9a-f]{64}) \((linux/\w+)\)", built.stderr)
+    assert {p: d for d, p in shown} == members
+    printed_any = set(re.findall(r"manifest(?: list)?(?: for \S+@| )(sha256:[0-9a-f]{64})", built.stderr))
+    assert printed_any == {*members.values(), printed[0]}, built.stderr
     # The local tag names the index as pushed.
     inspected = json.loads(ok(env, "image", "inspect", ref).stdout)[0]
     assert f"{PLAIN}/{repo}@{printed[0]}" in inspected["RepoDigests"]

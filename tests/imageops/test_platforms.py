@@ -98,7 +98,8 @@ def test_save_and_load_keep_the_index(store: Store, fmt: str) -> None:
         save(store, items, f.fileno(), fmt=fmt, indexes=indexes)  # type: ignore[arg-type]
         f.seek(0)
         other = Store(d, fsync=False)
-        load_into(other, f)
+        results = load_into(other, f)
+        assert [r.replaced for r in results] == [(), ()]  # the second platform joins, replacing nothing
         held = {m.platform: str(m.image_id) for m in other.meta.tag_platforms(NAME)}
         assert held == {"linux/amd64": amd, "linux/arm64": arm}
         assert platforms.index_for(other, NAME) == index  # the very index saved

@@ -95,9 +95,11 @@ def build_platforms(store: Store, options: BuildOptions, platforms: list[str]) -
     for image_id in images.values():
         desc = manifest_for(store, image_id)
         held.append(TagPlatform(str(desc.platform), Digest(image_id), desc.digest))
-        emit(VertexStatus("export-index", f"exporting manifest {desc.digest} ({desc.platform})", done=True))
+        if not options.push:  # a push compresses the layers: the pushed manifests and index are new,
+            emit(VertexStatus("export-index", f"exporting manifest {desc.digest} ({desc.platform})",
+                              done=True))  # and the push step names them
     index_digest = build_index(store, held)[0]
-    if not options.push:  # a push compresses the layers: the pushed manifests and index are new
+    if not options.push:
         emit(VertexStatus("export-index", f"exporting manifest list {index_digest}", done=True))
     names = ", ".join(normalize_tag(n) for n in options.tags)
     if names:

@@ -126,14 +126,15 @@ def load_cmd(ctx: click.Context, input_path: str | None, quiet: bool, platform: 
     client = _client(ctx, show_progress=not quiet)
     with _input(input_path) as (stream, source):
         results = client.load(stream, source=source, platform=platform)
+    names: list[str] = []  # each once: the platforms of a multi-platform image share their name
     for result in results:
         for name, old in result.replaced:
             click.echo(f"The image {name} already exists, renaming the old one with ID {old} to empty string")
-        if result.names:
-            for name in result.names:
-                click.echo(f"Loaded image: {name}")
-        else:
+        names += [name for name in result.names if name not in names]
+        if not result.names:
             click.echo(f"Loaded image ID: {result.image_id}")
+    for name in names:
+        click.echo(f"Loaded image: {name}")
 
 
 @click.command("import")

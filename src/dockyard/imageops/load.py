@@ -472,6 +472,15 @@ def _familiar(name: str) -> str:
         return name
 
 
+def _held(store: Store, name: str) -> list[Digest]:
+    """The images the tag ``name`` holds: each platform's of a multi-platform tag, else its one."""
+    members = store.meta.tag_platforms(name)
+    if members:
+        return [m.image_id for m in members]
+    one = store.meta.get_tag(name)
+    return [one] if one is not None else []
+
+
 def load_into(store: Store, stream: BinaryIO, *, source: str = "archive",
               platform: platforms.Platform | None = None,
               progress: ProgressSink = discard) -> list[LoadResult]:
@@ -495,13 +504,15 @@ def load_into(store: Store, stream: BinaryIO, *, source: str = "archive",
             if img.manifest_bytes is not None:
                 info = store.content.ingest(img.manifest_bytes, before_publish=lease.add_blob)
                 manifest_digest = str(info.digest)
-            replaced: list[tuple[str, Digest]] = []
-            for name in img.names:
-                old = store.meta.get_tag(commit.normalize_tag(name))
-                if old is not None and old != img.id:
-                    replaced.append((_familiar(name), old))
+            before = {name: _held(store, commit.normalize_tag(name)) for name in img.names}
             rec = commit.commit_image(store, img.config_bytes, names=img.names,
                                       manifest_digest=manifest_digest, add_platform=True)
+            # Only an image the tag no longer holds was replaced: another platform joining a
+            # multi-platform tag (a saved index loads one platform at a time) replaces nothing.
+            replaced: list[tuple[str, Digest]] = []
+            for name, held in before.items():
+                after = _held(store, commit.normalize_tag(name))
+                replaced += [(_familiar(name), old) for old in held if old != rec.id and old not in after]
             results.append(LoadResult(rec.id, tuple(_familiar(n) for n in img.names), tuple(replaced)))
         if platform is None:
             for name, data in named_indexes(archive, store.content):

@@ -55,6 +55,7 @@ class PushResult:
     size: int
     media_type: str
     layers: dict[str, str] = field(default_factory=dict)  # blob digest -> exists/mounted/uploaded
+    manifests: tuple[Descriptor, ...] = ()  # an index's: the image manifests pushed, with their platforms
 
 
 def push(store: Store, registry: RegistryClient, ref: Reference, *, source: str | None = None,
@@ -363,4 +364,4 @@ def push_index(store: Store, registry: RegistryClient, ref: Reference, images: S
             default = store.meta.get_tag(name)
             if default is not None:  # as containerd's store: the tag's repo digest is the index's
                 store.meta.add_repo_digest(str(ref.name_only()), digest, default)
-    return PushResult(ref, ref.tag or "latest", digest, len(data), media_type)
+    return PushResult(ref, ref.tag or "latest", digest, len(data), media_type, manifests=tuple(members))

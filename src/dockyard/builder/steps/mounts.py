@@ -31,8 +31,12 @@ def definition(ctx: StepContext, spec: MountSpec) -> Any:
     return fields
 
 
-def cache_mount_dir(ctx: StepContext, spec: MountSpec, target: str) -> Path:
-    """The directory of a ``type=cache`` mount, made (and seeded) on first use."""
+def cache_mount_dir(ctx: StepContext, spec: MountSpec, target: str, instance: int = 0) -> Path:
+    """The directory of a ``type=cache`` mount, made (and seeded) on first use.
+
+    ``instance`` > 0 is another copy of the same cache (``sharing=private`` while the first is in
+    use): it starts as the cache does (empty, or its seed), is kept for later private users, and is
+    neither restored from nor exported to a remote cache."""
     cache_id = spec.cache_id or target
     if spec.uid is not None or spec.gid is not None or spec.mode is not None:
         # BuildKit seeds such a cache from a mkdir with those owners/mode, and the seed is part of
@@ -44,11 +48,14 @@ def cache_mount_dir(ctx: StepContext, spec: MountSpec, target: str) -> Path:
         # seed's snapshot is in BuildKit's key) another seed content is another cache.
         cache_id += f"\0{ctx.source_key(spec.from_)}\0{clean_path(spec.source or '/')}"
     path = ctx.cache_root / cache_dir_name(cache_id)
-    ctx.note_cache_mount(path, spec.cache_id or target)
+    if instance:
+        path = path.with_name(f"{path.name}.{instance}")
+    else:
+        ctx.note_cache_mount(path, spec.cache_id or target)
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = ctx.workspace.new_dir("cache")
-        if ctx.restore_cache_mount(path.name, tmp):
+        if not instance and ctx.restore_cache_mount(path.name, tmp):
             # Another runner's content (--cache-from ... of a cache exported with mounts=true).
             os.chmod(tmp, spec.mode if spec.mode is not None else 0o755)
             os.chown(tmp, spec.uid or 0, spec.gid or 0)
@@ -86,6 +93,23 @@ def make_mountpoints(ctx: StepContext, lowers: list[Path], upper: Path, work: Pa
             mkdir_all(merged, m.target if is_dir else os.path.dirname(m.target))
 
 
+def _private_cache(ctx: StepContext, spec: MountSpec, target: str, stack: contextlib.ExitStack) -> Path:
+    """``sharing=private``: the first copy of the cache no other step holds (the cache itself when
+    free), held for this step; a new copy when every one is in use."""
+    instance = 0
+    while True:
+        path = cache_mount_dir(ctx, spec, target, instance)
+        fd = os.open(path.parent / (path.name + ".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            instance += 1
+            continue
+        stack.callback(os.close, fd)
+        return path
+
+
 def make_mount(ctx: StepContext, spec: MountSpec, state: StageState, env: dict[str, str],
                 stack: contextlib.ExitStack) -> Mount | None:
     target = spec.target
@@ -100,6 +124,9 @@ def make_mount(ctx: StepContext, spec: MountSpec, state: StageState, env: dict[s
             source = _materialize(ctx, source)
         return Mount(target=target, source=source, readonly=spec.readonly, discard_writes=not spec.readonly)
     if spec.type == "cache":
+        if spec.cache_sharing == "private":
+            return Mount(target=target, source=str(_private_cache(ctx, spec, target, stack)),
+                         readonly=spec.readonly)
         cache_dir = cache_mount_dir(ctx, spec, target)
         if spec.cache_sharing == "locked":
             fd = os.open(cache_dir.parent / (cache_dir.name + ".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC)
