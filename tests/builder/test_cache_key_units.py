@@ -18,18 +18,22 @@ slow build tests of ``test_cache_key_completeness.py`` check the same attributes
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import os
+import stat
 import tracemalloc
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from dockyard.builder import engine
 from dockyard.builder.context import HashCache, LocalContext
 from dockyard.builder.state import StageState, derive_key
-from dockyard.builder.steps import Step, copy, mounts, plan_step, run
+from dockyard.builder.steps import Step, copy, mounts, plan_step, run, workdir
 from dockyard.dockerfile import (
     AddInstruction,
     ArgInstruction,
@@ -689,3 +693,101 @@ def test_mount_definitions(root: Path) -> None:
     assert content(MountSpec(type="tmpfs", target="/m")) == ""
     assert content(MountSpec(type="secret", from_="x", source="app", target="/m")) == ""
     assert ctx.source_keys == ["st", "seed"]
+
+
+# -- WORKDIR and a stage's first key ----------------------------------------------------------------
+
+
+class _Workspace:
+    """``mounted`` over a plain directory standing for the merged root (no overlay needed to plan)."""
+
+    def __init__(self, merged: Path) -> None:
+        self.merged = merged
+        self.calls: list[tuple[Any, ...]] = []
+
+    @contextlib.contextmanager
+    def mounted(self, lowers: Any, upper: Any = None, work: Any = None) -> Iterator[str]:
+        self.calls.append((lowers, upper, work))
+        yield str(self.merged)
+
+
+class _WorkdirCtx(Ctx):
+    def __init__(self, root: Path, merged: Path) -> None:
+        super().__init__(root)
+        self.workspace = _Workspace(merged)
+
+    def lowerdirs(self, state: StageState) -> list[Path]:
+        return [Path(f"/layers/{state.key[7:15]}/1"), Path(f"/layers/{state.key[7:15]}/0")]
+
+
+@pytest.mark.parametrize(("path", "current", "want"), [
+    ("/w//x/", "/a", "/w//x/"),  # absolute: kept as written
+    ("rel", "/a", "/a/rel"),
+    ("rel//x/./", "/a/b", "/a/b/rel/x"),
+    ("../up", "/a/b", "/a/up"),
+    ("..", "/", "/"),
+])
+def test_workdir_resolve(path: str, current: str, want: str) -> None:
+    state, _ = new_state("FROM scratch\n")
+    state.run["WorkingDir"] = current
+    instr = new_state(f"FROM scratch\nWORKDIR {path}\n")[1][-1]
+    assert workdir.resolve(instr, state) == want  # type: ignore[arg-type]
+
+
+def test_workdir_step(tmp_path: Path, root: Path) -> None:
+    merged = tmp_path / "merged"
+    (merged / "etc").mkdir(parents=True)
+    (merged / "etc" / "passwd").write_text("root:x:0:0::/root:/bin/sh\napp:x:1000:1001::/home/app:/bin/sh\n")
+    (merged / "etc" / "group").write_text("root:x:0:\napp:x:1001:\n")
+    (merged / "existing").mkdir(mode=0o700)
+    ctx = _WorkdirCtx(root, merged)
+    step, state = plan_last(ctx, "FROM scratch\nUSER app\nWORKDIR /existing/new/deeper\n")
+    assert step.definition == ["workdir", "/existing/new/deeper", "app"]
+    assert step.created_by == "WORKDIR /existing/new/deeper"
+    assert step.apply is not None and step.action is not None
+    step.apply(state)
+    assert state.workdir == "/existing/new/deeper"
+    step.action(Path("/up"), Path("/work"), lambda c, s: None)
+    # Mounted over the layers of the state the step was planned on.
+    assert ctx.workspace.calls == [(ctx.lowerdirs(state), Path("/up"), Path("/work"))]
+    # The missing directories are the USER's, 0755; the existing one is left alone.
+    for made in (merged / "existing" / "new", merged / "existing" / "new" / "deeper"):
+        st = os.stat(made)
+        assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (1000, 1001, 0o755)
+    st = os.stat(merged / "existing")
+    assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (0, 0o700)
+    # Without a USER they belong to root.
+    step, _ = plan_last(ctx, "FROM scratch\nWORKDIR /rootdir\n")
+    assert step.definition == ["workdir", "/rootdir", ""]
+    assert step.action is not None
+    os.chown(merged, 1000, 1000)  # the merged root's owner is not inherited either
+    step.action(Path("/up"), Path("/work"), lambda c, s: None)
+    st = os.stat(merged / "rootdir")
+    assert (st.st_uid, st.st_gid) == (0, 0)
+
+
+@pytest.mark.parametrize("path", ["/", "/.", "/a/..", "//"])
+def test_workdir_root_makes_no_layer(root: Path, path: str) -> None:
+    step, state = plan_last(Ctx(root), f"FROM scratch\nWORKDIR {path}\n")
+    assert step.action is None
+    assert step.definition == ["workdir", path, ""]
+    assert step.apply is not None
+    step.apply(state)
+    assert state.run["WorkingDir"] == path
+
+
+def test_workdir_key(root: Path) -> None:
+    step, _ = plan_last(Ctx(root), "FROM scratch\nWORKDIR /a\nWORKDIR b/../c\n")
+    assert step.definition == ["workdir", "/a/c", ""] and step.created_by == "WORKDIR /a/c"
+    assert key_of(Ctx(root), "FROM scratch\nWORKDIR /a\n") != key_of(Ctx(root), "FROM scratch\nWORKDIR /b\n")
+    assert key_of(Ctx(root), "FROM scratch\nUSER 1\nWORKDIR /a\n") != key_of(
+        Ctx(root), "FROM scratch\nUSER 2\nWORKDIR /a\n")
+
+
+def test_root_key_carries_source_date_epoch() -> None:
+    definition: list[object] = ["from", "sha256:" + "1" * 64]
+    assert engine._root_key(definition, None) == derive_key("", definition)
+    assert engine._root_key(definition, 5) == derive_key("", [*definition, ["source-date-epoch", 5]])
+    assert engine._root_key(definition, 0) == derive_key("", [*definition, ["source-date-epoch", 0]])
+    assert len({engine._root_key(definition, e) for e in (None, 0, 5, 6)}) == 4
+    assert definition == ["from", "sha256:" + "1" * 64]  # not changed in place
