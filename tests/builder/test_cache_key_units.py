@@ -33,7 +33,7 @@ import pytest
 from dockyard.builder import engine
 from dockyard.builder.context import HashCache, LocalContext
 from dockyard.builder.state import StageState, derive_key
-from dockyard.builder.steps import Step, copy, mounts, plan_step, run, workdir
+from dockyard.builder.steps import Step, config, copy, mounts, plan_step, run, workdir
 from dockyard.dockerfile import (
     AddInstruction,
     ArgInstruction,
@@ -793,3 +793,151 @@ def test_root_key_carries_source_date_epoch() -> None:
     assert engine._root_key(definition, 0) == derive_key("", [*definition, ["source-date-epoch", 0]])
     assert len({engine._root_key(definition, e) for e in (None, 0, 5, 6)}) == 4
     assert definition == ["from", "sha256:" + "1" * 64]  # not changed in place
+
+
+# -- config-only instructions: their key, history text and config change ----------------------------
+
+
+CONFIG_STEPS: list[tuple[str, list[Any], str, dict[str, Any]]] = [
+    ('ENV A=1 B="two words"', ["env", [("A", "1"), ("B", "two words")]], "ENV A=1 B=two words",
+     {"Env": [PATH_ENV, "A=1", "B=two words"]}),
+    ("ARG V=1 W", ["arg", ["V=1", "W"]], "ARG V=1 W", {}),
+    ('LABEL a=b "c d"=e', ["label", [("a", "b"), ("c d", "e")]], "LABEL a=b c d=e",
+     {"Labels": {"a": "b", "c d": "e"}}),
+    ("EXPOSE 80 53/udp 8000-8001 80", ["expose", ["53/udp", "80/tcp", "80/tcp", "8000/tcp", "8001/tcp"]],
+     "EXPOSE map[53/udp:{} 80/tcp:{} 8000/tcp:{} 8001/tcp:{}]",
+     {"ExposedPorts": {"53/udp": {}, "80/tcp": {}, "8000/tcp": {}, "8001/tcp": {}}}),
+    ('VOLUME ["/a b", "/c"]', ["volume", ["/a b", "/c"]], "VOLUME [/a b /c]",
+     {"Volumes": {"/a b": {}, "/c": {}}}),
+    ("USER app:grp", ["user", "app:grp"], "USER app:grp", {"User": "app:grp"}),
+    ("CMD echo hi", ["cmd", ["/bin/sh", "-c", "echo hi"]], 'CMD ["/bin/sh" "-c" "echo hi"]',
+     {"Cmd": ["/bin/sh", "-c", "echo hi"], "ArgsEscaped": True}),
+    ('CMD ["a", "b c"]', ["cmd", ["a", "b c"]], 'CMD ["a" "b c"]',
+     {"Cmd": ["a", "b c"], "ArgsEscaped": True}),
+    ("CMD []", ["cmd", []], "CMD []", {"ArgsEscaped": True}),
+    ('ENTRYPOINT ["/e"]', ["entrypoint", ["/e"]], 'ENTRYPOINT ["/e"]', {"Entrypoint": ["/e"]}),
+    ("ENTRYPOINT x y", ["entrypoint", ["/bin/sh", "-c", "x y"]], 'ENTRYPOINT ["/bin/sh" "-c" "x y"]',
+     {"Entrypoint": ["/bin/sh", "-c", "x y"]}),
+    ('SHELL ["/bin/bash", "-c"]', ["shell", ["/bin/bash", "-c"]], "SHELL [/bin/bash -c]",
+     {"Shell": ["/bin/bash", "-c"]}),
+    ("STOPSIGNAL SIGKILL", ["stopsignal", "SIGKILL"], "STOPSIGNAL SIGKILL", {"StopSignal": "SIGKILL"}),
+    ("HEALTHCHECK --interval=5s --timeout=2s --start-period=1s --start-interval=3s --retries=4 CMD curl x",
+     ["healthcheck", {"Test": ["CMD-SHELL", "curl x"], "Interval": 5_000_000_000, "Timeout": 2_000_000_000,
+                      "StartPeriod": 1_000_000_000, "StartInterval": 3_000_000_000, "Retries": 4}],
+     "HEALTHCHECK &{[\"CMD-SHELL\" \"curl x\"] \"5s\" \"2s\" \"1s\" '\\x04'}",
+     {"Healthcheck": {"Test": ["CMD-SHELL", "curl x"], "Interval": 5_000_000_000, "Timeout": 2_000_000_000,
+                      "StartPeriod": 1_000_000_000, "StartInterval": 3_000_000_000, "Retries": 4}}),
+    ('HEALTHCHECK CMD ["a"]', ["healthcheck", {"Test": ["CMD", "a"]}],
+     "HEALTHCHECK &{[\"CMD\" \"a\"] \"0s\" \"0s\" \"0s\" '\\x00'}", {"Healthcheck": {"Test": ["CMD", "a"]}}),
+    ("HEALTHCHECK NONE", ["healthcheck", {"Test": ["NONE"]}],
+     "HEALTHCHECK &{[\"NONE\"] \"0s\" \"0s\" \"0s\" '\\x00'}", {"Healthcheck": {"Test": ["NONE"]}}),
+    ("ONBUILD RUN echo", ["onbuild", "RUN echo"], "", {"OnBuild": ["RUN echo"]}),
+]
+
+
+@pytest.mark.parametrize(("line", "definition", "created_by", "changes"), CONFIG_STEPS,
+                         ids=[c[0].split()[0] + str(i) for i, c in enumerate(CONFIG_STEPS)])
+def test_config_step(root: Path, line: str, definition: list[Any], created_by: str,
+                     changes: dict[str, Any]) -> None:
+    step, state = plan_last(Ctx(root), f"FROM scratch\n{line}\n")
+    assert step.definition == definition
+    assert step.created_by == created_by
+    assert step.action is None and step.apply is not None
+    before = dict(state.run)
+    step.apply(state)
+    assert state.run == {**before, **changes}
+    assert state.config.author == ""
+
+
+def test_config_steps_add_to_what_the_image_has(root: Path) -> None:
+    state, instructions = new_state("FROM scratch\nLABEL new=2 old=3\nEXPOSE 90\nVOLUME /v2\n"
+                                    "ONBUILD RUN two\n")
+    state.run.update({"Labels": {"old": "1", "keep": "k"}, "ExposedPorts": {"80/tcp": {}},
+                      "Volumes": {"/v1": {}}, "OnBuild": ["RUN one"]})
+    for instr in instructions:
+        step = plan_step(Ctx(root), state.env.apply(instr), state)  # type: ignore[arg-type]
+        assert step is not None and step.apply is not None
+        step.apply(state)
+    assert state.run["Labels"] == {"old": "3", "keep": "k", "new": "2"}
+    assert state.run["ExposedPorts"] == {"80/tcp": {}, "90/tcp": {}}
+    assert state.run["Volumes"] == {"/v1": {}, "/v2": {}}
+    assert state.run["OnBuild"] == ["RUN one", "RUN two"]
+
+
+def test_cmd_and_entrypoint_against_the_base(root: Path) -> None:
+    def applied(line: str, run_config: dict[str, Any], from_base: set[str]) -> StageState:
+        state, instructions = new_state(f"FROM scratch\n{line}\n")
+        state.run.update(run_config)
+        state.run_config_from_base = set(from_base)
+        step = plan_step(Ctx(root), state.env.apply(instructions[-1]), state)  # type: ignore[arg-type]
+        assert step is not None and step.apply is not None
+        step.apply(state)
+        return state
+
+    # An ENTRYPOINT drops a CMD that came with the base image...
+    s = applied('ENTRYPOINT ["/e"]', {"Cmd": ["base"], "Entrypoint": ["/old"]}, {"Cmd", "Entrypoint"})
+    assert "Cmd" not in s.run and s.run["Entrypoint"] == ["/e"] and "ArgsEscaped" not in s.run
+    assert s.run_config_from_base == {"Cmd"}
+    # A second ENTRYPOINT finds no CMD left to drop.
+    step = plan_step(Ctx(root), new_state('FROM scratch\nENTRYPOINT ["/f"]\n')[1][-1], s)
+    assert step is not None and step.apply is not None
+    step.apply(s)
+    assert "Cmd" not in s.run and s.run["Entrypoint"] == ["/f"]
+    # ...not one this Dockerfile set.
+    s = applied('ENTRYPOINT ["/e"]', {"Cmd": ["mine"]}, set())
+    assert s.run["Cmd"] == ["mine"]
+    # An empty list removes the key; CMD leaves the base's ENTRYPOINT alone.
+    s = applied("ENTRYPOINT []", {"Entrypoint": ["/old"], "Cmd": ["base"]}, {"Entrypoint", "Cmd"})
+    assert "Entrypoint" not in s.run and "Cmd" not in s.run
+    s = applied("CMD []", {"Cmd": ["base"], "Entrypoint": ["/e"]}, {"Cmd", "Entrypoint"})
+    assert "Cmd" not in s.run and s.run["Entrypoint"] == ["/e"] and s.run["ArgsEscaped"] is True
+    assert s.run_config_from_base == {"Entrypoint"}
+    # The shell form uses the stage's SHELL.
+    s = applied("CMD run me", {"Shell": ["/bin/ash", "-eo", "pipefail", "-c"]}, set())
+    assert s.run["Cmd"] == ["/bin/ash", "-eo", "pipefail", "-c", "run me"]
+
+
+def test_maintainer_sets_the_author(root: Path) -> None:
+    step, state = plan_last(Ctx(root), "FROM scratch\nMAINTAINER me <m@x>\n")
+    assert step.definition == ["maintainer", "me <m@x>"] and step.created_by == "MAINTAINER me <m@x>"
+    before = dict(state.run)
+    assert step.apply is not None
+    step.apply(state)
+    assert state.config.author == "me <m@x>" and state.run == before
+
+
+def test_arg_history_is_the_text_as_written(root: Path) -> None:
+    state, instructions = new_state("FROM scratch\nARG V=$HOME W\n", {"V": "from-cli"})
+    expanded = state.env.apply(instructions[-1])
+    step = config.plan(expanded, state, "V=/x W")
+    assert step is not None
+    assert step.definition == ["arg", ["V=from-cli", "W"]]  # the value is what the key holds
+    assert step.created_by == "ARG V=/x W"
+    plain = config.plan(expanded, state)  # without the text as written: the words with their values
+    assert plain is not None and plain.created_by == "ARG V=from-cli W"
+    assert step.apply is not None
+    before = dict(state.run)
+    step.apply(state)
+    assert state.run == before
+    run_instr = new_state("FROM scratch\nRUN x\n")[1][-1]
+    assert config.plan(run_instr, state) is None
+
+
+CONFIG_VARIANTS = {
+    "env value": ("ENV A=1", "ENV A=2"), "env name": ("ENV A=1", "ENV B=1"),
+    "arg": ("ARG A=1", "ARG A=2"), "label": ("LABEL a=1", "LABEL a=2"), "expose": ("EXPOSE 80", "EXPOSE 81"),
+    "volume": ("VOLUME /a", "VOLUME /b"), "user": ("USER a", "USER b"), "cmd": ("CMD a", "CMD b"),
+    "cmd form": ("CMD a", 'CMD ["a"]'), "entrypoint": ("ENTRYPOINT a", "ENTRYPOINT b"),
+    "cmd or entrypoint": ('CMD ["a"]', 'ENTRYPOINT ["a"]'), "shell": ('SHELL ["a"]', 'SHELL ["b"]'),
+    "stopsignal": ("STOPSIGNAL 1", "STOPSIGNAL 2"), "healthcheck": ("HEALTHCHECK CMD a", "HEALTHCHECK CMD b"),
+    "healthcheck retries": ("HEALTHCHECK --retries=1 CMD a", "HEALTHCHECK --retries=2 CMD a"),
+    "maintainer": ("MAINTAINER a", "MAINTAINER b"), "onbuild": ("ONBUILD RUN a", "ONBUILD RUN b"),
+}
+
+
+@pytest.mark.parametrize("what", sorted(CONFIG_VARIANTS))
+def test_each_config_value_changes_the_key(root: Path, what: str) -> None:
+    first, second = CONFIG_VARIANTS[what]
+    a = key_of(Ctx(root), f"FROM scratch\n{first}\n")
+    assert a == key_of(Ctx(root), f"FROM scratch\n{first}\n")
+    assert a != key_of(Ctx(root), f"FROM scratch\n{second}\n")
