@@ -97,6 +97,10 @@ def test_stats_top_port(dy: Dy) -> None:
     assert dy("inspect", "-f", "{{json .NetworkSettings.Ports}}", "pub").stdout == "{}\n"
     assert dy("start", "pub").returncode == 0
     assert dy("port", "pub", "80").stdout == "127.0.0.1:18089\n"
+    # A host port left to dockyard: run -d prints only the id (Docker's), and port tells which.
+    r = dy("run", "-d", "--name", "anyport", "-p", "127.0.0.1::80", "busybox:local", "sleep", "1000")
+    assert r.returncode == 0 and r.stderr == "" and re.fullmatch(r"[0-9a-f]{64}\n", r.stdout), r
+    assert re.fullmatch(r"127\.0\.0\.1:\d+\n", dy("port", "anyport", "80").stdout)
 
 
 @pytest.mark.slow

@@ -39,11 +39,14 @@ def run_options(kw: dict[str, Any]) -> Any:
     except DockyardError as exc:
         click.echo(f"dockyard: Error: {exc}", err=True)
         sys.exit(125)
-    for wanted, port in zip(asked, ports, strict=True):
-        if wanted.host_port == 0:  # picked here; without a daemon to ask (docker port), say which
-            click.echo(f"dockyard: publishing {port}", err=True)
     tty = kw["tty"]
     detached = kw.get("detach", True)
+    if not detached:
+        # A port picked here for a run that keeps no record (``port`` cannot be asked): say which.
+        # Detached and created containers answer ``port`` and print only their id, as Docker's.
+        for wanted, port in zip(asked, ports, strict=True):
+            if wanted.host_port == 0:
+                click.echo(f"dockyard: publishing {port}", err=True)
     return RunOptions(image=kw["image"], command=list(kw["command"]), entrypoint=kw["entrypoint"],
                       env=all_env,
                       workdir=kw["workdir"], user=kw["user"], volumes=list(kw["volumes"]),
