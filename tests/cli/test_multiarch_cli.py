@@ -163,3 +163,23 @@ def test_missing_platform_error_names_image_platform_and_registry(tmp_path: Path
     finally:
         closed.close()
         subprocess.run(["rm", "-rf", env["DOCKYARD_ROOT"]], check=False)
+
+
+def test_local_two_platform_build_names_its_index_once(tmp_path: Path) -> None:
+    env = _env(tmp_path, "ma-local")
+    try:
+        for arch in ("amd64", "arm64"):
+            ok(env, "import", "--platform", f"linux/{arch}", str(busybox_tar()), "base:1")
+        ctx = tmp_path / "ctx"
+        ctx.mkdir()
+        (ctx / "Dockerfile").write_text("FROM base:1\nLABEL made=here\n")
+        built = ok(env, "build", "--progress=plain", "--platform", "linux/amd64,linux/arm64", "-t", "two:1",
+                   str(ctx))
+        # In the export step, as BuildKit's: not again after the progress (the push case names the
+        # registry's index after it instead: it is another digest).
+        printed = re.findall(r"exporting manifest list (sha256:[0-9a-f]{64})", built.stderr)
+        assert len(printed) == 1, built.stderr
+        tree = ok(env, "images", "--tree").stdout
+        assert re.search(rf"two:1\s+{printed[0][7:19]}\s", tree), tree
+    finally:
+        subprocess.run(["rm", "-rf", env["DOCKYARD_ROOT"]], check=False)

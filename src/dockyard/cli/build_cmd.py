@@ -281,5 +281,5 @@ def build_cmd(ctx: click.Context, path: str, tags: tuple[str, ...], dockerfile: 
     index = getattr(result, "index_digest", "")
     if quiet:
         click.echo(index or result.image_id)
-    elif index:
+    elif index and push:  # the export step named the local index; a push makes another, named here
         click.echo(f"exporting manifest list {index} done", err=True)
