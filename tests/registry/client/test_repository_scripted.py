@@ -610,11 +610,13 @@ def test_uploads_report_their_progress_in_bytes(chunk_size: int, progress: list[
 # -- what goes on the wire ---------------------------------------------------------------------------
 
 def _wire(request: httpx.Request) -> tuple[str, str, str | None, str | None, bytes]:
-    """Method, path, Content-Type, Content-Length (None when sent chunked) and body of a request."""
+    """Method, path, Content-Type (in lower case: media types are case-insensitive), Content-Length (None
+    when sent chunked) and body of a request."""
     body = request.read()
     length = request.headers.get("content-length")
     assert (length is None) == (request.headers.get("transfer-encoding") == "chunked")
-    return request.method, request.url.path, request.headers.get("content-type"), length, body
+    media_type = request.headers.get("content-type")
+    return request.method, request.url.path, media_type and media_type.lower(), length, body
 
 
 def test_an_upload_sends_an_empty_post_and_one_typed_put_of_known_length() -> None:
