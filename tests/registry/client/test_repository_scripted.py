@@ -19,6 +19,7 @@ from dockyard.oci.descriptor import Descriptor
 from dockyard.oci.digest import Digest
 from dockyard.oci.manifest import describe
 from dockyard.registry.client import RegistryClient, RegistryOptions
+from dockyard.registry.client.repository import PIECE, _RetryUpload
 
 HOST = "127.0.0.1:9"  # never dialled: the mock transport answers
 BLOB = b"abcdefghij"
@@ -30,14 +31,15 @@ Handler = Callable[[httpx.Request], httpx.Response]
 class _Chunks(httpx.SyncByteStream):
     """A body given to ``iter_raw`` in exactly these pieces, optionally broken off after them."""
 
-    def __init__(self, chunks: list[bytes], cut: bool = False) -> None:
+    def __init__(self, chunks: list[bytes], cut: bool = False, error: Exception | None = None) -> None:
         self.chunks = chunks
-        self.cut = cut
+        cut_off = httpx.RemoteProtocolError("peer closed connection (injected)") if cut else None
+        self.error = error or cut_off
 
     def __iter__(self) -> Iterator[bytes]:
         yield from self.chunks
-        if self.cut:
-            raise httpx.RemoteProtocolError("peer closed connection (injected)")
+        if self.error is not None:
+            raise self.error
 
 
 @dataclass
@@ -472,3 +474,286 @@ def test_every_call_asks_for_its_scope_before_the_registry_has_to_say() -> None:
     with client:
         calls(client)
     assert unauthorized == []
+
+
+# -- retries announced, failures below HTTP --------------------------------------------------------
+
+def _first_503(ok: Handler) -> Handler:
+    """Answers each method and path 503 the first time, then as ``ok`` does."""
+    seen: set[str] = set()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        key = f"{request.method} {request.url.path}"
+        if key not in seen:
+            seen.add(key)
+            return httpx.Response(503)
+        return ok(request)
+
+    return handler
+
+
+def _answers(request: httpx.Request) -> httpx.Response:
+    """A registry holding BLOB and MANIFEST that takes every upload and refuses every mount."""
+    if "/manifests/" in request.url.path:
+        if request.method == "PUT":
+            return httpx.Response(201)
+        return httpx.Response(200, content=MANIFEST, headers={"Content-Type": mt.OCI_MANIFEST,
+                                                             "Docker-Content-Digest": str(MDIGEST)})
+    if request.url.path.endswith("/tags/list"):
+        return httpx.Response(200, json={"tags": ["v1"]})
+    if request.method == "POST":
+        return httpx.Response(202, headers={"Location": "/up/1"})
+    if request.method == "PUT":
+        return httpx.Response(201)
+    return httpx.Response(200, stream=_Chunks([BLOB]))
+
+
+BLOBS = f"https://{HOST}/v2/x/y/blobs"
+
+
+@pytest.mark.parametrize(("call", "what"), [
+    (lambda repo: repo.blob_exists(DESC.digest), f"HEAD {BLOBS}/{DESC.digest}"),
+    (lambda repo: repo.get_blob_bytes(DESC), f"GET {BLOBS}/{DESC.digest}"),
+    (lambda repo: repo.fetch_blob(DESC, io.BytesIO()), f"GET {BLOBS}/{DESC.digest}"),
+    (lambda repo: repo.head_manifest("v1"), f"HEAD https://{HOST}/v2/x/y/manifests/v1"),
+    (lambda repo: repo.put_manifest("v1", MANIFEST, mt.OCI_MANIFEST), f"PUT https://{HOST}/v2/x/y/manifests/v1"),
+    (lambda repo: repo.tags(), f"GET https://{HOST}/v2/x/y/tags/list"),  # the query is left out
+    (lambda repo: repo.mount_blob(DESC.digest, "a/b"), f"POST {BLOBS}/uploads/"),
+    (lambda repo: repo.upload_blob(DESC, lambda: io.BytesIO(BLOB), check_exists=False),  # its PUT too
+     f"POST {BLOBS}/uploads/: status 503; retrying in 0.5 s\nupload of {DESC.digest.short}"),
+], ids=["blob_exists", "get_blob_bytes", "fetch_blob", "head_manifest", "put_manifest", "tags", "mount_blob",
+        "upload_blob"])
+def test_a_retried_request_is_announced_by_its_method_and_url(call: Callable[..., object], what: str) -> None:
+    script = Scripted(_first_503(_answers))
+    script.repo(call)
+    assert script.notices == f"{what}: status 503; retrying in 0.5 s".split("\n")
+    assert script.sleeps == [0.5] * len(script.notices)
+
+
+def test_a_download_cut_by_a_timeout_says_so_in_docker_words() -> None:
+    timeout = httpx.ReadTimeout("timed out")
+    answers = iter([httpx.Response(200, stream=_Chunks([BLOB[:3]], error=timeout)),
+                    httpx.Response(206, headers={"Content-Range": "bytes 3-9/10"},
+                                   stream=_Chunks([BLOB[3:]]))])
+    script = Scripted(lambda request: next(answers))
+    out = io.BytesIO()
+    _fetch(script, out)
+    assert out.getvalue() == BLOB
+    assert script.notices == [f"download of {DESC.digest.short}: timeout (ReadTimeout); retrying in 0.5 s"]
+
+
+def _failing(error: type[httpx.TransportError], times: int, then: Handler = _answers,
+             method: str = "GET") -> Handler:
+    """Raises ``error`` instead of answering the first ``times`` requests of ``method``."""
+    count = [0]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == method and count[0] < times:
+            count[0] += 1
+            raise error("injected", request=request)
+        return then(request)
+
+    return handler
+
+
+def test_a_download_the_session_gave_up_on_is_tried_again() -> None:
+    """Two timeouts exhaust the session's own retries (1); the download then tries once more itself."""
+    script = Scripted(_failing(httpx.ReadTimeout, 2), options=RegistryOptions(backoff=0.5, retries=1))
+    out = io.BytesIO()
+    _fetch(script, out)
+    assert out.getvalue() == BLOB and len(script.log) == 3
+    url = f"{BLOBS}/{DESC.digest}"
+    assert script.notices == [f"GET {url}: timeout (ReadTimeout); retrying in 0.5 s",
+                              f'download of {DESC.digest.short}: Get "{url}": timeout (ReadTimeout); '
+                              "retrying in 0.5 s"]
+
+
+def test_a_download_refused_at_connect_is_not_tried_again() -> None:
+    script = Scripted(_failing(httpx.ConnectError, 99))
+    with pytest.raises(RegistryError) as caught:
+        _fetch(script, io.BytesIO())
+    assert str(caught.value) == f'Get "{BLOBS}/{DESC.digest}": injected'
+    assert len(script.log) == 1 and script.sleeps == [] and script.notices == []
+
+
+def test_an_upload_whose_put_broke_off_starts_again() -> None:
+    script = Scripted(_failing(httpx.ReadError, 1, method="PUT"))
+    assert _upload(script, check_exists=False) == "uploaded"
+    assert [line.split("?")[0] for line in script.log] == ["POST /v2/x/y/blobs/uploads/", "PUT /up/1",
+                                                           "POST /v2/x/y/blobs/uploads/", "PUT /up/1"]
+    assert script.notices == [f'upload of {DESC.digest.short}: Put "https://{HOST}/up/1": injected; '
+                              "retrying in 0.5 s"]
+
+
+def test_an_upload_refused_at_connect_is_not_started_again() -> None:
+    script = Scripted(_failing(httpx.ConnectError, 99, method="PUT"))
+    with pytest.raises(RegistryError):
+        _upload(script, check_exists=False)
+    assert len(script.log) == 2 and script.sleeps == []
+
+
+def test_a_blob_source_shorter_than_its_descriptor_is_corrupt_data() -> None:
+    script = Scripted(_upload_handler([httpx.Response(201)], seen=[]))
+    with pytest.raises(CorruptData) as caught:
+        script.repo(lambda repo: repo.upload_blob(DESC, lambda: io.BytesIO(BLOB[:4]), check_exists=False))
+    assert str(caught.value) == "blob source ended at byte 4, expected 10"
+
+
+@pytest.mark.parametrize(("chunk_size", "progress"), [(0, [10]), (4, [4, 8, 10])])
+def test_uploads_report_their_progress_in_bytes(chunk_size: int, progress: list[int]) -> None:
+    done: list[int] = []
+    script = Scripted(_upload_handler([httpx.Response(201)], seen=[]))
+    assert _upload(script, chunk_size=chunk_size, check_exists=False, progress=done.append) == "uploaded"
+    assert done == progress
+
+
+# -- what goes on the wire ---------------------------------------------------------------------------
+
+def _wire(request: httpx.Request) -> tuple[str, str, str | None, str | None, bytes]:
+    """Method, path, Content-Type (in lower case: media types are case-insensitive), Content-Length (None
+    when sent chunked) and body of a request."""
+    body = request.read()
+    length = request.headers.get("content-length")
+    assert (length is None) == (request.headers.get("transfer-encoding") == "chunked")
+    media_type = request.headers.get("content-type")
+    return request.method, request.url.path, media_type and media_type.lower(), length, body
+
+
+def test_an_upload_sends_an_empty_post_and_one_typed_put_of_known_length() -> None:
+    sent: list[tuple[str, str, str | None, str | None, bytes]] = []
+    ok = _upload_handler([httpx.Response(201)], mount=202)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(_wire(request))
+        return ok(request)
+
+    assert _upload(Scripted(handler), mount_from=["a/b"], check_exists=False) == "uploaded"
+    assert _upload(Scripted(handler), check_exists=False) == "uploaded"
+    octets = "application/octet-stream"
+    assert sent == [("POST", "/v2/x/y/blobs/uploads/", None, "0", b""),  # the mount
+                    ("PUT", "/mounted/1", octets, "10", BLOB),
+                    ("POST", "/v2/x/y/blobs/uploads/", None, "0", b""),
+                    ("PUT", "/up/1", octets, "10", BLOB)]
+
+
+def test_a_chunked_upload_restarts_whole_after_a_server_error_on_a_chunk_or_the_put() -> None:
+    failed: set[str] = set()
+    ok = _upload_handler([httpx.Response(201)])
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method in ("PATCH", "PUT") and request.method not in failed:
+            failed.add(request.method)
+            return httpx.Response(503)
+        return ok(request)
+
+    script = Scripted(handler)
+    assert _upload(script, chunk_size=4, check_exists=False) == "uploaded"
+    assert [line.split()[0] for line in script.log] == ["POST", "PATCH",
+                                                        "POST", "PATCH", "PATCH", "PATCH", "PUT",
+                                                        "POST", "PATCH", "PATCH", "PATCH", "PUT"]
+    assert script.notices == [f"upload of {DESC.digest.short}: status 503; retrying in {s:g} s"
+                              for s in (0.5, 1)]
+
+
+def test_blob_downloads_follow_redirects() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.startswith("/v2/"):
+            return httpx.Response(307, headers={"Location": f"https://{HOST}/storage/blob"})
+        return httpx.Response(200, stream=_Chunks([BLOB]))
+
+    script = Scripted(handler)
+    out = io.BytesIO()
+    _fetch(script, out)
+    assert out.getvalue() == BLOB and script.log == [f"GET /v2/x/y/blobs/{DESC.digest}", "GET /storage/blob"]
+
+
+def test_a_partial_answer_without_content_range_is_refused() -> None:
+    script = Scripted(lambda request: httpx.Response(206, stream=_Chunks([BLOB[4:]])))
+    with pytest.raises(RegistryError) as caught:
+        _fetch(script, io.BytesIO(BLOB[:4]))
+    assert str(caught.value) == f"blob {DESC.digest} from {WHERE}: server sent bytes from -1, asked for 4"
+
+
+class _Reads(io.BytesIO):
+    """A file that notes the sizes it was asked to read."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self.sizes: list[int | None] = []
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        self.sizes.append(size)
+        return super().read(size)
+
+
+def test_the_held_part_of_a_download_is_hashed_in_pieces() -> None:
+    out = _Reads(BLOB[:4])
+    _fetch(Scripted(lambda request: httpx.Response(206, headers={"Content-Range": "bytes 4-9/10"},
+                                                   stream=_Chunks([BLOB[4:]]))), out)
+    assert out.getvalue() == BLOB and out.sizes == [PIECE, PIECE]
+
+
+def test_a_blob_check_refused_names_the_blob() -> None:
+    script = Scripted(lambda request: httpx.Response(403))
+    with pytest.raises(RegistryError) as caught:
+        script.repo(lambda repo: repo.blob_exists(DESC.digest))
+    assert str(caught.value).startswith(f"blob {DESC.digest} in {WHERE}: ")
+
+
+def test_a_manifest_refused_or_untyped_or_not_matching_its_digest() -> None:
+    def refused(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(403, json={"errors": [{"code": "DENIED", "message": "no"}]})
+
+    with pytest.raises(RegistryError) as caught:
+        Scripted(refused).repo(lambda repo: repo.get_manifest("v1"))
+    assert str(caught.value) == f"manifest for {WHERE}:v1: denied: no"
+    untyped = Scripted(lambda request: httpx.Response(200, content=MANIFEST)).repo(
+        lambda repo: repo.get_manifest("v1"))
+    assert untyped.media_type == mt.OCI_MANIFEST  # type: ignore[attr-defined]
+    other = Digest.from_bytes(b"other")
+    with pytest.raises(DigestMismatch) as mismatch:
+        Scripted(lambda request: httpx.Response(200, content=MANIFEST)).repo(
+            lambda repo: repo.get_manifest(other))
+    assert str(mismatch.value) == f"digest mismatch (manifest {WHERE}): expected {other}, got {MDIGEST}"
+
+
+def _stream_registry(sent: list[tuple[str, str, str | None, str | None, bytes]], *, patch: list[int],
+                     put: list[int]) -> Handler:
+    """PATCH and PUT answer the next of their statuses (the last one repeats); a 401 asks for a token."""
+    patch, put = list(patch), list(put)  # not the caller's lists: pytest reuses parameters
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/token":
+            return httpx.Response(200, json={"token": "t"})
+        sent.append(_wire(request))
+        if request.method == "POST":
+            return httpx.Response(202, headers={"Location": "/up/1"})
+        statuses = patch if request.method == "PATCH" else put
+        status = statuses.pop(0) if len(statuses) > 1 else statuses[0]
+        if status == 401:
+            return httpx.Response(401, headers={"WWW-Authenticate": f'Bearer realm="https://{HOST}/token"'})
+        return httpx.Response(status, headers={"Location": "/up/2"} if status == 202 else {})
+
+    return handler
+
+
+def test_a_stream_upload_sends_typed_chunks_then_a_typed_empty_put() -> None:
+    sent: list[tuple[str, str, str | None, str | None, bytes]] = []
+    script = Scripted(_stream_registry(sent, patch=[202], put=[201]))
+    assert script.repo(lambda repo: repo.upload_stream(iter([BLOB[:4], BLOB[4:]]), lambda: DESC)) == DESC
+    octets = "application/octet-stream"
+    assert sent == [("POST", "/v2/x/y/blobs/uploads/", None, "0", b""),
+                    ("PATCH", "/up/1", octets, None, BLOB),  # sent chunked, as it comes
+                    ("PUT", "/up/2", octets, "0", b"")]
+
+
+@pytest.mark.parametrize(("patch", "put", "methods"), [
+    ([401, 202], [201], ["POST", "PATCH"]),  # the stream is spent: never sent again (empty) after a 401
+    ([202], [503, 201], ["POST", "PATCH", "PUT"]),  # a 5xx on the PUT is not retried: the caller re-uploads
+])
+def test_a_stream_upload_is_never_replayed(patch: list[int], put: list[int], methods: list[str]) -> None:
+    sent: list[tuple[str, str, str | None, str | None, bytes]] = []
+    script = Scripted(_stream_registry(sent, patch=patch, put=put))
+    with pytest.raises(_RetryUpload):
+        script.repo(lambda repo: repo.upload_stream(iter([BLOB]), lambda: DESC))
+    assert [method for method, *_ in sent] == methods and script.sleeps == []
