@@ -155,6 +155,10 @@ def test_browse_see_layers_and_sbom_delete_as_maintainer_refused_as_guest(tmp_pa
 
         # A guest sees no delete button, and a delete posted anyway is refused.
         browser.find_element(By.CSS_SELECTOR, "header form button").click()  # sign out
+        # The sign-out is a form post: wait for its page, or the next navigation races it (and the login
+        # page of a session not yet ended sends the browser on, signed in).
+        WebDriverWait(browser, 30).until(
+            lambda b: b.find_elements(By.CSS_SELECTOR, 'header a[href="/ui/login"]'))
         _sign_in(browser, srv.url, "gus")
         browser.get(srv.url + "/ui/repo/team/busybox")
         assert not browser.find_elements(By.CSS_SELECTOR, "button.danger")
