@@ -159,6 +159,7 @@ def run(module: Module, settings: dict[str, object], *, retest: bool = False) ->
 def score(module: Module) -> Score:
     work = WORK / module.name
     result = Score()
+    killed_equivalents: list[str] = []
     for file in module.files:
         meta = work / "mutants" / (file + ".meta")
         if not meta.is_file():
@@ -171,6 +172,8 @@ def score(module: Module) -> Score:
                 result.skipped += 1
             elif key in module.equivalent:
                 result.equivalent.append(key)
+                if code in KILLED:
+                    killed_equivalents.append(key)
             elif code in KILLED:
                 result.killed += 1
             elif code in SURVIVED or code in NO_TESTS:
@@ -180,6 +183,8 @@ def score(module: Module) -> Score:
     stale = set(module.equivalent) - set(result.equivalent)
     if stale:
         print(f"[{module.name}] warning: listed equivalents not found (renumbered?): {sorted(stale)}")
+    if killed_equivalents:  # an equivalent mutant cannot be killed: the name now belongs to another one
+        print(f"[{module.name}] warning: listed equivalents were killed (renumbered?): {killed_equivalents}")
     return result
 
 

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 
@@ -247,3 +248,50 @@ def test_clean_ingest_defaults_to_one_hour(root: Path) -> None:
     assert store.clean_ingest() == [old.temp_path]
     young.abort()
     old.abort()
+
+
+def test_clean_ingest_removes_a_file_exactly_max_age_old(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = ContentStore(root, fsync=False)
+    now = 1_800_000_000
+    young = store.writer()
+    due = store.writer()
+    os.utime(young.temp_path, ns=((now - 3599) * 10**9,) * 2)
+    os.utime(due.temp_path, ns=((now - 3600) * 10**9,) * 2)  # its writer lives, but it is max_age old
+    monkeypatch.setattr(time, "time", lambda: float(now))
+    assert store.clean_ingest(3600.0) == [due.temp_path]
+    young.abort()
+    due.abort()
+
+
+class Reads:
+    """A blob file that records the sizes it is asked for."""
+
+    def __init__(self, f: BinaryIO) -> None:
+        self.f = f
+        self.asked: list[int | None] = []
+
+    def read(self, n: int | None = -1) -> bytes:
+        self.asked.append(n)
+        return self.f.read(n)
+
+    def __enter__(self) -> Reads:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.f.close()
+
+
+def test_verify_hashes_a_blob_in_bounded_chunks(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = ContentStore(root, fsync=False)
+    data = os.urandom(CHUNK * 2 + 1)
+    digest = store.ingest(data).digest
+    opened: list[Reads] = []
+    real_open = store.open
+
+    def open_(d: str) -> Reads:
+        opened.append(Reads(real_open(d)))
+        return opened[-1]
+
+    monkeypatch.setattr(store, "open", open_)
+    assert store.verify(digest) == digest
+    assert opened[0].asked == [CHUNK, CHUNK, CHUNK, CHUNK]  # 1 MiB, 1 MiB, 1 byte, end

@@ -4,6 +4,7 @@ homes, id bounds, the symlink hop limit, relative PATH entries and Docker's exac
 from __future__ import annotations
 
 import errno
+import locale
 import os
 from pathlib import Path
 
@@ -70,6 +71,22 @@ def test_tables_that_are_not_utf8_still_resolve(tmp_path: Path) -> None:
     (tmp_path / "etc" / "group").write_bytes(b"caf\xe9:x:70:app\n")
     assert resolve_user(tmp_path, "app") == ExecUser(1000, 1000, (70,), "/home/app")
     assert resolve_user(tmp_path, "josé") == ExecUser(1001, 1001, (), "/home/josé")
+
+
+def test_tables_are_read_as_utf8_whatever_the_host_locale(tmp_path: Path) -> None:
+    # An image's /etc/passwd is the image's, not the host's: a host (or an embedding program) in a
+    # non-UTF-8 locale must still find the user "josé" written there in UTF-8.
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / "passwd").write_text("josé:x:1001:1001::/home/josé:/bin/sh\n", encoding="utf-8")
+    (tmp_path / "etc" / "group").write_text("café:x:70:josé\n", encoding="utf-8")
+    before = locale.setlocale(locale.LC_CTYPE)
+    locale.setlocale(locale.LC_CTYPE, "C")  # ASCII: what open() would decode with by default
+    try:
+        assert locale.getpreferredencoding(False) != "UTF-8"
+        assert resolve_user(tmp_path, "josé") == ExecUser(1001, 1001, (70,), "/home/josé")
+        assert resolve_user(tmp_path, "josé:café") == ExecUser(1001, 70, (), "/home/josé")
+    finally:
+        locale.setlocale(locale.LC_CTYPE, before)
 
 
 def test_all_groups_without_the_primary_gid() -> None:

@@ -74,6 +74,29 @@ def test_htpasswd_accepts_bcrypt_variants_and_checks(tmp_path: Path, prefix: str
     assert not users.check("bob", "secret")
 
 
+def test_a_good_password_costs_one_bcrypt_check_per_process(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    # bcrypt is slow on purpose and docker sends Basic credentials with every request of a push:
+    # a good (user, password) pair is checked once, a wrong one every time.
+    users = _htpasswd(tmp_path / "h", {"alice": "secret", "bob": "secret"})
+    real = bcrypt.checkpw
+    calls: list[bytes] = []
+
+    def checkpw(password: bytes, hashed: bytes) -> bool:
+        calls.append(password)
+        return real(password, hashed)
+
+    monkeypatch.setattr(bcrypt, "checkpw", checkpw)
+    for _ in range(3):
+        assert users.check("alice", "secret")
+    assert calls == [b"secret"]
+    assert users.check("bob", "secret") and len(calls) == 2  # another user's hash: checked on its own
+    for _ in range(2):
+        assert not users.check("alice", "wrong")
+    assert calls[2:] == [b"wrong", b"wrong"]
+    assert _htpasswd(tmp_path / "h2", {"alice": "secret"}).check("alice", "secret") and len(calls) == 5
+
+
 def test_htpasswd_errors_name_file_and_line(tmp_path: Path) -> None:
     path = tmp_path / "h"
     path.write_text("# users\n\nalice\n")

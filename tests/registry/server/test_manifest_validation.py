@@ -15,6 +15,7 @@ import pytest
 from dockyard.oci import mediatypes as mt
 from dockyard.registry.server.apierrors import ApiError
 from dockyard.registry.server.app import Registry
+from dockyard.registry.server.hooks import Actor, Hooks
 from dockyard.registry.server.storage import FilesystemStorage
 
 REPO = "team/app"
@@ -89,6 +90,7 @@ def test_by_digest_it_is_checked_and_not_tagged(reg: Registry) -> None:
     (b"{not json", "manifest is not valid JSON: "),
     (b"\xff\xfe", "manifest is not valid JSON: "),
     (b"[1]", "manifest must be a JSON object"),
+    (b"[" * 100_000, "manifest JSON is nested too deeply"),
 ])
 def test_bodies_that_are_not_manifests(reg: Registry, body: bytes, message: str) -> None:
     err = refused(reg, None, body=body)
@@ -133,6 +135,10 @@ def test_media_type_rules(reg: Registry) -> None:
     ({"layers": [{"mediaType": "x", "size": 1, "digest": "sha256:" + "0" * 64}, "nope"]},
      "layers[1] is not a descriptor"),
     ({"subject": "nope"}, "subject is not a descriptor"),
+    ({"config": {"mediaType": "x", "size": -1, "digest": "sha256:" + "0" * 64}},
+     "config has size -1, outside 0..2^63-1"),
+    ({"layers": [{"mediaType": "x", "size": 2**63, "digest": "sha256:" + "0" * 64}]},
+     f"layers[0] has size {2**63}, outside 0..2^63-1"),
 ])
 def test_descriptor_shapes(reg: Registry, change: dict[str, Any], message: str) -> None:
     err = refused(reg, {**image(reg), **change})
@@ -149,6 +155,14 @@ def test_descriptor_digests_are_validated(reg: Registry) -> None:
     layer = blob(reg, b"untyped")
     del layer["mediaType"]
     assert put(reg, {**image(reg), "layers": [layer]})
+
+
+def test_sizes_from_zero_to_the_largest_are_descriptors(reg: Registry) -> None:
+    empty = blob(reg, b"")  # an empty layer is a blob of size 0
+    assert empty["size"] == 0
+    assert put(reg, {**image(reg), "layers": [empty]})
+    huge = {**blob(reg, b"foreign"), "size": 2**63 - 1, "urls": ["https://example.com/huge"]}
+    assert put(reg, {**image(reg), "layers": [huge]}, ref="huge")
 
 
 def test_index_shapes(reg: Registry) -> None:
@@ -210,3 +224,77 @@ def test_a_subject_is_recorded_as_a_referrer(reg: Registry) -> None:
     assert referrers[0]["artifactType"] == "application/x-sig"
     assert referrers[0]["mediaType"] == mt.OCI_MANIFEST
     assert referrers[0]["size"] == len(json.dumps(artifact).encode())
+
+
+def test_references_the_storage_vouches_for_from_memory_are_not_looked_up(
+        reg: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
+    # An object store remembers the blobs a repository was seen to link (S3Storage.known_in_use): a
+    # manifest PUT then asks the bucket nothing about them. Here the storage vouches for one layer.
+    manifest = image(reg)
+    vouched = manifest["layers"][0]["digest"]
+    asked: list[tuple[str, str]] = []
+    looked_up: list[str] = []
+
+    def known_in_use(repo: str, digest: str) -> bool:
+        asked.append((repo, digest))
+        return digest == vouched
+
+    real_is_linked = reg.storage.is_linked
+
+    def is_linked(repo: str, digest: str) -> bool:
+        looked_up.append(digest)
+        return real_is_linked(repo, digest)
+
+    monkeypatch.setattr(reg.storage, "known_in_use", known_in_use, raising=False)
+    monkeypatch.setattr(reg.storage, "is_linked", is_linked)
+    put(reg, manifest)
+    digests = [manifest["config"]["digest"], vouched, manifest["layers"][1]["digest"]]
+    assert sorted(asked) == sorted((REPO, d) for d in digests)
+    assert sorted(looked_up) == sorted([digests[0], digests[2]])  # all but the vouched one
+    # vouched for but missing from this storage: memory wins (the bucket is not asked again)
+    gone = {"mediaType": mt.OCI_LAYER, "digest": sha(b"vouched, not here"), "size": 1}
+    vouched = gone["digest"]
+    assert put(reg, {**manifest, "layers": [gone]}, ref="v2")
+    assert vouched not in looked_up
+
+
+class Recorder(Hooks):
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+
+    async def manifest(self, actor: Actor, repo: str, ref: str, digest: str, manifest: dict[str, Any],
+                       size: int) -> None:
+        self.calls.append(("manifest", actor, repo, ref, digest, manifest, size))
+
+    async def pushed(self, actor: Actor, repo: str, ref: str, digest: str, media_type: str,
+                     size: int, manifest: dict[str, Any]) -> None:
+        self.calls.append(("pushed", actor, repo, ref, digest, media_type, size, manifest))
+
+
+def test_hooks_hear_of_a_clients_push_but_not_of_the_mirror_filling_its_cache(tmp_path: Path) -> None:
+    hooks = Recorder()
+    reg = Registry(FilesystemStorage(tmp_path / "s"), hooks=hooks)
+    manifest = image(reg)
+    body = json.dumps(manifest).encode()
+    put(reg, manifest, ref="cached")  # no actor: the mirror storing what it fetched upstream
+    assert hooks.calls == []
+    alice = Actor("alice", "192.0.2.7")
+    digest = put(reg, manifest, ref="v1", actor=alice)
+    assert hooks.calls == [
+        ("manifest", alice, REPO, "v1", digest, manifest, len(body)),
+        ("pushed", alice, REPO, "v1", digest, mt.OCI_MANIFEST, len(body), manifest),
+    ]
+
+
+class Refuse(Hooks):
+    async def manifest(self, actor: Actor, repo: str, ref: str, digest: str, manifest: dict[str, Any],
+                       size: int) -> None:
+        raise ApiError(403, "DENIED", f"{actor.account} may not push {repo}:{ref}")
+
+
+def test_a_hook_refusing_a_manifest_stores_nothing(tmp_path: Path) -> None:
+    reg = Registry(FilesystemStorage(tmp_path / "s"), hooks=Refuse())
+    with pytest.raises(ApiError) as caught:
+        put(reg, image(reg), ref="v1", actor=Actor("bob", "192.0.2.8"))
+    assert (caught.value.status, caught.value.message) == (403, "bob may not push team/app:v1")
+    assert reg.storage.tags(REPO) == {}
