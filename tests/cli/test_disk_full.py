@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 import tarfile
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,22 +20,13 @@ from dockyard.imageops.importer import import_image
 from dockyard.imageops.save import resolve_items, save_to_file
 from dockyard.oci.digest import Digest
 from dockyard.snapshot import SnapshotStore
+from tests import tmpfs
 
 
 @pytest.fixture
 def small_fs() -> Iterator[Path]:
     """A 4 MiB tmpfs mounted for this test alone."""
-    where = Path(tempfile.mkdtemp(prefix="dy-diskfull-"))
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,mode=0755", "tmpfs", str(where)],
-                             capture_output=True, text=True)
-    if mounted.returncode != 0:
-        where.rmdir()
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)
-        where.rmdir()
+    yield from tmpfs.mounted("size=4m", "dy-diskfull-")
 
 
 def dockyard(root: Path, *args: str) -> subprocess.CompletedProcess[str]:

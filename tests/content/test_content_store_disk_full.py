@@ -11,8 +11,6 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
-import subprocess
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,36 +19,23 @@ import pytest
 from dockyard.content import ContentStore
 from dockyard.errors import NoSpace
 from dockyard.oci.digest import Digest
+from tests import tmpfs
 
 
 def sha(data: bytes) -> Digest:
     return Digest("sha256:" + hashlib.sha256(data).hexdigest())
 
 
-def mount_tmpfs(options: str) -> Iterator[Path]:
-    where = Path(tempfile.mkdtemp(prefix="dy-content-full-"))
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"{options},mode=0755", "tmpfs", str(where)],
-                             capture_output=True, text=True)
-    if mounted.returncode != 0:
-        where.rmdir()
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)
-        where.rmdir()
-
-
 @pytest.fixture
 def few_inodes() -> Iterator[Path]:
     """A tmpfs with room for bytes but only 16 inodes (its root directory takes one)."""
-    yield from mount_tmpfs("size=4m,nr_inodes=16")
+    yield from tmpfs.mounted("size=4m,nr_inodes=16")
 
 
 @pytest.fixture
 def small_fs() -> Iterator[Path]:
     """A tmpfs of 256 KiB."""
-    yield from mount_tmpfs("size=256k")
+    yield from tmpfs.mounted("size=256k")
 
 
 def use_up_inodes(fs: Path) -> None:
