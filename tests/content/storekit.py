@@ -123,3 +123,17 @@ def tag_many(path: str, prefix: str) -> None:
     meta = MetadataStore(path)
     for i in range(150):
         meta.set_tag(f"docker.io/library/{prefix}:{i}", "sha256:" + "a" * 64)
+
+
+@pytest.fixture
+def fsyncs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The paths ``os.fsync`` is called on from now on, in order (each call still syncs)."""
+    synced: list[str] = []
+    real = os.fsync
+
+    def record(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", record)
+    return synced

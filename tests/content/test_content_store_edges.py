@@ -19,9 +19,9 @@ from dockyard.content import CHUNK, ContentStore
 from dockyard.errors import CorruptData, DigestMismatch, InvalidArgument, NotFound, StoreError
 from dockyard.oci.digest import Digest
 from dockyard.snapshot import pid_of
-from tests.content.storekit import root
+from tests.content.storekit import fsyncs, root
 
-__all__ = ["root"]
+__all__ = ["fsyncs", "root"]
 
 
 def sha(data: bytes) -> Digest:
@@ -91,15 +91,8 @@ def test_before_publish_sees_the_digest_whether_new_or_known(root: Path) -> None
     assert all(isinstance(d, Digest) for d in seen)
 
 
-def test_fsync_by_default_covers_blob_and_directory(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    synced: list[str] = []
-    real = os.fsync
-
-    def record(fd: int) -> None:
-        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
-        real(fd)
-
-    monkeypatch.setattr(os, "fsync", record)
+def test_fsync_by_default_covers_blob_and_directory(root: Path, fsyncs: list[str]) -> None:
+    synced = fsyncs
     info = ContentStore(root / "a").ingest(b"durable")  # fsync is the default
     assert len(synced) == 2
     assert synced[0].startswith(str(root / "a" / "ingest"))
