@@ -25,6 +25,7 @@ from dockyard.registry.client.errors import (
     transient,
 )
 from dockyard.registry.client.options import RegistryOptions
+from dockyard.registry.client.trust import verifying_context
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_RETRY_AFTER = 60.0
@@ -356,7 +357,7 @@ class _Clients:
                 if self._transport is not None:
                     kwargs["transport"] = self._transport
                 client = httpx.Client(
-                    verify=not insecure,
+                    verify=False if insecure else verifying_context(),
                     timeout=httpx.Timeout(opts.timeout, connect=opts.connect_timeout),
                     limits=httpx.Limits(max_connections=opts.max_connections,
                                         max_keepalive_connections=opts.max_connections),
