@@ -23,6 +23,7 @@ from dockyard.oci.manifest import Manifest, describe
 from dockyard.registry.auth import Credentials
 from dockyard.registry.client import RegistryClient, RegistryOptions
 from tests.registry.client.peers import BASIC, PASSWORD, PLAIN, USER, TokenRegistry
+from tests.registry.tlskit import self_signed
 
 pytestmark = [pytest.mark.registry, pytest.mark.registry_auth, pytest.mark.usefixtures("peer_registries")]
 FAST = RegistryOptions(backoff=0.01)
@@ -350,32 +351,11 @@ def test_manifest_index_roundtrip_keeps_media_type() -> None:
 
 
 def test_https_first_and_plain_http_only_when_allowed(tmp_path: Path) -> None:
-    import datetime as dt
-    import ipaddress
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
     from dockyard.registry.server import RegistryServer
 
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(1).not_valid_before(now - dt.timedelta(days=1))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                           critical=False)
-            .sign(key, hashes.SHA256()))
-    (tmp_path / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (tmp_path / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                                         serialization.PrivateFormat.PKCS8,
-                                                         serialization.NoEncryption()))
+    cert, key = self_signed(tmp_path)
     desc, data = _blob(10_000)
-    server = RegistryServer(storage=tmp_path / "data", tls_cert=str(tmp_path / "cert.pem"),
-                            tls_key=str(tmp_path / "key.pem"))
+    server = RegistryServer(storage=tmp_path / "data", tls_cert=str(cert), tls_key=str(key))
     with server, RegistryClient(FAST) as client:  # loopback: TLS without verification, as docker does
         repo = client.repository(server.address, "tls/repo")
         assert repo.upload_blob(desc, lambda: io.BytesIO(data)) == "uploaded"

@@ -3,18 +3,12 @@ store (httpx's: certifi, or ``SSL_CERT_FILE``), and the store is loaded only whe
 
 from __future__ import annotations
 
-import datetime as dt
 import io
-import ipaddress
 import ssl
 from pathlib import Path
 
 import httpx
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from dockyard.errors import RegistryError
 from dockyard.oci import mediatypes as mt
@@ -24,24 +18,7 @@ from dockyard.registry.client import RegistryClient, RegistryOptions
 from dockyard.registry.client.trust import verifying_context
 from dockyard.registry.server import RegistryServer
 from tests.netprobe import primary_ipv4
-
-
-def _certificate(tmp_path: Path, ip: str) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, ip)])
-    now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(ip))]),
-                           critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
-    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return cert_path, key_path
+from tests.registry.tlskit import self_signed
 
 
 def _blob() -> tuple[Descriptor, bytes]:
@@ -51,7 +28,7 @@ def _blob() -> tuple[Descriptor, bytes]:
 
 def test_a_registry_that_is_not_insecure_is_verified(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     ip = primary_ipv4()  # not loopback: only HTTPS, verified
-    cert, key = _certificate(tmp_path, ip)
+    cert, key = self_signed(tmp_path, ip, ca=True)
     desc, data = _blob()
     opts = RegistryOptions(retries=0, backoff=0.01)
     with RegistryServer(storage=tmp_path / "data", host=ip, port=0, tls_cert=str(cert),
@@ -69,7 +46,7 @@ def test_a_registry_that_is_not_insecure_is_verified(tmp_path: Path, monkeypatch
 
 def test_the_trust_store_is_loaded_at_the_first_handshake_only(tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    cert, key = _certificate(tmp_path, "127.0.0.1")
+    cert, key = self_signed(tmp_path, ca=True)
     monkeypatch.setenv("SSL_CERT_FILE", str(cert))
     context = verifying_context()
     assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
