@@ -53,13 +53,13 @@ def config_file() -> Path | None:
 
 def config_table(name: str, config_path: str | os.PathLike[str] | None = None) -> dict[str, object]:
     """The ``[name]`` table of the config file; {} when there is no file or no such table."""
+    path = Path(config_path) if config_path is not None else config_file()
+    if path is None:
+        return {}
     import tomllib
 
     from dockyard.errors import InvalidArgument
 
-    path = Path(config_path) if config_path is not None else config_file()
-    if path is None:
-        return {}
     try:
         doc = tomllib.loads(_read_text(path))
     except FileNotFoundError:
@@ -83,7 +83,6 @@ def registry_options(config_path: str | os.PathLike[str] | None = None,
     to ``$DOCKYARD_DAEMON_JSON`` or ``/etc/docker/daemon.json`` (an empty value skips it).
     """
     import json
-    import tomllib
 
     from dockyard.errors import InvalidArgument
     from dockyard.registry.client import RegistryOptions, canonical_host
@@ -111,6 +110,8 @@ def registry_options(config_path: str | os.PathLike[str] | None = None,
 
     path = Path(config_path) if config_path is not None else config_file()
     if path is not None:
+        import tomllib
+
         try:
             merge(tomllib.loads(_read_text(path)), str(path))
         except FileNotFoundError:

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import contextlib
-import email.utils
 import hashlib
 import os
 import threading
@@ -154,5 +153,7 @@ def download(url: str, dest_dir: Path) -> Download:
     mtime = None
     if modified:
         with contextlib.suppress(TypeError, ValueError):
+            import email.utils  # only ADD of a URL needs it
+
             mtime = email.utils.parsedate_to_datetime(modified).timestamp()
     return path, "sha256:" + h.hexdigest(), name, mtime

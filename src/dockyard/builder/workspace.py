@@ -23,7 +23,6 @@ from pathlib import Path
 from dockyard.archive import TreeOptions, write_overlay_diff
 from dockyard.content import Writer
 from dockyard.errors import BuildError
-from dockyard.executor import fuseoverlay
 from dockyard.executor.mount import mount, umount2
 from dockyard.image import LayerBlob, chain_id
 from dockyard.imageops import Lease, Store
@@ -136,6 +135,8 @@ class Workspace:
     def _fuse_mounted(self, target: Path, lowers: list[str], upper: Path | None,
                       work: Path | None) -> Iterator[str]:
         """What :meth:`mounted` gives through fuse-overlayfs; ``upper`` left in overlayfs's form."""
+        from dockyard.executor import fuseoverlay  # only rootless builds without overlayfs use it
+
         fuseoverlay.mount(str(target), lowers, None if upper is None else str(upper),
                           None if work is None else str(work))
         try:
