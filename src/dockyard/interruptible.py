@@ -8,7 +8,8 @@ does, and the build hangs with Ctrl-C lost. Waiting in short slices lets the han
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable
 from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION, Future, wait
 from typing import TypeVar
 
@@ -30,6 +31,24 @@ def wait_futures(futures: Iterable[Future[T]],
         failed = any(not f.cancelled() and f.exception() is not None for f in done)
         if return_when == FIRST_EXCEPTION and failed:
             return done, pending
+
+
+def in_background(fn: Callable[[], T], name: str) -> Future[T]:
+    """Run ``fn`` in a daemon thread: its future. Unlike a pool's worker, the thread does not hold
+    up the exit of a process that Ctrl-C ends while it still works (what it writes must be safe to
+    cut short)."""
+    future: Future[T] = Future()
+
+    def run() -> None:
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            future.set_result(fn())
+        except BaseException as exc:  # the waiter gets it, as from a pool's future
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return future
 
 
 def result(future: Future[T]) -> T:

@@ -5,6 +5,7 @@ file digest cache never serves a stale digest."""
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 
 from dockyard.builder.context import HashCache, LocalContext
 from dockyard.builder.state import derive_key
+from dockyard.errors import Interrupted
 
 
 def tree(root: Path) -> Path:
@@ -160,3 +162,72 @@ def test_new_digests_are_stored_in_one_transaction(tmp_path: Path) -> None:
     again = HashCache(tmp_path / "cache" / "hashes.db")
     assert again._db.execute("SELECT count(*) FROM file_hash").fetchone()[0] == 50
     again.close()
+
+
+def test_a_context_s_remembered_digests_are_read_in_one_query(tmp_path: Path) -> None:
+    ctx = tmp_path / "ctx"
+    (ctx / "d").mkdir(parents=True)
+    for i in range(40):
+        (ctx / "d" / f"f{i}").write_text(str(i))
+    db = tmp_path / "hashes.db"
+    first = LocalContext(str(ctx), cache=HashCache(db)).checksum(["."])
+    cache = HashCache(db)
+    # A row of another directory whose name extends the context's is not the context's.
+    cache.put(f"{ctx}x/f0", "1:2:3:4:5", "0" * 64)
+    cache.flush()
+    statements: list[str] = []
+    cache._db.set_trace_callback(statements.append)
+    assert LocalContext(str(ctx), cache=cache).checksum(["."]) == first
+    # One SELECT for the whole context: a query per file cost more than hashing a small file.
+    assert [s.split()[0] for s in statements] == ["SELECT"], statements
+    assert f"{ctx}x/f0" not in cache._known
+    cache.close()
+
+
+def test_a_warmed_checksum_is_computed_in_the_background_and_taken_once(tmp_path: Path) -> None:
+    root = tree(tmp_path / "w")
+    threads: list[str] = []
+
+    class Spy(LocalContext):
+        def _checksum(self, patterns: list[str], follow: bool) -> str:
+            threads.append(threading.current_thread().name)
+            return super()._checksum(patterns, follow)
+
+    ctx = Spy(str(root))
+    ctx.warm(["app"])
+    ctx.warm(["app"])  # once per pattern list
+    first = ctx.checksum(["app"])
+    assert first == checksum(root, ["app"])
+    assert threads == ["context-checksum"]
+    # Taken once: a later call computes again (and sees the files as they are then).
+    (root / "app" / "main.py").write_text("changed\n")
+    assert ctx.checksum(["app"]) == checksum(root, ["app"]) != first
+    assert threads == ["context-checksum", threading.current_thread().name]
+
+
+def test_a_cancelled_build_stops_hashing_its_context(tmp_path: Path) -> None:
+    root = tree(tmp_path / "c")
+    ctx = LocalContext(str(root))
+    ctx.cancel = threading.Event()
+    ctx.cancel.set()
+    with pytest.raises(Interrupted):
+        ctx.checksum(["."])
+    ctx.warm(["app"])
+    with pytest.raises(Interrupted):
+        ctx.checksum(["app"])  # the background hash ended the same way, and says so here
+
+
+def test_a_torn_digest_cache_is_started_again_empty(tmp_path: Path) -> None:
+    # Written without fsync, the file may be garbage after a machine crash: builds go on, hashing again.
+    root = tree(tmp_path / "t")
+    db = tmp_path / "cache" / "hashes.db"
+    db.parent.mkdir()
+    db.write_bytes(b"not a database, " * 512)
+    cache = HashCache(db)
+    assert LocalContext(str(root), cache=cache).checksum(["app"]) == checksum(root, ["app"])
+    assert cache.get(str(root / "app" / "main.py"), _sig(os.stat(root / "app" / "main.py")))
+    cache.close()
+
+
+def _sig(st: os.stat_result) -> str:
+    return f"{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}:{st.st_dev}"

@@ -465,3 +465,37 @@ def test_a_build_sweeps_stale_executor_state_once(builds: Builds, monkeypatch: p
     swept.clear()
     builds.build(builds.context("FROM busybox:local\nENV A=1\n", name="norun"))
     assert swept == []
+
+
+def test_context_sources_are_hashed_ahead_for_the_stages_the_target_needs(
+        builds: Builds, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dockyard.builder.context import LocalContext
+
+    hashed: list[tuple[tuple[str, ...], str]] = []
+    real = LocalContext._checksum
+
+    def spy(self: LocalContext, patterns: list[str], follow: bool) -> str:
+        hashed.append((tuple(patterns), threading.current_thread().name))
+        return real(self, patterns, follow)
+
+    monkeypatch.setattr(LocalContext, "_checksum", spy)
+    ctx = builds.context("""
+FROM busybox:local AS unused
+COPY unused.txt /
+FROM busybox:local AS dep
+COPY dep.txt /
+FROM busybox:local
+ARG NAME=var.txt
+RUN true
+COPY a.txt b.txt /
+COPY ${NAME} /
+COPY --from=dep /dep.txt /
+""", {"unused.txt": "u", "dep.txt": "d", "a.txt": "a", "b.txt": "b", "var.txt": "v"})
+    builds.build(ctx, tags=["warm:1"])
+    # What the Dockerfile names as it is was hashed before the steps reached it, in the background;
+    # a source with a variable when its step planned it; a stage the target does not need, never.
+    threads = dict(hashed)
+    assert len(hashed) == len(threads) == 3, hashed
+    assert threads[("a.txt", "b.txt")] == threads[("dep.txt",)] == "context-checksum"
+    assert threads[("var.txt",)].startswith("stage")
+    assert (builds.rootfs("warm:1") / "var.txt").read_text() == "v"

@@ -191,6 +191,43 @@ def test_second_runner_reports_every_step_cached(registry: Registry, base: str, 
         assert layer_gets <= image_blobs
 
 
+def test_second_runner_fetches_the_image_s_layers_while_it_builds(
+        registry: Registry, base: str, runners: list[Runner], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from dockyard.builder.remotecache.remote import RemoteCache
+
+    a, b, _ = runners
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(
+        f"FROM {base} AS builder\nCOPY one.txt /one.txt\nRUN cat /one.txt > /one.out\n"
+        f"FROM {base}\nCOPY --from=builder /one.out /one.out\nRUN cp /one.out /two.out\n"
+        "RUN cp /two.out /three.out\n")
+    (ctx / "one.txt").write_text("one\n")
+    cache = registry.ref("cache:prefetch")
+    a.build(ctx, tags=["app:1"], cache_to=_reg(cache, mode="max"))
+    calls: list[tuple[str, list[str]]] = []
+    real = RemoteCache.prefetch
+
+    def spy(self: RemoteCache, diff_ids: list[str], lease: object) -> None:
+        calls.append((threading.current_thread().name, [str(d) for d in diff_ids]))
+        real(self, diff_ids, lease)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(RemoteCache, "prefetch", spy)
+    b.build(ctx, tags=["app:1"], cache_from=_from(cache))
+    assert set(b.steps().values()) == {"cached"}
+    image = [str(d) for d in b.client.image_config("app:1").diff_ids]
+    base_layers = len(b.client.image_config(base).diff_ids)
+    # Each restored step of the exported stage asked for its layers at once, from its stage's thread
+    # (the fetches overlap the rest of the build); the builder stage's layers were never asked for.
+    from_stages = [ids for thread, ids in calls if thread.startswith("stage")]
+    assert [ids[base_layers:] for ids in from_stages] == [image[base_layers:i] for i in (base_layers + 1,
+                                                                                        base_layers + 2,
+                                                                                        base_layers + 3)]
+    builder_only = {str(d) for d in a.client.store.meta.all_layer_blobs() for d in [d.diff_id]} - set(image)
+    assert builder_only and not builder_only & {d for _, ids in calls for d in ids}
+
+
 def test_one_file_change_runs_only_affected_steps(registry: Registry, base: str, runners: list[Runner],
                                                   tmp_path: Path) -> None:
     a, b, _ = runners

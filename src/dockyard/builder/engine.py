@@ -28,13 +28,13 @@ from dockyard.builder.context import HashCache, LocalContext
 from dockyard.builder.definition import load_definition
 from dockyard.builder.explain import Candidates, Inputs, explain
 from dockyard.builder.fsutil import clean_path
-from dockyard.builder.multiplatform import title_platform
 from dockyard.builder.options import BuildOptions, BuildResult
 from dockyard.builder.remotecache.base import BrokenCacheBlob, Entry, SharedRegistry
 from dockyard.builder.remotecache.document import INLINE_KEY
 from dockyard.builder.sources import Download, Sources
 from dockyard.builder.state import StageState, derive_key
 from dockyard.builder.steps import Step, makes_step, plan_step
+from dockyard.builder.steps.copy import context_patterns
 from dockyard.builder.steps.workdir import resolve as resolve_workdir
 from dockyard.builder.workspace import Workspace
 from dockyard.dockerfile import (
@@ -89,6 +89,7 @@ def build(store: Store, options: BuildOptions, cancel: threading.Event | None = 
         from dockyard.builder.remotecache.remote import RemoteCache
 
         remote = RemoteCache(store, options.cache_from, registry, options.platform)
+        remote.start()
     try:
         for attempt in range(_ATTEMPTS):
             builder = Builder(store, options, cancel, remote=remote, registry=registry)
@@ -165,6 +166,7 @@ class Builder:
         self._event_lock = threading.Lock()
         self._count_lock = threading.Lock()
         self.steps = 0
+        self._target_chain: set[int] = set()  # the stages whose layers the exported image has
         self.cached = 0
         # Set on Ctrl-C: running processes are killed and no step starts after.
         self.cancel = cancel if cancel is not None else threading.Event()
@@ -245,6 +247,8 @@ class Builder:
         if self.options.isolation == "auto" or self.isolation.fell_back:
             self.completed("isolation", f"[internal] {self.isolation.describe()}", "done")
         target = self.plan.stage(self.options.target) if self.options.target else self.plan.stages[-1]
+        self._target_chain = self._stage_chain(target)
+        self._warm_context(target)
         future = self._stage_future(target.index)
         try:
             state = result(future)  # Ctrl-C may reach another thread: see dockyard.interruptible
@@ -291,6 +295,23 @@ class Builder:
                            steps=self.steps, cached=self.cached, explanations=self.explanations,
                            cache_entries=list(self.entries), target_stages=target_stages,
                            cache_mounts=list(self.cache_mounts.items()))
+
+    def _warm_context(self, target: Stage) -> None:
+        """Start hashing what the COPY steps of the stages the target needs read from the context."""
+        self.context.cancel = self.cancel
+        seen: set[int] = set()
+        todo = [target.index]
+        while todo:
+            index = todo.pop()
+            if index in seen:
+                continue
+            seen.add(index)
+            stage = self.plan.stages[index]
+            todo.extend(self._dependencies(stage))
+            for instr in stage.instructions:
+                patterns = context_patterns(instr)
+                if patterns is not None:
+                    self.context.warm(patterns)
 
     def _stage_chain(self, stage: Stage) -> set[int]:
         """The stage and those it is built FROM: whose steps make the exported image's layers."""
@@ -450,6 +471,8 @@ class Builder:
         when the stage runs as one platform and declares TARGET* args naming another), else ""."""
         if not self.options.platform_titles:
             return ""
+        from dockyard.builder.multiplatform import title_platform  # multi-platform builds only
+
         return title_platform(state.platform or str(self.plan.target_platform), state.env.vars)
 
     def _dispatch(self, state: StageState, instr: Instruction, numbers: _StepNumbers, step_id: str,
@@ -488,7 +511,8 @@ class Builder:
         key = derive_key(parent, step.definition)
         with self._count_lock:
             self.steps += 1
-        restored = None if self.options.no_cache else self._restore(state, key)
+        stage = int(step_id[1:].partition(".")[0])
+        restored = None if self.options.no_cache else self._restore(state, key, stage)
         if restored is not None:
             self._record(step_id, key, restored)
             with self._count_lock:
@@ -581,10 +605,12 @@ class Builder:
             self._missed[key] = reason
             return reason
 
-    def _restore(self, state: StageState, key: str) -> str | None:
+    def _restore(self, state: StageState, key: str, stage: int) -> str | None:
         """Restore the step with ``key`` from the local cache, else a remote one; its config digest."""
         ref = self._local_hit(key)
+        remote = False
         if ref is None and self.remote is not None:
+            remote = True
             raw = self.remote.lookup(key)
             if raw is None:
                 return None
@@ -595,6 +621,9 @@ class Builder:
             return None
         config = ImageConfig.from_json(self.store.content.read(ref), f"cached config {ref}")
         self.lease.add_blob(ref)
+        if remote and self.remote is not None and stage in self._target_chain:
+            # The exported image has these layers (or a later step that runs needs their files).
+            self.remote.prefetch(config.diff_ids, self.lease)
         previous = len(state.config.diff_ids)
         state.config = config
         state.key = key

@@ -1,8 +1,10 @@
 """Importing a remote build cache (``--cache-from``): cache keys -> image configs, layers on demand.
 
-The cache documents of every source are read once, on the first cache miss in the local store.
-A hit needs only the step's image config (in the document); a layer blob is fetched only when a
-step that runs needs the files, or the image the build exports has it. A blob that is missing or
+The cache documents of every source are read once, in the background from the start of the build
+(as BuildKit imports them before it solves), so the registry round trips overlap the context
+checksum. A hit needs only the step's image config (in the document); a layer blob is fetched only
+when a step that runs needs the files, or the image the build exports has it; the layers of the
+exported image are fetched side by side. A blob that is missing or
 does not match its digest is marked bad: ``BrokenCacheBlob`` makes the build start over without
 the records that use it (those steps then run).
 """
@@ -10,11 +12,13 @@ the records that use it (those steps then run).
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import shutil
 import tempfile
 import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_EXCEPTION, Future
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +38,7 @@ from dockyard.errors import DockyardError, NotFound
 from dockyard.imageops import Lease, Store
 from dockyard.imageops.commit import store_layer_blob
 from dockyard.imageops.pull import select_platform
+from dockyard.interruptible import in_background, wait_futures
 from dockyard.oci import mediatypes as mt
 from dockyard.oci.config import ImageConfig
 from dockyard.oci.descriptor import Descriptor
@@ -62,7 +67,9 @@ class RemoteCache:
         self._registry = registry
         self.warnings: list[str] = []   # one line each: a source ignored, a blob found unusable
         self._lock = threading.Lock()
-        self._fetch_lock = threading.Lock()
+        self._fetch_locks: dict[str, threading.Lock] = {}  # diff ID -> held while it is fetched
+        self._pending: dict[str, Future[None]] = {}  # diff ID -> its fetch under way
+        self._slots = threading.BoundedSemaphore(4)  # fetches at once
         self._sources: list[_Source] | None = None
         self.bad: set[str] = set()
         self.fetched: dict[str, int] = {}   # blob digest -> bytes fetched (what the build downloaded)
@@ -71,6 +78,15 @@ class RemoteCache:
         self.warnings.append(f"WARNING: {text}")
 
     # -- reading the documents -------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Begin reading the cache documents in a background thread (a lookup waits for them)."""
+        threading.Thread(target=self._preload, name="cache-import", daemon=True).start()
+
+    def _preload(self) -> None:
+        # Failures are the first lookup's to report: it reads the documents again.
+        with contextlib.suppress(Exception):
+            self.sources()
 
     def sources(self) -> list[_Source]:
         with self._lock:
@@ -216,19 +232,49 @@ class RemoteCache:
 
     # -- fetching layers -------------------------------------------------------------------------
 
-    def ensure(self, diff_ids: Sequence[str], lease: Lease) -> None:
-        """Fetch the layers of ``diff_ids`` that are not in the local store (verified as they come)."""
+    def prefetch(self, diff_ids: Sequence[str], lease: Lease) -> None:
+        """Start fetching the layers of ``diff_ids`` that are not in the local store, in the
+        background (a few at a time); :meth:`ensure` waits for them."""
         for diff_id in diff_ids:
             if self._local(diff_id):
                 continue
-            with self._fetch_lock:  # two stages needing one layer fetch it once
-                if self._local(diff_id):
-                    continue
-                found = self._remote(diff_id)
-                if found is None:
-                    return  # not ours: the unpacker reports the missing layer
-                backend, desc = found
-                self._fetch(backend, desc, diff_id, lease)
+            with self._lock:
+                if diff_id not in self._pending:
+                    task = functools.partial(self._fetch_task, diff_id, lease)
+                    self._pending[diff_id] = in_background(task, name="cache-fetch")
+
+    def ensure(self, diff_ids: Sequence[str], lease: Lease) -> None:
+        """Fetch the layers of ``diff_ids`` that are not in the local store (verified as they come)."""
+        missing = [d for d in dict.fromkeys(diff_ids) if not self._local(d)]
+        self.prefetch(missing, lease)
+        with self._lock:
+            futures = {d: f for d, f in ((d, self._pending.get(d)) for d in missing) if f is not None}
+        wait_futures(futures.values(), return_when=FIRST_EXCEPTION)
+        for diff_id, future in futures.items():
+            exc = future.exception() if future.done() else None
+            if exc is not None:
+                with self._lock:  # reported once: a build started again may fetch it from elsewhere
+                    if self._pending.get(diff_id) is future:
+                        del self._pending[diff_id]
+                raise exc
+
+    def _fetch_task(self, diff_id: str, lease: Lease) -> None:
+        with self._slots:
+            self._ensure_one(diff_id, lease)
+        with self._lock:  # a failed fetch stays until ensure() reports it
+            self._pending.pop(diff_id, None)
+
+    def _ensure_one(self, diff_id: str, lease: Lease) -> None:
+        with self._lock:
+            lock = self._fetch_locks.setdefault(diff_id, threading.Lock())
+        with lock:  # two stages needing one layer fetch it once
+            if self._local(diff_id):
+                return
+            found = self._remote(diff_id)
+            if found is None:
+                return  # not ours: the unpacker reports the missing layer
+            backend, desc = found
+            self._fetch(backend, desc, diff_id, lease)
 
     def _fetch(self, backend: Backend, desc: Descriptor, diff_id: str, lease: Lease) -> None:
         self.store.tmp_dir.mkdir(parents=True, exist_ok=True)

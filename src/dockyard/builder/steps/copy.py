@@ -30,6 +30,19 @@ def _is_git(src: str) -> bool:
     return src.startswith("git@") or src.endswith(".git") or src.startswith("git://")
 
 
+def context_patterns(instr: object) -> list[str] | None:
+    """The context sources whose checksum a COPY or ADD step's plan computes, when the Dockerfile
+    gives them as they are (no variable, quote or escape to expand, no ``--from``); else None."""
+    if not isinstance(instr, CopyInstruction | AddInstruction):
+        return None
+    if isinstance(instr, CopyInstruction) and instr.from_:
+        return None
+    local = [s for s in instr.sources if not _is_url(s)]
+    if not local or any(c in s for s in local for c in "$\\'\""):
+        return None
+    return local
+
+
 def destination(instr: Sources, state: StageState) -> tuple[str, bool]:
     """The absolute destination and whether it names a directory."""
     dest = instr.dest
