@@ -224,6 +224,7 @@ def test_a_torn_digest_cache_is_started_again_empty(tmp_path: Path) -> None:
     db.parent.mkdir()
     db.write_bytes(b"not a database, " * 512)
     cache = HashCache(db)
+    assert cache._db.execute("PRAGMA synchronous").fetchone()[0] == 0  # OFF: no fsync, ever
     assert LocalContext(str(root), cache=cache).checksum(["app"]) == checksum(root, ["app"])
     assert cache.get(str(root / "app" / "main.py"), _sig(os.stat(root / "app" / "main.py")))
     cache.close()

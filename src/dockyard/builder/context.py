@@ -52,10 +52,11 @@ class HashCache:
         # Switching to WAL can fail at once (no busy wait) while another build opens the same file.
         for attempt in range(100):
             try:
-                db.execute("PRAGMA journal_mode=WAL")
-                # No fsync, at commit or at the checkpoint of close (5-15 ms of each build): losing
-                # the latest digests costs only hashing those files again.
+                # No fsync, at commit or at the checkpoint of close (5-15 ms of each build), nor when
+                # a new file switches to WAL (as much again): losing the latest digests costs only
+                # hashing those files again.
                 db.execute("PRAGMA synchronous=OFF")
+                db.execute("PRAGMA journal_mode=WAL")
                 db.execute("CREATE TABLE IF NOT EXISTS file_hash"
                            " (path TEXT PRIMARY KEY, sig TEXT NOT NULL, digest TEXT NOT NULL)")
                 return db
