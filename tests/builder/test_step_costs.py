@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+import dockyard.archive.diff
 import dockyard.content
 from dockyard.builder import workspace
 from dockyard.metadata import MetadataStore
@@ -45,7 +46,7 @@ def _count_steps(builds: Builds, monkeypatch: pytest.MonkeyPatch, steps: int) ->
     counts = {"transactions": 0, "dir_syncs": 0, "tars": 0}
     real_transaction = MetadataStore.transaction
     real_sync = dockyard.content._fsync_dir
-    real_diff = workspace.write_overlay_diff
+    real_diff = dockyard.archive.diff.write_overlay_diff
 
     @contextlib.contextmanager
     def transaction(self: MetadataStore) -> Iterator[object]:
@@ -65,7 +66,7 @@ def _count_steps(builds: Builds, monkeypatch: pytest.MonkeyPatch, steps: int) ->
     with monkeypatch.context() as m:
         m.setattr(MetadataStore, "transaction", transaction)
         m.setattr(dockyard.content, "_fsync_dir", sync)
-        m.setattr(workspace, "write_overlay_diff", diff)
+        m.setattr(dockyard.archive.diff, "write_overlay_diff", diff)  # what the workspace imports
         ctx = builds.context(BASE + "RUN true\n" * steps, name=f"ctx{steps}")
         builds.build(ctx, tags=[f"steps:{steps}"], no_cache=True)
     return counts

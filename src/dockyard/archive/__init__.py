@@ -42,20 +42,35 @@ where overlayfs is unavailable.
 
 from __future__ import annotations
 
-from dockyard.archive.apply import ApplyStats, SafeRoot, apply_layer, apply_layer_overlay, clean_name
-from dockyard.archive.compression import (
-    MEDIA_TYPES,
-    CompressingWriter,
-    Compression,
-    HashingReader,
-    LayerDigests,
-    detect,
-    open_decompressed,
-)
-from dockyard.archive.diff import write_dir_diff, write_overlay_diff
-from dockyard.archive.reader import TarReader
-from dockyard.archive.tarheader import TarEntry
-from dockyard.archive.writer import TarWriter, TreeOptions, write_tree
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from dockyard.archive.apply import ApplyStats, SafeRoot, apply_layer, apply_layer_overlay, clean_name
+    from dockyard.archive.compression import (
+        MEDIA_TYPES,
+        CompressingWriter,
+        Compression,
+        HashingReader,
+        LayerDigests,
+        detect,
+        open_decompressed,
+    )
+    from dockyard.archive.diff import write_dir_diff, write_overlay_diff
+    from dockyard.archive.reader import TarReader
+    from dockyard.archive.tarheader import TarEntry
+    from dockyard.archive.writer import TarWriter, TreeOptions, write_tree
+
+# Imported on first use: a command that only decompresses (a cache fetch, a pull's digest check)
+# need not load the tar writer, reader and differ.
+_EXPORTS = {
+    "ApplyStats": "apply", "SafeRoot": "apply", "apply_layer": "apply", "apply_layer_overlay": "apply",
+    "clean_name": "apply", "MEDIA_TYPES": "compression", "CompressingWriter": "compression",
+    "Compression": "compression", "HashingReader": "compression", "LayerDigests": "compression",
+    "detect": "compression", "open_decompressed": "compression", "write_dir_diff": "diff",
+    "write_overlay_diff": "diff", "TarReader": "reader", "TarEntry": "tarheader", "TarWriter": "writer",
+    "TreeOptions": "writer", "write_tree": "writer",
+}
 
 __all__ = [
     "MEDIA_TYPES",
@@ -78,3 +93,10 @@ __all__ = [
     "write_overlay_diff",
     "write_tree",
 ]
+
+
+def __getattr__(name: str) -> object:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'dockyard.archive' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"dockyard.archive.{module}"), name)

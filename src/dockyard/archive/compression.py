@@ -15,13 +15,15 @@ import os
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Literal
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
 import zstandard
 from isal import isal_zlib
 
-from dockyard.archive.reader import Readable
 from dockyard.errors import CorruptData, InvalidArgument
+
+if TYPE_CHECKING:
+    from dockyard.archive.reader import Readable
 
 _ISAL_ERROR: type[Exception] = getattr(isal_zlib, "error")  # noqa: B009 - its stub types it as an instance
 

@@ -49,14 +49,11 @@ from dockyard.dockerfile import (
     parse_instruction,
 )
 from dockyard.errors import BuildError, DockerfileError, DockyardError, Interrupted
-from dockyard.executor import Executor
-from dockyard.executor.base import open_executor
 from dockyard.executor.isolation import choose as choose_isolation
 from dockyard.image import chain_ids
 from dockyard.imageops import Store
 from dockyard.imageops.commit import commit_image
 from dockyard.imageops.gc import clean_tmp
-from dockyard.imageops.unpack import unpack_layers
 from dockyard.interruptible import result
 from dockyard.metadata import CacheRecord
 from dockyard.oci.config import RUN_CONFIG_KEYS, ImageConfig
@@ -64,6 +61,7 @@ from dockyard.progress import Outcome, ProgressEvent, VertexCompleted, VertexLog
 
 if TYPE_CHECKING:
     from dockyard.builder.remotecache.remote import RemoteCache
+    from dockyard.executor import Executor
 
 CACHE_KIND = "image"
 MAX_EXPLAINED_FILES = 20000  # context files whose digests a COPY's cache record keeps
@@ -193,6 +191,8 @@ class Builder:
     def executor(self) -> Executor:
         with self._executor_lock:
             if self._executor is None:
+                from dockyard.executor.base import open_executor  # the first step that runs
+
                 self._executor = open_executor(self.store.root / "exec", self.options.runtime,
                                                self.isolation.isolation, self.isolation.mounter)
             return self._executor
@@ -614,7 +614,10 @@ class Builder:
             raw = self.remote.lookup(key)
             if raw is None:
                 return None
-            ref = str(self.store.content.ingest(raw, before_publish=self.lease.add_blob).digest)
+            # Its directory is synced by a later commit (as a step's own config): a record whose
+            # config a crash lost is a miss.
+            info = self.store.content.ingest(raw, before_publish=self.lease.add_blob, sync_dir=False)
+            ref = str(info.digest)
             self.store.meta.put_cache(CacheRecord(key=key, kind=CACHE_KIND, ref=ref, size=0,
                                                   data=json.dumps({"remote": True})))
         if ref is None:
@@ -657,6 +660,8 @@ class Builder:
         if state.lowerdirs is None:
             if self.remote is not None:
                 self.remote.ensure(state.config.diff_ids, self.lease)
+            from dockyard.imageops.unpack import unpack_layers  # a step that runs needs the files
+
             state.lowerdirs = unpack_layers(self.store, state.config.diff_ids, lease=self.lease)
         return state.lowerdirs
 
@@ -675,6 +680,8 @@ class Builder:
             st = self._stage_future(stage.index).result()
             return st.key, self.lowerdirs(st)
         image_id, config = self.sources.image(ref, "")
+        from dockyard.imageops.unpack import unpack_layers
+
         return image_id, unpack_layers(self.store, config.diff_ids, lease=self.lease)
 
     def source_key(self, ref: str) -> str:

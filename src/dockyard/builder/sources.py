@@ -17,7 +17,6 @@ from dockyard.dockerfile import Platform
 from dockyard.errors import BuildError, NotFound
 from dockyard.imageops import Lease, Store
 from dockyard.imageops.images import load_config, resolve
-from dockyard.imageops.platforms import resolve_platform
 from dockyard.oci.config import ImageConfig
 from dockyard.progress import ProgressEvent, VertexCompleted, VertexStarted
 
@@ -58,6 +57,8 @@ class Sources:
             if image_id and self.store.meta.tag_platforms(_tag_name(ref)):
                 # A multi-platform tag: the wanted (or this host's) platform, when it holds that one.
                 try:
+                    from dockyard.imageops.platforms import resolve_platform  # a multi-platform tag
+
                     image_id = str(resolve_platform(self.store, ref, wanted or str(Platform.host())))
                 except NotFound:
                     if self.options.puller is None:

@@ -20,15 +20,12 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from dockyard.archive import TreeOptions, write_overlay_diff
 from dockyard.content import Writer
 from dockyard.errors import BuildError
-from dockyard.executor.mount import mount, umount2
 from dockyard.image import LayerBlob, chain_id
 from dockyard.imageops import Lease, Store
 from dockyard.oci.digest import Digest
 from dockyard.oci.mediatypes import layer_media_type
-from dockyard.snapshot.copying import CopiedTree
 from dockyard.userns import overlay_userxattr
 
 _MNT_DETACH = 2
@@ -124,6 +121,8 @@ class Workspace:
         if self.fuse:
             yield from self._fuse_mounted(target, lowers, upper, work)
             return
+        from dockyard.executor.mount import mount, umount2  # a step that runs (not a hit)
+
         mount("overlay", str(target), "overlay", 0, data)
         try:
             yield str(target)
@@ -150,6 +149,8 @@ class Workspace:
 
     def _copied(self, target: Path, lowers: list[str], upper: Path | None) -> Iterator[str]:
         """What :meth:`mounted` gives without a mount: a copy, whose changes go to ``upper``."""
+        from dockyard.snapshot.copying import CopiedTree  # chroot isolation only
+
         tree = CopiedTree(target)
         try:
             tree.materialize(lowers)
@@ -202,6 +203,8 @@ class Workspace:
                    mtime_clamp: int | None) -> tuple[Writer, Digest, int]:
         """The layer tar of ``upper`` in a content writer not yet committed; its digest (the diff ID:
         an uncompressed blob is its own tar, so one sha256 pass gives both) and content size."""
+        from dockyard.archive import TreeOptions, write_overlay_diff  # a step that runs (not a hit)
+
         writer = stack.enter_context(self.store.content.writer())
         tar = write_overlay_diff(upper, writer, TreeOptions(mtime_clamp=mtime_clamp))
         return writer, writer.digest, tar.content_size

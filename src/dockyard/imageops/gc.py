@@ -183,15 +183,16 @@ def clean_tmp(store: Store) -> int:
 
     Mounts a killed build left inside them are detached first, so nothing is deleted through them.
     """
-    from dockyard.executor.cleanup import mounts_under
-    from dockyard.executor.mount import MNT_DETACH, umount2
-
     removed = 0
     if not store.tmp_dir.is_dir():
         return removed
     for entry in store.tmp_dir.iterdir():
         if process_alive(pid_of(entry.name)):
             continue
+        # Only now (every build calls this, and most find nothing to clean).
+        from dockyard.executor.cleanup import mounts_under
+        from dockyard.executor.mount import MNT_DETACH, umount2
+
         for point in mounts_under(entry):
             with contextlib.suppress(OSError):
                 umount2(point, MNT_DETACH)

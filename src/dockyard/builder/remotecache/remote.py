@@ -32,12 +32,10 @@ from dockyard.builder.remotecache.document import (
     UnreadableCache,
     parse_document,
 )
-from dockyard.builder.remotecache.mounts import restore as restore_mount
 from dockyard.builder.remotecache.spec import CacheSpec
 from dockyard.errors import DockyardError, NotFound
 from dockyard.imageops import Lease, Store
 from dockyard.imageops.commit import store_layer_blob
-from dockyard.imageops.pull import select_platform
 from dockyard.interruptible import in_background, wait_futures
 from dockyard.oci import mediatypes as mt
 from dockyard.oci.config import ImageConfig
@@ -115,6 +113,8 @@ class RemoteCache:
         if media_type in mt.INDEXES:
             # A multi-platform image (inline cache in each platform's config): this platform's entry.
             try:
+                from dockyard.imageops.pull import select_platform
+
                 child = select_platform(data, self.platform, backend.where)
             except NotFound:
                 raise UnreadableCache(f"{backend.where}: the image index has no {self.platform} "
@@ -160,6 +160,8 @@ class RemoteCache:
             return False
         backend, index = found
         try:
+            from dockyard.builder.remotecache.mounts import restore as restore_mount
+
             self.fetched[str(index.digest)] = restore_mount(backend.blob_bytes(index), backend, dest)
             return True
         except (DockyardError, OSError) as exc:

@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from dockyard.builder.context import LocalContext
 from dockyard.builder.state import StageState
@@ -30,7 +30,9 @@ from dockyard.dockerfile import (
     RunInstruction,
     WorkdirInstruction,
 )
-from dockyard.executor import Executor
+
+if TYPE_CHECKING:
+    from dockyard.executor import Executor
 
 # Output of a running step: (bytes, stream) with stream 1 = stdout, 2 = stderr.
 OutputSink = Callable[[bytes, int], None]

@@ -9,7 +9,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from dockyard.archive import apply_layer, detect, open_decompressed
 from dockyard.builder.chmod import parse_chmod
 from dockyard.builder.copy import CopySpec, apply_copy, into_dir
 from dockyard.builder.fsutil import clean_path, mkdir_all, secure_join
@@ -173,6 +172,8 @@ def _place_file(root: str, source: Path, target: str, default_mode: int, chown: 
 def _unpack_archive(host_file: str, make_dest: Callable[[], str]) -> bool:
     """ADD's auto-extraction: a local tar (plain, gzip, bzip2, xz, zstd) unpacks into the directory
     ``make_dest`` makes (only once it is known to be an archive, so a plain file is copied as is)."""
+    from dockyard.archive import apply_layer, detect, open_decompressed  # a build that runs ADD only
+
     with open(host_file, "rb") as f:
         head = f.read(512)
         kind = detect(head)
