@@ -607,22 +607,23 @@ class Builder:
 
     def _restore(self, state: StageState, key: str, stage: int) -> str | None:
         """Restore the step with ``key`` from the local cache, else a remote one; its config digest."""
-        ref = self._local_hit(key)
+        hit = self._local_hit(key)
         remote = False
-        if ref is None and self.remote is not None:
+        if hit is None and self.remote is not None:
             remote = True
-            raw = self.remote.lookup(key)
-            if raw is None:
+            found = self.remote.lookup(key)
+            if found is None:
                 return None
+            raw, parsed = found
             # Its directory is synced by a later commit (as a step's own config): a record whose
             # config a crash lost is a miss.
             info = self.store.content.ingest(raw, before_publish=self.lease.add_blob, sync_dir=False)
-            ref = str(info.digest)
-            self.store.meta.put_cache(CacheRecord(key=key, kind=CACHE_KIND, ref=ref, size=0,
+            hit = str(info.digest), parsed
+            self.store.meta.put_cache(CacheRecord(key=key, kind=CACHE_KIND, ref=hit[0], size=0,
                                                   data=json.dumps({"remote": True})))
-        if ref is None:
+        if hit is None:
             return None
-        config = ImageConfig.from_json(self.store.content.read(ref), f"cached config {ref}")
+        ref, config = hit
         self.lease.add_blob(ref)
         if remote and self.remote is not None and stage in self._target_chain:
             # The exported image has these layers (or a later step that runs needs their files).
@@ -636,7 +637,8 @@ class Builder:
         state.chain = ids[-1] if ids else None
         return ref
 
-    def _local_hit(self, key: str) -> str | None:
+    def _local_hit(self, key: str) -> tuple[str, ImageConfig] | None:
+        """The config (digest, parsed) the local cache has for ``key``, if all its layers are here."""
         rec = self.store.meta.get_cache(key)
         if rec is None or not self.store.content.exists(rec.ref):
             return None
@@ -644,7 +646,7 @@ class Builder:
         for diff_id in config.diff_ids:
             if not any(self.store.content.exists(f.digest) for f in self.store.meta.layer_blobs(diff_id)):
                 return None
-        return rec.ref
+        return rec.ref, config
 
     # -- the StepContext: what steps may use of the build --------------------------------------------
 

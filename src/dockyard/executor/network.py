@@ -32,23 +32,10 @@ from dockyard.executor import outside, pasta
 from dockyard.executor.base import new_owned_dir
 from dockyard.executor.pasta import DNS
 from dockyard.executor.rootfs import host_resolv_conf
-from dockyard.executor.spec import Network, PortMapping, ProcessSpec
+from dockyard.executor.spec import PortMapping, ProcessSpec
 from dockyard.userns import in_user_namespace
 
 NET_DIR, PID_FILE = "net", "pasta.pid"  # state_dir/net/<owner>/pasta.pid
-_MODES: dict[str, Network] = {"private": "private", "default": "private", "bridge": "private", "host": "host",
-                              "none": "none"}
-
-
-def network_mode(name: str) -> Network:
-    """A ``--network`` value as the executor's mode: ``default`` and ``bridge`` (what Docker users type)
-    are the private network."""
-    mode = _MODES.get(name)
-    if mode is None:
-        raise InvalidArgument(f"unknown network {name!r} (use one of: private, host, none)")
-    return mode
-
-
 def _port(text: str, what: str, spec: str) -> int:
     if not text.isdigit() or not 0 < int(text) < 65536:
         raise InvalidArgument(f"invalid {what} {text!r} in port mapping {spec!r}")

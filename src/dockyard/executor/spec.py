@@ -13,6 +13,19 @@ from dockyard.errors import InvalidArgument, NotFound
 
 MountType = Literal["bind", "tmpfs", "secret"]
 Network = Literal["host", "none", "private"]
+_MODES: dict[str, Network] = {"private": "private", "default": "private", "bridge": "private", "host": "host",
+                              "none": "none"}
+
+
+def network_mode(name: str) -> Network:
+    """A ``--network`` value as the executor's mode: ``default`` and ``bridge`` (what Docker users type)
+    are the private network."""
+    mode = _MODES.get(name)
+    if mode is None:
+        raise InvalidArgument(f"unknown network {name!r} (use one of: private, host, none)")
+    return mode
+
+
 NETWORKS = ("host", "none", "private")
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

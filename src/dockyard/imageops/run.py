@@ -18,10 +18,10 @@ from dockyard.errors import DockyardError, ExecutionError, InvalidArgument, NotF
 from dockyard.executor import Mount, ProcessSpec, RootfsSpec
 from dockyard.executor.base import OnStart, open_executor
 from dockyard.executor.isolation import choose as choose_isolation
-from dockyard.executor.network import network_mode, parse_publish, resolve_ports
+from dockyard.executor.network import parse_publish, resolve_ports
 from dockyard.executor.seccomp import DEFAULT as DEFAULT_SECCOMP
 from dockyard.executor.seccomp import parse_profile
-from dockyard.executor.spec import PortMapping, Rootfs
+from dockyard.executor.spec import PortMapping, Rootfs, network_mode
 from dockyard.imageops import Store
 from dockyard.imageops.images import load_config, resolve
 from dockyard.imageops.platforms import resolve_platform

@@ -176,8 +176,9 @@ class RemoteCache:
 
     # -- lookups ---------------------------------------------------------------------------------
 
-    def lookup(self, key: str) -> bytes | None:
-        """The image config a step with cache ``key`` left, if every layer of it can be had."""
+    def lookup(self, key: str) -> tuple[bytes, ImageConfig] | None:
+        """The image config a step with cache ``key`` left (as stored, and parsed), if every layer of
+        it can be had."""
         for source in self.sources():
             raw = source.doc.config(key)
             if raw is None:
@@ -187,7 +188,7 @@ class RemoteCache:
             except DockyardError:
                 continue
             if all(self._local(d) or self._remote(d) is not None for d in config.diff_ids):
-                return raw
+                return raw, config
         return None
 
     def _local(self, diff_id: str) -> bool:

@@ -14,8 +14,7 @@ from dockyard.dockerfile import RunInstruction
 from dockyard.dockerfile.stages import PROXY_ARGS
 from dockyard.errors import BuildError
 from dockyard.executor import Mount, ProcessSpec, RootfsSpec
-from dockyard.executor.network import network_mode
-from dockyard.executor.spec import Network
+from dockyard.executor.spec import Network, network_mode
 
 HOSTNAME = "buildkitsandbox"
 # Where a RUN heredoc script is mounted (BuildKit uses /dev/pipes; our /dev is built fresh per run).
