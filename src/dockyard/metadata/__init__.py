@@ -37,14 +37,22 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from dockyard.errors import NO_SPACE_ERRNOS, StoreError, disk_full, no_space
-from dockyard.image import ImageRecord, LayerBlob
+from dockyard.image import ImageRecord
 from dockyard.oci.digest import Digest
+
+# Not ``typing.TYPE_CHECKING``: the listing path imports no typing. Listing images builds no
+# ``LayerBlob``, ``CacheRecord`` or ``TagPlatform`` (dataclasses): they are imported on first use.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import Any
+
+    from dockyard.image.layer import LayerBlob
+    from dockyard.metadata.records import CacheRecord as CacheRecord
+    from dockyard.metadata.records import TagPlatform as TagPlatform
 
 SCHEMA_VERSION = 3
 
@@ -132,26 +140,12 @@ SNAPSHOT = "snapshot"
 IMAGE = "image"
 
 
-@dataclass(frozen=True, slots=True)
-class CacheRecord:
-    """A build cache entry: ``key`` -> a ``kind`` (blob/snapshot/image) ``ref``; ``data`` is free JSON."""
+def __getattr__(name: str) -> object:
+    if name in ("CacheRecord", "TagPlatform"):
+        from dockyard.metadata import records
 
-    key: str
-    kind: str
-    ref: str
-    size: int = 0
-    created: float = 0.0
-    last_used: float = 0.0
-    data: str = "{}"
-
-
-@dataclass(frozen=True, slots=True)
-class TagPlatform:
-    """One member of a multi-platform tag: its platform (``linux/arm64``), image and manifest."""
-
-    platform: str
-    image_id: Digest
-    manifest_digest: Digest
+        return getattr(records, name)
+    raise AttributeError(f"module 'dockyard.metadata' has no attribute {name!r}")
 
 
 _IMAGE_COLUMNS = ("id, created, size, os, architecture, variant, labels, diff_ids, manifest_digest, "
@@ -411,6 +405,8 @@ class MetadataStore:
 
     def tag_platforms(self, name: str) -> list[TagPlatform]:
         """The members of a multi-platform tag, by platform (none for a single-platform tag)."""
+        from dockyard.metadata.records import TagPlatform
+
         return [TagPlatform(str(p), _trusted(i), _trusted(m)) for p, i, m in self._query(
             "SELECT platform, image_id, manifest_digest FROM tag_platforms WHERE name = ? ORDER BY platform",
             (name,))]
@@ -578,9 +574,13 @@ class MetadataStore:
 
 
 def _row_to_layer(r: tuple[Any, ...]) -> LayerBlob:
+    from dockyard.image.layer import LayerBlob
+
     return LayerBlob(Digest(str(r[0])), Digest(str(r[1])), str(r[2]), int(r[3]), int(r[4]), int(r[5]))
 
 
 def _row_to_cache(r: tuple[Any, ...]) -> CacheRecord:
+    from dockyard.metadata.records import CacheRecord
+
     return CacheRecord(str(r[0]), str(r[1]), str(r[2]), int(r[3]), float(r[4]),
                        float(r[5]), str(r[6]))
