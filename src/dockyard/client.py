@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import os
 
-from dockyard.config import resolve_root
+from dockyard.config import root_dir
 from dockyard.imageops import Lease, Store
 from dockyard.imageops import images as _images
 
@@ -71,9 +71,14 @@ class Client:
 
     def __init__(self, root: str | os.PathLike[str] | None = None, progress: ProgressSink | None = None,
                  *, fsync: bool = True) -> None:
-        self.root = resolve_root(root)
+        self._root = root_dir(root)
         self._progress = progress
-        self.store = Store(self.root, fsync=fsync)
+        self.store = Store(self._root, fsync=fsync)
+
+    @property
+    def root(self) -> Path:
+        """The store's directory (``config.resolve_root``: ``--root``, ``$DOCKYARD_ROOT`` or the default)."""
+        return self.store.root
 
     @property
     def progress(self) -> ProgressSink:

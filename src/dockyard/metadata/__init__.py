@@ -37,7 +37,6 @@ import sqlite3
 import threading
 import time
 import weakref
-from pathlib import Path
 
 from dockyard.errors import NO_SPACE_ERRNOS, StoreError, disk_full, no_space
 from dockyard.image import ImageRecord
@@ -48,6 +47,7 @@ from dockyard.oci.digest import Digest
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from pathlib import Path
     from typing import Any
 
     from dockyard.image.layer import LayerBlob
@@ -198,12 +198,18 @@ class MetadataStore:
     """
 
     def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 60.0) -> None:
-        self.path = Path(path)
+        self._path = os.fspath(path)
         self.busy_timeout = busy_timeout
         self._conn: sqlite3.Connection | None = None
         self._depth = 0
         self._lock = threading.RLock()
         _STORES.add(self)
+
+    @property
+    def path(self) -> Path:
+        from pathlib import Path  # not at import: ``dockyard images`` has no use for pathlib
+
+        return Path(self._path)
 
     # -- connection and transactions ------------------------------------------------------------
 
@@ -215,8 +221,8 @@ class MetadataStore:
 
     def _open(self) -> sqlite3.Connection:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None,
+            os.makedirs(os.path.dirname(self._path) or ".", exist_ok=True)
+            conn = sqlite3.connect(self._path, timeout=self.busy_timeout, isolation_level=None,
                                    check_same_thread=False)
         except (OSError, sqlite3.Error) as exc:
             self._raise_if_full(exc)
