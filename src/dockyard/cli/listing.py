@@ -112,7 +112,8 @@ def tabulate(rows: Sequence[Sequence[str]]) -> str:
 
 
 def short_id(image_id: str, no_trunc: bool) -> str:
-    return image_id if no_trunc else image_id.removeprefix("sha256:")[:12]
+    # A plain str either way (not the Digest subclass): the table's fast path takes strings only.
+    return str(image_id) if no_trunc else image_id.removeprefix("sha256:")[:12]
 
 
 # -- images rows ----------------------------------------------------------------------------------------

@@ -15,7 +15,6 @@ image is referenced in multiple repositories``.
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 
 from dockyard.errors import Conflict, InvalidArgument, NotFound
@@ -24,7 +23,7 @@ from dockyard.imageops import Store
 from dockyard.oci.digest import Digest
 from dockyard.record import Record
 
-# Not ``typing.TYPE_CHECKING``: listing images imports no typing, re or dataclasses (the reports
+# Not ``typing.TYPE_CHECKING``: listing images imports no typing, json, re or dataclasses (the reports
 # of the other operations are in ``dockyard.imageops.reports``, imported on first use).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -405,6 +404,8 @@ def _delete(store: Store, image_id: str, items: list[DeleteItem], *, force: bool
 
 def load_config(store: Store, image_id: str) -> tuple[ImageConfig, dict[str, Any]]:
     """The parsed config and its raw JSON object."""
+    import json
+
     from dockyard.oci.config import ImageConfig
 
     raw = store.content.read(image_id)

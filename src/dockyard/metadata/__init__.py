@@ -31,7 +31,6 @@ API of ``MetadataStore(path)`` (methods called inside ``transaction()`` join it)
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sqlite3
 import threading
@@ -165,10 +164,43 @@ def _row_to_image(row: tuple[Any, ...]) -> ImageRecord:
         id=_trusted(row[0]),
         created=str(row[1]), size=int(row[2]),
         os=str(row[3]), architecture=str(row[4]), variant=str(row[5]),
-        labels=json.loads(str(row[6])) if row[6] != "{}" else {},
-        diff_ids=[_trusted(d) for d in json.loads(str(row[7]))],
+        labels=_string_dict(str(row[6])),
+        diff_ids=[_trusted(d) for d in _string_list(str(row[7]))],
         manifest_digest=str(row[8]), parent=str(row[9]), added=float(row[10]),
     )
+
+
+# The ``labels`` and ``diff_ids`` columns hold ``json.dumps`` of a dict of strings and of a list of
+# strings (``put_image``). Without a backslash, such text has no escape, so every ``"`` delimits a
+# string and the text splits on them; ``dockyard images`` then imports neither json nor re (json's
+# import compiles regexes). Any other text (escapes, other types, another layout) goes to json.
+
+def _string_list(text: str) -> list[str]:
+    """``json.loads`` of a JSON list of strings as ``json.dumps`` writes it."""
+    if text == "[]":
+        return []
+    parts = text.split('"')
+    if ("\\" not in text and parts[0] == "[" and parts[-1] == "]" and len(parts) % 2 == 1
+            and all(sep == ", " for sep in parts[2:-1:2])):
+        return parts[1::2]
+    import json
+
+    loaded: list[str] = json.loads(text)
+    return loaded
+
+
+def _string_dict(text: str) -> dict[str, str]:
+    """``json.loads`` of a JSON object of strings as ``json.dumps`` writes it."""
+    if text == "{}":
+        return {}
+    parts = text.split('"')
+    if ("\\" not in text and parts[0] == "{" and parts[-1] == "}" and len(parts) % 4 == 1
+            and all(sep == ": " for sep in parts[2::4]) and all(sep == ", " for sep in parts[4:-1:4])):
+        return dict(zip(parts[1::4], parts[3::4], strict=True))
+    import json
+
+    loaded: dict[str, str] = json.loads(text)
+    return loaded
 
 
 # SQLite connections must not cross fork(): a child that used or even closed (finalised) its
@@ -329,6 +361,8 @@ class MetadataStore:
 
     def put_image(self, rec: ImageRecord) -> None:
         """Insert or update an image row (``added`` is kept from the first insert)."""
+        import json
+
         with self.transaction() as c:
             c.execute(
                 f"INSERT INTO images ({_IMAGE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?) "
@@ -364,6 +398,8 @@ class MetadataStore:
         """How many images have ``diff_ids`` as their bottom layers (i.e. use that chain ID)."""
         if not diff_ids:
             return 0
+        import json
+
         # diff_ids is stored as json.dumps(list): a prefix of that text selects the stacks.
         prefix = json.dumps([str(d) for d in diff_ids])[:-1]
         rows = self._query("SELECT COUNT(*) FROM images WHERE substr(diff_ids, 1, ?) = ?",
