@@ -30,10 +30,10 @@ API of ``MetadataStore(path)`` (methods called inside ``transaction()`` join it)
 
 from __future__ import annotations
 
+import _thread  # its RLock is the one threading.RLock() makes, without importing threading
 import contextlib
 import os
 import sqlite3
-import threading
 import time
 import weakref
 
@@ -216,7 +216,7 @@ def _after_fork_in_child() -> None:
             _INHERITED.append(store._conn)
             store._conn = None
         store._depth = 0
-        store._lock = threading.RLock()
+        store._lock = _thread.RLock()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
@@ -234,7 +234,7 @@ class MetadataStore:
         self.busy_timeout = busy_timeout
         self._conn: sqlite3.Connection | None = None
         self._depth = 0
-        self._lock = threading.RLock()
+        self._lock = _thread.RLock()
         _STORES.add(self)
 
     @property
