@@ -223,9 +223,11 @@ def resolve(store: Store, ref_or_id: str) -> Digest:
 def _resolve(store: Store, s: str) -> Digest | None:
     if not s:
         raise NotFound("No such image: ")
+    import re
+
     # A full ID, bare or with its algorithm.
     full = s if s.startswith("sha256:") else f"sha256:{s}"
-    if len(full) == 71 and _hex_prefix(full):
+    if re.fullmatch(r"sha256:[0-9a-f]{64}", full):
         return Digest(full) if store.meta.get_image(full) else None
     ref: Reference | None = None
     try:
