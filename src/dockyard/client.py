@@ -29,36 +29,41 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
 
-from dockyard.config import resolve_root
-from dockyard.image import ImageRecord, LayerBlob
+from dockyard.config import root_dir
 from dockyard.imageops import Lease, Store
 from dockyard.imageops import images as _images
-from dockyard.oci.digest import Digest
-from dockyard.progress import ProgressSink, discard
 
+# Not ``typing.TYPE_CHECKING``: ``dockyard images`` (a Client and ``images()``) imports no typing,
+# and creates no dataclass (progress events, reports: imported where used).
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping, Sequence
+    from pathlib import Path
+    from typing import Any, BinaryIO
+
     from dockyard.builder.options import BuildOptions, BuildResult
     from dockyard.executor.base import OnStart
+    from dockyard.image import ImageRecord, LayerBlob
     from dockyard.imageops.check import CheckReport
     from dockyard.imageops.gc import GcResult
     from dockyard.imageops.images import DeleteItem, DiskUsage, HistoryItem, ImageSummary, PruneReport
     from dockyard.imageops.pull import PullResult
     from dockyard.imageops.push import PushResult
+    from dockyard.imageops.reports import SystemPruneReport as SystemPruneReport
     from dockyard.imageops.run import RunOptions
     from dockyard.oci.config import ImageConfig
+    from dockyard.oci.digest import Digest
+    from dockyard.progress import ProgressSink
     from dockyard.registry.client import RegistryClient
 
 
-@dataclass(slots=True)
-class SystemPruneReport:
-    images: PruneReport
-    cache_records_removed: list[str] = field(default_factory=list)
-    space_reclaimed: int = 0
+def __getattr__(name: str) -> object:
+    if name == "SystemPruneReport":
+        from dockyard.imageops.reports import SystemPruneReport
+
+        return SystemPruneReport
+    raise AttributeError(f"module 'dockyard.client' has no attribute {name!r}")
 
 
 class Client:
@@ -66,9 +71,27 @@ class Client:
 
     def __init__(self, root: str | os.PathLike[str] | None = None, progress: ProgressSink | None = None,
                  *, fsync: bool = True) -> None:
-        self.root = resolve_root(root)
-        self.progress: ProgressSink = progress or discard
-        self.store = Store(self.root, fsync=fsync)
+        self._root = root_dir(root)
+        self._progress = progress
+        self.store = Store(self._root, fsync=fsync)
+
+    @property
+    def root(self) -> Path:
+        """The store's directory (``config.resolve_root``: ``--root``, ``$DOCKYARD_ROOT`` or the default)."""
+        return self.store.root
+
+    @property
+    def progress(self) -> ProgressSink:
+        """Where progress events go (``progress.discard`` unless given; imported on first use)."""
+        if self._progress is None:
+            from dockyard.progress import discard
+
+            self._progress = discard
+        return self._progress
+
+    @progress.setter
+    def progress(self, sink: ProgressSink) -> None:
+        self._progress = sink
 
     def close(self) -> None:
         self.store.close()
@@ -150,6 +173,7 @@ class Client:
         both, labels to images only, as docker's build cache has none)."""
         from dockyard.imageops import gc
         from dockyard.imageops.filters import Filters, cache_until, until_matches
+        from dockyard.imageops.reports import SystemPruneReport
 
         report = SystemPruneReport(_images.prune(self.store, all=all, filters=filters, now=now,
                                                  keep=self.images_in_use()))
@@ -272,8 +296,11 @@ class Client:
 
         Progress events go to ``options.progress`` or, when that is left as the default, this
         client's sink."""
+        from dataclasses import replace
+
         from dockyard.builder.engine import build
         from dockyard.errors import NotFound, RegistryError
+        from dockyard.progress import discard
 
         if options.progress is discard:
             options = replace(options, progress=self.progress)

@@ -8,39 +8,55 @@ process is uid 0 of its own user namespace. Other settings may be added here.
 from __future__ import annotations
 
 import os
-from pathlib import Path
-from typing import TYPE_CHECKING
 
+# Not ``typing.TYPE_CHECKING``: ``dockyard images`` imports neither typing nor pathlib (``root_dir``).
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from dockyard.registry.client import RegistryOptions
 
-SYSTEM_ROOT = Path("/var/lib/dockyard")
+SYSTEM_ROOT = "/var/lib/dockyard"
 
 
 def default_root() -> Path:
     """The store directory used when neither ``--root`` nor ``DOCKYARD_ROOT`` is given."""
+    from pathlib import Path
+
+    return Path(_default_root())
+
+
+def _default_root() -> str:
     if os.geteuid() == 0 and not os.environ.get("DOCKYARD_ROOTLESS_UID"):
         return SYSTEM_ROOT
-    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(data_home) / "dockyard"
+    data_home = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return os.path.join(data_home, "dockyard")
 
 
 def resolve_root(root: str | os.PathLike[str] | None = None) -> Path:
     """The store root for an explicit value, ``$DOCKYARD_ROOT`` or the default; made absolute."""
+    from pathlib import Path
+
+    return Path(root_dir(root))
+
+
+def root_dir(root: str | os.PathLike[str] | None = None) -> str:
+    """``resolve_root`` as a string (without pathlib, which ``dockyard images`` does not import)."""
     if root is None or str(root) == "":
-        env = os.environ.get("DOCKYARD_ROOT", "")
-        root = env or default_root()
-    return Path(root).expanduser().absolute()
+        root = os.environ.get("DOCKYARD_ROOT", "") or _default_root()
+    return os.path.abspath(os.path.expanduser(os.fspath(root)))
 
 
 # -- registry settings: mirrors and insecure registries (read by Client for pull and push) -----------
 
-DAEMON_JSON = Path("/etc/docker/daemon.json")
+DAEMON_JSON = "/etc/docker/daemon.json"
 
 
 def config_file() -> Path | None:
     """dockyard's config file: ``$DOCKYARD_CONFIG``, else ``$XDG_CONFIG_HOME/dockyard/config.toml``
     (``~/.config/...``), else ``/etc/dockyard/config.toml``; None if none exists."""
+    from pathlib import Path
+
     env = os.environ.get("DOCKYARD_CONFIG", "")
     if env:
         return Path(env)
@@ -53,6 +69,8 @@ def config_file() -> Path | None:
 
 def config_table(name: str, config_path: str | os.PathLike[str] | None = None) -> dict[str, object]:
     """The ``[name]`` table of the config file; {} when there is no file or no such table."""
+    from pathlib import Path
+
     path = Path(config_path) if config_path is not None else config_file()
     if path is None:
         return {}
@@ -83,6 +101,7 @@ def registry_options(config_path: str | os.PathLike[str] | None = None,
     to ``$DOCKYARD_DAEMON_JSON`` or ``/etc/docker/daemon.json`` (an empty value skips it).
     """
     import json
+    from pathlib import Path
 
     from dockyard.errors import InvalidArgument
     from dockyard.registry.client import RegistryOptions, canonical_host

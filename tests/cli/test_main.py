@@ -69,6 +69,34 @@ def test_images_imports_only_the_store(tmp_path: Path) -> None:
         assert not loaded(names, prefix), f"images loaded {loaded(names, prefix)}"
 
 
+# What ``dockyard images`` does not load (issue 19: as fast as ``docker images``): no dataclass is
+# created (dataclasses imports inspect, ast, dis), no regex compiled (re, and json that compiles
+# some), no typing, pathlib, hashlib, threading or unicodedata, and none of the store's other parts.
+IMAGES_UNUSED = ("click", "dataclasses", "inspect", "typing", "re", "json", "pathlib", "hashlib", "threading",
+                 "unicodedata", "dockyard.cli.group", "dockyard.cli.image_cmds", "dockyard.gotemplate",
+                 "dockyard.goformat", "dockyard.progress", "dockyard.content", "dockyard.snapshot",
+                 "dockyard.oci.reference", "dockyard.oci.config", "dockyard.image.layer",
+                 "dockyard.metadata.records", "dockyard.imageops.reports")
+
+
+def test_images_of_one_image_loads_no_dataclass_regex_typing_or_pathlib(tmp_path: Path) -> None:
+    from dockyard.client import Client
+    from dockyard.oci.config import ImageConfig
+
+    with Client(tmp_path, fsync=False) as client:
+        layer = client.store_layer(b"\0" * 1024)  # an empty tar
+        client.commit_image(ImageConfig(created="2024-01-02T03:04:05.123456789Z", diff_ids=[layer.diff_id],
+                                        config={"Labels": {"org.example.title": "x y", "n": "1"}}),
+                            names=["busybox:latest", "localhost:5000/a/b:v1"])
+    baseline, _ = imported("--version")  # the interpreter's own start (and -m's runpy)
+    for args in (["images"], ["images", "-a", "--digests", "--no-trunc"]):
+        names, out = imported(*args, root=tmp_path)
+        assert out.startswith("REPOSITORY") and "busybox" in out and len(out.splitlines()) == 3
+        for prefix in (*HEAVY, *IMAGES_UNUSED):
+            extra = [n for n in loaded(names, prefix) if n not in baseline]
+            assert not extra, f"images loaded {extra}"
+
+
 @pytest.mark.parametrize("name", sorted(COMMANDS))
 def test_table_summary_is_the_commands_short_help(name: str) -> None:
     command = cli.get_command(click.Context(cli), name)

@@ -29,16 +29,17 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
-import re
 import time as _time
-import unicodedata
-from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
 
-from dockyard import goformat
 from dockyard.errors import InvalidArgument
 
+# Not ``typing.TYPE_CHECKING``: ``dockyard images`` (its default table) imports no typing, re,
+# unicodedata or goformat; they are imported where used.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+    from typing import Any
+
     from dockyard.cli.templates import DOCKER_FUNCS, HEADER_FUNCS, Template, parse_template, render
     from dockyard.gotemplate import Context, go_str
 
@@ -72,6 +73,8 @@ def _cell_width(s: str) -> int:
     """Display width as docker's tabwriter measures it (East Asian wide = 2, combining = 0)."""
     if s.isascii():
         return len(s)
+    import unicodedata
+
     w = 0
     for ch in s:
         if unicodedata.combining(ch) or unicodedata.category(ch) in ("Mn", "Me", "Cf"):
@@ -157,6 +160,8 @@ DEFAULT_HISTORY_TABLE = "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Si
 
 def header_for(field: str) -> str:
     """Docker-style column name for a field without a declared header: ``CreatedAt`` -> ``CREATED AT``."""
+    import re
+
     words = re.findall(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+", field)
     return " ".join(words).upper() if words else field.upper()
 
@@ -174,7 +179,7 @@ def _prepare(fmt: str) -> tuple[str, bool]:
     return text, table
 
 
-class _Headers(dict[str, Any]):
+class _Headers(dict[str, str]):
     """The header row's data: declared names first, then a derived name for any other field."""
 
     def __missing__(self, key: str) -> str:
@@ -288,6 +293,10 @@ def _timestamp(t: float | _dt.datetime | str) -> float:
 
 def _parse_rfc3339(s: str) -> float:
     """An OCI config ``created`` time (RFC 3339, nanoseconds allowed) as unix seconds."""
+    import re
+
+    from dockyard import goformat
+
     m = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)", s.strip(),
                      flags=re.IGNORECASE)
     if not m:
@@ -308,6 +317,10 @@ def created_since(created: float | _dt.datetime | str, now: float | None = None)
 
 def go_time(t: float | _dt.datetime | str, tz: _dt.tzinfo | None = None) -> str:
     """Go's time.Time.String(): ``2026-11-27 21:12:15.553393688 +0000 UTC`` (local zone by default)."""
+    import re
+
+    from dockyard import goformat
+
     if isinstance(t, str):
         m = re.search(r"\.(\d+)", t)
         nanos = int((m.group(1) + "000000000")[:9]) if m else 0
@@ -343,6 +356,8 @@ def ellipsis(s: str, max_width: int) -> str:
         return s[:1]
     if s.isascii():
         return s if len(s) <= max_width else s[:max_width - 1] + "…"
+    import unicodedata
+
     widths = [2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1 for ch in s]
     if sum(widths) <= max_width:
         return s

@@ -3,19 +3,39 @@
 
 from __future__ import annotations
 
-import re
 import sys
 import time
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
 
+# Not ``typing.TYPE_CHECKING``: ``dockyard images`` imports no typing and no re.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from typing import Any
+
     from dockyard.imageops.images import ImageSummary
 
 
 # -- rendering: dockyard.cli.format does docker's templates, tables, units and filters ---------------
 
-_SIMPLE_ACTION = re.compile(r"\{\{\s*\.([A-Za-z_]\w*)\s*\}\}")
+
+def _simple_actions(text: str) -> tuple[list[str], list[str]] | None:
+    """A template made only of literal text and ``{{.Field}}`` actions (spaces allowed inside the
+    braces): its literals and fields, interleaved as ``literals[0] fields[0] literals[1] ...``;
+    None for any other action."""
+    pieces = text.split("{{")
+    literals, fields = [pieces[0]], []
+    for piece in pieces[1:]:
+        action, closed, literal = piece.partition("}}")
+        action = action.strip()
+        name = action[1:]
+        if not (closed and action.startswith(".") and name[:1].isascii()
+                and (name[:1].isalpha() or name[:1] == "_") and all(c.isalnum() or c == "_" for c in name)):
+            return None
+        fields.append(name)
+        literals.append(literal)
+    if any("}}" in lit for lit in literals):
+        return None
+    return literals, fields
 
 
 def _fast_rows(fmt: str, records: Sequence[Mapping[str, Any]], headers: Mapping[str, str]) -> str | None:
@@ -28,10 +48,10 @@ def _fast_rows(fmt: str, records: Sequence[Mapping[str, Any]], headers: Mapping[
 
     table = fmt.startswith("table")
     text = (fmt[len("table"):] if table else fmt).strip(" ").replace("\\t", "\t").replace("\\n", "\n")
-    parts = _SIMPLE_ACTION.split(text)
-    literals, fields = parts[0::2], parts[1::2]
-    if any("{{" in lit or "}}" in lit for lit in literals):
+    parsed = _simple_actions(text)
+    if parsed is None:
         return None
+    literals, fields = parsed
     for rec in records:
         for f in fields:
             if type(rec.get(f)) is not str:
@@ -92,7 +112,8 @@ def tabulate(rows: Sequence[Sequence[str]]) -> str:
 
 
 def short_id(image_id: str, no_trunc: bool) -> str:
-    return image_id if no_trunc else image_id.removeprefix("sha256:")[:12]
+    # A plain str either way (not the Digest subclass): the table's fast path takes strings only.
+    return str(image_id) if no_trunc else image_id.removeprefix("sha256:")[:12]
 
 
 # -- images rows ----------------------------------------------------------------------------------------

@@ -7,64 +7,71 @@ from a local build); ``LayerBlob`` remembers each so a layer compressed once is 
     ImageRecord     one image row: id, created, size, platform, labels, diff_ids, manifest, parent
     LayerBlob       diff_id <-> blob digest, media type, blob size, uncompressed size
     chain_ids(diff_ids) -> list[Digest]      the snapshot keys of a layer stack, bottom first
+
+``dockyard images`` builds ``ImageRecord`` s and nothing else from here: it is a ``Record`` (no
+dataclass), ``LayerBlob`` (``dockyard.image.layer``) is imported on first use, and so is hashlib.
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-
 from dockyard.oci.digest import Digest
+from dockyard.record import Record
+
+# Not ``typing.TYPE_CHECKING``: the listing path imports no typing.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from dockyard.image.layer import LayerBlob as LayerBlob
 
 __all__ = ["ImageRecord", "LayerBlob", "chain_id", "chain_ids"]
 
 
-@dataclass(slots=True)
-class ImageRecord:
+def __getattr__(name: str) -> object:
+    if name == "LayerBlob":
+        from dockyard.image.layer import LayerBlob
+
+        return LayerBlob
+    raise AttributeError(f"module 'dockyard.image' has no attribute {name!r}")
+
+
+class ImageRecord(Record):
     """What the metadata store keeps about one image (enough to list it without the config blob).
 
     ``size`` is the sum of the uncompressed layer sizes, as docker reports it; ``created`` is the
     config's RFC 3339 timestamp (may be empty); ``added`` is when it entered this store (epoch s).
     """
 
-    id: Digest
-    created: str = ""
-    size: int = 0
-    os: str = "linux"
-    architecture: str = "amd64"
-    variant: str = ""
-    labels: dict[str, str] = field(default_factory=dict)
-    diff_ids: list[Digest] = field(default_factory=list)
-    manifest_digest: str = ""
-    parent: str = ""
-    added: float = 0.0
+    __slots__ = ("id", "created", "size", "os", "architecture", "variant", "labels",  # noqa: RUF023 (field order)
+                 "diff_ids", "manifest_digest", "parent", "added")
+
+    def __init__(self, id: Digest, created: str = "", size: int = 0, os: str = "linux",
+                 architecture: str = "amd64", variant: str = "", labels: dict[str, str] | None = None,
+                 diff_ids: list[Digest] | None = None, manifest_digest: str = "", parent: str = "",
+                 added: float = 0.0) -> None:
+        self.id = id
+        self.created = created
+        self.size = size
+        self.os = os
+        self.architecture = architecture
+        self.variant = variant
+        self.labels: dict[str, str] = {} if labels is None else labels
+        self.diff_ids: list[Digest] = [] if diff_ids is None else diff_ids
+        self.manifest_digest = manifest_digest
+        self.parent = parent
+        self.added = added
 
     @property
     def short_id(self) -> str:
         return self.id.short
 
 
-@dataclass(frozen=True, slots=True)
-class LayerBlob:
-    """One stored form of a layer: its blob digest and media type; sizes in bytes (-1 if unknown).
-
-    ``size`` is the blob's, ``uncompressed_size`` the tar's, ``content_size`` what docker reports
-    as the layer's size: bytes of regular files plus symlink targets, each hard link once.
-    """
-
-    diff_id: Digest
-    digest: Digest
-    media_type: str
-    size: int
-    uncompressed_size: int = -1
-    content_size: int = -1
-
-
 def chain_id(parent: str | None, diff_id: str) -> Digest:
     """ChainID(n) = sha256(ChainID(n-1) + " " + DiffID(n)); the first is its DiffID (OCI image spec)."""
     if not parent:
         return Digest(diff_id)
+    import hashlib
+
     return Digest("sha256:" + hashlib.sha256(f"{parent} {diff_id}".encode()).hexdigest())
 
 

@@ -31,15 +31,20 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-from collections.abc import Iterator
-from pathlib import Path
-from types import TracebackType
 
-from dockyard.content import ContentStore
 from dockyard.errors import StoreError
 from dockyard.metadata import BLOB, IMAGE, SNAPSHOT, MetadataStore
 from dockyard.oci.digest import Digest
-from dockyard.snapshot import SnapshotStore
+
+# Not ``typing.TYPE_CHECKING``: the listing path imports no typing.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+    from types import TracebackType
+
+    from dockyard.content import ContentStore
+    from dockyard.snapshot import SnapshotStore
 
 __all__ = ["Lease", "Store"]
 
@@ -48,12 +53,46 @@ class Store:
     """The local image store under ``root`` (created lazily: constructing it touches nothing)."""
 
     def __init__(self, root: str | os.PathLike[str], *, fsync: bool = True) -> None:
-        self.root = Path(root)
-        self.content = ContentStore(self.root / "content", fsync=fsync)
-        self.meta = MetadataStore(self.root / "metadata.db")
-        self.snapshots = SnapshotStore(self.root / "snapshots")
-        self.tmp_dir = self.root / "tmp"
-        self.links_dir = self.root / "l"
+        self._root = os.fspath(root)
+        self._root_path: Path | None = None
+        self.fsync = fsync
+        self.meta = MetadataStore(os.path.join(self._root, "metadata.db"))
+        self._content: ContentStore | None = None
+        self._snapshots: SnapshotStore | None = None
+
+    # The paths (pathlib), the blob and the snapshot stores are made, and their modules imported, on
+    # first use: listing images reads the metadata database only.
+    @property
+    def root(self) -> Path:
+        if self._root_path is None:
+            from pathlib import Path
+
+            self._root_path = Path(self._root)
+        return self._root_path
+
+    @property
+    def tmp_dir(self) -> Path:
+        return self.root / "tmp"
+
+    @property
+    def links_dir(self) -> Path:
+        return self.root / "l"
+
+    @property
+    def content(self) -> ContentStore:
+        if self._content is None:
+            from dockyard.content import ContentStore
+
+            self._content = ContentStore(self.root / "content", fsync=self.fsync)
+        return self._content
+
+    @property
+    def snapshots(self) -> SnapshotStore:
+        if self._snapshots is None:
+            from dockyard.snapshot import SnapshotStore
+
+            self._snapshots = SnapshotStore(self.root / "snapshots")
+        return self._snapshots
 
     def close(self) -> None:
         self.meta.close()

@@ -15,21 +15,38 @@ image is referenced in multiple repositories``.
 
 from __future__ import annotations
 
-import json
-import re
-from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
 
 from dockyard.errors import Conflict, InvalidArgument, NotFound
 from dockyard.image import ImageRecord, chain_ids
 from dockyard.imageops import Store
 from dockyard.oci.digest import Digest
+from dockyard.record import Record
 
+# Not ``typing.TYPE_CHECKING``: listing images imports no typing, json, re or dataclasses (the reports
+# of the other operations are in ``dockyard.imageops.reports``, imported on first use).
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Collection, Mapping, Sequence
+    from typing import Any
+
+    from dockyard.imageops.reports import DeleteItem as DeleteItem
+    from dockyard.imageops.reports import DiskUsage as DiskUsage
+    from dockyard.imageops.reports import HistoryItem as HistoryItem
+    from dockyard.imageops.reports import ImageUsage as ImageUsage
+    from dockyard.imageops.reports import PruneReport as PruneReport
     from dockyard.oci.config import ImageConfig
     from dockyard.oci.reference import Reference
+
+_REPORTS = ("DeleteItem", "DiskUsage", "HistoryItem", "ImageUsage", "PruneReport")
+
+
+def __getattr__(name: str) -> object:
+    if name in _REPORTS:
+        from dockyard.imageops import reports
+
+        return getattr(reports, name)
+    raise AttributeError(f"module 'dockyard.imageops.images' has no attribute {name!r}")
 
 
 def parse_normalized(s: str) -> Reference:
@@ -60,7 +77,12 @@ __all__ = [
     "tag",
 ]
 
-_HEX_PREFIX = re.compile(r"(?:sha256:)?[0-9a-f]{1,64}")
+
+def _hex_prefix(s: str) -> bool:
+    """``s`` could be (a prefix of) an image ID: 1 to 64 lowercase hex digits, ``sha256:`` allowed."""
+    import re
+
+    return re.fullmatch(r"(?:sha256:)?[0-9a-f]{1,64}", s) is not None
 
 
 def normalize_tag(name: str) -> str:
@@ -112,6 +134,8 @@ def parse_created(value: str) -> float:
         return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp()
     except ValueError:
         pass
+    import re
+
     text = value.strip().replace("Z", "+00:00").replace("z", "+00:00")
     m = re.match(r"^(.*T\d\d:\d\d:\d\d)(\.\d+)?(.*)$", text)
     if m:
@@ -126,18 +150,22 @@ def parse_created(value: str) -> float:
     return dt.timestamp()
 
 
-@dataclass(slots=True)
-class ImageSummary:
+class ImageSummary(Record):
     """One image as ``docker images`` lists it (names familiar, ``created`` in epoch seconds)."""
 
-    id: Digest
-    repo_tags: list[str]
-    repo_digests: list[str]
-    created: float
-    size: int
-    labels: dict[str, str]
-    parent: str = ""
-    containers: int = 0
+    __slots__ = ("id", "repo_tags", "repo_digests", "created", "size", "labels", "parent",  # noqa: RUF023 (field order)
+                 "containers")
+
+    def __init__(self, id: Digest, repo_tags: list[str], repo_digests: list[str], created: float, size: int,
+                 labels: dict[str, str], parent: str = "", containers: int = 0) -> None:
+        self.id = id
+        self.repo_tags = repo_tags
+        self.repo_digests = repo_digests
+        self.created = created
+        self.size = size
+        self.labels = labels
+        self.parent = parent
+        self.containers = containers
 
     @property
     def dangling(self) -> bool:
@@ -195,6 +223,8 @@ def resolve(store: Store, ref_or_id: str) -> Digest:
 def _resolve(store: Store, s: str) -> Digest | None:
     if not s:
         raise NotFound("No such image: ")
+    import re
+
     # A full ID, bare or with its algorithm.
     full = s if s.startswith("sha256:") else f"sha256:{s}"
     if re.fullmatch(r"sha256:[0-9a-f]{64}", full):
@@ -203,7 +233,7 @@ def _resolve(store: Store, s: str) -> Digest | None:
     try:
         ref = parse_normalized(s)
     except InvalidArgument:
-        if not _HEX_PREFIX.fullmatch(s):
+        if not _hex_prefix(s):
             raise
     if ref is not None:
         if ref.digest is not None:
@@ -215,7 +245,7 @@ def _resolve(store: Store, s: str) -> Digest | None:
             if found is not None:
                 return found
     # Last, a unique ID prefix (docker's digest set lookup).
-    if _HEX_PREFIX.fullmatch(s):
+    if _hex_prefix(s):
         matches = store.meta.find_images(full)
         if len(matches) == 1:
             return matches[0]
@@ -228,13 +258,13 @@ def tag(store: Store, source: str, target: str) -> str:
         image_id = resolve(store, source)
     except NotFound:
         # docker tag names the normalised source: "No such image: busybox:latest".
-        if _HEX_PREFIX.fullmatch(source):
+        if _hex_prefix(source):
             raise
         ref = parse_normalized(source)
         raise NotFound(f"No such image: {ref.tag_or_latest().familiar()}") from None
     name = normalize_tag(target)
     source_tag = ""
-    if not _HEX_PREFIX.fullmatch(source):
+    if not _hex_prefix(source):
         ref = parse_normalized(source)
         source_tag = str(ref.tag_or_latest()) if ref.digest is None else ""
     with store.meta.transaction():
@@ -244,17 +274,6 @@ def tag(store: Store, source: str, target: str) -> str:
         else:
             store.meta.set_tag(name, image_id)
     return name
-
-
-@dataclass(frozen=True, slots=True)
-class DeleteItem:
-    """One line of ``docker rmi`` output: exactly one of ``untagged``/``deleted`` is set."""
-
-    untagged: str = ""
-    deleted: str = ""
-
-    def to_dict(self) -> dict[str, str]:
-        return {"Untagged": self.untagged} if self.untagged else {"Deleted": self.deleted}
 
 
 def _refs_of(store: Store, image_id: str) -> list[Reference]:
@@ -284,6 +303,7 @@ def remove(store: Store, ref_or_id: str, *, force: bool = False, prune: bool = T
            collect: bool = True) -> list[DeleteItem]:
     """Untag or delete an image as ``docker rmi`` does; then (with ``collect``) collect garbage."""
     from dockyard.imageops import gc
+    from dockyard.imageops.reports import DeleteItem
 
     image_id = resolve(store, ref_or_id)
     items: list[DeleteItem] = []
@@ -325,6 +345,7 @@ def remove(store: Store, ref_or_id: str, *, force: bool = False, prune: bool = T
 def remove_platform(store: Store, ref: str, platform: str, *, prune: bool = True) -> list[DeleteItem]:
     """``rmi --platform``: drop one platform of a tag, and its image when nothing else names it."""
     from dockyard.imageops import gc, platforms
+    from dockyard.imageops.reports import DeleteItem
 
     parsed = parse_normalized(ref)
     if parsed.digest is not None:
@@ -354,6 +375,8 @@ def _check_conflict(store: Store, image_id: str, *, soft: bool) -> None:
 
 def _delete(store: Store, image_id: str, items: list[DeleteItem], *, force: bool, prune: bool,
             quiet: bool) -> None:
+    from dockyard.imageops.reports import DeleteItem
+
     record = store.meta.get_image(image_id)
     if record is None:
         return
@@ -383,6 +406,8 @@ def _delete(store: Store, image_id: str, items: list[DeleteItem], *, force: bool
 
 def load_config(store: Store, image_id: str) -> tuple[ImageConfig, dict[str, Any]]:
     """The parsed config and its raw JSON object."""
+    import json
+
     from dockyard.oci.config import ImageConfig
 
     raw = store.content.read(image_id)
@@ -466,24 +491,10 @@ def _last_tag_time(store: Store, image_id: str) -> str:
     return datetime.fromtimestamp(float(rows[0]), UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-@dataclass(frozen=True, slots=True)
-class HistoryItem:
-    """One row of ``docker history`` (newest first); ``id`` is ``<missing>`` for non-local layers."""
-
-    id: str
-    created: float
-    created_by: str
-    size: int
-    comment: str
-    tags: tuple[str, ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"Id": self.id, "Created": int(self.created), "CreatedBy": self.created_by,
-                "Tags": list(self.tags) or None, "Size": self.size, "Comment": self.comment}
-
-
 def history(store: Store, ref_or_id: str) -> list[HistoryItem]:
     """The image's history, newest first, with each layer's uncompressed size."""
+    from dockyard.imageops.reports import HistoryItem
+
     image_id = resolve(store, ref_or_id)
     config, _ = load_config(store, image_id)
     sizes = store.meta.layer_sizes()
@@ -522,12 +533,6 @@ def history(store: Store, ref_or_id: str) -> list[HistoryItem]:
 
 # -- prune and disk usage ---------------------------------------------------------------------------
 
-@dataclass(slots=True)
-class PruneReport:
-    deleted: list[DeleteItem] = field(default_factory=list)
-    space_reclaimed: int = 0
-
-
 def prune(store: Store, all: bool = False, filters: Mapping[str, Sequence[str]] | None = None,
           now: float | None = None, keep: Collection[str] = ()) -> PruneReport:
     """``docker image prune``: remove dangling images (or every unused image with ``all``); the ids in
@@ -537,6 +542,7 @@ def prune(store: Store, all: bool = False, filters: Mapping[str, Sequence[str]] 
     """
     from dockyard.imageops import gc
     from dockyard.imageops.filters import Filters, prune_filter
+    from dockyard.imageops.reports import PruneReport
 
     flt = prune_filter(Filters.of(filters), all=all, now=now)
     all = not flt.dangling_only
@@ -578,26 +584,9 @@ def prune(store: Store, all: bool = False, filters: Mapping[str, Sequence[str]] 
     return report
 
 
-@dataclass(slots=True)
-class ImageUsage:
-    summary: ImageSummary
-    shared_size: int
-    unique_size: int
-
-
-@dataclass(slots=True)
-class DiskUsage:
-    """What ``docker system df`` reports, for images and build cache (no containers or volumes here)."""
-
-    images: list[ImageUsage]
-    images_size: int
-    build_cache_count: int
-    build_cache_size: int
-    content_size: int = 0
-    snapshots_size: int = 0
-
-
 def disk_usage(store: Store) -> DiskUsage:
+    from dockyard.imageops.reports import DiskUsage, ImageUsage
+
     summaries, records = _summaries(store)
     sizes = store.meta.layer_sizes()
     users: dict[str, int] = {}

@@ -30,21 +30,28 @@ API of ``MetadataStore(path)`` (methods called inside ``transaction()`` join it)
 
 from __future__ import annotations
 
+import _thread  # its RLock is the one threading.RLock() makes, without importing threading
 import contextlib
-import json
 import os
 import sqlite3
-import threading
 import time
 import weakref
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 from dockyard.errors import NO_SPACE_ERRNOS, StoreError, disk_full, no_space
-from dockyard.image import ImageRecord, LayerBlob
+from dockyard.image import ImageRecord
 from dockyard.oci.digest import Digest
+
+# Not ``typing.TYPE_CHECKING``: the listing path imports no typing. Listing images builds no
+# ``LayerBlob``, ``CacheRecord`` or ``TagPlatform`` (dataclasses): they are imported on first use.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+    from typing import Any
+
+    from dockyard.image.layer import LayerBlob
+    from dockyard.metadata.records import CacheRecord as CacheRecord
+    from dockyard.metadata.records import TagPlatform as TagPlatform
 
 SCHEMA_VERSION = 3
 
@@ -132,26 +139,12 @@ SNAPSHOT = "snapshot"
 IMAGE = "image"
 
 
-@dataclass(frozen=True, slots=True)
-class CacheRecord:
-    """A build cache entry: ``key`` -> a ``kind`` (blob/snapshot/image) ``ref``; ``data`` is free JSON."""
+def __getattr__(name: str) -> object:
+    if name in ("CacheRecord", "TagPlatform"):
+        from dockyard.metadata import records
 
-    key: str
-    kind: str
-    ref: str
-    size: int = 0
-    created: float = 0.0
-    last_used: float = 0.0
-    data: str = "{}"
-
-
-@dataclass(frozen=True, slots=True)
-class TagPlatform:
-    """One member of a multi-platform tag: its platform (``linux/arm64``), image and manifest."""
-
-    platform: str
-    image_id: Digest
-    manifest_digest: Digest
+        return getattr(records, name)
+    raise AttributeError(f"module 'dockyard.metadata' has no attribute {name!r}")
 
 
 _IMAGE_COLUMNS = ("id, created, size, os, architecture, variant, labels, diff_ids, manifest_digest, "
@@ -171,10 +164,43 @@ def _row_to_image(row: tuple[Any, ...]) -> ImageRecord:
         id=_trusted(row[0]),
         created=str(row[1]), size=int(row[2]),
         os=str(row[3]), architecture=str(row[4]), variant=str(row[5]),
-        labels=json.loads(str(row[6])) if row[6] != "{}" else {},
-        diff_ids=[_trusted(d) for d in json.loads(str(row[7]))],
+        labels=_string_dict(str(row[6])),
+        diff_ids=[_trusted(d) for d in _string_list(str(row[7]))],
         manifest_digest=str(row[8]), parent=str(row[9]), added=float(row[10]),
     )
+
+
+# The ``labels`` and ``diff_ids`` columns hold ``json.dumps`` of a dict of strings and of a list of
+# strings (``put_image``). Without a backslash, such text has no escape, so every ``"`` delimits a
+# string and the text splits on them; ``dockyard images`` then imports neither json nor re (json's
+# import compiles regexes). Any other text (escapes, other types, another layout) goes to json.
+
+def _string_list(text: str) -> list[str]:
+    """``json.loads`` of a JSON list of strings as ``json.dumps`` writes it."""
+    if text == "[]":
+        return []
+    parts = text.split('"')
+    if ("\\" not in text and parts[0] == "[" and parts[-1] == "]" and len(parts) % 2 == 1
+            and all(sep == ", " for sep in parts[2:-1:2])):
+        return parts[1::2]
+    import json
+
+    loaded: list[str] = json.loads(text)
+    return loaded
+
+
+def _string_dict(text: str) -> dict[str, str]:
+    """``json.loads`` of a JSON object of strings as ``json.dumps`` writes it."""
+    if text == "{}":
+        return {}
+    parts = text.split('"')
+    if ("\\" not in text and parts[0] == "{" and parts[-1] == "}" and len(parts) % 4 == 1
+            and all(sep == ": " for sep in parts[2::4]) and all(sep == ", " for sep in parts[4:-1:4])):
+        return dict(zip(parts[1::4], parts[3::4], strict=True))
+    import json
+
+    loaded: dict[str, str] = json.loads(text)
+    return loaded
 
 
 # SQLite connections must not cross fork(): a child that used or even closed (finalised) its
@@ -190,7 +216,7 @@ def _after_fork_in_child() -> None:
             _INHERITED.append(store._conn)
             store._conn = None
         store._depth = 0
-        store._lock = threading.RLock()
+        store._lock = _thread.RLock()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
@@ -204,12 +230,18 @@ class MetadataStore:
     """
 
     def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 60.0) -> None:
-        self.path = Path(path)
+        self._path = os.fspath(path)
         self.busy_timeout = busy_timeout
         self._conn: sqlite3.Connection | None = None
         self._depth = 0
-        self._lock = threading.RLock()
+        self._lock = _thread.RLock()
         _STORES.add(self)
+
+    @property
+    def path(self) -> Path:
+        from pathlib import Path  # not at import: ``dockyard images`` has no use for pathlib
+
+        return Path(self._path)
 
     # -- connection and transactions ------------------------------------------------------------
 
@@ -221,8 +253,8 @@ class MetadataStore:
 
     def _open(self) -> sqlite3.Connection:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None,
+            os.makedirs(os.path.dirname(self._path) or ".", exist_ok=True)
+            conn = sqlite3.connect(self._path, timeout=self.busy_timeout, isolation_level=None,
                                    check_same_thread=False)
         except (OSError, sqlite3.Error) as exc:
             self._raise_if_full(exc)
@@ -329,6 +361,8 @@ class MetadataStore:
 
     def put_image(self, rec: ImageRecord) -> None:
         """Insert or update an image row (``added`` is kept from the first insert)."""
+        import json
+
         with self.transaction() as c:
             c.execute(
                 f"INSERT INTO images ({_IMAGE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?) "
@@ -364,6 +398,8 @@ class MetadataStore:
         """How many images have ``diff_ids`` as their bottom layers (i.e. use that chain ID)."""
         if not diff_ids:
             return 0
+        import json
+
         # diff_ids is stored as json.dumps(list): a prefix of that text selects the stacks.
         prefix = json.dumps([str(d) for d in diff_ids])[:-1]
         rows = self._query("SELECT COUNT(*) FROM images WHERE substr(diff_ids, 1, ?) = ?",
@@ -411,6 +447,8 @@ class MetadataStore:
 
     def tag_platforms(self, name: str) -> list[TagPlatform]:
         """The members of a multi-platform tag, by platform (none for a single-platform tag)."""
+        from dockyard.metadata.records import TagPlatform
+
         return [TagPlatform(str(p), _trusted(i), _trusted(m)) for p, i, m in self._query(
             "SELECT platform, image_id, manifest_digest FROM tag_platforms WHERE name = ? ORDER BY platform",
             (name,))]
@@ -578,9 +616,13 @@ class MetadataStore:
 
 
 def _row_to_layer(r: tuple[Any, ...]) -> LayerBlob:
+    from dockyard.image.layer import LayerBlob
+
     return LayerBlob(Digest(str(r[0])), Digest(str(r[1])), str(r[2]), int(r[3]), int(r[4]), int(r[5]))
 
 
 def _row_to_cache(r: tuple[Any, ...]) -> CacheRecord:
+    from dockyard.metadata.records import CacheRecord
+
     return CacheRecord(str(r[0]), str(r[1]), str(r[2]), int(r[3]), float(r[4]),
                        float(r[5]), str(r[6]))

@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
-import hashlib
-import re
-from typing import Final
-
 from dockyard.errors import InvalidArgument
+
+# Not ``typing.TYPE_CHECKING``: ``dockyard images`` imports no typing, re or hashlib (imported
+# where a digest is first validated or computed).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from re import Pattern
+    from typing import Final
 
 SHA256: Final = "sha256"
 SHA512: Final = "sha512"
 _HEX_LEN: Final = {SHA256: 64, SHA512: 128}
-_ALGORITHM_RE: Final = re.compile(r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*")
-_ENCODED_RE: Final = re.compile(r"[a-zA-Z0-9=_-]+")
-_HEX_RE: Final = re.compile(r"[a-f0-9]+")
+_patterns: tuple[Pattern[str], Pattern[str], Pattern[str]] | None = None
+
+
+def _compiled() -> tuple[Pattern[str], Pattern[str], Pattern[str]]:
+    """go-digest's algorithm, encoded and hex patterns, compiled on first use."""
+    global _patterns
+    if _patterns is None:
+        import re
+
+        _patterns = (re.compile(r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*"), re.compile(r"[a-zA-Z0-9=_-]+"),
+                     re.compile(r"[a-f0-9]+"))
+    return _patterns
 
 
 class InvalidDigest(InvalidArgument):
@@ -44,6 +56,8 @@ class Digest(str):
 
     @classmethod
     def from_bytes(cls, data: bytes, algorithm: str = SHA256) -> Digest:
+        import hashlib
+
         return cls(f"{algorithm}:{hashlib.new(algorithm, data).hexdigest()}")
 
     @classmethod
@@ -56,14 +70,15 @@ def validate(value: str) -> None:
     algorithm, sep, encoded = value.partition(":")
     if not sep or not algorithm or not encoded:
         raise InvalidDigest("invalid checksum digest format")
-    if not _ALGORITHM_RE.fullmatch(algorithm) or not _ENCODED_RE.fullmatch(encoded):
+    algorithm_re, encoded_re, hex_re = _compiled()
+    if not algorithm_re.fullmatch(algorithm) or not encoded_re.fullmatch(encoded):
         raise InvalidDigest("invalid checksum digest format")
     expected = _HEX_LEN.get(algorithm)
     if expected is None:
         raise InvalidDigest("unsupported digest algorithm")
     if len(encoded) != expected:
         raise InvalidDigest("invalid checksum digest length")
-    if not _HEX_RE.fullmatch(encoded):
+    if not hex_re.fullmatch(encoded):
         raise InvalidDigest("invalid checksum digest format")
 
 
@@ -83,6 +98,8 @@ class Hasher:
     def __init__(self, algorithm: str = SHA256) -> None:
         if algorithm not in _HEX_LEN:
             raise InvalidDigest("unsupported digest algorithm")
+        import hashlib
+
         self.algorithm = algorithm
         self._h = hashlib.new(algorithm)
         self.size = 0
