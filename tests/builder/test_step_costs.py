@@ -4,6 +4,8 @@ stacked, one metadata transaction per step, no directory sync of its own."""
 from __future__ import annotations
 
 import contextlib
+import os
+import stat
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -43,10 +45,11 @@ def test_empty_layers_are_kept_in_the_image_but_not_mounted(builds: Builds,
 def _count_steps(builds: Builds, monkeypatch: pytest.MonkeyPatch, steps: int) -> dict[str, int]:
     """Outer metadata transactions, blob directory syncs and layer tars written by a build of
     ``steps`` trivial RUN steps (``--no-cache``)."""
-    counts = {"transactions": 0, "dir_syncs": 0, "tars": 0}
+    counts = {"transactions": 0, "dir_syncs": 0, "tars": 0, "file_syncs": 0}
     real_transaction = MetadataStore.transaction
     real_sync = dockyard.content._fsync_dir
     real_diff = dockyard.archive.diff.write_overlay_diff
+    real_fsync = os.fsync
 
     @contextlib.contextmanager
     def transaction(self: MetadataStore) -> Iterator[object]:
@@ -59,6 +62,11 @@ def _count_steps(builds: Builds, monkeypatch: pytest.MonkeyPatch, steps: int) ->
         counts["dir_syncs"] += 1
         real_sync(path)
 
+    def fsync(fd: int) -> None:
+        if not stat.S_ISDIR(os.fstat(fd).st_mode):
+            counts["file_syncs"] += 1
+        real_fsync(fd)
+
     def diff(*args: object, **kwargs: object) -> object:
         counts["tars"] += 1
         return real_diff(*args, **kwargs)  # type: ignore[arg-type]
@@ -67,6 +75,7 @@ def _count_steps(builds: Builds, monkeypatch: pytest.MonkeyPatch, steps: int) ->
         m.setattr(MetadataStore, "transaction", transaction)
         m.setattr(dockyard.content, "_fsync_dir", sync)
         m.setattr(dockyard.archive.diff, "write_overlay_diff", diff)  # what the workspace imports
+        m.setattr(os, "fsync", fsync)
         ctx = builds.context(BASE + "RUN true\n" * steps, name=f"ctx{steps}")
         builds.build(ctx, tags=[f"steps:{steps}"], no_cache=True)
     return counts
@@ -79,6 +88,8 @@ def test_one_transaction_per_step_and_no_directory_sync(builds: Builds,
     six = _count_steps(builds, monkeypatch, 6)
     assert six["transactions"] - two["transactions"] == 4
     assert six["dir_syncs"] == two["dir_syncs"]
+    # A step's config is not synced either (a torn one is a cache miss): only the image's config is.
+    assert six["file_syncs"] == two["file_syncs"]
     # The empty layer's tar is written once per build, whatever the number of empty steps.
     assert six["tars"] == two["tars"] == 1
 
@@ -95,3 +106,23 @@ def test_layer_size_counted_while_writing_equals_a_walk_of_the_snapshot(builds: 
     chain = chain_ids(config.diff_ids)[-1]
     assert store.snapshots.size(chain) == tree_size(store.snapshots.path(chain)) == 6 + 5000 + len("/d/a")
     assert any(f.content_size == 5010 for f in store.meta.layer_blobs(config.diff_ids[-1]))
+
+
+def test_a_step_config_torn_by_a_crash_is_a_cache_miss(builds: Builds) -> None:
+    # Step configs are stored without fsync: after a machine crash one may hold garbage. The build
+    # then runs that step again instead of failing.
+    from dockyard.metadata import MetadataStore
+
+    ctx = builds.context(BASE + "RUN echo one > /one\nRUN echo two > /two\nRUN echo three > /three\n")
+    builds.build(ctx, tags=["torn:1"])
+    store = builds.client.store
+    meta: MetadataStore = store.meta
+    configs = {r.ref for r in meta.cache_records()}
+    image_config = str(builds.client.image_record("torn:1").id)
+    torn = sorted(configs - {image_config})
+    assert torn
+    for ref in torn:
+        store.content.path(ref).write_bytes(b"\0" * 64)
+    result = builds.build(ctx, tags=["torn:2"])
+    assert result.cached < result.steps
+    assert (builds.rootfs("torn:2") / "three").read_text() == "three\n"

@@ -553,8 +553,10 @@ class Builder:
                     publishing.enter_context(self.store.meta.transaction())
                 if step.created_by or committed is not None:
                     state.add_history(step.created_by, empty=committed is None)
+                # Not synced (1-2 ms of every step): a config a machine crash lost or tore is a
+                # miss (_local_hit); the image's own config is stored durably by commit_image.
                 info = self.store.content.ingest(state.config.to_json(), before_publish=self.lease.add_blob,
-                                                 sync_dir=False)
+                                                 durable=False)
                 size = committed.layer.uncompressed_size if committed is not None else 0
                 self.store.meta.put_cache(CacheRecord(key=key, kind=CACHE_KIND, ref=str(info.digest),
                                                       size=size,
@@ -615,9 +617,8 @@ class Builder:
             if found is None:
                 return None
             raw, parsed = found
-            # Its directory is synced by a later commit (as a step's own config): a record whose
-            # config a crash lost is a miss.
-            info = self.store.content.ingest(raw, before_publish=self.lease.add_blob, sync_dir=False)
+            # Not synced, as a step's own config.
+            info = self.store.content.ingest(raw, before_publish=self.lease.add_blob, durable=False)
             hit = str(info.digest), parsed
             self.store.meta.put_cache(CacheRecord(key=key, kind=CACHE_KIND, ref=hit[0], size=0,
                                                   data=json.dumps({"remote": True})))
@@ -642,7 +643,10 @@ class Builder:
         rec = self.store.meta.get_cache(key)
         if rec is None or not self.store.content.exists(rec.ref):
             return None
-        config = ImageConfig.from_json(self.store.content.read(rec.ref), f"cached config {rec.ref}")
+        try:
+            config = ImageConfig.from_json(self.store.content.read(rec.ref), f"cached config {rec.ref}")
+        except DockyardError:
+            return None  # torn by a machine crash (step configs are not synced): the step runs again
         for diff_id in config.diff_ids:
             if not any(self.store.content.exists(f.digest) for f in self.store.meta.layer_blobs(diff_id)):
                 return None

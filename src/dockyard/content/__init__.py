@@ -108,13 +108,14 @@ class Writer:
         return total
 
     def commit(self, before_publish: Callable[[Digest], None] | None = None, *,
-               sync_dir: bool = True) -> BlobInfo:
+               sync_dir: bool = True, durable: bool = True) -> BlobInfo:
         """Verify size and digest, flush to disk and rename into place.
 
         ``before_publish(digest)`` runs after verification and before the blob becomes visible
         (e.g. to add it to a lease so a concurrent GC cannot remove it). ``sync_dir=False`` leaves the
         rename to a later commit's directory sync (all blobs share one directory): for blobs that
-        nothing durable references yet.
+        nothing durable references yet. ``durable=False`` syncs nothing: for a blob whose loss or
+        tearing by a machine crash its readers take as absent (a build step's config: a cache miss).
         """
         if self.committed is not None:
             return self.committed
@@ -127,7 +128,7 @@ class Writer:
                               f"got {self._hasher.size}")
         if self.expected is not None and actual != self.expected:
             raise DigestMismatch(self.expected, actual, where)
-        if self._store.fsync:
+        if self._store.fsync and durable:
             with writing(self.temp_path):  # a filesystem that delays allocation says "full" here
                 os.fsync(self._fd)
         os.close(self._fd)
@@ -137,7 +138,7 @@ class Writer:
         target = self._store.path(actual)
         target.parent.mkdir(parents=True, exist_ok=True)
         os.rename(self.temp_path, target)
-        if self._store.fsync and sync_dir:
+        if self._store.fsync and sync_dir and durable:
             _fsync_dir(target.parent)
         self.committed = BlobInfo(actual, self._hasher.size, time.time())
         return self.committed
@@ -232,11 +233,12 @@ class ContentStore:
 
     def ingest(self, source: bytes | BinaryIO | Iterable[bytes], expected: Digest | str | None = None,
                size: int | None = None,
-               before_publish: Callable[[Digest], None] | None = None, *, sync_dir: bool = True) -> BlobInfo:
+               before_publish: Callable[[Digest], None] | None = None, *, sync_dir: bool = True,
+               durable: bool = True) -> BlobInfo:
         """Store ``source`` (bytes, a binary file, or an iterable of chunks) and return its info.
 
-        If ``expected`` is given and already present, ``source`` is not read at all. ``sync_dir`` as
-        for ``Writer.commit``.
+        If ``expected`` is given and already present, ``source`` is not read at all. ``sync_dir`` and
+        ``durable`` as for ``Writer.commit``.
         """
         if expected is not None and self.exists(expected):
             if before_publish is not None:
@@ -253,7 +255,7 @@ class ContentStore:
             else:
                 for chunk in source:
                     w.write(chunk)
-            return w.commit(before_publish, sync_dir=sync_dir)
+            return w.commit(before_publish, sync_dir=sync_dir, durable=durable)
 
     def delete(self, digest: str) -> bool:
         """Remove a blob; True if it existed."""
