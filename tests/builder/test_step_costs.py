@@ -111,13 +111,10 @@ def test_layer_size_counted_while_writing_equals_a_walk_of_the_snapshot(builds: 
 def test_a_step_config_torn_by_a_crash_is_a_cache_miss(builds: Builds) -> None:
     # Step configs are stored without fsync: after a machine crash one may hold garbage. The build
     # then runs that step again instead of failing.
-    from dockyard.metadata import MetadataStore
-
     ctx = builds.context(BASE + "RUN echo one > /one\nRUN echo two > /two\nRUN echo three > /three\n")
     builds.build(ctx, tags=["torn:1"])
     store = builds.client.store
-    meta: MetadataStore = store.meta
-    configs = {r.ref for r in meta.cache_records()}
+    configs = {r.ref for r in store.meta.cache_records()}
     image_config = str(builds.client.image_record("torn:1").id)
     torn = sorted(configs - {image_config})
     assert torn
