@@ -171,10 +171,11 @@ def test_a_context_s_remembered_digests_are_read_in_one_query(tmp_path: Path) ->
         (ctx / "d" / f"f{i}").write_text(str(i))
     db = tmp_path / "hashes.db"
     first = LocalContext(str(ctx), cache=HashCache(db)).checksum(["."])
-    cache = HashCache(db)
     # A row of another directory whose name extends the context's is not the context's.
-    cache.put(f"{ctx}x/f0", "1:2:3:4:5", "0" * 64)
-    cache.flush()
+    other = HashCache(db)
+    other.put(f"{ctx}x/f0", "1:2:3:4:5", "0" * 64)
+    other.close()
+    cache = HashCache(db)
     statements: list[str] = []
     cache._db.set_trace_callback(statements.append)
     assert LocalContext(str(ctx), cache=cache).checksum(["."]) == first
