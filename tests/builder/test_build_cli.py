@@ -131,3 +131,25 @@ def test_ctrl_c_as_a_step_starts_cancels_it(client: Client, tmp_path: Path) -> N
             f"FROM busybox:local\nRUN echo {marker} && sleep 60\nRUN true\n")
         code, out = _interrupt(client, tmp_path, marker, f"RUN echo {marker}", delay)
         _assert_canceled(client, code, out, marker)
+
+
+def test_a_cached_build_loads_only_what_a_cached_build_needs(client: Client, tmp_path: Path) -> None:
+    # Start-up is most of a cached build (issues 12 and 19): what only a step that runs, a pull, a
+    # multi-platform build or a rootless mount needs is loaded when it is needed, not by every build.
+    (tmp_path / "Dockerfile").write_text("FROM busybox:local\nWORKDIR /app\nCOPY a.txt .\n"
+                                         "RUN cat a.txt > b.txt\n")
+    (tmp_path / "a.txt").write_text("a\n")
+    cmd, env = _build(client, tmp_path, "-q")
+    assert subprocess.run(cmd, env=env, capture_output=True, timeout=120).returncode == 0  # fills the cache
+    done = subprocess.run([cmd[0], "-X", "importtime", *cmd[1:]], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    names = {line.rsplit("|", 1)[1].strip() for line in done.stderr.splitlines()
+             if line.startswith("import time:") and "|" in line}
+    assert "dockyard.builder.engine" in names
+    unneeded = ("dockyard.archive.writer", "dockyard.archive.diff", "dockyard.archive.apply",
+                "dockyard.imageops.unpack", "dockyard.imageops.pull", "dockyard.executor.network",
+                "dockyard.executor.pasta", "dockyard.executor.base", "dockyard.executor.fuseoverlay",
+                "dockyard.executor.cleanup", "dockyard.builder.multiplatform", "dockyard.snapshot.copying",
+                "dockyard.builder.remotecache.remote", "dockyard.registry.client", "httpx", "tomllib")
+    assert sorted(n for n in unneeded if n in names) == []
