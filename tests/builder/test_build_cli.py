@@ -151,5 +151,6 @@ def test_a_cached_build_loads_only_what_a_cached_build_needs(client: Client, tmp
                 "dockyard.imageops.unpack", "dockyard.imageops.pull", "dockyard.executor.network",
                 "dockyard.executor.pasta", "dockyard.executor.base", "dockyard.executor.fuseoverlay",
                 "dockyard.executor.cleanup", "dockyard.builder.multiplatform", "dockyard.snapshot.copying",
-                "dockyard.builder.remotecache.remote", "dockyard.registry.client", "httpx", "tomllib")
+                "dockyard.builder.remotecache.remote", "dockyard.registry.client", "httpx", "tomllib",
+                "dockyard.imageops.platforms", "dockyard.imageops.attestations")
     assert sorted(n for n in unneeded if n in names) == []

@@ -26,7 +26,7 @@ from dockyard.archive.compression import GZIP_BLOCK, CompressingWriter, open_dec
 from dockyard.content import CHUNK, Writer
 from dockyard.errors import CorruptData, DigestMismatch, InvalidArgument, NotFound
 from dockyard.image import ImageRecord, LayerBlob
-from dockyard.imageops import Lease, Store, platforms
+from dockyard.imageops import Lease, Store
 from dockyard.imageops.images import normalize_repo_digest, normalize_tag
 from dockyard.oci import mediatypes as mt
 from dockyard.oci.config import ImageConfig
@@ -344,6 +344,8 @@ def commit_image(store: Store, config: bytes | ImageConfig, *, names: Sequence[s
             store.meta.put_image(record)
             for tag in tags:
                 if add_platform:
+                    from dockyard.imageops import platforms  # a multi-platform build's images only
+
                     platforms.add_to_tag(store, tag, record.id)
                 else:
                     store.meta.set_tag(tag, record.id)

@@ -26,7 +26,6 @@ from pathlib import Path
 from dockyard.errors import DockyardError
 from dockyard.image import chain_ids
 from dockyard.imageops import Store
-from dockyard.imageops.attestations import attestation_blobs
 from dockyard.metadata import BLOB, IMAGE, SNAPSHOT
 from dockyard.oci.digest import Digest
 from dockyard.snapshot import pid_of, process_alive
@@ -78,6 +77,8 @@ def roots(store: Store) -> Roots:
     for name, _image_id in meta.tags():
         index = meta.tag_index(name)
         if index:  # a multi-platform tag: its index and each platform's manifest
+            from dockyard.imageops.attestations import attestation_blobs
+
             out.blobs.add(index)
             out.blobs.update(str(m.manifest_digest) for m in meta.tag_platforms(name))
             out.blobs.update(attestation_blobs(store, index))
