@@ -190,9 +190,9 @@ def test_a_warmed_checksum_is_computed_in_the_background_and_taken_once(tmp_path
     threads: list[str] = []
 
     class Spy(LocalContext):
-        def _checksum(self, patterns: list[str], follow: bool) -> str:
+        def _checksum(self, patterns: list[str], follow: bool, *, flush: bool = True) -> str:
             threads.append(threading.current_thread().name)
-            return super()._checksum(patterns, follow)
+            return super()._checksum(patterns, follow, flush=flush)
 
     ctx = Spy(str(root))
     ctx.warm(["app"])
@@ -233,3 +233,15 @@ def test_a_torn_digest_cache_is_started_again_empty(tmp_path: Path) -> None:
 
 def _sig(st: os.stat_result) -> str:
     return f"{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}:{st.st_dev}"
+
+
+def test_a_warmed_checksum_s_digests_are_remembered(tmp_path: Path) -> None:
+    root = tree(tmp_path / "r")
+    db = tmp_path / "hashes.db"
+    cache = HashCache(db)
+    ctx = LocalContext(str(root), cache=cache)
+    ctx.warm(["app"])
+    ctx.checksum(["app"])
+    cache.close()  # the digests are written after the sum is handed over, at the latest here
+    rows = HashCache(db)._db.execute("SELECT path FROM file_hash ORDER BY path").fetchall()
+    assert rows == [(str(root / "app" / "main.py"),), (str(root / "app" / "sub" / "data.txt"),)]

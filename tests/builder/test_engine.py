@@ -474,9 +474,9 @@ def test_context_sources_are_hashed_ahead_for_the_stages_the_target_needs(
     hashed: list[tuple[tuple[str, ...], str]] = []
     real = LocalContext._checksum
 
-    def spy(self: LocalContext, patterns: list[str], follow: bool) -> str:
+    def spy(self: LocalContext, patterns: list[str], follow: bool, *, flush: bool = True) -> str:
         hashed.append((tuple(patterns), threading.current_thread().name))
-        return real(self, patterns, follow)
+        return real(self, patterns, follow, flush=flush)
 
     monkeypatch.setattr(LocalContext, "_checksum", spy)
     ctx = builds.context("""

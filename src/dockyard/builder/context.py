@@ -144,8 +144,11 @@ class LocalContext:
         steps it will reach, so hashing the context overlaps the steps before them."""
         with self._warm_lock:
             if tuple(patterns) not in self._warming:
-                self._warming[tuple(patterns)] = in_background(lambda: self._checksum(patterns, True),
-                                                               name="context-checksum")
+                future = in_background(lambda: self._checksum(patterns, True, flush=False),
+                                       name="context-checksum")
+                # The new digests are written once the step waiting for the sum has it.
+                future.add_done_callback(lambda _: self.cache.flush() if self.cache is not None else None)
+                self._warming[tuple(patterns)] = future
 
     def checksum(self, patterns: list[str], *, follow: bool = True) -> str:
         """One digest over everything the patterns copy; missing non-wildcard sources count as absent."""
@@ -155,7 +158,7 @@ class LocalContext:
             return result(warmed)
         return self._checksum(patterns, follow)
 
-    def _checksum(self, patterns: list[str], follow: bool) -> str:
+    def _checksum(self, patterns: list[str], follow: bool, *, flush: bool = True) -> str:
         h = hashlib.sha256()
         links: dict[tuple[int, int], str] = {}
         if self.cache is not None:
@@ -167,7 +170,7 @@ class LocalContext:
                 h.update(b"\x00missing")
             for image_path, host in matches:
                 self._hash_entry(h, image_path.strip("/"), host, links, follow_link=follow)
-        if self.cache is not None:
+        if self.cache is not None and flush:
             self.cache.flush()
         return "sha256:" + h.hexdigest()
 
