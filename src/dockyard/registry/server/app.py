@@ -273,8 +273,14 @@ class Registry:
     async def _remote_blob_get(self, request: web.Request, name: str, digest: str) -> web.StreamResponse:
         """A blob in an object store: link and size asked in the bucket, bytes relayed, redirected or
         (with a blob cache) read from this replica's disk."""
+        url: str | None = None
+        locate = getattr(self.storage, "linked_blob_url", None)
         fresh = getattr(self.storage, "linked_blob_size", None)
-        if fresh is not None:  # asked now, not remembered: a delete through any replica is seen at once
+        if locate is not None:  # asked now, not remembered: a delete through any replica is seen at once
+            found = await self.call(locate, name, digest)  # the URL names a pointer's piece
+            linked = found is not None
+            size, url = found if found is not None else (None, None)
+        elif fresh is not None:
             size = await self.call(fresh, name, digest)
             linked = size is not None
         else:
@@ -289,7 +295,8 @@ class Registry:
         blob_url = getattr(self.storage, "blob_url", None)
         if request.method == "HEAD" or blob_url is None:
             return await self._stream_blob(request, digest, size, headers)
-        url = blob_url(digest)  # signing is local: no round trip
+        if url is None:
+            url = blob_url(digest)  # signing is local: no round trip
         if self.settings.redirect:
             # As distribution's "redirect": the client fetches the bytes from the object store itself.
             return web.Response(status=307, headers={**API_HEADER, "Location": url,
