@@ -3,6 +3,7 @@ deletes made through another replica, and one fetch from the bucket shared by co
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
@@ -13,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -21,6 +23,7 @@ from dockyard.errors import InvalidArgument
 from dockyard.registry.server import RegistryServer
 from dockyard.registry.server.blobcache import BlobCache, parse_option
 from dockyard.registry.server.s3storage import S3Storage
+from dockyard.registry.server.sharedfetch import FOLLOW_STEP
 from tests.registry import s3kit
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -330,6 +333,32 @@ def test_concurrent_pulls_of_a_new_blob_read_the_bucket_once(tmp_path: Path) -> 
         assert {b.headers["Content-Length"] for b in bodies} == {str(len(data))}
         assert proxy.gets(where(digest)) == [""]  # four pulls, one read of the bucket
         assert published(root, digest) == [digest.replace(":", "-")]
+
+
+@pytest.mark.seaweedfs
+def test_followers_send_a_slow_fetch_in_few_large_pieces(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each GET following a fetch sends once per ``FOLLOW_STEP`` landed, not once per piece read from
+    the store (each sendfile call costs the event loop; a slow store hands over many small pieces)."""
+    calls: list[int | None] = []
+    real = asyncio.BaseEventLoop.sendfile
+
+    async def counted(self: asyncio.BaseEventLoop, transport: Any, file: Any, offset: int = 0,
+                      count: int | None = None, **kwargs: Any) -> int:
+        calls.append(count)
+        return await real(self, transport, file, offset, count, **kwargs)
+
+    monkeypatch.setattr(asyncio.BaseEventLoop, "sendfile", counted)
+    with behind_proxy(tmp_path, rate=8 << 20) as (c, _root, proxy, where):
+        data = os.urandom(12 << 20)
+        digest = push_blob(c, "shared/r", data)
+        url = f"{c.base_url}/v2/shared/r/blobs/{digest}"
+        with ThreadPoolExecutor(4) as pool:
+            bodies = list(pool.map(lambda _: httpx.get(url, timeout=60), range(4)))
+        assert [(b.status_code, b.content == data) for b in bodies] == [(200, True)] * 4
+        assert proxy.gets(where(digest)) == [""]
+    assert sum(count or 0 for count in calls) == 4 * len(data)
+    assert len(calls) <= 4 * (len(data) // FOLLOW_STEP + 1), len(calls)
 
 
 @pytest.mark.seaweedfs
