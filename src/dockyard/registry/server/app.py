@@ -24,7 +24,7 @@ from .hooks import Actor, Hooks
 from .iopool import IoPool
 from .relay import Relay
 from .sharedfetch import SharedFetch
-from .storage import Storage, canonical_upload_id
+from .storage import Storage, UploadInfo, canonical_upload_id
 from .uploads import Uploads
 
 log = logging.getLogger("dockyard.registry")
@@ -407,7 +407,7 @@ class Registry:
         info = await self.call(self.storage.upload_create, name)
         if digest is not None:
             try:
-                size = await self.uploads.receive(request, info.id, 0)
+                size = await self.uploads.receive(request, info.id, 0, None, info)
                 return await self._commit(actor, name, info.id, digest, size)
             except BaseException:
                 await self.uploads.drop(info.id)
@@ -422,11 +422,11 @@ class Registry:
             return False
         return True
 
-    async def _session(self, name: str, upload_id: str) -> int:
+    async def _session(self, name: str, upload_id: str) -> UploadInfo:
         info = await self.call(self.storage.upload_stat, upload_id)
         if info is None or info.repo != name:
             raise ApiError(404, "BLOB_UPLOAD_UNKNOWN", detail={"uuid": upload_id[:100]})
-        return info.size
+        return info
 
     def forget_uploads(self, upload_ids: list[str]) -> None:
         """Drop cached hashes of sessions that were removed from storage behind our back (expiry)."""
@@ -454,9 +454,9 @@ class Registry:
         self._writable()
         await self.hooks.upload(actor, name, request.content_length)
         async with self.uploads.locked(upload_id):
-            size = await self._session(name, upload_id)
-            expected = self._check_range(request, size, name, upload_id)
-            size = await self.uploads.receive(request, upload_id, size, expected)
+            info = await self._session(name, upload_id)
+            expected = self._check_range(request, info.size, name, upload_id)
+            size = await self.uploads.receive(request, upload_id, info.size, expected, info)
         return web.Response(status=202, headers={**self._upload_headers(name, upload_id, size),
                                                  "Content-Length": "0"})
 
@@ -471,9 +471,9 @@ class Registry:
         if request.content_length:
             await self.hooks.upload(actor, name, request.content_length)
         async with self.uploads.locked(upload_id):
-            size = await self._session(name, upload_id)
-            expected = self._check_range(request, size, name, upload_id)
-            size = await self.uploads.receive(request, upload_id, size, expected)
+            info = await self._session(name, upload_id)
+            expected = self._check_range(request, info.size, name, upload_id)
+            size = await self.uploads.receive(request, upload_id, info.size, expected, info)
             return await self._commit(actor, name, upload_id, digest, size)
 
     async def _commit(self, actor: Actor, name: str, upload_id: str, digest: str, size: int) -> web.Response:
@@ -494,7 +494,7 @@ class Registry:
     async def upload_status(self, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
         name, upload_id = p["name"], p["id"]
         self._need(request, name, "push")
-        size = await self._session(name, upload_id)
+        size = (await self._session(name, upload_id)).size
         return web.Response(status=204, headers=self._upload_headers(name, upload_id, size))
 
     async def upload_cancel(self, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
