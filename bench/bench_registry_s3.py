@@ -12,12 +12,17 @@ On S3, dockyard runs once with 1 replica and once with 3 replicas on one bucket 
 requests round-robin, as a load balancer would). Prints each number and the ratio to distribution.
 
     .venv/bin/python bench/bench_registry_s3.py [--seconds 3] [--runs 1] [--only fs|s3] [--before SRC]
-                                                [--no-blob-cache]
+                                                [--no-blob-cache] [--distribution-x3]
 
 ``--before SRC`` also runs dockyard from another source tree (say a checkout of main's ``src``) as
 "before" targets in the same interleaved rounds (without ``--blob-cache``), so a change is measured
 against the code it replaces under the same load. The load average is printed with each table (the
 machine may be shared).
+
+``--distribution-x3`` also runs three distribution processes on the bucket ("distribution x3", ratios
+still to one distribution): on one machine, three replicas share its cores with each other, the store
+and the load generator, so an x3 row measures what replication costs, not what it adds; distribution's
+own x3 row shows that cost for a registry that keeps no per-replica state.
 
 Needs SeaweedFS up (scripts/peers/start-seaweedfs.sh) and boto3 (pip install -e '.[s3]').
 """
@@ -294,6 +299,8 @@ def main() -> int:
     parser.add_argument("--before", metavar="SRC", help="also run dockyard from this source tree")
     parser.add_argument("--no-blob-cache", action="store_true",
                         help="run dockyard on S3 without --blob-cache")
+    parser.add_argument("--distribution-x3", action="store_true",
+                        help="also run three distribution replicas on the bucket")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="dockyard-bench-s3-", dir="/var/tmp") as tmp_name:
         tmp = Path(tmp_name)
@@ -324,6 +331,9 @@ def main() -> int:
                     [dockyard(f"s3://{ours_bucket}/one-{run}", cache=cache)], tmp, KEYS))
                 targets["dockyard x3"] = stack.enter_context(processes(
                     [dockyard(f"s3://{ours_bucket}/three-{run}", cache=cache)] * 3, tmp, KEYS))
+                if args.distribution_x3:
+                    targets["distribution x3"] = stack.enter_context(
+                        processes([distribution(tmp, s3_yaml)] * 3, tmp, {}))
                 targets["distribution"] = stack.enter_context(
                     processes([distribution(tmp, s3_yaml)], tmp, {}))
                 s3 = measure(targets, args.seconds, args.runs)
