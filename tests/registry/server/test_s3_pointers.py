@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -219,3 +222,22 @@ def test_sessions_and_blobs_of_the_earlier_layout_are_read_and_continued(
     storage.upload_commit(upload_id, sha(data))
     assert read(storage, sha(data)) == data
     assert keys(storage, "uploads") == [] and keys(storage, "data") == []
+
+
+def test_registry_gc_names_the_left_over_bytes_it_removes() -> None:
+    url = s3kit.s3_url("ptrcli")
+    storage = storage_at(url, FakeClock())
+    orphan = upload(storage, b"lost a race" * 1000)
+    storage._put(storage._data_key(orphan, "commit"),
+                 json.dumps({"digest": sha(b"lost a race" * 1000), "at": time.time() - 10}).encode())
+    storage._delete_keys([storage._upload_key(orphan, "info")])
+    kept = upload(storage, b"a blob" * 1000)
+    storage.upload_commit(kept, sha(b"a blob" * 1000))
+    env = {**os.environ, **s3kit.ENV}
+    gc = [sys.executable, "-m", "dockyard", "registry", "gc", "--storage", url, "--grace", "5"]
+    dry = subprocess.run([*gc, "--dry-run"], capture_output=True, text=True, timeout=60, env=env)
+    assert dry.returncode == 0, dry.stderr
+    assert f"would delete the bytes of committed upload {orphan} (no blob names them)" in dry.stdout
+    real = subprocess.run(gc, capture_output=True, text=True, timeout=60, env=env)
+    assert f"deleted the bytes of committed upload {orphan}" in real.stdout, real.stdout + real.stderr
+    assert keys(storage, "data") == [f"{kept}/{0:020d}", f"{kept}/commit"]
