@@ -241,3 +241,19 @@ def test_registry_gc_names_the_left_over_bytes_it_removes() -> None:
     real = subprocess.run(gc, capture_output=True, text=True, timeout=60, env=env)
     assert f"deleted the bytes of committed upload {orphan}" in real.stdout, real.stdout + real.stderr
     assert keys(storage, "data") == [f"{kept}/{0:020d}", f"{kept}/commit"]
+
+
+def test_removing_a_session_aborts_the_multipart_upload_a_killed_request_left(
+        store: tuple[S3Storage, FakeClock]) -> None:
+    storage, _ = store
+    upload_id = upload(storage, b"first request" * 1000)
+    # The next request's piece was being sent as a multipart upload when its process was killed.
+    key = storage._data_key(upload_id, f"{13000:020d}")
+    started = storage._multipart_start(key)
+    storage._multipart_part(key, started, 1, bytearray(b"cut short" * 1000))
+    client = s3kit.client()
+    pending = client.list_multipart_uploads(Bucket=storage.bucket, Prefix=storage._data_key(upload_id))
+    assert [u["Key"] for u in pending.get("Uploads", [])] == [key]
+    assert storage.upload_delete(upload_id)
+    pending = client.list_multipart_uploads(Bucket=storage.bucket, Prefix=storage._data_key(upload_id))
+    assert pending.get("Uploads", []) == [] and keys(storage, "data") == []

@@ -355,6 +355,16 @@ class S3Storage:
         except (ClientError, BotoCoreError) as exc:
             raise _failed(f"multipart {key}", exc) from exc
 
+    def _abort_pending(self, prefix: str) -> None:
+        """Abort the multipart uploads under ``prefix`` that were never completed (their parts take room).
+        Best effort: a store (or a key's policy) that does not list them is no reason to fail a delete."""
+        try:
+            found = self.client.list_multipart_uploads(Bucket=self.bucket, Prefix=prefix).get("Uploads", [])
+        except (ClientError, BotoCoreError):
+            return
+        for pending in found:
+            self._multipart_abort(str(pending["Key"]), str(pending["UploadId"]))
+
     def _multipart_abort(self, key: str, upload_id: str) -> None:
         with contextlib.suppress(ClientError, BotoCoreError):
             self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
@@ -886,6 +896,7 @@ class S3Storage:
         marker = self._data_key(upload_id, "commit")
         if marker in data and self._committed_piece(data, marker):
             data = []  # committed (the process died before it removed the info): the piece is the blob's
+        self._abort_pending(self._data_key(upload_id) + "/")  # a request's piece cut short by a kill
         # The info object last: while it exists the session is still there for upload_stat.
         self._delete_keys(data + [k for k in keys if k != info])
         self._delete_keys([k for k in keys if k == info])
