@@ -312,30 +312,36 @@ def main() -> int:
             report("filesystem (one process each)", fs, "distribution")
         if args.only != "fs":
             run = uuid.uuid4().hex[:8]
-            theirs_bucket, ours_bucket = f"dy-bench-dist-{run}", f"dy-bench-ours-{run}"
-            ensure_bucket(theirs_bucket)
-            s3_yaml = ("  s3:\n    region: us-east-1\n    regionendpoint: \"" + S3 + "\"\n"
-                       f"    bucket: {theirs_bucket}\n    accesskey: bench\n    secretkey: bench-secret\n"
-                       f"    secure: false\n    v4auth: true\n    rootdirectory: /r{run}\n")
+            # A bucket per target, as distribution has its own: targets sharing one would share its volumes
+            # (SeaweedFS grows a bucket's volumes as they fill, which stalls that bucket's writes a moment).
+            ours = {label: f"dy-bench-{label}-{run}" for label in ("b1", "b3", "one", "three")}
+            theirs = {label: f"dy-bench-{label}-{run}" for label in ("dist", "dist3")}
+
+            def s3_yaml(bucket: str) -> str:
+                ensure_bucket(bucket)
+                return ("  s3:\n    region: us-east-1\n    regionendpoint: \"" + S3 + "\"\n"
+                        f"    bucket: {bucket}\n    accesskey: bench\n    secretkey: bench-secret\n"
+                        f"    secure: false\n    v4auth: true\n    rootdirectory: /r{run}\n")
+
             with contextlib.ExitStack() as stack:
-                for bucket in (theirs_bucket, ours_bucket):  # runs last: after the registries stop
+                for bucket in (*theirs.values(), *ours.values()):  # runs last: after the registries stop
                     stack.callback(drop_bucket, bucket)
                 targets = {}
                 if args.before:
                     targets["before x1"] = stack.enter_context(processes(
-                        [dockyard(f"s3://{ours_bucket}/b1-{run}", args.before)], tmp, KEYS))
+                        [dockyard(f"s3://{ours['b1']}/b1-{run}", args.before)], tmp, KEYS))
                     targets["before x3"] = stack.enter_context(processes(
-                        [dockyard(f"s3://{ours_bucket}/b3-{run}", args.before)] * 3, tmp, KEYS))
+                        [dockyard(f"s3://{ours['b3']}/b3-{run}", args.before)] * 3, tmp, KEYS))
                 cache = None if args.no_blob_cache else tmp / "blob-cache"
                 targets["dockyard x1"] = stack.enter_context(processes(
-                    [dockyard(f"s3://{ours_bucket}/one-{run}", cache=cache)], tmp, KEYS))
+                    [dockyard(f"s3://{ours['one']}/one-{run}", cache=cache)], tmp, KEYS))
                 targets["dockyard x3"] = stack.enter_context(processes(
-                    [dockyard(f"s3://{ours_bucket}/three-{run}", cache=cache)] * 3, tmp, KEYS))
+                    [dockyard(f"s3://{ours['three']}/three-{run}", cache=cache)] * 3, tmp, KEYS))
                 if args.distribution_x3:
                     targets["distribution x3"] = stack.enter_context(
-                        processes([distribution(tmp, s3_yaml)] * 3, tmp, {}))
+                        processes([distribution(tmp, s3_yaml(theirs["dist3"]))] * 3, tmp, {}))
                 targets["distribution"] = stack.enter_context(
-                    processes([distribution(tmp, s3_yaml)], tmp, {}))
+                    processes([distribution(tmp, s3_yaml(theirs["dist"]))], tmp, {}))
                 s3 = measure(targets, args.seconds, args.runs)
             report(f"S3 on SeaweedFS ({S3})", s3, "distribution")
     return 0
