@@ -12,12 +12,17 @@ On S3, dockyard runs once with 1 replica and once with 3 replicas on one bucket 
 requests round-robin, as a load balancer would). Prints each number and the ratio to distribution.
 
     .venv/bin/python bench/bench_registry_s3.py [--seconds 3] [--runs 1] [--only fs|s3] [--before SRC]
-                                                [--no-blob-cache]
+                                                [--no-blob-cache] [--distribution-x3]
 
 ``--before SRC`` also runs dockyard from another source tree (say a checkout of main's ``src``) as
 "before" targets in the same interleaved rounds (without ``--blob-cache``), so a change is measured
 against the code it replaces under the same load. The load average is printed with each table (the
 machine may be shared).
+
+``--distribution-x3`` also runs three distribution processes on the bucket ("distribution x3", ratios
+still to one distribution): on one machine, three replicas share its cores with each other, the store
+and the load generator, so an x3 row measures what replication costs, not what it adds; distribution's
+own x3 row shows that cost for a registry that keeps no per-replica state.
 
 Needs SeaweedFS up (scripts/peers/start-seaweedfs.sh) and boto3 (pip install -e '.[s3]').
 """
@@ -294,6 +299,8 @@ def main() -> int:
     parser.add_argument("--before", metavar="SRC", help="also run dockyard from this source tree")
     parser.add_argument("--no-blob-cache", action="store_true",
                         help="run dockyard on S3 without --blob-cache")
+    parser.add_argument("--distribution-x3", action="store_true",
+                        help="also run three distribution replicas on the bucket")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="dockyard-bench-s3-", dir="/var/tmp") as tmp_name:
         tmp = Path(tmp_name)
@@ -305,27 +312,36 @@ def main() -> int:
             report("filesystem (one process each)", fs, "distribution")
         if args.only != "fs":
             run = uuid.uuid4().hex[:8]
-            theirs_bucket, ours_bucket = f"dy-bench-dist-{run}", f"dy-bench-ours-{run}"
-            ensure_bucket(theirs_bucket)
-            s3_yaml = ("  s3:\n    region: us-east-1\n    regionendpoint: \"" + S3 + "\"\n"
-                       f"    bucket: {theirs_bucket}\n    accesskey: bench\n    secretkey: bench-secret\n"
-                       f"    secure: false\n    v4auth: true\n    rootdirectory: /r{run}\n")
+            # A bucket per target, as distribution has its own: targets sharing one would share its volumes
+            # (SeaweedFS grows a bucket's volumes as they fill, which stalls that bucket's writes a moment).
+            ours = {label: f"dy-bench-{label}-{run}" for label in ("b1", "b3", "one", "three")}
+            theirs = {label: f"dy-bench-{label}-{run}" for label in ("dist", "dist3")}
+
+            def s3_yaml(bucket: str) -> str:
+                ensure_bucket(bucket)
+                return ("  s3:\n    region: us-east-1\n    regionendpoint: \"" + S3 + "\"\n"
+                        f"    bucket: {bucket}\n    accesskey: bench\n    secretkey: bench-secret\n"
+                        f"    secure: false\n    v4auth: true\n    rootdirectory: /r{run}\n")
+
             with contextlib.ExitStack() as stack:
-                for bucket in (theirs_bucket, ours_bucket):  # runs last: after the registries stop
+                for bucket in (*theirs.values(), *ours.values()):  # runs last: after the registries stop
                     stack.callback(drop_bucket, bucket)
                 targets = {}
                 if args.before:
                     targets["before x1"] = stack.enter_context(processes(
-                        [dockyard(f"s3://{ours_bucket}/b1-{run}", args.before)], tmp, KEYS))
+                        [dockyard(f"s3://{ours['b1']}/b1-{run}", args.before)], tmp, KEYS))
                     targets["before x3"] = stack.enter_context(processes(
-                        [dockyard(f"s3://{ours_bucket}/b3-{run}", args.before)] * 3, tmp, KEYS))
+                        [dockyard(f"s3://{ours['b3']}/b3-{run}", args.before)] * 3, tmp, KEYS))
                 cache = None if args.no_blob_cache else tmp / "blob-cache"
                 targets["dockyard x1"] = stack.enter_context(processes(
-                    [dockyard(f"s3://{ours_bucket}/one-{run}", cache=cache)], tmp, KEYS))
+                    [dockyard(f"s3://{ours['one']}/one-{run}", cache=cache)], tmp, KEYS))
                 targets["dockyard x3"] = stack.enter_context(processes(
-                    [dockyard(f"s3://{ours_bucket}/three-{run}", cache=cache)] * 3, tmp, KEYS))
+                    [dockyard(f"s3://{ours['three']}/three-{run}", cache=cache)] * 3, tmp, KEYS))
+                if args.distribution_x3:
+                    targets["distribution x3"] = stack.enter_context(
+                        processes([distribution(tmp, s3_yaml(theirs["dist3"]))] * 3, tmp, {}))
                 targets["distribution"] = stack.enter_context(
-                    processes([distribution(tmp, s3_yaml)], tmp, {}))
+                    processes([distribution(tmp, s3_yaml(theirs["dist"]))], tmp, {}))
                 s3 = measure(targets, args.seconds, args.runs)
             report(f"S3 on SeaweedFS ({S3})", s3, "distribution")
     return 0

@@ -146,6 +146,8 @@ def gc(storage_dir: str | None, s3_config: str | None, dry_run: bool, grace: flo
         click.echo(f"{verb} blob {digest}")
     for upload in report.deleted_uploads:
         click.echo(f"{verb} upload {upload}")
+    for session in report.swept_data:
+        click.echo(f"{verb} the bytes of committed upload {session} (no blob names them)")
     click.echo(f"{len(report.deleted_blobs)} blobs {verb} ({report.freed_bytes} bytes), "
                f"{report.marked} referenced, {report.kept_young} unreferenced but younger than the grace "
                f"period, {len(report.deleted_uploads)} expired uploads")

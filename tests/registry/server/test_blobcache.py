@@ -3,6 +3,7 @@ deletes made through another replica, and one fetch from the bucket shared by co
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
@@ -10,9 +11,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -20,6 +22,8 @@ import pytest
 from dockyard.errors import InvalidArgument
 from dockyard.registry.server import RegistryServer
 from dockyard.registry.server.blobcache import BlobCache, parse_option
+from dockyard.registry.server.s3storage import S3Storage
+from dockyard.registry.server.sharedfetch import FOLLOW_STEP
 from tests.registry import s3kit
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -303,19 +307,23 @@ def test_a_client_gone_mid_pull_leaves_no_entry(tmp_path: Path) -> None:
 
 
 @contextlib.contextmanager
-def behind_proxy(tmp: Path, rate: float | None = None) -> Iterator[tuple[httpx.Client, Path, StoreProxy]]:
-    """A cached registry whose traffic to the bucket goes through a proxy that sees (and shapes) it."""
+def behind_proxy(tmp: Path, rate: float | None = None
+                 ) -> Iterator[tuple[httpx.Client, Path, StoreProxy, Callable[[str], str]]]:
+    """A cached registry whose traffic to the bucket goes through a proxy that sees (and shapes) it, and
+    where a blob's bytes are in the bucket (its key, or the upload piece its key points to)."""
     root = tmp / "cache"
     with StoreProxy(s3kit.ENV["AWS_ENDPOINT_URL"], rate) as proxy, \
             RegistryServer(storage=s3kit.s3_url("shared"), blob_cache=f"{root},size=1GiB",
                            **{**PEER, "s3_endpoint": proxy.url}) as srv, \
             httpx.Client(base_url=srv.url, timeout=60) as c:
-        yield c, root, proxy
+        storage = srv.storage
+        assert isinstance(storage, S3Storage)
+        yield c, root, proxy, storage._bytes_key
 
 
 @pytest.mark.seaweedfs
 def test_concurrent_pulls_of_a_new_blob_read_the_bucket_once(tmp_path: Path) -> None:
-    with behind_proxy(tmp_path, rate=8 << 20) as (c, root, proxy):  # the fetch takes about a second
+    with behind_proxy(tmp_path, rate=8 << 20) as (c, root, proxy, where):  # the fetch takes ~1 s
         data = os.urandom(6 << 20)
         digest = push_blob(c, "shared/r", data)
         url = f"{c.base_url}/v2/shared/r/blobs/{digest}"
@@ -323,13 +331,39 @@ def test_concurrent_pulls_of_a_new_blob_read_the_bucket_once(tmp_path: Path) -> 
             bodies = list(pool.map(lambda _: httpx.get(url, timeout=60), range(4)))
         assert [(b.status_code, b.content == data) for b in bodies] == [(200, True)] * 4
         assert {b.headers["Content-Length"] for b in bodies} == {str(len(data))}
-        assert proxy.gets(digest.partition(":")[2]) == [""]  # four pulls, one read of the bucket
+        assert proxy.gets(where(digest)) == [""]  # four pulls, one read of the bucket
         assert published(root, digest) == [digest.replace(":", "-")]
 
 
 @pytest.mark.seaweedfs
+def test_followers_send_a_slow_fetch_in_few_large_pieces(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each GET following a fetch sends once per ``FOLLOW_STEP`` landed, not once per piece read from
+    the store (each sendfile call costs the event loop; a slow store hands over many small pieces)."""
+    calls: list[int | None] = []
+    real = asyncio.BaseEventLoop.sendfile
+
+    async def counted(self: asyncio.BaseEventLoop, transport: Any, file: Any, offset: int = 0,
+                      count: int | None = None, **kwargs: Any) -> int:
+        calls.append(count)
+        return await real(self, transport, file, offset, count, **kwargs)
+
+    monkeypatch.setattr(asyncio.BaseEventLoop, "sendfile", counted)
+    with behind_proxy(tmp_path, rate=8 << 20) as (c, _root, proxy, where):
+        data = os.urandom(12 << 20)
+        digest = push_blob(c, "shared/r", data)
+        url = f"{c.base_url}/v2/shared/r/blobs/{digest}"
+        with ThreadPoolExecutor(4) as pool:
+            bodies = list(pool.map(lambda _: httpx.get(url, timeout=60), range(4)))
+        assert [(b.status_code, b.content == data) for b in bodies] == [(200, True)] * 4
+        assert proxy.gets(where(digest)) == [""]
+    assert sum(count or 0 for count in calls) == 4 * len(data)
+    assert len(calls) <= 4 * (len(data) // FOLLOW_STEP + 1), len(calls)
+
+
+@pytest.mark.seaweedfs
 def test_a_slow_client_holds_up_no_other(tmp_path: Path) -> None:
-    with behind_proxy(tmp_path) as (c, root, proxy):
+    with behind_proxy(tmp_path) as (c, root, proxy, where):
         data = os.urandom(24 << 20)  # far more than the sockets buffer while the first client waits
         digest = push_blob(c, "shared/r", data)
         with c.stream("GET", f"/v2/shared/r/blobs/{digest}") as slow:
@@ -338,16 +372,16 @@ def test_a_slow_client_holds_up_no_other(tmp_path: Path) -> None:
             other = httpx.get(f"{c.base_url}/v2/shared/r/blobs/{digest}", timeout=30)
             assert other.status_code == 200 and other.content == data
             assert head + b"".join(pieces) == data
-        assert proxy.gets(digest.partition(":")[2]) == [""]
+        assert proxy.gets(where(digest)) == [""]
         assert published(root, digest) == [digest.replace(":", "-")]
 
 
 @pytest.mark.seaweedfs
 def test_a_fetch_cut_short_is_finished_from_the_bucket(tmp_path: Path) -> None:
-    with behind_proxy(tmp_path) as (c, root, proxy):
+    with behind_proxy(tmp_path) as (c, root, proxy, where):
         data = os.urandom(8 << 20)
         digest = push_blob(c, "shared/r", data)
-        hexpart = digest.partition(":")[2]
+        hexpart = where(digest)
         cuts = [3 << 20]  # the store's first answer for the blob ends after 3 MiB
 
         def cut(method: str, path: str, rng: str) -> int | None:

@@ -338,3 +338,30 @@ def test_sessions_expire_by_when_bytes_last_arrived() -> None:
         assert srv.expire_uploads() == [idle.rsplit("/", 1)[1]]
         assert c.get(idle).status_code == 404
         assert c.get(busy).headers["Range"] == "0-9"
+
+
+@pytest.mark.seaweedfs
+def test_a_push_asks_the_store_no_more_than_it_must() -> None:
+    """POST, one PATCH, PUT: each request reads the session once (and once more after its bytes are
+    stored), the commit reuses what the PUT's receive found, and the blob is a pointer to the piece."""
+    proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Counting)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    try:
+        endpoint = f"http://127.0.0.1:{proxy.server_address[1]}"
+        with RegistryServer(storage=s3kit.s3_url("calls"), **{**PEER, "s3_endpoint": endpoint}) as srv, \
+                httpx.Client(base_url=srv.url, timeout=60) as c:
+            data = b"counted" * 1000
+            _Counting.seen.clear()
+            loc = c.post("/v2/calls/r/blobs/uploads/").headers["Location"]
+            loc = c.patch(loc, content=data).headers["Location"]
+            assert c.put(loc, params={"digest": sha(data)}).status_code == 201
+            seen = list(_Counting.seen)
+            assert c.get(f"/v2/calls/r/blobs/{sha(data)}").content == data
+    finally:
+        proxy.shutdown()
+    info_reads = [p for m, p in seen if m == "GET" and p.endswith("/info")]
+    # PATCH: the session, then again after its bytes; PUT: the session, then again after its (no) bytes;
+    # the touch after the PATCH's bytes reads it once more.
+    assert len(info_reads) == 5, seen
+    assert not any("/uploads/" in p and "/data/" in p for _, p in seen)  # the pieces are under data/
+    assert len(seen) <= 20, seen

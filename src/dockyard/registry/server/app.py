@@ -24,7 +24,7 @@ from .hooks import Actor, Hooks
 from .iopool import IoPool
 from .relay import Relay
 from .sharedfetch import SharedFetch
-from .storage import Storage, canonical_upload_id
+from .storage import Storage, UploadInfo, canonical_upload_id
 from .uploads import Uploads
 
 log = logging.getLogger("dockyard.registry")
@@ -273,8 +273,14 @@ class Registry:
     async def _remote_blob_get(self, request: web.Request, name: str, digest: str) -> web.StreamResponse:
         """A blob in an object store: link and size asked in the bucket, bytes relayed, redirected or
         (with a blob cache) read from this replica's disk."""
+        url: str | None = None
+        locate = getattr(self.storage, "linked_blob_url", None)
         fresh = getattr(self.storage, "linked_blob_size", None)
-        if fresh is not None:  # asked now, not remembered: a delete through any replica is seen at once
+        if locate is not None:  # asked now, not remembered: a delete through any replica is seen at once
+            found = await self.call(locate, name, digest)  # the URL names a pointer's piece
+            linked = found is not None
+            size, url = found if found is not None else (None, None)
+        elif fresh is not None:
             size = await self.call(fresh, name, digest)
             linked = size is not None
         else:
@@ -289,7 +295,8 @@ class Registry:
         blob_url = getattr(self.storage, "blob_url", None)
         if request.method == "HEAD" or blob_url is None:
             return await self._stream_blob(request, digest, size, headers)
-        url = blob_url(digest)  # signing is local: no round trip
+        if url is None:
+            url = blob_url(digest)  # signing is local: no round trip
         if self.settings.redirect:
             # As distribution's "redirect": the client fetches the bytes from the object store itself.
             return web.Response(status=307, headers={**API_HEADER, "Location": url,
@@ -400,7 +407,7 @@ class Registry:
         info = await self.call(self.storage.upload_create, name)
         if digest is not None:
             try:
-                size = await self.uploads.receive(request, info.id, 0)
+                size = await self.uploads.receive(request, info.id, 0, None, info)
                 return await self._commit(actor, name, info.id, digest, size)
             except BaseException:
                 await self.uploads.drop(info.id)
@@ -415,11 +422,11 @@ class Registry:
             return False
         return True
 
-    async def _session(self, name: str, upload_id: str) -> int:
+    async def _session(self, name: str, upload_id: str) -> UploadInfo:
         info = await self.call(self.storage.upload_stat, upload_id)
         if info is None or info.repo != name:
             raise ApiError(404, "BLOB_UPLOAD_UNKNOWN", detail={"uuid": upload_id[:100]})
-        return info.size
+        return info
 
     def forget_uploads(self, upload_ids: list[str]) -> None:
         """Drop cached hashes of sessions that were removed from storage behind our back (expiry)."""
@@ -447,9 +454,9 @@ class Registry:
         self._writable()
         await self.hooks.upload(actor, name, request.content_length)
         async with self.uploads.locked(upload_id):
-            size = await self._session(name, upload_id)
-            expected = self._check_range(request, size, name, upload_id)
-            size = await self.uploads.receive(request, upload_id, size, expected)
+            info = await self._session(name, upload_id)
+            expected = self._check_range(request, info.size, name, upload_id)
+            size = await self.uploads.receive(request, upload_id, info.size, expected, info)
         return web.Response(status=202, headers={**self._upload_headers(name, upload_id, size),
                                                  "Content-Length": "0"})
 
@@ -464,9 +471,9 @@ class Registry:
         if request.content_length:
             await self.hooks.upload(actor, name, request.content_length)
         async with self.uploads.locked(upload_id):
-            size = await self._session(name, upload_id)
-            expected = self._check_range(request, size, name, upload_id)
-            size = await self.uploads.receive(request, upload_id, size, expected)
+            info = await self._session(name, upload_id)
+            expected = self._check_range(request, info.size, name, upload_id)
+            size = await self.uploads.receive(request, upload_id, info.size, expected, info)
             return await self._commit(actor, name, upload_id, digest, size)
 
     async def _commit(self, actor: Actor, name: str, upload_id: str, digest: str, size: int) -> web.Response:
@@ -487,7 +494,7 @@ class Registry:
     async def upload_status(self, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
         name, upload_id = p["name"], p["id"]
         self._need(request, name, "push")
-        size = await self._session(name, upload_id)
+        size = (await self._session(name, upload_id)).size
         return web.Response(status=204, headers=self._upload_headers(name, upload_id, size))
 
     async def upload_cancel(self, request: web.Request, p: dict[str, str]) -> web.StreamResponse:

@@ -26,6 +26,7 @@ class GcReport:
     kept_young: int = 0
     deleted_uploads: list[str] = field(default_factory=list)
     removed_links: int = 0
+    swept_data: list[str] = field(default_factory=list)  # object stores: committed sessions no blob needs
     dry_run: bool = False
 
 
@@ -95,6 +96,9 @@ def collect(storage: Storage, *, grace: float = 3600, upload_ttl: float = 24 * 3
                     storage.unlink_blob(repo, digest)
                     report.removed_links += 1
     report.deleted_uploads = expire_uploads(storage, upload_ttl, now, dry_run)
+    sweep = getattr(storage, "sweep_data", None)
+    if sweep is not None:
+        report.swept_data = sweep(grace, now, dry_run)
     if not dry_run and isinstance(storage, FilesystemStorage):
         storage.clean_tmp(older_than=max(grace, 600))
     return report

@@ -5,7 +5,9 @@ about 2 ms of CPU on each (event hooks, model serialization, response parsing), 
 the request itself costs. Here botocore's own SigV4 signer signs, and each worker thread keeps one
 keep-alive ``http.client`` connection (~0.3 ms of CPU a request; urllib3's pool costs twice that).
 Throttling, 5xx answers and dropped connections are retried with jittered backoff, as boto3's
-"standard" mode; every request made here is idempotent (whole-object PUTs, HEADs, GETs)."""
+"standard" mode; every request made here is idempotent (whole-object PUTs, parts of a multipart
+upload, HEADs, GETs), except that a create-only PUT (``If-None-Match: *``) retried after a lost answer
+may be refused for having succeeded: its caller checks whose object it finds."""
 
 from __future__ import annotations
 
@@ -81,10 +83,15 @@ class SignedHttp:
             conn.close()
             self._local.conn = None
 
-    def request(self, method: str, key: str, body: bytes = b"",
-                headers: dict[str, str] | None = None) -> Answer:
-        """``method`` on the object ``key``; the last answer after retries, or OSError when none came."""
+    def request(self, method: str, key: str, body: bytes | bytearray = b"",
+                headers: dict[str, str] | None = None, query: dict[str, str] | None = None) -> Answer:
+        """``method`` on the object ``key``; the last answer after retries, or OSError when none came.
+
+        ``query``: sub-resource parameters (``partNumber``, ``uploadId``), signed with the request."""
         path = self._path + quote(key, safe="/~")
+        if query:
+            path += "?" + "&".join(f"{quote(k, safe='-_.~')}={quote(v, safe='-_.~')}"
+                                   for k, v in sorted(query.items()))
         context = _UNSIGNED if len(body) > SIGN_UP_TO else _SIGNED
         for attempt in range(ATTEMPTS):
             signed = AWSRequest(method=method, url=self._url + path, data=body, headers=dict(headers or {}))

@@ -2,20 +2,34 @@
 
 Same layout as ``FilesystemStorage`` under ``<prefix>/``, plus what a local disk gives for free:
 
-    blobs/<alg>/<hex[:2]>/<hex>              the bytes; metadata ``mtime``: when written (our clock)
+    blobs/<alg>/<hex[:2]>/<hex>              the bytes, or a pointer to them (below); metadata ``mtime``:
+                                             when written (our clock)
     touched/<alg>/<hex>                      when the blob was last referenced (restarts GC's grace)
     uploads/<id>/info                        {"repo", "started", "updated": when bytes last arrived}
-    uploads/<id>/data/<offset:020d>          the session's bytes, in pieces of about ``part_size``
+    data/<id>/<offset:020d>                  the session's bytes, one piece per request that brought them
+    data/<id>/commit                         the digest the session is being committed as
     gc-lease                                 which replica collects garbage, until when
 
 An upload's bytes are pieces named by their offset, so any replica can continue or read back a session
-(the running hash is re-read once when a session moves). Only the last piece may be under S3's 5 MiB
-multipart minimum: the next write merges into it. Committing joins the pieces with server-side part
-copies (one multipart upload), so the bytes are never fetched back. Calls block: run them in the pool.
+(the running hash is re-read once when a session moves). A request's bytes go out as one multipart
+upload of its piece (parts of ``part_size``), so a piece appears whole or not at all. Only the last
+piece may be under S3's 5 MiB multipart minimum: the next request rewrites it at the head of its own.
+
+Committing a session of one piece (a monolithic or single-PATCH push: the common case) copies nothing:
+the blob's key becomes a *pointer*, an empty object whose metadata names the piece (``target``) and the
+blob's size (``size``), created only if the key is free (``If-None-Match: *``). Before it, the session
+writes its ``commit`` marker; the session's info is removed after. Whoever finds the key taken (the
+same digest pushed twice at once) drops its own piece. The piece is live while the pointer names it:
+``blob_delete`` removes the pointer, then the piece; ``sweep_data`` (run by GC) removes, after the
+grace period, pieces of committed sessions that no pointer names (a lost race, a crash). A session of
+several pieces (a chunked push) is joined into a plain blob object with server-side part copies.
+Blob objects written by earlier versions (plain bytes) and their sessions (pieces under
+``uploads/<id>/data/``) are read and continued as before.
 
 Small objects (links, tags, manifests, existence) go through ``s3http``; streams, listings, multipart
-and the lease's conditional writes through boto3. Blobs and links this process wrote or found are
+control and the lease's conditional writes through boto3. Blobs and links this process wrote or found are
 remembered for ``KNOWN_FOR`` seconds (content-addressed: a manifest PUT need not ask again); tags never.
+Calls block: run them in the pool.
 """
 
 from __future__ import annotations
@@ -25,6 +39,7 @@ import errno
 import hashlib
 import io
 import json
+import re
 import threading
 import time
 import uuid
@@ -52,6 +67,7 @@ TOUCH_EVERY = 60.0  # seconds between two touches of one blob by one process
 # what it merely saw may be garbage another replica is about to collect.
 KNOWN_FOR = TOUCH_EVERY
 _MISSING = {"404", "NoSuchKey", "NotFound", "NoSuchUpload"}
+_PIECE = re.compile(r"[0-9]{20}")  # a session's piece, named by its offset
 
 
 def _split(digest: str) -> tuple[str, str]:
@@ -100,44 +116,62 @@ class _Pieces(io.RawIOBase):
 
 
 class _Appender(io.RawIOBase):
-    """Appends to an upload session: buffers up to a part, then stores it as one piece object.
+    """Appends one request's bytes to an upload session as one new piece.
 
-    A last piece under ``MIN_PART`` is taken back into the buffer first, so pieces stay multipart-sized."""
+    The bytes go out a part (``part_size``) at a time as a multipart upload of the piece, completed on
+    close; less than a part is one PUT. A last piece under ``MIN_PART`` is taken back first and rewritten
+    at the head of the new one (same key), so every piece but the last can be a multipart part."""
 
     def __init__(self, storage: S3Storage, upload_id: str) -> None:
         self._storage = storage
-        self._id = upload_id
-        pieces = storage._pieces(upload_id)
-        self._offset = sum(size for _, size in pieces)  # where the buffer starts in the session
+        prefix, pieces = storage._session_pieces(upload_id)
+        offset = sum(size for _, size in pieces)  # where the buffer starts in the session
         self._buffer = bytearray()
         if pieces and pieces[-1][1] < MIN_PART:
             key, size = pieces[-1]
-            self._offset -= size
+            offset -= size
             self._buffer += storage._get(key)["Body"].read()
+        self._key = f"{prefix}/{offset:020d}"
+        self._fresh = False  # whether any byte arrived (else nothing is rewritten)
+        self._multipart: str | None = None
+        self._etags: list[str] = []
 
     def writable(self) -> bool:
         return True
 
     def write(self, data: Any) -> int:
         self._buffer += data
+        self._fresh = self._fresh or len(data) > 0
         if len(self._buffer) >= self._storage.settings.part_size:
-            self._store()
+            self._send_part()
         return len(data)
 
     def flush(self) -> None:
         """Nothing: bytes are stored a part at a time, and the rest on close."""
 
-    def _store(self) -> None:
-        if self._buffer:
-            self._storage._put(self._storage._piece_key(self._id, self._offset), bytes(self._buffer))
-            if len(self._buffer) >= MIN_PART:
-                self._offset += len(self._buffer)
-                self._buffer.clear()
+    def _send_part(self) -> None:
+        if self._multipart is None:
+            self._multipart = self._storage._multipart_start(self._key)
+        self._etags.append(self._storage._multipart_part(self._key, self._multipart, len(self._etags) + 1,
+                                                         self._buffer))
+        self._buffer = bytearray()
 
     def close(self) -> None:
-        if not self.closed:
-            self._store()
-        super().close()
+        if self.closed:
+            return
+        try:
+            if self._multipart is not None:
+                if self._buffer:
+                    self._send_part()
+                self._storage._multipart_complete(self._key, self._multipart, self._etags)
+                self._multipart = None
+            elif self._fresh:
+                self._storage._put(self._key, bytes(self._buffer))
+        finally:
+            if self._multipart is not None:  # a part or the completion failed: nothing was stored
+                self._storage._multipart_abort(self._key, self._multipart)
+                self._multipart = None
+            super().close()
 
 
 class S3Storage:
@@ -160,6 +194,7 @@ class S3Storage:
         self._touches: dict[str, float] = {}  # digest -> when this process last touched it
         self._media: dict[tuple[str, str], str] = {}  # (repo, digest) -> media type this process linked
         self._known: OrderedDict[str, tuple[float, str, bool]] = OrderedDict()  # key -> (when, what, wrote)
+        self._created: set[str] = set()  # sessions this process began (their pieces are under data/)
         # "standard" retries: exponential backoff with jitter on 5xx, throttling and connection errors.
         config = Config(retries={"max_attempts": 8, "mode": "standard"}, max_pool_connections=max_connections,
                         connect_timeout=10, read_timeout=120, s3={"addressing_style": "path"},
@@ -269,6 +304,71 @@ class S3Storage:
         except (ClientError, BotoCoreError) as exc:
             raise _failed(f"PUT {key}", exc) from exc
 
+    def _put_new(self, key: str, data: bytes, metadata: dict[str, str]) -> bool:
+        """Create ``key`` only if it does not exist; False when it does (412)."""
+        if self._http is not None:
+            headers = {"If-None-Match": "*", **{f"x-amz-meta-{k}": v for k, v in metadata.items()}}
+            answer = self._http.request("PUT", key, data, headers)
+            if answer.status in (409, 412):  # 409: a concurrent conditional write of the same key
+                return False
+            if not 200 <= answer.status < 300:
+                detail = answer.body[:300].decode(errors="replace").strip()
+                raise OSError(errno.EIO, f"S3 PUT {key}: HTTP {answer.status} {detail}".rstrip())
+            return True
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=data, Metadata=metadata, IfNoneMatch="*")
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if code in ("PreconditionFailed", "412", "ConditionalRequestConflict", "409"):
+                return False
+            raise _failed(f"PUT {key}", exc) from exc
+        except BotoCoreError as exc:
+            raise _failed(f"PUT {key}", exc) from exc
+        return True
+
+    def _multipart_start(self, key: str) -> str:
+        try:
+            return str(self.client.create_multipart_upload(Bucket=self.bucket, Key=key)["UploadId"])
+        except (ClientError, BotoCoreError) as exc:
+            raise _failed(f"multipart {key}", exc) from exc
+
+    def _multipart_part(self, key: str, upload_id: str, number: int, data: bytearray) -> str:
+        """Upload one part; returns its ETag."""
+        if self._http is not None:
+            answer = self._http.request("PUT", key, data, query={"partNumber": str(number),
+                                                                 "uploadId": upload_id})
+            if not 200 <= answer.status < 300 or "etag" not in answer.headers:
+                detail = answer.body[:300].decode(errors="replace").strip()
+                raise OSError(errno.EIO, f"S3 part {number} of {key}: HTTP {answer.status} {detail}".rstrip())
+            return answer.headers["etag"]
+        try:
+            return str(self.client.upload_part(Bucket=self.bucket, Key=key, UploadId=upload_id,
+                                               PartNumber=number, Body=bytes(data))["ETag"])
+        except (ClientError, BotoCoreError) as exc:
+            raise _failed(f"part {number} of {key}", exc) from exc
+
+    def _multipart_complete(self, key: str, upload_id: str, etags: list[str]) -> None:
+        parts: Any = [{"PartNumber": n, "ETag": etag} for n, etag in enumerate(etags, 1)]
+        try:
+            self.client.complete_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id,
+                                                  MultipartUpload={"Parts": parts})
+        except (ClientError, BotoCoreError) as exc:
+            raise _failed(f"multipart {key}", exc) from exc
+
+    def _abort_pending(self, prefix: str) -> None:
+        """Abort the multipart uploads under ``prefix`` that were never completed (their parts take room).
+        Best effort: a store (or a key's policy) that does not list them is no reason to fail a delete."""
+        try:
+            found = self.client.list_multipart_uploads(Bucket=self.bucket, Prefix=prefix).get("Uploads", [])
+        except (ClientError, BotoCoreError):
+            return
+        for pending in found:
+            self._multipart_abort(str(pending["Key"]), str(pending["UploadId"]))
+
+    def _multipart_abort(self, key: str, upload_id: str) -> None:
+        with contextlib.suppress(ClientError, BotoCoreError):
+            self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+
     # -- what this process knows exists (content-addressed objects only) ---------------------------
 
     def _recall(self, key: str, wrote: bool = False) -> str | None:
@@ -346,12 +446,20 @@ class S3Storage:
             return float(data)  # type: ignore[arg-type]
         return 0.0
 
+    def _located(self, digest: str, head: Any) -> tuple[int, str]:
+        """(size, key of the bytes) of a blob from its key's HEAD (or GET): a pointer names a piece."""
+        meta = head.get("Metadata", {})
+        target = meta.get("target")
+        if target and target.startswith("data/"):
+            return int(meta.get("size", 0)), self._key(target)
+        return int(head["ContentLength"]), self._blob_key(digest)
+
     def blob_stat(self, digest: str) -> BlobInfo | None:
         head = self._head(self._blob_key(digest))
         if head is None:
             return None
         written = float(head.get("Metadata", {}).get("mtime", 0) or 0)
-        return BlobInfo(digest, int(head["ContentLength"]), max(written, self._touched(digest)), None)
+        return BlobInfo(digest, self._located(digest, head)[0], max(written, self._touched(digest)), None)
 
     def blob_size(self, digest: str) -> int | None:
         """The blob's size (at most one request: serving needs no GC time)."""
@@ -362,8 +470,9 @@ class S3Storage:
         head = self._head(key)
         if head is None:
             return None
-        self._remember(key, str(int(head["ContentLength"])))
-        return int(head["ContentLength"])
+        size = self._located(digest, head)[0]
+        self._remember(key, str(size))
+        return size
 
     def known_in_use(self, repo: str, digest: str) -> bool:
         """True when this process saw, less than ``KNOWN_FOR`` ago, that ``repo`` links the blob and
@@ -376,14 +485,26 @@ class S3Storage:
             touched = self._touches.get(digest)
         return touched is not None and 0 <= self.clock() - touched < TOUCH_EVERY
 
-    def linked_blob_size(self, repo: str, digest: str) -> int | None:
-        """The blob's size if it exists and ``repo`` links it, asked in the bucket now (nothing
+    def _linked_head(self, repo: str, digest: str) -> Any:
+        """The HEAD of the blob's key if it exists and ``repo`` links it, asked in the bucket now (nothing
         remembered): serving a blob must see a delete made through another replica at once."""
         if self._head(self._repo_key(repo, "_layers", *_split(digest))) is None \
                 and self._head(self._repo_key(repo, "_manifests", *_split(digest))) is None:
             return None
-        head = self._head(self._blob_key(digest))
-        return None if head is None else int(head["ContentLength"])
+        return self._head(self._blob_key(digest))
+
+    def linked_blob_size(self, repo: str, digest: str) -> int | None:
+        """The blob's size if it exists and ``repo`` links it (``_linked_head``)."""
+        head = self._linked_head(repo, digest)
+        return None if head is None else self._located(digest, head)[0]
+
+    def linked_blob_url(self, repo: str, digest: str) -> tuple[int, str] | None:
+        """(size, pre-signed GET URL of its bytes) of a blob ``repo`` links, asked now (``_linked_head``)."""
+        head = self._linked_head(repo, digest)
+        if head is None:
+            return None
+        size, key = self._located(digest, head)
+        return size, self._presign(key)
 
     def blob_read(self, digest: str) -> bytes:
         """A small blob's bytes (manifests): content-addressed, so a copy kept here never goes stale."""
@@ -393,6 +514,9 @@ class S3Storage:
                 self._cache.move_to_end(digest)
                 return cached
         found = self._fetch(self._blob_key(digest))
+        target = None if found is None else found[1].get("target")
+        if found is not None and target and target.startswith("data/"):
+            found = self._fetch(self._key(target))
         if found is None:
             raise FileNotFoundError(errno.ENOENT, "no such object", self._blob_key(digest))
         data = found[0]
@@ -405,14 +529,23 @@ class S3Storage:
                     self._cached_bytes -= len(old)
         return data
 
+    def _bytes_key(self, digest: str) -> str:
+        head = self._head(self._blob_key(digest))
+        if head is None:
+            raise FileNotFoundError(errno.ENOENT, "no such object", self._blob_key(digest))
+        return self._located(digest, head)[1]
+
     def blob_open(self, digest: str) -> BinaryIO:
-        return io.BufferedReader(_Pieces(self, [self._blob_key(digest)]), 1 << 20)
+        return io.BufferedReader(_Pieces(self, [self._bytes_key(digest)]), 1 << 20)
+
+    def _presign(self, key: str) -> str:
+        return self.client.generate_presigned_url("get_object", Params={"Bucket": self.bucket, "Key": key},
+                                                  ExpiresIn=self.settings.redirect_ttl)
 
     def blob_url(self, digest: str) -> str:
-        """A pre-signed GET URL of the blob, valid for ``redirect_ttl`` seconds."""
-        return self.client.generate_presigned_url(
-            "get_object", Params={"Bucket": self.bucket, "Key": self._blob_key(digest)},
-            ExpiresIn=self.settings.redirect_ttl)
+        """A pre-signed GET URL of the blob's bytes, valid for ``redirect_ttl`` seconds (one HEAD: the
+        key may be a pointer; ``linked_blob_url`` asks nothing more than the link check does)."""
+        return self._presign(self._bytes_key(digest))
 
     def blob_put(self, digest: str, data: bytes) -> None:
         # Small (manifests): writing the same bytes again costs less than asking first, unless this
@@ -436,7 +569,15 @@ class S3Storage:
         self._put(self._touch_key(digest), repr(now).encode())
 
     def blob_delete(self, digest: str) -> bool:
-        found = self._delete(self._blob_key(digest))
+        """Delete the blob: its key first, then (a pointer's) piece, so no pointer ever names a gone piece."""
+        head = self._head(self._blob_key(digest))
+        found = head is not None
+        if head is not None:
+            self._delete_keys([self._blob_key(digest)])
+            target = self._located(digest, head)[1]
+            if target != self._blob_key(digest):
+                session = target.rpartition("/")[0]
+                self._delete_keys([str(e["Key"]) for e in self._list(session + "/")])
         self._delete_keys([self._touch_key(digest)])
         with self._cache_lock:
             self._cached_bytes -= len(self._cache.pop(digest, b""))
@@ -590,18 +731,45 @@ class S3Storage:
         canonical = canonical_upload_id(upload_id)  # ids come from URLs: only the uuid form we hand out
         return self._key("uploads", canonical or "-invalid-", *parts)
 
-    def _piece_key(self, upload_id: str, offset: int) -> str:
-        return self._upload_key(upload_id, "data", f"{offset:020d}")
+    def _data_key(self, upload_id: str, *parts: str) -> str:
+        return self._key("data", canonical_upload_id(upload_id) or "-invalid-", *parts)
+
+    def _piece_entries(self, prefix: str) -> list[dict[str, Any]]:
+        """Listing entries of the pieces under ``prefix`` (no ``commit`` marker), in offset order."""
+        found = [e for e in self._list(prefix + "/") if _PIECE.fullmatch(str(e["Key"])[len(prefix) + 1:])]
+        return sorted(found, key=lambda e: str(e["Key"]))
+
+    def _session_entries(self, upload_id: str) -> tuple[str, list[dict[str, Any]]]:
+        """(prefix the session's pieces are under, their entries): ``data/<id>``, or for a session an
+        earlier version began, ``uploads/<id>/data``."""
+        prefix = self._data_key(upload_id)
+        entries = self._piece_entries(prefix)
+        if not entries:
+            with self._cache_lock:
+                ours = canonical_upload_id(upload_id) in self._created
+            if not ours:  # begun elsewhere: maybe by an earlier version
+                old = self._upload_key(upload_id, "data")
+                old_entries = self._piece_entries(old)
+                if old_entries:
+                    return old, old_entries
+        return prefix, entries
+
+    def _session_pieces(self, upload_id: str) -> tuple[str, list[tuple[str, int]]]:
+        prefix, entries = self._session_entries(upload_id)
+        return prefix, [(str(e["Key"]), int(e["Size"])) for e in entries]
 
     def _pieces(self, upload_id: str) -> list[tuple[str, int]]:
         """(key, size) of the session's pieces, in offset order."""
-        entries = self._list(self._upload_key(upload_id, "data") + "/")
-        return sorted(((str(e["Key"]), int(e["Size"])) for e in entries), key=lambda p: p[0])
+        return self._session_pieces(upload_id)[1]
 
     def upload_create(self, repo: str) -> UploadInfo:
         upload_id = str(uuid.uuid4())
         now = self.clock()
         self._put(self._upload_key(upload_id, "info"), json.dumps({"repo": repo, "started": now}).encode())
+        with self._cache_lock:
+            if len(self._created) > 10_000:
+                self._created.clear()
+            self._created.add(upload_id)
         return UploadInfo(upload_id, repo, 0, now, now)
 
     def upload_stat(self, upload_id: str) -> UploadInfo | None:
@@ -616,7 +784,7 @@ class S3Storage:
             updated = max(started, float(meta.get("updated", 0.0)))
         except (ValueError, KeyError, TypeError, AttributeError):
             return None
-        entries = list(self._list(self._upload_key(upload_id, "data") + "/"))
+        entries = self._session_entries(upload_id)[1]
         size = sum(int(e["Size"]) for e in entries)
         # Changes with every piece written or cut: tells a cached running hash is still valid.
         token = hashlib.sha256(repr(sorted((e["Key"], e.get("ETag"), e["Size"]) for e in entries))
@@ -650,19 +818,36 @@ class S3Storage:
     def upload_read(self, upload_id: str) -> BinaryIO:
         return io.BufferedReader(_Pieces(self, [k for k, _ in self._pieces(upload_id)]), 1 << 20)
 
+    def _points_to(self, digest: str, piece: str) -> bool:
+        """Whether the blob's key is a pointer to ``piece``."""
+        head = self._head(self._blob_key(digest))
+        return head is not None and self._located(digest, head)[1] == piece
+
     def upload_commit(self, upload_id: str, digest: str) -> None:
-        """Join the session's pieces into the blob on the server side; ends the session."""
+        """Make the session's bytes the blob and end the session: a session of one piece by a pointer
+        to it (nothing copied), several by a server-side join."""
         target = self._blob_key(digest)
-        if self._head(target) is not None:
+        prefix, pieces = self._session_pieces(upload_id)
+        if len(pieces) == 1 and prefix == self._data_key(upload_id):
+            piece, size = pieces[0]
+            # The marker first: whoever removes the session later asks the blob whether it needs the piece.
+            self._put(self._data_key(upload_id, "commit"),
+                      json.dumps({"digest": digest, "at": self.clock()}).encode())
+            meta = {**self._stamp(), "target": piece[len(self._root):], "size": str(size)}
+            # A refusal may answer our own retried write (its first answer lost): whose pointer is it?
+            if self._put_new(target, b"", meta) or self._points_to(digest, piece):
+                self._remember(target, str(size), wrote=True)
+                self._delete_keys([self._upload_key(upload_id, "info")])
+                return
+            self.blob_touch(digest)  # the same digest pushed at once elsewhere: its blob stays
+        elif self._head(target) is not None:
             self.blob_touch(digest)
+        elif not pieces:
+            self._put(target, b"", self._stamp())
+        elif len(pieces) == 1:
+            self._copy(pieces[0][0], target)
         else:
-            pieces = self._pieces(upload_id)
-            if not pieces:
-                self._put(target, b"", self._stamp())
-            elif len(pieces) == 1:
-                self._copy(pieces[0][0], target)
-            else:
-                self._join(target, [k for k, _ in pieces])
+            self._join(target, [k for k, _ in pieces])
         self.upload_delete(upload_id)
 
     def _copy(self, source: str, target: str) -> None:
@@ -694,11 +879,26 @@ class S3Storage:
         except (ClientError, BotoCoreError) as exc:
             raise _failed(f"multipart {target}", exc) from exc
 
+    def _committed_piece(self, keys: list[str], marker: str) -> bool:
+        """Whether a session's ``commit`` marker names a blob that is a pointer to one of its pieces."""
+        data = self._read(marker)
+        try:
+            digest = str(json.loads(data or b"")["digest"])
+        except (ValueError, KeyError, TypeError):
+            return False
+        head = self._head(self._blob_key(digest))
+        return head is not None and self._located(digest, head)[1] in keys
+
     def upload_delete(self, upload_id: str) -> bool:
+        data = [str(e["Key"]) for e in self._list(self._data_key(upload_id) + "/")]
         keys = [str(e["Key"]) for e in self._list(self._upload_key(upload_id) + "/")]
-        # The info object last: while it exists the session is still there for upload_stat.
         info = self._upload_key(upload_id, "info")
-        self._delete_keys([k for k in keys if k != info])
+        marker = self._data_key(upload_id, "commit")
+        if marker in data and self._committed_piece(data, marker):
+            data = []  # committed (the process died before it removed the info): the piece is the blob's
+        self._abort_pending(self._data_key(upload_id) + "/")  # a request's piece cut short by a kill
+        # The info object last: while it exists the session is still there for upload_stat.
+        self._delete_keys(data + [k for k in keys if k != info])
         self._delete_keys([k for k in keys if k == info])
         return info in keys
 
@@ -709,6 +909,36 @@ class S3Storage:
             if info is not None:
                 found.append(info)
         return found
+
+    def sweep_data(self, grace: float, now: float | None = None, dry_run: bool = False) -> list[str]:
+        """Remove the pieces committed sessions left that no blob names, once ``grace`` seconds passed
+        since the commit (a push that lost a race for its digest, a process killed mid-commit or
+        mid-delete); returns the sessions' ids. A piece a pointer names is never touched."""
+        now = self.clock() if now is None else now
+        root = self._key("data") + "/"
+        sessions: dict[str, list[dict[str, Any]]] = {}
+        for entry in self._list(root):
+            sessions.setdefault(str(entry["Key"])[len(root):].partition("/")[0], []).append(entry)
+        swept = []
+        for name, entries in sessions.items():
+            keys = [str(e["Key"]) for e in entries]
+            marker = self._data_key(name, "commit")
+            if marker in keys:
+                data = self._read(marker)
+                try:
+                    at = float(json.loads(data or b"")["at"])
+                except (ValueError, KeyError, TypeError):
+                    at = 0.0
+                if now - at < grace or self._committed_piece(keys, marker):
+                    continue
+            elif self._read(self._upload_key(name, "info")) is not None:
+                continue  # an open session: expiry decides
+            elif time.time() - max(e["LastModified"].timestamp() for e in entries) < grace:
+                continue  # no marker and no session: left by a blob delete cut short (store's clock)
+            swept.append(name)
+            if not dry_run:
+                self._delete_keys(keys)
+        return swept
 
     # -- the GC lease ------------------------------------------------------------------------------
 

@@ -40,6 +40,9 @@ class Uploads:
         self.io = io
         self.call: Call = call or io.run  # how quick storage calls (stat) are made
         self._hashers: dict[str, tuple[Hasher, int]] = {}  # id -> (hash, data mtime_ns after it)
+        # id -> the session as the last receive left it: the commit that follows in the same request
+        # needs no storage call to learn it again (on an object store, each is a round trip or two).
+        self._received: dict[str, UploadInfo] = {}
         # Requests on one session run one at a time (two PATCHes at once would interleave bytes).
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}  # id -> (lock, requests holding or waiting)
 
@@ -63,10 +66,12 @@ class Uploads:
         """Drop what is cached about sessions removed from storage behind our back (expiry)."""
         for upload_id in upload_ids:
             self._hashers.pop(upload_id, None)
+            self._received.pop(upload_id, None)
             self._locks.pop(upload_id, None)
 
     async def drop(self, upload_id: str) -> None:
         self._hashers.pop(upload_id, None)
+        self._received.pop(upload_id, None)
         await self.io.run(self.storage.upload_delete, upload_id)
 
     def _cached(self, info: UploadInfo, algorithm: str) -> Hasher | None:
@@ -91,11 +96,14 @@ class Uploads:
         return hasher
 
     async def receive(self, request: web.Request, upload_id: str, size: int,
-                      expected: int | None = None) -> int:
+                      expected: int | None = None, info: UploadInfo | None = None) -> int:
         """Append the request body to the session (which must hold ``size`` bytes); returns the new size.
 
+        ``info``: the session as the caller just read it (under the session's lock), if it did.
         On any failure the session is cut back to ``size`` bytes."""
-        info = await self.call(self.storage.upload_stat, upload_id)
+        self._received.pop(upload_id, None)
+        if info is None or info.id != upload_id:
+            info = await self.call(self.storage.upload_stat, upload_id)
         if info is None or info.size != size:
             raise ApiError(404, "BLOB_UPLOAD_UNKNOWN", detail={"uuid": upload_id})
         hasher = await self._hasher(info)
@@ -120,11 +128,12 @@ class Uploads:
         after = await self.call(self.storage.upload_stat, upload_id)
         if after is not None and after.size == hasher.size:
             self._hashers[upload_id] = (hasher, after.mtime_ns)
+            self._received[upload_id] = after
         return size + received
 
     async def digest(self, upload_id: str, algorithm: str) -> str:
         """The digest of the session's bytes: from the running hash, or read from disk when stale."""
-        info = await self.call(self.storage.upload_stat, upload_id)
+        info = self._received.pop(upload_id, None) or await self.call(self.storage.upload_stat, upload_id)
         if info is None:
             raise ApiError(404, "BLOB_UPLOAD_UNKNOWN", detail={"uuid": upload_id})
         return str((await self._hasher(info, algorithm)).digest())
