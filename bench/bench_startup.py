@@ -4,9 +4,10 @@
 
     .venv/bin/python bench/bench_startup.py [--runs N]
 
-Targets: ``--version`` under 30 ms, ``images`` no slower than ``docker images``. Prints the median
-wall and CPU (user + sys) time of each command and dockyard's ratio to docker (<1: faster); on a
-machine loaded by other work the CPU times are the steadier numbers. Bytecode is compiled first
+Targets: ``--version`` under 30 ms, ``images`` no slower than ``docker images`` (both with about one
+image: a note says when the daemon holds more). Prints the median wall and CPU (user + sys) time of
+each command and dockyard's ratio to docker (<1: faster); on a machine loaded by other work the CPU
+times are the steadier numbers. Bytecode is compiled first
 (this environment sets PYTHONDONTWRITEBYTECODE; users run from compiled bytecode).
 """
 
@@ -29,6 +30,7 @@ from bench_images import fill
 
 PEERS = Path(__file__).resolve().parents[1] / "scripts" / "peers"
 VERSION_GOAL_S = 0.030
+FEW_ROWS = 10  # docker images rows up to which the images ratio is a one-image comparison
 
 
 def peer_env() -> dict[str, str]:
@@ -103,6 +105,11 @@ def main() -> None:
                              ("dockyard images", "docker images")):
             print(f"ratio {ours} / {theirs}: wall {med[ours] / med[theirs]:.2f}x, "
                   f"cpu {cpu[ours] / cpu[theirs]:.2f}x")
+        if rows["docker images"] > FEW_ROWS:
+            # The goal compares listings of a store with one image: a daemon holding many (a test
+            # run's leftovers) makes docker's listing slower and the ratio flatter than it is.
+            print(f"NOTE: docker's daemon holds {rows['docker images']} images: this images ratio is not "
+                  f"the goal's one-image comparison (remove unused images from it and run again)")
         verdict = "OK" if med["dockyard --version"] < VERSION_GOAL_S else "over the goal"
         print(f"dockyard --version {med['dockyard --version'] * 1000:.1f} ms (goal < 30 ms): {verdict}")
     finally:
