@@ -121,6 +121,9 @@ class Registry:
         self.uploads = Uploads(storage, self.io, self.call)
         self.relay = Relay()  # blob bytes from an object store
         self._fetches: dict[str, SharedFetch] = {}  # digest -> the blob cache fill GETs follow
+        # digest -> done when the GET asking the cache for a fill has its answer: others wait for it
+        # rather than each asking (the worker's answers may come back in either order).
+        self._claims: dict[str, asyncio.Future[None]] = {}
         self.inflight = 0  # requests being handled; graceful shutdown waits for 0
         self._dispatch: dict[tuple[str, str], Handler] = {
             ("uploads", "POST"): self.upload_start,
@@ -308,13 +311,26 @@ class Registry:
         if f is not None:
             return await self._send_file(request, f, size, headers)
         shared = self._fetches.get(digest)
-        if shared is None:
-            fill = await self.io.run(cache.fill, digest, size)
-            if fill is not None:
-                shared = self._fetches[digest] = SharedFetch(
-                    fill, url, self.relay, self.io, lambda: self._forget_fetch(digest))
-            else:  # too large to keep, or another GET began its fetch while this one asked
-                shared = self._fetches.get(digest)
+        claim = self._claims.get(digest)
+        if shared is None and claim is not None:
+            await asyncio.shield(claim)  # another GET is asking for the fill: follow its fetch
+            shared = self._fetches.get(digest)
+            if shared is None:
+                f = await self.io.run(cache.open, digest, size)  # its fetch may be over already
+                if f is not None:
+                    return await self._send_file(request, f, size, headers)
+        elif shared is None:
+            claim = self._claims[digest] = asyncio.get_running_loop().create_future()
+            try:
+                fill = await self.io.run(cache.fill, digest, size)
+                if fill is not None:
+                    shared = self._fetches[digest] = SharedFetch(
+                        fill, url, self.relay, self.io, lambda: self._forget_fetch(digest))
+                else:  # here already, too large to keep, or no room: served another way below
+                    shared = self._fetches.get(digest)
+            finally:
+                del self._claims[digest]
+                claim.set_result(None)
         if shared is not None:
             followed = await shared.serve(request, headers, size)
             if followed is not None:
