@@ -78,13 +78,9 @@ class RemoteCache:
     # -- reading the documents -------------------------------------------------------------------
 
     def start(self) -> None:
-        """Begin reading the cache documents in a background thread (a lookup waits for them)."""
-        threading.Thread(target=self._preload, name="cache-import", daemon=True).start()
-
-    def _preload(self) -> None:
-        # Failures are the first lookup's to report: it reads the documents again.
-        with contextlib.suppress(Exception):
-            self.sources()
+        """Begin reading the cache documents in a background thread (a lookup waits for them). A
+        failure stays in the unused future: the first lookup reads the documents again and reports it."""
+        in_background(self.sources, name="cache-import")
 
     def sources(self) -> list[_Source]:
         with self._lock:

@@ -323,11 +323,9 @@ class Registry:
             claim = self._claims[digest] = asyncio.get_running_loop().create_future()
             try:
                 fill = await self.io.run(cache.fill, digest, size)
-                if fill is not None:
+                if fill is not None:  # else here already, too large to keep, or no room: served below
                     shared = self._fetches[digest] = SharedFetch(
                         fill, url, self.relay, self.io, lambda: self._forget_fetch(digest))
-                else:  # here already, too large to keep, or no room: served another way below
-                    shared = self._fetches.get(digest)
             finally:
                 del self._claims[digest]
                 claim.set_result(None)
