@@ -296,11 +296,10 @@ class Client:
 
         Progress events go to ``options.progress`` or, when that is left as the default, this
         client's sink."""
-        from dataclasses import replace
-
         from dockyard.builder.engine import build
         from dockyard.errors import NotFound, RegistryError
         from dockyard.progress import discard
+        from dockyard.record import replace
 
         if options.progress is discard:
             options = replace(options, progress=self.progress)

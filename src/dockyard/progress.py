@@ -33,14 +33,15 @@ Two families of events:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Literal
+
+from dockyard.record import record
 
 Status = Literal["started", "running", "done", "cached", "error"]
 Outcome = Literal["done", "cached", "error", "canceled"]
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Event:
     """A layer of a pull/push/load/save changed state or advanced, or (empty ``id``) a message."""
 
@@ -51,7 +52,7 @@ class Event:
     total: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class VertexStarted:
     """A build step began (or began again)."""
 
@@ -59,7 +60,7 @@ class VertexStarted:
     name: str
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class VertexLog:
     """Output of a running build step."""
 
@@ -68,7 +69,7 @@ class VertexLog:
     stream: int = 1
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class VertexStatus:
     """A sub-task of a running build step advanced (``done`` on its last report)."""
 
@@ -79,7 +80,7 @@ class VertexStatus:
     done: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class VertexCompleted:
     """A build step ended: done, cached, failed (``error`` says why) or canceled."""
 

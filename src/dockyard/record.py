@@ -1,12 +1,32 @@
-"""``Record``: the base of the value classes that ``dockyard images`` builds (``ImageRecord``,
-``ImageSummary``), written without ``dataclasses``, whose import (``inspect``, ``ast``, ``dis``) and
-per-class code generation are most of a listing's start-up.
+"""Value classes without ``dataclasses``' start-up cost.
 
-A subclass names its fields in ``__slots__`` (in order: not sorted) and writes its ``__init__``; equality and
-``repr`` follow the fields as a (non-frozen) dataclass's do, and instances are unhashable.
+``@record`` makes the value classes of the whole library: a class with annotated fields gets an
+``__init__``, ``__repr__``, ``__eq__`` (and ``__hash__`` when frozen, ordering with ``order=True``) that
+behave as a dataclass's do. ``dataclasses`` generates and compiles four to six functions per class
+and imports ``inspect``: a cached build creates about a hundred such classes, which was a sixth of its
+time. Here only ``__init__`` is compiled per class (its signature is the class's own); the other methods
+are shared functions reading the class's field tables. ``field``, ``replace``, ``asdict`` and ``fields``
+stand in for their ``dataclasses`` namesakes; type checkers read ``@record`` as a dataclass
+(PEP 681's ``dataclass_transform``).
+
+``Record`` is the base of the two value classes ``dockyard images`` builds (``ImageRecord``,
+``ImageSummary``), which write their ``__init__`` by hand and name their fields in ``__slots__``.
 """
 
 from __future__ import annotations
+
+# Not ``typing.TYPE_CHECKING``: ``dockyard images`` imports this module and no ``typing``.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, TypeVar, dataclass_transform
+
+    _T = TypeVar("_T")
+else:
+    def dataclass_transform(**_kw: object) -> object:
+        return lambda f: f
+
+__all__ = ["MISSING", "Field", "FrozenInstanceError", "Record", "asdict", "field", "fields", "record",
+           "replace"]
 
 
 class Record:
@@ -21,3 +41,255 @@ class Record:
     def __repr__(self) -> str:
         fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
         return f"{type(self).__qualname__}({fields})"
+
+
+class FrozenInstanceError(AttributeError):
+    """An assignment to a field of a frozen record."""
+
+
+class _Missing:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING: Any = _Missing()
+
+
+class Field:
+    """One field of a record: its name, default or default factory, and where it counts."""
+
+    __slots__ = ("compare", "default", "default_factory", "hash", "name", "repr")
+
+    def __init__(self, default: Any = MISSING, default_factory: Any = MISSING, repr: bool = True,
+                 compare: bool = True, hash: bool | None = None) -> None:
+        if default is not MISSING and default_factory is not MISSING:
+            raise ValueError("cannot specify both default and default_factory")
+        self.name = ""
+        self.default = default
+        self.default_factory = default_factory
+        self.repr = repr
+        self.compare = compare
+        self.hash = hash
+
+    def __repr__(self) -> str:
+        return f"Field(name={self.name!r})"
+
+
+def field(*, default: Any = MISSING, default_factory: Any = MISSING, repr: bool = True,
+          compare: bool = True, hash: bool | None = None) -> Any:
+    """A field with options, as ``dataclasses.field``."""
+    return Field(default, default_factory, repr, compare, hash)
+
+
+def _is_classvar(annotation: object) -> bool:
+    text = annotation if isinstance(annotation, str) else repr(annotation)
+    return text.startswith(("ClassVar", "typing.ClassVar", "t.ClassVar"))
+
+
+_MUTABLE = (list, dict, set)
+
+
+@dataclass_transform(field_specifiers=(field, Field))
+def record(cls: Any = None, /, *, frozen: bool = False, slots: bool = False, order: bool = False) -> Any:
+    """Make ``cls`` a value class, as ``dataclasses.dataclass`` would (eq on, init on)."""
+    def wrap(c: type) -> type:
+        return _make(c, frozen, slots, order)
+    return wrap if cls is None else wrap(cls)
+
+
+def _make(cls: type, frozen: bool, slots: bool, order: bool) -> type:
+    table: dict[str, Field] = {}
+    for base in reversed(cls.__mro__[1:]):
+        inherited = base.__dict__.get("__record_fields__")
+        if inherited:
+            table.update(inherited)
+    own: list[str] = []
+    body = cls.__dict__
+    for name, annotation in body.get("__annotations__", {}).items():
+        if _is_classvar(annotation):
+            continue
+        value = body.get(name, MISSING)
+        if isinstance(value, Field):
+            spec = value
+        else:
+            if isinstance(value, _MUTABLE):
+                raise ValueError(f"mutable default {type(value)} for field {name} is not allowed: "
+                                 "use default_factory")
+            spec = Field(value)
+        spec.name = name
+        table[name] = spec
+        own.append(name)
+        if isinstance(value, Field):  # the class keeps the plain default, as with dataclasses
+            if spec.default is MISSING:
+                delattr(cls, name)
+            else:
+                setattr(cls, name, spec.default)
+    specs = list(table.values())
+    if slots:
+        slotted = {name for base in cls.__mro__[1:] for name in getattr(base, "__slots__", ())}
+        cls = _with_slots(cls, own, [name for name in own if name not in slotted])
+    cls.__record_fields__ = table  # type: ignore[attr-defined]
+    cls.__record_compare__ = tuple(f.name for f in specs if f.compare)  # type: ignore[attr-defined]
+    cls.__record_repr__ = tuple(f.name for f in specs if f.repr)  # type: ignore[attr-defined]
+    cls.__match_args__ = tuple(f.name for f in specs)  # type: ignore[attr-defined,misc]
+    body = cls.__dict__
+    if "__init__" not in body:
+        cls.__init__ = _init(cls, specs, frozen)  # type: ignore[misc]
+    if "__repr__" not in body:
+        cls.__repr__ = _repr  # type: ignore[assignment]
+    if "__eq__" not in body:
+        cls.__eq__ = _eq  # type: ignore[assignment]
+    if "__hash__" not in body or body["__hash__"] is None:
+        if frozen:
+            cls.__record_hash__ = tuple(  # type: ignore[attr-defined]
+                f.name for f in specs if (f.compare if f.hash is None else f.hash))
+            cls.__hash__ = _hash  # type: ignore[assignment]
+        else:
+            cls.__hash__ = None  # type: ignore[assignment]
+    if frozen:
+        for name, fn in (("__setattr__", _frozen_setattr), ("__delattr__", _frozen_delattr)):
+            if name in body:
+                raise TypeError(f"cannot overwrite attribute {name} in class {cls.__name__}")
+            setattr(cls, name, fn)
+        if slots:
+            cls.__getstate__ = _getstate  # type: ignore[assignment]
+            cls.__setstate__ = _setstate  # type: ignore[attr-defined]
+    if order:
+        cls.__lt__ = _lt  # type: ignore[operator]
+        cls.__le__ = _le  # type: ignore[operator]
+        cls.__gt__ = _gt  # type: ignore[operator]
+        cls.__ge__ = _ge  # type: ignore[operator]
+    return cls
+
+
+def _with_slots(cls: type, own: list[str], names: list[str]) -> type:
+    """The class made again with ``__slots__`` (slots cannot be added to a class that exists)."""
+    body = dict(cls.__dict__)
+    for name in own:  # the defaults: in __init__, not in the way of the slots
+        body.pop(name, None)
+    body.pop("__dict__", None)
+    body.pop("__weakref__", None)
+    body["__slots__"] = tuple(names)
+    body["__qualname__"] = cls.__qualname__
+    return type(cls)(cls.__name__, cls.__bases__, body)
+
+
+def _init(cls: type, specs: list[Field], frozen: bool) -> Any:
+    """``__init__`` for the class's fields: the one function compiled per class."""
+    scope: dict[str, Any] = {"_MISSING": MISSING, "_setattr": object.__setattr__}
+    params = ["self"]
+    lines = []
+    for spec in specs:
+        name = spec.name
+        if spec.default_factory is not MISSING:
+            scope[f"_f_{name}"] = spec.default_factory
+            params.append(f"{name}=_MISSING")
+            value = f"_f_{name}() if {name} is _MISSING else {name}"
+        else:
+            if spec.default is not MISSING:
+                scope[f"_d_{name}"] = spec.default
+                params.append(f"{name}=_d_{name}")
+            else:
+                params.append(name)
+            value = name
+        lines.append(f"_setattr(self, {name!r}, {value})" if frozen else f"self.{name} = {value}")
+    if hasattr(cls, "__post_init__"):
+        lines.append("self.__post_init__()")
+    source = f"def __init__({', '.join(params)}):\n " + ("\n ".join(lines) or "pass")
+    exec(source, scope)  # our own text, made of field names
+    init = scope["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    init.__module__ = cls.__module__
+    return init
+
+
+def _repr(self: Any) -> str:
+    inner = ", ".join(f"{name}={getattr(self, name)!r}" for name in type(self).__record_repr__)
+    return f"{type(self).__qualname__}({inner})"
+
+
+def _key(self: Any) -> tuple[Any, ...]:
+    return tuple(getattr(self, name) for name in type(self).__record_compare__)
+
+
+def _eq(self: Any, other: object) -> bool:
+    if other.__class__ is not self.__class__:
+        return NotImplemented  # type: ignore[no-any-return]
+    return bool(_key(self) == _key(other))
+
+
+def _hash(self: Any) -> int:
+    return hash(tuple(getattr(self, name) for name in type(self).__record_hash__))
+
+
+def _lt(self: Any, other: Any) -> bool:
+    return _key(self) < _key(other) if other.__class__ is self.__class__ else NotImplemented
+
+
+def _le(self: Any, other: Any) -> bool:
+    return _key(self) <= _key(other) if other.__class__ is self.__class__ else NotImplemented
+
+
+def _gt(self: Any, other: Any) -> bool:
+    return _key(self) > _key(other) if other.__class__ is self.__class__ else NotImplemented
+
+
+def _ge(self: Any, other: Any) -> bool:
+    return _key(self) >= _key(other) if other.__class__ is self.__class__ else NotImplemented
+
+
+def _frozen_setattr(self: Any, name: str, value: object) -> None:
+    raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+
+def _frozen_delattr(self: Any, name: str) -> None:
+    raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+
+def _getstate(self: Any) -> list[Any]:
+    return [getattr(self, name) for name in type(self).__record_fields__]
+
+
+def _setstate(self: Any, state: list[Any]) -> None:
+    for name, value in zip(type(self).__record_fields__, state, strict=True):
+        object.__setattr__(self, name, value)
+
+
+def fields(obj: Any) -> tuple[Field, ...]:
+    """The fields of a record class or instance, in order."""
+    cls: Any = obj if isinstance(obj, type) else type(obj)
+    try:
+        return tuple(cls.__record_fields__.values())
+    except AttributeError:
+        raise TypeError(f"{cls.__name__} is not a record") from None
+
+
+def is_record(obj: object) -> bool:
+    """Whether ``obj`` is an instance of a ``@record`` class."""
+    return not isinstance(obj, type) and hasattr(type(obj), "__record_fields__")
+
+
+def replace(obj: _T, /, **changes: Any) -> _T:
+    """A new record with some fields changed (``__init__`` runs again, as with ``dataclasses.replace``)."""
+    cls: Any = type(obj)
+    for name in cls.__record_fields__:
+        if name not in changes:
+            changes[name] = getattr(obj, name)
+    return cls(**changes)  # type: ignore[no-any-return]
+
+
+def asdict(obj: Any) -> dict[str, Any]:
+    """The record as a dict, records, lists, tuples and dicts inside copied the same way."""
+    return {name: _copy(getattr(obj, name)) for name in type(obj).__record_fields__}
+
+
+def _copy(value: Any) -> Any:
+    if is_record(value):
+        return asdict(value)
+    if isinstance(value, list | tuple):
+        return type(value)(_copy(v) for v in value)
+    if isinstance(value, dict):
+        return {_copy(k): _copy(v) for k, v in value.items()}
+    return value

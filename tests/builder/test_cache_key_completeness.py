@@ -40,6 +40,7 @@ from typing import Any
 
 import pytest
 
+from dockyard import record
 from dockyard.dockerfile import MountSpec, parse, parse_instruction, parse_mount
 from dockyard.dockerfile.flags import BFlags
 from dockyard.dockerfile.instructions import INSTRUCTIONS
@@ -364,9 +365,9 @@ def test_every_instruction_flag_has_a_case(monkeypatch: pytest.MonkeyPatch) -> N
 
 def test_every_mount_option_has_a_case() -> None:
     assert mount_keys() == set(MOUNT_KEY_SAMPLES)
-    field_names = {f.name for f in dataclasses.fields(MountSpec)}
+    field_names = {f.name for f in record.fields(MountSpec)}
     for key, (without, with_) in MOUNT_KEY_SAMPLES.items():
-        before, after = dataclasses.asdict(parse_mount(without)), dataclasses.asdict(parse_mount(with_))
+        before, after = record.asdict(parse_mount(without)), record.asdict(parse_mount(with_))
         changed = {name for name in field_names if before[name] != after[name]}
         assert changed, f"--mount {key}: the sample sets no field"
         assert changed <= field_names

@@ -19,7 +19,6 @@ slow build tests of ``test_cache_key_completeness.py`` check the same attributes
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import hashlib
 import os
 import stat
@@ -47,6 +46,7 @@ from dockyard.dockerfile import (
 from dockyard.errors import BuildError, InvalidArgument
 from dockyard.executor.spec import Network
 from dockyard.oci.config import ImageConfig
+from dockyard.record import asdict
 
 ROOT_KEY = "sha256:" + "0" * 64
 PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -574,7 +574,7 @@ def test_run_definition_and_history(root: Path) -> None:
                                  "USER 7:8\nWORKDIR /w\n"
                                  "RUN --mount=type=bind,source=app,target=/m --network=none --device=gpu0 "
                                  "--security=sandbox echo $V\n")
-    bind = dataclasses.asdict(MountSpec(type="bind", source="app", target="/m"))
+    bind = asdict(MountSpec(type="bind", source="app", target="/m"))
     bind["source_content"] = ctx.context.checksum(["app"])
     assert step.definition == ["run", ["/bin/sh", "-c", "echo $V"],
                                [PATH_ENV, "V=1", "http_proxy=p", "E=3"], "7:8", "/w", "none", [bind],
@@ -682,7 +682,7 @@ def test_mount_definitions(root: Path) -> None:
 
     def content(spec: MountSpec) -> Any:
         d = mounts.definition(ctx, spec)  # type: ignore[arg-type]
-        assert {k: v for k, v in d.items() if k != "source_content"} == dataclasses.asdict(spec)
+        assert {k: v for k, v in d.items() if k != "source_content"} == asdict(spec)
         return d["source_content"]
 
     assert content(MountSpec(type="bind", source="app", target="/m")) == ctx.context.checksum(["app"])

@@ -3,13 +3,25 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 from typing import Any
 
 import pytest
 
 from dockyard.gotemplate import Context, Func, Template, TemplateError
+from dockyard.record import record
+
+
+@record
+class _P:
+    name: str
+
+
+@record
+class _Q:
+    a: int
+    b: list[str]
+
 
 GO_CASES: list[tuple[str, Any, str]] = [
     ("plain text", None, "plain text"),
@@ -38,8 +50,8 @@ GO_CASES: list[tuple[str, Any, str]] = [
     ("{{(index . 1).Name}}", [{}, {"Name": "n"}], "n"),
     ("{{.Label \"x\"}}", Context({"Label": lambda k: f"label {k}"}), "label x"),
     ("{{.Method}}", Context({"Method": lambda: "called"}), "called"),
-    ("{{.name}}", dataclasses.make_dataclass("P", [("name", str)])("n"), "n"),
-    ("{{.}}", dataclasses.make_dataclass("Q", [("a", int), ("b", list)])(1, ["x"]), "{1 [x]}"),
+    ("{{.name}}", _P("n"), "n"),
+    ("{{.}}", _Q(1, ["x"]), "{1 [x]}"),
     ("{{.}}", dt.datetime(2026, 11, 27, 21, 12, 15, tzinfo=dt.UTC), "2026-11-27 21:12:15 +0000 UTC"),
     ("line1\n{{.}}\nline3", 5, "line1\n5\nline3"),
     ("{{ (printf \"%s-%s\" .A .A) }}", {"A": "x"}, "x-x"),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import pytest
@@ -11,6 +10,15 @@ from hypothesis import strategies as st
 
 from dockyard.gotemplate import NO_VALUE, CallError, Context, go_json, go_str, go_type
 from dockyard.gotemplate.values import json_float, truth
+from dockyard.record import record
+
+
+@record
+class _ZA:
+    """A struct value for templates (fields in declaration order, as Go's encoding/json writes them)."""
+
+    z: int
+    a: int
 
 
 @pytest.mark.parametrize(("value", "expected"), [
@@ -28,7 +36,7 @@ def test_go_str(value: Any, expected: str) -> None:
     (1.0, "1"), (1e21, "1e+21"), (0.000001, "0.000001"), (1e-7, "1e-7"), (-2.5, "-2.5"),
     (123456789.0, "123456789"),
     ({"k": [{"b": 1.5, "a": None}]}, '{"k":[{"a":null,"b":1.5}]}'),
-    (dataclasses.make_dataclass("R", [("z", int), ("a", int)])(1, 2), '{"z":1,"a":2}'),
+    (_ZA(1, 2), '{"z":1,"a":2}'),
     (NO_VALUE, "null"),
 ])
 def test_go_json(value: Any, expected: str) -> None:

@@ -14,7 +14,6 @@ import os
 import shutil
 import stat
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from dockyard import fs
 from dockyard.archive.reader import Readable, TarReader
@@ -44,6 +43,7 @@ from dockyard.errors import (
     UnsafePath,
 )
 from dockyard.progress import Event, ProgressSink
+from dockyard.record import record
 
 _O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _O_NEWFILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -53,7 +53,7 @@ _PROGRESS_EVERY = 4 << 20
 OwnerMap = Callable[[int, int], tuple[int, int]]
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class ApplyStats:
     """Counts of what a layer did to the directory (``bytes`` = file body bytes written)."""
 

@@ -14,13 +14,13 @@ import lzma
 import os
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
 import zstandard
 from isal import isal_zlib
 
 from dockyard.errors import CorruptData, InvalidArgument
+from dockyard.record import record
 
 if TYPE_CHECKING:
     from dockyard.archive.reader import Readable
@@ -281,7 +281,7 @@ def open_decompressed(
     return reader, compression
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class LayerDigests:
     """What a compressing pass learned: ``diff_id`` and ``size_uncompressed`` of the tar,
     ``digest`` and ``size`` of the written blob (equal to the former for ``"none"``)."""

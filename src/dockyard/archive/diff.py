@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass
 
 from dockyard.archive.tarheader import REGTYPE, TarEntry
 from dockyard.archive.whiteout import OPAQUE, OVERLAY_OPAQUE_XATTR, USER_OPAQUE_XATTR, whiteout_name
@@ -22,6 +21,7 @@ from dockyard.archive.writer import (
     os_error,
 )
 from dockyard.errors import CorruptData, NotFound, StoreError
+from dockyard.record import record
 
 _O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -91,7 +91,7 @@ def write_overlay_diff(
     return tw
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class _Pending:
     dir_fd: int
     name: str

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 import struct
-from dataclasses import dataclass, field
 
 from dockyard.errors import CorruptData
+from dockyard.record import field, record
 
 BLOCK = 512
 
@@ -41,7 +41,7 @@ _NUL_SP = b"\0 "
 _HEADER = struct.Struct("100s8s8s8s12s12s8s1s100s8s32s32s8s8s155s12x")
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class TarEntry:
     """One archive member's metadata.
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Protocol
 
 from dockyard.archive.reader import Readable
@@ -27,6 +26,7 @@ from dockyard.archive.tarheader import (
     padding,
 )
 from dockyard.errors import CorruptData, NotFound, StoreError
+from dockyard.record import record
 
 _FLUSH_AT = 1 << 20
 _BIG_FILE = 1 << 20  # bodies at least this large are streamed, not read whole
@@ -190,7 +190,7 @@ class TarWriter:
         self.flush()
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class TreeOptions:
     """How a directory tree becomes tar entries.
 

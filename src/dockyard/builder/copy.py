@@ -16,11 +16,11 @@ import stat
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 
 from dockyard.builder.fsutil import clean_path, mkdir_all, secure_join
 from dockyard.errors import BuildError
 from dockyard.oci import pathmatch
+from dockyard.record import field, record
 
 ModeFn = Callable[[int, bool], int]
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -30,7 +30,7 @@ ExcludeFn = Callable[[str, bool], bool]
 _WILDCARDS = frozenset("*?[")
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class CopySpec:
     """One COPY/ADD: ``sources`` relative to the source root, ``dest`` absolute in the image."""
 

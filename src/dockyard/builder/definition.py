@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 from dockyard.builder.context import ExcludeFn
 from dockyard.builder.options import BuildOptions
@@ -17,9 +16,10 @@ from dockyard.dockerfile import (
     read_ignore_file,
 )
 from dockyard.errors import BuildError
+from dockyard.record import record
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Definition:
     """The parsed Dockerfile (``path`` as given, for titles and the ignore file), its warnings, and
     the context's ignore rules (None: nothing is excluded)."""

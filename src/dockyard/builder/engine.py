@@ -14,7 +14,6 @@ killed, their steps end ``canceled``, no step starts after, and ``Interrupted`` 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import math
 import os
@@ -58,6 +57,7 @@ from dockyard.interruptible import result
 from dockyard.metadata import CacheRecord
 from dockyard.oci.config import RUN_CONFIG_KEYS, ImageConfig
 from dockyard.progress import Outcome, ProgressEvent, VertexCompleted, VertexLog, VertexStarted, VertexStatus
+from dockyard.record import replace
 
 if TYPE_CHECKING:
     from dockyard.builder.remotecache.remote import RemoteCache
@@ -80,7 +80,7 @@ def build(store: Store, options: BuildOptions, cancel: threading.Event | None = 
         platforms = split_platforms(options.platform)
         if len(platforms) > 1:
             return build_platforms(store, options, platforms)
-        options = dataclasses.replace(options, platform=platforms[0])
+        options = replace(options, platform=platforms[0])
     registry = SharedRegistry(options.registry)
     remote = None
     if options.cache_from and not options.no_cache:

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
+
+from dockyard.record import field, record
 
 MAX_NAMED = 3  # paths or variables named in a reason; the rest are counted
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Inputs:
     parent: str
     definition: Any

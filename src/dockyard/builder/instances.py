@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from dockyard.errors import InvalidArgument, NotFound
+from dockyard.record import asdict, field, record
 
 DEFAULT = "default"
 #: The name the default builder is also shown as (``buildx ls``/``inspect``).
@@ -25,7 +25,7 @@ DEFAULT_ALIASES = (DEFAULT, "dockyard")
 DRIVERS = ("docker", "docker-container", "kubernetes", "remote")
 
 
-@dataclass
+@record
 class Instance:
     name: str
     driver: str = "docker-container"
@@ -37,7 +37,7 @@ class Instance:
         return self.driver == "docker"
 
 
-@dataclass
+@record
 class Instances:
     path: Path
     current: str = DEFAULT

@@ -8,14 +8,12 @@ or a push.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import sys
 import threading
 from collections.abc import Mapping
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor
-from dataclasses import dataclass, field
 
 from dockyard.archive import TarEntry, TarWriter
 from dockyard.archive.tarheader import DIRTYPE, REGTYPE
@@ -41,9 +39,10 @@ from dockyard.progress import (
     VertexStarted,
     VertexStatus,
 )
+from dockyard.record import field, record, replace
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class MultiPlatformResult(BuildResult):
     index_digest: str = ""
     images: dict[str, str] = field(default_factory=dict)  # platform -> image ID
@@ -67,7 +66,7 @@ def build_platforms(store: Store, options: BuildOptions, platforms: list[str]) -
     # A registry or local cache is exported once, with the records of every platform (each platform
     # exporting its own would leave only the last one's under the ref).
     deferred = any(spec.type != "inline" for spec in options.cache_to)
-    per_platform = [dataclasses.replace(options, platform=p, tags=[], outputs=[], push=False,
+    per_platform = [replace(options, platform=p, tags=[], outputs=[], push=False,
                                         progress=platform_progress(options.progress, p),
                                         defer_cache_export=deferred, platform_titles=True)
                     for p in platforms]
@@ -185,9 +184,9 @@ def platform_progress(sink: ProgressSink, platform: str) -> ProgressSink:
 
     def emit(event: ProgressEvent) -> None:
         if isinstance(event, VertexStarted | VertexCompleted):
-            event = dataclasses.replace(event, id=f"{platform}|{event.id}", name=title(event.name))
+            event = replace(event, id=f"{platform}|{event.id}", name=title(event.name))
         elif isinstance(event, VertexLog | VertexStatus):
-            event = dataclasses.replace(event, id=f"{platform}|{event.id}")
+            event = replace(event, id=f"{platform}|{event.id}")
         sink(event)
 
     return emit

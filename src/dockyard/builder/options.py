@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from dockyard.builder.remotecache.spec import CacheSpec
 from dockyard.progress import ProgressSink, discard
+from dockyard.record import field, record
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 Puller = Callable[[str, str], str]
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Output:
     """``--output type=...,dest=...``: ``docker``/``oci`` (image tars), ``tar``/``local`` (the rootfs)."""
 
@@ -28,9 +28,9 @@ class Output:
     attrs: dict[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class BuildOptions:
-    """A build's request, never changed once made: derive another with ``dataclasses.replace``."""
+    """A build's request, never changed once made: derive another with ``dockyard.record.replace``."""
 
     context_dir: str
     dockerfile: str = ""             # path; "" = <context>/Dockerfile
@@ -68,7 +68,7 @@ class BuildOptions:
     allow: frozenset[str] = frozenset()
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class BuildResult:
     image_id: str
     tags: list[str] = field(default_factory=list)

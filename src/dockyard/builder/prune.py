@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass, field
 
 from dockyard.imageops import Store
 from dockyard.imageops.filters import until_matches
 from dockyard.imageops.gc import collect
+from dockyard.record import field, record
 from dockyard.snapshot import tree_size
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class CacheUsage:
     """One row of ``builder du``: a cache record, or a ``RUN --mount=type=cache`` directory."""
 
@@ -42,7 +42,7 @@ def cache_usage(store: Store) -> list[CacheUsage]:
     return rows
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class PruneResult:
     removed: list[str] = field(default_factory=list)
     reclaimed: int = 0

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ from typing import Any
 from dockyard.dockerfile import StageEnv
 from dockyard.oci.config import History, ImageConfig
 from dockyard.oci.digest import Digest
+from dockyard.record import field, record
 
 
 def derive_key(parent: str, definition: Any) -> str:
@@ -30,7 +30,7 @@ def timestamp(epoch: int | None = None) -> str:
     return f"{base}.{ns % 1_000_000_000:09d}Z"
 
 
-@dataclass
+@record
 class StageState:
     """One stage in progress. ``lowerdirs`` (top first) is filled lazily: a cache hit needs no files."""
 

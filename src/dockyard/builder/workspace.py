@@ -17,7 +17,6 @@ import os
 import secrets
 import shutil
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from dockyard.content import Writer
@@ -26,13 +25,14 @@ from dockyard.image import LayerBlob, chain_id
 from dockyard.imageops import Lease, Store
 from dockyard.oci.digest import Digest
 from dockyard.oci.mediatypes import layer_media_type
+from dockyard.record import record
 from dockyard.userns import overlay_userxattr
 
 _MNT_DETACH = 2
 _PAGE = 4000
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Committed:
     """A step's committed layer: its stored blob and the snapshot directory it became (``empty``: a
     layer without entries, which an overlay needs not stack)."""

@@ -11,7 +11,6 @@ import struct
 import sys
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -20,6 +19,7 @@ import click
 
 from dockyard.cli.container_cmds import fail, store_root
 from dockyard.errors import DockyardError, ExecutionError
+from dockyard.record import record
 
 CONTEXT = {"help_option_names": ["--help"]}
 DETACH = b"\x10\x11"  # ctrl-p ctrl-q
@@ -39,7 +39,7 @@ def _keys(text: str) -> bytes:
     return bytes(out)
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class Outcome:
     """How a session ended: the user typed the detach keys, or the process ended (``ended``: its exit
     code and start error, as its monitor sent them; None when the monitor went without saying)."""

@@ -122,14 +122,14 @@ class AttestFlagsCommand(click.Command):
 
 def _build_attested(client: Any, options: Any, specs: list[Any], as_referrers: bool, renderer: Any) -> Any:
     """Build, attach the attestations to the tags, then push them if asked."""
-    import dataclasses
     import time
 
     from dockyard.progress import VertexCompleted, VertexStarted
+    from dockyard.record import replace
     from dockyard.supplychain.intoto import attach_build
 
     started = time.time()
-    result = client.build(dataclasses.replace(options, push=False))
+    result = client.build(replace(options, push=False))
     renderer(VertexStarted("attest", "attaching attestations"))
     attach_build(client, options, result, specs, started, time.time())
     renderer(VertexCompleted("attest", "attaching attestations", "done"))

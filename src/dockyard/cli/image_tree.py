@@ -4,7 +4,6 @@ names, then one row per platform it holds, with ID, disk usage, content size and
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 
 from dockyard.cli.format import human_size
 from dockyard.cli.terminal import terminal_size
@@ -12,12 +11,13 @@ from dockyard.client import Client
 from dockyard.errors import DockyardError
 from dockyard.imageops import platforms
 from dockyard.imageops.images import ImageSummary, image_size, normalize_tag
+from dockyard.record import field, record
 
 WARNING = "WARNING: This is an experimental feature. The output may change and shouldn't be depended on."
 SPACING = 3
 
 
-@dataclass
+@record
 class _Details:
     id: str
     disk: int
@@ -25,14 +25,14 @@ class _Details:
     in_use: bool
 
 
-@dataclass
+@record
 class _Entry:
     names: list[str]
     details: _Details
     children: list[tuple[str, _Details]] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class _Column:
     title: str
     width: int

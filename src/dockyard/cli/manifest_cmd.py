@@ -116,9 +116,8 @@ def _indexes() -> tuple[str, ...]:
 def annotate_cmd(ctx: click.Context, manifest_list: str, manifest: str, arch: str, os_: str, os_features: str,
                  os_version: str, variant: str) -> None:
     """Add additional information to a local image manifest."""
-    import dataclasses
-
     from dockyard.oci.platform import Platform
+    from dockyard.record import replace
 
     with _client(ctx) as client:
         lists = _lists(client)
@@ -132,7 +131,7 @@ def annotate_cmd(ctx: click.Context, manifest_list: str, manifest: str, arch: st
             new = Platform(os_ or old.os, arch or old.architecture, variant or old.variant,
                            os_version or old.os_version,
                            tuple(f for f in os_features.split(",") if f) or old.os_features)
-            entry.descriptor = dataclasses.replace(entry.descriptor, platform=new)
+            entry.descriptor = replace(entry.descriptor, platform=new)
             lists.put(mlist)
             return
     raise NotFound(f"manifest for image {manifest} does not exist in {manifest_list}")

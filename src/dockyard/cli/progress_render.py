@@ -25,7 +25,6 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import IO, Any, Literal, Protocol, Self
 
 from dockyard.cli.format import ellipsis, human_size
@@ -38,6 +37,7 @@ from dockyard.progress import (
     VertexStarted,
     VertexStatus,
 )
+from dockyard.record import field, record
 
 Mode = Literal["auto", "tty", "plain", "quiet"]
 Clock = Callable[[], float]
@@ -148,7 +148,7 @@ def _log_time(seconds: float) -> str:
     return f"{max(seconds, 0.0):.{prec}f}"
 
 
-@dataclass
+@record
 class _Sub:
     """A step's sub-task (BuildKit status)."""
 
@@ -159,7 +159,7 @@ class _Sub:
     completed: float | None = None
 
 
-@dataclass
+@record
 class _Vertex:
     index: int
     name: str
@@ -380,7 +380,7 @@ class PlainRenderer(_Base):
 # tty
 
 
-@dataclass
+@record
 class _Layer:
     id: str
     status: str = ""

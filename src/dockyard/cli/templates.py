@@ -6,7 +6,6 @@ table header pass and error prefix. Imported only by a command given a template.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
 from dockyard import gotemplate
@@ -16,6 +15,7 @@ from dockyard.gotemplate import Func, TemplateError, go_json
 from dockyard.gotemplate import go_type as _go_type
 from dockyard.gotemplate import want_int as _want_int
 from dockyard.gotemplate import want_str as _want_str
+from dockyard.record import replace
 
 # --------------------------------------------------------------------------------------------------
 # Templates: docker's functions (github.com/docker/cli/templates)

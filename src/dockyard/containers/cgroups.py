@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from dockyard.errors import ExecutionError
+from dockyard.record import record
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 V1_CONTROLLERS = ("memory", "cpu", "cpuacct", "pids", "blkio", "freezer")
@@ -29,7 +29,7 @@ def _dirs(cid: str, root: Path = CGROUP_ROOT) -> dict[str, Path]:
     return {c: root / c / "dockyard" / cid for c in V1_CONTROLLERS if (root / c).is_dir()}
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class Limits:
     """Docker's HostConfig limits: bytes (0 none; ``memory_swap`` -1 unlimited), CPU in nano-CPUs."""
 
@@ -155,7 +155,7 @@ def pids(cid: str, root: Path = CGROUP_ROOT) -> list[int]:
         return []
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class Usage:
     """One sample of a container's use: cpu in ns, memory and block I/O in bytes."""
 

@@ -14,7 +14,6 @@ import posixpath
 import stat
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -24,11 +23,12 @@ from dockyard.archive.writer import TarWriter, TreeOptions, TreeWalker, _TreeAdd
 from dockyard.containers.rootview import in_view, rootfs_spec
 from dockyard.containers.store import ContainerStore, Record
 from dockyard.errors import Conflict, CorruptData, DockyardError, InvalidArgument, NotFound
+from dockyard.record import record
 
 _O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class Source:
     """What one ``cp`` copies: ``base`` in directory ``pfd`` (the root itself when ``base`` is empty)."""
 
@@ -100,7 +100,7 @@ def write_source(src: Source, out: int, name: str, owner: tuple[int, int] | None
     tw.close()
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class Destination:
     """Where a copy lands: directory ``dfd``; ``name`` the new entry's name ("" to merge into it)."""
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import secrets
 import signal
@@ -27,6 +26,7 @@ from dockyard.executor.spec import Mount
 from dockyard.executor.user import start_error
 from dockyard.imageops import Store
 from dockyard.imageops.run import RunOptions, container_spec
+from dockyard.record import replace
 
 DEFAULT_STOP_TIMEOUT = 10
 START_WAIT = 120.0  # a start waits this long for the monitor to report the process running or failed
@@ -103,7 +103,7 @@ def create(root: Path, opts: RunOptions, *, name: str = "", restart: str = "no",
                                   (run.get("Volumes") or {}).keys(), [m.target for m in spec.mounts])
         volumes = [Mount(target=m["Destination"], source=m["Source"], readonly=not m["RW"]) for m in mounts]
         command = list(spec.args[2:] if init else spec.args)  # what inspect and ps show, without the init
-        spec = dataclasses.replace(spec, mounts=sorted(  # parents first
+        spec = replace(spec, mounts=sorted(  # parents first
             [*spec.mounts, *volumes], key=lambda m: len(m.target.rstrip("/").split("/"))))
         cs = ContainerStore(root)
         config = {

@@ -6,11 +6,11 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from dockyard.executor.base import LineBuffer, OutputCallback
+from dockyard.record import record
 
 
 def now_rfc3339() -> str:
@@ -47,7 +47,7 @@ class LogWriter:
         os.close(self._fd)
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class LogEntry:
     text: str
     stream: str

@@ -10,7 +10,6 @@ unowned.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import signal
 import sys
@@ -28,6 +27,7 @@ from dockyard.containers.store import ContainerStore, Record, monitor_alive
 from dockyard.errors import DockyardError, ExecutionError
 from dockyard.executor.base import process_start_time
 from dockyard.executor.spec import ProcessSpec
+from dockyard.record import replace
 
 BOOTSTRAP = ("import sys; sys.path.insert(0, {path!r}); "
              "from dockyard.containers.monitor import main; main()")
@@ -113,7 +113,7 @@ class Monitor:
                 probers.append(health.Prober(self.root, self.rec, pid, probe))
                 probers[-1].start()
 
-        spec = dataclasses.replace(ProcessSpec.from_json(self.rec.config["Spec"]),
+        spec = replace(ProcessSpec.from_json(self.rec.config["Spec"]),
                                    cgroups=cgroups.prepare(self.rec.id,
                                                            cgroups.Limits.of(self.rec.config["HostConfig"])))
         try:

@@ -10,12 +10,12 @@ import secrets
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from dockyard.errors import Conflict, InvalidArgument, NotFound
 from dockyard.executor.base import run_dir_owner_alive
+from dockyard.record import record
 
 NAME_RE = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -68,7 +68,7 @@ def effective_state(state: dict[str, Any], finished_at: str) -> dict[str, Any]:
     return state
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class Record:
     """One container: its directory and what its files say (``state`` is the effective one)."""
 

@@ -15,7 +15,6 @@ import secrets
 import shutil
 import stat
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,12 +22,13 @@ from typing import Any
 from dockyard.containers.store import ContainerStore, _write_json
 from dockyard.errors import Conflict, InvalidArgument, NotFound
 from dockyard.imageops.filters import Filters
+from dockyard.record import record
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 VOLUME_FILTERS = ("dangling", "driver", "label", "name")
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class VolumeMount:
     """One ``-v`` that names a volume (``name`` empty: a new anonymous one) or comes from ``VOLUME``."""
 

@@ -29,7 +29,6 @@ import contextlib
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
@@ -46,6 +45,7 @@ from dockyard.errors import (
     writing,
 )
 from dockyard.oci.digest import Digest, Hasher, is_valid
+from dockyard.record import record
 from dockyard.snapshot import pid_of, process_alive
 
 CHUNK = 1 << 20
@@ -53,7 +53,7 @@ CHUNK = 1 << 20
 __all__ = ["BlobInfo", "ContentStore", "Writer"]
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class BlobInfo:
     """A committed blob: digest, size in bytes, modification time (seconds since the epoch)."""
 

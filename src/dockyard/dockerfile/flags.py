@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
 
 from dockyard.dockerfile.suggest import wrap_suggestion
 from dockyard.errors import DockerfileError
+from dockyard.record import field, record
 
 
 class FlagType(enum.Enum):
@@ -15,7 +15,7 @@ class FlagType(enum.Enum):
     STRINGS = "strings"
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class Flag:
     """One declared flag and, after :meth:`BFlags.parse`, its value(s)."""
 

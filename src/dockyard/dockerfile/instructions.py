@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TypedDict, TypeVar
 
 from dockyard import goformat
@@ -18,6 +17,7 @@ from dockyard.dockerfile.mounts import DeviceSpec, MountSpec, parse_device, pars
 from dockyard.dockerfile.parser import Heredoc, Node, chomp_heredoc_content, must_parse_heredoc
 from dockyard.dockerfile.suggest import wrap_suggestion
 from dockyard.errors import DockerfileError
+from dockyard.record import field, record
 
 Expander = Callable[[str], str]
 _T = TypeVar("_T")
@@ -27,7 +27,7 @@ INSTRUCTIONS = ("add", "arg", "cmd", "copy", "entrypoint", "env", "expose", "fro
 
 
 def with_changes(obj: _T, **changes: object) -> _T:
-    """A shallow copy with some fields changed (dataclasses.replace without re-running __init__)."""
+    """A shallow copy with some fields changed (``record.replace`` without re-running __init__)."""
     new = object.__new__(type(obj))
     new.__dict__.update(obj.__dict__)
     new.__dict__.update(changes)
@@ -38,7 +38,7 @@ def with_changes(obj: _T, **changes: object) -> _T:
 # Value types
 
 
-@dataclass
+@record
 class KeyValuePair:
     """One ``KEY=value`` of ENV or LABEL; ``no_delim`` for the legacy ``KEY value`` form."""
 
@@ -47,7 +47,7 @@ class KeyValuePair:
     no_delim: bool = False
 
 
-@dataclass
+@record
 class ArgSpec:
     """One name of an ARG, with its default (None when declared without one) and doc comment."""
 
@@ -56,7 +56,7 @@ class ArgSpec:
     comment: str = ""
 
 
-@dataclass
+@record
 class SourceContent:
     """An inline COPY/ADD source from a heredoc: ``path`` is the heredoc name."""
 
@@ -65,7 +65,7 @@ class SourceContent:
     expand: bool
 
 
-@dataclass
+@record
 class ShellInlineFile:
     """A heredoc attached to RUN/CMD/ENTRYPOINT (its content becomes the command's stdin/file)."""
 
@@ -74,7 +74,7 @@ class ShellInlineFile:
     chomp: bool
 
 
-@dataclass
+@record
 class PortSpec:
     """One exposed port (or range) and its protocol, e.g. ``8000-8010/udp``."""
 
@@ -91,7 +91,7 @@ class PortSpec:
 # Instructions
 
 
-@dataclass
+@record
 class Instruction:
     """Common fields: the lower-case ``name``, ``original`` text and the line range (1-based)."""
 
@@ -109,7 +109,7 @@ class Instruction:
         return self.original.strip()
 
 
-@dataclass
+@record
 class FromInstruction(Instruction):
     """``FROM [--platform=P] image [AS name]``."""
 
@@ -119,14 +119,14 @@ class FromInstruction(Instruction):
     comment: str = ""
 
 
-@dataclass
+@record
 class _CommandLine(Instruction):
     cmd_line: list[str] = field(default_factory=list)
     prepend_shell: bool = True
     files: list[ShellInlineFile] = field(default_factory=list)
 
 
-@dataclass
+@record
 class RunInstruction(_CommandLine):
     """``RUN [--mount ...] [--network] [--security] [--device] cmd`` (shell or exec form, heredocs)."""
 
@@ -144,24 +144,24 @@ class RunInstruction(_CommandLine):
         return with_changes(self, mounts=mounts)
 
 
-@dataclass
+@record
 class CmdInstruction(_CommandLine):
     """``CMD``."""
 
 
-@dataclass
+@record
 class EntrypointInstruction(_CommandLine):
     """``ENTRYPOINT`` (an empty exec form clears it)."""
 
 
-@dataclass
+@record
 class ShellInstruction(Instruction):
     """``SHELL ["exe", "args"]`` (exec form only)."""
 
     shell: list[str] = field(default_factory=list)
 
 
-@dataclass
+@record
 class _Sources(Instruction):
     sources: list[str] = field(default_factory=list)
     contents: list[SourceContent] = field(default_factory=list)
@@ -177,7 +177,7 @@ class _Sources(Instruction):
                 "chmod": fn(self.chmod), "excludes": [fn(e) for e in self.excludes], "contents": contents}
 
 
-@dataclass
+@record
 class CopyInstruction(_Sources):
     """``COPY [--from] [--chown] [--chmod] [--link] [--parents] [--exclude] src... dest``."""
 
@@ -188,7 +188,7 @@ class CopyInstruction(_Sources):
         return with_changes(self, **self._expanded(fn))
 
 
-@dataclass
+@record
 class AddInstruction(_Sources):
     """``ADD [--chown --chmod --link --checksum --keep-git-dir --unpack --exclude] src... dest``."""
 
@@ -200,7 +200,7 @@ class AddInstruction(_Sources):
         return with_changes(self, checksum=fn(self.checksum), **self._expanded(fn))
 
 
-@dataclass
+@record
 class EnvInstruction(Instruction):
     """``ENV k=v ...`` (or legacy ``ENV k v``)."""
 
@@ -211,7 +211,7 @@ class EnvInstruction(Instruction):
             self, env=[KeyValuePair(fn(p.key), fn(p.value), p.no_delim) for p in self.env])
 
 
-@dataclass
+@record
 class LabelInstruction(Instruction):
     """``LABEL k=v ...``."""
 
@@ -222,21 +222,21 @@ class LabelInstruction(Instruction):
             self, labels=[KeyValuePair(fn(p.key), fn(p.value), p.no_delim) for p in self.labels])
 
 
-@dataclass
+@record
 class ArgInstruction(Instruction):
     """``ARG name[=default] ...``. Defaults are expanded by the stage scope, one name at a time."""
 
     args: list[ArgSpec] = field(default_factory=list)
 
 
-@dataclass
+@record
 class ExposeInstruction(Instruction):
     """``EXPOSE port[/proto] ...`` (ranges ``a-b`` allowed); :func:`parse_port_spec` reads each."""
 
     ports: list[str] = field(default_factory=list)
 
 
-@dataclass
+@record
 class UserInstruction(Instruction):
     """``USER user[:group]``."""
 
@@ -246,7 +246,7 @@ class UserInstruction(Instruction):
         return with_changes(self, user=fn(self.user))
 
 
-@dataclass
+@record
 class WorkdirInstruction(Instruction):
     """``WORKDIR path``."""
 
@@ -256,7 +256,7 @@ class WorkdirInstruction(Instruction):
         return with_changes(self, path=fn(self.path))
 
 
-@dataclass
+@record
 class VolumeInstruction(Instruction):
     """``VOLUME path ...`` or ``VOLUME ["path", ...]``."""
 
@@ -266,7 +266,7 @@ class VolumeInstruction(Instruction):
         return with_changes(self, volumes=[fn(v) for v in self.volumes])
 
 
-@dataclass
+@record
 class StopSignalInstruction(Instruction):
     """``STOPSIGNAL signal``."""
 
@@ -312,14 +312,14 @@ _SIGNALS = {
 }
 
 
-@dataclass
+@record
 class MaintainerInstruction(Instruction):
     """``MAINTAINER name`` (deprecated; sets the image author)."""
 
     maintainer: str = ""
 
 
-@dataclass
+@record
 class HealthcheckInstruction(Instruction):
     """``HEALTHCHECK [--interval --timeout --start-period --start-interval --retries] CMD ...|NONE``.
 
@@ -335,7 +335,7 @@ class HealthcheckInstruction(Instruction):
     retries: int = 0
 
 
-@dataclass
+@record
 class OnbuildInstruction(Instruction):
     """``ONBUILD <instruction>``: ``expression`` is the trigger text stored in the image."""
 

@@ -10,14 +10,14 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from dockyard import goformat
 from dockyard.dockerfile.suggest import wrap_suggestion
 from dockyard.errors import DockerfileError, InvalidArgument
+from dockyard.record import record
 
 
-@dataclass
+@record
 class MountSpec:
     """One mount: ``RUN --mount`` (bind|cache|tmpfs|secret|ssh), or ``run --mount``/``-v`` (bind|tmpfs)."""
 
@@ -36,7 +36,7 @@ class MountSpec:
     gid: int | None = None
 
 
-@dataclass
+@record
 class DeviceSpec:
     """One ``RUN --device`` (a CDI device name)."""
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
 
 from dockyard import goformat
 from dockyard.errors import DockerfileError
+from dockyard.record import field, record
 
 _EOF = ""  # the scanner's end marker: no real character is the empty string
 
@@ -52,7 +52,7 @@ class EnvList(Mapping[str, str]):
         return len(self._d)
 
 
-@dataclass
+@record
 class ProcessWordResult:
     """What ``process_word_with_matches`` returns: the result, its words, and the names it looked up."""
 

@@ -9,10 +9,8 @@ expands an instruction's words, and tracks ARG and ENV as they are met.
 
 from __future__ import annotations
 
-import dataclasses
 import platform as _platform
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 
 from dockyard.dockerfile.instructions import (
     ArgInstruction,
@@ -30,6 +28,7 @@ from dockyard.dockerfile.instructions import (
 from dockyard.dockerfile.parser import ParseResult
 from dockyard.dockerfile.shell import ShellLex
 from dockyard.errors import DockerfileError
+from dockyard.record import field, record, replace
 
 # Build args that any RUN sees without an ARG, and that are kept out of the image history.
 PROXY_ARGS = ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY", "ftp_proxy",
@@ -41,7 +40,7 @@ _ARCH_ALIASES = {"x86_64": "amd64", "x86-64": "amd64", "aarch64": "arm64", "armh
                  "i386": "386", "i686": "386"}
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Platform:
     """An OCI platform: ``os/arch[/variant]``."""
 
@@ -84,7 +83,7 @@ def platform_args(target: Platform, build: Platform) -> dict[str, str]:
     }
 
 
-@dataclass
+@record
 class Stage:
     """One build stage: ``FROM base [AS name]`` and the instructions up to the next FROM."""
 
@@ -104,7 +103,7 @@ class Stage:
         return self.name or str(self.index)
 
 
-@dataclass
+@record
 class BuildPlan:
     """What :func:`parse_stages` returns."""
 
@@ -296,15 +295,15 @@ class StageEnv:
         try:
             if isinstance(instr, ArgInstruction):
                 # BuildKit's ArgCommand.Expand: names are expanded too, all before any is declared.
-                named = [dataclasses.replace(spec, key=self.expand(spec.key)) for spec in instr.args]
+                named = [replace(spec, key=self.expand(spec.key)) for spec in instr.args]
                 specs = []
                 for spec in named:
                     self.declare_arg(spec)
                     specs.append(ArgSpec(spec.key, self.args.get(spec.key), spec.comment))
-                return dataclasses.replace(instr, args=specs)
+                return replace(instr, args=specs)
             if isinstance(instr, ExposeInstruction):
                 ports = [w for p in instr.ports for w in self.expand_words(p)]
-                return dataclasses.replace(instr, ports=ports)
+                return replace(instr, ports=ports)
             if isinstance(instr, OnbuildInstruction):
                 return instr
             out = instr.expand(self.expand)

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 from dockyard import goformat
+from dockyard.record import field, record
 
 # Instructions that may carry heredocs, and those that may wrap one (ONBUILD RUN <<EOF).
 HEREDOC_INSTRUCTIONS = frozenset({"add", "copy", "run"})
 HEREDOC_COMPOUND_INSTRUCTIONS = frozenset({"onbuild"})
 
 
-@dataclass
+@record
 class Heredoc:
     """A heredoc attached to an instruction: ``<<[-]NAME`` and the lines up to ``NAME``."""
 
@@ -27,7 +27,7 @@ class Heredoc:
                 "expand": self.expand, "chomp": self.chomp}
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class Node:
     """One syntax tree node, shaped like BuildKit's: ``value`` then a ``next`` chain of arguments.
 
@@ -114,7 +114,7 @@ class Node:
         }
 
 
-@dataclass
+@record
 class ParseWarning:
     """A parser warning (e.g. an empty continuation line), with where it was found."""
 
@@ -124,7 +124,7 @@ class ParseWarning:
     line: int
 
 
-@dataclass
+@record
 class Directive:
     """A parser directive line: ``# name=value``."""
 
@@ -133,7 +133,7 @@ class Directive:
     line: int
 
 
-@dataclass
+@record
 class ParseResult:
     """The syntax tree (``ast.children`` are the instructions), directives, warnings, escape token."""
 

@@ -12,10 +12,10 @@ import os
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 from dockyard.errors import ExecutionError, InvalidArgument
+from dockyard.record import record
 from dockyard.userns import in_user_namespace
 
 ISOLATIONS = ("auto", "namespaces", "chroot")
@@ -68,7 +68,7 @@ print(*why, sep="\\n")
 """
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Choice:
     """The isolation in use, what mounts its overlays, and why stronger ones were not used."""
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import os
 import selectors
@@ -37,6 +36,7 @@ from dockyard.executor.network import Networks, resolv_conf
 from dockyard.executor.rootfs import mount_targets
 from dockyard.executor.spec import ProcessSpec, Rootfs, RootfsSpec, check_rootfs, rootfs_to_json
 from dockyard.executor.user import start_error
+from dockyard.record import replace
 
 _BOOTSTRAP = ("import sys; sys.path.insert(0, {path!r}); "
               "from dockyard.executor.zygote import main; main()")
@@ -124,7 +124,7 @@ class NamespaceExecutor:
         if spec.tty:
             # The container makes its terminal and sends the master back; its stdio fds are unused.
             console = Console(stdin, stdout)
-            spec = dataclasses.replace(spec, console_size=console.initial_size(spec.console_size))
+            spec = replace(spec, console_size=console.initial_size(spec.console_size))
             null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
             child_fds, to_close = [null, null, null], [null]
             readers: dict[int, OutputCallback] = {}

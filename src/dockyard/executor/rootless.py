@@ -15,18 +15,18 @@ import os
 import pwd
 import shutil
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 
 from dockyard.errors import ExecutionError
 from dockyard.executor import mount as m
 from dockyard.executor import outside
+from dockyard.record import record
 
 ROOTLESS_ENV = "DOCKYARD_ROOTLESS_UID"
 """Set (to the real uid) in a process that entered its user namespace; children inherit it."""
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class IdRange:
     """One line of /etc/subuid or /etc/subgid: ``count`` ids from ``start``."""
 

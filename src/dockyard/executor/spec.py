@@ -5,11 +5,11 @@ from __future__ import annotations
 import base64
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from dockyard.errors import InvalidArgument, NotFound
+from dockyard.record import field, record
 
 MountType = Literal["bind", "tmpfs", "secret"]
 Network = Literal["host", "none", "private"]
@@ -31,7 +31,7 @@ NETWORKS = ("host", "none", "private")
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Mount:
     """One extra mount in the container.
 
@@ -80,7 +80,7 @@ class Mount:
                    size=raw["size"], data=None if data is None else base64.b64decode(data))
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class PortMapping:
     """One published port (``-p``): ``host_ip:host_port`` on the host to ``container_port`` inside."""
 
@@ -98,7 +98,7 @@ class PortMapping:
         return f"{host}:{self.host_port}->{self.container_port}/{self.proto}"
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class ProcessSpec:
     """A process to run: argv, ``KEY=value`` environment, working directory, user and isolation.
 
@@ -174,7 +174,7 @@ class ProcessSpec:
                    cgroups=tuple(raw.get("cgroups", ())))
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class RootfsSpec:
     """An overlay root: read-only ``lowerdirs`` in layer order (base first) under a writable ``upperdir``.
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from dockyard import fs
 from dockyard.errors import ExecutionError
+from dockyard.record import field, record
 
 _MAX_ID = 2**31 - 1
 
@@ -34,7 +34,7 @@ def secure_join(root: str | os.PathLike[str], path: str) -> str:
         raise start_error(f"{exc} in the container") from None
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class ExecUser:
     """A resolved user: ids, supplementary groups and home directory."""
 

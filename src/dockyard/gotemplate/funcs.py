@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any
 
 from dockyard.gotemplate.errors import ArgError, CallError
 from dockyard.gotemplate.printf import go_sprint, go_sprintf, go_sprintln
 from dockyard.gotemplate.values import NO_VALUE, Context, go_type, truth
+from dockyard.record import record
 
 
 def want_str(v: Any) -> str:
@@ -169,7 +169,7 @@ def has_type(value: Any, want: str) -> bool:
     return True
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Func:
     """A template function and the Go signature the executor checks before calling it.
 

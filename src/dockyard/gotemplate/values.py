@@ -5,12 +5,12 @@ from __future__ import annotations
 import datetime as _dt
 import json as _json
 import math
-import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from dockyard import goformat
 from dockyard.gotemplate.errors import CallError
+from dockyard.record import fields, is_record
 
 
 class NoValue:
@@ -51,15 +51,6 @@ class Context(dict[str, Any]):
         return f"*formatter.{self.type_name}"
 
 
-def is_dataclass(v: Any) -> bool:
-    # Not dataclasses.is_dataclass: importing dataclasses costs 30 ms of start-up.
-    return hasattr(type(v), "__dataclass_fields__") and not isinstance(v, type)
-
-
-def dataclass_fields(v: Any) -> tuple[Any, ...]:
-    # A dataclass instance exists, so its module is already imported.
-    fields: Callable[[Any], tuple[Any, ...]] = sys.modules["dataclasses"].fields
-    return fields(v)
 
 
 def go_type(v: Any) -> str:
@@ -135,8 +126,8 @@ def go_str(v: Any, *, top: bool = True) -> str:
                                  for k in sorted_keys(v)) + "]"
     if isinstance(v, list | tuple):
         return "[" + " ".join(go_str(x, top=False) for x in v) + "]"
-    if is_dataclass(v):
-        return "{" + " ".join(go_str(getattr(v, f.name), top=False) for f in dataclass_fields(v)) + "}"
+    if is_record(v):
+        return "{" + " ".join(go_str(getattr(v, f.name), top=False) for f in fields(v)) + "}"
     return str(v)
 
 
@@ -165,8 +156,8 @@ def _jsonable(v: Any, *, sort: bool) -> Any:
         return {str(k): _jsonable(v[k], sort=sort) for k in keys}
     if isinstance(v, list | tuple):
         return [_jsonable(x, sort=sort) for x in v]
-    if is_dataclass(v):
-        return {f.name: _jsonable(getattr(v, f.name), sort=sort) for f in dataclass_fields(v)}
+    if is_record(v):
+        return {f.name: _jsonable(getattr(v, f.name), sort=sort) for f in fields(v)}
     return str(v)
 
 
@@ -247,7 +238,7 @@ def truth(v: Any) -> bool:
     """Go's template truth: zero values and empty collections are false, structs always true."""
     if v is None or v is NO_VALUE:
         return False
-    if isinstance(v, Context) or (is_dataclass(v)):
+    if isinstance(v, Context) or is_record(v):
         return True
     if isinstance(v, str | bytes | bool | int | float | Mapping | list | tuple):
         return bool(v)

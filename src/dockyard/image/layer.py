@@ -3,12 +3,11 @@ images, which needs none, creates no dataclass)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from dockyard.oci.digest import Digest
+from dockyard.record import record
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class LayerBlob:
     """One stored form of a layer: its blob digest and media type; sizes in bytes (-1 if unknown).
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from dockyard.errors import CorruptData, DockyardError
@@ -33,6 +32,7 @@ from dockyard.oci.descriptor import Descriptor
 from dockyard.oci.digest import Digest
 from dockyard.oci.manifest import Index, Manifest, parse_index, parse_manifest
 from dockyard.oci.platform import Platform, parse
+from dockyard.record import record
 
 if TYPE_CHECKING:  # the registry client (httpx) is imported only by what pushes
     from dockyard.registry.client import Repository
@@ -49,7 +49,7 @@ UNKNOWN = Platform("unknown", "unknown")
 EMPTY_JSON = b"{}"
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Statement:
     """One in-toto statement as stored: its predicate type and exact JSON bytes."""
 

@@ -21,7 +21,6 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from dockyard.archive.tarheader import DIRTYPE, REGTYPE, SYMTYPE, TarEntry
@@ -32,6 +31,7 @@ from dockyard.imageops import Store, commit
 from dockyard.oci import platform as platforms
 from dockyard.oci.config import History, ImageConfig
 from dockyard.progress import Event, Outcome, ProgressSink, VertexCompleted, VertexStarted, discard
+from dockyard.record import record
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #: Creation time of bootstrapped busybox images (fixed, for reproducible IDs); SOURCE_DATE_EPOCH wins.
@@ -142,7 +142,7 @@ class _Stages:
         self._sink(VertexCompleted(vid, f"[{self._n}/{self._total}] {title}", "done"))
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class BusyboxSource:
     binary: bytes
     version: str

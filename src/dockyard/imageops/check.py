@@ -16,7 +16,6 @@ again or remove.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from dockyard.errors import DockyardError
@@ -26,6 +25,7 @@ from dockyard.oci import mediatypes as mt
 from dockyard.oci.config import ImageConfig
 from dockyard.oci.descriptor import Descriptor
 from dockyard.oci.digest import Digest
+from dockyard.record import field, record
 from dockyard.snapshot import pid_of, process_alive
 
 if TYPE_CHECKING:
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 __all__ = ["CheckReport", "check"]
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class CheckReport:
     """Problems found (one line each), what was repaired, notes, and how much was checked."""
 
@@ -84,21 +84,21 @@ def check(store: Store, repair: bool = False, registry: RegistryClient | None = 
         _refetch_lost(store, registry, corrupt, report)
 
     broken_images: dict[str, str] = {}
-    for record in meta.images():
+    for stored in meta.images():
         report.images_checked += 1
-        image_id = str(record.id)
+        image_id = str(stored.id)
         reason = ""
         if image_id in corrupt or not content.exists(image_id):
             reason = "config blob is missing" if image_id not in corrupt else "config blob is corrupt"
         else:
             try:
                 config = ImageConfig.from_json(content.read(image_id), f"config of image {image_id}")
-                if [str(d) for d in config.diff_ids] != [str(d) for d in record.diff_ids]:
+                if [str(d) for d in config.diff_ids] != [str(d) for d in stored.diff_ids]:
                     reason = "layers recorded differ from its config"
             except DockyardError as exc:
                 reason = f"config is invalid: {exc}"
         if not reason:
-            for diff_id in record.diff_ids:
+            for diff_id in stored.diff_ids:
                 if not any(str(f.digest) not in corrupt and content.exists(f.digest)
                            for f in meta.layer_blobs(diff_id)):
                     reason = f"layer {diff_id} has no stored blob"
@@ -187,29 +187,29 @@ def _refetch_lost(store: Store, registry: RegistryClient | None, corrupt: set[st
     """Fetch what each image lost again from the registry it came from (dropping those from ``corrupt``)."""
     from dockyard.imageops.refetch import refetch
 
-    for record in store.meta.images():
-        lost = _lost_blobs(store, str(record.id), corrupt)
+    for stored in store.meta.images():
+        lost = _lost_blobs(store, str(stored.id), corrupt)
         if not lost:
             continue
         if registry is None:
-            report.notes.append(f"image {record.id}: lost blobs not fetched again (no registry client)")
+            report.notes.append(f"image {stored.id}: lost blobs not fetched again (no registry client)")
             continue
-        result = refetch(store, registry, str(record.id), lost)
+        result = refetch(store, registry, str(stored.id), lost)
         for digest, source in result.fetched:
             corrupt.discard(str(digest))  # a good copy is in place now
             report.repaired.append(f"fetched blob {digest} again from {source}")
         for digest, why in result.failed.items():
-            report.notes.append(f"blob {digest} of image {record.id} could not be fetched again: {why}")
+            report.notes.append(f"blob {digest} of image {stored.id} could not be fetched again: {why}")
 
 
 def _drop_unused_quarantine(store: Store, report: CheckReport) -> None:
     """Quarantined blobs with a good copy back, or that no image needs any more, are deleted."""
     meta, content = store.meta, store.content
     needed: set[str] = set()
-    for record in meta.images():
-        needed.add(str(record.id))
-        needed.add(str(record.manifest_digest))
-        for diff_id in record.diff_ids:
+    for stored in meta.images():
+        needed.add(str(stored.id))
+        needed.add(str(stored.manifest_digest))
+        for diff_id in stored.diff_ids:
             needed.update(str(f.digest) for f in meta.layer_blobs(diff_id))
     for digest in content.quarantined():
         if content.exists(digest) or str(digest) not in needed:

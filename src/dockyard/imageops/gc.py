@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from dockyard.errors import DockyardError
@@ -28,18 +27,19 @@ from dockyard.image import chain_ids
 from dockyard.imageops import Store
 from dockyard.metadata import BLOB, IMAGE, SNAPSHOT
 from dockyard.oci.digest import Digest
+from dockyard.record import field, record
 from dockyard.snapshot import pid_of, process_alive
 
 __all__ = ["GcResult", "Roots", "collect", "dangling_links", "leftover_tmp", "roots"]
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class Roots:
     blobs: set[str] = field(default_factory=set)
     snapshots: set[str] = field(default_factory=set)
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class GcResult:
     blobs_removed: list[Digest] = field(default_factory=list)
     snapshots_removed: list[Digest] = field(default_factory=list)

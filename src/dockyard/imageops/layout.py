@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import posixpath
-from dataclasses import dataclass, field
 from typing import Any, Final
 
 from dockyard.errors import CorruptData, UnsafePath
@@ -24,6 +23,7 @@ from dockyard.oci import mediatypes as mt
 from dockyard.oci.canonical import loads_object
 from dockyard.oci.descriptor import Descriptor
 from dockyard.oci.digest import Digest, InvalidDigest, is_valid
+from dockyard.record import field, record
 
 MANIFEST_JSON: Final = "manifest.json"
 REPOSITORIES: Final = "repositories"
@@ -73,7 +73,7 @@ def digest_of_blob_path(path: str) -> Digest | None:
     return Digest(value) if is_valid(value) else None
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class DockerManifestEntry:
     """One image of a ``manifest.json``: the config path, its tags and its layer paths in order."""
 

@@ -12,7 +12,6 @@ Layers are not unpacked here; that happens lazily when a container runs.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from dockyard.archive.compression import HashingReader, detect, open_decompressed
@@ -33,6 +32,7 @@ from dockyard.oci.descriptor import Descriptor
 from dockyard.oci.digest import Digest
 from dockyard.oci.manifest import Manifest, parse_index, parse_manifest, sniff_media_type
 from dockyard.progress import Event, ProgressSink, discard
+from dockyard.record import field, record
 
 #: Members up to this size that do not look like a layer are kept in memory (JSON documents).
 SMALL = 4 << 20
@@ -41,7 +41,7 @@ _REGULAR = frozenset((REGTYPE, AREGTYPE, CONTTYPE))
 _MAX_LINK_HOPS = 40
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class Member:
     """A regular file of the archive, as the scan left it."""
 
@@ -56,7 +56,7 @@ class Member:
     error: DockyardError | None = None  # why it is not a usable layer
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class ScannedArchive:
     """Everything one pass over the archive learned: regular files and links, by cleaned path."""
 
@@ -82,7 +82,7 @@ class ScannedArchive:
         return path in self.members or path in self.links
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class LoadedLayer:
     diff_id: Digest
     digest: Digest
@@ -91,7 +91,7 @@ class LoadedLayer:
     uncompressed_size: int
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class LoadedImage:
     """One image of the archive, verified, its blobs already in the content store (but the config
     and manifest bytes, which ``commit`` stores with the image record)."""
@@ -456,7 +456,7 @@ def interpret(archive: ScannedArchive, content: ContentStore, *,
 # -- into the store -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class LoadResult:
     """One loaded image: its ID, the familiar names it got, and the IDs those names were taken from."""
 

@@ -18,7 +18,6 @@ import os
 import re
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
@@ -28,6 +27,7 @@ from dockyard.oci.descriptor import Descriptor
 from dockyard.oci.manifest import Index, parse_index, parse_manifest
 from dockyard.oci.platform import Platform
 from dockyard.oci.reference import Reference, parse_normalized
+from dockyard.record import field, record
 from dockyard.registry.client import FetchedManifest, RegistryClient, Repository
 
 __all__ = ["ListEntry", "ManifestLists", "combine", "platform_configs", "platform_manifests", "put_index"]
@@ -134,7 +134,7 @@ def put_index(registry: RegistryClient, target: Reference, members: Sequence[tup
 
 # -- docker manifest's local lists ------------------------------------------------------------------
 
-@dataclass(slots=True)
+@record(slots=True)
 class ListEntry:
     """One manifest of a local list: the reference it was added as and its descriptor (platform)."""
 
@@ -142,7 +142,7 @@ class ListEntry:
     descriptor: Descriptor
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class ManifestList:
     ref: str
     entries: list[ListEntry] = field(default_factory=list)

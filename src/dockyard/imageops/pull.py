@@ -23,7 +23,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
@@ -44,6 +43,7 @@ from dockyard.oci.manifest import Manifest, parse_index, parse_manifest
 from dockyard.oci.platform import Platform, host
 from dockyard.oci.reference import Reference
 from dockyard.progress import Event, ProgressSink, discard
+from dockyard.record import field, record
 from dockyard.registry.client import FetchedManifest, RegistryClient, Repository
 
 __all__ = ["PullResult", "pull", "pull_all_tags", "pull_platforms", "select_platform"]
@@ -51,7 +51,7 @@ __all__ = ["PullResult", "pull", "pull_all_tags", "pull_platforms", "select_plat
 PIECE = 1 << 20
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class PullResult:
     """``reference`` as pulled (tag or digest); ``digest`` is the top-level manifest's (docker's
     ``Digest:`` line); ``new`` is False when the image was already here under that name."""

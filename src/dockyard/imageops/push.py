@@ -21,7 +21,6 @@ import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from functools import partial
 
 from dockyard.content.verify import CorruptBlob
@@ -38,6 +37,7 @@ from dockyard.oci.digest import Digest
 from dockyard.oci.manifest import Manifest, parse_manifest
 from dockyard.oci.reference import Reference, parse_normalized
 from dockyard.progress import Event, ProgressSink, discard
+from dockyard.record import field, record
 from dockyard.registry.client import RegistryClient, Repository
 
 __all__ = ["PushResult", "push", "push_index"]
@@ -45,7 +45,7 @@ __all__ = ["PushResult", "push", "push_index"]
 COMPRESSIONS = ("gzip", "zstd")
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class PushResult:
     """``tag`` is what docker prints before ``: digest:`` (the tag, or the digest for a digest push)."""
 

@@ -10,19 +10,18 @@ dropped.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from dockyard.errors import DockyardError, InvalidArgument
 from dockyard.imageops import Store
 from dockyard.oci.descriptor import Descriptor
 from dockyard.oci.digest import Digest
 from dockyard.oci.reference import parse_normalized
+from dockyard.record import field, record
 from dockyard.registry.client import RegistryClient, Repository
 
 __all__ = ["RefetchResult", "refetch", "source_repositories"]
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class RefetchResult:
     """Blobs brought back (with the repository each came from) and those that could not be."""
 

@@ -4,14 +4,15 @@ apart so that ``dockyard images`` creates no dataclass."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from dockyard.record import field, record
 
 if TYPE_CHECKING:
     from dockyard.imageops.images import ImageSummary
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class DeleteItem:
     """One line of ``docker rmi`` output: exactly one of ``untagged``/``deleted`` is set."""
 
@@ -22,7 +23,7 @@ class DeleteItem:
         return {"Untagged": self.untagged} if self.untagged else {"Deleted": self.deleted}
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class HistoryItem:
     """One row of ``docker history`` (newest first); ``id`` is ``<missing>`` for non-local layers."""
 
@@ -38,20 +39,20 @@ class HistoryItem:
                 "Tags": list(self.tags) or None, "Size": self.size, "Comment": self.comment}
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class PruneReport:
     deleted: list[DeleteItem] = field(default_factory=list)
     space_reclaimed: int = 0
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class ImageUsage:
     summary: ImageSummary
     shared_size: int
     unique_size: int
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class DiskUsage:
     """What ``docker system df`` reports, for images and build cache (no containers or volumes here)."""
 
@@ -63,7 +64,7 @@ class DiskUsage:
     snapshots_size: int = 0
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class SystemPruneReport:
     """``docker system prune``: the images pruned, the build cache records removed, the bytes freed."""
 

@@ -11,7 +11,6 @@ import os
 import secrets
 import shutil
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 
 from dockyard.dockerfile.mounts import MountSpec, parse_run_mount, parse_volume
 from dockyard.errors import DockyardError, ExecutionError, InvalidArgument, NotFound
@@ -27,6 +26,7 @@ from dockyard.imageops.images import load_config, resolve
 from dockyard.imageops.platforms import resolve_platform
 from dockyard.imageops.unpack import unpack_layers
 from dockyard.oci.config import ImageConfig
+from dockyard.record import field, record
 from dockyard.snapshot.copying import CopiedTree
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -35,7 +35,7 @@ DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 INIT_TARGET = "/sbin/docker-init"  # where Docker puts its init in a container
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class RunOptions:
     """What ``docker run`` takes that dockyard supports. ``entrypoint=""`` clears the image's."""
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from dataclasses import dataclass, field
 from typing import Literal
 
 from dockyard.archive.tarheader import DIRTYPE, REGTYPE, TarEntry
@@ -39,12 +38,13 @@ from dockyard.oci.descriptor import Descriptor
 from dockyard.oci.digest import Digest
 from dockyard.oci.manifest import Manifest, describe, parse_manifest
 from dockyard.progress import Event, ProgressSink, discard
+from dockyard.record import field, record
 
 Format = Literal["docker", "oci"]
 FORMATS: tuple[Format, ...] = ("docker", "oci")
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class SaveItem:
     """One image to save and the names (``repo:tag``, familiar or full) to record for it."""
 
@@ -54,7 +54,7 @@ class SaveItem:
     indexed: bool = False  # named in index.json through a tag's index, not on its own
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class _Planned:
     item: SaveItem
     config: Descriptor

@@ -42,7 +42,7 @@ from dockyard.image import ImageRecord
 from dockyard.oci.digest import Digest
 
 # Not ``typing.TYPE_CHECKING``: the listing path imports no typing. Listing images builds no
-# ``LayerBlob``, ``CacheRecord`` or ``TagPlatform`` (dataclasses): they are imported on first use.
+# ``LayerBlob``, ``CacheRecord`` or ``TagPlatform`` (records): they are imported on first use.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -3,12 +3,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from dockyard.oci.digest import Digest
+from dockyard.record import record
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class CacheRecord:
     """A build cache entry: ``key`` -> a ``kind`` (blob/snapshot/image) ``ref``; ``data`` is free JSON."""
 
@@ -21,7 +20,7 @@ class CacheRecord:
     data: str = "{}"
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class TagPlatform:
     """One member of a multi-platform tag: its platform (``linux/arm64``), image and manifest."""
 

@@ -8,13 +8,13 @@ re-rendering.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
 from typing import Any
 
 from dockyard.errors import CorruptData
 from dockyard.oci.canonical import dumps, loads_object
 from dockyard.oci.digest import Digest, InvalidDigest
 from dockyard.oci.platform import Platform
+from dockyard.record import field, record
 
 # Keys of the "config" object, in the casing Docker writes.
 RUN_CONFIG_KEYS = (
@@ -23,7 +23,7 @@ RUN_CONFIG_KEYS = (
 )
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class History:
     created: str = ""
     created_by: str = ""
@@ -56,7 +56,7 @@ class History:
         )
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class ImageConfig:
     """An image's configuration. ``config`` is the run config (``Env``, ``Cmd``...) as a plain dict."""
 

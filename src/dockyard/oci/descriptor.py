@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass, field
 from typing import Any
 
 from dockyard.errors import CorruptData
 from dockyard.oci.digest import Digest, InvalidDigest
 from dockyard.oci.platform import Platform
+from dockyard.record import field, record
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Descriptor:
     media_type: str
     digest: Digest

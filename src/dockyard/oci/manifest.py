@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 from dockyard.errors import CorruptData
@@ -10,6 +9,7 @@ from dockyard.oci import mediatypes as mt
 from dockyard.oci.canonical import dumps, loads_object
 from dockyard.oci.descriptor import Descriptor
 from dockyard.oci.digest import Digest
+from dockyard.record import field, record
 
 
 def _document(media_type: str, artifact_type: str, body: dict[str, Any], subject: Descriptor | None,
@@ -25,7 +25,7 @@ def _document(media_type: str, artifact_type: str, body: dict[str, Any], subject
     return out
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Manifest:
     config: Descriptor
     layers: tuple[Descriptor, ...]
@@ -42,7 +42,7 @@ class Manifest:
         return dumps(self.to_dict())
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Index:
     manifests: tuple[Descriptor, ...]
     media_type: str = mt.OCI_INDEX

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import platform as _host
-from dataclasses import dataclass, field
 from typing import Any
 
 from dockyard.errors import InvalidArgument
+from dockyard.record import field, record
 
 _ARCH_ALIASES = {
     "x86_64": ("amd64", ""), "x86-64": ("amd64", ""), "amd64": ("amd64", ""),
@@ -16,7 +16,7 @@ _ARCH_ALIASES = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Platform:
     os: str
     architecture: str

@@ -9,11 +9,11 @@ applies to user input (``busybox`` -> ``docker.io/library/busybox``); ``parse_do
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Final
 
 from dockyard.errors import InvalidReference
 from dockyard.oci import pathmatch
+from dockyard.record import record
 
 DEFAULT_DOMAIN: Final = "docker.io"
 LEGACY_DEFAULT_DOMAIN: Final = "index.docker.io"
@@ -89,7 +89,7 @@ def _parse_digest(value: str) -> str:
     return value
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Reference:
     """A named reference. ``domain`` is empty only for strictly parsed, unnormalised input."""
 
@@ -157,7 +157,7 @@ class Reference:
         return "registry-1.docker.io" if self.domain == DEFAULT_DOMAIN else self.domain
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class DigestReference:
     """A reference that is only a digest (``sha256:...``), e.g. an image ID."""
 

@@ -24,16 +24,16 @@ import errno
 import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 from dockyard.errors import InvalidArgument, NoSpace, NotFound, StoreError, writing
 from dockyard.oci.digest import Digest, is_valid
+from dockyard.record import record
 
 __all__ = ["SnapshotInfo", "SnapshotStore", "pid_of", "process_alive", "tree_size"]
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class SnapshotInfo:
     chain_id: Digest
     path: Path

@@ -10,7 +10,6 @@ referrer of a platform's image manifest (``--attest-as-referrers``); both are li
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
 
 from dockyard.imageops import Store
@@ -27,6 +26,7 @@ from dockyard.oci import mediatypes as mt
 from dockyard.oci.descriptor import Descriptor
 from dockyard.oci.manifest import parse_index
 from dockyard.oci.reference import Reference
+from dockyard.record import record
 from dockyard.registry.client import RegistryClient
 
 __all__ = ["Found", "local_attestations", "remote_attestations"]
@@ -35,7 +35,7 @@ SHORT = {"sbom": "https://spdx.dev/Document", "spdx": "https://spdx.dev/Document
          "provenance": "https://slsa.dev/provenance/"}
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Found:
     subject: str              # the image manifest digest it is about
     platform: str

@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass
 from pathlib import Path
 
 from dockyard.errors import DockyardError, InvalidArgument
 from dockyard.oci.reference import Reference
+from dockyard.record import record
 from dockyard.registry.client import RegistryClient, canonical_host
 
 __all__ = ["PolicyViolation", "Rule", "enforce", "refuse_all_tags", "rules"]
@@ -33,7 +33,7 @@ class PolicyViolation(DockyardError):
     """An image a policy rule covers carries no valid signature by the rule's key."""
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Rule:
     number: int           # 1-based, in file order
     registry: str

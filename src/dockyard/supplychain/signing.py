@@ -13,7 +13,6 @@ signatures; a new one is appended), and also as an OCI 1.1 referrer of the image
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -25,6 +24,7 @@ from dockyard.oci.descriptor import Descriptor
 from dockyard.oci.digest import Digest
 from dockyard.oci.manifest import Manifest, parse_manifest
 from dockyard.oci.reference import Reference
+from dockyard.record import field, record
 from dockyard.registry.client import RegistryClient, Repository
 from dockyard.supplychain import cosign
 
@@ -36,7 +36,7 @@ class VerificationFailed(DockyardError):
     """No signature of the image verifies with the key."""
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class SignResult:
     digest: Digest                      # the image manifest (or index) signed
     tag: str                            # sha256-<hex>.sig

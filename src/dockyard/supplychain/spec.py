@@ -10,9 +10,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 from dockyard.errors import InvalidArgument
+from dockyard.record import field, record
 
 __all__ = ["AttestSpec", "parse_attest"]
 
@@ -20,7 +20,7 @@ KINDS = ("sbom", "provenance")
 _BOOLS = {"true": True, "1": True, "false": False, "0": False}
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class AttestSpec:
     kind: str                       # sbom | provenance
     attrs: dict[str, str] = field(default_factory=dict)

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from dockyard.builder.remotecache.spec import CacheSpec
+from dockyard.record import record
 
 if TYPE_CHECKING:
     from dockyard.registry.client import RegistryClient
@@ -24,7 +24,7 @@ class BrokenCacheBlob(Exception):
         self.digest = digest
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Entry:
     """One step of this build: its cache key, the config it left, and the stage it belongs to."""
 

@@ -17,11 +17,11 @@ key was made of, to explain a later miss (``builder.explain.Inputs``).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from typing import Any
 
 from dockyard.oci.descriptor import Descriptor
 from dockyard.oci.digest import Digest, is_valid
+from dockyard.record import field, record
 
 MEDIA_TYPE = "application/vnd.dockyard.buildcache.v1+json"
 MEDIA_TYPE_PREFIX = "application/vnd.dockyard.buildcache."
@@ -36,7 +36,7 @@ class UnreadableCache(Exception):
     """A cache document this dockyard cannot read (newer version, other schema, bad JSON)."""
 
 
-@dataclass
+@record
 class CacheDocument:
     layers: dict[str, Descriptor] = field(default_factory=dict)    # diff ID -> blob
     configs: dict[str, bytes] = field(default_factory=dict)        # config digest -> bytes

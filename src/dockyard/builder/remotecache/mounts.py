@@ -17,7 +17,6 @@ import json
 import os
 import stat
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ from dockyard.builder.remotecache.backends import Backend
 from dockyard.errors import CorruptData
 from dockyard.oci.descriptor import Descriptor
 from dockyard.oci.digest import Digest
+from dockyard.record import field, record
 
 MOUNT_INDEX = "application/vnd.dockyard.buildcache.mount.v1+json"
 MOUNT_CHUNK = "application/vnd.dockyard.buildcache.mount.chunk.v1"
@@ -33,7 +33,7 @@ SMALL = 1 << 20          # files below this are packed
 PACK_CUT = 16            # a pack ends after a path whose hash is 0 modulo this
 
 
-@dataclass
+@record
 class Snapshot:
     """A mount directory as an index and the chunks it needs (bytes read when asked)."""
 

@@ -19,7 +19,6 @@ import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future
-from dataclasses import dataclass
 from pathlib import Path
 
 from dockyard.builder.remotecache.backends import Backend, RegistryBackend, open_backend
@@ -44,10 +43,11 @@ from dockyard.oci.manifest import parse_manifest
 from dockyard.oci.platform import host
 from dockyard.oci.platform import parse as parse_platform
 from dockyard.oci.reference import parse_normalized
+from dockyard.record import record
 from dockyard.registry.client import RegistryClient
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class _Source:
     backend: Backend
     doc: CacheDocument

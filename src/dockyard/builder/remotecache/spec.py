@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from dockyard.errors import InvalidArgument
+from dockyard.record import field, record
 
 TYPES = ("registry", "local", "inline")
 MODES = ("min", "max")
 COMPRESSIONS = ("gzip", "zstd")
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class CacheSpec:
     """One cache source or destination. ``location`` is the registry reference (``registry``), the
     directory (``local``: ``dest`` for export, ``src`` for import) or the image (``inline`` import)."""

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -30,6 +29,7 @@ from dockyard.dockerfile import (
     RunInstruction,
     WorkdirInstruction,
 )
+from dockyard.record import record
 
 if TYPE_CHECKING:
     from dockyard.executor import Executor
@@ -42,7 +42,7 @@ Apply = Callable[[StageState], None]
 Action = Callable[[Path, Path, OutputSink], None]
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Step:
     """One planned build step."""
 

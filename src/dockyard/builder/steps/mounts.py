@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import fcntl
 import hashlib
 import os
@@ -17,6 +16,7 @@ from dockyard.builder.steps import StepContext
 from dockyard.dockerfile import MountSpec
 from dockyard.errors import BuildError
 from dockyard.executor import Mount
+from dockyard.record import asdict
 
 
 def definition(ctx: StepContext, spec: MountSpec) -> Any:
@@ -26,7 +26,7 @@ def definition(ctx: StepContext, spec: MountSpec) -> Any:
         source = ctx.source_key(spec.from_) if spec.from_ else ctx.context.checksum([spec.source or "/"])
     elif spec.type == "cache" and spec.from_:
         source = ctx.source_key(spec.from_)  # a new seed makes a new cache (see cache_mount_dir)
-    fields = dataclasses.asdict(spec)
+    fields = asdict(spec)
     fields["source_content"] = source
     return fields
 

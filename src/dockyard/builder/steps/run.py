@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import re
 from pathlib import Path
@@ -15,6 +14,7 @@ from dockyard.dockerfile.stages import PROXY_ARGS
 from dockyard.errors import BuildError
 from dockyard.executor import Mount, ProcessSpec, RootfsSpec
 from dockyard.executor.spec import Network, network_mode
+from dockyard.record import asdict
 
 HOSTNAME = "buildkitsandbox"
 # Where a RUN heredoc script is mounted (BuildKit uses /dev/pipes; our /dev is built fresh per run).
@@ -49,7 +49,7 @@ def plan(ctx: StepContext, instr: RunInstruction, state: StageState) -> Step:
     env = [f"{k}={v}" for k, v in state.env.run_env().items()]
     mount_defs = [mounts.definition(ctx, m) for m in instr.mounts]
     network = _network(ctx, instr)
-    devices = [dataclasses.asdict(d) for d in instr.devices]
+    devices = [asdict(d) for d in instr.devices]
     # A heredoc run as a mounted script is not in ``args``: its content is keyed on its own.
     definition = ["run", args, env, state.user, state.workdir, network, mount_defs, instr.security, devices,
                   sorted(scripts.items())]

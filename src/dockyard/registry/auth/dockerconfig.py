@@ -12,11 +12,11 @@ import json
 import os
 import subprocess
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from dockyard.errors import AuthenticationError, CorruptData
+from dockyard.record import field, record
 from dockyard.registry.auth.credentials import Credentials, CredentialsProvider
 
 HUB_KEY = "https://index.docker.io/v1/"
@@ -44,7 +44,7 @@ def _bare(key: str) -> str:
     return host.split("/", 1)[0].lower()
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class DockerConfig:
     """A loaded ``config.json``; unknown keys are kept when it is saved again."""
 

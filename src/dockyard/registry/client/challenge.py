@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+
+from dockyard.record import field, record
 
 _TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
 _PARAM_RE = re.compile(rf"\s*({_TOKEN})\s*=\s*(?:\"((?:[^\"\\]|\\.)*)\"|({_TOKEN}))\s*,?")
 _SCHEME_RE = re.compile(rf"\s*({_TOKEN})(?:\s+|$)")
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Challenge:
     scheme: str  # lower case: "bearer" or "basic"
     params: dict[str, str] = field(default_factory=dict)

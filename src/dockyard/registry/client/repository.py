@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import BinaryIO, Literal, Protocol
 from urllib.parse import quote, urljoin
 
@@ -21,6 +20,7 @@ from dockyard.oci.canonical import loads_object
 from dockyard.oci.descriptor import Descriptor
 from dockyard.oci.digest import Digest, Hasher, is_valid
 from dockyard.oci.manifest import sniff_media_type
+from dockyard.record import record
 from dockyard.registry.client.errors import describe_transport, error_from_response, transient
 from dockyard.registry.client.session import Session
 
@@ -31,7 +31,7 @@ UploadResult = Literal["exists", "mounted", "uploaded"]
 _LINK_RE = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class FetchedManifest:
     """A manifest or index as the registry served it: exact bytes, media type and digest."""
 

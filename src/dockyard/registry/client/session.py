@@ -10,12 +10,12 @@ import base64
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import IO, Any
 
 import httpx
 
 from dockyard.errors import AuthenticationError, RegistryError
+from dockyard.record import record
 from dockyard.registry.auth.credentials import Credentials
 from dockyard.registry.client.challenge import Challenge, parse_challenges
 from dockyard.registry.client.errors import (
@@ -35,7 +35,7 @@ Sleep = Callable[[float], None]
 Notice = Callable[[str], None]  # told each wait before a retry ("... retrying in 2 s")
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class _Token:
     value: str
     expires_at: float

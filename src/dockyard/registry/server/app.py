@@ -9,13 +9,13 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any, BinaryIO, ParamSpec, TypeVar
 
 from aiohttp import web
 
 from dockyard.oci import mediatypes as mt
 from dockyard.oci.digest import Hasher, InvalidDigest, validate
+from dockyard.record import record
 
 from .apierrors import ApiError
 from .auth import Access, Authorizer, basic_credentials
@@ -50,7 +50,7 @@ T = TypeVar("T")
 Handler = Callable[[web.Request, dict[str, str]], Awaitable[web.StreamResponse]]
 
 
-@dataclass
+@record
 class Settings:
     """Request-handling switches (``ServerConfig`` in ``server.py`` documents each)."""
 

@@ -31,7 +31,6 @@ import os
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -40,13 +39,14 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from dockyard.errors import InvalidArgument
+from dockyard.record import field, record
 
 from .apierrors import ApiError
 
 ACTIONS = ("pull", "push", "delete")
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Access:
     """One scope item: ``repository:<name>:<actions>`` or ``registry:catalog:*``."""
 
@@ -129,7 +129,7 @@ class Htpasswd:
         return hashed is not None and self._checked.check(user, password, hashed)
 
 
-@dataclass
+@record
 class Policy:
     """Who may do what, from the policy file."""
 

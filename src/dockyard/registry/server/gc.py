@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+
+from dockyard.record import field, record
 
 from .storage import FilesystemStorage, Storage
 
 
-@dataclass
+@record
 class GcReport:
     """What a collection found and did (or, with ``dry_run``, would do)."""
 

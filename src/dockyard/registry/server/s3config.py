@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass, replace
 from pathlib import Path
 
 from dockyard.errors import InvalidArgument
+from dockyard.record import record, replace
 
 _KEYS = {"endpoint", "region", "access_key", "secret_key", "redirect", "redirect_ttl", "part_size"}
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class S3Settings:
     """One bucket and prefix, and how to reach it. ``None`` fields fall back to botocore's defaults."""
 
@@ -74,9 +74,9 @@ def resolve(url: str, config_file: str | None = None, **flags: object) -> S3Sett
                           access_key=os.environ.get("AWS_ACCESS_KEY_ID"),
                           secret_key=os.environ.get("AWS_SECRET_ACCESS_KEY"))
     if config_file:
-        settings = replace(settings, **load_config(config_file))  # type: ignore[arg-type]
+        settings = replace(settings, **load_config(config_file))
     given = {k: v for k, v in flags.items() if v is not None and k in _KEYS}
-    settings = replace(settings, **given)  # type: ignore[arg-type]
+    settings = replace(settings, **given)
     if settings.part_size < 5 << 20:
         raise InvalidArgument("S3 part_size must be at least 5 MiB (S3's smallest multipart part)")
     return settings

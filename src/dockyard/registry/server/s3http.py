@@ -17,7 +17,6 @@ import random
 import ssl
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -25,6 +24,8 @@ from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.httpsession import get_cert_path
+
+from dockyard.record import record
 
 ATTEMPTS, BACKOFF_CAP = 8, 2.0
 RETRY = {429, 500, 502, 503, 504}
@@ -36,7 +37,7 @@ _SIGNED, _UNSIGNED = ({"client_config": Config(s3={"payload_signing_enabled": si
                       for sign in (True, False))
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Answer:
     """An object store's answer: status, headers (lower-case names) and body."""
 

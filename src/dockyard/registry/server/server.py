@@ -11,7 +11,6 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -21,6 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from dockyard.errors import InvalidArgument, StoreError
+from dockyard.record import record
 
 from . import blobcache, s3config
 from .app import ACCESS_LOG_FORMAT, Registry, Settings, make_app
@@ -37,7 +37,7 @@ log = logging.getLogger("dockyard.registry")
 access_log = logging.getLogger("dockyard.registry.access")
 
 
-@dataclass
+@record
 class ServerConfig:
     """Everything ``dockyard registry serve`` can be told; the defaults suit a test fixture."""
 

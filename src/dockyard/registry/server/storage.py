@@ -29,14 +29,14 @@ import shutil
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
 from dockyard.errors import StoreError
+from dockyard.record import record
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class BlobInfo:
     """A stored blob: its size, modification time and, for local drivers, a path to send from."""
 
@@ -46,7 +46,7 @@ class BlobInfo:
     path: Path | None
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class UploadInfo:
     """An open upload session; ``updated`` is when bytes last arrived (or when it started)."""
 

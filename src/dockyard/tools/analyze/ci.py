@@ -10,10 +10,10 @@ from __future__ import annotations
 import math
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 from dockyard.errors import InvalidArgument
+from dockyard.record import record
 from dockyard.tools.analyze.core import Analysis
 
 DEFAULT_RULES = {"lowestEfficiency": "0.9", "highestWastedBytes": "disabled",
@@ -55,7 +55,7 @@ def _go(x: float) -> str:
     return text[:-2] if text.endswith(".0") else text
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class RuleResult:
     """One rule's outcome: ``PASS``, ``FAIL`` or ``SKIP`` with dive's message."""
 
@@ -64,7 +64,7 @@ class RuleResult:
     message: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class CiReport:
     """All rule outcomes; ``passed`` is False when any rule failed."""
 

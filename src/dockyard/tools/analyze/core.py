@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 
 from dockyard.archive import TarEntry, TarReader
 from dockyard.archive.whiteout import OPAQUE, WHITEOUT_META_PREFIX, WHITEOUT_PREFIX
 from dockyard.client import Client
+from dockyard.record import field, record
 from dockyard.tools.analyze.layers import ImageLayers, clean_path, image_layers, open_layer
 from dockyard.tools.analyze.lines import dockerfile_lines
 from dockyard.tools.analyze.waste import WasteReport, WasteTracker, digest_entries
@@ -92,7 +92,7 @@ def _remove(root: _Node, parts: list[str]) -> _Node | None:
     return parent.children.pop(parts[-1], None)
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class LayerReport:
     """One layer: its size (sum of tar header sizes), command and file changes against the layers below."""
 
@@ -105,7 +105,7 @@ class LayerReport:
     removed: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class WastedFile:
     """A path present in more than one layer: how many copies and their total bytes."""
 
@@ -114,7 +114,7 @@ class WastedFile:
     size: int
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class Analysis:
     """The result of ``analyze``: dive's numbers for one image."""
 

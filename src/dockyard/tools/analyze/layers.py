@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 from dockyard.archive import TarReader, open_decompressed
 from dockyard.client import Client
 from dockyard.errors import NotFound
+from dockyard.record import record
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class LayerInfo:
     """One layer of an image: its position, diff ID, the stored blob to read and the history command."""
 
@@ -26,7 +26,7 @@ class LayerInfo:
     command: str
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class ImageLayers:
     """An image's ID, names and its layers, oldest first."""
 

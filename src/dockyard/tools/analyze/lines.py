@@ -15,7 +15,6 @@ matching texts cannot do.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from dockyard.dockerfile import parse
 from dockyard.dockerfile.instructions import (
@@ -29,13 +28,14 @@ from dockyard.dockerfile.instructions import (
 from dockyard.dockerfile.stages import parse_stages
 from dockyard.errors import InvalidArgument
 from dockyard.oci.config import History
+from dockyard.record import record
 from dockyard.tools.analyze.waste import layer_lines, plain_command
 
 KEYWORDS = frozenset({"ADD", "ARG", "CMD", "COPY", "ENTRYPOINT", "ENV", "EXPOSE", "HEALTHCHECK", "LABEL",
                       "MAINTAINER", "RUN", "SHELL", "STOPSIGNAL", "USER", "VOLUME", "WORKDIR"})
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class HistoryLines:
     """The Dockerfile line of each layer (``None``: base image or unmatched) and of each history entry;
     ``note`` says where the history stopped matching the Dockerfile ('' when all of it matched)."""

@@ -18,16 +18,16 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 
 from dockyard.archive import TarEntry, TarReader
 from dockyard.archive.whiteout import OPAQUE, WHITEOUT_META_PREFIX, WHITEOUT_PREFIX
+from dockyard.record import field, record
 from dockyard.tools.analyze.layers import clean_path
 
 KINDS = ("overwritten", "duplicate", "metadata-only", "deleted")
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class _Copy:
     layer: int
     size: int
@@ -38,7 +38,7 @@ class _Copy:
     mtime: int
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Waste:
     """One removable lower copy: its path, why it is removable, its bytes, the layer that made it
     removable and the layer it lives in."""
@@ -50,7 +50,7 @@ class Waste:
     lower: int
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class LayerWaste:
     """What one layer made removable, by kind, with the history entry, the fix and (``-f``) the line."""
 
@@ -63,7 +63,7 @@ class LayerWaste:
     line: int | None = None
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class WasteReport:
     """All removable bytes (each counted once), the items biggest first and the layers that caused them."""
 

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 from dockyard.dockerfile import PatternError, PatternMatcher, read_ignore_file
+from dockyard.record import record
 from dockyard.tools.lint.rules import Context, Hit, copy_parts
 from dockyard.tools.lint.shell import Command
 from dockyard.tools.lint.source import Instr, unquote
 
 
-@dataclass
+@record
 class AdviceContext:
     """The lint context plus what advice may look at: the text and (optionally) the build context."""
 
@@ -22,7 +22,7 @@ class AdviceContext:
     context_dir: Path | None
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Advice:
     """A registered advice rule."""
 

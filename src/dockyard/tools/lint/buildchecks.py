@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from dockyard.dockerfile import (
@@ -33,12 +32,13 @@ from dockyard.dockerfile.stages import PLATFORM_ARGS
 from dockyard.dockerfile.suggest import search
 from dockyard.errors import DockerfileError, DockyardError, InvalidArgument
 from dockyard.oci import reference
+from dockyard.record import field, record
 from dockyard.tools.lint.model import Finding
 
 _URL = "https://docs.docker.com/go/dockerfile/rule/"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Check:
     """One build check: its name, BuildKit's description, and whether it runs only when asked."""
 
@@ -92,7 +92,7 @@ CHECKS: dict[str, Check] = {
 }
 
 
-@dataclass
+@record
 class CheckConfig:
     """The ``# check=`` settings: rules skipped (or all), experimental rules enabled, error on warnings."""
 
@@ -141,7 +141,7 @@ def parse_check_options(value: str) -> CheckConfig:
     return cfg
 
 
-@dataclass
+@record
 class CheckResult:
     """The warnings (sorted by line) and the file's ``# check=`` settings."""
 
@@ -158,7 +158,7 @@ _LEX = ShellLex()
 _ABSOLUTE = re.compile(r"^([A-Za-z]:)?[\\/]")
 
 
-@dataclass
+@record
 class _Stage:
     name: str
     env: dict[str, str]

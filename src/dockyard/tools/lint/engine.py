@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import tomllib
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml  # type: ignore[import-untyped]
 
 from dockyard.errors import InvalidArgument
+from dockyard.record import record
 from dockyard.tools.lint import shellcheck as shellcheck_mod
 from dockyard.tools.lint.advice import ADVICE, AdviceContext
 from dockyard.tools.lint.buildchecks import build_checks
@@ -28,7 +28,7 @@ def all_codes() -> list[str]:
     return sorted(RULES) + sorted(ADVICE)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class LintInput:
     """One Dockerfile to lint: its text, the name findings carry, and its build context (if known)."""
 

@@ -14,10 +14,10 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from dockyard.dockerfile import Node, parse
 from dockyard.errors import DockerfileError
+from dockyard.record import field, record
 from dockyard.tools.lint.buildchecks import build_checks
 from dockyard.tools.lint.engine import lint
 from dockyard.tools.lint.model import Finding
@@ -27,7 +27,7 @@ _PLAIN_WORD = re.compile(r"^[A-Za-z0-9_./:=,@%+-]+$")
 _AUTHORS = "org.opencontainers.image.authors"
 
 
-@dataclass
+@record
 class Fixed:
     """The rewritten text and the codes of the findings it fixed (with their lines)."""
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from dockyard.errors import InvalidArgument
+from dockyard.record import field, record
 
 # hadolint's levels, most severe first; "ignore" findings are computed but never reported.
 SEVERITIES: tuple[str, ...] = ("error", "warning", "info", "style", "ignore")
@@ -23,7 +22,7 @@ def severity_rank(severity: str) -> int:
         ) from None
 
 
-@dataclass(frozen=True, order=True)
+@record(frozen=True, order=True)
 class Finding:
     """One rule violation: where (``line``, 1-based; ``column``), which rule, how bad, and why."""
 
@@ -35,7 +34,7 @@ class Finding:
     file: str = "Dockerfile"
 
 
-@dataclass
+@record
 class LintConfig:
     """A hadolint-like configuration.
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 from urllib.parse import urlparse
@@ -24,6 +23,7 @@ from dockyard.dockerfile import (
     HealthcheckInstruction,
     LabelInstruction,
 )
+from dockyard.record import field, record
 from dockyard.tools.lint.model import LintConfig
 from dockyard.tools.lint.shell import Command, Script
 from dockyard.tools.lint.source import Instr, unquote
@@ -31,7 +31,7 @@ from dockyard.tools.lint.source import Instr, unquote
 Hit = tuple[int, str | None]
 
 
-@dataclass
+@record
 class Stage:
     """The instructions from one FROM to the next (index -1: those before the first FROM)."""
 
@@ -63,7 +63,7 @@ def _image_name(image: str) -> str:
     return head + sep + last.partition(":")[0]
 
 
-@dataclass
+@record
 class Context:
     """What a rule sees: the instructions (of the file or of its ONBUILD triggers) and the config."""
 
@@ -156,7 +156,7 @@ class Context:
         return out
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Rule:
     """A registered rule."""
 

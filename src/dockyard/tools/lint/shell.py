@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+
+from dockyard.record import field, record
 
 _ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 _RESERVED = frozenset(
@@ -24,7 +25,7 @@ _OPERATORS = ("&&", "||", ";;", "|&", "|", ";", "&", "(", ")", "\n")
 _REDIRECT = re.compile(r"^(\d*|&)(>>|>\||>&|<&|<<-|<<<|<<|<>|>|<)")
 
 
-@dataclass
+@record
 class Word:
     """One shell word: ``text`` with quotes and escapes removed, ``raw`` as written."""
 
@@ -32,7 +33,7 @@ class Word:
     raw: str
 
 
-@dataclass
+@record
 class Command:
     """A simple command: ``name`` and ``args`` unquoted, ``assignments`` as ``(name, value)``."""
 
@@ -104,7 +105,7 @@ def _flag_matches(arg: str, name: str) -> bool:
     return arg == f"--{name}" or arg.startswith(f"--{name}=")
 
 
-@dataclass
+@record
 class Script:
     """The commands of a script in order; ``has_pipe`` if any ``|`` joins two commands."""
 

@@ -22,10 +22,10 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 from dockyard.dockerfile import EnvInstruction, RunInstruction, ShellInstruction
+from dockyard.record import record
 from dockyard.tools.lint.source import Instr, unquote
 
 EXCLUDED = ("SC1090", "SC2187")
@@ -39,7 +39,7 @@ _SEVERITY = {"error": "error", "warning": "warning", "info": "info", "style": "s
 _CHUNK = 2000  # scripts per ShellCheck process (argv stays short; two processes for two cores)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ShellJob:
     """One RUN's script: ``anchor`` is the RUN's line (pragmas key on it); ``body_line`` the Dockerfile
     line of the script's first command line, and ``prefix`` the number of lines added before it."""
@@ -50,7 +50,7 @@ class ShellJob:
     script: str
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Comment:
     """A ShellCheck finding placed in the Dockerfile."""
 

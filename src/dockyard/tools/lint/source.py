@@ -8,18 +8,18 @@ flags), so an instruction that does not type keeps ``typed=None`` and rules fall
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from functools import cached_property
 
 from dockyard.dockerfile import Instruction, Node, RunInstruction, parse, parse_instruction
 from dockyard.errors import DockerfileError
+from dockyard.record import field, record
 from dockyard.tools.lint.shell import Command, Script, parse_script
 
 _POSIX_SHELLS = frozenset({"sh", "bash", "ash", "dash", "zsh", "ksh"})
 _PRAGMA = re.compile(r"^\s*#\s*hadolint\s+(global\s+)?(ignore|shell)\s*=\s*(.*?)\s*$", re.IGNORECASE)
 
 
-@dataclass
+@record
 class Mount:
     """A ``RUN --mount`` as far as the rules care: type, target and ``from``."""
 
@@ -28,7 +28,7 @@ class Mount:
     from_: str = ""
 
 
-@dataclass
+@record
 class Instr:
     """One instruction: ``kind`` in upper case, its first ``line``, typed form when it has one."""
 
@@ -108,7 +108,7 @@ class Instr:
         return parse_script(self.shell_text)
 
 
-@dataclass
+@record
 class Source:
     """A Dockerfile ready to lint: instructions, pragmas, and the lines of comments."""
 

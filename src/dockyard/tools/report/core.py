@@ -10,19 +10,19 @@ from __future__ import annotations
 import json
 import posixpath
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from dockyard import __version__
 from dockyard.client import Client
+from dockyard.record import field, record
 from dockyard.tools.analyze import Analysis, analyze_image
 from dockyard.tools.analyze.lines import dockerfile_lines
 from dockyard.tools.lint import Finding, LintInput, lint_many
 from dockyard.tools.scan import SEVERITIES, ScanResult, VulnDB, scan_image
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Vulnerability:
     """A vulnerable package with the layer (and Dockerfile line) that put it there."""
 
@@ -36,7 +36,7 @@ class Vulnerability:
     line: int | None
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class LineEntry:
     """Everything the report says about one Dockerfile line."""
 
@@ -48,7 +48,7 @@ class LineEntry:
     vulnerabilities: list[Vulnerability] = field(default_factory=list)
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class Report:
     """The joined report; ``vuln_note`` says why there are no vulnerabilities when there is no database."""
 

@@ -8,9 +8,9 @@ the page reflows to a phone's width (the charts scale, long lines wrap, wide tab
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from html import escape
 
+from dockyard.record import record
 from dockyard.tools.analyze.waste import plain_command
 from dockyard.tools.report.core import LineEntry, Report
 
@@ -42,7 +42,7 @@ details{margin:4px 0 12px}summary{cursor:pointer;color:#1554a0}
 """
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Bar:
     """One bar of a chart: its label, value, colour and (optionally) the page anchor it links to."""
 

@@ -18,11 +18,11 @@ import sqlite3
 import time
 import zipfile
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from dockyard.errors import CorruptData, InvalidArgument, NotFound
+from dockyard.record import record
 from dockyard.tools.scan.severity import SEVERITIES, affected_severity, record_severity
 
 __all__ = ["SCHEMA_VERSION", "SEVERITIES", "Vuln", "VulnDB", "family", "normalize_name", "parse_records",
@@ -45,7 +45,7 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Vuln:
     """One advisory as stored: ID, one-line title, severity, aliases (CVE IDs), CVSS (type, vector)s."""
 
@@ -278,9 +278,9 @@ def parse_time(text: str) -> float:
 
 def parse_records(data: bytes, where: str) -> Iterator[tuple[str, dict[str, Any]]]:
     """The OSV records of one JSON document (one record or a list), checked for their basic shape."""
-    for where_, record in _parse(data, where):
-        _check_shape(record, where_)
-        yield where_, record
+    for where_, doc in _parse(data, where):
+        _check_shape(doc, where_)
+        yield where_, doc
 
 
 def _check_shape(record: dict[str, Any], where: str) -> None:

@@ -12,9 +12,9 @@ from __future__ import annotations
 import json
 import posixpath
 import re
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from dockyard.record import replace
 from dockyard.tools.scan.licenses import copyright_licenses
 
 if TYPE_CHECKING:

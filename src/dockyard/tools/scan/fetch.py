@@ -14,20 +14,20 @@ from __future__ import annotations
 import base64
 import hashlib
 import tempfile
-from dataclasses import dataclass, field
 from email.utils import formatdate, parsedate_to_datetime
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import quote
 
 from dockyard.errors import CorruptData, DigestMismatch, DockyardError, NotFound
+from dockyard.record import field, record
 
 
 class FetchError(DockyardError):
     """A vulnerability data source could not be read."""
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class Fetched:
     """A downloaded file (kept in a temporary file until the fetcher closes) and how to ask again."""
 

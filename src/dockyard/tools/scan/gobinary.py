@@ -8,13 +8,13 @@ SUM`` (a replacement of the dep above). Older binaries (pointer-based header) ar
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dockyard.record import field, record
 
 MAGIC = b"\xff Go buildinf:"
 ELF_MAGIC = b"\x7fELF"
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class BuildInfo:
     """The Go version (``go1.21.3``), main module and dependency modules of one binary."""
 

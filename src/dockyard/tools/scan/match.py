@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
 from functools import cmp_to_key
 from typing import Any
 
 from dockyard.client import Client
 from dockyard.errors import InvalidArgument
+from dockyard.record import field, record, replace
 from dockyard.tools.scan.db import SEVERITIES, Vuln, VulnDB
 from dockyard.tools.scan.sbom import SBOM, OSInfo, Package, image_sbom
 from dockyard.tools.scan.versions import comparator
 from dockyard.tools.scan.vex import SUPPRESSING, VexDocument, statement_text, vex_status
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Finding:
     """One vulnerability in one installed package."""
 
@@ -28,7 +28,7 @@ class Finding:
         return self.vuln.severity
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Suppressed:
     """A finding an OpenVEX statement accepts (``status`` not_affected or fixed), and why."""
 
@@ -38,7 +38,7 @@ class Suppressed:
     source: str
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class ScanResult:
     """An image's SBOM, the findings at the requested severities, and those VEX suppressed."""
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 from urllib.parse import quote
 
 from dockyard.archive import TarEntry, TarReader
@@ -21,6 +20,7 @@ from dockyard.archive.tarheader import SYMTYPE
 from dockyard.archive.whiteout import OPAQUE, WHITEOUT_META_PREFIX, WHITEOUT_PREFIX
 from dockyard.client import Client
 from dockyard.errors import CorruptData
+from dockyard.record import field, record
 from dockyard.tools.analyze.layers import clean_path, image_layers, open_layer
 from dockyard.tools.scan.enrich import LINK_MARK, enrich
 from dockyard.tools.scan.gobinary import ELF_MAGIC, find_buildinfo, parse_modinfo
@@ -37,7 +37,7 @@ _MAX_FILE = 256 << 20  # refuse to hold a "metadata" file larger than this in me
 GO_MARK = b"\0go-buildinfo\n"  # marks a Go binary's module list among the collected files
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class OSInfo:
     """The image's distribution from os-release (``debian``, ``12``); empty when unknown."""
 
@@ -46,7 +46,7 @@ class OSInfo:
     pretty_name: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Package:
     """One installed package; ``type`` is ``deb``, ``apk``, ``pypi``, ``npm`` or ``gobinary``."""
 
@@ -76,7 +76,7 @@ class Package:
         return f"{self.purl}#{self.path}"
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class SBOM:
     """An image's packages (sorted by type, name, version) and its OS."""
 

@@ -26,12 +26,12 @@ import time
 import zipfile
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from dockyard.content import _fsync_dir
 from dockyard.errors import CorruptData, InvalidArgument, NotFound
+from dockyard.record import field, record
 from dockyard.tools.scan.convert import alpine_secdb, debian_tracker
 from dockyard.tools.scan.db import SCHEMA_VERSION, VulnDB, parse_records, parse_time
 from dockyard.tools.scan.fetch import NOT_MODIFIED, Fetched, Fetcher, file_sha256
@@ -47,7 +47,7 @@ _INCREMENTAL_LIMIT = 500  # more changed records than this: one all.zip is cheap
 _KINDS = ("osv", "debian", "alpine")
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Source:
     """One place to update from: ``kind`` is osv, debian or alpine; ``location`` a URL or a path."""
 
@@ -78,7 +78,7 @@ def parse_source(text: str) -> Source:
     return Source(kind, location)
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class Step:
     """What one part of an update did: ``status`` is updated, unchanged, absent or incremental."""
 
@@ -90,7 +90,7 @@ class Step:
     checked: str = ""
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class Report:
     steps: list[Step] = field(default_factory=list)
     data_date: float = 0.0

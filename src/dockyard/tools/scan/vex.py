@@ -12,17 +12,17 @@ OpenVEX spec orders them by time.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote
 
 from dockyard.errors import CorruptData, InvalidArgument
+from dockyard.record import record
 
 SUPPRESSING = ("not_affected", "fixed")
 STATUSES = ("not_affected", "affected", "fixed", "under_investigation")
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Statement:
     """One OpenVEX statement, reduced to what matching needs."""
 
@@ -33,7 +33,7 @@ class Statement:
     impact: str
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class VexDocument:
     source: str
     statements: tuple[Statement, ...]

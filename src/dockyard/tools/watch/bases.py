@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from dockyard.dockerfile import CopyInstruction, RunInstruction, Stage, needed_stages, parse, parse_stages
@@ -23,6 +22,7 @@ from dockyard.oci import mediatypes as mt
 from dockyard.oci.platform import Platform
 from dockyard.oci.platform import parse as parse_platform
 from dockyard.oci.reference import Reference, parse_normalized
+from dockyard.record import field, record
 
 if TYPE_CHECKING:
     from dockyard.builder.options import BuildOptions
@@ -35,7 +35,7 @@ __all__ = ["BaseRef", "BaseStatus", "RemoteDigest", "Status", "base_refs", "chec
 Status = Literal["up to date", "outdated", "not pulled", "unreachable", "pinned"]
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class BaseRef:
     """One external image the build reads: as written, normalised, for which platform, and where."""
 
@@ -45,7 +45,7 @@ class BaseRef:
     used_by: tuple[str, ...] = ()  # ``FROM (stage build)``, ``COPY --from (stage 1)``
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class RemoteDigest:
     """What a registry says a tag names now: the top manifest (or index) and this platform's manifest."""
 
@@ -55,7 +55,7 @@ class RemoteDigest:
     source: str           # the registry (or mirror) that answered
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class BaseStatus:
     """One base image's state. ``local_digest`` is the repo digest recorded at pull ("" = none)."""
 

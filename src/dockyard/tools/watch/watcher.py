@@ -11,15 +11,14 @@ pull, build or push is reported and watching goes on; ``step`` never raises a ``
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol
 
 from dockyard.errors import DockyardError, NotFound
 from dockyard.progress import ProgressSink
+from dockyard.record import field, record, replace
 from dockyard.tools.watch.bases import BaseStatus, check_bases, target_base
 from dockyard.tools.watch.context import Signature, changed, snapshot
 
@@ -35,7 +34,7 @@ EventKind = Literal["base-moved", "base-unreachable", "base-newer", "pulled", "p
                     "stopped"]
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class WatchEvent:
     """One thing the watcher noticed or did; ``message`` is the line to show."""
 
@@ -49,7 +48,7 @@ class WatchEvent:
         return self.message
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class StepResult:
     """What one :meth:`Watcher.step` did."""
 
@@ -216,9 +215,9 @@ class Watcher:
 
     def _build(self, out: StepResult) -> None:
         sink = self.progress() if self.progress is not None else None
-        options = dataclasses.replace(self.options, push=False)
+        options = replace(self.options, push=False)
         if sink is not None:
-            options = dataclasses.replace(options, progress=sink)
+            options = replace(options, progress=sink)
         started = self._clock()
         try:
             result = self.client.build(options)

@@ -17,12 +17,12 @@ import re
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import bcrypt
 
 from dockyard.errors import Conflict, InvalidArgument, NotFound
+from dockyard.record import field, record
 
 from ..auth import Access, PasswordCache
 from .kv import KV, Record
@@ -54,7 +54,7 @@ def robot_name(project: str, name: str) -> str:
     return f"{ROBOT_PREFIX}{project}+{name}"
 
 
-@dataclass
+@record
 class Project:
     """A project's record: visibility, members and policies (``policies.py`` reads the policy fields)."""
 
@@ -79,7 +79,7 @@ class Project:
                 "created": self.created}
 
 
-@dataclass
+@record
 class Robot:
     name: str
     project: str

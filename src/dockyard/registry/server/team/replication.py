@@ -16,13 +16,13 @@ import json
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from dockyard.errors import DockyardError, InvalidArgument, NotFound
 from dockyard.oci import mediatypes as mt
 from dockyard.oci.descriptor import Descriptor
 from dockyard.oci.digest import Digest
+from dockyard.record import asdict, field, record
 from dockyard.registry.auth.credentials import Credentials
 from dockyard.registry.client.client import RegistryClient
 from dockyard.registry.client.options import RegistryOptions
@@ -38,7 +38,7 @@ LOG = "replication"
 TRIGGERS = ("push", "schedule")
 
 
-@dataclass
+@record
 class Rule:
     id: str
     target: str  # host[:port][/namespace]
@@ -65,7 +65,7 @@ class Rule:
             tag is not None and fnmatch.fnmatchcase(tag, self.tags))
 
 
-@dataclass
+@record
 class Outcome:
     """One copy: which rule, what, where to, and how it went."""
 

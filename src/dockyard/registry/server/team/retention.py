@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import fnmatch
 import json
-from dataclasses import dataclass, field
 from typing import Any
 
 from dockyard.errors import InvalidArgument
+from dockyard.record import field, record
 
 from ..app import remove_manifest
 from ..storage import Storage
@@ -33,7 +33,7 @@ PUSHES = "pushes"  # "<repo>:<tag>" -> {"digest", "time", "by"}
 MANIFESTS = "manifests"  # "<repo>@<digest>" -> {"time", "by", "size", "pulls"}
 
 
-@dataclass
+@record
 class Plan:
     """What a run deletes: tags (repo, tag, digest) and manifests (repo, digest, why)."""
 

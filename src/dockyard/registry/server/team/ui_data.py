@@ -5,10 +5,10 @@ Each function is synchronous and does all its reads at once: the UI calls it on 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from typing import Any
 
 from dockyard.oci import mediatypes as mt
+from dockyard.record import field, record
 
 from ..storage import Storage
 from .accounts import Directory
@@ -19,7 +19,7 @@ from .retention import MANIFESTS, PUSHES
 PAGE_SIZE = 20
 
 
-@dataclass
+@record
 class TagRow:
     tag: str
     digest: str
@@ -30,7 +30,7 @@ class TagRow:
     pulls: int
 
 
-@dataclass
+@record
 class Layer:
     digest: str
     size: int
@@ -38,7 +38,7 @@ class Layer:
     command: str
 
 
-@dataclass
+@record
 class ManifestView:
     repo: str
     ref: str
