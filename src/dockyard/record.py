@@ -15,6 +15,8 @@ stand in for their ``dataclasses`` namesakes; type checkers read ``@record`` as 
 
 from __future__ import annotations
 
+from types import CodeType, FunctionType
+
 # Not ``typing.TYPE_CHECKING``: ``dockyard images`` imports this module and no ``typing``.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -176,33 +178,53 @@ def _with_slots(cls: type, own: list[str], names: list[str]) -> type:
     return type(cls)(cls.__name__, cls.__bases__, body)
 
 
+# Compiled ``__init__`` bodies by shape (frozen, __post_init__, which fields have a factory), with
+# placeholder names: most classes share a shape with one made before, and a compile costs 2-3 times
+# the rest of making a record class. Each class gets the code with its own names put in.
+_TEMPLATES: dict[tuple[bool, bool, tuple[bool, ...]], CodeType] = {}
+
+
 def _init(cls: type, specs: list[Field], frozen: bool) -> Any:
-    """``__init__`` for the class's fields: the one function compiled per class."""
+    """``__init__`` for the class's fields."""
+    factories = tuple(spec.default_factory is not MISSING for spec in specs)
+    shape = (frozen, hasattr(cls, "__post_init__"), factories)
+    template = _TEMPLATES.get(shape)
+    if template is None:
+        template = _TEMPLATES[shape] = _template(*shape)
     scope: dict[str, Any] = {"_MISSING": MISSING, "_setattr": object.__setattr__}
-    params = ["self"]
-    lines = []
-    for spec in specs:
-        name = spec.name
+    rename: dict[str, str] = {}
+    defaults: list[Any] = []
+    for i, spec in enumerate(specs):
+        rename[f"_a{i}"] = spec.name
         if spec.default_factory is not MISSING:
-            scope[f"_f_{name}"] = spec.default_factory
-            params.append(f"{name}=_MISSING")
-            value = f"_f_{name}() if {name} is _MISSING else {name}"
-        else:
-            if spec.default is not MISSING:
-                scope[f"_d_{name}"] = spec.default
-                params.append(f"{name}=_d_{name}")
-            else:
-                params.append(name)
-            value = name
-        lines.append(f"_setattr(self, {name!r}, {value})" if frozen else f"self.{name} = {value}")
-    if hasattr(cls, "__post_init__"):
-        lines.append("self.__post_init__()")
-    source = f"def __init__({', '.join(params)}):\n " + ("\n ".join(lines) or "pass")
-    exec(source, scope)  # our own text, made of field names
-    init = scope["__init__"]
-    init.__qualname__ = f"{cls.__qualname__}.__init__"
+            scope[f"_f{i}"] = spec.default_factory
+            defaults.append(MISSING)
+        elif spec.default is not MISSING:
+            defaults.append(spec.default)
+        elif defaults:
+            raise TypeError(f"non-default argument {spec.name!r} follows default argument")
+    code = template.replace(
+        co_varnames=tuple(rename.get(n, n) for n in template.co_varnames),
+        co_names=tuple(rename.get(n, n) for n in template.co_names),
+        co_consts=tuple(rename.get(c, c) if isinstance(c, str) else c for c in template.co_consts),
+        co_qualname=f"{cls.__qualname__}.__init__")
+    init = FunctionType(code, scope, "__init__", tuple(defaults) or None)
     init.__module__ = cls.__module__
     return init
+
+
+def _template(frozen: bool, post_init: bool, factories: tuple[bool, ...]) -> CodeType:
+    lines = []
+    for i, factory in enumerate(factories):
+        value = f"_f{i}() if _a{i} is _MISSING else _a{i}" if factory else f"_a{i}"
+        lines.append(f"_setattr(self, '_a{i}', {value})" if frozen else f"self._a{i} = {value}")
+    if post_init:
+        lines.append("self.__post_init__()")
+    params = "".join(f", _a{i}" for i in range(len(factories)))
+    scope: dict[str, Any] = {}
+    exec(f"def __init__(self{params}):\n " + ("\n ".join(lines) or "pass"), scope)  # placeholder names only
+    code: CodeType = scope["__init__"].__code__
+    return code
 
 
 def _repr(self: Any) -> str:

@@ -321,7 +321,8 @@ def commit_image(store: Store, config: bytes | ImageConfig, *, names: Sequence[s
     # Under the shared GC lock no collection can run between storing the config and recording it.
     learn_content_sizes(store, parsed.diff_ids)
     with store.gc_lock():
-        info = store.content.ingest(raw)
+        # A rebuild that changed nothing makes the same config: it is not written (and synced) again.
+        info = store.content.ingest(raw, expected=Digest.from_bytes(raw))
         sizes = store.meta.layer_sizes()
         total = 0
         for diff_id in parsed.diff_ids:
