@@ -203,10 +203,11 @@ def _init(cls: type, specs: list[Field], frozen: bool) -> Any:
             defaults.append(spec.default)
         elif defaults:
             raise TypeError(f"non-default argument {spec.name!r} follows default argument")
+    names = rename.get
     code = template.replace(
-        co_varnames=tuple(rename.get(n, n) for n in template.co_varnames),
-        co_names=tuple(rename.get(n, n) for n in template.co_names),
-        co_consts=tuple(rename.get(c, c) if isinstance(c, str) else c for c in template.co_consts),
+        co_varnames=tuple(map(names, template.co_varnames, template.co_varnames)),
+        co_names=tuple(map(names, template.co_names, template.co_names)),
+        co_consts=tuple([names(c, c) if type(c) is str else c for c in template.co_consts]),
         co_qualname=f"{cls.__qualname__}.__init__")
     init = FunctionType(code, scope, "__init__", tuple(defaults) or None)
     init.__module__ = cls.__module__
