@@ -128,3 +128,26 @@ def test_hundred_thousand_paths() -> None:
     pm = PatternMatcher(patterns)
     excluded = sum(pm.matches(p) for p in paths)
     assert excluded == 25_000  # the .pyc quarter; "*.log" matches only at the context root
+
+
+def test_last_pattern_wins_is_gos_ordered_loop() -> None:
+    """``matches`` checks from the last pattern back (the last pattern matching the path or a parent
+    decides); Go walks the patterns forward, skipping exclusions until something matched. Both must
+    agree on every path: random pattern lists and paths, compared with the forward loop."""
+    import random
+
+    rng = random.Random(7)
+    parts = ["a", "b", "c", "*", "**", "?", "x.log", "*.log", "[ab]", "keep"]
+    names = ["a", "b", "c", "x.log", "y.log", "keep", "ab"]
+    checked = 0
+    for _ in range(300):
+        patterns = []
+        for _ in range(rng.randint(1, 6)):
+            pattern = "/".join(rng.choice(parts) for _ in range(rng.randint(1, 3)))
+            patterns.append(("!" if rng.random() < 0.35 else "") + pattern)
+        pm = PatternMatcher(patterns)
+        for _ in range(20):
+            path = "/".join(rng.choice(names) for _ in range(rng.randint(1, 4)))
+            assert pm.matches(path) == pm._matches_in_order(path), (patterns, path)
+            checked += 1
+    assert checked == 6000

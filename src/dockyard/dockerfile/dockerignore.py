@@ -12,6 +12,7 @@ import posixpath
 import re
 import warnings
 from collections.abc import Collection, Iterable
+from typing import Any
 
 from dockyard.errors import InvalidArgument
 
@@ -209,6 +210,19 @@ class Pattern:
         return self.regex.fullmatch(path) is not None
 
 
+def _match_args(p: Pattern) -> tuple[Any, Any]:
+    """What ``PatternMatcher.matches`` compares a path with for ``p``'s kind (see ``Pattern.match``)."""
+    if p.kind == _EXACT:
+        return p.cleaned, None
+    if p.kind == _SUFFIX:
+        suffix = p.cleaned[2:]
+        return suffix, suffix[1:] if suffix[:1] == "/" else None
+    if p.kind == _PREFIX:
+        return p.cleaned[:-2], None
+    assert p.regex is not None
+    return p.regex.fullmatch, None
+
+
 class PatternMatcher:
     """Compiled ``.dockerignore`` patterns. Raises PatternError for a malformed pattern or a lone ``!``."""
 
@@ -229,47 +243,78 @@ class PatternMatcher:
                 self.exclusions = True
             validate_glob(p)
             self.patterns.append(Pattern(p, exclusion))
-        # Results for parent directories, shared by all files in the same directory.
-        self._parent_cache: dict[str, tuple[bool, ...]] = {}
+        # A path is excluded when the last pattern matching it or a directory above it is not an
+        # exclusion (Go's loop, which skips exclusions until something matched and then inclusions,
+        # comes to the same). So the check runs from the last pattern back and stops at the first
+        # hit, and each directory remembers the last pattern matching it or a parent.
+        self._last_above: dict[str, int] = {}
+        # Go raises a bad pattern's error in pattern order: keep its loop when one is bad.
+        self._ordered = any(p.error for p in self.patterns)
+        self._checks = [] if self._ordered else [
+            (k, p.kind, *_match_args(p)) for k, p in enumerate(self.patterns)][::-1]
 
-    def _parents_match(self, parent: str) -> tuple[bool, ...]:
-        """For each pattern: does it match ``parent`` or any directory above it?"""
-        cached = self._parent_cache.get(parent)
-        if cached is not None:
-            return cached
-        head, _, _ = parent.rpartition("/")
-        above = self._parents_match(head) if head else None
-        own = []
-        for k, pat in enumerate(self.patterns):
+    def _last_matching_dir(self, directory: str) -> int:
+        """The index of the last pattern matching ``directory`` or a directory above it (-1: none)."""
+        last = self._last_above.get(directory)
+        if last is not None:
+            return last
+        head = directory.rpartition("/")[0]
+        last = self._last_matching_dir(head) if head else -1
+        for k, pattern in enumerate(self.patterns[last + 1:], last + 1):
             try:
-                hit = pat.match(parent)
+                if pattern.match(directory):
+                    last = k
             except PatternError:
-                hit = False  # Go ignores errors on parent checks; the file check reports them
-            own.append(hit or (above[k] if above is not None else False))
-        result = tuple(own)
-        if len(self._parent_cache) > 100_000:
-            self._parent_cache.clear()
-        self._parent_cache[parent] = result
-        return result
+                pass  # Go ignores errors on parent checks; the file check reports them
+        if len(self._last_above) > 100_000:
+            self._last_above.clear()
+        self._last_above[directory] = last
+        return last
 
     def matches(self, path: str) -> bool:
         """Whether ``path`` is excluded (Go's ``MatchesOrParentMatches``)."""
+        if self._ordered:
+            return self._matches_in_order(path)
+        parent = path.rpartition("/")[0]
+        above = self._last_matching_dir(parent) if parent else -1
+        for k, kind, arg, alt in self._checks:
+            if k <= above:
+                break
+            if kind == _EXACT:
+                hit = path == arg
+            elif kind == _SUFFIX:
+                hit = path.endswith(arg) or path == alt
+            elif kind == _PREFIX:
+                hit = path.startswith(arg)
+            else:
+                hit = arg(path) is not None
+            if hit:
+                return not self.patterns[k].exclusion
+        return above >= 0 and not self.patterns[above].exclusion
+
+    def _matches_in_order(self, path: str) -> bool:
         matched = False
-        parent = posixpath.dirname(path) if "/" in path else "."
-        if parent == "":
-            parent = "."
-        parents: tuple[bool, ...] | None = None
+        parent = path.rpartition("/")[0]
         for k, pat in enumerate(self.patterns):
             if pat.exclusion != matched:
                 continue
             hit = pat.match(path)
-            if not hit and parent != ".":
-                if parents is None:
-                    parents = self._parents_match(parent)
-                hit = parents[k]
+            if not hit and parent:
+                hit = self._last_matching_dir_of(parent, k)
             if hit:
                 matched = not pat.exclusion
         return matched
+
+    def _last_matching_dir_of(self, directory: str, k: int) -> bool:
+        """Whether pattern ``k`` matches ``directory`` or a directory above it (errors: no match)."""
+        while directory:
+            try:
+                if self.patterns[k].match(directory):
+                    return True
+            except PatternError:
+                pass
+            directory = directory.rpartition("/")[0]
+        return False
 
     def matches_legacy(self, path: str) -> bool:
         """Go's deprecated ``PatternMatcher.Matches``: checks one parent prefix as deep as the pattern."""
