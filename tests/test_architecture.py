@@ -71,3 +71,11 @@ def test_imports_point_down(path: Path) -> None:
         assert LAYERS[target] <= own_layer, (
             f"{path.relative_to(PACKAGE)}:{line}: {own} (L{own_layer}) imports {name} (L{LAYERS[target]})"
         )
+
+
+def test_value_classes_are_records_not_dataclasses() -> None:
+    """``dataclasses`` costs ~70M instructions to import and ~4M per class: the package makes its
+    value classes with ``dockyard.record`` (docs/ARCHITECTURE.md, "making a value class")."""
+    offenders = [f"{path.relative_to(PACKAGE)}:{line}" for path in MODULES
+                 for name, line in _imports(ast.parse(path.read_text(), str(path))) if name == "dataclasses"]
+    assert not offenders, f"use dockyard.record: {offenders}"
