@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from dockyard.builder.prune import cache_usage
+from dockyard.record import replace
 from tests.builder.conftest import Builds
 
 
@@ -28,3 +29,18 @@ def test_du_lists_records_with_size_and_last_use(builds: Builds) -> None:
     row = next(line for line in lines if "head -c 300000" in line)
     assert row.startswith(big[0].id[:25]) and " true " in row and "ago" in row
     assert lines[-1].startswith("Total:") and lines[-2].startswith("Reclaimable:")
+
+
+def test_a_cached_build_marks_the_records_it_used(builds: Builds) -> None:
+    """A cache hit moves the record's last use (what prune --filter until= and du's LAST ACCESSED read),
+    written once when the build ends."""
+    ctx = builds.context("FROM busybox:local\nRUN echo one > /one\nENV A=1\n")
+    builds.build(ctx)
+    meta = builds.client.store.meta
+    made = {r.key: r.last_used for r in meta.cache_records()}
+    for rec in meta.cache_records():  # as if last used an hour ago
+        meta.put_cache(replace(rec, last_used=made[rec.key] - 3600))
+    assert all(r.last_used < made[r.key] for r in meta.cache_records())
+    builds.build(ctx)
+    after = {r.key: r.last_used for r in meta.cache_records()}
+    assert after.keys() == made.keys() and all(after[k] >= made[k] for k in made), (made, after)

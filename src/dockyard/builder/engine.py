@@ -140,6 +140,8 @@ class Builder:
         self._explain_lock = threading.Lock()
         self._candidates: Candidates | None = None
         self._missed: dict[str, str] = {}   # key of a step that ran -> why
+        self._hits: set[str] = set()  # local cache records used: marked used in one write at the end
+        self._layers_here: set[str] = set()  # diff IDs seen stored by this build
         self.explanations: list[tuple[str, str, str]] = []
         recover(store)
         definition = load_definition(options)
@@ -185,7 +187,9 @@ class Builder:
         self.workspace.close()
         if self.context.cache is not None:
             self.context.cache.close()
-        self.lease.release()
+        with self.store.meta.transaction():
+            self.store.meta.touch_caches(self._hits)
+            self.lease.release()
 
     @property
     def executor(self) -> Executor:
@@ -640,7 +644,7 @@ class Builder:
 
     def _local_hit(self, key: str) -> tuple[str, ImageConfig] | None:
         """The config (digest, parsed) the local cache has for ``key``, if all its layers are here."""
-        rec = self.store.meta.get_cache(key)
+        rec = self.store.meta.get_cache(key, touch=False)
         if rec is None or not self.store.content.exists(rec.ref):
             return None
         try:
@@ -648,8 +652,12 @@ class Builder:
         except DockyardError:
             return None  # torn by a machine crash (step configs are not synced): the step runs again
         for diff_id in config.diff_ids:
+            if diff_id in self._layers_here:
+                continue  # the steps of a stage share their lower layers: each is looked up once
             if not any(self.store.content.exists(f.digest) for f in self.store.meta.layer_blobs(diff_id)):
                 return None
+            self._layers_here.add(diff_id)
+        self._hits.add(key)
         return rec.ref, config
 
     # -- the StepContext: what steps may use of the build --------------------------------------------

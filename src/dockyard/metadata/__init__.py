@@ -45,7 +45,7 @@ from dockyard.oci.digest import Digest
 # ``LayerBlob``, ``CacheRecord`` or ``TagPlatform`` (records): they are imported on first use.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Collection, Iterator
     from pathlib import Path
     from typing import Any
 
@@ -605,6 +605,14 @@ class MetadataStore:
             with self.transaction() as c:
                 c.execute("UPDATE cache_records SET last_used = ? WHERE key = ?", (time.time(), key))
         return _row_to_cache(rows[0])
+
+    def touch_caches(self, keys: Collection[str]) -> None:
+        """Mark cache records used now (a build's hits, in one write)."""
+        if keys:
+            now = time.time()
+            with self.transaction() as c:
+                c.executemany("UPDATE cache_records SET last_used = ? WHERE key = ?",
+                              [(now, key) for key in keys])
 
     def delete_cache(self, key: str) -> None:
         with self.transaction() as c:
