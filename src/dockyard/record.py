@@ -15,11 +15,13 @@ stand in for their ``dataclasses`` namesakes; type checkers read ``@record`` as 
 
 from __future__ import annotations
 
+from operator import attrgetter
 from types import CodeType, FunctionType
 
 # Not ``typing.TYPE_CHECKING``: ``dockyard images`` imports this module and no ``typing``.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any, TypeVar, dataclass_transform
 
     _T = TypeVar("_T")
@@ -133,7 +135,7 @@ def _make(cls: type, frozen: bool, slots: bool, order: bool) -> type:
         slotted = {name for base in cls.__mro__[1:] for name in getattr(base, "__slots__", ())}
         cls = _with_slots(cls, own, [name for name in own if name not in slotted])
     cls.__record_fields__ = table  # type: ignore[attr-defined]
-    cls.__record_compare__ = tuple(f.name for f in specs if f.compare)  # type: ignore[attr-defined]
+    cls.__record_compare__ = _getter([f.name for f in specs if f.compare])  # type: ignore[attr-defined]
     cls.__record_repr__ = tuple(f.name for f in specs if f.repr)  # type: ignore[attr-defined]
     cls.__match_args__ = tuple(f.name for f in specs)  # type: ignore[attr-defined,misc]
     body = cls.__dict__
@@ -145,8 +147,8 @@ def _make(cls: type, frozen: bool, slots: bool, order: bool) -> type:
         cls.__eq__ = _eq  # type: ignore[assignment]
     if "__hash__" not in body or body["__hash__"] is None:
         if frozen:
-            cls.__record_hash__ = tuple(  # type: ignore[attr-defined]
-                f.name for f in specs if (f.compare if f.hash is None else f.hash))
+            cls.__record_hash__ = _getter(  # type: ignore[attr-defined]
+                [f.name for f in specs if (f.compare if f.hash is None else f.hash)])
             cls.__hash__ = _hash  # type: ignore[assignment]
         else:
             cls.__hash__ = None  # type: ignore[assignment]
@@ -233,8 +235,18 @@ def _repr(self: Any) -> str:
     return f"{type(self).__qualname__}({inner})"
 
 
+def _getter(names: list[str]) -> Callable[[Any], tuple[Any, ...]]:
+    """The fields ``names`` of an instance, as one tuple (``attrgetter``: in C)."""
+    if len(names) > 1:
+        return attrgetter(*names)
+    if names:
+        one = attrgetter(names[0])
+        return lambda obj: (one(obj),)
+    return lambda obj: ()
+
+
 def _key(self: Any) -> tuple[Any, ...]:
-    return tuple(getattr(self, name) for name in type(self).__record_compare__)
+    return type(self).__record_compare__(self)  # type: ignore[no-any-return]
 
 
 def _eq(self: Any, other: object) -> bool:
@@ -244,7 +256,7 @@ def _eq(self: Any, other: object) -> bool:
 
 
 def _hash(self: Any) -> int:
-    return hash(tuple(getattr(self, name) for name in type(self).__record_hash__))
+    return hash(type(self).__record_hash__(self))
 
 
 def _lt(self: Any, other: Any) -> bool:
