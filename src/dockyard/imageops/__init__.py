@@ -28,6 +28,7 @@ back from the registry an image came from).
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import fcntl
 import os
@@ -57,6 +58,7 @@ class Store:
         self._root_path: Path | None = None
         self.fsync = fsync
         self.meta = MetadataStore(os.path.join(self._root, "metadata.db"))
+        self._gc_holds: dict[int, int] = {}  # thread -> how many times over it holds the GC lock
         self._content: ContentStore | None = None
         self._snapshots: SnapshotStore | None = None
 
@@ -106,15 +108,38 @@ class Store:
 
     @contextlib.contextmanager
     def gc_lock(self, *, exclusive: bool = False) -> Iterator[None]:
-        """Hold the store's GC lock: exclusive while collecting, shared while protecting resources."""
+        """Hold the store's GC lock: exclusive while collecting, shared while protecting resources.
+
+        A thread that holds it already and asks for it shared holds it on (a build step takes it
+        several times over, nested): no second lock file descriptor."""
+        me = _thread.get_ident()
+        depth = self._gc_holds.get(me, 0)
+        if depth and not exclusive:
+            self._gc_holds[me] = depth + 1
+            try:
+                yield
+            finally:
+                self._gc_holds[me] = depth
+            return
+        path = os.path.join(self._root, "gc.lock")
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.root / "gc.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            except FileNotFoundError:  # a new store
+                os.makedirs(self._root, exist_ok=True)
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         except OSError as exc:
             raise StoreError(f"cannot lock the store {self.root}: {exc.strerror}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
-            yield
+            self._gc_holds[me] = depth + 1
+            try:
+                yield
+            finally:
+                if depth:
+                    self._gc_holds[me] = depth
+                else:
+                    del self._gc_holds[me]
         finally:
             os.close(fd)  # closing drops the lock
 
