@@ -31,11 +31,11 @@ API of ``MetadataStore(path)`` (methods called inside ``transaction()`` join it)
 from __future__ import annotations
 
 import _thread  # its RLock is the one threading.RLock() makes, without importing threading
+import _weakref  # the weak reference type without the weakref module (``dockyard images`` start-up)
 import contextlib
 import os
 import sqlite3
 import time
-import weakref
 
 from dockyard.errors import NO_SPACE_ERRNOS, StoreError, disk_full, no_space
 from dockyard.image import ImageRecord
@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
     from typing import Any
+    from weakref import ReferenceType
 
     from dockyard.image.layer import LayerBlob
     from dockyard.metadata.records import CacheRecord as CacheRecord
@@ -206,12 +207,16 @@ def _string_dict(text: str) -> dict[str, str]:
 # SQLite connections must not cross fork(): a child that used or even closed (finalised) its
 # parent's connection can corrupt the parent's view of the WAL. In a child, every store forgets its
 # inherited connection (kept referenced here, so it is never finalised) and opens its own.
-_STORES: weakref.WeakSet[MetadataStore] = weakref.WeakSet()
+# Weak references to the live stores: a store's reference leaves the set when the store is collected.
+_STORES: set[ReferenceType[MetadataStore]] = set()
 _INHERITED: list[sqlite3.Connection] = []
 
 
 def _after_fork_in_child() -> None:
-    for store in list(_STORES):
+    for ref in list(_STORES):
+        store = ref()
+        if store is None:
+            continue
         if store._conn is not None:
             _INHERITED.append(store._conn)
             store._conn = None
@@ -235,7 +240,7 @@ class MetadataStore:
         self._conn: sqlite3.Connection | None = None
         self._depth = 0
         self._lock = _thread.RLock()
-        _STORES.add(self)
+        _STORES.add(_weakref.ref(self, _STORES.discard))
 
     @property
     def path(self) -> Path:
