@@ -98,6 +98,18 @@ def test_images_of_one_image_loads_no_dataclass_regex_typing_or_pathlib(tmp_path
             assert not extra, f"images loaded {extra}"
 
 
+def test_images_as_the_installed_command_imports_no_contextlib(tmp_path: Path) -> None:
+    # The console script (not ``-m``, whose runpy imports contextlib first) starts as this does.
+    script = "import sys; from dockyard.cli.main import main; sys.argv[0] = 'dockyard'; sys.exit(main())"
+    p = subprocess.run([sys.executable, "-X", "importtime", "-c", script, "--root", str(tmp_path), "images"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0 and p.stdout.startswith("REPOSITORY"), p.stderr[-2000:]
+    names = {line.rsplit("|", 1)[1].strip() for line in p.stderr.splitlines()
+             if line.startswith("import time:") and "|" in line}
+    assert "dockyard.client" in names, "importtime output not understood"
+    assert "contextlib" not in names
+
+
 @pytest.mark.parametrize("name", sorted(COMMANDS))
 def test_table_summary_is_the_commands_short_help(name: str) -> None:
     command = cli.get_command(click.Context(cli), name)
