@@ -12,7 +12,6 @@ import errno
 import fcntl
 import json
 import os
-import shutil
 import signal
 import socket
 import struct
@@ -120,6 +119,8 @@ def _setup_mounts(root: str, scratch: str, spec: ProcessSpec, resolv_conf: str) 
                 _bind(discard_overlay(scratch, index, mnt.source), target, False)
             else:
                 copy = os.path.join(scratch, f"discard{index}")
+                import shutil  # this case only: the zygote (which every container is forked from) stays small
+
                 shutil.copy2(mnt.source, copy)
                 _bind(copy, target, False)
         else:
