@@ -43,7 +43,8 @@ class NamespaceExecutor:
     """Runs each process in new mount, pid, uts and ipc (and, for ``network="none"``, net) namespaces.
 
     Thread-safe: several runs may be in flight at once. The zygote starts on first use; :meth:`close`
-    (or leaving the ``with`` block) stops it. Run directories live under ``state_dir/runs``.
+    (or leaving the ``with`` block) stops it. Run directories live under ``state_dir/runs``; an ended
+    run's (empty again) is kept for a later run until :meth:`close` removes it.
     """
 
     def __init__(self, state_dir: Path, *, fuse: bool = False) -> None:
