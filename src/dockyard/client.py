@@ -296,6 +296,11 @@ class Client:
 
         Progress events go to ``options.progress`` or, when that is left as the default, this
         client's sink."""
+        if options.no_cache and options.runtime == "builtin" and options.isolation != "chroot":
+            # Every RUN step runs: the executor's helper starts while the build engine is imported.
+            from dockyard.executor.helper import start_early
+
+            start_early(self.store.root / "exec")
         from dockyard.builder.engine import build
         from dockyard.errors import NotFound, RegistryError
         from dockyard.progress import discard

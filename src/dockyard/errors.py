@@ -6,10 +6,13 @@ exit code. Every message is a complete sentence fragment naming what went wrong 
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
-from collections.abc import Iterator
+
+# Not ``typing.TYPE_CHECKING``: the listing path imports no typing.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from types import TracebackType
 
 
 class DockyardError(Exception):
@@ -89,15 +92,25 @@ def no_space(path: str | os.PathLike[str], what: str = "write") -> NoSpace:
     return NoSpace(f"{what} {os.fspath(path)}: no space left on device")
 
 
-@contextlib.contextmanager
-def writing(path: str | os.PathLike[str], what: str = "write") -> Iterator[None]:
-    """Turn a full disk met inside the block into ``NoSpace`` naming ``path``; other errors pass."""
-    try:
-        yield
-    except OSError as exc:
-        if exc.errno in NO_SPACE_ERRNOS:
-            raise no_space(path, what) from None
-        raise
+class writing:  # lower case: used as a function, ``with writing(path):``
+    """Turn a full disk met inside the block into ``NoSpace`` naming ``path``; other errors pass.
+
+    A class, not ``contextlib.contextmanager``: ``dockyard images`` imports this module, not contextlib.
+    """
+
+    __slots__ = ("_path", "_what")
+
+    def __init__(self, path: str | os.PathLike[str], what: str = "write") -> None:
+        self._path = path
+        self._what = what
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if isinstance(exc, OSError) and exc.errno in NO_SPACE_ERRNOS:
+            raise no_space(self._path, self._what) from None
 
 
 class DockerfileError(DockyardError):

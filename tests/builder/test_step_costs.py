@@ -6,8 +6,10 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
+import subprocess
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -123,3 +125,31 @@ def test_a_step_config_torn_by_a_crash_is_a_cache_miss(builds: Builds) -> None:
     result = builds.build(ctx, tags=["torn:2"])
     assert result.cached < result.steps
     assert (builds.rootfs("torn:2") / "three").read_text() == "three\n"
+
+
+def test_no_cache_build_starts_the_executor_helper_before_the_engine(builds: Builds,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    # With --no-cache every RUN runs: the helper's start-up (~0.1 s) overlaps the loading of the build
+    # engine instead of delaying the first RUN step.
+    from dockyard.builder import engine
+    from dockyard.builder.options import BuildOptions
+
+    order: list[str] = []
+    real_popen = subprocess.Popen
+    real_init = engine.Builder.__init__
+
+    def popen(args: list[str], *rest: Any, **kwargs: Any) -> Any:
+        if any("dockyard.executor.zygote" in str(arg) for arg in args):
+            order.append("helper")
+        return real_popen(args, *rest, **kwargs)
+
+    def init(self: engine.Builder, *args: Any, **kwargs: Any) -> None:
+        order.append("builder")
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(subprocess, "Popen", popen)
+    monkeypatch.setattr(engine.Builder, "__init__", init)
+    ctx = builds.context(BASE + "RUN true\n", name="early")
+    result = builds.client.build(BuildOptions(context_dir=str(ctx), tags=["early:1"], no_cache=True))
+    assert result.steps == 1
+    assert order == ["helper", "builder"]

@@ -71,12 +71,13 @@ def test_images_imports_only_the_store(tmp_path: Path) -> None:
 
 # What ``dockyard images`` does not load (issue 19: as fast as ``docker images``): no dataclass is
 # created (dataclasses imports inspect, ast, dis), no regex compiled (re, and json that compiles
-# some), no typing, pathlib, hashlib, threading or unicodedata, and none of the store's other parts.
+# some), no typing, pathlib, hashlib, threading, unicodedata or weakref, none of the store's other
+# parts, and not the client module (the store answers).
 IMAGES_UNUSED = ("click", "dataclasses", "inspect", "typing", "re", "json", "pathlib", "hashlib", "threading",
-                 "unicodedata", "dockyard.cli.group", "dockyard.cli.image_cmds", "dockyard.gotemplate",
-                 "dockyard.goformat", "dockyard.progress", "dockyard.content", "dockyard.snapshot",
-                 "dockyard.oci.reference", "dockyard.oci.config", "dockyard.image.layer",
-                 "dockyard.metadata.records", "dockyard.imageops.reports")
+                 "unicodedata", "weakref", "dockyard.cli.group", "dockyard.cli.image_cmds",
+                 "dockyard.gotemplate", "dockyard.goformat", "dockyard.progress", "dockyard.content",
+                 "dockyard.snapshot", "dockyard.oci.reference", "dockyard.oci.config", "dockyard.image.layer",
+                 "dockyard.metadata.records", "dockyard.imageops.reports", "dockyard.client")
 
 
 def test_images_of_one_image_loads_no_dataclass_regex_typing_or_pathlib(tmp_path: Path) -> None:
@@ -95,6 +96,18 @@ def test_images_of_one_image_loads_no_dataclass_regex_typing_or_pathlib(tmp_path
         for prefix in (*HEAVY, *IMAGES_UNUSED):
             extra = [n for n in loaded(names, prefix) if n not in baseline]
             assert not extra, f"images loaded {extra}"
+
+
+def test_images_as_the_installed_command_imports_no_contextlib(tmp_path: Path) -> None:
+    # The console script (not ``-m``, whose runpy imports contextlib first) starts as this does.
+    script = "import sys; from dockyard.cli.main import main; sys.argv[0] = 'dockyard'; sys.exit(main())"
+    p = subprocess.run([sys.executable, "-X", "importtime", "-c", script, "--root", str(tmp_path), "images"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0 and p.stdout.startswith("REPOSITORY"), p.stderr[-2000:]
+    names = {line.rsplit("|", 1)[1].strip() for line in p.stderr.splitlines()
+             if line.startswith("import time:") and "|" in line}
+    assert "dockyard.metadata" in names, "importtime output not understood"
+    assert "contextlib" not in names
 
 
 @pytest.mark.parametrize("name", sorted(COMMANDS))

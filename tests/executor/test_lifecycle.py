@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 import time
@@ -14,9 +16,10 @@ from pathlib import Path
 import pytest
 
 from dockyard.errors import ExecutionError, Interrupted
-from dockyard.executor import NamespaceExecutor, ProcessSpec, RootfsSpec, cleanup_stale
+from dockyard.executor import NamespaceExecutor, ProcessSpec, RootfsSpec, cleanup_stale, namespace
 from dockyard.executor import mount as m
 from dockyard.executor.base import Executor, new_run_dir
+from dockyard.userns import in_user_namespace
 
 # A background thread of the executor failing (e.g. closing a descriptor twice) fails the test.
 pytestmark = pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")
@@ -49,7 +52,11 @@ def wait_gone(marker: str, seconds: float = 5.0) -> list[int]:
 def assert_nothing_left(marker: str, state_dir: Path) -> None:
     assert wait_gone(marker) == []
     assert mounts_with(state_dir) == []
-    assert list((state_dir / "runs").iterdir()) == []
+    # The built-in executor keeps ended runs' directories for its next runs, empty (removed on close).
+    for rundir in (state_dir / "runs").iterdir():
+        assert rundir.name.startswith(f"{os.getpid()}.")
+        assert sorted(p.name for p in rundir.iterdir()) == ["rootfs", "scratch"]
+        assert [*(rundir / "rootfs").iterdir(), *(rundir / "scratch").iterdir()] == []
 
 
 def test_background_processes_die_with_the_run(executor: Executor, overlay: RootfsSpec,
@@ -216,3 +223,110 @@ def test_cleanup_stale_spares_live_runs(scratch_base: Path) -> None:
     finally:
         if mounts_with(dead):
             m.umount2(dead / "rootfs", m.MNT_DETACH)
+
+
+def _fresh_overlay(scratch_base: Path, lower: Path) -> RootfsSpec:
+    run = Path(tempfile.mkdtemp(dir=scratch_base))
+    (run / "upper").mkdir()
+    (run / "work").mkdir()
+    return RootfsSpec([lower], run / "upper", run / "work")
+
+
+def test_run_directories_are_reused_and_removed_on_close(scratch_base: Path, busybox_lower: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each mkdir and rmdir is a directory write: a run takes the empty directory an ended run left.
+    state = scratch_base / "state-reuse"
+    made: list[Path] = []
+    real = namespace.new_run_dir
+
+    def new_run_dir(state_dir: Path) -> Path:
+        made.append(real(state_dir))
+        return made[-1]
+
+    monkeypatch.setattr(namespace, "new_run_dir", new_run_dir)
+    with NamespaceExecutor(state) as ex:
+        for _ in range(3):
+            assert ex.run(ProcessSpec(args=["true"]), _fresh_overlay(scratch_base, busybox_lower)) == 0
+        assert len(made) == 1
+        assert list((state / "runs").iterdir()) == made
+
+        # One that is not as new (here something was left in it) is removed, not reused.
+        def litter(_handle: object) -> None:
+            (made[-1] / "scratch" / "litter").write_text("x")
+
+        assert ex.run(ProcessSpec(args=["true"]), _fresh_overlay(scratch_base, busybox_lower),
+                      on_start=litter) == 0
+        assert not made[0].exists()
+        assert ex.run(ProcessSpec(args=["true"]), _fresh_overlay(scratch_base, busybox_lower)) == 0
+        assert len(made) == 2
+    assert list((state / "runs").iterdir()) == []
+
+
+def test_close_waits_for_the_helper_without_polling(scratch_base: Path, busybox_lower: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    # Popen.wait(timeout) polls with sleeps of up to 50 ms; the helper's exit is told by its pidfd.
+    ex = NamespaceExecutor(scratch_base / "state-close")
+    assert ex.run(ProcessSpec(args=["true"]), _fresh_overlay(scratch_base, busybox_lower)) == 0
+    zygote = ex._zygote
+    assert zygote is not None
+    slept: list[float] = []
+    real_sleep = time.sleep
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        real_sleep(seconds)
+
+    monkeypatch.setattr(time, "sleep", sleep)
+    ex.close()
+    assert zygote.returncode is not None
+    assert slept == []
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        found.append(int(entry))
+            except (OSError, ValueError, IndexError):
+                pass
+    return found
+
+
+def _interfaces(proc_net_dev: str) -> list[str]:
+    return sorted(line.split(":")[0].strip() for line in proc_net_dev.splitlines()[2:])
+
+
+def test_spare_makes_the_network_namespace_ahead_after_a_none_run(scratch_base: Path,
+                                                                  busybox_lower: Path) -> None:
+    if in_user_namespace():
+        pytest.skip("a spare in a user namespace could not go back to the host's network")
+    own = os.readlink("/proc/self/ns/net")
+    with NamespaceExecutor(scratch_base / "state-netns") as ex:
+        assert ex.run(ProcessSpec(args=["true"], network="none"),
+                      _fresh_overlay(scratch_base, busybox_lower)) == 0
+        assert ex._zygote is not None
+        zygote = ex._zygote.pid
+        end = time.monotonic() + 5
+        nets: list[str] = []
+        while time.monotonic() < end:
+            nets = []
+            for child in _children(zygote):
+                with contextlib.suppress(OSError):
+                    nets.append(os.readlink(f"/proc/{child}/ns/net"))
+            if nets and all(n != own for n in nets):
+                break
+            time.sleep(0.01)
+        assert nets and all(n != own for n in nets)  # the spare waits in a network namespace of its own
+        # A request for another network still gets it from that spare.
+        out: list[bytes] = []
+        assert ex.run(ProcessSpec(args=["cat", "/proc/net/dev"], network="host"),
+                      _fresh_overlay(scratch_base, busybox_lower), stdout=out.append) == 0
+        with open("/proc/net/dev") as f:
+            assert _interfaces(b"".join(out).decode()) == _interfaces(f.read())
+        out.clear()
+        assert ex.run(ProcessSpec(args=["cat", "/proc/net/dev"], network="none"),
+                      _fresh_overlay(scratch_base, busybox_lower), stdout=out.append) == 0
+        assert _interfaces(b"".join(out).decode()) == ["lo"]

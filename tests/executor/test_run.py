@@ -195,6 +195,18 @@ def test_bind_mounts(executor: Executor, overlay: RootfsSpec, tmp_path: Path) ->
     assert upper_tree(overlay.upperdir) == {}
 
 
+def test_bind_mount_of_a_file_discarding_writes(executor: Executor, overlay: RootfsSpec,
+                                                tmp_path: Path) -> None:
+    # The container copies the file (shutil, imported there only for this case) and binds the copy.
+    src = tmp_path / "file"
+    src.write_text("context\n")
+    code, out, err = sh(executor, overlay, "echo more >> /rw; cat /rw",
+                        mounts=[Mount("/rw", source=str(src), discard_writes=True)])
+    assert code == 0, err
+    assert out == "context\nmore\n"
+    assert src.read_text() == "context\n"
+
+
 def test_cache_mount_persists_across_runs(executor: Executor, overlay: RootfsSpec, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     cache.mkdir()

@@ -162,3 +162,58 @@ def test_sigkill_at_any_moment_leaves_a_consistent_store(root: Path, delay: floa
     assert c.store.content.ingest_files() == []
     assert not (root / "snapshots" / "tmp").exists() or list((root / "snapshots" / "tmp").iterdir()) == []
     assert c.check().ok and c.check().notes == []
+
+
+def test_gc_lock_taken_again_by_its_holder_opens_no_second_lock(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    # A build step takes the shared lock several times over, nested: one lock file descriptor.
+    import fcntl
+    import threading
+
+    from dockyard.imageops import Store
+
+    store = Store(tmp_path / "store")
+    with store.gc_lock():  # not made yet: the first lock makes it
+        pass
+    assert (tmp_path / "store" / "gc.lock").is_file()
+    opened: list[str] = []
+    real_open = os.open
+
+    def open_(path: str, *args: int) -> int:
+        if str(path).endswith("gc.lock"):
+            opened.append(str(path))
+        return real_open(path, *args)
+
+    monkeypatch.setattr(os, "open", open_)
+    taken = threading.Event()
+    release = threading.Event()
+
+    def other_thread() -> None:
+        with store.gc_lock():  # another thread's shared hold is its own
+            taken.set()
+            release.wait(5)
+
+    with store.gc_lock(), store.gc_lock(), store.gc_lock():
+        assert len(opened) == 1
+        thread = threading.Thread(target=other_thread)
+        thread.start()
+        assert taken.wait(5)
+        assert len(opened) == 2
+        # Still held (shared) after the inner holds end: a collector cannot take it.
+        fd = real_open(str(tmp_path / "store" / "gc.lock"), os.O_RDWR | os.O_CLOEXEC)
+        try:
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            release.set()
+            thread.join(5)
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        finally:
+            os.close(fd)
+    fd = real_open(str(tmp_path / "store" / "gc.lock"), os.O_RDWR | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # all released
+    finally:
+        os.close(fd)
+    with store.gc_lock(exclusive=True):
+        assert len(opened) == 3

@@ -70,11 +70,9 @@ class Workspace:
         return path
 
     def new_upper(self) -> tuple[Path, Path]:
-        """A fresh (upper, work) pair for an overlay mount."""
-        base = self.new_dir("step")
-        (base / "upper").mkdir()
-        (base / "work").mkdir()
-        return base / "upper", base / "work"
+        """A fresh (upper, work) pair for an overlay mount (side by side: no directory holding both,
+        one directory fewer to make and remove per step)."""
+        return self.new_dir("upper"), self.new_dir("work")
 
     def link(self, layer_dir: Path) -> str:
         """A short, stable name for a lower directory (a symlink under ``<store>/l``); made once per

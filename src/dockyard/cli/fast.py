@@ -63,10 +63,12 @@ def _images(root: str | None, flags: set[str]) -> None:
     """What ``images_cmd`` does for these flags (no filter, no template)."""
     from dockyard.cli.format import IMAGE_HEADERS
     from dockyard.cli.listing import IMAGE_COLUMNS, image_rows, write_formatted
-    from dockyard.client import Client
+    from dockyard.config import root_dir
+    from dockyard.imageops import Store
+    from dockyard.imageops.images import list_images
 
-    client = Client(root)
-    images = client.images(all="all" in flags)
+    # What ``Client(root).images()`` does, without loading the client module (a large one).
+    images = list_images(Store(root_dir(root)), all="all" in flags)
     if "quiet" in flags:
         fmt = "{{.ID}}"
     else:

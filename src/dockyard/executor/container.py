@@ -12,7 +12,6 @@ import errno
 import fcntl
 import json
 import os
-import shutil
 import signal
 import socket
 import struct
@@ -120,6 +119,8 @@ def _setup_mounts(root: str, scratch: str, spec: ProcessSpec, resolv_conf: str) 
                 _bind(discard_overlay(scratch, index, mnt.source), target, False)
             else:
                 copy = os.path.join(scratch, f"discard{index}")
+                import shutil  # this case only: the zygote (which every container is forked from) stays small
+
                 shutil.copy2(mnt.source, copy)
                 _bind(copy, target, False)
         else:
@@ -171,7 +172,8 @@ def _join_network(path: str) -> None:
         os.close(fd)
 
 
-def _setup_and_exec(req: dict[str, Any], sock: socket.socket, stdio: tuple[int, int, int]) -> NoReturn:
+def _setup_and_exec(req: dict[str, Any], sock: socket.socket, stdio: tuple[int, int, int],
+                    host_net: int) -> NoReturn:
     _lend_mount_namespace(sock)
     spec = ProcessSpec.from_json(req["spec"])
     # Compiled (or taken from the zygote's cache) while libseccomp is still reachable, before pivot_root.
@@ -185,9 +187,14 @@ def _setup_and_exec(req: dict[str, Any], sock: socket.socket, stdio: tuple[int, 
     rundir = req["rundir"]
     root, scratch = os.path.join(rundir, "rootfs"), os.path.join(rundir, "scratch")
     if spec.network == "none":
-        m.unshare(m.CLONE_NEWNET)
-        m.loopback_up()
-    elif spec.network == "private":
+        if host_net < 0:  # else prepare() made it
+            m.unshare(m.CLONE_NEWNET)
+            m.loopback_up()
+    elif spec.network == "host" and host_net >= 0:
+        m.setns(host_net, m.CLONE_NEWNET)  # prepare() guessed wrong: back to the zygote's network
+    if host_net >= 0:
+        os.close(host_net)
+    if spec.network == "private":
         _join_network(req["netns"])
     m.mount("tmpfs", scratch, "tmpfs", m.MS_NOSUID | m.MS_NODEV, "mode=700")
     mount_rootfs(req["rootfs"], root, scratch, mount_targets(spec), allow_chdir=True)
@@ -231,9 +238,13 @@ def _setup_and_exec(req: dict[str, Any], sock: socket.socket, stdio: tuple[int, 
         raise start_error(f'exec: "{spec.args[0]}": {(exc.strerror or "").lower()}', code)
 
 
-def prepare() -> None:
+def prepare(no_network: bool = False) -> int:
     """What does not depend on the request, done while the process waits as a spare: own session,
-    new mount, uts and ipc namespaces, mounts private (nothing leaks to the host)."""
+    new mount, uts and ipc namespaces, mounts private (nothing leaks to the host).
+
+    With ``no_network`` (the request will likely be ``network=none``) also a new network namespace
+    with ``lo`` up; then the zygote's network namespace is returned (a file descriptor) for a request
+    that wants another network, else -1."""
     m.prctl(m.PR_SET_PDEATHSIG, signal.SIGKILL)  # the zygote died: so do we
     os.setsid()
     m.unshare(m.CLONE_NEWNS | m.CLONE_NEWUTS | m.CLONE_NEWIPC)
@@ -242,6 +253,16 @@ def prepare() -> None:
         if sig not in (signal.SIGKILL, signal.SIGSTOP) and signal.getsignal(sig) == signal.SIG_IGN:
             signal.signal(sig, signal.SIG_DFL)  # ignored signals would survive exec
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    if not no_network:
+        return -1
+    host_net = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        m.unshare(m.CLONE_NEWNET)
+        m.loopback_up()
+    except BaseException:
+        os.close(host_net)
+        raise
+    return host_net
 
 
 def report(sock: socket.socket, message: dict[str, Any]) -> None:
@@ -252,11 +273,13 @@ def report(sock: socket.socket, message: dict[str, Any]) -> None:
         pass
 
 
-def container_main(req: dict[str, Any], sock: socket.socket, stdio: tuple[int, int, int]) -> NoReturn:
-    """Set up and exec; on failure report ``{"error", "code"}`` and exit with that code."""
+def container_main(req: dict[str, Any], sock: socket.socket, stdio: tuple[int, int, int],
+                   host_net: int = -1) -> NoReturn:
+    """Set up and exec; on failure report ``{"error", "code"}`` and exit with that code. ``host_net``:
+    what :func:`prepare` returned."""
     code = 125
     try:
-        _setup_and_exec(req, sock, stdio)
+        _setup_and_exec(req, sock, stdio, host_net)
     except ExecutionError as exc:
         code = exc.exit_code
         report(sock, {"error": exc.message, "code": code})

@@ -8,7 +8,6 @@ from __future__ import annotations
 import ctypes
 import fcntl
 import os
-import platform
 import socket
 import struct
 
@@ -96,9 +95,10 @@ def sethostname(name: str) -> None:
 
 def pivot_root(new_root: str, put_old: str) -> None:
     """pivot_root(2) (glibc has no wrapper)."""
-    number = _SYS_PIVOT_ROOT.get(platform.machine())
+    machine = os.uname().machine  # what platform.machine() says, without importing platform
+    number = _SYS_PIVOT_ROOT.get(machine)
     if number is None:
-        raise OSError(38, f"pivot_root: unsupported machine {platform.machine()}")
+        raise OSError(38, f"pivot_root: unsupported machine {machine}")
     _check(_libc.syscall(number, _b(new_root), _b(put_old)), "pivot_root", new_root)
 
 

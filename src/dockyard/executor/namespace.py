@@ -9,15 +9,13 @@ import selectors
 import shutil
 import socket
 import subprocess
-import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import dockyard
 from dockyard.errors import ExecutionError
-from dockyard.executor import fuseoverlay
+from dockyard.executor import fuseoverlay, helper
 from dockyard.executor.base import (
     Console,
     Deadline,
@@ -38,15 +36,15 @@ from dockyard.executor.spec import ProcessSpec, Rootfs, RootfsSpec, check_rootfs
 from dockyard.executor.user import start_error
 from dockyard.record import replace
 
-_BOOTSTRAP = ("import sys; sys.path.insert(0, {path!r}); "
-              "from dockyard.executor.zygote import main; main()")
+_MAX_FREE_RUNDIRS = 8
 
 
 class NamespaceExecutor:
     """Runs each process in new mount, pid, uts and ipc (and, for ``network="none"``, net) namespaces.
 
     Thread-safe: several runs may be in flight at once. The zygote starts on first use; :meth:`close`
-    (or leaving the ``with`` block) stops it. Run directories live under ``state_dir/runs``.
+    (or leaving the ``with`` block) stops it. Run directories live under ``state_dir/runs``; an ended
+    run's (empty again) is kept for a later run until :meth:`close` removes it.
     """
 
     def __init__(self, state_dir: Path, *, fuse: bool = False) -> None:
@@ -56,6 +54,11 @@ class NamespaceExecutor:
         self._control: socket.socket | None = None
         self._zygote: subprocess.Popen[bytes] | None = None
         self._networks = Networks(self.state_dir)
+        # Run directories of ended runs, empty again: the next run takes one instead of making three
+        # directories and removing them after (each mkdir or rmdir is a directory write on disk).
+        self._free_rundirs: list[Path] = []
+        self._rundirs_lock = threading.Lock()
+        self._closed = False
 
     def __enter__(self) -> NamespaceExecutor:
         return self
@@ -63,23 +66,19 @@ class NamespaceExecutor:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def start(self) -> None:
+        """Start the zygote now rather than at the first run (a caller that knows runs will follow)."""
+        self._start()
+
     def _start(self) -> socket.socket:
         with self._lock:
             if self._control is not None and self._zygote is not None and self._zygote.poll() is None:
                 return self._control
             if self._control is not None:  # the helper died (killed?): start a new one
                 self._control.close()
-            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-            src = str(Path(dockyard.__file__).resolve().parent.parent)
-            # -I -S: no site, no user paths; the zygote needs the stdlib and this package only. It reports
-            # every failure on the run socket, so its own stdio goes nowhere (the library never prints).
-            self._zygote = subprocess.Popen(
-                [sys.executable, "-I", "-S", "-c", _BOOTSTRAP.format(path=src), str(theirs.fileno())],
-                pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
-            theirs.close()
-            self._control = ours
-            return ours
+                self._control = None
+            self._zygote, self._control = helper.take(self.state_dir) or helper.spawn()
+            return self._control
 
     def close(self) -> None:
         """Stop the zygote: it exits once the runs in flight have ended (after 5 s it is killed, and
@@ -89,13 +88,31 @@ class NamespaceExecutor:
                 self._control.close()
                 self._control = None
             if self._zygote is not None:
-                try:
-                    self._zygote.wait(5)
-                except subprocess.TimeoutExpired:
+                if not _exited_within(self._zygote, 5):
                     self._zygote.kill()
-                    self._zygote.wait()
+                self._zygote.wait()
                 self._zygote = None
+        with self._rundirs_lock:
+            self._closed = True
+            free, self._free_rundirs = self._free_rundirs, []
+        for rundir in free:
+            shutil.rmtree(rundir, ignore_errors=True)
         self._networks.close()
+
+    def _take_rundir(self) -> Path:
+        with self._rundirs_lock:
+            if self._free_rundirs:
+                return self._free_rundirs.pop()
+        return new_run_dir(self.state_dir)
+
+    def _give_back(self, rundir: Path) -> None:
+        """Keep an ended run's directory for the next run if it is as :func:`new_run_dir` made it (the
+        run's mounts were in its own mount namespace: here the directories are empty), else remove it."""
+        with self._rundirs_lock:
+            if not self._closed and len(self._free_rundirs) < _MAX_FREE_RUNDIRS and _pristine(rundir):
+                self._free_rundirs.append(rundir)
+                return
+        shutil.rmtree(rundir, ignore_errors=True)
 
     def run(self, spec: ProcessSpec, rootfs: Rootfs, *, stdout: Output = None, stderr: Output = None,
             stdin: int | None = None, timeout: float | None = None,
@@ -118,7 +135,7 @@ class NamespaceExecutor:
     def _run(self, control: socket.socket, spec: ProcessSpec, rootfs: Rootfs, netns: str | None, *,
              stdout: Output, stderr: Output, stdin: int | None, deadline: Deadline,
              on_start: OnStart | None, on_pid: Callable[[int], None] | None = None) -> int:
-        rundir = new_run_dir(self.state_dir)
+        rundir = self._take_rundir()
         console: Console | None = None
         inputs: dict[int, OutputCallback] = {}
         if spec.tty:
@@ -157,7 +174,7 @@ class NamespaceExecutor:
         finally:
             run_sock.close()
             close_all(still_open)
-            shutil.rmtree(rundir, ignore_errors=True)
+            self._give_back(rundir)
 
     def _wait(self, run_sock: socket.socket, readers: dict[int, OutputCallback],
               inputs: dict[int, OutputCallback], still_open: set[int], deadline: Deadline,
@@ -287,6 +304,36 @@ class _NamespaceCloser:
 
 
 _CLOSER = _NamespaceCloser()
+
+
+def _pristine(rundir: Path) -> bool:
+    """Whether ``rundir`` holds exactly the empty ``rootfs`` and ``scratch`` directories."""
+    try:
+        return (sorted(os.listdir(rundir)) == ["rootfs", "scratch"] and not os.listdir(rundir / "rootfs")
+                and not os.listdir(rundir / "scratch"))
+    except OSError:
+        return False
+
+
+def _exited_within(proc: subprocess.Popen[bytes], timeout: float) -> bool:
+    """Whether ``proc`` exits within ``timeout`` seconds, told by its pidfd the moment it does (not
+    ``Popen.wait(timeout)``, which polls with sleeps of up to 50 ms)."""
+    if proc.poll() is not None:
+        return True
+    try:
+        fd = os.pidfd_open(proc.pid)
+    except OSError:  # already reaped, or no pidfds here
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+    try:
+        with selectors.DefaultSelector() as sel:
+            sel.register(fd, selectors.EVENT_READ)
+            return bool(sel.select(timeout))
+    finally:
+        os.close(fd)
 
 
 def _send_signal(run_sock: socket.socket, sig: int) -> None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import ctypes
 import json
 import os
-import platform
 from collections.abc import Collection
 from typing import Any
 
@@ -154,7 +153,7 @@ def _kernel_version(text: Any, source: str, where: str) -> tuple[int, int]:
 
 def running_kernel() -> tuple[int, int]:
     """The running kernel's (version, major revision), e.g. (6, 1)."""
-    release = platform.release().split("-")[0].split(".")
+    release = os.uname().release.split("-")[0].split(".")
     return int(release[0]), int(release[1]) if len(release) > 1 and release[1].isdigit() else 0
 
 
@@ -165,7 +164,7 @@ def resolve(profile: dict[str, Any], caps: Collection[str], machine: str | None 
     (no default action and no rules, as with Docker)."""
     if not profile.get("defaultAction") and not profile.get("syscalls"):
         return None
-    arch, scmp_arch = _MACHINES.get(machine or platform.machine(), ("", ""))
+    arch, scmp_arch = _MACHINES.get(machine or os.uname().machine, ("", ""))
     kernel = kernel or running_kernel()
     out: dict[str, Any] = {"defaultAction": profile["defaultAction"]}
     if profile.get("defaultErrnoRet") is not None:

@@ -33,6 +33,7 @@ from dockyard.executor.fdpass import recv_fds
 from dockyard.userns import in_user_namespace
 
 _MAX_REQUEST = 4 << 20
+_NO_NETWORK = b'"network": "none"'  # in a request's JSON (its ProcessSpec's network)
 
 
 def _recv_request(sock: socket.socket) -> tuple[bytes, list[int]]:
@@ -43,17 +44,17 @@ def _recv_request(sock: socket.socket) -> tuple[bytes, list[int]]:
             continue
 
 
-def _container(sock: socket.socket) -> NoReturn:
+def _container(sock: socket.socket, no_network: bool) -> NoReturn:
     """A spare container process: prepare, wait for the request, run it."""
     try:
-        prepare()
+        host_net = prepare(no_network)
     except BaseException:
         os._exit(125)  # the zygote finds the spare dead and makes another
     msg, fds = _recv_request(sock)
     if not msg or len(fds) != 4:
         os._exit(0)
     sock.close()
-    container_main(json.loads(msg), socket.socket(fileno=fds[0]), (fds[1], fds[2], fds[3]))
+    container_main(json.loads(msg), socket.socket(fileno=fds[0]), (fds[1], fds[2], fds[3]), host_net)
 
 
 class _Run:
@@ -84,6 +85,11 @@ class Zygote:
         self.own_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
         self.spare: _Run | None = None
         self.runs: dict[int, _Run] = {}
+        # The next spare makes its network namespace (``network=none``) ahead if the last request
+        # wanted one: a build's RUN steps all ask the same. Not in a user namespace, where the spare
+        # could not go back to the host's network for a request that wants it.
+        self.no_network = False
+        self.may_leave_network = not in_user_namespace()
         self.sel.register(control, selectors.EVENT_READ, "control")
 
     def _fork_spare(self) -> _Run:
@@ -99,7 +105,7 @@ class Zygote:
             keep = theirs.fileno()
             os.closerange(3, keep)
             os.closerange(keep + 1, 1 << 20)
-            _container(theirs)
+            _container(theirs, self.no_network)
         m.setns(self.own_pidns, m.CLONE_NEWPID)  # our next fork must get a pid namespace of its own
         theirs.close()
         run = _Run(pid, os.pidfd_open(pid), ours)
@@ -121,6 +127,7 @@ class Zygote:
                 os.close(fd)
             return
         run_sock = socket.socket(fileno=fds[0])
+        self.no_network = self.may_leave_network and _NO_NETWORK in msg
         if self.spare is not None and b'"fresh": true' in msg:
             # The spare's mounts are a copy made before this run's rootfs was mounted: fork anew.
             signal.pidfd_send_signal(self.spare.pidfd, signal.SIGKILL)
@@ -238,6 +245,9 @@ def main() -> None:
     if in_user_namespace():
         _own_pid_namespace()
     serve(socket.socket(fileno=int(sys.argv[1])))
+    # Nothing is buffered (stdio goes nowhere) and nothing waits on a clean interpreter shutdown: the
+    # executor's close waits for this exit, and tearing down the modules would only delay it.
+    os._exit(0)
 
 
 if __name__ == "__main__":

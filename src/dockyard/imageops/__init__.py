@@ -28,7 +28,7 @@ back from the registry an image came from).
 
 from __future__ import annotations
 
-import contextlib
+import _thread
 import fcntl
 import os
 
@@ -39,7 +39,6 @@ from dockyard.oci.digest import Digest
 # Not ``typing.TYPE_CHECKING``: the listing path imports no typing.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterator
     from pathlib import Path
     from types import TracebackType
 
@@ -57,6 +56,7 @@ class Store:
         self._root_path: Path | None = None
         self.fsync = fsync
         self.meta = MetadataStore(os.path.join(self._root, "metadata.db"))
+        self._gc_holds: dict[int, int] = {}  # thread -> how many times over it holds the GC lock
         self._content: ContentStore | None = None
         self._snapshots: SnapshotStore | None = None
 
@@ -104,23 +104,64 @@ class Store:
         path.mkdir()
         return path
 
-    @contextlib.contextmanager
-    def gc_lock(self, *, exclusive: bool = False) -> Iterator[None]:
-        """Hold the store's GC lock: exclusive while collecting, shared while protecting resources."""
-        try:
-            self.root.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.root / "gc.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        except OSError as exc:
-            raise StoreError(f"cannot lock the store {self.root}: {exc.strerror}") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
-            yield
-        finally:
-            os.close(fd)  # closing drops the lock
+    def gc_lock(self, *, exclusive: bool = False) -> _GcLock:
+        """Hold the store's GC lock: exclusive while collecting, shared while protecting resources.
+
+        A thread that holds it already and asks for it shared holds it on (a build step takes it
+        several times over, nested): no second lock file descriptor."""
+        return _GcLock(self, exclusive)
 
     def lease(self, ttl: float = 24 * 3600.0, lease_id: str = "") -> Lease:
         """A new lease (a GC root until released or ``ttl`` seconds pass)."""
         return Lease(self, lease_id or f"lease-{os.getpid()}-{os.urandom(8).hex()}", ttl)
+
+
+class _GcLock:
+    """What :meth:`Store.gc_lock` returns (a class, not ``contextlib.contextmanager``: ``dockyard
+    images`` imports this module, not contextlib)."""
+
+    __slots__ = ("_depth", "_exclusive", "_fd", "_me", "_store")
+
+    def __init__(self, store: Store, exclusive: bool) -> None:
+        self._store = store
+        self._exclusive = exclusive
+        self._fd = -1
+
+    def __enter__(self) -> None:
+        holds = self._store._gc_holds
+        me = self._me = _thread.get_ident()
+        depth = self._depth = holds.get(me, 0)
+        if depth and not self._exclusive:
+            holds[me] = depth + 1
+            return
+        root = self._store._root
+        path = os.path.join(root, "gc.lock")
+        try:
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            except FileNotFoundError:  # a new store
+                os.makedirs(root, exist_ok=True)
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise StoreError(f"cannot lock the store {root}: {exc.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if self._exclusive else fcntl.LOCK_SH)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+        holds[me] = depth + 1
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        holds = self._store._gc_holds
+        if self._depth:
+            holds[self._me] = self._depth
+        else:
+            del holds[self._me]
+        if self._fd >= 0:
+            os.close(self._fd)  # closing drops the lock
+            self._fd = -1
 
 
 class Lease:

@@ -31,11 +31,10 @@ API of ``MetadataStore(path)`` (methods called inside ``transaction()`` join it)
 from __future__ import annotations
 
 import _thread  # its RLock is the one threading.RLock() makes, without importing threading
-import contextlib
+import _weakref  # the weak reference type without the weakref module (``dockyard images`` start-up)
 import os
 import sqlite3
 import time
-import weakref
 
 from dockyard.errors import NO_SPACE_ERRNOS, StoreError, disk_full, no_space
 from dockyard.image import ImageRecord
@@ -45,9 +44,11 @@ from dockyard.oci.digest import Digest
 # ``LayerBlob``, ``CacheRecord`` or ``TagPlatform`` (records): they are imported on first use.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Collection, Iterator
+    from collections.abc import Collection
     from pathlib import Path
+    from types import TracebackType
     from typing import Any
+    from weakref import ReferenceType
 
     from dockyard.image.layer import LayerBlob
     from dockyard.metadata.records import CacheRecord as CacheRecord
@@ -206,12 +207,16 @@ def _string_dict(text: str) -> dict[str, str]:
 # SQLite connections must not cross fork(): a child that used or even closed (finalised) its
 # parent's connection can corrupt the parent's view of the WAL. In a child, every store forgets its
 # inherited connection (kept referenced here, so it is never finalised) and opens its own.
-_STORES: weakref.WeakSet[MetadataStore] = weakref.WeakSet()
+# Weak references to the live stores: a store's reference leaves the set when the store is collected.
+_STORES: set[ReferenceType[MetadataStore]] = set()
 _INHERITED: list[sqlite3.Connection] = []
 
 
 def _after_fork_in_child() -> None:
-    for store in list(_STORES):
+    for ref in list(_STORES):
+        store = ref()
+        if store is None:
+            continue
         if store._conn is not None:
             _INHERITED.append(store._conn)
             store._conn = None
@@ -220,6 +225,66 @@ def _after_fork_in_child() -> None:
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+class _Transaction:
+    """What :meth:`MetadataStore.transaction` returns: holds the store's lock for the block; the
+    outermost one begins, commits, or rolls back on an exception. A class, not
+    ``contextlib.contextmanager``: ``dockyard images`` imports this module, not contextlib."""
+
+    __slots__ = ("_conn", "_outer", "_store")
+
+    def __init__(self, store: MetadataStore) -> None:
+        self._store = store
+        self._outer = False
+
+    def __enter__(self) -> sqlite3.Connection:
+        store = self._store
+        store._lock.acquire()
+        try:
+            conn = self._conn = store.conn
+            if store._depth:
+                store._depth += 1
+                return conn
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                store._raise_if_full(exc)
+                raise
+            store._depth = 1
+            self._outer = True
+            return conn
+        except BaseException:
+            store._lock.release()
+            raise
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        store = self._store
+        try:
+            if not self._outer:
+                store._depth -= 1
+                return
+            store._depth = 0
+            conn = self._conn
+            if exc is not None:
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error:  # a failed COMMIT or full disk may have ended it
+                    pass
+                store._raise_if_full(exc)
+                return  # the block's exception goes on
+            try:
+                conn.execute("COMMIT")
+            except sqlite3.Error as commit_error:
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+                store._raise_if_full(commit_error)
+                raise
+        finally:
+            store._lock.release()
 
 
 class MetadataStore:
@@ -235,7 +300,7 @@ class MetadataStore:
         self._conn: sqlite3.Connection | None = None
         self._depth = 0
         self._lock = _thread.RLock()
-        _STORES.add(self)
+        _STORES.add(_weakref.ref(self, _STORES.discard))
 
     @property
     def path(self) -> Path:
@@ -314,40 +379,9 @@ class MetadataStore:
             self._conn.close()
             self._conn = None
 
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> _Transaction:
         """A write transaction (``BEGIN IMMEDIATE``); nested calls join the outer one."""
-        with self._lock:
-            conn = self.conn
-            if self._depth:
-                self._depth += 1
-                try:
-                    yield conn
-                finally:
-                    self._depth -= 1
-                return
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                self._raise_if_full(exc)
-                raise
-            self._depth = 1
-            try:
-                yield conn
-            except BaseException as exc:
-                self._depth = 0
-                with contextlib.suppress(sqlite3.Error):  # a failed COMMIT or full disk may have ended it
-                    conn.execute("ROLLBACK")
-                self._raise_if_full(exc)
-                raise
-            self._depth = 0
-            try:
-                conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
-                self._raise_if_full(exc)
-                raise
+        return _Transaction(self)
 
     def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
