@@ -179,3 +179,34 @@ def test_images_error_without_click(tmp_path: Path) -> None:
     assert fast.returncode == slow.returncode != 0
     assert fast.stderr == slow.stderr
     assert fast.stderr.startswith("Error: ") and fast.stderr.count("\n") == 1
+
+
+def test_commands_end_without_teardown_but_with_what_shutdown_owes(tmp_path: Path) -> None:
+    """The console script ends a click command with ``os._exit`` after what interpreter shutdown
+    would do that counts: exit codes and output as before, atexit callbacks run, and the store's
+    SQLite connection closed (its write-ahead log checkpointed into the database and removed)."""
+    import io
+    import tarfile
+
+    tar = tmp_path / "rootfs.tar"
+    with tarfile.open(tar, "w") as tf:
+        info = tarfile.TarInfo("hello")
+        info.size = 2
+        tf.addfile(info, io.BytesIO(b"hi"))
+    root = tmp_path / "store"
+    marker = tmp_path / "atexit-ran"
+    script = ("import atexit, sys; from dockyard.cli.main import main; sys.argv[0] = 'dockyard'; "
+              f"atexit.register(lambda: open({str(marker)!r}, 'w').close()); sys.exit(main())")
+
+    def dockyard(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-c", script, "--root", str(root), *args],
+                              capture_output=True, text=True, timeout=60)
+
+    done = dockyard("import", str(tar), "tiny:1")
+    assert done.returncode == 0 and done.stdout.startswith("sha256:"), done.stderr
+    assert marker.exists()
+    assert not (root / "metadata.db-wal").exists(), "the store's connection was left open"
+    assert "tiny" in dockyard("images").stdout
+    missing = dockyard("rmi", "nosuch:1")
+    assert missing.returncode == 1 and missing.stderr.startswith("Error:"), missing.stderr
+    assert dockyard("nosuchcommand").returncode == 125

@@ -227,6 +227,24 @@ def _after_fork_in_child() -> None:
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+class _Connection(sqlite3.Connection):
+    """A connection that can be weakly referenced (``sqlite3.Connection`` cannot)."""
+
+
+# Weak references to the open connections (a store, or a transaction that outlived it, holds each).
+_CONNECTIONS: set[ReferenceType[_Connection]] = set()
+
+
+def close_all() -> None:
+    """Close every connection still open (SQLite checkpoints the write-ahead log into the database
+    file and syncs it; an unfinished transaction rolls back): for a process about to end without
+    its objects being finalised."""
+    for ref in list(_CONNECTIONS):
+        conn = ref()
+        if conn is not None:
+            conn.close()
+
+
 class _Transaction:
     """What :meth:`MetadataStore.transaction` returns: holds the store's lock for the block; the
     outermost one begins, commits, or rolls back on an exception. A class, not
@@ -320,7 +338,8 @@ class MetadataStore:
         try:
             os.makedirs(os.path.dirname(self._path) or ".", exist_ok=True)
             conn = sqlite3.connect(self._path, timeout=self.busy_timeout, isolation_level=None,
-                                   check_same_thread=False)
+                                   check_same_thread=False, factory=_Connection)
+            _CONNECTIONS.add(_weakref.ref(conn, _CONNECTIONS.discard))
         except (OSError, sqlite3.Error) as exc:
             self._raise_if_full(exc)
             raise StoreError(f"cannot open metadata database {self.path}: {exc}") from None
