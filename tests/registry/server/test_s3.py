@@ -7,6 +7,7 @@ import hashlib
 import http.server
 import sys
 import threading
+import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -300,6 +301,42 @@ def test_tags_and_revision_links_are_empty_objects_and_the_earlier_layout_is_sti
         assert put_manifest(c, "empty/r", "v0", body).status_code == 201
         assert s3.get_object(Bucket=bucket, Key=f"{repo}/_tags/v0")["Body"].read() == b""
         assert c.get("/v2/empty/r/manifests/v0").content == body
+
+
+class _Slow(_Flaky):
+    """Forwards everything, each PUT 0.3 s late, and keeps when each PUT began and ended."""
+
+    refuse_every = 0
+    puts: ClassVar[list[tuple[str, float, float]]] = []
+
+    def do_PUT(self) -> None:
+        began = time.monotonic()
+        time.sleep(0.3)
+        self._any()
+        type(self).puts.append((self.path.split("?")[0], began, time.monotonic()))
+
+
+@pytest.mark.seaweedfs
+def test_a_manifest_s_bytes_and_revision_link_are_written_at_once_and_the_tag_after_both() -> None:
+    proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Slow)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    try:
+        endpoint = f"http://127.0.0.1:{proxy.server_address[1]}"
+        with RegistryServer(storage=s3kit.s3_url("both"), **{**PEER, "s3_endpoint": endpoint}) as srv, \
+                httpx.Client(base_url=srv.url, timeout=60) as c:
+            body = image_manifest(c, "both/r", [b"a layer"])
+            _Slow.puts.clear()
+            assert put_manifest(c, "both/r", "v1", body).status_code == 201
+            puts = list(_Slow.puts)
+            assert c.get("/v2/both/r/manifests/v1").content == body
+    finally:
+        proxy.shutdown()
+    hexpart = sha(body).partition(":")[2]
+    (blob,) = [p for p in puts if p[0].endswith(f"/blobs/sha256/{hexpart[:2]}/{hexpart}")]
+    (link,) = [p for p in puts if p[0].endswith(f"/_manifests/sha256/{hexpart}")]
+    (tag,) = [p for p in puts if p[0].endswith("/_tags/v1")]
+    assert blob[1] < link[2] and link[1] < blob[2], puts  # the two overlapped
+    assert tag[1] >= max(blob[2], link[2]) - 0.05, puts  # the tag only once both had landed
 
 
 @pytest.mark.seaweedfs

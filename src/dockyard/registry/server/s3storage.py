@@ -48,6 +48,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 import boto3
@@ -214,6 +215,8 @@ class S3Storage:
         self._media: dict[tuple[str, str], str] = {}  # (repo, digest) -> media type this process linked
         self._known: OrderedDict[str, tuple[float, str, bool]] = OrderedDict()  # key -> (when, what, wrote)
         self._created: set[str] = set()  # sessions this process began (their pieces are under data/)
+        # A manifest's bytes are written here while the calling worker writes its revision link.
+        self._side = ThreadPoolExecutor(max_workers=16, thread_name_prefix="s3-manifest")
         # "standard" retries: exponential backoff with jitter on 5xx, throttling and connection errors.
         config = Config(retries={"max_attempts": 8, "mode": "standard"}, max_pool_connections=max_connections,
                         connect_timeout=10, read_timeout=120, s3={"addressing_style": "path"},
@@ -679,6 +682,18 @@ class S3Storage:
             self._media[(repo, digest)] = media_type
             if len(self._media) > 10_000:
                 self._media.clear()
+
+    def manifest_put(self, repo: str, digest: str, body: bytes, media_type: str) -> None:
+        """A manifest's bytes and its revision link (which links it as a blob too), written at once:
+        two round trips in the time of one. Returns when both have landed, so a tag written after
+        names a complete manifest. A crash between the two leaves a link without bytes, which reads
+        as no manifest (GET by digest 404, GC skips it) until the client, which had no 201, pushes
+        again."""
+        side = self._side.submit(self.blob_put, digest, body)
+        try:
+            self.manifest_link(repo, digest, media_type)
+        finally:
+            side.result()  # waited for even when the link failed: nothing of this call outlives it
 
     def manifest_media_type(self, repo: str, digest: str) -> str | None:
         key = self._repo_key(repo, "_manifests", *_split(digest))
