@@ -3,10 +3,15 @@
 Same load generator, same run, loopback only. For each storage, both registries are started here on
 free ports (distribution from Debian's /usr/bin/docker-registry with its own S3 driver, pointed at the
 same SeaweedFS, its redirects off like ours), and measured interleaved:
-  - blob push: 8 concurrent pushes of distinct 32 MB blobs (POST, one PATCH, PUT) -> MB/s,
+  - blob push: 8 concurrent pushes of distinct 32 MB blobs (POST, one PATCH, PUT) -> MB/s; each push on
+    a thread of its own (``http.client``), the blobs hashed before the clock starts (``blob_pushes``),
   - blob pull: 8 concurrent pulls of one 64 MB blob -> MB/s, twice: "cold", a blob pushed just before and
     never pulled, and "warm", a blob every replica has served before (dockyard on S3 runs with
-    ``--blob-cache``, so a warm pull comes from the replica's disk; distribution keeps no such copy),
+    ``--blob-cache``, so a warm pull comes from the replica's disk; distribution keeps no such copy).
+    The pulls run on plain sockets in threads, each body read into a 4 MiB buffer and dropped
+    (``bench_registry_server.get_discarding``): an aiohttp client capped both registries at ~1.5 GB/s
+    on loopback (measured: 8 x 64 MB from the filesystem, aiohttp 1.6 vs plain sockets 2.8-3.6 GB/s for
+    dockyard, 1.5 vs 1.6-1.8 GB/s for distribution), so the fs rows measured the client,
   - manifest GET by tag (32 connections) and PUT of distinct manifests (16) -> requests/s.
 On S3, dockyard runs once with 1 replica and once with 3 replicas on one bucket (the client spreads
 requests round-robin, as a load balancer would). Prints each number and the ratio to distribution.
@@ -15,7 +20,7 @@ requests round-robin, as a load balancer would). Prints each number and the rati
                                                 [--no-blob-cache] [--distribution-x3]
 
 ``--before SRC`` also runs dockyard from another source tree (say a checkout of main's ``src``) as
-"before" targets in the same interleaved rounds (without ``--blob-cache``), so a change is measured
+"before" targets in the same interleaved rounds (on S3 without ``--blob-cache``), so a change is measured
 against the code it replaces under the same load. The load average is printed with each table (the
 machine may be shared).
 
@@ -33,6 +38,7 @@ import argparse
 import asyncio
 import contextlib
 import hashlib
+import http.client
 import itertools
 import json
 import os
@@ -42,14 +48,17 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import aiohttp
 
-from bench_registry_server import rate  # the same request-rate loop, run against each target
+# The same request-rate loop and blob-pull client, run against each target.
+from bench_registry_server import pull_rate, rate
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 REPO = f"bench/r{os.getpid()}"
@@ -214,31 +223,58 @@ async def fresh_blob(base: str) -> str:
         return await push_blob(s, base, os.urandom(PULL_SIZE))
 
 
-async def blob_pushes(pick: Callable[[], str]) -> float:
+def push_blob_plain(base: str, data: bytes, digest: str) -> None:
+    """POST, one PATCH with the whole blob, PUT: on one ``http.client`` connection (``sendall`` of the
+    body releases the GIL, so 8 threads push at what the server takes)."""
+    parts = urlsplit(base)
+    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=120)
+    try:
+        def call(method: str, url: str, body: bytes | None, want: int) -> str:
+            target = url[len(base):] if url.startswith(base) else url
+            headers = {"Content-Type": "application/octet-stream"} if body is not None else {}
+            conn.request(method, target, body=body, headers=headers)
+            r = conn.getresponse()
+            text = r.read()
+            assert r.status == want, (method, r.status, text[:500])
+            return r.getheader("Location") or ""
+
+        loc = call("POST", f"/v2/{REPO}/blobs/uploads/", None, 202)
+        loc = call("PATCH", loc, data, 202)
+        sep = "&" if "?" in loc else "?"
+        call("PUT", f"{loc}{sep}digest={digest}", b"", 201)
+    finally:
+        conn.close()
+
+
+def blob_pushes(pick: Callable[[], str]) -> float:
     blobs = [os.urandom(PUSH_SIZE) for _ in range(PARALLEL)]
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=PARALLEL)) as s:
-        started = time.perf_counter()
-        await asyncio.gather(*(push_blob(s, pick(), b) for b in blobs))
-        elapsed = time.perf_counter() - started
+    # Digests computed before the clock starts, and each push on a thread of its own over plain
+    # http.client: an aiohttp client hashing and sending 8 x 32 MB on one thread spent ~0.25 s hashing
+    # alone, a quarter of dockyard's whole push time, and took CPU from the servers on two cores.
+    digests = [sha(b) for b in blobs]
+    bases = [pick() for _ in blobs]
+    errors: list[BaseException] = []
+
+    def one(i: int) -> None:
+        try:
+            push_blob_plain(bases[i], blobs[i], digests[i])
+        except BaseException as e:  # reported below, in the main thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(PARALLEL)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - started
+    if errors:
+        raise errors[0]
     return PUSH_SIZE * PARALLEL / elapsed / 1e6
 
 
-async def blob_pulls(pick: Callable[[], str], layer: str) -> float:
-    async def one(s: aiohttp.ClientSession) -> int:
-        total = 0
-        async with s.get(f"{pick()}/v2/{REPO}/blobs/{layer}") as r:
-            assert r.status == 200, r.status
-            async for chunk in r.content.iter_chunked(1 << 20):
-                total += len(chunk)
-        return total
-
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=PARALLEL),
-                                     auto_decompress=False) as s:
-        started = time.perf_counter()
-        sizes = await asyncio.gather(*(one(s) for _ in range(PARALLEL)))
-        elapsed = time.perf_counter() - started
-    assert all(size == PULL_SIZE for size in sizes)
-    return sum(sizes) / elapsed / 1e6
+def blob_pulls(pick: Callable[[], str], layer: str) -> float:
+    return pull_rate([f"{pick()}/v2/{REPO}/blobs/{layer}" for _ in range(PARALLEL)], PULL_SIZE)
 
 
 async def manifest_gets(pick: Callable[[], str], seconds: float) -> float:
@@ -272,10 +308,10 @@ def measure(targets: dict[str, list[str]], seconds: float, runs: int) -> dict[st
         for name, urls in targets.items():
             pick = RoundRobin(urls)
             config, layer = setups[name]
-            samples[name]["push"].append(asyncio.run(blob_pushes(pick)))
+            samples[name]["push"].append(blob_pushes(pick))
             cold = asyncio.run(fresh_blob(urls[0]))
-            samples[name]["cold"].append(asyncio.run(blob_pulls(pick, cold)))
-            samples[name]["pull"].append(asyncio.run(blob_pulls(pick, layer)))
+            samples[name]["cold"].append(blob_pulls(pick, cold))
+            samples[name]["pull"].append(blob_pulls(pick, layer))
             samples[name]["get"].append(asyncio.run(manifest_gets(pick, seconds)))
             samples[name]["put"].append(asyncio.run(manifest_puts(pick, seconds, config, layer)))
     return {n: {k: statistics.median(v) for k, v in rows.items()} for n, rows in samples.items()}
@@ -306,9 +342,16 @@ def main() -> int:
         tmp = Path(tmp_name)
         if args.only != "s3":
             fs_yaml = f"  filesystem:\n    rootdirectory: \"{tmp}/dist-fs\"\n"
-            with processes([dockyard(str(tmp / "ours-fs"))], tmp, {}) as ours, \
-                    processes([distribution(tmp, fs_yaml)], tmp, {}) as theirs:
-                fs = measure({"dockyard": ours, "distribution": theirs}, args.seconds, args.runs)
+            with contextlib.ExitStack() as stack:
+                fs_targets = {}
+                if args.before:
+                    fs_targets["before"] = stack.enter_context(
+                        processes([dockyard(str(tmp / "before-fs"), args.before)], tmp, {}))
+                fs_targets["dockyard"] = stack.enter_context(
+                    processes([dockyard(str(tmp / "ours-fs"))], tmp, {}))
+                fs_targets["distribution"] = stack.enter_context(
+                    processes([distribution(tmp, fs_yaml)], tmp, {}))
+                fs = measure(fs_targets, args.seconds, args.runs)
             report("filesystem (one process each)", fs, "distribution")
         if args.only != "fs":
             run = uuid.uuid4().hex[:8]

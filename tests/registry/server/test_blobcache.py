@@ -21,7 +21,8 @@ import pytest
 
 from dockyard.errors import InvalidArgument
 from dockyard.registry.server import RegistryServer
-from dockyard.registry.server.blobcache import BlobCache, parse_option
+from dockyard.registry.server.blobcache import BlobCache, Fill, parse_option
+from dockyard.registry.server.iopool import IoPool
 from dockyard.registry.server.s3storage import S3Storage
 from dockyard.registry.server.sharedfetch import FOLLOW_STEP
 from tests.registry import s3kit
@@ -359,6 +360,44 @@ def test_followers_send_a_slow_fetch_in_few_large_pieces(tmp_path: Path,
         assert proxy.gets(where(digest)) == [""]
     assert sum(count or 0 for count in calls) == 4 * len(data)
     assert len(calls) <= 4 * (len(data) // FOLLOW_STEP + 1), len(calls)
+
+
+@pytest.mark.seaweedfs
+def test_a_fetch_keeps_reading_while_its_writes_are_slow(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pieces read from the store while a write to the cache is under way go to the next write
+    together: on a busy machine a trip to a worker costs far more than the write, and a fetch that sent
+    every piece on its own trip, waiting for each, read the bucket at a quarter of its speed."""
+    pieces: list[int] = []
+    trips: list[str] = []
+    real_write = Fill.write
+    real_run = IoPool.run
+
+    def slow_write(self: Fill, data: bytes) -> bool:
+        pieces.append(len(data))
+        time.sleep(0.002)
+        return real_write(self, data)
+
+    async def counted(self: IoPool, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        if getattr(fn, "__name__", "") in ("slow_write", "write_all"):  # Fill.write (patched) or several
+            trips.append(fn.__name__)
+            await asyncio.sleep(0.02)  # the wait for a core on a busy machine
+        return await real_run(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(Fill, "write", slow_write)
+    monkeypatch.setattr(IoPool, "run", counted)
+    with cached_registry(tmp_path) as (c, root):
+        data = os.urandom(24 << 20)
+        digest = push_blob(c, "cache/r", data)
+        pulled = c.get(f"/v2/cache/r/blobs/{digest}")
+        assert pulled.status_code == 200 and pulled.content == data
+        deadline = time.monotonic() + 10
+        while not published(root, digest) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert published(root, digest) == [digest.replace(":", "-")]
+    assert sum(pieces) == len(data)
+    # Pieces the store handed over, written together: one trip per piece before.
+    assert len(trips) * 4 <= len(pieces), (len(trips), pieces)
 
 
 @pytest.mark.seaweedfs

@@ -7,6 +7,7 @@ import hashlib
 import http.server
 import sys
 import threading
+import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -23,7 +24,7 @@ from dockyard.registry.server.s3storage import MIN_PART, S3Storage
 from tests.registry import s3kit
 
 sys.path.insert(0, str(Path(__file__).parent))
-from regkit import FakeClock, image_manifest, put_manifest, sha
+from regkit import OCI_MANIFEST, FakeClock, image_manifest, put_manifest, sha
 
 pytestmark = pytest.mark.slow
 
@@ -254,6 +255,88 @@ def test_a_manifest_put_asks_nothing_it_knows_and_writes_three_objects() -> None
     # of the layers.
     assert [m for m, _ in seen].count("PUT") == 15, seen
     assert len(seen) == 15, seen
+
+
+@pytest.mark.seaweedfs
+def test_tags_and_revision_links_are_empty_objects_and_the_earlier_layout_is_still_read() -> None:
+    """A manifest PUT's tag and revision link carry their values as metadata and no bytes (on SeaweedFS
+    an empty object is a filer entry, with no volume write); what earlier versions wrote (the digest and
+    the media type as the objects' bytes) is read by every path that reads them."""
+    url = s3kit.s3_url("empty")
+    bucket, _, prefix = url[len("s3://"):].partition("/")
+    s3 = s3kit.client()
+    with RegistryServer(storage=url, **PEER) as srv, httpx.Client(base_url=srv.url, timeout=60) as c:
+        body = image_manifest(c, "empty/r", [b"one layer"])
+        digest = sha(body)
+        assert put_manifest(c, "empty/r", "v1", body).status_code == 201
+        repo = f"{prefix}/repositories/empty/r"
+        tag = s3.get_object(Bucket=bucket, Key=f"{repo}/_tags/v1")
+        assert tag["Body"].read() == b""
+        assert tag["Metadata"] == {"digest": digest, "mediatype": OCI_MANIFEST}
+        link = s3.get_object(Bucket=bucket, Key=f"{repo}/_manifests/{digest.replace(':', '/')}")
+        assert link["Body"].read() == b""
+        assert link["Metadata"] == {"mediatype": OCI_MANIFEST}
+
+        # The earlier layout, written as the previous version did, in another repository.
+        old = f"{prefix}/repositories/empty/old"
+        s3.put_object(Bucket=bucket, Key=f"{old}/_manifests/{digest.replace(':', '/')}",
+                      Body=OCI_MANIFEST.encode())
+        s3.put_object(Bucket=bucket, Key=f"{old}/_tags/v0", Body=digest.encode())
+        s3.put_object(Bucket=bucket, Key=f"{old}/_tags/typed", Body=digest.encode(),
+                      Metadata={"mediatype": OCI_MANIFEST})
+    with RegistryServer(storage=url, **PEER) as srv, httpx.Client(base_url=srv.url, timeout=60) as c:
+        for ref in ("v0", "typed", digest):
+            got = c.get(f"/v2/empty/old/manifests/{ref}", headers={"Accept": OCI_MANIFEST})
+            assert got.status_code == 200, (ref, got.text)
+            assert got.content == body
+            assert got.headers["Content-Type"] == OCI_MANIFEST
+            assert got.headers["Docker-Content-Digest"] == digest
+        assert c.get("/v2/empty/old/tags/list").json()["tags"] == ["typed", "v0"]
+        assert c.get("/v2/empty/r/tags/list").json()["tags"] == ["v1"]
+        assert srv.storage.tag_get("empty/old", "v0") == digest
+        assert srv.storage.tag_get("empty/r", "v1") == digest
+        assert srv.storage.manifest_media_type("empty/old", digest) == OCI_MANIFEST
+        # A tag of the earlier layout set again by this version is rewritten in the new form.
+        s3.put_object(Bucket=bucket, Key=f"{repo}/_tags/v0", Body=b"sha256:" + b"0" * 64)
+        assert put_manifest(c, "empty/r", "v0", body).status_code == 201
+        assert s3.get_object(Bucket=bucket, Key=f"{repo}/_tags/v0")["Body"].read() == b""
+        assert c.get("/v2/empty/r/manifests/v0").content == body
+
+
+class _Slow(_Flaky):
+    """Forwards everything, each PUT 0.3 s late, and keeps when each PUT began and ended."""
+
+    refuse_every = 0
+    puts: ClassVar[list[tuple[str, float, float]]] = []
+
+    def do_PUT(self) -> None:
+        began = time.monotonic()
+        time.sleep(0.3)
+        self._any()
+        type(self).puts.append((self.path.split("?")[0], began, time.monotonic()))
+
+
+@pytest.mark.seaweedfs
+def test_a_manifest_s_bytes_and_revision_link_are_written_at_once_and_the_tag_after_both() -> None:
+    proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Slow)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    try:
+        endpoint = f"http://127.0.0.1:{proxy.server_address[1]}"
+        with RegistryServer(storage=s3kit.s3_url("both"), **{**PEER, "s3_endpoint": endpoint}) as srv, \
+                httpx.Client(base_url=srv.url, timeout=60) as c:
+            body = image_manifest(c, "both/r", [b"a layer"])
+            _Slow.puts.clear()
+            assert put_manifest(c, "both/r", "v1", body).status_code == 201
+            puts = list(_Slow.puts)
+            assert c.get("/v2/both/r/manifests/v1").content == body
+    finally:
+        proxy.shutdown()
+    hexpart = sha(body).partition(":")[2]
+    (blob,) = [p for p in puts if p[0].endswith(f"/blobs/sha256/{hexpart[:2]}/{hexpart}")]
+    (link,) = [p for p in puts if p[0].endswith(f"/_manifests/sha256/{hexpart}")]
+    (tag,) = [p for p in puts if p[0].endswith("/_tags/v1")]
+    assert blob[1] < link[2] and link[1] < blob[2], puts  # the two overlapped
+    assert tag[1] >= max(blob[2], link[2]) - 0.05, puts  # the tag only once both had landed
 
 
 @pytest.mark.seaweedfs

@@ -734,11 +734,16 @@ def write_manifest(storage: Storage, name: str, tag: str | None, digest: str, bo
     """Store a checked manifest: its bytes, links and referrer entry, then the tag (last, so a tag
     another replica can read always names a complete manifest). One worker job, not one per write:
     each hop between the event loop and a worker costs CPU, which a busy registry is short of; the
-    price is a few small requests made one after the other."""
-    storage.blob_put(digest, body)
-    if not getattr(storage, "MANIFEST_LINKS_BLOB", False):
-        storage.link_blob(name, digest)
-    storage.manifest_link(name, digest, media_type)
+    price is a few small requests made one after the other (an object store's ``manifest_put`` writes
+    the bytes and the revision link side by side)."""
+    both = getattr(storage, "manifest_put", None)
+    if both is not None:  # an object store: the bytes and the revision link written at once
+        both(name, digest, body, media_type)
+    else:
+        storage.blob_put(digest, body)
+        if not getattr(storage, "MANIFEST_LINKS_BLOB", False):
+            storage.link_blob(name, digest)
+        storage.manifest_link(name, digest, media_type)
     if referrer is not None:
         storage.referrer_add(name, *referrer)
     if tag is not None:

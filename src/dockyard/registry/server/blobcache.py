@@ -80,6 +80,10 @@ class Fill:
             return False
         return True
 
+    def write_all(self, pieces: list[bytes]) -> bool:
+        """``write`` each piece in turn (one trip to a worker for several); False as ``write``."""
+        return all(self.write(piece) for piece in pieces)
+
     def commit(self) -> bool:
         """Publish the entry if the bytes are the blob (size and digest); else drop them. True: published."""
         if self._file is None:
