@@ -9,7 +9,8 @@ Three timings per round, interleaved in one run (medians over ``--runs`` rounds)
   builds it with ``--cache-from`` an image pushed with ``BUILDKIT_INLINE_CACHE=1``.
 
 Goal (issue 12): second runner <= 0.3x dockyard cold and <= 0.5x Docker's second runner.
-Run: .venv/bin/python bench/bench_cache.py [--runs N]   (needs scripts/peers-up.sh: dockerd, registry :5000)
+Run: .venv/bin/python bench/bench_cache.py [--runs N] [--dir DIR]
+(needs scripts/peers-up.sh: dockerd, registry :5000)
 """
 
 from __future__ import annotations
@@ -29,14 +30,18 @@ PEERS = REPO / "scripts" / "peers"
 PEERS_DIR = Path(os.environ.get("PEERS_DIR", "/var/tmp/dockyard-peers"))
 DOCKER = "/usr/bin/docker"
 REGISTRY = "127.0.0.1:5000"
+SETTLE_S = 1.0
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--dir", default="/var/tmp",
+                        help="where the stores and the context go (say, a freshly made filesystem: file "
+                             "creation on an aged one slows cold builds, not the second runner)")
     args = parser.parse_args()
     venv_bin = Path(sys.executable).parent
-    root = Path(tempfile.mkdtemp(prefix="dy-bench-cache-", dir="/var/tmp"))
+    root = Path(tempfile.mkdtemp(prefix="dy-bench-cache-", dir=args.dir))
     tag = f"{os.getpid()}-{int(time.time())}"
     dy_cache = f"{REGISTRY}/bench-cache/dockyard:{tag}"
     docker_image = f"{REGISTRY}/bench-cache/docker:{tag}"
@@ -56,6 +61,11 @@ def main() -> int:
         return store
 
     def timed(cmd: list[str]) -> float:
+        # Each timed build starts on a settled machine: the previous build's dirty pages written back
+        # and the kernel's deferred teardown of its mounts and namespaces done (kernel workers on
+        # the other core otherwise slowed the next build by ~70 ms on this 2-core machine).
+        os.sync()
+        time.sleep(SETTLE_S)
         start = time.perf_counter()
         run(cmd, stderr=subprocess.DEVNULL)
         return time.perf_counter() - start
