@@ -14,8 +14,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import secrets
-import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -61,11 +59,17 @@ class Workspace:
         self._empty_layer: LayerBlob | None = None  # the entry-less layer tar, once stored
 
     def close(self) -> None:
-        shutil.rmtree(self.dir, ignore_errors=True)
+        try:  # a build whose steps were all cached made nothing here but "empty"
+            self._empty.rmdir()
+            self.dir.rmdir()
+        except OSError:
+            import shutil
+
+            shutil.rmtree(self.dir, ignore_errors=True)
 
     def new_dir(self, prefix: str) -> Path:
         self._count += 1
-        path = self.dir / f"{prefix}{self._count}-{secrets.token_hex(3)}"
+        path = self.dir / f"{prefix}{self._count}-{os.urandom(3).hex()}"
         path.mkdir()
         return path
 
@@ -157,6 +161,8 @@ class Workspace:
             if upper is not None:
                 tree.write_changes(upper)
         finally:
+            import shutil
+
             shutil.rmtree(target, ignore_errors=True)
 
     @contextlib.contextmanager

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 from dockyard.errors import ExecutionError, InvalidArgument
@@ -98,6 +97,8 @@ def probe(scratch: Path) -> tuple[str, str]:
     scratch.mkdir(parents=True, exist_ok=True)
     src = str(Path(dockyard.__file__).resolve().parent.parent)
     refuse = bool(os.environ.get(REFUSE_OVERLAY_ENV))
+    import tempfile  # a probe is rare (its answer is kept): not at import
+
     with tempfile.TemporaryDirectory(dir=scratch, prefix="probe-") as base:
         code = _PROBE.format(src=src, base=base, refuse=refuse, env=REFUSE_OVERLAY_ENV)
         try:

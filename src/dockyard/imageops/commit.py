@@ -22,7 +22,6 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import BinaryIO
 
 from dockyard.archive import tarheader
-from dockyard.archive.compression import GZIP_BLOCK, CompressingWriter, open_decompressed, usable_cpus
 from dockyard.content import CHUNK, Writer
 from dockyard.errors import CorruptData, DigestMismatch, InvalidArgument, NotFound
 from dockyard.image import ImageRecord, LayerBlob
@@ -144,6 +143,9 @@ class ContentSize:
 def store_layer(store: Store, source: bytes | BinaryIO | Iterable[bytes], *, compression: str = "none",
                 lease: Lease | None = None) -> LayerBlob:
     """Store an uncompressed layer tar; return the stored form (diff ID, blob digest, sizes)."""
+    # Here, not at import: a build that stores no layer loads no compression library.
+    from dockyard.archive.compression import CompressingWriter
+
     if compression not in ("none", "gzip", "zstd"):
         raise InvalidArgument(f"cannot store a layer with {compression!r} compression")
     counter = ContentSize()
@@ -182,6 +184,8 @@ def store_layer_blob(store: Store, source: BinaryIO | bytes, *, expected: str | 
     ``media_type`` defaults to the OCI type of the detected compression. If ``expected`` and
     ``diff_id`` are both known and the blob is already recorded, nothing is read.
     """
+    from dockyard.archive.compression import open_decompressed
+
     if isinstance(source, bytes | bytearray):
         import io
 
@@ -240,6 +244,8 @@ def layer_blob(store: Store, diff_id: str, compression: str = "gzip", *, lease: 
 
     While compressing, ``progress(done, total)`` is told the layer's uncompressed bytes read so far,
     and ``tee`` gets the compressed bytes as they are written (to upload them meanwhile)."""
+    from dockyard.archive.compression import GZIP_BLOCK, CompressingWriter, open_decompressed, usable_cpus
+
     forms = [f for f in store.meta.layer_blobs(diff_id) if store.content.exists(f.digest)]
     if not forms:
         raise NotFound(f"layer {diff_id} not found in the local store")

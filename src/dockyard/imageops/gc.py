@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 from pathlib import Path
 
 from dockyard.errors import DockyardError
@@ -191,6 +190,8 @@ def clean_tmp(store: Store) -> int:
         if process_alive(pid_of(entry.name)):
             continue
         # Only now (every build calls this, and most find nothing to clean).
+        import shutil
+
         from dockyard.executor.cleanup import mounts_under
         from dockyard.executor.mount import MNT_DETACH, umount2
 
