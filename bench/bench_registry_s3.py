@@ -48,7 +48,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -58,7 +57,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 # The same request-rate loop and blob-pull client, run against each target.
-from bench_registry_server import pull_rate, rate
+from bench_registry_server import pull_rate, rate, timed_threads
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 REPO = f"bench/r{os.getpid()}"
@@ -253,23 +252,7 @@ def blob_pushes(pick: Callable[[], str]) -> float:
     # alone, a quarter of dockyard's whole push time, and took CPU from the servers on two cores.
     digests = [sha(b) for b in blobs]
     bases = [pick() for _ in blobs]
-    errors: list[BaseException] = []
-
-    def one(i: int) -> None:
-        try:
-            push_blob_plain(bases[i], blobs[i], digests[i])
-        except BaseException as e:  # reported below, in the main thread
-            errors.append(e)
-
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(PARALLEL)]
-    started = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - started
-    if errors:
-        raise errors[0]
+    elapsed = timed_threads(lambda i: push_blob_plain(bases[i], blobs[i], digests[i]), PARALLEL)
     return PUSH_SIZE * PARALLEL / elapsed / 1e6
 
 

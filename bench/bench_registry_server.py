@@ -108,18 +108,18 @@ def get_discarding(url: str, buffer: int = 4 << 20) -> int:
         return total
 
 
-def pull_rate(urls: list[str], size: int) -> float:
-    """Pull every URL at once (a thread each), check each body is ``size`` bytes, return MB/s of all."""
-    sizes: list[int] = [0] * len(urls)
+def timed_threads(work: Callable[[int], object], count: int) -> float:
+    """Run ``work(0..count-1)`` at once, a thread each; the seconds until all ended (the first
+    error raised again here, in the main thread)."""
     errors: list[BaseException] = []
 
     def one(i: int) -> None:
         try:
-            sizes[i] = get_discarding(urls[i])
-        except BaseException as e:  # reported below, in the main thread
+            work(i)
+        except BaseException as e:
             errors.append(e)
 
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(urls))]
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(count)]
     started = time.perf_counter()
     for t in threads:
         t.start()
@@ -128,6 +128,17 @@ def pull_rate(urls: list[str], size: int) -> float:
     elapsed = time.perf_counter() - started
     if errors:
         raise errors[0]
+    return elapsed
+
+
+def pull_rate(urls: list[str], size: int) -> float:
+    """Pull every URL at once (a thread each), check each body is ``size`` bytes, return MB/s of all."""
+    sizes: list[int] = [0] * len(urls)
+
+    def one(i: int) -> None:
+        sizes[i] = get_discarding(urls[i])
+
+    elapsed = timed_threads(one, len(urls))
     assert all(n == size for n in sizes), sizes
     return sum(sizes) / elapsed / 1e6
 

@@ -18,7 +18,7 @@ import json
 import math
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -189,6 +189,11 @@ class Builder:
             target = self.plan.stage(self.options.target) if self.options.target else self.plan.stages[-1]
         except DockerfileError:
             return False  # run() reports it
+        return any(isinstance(instr, RunInstruction)
+                   for stage in self._needed_stages(target) for instr in stage.instructions)
+
+    def _needed_stages(self, target: Stage) -> Iterator[Stage]:
+        """The target and every stage it needs, each once."""
         seen: set[int] = set()
         todo = [target.index]
         while todo:
@@ -197,10 +202,8 @@ class Builder:
                 continue
             seen.add(index)
             stage = self.plan.stages[index]
-            if any(isinstance(instr, RunInstruction) for instr in stage.instructions):
-                return True
+            yield stage
             todo.extend(self._dependencies(stage))
-        return False
 
     def _start_executor(self) -> None:
         # A failure here is the first RUN step's to report (it opens the executor again).
@@ -337,15 +340,7 @@ class Builder:
     def _warm_context(self, target: Stage) -> None:
         """Start hashing what the COPY steps of the stages the target needs read from the context."""
         self.context.cancel = self.cancel
-        seen: set[int] = set()
-        todo = [target.index]
-        while todo:
-            index = todo.pop()
-            if index in seen:
-                continue
-            seen.add(index)
-            stage = self.plan.stages[index]
-            todo.extend(self._dependencies(stage))
+        for stage in self._needed_stages(target):
             for instr in stage.instructions:
                 patterns = context_patterns(instr)
                 if patterns is not None:
