@@ -4,13 +4,10 @@
 ``__init__``, ``__repr__``, ``__eq__`` (and ``__hash__`` when frozen, ordering with ``order=True``) that
 behave as a dataclass's do. ``dataclasses`` generates and compiles four to six functions per class
 and imports ``inspect``: a cached build creates about a hundred such classes, which was a sixth of its
-time. Here only ``__init__`` is compiled per class (its signature is the class's own); the other methods
-are shared functions reading the class's field tables. ``field``, ``replace``, ``asdict`` and ``fields``
-stand in for their ``dataclasses`` namesakes; type checkers read ``@record`` as a dataclass
-(PEP 681's ``dataclass_transform``).
-
-``Record`` is the base of the two value classes ``dockyard images`` builds (``ImageRecord``,
-``ImageSummary``), which write their ``__init__`` by hand and name their fields in ``__slots__``.
+time. Here ``__init__`` is compiled once per field shape and given each class's names; the other
+methods are shared functions reading the class's field tables. ``field``, ``replace``, ``asdict``
+and ``fields`` stand in for their ``dataclasses`` namesakes; type checkers read ``@record`` as a
+dataclass (PEP 681's ``dataclass_transform``).
 """
 
 from __future__ import annotations
@@ -29,22 +26,8 @@ else:
     def dataclass_transform(**_kw: object) -> object:
         return lambda f: f
 
-__all__ = ["MISSING", "Field", "FrozenInstanceError", "Record", "asdict", "field", "fields", "record",
+__all__ = ["MISSING", "Field", "FrozenInstanceError", "asdict", "field", "fields", "record",
            "replace"]
-
-
-class Record:
-    __slots__: tuple[str, ...] = ()
-    __hash__ = None  # type: ignore[assignment]  # mutable and compared by value, as a dataclass
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is not self.__class__:
-            return NotImplemented
-        return all(getattr(self, name) == getattr(other, name) for name in self.__slots__)
-
-    def __repr__(self) -> str:
-        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
-        return f"{type(self).__qualname__}({fields})"
 
 
 class FrozenInstanceError(AttributeError):

@@ -8,14 +8,14 @@ from a local build); ``LayerBlob`` remembers each so a layer compressed once is 
     LayerBlob       diff_id <-> blob digest, media type, blob size, uncompressed size
     chain_ids(diff_ids) -> list[Digest]      the snapshot keys of a layer stack, bottom first
 
-``dockyard images`` builds ``ImageRecord`` s and nothing else from here: it is a ``Record`` (no
+``dockyard images`` builds ``ImageRecord`` s and nothing else from here: it is a record (no
 dataclass), ``LayerBlob`` (``dockyard.image.layer``) is imported on first use, and so is hashlib.
 """
 
 from __future__ import annotations
 
 from dockyard.oci.digest import Digest
-from dockyard.record import Record
+from dockyard.record import field, record
 
 # Not ``typing.TYPE_CHECKING``: the listing path imports no typing.
 TYPE_CHECKING = False
@@ -35,31 +35,25 @@ def __getattr__(name: str) -> object:
     raise AttributeError(f"module 'dockyard.image' has no attribute {name!r}")
 
 
-class ImageRecord(Record):
+@record(slots=True)
+class ImageRecord:
     """What the metadata store keeps about one image (enough to list it without the config blob).
 
     ``size`` is the sum of the uncompressed layer sizes, as docker reports it; ``created`` is the
     config's RFC 3339 timestamp (may be empty); ``added`` is when it entered this store (epoch s).
     """
 
-    __slots__ = ("id", "created", "size", "os", "architecture", "variant", "labels",  # noqa: RUF023 (field order)
-                 "diff_ids", "manifest_digest", "parent", "added")
-
-    def __init__(self, id: Digest, created: str = "", size: int = 0, os: str = "linux",
-                 architecture: str = "amd64", variant: str = "", labels: dict[str, str] | None = None,
-                 diff_ids: list[Digest] | None = None, manifest_digest: str = "", parent: str = "",
-                 added: float = 0.0) -> None:
-        self.id = id
-        self.created = created
-        self.size = size
-        self.os = os
-        self.architecture = architecture
-        self.variant = variant
-        self.labels: dict[str, str] = {} if labels is None else labels
-        self.diff_ids: list[Digest] = [] if diff_ids is None else diff_ids
-        self.manifest_digest = manifest_digest
-        self.parent = parent
-        self.added = added
+    id: Digest
+    created: str = ""
+    size: int = 0
+    os: str = "linux"
+    architecture: str = "amd64"
+    variant: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+    diff_ids: list[Digest] = field(default_factory=list)
+    manifest_digest: str = ""
+    parent: str = ""
+    added: float = 0.0
 
     @property
     def short_id(self) -> str:

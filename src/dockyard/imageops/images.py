@@ -21,7 +21,7 @@ from dockyard.errors import Conflict, InvalidArgument, NotFound
 from dockyard.image import ImageRecord, chain_ids
 from dockyard.imageops import Store
 from dockyard.oci.digest import Digest
-from dockyard.record import Record
+from dockyard.record import record
 
 # Not ``typing.TYPE_CHECKING``: listing images imports no typing, json, re or dataclasses (the reports
 # of the other operations are in ``dockyard.imageops.reports``, imported on first use).
@@ -150,22 +150,18 @@ def parse_created(value: str) -> float:
     return dt.timestamp()
 
 
-class ImageSummary(Record):
+@record(slots=True)
+class ImageSummary:
     """One image as ``docker images`` lists it (names familiar, ``created`` in epoch seconds)."""
 
-    __slots__ = ("id", "repo_tags", "repo_digests", "created", "size", "labels", "parent",  # noqa: RUF023 (field order)
-                 "containers")
-
-    def __init__(self, id: Digest, repo_tags: list[str], repo_digests: list[str], created: float, size: int,
-                 labels: dict[str, str], parent: str = "", containers: int = 0) -> None:
-        self.id = id
-        self.repo_tags = repo_tags
-        self.repo_digests = repo_digests
-        self.created = created
-        self.size = size
-        self.labels = labels
-        self.parent = parent
-        self.containers = containers
+    id: Digest
+    repo_tags: list[str]
+    repo_digests: list[str]
+    created: float
+    size: int
+    labels: dict[str, str]
+    parent: str = ""
+    containers: int = 0
 
     @property
     def dangling(self) -> bool:
