@@ -330,3 +330,23 @@ def test_spare_makes_the_network_namespace_ahead_after_a_none_run(scratch_base: 
         assert ex.run(ProcessSpec(args=["cat", "/proc/net/dev"], network="none"),
                       _fresh_overlay(scratch_base, busybox_lower), stdout=out.append) == 0
         assert _interfaces(b"".join(out).decode()) == ["lo"]
+
+
+def test_a_reset_run_socket_still_gives_the_exit_status(tmp_path: Path) -> None:
+    """The zygote may close its end of a run socket with a message of ours unread (a kill sent as the
+    run ended, when a build is cancelled): Linux then reports ECONNRESET once, ahead of the exit
+    status still queued. CI once saw a cancelled multi-platform build end with "internal error:
+    ConnectionResetError" from this read."""
+    import socket
+
+    from dockyard.executor.base import Deadline
+
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    try:
+        ours.send(b'{"signal": 9}')
+        theirs.send(b'{"exit": 3}')
+        theirs.close()
+        with NamespaceExecutor(tmp_path / "state") as ex:  # no run: the zygote is never started
+            assert ex._wait(ours, {}, {}, set(), Deadline(None, None), None) == 3
+    finally:
+        ours.close()

@@ -83,9 +83,9 @@ def build_platforms(store: Store, options: BuildOptions, platforms: list[str]) -
             cancel.set()
             wait_futures(futures)
             # The platform that failed first cancelled the others: its error is the build's, not
-            # theirs ("run cancelled").
+            # theirs ("run cancelled", or whatever the cancellation made them fail with).
             errors = [exc for f in futures if (exc := f.exception()) is not None]
-            raise next((e for e in errors if not isinstance(e, Interrupted)), errors[0])
+            raise next((e for e in (*failed, *errors) if not isinstance(e, Interrupted)), errors[0])
         results = [f.result() for f in futures]
     images = {p: r.image_id for p, r in zip(platforms, results, strict=True)}
     emit = options.progress

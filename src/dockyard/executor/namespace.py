@@ -196,7 +196,12 @@ class NamespaceExecutor:
                     if key.data is not None:
                         read_ready(key.fd, key.data, sel, still_open)
                         continue
-                    raw, fds = recv_fds(run_sock, 65536, 4)
+                    try:
+                        raw, fds = recv_fds(run_sock, 65536, 4)
+                    except ConnectionResetError:
+                        # The zygote closed its end with a message of ours unread (a kill sent as
+                        # the run ended): Linux reports that once, ahead of what is still queued.
+                        continue
                     if not raw:
                         held.extend(fds)
                         sel.unregister(run_sock)
