@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import compileall
+import contextlib
 import os
 import random
 import resource
@@ -31,6 +32,7 @@ import time
 from pathlib import Path
 
 import dockyard
+from agedfs import loop_ext4
 
 PEERS_DIR = Path(os.environ.get("PEERS_DIR", "/var/tmp/dockyard-peers"))
 DOCKER = "/usr/bin/docker"
@@ -93,16 +95,10 @@ def main() -> int:
     store = root / "store"
     env = {**os.environ, "DOCKYARD_ROOT": str(store), "DOCKER_BUILDKIT": "1",
            "DOCKER_HOST": f"unix://{PEERS_DIR}/run/docker.sock", "PATH": f"{venv_bin}:{os.environ['PATH']}"}
-    fs = root / "fs"
-    fs.mkdir()
-    image = root / "fs.img"
-    mounted = False
+    stack = contextlib.ExitStack()
     try:
-        with open(image, "wb") as f:
-            f.truncate((args.mb * 3 + 1024) << 20)  # two contexts and room to spare
-        subprocess.run(["mkfs.ext4", "-q", "-F", str(image)], check=True)
-        subprocess.run(["mount", "-o", "loop", str(image), str(fs)], check=True)
-        mounted = True
+        # Room for two contexts and to spare.
+        fs = stack.enter_context(loop_ext4(root / "fs.img", root / "fs", args.mb * 3 + 1024))
         contexts = {"dockyard": fs / "ctx-dockyard", "docker": fs / "ctx-docker"}
         t0 = time.perf_counter()
         size = make_context(contexts["dockyard"], args.files, args.mb)
@@ -162,8 +158,7 @@ def main() -> int:
         subprocess.run([DOCKER, "rmi", "-f", "bigtree:bench"], env=env, capture_output=True, check=False)
         subprocess.run([DOCKER, "builder", "prune", "-af"], env=env, capture_output=True, check=False)
         subprocess.run(["umount", "-R", "-l", str(store)], stderr=subprocess.DEVNULL, check=False)
-        if mounted:
-            subprocess.run(["umount", "-l", str(fs)], check=False)
+        stack.close()
         shutil.rmtree(root, ignore_errors=True)
 
 

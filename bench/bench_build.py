@@ -6,12 +6,20 @@ Runs ``scripts/peers/bench-peers.sh`` with dockyard side by side with docker (an
 (issue 4): each at most 1.0x BuildKit; issue 11: rootless no more than 10 % behind root. Also reports
 dockyard's peak memory (max RSS of the root build's process tree, from GNU time).
 
-Run: .venv/bin/python bench/bench_build.py [--runs N] [--buildah] [--rootless]   (needs scripts/peers-up.sh)
+``--aged FILES`` runs both tools on a filesystem of their own that has aged (issue 19): a new ext4
+on a loop device (mounted with ``discard``, as this machine's root disk), on which FILES small files
+are created and deleted first; dockyard's store, the contexts and the data root of a dockerd started
+for the bench (``bench/agedfs.py``) all live there. On this machine file creation slows down after
+mass deletes for every tool; the fresh-disk numbers flatter whichever tool creates more files.
+
+Run: .venv/bin/python bench/bench_build.py [--runs N] [--buildah] [--rootless] [--aged FILES]
+(needs scripts/peers-up.sh)
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shlex
 import shutil
@@ -19,6 +27,8 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from agedfs import age, copy_image, loop_ext4, private_dockerd
 
 REPO = Path(__file__).resolve().parents[1]
 PEERS = REPO / "scripts" / "peers"
@@ -59,16 +69,31 @@ def main() -> int:
     parser.add_argument("--buildah", action="store_true", help="time buildah too")
     parser.add_argument("--rootless", action="store_true",
                         help=f"time dockyard as the non-root user {ROOTLESS_USER} too (made if missing)")
+    parser.add_argument("--aged", type=int, default=0, metavar="FILES",
+                        help="run both tools on a new filesystem where FILES files were created and "
+                             "deleted first (say 300000)")
     args = parser.parse_args()
+    if args.aged and args.rootless:
+        parser.error("--aged and --rootless: one at a time")
     root = Path(tempfile.mkdtemp(prefix="dy-bench-build-", dir="/var/tmp"))
     mem_log = root / "maxrss.txt"
     venv_bin = Path(sys.executable).parent
-    env = {**os.environ, "DOCKYARD_ROOT": str(root / "store"),
-           "DOCKER_HOST": f"unix://{PEERS_DIR}/run/docker.sock", "PATH": f"{venv_bin}:{os.environ['PATH']}"}
+    env = {**os.environ, "DOCKER_HOST": f"unix://{PEERS_DIR}/run/docker.sock",
+           "PATH": f"{venv_bin}:{os.environ['PATH']}"}
+    store = root / "store"
+    stack = contextlib.ExitStack()
     try:
         # dockyard's base: docker's own busybox:local, so both build on the same image ID.
         tar = root / "busybox.tar"
         subprocess.run([DOCKER, "save", "-o", str(tar), "busybox:local"], env=env, check=True)
+        if args.aged:
+            fs = stack.enter_context(loop_ext4(root / "fs.img", root / "fs", 16 << 10, options="discard"))
+            print(f"aged a new ext4 by creating and deleting {args.aged} files in {age(fs, args.aged):.0f} s",
+                  flush=True)
+            peer_env = stack.enter_context(private_dockerd(fs / "peers", env))
+            copy_image("busybox:local", root / "busybox-copy.tar", env, peer_env)
+            env, store = peer_env, fs / "store"
+        env["DOCKYARD_ROOT"] = str(store)
         subprocess.run([str(venv_bin / "dockyard"), "load", "-q", "-i", str(tar)], env=env, check=True,
                        stdout=subprocess.DEVNULL)
         env["DOCKYARD_CMD"] = (f"/usr/bin/time -a -o {mem_log} -f %M "
@@ -91,7 +116,8 @@ def main() -> int:
                   f"median {sorted(rss)[len(rss) // 2] / 1024:.1f} MiB)")
         return proc.returncode
     finally:
-        subprocess.run(["umount", "-R", "-l", str(root / "store")], stderr=subprocess.DEVNULL, check=False)
+        subprocess.run(["umount", "-R", "-l", str(store)], stderr=subprocess.DEVNULL, check=False)
+        stack.close()
         # The rootless store holds files of the user's subordinate ids: only root removes it.
         shutil.rmtree(root, ignore_errors=True)
 
