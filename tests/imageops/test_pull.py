@@ -18,7 +18,7 @@ from dockyard.oci.digest import Digest
 from dockyard.oci.platform import Platform, host
 from dockyard.oci.reference import parse_normalized
 from dockyard.progress import Event
-from dockyard.registry.client import RegistryClient, RegistryOptions
+from dockyard.registry.client import RegistryClient, RegistryOptions, httpclient
 from tests.registry.client.peers import (
     PLAIN,
     SampleImage,
@@ -179,13 +179,13 @@ def test_all_tags(store: Store) -> None:
     assert [(r.reference.tag, r.image_id) for r in results] == [(t, i.image_id) for t, i in images.items()]
 
 
-class _Hook(httpx.BaseTransport):
+class _Hook:
     def __init__(self, hook: object) -> None:
-        self.inner = httpx.HTTPTransport()
+        self.inner = httpclient.Network(verify=None)
         self.hook = hook
 
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        response = self.inner.handle_request(request)
+    def __call__(self, request: httpclient.Request) -> httpclient.Response:
+        response = self.inner(request)
         replaced = self.hook(request, response)  # type: ignore[operator]
         return replaced if replaced is not None else response
 
@@ -205,11 +205,11 @@ def test_corrupt_layer_fails_without_partial_image_or_corrupt_blob(store: Store)
     upload_image(PLAIN, repo, "v1", image)
     bad = "sha256:" + hashlib.sha256(image.layers[1][0]).hexdigest()
 
-    def hook(request: httpx.Request, response: httpx.Response) -> httpx.Response | None:
+    def hook(request: httpclient.Request, response: httpclient.Response) -> httpclient.Response | None:
         if request.url.path.endswith(bad):
             response.read()
-            zeros = httpx.ByteStream(bytes(len(image.layers[1][0])))
-            return httpx.Response(200, stream=zeros, request=request)
+            zeros = [bytes(len(image.layers[1][0]))]
+            return httpclient.Response(200, stream=zeros, request=request)
         return None
 
     with RegistryClient(FAST, transport=_Hook(hook)) as rc, pytest.raises(DigestMismatch):
@@ -231,23 +231,23 @@ def test_layer_whose_diff_id_lies_is_refused(store: Store) -> None:
 def test_schema1_and_rate_limit_are_clear_errors(store: Store) -> None:
     repo = _repo()
 
-    def schema1(request: httpx.Request, response: httpx.Response) -> httpx.Response | None:
+    def schema1(request: httpclient.Request, response: httpclient.Response) -> httpclient.Response | None:
         if "/manifests/" in request.url.path:
             response.read()
             body = b'{"schemaVersion":1,"name":"x","tag":"v1","fsLayers":[],"history":[],"signatures":[]}'
-            return httpx.Response(200, content=body, request=request, headers={
+            return httpclient.Response(200, content=body, request=request, headers={
                 "Content-Type": "application/vnd.docker.distribution.manifest.v1+prettyjws"})
         return None
 
     with RegistryClient(FAST, transport=_Hook(schema1)) as rc, pytest.raises(CorruptData, match="schema 1"):
         pull(store, rc, parse_normalized(f"{PLAIN}/{repo}:v1"))
 
-    def limited(request: httpx.Request, response: httpx.Response) -> httpx.Response | None:
+    def limited(request: httpclient.Request, response: httpclient.Response) -> httpclient.Response | None:
         if "/manifests/" in request.url.path:
             response.read()
             body = (b'{"errors":[{"code":"TOOMANYREQUESTS","message":"You have reached your pull rate limit. '
                     b'You may increase the limit by authenticating and upgrading"}]}')
-            return httpx.Response(429, content=body, request=request, headers={
+            return httpclient.Response(429, content=body, request=request, headers={
                 "RateLimit-Limit": "100;w=21600", "RateLimit-Remaining": "0;w=21600"})
         return None
 
@@ -381,10 +381,10 @@ def test_a_retry_is_announced_in_the_pull_progress(store: Store) -> None:
     layer = "sha256:" + hashlib.sha256(image.layers[0][0]).hexdigest()
     failures = [503]
 
-    def hook(request: httpx.Request, response: httpx.Response) -> httpx.Response | None:
+    def hook(request: httpclient.Request, response: httpclient.Response) -> httpclient.Response | None:
         if request.url.path.endswith(layer) and failures:
             response.read()
-            return httpx.Response(failures.pop(), request=request)
+            return httpclient.Response(failures.pop(), request=request)
         return None
 
     events: list[Event] = []

@@ -132,13 +132,15 @@ def _tag_name(ref: str) -> str:
 
 def download(url: str, dest_dir: Path) -> Download:
     """Fetch ``url``: (file, sha256 digest, file name, Last-Modified time)."""
-    from dockyard.registry.client._httpx import httpx  # loaded lean (no trio)
+    from dockyard.registry.client import httpclient
+    from dockyard.registry.client.trust import verifying_context
 
     name = os.path.basename(urllib.parse.urlparse(url).path) or "__unnamed__"
     path = dest_dir / hashlib.sha256(url.encode()).hexdigest()
     h = hashlib.sha256()
     try:
-        with httpx.stream("GET", url, follow_redirects=True, timeout=60) as resp:
+        with httpclient.Client(verify=verifying_context(), timeout=60) as client, \
+                client.stream("GET", url, follow_redirects=True) as resp:
             if resp.status_code != 200:
                 raise BuildError(f"failed to load {url}: invalid response status {resp.status_code}")
             disposition = resp.headers.get("content-disposition", "")
@@ -149,7 +151,7 @@ def download(url: str, dest_dir: Path) -> Download:
                 for chunk in resp.iter_bytes(1 << 20):
                     h.update(chunk)
                     out.write(chunk)
-    except httpx.HTTPError as exc:
+    except httpclient.TransportError as exc:
         raise BuildError(f"failed to load {url}: {exc}") from None
     mtime = None
     if modified:

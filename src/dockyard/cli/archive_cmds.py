@@ -79,14 +79,16 @@ class _HttpBody:
 
 @contextlib.contextmanager
 def _url_input(url: str) -> Iterator[tuple[BinaryIO, str]]:
-    from dockyard.registry.client._httpx import httpx  # loaded lean (no trio)
+    from dockyard.registry.client import httpclient
+    from dockyard.registry.client.trust import verifying_context
 
     try:
-        with httpx.stream("GET", url, follow_redirects=True, timeout=60.0) as response:
+        with httpclient.Client(verify=verifying_context(), timeout=60.0) as client, \
+                client.stream("GET", url, follow_redirects=True) as response:
             if response.status_code != 200:
                 raise NotFound(f"import {url}: HTTP {response.status_code} {response.reason_phrase}")
             yield _HttpBody(response.iter_bytes(1 << 20)), url  # type: ignore[misc]
-    except httpx.HTTPError as exc:
+    except httpclient.TransportError as exc:
         raise InvalidArgument(f"import {url}: {exc}") from None
 
 

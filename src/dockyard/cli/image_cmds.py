@@ -1,7 +1,8 @@
 """Image management commands: ``images``, ``image ls|inspect|history|tag|rm|prune``, ``history``,
 ``tag``, ``rmi``, with docker's flags, columns and exit codes.
 
-Kept light: this module imports neither httpx, rich nor aiohttp, so ``dockyard images`` starts fast.
+Kept light: this module imports neither the registry client, rich nor aiohttp, so ``dockyard images``
+starts fast.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Nothing heavy is imported here: ``dockyard --version`` answers without click, and each command's
 module is imported only when that command runs (``dockyard.cli.group`` holds the click group), so
-``dockyard images`` does not pay for httpx, rich or the build engine at start-up.
+``dockyard images`` does not pay for the registry client, rich or the build engine at start-up.
 """
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ from dockyard.oci.manifest import Index, Manifest, parse_index, parse_manifest
 from dockyard.oci.platform import Platform, parse
 from dockyard.record import record
 
-if TYPE_CHECKING:  # the registry client (httpx) is imported only by what pushes
+if TYPE_CHECKING:  # the registry client is imported only by what pushes
     from dockyard.registry.client import Repository
 
 __all__ = ["ATTESTATION_MANIFEST", "IN_TOTO", "PREDICATE_TYPE", "REFERENCE_DIGEST", "REFERENCE_TYPE",

@@ -8,7 +8,6 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 
-import httpx
 import pytest
 from aiohttp import web
 
@@ -16,25 +15,25 @@ from dockyard.errors import DigestMismatch, RegistryError
 from dockyard.oci import mediatypes as mt
 from dockyard.oci.digest import Digest
 from dockyard.oci.manifest import Manifest, describe
-from dockyard.registry.client import RegistryClient, RegistryOptions
+from dockyard.registry.client import RegistryClient, RegistryOptions, httpclient
 from tests.registry.client.peers import PLAIN, _AiohttpThread, free_port
 
 FAST = RegistryOptions(backoff=0.01)
 FAKE_HOST = "registry.dytest.invalid"  # not loopback by name: only HTTPS unless listed as insecure
 
 
-class _ToLoopback(httpx.BaseTransport):
+class _ToLoopback:
     """Sends requests for ``FAKE_HOST`` to 127.0.0.1, as if that name resolved there."""
 
     def __init__(self) -> None:
-        self.inner = httpx.HTTPTransport()
+        self.inner = httpclient.Network(verify=None)
         self.urls: list[str] = []
 
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
+    def __call__(self, request: httpclient.Request) -> httpclient.Response:
         self.urls.append(str(request.url))
         if request.url.host == FAKE_HOST:
             request.url = request.url.copy_with(host="127.0.0.1")
-        return self.inner.handle_request(request)
+        return self.inner(request)
 
     def close(self) -> None:
         self.inner.close()
@@ -155,19 +154,19 @@ def test_resume_answered_with_the_whole_body_drops_the_held_prefix() -> None:
         plain.repository(PLAIN, repo_name).upload_blob(desc, lambda: io.BytesIO(data))
     ranges: list[str | None] = []
 
-    class CutThenIgnoreRange(httpx.BaseTransport):
+    class CutThenIgnoreRange:
         def __init__(self) -> None:
-            self.inner = httpx.HTTPTransport()
+            self.inner = httpclient.Network(verify=None)
 
-        def handle_request(self, request: httpx.Request) -> httpx.Response:
+        def __call__(self, request: httpclient.Request) -> httpclient.Response:
             blob = request.method == "GET" and "/blobs/" in request.url.path
             if blob:
                 ranges.append(request.headers.get("range"))
                 request.headers.pop("range", None)  # a server that ignores Range: 200, the whole body
-            response = self.inner.handle_request(request)
+            response = self.inner(request)
             if blob and len(ranges) == 1:
                 whole = response.read()
-                return httpx.Response(200, stream=_Cut(whole[: 700_000]), request=request)
+                return httpclient.Response(200, stream=_Cut(whole[: 700_000]), request=request)
             return response
 
     notices: list[str] = []
@@ -182,7 +181,7 @@ def test_resume_answered_with_the_whole_body_drops_the_held_prefix() -> None:
     assert out.getvalue() == data
 
 
-class _Cut(httpx.SyncByteStream):
+class _Cut:
     """A body that breaks off after ``data`` like a dropped connection."""
 
     def __init__(self, data: bytes) -> None:
@@ -190,7 +189,7 @@ class _Cut(httpx.SyncByteStream):
 
     def __iter__(self) -> Iterator[bytes]:
         yield self.data
-        raise httpx.RemoteProtocolError("peer closed connection (injected)")
+        raise httpclient.RemoteProtocolError("peer closed connection (injected)")
 
 
 

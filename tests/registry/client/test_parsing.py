@@ -5,10 +5,10 @@ from __future__ import annotations
 import errno
 import socket
 
-import httpx
 import pytest
 
 from dockyard.errors import AuthenticationError, RegistryError
+from dockyard.registry.client import httpclient
 from dockyard.registry.client.challenge import parse_challenges
 from dockyard.registry.client.errors import describe_transport, error_from_response, transient
 from dockyard.registry.client.options import RegistryOptions, api_host, canonical_host, is_loopback
@@ -32,8 +32,8 @@ def test_several_challenges_in_one_header() -> None:
     assert found[1].params == {"realm": "x", "service": "y"}
 
 
-def _response(status: int, body: bytes, headers: dict[str, str] | None = None) -> httpx.Response:
-    return httpx.Response(status, content=body, headers=headers or {})
+def _response(status: int, body: bytes, headers: dict[str, str] | None = None) -> httpclient.Response:
+    return httpclient.Response(status, content=body, headers=headers or {})
 
 
 def test_error_bodies_read_as_docker_prints_them() -> None:
@@ -80,13 +80,13 @@ def test_insecure_hosts() -> None:
     assert not opts.is_insecure("registry-1.docker.io")
 
 
-def _connect_error(cause: BaseException) -> httpx.ConnectError:
+def _connect_error(cause: BaseException) -> httpclient.ConnectError:
     try:
         try:
             raise cause
         except BaseException as inner:
-            raise httpx.ConnectError(str(inner)) from inner
-    except httpx.ConnectError as exc:
+            raise httpclient.ConnectError(str(inner)) from inner
+    except httpclient.ConnectError as exc:
         return exc
 
 
@@ -107,7 +107,7 @@ def test_connect_failures_in_dockers_words_and_never_retried(cause: BaseExceptio
 
 
 def test_what_can_pass_is_retried() -> None:
-    assert transient(httpx.ReadError("reset")) and transient(httpx.RemoteProtocolError("closed"))
-    assert transient(httpx.ReadTimeout("slow")) and not transient(httpx.ConnectTimeout("no answer"))
-    assert describe_transport(httpx.ConnectTimeout("x"), "HEAD", "https://h.example/v2/x") == (
+    assert transient(httpclient.ReadError("reset")) and transient(httpclient.RemoteProtocolError("closed"))
+    assert transient(httpclient.ReadTimeout("slow")) and not transient(httpclient.ConnectTimeout("no answer"))
+    assert describe_transport(httpclient.ConnectTimeout("x"), "HEAD", "https://h.example/v2/x") == (
         'Head "https://h.example/v2/x": dial tcp h.example:443: i/o timeout')

@@ -1,6 +1,6 @@
 """The protocol layer against real registries: distribution 2.8 plain, with htpasswd, and with token auth.
 
-Faults (broken streams, 5xx, 429, a chunk minimum) are injected by wrapping httpx's real transport.
+Faults (broken streams, 5xx, 429, a chunk minimum) are injected by wrapping the client's real transport.
 """
 
 from __future__ import annotations
@@ -9,10 +9,9 @@ import io
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from dockyard.errors import AuthenticationError, DigestMismatch, RegistryError
@@ -21,7 +20,7 @@ from dockyard.oci.descriptor import Descriptor
 from dockyard.oci.digest import Digest
 from dockyard.oci.manifest import Manifest, describe
 from dockyard.registry.auth import Credentials
-from dockyard.registry.client import RegistryClient, RegistryOptions
+from dockyard.registry.client import RegistryClient, RegistryOptions, httpclient
 from tests.registry.client.peers import BASIC, PASSWORD, PLAIN, USER, TokenRegistry
 from tests.registry.tlskit import self_signed
 
@@ -38,28 +37,31 @@ def _repo() -> str:
     return f"dytest/{uuid.uuid4().hex[:10]}"
 
 
-class Faults(httpx.BaseTransport):
+Hook = Callable[[httpclient.Request, httpclient.Response], "httpclient.Response | None"]
+
+
+class Faults:
     """The real transport, with a hook that may replace or cut a response."""
 
-    def __init__(self, hook: Callable[[httpx.Request, httpx.Response], httpx.Response | None]) -> None:
-        self.inner = httpx.HTTPTransport()
+    def __init__(self, hook: Hook) -> None:
+        self.inner = httpclient.Network(verify=None)
         self.hook = hook
-        self.requests: list[httpx.Request] = []
+        self.requests: list[httpclient.Request] = []
 
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
+    def __call__(self, request: httpclient.Request) -> httpclient.Response:
         self.requests.append(request)
-        response = self.inner.handle_request(request)
+        response = self.inner(request)
         replaced = self.hook(request, response)
         return replaced if replaced is not None else response
 
     def close(self) -> None:
-        self.inner.close()
+        getattr(self.inner, "close", lambda: None)()  # (a test may swap the inner transport)
 
 
-class _CutStream(httpx.SyncByteStream):
+class _CutStream:
     """Passes ``limit`` bytes of a real stream through, then fails like a dropped connection."""
 
-    def __init__(self, inner: httpx.SyncByteStream, limit: int) -> None:
+    def __init__(self, inner: Iterable[bytes], limit: int) -> None:
         self.inner, self.limit = inner, limit
 
     def __iter__(self) -> Iterator[bytes]:
@@ -67,12 +69,12 @@ class _CutStream(httpx.SyncByteStream):
         for chunk in self.inner:
             if sent + len(chunk) > self.limit:
                 yield chunk[: self.limit - sent]
-                raise httpx.RemoteProtocolError("peer closed connection (injected)")
+                raise httpclient.RemoteProtocolError("peer closed connection (injected)")
             sent += len(chunk)
             yield chunk
 
     def close(self) -> None:
-        self.inner.close()
+        getattr(self.inner, "close", lambda: None)()
 
 
 @pytest.mark.parametrize("host", [PLAIN, BASIC])
@@ -125,7 +127,7 @@ def test_chunked_upload_honours_chunk_min_length() -> None:
     desc, data = _blob((5 << 20) + 123)
     minimum = 2 << 20
 
-    def hook(request: httpx.Request, response: httpx.Response) -> httpx.Response | None:
+    def hook(request: httpclient.Request, response: httpclient.Response) -> httpclient.Response | None:
         if request.method == "POST" and response.status_code == 202:
             response.headers["OCI-Chunk-Min-Length"] = str(minimum)
         return None
@@ -146,10 +148,10 @@ def test_broken_download_resumes_with_range() -> None:
     desc, data = _blob(4 << 20)
     cuts = [1 << 20, (3 << 20) // 2]  # two drops; each resume asks for the rest
 
-    def hook(request: httpx.Request, response: httpx.Response) -> httpx.Response | None:
+    def hook(request: httpclient.Request, response: httpclient.Response) -> httpclient.Response | None:
         if request.method == "GET" and "/blobs/sha256:" in request.url.path and cuts:
-            assert isinstance(response.stream, httpx.SyncByteStream)
-            response.stream = _CutStream(response.stream, cuts.pop(0))
+            return httpclient.Response(response.status_code, response.headers, request=request,
+                                       stream=_CutStream(response.stream, cuts.pop(0)))
         return response
 
     faults = Faults(hook)
@@ -172,10 +174,10 @@ def test_corrupt_blob_is_refused_and_left_empty() -> None:
     desc, data = _blob(1 << 20)
     repo_name = _repo()
 
-    def hook(request: httpx.Request, response: httpx.Response) -> httpx.Response | None:
+    def hook(request: httpclient.Request, response: httpclient.Response) -> httpclient.Response | None:
         if request.method == "GET" and "/blobs/" in request.url.path:
             response.read()
-            return httpx.Response(200, stream=httpx.ByteStream(b"x" * desc.size), request=request)
+            return httpclient.Response(200, stream=[b"x" * desc.size], request=request)
         return None
 
     with RegistryClient(FAST) as plain:
@@ -191,12 +193,12 @@ def test_retries_5xx_and_429_with_backoff_then_gives_up() -> None:
     statuses = [503, 429, 502]
     sleeps: list[float] = []
 
-    def hook(request: httpx.Request, response: httpx.Response) -> httpx.Response | None:
+    def hook(request: httpclient.Request, response: httpclient.Response) -> httpclient.Response | None:
         if "/tags/list" in request.url.path and statuses:
             response.read()
             status = statuses.pop(0)
             headers = {"Retry-After": "2"} if status == 429 else {}
-            return httpx.Response(status, headers=headers, request=request)
+            return httpclient.Response(status, headers=headers, request=request)
         return None
 
     repo_name = _repo()
@@ -213,10 +215,10 @@ def test_retries_5xx_and_429_with_backoff_then_gives_up() -> None:
     assert sleeps[0] < sleeps[2]  # exponential backoff otherwise
     always: list[float] = []
 
-    def failing(request: httpx.Request, response: httpx.Response) -> httpx.Response | None:
+    def failing(request: httpclient.Request, response: httpclient.Response) -> httpclient.Response | None:
         if "/tags/list" in request.url.path:
             response.read()
-            return httpx.Response(503, request=request)
+            return httpclient.Response(503, request=request)
         return None
 
     client = RegistryClient(FAST, transport=Faults(failing), sleep=always.append)
@@ -363,13 +365,13 @@ def test_https_first_and_plain_http_only_when_allowed(tmp_path: Path) -> None:
     # a registry that is neither loopback nor listed as insecure is only ever tried over HTTPS
     seen: list[str] = []
     faults = Faults(lambda request, response: None)
-    original = faults.handle_request
+    inner = faults.inner
 
-    def record(request: httpx.Request) -> httpx.Response:
+    def record(request: httpclient.Request) -> httpclient.Response:
         seen.append(f"{request.url.scheme}://{request.url.host}")
-        return original(request)
+        return inner(request)
 
-    faults.handle_request = record  # type: ignore[method-assign]
+    faults.inner = record  # type: ignore[assignment]
     opts = RegistryOptions(retries=0, backoff=0.01)
     with RegistryClient(opts, transport=faults) as client, pytest.raises(RegistryError, match="cannot reach"):
         client.repository("registry.dytest.invalid", "x").get_manifest("latest")
@@ -385,10 +387,10 @@ def test_upload_restarts_after_a_5xx_mid_upload() -> None:
     desc, data = _blob(2 << 20)
     failures = [503]
 
-    def hook(request: httpx.Request, response: httpx.Response) -> httpx.Response | None:
+    def hook(request: httpclient.Request, response: httpclient.Response) -> httpclient.Response | None:
         if request.method == "PUT" and "/blobs/uploads/" in request.url.path and failures:
             response.read()
-            return httpx.Response(failures.pop(), request=request)
+            return httpclient.Response(failures.pop(), request=request)
         return None
 
     faults = Faults(hook)

@@ -1,4 +1,4 @@
-"""Repository against a registry scripted in-process (``httpx.MockTransport``), for what the peer
+"""Repository against a registry scripted in-process (a ``transport`` function), for what the peer
 registries never do: bodies cut or cut short at chosen bytes, resumes answered with the whole body,
 5xx on an upload's PUT, digests reported wrong, minimum chunk lengths, and bearer tokens checked per
 request (reads and writes must send the right scope on their first try)."""
@@ -10,7 +10,6 @@ import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-import httpx
 import pytest
 
 from dockyard.errors import CorruptData, DigestMismatch, RegistryError
@@ -18,22 +17,22 @@ from dockyard.oci import mediatypes as mt
 from dockyard.oci.descriptor import Descriptor
 from dockyard.oci.digest import Digest
 from dockyard.oci.manifest import describe
-from dockyard.registry.client import RegistryClient, RegistryOptions
+from dockyard.registry.client import RegistryClient, RegistryOptions, httpclient
 from dockyard.registry.client.repository import PIECE, _RetryUpload
 
 HOST = "127.0.0.1:9"  # never dialled: the mock transport answers
 BLOB = b"abcdefghij"
 DESC = describe(BLOB, mt.OCI_LAYER_GZIP)
 WHERE = f"{HOST}/x/y"
-Handler = Callable[[httpx.Request], httpx.Response]
+Handler = Callable[[httpclient.Request], httpclient.Response]
 
 
-class _Chunks(httpx.SyncByteStream):
+class _Chunks:
     """A body given to ``iter_raw`` in exactly these pieces, optionally broken off after them."""
 
     def __init__(self, chunks: list[bytes], cut: bool = False, error: Exception | None = None) -> None:
         self.chunks = chunks
-        cut_off = httpx.RemoteProtocolError("peer closed connection (injected)") if cut else None
+        cut_off = httpclient.RemoteProtocolError("peer closed connection (injected)") if cut else None
         self.error = error or cut_off
 
     def __iter__(self) -> Iterator[bytes]:
@@ -52,14 +51,14 @@ class Scripted:
     sleeps: list[float] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
 
-    def route(self, request: httpx.Request) -> httpx.Response:
+    def route(self, request: httpclient.Request) -> httpclient.Response:
         if request.url.path == "/v2/":
-            return httpx.Response(200, json={})
-        self.log.append(f"{request.method} {request.url.raw_path.decode()}")
+            return httpclient.Response(200, json={})
+        self.log.append(f"{request.method} {request.url.raw_path}")
         return self.handler(request)
 
     def run(self, call: Callable[[RegistryClient], object]) -> object:
-        client = RegistryClient(self.options, transport=httpx.MockTransport(self.route),
+        client = RegistryClient(self.options, transport=self.route,
                                 sleep=self.sleeps.append)
         with client, client.reporting(self.notices.append):
             return call(client)
@@ -95,9 +94,9 @@ class _Sink:
 def test_resume_reads_the_held_bytes_from_the_start_of_the_file() -> None:
     ranges: list[str | None] = []
 
-    def handler(request: httpx.Request) -> httpx.Response:
+    def handler(request: httpclient.Request) -> httpclient.Response:
         ranges.append(request.headers.get("range"))
-        return httpx.Response(206, headers={"Content-Range": "bytes 4-9/10"},
+        return httpclient.Response(206, headers={"Content-Range": "bytes 4-9/10"},
                               stream=_Chunks([b"efg", b"hij"]))
 
     out = io.BytesIO()
@@ -113,9 +112,9 @@ def test_resume_reads_the_held_bytes_from_the_start_of_the_file() -> None:
 ])
 def test_a_server_ignoring_range_has_the_held_prefix_skipped(chunks: list[bytes],
                                                              progress: list[int]) -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
+    def handler(request: httpclient.Request) -> httpclient.Response:
         assert request.headers["range"] == "bytes=5-"
-        return httpx.Response(200, stream=_Chunks(chunks))
+        return httpclient.Response(200, stream=_Chunks(chunks))
 
     out = io.BytesIO(BLOB[:5])
     script = Scripted(handler)
@@ -132,9 +131,9 @@ def test_a_file_holding_the_whole_blob_is_not_fetched_again() -> None:
 def test_a_file_holding_more_than_the_blob_is_emptied_and_fetched_whole() -> None:
     ranges: list[str | None] = []
 
-    def handler(request: httpx.Request) -> httpx.Response:
+    def handler(request: httpclient.Request) -> httpclient.Response:
         ranges.append(request.headers.get("range"))
-        return httpx.Response(200, stream=_Chunks([BLOB]))
+        return httpclient.Response(200, stream=_Chunks([BLOB]))
 
     out = io.BytesIO(b"x" * 15)
     assert _fetch(Scripted(handler), out) == [10]
@@ -143,7 +142,7 @@ def test_a_file_holding_more_than_the_blob_is_emptied_and_fetched_whole() -> Non
 
 def test_a_sink_without_seek_gets_the_blob_and_is_flushed() -> None:
     sink = _Sink()
-    assert _fetch(Scripted(lambda request: httpx.Response(200, stream=_Chunks([b"abcd", b"efghij"]))),
+    assert _fetch(Scripted(lambda request: httpclient.Response(200, stream=_Chunks([b"abcd", b"efghij"]))),
                   sink) == [4, 10]
     assert sink.data == BLOB and sink.flushed
 
@@ -152,20 +151,20 @@ def test_wrong_bytes_of_the_right_size_are_refused_and_the_file_emptied() -> Non
     wrong = b"0123456789"
     out = io.BytesIO()
     with pytest.raises(DigestMismatch) as caught:
-        _fetch(Scripted(lambda request: httpx.Response(200, stream=_Chunks([wrong]))), out)
+        _fetch(Scripted(lambda request: httpclient.Response(200, stream=_Chunks([wrong]))), out)
     assert str(caught.value) == (f"digest mismatch (blob from {WHERE}): expected {DESC.digest}, "
                                  f"got {Digest.from_bytes(wrong)}")
     assert out.getvalue() == b""
     sink = _Sink()  # nothing to empty: the caller's writer discards it
     with pytest.raises(DigestMismatch):
-        _fetch(Scripted(lambda request: httpx.Response(200, stream=_Chunks([wrong]))), sink)
+        _fetch(Scripted(lambda request: httpclient.Response(200, stream=_Chunks([wrong]))), sink)
     assert sink.data == wrong and not sink.flushed
 
 
 def test_more_bytes_than_the_descriptor_says_are_refused_at_once() -> None:
     out = io.BytesIO()
     with pytest.raises(DigestMismatch) as caught:
-        _fetch(Scripted(lambda request: httpx.Response(200, stream=_Chunks([b"abcdef", b"ghijk"]))), out)
+        _fetch(Scripted(lambda request: httpclient.Response(200, stream=_Chunks([b"abcdef", b"ghijk"]))), out)
     assert str(caught.value) == (f"digest mismatch (blob from {WHERE}): expected {DESC.digest}, "
                                  "got (more than the descriptor's 10 bytes)")
     assert out.getvalue() == b""
@@ -175,12 +174,12 @@ def _cut_every(n: int, cuts: int) -> tuple[Handler, list[str | None]]:
     """Answers Range requests with ``n`` more bytes each, the first ``cuts`` answers broken off after them."""
     ranges: list[str | None] = []
 
-    def handler(request: httpx.Request) -> httpx.Response:
+    def handler(request: httpclient.Request) -> httpclient.Response:
         ranges.append(request.headers.get("range"))
         start = int((ranges[-1] or "bytes=0-")[6:-1])
         part = BLOB[start:start + n] if len(ranges) <= cuts else BLOB[start:]
         status, headers = (206, {"Content-Range": f"bytes {start}-9/10"}) if start else (200, {})
-        return httpx.Response(status, headers=headers, stream=_Chunks([part], cut=len(ranges) <= cuts))
+        return httpclient.Response(status, headers=headers, stream=_Chunks([part], cut=len(ranges) <= cuts))
 
     return handler, ranges
 
@@ -209,9 +208,9 @@ def test_a_download_broken_too_often_fails_naming_the_attempts() -> None:
 
 def test_a_clean_but_short_answer_is_resumed_without_waiting() -> None:
     handler, ranges = _cut_every(4, cuts=0)
-    answers = iter([httpx.Response(200, stream=_Chunks([BLOB[:4]])), None])
+    answers = iter([httpclient.Response(200, stream=_Chunks([BLOB[:4]])), None])
 
-    def short_first(request: httpx.Request) -> httpx.Response:
+    def short_first(request: httpclient.Request) -> httpclient.Response:
         return next(answers) or handler(request)
 
     script = Scripted(short_first)
@@ -221,7 +220,7 @@ def test_a_clean_but_short_answer_is_resumed_without_waiting() -> None:
 
 
 def test_answers_that_stay_short_fail_after_the_retries() -> None:
-    script = Scripted(lambda request: httpx.Response(200, stream=_Chunks([])),
+    script = Scripted(lambda request: httpclient.Response(200, stream=_Chunks([])),
                       options=RegistryOptions(backoff=0.5, retries=2))
     with pytest.raises(RegistryError) as caught:
         _fetch(script, io.BytesIO())
@@ -230,8 +229,9 @@ def test_answers_that_stay_short_fail_after_the_retries() -> None:
 
 
 def test_a_missing_blob_is_an_error_at_once() -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(404, json={"errors": [{"code": "BLOB_UNKNOWN", "message": "blob unknown"}]})
+    def handler(request: httpclient.Request) -> httpclient.Response:
+        return httpclient.Response(404, json={"errors": [{"code": "BLOB_UNKNOWN",
+                                                          "message": "blob unknown"}]})
 
     script = Scripted(handler)
     with pytest.raises(RegistryError) as caught:
@@ -242,22 +242,22 @@ def test_a_missing_blob_is_an_error_at_once() -> None:
 
 # -- uploads ------------------------------------------------------------------------------------
 
-def _upload_handler(put_answers: list[httpx.Response], *, head: int = 404,
+def _upload_handler(put_answers: list[httpclient.Response], *, head: int = 404,
                     post_headers: dict[str, str] | None = None, mount: int = 0,
                     seen: list[tuple[str, str]] | None = None) -> Handler:
     """HEAD answers ``head``; POST starts an upload (or answers a mount with ``mount``); PATCH takes a
     chunk; PUT gives the next of ``put_answers`` (the last one repeats)."""
-    def handler(request: httpx.Request) -> httpx.Response:
+    def handler(request: httpclient.Request) -> httpclient.Response:
         if seen is not None:
             seen.append((request.method, request.read().decode()))
         if request.method == "HEAD":
-            return httpx.Response(head)
+            return httpclient.Response(head)
         if request.method == "POST" and mount and "mount=" in str(request.url):
-            return httpx.Response(mount, headers={"Location": "/mounted/1"} if mount == 202 else {})
+            return httpclient.Response(mount, headers={"Location": "/mounted/1"} if mount == 202 else {})
         if request.method == "POST":
-            return httpx.Response(202, headers={"Location": "/up/1", **(post_headers or {})})
+            return httpclient.Response(202, headers={"Location": "/up/1", **(post_headers or {})})
         if request.method == "PATCH":
-            return httpx.Response(202, headers={"Location": request.url.path})
+            return httpclient.Response(202, headers={"Location": request.url.path})
         return put_answers.pop(0) if len(put_answers) > 1 else put_answers[0]
 
     return handler
@@ -269,7 +269,7 @@ def _upload(script: Scripted, **kwargs: object) -> object:
 
 @pytest.mark.parametrize("status", [500, 502, 503, 504])
 def test_a_server_error_on_the_closing_put_starts_the_upload_again(status: int) -> None:
-    script = Scripted(_upload_handler([httpx.Response(status), httpx.Response(201)]))
+    script = Scripted(_upload_handler([httpclient.Response(status), httpclient.Response(201)]))
     assert _upload(script) == "uploaded"
     put = f"PUT /up/1?digest={DESC.digest.algorithm}%3A{DESC.digest.hex}"
     assert script.log == [f"HEAD /v2/x/y/blobs/{DESC.digest}", "POST /v2/x/y/blobs/uploads/", put,
@@ -279,7 +279,8 @@ def test_a_server_error_on_the_closing_put_starts_the_upload_again(status: int) 
 
 
 def test_an_upload_failing_every_time_gives_up_after_the_retries() -> None:
-    script = Scripted(_upload_handler([httpx.Response(503)]), options=RegistryOptions(backoff=0.5, retries=2))
+    script = Scripted(_upload_handler([httpclient.Response(503)]),
+                      options=RegistryOptions(backoff=0.5, retries=2))
     with pytest.raises(RegistryError) as caught:
         _upload(script, check_exists=False)
     assert str(caught.value) == f"upload of {DESC.digest} to {WHERE} failed: status 503"
@@ -288,14 +289,14 @@ def test_an_upload_failing_every_time_gives_up_after_the_retries() -> None:
 
 @pytest.mark.parametrize("status", [201, 204])
 def test_the_closing_put_may_answer_created_or_no_content(status: int) -> None:
-    answer = httpx.Response(status, headers={"Docker-Content-Digest": DESC.digest})
+    answer = httpclient.Response(status, headers={"Docker-Content-Digest": DESC.digest})
     script = Scripted(_upload_handler([answer]))
     assert _upload(script) == "uploaded" and script.sleeps == []
 
 
 @pytest.mark.parametrize("status", [200, 202, 400])
 def test_any_other_answer_to_the_closing_put_is_an_error_at_once(status: int) -> None:
-    script = Scripted(_upload_handler([httpx.Response(status)]))
+    script = Scripted(_upload_handler([httpclient.Response(status)]))
     with pytest.raises(RegistryError) as caught:
         _upload(script)
     assert str(caught.value).startswith(f"upload of {DESC.digest} to {WHERE}")
@@ -304,7 +305,7 @@ def test_any_other_answer_to_the_closing_put_is_an_error_at_once(status: int) ->
 
 def test_a_registry_reporting_another_digest_for_an_upload_is_refused() -> None:
     other = Digest.from_bytes(b"other")
-    script = Scripted(_upload_handler([httpx.Response(201, headers={"Docker-Content-Digest": other})]))
+    script = Scripted(_upload_handler([httpclient.Response(201, headers={"Docker-Content-Digest": other})]))
     with pytest.raises(DigestMismatch) as caught:
         _upload(script)
     assert str(caught.value) == (f"digest mismatch (blob uploaded to {WHERE}): expected {DESC.digest}, "
@@ -312,16 +313,16 @@ def test_a_registry_reporting_another_digest_for_an_upload_is_refused() -> None:
 
 
 def test_an_existing_blob_is_not_uploaded_unless_the_check_is_skipped() -> None:
-    script = Scripted(_upload_handler([httpx.Response(201)], head=200))
+    script = Scripted(_upload_handler([httpclient.Response(201)], head=200))
     assert _upload(script) == "exists"
     assert script.log == [f"HEAD /v2/x/y/blobs/{DESC.digest}"]
-    script = Scripted(_upload_handler([httpx.Response(201)], head=200))
+    script = Scripted(_upload_handler([httpclient.Response(201)], head=200))
     assert _upload(script, check_exists=False) == "uploaded"
     assert [line.split()[0] for line in script.log] == ["POST", "PUT"]
 
 
 def test_mounts_skip_the_repository_itself_and_stop_at_the_first_answer() -> None:
-    script = Scripted(_upload_handler([httpx.Response(201)], mount=201))
+    script = Scripted(_upload_handler([httpclient.Response(201)], mount=201))
     assert _upload(script, mount_from=["x/y", "a/b", "c/d"], check_exists=False) == "mounted"
     assert script.log == [f"POST /v2/x/y/blobs/uploads/?mount={DESC.digest.algorithm}%3A{DESC.digest.hex}"
                           "&from=a/b"]
@@ -329,7 +330,7 @@ def test_mounts_skip_the_repository_itself_and_stop_at_the_first_answer() -> Non
 
 def test_a_refused_mount_uploads_to_the_location_it_answered_in_whole_chunks() -> None:
     seen: list[tuple[str, str]] = []
-    script = Scripted(_upload_handler([httpx.Response(201)], mount=202, seen=seen,
+    script = Scripted(_upload_handler([httpclient.Response(201)], mount=202, seen=seen,
                                       post_headers={"OCI-Chunk-Min-Length": "8"}))
     assert _upload(script, mount_from=["a/b", "c/d"], chunk_size=4, check_exists=False) == "uploaded"
     # the mount's upload has no minimum chunk length: chunks of 4, to the mount's Location
@@ -343,15 +344,15 @@ def test_a_refused_mount_uploads_to_the_location_it_answered_in_whole_chunks() -
                                                  ("3", ["abcd", "efgh", "ij"])])
 def test_chunks_grow_to_the_registrys_minimum_length(minimum: str, bodies: list[str]) -> None:
     seen: list[tuple[str, str]] = []
-    script = Scripted(_upload_handler([httpx.Response(201)], seen=seen,
+    script = Scripted(_upload_handler([httpclient.Response(201)], seen=seen,
                                       post_headers={"OCI-Chunk-Min-Length": minimum}))
     assert _upload(script, chunk_size=4, check_exists=False) == "uploaded"
     assert [body for method, body in seen if method == "PATCH"] == bodies
 
 
 def test_a_refused_upload_is_not_retried() -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(403, json={"errors": [{"code": "DENIED", "message": "no"}]})
+    def handler(request: httpclient.Request) -> httpclient.Response:
+        return httpclient.Response(403, json={"errors": [{"code": "DENIED", "message": "no"}]})
 
     script = Scripted(handler)
     with pytest.raises(RegistryError) as caught:
@@ -371,9 +372,9 @@ MDIGEST = Digest.from_bytes(MANIFEST)
 def test_put_manifest_accepts_2xx_and_returns_the_digest_of_the_bytes(status: int, reported: str) -> None:
     sent: list[tuple[str | None, bytes]] = []
 
-    def handler(request: httpx.Request) -> httpx.Response:
+    def handler(request: httpclient.Request) -> httpclient.Response:
         sent.append((request.headers.get("content-type"), request.read()))
-        return httpx.Response(status, headers={"Docker-Content-Digest": reported} if reported else {})
+        return httpclient.Response(status, headers={"Docker-Content-Digest": reported} if reported else {})
 
     script = Scripted(handler)
     assert script.repo(lambda repo: repo.put_manifest("v1", MANIFEST, mt.OCI_MANIFEST)) == MDIGEST
@@ -381,32 +382,33 @@ def test_put_manifest_accepts_2xx_and_returns_the_digest_of_the_bytes(status: in
 
 
 def test_put_manifest_errors() -> None:
-    def refused(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(400, json={"errors": [{"code": "MANIFEST_INVALID", "message": "bad"}]})
+    def refused(request: httpclient.Request) -> httpclient.Response:
+        return httpclient.Response(400, json={"errors": [{"code": "MANIFEST_INVALID", "message": "bad"}]})
 
     with pytest.raises(RegistryError) as caught:
         Scripted(refused).repo(lambda repo: repo.put_manifest("v1", MANIFEST, mt.OCI_MANIFEST))
     assert str(caught.value).startswith(f"push manifest to {WHERE}:v1")
     other = Digest.from_bytes(b"other")
     with pytest.raises(DigestMismatch) as mismatch:
-        Scripted(lambda request: httpx.Response(201, headers={"Docker-Content-Digest": other})).repo(
+        Scripted(lambda request: httpclient.Response(201, headers={"Docker-Content-Digest": other})).repo(
             lambda repo: repo.put_manifest("v1", MANIFEST, mt.OCI_MANIFEST))
     assert str(mismatch.value) == (f"digest mismatch (manifest pushed to {WHERE}): expected {MDIGEST}, "
                                    f"got {other}")
 
 
 def test_get_manifest_reads_the_media_type_without_parameters_and_refuses_huge_ones() -> None:
-    script = Scripted(lambda request: httpx.Response(
+    script = Scripted(lambda request: httpclient.Response(
         200, content=MANIFEST, headers={"Content-Type": f" {mt.OCI_MANIFEST} ; charset=utf-8"}))
     fetched = script.repo(lambda repo: repo.get_manifest("v1"))
     assert fetched.media_type == mt.OCI_MANIFEST and fetched.data == MANIFEST  # type: ignore[attr-defined]
     huge = b" " * ((4 << 20) + 1)
     with pytest.raises(CorruptData) as caught:
-        Scripted(lambda request: httpx.Response(200, content=huge)).repo(lambda repo: repo.get_manifest("v1"))
+        Scripted(lambda request: httpclient.Response(200, content=huge)).repo(
+            lambda repo: repo.get_manifest("v1"))
     assert str(caught.value) == f"manifest {WHERE}:v1: larger than {4 << 20} bytes"
     exact = MANIFEST + b" " * ((4 << 20) - len(MANIFEST))
     typed = {"Content-Type": mt.OCI_MANIFEST}
-    fetched = Scripted(lambda request: httpx.Response(200, content=exact, headers=typed)).repo(
+    fetched = Scripted(lambda request: httpclient.Response(200, content=exact, headers=typed)).repo(
         lambda repo: repo.get_manifest("v1"))
     assert fetched.data == exact  # type: ignore[attr-defined]
 
@@ -419,9 +421,9 @@ def test_every_call_asks_for_its_scope_before_the_registry_has_to_say() -> None:
     unauthorized: list[str] = []
     challenge = f'Bearer realm="http://{HOST}/token",service="scripted"'
 
-    def handler(request: httpx.Request) -> httpx.Response:
+    def handler(request: httpclient.Request) -> httpclient.Response:
         if request.url.path == "/token":
-            return httpx.Response(200, json={"token": " ".join(request.url.params.get_list("scope"))})
+            return httpclient.Response(200, json={"token": " ".join(request.url.params.get_list("scope"))})
         path = request.url.path
         mount = "mount=" in str(request.url)
         writes = request.method in ("PUT", "PATCH", "POST")
@@ -431,27 +433,28 @@ def test_every_call_asks_for_its_scope_before_the_registry_has_to_say() -> None:
         granted = request.headers.get("authorization", "").removeprefix("Bearer ").split(" ")
         if not all(scope in granted for scope in need):
             unauthorized.append(f"{request.method} {path}")
-            return httpx.Response(401, headers={"WWW-Authenticate": f'{challenge},scope="{" ".join(need)}"'})
+            return httpclient.Response(
+                401, headers={"WWW-Authenticate": f'{challenge},scope="{" ".join(need)}"'})
         if "/manifests/" in path:
             if request.method == "PUT":
-                return httpx.Response(201)
-            return httpx.Response(200, content=MANIFEST, headers={"Content-Type": mt.OCI_MANIFEST,
+                return httpclient.Response(201)
+            return httpclient.Response(200, content=MANIFEST, headers={"Content-Type": mt.OCI_MANIFEST,
                                                                  "Docker-Content-Digest": str(MDIGEST)})
         if path.endswith("/tags/list"):
-            return httpx.Response(200, json={"tags": ["v1"]})
+            return httpclient.Response(200, json={"tags": ["v1"]})
         if mount:
-            return httpx.Response(201)
+            return httpclient.Response(201)
         if request.method == "POST":
-            return httpx.Response(202, headers={"Location": "/v2/x/y/blobs/uploads/1"})
+            return httpclient.Response(202, headers={"Location": "/v2/x/y/blobs/uploads/1"})
         if request.method == "PUT":
-            return httpx.Response(201)
+            return httpclient.Response(201)
         if request.method == "PATCH":
-            return httpx.Response(202, headers={"Location": "/v2/x/y/blobs/uploads/1"})
-        return httpx.Response(200, stream=_Chunks([BLOB]))
+            return httpclient.Response(202, headers={"Location": "/v2/x/y/blobs/uploads/1"})
+        return httpclient.Response(200, stream=_Chunks([BLOB]))
 
-    def ping_401(request: httpx.Request) -> httpx.Response:
+    def ping_401(request: httpclient.Request) -> httpclient.Response:
         if request.url.path == "/v2/":
-            return httpx.Response(401, headers={"WWW-Authenticate": challenge})
+            return httpclient.Response(401, headers={"WWW-Authenticate": challenge})
         return handler(request)
 
     def calls(client: RegistryClient) -> None:
@@ -470,7 +473,7 @@ def test_every_call_asks_for_its_scope_before_the_registry_has_to_say() -> None:
         stream = repo.upload_stream(iter([BLOB]), lambda: DESC)
         assert stream == DESC
 
-    client = RegistryClient(RegistryOptions(backoff=0.01), transport=httpx.MockTransport(ping_401))
+    client = RegistryClient(RegistryOptions(backoff=0.01), transport=ping_401)
     with client:
         calls(client)
     assert unauthorized == []
@@ -482,30 +485,30 @@ def _first_503(ok: Handler) -> Handler:
     """Answers each method and path 503 the first time, then as ``ok`` does."""
     seen: set[str] = set()
 
-    def handler(request: httpx.Request) -> httpx.Response:
+    def handler(request: httpclient.Request) -> httpclient.Response:
         key = f"{request.method} {request.url.path}"
         if key not in seen:
             seen.add(key)
-            return httpx.Response(503)
+            return httpclient.Response(503)
         return ok(request)
 
     return handler
 
 
-def _answers(request: httpx.Request) -> httpx.Response:
+def _answers(request: httpclient.Request) -> httpclient.Response:
     """A registry holding BLOB and MANIFEST that takes every upload and refuses every mount."""
     if "/manifests/" in request.url.path:
         if request.method == "PUT":
-            return httpx.Response(201)
-        return httpx.Response(200, content=MANIFEST, headers={"Content-Type": mt.OCI_MANIFEST,
+            return httpclient.Response(201)
+        return httpclient.Response(200, content=MANIFEST, headers={"Content-Type": mt.OCI_MANIFEST,
                                                              "Docker-Content-Digest": str(MDIGEST)})
     if request.url.path.endswith("/tags/list"):
-        return httpx.Response(200, json={"tags": ["v1"]})
+        return httpclient.Response(200, json={"tags": ["v1"]})
     if request.method == "POST":
-        return httpx.Response(202, headers={"Location": "/up/1"})
+        return httpclient.Response(202, headers={"Location": "/up/1"})
     if request.method == "PUT":
-        return httpx.Response(201)
-    return httpx.Response(200, stream=_Chunks([BLOB]))
+        return httpclient.Response(201)
+    return httpclient.Response(200, stream=_Chunks([BLOB]))
 
 
 BLOBS = f"https://{HOST}/v2/x/y/blobs"
@@ -531,9 +534,9 @@ def test_a_retried_request_is_announced_by_its_method_and_url(call: Callable[...
 
 
 def test_a_download_cut_by_a_timeout_says_so_in_docker_words() -> None:
-    timeout = httpx.ReadTimeout("timed out")
-    answers = iter([httpx.Response(200, stream=_Chunks([BLOB[:3]], error=timeout)),
-                    httpx.Response(206, headers={"Content-Range": "bytes 3-9/10"},
+    timeout = httpclient.ReadTimeout("timed out")
+    answers = iter([httpclient.Response(200, stream=_Chunks([BLOB[:3]], error=timeout)),
+                    httpclient.Response(206, headers={"Content-Range": "bytes 3-9/10"},
                                    stream=_Chunks([BLOB[3:]]))])
     script = Scripted(lambda request: next(answers))
     out = io.BytesIO()
@@ -542,12 +545,12 @@ def test_a_download_cut_by_a_timeout_says_so_in_docker_words() -> None:
     assert script.notices == [f"download of {DESC.digest.short}: timeout (ReadTimeout); retrying in 0.5 s"]
 
 
-def _failing(error: type[httpx.TransportError], times: int, then: Handler = _answers,
+def _failing(error: type[httpclient.TransportError], times: int, then: Handler = _answers,
              method: str = "GET") -> Handler:
     """Raises ``error`` instead of answering the first ``times`` requests of ``method``."""
     count = [0]
 
-    def handler(request: httpx.Request) -> httpx.Response:
+    def handler(request: httpclient.Request) -> httpclient.Response:
         if request.method == method and count[0] < times:
             count[0] += 1
             raise error("injected", request=request)
@@ -558,7 +561,7 @@ def _failing(error: type[httpx.TransportError], times: int, then: Handler = _ans
 
 def test_a_download_the_session_gave_up_on_is_tried_again() -> None:
     """Two timeouts exhaust the session's own retries (1); the download then tries once more itself."""
-    script = Scripted(_failing(httpx.ReadTimeout, 2), options=RegistryOptions(backoff=0.5, retries=1))
+    script = Scripted(_failing(httpclient.ReadTimeout, 2), options=RegistryOptions(backoff=0.5, retries=1))
     out = io.BytesIO()
     _fetch(script, out)
     assert out.getvalue() == BLOB and len(script.log) == 3
@@ -569,7 +572,7 @@ def test_a_download_the_session_gave_up_on_is_tried_again() -> None:
 
 
 def test_a_download_refused_at_connect_is_not_tried_again() -> None:
-    script = Scripted(_failing(httpx.ConnectError, 99))
+    script = Scripted(_failing(httpclient.ConnectError, 99))
     with pytest.raises(RegistryError) as caught:
         _fetch(script, io.BytesIO())
     assert str(caught.value) == f'Get "{BLOBS}/{DESC.digest}": injected'
@@ -577,7 +580,7 @@ def test_a_download_refused_at_connect_is_not_tried_again() -> None:
 
 
 def test_an_upload_whose_put_broke_off_starts_again() -> None:
-    script = Scripted(_failing(httpx.ReadError, 1, method="PUT"))
+    script = Scripted(_failing(httpclient.ReadError, 1, method="PUT"))
     assert _upload(script, check_exists=False) == "uploaded"
     assert [line.split("?")[0] for line in script.log] == ["POST /v2/x/y/blobs/uploads/", "PUT /up/1",
                                                            "POST /v2/x/y/blobs/uploads/", "PUT /up/1"]
@@ -586,14 +589,14 @@ def test_an_upload_whose_put_broke_off_starts_again() -> None:
 
 
 def test_an_upload_refused_at_connect_is_not_started_again() -> None:
-    script = Scripted(_failing(httpx.ConnectError, 99, method="PUT"))
+    script = Scripted(_failing(httpclient.ConnectError, 99, method="PUT"))
     with pytest.raises(RegistryError):
         _upload(script, check_exists=False)
     assert len(script.log) == 2 and script.sleeps == []
 
 
 def test_a_blob_source_shorter_than_its_descriptor_is_corrupt_data() -> None:
-    script = Scripted(_upload_handler([httpx.Response(201)], seen=[]))
+    script = Scripted(_upload_handler([httpclient.Response(201)], seen=[]))
     with pytest.raises(CorruptData) as caught:
         script.repo(lambda repo: repo.upload_blob(DESC, lambda: io.BytesIO(BLOB[:4]), check_exists=False))
     assert str(caught.value) == "blob source ended at byte 4, expected 10"
@@ -602,14 +605,14 @@ def test_a_blob_source_shorter_than_its_descriptor_is_corrupt_data() -> None:
 @pytest.mark.parametrize(("chunk_size", "progress"), [(0, [10]), (4, [4, 8, 10])])
 def test_uploads_report_their_progress_in_bytes(chunk_size: int, progress: list[int]) -> None:
     done: list[int] = []
-    script = Scripted(_upload_handler([httpx.Response(201)], seen=[]))
+    script = Scripted(_upload_handler([httpclient.Response(201)], seen=[]))
     assert _upload(script, chunk_size=chunk_size, check_exists=False, progress=done.append) == "uploaded"
     assert done == progress
 
 
 # -- what goes on the wire ---------------------------------------------------------------------------
 
-def _wire(request: httpx.Request) -> tuple[str, str, str | None, str | None, bytes]:
+def _wire(request: httpclient.Request) -> tuple[str, str, str | None, str | None, bytes]:
     """Method, path, Content-Type (in lower case: media types are case-insensitive), Content-Length (None
     when sent chunked) and body of a request."""
     body = request.read()
@@ -621,9 +624,9 @@ def _wire(request: httpx.Request) -> tuple[str, str, str | None, str | None, byt
 
 def test_an_upload_sends_an_empty_post_and_one_typed_put_of_known_length() -> None:
     sent: list[tuple[str, str, str | None, str | None, bytes]] = []
-    ok = _upload_handler([httpx.Response(201)], mount=202)
+    ok = _upload_handler([httpclient.Response(201)], mount=202)
 
-    def handler(request: httpx.Request) -> httpx.Response:
+    def handler(request: httpclient.Request) -> httpclient.Response:
         sent.append(_wire(request))
         return ok(request)
 
@@ -638,12 +641,12 @@ def test_an_upload_sends_an_empty_post_and_one_typed_put_of_known_length() -> No
 
 def test_a_chunked_upload_restarts_whole_after_a_server_error_on_a_chunk_or_the_put() -> None:
     failed: set[str] = set()
-    ok = _upload_handler([httpx.Response(201)])
+    ok = _upload_handler([httpclient.Response(201)])
 
-    def handler(request: httpx.Request) -> httpx.Response:
+    def handler(request: httpclient.Request) -> httpclient.Response:
         if request.method in ("PATCH", "PUT") and request.method not in failed:
             failed.add(request.method)
-            return httpx.Response(503)
+            return httpclient.Response(503)
         return ok(request)
 
     script = Scripted(handler)
@@ -656,10 +659,10 @@ def test_a_chunked_upload_restarts_whole_after_a_server_error_on_a_chunk_or_the_
 
 
 def test_blob_downloads_follow_redirects() -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
+    def handler(request: httpclient.Request) -> httpclient.Response:
         if request.url.path.startswith("/v2/"):
-            return httpx.Response(307, headers={"Location": f"https://{HOST}/storage/blob"})
-        return httpx.Response(200, stream=_Chunks([BLOB]))
+            return httpclient.Response(307, headers={"Location": f"https://{HOST}/storage/blob"})
+        return httpclient.Response(200, stream=_Chunks([BLOB]))
 
     script = Scripted(handler)
     out = io.BytesIO()
@@ -668,7 +671,7 @@ def test_blob_downloads_follow_redirects() -> None:
 
 
 def test_a_partial_answer_without_content_range_is_refused() -> None:
-    script = Scripted(lambda request: httpx.Response(206, stream=_Chunks([BLOB[4:]])))
+    script = Scripted(lambda request: httpclient.Response(206, stream=_Chunks([BLOB[4:]])))
     with pytest.raises(RegistryError) as caught:
         _fetch(script, io.BytesIO(BLOB[:4]))
     assert str(caught.value) == f"blob {DESC.digest} from {WHERE}: server sent bytes from -1, asked for 4"
@@ -688,31 +691,31 @@ class _Reads(io.BytesIO):
 
 def test_the_held_part_of_a_download_is_hashed_in_pieces() -> None:
     out = _Reads(BLOB[:4])
-    _fetch(Scripted(lambda request: httpx.Response(206, headers={"Content-Range": "bytes 4-9/10"},
+    _fetch(Scripted(lambda request: httpclient.Response(206, headers={"Content-Range": "bytes 4-9/10"},
                                                    stream=_Chunks([BLOB[4:]]))), out)
     assert out.getvalue() == BLOB and out.sizes == [PIECE, PIECE]
 
 
 def test_a_blob_check_refused_names_the_blob() -> None:
-    script = Scripted(lambda request: httpx.Response(403))
+    script = Scripted(lambda request: httpclient.Response(403))
     with pytest.raises(RegistryError) as caught:
         script.repo(lambda repo: repo.blob_exists(DESC.digest))
     assert str(caught.value).startswith(f"blob {DESC.digest} in {WHERE}: ")
 
 
 def test_a_manifest_refused_or_untyped_or_not_matching_its_digest() -> None:
-    def refused(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(403, json={"errors": [{"code": "DENIED", "message": "no"}]})
+    def refused(request: httpclient.Request) -> httpclient.Response:
+        return httpclient.Response(403, json={"errors": [{"code": "DENIED", "message": "no"}]})
 
     with pytest.raises(RegistryError) as caught:
         Scripted(refused).repo(lambda repo: repo.get_manifest("v1"))
     assert str(caught.value) == f"manifest for {WHERE}:v1: denied: no"
-    untyped = Scripted(lambda request: httpx.Response(200, content=MANIFEST)).repo(
+    untyped = Scripted(lambda request: httpclient.Response(200, content=MANIFEST)).repo(
         lambda repo: repo.get_manifest("v1"))
     assert untyped.media_type == mt.OCI_MANIFEST  # type: ignore[attr-defined]
     other = Digest.from_bytes(b"other")
     with pytest.raises(DigestMismatch) as mismatch:
-        Scripted(lambda request: httpx.Response(200, content=MANIFEST)).repo(
+        Scripted(lambda request: httpclient.Response(200, content=MANIFEST)).repo(
             lambda repo: repo.get_manifest(other))
     assert str(mismatch.value) == f"digest mismatch (manifest {WHERE}): expected {other}, got {MDIGEST}"
 
@@ -722,17 +725,17 @@ def _stream_registry(sent: list[tuple[str, str, str | None, str | None, bytes]],
     """PATCH and PUT answer the next of their statuses (the last one repeats); a 401 asks for a token."""
     patch, put = list(patch), list(put)  # not the caller's lists: pytest reuses parameters
 
-    def handler(request: httpx.Request) -> httpx.Response:
+    def handler(request: httpclient.Request) -> httpclient.Response:
         if request.url.path == "/token":
-            return httpx.Response(200, json={"token": "t"})
+            return httpclient.Response(200, json={"token": "t"})
         sent.append(_wire(request))
         if request.method == "POST":
-            return httpx.Response(202, headers={"Location": "/up/1"})
+            return httpclient.Response(202, headers={"Location": "/up/1"})
         statuses = patch if request.method == "PATCH" else put
         status = statuses.pop(0) if len(statuses) > 1 else statuses[0]
         if status == 401:
-            return httpx.Response(401, headers={"WWW-Authenticate": f'Bearer realm="https://{HOST}/token"'})
-        return httpx.Response(status, headers={"Location": "/up/2"} if status == 202 else {})
+            return httpclient.Response(401, headers={"WWW-Authenticate": f'Bearer realm="https://{HOST}/token"'})
+        return httpclient.Response(status, headers={"Location": "/up/2"} if status == 202 else {})
 
     return handler
 

@@ -20,7 +20,7 @@ __all__ = ["BrokenCacheBlob", "CacheSpec", "RemoteCache", "parse_cache_spec"]
 
 
 def __getattr__(name: str) -> Any:
-    # The remote cache needs the registry client (httpx); a build without --cache-from never loads it.
+    # The remote cache needs the registry client (http.client); a build without --cache-from never loads it.
     if name == "RemoteCache":
         from dockyard.builder.remotecache.remote import RemoteCache
 

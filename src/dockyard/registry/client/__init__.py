@@ -5,7 +5,6 @@ API: ``get_manifest``, ``put_manifest``, ``fetch_blob`` (verified, resumable), `
 (skip/mount/monolithic/chunked), ``tags``.
 """
 
-from dockyard.registry.client import _httpx  # noqa: F401  (first: httpx loads lean)
 from dockyard.registry.client.client import RegistryClient
 from dockyard.registry.client.options import RegistryOptions, api_host, canonical_host
 from dockyard.registry.client.repository import FetchedManifest, Repository

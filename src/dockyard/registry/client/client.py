@@ -8,9 +8,8 @@ import time
 from collections.abc import Iterator
 from types import TracebackType
 
-import httpx
-
 from dockyard.registry.auth.credentials import CredentialsProvider
+from dockyard.registry.client import httpclient
 from dockyard.registry.client.options import RegistryOptions, api_host, canonical_host
 from dockyard.registry.client.repository import Repository
 from dockyard.registry.client.session import Notice, Session, Sleep, _Clients
@@ -20,12 +19,12 @@ class RegistryClient:
     """Entry point of the protocol layer; thread-safe, close it (or use ``with``) when done.
 
     ``credentials`` maps a registry name (``docker.io``, ``host:port``) to its credentials.
-    ``transport`` replaces httpx's network transport (tests use it to inject faults).
+    ``transport`` answers requests instead of the network (tests script registries and faults with it).
     """
 
     def __init__(self, options: RegistryOptions | None = None, *,
                  credentials: CredentialsProvider | None = None,
-                 transport: httpx.BaseTransport | None = None, sleep: Sleep = time.sleep) -> None:
+                 transport: httpclient.Transport | None = None, sleep: Sleep = time.sleep) -> None:
         self.options = options or RegistryOptions()
         self._credentials = credentials
         self._clients = _Clients(self.options, transport)

@@ -7,10 +7,10 @@ import json
 import socket
 import ssl
 from collections.abc import Iterator
-
-import httpx
+from urllib.parse import urlsplit
 
 from dockyard.errors import AuthenticationError, RegistryError
+from dockyard.registry.client import httpclient
 
 _BODYLESS = {
     401: ("unauthorized: authentication required", "UNAUTHORIZED"),
@@ -19,7 +19,7 @@ _BODYLESS = {
 }
 
 
-def rate_limit_note(headers: httpx.Headers) -> str:
+def rate_limit_note(headers: httpclient.Headers) -> str:
     """Docker Hub's ``RateLimit-*`` headers as a short note, or ``""`` when absent."""
     limit = headers.get("ratelimit-limit", "")
     remaining = headers.get("ratelimit-remaining", "")
@@ -65,18 +65,18 @@ def _describe_errors(body: bytes) -> tuple[str, str]:
     return "; ".join(texts), first_code
 
 
-def error_from_response(response: httpx.Response, what: str) -> RegistryError:
+def error_from_response(response: httpclient.Response, what: str) -> RegistryError:
     """A typed error for a failed response; ``what`` names the request (``"manifest for x:1"``)."""
     try:
         body = response.read()
-    except httpx.HTTPError:
+    except httpclient.TransportError:
         body = b""
     status = response.status_code
     message, code = _describe_errors(body[:65536])
     if not message and status in _BODYLESS:  # HEAD answers carry no body: say what docker says
         message, code = _BODYLESS[status]
     if not message:
-        reason = response.reason_phrase or httpx.codes.get_reason_phrase(status)
+        reason = response.reason_phrase or httpclient.reason_phrase(status)
         message = f"unexpected status {status} {reason}".rstrip()
     text = f"{what}: {message}" if what else message
     if status == 429 or code == "TOOMANYREQUESTS":
@@ -96,10 +96,11 @@ _PLAIN_HTTP_SSL = ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGT
 PLAIN_HTTP_ANSWER = "http: server gave HTTP response to HTTPS client"
 
 
-def transient(exc: httpx.TransportError) -> bool:
+def transient(exc: httpclient.TransportError) -> bool:
     """Whether trying again can help: a dropped, reset or slow connection can pass; a refused,
     unroutable or unresolvable host, or a TLS mismatch, will answer the same a second later."""
-    return not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.UnsupportedProtocol)
+    return not isinstance(exc, httpclient.ConnectError | httpclient.ConnectTimeout
+                          | httpclient.UnsupportedProtocol)
 
 
 def _causes(exc: BaseException) -> Iterator[BaseException]:
@@ -115,8 +116,8 @@ def describe_transport(exc: BaseException, method: str = "", url: str = "") -> s
     """A transport failure worded as Docker's Go client words it:
     ``Get "http://h:9/v2/": dial tcp h:9: connect: connection refused``."""
     reason = ""
-    parsed = httpx.URL(url) if url else None
-    host = parsed.host if parsed else ""
+    parsed = urlsplit(url) if url else None
+    host = (parsed.hostname or "") if parsed else ""
     port = (parsed.port or (443 if parsed.scheme == "https" else 80)) if parsed else 0
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     for cause in _causes(exc):
@@ -129,9 +130,9 @@ def describe_transport(exc: BaseException, method: str = "", url: str = "") -> s
         if reason:
             break
     if not reason:
-        if isinstance(exc, httpx.ConnectTimeout):
+        if isinstance(exc, httpclient.ConnectTimeout):
             reason = f"dial tcp {address}: i/o timeout"
-        elif isinstance(exc, httpx.TimeoutException):
+        elif isinstance(exc, httpclient.TimeoutException):
             reason = f"timeout ({type(exc).__name__})"
         else:
             reason = (str(exc) or type(exc).__name__).splitlines()[0]

@@ -12,8 +12,6 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import BinaryIO, Literal, Protocol
 from urllib.parse import quote, urljoin
 
-import httpx
-
 from dockyard.errors import CorruptData, DigestMismatch, RegistryError
 from dockyard.oci import mediatypes as mt
 from dockyard.oci.canonical import loads_object
@@ -21,6 +19,7 @@ from dockyard.oci.descriptor import Descriptor
 from dockyard.oci.digest import Digest, Hasher, is_valid
 from dockyard.oci.manifest import sniff_media_type
 from dockyard.record import record
+from dockyard.registry.client import httpclient
 from dockyard.registry.client.errors import describe_transport, error_from_response, transient
 from dockyard.registry.client.session import Session
 
@@ -182,7 +181,7 @@ class Repository:
             while hasher.size < desc.size:
                 try:
                     self._fetch_once(desc, out, hasher, progress)
-                except (httpx.TransportError, httpx.StreamError, RegistryError) as exc:
+                except (httpclient.TransportError, RegistryError) as exc:
                     if not _passing(exc):
                         raise
                     failures += 1
@@ -334,7 +333,7 @@ class Repository:
         min_chunk = response.headers.get("oci-chunk-min-length", "")
         return self._location(response), int(min_chunk) if min_chunk.isdigit() else 0
 
-    def _location(self, response: httpx.Response) -> str:
+    def _location(self, response: httpclient.Response) -> str:
         location = response.headers.get("location", "")
         if not location:
             raise RegistryError(f"upload to {self.where}: registry sent no Location")
@@ -374,7 +373,7 @@ class Repository:
                                         headers={"Content-Type": "application/octet-stream"})
         self._check_put(response, desc)
 
-    def _check_put(self, response: httpx.Response, desc: Descriptor) -> None:
+    def _check_put(self, response: httpclient.Response, desc: Descriptor) -> None:
         if response.status_code in (500, 502, 503, 504):
             raise _RetryUpload(f"status {response.status_code}")
         if response.status_code not in (201, 204):
@@ -410,9 +409,7 @@ def _passing(exc: Exception) -> bool:
     """A failure worth another try: a transport error that can pass (raised as is, or as the cause of
     the ``RegistryError`` a request wraps it in)."""
     cause = exc.__cause__ if isinstance(exc, RegistryError) else exc
-    if isinstance(cause, httpx.TransportError):
-        return transient(cause)
-    return isinstance(cause, httpx.StreamError)
+    return isinstance(cause, httpclient.TransportError) and transient(cause)
 
 
 def _one_line(exc: Exception) -> str:

@@ -10,13 +10,12 @@ import base64
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import IO, Any
-
-import httpx
+from typing import IO
 
 from dockyard.errors import AuthenticationError, RegistryError
 from dockyard.record import record
 from dockyard.registry.auth.credentials import Credentials
+from dockyard.registry.client import httpclient
 from dockyard.registry.client.challenge import Challenge, parse_challenges
 from dockyard.registry.client.errors import (
     PLAIN_HTTP_ANSWER,
@@ -73,7 +72,7 @@ class Session:
     # -- endpoint discovery ---------------------------------------------------------------------
 
     @property
-    def http(self) -> httpx.Client:
+    def http(self) -> httpclient.Client:
         insecure = self._insecure and self._base_url.startswith("https://")
         return self._clients.get(insecure)
 
@@ -99,14 +98,14 @@ class Session:
             last = "no endpoint"
             for base in candidates:
                 client = self._clients.get(self._insecure and base.startswith("https://"))
-                def get(c: httpx.Client = client, b: str = base) -> httpx.Response:
+                def get(c: httpclient.Client = client, b: str = base) -> httpclient.Response:
                     return c.get(f"{b}/v2/")
 
                 try:
                     # HTTPS failing on an insecure host means "speaks plain HTTP": no retries for it.
                     response = self._with_retries(get, idempotent=base == candidates[-1],
                                                   what=f"GET {base}/v2/")
-                except httpx.TransportError as exc:
+                except httpclient.TransportError as exc:
                     last = describe_transport(exc, "GET", f"{base}/v2/")
                     continue
                 self._base_url = base
@@ -122,7 +121,7 @@ class Session:
                          "dockyard config or /etc/docker/daemon.json)")
             raise RegistryError(f"cannot reach registry {self.host}: {last}")
 
-    def _pick_challenge(self, response: httpx.Response) -> Challenge | None:
+    def _pick_challenge(self, response: httpclient.Response) -> Challenge | None:
         found = parse_challenges(", ".join(response.headers.get_list("www-authenticate")))
         for scheme in ("bearer", "basic"):
             for ch in found:
@@ -155,7 +154,7 @@ class Session:
                 return cached.value
             try:
                 token = self._fetch_token(key)
-            except httpx.TransportError as exc:
+            except httpclient.TransportError as exc:
                 realm = self._challenge.realm if self._challenge else ""
                 raise RegistryError(f"{self.host}: token service: "
                                     f"{describe_transport(exc, 'GET', _redact(realm))}") from exc
@@ -171,7 +170,7 @@ class Session:
         creds = self.credentials
         service = challenge.service
         self.token_fetches += 1
-        response: httpx.Response | None = None
+        response: httpclient.Response | None = None
         if creds and creds.identity_token:
             form = {"grant_type": "refresh_token", "refresh_token": creds.identity_token,
                     "client_id": "dockyard", "service": service, "scope": " ".join(scopes)}
@@ -245,7 +244,7 @@ class Session:
     def request(self, method: str, path_or_url: str, *, scopes: Iterable[str] = (),
                 headers: dict[str, str] | None = None, body: Body | None = None,
                 params: dict[str, str] | None = None, stream: bool = False,
-                follow_redirects: bool = False, retry: bool = True) -> httpx.Response:
+                follow_redirects: bool = False, retry: bool = True) -> httpclient.Response:
         """Send a request with auth and retries; returns the final response whatever its status.
 
         A 401 that names a scope (or says the token is stale) gets one fresh token and one more try.
@@ -261,14 +260,14 @@ class Session:
             if auth:
                 hdrs["Authorization"] = auth
 
-            def send(hdrs: dict[str, str] = hdrs) -> httpx.Response:
+            def send(hdrs: dict[str, str] = hdrs) -> httpclient.Response:
                 content = body() if body is not None else None
                 req = self.http.build_request(method, url, headers=hdrs, params=params, content=content)
                 return self.http.send(req, stream=stream, follow_redirects=follow_redirects)
 
             try:
                 response = self._with_retries(send, idempotent=retry, what=f"{method} {_redact(url)}")
-            except httpx.TransportError as exc:
+            except httpclient.TransportError as exc:
                 # The cause stays attached: uploads restart on it, everyone else sees one line.
                 raise RegistryError(describe_transport(exc, method, _redact(url))) from exc
             if response.status_code != 401 or attempt == 1:
@@ -292,8 +291,8 @@ class Session:
         self._notice(f"{why}; retrying in {delay:.3g} s")
         self._sleep(delay)
 
-    def _with_retries(self, send: Callable[[], httpx.Response], *, idempotent: bool,
-                      what: str = "request") -> httpx.Response:
+    def _with_retries(self, send: Callable[[], httpclient.Response], *, idempotent: bool,
+                      what: str = "request") -> httpclient.Response:
         """Call ``send``; on 429/5xx or a transport error that can pass, back off and try again (if
         allowed). A refused or unreachable host fails at once."""
         attempts = self.options.retries + 1 if idempotent else 1
@@ -301,7 +300,7 @@ class Session:
             last = attempt == attempts - 1
             try:
                 response = send()
-            except httpx.TransportError as exc:
+            except httpclient.TransportError as exc:
                 if last or not transient(exc):
                     raise
                 self.pause(self.options.backoff * (2 ** attempt), f"{what}: {describe_transport(exc)}")
@@ -322,7 +321,7 @@ class Session:
         raise AssertionError("unreachable")
 
 
-def _token_error(response: httpx.Response) -> str:
+def _token_error(response: httpclient.Response) -> str:
     err = error_from_response(response, "")
     text = str(err)
     if text.startswith("unexpected status"):
@@ -340,30 +339,24 @@ def _redact(url: str) -> str:
 
 
 class _Clients:
-    """The two shared ``httpx.Client`` pools: verifying TLS, and not (for insecure registries)."""
+    """The two shared connection pools: verifying TLS, and not (for insecure registries)."""
 
-    def __init__(self, options: RegistryOptions, transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(self, options: RegistryOptions, transport: httpclient.Transport | None = None) -> None:
         self._options = options
         self._transport = transport
-        self._clients: dict[bool, httpx.Client] = {}
+        self._clients: dict[bool, httpclient.Client] = {}
         self._lock = threading.Lock()
 
-    def get(self, insecure: bool) -> httpx.Client:
+    def get(self, insecure: bool) -> httpclient.Client:
         with self._lock:
             client = self._clients.get(insecure)
             if client is None:
                 opts = self._options
-                kwargs: dict[str, Any] = {}
-                if self._transport is not None:
-                    kwargs["transport"] = self._transport
-                client = httpx.Client(
-                    verify=False if insecure else verifying_context(),
-                    timeout=httpx.Timeout(opts.timeout, connect=opts.connect_timeout),
-                    limits=httpx.Limits(max_connections=opts.max_connections,
-                                        max_keepalive_connections=opts.max_connections),
-                    headers={"User-Agent": "dockyard/0.1"},
-                    **kwargs,
-                )
+                client = httpclient.Client(
+                    verify=None if insecure else verifying_context(),
+                    timeout=opts.timeout, connect_timeout=opts.connect_timeout,
+                    max_idle=opts.max_connections, headers={"User-Agent": "dockyard/0.1"},
+                    transport=self._transport)
                 self._clients[insecure] = client
             return client
 

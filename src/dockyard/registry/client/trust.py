@@ -1,9 +1,9 @@
 """The verifying TLS context of registry clients, with its trust store loaded at the first handshake.
 
-httpx builds the context when a client is made, and loading the CA bundle costs ~40 ms: paid by every
-command that talks to a plain-HTTP registry (a local or insecure one) although no TLS is ever spoken.
-This context verifies exactly as httpx's default (the same CA file or directory, hostname checks,
-``SSLKEYLOGFILE``) but loads the trust store only when a TLS connection is first made."""
+Loading the CA bundle costs ~40 ms: paid by every command that talks to a plain-HTTP registry (a local
+or insecure one) although no TLS is ever spoken, if the context loaded it when made. This context
+verifies as a default one does (``SSL_CERT_FILE`` or ``SSL_CERT_DIR`` if set, else certifi's bundle;
+hostname checks; ``SSLKEYLOGFILE``) but loads the trust store only when a TLS connection is first made."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ class _TrustOnFirstUse(ssl.SSLContext):
             return
         with self._lock:
             if not self._trusted:
-                # The same sources as httpx's create_ssl_context(verify=True, trust_env=True).
+                # The sources httpx's create_ssl_context(verify=True, trust_env=True) reads.
                 if os.environ.get("SSL_CERT_FILE"):
                     self.load_verify_locations(cafile=os.environ["SSL_CERT_FILE"])
                 elif os.environ.get("SSL_CERT_DIR"):

@@ -65,9 +65,10 @@ class Fetcher:
         self._n = 0
         self._client: Any = None
         if self.is_http:
-            import httpx
+            from dockyard.registry.client import httpclient
+            from dockyard.registry.client.trust import verifying_context
 
-            self._client = httpx.Client(timeout=timeout, follow_redirects=True)
+            self._client = httpclient.Client(verify=verifying_context(), timeout=timeout)
 
     def close(self) -> None:
         if self._client is not None:
@@ -131,7 +132,7 @@ class Fetcher:
                        st.st_mtime)
 
     def _get_http(self, rel: str, previous: dict[str, Any]) -> Fetched | _NotModified | None:
-        import httpx
+        from dockyard.registry.client import httpclient
 
         url = self.where(quote(rel))  # "Rocky Linux/all.zip"
         headers = {}
@@ -143,7 +144,7 @@ class Fetcher:
         sha, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
         size = 0
         try:
-            with self._client.stream("GET", url, headers=headers) as resp:
+            with self._client.stream("GET", url, headers=headers, follow_redirects=True) as resp:
                 if resp.status_code == 304:
                     return NOT_MODIFIED
                 if resp.status_code in (403, 404, 410):  # GCS answers 403 for a missing object too
@@ -161,7 +162,7 @@ class Fetcher:
                 last_modified = _http_date(resp.headers.get("last-modified"))
                 goog = resp.headers.get("x-goog-hash", "")
                 encoding = resp.headers.get("content-encoding", "")
-        except httpx.HTTPError as exc:
+        except httpclient.TransportError as exc:
             raise FetchError(f"{url}: {exc}") from None
         if expected_len and not encoding and int(expected_len) != size:
             raise CorruptData(f"{url}: got {size} of {expected_len} bytes")
