@@ -153,3 +153,34 @@ def test_no_cache_build_starts_the_executor_helper_before_the_engine(builds: Bui
     result = builds.client.build(BuildOptions(context_dir=str(ctx), tags=["early:1"], no_cache=True))
     assert result.steps == 1
     assert order == ["helper", "builder"]
+
+
+def test_a_missed_step_starts_the_executor_and_its_network_beside_it(builds: Builds,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    # A missed step in a stage with RUN steps means those RUN steps will run: the executor's helper and
+    # the private network's pasta start on a thread of their own while the steps before the first RUN
+    # run, instead of inside the first RUN step.
+    import threading
+
+    from dockyard.executor.namespace import NamespaceExecutor
+
+    calls: list[tuple[str, str]] = []
+    real_start, real_prepare = NamespaceExecutor.start, NamespaceExecutor.prepare_network
+
+    def start(self: NamespaceExecutor) -> None:
+        calls.append(("start", threading.current_thread().name))
+        real_start(self)
+
+    def prepare(self: NamespaceExecutor) -> None:
+        calls.append(("network", threading.current_thread().name))
+        real_prepare(self)
+
+    monkeypatch.setattr(NamespaceExecutor, "start", start)
+    monkeypatch.setattr(NamespaceExecutor, "prepare_network", prepare)
+    ctx = builds.context(BASE + "COPY a /a\nRUN cat /a\n", files={"a": "one\n"}, name="ahead")
+    result = builds.build(ctx, tags=["ahead:1"])
+    assert result.steps == 2 and result.cached == 0
+    assert calls == [("start", "executor-start"), ("network", "executor-start")]
+    calls.clear()
+    builds.build(ctx, tags=["ahead:2"])  # every step cached: nothing starts
+    assert calls == []

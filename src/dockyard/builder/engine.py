@@ -177,11 +177,11 @@ class Builder:
         self._running = 0
         self._closed = False
         self._prestart: threading.Thread | None = None
-        if options.no_cache and self.isolation.isolation == "namespaces" and self._runs_ahead():
-            # Every RUN step runs: start the executor's helper now, while the build reads its context
-            # and base images, not when the first RUN step waits for it (its start-up is ~0.1 s).
-            self._prestart = threading.Thread(target=self._start_executor, name="executor-start", daemon=True)
-            self._prestart.start()
+        self._prestart_lock = threading.Lock()
+        if options.no_cache and self._runs_ahead():
+            # Every RUN step runs: start the executor now, while the build reads its context and base
+            # images, not when the first RUN step waits for it.
+            self._start_early()
 
     def _runs_ahead(self) -> bool:
         """Whether a stage the target needs has a RUN instruction."""
@@ -205,12 +205,31 @@ class Builder:
             yield stage
             todo.extend(self._dependencies(stage))
 
+    def _start_early(self) -> None:
+        """Start the executor on a thread of its own (once): its helper (~0.1 s) and, for RUN steps on
+        the private network, the network's pasta (~0.05 s) then start beside the steps before the
+        first RUN instead of inside it."""
+        if self.isolation.isolation != "namespaces":
+            return
+        with self._prestart_lock:
+            if self._prestart is None:
+                self._prestart = threading.Thread(target=self._start_executor, name="executor-start",
+                                                  daemon=True)
+                self._prestart.start()
+
     def _start_executor(self) -> None:
         # A failure here is the first RUN step's to report (it opens the executor again).
         with contextlib.suppress(Exception):
-            start = getattr(self.executor, "start", None)
+            executor = self.executor
+            start = getattr(executor, "start", None)
             if start is not None:
                 start()
+            prepare = getattr(executor, "prepare_network", None)
+            if prepare is not None:
+                from dockyard.executor.spec import network_mode
+
+                if network_mode(self.options.network) == "private":
+                    prepare()
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -555,6 +574,9 @@ class Builder:
             if shown:
                 self.completed(step_id, label, "cached")
             return
+        if self._prestart is None and any(isinstance(i, RunInstruction)
+                                          for i in self.plan.stages[stage].instructions):
+            self._start_early()  # a step of a stage with RUN steps missed: the RUN steps after it will
         inputs = self._inputs(state, parent, step)
         if shown:
             self.started(step_id, label)

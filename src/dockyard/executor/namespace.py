@@ -70,6 +70,11 @@ class NamespaceExecutor:
         """Start the zygote now rather than at the first run (a caller that knows runs will follow)."""
         self._start()
 
+    def prepare_network(self) -> None:
+        """Start the private network the runs that publish no port share, now rather than at the
+        first such run (a caller that knows they will follow)."""
+        self._networks.start_shared()
+
     def _start(self) -> socket.socket:
         with self._lock:
             if self._control is not None and self._zygote is not None and self._zygote.poll() is None:

@@ -209,11 +209,14 @@ class Networks:
             finally:
                 own.close()
         else:
-            with self._lock:
-                if self._shared is None:
-                    self._shared = PrivateNetwork(self.state_dir)
-                path = self._shared.path
-            yield path
+            yield self.start_shared().path
+
+    def start_shared(self) -> PrivateNetwork:
+        """The shared network, started if it is not yet (a second caller waits for the first)."""
+        with self._lock:
+            if self._shared is None:
+                self._shared = PrivateNetwork(self.state_dir)
+            return self._shared
 
     def close(self) -> None:
         """Stop the shared network, if one was started."""
