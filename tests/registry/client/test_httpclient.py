@@ -155,6 +155,17 @@ def test_a_body_shorter_than_its_length_is_a_protocol_error(serve: Callable[[Han
         client.get(f"{server.url}/x")
 
 
+def test_a_body_read_whole_has_a_limit(serve: Callable[[Handle], _Server],
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(httpclient, "MAX_READ", 1 << 20)
+    server = serve(lambda h: _reply(h, 200, b"m" * ((1 << 20) + 1)))
+    with _client() as client:
+        with pytest.raises(httpclient.RemoteProtocolError, match="larger than 1048576 bytes"):
+            client.get(f"{server.url}/v2/x/manifests/huge")
+        with client.stream("GET", f"{server.url}/v2/x/blobs/big") as response:  # streamed: no limit
+            assert sum(map(len, response.iter_raw())) == (1 << 20) + 1
+
+
 def test_an_answer_before_the_whole_upload_is_read(serve: Callable[[Handle], _Server]) -> None:
     def refuse(h: BaseHTTPRequestHandler) -> None:
         _reply(h, 401, b'{"errors":[]}', {"Connection": "close"})

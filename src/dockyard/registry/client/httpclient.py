@@ -41,6 +41,9 @@ __all__ = ["Client", "ConnectError", "ConnectTimeout", "Headers", "ReadError", "
 
 PIECE = 1 << 20
 MAX_REDIRECTS = 10
+# A response read whole (not streamed: manifests, configs, tokens, errors) larger than this is refused,
+# so a registry cannot make the client hold an endless body in memory; blobs are streamed.
+MAX_READ = 64 << 20
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _BODY_HEADERS = ("content-length", "content-type", "transfer-encoding")
 
@@ -303,10 +306,16 @@ class Response:
 
     iter_bytes = iter_raw
 
-    def read(self) -> bytes:
-        """The whole body (read once, then kept)."""
+    def read(self, limit: int | None = None) -> bytes:
+        """The whole body (read once, then kept); more than ``limit`` bytes is a protocol error."""
         if self._content is None:
-            self._content = b"".join(self.iter_raw())
+            data = bytearray()
+            for piece in self.iter_raw():
+                data += piece
+                if limit is not None and len(data) > limit:
+                    self.close()
+                    raise RemoteProtocolError(f"response body larger than {limit} bytes")
+            self._content = bytes(data)
         return self._content
 
     @property
@@ -474,7 +483,7 @@ class Client:
             response = self._send_one(request)
         if not stream:
             try:
-                response.read()
+                response.read(MAX_READ)
             finally:
                 response.close()
         return response
