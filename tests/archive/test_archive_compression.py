@@ -164,3 +164,20 @@ def test_parallel_compression_failure_stops_the_workers() -> None:
     with pytest.raises(OSError, match="disk full"), CompressingWriter(Broken(), "gzip", threads=2) as cw:
         for _ in range(10):
             cw.write(DATA)
+
+
+def test_an_uncompressed_stream_reads_in_whole_pieces_after_detection() -> None:
+    # Detection reads the first bytes ahead; the first read after it still fills the request, so a
+    # compressor fed GZIP_BLOCK-sized reads (a first push) gets whole blocks, not 6 bytes and then
+    # every block straddling two reads.
+    from dockyard.archive.compression import GZIP_BLOCK
+
+    data = os.urandom(3 * GZIP_BLOCK + 5)
+    reader, found = open_decompressed(io.BufferedReader(io.BytesIO(data), GZIP_BLOCK))
+    assert found == "none"
+    sizes = []
+    while chunk := reader.read(GZIP_BLOCK):
+        sizes.append(len(chunk))
+    assert sizes == [GZIP_BLOCK] * 3 + [5]
+    short, _ = open_decompressed(io.BytesIO(b"abcdefgh"))
+    assert short.read(3) == b"abc" and short.read(100) == b"defgh"

@@ -82,6 +82,12 @@ class _Prepend(io.RawIOBase):
                 out = self._head + self._inner.read()
                 self._head = b""
                 return out
+            if n > len(self._head):
+                # The rest of the request from ``inner``: the reader's pieces stay whole (a compressor
+                # fed GZIP_BLOCK-sized reads then takes each as one member, without re-cutting copies).
+                out = self._head + self._inner.read(n - len(self._head))
+                self._head = b""
+                return out
             out = self._head[:n]
             self._head = self._head[n:]
             return out
