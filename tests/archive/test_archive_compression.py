@@ -181,3 +181,46 @@ def test_an_uncompressed_stream_reads_in_whole_pieces_after_detection() -> None:
     assert sizes == [GZIP_BLOCK] * 3 + [5]
     short, _ = open_decompressed(io.BytesIO(b"abcdefgh"))
     assert short.read(3) == b"abc" and short.read(100) == b"defgh"
+
+
+def test_parallel_compression_leaves_hashing_and_output_off_the_callers_thread(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # The caller (a first push reading the stored tar) only hands pieces on: the tar's sha256, the
+    # members' hash and the output writes run on threads of their own, in order.
+    import threading
+
+    from dockyard.archive import compression
+
+    hashed_on: set[threading.Thread] = set()
+    real_sha256 = hashlib.sha256
+
+    class Recording:
+        def __init__(self) -> None:
+            self.inner = real_sha256()
+
+        def update(self, data: bytes) -> None:
+            hashed_on.add(threading.current_thread())
+            self.inner.update(data)
+
+        def hexdigest(self) -> str:
+            return self.inner.hexdigest()
+
+    written_from: set[threading.Thread] = set()
+
+    class Out(io.BytesIO):
+        def write(self, b: object) -> int:
+            written_from.add(threading.current_thread())
+            return super().write(b)  # type: ignore[call-overload, no-any-return]
+
+    monkeypatch.setattr(compression.hashlib, "sha256", Recording)
+    data = DATA * 4 + os.urandom(12345)
+    out = Out()
+    with CompressingWriter(out, "gzip", threads=2) as cw:
+        for i in range(0, len(data), 100_000):
+            cw.write(data[i : i + 100_000])
+        result = cw.close()
+    me = threading.current_thread()
+    assert hashed_on and me not in hashed_on and written_from and me not in written_from
+    assert result.diff_id == "sha256:" + real_sha256(data).hexdigest()
+    assert result.digest == "sha256:" + real_sha256(out.getvalue()).hexdigest()
+    assert gzip.decompress(out.getvalue()) == data

@@ -13,6 +13,7 @@ import io
 import lzma
 import os
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
@@ -339,7 +340,10 @@ class CompressingWriter:
     ``threads`` > 0 compresses on that many threads: gzip as independent members of ``GZIP_BLOCK``
     input bytes each (pigz-style; every gzip reader takes multi-member streams), zstd with zstd's
     own workers. The output then depends on the data and level only, never on ``threads``, so a
-    layer compressed on any machine gets the same digest; it differs from ``threads=0``'s.
+    layer compressed on any machine gets the same digest; it differs from ``threads=0``'s. The
+    caller's thread then only hands pieces on: the tar's sha256 runs on a thread of its own, and
+    gzip members go to ``out`` (hashed on the way) from another, in order; ``out.write`` is called
+    from that thread, never concurrently.
     """
 
     def __init__(self, out: Any, compression: Compression = "gzip", level: int | None = None,
@@ -354,6 +358,8 @@ class CompressingWriter:
         self._gz: Any = None
         self._zst: Any = None
         self._blocks: _BlockGzip | None = None
+        # With threads, the tar's hash runs on a thread of its own too (in order), off the caller's.
+        self._hashing = _Ordered("sha256", 4 * threads) if threads > 0 and compression != "none" else None
         if compression == "gzip" and threads > 0:
             self._blocks = _BlockGzip(self._blob, 1 if level is None else level, threads)
         elif compression == "gzip":
@@ -364,7 +370,11 @@ class CompressingWriter:
 
     def write(self, data: bytes) -> int:
         """Compress and hash ``data``; return its length."""
-        self._raw.update(data)
+        if self._hashing is not None:
+            data = bytes(data)  # kept until hashed on the other thread (no copy of a bytes object)
+            self._hashing.submit(self._raw.update, data)
+        else:
+            self._raw.update(data)
         self._raw_size += len(data)
         if self._blocks is not None:
             self._blocks.write(data)
@@ -379,6 +389,8 @@ class CompressingWriter:
     def close(self) -> LayerDigests:
         """Finish the stream (idempotent) and return the digests and sizes."""
         if self._result is None:
+            if self._hashing is not None:
+                self._hashing.finish()
             if self._blocks is not None:
                 self._blocks.close()
             elif self._gz is not None:
@@ -400,33 +412,66 @@ class CompressingWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if exc[0] is not None and self._blocks is not None:
-            self._blocks.abort()
+        if exc[0] is not None:
+            if self._blocks is not None:
+                self._blocks.abort()
+            if self._hashing is not None:
+                self._hashing.abort()
             return
         self.close()
 
 
+class _Ordered:
+    """Runs calls in the order they are submitted, on one thread of its own; ``submit`` waits once
+    more than ``depth`` are pending, and raises the error of any call that failed."""
+
+    def __init__(self, name: str, depth: int) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self._pending: deque[Future[None]] = deque()
+        self._depth = max(1, depth)
+
+    def submit(self, call: Callable[[bytes], object], data: bytes) -> None:
+        self._pending.append(self._pool.submit(call, data))  # type: ignore[arg-type]
+        while self._pending and (len(self._pending) > self._depth or self._pending[0].done()):
+            self._pending.popleft().result()
+
+    def finish(self) -> None:
+        """Wait for every call (raising the first error); the thread ends."""
+        try:
+            while self._pending:
+                self._pending.popleft().result()
+        finally:
+            self._pool.shutdown(wait=True)
+
+    def abort(self) -> None:
+        """Drop the calls not started, wait for the running one (its error is dropped too)."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pending.clear()
+
+
 class _BlockGzip:
     """Compresses ``GZIP_BLOCK``-byte pieces into gzip members on a thread pool (isal releases the
-    GIL) and writes them to ``out`` in order; at most two pieces per thread are in flight."""
+    GIL) and writes them to ``out`` in order from a thread of its own (the blob's hash and file write
+    happen there, off the caller's thread); at most two pieces per thread are in flight."""
 
     def __init__(self, out: _Counter, level: int, threads: int) -> None:
         self._out = out
         self._level = level
         self._threads = threads
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="gzip")
-        self._pending: deque[Future[bytes]] = deque()
+        self._emitting = _Ordered("gzip-out", 2 * threads)
         self._buf = bytearray()
         self._members = 0
 
     def _compress(self, block: bytes) -> bytes:
         return bytes(isal_zlib.compress(block, self._level, wbits=31))
 
+    def _emit(self, member: Future[bytes]) -> None:
+        self._out.write(member.result())
+
     def _submit(self, block: bytes) -> None:
-        self._pending.append(self._pool.submit(self._compress, block))
+        self._emitting.submit(self._emit, self._pool.submit(self._compress, block))  # type: ignore[arg-type]
         self._members += 1
-        while len(self._pending) > 2 * self._threads:
-            self._out.write(self._pending.popleft().result())
 
     def write(self, data: bytes) -> None:
         if not self._buf and len(data) == GZIP_BLOCK:
@@ -442,14 +487,13 @@ class _BlockGzip:
             self._submit(bytes(self._buf))
             self._buf.clear()
         try:
-            while self._pending:
-                self._out.write(self._pending.popleft().result())
+            self._emitting.finish()
         finally:
             self._pool.shutdown(wait=True)
 
     def abort(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
-        self._pending.clear()
+        self._pool.shutdown(wait=True, cancel_futures=True)  # a waiting writer gets CancelledError
+        self._emitting.abort()
 
 
 class HashingReader:
