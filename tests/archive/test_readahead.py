@@ -146,3 +146,27 @@ def test_a_reader_waiting_on_an_abandoned_pipe_is_let_go() -> None:
         pipe.abandon()
         with pytest.raises(PipeClosed):
             ahead.read(1)
+
+
+def test_whole_pieces_are_handed_on_without_a_copy() -> None:
+    # A consumer asking for at least a piece gets the very object read (a layer's bytes pass two
+    # read-aheads on a pull: a copy in each would be two extra passes over every byte).
+    from dockyard.archive.readahead import Pipe
+
+    pieces = [os.urandom(1000) for _ in range(5)]
+
+    class Source:
+        def __init__(self) -> None:
+            self.left = list(pieces)
+
+        def read(self, n: int = -1) -> bytes:
+            return self.left.pop(0) if self.left else b""
+
+    with ReadAhead(Source(), piece=1000) as r:
+        got = [r.read(4096) for _ in range(5)]
+    assert all(a is b for a, b in zip(got, pieces, strict=True))
+    pipe = Pipe()
+    thread = _produce(pipe, pieces)
+    got = [pipe.read(1000) for _ in range(5)]
+    thread.join()
+    assert all(a is b for a, b in zip(got, pieces, strict=True))

@@ -590,3 +590,38 @@ def test_a_corrupt_blob_on_the_mirror_comes_good_from_the_origin(store: Store, t
     assert len(bodies) == 1 and not bodies[0].waited_out  # the mirror's copy failed mid-stream
     assert store.content.verify(digest) == digest
     assert (store.snapshots.path(_chain(image, 0)) / "f1").read_bytes() == _text(200_000, 1)
+
+
+def test_the_download_hands_over_network_pieces_gathered_while_extraction_is_busy() -> None:
+    # 64 KiB network reads go to the blob's file one by one, but to a busy extraction in pieces of
+    # 1 MiB (each hand-over between threads costs more than the copy that joins them); an idle one
+    # gets them at once.
+    from dockyard.archive.readahead import Pipe
+    from dockyard.imageops.pull import PIECE, _Tee
+
+    class FakeWriter:
+        def __init__(self) -> None:
+            from dockyard.oci.digest import Hasher
+
+            self.hasher = Hasher()
+            self.writes = 0
+
+        def write(self, data: bytes) -> int:
+            self.writes += 1
+            self.hasher.update(data)
+            return len(data)
+
+    writer = FakeWriter()
+    pipe = Pipe(depth=1000)
+    tee = _Tee(writer, pipe)  # type: ignore[arg-type]
+    chunks = [os.urandom(1 << 16) for _ in range(40)]
+    for chunk in chunks:  # nobody reads meanwhile: only the first piece goes over on its own
+        tee.write(chunk)
+    tee.flush()
+    pipe.close()
+    pieces = []
+    while piece := pipe.read(1 << 30):
+        pieces.append(piece)
+    assert writer.writes == 40 and writer.hasher.size == 40 << 16
+    assert b"".join(pieces) == b"".join(chunks)
+    assert [len(p) for p in pieces] == [1 << 16, PIECE, PIECE, (40 << 16) - (1 << 16) - 2 * PIECE]

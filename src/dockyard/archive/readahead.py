@@ -32,16 +32,65 @@ __all__ = ["Pipe", "PipeClosed", "ReadAhead"]
 _END = object()
 
 
-class ReadAhead:
+class _Pieces:
+    """The consumer's side of a queue of byte pieces: ``read`` hands out a whole piece as it was
+    queued (no copy) when it fits the request, else a slice of it."""
+
+    def __init__(self, depth: int) -> None:
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
+        self._piece = b""
+        self._pos = 0
+        self._done = False
+
+    def _get(self) -> object:
+        return self._queue.get()
+
+    def _next(self) -> bool:
+        if self._done:
+            return False
+        item = self._get()
+        if item is _END:
+            self._done = True
+            return False
+        if isinstance(item, BaseException):
+            self._done = True
+            raise item
+        self._piece, self._pos = item, 0  # type: ignore[assignment]  # a piece: bytes
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        """Up to ``n`` bytes (all that is left for ``n < 0``); b"" at the end."""
+        if n is None or n < 0:
+            parts = [self._piece[self._pos :]]
+            while self._next():
+                parts.append(self._piece)
+            self._piece, self._pos = b"", 0
+            return b"".join(parts)
+        if self._pos >= len(self._piece) and not self._next():
+            return b""
+        if self._pos == 0 and len(self._piece) <= n:
+            out = self._piece
+            self._piece = b""
+            return out
+        out = self._piece[self._pos : self._pos + n]
+        self._pos += len(out)
+        return out
+
+    def readinto(self, b: Any) -> int:
+        view = memoryview(b).cast("B")
+        data = self.read(len(view))
+        view[: len(data)] = data
+        return len(data)
+
+
+class ReadAhead(_Pieces):
     """A readable over ``stream`` whose pieces of ``piece`` bytes are read ahead, ``depth`` deep."""
 
     def __init__(self, stream: Readable, piece: int = 1 << 20, depth: int = 4) -> None:
+        super().__init__(depth)
         self._stream = stream
-        self._piece = piece
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
+        self._piece_size = piece
         self._stop = threading.Event()
-        self._buf = memoryview(b"")
-        self._done = False
         self._thread = threading.Thread(target=self._run, name="read-ahead", daemon=True)
         self._thread.start()
 
@@ -57,7 +106,7 @@ class ReadAhead:
     def _run(self) -> None:
         try:
             while not self._stop.is_set():
-                data = self._stream.read(self._piece)
+                data = self._stream.read(self._piece_size)
                 if not data:
                     break
                 if not self._put(bytes(data)):
@@ -65,40 +114,6 @@ class ReadAhead:
             self._put(_END)
         except BaseException as exc:  # handed to the consumer, raised by its next read
             self._put(exc)
-
-    def _next(self) -> bool:
-        if self._done:
-            return False
-        item = self._queue.get()
-        if item is _END:
-            self._done = True
-            return False
-        if isinstance(item, BaseException):
-            self._done = True
-            raise item
-        self._buf = memoryview(item)
-        return True
-
-    def read(self, n: int = -1) -> bytes:
-        """Up to ``n`` bytes (all that is left for ``n < 0``); b"" at the end."""
-        if n is None or n < 0:
-            parts = [bytes(self._buf)]
-            self._buf = memoryview(b"")
-            while self._next():
-                parts.append(bytes(self._buf))
-            self._buf = memoryview(b"")
-            return b"".join(parts)
-        if not self._buf and not self._next():
-            return b""
-        out = bytes(self._buf[:n])
-        self._buf = self._buf[n:]
-        return out
-
-    def readinto(self, b: Any) -> int:
-        view = memoryview(b).cast("B")
-        data = self.read(len(view))
-        view[: len(data)] = data
-        return len(data)
 
     def close(self) -> None:
         """Stop the reading thread and wait for it (idempotent)."""
@@ -121,18 +136,15 @@ class PipeClosed(Exception):
     """Raised by ``Pipe.write`` once the consumer has abandoned the pipe."""
 
 
-class Pipe:
+class Pipe(_Pieces):
     """Bytes handed from a producer thread to a consumer, at most ``depth`` writes queued.
 
     ``write`` keeps a reference to each piece (no copy): the producer must not change one after."""
 
     def __init__(self, depth: int = 32) -> None:
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
+        super().__init__(depth)
         self._abandoned = threading.Event()
         self._discarding = False
-        self._piece = b""
-        self._pos = 0
-        self._done = False
 
     def _put(self, item: object) -> None:
         while True:
@@ -151,6 +163,10 @@ class Pipe:
         if data and not self._discarding:
             self._put(data)
         return len(data)
+
+    def drained(self) -> bool:
+        """Nothing is queued: the reader has taken every piece written so far."""
+        return self._queue.empty()
 
     def close(self) -> None:
         """The end: the reader's next read past the queued bytes returns b""."""
@@ -177,40 +193,11 @@ class Pipe:
             except queue.Empty:
                 return
 
-    def _next(self) -> bool:
-        if self._done:
-            return False
+    def _get(self) -> object:
         while True:
             if self._abandoned.is_set() or self._discarding:  # a reader still waiting is let go
                 raise PipeClosed("this pipe has been abandoned")
             try:
-                item = self._queue.get(timeout=0.05)
-                break
+                return self._queue.get(timeout=0.05)
             except queue.Empty:
                 continue
-        if item is _END:
-            self._done = True
-            return False
-        if isinstance(item, BaseException):
-            self._done = True
-            raise item
-        self._piece, self._pos = item, 0
-        return True
-
-    def read(self, n: int = -1) -> bytes:
-        """Up to ``n`` bytes (all until the end for ``n < 0``); b"" at the end."""
-        if n is None or n < 0:
-            parts = [self._piece[self._pos:]]
-            while self._next():
-                parts.append(self._piece)
-            self._piece, self._pos = b"", 0
-            return b"".join(parts)
-        if self._pos >= len(self._piece) and not self._next():
-            return b""
-        if self._pos == 0 and len(self._piece) <= n:  # a whole piece as written: no copy
-            out = self._piece
-            self._piece = b""
-            return out
-        out = self._piece[self._pos : self._pos + n]
-        self._pos += len(out)
-        return out
