@@ -224,3 +224,43 @@ def test_parallel_compression_leaves_hashing_and_output_off_the_callers_thread(
     assert result.diff_id == "sha256:" + real_sha256(data).hexdigest()
     assert result.digest == "sha256:" + real_sha256(out.getvalue()).hexdigest()
     assert gzip.decompress(out.getvalue()) == data
+
+
+@pytest.mark.parametrize("kind", ["none", "gzip", "zstd"])
+def test_into_a_content_writer_every_byte_is_hashed_once(kind: str, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    # The content-store writer hashes what it writes (its commit checks it): the compressing writer
+    # takes the blob's digest from there, and uncompressed the tar's too (the same bytes).
+    from dockyard.archive import compression
+    from dockyard.content import ContentStore
+
+    hashed = [0]
+    real_sha256 = hashlib.sha256
+
+    class Counting:
+        def __init__(self) -> None:
+            self.inner = real_sha256()
+
+        def update(self, data: bytes) -> None:
+            hashed[0] += len(data)
+            self.inner.update(data)
+
+        def hexdigest(self) -> str:
+            return self.inner.hexdigest()
+
+    monkeypatch.setattr(compression.hashlib, "sha256", Counting)
+    data = DATA * 2 + os.urandom(5000)
+    store = ContentStore(tmp_path / "content", fsync=False)
+    for threads in (0, 2):
+        hashed[0] = 0
+        with store.writer() as w:
+            with CompressingWriter(w, kind, threads=threads) as cw:  # type: ignore[arg-type]
+                for i in range(0, len(data), 65536):
+                    cw.write(data[i : i + 65536])
+                result = cw.close()
+            info = w.commit()
+        assert hashed[0] == (0 if kind == "none" else len(data))  # the tar's hash only, if it differs
+        assert result.digest == str(info.digest) and result.size == info.size
+        assert result.diff_id == "sha256:" + real_sha256(data).hexdigest()
+        blob = store.read(info.digest)
+        assert open_decompressed(io.BytesIO(blob))[0].read() == data

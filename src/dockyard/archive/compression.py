@@ -21,6 +21,7 @@ import zstandard
 from isal import isal_zlib
 
 from dockyard.errors import CorruptData, InvalidArgument
+from dockyard.oci.digest import Hasher
 from dockyard.record import record
 
 if TYPE_CHECKING:
@@ -302,19 +303,36 @@ class LayerDigests:
 
 
 class _Counter:
-    """Hashes and counts bytes on their way to ``out``."""
+    """Counts bytes on their way to ``out``, hashing them unless ``hashed`` already does (``out``'s
+    own hash, or nothing when the caller knows the digest otherwise)."""
 
-    def __init__(self, out: Any) -> None:
+    def __init__(self, out: Any, hashed: Hasher | None = None, *, hashing: bool = True) -> None:
         self.out = out
-        self.hash = hashlib.sha256()
+        self._shared = hashed
+        self.hash = hashlib.sha256() if hashing and hashed is None else None
         self.size = 0
 
     def write(self, data: bytes) -> None:
         if data:
-            self.hash.update(data)
+            if self.hash is not None:
+                self.hash.update(data)
             self.size += len(data)
             if self.out is not None:
                 self.out.write(data)
+
+    def digest(self) -> str:
+        if self._shared is not None:
+            return str(self._shared.digest())
+        assert self.hash is not None
+        return "sha256:" + self.hash.hexdigest()
+
+
+def _hasher_of(out: Any) -> Hasher | None:
+    """``out``'s own sha256 of what it is given (a content-store writer's), if it has one still empty."""
+    hasher = getattr(out, "hasher", None)
+    if isinstance(hasher, Hasher) and hasher.algorithm == "sha256" and hasher.size == 0:
+        return hasher
+    return None
 
 
 #: Input bytes per gzip member in parallel mode: large enough that the members' headers and the
@@ -332,6 +350,10 @@ def usable_cpus() -> int:
 
 class CompressingWriter:
     """A writable that compresses into ``out`` and hashes both sides in one pass.
+
+    An ``out`` with a ``hasher`` (an ``oci.digest.Hasher`` of what it writes, still empty: a
+    content-store writer) is trusted for the blob's digest rather than every byte hashed twice;
+    uncompressed (``"none"``), the tar's digest is the blob's, so one hash serves both.
 
     ``compression`` is ``"gzip"`` (isal, level 1 by default), ``"zstd"`` (level 3 by default) or
     ``"none"``; ``out`` may be None to only compute digests. ``close()`` flushes and returns the
@@ -351,9 +373,11 @@ class CompressingWriter:
         if compression not in MEDIA_TYPES:
             raise InvalidArgument(f"cannot write {compression!r} compression (use gzip, zstd or none)")
         self.compression = compression
-        self._raw = hashlib.sha256()
+        shared = _hasher_of(out)  # ``out`` hashes what it writes (a content-store writer): not again here
+        # Uncompressed, the blob is the tar: one hash gives both digests (``out``'s, if it has one).
+        self._raw: Any = None if compression == "none" and shared is not None else hashlib.sha256()
         self._raw_size = 0
-        self._blob = _Counter(out)
+        self._blob = _Counter(out, shared, hashing=compression != "none")
         self._result: LayerDigests | None = None
         self._gz: Any = None
         self._zst: Any = None
@@ -373,7 +397,7 @@ class CompressingWriter:
         if self._hashing is not None:
             data = bytes(data)  # kept until hashed on the other thread (no copy of a bytes object)
             self._hashing.submit(self._raw.update, data)
-        else:
+        elif self._raw is not None:
             self._raw.update(data)
         self._raw_size += len(data)
         if self._blocks is not None:
@@ -397,13 +421,13 @@ class CompressingWriter:
                 self._blob.write(self._gz.flush())
             elif self._zst is not None:
                 self._blob.write(self._zst.flush())
-            diff_id = "sha256:" + self._raw.hexdigest()
+            diff_id = self._blob.digest() if self._raw is None else "sha256:" + self._raw.hexdigest()
             self._result = LayerDigests(
                 compression=self.compression,
                 media_type=MEDIA_TYPES[self.compression],
                 diff_id=diff_id,
                 size_uncompressed=self._raw_size,
-                digest="sha256:" + self._blob.hash.hexdigest(),
+                digest=diff_id if self.compression == "none" else self._blob.digest(),
                 size=self._blob.size,
             )
         return self._result
