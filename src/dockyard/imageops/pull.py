@@ -5,12 +5,13 @@
     pull_platforms(store, registry, ref, platforms=None, ...) -> list[PullResult]   several (None: all)
 
 The manifest is read from the first source that has it (configured mirrors in order, then the
-origin); an index or manifest list is resolved to the wanted platform. Layers download in parallel
-straight into the content store (verified there, resumed with ``Range`` after a drop) and each is
-unpacked into its snapshot as soon as it is complete, its diff ID verified on the way (reading,
-decompressing, hashing and extracting on threads of their own). The image
-is recorded only after every layer is in; until then a lease keeps the new blobs from a GC, and
-a failure leaves no image and no half-written blob behind.
+origin); an index or manifest list is resolved to the wanted platform. Layers download in parallel,
+each streamed as it arrives both into the content store (resumed with ``Range`` after a drop) and
+into its snapshot: decompressed, its diff ID hashed and extracted on threads of their own. A layer's
+blob is published only once its digest and diff ID are both verified, just before its snapshot; a
+source that fails or sends a bad blob is left for the next (from the start). The image is recorded
+only after every layer is in; until then a lease keeps the new blobs from a GC, and a failure
+leaves no image, no half-written blob and no snapshot of a bad layer behind.
 
 Progress events use docker's words as ``Event.name`` (``Pulling from <path>`` with the tag or digest
 as ``id``, then per layer ``Pulling fs layer``, ``Downloading``,
