@@ -406,7 +406,9 @@ def _stream_from(store: Store, repo: Repository, desc: Descriptor, diff_id: Dige
             sink(Event(id=eid, name="Downloading", status="running", current=done, total=desc.size))
 
         with store.content.writer(desc.digest, desc.size) as writer:
-            pipe = Pipe()
+            # Up to ~32 MiB held per layer while extraction lags (then TCP waits): a deeper queue lets
+            # the registry finish sending sooner (measured: depth 8 cost ~0.2 s on the 4-layer bench).
+            pipe = Pipe(depth=32)
 
             def download() -> None:
                 tee = _Tee(writer, pipe)
