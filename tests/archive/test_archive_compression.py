@@ -164,3 +164,103 @@ def test_parallel_compression_failure_stops_the_workers() -> None:
     with pytest.raises(OSError, match="disk full"), CompressingWriter(Broken(), "gzip", threads=2) as cw:
         for _ in range(10):
             cw.write(DATA)
+
+
+def test_an_uncompressed_stream_reads_in_whole_pieces_after_detection() -> None:
+    # Detection reads the first bytes ahead; the first read after it still fills the request, so a
+    # compressor fed GZIP_BLOCK-sized reads (a first push) gets whole blocks, not 6 bytes and then
+    # every block straddling two reads.
+    from dockyard.archive.compression import GZIP_BLOCK
+
+    data = os.urandom(3 * GZIP_BLOCK + 5)
+    reader, found = open_decompressed(io.BufferedReader(io.BytesIO(data), GZIP_BLOCK))
+    assert found == "none"
+    sizes = []
+    while chunk := reader.read(GZIP_BLOCK):
+        sizes.append(len(chunk))
+    assert sizes == [GZIP_BLOCK] * 3 + [5]
+    short, _ = open_decompressed(io.BytesIO(b"abcdefgh"))
+    assert short.read(3) == b"abc" and short.read(100) == b"defgh"
+
+
+def test_parallel_compression_leaves_hashing_and_output_off_the_callers_thread(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # The caller (a first push reading the stored tar) only hands pieces on: the tar's sha256, the
+    # members' hash and the output writes run on threads of their own, in order.
+    import threading
+
+    from dockyard.archive import compression
+
+    hashed_on: set[threading.Thread] = set()
+    real_sha256 = hashlib.sha256
+
+    class Recording:
+        def __init__(self) -> None:
+            self.inner = real_sha256()
+
+        def update(self, data: bytes) -> None:
+            hashed_on.add(threading.current_thread())
+            self.inner.update(data)
+
+        def hexdigest(self) -> str:
+            return self.inner.hexdigest()
+
+    written_from: set[threading.Thread] = set()
+
+    class Out(io.BytesIO):
+        def write(self, b: object) -> int:
+            written_from.add(threading.current_thread())
+            return super().write(b)  # type: ignore[call-overload, no-any-return]
+
+    monkeypatch.setattr(compression.hashlib, "sha256", Recording)
+    data = DATA * 4 + os.urandom(12345)
+    out = Out()
+    with CompressingWriter(out, "gzip", threads=2) as cw:
+        for i in range(0, len(data), 100_000):
+            cw.write(data[i : i + 100_000])
+        result = cw.close()
+    me = threading.current_thread()
+    assert hashed_on and me not in hashed_on and written_from and me not in written_from
+    assert result.diff_id == "sha256:" + real_sha256(data).hexdigest()
+    assert result.digest == "sha256:" + real_sha256(out.getvalue()).hexdigest()
+    assert gzip.decompress(out.getvalue()) == data
+
+
+@pytest.mark.parametrize("kind", ["none", "gzip", "zstd"])
+def test_into_a_content_writer_every_byte_is_hashed_once(kind: str, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    # The content-store writer hashes what it writes (its commit checks it): the compressing writer
+    # takes the blob's digest from there, and uncompressed the tar's too (the same bytes).
+    from dockyard.archive import compression
+    from dockyard.content import ContentStore
+
+    hashed = [0]
+    real_sha256 = hashlib.sha256
+
+    class Counting:
+        def __init__(self) -> None:
+            self.inner = real_sha256()
+
+        def update(self, data: bytes) -> None:
+            hashed[0] += len(data)
+            self.inner.update(data)
+
+        def hexdigest(self) -> str:
+            return self.inner.hexdigest()
+
+    monkeypatch.setattr(compression.hashlib, "sha256", Counting)
+    data = DATA * 2 + os.urandom(5000)
+    store = ContentStore(tmp_path / "content", fsync=False)
+    for threads in (0, 2):
+        hashed[0] = 0
+        with store.writer() as w:
+            with CompressingWriter(w, kind, threads=threads) as cw:  # type: ignore[arg-type]
+                for i in range(0, len(data), 65536):
+                    cw.write(data[i : i + 65536])
+                result = cw.close()
+            info = w.commit()
+        assert hashed[0] == (0 if kind == "none" else len(data))  # the tar's hash only, if it differs
+        assert result.digest == str(info.digest) and result.size == info.size
+        assert result.diff_id == "sha256:" + real_sha256(data).hexdigest()
+        blob = store.read(info.digest)
+        assert open_decompressed(io.BytesIO(blob))[0].read() == data

@@ -435,3 +435,193 @@ def test_pull_decompresses_hashes_and_extracts_on_threads_of_their_own(store: St
     assert (store.snapshots.path(_chain(image, 0)) / "d0" / "f1").read_bytes()[2000:] == bytes(30000)
     assert decompressing and extracting and hashing  # a fresh download: only the diff ID is hashed
     assert not decompressing & extracting and not hashing & extracting and not hashing & decompressing
+
+
+class _Held:
+    """A blob's body that sends its first ``part``, then waits for ``go`` (at most 5 s) for the rest."""
+
+    def __init__(self, data: bytes, go: object, part: float = 0.5) -> None:
+        self.data = data
+        self.go = go
+        self.part = part
+        self.waited_out = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        import threading
+
+        assert isinstance(self.go, threading.Event)
+        split = int(len(self.data) * self.part)
+        yield self.data[:split]
+        self.waited_out = not self.go.wait(5)
+        yield self.data[split:]
+
+
+def test_a_layer_is_unpacked_while_it_downloads(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+    from typing import Any
+
+    from dockyard.imageops import pull as pull_module
+
+    # The registry holds back the second half of the layer until extraction has started: a pull that
+    # downloads first and unpacks after would wait the 5 s out.
+    image = make_image([{f"f{j}": os.urandom(300_000) for j in range(4)}])
+    repo = _repo()
+    upload_image(PLAIN, repo, "v1", image)
+    blob = image.layers[0][0]
+    digest = "sha256:" + hashlib.sha256(blob).hexdigest()
+    extracting = threading.Event()
+    real_apply = pull_module.apply_layer_overlay
+
+    def apply(stream: Any, target: Path) -> Any:
+        extracting.set()
+        return real_apply(stream, target)
+
+    monkeypatch.setattr(pull_module, "apply_layer_overlay", apply)
+    bodies: list[_Held] = []
+
+    def hook(request: httpclient.Request, response: httpclient.Response) -> httpclient.Response | None:
+        if request.url.path.endswith(digest):
+            response.read()
+            bodies.append(_Held(blob, extracting))
+            return httpclient.Response(200, stream=bodies[-1], request=request)
+        return None
+
+    with RegistryClient(FAST, transport=_Hook(hook)) as rc:
+        got = pull(store, rc, parse_normalized(f"{PLAIN}/{repo}:v1"))
+    assert got.layers == ["pulled"] and len(bodies) == 1
+    assert not bodies[0].waited_out  # extraction began before the download ended
+    # both the blob (verified) and the snapshot are in, and the snapshot holds the files
+    assert store.content.verify(digest) == digest
+    assert store.content.ingest_files() == []
+    snapshot = store.snapshots.path(_chain(image, 0))
+    assert sorted(p.name for p in snapshot.iterdir()) == ["f0", "f1", "f2", "f3"]
+    assert store.meta.layer_by_blob(digest) is not None
+
+
+def _text(n: int, seed: int) -> bytes:
+    import random
+
+    rng = random.Random(seed)
+    words = [rng.randbytes(4).hex() for _ in range(500)]
+    return " ".join(rng.choices(words, k=n // 9)).encode()[:n]
+
+
+def _corrupt(blob: bytes) -> bytes:
+    bad = bytearray(blob)
+    for i in range(len(bad) // 20, len(bad) // 20 + 64):  # in the first of several files
+        bad[i] ^= 0x55
+    return bytes(bad)
+
+
+def _failing_extraction(monkeypatch: pytest.MonkeyPatch) -> object:
+    """An event set once an extraction has failed and given up reading its download (the held-back
+    rest of a corrupt blob goes out then)."""
+    import threading
+    from typing import Any
+
+    from dockyard.archive.readahead import Pipe
+
+    gave_up = threading.Event()
+    real_abandon = Pipe.abandon
+
+    def abandon(self: Pipe, **kw: Any) -> None:
+        real_abandon(self, **kw)
+        gave_up.set()
+
+    monkeypatch.setattr(Pipe, "abandon", abandon)
+    return gave_up
+
+
+def test_a_blob_corrupt_mid_stream_leaves_neither_blob_nor_snapshot(store: Store,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    # Flipped bytes in the first half: extraction fails while the download is still going (the rest
+    # is held back until it has given up). The error is the blob's digest (the cause, known once the download
+    # ends), and nothing of the layer is kept.
+    image = make_image([{f"f{j}": _text(200_000, j) for j in range(6)}, {"g": b"x" * 1000}])
+    repo = _repo()
+    upload_image(PLAIN, repo, "v1", image)
+    blob = image.layers[0][0]
+    digest = "sha256:" + hashlib.sha256(blob).hexdigest()
+    failed = _failing_extraction(monkeypatch)
+    bodies: list[_Held] = []
+
+    def hook(request: httpclient.Request, response: httpclient.Response) -> httpclient.Response | None:
+        if request.url.path.endswith(digest):
+            response.read()
+            bodies.append(_Held(_corrupt(blob), failed, 0.8))
+            return httpclient.Response(200, stream=bodies[-1], request=request)
+        return None
+
+    with RegistryClient(FAST, transport=_Hook(hook)) as rc, pytest.raises(DigestMismatch):
+        pull(store, rc, parse_normalized(f"{PLAIN}/{repo}:v1"))
+    assert len(bodies) == 1 and not bodies[0].waited_out  # extraction failed before the download ended
+    _no_leftovers(store, image)
+    assert not store.content.exists(digest)
+    assert not store.snapshots.exists(_chain(image, 0)) and store.snapshots.incomplete() == []
+    assert store.meta.layer_by_blob(digest) is None
+
+
+def test_a_corrupt_blob_on_the_mirror_comes_good_from_the_origin(store: Store, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from dockyard.registry.server import RegistryServer
+
+    image = make_image([{f"f{j}": _text(200_000, j) for j in range(6)}])
+    repo = _repo()
+    upload_image(PLAIN, repo, "v1", image)
+    blob = image.layers[0][0]
+    digest = "sha256:" + hashlib.sha256(blob).hexdigest()
+    failed = _failing_extraction(monkeypatch)
+    bodies: list[_Held] = []
+    with RegistryServer(storage=tmp_path / "mirror") as mirror:
+        upload_image(mirror.address, repo, "v1", image)
+        port = mirror.address.rsplit(":", 1)[1]
+
+        def hook(request: httpclient.Request, response: httpclient.Response) -> httpclient.Response | None:
+            if request.url.path.endswith(digest) and str(request.url.port) == port:
+                response.read()
+                bodies.append(_Held(_corrupt(blob), failed, 0.8))
+                return httpclient.Response(200, stream=bodies[-1], request=request)
+            return None
+
+        opts = RegistryOptions(backoff=0.01, retries=0, mirrors={PLAIN: (mirror.url,)})
+        with RegistryClient(opts, transport=_Hook(hook)) as rc:
+            got = pull(store, rc, parse_normalized(f"{PLAIN}/{repo}:v1"))
+    assert got.image_id == image.image_id
+    assert len(bodies) == 1 and not bodies[0].waited_out  # the mirror's copy failed mid-stream
+    assert store.content.verify(digest) == digest
+    assert (store.snapshots.path(_chain(image, 0)) / "f1").read_bytes() == _text(200_000, 1)
+
+
+def test_the_download_hands_over_network_pieces_gathered_while_extraction_is_busy() -> None:
+    # 64 KiB network reads go to the blob's file one by one, but to a busy extraction in pieces of
+    # 1 MiB (each hand-over between threads costs more than the copy that joins them); an idle one
+    # gets them at once.
+    from dockyard.archive.readahead import Pipe
+    from dockyard.imageops.pull import PIECE, _Tee
+
+    class FakeWriter:
+        def __init__(self) -> None:
+            from dockyard.oci.digest import Hasher
+
+            self.hasher = Hasher()
+            self.writes = 0
+
+        def write(self, data: bytes) -> int:
+            self.writes += 1
+            self.hasher.update(data)
+            return len(data)
+
+    writer = FakeWriter()
+    pipe = Pipe(depth=1000)
+    tee = _Tee(writer, pipe)  # type: ignore[arg-type]
+    chunks = [os.urandom(1 << 16) for _ in range(40)]
+    for chunk in chunks:  # nobody reads meanwhile: only the first piece goes over on its own
+        tee.write(chunk)
+    tee.flush()
+    pipe.close()
+    pieces = []
+    while piece := pipe.read(1 << 30):
+        pieces.append(piece)
+    assert writer.writes == 40 and writer.hasher.size == 40 << 16
+    assert b"".join(pieces) == b"".join(chunks)
+    assert [len(p) for p in pieces] == [1 << 16, PIECE, PIECE, (40 << 16) - (1 << 16) - 2 * PIECE]

@@ -13,6 +13,7 @@ import io
 import lzma
 import os
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
@@ -20,6 +21,7 @@ import zstandard
 from isal import isal_zlib
 
 from dockyard.errors import CorruptData, InvalidArgument
+from dockyard.oci.digest import Hasher
 from dockyard.record import record
 
 if TYPE_CHECKING:
@@ -80,6 +82,12 @@ class _Prepend(io.RawIOBase):
         if self._head:
             if n < 0:
                 out = self._head + self._inner.read()
+                self._head = b""
+                return out
+            if n > len(self._head):
+                # The rest of the request from ``inner``: the reader's pieces stay whole (a compressor
+                # fed GZIP_BLOCK-sized reads then takes each as one member, without re-cutting copies).
+                out = self._head + self._inner.read(n - len(self._head))
                 self._head = b""
                 return out
             out = self._head[:n]
@@ -295,19 +303,36 @@ class LayerDigests:
 
 
 class _Counter:
-    """Hashes and counts bytes on their way to ``out``."""
+    """Counts bytes on their way to ``out``, hashing them unless ``hashed`` already does (``out``'s
+    own hash, or nothing when the caller knows the digest otherwise)."""
 
-    def __init__(self, out: Any) -> None:
+    def __init__(self, out: Any, hashed: Hasher | None = None, *, hashing: bool = True) -> None:
         self.out = out
-        self.hash = hashlib.sha256()
+        self._shared = hashed
+        self.hash = hashlib.sha256() if hashing and hashed is None else None
         self.size = 0
 
     def write(self, data: bytes) -> None:
         if data:
-            self.hash.update(data)
+            if self.hash is not None:
+                self.hash.update(data)
             self.size += len(data)
             if self.out is not None:
                 self.out.write(data)
+
+    def digest(self) -> str:
+        if self._shared is not None:
+            return str(self._shared.digest())
+        assert self.hash is not None
+        return "sha256:" + self.hash.hexdigest()
+
+
+def _hasher_of(out: Any) -> Hasher | None:
+    """``out``'s own sha256 of what it is given (a content-store writer's), if it has one still empty."""
+    hasher = getattr(out, "hasher", None)
+    if isinstance(hasher, Hasher) and hasher.algorithm == "sha256" and hasher.size == 0:
+        return hasher
+    return None
 
 
 #: Input bytes per gzip member in parallel mode: large enough that the members' headers and the
@@ -326,6 +351,10 @@ def usable_cpus() -> int:
 class CompressingWriter:
     """A writable that compresses into ``out`` and hashes both sides in one pass.
 
+    An ``out`` with a ``hasher`` (an ``oci.digest.Hasher`` of what it writes, still empty: a
+    content-store writer) is trusted for the blob's digest rather than every byte hashed twice;
+    uncompressed (``"none"``), the tar's digest is the blob's, so one hash serves both.
+
     ``compression`` is ``"gzip"`` (isal, level 1 by default), ``"zstd"`` (level 3 by default) or
     ``"none"``; ``out`` may be None to only compute digests. ``close()`` flushes and returns the
     ``LayerDigests``; it does not close ``out``.
@@ -333,7 +362,10 @@ class CompressingWriter:
     ``threads`` > 0 compresses on that many threads: gzip as independent members of ``GZIP_BLOCK``
     input bytes each (pigz-style; every gzip reader takes multi-member streams), zstd with zstd's
     own workers. The output then depends on the data and level only, never on ``threads``, so a
-    layer compressed on any machine gets the same digest; it differs from ``threads=0``'s.
+    layer compressed on any machine gets the same digest; it differs from ``threads=0``'s. The
+    caller's thread then only hands pieces on: the tar's sha256 runs on a thread of its own, and
+    gzip members go to ``out`` (hashed on the way) from another, in order; ``out.write`` is called
+    from that thread, never concurrently.
     """
 
     def __init__(self, out: Any, compression: Compression = "gzip", level: int | None = None,
@@ -341,13 +373,17 @@ class CompressingWriter:
         if compression not in MEDIA_TYPES:
             raise InvalidArgument(f"cannot write {compression!r} compression (use gzip, zstd or none)")
         self.compression = compression
-        self._raw = hashlib.sha256()
+        shared = _hasher_of(out)  # ``out`` hashes what it writes (a content-store writer): not again here
+        # Uncompressed, the blob is the tar: one hash gives both digests (``out``'s, if it has one).
+        self._raw: Any = None if compression == "none" and shared is not None else hashlib.sha256()
         self._raw_size = 0
-        self._blob = _Counter(out)
+        self._blob = _Counter(out, shared, hashing=compression != "none")
         self._result: LayerDigests | None = None
         self._gz: Any = None
         self._zst: Any = None
         self._blocks: _BlockGzip | None = None
+        # With threads, the tar's hash runs on a thread of its own too (in order), off the caller's.
+        self._hashing = _Ordered("sha256", 4 * threads) if threads > 0 and compression != "none" else None
         if compression == "gzip" and threads > 0:
             self._blocks = _BlockGzip(self._blob, 1 if level is None else level, threads)
         elif compression == "gzip":
@@ -358,7 +394,11 @@ class CompressingWriter:
 
     def write(self, data: bytes) -> int:
         """Compress and hash ``data``; return its length."""
-        self._raw.update(data)
+        if self._hashing is not None:
+            data = bytes(data)  # kept until hashed on the other thread (no copy of a bytes object)
+            self._hashing.submit(self._raw.update, data)
+        elif self._raw is not None:
+            self._raw.update(data)
         self._raw_size += len(data)
         if self._blocks is not None:
             self._blocks.write(data)
@@ -373,19 +413,21 @@ class CompressingWriter:
     def close(self) -> LayerDigests:
         """Finish the stream (idempotent) and return the digests and sizes."""
         if self._result is None:
+            if self._hashing is not None:
+                self._hashing.finish()
             if self._blocks is not None:
                 self._blocks.close()
             elif self._gz is not None:
                 self._blob.write(self._gz.flush())
             elif self._zst is not None:
                 self._blob.write(self._zst.flush())
-            diff_id = "sha256:" + self._raw.hexdigest()
+            diff_id = self._blob.digest() if self._raw is None else "sha256:" + self._raw.hexdigest()
             self._result = LayerDigests(
                 compression=self.compression,
                 media_type=MEDIA_TYPES[self.compression],
                 diff_id=diff_id,
                 size_uncompressed=self._raw_size,
-                digest="sha256:" + self._blob.hash.hexdigest(),
+                digest=diff_id if self.compression == "none" else self._blob.digest(),
                 size=self._blob.size,
             )
         return self._result
@@ -394,33 +436,66 @@ class CompressingWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if exc[0] is not None and self._blocks is not None:
-            self._blocks.abort()
+        if exc[0] is not None:
+            if self._blocks is not None:
+                self._blocks.abort()
+            if self._hashing is not None:
+                self._hashing.abort()
             return
         self.close()
 
 
+class _Ordered:
+    """Runs calls in the order they are submitted, on one thread of its own; ``submit`` waits once
+    more than ``depth`` are pending, and raises the error of any call that failed."""
+
+    def __init__(self, name: str, depth: int) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self._pending: deque[Future[None]] = deque()
+        self._depth = max(1, depth)
+
+    def submit(self, call: Callable[[bytes], object], data: bytes) -> None:
+        self._pending.append(self._pool.submit(call, data))  # type: ignore[arg-type]
+        while self._pending and (len(self._pending) > self._depth or self._pending[0].done()):
+            self._pending.popleft().result()
+
+    def finish(self) -> None:
+        """Wait for every call (raising the first error); the thread ends."""
+        try:
+            while self._pending:
+                self._pending.popleft().result()
+        finally:
+            self._pool.shutdown(wait=True)
+
+    def abort(self) -> None:
+        """Drop the calls not started, wait for the running one (its error is dropped too)."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pending.clear()
+
+
 class _BlockGzip:
     """Compresses ``GZIP_BLOCK``-byte pieces into gzip members on a thread pool (isal releases the
-    GIL) and writes them to ``out`` in order; at most two pieces per thread are in flight."""
+    GIL) and writes them to ``out`` in order from a thread of its own (the blob's hash and file write
+    happen there, off the caller's thread); at most two pieces per thread are in flight."""
 
     def __init__(self, out: _Counter, level: int, threads: int) -> None:
         self._out = out
         self._level = level
         self._threads = threads
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="gzip")
-        self._pending: deque[Future[bytes]] = deque()
+        self._emitting = _Ordered("gzip-out", 2 * threads)
         self._buf = bytearray()
         self._members = 0
 
     def _compress(self, block: bytes) -> bytes:
         return bytes(isal_zlib.compress(block, self._level, wbits=31))
 
+    def _emit(self, member: Future[bytes]) -> None:
+        self._out.write(member.result())
+
     def _submit(self, block: bytes) -> None:
-        self._pending.append(self._pool.submit(self._compress, block))
+        self._emitting.submit(self._emit, self._pool.submit(self._compress, block))  # type: ignore[arg-type]
         self._members += 1
-        while len(self._pending) > 2 * self._threads:
-            self._out.write(self._pending.popleft().result())
 
     def write(self, data: bytes) -> None:
         if not self._buf and len(data) == GZIP_BLOCK:
@@ -436,14 +511,13 @@ class _BlockGzip:
             self._submit(bytes(self._buf))
             self._buf.clear()
         try:
-            while self._pending:
-                self._out.write(self._pending.popleft().result())
+            self._emitting.finish()
         finally:
             self._pool.shutdown(wait=True)
 
     def abort(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
-        self._pending.clear()
+        self._pool.shutdown(wait=True, cancel_futures=True)  # a waiting writer gets CancelledError
+        self._emitting.abort()
 
 
 class HashingReader:

@@ -83,6 +83,11 @@ class Writer:
         self.committed: BlobInfo | None = None
 
     @property
+    def hasher(self) -> Hasher:
+        """The running hash of the bytes written so far (read it, do not update it)."""
+        return self._hasher
+
+    @property
     def size(self) -> int:
         """Bytes written so far."""
         return self._hasher.size

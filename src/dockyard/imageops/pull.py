@@ -5,12 +5,13 @@
     pull_platforms(store, registry, ref, platforms=None, ...) -> list[PullResult]   several (None: all)
 
 The manifest is read from the first source that has it (configured mirrors in order, then the
-origin); an index or manifest list is resolved to the wanted platform. Layers download in parallel
-straight into the content store (verified there, resumed with ``Range`` after a drop) and each is
-unpacked into its snapshot as soon as it is complete, its diff ID verified on the way (reading,
-decompressing, hashing and extracting on threads of their own). The image
-is recorded only after every layer is in; until then a lease keeps the new blobs from a GC, and
-a failure leaves no image and no half-written blob behind.
+origin); an index or manifest list is resolved to the wanted platform. Layers download in parallel,
+each streamed as it arrives both into the content store (resumed with ``Range`` after a drop) and
+into its snapshot: decompressed, its diff ID hashed and extracted on threads of their own. A layer's
+blob is published only once its digest and diff ID are both verified, just before its snapshot; a
+source that fails or sends a bad blob is left for the next (from the start). The image is recorded
+only after every layer is in; until then a lease keeps the new blobs from a GC, and a failure
+leaves no image, no half-written blob and no snapshot of a bad layer behind.
 
 Progress events use docker's words as ``Event.name`` (``Pulling from <path>`` with the tag or digest
 as ``id``, then per layer ``Pulling fs layer``, ``Downloading``,
@@ -28,7 +29,8 @@ from typing import BinaryIO
 
 from dockyard.archive import apply_layer_overlay
 from dockyard.archive.compression import HashingReader, open_decompressed
-from dockyard.archive.readahead import ReadAhead
+from dockyard.archive.readahead import Pipe, ReadAhead
+from dockyard.content import Writer
 from dockyard.errors import CorruptData, DigestMismatch, Interrupted, InvalidArgument, NotFound, RegistryError
 from dockyard.image import LayerBlob, chain_ids
 from dockyard.imageops import Lease, Store
@@ -262,14 +264,13 @@ def _layers(store: Store, sources: Sequence[Repository], manifest: Manifest, dif
         need_snap = unpack and not store.snapshots.exists(chain)
         if have_blob and not need_snap:
             return "exists"
-        if not have_blob:
-            _download(store, sources, desc, sink, cancelled)
-        if cancelled.is_set():
-            raise Interrupted("pull interrupted")
-        sink(Event(id=desc.digest.short, name="Extracting" if unpack else "Verifying Checksum",
-                   status="running", current=0, total=desc.size))
-        size = _extract(store, desc, diff_id, chain, unpack, verify_blob=have_blob, sink=sink,
-                        cancelled=cancelled)
+        if have_blob:  # only the snapshot is missing: unpack the stored blob
+            sink(Event(id=desc.digest.short, name="Extracting" if unpack else "Verifying Checksum",
+                       status="running", current=0, total=desc.size))
+            size = _extract(store, desc, diff_id, chain, unpack, verify_blob=True, sink=sink,
+                            cancelled=cancelled)
+        else:
+            size = _stream(store, sources, desc, diff_id, chain, unpack, lease, sink, cancelled)
         store.meta.add_layer_blob(LayerBlob(diff_id, desc.digest, desc.media_type or mt.OCI_LAYER_GZIP,
                                             desc.size, size))
         sink(Event(id=desc.digest.short, name="Pull complete", status="done", current=desc.size,
@@ -295,9 +296,10 @@ def _layers(store: Store, sources: Sequence[Repository], manifest: Manifest, dif
 class _Progress:
     """Passes reads through, reporting how far into the blob extraction is; stops when cancelled."""
 
-    def __init__(self, inner: BinaryIO | HashingReader, desc: Descriptor, sink: ProgressSink,
-                 name: str, cancelled: threading.Event) -> None:
+    def __init__(self, inner: BinaryIO | HashingReader | Pipe, desc: Descriptor, sink: ProgressSink,
+                 name: str, cancelled: threading.Event, after: threading.Event | None = None) -> None:
         self._cancelled = cancelled
+        self._after = after  # report nothing before this is set (the download's own progress shows)
         self._inner = inner
         self._desc = desc
         self._sink = sink
@@ -310,6 +312,8 @@ class _Progress:
             raise Interrupted("pull interrupted")
         data = self._inner.read(n)
         self.done += len(data)
+        if self._after is not None and not self._after.is_set():
+            return data
         if self.done - self._reported >= PIECE or (not data and self.done != self._reported):
             self._reported = self.done
             self._sink(Event(id=self._desc.digest.short, name=self._name, status="running",
@@ -326,27 +330,140 @@ def _needs(store: Store, desc: Descriptor, diff_id: Digest, chain: Digest, unpac
     return not _have_blob(store, desc, diff_id) or (unpack and not store.snapshots.exists(chain))
 
 
-def _download(store: Store, sources: Sequence[Repository], desc: Descriptor, sink: ProgressSink,
-              cancelled: threading.Event) -> None:
-    def progress(done: int) -> None:
-        if cancelled.is_set():
-            raise Interrupted("pull interrupted")
-        sink(Event(id=desc.digest.short, name="Downloading", status="running", current=done, total=desc.size))
+class _Tee:
+    """The download's sink: each piece goes into the content-store writer (which hashes it: the
+    download's digest check uses that hash, ``hasher``) and on to the extraction through ``pipe``:
+    at once while the extraction waits for bytes, else gathered up to ``PIECE`` bytes (the network's
+    pieces are about 64 KiB: handing each over on its own costs more in thread switches than the
+    copy that joins them)."""
 
+    def __init__(self, writer: Writer, pipe: Pipe) -> None:
+        self._writer = writer
+        self._pipe = pipe
+        self.hasher = writer.hasher
+        self._held: list[bytes] = []
+        self._size = 0
+
+    def write(self, data: bytes) -> int:
+        self._writer.write(data)
+        self._held.append(data)
+        self._size += len(data)
+        if self._size >= PIECE or self._pipe.drained():
+            self.flush()
+        return len(data)
+
+    def flush(self) -> None:
+        if self._held:
+            self._pipe.write(self._held[0] if len(self._held) == 1 else b"".join(self._held))
+            self._held.clear()
+            self._size = 0
+
+
+def _stream(store: Store, sources: Sequence[Repository], desc: Descriptor, diff_id: Digest, chain: Digest,
+            unpack: bool, lease: Lease, sink: ProgressSink, cancelled: threading.Event) -> int:
+    """Download the layer and, as its bytes arrive, decompress, hash and unpack it; return its tar size.
+
+    The blob is published in the content store only once both its digest and its diff ID are
+    verified, just before the snapshot (if any) is; a failure leaves neither. A source that fails
+    (or sends a bad blob) is given up for the next one, from the start."""
     last: Exception | None = None
     for repo in sources:
         try:
-            with store.content.writer(desc.digest, desc.size) as w:
-                repo.fetch_blob(desc, w, progress)
-                sink(Event(id=desc.digest.short, name="Verifying Checksum", status="running"))
-                w.commit()
-            sink(Event(id=desc.digest.short, name="Download complete", status="running",
-                       current=desc.size, total=desc.size))
-            return
-        except (RegistryError, DigestMismatch) as exc:
-            last = exc  # try the next source (a mirror may be stale or broken)
+            return _stream_from(store, repo, desc, diff_id, chain, unpack, lease, sink, cancelled)
+        except _SourceFailed as exc:
+            last = exc.error  # try the next source (a mirror may be stale or broken)
     assert last is not None
     raise last
+
+
+class _SourceFailed(Exception):
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _give_up(pipe: Pipe, exc: BaseException, cancelled: threading.Event) -> None:
+    """Stop reading ``pipe`` after ``exc``. A failed extraction may come from a bad download (a
+    corrupt gzip stream): unless the pull is being stopped, the download goes on, unread, to tell
+    whether the blob was the cause (then its digest error is the one raised, or the next source tried)."""
+    pipe.abandon(discard=isinstance(exc, Exception) and not isinstance(exc, Interrupted)
+                 and not cancelled.is_set())
+
+
+def _stream_from(store: Store, repo: Repository, desc: Descriptor, diff_id: Digest, chain: Digest,
+                 unpack: bool, lease: Lease, sink: ProgressSink, cancelled: threading.Event) -> int:
+    result: list[int] = []
+    eid = desc.digest.short
+    step = "Extracting" if unpack else "Verifying Checksum"
+
+    def fill(target: Path | None) -> None:
+        failed: list[BaseException] = []
+        downloaded = threading.Event()
+
+        def progress(done: int) -> None:
+            if cancelled.is_set():
+                raise Interrupted("pull interrupted")
+            sink(Event(id=eid, name="Downloading", status="running", current=done, total=desc.size))
+
+        with store.content.writer(desc.digest, desc.size) as writer:
+            # Up to ~32 MiB held per layer while extraction lags (then TCP waits): a deeper queue lets
+            # the registry finish sending sooner (measured: depth 8 cost ~0.2 s on the 4-layer bench).
+            pipe = Pipe(depth=32)
+
+            def download() -> None:
+                tee = _Tee(writer, pipe)
+                try:
+                    repo.fetch_blob(desc, tee, progress)  # verifies size and digest
+                    tee.flush()
+                except BaseException as exc:
+                    failed.append(exc)
+                    pipe.fail(exc)
+                    return
+                sink(Event(id=eid, name="Download complete", status="running", current=desc.size,
+                           total=desc.size))
+                downloaded.set()
+                pipe.close()
+
+            thread = threading.Thread(target=download, name="pull-download", daemon=True)
+            thread.start()
+            try:
+                # Four threads: the download (network reads, the blob's file and hash), decompression,
+                # the diff ID's hash, and extraction on this one; isal, sha256 and file I/O release the GIL.
+                reader = _Progress(pipe, desc, sink, step, cancelled, after=downloaded)
+                raw, _ = open_decompressed(reader)
+                with ReadAhead(raw) as decompressed:
+                    diff_hash = HashingReader(decompressed)
+                    with ReadAhead(diff_hash) as ahead:
+                        try:
+                            if target is not None:
+                                apply_layer_overlay(ahead, target)
+                            while ahead.read(PIECE):  # padding after the tar's end counts in the diff ID
+                                pass
+                        except BaseException as exc:
+                            _give_up(pipe, exc, cancelled)  # first: the read-ahead threads may wait on it
+                            raise
+                while reader.read(PIECE):  # bytes after the compressed stream's end (none, normally)
+                    pass
+            except BaseException as exc:
+                _give_up(pipe, exc, cancelled)
+                thread.join()
+                if failed and isinstance(failed[0], (RegistryError, DigestMismatch)):
+                    raise _SourceFailed(failed[0]) from None
+                raise
+            thread.join()
+            if failed:  # the pipe ended early only because the download failed (raised above)
+                raise failed[0]
+            if diff_hash.digest != diff_id:
+                raise DigestMismatch(diff_id, diff_hash.digest, f"diff ID of layer blob {desc.digest}")
+            writer.commit(lease.add_blob)
+        result.append(diff_hash.size)
+
+    if unpack:
+        store.snapshots.create(chain, fill)
+    if not result:  # not unpacking, or another process made the snapshot first
+        fill(None)
+    sink(Event(id=eid, name=step, status="running", current=desc.size, total=desc.size))
+    return result[0]
 
 
 def _extract(store: Store, desc: Descriptor, diff_id: Digest, chain: Digest, unpack: bool, *,

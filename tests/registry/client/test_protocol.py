@@ -402,3 +402,47 @@ def test_upload_restarts_after_a_5xx_mid_upload() -> None:
         assert out.getvalue() == data
     uploads = [r.method for r in faults.requests if "/blobs/uploads/" in r.url.path]
     assert uploads == ["POST", "PUT", "POST", "PUT"]
+
+
+def test_a_download_into_a_content_writer_hashes_each_byte_once(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    # The content-store writer hashes what it is given; the download checks its digest from that
+    # hash (resumes included) instead of hashing every byte a second time.
+    from dockyard.content import ContentStore
+    from dockyard.oci import digest as digest_module
+
+    desc, data = _blob(3 << 20)
+    repo_name = _repo()
+    with RegistryClient(FAST) as plain:
+        plain.repository(PLAIN, repo_name).upload_blob(desc, lambda: io.BytesIO(data))
+    hashed = [0]
+    real_update = digest_module.Hasher.update
+
+    def update(self: digest_module.Hasher, piece: bytes | bytearray | memoryview) -> None:
+        hashed[0] += len(piece)
+        real_update(self, piece)
+
+    monkeypatch.setattr(digest_module.Hasher, "update", update)
+    cuts = [1 << 20]
+
+    def hook(request: httpclient.Request, response: httpclient.Response) -> httpclient.Response | None:
+        if request.method == "GET" and "/blobs/sha256:" in request.url.path and cuts:
+            return httpclient.Response(response.status_code, response.headers, request=request,
+                                       stream=_CutStream(response.stream, cuts.pop(0)))
+        return response
+
+    store = ContentStore(tmp_path / "content", fsync=False)
+    with RegistryClient(FAST, transport=Faults(hook)) as client, store.writer(desc.digest, desc.size) as w:
+        client.repository(PLAIN, repo_name).fetch_blob(desc, w)
+        assert hashed[0] == len(data)  # once, though the download was resumed
+        assert w.commit().digest == desc.digest
+    # a bad blob is still refused (the writer's hash is the one checked)
+    def corrupt(request: httpclient.Request, response: httpclient.Response) -> httpclient.Response | None:
+        if request.method == "GET" and "/blobs/" in request.url.path:
+            response.read()
+            return httpclient.Response(200, stream=[b"x" * desc.size], request=request)
+        return None
+
+    with RegistryClient(FAST, transport=Faults(corrupt)) as client, store.writer() as w, \
+            pytest.raises(DigestMismatch):
+        client.repository(PLAIN, repo_name).fetch_blob(desc, w)

@@ -162,12 +162,17 @@ class Repository:
 
         If ``out`` is a seekable file, bytes already in it (an earlier, interrupted attempt) are
         hashed and kept, and on a mismatch it is truncated to empty. Any object with ``write`` works
-        otherwise (a content-store writer). The rest is asked for with ``Range``; a server that
-        ignores it has the bytes already held skipped. Raises ``DigestMismatch`` on a bad blob.
+        otherwise (a content-store writer); one with a ``hasher`` (an ``oci.digest.Hasher`` that hashes
+        what it writes, still empty) has its digest checked from that hash rather than hashing every
+        byte twice. The rest is asked for with ``Range``; a server that ignores it has the bytes
+        already held skipped. Raises ``DigestMismatch`` on a bad blob.
         """
-        hasher = Hasher(desc.digest.algorithm)
+        shared = getattr(out, "hasher", None)
+        # A sink that hashes what it is given (a content-store writer) saves hashing it twice.
+        hasher = shared if isinstance(shared, Hasher) and shared.size == 0 else Hasher(desc.digest.algorithm)
+        owned = hasher is not shared
         file: BinaryIO | None = out if bool(getattr(out, "seekable", lambda: False)()) else None  # type: ignore[assignment]
-        if file is not None:
+        if file is not None and owned:
             file.seek(0)
             while piece := file.read(PIECE):
                 hasher.update(piece)
@@ -180,7 +185,7 @@ class Repository:
         try:
             while hasher.size < desc.size:
                 try:
-                    self._fetch_once(desc, out, hasher, progress)
+                    self._fetch_once(desc, out, hasher, progress, owned)
                 except (httpclient.TransportError, RegistryError) as exc:
                     if not _passing(exc):
                         raise
@@ -209,7 +214,7 @@ class Repository:
             out.flush()
 
     def _fetch_once(self, desc: Descriptor, out: BinaryIO | _Sink, hasher: Hasher,
-                    progress: Progress) -> None:
+                    progress: Progress, owned: bool = True) -> None:
         have = hasher.size
         headers = {"Range": f"bytes={have}-"} if have else {}
         response = self.session.request("GET", f"/v2/{self.name}/blobs/{desc.digest}",
@@ -238,7 +243,8 @@ class Repository:
                     raise DigestMismatch(desc.digest, f"(more than the descriptor's {desc.size} bytes)",
                                          f"blob from {self.where}")
                 out.write(chunk)
-                hasher.update(chunk)
+                if owned:  # else ``out`` hashed it
+                    hasher.update(chunk)
                 progress(hasher.size)
         finally:
             response.close()
