@@ -3,10 +3,14 @@ the server dropped them, bodies framed and checked, redirects, proxies chosen as
 
 from __future__ import annotations
 
+import contextlib
 import socket
+import ssl
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
@@ -41,6 +45,14 @@ class _Server:
         self.requests: list[str] = []
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
+        httpd = self.httpd
+
+        def handle_error(request: object, address: object) -> None:
+            # A client that hangs up on a body it does not want is what some tests are about.
+            if not isinstance(sys.exc_info()[1], BrokenPipeError | ConnectionResetError):
+                ThreadingHTTPServer.handle_error(httpd, request, address)  # type: ignore[arg-type]
+
+        self.httpd.handle_error = handle_error  # type: ignore[method-assign]
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
@@ -260,3 +272,67 @@ def test_response_headers_are_case_insensitive_and_repeatable() -> None:
     assert headers.get_list("Www-Authenticate") == ['Bearer realm="a"', "Basic"]
     assert headers["www-authenticate"] == 'Bearer realm="a", Basic'
     assert "WWW-AUTHENTICATE" in headers and headers.get("missing") == ""
+
+
+class _ConnectProxy:
+    """An HTTP proxy that takes ``CONNECT host:port`` (``FAKE`` meaning loopback) and pipes the bytes."""
+
+    FAKE = "registry.dytest.invalid"
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.asked: list[str] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._tunnel, args=(client,), daemon=True).start()
+
+    def _tunnel(self, client: socket.socket) -> None:
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += client.recv(4096)
+        target = head.split(b" ")[1].decode()
+        self.asked.append(target)
+        host, _, port = target.rpartition(":")
+        upstream = socket.create_connection(("127.0.0.1" if host == self.FAKE else host, int(port)))
+        client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+
+        def pipe(src: socket.socket, dst: socket.socket) -> None:
+            with contextlib.suppress(OSError):
+                while data := src.recv(65536):
+                    dst.sendall(data)
+            with contextlib.suppress(OSError):
+                dst.shutdown(socket.SHUT_WR)
+
+        threading.Thread(target=pipe, args=(upstream, client), daemon=True).start()
+        pipe(client, upstream)
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def test_https_goes_through_the_proxy_in_a_connect_tunnel(serve: Callable[[Handle], _Server], tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.registry.tlskit import self_signed
+
+    server = serve(lambda h: _reply(h, 200, b"over tls"))
+    cert, key = self_signed(tmp_path)
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(cert, key)
+    server.httpd.socket = tls.wrap_socket(server.httpd.socket, server_side=True)
+    proxy = _ConnectProxy()
+    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{proxy.port}")
+    port = server.httpd.server_address[1]
+    try:
+        with _client() as client:  # verify=None: the certificate names 127.0.0.1, not the fake host
+            for _ in range(2):
+                assert client.get(f"https://{_ConnectProxy.FAKE}:{port}/v2/").content == b"over tls"
+    finally:
+        proxy.close()
+    assert proxy.asked == [f"{_ConnectProxy.FAKE}:{port}"]  # one tunnel, kept alive for both requests
