@@ -118,7 +118,7 @@ class Registry:
         self.io = IoPool(io_workers)  # file I/O runs here, never on the event loop
         # Local files answer in microseconds: called inline. An object store's round trips go to the pool.
         self._inline = not getattr(storage, "remote", False)
-        self.uploads = Uploads(storage, self.io, self.call)
+        self.uploads = Uploads(storage, self.io, self.call, blob_cache)
         self.relay = Relay()  # blob bytes from an object store
         self._fetches: dict[str, SharedFetch] = {}  # digest -> the blob cache fill GETs follow
         # digest -> done when the GET asking the cache for a fill has its answer: others wait for it
@@ -501,8 +501,15 @@ class Registry:
         except ApiError:
             await self.uploads.drop(upload_id)
             raise
-        await self.io.run(self.storage.upload_commit, upload_id, digest)
-        await self.call(self.storage.link_blob, name, digest)
+        try:
+            await self.io.run(self.storage.upload_commit, upload_id, digest)
+            await self.call(self.storage.link_blob, name, digest)
+        except BaseException:
+            self.uploads.drop_spool(upload_id)
+            raise
+        # The blob is in the bucket: its bytes, kept as they arrived, become this replica's cache entry,
+        # so a pull through here reads nothing back.
+        await self.uploads.publish(upload_id, digest)
         return self._blob_created(name, digest)
 
     async def upload_status(self, request: web.Request, p: dict[str, str]) -> web.StreamResponse:

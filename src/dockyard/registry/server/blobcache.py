@@ -111,6 +111,78 @@ class Fill:
         self._cache._filled(self.digest)
 
 
+class Spool:
+    """An upload's bytes kept on this replica as they arrive, published as the blob's entry when the
+    upload is committed: a pull through the replica that received a push reads nothing from the bucket.
+
+    Nothing is hashed here: the caller writes exactly the pieces it feeds to the upload's running hash,
+    in the same call, so the digest the commit checked is the digest of these bytes; ``publish`` also
+    wants the hashed size to equal what was written. Gives up quietly (a full disk, or more bytes than
+    the cache may hold): the upload goes on without it."""
+
+    def __init__(self, cache: BlobCache) -> None:
+        self._cache = cache
+        self.size = 0  # bytes written
+        self.temp = cache.root / f"upload-{uuid.uuid4().hex}{_PART}"  # removed at the next start if left
+        self._file: BinaryIO | None = open(self.temp, "xb", buffering=0)  # noqa: SIM115 - closed by publish/abort
+
+    @property
+    def live(self) -> bool:
+        return self._file is not None
+
+    def write(self, data: bytes) -> bool:
+        """Append the next bytes; False once the spool was given up."""
+        if self._file is None:
+            return False
+        if self.size + len(data) > self._cache.max_bytes:
+            self.abort()  # never kept: larger than the whole cache
+            return False
+        try:
+            view = memoryview(data)
+            while view:
+                n = self._file.write(view)
+                if not n:
+                    raise OSError("no progress writing a blob cache entry")
+                view = view[n:]
+        except OSError:
+            self.abort()
+            return False
+        self.size += len(data)
+        return True
+
+    def publish(self, digest: str, hashed: int) -> bool:
+        """Make the bytes the entry of ``digest``, which the upload's running hash gave for ``hashed``
+        bytes (the same pieces): only when every one of them was written. True: published."""
+        if self._file is None:
+            return False
+        try:
+            self._file.close()
+            self._file = None
+            if hashed != self.size or not self._cache._claim(digest, self.size):
+                return False  # short, or here already (or being filled by a pull): nothing to add
+            try:
+                os.chmod(self.temp, 0o444)
+                final = self._cache.path(digest)
+                os.rename(self.temp, final)  # atomic: the name appears only with every byte behind it
+                self._cache._published(digest, _stamp(os.stat(final)))
+                return True
+            finally:
+                self._cache._filled(digest)
+        except OSError:
+            return False
+        finally:
+            self.abort()
+
+    def abort(self) -> None:
+        """Drop the bytes (idempotent; nothing after a publish)."""
+        if self._file is not None:
+            with contextlib.suppress(OSError):
+                self._file.close()
+            self._file = None
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.temp)
+
+
 class BlobCache:
     """A bounded, least-recently-used directory of verified blobs; thread-safe."""
 
@@ -183,6 +255,22 @@ class BlobCache:
         except OSError:
             self._filled(digest)
             return None  # a full or read-only disk: serve without keeping a copy
+
+    def spool(self) -> Spool | None:
+        """A new spool for an upload's bytes; None when the disk refuses it."""
+        try:
+            return Spool(self)
+        except OSError:
+            return None
+
+    def _claim(self, digest: str, size: int) -> bool:
+        """Reserve ``digest`` for a publish (``_filled`` releases it): False when it is here already,
+        being filled, or too large."""
+        with self._lock:
+            if size > self.max_bytes or digest in self._entries or digest in self._filling:
+                return False
+            self._filling.add(digest)
+            return True
 
     def _filled(self, digest: str) -> None:
         with self._lock:
