@@ -62,7 +62,7 @@ class Fill:
         # Unbuffered: readers following the fill (other GETs) see each piece once write returns.
         self._file: BinaryIO | None = open(self.temp, "xb", buffering=0)  # noqa: SIM115 - closed by commit/abort
 
-    def write(self, data: bytes) -> bool:
+    def write(self, data: bytes | memoryview) -> bool:
         """Add the next bytes; False when the entry was given up (a failed write: a full disk), which
         never fails the relay."""
         if self._file is None:
@@ -79,10 +79,6 @@ class Fill:
             self.abort()
             return False
         return True
-
-    def write_all(self, pieces: list[bytes]) -> bool:
-        """``write`` each piece in turn (one trip to a worker for several); False as ``write``."""
-        return all(self.write(piece) for piece in pieces)
 
     def commit(self) -> bool:
         """Publish the entry if the bytes are the blob (size and digest); else drop them. True: published."""
