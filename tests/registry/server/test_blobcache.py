@@ -21,6 +21,7 @@ import pytest
 
 from dockyard.errors import InvalidArgument
 from dockyard.registry.server import RegistryServer
+from dockyard.registry.server.app import peer_token
 from dockyard.registry.server.blobcache import BlobCache, Spool, parse_option
 from dockyard.registry.server.s3storage import S3Storage
 from dockyard.registry.server.sharedfetch import FOLLOW_STEP
@@ -62,9 +63,12 @@ def fill(cache: BlobCache, data: bytes) -> bool:
 
 
 def test_the_option_takes_a_directory_and_a_size(tmp_path: Path) -> None:
-    assert parse_option(f"{tmp_path}/c,size=2GiB") == (tmp_path / "c", 2 << 30)
+    assert parse_option(f"{tmp_path}/c,size=2GiB") == (tmp_path / "c", 2 << 30, None)
     assert parse_option(f"{tmp_path}/c")[1] == 10 << 30
-    for bad, message in [("d,size=lots", "invalid size"), ("d,ttl=3", "unknown option"), (",size=1", "DIR")]:
+    assert parse_option(f"{tmp_path}/c,peer=http://10.0.0.5:5000/,size=1GB") == (tmp_path / "c", 10**9,
+                                                                                 "http://10.0.0.5:5000")
+    for bad, message in [("d,size=lots", "invalid size"), ("d,ttl=3", "unknown option"), (",size=1", "DIR"),
+                         ("d,peer=10.0.0.5:5000", "http")]:
         with pytest.raises(InvalidArgument, match=message):
             parse_option(bad)
 
@@ -542,3 +546,75 @@ def test_an_upload_continued_elsewhere_or_refused_is_not_kept(tmp_path: Path) ->
         assert c.patch(loc, content=wrong).status_code == 202
         assert c.delete(loc).status_code == 204  # cancelled
         assert [p.name for p in root.iterdir()] == [sha(data).replace(":", "-")]
+
+
+# -- replicas asking each other's caches (peer=URL) ------------------------------------------------------
+
+
+@contextlib.contextmanager
+def peers(tmp: Path) -> Iterator[tuple[httpx.Client, httpx.Client, StoreProxy, Callable[[str], str],
+                                       RegistryServer, Path]]:
+    """Replica a (which receives pushes) and replica b (whose traffic to the bucket goes through a
+    proxy), both with a cache and a ``peer=`` URL, on one bucket."""
+    url = s3kit.s3_url("peer")
+    port_a, port_b = _free_port(), _free_port()
+    cache_a, cache_b = tmp / "a", tmp / "b"
+    with StoreProxy(s3kit.ENV["AWS_ENDPOINT_URL"]) as proxy, \
+            RegistryServer(storage=url, port=port_a, blob_cache=f"{cache_a},peer=http://127.0.0.1:{port_a}",
+                           **PEER) as srv_a, \
+            RegistryServer(storage=url, port=port_b, blob_cache=f"{cache_b},peer=http://127.0.0.1:{port_b}",
+                           **{**PEER, "s3_endpoint": proxy.url}) as srv_b, \
+            httpx.Client(base_url=srv_a.url, timeout=60) as a, \
+            httpx.Client(base_url=srv_b.url, timeout=60) as b:
+        storage = srv_b.storage
+        assert isinstance(storage, S3Storage)
+        yield a, b, proxy, storage._bytes_key, srv_a, cache_b
+
+
+@pytest.mark.seaweedfs
+def test_a_replica_pulls_a_blob_another_received_from_that_ones_cache(tmp_path: Path) -> None:
+    with peers(tmp_path) as (a, b, proxy, where, _srv_a, cache_b):
+        data = os.urandom(9 << 20)
+        digest = push_blob(a, "peer/r", data)
+        got = b.get(f"/v2/peer/r/blobs/{digest}")
+        assert got.status_code == 200 and got.content == data
+        assert proxy.gets(where(digest)) == []  # the bytes came from a, not from the bucket
+        assert published(cache_b, digest) == [digest.replace(":", "-")]  # hashed on the way: kept
+
+
+@pytest.mark.seaweedfs
+def test_a_peer_that_is_down_or_lacks_the_blob_leaves_the_bucket_to_serve_it(tmp_path: Path) -> None:
+    with peers(tmp_path) as (a, b, proxy, where, srv_a, cache_b):
+        lacking = os.urandom(3 << 20)
+        digest = push_blob(a, "peer/r", lacking)
+        entry = srv_a.blob_cache.path(digest)  # type: ignore[union-attr]
+        entry.unlink()  # evicted, say
+        assert b.get(f"/v2/peer/r/blobs/{digest}").content == lacking
+        assert proxy.gets(where(digest)) == [""]
+        published(cache_b, digest)
+
+        data = os.urandom(5 << 20)
+        digest = push_blob(a, "peer/r", data)
+        srv_a.stop()  # the replica that has it is gone
+        got = b.get(f"/v2/peer/r/blobs/{digest}")
+        assert got.status_code == 200 and got.content == data
+        assert proxy.gets(where(digest)) == [""]
+        published(cache_b, digest)
+
+
+@pytest.mark.seaweedfs
+def test_only_replicas_on_the_bucket_may_ask_a_cache(tmp_path: Path) -> None:
+    with peers(tmp_path) as (a, _b, _proxy, _where, srv_a, _cache_b):
+        data = os.urandom(1 << 20)
+        digest = push_blob(a, "peer/r", data)
+        url = f"/_dockyard/peer/blobs/{digest}"
+        assert a.get(url).status_code == 404
+        assert a.get(url, headers={"X-Dockyard-Peer": "0" * 64}).status_code == 404
+        storage = srv_a.storage
+        assert isinstance(storage, S3Storage)
+        token = peer_token(storage.peer_key(), digest)  # the key is in the bucket: replicas share it
+        got = a.get(url, headers={"X-Dockyard-Peer": token})
+        assert got.status_code == 200 and got.content == data
+        other = sha(b"not here")
+        assert a.get(f"/_dockyard/peer/blobs/{other}",
+                     headers={"X-Dockyard-Peer": peer_token(storage.peer_key(), other)}).status_code == 404

@@ -27,23 +27,31 @@ DEFAULT_SIZE = 10 << 30
 _PART = ".part"
 
 
-def parse_option(text: str) -> tuple[Path, int]:
-    """``DIR[,size=N]`` (N as ``500MB``, ``20GiB`` or bytes) -> (directory, bound in bytes)."""
+def parse_option(text: str) -> tuple[Path, int, str | None]:
+    """``DIR[,size=N][,peer=URL]`` (N as ``500MB``, ``20GiB`` or bytes) -> (directory, bound in bytes,
+    the URL other replicas reach this one at for its cache, or None)."""
     from .team.usage import parse_size
 
     where, *options = text.split(",")
     size = DEFAULT_SIZE
+    peer = None
     for option in options:
         key, eq, value = option.partition("=")
+        if key.strip() == "peer" and eq:
+            peer = value.strip().rstrip("/")
+            if not peer.startswith(("http://", "https://")) or len(peer) <= len("https://"):
+                raise InvalidArgument(f"--blob-cache {text!r}: peer=URL wants http:// or https://")
+            continue
         if key.strip() != "size" or not eq:
-            raise InvalidArgument(f"--blob-cache {text!r}: unknown option {option!r} (expected size=N)")
+            raise InvalidArgument(f"--blob-cache {text!r}: unknown option {option!r} "
+                                  "(expected size=N or peer=URL)")
         try:
             size = parse_size(value)
         except InvalidArgument as exc:
             raise InvalidArgument(f"--blob-cache {text!r}: {exc}") from exc
     if not where.strip():
-        raise InvalidArgument(f"--blob-cache {text!r}: expected DIR[,size=N]")
-    return Path(where.strip()), size
+        raise InvalidArgument(f"--blob-cache {text!r}: expected DIR[,size=N][,peer=URL]")
+    return Path(where.strip()), size, peer
 
 
 def _stamp(st: os.stat_result) -> tuple[int, int, int]:
@@ -182,9 +190,10 @@ class Spool:
 class BlobCache:
     """A bounded, least-recently-used directory of verified blobs; thread-safe."""
 
-    def __init__(self, root: Path, max_bytes: int = DEFAULT_SIZE) -> None:
+    def __init__(self, root: Path, max_bytes: int = DEFAULT_SIZE, peer_url: str | None = None) -> None:
         self.root = root
         self.max_bytes = max_bytes
+        self.peer_url = peer_url  # where other replicas ask for this cache's entries (None: nobody)
         self._lock = threading.Lock()
         # digest -> (size, stamp when verified by this process, or None: to verify before serving)
         self._entries: OrderedDict[str, tuple[int, tuple[int, int, int] | None]] = OrderedDict()
@@ -212,12 +221,14 @@ class BlobCache:
         """Bytes in published entries."""
         return self._bytes
 
-    def open(self, digest: str, size: int) -> BinaryIO | None:
-        """The entry's file, open at its start, if it is here and still the blob; else None."""
+    def open(self, digest: str, size: int | None = None) -> BinaryIO | None:
+        """The entry's file, open at its start, if it is here and still the blob (of ``size`` bytes,
+        if given); else None."""
         with self._lock:
             entry = self._entries.get(digest)
-            if entry is None or entry[0] != size:
+            if entry is None or entry[0] != (entry[0] if size is None else size):
                 return None
+            size = entry[0]
             self._entries.move_to_end(digest)
         try:
             f = open(self.path(digest), "rb")  # noqa: SIM115 - the caller serves and closes it

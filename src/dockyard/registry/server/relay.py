@@ -103,18 +103,20 @@ class Relay:
             async for chunk in upstream.content.iter_any():
                 await resp.write(chunk)
 
-    async def fetch(self, url: str, sink: Callable[[memoryview], bool],
-                    answered: Callable[[int], None]) -> int:
-        """GET ``url`` on a fetch thread (throttling and 5xx retried as ``get`` does) and hand the body
-        to ``sink`` (on that thread) in pieces of up to ``PIECE`` bytes, until it ends or ``sink`` says
-        False; ``answered(status)`` is called on the thread once the store answered (the body is read
-        only when 200). Returns the bytes handed over. Cancelling stops the thread at its next piece
-        (and waits for it: nothing runs on after the caller resumes)."""
+    async def fetch(self, url: str, sink: Callable[[memoryview], bool], answered: Callable[[int], None],
+                    headers: dict[str, str] | None = None, attempts: int = ATTEMPTS,
+                    timeout: float = 120) -> int:
+        """GET ``url`` on a fetch thread (throttling and 5xx retried as ``get`` does, up to ``attempts``
+        tries) and hand the body to ``sink`` (on that thread) in pieces of up to ``PIECE`` bytes, until
+        it ends or ``sink`` says False; ``answered(status)`` is called on the thread once the store
+        answered (the body is read only when 200, or 206 when ``headers`` ask for a Range). Returns the
+        bytes handed over. Cancelling stops the thread at its next piece (and waits for it: nothing
+        runs on after the caller resumes)."""
         stop = threading.Event()
         if self._threads is None:
             self._threads = ThreadPoolExecutor(FETCH_THREADS, thread_name_prefix="registry-fetch")
         future = asyncio.get_running_loop().run_in_executor(
-            self._threads, self._fetch, url, sink, answered, stop)
+            self._threads, self._fetch, url, sink, answered, stop, headers or {}, attempts, timeout)
         try:
             return await asyncio.shield(future)
         except asyncio.CancelledError:
@@ -122,28 +124,32 @@ class Relay:
             await asyncio.wait([future])
             raise
 
-    def _connect(self, url: str) -> tuple[http.client.HTTPConnection, str]:
+    def _connect(self, url: str, timeout: float) -> tuple[http.client.HTTPConnection, str]:
         parts = urlsplit(url)
         target = f"{parts.path}?{parts.query}" if parts.query else parts.path
         if parts.scheme == "https":
             if self._tls_context is None:
                 self._tls_context = _tls()
-            return http.client.HTTPSConnection(parts.netloc, timeout=120, context=self._tls_context), target
-        return http.client.HTTPConnection(parts.netloc, timeout=120), target
+            tls = self._tls_context
+            return http.client.HTTPSConnection(parts.netloc, timeout=timeout, context=tls), target
+        return http.client.HTTPConnection(parts.netloc, timeout=timeout), target
 
     def _fetch(self, url: str, sink: Callable[[memoryview], bool], answered: Callable[[int], None],
-               stop: threading.Event) -> int:
-        for attempt in range(ATTEMPTS):
-            conn, target = self._connect(url)
+               stop: threading.Event, headers: dict[str, str], attempts: int, timeout: float) -> int:
+        expect = 206 if "Range" in headers else 200
+        for attempt in range(attempts):
+            conn, target = self._connect(url, timeout)
             try:
-                conn.request("GET", target)
+                conn.request("GET", target, headers=headers)
                 resp = conn.getresponse()
-                if resp.status in RETRY and attempt < ATTEMPTS - 1 and not stop.is_set():
+                if resp.status in RETRY and attempt < attempts - 1 and not stop.is_set():
                     resp.read()
                     time.sleep(min(BACKOFF_CAP, 0.05 * 2 ** attempt) * (0.5 + random.random()))
                     continue
                 answered(resp.status)
-                if resp.status != 200:
+                offset = headers.get("Range", "").removeprefix("bytes=").partition("-")[0]
+                if resp.status != expect or (expect == 206 and not str(
+                        resp.getheader("Content-Range", "")).startswith(f"bytes {offset}-")):
                     return 0
                 buffer = memoryview(bytearray(PIECE))
                 done = 0

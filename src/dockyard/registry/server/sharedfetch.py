@@ -22,14 +22,20 @@ from .relay import Relay
 # Followers are woken, and send, once this much more has landed (or the fetch ended): a few large
 # sendfile calls per client rather than one per piece read from the store, each costing the event loop.
 FOLLOW_STEP = 4 << 20
+# A peer (another replica's blob cache) that does not answer within this long is given up for the
+# bucket: a replica that is down costs a refused connection, one that hangs this many seconds.
+PEER_TIMEOUT = 5.0
 
 
 class SharedFetch:
     """The fetch of one blob into ``fill``, and the GETs following it."""
 
-    def __init__(self, fill: Fill, url: str, relay: Relay, io: IoPool, ended: Callable[[], None]) -> None:
+    def __init__(self, fill: Fill, url: str, relay: Relay, io: IoPool, ended: Callable[[], None],
+                 peer: tuple[str, dict[str, str]] | None = None) -> None:
         self.fill = fill
         self.url = url
+        self.peer = peer  # (URL, headers) of another replica's cache entry of the blob, asked first
+        self._given_up = False  # the entry was dropped (a write failed): nothing more is fetched
         self._relay = relay
         self._io = io
         self._ended = ended  # forgets this fetch (called once, when it is over)
@@ -67,6 +73,7 @@ class SharedFetch:
         if self._landed + len(piece) > self.fill.size:
             return False  # more bytes than the blob has: not the blob, and never fill the disk
         if not self.fill.write(piece):
+            self._given_up = True
             return False  # the entry was given up: followers ask the store for the rest
         self._landed += len(piece)
         if self._landed - self._told >= FOLLOW_STEP or self._landed == self.fill.size:
@@ -74,11 +81,30 @@ class SharedFetch:
             self._loop.call_soon_threadsafe(self._advance, self._landed)
         return True
 
+    def _peer_answered(self, status: int) -> None:
+        """On the fetch thread: a peer's 200 is the store's (anything else: the bucket is asked)."""
+        if status == 200:
+            self._answered_soon(200)
+
+    def _rest_answered(self, status: int) -> None:
+        """On the fetch thread: the bucket's answer for what a peer did not send."""
+        self._answered_soon(200 if status in (200, 206) else status)
+
     async def _run(self) -> None:
         try:
-            got = await self._relay.fetch(self.url, self._sink, self._answered_soon)
+            if self.peer is not None:
+                # Another replica has the blob on its disk (it received the push): its bytes, hashed
+                # here as the bucket's would be. Down, slow or without it: the bucket, from where the
+                # peer stopped.
+                with contextlib.suppress(Exception):
+                    await self._relay.fetch(self.peer[0], self._sink, self._peer_answered, self.peer[1],
+                                            attempts=1, timeout=PEER_TIMEOUT)
+                self._advance(self._landed)
+            if self._landed < self.fill.size and not self._given_up:
+                rest = {"Range": f"bytes={self._landed}-"} if self._landed else {}
+                await self._relay.fetch(self.url, self._sink, self._rest_answered, rest)
             self._advance(self._landed)  # what landed since followers were last woken
-            if self.status == 200 and got == self._landed == self.fill.size:
+            if self.status == 200 and self._landed == self.fill.size:
                 await self._io.run(self.fill.commit)
         except Exception:  # any failure only ends the fetch: followers ask the store for the rest
             pass
