@@ -28,6 +28,10 @@ follow the total CPU a pull costs, so these say where a row's time goes.
 replaces under the same load. The load average is printed with each table (the
 machine may be shared).
 
+dockyard's replicas run with ``--blob-cache DIR,peer=URL`` (each its own URL): a replica pulling a blob
+another one received asks that one's cache before the bucket (``--no-peer``: the bucket only). The
+``--before`` targets get no ``peer=`` (older trees refuse it).
+
 ``--distribution-x3`` also runs three distribution processes on the bucket ("distribution x3", ratios
 still to one distribution): on one machine, three replicas share its cores with each other, the store
 and the load generator, so an x3 row measures what replication costs, not what it adds; distribution's
@@ -147,10 +151,16 @@ def processes(cmds: list[Callable[[int], list[str]]], tmp: Path, env: dict[str, 
             proc.wait(30)
 
 
-def dockyard(storage: str, src: str | None = None, cache: Path | None = None) -> Callable[[int], list[str]]:
+def dockyard(storage: str, src: str | None = None, cache: Path | None = None,
+             peer: bool = False) -> Callable[[int], list[str]]:
     env = ["env", f"PYTHONPATH={src}"] if src else []
-    # Each replica its own cache directory, as on separate machines.
-    extra = (lambda port: ["--blob-cache", f"{cache}/{port}"]) if cache else (lambda port: [])
+    # Each replica its own cache directory, as on separate machines; with ``peer``, the URL other
+    # replicas ask it at for blobs it received (what a deployment gives as ``peer=``).
+    def extra(port: int) -> list[str]:
+        if cache is None:
+            return []
+        return ["--blob-cache", f"{cache}/{port}" + (f",peer=http://127.0.0.1:{port}" if peer else "")]
+
     return lambda port: [*env, sys.executable, "-m", "dockyard", "registry", "serve",
                          "--addr", f"127.0.0.1:{port}", "--storage", storage, "--no-access-log", *extra(port)]
 
@@ -360,6 +370,8 @@ def main() -> int:
     parser.add_argument("--before", metavar="SRC", help="also run dockyard from this source tree")
     parser.add_argument("--no-blob-cache", action="store_true",
                         help="run dockyard on S3 without --blob-cache")
+    parser.add_argument("--no-peer", action="store_true",
+                        help="dockyard replicas do not ask each other's blob caches (no peer=)")
     parser.add_argument("--distribution-x3", action="store_true",
                         help="also run three distribution replicas on the bucket")
     args = parser.parse_args()
@@ -401,10 +413,11 @@ def main() -> int:
                         [dockyard(f"s3://{ours['b1']}/b1-{run}", args.before, cache)], tmp, KEYS))
                     targets["before x3"] = stack.enter_context(processes(
                         [dockyard(f"s3://{ours['b3']}/b3-{run}", args.before, cache)] * 3, tmp, KEYS))
+                peer = not args.no_peer
                 targets["dockyard x1"] = stack.enter_context(processes(
-                    [dockyard(f"s3://{ours['one']}/one-{run}", cache=cache)], tmp, KEYS))
+                    [dockyard(f"s3://{ours['one']}/one-{run}", cache=cache, peer=peer)], tmp, KEYS))
                 targets["dockyard x3"] = stack.enter_context(processes(
-                    [dockyard(f"s3://{ours['three']}/three-{run}", cache=cache)] * 3, tmp, KEYS))
+                    [dockyard(f"s3://{ours['three']}/three-{run}", cache=cache, peer=peer)] * 3, tmp, KEYS))
                 if args.distribution_x3:
                     targets["distribution x3"] = stack.enter_context(
                         processes([distribution(tmp, s3_yaml(theirs["dist3"]))] * 3, tmp, {}))
