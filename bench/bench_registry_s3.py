@@ -5,9 +5,11 @@ free ports (distribution from Debian's /usr/bin/docker-registry with its own S3 
 same SeaweedFS, its redirects off like ours), and measured interleaved:
   - blob push: 8 concurrent pushes of distinct 32 MB blobs (POST, one PATCH, PUT) -> MB/s; each push on
     a thread of its own (``http.client``), the blobs hashed before the clock starts (``blob_pushes``),
-  - blob pull: 8 concurrent pulls of one 64 MB blob -> MB/s, twice: "cold", a blob pushed just before and
-    never pulled, and "warm", a blob every replica has served before (dockyard on S3 runs with
-    ``--blob-cache``, so a warm pull comes from the replica's disk; distribution keeps no such copy).
+  - blob pull: 8 concurrent pulls of one 64 MB blob -> MB/s, twice: "cold", a blob pushed just before
+    through the first replica and never pulled, and "warm", a blob every replica has served before
+    (dockyard on S3 runs with ``--blob-cache``, so a warm pull comes from the replica's disk; the replica
+    that received a push keeps it there too, and with ``peer=`` the others fetch a cold blob from it
+    rather than from the bucket; distribution keeps no such copy and reads the bucket for every pull).
     The pulls run on plain sockets in threads, each body read into a 4 MiB buffer and dropped
     (``bench_registry_server.get_discarding``): an aiohttp client capped both registries at ~1.5 GB/s
     on loopback (measured: 8 x 64 MB from the filesystem, aiohttp 1.6 vs plain sockets 2.8-3.6 GB/s for

@@ -8,6 +8,10 @@ the next start). On a hit the file's (inode, size, mtime) must equal what was re
 verified; an entry this process has not verified (left by an earlier run) or that changed since is
 hashed again before it is served, and dropped if it no longer matches. Least recently used entries
 go first when the total passes the bound. Calls block (file I/O, hashing): run them on the pool.
+
+An upload's bytes may be kept too (``Spool``): written beside the upload's running hash, published
+as the blob's entry by the commit once the digest matched; a spool never outgrows the bound, but the
+spools of uploads in progress (at most ``uploads.MAX_SPOOLS``) are not counted in it until published.
 """
 
 from __future__ import annotations
