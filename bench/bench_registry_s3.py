@@ -5,24 +5,34 @@ free ports (distribution from Debian's /usr/bin/docker-registry with its own S3 
 same SeaweedFS, its redirects off like ours), and measured interleaved:
   - blob push: 8 concurrent pushes of distinct 32 MB blobs (POST, one PATCH, PUT) -> MB/s; each push on
     a thread of its own (``http.client``), the blobs hashed before the clock starts (``blob_pushes``),
-  - blob pull: 8 concurrent pulls of one 64 MB blob -> MB/s, twice: "cold", a blob pushed just before and
-    never pulled, and "warm", a blob every replica has served before (dockyard on S3 runs with
-    ``--blob-cache``, so a warm pull comes from the replica's disk; distribution keeps no such copy).
+  - blob pull: 8 concurrent pulls of one 64 MB blob -> MB/s, twice: "cold", a blob pushed just before
+    through the first replica and never pulled, and "warm", a blob every replica has served before
+    (dockyard on S3 runs with ``--blob-cache``, so a warm pull comes from the replica's disk; the replica
+    that received a push keeps it there too, and with ``peer=`` the others fetch a cold blob from it
+    rather than from the bucket; distribution keeps no such copy and reads the bucket for every pull).
     The pulls run on plain sockets in threads, each body read into a 4 MiB buffer and dropped
     (``bench_registry_server.get_discarding``): an aiohttp client capped both registries at ~1.5 GB/s
     on loopback (measured: 8 x 64 MB from the filesystem, aiohttp 1.6 vs plain sockets 2.8-3.6 GB/s for
     dockyard, 1.5 vs 1.6-1.8 GB/s for distribution), so the fs rows measured the client,
   - manifest GET by tag (32 connections) and PUT of distinct manifests (16) -> requests/s.
 On S3, dockyard runs once with 1 replica and once with 3 replicas on one bucket (the client spreads
-requests round-robin, as a load balancer would). Prints each number and the ratio to distribution.
+requests round-robin, as a load balancer would). Prints each number and the ratio to distribution, and
+for the cold pulls the CPU seconds per round (medians) of the target's registry processes and of
+SeaweedFS (``/proc/PID/stat``; SeaweedFS found by its ``-s3.port``): on a shared 2-core machine the rates
+follow the total CPU a pull costs, so these say where a row's time goes.
 
     .venv/bin/python bench/bench_registry_s3.py [--seconds 3] [--runs 1] [--only fs|s3] [--before SRC]
                                                 [--no-blob-cache] [--distribution-x3]
 
 ``--before SRC`` also runs dockyard from another source tree (say a checkout of main's ``src``) as
-"before" targets in the same interleaved rounds (on S3 without ``--blob-cache``), so a change is measured
-against the code it replaces under the same load. The load average is printed with each table (the
+"before" targets in the same interleaved rounds (on S3 with ``--blob-cache`` as the others, unless
+``--no-blob-cache``: a tree older than the cache needs it), so a change is measured against the code it
+replaces under the same load. The load average is printed with each table (the
 machine may be shared).
+
+dockyard's replicas run with ``--blob-cache DIR,peer=URL`` (each its own URL): a replica pulling a blob
+another one received asks that one's cache before the bucket (``--no-peer``: the bucket only). The
+``--before`` targets get no ``peer=`` (older trees refuse it).
 
 ``--distribution-x3`` also runs three distribution processes on the bucket ("distribution x3", ratios
 still to one distribution): on one machine, three replicas share its cores with each other, the store
@@ -77,6 +87,33 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+PIDS: dict[str, int] = {}  # registry URL -> its process (for CPU accounting)
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds the processes (all their threads) have used so far."""
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError), open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rpartition(")")[2].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / TICK
+
+
+def store_pids() -> list[int]:
+    """The SeaweedFS server serving ``S3`` (its ``-s3.port``), if it runs on this machine."""
+    port = urlsplit(S3).port
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError), open(f"/proc/{entry}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+                if argv and argv[0].endswith(b"weed") and f"-s3.port={port}".encode() in argv:
+                    found.append(int(entry))
+    return found
+
+
 def wait_port(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + 60
     while True:
@@ -104,6 +141,7 @@ def processes(cmds: list[Callable[[int], list[str]]], tmp: Path, env: dict[str, 
             logs.append(log)
             wait_port(port, proc, log)
             urls.append(f"http://127.0.0.1:{port}")
+            PIDS[urls[-1]] = proc.pid  # "env" execs the registry: the same process
         yield urls
     finally:
         for proc, log in zip(procs, logs, strict=True):
@@ -115,10 +153,16 @@ def processes(cmds: list[Callable[[int], list[str]]], tmp: Path, env: dict[str, 
             proc.wait(30)
 
 
-def dockyard(storage: str, src: str | None = None, cache: Path | None = None) -> Callable[[int], list[str]]:
+def dockyard(storage: str, src: str | None = None, cache: Path | None = None,
+             peer: bool = False) -> Callable[[int], list[str]]:
     env = ["env", f"PYTHONPATH={src}"] if src else []
-    # Each replica its own cache directory, as on separate machines.
-    extra = (lambda port: ["--blob-cache", f"{cache}/{port}"]) if cache else (lambda port: [])
+    # Each replica its own cache directory, as on separate machines; with ``peer``, the URL other
+    # replicas ask it at for blobs it received (what a deployment gives as ``peer=``).
+    def extra(port: int) -> list[str]:
+        if cache is None:
+            return []
+        return ["--blob-cache", f"{cache}/{port}" + (f",peer=http://127.0.0.1:{port}" if peer else "")]
+
     return lambda port: [*env, sys.executable, "-m", "dockyard", "registry", "serve",
                          "--addr", f"127.0.0.1:{port}", "--storage", storage, "--no-access-log", *extra(port)]
 
@@ -278,6 +322,7 @@ async def manifest_puts(pick: Callable[[], str], seconds: float, config: str, la
     return await rate(seconds, 16, put)
 
 
+CPU = ("cold_cpu", "cold_store_cpu")  # CPU seconds of a cold round: the registries, SeaweedFS
 ROWS = [("blob push (8 x 32 MB)", "push", "MB/s"), ("pull cold (8 x 64 MB)", "cold", "MB/s"),
         ("pull warm (8 x 64 MB)", "pull", "MB/s"),
         ("manifest GET", "get", "req/s"), ("manifest PUT", "put", "req/s")]
@@ -286,14 +331,20 @@ ROWS = [("blob push (8 x 32 MB)", "push", "MB/s"), ("pull cold (8 x 64 MB)", "co
 def measure(targets: dict[str, list[str]], seconds: float, runs: int) -> dict[str, dict[str, float]]:
     big = os.urandom(PULL_SIZE)
     setups = {name: asyncio.run(setup(urls, big)) for name, urls in targets.items()}
-    samples: dict[str, dict[str, list[float]]] = {n: {k: [] for _, k, _ in ROWS} for n in targets}
+    samples: dict[str, dict[str, list[float]]] = {n: {k: [] for k in [*(k for _, k, _ in ROWS), *CPU]}
+                                                  for n in targets}
+    store = store_pids()
     for _ in range(runs):  # interleaved, so drift hits every target alike
         for name, urls in targets.items():
             pick = RoundRobin(urls)
             config, layer = setups[name]
             samples[name]["push"].append(blob_pushes(pick))
             cold = asyncio.run(fresh_blob(urls[0]))
+            servers = [PIDS[u] for u in urls]
+            before = cpu_seconds(servers), cpu_seconds(store)
             samples[name]["cold"].append(blob_pulls(pick, cold))
+            samples[name]["cold_cpu"].append(cpu_seconds(servers) - before[0])
+            samples[name]["cold_store_cpu"].append(cpu_seconds(store) - before[1])
             samples[name]["pull"].append(blob_pulls(pick, layer))
             samples[name]["get"].append(asyncio.run(manifest_gets(pick, seconds)))
             samples[name]["put"].append(asyncio.run(manifest_puts(pick, seconds, config, layer)))
@@ -308,6 +359,9 @@ def report(title: str, results: dict[str, dict[str, float]], baseline: str) -> N
         cells = [f"{results[n][key]:>9.0f} {unit:5} {results[n][key] / results[baseline][key]:>5.2f}x"
                  for n in names]
         print(f"{label:24}" + "".join(f"{c:>22}" for c in cells) + f"{results[baseline][key]:>16.0f} {unit}")
+    cells = [f"{results[n]['cold_cpu']:.2f} + {results[n]['cold_store_cpu']:.2f} s"
+             for n in [*names, baseline]]
+    print(f"{'cold CPU: server+store':24}" + "".join(f"{c:>22}" for c in cells))
 
 
 def main() -> int:
@@ -318,6 +372,8 @@ def main() -> int:
     parser.add_argument("--before", metavar="SRC", help="also run dockyard from this source tree")
     parser.add_argument("--no-blob-cache", action="store_true",
                         help="run dockyard on S3 without --blob-cache")
+    parser.add_argument("--no-peer", action="store_true",
+                        help="dockyard replicas do not ask each other's blob caches (no peer=)")
     parser.add_argument("--distribution-x3", action="store_true",
                         help="also run three distribution replicas on the bucket")
     args = parser.parse_args()
@@ -353,16 +409,17 @@ def main() -> int:
                 for bucket in (*theirs.values(), *ours.values()):  # runs last: after the registries stop
                     stack.callback(drop_bucket, bucket)
                 targets = {}
+                cache = None if args.no_blob_cache else tmp / "blob-cache"
                 if args.before:
                     targets["before x1"] = stack.enter_context(processes(
-                        [dockyard(f"s3://{ours['b1']}/b1-{run}", args.before)], tmp, KEYS))
+                        [dockyard(f"s3://{ours['b1']}/b1-{run}", args.before, cache)], tmp, KEYS))
                     targets["before x3"] = stack.enter_context(processes(
-                        [dockyard(f"s3://{ours['b3']}/b3-{run}", args.before)] * 3, tmp, KEYS))
-                cache = None if args.no_blob_cache else tmp / "blob-cache"
+                        [dockyard(f"s3://{ours['b3']}/b3-{run}", args.before, cache)] * 3, tmp, KEYS))
+                peer = not args.no_peer
                 targets["dockyard x1"] = stack.enter_context(processes(
-                    [dockyard(f"s3://{ours['one']}/one-{run}", cache=cache)], tmp, KEYS))
+                    [dockyard(f"s3://{ours['one']}/one-{run}", cache=cache, peer=peer)], tmp, KEYS))
                 targets["dockyard x3"] = stack.enter_context(processes(
-                    [dockyard(f"s3://{ours['three']}/three-{run}", cache=cache)] * 3, tmp, KEYS))
+                    [dockyard(f"s3://{ours['three']}/three-{run}", cache=cache, peer=peer)] * 3, tmp, KEYS))
                 if args.distribution_x3:
                     targets["distribution x3"] = stack.enter_context(
                         processes([distribution(tmp, s3_yaml(theirs["dist3"]))] * 3, tmp, {}))

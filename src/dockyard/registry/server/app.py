@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import json
 import logging
+import os
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -111,6 +113,8 @@ class Registry:
                  hooks: Hooks | None = None, blob_cache: BlobCache | None = None) -> None:
         self.storage = storage
         self.blob_cache = blob_cache  # an object store's blobs kept on this replica's disk
+        # The bucket's key for asking other replicas' caches (``peer_token``); None: never asked.
+        self.peer_key: bytes | None = None
         self.hooks = hooks or Hooks()
         self.settings = settings or Settings()
         self.auth = authorizer or Authorizer()
@@ -118,7 +122,7 @@ class Registry:
         self.io = IoPool(io_workers)  # file I/O runs here, never on the event loop
         # Local files answer in microseconds: called inline. An object store's round trips go to the pool.
         self._inline = not getattr(storage, "remote", False)
-        self.uploads = Uploads(storage, self.io, self.call)
+        self.uploads = Uploads(storage, self.io, self.call, blob_cache)
         self.relay = Relay()  # blob bytes from an object store
         self._fetches: dict[str, SharedFetch] = {}  # digest -> the blob cache fill GETs follow
         # digest -> done when the GET asking the cache for a fill has its answer: others wait for it
@@ -279,10 +283,11 @@ class Registry:
         url: str | None = None
         locate = getattr(self.storage, "linked_blob_url", None)
         fresh = getattr(self.storage, "linked_blob_size", None)
+        origin: str | None = None  # the replica that committed the blob, if it said where to ask it
         if locate is not None:  # asked now, not remembered: a delete through any replica is seen at once
             found = await self.call(locate, name, digest)  # the URL names a pointer's piece
             linked = found is not None
-            size, url = found if found is not None else (None, None)
+            size, url, origin = found if found is not None else (None, None, None)
         elif fresh is not None:
             size = await self.call(fresh, name, digest)
             linked = size is not None
@@ -325,7 +330,8 @@ class Registry:
                 fill = await self.io.run(cache.fill, digest, size)
                 if fill is not None:  # else here already, too large to keep, or no room: served below
                     shared = self._fetches[digest] = SharedFetch(
-                        fill, url, self.relay, self.io, lambda: self._forget_fetch(digest))
+                        fill, url, self.relay, self.io, lambda: self._forget_fetch(digest),
+                        self._peer(origin, digest))
             finally:
                 del self._claims[digest]
                 claim.set_result(None)
@@ -337,6 +343,31 @@ class Registry:
             if f is not None:
                 return await self._send_file(request, f, size, headers)
         return await self.relay.serve(request, url, headers)
+
+    def _peer(self, origin: str | None, digest: str) -> tuple[str, dict[str, str]] | None:
+        """(URL, headers) to ask the replica that committed a blob for its cache entry, or None (it
+        did not say where, it is this one, or this one does not ask peers)."""
+        cache = self.blob_cache
+        if origin is None or self.peer_key is None or cache is None or origin == cache.peer_url:
+            return None
+        token = peer_token(self.peer_key, digest)
+        return f"{origin}/_dockyard/peer/blobs/{digest}", {"X-Dockyard-Peer": token}
+
+    async def peer_blob(self, request: web.Request) -> web.StreamResponse:
+        """Another replica asks for a blob in this one's cache (signed with the bucket's peer key: only
+        replicas on the bucket can ask). The bytes only, with no registry check: the asking replica
+        checked the blob's link in the bucket, and verifies the bytes' digest."""
+        digest = request.match_info["digest"]
+        cache = self.blob_cache
+        given = request.headers.get("X-Dockyard-Peer", "")
+        if cache is None or self.peer_key is None or \
+                not hmac.compare_digest(given.encode(), peer_token(self.peer_key, digest).encode()):
+            raise web.HTTPNotFound()
+        f = await self.io.run(cache.open, digest)
+        if f is None:
+            raise web.HTTPNotFound()
+        size = os.fstat(f.fileno()).st_size
+        return await self._send_file(request, f, size, {"Content-Type": "application/octet-stream"})
 
     def _forget_fetch(self, digest: str) -> None:
         self._fetches.pop(digest, None)
@@ -501,8 +532,15 @@ class Registry:
         except ApiError:
             await self.uploads.drop(upload_id)
             raise
-        await self.io.run(self.storage.upload_commit, upload_id, digest)
-        await self.call(self.storage.link_blob, name, digest)
+        try:
+            await self.io.run(self.storage.upload_commit, upload_id, digest)
+            await self.call(self.storage.link_blob, name, digest)
+        except BaseException:
+            self.uploads.drop_spool(upload_id)
+            raise
+        # The blob is in the bucket: its bytes, kept as they arrived, become this replica's cache entry,
+        # so a pull through here reads nothing back.
+        await self.uploads.publish(upload_id, digest)
         return self._blob_created(name, digest)
 
     async def upload_status(self, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
@@ -765,6 +803,11 @@ def remove_manifest(storage: Storage, name: str, digest: str) -> None:
 ACCESS_LOG_FORMAT = '%a "%r" %s %b %Tfs "%{User-Agent}i"'
 
 
+def peer_token(key: bytes, digest: str) -> str:
+    """What a replica sends to ask another's cache for ``digest``: an HMAC with the bucket's peer key."""
+    return hmac.new(key, digest.encode(), "sha256").hexdigest()
+
+
 def make_app(registry: Registry) -> web.Application:
     """The aiohttp application: ``/v2/...``, ``/token`` (token mode) and ``/healthz``."""
 
@@ -828,6 +871,7 @@ def make_app(registry: Registry) -> web.Application:
     app.router.add_route("*", "/v2/{tail:.*}", v2)
     app.router.add_route("*", "/v2", v2)
     app.router.add_get("/healthz", health)
+    app.router.add_get("/_dockyard/peer/blobs/{digest}", registry.peer_blob)
     app.router.add_route("GET", "/token", token)
     app.router.add_route("POST", "/token", token)
     return app

@@ -8,6 +8,10 @@ the next start). On a hit the file's (inode, size, mtime) must equal what was re
 verified; an entry this process has not verified (left by an earlier run) or that changed since is
 hashed again before it is served, and dropped if it no longer matches. Least recently used entries
 go first when the total passes the bound. Calls block (file I/O, hashing): run them on the pool.
+
+An upload's bytes may be kept too (``Spool``): written beside the upload's running hash, published
+as the blob's entry by the commit once the digest matched; a spool never outgrows the bound, but the
+spools of uploads in progress (at most ``uploads.MAX_SPOOLS``) are not counted in it until published.
 """
 
 from __future__ import annotations
@@ -27,23 +31,31 @@ DEFAULT_SIZE = 10 << 30
 _PART = ".part"
 
 
-def parse_option(text: str) -> tuple[Path, int]:
-    """``DIR[,size=N]`` (N as ``500MB``, ``20GiB`` or bytes) -> (directory, bound in bytes)."""
+def parse_option(text: str) -> tuple[Path, int, str | None]:
+    """``DIR[,size=N][,peer=URL]`` (N as ``500MB``, ``20GiB`` or bytes) -> (directory, bound in bytes,
+    the URL other replicas reach this one at for its cache, or None)."""
     from .team.usage import parse_size
 
     where, *options = text.split(",")
     size = DEFAULT_SIZE
+    peer = None
     for option in options:
         key, eq, value = option.partition("=")
+        if key.strip() == "peer" and eq:
+            peer = value.strip().rstrip("/")
+            if not peer.startswith(("http://", "https://")) or len(peer) <= len("https://"):
+                raise InvalidArgument(f"--blob-cache {text!r}: peer=URL wants http:// or https://")
+            continue
         if key.strip() != "size" or not eq:
-            raise InvalidArgument(f"--blob-cache {text!r}: unknown option {option!r} (expected size=N)")
+            raise InvalidArgument(f"--blob-cache {text!r}: unknown option {option!r} "
+                                  "(expected size=N or peer=URL)")
         try:
             size = parse_size(value)
         except InvalidArgument as exc:
             raise InvalidArgument(f"--blob-cache {text!r}: {exc}") from exc
     if not where.strip():
-        raise InvalidArgument(f"--blob-cache {text!r}: expected DIR[,size=N]")
-    return Path(where.strip()), size
+        raise InvalidArgument(f"--blob-cache {text!r}: expected DIR[,size=N][,peer=URL]")
+    return Path(where.strip()), size, peer
 
 
 def _stamp(st: os.stat_result) -> tuple[int, int, int]:
@@ -62,7 +74,7 @@ class Fill:
         # Unbuffered: readers following the fill (other GETs) see each piece once write returns.
         self._file: BinaryIO | None = open(self.temp, "xb", buffering=0)  # noqa: SIM115 - closed by commit/abort
 
-    def write(self, data: bytes) -> bool:
+    def write(self, data: bytes | memoryview) -> bool:
         """Add the next bytes; False when the entry was given up (a failed write: a full disk), which
         never fails the relay."""
         if self._file is None:
@@ -79,10 +91,6 @@ class Fill:
             self.abort()
             return False
         return True
-
-    def write_all(self, pieces: list[bytes]) -> bool:
-        """``write`` each piece in turn (one trip to a worker for several); False as ``write``."""
-        return all(self.write(piece) for piece in pieces)
 
     def commit(self) -> bool:
         """Publish the entry if the bytes are the blob (size and digest); else drop them. True: published."""
@@ -111,12 +119,85 @@ class Fill:
         self._cache._filled(self.digest)
 
 
+class Spool:
+    """An upload's bytes kept on this replica as they arrive, published as the blob's entry when the
+    upload is committed: a pull through the replica that received a push reads nothing from the bucket.
+
+    Nothing is hashed here: the caller writes exactly the pieces it feeds to the upload's running hash,
+    in the same call, so the digest the commit checked is the digest of these bytes; ``publish`` also
+    wants the hashed size to equal what was written. Gives up quietly (a full disk, or more bytes than
+    the cache may hold): the upload goes on without it."""
+
+    def __init__(self, cache: BlobCache) -> None:
+        self._cache = cache
+        self.size = 0  # bytes written
+        self.temp = cache.root / f"upload-{uuid.uuid4().hex}{_PART}"  # removed at the next start if left
+        self._file: BinaryIO | None = open(self.temp, "xb", buffering=0)  # noqa: SIM115 - closed by publish/abort
+
+    @property
+    def live(self) -> bool:
+        return self._file is not None
+
+    def write(self, data: bytes) -> bool:
+        """Append the next bytes; False once the spool was given up."""
+        if self._file is None:
+            return False
+        if self.size + len(data) > self._cache.max_bytes:
+            self.abort()  # never kept: larger than the whole cache
+            return False
+        try:
+            view = memoryview(data)
+            while view:
+                n = self._file.write(view)
+                if not n:
+                    raise OSError("no progress writing a blob cache entry")
+                view = view[n:]
+        except OSError:
+            self.abort()
+            return False
+        self.size += len(data)
+        return True
+
+    def publish(self, digest: str, hashed: int) -> bool:
+        """Make the bytes the entry of ``digest``, which the upload's running hash gave for ``hashed``
+        bytes (the same pieces): only when every one of them was written. True: published."""
+        if self._file is None:
+            return False
+        try:
+            self._file.close()
+            self._file = None
+            if hashed != self.size or not self._cache._claim(digest, self.size):
+                return False  # short, or here already (or being filled by a pull): nothing to add
+            try:
+                os.chmod(self.temp, 0o444)
+                final = self._cache.path(digest)
+                os.rename(self.temp, final)  # atomic: the name appears only with every byte behind it
+                self._cache._published(digest, _stamp(os.stat(final)))
+                return True
+            finally:
+                self._cache._filled(digest)
+        except OSError:
+            return False
+        finally:
+            self.abort()
+
+    def abort(self) -> None:
+        """Drop the bytes (idempotent; nothing after a publish)."""
+        if self._file is not None:
+            with contextlib.suppress(OSError):
+                self._file.close()
+            self._file = None
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.temp)
+
+
 class BlobCache:
     """A bounded, least-recently-used directory of verified blobs; thread-safe."""
 
-    def __init__(self, root: Path, max_bytes: int = DEFAULT_SIZE) -> None:
+    def __init__(self, root: Path, max_bytes: int = DEFAULT_SIZE, peer_url: str | None = None) -> None:
         self.root = root
         self.max_bytes = max_bytes
+        self.peer_url = peer_url  # where other replicas ask for this cache's entries (None: nobody)
         self._lock = threading.Lock()
         # digest -> (size, stamp when verified by this process, or None: to verify before serving)
         self._entries: OrderedDict[str, tuple[int, tuple[int, int, int] | None]] = OrderedDict()
@@ -144,12 +225,14 @@ class BlobCache:
         """Bytes in published entries."""
         return self._bytes
 
-    def open(self, digest: str, size: int) -> BinaryIO | None:
-        """The entry's file, open at its start, if it is here and still the blob; else None."""
+    def open(self, digest: str, size: int | None = None) -> BinaryIO | None:
+        """The entry's file, open at its start, if it is here and still the blob (of ``size`` bytes,
+        if given); else None."""
         with self._lock:
             entry = self._entries.get(digest)
-            if entry is None or entry[0] != size:
+            if entry is None or entry[0] != (entry[0] if size is None else size):
                 return None
+            size = entry[0]
             self._entries.move_to_end(digest)
         try:
             f = open(self.path(digest), "rb")  # noqa: SIM115 - the caller serves and closes it
@@ -183,6 +266,22 @@ class BlobCache:
         except OSError:
             self._filled(digest)
             return None  # a full or read-only disk: serve without keeping a copy
+
+    def spool(self) -> Spool | None:
+        """A new spool for an upload's bytes; None when the disk refuses it."""
+        try:
+            return Spool(self)
+        except OSError:
+            return None
+
+    def _claim(self, digest: str, size: int) -> bool:
+        """Reserve ``digest`` for a publish (``_filled`` releases it): False when it is here already,
+        being filled, or too large."""
+        with self._lock:
+            if size > self.max_bytes or digest in self._entries or digest in self._filling:
+                return False
+            self._filling.add(digest)
+            return True
 
     def _filled(self, digest: str) -> None:
         with self._lock:

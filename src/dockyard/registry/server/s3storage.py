@@ -9,6 +9,8 @@ Same layout as ``FilesystemStorage`` under ``<prefix>/``, plus what a local disk
     data/<id>/<offset:020d>                  the session's bytes, one piece per request that brought them
     data/<id>/commit                         the digest the session is being committed as
     gc-lease                                 which replica collects garbage, until when
+    peer-key                                 random bytes: replicas sign requests to each other's blob
+                                             caches with it (made by the first replica that wants it)
     repositories/<repo>/_tags/<tag>          empty; metadata ``digest``, ``mediatype`` (the manifest's)
     repositories/<repo>/_manifests/<alg>/<hex>   empty; metadata ``mediatype`` (earlier versions wrote
                                              both values as the object's bytes: still read)
@@ -43,6 +45,7 @@ import hashlib
 import io
 import json
 import re
+import secrets
 import threading
 import time
 import uuid
@@ -215,6 +218,9 @@ class S3Storage:
         self._media: dict[tuple[str, str], str] = {}  # (repo, digest) -> media type this process linked
         self._known: OrderedDict[str, tuple[float, str, bool]] = OrderedDict()  # key -> (when, what, wrote)
         self._created: set[str] = set()  # sessions this process began (their pieces are under data/)
+        # Where other replicas can ask this one's blob cache for a blob it committed (its ``peer=``
+        # URL): written in the blob's metadata as ``origin``. None: not written.
+        self.origin: str | None = None
         # A manifest's bytes are written here while the calling worker writes its revision link.
         self._side = ThreadPoolExecutor(max_workers=16, thread_name_prefix="s3-manifest")
         # "standard" retries: exponential backoff with jitter on 5xx, throttling and connection errors.
@@ -462,6 +468,24 @@ class S3Storage:
     def _stamp(self) -> dict[str, str]:
         return {"mtime": repr(self.clock())}
 
+    def _committed(self) -> dict[str, str]:
+        """Metadata of a blob a commit writes: its time, and the replica that has its bytes on disk."""
+        stamp = self._stamp()
+        if self.origin and _header_safe(self.origin):
+            stamp["origin"] = self.origin
+        return stamp
+
+    def peer_key(self) -> bytes:
+        """The bucket's key for requests between replicas' blob caches (made here when missing)."""
+        key = self._key("peer-key")
+        found = self._read(key)
+        if not found:
+            self._put_new(key, secrets.token_hex(32).encode(), {})
+            found = self._read(key)
+        if not found:
+            raise OSError(errno.EIO, f"S3 {key}: written but not found")
+        return found
+
     def _touched(self, digest: str) -> float:
         data = self._read(self._touch_key(digest))
         with contextlib.suppress(TypeError, ValueError):
@@ -520,13 +544,14 @@ class S3Storage:
         head = self._linked_head(repo, digest)
         return None if head is None else self._located(digest, head)[0]
 
-    def linked_blob_url(self, repo: str, digest: str) -> tuple[int, str] | None:
-        """(size, pre-signed GET URL of its bytes) of a blob ``repo`` links, asked now (``_linked_head``)."""
+    def linked_blob_url(self, repo: str, digest: str) -> tuple[int, str, str | None] | None:
+        """(size, pre-signed GET URL of its bytes, the ``origin`` replica that committed it if it said)
+        of a blob ``repo`` links, asked now (``_linked_head``)."""
         head = self._linked_head(repo, digest)
         if head is None:
             return None
         size, key = self._located(digest, head)
-        return size, self._presign(key)
+        return size, self._presign(key), head.get("Metadata", {}).get("origin") or None
 
     def blob_read(self, digest: str) -> bytes:
         """A small blob's bytes (manifests): content-addressed, so a copy kept here never goes stale."""
@@ -875,7 +900,7 @@ class S3Storage:
             # The marker first: whoever removes the session later asks the blob whether it needs the piece.
             self._put(self._data_key(upload_id, "commit"),
                       json.dumps({"digest": digest, "at": self.clock()}).encode())
-            meta = {**self._stamp(), "target": piece[len(self._root):], "size": str(size)}
+            meta = {**self._committed(), "target": piece[len(self._root):], "size": str(size)}
             # A refusal may answer our own retried write (its first answer lost): whose pointer is it?
             if self._put_new(target, b"", meta) or self._points_to(digest, piece):
                 self._remember(target, str(size), wrote=True)
@@ -885,7 +910,7 @@ class S3Storage:
         elif self._head(target) is not None:
             self.blob_touch(digest)
         elif not pieces:
-            self._put(target, b"", self._stamp())
+            self._put(target, b"", self._committed())
         elif len(pieces) == 1:
             self._copy(pieces[0][0], target)
         else:
@@ -896,14 +921,14 @@ class S3Storage:
         try:
             self.client.copy_object(Bucket=self.bucket, Key=target,
                                     CopySource={"Bucket": self.bucket, "Key": source},
-                                    Metadata=self._stamp(), MetadataDirective="REPLACE")
+                                    Metadata=self._committed(), MetadataDirective="REPLACE")
         except (ClientError, BotoCoreError) as exc:
             raise _failed(f"COPY {source}", exc) from exc
 
     def _join(self, target: str, keys: list[str]) -> None:
         try:
             upload = self.client.create_multipart_upload(Bucket=self.bucket, Key=target,
-                                                         Metadata=self._stamp())
+                                                         Metadata=self._committed())
             upload_id = upload["UploadId"]
             try:
                 parts = []

@@ -142,6 +142,8 @@ class RegistryServer:
             if not getattr(self.storage, "remote", False):
                 raise InvalidArgument("--blob-cache is for s3:// storage (a directory is served from disk)")
             self.blob_cache = BlobCache(*blobcache.parse_option(self.config.blob_cache))
+            if self.blob_cache.peer_url is not None:  # other replicas may ask this one's cache
+                self.storage.origin = self.blob_cache.peer_url  # type: ignore[attr-defined]
         self.team: Team | None = None
         if self.config.team:
             self.team = Team(self.storage, self.clock, self.config.webhook_backoff,
@@ -229,6 +231,10 @@ class RegistryServer:
         # An object store is latency-bound: more calls in flight, not more CPU.
         self.registry = Registry(self.storage, settings, self._auth, upstream, io_workers=32 if remote else 8,
                                  hooks=self.hooks, blob_cache=self.blob_cache)
+        if self.blob_cache is not None and self.blob_cache.peer_url is not None:
+            peer_key = getattr(self.storage, "peer_key", None)
+            self.registry.peer_key = await asyncio.get_running_loop().run_in_executor(None, peer_key) \
+                if peer_key is not None else None
         app = make_app(self.registry)
         if cfg.ui and self.team is not None:
             from .team.ui import UI

@@ -1,10 +1,10 @@
 """One fetch from the object store for every concurrent GET of a blob this replica has not cached.
 
-The fetch writes the blob into its new blob-cache entry; each GET, the first one too, sends the bytes
-from that file as they land (sendfile), so N clients pulling a new layer at once read the bucket once,
-and a slow client holds up nobody else. A GET that has sent part of the blob when the fetch fails (the
-store, a full disk) asks the store for the rest with a Range request. The fetch stops, and its entry is
-dropped, when no GET is left to serve."""
+The fetch (on a thread: ``Relay.fetch``) writes the blob into its new blob-cache entry; each GET, the
+first one too, sends the bytes from that file as they land (sendfile), so N clients pulling a new layer
+at once read the bucket once, and a slow client holds up nobody else. A GET that has sent part of the
+blob when the fetch fails (the store, a full disk) asks the store for the rest with a Range request. The
+fetch stops, and its entry is dropped, when no GET is left to serve."""
 
 from __future__ import annotations
 
@@ -22,92 +22,104 @@ from .relay import Relay
 # Followers are woken, and send, once this much more has landed (or the fetch ended): a few large
 # sendfile calls per client rather than one per piece read from the store, each costing the event loop.
 FOLLOW_STEP = 4 << 20
-WRITE_AHEAD = 8 << 20  # bytes read from the store while the previous write is still under way
+# A peer (another replica's blob cache) that does not answer within this long is given up for the
+# bucket: a replica that is down costs a refused connection, one that hangs this many seconds.
+PEER_TIMEOUT = 5.0
 
 
 class SharedFetch:
     """The fetch of one blob into ``fill``, and the GETs following it."""
 
-    def __init__(self, fill: Fill, url: str, relay: Relay, io: IoPool, ended: Callable[[], None]) -> None:
+    def __init__(self, fill: Fill, url: str, relay: Relay, io: IoPool, ended: Callable[[], None],
+                 peer: tuple[str, dict[str, str]] | None = None) -> None:
         self.fill = fill
         self.url = url
+        self.peer = peer  # (URL, headers) of another replica's cache entry of the blob, asked first
+        self._given_up = False  # the entry was dropped (a write failed): nothing more is fetched
         self._relay = relay
         self._io = io
         self._ended = ended  # forgets this fetch (called once, when it is over)
         self.status: int | None = None  # the store's answer, once known
         self.written = 0  # bytes in the entry's file, readable by followers
-        self._told = 0  # ``written`` when followers were last woken
+        self._landed = 0  # the same, as the fetch thread counts them (``written`` follows it)
+        self._told = 0  # ``_landed`` when followers were last woken
         self.done = False  # no more bytes will come: published, failed or stopped
         self.readers = 0
-        self._changed = asyncio.Condition()
+        self._waiters: list[asyncio.Future[None]] = []
+        self._loop = asyncio.get_running_loop()
         self._task = asyncio.ensure_future(self._run())
 
-    async def _notify(self) -> None:
-        async with self._changed:
-            self._changed.notify_all()
+    def _wake(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _answered(self, status: int) -> None:
+        self.status = status
+        self._wake()
+
+    def _answered_soon(self, status: int) -> None:
+        """On the fetch thread: ``_answered`` on the loop (before the fetch's result gets there)."""
+        self._loop.call_soon_threadsafe(self._answered, status)
+
+    def _advance(self, written: int) -> None:
+        self.written = max(self.written, written)
+        self._wake()
+
+    def _sink(self, piece: memoryview) -> bool:
+        """On the fetch thread: the next piece of the body into the entry (hashed there); followers are
+        woken once ``FOLLOW_STEP`` more bytes landed. False stops the fetch."""
+        if self._landed + len(piece) > self.fill.size:
+            return False  # more bytes than the blob has: not the blob, and never fill the disk
+        if not self.fill.write(piece):
+            self._given_up = True
+            return False  # the entry was given up: followers ask the store for the rest
+        self._landed += len(piece)
+        if self._landed - self._told >= FOLLOW_STEP or self._landed == self.fill.size:
+            self._told = self._landed
+            self._loop.call_soon_threadsafe(self._advance, self._landed)
+        return True
+
+    def _peer_answered(self, status: int) -> None:
+        """On the fetch thread: a peer's 200 is the store's (anything else: the bucket is asked)."""
+        if status == 200:
+            self._answered_soon(200)
+
+    def _rest_answered(self, status: int) -> None:
+        """On the fetch thread: the bucket's answer for what a peer did not send."""
+        self._answered_soon(200 if status in (200, 206) else status)
 
     async def _run(self) -> None:
-        pending: asyncio.Future[bool] | None = None
-        size = 0  # bytes in the write under way
         try:
-            async with self._relay.get(self.url, {}) as upstream:
-                self.status = upstream.status
-                await self._notify()
-                if upstream.status != 200:
-                    return
-                # Pieces are written on a worker while the next ones are read from the store. While a
-                # write is under way the pieces read meanwhile gather (up to WRITE_AHEAD bytes) and go
-                # to the next write together: a trip to a worker and back costs the fetch far more than
-                # the write itself when the machine is busy (each wake-up waits for a core), and a
-                # fetch that waited for every piece's write read the bucket at a quarter of its speed.
-                batch: list[bytes] = []
-                batched = 0
-                async for chunk in upstream.content.iter_any():
-                    batch.append(chunk)
-                    batched += len(chunk)
-                    if self.written + size + batched > self.fill.size:
-                        return  # more bytes than the blob has: not the blob, and never fill the disk
-                    if pending is not None and not pending.done() and batched < WRITE_AHEAD:
-                        continue
-                    if not await self._landed(pending, size):
-                        return  # the entry was given up: followers ask the store for the rest
-                    pending, size = asyncio.ensure_future(self._io.run(self.fill.write_all, batch)), batched
-                    batch, batched = [], 0
-                if not await self._landed(pending, size):
-                    return
-                pending = None
-                if batch:
-                    if not await self._io.run(self.fill.write_all, batch):
-                        return
-                    self.written += batched
+            if self.peer is not None:
+                # Another replica has the blob on its disk (it received the push): its bytes, hashed
+                # here as the bucket's would be. Down, slow or without it: the bucket, from where the
+                # peer stopped.
+                with contextlib.suppress(Exception):
+                    await self._relay.fetch(self.peer[0], self._sink, self._peer_answered, self.peer[1],
+                                            attempts=1, timeout=PEER_TIMEOUT)
+                self._advance(self._landed)
+            if self._landed < self.fill.size and not self._given_up:
+                rest = {"Range": f"bytes={self._landed}-"} if self._landed else {}
+                await self._relay.fetch(self.url, self._sink, self._rest_answered, rest)
+            self._advance(self._landed)  # what landed since followers were last woken
+            if self.status == 200 and self._landed == self.fill.size:
                 await self._io.run(self.fill.commit)
         except Exception:  # any failure only ends the fetch: followers ask the store for the rest
             pass
         finally:
-            if pending is not None:  # stopped mid-write: let the write finish before the entry goes
-                await asyncio.wait([pending])
             with contextlib.suppress(Exception):
                 await asyncio.shield(self._io.run(self.fill.abort))  # nothing after a commit
             self.done = True
             self._ended()
-            await asyncio.shield(self._notify())
-
-    async def _landed(self, pending: asyncio.Future[bool] | None, size: int) -> bool:
-        """Wait for the write under way (if any); count its ``size`` bytes and wake followers once
-        enough has landed. False: the entry was given up."""
-        if pending is None:
-            return True
-        if not await pending:
-            return False
-        self.written += size
-        if self.written - self._told >= FOLLOW_STEP:
-            self._told = self.written
-            await self._notify()
-        return True
+            self._wake()
 
     async def _wait(self, ready: Callable[[], bool]) -> None:
-        async with self._changed:
-            await self._changed.wait_for(lambda: ready() or self.done)
+        while not (ready() or self.done):
+            waiter = self._loop.create_future()
+            self._waiters.append(waiter)
+            await waiter
 
     async def serve(self, request: web.Request, headers: dict[str, str],
                     size: int) -> web.StreamResponse | None:
@@ -146,5 +158,5 @@ class SharedFetch:
             if f is not None:
                 f.close()
             self.readers -= 1
-            if self.readers == 0 and not self.done:
+            if self.readers == 0 and not self.done and self.written < self.fill.size:
                 self._task.cancel()  # nobody left to serve: the entry is not worth finishing

@@ -4,12 +4,19 @@ Finishing an upload never re-reads it: each PATCH (or PUT, or one-shot POST) fee
 hash. That hash is only a cache, trusted while the data file still has the size and mtime it had after
 our last write; a session continued by another process or after a restart is hashed from disk once (in
 the pool) and incrementally from there on.
+
+With a blob cache (an object store's replica), the bytes also go to a *spool* in the cache directory,
+written from the same pieces the running hash is fed, and the commit publishes it as the blob's entry
+once the digest matched and the blob is in the bucket: a pull through the replica that received the
+push is served from its disk. A spool lives only while the running hash does: a session continued
+elsewhere, a failed request, a cancel or an expiry drops it (the blob is then fetched on its first pull).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, BinaryIO
 
@@ -18,26 +25,37 @@ from aiohttp import web
 from dockyard.oci.digest import Hasher
 
 from .apierrors import ApiError
+from .blobcache import BlobCache, Spool
 from .iopool import IoPool
 from .storage import Storage, UploadInfo
 
 CHUNK = 1 << 20
+MAX_SPOOLS = 64  # sessions with a spool at once (a session left open holds a file): the oldest go first
 Call = Callable[..., Awaitable[Any]]
 
 
-def write_and_hash(f: BinaryIO, hasher: Hasher, chunk: bytes) -> None:
-    """Append one chunk and feed it to the running hash (on a worker: both release the GIL)."""
+def write_and_hash(f: BinaryIO, hasher: Hasher, chunk: bytes, spool: Spool | None = None) -> None:
+    """Append one chunk and feed it to the running hash, and to the spool if any (on a worker: each
+    releases the GIL)."""
     f.write(chunk)
     f.flush()  # the session's size (GET on the session, another process) counts what arrived
     hasher.update(chunk)
+    if spool is not None:
+        spool.write(chunk)  # gives up quietly (a full disk): the upload goes on without it
 
 
 class Uploads:
     """The open sessions' locks and running hashes, keyed by canonical session id."""
 
-    def __init__(self, storage: Storage, io: IoPool, call: Call | None = None) -> None:
+    def __init__(self, storage: Storage, io: IoPool, call: Call | None = None,
+                 cache: BlobCache | None = None) -> None:
         self.storage = storage
         self.io = io
+        self.cache = cache  # where committed uploads are kept for pulls through this replica
+        # id -> the spool holding exactly the bytes the running hash in ``_hashers`` was fed (oldest first)
+        self._spools: OrderedDict[str, Spool] = OrderedDict()
+        # id -> (spool, digest, bytes hashed) between the commit's digest check and its publish
+        self._verified: dict[str, tuple[Spool, str, int]] = {}
         self.call: Call = call or io.run  # how quick storage calls (stat) are made
         self._hashers: dict[str, tuple[Hasher, int]] = {}  # id -> (hash, data mtime_ns after it)
         # id -> the session as the last receive left it: the commit that follows in the same request
@@ -68,19 +86,35 @@ class Uploads:
             self._hashers.pop(upload_id, None)
             self._received.pop(upload_id, None)
             self._locks.pop(upload_id, None)
+            self.drop_spool(upload_id)
+
+    def drop_spool(self, upload_id: str) -> None:
+        """Give up the session's spool, if any (a close and an unlink: quick enough for the event loop)."""
+        spool = self._spools.pop(upload_id, None)
+        verified = self._verified.pop(upload_id, None)
+        for doomed in (spool, verified[0] if verified else None):
+            if doomed is not None:
+                doomed.abort()
 
     async def drop(self, upload_id: str) -> None:
         self._hashers.pop(upload_id, None)
         self._received.pop(upload_id, None)
+        self.drop_spool(upload_id)
         await self.io.run(self.storage.upload_delete, upload_id)
 
     def _cached(self, info: UploadInfo, algorithm: str) -> Hasher | None:
+        """The session's running hash if it still covers exactly the session's bytes; else None, and
+        the session's spool is dropped (it holds bytes that are no longer, or not all, the session's)."""
         entry = self._hashers.pop(info.id, None)
+        hasher: Hasher | None = None
         if entry is None:
-            return Hasher(algorithm) if info.size == 0 else None
-        hasher, mtime_ns = entry
-        valid = hasher.size == info.size and mtime_ns == info.mtime_ns and hasher.algorithm == algorithm
-        return hasher if valid else None
+            hasher = Hasher(algorithm) if info.size == 0 else None
+        elif entry[0].size == info.size and entry[1] == info.mtime_ns and entry[0].algorithm == algorithm:
+            hasher = entry[0]
+        spool = self._spools.get(info.id)
+        if spool is not None and (hasher is None or not spool.live or spool.size != hasher.size):
+            self.drop_spool(info.id)
+        return hasher
 
     def _hash_from_disk(self, upload_id: str, algorithm: str) -> Hasher:
         hasher = Hasher(algorithm)
@@ -107,12 +141,15 @@ class Uploads:
         if info is None or info.size != size:
             raise ApiError(404, "BLOB_UPLOAD_UNKNOWN", detail={"uuid": upload_id})
         hasher = await self._hasher(info)
+        spool = self._spools.pop(upload_id, None)  # back in the table only if this request succeeds
         received = 0
         try:
+            if spool is None and hasher.size == 0 and self.cache is not None:
+                spool = await self.io.run(self.cache.spool)
             f = await self.io.run(self.storage.upload_append, upload_id)
             try:
                 async for chunk in request.content.iter_chunked(CHUNK):
-                    await self.io.run(write_and_hash, f, hasher, chunk)
+                    await self.io.run(write_and_hash, f, hasher, chunk, spool)
                     received += len(chunk)
             finally:
                 await self.io.run(f.close)
@@ -122,6 +159,8 @@ class Uploads:
                 raise ApiError(400, "SIZE_INVALID",
                                f"Content-Range announced {expected} bytes but {received} arrived")
         except BaseException:
+            if spool is not None:
+                spool.abort()
             with contextlib.suppress(OSError):
                 await self.io.run(self.storage.upload_truncate, upload_id, size)
             raise
@@ -129,6 +168,13 @@ class Uploads:
         if after is not None and after.size == hasher.size:
             self._hashers[upload_id] = (hasher, after.mtime_ns)
             self._received[upload_id] = after
+            if spool is not None and spool.live and spool.size == hasher.size:
+                self._spools[upload_id] = spool
+                while len(self._spools) > MAX_SPOOLS:
+                    self._spools.popitem(last=False)[1].abort()
+                spool = None
+        if spool is not None:
+            spool.abort()
         return size + received
 
     async def digest(self, upload_id: str, algorithm: str) -> str:
@@ -136,4 +182,22 @@ class Uploads:
         info = self._received.pop(upload_id, None) or await self.call(self.storage.upload_stat, upload_id)
         if info is None:
             raise ApiError(404, "BLOB_UPLOAD_UNKNOWN", detail={"uuid": upload_id})
-        return str((await self._hasher(info, algorithm)).digest())
+        hasher = await self._hasher(info, algorithm)
+        digest = str(hasher.digest())
+        spool = self._spools.pop(upload_id, None)  # still there only if it matches the running hash
+        if spool is not None:
+            self._verified[upload_id] = (spool, digest, hasher.size)
+        return digest
+
+    async def publish(self, upload_id: str, digest: str) -> bool:
+        """Keep the committed session's spool as the entry of ``digest`` (called once the blob is in
+        the bucket, with the digest ``digest`` returned for it); True when published."""
+        verified = self._verified.pop(upload_id, None)
+        self.drop_spool(upload_id)
+        if verified is None:
+            return False
+        spool, hashed_digest, hashed = verified
+        if hashed_digest != digest:
+            spool.abort()
+            return False
+        return await self.io.run(spool.publish, digest, hashed)
