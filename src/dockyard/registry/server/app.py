@@ -621,10 +621,9 @@ class Registry:
         elif not TAG_RE.fullmatch(ref):
             raise ApiError(400, "TAG_INVALID", detail={"tag": ref[:200]})
         body = await self._read_limited(request, MAX_MANIFEST_SIZE)
-        digest = await self.store_manifest(name, ref, body, request.content_type, actor=actor)
+        digest, subject = await self._store_manifest(name, ref, body, request.content_type, actor=actor)
         headers = {**API_HEADER, "Location": f"/v2/{name}/manifests/{digest}",
                    "Docker-Content-Digest": digest, "Content-Length": "0"}
-        subject = subject_of(body)
         if subject:
             headers["OCI-Subject"] = subject
         return web.Response(status=201, headers=headers)
@@ -635,6 +634,13 @@ class Registry:
 
         With an ``actor`` (a client's push, not the mirror filling its cache) the hooks are asked first
         and told after."""
+        digest, _ = await self._store_manifest(name, ref, body, content_type, verify_blobs, actor)
+        return digest
+
+    async def _store_manifest(self, name: str, ref: str, body: bytes, content_type: str,
+                              verify_blobs: bool = True,
+                              actor: Actor | None = None) -> tuple[str, str | None]:
+        """``store_manifest``, also giving the digest of the manifest's subject (if it has one)."""
         try:
             manifest = json.loads(body)
         except (ValueError, UnicodeDecodeError) as exc:
@@ -673,7 +679,7 @@ class Registry:
                           media_type, referrer)
         if actor is not None:
             await self.hooks.pushed(actor, name, ref, digest, media_type, len(body), manifest)
-        return digest
+        return digest, referrer[0] if referrer is not None else None
 
     @staticmethod
     def _validate_shape(manifest: dict[str, Any], media_type: str) -> None:
@@ -711,8 +717,6 @@ class Registry:
         known = getattr(self.storage, "known_in_use", None)
 
         async def blob_missing(digest: str) -> bool:
-            if known is not None and known(name, digest):  # memory only: no trip to the worker pool
-                return False
             linked, size = await asyncio.gather(self.call(self.storage.is_linked, name, digest),
                                                 self.call(self.storage.blob_size, digest))
             if not linked or size is None:
@@ -729,8 +733,14 @@ class Registry:
             digests = [item["digest"] for item in [manifest["config"], *manifest["layers"]]
                        if not item.get("urls")]
             check = blob_missing
-        gone = await self._all([check(d) for d in dict.fromkeys(digests)])
-        missing = [d for d, is_gone in zip(dict.fromkeys(digests), gone, strict=True) if is_gone]
+        unique = list(dict.fromkeys(digests))
+        if check is blob_missing and known is not None:
+            # What the storage's memory vouches for needs no trip to the worker pool (nor a coroutine).
+            unique = [d for d in unique if not known(name, d)]
+        if not unique:
+            return
+        gone = await self._all([check(d) for d in unique])
+        missing = [d for d, is_gone in zip(unique, gone, strict=True) if is_gone]
         if missing:
             raise ApiError(400, "MANIFEST_BLOB_UNKNOWN", detail={"digests": missing[:20]})
 
