@@ -242,7 +242,10 @@ def test_foreground_run_with_limits_health_and_volumes(docker: Dy, dy: Dy) -> No
     fmt = ("{{.State.Status}} {{.State.OOMKilled}} {{.State.ExitCode}} {{.HostConfig.Memory}} "
            "{{.Config.AttachStdin}} {{.Config.AttachStdout}} {{.Config.AttachStderr}} {{.Config.OpenStdin}}")
     d, y = _both(docker, dy, "inspect", "-f", fmt, base + "oom")
-    assert y.stdout == d.stdout == "exited true 137 8388608 false true true false\n"
+    assert y.stdout == "exited true 137 8388608 false true true false\n"
+    # Docker's own flag comes from an OOM event that can lose the race with the exit and read false
+    # (moby/moby#18510; seen once in this suite's CI under load): dockyard reads the cgroup's count.
+    assert d.stdout in (y.stdout, y.stdout.replace(" true 137", " false 137"))
     d, y = _both(docker, dy, "inspect", base + "oom")
     di, yi = json.loads(d.stdout)[0], json.loads(y.stdout)[0]
     assert set(di["State"]) == set(yi["State"]) and set(di["Config"]) <= set(yi["Config"])
