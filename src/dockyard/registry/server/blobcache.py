@@ -81,12 +81,7 @@ class Fill:
             return False
         self._hasher.update(data)
         try:
-            view = memoryview(data)
-            while view:
-                n = self._file.write(view)
-                if not n:
-                    raise OSError("no progress writing a blob cache entry")
-                view = view[n:]
+            _write_all(self._file, data)
         except OSError:
             self.abort()
             return False
@@ -146,12 +141,7 @@ class Spool:
             self.abort()  # never kept: larger than the whole cache
             return False
         try:
-            view = memoryview(data)
-            while view:
-                n = self._file.write(view)
-                if not n:
-                    raise OSError("no progress writing a blob cache entry")
-                view = view[n:]
+            _write_all(self._file, data)
         except OSError:
             self.abort()
             return False
@@ -312,3 +302,13 @@ class BlobCache:
             # A file being served stays readable through its open descriptor after the unlink.
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.path(digest))
+
+
+def _write_all(file: BinaryIO, data: bytes | memoryview) -> None:
+    """Write all of ``data`` to an unbuffered file, continuing short writes (no progress is an OSError)."""
+    view = memoryview(data)
+    while view:
+        n = file.write(view)
+        if not n:
+            raise OSError("no progress writing a blob cache entry")
+        view = view[n:]
