@@ -148,7 +148,7 @@ def download(url: str, dest_dir: Path) -> Download:
                 name = disposition.split("filename=", 1)[1].strip('"; ') or name
             modified = resp.headers.get("last-modified")
             with open(path, "wb") as out:
-                for chunk in resp.iter_bytes(1 << 20):
+                for chunk in resp.iter_raw():
                     h.update(chunk)
                     out.write(chunk)
     except httpclient.TransportError as exc:

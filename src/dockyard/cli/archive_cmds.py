@@ -87,7 +87,7 @@ def _url_input(url: str) -> Iterator[tuple[BinaryIO, str]]:
                 client.stream("GET", url, follow_redirects=True) as response:
             if response.status_code != 200:
                 raise NotFound(f"import {url}: HTTP {response.status_code} {response.reason_phrase}")
-            yield _HttpBody(response.iter_bytes(1 << 20)), url  # type: ignore[misc]
+            yield _HttpBody(response.iter_raw()), url  # type: ignore[misc]
     except httpclient.TransportError as exc:
         raise InvalidArgument(f"import {url}: {exc}") from None
 

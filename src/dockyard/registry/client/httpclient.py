@@ -96,10 +96,7 @@ class UnsupportedProtocol(TransportError):
 
 def reason_phrase(status: int) -> str:
     """The standard reason phrase of a status code (``""`` for an unknown one)."""
-    try:
-        return http.client.responses[status]
-    except KeyError:
-        return ""
+    return http.client.responses.get(status, "")
 
 
 class Headers:
@@ -287,8 +284,8 @@ class Response:
         self._stream = stream if content is None else None
         self._consumed = content is not None
 
-    def iter_raw(self, chunk_size: int | None = None) -> Iterator[bytes]:
-        """The body's pieces as they arrive (``chunk_size`` is an upper bound, for callers that say one)."""
+    def iter_raw(self) -> Iterator[bytes]:
+        """The body's pieces as they arrive (at most ``PIECE`` bytes each from the network)."""
         if self._content is not None:
             if self._content:
                 yield self._content
@@ -303,8 +300,6 @@ class Response:
             yield from stream
         finally:
             self._close_stream()
-
-    iter_bytes = iter_raw
 
     def read(self, limit: int | None = None) -> bytes:
         """The whole body (read once, then kept); more than ``limit`` bytes is a protocol error."""
@@ -430,7 +425,7 @@ def proxy_for(scheme: str, host: str, port: int,
             except ValueError:
                 pass
             continue
-        name = name.lstrip(".").lstrip("*.")
+        name = name.lstrip("*.")
         if host.lower() == name or host.lower().endswith("." + name):
             return None
     if "://" not in proxy:
@@ -572,7 +567,7 @@ class Network:
         while True:
             conn, reused = self._connection(origin)
             try:
-                raw = self._exchange(conn, origin, request)
+                raw = self._exchange(conn, request)
             except _Stale:
                 conn.close()
                 if reused and replayable:
@@ -585,9 +580,10 @@ class Network:
             return Response(raw.status, Headers(raw.getheaders()), reason=raw.reason, url=request.url,
                             request=request, stream=body)
 
-    def _exchange(self, conn: http.client.HTTPConnection, origin: Origin,
-                  request: Request) -> http.client.HTTPResponse:
-        target = request.url if getattr(conn, "_dockyard_http_proxy", False) else _target(request.url)
+    def _exchange(self, conn: http.client.HTTPConnection, request: Request) -> http.client.HTTPResponse:
+        # Plain HTTP through a proxy names the whole URL on the request line (https tunnels instead).
+        proxied = request.url.scheme == "http" and (conn.host, conn.port) != _origin(request.url)[1:]
+        target = request.url if proxied else _target(request.url)
         headers = dict(request.headers)
         if "accept-encoding" not in request.headers:
             headers["Accept-Encoding"] = "identity"
@@ -649,7 +645,6 @@ class Network:
         else:
             conn = http.client.HTTPConnection(*(proxy or (host, port)), timeout=self._connect_timeout,
                                               blocksize=PIECE)
-            conn._dockyard_http_proxy = proxy is not None  # type: ignore[attr-defined]  # absolute URLs
         try:
             conn.connect()
         except TimeoutError as exc:

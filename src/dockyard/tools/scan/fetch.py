@@ -152,7 +152,7 @@ class Fetcher:
                 if resp.status_code != 200:
                     raise FetchError(f"{url}: HTTP {resp.status_code}")
                 with dest.open("wb") as out:
-                    for chunk in resp.iter_bytes(1 << 20):
+                    for chunk in resp.iter_raw():
                         sha.update(chunk)
                         md5.update(chunk)
                         size += len(chunk)
