@@ -327,8 +327,13 @@ def test_a_manifest_s_bytes_and_revision_link_are_written_at_once_and_the_tag_af
             body = image_manifest(c, "both/r", [b"a layer"])
             _Slow.puts.clear()
             assert put_manifest(c, "both/r", "v1", body).status_code == 201
-            puts = list(_Slow.puts)
             assert c.get("/v2/both/r/manifests/v1").content == body
+            # The proxy notes a PUT after its answer went out: the registry may have answered its
+            # client (and this test read the list) before the tag's entry was added.
+            deadline = time.monotonic() + 5
+            while not any(p[0].endswith("/_tags/v1") for p in _Slow.puts) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            puts = list(_Slow.puts)
     finally:
         proxy.shutdown()
     hexpart = sha(body).partition(":")[2]
