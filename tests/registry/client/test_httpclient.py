@@ -317,6 +317,31 @@ class _ConnectProxy:
         self.listener.close()
 
 
+def test_a_host_name_is_sent_as_sni_and_verified(serve: Callable[[Handle], _Server], tmp_path: Path) -> None:
+    # The client hands ssl an ASCII name as bytes (no IDNA codec): SNI and the name check must still
+    # see it.
+    from tests.registry.tlskit import self_signed
+
+    server = serve(lambda h: _reply(h, 200, b"named"))
+    cert, key = self_signed(tmp_path, dns="localhost")
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(cert, key)
+    seen: list[str | None] = []
+    tls.sni_callback = lambda _sock, name, _ctx: seen.append(name)  # type: ignore[assignment,func-returns-value]
+    server.httpd.socket = tls.wrap_socket(server.httpd.socket, server_side=True)
+    port = server.httpd.server_address[1]
+    verify = ssl.create_default_context(cafile=str(cert))
+    with httpclient.Client(verify=verify, timeout=5, connect_timeout=5) as client:
+        assert client.get(f"https://localhost:{port}/v2/").content == b"named"
+    assert seen == ["localhost"]
+    other = tmp_path / "other"
+    other.mkdir()
+    wrong, _ = self_signed(other, dns="elsewhere.example")
+    with httpclient.Client(verify=ssl.create_default_context(cafile=str(wrong)), timeout=5,
+                           connect_timeout=5) as client, pytest.raises(httpclient.ConnectError):
+        client.get(f"https://localhost:{port}/v2/")
+
+
 def test_https_goes_through_the_proxy_in_a_connect_tunnel(serve: Callable[[Handle], _Server], tmp_path: Path,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     from tests.registry.tlskit import self_signed
