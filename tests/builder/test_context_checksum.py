@@ -245,3 +245,16 @@ def test_a_warmed_checksum_s_digests_are_remembered(tmp_path: Path) -> None:
     cache.close()  # the digests are written after the sum is handed over, at the latest here
     rows = HashCache(db)._db.execute("SELECT path FROM file_hash ORDER BY path").fetchall()
     assert rows == [(str(root / "app" / "main.py"),), (str(root / "app" / "sub" / "data.txt"),)]
+
+
+@pytest.mark.parametrize("size", [0, 1, 4095, 1 << 20, (1 << 20) - 1, (3 << 20) + 5])
+def test_a_file_s_digest_is_its_content_s_whatever_its_size(tmp_path: Path, size: int) -> None:
+    # Files under 1 MiB are read at once, larger ones in pieces: the digest is the content's either way.
+    import hashlib
+
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    content = os.urandom(size)
+    (ctx / "f").write_bytes(content)
+    digests = LocalContext(str(ctx), cache=HashCache(tmp_path / "h.db")).file_digests(["f"])
+    assert digests == {"f": hashlib.sha256(content).hexdigest()[:16]}

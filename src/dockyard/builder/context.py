@@ -26,6 +26,9 @@ from dockyard.interruptible import in_background, result
 ExcludeFn = Callable[[str, bool], bool]
 
 
+_ONE_READ = 1 << 20
+
+
 class HashCache:
     """Digests of files by path and stat signature, shared by every build on one store."""
 
@@ -33,7 +36,7 @@ class HashCache:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._pending: list[tuple[str, str, str]] = []
-        self._loaded: list[str] = []  # directories (with a trailing /) whose rows are in _known
+        self._loaded: tuple[str, ...] = ()  # directories (with a trailing /) whose rows are in _known
         self._known: dict[str, tuple[str, str]] = {}  # path -> (sig, digest)
         try:
             self._db = self._open(path)
@@ -72,7 +75,7 @@ class HashCache:
         file cost more than hashing a small file (15 ms of a 2,000-file context)."""
         prefix = root.rstrip("/") + "/"
         with self._lock:
-            if any(prefix.startswith(done) for done in self._loaded):
+            if prefix.startswith(self._loaded):
                 return
             # The paths under prefix sort between "prefix" and the same with its last "/" + 1.
             query = "SELECT path, sig, digest FROM file_hash WHERE path >= ? AND path < ?"
@@ -81,13 +84,13 @@ class HashCache:
             except sqlite3.DatabaseError:
                 return  # busy: get() asks row by row
             self._known.update((str(p), (str(s), str(d))) for p, s, d in rows)
-            self._loaded.append(prefix)
+            self._loaded += (prefix,)
 
     def get(self, path: str, sig: str) -> str | None:
         """The remembered digest, or None (also when the table is busy: the cache only saves work)."""
         # Read without the lock: a dict lookup is atomic, and _known only gains rows.
         row: tuple[str, str] | None = self._known.get(path)
-        if row is None and not any(path.startswith(done) for done in self._loaded):
+        if row is None and not path.startswith(self._loaded):
             try:
                 with self._lock:
                     row = self._db.execute("SELECT sig, digest FROM file_hash WHERE path = ?",
@@ -241,10 +244,16 @@ class LocalContext:
             known = self.cache.get(host, sig)
             if known is not None:
                 return known
-        fh = hashlib.sha256()
         fd = os.open(host, os.O_RDONLY | os.O_CLOEXEC)  # no file object: a third of a small file's cost
         try:
-            while chunk := os.read(fd, 1 << 20):
+            # A file up to 1 MiB in one read: a read shorter than asked is the end of a regular file,
+            # so no second read to see it.
+            want = st.st_size + 1 if st.st_size < _ONE_READ else _ONE_READ
+            chunk = os.read(fd, want)
+            fh = hashlib.sha256(chunk)
+            while len(chunk) == want:
+                chunk = os.read(fd, _ONE_READ)
+                want = _ONE_READ
                 fh.update(chunk)
         finally:
             os.close(fd)
