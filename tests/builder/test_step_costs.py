@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import stat
 import subprocess
 from collections.abc import Iterator, Sequence
@@ -16,6 +17,7 @@ import pytest
 import dockyard.archive.diff
 import dockyard.content
 from dockyard.builder import workspace
+from dockyard.image import chain_ids
 from dockyard.metadata import MetadataStore
 from tests.builder.conftest import Builds
 
@@ -42,6 +44,24 @@ def test_empty_layers_are_kept_in_the_image_but_not_mounted(builds: Builds,
     # ... but an overlay gains nothing from an empty lower directory.
     assert stacks == [base, base, base, base + 1, base + 1]
     assert (builds.rootfs("empty:1") / "f").is_file()
+
+
+def test_an_empty_layer_has_no_snapshot_and_stacks_as_nothing(builds: Builds) -> None:
+    # A snapshot of an empty layer would be an empty directory made and renamed (1-2 ms a step):
+    # neither the build that commits it nor the unpacking of an image that has it makes one.
+    store = builds.client.store
+    builds.build(builds.context(BASE + "RUN true\nRUN touch /f\nRUN true\n"), tags=["empty:2"])
+    config = builds.client.image_config("empty:2")
+    chains = chain_ids(config.diff_ids)
+    assert [store.snapshots.exists(c) for c in chains] == [str(d) != EMPTY_TAR for d in config.diff_ids]
+    for chain in chains:  # made again from the blobs: the stored image as a build's base
+        if store.snapshots.exists(chain):
+            shutil.rmtree(store.snapshots.path(chain).parent)
+    builds.build(builds.context("FROM empty:2\nRUN test -f /f\n"), tags=["empty:3"])
+    assert [store.snapshots.exists(c) for c in chains] == [str(d) != EMPTY_TAR for d in config.diff_ids]
+    graph = builds.client.inspect("empty:2")["GraphDriver"]["Data"]
+    lowers = graph["LowerDir"].split(":") if "LowerDir" in graph else []
+    assert len(lowers) + 1 == sum(str(d) != EMPTY_TAR for d in config.diff_ids)
 
 
 def _count_steps(builds: Builds, monkeypatch: pytest.MonkeyPatch, steps: int) -> dict[str, int]:

@@ -602,7 +602,7 @@ class Builder:
                     state.config.diff_ids.append(committed.layer.diff_id)
                     state.chain = committed.chain_id
                     # An empty layer adds nothing to an overlay: the next steps mount one lower fewer.
-                    state.lowerdirs = lowers if committed.empty else [committed.snapshot, *lowers]
+                    state.lowerdirs = lowers if committed.snapshot is None else [committed.snapshot, *lowers]
                 else:
                     publishing.enter_context(self.store.gc_lock())
                     publishing.enter_context(self.store.meta.transaction())

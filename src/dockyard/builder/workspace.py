@@ -19,7 +19,7 @@ from pathlib import Path
 
 from dockyard.content import Writer
 from dockyard.errors import BuildError
-from dockyard.image import LayerBlob, chain_id
+from dockyard.image import EMPTY_LAYER, LayerBlob, chain_id
 from dockyard.imageops import Lease, Store
 from dockyard.oci.digest import Digest
 from dockyard.oci.mediatypes import layer_media_type
@@ -37,7 +37,7 @@ class Committed:
 
     layer: LayerBlob
     chain_id: Digest
-    snapshot: Path
+    snapshot: Path | None  # None for an empty layer: it needs no snapshot (see EMPTY_LAYER)
     empty: bool = False
 
 
@@ -193,6 +193,10 @@ class Workspace:
                     self._empty_layer = layer
             assert layer is not None
             chain = chain_id(parent_chain, layer.diff_id)
+            if layer.diff_id == EMPTY_LAYER:
+                # No snapshot (1-2 ms of directory renames a step): unpacking skips this layer too.
+                yield Committed(layer, chain, None, True)
+                return
             self.lease.add_snapshot(chain)
 
             def adopt(fs: Path) -> None:

@@ -60,6 +60,11 @@ class ImageRecord:
         return self.id.short
 
 
+#: The diff ID of a layer without entries (a tar of two zero blocks: a RUN, COPY or WORKDIR that changed
+#: nothing). Stacking it changes no file, so it needs no snapshot of its own.
+EMPTY_LAYER = "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef"
+
+
 def chain_id(parent: str | None, diff_id: str) -> Digest:
     """ChainID(n) = sha256(ChainID(n-1) + " " + DiffID(n)); the first is its DiffID (OCI image spec)."""
     if not parent:

@@ -18,7 +18,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from dockyard.errors import Conflict, InvalidArgument, NotFound
-from dockyard.image import ImageRecord, chain_ids
+from dockyard.image import EMPTY_LAYER, ImageRecord, chain_ids
 from dockyard.imageops import Store
 from dockyard.oci.digest import Digest
 from dockyard.record import record
@@ -417,9 +417,10 @@ def inspect(store: Store, ref_or_id: str) -> dict[str, Any]:
     record = store.meta.get_image(image_id)
     assert record is not None
     config, doc = load_config(store, image_id)
-    snapshots = [store.snapshots.path(c) for c in chain_ids(record.diff_ids)]
+    chains = [c for c, d in zip(chain_ids(record.diff_ids), record.diff_ids, strict=True) if d != EMPTY_LAYER]
+    snapshots = [store.snapshots.path(c) for c in chains]  # an empty layer has none (unpack_layers)
     graph: dict[str, Any] = {"Data": None, "Name": "overlay2"}
-    if snapshots and all(store.snapshots.exists(c) for c in chain_ids(record.diff_ids)):
+    if snapshots and all(store.snapshots.exists(c) for c in chains):
         lower = ":".join(str(p) for p in reversed(snapshots[:-1]))
         graph["Data"] = {"LowerDir": lower, "UpperDir": str(snapshots[-1])} if lower else {
             "UpperDir": str(snapshots[-1])}

@@ -19,7 +19,7 @@ from dockyard.archive import apply_layer_overlay
 from dockyard.archive.compression import HashingReader, open_decompressed
 from dockyard.archive.readahead import ReadAhead
 from dockyard.errors import DigestMismatch, NotFound
-from dockyard.image import chain_ids
+from dockyard.image import EMPTY_LAYER, chain_ids
 from dockyard.imageops import Lease, Store
 from dockyard.progress import Event, ProgressSink, discard
 
@@ -37,10 +37,13 @@ def unpack(store: Store, image_id: str, *, lease: Lease | None = None,
 
 def unpack_layers(store: Store, diff_ids: Sequence[str], *, lease: Lease | None = None,
                   progress: ProgressSink | None = None) -> list[Path]:
-    """Make sure each layer of the stack is a snapshot; return their ``fs`` dirs, top first."""
+    """Make sure each layer of the stack is a snapshot; return their ``fs`` dirs, top first. An empty
+    layer has none: it adds nothing to the stack."""
     sink = progress or discard
     paths: list[Path] = []
     for diff_id, chain in zip(diff_ids, chain_ids(diff_ids), strict=True):
+        if diff_id == EMPTY_LAYER:
+            continue
         if lease is not None:
             lease.add_snapshot(chain)
         if store.snapshots.exists(chain):
