@@ -625,3 +625,29 @@ def test_the_download_hands_over_network_pieces_gathered_while_extraction_is_bus
     assert writer.writes == 40 and writer.hasher.size == 40 << 16
     assert b"".join(pieces) == b"".join(chunks)
     assert [len(p) for p in pieces] == [1 << 16, PIECE, PIECE, (40 << 16) - (1 << 16) - 2 * PIECE]
+
+
+def test_an_empty_layer_is_stored_but_never_unpacked(store: Store) -> None:
+    # An empty tar (two zero blocks: a RUN that changed nothing) adds no file to the stack: it gets
+    # no snapshot, as in a build (unpack_layers skips it).
+    import gzip
+
+    from dockyard.image import EMPTY_LAYER, chain_ids
+    from dockyard.imageops.unpack import unpack_layers
+    from tests.registry.client.peers import make_tar
+
+    empty = bytes(1024)
+    assert "sha256:" + hashlib.sha256(empty).hexdigest() == EMPTY_LAYER
+    tars = [make_tar({"a": b"below"}), empty, make_tar({"b": b"above"})]
+    image = build_image([(gzip.compress(t, mtime=0), t) for t in tars])
+    repo = _repo()
+    upload_image(PLAIN, repo, "v1", image)
+    with RegistryClient(FAST) as rc:
+        pulled = pull(store, rc, parse_normalized(f"{PLAIN}/{repo}:v1"))
+    assert pulled.layers == ["pulled"] * 3
+    chains = chain_ids(["sha256:" + hashlib.sha256(t).hexdigest() for t in tars])
+    assert [store.snapshots.exists(c) for c in chains] == [True, False, True]
+    diff_ids = ["sha256:" + hashlib.sha256(t).hexdigest() for t in tars]
+    assert all(store.meta.layer_blobs(d) for d in diff_ids)  # every blob stored, the empty one too
+    paths = unpack_layers(store, diff_ids)
+    assert [sorted(os.listdir(p)) for p in paths] == [["b"], ["a"]]

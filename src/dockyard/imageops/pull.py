@@ -32,7 +32,7 @@ from dockyard.archive.compression import HashingReader, open_decompressed
 from dockyard.archive.readahead import Pipe, ReadAhead
 from dockyard.content import Writer
 from dockyard.errors import CorruptData, DigestMismatch, Interrupted, InvalidArgument, NotFound, RegistryError
-from dockyard.image import LayerBlob, chain_ids
+from dockyard.image import EMPTY_LAYER, LayerBlob, chain_ids
 from dockyard.imageops import Lease, Store
 from dockyard.imageops import platforms as tag_platforms
 from dockyard.imageops.commit import commit_image
@@ -244,8 +244,10 @@ def _layers(store: Store, sources: Sequence[Repository], manifest: Manifest, dif
             lease: Lease, sink: ProgressSink, unpack: bool, max_workers: int) -> list[str]:
     chains = chain_ids(diff_ids)
     cancelled = threading.Event()
-    plan = [_needs(store, desc, diff_id, chain, unpack)
-            for desc, diff_id, chain in zip(manifest.layers, diff_ids, chains, strict=True)]
+    # An empty layer is stored but never unpacked: it has no snapshot (unpack_layers skips it).
+    unpacks = [unpack and diff_id != EMPTY_LAYER for diff_id in diff_ids]
+    plan = [_needs(store, desc, diff_id, chain, u)
+            for desc, diff_id, chain, u in zip(manifest.layers, diff_ids, chains, unpacks, strict=True)]
     if any(plan):  # docker lists layers only when something is to be fetched
         for desc, needed in zip(manifest.layers, plan, strict=True):
             if needed:
@@ -254,7 +256,7 @@ def _layers(store: Store, sources: Sequence[Repository], manifest: Manifest, dif
                 sink(Event(id=desc.digest.short, name="Already exists", status="cached", total=desc.size))
 
     def one(i: int) -> str:
-        desc, diff_id, chain = manifest.layers[i], diff_ids[i], chains[i]
+        desc, diff_id, chain, unpack = manifest.layers[i], diff_ids[i], chains[i], unpacks[i]
         if desc.media_type not in mt.LAYERS and desc.media_type:
             raise CorruptData(f"layer {desc.digest}: unsupported media type {desc.media_type}")
         lease.add_blob(desc.digest)
