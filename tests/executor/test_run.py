@@ -415,3 +415,48 @@ def test_the_first_process_sees_only_stdio(executor: Executor, overlay: RootfsSp
     code, out, err = sh(executor, overlay, "ls /proc/$$/fd; echo garbage >&3")
     assert code != 0 and "Bad file descriptor" in err
     assert out.split() == ["0", "1", "2"]
+
+
+def test_a_run_waits_for_an_earlier_mount_only_when_it_stacks_that_run_s_upper(
+        ns_executor: Executor, overlay: RootfsSpec, scratch_base: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # The previous run's mount namespace is dropped on a thread (its teardown can take milliseconds
+    # under load). The next run waits for it when the earlier upper directory is one of its layers
+    # (never a layer of two live overlays), and only then: after a step that changed nothing, the
+    # next step stacks other directories and starts at once.
+    import threading
+    import time
+
+    from dockyard.executor import namespace
+
+    gate = threading.Event()
+    real_close = os.close
+
+    def slow_close(fd: int) -> None:
+        if threading.current_thread().name == "dockyard-ns-closer":
+            gate.wait(10)
+        real_close(fd)
+
+    monkeypatch.setattr(namespace.os, "close", slow_close)
+
+    def fresh() -> tuple[Path, Path]:
+        d = Path(tempfile.mkdtemp(dir=scratch_base))
+        (d / "upper").mkdir()
+        (d / "work").mkdir()
+        return d / "upper", d / "work"
+
+    try:
+        assert sh(ns_executor, overlay, "true")[0] == 0  # its namespace's close now hangs on the gate
+        start = time.monotonic()
+        assert sh(ns_executor, RootfsSpec(list(overlay.lowerdirs), *fresh()), "true")[0] == 0
+        assert time.monotonic() - start < 5  # did not wait for the close
+        stacked = RootfsSpec([*overlay.lowerdirs, overlay.upperdir], *fresh())
+        done = threading.Event()
+        runner = threading.Thread(target=lambda: (sh(ns_executor, stacked, "true"), done.set()))
+        runner.start()
+        assert not done.wait(0.5)  # stacks the first run's upper: waits for its mounts to go
+        gate.set()
+        assert done.wait(10)
+        runner.join()
+    finally:
+        gate.set()

@@ -10,7 +10,7 @@ import shutil
 import socket
 import subprocess
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -162,9 +162,13 @@ class NamespaceExecutor:
                # fuse-overlayfs rootfs): a process forked now sees it.
                "fresh": not isinstance(rootfs, RootfsSpec)}
         still_open = {*readers, *inputs}
+        uses = wrote = None
+        if isinstance(rootfs, RootfsSpec):
+            wrote = _idents((rootfs.upperdir, rootfs.workdir))
+            uses = _idents((*rootfs.lowerdirs, rootfs.upperdir, rootfs.workdir))
         run_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
-            _CLOSER.wait_idle()
+            _CLOSER.wait_idle(uses)
             try:
                 socket.send_fds(control, [json.dumps(req).encode()], [child_sock.fileno(), *child_fds])
             except OSError as exc:
@@ -175,7 +179,7 @@ class NamespaceExecutor:
                     os.close(fd)
             if on_start is not None:
                 on_start(_Handle(run_sock, console))
-            return self._wait(run_sock, readers, inputs, still_open, deadline, console, on_pid)
+            return self._wait(run_sock, readers, inputs, still_open, deadline, console, on_pid, wrote)
         finally:
             run_sock.close()
             close_all(still_open)
@@ -183,7 +187,8 @@ class NamespaceExecutor:
 
     def _wait(self, run_sock: socket.socket, readers: dict[int, OutputCallback],
               inputs: dict[int, OutputCallback], still_open: set[int], deadline: Deadline,
-              console: Console | None, on_pid: Callable[[int], None] | None = None) -> int:
+              console: Console | None, on_pid: Callable[[int], None] | None = None,
+              wrote: frozenset[Ident] | None = None) -> int:
         sel = selectors.DefaultSelector()
         pump(readers, sel)
         pump(inputs, sel)
@@ -242,7 +247,7 @@ class NamespaceExecutor:
             if console is not None:
                 console.detach()
             sel.close()
-            _CLOSER.close_later(held)
+            _CLOSER.close_later(held, wrote)
         if failure is not None:
             raise failure
         if error is not None:
@@ -272,29 +277,34 @@ class _NamespaceCloser:
 
     The last reference to a mount namespace unmounts everything in it and waits for an RCU grace
     period, milliseconds under load, which need not delay the exit status. :meth:`wait_idle` lets the
-    next run start only once earlier mounts are gone, so that an upper directory is never a layer of
-    two live overlays (the next step's lower is usually the last step's upper).
+    next run start only once the mounts that wrote to one of its directories are gone, so that an
+    upper directory is never a layer of two live overlays (the next step's lower is usually the last
+    step's upper; after a step that changed nothing it is not, and the next run need not wait).
     """
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
-        self._fds: list[int] = []
-        self._busy = 0
+        self._fds: list[tuple[int, frozenset[Ident] | None]] = []
+        self._busy: list[frozenset[Ident] | None] = []  # what the closes under way wrote to
         self._thread: threading.Thread | None = None
 
-    def close_later(self, fds: list[int]) -> None:
+    def close_later(self, fds: list[int], wrote: frozenset[Ident] | None = None) -> None:
+        """Close ``fds`` (a run's namespaces) soon; ``wrote``: the directories its overlay wrote to
+        (None: unknown, every later run waits for these)."""
         if not fds:
             return
         with self._cond:
-            self._fds.extend(fds)
+            self._fds.extend((fd, wrote) for fd in fds)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="dockyard-ns-closer", daemon=True)
                 self._thread.start()
             self._cond.notify_all()
 
-    def wait_idle(self) -> None:
+    def wait_idle(self, uses: frozenset[Ident] | None = None) -> None:
+        """Wait until no pending close wrote to a directory in ``uses`` (None: until none is pending)."""
         with self._cond:
-            while self._fds or self._busy:
+            while any(wrote is None or uses is None or wrote & uses
+                      for wrote in [*(w for _, w in self._fds), *self._busy]):
                 self._cond.wait()
 
     def _run(self) -> None:
@@ -302,15 +312,25 @@ class _NamespaceCloser:
             with self._cond:
                 while not self._fds:
                     self._cond.wait()
-                fd = self._fds.pop()
-                self._busy += 1
+                fd, wrote = self._fds.pop()
+                self._busy.append(wrote)
             try:
                 os.close(fd)
             except OSError:
                 pass
             with self._cond:
-                self._busy -= 1
+                self._busy.remove(wrote)
                 self._cond.notify_all()
+
+
+Ident = tuple[int, int]  # a directory's (st_dev, st_ino): what it stays when renamed into a snapshot
+
+
+def _idents(paths: Iterable[Path]) -> frozenset[Ident] | None:
+    try:
+        return frozenset((st.st_dev, st.st_ino) for st in map(os.stat, paths))
+    except OSError:
+        return None
 
 
 _CLOSER = _NamespaceCloser()
