@@ -191,6 +191,32 @@ def test_second_runner_reports_every_step_cached(registry: Registry, base: str, 
         assert layer_gets <= image_blobs
 
 
+def test_second_runner_asks_the_store_for_each_layer_a_few_times_not_per_step(
+        registry: Registry, base: str, runners: list[Runner], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each step's lookup names every layer below it: asking the local store (a query and a stat) for
+    # each, step after step, was ~115 queries for the reference build, contended by the fetches.
+    from dockyard.metadata import MetadataStore
+
+    a, b, _ = runners
+    ctx = _ref_context(tmp_path)
+    cache = registry.ref("cache:asks")
+    a.build(ctx, build_args={"BASE": base}, tags=["app:1"], cache_to=_reg(cache, mode="max"))
+    asked: list[str] = []
+    real = MetadataStore.layer_blobs
+
+    def layer_blobs(self: MetadataStore, diff_id: str) -> list[object]:
+        asked.append(str(diff_id))
+        return real(self, diff_id)  # type: ignore[return-value]
+
+    monkeypatch.setattr(MetadataStore, "layer_blobs", layer_blobs)
+    second = b.build(ctx, build_args={"BASE": base}, tags=["app:1"],
+                     cache_from=_from(f"type=registry,ref={cache}"))
+    assert second.cached == second.steps
+    layers = {str(f.diff_id) for f in a.client.store.meta.all_layer_blobs()}  # every layer either stage made
+    assert len(asked) <= 3 * len(layers), (len(asked), len(layers))
+
+
 def test_second_runner_fetches_the_image_s_layers_while_it_builds(
         registry: Registry, base: str, runners: list[Runner], tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:

@@ -71,6 +71,7 @@ class RemoteCache:
         self._sources: list[_Source] | None = None
         self.bad: set[str] = set()
         self.fetched: dict[str, int] = {}   # blob digest -> bytes fetched (what the build downloaded)
+        self._here: set[str] = set()  # diff IDs found in the local store (asked per step, per layer)
 
     def _warn(self, text: str) -> None:
         self.warnings.append(f"WARNING: {text}")
@@ -183,12 +184,18 @@ class RemoteCache:
                 config = ImageConfig.from_json(raw, f"cached config for {key}")
             except DockyardError:
                 continue
-            if all(self._local(d) or self._remote(d) is not None for d in config.diff_ids):
+            # The documents first: a dict lookup, where the local store is a query and a stat.
+            if all(self._remote(d) is not None or self._local(d) for d in config.diff_ids):
                 return raw, config
         return None
 
     def _local(self, diff_id: str) -> bool:
-        return any(self.store.content.exists(f.digest) for f in self.store.meta.layer_blobs(diff_id))
+        if diff_id in self._here:
+            return True
+        if any(self.store.content.exists(f.digest) for f in self.store.meta.layer_blobs(diff_id)):
+            self._here.add(diff_id)
+            return True
+        return False
 
     def _remote(self, diff_id: str) -> tuple[Backend, Descriptor] | None:
         for source in self.sources():
@@ -235,7 +242,7 @@ class RemoteCache:
         """Start fetching the layers of ``diff_ids`` that are not in the local store, in the
         background (a few at a time); :meth:`ensure` waits for them."""
         for diff_id in diff_ids:
-            if self._local(diff_id):
+            if diff_id in self._pending or self._local(diff_id):
                 continue
             with self._lock:
                 if diff_id not in self._pending:
