@@ -29,6 +29,10 @@ ExcludeFn = Callable[[str, bool], bool]
 _ONE_READ = 1 << 20
 
 
+def _name(entry: os.DirEntry[str]) -> str:
+    return entry.name
+
+
 class HashCache:
     """Digests of files by path and stat signature, shared by every build on one store."""
 
@@ -218,25 +222,47 @@ class LocalContext:
         mode = st.st_mode
         h.update(f"\x00{rel}\x00{mode:o}\x00{st.st_uid}:{st.st_gid}".encode())
         if stat.S_ISDIR(mode):
-            with os.scandir(host) as it:
-                entries = sorted(it, key=lambda e: e.name)
-            for entry in entries:
-                child = f"{rel}/{entry.name}" if rel else entry.name
-                if self.is_excluded(child, entry.is_dir(follow_symlinks=False)):
-                    continue
-                self._hash_entry(h, child, entry.path, links, follow_link=False)
+            self._hash_dir(h, rel, host, links)
         elif stat.S_ISLNK(mode):
             h.update(b"\x00link\x00" + os.readlink(host).encode())
         elif stat.S_ISREG(mode):
-            if st.st_nlink > 1:
-                # COPY keeps hard links between the files it copies: which path an inode was
-                # first seen at is part of the content.
-                first = links.setdefault((st.st_dev, st.st_ino), rel)
-                if first != rel:
-                    h.update(b"\x00hardlink\x00" + first.encode())
-            h.update(f"\x00{st.st_size}\x00".encode() + self._file_digest(host, st).encode())
+            h.update(self._file_part(rel, host, st, links).encode())
         else:
             h.update(f"\x00dev\x00{st.st_rdev}".encode())
+
+    def _hash_dir(self, h: hashlib._Hash, rel: str, host: str, links: dict[tuple[int, int], str]) -> None:
+        # What _hash_entry does for each entry, with a regular file's (most of a context) inline: a
+        # call and an lstat of a path the scan already split were a third of a cached checksum.
+        with os.scandir(host) as it:
+            entries = sorted(it, key=_name)
+        prefix = f"{rel}/" if rel else ""
+        excluded = self.exclude
+        cancel = self.cancel
+        for entry in entries:
+            child = prefix + entry.name
+            if excluded is not None and excluded(child, entry.is_dir(follow_symlinks=False)):
+                continue
+            if cancel is not None and cancel.is_set():
+                raise Interrupted("Canceled: context canceled")
+            st = entry.stat(follow_symlinks=False)
+            mode = st.st_mode
+            if stat.S_ISREG(mode):
+                h.update(f"\x00{child}\x00{mode:o}\x00{st.st_uid}:{st.st_gid}"
+                         f"{self._file_part(child, entry.path, st, links)}".encode())
+            else:
+                self._hash_entry(h, child, entry.path, links, follow_link=False)
+
+    def _file_part(self, rel: str, host: str, st: os.stat_result, links: dict[tuple[int, int], str]) -> str:
+        """What a regular file adds after its header: where it was first seen if hard-linked, its size
+        and digest."""
+        part = f"\x00{st.st_size}\x00{self._file_digest(host, st)}"
+        if st.st_nlink > 1:
+            # COPY keeps hard links between the files it copies: which path an inode was
+            # first seen at is part of the content.
+            first = links.setdefault((st.st_dev, st.st_ino), rel)
+            if first != rel:
+                return f"\x00hardlink\x00{first}{part}"
+        return part
 
     def _file_digest(self, host: str, st: os.stat_result) -> str:
         sig = f"{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}:{st.st_dev}"
