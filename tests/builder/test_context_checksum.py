@@ -258,3 +258,28 @@ def test_a_file_s_digest_is_its_content_s_whatever_its_size(tmp_path: Path, size
     (ctx / "f").write_bytes(content)
     digests = LocalContext(str(ctx), cache=HashCache(tmp_path / "h.db")).file_digests(["f"])
     assert digests == {"f": hashlib.sha256(content).hexdigest()[:16]}
+
+
+def test_the_checksum_of_a_fixed_tree_is_pinned(tmp_path: Path) -> None:
+    # Cache keys travel between runners and versions (docs/cache-format.md): the bytes a tree hashes
+    # to must not change by accident. Every kind of entry: directory, file, hard link, symlink, fifo.
+    if os.geteuid() != 0:
+        pytest.skip("the pinned sum is for files owned by 0:0")
+    ctx = tmp_path / "ctx"
+    (ctx / "d").mkdir(parents=True)
+    (ctx / "d" / "f").write_bytes(b"x")
+    os.link(ctx / "d" / "f", ctx / "h")
+    os.symlink("d/f", ctx / "l")
+    os.mkfifo(ctx / "p")
+    for path, mode in ((ctx, 0o755), (ctx / "d", 0o755), (ctx / "d" / "f", 0o644), (ctx / "p", 0o600)):
+        os.chmod(path, mode)
+    for path in (ctx, ctx / "d", ctx / "d" / "f", ctx / "l", ctx / "p"):
+        os.lchown(path, 0, 0)
+    context = LocalContext(str(ctx), cache=HashCache(tmp_path / "h.db"))
+    assert context.checksum(["."]) == PINNED
+    assert LocalContext(str(ctx)).checksum(["d", "l"]) == PINNED_FOLLOWED
+
+
+# Computed by the checksum as it was before its walk was rewritten (session 9, main f74be05).
+PINNED = "sha256:02d7fcb0847bee5ffe4fb12207f0db25e0a766b8eae1699e9ec5b21dbf66f01e"
+PINNED_FOLLOWED = "sha256:fbcf665560915427274ee0528fd9044271a89639ab10563bd414829d0429d807"
