@@ -11,7 +11,9 @@ import bz2
 import hashlib
 import io
 import lzma
+import mmap
 import os
+import stat
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -312,7 +314,7 @@ class _Counter:
         self.hash = hashlib.sha256() if hashing and hashed is None else None
         self.size = 0
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         if data:
             if self.hash is not None:
                 self.hash.update(data)
@@ -394,14 +396,44 @@ class CompressingWriter:
 
     def write(self, data: bytes) -> int:
         """Compress and hash ``data``; return its length."""
+        return self._write(data, stable=False)
+
+    def write_from(self, source: Readable, progress: Callable[[int], None] | None = None) -> int:
+        """Compress and hash what ``source`` holds from its position to its end, in ``GZIP_BLOCK``
+        pieces; return the byte count. ``progress(done)`` hears the bytes taken so far after each
+        piece (and may raise to stop).
+
+        With threads, a regular file is mapped rather than read: its pieces go to the hashing and
+        compressing threads as views of the mapping, with no read into fresh buffers (half the CPU
+        time of reading a file from the page cache is the copy and the faults of those buffers). The
+        mapping goes when the last view does. The file must not shrink meanwhile: a blob of the
+        content store never changes."""
+        done = 0
+        mapped = _mapping(source) if self._hashing is not None else None
+        if mapped is None:
+            while chunk := source.read(GZIP_BLOCK):
+                done += self._write(chunk, stable=False)
+                if progress is not None:
+                    progress(done)
+            return done
+        for start in range(0, len(mapped), GZIP_BLOCK):
+            done += self._write(mapped[start : start + GZIP_BLOCK], stable=True)
+            if progress is not None:
+                progress(done)
+        return done
+
+    def _write(self, data: bytes | memoryview, stable: bool) -> int:
+        """``stable``: ``data`` cannot change (bytes, a view of a mapped immutable file): the worker
+        threads may keep it as it is."""
         if self._hashing is not None:
-            data = bytes(data)  # kept until hashed on the other thread (no copy of a bytes object)
+            if not stable:
+                data = bytes(data)  # kept until hashed on the other thread (no copy of a bytes object)
             self._hashing.submit(self._raw.update, data)
         elif self._raw is not None:
             self._raw.update(data)
         self._raw_size += len(data)
         if self._blocks is not None:
-            self._blocks.write(data)
+            self._blocks.write(data, stable)
         elif self._gz is not None:
             self._blob.write(self._gz.compress(data))
         elif self._zst is not None:
@@ -445,6 +477,29 @@ class CompressingWriter:
         self.close()
 
 
+def _mapping(source: Readable) -> memoryview | None:
+    """A read-only view of ``source`` from its position to its end, if it is a regular file of at
+    least two blocks that can be mapped (the file position moves to the end); else None."""
+    try:
+        fd = source.fileno()  # type: ignore[attr-defined]
+        info = os.fstat(fd)
+        position = source.tell()  # type: ignore[attr-defined]
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        return None
+    if not stat.S_ISREG(info.st_mode) or info.st_size - position < 2 * GZIP_BLOCK:
+        return None
+    try:
+        mapped = mmap.mmap(fd, info.st_size, access=mmap.ACCESS_READ)
+    except (OSError, ValueError):
+        return None
+    try:
+        mapped.madvise(mmap.MADV_SEQUENTIAL)
+    except (AttributeError, OSError):  # an advice only
+        pass
+    source.seek(info.st_size)  # type: ignore[attr-defined]
+    return memoryview(mapped)[position:]
+
+
 class _Ordered:
     """Runs calls in the order they are submitted, on one thread of its own; ``submit`` waits once
     more than ``depth`` are pending, and raises the error of any call that failed."""
@@ -454,7 +509,7 @@ class _Ordered:
         self._pending: deque[Future[None]] = deque()
         self._depth = max(1, depth)
 
-    def submit(self, call: Callable[[bytes], object], data: bytes) -> None:
+    def submit(self, call: Callable[[bytes], object], data: bytes | memoryview) -> None:
         self._pending.append(self._pool.submit(call, data))  # type: ignore[arg-type]
         while self._pending and (len(self._pending) > self._depth or self._pending[0].done()):
             self._pending.popleft().result()
@@ -487,19 +542,19 @@ class _BlockGzip:
         self._buf = bytearray()
         self._members = 0
 
-    def _compress(self, block: bytes) -> bytes:
+    def _compress(self, block: bytes | memoryview) -> bytes:
         return bytes(isal_zlib.compress(block, self._level, wbits=31))
 
     def _emit(self, member: Future[bytes]) -> None:
         self._out.write(member.result())
 
-    def _submit(self, block: bytes) -> None:
+    def _submit(self, block: bytes | memoryview) -> None:
         self._emitting.submit(self._emit, self._pool.submit(self._compress, block))  # type: ignore[arg-type]
         self._members += 1
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview, stable: bool = False) -> None:
         if not self._buf and len(data) == GZIP_BLOCK:
-            self._submit(bytes(data))
+            self._submit(data if stable else bytes(data))
             return
         self._buf += data
         while len(self._buf) >= GZIP_BLOCK:

@@ -245,7 +245,7 @@ def layer_blob(store: Store, diff_id: str, compression: str = "gzip", *, lease: 
 
     While compressing, ``progress(done, total)`` is told the layer's uncompressed bytes read so far,
     and ``tee`` gets the compressed bytes as they are written (to upload them meanwhile)."""
-    from dockyard.archive.compression import GZIP_BLOCK, CompressingWriter, open_decompressed, usable_cpus
+    from dockyard.archive.compression import CompressingWriter, open_decompressed, usable_cpus
 
     forms = [f for f in store.meta.layer_blobs(diff_id) if store.content.exists(f.digest)]
     if not forms:
@@ -263,18 +263,15 @@ def layer_blob(store: Store, diff_id: str, compression: str = "gzip", *, lease: 
     # An uncompressed source is its own diff ID: the check below verifies it without a second hash.
     with (store.content.open(source.digest) if plain
           else store.content.verified(source.digest, source.size, f"layer {diff_id}").open()) as f:
-        reader, _ = open_decompressed(f)
+        # The stored tar itself (the compressor maps it), or the stored form decompressed.
+        reader = f if plain else open_decompressed(f)[0]
         # Every usable core compresses (pigz-style gzip members, or zstd workers); the blob's bytes
         # do not depend on how many there are.
         with store.content.writer() as w, \
                 CompressingWriter(w if tee is None else _WriteTee(w, tee), compression,  # type: ignore[arg-type]
                                   threads=usable_cpus()) as cw:
-            done, total = 0, max(source.uncompressed_size, 0)
-            while chunk := reader.read(GZIP_BLOCK):
-                cw.write(chunk)
-                if progress is not None:
-                    done += len(chunk)
-                    progress(done, total)
+            total = max(source.uncompressed_size, 0)
+            cw.write_from(reader, None if progress is None else lambda done: progress(done, total))
             result = cw.close()
             if result.diff_id != diff_id and plain:
                 from dockyard.content.verify import quarantined
