@@ -333,3 +333,41 @@ def test_write_from_reads_what_cannot_be_mapped(tmp_path: Path) -> None:
     with path.open("rb") as f, CompressingWriter(io.BytesIO(), "gzip") as single:
         assert single.write_from(f) == len(data)
         assert single.close().diff_id == sha(data)
+
+
+def test_parallel_gzip_stores_the_blocks_deflate_would_not_shrink(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Bytes compressed already (random here) are stored in their member, not run through deflate:
+    # less time, a smaller blob; a block with something to gain anywhere it is sampled is compressed.
+    from isal import isal_zlib
+
+    from dockyard.archive import compression
+
+    block = compression.GZIP_BLOCK
+    noise = os.urandom(2 * block)
+    text = (DATA * 3)[:block]
+    mixed = noise[: block // 2] + text[: block // 2]  # the end sample has text: compressed
+    tail = os.urandom(100_000)  # a last, shorter block: stored too
+    data = noise + text + mixed + tail
+    deflated: list[int] = []
+    real = isal_zlib.compress
+
+    def counting(piece: bytes, level: int, wbits: int) -> bytes:
+        if wbits == 31:
+            deflated.append(len(piece))
+        return real(piece, level, wbits=wbits)
+
+    monkeypatch.setattr(compression.isal_zlib, "compress", counting)
+    blob, digest = _compress("gzip", data, 2, piece=block)
+    assert deflated == [block, block]  # the text and the mixed block
+    assert _compress("gzip", data, 1, piece=77_777)[1] == digest
+    assert gzip.decompress(blob) == data and open_decompressed(io.BytesIO(blob))[0].read() == data
+    members = [real(text, 1, wbits=31), real(mixed, 1, wbits=31)]
+    stored_size = [10 + n + 5 * -(-n // 0xFFFF) + 8 for n in (block, block, len(tail))]
+    assert len(blob) == sum(stored_size) + sum(map(len, members))
+    assert blob[stored_size[0] + stored_size[1] :].startswith(b"".join(members))
+    deflated_all = b"".join(real(data[i : i + block], 1, wbits=31) for i in range(0, len(data), block))
+    assert len(blob) < len(deflated_all)
+    # Small data is deflated whatever it is (three samples would be most of it).
+    deflated.clear()
+    small = os.urandom(40_000)
+    assert gzip.decompress(_compress("gzip", small, 2)[0]) == small and deflated == [len(small)]
