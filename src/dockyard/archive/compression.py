@@ -366,10 +366,9 @@ class CompressingWriter:
     input bytes each (pigz-style; every gzip reader takes multi-member streams; a block deflate would
     not shrink is stored as it is), zstd with zstd's own workers. The output then depends on the
     data and level only, never on ``threads``, so a layer compressed on any machine gets the same
-    digest; it differs from ``threads=0``'s. The
-    caller's thread then only hands pieces on: the tar's sha256 runs on a thread of its own, and
-    gzip members go to ``out`` (hashed on the way) from another, in order; ``out.write`` is called
-    from that thread, never concurrently.
+    digest; it differs from ``threads=0``'s. The caller's thread then only hands pieces on: the
+    tar's sha256 runs on a thread of its own, and gzip members go to ``out`` (hashed on the way)
+    from another, in order; ``out.write`` is called from that thread, never concurrently.
     """
 
     def __init__(self, out: Any, compression: Compression = "gzip", level: int | None = None,
@@ -603,7 +602,7 @@ def _incompressible(block: bytes | memoryview, level: int) -> bool:
 
 
 def _stored_member(block: bytes | memoryview) -> bytes:
-    """``block`` as one gzip member of stored (uncompressed) deflate blocks."""
+    """``block`` (not empty) as one gzip member of stored (uncompressed) deflate blocks."""
     view = memoryview(block)
     size = len(view)
     parts: list[bytes | memoryview] = [_GZIP_HEADER]
@@ -611,8 +610,6 @@ def _stored_member(block: bytes | memoryview) -> bytes:
         piece = view[start : start + _STORED_MAX]
         final = start + _STORED_MAX >= size
         parts += (struct.pack("<BHH", final, len(piece), len(piece) ^ 0xFFFF), piece)
-    if not size:
-        parts.append(b"\x01\x00\x00\xff\xff")
     parts.append(struct.pack("<II", isal_zlib.crc32(view), size & 0xFFFFFFFF))
     return b"".join(parts)
 
