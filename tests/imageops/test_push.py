@@ -174,6 +174,44 @@ def test_first_push_falls_back_to_an_ordinary_upload_when_streaming_fails(
     assert str(gz.digest) in whole
 
 
+def test_first_push_ends_its_upload_before_the_blob_is_synced_to_disk(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The compressed blob's commit (an fsync on a disk store) and the upload's end overlap: the
+    closing PUT does not wait for the local disk."""
+    import threading
+
+    from dockyard.content import Writer
+    from dockyard.registry.client.repository import Repository
+
+    name = f"{_repo()}:sync"
+    image_id = _built_image(store, name, n=1, size=3_000_000)
+    uploaded = threading.Event()
+    real_stream, real_commit = Repository.upload_stream, Writer.commit
+
+    def upload_stream(self: Repository, *args: Any, **kwargs: Any) -> Any:
+        desc = real_stream(self, *args, **kwargs)
+        uploaded.set()
+        return desc
+
+    waited: list[bool] = []
+
+    def commit(self: Writer, *args: Any, **kwargs: Any) -> Any:
+        waited.append(uploaded.wait(5))  # without the overlap: five seconds, then False
+        return real_commit(self, *args, **kwargs)
+
+    monkeypatch.setattr(Repository, "upload_stream", upload_stream)
+    monkeypatch.setattr(Writer, "commit", commit)
+    with RegistryClient(FAST) as rc:
+        pushed = push(store, rc, parse_normalized(name))
+        record = store.meta.get_image(image_id)
+        assert record is not None
+        gz = [f for f in store.meta.layer_blobs(record.diff_ids[0])
+              if mt.layer_compression(f.media_type) == "gzip"]
+        assert [f.digest for f in gz] == list(pushed.layers) and pushed.layers[gz[0].digest] == "uploaded"
+        assert rc.repository(PLAIN, parse_normalized(name).path).blob_exists(gz[0].digest)
+    assert waited and all(waited)
+
+
 def test_push_of_unknown_image_reads_like_docker(store: Store) -> None:
     rc = RegistryClient(FAST)
     with rc, pytest.raises(NotFound, match="An image does not exist locally with the tag"):

@@ -240,11 +240,14 @@ class _WriteTee:
 def layer_blob(store: Store, diff_id: str, compression: str = "gzip", *, lease: Lease | None = None,
                docker_media_type: bool = False,
                progress: Callable[[int, int], None] | None = None,
-               tee: Callable[[bytes], None] | None = None) -> LayerBlob:
+               tee: Callable[[bytes], None] | None = None,
+               compressed: Callable[[str, int], None] | None = None) -> LayerBlob:
     """The layer ``diff_id`` as a blob in ``compression``; made (once) from a stored form if needed.
 
     While compressing, ``progress(done, total)`` is told the layer's uncompressed bytes read so far,
-    and ``tee`` gets the compressed bytes as they are written (to upload them meanwhile)."""
+    and ``tee`` gets the compressed bytes as they are written (to upload them meanwhile);
+    ``compressed(digest, size)`` hears of the whole blob, checked, before it is committed to disk
+    (an upload can end while it syncs)."""
     from dockyard.archive.compression import CompressingWriter, open_decompressed, usable_cpus
 
     forms = [f for f in store.meta.layer_blobs(diff_id) if store.content.exists(f.digest)]
@@ -281,6 +284,8 @@ def layer_blob(store: Store, diff_id: str, compression: str = "gzip", *, lease: 
             if result.diff_id != diff_id:
                 raise CorruptData(f"layer blob {source.digest} decompresses to {result.diff_id}, "
                                   f"recorded as {diff_id}")
+            if compressed is not None:
+                compressed(result.digest, result.size)
             info = w.commit(lease.add_blob if lease else None)
     content = max((f.content_size for f in forms), default=-1)
     layer = LayerBlob(Digest(diff_id), info.digest, mt.layer_media_type(compression), info.size,

@@ -149,15 +149,15 @@ def _compress_while_uploading(store: Store, repo: Repository, diff_id: str, comp
                               docker: bool, progress: Callable[[int, int], None],
                               streamed: set[str]) -> LayerBlob:
     """The layer in ``compression``. A first compression streams its bytes to the registry as they
-    are made (one chunked PATCH; the digest, known at the end, goes in the closing PUT), and the
-    blob lands in ``streamed``; if that upload fails, the blob is in the store anyway and the
-    ordinary upload (with its retries) follows."""
+    are made (one chunked PATCH; the digest, known at the end, goes in the closing PUT, while the
+    blob is synced to the store's disk), and the blob lands in ``streamed``; if that upload fails,
+    the blob is in the store anyway and the ordinary upload (with its retries) follows."""
     if has_layer_form(store, diff_id, compression):
         return layer_blob(store, diff_id, compression, lease=lease, docker_media_type=docker,
                           progress=progress)
     pieces: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=8)
     upload_over = threading.Event()
-    made: list[LayerBlob] = []
+    made: list[Descriptor] = []  # the blob, once compressed
     failure: list[BaseException] = []
 
     def chunks() -> Iterator[bytes]:
@@ -167,7 +167,7 @@ def _compress_while_uploading(store: Store, repo: Repository, diff_id: str, comp
             yield item
 
     def finished() -> Descriptor:
-        return Descriptor(made[0].media_type, made[0].digest, made[0].size)
+        return made[0]
 
     def upload() -> None:
         try:
@@ -185,17 +185,22 @@ def _compress_while_uploading(store: Store, repo: Repository, diff_id: str, comp
             except queue.Full:
                 continue
 
+    def compressed(digest: str, size: int) -> None:  # the body ends before the blob's local commit
+        made.append(Descriptor(mt.layer_media_type(compression, docker=docker), Digest(digest), size))
+        put(None)
+
     thread = threading.Thread(target=upload, name="push-stream", daemon=True)
     thread.start()
     try:
         form = layer_blob(store, diff_id, compression, lease=lease, docker_media_type=docker,
-                          progress=progress, tee=put)
+                          progress=progress, tee=put, compressed=compressed)
     except BaseException:
         put(Interrupted("push interrupted"))  # ends the request body: the registry drops the upload
         thread.join()
         raise
-    made.append(form)
-    put(None)
+    if not made:  # found compressed already (another push made it meanwhile)
+        made.append(Descriptor(form.media_type, form.digest, form.size))
+        put(None)
     thread.join()
     if not failure:
         streamed.add(str(form.digest))
