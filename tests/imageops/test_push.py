@@ -212,6 +212,41 @@ def test_first_push_ends_its_upload_before_the_blob_is_synced_to_disk(
     assert waited and all(waited)
 
 
+def test_push_sends_the_config_alongside_the_layers(store: Store, other_store: Store,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The config does not wait for the layers (only the manifest does): a layer's upload can wait
+    for the config to be up."""
+    import threading
+
+    from dockyard.registry.client.repository import Repository
+
+    name = f"{_repo()}:cfg"
+    image_id = _built_image(store, name, n=2)
+    config_up = threading.Event()
+    real_upload, real_stream = Repository.upload_blob, Repository.upload_stream
+
+    def upload_blob(self: Repository, desc: Descriptor, *args: Any, **kwargs: Any) -> Any:
+        outcome = real_upload(self, desc, *args, **kwargs)
+        if desc.digest == image_id:
+            config_up.set()
+        return outcome
+
+    waited: list[bool] = []
+
+    def upload_stream(self: Repository, *args: Any, **kwargs: Any) -> Any:
+        waited.append(config_up.wait(5))  # config after the layers: five seconds, then False
+        return real_stream(self, *args, **kwargs)
+
+    monkeypatch.setattr(Repository, "upload_blob", upload_blob)
+    monkeypatch.setattr(Repository, "upload_stream", upload_stream)
+    with RegistryClient(FAST) as rc:
+        pushed = push(store, rc, parse_normalized(name))
+        assert len(pushed.layers) == 2 and set(pushed.layers.values()) == {"uploaded"}
+        got = pull(other_store, rc, parse_normalized(name))
+        assert got.image_id == image_id
+    assert waited == [True, True]
+
+
 def test_push_of_unknown_image_reads_like_docker(store: Store) -> None:
     rc = RegistryClient(FAST)
     with rc, pytest.raises(NotFound, match="An image does not exist locally with the tag"):

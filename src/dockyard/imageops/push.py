@@ -9,7 +9,7 @@ tar (a local build) is compressed on its first push (isal gzip in parallel membe
 workers), its bytes streamed to the registry as they are made, and the compressed blob is
 remembered for the next. An image pulled earlier is pushed with its original manifest bytes when
 they still describe it, so its digest does not change; otherwise a Docker schema 2 manifest is
-written (OCI for zstd layers). The config goes last but one, the manifest last.
+written (OCI for zstd layers). The config goes up alongside the layers, the manifest last.
 
 Progress events: ``Preparing``, ``Pushing`` (bytes), ``Pushed``, ``Layer already exists``,
 ``Mounted from <repo>``; ``id`` = the first 12 hex digits of the layer's blob digest.
@@ -114,9 +114,14 @@ def _push(store: Store, registry: RegistryClient, ref: Reference, source: str | 
             config_type = mt.DOCKER_CONFIG if docker else mt.OCI_CONFIG
             config_desc = Descriptor(config_type, image_id, len(config_data))
         mounts = _mount_candidates(store, ref, config.diff_ids)
-        forms, outcomes = _upload_layers(store, repo, config.diff_ids, makers, mounts, sink, chunk_size,
-                                          max_workers, cancelled, label, streamed)
-        repo.upload_blob(config_desc, store.content.verified(image_id, what=f"{label}: config").open)
+        # The config goes up alongside the layers (as containerd's push does: a registry checks at
+        # the manifest only that what it names is there), not after them on the way to the manifest.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="push-config") as side:
+            config_up = side.submit(repo.upload_blob, config_desc,
+                                    store.content.verified(image_id, what=f"{label}: config").open)
+            forms, outcomes = _upload_layers(store, repo, config.diff_ids, makers, mounts, sink, chunk_size,
+                                              max_workers, cancelled, label, streamed)
+            config_up.result()
         if original is not None:
             manifest_data = store.content.read(record.manifest_digest, f"{label}: manifest")
             media_type = original.media_type
