@@ -247,6 +247,38 @@ def test_push_sends_the_config_alongside_the_layers(store: Store, other_store: S
     assert waited == [True, True]
 
 
+def test_an_interrupted_push_does_not_wait_for_the_config(store: Store,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C during the layers ends the push at once, whatever the config's upload is doing."""
+    import threading
+    import time
+
+    from dockyard.registry.client.repository import Repository
+
+    name = f"{_repo()}:int"
+    image_id = _built_image(store, name, n=1, size=3_000_000)
+    release = threading.Event()
+    real_upload = Repository.upload_blob
+
+    def upload_blob(self: Repository, desc: Descriptor, *args: Any, **kwargs: Any) -> Any:
+        if desc.digest == image_id:
+            release.wait(10)  # a registry that does not answer
+        return real_upload(self, desc, *args, **kwargs)
+
+    def sink(event: Event) -> None:
+        if event.name == "Pushing":
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(Repository, "upload_blob", upload_blob)
+    try:
+        with RegistryClient(FAST) as rc, pytest.raises(KeyboardInterrupt):
+            start = time.monotonic()
+            push(store, rc, parse_normalized(name), progress=sink)
+        assert time.monotonic() - start < 5
+    finally:
+        release.set()
+
+
 def test_push_of_unknown_image_reads_like_docker(store: Store) -> None:
     rc = RegistryClient(FAST)
     with rc, pytest.raises(NotFound, match="An image does not exist locally with the tag"):

@@ -29,7 +29,8 @@ from dockyard.image import LayerBlob
 from dockyard.imageops import Lease, Store
 from dockyard.imageops.commit import has_layer_form, layer_blob
 from dockyard.imageops.images import resolve
-from dockyard.interruptible import wait_futures
+from dockyard.interruptible import in_background, wait_futures
+from dockyard.interruptible import result as wait_result
 from dockyard.oci import mediatypes as mt
 from dockyard.oci.config import ImageConfig
 from dockyard.oci.descriptor import Descriptor
@@ -115,13 +116,13 @@ def _push(store: Store, registry: RegistryClient, ref: Reference, source: str | 
             config_desc = Descriptor(config_type, image_id, len(config_data))
         mounts = _mount_candidates(store, ref, config.diff_ids)
         # The config goes up alongside the layers (as containerd's push does: a registry checks at
-        # the manifest only that what it names is there), not after them on the way to the manifest.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="push-config") as side:
-            config_up = side.submit(repo.upload_blob, config_desc,
-                                    store.content.verified(image_id, what=f"{label}: config").open)
-            forms, outcomes = _upload_layers(store, repo, config.diff_ids, makers, mounts, sink, chunk_size,
-                                              max_workers, cancelled, label, streamed)
-            config_up.result()
+        # the manifest only that what it names is there), not after them on the way to the manifest;
+        # on a daemon thread, which does not hold up the exit of a push Ctrl-C or a layer ended.
+        config_blob = store.content.verified(image_id, what=f"{label}: config")
+        config_up = in_background(partial(repo.upload_blob, config_desc, config_blob.open), "push-config")
+        forms, outcomes = _upload_layers(store, repo, config.diff_ids, makers, mounts, sink, chunk_size,
+                                          max_workers, cancelled, label, streamed)
+        wait_result(config_up)
         if original is not None:
             manifest_data = store.content.read(record.manifest_digest, f"{label}: manifest")
             media_type = original.media_type
