@@ -12,8 +12,9 @@ the docker archive. Cold pull with unpack: each tool starts without the image an
 The tools take turns in a different order every run (the machine may be shared). ``--cpus C`` runs
 dockyard and skopeo on the first C CPUs (``taskset``; dockerd runs where it runs): on a machine
 with more cores dockyard's ratio should improve, not worsen. Prints one line per measurement (wall
-seconds, and CPU seconds of the command's processes where they are its children), then medians and
-dockyard's ratio to each peer (<1: faster).
+seconds, CPU seconds of the command's processes where they are its children, and those the
+registry and dockerd spent meanwhile: the registry shares the machine's cores with every tool, and
+docker's push and pull run in dockerd), then medians and dockyard's ratio to each peer (<1: faster).
 """
 
 from __future__ import annotations
@@ -88,14 +89,32 @@ def make_archive(path: Path, layers: int, random_mb: int, text_mb: int, salt: st
                                           "Layers": names}]).encode())
 
 
-def timed(cmd: str) -> tuple[float, float]:
-    """Wall seconds, and CPU seconds of the processes bash waited for (not dockerd's)."""
+def daemon_pids() -> dict[str, int]:
+    """The pids of the registry (:5000) and dockerd, from the peers' pid files."""
+    run = Path(sh('echo "$PEERS_DIR"').strip()) / "run"
+    return {name: int((run / f"{name}.pid").read_text().split()[0]) for name in ("registry", "dockerd")}
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far; 0 if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def timed(cmd: str, daemons: dict[str, int]) -> tuple[float, float, dict[str, float]]:
+    """Wall seconds, CPU seconds of the processes bash waited for, and CPU seconds each daemon spent
+    meanwhile."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    held = {name: process_cpu(pid) for name, pid in daemons.items()}
     start = time.perf_counter()
     sh(cmd)
     wall = time.perf_counter() - start
+    spent = {name: process_cpu(pid) - held[name] for name, pid in daemons.items()}
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return wall, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return wall, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime, spent
 
 
 def dockyard_command() -> str:
@@ -123,11 +142,16 @@ def main() -> None:
     skopeo = pin + "skopeo"
     results: dict[str, list[float]] = {}
     cpu: dict[str, list[float]] = {}
+    registry_cpu: dict[str, list[float]] = {}
+    daemons = daemon_pids()
 
-    def record(name: str, measured: tuple[float, float]) -> None:
-        results.setdefault(name, []).append(measured[0])
-        cpu.setdefault(name, []).append(measured[1])
-        print(f"{name},{measured[0]:.2f},cpu {measured[1]:.2f}", flush=True)
+    def record(name: str, measured: tuple[float, float, dict[str, float]]) -> None:
+        wall, own, spent = measured
+        results.setdefault(name, []).append(wall)
+        cpu.setdefault(name, []).append(own)
+        registry_cpu.setdefault(name, []).append(spent["registry"])
+        print(f"{name},{wall:.2f},cpu {own:.2f},registry cpu {spent['registry']:.2f},"
+              f"dockerd cpu {spent['dockerd']:.2f}", flush=True)
 
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cpus; dockyard: {dy}")
     for run in range(args.runs):
@@ -166,7 +190,7 @@ def main() -> None:
             for name, before, cmd, after in steps[run % 3:] + steps[: run % 3]:
                 if before:
                     sh(f"{before} >/dev/null")
-                record(name, timed(f"{cmd} >/dev/null"))
+                record(name, timed(f"{cmd} >/dev/null", daemons))
                 if after:
                     sh(f"{after} >/dev/null")
         if run == 0:
@@ -178,10 +202,12 @@ def main() -> None:
           f"load average {os.getloadavg()[0]:.1f}:")
     for op in ("push", "pull"):
         mine = statistics.median(results[f"{op} dockyard"])
-        print(f"  {op}: dockyard {mine:.2f} (cpu {statistics.median(cpu[f'{op} dockyard']):.2f})")
+        print(f"  {op}: dockyard {mine:.2f} (cpu {statistics.median(cpu[f'{op} dockyard']):.2f}, "
+              f"registry cpu {statistics.median(registry_cpu[f'{op} dockyard']):.2f})")
         for peer in ("docker", "skopeo"):
             theirs = statistics.median(results[f"{op} {peer}"])
-            print(f"  {op}: {peer} {theirs:.2f}  ratio {mine / theirs:.2f}")
+            print(f"  {op}: {peer} {theirs:.2f}  ratio {mine / theirs:.2f} "
+                  f"(registry cpu {statistics.median(registry_cpu[f'{op} {peer}']):.2f})")
 
 
 if __name__ == "__main__":

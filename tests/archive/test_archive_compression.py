@@ -264,3 +264,110 @@ def test_into_a_content_writer_every_byte_is_hashed_once(kind: str, tmp_path: Pa
         assert result.diff_id == "sha256:" + real_sha256(data).hexdigest()
         blob = store.read(info.digest)
         assert open_decompressed(io.BytesIO(blob))[0].read() == data
+
+
+@pytest.mark.parametrize("kind", ["gzip", "zstd"])
+def test_a_file_is_compressed_from_a_mapping_without_copies(kind: str, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    # A first push compresses the stored tar: with threads, the file is mapped and its pieces go to
+    # the hashing (and gzip) threads as views of the mapping, never read into new buffers. The bytes
+    # are those of a compression fed by reads.
+    import mmap
+
+    from dockyard.archive import compression
+
+    block = compression.GZIP_BLOCK
+    data = DATA * 4 + os.urandom(3 * block + 777)
+    path = tmp_path / "layer.tar"
+    path.write_bytes(b"skipped" + data)
+    hashed: list[object] = []
+    real_sha256 = hashlib.sha256
+
+    class Recording:
+        def __init__(self) -> None:
+            self.inner = real_sha256()
+
+        def update(self, piece: bytes) -> None:
+            hashed.append(piece)
+            self.inner.update(piece)
+
+        def hexdigest(self) -> str:
+            return self.inner.hexdigest()
+
+    expected, digest = _compress(kind, data, 2, piece=block)
+    monkeypatch.setattr(compression.hashlib, "sha256", Recording)
+    out = io.BytesIO()
+    told: list[int] = []
+    with path.open("rb") as f, CompressingWriter(out, kind, threads=2) as cw:  # type: ignore[arg-type]
+        assert f.read(7) == b"skipped"  # from where the file stands
+        assert cw.write_from(f, told.append) == len(data)
+        assert f.read() == b""  # taken to its end
+        result = cw.close()
+    assert out.getvalue() == expected and result.digest == digest
+    assert result.diff_id == "sha256:" + real_sha256(data).hexdigest()
+    assert told == [min(len(data), i + block) for i in range(0, len(data), block)]
+    whole = [p for p in hashed if len(p) == block]  # type: ignore[arg-type]
+    assert len(whole) == len(data) // block
+    assert all(isinstance(p, memoryview) and isinstance(p.obj, mmap.mmap) for p in whole)
+
+
+def test_write_from_reads_what_cannot_be_mapped(tmp_path: Path) -> None:
+    # A stream (a decompressor, a pipe) or a small file is read; without threads nothing is mapped.
+    from dockyard.archive import compression
+
+    data = DATA * 3
+    expected, digest = _compress("gzip", data, 2)
+    told: list[int] = []
+    out = io.BytesIO()
+    with CompressingWriter(out, "gzip", threads=2) as cw:
+        assert cw.write_from(io.BytesIO(data), told.append) == len(data)
+        assert cw.close().digest == digest
+    assert out.getvalue() == expected and told[-1] == len(data)
+    assert len(told) == -(-len(data) // compression.GZIP_BLOCK)
+    small = tmp_path / "small"
+    small.write_bytes(data[:1000])
+    with small.open("rb") as f:
+        assert compression._mapping(f) is None
+    path = tmp_path / "big"
+    path.write_bytes(data)
+    with path.open("rb") as f, CompressingWriter(io.BytesIO(), "gzip") as single:
+        assert single.write_from(f) == len(data)
+        assert single.close().diff_id == sha(data)
+
+
+def test_parallel_gzip_stores_the_blocks_deflate_would_not_shrink(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Bytes compressed already (random here) are stored in their member, not run through deflate:
+    # less time, a smaller blob; a block with something to gain anywhere it is sampled is compressed.
+    from isal import isal_zlib
+
+    from dockyard.archive import compression
+
+    block = compression.GZIP_BLOCK
+    noise = os.urandom(2 * block)
+    text = (DATA * 3)[:block]
+    mixed = noise[: block // 2] + text[: block // 2]  # the end sample has text: compressed
+    tail = os.urandom(100_000)  # a last, shorter block: stored too
+    data = noise + text + mixed + tail
+    deflated: list[int] = []
+    real = isal_zlib.compress
+
+    def counting(piece: bytes, level: int, wbits: int) -> bytes:
+        if wbits == 31:
+            deflated.append(len(piece))
+        return real(piece, level, wbits=wbits)
+
+    monkeypatch.setattr(compression.isal_zlib, "compress", counting)
+    blob, digest = _compress("gzip", data, 2, piece=block)
+    assert deflated == [block, block]  # the text and the mixed block
+    assert _compress("gzip", data, 1, piece=77_777)[1] == digest
+    assert gzip.decompress(blob) == data and open_decompressed(io.BytesIO(blob))[0].read() == data
+    members = [real(text, 1, wbits=31), real(mixed, 1, wbits=31)]
+    stored_size = [10 + n + 5 * -(-n // 0xFFFF) + 8 for n in (block, block, len(tail))]
+    assert len(blob) == sum(stored_size) + sum(map(len, members))
+    assert blob[stored_size[0] + stored_size[1] :].startswith(b"".join(members))
+    deflated_all = b"".join(real(data[i : i + block], 1, wbits=31) for i in range(0, len(data), block))
+    assert len(blob) < len(deflated_all)
+    # Small data is deflated whatever it is (three samples would be most of it).
+    deflated.clear()
+    small = os.urandom(40_000)
+    assert gzip.decompress(_compress("gzip", small, 2)[0]) == small and deflated == [len(small)]

@@ -174,6 +174,111 @@ def test_first_push_falls_back_to_an_ordinary_upload_when_streaming_fails(
     assert str(gz.digest) in whole
 
 
+def test_first_push_ends_its_upload_before_the_blob_is_synced_to_disk(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The compressed blob's commit (an fsync on a disk store) and the upload's end overlap: the
+    closing PUT does not wait for the local disk."""
+    import threading
+
+    from dockyard.content import Writer
+    from dockyard.registry.client.repository import Repository
+
+    name = f"{_repo()}:sync"
+    image_id = _built_image(store, name, n=1, size=3_000_000)
+    uploaded = threading.Event()
+    real_stream, real_commit = Repository.upload_stream, Writer.commit
+
+    def upload_stream(self: Repository, *args: Any, **kwargs: Any) -> Any:
+        desc = real_stream(self, *args, **kwargs)
+        uploaded.set()
+        return desc
+
+    waited: list[bool] = []
+
+    def commit(self: Writer, *args: Any, **kwargs: Any) -> Any:
+        waited.append(uploaded.wait(5))  # without the overlap: five seconds, then False
+        return real_commit(self, *args, **kwargs)
+
+    monkeypatch.setattr(Repository, "upload_stream", upload_stream)
+    monkeypatch.setattr(Writer, "commit", commit)
+    with RegistryClient(FAST) as rc:
+        pushed = push(store, rc, parse_normalized(name))
+        record = store.meta.get_image(image_id)
+        assert record is not None
+        gz = [f for f in store.meta.layer_blobs(record.diff_ids[0])
+              if mt.layer_compression(f.media_type) == "gzip"]
+        assert [f.digest for f in gz] == list(pushed.layers) and pushed.layers[gz[0].digest] == "uploaded"
+        assert rc.repository(PLAIN, parse_normalized(name).path).blob_exists(gz[0].digest)
+    assert waited and all(waited)
+
+
+def test_push_sends_the_config_alongside_the_layers(store: Store, other_store: Store,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The config does not wait for the layers (only the manifest does): a layer's upload can wait
+    for the config to be up."""
+    import threading
+
+    from dockyard.registry.client.repository import Repository
+
+    name = f"{_repo()}:cfg"
+    image_id = _built_image(store, name, n=2)
+    config_up = threading.Event()
+    real_upload, real_stream = Repository.upload_blob, Repository.upload_stream
+
+    def upload_blob(self: Repository, desc: Descriptor, *args: Any, **kwargs: Any) -> Any:
+        outcome = real_upload(self, desc, *args, **kwargs)
+        if desc.digest == image_id:
+            config_up.set()
+        return outcome
+
+    waited: list[bool] = []
+
+    def upload_stream(self: Repository, *args: Any, **kwargs: Any) -> Any:
+        waited.append(config_up.wait(5))  # config after the layers: five seconds, then False
+        return real_stream(self, *args, **kwargs)
+
+    monkeypatch.setattr(Repository, "upload_blob", upload_blob)
+    monkeypatch.setattr(Repository, "upload_stream", upload_stream)
+    with RegistryClient(FAST) as rc:
+        pushed = push(store, rc, parse_normalized(name))
+        assert len(pushed.layers) == 2 and set(pushed.layers.values()) == {"uploaded"}
+        got = pull(other_store, rc, parse_normalized(name))
+        assert got.image_id == image_id
+    assert waited == [True, True]
+
+
+def test_an_interrupted_push_does_not_wait_for_the_config(store: Store,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C during the layers ends the push at once, whatever the config's upload is doing."""
+    import threading
+    import time
+
+    from dockyard.registry.client.repository import Repository
+
+    name = f"{_repo()}:int"
+    image_id = _built_image(store, name, n=1, size=3_000_000)
+    release = threading.Event()
+    real_upload = Repository.upload_blob
+
+    def upload_blob(self: Repository, desc: Descriptor, *args: Any, **kwargs: Any) -> Any:
+        if desc.digest == image_id:
+            release.wait(10)  # a registry that does not answer
+        return real_upload(self, desc, *args, **kwargs)
+
+    def sink(event: Event) -> None:
+        if event.name == "Pushing":
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(Repository, "upload_blob", upload_blob)
+    try:
+        with RegistryClient(FAST) as rc, pytest.raises(KeyboardInterrupt):
+            start = time.monotonic()
+            push(store, rc, parse_normalized(name), progress=sink)
+        assert time.monotonic() - start < 5
+    finally:
+        release.set()
+
+
 def test_push_of_unknown_image_reads_like_docker(store: Store) -> None:
     rc = RegistryClient(FAST)
     with rc, pytest.raises(NotFound, match="An image does not exist locally with the tag"):

@@ -240,12 +240,15 @@ class _WriteTee:
 def layer_blob(store: Store, diff_id: str, compression: str = "gzip", *, lease: Lease | None = None,
                docker_media_type: bool = False,
                progress: Callable[[int, int], None] | None = None,
-               tee: Callable[[bytes], None] | None = None) -> LayerBlob:
+               tee: Callable[[bytes], None] | None = None,
+               compressed: Callable[[str, int], None] | None = None) -> LayerBlob:
     """The layer ``diff_id`` as a blob in ``compression``; made (once) from a stored form if needed.
 
     While compressing, ``progress(done, total)`` is told the layer's uncompressed bytes read so far,
-    and ``tee`` gets the compressed bytes as they are written (to upload them meanwhile)."""
-    from dockyard.archive.compression import GZIP_BLOCK, CompressingWriter, open_decompressed, usable_cpus
+    and ``tee`` gets the compressed bytes as they are written (to upload them meanwhile);
+    ``compressed(digest, size)`` hears of the whole blob, checked, before it is committed to disk
+    (an upload can end while it syncs)."""
+    from dockyard.archive.compression import CompressingWriter, open_decompressed, usable_cpus
 
     forms = [f for f in store.meta.layer_blobs(diff_id) if store.content.exists(f.digest)]
     if not forms:
@@ -263,18 +266,15 @@ def layer_blob(store: Store, diff_id: str, compression: str = "gzip", *, lease: 
     # An uncompressed source is its own diff ID: the check below verifies it without a second hash.
     with (store.content.open(source.digest) if plain
           else store.content.verified(source.digest, source.size, f"layer {diff_id}").open()) as f:
-        reader, _ = open_decompressed(f)
+        # The stored tar itself (the compressor maps it), or the stored form decompressed.
+        reader = f if plain else open_decompressed(f)[0]
         # Every usable core compresses (pigz-style gzip members, or zstd workers); the blob's bytes
         # do not depend on how many there are.
         with store.content.writer() as w, \
                 CompressingWriter(w if tee is None else _WriteTee(w, tee), compression,  # type: ignore[arg-type]
                                   threads=usable_cpus()) as cw:
-            done, total = 0, max(source.uncompressed_size, 0)
-            while chunk := reader.read(GZIP_BLOCK):
-                cw.write(chunk)
-                if progress is not None:
-                    done += len(chunk)
-                    progress(done, total)
+            total = max(source.uncompressed_size, 0)
+            cw.write_from(reader, None if progress is None else lambda done: progress(done, total))
             result = cw.close()
             if result.diff_id != diff_id and plain:
                 from dockyard.content.verify import quarantined
@@ -284,6 +284,8 @@ def layer_blob(store: Store, diff_id: str, compression: str = "gzip", *, lease: 
             if result.diff_id != diff_id:
                 raise CorruptData(f"layer blob {source.digest} decompresses to {result.diff_id}, "
                                   f"recorded as {diff_id}")
+            if compressed is not None:
+                compressed(result.digest, result.size)
             info = w.commit(lease.add_blob if lease else None)
     content = max((f.content_size for f in forms), default=-1)
     layer = LayerBlob(Digest(diff_id), info.digest, mt.layer_media_type(compression), info.size,

@@ -9,7 +9,7 @@ tar (a local build) is compressed on its first push (isal gzip in parallel membe
 workers), its bytes streamed to the registry as they are made, and the compressed blob is
 remembered for the next. An image pulled earlier is pushed with its original manifest bytes when
 they still describe it, so its digest does not change; otherwise a Docker schema 2 manifest is
-written (OCI for zstd layers). The config goes last but one, the manifest last.
+written (OCI for zstd layers). The config goes up alongside the layers, the manifest last.
 
 Progress events: ``Preparing``, ``Pushing`` (bytes), ``Pushed``, ``Layer already exists``,
 ``Mounted from <repo>``; ``id`` = the first 12 hex digits of the layer's blob digest.
@@ -29,7 +29,8 @@ from dockyard.image import LayerBlob
 from dockyard.imageops import Lease, Store
 from dockyard.imageops.commit import has_layer_form, layer_blob
 from dockyard.imageops.images import resolve
-from dockyard.interruptible import wait_futures
+from dockyard.interruptible import in_background, wait_futures
+from dockyard.interruptible import result as wait_result
 from dockyard.oci import mediatypes as mt
 from dockyard.oci.config import ImageConfig
 from dockyard.oci.descriptor import Descriptor
@@ -114,9 +115,14 @@ def _push(store: Store, registry: RegistryClient, ref: Reference, source: str | 
             config_type = mt.DOCKER_CONFIG if docker else mt.OCI_CONFIG
             config_desc = Descriptor(config_type, image_id, len(config_data))
         mounts = _mount_candidates(store, ref, config.diff_ids)
+        # The config goes up alongside the layers (as containerd's push does: a registry checks at
+        # the manifest only that what it names is there), not after them on the way to the manifest;
+        # on a daemon thread, which does not hold up the exit of a push Ctrl-C or a layer ended.
+        config_blob = store.content.verified(image_id, what=f"{label}: config")
+        config_up = in_background(partial(repo.upload_blob, config_desc, config_blob.open), "push-config")
         forms, outcomes = _upload_layers(store, repo, config.diff_ids, makers, mounts, sink, chunk_size,
                                           max_workers, cancelled, label, streamed)
-        repo.upload_blob(config_desc, store.content.verified(image_id, what=f"{label}: config").open)
+        wait_result(config_up)
         if original is not None:
             manifest_data = store.content.read(record.manifest_digest, f"{label}: manifest")
             media_type = original.media_type
@@ -149,15 +155,15 @@ def _compress_while_uploading(store: Store, repo: Repository, diff_id: str, comp
                               docker: bool, progress: Callable[[int, int], None],
                               streamed: set[str]) -> LayerBlob:
     """The layer in ``compression``. A first compression streams its bytes to the registry as they
-    are made (one chunked PATCH; the digest, known at the end, goes in the closing PUT), and the
-    blob lands in ``streamed``; if that upload fails, the blob is in the store anyway and the
-    ordinary upload (with its retries) follows."""
+    are made (one chunked PATCH; the digest, known at the end, goes in the closing PUT, while the
+    blob is synced to the store's disk), and the blob lands in ``streamed``; if that upload fails,
+    the blob is in the store anyway and the ordinary upload (with its retries) follows."""
     if has_layer_form(store, diff_id, compression):
         return layer_blob(store, diff_id, compression, lease=lease, docker_media_type=docker,
                           progress=progress)
     pieces: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=8)
     upload_over = threading.Event()
-    made: list[LayerBlob] = []
+    made: list[Descriptor] = []  # the blob, once compressed
     failure: list[BaseException] = []
 
     def chunks() -> Iterator[bytes]:
@@ -167,7 +173,7 @@ def _compress_while_uploading(store: Store, repo: Repository, diff_id: str, comp
             yield item
 
     def finished() -> Descriptor:
-        return Descriptor(made[0].media_type, made[0].digest, made[0].size)
+        return made[0]
 
     def upload() -> None:
         try:
@@ -185,17 +191,22 @@ def _compress_while_uploading(store: Store, repo: Repository, diff_id: str, comp
             except queue.Full:
                 continue
 
+    def compressed(digest: str, size: int) -> None:  # the body ends before the blob's local commit
+        made.append(Descriptor(mt.layer_media_type(compression, docker=docker), Digest(digest), size))
+        put(None)
+
     thread = threading.Thread(target=upload, name="push-stream", daemon=True)
     thread.start()
     try:
         form = layer_blob(store, diff_id, compression, lease=lease, docker_media_type=docker,
-                          progress=progress, tee=put)
+                          progress=progress, tee=put, compressed=compressed)
     except BaseException:
         put(Interrupted("push interrupted"))  # ends the request body: the registry drops the upload
         thread.join()
         raise
-    made.append(form)
-    put(None)
+    if not made:  # found compressed already (another push made it meanwhile)
+        made.append(Descriptor(form.media_type, form.digest, form.size))
+        put(None)
     thread.join()
     if not failure:
         streamed.add(str(form.digest))

@@ -4,6 +4,7 @@ the server dropped them, bodies framed and checked, redirects, proxies chosen as
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import ssl
 import sys
@@ -155,6 +156,36 @@ def test_bodies_are_framed_by_length_or_chunks(serve: Callable[[Handle], _Server
         client.post(f"{server.url}/form", data={"scope": "a b", "grant_type": "x"})
     assert seen == [("3", "", b"abc"), ("", "chunked", b"abcde"), ("4", "", b"abcd"),
                     ("22", "", b"scope=a+b&grant_type=x")]
+
+
+def test_a_streamed_body_goes_out_without_copies(serve: Callable[[Handle], _Server],
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    # A push streams a layer as it is compressed: each piece goes to the socket as it is, its chunk
+    # framing in small sends of its own (http.client would copy it into a framed one).
+    import http.client
+
+    seen: list[bytes] = []
+    sent: list[object] = []
+    real_send = http.client.HTTPConnection.send
+
+    def recording(self: http.client.HTTPConnection, data: object) -> None:
+        sent.append(data)
+        real_send(self, data)  # type: ignore[arg-type]
+
+    def echo(h: BaseHTTPRequestHandler) -> None:
+        seen.append(_body(h))
+        _reply(h, 202)
+
+    monkeypatch.setattr(http.client.HTTPConnection, "send", recording)
+    server = serve(echo)
+    pieces = [os.urandom(100_000), b"", os.urandom(1 << 20), b"x"]
+    with _client() as client:
+        assert client.request("PATCH", f"{server.url}/up", content=iter(pieces)).status_code == 202
+    assert seen == [b"".join(pieces)]
+    assert all(any(s is p for s in sent) for p in pieces if p)
+    framing = [s for s in sent if isinstance(s, bytes) and not s.startswith(b"PATCH ")
+               and not any(s is p for p in pieces)]
+    assert framing and max(map(len, framing)) < 20
 
 
 def test_a_body_shorter_than_its_length_is_a_protocol_error(serve: Callable[[Handle], _Server]) -> None:
