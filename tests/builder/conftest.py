@@ -78,14 +78,15 @@ class Builds:
     def rootfs(self, image: str) -> Path:
         """The image's files, unpacked onto a plain directory."""
         from dockyard.archive import apply_layer, open_decompressed
+        from dockyard.imageops.layers import open_form, stored_forms
 
         dest = self.tmp / f"fs-{image.replace('/', '_').replace(':', '_')}"
         shutil.rmtree(dest, ignore_errors=True)
         dest.mkdir()
         config = self.client.image_config(image)
         for diff_id in config.diff_ids:
-            blob = self.client.store.meta.layer_blobs(diff_id)[0]
-            with self.client.store.content.open(blob.digest) as f:
+            blob = stored_forms(self.client.store, diff_id)[0]  # a blob, or the tar of a build's snapshot
+            with open_form(self.client.store, blob.digest)[0] as f:
                 raw, _ = open_decompressed(f)
                 apply_layer(raw, dest)
         return dest

@@ -18,6 +18,7 @@ import dockyard.archive.diff
 import dockyard.content
 from dockyard.builder import workspace
 from dockyard.image import chain_ids
+from dockyard.imageops.layers import stored_forms
 from dockyard.metadata import MetadataStore
 from tests.builder.conftest import Builds
 
@@ -127,7 +128,7 @@ def test_layer_size_counted_while_writing_equals_a_walk_of_the_snapshot(builds: 
     config = builds.client.image_config("sized:1")
     chain = chain_ids(config.diff_ids)[-1]
     assert store.snapshots.size(chain) == tree_size(store.snapshots.path(chain)) == 6 + 5000 + len("/d/a")
-    assert any(f.content_size == 5010 for f in store.meta.layer_blobs(config.diff_ids[-1]))
+    assert any(f.content_size == 5010 for f in stored_forms(store, config.diff_ids[-1]))
 
 
 def test_a_step_config_torn_by_a_crash_is_a_cache_miss(builds: Builds) -> None:

@@ -53,6 +53,7 @@ from dockyard.image import chain_ids
 from dockyard.imageops import Store
 from dockyard.imageops.commit import commit_image
 from dockyard.imageops.gc import clean_tmp
+from dockyard.imageops.layers import has_layer
 from dockyard.interruptible import result
 from dockyard.metadata import CacheRecord
 from dockyard.oci.config import RUN_CONFIG_KEYS, ImageConfig
@@ -705,7 +706,7 @@ class Builder:
         for diff_id in config.diff_ids:
             if diff_id in self._layers_here:
                 continue  # the steps of a stage share their lower layers: each is looked up once
-            if not any(self.store.content.exists(f.digest) for f in self.store.meta.layer_blobs(diff_id)):
+            if not has_layer(self.store, diff_id):  # a blob, or the snapshot a build kept it as
                 return None
             self._layers_here.add(diff_id)
         self._hits.add(key)

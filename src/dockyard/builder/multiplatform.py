@@ -22,6 +22,7 @@ from dockyard.dockerfile import Platform
 from dockyard.errors import BuildError, DockerfileError, Interrupted
 from dockyard.imageops import Store
 from dockyard.imageops.images import normalize_tag
+from dockyard.imageops.layers import open_form
 from dockyard.imageops.platforms import build_index, manifest_for, set_members
 from dockyard.interruptible import wait_futures
 from dockyard.metadata import TagPlatform
@@ -218,10 +219,9 @@ def write_index_layout(store: Store, index_digest: Digest, names: list[str], des
         tw.add(TarEntry("blobs", DIRTYPE, mode=0o755, mtime=0))
         tw.add(TarEntry("blobs/sha256", DIRTYPE, mode=0o755, mtime=0))
         for digest, what in blobs.items():
-            blob = store.content.verified(digest, what=what)  # checked as it streams
-            with blob.open() as f:
-                entry = TarEntry(f"blobs/sha256/{digest.hex}", REGTYPE, mode=0o644, mtime=0,
-                                 size=blob.size or 0)
+            f, size = open_form(store, digest, what=what)  # checked as it streams
+            with f:
+                entry = TarEntry(f"blobs/sha256/{digest.hex}", REGTYPE, mode=0o644, mtime=0, size=size)
                 tw.add_reader(entry, f)
         layout_index = {"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": [top.to_dict()]}
         tw.add(TarEntry("index.json", REGTYPE, mode=0o644, mtime=0), dumps(layout_index))

@@ -1,9 +1,9 @@
 """Scratch filesystems for build steps: overlay mounts over image layers, and committing their changes.
 
-A step's changes land in a fresh overlay upper directory; committing it writes the layer tar into
-the content store (uncompressed: the diff ID is its digest; compression happens once, on push or
-save) and adopts the directory itself as the new snapshot, so the next step stacks on it without
-unpacking anything.
+A step's changes land in a fresh overlay upper directory; committing it adopts the directory itself
+as the new snapshot, so the next step stacks on it without unpacking anything, and the layer's
+bytes are on disk once: the layer tar is only hashed (its digest is the diff ID) and written again
+from the snapshot when a push, save or export needs it (``imageops.layers``).
 
 Overlay lower directories are named through short symlinks (``<store>/l/<id>``), as Docker's
 overlay2 driver does, so one mount's options fit in a page even for a hundred layers.
@@ -171,12 +171,52 @@ class Workspace:
         """Store ``upper`` as a layer and a snapshot (an empty one too: Docker's exporter keeps a RUN,
         COPY or WORKDIR that changed nothing as an empty tar layer, not as an empty_layer history).
 
-        The layer tar is written first; then, under the GC lock and in one metadata transaction
-        that stays open while the caller's block runs (to record the step), the blob and snapshot
-        are published. The blob's directory entry is not synced here: the image commit that makes
-        it reachable syncs the blob directory once (until then a crash loses only a cache entry)."""
+        The layer is kept once, as the snapshot: its tar is streamed through sha256 (the diff ID)
+        and not written; a ``layer_snapshots`` row says the snapshot holds it (``imageops.layers``
+        writes the tar again when push, save or an export needs it). Then, under the GC lock and in
+        one metadata transaction that stays open while the caller's block runs (to record the
+        step), the upper dir becomes the snapshot: a kill before the commit leaves a snapshot no
+        row names (GC removes it), never a row naming a snapshot that is not there. An empty layer
+        (1 KiB of tar, shared by every step that changed nothing) is stored as a blob; so is a layer
+        whose chain's snapshot exists already but was unpacked from elsewhere (its files are the
+        layer's, its tar as written again might not be)."""
         store = self.store
-        empty = not _has_entries(upper)
+        if not _has_entries(upper):
+            with self._commit_blob(upper, parent_chain, mtime_clamp, empty=True) as committed:
+                yield committed
+            return
+        from dockyard.imageops.layers import hash_overlay_diff  # a step that runs (not a hit)
+        from dockyard.metadata.records import SnapshotLayer
+
+        diff_id, size, content_size = hash_overlay_diff(upper, mtime_clamp)
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(store.gc_lock())
+            stack.enter_context(store.meta.transaction())
+            chain = chain_id(parent_chain, diff_id)
+            self.lease.add_snapshot(chain)
+            if store.snapshots.exists(chain) and not any(
+                    f.chain_id == chain for f in store.meta.layer_snapshots(diff_id)):
+                stack.close()
+                with self._commit_blob(upper, parent_chain, mtime_clamp, empty=False) as committed:
+                    yield committed
+                return
+            store.meta.add_layer_snapshot(SnapshotLayer(diff_id, chain, mtime_clamp, size, content_size))
+            layer = LayerBlob(diff_id, diff_id, layer_media_type("none"), size, size, content_size)
+
+            def adopt(fs: Path) -> None:
+                fs.rmdir()
+                os.rename(upper, fs)
+
+            snapshot = store.snapshots.create(chain, adopt, size=content_size)
+            yield Committed(layer, chain, snapshot, False)
+
+    @contextlib.contextmanager
+    def _commit_blob(self, upper: Path, parent_chain: Digest | None, mtime_clamp: int | None, *,
+                     empty: bool) -> Iterator[Committed]:
+        """:meth:`commit` with the layer tar stored as a blob. The blob's directory entry is not
+        synced here: the image commit that makes it reachable syncs the blob directory once (until
+        then a crash loses only a cache entry)."""
+        store = self.store
         with contextlib.ExitStack() as stack:
             reuse = empty and self._empty_layer is not None
             tar = None if reuse else self._write_tar(stack, upper, mtime_clamp)

@@ -4,8 +4,9 @@
 
 Checks: each blob re-hashes to its name; blobs in quarantine (found corrupt by an export or a check);
 stray files under ``blobs/``; each image's config blob exists, is valid and belongs to it, and each of
-its layers has a stored blob; tags and repo digests point at existing images; layer rows point at
-existing blobs; snapshot directories are complete; leftovers of dead processes in ``ingest/`` and
+its layers has a stored blob (or the snapshot a build kept it as, whose tar is written again and
+must hash to the diff ID); tags and repo digests point at existing images; layer rows point at
+existing blobs or snapshots; snapshot directories are complete; leftovers of dead processes in ``ingest/`` and
 ``tmp/``; dangling short links in ``l/``. With ``repair``: corrupt blobs go to the quarantine, what
 an image lost is fetched again from the registry it was pulled from or pushed to (``registry``),
 quarantined blobs nothing uses any more, dangling rows and leftovers are removed, and GC runs. An
@@ -83,6 +84,7 @@ def check(store: Store, repair: bool = False, registry: RegistryClient | None = 
     if repair:
         _refetch_lost(store, registry, corrupt, report)
 
+    backed = _check_snapshot_forms(store, repair, report)
     broken_images: dict[str, str] = {}
     for stored in meta.images():
         report.images_checked += 1
@@ -100,7 +102,7 @@ def check(store: Store, repair: bool = False, registry: RegistryClient | None = 
         if not reason:
             for diff_id in stored.diff_ids:
                 if not any(str(f.digest) not in corrupt and content.exists(f.digest)
-                           for f in meta.layer_blobs(diff_id)):
+                           for f in meta.layer_blobs(diff_id)) and str(diff_id) not in backed:
                     reason = f"layer {diff_id} has no stored blob"
                     break
         if reason:
@@ -159,6 +161,34 @@ def check(store: Store, repair: bool = False, registry: RegistryClient | None = 
         if result.temp_removed:
             report.repaired.append(f"removed {result.temp_removed} leftover temporary files")
     return report
+
+
+def _check_snapshot_forms(store: Store, repair: bool, report: CheckReport) -> set[str]:
+    """Layers kept only as a build's snapshot: each snapshot must still make the layer's tar (it is
+    written again and hashed); a row whose snapshot is gone is reported (and, with ``repair``,
+    forgotten). Returns the diff IDs whose snapshot makes them."""
+    from dockyard.imageops.layers import RegeneratedLayer
+
+    good: set[str] = set()
+    for form in store.meta.all_layer_snapshots():
+        if str(form.diff_id) in good:
+            continue
+        if not store.snapshots.exists(form.chain_id):
+            report.problems.append(f"layer {form.diff_id}: its snapshot {form.chain_id} is missing")
+            if repair:
+                store.meta.remove_layer_snapshot(form.diff_id, form.chain_id)
+                report.repaired.append(f"forgot snapshot {form.chain_id} as a form of layer {form.diff_id}")
+            continue
+        report.blobs_checked += 1
+        try:
+            with RegeneratedLayer(store, form) as reader:
+                while reader.read(1 << 20):
+                    pass
+        except DockyardError as exc:
+            report.problems.append(str(exc))
+            continue
+        good.add(str(form.diff_id))
+    return good
 
 
 def _diff_ids(store: Store, image_id: str) -> list[Digest]:

@@ -249,12 +249,14 @@ def layer_blob(store: Store, diff_id: str, compression: str = "gzip", *, lease: 
     ``compressed(digest, size)`` hears of the whole blob, checked, before it is committed to disk
     (an upload can end while it syncs)."""
     from dockyard.archive.compression import CompressingWriter, open_decompressed, usable_cpus
+    from dockyard.imageops.layers import open_form, stored_forms
 
-    forms = [f for f in store.meta.layer_blobs(diff_id) if store.content.exists(f.digest)]
+    forms = stored_forms(store, diff_id)
     if not forms:
         raise NotFound(f"layer {diff_id} not found in the local store")
     for form in forms:
-        if mt.layer_compression(form.media_type) == compression:
+        # A layer kept as its snapshot has no blob yet: asked for uncompressed, it gets one below.
+        if mt.layer_compression(form.media_type) == compression and store.content.exists(form.digest):
             if lease is not None:
                 lease.add_blob(form.digest)
             if docker_media_type:
@@ -264,9 +266,12 @@ def layer_blob(store: Store, diff_id: str, compression: str = "gzip", *, lease: 
     source = forms[0]
     plain = mt.layer_compression(source.media_type) == "none"
     # An uncompressed source is its own diff ID: the check below verifies it without a second hash.
-    with (store.content.open(source.digest) if plain
-          else store.content.verified(source.digest, source.size, f"layer {diff_id}").open()) as f:
-        # The stored tar itself (the compressor maps it), or the stored form decompressed.
+    # A layer kept as its snapshot is written again from it, and checked as it streams.
+    stored = store.content.exists(source.digest)
+    with (store.content.open(source.digest) if plain and stored
+          else open_form(store, source.digest, source.size, f"layer {diff_id}")[0]) as f:
+        # The stored tar itself (the compressor maps it), the tar written again from the snapshot,
+        # or the stored form decompressed.
         reader = f if plain else open_decompressed(f)[0]
         # Every usable core compresses (pigz-style gzip members, or zstd workers); the blob's bytes
         # do not depend on how many there are.
@@ -276,7 +281,7 @@ def layer_blob(store: Store, diff_id: str, compression: str = "gzip", *, lease: 
             total = max(source.uncompressed_size, 0)
             cw.write_from(reader, None if progress is None else lambda done: progress(done, total))
             result = cw.close()
-            if result.diff_id != diff_id and plain:
+            if result.diff_id != diff_id and plain and stored:
                 from dockyard.content.verify import quarantined
 
                 raise quarantined(store.content, source.digest, f"content hashes to {result.diff_id}",
@@ -342,8 +347,10 @@ def commit_image(store: Store, config: bytes | ImageConfig, *, names: Sequence[s
         info = store.content.ingest(raw, expected=Digest.from_bytes(raw))
         sizes = store.meta.layer_sizes()
         total = 0
+        from dockyard.imageops.layers import stored_forms
+
         for diff_id in parsed.diff_ids:
-            forms = [f for f in store.meta.layer_blobs(diff_id) if store.content.exists(f.digest)]
+            forms = stored_forms(store, diff_id)
             if not forms:
                 if require_layers:
                     raise NotFound(f"layer {diff_id} of image {info.digest} is not in the local store")

@@ -3,8 +3,9 @@
 Roots: every image record (tagged or dangling), leases (until they expire or the process that took
 them is gone), build cache records, and each tag's index (with its attestation manifests). From an
 image: its config blob, its manifest blob (if stored), its repo-digest manifests (if stored), every
-stored form of each of its layers, and the snapshot of each chain ID. Everything else in the
-content and snapshot stores is removed, as are layer rows whose blob is gone, expired leases and
+stored form of each of its layers (a layer kept only as a build's snapshot: that snapshot), and
+the snapshot of each chain ID. Everything else in the content and snapshot stores is removed, as
+are layer rows whose blob or snapshot is gone, expired leases and
 leftovers of dead processes in ``ingest/`` and ``tmp/``, and the short links in ``l/`` whose target
 is gone.
 
@@ -24,6 +25,7 @@ from pathlib import Path
 from dockyard.errors import DockyardError
 from dockyard.image import chain_ids
 from dockyard.imageops import Store
+from dockyard.imageops.layers import forget_lost_snapshot_forms
 from dockyard.metadata import BLOB, IMAGE, SNAPSHOT
 from dockyard.oci.digest import Digest
 from dockyard.record import field, record
@@ -54,6 +56,10 @@ def roots(store: Store) -> Roots:
     layer_forms: dict[str, list[str]] = {}
     for layer in meta.all_layer_blobs():
         layer_forms.setdefault(str(layer.diff_id), []).append(str(layer.digest))
+    # A layer kept only as a build's snapshot: that snapshot is its stored form.
+    backing: dict[str, list[str]] = {}
+    for form in meta.all_layer_snapshots():
+        backing.setdefault(str(form.diff_id), []).append(str(form.chain_id))
 
     def add_image(image_id: str) -> None:
         record = images.get(image_id)
@@ -67,6 +73,7 @@ def roots(store: Store) -> Roots:
             diff_ids = [str(d) for d in record.diff_ids]
         for diff_id in diff_ids:
             out.blobs.update(layer_forms.get(str(diff_id), ()))
+            out.snapshots.update(backing.get(str(diff_id), ()))
         out.snapshots.update(str(c) for c in chain_ids(diff_ids))
 
     for image_id in images:
@@ -90,6 +97,7 @@ def roots(store: Store) -> Roots:
             for diff_id, forms in layer_forms.items():
                 if key in forms or key == diff_id:
                     out.blobs.update(forms)
+            out.snapshots.update(backing.get(key, ()))
         elif kind == SNAPSHOT:
             out.snapshots.add(key)
         elif kind == IMAGE:
@@ -145,6 +153,7 @@ def collect(store: Store, *, dry_run: bool = False) -> GcResult:
                 # A quarantined blob's row stays: ``check --repair`` fetches it again by that digest.
                 if not store.content.exists(layer.digest) and not store.content.is_quarantined(layer.digest):
                     store.meta.remove_layer_blob(layer.diff_id, layer.digest)
+            forget_lost_snapshot_forms(store)  # a removed snapshot takes its layer form along
         result.temp_removed += len(store.content.clean_ingest())
         result.temp_removed += len(store.snapshots.clean_tmp())
         result.temp_removed += clean_tmp(store)

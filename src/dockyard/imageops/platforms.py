@@ -21,6 +21,7 @@ import json
 
 from dockyard.errors import InvalidArgument, NotFound
 from dockyard.imageops import Store
+from dockyard.imageops.layers import stored_forms
 from dockyard.metadata import TagPlatform
 from dockyard.oci import mediatypes as mt
 from dockyard.oci.config import ImageConfig
@@ -60,7 +61,7 @@ def manifest_for(store: Store, image_id: str) -> Descriptor:
     config = ImageConfig.from_json(config_bytes, f"config {image_id}")
     layers = []
     for diff_id in config.diff_ids:
-        forms = [f for f in store.meta.layer_blobs(diff_id) if store.content.exists(f.digest)]
+        forms = stored_forms(store, diff_id)
         if not forms:
             raise NotFound(f"layer {diff_id} of image {image_id} is not in the local store")
         layers.append(Descriptor(forms[0].media_type, forms[0].digest, forms[0].size))

@@ -30,6 +30,7 @@ from dockyard.errors import InvalidArgument, NotFound, writing
 from dockyard.image import LayerBlob
 from dockyard.imageops import Store, images, layout
 from dockyard.imageops.attestations import attestation_blobs
+from dockyard.imageops.layers import blob_here, open_form, stored_forms
 from dockyard.oci import mediatypes as mt
 from dockyard.oci import reference
 from dockyard.oci.canonical import dumps
@@ -83,11 +84,11 @@ def _plan(store: Store, item: SaveItem) -> _Planned:
     if known and store.content.exists(known):
         data = store.content.read(known, f"{label}: manifest")
         man = parse_manifest(data, f"image {item.image_id.short}: manifest")
-        if man.config.digest == item.image_id and all(store.content.exists(d.digest) for d in man.layers):
+        if man.config.digest == item.image_id and all(blob_here(store, d.digest) for d in man.layers):
             return _Planned(item, man.config, data, man, tuple(config.diff_ids))
     layers: list[Descriptor] = []
     for diff_id in config.diff_ids:
-        blobs = [b for b in store.meta.layer_blobs(diff_id) if store.content.exists(b.digest)]
+        blobs = stored_forms(store, diff_id)
         if not blobs:
             why = next((" (its blob is quarantined as corrupt)" for b in store.meta.layer_blobs(diff_id)
                         if store.content.is_quarantined(b.digest)), "")
@@ -133,9 +134,9 @@ def save(store: Store, items: list[SaveItem], out: int, *, fmt: Format = "docker
         if digest in written:
             return
         written.add(digest)
-        blob = store.content.verified(digest, expected_size if expected_size >= 0 else None, what)
-        with blob.open() as f:
-            size = blob.size or 0
+        # A stored blob, or a layer kept as its snapshot: its tar written again (both verified).
+        f, size = open_form(store, digest, expected_size if expected_size >= 0 else None, what)
+        with f:
             progress(Event(id=digest.short, name="Saving", status="started", total=size))
             tw.add_reader(TarEntry(layout.blob_path(digest), REGTYPE, mode=0o644, size=size, mtime=0), f)
             progress(Event(id=digest.short, name="Saving", status="done", current=size, total=size))

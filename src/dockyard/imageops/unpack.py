@@ -21,6 +21,7 @@ from dockyard.archive.readahead import ReadAhead
 from dockyard.errors import DigestMismatch, NotFound
 from dockyard.image import EMPTY_LAYER, chain_ids
 from dockyard.imageops import Lease, Store
+from dockyard.imageops.layers import open_form, stored_forms
 from dockyard.progress import Event, ProgressSink, discard
 
 __all__ = ["unpack", "unpack_layers"]
@@ -49,14 +50,14 @@ def unpack_layers(store: Store, diff_ids: Sequence[str], *, lease: Lease | None 
         if store.snapshots.exists(chain):
             paths.append(store.snapshots.path(chain))
             continue
-        forms = [f for f in store.meta.layer_blobs(diff_id) if store.content.exists(f.digest)]
+        forms = stored_forms(store, diff_id)
         if not forms:
             raise NotFound(f"layer {diff_id} is not in the local store (no blob to unpack)")
         form = forms[0]
         sink(Event(id=chain.short, name="Extracting", status="started", total=form.size))
 
         def fill(target: Path, form_digest: str = form.digest, expected_diff: str = diff_id) -> None:
-            with store.content.open(form_digest) as f:
+            with open_form(store, form_digest, what=f"layer {expected_diff}")[0] as f:
                 blob_hash = HashingReader(f)
                 raw, _ = open_decompressed(blob_hash)
                 # Reading, the blob's hash and decompression on one thread, the diff ID's hash on

@@ -12,6 +12,8 @@ Tables (names are full normalised references, e.g. ``docker.io/library/busybox:l
     tag_platforms(name, platform -> image_id, manifest_digest)   members of a multi-platform tag's index
     repo_digests(name, digest -> image_id)     name@digest of manifests pulled or pushed
     layers(diff_id, digest, media_type, size, uncompressed_size, content_size)   stored forms of layers
+    layer_snapshots(diff_id, chain_id, mtime_clamp, size, content_size)   layers kept only as the
+        snapshot a build committed: the tar is written again from it when needed (never stored)
     leases(id, created, expires) + lease_resources(lease_id, kind, key)    work in flight (GC roots)
     cache_records(key, kind, ref, size, created, last_used, data)  build cache (GC roots)
 
@@ -24,6 +26,7 @@ API of ``MetadataStore(path)`` (methods called inside ``transaction()`` join it)
     add_repo_digest get_repo_digest remove_repo_digest repo_digests repo_digests_for
     add_layer_blob layer_blobs layer_by_blob all_layer_blobs remove_layer_blob layer_sizes
     set_content_size
+    add_layer_snapshot layer_snapshots all_layer_snapshots remove_layer_snapshot
     create_lease add_lease_resource delete_lease lease_resources lease_ids expire_leases
     put_cache get_cache delete_cache cache_records
 """
@@ -52,9 +55,10 @@ if TYPE_CHECKING:
 
     from dockyard.image.layer import LayerBlob
     from dockyard.metadata.records import CacheRecord as CacheRecord
+    from dockyard.metadata.records import SnapshotLayer as SnapshotLayer
     from dockyard.metadata.records import TagPlatform as TagPlatform
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # Upgrades from each older version (the full schema above is for a new database).
 _MIGRATIONS: dict[int, list[str]] = {
@@ -63,6 +67,7 @@ _MIGRATIONS: dict[int, list[str]] = {
         "CREATE TABLE IF NOT EXISTS tag_platforms (name TEXT NOT NULL, platform TEXT NOT NULL, "
         "image_id TEXT NOT NULL, manifest_digest TEXT NOT NULL, PRIMARY KEY (name, platform))",
         "CREATE INDEX IF NOT EXISTS tag_platforms_image ON tag_platforms(image_id)"],
+    3: [],  # layer_snapshots: a new table, which the full schema creates
 }
 
 _SCHEMA = """
@@ -112,6 +117,15 @@ CREATE TABLE IF NOT EXISTS layers (
     PRIMARY KEY (diff_id, digest)
 );
 CREATE INDEX IF NOT EXISTS layers_digest ON layers(digest);
+CREATE TABLE IF NOT EXISTS layer_snapshots (
+    diff_id TEXT NOT NULL,
+    chain_id TEXT NOT NULL,
+    mtime_clamp INTEGER,
+    size INTEGER NOT NULL,
+    content_size INTEGER NOT NULL DEFAULT -1,
+    PRIMARY KEY (diff_id, chain_id)
+);
+CREATE INDEX IF NOT EXISTS layer_snapshots_chain ON layer_snapshots(chain_id);
 CREATE TABLE IF NOT EXISTS leases (
     id TEXT PRIMARY KEY,
     created REAL NOT NULL,
@@ -141,7 +155,7 @@ IMAGE = "image"
 
 
 def __getattr__(name: str) -> object:
-    if name in ("CacheRecord", "TagPlatform"):
+    if name in ("CacheRecord", "SnapshotLayer", "TagPlatform"):
         from dockyard.metadata import records
 
         return getattr(records, name)
@@ -591,7 +605,32 @@ class MetadataStore:
     def layer_sizes(self) -> dict[str, int]:
         """diff_id -> the layer's size as docker reports it (content size; the tar's if unknown)."""
         return {str(d): int(c if c >= 0 else u) for d, c, u in self._query(
-            "SELECT diff_id, MAX(content_size), MAX(uncompressed_size) FROM layers GROUP BY diff_id")}
+            "SELECT diff_id, MAX(content_size), MAX(uncompressed_size) FROM ("
+            "SELECT diff_id, content_size, uncompressed_size FROM layers UNION ALL "
+            "SELECT diff_id, content_size, size FROM layer_snapshots) GROUP BY diff_id")}
+
+    def add_layer_snapshot(self, layer: SnapshotLayer) -> None:
+        """Record that snapshot ``chain_id`` alone holds layer ``diff_id`` (its tar is made again from
+        it, with ``mtime_clamp``); call it in the transaction that publishes the snapshot."""
+        with self.transaction() as c:
+            c.execute("INSERT INTO layer_snapshots (diff_id, chain_id, mtime_clamp, size, content_size) "
+                      "VALUES (?,?,?,?,?) ON CONFLICT(diff_id, chain_id) DO NOTHING",
+                      (str(Digest(layer.diff_id)), str(Digest(layer.chain_id)), layer.mtime_clamp,
+                       layer.size, layer.content_size))
+
+    def layer_snapshots(self, diff_id: str) -> list[SnapshotLayer]:
+        """The snapshots recorded as holding layer ``diff_id`` (whether or not they are still there)."""
+        return [_row_to_snapshot_layer(r) for r in self._query(
+            f"SELECT {_SNAPSHOT_LAYER_COLUMNS} FROM layer_snapshots WHERE diff_id = ? ORDER BY chain_id",
+            (diff_id,))]
+
+    def all_layer_snapshots(self) -> list[SnapshotLayer]:
+        return [_row_to_snapshot_layer(r) for r in self._query(
+            f"SELECT {_SNAPSHOT_LAYER_COLUMNS} FROM layer_snapshots")]
+
+    def remove_layer_snapshot(self, diff_id: str, chain_id: str) -> None:
+        with self.transaction() as c:
+            c.execute("DELETE FROM layer_snapshots WHERE diff_id = ? AND chain_id = ?", (diff_id, chain_id))
 
     def set_content_size(self, diff_id: str, size: int) -> None:
         """Record a layer's content size (learnt e.g. when it was unpacked) where it is unknown."""
@@ -680,6 +719,16 @@ def _row_to_layer(r: tuple[Any, ...]) -> LayerBlob:
     from dockyard.image.layer import LayerBlob
 
     return LayerBlob(Digest(str(r[0])), Digest(str(r[1])), str(r[2]), int(r[3]), int(r[4]), int(r[5]))
+
+
+_SNAPSHOT_LAYER_COLUMNS = "diff_id, chain_id, mtime_clamp, size, content_size"
+
+
+def _row_to_snapshot_layer(r: tuple[Any, ...]) -> SnapshotLayer:
+    from dockyard.metadata.records import SnapshotLayer
+
+    return SnapshotLayer(Digest(str(r[0])), Digest(str(r[1])), None if r[2] is None else int(r[2]),
+                         int(r[3]), int(r[4]))
 
 
 def _row_to_cache(r: tuple[Any, ...]) -> CacheRecord:

@@ -27,3 +27,17 @@ class TagPlatform:
     platform: str
     image_id: Digest
     manifest_digest: Digest
+
+
+@record(frozen=True, slots=True)
+class SnapshotLayer:
+    """A layer kept only as the snapshot a build committed (no blob): the snapshot of ``chain_id``
+    holds its files, and the layer tar is that directory written again as an overlay diff with
+    ``mtime_clamp``; ``size`` is the tar's length (its digest is ``diff_id``), ``content_size``
+    docker's size of the layer."""
+
+    diff_id: Digest
+    chain_id: Digest
+    mtime_clamp: int | None
+    size: int
+    content_size: int = -1

@@ -192,7 +192,9 @@ class RemoteCache:
     def _local(self, diff_id: str) -> bool:
         if diff_id in self._here:
             return True
-        if any(self.store.content.exists(f.digest) for f in self.store.meta.layer_blobs(diff_id)):
+        from dockyard.imageops.layers import has_layer
+
+        if has_layer(self.store, diff_id):  # a blob, or the snapshot a build kept it as
             self._here.add(diff_id)
             return True
         return False

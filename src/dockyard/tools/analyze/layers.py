@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dockyard.archive import TarReader, open_decompressed
 from dockyard.client import Client
 from dockyard.errors import NotFound
+from dockyard.imageops.layers import open_form, stored_forms
 from dockyard.record import record
 
 
@@ -43,7 +44,7 @@ def image_layers(client: Client, ref: str) -> ImageLayers:
     store = client.store
     out: list[LayerInfo] = []
     for i, diff_id in enumerate(config.diff_ids):
-        forms = [f for f in store.meta.layer_blobs(str(diff_id)) if store.content.exists(str(f.digest))]
+        forms = stored_forms(store, str(diff_id))
         if not forms:
             raise NotFound(f"layer {diff_id} of image {image_id.short} is not in the local store")
         command = commands[i] if len(commands) == len(config.diff_ids) else ""
@@ -55,7 +56,7 @@ def image_layers(client: Client, ref: str) -> ImageLayers:
 @contextlib.contextmanager
 def open_layer(client: Client, layer: LayerInfo) -> Iterator[TarReader]:
     """A tar reader over the layer's uncompressed stream (gzip/zstd/none detected by magic bytes)."""
-    with client.store.content.open(layer.blob) as f:
+    with open_form(client.store, layer.blob, what=f"layer {layer.diff_id}")[0] as f:
         raw, _ = open_decompressed(f)
         yield TarReader(raw)
 
