@@ -121,6 +121,26 @@ def test_version_1_database_is_upgraded(root: Path) -> None:
     assert meta.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
+def test_version_3_database_gains_snapshot_backed_layers(root: Path) -> None:
+    from dockyard.metadata import SnapshotLayer
+
+    meta = MetadataStore(root / "metadata.db")
+    meta.add_layer_blob(LayerBlob(A, B, "x", 5, 100, 90))
+    meta.conn.executescript("DROP TABLE layer_snapshots; PRAGMA user_version = 3;")
+    meta.close()
+    meta = MetadataStore(root / "metadata.db")
+    assert meta.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert meta.all_layer_snapshots() == []
+    form = SnapshotLayer(C, B, 1_700_000_000, 2048, 1000)
+    meta.add_layer_snapshot(form)
+    meta.add_layer_snapshot(SnapshotLayer(C, B, None, 1, 1))  # the first record of a snapshot stays
+    meta.add_layer_snapshot(SnapshotLayer(C, A, None, 2048, 1000))
+    assert meta.layer_snapshots(C) == [SnapshotLayer(C, A, None, 2048, 1000), form]
+    assert meta.layer_sizes() == {str(A): 90, str(C): 1000}  # docker's size counts both kinds
+    meta.remove_layer_snapshot(C, A)
+    assert meta.all_layer_snapshots() == [form] and meta.layer_blobs(C) == []
+
+
 def test_stack_users_counts_images_by_bottom_layers(root: Path) -> None:
     meta = MetadataStore(root / "metadata.db")
     meta.put_image(ImageRecord(A, diff_ids=[B, C]))
