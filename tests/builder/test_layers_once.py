@@ -23,7 +23,7 @@ from dockyard.image import chain_ids
 from dockyard.imageops.check import check
 from dockyard.imageops.commit import layer_blob
 from dockyard.imageops.gc import collect
-from dockyard.imageops.layers import has_layer, open_form, stored_forms
+from dockyard.imageops.layers import RegeneratedLayer, has_layer, open_form, stored_forms
 from dockyard.imageops.save import SaveItem, save
 from dockyard.snapshot import tree_size
 from tests.builder.conftest import Builds, busybox_tar
@@ -243,3 +243,13 @@ def test_push_of_snapshot_backed_layers_and_of_a_changed_one(builds: Builds) -> 
             push(store, rc, parse_normalized(f"{repo}:bad"), source="pushed:1")
         with pytest.raises(Exception, match=r"(?i)unknown|not found|manifest"):
             rc.repository(PLAIN, parse_normalized(f"{repo}:bad").path).get_manifest("bad")
+
+
+def test_a_reader_closed_early_stops_writing_the_tar(builds: Builds) -> None:
+    builds.build(_context(builds), tags=["early:1"])
+    diff_id = builds.client.image_config("early:1").diff_ids[-2]
+    reader, size = open_form(builds.client.store, diff_id)
+    assert isinstance(reader, RegeneratedLayer)
+    with reader:
+        assert len(reader.read(1000)) == 1000 < size
+    assert not reader._thread.is_alive()

@@ -179,8 +179,8 @@ class RegeneratedLayer:
             return
         except BaseException as exc:  # handed to the reader, which raises it
             try:
-                self._put(exc if isinstance(exc, CorruptData) else
-                          CorruptData(self._mismatch(f"cannot be read: {exc}")))
+                self._put(exc if isinstance(exc, CorruptData) else CorruptData(
+                    f"{self.what}: its snapshot {self.form.chain_id} cannot be read: {exc}"))
             except _Closed:
                 return
 
