@@ -253,3 +253,33 @@ def test_a_reader_closed_early_stops_writing_the_tar(builds: Builds) -> None:
     with reader:
         assert len(reader.read(1000)) == 1000 < size
     assert not reader._thread.is_alive()
+
+
+def test_a_commit_whose_transaction_never_ends_leaves_no_row(builds: Builds) -> None:
+    # The row naming the snapshot commits with the step's transaction, after the snapshot is in
+    # place: a failure (or a kill) before then leaves a snapshot nothing names, which GC removes.
+    store = builds.client.store
+    with store.lease() as lease:
+        ws = workspace.Workspace(store, lease)
+        upper = ws.new_dir("upper")
+        (upper / "f").write_bytes(os.urandom(5000))
+        with pytest.raises(RuntimeError), ws.commit(upper, None) as committed:
+            assert store.snapshots.exists(committed.chain_id)
+            assert store.meta.layer_snapshots(committed.layer.diff_id)  # inside the transaction
+            raise RuntimeError("killed")
+        ws.close()
+    assert store.meta.all_layer_snapshots() == []
+    collect(store)
+    assert not store.snapshots.exists(committed.chain_id)
+    # done again, it holds
+    with store.lease() as lease:
+        ws = workspace.Workspace(store, lease)
+        upper = ws.new_dir("upper")
+        (upper / "f").write_bytes(b"once")
+        with ws.commit(upper, None) as committed:
+            pass
+        ws.close()
+        (form,) = store.meta.layer_snapshots(committed.layer.diff_id)
+        reader, _ = open_form(store, form.diff_id)
+        with reader:
+            assert b"once" in reader.read()
