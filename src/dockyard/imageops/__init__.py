@@ -5,7 +5,8 @@
     <root>/content/blobs/sha256/<hex>   blobs (configs, manifests, layer tars as stored)
     <root>/content/ingest/              blobs being written
     <root>/content/quarantine/sha256/   blobs found corrupt, kept for ``check --repair``
-    <root>/snapshots/sha256/<chain>/fs  unpacked layers (overlay lowerdirs)
+    <root>/snapshots/sha256/<chain>/fs  unpacked layers (overlay lowerdirs); a layer a build committed
+                                        is kept only here (``layers``: its tar is written again)
     <root>/metadata.db                  SQLite: images, tags, repo digests, layers, leases, cache
     <root>/tmp/                         scratch space for other operations
     <root>/l/<id>                       short symlinks naming overlay lowerdirs (a build's mounts)
@@ -20,10 +21,11 @@ references it is committed::
         info = store.content.ingest(data, before_publish=lease.add_blob)
         ...
 
-Modules: ``commit`` (store layers, create images), ``unpack`` (layers -> snapshots -> lowerdirs),
-``images`` (list, resolve, tag, remove, inspect, history, prune, disk usage), ``gc`` (collect
-garbage from roots), ``check`` (verify the store, optionally repair), ``refetch`` (bring lost blobs
-back from the registry an image came from).
+Modules: ``commit`` (store layers, create images), ``layers`` (where a layer's bytes are: its
+blobs, or the snapshot a build kept it as; read either, verified), ``unpack`` (layers ->
+snapshots -> lowerdirs), ``images`` (list, resolve, tag, remove, inspect, history, prune, disk
+usage), ``gc`` (collect garbage from roots), ``check`` (verify the store, optionally repair),
+``refetch`` (bring lost blobs back from the registry an image came from).
 """
 
 from __future__ import annotations
