@@ -283,3 +283,22 @@ def test_a_commit_whose_transaction_never_ends_leaves_no_row(builds: Builds) -> 
         reader, _ = open_form(store, form.diff_id)
         with reader:
             assert b"once" in reader.read()
+
+
+def test_the_cli_says_so_in_one_line(builds: Builds, tmp_path: Path) -> None:
+    import sys
+
+    builds.build(_context(builds), tags=["cli:1"])
+    diff_id = _tamper(builds, "cli:1")
+
+    def dockyard(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "dockyard", "--root", str(builds.client.root), *args],
+                              capture_output=True, text=True, timeout=120,
+                              env={**os.environ, "DOCKYARD_DEBUG": ""})
+
+    saved = dockyard("save", "-o", str(tmp_path / "cli.tar"), "cli:1")
+    assert saved.returncode != 0
+    lines = saved.stderr.strip().splitlines()
+    assert len(lines) == 1 and diff_id in lines[0] and "snapshot" in lines[0], saved.stderr
+    checked = dockyard("system", "check")
+    assert checked.returncode != 0 and diff_id in checked.stdout + checked.stderr

@@ -130,7 +130,8 @@ class RegeneratedLayer:
     def __init__(self, store: Store, form: SnapshotLayer, what: str = "") -> None:
         self.form = form
         self.size = form.size
-        self.what = what or f"layer {form.diff_id}"
+        layer = f"layer {form.diff_id}"
+        self.what = what if str(form.diff_id) in what else f"{what}: {layer}" if what else layer
         self._path = store.snapshots.path(form.chain_id)
         self._pieces: queue.Queue[bytes | BaseException | None] = queue.Queue(_QUEUE_DEPTH)
         self._stop = threading.Event()
@@ -185,8 +186,9 @@ class RegeneratedLayer:
                 return
 
     def _mismatch(self, why: str) -> str:
+        # ``what`` names the layer by its diff ID (see ``__init__``).
         return (f"{self.what}: the tar written again from its snapshot {self.form.chain_id} {why}, "
-                f"not the layer (diff ID {self.form.diff_id}): the snapshot was changed")
+                "not the diff ID: the snapshot was changed")
 
     # -- the reading side ---------------------------------------------------------------------------
 
