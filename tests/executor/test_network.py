@@ -3,8 +3,10 @@ host's loopback services and abstract unix sockets out of reach (both backends).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
+import signal
 import socket
 import subprocess
 import sys
@@ -170,6 +172,29 @@ def test_cleanup_stops_the_pasta_of_a_killed_owner(tmp_path: Path, probe: Path, 
         assert select.select([pasta], [], [], 30)[0] == [pasta]  # readable once pasta has exited
     finally:
         os.close(pasta)
+
+
+def test_cleanup_stops_a_pasta_whose_owner_died_before_it_wrote_its_pid_file(tmp_path: Path) -> None:
+    # An owner killed while its pasta was starting (a build killed in its first second) leaves a
+    # network directory without a pid file, or one pasta writes after the cleanup looked: the
+    # cleanup also finds pasta by the pid file its --pid names. (A stand-in process with pasta's
+    # argv: the real one would need the dead owner's namespace.)
+    netdir = tmp_path / "net" / "1.1.dead"  # an owner that never ran: pid 1's start time is not 1
+    netdir.mkdir(parents=True)
+    stand_in = subprocess.Popen(["pasta", "-c", "sleep 60; true", "--pid", str(netdir / "pasta.pid")],
+                                executable="/bin/sh", start_new_session=True)
+    try:
+        deadline = time.monotonic() + 10  # its argv shows once its exec is through
+        while b"--pid" not in Path(f"/proc/{stand_in.pid}/cmdline").read_bytes():
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert cleanup_stale(tmp_path) == 1
+        assert stand_in.wait(10) == -signal.SIGKILL
+        assert not netdir.exists()
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(stand_in.pid, signal.SIGKILL)
+        stand_in.wait()
 
 
 def test_close_stops_pasta_and_frees_published_ports(tmp_path: Path, probe: Path) -> None:

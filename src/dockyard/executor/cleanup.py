@@ -3,6 +3,7 @@ run directories."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -34,15 +35,26 @@ def mounts_under(prefix: Path) -> list[str]:
 
 
 def _stop_pasta(netdir: Path) -> None:
-    """Stop the pasta of a private network whose owner died (it would serve the namespace forever)."""
-    try:
-        pid = int((netdir / PID_FILE).read_text())
+    """Stop the pasta of a private network whose owner died (it would serve the namespace forever):
+    the one its pid file names, and any whose ``--pid`` is that file (an owner killed while pasta was
+    starting leaves one that has not written it yet, or writes it after this looked)."""
+    pid_file = str(netdir / PID_FILE).encode()
+    named = -1
+    with contextlib.suppress(OSError, ValueError):
+        named = int((netdir / PID_FILE).read_text())
+    pids = {named}
+    with contextlib.suppress(OSError):
+        pids.update(int(name) for name in os.listdir("/proc") if name.isdigit())
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
         # Its name (comm) is passt.avx2 after it re-executes itself; its argv[0] is kept.
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            if os.path.basename(f.read().split(b"\0")[0]) == b"pasta":
+        if os.path.basename(argv[0]) == b"pasta" and (pid == named or pid_file in argv):
+            with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
-    except (OSError, ValueError):
-        pass
 
 
 def cleanup_stale(state_dir: Path, runc: str = "runc") -> int:
