@@ -193,3 +193,38 @@ def test_a_header_value_with_a_line_break_is_refused() -> None:
         with pytest.raises(ValueError, match="line break"):
             http.request("PUT", "k/x", b"", {"x-amz-meta-a": "one\r\nInjected: yes"})
     assert seen == []
+
+
+def test_the_signer_signs_as_botocore_does_across_days_and_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``_Signer`` hashes the payload and keeps the day's signing key itself: its Authorization header
+    is botocore's, byte for byte, for any body, on the next day, and after the secret changes."""
+    import datetime
+
+    import botocore.auth
+    from botocore.config import Config
+
+    now = [datetime.datetime(2026, 12, 7, 23, 59, 59)]
+    monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda: now[0])
+    ours = s3http._Signer(Credentials("access", "secret"), "s3", "eu-west-3")
+
+    def both(body: bytes, secret: str) -> tuple[str, str]:
+        ours.credentials = Credentials("access", secret)
+        theirs = S3SigV4Auth(Credentials("access", secret), "s3", "eu-west-3")
+        headers = []
+        for signer in (ours, theirs):
+            request = AWSRequest(method="PUT", url="http://store:9000/b/k%20x", data=body,
+                                 headers={"Host": "store:9000", "x-amz-meta-digest": "sha256:1"})
+            # botocore signs a large body's payload only when told not to (S3's UNSIGNED-PAYLOAD)
+            request.context["client_config"] = Config(
+                s3={"payload_signing_enabled": len(body) <= s3http.SIGN_UP_TO})
+            signer.add_auth(request)
+            headers.append((request.headers["Authorization"], request.headers["X-Amz-Content-SHA256"]))
+        assert headers[0] == headers[1]
+        return headers[0]
+
+    first = both(b"", "secret")
+    assert both(b"{}", "secret") != first
+    assert both(b"x" * (s3http.SIGN_UP_TO + 1), "secret")[1] == "UNSIGNED-PAYLOAD"
+    now[0] += datetime.timedelta(seconds=2)  # the next day: a new signing key
+    assert both(b"", "secret") != first
+    assert both(b"", "rotated") != both(b"", "secret")

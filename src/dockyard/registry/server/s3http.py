@@ -17,6 +17,8 @@ checks whose object it finds."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import random
 import socket
@@ -26,9 +28,8 @@ import time
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from botocore.auth import S3SigV4Auth
+from botocore.auth import EMPTY_SHA256_HASH, UNSIGNED_PAYLOAD, S3SigV4Auth
 from botocore.awsrequest import AWSRequest
-from botocore.config import Config
 from botocore.httpsession import get_cert_path
 
 from dockyard.record import record
@@ -37,10 +38,8 @@ ATTEMPTS, BACKOFF_CAP = 8, 2.0
 RETRY = {429, 500, 502, 503, 504}
 # Bodies above this are sent as UNSIGNED-PAYLOAD (S3 allows it): an upload's pieces were hashed on
 # arrival already (the blob's digest), and a second SHA-256 pass only for the signature costs a
-# core-second per ~500 MB pushed. Smaller bodies are hashed into the signature by botocore.
+# core-second per ~500 MB pushed. Smaller bodies are hashed into the signature.
 SIGN_UP_TO = 1 << 20
-_SIGNED, _UNSIGNED = ({"client_config": Config(s3={"payload_signing_enabled": sign})}
-                      for sign in (True, False))
 _HEAD_LIMIT = 64 << 10  # an answer's status line and headers; more is no S3 answer
 _RECV = 1 << 16
 
@@ -187,6 +186,37 @@ def _head(method: str, path: str, headers: dict[str, str], length: int | None) -
     return "\r\n".join(lines).encode("latin-1")
 
 
+class _Signer(S3SigV4Auth):
+    """botocore's S3 SigV4 signer, two of its steps fed what this client already holds: the payload's
+    hash from the body's bytes (botocore's own ``payload`` builds a prepared copy of the whole request
+    to find them: headers, URL and all; a body above ``SIGN_UP_TO`` is sent unsigned), and the signing
+    key, which depends on the day alone, derived once per day (and secret) instead of four HMACs per
+    request. The canonical request, the string to sign and the Authorization header are botocore's."""
+
+    def __init__(self, credentials: Any, service: str, region: str) -> None:
+        super().__init__(credentials, service, region)
+        self._scope = (region, service, "aws4_request")
+        self._key: tuple[str, str, bytes] | None = None  # (day, secret, signing key)
+
+    def payload(self, request: AWSRequest) -> str:
+        body = request.data
+        if not isinstance(body, bytes | bytearray):
+            return str(super().payload(request))
+        if len(body) > SIGN_UP_TO:
+            return UNSIGNED_PAYLOAD
+        return hashlib.sha256(body).hexdigest() if body else EMPTY_SHA256_HASH
+
+    def signature(self, string_to_sign: str, request: AWSRequest) -> str:
+        day, secret = str(request.context["timestamp"])[0:8], str(self.credentials.secret_key)
+        known = self._key
+        if known is None or known[0] != day or known[1] != secret:
+            key = hmac.new(f"AWS4{secret}".encode(), day.encode(), "sha256").digest()
+            for scope in self._scope:
+                key = hmac.new(key, scope.encode(), "sha256").digest()
+            known = self._key = (day, secret, key)
+        return hmac.new(known[2], string_to_sign.encode(), "sha256").hexdigest()
+
+
 class SignedHttp:
     """Signed path-style requests to one bucket; thread-safe (connections per thread)."""
 
@@ -204,7 +234,7 @@ class SignedHttp:
         self._path = f"{parts.path.rstrip('/')}/{quote(bucket)}/"
         self._url = f"{parts.scheme}://{parts.netloc}"
         self._timeout = timeout
-        self._signer = S3SigV4Auth(credentials, "s3", region)
+        self._signer = _Signer(credentials, "s3", region)
         self._local = threading.local()
 
     def _connection(self, slot: int) -> _Connection:
@@ -241,7 +271,6 @@ class SignedHttp:
         # The Host header given: botocore's signer would otherwise parse it out of the URL, twice.
         signed = AWSRequest(method=method, url=self._url + path, data=body,
                             headers={"Host": self._netloc, **(headers or {})})
-        signed.context.update(_UNSIGNED if len(body) > SIGN_UP_TO else _SIGNED)
         self._signer.add_auth(signed)  # per attempt: the signature carries the time
         length = len(body) if body or method in ("PUT", "POST") else None
         self._connection(slot).send(_head(method, path, dict(signed.headers.items()), length), body)
