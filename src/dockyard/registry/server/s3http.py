@@ -21,6 +21,7 @@ import hashlib
 import hmac
 import os
 import random
+import re
 import socket
 import ssl
 import threading
@@ -40,6 +41,7 @@ RETRY = {429, 500, 502, 503, 504}
 # arrival already (the blob's digest), and a second SHA-256 pass only for the signature costs a
 # core-second per ~500 MB pushed. Smaller bodies are hashed into the signature.
 SIGN_UP_TO = 1 << 20
+_PLAIN = re.compile(r"[A-Za-z0-9._~/-]*")  # what ``quote(key, safe="/~")`` leaves as it is
 _HEAD_LIMIT = 64 << 10  # an answer's status line and headers; more is no S3 answer
 _RECV = 1 << 16
 
@@ -264,7 +266,8 @@ class SignedHttp:
 
     def _send(self, slot: int, method: str, key: str, body: bytes | bytearray,
               headers: dict[str, str] | None, query: dict[str, str] | None) -> None:
-        path = self._path + quote(key, safe="/~")
+        # Keys are mostly digests, tags and repository names: quoted only when they need it.
+        path = self._path + (key if _PLAIN.fullmatch(key) else quote(key, safe="/~"))
         if query:
             path += "?" + "&".join(f"{quote(k, safe='-_.~')}={quote(v, safe='-_.~')}"
                                    for k, v in sorted(query.items()))
