@@ -228,3 +228,19 @@ def test_the_signer_signs_as_botocore_does_across_days_and_secrets(monkeypatch: 
     now[0] += datetime.timedelta(seconds=2)  # the next day: a new signing key
     assert both(b"", "secret") != first
     assert both(b"", "rotated") != both(b"", "secret")
+
+
+def test_a_call_refused_before_it_is_sent_leaves_no_answer_behind() -> None:
+    """``request_all`` fails on its second call's header after the first went out: the first's answer
+    is never read, and must not be taken for the answer to the next request on that connection."""
+    def script(_number: int, request: Request) -> bytes:
+        name = request[1].rsplit("/", 1)[1].encode()
+        return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(name), name)
+
+    with scripted(script) as (url, _seen, _connections):
+        http = SignedHttp(url, "b", "us-east-1", CREDENTIALS, timeout=10)
+        with pytest.raises(ValueError, match="line break"):
+            http.request_all([Call("PUT", "k/one"), Call("PUT", "k/two", b"", {"x-amz-meta-a": "1\n2"})])
+        assert http.request("GET", "k/three").body == b"three"
+        assert [a.body for a in http.request_all([Call("GET", "k/four"), Call("GET", "k/five")])] \
+            == [b"four", b"five"]

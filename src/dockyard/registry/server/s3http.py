@@ -299,6 +299,9 @@ class SignedHttp:
                     raise OSError(f"{method} {key}: {exc}") from exc
                 if attempt == 0:
                     continue  # most often a stale keep-alive connection: at once on a new one
+            except BaseException:
+                self._drop(0)  # an answer left half read would be taken for the next request's
+                raise
             else:
                 if answer.status not in RETRY or attempt == ATTEMPTS - 1:
                     return answer
@@ -311,18 +314,23 @@ class SignedHttp:
         made again alone."""
         answers: list[Answer | None] = [None] * len(calls)
         sent: list[int] = []
-        for slot, call in enumerate(calls):
-            try:
-                self._send(slot, call.method, call.key, call.body, call.headers, None)
-                sent.append(slot)
-            except OSError:
+        try:
+            for slot, call in enumerate(calls):
+                try:
+                    self._send(slot, call.method, call.key, call.body, call.headers, None)
+                    sent.append(slot)
+                except OSError:
+                    self._drop(slot)
+            for slot in sent:
+                try:
+                    answer = self._receive(slot, calls[slot].method)
+                except OSError:
+                    self._drop(slot)
+                else:
+                    answers[slot] = None if answer.status in RETRY else answer
+        except BaseException:
+            for slot in sent:  # answers left unread would be taken for the next requests'
                 self._drop(slot)
-        for slot in sent:
-            try:
-                answer = self._receive(slot, calls[slot].method)
-            except OSError:
-                self._drop(slot)
-            else:
-                answers[slot] = None if answer.status in RETRY else answer
+            raise
         return [answer if answer is not None else self.request(call.method, call.key, call.body, call.headers)
                 for answer, call in zip(answers, calls, strict=True)]
