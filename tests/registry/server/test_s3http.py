@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import hashlib
 import socket
+import ssl
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import BinaryIO
 
 import pytest
@@ -18,6 +20,7 @@ from botocore.credentials import Credentials
 
 from dockyard.registry.server import s3http
 from dockyard.registry.server.s3http import Call, SignedHttp
+from tests.registry.tlskit import self_signed
 
 CREDENTIALS = Credentials("access", "secret")
 Request = tuple[str, str, dict[str, str], bytes]  # method, target, headers (lower-case names), body
@@ -38,14 +41,21 @@ def _read_request(reader: BinaryIO) -> Request | None:
 
 
 @contextmanager
-def scripted(script: Script) -> Iterator[tuple[str, list[Request], list[int]]]:
-    """A store on loopback that answers each request with what ``script`` says; yields its URL, the
-    requests it saw and, per connection, how many requests came on it."""
+def scripted(script: Script,
+             tls: ssl.SSLContext | None = None) -> Iterator[tuple[str, list[Request], list[int]]]:
+    """A store on loopback that answers each request with what ``script`` says (over TLS with ``tls``);
+    yields its URL, the requests it saw and, per connection, how many requests came on it."""
     listener = socket.create_server(("127.0.0.1", 0))
     seen: list[Request] = []
     per_connection: list[int] = []
 
     def serve(conn: socket.socket, number: int) -> None:
+        if tls is not None:
+            try:
+                conn = tls.wrap_socket(conn, server_side=True)
+            except OSError:  # a client that does not trust the certificate
+                conn.close()
+                return
         with conn, conn.makefile("rb") as f:
             while (request := _read_request(f)) is not None:
                 seen.append(request)
@@ -68,7 +78,8 @@ def scripted(script: Script) -> Iterator[tuple[str, list[Request], list[int]]]:
 
     threading.Thread(target=accept, daemon=True).start()
     try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}", seen, per_connection
+        scheme = "https" if tls is not None else "http"
+        yield f"{scheme}://127.0.0.1:{listener.getsockname()[1]}", seen, per_connection
     finally:
         listener.close()
 
@@ -244,3 +255,21 @@ def test_a_call_refused_before_it_is_sent_leaves_no_answer_behind() -> None:
         assert http.request("GET", "k/three").body == b"three"
         assert [a.body for a in http.request_all([Call("GET", "k/four"), Call("GET", "k/five")])] \
             == [b"four", b"five"]
+
+
+def test_https_is_verified_against_aws_ca_bundle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cert, key = self_signed(tmp_path)
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(cert, key)
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecret"
+    with scripted(lambda _n, _r: answer, tls=server) as (url, seen, connections):
+        monkeypatch.setenv("AWS_CA_BUNDLE", str(cert))
+        http = SignedHttp(url, "b", "us-east-1", CREDENTIALS, timeout=10)
+        assert [http.request("GET", f"k/{n}").body for n in range(2)] == [b"secret", b"secret"]
+        assert connections == [2]  # kept alive over TLS too
+        monkeypatch.setattr(s3http, "ATTEMPTS", 2)
+        monkeypatch.delenv("AWS_CA_BUNDLE")
+        untrusting = SignedHttp(url, "b", "us-east-1", CREDENTIALS, timeout=10)
+        with pytest.raises(OSError, match="CERTIFICATE_VERIFY_FAILED"):
+            untrusting.request("GET", "k/x")
+    assert len(seen) == 2
