@@ -4,6 +4,7 @@ what it signed, every framing of an answer is read, keep-alive connections are r
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import socket
 import ssl
@@ -56,7 +57,7 @@ def scripted(script: Script,
             except OSError:  # a client that does not trust the certificate
                 conn.close()
                 return
-        with conn, conn.makefile("rb") as f:
+        with conn, conn.makefile("rb") as f, contextlib.suppress(ConnectionError):  # the client hung up
             while (request := _read_request(f)) is not None:
                 seen.append(request)
                 per_connection[number] += 1
