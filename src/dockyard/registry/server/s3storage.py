@@ -746,9 +746,10 @@ class S3Storage:
             calls.append(Call("PUT", link, *self._link_body(media_type)))
         for call, answer in zip(calls, self._http.request_all(calls), strict=True):
             self._check(call.method, call.key, answer)
-        if calls and calls[0].key == blob:
-            self._remember(blob, str(len(body)), wrote=True)
-        self._remember(link, media_type, wrote=True)
+        # Only what was written now is remembered as written (a skipped write must not renew the memory,
+        # or a delete through another replica would never be seen while pushes keep coming).
+        for call in calls:
+            self._remember(call.key, str(len(body)) if call.key == blob else media_type, wrote=True)
         self._media_seen(repo, digest, media_type)
 
     def manifest_media_type(self, repo: str, digest: str) -> str | None:
