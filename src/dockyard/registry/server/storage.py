@@ -148,6 +148,9 @@ class FilesystemStorage:
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view):]
+        except BaseException:
+            os.unlink(tmp)  # a full disk: no staged file left behind
+            raise
         finally:
             os.close(fd)
         try:
