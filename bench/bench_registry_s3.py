@@ -18,8 +18,9 @@ same SeaweedFS, its redirects off like ours), and measured interleaved:
 On S3, dockyard runs once with 1 replica and once with 3 replicas on one bucket (the client spreads
 requests round-robin, as a load balancer would). Prints each number and the ratio to distribution, and
 for the cold pulls the CPU seconds per round (medians) of the target's registry processes and of
-SeaweedFS (``/proc/PID/stat``; SeaweedFS found by its ``-s3.port``): on a shared 2-core machine the rates
-follow the total CPU a pull costs, so these say where a row's time goes.
+SeaweedFS (``/proc/PID/stat``; SeaweedFS found by its ``-s3.port``), and the same per 1,000 manifest PUTs:
+on a shared 2-core machine the rates follow the total CPU a request costs, so these say where a row's
+time goes (and compare two trees under load better than the rates do: see ``--before``).
 
     .venv/bin/python bench/bench_registry_s3.py [--seconds 3] [--runs 1] [--only fs|s3] [--before SRC]
                                                 [--no-blob-cache] [--distribution-x3]
@@ -313,16 +314,20 @@ async def manifest_gets(pick: Callable[[], str], seconds: float) -> float:
     return await rate(seconds, 32, get)
 
 
-async def manifest_puts(pick: Callable[[], str], seconds: float, config: str, layer: str) -> float:
+async def manifest_puts(pick: Callable[[], str], seconds: float, config: str, layer: str,
+                        done: list[int] | None = None) -> float:
     async def put(s: aiohttp.ClientSession, n: int) -> None:
         async with s.put(f"{pick()}/v2/{REPO}/manifests/t{n}", data=manifest(config, layer, n),
                          headers={"Content-Type": OCI_MANIFEST}) as r:
             assert r.status == 201, await r.text()
+        if done is not None:
+            done[0] += 1
 
     return await rate(seconds, 16, put)
 
 
-CPU = ("cold_cpu", "cold_store_cpu")  # CPU seconds of a cold round: the registries, SeaweedFS
+CPU = ("cold_cpu", "cold_store_cpu",  # CPU seconds of a cold round: the registries, SeaweedFS
+       "put_cpu", "put_store_cpu")  # and per 1,000 manifest PUTs
 ROWS = [("blob push (8 x 32 MB)", "push", "MB/s"), ("pull cold (8 x 64 MB)", "cold", "MB/s"),
         ("pull warm (8 x 64 MB)", "pull", "MB/s"),
         ("manifest GET", "get", "req/s"), ("manifest PUT", "put", "req/s")]
@@ -347,7 +352,10 @@ def measure(targets: dict[str, list[str]], seconds: float, runs: int) -> dict[st
             samples[name]["cold_store_cpu"].append(cpu_seconds(store) - before[1])
             samples[name]["pull"].append(blob_pulls(pick, layer))
             samples[name]["get"].append(asyncio.run(manifest_gets(pick, seconds)))
-            samples[name]["put"].append(asyncio.run(manifest_puts(pick, seconds, config, layer)))
+            before, done = (cpu_seconds(servers), cpu_seconds(store)), [0]
+            samples[name]["put"].append(asyncio.run(manifest_puts(pick, seconds, config, layer, done)))
+            samples[name]["put_cpu"].append((cpu_seconds(servers) - before[0]) * 1000 / max(done[0], 1))
+            samples[name]["put_store_cpu"].append((cpu_seconds(store) - before[1]) * 1000 / max(done[0], 1))
     return {n: {k: statistics.median(v) for k, v in rows.items()} for n, rows in samples.items()}
 
 
@@ -362,6 +370,9 @@ def report(title: str, results: dict[str, dict[str, float]], baseline: str) -> N
     cells = [f"{results[n]['cold_cpu']:.2f} + {results[n]['cold_store_cpu']:.2f} s"
              for n in [*names, baseline]]
     print(f"{'cold CPU: server+store':24}" + "".join(f"{c:>22}" for c in cells))
+    cells = [f"{results[n]['put_cpu']:.2f} + {results[n]['put_store_cpu']:.2f} s"
+             for n in [*names, baseline]]
+    print(f"{'PUT CPU/1000: srv+store':24}" + "".join(f"{c:>22}" for c in cells))
 
 
 def main() -> int:
