@@ -25,7 +25,8 @@ time goes (and compare two trees under load better than the rates do: see ``--be
     .venv/bin/python bench/bench_registry_s3.py [--seconds 3] [--runs 1] [--only fs|s3] [--before SRC]
                                                 [--no-blob-cache] [--distribution-x3]
 
-``--before SRC`` also runs dockyard from another source tree (say a checkout of main's ``src``) as
+"dockyard" runs from this bench's own tree (``src/`` next to ``bench/``), whatever the interpreter would
+import. ``--before SRC`` also runs dockyard from another source tree (say a checkout of main's ``src``) as
 "before" targets in the same interleaved rounds (on S3 with ``--blob-cache`` as the others, unless
 ``--no-blob-cache``: a tree older than the cache needs it), so a change is measured against the code it
 replaces under the same load. The load average is printed with each table (the
@@ -154,9 +155,15 @@ def processes(cmds: list[Callable[[int], list[str]]], tmp: Path, env: dict[str, 
             proc.wait(30)
 
 
+HERE_SRC = str(Path(__file__).resolve().parent.parent / "src")  # the tree this bench belongs to
+
+
 def dockyard(storage: str, src: str | None = None, cache: Path | None = None,
              peer: bool = False) -> Callable[[int], list[str]]:
-    env = ["env", f"PYTHONPATH={src}"] if src else []
+    # The sources of this bench's own tree unless told otherwise: ``python -m dockyard`` alone imports
+    # whatever the interpreter finds (an editable install points at the main checkout, so a bench run
+    # from a worktree measured main's code as "dockyard").
+    env = ["env", f"PYTHONPATH={src or HERE_SRC}"]
     # Each replica its own cache directory, as on separate machines; with ``peer``, the URL other
     # replicas ask it at for blobs it received (what a deployment gives as ``peer=``).
     def extra(port: int) -> list[str]:
