@@ -18,13 +18,15 @@ same SeaweedFS, its redirects off like ours), and measured interleaved:
 On S3, dockyard runs once with 1 replica and once with 3 replicas on one bucket (the client spreads
 requests round-robin, as a load balancer would). Prints each number and the ratio to distribution, and
 for the cold pulls the CPU seconds per round (medians) of the target's registry processes and of
-SeaweedFS (``/proc/PID/stat``; SeaweedFS found by its ``-s3.port``): on a shared 2-core machine the rates
-follow the total CPU a pull costs, so these say where a row's time goes.
+SeaweedFS (``/proc/PID/stat``; SeaweedFS found by its ``-s3.port``), and the same per 1,000 manifest PUTs:
+on a shared 2-core machine the rates follow the total CPU a request costs, so these say where a row's
+time goes (and compare two trees under load better than the rates do: see ``--before``).
 
     .venv/bin/python bench/bench_registry_s3.py [--seconds 3] [--runs 1] [--only fs|s3] [--before SRC]
                                                 [--no-blob-cache] [--distribution-x3]
 
-``--before SRC`` also runs dockyard from another source tree (say a checkout of main's ``src``) as
+"dockyard" runs from this bench's own tree (``src/`` next to ``bench/``), whatever the interpreter would
+import. ``--before SRC`` also runs dockyard from another source tree (say a checkout of main's ``src``) as
 "before" targets in the same interleaved rounds (on S3 with ``--blob-cache`` as the others, unless
 ``--no-blob-cache``: a tree older than the cache needs it), so a change is measured against the code it
 replaces under the same load. The load average is printed with each table (the
@@ -153,9 +155,15 @@ def processes(cmds: list[Callable[[int], list[str]]], tmp: Path, env: dict[str, 
             proc.wait(30)
 
 
+HERE_SRC = str(Path(__file__).resolve().parent.parent / "src")  # the tree this bench belongs to
+
+
 def dockyard(storage: str, src: str | None = None, cache: Path | None = None,
              peer: bool = False) -> Callable[[int], list[str]]:
-    env = ["env", f"PYTHONPATH={src}"] if src else []
+    # The sources of this bench's own tree unless told otherwise: ``python -m dockyard`` alone imports
+    # whatever the interpreter finds (an editable install points at the main checkout, so a bench run
+    # from a worktree measured main's code as "dockyard").
+    env = ["env", f"PYTHONPATH={src or HERE_SRC}"]
     # Each replica its own cache directory, as on separate machines; with ``peer``, the URL other
     # replicas ask it at for blobs it received (what a deployment gives as ``peer=``).
     def extra(port: int) -> list[str]:
@@ -313,16 +321,20 @@ async def manifest_gets(pick: Callable[[], str], seconds: float) -> float:
     return await rate(seconds, 32, get)
 
 
-async def manifest_puts(pick: Callable[[], str], seconds: float, config: str, layer: str) -> float:
+async def manifest_puts(pick: Callable[[], str], seconds: float, config: str, layer: str,
+                        done: list[int] | None = None) -> float:
     async def put(s: aiohttp.ClientSession, n: int) -> None:
         async with s.put(f"{pick()}/v2/{REPO}/manifests/t{n}", data=manifest(config, layer, n),
                          headers={"Content-Type": OCI_MANIFEST}) as r:
             assert r.status == 201, await r.text()
+        if done is not None:
+            done[0] += 1
 
     return await rate(seconds, 16, put)
 
 
-CPU = ("cold_cpu", "cold_store_cpu")  # CPU seconds of a cold round: the registries, SeaweedFS
+CPU = ("cold_cpu", "cold_store_cpu",  # CPU seconds of a cold round: the registries, SeaweedFS
+       "put_cpu", "put_store_cpu")  # and per 1,000 manifest PUTs
 ROWS = [("blob push (8 x 32 MB)", "push", "MB/s"), ("pull cold (8 x 64 MB)", "cold", "MB/s"),
         ("pull warm (8 x 64 MB)", "pull", "MB/s"),
         ("manifest GET", "get", "req/s"), ("manifest PUT", "put", "req/s")]
@@ -347,7 +359,10 @@ def measure(targets: dict[str, list[str]], seconds: float, runs: int) -> dict[st
             samples[name]["cold_store_cpu"].append(cpu_seconds(store) - before[1])
             samples[name]["pull"].append(blob_pulls(pick, layer))
             samples[name]["get"].append(asyncio.run(manifest_gets(pick, seconds)))
-            samples[name]["put"].append(asyncio.run(manifest_puts(pick, seconds, config, layer)))
+            before, done = (cpu_seconds(servers), cpu_seconds(store)), [0]
+            samples[name]["put"].append(asyncio.run(manifest_puts(pick, seconds, config, layer, done)))
+            samples[name]["put_cpu"].append((cpu_seconds(servers) - before[0]) * 1000 / max(done[0], 1))
+            samples[name]["put_store_cpu"].append((cpu_seconds(store) - before[1]) * 1000 / max(done[0], 1))
     return {n: {k: statistics.median(v) for k, v in rows.items()} for n, rows in samples.items()}
 
 
@@ -362,6 +377,9 @@ def report(title: str, results: dict[str, dict[str, float]], baseline: str) -> N
     cells = [f"{results[n]['cold_cpu']:.2f} + {results[n]['cold_store_cpu']:.2f} s"
              for n in [*names, baseline]]
     print(f"{'cold CPU: server+store':24}" + "".join(f"{c:>22}" for c in cells))
+    cells = [f"{results[n]['put_cpu']:.2f} + {results[n]['put_store_cpu']:.2f} s"
+             for n in [*names, baseline]]
+    print(f"{'PUT CPU/1000: srv+store':24}" + "".join(f"{c:>22}" for c in cells))
 
 
 def main() -> int:

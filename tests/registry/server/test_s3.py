@@ -453,3 +453,26 @@ def test_a_push_asks_the_store_no_more_than_it_must() -> None:
     assert len(info_reads) == 5, seen
     assert not any("/uploads/" in p and "/data/" in p for _, p in seen)  # the pieces are under data/
     assert len(seen) <= 20, seen
+
+
+@pytest.mark.seaweedfs
+def test_a_write_skipped_from_memory_does_not_renew_the_memory() -> None:
+    """A replica that wrote a revision link skips writing it again for a minute, but only counting from
+    when it wrote it: a manifest deleted through another replica is linked again by a push that comes
+    a minute after the write, however many pushes in between were skipped."""
+    url, clock = s3kit.s3_url("renew"), FakeClock()
+    with RegistryServer(storage=url, clock=clock, **PEER) as one, \
+            RegistryServer(storage=url, clock=clock, **PEER) as two, \
+            httpx.Client(base_url=one.url, timeout=60) as a, httpx.Client(base_url=two.url, timeout=60) as b:
+        body = image_manifest(a, "renew/r", [b"a layer"])
+        digest = sha(body)
+        assert put_manifest(a, "renew/r", "v1", body).status_code == 201
+        clock.advance(40)
+        assert put_manifest(a, "renew/r", "v2", body).status_code == 201  # the link is known: not written
+        clock.advance(10)
+        assert b.delete(f"/v2/renew/r/manifests/{digest}").status_code == 202
+        assert b.get(f"/v2/renew/r/manifests/{digest}").status_code == 404
+        clock.advance(20)  # 70 s after the link was written, 30 s after the skipped write
+        assert put_manifest(a, "renew/r", "v3", body).status_code == 201
+        got = b.get(f"/v2/renew/r/manifests/{digest}", headers={"Accept": OCI_MANIFEST})
+        assert got.status_code == 200 and got.content == body

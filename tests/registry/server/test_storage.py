@@ -60,3 +60,25 @@ def test_unusable_root_is_a_store_error(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("")
     with pytest.raises(StoreError, match="registry storage"):
         FilesystemStorage(tmp_path / "file" / "sub")
+
+
+def test_a_write_that_fails_leaves_nothing_staged_and_a_short_write_is_finished(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    s = FilesystemStorage(tmp_path)
+    real_write = os.write
+
+    def short(fd: int, data: bytes) -> int:  # the kernel may take less than it was given
+        return real_write(fd, bytes(data)[:3])
+
+    monkeypatch.setattr(os, "write", short)
+    s.blob_put(sha(b"a manifest's bytes"), b"a manifest's bytes")
+    assert s.blob_read(sha(b"a manifest's bytes")) == b"a manifest's bytes"
+
+    def full(fd: int, data: bytes) -> int:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "write", full)
+    with pytest.raises(OSError, match="No space"):
+        s.tag_set("r", "v1", sha(b"a manifest's bytes"))
+    assert os.listdir(tmp_path / "tmp") == []
+    assert s.tag_get("r", "v1") is None

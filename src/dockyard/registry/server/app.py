@@ -717,6 +717,11 @@ class Registry:
         known = getattr(self.storage, "known_in_use", None)
 
         async def blob_missing(digest: str) -> bool:
+            if self._inline:  # local files: three system calls, no task or future for any of them
+                if not self.storage.is_linked(name, digest) or self.storage.blob_size(digest) is None:
+                    return True
+                self.storage.blob_touch(digest)
+                return False
             linked, size = await asyncio.gather(self.call(self.storage.is_linked, name, digest),
                                                 self.call(self.storage.blob_size, digest))
             if not linked or size is None:

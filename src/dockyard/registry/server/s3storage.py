@@ -59,7 +59,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .s3config import S3Settings
-from .s3http import Answer, SignedHttp
+from .s3http import Answer, Call, SignedHttp
 from .storage import BlobInfo, UploadInfo, canonical_upload_id
 
 if TYPE_CHECKING:
@@ -282,14 +282,22 @@ class S3Storage:
                ) -> Answer | None:
         """A HEAD, GET or PUT through the light client; None when the object is missing."""
         assert self._http is not None
-        headers = {f"x-amz-meta-{k}": v for k, v in (metadata or {}).items()}
-        answer = self._http.request(method, key, body, headers)
+        answer = self._http.request(method, key, body, self._meta_headers(metadata))
         if answer.status == 404 and method != "PUT":
             return None
+        self._check(method, key, answer)
+        return answer
+
+    @staticmethod
+    def _meta_headers(metadata: dict[str, str] | None) -> dict[str, str]:
+        return {f"x-amz-meta-{k}": v for k, v in (metadata or {}).items()}
+
+    @staticmethod
+    def _check(method: str, key: str, answer: Answer) -> None:
+        """OSError unless the store answered 2xx."""
         if not 200 <= answer.status < 300:
             detail = answer.body[:300].decode(errors="replace").strip()
             raise OSError(errno.EIO, f"S3 {method} {key}: HTTP {answer.status} {detail}".rstrip())
-        return answer
 
     def _fetch(self, key: str) -> tuple[bytes, dict[str, str]] | None:
         """A small object's bytes and metadata; None when it is missing."""
@@ -695,30 +703,54 @@ class S3Storage:
         names = self._names(self._repo_key(repo) + "/")
         return "_layers" in names or "_manifests" in names
 
-    def manifest_link(self, repo: str, digest: str, media_type: str) -> None:
-        key = self._repo_key(repo, "_manifests", *_split(digest))
-        if self._recall(key, wrote=True) != media_type:
-            if _header_safe(media_type):  # an empty object: the cheapest write a store has (see _link)
-                self._put(key, b"", {"mediatype": media_type})
-            else:
-                self._put(key, media_type.encode())
-            self._remember(key, media_type, wrote=True)
+    @staticmethod
+    def _link_body(media_type: str) -> tuple[bytes, dict[str, str]]:
+        """(bytes, headers) of a revision link naming ``media_type``."""
+        if _header_safe(media_type):  # an empty object: the cheapest write a store has (see _link)
+            return b"", {"x-amz-meta-mediatype": media_type}
+        return media_type.encode(), {}
+
+    def _media_seen(self, repo: str, digest: str, media_type: str) -> None:
         with self._cache_lock:
             self._media[(repo, digest)] = media_type
             if len(self._media) > 10_000:
                 self._media.clear()
 
+    def manifest_link(self, repo: str, digest: str, media_type: str) -> None:
+        key = self._repo_key(repo, "_manifests", *_split(digest))
+        if self._recall(key, wrote=True) != media_type:
+            body, headers = self._link_body(media_type)
+            self._put(key, body, {k[len("x-amz-meta-"):]: v for k, v in headers.items()})
+            self._remember(key, media_type, wrote=True)
+        self._media_seen(repo, digest, media_type)
+
     def manifest_put(self, repo: str, digest: str, body: bytes, media_type: str) -> None:
         """A manifest's bytes and its revision link (which links it as a blob too), written at once:
-        two round trips in the time of one. Returns when both have landed, so a tag written after
+        two round trips in the time of one (both requests sent, on two connections, before either
+        answer is read: no second thread). Returns when both have landed, so a tag written after
         names a complete manifest. A crash between the two leaves a link without bytes, which reads
         as no manifest (GET by digest 404, GC skips it) until the client, which had no 201, pushes
         again."""
-        side = self._side.submit(self.blob_put, digest, body)
-        try:
-            self.manifest_link(repo, digest, media_type)
-        finally:
-            side.result()  # waited for even when the link failed: nothing of this call outlives it
+        if self._http is None:  # anonymous: boto3 only, the bytes on a thread of their own
+            side = self._side.submit(self.blob_put, digest, body)
+            try:
+                self.manifest_link(repo, digest, media_type)
+            finally:
+                side.result()  # waited for even when the link failed: nothing of this call outlives it
+            return
+        blob, link = self._blob_key(digest), self._repo_key(repo, "_manifests", *_split(digest))
+        calls = []
+        if self._recall(blob, wrote=True) != str(len(body)):
+            calls.append(Call("PUT", blob, body, self._meta_headers(self._stamp())))
+        if self._recall(link, wrote=True) != media_type:
+            calls.append(Call("PUT", link, *self._link_body(media_type)))
+        for call, answer in zip(calls, self._http.request_all(calls), strict=True):
+            self._check(call.method, call.key, answer)
+        # Only what was written now is remembered as written (a skipped write must not renew the memory,
+        # or a delete through another replica would never be seen while pushes keep coming).
+        for call in calls:
+            self._remember(call.key, str(len(body)) if call.key == blob else media_type, wrote=True)
+        self._media_seen(repo, digest, media_type)
 
     def manifest_media_type(self, repo: str, digest: str) -> str | None:
         key = self._repo_key(repo, "_manifests", *_split(digest))
