@@ -161,22 +161,22 @@ def test_bodies_are_framed_by_length_or_chunks(serve: Callable[[Handle], _Server
 def test_a_streamed_body_goes_out_without_copies(serve: Callable[[Handle], _Server],
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     # A push streams a layer as it is compressed: each piece goes to the socket as it is, its chunk
-    # framing in small sends of its own (http.client would copy it into a framed one).
-    import http.client
+    # framing in small sends of its own (http.client copied it into a framed one).
+    from dockyard.registry import http1
 
     seen: list[bytes] = []
     sent: list[object] = []
-    real_send = http.client.HTTPConnection.send
+    real_send = http1.Wire.send
 
-    def recording(self: http.client.HTTPConnection, data: object) -> None:
+    def recording(self: http1.Wire, data: bytes) -> None:
         sent.append(data)
-        real_send(self, data)  # type: ignore[arg-type]
+        real_send(self, data)
 
     def echo(h: BaseHTTPRequestHandler) -> None:
         seen.append(_body(h))
         _reply(h, 202)
 
-    monkeypatch.setattr(http.client.HTTPConnection, "send", recording)
+    monkeypatch.setattr(http1.Wire, "send", recording)
     server = serve(echo)
     pieces = [os.urandom(100_000), b"", os.urandom(1 << 20), b"x"]
     with _client() as client:

@@ -1,9 +1,10 @@
-"""HTTP/1.1 for the registry client, on the standard library's ``http.client``.
+"""HTTP/1.1 for the registry client, on bare sockets (``dockyard.registry.http1``).
 
 httpx (with httpcore, h11, anyio and http.cookiejar) cost ~270M instructions to import: ~40 % of the
 serial time of a build whose every step comes from a registry cache, and a third of a pull's Python
-time went to its 64 KiB body events. ``http.client`` (with ``ssl``) costs ~64M and reads a body with
-one ``readinto`` per socket read. This module gives the registry client what it used of httpx:
+time went to its 64 KiB body events; ``http.client`` after it still cost ~10 ms of imports (its
+``email`` parser) and ~250 us of CPU per exchange. This module gives the registry client what it used
+of httpx:
 
 - ``Client``: keep-alive connections pooled per origin; TLS with the given context (or none
   verified); a connect timeout, then a timeout on every read and write; redirects followed on
@@ -23,7 +24,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import functools
-import http.client
 import ipaddress
 import json as _json
 import os
@@ -34,6 +34,8 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
 from typing import IO, Any
 from urllib.parse import parse_qsl, unquote, urlencode, urljoin, urlsplit, urlunsplit
+
+from dockyard.registry import http1
 
 __all__ = ["Client", "ConnectError", "ConnectTimeout", "Headers", "ReadError", "ReadTimeout",
            "RemoteProtocolError", "Request", "Response", "TimeoutException", "Transport", "TransportError",
@@ -96,7 +98,12 @@ class UnsupportedProtocol(TransportError):
 
 def reason_phrase(status: int) -> str:
     """The standard reason phrase of a status code (``""`` for an unknown one)."""
-    return http.client.responses.get(status, "")
+    from http import HTTPStatus  # only where an answer came without one (scripted transports)
+
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
 
 
 class Headers:
@@ -557,7 +564,7 @@ class Network:
         self._timeout = timeout
         self._connect_timeout = connect_timeout
         self._max_idle = max_idle
-        self._idle: dict[Origin, list[http.client.HTTPConnection]] = {}
+        self._idle: dict[Origin, list[_Connection]] = {}
         self._lock = threading.Lock()
         self._closed = False
 
@@ -567,7 +574,7 @@ class Network:
         while True:
             conn, reused = self._connection(origin)
             try:
-                raw = self._exchange(conn, request)
+                head = self._exchange(conn, origin, request)
             except _Stale:
                 conn.close()
                 if reused and replayable:
@@ -576,56 +583,94 @@ class Network:
             except BaseException:
                 conn.close()
                 raise
-            body = _Body(raw, functools.partial(self._release, origin, conn), conn.close)
-            return Response(raw.status, Headers(raw.getheaders()), reason=raw.reason, url=request.url,
+            body = _Body(conn, head, functools.partial(self._release, origin, conn))
+            return Response(head.status, Headers(head.fields), reason=head.reason, url=request.url,
                             request=request, stream=body)
 
-    def _exchange(self, conn: http.client.HTTPConnection, request: Request) -> http.client.HTTPResponse:
-        # Plain HTTP through a proxy names the whole URL on the request line (https tunnels instead).
-        proxied = request.url.scheme == "http" and (conn.host, conn.port) != _origin(request.url)[1:]
-        target = request.url if proxied else _target(request.url)
-        headers = dict(request.headers)
-        if "accept-encoding" not in request.headers:
-            headers["Accept-Encoding"] = "identity"
-        body = request.content
-        chunked = request.headers.get("transfer-encoding", "").lower() == "chunked"
-        if chunked and body is not None and not isinstance(body, bytes | bytearray | memoryview) \
-                and not hasattr(body, "read"):
-            body, chunked = _chunks(body), False  # framed here: http.client would copy every chunk
+    def _exchange(self, conn: _Connection, origin: Origin, request: Request) -> http1.Head:
         try:
-            conn.request(request.method, target, body=body, headers=headers, encode_chunked=chunked)
+            self._send(conn, origin, request)
         except (BrokenPipeError, ConnectionResetError) as exc:
             # The server may have answered (a 401, a 413) and closed before taking the whole body.
             try:
-                return conn.getresponse()
-            except (OSError, http.client.HTTPException):
+                return conn.wire.head(request.method)
+            except OSError:
                 raise _Stale() from exc
         except TimeoutError as exc:
             raise WriteTimeout("timed out") from exc
         except OSError as exc:
             raise WriteError(str(exc)) from exc
         try:
-            return conn.getresponse()
-        except (http.client.RemoteDisconnected, ConnectionResetError) as exc:
+            return conn.wire.head(request.method)
+        except (http1.Closed, ConnectionResetError) as exc:
             raise _Stale() from exc
         except TimeoutError as exc:
             raise ReadTimeout("timed out") from exc
-        except http.client.HTTPException as exc:
-            raise RemoteProtocolError(str(exc) or type(exc).__name__) from exc
+        except http1.ProtocolError as exc:
+            raise RemoteProtocolError(str(exc)) from exc
         except OSError as exc:
             raise ReadError(str(exc)) from exc
 
-    def _connection(self, origin: Origin) -> tuple[http.client.HTTPConnection, bool]:
+    @staticmethod
+    def _send(conn: _Connection, origin: Origin, request: Request) -> None:
+        scheme, host, port = origin
+        # Plain HTTP through a proxy names the whole URL on the request line (https tunnels instead).
+        target = request.url if scheme == "http" and conn.proxied else _target(request.url)
+        fields = list(request.headers.items())
+        given = {name.lower() for name, _ in fields}
+        if "host" not in given:
+            name = host if host.isascii() else host.encode("idna").decode("ascii")
+            name = f"[{name}]" if ":" in name else name
+            default = 443 if scheme == "https" else 80
+            fields.insert(0, ("Host", name if port == default else f"{name}:{port}"))
+        if "accept-encoding" not in given:
+            fields.append(("Accept-Encoding", "identity"))
+        body = request.content
+        chunked = request.headers.get("transfer-encoding", "").lower() == "chunked"
+        if body is None:
+            if request.method in ("POST", "PUT", "PATCH") and "content-length" not in given:
+                fields.append(("Content-Length", "0"))  # as http.client: servers may want a length
+        elif isinstance(body, bytes | bytearray | memoryview):
+            if "content-length" not in given and not chunked:
+                fields.append(("Content-Length", str(len(body))))
+        elif "content-length" not in given and not chunked:
+            fields.append(("Transfer-Encoding", "chunked"))
+            chunked = True
+        head = http1.request_head(request.method, target, fields)
+        if body is None:
+            conn.send(head)
+        elif isinstance(body, bytes | bytearray | memoryview):
+            if chunked:
+                conn.send(head)
+                for piece in _chunks([bytes(body)]):
+                    conn.send(piece)
+            elif len(body) <= http1.RECV:
+                conn.send(head + body)
+            else:  # no copy of a large body
+                conn.send(head)
+                conn.send(body)
+        else:
+            conn.send(head)
+            if hasattr(body, "read"):
+                stream: IO[bytes] = body  # type: ignore[assignment]
+                pieces: Iterable[bytes] = iter(lambda: stream.read(PIECE), b"")
+            else:
+                pieces = body
+            for piece in _chunks(pieces) if chunked else pieces:
+                if piece:
+                    conn.send(piece)
+
+    def _connection(self, origin: Origin) -> tuple[_Connection, bool]:
         with self._lock:
             idle = self._idle.get(origin)
             while idle:
                 conn = idle.pop()
-                if _still_open(conn):
+                if conn.still_open():
                     return conn, True
                 conn.close()
         return self._connect(origin), False
 
-    def _release(self, origin: Origin, conn: http.client.HTTPConnection) -> None:
+    def _release(self, origin: Origin, conn: _Connection) -> None:
         with self._lock:
             idle = self._idle.setdefault(origin, [])
             if not self._closed and len(idle) < self._max_idle:
@@ -633,35 +678,36 @@ class Network:
                 return
         conn.close()
 
-    def _connect(self, origin: Origin) -> http.client.HTTPConnection:
+    def _connect(self, origin: Origin) -> _Connection:
         scheme, host, port = origin
         proxy = proxy_for(scheme, host, port)
-        conn: http.client.HTTPConnection
-        if scheme == "https":
-            context = self._context if self._context is not None else _unverified()
-            if proxy is not None:
-                conn = _TLSConnection(*proxy, timeout=self._connect_timeout, context=context, blocksize=PIECE)
-                conn.set_tunnel(host, port)
-            else:
-                conn = _TLSConnection(host, port, timeout=self._connect_timeout, context=context,
-                                      blocksize=PIECE)
-        else:
-            conn = http.client.HTTPConnection(*(proxy or (host, port)), timeout=self._connect_timeout,
-                                              blocksize=PIECE)
-        conn._create_connection = _dial  # type: ignore[attr-defined]  # http.client's own seam for this
+        dial_host, dial_port = proxy or (host, port)
         try:
-            conn.connect()
+            sock = socket.create_connection((_ascii(dial_host), dial_port),  # type: ignore[arg-type]
+                                            self._connect_timeout)
         except TimeoutError as exc:
-            conn.close()
             raise ConnectTimeout("timed out") from exc
-        except (OSError, http.client.HTTPException) as exc:  # ssl.SSLError is an OSError
-            conn.close()
+        except OSError as exc:
             raise ConnectError(str(exc) or type(exc).__name__) from exc
-        assert conn.sock is not None
-        conn.sock.settimeout(self._timeout)
-        if conn.sock.family in (socket.AF_INET, socket.AF_INET6):
-            conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return conn
+        try:
+            if sock.family in (socket.AF_INET, socket.AF_INET6):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if scheme == "https":
+                if proxy is not None:
+                    _tunnel(sock, host, port)
+                context = self._context if self._context is not None else _unverified()
+                sock = context.wrap_socket(sock, server_hostname=_ascii(host))
+        except TimeoutError as exc:
+            sock.close()
+            raise ConnectTimeout("timed out") from exc
+        except OSError as exc:  # ssl.SSLError is an OSError
+            sock.close()
+            raise ConnectError(str(exc) or type(exc).__name__) from exc
+        except BaseException:
+            sock.close()
+            raise
+        sock.settimeout(self._timeout)
+        return _Connection(sock, proxied=proxy is not None)
 
     def close(self) -> None:
         with self._lock:
@@ -679,25 +725,51 @@ def _ascii(host: str) -> str | bytes:
     return host.encode("ascii") if host.isascii() else host
 
 
-def _dial(address: tuple[str, int], timeout: float | None, source_address: Any = None) -> socket.socket:
-    return socket.create_connection((_ascii(address[0]), address[1]), timeout,  # type: ignore[arg-type]
-                                    source_address)
+def _tunnel(sock: socket.socket, host: str, port: int) -> None:
+    """Ask the HTTP proxy at the other end of ``sock`` for a tunnel to ``host:port`` (CONNECT)."""
+    name = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    wire = http1.Wire(sock)
+    wire.send(http1.request_head("CONNECT", name, [("Host", name)]))
+    head = wire.head("CONNECT")
+    if head.status != 200:
+        raise OSError(f"Tunnel connection failed: {head.status} {head.reason}")
+    if wire.buffer:
+        raise http1.ProtocolError("the proxy sent bytes after its answer to CONNECT")
 
 
-class _TLSConnection(http.client.HTTPSConnection):
-    """``HTTPSConnection`` that hands ``ssl`` an ASCII server name as bytes (see ``_ascii``)."""
+class _Connection:
+    """A kept-alive connection: its wire, and whether it goes through a proxy."""
 
-    def connect(self) -> None:
-        http.client.HTTPConnection.connect(self)
-        host: str = getattr(self, "_tunnel_host", None) or self.host
-        context: ssl.SSLContext = getattr(self, "_context")  # noqa: B009 - private in typeshed
-        self.sock = context.wrap_socket(self.sock, server_hostname=_ascii(host))
+    def __init__(self, sock: socket.socket, *, proxied: bool) -> None:
+        self.wire = http1.Wire(sock)
+        self.proxied = proxied
+
+    def send(self, data: bytes | bytearray | memoryview) -> None:
+        self.wire.send(data)
+
+    def close(self) -> None:
+        self.wire.close()
+
+    def still_open(self) -> bool:
+        """Whether an idle connection may carry another request: nothing to read on it (a readable idle
+        socket is at EOF, or holds bytes nobody asked for)."""
+        sock = self.wire.sock
+        if self.wire.buffer or sock.fileno() < 0:
+            return False
+        pending = getattr(sock, "pending", None)  # TLS: bytes decrypted but not read
+        if pending is not None and pending():
+            return False
+        try:
+            readable, _, _ = select.select([sock], [], [], 0)
+        except (OSError, ValueError):
+            return False
+        return not readable
 
 
 def _chunks(pieces: Iterable[bytes]) -> Iterator[bytes]:
     """``pieces`` in chunked transfer encoding, each sent as it is: a piece's size line (with the
     previous piece's closing CRLF) goes in a small send of its own rather than the piece being copied
-    into one with its framing (``http.client``'s way: a copy and fresh pages for every megabyte)."""
+    into one with its framing (a copy and fresh pages for every megabyte)."""
     crlf = b""
     for piece in pieces:
         if piece:
@@ -710,38 +782,25 @@ def _chunks(pieces: Iterable[bytes]) -> Iterator[bytes]:
 class _Body:
     """A response body read from its connection as the socket gives it; at the end the connection goes
     back to the pool (``release``), unless the server asked to close it or the body was left unread
-    or broke off (``discard``)."""
+    or broke off."""
 
-    def __init__(self, raw: http.client.HTTPResponse, release: Callable[[], None],
-                 discard: Callable[[], None]) -> None:
-        self._raw = raw
+    def __init__(self, conn: _Connection, head: http1.Head, release: Callable[[], None]) -> None:
+        self._conn = conn
+        self._head = head
         self._release = release
-        self._discard = discard
         self._done = False
         self._closed = False
 
     def __iter__(self) -> Iterator[bytes]:
-        raw = self._raw
         try:
-            while True:
-                try:
-                    piece = raw.read1(PIECE)  # what one socket read gives: no re-chunking
-                except TimeoutError as exc:
-                    raise ReadTimeout("timed out") from exc
-                except http.client.IncompleteRead as exc:
-                    raise RemoteProtocolError(
-                        "peer closed connection without sending complete message body "
-                        f"(received {len(exc.partial)} bytes, expected {exc.expected})") from exc
-                except http.client.HTTPException as exc:
-                    raise RemoteProtocolError(str(exc) or type(exc).__name__) from exc
-                except OSError as exc:
-                    raise ReadError(str(exc) or type(exc).__name__) from exc
-                if not piece:
-                    break
-                yield piece
-            if raw.length:  # the peer closed before its Content-Length was all sent
-                raise RemoteProtocolError("peer closed connection without sending complete message body "
-                                          f"({raw.length} bytes missing)")
+            try:
+                yield from self._conn.wire.body(self._head, PIECE)
+            except TimeoutError as exc:
+                raise ReadTimeout("timed out") from exc
+            except http1.ProtocolError as exc:
+                raise RemoteProtocolError(str(exc)) from exc
+            except OSError as exc:
+                raise ReadError(str(exc) or type(exc).__name__) from exc
             self._done = True
         finally:
             self.close()
@@ -750,30 +809,14 @@ class _Body:
         if self._closed:
             return
         self._closed = True
-        self._raw.close()
-        if self._done and not self._raw.will_close:
+        if self._done and not self._head.close:
             self._release()
         else:
-            self._discard()
+            self._conn.close()
 
 
 class _Stale(Exception):
     """The connection broke before any byte of an answer (a kept-alive one the server had closed)."""
-
-
-def _still_open(conn: http.client.HTTPConnection) -> bool:
-    """Whether an idle connection may carry another request: nothing to read on it (a readable idle
-    socket is at EOF, or holds bytes nobody asked for)."""
-    sock = conn.sock
-    if sock is None:
-        return False
-    if isinstance(sock, ssl.SSLSocket) and sock.pending():
-        return False
-    try:
-        readable, _, _ = select.select([sock], [], [], 0)
-    except (OSError, ValueError):
-        return False
-    return not readable
 
 
 _unverified_context: ssl.SSLContext | None = None

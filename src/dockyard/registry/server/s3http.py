@@ -3,10 +3,11 @@
 A registry's hot paths (manifest PUT and GET, blob existence) are many tiny requests; boto3 spends
 about 2 ms of CPU on each (event hooks, model serialization, response parsing), several times what
 the request itself costs. Here botocore's own SigV4 signer signs, and each worker thread keeps its
-own keep-alive connections, spoken to directly: a request is one ``sendall`` of its head (and body),
-its answer one or two ``recv`` into a buffer, the head split at CRLFs. ``http.client`` cost ~250 us of
-CPU per request on loopback against ~40 us for the same exchange on a bare socket (its header
-validation, a buffered file object and an ``email`` parser per answer), and a manifest PUT makes three.
+own keep-alive connections, spoken to directly (``dockyard.registry.http1``): a request is one
+``sendall`` of its head (and body), its answer one or two ``recv`` into a buffer, the head split at
+CRLFs. ``http.client`` cost ~250 us of CPU per request on loopback against ~40 us for the same
+exchange on a bare socket (its header validation, a buffered file object and an ``email`` parser per
+answer), and a manifest PUT makes three.
 The Host header is given to the signer (it otherwise derives it from the URL twice per request).
 ``request_all`` sends several requests on as many connections before it reads any answer, so they run
 at once in the store with no second thread. Throttling, 5xx answers and dropped connections are
@@ -34,6 +35,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.httpsession import get_cert_path
 
 from dockyard.record import record
+from dockyard.registry import http1
 
 ATTEMPTS, BACKOFF_CAP = 8, 2.0
 RETRY = {429, 500, 502, 503, 504}
@@ -42,12 +44,6 @@ RETRY = {429, 500, 502, 503, 504}
 # core-second per ~500 MB pushed. Smaller bodies are hashed into the signature.
 SIGN_UP_TO = 1 << 20
 _PLAIN = re.compile(r"[A-Za-z0-9._~/-]*")  # what ``quote(key, safe="/~")`` leaves as it is
-_HEAD_LIMIT = 64 << 10  # an answer's status line and headers; more is no S3 answer
-_RECV = 1 << 16
-
-
-class ProtocolError(OSError):
-    """An answer that is not HTTP/1.x as an object store speaks it (the connection is dropped)."""
 
 
 @record(frozen=True)
@@ -74,118 +70,37 @@ class Call:
 
 
 class _Connection:
-    """One keep-alive connection to the store, and the bytes read past the last answer's end."""
+    """One keep-alive connection to the store."""
 
     def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        self.buffer = bytearray()
+        self.wire = http1.Wire(sock)
 
     def close(self) -> None:
-        self.sock.close()
+        self.wire.close()
 
     def send(self, head: bytes, body: bytes | bytearray) -> None:
-        if len(body) <= _RECV:
-            self.sock.sendall(head + body if body else head)
+        if len(body) <= http1.RECV:
+            self.wire.send(head + body if body else head)
         else:  # no copy of a large body
-            self.sock.sendall(head)
-            self.sock.sendall(body)
-
-    def _fill(self) -> None:
-        data = self.sock.recv(_RECV)
-        if not data:
-            raise ConnectionResetError("the object store closed the connection")
-        self.buffer += data
-
-    def _take(self, size: int) -> bytes:
-        while len(self.buffer) < size:
-            self._fill()
-        data = bytes(self.buffer[:size])
-        del self.buffer[:size]
-        return data
-
-    def _line(self) -> bytes:
-        while (end := self.buffer.find(b"\r\n")) < 0:
-            if len(self.buffer) > _HEAD_LIMIT:
-                raise ProtocolError("an over-long line in the object store's answer")
-            self._fill()
-        line = bytes(self.buffer[:end])
-        del self.buffer[:end + 2]
-        return line
+            self.wire.send(head)
+            self.wire.send(body)
 
     def receive(self, method: str) -> tuple[Answer, bool]:
         """The next answer, and whether the connection must be closed after it."""
-        while True:
-            while (end := self.buffer.find(b"\r\n\r\n")) < 0:
-                if len(self.buffer) > _HEAD_LIMIT:
-                    raise ProtocolError("an over-long head in the object store's answer")
-                self._fill()
-            lines = bytes(self.buffer[:end]).decode("latin-1").split("\r\n")
-            del self.buffer[:end + 4]
-            version, _, rest = lines[0].partition(" ")
-            code = rest[:3]
-            if not version.startswith("HTTP/1.") or not code.isdigit():
-                raise ProtocolError(f"not an HTTP answer: {lines[0][:80]!r}")
-            status = int(code)
-            headers: dict[str, str] = {}
-            for line in lines[1:]:
-                name, colon, value = line.partition(":")
-                if not colon:
-                    raise ProtocolError(f"a malformed header in the object store's answer: {line[:80]!r}")
-                name, value = name.strip().lower(), value.strip()
-                headers[name] = f"{headers[name]}, {value}" if name in headers else value
-            if status >= 200:
-                break  # 1xx (a 100 Continue nobody asked for): the real answer follows
-        tokens = {t.strip().lower() for t in headers.get("connection", "").split(",")}
-        close = "close" in tokens or (version == "HTTP/1.0" and "keep-alive" not in tokens)
-        if method == "HEAD" or status in (204, 304):
-            body = b""
-        elif "chunked" in headers.get("transfer-encoding", "").lower():
-            body = self._chunked()
-        elif "content-length" in headers:
-            try:
-                size = int(headers["content-length"])
-            except ValueError:
-                raise ProtocolError(f"bad Content-Length {headers['content-length'][:40]!r}") from None
-            if size < 0:
-                raise ProtocolError(f"bad Content-Length {size}")
-            body = self._take(size)
-        else:  # delimited by the end of the connection
-            while True:
-                try:
-                    self._fill()
-                except ConnectionResetError:
-                    break
-            body, close = bytes(self.buffer), True
-            self.buffer.clear()
-        return Answer(status, headers, body), close or bool(self.buffer)
-
-    def _chunked(self) -> bytes:
-        body = bytearray()
-        while True:
-            size_text = self._line().partition(b";")[0].strip()
-            try:
-                size = int(size_text, 16)
-            except ValueError:
-                raise ProtocolError(f"bad chunk size {size_text[:40]!r}") from None
-            if size == 0:
-                while self._line():  # trailers, up to the empty line
-                    pass
-                return bytes(body)
-            body += self._take(size)
-            if self._take(2) != b"\r\n":
-                raise ProtocolError("a chunk not followed by CRLF")
+        head = self.wire.head(method)
+        body = self.wire.read(head)
+        headers: dict[str, str] = {}
+        for name, value in head.fields:
+            name = name.lower()
+            headers[name] = f"{headers[name]}, {value}" if name in headers else value
+        return Answer(head.status, headers, body), head.close or bool(self.wire.buffer)
 
 
 def _head(method: str, path: str, headers: dict[str, str], length: int | None) -> bytes:
-    lines = [f"{method} {path} HTTP/1.1"]
-    for name, value in headers.items():
-        if "\r" in value or "\n" in value or "\r" in name or "\n" in name:
-            raise ValueError(f"header {name!r} holds a line break")
-        lines.append(f"{name}: {value}")
+    fields = list(headers.items())
     if length is not None:
-        lines.append(f"Content-Length: {length}")
-    lines.append("\r\n")
-    return "\r\n".join(lines).encode("latin-1")
+        fields.append(("Content-Length", str(length)))
+    return http1.request_head(method, path, fields)
 
 
 class _Signer(S3SigV4Auth):
