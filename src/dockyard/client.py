@@ -321,7 +321,7 @@ class Client:
 
             options = replace(options, puller=puller)
         if options.registry is None and (options.cache_from or options.cache_to):
-            options = replace(options, registry=self.registry_client)
+            options = replace(options, registry=lambda: self.registry_client(localhost_plain_http=True))
         result = build(self.store, options)
         if options.push:
             images = list(getattr(result, "images", {}).values())
@@ -347,14 +347,20 @@ class Client:
                 self.progress = own
         return result
 
-    def registry_client(self, config_path: str | None = None) -> RegistryClient:
+    def registry_client(self, config_path: str | None = None, *,
+                        localhost_plain_http: bool = False) -> RegistryClient:
         """A ``registry.client.RegistryClient`` with this machine's mirrors, insecure registries and
-        docker logins (``$DOCKER_CONFIG/config.json``); the caller closes it."""
+        docker logins (``$DOCKER_CONFIG/config.json``); the caller closes it. ``localhost_plain_http``:
+        a loopback registry is asked over plain HTTP first (a build's cache, as BuildKit)."""
         from dockyard.config import registry_options
+        from dockyard.record import replace
         from dockyard.registry.auth.dockerconfig import DockerConfig
         from dockyard.registry.client import RegistryClient
 
-        return RegistryClient(registry_options(config_path), credentials=DockerConfig.load().provider())
+        options = registry_options(config_path)
+        if localhost_plain_http:
+            options = replace(options, localhost_plain_http=True)
+        return RegistryClient(options, credentials=DockerConfig.load().provider())
 
     def pull(self, ref: str, *, platform: str | None = None, unpack: bool = True) -> PullResult:
         """Pull ``ref`` (``docker pull``); progress goes to this client's sink."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import socket
-import ssl
+import sys
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
@@ -121,7 +121,8 @@ def describe_transport(exc: BaseException, method: str = "", url: str = "") -> s
     port = (parsed.port or (443 if parsed.scheme == "https" else 80)) if parsed else 0
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     for cause in _causes(exc):
-        if isinstance(cause, ssl.SSLError) and (cause.reason or "") in _PLAIN_HTTP_SSL:
+        ssl = sys.modules.get("ssl")  # no TLS was spoken if it was never loaded
+        if ssl is not None and isinstance(cause, ssl.SSLError) and (cause.reason or "") in _PLAIN_HTTP_SSL:
             reason = PLAIN_HTTP_ANSWER
         elif isinstance(cause, socket.gaierror):
             reason = f"dial tcp: lookup {host}: no such host"

@@ -29,13 +29,19 @@ import json as _json
 import os
 import select
 import socket
-import ssl
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlencode, urljoin, urlsplit, urlunsplit
 
 from dockyard.registry import http1
+
+if TYPE_CHECKING:
+    import ssl  # loaded when a TLS connection is first made: a plain-HTTP registry never needs it
+
+    # The TLS context for https: one, a function that makes it at the first TLS connection (a trust
+    # store costs to load), or None for no verification.
+    Verify = ssl.SSLContext | Callable[[], ssl.SSLContext] | None
 
 __all__ = ["Client", "ConnectError", "ConnectTimeout", "Headers", "ReadError", "ReadTimeout",
            "RemoteProtocolError", "Request", "Response", "TimeoutException", "Transport", "TransportError",
@@ -448,7 +454,7 @@ class Client:
     thread-safe. ``verify`` is the TLS context for https (None: no verification, for insecure
     registries)."""
 
-    def __init__(self, *, verify: ssl.SSLContext | None, timeout: float = 60.0, connect_timeout: float = 10.0,
+    def __init__(self, *, verify: Verify, timeout: float = 60.0, connect_timeout: float = 10.0,
                  max_idle: int = 16, headers: Mapping[str, str] | None = None,
                  transport: Transport | None = None) -> None:
         self._network = Network(verify=verify, timeout=timeout, connect_timeout=connect_timeout,
@@ -558,9 +564,10 @@ class Network:
     """The transport over the network: keep-alive connections pooled per origin (at most
     ``max_idle`` kept idle for each), a connect timeout, then ``timeout`` on every read and write."""
 
-    def __init__(self, *, verify: ssl.SSLContext | None, timeout: float = 60.0, connect_timeout: float = 10.0,
+    def __init__(self, *, verify: Verify, timeout: float = 60.0, connect_timeout: float = 10.0,
                  max_idle: int = 16) -> None:
-        self._context = verify
+        self._verify = verify
+        self._context: ssl.SSLContext | None = None
         self._timeout = timeout
         self._connect_timeout = connect_timeout
         self._max_idle = max_idle
@@ -695,8 +702,7 @@ class Network:
             if scheme == "https":
                 if proxy is not None:
                     _tunnel(sock, host, port)
-                context = self._context if self._context is not None else _unverified()
-                sock = context.wrap_socket(sock, server_hostname=_ascii(host))
+                sock = self._tls().wrap_socket(sock, server_hostname=_ascii(host))
         except TimeoutError as exc:
             sock.close()
             raise ConnectTimeout("timed out") from exc
@@ -708,6 +714,14 @@ class Network:
             raise
         sock.settimeout(self._timeout)
         return _Connection(sock, proxied=proxy is not None)
+
+    def _tls(self) -> ssl.SSLContext:
+        """The TLS context of this transport's https connections (made at the first one)."""
+        with self._lock:
+            if self._context is None:
+                verify = self._verify
+                self._context = _unverified() if verify is None else verify() if callable(verify) else verify
+            return self._context
 
     def close(self) -> None:
         with self._lock:
@@ -824,6 +838,8 @@ _unverified_context: ssl.SSLContext | None = None
 
 def _unverified() -> ssl.SSLContext:
     """A TLS client context that checks neither the certificate nor the host name (insecure registries)."""
+    import ssl
+
     global _unverified_context
     if _unverified_context is None:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)

@@ -49,6 +49,9 @@ class RegistryOptions:
     ``mirrors`` maps a registry name (``docker.io``, ``host:port``) to mirror base URLs tried in order
     before the origin when pulling. ``insecure`` lists ``host[:port]`` names or CIDR ranges that may be
     reached over plain HTTP (and HTTPS without verification); loopback hosts always may.
+    ``localhost_plain_http``: a loopback host is asked over plain HTTP before HTTPS, as BuildKit's
+    registry resolver does for builds (containerd's ``MatchLocalhost``: plain HTTP unless configured);
+    Docker's engine, for pull and push, tries HTTPS first.
     """
 
     mirrors: dict[str, tuple[str, ...]] = field(default_factory=dict)
@@ -59,6 +62,7 @@ class RegistryOptions:
     backoff: float = 0.5
     max_connections: int = 16
     chunk_size: int = 0
+    localhost_plain_http: bool = False
 
     def mirrors_for(self, domain: str) -> tuple[str, ...]:
         return self.mirrors.get(canonical_host(domain), ())

@@ -10,7 +10,7 @@ import base64
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from dockyard.errors import AuthenticationError, RegistryError
 from dockyard.record import record
@@ -23,8 +23,10 @@ from dockyard.registry.client.errors import (
     error_from_response,
     transient,
 )
-from dockyard.registry.client.options import RegistryOptions
-from dockyard.registry.client.trust import verifying_context
+from dockyard.registry.client.options import RegistryOptions, is_loopback
+
+if TYPE_CHECKING:
+    import ssl
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_RETRY_AFTER = 60.0
@@ -48,7 +50,8 @@ class Session:
     """HTTP access to one registry (or mirror) with authentication and retries.
 
     ``host`` is ``name[:port]``; ``base_url`` pins the scheme (mirrors are given as URLs); otherwise the
-    ping tries HTTPS, then plain HTTP if the host is insecure or loopback.
+    ping tries HTTPS, then plain HTTP if the host is insecure or loopback (as Docker's engine); with
+    ``localhost_plain_http`` a loopback host is tried over plain HTTP first (as BuildKit's resolver).
     """
 
     def __init__(self, clients: _Clients, host: str, *, options: RegistryOptions,
@@ -93,8 +96,14 @@ class Session:
         with self._lock:
             if self._pinged:
                 return
-            candidates = [self._base_url] if self._base_url else (
-                [f"https://{self.host}", f"http://{self.host}"] if self._insecure else [f"https://{self.host}"])
+            if self._base_url:
+                candidates = [self._base_url]
+            elif self.options.localhost_plain_http and is_loopback(self.host):
+                candidates = [f"http://{self.host}", f"https://{self.host}"]  # BuildKit's order for these
+            elif self._insecure:
+                candidates = [f"https://{self.host}", f"http://{self.host}"]
+            else:
+                candidates = [f"https://{self.host}"]
             last = "no endpoint"
             for base in candidates:
                 client = self._clients.get(self._insecure and base.startswith("https://"))
@@ -107,6 +116,9 @@ class Session:
                                                   what=f"GET {base}/v2/")
                 except httpclient.TransportError as exc:
                     last = describe_transport(exc, "GET", f"{base}/v2/")
+                    continue
+                if base != candidates[-1] and _wants_tls(response):
+                    last = f"GET {base}/v2/: {response.status_code}: the server speaks HTTPS"
                     continue
                 self._base_url = base
                 if response.status_code == 401:
@@ -338,6 +350,24 @@ def _redact(url: str) -> str:
     return url.split("?", 1)[0]
 
 
+def _wants_tls(response: httpclient.Response) -> bool:
+    """Whether a plain-HTTP answer is a TLS server's refusal of plain HTTP (Go's net/http answers 400
+    "Client sent an HTTP request to an HTTPS server."; nginx 400 "The plain HTTP request was sent to
+    HTTPS port")."""
+    if response.status_code != 400:
+        return False
+    text = response.text.lower()
+    return "http request to an https server" in text or "plain http request was sent to https port" in text
+
+
+def _verifying() -> ssl.SSLContext:
+    """The verifying TLS context, made when the first TLS connection needs it (``ssl`` is not loaded
+    by a command that only speaks plain HTTP)."""
+    from dockyard.registry.client.trust import verifying_context
+
+    return verifying_context()
+
+
 class _Clients:
     """The two shared connection pools: verifying TLS, and not (for insecure registries)."""
 
@@ -353,7 +383,7 @@ class _Clients:
             if client is None:
                 opts = self._options
                 client = httpclient.Client(
-                    verify=None if insecure else verifying_context(),
+                    verify=None if insecure else _verifying,
                     timeout=opts.timeout, connect_timeout=opts.connect_timeout,
                     max_idle=opts.max_connections, headers={"User-Agent": "dockyard/0.1"},
                     transport=self._transport)
