@@ -104,7 +104,7 @@ def test_a_chunked_body_cut_short(pair: tuple[http1.Wire, socket.socket]) -> Non
     peer.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\na\r\nabc")
     peer.shutdown(socket.SHUT_WR)
     head = wire.head("GET")
-    with pytest.raises(http1.Incomplete, match="without sending complete message body$"):
+    with pytest.raises(http1.Incomplete, match=r"without sending complete message body$"):
         list(wire.body(head))
 
 
@@ -116,7 +116,8 @@ def test_a_connection_closed_before_any_answer_is_closed_not_malformed(
         wire.head("GET")
 
 
-def test_a_connection_closed_inside_a_head_is_a_protocol_error(pair: tuple[http1.Wire, socket.socket]) -> None:
+def test_a_connection_closed_inside_a_head_is_a_protocol_error(
+        pair: tuple[http1.Wire, socket.socket]) -> None:
     wire, peer = pair
     peer.sendall(b"HTTP/1.1 200 OK\r\nContent-")
     peer.shutdown(socket.SHUT_WR)
