@@ -106,6 +106,14 @@ class Wire:
     def send(self, data: bytes | bytearray | memoryview) -> None:
         self.sock.sendall(data)
 
+    def send_request(self, head: bytes, body: bytes | bytearray | memoryview = b"") -> None:
+        """A request's head and body: one send for a small body, two for a large one (not copied)."""
+        if len(body) <= RECV:
+            self.send(head + body if body else head)
+        else:
+            self.send(head)
+            self.send(body)
+
     def _fill(self) -> None:
         data = self.sock.recv(RECV)
         if not data:

@@ -645,19 +645,16 @@ class Network:
             chunked = True
         head = http1.request_head(request.method, target, fields)
         if body is None:
-            conn.send(head)
+            conn.wire.send(head)
         elif isinstance(body, bytes | bytearray | memoryview):
             if chunked:
-                conn.send(head)
+                conn.wire.send(head)
                 for piece in _chunks([bytes(body)]):
-                    conn.send(piece)
-            elif len(body) <= http1.RECV:
-                conn.send(head + body)
-            else:  # no copy of a large body
-                conn.send(head)
-                conn.send(body)
+                    conn.wire.send(piece)
+            else:
+                conn.wire.send_request(head, body)
         else:
-            conn.send(head)
+            conn.wire.send(head)
             if hasattr(body, "read"):
                 stream: IO[bytes] = body  # type: ignore[assignment]
                 pieces: Iterable[bytes] = iter(lambda: stream.read(PIECE), b"")
@@ -665,7 +662,7 @@ class Network:
                 pieces = body
             for piece in _chunks(pieces) if chunked else pieces:
                 if piece:
-                    conn.send(piece)
+                    conn.wire.send(piece)
 
     def _connection(self, origin: Origin) -> tuple[_Connection, bool]:
         with self._lock:
@@ -757,9 +754,6 @@ class _Connection:
     def __init__(self, sock: socket.socket, *, proxied: bool) -> None:
         self.wire = http1.Wire(sock)
         self.proxied = proxied
-
-    def send(self, data: bytes | bytearray | memoryview) -> None:
-        self.wire.send(data)
 
     def close(self) -> None:
         self.wire.close()

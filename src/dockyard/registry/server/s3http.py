@@ -79,11 +79,7 @@ class _Connection:
         self.wire.close()
 
     def send(self, head: bytes, body: bytes | bytearray) -> None:
-        if len(body) <= http1.RECV:
-            self.wire.send(head + body if body else head)
-        else:  # no copy of a large body
-            self.wire.send(head)
-            self.wire.send(body)
+        self.wire.send_request(head, body)
 
     def receive(self, method: str) -> tuple[Answer, bool]:
         """The next answer, and whether the connection must be closed after it."""
