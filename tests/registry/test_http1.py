@@ -134,6 +134,10 @@ def test_a_connection_closed_inside_a_head_is_a_protocol_error(
     (b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", "bad Content-Length"),
     (b"HTTP/1.1 200 OK\r\nContent-Length: 3, 4\r\n\r\n", "bad Content-Length"),
     (b"HTTP/1.1 200 OK\r\nX: " + b"a" * (http1.HEAD_LIMIT + 10), "over-long"),
+    # Latin-1 digits that str.isdigit() takes and int() refuses: an error here, never a ValueError.
+    ("HTTP/1.1 2\u00b20 OK\r\n\r\n".encode("latin-1"), "not an HTTP/1.x answer"),
+    ("HTTP/1.1 200 OK\r\nContent-Length: \u00b9\r\n\r\n".encode("latin-1"), "bad Content-Length"),
+    (b"HTTP/1.1 100 Continue\r\n\r\n" * (http1.INTERIM_LIMIT + 1) + b"HTTP/1.1 200 OK\r\n\r\n", "interim"),
 ])
 def test_a_malformed_head_is_a_protocol_error(pair: tuple[http1.Wire, socket.socket], answer: bytes,
                                               error: str) -> None:
@@ -149,7 +153,8 @@ def test_a_repeated_content_length_of_one_value_is_taken(pair: tuple[http1.Wire,
     assert wire.read(wire.head("GET")) == b"ok"
 
 
-@pytest.mark.parametrize("chunk", [b"zz\r\n", b"2\r\nokXX0\r\n\r\n"])
+@pytest.mark.parametrize("chunk", [b"zz\r\n", b"2\r\nokXX0\r\n\r\n", b"-5\r\n", b"0x5\r\n", b"1_0\r\n",
+                                   b"+5\r\n", b"\r\n", b"1" * 17 + b"\r\n"])
 def test_a_malformed_chunk_is_a_protocol_error(pair: tuple[http1.Wire, socket.socket], chunk: bytes) -> None:
     wire, peer = pair
     peer.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunk)
@@ -165,3 +170,21 @@ def test_a_request_head_with_a_line_break_is_refused() -> None:
             http1.request_head("GET", "/v2/", fields)
     with pytest.raises(ValueError, match="line break"):
         http1.request_head("GET", "/v2/ HTTP/1.1\r\nHost: evil", [])
+
+
+def test_a_body_whose_last_coding_is_not_chunked_ends_with_the_connection(
+        pair: tuple[http1.Wire, socket.socket]) -> None:
+    wire, peer = pair
+    peer.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\nContent-Length: 2\r\n\r\n5\r\nx")
+    peer.shutdown(socket.SHUT_WR)
+    head = wire.head("GET")
+    assert not head.chunked and head.length is None and head.close
+    assert wire.read(head) == b"5\r\nx"
+
+
+def test_a_few_interim_answers_are_skipped(pair: tuple[http1.Wire, socket.socket]) -> None:
+    wire, peer = pair
+    peer.sendall(b"HTTP/1.1 102 Processing\r\n\r\n" * http1.INTERIM_LIMIT
+                 + b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    head = wire.head("GET")
+    assert head.status == 200 and wire.read(head) == b"ok"

@@ -14,6 +14,9 @@ from collections.abc import Iterable, Iterator
 
 HEAD_LIMIT = 64 << 10  # an answer's status line and header lines together; more is no sane answer
 RECV = 1 << 16
+INTERIM_LIMIT = 16  # 1xx answers before the real one; more is a peer stalling the client
+_DIGITS = frozenset("0123456789")
+_HEX = frozenset("0123456789abcdefABCDEF")
 
 
 class ProtocolError(OSError):
@@ -56,8 +59,11 @@ class Head:
             elif lower == "content-length":
                 length = value
         if method != "HEAD" and status not in (204, 304):
-            if "chunked" in encoding:
+            codings = [c.strip() for c in encoding.split(",") if c.strip()]
+            if codings and codings[-1] == "chunked":
                 self.chunked, self.length = True, None
+            elif codings:
+                self.length = None  # chunked is not the last coding: the body ends with the connection
             elif length is not None:
                 self.length = _length(length)
             else:
@@ -75,7 +81,7 @@ class Head:
 
 def _length(text: str) -> int:
     value = text.split(",")[0].strip()  # a repeated Content-Length must repeat one value
-    if not value.isdigit() or any(v.strip() != value for v in text.split(",")):
+    if not value or not _DIGITS.issuperset(value) or any(v.strip() != value for v in text.split(",")):
         raise ProtocolError(f"bad Content-Length {text[:40]!r}")
     return int(value)
 
@@ -139,7 +145,7 @@ class Wire:
     def head(self, method: str) -> Head:
         """The next answer's head (a 1xx answer nobody asked for is skipped). ``Closed`` if the
         connection ends before its first byte."""
-        while True:
+        for _ in range(INTERIM_LIMIT + 1):
             while (end := self.buffer.find(b"\r\n\r\n")) < 0:
                 if len(self.buffer) > HEAD_LIMIT:
                     raise ProtocolError("an over-long head in an answer")
@@ -154,7 +160,7 @@ class Wire:
             del self.buffer[:end + 4]
             version, _, rest = lines[0].partition(" ")
             code, _, reason = rest.partition(" ")
-            if not version.startswith("HTTP/1.") or len(code) != 3 or not code.isdigit():
+            if not version.startswith("HTTP/1.") or len(code) != 3 or not _DIGITS.issuperset(code):
                 raise ProtocolError(f"not an HTTP/1.x answer: {lines[0][:80]!r}")
             fields: list[tuple[str, str]] = []
             for line in lines[1:]:
@@ -168,17 +174,19 @@ class Wire:
             status = int(code)
             if status >= 200 or status == 101:
                 return Head(version, status, reason.strip(), fields, method)
+        raise ProtocolError(f"more than {INTERIM_LIMIT} interim (1xx) answers")
 
     def body(self, head: Head, most: int = RECV) -> Iterator[bytes]:
         """The body's pieces as the socket gives them (at most ``most`` bytes each); ``Incomplete`` if the
         connection ends first. After the last piece the wire is ready for the next answer."""
         if head.chunked:
             while True:
-                size_text = self._line().partition(b";")[0].strip()
-                try:
-                    size = int(size_text, 16)
-                except ValueError:
-                    raise ProtocolError(f"bad chunk size {size_text[:40]!r}") from None
+                size_text = self._line().partition(b";")[0].strip().decode("latin-1")
+                # Hex digits only: int() would also take a sign, "0x" or "_" (a negative size read to
+                # the end of the connection).
+                if not size_text or len(size_text) > 16 or not _HEX.issuperset(size_text):
+                    raise ProtocolError(f"bad chunk size {size_text[:40]!r}")
+                size = int(size_text, 16)
                 if size == 0:
                     while self._line():  # trailers, up to the empty line
                         pass
