@@ -149,3 +149,16 @@ def test_a_plain_http_registry_never_loads_ssl() -> None:
     # ssl with its context and trust store is ~7 ms of start-up, paid only when TLS is spoken.
     out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["http", "False"]
+
+
+def test_an_unreachable_loopback_registry_is_reported_as_the_first_scheme_found_it() -> None:
+    # Plain HTTP is what a build expects of a loopback registry (and what BuildKit alone would try):
+    # its failure is the one reported, not the HTTPS fallback's.
+    from dockyard.errors import RegistryError
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # bound, not listening: refused
+        with pytest.raises(RegistryError, match=rf'Get "http://127.0.0.1:{port}/v2/": dial tcp '
+                                                rf"127.0.0.1:{port}: connect: connection refused"):
+            _ping(port, localhost_plain_http=True)

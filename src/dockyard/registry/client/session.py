@@ -96,6 +96,8 @@ class Session:
         with self._lock:
             if self._pinged:
                 return
+            # The scheme a registry is expected to speak comes first (and is retried); the other is
+            # the fallback, whose failure is reported only when the first found a server of the other.
             if self._base_url:
                 candidates = [self._base_url]
             elif self.options.localhost_plain_http and is_loopback(self.host):
@@ -104,7 +106,9 @@ class Session:
                 candidates = [f"https://{self.host}", f"http://{self.host}"]
             else:
                 candidates = [f"https://{self.host}"]
-            last = "no endpoint"
+            plain_first = candidates[0].startswith("http://") and len(candidates) > 1
+            primary = candidates[0] if plain_first else candidates[-1]
+            errors: dict[str, str] = {}
             for base in candidates:
                 client = self._clients.get(self._insecure and base.startswith("https://"))
                 def get(c: httpclient.Client = client, b: str = base) -> httpclient.Response:
@@ -112,13 +116,13 @@ class Session:
 
                 try:
                     # HTTPS failing on an insecure host means "speaks plain HTTP": no retries for it.
-                    response = self._with_retries(get, idempotent=base == candidates[-1],
-                                                  what=f"GET {base}/v2/")
+                    response = self._with_retries(get, idempotent=base == primary, what=f"GET {base}/v2/")
                 except httpclient.TransportError as exc:
-                    last = describe_transport(exc, "GET", f"{base}/v2/")
+                    errors[base] = describe_transport(exc, "GET", f"{base}/v2/")
                     continue
                 if base != candidates[-1] and _wants_tls(response):
-                    last = f"GET {base}/v2/: {response.status_code}: the server speaks HTTPS"
+                    primary = candidates[-1]  # a TLS server: its answer over HTTPS tells more
+                    errors[base] = f"GET {base}/v2/: {response.status_code}: the server speaks HTTPS"
                     continue
                 self._base_url = base
                 if response.status_code == 401:
@@ -128,6 +132,7 @@ class Session:
                     pass
                 self._pinged = True
                 return
+            last = errors.get(primary) or next(iter(errors.values()), "no endpoint")
             if last.endswith(PLAIN_HTTP_ANSWER) and not self._insecure:
                 last += (f" (to reach {self.host} over plain HTTP, add it to insecure-registries in the "
                          "dockyard config or /etc/docker/daemon.json)")
