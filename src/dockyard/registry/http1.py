@@ -72,11 +72,13 @@ class Head:
         self.close = "close" in tokens or (version == "HTTP/1.0" and "keep-alive" not in tokens) or \
             (self.length is None and not self.chunked)
 
-    def get(self, name: str, default: str = "") -> str:
-        """The field's value (repeated fields joined with ", "), or ``default``."""
-        lower = name.lower()
-        values = [v for n, v in self.fields if n.lower() == lower]
-        return ", ".join(values) if values else default
+    def headers(self) -> dict[str, str]:
+        """The fields by lower-case name, a repeated field's values joined with ", "."""
+        merged: dict[str, str] = {}
+        for name, value in self.fields:
+            name = name.lower()
+            merged[name] = f"{merged[name]}, {value}" if name in merged else value
+        return merged
 
 
 def _length(text: str) -> int:

@@ -649,7 +649,7 @@ class Network:
         elif isinstance(body, bytes | bytearray | memoryview):
             if chunked:
                 conn.wire.send(head)
-                for piece in _chunks([bytes(body)]):
+                for piece in _chunks([body]):
                     conn.wire.send(piece)
             else:
                 conn.wire.send_request(head, body)
@@ -774,7 +774,7 @@ class _Connection:
         return not readable
 
 
-def _chunks(pieces: Iterable[bytes]) -> Iterator[bytes]:
+def _chunks(pieces: Iterable[bytes | bytearray | memoryview]) -> Iterator[bytes | bytearray | memoryview]:
     """``pieces`` in chunked transfer encoding, each sent as it is: a piece's size line (with the
     previous piece's closing CRLF) goes in a small send of its own rather than the piece being copied
     into one with its framing (a copy and fresh pages for every megabyte)."""

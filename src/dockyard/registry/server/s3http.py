@@ -85,11 +85,7 @@ class _Connection:
         """The next answer, and whether the connection must be closed after it."""
         head = self.wire.head(method)
         body = self.wire.read(head)
-        headers: dict[str, str] = {}
-        for name, value in head.fields:
-            name = name.lower()
-            headers[name] = f"{headers[name]}, {value}" if name in headers else value
-        return Answer(head.status, headers, body), head.close or bool(self.wire.buffer)
+        return Answer(head.status, head.headers(), body), head.close or bool(self.wire.buffer)
 
 
 def _head(method: str, path: str, headers: dict[str, str], length: int | None) -> bytes:
