@@ -64,11 +64,11 @@ def _images(root: str | None, flags: set[str]) -> None:
     from dockyard.cli.format import IMAGE_HEADERS
     from dockyard.cli.listing import IMAGE_COLUMNS, image_rows, write_formatted
     from dockyard.config import root_dir
-    from dockyard.imageops import Store
-    from dockyard.imageops.images import list_images
+    from dockyard.imageops.list_cache import list_images
 
-    # What ``Client(root).images()`` does, without loading the client module (a large one).
-    images = list_images(Store(root_dir(root)), all="all" in flags)
+    # What ``Client(root).images()`` does, without loading the client module (a large one), and
+    # from the store's copy of the listing when it is current (no sqlite3).
+    images = list_images(str(root_dir(root)), all="all" in flags)
     if "quiet" in flags:
         fmt = "{{.ID}}"
     else:

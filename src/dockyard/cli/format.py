@@ -27,7 +27,6 @@ whose message is docker's: ``template parsing error: template: :1:2: executing "
 
 from __future__ import annotations
 
-import datetime as _dt
 import math
 import time as _time
 
@@ -37,6 +36,7 @@ from dockyard.errors import InvalidArgument
 # unicodedata or goformat; they are imported where used.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import datetime as _dt
     from collections.abc import Iterable, Mapping
     from typing import Any
 
@@ -282,6 +282,10 @@ def human_duration(seconds: float) -> str:
 
 
 def _timestamp(t: float | _dt.datetime | str) -> float:
+    if type(t) is float or type(t) is int:  # the listings' epoch seconds, without loading datetime
+        return float(t)
+    import datetime as _dt
+
     if isinstance(t, _dt.datetime):
         if t.tzinfo is None:
             t = t.replace(tzinfo=_dt.UTC)
@@ -293,6 +297,7 @@ def _timestamp(t: float | _dt.datetime | str) -> float:
 
 def _parse_rfc3339(s: str) -> float:
     """An OCI config ``created`` time (RFC 3339, nanoseconds allowed) as unix seconds."""
+    import datetime as _dt
     import re
 
     from dockyard import goformat
@@ -317,6 +322,7 @@ def created_since(created: float | _dt.datetime | str, now: float | None = None)
 
 def go_time(t: float | _dt.datetime | str, tz: _dt.tzinfo | None = None) -> str:
     """Go's time.Time.String(): ``2026-11-27 21:12:15.553393688 +0000 UTC`` (local zone by default)."""
+    import datetime as _dt
     import re
 
     from dockyard import goformat
@@ -335,6 +341,8 @@ def go_time(t: float | _dt.datetime | str, tz: _dt.tzinfo | None = None) -> str:
 
 
 def _local_tz() -> _dt.tzinfo:
+    import datetime as _dt
+
     tz = _dt.datetime.now().astimezone().tzinfo
     return tz if tz is not None else _dt.UTC
 
@@ -378,5 +386,7 @@ def history_created_by(created_by: str, *, trunc: bool = True) -> str:
 
 def rfc3339(t: float | _dt.datetime | str) -> str:
     """Go's ``time.Unix(t, 0).UTC().Format(time.RFC3339)``: ``2026-11-27T21:12:15Z`` (history CreatedAt)."""
+    import datetime as _dt
+
     ts = math.floor(_timestamp(t))
     return _dt.datetime.fromtimestamp(ts, _dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -10,9 +10,21 @@ import time
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
-    from typing import Any
+    from typing import Any, Protocol
 
-    from dockyard.imageops.images import ImageSummary
+    class ListedImage(Protocol):
+        """What a listing row is made of: an ``ImageSummary``, or an image of the listing's copy."""
+
+        @property
+        def id(self) -> str: ...
+        @property
+        def repo_tags(self) -> Sequence[str]: ...
+        @property
+        def repo_digests(self) -> Sequence[str]: ...
+        @property
+        def created(self) -> float: ...
+        @property
+        def size(self) -> int: ...
 
 
 # -- rendering: dockyard.cli.format does docker's templates, tables, units and filters ---------------
@@ -121,14 +133,14 @@ def short_id(image_id: str, no_trunc: bool) -> str:
 IMAGE_COLUMNS = ("Repository", "Tag", "ID", "CreatedSince", "Size")
 
 
-def image_rows(images: Sequence[ImageSummary], *, digests: bool, no_trunc: bool,
+def image_rows(images: Sequence[ListedImage], *, digests: bool, no_trunc: bool,
                now: float | None = None, fields: str | None = None) -> list[dict[str, str]]:
     """One row per (repository, tag[, digest]) as ``docker images`` shows them.
 
     ``fields`` (a template) limits the costlier columns to those it names.
     """
     from dockyard.cli.format import created_since, go_time, human_size
-    from dockyard.imageops.images import split_stored
+    from dockyard.imageops.names import split_stored
 
     now = now or time.time()
     want_at = fields is None or "CreatedAt" in fields or "json" in fields

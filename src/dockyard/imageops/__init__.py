@@ -8,6 +8,8 @@
     <root>/snapshots/sha256/<chain>/fs  unpacked layers (overlay lowerdirs); a layer a build committed
                                         is kept only here (``layers``: its tar is written again)
     <root>/metadata.db                  SQLite: images, tags, repo digests, layers, leases, cache
+    <root>/image-list.cache             a copy of what ``images`` lists, valid while metadata.db is
+                                        unchanged (``list_cache``: the listing without SQLite)
     <root>/tmp/                         scratch space for other operations
     <root>/l/<id>                       short symlinks naming overlay lowerdirs (a build's mounts)
     <root>/gc.lock                      flock: GC exclusive, lease updates shared
@@ -35,7 +37,6 @@ import fcntl
 import os
 
 from dockyard.errors import StoreError
-from dockyard.metadata import BLOB, IMAGE, SNAPSHOT, MetadataStore
 from dockyard.oci.digest import Digest
 
 # Not ``typing.TYPE_CHECKING``: the listing path imports no typing.
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
     from types import TracebackType
 
     from dockyard.content import ContentStore
+    from dockyard.metadata import MetadataStore
     from dockyard.snapshot import SnapshotStore
 
 __all__ = ["Lease", "Store"]
@@ -57,7 +59,7 @@ class Store:
         self._root = os.fspath(root)
         self._root_path: Path | None = None
         self.fsync = fsync
-        self.meta = MetadataStore(os.path.join(self._root, "metadata.db"))
+        self._meta: MetadataStore | None = None
         self._gc_holds: dict[int, int] = {}  # thread -> how many times over it holds the GC lock
         self._content: ContentStore | None = None
         self._snapshots: SnapshotStore | None = None
@@ -71,6 +73,15 @@ class Store:
 
             self._root_path = Path(self._root)
         return self._root_path
+
+    @property
+    def meta(self) -> MetadataStore:
+        # Made (and sqlite3 imported) on first use: ``images`` answered from its cached copy needs neither.
+        if self._meta is None:
+            from dockyard.metadata import MetadataStore
+
+            self._meta = MetadataStore(os.path.join(self._root, "metadata.db"))
+        return self._meta
 
     @property
     def tmp_dir(self) -> Path:
@@ -97,7 +108,8 @@ class Store:
         return self._snapshots
 
     def close(self) -> None:
-        self.meta.close()
+        if self._meta is not None:
+            self._meta.close()
 
     def make_tmp(self, prefix: str = "op") -> Path:
         """A fresh private directory under ``tmp/`` (named with the pid so GC can clean it later)."""
@@ -184,12 +196,18 @@ class Lease:
             meta.add_lease_resource(self.id, kind, key)
 
     def add_blob(self, digest: str) -> None:
+        from dockyard.metadata import BLOB
+
         self._add(BLOB, str(Digest(digest)))
 
     def add_snapshot(self, chain_id: str) -> None:
+        from dockyard.metadata import SNAPSHOT
+
         self._add(SNAPSHOT, str(Digest(chain_id)))
 
     def add_image(self, image_id: str) -> None:
+        from dockyard.metadata import IMAGE
+
         self._add(IMAGE, str(Digest(image_id)))
 
     def release(self) -> None:

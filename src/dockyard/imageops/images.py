@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from dockyard.errors import Conflict, InvalidArgument, NotFound
 from dockyard.image import EMPTY_LAYER, ImageRecord, chain_ids
 from dockyard.imageops import Store
+from dockyard.imageops.names import familiar, split_stored
 from dockyard.oci.digest import Digest
 from dockyard.record import record
 
@@ -67,6 +68,7 @@ __all__ = [
     "history",
     "inspect",
     "list_images",
+    "listing",
     "normalize_repo_digest",
     "normalize_tag",
     "parse_created",
@@ -99,30 +101,6 @@ def normalize_repo_digest(value: str) -> tuple[str, str]:
     if ref.digest is None:
         raise InvalidArgument(f"not a canonical reference (name@digest): {value}")
     return ref.name, ref.digest
-
-
-def split_stored(name: str) -> tuple[str, str, str]:
-    """A stored (fully normalised) name -> (familiar repository, tag, digest); "" for absent parts.
-
-    Pure string work: stored names were validated when written, and ``images`` lists thousands.
-    """
-    repo, _, digest = name.partition("@")
-    tag = ""
-    slash = repo.rfind("/")
-    colon = repo.rfind(":")
-    if colon > slash:
-        repo, tag = repo[:colon], repo[colon + 1:]
-    if repo.startswith("docker.io/"):
-        repo = repo[len("docker.io/"):]
-        if repo.startswith("library/") and "/" not in repo[len("library/"):]:
-            repo = repo[len("library/"):]
-    return repo, tag, digest
-
-
-def familiar(name: str) -> str:
-    """``docker.io/library/busybox:latest`` -> ``busybox:latest`` (as docker shows names)."""
-    repo, tag, digest = split_stored(name)
-    return repo + (f":{tag}" if tag else "") + (f"@{digest}" if digest else "")
 
 
 def parse_created(value: str) -> float:
@@ -197,15 +175,19 @@ def image_size(record: ImageRecord, sizes: Mapping[str, int]) -> int:
 
 def list_images(store: Store, all: bool = False) -> list[ImageSummary]:
     """Images newest first; without ``all``, untagged images that are parents of others are hidden."""
+    return [s for s, parent in listing(store) if all or not parent]
+
+
+def listing(store: Store) -> list[tuple[ImageSummary, bool]]:
+    """Every image ``images -a`` lists, newest first, each with whether plain ``images`` hides it (an
+    untagged parent of another image)."""
     out, records = _summaries(store)
     # The other platforms of a multi-platform tag are listed under it (``images --tree``), not alone.
     members = store.meta.indexed_images()
     out = [s for s in out if s.repo_tags or str(s.id) not in members]
-    if not all:
-        parents = {r.parent for r in records.values() if r.parent}
-        out = [s for s in out if s.repo_tags or str(s.id) not in parents]
+    parents = {r.parent for r in records.values() if r.parent}
     out.sort(key=lambda s: (s.created, str(s.id)), reverse=True)
-    return out
+    return [(s, not s.repo_tags and str(s.id) in parents) for s in out]
 
 
 def resolve(store: Store, ref_or_id: str) -> Digest:
