@@ -3,7 +3,10 @@
 #   make test   install test and peer tools, start the peers, run ruff, mypy --strict and every test
 #   make check  the contributor's fast loop: ruff, mypy --strict and the tests not marked slow
 SHELL := /bin/bash
-PYTHON ?= python3
+# Debian's interpreter when there is one: built with PGO and LTO, it starts ~4 ms sooner and runs
+# ~20 % faster than a default source build (a pyenv one found first on PATH); dockyard is CPU-bound
+# on its cached paths (a no-change rebuild, a second runner, `images`).
+PYTHON ?= $(firstword $(wildcard /usr/bin/python3) python3)
 VENV ?= .venv
 PEERS ?= scripts/peers
 BIN := $(VENV)/bin
