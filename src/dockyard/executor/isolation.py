@@ -9,7 +9,6 @@ probes, once per build, for the strongest that works here and says why it settle
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -97,7 +96,8 @@ def probe(scratch: Path) -> tuple[str, str]:
     scratch.mkdir(parents=True, exist_ok=True)
     src = str(Path(dockyard.__file__).resolve().parent.parent)
     refuse = bool(os.environ.get(REFUSE_OVERLAY_ENV))
-    import tempfile  # a probe is rare (its answer is kept): not at import
+    import subprocess  # a probe is rare (its answer is kept): neither at import
+    import tempfile
 
     with tempfile.TemporaryDirectory(dir=scratch, prefix="probe-") as base:
         code = _PROBE.format(src=src, base=base, refuse=refuse, env=REFUSE_OVERLAY_ENV)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
@@ -189,6 +188,8 @@ def _copy(src: BinaryIO, dst: BinaryIO) -> None:
 def _atomic_write(path: Path, fill: Callable[[BinaryIO], object]) -> None:
     """Write a file whole or not at all: a reader (or a concurrent writer) never sees half of it."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    import tempfile  # not at import: a cached build only reads its cache
+
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
     try:
         with os.fdopen(fd, "wb") as f:

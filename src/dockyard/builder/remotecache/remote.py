@@ -12,10 +12,11 @@ the records that use it (those steps then run).
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
+import io
 import json
-import shutil
-import tempfile
+import os
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future
@@ -164,6 +165,8 @@ class RemoteCache:
         except (DockyardError, OSError) as exc:
             self._warn(f"cache mount {name} from {backend.where} is unusable ({str(exc).splitlines()[0]}): "
                        "starting it empty")
+            import shutil  # not at import: only an unusable cache mount is emptied
+
             for child in list(dest.iterdir()):
                 if child.is_dir() and not child.is_symlink():
                     shutil.rmtree(child, ignore_errors=True)
@@ -286,7 +289,7 @@ class RemoteCache:
 
     def _fetch(self, backend: Backend, desc: Descriptor, diff_id: str, lease: Lease) -> None:
         self.store.tmp_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=self.store.tmp_dir) as tmp:
+        with _anonymous_file(self.store.tmp_dir) as tmp:
             try:
                 backend.fetch(desc, tmp)
                 tmp.seek(0)
@@ -302,3 +305,17 @@ class RemoteCache:
 
 
 __all__ = ["BrokenCacheBlob", "RemoteCache", "SharedRegistry"]
+
+
+def _anonymous_file(directory: Path) -> io.BufferedRandom:
+    """A file without a name in ``directory`` (gone when closed), as ``tempfile.TemporaryFile``
+    makes one on Linux, without loading tempfile (and its shutil and random) on a cached build."""
+    try:
+        fd = os.open(directory, os.O_RDWR | os.O_TMPFILE | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        if exc.errno in (errno.EISDIR, errno.EOPNOTSUPP, errno.EINVAL):
+            import tempfile  # a filesystem without O_TMPFILE
+
+            return tempfile.TemporaryFile(dir=directory)
+        raise
+    return open(fd, "w+b")

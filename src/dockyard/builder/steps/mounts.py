@@ -6,7 +6,6 @@ import contextlib
 import fcntl
 import hashlib
 import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +65,8 @@ def cache_mount_dir(ctx: StepContext, spec: MountSpec, target: str, instance: in
                     raise BuildError(f"cache mount source {spec.source or '/'} in {spec.from_}: "
                                      "not a directory")
                 tmp.rmdir()
+                import subprocess  # a seeded cache mount is rare: not at import
+
                 done = subprocess.run(["cp", "-a", "--", seed, str(tmp)], capture_output=True,
                                       check=False)
                 if done.returncode != 0:
@@ -168,6 +169,8 @@ def _materialize(ctx: StepContext, source: str) -> str:
     The executor's container is forked ahead of time with its own mount namespace, so it cannot see
     an overlay of another stage mounted after that; a plain directory it can.
     """
+    import subprocess  # not at import: most builds bind no other stage's files
+
     dest = ctx.workspace.new_dir("bind") / "src"
     done = subprocess.run(["cp", "-a", "--", source, str(dest)], capture_output=True, check=False)
     if done.returncode != 0:

@@ -10,14 +10,15 @@ from __future__ import annotations
 import base64
 import json
 import os
-import subprocess
-import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dockyard.errors import AuthenticationError, CorruptData
 from dockyard.record import field, record
 from dockyard.registry.auth.credentials import Credentials, CredentialsProvider
+
+if TYPE_CHECKING:
+    import subprocess
 
 HUB_KEY = "https://index.docker.io/v1/"
 _HUB_NAMES = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"})
@@ -155,6 +156,8 @@ class DockerConfig:
         """Write atomically, readable by the owner only (it holds secrets)."""
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         data = json.dumps(self.doc, indent="\t").encode() + b"\n"
+        import tempfile  # not at import: a build reads the config, only a login writes it
+
         fd, tmp = tempfile.mkstemp(prefix=".config.json.", dir=self.path.parent)
         try:
             with os.fdopen(fd, "wb") as f:
@@ -173,6 +176,8 @@ class DockerConfig:
 # -- docker-credential-* helpers (the protocol of docker/docker-credential-helpers) -----------------
 
 def _run_helper(helper: str, action: str, stdin: str) -> subprocess.CompletedProcess[str]:
+    import subprocess  # not at import: a helper is asked only for a registry it serves
+
     program = f"docker-credential-{helper}"
     try:
         return subprocess.run([program, action], input=stdin, capture_output=True, text=True, timeout=60,
