@@ -301,6 +301,16 @@ class Client:
             from dockyard.executor.helper import start_early
 
             start_early(self.store.root / "exec")
+        from dockyard.builder import prehash
+
+        # The context is hashed in a child process while the engine is loaded.
+        prehash.start(self.store.root, options)
+        try:
+            return self._build(options)
+        finally:
+            prehash.discard(options)  # a build that failed before it took the child's checksums
+
+    def _build(self, options: BuildOptions) -> BuildResult:
         from dockyard.builder.engine import build
         from dockyard.errors import NotFound, RegistryError
         from dockyard.progress import discard

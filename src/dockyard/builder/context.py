@@ -23,6 +23,10 @@ from dockyard.builder.fsutil import clean_path
 from dockyard.errors import Interrupted
 from dockyard.interruptible import in_background, result
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from dockyard.builder.prehash import Prehashed
+
 ExcludeFn = Callable[[str, bool], bool]
 
 
@@ -137,6 +141,7 @@ class LocalContext:
         self.cancel: threading.Event | None = None  # set: a checksum under way stops (Interrupted)
         self._warm_lock = threading.Lock()
         self._warming: dict[tuple[str, ...], Future[str]] = {}
+        self.prehashed: Prehashed | None = None  # checksums a child process computes (builder.prehash)
 
     def is_excluded(self, rel: str, is_dir: bool) -> bool:
         return self.exclude is not None and bool(rel) and self.exclude(rel, is_dir)
@@ -151,7 +156,7 @@ class LocalContext:
         steps it will reach, so hashing the context overlaps the steps before them."""
         with self._warm_lock:
             if tuple(patterns) not in self._warming:
-                future = in_background(lambda: self._checksum(patterns, True, flush=False),
+                future = in_background(lambda: self._sum(patterns, True, flush=False),
                                        name="context-checksum")
                 # The new digests are written once the step waiting for the sum has it.
                 future.add_done_callback(lambda _: self.cache.flush() if self.cache is not None else None)
@@ -163,7 +168,14 @@ class LocalContext:
             warmed = self._warming.pop(tuple(patterns), None) if follow else None
         if warmed is not None:
             return result(warmed)
-        return self._checksum(patterns, follow)
+        return self._sum(patterns, follow)
+
+    def _sum(self, patterns: list[str], follow: bool, *, flush: bool = True) -> str:
+        if follow and self.prehashed is not None:
+            found = self.prehashed.checksum(patterns)  # the same computation, done in the child
+            if found is not None:
+                return found
+        return self._checksum(patterns, follow, flush=flush)
 
     def _checksum(self, patterns: list[str], follow: bool, *, flush: bool = True) -> str:
         h = hashlib.sha256()

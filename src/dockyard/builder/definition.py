@@ -7,7 +7,9 @@ import os
 from dockyard.builder.context import ExcludeFn
 from dockyard.builder.options import BuildOptions
 from dockyard.dockerfile import (
+    AddInstruction,
     BuildPlan,
+    CopyInstruction,
     PatternMatcher,
     Platform,
     parse,
@@ -89,3 +91,21 @@ def ignore_rules(ctx: str, dockerfile: str) -> ExcludeFn | None:
         return not (is_dir and any(e.startswith(rel + "/") for e in exceptions))
 
     return excluded
+
+
+def is_url(src: str) -> bool:
+    """Whether an ADD source is fetched over HTTP(S) (not read from the context)."""
+    return src.startswith(("http://", "https://"))
+
+
+def context_patterns(instr: object) -> list[str] | None:
+    """The context sources whose checksum a COPY or ADD step's plan computes, when the Dockerfile
+    gives them as they are (no variable, quote or escape to expand, no ``--from``); else None."""
+    if not isinstance(instr, CopyInstruction | AddInstruction):
+        return None
+    if isinstance(instr, CopyInstruction) and instr.from_:
+        return None
+    local = [s for s in instr.sources if not is_url(s)]
+    if not local or any(c in s for s in local for c in "$\\'\""):
+        return None
+    return local

@@ -23,8 +23,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from dockyard.builder import prehash
 from dockyard.builder.context import HashCache, LocalContext
-from dockyard.builder.definition import load_definition
+from dockyard.builder.definition import context_patterns, load_definition
 from dockyard.builder.explain import Candidates, Inputs, explain
 from dockyard.builder.fsutil import clean_path
 from dockyard.builder.options import BuildOptions, BuildResult
@@ -33,7 +34,6 @@ from dockyard.builder.remotecache.document import INLINE_KEY
 from dockyard.builder.sources import Download, Sources
 from dockyard.builder.state import StageState, derive_key
 from dockyard.builder.steps import Step, makes_step, plan_step
-from dockyard.builder.steps.copy import context_patterns
 from dockyard.builder.steps.workdir import resolve as resolve_workdir
 from dockyard.builder.workspace import Workspace
 from dockyard.dockerfile import (
@@ -155,6 +155,7 @@ class Builder:
                                    fuse=self.isolation.mounter == "fuse-overlayfs")
         self.context = LocalContext(options.context_dir, definition.ignore,
                                     HashCache(store.root / "build" / "context-hashes.db"))
+        self.context.prehashed = prehash.take(options.context_dir, options.dockerfile)
         self.sources = Sources(store, options, self.lease, self.workspace, self.emit)
         self._executor: Executor | None = None
         self._executor_lock = threading.Lock()
@@ -242,6 +243,8 @@ class Builder:
         if self._executor is not None:
             self._executor.close()
         self.workspace.close()
+        if self.context.prehashed is not None:
+            self.context.prehashed.close()
         if self.context.cache is not None:
             self.context.cache.close()
         with self.store.meta.transaction():

@@ -442,9 +442,20 @@ class TtyRenderer(_Base):
         self._live = Live(console=self.console, get_renderable=self._renderable, auto_refresh=True,
                           refresh_per_second=refresh_per_second, transient=False, redirect_stdout=False,
                           redirect_stderr=False, vertical_overflow="visible")
-        self._live.start()
+        # Its refresh thread starts with the first event, not here: a build forks a helper process
+        # before its first event, and only while it has no other thread (builder.prehash).
+        self._live_lock = threading.Lock()
+        self._live_started = False
+
+    def _start_live(self) -> None:
+        with self._live_lock:
+            if not self._live_started:
+                self._live_started = True
+                self._live.start()
 
     def __call__(self, event: ProgressEvent) -> None:
+        if not self._live_started:
+            self._start_live()  # outside self._lock: the refresh thread takes rich's lock, then ours
         above: list[str] = []
         with self._lock:
             if self._closed:
@@ -469,6 +480,7 @@ class TtyRenderer(_Base):
                 return
             self._closed = True
             self._end = self._clock()
+        self._start_live()
         self._live.refresh()
         self._live.stop()
         summary = error_summary(list(self._vertices.values()))

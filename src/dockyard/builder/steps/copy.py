@@ -11,6 +11,7 @@ from typing import Any
 
 from dockyard.builder.chmod import parse_chmod
 from dockyard.builder.copy import CopySpec, apply_copy, into_dir
+from dockyard.builder.definition import is_url as _is_url
 from dockyard.builder.fsutil import clean_path, mkdir_all, secure_join
 from dockyard.builder.state import StageState
 from dockyard.builder.steps import OutputSink, Step, StepContext
@@ -21,25 +22,8 @@ from dockyard.executor import resolve_user
 Sources = CopyInstruction | AddInstruction
 
 
-def _is_url(src: str) -> bool:
-    return src.startswith(("http://", "https://"))
-
-
 def _is_git(src: str) -> bool:
     return src.startswith("git@") or src.endswith(".git") or src.startswith("git://")
-
-
-def context_patterns(instr: object) -> list[str] | None:
-    """The context sources whose checksum a COPY or ADD step's plan computes, when the Dockerfile
-    gives them as they are (no variable, quote or escape to expand, no ``--from``); else None."""
-    if not isinstance(instr, CopyInstruction | AddInstruction):
-        return None
-    if isinstance(instr, CopyInstruction) and instr.from_:
-        return None
-    local = [s for s in instr.sources if not _is_url(s)]
-    if not local or any(c in s for s in local for c in "$\\'\""):
-        return None
-    return local
 
 
 def destination(instr: Sources, state: StageState) -> tuple[str, bool]:
