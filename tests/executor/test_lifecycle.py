@@ -350,3 +350,49 @@ def test_a_reset_run_socket_still_gives_the_exit_status(tmp_path: Path) -> None:
             assert ex._wait(ours, {}, {}, set(), Deadline(None, None), None) == 3
     finally:
         ours.close()
+
+
+def _spare_mounts(ex: NamespaceExecutor) -> list[str]:
+    """The mount points (host paths) in the mount namespace of the zygote's spare, once it has one."""
+    assert ex._zygote is not None
+    end = time.monotonic() + 5
+    while time.monotonic() < end:
+        for child in _children(ex._zygote.pid):
+            with contextlib.suppress(OSError), open(f"/proc/{child}/mountinfo") as f:
+                points = [line.split()[4] for line in f]
+            if any(p.endswith("/stage/sys") for p in points):
+                return points
+        time.sleep(0.01)
+    return []
+
+
+def test_the_spare_mounts_proc_dev_and_sys_before_the_request(scratch_base: Path,
+                                                               busybox_lower: Path) -> None:
+    # /proc, /dev (its nodes, devpts, shm, mqueue) and /sys with Docker's masks and read-only binds
+    # depend on no request: the spare mounts them while it waits, in its own mount namespace (the
+    # host sees none of it), and a request only moves them into its root.
+    state = scratch_base / "state-stage"
+    with NamespaceExecutor(state) as ex:
+        assert ex.run(ProcessSpec(args=["true"]), _fresh_overlay(scratch_base, busybox_lower)) == 0
+        points = _spare_mounts(ex)
+        stage = str(state / "stage")
+        for sub in ("proc", "proc/sys", "proc/keys", "dev", "dev/pts", "dev/shm", "dev/mqueue", "sys",
+                    "sys/firmware"):
+            assert f"{stage}/{sub}" in points, sub
+        with open("/proc/self/mountinfo") as f:
+            assert not any(line.split()[4].startswith(stage) for line in f)
+
+
+def test_a_staged_sys_shows_the_network_the_run_asked_for(scratch_base: Path, busybox_lower: Path) -> None:
+    # The spare mounts /sys in the network namespace it waits in (its own after a network=none run,
+    # else the host's): a run asking for another network gets a /sys mounted anew, masks included.
+    script = "ls /sys/class/net; ls -A /sys/firmware | wc -l; touch -c /proc/sys 2>/dev/null || echo ro"
+    host = sorted(os.listdir("/sys/class/net"))
+    with NamespaceExecutor(scratch_base / "state-sysnet") as ex:
+        for network in ("none", "host", "none", "none", "host", "host", "none"):
+            out: list[bytes] = []
+            assert ex.run(ProcessSpec(args=["sh", "-c", script], network=network),  # type: ignore[arg-type]
+                          _fresh_overlay(scratch_base, busybox_lower), stdout=out.append) == 0
+            *names, empty, ro = b"".join(out).decode().split()
+            assert sorted(names) == (["lo"] if network == "none" else host), network
+            assert (empty, ro) == ("0", "ro")

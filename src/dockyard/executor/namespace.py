@@ -82,7 +82,7 @@ class NamespaceExecutor:
             if self._control is not None:  # the helper died (killed?): start a new one
                 self._control.close()
                 self._control = None
-            self._zygote, self._control = helper.take(self.state_dir) or helper.spawn()
+            self._zygote, self._control = helper.take(self.state_dir) or helper.spawn(self.state_dir)
             return self._control
 
     def close(self) -> None:
