@@ -396,3 +396,27 @@ def test_a_staged_sys_shows_the_network_the_run_asked_for(scratch_base: Path, bu
             *names, empty, ro = b"".join(out).decode().split()
             assert sorted(names) == (["lo"] if network == "none" else host), network
             assert (empty, ro) == ("0", "ro")
+
+
+def test_the_spare_drops_the_bounding_set_before_the_request(scratch_base: Path,
+                                                             busybox_lower: Path) -> None:
+    # Dropping 27 capabilities from the bounding set is 27 prctl calls (each commits new credentials):
+    # the spare does it while it waits. It limits only what the exec gains, not the set-up's own.
+    with NamespaceExecutor(scratch_base / "state-bounding") as ex:
+        assert ex.run(ProcessSpec(args=["true"]), _fresh_overlay(scratch_base, busybox_lower)) == 0
+        assert ex._zygote is not None
+        end = time.monotonic() + 5
+        bounding = ""
+        while time.monotonic() < end and bounding != "00000000a80425fb":
+            for child in _children(ex._zygote.pid):
+                with contextlib.suppress(OSError), open(f"/proc/{child}/status") as f:
+                    bounding = next(line.split()[1] for line in f if line.startswith("CapBnd:"))
+            time.sleep(0.01)
+        assert bounding == "00000000a80425fb"
+        out: list[bytes] = []
+        script = "grep -E '^Cap(Bnd|Eff)' /proc/self/status; ls /proc/self/fd"
+        assert ex.run(ProcessSpec(args=["sh", "-c", script]), _fresh_overlay(scratch_base, busybox_lower),
+                      stdout=out.append) == 0
+        lines = b"".join(out).decode().split("\n")
+        assert lines[:2] == ["CapEff:\t00000000a80425fb", "CapBnd:\t00000000a80425fb"]
+        assert sorted(lines[2:-1]) == ["0", "1", "2", "3"]  # 3: the directory ls reads

@@ -248,7 +248,10 @@ def _setup_and_exec(req: dict[str, Any], sock: socket.socket, stdio: tuple[int, 
         os.close(host_net)
     if spec.network == "private":
         _join_network(req["netns"])
-    m.mount("tmpfs", scratch, "tmpfs", m.MS_NOSUID | m.MS_NODEV, "mode=700")
+    if stage is not None:
+        scratch = stage  # a tmpfs of this mount namespace already (mode 700, nosuid, nodev)
+    else:
+        m.mount("tmpfs", scratch, "tmpfs", m.MS_NOSUID | m.MS_NODEV, "mode=700")
     mount_rootfs(req["rootfs"], root, scratch, mount_targets(spec), allow_chdir=True)
     if stage is not None:
         _move_kernel_trees(stage, root, fresh_sys=spec.network != staged_net)
@@ -275,7 +278,6 @@ def _setup_and_exec(req: dict[str, Any], sock: socket.socket, stdio: tuple[int, 
         os.dup2(fd, target)
     if spec.tty:
         fcntl.ioctl(0, termios.TIOCSCTTY, 0)  # after setsid: the pty becomes the controlling terminal
-    m.drop_bounding_set(m.DEFAULT_CAP_MASK)
     os.setgroups(user.all_groups(spec.extra_groups, primary=spec.primary_group_in_groups))
     os.setgid(user.gid)
     os.setuid(user.uid)
@@ -296,7 +298,9 @@ def _setup_and_exec(req: dict[str, Any], sock: socket.socket, stdio: tuple[int, 
 
 def prepare(no_network: bool = False, stage: str | None = None) -> tuple[int, str | None]:
     """What does not depend on the request, done while the process waits as a spare: own session,
-    new mount, uts and ipc namespaces, mounts private (nothing leaks to the host).
+    new mount, uts and ipc namespaces, mounts private (nothing leaks to the host), the capability
+    bounding set Docker's defaults (it limits only what the exec gains: the set-up keeps its own
+    effective capabilities) and no ambient capabilities.
 
     With ``no_network`` (the request will likely be ``network=none``) also a new network namespace
     with ``lo`` up; then the zygote's network namespace is returned (a file descriptor) for a request
@@ -307,6 +311,7 @@ def prepare(no_network: bool = False, stage: str | None = None) -> tuple[int, st
     os.setsid()
     m.unshare(m.CLONE_NEWNS | m.CLONE_NEWUTS | m.CLONE_NEWIPC)
     m.mount(None, "/", None, m.MS_REC | m.MS_PRIVATE)
+    m.drop_bounding_set(m.DEFAULT_CAP_MASK)
     for sig in signal.valid_signals():
         if sig not in (signal.SIGKILL, signal.SIGSTOP) and signal.getsignal(sig) == signal.SIG_IGN:
             signal.signal(sig, signal.SIG_DFL)  # ignored signals would survive exec
@@ -333,8 +338,9 @@ def report(sock: socket.socket, message: dict[str, Any]) -> None:
 
 def container_main(req: dict[str, Any], sock: socket.socket, stdio: tuple[int, int, int],
                    host_net: int = -1, stage: str | None = None) -> NoReturn:
-    """Set up and exec; on failure report ``{"error", "code"}`` and exit with that code. ``host_net``
-    and ``stage``: what :func:`prepare` returned."""
+    """Set up and exec, in a process where :func:`prepare` ran (the bounding set is dropped there); on
+    failure report ``{"error", "code"}`` and exit with that code. ``host_net`` and ``stage``: what
+    :func:`prepare` returned."""
     code = 125
     try:
         _setup_and_exec(req, sock, stdio, host_net, stage)

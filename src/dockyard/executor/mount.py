@@ -108,6 +108,19 @@ def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 
     _check(_libc.prctl(option, arg2, arg3, arg4, arg5), f"prctl({option})")
 
 
+_CLOSE_RANGE_CLOEXEC = 1 << 2
+
+
+def cloexec_from(first: int) -> bool:
+    """Mark every descriptor from ``first`` up close-on-exec in one close_range(2) (Linux 5.11); False
+    if this libc or kernel cannot (the caller then marks them one by one)."""
+    close_range = getattr(_libc, "close_range", None)
+    if close_range is None:
+        return False
+    close_range.argtypes = [ctypes.c_uint, ctypes.c_uint, ctypes.c_int]
+    return bool(close_range(first, 0xFFFFFFFF, _CLOSE_RANGE_CLOEXEC) == 0)
+
+
 def last_cap() -> int:
     """The highest capability number this kernel knows."""
     with open("/proc/sys/kernel/cap_last_cap") as f:
