@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -206,8 +207,10 @@ def test_caller_interrupted_or_killed(overlay: RootfsSpec, scratch_base: Path, s
         assert leftover == []  # Ctrl-C cleans up itself
     else:
         assert len(leftover) == 1  # SIGKILL cannot; the next start does
+        assert len(list((state / "stubs").iterdir())) == 1  # the stub layers it made for its runs
         assert cleanup_stale(state) == 1
         assert list((state / "runs").iterdir()) == []
+        assert list((state / "stubs").iterdir()) == []
 
 
 def test_cleanup_stale_spares_live_runs(scratch_base: Path) -> None:
@@ -420,3 +423,32 @@ def test_the_spare_drops_the_bounding_set_before_the_request(scratch_base: Path,
         lines = b"".join(out).decode().split("\n")
         assert lines[:2] == ["CapEff:\t00000000a80425fb", "CapBnd:\t00000000a80425fb"]
         assert sorted(lines[2:-1]) == ["0", "1", "2", "3"]  # 3: the directory ls reads
+
+
+def test_runs_on_the_same_layers_share_one_stub_layer(scratch_base: Path, busybox_lower: Path) -> None:
+    # The mount points busybox lacks (/etc/hosts, /etc/resolv.conf, /etc/hostname) are looked up and
+    # made once for the stack of layers, not in every run; what a run writes there or next to them
+    # stays its own. A run whose upper directory has entries makes its own (its view of the layers
+    # is another).
+    state = scratch_base / "state-stubs"
+    script = ("test ! -e /etc/mark && test \"$(cat /etc/hostname)\" = buildkitsandbox && "
+              "echo x > /etc/mark && echo 1.2.3.4 h >> /etc/hosts && echo h > /etc/hostname")
+    with NamespaceExecutor(state) as ex:
+
+        def made() -> list[str]:
+            return sorted(str(p.relative_to(state / "stubs")).partition("/")[2]
+                          for p in (state / "stubs").rglob("*"))
+
+        for _ in range(3):
+            rootfs = _fresh_overlay(scratch_base, busybox_lower)
+            assert ex.run(ProcessSpec(args=["sh", "-c", script], hostname="buildkitsandbox"), rootfs) == 0
+            assert sorted(os.listdir(rootfs.upperdir)) == ["etc"]
+            assert os.listdir(rootfs.upperdir / "etc") == ["mark"]
+            assert made() == ["", "0", "0/etc", "0/etc/hostname", "0/etc/hosts", "0/etc/resolv.conf"]
+        assert all(p.stat().st_size == 0 for p in (state / "stubs").rglob("*") if p.is_file())
+        with_entries = _fresh_overlay(scratch_base, busybox_lower)
+        os.mknod(with_entries.upperdir / "home", 0o600 | stat.S_IFCHR, 0)  # a whiteout
+        spec = ProcessSpec(args=["sh", "-c", script + " && test ! -e /home"], hostname="buildkitsandbox")
+        assert ex.run(spec, with_entries) == 0
+        assert len(made()) == 6
+    assert list((state / "stubs").iterdir()) == []  # closing the executor removes them

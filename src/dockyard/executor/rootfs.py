@@ -237,7 +237,8 @@ def mount_rootfs(rootfs: dict[str, Any], target: str, scratch: str, targets: Seq
 
     A plain directory is bind-mounted and missing mount points are created in it. An overlay gets missing
     mount points from an extra top lower layer in ``scratch`` (a tmpfs), so they never reach the upper
-    directory and the layer holds only what the process changed.
+    directory and the layer holds only what the process changed; or from the one the caller made for
+    these layers and targets, ``rootfs["stubs"]`` ("" when none is needed).
     """
     if "path" in rootfs:
         m.mount(rootfs["path"], target, None, m.MS_BIND | m.MS_REC)
@@ -253,10 +254,13 @@ def mount_rootfs(rootfs: dict[str, Any], target: str, scratch: str, targets: Seq
         return
     lowers = [str(p) for p in reversed(rootfs["lower"])]
     upper, work = rootfs["upper"], rootfs["work"]
-    stub_dir = os.path.join(scratch, "stubs")
-    os.mkdir(stub_dir, 0o755)
-    needed = stub_layer(lowers, upper, targets, stub_dir)
-    _mount_overlay(target, lowers, upper, work, allow_chdir, stub_dir if needed else None)
+    top: str | None = rootfs.get("stubs")
+    if top is None:
+        top = os.path.join(scratch, "stubs")
+        os.mkdir(top, 0o755)
+        if not stub_layer(lowers, upper, targets, top):
+            top = None
+    _mount_overlay(target, lowers, upper, work, allow_chdir, top or None)
 
 
 def stub_layer(lowers_top_first: Sequence[str], upper: str, targets: Sequence[tuple[str, bool]],
