@@ -262,3 +262,20 @@ def test_an_upper_directory_is_reused_only_as_it_was_made(builds: Builds) -> Non
             ws.reuse_upper(*ws.new_upper())
             assert pair not in ws._unused, change
         ws.close()
+
+
+def test_the_empty_layer_is_leased_once_per_build(builds: Builds, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Storing the empty layer names it in the build's lease (a GC keeps it from then on): the later
+    # steps that change nothing only check that it is there, with no metadata write of their own.
+    from dockyard.imageops import Lease
+
+    leased: list[str] = []
+    real = Lease.add_blob
+
+    def add_blob(self: Lease, digest: str) -> None:
+        leased.append(str(digest))
+        real(self, digest)
+
+    monkeypatch.setattr(Lease, "add_blob", add_blob)
+    builds.build(builds.context(BASE + "RUN true\n" * 5), tags=["lease:1"], no_cache=True)
+    assert leased.count(EMPTY_TAR) == 1

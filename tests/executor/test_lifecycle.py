@@ -452,3 +452,26 @@ def test_runs_on_the_same_layers_share_one_stub_layer(scratch_base: Path, busybo
         assert ex.run(spec, with_entries) == 0
         assert len(made()) == 6
     assert list((state / "stubs").iterdir()) == []  # closing the executor removes them
+
+
+def test_the_pid_is_reported_only_to_a_caller_that_asks(scratch_base: Path, busybox_lower: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each message wakes the caller up while the container sets itself up: a build's RUN does not
+    # want the pid, a monitor does.
+    seen: list[bytes] = []
+    real = namespace.recv_fds
+
+    def recv_fds(sock: object, size: int, maxfds: int) -> tuple[bytes, list[int]]:
+        raw, fds = real(sock, size, maxfds)  # type: ignore[arg-type]
+        seen.append(raw)
+        return raw, fds
+
+    monkeypatch.setattr(namespace, "recv_fds", recv_fds)
+    pids: list[int] = []
+    with NamespaceExecutor(scratch_base / "state-pid") as ex:
+        assert ex.run(ProcessSpec(args=["true"]), _fresh_overlay(scratch_base, busybox_lower)) == 0
+        assert not any(b'"pid"' in raw for raw in seen)
+        seen.clear()
+        assert ex.run(ProcessSpec(args=["true"]), _fresh_overlay(scratch_base, busybox_lower),
+                      on_pid=pids.append) == 0
+        assert sum(b'"pid"' in raw for raw in seen) == 1 and len(pids) == 1 and pids[0] > 1

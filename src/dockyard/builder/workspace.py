@@ -65,7 +65,7 @@ class Workspace:
         self._unused: list[tuple[Path, Path]] = []
         self._made: dict[Path, tuple[int, int, int]] = {}
         self._unused_lock = threading.Lock()
-        self._empty_layer: LayerBlob | None = None  # the entry-less layer tar, once stored
+        self._empty_layer: LayerBlob | None = None  # the entry-less layer tar, once stored (and leased)
 
     def close(self) -> None:
         try:  # a build whose steps were all cached made nothing here but "empty"
@@ -299,11 +299,11 @@ class Workspace:
         return writer, writer.digest, tar.content_size
 
     def _known_empty(self) -> LayerBlob | None:
-        """The empty layer stored by an earlier step of this build, if it is still there."""
+        """The empty layer stored by an earlier step of this build, if it is still there (the
+        build's lease has named it since that step stored it: a GC keeps it)."""
         layer = self._empty_layer
         if layer is None:
             return None
-        self.lease.add_blob(layer.digest)  # before looking: a GC then keeps it
         return layer if self.store.content.exists(layer.digest) else None
 
 

@@ -216,7 +216,9 @@ class NamespaceExecutor:
                "resolv_conf": resolv_conf(spec), "netns": netns,
                # A plain directory may be a mount made since the spare copied our mounts (a
                # fuse-overlayfs rootfs): a process forked now sees it.
-               "fresh": not isinstance(rootfs, RootfsSpec)}
+               "fresh": not isinstance(rootfs, RootfsSpec),
+               # The container's pid, for a caller that asks (one message and wake-up fewer else).
+               "report_pid": on_pid is not None}
         still_open = {*readers, *inputs}
         uses = wrote = None
         if isinstance(rootfs, RootfsSpec):

@@ -34,6 +34,7 @@ from dockyard.userns import in_user_namespace
 
 _MAX_REQUEST = 4 << 20
 _NO_NETWORK = b'"network": "none"'  # in a request's JSON (its ProcessSpec's network)
+_NO_PID = b'"report_pid": false'  # the caller does not want the container's pid
 
 
 def _recv_request(sock: socket.socket) -> tuple[bytes, list[int]]:
@@ -157,7 +158,8 @@ class Zygote:
             started.sock = run_sock
             # For a caller that must find it later (exec, stop): its pid in /proc, which is the
             # caller's, not our own pid namespace's (rootless mode has one).
-            report(run_sock, {"pid": _proc_pid(started)})
+            if _NO_PID not in msg:
+                report(run_sock, {"pid": _proc_pid(started)})
             self.runs[started.pidfd] = started
             self.sel.register(run_sock, selectors.EVENT_READ, started)
         self.spare = self._fork_spare()
