@@ -395,10 +395,10 @@ _CLOSER = _NamespaceCloser()
 
 
 def _pristine(rundir: Path) -> bool:
-    """Whether ``rundir`` holds exactly the empty ``rootfs`` and ``scratch`` directories."""
+    """Whether the ``rootfs`` and ``scratch`` directories of ``rundir`` are there and empty (nothing
+    but :func:`new_run_dir` writes to ``rundir`` itself)."""
     try:
-        return (sorted(os.listdir(rundir)) == ["rootfs", "scratch"] and not os.listdir(rundir / "rootfs")
-                and not os.listdir(rundir / "scratch"))
+        return not os.listdir(rundir / "rootfs") and not os.listdir(rundir / "scratch")
     except OSError:
         return False
 

@@ -271,13 +271,29 @@ def stub_layer(lowers_top_first: Sequence[str], upper: str, targets: Sequence[tu
     return _build_stubs(LayeredView([upper, *lowers_top_first]), stub_dir, targets)
 
 
+_RESOLV_CONF = "/etc/resolv.conf"
+_resolv_cache: tuple[tuple[int, int, int, int, int], str] | None = None
+
+
 def host_resolv_conf() -> str:
-    """The host's /etc/resolv.conf (the container gets a copy, as with Docker's host network)."""
+    """The host's /etc/resolv.conf (the container gets a copy, as with Docker's host network): read
+    again only when the file (or the one its symlink names) has changed since the last read."""
+    global _resolv_cache
     try:
-        with open("/etc/resolv.conf") as f:
-            return f.read()
+        st = os.stat(_RESOLV_CONF)
     except OSError:
         return ""
+    key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    cached = _resolv_cache
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    try:
+        with open(_RESOLV_CONF) as f:
+            text = f.read()
+    except OSError:
+        return ""
+    _resolv_cache = (key, text)
+    return text
 
 
 def hosts_text(spec: ProcessSpec) -> str:
