@@ -16,7 +16,6 @@ import signal
 import socket
 import struct
 import termios
-from typing import Any, NoReturn
 
 from dockyard.errors import DockyardError, ExecutionError
 from dockyard.executor import mount as m
@@ -34,6 +33,10 @@ from dockyard.executor.rootfs import (
 from dockyard.executor.spec import DEFAULT_PATH, ProcessSpec, env_dict
 from dockyard.executor.user import bad_cwd, lookup_path, resolve_user, secure_join, start_error
 from dockyard.userns import in_user_namespace
+
+TYPE_CHECKING = False  # no typing at run time (see zygote.py)
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
 
 _DEVICES = (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9),
             ("tty", 5, 0))

@@ -9,13 +9,16 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Sequence
-from typing import Any
 
 from dockyard import fs
 from dockyard.executor import mount as m
 from dockyard.executor.spec import Mount, ProcessSpec
 from dockyard.executor.user import secure_join, start_error
 from dockyard.userns import overlay_userxattr
+
+TYPE_CHECKING = False  # no typing at run time (see zygote.py)
+if TYPE_CHECKING:
+    from typing import Any
 
 # Mount points every container gets: path -> is a directory.
 STANDARD_TARGETS: tuple[tuple[str, bool], ...] = (

@@ -24,13 +24,16 @@ import selectors
 import signal
 import socket
 import sys
-from typing import NoReturn
 
 from dockyard.executor import mount as m
 from dockyard.executor import seccomp
 from dockyard.executor.container import container_main, prepare, report
 from dockyard.executor.fdpass import recv_fds
 from dockyard.userns import in_user_namespace
+
+TYPE_CHECKING = False  # the zygote imports neither typing nor pathlib: it starts before the first RUN
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 _MAX_REQUEST = 4 << 20
 _NO_NETWORK = b'"network": "none"'  # in a request's JSON (its ProcessSpec's network)
