@@ -207,3 +207,75 @@ def test_a_missed_step_starts_the_executor_and_its_network_beside_it(builds: Bui
     calls.clear()
     builds.build(ctx, tags=["ahead:2"])  # every step cached: nothing starts
     assert calls == []
+
+
+def test_steps_that_change_nothing_reuse_two_upper_directories(builds: Builds,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    # Making and removing a step's upper and work directories is five directory writes on disk: the
+    # steps that change nothing hand theirs on, so a build of such steps makes two pairs in all.
+    made: list[str] = []
+    real = workspace.Workspace.new_dir
+
+    def new_dir(self: workspace.Workspace, prefix: str) -> Path:
+        made.append(prefix)
+        return real(self, prefix)
+
+    monkeypatch.setattr(workspace.Workspace, "new_dir", new_dir)
+    builds.build(builds.context(BASE + "RUN true\n" * 6 + "RUN touch /f\nRUN true\nRUN test -f /f\n"),
+                 tags=["reuse:1"], no_cache=True)
+    # two pairs, then one more for the step after the one whose upper became its layer
+    assert made.count("upper") == made.count("work") == 3
+    assert (builds.rootfs("reuse:1") / "f").is_file()
+
+
+def test_a_change_to_the_root_directory_alone_does_not_reach_a_later_step(builds: Builds) -> None:
+    # ``chmod /`` or an extended attribute on / lands on the upper directory's root, in no layer: that
+    # upper must not become a later step's.
+    reference = builds.context(BASE + "RUN stat -c %a:%u / > /mode\n", name="reference")
+    builds.build(reference, tags=["root:0"], no_cache=True)
+    expected = (builds.rootfs("root:0") / "mode").read_text()
+    check = f"RUN test \"$(stat -c %a:%u /)\" = {expected.strip()}\n"
+    changes = "RUN true\nRUN true\nRUN chmod 700 / && chown 1:1 /\n"
+    ctx = builds.context(BASE + changes + check * 4, name="chmod")
+    builds.build(ctx, tags=["root:1"], no_cache=True)  # a check that fails fails the build
+
+
+def test_an_upper_directory_is_reused_only_as_it_was_made(builds: Builds) -> None:
+    store = builds.client.store
+    with store.lease() as lease:
+        ws = workspace.Workspace(store, lease)
+        first, second = ws.new_upper(), ws.new_upper()
+        ws.reuse_upper(*first)
+        assert ws.new_upper() not in (first, second)  # the only one given back: its run may still close
+        ws.reuse_upper(*second)
+        assert ws.new_upper() == first  # the older of two
+        for change in ("entry", "mode", "xattr"):
+            pair = ws.new_upper()
+            upper = pair[0]
+            if change == "entry":
+                (upper / "f").touch()
+            elif change == "mode":
+                upper.chmod(0o700)
+            else:
+                os.setxattr(upper, "user.note", b"x")
+            ws.reuse_upper(*pair)
+            ws.reuse_upper(*ws.new_upper())
+            assert pair not in ws._unused, change
+        ws.close()
+
+
+def test_the_empty_layer_is_leased_once_per_build(builds: Builds, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Storing the empty layer names it in the build's lease (a GC keeps it from then on): the later
+    # steps that change nothing only check that it is there, with no metadata write of their own.
+    from dockyard.imageops import Lease
+
+    leased: list[str] = []
+    real = Lease.add_blob
+
+    def add_blob(self: Lease, digest: str) -> None:
+        leased.append(str(digest))
+        real(self, digest)
+
+    monkeypatch.setattr(Lease, "add_blob", add_blob)
+    builds.build(builds.context(BASE + "RUN true\n" * 5), tags=["lease:1"], no_cache=True)
+    assert leased.count(EMPTY_TAR) == 1

@@ -202,3 +202,29 @@ def test_verified_reader_fails_naming_the_blob_and_quarantines_it(root: Path, da
     with pytest.raises(NotFound, match="missing from the content store"):
         store.verified(info.digest, info.size).open()
     assert store.unquarantine(info.digest) and store.quarantined() == []
+
+
+def test_a_blob_is_published_with_one_rename(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A build stores a config per step: publishing one is a rename, not a mkdir (EEXIST) and a stat
+    # first; the first blob of an algorithm makes the directory, as does the next after a removal.
+    store = ContentStore(root)
+    made: list[Path] = []
+    real = Path.mkdir
+
+    def mkdir(self: Path, *args: object, **kwargs: object) -> None:
+        made.append(self)
+        real(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Path, "mkdir", mkdir)
+    first = store.ingest(b"first")
+    blobs = store.path(first.digest).parent
+    assert blobs in made
+    made.clear()
+    for i in range(5):
+        assert store.read(store.ingest(b"more %d" % i).digest) == b"more %d" % i
+    assert blobs not in made
+    for entry in os.listdir(blobs):
+        os.unlink(blobs / entry)
+    os.rmdir(blobs)
+    assert store.read(store.ingest(b"again").digest) == b"again"
+    assert blobs in made

@@ -460,3 +460,30 @@ def test_a_run_waits_for_an_earlier_mount_only_when_it_stacks_that_run_s_upper(
         runner.join()
     finally:
         gate.set()
+
+
+def test_the_host_resolv_conf_is_read_again_only_when_it_changed(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from dockyard.executor import rootfs
+
+    conf = tmp_path / "resolv.conf"
+    conf.write_text("nameserver 192.0.2.1\n")
+    opened: list[str] = []
+
+    def counting_open(path: str, *args: object, **kwargs: object) -> object:
+        opened.append(path)
+        return open(path, *args, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(rootfs, "_RESOLV_CONF", str(conf))
+    monkeypatch.setattr(rootfs, "_resolv_cache", None)
+    monkeypatch.setattr(rootfs, "open", counting_open, raising=False)
+    assert rootfs.host_resolv_conf() == rootfs.host_resolv_conf() == "nameserver 192.0.2.1\n"
+    assert len(opened) == 1
+    conf.write_text("nameserver 192.0.2.22\n")  # another size (and time)
+    assert rootfs.host_resolv_conf() == "nameserver 192.0.2.22\n"
+    replaced = tmp_path / "new"
+    replaced.write_text("nameserver 192.0.2.33\n")
+    os.replace(replaced, conf)  # another inode: what an editor or resolvconf does
+    assert rootfs.host_resolv_conf() == "nameserver 192.0.2.33\n"
+    conf.unlink()
+    assert rootfs.host_resolv_conf() == ""

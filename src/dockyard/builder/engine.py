@@ -603,6 +603,8 @@ class Builder:
                         step.action(upper, work, lambda chunk, stream: self.log(step_id, chunk, stream))
                     committed = publishing.enter_context(
                         self.workspace.commit(upper, state.chain, mtime_clamp=self.options.source_date_epoch))
+                    if committed.snapshot is None:
+                        self.workspace.reuse_upper(upper, work)  # the step changed nothing
                     state.config.diff_ids.append(committed.layer.diff_id)
                     state.chain = committed.chain_id
                     # An empty layer adds nothing to an overlay: the next steps mount one lower fewer.

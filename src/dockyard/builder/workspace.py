@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -28,6 +29,10 @@ from dockyard.userns import overlay_userxattr
 
 _MNT_DETACH = 2
 _PAGE = 4000
+# Overlayfs's own attributes on an upper's root (trusted.overlay.uuid since Linux 6.6); a process in
+# the container can neither set nor see them.
+_OVERLAY_XATTRS = ("trusted.overlay.", "user.overlay.")
+_KEEP_UNUSED = 2  # unchanged (upper, work) pairs kept before the oldest is reused
 
 
 @record(frozen=True, slots=True)
@@ -56,7 +61,11 @@ class Workspace:
         self._empty.mkdir()
         self._count = 0
         self._links: dict[Path, str] = {}
-        self._empty_layer: LayerBlob | None = None  # the entry-less layer tar, once stored
+        # (upper, work) pairs that steps left unchanged, oldest first, with how each upper was made.
+        self._unused: list[tuple[Path, Path]] = []
+        self._made: dict[Path, tuple[int, int, int]] = {}
+        self._unused_lock = threading.Lock()
+        self._empty_layer: LayerBlob | None = None  # the entry-less layer tar, once stored (and leased)
 
     def close(self) -> None:
         try:  # a build whose steps were all cached made nothing here but "empty"
@@ -74,9 +83,41 @@ class Workspace:
         return path
 
     def new_upper(self) -> tuple[Path, Path]:
-        """A fresh (upper, work) pair for an overlay mount (side by side: no directory holding both,
-        one directory fewer to make and remove per step)."""
-        return self.new_dir("upper"), self.new_dir("work")
+        """An empty (upper, work) pair for an overlay mount (side by side: no directory holding both,
+        one directory fewer to make and remove per step).
+
+        A pair a step gave back unchanged (:meth:`reuse_upper`) is taken again, but only the older of
+        at least two: the mount namespace of the run that last used the newest may still be closing
+        (the executor would wait for it), the older one's is gone by then. Most steps of a build
+        that change nothing so make and remove no directory at all (each is a disk write)."""
+        with self._unused_lock:
+            if len(self._unused) >= _KEEP_UNUSED:
+                return self._unused.pop(0)
+        upper, work = self.new_dir("upper"), self.new_dir("work")
+        st = os.stat(upper)
+        with self._unused_lock:
+            self._made[upper] = (st.st_mode, st.st_uid, st.st_gid)
+        return upper, work
+
+    def reuse_upper(self, upper: Path, work: Path) -> None:
+        """Give back a pair whose step committed an empty layer, for a later step. Kept only if the
+        upper directory is exactly as :meth:`new_upper` made it: no entry, its own mode and owner
+        unchanged, no extended attribute but overlayfs's own (a ``chmod /`` or ``setfattr /`` lands
+        on the upper's root and is in no layer; it must not reach a later step either)."""
+        with self._unused_lock:
+            made = self._made.get(upper)
+        if made is None or self.fuse:  # fuse-overlayfs: its work directory is its own business
+            return
+        try:
+            st = os.stat(upper)
+            clean = ((st.st_mode, st.st_uid, st.st_gid) == made
+                     and all(x.startswith(_OVERLAY_XATTRS) for x in os.listxattr(upper))
+                     and not _has_entries(upper))
+        except OSError:
+            return
+        if clean:
+            with self._unused_lock:
+                self._unused.append((upper, work))
 
     def link(self, layer_dir: Path) -> str:
         """A short, stable name for a lower directory (a symlink under ``<store>/l``); made once per
@@ -258,11 +299,11 @@ class Workspace:
         return writer, writer.digest, tar.content_size
 
     def _known_empty(self) -> LayerBlob | None:
-        """The empty layer stored by an earlier step of this build, if it is still there."""
+        """The empty layer stored by an earlier step of this build, if it is still there (the
+        build's lease has named it since that step stored it: a GC keeps it)."""
         layer = self._empty_layer
         if layer is None:
             return None
-        self.lease.add_blob(layer.digest)  # before looking: a GC then keeps it
         return layer if self.store.content.exists(layer.digest) else None
 
 

@@ -141,8 +141,11 @@ class Writer:
         if before_publish is not None:
             before_publish(actual)
         target = self._store.path(actual)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.rename(self.temp_path, target)
+        try:
+            os.rename(self.temp_path, target)
+        except FileNotFoundError:  # the first blob of its algorithm: make its directory
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(self.temp_path, target)
         if self._store.fsync and sync_dir and durable:
             _fsync_dir(target.parent)
         self.committed = BlobInfo(actual, self._hasher.size, time.time())

@@ -59,16 +59,19 @@ def _stop_pasta(netdir: Path) -> None:
 
 def cleanup_stale(state_dir: Path, runc: str = "runc") -> int:
     """Unmount and delete run directories under ``state_dir/runs`` whose owning process is gone, and
-    stop the pasta processes of private networks (``state_dir/net``) such processes left.
+    stop the pasta processes of private networks (``state_dir/net``) such processes left; delete
+    the stub layers (``state_dir/stubs``) they made.
 
     What live processes own is left alone, so it is safe while another dockyard works on the same
-    store. Returns how many directories were removed.
+    store. Returns how many run and network directories were removed.
     """
     removed = 0
     for entry in _stale(Path(state_dir) / NET_DIR):
         _stop_pasta(entry)
         shutil.rmtree(entry, ignore_errors=True)
         removed += 1
+    for entry in _stale(Path(state_dir) / "stubs"):  # executors' stub layers (namespace.py): not counted
+        shutil.rmtree(entry, ignore_errors=True)
     for entry in _stale(Path(state_dir) / "runs"):
         runc_root = Path(state_dir) / "runc"
         if (runc_root / entry.name).exists() and shutil.which(runc):

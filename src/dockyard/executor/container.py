@@ -16,7 +16,6 @@ import signal
 import socket
 import struct
 import termios
-from typing import Any, NoReturn
 
 from dockyard.errors import DockyardError, ExecutionError
 from dockyard.executor import mount as m
@@ -34,6 +33,10 @@ from dockyard.executor.rootfs import (
 from dockyard.executor.spec import DEFAULT_PATH, ProcessSpec, env_dict
 from dockyard.executor.user import bad_cwd, lookup_path, resolve_user, secure_join, start_error
 from dockyard.userns import in_user_namespace
+
+TYPE_CHECKING = False  # no typing at run time (see zygote.py)
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
 
 _DEVICES = (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9),
             ("tty", 5, 0))
@@ -79,19 +82,64 @@ def _mount_sysfs(target: str) -> None:
         m.mount(None, target, None, m.MS_REMOUNT | m.MS_BIND | m.MS_RDONLY | _NOEXEC)
 
 
-def _protect_kernel_files(root: str) -> None:
+def _protect_kernel_files(root: str, under: str = "/") -> None:
+    """Docker's read-only and masked paths of ``root`` (those under ``under`` only)."""
     for path in READONLY_PATHS:
         full = root + path
-        if os.path.exists(full):
+        if path.startswith(under) and os.path.exists(full):
             m.mount(full, full, None, m.MS_BIND | m.MS_REC)
             m.mount(None, full, None, m.MS_REMOUNT | m.MS_BIND | m.MS_RDONLY | m.MS_NOSUID | m.MS_NODEV
                     | m.MS_NOEXEC)
-    for path in masked_paths():
+    for path in _MASKED:
         full = root + path
+        if not path.startswith(under):
+            continue
         if os.path.isdir(full):
             m.mount("tmpfs", full, "tmpfs", m.MS_RDONLY, "size=0")
         elif os.path.exists(full):
             m.mount(root + "/dev/null", full, None, m.MS_BIND)
+
+
+# The masked paths of this machine: the zygote lists them once (each container is forked from it).
+_MASKED = masked_paths()
+_KERNEL_TREES = ("proc", "dev", "sys")
+
+
+def _stage_kernel_trees(stage: str) -> bool:
+    """Mount /proc, /dev and /sys (with Docker's read-only and masked paths) under ``stage``, on a
+    tmpfs of this process's own (private) mount namespace, while it waits as the spare: a request
+    then only moves them into its root (:func:`_move_kernel_trees`). False if that failed (the
+    request then mounts them itself).
+
+    Each depends on nothing a request says: /proc on the pid namespace, /dev on nothing, /sys on the
+    network namespace, which the spare has already (a request wanting another remounts it)."""
+    try:
+        m.mount("tmpfs", stage, "tmpfs", m.MS_NOSUID | m.MS_NODEV, "mode=700")
+    except OSError:
+        return False
+    try:
+        for name in _KERNEL_TREES:
+            os.mkdir(os.path.join(stage, name), 0o755)
+        m.mount("proc", os.path.join(stage, "proc"), "proc", _NOEXEC)
+        _setup_dev(stage)
+        _mount_sysfs(os.path.join(stage, "sys"))
+        _protect_kernel_files(stage)
+        return True
+    except OSError:
+        m.umount2(stage, m.MNT_DETACH)
+        return False
+
+
+def _move_kernel_trees(stage: str, root: str, fresh_sys: bool) -> None:
+    """Move the staged /proc, /dev and /sys (their masks and read-only binds come along) into
+    ``root``; ``fresh_sys``: mount /sys anew first (the network namespace changed since)."""
+    if fresh_sys:
+        sys_dir = os.path.join(stage, "sys")
+        m.umount2(sys_dir, m.MNT_DETACH)
+        _mount_sysfs(sys_dir)
+        _protect_kernel_files(stage, "/sys/")
+    for name in _KERNEL_TREES:
+        m.mount(os.path.join(stage, name), secure_join(root, "/" + name), None, m.MS_MOVE)
 
 
 def _bind(source: str, target: str, readonly: bool) -> None:
@@ -105,6 +153,10 @@ def _setup_mounts(root: str, scratch: str, spec: ProcessSpec, resolv_conf: str) 
     _setup_dev(root)
     _mount_sysfs(os.path.join(root, "sys"))
     _protect_kernel_files(root)
+    _setup_given_mounts(root, scratch, spec, resolv_conf)
+
+
+def _setup_given_mounts(root: str, scratch: str, spec: ProcessSpec, resolv_conf: str) -> None:
     for target, source in write_files(scratch, spec, resolv_conf).items():
         _bind(source, secure_join(root, target), False)
     for index, mnt in enumerate(spec.mounts):
@@ -173,7 +225,7 @@ def _join_network(path: str) -> None:
 
 
 def _setup_and_exec(req: dict[str, Any], sock: socket.socket, stdio: tuple[int, int, int],
-                    host_net: int) -> NoReturn:
+                    host_net: int, stage: str | None) -> NoReturn:
     _lend_mount_namespace(sock)
     spec = ProcessSpec.from_json(req["spec"])
     # Compiled (or taken from the zygote's cache) while libseccomp is still reachable, before pivot_root.
@@ -186,6 +238,9 @@ def _setup_and_exec(req: dict[str, Any], sock: socket.socket, stdio: tuple[int, 
             f.write("0")
     rundir = req["rundir"]
     root, scratch = os.path.join(rundir, "rootfs"), os.path.join(rundir, "scratch")
+    # The staged /sys shows the network namespace the spare is in: the one prepare() made, else the
+    # zygote's.
+    staged_net: str = "none" if host_net >= 0 else "host"
     if spec.network == "none":
         if host_net < 0:  # else prepare() made it
             m.unshare(m.CLONE_NEWNET)
@@ -196,9 +251,16 @@ def _setup_and_exec(req: dict[str, Any], sock: socket.socket, stdio: tuple[int, 
         os.close(host_net)
     if spec.network == "private":
         _join_network(req["netns"])
-    m.mount("tmpfs", scratch, "tmpfs", m.MS_NOSUID | m.MS_NODEV, "mode=700")
+    if stage is not None:
+        scratch = stage  # a tmpfs of this mount namespace already (mode 700, nosuid, nodev)
+    else:
+        m.mount("tmpfs", scratch, "tmpfs", m.MS_NOSUID | m.MS_NODEV, "mode=700")
     mount_rootfs(req["rootfs"], root, scratch, mount_targets(spec), allow_chdir=True)
-    _setup_mounts(root, scratch, spec, req["resolv_conf"])
+    if stage is not None:
+        _move_kernel_trees(stage, root, fresh_sys=spec.network != staged_net)
+        _setup_given_mounts(root, scratch, spec, req["resolv_conf"])
+    else:
+        _setup_mounts(root, scratch, spec, req["resolv_conf"])
     m.sethostname(spec.hostname)
     os.chdir(root)
     m.pivot_root(".", ".")
@@ -219,7 +281,6 @@ def _setup_and_exec(req: dict[str, Any], sock: socket.socket, stdio: tuple[int, 
         os.dup2(fd, target)
     if spec.tty:
         fcntl.ioctl(0, termios.TIOCSCTTY, 0)  # after setsid: the pty becomes the controlling terminal
-    m.drop_bounding_set(m.DEFAULT_CAP_MASK)
     os.setgroups(user.all_groups(spec.extra_groups, primary=spec.primary_group_in_groups))
     os.setgid(user.gid)
     os.setuid(user.uid)
@@ -238,31 +299,36 @@ def _setup_and_exec(req: dict[str, Any], sock: socket.socket, stdio: tuple[int, 
         raise start_error(f'exec: "{spec.args[0]}": {(exc.strerror or "").lower()}', code)
 
 
-def prepare(no_network: bool = False) -> int:
+def prepare(no_network: bool = False, stage: str | None = None) -> tuple[int, str | None]:
     """What does not depend on the request, done while the process waits as a spare: own session,
-    new mount, uts and ipc namespaces, mounts private (nothing leaks to the host).
+    new mount, uts and ipc namespaces, mounts private (nothing leaks to the host), the capability
+    bounding set Docker's defaults (it limits only what the exec gains: the set-up keeps its own
+    effective capabilities) and no ambient capabilities.
 
     With ``no_network`` (the request will likely be ``network=none``) also a new network namespace
     with ``lo`` up; then the zygote's network namespace is returned (a file descriptor) for a request
-    that wants another network, else -1."""
+    that wants another network, else -1. With ``stage`` (an empty directory) the container's /proc,
+    /dev and /sys are mounted there, ready to move into its root: ``stage``, else None, is returned
+    with the file descriptor."""
     m.prctl(m.PR_SET_PDEATHSIG, signal.SIGKILL)  # the zygote died: so do we
     os.setsid()
     m.unshare(m.CLONE_NEWNS | m.CLONE_NEWUTS | m.CLONE_NEWIPC)
     m.mount(None, "/", None, m.MS_REC | m.MS_PRIVATE)
+    m.drop_bounding_set(m.DEFAULT_CAP_MASK)
     for sig in signal.valid_signals():
         if sig not in (signal.SIGKILL, signal.SIGSTOP) and signal.getsignal(sig) == signal.SIG_IGN:
             signal.signal(sig, signal.SIG_DFL)  # ignored signals would survive exec
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
-    if not no_network:
-        return -1
-    host_net = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        m.unshare(m.CLONE_NEWNET)
-        m.loopback_up()
-    except BaseException:
-        os.close(host_net)
-        raise
-    return host_net
+    host_net = -1
+    if no_network:
+        host_net = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            m.unshare(m.CLONE_NEWNET)
+            m.loopback_up()
+        except BaseException:
+            os.close(host_net)
+            raise
+    return host_net, (stage if stage is not None and _stage_kernel_trees(stage) else None)
 
 
 def report(sock: socket.socket, message: dict[str, Any]) -> None:
@@ -274,12 +340,13 @@ def report(sock: socket.socket, message: dict[str, Any]) -> None:
 
 
 def container_main(req: dict[str, Any], sock: socket.socket, stdio: tuple[int, int, int],
-                   host_net: int = -1) -> NoReturn:
-    """Set up and exec; on failure report ``{"error", "code"}`` and exit with that code. ``host_net``:
-    what :func:`prepare` returned."""
+                   host_net: int = -1, stage: str | None = None) -> NoReturn:
+    """Set up and exec, in a process where :func:`prepare` ran (the bounding set is dropped there); on
+    failure report ``{"error", "code"}`` and exit with that code. ``host_net`` and ``stage``: what
+    :func:`prepare` returned."""
     code = 125
     try:
-        _setup_and_exec(req, sock, stdio, host_net)
+        _setup_and_exec(req, sock, stdio, host_net, stage)
     except ExecutionError as exc:
         code = exc.exit_code
         report(sock, {"error": exc.message, "code": code})

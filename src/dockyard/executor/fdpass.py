@@ -28,6 +28,10 @@ def cloexec_above_stdio() -> None:
 
     Marking rather than closing keeps the run socket usable for an error report until the exec itself.
     """
+    from dockyard.executor import mount  # the container's process has it (the caller's need not)
+
+    if mount.cloexec_from(3):
+        return
     for name in os.listdir("/proc/self/fd"):
         fd = int(name)
         if fd > 2:

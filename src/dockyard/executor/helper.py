@@ -26,15 +26,17 @@ _lock = threading.Lock()
 _started: dict[str, tuple[subprocess.Popen[bytes], socket.socket]] = {}
 
 
-def spawn() -> tuple[subprocess.Popen[bytes], socket.socket]:
-    """A new helper process and our end of its control socket."""
+def spawn(state_dir: Path | None = None) -> tuple[subprocess.Popen[bytes], socket.socket]:
+    """A new helper process and our end of its control socket; with ``state_dir`` (the executor's),
+    its spares prepare each container's /proc, /dev and /sys ahead in ``state_dir/stage``."""
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     src = str(Path(dockyard.__file__).resolve().parent.parent)
     try:
         # -I -S: no site, no user paths; the zygote needs the stdlib and this package only. It reports
         # every failure on the run socket, so its own stdio goes nowhere (the library never prints).
         proc = subprocess.Popen(
-            [sys.executable, "-I", "-S", "-c", _BOOTSTRAP.format(path=src), str(theirs.fileno())],
+            [sys.executable, "-I", "-S", "-c", _BOOTSTRAP.format(path=src), str(theirs.fileno()),
+             *([] if state_dir is None else [str(state_dir / "stage")])],
             pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
     except BaseException:
@@ -55,7 +57,7 @@ def start_early(state_dir: Path) -> None:
         if key in _started:
             return
         try:
-            _started[key] = spawn()
+            _started[key] = spawn(state_dir)
         except OSError:
             pass
 

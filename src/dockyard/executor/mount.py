@@ -23,6 +23,7 @@ MS_NOSUID = 2
 MS_NODEV = 4
 MS_NOEXEC = 8
 MS_REMOUNT = 32
+MS_MOVE = 8192
 MS_BIND = 4096
 MS_REC = 16384
 MS_PRIVATE = 1 << 18
@@ -105,6 +106,19 @@ def pivot_root(new_root: str, put_old: str) -> None:
 def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> None:
     """prctl(2) for options that return 0 on success."""
     _check(_libc.prctl(option, arg2, arg3, arg4, arg5), f"prctl({option})")
+
+
+_CLOSE_RANGE_CLOEXEC = 1 << 2
+
+
+def cloexec_from(first: int) -> bool:
+    """Mark every descriptor from ``first`` up close-on-exec in one close_range(2) (Linux 5.11); False
+    if this libc or kernel cannot (the caller then marks them one by one)."""
+    close_range = getattr(_libc, "close_range", None)
+    if close_range is None:
+        return False
+    close_range.argtypes = [ctypes.c_uint, ctypes.c_uint, ctypes.c_int]
+    return bool(close_range(first, 0xFFFFFFFF, _CLOSE_RANGE_CLOEXEC) == 0)
 
 
 def last_cap() -> int:

@@ -23,6 +23,7 @@ from dockyard.executor.base import (
     Output,
     OutputCallback,
     close_all,
+    new_owned_dir,
     new_run_dir,
     output_fds,
     pump,
@@ -31,7 +32,7 @@ from dockyard.executor.base import (
 )
 from dockyard.executor.fdpass import recv_fds
 from dockyard.executor.network import Networks, resolv_conf
-from dockyard.executor.rootfs import mount_targets
+from dockyard.executor.rootfs import mount_targets, stub_layer
 from dockyard.executor.spec import ProcessSpec, Rootfs, RootfsSpec, check_rootfs, rootfs_to_json
 from dockyard.executor.user import start_error
 from dockyard.record import replace
@@ -59,6 +60,11 @@ class NamespaceExecutor:
         self._free_rundirs: list[Path] = []
         self._rundirs_lock = threading.Lock()
         self._closed = False
+        # Stub layers (the mount points a stack of layers lacks), made once per stack and mount
+        # targets under an owned directory of ``state_dir/stubs``: "" when none is needed.
+        self._stubs: dict[tuple[tuple[str, ...], tuple[tuple[str, bool], ...]], str] = {}
+        self._stub_root: Path | None = None
+        self._stubs_lock = threading.Lock()
 
     def __enter__(self) -> NamespaceExecutor:
         return self
@@ -82,7 +88,7 @@ class NamespaceExecutor:
             if self._control is not None:  # the helper died (killed?): start a new one
                 self._control.close()
                 self._control = None
-            self._zygote, self._control = helper.take(self.state_dir) or helper.spawn()
+            self._zygote, self._control = helper.take(self.state_dir) or helper.spawn(self.state_dir)
             return self._control
 
     def close(self) -> None:
@@ -102,6 +108,12 @@ class NamespaceExecutor:
             free, self._free_rundirs = self._free_rundirs, []
         for rundir in free:
             shutil.rmtree(rundir, ignore_errors=True)
+        with self._stubs_lock:
+            stub_root, self._stub_root = self._stub_root, None
+            self._stubs.clear()
+        if stub_root is not None:
+            _CLOSER.wait_idle()  # no overlay of a run is left that stacks one of them
+            shutil.rmtree(stub_root, ignore_errors=True)
         self._networks.close()
 
     def _take_rundir(self) -> Path:
@@ -137,6 +149,45 @@ class NamespaceExecutor:
             return self._run(control, spec, rootfs, netns, stdout=stdout, stderr=stderr, stdin=stdin,
                              deadline=Deadline(timeout, cancel), on_start=on_start, on_pid=on_pid)
 
+    def _stub_layer(self, spec: ProcessSpec, rootfs: RootfsSpec) -> str | None:
+        """The extra top layer holding the mount points the layers of ``rootfs`` lack (see
+        :func:`~dockyard.executor.rootfs.mount_rootfs`), made by the first run on that stack of layers
+        and mount targets, stacked by every later one (a layer never changes, an overlay never writes
+        to a lower one): its path, "" when none is needed, None when the run must make its own (its
+        upper directory has entries, whose whiteouts may hide a layer's mount point; or it failed)."""
+        if self.fuse:
+            return None
+        try:
+            with os.scandir(rootfs.upperdir) as entries:
+                if next(entries, None) is not None:
+                    return None
+        except OSError:
+            return None
+        lowers = tuple(str(p) for p in reversed(rootfs.lowerdirs))
+        key = (lowers, tuple(mount_targets(spec)))
+        with self._stubs_lock:
+            known = self._stubs.get(key)
+            if known is not None:
+                return known
+            if self._closed:
+                return None
+            try:
+                if self._stub_root is None:
+                    self._stub_root = new_owned_dir(self.state_dir / "stubs")
+                path = self._stub_root / str(len(self._stubs))
+                os.mkdir(path, 0o755)
+            except OSError:
+                return None
+            try:
+                needed = stub_layer(lowers, str(rootfs.upperdir), key[1], str(path))
+            except (OSError, ExecutionError):
+                shutil.rmtree(path, ignore_errors=True)
+                return None  # the run meets the same trouble and reports it
+            if not needed:
+                path.rmdir()
+            self._stubs[key] = str(path) if needed else ""
+            return self._stubs[key]
+
     def _run(self, control: socket.socket, spec: ProcessSpec, rootfs: Rootfs, netns: str | None, *,
              stdout: Output, stderr: Output, stdin: int | None, deadline: Deadline,
              on_start: OnStart | None, on_pid: Callable[[int], None] | None = None) -> int:
@@ -156,11 +207,18 @@ class NamespaceExecutor:
             if stdin is None:
                 to_close.append(in_fd)
             child_fds = [in_fd, *child_out]
-        req = {"spec": spec.to_json(), "rootfs": rootfs_to_json(rootfs), "rundir": str(rundir),
+        rootfs_json = rootfs_to_json(rootfs)
+        if isinstance(rootfs, RootfsSpec):
+            stubs = self._stub_layer(spec, rootfs)
+            if stubs is not None:
+                rootfs_json["stubs"] = stubs
+        req = {"spec": spec.to_json(), "rootfs": rootfs_json, "rundir": str(rundir),
                "resolv_conf": resolv_conf(spec), "netns": netns,
                # A plain directory may be a mount made since the spare copied our mounts (a
                # fuse-overlayfs rootfs): a process forked now sees it.
-               "fresh": not isinstance(rootfs, RootfsSpec)}
+               "fresh": not isinstance(rootfs, RootfsSpec),
+               # The container's pid, for a caller that asks (one message and wake-up fewer else).
+               "report_pid": on_pid is not None}
         still_open = {*readers, *inputs}
         uses = wrote = None
         if isinstance(rootfs, RootfsSpec):
@@ -337,10 +395,10 @@ _CLOSER = _NamespaceCloser()
 
 
 def _pristine(rundir: Path) -> bool:
-    """Whether ``rundir`` holds exactly the empty ``rootfs`` and ``scratch`` directories."""
+    """Whether the ``rootfs`` and ``scratch`` directories of ``rundir`` are there and empty (nothing
+    but :func:`new_run_dir` writes to ``rundir`` itself)."""
     try:
-        return (sorted(os.listdir(rundir)) == ["rootfs", "scratch"] and not os.listdir(rundir / "rootfs")
-                and not os.listdir(rundir / "scratch"))
+        return not os.listdir(rundir / "rootfs") and not os.listdir(rundir / "scratch")
     except OSError:
         return False
 

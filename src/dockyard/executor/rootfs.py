@@ -9,13 +9,16 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Sequence
-from typing import Any
 
 from dockyard import fs
 from dockyard.executor import mount as m
 from dockyard.executor.spec import Mount, ProcessSpec
 from dockyard.executor.user import secure_join, start_error
 from dockyard.userns import overlay_userxattr
+
+TYPE_CHECKING = False  # no typing at run time (see zygote.py)
+if TYPE_CHECKING:
+    from typing import Any
 
 # Mount points every container gets: path -> is a directory.
 STANDARD_TARGETS: tuple[tuple[str, bool], ...] = (
@@ -237,7 +240,8 @@ def mount_rootfs(rootfs: dict[str, Any], target: str, scratch: str, targets: Seq
 
     A plain directory is bind-mounted and missing mount points are created in it. An overlay gets missing
     mount points from an extra top lower layer in ``scratch`` (a tmpfs), so they never reach the upper
-    directory and the layer holds only what the process changed.
+    directory and the layer holds only what the process changed; or from the one the caller made for
+    these layers and targets, ``rootfs["stubs"]`` ("" when none is needed).
     """
     if "path" in rootfs:
         m.mount(rootfs["path"], target, None, m.MS_BIND | m.MS_REC)
@@ -253,10 +257,13 @@ def mount_rootfs(rootfs: dict[str, Any], target: str, scratch: str, targets: Seq
         return
     lowers = [str(p) for p in reversed(rootfs["lower"])]
     upper, work = rootfs["upper"], rootfs["work"]
-    stub_dir = os.path.join(scratch, "stubs")
-    os.mkdir(stub_dir, 0o755)
-    needed = stub_layer(lowers, upper, targets, stub_dir)
-    _mount_overlay(target, lowers, upper, work, allow_chdir, stub_dir if needed else None)
+    top: str | None = rootfs.get("stubs")
+    if top is None:
+        top = os.path.join(scratch, "stubs")
+        os.mkdir(top, 0o755)
+        if not stub_layer(lowers, upper, targets, top):
+            top = None
+    _mount_overlay(target, lowers, upper, work, allow_chdir, top or None)
 
 
 def stub_layer(lowers_top_first: Sequence[str], upper: str, targets: Sequence[tuple[str, bool]],
@@ -267,13 +274,29 @@ def stub_layer(lowers_top_first: Sequence[str], upper: str, targets: Sequence[tu
     return _build_stubs(LayeredView([upper, *lowers_top_first]), stub_dir, targets)
 
 
+_RESOLV_CONF = "/etc/resolv.conf"
+_resolv_cache: tuple[tuple[int, int, int, int, int], str] | None = None
+
+
 def host_resolv_conf() -> str:
-    """The host's /etc/resolv.conf (the container gets a copy, as with Docker's host network)."""
+    """The host's /etc/resolv.conf (the container gets a copy, as with Docker's host network): read
+    again only when the file (or the one its symlink names) has changed since the last read."""
+    global _resolv_cache
     try:
-        with open("/etc/resolv.conf") as f:
-            return f.read()
+        st = os.stat(_RESOLV_CONF)
     except OSError:
         return ""
+    key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    cached = _resolv_cache
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    try:
+        with open(_RESOLV_CONF) as f:
+            text = f.read()
+    except OSError:
+        return ""
+    _resolv_cache = (key, text)
+    return text
 
 
 def hosts_text(spec: ProcessSpec) -> str:

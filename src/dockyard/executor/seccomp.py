@@ -18,10 +18,13 @@ import ctypes
 import json
 import os
 from collections.abc import Collection
-from typing import Any
 
 from dockyard.errors import ExecutionError, InvalidArgument
 from dockyard.executor import mount as m
+
+TYPE_CHECKING = False  # no typing at run time (see zygote.py)
+if TYPE_CHECKING:
+    from typing import Any
 
 DEFAULT = "default"  # ProcessSpec.seccomp: Docker's default profile; None is unconfined
 DEFAULT_PROFILE_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "seccomp_default.json")

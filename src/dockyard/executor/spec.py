@@ -5,14 +5,19 @@ from __future__ import annotations
 import base64
 import os
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any, Literal
 
 from dockyard.errors import InvalidArgument, NotFound
 from dockyard.record import field, record
 
-MountType = Literal["bind", "tmpfs", "secret"]
-Network = Literal["host", "none", "private"]
+TYPE_CHECKING = False  # neither typing nor pathlib at run time: the zygote imports this (see zygote.py)
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Any, Literal
+
+    MountType = Literal["bind", "tmpfs", "secret"]
+    Network = Literal["host", "none", "private"]
+else:
+    MountType = Network = str  # names for annotations only
 _MODES: dict[str, Network] = {"private": "private", "default": "private", "bridge": "private", "host": "host",
                               "none": "none"}
 
@@ -191,7 +196,10 @@ class RootfsSpec:
             raise InvalidArgument("an overlay rootfs needs at least one lower directory")
 
 
-Rootfs = RootfsSpec | Path
+if TYPE_CHECKING:
+    Rootfs = RootfsSpec | Path
+else:
+    Rootfs = RootfsSpec  # a name for annotations only (a plain directory is a Path)
 
 
 def check_rootfs(rootfs: Rootfs) -> None:

@@ -5,11 +5,14 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Sequence
-from pathlib import Path
 
 from dockyard import fs
 from dockyard.errors import ExecutionError
 from dockyard.record import field, record
+
+TYPE_CHECKING = False  # no pathlib at run time (see zygote.py)
+if TYPE_CHECKING:
+    from pathlib import Path
 
 _MAX_ID = 2**31 - 1
 

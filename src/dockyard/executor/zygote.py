@@ -24,7 +24,6 @@ import selectors
 import signal
 import socket
 import sys
-from typing import NoReturn
 
 from dockyard.executor import mount as m
 from dockyard.executor import seccomp
@@ -32,8 +31,13 @@ from dockyard.executor.container import container_main, prepare, report
 from dockyard.executor.fdpass import recv_fds
 from dockyard.userns import in_user_namespace
 
+TYPE_CHECKING = False  # the zygote imports neither typing nor pathlib: it starts before the first RUN
+if TYPE_CHECKING:
+    from typing import NoReturn
+
 _MAX_REQUEST = 4 << 20
 _NO_NETWORK = b'"network": "none"'  # in a request's JSON (its ProcessSpec's network)
+_NO_PID = b'"report_pid": false'  # the caller does not want the container's pid
 
 
 def _recv_request(sock: socket.socket) -> tuple[bytes, list[int]]:
@@ -44,17 +48,18 @@ def _recv_request(sock: socket.socket) -> tuple[bytes, list[int]]:
             continue
 
 
-def _container(sock: socket.socket, no_network: bool) -> NoReturn:
+def _container(sock: socket.socket, no_network: bool, stage: str | None) -> NoReturn:
     """A spare container process: prepare, wait for the request, run it."""
     try:
-        host_net = prepare(no_network)
+        host_net, staged = prepare(no_network, stage)
     except BaseException:
         os._exit(125)  # the zygote finds the spare dead and makes another
     msg, fds = _recv_request(sock)
     if not msg or len(fds) != 4:
         os._exit(0)
     sock.close()
-    container_main(json.loads(msg), socket.socket(fileno=fds[0]), (fds[1], fds[2], fds[3]), host_net)
+    container_main(json.loads(msg), socket.socket(fileno=fds[0]), (fds[1], fds[2], fds[3]), host_net,
+                   staged)
 
 
 class _Run:
@@ -79,8 +84,9 @@ def _proc_pid(run: _Run) -> int:
 class Zygote:
     """The event loop: a spare, the runs in flight, and the control socket."""
 
-    def __init__(self, control: socket.socket) -> None:
+    def __init__(self, control: socket.socket, stage: str | None = None) -> None:
         self.control: socket.socket | None = control
+        self.stage = stage  # an empty directory where spares mount a container's /proc, /dev, /sys
         self.sel = selectors.DefaultSelector()
         self.own_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
         self.spare: _Run | None = None
@@ -105,7 +111,7 @@ class Zygote:
             keep = theirs.fileno()
             os.closerange(3, keep)
             os.closerange(keep + 1, 1 << 20)
-            _container(theirs, self.no_network)
+            _container(theirs, self.no_network, self.stage)
         m.setns(self.own_pidns, m.CLONE_NEWPID)  # our next fork must get a pid namespace of its own
         theirs.close()
         run = _Run(pid, os.pidfd_open(pid), ours)
@@ -155,7 +161,8 @@ class Zygote:
             started.sock = run_sock
             # For a caller that must find it later (exec, stop): its pid in /proc, which is the
             # caller's, not our own pid namespace's (rootless mode has one).
-            report(run_sock, {"pid": _proc_pid(started)})
+            if _NO_PID not in msg:
+                report(run_sock, {"pid": _proc_pid(started)})
             self.runs[started.pidfd] = started
             self.sel.register(run_sock, selectors.EVENT_READ, started)
         self.spare = self._fork_spare()
@@ -212,15 +219,16 @@ class Zygote:
             signal.pidfd_send_signal(self.spare.pidfd, signal.SIGKILL)
 
 
-def serve(control: socket.socket) -> None:
-    """Answer requests on ``control`` until it closes and the runs in flight have ended."""
+def serve(control: socket.socket, stage: str | None = None) -> None:
+    """Answer requests on ``control`` until it closes and the runs in flight have ended; ``stage``:
+    see :class:`Zygote`."""
     # Forked children must touch as few inherited pages as possible (each touch is a copy-on-write
     # fault): no garbage collection walks over the objects imported so far.
     seccomp.warm()  # compiled once here, inherited by every container
     gc.disable()
     gc.freeze()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    Zygote(control).serve()
+    Zygote(control, stage).serve()
 
 
 def _own_pid_namespace() -> None:
@@ -241,10 +249,17 @@ def _own_pid_namespace() -> None:
 
 
 def main() -> None:
-    """Entry point: the control socket is file descriptor ``argv[1]``."""
+    """Entry point: the control socket is file descriptor ``argv[1]``; ``argv[2]``, if given, a
+    directory for the spares' staged mounts (made here if missing; none are staged if it cannot)."""
     if in_user_namespace():
         _own_pid_namespace()
-    serve(socket.socket(fileno=int(sys.argv[1])))
+    stage: str | None = sys.argv[2] if len(sys.argv) > 2 else None
+    if stage is not None:
+        try:
+            os.makedirs(stage, 0o700, exist_ok=True)
+        except OSError:
+            stage = None
+    serve(socket.socket(fileno=int(sys.argv[1])), stage)
     # Nothing is buffered (stdio goes nowhere) and nothing waits on a clean interpreter shutdown: the
     # executor's close waits for this exit, and tearing down the modules would only delay it.
     os._exit(0)
