@@ -94,7 +94,7 @@ def test_the_build_takes_the_childs_checksums_and_makes_the_same_image(tmp_path:
 
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="the child runs only beside a second CPU")
 def test_the_childs_answer_is_what_the_cache_key_uses(tmp_path: Path, context: Path) -> None:
-    honest = build(tmp_path, context, "fork")
+    assert build(tmp_path, context, "fork")["error"] == ""
     lied = build(tmp_path, context, "child-lies", ".")
     assert lied["error"] == ""
     assert ["."] not in lied["calls"] and ["req.txt"] in lied["calls"]  # type: ignore[operator]
@@ -107,7 +107,8 @@ def test_the_childs_answer_is_what_the_cache_key_uses(tmp_path: Path, context: P
 
 
 @pytest.mark.parametrize("mode", ["thread", "child-killed"])
-def test_without_a_child_the_build_hashes_the_context_itself(tmp_path: Path, context: Path, mode: str) -> None:
+def test_without_a_child_the_build_hashes_the_context_itself(tmp_path: Path, context: Path,
+                                                             mode: str) -> None:
     reference = build(tmp_path, context, "one-cpu")
     got = build(tmp_path, context, mode)
     assert got["error"] == ""
