@@ -37,6 +37,7 @@ import fcntl
 import os
 
 from dockyard.errors import StoreError
+from dockyard.fsflags import spread_subdirectories
 from dockyard.oci.digest import Digest
 
 # Not ``typing.TYPE_CHECKING``: the listing path imports no typing.
@@ -114,6 +115,7 @@ class Store:
     def make_tmp(self, prefix: str = "op") -> Path:
         """A fresh private directory under ``tmp/`` (named with the pid so GC can clean it later)."""
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        spread_subdirectories(self.tmp_dir)  # a build's upper directories: away from deleted inodes
         path = self.tmp_dir / f"{prefix}.{os.getpid()}.{os.urandom(6).hex()}"
         path.mkdir()
         return path

@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from dockyard.errors import InvalidArgument, NoSpace, NotFound, StoreError, writing
+from dockyard.fsflags import spread_subdirectories
 from dockyard.oci.digest import Digest, is_valid
 from dockyard.record import record
 
@@ -120,6 +121,7 @@ class SnapshotStore:
             target.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreError(f"cannot create snapshot store in {self.root}: {exc.strerror}") from None
+        spread_subdirectories(self.tmp_dir)  # an unpacked layer's files: away from deleted inodes
         work = self.tmp_dir / f"new-{Digest(chain_id).hex[:16]}.{os.getpid()}.{os.urandom(6).hex()}"
         work.mkdir()
         try:
