@@ -117,7 +117,10 @@ def main() -> int:
         save = {"dockyard": f"dockyard save -o {saved} bigtree:bench",
                 "docker": f"{DOCKER} save -o {saved} bigtree:bench"}
         scenarios = ("cold", "save", "change1") if args.save else ("cold", "change1")
-        reset = {tool: f"{cmd} rmi -f bigtree:bench >/dev/null 2>&1; {cmd} builder prune -af >/dev/null"
+        # The image an earlier round's one-file change left dangling goes too (image prune): the store
+        # after a cold build is then that build's alone, as in the first round.
+        reset = {tool: f"{cmd} rmi -f bigtree:bench >/dev/null 2>&1; {cmd} image prune -f >/dev/null; "
+                       f"{cmd} builder prune -af >/dev/null"
                  for tool, cmd in (("dockyard", "dockyard"), ("docker", DOCKER))}
         walls: dict[tuple[str, str], list[float]] = {}
         cpus: dict[tuple[str, str], list[float]] = {}
