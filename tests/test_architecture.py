@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "dockyard"
 
 LAYERS: dict[str, int] = {
     "oci": 0, "errors": 0, "progress": 0, "__init__": 0, "goformat": 0, "gotemplate": 0, "fs": 0,
-    "userns": 0, "interruptible": 0, "record": 0, "fsflags": 0,
+    "userns": 0, "interruptible": 0, "record": 0, "fsflags": 0, "fdio": 0,
     "image": 1, "archive": 1, "dockerfile": 1,
     "content": 2, "snapshot": 2, "metadata": 2,
     "imageops": 3, "registry": 3, "executor": 3,

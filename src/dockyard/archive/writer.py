@@ -26,6 +26,7 @@ from dockyard.archive.tarheader import (
     padding,
 )
 from dockyard.errors import CorruptData, NotFound, StoreError
+from dockyard.fdio import write_all
 from dockyard.record import record
 
 _FLUSH_AT = 1 << 20
@@ -150,9 +151,7 @@ class TarWriter:
         if self._out is not None:
             self._out.write(bytes(data))
         else:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(self._fd, view):]
+            write_all(self._fd, data)
 
     def _copy_big(self, fd: int, size: int) -> None:
         left = size

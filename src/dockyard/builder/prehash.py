@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import marshal
 import os
+import signal
 import threading
 
 # What the child runs on, loaded before it is forked (the engine loads them too).
 from dockyard.builder.context import HashCache, LocalContext
 from dockyard.builder.definition import context_patterns, load_definition
 from dockyard.dockerfile import needed_stages
+from dockyard.fdio import write_all
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -63,7 +65,7 @@ class Prehashed:
         with self._lock:
             if self._fd is not None:
                 try:
-                    os.kill(self._pid, 9)
+                    os.kill(self._pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
                 self._end()
@@ -180,8 +182,6 @@ def _send_checksums(fd: int, store_root: Path, options: BuildOptions) -> None:
                 except Exception:  # the build meets the same error and reports it
                     continue
                 body = marshal.dumps((tuple(patterns), checksum))
-                view = memoryview(len(body).to_bytes(_LENGTH, "big") + body)
-                while view:
-                    view = view[os.write(fd, view):]
+                write_all(fd, len(body).to_bytes(_LENGTH, "big") + body)
     finally:
         cache.close()  # the digests it learnt, for the next build

@@ -19,6 +19,7 @@ import click
 
 from dockyard.cli.container_cmds import fail, store_root
 from dockyard.errors import DockyardError, ExecutionError
+from dockyard.fdio import write_all
 from dockyard.record import record
 
 CONTEXT = {"help_option_names": ["--help"]}
@@ -111,7 +112,7 @@ def session(sock: socket.socket, *, send_stdin: bool, tty: bool, detach: bytes =
                     ended = read_exit(payload)
                 elif not gone.get(kind):
                     try:
-                        _write_all(2 if kind == b"\x02" else 1, payload)
+                        write_all(2 if kind == b"\x02" else 1, payload)
                     except OSError:  # our reader went (``| head``): what follows is dropped, not fatal
                         gone[kind] = True
     finally:
@@ -119,12 +120,6 @@ def session(sock: socket.socket, *, send_stdin: bool, tty: bool, detach: bytes =
             signal.signal(signal.SIGWINCH, previous)
         sock.close()
     return Outcome(detached.is_set(), ended)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
 
 
 def _exit_code(root: Path, cid: str, pid: int) -> int:

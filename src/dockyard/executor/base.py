@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import functools
 import os
 import secrets
 import selectors
@@ -16,6 +17,7 @@ from typing import Protocol
 
 from dockyard.errors import ExecutionError, Interrupted, InvalidArgument
 from dockyard.executor.spec import ProcessSpec, Rootfs
+from dockyard.fdio import write_all
 
 OutputCallback = Callable[[bytes], None]
 Output = OutputCallback | int | None
@@ -194,11 +196,7 @@ def output_fds(stdout: Output, stderr: Output) -> tuple[list[int], dict[int, Out
 
 
 def _writer(fd: int) -> OutputCallback:
-    def write(data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-    return write
+    return functools.partial(write_all, fd)
 
 
 Readers = dict[int, OutputCallback]

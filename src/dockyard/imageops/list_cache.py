@@ -18,6 +18,7 @@ import os
 import time
 
 from dockyard import __version__
+from dockyard.fdio import write_all
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -115,9 +116,7 @@ def _write(root: str, signature: _Signature, entries: Sequence[tuple[ImageSummar
         os.makedirs(tmp_dir, exist_ok=True)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
+            write_all(fd, data)
         finally:
             os.close(fd)
         os.replace(tmp, os.path.join(root, CACHE_FILE))

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
 from dockyard.errors import StoreError
+from dockyard.fdio import write_all
 from dockyard.record import record
 
 
@@ -145,9 +146,7 @@ class FilesystemStorage:
         tmp = f"{self._tmp_s}/{os.urandom(16).hex()}"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
+            write_all(fd, data)
         except BaseException:
             os.unlink(tmp)  # a full disk: no staged file left behind
             raise
