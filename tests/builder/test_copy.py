@@ -160,3 +160,58 @@ def test_many_files_keep_data_times_modes_and_links(tmp_path: Path, dest: Path,
         assert (sb.st_mode, sb.st_mtime_ns, sb.st_uid) == (sa.st_mode, sa.st_mtime_ns, 0)
     assert (dest / "m" / "d1" / "hard").stat().st_ino == (dest / "m" / "d0" / "f0").stat().st_ino
     assert (dest / "m" / "d3").stat().st_mtime_ns == 6_000_000_000
+
+
+def test_small_files_copy_on_the_walking_thread_large_ones_on_the_pool(
+        tmp_path: Path, dest: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from dockyard.builder import copy as copymod
+
+    src = tmp_path / "mixed"
+    src.mkdir()
+    sizes = {"tiny": 10, "edge": copymod._INLINE_MAX - 1, "big": copymod._INLINE_MAX, "huge": 3 << 20}
+    for name, size in sizes.items():
+        (src / name).write_bytes(os.urandom(size))
+        os.chmod(src / name, 0o4711)
+        os.utime(src / name, ns=(7, 8_000_000_000))
+    os.link(src / "huge", src / "huge-link")
+    threads: dict[str, str] = {}
+    real = copymod._Copier._finish_file
+
+    def finish(self: object, host: str, *args: object) -> None:
+        threads[os.path.basename(host)] = threading.current_thread().name
+        real(self, host, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(copymod._Copier, "_finish_file", finish)
+    apply_copy(str(src), CopySpec(["."], "/x"), str(dest))
+    here = threading.current_thread().name
+    assert threads["tiny"] == threads["edge"] == here
+    assert threads["big"] != here and threads["huge"] != here
+    for name in sizes:
+        a, b = src / name, dest / "x" / name
+        assert a.read_bytes() == b.read_bytes()
+        assert (b.stat().st_mode, b.stat().st_mtime_ns) == (a.stat().st_mode, 8_000_000_000)
+    assert (dest / "x" / "huge-link").stat().st_ino == (dest / "x" / "huge").stat().st_ino
+
+
+def test_copy_file_range_refused_once_is_not_asked_again(tmp_path: Path, dest: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    # From the context into an overlay every copy_file_range fails with EXDEV: one refusal is enough.
+    import errno
+
+    src = tmp_path / "ctx2"
+    src.mkdir()
+    for i in range(40):
+        (src / f"f{i}").write_bytes(os.urandom(100 + i * 1000))
+    asked: list[int] = []
+
+    def refuse(fd_in: int, fd_out: int, count: int, *args: object) -> int:
+        asked.append(count)
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "copy_file_range", refuse)
+    apply_copy(str(src), CopySpec(["."], "/y"), str(dest))
+    assert len(asked) == 1
+    for i in range(40):
+        assert (dest / "y" / f"f{i}").read_bytes() == (src / f"f{i}").read_bytes()
