@@ -190,9 +190,10 @@ def test_a_warmed_checksum_is_computed_in_the_background_and_taken_once(tmp_path
     threads: list[str] = []
 
     class Spy(LocalContext):
-        def _checksum(self, patterns: list[str], follow: bool, *, flush: bool = True) -> str:
+        def walk_sum(self, patterns: list[str], follow: bool, *, flush: bool = True,
+                     collect: bool = False) -> tuple[str, dict[str, str] | None]:
             threads.append(threading.current_thread().name)
-            return super()._checksum(patterns, follow, flush=flush)
+            return super().walk_sum(patterns, follow, flush=flush, collect=collect)
 
     ctx = Spy(str(root))
     ctx.warm(["app"])
@@ -283,3 +284,28 @@ def test_the_checksum_of_a_fixed_tree_is_pinned(tmp_path: Path) -> None:
 # Computed by the checksum as it was before its walk was rewritten (session 9, main f74be05).
 PINNED = "sha256:02d7fcb0847bee5ffe4fb12207f0db25e0a766b8eae1699e9ec5b21dbf66f01e"
 PINNED_FOLLOWED = "sha256:fbcf665560915427274ee0528fd9044271a89639ab10563bd414829d0429d807"
+
+
+@pytest.mark.parametrize("patterns", [["."], ["app"], ["app/*.py", "top.txt"],
+                                      ["app/sub", "app/sub/data.txt"], ["lnk-dir"], ["lnk-file", "app"],
+                                      ["nope*"]])
+def test_file_digests_after_a_checksum_are_what_a_walk_finds(tmp_path: Path, patterns: list[str]) -> None:
+    root = tree(tmp_path / "ctx")
+    os.link(root / "app" / "main.py", root / "app" / "hard")
+    (root / "app" / "ignored.log").write_text("no")
+    os.symlink("app", root / "lnk-dir")  # a source that is a link: the two walks differ, none is kept
+    os.symlink("top.txt", root / "lnk-file")
+
+    def make() -> LocalContext:
+        return LocalContext(str(root), exclude=lambda rel, _d: rel.endswith(".log"))
+
+    walked = make().file_digests(patterns)
+    ctx = make()
+    ctx.checksum(patterns)
+    assert ctx.file_digests(patterns) == walked
+    if patterns[0] not in ("lnk-dir", "lnk-file"):
+        assert walked or patterns == ["nope*"]
+        # Taken from the checksum's walk: no directory is read again.
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(os, "scandir", lambda *a: pytest.fail("walked again"))
+            assert ctx.file_digests(patterns) == walked

@@ -475,13 +475,14 @@ def test_context_sources_are_hashed_ahead_for_the_stages_the_target_needs(
     from dockyard.builder.context import LocalContext
 
     hashed: list[tuple[tuple[str, ...], str]] = []
-    real = LocalContext._checksum
+    real = LocalContext.walk_sum
 
-    def spy(self: LocalContext, patterns: list[str], follow: bool, *, flush: bool = True) -> str:
+    def spy(self: LocalContext, patterns: list[str], follow: bool, *, flush: bool = True,
+            collect: bool = False) -> tuple[str, dict[str, str] | None]:
         hashed.append((tuple(patterns), threading.current_thread().name))
-        return real(self, patterns, follow, flush=flush)
+        return real(self, patterns, follow, flush=flush, collect=collect)
 
-    monkeypatch.setattr(LocalContext, "_checksum", spy)
+    monkeypatch.setattr(LocalContext, "walk_sum", spy)
     ctx = builds.context("""
 FROM busybox:local AS unused
 COPY unused.txt /

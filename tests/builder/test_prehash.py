@@ -1,7 +1,7 @@
 """The context hashed in a child process beside the build's start-up (``builder.prehash``).
 
 Each case runs a build in a fresh interpreter (a test runner's threads would keep the fork from
-happening, as they should) with ``LocalContext._checksum`` counted in the build's own process: the
+happening, as they should) with ``LocalContext.walk_sum`` counted in the build's own process: the
 child's calls are in the child's memory, so the count says whether the build hashed the context
 itself.
 """
@@ -23,11 +23,17 @@ from dockyard.builder.options import BuildOptions
 from dockyard.client import Client
 
 calls = []
-real = context.LocalContext._checksum
-def counted(self, patterns, follow, *, flush=True):
+real = context.LocalContext.walk_sum
+def counted(self, patterns, follow, *, flush=True, collect=False):
     calls.append(list(patterns))
-    return real(self, patterns, follow, flush=flush)
-context.LocalContext._checksum = counted
+    return real(self, patterns, follow, flush=flush, collect=collect)
+context.LocalContext.walk_sum = counted
+walks = []  # file_digests walking the context again for a cache record's explanation data
+real_files = context.LocalContext._files
+def files_counted(self, rel, host):
+    walks.append(rel)
+    return real_files(self, rel, host)
+context.LocalContext._files = files_counted
 
 mode = sys.argv[3]
 if mode == "one-cpu":
@@ -39,7 +45,7 @@ elif mode == "child-killed":
     prehash._send_checksums = lambda fd, root, options: os.kill(os.getpid(), 9)
 elif mode == "child-lies":  # a child whose answer is not the build's: proves the answer is used
     def lie(fd, root, options):
-        body = __import__("marshal").dumps((tuple(sys.argv[4].split(",")), "sha256:" + "0" * 64))
+        body = __import__("marshal").dumps((tuple(sys.argv[4].split(",")), "sha256:" + "0" * 64, None))
         os.write(fd, len(body).to_bytes(4, "big") + body)
     prehash._send_checksums = lie
 
@@ -51,6 +57,10 @@ with Client(sys.argv[1], fsync=False) as client:
     except Exception as exc:
         out["error"] = str(exc)
 out["calls"] = calls
+out["walks"] = walks
+with Client(sys.argv[1], fsync=False) as client:  # what each COPY's record keeps, to explain a miss
+    out["explained"] = sorted(json.dumps(json.loads(r.data)["inputs"], sort_keys=True)
+                              for r in client.store.meta.cache_records() if r.data)
 try:
     os.waitpid(-1, os.WNOHANG)
     out["children_left"] = True
@@ -87,6 +97,9 @@ def test_the_build_takes_the_childs_checksums_and_makes_the_same_image(tmp_path:
     alone = build(tmp_path, context, "one-cpu")
     assert beside["error"] == alone["error"] == ""
     assert beside["calls"] == [], "the build hashed the context itself"
+    # The child sent each COPY's file digests too: the build did not walk the context for them.
+    assert beside["walks"] == [] and alone["walks"] == []
+    assert beside["explained"] == alone["explained"] and '"src/pkg/m7.py"' in "".join(alone["explained"])
     assert sorted(alone["calls"]) == [["."], ["req.txt"], ["src/pkg"]]  # type: ignore[type-var]
     assert beside["layers"] == alone["layers"] and len(alone["layers"]) == 3  # type: ignore[arg-type]
     assert beside["children_left"] is alone["children_left"] is False

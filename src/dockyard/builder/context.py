@@ -142,6 +142,8 @@ class LocalContext:
         self._warm_lock = threading.Lock()
         self._warming: dict[tuple[str, ...], Future[str]] = {}
         self.prehashed: Prehashed | None = None  # checksums a child process computes (builder.prehash)
+        # file_digests' answer for the patterns a checksum walked (the walk saw every file already)
+        self._digests: dict[tuple[str, ...], dict[str, str]] = {}
 
     def is_excluded(self, rel: str, is_dir: bool) -> bool:
         return self.exclude is not None and bool(rel) and self.exclude(rel, is_dir)
@@ -174,10 +176,21 @@ class LocalContext:
         if follow and self.prehashed is not None:
             found = self.prehashed.checksum(patterns)  # the same computation, done in the child
             if found is not None:
+                digests = self.prehashed.digests(patterns)
+                if digests is not None:
+                    self._digests[tuple(patterns)] = digests
                 return found
-        return self._checksum(patterns, follow, flush=flush)
+        checksum, digests = self.walk_sum(patterns, follow, flush=flush, collect=follow)
+        if digests is not None:
+            self._digests[tuple(patterns)] = digests
+        return checksum
 
-    def _checksum(self, patterns: list[str], follow: bool, *, flush: bool = True) -> str:
+    def walk_sum(self, patterns: list[str], follow: bool, *, flush: bool = True,
+                 collect: bool = False) -> tuple[str, dict[str, str] | None]:
+        """The checksum and, with ``collect``, what ``file_digests(patterns)`` answers, seen on the
+        same walk (None where the two walks differ: a source that is a symlink or resolves
+        elsewhere)."""
+        digests: dict[str, str] | None = {} if collect else None
         h = hashlib.sha256()
         links: dict[tuple[int, int], str] = {}
         if self.cache is not None:
@@ -188,14 +201,22 @@ class LocalContext:
             if not matches and not has_wildcard(pattern):
                 h.update(b"\x00missing")
             for image_path, host in matches:
-                self._hash_entry(h, image_path.strip("/"), host, links, follow_link=follow)
+                rel = image_path.strip("/")
+                if digests is not None and (os.path.islink(host)
+                                            or os.path.relpath(host, self.root) != (rel or ".")):
+                    digests = None
+                self._hash_entry(h, rel, host, links, follow_link=follow, digests=digests)
         if self.cache is not None and flush:
             self.cache.flush()
-        return "sha256:" + h.hexdigest()
+        return "sha256:" + h.hexdigest(), digests
 
     def file_digests(self, patterns: list[str]) -> dict[str, str]:
         """Path -> short content digest of each regular file the patterns copy (what a cache-miss
-        explanation compares); the hash cache makes this a walk of stats."""
+        explanation compares): what the checksum of the same patterns saw, else a walk of stats (the
+        hash cache has the digests)."""
+        known = self._digests.get(tuple(patterns))
+        if known is not None:
+            return dict(known)
         out: dict[str, str] = {}
         if self.cache is not None:
             self.cache.load(self.root)
@@ -227,22 +248,23 @@ class LocalContext:
         return found
 
     def _hash_entry(self, h: hashlib._Hash, rel: str, host: str, links: dict[tuple[int, int], str], *,
-                    follow_link: bool) -> None:
+                    follow_link: bool, digests: dict[str, str] | None = None) -> None:
         if self.cancel is not None and self.cancel.is_set():
             raise Interrupted("Canceled: context canceled")
         st = os.stat(host) if follow_link else os.lstat(host)
         mode = st.st_mode
         h.update(f"\x00{rel}\x00{mode:o}\x00{st.st_uid}:{st.st_gid}".encode())
         if stat.S_ISDIR(mode):
-            self._hash_dir(h, rel, host, links)
+            self._hash_dir(h, rel, host, links, digests)
         elif stat.S_ISLNK(mode):
             h.update(b"\x00link\x00" + os.readlink(host).encode())
         elif stat.S_ISREG(mode):
-            h.update(self._file_part(rel, host, st, links).encode())
+            h.update(self._file_part(rel, host, st, links, digests).encode())
         else:
             h.update(f"\x00dev\x00{st.st_rdev}".encode())
 
-    def _hash_dir(self, h: hashlib._Hash, rel: str, host: str, links: dict[tuple[int, int], str]) -> None:
+    def _hash_dir(self, h: hashlib._Hash, rel: str, host: str, links: dict[tuple[int, int], str],
+                  digests: dict[str, str] | None = None) -> None:
         # What _hash_entry does for each entry, with a regular file's (most of a context) inline: a
         # call and an lstat of a path the scan already split were a third of a cached checksum.
         with os.scandir(host) as it:
@@ -260,14 +282,18 @@ class LocalContext:
             mode = st.st_mode
             if stat.S_ISREG(mode):
                 h.update(f"\x00{child}\x00{mode:o}\x00{st.st_uid}:{st.st_gid}"
-                         f"{self._file_part(child, entry.path, st, links)}".encode())
+                         f"{self._file_part(child, entry.path, st, links, digests)}".encode())
             else:
-                self._hash_entry(h, child, entry.path, links, follow_link=False)
+                self._hash_entry(h, child, entry.path, links, follow_link=False, digests=digests)
 
-    def _file_part(self, rel: str, host: str, st: os.stat_result, links: dict[tuple[int, int], str]) -> str:
+    def _file_part(self, rel: str, host: str, st: os.stat_result, links: dict[tuple[int, int], str],
+                   digests: dict[str, str] | None = None) -> str:
         """What a regular file adds after its header: where it was first seen if hard-linked, its size
-        and digest."""
-        part = f"\x00{st.st_size}\x00{self._file_digest(host, st)}"
+        and digest (also put in ``digests``, shortened as ``file_digests`` keeps it)."""
+        digest = self._file_digest(host, st)
+        if digests is not None:
+            digests[rel] = digest[:16]
+        part = f"\x00{st.st_size}\x00{digest}"
         if st.st_nlink > 1:
             # COPY keeps hard links between the files it copies: which path an inode was
             # first seen at is part of the content.

@@ -47,6 +47,7 @@ class Prehashed:
         self._fd: int | None = fd
         self._lock = threading.Lock()
         self._sums: dict[tuple[str, ...], str] = {}
+        self._digests: dict[tuple[str, ...], dict[str, str]] = {}
 
     def checksum(self, patterns: list[str]) -> str | None:
         """The child's checksum of ``patterns`` (waiting for it), or None if it sends none."""
@@ -58,7 +59,15 @@ class Prehashed:
                     self._end()
                 else:
                     self._sums[record[0]] = record[1]
+                    if record[2] is not None:
+                        self._digests[record[0]] = record[2]
             return self._sums.get(key)
+
+    def digests(self, patterns: list[str]) -> dict[str, str] | None:
+        """What ``LocalContext.file_digests(patterns)`` answers, if the child sent it with the
+        checksum (ask ``checksum`` first)."""
+        with self._lock:
+            return self._digests.get(tuple(patterns))
 
     def close(self) -> None:
         """Stop the child if it still works, and reap it."""
@@ -70,7 +79,7 @@ class Prehashed:
                     pass
                 self._end()
 
-    def _read_record(self) -> tuple[tuple[str, ...], str] | None:
+    def _read_record(self) -> tuple[tuple[str, ...], str, dict[str, str] | None] | None:
         head = self._read(_LENGTH)
         if head is None:
             return None
@@ -78,13 +87,16 @@ class Prehashed:
         if body is None:
             return None
         try:
-            patterns, checksum = marshal.loads(body)
+            patterns, checksum, digests = marshal.loads(body)
         except (EOFError, ValueError, TypeError):
             return None
         if (type(patterns) is not tuple or not all(type(p) is str for p in patterns)
                 or type(checksum) is not str):
             return None
-        return patterns, checksum
+        if digests is not None and (type(digests) is not dict or not all(
+                type(k) is str and type(v) is str for k, v in digests.items())):
+            digests = None
+        return patterns, checksum, digests
 
     def _read(self, size: int) -> bytes | None:
         assert self._fd is not None
@@ -178,10 +190,11 @@ def _send_checksums(fd: int, store_root: Path, options: BuildOptions) -> None:
                     continue
                 sent.add(tuple(patterns))
                 try:
-                    checksum = context._checksum(patterns, True, flush=False)
+                    checksum, digests = context.walk_sum(patterns, True, flush=False, collect=True)
                 except Exception:  # the build meets the same error and reports it
                     continue
-                body = marshal.dumps((tuple(patterns), checksum))
+                # With the file digests a cache record keeps to explain a later miss: the walk saw them.
+                body = marshal.dumps((tuple(patterns), checksum, digests))
                 write_all(fd, len(body).to_bytes(_LENGTH, "big") + body)
     finally:
         cache.close()  # the digests it learnt, for the next build
