@@ -23,7 +23,7 @@ on a shared 2-core machine the rates follow the total CPU a request costs, so th
 time goes (and compare two trees under load better than the rates do: see ``--before``).
 
     .venv/bin/python bench/bench_registry_s3.py [--seconds 3] [--runs 1] [--only fs|s3] [--before SRC]
-                                                [--no-blob-cache] [--distribution-x3]
+                                                [--before-peer] [--no-blob-cache] [--distribution-x3]
 
 "dockyard" runs from this bench's own tree (``src/`` next to ``bench/``), whatever the interpreter would
 import. ``--before SRC`` also runs dockyard from another source tree (say a checkout of main's ``src``) as
@@ -34,7 +34,8 @@ machine may be shared).
 
 dockyard's replicas run with ``--blob-cache DIR,peer=URL`` (each its own URL): a replica pulling a blob
 another one received asks that one's cache before the bucket (``--no-peer``: the bucket only). The
-``--before`` targets get no ``peer=`` (older trees refuse it).
+``--before`` targets get no ``peer=`` (older trees refuse it) unless ``--before-peer``: without it,
+"before x3" fetches a cold blob from the bucket, another path than "dockyard x3" takes.
 
 ``--distribution-x3`` also runs three distribution processes on the bucket ("distribution x3", ratios
 still to one distribution): on one machine, three replicas share its cores with each other, the store
@@ -388,6 +389,8 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--only", choices=["fs", "s3"])
     parser.add_argument("--before", metavar="SRC", help="also run dockyard from this source tree")
+    parser.add_argument("--before-peer", action="store_true",
+                        help="the --before replicas ask each other's caches too (peer=; a tree that has it)")
     parser.add_argument("--no-blob-cache", action="store_true",
                         help="run dockyard on S3 without --blob-cache")
     parser.add_argument("--no-peer", action="store_true",
@@ -428,12 +431,13 @@ def main() -> int:
                     stack.callback(drop_bucket, bucket)
                 targets = {}
                 cache = None if args.no_blob_cache else tmp / "blob-cache"
-                if args.before:
-                    targets["before x1"] = stack.enter_context(processes(
-                        [dockyard(f"s3://{ours['b1']}/b1-{run}", args.before, cache)], tmp, KEYS))
-                    targets["before x3"] = stack.enter_context(processes(
-                        [dockyard(f"s3://{ours['b3']}/b3-{run}", args.before, cache)] * 3, tmp, KEYS))
                 peer = not args.no_peer
+                if args.before:
+                    bp = peer and args.before_peer
+                    targets["before x1"] = stack.enter_context(processes(
+                        [dockyard(f"s3://{ours['b1']}/b1-{run}", args.before, cache, bp)], tmp, KEYS))
+                    targets["before x3"] = stack.enter_context(processes(
+                        [dockyard(f"s3://{ours['b3']}/b3-{run}", args.before, cache, bp)] * 3, tmp, KEYS))
                 targets["dockyard x1"] = stack.enter_context(processes(
                     [dockyard(f"s3://{ours['one']}/one-{run}", cache=cache, peer=peer)], tmp, KEYS))
                 targets["dockyard x3"] = stack.enter_context(processes(
