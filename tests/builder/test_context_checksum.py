@@ -309,3 +309,23 @@ def test_file_digests_after_a_checksum_are_what_a_walk_finds(tmp_path: Path, pat
         with pytest.MonkeyPatch.context() as mp:
             mp.setattr(os, "scandir", lambda *a: pytest.fail("walked again"))
             assert ctx.file_digests(patterns) == walked
+
+
+def test_file_digests_beyond_the_limit_are_none_and_the_walk_stops_there(tmp_path: Path) -> None:
+    root = tmp_path / "many"
+    (root / "d").mkdir(parents=True)
+    for i in range(30):
+        (root / "d" / f"f{i:02d}").write_text(str(i))
+    walked = LocalContext(str(root))
+    assert len(walked.file_digests(["d"], limit=30)) == 30
+    digested: list[str] = []
+    real = LocalContext._file_digest
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(LocalContext, "_file_digest",
+                   lambda self, host, st: (digested.append(host), real(self, host, st))[1])
+        assert LocalContext(str(root)).file_digests(["d"], limit=10) == {}
+    assert len(digested) == 11  # stopped at the first file past the limit
+    summed = LocalContext(str(root))
+    summed.checksum(["d"])  # the checksum's walk kept all 30: the limit applies to them too
+    assert summed.file_digests(["d"], limit=10) == {}
+    assert summed.file_digests(["d"], limit=30) == walked.file_digests(["d"])

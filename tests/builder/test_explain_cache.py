@@ -40,6 +40,18 @@ def test_changed_source_files_are_named(builds: Builds) -> None:
     assert any(b"cache miss: source files changed: src/f2.txt" in d for d in logs), logs
 
 
+def test_a_copy_of_more_files_than_a_record_keeps_says_its_content_changed(
+        builds: Builds, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dockyard.builder import engine
+
+    monkeypatch.setattr(engine, "MAX_EXPLAINED_FILES", 4)
+    files = {f"src/f{i}.txt": f"{i}\n" for i in range(6)}
+    ctx = builds.context("FROM busybox:local\nCOPY . /w\n", files)
+    builds.build(ctx)
+    (ctx / "src" / "f1.txt").write_text("changed\n")
+    assert _reasons(builds, ctx)["[2/2] COPY . /w"] == ("ran", "the copied content changed")
+
+
 def test_changed_build_argument_is_named(builds: Builds) -> None:
     ctx = builds.context("FROM busybox:local\nARG V=1\nRUN echo $V > /v\n")
     builds.build(ctx)

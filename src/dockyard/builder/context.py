@@ -31,6 +31,7 @@ ExcludeFn = Callable[[str, bool], bool]
 
 
 _ONE_READ = 1 << 20
+MAX_EXPLAINED_FILES = 20000  # context files whose digests a COPY's cache record keeps
 
 
 def _name(entry: os.DirEntry[str]) -> str:
@@ -210,24 +211,28 @@ class LocalContext:
             self.cache.flush()
         return "sha256:" + h.hexdigest(), digests
 
-    def file_digests(self, patterns: list[str]) -> dict[str, str]:
+    def file_digests(self, patterns: list[str], *, limit: int | None = None) -> dict[str, str]:
         """Path -> short content digest of each regular file the patterns copy (what a cache-miss
-        explanation compares): what the checksum of the same patterns saw, else a walk of stats (the
-        hash cache has the digests)."""
+        explanation compares), or nothing if there are more than ``limit``: what the checksum of the
+        same patterns saw, else a walk of stats (the hash cache has the digests)."""
         known = self._digests.get(tuple(patterns))
         if known is not None:
-            return dict(known)
+            return {} if limit is not None and len(known) > limit else dict(known)
         out: dict[str, str] = {}
         if self.cache is not None:
             self.cache.load(self.root)
-        for pattern in patterns:
-            for _image_path, host in self.sources(pattern):
-                rel_root = os.path.relpath(host, self.root)
-                for rel, path in self._files(rel_root if rel_root != "." else "", host):
-                    st = os.stat(path)
-                    out[rel] = self._file_digest(path, st)[:16]
-        if self.cache is not None:
-            self.cache.flush()
+        try:
+            for pattern in patterns:
+                for _image_path, host in self.sources(pattern):
+                    rel_root = os.path.relpath(host, self.root)
+                    for rel, path in self._files(rel_root if rel_root != "." else "", host):
+                        st = os.stat(path)
+                        out[rel] = self._file_digest(path, st)[:16]
+                        if limit is not None and len(out) > limit:
+                            return {}
+        finally:
+            if self.cache is not None:
+                self.cache.flush()
         return out
 
     def _files(self, rel: str, host: str) -> list[tuple[str, str]]:

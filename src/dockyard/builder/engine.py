@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dockyard.builder import prehash
-from dockyard.builder.context import HashCache, LocalContext
+from dockyard.builder.context import MAX_EXPLAINED_FILES, HashCache, LocalContext
 from dockyard.builder.definition import context_patterns, load_definition
 from dockyard.builder.explain import Candidates, Inputs, explain
 from dockyard.builder.fsutil import clean_path
@@ -65,7 +65,6 @@ if TYPE_CHECKING:
     from dockyard.executor import Executor
 
 CACHE_KIND = "image"
-MAX_EXPLAINED_FILES = 20000  # context files whose digests a COPY's cache record keeps
 _ATTEMPTS = 4  # a build restarts when a remote cache blob is unusable; each bad blob is dropped once
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -641,9 +640,9 @@ class Builder:
         d = step.definition
         if (isinstance(d, list) and len(d) > 5 and d[0] in ("copy", "add") and isinstance(d[5], list)
                 and any(isinstance(x, list) and x and x[0] == "context" for x in d[5])):
-            files = self.context.file_digests([s for s in d[1] if not s.startswith(("http://", "https://"))])
-            if len(files) > MAX_EXPLAINED_FILES:
-                files = {}  # too many to keep in every record: a miss then says "the copied content changed"
+            # More files than every record can keep: none (a miss then says "the copied content changed").
+            files = self.context.file_digests([s for s in d[1] if not s.startswith(("http://", "https://"))],
+                                              limit=MAX_EXPLAINED_FILES)
         first = state.base and parent == derive_key("", ["from", state.base.rpartition("@")[2]])
         return Inputs.make(parent, d, files, state.base if first else "")
 

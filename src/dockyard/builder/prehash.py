@@ -21,7 +21,7 @@ import signal
 import threading
 
 # What the child runs on, loaded before it is forked (the engine loads them too).
-from dockyard.builder.context import HashCache, LocalContext
+from dockyard.builder.context import MAX_EXPLAINED_FILES, HashCache, LocalContext
 from dockyard.builder.definition import context_patterns, load_definition
 from dockyard.dockerfile import needed_stages
 from dockyard.fdio import write_all
@@ -100,13 +100,13 @@ class Prehashed:
 
     def _read(self, size: int) -> bytes | None:
         assert self._fd is not None
-        data = b""
+        data = bytearray()
         while len(data) < size:
             chunk = os.read(self._fd, size - len(data))
             if not chunk:
                 return None
             data += chunk
-        return data
+        return bytes(data)
 
     def _end(self) -> None:
         assert self._fd is not None
@@ -193,7 +193,10 @@ def _send_checksums(fd: int, store_root: Path, options: BuildOptions) -> None:
                     checksum, digests = context.walk_sum(patterns, True, flush=False, collect=True)
                 except Exception:  # the build meets the same error and reports it
                     continue
-                # With the file digests a cache record keeps to explain a later miss: the walk saw them.
+                # With the file digests a cache record keeps to explain a later miss (the walk saw
+                # them); none (an empty map, as ``file_digests`` answers) if a record keeps fewer.
+                if digests is not None and len(digests) > MAX_EXPLAINED_FILES:
+                    digests = {}
                 body = marshal.dumps((tuple(patterns), checksum, digests))
                 write_all(fd, len(body).to_bytes(_LENGTH, "big") + body)
     finally:
