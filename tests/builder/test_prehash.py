@@ -41,6 +41,9 @@ if mode == "one-cpu":
 elif mode == "thread":
     stop = threading.Event()
     threading.Thread(target=stop.wait, daemon=True).start()
+elif mode == "few-kept":  # cache records keep the digests of at most 3 files
+    from dockyard.builder import engine
+    engine.MAX_EXPLAINED_FILES = prehash.MAX_EXPLAINED_FILES = 3
 elif mode == "child-killed":
     prehash._send_checksums = lambda fd, root, options: os.kill(os.getpid(), 9)
 elif mode == "child-lies":  # a child whose answer is not the build's: proves the answer is used
@@ -103,6 +106,17 @@ def test_the_build_takes_the_childs_checksums_and_makes_the_same_image(tmp_path:
     assert sorted(alone["calls"]) == [["."], ["req.txt"], ["src/pkg"]]  # type: ignore[type-var]
     assert beside["layers"] == alone["layers"] and len(alone["layers"]) == 3  # type: ignore[arg-type]
     assert beside["children_left"] is alone["children_left"] is False
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="the child runs only beside a second CPU")
+def test_more_files_than_a_record_keeps_are_neither_sent_nor_walked_again(tmp_path: Path,
+                                                                           context: Path) -> None:
+    got = build(tmp_path, context, "few-kept")
+    assert got["error"] == "" and got["calls"] == [] and got["walks"] == []
+    # The one-file COPY keeps its digest; the two of 50-odd files keep none.
+    records = [json.loads(r) for r in got["explained"]]  # type: ignore[union-attr]
+    kept = [r.get("files", {}) for r in records if r["definition"][0] == "copy"]
+    assert sorted(len(files) for files in kept) == [0, 0, 1]
 
 
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="the child runs only beside a second CPU")

@@ -143,8 +143,9 @@ class LocalContext:
         self._warm_lock = threading.Lock()
         self._warming: dict[tuple[str, ...], Future[str]] = {}
         self.prehashed: Prehashed | None = None  # checksums a child process computes (builder.prehash)
-        # file_digests' answer for the patterns a checksum walked (the walk saw every file already)
-        self._digests: dict[tuple[str, ...], dict[str, str]] = {}
+        # file_digests' answer for the patterns a checksum walked (the walk saw every file already),
+        # or how many files it saw when a prehash child kept them to itself (more than a record keeps)
+        self._digests: dict[tuple[str, ...], dict[str, str] | int] = {}
 
     def is_excluded(self, rel: str, is_dir: bool) -> bool:
         return self.exclude is not None and bool(rel) and self.exclude(rel, is_dir)
@@ -216,8 +217,11 @@ class LocalContext:
         explanation compares), or nothing if there are more than ``limit``: what the checksum of the
         same patterns saw, else a walk of stats (the hash cache has the digests)."""
         known = self._digests.get(tuple(patterns))
-        if known is not None:
-            return {} if limit is not None and len(known) > limit else dict(known)
+        count = known if isinstance(known, int) else None if known is None else len(known)
+        if count is not None and limit is not None and count > limit:
+            return {}
+        if isinstance(known, dict):
+            return dict(known)
         out: dict[str, str] = {}
         if self.cache is not None:
             self.cache.load(self.root)

@@ -47,7 +47,7 @@ class Prehashed:
         self._fd: int | None = fd
         self._lock = threading.Lock()
         self._sums: dict[tuple[str, ...], str] = {}
-        self._digests: dict[tuple[str, ...], dict[str, str]] = {}
+        self._digests: dict[tuple[str, ...], dict[str, str] | int] = {}
 
     def checksum(self, patterns: list[str]) -> str | None:
         """The child's checksum of ``patterns`` (waiting for it), or None if it sends none."""
@@ -63,9 +63,10 @@ class Prehashed:
                         self._digests[record[0]] = record[2]
             return self._sums.get(key)
 
-    def digests(self, patterns: list[str]) -> dict[str, str] | None:
-        """What ``LocalContext.file_digests(patterns)`` answers, if the child sent it with the
-        checksum (ask ``checksum`` first)."""
+    def digests(self, patterns: list[str]) -> dict[str, str] | int | None:
+        """What ``LocalContext.file_digests(patterns)`` answers, or the number of files if there were
+        more than a cache record keeps, if the child sent it with the checksum (ask ``checksum``
+        first)."""
         with self._lock:
             return self._digests.get(tuple(patterns))
 
@@ -79,7 +80,7 @@ class Prehashed:
                     pass
                 self._end()
 
-    def _read_record(self) -> tuple[tuple[str, ...], str, dict[str, str] | None] | None:
+    def _read_record(self) -> tuple[tuple[str, ...], str, dict[str, str] | int | None] | None:
         head = self._read(_LENGTH)
         if head is None:
             return None
@@ -93,8 +94,10 @@ class Prehashed:
         if (type(patterns) is not tuple or not all(type(p) is str for p in patterns)
                 or type(checksum) is not str):
             return None
-        if digests is not None and (type(digests) is not dict or not all(
-                type(k) is str and type(v) is str for k, v in digests.items())):
+        if type(digests) is dict:
+            if not all(type(k) is str and type(v) is str for k, v in digests.items()):
+                digests = None
+        elif type(digests) is not int:
             digests = None
         return patterns, checksum, digests
 
@@ -194,10 +197,10 @@ def _send_checksums(fd: int, store_root: Path, options: BuildOptions) -> None:
                 except Exception:  # the build meets the same error and reports it
                     continue
                 # With the file digests a cache record keeps to explain a later miss (the walk saw
-                # them); none (an empty map, as ``file_digests`` answers) if a record keeps fewer.
-                if digests is not None and len(digests) > MAX_EXPLAINED_FILES:
-                    digests = {}
-                body = marshal.dumps((tuple(patterns), checksum, digests))
+                # them); only their number if there are more than a record keeps.
+                shown = len(digests) if digests is not None and len(digests) > MAX_EXPLAINED_FILES \
+                    else digests
+                body = marshal.dumps((tuple(patterns), checksum, shown))
                 write_all(fd, len(body).to_bytes(_LENGTH, "big") + body)
     finally:
         cache.close()  # the digests it learnt, for the next build
