@@ -215,3 +215,32 @@ def test_copy_file_range_refused_once_is_not_asked_again(tmp_path: Path, dest: P
     assert len(asked) == 1
     for i in range(40):
         assert (dest / "y" / f"f{i}").read_bytes() == (src / f"f{i}").read_bytes()
+
+
+def test_a_cancelled_copy_stops_between_files(tmp_path: Path, dest: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from dockyard.builder import copy as copymod
+    from dockyard.errors import Interrupted
+
+    src = tmp_path / "big"
+    for d in range(4):
+        (src / f"d{d}").mkdir(parents=True)
+        for i in range(50):  # every fifth large enough for the copy threads
+            (src / f"d{d}" / f"f{i}").write_bytes(os.urandom(copymod._INLINE_MAX if i % 5 == 0 else 10))
+    cancel = threading.Event()
+    done: list[str] = []
+    real = copymod._Copier._finish_file
+
+    def finish(self: object, host: str, *args: object) -> None:
+        real(self, host, *args)  # type: ignore[arg-type]
+        done.append(host)
+        if len(done) >= 10:
+            cancel.set()  # Ctrl-C, as the build's cancel event sees it
+
+    monkeypatch.setattr(copymod._Copier, "_finish_file", finish)
+    with pytest.raises(Interrupted, match="context canceled"):
+        apply_copy(str(src), CopySpec(["."], "/c", cancel=cancel), str(dest))
+    assert 10 <= len(done) < 40  # the files in flight on the copy threads when it stopped end too
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("copy")]
