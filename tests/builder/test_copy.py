@@ -193,6 +193,11 @@ def test_small_files_copy_on_the_walking_thread_large_ones_on_the_pool(
         assert a.read_bytes() == b.read_bytes()
         assert (b.stat().st_mode, b.stat().st_mtime_ns) == (a.stat().st_mode, 8_000_000_000)
     assert (dest / "x" / "huge-link").stat().st_ino == (dest / "x" / "huge").stat().st_ino
+    # Into a FUSE mount every file goes to the pool: there each syscall waits on the daemon.
+    threads.clear()
+    apply_copy(str(src), CopySpec(["."], "/f", dest_fuse=True), str(dest))
+    assert here not in threads.values() and len(threads) == len(sizes)
+    assert all((dest / "f" / name).read_bytes() == (src / name).read_bytes() for name in sizes)
 
 
 def test_copy_file_range_refused_once_is_not_asked_again(tmp_path: Path, dest: Path,

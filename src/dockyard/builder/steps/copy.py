@@ -95,7 +95,8 @@ def execute(ctx: StepContext, instr: Sources, state: StageState, upper: Path, wo
         spec = CopySpec(sources=local, dest=dest + ("/" if is_dir else ""), dest_is_dir=is_dir, chown=chown,
                         mode=mode,
                         preserve_owner=bool(source) and not ctx.is_local_dir(source), exclude=exclude,
-                        parents=isinstance(instr, CopyInstruction) and instr.parents, cancel=ctx.cancel)
+                        parents=isinstance(instr, CopyInstruction) and instr.parents, cancel=ctx.cancel,
+                        dest_fuse=ctx.workspace.fuse)
         if isinstance(instr, AddInstruction) and instr.unpack is not False and not source:
             spec.unpack = _unpack_archive
         if local:
