@@ -220,7 +220,7 @@ def test_push_of_snapshot_backed_layers_and_of_a_changed_one(builds: Builds) -> 
     from dockyard.imageops.push import push
     from dockyard.oci.reference import parse_normalized
     from dockyard.registry.client import RegistryClient, RegistryOptions
-    from tests.registry.client.peers import PLAIN, start_peer_registries
+    from tests.registry.client.peers import PLAIN, delete_blob, start_peer_registries
 
     start_peer_registries()
     store = builds.client.store
@@ -237,8 +237,11 @@ def test_push_of_snapshot_backed_layers_and_of_a_changed_one(builds: Builds) -> 
             assert got.image_id == str(builds.client.resolve("pushed:1"))
             assert other.image_config(got.image_id).diff_ids == diff_ids
         diff_id = _tamper(builds, "pushed:1")
-        for form in store.meta.layer_blobs(diff_id):  # the compressed form made by the first push
-            store.content.delete(form.digest)
+        # The first push kept no compressed copy, only its digest; with the blob gone from the
+        # registry too, the layer must be written again from its (now changed) snapshot.
+        pushed = store.meta.pushed_layer(diff_id, "gzip")
+        assert pushed is not None and not store.content.exists(pushed[0])
+        delete_blob(parse_normalized(repo).path, pushed[0])
         with pytest.raises(CorruptData, match="snapshot"):
             push(store, rc, parse_normalized(f"{repo}:bad"), source="pushed:1")
         with pytest.raises(Exception, match=r"(?i)unknown|not found|manifest"):

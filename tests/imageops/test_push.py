@@ -26,7 +26,7 @@ from dockyard.oci.reference import parse_normalized
 from dockyard.progress import Event
 from dockyard.registry.client import RegistryClient, RegistryOptions
 from tests.peers import require
-from tests.registry.client.peers import PLAIN, make_tar, peer, start_peer_registries
+from tests.registry.client.peers import PLAIN, delete_blob, make_tar, peer, start_peer_registries
 
 pytestmark = [pytest.mark.registry, pytest.mark.registry_auth]
 FAST = RegistryOptions(backoff=0.01)
@@ -75,24 +75,49 @@ def _repo() -> str:
     return f"{PLAIN}/dytest/push-{uuid.uuid4().hex[:8]}"
 
 
-def test_push_compresses_once_skips_and_mounts(store: Store, other_store: Store) -> None:
+def _count_compressions(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The diff IDs every push from here on compresses (streams) a layer of."""
+    from dockyard.imageops import push as push_module
+
+    streamed: list[str] = []
+    real = push_module.stream_layer
+
+    def stream_layer(store: Store, diff_id: str, *args: Any, **kwargs: Any) -> LayerBlob:
+        streamed.append(diff_id)
+        return real(store, diff_id, *args, **kwargs)
+
+    monkeypatch.setattr(push_module, "stream_layer", stream_layer)
+    return streamed
+
+
+def test_push_keeps_no_compressed_copy_and_later_pushes_compress_nothing(
+        store: Store, other_store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As docker's push: the compressed bytes of a first push are not kept. The store remembers the
+    digest and size each layer had; a second push finds it in the registry, a push to another
+    repository mounts it, and neither compresses anything."""
     name = f"{_repo()}:v1"
     image_id = _built_image(store, name)
+    record = store.meta.get_image(image_id)
+    assert record is not None
+    blobs_before = {b.digest for b in store.content.walk()}
+    streamed = _count_compressions(monkeypatch)
     events: list[Event] = []
     with RegistryClient(FAST) as rc:
         first = push(store, rc, parse_normalized(name), progress=events.append)
-        assert set(first.layers.values()) == {"uploaded"}
+        assert set(first.layers.values()) == {"uploaded"} and sorted(streamed) == sorted(record.diff_ids)
         assert first.media_type == mt.DOCKER_MANIFEST
         assert [e.name for e in events if e.name != "Pushing"].count("Pushed") == 2
-        gz_forms = [f for f in store.meta.all_layer_blobs() if f.media_type == mt.OCI_LAYER_GZIP]
-        assert len(gz_forms) == 2  # the compressed blobs are kept for the next push
+        assert {b.digest for b in store.content.walk()} - blobs_before == {first.digest}  # the manifest only
+        assert not [f for f in store.meta.all_layer_blobs() if f.media_type != mt.OCI_LAYER]
+        manifest = json.loads(rc.repository(PLAIN, parse_normalized(name).path).get_manifest("v1").data)
+        assert [store.meta.pushed_layer(d, "gzip") for d in record.diff_ids] == \
+            [(layer["digest"], layer["size"]) for layer in manifest["layers"]]
         again = push(store, rc, parse_normalized(name))
         assert set(again.layers.values()) == {"exists"} and again.digest == first.digest
-        assert len(store.meta.all_layer_blobs()) == 4  # nothing compressed again
         elsewhere = f"{_repo()}:v2"
         mounted = push(store, rc, parse_normalized(elsewhere), source=name)
-        assert set(mounted.layers.values()) == {"mounted"}
-        manifest = json.loads(rc.repository(PLAIN, parse_normalized(name).path).get_manifest("v1").data)
+        assert set(mounted.layers.values()) == {"mounted"} and mounted.digest == first.digest
+        assert len(streamed) == 2  # neither compressed a layer again
         assert manifest["mediaType"] == mt.DOCKER_MANIFEST
         assert {layer["mediaType"] for layer in manifest["layers"]} == {mt.DOCKER_LAYER_GZIP}
         assert manifest["config"] == {"mediaType": mt.DOCKER_CONFIG, "digest": image_id,
@@ -100,6 +125,67 @@ def test_push_compresses_once_skips_and_mounts(store: Store, other_store: Store)
         # and back: a fresh store pulls the same image ID
         got = pull(other_store, rc, parse_normalized(elsewhere))
         assert got.image_id == image_id and got.digest == mounted.digest
+
+
+def test_a_layer_pushed_before_but_gone_is_compressed_again_to_the_same_digest(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A remembered digest the registry no longer has, and cannot mount (the blob was deleted from
+    the repository it would come from): the layer is compressed and streamed again, into the upload
+    the refused mount started, and comes out with the same digest (the compression depends on the
+    bytes alone)."""
+    name = f"{_repo()}:v1"
+    image_id = _built_image(store, name, n=1)
+    streamed = _count_compressions(monkeypatch)
+    with RegistryClient(FAST) as rc:
+        first = push(store, rc, parse_normalized(name))
+        (digest,) = first.layers
+        delete_blob(parse_normalized(name).path, digest)
+        mounts: list[str] = []
+        from dockyard.registry.client.repository import Repository
+
+        real_mount = Repository.mount_blob
+
+        def mount_blob(self: Repository, blob: str, source: str) -> str | None:
+            location = real_mount(self, blob, source)
+            mounts.append("mounted" if location is None else "refused")
+            return location
+
+        monkeypatch.setattr(Repository, "mount_blob", mount_blob)
+        elsewhere = f"{_repo()}:v2"
+        second = push(store, rc, parse_normalized(elsewhere), source=name)
+        assert mounts == ["refused"] and second.layers == {digest: "uploaded"}
+        assert second.digest == first.digest and len(streamed) == 2
+        assert rc.repository(PLAIN, parse_normalized(elsewhere).path).blob_exists(digest)
+    record = store.meta.get_image(image_id)
+    assert record is not None and store.meta.pushed_layer(record.diff_ids[0], "gzip") == \
+        (digest, first_layer_size(store, elsewhere))
+
+
+def first_layer_size(store: Store, name: str) -> int:
+    """The size the manifest pushed as ``name`` gives its first layer."""
+    with RegistryClient(FAST) as rc:
+        ref = parse_normalized(name)
+        manifest = json.loads(rc.repository(ref.domain, ref.path).get_manifest(ref.tag or "latest").data)
+    return int(manifest["layers"][0]["size"])
+
+
+def test_garbage_collection_forgets_push_records_of_layers_gone(store: Store) -> None:
+    from dockyard.imageops.gc import collect
+
+    name = f"{_repo()}:v1"
+    image_id = _built_image(store, name, n=1)
+    record = store.meta.get_image(image_id)
+    assert record is not None
+    with RegistryClient(FAST) as rc:
+        push(store, rc, parse_normalized(name))
+    assert store.meta.pushed_layer(record.diff_ids[0], "gzip") is not None
+    collect(store)  # the image holds the layer: its record stays
+    assert store.meta.pushed_layer(record.diff_ids[0], "gzip") is not None
+    from dockyard.imageops.images import remove
+
+    remove(store, image_id, force=True)
+    collect(store)
+    assert store.meta.pushed_layer(record.diff_ids[0], "gzip") is None
 
 
 def test_push_zstd_and_chunked(store: Store, other_store: Store) -> None:
@@ -142,7 +228,8 @@ def _push_with_progress(store: Store, tag: str, *, fail_stream: bool,
     events: list[Event] = []
     with RegistryClient(FAST) as rc:
         pushed = push(store, rc, parse_normalized(name), progress=events.append)
-        (gz,) = [f for f in store.meta.layer_blobs(record.diff_ids[0]) if f.digest != tar.digest]
+        (digest,) = pushed.layers
+        gz = LayerBlob(tar.diff_id, digest, mt.DOCKER_LAYER_GZIP, first_layer_size(store, name))
         assert rc.repository(PLAIN, parse_normalized(name).path).blob_exists(gz.digest)
     seen = [(e.name, e.current, e.total) for e in events if e.id == record.diff_ids[0][7:19]]
     assert seen[0][0] == "Preparing" and seen[-1][0] == "Pushed" and pushed.layers == {gz.digest: "uploaded"}
@@ -174,42 +261,16 @@ def test_first_push_falls_back_to_an_ordinary_upload_when_streaming_fails(
     assert str(gz.digest) in whole
 
 
-def test_first_push_ends_its_upload_before_the_blob_is_synced_to_disk(
-        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The compressed blob's commit (an fsync on a disk store) and the upload's end overlap: the
-    closing PUT does not wait for the local disk."""
-    import threading
-
-    from dockyard.content import Writer
-    from dockyard.registry.client.repository import Repository
-
-    name = f"{_repo()}:sync"
-    image_id = _built_image(store, name, n=1, size=3_000_000)
-    uploaded = threading.Event()
-    real_stream, real_commit = Repository.upload_stream, Writer.commit
-
-    def upload_stream(self: Repository, *args: Any, **kwargs: Any) -> Any:
-        desc = real_stream(self, *args, **kwargs)
-        uploaded.set()
-        return desc
-
-    waited: list[bool] = []
-
-    def commit(self: Writer, *args: Any, **kwargs: Any) -> Any:
-        waited.append(uploaded.wait(5))  # without the overlap: five seconds, then False
-        return real_commit(self, *args, **kwargs)
-
-    monkeypatch.setattr(Repository, "upload_stream", upload_stream)
-    monkeypatch.setattr(Writer, "commit", commit)
-    with RegistryClient(FAST) as rc:
-        pushed = push(store, rc, parse_normalized(name))
-        record = store.meta.get_image(image_id)
-        assert record is not None
-        gz = [f for f in store.meta.layer_blobs(record.diff_ids[0])
-              if mt.layer_compression(f.media_type) == "gzip"]
-        assert [f.digest for f in gz] == list(pushed.layers) and pushed.layers[gz[0].digest] == "uploaded"
-        assert rc.repository(PLAIN, parse_normalized(name).path).blob_exists(gz[0].digest)
-    assert waited and all(waited)
+def test_first_push_falls_back_with_the_blob_kept(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """When streaming fails the layer is compressed into the store for the ordinary upload (with its
+    retries), and that blob stays for the next push; a streamed one is never written."""
+    _, _, gz, _, _ = _push_with_progress(store, "kept", fail_stream=True, monkeypatch=monkeypatch)
+    assert store.content.exists(gz.digest) and store.meta.layer_by_blob(gz.digest) is not None
+    assert store.meta.pushed_layer(gz.diff_id, "gzip") is None
+    monkeypatch.undo()  # the stream works again
+    _, _, streamed, _, _ = _push_with_progress(store, "gone", fail_stream=False, monkeypatch=monkeypatch)
+    assert not store.content.exists(streamed.digest) and store.meta.layer_by_blob(streamed.digest) is None
+    assert store.meta.pushed_layer(streamed.diff_id, "gzip") == (streamed.digest, streamed.size)
 
 
 def test_push_sends_the_config_alongside_the_layers(store: Store, other_store: Store,

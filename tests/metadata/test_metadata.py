@@ -184,3 +184,19 @@ def test_other_label_text_is_read_as_json(root: Path, text: str) -> None:
         c.execute("UPDATE images SET labels = ?, diff_ids = ?", (text, f'["{B}","{C}"]'))
     got = meta.get_image(A)
     assert got is not None and got.labels == json.loads(text) and got.diff_ids == [B, C]
+
+
+def test_version_4_database_gains_push_records(root: Path) -> None:
+    meta = MetadataStore(root / "metadata.db")
+    meta.add_layer_blob(LayerBlob(A, A, "x", 5, 5, 5))
+    meta.conn.executescript("DROP TABLE pushed_layers; PRAGMA user_version = 4;")
+    meta.close()
+    meta = MetadataStore(root / "metadata.db")
+    assert meta.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert meta.pushed_layer(A, "gzip") is None
+    meta.add_pushed_layer(A, "gzip", B, 3)
+    meta.add_pushed_layer(A, "gzip", C, 4)  # pushed again after the compression changed: the newest
+    meta.add_pushed_layer(C, "zstd", B, 2)  # a layer no longer here
+    assert meta.pushed_layer(A, "gzip") == (C, 4) and meta.pushed_layer(A, "zstd") is None
+    assert meta.forget_pushed_layers() == 1
+    assert meta.pushed_layer(A, "gzip") == (C, 4) and meta.pushed_layer(C, "zstd") is None

@@ -8,6 +8,8 @@
         computed in the same pass (and verified if given)
     layer_blob(store, diff_id, compression="gzip", lease=None) -> LayerBlob
         the layer in the wanted compression, made once from a stored form and remembered
+    stream_layer(store, diff_id, compression, out) -> LayerBlob
+        the layer compressed from a stored form into ``out`` (a push's upload), nothing kept
     commit_image(store, config, names=(), repo_digests=(), manifest_digest="", parent="") -> ImageRecord
         store the config blob, check every layer is stored, record the image and its names
 
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from dockyard.archive import tarheader
 from dockyard.content import CHUNK, Writer
@@ -31,8 +33,11 @@ from dockyard.oci import mediatypes as mt
 from dockyard.oci.config import ImageConfig
 from dockyard.oci.digest import Digest, Hasher
 
+if TYPE_CHECKING:
+    from dockyard.archive.compression import LayerDigests
+
 __all__ = ["ContentSize", "commit_image", "layer_blob", "learn_content_sizes",
-           "normalize_repo_digest", "normalize_tag", "store_layer", "store_layer_blob"]
+           "normalize_repo_digest", "normalize_tag", "store_layer", "store_layer_blob", "stream_layer"]
 
 
 def _chunks(source: bytes | BinaryIO | Iterable[bytes]) -> Iterable[bytes]:
@@ -224,36 +229,13 @@ def has_layer_form(store: Store, diff_id: str, compression: str) -> bool:
                for f in store.meta.layer_blobs(diff_id))
 
 
-class _WriteTee:
-    """Writes to ``out`` and hands the same bytes to ``also``."""
-
-    def __init__(self, out: Writer, also: Callable[[bytes], None]) -> None:
-        self._out = out
-        self._also = also
-        self.hasher = out.hasher  # what is written is hashed there, once
-
-    def write(self, data: bytes) -> None:
-        self._out.write(data)
-        self._also(data)
-
-
 def layer_blob(store: Store, diff_id: str, compression: str = "gzip", *, lease: Lease | None = None,
                docker_media_type: bool = False,
-               progress: Callable[[int, int], None] | None = None,
-               tee: Callable[[bytes], None] | None = None,
-               compressed: Callable[[str, int], None] | None = None) -> LayerBlob:
+               progress: Callable[[int, int], None] | None = None) -> LayerBlob:
     """The layer ``diff_id`` as a blob in ``compression``; made (once) from a stored form if needed.
 
-    While compressing, ``progress(done, total)`` is told the layer's uncompressed bytes read so far,
-    and ``tee`` gets the compressed bytes as they are written (to upload them meanwhile);
-    ``compressed(digest, size)`` hears of the whole blob, checked, before it is committed to disk
-    (an upload can end while it syncs)."""
-    from dockyard.archive.compression import CompressingWriter, open_decompressed, usable_cpus
-    from dockyard.imageops.layers import open_form, stored_forms
-
-    forms = stored_forms(store, diff_id)
-    if not forms:
-        raise NotFound(f"layer {diff_id} not found in the local store")
+    While compressing, ``progress(done, total)`` is told the layer's uncompressed bytes read so far."""
+    forms = _forms(store, diff_id)
     for form in forms:
         # A layer kept as its snapshot has no blob yet: asked for uncompressed, it gets one below.
         if mt.layer_compression(form.media_type) == compression and store.content.exists(form.digest):
@@ -263,7 +245,53 @@ def layer_blob(store: Store, diff_id: str, compression: str = "gzip", *, lease: 
                 return LayerBlob(form.diff_id, form.digest, mt.layer_media_type(compression, docker=True),
                                  form.size, form.uncompressed_size, form.content_size)
             return form
-    source = forms[0]
+    with store.content.writer() as w:
+        result = _compress(store, diff_id, forms[0], compression, w, progress)
+        info = w.commit(lease.add_blob if lease else None)
+    layer = LayerBlob(Digest(diff_id), info.digest, mt.layer_media_type(compression), info.size,
+                      result.size_uncompressed, max((f.content_size for f in forms), default=-1))
+    store.meta.add_layer_blob(layer)
+    if docker_media_type:
+        return LayerBlob(layer.diff_id, layer.digest, mt.layer_media_type(compression, docker=True),
+                         layer.size, layer.uncompressed_size, layer.content_size)
+    return layer
+
+
+class _Sink:
+    """A writable that hands what it is given to a callable."""
+
+    def __init__(self, out: Callable[[bytes], None]) -> None:
+        self.write = out
+
+
+def stream_layer(store: Store, diff_id: str, compression: str, out: Callable[[bytes], None], *,
+                 docker_media_type: bool = False,
+                 progress: Callable[[int, int], None] | None = None) -> LayerBlob:
+    """Compress the layer ``diff_id`` from a stored form, handing the bytes to ``out`` as they are
+    made (to upload them) and keeping none: the returned form is described, not stored."""
+    forms = _forms(store, diff_id)
+    result = _compress(store, diff_id, forms[0], compression, _Sink(out), progress)
+    return LayerBlob(Digest(diff_id), Digest(result.digest),
+                     mt.layer_media_type(compression, docker=docker_media_type), result.size,
+                     result.size_uncompressed, max((f.content_size for f in forms), default=-1))
+
+
+def _forms(store: Store, diff_id: str) -> list[LayerBlob]:
+    from dockyard.imageops.layers import stored_forms
+
+    forms = stored_forms(store, diff_id)
+    if not forms:
+        raise NotFound(f"layer {diff_id} not found in the local store")
+    return forms
+
+
+def _compress(store: Store, diff_id: str, source: LayerBlob, compression: str, out: object,
+              progress: Callable[[int, int], None] | None) -> LayerDigests:
+    """Compress the layer from its stored form ``source`` into ``out``, checked against ``diff_id``
+    (a stored tar that hashes otherwise is quarantined)."""
+    from dockyard.archive.compression import CompressingWriter, open_decompressed, usable_cpus
+    from dockyard.imageops.layers import open_form
+
     plain = mt.layer_compression(source.media_type) == "none"
     # An uncompressed source is its own diff ID: the check below verifies it without a second hash.
     # A layer kept as its snapshot is written again from it, and checked as it streams.
@@ -275,31 +303,19 @@ def layer_blob(store: Store, diff_id: str, compression: str = "gzip", *, lease: 
         reader = f if plain else open_decompressed(f)[0]
         # Every usable core compresses (pigz-style gzip members, or zstd workers); the blob's bytes
         # do not depend on how many there are.
-        with store.content.writer() as w, \
-                CompressingWriter(w if tee is None else _WriteTee(w, tee), compression,  # type: ignore[arg-type]
-                                  threads=usable_cpus()) as cw:
+        with CompressingWriter(out, compression, threads=usable_cpus()) as cw:  # type: ignore[arg-type]
             total = max(source.uncompressed_size, 0)
             cw.write_from(reader, None if progress is None else lambda done: progress(done, total))
             result = cw.close()
-            if result.diff_id != diff_id and plain and stored:
-                from dockyard.content.verify import quarantined
+    if result.diff_id != diff_id and plain and stored:
+        from dockyard.content.verify import quarantined
 
-                raise quarantined(store.content, source.digest, f"content hashes to {result.diff_id}",
-                                  f"layer {diff_id}", result.diff_id)
-            if result.diff_id != diff_id:
-                raise CorruptData(f"layer blob {source.digest} decompresses to {result.diff_id}, "
-                                  f"recorded as {diff_id}")
-            if compressed is not None:
-                compressed(result.digest, result.size)
-            info = w.commit(lease.add_blob if lease else None)
-    content = max((f.content_size for f in forms), default=-1)
-    layer = LayerBlob(Digest(diff_id), info.digest, mt.layer_media_type(compression), info.size,
-                      result.size_uncompressed, content)
-    store.meta.add_layer_blob(layer)
-    if docker_media_type:
-        return LayerBlob(layer.diff_id, layer.digest, mt.layer_media_type(compression, docker=True),
-                         layer.size, layer.uncompressed_size, layer.content_size)
-    return layer
+        raise quarantined(store.content, source.digest, f"content hashes to {result.diff_id}",
+                          f"layer {diff_id}", result.diff_id)
+    if result.diff_id != diff_id:
+        raise CorruptData(f"layer blob {source.digest} decompresses to {result.diff_id}, "
+                          f"recorded as {diff_id}")
+    return result
 
 
 def learn_content_sizes(store: Store, diff_ids: Sequence[str]) -> None:

@@ -154,6 +154,7 @@ def collect(store: Store, *, dry_run: bool = False) -> GcResult:
                 if not store.content.exists(layer.digest) and not store.content.is_quarantined(layer.digest):
                     store.meta.remove_layer_blob(layer.diff_id, layer.digest)
             forget_lost_snapshot_forms(store)  # a removed snapshot takes its layer form along
+            store.meta.forget_pushed_layers()  # a push record of a layer no longer here says nothing
         result.temp_removed += len(store.content.clean_ingest())
         result.temp_removed += len(store.snapshots.clean_tmp())
         result.temp_removed += clean_tmp(store)

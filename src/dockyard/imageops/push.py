@@ -4,12 +4,14 @@
 
 Layers go up in parallel: each is first asked for by HEAD (``Layer already exists``), then mounted
 from another repository of the same registry this store knows holds it (``Mounted from ...``),
-else uploaded (one PUT, or PATCH chunks with ``chunk_size``). A layer kept only as an uncompressed
-tar (a local build) is compressed on its first push (isal gzip in parallel members, or zstd with
-workers), its bytes streamed to the registry as they are made, and the compressed blob is
-remembered for the next. An image pulled earlier is pushed with its original manifest bytes when
-they still describe it, so its digest does not change; otherwise a Docker schema 2 manifest is
-written (OCI for zstd layers). The config goes up alongside the layers, the manifest last.
+else uploaded (one PUT, or PATCH chunks with ``chunk_size``). A layer the store holds only
+uncompressed (a local build, a loaded archive) is compressed as it is pushed (isal gzip in parallel
+members, or zstd with workers), its bytes streamed to the registry as they are made and not kept, as
+docker's push keeps none: the store remembers the digest and size it had, so a later push asks for
+that digest (or mounts it) before compressing anything. An image pulled earlier is pushed with
+its original manifest bytes when they still describe it, so its digest does not change; otherwise
+a Docker schema 2 manifest is written (OCI for zstd layers). The config goes up alongside the
+layers, the manifest last.
 
 Progress events: ``Preparing``, ``Pushing`` (bytes), ``Pushed``, ``Layer already exists``,
 ``Mounted from <repo>``; ``id`` = the first 12 hex digits of the layer's blob digest.
@@ -24,10 +26,10 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor
 from functools import partial
 
 from dockyard.content.verify import CorruptBlob
-from dockyard.errors import DockyardError, Interrupted, InvalidArgument, NotFound
+from dockyard.errors import DockyardError, Interrupted, InvalidArgument, NotFound, RegistryError
 from dockyard.image import LayerBlob
 from dockyard.imageops import Lease, Store
-from dockyard.imageops.commit import has_layer_form, layer_blob
+from dockyard.imageops.commit import has_layer_form, layer_blob, stream_layer
 from dockyard.imageops.images import resolve
 from dockyard.interruptible import in_background, wait_futures
 from dockyard.interruptible import result as wait_result
@@ -97,7 +99,8 @@ def _push(store: Store, registry: RegistryClient, ref: Reference, source: str | 
     config = ImageConfig.from_json(config_data)
     repo = registry.repository(ref.domain, ref.path)
     cancelled = threading.Event()  # set when one layer fails: the others stop at their next piece
-    streamed: set[str] = set()  # blobs uploaded while they were being compressed
+    settled: dict[str, tuple[str, str]] = {}  # blobs a first push's layer step made exist up there
+    mounts = _mount_candidates(store, ref, config.diff_ids)
     with store.lease() as lease:
         original = _original_manifest(store, record.manifest_digest, image_id, compression)
         docker = compression == "gzip"
@@ -110,18 +113,18 @@ def _push(store: Store, registry: RegistryClient, ref: Reference, source: str | 
             # A layer compressed now shows "Pushing" over its uncompressed bytes meanwhile, as docker's
             # streamed push does; the upload then reports the compressed bytes.
             makers = [partial(_compress_while_uploading, store, repo, diff_id, compression, lease, docker,
-                              partial(_compressing, sink, Digest(diff_id).short, cancelled), streamed)
+                              partial(_compressing, sink, Digest(diff_id).short, cancelled), settled,
+                              mounts.get(str(diff_id), []))
                       for diff_id in config.diff_ids]
             config_type = mt.DOCKER_CONFIG if docker else mt.OCI_CONFIG
             config_desc = Descriptor(config_type, image_id, len(config_data))
-        mounts = _mount_candidates(store, ref, config.diff_ids)
         # The config goes up alongside the layers (as containerd's push does: a registry checks at
         # the manifest only that what it names is there), not after them on the way to the manifest;
         # on a daemon thread, which does not hold up the exit of a push Ctrl-C or a layer ended.
         config_blob = store.content.verified(image_id, what=f"{label}: config")
         config_up = in_background(partial(repo.upload_blob, config_desc, config_blob.open), "push-config")
         forms, outcomes = _upload_layers(store, repo, config.diff_ids, makers, mounts, sink, chunk_size,
-                                          max_workers, cancelled, label, streamed)
+                                          max_workers, cancelled, label, settled)
         wait_result(config_up)
         if original is not None:
             manifest_data = store.content.read(record.manifest_digest, f"{label}: manifest")
@@ -151,17 +154,48 @@ def _compressing(sink: ProgressSink, eid: str, cancelled: threading.Event, done:
     sink(Event(id=eid, name="Pushing", status="running", current=done, total=total))
 
 
+#: Compressed pieces a first push may hold ahead of its upload. Few: what is queued when the last
+#: piece is made is what the push then waits for the registry to take in (eight pieces kept a
+#: local registry busy ~70 ms after the compression ended).
+_AHEAD = 2
+
+
 def _compress_while_uploading(store: Store, repo: Repository, diff_id: str, compression: str, lease: Lease,
                               docker: bool, progress: Callable[[int, int], None],
-                              streamed: set[str]) -> LayerBlob:
-    """The layer in ``compression``. A first compression streams its bytes to the registry as they
-    are made (one chunked PATCH; the digest, known at the end, goes in the closing PUT, while the
-    blob is synced to the store's disk), and the blob lands in ``streamed``; if that upload fails,
-    the blob is in the store anyway and the ordinary upload (with its retries) follows."""
+                              settled: dict[str, tuple[str, str]], mount_from: Sequence[str]) -> LayerBlob:
+    """The layer in ``compression``, which the store may not hold (a local build, a loaded image).
+
+    A layer pushed before is looked for by the digest it had then (``pushed_layers``): present in
+    the repository, or mounted from ``mount_from``, it is not compressed at all. Else it is
+    compressed and its bytes streamed to the registry as they are made (one chunked PATCH; the
+    digest, known at the end, goes in the closing PUT), keeping no copy, as docker's push does: the
+    store remembers the digest and size only. If that upload fails, the layer is compressed again
+    into the store and the ordinary upload (with its retries) follows. ``settled`` gets each blob
+    this made exist in the repository: digest -> (outcome, repository it was mounted from)."""
     if has_layer_form(store, diff_id, compression):
         return layer_blob(store, diff_id, compression, lease=lease, docker_media_type=docker,
                           progress=progress)
-    pieces: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=8)
+    media_type = mt.layer_media_type(compression, docker=docker)
+    location = None  # an upload the registry started when it could not mount
+    known = store.meta.pushed_layer(diff_id, compression)
+    if known is not None:
+        digest, size = known
+        found = "exists" if repo.blob_exists(digest) else ""
+        for source in () if found else mount_from:
+            if source == repo.name:
+                continue
+            try:
+                location = repo.mount_blob(digest, source)
+            except RegistryError:
+                continue
+            if location is None:
+                found = "mounted"
+                settled[str(digest)] = (found, source)
+            break
+        if found:
+            settled.setdefault(str(digest), (found, ""))
+            return LayerBlob(Digest(diff_id), digest, media_type, size)
+    pieces: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=_AHEAD)
     upload_over = threading.Event()
     made: list[Descriptor] = []  # the blob, once compressed
     failure: list[BaseException] = []
@@ -177,7 +211,7 @@ def _compress_while_uploading(store: Store, repo: Repository, diff_id: str, comp
 
     def upload() -> None:
         try:
-            repo.upload_stream(chunks(), finished)
+            repo.upload_stream(chunks(), finished, location=location)
         except BaseException as exc:  # the fallback upload will say what is wrong, if anything still is
             failure.append(exc)
         finally:
@@ -191,25 +225,22 @@ def _compress_while_uploading(store: Store, repo: Repository, diff_id: str, comp
             except queue.Full:
                 continue
 
-    def compressed(digest: str, size: int) -> None:  # the body ends before the blob's local commit
-        made.append(Descriptor(mt.layer_media_type(compression, docker=docker), Digest(digest), size))
-        put(None)
-
     thread = threading.Thread(target=upload, name="push-stream", daemon=True)
     thread.start()
     try:
-        form = layer_blob(store, diff_id, compression, lease=lease, docker_media_type=docker,
-                          progress=progress, tee=put, compressed=compressed)
+        form = stream_layer(store, diff_id, compression, put, docker_media_type=docker, progress=progress)
     except BaseException:
         put(Interrupted("push interrupted"))  # ends the request body: the registry drops the upload
         thread.join()
         raise
-    if not made:  # found compressed already (another push made it meanwhile)
-        made.append(Descriptor(form.media_type, form.digest, form.size))
-        put(None)
+    made.append(Descriptor(form.media_type, form.digest, form.size))
+    put(None)
     thread.join()
-    if not failure:
-        streamed.add(str(form.digest))
+    if failure:
+        return layer_blob(store, diff_id, compression, lease=lease, docker_media_type=docker,
+                          progress=progress)
+    store.meta.add_pushed_layer(diff_id, compression, form.digest, form.size)
+    settled[str(form.digest)] = ("uploaded", "")
     return form
 
 
@@ -257,7 +288,7 @@ def _upload_layers(store: Store, repo: Repository, diff_ids: Sequence[str],
                    makers: Sequence[Callable[[], LayerBlob]],
                    mounts: dict[str, list[str]], sink: ProgressSink, chunk_size: int,
                    max_workers: int, cancelled: threading.Event,
-                   label: str, streamed: set[str]) -> tuple[list[LayerBlob], dict[str, str]]:
+                   label: str, settled: dict[str, tuple[str, str]]) -> tuple[list[LayerBlob], dict[str, str]]:
     uploading: dict[str, threading.Event] = {}
     lock = threading.Lock()
 
@@ -288,15 +319,16 @@ def _upload_layers(store: Store, repo: Repository, diff_ids: Sequence[str],
                 raise Interrupted("push interrupted")
             sink(Event(id=eid, name="Pushing", status="running", current=done, total=form.size))
 
-        if str(form.digest) in streamed:
-            sink(Event(id=eid, name="Pushed", status="done", current=form.size, total=form.size))
-            return "uploaded"
-        desc = Descriptor(form.media_type, form.digest, form.size)
         sources = mounts.get(str(form.diff_id), [])
-        # Read through a verifier: a blob gone bad in the store fails here, named, and is quarantined.
-        blob = store.content.verified(form.digest, form.size, f"{label}: layer {form.diff_id}")
-        outcome = repo.upload_blob(desc, blob.open, mount_from=sources,
-                                   chunk_size=chunk_size, progress=progress)
+        if str(form.digest) in settled:
+            outcome, source = settled[str(form.digest)]
+            sources = [source]
+        else:
+            desc = Descriptor(form.media_type, form.digest, form.size)
+            # Read through a verifier: a blob gone bad in the store fails here, named, and is quarantined.
+            blob = store.content.verified(form.digest, form.size, f"{label}: layer {form.diff_id}")
+            outcome = repo.upload_blob(desc, blob.open, mount_from=sources,
+                                       chunk_size=chunk_size, progress=progress)
         if outcome == "exists":
             sink(Event(id=eid, name="Layer already exists", status="cached",
                        current=form.size, total=form.size))

@@ -14,6 +14,8 @@ Tables (names are full normalised references, e.g. ``docker.io/library/busybox:l
     layers(diff_id, digest, media_type, size, uncompressed_size, content_size)   stored forms of layers
     layer_snapshots(diff_id, chain_id, mtime_clamp, size, content_size)   layers kept only as the
         snapshot a build committed: the tar is written again from it when needed (never stored)
+    pushed_layers(diff_id, compression -> digest, size)   what a layer compressed to on a push that
+        kept no compressed copy: a later push asks the registry for that digest before compressing
     leases(id, created, expires) + lease_resources(lease_id, kind, key)    work in flight (GC roots)
     cache_records(key, kind, ref, size, created, last_used, data)  build cache (GC roots)
 
@@ -27,6 +29,7 @@ API of ``MetadataStore(path)`` (methods called inside ``transaction()`` join it)
     add_layer_blob layer_blobs layer_by_blob all_layer_blobs remove_layer_blob layer_sizes
     set_content_size
     add_layer_snapshot layer_snapshots all_layer_snapshots remove_layer_snapshot
+    add_pushed_layer pushed_layer forget_pushed_layers
     create_lease add_lease_resource delete_lease lease_resources lease_ids expire_leases
     put_cache get_cache delete_cache cache_records
 """
@@ -58,7 +61,7 @@ if TYPE_CHECKING:
     from dockyard.metadata.records import SnapshotLayer as SnapshotLayer
     from dockyard.metadata.records import TagPlatform as TagPlatform
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # Upgrades from each older version (the full schema above is for a new database).
 _MIGRATIONS: dict[int, list[str]] = {
@@ -68,6 +71,7 @@ _MIGRATIONS: dict[int, list[str]] = {
         "image_id TEXT NOT NULL, manifest_digest TEXT NOT NULL, PRIMARY KEY (name, platform))",
         "CREATE INDEX IF NOT EXISTS tag_platforms_image ON tag_platforms(image_id)"],
     3: [],  # layer_snapshots: a new table, which the full schema creates
+    4: [],  # pushed_layers: the same
 }
 
 _SCHEMA = """
@@ -126,6 +130,13 @@ CREATE TABLE IF NOT EXISTS layer_snapshots (
     PRIMARY KEY (diff_id, chain_id)
 );
 CREATE INDEX IF NOT EXISTS layer_snapshots_chain ON layer_snapshots(chain_id);
+CREATE TABLE IF NOT EXISTS pushed_layers (
+    diff_id TEXT NOT NULL,
+    compression TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    PRIMARY KEY (diff_id, compression)
+);
 CREATE TABLE IF NOT EXISTS leases (
     id TEXT PRIMARY KEY,
     created REAL NOT NULL,
@@ -631,6 +642,26 @@ class MetadataStore:
     def remove_layer_snapshot(self, diff_id: str, chain_id: str) -> None:
         with self.transaction() as c:
             c.execute("DELETE FROM layer_snapshots WHERE diff_id = ? AND chain_id = ?", (diff_id, chain_id))
+
+    def add_pushed_layer(self, diff_id: str, compression: str, digest: str, size: int) -> None:
+        """Record what layer ``diff_id`` compressed to when it was pushed without keeping the bytes."""
+        with self.transaction() as c:
+            c.execute("INSERT INTO pushed_layers (diff_id, compression, digest, size) VALUES (?,?,?,?) "
+                      "ON CONFLICT(diff_id, compression) DO UPDATE SET digest=excluded.digest, "
+                      "size=excluded.size", (str(Digest(diff_id)), compression, str(Digest(digest)), size))
+
+    def pushed_layer(self, diff_id: str, compression: str) -> tuple[Digest, int] | None:
+        """The digest and size layer ``diff_id`` had in ``compression`` when last pushed, if known."""
+        rows = self._query("SELECT digest, size FROM pushed_layers WHERE diff_id = ? AND compression = ?",
+                           (diff_id, compression))
+        return (_trusted(rows[0][0]), int(rows[0][1])) if rows else None
+
+    def forget_pushed_layers(self) -> int:
+        """Drop the push records of layers the store no longer holds in any form; return how many."""
+        with self.transaction() as c:
+            gone = c.execute("DELETE FROM pushed_layers WHERE diff_id NOT IN "
+                             "(SELECT diff_id FROM layers UNION SELECT diff_id FROM layer_snapshots)")
+            return int(gone.rowcount)
 
     def set_content_size(self, diff_id: str, size: int) -> None:
         """Record a layer's content size (learnt e.g. when it was unpacked) where it is unknown."""

@@ -48,6 +48,13 @@ def peer_registries() -> None:
     start_peer_registries()
 
 
+def delete_blob(repo: str, digest: str) -> None:
+    """Remove blob ``digest`` from repository ``repo`` (a path) of the plain peer registry, where
+    delete is enabled."""
+    response = httpx.delete(f"http://{PLAIN}/v2/{repo}/blobs/{digest}")
+    assert response.status_code == 202, response.text
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -303,14 +303,17 @@ class Repository:
                 self.session.pause(options.backoff * (2 ** (attempt - 1)),
                                    f"upload of {desc.digest.short}: {exc}")
 
-    def upload_stream(self, chunks: Iterator[bytes], finished: Callable[[], Descriptor]) -> Descriptor:
+    def upload_stream(self, chunks: Iterator[bytes], finished: Callable[[], Descriptor], *,
+                      location: str | None = None) -> Descriptor:
         """Upload a blob whose digest is known only at its end (compressed while it goes up).
 
         One PATCH sends ``chunks`` as they come (chunked transfer encoding), then ``finished()``
-        gives the blob's descriptor for the closing PUT. No retry here: the caller, which has the
-        whole blob by then, falls back to ``upload_blob``.
+        gives the blob's descriptor for the closing PUT. ``location`` is an upload the registry has
+        started already (its answer to a mount it could not do). No retry here: the caller falls
+        back to ``upload_blob``.
         """
-        location, _ = self._start_upload()
+        if location is None:
+            location, _ = self._start_upload()
         used = False
 
         def body() -> Iterator[bytes]:
