@@ -457,3 +457,32 @@ def _chain_top(diff_ids: list[str]) -> str:
     from dockyard.image import chain_ids
 
     return chain_ids(diff_ids)[-1]
+
+
+def test_a_corrupt_layer_never_reaches_the_registry_while_streaming(store: Store) -> None:
+    """The layer's bytes go up as they are compressed, but the upload is closed only after the tar
+    matched its diff ID: a stored tar that changed is quarantined and the registry never holds what
+    it compressed to."""
+    from dockyard.archive.compression import CompressingWriter, usable_cpus
+    from dockyard.content.verify import CorruptBlob
+
+    name = f"{_repo()}:bad"
+    image_id = _built_image(store, name, n=1, size=3_000_000)
+    record = store.meta.get_image(image_id)
+    assert record is not None
+    path = store.content.path(record.diff_ids[0])
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with CompressingWriter(None, "gzip", threads=usable_cpus()) as cw:
+        cw.write(bytes(data))
+    would_be = cw.close().digest  # what the changed tar compresses to
+    with RegistryClient(FAST) as rc:
+        with pytest.raises(CorruptBlob, match="is corrupt in the local store"):
+            push(store, rc, parse_normalized(name))
+        repo = rc.repository(PLAIN, parse_normalized(name).path)
+        assert not repo.blob_exists(would_be)
+        with pytest.raises(RegistryError):
+            repo.get_manifest("bad")
+    assert store.content.quarantined() == [record.diff_ids[0]]
+    assert store.meta.pushed_layer(record.diff_ids[0], "gzip") is None
