@@ -121,15 +121,22 @@ def test_version_1_database_is_upgraded(root: Path) -> None:
     assert meta.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
-def test_version_3_database_gains_snapshot_backed_layers(root: Path) -> None:
-    from dockyard.metadata import SnapshotLayer
-
+def _upgraded(root: Path, layer: LayerBlob, downgrade: str) -> MetadataStore:
+    """A database holding ``layer``, taken back to an older schema by ``downgrade`` (SQL), opened again."""
     meta = MetadataStore(root / "metadata.db")
-    meta.add_layer_blob(LayerBlob(A, B, "x", 5, 100, 90))
-    meta.conn.executescript("DROP TABLE layer_snapshots; PRAGMA user_version = 3;")
+    meta.add_layer_blob(layer)
+    meta.conn.executescript(downgrade)
     meta.close()
     meta = MetadataStore(root / "metadata.db")
     assert meta.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    return meta
+
+
+def test_version_3_database_gains_snapshot_backed_layers(root: Path) -> None:
+    from dockyard.metadata import SnapshotLayer
+
+    meta = _upgraded(root, LayerBlob(A, B, "x", 5, 100, 90),
+                     "DROP TABLE layer_snapshots; PRAGMA user_version = 3;")
     assert meta.all_layer_snapshots() == []
     form = SnapshotLayer(C, B, 1_700_000_000, 2048, 1000)
     meta.add_layer_snapshot(form)
@@ -187,12 +194,8 @@ def test_other_label_text_is_read_as_json(root: Path, text: str) -> None:
 
 
 def test_version_4_database_gains_push_records(root: Path) -> None:
-    meta = MetadataStore(root / "metadata.db")
-    meta.add_layer_blob(LayerBlob(A, A, "x", 5, 5, 5))
-    meta.conn.executescript("DROP TABLE pushed_layers; PRAGMA user_version = 4;")
-    meta.close()
-    meta = MetadataStore(root / "metadata.db")
-    assert meta.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    meta = _upgraded(root, LayerBlob(A, A, "x", 5, 5, 5),
+                     "DROP TABLE pushed_layers; PRAGMA user_version = 4;")
     assert meta.pushed_layer(A, "gzip") is None
     meta.add_pushed_layer(A, "gzip", B, 3)
     meta.add_pushed_layer(A, "gzip", C, 4)  # pushed again after the compression changed: the newest
