@@ -158,10 +158,10 @@ def test_a_layer_pushed_before_but_gone_is_compressed_again_to_the_same_digest(
         assert rc.repository(PLAIN, parse_normalized(elsewhere).path).blob_exists(digest)
     record = store.meta.get_image(image_id)
     assert record is not None and store.meta.pushed_layer(record.diff_ids[0], "gzip") == \
-        (digest, first_layer_size(store, elsewhere))
+        (digest, _first_layer_size(elsewhere))
 
 
-def first_layer_size(store: Store, name: str) -> int:
+def _first_layer_size(name: str) -> int:
     """The size the manifest pushed as ``name`` gives its first layer."""
     with RegistryClient(FAST) as rc:
         ref = parse_normalized(name)
@@ -229,7 +229,7 @@ def _push_with_progress(store: Store, tag: str, *, fail_stream: bool,
     with RegistryClient(FAST) as rc:
         pushed = push(store, rc, parse_normalized(name), progress=events.append)
         (digest,) = pushed.layers
-        gz = LayerBlob(tar.diff_id, digest, mt.DOCKER_LAYER_GZIP, first_layer_size(store, name))
+        gz = LayerBlob(tar.diff_id, digest, mt.DOCKER_LAYER_GZIP, _first_layer_size(name))
         assert rc.repository(PLAIN, parse_normalized(name).path).blob_exists(gz.digest)
     seen = [(e.name, e.current, e.total) for e in events if e.id == record.diff_ids[0][7:19]]
     assert seen[0][0] == "Preparing" and seen[-1][0] == "Pushed" and pushed.layers == {gz.digest: "uploaded"}
