@@ -180,20 +180,15 @@ def _compress_while_uploading(store: Store, repo: Repository, diff_id: str, comp
     known = store.meta.pushed_layer(diff_id, compression)
     if known is not None:
         digest, size = known
-        found = "exists" if repo.blob_exists(digest) else ""
-        for source in () if found else mount_from:
-            if source == repo.name:
-                continue
-            try:
-                location = repo.mount_blob(digest, source)
-            except RegistryError:
-                continue
-            if location is None:
-                found = "mounted"
-                settled[str(digest)] = (found, source)
-            break
-        if found:
-            settled.setdefault(str(digest), (found, ""))
+        if repo.blob_exists(digest):
+            settled[str(digest)] = ("exists", "")
+            return LayerBlob(Digest(diff_id), digest, media_type, size)
+        try:
+            mounted, location = repo.mount_first(digest, mount_from)
+        except RegistryError:  # a refused mount only means the layer goes up itself
+            mounted = ""
+        if mounted:
+            settled[str(digest)] = ("mounted", mounted)
             return LayerBlob(Digest(diff_id), digest, media_type, size)
     pieces: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=_AHEAD)
     upload_over = threading.Event()

@@ -262,6 +262,16 @@ class Repository:
             return self._location(response)
         raise error_from_response(response, f"mount {digest} into {self.where}")
 
+    def mount_first(self, digest: str, sources: Sequence[str]) -> tuple[str, str | None]:
+        """Mount ``digest`` from the first of ``sources`` that is another repository: (that source,
+        None) when mounted; ("", upload URL) when the registry started an upload instead; ("", None)
+        with no source to ask."""
+        for source in sources:
+            if source != self.name:
+                location = self.mount_blob(digest, source)
+                return ("", location) if location is not None else (source, None)
+        return "", None
+
     def upload_blob(self, desc: Descriptor, open_blob: Callable[[], BinaryIO], *,
                     mount_from: Sequence[str] = (), chunk_size: int = 0,
                     progress: Progress = _no_progress, check_exists: bool = True) -> UploadResult:
@@ -277,14 +287,9 @@ class Repository:
         attempt = 0
         while True:
             try:
-                location = None
-                for source in mount_from:
-                    if source == self.name:
-                        continue
-                    location = self.mount_blob(desc.digest, source)
-                    if location is None:
-                        return "mounted"
-                    break
+                mounted, location = self.mount_first(desc.digest, mount_from)
+                if mounted:
+                    return "mounted"
                 if location is None:
                     location, min_chunk = self._start_upload()
                 else:
