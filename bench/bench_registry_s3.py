@@ -21,6 +21,11 @@ for the cold pulls the CPU seconds per round (medians) of the target's registry 
 SeaweedFS (``/proc/PID/stat``; SeaweedFS found by its ``-s3.port``), and the same per 1,000 manifest PUTs:
 on a shared 2-core machine the rates follow the total CPU a request costs, so these say where a row's
 time goes (and compare two trees under load better than the rates do: see ``--before``).
+After each cold round the bench writes 64 MiB into a new file and prints what that cost ("new memory",
+``new_memory_ms``): on a VM that hands freed memory back to its host, new page-cache memory costs ~10x
+more at some moments than at others, and a replica filling its cache pays it where distribution (which
+keeps nothing) does not. The cold row is printed again over the runs where that memory was cheap, and
+over those where it was dear (the same runs for every target).
 
     .venv/bin/python bench/bench_registry_s3.py [--seconds 3] [--runs 1] [--only fs|s3] [--before SRC]
                                                 [--before-peer] [--no-blob-cache] [--distribution-x3]
@@ -335,13 +340,52 @@ async def manifest_puts(pick: Callable[[], str], seconds: float, config: str, la
 
 
 CPU = ("cold_cpu", "cold_store_cpu",  # CPU seconds of a cold round: the registries, SeaweedFS
-       "put_cpu", "put_store_cpu")  # and per 1,000 manifest PUTs
+       "put_cpu", "put_store_cpu",  # and per 1,000 manifest PUTs
+       "cold_mem")  # ms to write 64 MiB into new memory just after the cold round (``new_memory_ms``)
 ROWS = [("blob push (8 x 32 MB)", "push", "MB/s"), ("pull cold (8 x 64 MB)", "cold", "MB/s"),
         ("pull warm (8 x 64 MB)", "pull", "MB/s"),
         ("manifest GET", "get", "req/s"), ("manifest PUT", "put", "req/s")]
 
 
-def measure(targets: dict[str, list[str]], seconds: float, runs: int) -> dict[str, dict[str, float]]:
+PROBE_PIECE = memoryview(bytearray(os.urandom(1 << 20)))
+
+
+def new_memory_ms(where: Path) -> float:
+    """CPU milliseconds this process takes to write 64 MiB into a new file under ``where`` (then removed).
+
+    What a cache fill costs a replica depends on the machine's memory as much as on the code: on this
+    kind of VM, memory the guest has handed back to the host (virtio-balloon free page reporting) costs
+    a host fault per page when it is touched again, so the same write takes ~13 ms at one moment and
+    ~110-170 ms at the next (measured, same process, same file system). Taken right after each cold
+    round, it says which of the two the round ran in."""
+    path = where / f"probe-{uuid.uuid4().hex}"
+    started = time.thread_time()
+    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    try:
+        for _ in range(64):
+            os.write(fd, PROBE_PIECE)
+    finally:
+        os.close(fd)
+        elapsed = (time.thread_time() - started) * 1000
+        path.unlink()
+    return elapsed
+
+
+def split_by_memory(samples: dict[str, dict[str, list[float]]]) -> None:
+    """Add "cold_cheap" and "cold_dear" (medians of the cold rate over the runs where new memory was
+    cheap, or dear, for every target: a probe within 3x the run's smallest) and their counts."""
+    probes = [max(rows["cold_mem"][r] for rows in samples.values())
+              for r in range(len(next(iter(samples.values()))["cold_mem"]))]
+    cheap = [p <= 3 * min(probes) for p in probes]
+    for rows in samples.values():
+        for key, want in (("cold_cheap", True), ("cold_dear", False)):
+            picked = [rate for rate, c in zip(rows["cold"], cheap, strict=True) if c == want]
+            rows[key] = [statistics.median(picked) if picked else float("nan")]
+            rows[key + "_n"] = [float(len(picked))]
+
+
+def measure(targets: dict[str, list[str]], seconds: float, runs: int,
+            scratch: Path) -> dict[str, dict[str, float]]:
     big = os.urandom(PULL_SIZE)
     setups = {name: asyncio.run(setup(urls, big)) for name, urls in targets.items()}
     samples: dict[str, dict[str, list[float]]] = {n: {k: [] for k in [*(k for _, k, _ in ROWS), *CPU]}
@@ -358,12 +402,14 @@ def measure(targets: dict[str, list[str]], seconds: float, runs: int) -> dict[st
             samples[name]["cold"].append(blob_pulls(pick, cold))
             samples[name]["cold_cpu"].append(cpu_seconds(servers) - before[0])
             samples[name]["cold_store_cpu"].append(cpu_seconds(store) - before[1])
+            samples[name]["cold_mem"].append(new_memory_ms(scratch))
             samples[name]["pull"].append(blob_pulls(pick, layer))
             samples[name]["get"].append(asyncio.run(manifest_gets(pick, seconds)))
             before, done = (cpu_seconds(servers), cpu_seconds(store)), [0]
             samples[name]["put"].append(asyncio.run(manifest_puts(pick, seconds, config, layer, done)))
             samples[name]["put_cpu"].append((cpu_seconds(servers) - before[0]) * 1000 / max(done[0], 1))
             samples[name]["put_store_cpu"].append((cpu_seconds(store) - before[1]) * 1000 / max(done[0], 1))
+    split_by_memory(samples)
     return {n: {k: statistics.median(v) for k, v in rows.items()} for n, rows in samples.items()}
 
 
@@ -381,6 +427,13 @@ def report(title: str, results: dict[str, dict[str, float]], baseline: str) -> N
     cells = [f"{results[n]['put_cpu']:.2f} + {results[n]['put_store_cpu']:.2f} s"
              for n in [*names, baseline]]
     print(f"{'PUT CPU/1000: srv+store':24}" + "".join(f"{c:>22}" for c in cells))
+    cells = [f"{results[n]['cold_mem']:.0f} ms" for n in [*names, baseline]]
+    print(f"{'new memory, 64 MiB':24}" + "".join(f"{c:>22}" for c in cells))
+    for label, key in (("pull cold, memory cheap", "cold_cheap"), ("pull cold, memory dear", "cold_dear")):
+        base = results[baseline][key]
+        cells = [f"{results[n][key]:>9.0f} MB/s  {results[n][key] / base:>5.2f}x" for n in names]
+        print(f"{label:24}" + "".join(f"{c:>22}" for c in cells)
+              + f"{base:>16.0f} MB/s  ({results[baseline][key + '_n']:.0f} runs)")
 
 
 def main() -> int:
@@ -411,7 +464,7 @@ def main() -> int:
                     processes([dockyard(str(tmp / "ours-fs"))], tmp, {}))
                 fs_targets["distribution"] = stack.enter_context(
                     processes([distribution(tmp, fs_yaml)], tmp, {}))
-                fs = measure(fs_targets, args.seconds, args.runs)
+                fs = measure(fs_targets, args.seconds, args.runs, tmp)
             report("filesystem (one process each)", fs, "distribution")
         if args.only != "fs":
             run = uuid.uuid4().hex[:8]
@@ -447,7 +500,7 @@ def main() -> int:
                         processes([distribution(tmp, s3_yaml(theirs["dist3"]))] * 3, tmp, {}))
                 targets["distribution"] = stack.enter_context(
                     processes([distribution(tmp, s3_yaml(theirs["dist"]))], tmp, {}))
-                s3 = measure(targets, args.seconds, args.runs)
+                s3 = measure(targets, args.seconds, args.runs, tmp)
             report(f"S3 on SeaweedFS ({S3})", s3, "distribution")
     return 0
 
