@@ -6,10 +6,11 @@ same SeaweedFS, its redirects off like ours), and measured interleaved:
   - blob push: 8 concurrent pushes of distinct 32 MB blobs (POST, one PATCH, PUT) -> MB/s; each push on
     a thread of its own (``http.client``), the blobs hashed before the clock starts (``blob_pushes``),
   - blob pull: 8 concurrent pulls of one 64 MB blob -> MB/s, twice: "cold", a blob pushed just before
-    through the first replica and never pulled, and "warm", a blob every replica has served before
+    through the first replica and never pulled, and "warm", a blob every replica has served twice before
     (dockyard on S3 runs with ``--blob-cache``, so a warm pull comes from the replica's disk; the replica
-    that received a push keeps it there too, and with ``peer=`` the others fetch a cold blob from it
-    rather than from the bucket; distribution keeps no such copy and reads the bucket for every pull).
+    that received a push keeps it there too, and with ``peer=`` the others relay a cold blob from it
+    rather than read the bucket, and keep it from its second pull; distribution keeps no such copy and
+    reads the bucket for every pull).
     The pulls run on plain sockets in threads, each body read into a 4 MiB buffer and dropped
     (``bench_registry_server.get_discarding``): an aiohttp client capped both registries at ~1.5 GB/s
     on loopback (measured: 8 x 64 MB from the filesystem, aiohttp 1.6 vs plain sockets 2.8-3.6 GB/s for
@@ -267,9 +268,12 @@ async def setup(urls: list[str], big: bytes) -> tuple[str, str]:
         async with s.put(f"{base}/v2/{REPO}/manifests/latest", data=manifest(config, layer, -1),
                          headers={"Content-Type": OCI_MANIFEST}) as r:
             assert r.status == 201, await r.text()
-        for url in urls:  # served once by every replica: what "warm" pulls read
-            async with s.get(f"{url}/v2/{REPO}/blobs/{layer}") as r:
-                assert r.status == 200 and len(await r.read()) == len(big)
+        # Served twice by every replica, what "warm" pulls read: a replica keeps a blob another one
+        # received from its second pull (the first is relayed from that one).
+        for url in urls:
+            for _ in range(2):
+                async with s.get(f"{url}/v2/{REPO}/blobs/{layer}") as r:
+                    assert r.status == 200 and len(await r.read()) == len(big)
         await asyncio.sleep(0.5)  # a cache entry is published just after its last byte went out
     return config, layer
 

@@ -553,14 +553,16 @@ def test_an_upload_continued_elsewhere_or_refused_is_not_kept(tmp_path: Path) ->
 
 @contextlib.contextmanager
 def peers(tmp: Path) -> Iterator[tuple[httpx.Client, httpx.Client, StoreProxy, Callable[[str], str],
-                                       RegistryServer, Path]]:
+                                       RegistryServer, Path, StoreProxy]]:
     """Replica a (which receives pushes) and replica b (whose traffic to the bucket goes through a
-    proxy), both with a cache and a ``peer=`` URL, on one bucket."""
+    proxy), both with a cache and a ``peer=`` URL, on one bucket; a's ``peer=`` URL is a second proxy
+    in front of it, so the tests see (and shape) what b asks a for."""
     url = s3kit.s3_url("peer")
     port_a, port_b = _free_port(), _free_port()
     cache_a, cache_b = tmp / "a", tmp / "b"
     with StoreProxy(s3kit.ENV["AWS_ENDPOINT_URL"]) as proxy, \
-            RegistryServer(storage=url, port=port_a, blob_cache=f"{cache_a},peer=http://127.0.0.1:{port_a}",
+            StoreProxy(f"http://127.0.0.1:{port_a}") as to_a, \
+            RegistryServer(storage=url, port=port_a, blob_cache=f"{cache_a},peer={to_a.url}",
                            **PEER) as srv_a, \
             RegistryServer(storage=url, port=port_b, blob_cache=f"{cache_b},peer=http://127.0.0.1:{port_b}",
                            **{**PEER, "s3_endpoint": proxy.url}) as srv_b, \
@@ -568,43 +570,107 @@ def peers(tmp: Path) -> Iterator[tuple[httpx.Client, httpx.Client, StoreProxy, C
             httpx.Client(base_url=srv_b.url, timeout=60) as b:
         storage = srv_b.storage
         assert isinstance(storage, S3Storage)
-        yield a, b, proxy, storage._bytes_key, srv_a, cache_b
+        yield a, b, proxy, storage._bytes_key, srv_a, cache_b, to_a
+
+
+def kept_nothing(cache: Path) -> bool:
+    """Nothing written in a replica's cache directory, not even a fill in progress."""
+    time.sleep(0.2)  # a fill would be under way by now
+    return list(cache.iterdir()) == []
 
 
 @pytest.mark.seaweedfs
-def test_a_replica_pulls_a_blob_another_received_from_that_ones_cache(tmp_path: Path) -> None:
-    with peers(tmp_path) as (a, b, proxy, where, _srv_a, cache_b):
+def test_a_blob_another_replica_received_is_relayed_and_kept_when_pulled_again(tmp_path: Path) -> None:
+    with peers(tmp_path) as (a, b, proxy, where, srv_a, cache_b, to_a):
         data = os.urandom(9 << 20)
         digest = push_blob(a, "peer/r", data)
         got = b.get(f"/v2/peer/r/blobs/{digest}")
         assert got.status_code == 200 and got.content == data
-        assert proxy.gets(where(digest)) == []  # the bytes came from a, not from the bucket
-        assert published(cache_b, digest) == [digest.replace(":", "-")]  # hashed on the way: kept
+        assert to_a.gets(digest) == [""] and proxy.gets(where(digest)) == []  # from a, not the bucket
+        assert kept_nothing(cache_b)  # a first pull: relayed, not written
+        assert b.get(f"/v2/peer/r/blobs/{digest}").content == data
+        assert published(cache_b, digest) == [digest.replace(":", "-")]  # pulled again: hashed and kept
+        assert to_a.gets(digest) == ["", ""] and proxy.gets(where(digest)) == []
+        srv_a.stop()
+        assert b.get(f"/v2/peer/r/blobs/{digest}").content == data  # from b's own disk
+        assert proxy.gets(where(digest)) == []
+
+
+@pytest.mark.seaweedfs
+def test_concurrent_first_pulls_share_one_stream_from_the_peer(tmp_path: Path) -> None:
+    with peers(tmp_path) as (a, b, proxy, where, _srv_a, cache_b, to_a):
+        data = os.urandom(12 << 20)
+        digest = push_blob(a, "peer/r", data)
+        to_a.rate = 8 << 20  # ~1.5 s: the pulls overlap
+        url = f"{b.base_url}/v2/peer/r/blobs/{digest}"
+        with ThreadPoolExecutor(4) as pool:
+            bodies = list(pool.map(lambda _: httpx.get(url, timeout=60), range(4)))
+        assert [(r.status_code, r.content == data) for r in bodies] == [(200, True)] * 4
+        assert {r.headers["Content-Length"] for r in bodies} == {str(len(data))}
+        assert to_a.gets(digest) == [""] and proxy.gets(where(digest)) == []  # four pulls, one stream
+        assert kept_nothing(cache_b)
+
+
+@pytest.mark.seaweedfs
+def test_a_pull_left_a_window_behind_the_relay_finishes_from_the_bucket(tmp_path: Path) -> None:
+    from dockyard.registry.server.sharedrelay import WINDOW
+
+    with peers(tmp_path) as (a, b, proxy, where, _srv_a, cache_b, to_a):
+        data = os.urandom(WINDOW + (32 << 20))  # far more than the sockets hold for the stalled client
+        digest = push_blob(a, "peer/r", data)
+        with b.stream("GET", f"/v2/peer/r/blobs/{digest}") as slow:
+            pieces = slow.iter_raw(1 << 16)
+            head = next(pieces)  # then it stops reading
+            other = httpx.get(f"{b.base_url}/v2/peer/r/blobs/{digest}", timeout=60)
+            assert other.status_code == 200 and other.content == data  # not held up by the slow one
+            assert head + b"".join(pieces) == data
+        assert to_a.gets(digest) == [""]
+        (rest,) = proxy.gets(where(digest))  # the slow pull's rest, from where it had got to
+        assert rest.startswith("bytes=") and 0 < int(rest[len("bytes="):-1]) < len(data) - WINDOW, rest
+        assert kept_nothing(cache_b)
+
+
+@pytest.mark.seaweedfs
+def test_a_relay_the_peer_cuts_short_is_finished_from_the_bucket(tmp_path: Path) -> None:
+    with peers(tmp_path) as (a, b, proxy, where, _srv_a, cache_b, to_a):
+        data = os.urandom(8 << 20)
+        digest = push_blob(a, "peer/r", data)
+        cuts = [3 << 20]  # a's answer ends after 3 MiB (a replica killed mid-stream)
+        to_a.cut = lambda method, path, _rng: cuts.pop() if method == "GET" and digest in path and cuts \
+            else None
+        got = b.get(f"/v2/peer/r/blobs/{digest}")
+        assert got.status_code == 200 and got.content == data
+        (rest,) = proxy.gets(where(digest))
+        assert rest.startswith("bytes=") and 0 < int(rest[len("bytes="):-1]) <= 3 << 20, rest
+        assert kept_nothing(cache_b)
 
 
 @pytest.mark.seaweedfs
 def test_a_peer_that_is_down_or_lacks_the_blob_leaves_the_bucket_to_serve_it(tmp_path: Path) -> None:
-    with peers(tmp_path) as (a, b, proxy, where, srv_a, cache_b):
+    with peers(tmp_path) as (a, b, proxy, where, srv_a, cache_b, _to_a):
         lacking = os.urandom(3 << 20)
         digest = push_blob(a, "peer/r", lacking)
         entry = srv_a.blob_cache.path(digest)  # type: ignore[union-attr]
         entry.unlink()  # evicted, say
         assert b.get(f"/v2/peer/r/blobs/{digest}").content == lacking
         assert proxy.gets(where(digest)) == [""]
+        assert b.get(f"/v2/peer/r/blobs/{digest}").content == lacking  # pulled again: kept
+        assert proxy.gets(where(digest)) == ["", ""]
         published(cache_b, digest)
 
         data = os.urandom(5 << 20)
         digest = push_blob(a, "peer/r", data)
         srv_a.stop()  # the replica that has it is gone
-        got = b.get(f"/v2/peer/r/blobs/{digest}")
-        assert got.status_code == 200 and got.content == data
-        assert proxy.gets(where(digest)) == [""]
+        for _ in range(2):
+            got = b.get(f"/v2/peer/r/blobs/{digest}")
+            assert got.status_code == 200 and got.content == data
+        assert proxy.gets(where(digest)) == ["", ""]
         published(cache_b, digest)
 
 
 @pytest.mark.seaweedfs
 def test_only_replicas_on_the_bucket_may_ask_a_cache(tmp_path: Path) -> None:
-    with peers(tmp_path) as (a, _b, _proxy, _where, srv_a, _cache_b):
+    with peers(tmp_path) as (a, _b, _proxy, _where, srv_a, _cache_b, _to_a):
         data = os.urandom(1 << 20)
         digest = push_blob(a, "peer/r", data)
         url = f"/_dockyard/peer/blobs/{digest}"

@@ -26,6 +26,7 @@ from .hooks import Actor, Hooks
 from .iopool import IoPool
 from .relay import Relay
 from .sharedfetch import SharedFetch
+from .sharedrelay import SharedRelay
 from .storage import Storage, UploadInfo, canonical_upload_id
 from .uploads import Uploads
 
@@ -125,6 +126,7 @@ class Registry:
         self.uploads = Uploads(storage, self.io, self.call, blob_cache)
         self.relay = Relay()  # blob bytes from an object store
         self._fetches: dict[str, SharedFetch] = {}  # digest -> the blob cache fill GETs follow
+        self._relays: dict[str, SharedRelay] = {}  # digest -> a first pull from a peer GETs follow
         # digest -> done when the GET asking the cache for a fill has its answer: others wait for it
         # rather than each asking (the worker's answers may come back in either order).
         self._claims: dict[str, asyncio.Future[None]] = {}
@@ -315,6 +317,18 @@ class Registry:
         f = await self.io.run(cache.open, digest, size)
         if f is not None:
             return await self._send_file(request, f, size, headers)
+        peer = self._peer(origin, digest)
+        if peer is not None and digest not in self._fetches:
+            # Another replica received it: its first pull through this one is relayed from there and
+            # kept only if it is pulled again (``sharedrelay``).
+            relayed = self._relays.get(digest)
+            if relayed is None and cache.first_pull(digest):
+                relayed = self._relays[digest] = SharedRelay(
+                    size, url, peer, self.relay, lambda: self._relays.pop(digest, None))
+            if relayed is not None and relayed.joinable:
+                streamed = await relayed.serve(request, headers)
+                if streamed is not None:
+                    return streamed
         shared = self._fetches.get(digest)
         claim = self._claims.get(digest)
         if shared is None and claim is not None:
@@ -331,7 +345,7 @@ class Registry:
                 if fill is not None:  # else here already, too large to keep, or no room: served below
                     shared = self._fetches[digest] = SharedFetch(
                         fill, url, self.relay, self.io, lambda: self._forget_fetch(digest),
-                        self._peer(origin, digest))
+                        peer)
             finally:
                 del self._claims[digest]
                 claim.set_result(None)

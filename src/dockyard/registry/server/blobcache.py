@@ -29,6 +29,7 @@ from dockyard.oci.digest import Hasher
 
 DEFAULT_SIZE = 10 << 30
 _PART = ".part"
+REMEMBERED = 1 << 14  # blobs relayed once from a peer, remembered so their next pull keeps them
 
 
 def parse_option(text: str) -> tuple[Path, int, str | None]:
@@ -193,6 +194,7 @@ class BlobCache:
         self._entries: OrderedDict[str, tuple[int, tuple[int, int, int] | None]] = OrderedDict()
         self._bytes = 0
         self._filling: set[str] = set()
+        self._relayed: OrderedDict[str, None] = OrderedDict()  # first pulls relayed from a peer
         root.mkdir(parents=True, exist_ok=True)
         found = []
         for entry in os.scandir(root):
@@ -244,6 +246,18 @@ class BlobCache:
                 self._entries[digest] = (size, stamp)
         f.seek(0)
         return f
+
+    def first_pull(self, digest: str) -> bool:
+        """True the first time a blob another replica holds is pulled through this one (it is
+        remembered then, the last ``REMEMBERED`` of them): that pull is relayed, the next one kept."""
+        with self._lock:
+            if digest in self._relayed:
+                self._relayed.move_to_end(digest)
+                return False
+            self._relayed[digest] = None
+            if len(self._relayed) > REMEMBERED:
+                self._relayed.popitem(last=False)
+            return True
 
     def fill(self, digest: str, size: int) -> Fill | None:
         """A new entry to write while relaying; None when it is here, being filled, or too large."""

@@ -27,6 +27,24 @@ FOLLOW_STEP = 4 << 20
 PEER_TIMEOUT = 5.0
 
 
+async def from_peer_then_bucket(relay: Relay, peer: tuple[str, dict[str, str]] | None, url: str,
+                                sink: Callable[[memoryview], bool], answered: Callable[[int], None],
+                                landed: Callable[[], int], size: int,
+                                go_on: Callable[[], bool] = lambda: True) -> None:
+    """Hand ``sink`` (on a fetch thread) the blob's bytes from ``peer`` (URL and headers of another
+    replica's cache entry: the replica that received the push), then from the bucket at ``url`` for
+    what it did not send (all of it when it is down, slow or without the blob), from ``landed()`` on.
+    ``answered(200)`` (on the fetch thread) once a source answered with the blob, or the bucket's
+    status when it did not; the bucket is not asked when ``go_on()`` is False."""
+    if peer is not None:
+        with contextlib.suppress(Exception):
+            await relay.fetch(peer[0], sink, lambda status: answered(200) if status == 200 else None,
+                              peer[1], attempts=1, timeout=PEER_TIMEOUT)
+    if landed() < size and go_on():
+        rest = {"Range": f"bytes={landed()}-"} if landed() else {}
+        await relay.fetch(url, sink, lambda status: answered(200 if status in (200, 206) else status), rest)
+
+
 class SharedFetch:
     """The fetch of one blob into ``fill``, and the GETs following it."""
 
@@ -81,28 +99,11 @@ class SharedFetch:
             self._loop.call_soon_threadsafe(self._advance, self._landed)
         return True
 
-    def _peer_answered(self, status: int) -> None:
-        """On the fetch thread: a peer's 200 is the store's (anything else: the bucket is asked)."""
-        if status == 200:
-            self._answered_soon(200)
-
-    def _rest_answered(self, status: int) -> None:
-        """On the fetch thread: the bucket's answer for what a peer did not send."""
-        self._answered_soon(200 if status in (200, 206) else status)
-
     async def _run(self) -> None:
         try:
-            if self.peer is not None:
-                # Another replica has the blob on its disk (it received the push): its bytes, hashed
-                # here as the bucket's would be. Down, slow or without it: the bucket, from where the
-                # peer stopped.
-                with contextlib.suppress(Exception):
-                    await self._relay.fetch(self.peer[0], self._sink, self._peer_answered, self.peer[1],
-                                            attempts=1, timeout=PEER_TIMEOUT)
-                self._advance(self._landed)
-            if self._landed < self.fill.size and not self._given_up:
-                rest = {"Range": f"bytes={self._landed}-"} if self._landed else {}
-                await self._relay.fetch(self.url, self._sink, self._rest_answered, rest)
+            # Another replica's copy, if it has one, hashed here as the bucket's bytes would be.
+            await from_peer_then_bucket(self._relay, self.peer, self.url, self._sink, self._answered_soon,
+                                        lambda: self._landed, self.fill.size, lambda: not self._given_up)
             self._advance(self._landed)  # what landed since followers were last woken
             if self.status == 200 and self._landed == self.fill.size:
                 await self._io.run(self.fill.commit)
