@@ -618,6 +618,7 @@ def test_a_pull_left_a_window_behind_the_relay_finishes_from_the_bucket(tmp_path
     with peers(tmp_path) as (a, b, proxy, where, _srv_a, cache_b, to_a):
         data = os.urandom(WINDOW + (32 << 20))  # far more than the sockets hold for the stalled client
         digest = push_blob(a, "peer/r", data)
+        to_a.rate = 32 << 20  # ~2 s: the second pull joins the stream while it is under way
         with b.stream("GET", f"/v2/peer/r/blobs/{digest}") as slow:
             pieces = slow.iter_raw(1 << 16)
             head = next(pieces)  # then it stops reading

@@ -11,6 +11,7 @@ import os
 import re
 import time
 from collections.abc import Awaitable, Callable
+from email.utils import formatdate
 from typing import Any, BinaryIO, ParamSpec, TypeVar
 
 from aiohttp import web
@@ -25,6 +26,7 @@ from .blobcache import BlobCache
 from .hooks import Actor, Hooks
 from .iopool import IoPool
 from .relay import Relay
+from .sender import Sender
 from .sharedfetch import SharedFetch
 from .sharedrelay import SharedRelay
 from .storage import Storage, UploadInfo, canonical_upload_id
@@ -35,6 +37,8 @@ log = logging.getLogger("dockyard.registry")
 MAX_MANIFEST_SIZE = 4 * 1024 * 1024
 MAX_DESCRIPTOR_SIZE = 2**63 - 1  # descriptor sizes are int64 in the OCI image spec
 _ZERO_SUFFIX_RANGE = re.compile(r"\s*bytes\s*=\s*-0+\s*")
+# Headers FileResponse answers (206, 304, 412): a GET with none of them is a whole blob, sent by ``sender``.
+_CONDITIONAL = ("Range", "If-Range", "If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since")
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 NAME_RE = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*")
 TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
@@ -125,6 +129,7 @@ class Registry:
         self._inline = not getattr(storage, "remote", False)
         self.uploads = Uploads(storage, self.io, self.call, blob_cache)
         self.relay = Relay()  # blob bytes from an object store
+        self.sender = Sender()  # blob bytes from local files
         self._fetches: dict[str, SharedFetch] = {}  # digest -> the blob cache fill GETs follow
         self._relays: dict[str, SharedRelay] = {}  # digest -> a first pull from a peer GETs follow
         # digest -> done when the GET asking the cache for a fill has its answer: others wait for it
@@ -263,8 +268,18 @@ class Registry:
         if info is None:
             raise ApiError(404, "BLOB_UNKNOWN", detail={"digest": digest})
         headers = self._blob_headers(request, digest, info.size)
+        whole = request.method == "GET" and not any(h in request.headers for h in _CONDITIONAL)
+        if info.path is not None and whole:
+            # A whole blob, as clients pull layers: sent on a thread of its own (``sender``).
+            try:
+                f = await self.io.run(open, info.path, "rb")
+            except FileNotFoundError:
+                raise ApiError(404, "BLOB_UNKNOWN", detail={"digest": digest}) from None
+            headers["Last-Modified"] = formatdate(os.fstat(f.fileno()).st_mtime, usegmt=True)
+            return await self._send_file(request, f, info.size, headers)
         if info.path is not None:
-            # FileResponse uses sendfile(2) and implements Range (206) and unsatisfiable ranges (416).
+            # FileResponse uses sendfile(2) and implements Range (206) and unsatisfiable ranges (416),
+            # and conditional requests.
             return web.FileResponse(info.path, chunk_size=1 << 20, headers=headers)
         return await self._stream_blob(request, digest, info.size, headers)
 
@@ -388,14 +403,14 @@ class Registry:
 
     async def _send_file(self, request: web.Request, f: BinaryIO, size: int,
                          headers: dict[str, str]) -> web.StreamResponse:
-        """A whole blob from an open local file, with sendfile(2) (read and written on TLS)."""
+        """A whole blob from an open local file, with sendfile(2) on a thread of its own (``sender``)."""
         try:
             resp = web.StreamResponse(headers=headers)
             resp.content_length = size
             await resp.prepare(request)
             if request.transport is None:
                 raise ConnectionResetError("client went away")
-            await asyncio.get_running_loop().sendfile(request.transport, f, 0, size)
+            await self.sender.send(request.transport, f, 0, size)
             await resp.write_eof()
             return resp
         finally:

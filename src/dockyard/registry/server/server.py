@@ -340,6 +340,7 @@ class RegistryServer:
                 await asyncio.wait_for(self.hooks.drain(), self.config.shutdown_timeout)
             await self.hooks.team.webhooks.close()
         if self.registry is not None:
+            self.registry.sender.close()
             await self.registry.relay.close()
             self.registry.io.close()
 
