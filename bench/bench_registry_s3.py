@@ -377,10 +377,12 @@ def new_memory_ms(where: Path) -> float:
 
 def split_by_memory(samples: dict[str, dict[str, list[float]]]) -> None:
     """Add "cold_cheap" and "cold_dear" (medians of the cold rate over the runs where new memory was
-    cheap, or dear, for every target: a probe within 3x the run's smallest) and their counts."""
+    cheap for every target, or dear for one: a probe within 3x the smallest of the whole run, or
+    not) and their counts."""
+    floor = min(p for rows in samples.values() for p in rows["cold_mem"])
     probes = [max(rows["cold_mem"][r] for rows in samples.values())
               for r in range(len(next(iter(samples.values()))["cold_mem"]))]
-    cheap = [p <= 3 * min(probes) for p in probes]
+    cheap = [p <= 3 * floor for p in probes]
     for rows in samples.values():
         for key, want in (("cold_cheap", True), ("cold_dear", False)):
             picked = [rate for rate, c in zip(rows["cold"], cheap, strict=True) if c == want]
