@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import ssl
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -123,3 +124,17 @@ def test_ranges_and_conditional_gets_are_answered_as_before(client: httpx.Client
     conditional = client.get(url, headers={"If-None-Match": etag})  # FileResponse answers it, as before
     assert conditional.status_code == 200 and conditional.content == data
     assert client.head(url).headers["Content-Length"] == str(len(data))
+
+
+def test_a_blob_over_tls_is_sent_encrypted(tmp_path: Path) -> None:
+    """sendfile would write the file's plain bytes past TLS: a TLS connection takes the loop's path."""
+    from tests.registry.tlskit import self_signed
+
+    cert, key = self_signed(tmp_path, ca=True)
+    with RegistryServer(storage=tmp_path / "storage", tls_cert=str(cert), tls_key=str(key)) as srv, \
+            httpx.Client(base_url=f"https://{srv.address}", timeout=30,
+                         verify=ssl.create_default_context(cafile=str(cert))) as c:
+        data = os.urandom(8 << 20)
+        digest = push_blob(c, "send/r", data)
+        got = c.get(f"/v2/send/r/blobs/{digest}")
+        assert got.status_code == 200 and got.content == data
