@@ -45,27 +45,16 @@ async def from_peer_then_bucket(relay: Relay, peer: tuple[str, dict[str, str]] |
         await relay.fetch(url, sink, lambda status: answered(200 if status in (200, 206) else status), rest)
 
 
-class SharedFetch:
-    """The fetch of one blob into ``fill``, and the GETs following it."""
+class Followed:
+    """A fetch that GETs follow: its source's answer (``status``), whether it is over (``done``), and
+    the waiting of followers for either or for more bytes (``_wait``, woken by ``_wake``)."""
 
-    def __init__(self, fill: Fill, url: str, relay: Relay, io: IoPool, ended: Callable[[], None],
-                 peer: tuple[str, dict[str, str]] | None = None) -> None:
-        self.fill = fill
-        self.url = url
-        self.peer = peer  # (URL, headers) of another replica's cache entry of the blob, asked first
-        self._given_up = False  # the entry was dropped (a write failed): nothing more is fetched
-        self._relay = relay
-        self._io = io
-        self._ended = ended  # forgets this fetch (called once, when it is over)
-        self.status: int | None = None  # the store's answer, once known
-        self.written = 0  # bytes in the entry's file, readable by followers
-        self._landed = 0  # the same, as the fetch thread counts them (``written`` follows it)
-        self._told = 0  # ``_landed`` when followers were last woken
-        self.done = False  # no more bytes will come: published, failed or stopped
+    def __init__(self) -> None:
+        self.status: int | None = None  # the source's answer, once known (200: the blob)
+        self.done = False  # no more bytes will come
         self.readers = 0
         self._waiters: list[asyncio.Future[None]] = []
         self._loop = asyncio.get_running_loop()
-        self._task = asyncio.ensure_future(self._run())
 
     def _wake(self) -> None:
         waiters, self._waiters = self._waiters, []
@@ -78,8 +67,33 @@ class SharedFetch:
         self._wake()
 
     def _answered_soon(self, status: int) -> None:
-        """On the fetch thread: ``_answered`` on the loop (before the fetch's result gets there)."""
+        """On the fetch thread: ``_answered`` on the loop (before anything the thread sends after)."""
         self._loop.call_soon_threadsafe(self._answered, status)
+
+    async def _wait(self, ready: Callable[[], bool]) -> None:
+        while not (ready() or self.done):
+            waiter = self._loop.create_future()
+            self._waiters.append(waiter)
+            await waiter
+
+
+class SharedFetch(Followed):
+    """The fetch of one blob into ``fill``, and the GETs following it."""
+
+    def __init__(self, fill: Fill, url: str, relay: Relay, io: IoPool, ended: Callable[[], None],
+                 peer: tuple[str, dict[str, str]] | None = None) -> None:
+        super().__init__()
+        self.fill = fill
+        self.url = url
+        self.peer = peer  # (URL, headers) of another replica's cache entry of the blob, asked first
+        self._given_up = False  # the entry was dropped (a write failed): nothing more is fetched
+        self._relay = relay
+        self._io = io
+        self._ended = ended  # forgets this fetch (called once, when it is over)
+        self.written = 0  # bytes in the entry's file, readable by followers
+        self._landed = 0  # the same, as the fetch thread counts them (``written`` follows it)
+        self._told = 0  # ``_landed`` when followers were last woken
+        self._task = asyncio.ensure_future(self._run())
 
     def _advance(self, written: int) -> None:
         self.written = max(self.written, written)
@@ -115,12 +129,6 @@ class SharedFetch:
             self.done = True
             self._ended()
             self._wake()
-
-    async def _wait(self, ready: Callable[[], bool]) -> None:
-        while not (ready() or self.done):
-            waiter = self._loop.create_future()
-            self._waiters.append(waiter)
-            await waiter
 
     async def serve(self, request: web.Request, headers: dict[str, str],
                     size: int) -> web.StreamResponse | None:

@@ -21,53 +21,35 @@ from collections.abc import Callable
 from aiohttp import web
 
 from .relay import PIECE, Relay
-from .sharedfetch import from_peer_then_bucket
+from .sharedfetch import Followed, from_peer_then_bucket
 
 # Bytes kept behind the front of the stream for followers (and at most this much more waiting for the
 # event loop): a GET further behind finishes from the bucket.
 WINDOW = 32 << 20
 
 
-class SharedRelay:
+class SharedRelay(Followed):
     """One stream of a blob from a peer (the bucket for what it does not send) and the GETs following."""
 
     def __init__(self, size: int, url: str, peer: tuple[str, dict[str, str]], relay: Relay,
                  ended: Callable[[], object]) -> None:
+        super().__init__()
         self.size = size
         self.url = url  # the bucket's URL of the blob
         self._relay = relay
         self._ended = ended  # forgets this relay (called once, when it is over)
-        self.status: int | None = None  # 200 once a source answered with the blob
         self._pieces: deque[tuple[int, bytes]] = deque()  # (offset, bytes) kept for followers
         self._front = 0  # bytes landed on the event loop
         self._landed = 0  # the same, as the fetch thread counts them
         self._base = 0  # offset of the first byte kept (0 until the window moved on)
         self._room = threading.Semaphore(WINDOW // PIECE)  # pieces handed to the loop, not yet landed
         self._stopped = False
-        self.done = False
-        self.readers = 0
-        self._waiters: list[asyncio.Future[None]] = []
-        self._loop = asyncio.get_running_loop()
         self._task = asyncio.ensure_future(self._run(peer))
 
     @property
     def joinable(self) -> bool:
         """A new GET can follow from the first byte."""
         return self._base == 0 and not (self.done and self.status != 200)
-
-    def _wake(self) -> None:
-        waiters, self._waiters = self._waiters, []
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
-
-    def _answered(self, status: int) -> None:
-        self.status = status
-        self._wake()
-
-    def _answered_soon(self, status: int) -> None:
-        """On the fetch thread: ``_answered`` on the loop (before the first piece gets there)."""
-        self._loop.call_soon_threadsafe(self._answered, status)
 
     def _land(self, offset: int, data: bytes) -> None:
         """On the loop: the next piece, for followers; pieces a full window behind are let go."""
@@ -110,12 +92,6 @@ class SharedRelay:
         self.done = True
         self._ended()
         self._wake()
-
-    async def _wait(self, ready: Callable[[], bool]) -> None:
-        while not (ready() or self.done):
-            waiter = self._loop.create_future()
-            self._waiters.append(waiter)
-            await waiter
 
     async def serve(self, request: web.Request, headers: dict[str, str]) -> web.StreamResponse | None:
         """Send the whole blob to this GET as the stream brings it; None when it cannot follow from the
