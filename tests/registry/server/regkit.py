@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import time
 from typing import Any
 
 import httpx
+import pytest
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -17,6 +19,20 @@ DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 
 def sha(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def count_loop_sendfile(monkeypatch: pytest.MonkeyPatch) -> list[int | None]:
+    """The byte count of each call of the event loop's own sendfile from now on (each still sent)."""
+    calls: list[int | None] = []
+    real = asyncio.BaseEventLoop.sendfile
+
+    async def counted(self: asyncio.BaseEventLoop, transport: Any, file: Any, offset: int = 0,
+                      count: int | None = None, **kwargs: Any) -> int:
+        calls.append(count)
+        return await real(self, transport, file, offset, count, **kwargs)
+
+    monkeypatch.setattr(asyncio.BaseEventLoop, "sendfile", counted)
+    return calls
 
 
 def push_blob(client: httpx.Client, repo: str, data: bytes) -> str:

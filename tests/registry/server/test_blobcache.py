@@ -3,7 +3,6 @@ deletes made through another replica, and one fetch from the bucket shared by co
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import signal
@@ -14,7 +13,6 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -28,7 +26,7 @@ from dockyard.registry.server.sharedfetch import FOLLOW_STEP
 from tests.registry import s3kit
 
 sys.path.insert(0, str(Path(__file__).parent))
-from regkit import push_blob, sha
+from regkit import count_loop_sendfile, push_blob, sha
 from storeproxy import StoreProxy
 
 PEER = {"s3_endpoint": s3kit.ENV["AWS_ENDPOINT_URL"], "s3_access_key": s3kit.ENV["AWS_ACCESS_KEY_ID"],
@@ -352,15 +350,7 @@ def test_followers_send_a_slow_fetch_in_few_large_pieces(tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """Each GET following a fetch sends once per ``FOLLOW_STEP`` landed, not once per piece read from
     the store (each sendfile call costs the event loop; a slow store hands over many small pieces)."""
-    calls: list[int | None] = []
-    real = asyncio.BaseEventLoop.sendfile
-
-    async def counted(self: asyncio.BaseEventLoop, transport: Any, file: Any, offset: int = 0,
-                      count: int | None = None, **kwargs: Any) -> int:
-        calls.append(count)
-        return await real(self, transport, file, offset, count, **kwargs)
-
-    monkeypatch.setattr(asyncio.BaseEventLoop, "sendfile", counted)
+    calls = count_loop_sendfile(monkeypatch)
     with behind_proxy(tmp_path, rate=8 << 20) as (c, _root, proxy, where, b):
         data = os.urandom(12 << 20)
         digest = push_blob(b, "shared/r", data)

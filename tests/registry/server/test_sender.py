@@ -3,7 +3,6 @@ descriptor closed, a stalled client given up, and the event loop's sendfile beyo
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
 import ssl
@@ -11,7 +10,6 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -19,7 +17,7 @@ import pytest
 from dockyard.registry.server import RegistryServer, sender
 
 sys.path.insert(0, str(Path(__file__).parent))
-from regkit import push_blob
+from regkit import count_loop_sendfile, push_blob
 
 
 def open_descriptors() -> int:
@@ -93,15 +91,7 @@ def test_a_client_that_takes_nothing_is_given_up(tmp_path: Path, monkeypatch: py
 
 def test_sends_beyond_the_threads_go_through_the_event_loop(tmp_path: Path,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[int | None] = []
-    real = asyncio.BaseEventLoop.sendfile
-
-    async def counted(self: asyncio.BaseEventLoop, transport: Any, file: Any, offset: int = 0,
-                      count: int | None = None, **kwargs: Any) -> int:
-        calls.append(count)
-        return await real(self, transport, file, offset, count, **kwargs)
-
-    monkeypatch.setattr(asyncio.BaseEventLoop, "sendfile", counted)
+    calls = count_loop_sendfile(monkeypatch)
     monkeypatch.setattr(sender, "THREADS", 1)
     with RegistryServer(storage=tmp_path / "storage") as srv, httpx.Client(base_url=srv.url, timeout=30) as c:
         data = os.urandom(24 << 20)
