@@ -77,10 +77,8 @@ class SharedRelay(Followed):
 
     async def _run(self, peer: tuple[str, dict[str, str]]) -> None:
         try:
-            await from_peer_then_bucket(
-                self._relay, peer, self.url, self._sink,
-                self._answered_soon,
-                lambda: self._landed, self.size)
+            await from_peer_then_bucket(self._relay, peer, self.url, self._sink, self._answered_soon,
+                                        lambda: self._landed, self.size)
         except Exception:  # any failure only ends the stream: followers ask the bucket for the rest
             pass
         finally:
